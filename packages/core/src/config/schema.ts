@@ -1,0 +1,142 @@
+import { z } from "zod";
+import { Duration } from "./duration.ts";
+
+/**
+ * `lobu.toml`: installation config. Keys are snake_case as written in the file, so
+ * validation errors name exactly what the user typed. Unknown keys are errors (they
+ * are almost always typos). Secrets never live here: they come from the environment
+ * or the encrypted secret store.
+ */
+
+const Id = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "use lower-case letters, digits, '-' and '_' (max 63)");
+
+/** Domain pattern: `example.com`, `*.example.com` (any subdomain) or `*` (anything). */
+export const DomainPattern = z
+  .string()
+  .regex(
+    /^(\*|(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)$/i,
+    "expected a domain like example.com or *.example.com",
+  );
+
+export const NetworkSection = z.strictObject({
+  /** Domains reachable through the egress proxy. */
+  allow: z.array(DomainPattern).default([]),
+  /** Domains never reachable, even if allowed elsewhere (deny wins). */
+  deny: z.array(DomainPattern).default([]),
+  /**
+   * CIDR ranges the operator explicitly lets workers reach although they are
+   * private/loopback/link-local (e.g. an internal package mirror). Empty by default.
+   */
+  allow_private_ranges: z.array(z.string()).default([]),
+});
+export type NetworkSection = z.infer<typeof NetworkSection>;
+
+export const ToolPolicyValue = z.enum(["allow", "ask", "deny"]);
+
+export const PolicySection = z.strictObject({
+  /** Policy for tools not named in `tools`. */
+  default: ToolPolicyValue.default("allow"),
+  /** Per-tool policy, e.g. `{ bash = "ask", write = "allow" }`. */
+  tools: z.record(z.string(), ToolPolicyValue).default({}),
+  /** How long an approval or question waits before the agent continues without it. */
+  request_timeout: Duration.default(900_000),
+});
+export type PolicySection = z.infer<typeof PolicySection>;
+
+export const BUILTIN_TOOLS = ["bash", "read", "write", "edit", "grep", "find", "ls"] as const;
+
+export const AgentSection = z.strictObject({
+  name: z.string().min(1).max(80).optional(),
+  description: z.string().max(500).default(""),
+  /** Provider id from [providers.*] or a built-in one (`anthropic`, `openai`). */
+  provider: z.string().optional(),
+  model: z.string().optional(),
+  system_prompt: z.string().max(100_000).optional(),
+  tools: z.array(z.enum(BUILTIN_TOOLS)).default([...BUILTIN_TOOLS]),
+  skills: z.array(z.string()).default([]),
+  /** In group channels: one sandbox per user (default) or one shared per channel. */
+  group_routing: z.enum(["per-user", "per-channel"]).default("per-user"),
+  network: NetworkSection.prefault({}),
+  policy: PolicySection.prefault({}),
+});
+export type AgentSection = z.infer<typeof AgentSection>;
+
+export const ProviderSection = z.strictObject({
+  type: z.enum(["anthropic", "openai"]),
+  base_url: z.url().optional(),
+  /** Environment variable holding the key (never the key itself). */
+  api_key_env: z.string().optional(),
+  default_model: z.string().optional(),
+});
+export type ProviderSection = z.infer<typeof ProviderSection>;
+
+export const SkillSection = z.strictObject({
+  description: z.string().default(""),
+  /** Instructions added to the agent's system prompt when the skill is installed. */
+  instructions: z.string().default(""),
+  /** Path to a SKILL.md (relative to lobu.toml) used instead of `instructions`. */
+  path: z.string().optional(),
+  /** Domains the skill needs; allowed for agents that install it. */
+  domains: z.array(DomainPattern).default([]),
+  /** Nix packages the skill needs. */
+  packages: z.array(z.string()).default([]),
+  /** MCP server ids (from [mcp.*]) the skill uses. */
+  mcp: z.array(z.string()).default([]),
+});
+export type SkillSection = z.infer<typeof SkillSection>;
+
+export const GatewaySection = z.strictObject({
+  host: z.string().default("127.0.0.1"),
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** Base URL people's browsers use to reach the gateway (settings links, webhooks). */
+  public_url: z.url().optional(),
+  data_dir: z.string().default(".lobu"),
+  /** Largest inbound user message, in bytes. */
+  max_message_bytes: z.number().int().positive().max(1_048_576).default(32_768),
+});
+
+export const StoreSection = z.strictObject({
+  driver: z.enum(["sqlite", "redis"]).default("sqlite"),
+  redis_url: z.string().optional(),
+  key_prefix: z.string().default("lobu:"),
+});
+
+export const SandboxSection = z.strictObject({
+  /** `process` (namespaces + cgroups), `virtual` (just-bash, pooled) or `host` (no isolation). */
+  driver: z.enum(["process", "virtual", "host"]).default("process"),
+  /** Stop a sandbox after this long without messages. */
+  idle_timeout: Duration.default(600_000),
+  /** Turns running at once across all sandboxes; more wait in the queue. */
+  max_concurrent: z.number().int().positive().max(10_000).default(16),
+  memory_mb: z.number().int().min(64).default(1024),
+  cpus: z.number().positive().default(1),
+  pids: z.number().int().min(16).default(256),
+  disk_mb: z.number().int().min(16).default(2048),
+  /** The `host` driver runs agents without isolation; it must be opted into explicitly. */
+  allow_unsandboxed: z.boolean().default(false),
+  /** Worker processes in the `virtual` pool. */
+  pool_size: z.number().int().min(1).max(64).default(2),
+});
+
+export const TelemetrySection = z.strictObject({
+  otlp_endpoint: z.url().optional(),
+  service_name: z.string().default("lobu-gateway"),
+});
+
+export const LobuConfig = z.strictObject({
+  gateway: GatewaySection.prefault({}),
+  store: StoreSection.prefault({}),
+  sandbox: SandboxSection.prefault({}),
+  network: NetworkSection.prefault({}),
+  providers: z.record(Id, ProviderSection).default({}),
+  agents: z.record(Id, AgentSection).default({}),
+  skills: z.record(Id, SkillSection).default({}),
+  /** Platform adapter settings, validated by each adapter. */
+  platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  mcp: z.record(Id, z.record(z.string(), z.unknown())).default({}),
+  telemetry: TelemetrySection.prefault({}),
+});
+export type LobuConfig = z.infer<typeof LobuConfig>;
+export type LobuConfigInput = z.input<typeof LobuConfig>;

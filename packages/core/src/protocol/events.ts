@@ -1,0 +1,88 @@
+import { z } from "zod";
+
+/**
+ * What a turn produces, in order. The worker emits these, the gateway stores and
+ * relays them unchanged to every consumer (REST SSE, platform adapters, CLI).
+ */
+export const ChoiceOption = z.object({
+  id: z.string().min(1).max(64),
+  label: z.string().min(1).max(200),
+  style: z.enum(["primary", "danger", "default"]).optional(),
+});
+export type ChoiceOption = z.infer<typeof ChoiceOption>;
+
+export const CapabilityKind = z.enum(["skill", "domain", "package", "mcp", "secret"]);
+export type CapabilityKind = z.infer<typeof CapabilityKind>;
+
+export const AgentEvent = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("turn_started"), turnId: z.string(), messageId: z.string() }),
+  z.object({ type: z.literal("text_delta"), text: z.string() }),
+  z.object({
+    type: z.literal("tool_call"),
+    callId: z.string(),
+    name: z.string(),
+    input: z.unknown(),
+  }),
+  z.object({
+    type: z.literal("tool_result"),
+    callId: z.string(),
+    name: z.string(),
+    output: z.string(),
+    isError: z.boolean(),
+  }),
+  /** The agent asks the user to pick one option (or type an answer); the turn waits. */
+  z.object({
+    type: z.literal("question"),
+    requestId: z.string(),
+    prompt: z.string(),
+    options: z.array(ChoiceOption).max(10),
+    allowText: z.boolean().optional(),
+  }),
+  /** A tool the policy marks "ask" wants to run; the turn waits for a decision. */
+  z.object({
+    type: z.literal("approval_request"),
+    requestId: z.string(),
+    tool: z.string(),
+    input: z.unknown(),
+    summary: z.string(),
+  }),
+  /** The agent lacks something (a skill, a domain, ...); the user approves it in settings. */
+  z.object({
+    type: z.literal("capability_request"),
+    requestId: z.string(),
+    kind: CapabilityKind,
+    value: z.string(),
+    reason: z.string(),
+    url: z.string().optional(),
+  }),
+  /** A request above was answered (so every surface can update its buttons). */
+  z.object({
+    type: z.literal("request_resolved"),
+    requestId: z.string(),
+    outcome: z.string(),
+    by: z.string().optional(),
+  }),
+  z.object({ type: z.literal("notice"), level: z.enum(["info", "warn"]), text: z.string() }),
+  z.object({
+    type: z.literal("usage"),
+    provider: z.string(),
+    model: z.string(),
+    inputTokens: z.number().int().nonnegative(),
+    outputTokens: z.number().int().nonnegative(),
+  }),
+  z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
+  z.object({ type: z.literal("done"), text: z.string() }),
+]);
+export type AgentEvent = z.infer<typeof AgentEvent>;
+export type AgentEventType = AgentEvent["type"];
+export type AgentEventOf<T extends AgentEventType> = Extract<AgentEvent, { type: T }>;
+
+/** The answer to a question, approval or capability request. */
+export const RequestAnswer = z.object({
+  /** Chosen option id (questions) or decision (`approve`, `deny`, `always`, `granted`). */
+  choice: z.string().max(64).optional(),
+  text: z.string().max(4000).optional(),
+  /** Who answered, as `platform:user`. */
+  by: z.string().optional(),
+});
+export type RequestAnswer = z.infer<typeof RequestAnswer>;

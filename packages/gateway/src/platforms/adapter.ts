@@ -1,0 +1,92 @@
+import type { AgentEvent, RequestAnswer } from "@lobu/core";
+import type { Hono } from "hono";
+import type { Logger } from "pino";
+
+/**
+ * Platform adapters are thin: they turn a platform's inbound events into
+ * InboundMessage and render a turn's AgentEvent stream with the platform's native
+ * UI. Routing, queueing, sandboxes and policy never live in an adapter.
+ */
+
+export interface InboundFile {
+  name: string;
+  mimeType?: string;
+  size?: number;
+  /** Platform URL the gateway can fetch with the bot's credentials. */
+  url?: string;
+}
+
+/** Where replies to a message go, and who it came from. Serializable (stored with the message). */
+export interface Origin {
+  platform: string;
+  /** Slack team id; empty on platforms without workspaces. */
+  workspace?: string;
+  channelId: string;
+  /** Thread the conversation lives in (Slack thread_ts, Telegram forum topic id). */
+  threadId?: string;
+  userId: string;
+  userName?: string;
+  isDirect: boolean;
+  /** Platform message id of the user's message (for reactions/replies). */
+  messageRef?: string;
+}
+
+export interface InboundMessage {
+  origin: Origin;
+  text: string;
+  files?: InboundFile[];
+  /** Platform id of this delivery; retried webhooks carry the same id and are delivered once. */
+  eventId: string;
+  /** Agent to route to when the adapter knows (a bot bound to one agent); otherwise the default. */
+  agentId?: string;
+}
+
+export interface SubmitResult {
+  accepted: boolean;
+  duplicate: boolean;
+  messageId?: string;
+  reason?: string;
+}
+
+/** What the gateway gives an adapter when it starts. */
+export interface AdapterContext {
+  /** Hono app for webhook routes (mounted at the gateway root). */
+  routes: Hono;
+  log: Logger;
+  /** Base URL browsers use to reach the gateway (settings links, Mini App). */
+  publicUrl: string;
+  /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
+  submit(message: InboundMessage): Promise<SubmitResult>;
+  /** A user clicked a button / answered a request shown by this adapter. */
+  answer(requestId: string, answer: RequestAnswer): Promise<{ ok: boolean; reason?: string }>;
+  /** One-time settings link for the user of this origin (claim code). */
+  settingsLink(origin: Origin, opts?: { prefill?: Record<string, string> }): Promise<string>;
+  /** Key-value access for adapter state (installations, dedupe), namespaced per adapter. */
+  state: {
+    get(key: string): Promise<string | null>;
+    set(key: string, value: string, ttlMs?: number): Promise<void>;
+    del(key: string): Promise<void>;
+  };
+  /** Read or write an adapter secret (bot tokens from OAuth installs), encrypted at rest. */
+  secrets: {
+    get(name: string): Promise<string | null>;
+    set(name: string, value: string): Promise<void>;
+  };
+}
+
+export interface PlatformAdapter {
+  readonly platform: string;
+  start(ctx: AdapterContext): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Render one turn's events into the origin's thread: stream text by editing a
+   * message within rate limits, show questions/approvals as buttons, post the
+   * final answer. Resolves when the turn's final message is delivered.
+   */
+  deliver(
+    origin: Origin,
+    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+  ): Promise<void>;
+  /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
+  notify(origin: Origin, text: string): Promise<void>;
+}

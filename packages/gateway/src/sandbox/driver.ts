@@ -1,0 +1,108 @@
+import type { ConversationKey, GatewayToWorker, WorkerToGateway } from "@lobu/core";
+
+/**
+ * Sandbox drivers plug deployment targets into the gateway. A driver turns a
+ * SandboxSpec into a running worker that speaks the control protocol
+ * (packages/core/src/protocol/worker.ts) and whose only way out is the egress
+ * socket the gateway hands it.
+ */
+
+export interface SandboxLimits {
+  memoryMb: number;
+  cpus: number;
+  pids: number;
+  diskMb: number;
+}
+
+export interface SandboxSpec {
+  id: string;
+  key: ConversationKey;
+  /** Host path of the persistent volume; exists before start() is called. */
+  volumeDir: string;
+  limits: SandboxLimits;
+  /** Non-secret environment for the worker process (never real credentials). */
+  env: Record<string, string>;
+}
+
+/** Who is on the other end of an egress socket. */
+export type EgressIdentity =
+  /** A socket used by exactly one sandbox: every connection is that sandbox. */
+  | { kind: "sandbox"; sandboxId: string }
+  /**
+   * A socket shared by a pool process hosting many virtual sandboxes: each
+   * request names its sandbox in the `x-lobu-sandbox` header, set by the pool's
+   * own (trusted) networking code, never by the agent.
+   */
+  | { kind: "pool"; poolId: string };
+
+export interface EgressBinding {
+  /** Host path of the Unix socket the gateway listens on for this identity. */
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+/** Provided by the gateway: opens the egress endpoint for a sandbox or pool. */
+export interface EgressBinder {
+  bind(identity: EgressIdentity): Promise<EgressBinding>;
+}
+
+/** Bidirectional control channel to a worker process. */
+export interface WorkerConnection {
+  readonly pid: number | undefined;
+  send(msg: GatewayToWorker): void;
+  onMessage(listener: (msg: WorkerToGateway) => void): () => void;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** Why the driver thinks it ended: `stopped`, `crashed`, `oom`, `disk_full`, `idle`. */
+  reason: string;
+}
+
+export interface SandboxUsage {
+  memoryBytes?: number;
+  diskBytes?: number;
+  pids?: number;
+}
+
+export interface SandboxInstance {
+  readonly id: string;
+  readonly driver: string;
+  readonly startedAt: number;
+  /** Messages for this sandbox go here; replies are filtered by sandboxId. */
+  readonly connection: WorkerConnection;
+  /** Resolves when this sandbox stops serving (process exit or pool eviction). */
+  readonly exited: Promise<ExitInfo>;
+  usage(): Promise<SandboxUsage>;
+}
+
+export interface DriverProbe {
+  driver: string;
+  /** Whether agents in this driver are isolated from the host and each other. */
+  isolated: boolean;
+  /** Usable at all on this machine. */
+  ok: boolean;
+  /** Human-readable findings (what works, what is missing and how to fix it). */
+  details: string[];
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  output: string;
+}
+
+export interface SandboxDriver {
+  readonly name: "process" | "virtual" | "host";
+  probe(): Promise<DriverProbe>;
+  start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance>;
+  stop(id: string, opts?: { graceMs?: number; reason?: string }): Promise<void>;
+  /** Run an operator command inside a running sandbox (process driver) or its virtual shell. */
+  exec?(
+    id: string,
+    command: string,
+    opts?: { timeoutMs?: number; onData?: (chunk: string) => void },
+  ): Promise<ExecResult>;
+  /** Stop everything (gateway shutdown). */
+  close(): Promise<void>;
+}
