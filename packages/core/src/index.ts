@@ -8,4 +8,5 @@ export * from "./placeholders.ts";
 export * from "./protocol/events.ts";
 export * from "./protocol/ndjson.ts";
 export * from "./protocol/worker.ts";
+export * from "./proxy-env.ts";
 export * from "./routing.ts";

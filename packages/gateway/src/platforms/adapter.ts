@@ -57,8 +57,15 @@ export interface AdapterContext {
   publicUrl: string;
   /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
   submit(message: InboundMessage): Promise<SubmitResult>;
-  /** A user clicked a button / answered a request shown by this adapter. */
-  answer(requestId: string, answer: RequestAnswer): Promise<{ ok: boolean; reason?: string }>;
+  /**
+   * A user clicked a button / answered a request shown by this adapter. Only the
+   * person whose message started the turn may answer; `who` is the clicker.
+   */
+  answer(
+    requestId: string,
+    answer: RequestAnswer,
+    who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">,
+  ): Promise<{ ok: boolean; reason?: string }>;
   /** One-time settings link for the user of this origin (claim code). */
   settingsLink(origin: Origin, opts?: { prefill?: Record<string, string> }): Promise<string>;
   /** Key-value access for adapter state (installations, dedupe), namespaced per adapter. */
@@ -66,6 +73,8 @@ export interface AdapterContext {
     get(key: string): Promise<string | null>;
     set(key: string, value: string, ttlMs?: number): Promise<void>;
     del(key: string): Promise<void>;
+    /** Read and delete in one step (single-use values such as OAuth state). */
+    take(key: string): Promise<string | null>;
   };
   /** Read or write an adapter secret (bot tokens from OAuth installs), encrypted at rest. */
   secrets: {

@@ -1,0 +1,324 @@
+/**
+ * Egress proxy overhead: the same local upstream, reached directly and through the
+ * proxy. Plain HTTP (absolute form), HTTPS with a placeholder swap (CONNECT, TLS
+ * terminated with the Lobu CA and re-originated), SSE time to first byte, and
+ * requests per second with keep-alive and concurrency.
+ *
+ * Client, proxy and upstream each get their own thread (this file, run as worker
+ * threads in the roles `upstream` and `proxy`), so the proxy's cost is not hidden
+ * in, or inflated by, sharing one event loop. Clients are Node's own agents with
+ * `proxyEnv`, what a worker with NODE_USE_ENV_PROXY uses. Secrets live in a real
+ * SQLite store. DNS is a fixed answer, so resolution cost is not included.
+ */
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { type BenchResult, type BenchRow, median, percentile, round, sample } from "./lib.ts";
+
+const LATENCY_SAMPLES = 2000;
+const WARMUP = 300;
+const COLD_SAMPLES = 200;
+const SSE_SAMPLES = 400;
+const RPS_REQUESTS = 15_000;
+const CONCURRENCY = 32;
+const HOST = "api.allowed.test";
+const SANDBOX = "sb_bench";
+
+interface UpstreamReady {
+  httpPort: number;
+  httpsPort: number;
+  caPem: string;
+}
+
+interface ProxyReady {
+  port: number;
+  caPem: string;
+  placeholder: string;
+  secret: string;
+}
+
+async function runUpstream(dir: string): Promise<UpstreamReady> {
+  const { loadOrCreateCa } = await import("../packages/gateway/src/proxy/ca.ts");
+  const ca = await loadOrCreateCa(join(dir, "public-ca"));
+  const leaf = await ca.leafFor(HOST);
+  const body = JSON.stringify({ id: "msg_1", content: [{ type: "text", text: "ok" }] });
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    req.resume();
+    req.on("end", () => {
+      if (req.url === "/sse") {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write('event: message_start\ndata: {"type":"message_start"}\n\n');
+        for (let i = 0; i < 5; i++) res.write(`event: delta\ndata: {"i":${i}}\n\n`);
+        res.end("event: message_stop\ndata: {}\n\n");
+        return;
+      }
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+      });
+      res.end(body);
+    });
+  };
+  const plain = http.createServer({ keepAliveTimeout: 60_000 }, handler);
+  const secure = https.createServer(
+    { cert: leaf.certPem, key: leaf.keyPem, keepAliveTimeout: 60_000 },
+    handler,
+  );
+  for (const s of [plain, secure]) {
+    s.listen(0, "127.0.0.1");
+    await once(s, "listening");
+  }
+  return {
+    httpPort: (plain.address() as AddressInfo).port,
+    httpsPort: (secure.address() as AddressInfo).port,
+    caPem: ca.certPem,
+  };
+}
+
+async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
+  const [
+    { createStore },
+    { SecretStore },
+    { PlaceholderRegistry },
+    { loadOrCreateCa },
+    { createEgressServer },
+  ] = await Promise.all([
+    import("../packages/gateway/src/store/index.ts"),
+    import("../packages/gateway/src/secrets/store.ts"),
+    import("../packages/gateway/src/secrets/placeholders.ts"),
+    import("../packages/gateway/src/proxy/ca.ts"),
+    import("../packages/gateway/src/proxy/server.ts"),
+  ]);
+  const store = await createStore({ driver: "sqlite", path: join(dir, "lobu.db") });
+  const secrets = new SecretStore(store.kv, randomBytes(32));
+  const placeholders = new PlaceholderRegistry(store.kv);
+  const ref = { name: "bench", scope: { kind: "installation" as const } };
+  const secret = "sk-bench-0123456789abcdefghijklmnop";
+  await secrets.set(ref, secret);
+  const placeholder = await placeholders.issue({ sandboxId: SANDBOX, secret: ref, hosts: [HOST] });
+  const ca = await loadOrCreateCa(join(dir, "data"));
+  const policy = {
+    agentId: "bench",
+    allow: [HOST],
+    deny: [],
+    allowPrivateRanges: ["127.0.0.1/32"],
+  };
+  const server = createEgressServer({
+    identity: { kind: "sandbox", sandboxId: SANDBOX },
+    policyFor: async (id) => (id === SANDBOX ? policy : null),
+    placeholders,
+    secrets,
+    ca,
+    resolver: async () => [{ address: "127.0.0.1", family: 4 }],
+    upstreamCa,
+    audit: () => {},
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { port: (server.address() as AddressInfo).port, caPem: ca.certPem, placeholder, secret };
+}
+
+if (!isMainThread && workerData?.role) {
+  const { role, dir, upstreamCa } = workerData as {
+    role: string;
+    dir: string;
+    upstreamCa?: string;
+  };
+  const ready = role === "upstream" ? await runUpstream(dir) : await runProxy(dir, upstreamCa!);
+  parentPort!.postMessage(ready);
+}
+
+async function startRole<T>(data: Record<string, unknown>): Promise<{ worker: Worker; ready: T }> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: data });
+  const [ready] = (await once(worker, "message")) as [T];
+  return { worker, ready };
+}
+
+interface Target {
+  agent: http.Agent;
+  url: string;
+  servername?: string;
+  headers?: Record<string, string>;
+}
+
+function request(t: Target, opts: { firstByte?: boolean } = {}): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const u = new URL(t.url);
+    const mod = u.protocol === "https:" ? https : http;
+    const req = mod.request({
+      agent: t.agent,
+      host: u.hostname,
+      port: u.port,
+      path: `${u.pathname}${u.search}`,
+      headers: t.headers,
+      ...(t.servername ? { servername: t.servername } : {}),
+    });
+    req.on("response", (res) => {
+      if (res.statusCode !== 200) reject(new Error(`${t.url} → ${res.statusCode}`));
+      let first = true;
+      res.on("data", () => {
+        if (first && opts.firstByte) resolve(performance.now() - t0);
+        first = false;
+      });
+      res.on("end", () => resolve(performance.now() - t0));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function rps(t: Target): Promise<number> {
+  let left = RPS_REQUESTS;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (left-- > 0) await request(t);
+    }),
+  );
+  return RPS_REQUESTS / ((performance.now() - t0) / 1000);
+}
+
+async function latency(t: Target, count = LATENCY_SAMPLES, firstByte = false): Promise<number[]> {
+  await sample(WARMUP, () => request(t, { firstByte }));
+  return sample(count, () => request(t, { firstByte }));
+}
+
+function compare(rows: BenchRow[], what: string, direct: number[], proxied: number[]): void {
+  const dm = median(direct);
+  const pm = median(proxied);
+  const d99 = percentile(direct, 99);
+  const p99 = percentile(proxied, 99);
+  rows.push(
+    { metric: `${what}: median direct`, value: dm, unit: "ms" },
+    { metric: `${what}: median via proxy`, value: pm, unit: "ms" },
+    { metric: `${what}: added median`, value: pm - dm, unit: "ms", note: `×${round(pm / dm)}` },
+    { metric: `${what}: p99 direct`, value: d99, unit: "ms" },
+    { metric: `${what}: p99 via proxy`, value: p99, unit: "ms" },
+    { metric: `${what}: added p99`, value: p99 - d99, unit: "ms", note: `×${round(p99 / d99)}` },
+  );
+}
+
+export default async function proxyBench(): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), "lobu-proxy-bench-"));
+  const workers: Worker[] = [];
+  try {
+    const up = await startRole<UpstreamReady>({ role: "upstream", dir });
+    workers.push(up.worker);
+    const px = await startRole<ProxyReady>({ role: "proxy", dir, upstreamCa: up.ready.caPem });
+    workers.push(px.worker);
+    const { httpPort, httpsPort } = up.ready;
+    const proxyUrl = `http://127.0.0.1:${px.ready.port}`;
+
+    const agentOpts = { keepAlive: true, maxSockets: CONCURRENCY };
+    const agents = {
+      directHttp: new http.Agent(agentOpts),
+      proxyHttp: new http.Agent({ ...agentOpts, proxyEnv: { HTTP_PROXY: proxyUrl } }),
+      directHttps: new https.Agent({ ...agentOpts, ca: up.ready.caPem }),
+      proxyHttps: new https.Agent({
+        ...agentOpts,
+        ca: px.ready.caPem,
+        proxyEnv: { HTTPS_PROXY: proxyUrl },
+      }),
+    };
+    const plainDirect: Target = {
+      agent: agents.directHttp,
+      url: `http://127.0.0.1:${httpPort}/v1/x`,
+    };
+    const plainProxy: Target = { agent: agents.proxyHttp, url: `http://${HOST}:${httpPort}/v1/x` };
+    // Direct HTTPS sends the real key; through the proxy the placeholder is swapped for it.
+    const tlsDirect: Target = {
+      agent: agents.directHttps,
+      url: `https://127.0.0.1:${httpsPort}/v1/x`,
+      servername: HOST,
+      headers: { "x-api-key": px.ready.secret },
+    };
+    const tlsProxy: Target = {
+      agent: agents.proxyHttps,
+      url: `https://${HOST}:${httpsPort}/v1/x`,
+      headers: { "x-api-key": px.ready.placeholder },
+    };
+    const sse = (t: Target): Target => ({ ...t, url: t.url.replace("/v1/x", "/sse") });
+
+    const latencyRows: BenchRow[] = [];
+    compare(latencyRows, "http", await latency(plainDirect), await latency(plainProxy));
+    compare(latencyRows, "https+swap, warm", await latency(tlsDirect), await latency(tlsProxy));
+    // A new connection per request: TCP + TLS; through the proxy also CONNECT, policy and the MITM handshake.
+    const cold = (t: Target, ca: string, proxied: boolean) => () =>
+      request({
+        ...t,
+        agent: new https.Agent({
+          keepAlive: false,
+          ca,
+          ...(proxied ? { proxyEnv: { HTTPS_PROXY: proxyUrl } } : {}),
+        }),
+      });
+    await sample(30, cold(tlsDirect, up.ready.caPem, false));
+    await sample(30, cold(tlsProxy, px.ready.caPem, true));
+    compare(
+      latencyRows,
+      "https+swap, new connection",
+      await sample(COLD_SAMPLES, cold(tlsDirect, up.ready.caPem, false)),
+      await sample(COLD_SAMPLES, cold(tlsProxy, px.ready.caPem, true)),
+    );
+
+    const sseRows: BenchRow[] = [];
+    compare(
+      sseRows,
+      "sse ttfb http",
+      await latency(sse(plainDirect), SSE_SAMPLES, true),
+      await latency(sse(plainProxy), SSE_SAMPLES, true),
+    );
+    compare(
+      sseRows,
+      "sse ttfb https+swap",
+      await latency(sse(tlsDirect), SSE_SAMPLES, true),
+      await latency(sse(tlsProxy), SSE_SAMPLES, true),
+    );
+
+    const rpsRows: BenchRow[] = [];
+    for (const [what, direct, proxied] of [
+      ["http", plainDirect, plainProxy],
+      ["https+swap", tlsDirect, tlsProxy],
+    ] as const) {
+      await rps(direct);
+      const d = await rps(direct);
+      await rps(proxied);
+      const p = await rps(proxied);
+      rpsRows.push(
+        { metric: `${what}: rps direct`, value: d, unit: "req/s" },
+        {
+          metric: `${what}: rps via proxy`,
+          value: p,
+          unit: "req/s",
+          note: `${round((p / d) * 100, 1)}% of direct`,
+        },
+      );
+    }
+
+    for (const a of Object.values(agents)) a.destroy();
+    const meta = {
+      latencySamples: LATENCY_SAMPLES,
+      coldSamples: COLD_SAMPLES,
+      sseSamples: SSE_SAMPLES,
+      rpsRequests: RPS_REQUESTS,
+      concurrency: CONCURRENCY,
+      threads: "client, proxy and upstream each in their own thread",
+    };
+    return [
+      { name: "proxy-latency", rows: latencyRows, meta },
+      { name: "proxy-sse", rows: sseRows, meta },
+      { name: "proxy-throughput", rows: rpsRows, meta },
+    ];
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

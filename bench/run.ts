@@ -1,0 +1,36 @@
+/**
+ * `npm run bench [-- name...]`: runs every benchmark in this folder (or the named
+ * ones), prints a table per benchmark and writes bench/results/<name>.json.
+ */
+import { readdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { type BenchResult, printTable, writeResult } from "./lib.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const wanted = process.argv.slice(2);
+const files = readdirSync(here)
+  .filter((f) => f.endsWith(".bench.ts"))
+  .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
+  .sort();
+
+if (files.length === 0) {
+  console.error(
+    `no benchmark matches ${wanted.join(", ")}; available: ${readdirSync(here)
+      .filter((f) => f.endsWith(".bench.ts"))
+      .join(", ")}`,
+  );
+  process.exit(2);
+}
+
+for (const file of files) {
+  console.error(`running ${file} ...`);
+  const mod = (await import(pathToFileURL(`${here}/${file}`).href)) as {
+    default: () => Promise<BenchResult | BenchResult[]>;
+  };
+  const results = await mod.default();
+  for (const result of Array.isArray(results) ? results : [results]) {
+    printTable(result);
+    console.log(`→ ${writeResult(result)}`);
+  }
+}

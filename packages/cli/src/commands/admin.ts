@@ -1,0 +1,186 @@
+import type { Command } from "commander";
+import { CliError, GatewayClient, resolveClient } from "../client.ts";
+
+type Runner = (fn: () => number | Promise<number>) => () => Promise<void>;
+
+interface Conn {
+  gateway?: string;
+  token?: string;
+  dataDir?: string;
+  json?: boolean;
+}
+
+function connect(o: Conn): GatewayClient {
+  const { url, token } = resolveClient(o);
+  return new GatewayClient(url, token);
+}
+
+function withConn(cmd: Command): Command {
+  return cmd
+    .option(
+      "-g, --gateway <url>",
+      "gateway URL (default $LOBU_GATEWAY_URL or http://127.0.0.1:8080)",
+    )
+    .option(
+      "-t, --token <token>",
+      "admin API token (default $LOBU_TOKEN or <data dir>/admin-token)",
+    )
+    .option("-d, --data-dir <dir>", "data dir to read the admin token from (default .lobu)")
+    .option("--json", "print JSON");
+}
+
+function table(rows: Record<string, unknown>[], cols: string[]): void {
+  const cells = rows.map((r) => cols.map((c) => String(r[c] ?? "")));
+  const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
+  console.log(cols.map((c, i) => c.toUpperCase().padEnd(widths[i]!)).join("  "));
+  for (const r of cells) console.log(r.map((v, i) => v.padEnd(widths[i]!)).join("  "));
+}
+
+const mb = (bytes: unknown) =>
+  typeof bytes === "number" ? `${(bytes / 2 ** 20).toFixed(1)}M` : "-";
+const ago = (ms: unknown) => {
+  if (typeof ms !== "number" || !ms) return "-";
+  const s = Math.round((Date.now() - ms) / 1000);
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.round(s / 60)}m`
+      : s < 86400
+        ? `${Math.round(s / 3600)}h`
+        : `${Math.round(s / 86400)}d`;
+};
+
+/** Operator commands that talk to a running gateway over the REST API. */
+export function adminCommands(program: Command, run: Runner): void {
+  const sandboxes = program.command("sandboxes").description("list, stop or reset sandboxes");
+  withConn(
+    sandboxes.command("list").description("list sandboxes with state, age, memory and disk"),
+  ).action((o: Conn) =>
+    run(async () => {
+      const { sandboxes: list } = await connect(o).json<{ sandboxes: Record<string, unknown>[] }>(
+        "/api/v1/sandboxes",
+      );
+      if (o.json) console.log(JSON.stringify(list, null, 2));
+      else {
+        table(
+          list.map((s) => {
+            const usage = (s.usage ?? {}) as Record<string, unknown>;
+            return {
+              id: s.id,
+              state: `${s.state}${s.busy ? "*" : ""}`,
+              conversation: s.label,
+              age: ago(s.createdAt),
+              active: ago(s.lastActiveAt),
+              memory: mb(usage.memoryBytes),
+              disk: mb(usage.diskBytes),
+            };
+          }),
+          ["id", "state", "conversation", "age", "active", "memory", "disk"],
+        );
+      }
+      return 0;
+    })(),
+  );
+  withConn(
+    sandboxes
+      .command("stop")
+      .description("stop a running sandbox (its volume is kept)")
+      .argument("<id>"),
+  ).action((id: string, o: Conn) =>
+    run(async () => {
+      const r = await connect(o).json<{ stopped: boolean }>(
+        `/api/v1/sandboxes/${encodeURIComponent(id)}/stop`,
+        { method: "POST" },
+      );
+      console.log(r.stopped ? `stopped ${id}` : `${id} was not running`);
+      return 0;
+    })(),
+  );
+  withConn(
+    sandboxes
+      .command("reset")
+      .description(
+        "stop a sandbox and restore a clean environment (volume restored from its last good snapshot, or emptied with --wipe)",
+      )
+      .argument("<id>")
+      .option("--wipe", "delete the volume entirely"),
+  ).action((id: string, o: Conn & { wipe?: boolean }) =>
+    run(async () => {
+      const r = await connect(o).json<Record<string, unknown>>(
+        `/api/v1/sandboxes/${encodeURIComponent(id)}/reset`,
+        {
+          method: "POST",
+          body: JSON.stringify({ wipe: Boolean(o.wipe) }),
+        },
+      );
+      console.log(
+        o.json ? JSON.stringify(r, null, 2) : `reset ${id}: ${String(r.restored ?? "done")}`,
+      );
+      return 0;
+    })(),
+  );
+
+  const token = program.command("token").description("manage REST API tokens");
+  withConn(
+    token
+      .command("create")
+      .description("create an API token (shown once)")
+      .requiredOption("-n, --name <name>", "what the token is for")
+      .option("-r, --role <role>", "admin or client", "client"),
+  ).action((o: Conn & { name: string; role: string }) =>
+    run(async () => {
+      if (o.role !== "admin" && o.role !== "client")
+        throw new CliError("--role must be admin or client", 2);
+      const r = await connect(o).json<{ token: string; id: string }>("/api/v1/tokens", {
+        method: "POST",
+        body: JSON.stringify({ name: o.name, role: o.role }),
+      });
+      console.log(o.json ? JSON.stringify(r, null, 2) : r.token);
+      return 0;
+    })(),
+  );
+  withConn(token.command("list").description("list API tokens")).action((o: Conn) =>
+    run(async () => {
+      const r = await connect(o).json<{ tokens: Record<string, unknown>[] }>("/api/v1/tokens");
+      if (o.json) console.log(JSON.stringify(r.tokens, null, 2));
+      else
+        table(
+          r.tokens.map((t) => ({ ...t, created: new Date(Number(t.createdAt)).toISOString() })),
+          ["id", "name", "role", "created"],
+        );
+      return 0;
+    })(),
+  );
+  withConn(token.command("revoke").description("revoke an API token").argument("<id>")).action(
+    (id: string, o: Conn) =>
+      run(async () => {
+        await connect(o).json(`/api/v1/tokens/${encodeURIComponent(id)}`, { method: "DELETE" });
+        console.log(`revoked ${id}`);
+        return 0;
+      })(),
+  );
+
+  withConn(
+    program
+      .command("answer")
+      .description("answer an agent's question or approval request")
+      .argument("<requestId>")
+      .argument("<choice>", "option id, e.g. approve, deny, always, granted")
+      .option("--text <text>", "free-text answer"),
+  ).action((requestId: string, choice: string, o: Conn & { text?: string }) =>
+    run(async () => {
+      await connect(o).answer(requestId, choice, o.text);
+      console.log(`answered ${requestId}: ${choice}`);
+      return 0;
+    })(),
+  );
+
+  withConn(program.command("agents").description("list agents")).action((o: Conn) =>
+    run(async () => {
+      const r = await connect(o).json<{ agents: Record<string, unknown>[] }>("/api/v1/agents");
+      if (o.json) console.log(JSON.stringify(r.agents, null, 2));
+      else table(r.agents, ["id", "name", "provider", "model", "source"]);
+      return 0;
+    })(),
+  );
+}

@@ -1,0 +1,224 @@
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { delimiter, join, resolve } from "node:path";
+import { createLogger, errorMessage, type LobuConfig, loadConfig } from "@lobu/core";
+import { createDriver, createStore, ProviderRegistry } from "@lobu/gateway";
+
+type Level = "ok" | "warn" | "fail";
+const MARK: Record<Level, string> = { ok: "✓", warn: "!", fail: "✗" };
+
+interface Check {
+  level: Level;
+  title: string;
+  detail?: string;
+}
+
+function onPath(names: string[]): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    for (const n of names) if (dir && existsSync(join(dir, n))) return join(dir, n);
+  }
+  return undefined;
+}
+
+async function providerCheck(config: LobuConfig, offline: boolean): Promise<Check[]> {
+  const providers = new ProviderRegistry(config);
+  const out: Check[] = [];
+  for (const p of providers.list()) {
+    const key = p.keyEnv ? process.env[p.keyEnv] : undefined;
+    if (!key) continue;
+    if (offline) {
+      out.push({
+        level: "ok",
+        title: `provider ${p.id}: key set (${p.keyEnv})`,
+        detail: `${p.baseUrl} (not contacted: --offline)`,
+      });
+      continue;
+    }
+    const url = p.type === "anthropic" ? `${p.baseUrl}/v1/models` : `${p.baseUrl}/models`;
+    const headers: Record<string, string> =
+      p.type === "anthropic"
+        ? { "x-api-key": key, "anthropic-version": "2023-06-01" }
+        : { authorization: `Bearer ${key}` };
+    try {
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(8000) });
+      if (res.ok)
+        out.push({
+          level: "ok",
+          title: `provider ${p.id}: reachable, key accepted`,
+          detail: p.baseUrl,
+        });
+      else if (res.status === 401 || res.status === 403) {
+        out.push({
+          level: "fail",
+          title: `provider ${p.id}: key rejected (HTTP ${res.status})`,
+          detail: `check ${p.keyEnv}`,
+        });
+      } else out.push({ level: "warn", title: `provider ${p.id}: HTTP ${res.status} from ${url}` });
+    } catch (err) {
+      out.push({
+        level: "fail",
+        title: `provider ${p.id}: unreachable`,
+        detail: `${url}: ${errorMessage(err)}${p.source === "builtin" ? ` (set ${p.type === "anthropic" ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL"} for a proxy or compatible endpoint)` : ""}`,
+      });
+    }
+  }
+  if (out.length === 0) {
+    out.push({
+      level: "warn",
+      title: "no provider key in the environment",
+      detail:
+        "set ANTHROPIC_API_KEY or OPENAI_API_KEY (or add keys per agent/user in the settings page)",
+    });
+  }
+  return out;
+}
+
+export async function doctorCommand(opts: {
+  config?: string;
+  dataDir?: string;
+  envFile?: string;
+  offline?: boolean;
+}): Promise<number> {
+  const checks: Check[] = [];
+  const envFile = resolve(opts.envFile ?? ".env");
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
+
+  const major = Number(process.versions.node.split(".")[0]);
+  checks.push(
+    major >= 24
+      ? { level: "ok", title: `Node.js ${process.version}` }
+      : {
+          level: "fail",
+          title: `Node.js ${process.version} is too old`,
+          detail: "Lobu needs Node 24 (npm ci installs it for the repository)",
+        },
+  );
+
+  let config: LobuConfig | undefined;
+  try {
+    const loaded = loadConfig(opts.config);
+    config = loaded.config;
+    checks.push({ level: "ok", title: `config ${loaded.path ?? "(defaults; no lobu.toml)"}` });
+  } catch (err) {
+    checks.push({ level: "fail", title: "config invalid", detail: errorMessage(err) });
+  }
+
+  if (config) {
+    const dataDir = resolve(opts.dataDir ?? process.env.LOBU_DATA_DIR ?? config.gateway.data_dir);
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      accessSync(dataDir, constants.W_OK);
+      const probe = join(dataDir, `.doctor-${process.pid}`);
+      writeFileSync(probe, "ok");
+      rmSync(probe);
+      const mode = statSync(dataDir).mode & 0o777;
+      checks.push(
+        mode & 0o077
+          ? {
+              level: "warn",
+              title: `data dir ${dataDir} is accessible to other users (mode ${mode.toString(8)})`,
+              detail: `chmod 700 ${dataDir}`,
+            }
+          : { level: "ok", title: `data dir ${dataDir} is writable` },
+      );
+    } catch (err) {
+      checks.push({
+        level: "fail",
+        title: `data dir ${dataDir} is not writable`,
+        detail: errorMessage(err),
+      });
+    }
+
+    if (config.store.driver === "redis") {
+      const url = config.store.redis_url ?? process.env.REDIS_URL;
+      if (!url)
+        checks.push({
+          level: "fail",
+          title: "store: redis selected but no store.redis_url / REDIS_URL",
+        });
+      else {
+        try {
+          const store = await createStore({
+            driver: "redis",
+            url,
+            prefix: config.store.key_prefix,
+          });
+          await store.ping();
+          await store.close();
+          checks.push({
+            level: "ok",
+            title: `store: redis reachable (${url.replace(/\/\/[^@]*@/, "//***@")})`,
+          });
+        } catch (err) {
+          checks.push({
+            level: "fail",
+            title: "store: redis unreachable",
+            detail: errorMessage(err),
+          });
+        }
+      }
+    } else {
+      checks.push({ level: "ok", title: "store: embedded SQLite (node:sqlite)" });
+    }
+
+    checks.push(...(await providerCheck(config, Boolean(opts.offline))));
+
+    try {
+      const driver = createDriver(config.sandbox.driver, {
+        config,
+        dataDir,
+        log: createLogger("doctor", { level: "silent" }),
+        caBundlePath: "/etc/ssl/certs/ca-certificates.crt",
+      });
+      const probe = await driver.probe();
+      await driver.close().catch(() => {});
+      const level: Level = !probe.ok
+        ? "fail"
+        : probe.isolated
+          ? "ok"
+          : config.sandbox.allow_unsandboxed
+            ? "warn"
+            : "fail";
+      checks.push({
+        level,
+        title: `sandbox driver "${config.sandbox.driver}": ${!probe.ok ? "unavailable" : probe.isolated ? "isolated" : "NOT isolated"}`,
+        detail: probe.details.join("\n"),
+      });
+    } catch (err) {
+      checks.push({
+        level: "fail",
+        title: `sandbox driver "${config.sandbox.driver}"`,
+        detail: errorMessage(err),
+      });
+    }
+  }
+
+  for (const [names, why] of [
+    [["rg"], "the agent's grep tool (apt-get install ripgrep)"],
+    [["fd", "fdfind"], "the agent's find tool (apt-get install fd-find)"],
+    [["bash"], "the agent's shell"],
+    [["bwrap"], "the process sandbox driver (apt-get install bubblewrap)"],
+  ] as const) {
+    const found = onPath([...names]);
+    checks.push(
+      found
+        ? { level: "ok", title: `${names[0]}: ${found}` }
+        : { level: "warn", title: `${names.join("/")} not found`, detail: `needed by ${why}` },
+    );
+  }
+
+  for (const c of checks) {
+    process.stdout.write(`${MARK[c.level]} ${c.title}\n`);
+    if (c.detail) for (const line of c.detail.split("\n")) process.stdout.write(`    ${line}\n`);
+  }
+  const failed = checks.filter((c) => c.level === "fail").length;
+  process.stdout.write(failed ? `\n${failed} problem(s) found.\n` : "\nAll checks passed.\n");
+  return failed ? 1 : 0;
+}

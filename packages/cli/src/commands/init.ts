@@ -1,0 +1,101 @@
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { CliError } from "../client.ts";
+
+const TOML = `# lobu.toml: Lobu gateway configuration. Every key is optional; see docs/configuration.md.
+# Secrets never go here: put provider keys in .env (or the environment), or add them
+# in the settings page / with PUT /api/v1/agents/<id>/secrets/provider.<provider>.
+
+[gateway]
+# host = "127.0.0.1"
+# port = 8080
+# Base URL people's browsers use to reach this gateway (settings links, webhooks).
+# public_url = "https://lobu.example.com"
+# data_dir = ".lobu"
+
+[store]
+# "sqlite" (embedded, one gateway) or "redis" (several gateways behind a load balancer).
+# driver = "sqlite"
+# redis_url = "redis://127.0.0.1:6379"
+
+[sandbox]
+# "process" (namespaces + cgroups, Linux), "virtual" (just-bash, thousands of users per machine)
+# or "host" (no isolation; needs allow_unsandboxed = true).
+# driver = "process"
+# idle_timeout = "10m"
+# max_concurrent = 16
+# memory_mb = 1024
+# disk_mb = 2048
+
+[network]
+# Domains every agent may reach through the egress proxy (deny by default).
+# allow = ["pypi.org", "files.pythonhosted.org", "registry.npmjs.org"]
+
+[agents.default]
+name = "Assistant"
+# provider = "anthropic"            # anthropic | openai | any [providers.*] id
+# model = "claude-sonnet-4-5"
+# system_prompt = "You are ..."
+# tools = ["bash", "read", "write", "edit", "grep", "find", "ls"]
+# skills = []
+# group_routing = "per-user"        # or "per-channel" (one shared agent per channel)
+
+[agents.default.network]
+# allow = ["api.github.com", "*.githubusercontent.com"]
+
+[agents.default.policy]
+# default = "allow"                 # allow | ask | deny for tools not listed
+# tools = { bash = "ask" }          # "ask" pauses for an approval button in the thread
+
+# [providers.local]
+# type = "openai"                   # any OpenAI-compatible endpoint (vLLM, Ollama, LiteLLM, ...)
+# base_url = "http://127.0.0.1:11434/v1"
+# api_key_env = "LOCAL_LLM_KEY"
+# default_model = "qwen2.5-coder"
+
+# [skills.github]
+# description = "Work with GitHub repositories"
+# instructions = "Use the GitHub REST API with $GITHUB_TOKEN ..."
+# domains = ["api.github.com"]
+`;
+
+const ENV = `# Environment for \`lobu run\` (loaded from .env in the working directory).
+# Provider keys stay in the gateway; workers only ever see placeholders.
+# ANTHROPIC_API_KEY=
+# ANTHROPIC_BASE_URL=https://api.anthropic.com
+# OPENAI_API_KEY=
+# OPENAI_BASE_URL=https://api.openai.com/v1
+
+# 32 random bytes (base64) encrypting stored secrets; created in the data dir if unset.
+# LOBU_MASTER_KEY=
+
+# Slack (docs/platforms/slack.md)
+# SLACK_BOT_TOKEN=
+# SLACK_SIGNING_SECRET=
+
+# Telegram (docs/platforms/telegram.md)
+# TELEGRAM_BOT_TOKEN=
+`;
+
+export function initCommand(dir: string, opts: { force?: boolean }): number {
+  const root = resolve(dir);
+  const files = [
+    { path: join(root, "lobu.toml"), text: TOML, mode: 0o644 },
+    { path: join(root, ".env"), text: ENV, mode: 0o600 },
+  ];
+  const existing = files.filter((f) => existsSync(f.path));
+  if (existing.length && !opts.force) {
+    throw new CliError(
+      `${existing.map((f) => f.path).join(", ")} already exist; use --force to overwrite`,
+      2,
+    );
+  }
+  for (const f of files) {
+    writeFileSync(f.path, f.text, { mode: f.mode });
+    console.log(`wrote ${f.path}`);
+  }
+  console.log(
+    "\nNext: put a provider key in .env, then `lobu run` and, in another terminal, `lobu chat`.",
+  );
+  return 0;
+}

@@ -1,0 +1,136 @@
+import { LobuError, type ToolPolicy, type TurnContext } from "@lobu/core";
+import type { QueuedTurn } from "../conversations/inbound.ts";
+import { userKeyOf } from "../conversations/inbound.ts";
+import {
+  API_OF,
+  type ProviderInfo,
+  type ProviderRegistry,
+  providerSecretName,
+} from "../providers/registry.ts";
+import type { SecretRef, SecretStore } from "../secrets/store.ts";
+import type { UserSettingsStore } from "../settings/user-settings.ts";
+import type { SkillCatalog } from "../skills/catalog.ts";
+import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
+import type { AgentDefinition, AgentRegistry } from "./registry.ts";
+
+/** Issues placeholders bound to a sandbox, a secret and the hosts it may be used on. */
+export interface PlaceholderIssuer {
+  issue(binding: {
+    sandboxId: string;
+    secret: SecretRef;
+    hosts: string[];
+    locations?: "header"[];
+  }): Promise<string>;
+}
+
+export const RELAY_ENDPOINT = (providerId: string) => `/__lobu/llm/${providerId}`;
+
+const PREFERRED = ["anthropic", "openai"];
+
+/** Merge agent policy with a user's answers: users may settle "ask", never loosen "deny". */
+export function effectivePolicy(
+  agent: AgentDefinition,
+  user: Record<string, ToolPolicy>,
+): Record<string, ToolPolicy> {
+  const policy: Record<string, ToolPolicy> = { "*": agent.policy.default, ...agent.policy.tools };
+  for (const [tool, choice] of Object.entries(user)) {
+    const base = policy[tool] ?? policy["*"] ?? "allow";
+    if (base === "ask") policy[tool] = choice;
+  }
+  return policy;
+}
+
+/**
+ * Builds what a worker needs for one turn from the agent definition, the user's
+ * own settings and the credentials available to them. Real keys never enter the
+ * context: only placeholders bound to this sandbox.
+ */
+export class TurnContextBuilder {
+  private readonly deps: {
+    agents: AgentRegistry;
+    providers: ProviderRegistry;
+    secrets: SecretStore;
+    placeholders: PlaceholderIssuer;
+    userSettings: UserSettingsStore;
+    skills: SkillCatalog;
+  };
+
+  constructor(deps: TurnContextBuilder["deps"]) {
+    this.deps = deps;
+  }
+
+  /** The provider an agent uses for this user: explicit choice, else the only (or preferred) one with a key. */
+  async chooseProvider(
+    agent: AgentDefinition,
+    userKey: string,
+    userChoice?: string,
+  ): Promise<ProviderInfo> {
+    const explicit = userChoice ?? agent.provider;
+    if (explicit) return this.deps.providers.require(explicit);
+    const withKey: ProviderInfo[] = [];
+    for (const p of this.deps.providers.list()) {
+      if (await this.deps.secrets.resolve(providerSecretName(p.id), { agentId: agent.id, userKey }))
+        withKey.push(p);
+    }
+    if (withKey.length === 0) {
+      throw new LobuError("no_provider", "no model provider is configured for this agent", {
+        status: 503,
+        hint: "Set ANTHROPIC_API_KEY or OPENAI_API_KEY on the gateway, add your own key in the agent's settings page, or PUT /api/v1/agents/<id>/secrets/provider.anthropic.",
+      });
+    }
+    return withKey.sort((a, b) => rank(a.id) - rank(b.id))[0]!;
+  }
+
+  async build(turn: QueuedTurn): Promise<TurnContext> {
+    const { agents, secrets, placeholders, userSettings, skills } = this.deps;
+    const agent = await agents.require(turn.key.agentId);
+    const userKey = userKeyOf(turn.origin);
+    const settings = await userSettings.get(agent.id, userKey);
+    const provider = await this.chooseProvider(agent, userKey, settings.provider);
+    const secret = await secrets.resolve(providerSecretName(provider.id), {
+      agentId: agent.id,
+      userKey,
+    });
+    if (!secret) {
+      throw new LobuError("no_provider_key", `no API key for provider "${provider.id}"`, {
+        status: 503,
+        hint: `Set ${provider.keyEnv ?? "the provider key"} on the gateway, or add your own key in the agent's settings page.`,
+      });
+    }
+    const apiKey = await placeholders.issue({
+      sandboxId: turn.conversationId,
+      secret: secret.ref,
+      hosts: [new URL(provider.baseUrl).hostname],
+      // Provider keys only ever travel in a header; never swap them into bodies.
+      locations: ["header"],
+    });
+    const installed = skills.pick([...agent.skills, ...settings.skills]);
+    return {
+      agentId: agent.id,
+      model: {
+        provider: provider.id,
+        api: API_OF[provider.type],
+        id: settings.model ?? agent.model ?? provider.defaultModel,
+        endpoint: RELAY_ENDPOINT(provider.id),
+        apiKey,
+        contextWindow: 200_000,
+        maxTokens: 8192,
+      },
+      systemPrompt: agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
+      tools: agent.tools,
+      toolPolicy: effectivePolicy(agent, settings.toolPolicy),
+      skills: installed.map((s) => ({
+        name: s.name,
+        description: s.description,
+        instructions: s.instructions,
+      })),
+      env: {},
+      requestTimeoutSec: Math.max(1, Math.round(agent.policy.requestTimeoutMs / 1000)),
+    };
+  }
+}
+
+function rank(id: string): number {
+  const i = PREFERRED.indexOf(id);
+  return i === -1 ? PREFERRED.length : i;
+}

@@ -1,0 +1,231 @@
+import {
+  type AgentSection,
+  BUILTIN_TOOLS,
+  isValidAgentId,
+  type LobuConfig,
+  LobuError,
+  type ToolPolicy,
+} from "@lobu/core";
+import { z } from "zod";
+import type { KeyValue } from "../store/port.ts";
+
+/** An agent as the gateway uses it (camelCase; from lobu.toml or the API). */
+export interface AgentDefinition {
+  id: string;
+  name: string;
+  description: string;
+  provider?: string;
+  model?: string;
+  systemPrompt?: string;
+  tools: string[];
+  skills: string[];
+  groupRouting: "per-user" | "per-channel";
+  network: { allow: string[]; deny: string[] };
+  policy: { default: ToolPolicy; tools: Record<string, ToolPolicy>; requestTimeoutMs: number };
+  /** `config` agents are defined in lobu.toml and read-only through the API. */
+  source: "config" | "api" | "implicit";
+  createdAt: number;
+  updatedAt: number;
+}
+
+const Policy = z.enum(["allow", "ask", "deny"]);
+
+/** Body of POST /api/v1/agents and PATCH /api/v1/agents/:id. */
+export const AgentInput = z.strictObject({
+  id: z.string().refine(isValidAgentId, "use lower-case letters, digits, '-' and '_' (max 63)"),
+  name: z.string().min(1).max(80).optional(),
+  description: z.string().max(500).optional(),
+  provider: z.string().max(63).optional(),
+  model: z.string().max(200).optional(),
+  systemPrompt: z.string().max(100_000).optional(),
+  tools: z.array(z.enum(BUILTIN_TOOLS)).optional(),
+  skills: z.array(z.string().max(63)).max(100).optional(),
+  groupRouting: z.enum(["per-user", "per-channel"]).optional(),
+  network: z
+    .strictObject({
+      allow: z.array(z.string()).max(500).optional(),
+      deny: z.array(z.string()).max(500).optional(),
+    })
+    .optional(),
+  policy: z
+    .strictObject({
+      default: Policy.optional(),
+      tools: z.record(z.string(), Policy).optional(),
+      requestTimeoutSec: z.number().int().positive().max(86_400).optional(),
+    })
+    .optional(),
+});
+export type AgentInput = z.infer<typeof AgentInput>;
+export const AgentPatch = AgentInput.omit({ id: true }).partial();
+export type AgentPatch = z.infer<typeof AgentPatch>;
+
+const DEFAULT_AGENT_ID = "default";
+
+function fromSection(id: string, s: AgentSection): AgentDefinition {
+  return {
+    id,
+    name: s.name ?? id,
+    description: s.description,
+    provider: s.provider,
+    model: s.model,
+    systemPrompt: s.system_prompt,
+    tools: [...s.tools],
+    skills: [...s.skills],
+    groupRouting: s.group_routing,
+    network: { allow: [...s.network.allow], deny: [...s.network.deny] },
+    policy: {
+      default: s.policy.default,
+      tools: { ...s.policy.tools },
+      requestTimeoutMs: s.policy.request_timeout,
+    },
+    source: "config",
+    createdAt: 0,
+    updatedAt: 0,
+  };
+}
+
+function applyPatch(base: AgentDefinition, patch: AgentPatch): AgentDefinition {
+  return {
+    ...base,
+    ...(patch.name !== undefined ? { name: patch.name } : {}),
+    ...(patch.description !== undefined ? { description: patch.description } : {}),
+    ...(patch.provider !== undefined ? { provider: patch.provider } : {}),
+    ...(patch.model !== undefined ? { model: patch.model } : {}),
+    ...(patch.systemPrompt !== undefined ? { systemPrompt: patch.systemPrompt } : {}),
+    ...(patch.tools !== undefined ? { tools: patch.tools } : {}),
+    ...(patch.skills !== undefined ? { skills: patch.skills } : {}),
+    ...(patch.groupRouting !== undefined ? { groupRouting: patch.groupRouting } : {}),
+    network: {
+      allow: patch.network?.allow ?? base.network.allow,
+      deny: patch.network?.deny ?? base.network.deny,
+    },
+    policy: {
+      default: patch.policy?.default ?? base.policy.default,
+      tools: patch.policy?.tools ?? base.policy.tools,
+      requestTimeoutMs:
+        patch.policy?.requestTimeoutSec !== undefined
+          ? patch.policy.requestTimeoutSec * 1000
+          : base.policy.requestTimeoutMs,
+    },
+    updatedAt: Date.now(),
+  };
+}
+
+function blank(id: string, source: AgentDefinition["source"]): AgentDefinition {
+  const now = Date.now();
+  return {
+    id,
+    name: id,
+    description: "",
+    tools: [...BUILTIN_TOOLS],
+    skills: [],
+    groupRouting: "per-user",
+    network: { allow: [], deny: [] },
+    policy: { default: "allow", tools: {}, requestTimeoutMs: 900_000 },
+    source,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/**
+ * Agents come from lobu.toml (read-only) and from the API (stored). With none
+ * defined at all, an implicit `default` agent exists so a fresh install works.
+ */
+export class AgentRegistry {
+  private readonly kv: KeyValue;
+  private readonly configured: Map<string, AgentDefinition>;
+
+  constructor(kv: KeyValue, config: LobuConfig) {
+    this.kv = kv;
+    this.configured = new Map(
+      Object.entries(config.agents).map(([id, s]) => [id, fromSection(id, s)]),
+    );
+  }
+
+  async list(): Promise<AgentDefinition[]> {
+    const stored = (await this.kv.list("agent:")).map(
+      (e) => JSON.parse(e.value) as AgentDefinition,
+    );
+    const all = [...this.configured.values(), ...stored.filter((a) => !this.configured.has(a.id))];
+    if (all.length === 0) return [blank(DEFAULT_AGENT_ID, "implicit")];
+    return all.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async get(id: string): Promise<AgentDefinition | undefined> {
+    const configured = this.configured.get(id);
+    if (configured) return configured;
+    const raw = await this.kv.get(`agent:${id}`);
+    if (raw) return JSON.parse(raw) as AgentDefinition;
+    if (
+      id === DEFAULT_AGENT_ID &&
+      this.configured.size === 0 &&
+      (await this.kv.list("agent:", { limit: 1 })).length === 0
+    ) {
+      return blank(DEFAULT_AGENT_ID, "implicit");
+    }
+    return undefined;
+  }
+
+  async require(id: string): Promise<AgentDefinition> {
+    const agent = await this.get(id);
+    if (!agent) {
+      throw new LobuError("agent_not_found", `no agent "${id}"`, {
+        status: 404,
+        hint: "List agents with GET /api/v1/agents, or create one with POST /api/v1/agents.",
+      });
+    }
+    return agent;
+  }
+
+  /** The agent used when a platform or request does not name one. */
+  async defaultAgent(): Promise<AgentDefinition> {
+    const agents = await this.list();
+    return agents.find((a) => a.id === DEFAULT_AGENT_ID) ?? agents[0]!;
+  }
+
+  async create(input: AgentInput): Promise<AgentDefinition> {
+    if (this.configured.has(input.id)) {
+      throw new LobuError("agent_exists", `agent "${input.id}" is defined in lobu.toml`, {
+        status: 409,
+      });
+    }
+    const agent = applyPatch(blank(input.id, "api"), input);
+    const created = await this.kv.set(`agent:${input.id}`, JSON.stringify(agent), {
+      ifNotExists: true,
+    });
+    if (!created)
+      throw new LobuError("agent_exists", `agent "${input.id}" already exists`, { status: 409 });
+    return agent;
+  }
+
+  async update(id: string, patch: AgentPatch): Promise<AgentDefinition> {
+    if (this.configured.has(id)) {
+      throw new LobuError(
+        "agent_read_only",
+        `agent "${id}" is defined in lobu.toml; edit the file instead`,
+        {
+          status: 409,
+        },
+      );
+    }
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const raw = await this.kv.get(`agent:${id}`);
+      if (!raw) return this.require(id).then(() => this.create({ id, ...patch }));
+      const next = applyPatch(JSON.parse(raw) as AgentDefinition, patch);
+      if (await this.kv.compareAndSet(`agent:${id}`, raw, JSON.stringify(next))) return next;
+    }
+    throw new LobuError("conflict", `agent "${id}" changed concurrently; retry`, { status: 409 });
+  }
+
+  async delete(id: string): Promise<void> {
+    if (this.configured.has(id)) {
+      throw new LobuError(
+        "agent_read_only",
+        `agent "${id}" is defined in lobu.toml; remove it there`,
+        { status: 409 },
+      );
+    }
+    if (!(await this.kv.del(`agent:${id}`))) await this.require(id);
+  }
+}

@@ -1,0 +1,113 @@
+import { type ConversationKey, LobuError, newId, SHARED_USER, sandboxIdOf } from "@lobu/core";
+import type { AgentRegistry } from "../agents/registry.ts";
+import type { InboundMessage, Origin, SubmitResult } from "../platforms/adapter.ts";
+import type { MessageQueue } from "../store/port.ts";
+import type { Conversations } from "./records.ts";
+
+/** What the queue holds for each inbound message until it is answered. */
+export interface QueuedTurn {
+  messageId: string;
+  conversationId: string;
+  key: ConversationKey;
+  origin: Origin;
+  text: string;
+  receivedAt: number;
+}
+
+const DEDUPE_TTL_MS = 24 * 3_600_000;
+
+/** The routing rule: DMs are per user; group threads per user or per channel as the agent says. */
+export function routeKey(
+  agentId: string,
+  groupRouting: "per-user" | "per-channel",
+  origin: Origin,
+): ConversationKey {
+  const shared = !origin.isDirect && groupRouting === "per-channel";
+  return {
+    agentId,
+    platform: origin.platform,
+    workspace: origin.workspace ?? "",
+    userId: shared ? SHARED_USER : origin.userId,
+    channelId: origin.channelId,
+  };
+}
+
+/** The key people's settings and secrets hang off: `platform:workspace:user`. */
+export function userKeyOf(origin: Pick<Origin, "platform" | "workspace" | "userId">): string {
+  return `${origin.platform}:${origin.workspace ?? ""}:${origin.userId}`;
+}
+
+/**
+ * The one entrance for user messages from every channel (REST API and platform
+ * adapters): validate, route, store durably, and only then report success.
+ */
+export class Inbound {
+  private readonly agents: AgentRegistry;
+  private readonly queue: MessageQueue;
+  private readonly conversations: Conversations;
+  private readonly maxMessageBytes: number;
+
+  constructor(deps: {
+    agents: AgentRegistry;
+    queue: MessageQueue;
+    conversations: Conversations;
+    maxMessageBytes: number;
+  }) {
+    this.agents = deps.agents;
+    this.queue = deps.queue;
+    this.conversations = deps.conversations;
+    this.maxMessageBytes = deps.maxMessageBytes;
+  }
+
+  async submit(message: InboundMessage): Promise<SubmitResult & { conversationId?: string }> {
+    const bytes = Buffer.byteLength(message.text, "utf8");
+    if (bytes > this.maxMessageBytes) {
+      throw new LobuError(
+        "message_too_large",
+        `message is ${bytes} bytes; the limit is ${this.maxMessageBytes}`,
+        {
+          status: 413,
+          hint: "Send a shorter message, or attach the content as a file.",
+        },
+      );
+    }
+    if (!message.text.trim()) {
+      throw new LobuError("message_empty", "message text is empty", { status: 400 });
+    }
+    const agent = message.agentId
+      ? await this.agents.require(message.agentId)
+      : await this.agents.defaultAgent();
+    const key = routeKey(agent.id, agent.groupRouting, message.origin);
+    const conversationId = sandboxIdOf(key);
+    const messageId = newId("msg");
+    const turn: QueuedTurn = {
+      messageId,
+      conversationId,
+      key,
+      origin: message.origin,
+      text: message.text,
+      receivedAt: Date.now(),
+    };
+    // Record first: a message that is queued always has a record to report on.
+    await this.conversations.putMessage({
+      id: messageId,
+      conversationId,
+      agentId: agent.id,
+      origin: message.origin,
+      text: message.text,
+      status: "queued",
+      createdAt: turn.receivedAt,
+    });
+    const { id, duplicate } = await this.queue.enqueue(conversationId, JSON.stringify(turn), {
+      id: messageId,
+      dedupeKey: `${message.origin.platform}:${message.eventId}`,
+      dedupeTtlMs: DEDUPE_TTL_MS,
+    });
+    if (duplicate) {
+      await this.conversations.deleteMessage(messageId);
+      return { accepted: true, duplicate: true, messageId: id, conversationId };
+    }
+    await this.conversations.touchConversation(conversationId, key, message.origin);
+    return { accepted: true, duplicate: false, messageId, conversationId };
+  }
+}

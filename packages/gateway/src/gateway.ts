@@ -1,0 +1,316 @@
+import { mkdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { type ServerType, serve } from "@hono/node-server";
+import { createLogger, type LobuConfig, LobuConfig as LobuConfigSchema, newId } from "@lobu/core";
+import { Hono } from "hono";
+import type { Logger } from "pino";
+import { TurnContextBuilder } from "./agents/context.ts";
+import { AgentRegistry } from "./agents/registry.ts";
+import { apiRoutes } from "./api/routes.ts";
+import { TokenStore } from "./api/tokens.ts";
+import { AuditLog } from "./audit/log.ts";
+import { Inbound } from "./conversations/inbound.ts";
+import { Conversations } from "./conversations/records.ts";
+import { errorResponse } from "./http/errors.ts";
+import type { PlatformAdapter } from "./platforms/adapter.ts";
+import { startAdapters } from "./platforms/registry.ts";
+import { ProviderRegistry, providerSecretName } from "./providers/registry.ts";
+import { Dispatcher } from "./runtime/dispatcher.ts";
+import { selectDriver } from "./runtime/drivers.ts";
+import { startEgress } from "./runtime/egress.ts";
+import { RequestRegistry } from "./runtime/requests.ts";
+import { SandboxManager } from "./runtime/sandbox-manager.ts";
+import { TurnRunner } from "./runtime/turn-runner.ts";
+import { resolveMasterKey } from "./secrets/master-key.ts";
+import { PlaceholderRegistry } from "./secrets/placeholders.ts";
+import { SecretStore } from "./secrets/store.ts";
+import type { GatewayServices } from "./services.ts";
+import { UserSettingsStore } from "./settings/user-settings.ts";
+import { SkillCatalog } from "./skills/catalog.ts";
+import { createStore } from "./store/index.ts";
+import type { Store } from "./store/port.ts";
+
+export interface GatewayOptions {
+  config?: LobuConfig;
+  configPath?: string;
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  publicUrl?: string;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Reports long startup steps (the CLI prints them). */
+  progress?: (step: string) => void;
+}
+
+export interface GatewaySummary {
+  dataDir: string;
+  store: string;
+  sandbox: string;
+  providers: string[];
+  agents: string[];
+  platforms: string[];
+  adminTokenFile: string;
+}
+
+export interface Gateway {
+  url: string;
+  port: number;
+  services: GatewayServices;
+  summary: GatewaySummary;
+  close(): Promise<void>;
+}
+
+/** Copy provider keys from the environment into the secret store (installation scope). */
+async function syncEnvProviderKeys(
+  secrets: SecretStore,
+  providers: ProviderRegistry,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
+  const configured: string[] = [];
+  for (const p of providers.list()) {
+    const ref = { scope: { kind: "installation" as const }, name: providerSecretName(p.id) };
+    const value = p.keyEnv ? env[p.keyEnv] : undefined;
+    if (value) {
+      if ((await secrets.get(ref)) !== value) await secrets.set(ref, value);
+      configured.push(p.id);
+    } else if (await secrets.meta(ref)) {
+      configured.push(p.id);
+    }
+  }
+  return configured;
+}
+
+/**
+ * Start a gateway: open the store, wire the runtime (queue → dispatcher → turn
+ * runner → sandboxes), the egress endpoint workers use, the REST API and the
+ * platform adapters, then listen.
+ */
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const env = opts.env ?? process.env;
+  const config = opts.config ?? LobuConfigSchema.parse({});
+  const log = opts.log ?? createLogger("lobu-gateway");
+  const progress = opts.progress ?? (() => {});
+  const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
+
+  progress(`opening ${config.store.driver} store`);
+  let store: Store;
+  if (config.store.driver === "redis") {
+    const url = config.store.redis_url ?? env.REDIS_URL;
+    if (!url)
+      throw new Error("store.driver is redis but neither store.redis_url nor REDIS_URL is set");
+    store = await createStore({ driver: "redis", url, prefix: config.store.key_prefix });
+  } else {
+    store = await createStore({ driver: "sqlite", path: resolve(dataDir, "lobu.db") });
+    // One gateway owns an SQLite file: leases left by a previous run are stale.
+    const released = await store.queue.releaseAllLeases();
+    if (released > 0)
+      log.info({ released }, "resuming messages that were in flight when the gateway stopped");
+  }
+
+  const master = resolveMasterKey({ dataDir, env });
+  const secrets = new SecretStore(store.kv, master.key);
+  await secrets.verifyMasterKey();
+  const placeholders = new PlaceholderRegistry(store.kv);
+  const providers = new ProviderRegistry(config, env);
+  const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
+  const agents = new AgentRegistry(store.kv, config);
+  const skills = new SkillCatalog(config, opts.configPath);
+  const userSettings = new UserSettingsStore(store.kv);
+  const conversations = new Conversations(store);
+  const audit = new AuditLog(store);
+  const tokens = new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN);
+  const requests = new RequestRegistry(store, log);
+  const inbound = new Inbound({
+    agents,
+    queue: store.queue,
+    conversations,
+    maxMessageBytes: config.gateway.max_message_bytes,
+  });
+  const contexts = new TurnContextBuilder({
+    agents,
+    providers,
+    secrets,
+    placeholders,
+    userSettings,
+    skills,
+  });
+
+  // Late-bound: the runner needs the adapters, the egress relay needs the runner.
+  const adapters = new Map<string, PlatformAdapter>();
+  let runner: TurnRunner | undefined;
+
+  progress("starting the egress proxy");
+  const egress = await startEgress({
+    config,
+    dataDir,
+    store,
+    secrets,
+    placeholders,
+    providers,
+    agents,
+    userSettings,
+    skills,
+    conversations,
+    audit,
+    log,
+    onUsage: (sandboxId, usage) =>
+      runner?.emitTo(sandboxId, {
+        type: "usage",
+        provider: usage.provider,
+        model: usage.model,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+      }),
+  });
+
+  progress(`checking the ${config.sandbox.driver} sandbox driver`);
+  const driver = await selectDriver({ config, dataDir, log, caBundlePath: egress.caBundlePath });
+  const sandboxes = new SandboxManager({
+    driver: driver.driver,
+    egress: egress.binder,
+    kv: store.kv,
+    dataDir,
+    limits: {
+      memoryMb: config.sandbox.memory_mb,
+      cpus: config.sandbox.cpus,
+      pids: config.sandbox.pids,
+      diskMb: config.sandbox.disk_mb,
+    },
+    idleTimeoutMs: config.sandbox.idle_timeout,
+    env: driver.workerEnv,
+    log,
+    owner: instanceId,
+  });
+  runner = new TurnRunner({
+    sandboxes,
+    conversations,
+    contexts,
+    requests,
+    adapterFor: (platform) => adapters.get(platform),
+    log,
+  });
+  const turnRunner = runner;
+  await requests.start((sandboxId, requestId, answer) =>
+    turnRunner.deliverAnswer(sandboxId, requestId, answer),
+  );
+  const dispatcher = new Dispatcher({
+    queue: store.queue,
+    owner: instanceId,
+    maxConcurrent: config.sandbox.max_concurrent,
+    run: (turn, attempt, lease) => turnRunner.run(turn, attempt, lease),
+    log,
+  });
+
+  const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
+  const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
+  const services: GatewayServices = {
+    config,
+    configPath: opts.configPath,
+    dataDir,
+    publicUrl: "",
+    instanceId,
+    log,
+    store,
+    agents,
+    providers,
+    secrets,
+    skills,
+    userSettings,
+    contexts,
+    conversations,
+    inbound,
+    requests,
+    sandboxes,
+    runner,
+    dispatcher,
+    tokens,
+    audit,
+  };
+
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(err, c, log));
+  app.notFound((c) =>
+    c.json(
+      { error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } },
+      404,
+    ),
+  );
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    try {
+      await store.ping();
+      return c.json({
+        ok: true,
+        queueDepth: await store.queue.depth(),
+        running: sandboxes.runningCount,
+      });
+    } catch (err) {
+      return c.json({ ok: false, error: (err as Error).message }, 503);
+    }
+  });
+  app.route(
+    "/api/v1",
+    apiRoutes(services, Math.max(1_048_576, config.gateway.max_message_bytes * 2)),
+  );
+
+  progress("starting platform adapters");
+  for (const [platform, adapter] of await startAdapters(services, app, env))
+    adapters.set(platform, adapter);
+
+  const server: ServerType = await new Promise((resolveServer, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
+    s.once("error", reject);
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  const displayHost =
+    host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  const url = `http://${displayHost}:${actualPort}`;
+  services.publicUrl = (
+    opts.publicUrl ??
+    env.LOBU_PUBLIC_URL ??
+    config.gateway.public_url ??
+    url
+  ).replace(/\/+$/, "");
+
+  const bootstrap = await tokens.bootstrap(dataDir);
+  dispatcher.start();
+  log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await dispatcher.stop(5_000);
+      for (const adapter of adapters.values()) await adapter.stop().catch(() => {});
+      await sandboxes.close();
+      await egress.close();
+      await requests.stop();
+      await store.close();
+    })();
+    return closing;
+  };
+
+  return {
+    url,
+    port: actualPort,
+    services,
+    summary: {
+      dataDir,
+      store: store.kind === "redis" ? "redis" : `sqlite (${resolve(dataDir, "lobu.db")})`,
+      sandbox: driver.description,
+      providers: configuredProviders,
+      agents: (await agents.list()).map((a) => a.id),
+      platforms: [...adapters.keys()],
+      adminTokenFile: bootstrap.file,
+    },
+    close,
+  };
+}

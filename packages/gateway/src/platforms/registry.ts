@@ -1,0 +1,72 @@
+import type { Hono } from "hono";
+import { userKeyOf } from "../conversations/inbound.ts";
+import type { GatewayServices } from "../services.ts";
+import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
+
+/**
+ * Builds the platform adapters the configuration and environment ask for
+ * ([platforms.*] in lobu.toml, SLACK_* / TELEGRAM_* variables) and starts them.
+ */
+export function createAdapters(_services: GatewayServices, _env: NodeJS.ProcessEnv): PlatformAdapter[] {
+  return [];
+}
+
+/** The context every adapter gets: the gateway's entrance, answers, state and secrets. */
+export function adapterContext(services: GatewayServices, adapter: PlatformAdapter, routes: Hono): AdapterContext {
+  const platform = adapter.platform;
+  return {
+    routes,
+    log: services.log.child({ platform }),
+    // A getter: the URL is only known once the server listens (port 0).
+    get publicUrl() {
+      return services.publicUrl;
+    },
+    submit: (message) => services.inbound.submit(message),
+    answer: async (requestId, answer, who) => {
+      const result = await services.requests.answer(requestId, answer, {
+        userKey: userKeyOf(who),
+        label: `${who.platform}:${who.userName ?? who.userId}`,
+      });
+      if (!result.ok) return { ok: false, reason: result.reason };
+      services.audit.record({
+        action: `${result.request.event.type}.answered`,
+        actor: userKeyOf(who),
+        agentId: result.request.agentId,
+        sandboxId: result.request.sandboxId,
+        details: { requestId, choice: answer.choice },
+      });
+      return { ok: true };
+    },
+    settingsLink: async () => `${services.publicUrl}/settings`,
+    state: {
+      get: (key) => services.store.kv.get(`platform:${platform}:${key}`),
+      set: async (key, value, ttlMs) => {
+        await services.store.kv.set(`platform:${platform}:${key}`, value, ttlMs ? { ttlMs } : undefined);
+      },
+      del: async (key) => {
+        await services.store.kv.del(`platform:${platform}:${key}`);
+      },
+      take: (key) => services.store.kv.take(`platform:${platform}:${key}`),
+    },
+    secrets: {
+      get: (name) => services.secrets.get({ scope: { kind: "installation" }, name: `platform.${platform}.${name}` }),
+      set: async (name, value) => {
+        await services.secrets.set({ scope: { kind: "installation" }, name: `platform.${platform}.${name}` }, value);
+      },
+    },
+  };
+}
+
+/** Start every adapter; returns them keyed by platform. */
+export async function startAdapters(
+  services: GatewayServices,
+  routes: Hono,
+  env: NodeJS.ProcessEnv,
+): Promise<Map<string, PlatformAdapter>> {
+  const started = new Map<string, PlatformAdapter>();
+  for (const adapter of createAdapters(services, env)) {
+    await adapter.start(adapterContext(services, adapter, routes));
+    started.set(adapter.platform, adapter);
+  }
+  return started;
+}

@@ -1,0 +1,26 @@
+import { describeIssues, LobuError } from "@lobu/core";
+import type { z } from "zod";
+
+/**
+ * Validate a `[platforms.<name>]` section of lobu.toml with the adapter's
+ * schema; errors name the full key (`platforms.slack.mode: ...`).
+ */
+export function parsePlatformSection<S extends z.ZodType>(
+  platform: string,
+  schema: S,
+  section: Record<string, unknown> | undefined,
+): z.infer<S> {
+  const result = schema.safeParse(section ?? {});
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({ ...issue, path: ["platforms", platform, ...issue.path] }));
+  throw new LobuError("config_invalid", describeIssues("lobu.toml", issues), {
+    hint: `See docs/platforms/${platform}.md for the [platforms.${platform}] keys.`,
+  });
+}
+
+/** A platform is misconfigured in a way only the environment can fix. */
+export function platformSetupError(platform: string, message: string, hint: string): LobuError {
+  return new LobuError("platform_config", `${platform}: ${message}`, {
+    hint: `${hint} See docs/platforms/${platform}.md.`,
+  });
+}

@@ -1,0 +1,79 @@
+import type { RequestEvent } from "../../runtime/requests.ts";
+import { clip } from "./markdown.ts";
+
+export type { RequestEvent };
+
+/** A button on a request card; `choice` is what the answer carries. */
+export interface CardButton {
+  choice: string;
+  label: string;
+  style?: "primary" | "danger";
+}
+
+export function isRequestEvent(event: { type: string }): event is RequestEvent {
+  return event.type === "question" || event.type === "approval_request" || event.type === "capability_request";
+}
+
+/** The answer buttons of a request (approval: approve / deny / always; capability: granted / denied). */
+export function cardButtons(event: RequestEvent): CardButton[] {
+  switch (event.type) {
+    case "question":
+      return event.options.map((o) => ({
+        choice: o.id,
+        label: o.label,
+        ...(o.style && o.style !== "default" ? { style: o.style } : {}),
+      }));
+    case "approval_request":
+      return [
+        { choice: "approve", label: "Approve", style: "primary" },
+        { choice: "deny", label: "Deny", style: "danger" },
+        { choice: "always", label: "Always allow" },
+      ];
+    case "capability_request":
+      return [
+        { choice: "granted", label: "Grant", style: "primary" },
+        { choice: "denied", label: "Deny", style: "danger" },
+      ];
+  }
+}
+
+const KIND_LABEL: Record<string, string> = {
+  skill: "skill",
+  domain: "network domain",
+  package: "package",
+  mcp: "MCP server",
+  secret: "secret",
+};
+
+/** The card's text, as Markdown (each platform renders it in its own markup). */
+export function cardMarkdown(event: RequestEvent): string {
+  switch (event.type) {
+    case "question":
+      return `❓ ${event.prompt}`;
+    case "approval_request":
+      return `🔐 **Approval needed**: the agent wants to use \`${event.tool}\`\n\n\`\`\`\n${clip(event.summary, 1500)}\n\`\`\``;
+    case "capability_request":
+      return `🧩 **The agent asks for a ${KIND_LABEL[event.kind] ?? event.kind}**: \`${event.value}\`\n\n${clip(event.reason, 1500)}`;
+  }
+}
+
+const NEGATIVE = new Set(["deny", "denied"]);
+
+/** Who answered, for display: the answer label without the platform prefix (`slack:alice` → `alice`). */
+export function displayName(by: string | undefined, platform: string): string | undefined {
+  if (!by) return undefined;
+  return by.startsWith(`${platform}:`) ? by.slice(platform.length + 1) : by;
+}
+
+/** The line that replaces a card's buttons once answered, as Markdown. */
+export function resolvedMarkdown(event: RequestEvent, outcome: string, by: string | undefined): string {
+  return outcomeMarkdown(cardButtons(event).find((b) => b.choice === outcome)?.label ?? outcome, outcome, by);
+}
+
+/** `✅ **Approve** (answered by alice)`; a refusal gets ⛔. */
+export function outcomeMarkdown(label: string, outcome: string, by: string | undefined): string {
+  return `${NEGATIVE.has(outcome) ? "⛔" : "✅"} **${label}**${by ? ` (answered by ${by})` : ""}`;
+}
+
+/** The line for a card nobody can answer any more (the attempt it belonged to ended). */
+export const EXPIRED_MARKDOWN = "⌛ _No longer waiting for an answer._";

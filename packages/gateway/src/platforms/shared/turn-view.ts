@@ -1,0 +1,278 @@
+import type { AgentEvent } from "@lobu/core";
+import type { Logger } from "pino";
+import { clip } from "./markdown.ts";
+import { Coalescer, withRetryLater } from "./pacing.ts";
+import { EXPIRED_MARKDOWN, displayName, isRequestEvent, type RequestEvent, resolvedMarkdown } from "./requests.ts";
+
+/**
+ * How one turn looks in a chat, independent of the platform: a live message
+ * that streams the reply (text and compact tool lines), request cards with
+ * buttons, and the final answer. Text after a card goes to a new live message
+ * below it, so the thread reads in order. A new attempt of the same turn
+ * (turn_started again) redraws the same live message.
+ */
+
+/** A piece of the live message: reply text, or a compact line (tool call, notice). Both Markdown. */
+export type Part = { kind: "text"; text: string } | { kind: "aside"; text: string };
+
+export interface ReplySurface<L, C> {
+  /** The turn starts: show that the agent works; may post a placeholder that becomes the live message. */
+  begin(): Promise<L | undefined>;
+  /** Post (`handle` undefined) or update the live message; `final` when no more changes follow. */
+  render(handle: L | undefined, parts: Part[], final: boolean): Promise<L>;
+  /** Remove a live message that never got content (a placeholder before a card). */
+  discard(handle: L): Promise<void>;
+  postCard(event: RequestEvent): Promise<C>;
+  /** Replace the card's buttons with `line` (Markdown). */
+  closeCard(card: C, event: RequestEvent, line: string): Promise<void>;
+  /** Working (typing hint on) or waiting for a person / finished (off). */
+  working(on: boolean): void;
+}
+
+export interface TurnViewOptions {
+  platform: string;
+  intervalMs: number;
+  log: Logger;
+}
+
+export class TurnView<L, C> {
+  readonly #surface: ReplySurface<L, C>;
+  readonly #opts: TurnViewOptions;
+  readonly #coalescer: Coalescer;
+  readonly #cards = new Map<string, { card: C; event: RequestEvent; closed: boolean }>();
+  #parts: Part[] = [];
+  #live: L | undefined;
+  /** The live message holds only a placeholder or a previous attempt's output. */
+  #liveStale = false;
+  #began = false;
+  #finished = false;
+
+  constructor(surface: ReplySurface<L, C>, opts: TurnViewOptions) {
+    this.#surface = surface;
+    this.#opts = opts;
+    this.#coalescer = new Coalescer(
+      opts.intervalMs,
+      async () => {
+        this.#live = await this.#surface.render(this.#live, this.#parts, false);
+        this.#liveStale = false;
+      },
+      (err) => opts.log.warn({ err }, "could not update the streaming reply"),
+    );
+  }
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Whether this view shows an open card for the request (it will close it on request_resolved). */
+  hasOpenCard(requestId: string): boolean {
+    const entry = this.#cards.get(requestId);
+    return entry !== undefined && !entry.closed;
+  }
+
+  async handle(event: AgentEvent): Promise<void> {
+    if (this.#finished) return;
+    switch (event.type) {
+      case "turn_started":
+        await this.#start();
+        return;
+      case "text_delta": {
+        const last = this.#parts.at(-1);
+        if (last?.kind === "text") last.text += event.text;
+        else this.#parts.push({ kind: "text", text: event.text });
+        this.#coalescer.changed();
+        return;
+      }
+      case "tool_call":
+        // ask_user shows up as its question card.
+        if (event.name !== "ask_user") this.#aside(toolLine(event.name, event.input));
+        return;
+      case "notice":
+        this.#aside(`${event.level === "warn" ? "⚠️" : "ℹ️"} ${event.text}`);
+        return;
+      case "request_resolved":
+        await this.#resolved(event.requestId, event.outcome, displayName(event.by, this.#opts.platform));
+        return;
+      case "error":
+        await this.#finish(undefined, `⚠️ ${event.message}`);
+        return;
+      case "done":
+        await this.#finish(event.text);
+        return;
+      default:
+        if (isRequestEvent(event)) await this.#card(event);
+    }
+  }
+
+  /** The attempt's event stream ended (without done if the turn will be retried). */
+  async detach(): Promise<void> {
+    await this.#coalescer.pause();
+    this.#surface.working(false);
+  }
+
+  async #start(): Promise<void> {
+    if (this.#began) {
+      // A new attempt: its output replaces the previous attempt's in the same message.
+      await this.#coalescer.pause();
+      await this.#expireOpenCards();
+      this.#parts = [];
+      this.#liveStale = this.#live !== undefined;
+      this.#coalescer.resume();
+      this.#surface.working(true);
+      return;
+    }
+    this.#began = true;
+    this.#surface.working(true);
+    try {
+      this.#live = await this.#surface.begin();
+      this.#liveStale = this.#live !== undefined;
+      if (this.#live !== undefined) this.#coalescer.touched();
+    } catch (err) {
+      this.#opts.log.warn({ err }, "could not show that the agent is working");
+    }
+  }
+
+  #aside(text: string): void {
+    this.#parts.push({ kind: "aside", text });
+    this.#coalescer.changed();
+  }
+
+  /** Finish the live message as it is; what follows goes below the next card. */
+  async #seal(): Promise<void> {
+    await this.#coalescer.pause();
+    try {
+      if (this.#parts.length > 0) {
+        const live = this.#live;
+        const parts = this.#parts;
+        await withRetryLater(() => this.#surface.render(live, parts, true));
+      } else if (this.#live !== undefined && this.#liveStale) {
+        await this.#surface.discard(this.#live);
+      }
+    } catch (err) {
+      this.#opts.log.warn({ err }, "could not finish the reply before a card");
+    }
+    this.#parts = [];
+    this.#live = undefined;
+    this.#liveStale = false;
+    this.#coalescer.resume();
+  }
+
+  async #card(event: RequestEvent): Promise<void> {
+    await this.#seal();
+    this.#surface.working(false);
+    try {
+      const card = await withRetryLater(() => this.#surface.postCard(event));
+      this.#cards.set(event.requestId, { card, event, closed: false });
+    } catch (err) {
+      this.#opts.log.error({ err, requestId: event.requestId }, "could not post the request card");
+    }
+  }
+
+  async #resolved(requestId: string, outcome: string, by: string | undefined): Promise<void> {
+    const entry = this.#cards.get(requestId);
+    this.#surface.working(true);
+    if (!entry || entry.closed) return;
+    entry.closed = true;
+    try {
+      await withRetryLater(() => this.#surface.closeCard(entry.card, entry.event, resolvedMarkdown(entry.event, outcome, by)));
+    } catch (err) {
+      this.#opts.log.warn({ err, requestId }, "could not update the answered card");
+    }
+  }
+
+  async #expireOpenCards(): Promise<void> {
+    for (const [requestId, entry] of this.#cards) {
+      if (entry.closed) continue;
+      entry.closed = true;
+      try {
+        await this.#surface.closeCard(entry.card, entry.event, EXPIRED_MARKDOWN);
+      } catch (err) {
+        this.#opts.log.warn({ err, requestId }, "could not close an expired card");
+      }
+    }
+  }
+
+  async #finish(text: string | undefined, error?: string): Promise<void> {
+    this.#finished = true;
+    await this.#coalescer.pause();
+    this.#surface.working(false);
+    const parts = this.#parts;
+    if (text) {
+      // done carries the last assistant message: the text after the last tool line.
+      const last = parts.at(-1);
+      if (last?.kind === "text") last.text = text;
+      else parts.push({ kind: "text", text });
+    }
+    if (error) parts.push({ kind: "text", text: error });
+    if (parts.length === 0 && this.#live !== undefined) parts.push({ kind: "text", text: "✅ Done." });
+    try {
+      if (parts.length > 0) {
+        const live = this.#live;
+        this.#live = await withRetryLater(() => this.#surface.render(live, parts, true));
+      }
+    } catch (err) {
+      this.#opts.log.error({ err }, "could not deliver the final reply");
+    }
+    await this.#expireOpenCards();
+  }
+}
+
+/** A compact, one-line description of a tool call (Markdown). */
+export function toolLine(name: string, input: unknown): string {
+  let detail = "";
+  if (input && typeof input === "object") {
+    const obj = input as Record<string, unknown>;
+    const main = obj.command ?? obj.path ?? obj.pattern ?? obj.url ?? obj.query;
+    detail = typeof main === "string" ? main : JSON.stringify(input);
+  } else if (input !== undefined) {
+    detail = String(input);
+  }
+  const oneLine = clip(detail.replace(/\s+/g, " ").trim(), 120).replace(/`/g, "'");
+  return oneLine ? `🔧 \`${name}\` ${"`"}${oneLine}${"`"}` : `🔧 \`${name}\``;
+}
+
+/**
+ * The turns an adapter is rendering, by message id, so a retried attempt of a
+ * turn redraws the same messages, and button clicks know whether a live view
+ * will update the card.
+ */
+export class TurnViews<L, C> {
+  readonly #views = new Map<string, { view: TurnView<L, C>; timer: NodeJS.Timeout }>();
+  readonly #ttlMs: number;
+
+  constructor(ttlMs = 3_600_000) {
+    this.#ttlMs = ttlMs;
+  }
+
+  /** Render one attempt's events; resolves once its final message is delivered (or the stream ends). */
+  async deliver(messageId: string, events: AsyncIterable<AgentEvent>, create: () => TurnView<L, C>): Promise<void> {
+    const existing = this.#views.get(messageId);
+    if (existing) clearTimeout(existing.timer);
+    const view = existing?.view ?? create();
+    const timer = setTimeout(() => this.#views.delete(messageId), this.#ttlMs);
+    timer.unref();
+    this.#views.set(messageId, { view, timer });
+    try {
+      for await (const event of events) {
+        await view.handle(event);
+        if (view.finished) break;
+      }
+    } finally {
+      await view.detach();
+      if (view.finished) {
+        clearTimeout(timer);
+        this.#views.delete(messageId);
+      }
+    }
+  }
+
+  hasOpenCard(requestId: string): boolean {
+    for (const { view } of this.#views.values()) if (view.hasOpenCard(requestId)) return true;
+    return false;
+  }
+
+  clear(): void {
+    for (const { timer } of this.#views.values()) clearTimeout(timer);
+    this.#views.clear();
+  }
+}

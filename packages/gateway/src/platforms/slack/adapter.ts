@@ -1,0 +1,335 @@
+import { isLobuError } from "@lobu/core";
+import { SocketModeClient } from "@slack/socket-mode";
+import type { Hono } from "hono";
+import type { Logger } from "pino";
+import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
+import { Background } from "../shared/background.ts";
+import { outcomeMarkdown } from "../shared/requests.ts";
+import { TurnView, TurnViews } from "../shared/turn-view.ts";
+import { type Block, closedCard, parseActionId, section, settingsBlocks } from "./blocks.ts";
+import { slackCall, slackLogger } from "./client.ts";
+import type { SlackSettings } from "./config.ts";
+import { classify, filesOf, isSettingsCommand, type SlackMessageEvent } from "./inbound.ts";
+import { toMrkdwnSections } from "./mrkdwn.ts";
+import { oauthRoutes } from "./oauth.ts";
+import { verifySlackSignature } from "./signature.ts";
+import { type SlackCard, type SlackLive, SlackSurface } from "./surface.ts";
+import { type Workspace, Workspaces } from "./workspaces.ts";
+
+/** A thread stays open for follow-ups without a mention this long after the last mention. */
+const THREAD_TTL_MS = 30 * 86_400_000;
+const NAME_TTL_MS = 3_600_000;
+const NAME_LOOKUP_MS = 1_500;
+
+const threadKey = (team: string, channel: string, threadTs: string, user: string) => `thread:${team}:${channel}:${threadTs}:${user}`;
+
+interface EventEnvelope {
+  type: string;
+  team_id?: string;
+  event?: SlackMessageEvent;
+  challenge?: string;
+}
+
+interface BlockActionsPayload {
+  type: string;
+  user?: { id: string; username?: string; name?: string; team_id?: string };
+  team?: { id: string } | null;
+  channel?: { id: string };
+  container?: { channel_id?: string; message_ts?: string; thread_ts?: string };
+  message?: { ts?: string; text?: string; blocks?: Block[]; thread_ts?: string };
+  actions?: { action_id: string; value?: string; text?: { text?: string } }[];
+}
+
+/**
+ * Slack: the Events API over HTTP (or Socket Mode), Block Kit replies that
+ * stream by editing one message, buttons for requests, OAuth installs into
+ * several workspaces.
+ */
+export class SlackAdapter implements PlatformAdapter {
+  readonly platform = "slack";
+  readonly #settings: SlackSettings;
+  readonly #views = new TurnViews<SlackLive, SlackCard>();
+  readonly #names = new Map<string, { name: string | undefined; at: number }>();
+  #ctx!: AdapterContext;
+  #log!: Logger;
+  #workspaces!: Workspaces;
+  #background!: Background;
+  #socket: SocketModeClient | undefined;
+
+  constructor(settings: SlackSettings) {
+    this.#settings = settings;
+  }
+
+  async start(ctx: AdapterContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#log = ctx.log;
+    this.#background = new Background(ctx.log);
+    this.#workspaces = new Workspaces(this.#settings.apiUrl, ctx.log, ctx);
+    if (this.#settings.botToken) {
+      const ws = await this.#workspaces.addEnvToken(this.#settings.botToken);
+      this.#log.info({ team: ws.teamName ?? ws.teamId, botUserId: ws.botUserId }, "Slack bot connected");
+    }
+    if (this.#settings.mode === "http") this.#httpRoutes(ctx.routes);
+    oauthRoutes(ctx.routes, { settings: this.#settings, ctx, workspaces: this.#workspaces, log: this.#log });
+    if (this.#settings.mode === "socket") await this.#startSocket();
+  }
+
+  async stop(): Promise<void> {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    await socket?.disconnect().catch(() => {});
+    await this.#background?.settle();
+    this.#views.clear();
+  }
+
+  async deliver(origin: Origin, turn: { messageId: string; events: AsyncIterable<import("@lobu/core").AgentEvent> }): Promise<void> {
+    const ws = await this.#workspaces.get(origin.workspace);
+    if (!ws) {
+      this.#log.error({ team: origin.workspace }, "no bot token for this Slack workspace; the reply cannot be posted");
+      return;
+    }
+    await this.#views.deliver(
+      turn.messageId,
+      turn.events,
+      () =>
+        new TurnView(
+          new SlackSurface(ws.client, origin, {
+            maxInlineChars: this.#settings.maxInlineChars,
+            settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+            log: this.#log,
+          }),
+          { platform: this.platform, intervalMs: this.#settings.streamIntervalMs, log: this.#log.child({ messageId: turn.messageId }) },
+        ),
+    );
+  }
+
+  async notify(origin: Origin, text: string): Promise<void> {
+    const ws = await this.#workspaces.get(origin.workspace);
+    if (!ws) return;
+    await slackCall(() =>
+      ws.client.chat.postMessage({
+        channel: origin.channelId,
+        ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
+        text,
+        blocks: toMrkdwnSections(text)
+          .slice(0, 10)
+          .map((t) => section(t)),
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  #httpRoutes(app: Hono): void {
+    const secret = this.#settings.signingSecret as string;
+    app.post("/slack/events", async (c) => {
+      const raw = await c.req.text();
+      const check = verifySlackSignature(
+        secret,
+        { timestamp: c.req.header("x-slack-request-timestamp"), signature: c.req.header("x-slack-signature") },
+        raw,
+      );
+      if (!check.ok) {
+        this.#log.warn({ reason: check.reason }, "refused a Slack request that is not signed with SLACK_SIGNING_SECRET");
+        return c.json({ error: { code: "bad_signature", message: `Slack signature check failed: ${check.reason}` } }, 401);
+      }
+      const retry = c.req.header("x-slack-retry-num");
+      if (retry) this.#log.debug({ retry, reason: c.req.header("x-slack-retry-reason") }, "Slack redelivery");
+      if ((c.req.header("content-type") ?? "").includes("application/x-www-form-urlencoded")) {
+        const form = new URLSearchParams(raw);
+        const payload = form.get("payload");
+        if (payload !== null) {
+          await this.#interaction(JSON.parse(payload) as BlockActionsPayload);
+          return c.body(null, 200);
+        }
+        if (form.get("command") !== null) return c.json(await this.#command(Object.fromEntries(form)));
+        return c.json({ error: { code: "bad_request", message: "expected an interaction payload or a slash command" } }, 400);
+      }
+      let body: EventEnvelope;
+      try {
+        body = JSON.parse(raw) as EventEnvelope;
+      } catch {
+        return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
+      }
+      if (body.type === "url_verification") return c.json({ challenge: body.challenge });
+      if (body.type === "event_callback") await this.#envelope(body);
+      return c.body(null, 200);
+    });
+  }
+
+  async #startSocket(): Promise<void> {
+    const socket = new SocketModeClient({
+      appToken: this.#settings.appToken as string,
+      logger: slackLogger(this.#log),
+      clientOptions: { slackApiUrl: this.#settings.apiUrl },
+    });
+    socket.on("slack_event", async ({ ack, type, body }: { ack: (response?: unknown) => Promise<void>; type: string; body: unknown }) => {
+      try {
+        if (type === "events_api") await this.#envelope(body as EventEnvelope);
+        else if (type === "interactive") await this.#interaction(body as BlockActionsPayload);
+        else if (type === "slash_commands") {
+          await ack(await this.#command(body as Record<string, string>));
+          return;
+        }
+        await ack();
+      } catch (err) {
+        // Not acknowledged: Slack delivers the envelope again.
+        this.#log.error({ err, type }, "could not handle a Socket Mode envelope");
+      }
+    });
+    await socket.start();
+    this.#socket = socket;
+    this.#log.info("Slack Socket Mode connected");
+  }
+
+  async #envelope(body: EventEnvelope): Promise<void> {
+    const event = body.event;
+    const teamId = body.team_id ?? event?.team;
+    if (!event || !teamId) return;
+    if (event.type === "app_uninstalled" || event.type === "tokens_revoked") {
+      await this.#workspaces.remove(teamId);
+      this.#log.info({ teamId }, "Slack app removed from a workspace");
+      return;
+    }
+    if (event.type === "app_mention" || event.type === "message") await this.#message(teamId, event);
+  }
+
+  async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const ws = await this.#workspaces.get(teamId);
+    if (!ws) {
+      this.#log.warn({ teamId }, "Slack event from a workspace this gateway has no token for; install the app via /slack/install");
+      return;
+    }
+    const m = classify(event, ws.botUserId);
+    if (m.kind === "ignore") {
+      this.#log.debug({ reason: m.reason, type: event.type }, "ignoring Slack event");
+      return;
+    }
+    const state = this.#ctx.state;
+    if (m.kind === "followup") {
+      if (!this.#settings.threadFollowups || !m.threadTs) return;
+      if (!(await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)))) return;
+    }
+    const files = filesOf(event);
+    const userName = await this.#userName(ws, m.user);
+    const origin: Origin = {
+      platform: this.platform,
+      workspace: teamId,
+      channelId: m.channel,
+      userId: m.user,
+      isDirect: m.kind === "dm",
+      messageRef: m.ts,
+      ...(m.threadTs ? { threadId: m.threadTs } : {}),
+      ...(userName ? { userName } : {}),
+    };
+    if (isSettingsCommand(m.text)) {
+      this.#background.run(() => this.#sendSettings(ws, origin), "could not send the settings link");
+      return;
+    }
+    if (!m.text && files.length === 0) return;
+    if (m.kind === "mention" && m.threadTs) await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
+    try {
+      await this.#ctx.submit({
+        origin,
+        text: m.text || files.map((f) => `[attached ${f.name}]`).join("\n"),
+        ...(files.length ? { files } : {}),
+        // One person's message: Slack may send it as app_mention and message, and retry either.
+        eventId: `${teamId}:${m.channel}:${m.ts}`,
+        ...(this.#settings.agentId ? { agentId: this.#settings.agentId } : {}),
+      });
+    } catch (err) {
+      if (isLobuError(err) && err.status < 500) {
+        // The message can never be accepted: tell the person instead of making Slack retry.
+        const text = `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`;
+        this.#background.run(() => this.notify(origin, text), "could not report a refused message");
+        return;
+      }
+      throw err;
+    }
+  }
+
+  async #userName(ws: Workspace, userId: string): Promise<string | undefined> {
+    const key = `${ws.teamId}:${userId}`;
+    const cached = this.#names.get(key);
+    if (cached && Date.now() - cached.at < NAME_TTL_MS) return cached.name;
+    const lookup = ws.client.users
+      .info({ user: userId })
+      .then((res) => res.user?.profile?.display_name || res.user?.real_name || res.user?.name || undefined)
+      .catch(() => undefined);
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), NAME_LOOKUP_MS).unref());
+    const name = await Promise.race([lookup, timeout]);
+    this.#names.set(key, { name, at: Date.now() });
+    return name;
+  }
+
+  async #interaction(payload: BlockActionsPayload): Promise<void> {
+    if (payload.type !== "block_actions" || !payload.user) return;
+    const action = payload.actions?.[0];
+    const parsed = action ? parseActionId(action.action_id) : undefined;
+    if (!action || !parsed) return; // link buttons open in the browser; nothing to do
+    const teamId = payload.team?.id ?? payload.user.team_id;
+    const userName = payload.user.username ?? payload.user.name;
+    const who = { platform: this.platform, userId: payload.user.id, ...(teamId ? { workspace: teamId } : {}), ...(userName ? { userName } : {}) };
+    const result = await this.#ctx.answer(parsed.requestId, { choice: parsed.choice }, who);
+    const ws = await this.#workspaces.get(teamId);
+    const channel = payload.container?.channel_id ?? payload.channel?.id;
+    if (!ws || !channel) return;
+    const threadTs = payload.container?.thread_ts ?? payload.message?.thread_ts;
+    if (!result.ok) {
+      this.#background.run(
+        () =>
+          slackCall(() =>
+            ws.client.chat.postEphemeral({
+              channel,
+              user: who.userId,
+              ...(threadTs ? { thread_ts: threadTs } : {}),
+              text: `⚠️ ${result.reason ?? "this request cannot be answered"}.`,
+            }),
+          ),
+        "could not explain a refused click",
+      );
+      return;
+    }
+    // A live view on this gateway closes its own card on request_resolved; otherwise close it here.
+    const ts = payload.container?.message_ts ?? payload.message?.ts;
+    if (this.#views.hasOpenCard(parsed.requestId) || !ts) return;
+    const sections = (payload.message?.blocks ?? []).filter((b) => b.type !== "actions" && b.type !== "context");
+    const line = outcomeMarkdown(action.text?.text ?? parsed.choice, parsed.choice, userName ?? who.userId);
+    this.#background.run(
+      () => slackCall(() => ws.client.chat.update({ channel, ts, text: payload.message?.text ?? "", blocks: closedCard(sections, line) })),
+      "could not update the answered card",
+    );
+  }
+
+  async #command(fields: Record<string, string>): Promise<Record<string, unknown>> {
+    const text = (fields.text ?? "").trim();
+    if (!isSettingsCommand(text)) {
+      return {
+        response_type: "ephemeral",
+        text: `Mention me in a channel or send me a direct message to talk to the agent. \`${fields.command ?? "/lobu"} settings\` opens your personal settings.`,
+      };
+    }
+    const origin: Origin = {
+      platform: this.platform,
+      channelId: fields.channel_id ?? "",
+      userId: fields.user_id ?? "",
+      isDirect: fields.channel_name === "directmessage",
+      ...(fields.team_id ? { workspace: fields.team_id } : {}),
+      ...(fields.user_name ? { userName: fields.user_name } : {}),
+    };
+    const url = await this.#ctx.settingsLink(origin);
+    return { response_type: "ephemeral", text: `Your settings: ${url}`, blocks: settingsBlocks(url) };
+  }
+
+  /** The settings link is personal: in a DM a message, in a channel an ephemeral only the person sees. */
+  async #sendSettings(ws: Workspace, origin: Origin): Promise<void> {
+    const url = await this.#ctx.settingsLink(origin);
+    const thread = origin.threadId ? { thread_ts: origin.threadId } : {};
+    const content = { text: `Your settings: ${url}`, blocks: settingsBlocks(url) };
+    if (origin.isDirect) {
+      await slackCall(() => ws.client.chat.postMessage({ channel: origin.channelId, ...thread, ...content }));
+    } else {
+      await slackCall(() => ws.client.chat.postEphemeral({ channel: origin.channelId, user: origin.userId, ...thread, ...content }));
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import type { InboundFile } from "../adapter.ts";
+
+/** The fields of a Slack `app_mention` / `message` event the adapter reads. */
+export interface SlackMessageEvent {
+  type: string;
+  subtype?: string;
+  user?: string;
+  bot_id?: string;
+  text?: string;
+  ts?: string;
+  thread_ts?: string;
+  channel?: string;
+  channel_type?: string;
+  team?: string;
+  files?: { name?: string; mimetype?: string; size?: number; url_private?: string }[];
+}
+
+/** What to do with an event: ignore it, or pass it on as one of the ways people address the bot. */
+export type Classified =
+  | { kind: "ignore"; reason: string }
+  | {
+      kind: "mention" | "dm" | "followup";
+      user: string;
+      channel: string;
+      ts: string;
+      /** Thread to reply in. */
+      threadTs: string | undefined;
+      text: string;
+    };
+
+/** Message subtypes that are still a person writing (everything else is an edit, a join, a bot...). */
+const PERSON_SUBTYPES = new Set(["file_share", "thread_broadcast"]);
+
+/**
+ * Decide whether an event is for the agent. Mentions in channels start (or
+ * continue) a thread; DMs always reach the agent; other channel messages only
+ * when they are replies in a thread the person started with a mention (the
+ * caller checks that). The bot's own messages, edits and deletions are ignored.
+ */
+export function classify(event: SlackMessageEvent, botUserId: string): Classified {
+  if (event.type !== "app_mention" && event.type !== "message") return { kind: "ignore", reason: `event ${event.type}` };
+  if (event.subtype && !PERSON_SUBTYPES.has(event.subtype)) return { kind: "ignore", reason: `subtype ${event.subtype}` };
+  if (event.bot_id) return { kind: "ignore", reason: "a bot's message" };
+  if (!event.user || event.user === botUserId) return { kind: "ignore", reason: "the bot's own message" };
+  if (!event.channel || !event.ts) return { kind: "ignore", reason: "no channel or ts" };
+  const raw = event.text ?? "";
+  const mentioned = raw.includes(`<@${botUserId}>`) || raw.includes(`<@${botUserId}|`);
+  const base = { user: event.user, channel: event.channel, ts: event.ts, text: cleanText(raw, botUserId) };
+  if (event.type === "message" && event.channel_type === "im") {
+    return { kind: "dm", ...base, threadTs: event.thread_ts };
+  }
+  if (event.type === "app_mention" || mentioned) {
+    return { kind: "mention", ...base, threadTs: event.thread_ts ?? event.ts };
+  }
+  if (event.thread_ts && event.thread_ts !== event.ts) {
+    return { kind: "followup", ...base, threadTs: event.thread_ts };
+  }
+  return { kind: "ignore", reason: "a channel message without a mention" };
+}
+
+/**
+ * The text as the person meant it: the bot mention removed, Slack's markup
+ * (<@U1>, <#C1|name>, <url|label>, &amp;) turned back into plain text.
+ */
+export function cleanText(text: string, botUserId: string): string {
+  return text
+    .replace(new RegExp(`<@${botUserId}(\\|[^>]*)?>`, "g"), "")
+    .replace(/<@([UW][A-Z0-9]+)\|([^>]+)>/g, "@$2")
+    .replace(/<@([UW][A-Z0-9]+)>/g, "@$1")
+    .replace(/<#[A-Z0-9]+\|([^>]*)>/g, "#$1")
+    .replace(/<!(here|channel|everyone)(\|[^>]*)?>/g, "@$1")
+    .replace(/<!subteam\^[A-Z0-9]+\|([^>]+)>/g, "$1")
+    .replace(/<((?:https?|mailto):[^|>]+)\|([^>]+)>/g, (_m, url: string, label: string) => (label === url ? url : `${label} (${url})`))
+    .replace(/<((?:https?|mailto):[^>]+)>/g, "$1")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&")
+    .replace(/[ \t]+/g, " ")
+    .trim();
+}
+
+export function filesOf(event: SlackMessageEvent): InboundFile[] {
+  return (event.files ?? []).map((f) => ({
+    name: f.name ?? "file",
+    ...(f.mimetype ? { mimeType: f.mimetype } : {}),
+    ...(f.size !== undefined ? { size: f.size } : {}),
+    ...(f.url_private ? { url: f.url_private } : {}),
+  }));
+}
+
+/** Words that open the personal settings page instead of going to the agent. */
+export function isSettingsCommand(text: string): boolean {
+  return /^\/?settings$/i.test(text.trim());
+}

@@ -1,0 +1,94 @@
+import type { InboundFile } from "../adapter.ts";
+
+/** The fields of a Telegram Message the adapter reads. */
+export interface TgMessage {
+  message_id: number;
+  message_thread_id?: number;
+  is_topic_message?: boolean;
+  from?: { id: number; is_bot: boolean; first_name: string; last_name?: string; username?: string };
+  chat: { id: number; type: string; is_forum?: boolean };
+  text?: string;
+  caption?: string;
+  entities?: { type: string; offset: number; length: number }[];
+  caption_entities?: { type: string; offset: number; length: number }[];
+  reply_to_message?: { message_id: number; from?: { id: number }; forum_topic_created?: unknown };
+  document?: { file_name?: string; mime_type?: string; file_size?: number };
+  photo?: { file_size?: number }[];
+}
+
+export type TgClassified =
+  | { kind: "ignore"; reason: string }
+  | {
+      kind: "message";
+      isPrivate: boolean;
+      /** The text for the agent: the bot's @username removed. */
+      text: string;
+      /** A command at the start of the message (`/settings`, `/start payload`). */
+      command?: { name: string; args: string };
+      /** Forum topic to reply in. */
+      threadId?: number;
+    };
+
+/**
+ * Decide whether a message is for the bot. Private chats: always. Groups: when
+ * the bot is @mentioned, a command is addressed to it (or to no bot in
+ * particular), or the message replies to one of the bot's messages. With
+ * privacy mode on, Telegram only sends the bot those anyway.
+ */
+export function classifyMessage(msg: TgMessage, bot: { id: number; username: string }): TgClassified {
+  if (!msg.from) return { kind: "ignore", reason: "no sender" };
+  if (msg.from.is_bot) return { kind: "ignore", reason: "a bot's message" };
+  const raw = msg.text ?? msg.caption ?? "";
+  const entities = msg.entities ?? msg.caption_entities ?? [];
+  const me = `@${bot.username}`.toLowerCase();
+  const isPrivate = msg.chat.type === "private";
+
+  let command: { name: string; args: string } | undefined;
+  let commandForOtherBot = false;
+  const first = entities.find((e) => e.type === "bot_command" && e.offset === 0);
+  if (first) {
+    const [name = "", target] = raw.slice(1, first.length).split("@");
+    if (target && `@${target}`.toLowerCase() !== me) commandForOtherBot = true;
+    else command = { name: name.toLowerCase(), args: raw.slice(first.length).trim() };
+  }
+  const mentioned = entities.some((e) => e.type === "mention" && raw.slice(e.offset, e.offset + e.length).toLowerCase() === me);
+  const reply = msg.reply_to_message;
+  const repliesToBot = reply?.from?.id === bot.id && reply.forum_topic_created === undefined;
+  if (!isPrivate && !(mentioned || command || repliesToBot)) return { kind: "ignore", reason: "not addressed to the bot" };
+  if (commandForOtherBot && !mentioned && !repliesToBot) return { kind: "ignore", reason: "a command for another bot" };
+
+  const text = raw
+    .replace(new RegExp(`${escapeRegExp(me)}\\b`, "gi"), "")
+    .replace(/[ \t]+/g, " ")
+    .trim();
+  const threadId = msg.is_topic_message && msg.message_thread_id !== undefined ? msg.message_thread_id : undefined;
+  return {
+    kind: "message",
+    isPrivate,
+    text,
+    ...(command ? { command } : {}),
+    ...(threadId !== undefined ? { threadId } : {}),
+  };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+export function filesOfMessage(msg: TgMessage): InboundFile[] {
+  const files: InboundFile[] = [];
+  if (msg.document) {
+    files.push({
+      name: msg.document.file_name ?? "document",
+      ...(msg.document.mime_type ? { mimeType: msg.document.mime_type } : {}),
+      ...(msg.document.file_size !== undefined ? { size: msg.document.file_size } : {}),
+    });
+  }
+  const photo = msg.photo?.at(-1);
+  if (photo) files.push({ name: "photo.jpg", mimeType: "image/jpeg", ...(photo.file_size !== undefined ? { size: photo.file_size } : {}) });
+  return files;
+}
+
+export function displayNameOf(from: NonNullable<TgMessage["from"]>): string {
+  return from.username ?? [from.first_name, from.last_name].filter(Boolean).join(" ");
+}

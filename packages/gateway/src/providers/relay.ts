@@ -1,0 +1,219 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { PLACEHOLDER_PATTERN } from "@lobu/core";
+import type { Logger } from "pino";
+import type { ProviderInfo, ProviderRegistry, ProviderType } from "./registry.ts";
+import { type TokenUsage, UsageMeter } from "./usage.ts";
+
+export const RELAY_PREFIX = "/__lobu/llm/";
+const MAX_BODY = 32 * 1024 * 1024;
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+  "x-api-key",
+  "authorization",
+  "x-lobu-sandbox",
+]);
+
+export interface RelayCredential {
+  value: string;
+  agentId: string;
+  userKey?: string;
+}
+
+export interface UsageRecord extends TokenUsage {
+  sandboxId: string;
+  agentId: string;
+  userKey?: string;
+  provider: string;
+  model: string;
+  status: number;
+  durationMs: number;
+}
+
+export interface RelayDeps {
+  providers: ProviderRegistry;
+  /** The real key for a placeholder, if it is bound to this sandbox and provider. */
+  credentialFor(
+    sandboxId: string,
+    providerId: string,
+    placeholder: string,
+  ): Promise<RelayCredential | null>;
+  recordUsage(record: UsageRecord): void;
+  log: Logger;
+  /** Fetch used for upstream calls (tests and benchmarks may pass an instrumented one). */
+  fetch?: typeof fetch;
+}
+
+function providerError(type: ProviderType, kind: string, message: string): string {
+  return type === "anthropic"
+    ? JSON.stringify({ type: "error", error: { type: kind, message } })
+    : JSON.stringify({ error: { message, type: kind, code: kind } });
+}
+
+function send(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(body);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return null;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function placeholderOf(req: IncomingMessage): string | undefined {
+  const candidates = [req.headers["x-api-key"], req.headers.authorization]
+    .flat()
+    .filter(Boolean) as string[];
+  for (const c of candidates) {
+    const m = c.match(PLACEHOLDER_PATTERN);
+    if (m) return m[0];
+  }
+  return undefined;
+}
+
+function upstreamHeaders(req: IncomingMessage, provider: ProviderInfo, key: string): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  if (provider.type === "anthropic") headers.set("x-api-key", key);
+  else headers.set("authorization", `Bearer ${key}`);
+  return headers;
+}
+
+/**
+ * The LLM relay: workers call `<gateway>/__lobu/llm/<provider>/...` with a
+ * placeholder key; the gateway checks the placeholder belongs to this sandbox,
+ * swaps in the real key, forwards to the provider's base URL and streams the
+ * answer back unbuffered while metering tokens.
+ */
+export function createProviderRelay(deps: RelayDeps) {
+  const doFetch = deps.fetch ?? fetch;
+  return async function relay(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: { sandboxId: string },
+  ): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://gateway.internal");
+    const rest = url.pathname.slice(RELAY_PREFIX.length);
+    const slash = rest.indexOf("/");
+    const providerId = slash === -1 ? rest : rest.slice(0, slash);
+    const path = slash === -1 ? "" : rest.slice(slash);
+    const provider = deps.providers.get(providerId);
+    if (!provider) {
+      send(
+        res,
+        404,
+        providerError("openai", "not_found_error", `unknown provider "${providerId}"`),
+      );
+      return;
+    }
+    const placeholder = placeholderOf(req);
+    const credential = placeholder
+      ? await deps.credentialFor(ctx.sandboxId, providerId, placeholder)
+      : null;
+    if (!credential) {
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, provider: providerId },
+        "relay refused: no valid placeholder",
+      );
+      send(
+        res,
+        401,
+        providerError(
+          provider.type,
+          "authentication_error",
+          "Lobu: this sandbox has no credential for this provider. Ask an admin to configure the provider key, or add your own key in the agent's settings page.",
+        ),
+      );
+      return;
+    }
+    const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
+    if (body === null) {
+      send(res, 413, providerError(provider.type, "request_too_large", "request body too large"));
+      return;
+    }
+    let model = "";
+    try {
+      model = body?.length
+        ? String((JSON.parse(body.toString("utf8")) as { model?: unknown }).model ?? "")
+        : "";
+    } catch {
+      // The provider will reject malformed JSON itself.
+    }
+    const started = Date.now();
+    const abort = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let upstream: Response;
+    try {
+      upstream = await doFetch(`${provider.baseUrl}${path}${url.search}`, {
+        method: req.method,
+        headers: upstreamHeaders(req, provider, credential.value),
+        body: body ? new Uint8Array(body) : undefined,
+        redirect: "manual",
+        signal: abort.signal,
+      });
+    } catch (err) {
+      deps.log.error({ err, provider: providerId }, "provider unreachable");
+      send(
+        res,
+        502,
+        providerError(
+          provider.type,
+          "api_error",
+          `Lobu could not reach the ${providerId} provider: ${(err as Error).message}`,
+        ),
+      );
+      return;
+    }
+    const headers: Record<string, string> = {};
+    upstream.headers.forEach((value, name) => {
+      if (!HOP_BY_HOP.has(name) && name !== "content-encoding") headers[name] = value;
+    });
+    res.writeHead(upstream.status, headers);
+    const meter = new UsageMeter(provider.type, upstream.headers.get("content-type") ?? "");
+    const decoder = new TextDecoder();
+    try {
+      if (upstream.body) {
+        for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
+          res.write(chunk);
+          meter.push(chunk, decoder);
+        }
+      }
+      res.end();
+    } catch (err) {
+      if (!abort.signal.aborted)
+        deps.log.warn({ err, provider: providerId }, "provider stream broke");
+      res.destroy();
+    } finally {
+      const usage = meter.finish();
+      deps.recordUsage({
+        ...usage,
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        userKey: credential.userKey,
+        provider: providerId,
+        model,
+        status: upstream.status,
+        durationMs: Date.now() - started,
+      });
+    }
+  };
+}

@@ -1,0 +1,114 @@
+import type { IncomingHttpHeaders } from "node:http";
+
+/**
+ * Bodies for refused requests. They are read by an agent (and, through it, by a
+ * person), so they say what was refused, why, and what a person can do about it.
+ */
+
+export type RefusalKind =
+  /** Not in the allow list. */
+  | "not_allowed"
+  /** Matched a deny rule. */
+  | "denied_rule"
+  /** Resolved to (or is) a private/loopback/metadata address. */
+  | "private_address"
+  /** The sandbox is unknown or not identified. */
+  | "identity"
+  /** Malformed request or unsupported form. */
+  | "bad_request"
+  /** Too many tunnels at once. */
+  | "limit"
+  /** The host does not resolve or cannot be reached. */
+  | "upstream";
+
+export interface Refusal {
+  status: number;
+  kind: RefusalKind;
+  host: string;
+  reason: string;
+  agentId?: string;
+}
+
+const CODES: Record<RefusalKind, string> = {
+  not_allowed: "egress_not_allowed",
+  denied_rule: "egress_denied",
+  private_address: "egress_private_address",
+  identity: "egress_unknown_sandbox",
+  bad_request: "egress_bad_request",
+  limit: "egress_limit",
+  upstream: "egress_upstream_error",
+};
+
+/** Stable machine-readable code (also sent as the X-Lobu-Egress header). */
+export function refusalCode(kind: RefusalKind): string {
+  return CODES[kind];
+}
+
+export function hintFor(r: Refusal): string | undefined {
+  const agent = r.agentId ?? "<id>";
+  switch (r.kind) {
+    case "not_allowed":
+      return `To allow it, ask the user to allow ${r.host} in the agent's settings page, or add it to [agents.${agent}.network] allow in lobu.toml.`;
+    case "denied_rule":
+      return `${r.host} is explicitly denied; an operator can remove the rule from [agents.${agent}.network] deny (or [network] deny) in lobu.toml.`;
+    case "private_address":
+      return `The proxy never connects to loopback, private, link-local or metadata addresses. If this is an internal service the agent should reach, an operator can add its range to [agents.${agent}.network] allow_private_ranges in lobu.toml.`;
+    case "limit":
+      return "Close some connections and try again.";
+    default:
+      return undefined;
+  }
+}
+
+export function refusalText(r: Refusal): string {
+  const hint = hintFor(r);
+  return `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}.${hint ? `\n${hint}` : ""}\n`;
+}
+
+export function refusalJson(r: Refusal): string {
+  const hint = hintFor(r);
+  return `${JSON.stringify({
+    error: {
+      code: CODES[r.kind],
+      message: `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}`,
+      host: r.host,
+      reason: r.reason,
+      ...(hint ? { hint } : {}),
+    },
+  })}\n`;
+}
+
+export function wantsJson(headers: IncomingHttpHeaders): boolean {
+  return /\bapplication\/(?:[\w.+-]*\+)?json\b/i.test(headers.accept ?? "");
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  407: "Proxy Authentication Required",
+  421: "Misdirected Request",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  504: "Gateway Timeout",
+};
+
+/** A complete raw HTTP/1.1 response (for CONNECT and parse errors, where there is no ServerResponse). */
+export function rawResponse(
+  r: Refusal,
+  json: boolean,
+  extraHeaders: Record<string, string> = {},
+): string {
+  const body = json ? refusalJson(r) : refusalText(r);
+  const headers = {
+    "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
+    "Content-Length": String(Buffer.byteLength(body)),
+    Connection: "close",
+    "X-Lobu-Egress": CODES[r.kind],
+    ...extraHeaders,
+  };
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join("\r\n");
+  return `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? "Error"}\r\n${head}\r\n\r\n${body}`;
+}

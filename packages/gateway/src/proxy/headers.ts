@@ -1,0 +1,65 @@
+/**
+ * Header handling shared by the forwarder and the tunnel code. Headers travel as
+ * flat raw arrays (`[name, value, name, value, ...]`) so their order, case and
+ * repetitions reach the other side as they were sent.
+ */
+
+/** Never forwarded: per-connection (RFC 9110 §7.6.1) or proxy-only. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+  // Identity of a pooled sandbox: meant for the proxy only.
+  "x-lobu-sandbox",
+]);
+
+/** Drop hop-by-hop headers, those named in Connection, and any in `drop`. */
+export function forwardableHeaders(raw: readonly string[], drop: readonly string[] = []): string[] {
+  const dropped = new Set([...HOP_BY_HOP, ...drop]);
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === "connection") {
+      for (const token of raw[i + 1]!.split(",")) {
+        const name = token.trim().toLowerCase();
+        if (name) dropped.add(name);
+      }
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!dropped.has(raw[i]!.toLowerCase())) out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+export function getHeader(raw: readonly string[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === lower) return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** Replace every occurrence of `name` with one header (or remove it when value is undefined). */
+export function setHeader(raw: string[], name: string, value: string | undefined): string[] {
+  const lower = name.toLowerCase();
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== lower) out.push(raw[i]!, raw[i + 1]!);
+  }
+  if (value !== undefined) out.push(name, value);
+  return out;
+}
+
+/** `host[:port]` as a Host header / authority, with IPv6 in brackets and default ports left out. */
+export function authority(host: string, port: number, protocol: "http:" | "https:"): string {
+  const h = host.includes(":") ? `[${host}]` : host;
+  const defaultPort = protocol === "https:" ? 443 : 80;
+  return port === defaultPort ? h : `${h}:${port}`;
+}

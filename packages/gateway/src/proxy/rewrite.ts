@@ -1,0 +1,147 @@
+import { Transform, type TransformCallback } from "node:stream";
+import { PLACEHOLDER_PATTERN, PLACEHOLDER_PREFIX } from "@lobu/core";
+
+/**
+ * Text rewriting for the egress proxy: placeholders → secrets in requests, secrets
+ * → placeholders in responses. Streams work on latin1 strings (one char per byte,
+ * so binary stays intact) and hold back only a tail that could still become a
+ * match, so a value split across chunks is caught while ordinary chunks (an SSE
+ * event ending in "\n\n") flow through at once.
+ */
+
+export const PLACEHOLDER_LENGTH = PLACEHOLDER_PREFIX.length + 36;
+const HEXISH = /^[0-9a-f-]*$/;
+
+/** Replacement for a placeholder, or null to leave it as it is. */
+export type Replace = (placeholder: string) => Promise<string | null>;
+
+function isPlaceholderPrefix(t: string): boolean {
+  if (t.length >= PLACEHOLDER_LENGTH) return false;
+  if (t.length <= PLACEHOLDER_PREFIX.length) return PLACEHOLDER_PREFIX.startsWith(t);
+  return t.startsWith(PLACEHOLDER_PREFIX) && HEXISH.test(t.slice(PLACEHOLDER_PREFIX.length));
+}
+
+/** Where the tail that may be the start of a placeholder begins (length when none). */
+function placeholderTail(s: string): number {
+  for (let i = Math.max(0, s.length - PLACEHOLDER_LENGTH + 1); i < s.length; i++) {
+    if (s.charCodeAt(i) === 0x6c /* l */ && isPlaceholderPrefix(s.slice(i))) return i;
+  }
+  return s.length;
+}
+
+/** Replace every placeholder in `text` (each distinct one is looked up once). */
+export async function replacePlaceholders(text: string, replace: Replace): Promise<string> {
+  if (!text.includes(PLACEHOLDER_PREFIX)) return text;
+  const found = text.match(PLACEHOLDER_PATTERN);
+  if (!found) return text;
+  const map = new Map<string, string | null>();
+  for (const p of new Set(found)) map.set(p, await replace(p));
+  return text.replace(PLACEHOLDER_PATTERN, (p) => map.get(p) ?? p);
+}
+
+const utf8ToLatin1 = (s: string): string => Buffer.from(s, "utf8").toString("latin1");
+
+/** Streaming placeholder swap for request bodies. `replace` returns UTF-8 text. */
+export class PlaceholderSwapStream extends Transform {
+  readonly #replace: Replace;
+  #carry = "";
+
+  constructor(replace: Replace) {
+    super();
+    this.#replace = async (p) => {
+      const r = await replace(p);
+      return r === null ? null : utf8ToLatin1(r);
+    };
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const s = this.#carry + chunk.toString("latin1");
+    const cut = placeholderTail(s);
+    this.#carry = s.slice(cut);
+    replacePlaceholders(s.slice(0, cut), this.#replace).then(
+      (out) => done(null, out ? Buffer.from(out, "latin1") : undefined),
+      done,
+    );
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(null, this.#carry ? Buffer.from(this.#carry, "latin1") : undefined);
+  }
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Replaces fixed strings (real secret values in the forms they may be echoed in)
+ * with their replacement (the placeholder the agent sent), across chunk boundaries.
+ */
+export class LiteralRedactor {
+  readonly #pattern: RegExp;
+  readonly #replacement = new Map<string, string>();
+  readonly #needles: string[];
+  readonly #firstChars: Set<number>;
+  readonly #maxLength: number;
+
+  /** `pairs`: [value, replacement]; values are UTF-8 text. */
+  constructor(pairs: Iterable<[string, string]>) {
+    for (const [value, replacement] of pairs) {
+      if (!value) continue;
+      for (const form of echoForms(value)) this.#replacement.set(utf8ToLatin1(form), replacement);
+    }
+    this.#needles = [...this.#replacement.keys()].sort((a, b) => b.length - a.length);
+    this.#pattern = new RegExp(this.#needles.map(escapeRegex).join("|") || "(?!)", "g");
+    this.#firstChars = new Set(this.#needles.map((n) => n.charCodeAt(0)));
+    this.#maxLength = Math.max(0, ...this.#needles.map((n) => n.length));
+  }
+
+  get empty(): boolean {
+    return this.#needles.length === 0;
+  }
+
+  /** Redact a complete latin1/ASCII string (header values). */
+  redact(text: string): string {
+    return this.#needles.length === 0
+      ? text
+      : text.replace(this.#pattern, (m) => this.#replacement.get(m) ?? m);
+  }
+
+  /** Redact one chunk of a stream; returns [emit, carry]. */
+  step(s: string): [string, string] {
+    let out = "";
+    let last = 0;
+    this.#pattern.lastIndex = 0;
+    for (let m = this.#pattern.exec(s); m; m = this.#pattern.exec(s)) {
+      out += s.slice(last, m.index) + (this.#replacement.get(m[0]) ?? m[0]);
+      last = m.index + m[0].length;
+    }
+    let cut = s.length;
+    for (let i = Math.max(last, s.length - this.#maxLength + 1); i < s.length; i++) {
+      if (!this.#firstChars.has(s.charCodeAt(i))) continue;
+      const tail = s.slice(i);
+      if (this.#needles.some((n) => n.length > tail.length && n.startsWith(tail))) {
+        cut = i;
+        break;
+      }
+    }
+    return [out + s.slice(last, cut), s.slice(cut)];
+  }
+
+  stream(): Transform {
+    let carry = "";
+    return new Transform({
+      transform: (chunk: Buffer, _enc, done) => {
+        const [emit, rest] = this.step(carry + chunk.toString("latin1"));
+        carry = rest;
+        done(null, emit ? Buffer.from(emit, "latin1") : undefined);
+      },
+      flush: (done) => done(null, carry ? Buffer.from(carry, "latin1") : undefined),
+    });
+  }
+}
+
+/** The forms a secret may come back in: as is, JSON-escaped, URL-encoded. */
+function echoForms(value: string): Set<string> {
+  return new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]);
+}

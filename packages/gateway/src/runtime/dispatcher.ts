@@ -1,0 +1,132 @@
+import { errorMessage } from "@lobu/core";
+import type { Logger } from "pino";
+import type { QueuedTurn } from "../conversations/inbound.ts";
+import type { MessageQueue, QueueClaim } from "../store/port.ts";
+import type { TurnResult } from "./turn-runner.ts";
+
+export interface DispatcherOptions {
+  queue: MessageQueue;
+  owner: string;
+  /** Turns running at once on this gateway; more wait in the queue. */
+  maxConcurrent: number;
+  leaseMs?: number;
+  run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult>;
+  log: Logger;
+}
+
+/**
+ * Pulls messages off the durable queue and runs them, at most `maxConcurrent`
+ * at once and one per sandbox (the queue's partition lease). A message is
+ * acknowledged only after its answer is recorded and delivered; if this
+ * process dies, the lease lapses and another gateway (or this one, restarted)
+ * picks it up again.
+ */
+export class Dispatcher {
+  private readonly opts: DispatcherOptions;
+  private readonly leaseMs: number;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private running = false;
+  private wake: (() => void) | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(opts: DispatcherOptions) {
+    this.opts = opts;
+    this.leaseMs = opts.leaseMs ?? 30_000;
+  }
+
+  get activeCount(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.unsubscribe = this.opts.queue.onAvailable(() => this.poke());
+    this.loop = this.run();
+  }
+
+  /** Check the queue now (new message, a slot freed). */
+  poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let claimed = false;
+      if (this.inFlight.size < this.opts.maxConcurrent) {
+        try {
+          const claim = await this.opts.queue.claim(this.opts.owner, this.leaseMs, {
+            skip: [...this.inFlight.keys()],
+          });
+          if (claim) {
+            claimed = true;
+            this.launch(claim);
+          }
+        } catch (err) {
+          this.opts.log.error({ err }, "queue claim failed");
+        }
+      }
+      if (!claimed && this.running) {
+        // Sleep until something may be deliverable; poll as a safety net (delays, lapsed leases).
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+
+  private launch(claim: QueueClaim): void {
+    const lease = new AbortController();
+    const keepAlive = setInterval(() => {
+      this.opts.queue.extend(claim, this.leaseMs).then(
+        (ok) => {
+          if (!ok) {
+            this.opts.log.warn({ messageId: claim.id }, "lost the lease on a running message");
+            lease.abort();
+          }
+        },
+        (err) => this.opts.log.warn({ err }, "lease extension failed"),
+      );
+    }, this.leaseMs / 3);
+    const work = (async () => {
+      let result: TurnResult = "done";
+      try {
+        const turn = JSON.parse(claim.payload) as QueuedTurn;
+        result = await this.opts.run(turn, claim.attempts, lease.signal);
+      } catch (err) {
+        this.opts.log.error({ err: errorMessage(err), messageId: claim.id }, "turn crashed");
+        result = "retry";
+      } finally {
+        clearInterval(keepAlive);
+      }
+      if (lease.signal.aborted) return;
+      if (result === "done") await this.opts.queue.ack(claim);
+      else await this.opts.queue.release(claim, { delayMs: 500 });
+    })()
+      .catch((err) => this.opts.log.error({ err }, "finishing a message failed"))
+      .finally(() => {
+        this.inFlight.delete(claim.partition);
+        this.poke();
+      });
+    this.inFlight.set(claim.partition, work);
+  }
+
+  /** Stop claiming; wait for running turns up to `graceMs`, then leave them to lapse. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.running = false;
+    this.unsubscribe?.();
+    this.poke();
+    await this.loop;
+    await Promise.race([
+      Promise.all(this.inFlight.values()),
+      new Promise((r) => setTimeout(r, graceMs).unref()),
+    ]);
+  }
+}

@@ -1,0 +1,91 @@
+import { join } from "node:path";
+import { digest, type LobuConfig, LobuError } from "@lobu/core";
+import type { Logger } from "pino";
+import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
+import { createHostDriver, createProcessDriver } from "../sandbox/index.ts";
+
+export interface SelectedDriver {
+  driver: SandboxDriver;
+  probe: DriverProbe;
+  /** Environment every worker gets from this gateway (non-secret). */
+  workerEnv: Record<string, string>;
+  /** One line for `lobu run`'s summary. */
+  description: string;
+}
+
+export interface DriverSelection {
+  config: LobuConfig;
+  dataDir: string;
+  log: Logger;
+  /** Host path of the CA bundle workers trust (shown read-only in every sandbox). */
+  caBundlePath: string;
+}
+
+/** Create the driver `name` without starting anything (used by `lobu doctor` too). */
+export function createDriver(
+  name: LobuConfig["sandbox"]["driver"],
+  sel: DriverSelection,
+): SandboxDriver {
+  switch (name) {
+    case "process":
+      return createProcessDriver({
+        stateDir: join(sel.dataDir, "sandbox-state"),
+        logger: sel.log,
+        // Unique per data dir, so two gateways on one host never share cgroups.
+        cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
+        extraRoBinds: [sel.caBundlePath],
+      });
+    case "host":
+      return createHostDriver({ logger: sel.log });
+    case "virtual":
+      throw new LobuError(
+        "driver_unavailable",
+        "the virtual sandbox driver is not available in this build",
+        {
+          hint: 'Use sandbox.driver = "process".',
+        },
+      );
+  }
+}
+
+/**
+ * Pick and check the configured sandbox driver. An isolating driver that does
+ * not work here is an error with instructions; the unisolated `host` driver
+ * needs the operator's explicit `allow_unsandboxed = true`.
+ */
+export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver> {
+  const { config } = sel;
+  const name = config.sandbox.driver;
+  if (name === "host" && !config.sandbox.allow_unsandboxed) {
+    throw new LobuError(
+      "unsandboxed_refused",
+      'sandbox.driver = "host" runs agents without any isolation',
+      {
+        hint: "Agents could read the gateway's files and reach any network. If this is really what you want (a trusted single-user setup), also set sandbox.allow_unsandboxed = true in lobu.toml.",
+      },
+    );
+  }
+  const driver = createDriver(name, sel);
+  const probe = await driver.probe();
+  if (!probe.ok) {
+    await driver.close().catch(() => {});
+    throw new LobuError(
+      "sandbox_unavailable",
+      `the ${name} sandbox driver cannot run on this machine:\n  - ${probe.details.join("\n  - ")}`,
+      {
+        hint: 'Run `lobu doctor` for details. On hosts without namespaces, use sandbox.driver = "virtual", or "host" with allow_unsandboxed = true for trusted setups only.',
+      },
+    );
+  }
+  if (!probe.isolated)
+    sel.log.warn(
+      { driver: name },
+      "sandboxes are NOT isolated from the host (allow_unsandboxed = true)",
+    );
+  return {
+    driver,
+    probe,
+    workerEnv: { LOBU_CA_BUNDLE: sel.caBundlePath },
+    description: `${name}${probe.isolated ? "" : " (NOT isolated)"}`,
+  };
+}

@@ -1,0 +1,197 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { digest, type LobuConfig } from "@lobu/core";
+import type { Logger } from "pino";
+import type { AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import { userKeyOf } from "../conversations/inbound.ts";
+import type { Conversations } from "../conversations/records.ts";
+import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
+import { createProviderRelay, RELAY_PREFIX, type UsageRecord } from "../providers/relay.ts";
+import {
+  caBundle,
+  cachingResolver,
+  createEgressBinder,
+  createEgressServer,
+  type EgressPolicy,
+  loadOrCreateCa,
+  systemResolver,
+  validateCidrs,
+} from "../proxy/index.ts";
+import type { EgressBinder } from "../sandbox/driver.ts";
+import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
+import type { SecretStore } from "../secrets/store.ts";
+import type { UserSettingsStore } from "../settings/user-settings.ts";
+import type { SkillCatalog } from "../skills/catalog.ts";
+import type { Store } from "../store/port.ts";
+
+export interface EgressDeps {
+  config: LobuConfig;
+  dataDir: string;
+  store: Store;
+  secrets: SecretStore;
+  placeholders: PlaceholderRegistry;
+  providers: ProviderRegistry;
+  agents: AgentRegistry;
+  userSettings: UserSettingsStore;
+  skills: SkillCatalog;
+  conversations: Conversations;
+  audit: AuditLog;
+  log: Logger;
+  onUsage?: (sandboxId: string, usage: UsageRecord) => void;
+}
+
+export interface Egress {
+  binder: EgressBinder;
+  /** Host path of the CA bundle (system CAs + installation CA) workers must trust. */
+  caBundlePath: string;
+  /** The network policy the proxy applies to a sandbox (for the admin UI and tests). */
+  policyFor(sandboxId: string): Promise<EgressPolicy | null>;
+  close(): Promise<void>;
+}
+
+const POLICY_TTL_MS = 1000;
+
+/** Unix socket paths are limited to 107 bytes: keep the run dir short. */
+function runDirFor(dataDir: string): string {
+  const preferred = join(dataDir, "run");
+  if (Buffer.byteLength(preferred) <= 60) return preferred;
+  return join(
+    process.env.XDG_RUNTIME_DIR && existsSync(process.env.XDG_RUNTIME_DIR)
+      ? process.env.XDG_RUNTIME_DIR
+      : tmpdir(),
+    `lobu-${digest(dataDir, 12)}`,
+  );
+}
+
+/**
+ * The gateway side of every sandbox's network: one egress endpoint per sandbox
+ * (forward proxy with allowlists, SSRF defence and placeholder swapping) whose
+ * internal routes relay LLM calls with the real provider keys.
+ */
+export async function startEgress(deps: EgressDeps): Promise<Egress> {
+  const { config, dataDir, log } = deps;
+  validateCidrs(config.network.allow_private_ranges);
+  const ca = await loadOrCreateCa(dataDir);
+  const caBundlePath = await caBundle(dataDir);
+
+  const cache = new Map<string, { at: number; policy: EgressPolicy | null }>();
+  async function computePolicy(sandboxId: string): Promise<EgressPolicy | null> {
+    const conversation = await deps.conversations.getConversation(sandboxId);
+    if (!conversation) return null;
+    const agent = await deps.agents.get(conversation.key.agentId);
+    if (!agent) return null;
+    const userKey = userKeyOf(conversation.origin);
+    const settings = await deps.userSettings.get(agent.id, userKey);
+    const skills = deps.skills.pick([...agent.skills, ...settings.skills]);
+    const providerHosts = deps.providers
+      .list()
+      .filter((p) => !agent.provider || p.id === agent.provider)
+      .map((p) => new URL(p.baseUrl).hostname);
+    return {
+      agentId: agent.id,
+      allow: [
+        ...new Set([
+          ...config.network.allow,
+          ...agent.network.allow,
+          ...skills.flatMap((s) => s.domains),
+          ...settings.domains,
+          ...providerHosts,
+        ]),
+      ],
+      deny: [...new Set([...config.network.deny, ...agent.network.deny])],
+      allowPrivateRanges: config.network.allow_private_ranges,
+    };
+  }
+  async function policyFor(sandboxId: string): Promise<EgressPolicy | null> {
+    const hit = cache.get(sandboxId);
+    if (hit && Date.now() - hit.at < POLICY_TTL_MS) return hit.policy;
+    const policy = await computePolicy(sandboxId);
+    cache.set(sandboxId, { at: Date.now(), policy });
+    if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
+    return policy;
+  }
+
+  const relay = createProviderRelay({
+    providers: deps.providers,
+    log,
+    async credentialFor(sandboxId, providerId, placeholder) {
+      const binding = await deps.placeholders.lookup(placeholder);
+      if (
+        !binding ||
+        binding.sandboxId !== sandboxId ||
+        binding.secret.name !== providerSecretName(providerId)
+      ) {
+        return null;
+      }
+      const value = await deps.secrets.get(binding.secret);
+      if (!value) return null;
+      const conversation = await deps.conversations.getConversation(sandboxId);
+      return {
+        value,
+        agentId: conversation?.key.agentId ?? "",
+        userKey: conversation ? userKeyOf(conversation.origin) : undefined,
+      };
+    },
+    recordUsage(usage) {
+      deps.audit.usage({
+        at: Date.now(),
+        agentId: usage.agentId,
+        userKey: usage.userKey,
+        provider: usage.provider,
+        model: usage.model,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+        status: usage.status,
+      });
+      deps.onUsage?.(usage.sandboxId, usage);
+    },
+  });
+
+  const resolver = cachingResolver(systemResolver, { ttlMs: 30_000, max: 10_000 });
+  const runDir = runDirFor(dataDir);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const binder = createEgressBinder({
+    runDir,
+    createServer: (identity) =>
+      createEgressServer({
+        identity,
+        policyFor,
+        placeholders: deps.placeholders,
+        secrets: deps.secrets,
+        ca,
+        resolver,
+        logger: log,
+        internal: async (req, res, ctx) => {
+          if ((req.url ?? "").startsWith(RELAY_PREFIX)) return relay(req, res, ctx);
+          res.writeHead(404, { "content-type": "text/plain" });
+          res.end(`Lobu: no internal endpoint ${req.url}\n`);
+        },
+        audit: (record) =>
+          deps.audit.record({
+            action: `egress.${record.decision}`,
+            actor: record.sandboxId ? `sandbox:${record.sandboxId}` : "unknown",
+            agentId: record.agentId,
+            sandboxId: record.sandboxId ?? undefined,
+            details: {
+              method: record.method,
+              host: record.host,
+              port: record.port,
+              reason: record.reason,
+              status: record.status,
+              secrets: record.secrets,
+            },
+          }),
+      }),
+  });
+
+  return {
+    binder,
+    caBundlePath,
+    policyFor,
+    async close() {
+      cache.clear();
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import type { AgentEvent, RequestAnswer } from "@lobu/core";
+import type { Logger } from "pino";
+import { userKeyOf } from "../conversations/inbound.ts";
+import type { Origin } from "../platforms/adapter.ts";
+import type { Store } from "../store/port.ts";
+
+export type RequestEvent = Extract<
+  AgentEvent,
+  { type: "question" | "approval_request" | "capability_request" }
+>;
+
+export interface PendingRequest {
+  requestId: string;
+  messageId: string;
+  sandboxId: string;
+  agentId: string;
+  origin: Origin;
+  event: RequestEvent;
+  status: "pending" | "answered" | "expired";
+  answer?: RequestAnswer;
+  createdAt: number;
+  answeredAt?: number;
+}
+
+/** Who is answering: the person in the chat, or an operator/API client. */
+export interface Answerer {
+  userKey?: string;
+  admin?: boolean;
+  /** Shown in the audit log and on the resolved card (`platform:user`). */
+  label: string;
+}
+
+const CHANNEL = "answers";
+const key = (id: string) => `req:${id}`;
+
+/**
+ * Questions, approvals and capability requests waiting for a person. Answers
+ * may arrive at any gateway (a button click webhook); they travel over pub/sub
+ * to the gateway whose worker is waiting. Each request is answered once.
+ */
+export class RequestRegistry {
+  private readonly store: Store;
+  private readonly log: Logger;
+  private unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(store: Store, log: Logger) {
+    this.store = store;
+    this.log = log;
+  }
+
+  async register(
+    rec: Omit<PendingRequest, "status" | "createdAt">,
+    ttlMs: number,
+  ): Promise<PendingRequest> {
+    const full: PendingRequest = { ...rec, status: "pending", createdAt: Date.now() };
+    await this.store.kv.set(key(rec.requestId), JSON.stringify(full), {
+      ttlMs: ttlMs + 86_400_000,
+    });
+    return full;
+  }
+
+  async get(requestId: string): Promise<PendingRequest | null> {
+    const raw = await this.store.kv.get(key(requestId));
+    return raw ? (JSON.parse(raw) as PendingRequest) : null;
+  }
+
+  /**
+   * Record the answer (first one wins) and forward it to the waiting worker.
+   * Only the person whose message started the turn (or an admin) may answer.
+   */
+  async answer(
+    requestId: string,
+    answer: RequestAnswer,
+    by: Answerer,
+  ): Promise<
+    { ok: true; request: PendingRequest } | { ok: false; reason: string; status: number }
+  > {
+    const raw = await this.store.kv.get(key(requestId));
+    if (!raw) return { ok: false, reason: "unknown or expired request", status: 404 };
+    const request = JSON.parse(raw) as PendingRequest;
+    if (!by.admin && by.userKey !== userKeyOf(request.origin)) {
+      return {
+        ok: false,
+        reason: "only the person who asked the agent can answer this",
+        status: 403,
+      };
+    }
+    if (request.status !== "pending")
+      return { ok: false, reason: `request already ${request.status}`, status: 409 };
+    const next: PendingRequest = {
+      ...request,
+      status: "answered",
+      answer: { ...answer, by: by.label },
+      answeredAt: Date.now(),
+    };
+    if (
+      !(await this.store.kv.compareAndSet(key(requestId), raw, JSON.stringify(next), {
+        ttlMs: 86_400_000,
+      }))
+    ) {
+      return { ok: false, reason: "request already answered", status: 409 };
+    }
+    await this.store.pubsub.publish(
+      CHANNEL,
+      JSON.stringify({ sandboxId: request.sandboxId, requestId, answer: next.answer }),
+    );
+    return { ok: true, request: next };
+  }
+
+  /** Deliver answers for sandboxes this gateway hosts. */
+  async start(
+    deliver: (sandboxId: string, requestId: string, answer: RequestAnswer) => void,
+  ): Promise<void> {
+    this.unsubscribe = await this.store.pubsub.subscribe(CHANNEL, (message) => {
+      try {
+        const { sandboxId, requestId, answer } = JSON.parse(message) as {
+          sandboxId: string;
+          requestId: string;
+          answer: RequestAnswer;
+        };
+        deliver(sandboxId, requestId, answer);
+      } catch (err) {
+        this.log.warn({ err }, "bad answer message");
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+  }
+}

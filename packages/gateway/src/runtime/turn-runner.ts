@@ -1,0 +1,323 @@
+import {
+  type AgentEvent,
+  errorMessage,
+  isLobuError,
+  newId,
+  type RequestAnswer,
+  type WorkerToGateway,
+} from "@lobu/core";
+import type { Logger } from "pino";
+import type { TurnContextBuilder } from "../agents/context.ts";
+import type { QueuedTurn } from "../conversations/inbound.ts";
+import type { Conversations } from "../conversations/records.ts";
+import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
+import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
+import { AsyncQueue } from "./async-queue.ts";
+import type { RequestEvent, RequestRegistry } from "./requests.ts";
+import type { SandboxManager } from "./sandbox-manager.ts";
+
+export type TurnResult = "done" | "retry";
+
+/** Attempts before a message that keeps killing its worker is answered with an error. */
+export const MAX_ATTEMPTS = 3;
+const MAX_REPLY_CHARS = 200_000;
+const DELIVERY_TIMEOUT_MS = 120_000;
+
+export interface TurnRunnerDeps {
+  sandboxes: SandboxManager;
+  conversations: Conversations;
+  contexts: TurnContextBuilder;
+  requests: RequestRegistry;
+  adapterFor(platform: string): PlatformAdapter | undefined;
+  /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
+  decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
+  /** Told when a sandbox stopped abnormally, so the user can be told what happened. */
+  log: Logger;
+}
+
+interface ActiveTurn {
+  messageId: string;
+  emit(event: AgentEvent): void;
+  /** Public request id → the worker's own id. */
+  requestIds: Map<string, string>;
+}
+
+/**
+ * Runs one queued message as a turn on its sandbox: wakes the sandbox, sends
+ * the turn, relays every event to the message's event log and to the platform
+ * adapter that renders it, and records the outcome. A worker that dies mid-turn
+ * makes the message go back to the queue (the worker's journal makes the retry
+ * safe).
+ */
+export class TurnRunner {
+  private readonly deps: TurnRunnerDeps;
+  private readonly active = new Map<string, ActiveTurn>();
+
+  constructor(deps: TurnRunnerDeps) {
+    this.deps = deps;
+  }
+
+  /** Forward an answer to a worker on this gateway; false when the sandbox is not here. */
+  deliverAnswer(sandboxId: string, requestId: string, answer: RequestAnswer): boolean {
+    const turn = this.active.get(sandboxId);
+    const instance = this.deps.sandboxes.get(sandboxId);
+    const workerRequestId = turn?.requestIds.get(requestId);
+    if (!turn || !instance || !workerRequestId) return false;
+    instance.connection.send({ t: "answer", sandboxId, requestId: workerRequestId, answer });
+    turn.emit({
+      type: "request_resolved",
+      requestId,
+      outcome: answer.choice ?? "answered",
+      by: answer.by,
+    });
+    return true;
+  }
+
+  /** Emit a gateway-side event (e.g. usage) into the turn running on `sandboxId`, if any. */
+  emitTo(sandboxId: string, event: AgentEvent): void {
+    this.active.get(sandboxId)?.emit(event);
+  }
+
+  async run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
+    const { conversations, log } = this.deps;
+    const turnId = `${turn.messageId}.${attempt}`;
+    const chain: { p: Promise<unknown> } = { p: Promise.resolve() };
+    const delivery = new AsyncQueue<AgentEvent>();
+    const emit = (event: AgentEvent) => {
+      chain.p = chain.p
+        .then(() => conversations.appendEvent(turn.messageId, event))
+        .catch((err) => {
+          log.error({ err, messageId: turn.messageId }, "could not store turn event");
+        });
+      delivery.push(event);
+    };
+    const adapter = this.deps.adapterFor(turn.origin.platform);
+    const delivered = adapter
+      ? adapter
+          .deliver(turn.origin, { messageId: turn.messageId, events: delivery })
+          .catch((err) => {
+            log.error(
+              { err, platform: turn.origin.platform, messageId: turn.messageId },
+              "reply delivery failed",
+            );
+          })
+      : Promise.resolve();
+
+    await conversations.updateMessage(turn.messageId, {
+      status: "running",
+      startedAt: Date.now(),
+      attempts: attempt,
+    });
+    if (attempt === 1) {
+      await conversations.appendHistory(turn.conversationId, {
+        role: "user",
+        text: turn.text,
+        messageId: turn.messageId,
+        at: turn.receivedAt,
+        user: turn.origin.userName ?? turn.origin.userId,
+      });
+    }
+    emit({ type: "turn_started", turnId, messageId: turn.messageId });
+    if (attempt > 1)
+      emit({
+        type: "notice",
+        level: "warn",
+        text: "The agent was interrupted; picking the message up again.",
+      });
+
+    const finish = async (
+      outcome: { text: string } | { error: { code: string; message: string } },
+    ) => {
+      if ("text" in outcome) {
+        const text = outcome.text.slice(0, MAX_REPLY_CHARS);
+        emit({ type: "done", text });
+        await conversations.appendHistory(turn.conversationId, {
+          role: "assistant",
+          text,
+          messageId: turn.messageId,
+          at: Date.now(),
+        });
+        await conversations.updateMessage(turn.messageId, {
+          status: "done",
+          reply: text,
+          completedAt: Date.now(),
+        });
+      } else {
+        emit({ type: "error", ...outcome.error });
+        await conversations.appendHistory(turn.conversationId, {
+          role: "error",
+          text: outcome.error.message,
+          messageId: turn.messageId,
+          at: Date.now(),
+        });
+        await conversations.updateMessage(turn.messageId, {
+          status: "error",
+          error: outcome.error,
+          completedAt: Date.now(),
+        });
+      }
+      delivery.end();
+      await chain.p;
+      await Promise.race([
+        delivered,
+        new Promise((r) => setTimeout(r, DELIVERY_TIMEOUT_MS).unref()),
+      ]);
+    };
+    const retryOrFail = async (reason: string): Promise<TurnResult> => {
+      if (attempt < MAX_ATTEMPTS && !lease.aborted) {
+        delivery.end();
+        await chain.p;
+        return "retry";
+      }
+      await finish({
+        error: { code: "agent_failed", message: `The agent could not answer: ${reason}` },
+      });
+      return "done";
+    };
+
+    let context: Awaited<ReturnType<TurnContextBuilder["build"]>>;
+    try {
+      context = await this.deps.contexts.build(turn);
+    } catch (err) {
+      const error = isLobuError(err)
+        ? { code: err.code, message: err.hint ? `${err.message}. ${err.hint}` : err.message }
+        : { code: "internal", message: errorMessage(err) };
+      if (!isLobuError(err)) log.error({ err }, "building turn context failed");
+      await finish({ error });
+      return "done";
+    }
+
+    let instance: SandboxInstance;
+    try {
+      instance = await this.deps.sandboxes.ensure(turn.conversationId, turn.key);
+    } catch (err) {
+      log.error({ err, sandboxId: turn.conversationId }, "sandbox failed to start");
+      return retryOrFail(`its sandbox failed to start (${errorMessage(err)})`);
+    }
+
+    const release = this.deps.sandboxes.acquire(turn.conversationId);
+    const active: ActiveTurn = { messageId: turn.messageId, emit, requestIds: new Map() };
+    this.active.set(turn.conversationId, active);
+    try {
+      const end = await this.exchange(turn, turnId, instance, context, active, lease);
+      if (end.kind === "turn_end") {
+        if (end.msg.status === "done") {
+          await finish({ text: end.msg.text });
+          return "done";
+        }
+        if (end.msg.error?.code === "busy") return retryOrFail("its sandbox was busy");
+        await finish({
+          error: end.msg.error ?? {
+            code: end.msg.status,
+            message: end.msg.status === "cancelled" ? "the turn was cancelled" : "the turn failed",
+          },
+        });
+        return "done";
+      }
+      if (end.kind === "lease_lost") {
+        delivery.end();
+        await chain.p;
+        return "retry";
+      }
+      const why =
+        end.exit.reason === "oom"
+          ? "it ran out of memory"
+          : end.exit.reason === "disk_full"
+            ? "its disk is full"
+            : `its worker stopped (${end.exit.reason})`;
+      return retryOrFail(why);
+    } finally {
+      if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
+      release();
+    }
+  }
+
+  private exchange(
+    turn: QueuedTurn,
+    turnId: string,
+    instance: SandboxInstance,
+    context: Awaited<ReturnType<TurnContextBuilder["build"]>>,
+    active: ActiveTurn,
+    lease: AbortSignal,
+  ): Promise<
+    | { kind: "turn_end"; msg: Extract<WorkerToGateway, { t: "turn_end" }> }
+    | { kind: "exit"; exit: ExitInfo }
+    | { kind: "lease_lost" }
+  > {
+    const sandboxId = turn.conversationId;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (v: Parameters<typeof resolve>[0]) => {
+        if (settled) return;
+        settled = true;
+        off();
+        lease.removeEventListener("abort", onLease);
+        resolve(v);
+      };
+      const onLease = () => {
+        instance.connection.send({ t: "cancel", sandboxId, turnId });
+        settle({ kind: "lease_lost" });
+      };
+      lease.addEventListener("abort", onLease, { once: true });
+      const off = instance.connection.onMessage((msg) => {
+        if (!("sandboxId" in msg) || msg.sandboxId !== sandboxId) return;
+        if (msg.t === "event" && msg.turnId === turnId) {
+          void this.onWorkerEvent(turn, active, msg.event);
+        } else if (msg.t === "turn_end" && msg.turnId === turnId) {
+          settle({ kind: "turn_end", msg });
+        }
+      });
+      instance.exited.then((exit) => settle({ kind: "exit", exit }));
+      instance.connection.send({
+        t: "turn",
+        sandboxId,
+        turnId,
+        messageId: turn.messageId,
+        text: turn.text,
+        context,
+      });
+    });
+  }
+
+  private async onWorkerEvent(
+    turn: QueuedTurn,
+    active: ActiveTurn,
+    event: AgentEvent,
+  ): Promise<void> {
+    switch (event.type) {
+      case "question":
+      case "approval_request":
+      case "capability_request": {
+        // Requests get a gateway-issued id: a worker cannot reach another sandbox's request.
+        const publicId = newId("rq");
+        active.requestIds.set(publicId, event.requestId);
+        let decorated: RequestEvent = { ...event, requestId: publicId };
+        if (this.deps.decorateRequest) decorated = await this.deps.decorateRequest(decorated, turn);
+        await this.deps.requests.register(
+          {
+            requestId: publicId,
+            messageId: turn.messageId,
+            sandboxId: turn.conversationId,
+            agentId: turn.key.agentId,
+            origin: turn.origin,
+            event: decorated,
+          },
+          3_600_000,
+        );
+        active.emit(decorated);
+        return;
+      }
+      case "text_delta":
+      case "tool_call":
+      case "tool_result":
+      case "notice":
+        active.emit(event);
+        return;
+      default:
+        // Lifecycle, usage and results are the gateway's to report, not the worker's.
+        return;
+    }
+  }
+}
+
+export type { Origin };

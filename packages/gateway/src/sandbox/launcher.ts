@@ -1,0 +1,240 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { realpathSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { Duplex } from "node:stream";
+import { fileURLToPath } from "node:url";
+import {
+  createLogger,
+  LobuError,
+  type Logger,
+  PROTOCOL_VERSION,
+  type WorkerToGateway,
+} from "@lobu/core";
+import { ChannelConnection } from "./connection.ts";
+import { OutputCapture } from "./output.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root: packages/gateway/src/sandbox → ../../../.. */
+export const DEFAULT_REPO_ROOT = resolve(here, "../../../..");
+export const DEFAULT_WORKER_ENTRY = resolve(DEFAULT_REPO_ROOT, "packages/worker/src/main.ts");
+
+export interface WorkerLaunchConfig {
+  /** Node binary for workers (default: the gateway's own, process.execPath). */
+  nodePath?: string;
+  /** Worker entry module (default: packages/worker/src/main.ts of this repository). */
+  entry?: string;
+  /** Arguments after the entry. */
+  args?: string[];
+  /** Node flags before the entry (e.g. `--max-old-space-size=…`). */
+  nodeArgs?: string[];
+  /** Repository root the worker's modules resolve from (default: this checkout). */
+  repoRoot?: string;
+  /** A worker that has not said `ready` after this long is killed (default 30 s). */
+  readyTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export type ReadyMessage = Extract<WorkerToGateway, { t: "ready" }>;
+
+export interface LaunchSpec {
+  /** Sandbox id, for logs and errors. */
+  sandboxId: string;
+  /** Program to run; the worker argv (see WorkerLauncher.workerArgv) is somewhere in `args`. */
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** Extra stdio from fd 4 on: an open fd to hand over, or "pipe". */
+  extraFds?: Array<number | "pipe">;
+  /** Own process group, so the whole tree can be signalled. */
+  detached?: boolean;
+  /** Called right after spawn (feed data pipes, close fds handed over). */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+export interface LaunchedWorker {
+  child: ChildProcess;
+  connection: ChannelConnection;
+  ready: ReadyMessage;
+  output: OutputCapture;
+  /** Resolves once the process has exited and its streams are closed. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts worker processes and connects to them: fd 3 is the control channel, stdout
+ * and stderr go (rate limited) to the gateway log. Shared by the sandbox drivers,
+ * which decide what wraps the worker (bwrap, nothing).
+ */
+export class WorkerLauncher {
+  readonly nodePath: string;
+  readonly entry: string;
+  readonly args: string[];
+  readonly nodeArgs: string[];
+  readonly repoRoot: string;
+  readonly readyTimeoutMs: number;
+  readonly logger: Logger;
+
+  constructor(config: WorkerLaunchConfig = {}) {
+    this.nodePath = realpathOr(config.nodePath ?? process.execPath);
+    this.repoRoot = realpathOr(config.repoRoot ?? DEFAULT_REPO_ROOT);
+    this.entry = realpathOr(config.entry ?? resolve(this.repoRoot, "packages/worker/src/main.ts"));
+    this.args = config.args ?? [];
+    this.nodeArgs = config.nodeArgs ?? [];
+    this.readyTimeoutMs = config.readyTimeoutMs ?? 30_000;
+    this.logger = config.logger ?? createLogger("sandbox");
+  }
+
+  /** `[node, ...nodeArgs, entry, ...args]`, plus per-launch node flags. */
+  workerArgv(extraNodeArgs: string[] = []): string[] {
+    return [this.nodePath, ...this.nodeArgs, ...extraNodeArgs, this.entry, ...this.args];
+  }
+
+  /**
+   * Spawn and wait for the worker's `ready`. Rejects (after killing the process) when
+   * it exits first, never says ready, or speaks another protocol version; the error
+   * carries the worker's last output.
+   */
+  async launch(spec: LaunchSpec): Promise<LaunchedWorker> {
+    const bindings = { sandboxId: spec.sandboxId };
+    const child = spawn(spec.command, spec.args, {
+      stdio: ["ignore", "pipe", "pipe", "pipe", ...(spec.extraFds ?? [])],
+      env: spec.env,
+      cwd: spec.cwd ?? "/",
+      detached: spec.detached ?? false,
+    });
+    // The far end of any pipe may vanish at any moment (bwrap closes the ones it
+    // reads, a dying worker resets the rest): that is not the gateway's error.
+    for (const stream of child.stdio) stream?.on("error", () => {});
+    const output = new OutputCapture({ logger: this.logger, bindings });
+    output.attach(child.stdout, "stdout");
+    output.attach(child.stderr, "stderr");
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
+      child.once("error", () => {
+        // A spawn failure emits no exit.
+        if (child.pid === undefined) res({ code: 127, signal: null });
+      });
+      // Processes the worker left behind may hold its stdout open: after the exit,
+      // give the streams a moment to drain, then stop reading them.
+      child.once("exit", (code, signal) => {
+        const timer = setTimeout(() => {
+          for (const stream of child.stdio) stream?.destroy();
+          res({ code, signal });
+        }, 250);
+        child.once("close", () => {
+          clearTimeout(timer);
+          res({ code, signal });
+        });
+      });
+    });
+    spec.onSpawn?.(child);
+
+    const channel = child.stdio[3] as Duplex | null;
+    if (!channel) throw new Error("worker control channel (fd 3) was not created");
+    const connection = new ChannelConnection(channel, {
+      pid: child.pid,
+      logger: this.logger,
+      bindings,
+    });
+
+    let unsubscribe = () => {};
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const ready = await new Promise<ReadyMessage>((resolveReady, rejectReady) => {
+        unsubscribe = connection.onMessage((msg) => {
+          if (msg.t === "ready") resolveReady(msg);
+          else if (msg.t === "log")
+            this.logger[msg.level]({ ...bindings, from: "worker" }, msg.msg.slice(0, 2000));
+        });
+        timer = setTimeout(
+          () =>
+            rejectReady(
+              this.#failure(
+                spec.sandboxId,
+                child.pid,
+                `did not become ready within ${Math.round(this.readyTimeoutMs / 1000)} s`,
+                output,
+              ),
+            ),
+          this.readyTimeoutMs,
+        );
+        exited.then(async ({ code, signal }) => {
+          // Give the streams a moment to deliver the last words before reporting them.
+          await new Promise((r) => setTimeout(r, 20));
+          rejectReady(
+            this.#failure(
+              spec.sandboxId,
+              child.pid,
+              `exited before it was ready (${signal ? `signal ${signal}` : `exit code ${code}`})`,
+              output,
+            ),
+          );
+        });
+        child.once("error", (err) =>
+          rejectReady(
+            new LobuError("sandbox_start_failed", `cannot start ${spec.command}: ${err.message}`, {
+              status: 500,
+              hint: "Check that the program exists and is executable (run `lobu doctor`).",
+            }),
+          ),
+        );
+      });
+      if (ready.protocol !== PROTOCOL_VERSION) {
+        throw this.#failure(
+          spec.sandboxId,
+          child.pid,
+          `speaks protocol ${ready.protocol} but this gateway speaks ${PROTOCOL_VERSION}`,
+          output,
+          "Gateway and worker come from different versions; reinstall so they match.",
+        );
+      }
+      return { child, connection, ready, output, exited };
+    } catch (err) {
+      killTree(child, spec.detached ?? false);
+      connection.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      unsubscribe();
+    }
+  }
+
+  #failure(
+    sandboxId: string,
+    pid: number | undefined,
+    what: string,
+    output: OutputCapture,
+    hint?: string,
+  ): LobuError {
+    const tail = output.tailText();
+    return new LobuError(
+      "sandbox_start_failed",
+      `worker for sandbox ${sandboxId} ${what}${tail ? `; its last output:\n${tail}` : " (it printed nothing)"}`,
+      {
+        status: 500,
+        hint:
+          hint ?? "Run `lobu doctor` to check the sandbox driver; the worker's output is above.",
+        details: { sandboxId, pid, output: output.tail() },
+      },
+    );
+  }
+}
+
+/** SIGKILL a launched child (its whole process group when it has one). */
+export function killTree(child: ChildProcess, group: boolean): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    if (group) process.kill(-child.pid, "SIGKILL");
+    else child.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}

@@ -1,0 +1,142 @@
+import { isPlaceholder, newPlaceholder } from "@lobu/core";
+import { normalizePattern } from "../proxy/domains.ts";
+import type { KeyValue } from "../store/port.ts";
+import { type SecretRef, secretKey } from "./store.ts";
+
+/**
+ * Placeholders are what a worker sees instead of a secret (`lobu_secret_<uuid>`).
+ * The egress proxy swaps one for the real value only in requests from the sandbox
+ * it was issued to, to a host its binding allows. Bindings live in the store so
+ * every gateway behind a load balancer can swap them.
+ */
+
+/** Parts of a request where a placeholder may be replaced (`url`: path and query). */
+export type SwapLocation = "header" | "url" | "body";
+export const ALL_SWAP_LOCATIONS: readonly SwapLocation[] = ["header", "url", "body"];
+
+export interface PlaceholderBinding {
+  placeholder: string;
+  sandboxId: string;
+  secret: SecretRef;
+  /** Domain patterns (see proxy/domains.ts) of hosts that may receive the real value. */
+  hosts: string[];
+  locations: SwapLocation[];
+  issuedAt: number;
+}
+
+export interface IssueOptions {
+  sandboxId: string;
+  secret: SecretRef;
+  hosts: string[];
+  /**
+   * Where the value may be swapped in (default: headers, the URL and textual
+   * bodies). Narrow it to `["header"]` for keys that only ever travel in a header:
+   * a body swap lets an agent write the value into data the host stores.
+   */
+  locations?: SwapLocation[];
+}
+
+/** The read side the egress proxy needs. */
+export interface PlaceholderLookup {
+  lookup(placeholder: string): Promise<PlaceholderBinding | null>;
+  forSandbox(sandboxId: string): Promise<PlaceholderBinding[]>;
+}
+
+const BINDING = "ph:";
+const BY_SANDBOX = "phs:";
+
+function sandboxPrefix(sandboxId: string): string {
+  if (!sandboxId) throw new Error("sandboxId is required");
+  return `${BY_SANDBOX}${encodeURIComponent(sandboxId)}:`;
+}
+
+function sameBinding(a: PlaceholderBinding, hosts: string[], locations: SwapLocation[]): boolean {
+  return (
+    a.hosts.length === hosts.length &&
+    a.hosts.every((h, i) => h === hosts[i]) &&
+    a.locations.length === locations.length &&
+    a.locations.every((l, i) => l === locations[i])
+  );
+}
+
+export class PlaceholderRegistry implements PlaceholderLookup {
+  readonly #kv: KeyValue;
+  readonly #now: () => number;
+
+  constructor(kv: KeyValue, opts: { now?: () => number } = {}) {
+    this.#kv = kv;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * The placeholder for this sandbox and secret: the same one every time until it
+   * is revoked. Issuing again with other hosts or locations updates the binding
+   * (the latest config wins).
+   */
+  async issue(opts: IssueOptions): Promise<string> {
+    const hosts = [...new Set(opts.hosts.map(normalizePattern))].sort();
+    if (hosts.length === 0) {
+      throw new Error("a placeholder needs at least one host pattern where it may be used");
+    }
+    const locations = ALL_SWAP_LOCATIONS.filter((l) =>
+      (opts.locations ?? ALL_SWAP_LOCATIONS).includes(l),
+    );
+    if (locations.length === 0) throw new Error("a placeholder needs at least one swap location");
+    const indexKey = `${sandboxPrefix(opts.sandboxId)}${secretKey(opts.secret)}`;
+
+    for (;;) {
+      let placeholder = await this.#kv.get(indexKey);
+      if (placeholder === null) {
+        const fresh = newPlaceholder();
+        // ifNotExists: two concurrent issues agree on one placeholder.
+        if (!(await this.#kv.set(indexKey, fresh, { ifNotExists: true }))) continue;
+        placeholder = fresh;
+      }
+      const existing = await this.lookup(placeholder);
+      if (existing && sameBinding(existing, hosts, locations)) return placeholder;
+      const binding: PlaceholderBinding = {
+        placeholder,
+        sandboxId: opts.sandboxId,
+        secret: opts.secret,
+        hosts,
+        locations,
+        issuedAt: existing?.issuedAt ?? this.#now(),
+      };
+      await this.#kv.set(`${BINDING}${placeholder}`, JSON.stringify(binding));
+      return placeholder;
+    }
+  }
+
+  async lookup(placeholder: string): Promise<PlaceholderBinding | null> {
+    if (!isPlaceholder(placeholder)) return null;
+    const raw = await this.#kv.get(`${BINDING}${placeholder}`);
+    return raw === null ? null : (JSON.parse(raw) as PlaceholderBinding);
+  }
+
+  async forSandbox(sandboxId: string): Promise<PlaceholderBinding[]> {
+    const index = await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 });
+    if (index.length === 0) return [];
+    const raws = await this.#kv.getMany(index.map((e) => `${BINDING}${e.value}`));
+    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r));
+  }
+
+  async revoke(placeholder: string): Promise<boolean> {
+    const binding = await this.lookup(placeholder);
+    if (!binding) return false;
+    await this.#kv.del(`${BINDING}${placeholder}`);
+    const indexKey = `${sandboxPrefix(binding.sandboxId)}${secretKey(binding.secret)}`;
+    if ((await this.#kv.get(indexKey)) === placeholder) await this.#kv.del(indexKey);
+    return true;
+  }
+
+  /** Forget every placeholder of a sandbox (call when the sandbox is deleted). */
+  async revokeSandbox(sandboxId: string): Promise<number> {
+    const index = await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 });
+    let revoked = 0;
+    for (const entry of index) {
+      if (await this.#kv.del(`${BINDING}${entry.value}`)) revoked++;
+      await this.#kv.del(entry.key);
+    }
+    return revoked;
+  }
+}

@@ -1,0 +1,42 @@
+import type { LobuConfig } from "@lobu/core";
+import type { Logger } from "pino";
+import type { TurnContextBuilder } from "./agents/context.ts";
+import type { AgentRegistry } from "./agents/registry.ts";
+import type { TokenStore } from "./api/tokens.ts";
+import type { AuditLog } from "./audit/log.ts";
+import type { Inbound } from "./conversations/inbound.ts";
+import type { Conversations } from "./conversations/records.ts";
+import type { ProviderRegistry } from "./providers/registry.ts";
+import type { Dispatcher } from "./runtime/dispatcher.ts";
+import type { RequestRegistry } from "./runtime/requests.ts";
+import type { SandboxManager } from "./runtime/sandbox-manager.ts";
+import type { TurnRunner } from "./runtime/turn-runner.ts";
+import type { SecretStore } from "./secrets/store.ts";
+import type { UserSettingsStore } from "./settings/user-settings.ts";
+import type { SkillCatalog } from "./skills/catalog.ts";
+import type { Store } from "./store/port.ts";
+
+/** Everything the HTTP layer and adapters may use; built once in gateway.ts. */
+export interface GatewayServices {
+  config: LobuConfig;
+  configPath: string | undefined;
+  dataDir: string;
+  publicUrl: string;
+  instanceId: string;
+  log: Logger;
+  store: Store;
+  agents: AgentRegistry;
+  providers: ProviderRegistry;
+  secrets: SecretStore;
+  skills: SkillCatalog;
+  userSettings: UserSettingsStore;
+  contexts: TurnContextBuilder;
+  conversations: Conversations;
+  inbound: Inbound;
+  requests: RequestRegistry;
+  sandboxes: SandboxManager;
+  runner: TurnRunner;
+  dispatcher: Dispatcher;
+  tokens: TokenStore;
+  audit: AuditLog;
+}

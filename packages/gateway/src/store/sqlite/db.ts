@@ -1,0 +1,205 @@
+/**
+ * Opening the embedded database: pragmas, versioned schema and the transaction
+ * helper every multi-statement operation goes through.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { LobuError } from "@lobu/core";
+
+/**
+ * Schema migrations: entry `i` takes the database from version `i` to `i + 1`.
+ * Append only; never edit a migration that has shipped.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX kv_expires ON kv (expires_at) WHERE expires_at IS NOT NULL;
+
+  -- seq is the global enqueue order (FIFO within a partition, fairness across them).
+  CREATE TABLE queue_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    partition TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX queue_messages_partition ON queue_messages (partition, seq);
+
+  -- One row per non-empty partition: its head message and the lease on it.
+  CREATE TABLE queue_partitions (
+    name TEXT PRIMARY KEY,
+    head_seq INTEGER NOT NULL,
+    ready_at INTEGER NOT NULL,
+    lease_token TEXT,
+    lease_owner TEXT,
+    lease_expires INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX queue_partitions_head ON queue_partitions (head_seq);
+
+  CREATE TABLE queue_dedupe (
+    key TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX queue_dedupe_expires ON queue_dedupe (expires_at);
+
+  -- The last id survives trimming so ids stay monotonic, as in Redis.
+  CREATE TABLE streams (
+    name TEXT PRIMARY KEY,
+    last_ms INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    expires_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX streams_expires ON streams (expires_at) WHERE expires_at IS NOT NULL;
+
+  CREATE TABLE stream_entries (
+    stream TEXT NOT NULL,
+    ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (stream, ms, seq)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface SqliteOptions {
+  /**
+   * When commits are fsynced. `normal` (default): queue enqueues are fsynced
+   * (they are what chat platforms get acknowledged for); every other write
+   * survives a crash of the process but may lose its last moments to a power
+   * loss (never corrupting the file). `full`: every commit is fsynced, which
+   * costs about a millisecond of blocked event loop per write.
+   */
+  synchronous?: "full" | "normal";
+  /** How long to wait for another connection's write lock (ms). */
+  busyTimeoutMs?: number;
+}
+
+/** A database handle plus a cache of prepared statements. */
+export class Db {
+  readonly raw: DatabaseSync;
+  readonly path: string;
+  #statements = new Map<string, StatementSync>();
+  #syncAlways: boolean;
+
+  constructor(path: string, opts: SqliteOptions = {}) {
+    this.path = path;
+    this.#syncAlways = opts.synchronous === "full";
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.raw = new DatabaseSync(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+    } catch (cause) {
+      throw new LobuError("store_open_failed", `cannot open the SQLite store at ${path}`, {
+        status: 500,
+        hint: "Check that the data directory exists and is writable by the gateway.",
+        cause,
+      });
+    }
+    try {
+      this.raw.exec("PRAGMA journal_mode = WAL");
+      this.raw.exec(`PRAGMA synchronous = ${this.#syncAlways ? "FULL" : "NORMAL"}`);
+      this.#migrate();
+    } catch (err) {
+      this.raw.close();
+      throw err;
+    }
+  }
+
+  /** Prepared statement for `sql`, compiled once per handle. */
+  stmt(sql: string): StatementSync {
+    let s = this.#statements.get(sql);
+    if (!s) {
+      s = this.raw.prepare(sql);
+      this.#statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /**
+   * Run `fn` in a write transaction. BEGIN IMMEDIATE takes the write lock up
+   * front so a concurrent writer (another process on the file) waits on the
+   * busy timeout instead of failing mid-transaction.
+   */
+  tx<T>(fn: () => T): T {
+    this.raw.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.raw.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.raw.isTransaction) this.raw.exec("ROLLBACK");
+      throw err;
+    }
+  }
+
+  /**
+   * A transaction whose commit is fsynced even in `normal` mode. In WAL mode
+   * that sync also covers every earlier commit, which only appended to the log.
+   */
+  durableTx<T>(fn: () => T): T {
+    if (this.#syncAlways) return this.tx(fn);
+    this.raw.exec("PRAGMA synchronous = FULL");
+    try {
+      return this.tx(fn);
+    } finally {
+      this.raw.exec("PRAGMA synchronous = NORMAL");
+    }
+  }
+
+  close(): void {
+    this.#statements.clear();
+    if (this.raw.isOpen) this.raw.close();
+  }
+
+  #migrate(): void {
+    this.raw.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    this.tx(() => {
+      const row = this.raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get();
+      const current = row ? Number(row.value) : 0;
+      if (current > SCHEMA_VERSION) {
+        throw new LobuError(
+          "store_schema_too_new",
+          `the SQLite store at ${this.path} has schema version ${current}, newer than this gateway understands (${SCHEMA_VERSION})`,
+          { status: 500, hint: "Upgrade Lobu, or point store at a different data directory." },
+        );
+      }
+      for (let v = current; v < SCHEMA_VERSION; v++) this.raw.exec(MIGRATIONS[v]!);
+      if (current !== SCHEMA_VERSION) {
+        this.raw
+          .prepare(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+          )
+          .run(String(SCHEMA_VERSION));
+      }
+    });
+  }
+}
+
+/** Row values come back as `SQLOutputValue`; these narrow them without casts everywhere. */
+export function str(v: unknown): string {
+  return String(v);
+}
+
+export function num(v: unknown): number {
+  return Number(v);
+}
+
+export function numOrNull(v: unknown): number | null {
+  return v === null || v === undefined ? null : Number(v);
+}

@@ -1,0 +1,196 @@
+/**
+ * Append-only streams on SQLite. Ids are `<ms>-<seq>` like Redis stream ids:
+ * the clock in ms, with a sequence for several entries in one ms (and for a
+ * clock that went backwards). Blocking reads wait on an in-process emitter,
+ * which is enough because one process owns the file.
+ */
+import { EventEmitter } from "node:events";
+import type { EventStreams, StreamEntry } from "../port.ts";
+import { formatStreamId, limitOf, parseStreamId, positiveMs, type StreamId } from "../shared.ts";
+import { type Db, num, numOrNull, str } from "./db.ts";
+
+const LIVE = "(expires_at IS NULL OR expires_at > :now)";
+
+function toEntry(row: Record<string, unknown>): StreamEntry {
+  return { id: formatStreamId({ ms: num(row.ms), seq: num(row.seq) }), data: str(row.data) };
+}
+
+export class SqliteStreams implements EventStreams {
+  #db: () => Db;
+  #appended = new EventEmitter();
+  /** Wakes every blocked read on close. */
+  #closing = new AbortController();
+
+  constructor(db: () => Db) {
+    this.#db = db;
+    this.#appended.setMaxListeners(0);
+  }
+
+  async append(
+    stream: string,
+    data: string,
+    opts: { maxLen?: number; ttlMs?: number } = {},
+  ): Promise<string> {
+    const maxLen = limitOf(opts.maxLen);
+    const ttlMs = opts.ttlMs === undefined ? undefined : positiveMs(opts.ttlMs, "ttlMs");
+    const db = this.#db();
+    const id = db.tx(() => {
+      const now = Date.now();
+      let last: StreamId | undefined;
+      const meta = db
+        .stmt("SELECT last_ms, last_seq, expires_at FROM streams WHERE name = :stream")
+        .get({ stream });
+      if (meta) {
+        const exp = numOrNull(meta.expires_at);
+        if (exp !== null && exp <= now) this.#remove(db, stream);
+        else last = { ms: num(meta.last_ms), seq: num(meta.last_seq) };
+      }
+      const next: StreamId =
+        last && last.ms >= now ? { ms: last.ms, seq: last.seq + 1 } : { ms: now, seq: 0 };
+      db.stmt(
+        "INSERT INTO stream_entries (stream, ms, seq, data) VALUES (:stream, :ms, :seq, :data)",
+      ).run({ stream, ms: next.ms, seq: next.seq, data });
+      // Without ttlMs an existing expiry is kept (Redis XADD leaves the TTL alone).
+      db.stmt(
+        `INSERT INTO streams (name, last_ms, last_seq, expires_at) VALUES (:stream, :ms, :seq, :exp)
+         ON CONFLICT (name) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq,
+           expires_at = coalesce(excluded.expires_at, streams.expires_at)`,
+      ).run({
+        stream,
+        ms: next.ms,
+        seq: next.seq,
+        exp: ttlMs === undefined ? null : now + ttlMs,
+      });
+      if (maxLen !== undefined) {
+        db.stmt(
+          `DELETE FROM stream_entries WHERE stream = :stream AND (ms, seq) < (
+             SELECT ms, seq FROM stream_entries WHERE stream = :stream
+             ORDER BY ms DESC, seq DESC LIMIT 1 OFFSET :keep)`,
+        ).run({ stream, keep: maxLen - 1 });
+      }
+      return formatStreamId(next);
+    });
+    this.#appended.emit(stream);
+    return id;
+  }
+
+  async range(
+    stream: string,
+    opts: { after?: string; limit?: number } = {},
+  ): Promise<StreamEntry[]> {
+    const after = opts.after === undefined ? { ms: -1, seq: -1 } : parseStreamId(opts.after);
+    const limit = limitOf(opts.limit) ?? -1;
+    return this.#range(stream, after, limit);
+  }
+
+  async revRange(
+    stream: string,
+    opts: { before?: string; limit?: number } = {},
+  ): Promise<StreamEntry[]> {
+    const before =
+      opts.before === undefined
+        ? { ms: Number.MAX_SAFE_INTEGER, seq: Number.MAX_SAFE_INTEGER }
+        : parseStreamId(opts.before);
+    const limit = limitOf(opts.limit) ?? -1;
+    const db = this.#db();
+    if (!this.#live(db, stream)) return [];
+    return db
+      .stmt(
+        `SELECT ms, seq, data FROM stream_entries WHERE stream = :stream AND (ms, seq) < (:ms, :seq)
+         ORDER BY ms DESC, seq DESC LIMIT :limit`,
+      )
+      .all({ stream, ms: before.ms, seq: before.seq, limit })
+      .map(toEntry);
+  }
+
+  async read(
+    stream: string,
+    after: string | undefined,
+    opts: { blockMs: number; limit?: number; signal?: AbortSignal },
+  ): Promise<StreamEntry[]> {
+    const cursor = after === undefined ? { ms: -1, seq: -1 } : parseStreamId(after);
+    const limit = limitOf(opts.limit) ?? -1;
+    const deadline = Date.now() + Math.max(0, opts.blockMs);
+    const signals = [this.#closing.signal, ...(opts.signal ? [opts.signal] : [])];
+    const aborted = () => signals.some((s) => s.aborted);
+    let entries = this.#range(stream, cursor, limit);
+    while (entries.length === 0) {
+      const wait = deadline - Date.now();
+      if (wait <= 0 || aborted()) return [];
+      await this.#waitForAppend(stream, wait, signals);
+      if (aborted()) return [];
+      entries = this.#range(stream, cursor, limit);
+    }
+    return entries;
+  }
+
+  async length(stream: string): Promise<number> {
+    const db = this.#db();
+    if (!this.#live(db, stream)) return 0;
+    const row = db
+      .stmt("SELECT COUNT(*) AS n FROM stream_entries WHERE stream = :stream")
+      .get({ stream });
+    return num(row?.n ?? 0);
+  }
+
+  async delete(stream: string): Promise<void> {
+    const db = this.#db();
+    db.tx(() => this.#remove(db, stream));
+  }
+
+  /** Wake blocked readers (they return []) ahead of closing the database. */
+  close(): void {
+    this.#closing.abort();
+  }
+
+  /** Delete expired streams; returns how many. */
+  sweep(now: number): number {
+    const db = this.#db();
+    return db.tx(() => {
+      const expired = db
+        .stmt("SELECT name FROM streams WHERE expires_at IS NOT NULL AND expires_at <= :now")
+        .all({ now });
+      for (const row of expired) this.#remove(db, str(row.name));
+      return expired.length;
+    });
+  }
+
+  #range(stream: string, after: StreamId, limit: number): StreamEntry[] {
+    const db = this.#db();
+    if (!this.#live(db, stream)) return [];
+    return db
+      .stmt(
+        `SELECT ms, seq, data FROM stream_entries WHERE stream = :stream AND (ms, seq) > (:ms, :seq)
+         ORDER BY ms, seq LIMIT :limit`,
+      )
+      .all({ stream, ms: after.ms, seq: after.seq, limit })
+      .map(toEntry);
+  }
+
+  /** False when the stream has expired (its rows may not be swept yet). */
+  #live(db: Db, stream: string): boolean {
+    const row = db
+      .stmt(`SELECT 1 FROM streams WHERE name = :stream AND NOT ${LIVE}`)
+      .get({ stream, now: Date.now() });
+    return row === undefined;
+  }
+
+  #remove(db: Db, stream: string): void {
+    db.stmt("DELETE FROM stream_entries WHERE stream = :stream").run({ stream });
+    db.stmt("DELETE FROM streams WHERE name = :stream").run({ stream });
+  }
+
+  #waitForAppend(stream: string, ms: number, signals: AbortSignal[]): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#appended.off(stream, done);
+        for (const s of signals) s.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#appended.on(stream, done);
+      for (const s of signals) s.addEventListener("abort", done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import { once } from "node:events";
+import { Readable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import {
+  LiteralRedactor,
+  PlaceholderSwapStream,
+  replacePlaceholders,
+} from "../../src/proxy/rewrite.ts";
+
+const P = "lobu_secret_0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const Q = "lobu_secret_11111111-2222-4333-8444-555555555555";
+
+async function run(
+  stream: NodeJS.ReadWriteStream,
+  chunks: Buffer[],
+): Promise<{ out: Buffer; pieces: Buffer[] }> {
+  const pieces: Buffer[] = [];
+  const src = Readable.from(chunks, { objectMode: false });
+  for await (const c of src.pipe(stream as unknown as NodeJS.WritableStream & Readable))
+    pieces.push(c as Buffer);
+  return { out: Buffer.concat(pieces), pieces };
+}
+
+function splits(text: string): Buffer[][] {
+  const buf = Buffer.from(text);
+  const out: Buffer[][] = [];
+  for (let i = 1; i < buf.length; i++) out.push([buf.subarray(0, i), buf.subarray(i)]);
+  return out;
+}
+
+describe("placeholder swapping", () => {
+  it("replaces known placeholders and leaves the others", async () => {
+    const text = `a ${P} b ${Q} c ${P}`;
+    let lookups = 0;
+    const out = await replacePlaceholders(text, async (p) => {
+      lookups++;
+      return p === P ? "SECRET" : null;
+    });
+    expect(out).toBe(`a SECRET b ${Q} c SECRET`);
+    expect(lookups).toBe(2);
+  });
+
+  it("streams across every possible chunk boundary", async () => {
+    const text = `{"key":"${P}","n":"héllo"}`;
+    for (const chunks of splits(text)) {
+      const { out } = await run(new PlaceholderSwapStream(async () => "sëcret"), chunks);
+      expect(out.toString("utf8")).toBe(`{"key":"sëcret","n":"héllo"}`);
+    }
+  });
+
+  it("does not hold back chunks that cannot start a placeholder", async () => {
+    // Each event comes out before the next one goes in (SSE must not wait).
+    const stream = new PlaceholderSwapStream(async () => "x");
+    for (const event of ["data: one\n\n", "data: two\n\n", `data: ${P}\n\n`]) {
+      const next = once(stream, "data");
+      stream.write(Buffer.from(event));
+      const [chunk] = await next;
+      expect(String(chunk)).toBe(event.replace(P, "x"));
+    }
+  });
+
+  it("keeps binary bodies intact", async () => {
+    const bin = Buffer.from([0, 255, 128, 10, 13, 0x6c, 0xc3]);
+    const { out } = await run(new PlaceholderSwapStream(async () => "x"), [
+      bin,
+      Buffer.from(P),
+      bin,
+    ]);
+    expect(out.equals(Buffer.concat([bin, Buffer.from("x"), bin]))).toBe(true);
+  });
+});
+
+describe("secret redaction", () => {
+  const secret = "sk-live-ABCdef0123456789";
+
+  it("replaces echoed values in raw, JSON-escaped and URL-encoded form", () => {
+    const quoted = 'p"ss/wörd+1';
+    const r = new LiteralRedactor([
+      [secret, P],
+      [quoted, Q],
+    ]);
+    expect(r.redact(`k=${secret};`)).toBe(`k=${P};`);
+    const [json] = r.step(Buffer.from(JSON.stringify({ v: quoted })).toString("latin1"));
+    expect(Buffer.from(json, "latin1").toString()).toBe(JSON.stringify({ v: Q }));
+    expect(r.step(`q=${encodeURIComponent(quoted)}&`)[0]).toBe(`q=${Q}&`);
+  });
+
+  it("redacts across every chunk boundary", async () => {
+    const text = `{"echo":"Bearer ${secret}","tail":"ok"}`;
+    for (const chunks of splits(text)) {
+      const { out } = await run(new LiteralRedactor([[secret, P]]).stream(), chunks);
+      expect(out.toString()).toBe(`{"echo":"Bearer ${P}","tail":"ok"}`);
+    }
+  });
+
+  it("lets each chunk through at once when no secret can start in it", async () => {
+    const stream = new LiteralRedactor([[secret, P]]).stream();
+    for (const event of ["data: one\n\n", `data: ${secret}\n\n`]) {
+      const next = once(stream, "data");
+      stream.write(Buffer.from(event));
+      expect(String((await next)[0])).toBe(event.replace(secret, P));
+    }
+  });
+
+  it("holds back only a possible prefix", () => {
+    const r = new LiteralRedactor([[secret, P]]);
+    expect(r.step("data: x\n\n")).toEqual(["data: x\n\n", ""]);
+    expect(r.step("abc sk-li")).toEqual(["abc ", "sk-li"]);
+    expect(r.step("abc sk-lix")).toEqual(["abc sk-lix", ""]);
+  });
+});

@@ -1,0 +1,121 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { createStore } from "../../src/store/index.ts";
+import { SqliteStore } from "../../src/store/sqlite/store.ts";
+import { sleep, storeContract } from "./contract.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "lobu-store-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const NODE = fileURLToPath(new URL("../../../../node_modules/.bin/node", import.meta.url));
+const WRITER = fileURLToPath(new URL("./fixtures/sqlite-writer.ts", import.meta.url));
+
+storeContract(
+  "sqlite",
+  async (scope) => createStore({ driver: "sqlite", path: join(dir, `${scope}.db`) }),
+  {
+    sharedAcrossInstances: false,
+  },
+);
+
+describe("sqlite store durability", () => {
+  it("keeps every acknowledged enqueue, lease and stream across close and reopen", async () => {
+    const path = join(dir, "reopen.db");
+    const first = await createStore({ driver: "sqlite", path });
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push((await first.queue.enqueue(`p${i % 5}`, `m${i}`)).id);
+    const inFlight = await first.queue.claim("gw-old", 60_000);
+    await first.kv.set("agent:default", "{}");
+    await first.streams.append("history", "hello");
+    await first.close();
+
+    const second = await createStore({ driver: "sqlite", path });
+    expect(await second.queue.depth()).toBe(50);
+    expect((await second.queue.pending()).map((m) => m.id)).toEqual(ids);
+    expect(await second.kv.get("agent:default")).toBe("{}");
+    expect((await second.streams.range("history")).map((e) => e.data)).toEqual(["hello"]);
+    // The old process's lease survived; a restarted sole gateway drops it.
+    expect(
+      await second.queue.claim("gw-new", 60_000, { partition: inFlight!.partition }),
+    ).toBeNull();
+    expect(await second.queue.releaseAllLeases(["gw-new"])).toBe(1);
+    expect(
+      await second.queue.claim("gw-new", 60_000, { partition: inFlight!.partition }),
+    ).toMatchObject({ id: inFlight!.id, attempts: 2 });
+    await second.close();
+  });
+
+  it("keeps every acknowledged enqueue when the owning process is SIGKILLed mid-write", async () => {
+    const path = join(dir, "killed.db");
+    const child = spawn(NODE, [WRITER, path], { stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    let buffered = "";
+    const acknowledged: string[] = [];
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on("exit", (_code, signal) => resolve(signal)),
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.on("exit", (code) => reject(new Error(`writer exited early (${code}): ${stderr}`)));
+      child.stdout.on("data", (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split("\n");
+        buffered = lines.pop() ?? "";
+        acknowledged.push(...lines);
+        if (acknowledged.length >= 300) resolve();
+      });
+    });
+    child.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+    // Lines that arrived after the kill signal were acknowledged too.
+    acknowledged.push(...buffered.split("\n").slice(0, -1));
+
+    const store = await createStore({ driver: "sqlite", path });
+    const missing: string[] = [];
+    for (const id of acknowledged) if (!(await store.queue.get(id))) missing.push(id);
+    expect(missing).toEqual([]);
+    expect(await store.queue.depth()).toBeGreaterThanOrEqual(acknowledged.length);
+    const c = await store.queue.claim("w", 60_000);
+    expect(c).not.toBeNull();
+    expect(await store.queue.ack(c!)).toBe(true);
+    await store.close();
+  });
+
+  it("records its schema version and refuses a database from a newer Lobu", async () => {
+    const path = join(dir, "schema.db");
+    await (await createStore({ driver: "sqlite", path })).close();
+    const raw = new DatabaseSync(path);
+    expect(raw.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
+      value: "1",
+    });
+    raw.prepare("UPDATE meta SET value = '999' WHERE key = 'schema_version'").run();
+    raw.close();
+    await expect(createStore({ driver: "sqlite", path })).rejects.toThrow(/newer/);
+  });
+
+  it("uses WAL and sweeps expired rows", async () => {
+    const path = join(dir, "sweep.db");
+    const store = new SqliteStore(path);
+    await store.kv.set("short", "v", { ttlMs: 10 });
+    await store.kv.set("long", "v", { ttlMs: 60_000 });
+    await store.queue.enqueue("p", "x", { dedupeKey: "d", dedupeTtlMs: 10 });
+    await store.streams.append("s", "x", { ttlMs: 10 });
+    await store.locks.acquire("l", "o", 10);
+    await sleep(40);
+    expect(store.sweep()).toBe(4);
+    expect(store.sweep()).toBe(0);
+    expect(await store.kv.get("long")).toBe("v");
+    await store.close();
+    const raw = new DatabaseSync(path);
+    expect(raw.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    expect(raw.prepare("SELECT COUNT(*) AS n FROM kv").get()).toEqual({ n: 1 });
+    raw.close();
+  });
+});

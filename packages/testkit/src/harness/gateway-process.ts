@@ -1,0 +1,147 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Repository root (testkit lives at packages/testkit/src/harness). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
+export const LOBU_BIN = join(REPO_ROOT, "packages/cli/bin/lobu.js");
+
+export interface GatewayProcessOptions {
+  /** lobu.toml contents. */
+  toml?: string;
+  dataDir?: string;
+  env?: Record<string, string | undefined>;
+  /** Fixed port (default: a free one chosen by the gateway). Restarts reuse the same port. */
+  port?: number;
+  /** How long to wait for "listening" (ms). */
+  startTimeoutMs?: number;
+}
+
+export interface GatewayProcess {
+  url: string;
+  port: number;
+  dataDir: string;
+  /** The bootstrap admin token the gateway wrote. */
+  token: string;
+  readonly child: ChildProcess;
+  /** Everything the process printed (stdout and stderr). */
+  output(): string;
+  /** Send a signal and wait for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start the gateway again on the same data dir and port. */
+  restart(): Promise<void>;
+  /** Authorized fetch against the API. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start a real `lobu run` process (the same command a user runs) on a fresh data
+ * dir. Used by end-to-end tests that kill and restart gateways.
+ */
+export async function startGatewayProcess(
+  opts: GatewayProcessOptions = {},
+): Promise<GatewayProcess> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "lobu-e2e-"));
+  const configPath = join(dataDir, "lobu.toml");
+  writeFileSync(configPath, opts.toml ?? "");
+  let port = opts.port ?? 0;
+  let child!: ChildProcess;
+  let out = "";
+  let url = "";
+
+  const launch = async () => {
+    out = "";
+    child = spawn(
+      process.execPath,
+      [LOBU_BIN, "run", "--config", configPath, "--data-dir", dataDir, "--port", String(port)],
+      {
+        cwd: dataDir,
+        env: { ...process.env, LOBU_LOG_LEVEL: process.env.LOBU_LOG_LEVEL ?? "warn", ...opts.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const started = new Promise<void>((resolveStart, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`gateway did not start within ${opts.startTimeoutMs ?? 30_000}ms:\n${out}`),
+          ),
+        opts.startTimeoutMs ?? 30_000,
+      );
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m && !url) {
+          url = m[1]!;
+          clearTimeout(timer);
+          resolveStart();
+        }
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        if (!url) reject(new Error(`gateway exited (${code ?? signal}) before listening:\n${out}`));
+      });
+    });
+    url = "";
+    await started;
+    port = Number(new URL(url).port);
+  };
+  await launch();
+
+  const exited = () =>
+    new Promise<void>((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) r();
+      else child.once("exit", () => r());
+    });
+
+  const handle: GatewayProcess = {
+    get url() {
+      return url;
+    },
+    get port() {
+      return port;
+    },
+    dataDir,
+    get token() {
+      return readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+    },
+    get child() {
+      return child;
+    },
+    output: () => out,
+    async kill(signal = "SIGKILL") {
+      child.kill(signal);
+      await exited();
+    },
+    async restart() {
+      if (child.exitCode === null && child.signalCode === null) await handle.kill("SIGTERM");
+      await launch();
+    },
+    api(path, init = {}) {
+      return fetch(`${url}${path}`, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${handle.token}`,
+          "content-type": "application/json",
+          ...(init.headers ?? {}),
+        },
+      });
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited();
+        clearTimeout(timer);
+      }
+    },
+  };
+  return handle;
+}

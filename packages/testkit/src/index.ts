@@ -1,0 +1,6 @@
+export * from "./harness/gateway-process.ts";
+export * from "./harness/procfs.ts";
+export * from "./harness/sse.ts";
+export * from "./llm/server.ts";
+export * from "./llm/types.ts";
+export * from "./platforms.ts";

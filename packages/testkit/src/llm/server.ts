@@ -1,0 +1,231 @@
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import { anthropicWire } from "./anthropic.ts";
+import { closed, readBody, sleep } from "./http.ts";
+import { openaiWire } from "./openai.ts";
+import { planReply, resolveTurn } from "./reply.ts";
+import { ScriptBook } from "./scripts.ts";
+import type { MockTurn, RecordedRequest } from "./types.ts";
+import { isRecord, type Wire } from "./wire.ts";
+
+export interface MockLlmOptions {
+  /** Default 0 (an ephemeral port). */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** When set, requests presenting any other key get 401. Otherwise any non-empty key is accepted. */
+  apiKey?: string;
+  /** Reply when no script applies. Default: `{ text: "echo: <last user text>" }`. */
+  defaultReply?: (req: RecordedRequest) => MockTurn;
+  /** Ids listed by `GET /v1/models`. Any model id is accepted in completions regardless. */
+  models?: string[];
+  /** Called for every request as it arrives (before the reply), e.g. to log it. */
+  onRequest?: (req: RecordedRequest) => void;
+}
+
+export interface MockLlm {
+  /** Origin, e.g. http://127.0.0.1:PORT: the Anthropic base URL. Any path prefix also works. */
+  readonly url: string;
+  /** `${url}/v1`: the base URL OpenAI clients expect. */
+  readonly openaiUrl: string;
+  /** Every request received, oldest first; cleared in place by reset(). */
+  readonly requests: RecordedRequest[];
+  /** Append turns to the global FIFO. */
+  script(...turns: MockTurn[]): void;
+  /** Turns reserved for requests matching `match`; checked before the global FIFO, in registration order. */
+  when(match: (req: RecordedRequest) => boolean, ...turns: MockTurn[]): void;
+  /** Resolves with all requests so far once at least `n` were received. Default timeout 10 s. */
+  waitForRequests(n: number, options?: { timeoutMs?: number }): Promise<RecordedRequest[]>;
+  /** Drop all scripts and recorded requests. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MOCK_MODELS = ["mock-model", "mock-model-small"];
+
+type Route = "messages" | "chat" | "models" | "unknown";
+
+function routeOf(method: string, pathname: string): Route {
+  // Any prefix is allowed before the API path (base URLs like http://host/anthropic).
+  if (method === "POST" && /\/v1\/messages$/.test(pathname)) return "messages";
+  if (method === "POST" && /\/chat\/completions$/.test(pathname)) return "chat";
+  if (method === "GET" && /\/models$/.test(pathname)) return "models";
+  return "unknown";
+}
+
+/** For endpoints both APIs share: Anthropic clients always send anthropic-version or x-api-key. */
+function wireFor(route: Route, pathname: string, headers: IncomingHttpHeaders): Wire {
+  if (route === "messages") return anthropicWire;
+  if (route === "chat") return openaiWire;
+  if (headers["anthropic-version"] !== undefined || headers["x-api-key"] !== undefined) {
+    return anthropicWire;
+  }
+  return /\/anthropic(\/|$)/.test(pathname) ? anthropicWire : openaiWire;
+}
+
+function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return out;
+}
+
+function displayHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLlm> {
+  const book = new ScriptBook();
+  const requests: RecordedRequest[] = [];
+  const waiters = new Set<() => void>();
+  const models = options.models ?? DEFAULT_MOCK_MODELS;
+  const defaultReply =
+    options.defaultReply ?? ((req: RecordedRequest) => ({ text: `echo: ${req.lastUserText}` }));
+
+  function record(rec: RecordedRequest): void {
+    requests.push(rec);
+    for (const wake of waiters) wake();
+    options.onRequest?.(rec);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? "GET";
+    const path = req.url ?? "/";
+    const { pathname } = new URL(path, "http://mock");
+    const route = routeOf(method, pathname);
+    const wire = wireFor(route, pathname, req.headers);
+
+    const raw = await readBody(req);
+    let body: Record<string, unknown> = {};
+    let badJson = false;
+    if (raw.trim() !== "") {
+      try {
+        const parsed: unknown = JSON.parse(raw);
+        if (isRecord(parsed)) body = parsed;
+        else badJson = true;
+      } catch {
+        badJson = true;
+      }
+    }
+
+    const apiKey = wire.apiKey(req.headers);
+    const rec: RecordedRequest = {
+      api: wire.api,
+      method,
+      path,
+      headers: flatHeaders(req.headers),
+      body,
+      apiKey,
+      model: typeof body.model === "string" ? body.model : undefined,
+      ...wire.inspect(body),
+      at: Date.now(),
+      aborted: false,
+    };
+    res.once("close", () => {
+      if (!res.writableFinished) rec.aborted = true;
+    });
+    record(rec);
+
+    if (route === "unknown") {
+      return wire.sendError(res, {
+        status: 404,
+        message: `Unknown endpoint ${method} ${pathname}. The mock LLM serves POST <base>/v1/messages, POST <base>/v1/chat/completions and GET <base>/v1/models.`,
+      });
+    }
+    if (!apiKey || (options.apiKey !== undefined && apiKey !== options.apiKey)) {
+      return wire.sendError(res, wire.authError(apiKey || undefined));
+    }
+    if (route === "models") return wire.sendModels(res, models);
+    if (badJson) {
+      return wire.sendError(res, {
+        status: 400,
+        message: "The request body is not a JSON object.",
+      });
+    }
+    const invalid = wire.validate(req.headers, body);
+    if (invalid) return wire.sendError(res, { status: 400, message: invalid });
+
+    const turn = await resolveTurn(book.take(rec) ?? defaultReply(rec), rec);
+    if ("error" in turn) return wire.sendError(res, turn.error);
+    if ("hang" in turn) {
+      if (body.stream === true) wire.openStream(res);
+      return closed(res);
+    }
+    const reply = planReply(turn, wire.api, body);
+    if (body.stream === true) return wire.streamReply(res, reply, body);
+    if (reply.delayMs > 0) await sleep(reply.delayMs);
+    wire.sendReply(res, reply, body);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const reason = error instanceof Error ? error.message : String(error);
+      const wire = req.url?.includes("/chat/completions") ? openaiWire : anthropicWire;
+      wire.sendError(res, { status: 500, message: `Mock LLM script failed: ${reason}` });
+    });
+  });
+
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${displayHost(host)}:${port}`;
+
+  return {
+    url,
+    openaiUrl: `${url}/v1`,
+    requests,
+    script: (...turns) => book.script(turns),
+    when: (match, ...turns) => book.when(match, turns),
+    waitForRequests: async (n, { timeoutMs = 10_000 } = {}) => {
+      if (requests.length >= n) return [...requests];
+      const { promise, resolve, reject } = Promise.withResolvers<RecordedRequest[]>();
+      const wake = () => {
+        if (requests.length < n) return;
+        cleanup();
+        resolve([...requests]);
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new Error(
+            `Mock LLM received ${requests.length} request(s) within ${timeoutMs} ms, expected ${n}. ` +
+              "Check that the client's base URL points at the mock.",
+          ),
+        );
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+      };
+      waiters.add(wake);
+      return promise;
+    },
+    reset: () => {
+      book.reset();
+      requests.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Hanging turns and keep-alive sockets would otherwise hold close() open.
+        server.closeAllConnections();
+      }),
+  };
+}

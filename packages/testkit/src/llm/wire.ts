@@ -1,0 +1,67 @@
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { SseStream } from "./http.ts";
+import type { Reply } from "./reply.ts";
+import type { MockErrorTurn, MockLlmApi, RecordedToolResult } from "./types.ts";
+
+export type MockError = MockErrorTurn["error"];
+
+/** What a request says about the conversation, extracted per API for RecordedRequest. */
+export interface Inspection {
+  lastUserText: string;
+  toolResults: RecordedToolResult[];
+}
+
+/** One provider's wire protocol: how it authenticates, validates, and renders replies and errors. */
+export interface Wire {
+  readonly api: MockLlmApi;
+  apiKey(headers: IncomingHttpHeaders): string | undefined;
+  authError(presentedKey: string | undefined): MockError;
+  inspect(body: Record<string, unknown>): Inspection;
+  /** A 400 message if the request would be rejected by the real API, else undefined. */
+  validate(headers: IncomingHttpHeaders, body: Record<string, unknown>): string | undefined;
+  sendError(res: ServerResponse, error: MockError): void;
+  sendModels(res: ServerResponse, modelIds: readonly string[]): void;
+  sendReply(res: ServerResponse, reply: Reply, body: Record<string, unknown>): void;
+  streamReply(res: ServerResponse, reply: Reply, body: Record<string, unknown>): Promise<void>;
+  /** Start a stream (status and headers only), for turns that never produce content. */
+  openStream(res: ServerResponse): SseStream;
+}
+
+export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
+  return /^Bearer\s+(.+)$/i.exec(headers.authorization ?? "")?.[1]?.trim();
+}
+
+/** Plain text of a message or tool-result `content`: a string, or the text parts of a part list. */
+export function textOf(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .filter(
+      (part): part is { type: "text"; text: string } => isRecord(part) && part.type === "text",
+    )
+    .map((part) => part.text)
+    .join("\n");
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Messages after the last assistant message: what the client sent in reply to the previous turn. */
+export function trailingMessages(messages: unknown[]): Record<string, unknown>[] {
+  const records = messages.filter(isRecord);
+  let lastAssistant = -1;
+  records.forEach((m, i) => {
+    if (m.role === "assistant") lastAssistant = i;
+  });
+  return records.slice(lastAssistant + 1);
+}
+
+export function lastUserText(messages: unknown[]): string {
+  for (const m of messages.filter(isRecord).reverse()) {
+    if (m.role !== "user") continue;
+    const text = textOf(m.content);
+    if (text !== "") return text;
+  }
+  return "";
+}

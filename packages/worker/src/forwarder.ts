@@ -1,0 +1,32 @@
+import { connect, createServer, type Server } from "node:net";
+
+/**
+ * Exposes the gateway's egress Unix socket as a TCP port on the sandbox's own
+ * loopback, so ordinary tools (curl, git, pip, the provider SDKs) can use it as
+ * their HTTP proxy. Bytes are piped untouched: all policy lives in the gateway.
+ */
+export async function startForwarder(
+  socketPath: string,
+  port = 0,
+): Promise<{ url: string; port: number; server: Server }> {
+  const server = createServer((client) => {
+    const upstream = connect(socketPath);
+    client.pipe(upstream).pipe(client);
+    const done = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", done);
+    upstream.on("error", done);
+    client.on("close", done);
+    upstream.on("close", done);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  const actual = typeof address === "object" && address ? address.port : port;
+  server.unref();
+  return { url: `http://127.0.0.1:${actual}`, port: actual, server };
+}

@@ -1,0 +1,3 @@
+export { SessionHost } from "./host.ts";
+export { SandboxSession } from "./sandbox-session.ts";
+export { realWorkspace, type Workspace } from "./workspace.ts";

@@ -1,0 +1,265 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type AgentSession,
+  createAgentSession,
+  createExtensionRuntime,
+  ModelRuntime,
+  type ResourceLoader,
+  SessionManager,
+  SettingsManager,
+  type ToolDefinition,
+} from "@earendil-works/pi-coding-agent";
+import type { AgentEvent, ToolPolicy, TurnContext } from "@lobu/core";
+import { toAgentEvent } from "./events.ts";
+import { TurnJournal } from "./journal.ts";
+import { RequestBroker } from "./requests.ts";
+import { askUserTool } from "./tools/ask-user.ts";
+import { gateTool } from "./tools/policy-gate.ts";
+import { requestCapabilityTool } from "./tools/request-capability.ts";
+import type { Workspace } from "./workspace.ts";
+
+export interface TurnOutcome {
+  status: "done" | "error" | "cancelled";
+  text: string;
+  error?: { code: string; message: string };
+}
+
+export interface SandboxSessionOptions {
+  sandboxId: string;
+  /** Where the session transcript and journal live (inside the volume). */
+  stateDir: string;
+  workspace: Workspace;
+  /** Base URL of the gateway endpoint as seen from this worker. */
+  gatewayUrl: string;
+  /** Environment for the agent's shell (proxy settings); placeholders come per turn. */
+  baseEnv: Record<string, string>;
+  emit: (turnId: string, event: AgentEvent) => void;
+}
+
+function systemPromptFor(ctx: TurnContext): string {
+  const parts = [ctx.systemPrompt.trim()];
+  if (ctx.skills.length) {
+    parts.push("# Installed skills");
+    for (const s of ctx.skills) {
+      parts.push(
+        `## ${s.name}${s.description ? ` — ${s.description}` : ""}\n${s.instructions.trim()}`,
+      );
+    }
+  }
+  return parts.filter(Boolean).join("\n\n");
+}
+
+/** What forces a new pi session object (the transcript itself always continues). */
+function signatureOf(ctx: TurnContext): string {
+  return JSON.stringify([
+    ctx.model,
+    ctx.tools,
+    systemPromptFor(ctx),
+    Object.keys(ctx.toolPolicy).sort(),
+  ]);
+}
+
+function staticResources(systemPrompt: string): ResourceLoader {
+  return {
+    getExtensions: () => ({ extensions: [], errors: [], runtime: createExtensionRuntime() }),
+    getSkills: () => ({ skills: [], diagnostics: [] }),
+    getPrompts: () => ({ prompts: [], diagnostics: [] }),
+    getThemes: () => ({ themes: [], diagnostics: [] }),
+    getAgentsFiles: () => ({ agentsFiles: [] }),
+    getSystemPrompt: () => systemPrompt,
+    getSystemPromptSource: () => undefined,
+    getAppendSystemPrompt: () => [],
+    getAppendSystemPromptSources: () => [],
+    extendResources: () => {},
+    reload: async () => {},
+  };
+}
+
+/**
+ * One sandbox's agent: a pi AgentSession whose transcript persists in the
+ * volume, run one turn at a time. Turns are idempotent per message id (see
+ * TurnJournal).
+ */
+export class SandboxSession {
+  private readonly opts: SandboxSessionOptions;
+  private readonly journal: TurnJournal;
+  private session: AgentSession | undefined;
+  private signature = "";
+  private current: TurnContext | undefined;
+  private currentTurn: string | undefined;
+  private readonly alwaysAllowed = new Set<string>();
+  readonly broker: RequestBroker;
+  lastActive = Date.now();
+
+  constructor(opts: SandboxSessionOptions) {
+    this.opts = opts;
+    mkdirSync(opts.stateDir, { recursive: true });
+    this.journal = new TurnJournal(join(opts.stateDir, "turns.json"));
+    this.broker = new RequestBroker((event) => {
+      if (this.currentTurn) this.opts.emit(this.currentTurn, event);
+    });
+  }
+
+  get busy(): boolean {
+    return this.currentTurn !== undefined;
+  }
+
+  private policyFor(tool: string): ToolPolicy {
+    if (this.alwaysAllowed.has(tool)) return "allow";
+    const policy = this.current?.toolPolicy ?? {};
+    return policy[tool] ?? policy["*"] ?? "allow";
+  }
+
+  private async build(ctx: TurnContext, manager: SessionManager): Promise<AgentSession> {
+    const { stateDir, workspace, gatewayUrl, sandboxId } = this.opts;
+    const modelRuntime = await ModelRuntime.create({
+      authPath: join(stateDir, "pi-auth.json"),
+      modelsPath: null,
+    });
+    const providerId = `lobu-${ctx.model.provider}`;
+    modelRuntime.registerProvider(providerId, {
+      baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
+      apiKey: ctx.model.apiKey,
+      api: ctx.model.api,
+      headers: { "x-lobu-sandbox": sandboxId },
+      models: [
+        {
+          id: ctx.model.id,
+          name: ctx.model.id,
+          reasoning: false,
+          input: ["text"],
+          cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
+          contextWindow: ctx.model.contextWindow,
+          maxTokens: ctx.model.maxTokens,
+        },
+      ],
+    });
+    const model = modelRuntime.getModel(providerId, ctx.model.id);
+    if (!model) throw new Error(`model ${ctx.model.id} could not be registered`);
+
+    const policy = {
+      policyFor: (tool: string) => this.policyFor(tool),
+      allowAlways: (tool: string) => this.alwaysAllowed.add(tool),
+      timeoutMs: () =>
+        this.current?.requestTimeoutSec ? this.current.requestTimeoutSec * 1000 : 900_000,
+    };
+    const env = () => ({ ...this.opts.baseEnv, ...(this.current?.env ?? {}) });
+    // Tools the policy denies are not shown to the model at all.
+    const visible = ctx.tools.filter((t) => this.policyFor(t) !== "deny");
+    const tools: ToolDefinition[] = [
+      ...workspace.tools(visible, env).map((t) => gateTool(t, this.broker, policy)),
+      askUserTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
+      requestCapabilityTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
+    ];
+    const { session } = await createAgentSession({
+      cwd: workspace.cwd,
+      agentDir: join(stateDir, "pi"),
+      model,
+      thinkingLevel: "off",
+      modelRuntime,
+      resourceLoader: staticResources(systemPromptFor(ctx)),
+      noTools: "builtin",
+      customTools: tools,
+      sessionManager: manager,
+      settingsManager: SettingsManager.inMemory({
+        compaction: { enabled: true },
+        retry: { enabled: true, maxRetries: 2 },
+      }),
+    });
+    return session;
+  }
+
+  private openManager(): SessionManager {
+    return SessionManager.continueRecent(
+      this.opts.workspace.cwd,
+      join(this.opts.stateDir, "sessions"),
+    );
+  }
+
+  async runTurn(
+    turnId: string,
+    messageId: string,
+    text: string,
+    ctx: TurnContext,
+  ): Promise<TurnOutcome> {
+    this.lastActive = Date.now();
+    const previous = this.journal.get(messageId);
+    if (previous?.status === "done") {
+      // Already answered before a crash lost the acknowledgement: replay, don't re-run.
+      return { status: "done", text: previous.text ?? "" };
+    }
+    this.current = ctx;
+    const signature = signatureOf(ctx);
+    if (!this.session || signature !== this.signature || previous?.status === "started") {
+      const manager = this.session ? this.session.sessionManager : this.openManager();
+      this.session?.dispose();
+      this.session = undefined;
+      if (previous?.status === "started") {
+        // A delivery of this message died mid-turn: rewind so it is not recorded twice.
+        // pi writes nothing until a session's first assistant message, so a missing
+        // leaf means nothing of the interrupted turn reached the disk either.
+        if (previous.leafBefore === null) manager.resetLeaf();
+        else if (manager.getEntry(previous.leafBefore)) manager.branch(previous.leafBefore);
+      }
+      this.session = await this.build(ctx, manager);
+      this.signature = signature;
+    }
+    const session = this.session;
+    this.journal.set(messageId, {
+      status: "started",
+      leafBefore: session.sessionManager.getLeafId(),
+      at: Date.now(),
+    });
+    this.currentTurn = turnId;
+    const unsubscribe = session.subscribe((event) => {
+      const mapped = toAgentEvent(event);
+      if (mapped) this.opts.emit(turnId, mapped);
+    });
+    try {
+      await session.prompt(text);
+      const last = [...session.messages].reverse().find((m) => m.role === "assistant") as
+        | { stopReason?: string; errorMessage?: string }
+        | undefined;
+      if (last?.stopReason === "aborted") return { status: "cancelled", text: "" };
+      if (last?.stopReason === "error") {
+        return {
+          status: "error",
+          text: "",
+          error: { code: "model_error", message: last.errorMessage ?? "the model request failed" },
+        };
+      }
+      const reply = session.getLastAssistantText() ?? "";
+      this.journal.set(messageId, {
+        status: "done",
+        leafBefore: null,
+        text: reply,
+        at: Date.now(),
+      });
+      return { status: "done", text: reply };
+    } catch (err) {
+      return {
+        status: "error",
+        text: "",
+        error: { code: "agent_error", message: (err as Error).message },
+      };
+    } finally {
+      unsubscribe();
+      this.currentTurn = undefined;
+      this.broker.cancelAll();
+      this.lastActive = Date.now();
+    }
+  }
+
+  async cancel(): Promise<void> {
+    this.broker.cancelAll();
+    await this.session?.abort();
+  }
+
+  dispose(): void {
+    this.broker.cancelAll();
+    this.session?.dispose();
+    this.session = undefined;
+    this.opts.workspace.dispose();
+  }
+}

@@ -1,0 +1,53 @@
+import { defineTool } from "@earendil-works/pi-coding-agent";
+import { Type } from "typebox";
+import type { RequestBroker } from "../requests.ts";
+
+/**
+ * Lets the agent ask for something it lacks (a skill, a network domain, a
+ * package, an MCP connection). The user gets a settings link prefilled with
+ * exactly that change; once they approve, the turn continues with it in place.
+ */
+export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => number) {
+  return defineTool({
+    name: "request_capability",
+    label: "Request capability",
+    description:
+      "Ask the user to grant something you need but do not have: kind 'domain' (network access to a host, e.g. api.github.com), 'skill' (a skill by name), 'package' (a Nix package), 'mcp' (an MCP server connection) or 'secret' (a credential by name). The user approves in their settings page; when this tool returns 'granted', retry what you were doing.",
+    promptSnippet: "Ask the user to grant a missing domain, skill, package, MCP server or secret",
+    parameters: Type.Object({
+      kind: Type.Union([
+        Type.Literal("domain"),
+        Type.Literal("skill"),
+        Type.Literal("package"),
+        Type.Literal("mcp"),
+        Type.Literal("secret"),
+      ]),
+      value: Type.String({
+        description: "What you need, e.g. api.github.com or the skill name",
+        maxLength: 200,
+      }),
+      reason: Type.String({ description: "One sentence on why you need it", maxLength: 500 }),
+    }),
+    executionMode: "sequential",
+    async execute(_id, params, signal) {
+      const answer = await broker.ask(
+        {
+          type: "capability_request",
+          kind: params.kind,
+          value: params.value,
+          reason: params.reason,
+        },
+        timeoutMs(),
+        signal,
+      );
+      const outcome = answer?.choice ?? "timeout";
+      const text =
+        outcome === "granted"
+          ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.`
+          : outcome === "timeout"
+            ? `not granted: the user did not respond in time. Tell the user what you needed (${params.kind} ${params.value}) and stop.`
+            : `denied: the user declined ${params.kind} ${params.value}. Continue without it or explain what cannot be done.`;
+      return { content: [{ type: "text", text }], details: undefined };
+    },
+  });
+}

@@ -1,0 +1,296 @@
+import { lstat, mkdir } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import { type IFileSystem, MountableFs, ReadWriteFs, type SecureFetch } from "just-bash";
+import { sharedBaseFs } from "./base-fs.ts";
+import { createVirtualFetch, type VirtualNetworkOptions } from "./network.ts";
+import { confinePath, TMP_DIR, VOLUME_TMP_DIR, WORKSPACE_DIR } from "./paths.ts";
+import { QuotaFs, VolumeUsage } from "./quota-fs.ts";
+import { type ShellPool, sharedShellPool } from "./shell-pool.ts";
+import {
+  type AnyToolDefinition,
+  createVirtualTools,
+  type ToolBackend,
+  type VirtualToolName,
+} from "./tools.ts";
+
+export interface VirtualLimits {
+  /** Largest single file, written or read (default 10 MiB). */
+  maxFileBytes: number;
+  /** Total bytes of the volume, /tmp included (default 256 MiB). */
+  maxTotalBytes: number;
+  /** Files + directories + links in the volume (default 50 000). */
+  maxEntries: number;
+  /** Wall-clock limit per bash command; a shorter `timeout` from the model wins (default 120 s). */
+  maxCommandMs: number;
+  /** stdout+stderr one command may produce, held in memory while it runs (default 16 MiB). */
+  maxOutputBytes: number;
+}
+
+export const DEFAULT_VIRTUAL_LIMITS: Readonly<VirtualLimits> = Object.freeze({
+  maxFileBytes: 10 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
+  maxEntries: 50_000,
+  maxCommandMs: 120_000,
+  maxOutputBytes: 16 * 1024 * 1024,
+});
+
+export interface VirtualWorkspaceOptions {
+  /**
+   * Absolute host directory that stores the session's files; the agent sees it as
+   * /workspace (and its `.tmp` subdirectory as /tmp). Created on first use.
+   */
+  volumeDir: string;
+  /** Extra shell environment: placeholders only, never real secrets. */
+  env?: Record<string, string>;
+  network?: VirtualNetworkOptions;
+  limits?: Partial<VirtualLimits>;
+  /** Threads that run the bash commands (default: one pool shared by the process). */
+  shellPool?: ShellPool;
+}
+
+export interface VirtualExecOptions {
+  /** Virtual directory to start in (default /workspace). */
+  cwd?: string;
+  /** Added to the workspace environment for this command. */
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Shorter limit than `limits.maxCommandMs` for this command. */
+  timeoutMs?: number;
+}
+
+export interface VirtualExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+export interface VirtualUsage {
+  bytes: number;
+  entries: number;
+  maxTotalBytes: number;
+  maxEntries: number;
+}
+
+export interface VirtualWorkspace {
+  readonly volumeDir: string;
+  /** The agent's home and default cwd: "/workspace". */
+  readonly home: string;
+  readonly limits: Readonly<VirtualLimits>;
+  /**
+   * pi tool definitions with the standard names (read, bash, edit, write, grep, find, ls)
+   * over this workspace. Pass them as `customTools` to createAgentSession together with
+   * `tools: [...VIRTUAL_TOOL_NAMES]`; they replace pi's host-backed built-ins.
+   */
+  tools(cwd?: string, names?: readonly VirtualToolName[]): AnyToolDefinition[];
+  /** Run one command line the way the bash tool does. */
+  exec(command: string, options?: VirtualExecOptions): Promise<VirtualExecResult>;
+  /** Replace the extra environment (e.g. new placeholders sent with a turn). */
+  setEnv(env: Record<string, string>): void;
+  usage(): Promise<VirtualUsage>;
+  /** Abort running commands and drop everything held in memory; files stay on disk. */
+  dispose(): Promise<void>;
+  readonly disposed: boolean;
+}
+
+interface Mounted {
+  fs: IFileSystem;
+  usage: VolumeUsage;
+  /** Null when the agent put something other than a directory at /workspace/.tmp. */
+  tmpRoot: string | null;
+}
+
+/** Fixed part of the shell environment; the user's env cannot change these. */
+function baseEnv(cwd: string): Record<string, string> {
+  return {
+    HOME: WORKSPACE_DIR,
+    PWD: cwd,
+    TMPDIR: TMP_DIR,
+    USER: "user",
+    LOGNAME: "user",
+    SHELL: "/bin/bash",
+    PATH: "/usr/bin:/bin",
+    LANG: "C.UTF-8",
+  };
+}
+
+class Workspace implements VirtualWorkspace {
+  readonly volumeDir: string;
+  readonly home = WORKSPACE_DIR;
+  readonly limits: Readonly<VirtualLimits>;
+  #env: Record<string, string>;
+  readonly #network: VirtualNetworkOptions | undefined;
+  readonly #shells: ShellPool | undefined;
+  #fetch: SecureFetch | undefined;
+  #mounted: Promise<Mounted> | undefined;
+  readonly #backend: ToolBackend;
+  readonly #running = new Set<AbortController>();
+  #disposed = false;
+
+  constructor(options: VirtualWorkspaceOptions) {
+    if (!isAbsolute(options.volumeDir)) {
+      throw new Error(`volumeDir must be an absolute path, got "${options.volumeDir}".`);
+    }
+    this.volumeDir = options.volumeDir;
+    this.limits = Object.freeze({ ...DEFAULT_VIRTUAL_LIMITS, ...options.limits });
+    this.#env = { ...options.env };
+    this.#network = options.network;
+    this.#shells = options.shellPool;
+    this.#backend = {
+      fs: async () => (await this.#mount()).fs,
+      run: (command, options) => this.#run(command, options),
+      maxFileBytes: this.limits.maxFileBytes,
+    };
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  #assertLive(): void {
+    if (this.#disposed) {
+      throw new Error(
+        "This virtual workspace was disposed; create a new one from the same volumeDir to continue.",
+      );
+    }
+  }
+
+  /** Mount the volume on first use; cheap objects, but nothing exists before a tool runs. */
+  #mount(): Promise<Mounted> {
+    this.#assertLive();
+    if (this.#mounted) return this.#mounted;
+    const mounting = (async () => {
+      await mkdir(this.volumeDir, { recursive: true });
+      let tmpRoot: string | null = join(this.volumeDir, VOLUME_TMP_DIR);
+      // /tmp then falls back to the read-only base, rather than the whole workspace failing.
+      await mkdir(tmpRoot).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "EEXIST") throw error;
+      });
+      // lstat: a symlink here could point anywhere on the host.
+      if (
+        !(await lstat(tmpRoot).then(
+          (st) => st.isDirectory(),
+          () => false,
+        ))
+      )
+        tmpRoot = null;
+      const rw = (root: string) =>
+        new ReadWriteFs({
+          root,
+          allowSymlinks: true,
+          maxFileReadSize: this.limits.maxFileBytes,
+          maxCopySize: this.limits.maxFileBytes,
+        });
+      const workspace = rw(this.volumeDir);
+      const usage = new VolumeUsage(workspace, this.limits);
+      const fs = new MountableFs({
+        base: sharedBaseFs(),
+        mounts: [
+          { mountPoint: WORKSPACE_DIR, filesystem: new QuotaFs(workspace, WORKSPACE_DIR, usage) },
+          ...(tmpRoot
+            ? [{ mountPoint: TMP_DIR, filesystem: new QuotaFs(rw(tmpRoot), TMP_DIR, usage) }]
+            : []),
+        ],
+      });
+      return { fs, usage, tmpRoot };
+    })();
+    mounting.catch(() => {
+      if (this.#mounted === mounting) this.#mounted = undefined; // retry on the next call
+    });
+    this.#mounted = mounting;
+    return mounting;
+  }
+
+  async #run(
+    command: string,
+    options: { cwd: string; env: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
+  ) {
+    const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.limits.maxCommandMs);
+    const { usage, tmpRoot } = await this.#mount();
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted) controller.abort(options.signal.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.#running.add(controller);
+    try {
+      this.#fetch ??= createVirtualFetch(this.#network);
+      const spec = {
+        volumeDir: this.volumeDir,
+        tmpDir: tmpRoot,
+        command,
+        cwd: options.cwd,
+        env: { ...this.#env, ...options.env, ...baseEnv(options.cwd) },
+        timeoutMs,
+        maxOutputBytes: this.limits.maxOutputBytes,
+        quota: {
+          maxFileBytes: this.limits.maxFileBytes,
+          maxTotalBytes: this.limits.maxTotalBytes,
+          maxEntries: this.limits.maxEntries,
+        },
+      };
+      const shells = this.#shells ?? sharedShellPool();
+      const result = await shells.run(spec, { usage, fetch: this.#fetch }, controller.signal);
+      return { ...result, timeoutMs };
+    } finally {
+      this.#running.delete(controller);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  tools(cwd: string = WORKSPACE_DIR, names?: readonly VirtualToolName[]): AnyToolDefinition[] {
+    this.#assertLive();
+    return createVirtualTools(this.#backend, confinePath(cwd), names);
+  }
+
+  async exec(command: string, options: VirtualExecOptions = {}): Promise<VirtualExecResult> {
+    const cwd = confinePath(options.cwd ?? WORKSPACE_DIR);
+    const result = await this.#run(command, {
+      cwd,
+      env: options.env ?? {},
+      signal: options.signal,
+      timeoutMs: options.timeoutMs,
+    });
+    return {
+      stdout: result.stdout.toString("utf8"),
+      stderr: result.stderr.toString("utf8"),
+      exitCode: result.exitCode,
+      timedOut: result.timedOut,
+      aborted: result.aborted,
+    };
+  }
+
+  setEnv(env: Record<string, string>): void {
+    this.#env = { ...env };
+  }
+
+  async usage(): Promise<VirtualUsage> {
+    const { usage } = await this.#mount();
+    const { bytes, entries } = await usage.serialize(async (counter) => ({ ...counter }));
+    return {
+      bytes,
+      entries,
+      maxTotalBytes: this.limits.maxTotalBytes,
+      maxEntries: this.limits.maxEntries,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const controller of this.#running) controller.abort(new Error("workspace disposed"));
+    this.#running.clear();
+    this.#mounted = undefined;
+    this.#fetch = undefined;
+  }
+}
+
+/**
+ * A session's sandbox on the `virtual` tier: pi tools over a just-bash virtual shell whose
+ * /workspace is the session's volume directory on disk. Nothing is loaded until a tool
+ * runs, and files are written straight to disk, so an idle workspace holds almost nothing
+ * in memory and survives a pool restart.
+ */
+export function createVirtualWorkspace(options: VirtualWorkspaceOptions): VirtualWorkspace {
+  return new Workspace(options);
+}
