@@ -6,6 +6,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { createLogger, type LobuConfig, LobuConfig as LobuConfigSchema, newId } from "@lobu/core";
 import { Hono } from "hono";
 import type { Logger } from "pino";
+import { adminRoutes } from "./admin/routes.ts";
 import { TurnContextBuilder } from "./agents/context.ts";
 import { AgentRegistry } from "./agents/registry.ts";
 import { apiRoutes } from "./api/routes.ts";
@@ -27,6 +28,8 @@ import { resolveMasterKey } from "./secrets/master-key.ts";
 import { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import { SecretStore } from "./secrets/store.ts";
 import type { GatewayServices } from "./services.ts";
+import { createSettingsLink } from "./settings/links.ts";
+import { settingsRoutes } from "./settings/routes.ts";
 import { UserSettingsStore } from "./settings/user-settings.ts";
 import { SkillCatalog } from "./skills/catalog.ts";
 import { createStore } from "./store/index.ts";
@@ -192,6 +195,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     contexts,
     requests,
     adapterFor: (platform) => adapters.get(platform),
+    // Capability requests link to the settings page prefilled with exactly that change.
+    decorateRequest: async (event, turn) =>
+      event.type === "capability_request"
+        ? {
+            ...event,
+            url: await createSettingsLink(services, turn.origin, {
+              agentId: turn.key.agentId,
+              requestId: event.requestId,
+              prefill: { [event.kind]: event.value },
+            }),
+          }
+        : event,
     log,
   });
   const turnRunner = runner;

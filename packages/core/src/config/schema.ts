@@ -45,6 +45,31 @@ export const PolicySection = z.strictObject({
 });
 export type PolicySection = z.infer<typeof PolicySection>;
 
+/**
+ * A credential exposed to the agent's shell as an environment variable. The
+ * agent only ever sees a placeholder; the egress proxy swaps in the real value
+ * on requests to `hosts` (which are also allowed implicitly).
+ */
+export const SecretEnvBinding = z.strictObject({
+  /** Secret name in the store (resolved user > agent > installation). */
+  secret: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, "letters, digits, '.', '_' or '-'"),
+  hosts: z.array(DomainPattern).min(1, "name at least one host where the secret may be sent"),
+  /** Where in a request the value may be swapped in (default: header only). */
+  locations: z
+    .array(z.enum(["header", "url", "body"]))
+    .min(1)
+    .default(["header"]),
+});
+export type SecretEnvBinding = z.infer<typeof SecretEnvBinding>;
+const EnvName = z
+  .string()
+  .regex(
+    /^[A-Z_][A-Z0-9_]{0,63}$/,
+    "environment variable names are upper-case letters, digits and '_'",
+  );
+
 export const BUILTIN_TOOLS = ["bash", "read", "write", "edit", "grep", "find", "ls"] as const;
 
 export const AgentSection = z.strictObject({
@@ -60,6 +85,8 @@ export const AgentSection = z.strictObject({
   group_routing: z.enum(["per-user", "per-channel"]).default("per-user"),
   network: NetworkSection.prefault({}),
   policy: PolicySection.prefault({}),
+  /** Credentials for the agent's shell: `GITHUB_TOKEN = { secret = "github", hosts = ["api.github.com"] }`. */
+  secrets: z.record(EnvName, SecretEnvBinding).default({}),
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 

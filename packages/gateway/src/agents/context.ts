@@ -19,7 +19,7 @@ export interface PlaceholderIssuer {
     sandboxId: string;
     secret: SecretRef;
     hosts: string[];
-    locations?: "header"[];
+    locations?: ("header" | "url" | "body")[];
   }): Promise<string>;
 }
 
@@ -105,6 +105,18 @@ export class TurnContextBuilder {
       locations: ["header"],
     });
     const installed = skills.pick([...agent.skills, ...settings.skills]);
+    // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
+    const env: Record<string, string> = {};
+    for (const [name, binding] of Object.entries(agent.secrets)) {
+      const found = await secrets.resolve(binding.secret, { agentId: agent.id, userKey });
+      if (!found) continue;
+      env[name] = await placeholders.issue({
+        sandboxId: turn.conversationId,
+        secret: found.ref,
+        hosts: binding.hosts,
+        locations: binding.locations,
+      });
+    }
     return {
       agentId: agent.id,
       model: {
@@ -124,7 +136,7 @@ export class TurnContextBuilder {
         description: s.description,
         instructions: s.instructions,
       })),
-      env: {},
+      env,
       requestTimeoutSec: Math.max(1, Math.round(agent.policy.requestTimeoutMs / 1000)),
     };
   }

@@ -22,6 +22,11 @@ export interface AgentDefinition {
   groupRouting: "per-user" | "per-channel";
   network: { allow: string[]; deny: string[] };
   policy: { default: ToolPolicy; tools: Record<string, ToolPolicy>; requestTimeoutMs: number };
+  /** Env var → secret binding exposed to the agent's shell as placeholders. */
+  secrets: Record<
+    string,
+    { secret: string; hosts: string[]; locations: ("header" | "url" | "body")[] }
+  >;
   /** `config` agents are defined in lobu.toml and read-only through the API. */
   source: "config" | "api" | "implicit";
   createdAt: number;
@@ -46,6 +51,19 @@ export const AgentInput = z.strictObject({
       allow: z.array(z.string()).max(500).optional(),
       deny: z.array(z.string()).max(500).optional(),
     })
+    .optional(),
+  secrets: z
+    .record(
+      z.string().regex(/^[A-Z_][A-Z0-9_]{0,63}$/),
+      z.strictObject({
+        secret: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/),
+        hosts: z.array(z.string()).min(1).max(50),
+        locations: z
+          .array(z.enum(["header", "url", "body"]))
+          .min(1)
+          .optional(),
+      }),
+    )
     .optional(),
   policy: z
     .strictObject({
@@ -78,6 +96,7 @@ function fromSection(id: string, s: AgentSection): AgentDefinition {
       tools: { ...s.policy.tools },
       requestTimeoutMs: s.policy.request_timeout,
     },
+    secrets: structuredClone(s.secrets),
     source: "config",
     createdAt: 0,
     updatedAt: 0,
@@ -95,6 +114,16 @@ function applyPatch(base: AgentDefinition, patch: AgentPatch): AgentDefinition {
     ...(patch.tools !== undefined ? { tools: patch.tools } : {}),
     ...(patch.skills !== undefined ? { skills: patch.skills } : {}),
     ...(patch.groupRouting !== undefined ? { groupRouting: patch.groupRouting } : {}),
+    ...(patch.secrets !== undefined
+      ? {
+          secrets: Object.fromEntries(
+            Object.entries(patch.secrets).map(([k, v]) => [
+              k,
+              { ...v, locations: v.locations ?? ["header"] },
+            ]),
+          ),
+        }
+      : {}),
     network: {
       allow: patch.network?.allow ?? base.network.allow,
       deny: patch.network?.deny ?? base.network.deny,
@@ -122,6 +151,7 @@ function blank(id: string, source: AgentDefinition["source"]): AgentDefinition {
     groupRouting: "per-user",
     network: { allow: [], deny: [] },
     policy: { default: "allow", tools: {}, requestTimeoutMs: 900_000 },
+    secrets: {},
     source,
     createdAt: now,
     updatedAt: now,

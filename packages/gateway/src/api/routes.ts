@@ -7,8 +7,10 @@ import { jsonBody } from "../http/errors.ts";
 import { streamMessageEvents } from "../http/sse.ts";
 import type { Origin } from "../platforms/adapter.ts";
 import { providerSecretName } from "../providers/registry.ts";
+import { answerRequest } from "../runtime/answers.ts";
 import type { GatewayServices } from "../services.ts";
 import { type ApiEnv, requireAdmin, requireToken } from "./auth.ts";
+import { sandboxRoutes } from "./sandboxes.ts";
 
 const SendMessage = z.strictObject({
   /** The end user this message is from (any stable id in your system). */
@@ -141,6 +143,41 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
     return c.body(null, 204);
   });
 
+  // Installation-wide secrets (provider keys for everyone, shared credentials).
+  api.get("/secrets", async (c) => {
+    requireAdmin(c.get("token"));
+    return c.json({ secrets: await s.secrets.list({ kind: "installation" }) });
+  });
+  api.put("/secrets/:name", async (c) => {
+    requireAdmin(c.get("token"));
+    const name = c.req.param("name");
+    if (!SECRET_NAME.test(name))
+      throw new LobuError("invalid_request", "invalid secret name", {
+        hint: "Use letters, digits, '.', '_' or '-'; provider keys are provider.<id>.",
+      });
+    const { value } = await jsonBody(c, SecretValue);
+    const meta = await s.secrets.set({ scope: { kind: "installation" }, name }, value);
+    s.audit.record({
+      action: "secret.set",
+      actor: `api:${c.get("token").id}`,
+      details: { name, scope: "installation" },
+    });
+    return c.json(meta);
+  });
+  api.delete("/secrets/:name", async (c) => {
+    requireAdmin(c.get("token"));
+    const name = c.req.param("name");
+    if (!(await s.secrets.delete({ scope: { kind: "installation" }, name }))) {
+      throw new LobuError("not_found", `no installation secret "${name}"`, { status: 404 });
+    }
+    s.audit.record({
+      action: "secret.deleted",
+      actor: `api:${c.get("token").id}`,
+      details: { name, scope: "installation" },
+    });
+    return c.body(null, 204);
+  });
+
   // Providers
   api.get("/providers", async (c) => {
     const providers = await Promise.all(
@@ -230,42 +267,18 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.post("/requests/:requestId/answer", async (c) => {
     const answer = await jsonBody(c, Answer);
     const token = c.get("token");
-    const result = await s.requests.answer(c.req.param("requestId"), answer, {
+    const result = await answerRequest(s, c.req.param("requestId"), answer, {
       admin: true,
       label: `api:${token.name}`,
+      actor: `api:${token.id}`,
     });
     if (!result.ok)
       throw new LobuError("request_not_answerable", result.reason, { status: result.status });
-    s.audit.record({
-      action: `${result.request.event.type}.answered`,
-      actor: `api:${token.id}`,
-      agentId: result.request.agentId,
-      sandboxId: result.request.sandboxId,
-      details: { requestId: result.request.requestId, choice: answer.choice },
-    });
     return c.json({ ok: true, request: result.request });
   });
 
   // Sandboxes (operator controls)
-  api.get("/sandboxes", async (c) => {
-    requireAdmin(c.get("token"));
-    return c.json({ sandboxes: await s.sandboxes.list() });
-  });
-  api.get("/sandboxes/:id", async (c) => {
-    requireAdmin(c.get("token"));
-    const status = await s.sandboxes.status(c.req.param("id"));
-    if (!status) throw new LobuError("not_found", "no such sandbox", { status: 404 });
-    return c.json(status);
-  });
-  api.post("/sandboxes/:id/stop", async (c) => {
-    requireAdmin(c.get("token"));
-    const id = c.req.param("id");
-    if (!(await s.sandboxes.record(id)))
-      throw new LobuError("not_found", "no such sandbox", { status: 404 });
-    const stopped = await s.sandboxes.stop(id, "operator");
-    s.audit.record({ action: "sandbox.stopped", actor: `api:${c.get("token").id}`, sandboxId: id });
-    return c.json({ stopped });
-  });
+  api.route("/sandboxes", sandboxRoutes(s));
 
   // Tokens
   api.get("/tokens", async (c) => {

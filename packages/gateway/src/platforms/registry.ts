@@ -2,17 +2,47 @@ import type { Hono } from "hono";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { GatewayServices } from "../services.ts";
 import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
+import { platformSetupError } from "./shared/config.ts";
+import { SlackAdapter } from "./slack/adapter.ts";
+import { slackSettings } from "./slack/config.ts";
+import { TelegramAdapter } from "./telegram/adapter.ts";
+import { telegramSettings } from "./telegram/config.ts";
+
+const KNOWN_PLATFORMS = ["slack", "telegram"];
 
 /**
  * Builds the platform adapters the configuration and environment ask for
  * ([platforms.*] in lobu.toml, SLACK_* / TELEGRAM_* variables) and starts them.
  */
-export function createAdapters(_services: GatewayServices, _env: NodeJS.ProcessEnv): PlatformAdapter[] {
-  return [];
+export function createAdapters(
+  services: GatewayServices,
+  env: NodeJS.ProcessEnv,
+): PlatformAdapter[] {
+  const sections = services.config.platforms;
+  for (const name of Object.keys(sections)) {
+    if (!KNOWN_PLATFORMS.includes(name)) {
+      throw platformSetupError(
+        name,
+        `lobu.toml has [platforms.${name}], which this gateway does not know`,
+        `Supported: ${KNOWN_PLATFORMS.join(", ")}.`,
+      );
+    }
+  }
+  const adapters: PlatformAdapter[] = [];
+  const slack = slackSettings(sections.slack, env);
+  if (slack) adapters.push(new SlackAdapter(slack));
+  const publicUrlConfigured = Boolean(env.LOBU_PUBLIC_URL || services.config.gateway.public_url);
+  const telegram = telegramSettings(sections.telegram, env, { publicUrlConfigured });
+  if (telegram) adapters.push(new TelegramAdapter(telegram));
+  return adapters;
 }
 
 /** The context every adapter gets: the gateway's entrance, answers, state and secrets. */
-export function adapterContext(services: GatewayServices, adapter: PlatformAdapter, routes: Hono): AdapterContext {
+export function adapterContext(
+  services: GatewayServices,
+  adapter: PlatformAdapter,
+  routes: Hono,
+): AdapterContext {
   const platform = adapter.platform;
   return {
     routes,
@@ -41,7 +71,11 @@ export function adapterContext(services: GatewayServices, adapter: PlatformAdapt
     state: {
       get: (key) => services.store.kv.get(`platform:${platform}:${key}`),
       set: async (key, value, ttlMs) => {
-        await services.store.kv.set(`platform:${platform}:${key}`, value, ttlMs ? { ttlMs } : undefined);
+        await services.store.kv.set(
+          `platform:${platform}:${key}`,
+          value,
+          ttlMs ? { ttlMs } : undefined,
+        );
       },
       del: async (key) => {
         await services.store.kv.del(`platform:${platform}:${key}`);
@@ -49,9 +83,16 @@ export function adapterContext(services: GatewayServices, adapter: PlatformAdapt
       take: (key) => services.store.kv.take(`platform:${platform}:${key}`),
     },
     secrets: {
-      get: (name) => services.secrets.get({ scope: { kind: "installation" }, name: `platform.${platform}.${name}` }),
+      get: (name) =>
+        services.secrets.get({
+          scope: { kind: "installation" },
+          name: `platform.${platform}.${name}`,
+        }),
       set: async (name, value) => {
-        await services.secrets.set({ scope: { kind: "installation" }, name: `platform.${platform}.${name}` }, value);
+        await services.secrets.set(
+          { scope: { kind: "installation" }, name: `platform.${platform}.${name}` },
+          value,
+        );
       },
     },
   };

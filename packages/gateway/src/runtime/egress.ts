@@ -98,6 +98,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
           ...skills.flatMap((s) => s.domains),
           ...settings.domains,
           ...providerHosts,
+          // Hosts an agent secret is bound to are where it is meant to be used.
+          ...Object.values(agent.secrets).flatMap((b) => b.hosts),
         ]),
       ],
       deny: [...new Set([...config.network.deny, ...agent.network.deny])],

@@ -43,7 +43,7 @@ export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => nu
       const outcome = answer?.choice ?? "timeout";
       const text =
         outcome === "granted"
-          ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.`
+          ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.${answer?.text ? `\n\n${answer.text}` : ""}`
           : outcome === "timeout"
             ? `not granted: the user did not respond in time. Tell the user what you needed (${params.kind} ${params.value}) and stop.`
             : `denied: the user declined ${params.kind} ${params.value}. Continue without it or explain what cannot be done.`;

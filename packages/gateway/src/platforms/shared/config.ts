@@ -12,7 +12,10 @@ export function parsePlatformSection<S extends z.ZodType>(
 ): z.infer<S> {
   const result = schema.safeParse(section ?? {});
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({ ...issue, path: ["platforms", platform, ...issue.path] }));
+  const issues = result.error.issues.map((issue) => ({
+    ...issue,
+    path: ["platforms", platform, ...issue.path],
+  }));
   throw new LobuError("config_invalid", describeIssues("lobu.toml", issues), {
     hint: `See docs/platforms/${platform}.md for the [platforms.${platform}] keys.`,
   });

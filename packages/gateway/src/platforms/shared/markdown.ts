@@ -44,7 +44,12 @@ export function renderMarkdown(markdown: string, d: MarkdownDialect): MarkdownUn
   return units;
 }
 
-function blocks(tokens: Token[], d: MarkdownDialect, out: MarkdownUnit[], wrap: (s: string) => string): void {
+function blocks(
+  tokens: Token[],
+  d: MarkdownDialect,
+  out: MarkdownUnit[],
+  wrap: (s: string) => string,
+): void {
   for (const token of tokens) {
     const push = (text: string, sep = "\n\n", pre?: MarkdownUnit["pre"]) => {
       if (text.trim() === "") return;
@@ -105,7 +110,12 @@ function blocks(tokens: Token[], d: MarkdownDialect, out: MarkdownUnit[], wrap: 
 }
 
 /** A list item as lines: its own text after the bullet, nested lists indented below. */
-function listItem(item: Tokens.ListItem, bullet: string, d: MarkdownDialect, indent: string): string {
+function listItem(
+  item: Tokens.ListItem,
+  bullet: string,
+  d: MarkdownDialect,
+  indent: string,
+): string {
   const lines: string[] = [];
   let head = item.task ? (item.checked ? "☑ " : "☐ ") : "";
   let headDone = false;
@@ -170,7 +180,9 @@ function inline(tokens: Token[], d: MarkdownDialect): string {
       }
       case "image": {
         const img = token as Tokens.Image;
-        out += safeHref(img.href) ? d.link(img.href, d.text(img.text || img.href)) : d.text(img.text);
+        out += safeHref(img.href)
+          ? d.link(img.href, d.text(img.text || img.href))
+          : d.text(img.text);
         break;
       }
       case "html":
@@ -190,22 +202,32 @@ export function safeHref(href: string): boolean {
 
 /** A table as aligned monospace text (no platform renders Markdown tables). */
 function tableText(table: Tokens.Table): string {
-  const rows = [table.header.map((c) => plainInline(c.tokens)), ...table.rows.map((r) => r.map((c) => plainInline(c.tokens)))];
+  const rows = [
+    table.header.map((c) => plainInline(c.tokens)),
+    ...table.rows.map((r) => r.map((c) => plainInline(c.tokens))),
+  ];
   const widths: number[] = [];
   for (const row of rows) {
     row.forEach((cell, i) => {
       widths[i] = Math.max(widths[i] ?? 0, cell.length);
     });
   }
-  const line = (row: string[]) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ").trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join(" | ")
+      .trimEnd();
   const [head, ...body] = rows;
-  return [line(head ?? []), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join("\n");
+  return [line(head ?? []), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join(
+    "\n",
+  );
 }
 
 function plainInline(tokens: Token[]): string {
   let out = "";
   for (const token of tokens) {
-    if ("tokens" in token && Array.isArray(token.tokens) && token.type !== "text") out += plainInline(token.tokens);
+    if ("tokens" in token && Array.isArray(token.tokens) && token.type !== "text")
+      out += plainInline(token.tokens);
     else if (token.type === "br") out += " ";
     else out += "text" in token && typeof token.text === "string" ? token.text : token.raw;
   }
@@ -239,7 +261,9 @@ export function packUnits(
       add(unit.text, unit.sep);
       continue;
     }
-    const pieces = unit.pre ? splitPre(unit.pre, limit, measure, d) : splitPlain(unit.text, limit, measure, d);
+    const pieces = unit.pre
+      ? splitPre(unit.pre, limit, measure, d)
+      : splitPlain(unit.text, limit, measure, d);
     pieces.forEach((piece, i) => {
       add(piece, i === 0 ? unit.sep : "\n");
     });
@@ -248,7 +272,12 @@ export function packUnits(
   return chunks;
 }
 
-function splitPre(pre: NonNullable<MarkdownUnit["pre"]>, limit: number, measure: (s: string) => number, d: MarkdownDialect): string[] {
+function splitPre(
+  pre: NonNullable<MarkdownUnit["pre"]>,
+  limit: number,
+  measure: (s: string) => number,
+  d: MarkdownDialect,
+): string[] {
   const overhead = measure(d.codeBlock("", pre.lang));
   const room = Math.max(16, limit - overhead - 1);
   const out: string[] = [];
@@ -271,13 +300,19 @@ function splitPre(pre: NonNullable<MarkdownUnit["pre"]>, limit: number, measure:
 }
 
 /** The visible text of a unit, cut at whitespace near the limit. */
-function splitPlain(markup: string, limit: number, measure: (s: string) => number, d: MarkdownDialect): string[] {
+function splitPlain(
+  markup: string,
+  limit: number,
+  measure: (s: string) => number,
+  d: MarkdownDialect,
+): string[] {
   const plain = d.toPlain(markup);
   const out: string[] = [];
   let rest = plain;
   while (rest.length > 0) {
     let size = Math.min(rest.length, limit);
-    while (size > 1 && measure(d.fromPlain(rest.slice(0, size))) > limit) size = Math.floor(size * 0.9);
+    while (size > 1 && measure(d.fromPlain(rest.slice(0, size))) > limit)
+      size = Math.floor(size * 0.9);
     if (size < rest.length) {
       const space = rest.lastIndexOf(" ", size);
       const newline = rest.lastIndexOf("\n", size);

@@ -11,7 +11,11 @@ export interface CardButton {
 }
 
 export function isRequestEvent(event: { type: string }): event is RequestEvent {
-  return event.type === "question" || event.type === "approval_request" || event.type === "capability_request";
+  return (
+    event.type === "question" ||
+    event.type === "approval_request" ||
+    event.type === "capability_request"
+  );
 }
 
 /** The answer buttons of a request (approval: approve / deny / always; capability: granted / denied). */
@@ -66,8 +70,16 @@ export function displayName(by: string | undefined, platform: string): string | 
 }
 
 /** The line that replaces a card's buttons once answered, as Markdown. */
-export function resolvedMarkdown(event: RequestEvent, outcome: string, by: string | undefined): string {
-  return outcomeMarkdown(cardButtons(event).find((b) => b.choice === outcome)?.label ?? outcome, outcome, by);
+export function resolvedMarkdown(
+  event: RequestEvent,
+  outcome: string,
+  by: string | undefined,
+): string {
+  return outcomeMarkdown(
+    cardButtons(event).find((b) => b.choice === outcome)?.label ?? outcome,
+    outcome,
+    by,
+  );
 }
 
 /** `✅ **Approve** (answered by alice)`; a refusal gets ⛔. */

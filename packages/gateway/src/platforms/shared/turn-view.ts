@@ -2,7 +2,13 @@ import type { AgentEvent } from "@lobu/core";
 import type { Logger } from "pino";
 import { clip } from "./markdown.ts";
 import { Coalescer, withRetryLater } from "./pacing.ts";
-import { EXPIRED_MARKDOWN, displayName, isRequestEvent, type RequestEvent, resolvedMarkdown } from "./requests.ts";
+import {
+  displayName,
+  EXPIRED_MARKDOWN,
+  isRequestEvent,
+  type RequestEvent,
+  resolvedMarkdown,
+} from "./requests.ts";
 
 /**
  * How one turn looks in a chat, independent of the platform: a live message
@@ -91,7 +97,11 @@ export class TurnView<L, C> {
         this.#aside(`${event.level === "warn" ? "⚠️" : "ℹ️"} ${event.text}`);
         return;
       case "request_resolved":
-        await this.#resolved(event.requestId, event.outcome, displayName(event.by, this.#opts.platform));
+        await this.#resolved(
+          event.requestId,
+          event.outcome,
+          displayName(event.by, this.#opts.platform),
+        );
         return;
       case "error":
         await this.#finish(undefined, `⚠️ ${event.message}`);
@@ -174,7 +184,13 @@ export class TurnView<L, C> {
     if (!entry || entry.closed) return;
     entry.closed = true;
     try {
-      await withRetryLater(() => this.#surface.closeCard(entry.card, entry.event, resolvedMarkdown(entry.event, outcome, by)));
+      await withRetryLater(() =>
+        this.#surface.closeCard(
+          entry.card,
+          entry.event,
+          resolvedMarkdown(entry.event, outcome, by),
+        ),
+      );
     } catch (err) {
       this.#opts.log.warn({ err, requestId }, "could not update the answered card");
     }
@@ -204,7 +220,8 @@ export class TurnView<L, C> {
       else parts.push({ kind: "text", text });
     }
     if (error) parts.push({ kind: "text", text: error });
-    if (parts.length === 0 && this.#live !== undefined) parts.push({ kind: "text", text: "✅ Done." });
+    if (parts.length === 0 && this.#live !== undefined)
+      parts.push({ kind: "text", text: "✅ Done." });
     try {
       if (parts.length > 0) {
         const live = this.#live;
@@ -245,7 +262,11 @@ export class TurnViews<L, C> {
   }
 
   /** Render one attempt's events; resolves once its final message is delivered (or the stream ends). */
-  async deliver(messageId: string, events: AsyncIterable<AgentEvent>, create: () => TurnView<L, C>): Promise<void> {
+  async deliver(
+    messageId: string,
+    events: AsyncIterable<AgentEvent>,
+    create: () => TurnView<L, C>,
+  ): Promise<void> {
     const existing = this.#views.get(messageId);
     if (existing) clearTimeout(existing.timer);
     const view = existing?.view ?? create();

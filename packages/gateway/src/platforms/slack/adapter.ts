@@ -1,4 +1,4 @@
-import { isLobuError } from "@lobu/core";
+import { type AgentEvent, isLobuError } from "@lobu/core";
 import { SocketModeClient } from "@slack/socket-mode";
 import type { Hono } from "hono";
 import type { Logger } from "pino";
@@ -21,7 +21,8 @@ const THREAD_TTL_MS = 30 * 86_400_000;
 const NAME_TTL_MS = 3_600_000;
 const NAME_LOOKUP_MS = 1_500;
 
-const threadKey = (team: string, channel: string, threadTs: string, user: string) => `thread:${team}:${channel}:${threadTs}:${user}`;
+const threadKey = (team: string, channel: string, threadTs: string, user: string) =>
+  `thread:${team}:${channel}:${threadTs}:${user}`;
 
 interface EventEnvelope {
   type: string;
@@ -67,10 +68,18 @@ export class SlackAdapter implements PlatformAdapter {
     this.#workspaces = new Workspaces(this.#settings.apiUrl, ctx.log, ctx);
     if (this.#settings.botToken) {
       const ws = await this.#workspaces.addEnvToken(this.#settings.botToken);
-      this.#log.info({ team: ws.teamName ?? ws.teamId, botUserId: ws.botUserId }, "Slack bot connected");
+      this.#log.info(
+        { team: ws.teamName ?? ws.teamId, botUserId: ws.botUserId },
+        "Slack bot connected",
+      );
     }
     if (this.#settings.mode === "http") this.#httpRoutes(ctx.routes);
-    oauthRoutes(ctx.routes, { settings: this.#settings, ctx, workspaces: this.#workspaces, log: this.#log });
+    oauthRoutes(ctx.routes, {
+      settings: this.#settings,
+      ctx,
+      workspaces: this.#workspaces,
+      log: this.#log,
+    });
     if (this.#settings.mode === "socket") await this.#startSocket();
   }
 
@@ -82,10 +91,16 @@ export class SlackAdapter implements PlatformAdapter {
     this.#views.clear();
   }
 
-  async deliver(origin: Origin, turn: { messageId: string; events: AsyncIterable<import("@lobu/core").AgentEvent> }): Promise<void> {
+  async deliver(
+    origin: Origin,
+    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+  ): Promise<void> {
     const ws = await this.#workspaces.get(origin.workspace);
     if (!ws) {
-      this.#log.error({ team: origin.workspace }, "no bot token for this Slack workspace; the reply cannot be posted");
+      this.#log.error(
+        { team: origin.workspace },
+        "no bot token for this Slack workspace; the reply cannot be posted",
+      );
       return;
     }
     await this.#views.deliver(
@@ -98,7 +113,11 @@ export class SlackAdapter implements PlatformAdapter {
             settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
             log: this.#log,
           }),
-          { platform: this.platform, intervalMs: this.#settings.streamIntervalMs, log: this.#log.child({ messageId: turn.messageId }) },
+          {
+            platform: this.platform,
+            intervalMs: this.#settings.streamIntervalMs,
+            log: this.#log.child({ messageId: turn.messageId }),
+          },
         ),
     );
   }
@@ -126,15 +145,33 @@ export class SlackAdapter implements PlatformAdapter {
       const raw = await c.req.text();
       const check = verifySlackSignature(
         secret,
-        { timestamp: c.req.header("x-slack-request-timestamp"), signature: c.req.header("x-slack-signature") },
+        {
+          timestamp: c.req.header("x-slack-request-timestamp"),
+          signature: c.req.header("x-slack-signature"),
+        },
         raw,
       );
       if (!check.ok) {
-        this.#log.warn({ reason: check.reason }, "refused a Slack request that is not signed with SLACK_SIGNING_SECRET");
-        return c.json({ error: { code: "bad_signature", message: `Slack signature check failed: ${check.reason}` } }, 401);
+        this.#log.warn(
+          { reason: check.reason },
+          "refused a Slack request that is not signed with SLACK_SIGNING_SECRET",
+        );
+        return c.json(
+          {
+            error: {
+              code: "bad_signature",
+              message: `Slack signature check failed: ${check.reason}`,
+            },
+          },
+          401,
+        );
       }
       const retry = c.req.header("x-slack-retry-num");
-      if (retry) this.#log.debug({ retry, reason: c.req.header("x-slack-retry-reason") }, "Slack redelivery");
+      if (retry)
+        this.#log.debug(
+          { retry, reason: c.req.header("x-slack-retry-reason") },
+          "Slack redelivery",
+        );
       if ((c.req.header("content-type") ?? "").includes("application/x-www-form-urlencoded")) {
         const form = new URLSearchParams(raw);
         const payload = form.get("payload");
@@ -142,8 +179,17 @@ export class SlackAdapter implements PlatformAdapter {
           await this.#interaction(JSON.parse(payload) as BlockActionsPayload);
           return c.body(null, 200);
         }
-        if (form.get("command") !== null) return c.json(await this.#command(Object.fromEntries(form)));
-        return c.json({ error: { code: "bad_request", message: "expected an interaction payload or a slash command" } }, 400);
+        if (form.get("command") !== null)
+          return c.json(await this.#command(Object.fromEntries(form)));
+        return c.json(
+          {
+            error: {
+              code: "bad_request",
+              message: "expected an interaction payload or a slash command",
+            },
+          },
+          400,
+        );
       }
       let body: EventEnvelope;
       try {
@@ -163,20 +209,31 @@ export class SlackAdapter implements PlatformAdapter {
       logger: slackLogger(this.#log),
       clientOptions: { slackApiUrl: this.#settings.apiUrl },
     });
-    socket.on("slack_event", async ({ ack, type, body }: { ack: (response?: unknown) => Promise<void>; type: string; body: unknown }) => {
-      try {
-        if (type === "events_api") await this.#envelope(body as EventEnvelope);
-        else if (type === "interactive") await this.#interaction(body as BlockActionsPayload);
-        else if (type === "slash_commands") {
-          await ack(await this.#command(body as Record<string, string>));
-          return;
+    socket.on(
+      "slack_event",
+      async ({
+        ack,
+        type,
+        body,
+      }: {
+        ack: (response?: unknown) => Promise<void>;
+        type: string;
+        body: unknown;
+      }) => {
+        try {
+          if (type === "events_api") await this.#envelope(body as EventEnvelope);
+          else if (type === "interactive") await this.#interaction(body as BlockActionsPayload);
+          else if (type === "slash_commands") {
+            await ack(await this.#command(body as Record<string, string>));
+            return;
+          }
+          await ack();
+        } catch (err) {
+          // Not acknowledged: Slack delivers the envelope again.
+          this.#log.error({ err, type }, "could not handle a Socket Mode envelope");
         }
-        await ack();
-      } catch (err) {
-        // Not acknowledged: Slack delivers the envelope again.
-        this.#log.error({ err, type }, "could not handle a Socket Mode envelope");
-      }
-    });
+      },
+    );
     await socket.start();
     this.#socket = socket;
     this.#log.info("Slack Socket Mode connected");
@@ -191,13 +248,17 @@ export class SlackAdapter implements PlatformAdapter {
       this.#log.info({ teamId }, "Slack app removed from a workspace");
       return;
     }
-    if (event.type === "app_mention" || event.type === "message") await this.#message(teamId, event);
+    if (event.type === "app_mention" || event.type === "message")
+      await this.#message(teamId, event);
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
     const ws = await this.#workspaces.get(teamId);
     if (!ws) {
-      this.#log.warn({ teamId }, "Slack event from a workspace this gateway has no token for; install the app via /slack/install");
+      this.#log.warn(
+        { teamId },
+        "Slack event from a workspace this gateway has no token for; install the app via /slack/install",
+      );
       return;
     }
     const m = classify(event, ws.botUserId);
@@ -223,11 +284,15 @@ export class SlackAdapter implements PlatformAdapter {
       ...(userName ? { userName } : {}),
     };
     if (isSettingsCommand(m.text)) {
-      this.#background.run(() => this.#sendSettings(ws, origin), "could not send the settings link");
+      this.#background.run(
+        () => this.#sendSettings(ws, origin),
+        "could not send the settings link",
+      );
       return;
     }
     if (!m.text && files.length === 0) return;
-    if (m.kind === "mention" && m.threadTs) await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
+    if (m.kind === "mention" && m.threadTs)
+      await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
     try {
       await this.#ctx.submit({
         origin,
@@ -254,9 +319,14 @@ export class SlackAdapter implements PlatformAdapter {
     if (cached && Date.now() - cached.at < NAME_TTL_MS) return cached.name;
     const lookup = ws.client.users
       .info({ user: userId })
-      .then((res) => res.user?.profile?.display_name || res.user?.real_name || res.user?.name || undefined)
+      .then(
+        (res) =>
+          res.user?.profile?.display_name || res.user?.real_name || res.user?.name || undefined,
+      )
       .catch(() => undefined);
-    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), NAME_LOOKUP_MS).unref());
+    const timeout = new Promise<undefined>((resolve) =>
+      setTimeout(() => resolve(undefined), NAME_LOOKUP_MS).unref(),
+    );
     const name = await Promise.race([lookup, timeout]);
     this.#names.set(key, { name, at: Date.now() });
     return name;
@@ -269,7 +339,12 @@ export class SlackAdapter implements PlatformAdapter {
     if (!action || !parsed) return; // link buttons open in the browser; nothing to do
     const teamId = payload.team?.id ?? payload.user.team_id;
     const userName = payload.user.username ?? payload.user.name;
-    const who = { platform: this.platform, userId: payload.user.id, ...(teamId ? { workspace: teamId } : {}), ...(userName ? { userName } : {}) };
+    const who = {
+      platform: this.platform,
+      userId: payload.user.id,
+      ...(teamId ? { workspace: teamId } : {}),
+      ...(userName ? { userName } : {}),
+    };
     const result = await this.#ctx.answer(parsed.requestId, { choice: parsed.choice }, who);
     const ws = await this.#workspaces.get(teamId);
     const channel = payload.container?.channel_id ?? payload.channel?.id;
@@ -293,10 +368,24 @@ export class SlackAdapter implements PlatformAdapter {
     // A live view on this gateway closes its own card on request_resolved; otherwise close it here.
     const ts = payload.container?.message_ts ?? payload.message?.ts;
     if (this.#views.hasOpenCard(parsed.requestId) || !ts) return;
-    const sections = (payload.message?.blocks ?? []).filter((b) => b.type !== "actions" && b.type !== "context");
-    const line = outcomeMarkdown(action.text?.text ?? parsed.choice, parsed.choice, userName ?? who.userId);
+    const sections = (payload.message?.blocks ?? []).filter(
+      (b) => b.type !== "actions" && b.type !== "context",
+    );
+    const line = outcomeMarkdown(
+      action.text?.text ?? parsed.choice,
+      parsed.choice,
+      userName ?? who.userId,
+    );
     this.#background.run(
-      () => slackCall(() => ws.client.chat.update({ channel, ts, text: payload.message?.text ?? "", blocks: closedCard(sections, line) })),
+      () =>
+        slackCall(() =>
+          ws.client.chat.update({
+            channel,
+            ts,
+            text: payload.message?.text ?? "",
+            blocks: closedCard(sections, line),
+          }),
+        ),
       "could not update the answered card",
     );
   }
@@ -318,7 +407,11 @@ export class SlackAdapter implements PlatformAdapter {
       ...(fields.user_name ? { userName: fields.user_name } : {}),
     };
     const url = await this.#ctx.settingsLink(origin);
-    return { response_type: "ephemeral", text: `Your settings: ${url}`, blocks: settingsBlocks(url) };
+    return {
+      response_type: "ephemeral",
+      text: `Your settings: ${url}`,
+      blocks: settingsBlocks(url),
+    };
   }
 
   /** The settings link is personal: in a DM a message, in a channel an ephemeral only the person sees. */
@@ -327,9 +420,18 @@ export class SlackAdapter implements PlatformAdapter {
     const thread = origin.threadId ? { thread_ts: origin.threadId } : {};
     const content = { text: `Your settings: ${url}`, blocks: settingsBlocks(url) };
     if (origin.isDirect) {
-      await slackCall(() => ws.client.chat.postMessage({ channel: origin.channelId, ...thread, ...content }));
+      await slackCall(() =>
+        ws.client.chat.postMessage({ channel: origin.channelId, ...thread, ...content }),
+      );
     } else {
-      await slackCall(() => ws.client.chat.postEphemeral({ channel: origin.channelId, user: origin.userId, ...thread, ...content }));
+      await slackCall(() =>
+        ws.client.chat.postEphemeral({
+          channel: origin.channelId,
+          user: origin.userId,
+          ...thread,
+          ...content,
+        }),
+      );
     }
   }
 }

@@ -1,5 +1,10 @@
 import { clip } from "../shared/markdown.ts";
-import { type CardButton, cardButtons, cardMarkdown, type RequestEvent } from "../shared/requests.ts";
+import {
+  type CardButton,
+  cardButtons,
+  cardMarkdown,
+  type RequestEvent,
+} from "../shared/requests.ts";
 import type { Part } from "../shared/turn-view.ts";
 import { SECTION_LIMIT, toMrkdwnSections } from "./mrkdwn.ts";
 
@@ -20,7 +25,10 @@ export function section(mrkdwn: string): Block {
 }
 
 export function context(...mrkdwn: string[]): Block {
-  return { type: "context", elements: mrkdwn.map((text) => ({ type: "mrkdwn", text: clip(text, SECTION_LIMIT) })) };
+  return {
+    type: "context",
+    elements: mrkdwn.map((text) => ({ type: "mrkdwn", text: clip(text, SECTION_LIMIT) })),
+  };
 }
 
 export interface LiveRender {
@@ -45,7 +53,8 @@ export function liveBlocks(parts: Part[], maxInline: number, final: boolean): Li
   const blocks: Block[] = [];
   let asides: string[] = [];
   const flushAsides = () => {
-    for (let i = 0; i < asides.length; i += CONTEXT_ELEMENTS) blocks.push(context(...asides.slice(i, i + CONTEXT_ELEMENTS)));
+    for (let i = 0; i < asides.length; i += CONTEXT_ELEMENTS)
+      blocks.push(context(...asides.slice(i, i + CONTEXT_ELEMENTS)));
     asides = [];
   };
   for (const part of parts) {
@@ -77,7 +86,11 @@ export function liveBlocks(parts: Part[], maxInline: number, final: boolean): Li
       .join("\n\n") || "…",
     FALLBACK_LIMIT,
   );
-  return { blocks: trimmed.length ? trimmed : [section("…")], text, ...(overflow ? { overflow: fullText } : {}) };
+  return {
+    blocks: trimmed.length ? trimmed : [section("…")],
+    text,
+    ...(overflow ? { overflow: fullText } : {}),
+  };
 }
 
 /** Within 50 blocks: the oldest tool lines give way first. */
@@ -121,7 +134,12 @@ function button(b: CardButton, requestId: string): Block {
 }
 
 export function linkButton(label: string, url: string, id: string): Block {
-  return { type: "button", text: { type: "plain_text", text: label, emoji: true }, url, action_id: id };
+  return {
+    type: "button",
+    text: { type: "plain_text", text: label, emoji: true },
+    url,
+    action_id: id,
+  };
 }
 
 /** The card's text blocks (kept when the buttons are replaced by the outcome). */
@@ -142,7 +160,10 @@ export function cardBlocks(event: RequestEvent, settingsUrl: string | undefined)
 }
 
 export function cardFallback(event: RequestEvent): string {
-  return clip(toMrkdwnSections(cardMarkdown(event))[0] ?? "The agent is waiting for you", FALLBACK_LIMIT);
+  return clip(
+    toMrkdwnSections(cardMarkdown(event))[0] ?? "The agent is waiting for you",
+    FALLBACK_LIMIT,
+  );
 }
 
 /** A card whose buttons gave way to how it was answered. */
@@ -154,6 +175,10 @@ export function closedCard(sections: Block[], line: string): Block[] {
 export function settingsBlocks(url: string): Block[] {
   return [
     section("Your personal settings for this agent (API keys, connected accounts, approvals):"),
-    { type: "actions", block_id: "lobu_settings", elements: [linkButton("Open settings", url, "lobu-settings")] },
+    {
+      type: "actions",
+      block_id: "lobu_settings",
+      elements: [linkButton("Open settings", url, "lobu-settings")],
+    },
   ];
 }

@@ -1,11 +1,12 @@
-import { ErrorCode, type Logger as SlackLogger, LogLevel, WebClient } from "@slack/web-api";
+import { ErrorCode, LogLevel, type Logger as SlackLogger, WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
 import { RetryLater } from "../shared/pacing.ts";
 
 /** The Slack SDKs log through this, into the gateway's logger (debug noise stays at debug). */
 export function slackLogger(log: Logger): SlackLogger {
   let level = LogLevel.WARN;
-  const line = (msg: unknown[]) => msg.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ");
+  const line = (msg: unknown[]) =>
+    msg.map((m) => (typeof m === "string" ? m : JSON.stringify(m))).join(" ");
   return {
     debug: (...msg) => log.debug(line(msg)),
     info: (...msg) => log.debug(line(msg)),
@@ -39,7 +40,8 @@ export async function slackCall<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     const e = err as { code?: string; retryAfter?: number };
-    if (e.code === ErrorCode.RateLimitedError) throw new RetryLater(Math.max(1, e.retryAfter ?? 1) * 1000);
+    if (e.code === ErrorCode.RateLimitedError)
+      throw new RetryLater(Math.max(1, e.retryAfter ?? 1) * 1000);
     throw err;
   }
 }

@@ -50,7 +50,10 @@ export interface SlackSettings {
 }
 
 /** Slack settings from lobu.toml and the environment, or undefined when Slack is not set up. */
-export function slackSettings(section: Record<string, unknown> | undefined, env: NodeJS.ProcessEnv): SlackSettings | undefined {
+export function slackSettings(
+  section: Record<string, unknown> | undefined,
+  env: NodeJS.ProcessEnv,
+): SlackSettings | undefined {
   const cfg = parsePlatformSection("slack", SlackSection, section);
   const botToken = env.SLACK_BOT_TOKEN || undefined;
   const appToken = env.SLACK_APP_TOKEN || undefined;
@@ -68,11 +71,19 @@ export function slackSettings(section: Record<string, unknown> | undefined, env:
     );
   }
   if (clientId && !clientSecret) {
-    throw platformSetupError("slack", "SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not", "Set both for OAuth installs.");
+    throw platformSetupError(
+      "slack",
+      "SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not",
+      "Set both for OAuth installs.",
+    );
   }
   const mode = cfg.mode ?? (appToken && !signingSecret ? "socket" : "http");
   if (mode === "socket" && !appToken) {
-    throw platformSetupError("slack", 'mode = "socket" needs an app-level token', "Set SLACK_APP_TOKEN (xapp-…, scope connections:write).");
+    throw platformSetupError(
+      "slack",
+      'mode = "socket" needs an app-level token',
+      "Set SLACK_APP_TOKEN (xapp-…, scope connections:write).",
+    );
   }
   if (mode === "http" && !signingSecret) {
     throw platformSetupError(

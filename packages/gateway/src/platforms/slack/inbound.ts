@@ -38,14 +38,22 @@ const PERSON_SUBTYPES = new Set(["file_share", "thread_broadcast"]);
  * caller checks that). The bot's own messages, edits and deletions are ignored.
  */
 export function classify(event: SlackMessageEvent, botUserId: string): Classified {
-  if (event.type !== "app_mention" && event.type !== "message") return { kind: "ignore", reason: `event ${event.type}` };
-  if (event.subtype && !PERSON_SUBTYPES.has(event.subtype)) return { kind: "ignore", reason: `subtype ${event.subtype}` };
+  if (event.type !== "app_mention" && event.type !== "message")
+    return { kind: "ignore", reason: `event ${event.type}` };
+  if (event.subtype && !PERSON_SUBTYPES.has(event.subtype))
+    return { kind: "ignore", reason: `subtype ${event.subtype}` };
   if (event.bot_id) return { kind: "ignore", reason: "a bot's message" };
-  if (!event.user || event.user === botUserId) return { kind: "ignore", reason: "the bot's own message" };
+  if (!event.user || event.user === botUserId)
+    return { kind: "ignore", reason: "the bot's own message" };
   if (!event.channel || !event.ts) return { kind: "ignore", reason: "no channel or ts" };
   const raw = event.text ?? "";
   const mentioned = raw.includes(`<@${botUserId}>`) || raw.includes(`<@${botUserId}|`);
-  const base = { user: event.user, channel: event.channel, ts: event.ts, text: cleanText(raw, botUserId) };
+  const base = {
+    user: event.user,
+    channel: event.channel,
+    ts: event.ts,
+    text: cleanText(raw, botUserId),
+  };
   if (event.type === "message" && event.channel_type === "im") {
     return { kind: "dm", ...base, threadTs: event.thread_ts };
   }
@@ -70,7 +78,9 @@ export function cleanText(text: string, botUserId: string): string {
     .replace(/<#[A-Z0-9]+\|([^>]*)>/g, "#$1")
     .replace(/<!(here|channel|everyone)(\|[^>]*)?>/g, "@$1")
     .replace(/<!subteam\^[A-Z0-9]+\|([^>]+)>/g, "$1")
-    .replace(/<((?:https?|mailto):[^|>]+)\|([^>]+)>/g, (_m, url: string, label: string) => (label === url ? url : `${label} (${url})`))
+    .replace(/<((?:https?|mailto):[^|>]+)\|([^>]+)>/g, (_m, url: string, label: string) =>
+      label === url ? url : `${label} (${url})`,
+    )
     .replace(/<((?:https?|mailto):[^>]+)>/g, "$1")
     .replace(/&lt;/g, "<")
     .replace(/&gt;/g, ">")

@@ -42,7 +42,12 @@ export function oauthRoutes(
 
   app.get("/slack/install", async (c) => {
     if (!oauth) {
-      return page(c, 404, "Slack installs are not enabled", "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway to install the app into workspaces.");
+      return page(
+        c,
+        404,
+        "Slack installs are not enabled",
+        "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway to install the app into workspaces.",
+      );
     }
     const state = randomToken(24);
     await ctx.state.set(stateKey(state), String(Date.now()), STATE_TTL_MS);
@@ -62,18 +67,41 @@ export function oauthRoutes(
   });
 
   app.get("/slack/oauth/callback", async (c) => {
-    if (!oauth) return page(c, 404, "Slack installs are not enabled", "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway.");
+    if (!oauth)
+      return page(
+        c,
+        404,
+        "Slack installs are not enabled",
+        "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway.",
+      );
     const error = c.req.query("error");
-    if (error) return page(c, 400, "Installation cancelled", `Slack reported: ${error}. Start again from /slack/install.`);
+    if (error)
+      return page(
+        c,
+        400,
+        "Installation cancelled",
+        `Slack reported: ${error}. Start again from /slack/install.`,
+      );
     const code = c.req.query("code");
     const state = c.req.query("state");
     const cookie = getCookie(c, COOKIE);
     deleteCookie(c, COOKIE, { path: "/slack" });
-    if (!code || !state) return page(c, 400, "Installation failed", "The link is missing its code or state. Start again from /slack/install.");
+    if (!code || !state)
+      return page(
+        c,
+        400,
+        "Installation failed",
+        "The link is missing its code or state. Start again from /slack/install.",
+      );
     // Single use, and only in the browser that started the install.
     const issued = await ctx.state.take(stateKey(state));
     if (!issued || !cookie || !sameString(cookie, state)) {
-      return page(c, 400, "Installation link expired", "This install link expired, was already used, or was opened in another browser. Start again from /slack/install.");
+      return page(
+        c,
+        400,
+        "Installation link expired",
+        "This install link expired, was already used, or was opened in another browser. Start again from /slack/install.",
+      );
     }
     let access: Awaited<ReturnType<ReturnType<typeof webClient>["oauth"]["v2"]["access"]>>;
     try {
@@ -86,12 +114,22 @@ export function oauthRoutes(
     } catch (err) {
       log.warn({ err }, "Slack OAuth code exchange failed");
       const why = (err as { data?: { error?: string } }).data?.error ?? "the request failed";
-      return page(c, 502, "Installation failed", `Slack did not accept the install (${why}). Check SLACK_CLIENT_ID / SLACK_CLIENT_SECRET and the redirect URL, then start again.`);
+      return page(
+        c,
+        502,
+        "Installation failed",
+        `Slack did not accept the install (${why}). Check SLACK_CLIENT_ID / SLACK_CLIENT_SECRET and the redirect URL, then start again.`,
+      );
     }
     const token = access.access_token;
     const teamId = access.team?.id;
     if (!token || !teamId || !access.bot_user_id) {
-      return page(c, 502, "Installation failed", "Slack's answer had no bot token; make sure the app has a bot user and bot scopes.");
+      return page(
+        c,
+        502,
+        "Installation failed",
+        "Slack's answer had no bot token; make sure the app has a bot user and bot scopes.",
+      );
     }
     let botId: string | undefined;
     try {
@@ -113,6 +151,11 @@ export function oauthRoutes(
       token,
     );
     log.info({ teamId, team: access.team?.name }, "Slack workspace installed");
-    return page(c, 200, "Lobu is installed", `The app is now in ${access.team?.name ?? teamId}. Mention it in a channel or send it a direct message. You can close this tab.`);
+    return page(
+      c,
+      200,
+      "Lobu is installed",
+      `The app is now in ${access.team?.name ?? teamId}. Mention it in a channel or send it a direct message. You can close this tab.`,
+    );
   });
 }

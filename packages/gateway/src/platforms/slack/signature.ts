@@ -17,9 +17,13 @@ export function verifySlackSignature(
   const { timestamp, signature } = headers;
   if (!timestamp || !signature) return { ok: false, reason: "missing signature headers" };
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: "malformed timestamp" };
-  if (Math.abs(nowSec - Number(timestamp)) > MAX_SKEW_SEC) return { ok: false, reason: "stale timestamp" };
-  const expected = Buffer.from(`v0=${createHmac("sha256", signingSecret).update(`v0:${timestamp}:${rawBody}`).digest("hex")}`);
+  if (Math.abs(nowSec - Number(timestamp)) > MAX_SKEW_SEC)
+    return { ok: false, reason: "stale timestamp" };
+  const expected = Buffer.from(
+    `v0=${createHmac("sha256", signingSecret).update(`v0:${timestamp}:${rawBody}`).digest("hex")}`,
+  );
   const given = Buffer.from(signature);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: "bad signature" };
+  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+    return { ok: false, reason: "bad signature" };
   return { ok: true };
 }

@@ -3,7 +3,15 @@ import type { Logger } from "pino";
 import type { Origin } from "../adapter.ts";
 import type { RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import { type Block, cardBlocks, cardFallback, cardSections, closedCard, context, liveBlocks } from "./blocks.ts";
+import {
+  type Block,
+  cardBlocks,
+  cardFallback,
+  cardSections,
+  closedCard,
+  context,
+  liveBlocks,
+} from "./blocks.ts";
 import { slackCall } from "./client.ts";
 
 export interface SlackLive {
@@ -61,11 +69,19 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     let live: SlackLive;
     if (!handle) {
       const res = await slackCall(() =>
-        this.#client.chat.postMessage({ channel: this.#origin.channelId, ...this.#thread, text, blocks, unfurl_links: false }),
+        this.#client.chat.postMessage({
+          channel: this.#origin.channelId,
+          ...this.#thread,
+          text,
+          blocks,
+          unfurl_links: false,
+        }),
       );
       live = { channel: res.channel ?? this.#origin.channelId, ts: res.ts as string };
     } else {
-      await slackCall(() => this.#client.chat.update({ channel: handle.channel, ts: handle.ts, text, blocks }));
+      await slackCall(() =>
+        this.#client.chat.update({ channel: handle.channel, ts: handle.ts, text, blocks }),
+      );
       live = handle;
     }
     if (final && overflow && !live.uploaded) {
@@ -81,10 +97,15 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
       const channel_id = this.#origin.channelId;
       const thread_ts = this.#origin.threadId;
       await slackCall(() =>
-        thread_ts ? this.#client.filesUploadV2({ channel_id, thread_ts, ...file }) : this.#client.filesUploadV2({ channel_id, ...file }),
+        thread_ts
+          ? this.#client.filesUploadV2({ channel_id, thread_ts, ...file })
+          : this.#client.filesUploadV2({ channel_id, ...file }),
       );
     } catch (err) {
-      this.#log.warn({ err }, "could not attach the full reply as a file (needs the files:write scope)");
+      this.#log.warn(
+        { err },
+        "could not attach the full reply as a file (needs the files:write scope)",
+      );
     }
   }
 
@@ -93,7 +114,8 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   }
 
   async postCard(event: RequestEvent): Promise<SlackCard> {
-    const settingsUrl = event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
+    const settingsUrl =
+      event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
     const fallback = cardFallback(event);
     const res = await slackCall(() =>
       this.#client.chat.postMessage({
@@ -103,12 +125,22 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
         blocks: cardBlocks(event, settingsUrl),
       }),
     );
-    return { channel: res.channel ?? this.#origin.channelId, ts: res.ts as string, sections: cardSections(event), fallback };
+    return {
+      channel: res.channel ?? this.#origin.channelId,
+      ts: res.ts as string,
+      sections: cardSections(event),
+      fallback,
+    };
   }
 
   async closeCard(card: SlackCard, _event: RequestEvent, line: string): Promise<void> {
     await slackCall(() =>
-      this.#client.chat.update({ channel: card.channel, ts: card.ts, text: card.fallback, blocks: closedCard(card.sections, line) }),
+      this.#client.chat.update({
+        channel: card.channel,
+        ts: card.ts,
+        text: card.fallback,
+        blocks: closedCard(card.sections, line),
+      }),
     );
   }
 

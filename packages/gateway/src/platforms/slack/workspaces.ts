@@ -53,9 +53,12 @@ export class Workspaces {
       auth = await client.auth.test();
     } catch (err) {
       const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
-      throw new Error(`Slack rejected SLACK_BOT_TOKEN (${code}); copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page`);
+      throw new Error(
+        `Slack rejected SLACK_BOT_TOKEN (${code}); copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page`,
+      );
     }
-    if (!auth.team_id || !auth.user_id) throw new Error("Slack auth.test did not name the team and bot user");
+    if (!auth.team_id || !auth.user_id)
+      throw new Error("Slack auth.test did not name the team and bot user");
     const ws: Workspace = {
       teamId: auth.team_id,
       botUserId: auth.user_id,
@@ -72,7 +75,10 @@ export class Workspaces {
     if (!teamId) return this.#envTeam ? this.#cache.get(this.#envTeam) : undefined;
     const cached = this.#cache.get(teamId);
     if (cached) return cached;
-    const [raw, token] = await Promise.all([this.#ctx.state.get(installKey(teamId)), this.#ctx.secrets.get(tokenName(teamId))]);
+    const [raw, token] = await Promise.all([
+      this.#ctx.state.get(installKey(teamId)),
+      this.#ctx.secrets.get(tokenName(teamId)),
+    ]);
     if (!raw || !token) return undefined;
     const install = JSON.parse(raw) as Installation;
     const ws: Workspace = {

@@ -43,14 +43,26 @@ export function telegramSettings(
   const token = env.TELEGRAM_BOT_TOKEN || undefined;
   if ((section === undefined && !token) || !cfg.enabled) return undefined;
   if (!token) {
-    throw platformSetupError("telegram", "TELEGRAM_BOT_TOKEN is not set", "Create a bot with @BotFather and set its token, or set enabled = false in [platforms.telegram].");
+    throw platformSetupError(
+      "telegram",
+      "TELEGRAM_BOT_TOKEN is not set",
+      "Create a bot with @BotFather and set its token, or set enabled = false in [platforms.telegram].",
+    );
   }
   if (!/^\d+:[A-Za-z0-9_-]+$/.test(token)) {
-    throw platformSetupError("telegram", "TELEGRAM_BOT_TOKEN does not look like a bot token", 'BotFather tokens look like "123456789:AAH…".');
+    throw platformSetupError(
+      "telegram",
+      "TELEGRAM_BOT_TOKEN does not look like a bot token",
+      'BotFather tokens look like "123456789:AAH…".',
+    );
   }
   const secret = env.TELEGRAM_WEBHOOK_SECRET || undefined;
   if (secret && !/^[A-Za-z0-9_-]{1,256}$/.test(secret)) {
-    throw platformSetupError("telegram", "TELEGRAM_WEBHOOK_SECRET has characters Telegram does not allow", "Use 1-256 characters from A-Z, a-z, 0-9, _ and -.");
+    throw platformSetupError(
+      "telegram",
+      "TELEGRAM_WEBHOOK_SECRET has characters Telegram does not allow",
+      "Use 1-256 characters from A-Z, a-z, 0-9, _ and -.",
+    );
   }
   const mode = cfg.mode ?? (cfg.webhook_url || opts.publicUrlConfigured ? "webhook" : "polling");
   return {

@@ -1,4 +1,9 @@
-import { type MarkdownDialect, packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
+import {
+  type MarkdownDialect,
+  packUnits,
+  renderMarkdown,
+  stripMarkup,
+} from "../shared/markdown.ts";
 
 /** Telegram's HTML parse mode needs &, < and > escaped (and " inside attributes). */
 export function escapeHtml(s: string): string {
@@ -18,7 +23,9 @@ export const telegramHtml: MarkdownDialect = {
   codeBlock: (code, lang) => {
     const language = lang && /^[A-Za-z0-9_+#.-]{1,32}$/.test(lang) ? lang : undefined;
     const body = escapeHtml(code || " ");
-    return language ? `<pre><code class="language-${language}">${body}</code></pre>` : `<pre>${body}</pre>`;
+    return language
+      ? `<pre><code class="language-${language}">${body}</code></pre>`
+      : `<pre>${body}</pre>`;
   },
   heading: (inner) => `<b>${inner}</b>`,
   // Telegram does not nest blockquotes: a quote inside a quote is flattened.

@@ -35,7 +35,10 @@ export type TgClassified =
  * particular), or the message replies to one of the bot's messages. With
  * privacy mode on, Telegram only sends the bot those anyway.
  */
-export function classifyMessage(msg: TgMessage, bot: { id: number; username: string }): TgClassified {
+export function classifyMessage(
+  msg: TgMessage,
+  bot: { id: number; username: string },
+): TgClassified {
   if (!msg.from) return { kind: "ignore", reason: "no sender" };
   if (msg.from.is_bot) return { kind: "ignore", reason: "a bot's message" };
   const raw = msg.text ?? msg.caption ?? "";
@@ -51,17 +54,22 @@ export function classifyMessage(msg: TgMessage, bot: { id: number; username: str
     if (target && `@${target}`.toLowerCase() !== me) commandForOtherBot = true;
     else command = { name: name.toLowerCase(), args: raw.slice(first.length).trim() };
   }
-  const mentioned = entities.some((e) => e.type === "mention" && raw.slice(e.offset, e.offset + e.length).toLowerCase() === me);
+  const mentioned = entities.some(
+    (e) => e.type === "mention" && raw.slice(e.offset, e.offset + e.length).toLowerCase() === me,
+  );
   const reply = msg.reply_to_message;
   const repliesToBot = reply?.from?.id === bot.id && reply.forum_topic_created === undefined;
-  if (!isPrivate && !(mentioned || command || repliesToBot)) return { kind: "ignore", reason: "not addressed to the bot" };
-  if (commandForOtherBot && !mentioned && !repliesToBot) return { kind: "ignore", reason: "a command for another bot" };
+  if (!isPrivate && !(mentioned || command || repliesToBot))
+    return { kind: "ignore", reason: "not addressed to the bot" };
+  if (commandForOtherBot && !mentioned && !repliesToBot)
+    return { kind: "ignore", reason: "a command for another bot" };
 
   const text = raw
     .replace(new RegExp(`${escapeRegExp(me)}\\b`, "gi"), "")
     .replace(/[ \t]+/g, " ")
     .trim();
-  const threadId = msg.is_topic_message && msg.message_thread_id !== undefined ? msg.message_thread_id : undefined;
+  const threadId =
+    msg.is_topic_message && msg.message_thread_id !== undefined ? msg.message_thread_id : undefined;
   return {
     kind: "message",
     isPrivate,
@@ -85,7 +93,12 @@ export function filesOfMessage(msg: TgMessage): InboundFile[] {
     });
   }
   const photo = msg.photo?.at(-1);
-  if (photo) files.push({ name: "photo.jpg", mimeType: "image/jpeg", ...(photo.file_size !== undefined ? { size: photo.file_size } : {}) });
+  if (photo)
+    files.push({
+      name: "photo.jpg",
+      mimeType: "image/jpeg",
+      ...(photo.file_size !== undefined ? { size: photo.file_size } : {}),
+    });
   return files;
 }
 

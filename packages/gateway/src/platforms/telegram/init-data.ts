@@ -36,7 +36,11 @@ const FUTURE_SKEW_SEC = 60;
  * comparison is constant-time; data older than `maxAgeSec` is refused.
  * `now` is in unix seconds (default: the current time).
  */
-export function verifyInitData(initData: string, botToken: string, opts: { maxAgeSec: number; now?: number }): InitDataResult {
+export function verifyInitData(
+  initData: string,
+  botToken: string,
+  opts: { maxAgeSec: number; now?: number },
+): InitDataResult {
   if (!initData) return { ok: false, reason: "initData is empty" };
   const fields = new Map<string, string>();
   for (const [key, value] of new URLSearchParams(initData)) {
@@ -44,7 +48,8 @@ export function verifyInitData(initData: string, botToken: string, opts: { maxAg
     fields.set(key, value);
   }
   const hash = fields.get("hash");
-  if (!hash || !/^[0-9a-f]{64}$/i.test(hash)) return { ok: false, reason: "hash is missing or malformed" };
+  if (!hash || !/^[0-9a-f]{64}$/i.test(hash))
+    return { ok: false, reason: "hash is missing or malformed" };
   fields.delete("hash");
   const dataCheckString = [...fields.keys()]
     .sort()
@@ -52,12 +57,15 @@ export function verifyInitData(initData: string, botToken: string, opts: { maxAg
     .join("\n");
   const secretKey = createHmac("sha256", "WebAppData").update(botToken).digest();
   const expected = createHmac("sha256", secretKey).update(dataCheckString).digest();
-  if (!timingSafeEqual(expected, Buffer.from(hash, "hex"))) return { ok: false, reason: "hash does not match (not signed with this bot's token)" };
+  if (!timingSafeEqual(expected, Buffer.from(hash, "hex")))
+    return { ok: false, reason: "hash does not match (not signed with this bot's token)" };
 
   const authDate = Number(fields.get("auth_date"));
-  if (!Number.isInteger(authDate) || authDate <= 0) return { ok: false, reason: "auth_date is missing" };
+  if (!Number.isInteger(authDate) || authDate <= 0)
+    return { ok: false, reason: "auth_date is missing" };
   const now = Math.floor(opts.now ?? Date.now() / 1000);
-  if (now - authDate > opts.maxAgeSec) return { ok: false, reason: "initData is too old; reopen the Mini App" };
+  if (now - authDate > opts.maxAgeSec)
+    return { ok: false, reason: "initData is too old; reopen the Mini App" };
   if (authDate - now > FUTURE_SKEW_SEC) return { ok: false, reason: "auth_date is in the future" };
 
   let user: WebAppUser;
@@ -66,7 +74,8 @@ export function verifyInitData(initData: string, botToken: string, opts: { maxAg
   } catch {
     return { ok: false, reason: "user is missing or not JSON" };
   }
-  if (typeof user !== "object" || user === null || !Number.isSafeInteger(user.id)) return { ok: false, reason: "user has no id" };
+  if (typeof user !== "object" || user === null || !Number.isSafeInteger(user.id))
+    return { ok: false, reason: "user has no id" };
   const optional = (key: string) => fields.get(key) || undefined;
   const queryId = optional("query_id");
   const chatType = optional("chat_type");

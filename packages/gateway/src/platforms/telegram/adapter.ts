@@ -1,0 +1,373 @@
+import { timingSafeEqual } from "node:crypto";
+import { type AgentEvent, isLobuError, randomToken } from "@lobu/core";
+import { Bot, type Context } from "grammy";
+import type { Update } from "grammy/types";
+import type { Hono } from "hono";
+import type { Logger } from "pino";
+import { userKeyOf } from "../../conversations/inbound.ts";
+import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
+import { Background } from "../shared/background.ts";
+import { outcomeMarkdown } from "../shared/requests.ts";
+import { TurnView, TurnViews } from "../shared/turn-view.ts";
+import type { TelegramSettings } from "./config.ts";
+import { toTelegramHtml } from "./html.ts";
+import { classifyMessage, displayNameOf, filesOfMessage, type TgMessage } from "./inbound.ts";
+import { verifyInitData } from "./init-data.ts";
+import { parseCallbackData, settingsKeyboard } from "./keyboard.ts";
+import { TelegramSurface, type TgCard, type TgLive, tgCall } from "./surface.ts";
+
+const ALLOWED_UPDATES = ["message", "callback_query"] as const;
+/** How long to wait for the gateway's own URL before giving up on setWebhook. */
+const PUBLIC_URL_WAIT_MS = 60_000;
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Telegram: webhook or long polling (grammY), private chats, groups and forum
+ * topics, replies streamed by editing, inline keyboards for requests, and the
+ * settings page as a Mini App.
+ */
+export class TelegramAdapter implements PlatformAdapter {
+  readonly platform = "telegram";
+  readonly #settings: TelegramSettings;
+  readonly #views = new TurnViews<TgLive, TgCard>();
+  readonly #bot: Bot;
+  #ctx!: AdapterContext;
+  #log!: Logger;
+  #background!: Background;
+  #polling: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(settings: TelegramSettings) {
+    this.#settings = settings;
+    this.#bot = new Bot(
+      settings.token,
+      settings.apiRoot ? { client: { apiRoot: settings.apiRoot } } : {},
+    );
+  }
+
+  async start(ctx: AdapterContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#log = ctx.log;
+    this.#background = new Background(ctx.log);
+    try {
+      await this.#bot.init();
+    } catch (err) {
+      throw new Error(
+        `Telegram rejected TELEGRAM_BOT_TOKEN (${(err as Error).message}); copy the token @BotFather gave you`,
+      );
+    }
+    this.#bot.on("message", (c) => this.#onMessage(c));
+    this.#bot.on("callback_query:data", (c) => this.#onCallback(c));
+    this.#bot.catch((err) =>
+      this.#log.error(
+        { err: err.error, updateId: err.ctx.update.update_id },
+        "could not handle a Telegram update",
+      ),
+    );
+    this.#webAppRoutes(ctx.routes);
+    this.#background.run(
+      () =>
+        this.#bot.api.setMyCommands([
+          { command: "settings", description: "Your personal settings (API keys, accounts)" },
+          { command: "help", description: "How to talk to the agent" },
+        ]),
+      "could not set the bot's commands",
+    );
+    if (this.#settings.mode === "webhook") await this.#startWebhook(ctx.routes);
+    else this.#startPolling();
+    this.#log.info(
+      { bot: this.#bot.botInfo.username, mode: this.#settings.mode },
+      "Telegram bot connected",
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#polling) {
+      await this.#bot.stop().catch(() => {});
+      await this.#polling.catch(() => {});
+    }
+    await this.#background?.settle();
+    this.#views.clear();
+  }
+
+  async deliver(
+    origin: Origin,
+    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+  ): Promise<void> {
+    const interval = origin.isDirect
+      ? this.#settings.streamIntervalMs
+      : this.#settings.groupStreamIntervalMs;
+    await this.#views.deliver(
+      turn.messageId,
+      turn.events,
+      () =>
+        new TurnView(
+          new TelegramSurface(this.#bot.api, origin, {
+            state: this.#ctx.state,
+            settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+            log: this.#log,
+          }),
+          {
+            platform: this.platform,
+            intervalMs: interval,
+            log: this.#log.child({ messageId: turn.messageId }),
+          },
+        ),
+    );
+  }
+
+  async notify(origin: Origin, text: string): Promise<void> {
+    for (const html of toTelegramHtml(text)) {
+      await tgCall(() =>
+        this.#bot.api.sendMessage(Number(origin.channelId), html, {
+          parse_mode: "HTML",
+          ...(origin.threadId ? { message_thread_id: Number(origin.threadId) } : {}),
+        }),
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- transport
+
+  async #startWebhook(app: Hono): Promise<void> {
+    const secret = await this.#webhookSecret();
+    app.post("/telegram/webhook", async (c) => {
+      if (!sameSecret(c.req.header("x-telegram-bot-api-secret-token") ?? "", secret)) {
+        this.#log.warn("refused a Telegram webhook call without the right secret token");
+        return c.json(
+          {
+            error: {
+              code: "bad_secret",
+              message: "X-Telegram-Bot-Api-Secret-Token does not match",
+            },
+          },
+          401,
+        );
+      }
+      let update: Update;
+      try {
+        update = (await c.req.json()) as Update;
+      } catch {
+        return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
+      }
+      if (typeof update?.update_id !== "number")
+        return c.json({ error: { code: "bad_request", message: "not an Update" } }, 400);
+      try {
+        await this.#bot.handleUpdate(update);
+      } catch (err) {
+        // Telegram redelivers on a non-2xx answer; dedupe by update_id makes that safe.
+        this.#log.error({ err, updateId: update.update_id }, "could not handle a Telegram update");
+        return c.json({ error: { code: "internal", message: "could not handle the update" } }, 500);
+      }
+      return c.body(null, 200);
+    });
+    this.#background.run(async () => {
+      const url = this.#settings.webhookUrl ?? `${await this.#publicUrl()}/telegram/webhook`;
+      await this.#bot.api.setWebhook(url, {
+        secret_token: secret,
+        allowed_updates: [...ALLOWED_UPDATES],
+      });
+      this.#log.info({ url }, "Telegram webhook set");
+    }, "could not set the Telegram webhook (is the public URL reachable over HTTPS?)");
+  }
+
+  /** TELEGRAM_WEBHOOK_SECRET, or one generated once and kept in the secret store. */
+  async #webhookSecret(): Promise<string> {
+    if (this.#settings.webhookSecret) return this.#settings.webhookSecret;
+    const stored = await this.#ctx.secrets.get("webhook_secret");
+    if (stored) return stored;
+    const secret = randomToken(32);
+    await this.#ctx.secrets.set("webhook_secret", secret);
+    return secret;
+  }
+
+  /** The gateway's URL is known only once it listens (after adapters start). */
+  async #publicUrl(): Promise<string> {
+    const deadline = Date.now() + PUBLIC_URL_WAIT_MS;
+    while (!this.#ctx.publicUrl) {
+      if (this.#stopped || Date.now() > deadline)
+        throw new Error("the gateway's public URL never became known");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.#ctx.publicUrl;
+  }
+
+  #startPolling(): void {
+    this.#polling = this.#bot
+      .start({ allowed_updates: [...ALLOWED_UPDATES], drop_pending_updates: false })
+      .catch((err) => {
+        if (!this.#stopped) this.#log.error({ err }, "Telegram long polling stopped");
+      });
+  }
+
+  #webAppRoutes(app: Hono): void {
+    // The settings page posts the Mini App's initData here to learn who opened it.
+    app.post("/telegram/webapp/verify", async (c) => {
+      let initData = /^tma\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+      if (!initData) {
+        const type = c.req.header("content-type") ?? "";
+        try {
+          if (type.includes("application/json"))
+            initData = ((await c.req.json()) as { initData?: string }).initData;
+          else if (type.includes("form"))
+            initData = String((await c.req.parseBody()).initData ?? "");
+          else initData = await c.req.text();
+        } catch {
+          initData = undefined;
+        }
+      }
+      const result = verifyInitData(initData ?? "", this.#settings.token, {
+        maxAgeSec: this.#settings.initDataMaxAgeSec,
+      });
+      if (!result.ok)
+        return c.json({ error: { code: "invalid_init_data", message: result.reason } }, 401);
+      const userKey = userKeyOf({ platform: this.platform, userId: String(result.user.id) });
+      const { ok: _ok, ...verified } = result;
+      return c.json({ ok: true, userKey, ...verified });
+    });
+  }
+
+  // ---------------------------------------------------------------- updates
+
+  async #onMessage(c: Context): Promise<void> {
+    const msg = c.message as TgMessage | undefined;
+    if (!msg?.from) return;
+    const me = this.#bot.botInfo;
+    const m = classifyMessage(msg, { id: me.id, username: me.username });
+    if (m.kind === "ignore") {
+      this.#log.debug({ reason: m.reason }, "ignoring Telegram message");
+      return;
+    }
+    const origin: Origin = {
+      platform: this.platform,
+      channelId: String(msg.chat.id),
+      userId: String(msg.from.id),
+      userName: displayNameOf(msg.from),
+      isDirect: m.isPrivate,
+      messageRef: String(msg.message_id),
+      ...(m.threadId !== undefined ? { threadId: String(m.threadId) } : {}),
+    };
+    const command = m.command?.name;
+    if (command === "settings" || (command === "start" && m.command?.args === "settings")) {
+      await this.#sendSettings(origin);
+      return;
+    }
+    if (command === "start" || command === "help") {
+      await this.notify(
+        origin,
+        m.isPrivate
+          ? "Hi! Send me a message and the agent answers here. /settings opens your personal settings."
+          : `Mention me (@${me.username}) or reply to one of my messages to talk to the agent. /settings opens your personal settings.`,
+      );
+      return;
+    }
+    const files = filesOfMessage(msg);
+    if (!m.text && files.length === 0) return;
+    try {
+      await this.#ctx.submit({
+        origin,
+        text: m.text || files.map((f) => `[attached ${f.name}]`).join("\n"),
+        ...(files.length ? { files } : {}),
+        // A redelivered update (webhook retry, polling after a restart) has the same update_id.
+        eventId: `${me.id}:${c.update.update_id}`,
+        ...(this.#settings.agentId ? { agentId: this.#settings.agentId } : {}),
+      });
+    } catch (err) {
+      if (isLobuError(err) && err.status < 500) {
+        await this.notify(origin, `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`).catch(
+          () => {},
+        );
+        return;
+      }
+      throw err;
+    }
+  }
+
+  async #sendSettings(origin: Origin): Promise<void> {
+    const url = origin.isDirect ? await this.#ctx.settingsLink(origin) : undefined;
+    await tgCall(() =>
+      this.#bot.api.sendMessage(
+        Number(origin.channelId),
+        origin.isDirect
+          ? "Your personal settings for this agent (API keys, connected accounts, approvals):"
+          : "Your settings are personal: open them in a private chat with me.",
+        {
+          reply_markup: settingsKeyboard({
+            isPrivate: origin.isDirect,
+            botUsername: this.#bot.botInfo.username,
+            ...(url ? { url } : {}),
+          }),
+          ...(origin.threadId ? { message_thread_id: Number(origin.threadId) } : {}),
+        },
+      ),
+    );
+  }
+
+  async #onCallback(c: Context): Promise<void> {
+    const query = c.callbackQuery;
+    if (!query?.data) return;
+    let answered = false;
+    const answerQuery = async (text?: string, alert = false) => {
+      if (answered) return;
+      answered = true;
+      await c
+        .answerCallbackQuery(text ? { text: text.slice(0, 200), show_alert: alert } : {})
+        .catch((err) => this.#log.debug({ err }, "answerCallbackQuery failed"));
+    };
+    try {
+      const parsed = await parseCallbackData(query.data, this.#ctx.state);
+      if (!parsed) {
+        await answerQuery("This button is no longer active.", true);
+        return;
+      }
+      const userName = displayNameOf(query.from);
+      const result = await this.#ctx.answer(
+        parsed.requestId,
+        { choice: parsed.choice },
+        { platform: this.platform, userId: String(query.from.id), userName },
+      );
+      if (!result.ok) {
+        await answerQuery(`⚠️ ${result.reason ?? "this request cannot be answered"}`, true);
+        return;
+      }
+      const message = query.message;
+      const label =
+        message && "reply_markup" in message
+          ? message.reply_markup?.inline_keyboard
+              .flat()
+              .find((b) => "callback_data" in b && b.callback_data === query.data)?.text
+          : undefined;
+      await answerQuery(`${label ?? parsed.choice} ✓`);
+      // A live view on this gateway closes its own card on request_resolved; otherwise close it here.
+      if (
+        this.#views.hasOpenCard(parsed.requestId) ||
+        !message ||
+        !("text" in message) ||
+        !message.text
+      )
+        return;
+      const line = outcomeMarkdown(label ?? parsed.choice, parsed.choice, userName).replace(
+        /\*\*/g,
+        "",
+      );
+      await tgCall(() =>
+        this.#bot.api.editMessageText(
+          message.chat.id,
+          message.message_id,
+          `${message.text}\n\n${line}`,
+          {
+            ...(message.entities ? { entities: message.entities } : {}),
+          },
+        ),
+      ).catch((err) => this.#log.warn({ err }, "could not update the answered card"));
+    } finally {
+      await answerQuery();
+    }
+  }
+}

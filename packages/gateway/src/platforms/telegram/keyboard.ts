@@ -1,0 +1,91 @@
+import { randomToken } from "@lobu/core";
+import type { InlineKeyboardButton, InlineKeyboardMarkup } from "grammy/types";
+import type { AdapterContext } from "../adapter.ts";
+import { cardButtons, type RequestEvent } from "../shared/requests.ts";
+
+/** Telegram limits callback_data to 64 bytes. */
+const MAX_CALLBACK_BYTES = 64;
+const TOKEN_TTL_MS = 2 * 86_400_000;
+const tokenKey = (token: string) => `cb:${token}`;
+
+/**
+ * callback_data for an answer: `l:<requestId>:<choice>` when it fits in 64
+ * bytes, else `t:<token>` with the pair stored in the adapter's state.
+ */
+export async function callbackData(
+  requestId: string,
+  choice: string,
+  state: AdapterContext["state"],
+): Promise<string> {
+  const direct = `l:${requestId}:${choice}`;
+  if (Buffer.byteLength(direct) <= MAX_CALLBACK_BYTES) return direct;
+  const token = randomToken(12);
+  await state.set(tokenKey(token), JSON.stringify({ requestId, choice }), TOKEN_TTL_MS);
+  return `t:${token}`;
+}
+
+export async function parseCallbackData(
+  data: string,
+  state: AdapterContext["state"],
+): Promise<{ requestId: string; choice: string } | undefined> {
+  if (data.startsWith("l:")) {
+    const rest = data.slice(2);
+    const colon = rest.indexOf(":");
+    if (colon <= 0 || colon === rest.length - 1) return undefined;
+    return { requestId: rest.slice(0, colon), choice: rest.slice(colon + 1) };
+  }
+  if (data.startsWith("t:")) {
+    const raw = await state.get(tokenKey(data.slice(2)));
+    return raw ? (JSON.parse(raw) as { requestId: string; choice: string }) : undefined;
+  }
+  return undefined;
+}
+
+/** Answer buttons in rows: short labels two to a row, long ones alone. */
+export async function cardKeyboard(
+  event: RequestEvent,
+  linkUrl: string | undefined,
+  state: AdapterContext["state"],
+): Promise<InlineKeyboardMarkup> {
+  const rows: InlineKeyboardButton[][] = [];
+  if (event.type === "capability_request" && linkUrl)
+    rows.push([{ text: "Open settings", url: linkUrl }]);
+  let row: InlineKeyboardButton[] = [];
+  for (const b of cardButtons(event)) {
+    const button = {
+      text: b.label,
+      callback_data: await callbackData(event.requestId, b.choice, state),
+    };
+    const long = b.label.length > 20;
+    if (long || row.length === 2) {
+      if (row.length) rows.push(row);
+      row = [];
+    }
+    row.push(button);
+    if (long) {
+      rows.push(row);
+      row = [];
+    }
+  }
+  if (row.length) rows.push(row);
+  return { inline_keyboard: rows };
+}
+
+/**
+ * The settings button: a Mini App (web_app) in private chats; in groups, where
+ * Telegram allows no web_app buttons and the link must stay personal, a link
+ * that opens the private chat with /start settings.
+ */
+export function settingsKeyboard(opts: {
+  isPrivate: boolean;
+  url?: string;
+  botUsername: string;
+}): InlineKeyboardMarkup {
+  if (opts.isPrivate && opts.url)
+    return { inline_keyboard: [[{ text: "Open settings", web_app: { url: opts.url } }]] };
+  return {
+    inline_keyboard: [
+      [{ text: "Open settings", url: `https://t.me/${opts.botUsername}?start=settings` }],
+    ],
+  };
+}

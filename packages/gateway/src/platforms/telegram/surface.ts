@@ -1,0 +1,211 @@
+import { type Api, GrammyError } from "grammy";
+import type { InlineKeyboardMarkup } from "grammy/types";
+import type { Logger } from "pino";
+import type { AdapterContext, Origin } from "../adapter.ts";
+import { packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
+import { RetryLater } from "../shared/pacing.ts";
+import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
+import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
+import { cardKeyboard } from "./keyboard.ts";
+
+export interface TgLive {
+  /** The reply's messages (a long reply spans several) and the HTML each shows. */
+  ids: number[];
+  shown: string[];
+}
+
+export interface TgCard {
+  messageId: number;
+  html: string;
+}
+
+/** Telegram shows "typing…" for about five seconds per sendChatAction. */
+const TYPING_EVERY_MS = 4_500;
+
+function isNotModified(err: unknown): boolean {
+  return (
+    err instanceof GrammyError &&
+    err.error_code === 400 &&
+    /message is not modified/i.test(err.description)
+  );
+}
+
+function isParseError(err: unknown): boolean {
+  return (
+    err instanceof GrammyError &&
+    err.error_code === 400 &&
+    /can't parse entities|unsupported start tag|can't find end/i.test(err.description)
+  );
+}
+
+/** A Bot API call with Telegram's flood control turned into RetryLater. */
+export async function tgCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof GrammyError && err.error_code === 429) {
+      throw new RetryLater(Math.max(1, err.parameters.retry_after ?? 1) * 1000, err.description);
+    }
+    throw err;
+  }
+}
+
+/** The reply's HTML in messages of at most 4096 visible characters. */
+export function replyChunks(parts: Part[]): string[] {
+  const units = parts.flatMap((p) => renderMarkdown(p.text, telegramHtml));
+  return packUnits(units, MESSAGE_LIMIT, visibleLength, telegramHtml);
+}
+
+/**
+ * One turn in a Telegram chat (or forum topic): "typing…" while the agent
+ * works, the reply streamed by editing its message(s), cards with inline
+ * keyboards. HTML that Telegram refuses is sent again as plain text.
+ */
+export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
+  readonly #api: Api;
+  readonly #chatId: number;
+  readonly #threadId: number | undefined;
+  readonly #replyTo: number | undefined;
+  readonly #state: AdapterContext["state"];
+  readonly #settingsUrl: () => Promise<string | undefined>;
+  readonly #log: Logger;
+  #typing: NodeJS.Timeout | undefined;
+  #replied = false;
+
+  constructor(
+    api: Api,
+    origin: Origin,
+    opts: {
+      state: AdapterContext["state"];
+      settingsUrl: () => Promise<string | undefined>;
+      log: Logger;
+    },
+  ) {
+    this.#api = api;
+    this.#chatId = Number(origin.channelId);
+    this.#threadId = origin.threadId ? Number(origin.threadId) : undefined;
+    // In groups the first reply quotes the question, so it is clear whom the bot answers.
+    this.#replyTo = !origin.isDirect && origin.messageRef ? Number(origin.messageRef) : undefined;
+    this.#state = opts.state;
+    this.#settingsUrl = opts.settingsUrl;
+    this.#log = opts.log;
+  }
+
+  async begin(): Promise<undefined> {
+    return undefined;
+  }
+
+  async render(handle: TgLive | undefined, parts: Part[], _final: boolean): Promise<TgLive> {
+    const chunks = replyChunks(parts);
+    const live: TgLive = handle
+      ? { ids: [...handle.ids], shown: [...handle.shown] }
+      : { ids: [], shown: [] };
+    for (const [i, html] of chunks.entries()) {
+      const id = live.ids[i];
+      if (id === undefined) {
+        live.ids.push(await this.#send(html));
+        live.shown.push(html);
+      } else if (live.shown[i] !== html) {
+        await this.#edit(id, html);
+        live.shown[i] = html;
+      }
+    }
+    // A redrawn attempt can be shorter than the one before.
+    for (const id of live.ids.splice(chunks.length)) {
+      await tgCall(() => this.#api.deleteMessage(this.#chatId, id)).catch((err) =>
+        this.#log.debug({ err }, "could not delete a message"),
+      );
+    }
+    live.shown.length = live.ids.length;
+    return live;
+  }
+
+  async discard(handle: TgLive): Promise<void> {
+    for (const id of handle.ids)
+      await tgCall(() => this.#api.deleteMessage(this.#chatId, id)).catch(() => {});
+  }
+
+  async postCard(event: RequestEvent): Promise<TgCard> {
+    const html = toTelegramHtml(cardMarkdown(event))[0] ?? "…";
+    const url =
+      event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
+    const keyboard = await cardKeyboard(event, url, this.#state);
+    const messageId = await this.#send(html, keyboard);
+    return { messageId, html };
+  }
+
+  async closeCard(card: TgCard, _event: RequestEvent, line: string): Promise<void> {
+    // Without reply_markup the edit removes the keyboard.
+    await this.#edit(card.messageId, `${card.html}\n\n${toTelegramHtml(line)[0] ?? ""}`);
+  }
+
+  working(on: boolean): void {
+    if (!on) {
+      if (this.#typing) clearInterval(this.#typing);
+      this.#typing = undefined;
+      return;
+    }
+    if (this.#typing) return;
+    const typing = () => {
+      this.#api
+        .sendChatAction(
+          this.#chatId,
+          "typing",
+          this.#threadId !== undefined ? { message_thread_id: this.#threadId } : {},
+        )
+        .catch((err) => this.#log.debug({ err }, "sendChatAction failed"));
+    };
+    typing();
+    this.#typing = setInterval(typing, TYPING_EVERY_MS);
+    this.#typing.unref();
+  }
+
+  async #send(html: string, keyboard?: InlineKeyboardMarkup): Promise<number> {
+    const replyTo = this.#replied ? undefined : this.#replyTo;
+    const base = {
+      link_preview_options: { is_disabled: true },
+      ...(this.#threadId !== undefined ? { message_thread_id: this.#threadId } : {}),
+      ...(replyTo !== undefined
+        ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } }
+        : {}),
+      ...(keyboard ? { reply_markup: keyboard } : {}),
+    };
+    let sent: { message_id: number };
+    try {
+      sent = await tgCall(() =>
+        this.#api.sendMessage(this.#chatId, html, { ...base, parse_mode: "HTML" }),
+      );
+    } catch (err) {
+      if (!isParseError(err)) throw err;
+      this.#log.warn({ err }, "Telegram refused the formatting; sending plain text");
+      sent = await tgCall(() => this.#api.sendMessage(this.#chatId, plain(html), base));
+    }
+    this.#replied = true;
+    return sent.message_id;
+  }
+
+  async #edit(messageId: number, html: string): Promise<void> {
+    const opts = { link_preview_options: { is_disabled: true } };
+    try {
+      await tgCall(() =>
+        this.#api.editMessageText(this.#chatId, messageId, html, { ...opts, parse_mode: "HTML" }),
+      );
+    } catch (err) {
+      if (isNotModified(err)) return;
+      if (!isParseError(err)) throw err;
+      this.#log.warn({ err }, "Telegram refused the formatting; editing as plain text");
+      await tgCall(() =>
+        this.#api.editMessageText(this.#chatId, messageId, plain(html), opts),
+      ).catch((e) => {
+        if (!isNotModified(e)) throw e;
+      });
+    }
+  }
+}
+
+/** The visible text of our HTML, within Telegram's limit. */
+function plain(html: string): string {
+  const text = stripMarkup(html).trim() || "…";
+  return text.length > MESSAGE_LIMIT ? `${text.slice(0, MESSAGE_LIMIT - 1)}…` : text;
+}
