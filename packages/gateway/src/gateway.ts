@@ -60,6 +60,8 @@ export interface GatewaySummary {
 
 export interface Gateway {
   url: string;
+  /** The HTTP app (for tests and embedding). */
+  app: Hono;
   port: number;
   services: GatewayServices;
   summary: GatewaySummary;
@@ -315,6 +317,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   return {
     url,
+    app,
     port: actualPort,
     services,
     summary: {

@@ -152,6 +152,14 @@ export const TelemetrySection = z.strictObject({
   service_name: z.string().default("lobu-gateway"),
 });
 
+/** Who may use the admin UI without an API token (they open it from their settings page). */
+export const AdminSection = z.strictObject({
+  /** User keys `platform:workspace:user`, e.g. `slack:T012:U034` or `telegram::123456`. */
+  users: z
+    .array(z.string().regex(/^[a-z0-9_-]+:[^:]*:.+$/, "expected platform:workspace:user"))
+    .default([]),
+});
+
 export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
   store: StoreSection.prefault({}),
@@ -164,6 +172,7 @@ export const LobuConfig = z.strictObject({
   platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   mcp: z.record(Id, z.record(z.string(), z.unknown())).default({}),
   telemetry: TelemetrySection.prefault({}),
+  admin: AdminSection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

@@ -1,14 +1,39 @@
+import { userKeyOf } from "../conversations/inbound.ts";
 import type { Origin } from "../platforms/adapter.ts";
 import type { GatewayServices } from "../services.ts";
+import { WebSessions } from "./sessions.ts";
 
 /**
  * A link that opens the settings page for the person behind `origin`, optionally
- * prefilled with a change to approve. (Claim codes: see the settings issue.)
+ * prefilled with a change to approve. The link carries a single-use claim code
+ * (valid 10 minutes) bound to that person, the agent and the thread it was
+ * sent to: whoever else gets hold of it after it was used gets nothing.
+ *
+ * Without `agentId` the link is for the agent the platform routes to by
+ * default (`[platforms.<name>].agent`, else the default agent).
  */
 export async function createSettingsLink(
-  services: Pick<GatewayServices, "publicUrl">,
-  _origin: Origin,
-  _opts: { agentId?: string; prefill?: Record<string, string>; requestId?: string } = {},
+  services: Pick<GatewayServices, "publicUrl" | "store" | "agents" | "config">,
+  origin: Origin,
+  opts: { agentId?: string; prefill?: Record<string, string>; requestId?: string } = {},
 ): Promise<string> {
-  return `${services.publicUrl}/settings`;
+  const agentId = opts.agentId ?? (await defaultAgentFor(services, origin.platform));
+  const code = await new WebSessions(services.store.kv).createClaim({
+    userKey: userKeyOf(origin),
+    agentId,
+    origin,
+    ...(opts.requestId ? { requestId: opts.requestId } : {}),
+    ...(opts.prefill && Object.keys(opts.prefill).length ? { prefill: opts.prefill } : {}),
+  });
+  return `${services.publicUrl}/settings/claim/${code}`;
+}
+
+/** The agent a platform's messages go to when they do not name one. */
+export async function defaultAgentFor(
+  services: Pick<GatewayServices, "agents" | "config">,
+  platform: string,
+): Promise<string> {
+  const configured = services.config.platforms[platform]?.agent;
+  if (typeof configured === "string" && (await services.agents.get(configured))) return configured;
+  return (await services.agents.defaultAgent()).id;
 }

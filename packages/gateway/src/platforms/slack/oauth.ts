@@ -93,9 +93,9 @@ export function oauthRoutes(
         "Installation failed",
         "The link is missing its code or state. Start again from /slack/install.",
       );
-    // Single use, and only in the browser that started the install.
-    const issued = await ctx.state.take(stateKey(state));
-    if (!issued || !cookie || !sameString(cookie, state)) {
+    // Only in the browser that started the install, and only once.
+    const issued = cookie && sameString(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
+    if (!issued) {
       return page(
         c,
         400,

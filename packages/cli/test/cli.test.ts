@@ -1,0 +1,81 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "@lobu/core";
+import { LOBU_BIN } from "@lobu/testkit";
+import { describe, expect, it } from "vitest";
+
+function lobu(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [LOBU_BIN, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("lobu CLI", () => {
+  it("explains itself with --help", async () => {
+    const r = await lobu(["--help"]);
+    expect(r.code).toBe(0);
+    for (const cmd of ["init", "run", "chat", "doctor", "sandboxes", "token", "answer", "agents"]) {
+      expect(r.stdout).toContain(cmd);
+    }
+    const chat = await lobu(["chat", "--help"]);
+    expect(chat.stdout).toContain("--message");
+    expect(chat.stdout).toContain("--gateway");
+  });
+
+  it("rejects unknown commands with a pointer to --help", async () => {
+    const r = await lobu(["frobnicate"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown command/);
+  });
+
+  it("init writes a valid commented lobu.toml and a private .env, and will not overwrite", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-init-"));
+    const r = await lobu(["init", dir]);
+    expect(r.code).toBe(0);
+    const toml = readFileSync(join(dir, "lobu.toml"), "utf8");
+    expect(() => parseConfig(toml)).not.toThrow();
+    expect(statSync(join(dir, ".env")).mode & 0o777).toBe(0o600);
+    const again = await lobu(["init", dir]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exist; use --force/);
+    expect((await lobu(["init", dir, "--force"])).code).toBe(0);
+  });
+
+  it("chat without a token says where to get one", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-chat-"));
+    const r = await lobu(["chat", "--message", "hi"], {
+      cwd: dir,
+      env: { LOBU_TOKEN: "", LOBU_DATA_DIR: "" },
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no API token/);
+  });
+
+  it("run refuses an invalid lobu.toml with the key named", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-run-"));
+    writeFileSync(join(dir, "lobu.toml"), '[gateway]\nport = "eighty"\n');
+    const r = await lobu(["run", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lobu\.toml: gateway\.port: .*expected number/);
+    expect(existsSync(join(dir, "data", "lobu.db"))).toBe(false);
+  });
+
+  it("doctor reports on the machine and exits 0 when everything works", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-"));
+    const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.stdout).toMatch(/✓ Node\.js v24/);
+    expect(r.stdout).toMatch(/sandbox driver "process": isolated/);
+    expect(r.code).toBe(0);
+  });
+});
