@@ -120,6 +120,8 @@ export async function chatCommand(opts: ChatOptions): Promise<number> {
     }
   }
   const rl = createInterface({ input: process.stdin, output: process.stdout });
+  // rl.question() never settles once stdin ends; race it against "close".
+  const closed = new Promise<null>((resolve) => rl.once("close", () => resolve(null)));
   process.stderr.write(
     dim(
       `Chatting with agent "${opts.agent}" at ${url} as ${user} (channel ${opts.channel}). Ctrl+D to quit.\n`,
@@ -127,12 +129,8 @@ export async function chatCommand(opts: ChatOptions): Promise<number> {
   );
   try {
     for (;;) {
-      let line: string;
-      try {
-        line = await rl.question("you › ");
-      } catch {
-        break;
-      }
+      const line = await Promise.race([rl.question("you › ").catch(() => null), closed]);
+      if (line === null) break;
       if (!line.trim()) continue;
       process.stdout.write("agent › ");
       await runTurn(client, withUser, line, rl, true).catch((err: Error) => {

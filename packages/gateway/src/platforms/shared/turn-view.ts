@@ -48,6 +48,8 @@ export class TurnView<L, C> {
   readonly #cards = new Map<string, { card: C; event: RequestEvent; closed: boolean }>();
   #parts: Part[] = [];
   #live: L | undefined;
+  /** Every live message of the current attempt, oldest first (a retry redraws the first). */
+  #lives: L[] = [];
   /** The live message holds only a placeholder or a previous attempt's output. */
   #liveStale = false;
   #began = false;
@@ -58,10 +60,7 @@ export class TurnView<L, C> {
     this.#opts = opts;
     this.#coalescer = new Coalescer(
       opts.intervalMs,
-      async () => {
-        this.#live = await this.#surface.render(this.#live, this.#parts, false);
-        this.#liveStale = false;
-      },
+      () => this.#render(false),
       (err) => opts.log.warn({ err }, "could not update the streaming reply"),
     );
   }
@@ -120,13 +119,29 @@ export class TurnView<L, C> {
     this.#surface.working(false);
   }
 
+  /** Post or update the live message with the current parts. */
+  async #render(final: boolean): Promise<void> {
+    const before = this.#live;
+    const parts = this.#parts;
+    const after = await (final ? withRetryLater(() => this.#surface.render(before, parts, true)) : this.#surface.render(before, parts, false));
+    if (before === undefined) this.#lives.push(after);
+    this.#live = after;
+    this.#liveStale = false;
+  }
+
   async #start(): Promise<void> {
     if (this.#began) {
-      // A new attempt: its output replaces the previous attempt's in the same message.
+      // A new attempt: its output replaces the previous attempt's, starting in its first message.
       await this.#coalescer.pause();
       await this.#expireOpenCards();
+      const [first, ...rest] = this.#lives;
+      for (const handle of rest) {
+        await this.#surface.discard(handle).catch((err) => this.#opts.log.debug({ err }, "could not remove a message of the previous attempt"));
+      }
+      this.#lives = first === undefined ? [] : [first];
+      this.#live = first;
+      this.#liveStale = first !== undefined;
       this.#parts = [];
-      this.#liveStale = this.#live !== undefined;
       this.#coalescer.resume();
       this.#surface.working(true);
       return;
@@ -136,7 +151,10 @@ export class TurnView<L, C> {
     try {
       this.#live = await this.#surface.begin();
       this.#liveStale = this.#live !== undefined;
-      if (this.#live !== undefined) this.#coalescer.touched();
+      if (this.#live !== undefined) {
+        this.#lives.push(this.#live);
+        this.#coalescer.touched();
+      }
     } catch (err) {
       this.#opts.log.warn({ err }, "could not show that the agent is working");
     }
@@ -152,11 +170,10 @@ export class TurnView<L, C> {
     await this.#coalescer.pause();
     try {
       if (this.#parts.length > 0) {
-        const live = this.#live;
-        const parts = this.#parts;
-        await withRetryLater(() => this.#surface.render(live, parts, true));
+        await this.#render(true);
       } else if (this.#live !== undefined && this.#liveStale) {
         await this.#surface.discard(this.#live);
+        this.#lives = this.#lives.filter((l) => l !== this.#live);
       }
     } catch (err) {
       this.#opts.log.warn({ err }, "could not finish the reply before a card");
@@ -223,10 +240,7 @@ export class TurnView<L, C> {
     if (parts.length === 0 && this.#live !== undefined)
       parts.push({ kind: "text", text: "✅ Done." });
     try {
-      if (parts.length > 0) {
-        const live = this.#live;
-        this.#live = await withRetryLater(() => this.#surface.render(live, parts, true));
-      }
+      if (parts.length > 0) await this.#render(true);
     } catch (err) {
       this.#opts.log.error({ err }, "could not deliver the final reply");
     }

@@ -1,0 +1,169 @@
+import type { ToolPolicy } from "@lobu/core";
+import { effectivePolicy } from "../agents/context.ts";
+import type { AgentDefinition } from "../agents/registry.ts";
+import { providerSecretName } from "../providers/registry.ts";
+import type { PendingRequest } from "../runtime/requests.ts";
+import type { SecretMeta } from "../secrets/store.ts";
+import type { GatewayServices } from "../services.ts";
+import type { SettingsSession } from "./sessions.ts";
+
+/**
+ * What the settings page shows: the person's own settings for one agent next
+ * to what the agent definition and the installation already give them (which
+ * they can see but not change). Never contains a secret value, only hints.
+ */
+export interface SettingsView {
+  user: { userKey: string; name?: string; platform: string };
+  agent: { id: string; name: string; description: string };
+  /** The configured admins may open the admin UI from here. */
+  isAdmin: boolean;
+  model: {
+    provider?: string;
+    model?: string;
+    agentProvider?: string;
+    agentModel?: string;
+    providers: {
+      id: string;
+      type: string;
+      defaultModel: string;
+      /** The person's own key (masked), if they added one. */
+      userKey: Pick<SecretMeta, "hint" | "updatedAt"> | null;
+      /** Whether the team already provides a key (installation or agent). */
+      sharedKey: boolean;
+    }[];
+  };
+  skills: {
+    catalog: {
+      name: string;
+      description: string;
+      domains: string[];
+      packages: string[];
+      mcp: string[];
+    }[];
+    /** Installed by the person. */
+    installed: string[];
+    /** Installed for everyone by the agent definition. */
+    fromAgent: string[];
+  };
+  mcp: { servers: { id: string; description: string }[]; connected: string[] };
+  packages: { installed: string[]; fromSkills: string[] };
+  domains: { user: string[]; agent: string[]; installation: string[]; denied: string[] };
+  tools: {
+    name: string;
+    /** What the agent definition says. */
+    agentPolicy: ToolPolicy;
+    /** The person's answer for an "ask" tool, if any. */
+    userChoice?: ToolPolicy;
+    effective: ToolPolicy;
+  }[];
+  /** The person's other secrets for this agent (provider keys are in `model`). */
+  secrets: Pick<SecretMeta, "name" | "hint" | "updatedAt">[];
+}
+
+function mcpDescription(entry: Record<string, unknown>): string {
+  return typeof entry.description === "string" ? entry.description : "";
+}
+
+export async function buildView(
+  s: GatewayServices,
+  session: SettingsSession,
+  agent: AgentDefinition,
+): Promise<SettingsView> {
+  const settings = await s.userSettings.get(agent.id, session.userKey);
+  const userSecrets = await s.secrets.list({
+    kind: "user",
+    agentId: agent.id,
+    userKey: session.userKey,
+  });
+  const providers = await Promise.all(
+    s.providers.list().map(async (p) => {
+      const name = providerSecretName(p.id);
+      const own = userSecrets.find((m) => m.name === name);
+      const shared =
+        (await s.secrets.meta({ scope: { kind: "agent", agentId: agent.id }, name })) ??
+        (await s.secrets.meta({ scope: { kind: "installation" }, name }));
+      return {
+        id: p.id,
+        type: p.type,
+        defaultModel: p.defaultModel,
+        userKey: own ? { hint: own.hint, updatedAt: own.updatedAt } : null,
+        sharedKey: shared !== null,
+      };
+    }),
+  );
+  const skills = s.skills.list();
+  const installedSkills = s.skills.pick([...agent.skills, ...settings.skills]);
+  const policy = effectivePolicy(agent, settings.toolPolicy);
+  const base = (tool: string): ToolPolicy =>
+    agent.policy.tools[tool] ?? agent.policy.default ?? "allow";
+  const tools = agent.tools
+    .filter((t) => base(t) !== "allow")
+    .map((name) => ({
+      name,
+      agentPolicy: base(name),
+      ...(settings.toolPolicy[name] ? { userChoice: settings.toolPolicy[name] } : {}),
+      effective: policy[name] ?? policy["*"] ?? "allow",
+    }));
+  return {
+    user: {
+      userKey: session.userKey,
+      platform: session.userKey.split(":")[0] ?? "",
+      ...(session.userName ? { name: session.userName } : {}),
+    },
+    agent: { id: agent.id, name: agent.name, description: agent.description },
+    isAdmin: s.config.admin.users.includes(session.userKey),
+    model: {
+      ...(settings.provider ? { provider: settings.provider } : {}),
+      ...(settings.model ? { model: settings.model } : {}),
+      ...(agent.provider ? { agentProvider: agent.provider } : {}),
+      ...(agent.model ? { agentModel: agent.model } : {}),
+      providers,
+    },
+    skills: {
+      catalog: skills.map((k) => ({
+        name: k.name,
+        description: k.description,
+        domains: k.domains,
+        packages: k.packages,
+        mcp: k.mcp,
+      })),
+      installed: settings.skills,
+      fromAgent: agent.skills,
+    },
+    mcp: {
+      servers: Object.entries(s.config.mcp).map(([id, entry]) => ({
+        id,
+        description: mcpDescription(entry),
+      })),
+      connected: settings.mcp,
+    },
+    packages: {
+      installed: settings.packages,
+      fromSkills: [...new Set(installedSkills.flatMap((k) => k.packages))],
+    },
+    domains: {
+      user: settings.domains,
+      agent: agent.network.allow,
+      installation: s.config.network.allow,
+      denied: [...new Set([...s.config.network.deny, ...agent.network.deny])],
+    },
+    tools,
+    secrets: userSecrets
+      .filter((m) => !m.name.startsWith("provider."))
+      .map((m) => ({ name: m.name, hint: m.hint, updatedAt: m.updatedAt })),
+  };
+}
+
+/** A pending request as the page shows it (the settings link itself is left out). */
+export function requestView(r: PendingRequest) {
+  const { url: _url, ...event } =
+    r.event.type === "capability_request" ? r.event : { ...r.event, url: undefined };
+  return {
+    requestId: r.requestId,
+    agentId: r.agentId,
+    status: r.status,
+    createdAt: r.createdAt,
+    event,
+    ...(r.answer ? { answer: { choice: r.answer.choice, by: r.answer.by } } : {}),
+  };
+}
