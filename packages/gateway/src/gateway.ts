@@ -34,6 +34,7 @@ import { UserSettingsStore } from "./settings/user-settings.ts";
 import { SkillCatalog } from "./skills/catalog.ts";
 import { createStore } from "./store/index.ts";
 import type { Store } from "./store/port.ts";
+import { startTelemetry } from "./telemetry/otel.ts";
 
 export interface GatewayOptions {
   config?: LobuConfig;
@@ -56,6 +57,8 @@ export interface GatewaySummary {
   agents: string[];
   platforms: string[];
   adminTokenFile: string;
+  /** OTLP endpoint traces go to, when enabled. */
+  telemetry?: string;
 }
 
 export interface Gateway {
@@ -101,6 +104,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
+
+  const telemetry = startTelemetry({
+    endpoint: config.telemetry.otlp_endpoint ?? env.OTEL_EXPORTER_OTLP_ENDPOINT,
+    serviceName: config.telemetry.service_name,
+    instanceId,
+  });
 
   progress(`opening ${config.store.driver} store`);
   let store: Store;
@@ -274,6 +283,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     "/api/v1",
     apiRoutes(services, Math.max(1_048_576, config.gateway.max_message_bytes * 2)),
   );
+  app.route("/", settingsRoutes(services, env));
+  app.route("/", adminRoutes(services, env));
 
   progress("starting platform adapters");
   for (const [platform, adapter] of await startAdapters(services, app, env))
@@ -311,6 +322,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await egress.close();
       await requests.stop();
       await store.close();
+      await telemetry.shutdown();
     })();
     return closing;
   };
@@ -327,6 +339,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       providers: configuredProviders,
       agents: (await agents.list()).map((a) => a.id),
       platforms: [...adapters.keys()],
+      telemetry: telemetry.endpoint,
       adminTokenFile: bootstrap.file,
     },
     close,

@@ -1,10 +1,15 @@
 import { join } from "node:path";
 import type { GatewayToWorker, WorkerToGateway } from "@lobu/core";
-import { SandboxSession } from "./sandbox-session.ts";
+import { SandboxSession, SessionStateError } from "./sandbox-session.ts";
 import type { Workspace } from "./workspace.ts";
 
 export interface SessionHostOptions {
   mode: "single" | "pool";
+  /**
+   * Pool mode: unload a session idle this long (and tell the gateway `closed`),
+   * even if the gateway never asks. The gateway's idle timeout normally comes first.
+   */
+  idleUnloadMs?: number;
   /** In single mode, the only sandbox this process may serve. */
   sandboxId?: string;
   volumeOf(sandboxId: string): string;
@@ -14,6 +19,9 @@ export interface SessionHostOptions {
   send(msg: WorkerToGateway): void;
 }
 
+/** Sandbox ids name volume directories in pool mode: nothing that could walk out of the root. */
+const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
 /**
  * Routes control messages to sandbox sessions. One turn at a time per sandbox
  * (the gateway already serializes; this is the second lock), any number of
@@ -22,9 +30,29 @@ export interface SessionHostOptions {
 export class SessionHost {
   private readonly opts: SessionHostOptions;
   private readonly sessions = new Map<string, SandboxSession>();
+  private readonly sweeper: NodeJS.Timeout | undefined;
 
   constructor(opts: SessionHostOptions) {
     this.opts = opts;
+    const idle = opts.mode === "pool" ? (opts.idleUnloadMs ?? 0) : 0;
+    if (idle > 0) {
+      this.sweeper = setInterval(() => this.unloadIdle(idle), Math.min(idle, 60_000));
+      this.sweeper.unref();
+    }
+  }
+
+  /** Drop sessions nobody used for `idleMs`; their state stays on disk for the next turn. */
+  unloadIdle(idleMs: number): number {
+    const cutoff = Date.now() - idleMs;
+    let unloaded = 0;
+    for (const [sandboxId, s] of this.sessions) {
+      if (s.busy || s.lastActive > cutoff) continue;
+      s.dispose();
+      this.sessions.delete(sandboxId);
+      this.opts.send({ t: "closed", sandboxId });
+      unloaded++;
+    }
+    return unloaded;
   }
 
   private session(sandboxId: string): SandboxSession {
@@ -62,9 +90,31 @@ export class SessionHost {
       });
       return;
     }
+    if ("sandboxId" in msg && !SANDBOX_ID.test(msg.sandboxId)) {
+      this.opts.send({
+        t: "log",
+        level: "error",
+        msg: `refusing message for invalid sandbox id ${JSON.stringify(msg.sandboxId.slice(0, 140))}`,
+      });
+      return;
+    }
     switch (msg.t) {
       case "turn": {
-        const s = this.session(msg.sandboxId);
+        let s: SandboxSession;
+        try {
+          s = this.session(msg.sandboxId);
+        } catch (err) {
+          // The sandbox's own state (in its volume) is unusable: say so, the gateway repairs it.
+          this.opts.send({
+            t: "turn_end",
+            sandboxId: msg.sandboxId,
+            turnId: msg.turnId,
+            status: "error",
+            text: "",
+            error: { code: "state_corrupt", message: (err as Error).message },
+          });
+          return;
+        }
         if (s.busy) {
           this.opts.send({
             t: "turn_end",
@@ -91,7 +141,10 @@ export class SessionHost {
               turnId: msg.turnId,
               status: "error",
               text: "",
-              error: { code: "worker_error", message: err.message },
+              error: {
+                code: err instanceof SessionStateError ? "state_corrupt" : "worker_error",
+                message: err.message,
+              },
             }),
         );
         return;
@@ -118,6 +171,7 @@ export class SessionHost {
   }
 
   shutdown(): void {
+    clearInterval(this.sweeper);
     for (const s of this.sessions.values()) s.dispose();
     this.sessions.clear();
   }

@@ -37,6 +37,11 @@ export interface SandboxSessionOptions {
   emit: (turnId: string, event: AgentEvent) => void;
 }
 
+/** The sandbox's own state (transcript, journal) cannot be used: the gateway restores a snapshot. */
+export class SessionStateError extends Error {
+  override name = "SessionStateError";
+}
+
 function systemPromptFor(ctx: TurnContext): string {
   const parts = [ctx.systemPrompt.trim()];
   if (ctx.skills.length) {
@@ -94,7 +99,11 @@ export class SandboxSession {
 
   constructor(opts: SandboxSessionOptions) {
     this.opts = opts;
-    mkdirSync(opts.stateDir, { recursive: true });
+    try {
+      mkdirSync(opts.stateDir, { recursive: true });
+    } catch (err) {
+      throw new SessionStateError(`the agent's state directory is unusable: ${(err as Error).message}`);
+    }
     this.journal = new TurnJournal(join(opts.stateDir, "turns.json"));
     this.broker = new RequestBroker((event) => {
       if (this.currentTurn) this.opts.emit(this.currentTurn, event);
@@ -171,10 +180,14 @@ export class SandboxSession {
   }
 
   private openManager(): SessionManager {
-    return SessionManager.continueRecent(
-      this.opts.workspace.cwd,
-      join(this.opts.stateDir, "sessions"),
-    );
+    try {
+      return SessionManager.continueRecent(
+        this.opts.workspace.cwd,
+        join(this.opts.stateDir, "sessions"),
+      );
+    } catch (err) {
+      throw new SessionStateError(`the conversation transcript cannot be loaded: ${(err as Error).message}`);
+    }
   }
 
   async runTurn(

@@ -41,6 +41,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   log(`  agents        ${s.agents.join(", ")}`);
   log(`  platforms     ${s.platforms.length ? s.platforms.join(", ") : "REST API only"}`);
   log(`  admin token   ${s.adminTokenFile}`);
+  if (s.telemetry) log(`  traces        ${s.telemetry}`);
   log(`Try: npx lobu chat --gateway ${gateway.url} --message "hello"`);
 
   await new Promise<void>((done) => {

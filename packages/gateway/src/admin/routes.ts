@@ -1,7 +1,156 @@
+import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import { jsonBody } from "../http/errors.ts";
 import type { GatewayServices } from "../services.ts";
+import { ADMIN_SESSION_TTL_MS, type AdminSession, WebSessions } from "../settings/sessions.ts";
+import {
+  adminCookie,
+  apiHeaders,
+  clearSessionCookie,
+  forbidden,
+  originAllowed,
+  readSessionId,
+  requireSession,
+  servePage,
+  setSessionCookie,
+  WebBundle,
+  webDistDir,
+} from "../settings/web.ts";
+import { auditQuery, listUsers, usageSummary } from "./data.ts";
 
-/** The admin UI and its API (mounted at the gateway root). */
-export function adminRoutes(_services: GatewayServices): Hono {
-  return new Hono();
+type Env = { Variables: { session: AdminSession } };
+
+const Login = z.strictObject({ token: z.string().min(1).max(512) });
+
+/**
+ * The admin UI and its API (mounted at the gateway root). Admins log in with an
+ * admin API token (exchanged for a session cookie) or, if listed in
+ * `[admin] users`, from their own settings page. Everything here is read-only
+ * except stopping a sandbox.
+ */
+export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process.env): Hono {
+  const app = new Hono();
+  const sessions = new WebSessions(s.store.kv);
+  const bundle = new WebBundle(webDistDir(env));
+  const https = () => s.publicUrl.startsWith("https:");
+  const cookie = () => adminCookie(https());
+
+  // One React bundle serves both pages; its assets live under /settings/assets.
+  app.get("/admin", (c) => servePage(c, bundle, { frameAncestors: [], https: https() }));
+  app.get("/admin/", (c) => c.redirect("/admin", 301));
+
+  const api = new Hono<Env>();
+  api.use("*", apiHeaders(https()));
+  api.use(
+    "*",
+    bodyLimit({
+      maxSize: 16 * 1024,
+      onError: () => {
+        throw new LobuError("payload_too_large", "request body too large", { status: 413 });
+      },
+    }),
+  );
+
+  api.post("/login", async (c) => {
+    if (!originAllowed(c, s.publicUrl)) throw forbidden("cross-site request refused");
+    const { token } = await jsonBody(c, Login);
+    const found = await s.tokens.verify(token.trim());
+    if (!found) {
+      s.audit.record({ action: "admin.login_refused", actor: "unknown", details: { reason: "invalid token" } });
+      throw new LobuError("unauthorized", "invalid or revoked API token", {
+        status: 401,
+        hint: "Use an admin token: `lobu run` writes one to <data dir>/admin-token.",
+      });
+    }
+    if (found.role !== "admin") {
+      s.audit.record({ action: "admin.login_refused", actor: `api:${found.id}`, details: { reason: "not admin" } });
+      throw forbidden("this token is not an admin token", "Create one with `lobu token create --role admin`.");
+    }
+    const { id, session } = await sessions.create<AdminSession>(
+      { kind: "admin", actor: `api:${found.id}`, name: found.name },
+      ADMIN_SESSION_TTL_MS,
+    );
+    setSessionCookie(c, cookie(), id, ADMIN_SESSION_TTL_MS);
+    s.audit.record({ action: "admin.session_opened", actor: `api:${found.id}`, details: { via: "token" } });
+    return c.json({ csrf: session.csrf, name: session.name, expiresAt: session.expiresAt });
+  });
+
+  const needSession = requireSession({
+    sessions,
+    cookie: cookie(),
+    kind: "admin",
+    publicUrl: () => s.publicUrl,
+    hint: "Log in with an admin API token.",
+  });
+  api.use("*", (c, next) => (c.req.path === "/admin/api/login" ? next() : needSession(c, next)));
+
+  api.get("/session", (c) => {
+    const session = c.get("session");
+    return c.json({ csrf: session.csrf, name: session.name, actor: session.actor, expiresAt: session.expiresAt });
+  });
+  api.post("/logout", async (c) => {
+    await sessions.delete(readSessionId(c, cookie()));
+    clearSessionCookie(c, cookie());
+    return c.json({ ok: true });
+  });
+
+  api.get("/agents", async (c) => {
+    const agents = await s.agents.list();
+    return c.json({
+      agents: await Promise.all(
+        agents.map(async (a) => ({
+          id: a.id,
+          name: a.name,
+          description: a.description,
+          source: a.source,
+          provider: a.provider ?? null,
+          model: a.model ?? null,
+          tools: a.tools,
+          skills: a.skills,
+          policy: a.policy,
+          network: a.network,
+          conversations: (await s.conversations.listConversations(a.id, { limit: 10_000 })).length,
+        })),
+      ),
+    });
+  });
+  api.get("/users", async (c) => c.json({ users: await listUsers(s) }));
+  api.get("/sandboxes", async (c) => {
+    const list = await s.sandboxes.list();
+    list.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+    return c.json({
+      driver: s.sandboxes.driverName,
+      running: s.sandboxes.runningCount,
+      limits: {
+        memoryMb: s.config.sandbox.memory_mb,
+        diskMb: s.config.sandbox.disk_mb,
+        cpus: s.config.sandbox.cpus,
+      },
+      sandboxes: list,
+    });
+  });
+  api.post("/sandboxes/:id/stop", async (c) => {
+    const id = c.req.param("id");
+    if (!(await s.sandboxes.record(id)))
+      throw new LobuError("not_found", "no such sandbox", { status: 404 });
+    const stopped = await s.sandboxes.stop(id, "operator");
+    s.audit.record({ action: "sandbox.stopped", actor: c.get("session").actor, sandboxId: id });
+    return c.json({ stopped });
+  });
+  api.get("/usage", async (c) => c.json(await usageSummary(s, c.req.query("since"))));
+  api.get("/audit", async (c) =>
+    c.json({
+      records: await auditQuery(s, {
+        action: c.req.query("action"),
+        actor: c.req.query("actor"),
+        agentId: c.req.query("agent"),
+        limit: Number(c.req.query("limit") ?? 200) || 200,
+      }),
+    }),
+  );
+
+  app.route("/admin/api", api);
+  return app;
 }

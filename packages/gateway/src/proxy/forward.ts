@@ -69,6 +69,8 @@ export interface ForwardOutcome {
   reason: string;
   secrets: string[];
   unswapped: number;
+  /** Why placeholders were left alone (secret names, never values or placeholders). */
+  notes: string[];
 }
 
 /** Write a refusal/error as a normal HTTP response. */
@@ -191,22 +193,24 @@ export async function forward(
   headers = setHeader(headers, "Host", authority(target.host, target.port, target.protocol));
   headers = await swapHeaders(headers, swapper);
 
+  // Every secret this sandbox may send here: the response is redacted for all of
+  // them, not only for those swapped into this request, so a value the host
+  // stored earlier (a body swap into a gist, a note...) cannot be read back.
+  const bound = await swapper.boundSecrets();
+
   const chunked = req.headers["transfer-encoding"] !== undefined;
   const length =
     req.headers["content-length"] !== undefined ? Number(req.headers["content-length"]) : 0;
   let body: Buffer | Readable | null = null;
-  let candidates: { placeholder: string; value: string }[] = [];
   if (chunked || length > 0) {
     const enc = bodyEncoder(req.headers["content-type"], req.headers["content-encoding"]);
     if (enc && !chunked && length <= deps.limits.maxSwapBodyBytes) {
       body = await replaceInBytes(await readBody(req, length), swapper.replacer("body", enc));
       headers = setHeader(headers, "Content-Length", String(body.length));
     } else if (enc && chunked) {
-      candidates = await swapper.bodyCandidates();
-      body =
-        candidates.length > 0
-          ? req.pipe(new PlaceholderSwapStream(swapper.replacer("body", enc)))
-          : req;
+      body = bound.some((b) => b.locations.includes("body"))
+        ? req.pipe(new PlaceholderSwapStream(swapper.replacer("body", enc)))
+        : req;
     } else {
       // Binary, compressed, or larger than we buffer: forwarded untouched.
       body = req;
@@ -215,8 +219,8 @@ export async function forward(
   }
 
   const leaked = new Map<string, string>();
+  for (const b of bound) leaked.set(b.value, b.placeholder);
   for (const [placeholder, s] of swapper.swapped) leaked.set(s.value, placeholder);
-  for (const c of candidates) leaked.set(c.value, c.placeholder);
   const redactor = leaked.size > 0 ? new LiteralRedactor(leaked) : null;
   // Compressed answers would hide an echoed secret from the redactor.
   if (redactor) headers = setHeader(headers, "Accept-Encoding", "identity");
@@ -249,6 +253,7 @@ export async function forward(
     reason,
     secrets: swapper.secretNames,
     unswapped: swapper.unswappedCount,
+    notes: swapper.notes,
   });
 
   return new Promise<ForwardOutcome>((resolve) => {

@@ -1,4 +1,8 @@
-import type { PlaceholderLookup, SwapLocation } from "../secrets/placeholders.ts";
+import {
+  type PlaceholderLookup,
+  type SwapLocation,
+  swappableByProxy,
+} from "../secrets/placeholders.ts";
 import type { SecretRef } from "../secrets/store.ts";
 import { matchesPattern } from "./domains.ts";
 import type { Replace } from "./rewrite.ts";
@@ -53,24 +57,27 @@ export function bodyEncoder(
   return null;
 }
 
+type Resolved =
+  | { ok: true; value: string; name: string; locations: SwapLocation[] }
+  | { ok: false; why: string };
+
 /**
  * Placeholder → secret decisions for one request. A placeholder is swapped only
- * when it was issued to this sandbox, its binding allows this host and this part
- * of the request, and the secret still exists; otherwise it travels unchanged.
+ * when it was issued to this sandbox for the proxy, its binding allows this host
+ * and this part of the request, and the secret still exists; otherwise it travels
+ * unchanged, and `notes` say why (for the audit log: secret names, never values
+ * or placeholders).
  */
 export class RequestSwapper {
   /** Placeholder → value and secret name, for everything swapped so far. */
   readonly swapped = new Map<string, { value: string; name: string }>();
-  readonly #unswapped = new Set<string>();
+  readonly #unswapped = new Map<string, string>();
   readonly #sandboxId: string;
   readonly #host: string;
   readonly #placeholders: PlaceholderLookup;
   readonly #secrets: SecretSource;
   readonly #enabled: boolean;
-  readonly #values = new Map<
-    string,
-    Promise<{ value: string; name: string; locations: SwapLocation[] } | null>
-  >();
+  readonly #values = new Map<string, Promise<Resolved>>();
 
   constructor(opts: {
     sandboxId: string;
@@ -91,28 +98,50 @@ export class RequestSwapper {
   /** Placeholders seen but left alone (never swapped anywhere in this request). */
   get unswappedCount(): number {
     let n = 0;
-    for (const p of this.#unswapped) if (!this.swapped.has(p)) n++;
+    for (const p of this.#unswapped.keys()) if (!this.swapped.has(p)) n++;
     return n;
+  }
+
+  /** Why placeholders were left alone, one note per distinct reason. */
+  get notes(): string[] {
+    const out = new Set<string>();
+    for (const [p, why] of this.#unswapped) if (!this.swapped.has(p)) out.add(why);
+    return [...out].sort();
   }
 
   get secretNames(): string[] {
     return [...new Set([...this.swapped.values()].map((s) => s.name))].sort();
   }
 
-  #resolve(placeholder: string) {
+  #resolve(placeholder: string): Promise<Resolved> {
     let p = this.#values.get(placeholder);
     if (!p) {
+      if (!this.#enabled) {
+        return Promise.resolve({ ok: false, why: "secrets are not sent over cleartext HTTP" });
+      }
       // A request stuffed with made-up placeholders must not turn into a lookup storm.
-      if (!this.#enabled || this.#values.size >= MAX_PLACEHOLDERS_PER_REQUEST)
-        return Promise.resolve(null);
-      p = (async () => {
+      if (this.#values.size >= MAX_PLACEHOLDERS_PER_REQUEST) {
+        return Promise.resolve({
+          ok: false,
+          why: `more than ${MAX_PLACEHOLDERS_PER_REQUEST} placeholders in one request`,
+        });
+      }
+      p = (async (): Promise<Resolved> => {
         const binding = await this.#placeholders.lookup(placeholder);
-        if (!binding || binding.sandboxId !== this.#sandboxId) return null;
-        if (!binding.hosts.some((h) => matchesPattern(this.#host, h))) return null;
+        if (!binding) return { ok: false, why: "unknown or revoked placeholder" };
+        if (binding.sandboxId !== this.#sandboxId) {
+          return { ok: false, why: "placeholder issued to another sandbox" };
+        }
+        const name = binding.secret.name;
+        if (!swappableByProxy(binding)) {
+          return { ok: false, why: `secret ${name} is only usable through the LLM relay` };
+        }
+        if (!binding.hosts.some((h) => matchesPattern(this.#host, h))) {
+          return { ok: false, why: `secret ${name} is not bound to ${this.#host}` };
+        }
         const value = await this.#secrets.get(binding.secret);
-        return value === null
-          ? null
-          : { value, name: binding.secret.name, locations: binding.locations };
+        if (value === null) return { ok: false, why: `secret ${name} no longer exists` };
+        return { ok: true, value, name, locations: binding.locations };
       })();
       this.#values.set(placeholder, p);
     }
@@ -122,9 +151,20 @@ export class RequestSwapper {
   replacer(location: SwapLocation, encode: Encoder): Replace {
     return async (placeholder) => {
       const found = await this.#resolve(placeholder);
-      const encoded = found?.locations.includes(location) ? encode(found.value) : null;
-      if (!found || encoded === null) {
-        this.#unswapped.add(placeholder);
+      if (!found.ok) {
+        this.#unswapped.set(placeholder, found.why);
+        return null;
+      }
+      if (!found.locations.includes(location)) {
+        this.#unswapped.set(
+          placeholder,
+          `secret ${found.name} may not be sent in the ${location === "url" ? "URL" : location}`,
+        );
+        return null;
+      }
+      const encoded = encode(found.value);
+      if (encoded === null) {
+        this.#unswapped.set(placeholder, `secret ${found.name} cannot be written into a ${location}`);
         return null;
       }
       this.swapped.set(placeholder, { value: found.value, name: found.name });
@@ -133,17 +173,20 @@ export class RequestSwapper {
   }
 
   /**
-   * Secrets that a streamed body might receive (bound to this host for `body`):
-   * known before the body is read, so the response can be redacted for them.
+   * Every secret this sandbox may send to this host (whatever the location), with
+   * its placeholder: known before the request is read, so the whole response can
+   * be redacted for them, including values the host stored earlier and echoes now.
    */
-  async bodyCandidates(): Promise<{ placeholder: string; value: string }[]> {
-    if (!this.#enabled) return [];
-    const out: { placeholder: string; value: string }[] = [];
+  async boundSecrets(): Promise<
+    { placeholder: string; value: string; locations: SwapLocation[] }[]
+  > {
+    // Not gated on `enabled`: a value stored over HTTPS must not come back over HTTP either.
+    const out: { placeholder: string; value: string; locations: SwapLocation[] }[] = [];
     for (const b of await this.#placeholders.forSandbox(this.#sandboxId)) {
-      if (!b.locations.includes("body")) continue;
+      if (!swappableByProxy(b)) continue;
       if (!b.hosts.some((h) => matchesPattern(this.#host, h))) continue;
       const value = await this.#secrets.get(b.secret);
-      if (value !== null) out.push({ placeholder: b.placeholder, value });
+      if (value !== null) out.push({ placeholder: b.placeholder, value, locations: b.locations });
     }
     return out;
   }

@@ -12,6 +12,7 @@ import type { QueuedTurn } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
 import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
+import { inSpan } from "../telemetry/otel.ts";
 import { AsyncQueue } from "./async-queue.ts";
 import type { RequestEvent, RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
@@ -78,7 +79,29 @@ export class TurnRunner {
     this.active.get(sandboxId)?.emit(event);
   }
 
-  async run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
+  run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
+    return inSpan(
+      "lobu.turn",
+      {
+        "lobu.agent": turn.key.agentId,
+        "lobu.platform": turn.origin.platform,
+        "lobu.sandbox": turn.conversationId,
+        "lobu.message": turn.messageId,
+        "lobu.attempt": attempt,
+      },
+      async (span) => {
+        const result = await this.runTurn(turn, attempt, lease);
+        span.setAttribute("lobu.result", result);
+        return result;
+      },
+    );
+  }
+
+  private async runTurn(
+    turn: QueuedTurn,
+    attempt: number,
+    lease: AbortSignal,
+  ): Promise<TurnResult> {
     const { conversations, log } = this.deps;
     const turnId = `${turn.messageId}.${attempt}`;
     const chain: { p: Promise<unknown> } = { p: Promise.resolve() };
@@ -189,7 +212,12 @@ export class TurnRunner {
 
     let instance: SandboxInstance;
     try {
-      instance = await this.deps.sandboxes.ensure(turn.conversationId, turn.key);
+      const warm = this.deps.sandboxes.get(turn.conversationId);
+      instance =
+        warm ??
+        (await inSpan("lobu.sandbox.wake", { "lobu.sandbox": turn.conversationId }, () =>
+          this.deps.sandboxes.ensure(turn.conversationId, turn.key),
+        ));
     } catch (err) {
       log.error({ err, sandboxId: turn.conversationId }, "sandbox failed to start");
       return retryOrFail(`its sandbox failed to start (${errorMessage(err)})`);

@@ -14,6 +14,14 @@ import { type SecretRef, secretKey } from "./store.ts";
 export type SwapLocation = "header" | "url" | "body";
 export const ALL_SWAP_LOCATIONS: readonly SwapLocation[] = ["header", "url", "body"];
 
+/**
+ * Who may turn a placeholder into its value: the egress proxy (`proxy`, for
+ * credentials the agent's shell uses on the hosts they are bound to) or only the
+ * gateway's LLM relay (`relay`, provider keys: the proxy never swaps them, so an
+ * agent cannot use the key against the provider directly, unmetered).
+ */
+export type PlaceholderPurpose = "proxy" | "relay";
+
 export interface PlaceholderBinding {
   placeholder: string;
   sandboxId: string;
@@ -22,6 +30,13 @@ export interface PlaceholderBinding {
   hosts: string[];
   locations: SwapLocation[];
   issuedAt: number;
+  /** Absent for `proxy` (the default). */
+  purpose?: "relay";
+}
+
+/** Whether the egress proxy may swap this binding (relay-only bindings it must not). */
+export function swappableByProxy(binding: PlaceholderBinding): boolean {
+  return binding.purpose === undefined;
 }
 
 export interface IssueOptions {
@@ -34,6 +49,8 @@ export interface IssueOptions {
    * a body swap lets an agent write the value into data the host stores.
    */
   locations?: SwapLocation[];
+  /** Default `proxy`. A `relay` placeholder is a different one from the `proxy` placeholder of the same secret. */
+  purpose?: PlaceholderPurpose;
 }
 
 /** The read side the egress proxy needs. */
@@ -48,6 +65,10 @@ const BY_SANDBOX = "phs:";
 function sandboxPrefix(sandboxId: string): string {
   if (!sandboxId) throw new Error("sandboxId is required");
   return `${BY_SANDBOX}${encodeURIComponent(sandboxId)}:`;
+}
+
+function indexKey(sandboxId: string, secret: SecretRef, purpose: PlaceholderPurpose): string {
+  return `${sandboxPrefix(sandboxId)}${purpose === "relay" ? "relay:" : ""}${secretKey(secret)}`;
 }
 
 function sameBinding(a: PlaceholderBinding, hosts: string[], locations: SwapLocation[]): boolean {
@@ -82,14 +103,15 @@ export class PlaceholderRegistry implements PlaceholderLookup {
       (opts.locations ?? ALL_SWAP_LOCATIONS).includes(l),
     );
     if (locations.length === 0) throw new Error("a placeholder needs at least one swap location");
-    const indexKey = `${sandboxPrefix(opts.sandboxId)}${secretKey(opts.secret)}`;
+    const purpose = opts.purpose ?? "proxy";
+    const index = indexKey(opts.sandboxId, opts.secret, purpose);
 
     for (;;) {
-      let placeholder = await this.#kv.get(indexKey);
+      let placeholder = await this.#kv.get(index);
       if (placeholder === null) {
         const fresh = newPlaceholder();
         // ifNotExists: two concurrent issues agree on one placeholder.
-        if (!(await this.#kv.set(indexKey, fresh, { ifNotExists: true }))) continue;
+        if (!(await this.#kv.set(index, fresh, { ifNotExists: true }))) continue;
         placeholder = fresh;
       }
       const existing = await this.lookup(placeholder);
@@ -101,6 +123,7 @@ export class PlaceholderRegistry implements PlaceholderLookup {
         hosts,
         locations,
         issuedAt: existing?.issuedAt ?? this.#now(),
+        ...(purpose === "relay" ? { purpose } : {}),
       };
       await this.#kv.set(`${BINDING}${placeholder}`, JSON.stringify(binding));
       return placeholder;
@@ -124,12 +147,15 @@ export class PlaceholderRegistry implements PlaceholderLookup {
     const binding = await this.lookup(placeholder);
     if (!binding) return false;
     await this.#kv.del(`${BINDING}${placeholder}`);
-    const indexKey = `${sandboxPrefix(binding.sandboxId)}${secretKey(binding.secret)}`;
-    if ((await this.#kv.get(indexKey)) === placeholder) await this.#kv.del(indexKey);
+    const index = indexKey(binding.sandboxId, binding.secret, binding.purpose ?? "proxy");
+    if ((await this.#kv.get(index)) === placeholder) await this.#kv.del(index);
     return true;
   }
 
-  /** Forget every placeholder of a sandbox (call when the sandbox is deleted). */
+  /**
+   * Forget every placeholder of a sandbox (call when the sandbox is deleted or
+   * reset): they stop being swapped at once, and the next turn gets new ones.
+   */
   async revokeSandbox(sandboxId: string): Promise<number> {
     const index = await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 });
     let revoked = 0;

@@ -88,6 +88,17 @@ export interface CookieSpec {
   https: boolean;
 }
 
+export const settingsCookie = (https: boolean): CookieSpec => ({
+  name: "lobu_settings",
+  path: "/settings",
+  https,
+});
+export const adminCookie = (https: boolean): CookieSpec => ({
+  name: "lobu_admin",
+  path: "/admin",
+  https,
+});
+
 export function readSessionId(c: Context, cookie: CookieSpec): string | undefined {
   return c.req.header("x-lobu-session") || getCookie(c, cookie.name) || undefined;
 }

@@ -209,6 +209,23 @@ describe("Slack: conversations", () => {
   });
 });
 
+describe("Slack: settings", () => {
+  it("sends the settings button in a DM, and only to the asker (ephemeral) in a channel", async () => {
+    const im = slack.imChannel("USETTINGS");
+    await slack.dm({ user: "USETTINGS", text: "settings" });
+    const dm = await slack.waitFor(() => slack.messages(im.id).find((m) => actionIds(m).includes("lobu-settings")), WAIT);
+    const button = (dm.blocks ?? []).flatMap((b) => (b as { elements?: { url?: string }[] }).elements ?? []).find((e) => e.url);
+    expect(button?.url).toMatch(/\/settings/);
+
+    const channel = slack.addChannel({ name: "settings-channel" });
+    await slack.mention({ user: "USETTINGS", channel: channel.id, text: "settings" });
+    const ephemeral = await slack.waitFor(() => slack.ephemerals.find((e) => e.user === "USETTINGS" && e.channel === channel.id), WAIT);
+    expect(JSON.stringify(ephemeral.blocks)).toContain("lobu-settings");
+    expect(slack.messages(channel.id)).toHaveLength(0);
+    expect(await conversationsOf(gw, "USETTINGS")).toHaveLength(0);
+  });
+});
+
 describe("Slack: buttons", () => {
   it("asks a question with buttons, takes the click and continues; the card shows the answer", async () => {
     const channel = slack.addChannel({ name: "questions" });
@@ -376,5 +393,22 @@ describe("Slack: Socket Mode", () => {
     await socketSlack.waitFor(() => socketSlack.messages(im.id).find((m) => sectionText(m) === "echo: over the socket"), WAIT);
     // No HTTP endpoint in Socket Mode.
     expect((await fetch(`${socketGw.url}/slack/events`, { method: "POST", body: "{}" })).status).toBe(404);
+    await socketGw.stop();
+    expect(socketGw.child.exitCode).toBe(0);
+    await socketSlack.waitFor(() => socketSlack.socketConnections === 0, WAIT);
+  });
+});
+
+describe("Slack: configuration", () => {
+  it("refuses to start on a bad [platforms.slack], naming the key", async () => {
+    await expect(
+      startGatewayProcess({ toml: '[platforms.slack]\nmode = "carrier-pigeon"\n', env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: "x", SLACK_API_URL: slack.apiUrl } }),
+    ).rejects.toThrow(/platforms\.slack\.mode/);
+  });
+
+  it("refuses to start in HTTP mode without a signing secret, saying what to set", async () => {
+    await expect(
+      startGatewayProcess({ toml: "[platforms.slack]\n", env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: undefined, SLACK_API_URL: slack.apiUrl } }),
+    ).rejects.toThrow(/SLACK_SIGNING_SECRET/);
   });
 });

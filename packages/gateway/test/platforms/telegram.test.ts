@@ -121,6 +121,41 @@ describe("Telegram: conversations", () => {
     expect(reply.entities?.map((e) => e.type)).toEqual(expect.arrayContaining(["bold", "code", "text_link", "pre"]));
   });
 
+  it("waits out flood control (429 retry_after) and still delivers the final text", async () => {
+    const rex = person(1008, "Rex");
+    const answer = "Flood control only slows the stream down; the answer still arrives.";
+    llm.when((r) => r.lastUserText === "flood me", slowText(answer));
+    tg.forceRateLimit("editMessageText", { retryAfter: 1 });
+    tg.userSends({ chat: privateChat(rex), from: rex, text: "flood me" });
+    const reply = await waitForReply(rex.id, answer);
+    expect(tg.calls.some((c) => c.method === "editMessageText" && c.httpStatus === 429)).toBe(true);
+    expect(tg.messages(rex.id)).toEqual([reply]);
+  });
+
+  it("sends plain text when Telegram refuses the formatting", async () => {
+    const sam = person(1009, "Sam");
+    llm.when((r) => r.lastUserText === "refused markup", { text: "Some **bold** words" });
+    tg.failNext("sendMessage", 'can\'t parse entities: Unsupported start tag "b" at byte offset 5');
+    tg.userSends({ chat: privateChat(sam), from: sam, text: "refused markup" });
+    const reply = await waitForReply(sam.id, "Some bold words");
+    expect(reply.via).toBe("sendMessage");
+    expect(tg.calls.filter((c) => c.method === "sendMessage" && c.params.chat_id === sam.id).map((c) => c.params.parse_mode)).toEqual(["HTML", undefined]);
+  });
+
+  it("splits a long reply into messages of at most 4096 characters", async () => {
+    const tia = person(1015, "Tia");
+    const long = Array.from({ length: 120 }, (_, i) => `Paragraph ${i}: ${"lorem ipsum ".repeat(6)}`).join("\n\n");
+    llm.when((r) => r.lastUserText === "write a lot", { text: long });
+    tg.userSends({ chat: privateChat(tia), from: tia, text: "write a lot" });
+    await tg.waitFor(() => tg.messages(tia.id).find((m) => m.text?.includes("Paragraph 119")), WAIT);
+    const parts = tg.messages(tia.id);
+    expect(parts.length).toBeGreaterThanOrEqual(3);
+    for (const m of parts) expect(m.text!.length).toBeLessThanOrEqual(4096);
+    // Telegram trims each message, so compare without trailing spaces.
+    const untrail = (t: string) => t.replace(/ +\n/g, "\n").trim();
+    expect(untrail(parts.map((m) => m.text).join("\n\n"))).toBe(untrail(long));
+  });
+
   it("answers in a group when mentioned, replying to the message", async () => {
     const cy = person(1003, "Cy");
     const group = { id: -100200, type: "supergroup" as const, title: "Team" };

@@ -123,7 +123,7 @@ describe("TurnView", () => {
       { type: "done", text: "The whole answer." },
     ]);
     const live = surface.screen.filter((s) => s.kind === "live" && !s.deleted);
-    expect(live.map((s) => s.text)).toEqual(["half an ans", "[⚠️ picking the message up again]|The whole answer."]);
+    expect(live.map((s) => s.text)).toEqual(["[⚠️ picking the message up again]|The whole answer."]);
     expect(surface.visible()).toContain("card:rq_1 → ⌛ _No longer waiting for an answer._");
     expect(views.hasOpenCard("rq_1")).toBe(false);
   });

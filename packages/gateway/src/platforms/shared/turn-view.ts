@@ -124,7 +124,9 @@ export class TurnView<L, C> {
     const before = this.#live;
     const parts = this.#parts;
     const after = await (final ? withRetryLater(() => this.#surface.render(before, parts, true)) : this.#surface.render(before, parts, false));
+    // Handles may be replaced by newer ones (a reply that grew into a second message).
     if (before === undefined) this.#lives.push(after);
+    else this.#lives = this.#lives.map((l) => (l === before ? after : l));
     this.#live = after;
     this.#liveStale = false;
   }
