@@ -1,8 +1,8 @@
+import { LobuError } from "@lobu/core";
 import type { Hono } from "hono";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { GatewayServices } from "../services.ts";
 import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
-import { platformSetupError } from "./shared/config.ts";
 import { SlackAdapter } from "./slack/adapter.ts";
 import { slackSettings } from "./slack/config.ts";
 import { TelegramAdapter } from "./telegram/adapter.ts";
@@ -21,10 +21,12 @@ export function createAdapters(
   const sections = services.config.platforms;
   for (const name of Object.keys(sections)) {
     if (!KNOWN_PLATFORMS.includes(name)) {
-      throw platformSetupError(
-        name,
-        `lobu.toml has [platforms.${name}], which this gateway does not know`,
-        `Supported: ${KNOWN_PLATFORMS.join(", ")}.`,
+      throw new LobuError(
+        "config_invalid",
+        `lobu.toml: [platforms.${name}] is not a platform this gateway knows`,
+        {
+          hint: `Supported: ${KNOWN_PLATFORMS.map((p) => `[platforms.${p}]`).join(", ")}.`,
+        },
       );
     }
   }

@@ -63,10 +63,13 @@ describe("Markdown → Telegram HTML", () => {
     const [html] = toTelegramHtml(SAMPLE);
     const parsed = parseHtml(html ?? "");
     const types = new Set(parsed.entities.map((e) => e.type));
-    for (const t of ["bold", "italic", "strikethrough", "code", "text_link", "pre", "blockquote"]) expect(types).toContain(t);
+    for (const t of ["bold", "italic", "strikethrough", "code", "text_link", "pre", "blockquote"])
+      expect(types).toContain(t);
     expect(parsed.text).toContain("a<b>&c");
     expect(parsed.text).toContain("if (a < b && c > d) {}");
-    const link = parsed.entities.find((e) => e.type === "text_link") as { url?: string } | undefined;
+    const link = parsed.entities.find((e) => e.type === "text_link") as
+      | { url?: string }
+      | undefined;
     expect(link?.url).toBe("https://example.com/?a=1&b=2");
   });
 
@@ -82,7 +85,10 @@ describe("Markdown → Telegram HTML", () => {
   });
 
   it("splits long replies into messages of at most 4096 visible characters, each valid", () => {
-    const md = Array.from({ length: 60 }, (_, i) => `Paragraph ${i}: ${"**bold** text ".repeat(20)}`).join("\n\n");
+    const md = Array.from(
+      { length: 60 },
+      (_, i) => `Paragraph ${i}: ${"**bold** text ".repeat(20)}`,
+    ).join("\n\n");
     const chunks = toTelegramHtml(md);
     expect(chunks.length).toBeGreaterThan(1);
     for (const chunk of chunks) {
@@ -93,8 +99,11 @@ describe("Markdown → Telegram HTML", () => {
   });
 
   it("splits one huge paragraph and one huge code block", () => {
-    const chunks = toTelegramHtml(`${"lorem ipsum ".repeat(1000)}\n\n\`\`\`\n${"0123456789\n".repeat(1000)}\`\`\``);
-    for (const chunk of chunks) expect(parseHtml(chunk).text.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
+    const chunks = toTelegramHtml(
+      `${"lorem ipsum ".repeat(1000)}\n\n\`\`\`\n${"0123456789\n".repeat(1000)}\`\`\``,
+    );
+    for (const chunk of chunks)
+      expect(parseHtml(chunk).text.length).toBeLessThanOrEqual(MESSAGE_LIMIT);
     expect(chunks.length).toBeGreaterThanOrEqual(5);
   });
 });

@@ -4,7 +4,11 @@ import type { GatewayProcess } from "@lobu/testkit";
 export const PROVIDER_KEY = "sk-ant-platform-tests-0123456789abcdef";
 
 /** A reply the mock LLM streams in small pieces, slowly enough to be edited several times. */
-export function slowText(text: string, pieces = 10, delayMs = 150): { text: string; chunks: string[]; delayMs: number } {
+export function slowText(
+  text: string,
+  pieces = 10,
+  delayMs = 150,
+): { text: string; chunks: string[]; delayMs: number } {
   const size = Math.ceil(text.length / pieces);
   const chunks: string[] = [];
   for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
@@ -17,13 +21,21 @@ export interface ConversationInfo {
 }
 
 /** Conversations the gateway recorded for a platform user (one exists once a message was accepted). */
-export async function conversationsOf(gw: GatewayProcess, userId: string): Promise<ConversationInfo[]> {
-  const res = await gw.api(`/api/v1/agents/default/conversations?user=${encodeURIComponent(userId)}`);
+export async function conversationsOf(
+  gw: GatewayProcess,
+  userId: string,
+): Promise<ConversationInfo[]> {
+  const res = await gw.api(
+    `/api/v1/agents/default/conversations?user=${encodeURIComponent(userId)}`,
+  );
   return ((await res.json()) as { conversations: ConversationInfo[] }).conversations;
 }
 
 /** A conversation's history (user and assistant entries). */
-export async function historyOf(gw: GatewayProcess, conversationId: string): Promise<{ role: string; text: string }[]> {
+export async function historyOf(
+  gw: GatewayProcess,
+  conversationId: string,
+): Promise<{ role: string; text: string }[]> {
   const res = await gw.api(`/api/v1/conversations/${conversationId}/messages`);
   return ((await res.json()) as { messages: { role: string; text: string }[] }).messages;
 }
@@ -33,7 +45,11 @@ export async function queueDepth(gw: GatewayProcess): Promise<number> {
 }
 
 /** Wait until the assistant's reply to `text` is in the conversation's history. */
-export async function waitForHistory(gw: GatewayProcess, userId: string, predicate: (h: { role: string; text: string }[]) => boolean): Promise<{ role: string; text: string }[]> {
+export async function waitForHistory(
+  gw: GatewayProcess,
+  userId: string,
+  predicate: (h: { role: string; text: string }[]) => boolean,
+): Promise<{ role: string; text: string }[]> {
   for (let i = 0; i < 200; i++) {
     const [conv] = await conversationsOf(gw, userId);
     if (conv) {

@@ -46,14 +46,18 @@ function contextText(m: SlackMessage | undefined): string {
 /** The bot message in `channel` (optionally a thread) whose sections read `text`. */
 function waitForReply(channel: string, text: string, threadTs?: string): Promise<SlackMessage> {
   return slack.waitFor(
-    () => slack.messages(channel, threadTs ? { threadTs } : {}).find((m) => sectionText(m) === text),
+    () =>
+      slack.messages(channel, threadTs ? { threadTs } : {}).find((m) => sectionText(m) === text),
     { ...WAIT, description: `the reply "${text}"` },
   );
 }
 
 function waitForCard(channel: string, threadTs?: string): Promise<SlackMessage> {
   return slack.waitFor(
-    () => slack.messages(channel, threadTs ? { threadTs } : {}).find((m) => actionIds(m).some((id) => id.startsWith("lobu:"))),
+    () =>
+      slack
+        .messages(channel, threadTs ? { threadTs } : {})
+        .find((m) => actionIds(m).some((id) => id.startsWith("lobu:"))),
     { ...WAIT, description: "a card with buttons" },
   );
 }
@@ -95,7 +99,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.SHOW_GW_OUTPUT) console.log(gw?.output());
   await gw?.stop();
   await slack?.close();
   await llm?.close();
@@ -110,7 +113,11 @@ describe("Slack: conversations", () => {
     const channel = slack.addChannel({ name: "general" });
     const story = "Once upon a time, a gateway gave every person their own agent.";
     llm.when((r) => r.lastUserText === "tell me a story", slowText(story));
-    const sent = await slack.mention({ user: "UALICE", channel: channel.id, text: "tell me a story" });
+    const sent = await slack.mention({
+      user: "UALICE",
+      channel: channel.id,
+      text: "tell me a story",
+    });
     expect(sent.status).toBe(200);
     // app_mention and message.channels both arrive for the one message.
     expect(sent.events.map((e) => e.type).sort()).toEqual(["app_mention", "message"]);
@@ -130,21 +137,37 @@ describe("Slack: conversations", () => {
 
   it("takes follow-ups in the thread without a new mention, from the person who started it only", async () => {
     const channel = slack.addChannel({ name: "followups" });
-    const first = await slack.mention({ user: "UFOLLOW", channel: channel.id, text: "start a thread" });
+    const first = await slack.mention({
+      user: "UFOLLOW",
+      channel: channel.id,
+      text: "start a thread",
+    });
     await waitForReply(channel.id, "echo: start a thread", first.ts);
 
     // Someone else in the thread, without a mention: not for the agent.
-    const other = await slack.userMessage({ user: "UBYSTANDER", channel: channel.id, text: "just chatting", threadTs: first.ts });
+    const other = await slack.userMessage({
+      user: "UBYSTANDER",
+      channel: channel.id,
+      text: "just chatting",
+      threadTs: first.ts,
+    });
     expect(other.status).toBe(200);
     expect(await conversationsOf(gw, "UBYSTANDER")).toHaveLength(0);
     // A top-level channel message without a mention: not for the agent either.
     await slack.userMessage({ user: "UFOLLOW", channel: channel.id, text: "unrelated" });
 
-    const follow = await slack.userMessage({ user: "UFOLLOW", channel: channel.id, text: "and a follow-up", threadTs: first.ts });
+    const follow = await slack.userMessage({
+      user: "UFOLLOW",
+      channel: channel.id,
+      text: "and a follow-up",
+      threadTs: first.ts,
+    });
     expect(follow.events.map((e) => e.type)).toEqual(["message"]);
     await waitForReply(channel.id, "echo: and a follow-up", first.ts);
     const [conv] = await conversationsOf(gw, "UFOLLOW");
-    const users = (await historyOf(gw, conv!.id)).filter((h) => h.role === "user").map((h) => h.text);
+    const users = (await historyOf(gw, conv!.id))
+      .filter((h) => h.role === "user")
+      .map((h) => h.text);
     expect(users).toEqual(["start a thread", "and a follow-up"]);
   });
 
@@ -157,7 +180,9 @@ describe("Slack: conversations", () => {
     expect(sent.status).toBe(200);
     const reply = await waitForReply(im.id, answer);
     expect(reply.threadTs).toBeUndefined();
-    expect(slack.calls.filter((c) => c.method === "chat.update" && c.args.ts === reply.ts).length).toBeGreaterThanOrEqual(2);
+    expect(
+      slack.calls.filter((c) => c.method === "chat.update" && c.args.ts === reply.ts).length,
+    ).toBeGreaterThanOrEqual(2);
     expect(slack.calls.some((c) => c.method === "chat.update" && c.httpStatus === 429)).toBe(true);
   });
 
@@ -166,7 +191,10 @@ describe("Slack: conversations", () => {
     const long = `**Report**\n\n${Array.from({ length: 60 }, (_, i) => `Line ${i} of the report, with \`code\`.`).join("\n\n")}`;
     llm.when((r) => r.lastUserText === "write a long report", { text: long });
     await slack.dm({ user: "ULONG", text: "write a long report" });
-    const file = await slack.waitFor(() => slack.uploads.find((f) => f.name === "reply.md"), { ...WAIT, description: "the uploaded reply" });
+    const file = await slack.waitFor(() => slack.uploads.find((f) => f.name === "reply.md"), {
+      ...WAIT,
+      description: "the uploaded reply",
+    });
     expect(file.data.toString()).toBe(long);
     const reply = slack.messages(im.id).find((m) => sectionText(m).startsWith("*Report*"));
     expect(sectionText(reply)).toContain("Line 0 of the report, with `code`.");
@@ -198,7 +226,12 @@ describe("Slack: conversations", () => {
     await slack.waitFor(
       () =>
         slack.deliveries.find(
-          (d) => d.kind === "event" && d.body.includes('"message_changed"') && d.body.includes(reply.ts) && d.body.includes("echo: echo test") && d.response.status === 200,
+          (d) =>
+            d.kind === "event" &&
+            d.body.includes('"message_changed"') &&
+            d.body.includes(reply.ts) &&
+            d.body.includes("echo: echo test") &&
+            d.response.status === 200,
         ),
       { ...WAIT, description: "the echoed edit" },
     );
@@ -213,13 +246,21 @@ describe("Slack: settings", () => {
   it("sends the settings button in a DM, and only to the asker (ephemeral) in a channel", async () => {
     const im = slack.imChannel("USETTINGS");
     await slack.dm({ user: "USETTINGS", text: "settings" });
-    const dm = await slack.waitFor(() => slack.messages(im.id).find((m) => actionIds(m).includes("lobu-settings")), WAIT);
-    const button = (dm.blocks ?? []).flatMap((b) => (b as { elements?: { url?: string }[] }).elements ?? []).find((e) => e.url);
+    const dm = await slack.waitFor(
+      () => slack.messages(im.id).find((m) => actionIds(m).includes("lobu-settings")),
+      WAIT,
+    );
+    const button = (dm.blocks ?? [])
+      .flatMap((b) => (b as { elements?: { url?: string }[] }).elements ?? [])
+      .find((e) => e.url);
     expect(button?.url).toMatch(/\/settings/);
 
     const channel = slack.addChannel({ name: "settings-channel" });
     await slack.mention({ user: "USETTINGS", channel: channel.id, text: "settings" });
-    const ephemeral = await slack.waitFor(() => slack.ephemerals.find((e) => e.user === "USETTINGS" && e.channel === channel.id), WAIT);
+    const ephemeral = await slack.waitFor(
+      () => slack.ephemerals.find((e) => e.user === "USETTINGS" && e.channel === channel.id),
+      WAIT,
+    );
     expect(JSON.stringify(ephemeral.blocks)).toContain("lobu-settings");
     expect(slack.messages(channel.id)).toHaveLength(0);
     expect(await conversationsOf(gw, "USETTINGS")).toHaveLength(0);
@@ -231,21 +272,42 @@ describe("Slack: buttons", () => {
     const channel = slack.addChannel({ name: "questions" });
     llm.when(
       (r) => r.lastUserText === "pick a color for me",
-      { toolCalls: [{ name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } }] },
+      {
+        toolCalls: [
+          { name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } },
+        ],
+      },
       (r) => ({ text: `Going with it. ${r.toolResults[0]?.content ?? ""}` }),
     );
-    const sent = await slack.mention({ user: "UASK", channel: channel.id, text: "pick a color for me" });
+    const sent = await slack.mention({
+      user: "UASK",
+      channel: channel.id,
+      text: "pick a color for me",
+    });
     const card = await waitForCard(channel.id, sent.ts);
     expect(sectionText(card)).toContain("Which color?");
     const blue = actionIds(card).find((id) => id.endsWith(":o1"))!;
 
     // Only the person who asked may answer.
-    const intruder = await slack.clickButton({ user: "UINTRUDER", channel: channel.id, messageTs: card.ts, actionId: blue });
+    const intruder = await slack.clickButton({
+      user: "UINTRUDER",
+      channel: channel.id,
+      messageTs: card.ts,
+      actionId: blue,
+    });
     expect(intruder.status).toBe(200);
-    const ephemeral = await slack.waitFor(() => slack.ephemerals.find((e) => e.user === "UINTRUDER"), WAIT);
+    const ephemeral = await slack.waitFor(
+      () => slack.ephemerals.find((e) => e.user === "UINTRUDER"),
+      WAIT,
+    );
     expect(ephemeral.text).toMatch(/only the person who asked/);
 
-    const click = await slack.clickButton({ user: "UASK", channel: channel.id, messageTs: card.ts, actionId: blue });
+    const click = await slack.clickButton({
+      user: "UASK",
+      channel: channel.id,
+      messageTs: card.ts,
+      actionId: blue,
+    });
     expect(click.status).toBe(200);
     await waitForReply(channel.id, "Going with it. The user answered: Blue", sent.ts);
     const closed = slack.message(channel.id, card.ts)!;
@@ -253,7 +315,7 @@ describe("Slack: buttons", () => {
     expect(contextText(closed)).toMatch(/✅ \*Blue\* \(answered by /);
     // The reply continues below the card.
     const thread = slack.messages(channel.id, { threadTs: sent.ts });
-    expect(thread.at(-1)?.ts > card.ts).toBe(true);
+    expect((thread.at(-1)?.ts ?? "") > card.ts).toBe(true);
   });
 
   it("asks before running bash (policy ask): Approve runs it", async () => {
@@ -263,11 +325,24 @@ describe("Slack: buttons", () => {
       { toolCalls: [{ name: "bash", input: { command: "echo approved-run-output" } }] },
       (r) => ({ text: `Result: ${r.toolResults[0]?.content.trim()}` }),
     );
-    const sent = await slack.mention({ user: "UAPPROVE", channel: channel.id, text: "run the approved thing" });
+    const sent = await slack.mention({
+      user: "UAPPROVE",
+      channel: channel.id,
+      text: "run the approved thing",
+    });
     const card = await waitForCard(channel.id, sent.ts);
     expect(sectionText(card)).toContain("echo approved-run-output");
-    expect(actionIds(card).map((id) => id.split(":").at(-1))).toEqual(["approve", "deny", "always"]);
-    await slack.clickButton({ user: "UAPPROVE", channel: channel.id, messageTs: card.ts, actionId: actionIds(card)[0]! });
+    expect(actionIds(card).map((id) => id.split(":").at(-1))).toEqual([
+      "approve",
+      "deny",
+      "always",
+    ]);
+    await slack.clickButton({
+      user: "UAPPROVE",
+      channel: channel.id,
+      messageTs: card.ts,
+      actionId: actionIds(card)[0]!,
+    });
     await waitForReply(channel.id, "Result: approved-run-output", sent.ts);
     expect(contextText(slack.message(channel.id, card.ts))).toMatch(/✅ \*Approve\*/);
   });
@@ -277,11 +352,22 @@ describe("Slack: buttons", () => {
     llm.when(
       (r) => r.lastUserText === "run the denied thing",
       { toolCalls: [{ name: "bash", input: { command: "echo denied-run-output > /tmp/never" } }] },
-      (r) => ({ text: r.toolResults[0]?.isError ? "Understood, I did not run it." : "It ran anyway!" }),
+      (r) => ({
+        text: r.toolResults[0]?.isError ? "Understood, I did not run it." : "It ran anyway!",
+      }),
     );
-    const sent = await slack.mention({ user: "UDENY", channel: channel.id, text: "run the denied thing" });
+    const sent = await slack.mention({
+      user: "UDENY",
+      channel: channel.id,
+      text: "run the denied thing",
+    });
     const card = await waitForCard(channel.id, sent.ts);
-    await slack.clickButton({ user: "UDENY", channel: channel.id, messageTs: card.ts, actionId: actionIds(card)[1]! });
+    await slack.clickButton({
+      user: "UDENY",
+      channel: channel.id,
+      messageTs: card.ts,
+      actionId: actionIds(card)[1]!,
+    });
     await waitForReply(channel.id, "Understood, I did not run it.", sent.ts);
     const toolRound = llm.requests.filter((r) => r.lastUserText === "run the denied thing").at(-1)!;
     expect(toolRound.toolResults[0]?.content).toMatch(/denied/);
@@ -307,7 +393,11 @@ describe("Slack: refused requests", () => {
     llm.when((r) => r.lastUserText === "forged click test", {
       toolCalls: [{ name: "ask_user", input: { question: "Sure?", options: ["Yes"] } }],
     });
-    const sent = await slack.mention({ user: "UFORGE", channel: channel.id, text: "forged click test" });
+    const sent = await slack.mention({
+      user: "UFORGE",
+      channel: channel.id,
+      text: "forged click test",
+    });
     const card = await waitForCard(channel.id, sent.ts);
     const click = await slack.clickButton(
       { user: "UFORGE", channel: channel.id, messageTs: card.ts, actionId: actionIds(card)[0]! },
@@ -344,13 +434,23 @@ describe("Slack: OAuth install into another workspace", () => {
     expect(installation).toBeDefined();
     slack.addUser({ id: "U2ALICE", teamId: "T2OTHER" });
     const channel = slack.addChannel({ name: "other-general", teamId: "T2OTHER" });
-    const sent = await slack.mention({ user: "U2ALICE", channel: channel.id, text: "hello other workspace" });
+    const sent = await slack.mention({
+      user: "U2ALICE",
+      channel: channel.id,
+      text: "hello other workspace",
+    });
     expect(sent.status).toBe(200);
     const reply = await waitForReply(channel.id, "echo: hello other workspace", sent.ts);
-    const post = slack.calls.find((c) => c.method === "chat.postMessage" && c.response.ts === reply.ts)!;
+    const post = slack.calls.find(
+      (c) => c.method === "chat.postMessage" && c.response.ts === reply.ts,
+    )!;
     expect(post.token).toBe(installation.token);
     const [conv] = await conversationsOf(gw, "U2ALICE");
-    expect(conv?.key).toMatchObject({ platform: "slack", userId: "U2ALICE", channelId: channel.id });
+    expect(conv?.key).toMatchObject({
+      platform: "slack",
+      userId: "U2ALICE",
+      channelId: channel.id,
+    });
   });
 });
 
@@ -366,7 +466,16 @@ describe("Slack: Socket Mode", () => {
       subscriptions: ["app_mention", "message.im"],
     });
     socketGw = await startGatewayProcess({
-      toml: '[platforms.slack]\nmode = "socket"\nstream_interval = "200ms"\n',
+      toml: [
+        "[agents.default]",
+        "[agents.helper]",
+        'name = "Helper"',
+        "",
+        "[platforms.slack]",
+        'mode = "socket"',
+        'agent = "helper"',
+        'stream_interval = "200ms"',
+      ].join("\n"),
       env: {
         ANTHROPIC_API_KEY: PROVIDER_KEY,
         ANTHROPIC_BASE_URL: llm.url,
@@ -384,15 +493,29 @@ describe("Slack: Socket Mode", () => {
     await socketSlack?.close();
   });
 
-  it("receives events over the socket, acknowledges them and replies", async () => {
-    await socketSlack.waitFor(() => socketSlack.socketConnections > 0, { ...WAIT, description: "a Socket Mode connection" });
+  it("receives events over the socket, acknowledges them and replies (as the configured agent)", async () => {
+    await socketSlack.waitFor(() => socketSlack.socketConnections > 0, {
+      ...WAIT,
+      description: "a Socket Mode connection",
+    });
     const im = socketSlack.imChannel("USOCKET");
-    const sent = await socketSlack.dm({ user: "USOCKET", text: "over the socket" }, { via: "socket" });
+    const sent = await socketSlack.dm(
+      { user: "USOCKET", text: "over the socket" },
+      { via: "socket" },
+    );
     expect(sent.deliveries[0]?.envelopeId).toBeDefined();
     expect(sent.status).toBe(200);
-    await socketSlack.waitFor(() => socketSlack.messages(im.id).find((m) => sectionText(m) === "echo: over the socket"), WAIT);
+    await socketSlack.waitFor(
+      () => socketSlack.messages(im.id).find((m) => sectionText(m) === "echo: over the socket"),
+      WAIT,
+    );
+    // `agent = "helper"` routes this app's messages to that agent.
+    const res = await socketGw.api("/api/v1/agents/helper/conversations?user=USOCKET");
+    expect(((await res.json()) as { conversations: unknown[] }).conversations).toHaveLength(1);
     // No HTTP endpoint in Socket Mode.
-    expect((await fetch(`${socketGw.url}/slack/events`, { method: "POST", body: "{}" })).status).toBe(404);
+    expect(
+      (await fetch(`${socketGw.url}/slack/events`, { method: "POST", body: "{}" })).status,
+    ).toBe(404);
     await socketGw.stop();
     expect(socketGw.child.exitCode).toBe(0);
     await socketSlack.waitFor(() => socketSlack.socketConnections === 0, WAIT);
@@ -402,13 +525,23 @@ describe("Slack: Socket Mode", () => {
 describe("Slack: configuration", () => {
   it("refuses to start on a bad [platforms.slack], naming the key", async () => {
     await expect(
-      startGatewayProcess({ toml: '[platforms.slack]\nmode = "carrier-pigeon"\n', env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: "x", SLACK_API_URL: slack.apiUrl } }),
+      startGatewayProcess({
+        toml: '[platforms.slack]\nmode = "carrier-pigeon"\n',
+        env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: "x", SLACK_API_URL: slack.apiUrl },
+      }),
     ).rejects.toThrow(/platforms\.slack\.mode/);
   });
 
   it("refuses to start in HTTP mode without a signing secret, saying what to set", async () => {
     await expect(
-      startGatewayProcess({ toml: "[platforms.slack]\n", env: { SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: undefined, SLACK_API_URL: slack.apiUrl } }),
+      startGatewayProcess({
+        toml: "[platforms.slack]\n",
+        env: {
+          SLACK_BOT_TOKEN: BOT_TOKEN,
+          SLACK_SIGNING_SECRET: undefined,
+          SLACK_API_URL: slack.apiUrl,
+        },
+      }),
     ).rejects.toThrow(/SLACK_SIGNING_SECRET/);
   });
 });

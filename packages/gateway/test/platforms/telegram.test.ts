@@ -24,20 +24,28 @@ let llm: MockLlm;
 let tg: TelegramEmulator;
 let gw: GatewayProcess;
 
-const person = (id: number, first_name: string): TgUserInput => ({ id, first_name, username: first_name.toLowerCase() });
+const person = (id: number, first_name: string): TgUserInput => ({
+  id,
+  first_name,
+  username: first_name.toLowerCase(),
+});
 const privateChat = (u: TgUserInput) => ({ id: u.id, type: "private" as const });
 
 /** The bot message in a chat (optionally a forum topic) whose text reads `text`. */
 function waitForReply(chatId: number, text: string, threadId?: number): Promise<TelegramMessage> {
   return tg.waitFor(
-    () => tg.messages(chatId, threadId !== undefined ? { threadId } : {}).find((m) => m.text === text),
+    () =>
+      tg.messages(chatId, threadId !== undefined ? { threadId } : {}).find((m) => m.text === text),
     { ...WAIT, description: `the reply "${text}"` },
   );
 }
 
 function waitForCard(chatId: number): Promise<TelegramMessage> {
   return tg.waitFor(
-    () => tg.messages(chatId).find((m) => m.replyMarkup?.inline_keyboard.flat().some((b) => b.callback_data)),
+    () =>
+      tg
+        .messages(chatId)
+        .find((m) => m.replyMarkup?.inline_keyboard.flat().some((b) => b.callback_data)),
     { ...WAIT, description: "a card with buttons" },
   );
 }
@@ -58,7 +66,11 @@ function postWebhook(body: unknown, secret = WEBHOOK_SECRET): Promise<Response> 
 
 beforeAll(async () => {
   llm = await startMockLlm({ apiKey: PROVIDER_KEY });
-  tg = await startTelegramEmulator({ botToken: BOT_TOKEN, botUsername: "lobu_test_bot", rateLimits: false });
+  tg = await startTelegramEmulator({
+    botToken: BOT_TOKEN,
+    botUsername: "lobu_test_bot",
+    rateLimits: false,
+  });
   gw = await startGatewayProcess({
     toml: [
       "[sandbox]",
@@ -86,7 +98,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.SHOW_GW_OUTPUT) console.log(gw?.output());
   await gw?.stop();
   await tg?.close();
   await llm?.close();
@@ -94,7 +105,10 @@ afterAll(async () => {
 
 describe("Telegram: conversations", () => {
   it("registers its webhook with the secret token", () => {
-    expect(tg.webhook).toMatchObject({ url: `${gw.url}/telegram/webhook`, secretToken: WEBHOOK_SECRET });
+    expect(tg.webhook).toMatchObject({
+      url: `${gw.url}/telegram/webhook`,
+      secretToken: WEBHOOK_SECRET,
+    });
     expect(tg.webhook?.allowedUpdates).toEqual(["message", "callback_query"]);
   });
 
@@ -105,7 +119,9 @@ describe("Telegram: conversations", () => {
     const sent = tg.userSends({ chat: privateChat(ada), from: ada, text: "hello bot" });
     expect(sent.delivered).toBe(true);
     const reply = await waitForReply(ada.id, answer);
-    const edits = tg.calls.filter((c) => c.method === "editMessageText" && c.params.message_id === reply.messageId);
+    const edits = tg.calls.filter(
+      (c) => c.method === "editMessageText" && c.params.message_id === reply.messageId,
+    );
     expect(edits.length).toBeGreaterThanOrEqual(3);
     expect(reply.edits.length).toBeGreaterThanOrEqual(2);
     expect(tg.chatActions.some((a) => a.chatId === ada.id && a.action === "typing")).toBe(true);
@@ -114,11 +130,15 @@ describe("Telegram: conversations", () => {
 
   it("sends Markdown as Telegram formatting", async () => {
     const bob = person(1002, "Bob");
-    llm.when((r) => r.lastUserText === "format it", { text: "**Bold** and `code` with a [link](https://example.com)\n\n```js\nx < y\n```" });
+    llm.when((r) => r.lastUserText === "format it", {
+      text: "**Bold** and `code` with a [link](https://example.com)\n\n```js\nx < y\n```",
+    });
     tg.userSends({ chat: privateChat(bob), from: bob, text: "format it" });
     const reply = await waitForReply(bob.id, "Bold and code with a link\n\nx < y");
     expect(reply.parseMode).toBe("HTML");
-    expect(reply.entities?.map((e) => e.type)).toEqual(expect.arrayContaining(["bold", "code", "text_link", "pre"]));
+    expect(reply.entities?.map((e) => e.type)).toEqual(
+      expect.arrayContaining(["bold", "code", "text_link", "pre"]),
+    );
   });
 
   it("waits out flood control (429 retry_after) and still delivers the final text", async () => {
@@ -139,15 +159,25 @@ describe("Telegram: conversations", () => {
     tg.userSends({ chat: privateChat(sam), from: sam, text: "refused markup" });
     const reply = await waitForReply(sam.id, "Some bold words");
     expect(reply.via).toBe("sendMessage");
-    expect(tg.calls.filter((c) => c.method === "sendMessage" && c.params.chat_id === sam.id).map((c) => c.params.parse_mode)).toEqual(["HTML", undefined]);
+    expect(
+      tg.calls
+        .filter((c) => c.method === "sendMessage" && c.params.chat_id === sam.id)
+        .map((c) => c.params.parse_mode),
+    ).toEqual(["HTML", undefined]);
   });
 
   it("splits a long reply into messages of at most 4096 characters", async () => {
     const tia = person(1015, "Tia");
-    const long = Array.from({ length: 120 }, (_, i) => `Paragraph ${i}: ${"lorem ipsum ".repeat(6)}`).join("\n\n");
+    const long = Array.from(
+      { length: 120 },
+      (_, i) => `Paragraph ${i}: ${"lorem ipsum ".repeat(6)}`,
+    ).join("\n\n");
     llm.when((r) => r.lastUserText === "write a lot", { text: long });
     tg.userSends({ chat: privateChat(tia), from: tia, text: "write a lot" });
-    await tg.waitFor(() => tg.messages(tia.id).find((m) => m.text?.includes("Paragraph 119")), WAIT);
+    await tg.waitFor(
+      () => tg.messages(tia.id).find((m) => m.text?.includes("Paragraph 119")),
+      WAIT,
+    );
     const parts = tg.messages(tia.id);
     expect(parts.length).toBeGreaterThanOrEqual(3);
     for (const m of parts) expect(m.text!.length).toBeLessThanOrEqual(4096);
@@ -164,7 +194,9 @@ describe("Telegram: conversations", () => {
     const reply = await waitForReply(group.id, "echo: hello group");
     expect(reply.replyToMessageId).toBe(sent.message.message_id);
     // Privacy mode: Telegram does not even send the bot messages that do not address it.
-    expect(tg.userSends({ chat: group, from: cy, text: "talking among ourselves" }).delivered).toBe(false);
+    expect(tg.userSends({ chat: group, from: cy, text: "talking among ourselves" }).delivered).toBe(
+      false,
+    );
   });
 
   it("ignores group chatter that reaches it (privacy mode off) unless addressed", async () => {
@@ -174,12 +206,23 @@ describe("Telegram: conversations", () => {
       const group = { id: -100201, type: "supergroup" as const, title: "Open group" };
       const chatter = tg.userSends({ chat: group, from: dee, text: "nothing for the bot" });
       expect(chatter.delivered).toBe(true);
-      await tg.waitFor(() => tg.webhookDeliveries.find((d) => d.updateId === chatter.update.update_id && d.status === 200), WAIT);
+      await tg.waitFor(
+        () =>
+          tg.webhookDeliveries.find(
+            (d) => d.updateId === chatter.update.update_id && d.status === 200,
+          ),
+        WAIT,
+      );
       expect(await conversationsOf(gw, String(dee.id))).toHaveLength(0);
       // Replying to the bot addresses it.
       tg.userSends({ chat: group, from: dee, text: "@lobu_test_bot first" });
       const first = await waitForReply(group.id, "echo: first");
-      tg.userSends({ chat: group, from: dee, text: "second, as a reply", replyTo: first.messageId });
+      tg.userSends({
+        chat: group,
+        from: dee,
+        text: "second, as a reply",
+        replyTo: first.messageId,
+      });
       await waitForReply(group.id, "echo: second, as a reply");
     } finally {
       tg.bot().privacyMode = true;
@@ -192,7 +235,12 @@ describe("Telegram: conversations", () => {
     tg.userSends({ chat: forum, from: eve, text: "/help" });
     await tg.waitFor(() => tg.messages(forum.id).length > 0, WAIT);
     const topic = tg.createForumTopic({ chatId: forum.id, name: "Ideas", from: eve });
-    tg.userSends({ chat: forum, from: eve, text: "@lobu_test_bot idea in a topic", messageThreadId: topic });
+    tg.userSends({
+      chat: forum,
+      from: eve,
+      text: "@lobu_test_bot idea in a topic",
+      messageThreadId: topic,
+    });
     const reply = await waitForReply(forum.id, "echo: idea in a topic", topic);
     expect(reply.threadId).toBe(topic);
     expect(tg.chatActions.some((a) => a.chatId === forum.id && a.threadId === topic)).toBe(true);
@@ -231,13 +279,22 @@ describe("Telegram: buttons", () => {
     const hal = person(1010, "Hal");
     llm.when(
       (r) => r.lastUserText === "choose for me",
-      { toolCalls: [{ name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } }] },
+      {
+        toolCalls: [
+          { name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } },
+        ],
+      },
       (r) => ({ text: `Going with it. ${r.toolResults[0]?.content ?? ""}` }),
     );
     tg.userSends({ chat: privateChat(hal), from: hal, text: "choose for me" });
     const card = await waitForCard(hal.id);
     expect(card.text).toContain("Which color?");
-    const click = tg.clickCallback({ from: hal, chatId: hal.id, messageId: card.messageId, data: callbackOf(card, "Blue") });
+    const click = tg.clickCallback({
+      from: hal,
+      chatId: hal.id,
+      messageId: card.messageId,
+      data: callbackOf(card, "Blue"),
+    });
     expect(click.delivered).toBe(true);
     await waitForReply(hal.id, "Going with it. The user answered: Blue");
     expect(tg.callbackAnswers.some((a) => a.callbackQueryId === click.callbackQueryId)).toBe(true);
@@ -258,13 +315,33 @@ describe("Telegram: buttons", () => {
     tg.userSends({ chat: group, from: ian, text: "@lobu_test_bot run the approved thing" });
     const card = await waitForCard(group.id);
     expect(card.text).toContain("echo approved-run-output");
-    expect(card.replyMarkup?.inline_keyboard.flat().map((b) => b.text)).toEqual(["Approve", "Deny", "Always allow"]);
+    expect(card.replyMarkup?.inline_keyboard.flat().map((b) => b.text)).toEqual([
+      "Approve",
+      "Deny",
+      "Always allow",
+    ]);
 
-    const intruder = tg.clickCallback({ from: joe, chatId: group.id, messageId: card.messageId, data: callbackOf(card, "Approve") });
-    const alert = await tg.waitFor(() => tg.callbackAnswers.find((a) => a.callbackQueryId === intruder.callbackQueryId), WAIT);
-    expect(alert).toMatchObject({ showAlert: true, text: expect.stringMatching(/only the person who asked/) });
+    const intruder = tg.clickCallback({
+      from: joe,
+      chatId: group.id,
+      messageId: card.messageId,
+      data: callbackOf(card, "Approve"),
+    });
+    const alert = await tg.waitFor(
+      () => tg.callbackAnswers.find((a) => a.callbackQueryId === intruder.callbackQueryId),
+      WAIT,
+    );
+    expect(alert).toMatchObject({
+      showAlert: true,
+      text: expect.stringMatching(/only the person who asked/),
+    });
 
-    tg.clickCallback({ from: ian, chatId: group.id, messageId: card.messageId, data: callbackOf(card, "Approve") });
+    tg.clickCallback({
+      from: ian,
+      chatId: group.id,
+      messageId: card.messageId,
+      data: callbackOf(card, "Approve"),
+    });
     await waitForReply(group.id, "Result: approved-run-output");
     expect(tg.message(group.id, card.messageId)?.text).toMatch(/✅ Approve/);
   });
@@ -274,11 +351,18 @@ describe("Telegram: buttons", () => {
     llm.when(
       (r) => r.lastUserText === "run the denied thing",
       { toolCalls: [{ name: "bash", input: { command: "echo denied-run-output" } }] },
-      (r) => ({ text: r.toolResults[0]?.isError ? "Understood, I did not run it." : "It ran anyway!" }),
+      (r) => ({
+        text: r.toolResults[0]?.isError ? "Understood, I did not run it." : "It ran anyway!",
+      }),
     );
     tg.userSends({ chat: privateChat(kim), from: kim, text: "run the denied thing" });
     const card = await waitForCard(kim.id);
-    tg.clickCallback({ from: kim, chatId: kim.id, messageId: card.messageId, data: callbackOf(card, "Deny") });
+    tg.clickCallback({
+      from: kim,
+      chatId: kim.id,
+      messageId: card.messageId,
+      data: callbackOf(card, "Deny"),
+    });
     await waitForReply(kim.id, "Understood, I did not run it.");
     expect(tg.message(kim.id, card.messageId)?.text).toMatch(/⛔ Deny/);
   });
@@ -286,14 +370,22 @@ describe("Telegram: buttons", () => {
   it("/settings opens the settings as a Mini App in private chats and via a link in groups", async () => {
     const lea = person(1014, "Lea");
     tg.userSends({ chat: privateChat(lea), from: lea, text: "/settings" });
-    const privateReply = await tg.waitFor(() => tg.messages(lea.id).find((m) => m.replyMarkup), WAIT);
+    const privateReply = await tg.waitFor(
+      () => tg.messages(lea.id).find((m) => m.replyMarkup),
+      WAIT,
+    );
     const webApp = privateReply.replyMarkup?.inline_keyboard[0]?.[0];
     expect(webApp?.web_app?.url).toMatch(/\/settings/);
 
     const group = { id: -100500, type: "supergroup" as const, title: "Settings group" };
     tg.userSends({ chat: group, from: lea, text: "/settings@lobu_test_bot" });
-    const groupReply = await tg.waitFor(() => tg.messages(group.id).find((m) => m.replyMarkup), WAIT);
-    expect(groupReply.replyMarkup?.inline_keyboard[0]?.[0]?.url).toBe("https://t.me/lobu_test_bot?start=settings");
+    const groupReply = await tg.waitFor(
+      () => tg.messages(group.id).find((m) => m.replyMarkup),
+      WAIT,
+    );
+    expect(groupReply.replyMarkup?.inline_keyboard[0]?.[0]?.url).toBe(
+      "https://t.me/lobu_test_bot?start=settings",
+    );
     expect(await conversationsOf(gw, String(lea.id))).toHaveLength(0);
   });
 });
@@ -302,7 +394,16 @@ describe("Telegram: refused requests", () => {
   it("refuses a webhook call with a wrong secret token (401, nothing queued)", async () => {
     const mal = person(1020, "Mal");
     const before = await queueDepth(gw);
-    const update = { update_id: 900_000_100, message: { message_id: 5, from: { ...mal, is_bot: false }, chat: privateChat(mal), date: 1, text: "let me in" } };
+    const update = {
+      update_id: 900_000_100,
+      message: {
+        message_id: 5,
+        from: { ...mal, is_bot: false },
+        chat: privateChat(mal),
+        date: 1,
+        text: "let me in",
+      },
+    };
     expect((await postWebhook(update, "wrong-secret")).status).toBe(401);
     expect((await postWebhook(update, "")).status).toBe(401);
     expect(await conversationsOf(gw, String(mal.id))).toHaveLength(0);
@@ -312,13 +413,24 @@ describe("Telegram: refused requests", () => {
   it("verifies Mini App initData and refuses forged or stale data", async () => {
     const user = { id: 1030, first_name: "Nia", username: "nia" };
     const verify = (initData: string) =>
-      fetch(`${gw.url}/telegram/webapp/verify`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ initData }) });
+      fetch(`${gw.url}/telegram/webapp/verify`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ initData }),
+      });
     const before = await queueDepth(gw);
 
     const good = await verify(tg.webAppInitData({ user }));
     expect(good.status).toBe(200);
-    expect(await good.json()).toMatchObject({ ok: true, user: { id: 1030 }, userKey: "telegram::1030" });
-    const viaHeader = await fetch(`${gw.url}/telegram/webapp/verify`, { method: "POST", headers: { authorization: `tma ${tg.webAppInitData({ user })}` } });
+    expect(await good.json()).toMatchObject({
+      ok: true,
+      user: { id: 1030 },
+      userKey: "telegram::1030",
+    });
+    const viaHeader = await fetch(`${gw.url}/telegram/webapp/verify`, {
+      method: "POST",
+      headers: { authorization: `tma ${tg.webAppInitData({ user })}` },
+    });
     expect(viaHeader.status).toBe(200);
 
     for (const forged of [
@@ -330,7 +442,9 @@ describe("Telegram: refused requests", () => {
     ]) {
       const res = await verify(forged);
       expect(res.status).toBe(401);
-      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_init_data");
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+        "invalid_init_data",
+      );
     }
     expect(await queueDepth(gw)).toBe(before);
   });
@@ -341,7 +455,11 @@ describe("Telegram: long polling", () => {
   let pollGw: GatewayProcess;
 
   beforeAll(async () => {
-    pollTg = await startTelegramEmulator({ botToken: "7000000002:AApolling-token", botUsername: "lobu_poll_bot", rateLimits: false });
+    pollTg = await startTelegramEmulator({
+      botToken: "7000000002:AApolling-token",
+      botUsername: "lobu_poll_bot",
+      rateLimits: false,
+    });
     pollGw = await startGatewayProcess({
       toml: '[platforms.telegram]\nstream_interval = "200ms"\n',
       env: {
@@ -365,9 +483,14 @@ describe("Telegram: long polling", () => {
     expect(pollTg.webhook).toBeUndefined();
     const oli = person(1040, "Oli");
     pollTg.userSends({ chat: privateChat(oli), from: oli, text: "polling works?" });
-    await pollTg.waitFor(() => pollTg.messages(oli.id).find((m) => m.text === "echo: polling works?"), WAIT);
+    await pollTg.waitFor(
+      () => pollTg.messages(oli.id).find((m) => m.text === "echo: polling works?"),
+      WAIT,
+    );
     // The webhook endpoint does not exist in polling mode.
-    expect((await fetch(`${pollGw.url}/telegram/webhook`, { method: "POST", body: "{}" })).status).toBe(404);
+    expect(
+      (await fetch(`${pollGw.url}/telegram/webhook`, { method: "POST", body: "{}" })).status,
+    ).toBe(404);
     await pollGw.stop();
     expect(pollGw.child.exitCode).toBe(0);
   });

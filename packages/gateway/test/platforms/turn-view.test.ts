@@ -1,10 +1,10 @@
 import type { AgentEvent } from "@lobu/core";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { AsyncQueue } from "../../src/runtime/async-queue.ts";
+import type { RequestEvent } from "../../src/platforms/shared/requests.ts";
 import type { Part, ReplySurface } from "../../src/platforms/shared/turn-view.ts";
 import { TurnView, TurnViews } from "../../src/platforms/shared/turn-view.ts";
-import type { RequestEvent } from "../../src/platforms/shared/requests.ts";
+import { AsyncQueue } from "../../src/runtime/async-queue.ts";
 
 /**
  * The platform-independent turn rendering, against a chat that only records
@@ -67,15 +67,33 @@ class ScreenSurface implements ReplySurface<number, number> {
 
 const log = pino({ level: "silent" });
 
-async function play(views: TurnViews<number, number>, surface: ScreenSurface, events: AgentEvent[], messageId = "msg_1"): Promise<void> {
+async function play(
+  views: TurnViews<number, number>,
+  surface: ScreenSurface,
+  events: AgentEvent[],
+  messageId = "msg_1",
+): Promise<void> {
   const queue = new AsyncQueue<AgentEvent>();
   for (const e of events) queue.push(e);
   queue.end();
-  await views.deliver(messageId, queue, () => new TurnView(surface, { platform: "test", intervalMs: 10_000, log }));
+  await views.deliver(
+    messageId,
+    queue,
+    () => new TurnView(surface, { platform: "test", intervalMs: 10_000, log }),
+  );
 }
 
-const started = (attempt = 1): AgentEvent => ({ type: "turn_started", turnId: `msg_1.${attempt}`, messageId: "msg_1" });
-const question: AgentEvent = { type: "question", requestId: "rq_1", prompt: "Which?", options: [{ id: "o0", label: "A" }] };
+const started = (attempt = 1): AgentEvent => ({
+  type: "turn_started",
+  turnId: `msg_1.${attempt}`,
+  messageId: "msg_1",
+});
+const question: AgentEvent = {
+  type: "question",
+  requestId: "rq_1",
+  prompt: "Which?",
+  options: [{ id: "o0", label: "A" }],
+};
 
 describe("TurnView", () => {
   it("ends with done's text in the live message (after the last tool line)", async () => {
@@ -101,14 +119,25 @@ describe("TurnView", () => {
       { type: "text_delta", text: "After." },
       { type: "done", text: "After." },
     ]);
-    expect(surface.visible()).toEqual(["Before.", "card:rq_1 → ✅ **A** (answered by ada)", "After."]);
+    expect(surface.visible()).toEqual([
+      "Before.",
+      "card:rq_1 → ✅ **A** (answered by ada)",
+      "After.",
+    ]);
   });
 
   it("replaces a placeholder that only preceded a card, and closes cards left open when the turn ends", async () => {
     const surface = new ScreenSurface();
     surface.placeholder = true;
-    await play(new TurnViews(), surface, [started(), question, { type: "error", code: "x", message: "it broke" }]);
-    expect(surface.visible()).toEqual(["card:rq_1 → ⌛ _No longer waiting for an answer._", "⚠️ it broke"]);
+    await play(new TurnViews(), surface, [
+      started(),
+      question,
+      { type: "error", code: "x", message: "it broke" },
+    ]);
+    expect(surface.visible()).toEqual([
+      "card:rq_1 → ⌛ _No longer waiting for an answer._",
+      "⚠️ it broke",
+    ]);
   });
 
   it("redraws the same message when the turn is retried, expiring the first attempt's cards", async () => {
@@ -132,5 +161,21 @@ describe("TurnView", () => {
     const surface = new ScreenSurface();
     await play(new TurnViews(), surface, [started(), { type: "done", text: "From the journal." }]);
     expect(surface.visible()).toEqual(["From the journal."]);
+  });
+});
+
+describe("TurnView: expired requests", () => {
+  it("shows a request the gateway expired as no longer waiting", async () => {
+    const surface = new ScreenSurface();
+    await play(new TurnViews(), surface, [
+      started(),
+      question,
+      { type: "request_resolved", requestId: "rq_1", outcome: "expired" },
+      { type: "done", text: "Went on without an answer." },
+    ]);
+    expect(surface.visible()).toEqual([
+      "card:rq_1 → ⌛ _No longer waiting for an answer._",
+      "Went on without an answer.",
+    ]);
   });
 });

@@ -9,9 +9,20 @@ const user = { id: 42, first_name: "Ada", username: "ada" };
 describe("Telegram Mini App initData", () => {
   it("accepts data signed with the bot's token", () => {
     const now = 1_800_000_000;
-    const data = signWebAppInitData(TOKEN, { user, authDate: now - 10, startParam: "settings", chatType: "private" });
+    const data = signWebAppInitData(TOKEN, {
+      user,
+      authDate: now - 10,
+      startParam: "settings",
+      chatType: "private",
+    });
     const result = verifyInitData(data, TOKEN, { maxAgeSec: 3600, now });
-    expect(result).toMatchObject({ ok: true, user: { id: 42, username: "ada" }, authDate: now - 10, startParam: "settings", chatType: "private" });
+    expect(result).toMatchObject({
+      ok: true,
+      user: { id: 42, username: "ada" },
+      authDate: now - 10,
+      startParam: "settings",
+      chatType: "private",
+    });
   });
 
   it.each([
@@ -28,7 +39,10 @@ describe("Telegram Mini App initData", () => {
   it("refuses data older than the maximum age, and from the future", () => {
     const now = 1_800_000_000;
     const old = signWebAppInitData(TOKEN, { user, authDate: now - 3601 });
-    expect(verifyInitData(old, TOKEN, { maxAgeSec: 3600, now })).toMatchObject({ ok: false, reason: expect.stringMatching(/too old/) });
+    expect(verifyInitData(old, TOKEN, { maxAgeSec: 3600, now })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/too old/),
+    });
     const future = signWebAppInitData(TOKEN, { user, authDate: now + 3600 });
     expect(verifyInitData(future, TOKEN, { maxAgeSec: 3600, now }).ok).toBe(false);
   });
@@ -45,17 +59,27 @@ describe("Slack request signatures", () => {
   const secret = "8f742231b10e8888abcd99yyyzzz85a5";
   const body = '{"type":"event_callback"}';
   const now = 1_800_000_000;
-  const headers = (ts: number, sig = slackSignature(secret, ts, body)) => ({ timestamp: String(ts), signature: sig });
+  const headers = (ts: number, sig = slackSignature(secret, ts, body)) => ({
+    timestamp: String(ts),
+    signature: sig,
+  });
 
   it("accepts a fresh, correctly signed body", () => {
     expect(verifySlackSignature(secret, headers(now - 5), body, now)).toEqual({ ok: true });
   });
 
   it("refuses a wrong secret, a changed body, a stale or missing timestamp", () => {
-    expect(verifySlackSignature(secret, headers(now, slackSignature("wrong", now, body)), body, now).ok).toBe(false);
+    expect(
+      verifySlackSignature(secret, headers(now, slackSignature("wrong", now, body)), body, now).ok,
+    ).toBe(false);
     expect(verifySlackSignature(secret, headers(now), `${body} `, now).ok).toBe(false);
-    expect(verifySlackSignature(secret, headers(now - 301), body, now)).toMatchObject({ ok: false, reason: "stale timestamp" });
-    expect(verifySlackSignature(secret, { timestamp: undefined, signature: "v0=abc" }, body, now).ok).toBe(false);
+    expect(verifySlackSignature(secret, headers(now - 301), body, now)).toMatchObject({
+      ok: false,
+      reason: "stale timestamp",
+    });
+    expect(
+      verifySlackSignature(secret, { timestamp: undefined, signature: "v0=abc" }, body, now).ok,
+    ).toBe(false);
     expect(verifySlackSignature(secret, headers(now, "v0=short"), body, now).ok).toBe(false);
   });
 });

@@ -75,6 +75,8 @@ export function resolvedMarkdown(
   outcome: string,
   by: string | undefined,
 ): string {
+  // The gateway expires requests nobody answered in time (or whose turn ended).
+  if (outcome === "expired") return EXPIRED_MARKDOWN;
   return outcomeMarkdown(
     cardButtons(event).find((b) => b.choice === outcome)?.label ?? outcome,
     outcome,

@@ -123,7 +123,9 @@ export class TurnView<L, C> {
   async #render(final: boolean): Promise<void> {
     const before = this.#live;
     const parts = this.#parts;
-    const after = await (final ? withRetryLater(() => this.#surface.render(before, parts, true)) : this.#surface.render(before, parts, false));
+    const after = await (final
+      ? withRetryLater(() => this.#surface.render(before, parts, true))
+      : this.#surface.render(before, parts, false));
     // Handles may be replaced by newer ones (a reply that grew into a second message).
     if (before === undefined) this.#lives.push(after);
     else this.#lives = this.#lives.map((l) => (l === before ? after : l));
@@ -138,7 +140,11 @@ export class TurnView<L, C> {
       await this.#expireOpenCards();
       const [first, ...rest] = this.#lives;
       for (const handle of rest) {
-        await this.#surface.discard(handle).catch((err) => this.#opts.log.debug({ err }, "could not remove a message of the previous attempt"));
+        await this.#surface
+          .discard(handle)
+          .catch((err) =>
+            this.#opts.log.debug({ err }, "could not remove a message of the previous attempt"),
+          );
       }
       this.#lives = first === undefined ? [] : [first];
       this.#live = first;

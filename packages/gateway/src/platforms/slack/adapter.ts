@@ -20,6 +20,7 @@ import { type Workspace, Workspaces } from "./workspaces.ts";
 const THREAD_TTL_MS = 30 * 86_400_000;
 const NAME_TTL_MS = 3_600_000;
 const NAME_LOOKUP_MS = 1_500;
+const NAME_CACHE_MAX = 10_000;
 
 const threadKey = (team: string, channel: string, threadTs: string, user: string) =>
   `thread:${team}:${channel}:${threadTs}:${user}`;
@@ -176,7 +177,16 @@ export class SlackAdapter implements PlatformAdapter {
         const form = new URLSearchParams(raw);
         const payload = form.get("payload");
         if (payload !== null) {
-          await this.#interaction(JSON.parse(payload) as BlockActionsPayload);
+          let parsed: BlockActionsPayload;
+          try {
+            parsed = JSON.parse(payload) as BlockActionsPayload;
+          } catch {
+            return c.json(
+              { error: { code: "malformed_json", message: "payload is not JSON" } },
+              400,
+            );
+          }
+          await this.#interaction(parsed);
           return c.body(null, 200);
         }
         if (form.get("command") !== null)
@@ -234,7 +244,15 @@ export class SlackAdapter implements PlatformAdapter {
         }
       },
     );
-    await socket.start();
+    try {
+      await socket.start();
+    } catch (err) {
+      await socket.disconnect().catch(() => {});
+      const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
+      throw new Error(
+        `Slack Socket Mode could not connect (${code}); check SLACK_APP_TOKEN (xapp-…, scope connections:write) and that Socket Mode is enabled for the app`,
+      );
+    }
     this.#socket = socket;
     this.#log.info("Slack Socket Mode connected");
   }
@@ -328,6 +346,7 @@ export class SlackAdapter implements PlatformAdapter {
       setTimeout(() => resolve(undefined), NAME_LOOKUP_MS).unref(),
     );
     const name = await Promise.race([lookup, timeout]);
+    if (this.#names.size >= NAME_CACHE_MAX) this.#names.clear();
     this.#names.set(key, { name, at: Date.now() });
     return name;
   }

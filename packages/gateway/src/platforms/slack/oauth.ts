@@ -94,7 +94,8 @@ export function oauthRoutes(
         "The link is missing its code or state. Start again from /slack/install.",
       );
     // Only in the browser that started the install, and only once.
-    const issued = cookie && sameString(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
+    const issued =
+      cookie && sameString(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
     if (!issued) {
       return page(
         c,

@@ -17,6 +17,7 @@ import { parseCallbackData, settingsKeyboard } from "./keyboard.ts";
 import { TelegramSurface, type TgCard, type TgLive, tgCall } from "./surface.ts";
 
 const ALLOWED_UPDATES = ["message", "callback_query"] as const;
+const SUBMIT_ATTEMPTS = 4;
 /** How long to wait for the gateway's own URL before giving up on setWebhook. */
 const PUBLIC_URL_WAIT_MS = 60_000;
 
@@ -168,7 +169,9 @@ export class TelegramAdapter implements PlatformAdapter {
       return c.body(null, 200);
     });
     this.#background.run(async () => {
-      const url = this.#settings.webhookUrl ?? `${await this.#publicUrl()}/telegram/webhook`;
+      // Set it once the gateway listens, so Telegram's first delivery finds the route.
+      const publicUrl = await this.#publicUrl();
+      const url = this.#settings.webhookUrl ?? `${publicUrl}/telegram/webhook`;
       await this.#bot.api.setWebhook(url, {
         secret_token: secret,
         allowed_updates: [...ALLOWED_UPDATES],
@@ -187,7 +190,7 @@ export class TelegramAdapter implements PlatformAdapter {
     return secret;
   }
 
-  /** The gateway's URL is known only once it listens (after adapters start). */
+  /** The gateway's URL is known only once it listens (adapters start before that). */
   async #publicUrl(): Promise<string> {
     const deadline = Date.now() + PUBLIC_URL_WAIT_MS;
     while (!this.#ctx.publicUrl) {
@@ -270,7 +273,7 @@ export class TelegramAdapter implements PlatformAdapter {
     const files = filesOfMessage(msg);
     if (!m.text && files.length === 0) return;
     try {
-      await this.#ctx.submit({
+      await this.#submit({
         origin,
         text: m.text || files.map((f) => `[attached ${f.name}]`).join("\n"),
         ...(files.length ? { files } : {}),
@@ -286,6 +289,24 @@ export class TelegramAdapter implements PlatformAdapter {
         return;
       }
       throw err;
+    }
+  }
+
+  /**
+   * Store the message, riding out a short store outage: with long polling the
+   * update counts as received once this handler returns, so giving up loses it.
+   */
+  async #submit(message: Parameters<AdapterContext["submit"]>[0]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#ctx.submit(message);
+        return;
+      } catch (err) {
+        if ((isLobuError(err) && err.status < 500) || attempt >= SUBMIT_ATTEMPTS || this.#stopped)
+          throw err;
+        this.#log.warn({ err, attempt }, "could not store a Telegram message; trying again");
+        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      }
     }
   }
 
