@@ -1,6 +1,8 @@
 import { LobuError } from "@lobu/core";
 import type { Hono } from "hono";
 import { userKeyOf } from "../conversations/inbound.ts";
+import { answerRequest } from "../runtime/answers.ts";
+import { createSettingsLink } from "../settings/links.ts";
 import type { GatewayServices } from "../services.ts";
 import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
 import { SlackAdapter } from "./slack/adapter.ts";
@@ -55,21 +57,14 @@ export function adapterContext(
     },
     submit: (message) => services.inbound.submit(message),
     answer: async (requestId, answer, who) => {
-      const result = await services.requests.answer(requestId, answer, {
+      const result = await answerRequest(services, requestId, answer, {
         userKey: userKeyOf(who),
         label: `${who.platform}:${who.userName ?? who.userId}`,
-      });
-      if (!result.ok) return { ok: false, reason: result.reason };
-      services.audit.record({
-        action: `${result.request.event.type}.answered`,
         actor: userKeyOf(who),
-        agentId: result.request.agentId,
-        sandboxId: result.request.sandboxId,
-        details: { requestId, choice: answer.choice },
       });
-      return { ok: true };
+      return result.ok ? { ok: true } : { ok: false, reason: result.reason };
     },
-    settingsLink: async () => `${services.publicUrl}/settings`,
+    settingsLink: (origin, opts) => createSettingsLink(services, origin, opts),
     state: {
       get: (key) => services.store.kv.get(`platform:${platform}:${key}`),
       set: async (key, value, ttlMs) => {
