@@ -199,6 +199,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     env: driver.workerEnv,
     log,
     owner: instanceId,
+    audit: (entry) => audit.record(entry),
   });
   runner = new TurnRunner({
     sandboxes,
@@ -245,6 +246,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     agents,
     providers,
     secrets,
+    placeholders,
     skills,
     userSettings,
     contexts,

@@ -11,6 +11,7 @@ import type { Dispatcher } from "./runtime/dispatcher.ts";
 import type { RequestRegistry } from "./runtime/requests.ts";
 import type { SandboxManager } from "./runtime/sandbox-manager.ts";
 import type { TurnRunner } from "./runtime/turn-runner.ts";
+import type { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import type { SecretStore } from "./secrets/store.ts";
 import type { UserSettingsStore } from "./settings/user-settings.ts";
 import type { SkillCatalog } from "./skills/catalog.ts";
@@ -28,6 +29,8 @@ export interface GatewayServices {
   agents: AgentRegistry;
   providers: ProviderRegistry;
   secrets: SecretStore;
+  /** Placeholders issued to sandboxes (revoked when a sandbox is reset). */
+  placeholders: PlaceholderRegistry;
   skills: SkillCatalog;
   userSettings: UserSettingsStore;
   contexts: TurnContextBuilder;

@@ -38,7 +38,9 @@ export class TurnJournal {
     this.turns[messageId] = record;
     const ids = Object.keys(this.turns);
     if (ids.length > KEEP) {
-      const oldest = ids.sort((a, b) => this.turns[a]!.at - this.turns[b]!.at).slice(0, ids.length - KEEP);
+      const oldest = ids
+        .sort((a, b) => this.turns[a]!.at - this.turns[b]!.at)
+        .slice(0, ids.length - KEEP);
       for (const id of oldest) delete this.turns[id];
     }
     // Write-then-rename: a crash never leaves a torn journal.

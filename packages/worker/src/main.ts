@@ -4,12 +4,16 @@
  * virtual sandboxes (`pool`). It talks to the gateway over fd 3 and reaches the
  * outside world only through the gateway's egress socket.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PROTOCOL_VERSION, workerProxyEnv } from "@lobu/core";
 import { openControlChannel } from "./control.ts";
 import { startForwarder } from "./forwarder.ts";
 import { SessionHost } from "./host.ts";
-import { realWorkspace } from "./workspace.ts";
+import { createEgressFetch, POOL_GATEWAY_URL, routeFetchThroughEgress } from "./pool-egress.ts";
+import { ShellPool } from "./virtual/index.ts";
+import { virtualWorkspace } from "./virtual-workspace.ts";
+import { realWorkspace, type Workspace } from "./workspace.ts";
 
 function required(name: string): string {
   const value = process.env[name];
@@ -22,26 +26,68 @@ function required(name: string): string {
   return value;
 }
 
+const positive = (name: string, fallback: number): number => {
+  const n = Number(process.env[name]);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+};
+
 process.env.PI_OFFLINE = "1";
 const mode = process.env.LOBU_WORKER_MODE === "pool" ? "pool" : "single";
 const egressSocket = required("LOBU_EGRESS_SOCKET");
-const forwarder = await startForwarder(egressSocket, Number(process.env.LOBU_PROXY_PORT ?? 0));
-// The agent's shell reaches the network only through the gateway; the CA bundle
-// (system CAs + the installation CA) lets it trust the gateway's TLS interception.
-const baseEnv = workerProxyEnv({
-  proxyUrl: forwarder.url,
-  caBundlePath: process.env.LOBU_CA_BUNDLE ?? "/etc/ssl/certs/ca-certificates.crt",
-});
+const caBundlePath = process.env.LOBU_CA_BUNDLE ?? "/etc/ssl/certs/ca-certificates.crt";
+
+let gatewayUrl: string;
+let baseEnv: Record<string, string>;
+let volumeOf: (sandboxId: string) => string;
+let workspaceFor: (sandboxId: string, volumeDir: string) => Workspace;
+
+if (mode === "pool") {
+  // Virtual sandboxes: agents run in the just-bash virtual shell, never as host
+  // processes, and every network request names its sandbox (see pool-egress.ts).
+  const volumesRoot = required("LOBU_VOLUMES_ROOT");
+  routeFetchThroughEgress(egressSocket);
+  let ca: Buffer | undefined;
+  try {
+    ca = readFileSync(caBundlePath);
+  } catch {
+    ca = undefined; // Node's own CA store then
+  }
+  const diskMb = positive("LOBU_DISK_MB", 256);
+  const shellPool = new ShellPool({
+    threads: process.env.LOBU_SHELL_THREADS ? positive("LOBU_SHELL_THREADS", 2) : undefined,
+  });
+  gatewayUrl = POOL_GATEWAY_URL;
+  baseEnv = {};
+  volumeOf = (sandboxId) => join(volumesRoot, sandboxId);
+  workspaceFor = (sandboxId, volumeDir) =>
+    virtualWorkspace({
+      volumeDir,
+      fetch: createEgressFetch({ socketPath: egressSocket, sandboxId, ca }),
+      limits: {
+        maxTotalBytes: diskMb * 1024 * 1024,
+        maxFileBytes: Math.min(10, diskMb) * 1024 * 1024,
+      },
+      shellPool,
+    });
+} else {
+  const forwarder = await startForwarder(egressSocket, Number(process.env.LOBU_PROXY_PORT ?? 0));
+  // The agent's shell reaches the network only through the gateway; the CA bundle
+  // (system CAs + the installation CA) lets it trust the gateway's TLS interception.
+  gatewayUrl = forwarder.url;
+  baseEnv = workerProxyEnv({ proxyUrl: forwarder.url, caBundlePath });
+  volumeOf = () => required("LOBU_VOLUME");
+  workspaceFor = (_sandboxId, volumeDir) => realWorkspace(volumeDir);
+}
 
 const control = openControlChannel(3);
 const host = new SessionHost({
   mode,
   sandboxId: process.env.LOBU_SANDBOX_ID,
-  volumeOf: (sandboxId) =>
-    mode === "single" ? required("LOBU_VOLUME") : join(required("LOBU_VOLUMES_ROOT"), sandboxId),
-  workspaceFor: (_sandboxId, volumeDir) => realWorkspace(volumeDir),
-  gatewayUrl: forwarder.url,
+  volumeOf,
+  workspaceFor,
+  gatewayUrl,
   baseEnv,
+  idleUnloadMs: positive("LOBU_SESSION_IDLE_MS", 30 * 60_000),
   send: (msg) => control.send(msg),
 });
 

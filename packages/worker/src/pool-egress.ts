@@ -1,4 +1,4 @@
-import { type ClientRequest, type IncomingMessage, request as httpRequest } from "node:http";
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
@@ -15,6 +15,9 @@ import * as undici from "undici";
  */
 
 /** Headers an agent may never send: they name or authenticate the sandbox to the proxy. */
+type HeadersLike = NonNullable<RequestInit["headers"]>;
+type BodyLike = RequestInit["body"];
+
 const IDENTITY_HEADERS = new Set(["x-lobu-sandbox", "proxy-authorization", "proxy-connection"]);
 
 /** The base URL pi's model calls use in pool mode; the host is never resolved. */
@@ -40,11 +43,11 @@ export interface EgressFetchOptions {
   ca?: string | Buffer;
 }
 
-function headerPairs(init: HeadersInit | undefined): Array<[string, string]> {
+function headerPairs(init: HeadersLike | undefined): Array<[string, string]> {
   if (!init) return [];
-  if (init instanceof Headers || typeof (init as Headers).forEach === "function") {
+  if (typeof (init as { forEach?: unknown }).forEach === "function" && !Array.isArray(init)) {
     const out: Array<[string, string]> = [];
-    (init as Headers).forEach((value, name) => {
+    (init as unknown as Headers).forEach((value, name) => {
       out.push([name, value]);
     });
     return out;
@@ -54,7 +57,7 @@ function headerPairs(init: HeadersInit | undefined): Array<[string, string]> {
 }
 
 /** The agent's headers minus anything that speaks to the proxy, plus Host. */
-function agentHeaders(init: HeadersInit | undefined, host: string): Record<string, string> {
+function agentHeaders(init: HeadersLike | undefined, host: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of headerPairs(init)) {
     const lower = name.toLowerCase();
@@ -65,7 +68,7 @@ function agentHeaders(init: HeadersInit | undefined, host: string): Record<strin
   return out;
 }
 
-function bodyBytes(body: BodyInit | null | undefined): Buffer | undefined {
+function bodyBytes(body: BodyLike): Buffer | undefined {
   if (body === undefined || body === null) return undefined;
   if (typeof body === "string") return Buffer.from(body);
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
@@ -210,7 +213,7 @@ export function createEgressFetch(opts: EgressFetchOptions): typeof fetch {
       method,
       path: `${url.pathname}${url.search}`,
       headers,
-      agent: false,
+      // No agent: with createConnection alone, Node uses our tunnel (an agent would dial itself).
       createConnection: () => tls,
     });
     const response = waitFor(req, signal);

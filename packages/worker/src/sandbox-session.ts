@@ -39,7 +39,10 @@ export interface SandboxSessionOptions {
 
 /** The sandbox's own state (transcript, journal) cannot be used: the gateway restores a snapshot. */
 export class SessionStateError extends Error {
-  override name = "SessionStateError";
+  constructor(message: string) {
+    super(message);
+    this.name = "SessionStateError";
+  }
 }
 
 function systemPromptFor(ctx: TurnContext): string {
@@ -102,7 +105,9 @@ export class SandboxSession {
     try {
       mkdirSync(opts.stateDir, { recursive: true });
     } catch (err) {
-      throw new SessionStateError(`the agent's state directory is unusable: ${(err as Error).message}`);
+      throw new SessionStateError(
+        `the agent's state directory is unusable: ${(err as Error).message}`,
+      );
     }
     this.journal = new TurnJournal(join(opts.stateDir, "turns.json"));
     this.broker = new RequestBroker((event) => {
@@ -186,7 +191,9 @@ export class SandboxSession {
         join(this.opts.stateDir, "sessions"),
       );
     } catch (err) {
-      throw new SessionStateError(`the conversation transcript cannot be loaded: ${(err as Error).message}`);
+      throw new SessionStateError(
+        `the conversation transcript cannot be loaded: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -219,7 +226,7 @@ export class SandboxSession {
       this.signature = signature;
     }
     const session = this.session;
-    this.journal.set(messageId, {
+    this.record(messageId, {
       status: "started",
       leafBefore: session.sessionManager.getLeafId(),
       at: Date.now(),
@@ -243,7 +250,7 @@ export class SandboxSession {
         };
       }
       const reply = session.getLastAssistantText() ?? "";
-      this.journal.set(messageId, {
+      this.record(messageId, {
         status: "done",
         leafBefore: null,
         text: reply,
@@ -254,13 +261,25 @@ export class SandboxSession {
       return {
         status: "error",
         text: "",
-        error: { code: "agent_error", message: (err as Error).message },
+        error: {
+          code: err instanceof SessionStateError ? "state_corrupt" : "agent_error",
+          message: (err as Error).message,
+        },
       };
     } finally {
       unsubscribe();
       this.currentTurn = undefined;
       this.broker.cancelAll();
       this.lastActive = Date.now();
+    }
+  }
+
+  /** Journal a turn; a journal that cannot be written means the sandbox's state is broken. */
+  private record(messageId: string, entry: Parameters<TurnJournal["set"]>[1]): void {
+    try {
+      this.journal.set(messageId, entry);
+    } catch (err) {
+      throw new SessionStateError(`the turn journal cannot be written: ${(err as Error).message}`);
     }
   }
 

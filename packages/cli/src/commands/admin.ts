@@ -113,9 +113,14 @@ export function adminCommands(program: Command, run: Runner): void {
           body: JSON.stringify({ wipe: Boolean(o.wipe) }),
         },
       );
-      console.log(
-        o.json ? JSON.stringify(r, null, 2) : `reset ${id}: ${String(r.restored ?? "done")}`,
-      );
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+      else {
+        const restored = r.wiped ? "wiped (empty workspace)" : `restored ${String(r.restored)}`;
+        const revoked = Number(r.revokedPlaceholders ?? 0);
+        console.log(
+          `reset ${id}: ${restored}${r.stopped ? "; it was running and was stopped" : ""}; ${revoked} placeholder${revoked === 1 ? "" : "s"} revoked. Its user is told with their next message.`,
+        );
+      }
       return 0;
     })(),
   );

@@ -61,7 +61,13 @@ export async function usageSummary(s: GatewayServices, since?: string) {
   const rows = await s.audit.usageTotals(day);
   const byUser = new Map<
     string,
-    { userKey: string; provider: string; inputTokens: number; outputTokens: number; requests: number }
+    {
+      userKey: string;
+      provider: string;
+      inputTokens: number;
+      outputTokens: number;
+      requests: number;
+    }
   >();
   for (const r of rows) {
     const id = `${r.userKey}|${r.provider}`;

@@ -42,7 +42,7 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
   app.get("/admin/", (c) => c.redirect("/admin", 301));
 
   const api = new Hono<Env>();
-  api.use("*", apiHeaders(https()));
+  api.use("*", apiHeaders(https));
   api.use(
     "*",
     bodyLimit({
@@ -58,22 +58,37 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
     const { token } = await jsonBody(c, Login);
     const found = await s.tokens.verify(token.trim());
     if (!found) {
-      s.audit.record({ action: "admin.login_refused", actor: "unknown", details: { reason: "invalid token" } });
+      s.audit.record({
+        action: "admin.login_refused",
+        actor: "unknown",
+        details: { reason: "invalid token" },
+      });
       throw new LobuError("unauthorized", "invalid or revoked API token", {
         status: 401,
         hint: "Use an admin token: `lobu run` writes one to <data dir>/admin-token.",
       });
     }
     if (found.role !== "admin") {
-      s.audit.record({ action: "admin.login_refused", actor: `api:${found.id}`, details: { reason: "not admin" } });
-      throw forbidden("this token is not an admin token", "Create one with `lobu token create --role admin`.");
+      s.audit.record({
+        action: "admin.login_refused",
+        actor: `api:${found.id}`,
+        details: { reason: "not admin" },
+      });
+      throw forbidden(
+        "this token is not an admin token",
+        "Create one with `lobu token create --role admin`.",
+      );
     }
     const { id, session } = await sessions.create<AdminSession>(
       { kind: "admin", actor: `api:${found.id}`, name: found.name },
       ADMIN_SESSION_TTL_MS,
     );
     setSessionCookie(c, cookie(), id, ADMIN_SESSION_TTL_MS);
-    s.audit.record({ action: "admin.session_opened", actor: `api:${found.id}`, details: { via: "token" } });
+    s.audit.record({
+      action: "admin.session_opened",
+      actor: `api:${found.id}`,
+      details: { via: "token" },
+    });
     return c.json({ csrf: session.csrf, name: session.name, expiresAt: session.expiresAt });
   });
 
@@ -88,7 +103,12 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
 
   api.get("/session", (c) => {
     const session = c.get("session");
-    return c.json({ csrf: session.csrf, name: session.name, actor: session.actor, expiresAt: session.expiresAt });
+    return c.json({
+      csrf: session.csrf,
+      name: session.name,
+      actor: session.actor,
+      expiresAt: session.expiresAt,
+    });
   });
   api.post("/logout", async (c) => {
     await sessions.delete(readSessionId(c, cookie()));

@@ -20,6 +20,8 @@ export interface PlaceholderIssuer {
     secret: SecretRef;
     hosts: string[];
     locations?: ("header" | "url" | "body")[];
+    /** `relay`: only the gateway's LLM relay may use it; the egress proxy never swaps it. */
+    purpose?: "proxy" | "relay";
   }): Promise<string>;
 }
 
@@ -103,6 +105,8 @@ export class TurnContextBuilder {
       hosts: [new URL(provider.baseUrl).hostname],
       // Provider keys only ever travel in a header; never swap them into bodies.
       locations: ["header"],
+      // Only the LLM relay swaps it (metered); the proxy never sends it anywhere.
+      purpose: "relay",
     });
     const installed = skills.pick([...agent.skills, ...settings.skills]);
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.

@@ -1,7 +1,15 @@
 import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
+import { z } from "zod";
+import { jsonBody } from "../http/errors.ts";
+import { snapshotTime } from "../sandbox/snapshots.ts";
 import type { GatewayServices } from "../services.ts";
 import { type ApiEnv, requireAdmin } from "./auth.ts";
+
+const ResetBody = z.strictObject({
+  /** Delete the volume and its snapshots instead of restoring the last good snapshot. */
+  wipe: z.boolean().default(false),
+});
 
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
 export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
@@ -23,6 +31,38 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
     const stopped = await s.sandboxes.stop(id, "operator");
     s.audit.record({ action: "sandbox.stopped", actor: `api:${c.get("token").id}`, sandboxId: id });
     return c.json({ stopped });
+  });
+  /**
+   * Stop the sandbox and give it a clean workspace: its last good snapshot, or
+   * (`wipe`) an empty volume. Its placeholders are revoked (new ones are issued
+   * with the next turn), so anything the agent copied out of them is useless.
+   */
+  r.post("/:id/reset", async (c) => {
+    const id = c.req.param("id");
+    // An empty body means the defaults (Hono caches the body, so jsonBody can read it again).
+    const empty = !(await c.req.text()).trim();
+    const { wipe } = empty ? ResetBody.parse({}) : await jsonBody(c, ResetBody);
+    const actor = `api:${c.get("token").id}`;
+    const result = await s.sandboxes.reset(id, { wipe, by: actor });
+    if (!result) throw new LobuError("not_found", "no such sandbox", { status: 404 });
+    const revokedPlaceholders = await s.placeholders.revokeSandbox(id);
+    const record = await s.sandboxes.record(id);
+    s.audit.record({
+      action: "sandbox.reset",
+      actor,
+      sandboxId: id,
+      agentId: record?.key.agentId,
+      details: {
+        wipe,
+        snapshot: result.snapshot ? snapshotTime(result.snapshot.at) : null,
+        revokedPlaceholders,
+      },
+    });
+    return c.json({
+      ...result,
+      restored: result.snapshot ? `the snapshot of ${snapshotTime(result.snapshot.at)}` : "wiped",
+      revokedPlaceholders,
+    });
   });
   return r;
 }

@@ -22,6 +22,32 @@ const HOP_BY_HOP = new Set([
   "x-lobu-sandbox",
 ]);
 
+/**
+ * What the relay forwards, per API: model calls (metered) and model listings.
+ * Everything else a provider key can do (files, batches, fine-tuning, images,
+ * admin...) is refused: a sandbox could otherwise spend the installation's key
+ * on work nobody meters.
+ */
+const RELAYED: Record<ProviderType, { method: string; path: RegExp; label: string }[]> = {
+  anthropic: [
+    { method: "POST", path: /^\/v1\/messages$/, label: "POST /v1/messages" },
+    {
+      method: "POST",
+      path: /^\/v1\/messages\/count_tokens$/,
+      label: "POST /v1/messages/count_tokens",
+    },
+    { method: "GET", path: /^\/v1\/models(\/[A-Za-z0-9._:-]+)?$/, label: "GET /v1/models" },
+  ],
+  openai: [
+    { method: "POST", path: /^\/chat\/completions$/, label: "POST /chat/completions" },
+    { method: "GET", path: /^\/models(\/[A-Za-z0-9._:/-]+)?$/, label: "GET /models" },
+  ],
+};
+
+export function isRelayed(type: ProviderType, method: string, path: string): boolean {
+  return RELAYED[type].some((r) => r.method === method && r.path.test(path));
+}
+
 export interface RelayCredential {
   value: string;
   agentId: string;
@@ -123,6 +149,25 @@ export function createProviderRelay(deps: RelayDeps) {
       );
       return;
     }
+    const method = req.method ?? "GET";
+    if (!isRelayed(provider.type, method, path)) {
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, provider: providerId, method, path: path.slice(0, 200) },
+        "relay refused: not a model call",
+      );
+      send(
+        res,
+        403,
+        providerError(
+          provider.type,
+          "permission_error",
+          `Lobu relays only model calls to ${providerId} (${RELAYED[provider.type]
+            .map((r) => r.label)
+            .join(", ")}); ${method} ${path.slice(0, 200) || "/"} is not one of them.`,
+        ),
+      );
+      return;
+    }
     const placeholder = placeholderOf(req);
     const credential = placeholder
       ? await deps.credentialFor(ctx.sandboxId, providerId, placeholder)
@@ -214,6 +259,17 @@ export function createProviderRelay(deps: RelayDeps) {
         status: upstream.status,
         durationMs: Date.now() - started,
       });
+      deps.log.debug(
+        {
+          sandboxId: ctx.sandboxId,
+          provider: providerId,
+          model,
+          status: upstream.status,
+          inputTokens: usage.inputTokens,
+          outputTokens: usage.outputTokens,
+        },
+        "relayed model call",
+      );
     }
   };
 }

@@ -35,6 +35,8 @@ export interface EgressAuditRecord {
   secrets?: string[];
   /** Placeholders present in the request but left as they were (not bound to this host). */
   unswapped?: number;
+  /** Why those placeholders were left alone (names secrets, never shows values or placeholders). */
+  notes?: string[];
 }
 
 export type AuditSink = (record: EgressAuditRecord) => void;

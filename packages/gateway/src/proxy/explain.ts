@@ -52,7 +52,7 @@ export function hintFor(r: Refusal): string | undefined {
     case "denied_rule":
       return `${r.host} is explicitly denied; an operator can remove the rule from [agents.${agent}.network] deny (or [network] deny) in lobu.toml.`;
     case "private_address":
-      return `The proxy never connects to loopback, private, link-local or metadata addresses. If this is an internal service the agent should reach, an operator can add its range to [agents.${agent}.network] allow_private_ranges in lobu.toml.`;
+      return `The proxy never connects to loopback, private, link-local or metadata addresses. If this is an internal service the agent should reach, an operator can add its range to [network] allow_private_ranges (or [agents.${agent}.network] allow_private_ranges) in lobu.toml.`;
     case "limit":
       return "Close some connections and try again.";
     default:
@@ -63,6 +63,17 @@ export function hintFor(r: Refusal): string | undefined {
 export function refusalText(r: Refusal): string {
   const hint = hintFor(r);
   return `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}.${hint ? `\n${hint}` : ""}\n`;
+}
+
+/**
+ * The refusal on one line of printable ASCII, for the X-Lobu-Egress-Reason header
+ * and the status line: clients that hide a failed CONNECT's body (curl, Python)
+ * still show one or the other (`curl -v`, urllib's "Tunnel connection failed").
+ */
+export function refusalLine(r: Refusal): string {
+  const hint = hintFor(r);
+  const line = `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}.${hint ? ` ${hint}` : ""}`;
+  return line.replace(/[^\x20-\x7e]+/g, " ").slice(0, 1000);
 }
 
 export function refusalJson(r: Refusal): string {
@@ -93,6 +104,11 @@ const STATUS_TEXT: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
+/** Reason phrase: the standard text, then what was refused and why (shown by some clients). */
+export function statusText(r: Refusal): string {
+  return `${STATUS_TEXT[r.status] ?? "Error"} - ${refusalLine(r)}`;
+}
+
 /** A complete raw HTTP/1.1 response (for CONNECT and parse errors, where there is no ServerResponse). */
 export function rawResponse(
   r: Refusal,
@@ -105,10 +121,11 @@ export function rawResponse(
     "Content-Length": String(Buffer.byteLength(body)),
     Connection: "close",
     "X-Lobu-Egress": CODES[r.kind],
+    "X-Lobu-Egress-Reason": refusalLine(r),
     ...extraHeaders,
   };
   const head = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}`)
     .join("\r\n");
-  return `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status] ?? "Error"}\r\n${head}\r\n\r\n${body}`;
+  return `HTTP/1.1 ${r.status} ${statusText(r)}\r\n${head}\r\n\r\n${body}`;
 }

@@ -5,7 +5,16 @@ import zlib from "node:zlib";
 import { PLACEHOLDER_PREFIX } from "@lobu/core";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import { parseIpLiteral, type ResolvedAddress, specialPurpose } from "./addresses.ts";
-import { type Refusal, refusalCode, refusalJson, refusalText, wantsJson } from "./explain.ts";
+import type { BoundSecrets } from "./bound.ts";
+import {
+  type Refusal,
+  refusalCode,
+  refusalJson,
+  refusalLine,
+  refusalText,
+  statusText,
+  wantsJson,
+} from "./explain.ts";
 import { authority, forwardableHeaders, getHeader, setHeader } from "./headers.ts";
 import {
   LiteralRedactor,
@@ -55,6 +64,8 @@ export type PlaintextSwap = "private-only" | "always" | "never";
 export interface ForwardDeps {
   placeholders: PlaceholderLookup;
   secrets: SecretSource;
+  /** Secrets bound to a host, for redacting every response from it. */
+  bound: BoundSecrets;
   httpAgent: http.Agent;
   httpsAgent: https.Agent;
   /** CAs trusted for upstream TLS; undefined = Node's default store. */
@@ -86,10 +97,11 @@ export function sendRefusal(
   }
   const json = wantsJson(req.headers);
   const body = json ? refusalJson(r) : refusalText(r);
-  res.writeHead(r.status, {
+  res.writeHead(r.status, statusText(r), {
     "content-type": json ? "application/json" : "text/plain; charset=utf-8",
     "content-length": Buffer.byteLength(body),
     "x-lobu-egress": refusalCode(r.kind),
+    "x-lobu-egress-reason": refusalLine(r),
     ...extra,
   });
   res.end(body);
@@ -194,9 +206,8 @@ export async function forward(
   headers = await swapHeaders(headers, swapper);
 
   // Every secret this sandbox may send here: the response is redacted for all of
-  // them, not only for those swapped into this request, so a value the host
-  // stored earlier (a body swap into a gist, a note...) cannot be read back.
-  const bound = await swapper.boundSecrets();
+  // them, not only for those swapped into this request (see bound.ts).
+  const bound = await deps.bound.forHost(sandboxId, target.host);
 
   const chunked = req.headers["transfer-encoding"] !== undefined;
   const length =
@@ -208,7 +219,7 @@ export async function forward(
       body = await replaceInBytes(await readBody(req, length), swapper.replacer("body", enc));
       headers = setHeader(headers, "Content-Length", String(body.length));
     } else if (enc && chunked) {
-      body = bound.some((b) => b.locations.includes("body"))
+      body = bound.secrets.some((b) => b.locations.includes("body"))
         ? req.pipe(new PlaceholderSwapStream(swapper.replacer("body", enc)))
         : req;
     } else {
@@ -218,10 +229,15 @@ export async function forward(
     if (chunked) headers = setHeader(headers, "Transfer-Encoding", "chunked");
   }
 
-  const leaked = new Map<string, string>();
-  for (const b of bound) leaked.set(b.value, b.placeholder);
-  for (const [placeholder, s] of swapper.swapped) leaked.set(s.value, placeholder);
-  const redactor = leaked.size > 0 ? new LiteralRedactor(leaked) : null;
+  let redactor = bound.redactor;
+  // A value swapped in but not (yet) in the cached set, e.g. just rotated.
+  const fresh = [...swapper.swapped].filter(([, s]) => !bound.values.has(s.value));
+  if (fresh.length > 0) {
+    redactor = new LiteralRedactor([
+      ...bound.values,
+      ...fresh.map(([placeholder, s]): [string, string] => [s.value, placeholder]),
+    ]);
+  }
   // Compressed answers would hide an echoed secret from the redactor.
   if (redactor) headers = setHeader(headers, "Accept-Encoding", "identity");
 

@@ -3,7 +3,7 @@ import type net from "node:net";
 import tls from "node:tls";
 import { type Logger, PLACEHOLDER_PATTERN, redactSecrets } from "@lobu/core";
 import type { EgressIdentity } from "../sandbox/driver.ts";
-import type { PlaceholderLookup } from "../secrets/placeholders.ts";
+import { type PlaceholderLookup, swappableByProxy } from "../secrets/placeholders.ts";
 import {
   checkAddress,
   parseIpLiteral,
@@ -12,8 +12,9 @@ import {
   vetHost,
 } from "./addresses.ts";
 import type { AuditSink, EgressAuditRecord } from "./audit.ts";
+import { BoundSecrets } from "./bound.ts";
 import type { CertificateAuthority } from "./ca.ts";
-import { decide, matchesPattern, normalizeHost } from "./domains.ts";
+import { decide, firstMatch, matchesPattern, normalizeHost } from "./domains.ts";
 import { type Refusal, rawResponse, wantsJson } from "./explain.ts";
 import {
   createUpstreamAgents,
@@ -36,10 +37,30 @@ import { connectVetted, relayUpgrade, splice } from "./tunnel.ts";
  */
 
 export interface EgressPolicy {
+  /** Patterns an operator allowed (lobu.toml, the admin API, skills, secret bindings, providers). */
   allow: string[];
   deny: string[];
+  /** Private ranges the operator opted into; they apply only to hosts `allow` matches. */
   allowPrivateRanges: string[];
+  /**
+   * Patterns a person allowed for their own agent (settings page, capability
+   * grants). They open names, never the operator's private ranges: otherwise a
+   * user could reach any internal host that happens to be in an opted-in range.
+   */
+  userAllow?: string[];
   agentId: string;
+}
+
+/** Every pattern that allows a host, operator's and user's. */
+function allowList(policy: EgressPolicy): string[] {
+  return policy.userAllow?.length ? [...policy.allow, ...policy.userAllow] : policy.allow;
+}
+
+/** The private ranges that apply to a canonical host: only for operator-allowed hosts. */
+function privateRangesFor(policy: EgressPolicy, host: string): string[] {
+  return policy.allowPrivateRanges.length > 0 && firstMatch(host, policy.allow) !== undefined
+    ? policy.allowPrivateRanges
+    : [];
 }
 
 export interface EgressLimits extends ForwardLimits {
@@ -144,6 +165,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
   const deps: ForwardDeps = {
     placeholders: opts.placeholders,
     secrets: opts.secrets,
+    bound: new BoundSecrets({ placeholders: opts.placeholders, secrets: opts.secrets }),
     ...agents,
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
     limits,
@@ -169,9 +191,17 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
   const innerServer = http.createServer(serverOptions);
 
   const audit = (r: Omit<EgressAuditRecord, "at">) => {
+    const record: EgressAuditRecord = {
+      at: Date.now(),
+      ...r,
+      host: scrub(r.host),
+      reason: scrub(r.reason),
+      ...(r.notes ? { notes: r.notes.map(scrub) } : {}),
+    };
+    opts.logger?.debug({ egress: record }, `egress ${record.decision}`);
     if (!opts.audit) return;
     try {
-      opts.audit({ at: Date.now(), ...r, host: scrub(r.host), reason: scrub(r.reason) });
+      opts.audit(record);
     } catch (err) {
       opts.logger?.warn({ err }, "egress audit sink failed");
     }
@@ -187,7 +217,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       reason: o.reason,
       status: o.status,
       ...(o.secrets.length ? { secrets: o.secrets } : {}),
-      ...(o.unswapped ? { unswapped: o.unswapped } : {}),
+      ...(o.unswapped ? { unswapped: o.unswapped, notes: o.notes } : {}),
     });
 
   function identify(headers: http.IncomingHttpHeaders, connect: boolean): Identified {
@@ -253,7 +283,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
         };
       }
     }
-    const d = decide({ host: rawHost, allow: policy.allow, deny: policy.deny });
+    const d = decide({ host: rawHost, allow: allowList(policy), deny: policy.deny });
     if (!d.allowed) {
       return {
         status: d.host ? 403 : 400,
@@ -263,17 +293,27 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
         agentId: policy.agentId,
       };
     }
-    const vet = await vetHost(d.host!, vetOpts);
+    const host = d.host!;
+    const ranges = privateRangesFor(policy, host);
+    const vet = await vetHost(host, { ...vetOpts, allowPrivateRanges: ranges });
     if (!vet.ok) {
+      let reason = vet.reason;
+      if (vet.status === 403 && ranges !== policy.allowPrivateRanges) {
+        // Would the operator's ranges have let it through? Then say why they did not apply.
+        const withRanges = await vetHost(host, vetOpts);
+        if (withRanges.ok) {
+          reason += `; allow_private_ranges applies only to hosts allowed in lobu.toml, and ${host} is allowed only from the settings page`;
+        }
+      }
       return {
         status: vet.status,
         kind: vet.status === 403 ? "private_address" : "upstream",
-        host: d.host!,
-        reason: vet.reason,
+        host,
+        reason,
         agentId: policy.agentId,
       };
     }
-    return { ok: true, policy, host: d.host!, addresses: vet.addresses };
+    return { ok: true, policy, host, addresses: vet.addresses };
   }
 
   const refuse = (
@@ -450,10 +490,9 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     const policy = await policyOf(t.sandboxId);
     if ("status" in policy)
       return refuse(req, res, { ...policy, host: t.host }, t.sandboxId, t.port);
-    const d = decide({ host: t.host, allow: policy.allow, deny: policy.deny });
-    const blocked = t.addresses
-      .map((a) => checkAddress(a.address, policy.allowPrivateRanges))
-      .find((c) => !c.ok);
+    const d = decide({ host: t.host, allow: allowList(policy), deny: policy.deny });
+    const ranges = privateRangesFor(policy, t.host);
+    const blocked = t.addresses.map((a) => checkAddress(a.address, ranges)).find((c) => !c.ok);
     if (!d.allowed || blocked) {
       return refuse(
         req,
@@ -570,7 +609,9 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
 
     const base = { sandboxId, agentId: policy.agentId, method: "CONNECT", host, port };
     const bindings = await opts.placeholders.forSandbox(sandboxId);
-    const intercept = bindings.some((b) => b.hosts.some((h) => matchesPattern(host, h)));
+    const intercept = bindings.some(
+      (b) => swappableByProxy(b) && b.hosts.some((h) => matchesPattern(host, h)),
+    );
 
     if (!intercept) {
       let upstream: net.Socket;
@@ -659,14 +700,18 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       const policy = await policyOf(tunnel.sandboxId);
       if ("status" in policy)
         return fail({ ...policy, host: tunnel.host }, tunnel.sandboxId, tunnel.port);
-      const d = decide({ host: tunnel.host, allow: policy.allow, deny: policy.deny });
-      if (!d.allowed)
+      const d = decide({ host: tunnel.host, allow: allowList(policy), deny: policy.deny });
+      const ranges = privateRangesFor(policy, tunnel.host);
+      const blocked = tunnel.addresses
+        .map((a) => checkAddress(a.address, ranges))
+        .find((c) => !c.ok);
+      if (!d.allowed || blocked)
         return fail(
           {
             status: 403,
-            kind: d.rule ? "denied_rule" : "not_allowed",
+            kind: blocked ? "private_address" : d.rule ? "denied_rule" : "not_allowed",
             host: tunnel.host,
-            reason: d.reason,
+            reason: blocked && !blocked.ok ? blocked.reason : d.reason,
             agentId: policy.agentId,
           },
           tunnel.sandboxId,

@@ -164,30 +164,14 @@ export class RequestSwapper {
       }
       const encoded = encode(found.value);
       if (encoded === null) {
-        this.#unswapped.set(placeholder, `secret ${found.name} cannot be written into a ${location}`);
+        this.#unswapped.set(
+          placeholder,
+          `secret ${found.name} cannot be written into a ${location}`,
+        );
         return null;
       }
       this.swapped.set(placeholder, { value: found.value, name: found.name });
       return encoded;
     };
-  }
-
-  /**
-   * Every secret this sandbox may send to this host (whatever the location), with
-   * its placeholder: known before the request is read, so the whole response can
-   * be redacted for them, including values the host stored earlier and echoes now.
-   */
-  async boundSecrets(): Promise<
-    { placeholder: string; value: string; locations: SwapLocation[] }[]
-  > {
-    // Not gated on `enabled`: a value stored over HTTPS must not come back over HTTP either.
-    const out: { placeholder: string; value: string; locations: SwapLocation[] }[] = [];
-    for (const b of await this.#placeholders.forSandbox(this.#sandboxId)) {
-      if (!swappableByProxy(b)) continue;
-      if (!b.hosts.some((h) => matchesPattern(this.#host, h))) continue;
-      const value = await this.#secrets.get(b.secret);
-      if (value !== null) out.push({ placeholder: b.placeholder, value, locations: b.locations });
-    }
-    return out;
   }
 }

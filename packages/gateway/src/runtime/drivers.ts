@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { digest, type LobuConfig, LobuError } from "@lobu/core";
 import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
-import { createHostDriver, createProcessDriver } from "../sandbox/index.ts";
+import { createHostDriver, createProcessDriver, createVirtualDriver } from "../sandbox/index.ts";
 
 export interface SelectedDriver {
   driver: SandboxDriver;
@@ -38,13 +38,16 @@ export function createDriver(
     case "host":
       return createHostDriver({ logger: sel.log });
     case "virtual":
-      throw new LobuError(
-        "driver_unavailable",
-        "the virtual sandbox driver is not available in this build",
-        {
-          hint: 'Use sandbox.driver = "process".',
+      return createVirtualDriver({
+        stateDir: join(sel.dataDir, "sandbox-state"),
+        volumesRoot: join(sel.dataDir, "volumes"),
+        poolSize: sel.config.sandbox.pool_size,
+        logger: sel.log,
+        process: {
+          cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
+          extraRoBinds: [sel.caBundlePath],
         },
-      );
+      });
   }
 }
 

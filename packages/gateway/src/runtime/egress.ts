@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { digest, type LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
-import type { AgentRegistry } from "../agents/registry.ts";
+import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
@@ -16,13 +16,16 @@ import {
   createEgressServer,
   type EgressPolicy,
   loadOrCreateCa,
+  type Resolver,
   systemResolver,
   validateCidrs,
 } from "../proxy/index.ts";
+import { egressTestHooks, TEST_MODE_ENV, testResolver } from "../proxy/test-mode.ts";
 import type { EgressBinder } from "../sandbox/driver.ts";
 import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
+import { userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { Store } from "../store/port.ts";
 
@@ -40,6 +43,8 @@ export interface EgressDeps {
   audit: AuditLog;
   log: Logger;
   onUsage?: (sandboxId: string, usage: UsageRecord) => void;
+  /** Read for the test-only hooks (see proxy/test-mode.ts). Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface Egress {
@@ -73,46 +78,100 @@ function runDirFor(dataDir: string): string {
 export async function startEgress(deps: EgressDeps): Promise<Egress> {
   const { config, dataDir, log } = deps;
   validateCidrs(config.network.allow_private_ranges);
+  for (const [id, agent] of Object.entries(config.agents)) {
+    try {
+      validateCidrs(agent.network.allow_private_ranges);
+    } catch (err) {
+      throw new Error(`[agents.${id}.network] ${(err as Error).message}`);
+    }
+  }
+  const hooks = egressTestHooks(deps.env ?? process.env);
+  if (hooks) {
+    log.warn(
+      {
+        [TEST_MODE_ENV]: "1",
+        resolve: [...(hooks.resolve?.keys() ?? [])],
+        upstreamCa: !!hooks.upstreamCa,
+      },
+      "egress proxy TEST HOOKS are active (fixed DNS answers / extra upstream CA); never use this in production",
+    );
+  }
   const ca = await loadOrCreateCa(dataDir);
   const caBundlePath = await caBundle(dataDir);
 
-  const cache = new Map<string, { at: number; policy: EgressPolicy | null }>();
-  async function computePolicy(sandboxId: string): Promise<EgressPolicy | null> {
+  /** What does not change between requests: the agent's and the installation's rules. */
+  interface BasePolicy {
+    agent: AgentDefinition;
+    userKey: string;
+    allow: string[];
+    deny: string[];
+    allowPrivateRanges: string[];
+  }
+  const cache = new Map<string, { at: number; base: BasePolicy | null }>();
+  async function computeBase(sandboxId: string): Promise<BasePolicy | null> {
     const conversation = await deps.conversations.getConversation(sandboxId);
     if (!conversation) return null;
     const agent = await deps.agents.get(conversation.key.agentId);
     if (!agent) return null;
-    const userKey = userKeyOf(conversation.origin);
-    const settings = await deps.userSettings.get(agent.id, userKey);
-    const skills = deps.skills.pick([...agent.skills, ...settings.skills]);
     const providerHosts = deps.providers
       .list()
       .filter((p) => !agent.provider || p.id === agent.provider)
       .map((p) => new URL(p.baseUrl).hostname);
     return {
-      agentId: agent.id,
+      agent,
+      userKey: userKeyOf(conversation.origin),
       allow: [
-        ...new Set([
-          ...config.network.allow,
-          ...agent.network.allow,
-          ...skills.flatMap((s) => s.domains),
-          ...settings.domains,
-          ...providerHosts,
-          // Hosts an agent secret is bound to are where it is meant to be used.
-          ...Object.values(agent.secrets).flatMap((b) => b.hosts),
-        ]),
+        ...config.network.allow,
+        ...agent.network.allow,
+        ...providerHosts,
+        // Hosts an agent secret is bound to are where it is meant to be used.
+        ...Object.values(agent.secrets).flatMap((b) => b.hosts),
       ],
       deny: [...new Set([...config.network.deny, ...agent.network.deny])],
-      allowPrivateRanges: config.network.allow_private_ranges,
+      // Operator opt-ins only: lobu.toml, never the API or the settings page.
+      allowPrivateRanges: [
+        ...new Set([
+          ...config.network.allow_private_ranges,
+          ...(agent.source === "config"
+            ? (config.agents[agent.id]?.network.allow_private_ranges ?? [])
+            : []),
+        ]),
+      ],
     };
   }
-  async function policyFor(sandboxId: string): Promise<EgressPolicy | null> {
+  async function baseFor(sandboxId: string): Promise<BasePolicy | null> {
     const hit = cache.get(sandboxId);
-    if (hit && Date.now() - hit.at < POLICY_TTL_MS) return hit.policy;
-    const policy = await computePolicy(sandboxId);
-    cache.set(sandboxId, { at: Date.now(), policy });
+    if (hit && Date.now() - hit.at < POLICY_TTL_MS) return hit.base;
+    const base = await computeBase(sandboxId);
+    cache.set(sandboxId, { at: Date.now(), base });
     if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
-    return policy;
+    return base;
+  }
+  /**
+   * The agent's rules (cached briefly) plus the person's own grants, read fresh
+   * every time: a domain granted mid-turn works for the very next request, and
+   * one removed stops working at once.
+   */
+  async function policyFor(sandboxId: string): Promise<EgressPolicy | null> {
+    const base = await baseFor(sandboxId);
+    if (!base) return null;
+    const settings = await deps.userSettings.get(base.agent.id, base.userKey);
+    // Skills are the operator's (lobu.toml), whoever installed them.
+    const skills = deps.skills.pick([...base.agent.skills, ...settings.skills]);
+    return {
+      agentId: base.agent.id,
+      allow: [...new Set([...base.allow, ...skills.flatMap((s) => s.domains)])],
+      deny: base.deny,
+      // What the person allowed themselves; broad patterns (`*`, `*.com`) are for operators only.
+      userAllow: settings.domains.flatMap((d) => {
+        try {
+          return [userDomain(d, base.deny)];
+        } catch {
+          return [];
+        }
+      }),
+      allowPrivateRanges: base.allowPrivateRanges,
+    };
   }
 
   const relay = createProviderRelay({
@@ -120,8 +179,9 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     log,
     async credentialFor(sandboxId, providerId, placeholder) {
       const binding = await deps.placeholders.lookup(placeholder);
+      // Only the placeholder issued to this very sandbox for this provider's relay.
       if (
-        !binding ||
+        binding?.purpose !== "relay" ||
         binding.sandboxId !== sandboxId ||
         binding.secret.name !== providerSecretName(providerId)
       ) {
@@ -151,7 +211,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     },
   });
 
-  const resolver = cachingResolver(systemResolver, { ttlMs: 30_000, max: 10_000 });
+  const system = cachingResolver(systemResolver, { ttlMs: 30_000, max: 10_000 });
+  const resolver: Resolver = hooks?.resolve ? testResolver(hooks.resolve, system) : system;
   const runDir = runDirFor(dataDir);
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const binder = createEgressBinder({
@@ -164,6 +225,7 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
         secrets: deps.secrets,
         ca,
         resolver,
+        ...(hooks?.upstreamCa ? { upstreamCa: hooks.upstreamCa } : {}),
         logger: log,
         internal: async (req, res, ctx) => {
           if ((req.url ?? "").startsWith(RELAY_PREFIX)) return relay(req, res, ctx);
@@ -183,6 +245,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
               reason: record.reason,
               status: record.status,
               secrets: record.secrets,
+              unswapped: record.unswapped,
+              notes: record.notes,
             },
           }),
       }),

@@ -107,6 +107,24 @@ export class RequestRegistry {
     return { ok: true, request: next };
   }
 
+  /**
+   * Mark a request nobody answered as expired (its wait timed out or its turn
+   * ended), so a late click is refused. Returns the request when this call
+   * expired it, null when it was answered (or expired) first.
+   * (Added for in-thread approvals: see TurnRunner.expireRequest.)
+   */
+  async expire(requestId: string): Promise<PendingRequest | null> {
+    const raw = await this.store.kv.get(key(requestId));
+    if (!raw) return null;
+    const request = JSON.parse(raw) as PendingRequest;
+    if (request.status !== "pending") return null;
+    const next: PendingRequest = { ...request, status: "expired", answeredAt: Date.now() };
+    const swapped = await this.store.kv.compareAndSet(key(requestId), raw, JSON.stringify(next), {
+      ttlMs: 86_400_000,
+    });
+    return swapped ? next : null;
+  }
+
   /** Deliver answers for sandboxes this gateway hosts. */
   async start(
     deliver: (sandboxId: string, requestId: string, answer: RequestAnswer) => void,

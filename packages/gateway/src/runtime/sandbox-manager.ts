@@ -1,6 +1,15 @@
 import { mkdirSync } from "node:fs";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type ConversationKey, describeKey, errorMessage } from "@lobu/core";
+import {
+  type AgentEvent,
+  type ConversationKey,
+  describeKey,
+  errorMessage,
+  type GatewayToWorker,
+  LobuError,
+  type WorkerToGateway,
+} from "@lobu/core";
 import type { Logger } from "pino";
 import type {
   EgressBinder,
@@ -9,10 +18,28 @@ import type {
   SandboxInstance,
   SandboxLimits,
   SandboxUsage,
+  WorkerConnection,
 } from "../sandbox/driver.ts";
+import { volumeImagePath } from "../sandbox/identity.ts";
+import { type SnapshotInfo, snapshotTime, VolumeSnapshots } from "../sandbox/snapshots.ts";
+import { volumeUsage } from "../sandbox/volume.ts";
 import type { KeyValue } from "../store/port.ts";
 
 export type SandboxState = "starting" | "running" | "stopped" | "failed";
+
+/** Self-repair bookkeeping of one sandbox (see SandboxManager). */
+export interface SandboxHealth {
+  /** Abnormal exits (crash, OOM) since the last successful turn. */
+  crashes?: number[];
+  /** Turns that failed inside the worker, in a row. */
+  failures?: number;
+  /** Starts that failed, in a row. */
+  startFailures?: number;
+  /** The sandbox must be repaired before it runs again (`reason` is shown to its user). */
+  broken?: { reason: string; at: number; detail?: string };
+  /** Snapshot the last repair restored, until a turn succeeds on it. */
+  restored?: string;
+}
 
 /** What the gateway remembers about a sandbox between runs (stored). */
 export interface SandboxRecord {
@@ -25,6 +52,11 @@ export interface SandboxRecord {
   lastStartedAt?: number;
   lastExit?: ExitInfo & { at: number };
   starts: number;
+  health?: SandboxHealth;
+  /** Told to the user at the start of the next turn (repairs, resets). */
+  pendingNotice?: string;
+  lastSnapshotAt?: number;
+  lastRepair?: { at: number; reason: string; detail?: string; snapshot: string | null; by: string };
 }
 
 export interface SandboxStatus extends SandboxRecord {
@@ -33,14 +65,31 @@ export interface SandboxStatus extends SandboxRecord {
   usage?: SandboxUsage;
   /** Gateway instance holding it (multi-gateway deployments). */
   owner?: string;
-  /** Worker process id while running (process/host drivers). */
+  /** Worker process id while running (the pool process for virtual sandboxes). */
   pid?: number;
+  snapshots?: { count: number; lastAt?: number };
+}
+
+export interface ResetResult {
+  id: string;
+  /** Whether it was running (and was stopped first). */
+  stopped: boolean;
+  wiped: boolean;
+  /** The snapshot restored (absent when wiped). */
+  snapshot?: { name: string; at: number };
 }
 
 interface Live {
   instance: SandboxInstance;
   busy: number;
   idleTimer?: NodeJS.Timeout;
+  /** A notice still to put into the next turn. */
+  notice?: string;
+  /** A turn succeeded since the last snapshot was considered. */
+  succeeded: boolean;
+  /** Must not run another turn: repair first. */
+  broken: boolean;
+  off: () => void;
 }
 
 export interface SandboxManagerOptions {
@@ -55,23 +104,58 @@ export interface SandboxManagerOptions {
   owner: string;
   /** Called when a sandbox's worker goes away (crash, OOM, idle stop). */
   onExit?: (id: string, exit: ExitInfo) => void;
+  /** Snapshots for self-repair (default: `<dataDir>/snapshots`, 3 per sandbox); false: none. */
+  snapshots?: VolumeSnapshots | false;
+  /** At most one snapshot per sandbox this often, taken after a successful turn (default 60 s). */
+  snapshotIntervalMs?: number;
+  /** This many abnormal exits within `crashWindowMs` mark a sandbox broken (default 2 in 10 min). */
+  crashLimit?: number;
+  crashWindowMs?: number;
+  /** Audit sink for automatic repairs. */
+  audit?: (entry: {
+    action: string;
+    actor: string;
+    sandboxId: string;
+    agentId?: string;
+    details?: Record<string, unknown>;
+  }) => void;
 }
 
 const recordKey = (id: string) => `sandbox:${id}`;
+/** Worker failures that mean the sandbox's own state is unusable. */
+const DISK_FULL = /ENOSPC|EDQUOT|no space left|disk quota/i;
 
 /**
  * Starts sandboxes on demand (cold wake), stops them when idle (scale to zero)
  * and keeps a record of each for operators. Concurrent wakes of one sandbox
  * share one start.
+ *
+ * Self-repair: after a successful turn the volume is snapshotted (at most every
+ * `snapshotIntervalMs`). A sandbox is marked broken when its worker crashes or
+ * runs out of memory repeatedly, its disk fills up, its state cannot be loaded,
+ * its turns keep failing inside the worker, or it fails to start twice; before
+ * it runs again its volume is replaced by the newest snapshot not already
+ * proven bad (or an empty one), and the user is told in the next turn.
  */
 export class SandboxManager {
   private readonly opts: SandboxManagerOptions;
   private readonly live = new Map<string, Live>();
   private readonly starting = new Map<string, Promise<SandboxInstance>>();
+  /** Per-sandbox serialization of wake, repair, reset and snapshot. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly snapshotting = new Map<string, Promise<unknown>>();
+  private readonly recordOps = new Map<string, Promise<unknown>>();
+  private readonly diskCache = new Map<string, { at: number; bytes?: number }>();
+  private readonly snapshots: VolumeSnapshots | undefined;
   private closed = false;
 
   constructor(opts: SandboxManagerOptions) {
     this.opts = opts;
+    this.snapshots =
+      opts.snapshots === false
+        ? undefined
+        : (opts.snapshots ??
+          new VolumeSnapshots({ root: join(opts.dataDir, "snapshots"), logger: opts.log }));
   }
 
   get driverName(): string {
@@ -82,19 +166,54 @@ export class SandboxManager {
     return join(this.opts.dataDir, "volumes", id);
   }
 
+  /** The running sandbox, unless it must go through ensure() first (repair, snapshot in progress). */
   get(id: string): SandboxInstance | undefined {
-    return this.live.get(id)?.instance;
+    const live = this.live.get(id);
+    if (!live || live.broken || this.snapshotting.has(id)) return undefined;
+    return live.instance;
   }
 
-  /** The running sandbox for `id`, started if needed. */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  /** The running sandbox for `id`, started (and repaired first, if broken) when needed. */
   async ensure(id: string, key: ConversationKey): Promise<SandboxInstance> {
+    await this.snapshotting.get(id);
     const running = this.live.get(id);
-    if (running) return running.instance;
+    if (running && !running.broken) return running.instance;
     const pending = this.starting.get(id);
     if (pending) return pending;
-    const start = this.start(id, key).finally(() => this.starting.delete(id));
+    const start = this.serial(id, () => this.wake(id, key)).finally(() => this.starting.delete(id));
     this.starting.set(id, start);
     return start;
+  }
+
+  private async wake(id: string, key: ConversationKey): Promise<SandboxInstance> {
+    const current = this.live.get(id);
+    if (current?.broken) await this.stopLive(id, current, "broken");
+    else if (current) return current.instance;
+    const broken = (await this.record(id))?.health?.broken;
+    if (broken) await this.repair(id, broken.reason, broken.detail);
+    try {
+      return await this.start(id, key);
+    } catch (err) {
+      if (this.closed) throw err;
+      const failures = await this.patchHealth(id, (h) => ({
+        ...h,
+        startFailures: (h.startFailures ?? 0) + 1,
+      }));
+      // Twice in a row: the volume may be what stops it (a corrupt disk image...).
+      if ((failures?.startFailures ?? 0) < 2 || !this.snapshots) throw err;
+      await this.repair(id, "it failed to start twice", errorMessage(err).split("\n")[0]);
+      return this.start(id, key);
+    }
   }
 
   private async start(id: string, key: ConversationKey): Promise<SandboxInstance> {
@@ -110,7 +229,7 @@ export class SandboxManager {
       { sandboxId: id, key: record.label, driver: this.opts.driver.name },
       "starting sandbox",
     );
-    const instance = await this.opts.driver.start(
+    const raw = await this.opts.driver.start(
       {
         id,
         key,
@@ -120,32 +239,245 @@ export class SandboxManager {
       },
       this.opts.egress,
     );
-    const live: Live = { instance, busy: 0 };
+    if (record.health?.startFailures)
+      await this.patchHealth(id, (h) => ({ ...h, startFailures: 0 }));
+    const live: Live = {
+      instance: raw,
+      busy: 0,
+      notice: record.pendingNotice,
+      succeeded: false,
+      broken: false,
+      off: () => {},
+    };
+    live.instance = this.managed(id, raw, live);
+    live.off = raw.connection.onMessage((msg) => this.observe(id, live, msg));
     this.live.set(id, live);
+    this.diskCache.delete(id);
     this.armIdle(id, live);
-    instance.exited.then(
-      (exit) => this.onExited(id, instance, exit),
+    raw.exited.then(
+      (exit) => this.onExited(id, live, exit),
       (err) =>
-        this.onExited(id, instance, {
+        this.onExited(id, live, {
           code: null,
           signal: null,
           reason: `crashed: ${errorMessage(err)}`,
         }),
     );
-    return instance;
+    return live.instance;
   }
 
-  private onExited(id: string, instance: SandboxInstance, exit: ExitInfo): void {
-    const live = this.live.get(id);
-    if (live?.instance === instance) {
+  /**
+   * The instance the rest of the gateway sees: the driver's, plus a pending
+   * notice put into the next turn's event stream right after the turn is sent.
+   */
+  private managed(id: string, raw: SandboxInstance, live: Live): SandboxInstance {
+    const listeners = new Set<(msg: WorkerToGateway) => void>();
+    const connection: WorkerConnection = {
+      get pid() {
+        return raw.connection.pid;
+      },
+      send: (msg: GatewayToWorker) => {
+        raw.connection.send(msg);
+        if (msg.t !== "turn" || !live.notice) return;
+        const event: AgentEvent = { type: "notice", level: "warn", text: live.notice };
+        live.notice = undefined;
+        void this.patchRecord(id, (r) => ({ ...r, pendingNotice: undefined })).catch(() => {});
+        const note: WorkerToGateway = {
+          t: "event",
+          sandboxId: id,
+          turnId: msg.turnId,
+          event,
+        };
+        for (const listener of [...listeners]) listener(note);
+      },
+      onMessage: (listener) => {
+        listeners.add(listener);
+        const off = raw.connection.onMessage(listener);
+        return () => {
+          listeners.delete(listener);
+          off();
+        };
+      },
+    };
+    return {
+      id: raw.id,
+      driver: raw.driver,
+      startedAt: raw.startedAt,
+      connection,
+      exited: raw.exited,
+      usage: () => raw.usage(),
+    };
+  }
+
+  /** Watch turn outcomes: successes clear the health record, some failures mark it broken. */
+  private observe(id: string, live: Live, msg: WorkerToGateway): void {
+    if (msg.t !== "turn_end" || !("sandboxId" in msg) || msg.sandboxId !== id) return;
+    if (msg.status === "done") {
+      live.succeeded = true;
+      void this.patchRecord(id, (r) =>
+        r.health ? { ...r, health: undefined, lastActiveAt: Date.now() } : r,
+      ).catch(() => {});
+      return;
+    }
+    if (msg.status !== "error" || !msg.error) return;
+    const { code, message } = msg.error;
+    let reason: string | undefined;
+    if (DISK_FULL.test(message)) reason = "its disk was full";
+    else if (code === "state_corrupt") reason = "its saved state was damaged";
+    if (reason) live.broken = true;
+    void this.patchHealth(id, (h) => {
+      const failures =
+        code === "worker_error" || code === "agent_error" ? (h.failures ?? 0) + 1 : h.failures;
+      const why =
+        reason ??
+        (failures !== undefined && failures >= 2
+          ? `its agent failed ${failures} times in a row`
+          : undefined);
+      if (!why) return { ...h, failures };
+      live.broken = true;
+      return {
+        ...h,
+        failures,
+        broken: { reason: why, at: Date.now(), detail: `${code}: ${message.slice(0, 300)}` },
+      };
+    }).catch(() => {});
+  }
+
+  private onExited(id: string, live: Live, exit: ExitInfo): void {
+    live.off();
+    if (this.live.get(id) === live) {
       clearTimeout(live.idleTimer);
       this.live.delete(id);
     }
+    this.diskCache.delete(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
-    void this.patchRecord(id, (r) => ({ ...r, lastExit: { ...exit, at: Date.now() } })).catch(
-      () => {},
-    );
+    const windowMs = this.opts.crashWindowMs ?? 600_000;
+    const limit = this.opts.crashLimit ?? 2;
+    void this.patchRecord(id, (r) => {
+      const next: SandboxRecord = { ...r, lastExit: { ...exit, at: Date.now() } };
+      const health: SandboxHealth = { ...r.health };
+      if (live.notice) next.pendingNotice = live.notice;
+      if (exit.reason === "disk_full") {
+        health.broken = { reason: "its disk was full", at: Date.now() };
+      } else if (exit.reason === "crashed" || exit.reason === "oom") {
+        const now = Date.now();
+        const crashes = [...(health.crashes ?? []), now].filter((t) => now - t < windowMs);
+        health.crashes = crashes;
+        if (crashes.length >= limit)
+          health.broken = {
+            reason:
+              exit.reason === "oom"
+                ? `it ran out of memory ${crashes.length} times in a row`
+                : `its agent crashed ${crashes.length} times in a row`,
+            at: now,
+            detail: `last exit: ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`,
+          };
+      } else return next;
+      return { ...next, health };
+    }).catch(() => {});
     this.opts.onExit?.(id, exit);
+  }
+
+  /**
+   * Replace a stopped sandbox's volume with its newest good snapshot (an empty
+   * volume when none is left), mark it healthy and queue a notice for its user.
+   * A snapshot restored by an earlier repair that did not help is marked bad.
+   */
+  private async repair(
+    id: string,
+    reason: string,
+    detail?: string,
+  ): Promise<SnapshotInfo | undefined> {
+    const live = this.live.get(id);
+    if (live) await this.stopLive(id, live, "repair");
+    const record = await this.record(id);
+    const snapshots = this.snapshots;
+    let restored: SnapshotInfo | undefined;
+    if (snapshots) {
+      if (record?.health?.restored)
+        await snapshots.markBad(id, record.health.restored, `did not help: ${reason}`);
+      restored = await snapshots.restore(id, this.volumeDir(id));
+    }
+    const notice = restored
+      ? `Your workspace was restored from the snapshot of ${snapshotTime(restored.at)} because ${reason}.`
+      : snapshots
+        ? `Your workspace was reset to an empty one because ${reason}, and no earlier snapshot was left to restore. Your administrator can still recover the old files.`
+        : `Your agent was restarted because ${reason}.`;
+    await this.patchRecord(id, (r) => ({
+      ...r,
+      health: restored ? { restored: restored.name } : undefined,
+      pendingNotice: notice,
+      lastRepair: {
+        at: Date.now(),
+        reason,
+        ...(detail ? { detail } : {}),
+        snapshot: restored?.name ?? null,
+        by: "system",
+      },
+    }));
+    this.opts.log.warn(
+      { sandboxId: id, reason, detail, snapshot: restored?.name ?? null },
+      "sandbox repaired",
+    );
+    this.opts.audit?.({
+      action: "sandbox.repaired",
+      actor: "system",
+      sandboxId: id,
+      agentId: record?.key.agentId,
+      details: { reason, detail, snapshot: restored ? snapshotTime(restored.at) : null },
+    });
+    return restored;
+  }
+
+  /**
+   * Operator reset: stop the sandbox, then restore its newest good snapshot or,
+   * with `wipe`, delete its volume and snapshots. Its user is told in the next turn.
+   */
+  async reset(id: string, opts: { wipe?: boolean; by?: string } = {}): Promise<ResetResult | null> {
+    const record = await this.record(id);
+    if (!record) return null;
+    return this.serial(id, async () => {
+      const live = this.live.get(id);
+      if (live) await this.stopLive(id, live, "reset");
+      const volumeDir = this.volumeDir(id);
+      let snapshot: SnapshotInfo | undefined;
+      if (opts.wipe) {
+        if (this.snapshots) await this.snapshots.wipe(id, volumeDir);
+        else {
+          await rm(volumeDir, { recursive: true, force: true });
+          await rm(volumeImagePath(volumeDir), { force: true });
+        }
+      } else {
+        snapshot = await this.snapshots?.lastGood(id);
+        if (!this.snapshots || !snapshot)
+          throw new LobuError("no_snapshot", `sandbox ${id} has no snapshot to restore`, {
+            status: 409,
+            hint: `Snapshots are taken after successful turns. To start from an empty workspace instead, run \`lobu sandboxes reset ${id} --wipe\`.`,
+          });
+        await this.snapshots.restore(id, volumeDir, snapshot);
+      }
+      const notice = opts.wipe
+        ? "Your workspace was wiped by an administrator: you are starting from an empty workspace."
+        : `Your workspace was restored by an administrator from the snapshot of ${snapshotTime(snapshot!.at)}.`;
+      await this.patchRecord(id, (r) => ({
+        ...r,
+        health: snapshot ? { restored: snapshot.name } : undefined,
+        pendingNotice: notice,
+        lastRepair: {
+          at: Date.now(),
+          reason: opts.wipe ? "wiped by an operator" : "reset by an operator",
+          snapshot: snapshot?.name ?? null,
+          by: opts.by ?? "operator",
+        },
+      }));
+      this.diskCache.delete(id);
+      return {
+        id,
+        stopped: live !== undefined,
+        wiped: Boolean(opts.wipe),
+        ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
+      };
+    });
   }
 
   /** Mark a turn running (no idle stop while busy). Returns the release function. */
@@ -161,8 +493,37 @@ export class SandboxManager {
       if (released) return;
       released = true;
       live.busy--;
-      if (live.busy === 0) this.armIdle(id, live);
+      if (live.busy !== 0) return;
+      if (live.broken) {
+        // Repaired on its next wake: stop it now rather than let it idle.
+        void this.stop(id, "broken").catch(() => {});
+        return;
+      }
+      this.maybeSnapshot(id, live);
+      this.armIdle(id, live);
     };
+  }
+
+  private maybeSnapshot(id: string, live: Live): void {
+    const snapshots = this.snapshots;
+    if (!snapshots || !live.succeeded || this.snapshotting.has(id)) return;
+    live.succeeded = false;
+    const run = this.serial(id, async () => {
+      if (this.live.get(id) !== live || live.busy > 0) return;
+      const last = (await this.record(id))?.lastSnapshotAt ?? 0;
+      if (Date.now() - last < (this.opts.snapshotIntervalMs ?? 60_000)) return;
+      const info = await snapshots.take(id, this.volumeDir(id));
+      await this.patchRecord(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
+      this.opts.log.debug(
+        { sandboxId: id, snapshot: info.name, files: info.files, bytesCopied: info.bytesCopied },
+        "volume snapshot taken",
+      );
+    })
+      .catch((err) =>
+        this.opts.log.warn({ err: errorMessage(err), sandboxId: id }, "volume snapshot failed"),
+      )
+      .finally(() => this.snapshotting.delete(id));
+    this.snapshotting.set(id, run);
   }
 
   private armIdle(id: string, live: Live): void {
@@ -179,11 +540,17 @@ export class SandboxManager {
   }
 
   async stop(id: string, reason = "stopped"): Promise<boolean> {
+    await this.snapshotting.get(id);
     const live = this.live.get(id);
     if (!live) return false;
+    await this.stopLive(id, live, reason);
+    return true;
+  }
+
+  private async stopLive(id: string, live: Live, reason: string): Promise<void> {
     clearTimeout(live.idleTimer);
     await this.opts.driver.stop(id, { reason, graceMs: 3000 });
-    return true;
+    await live.instance.exited;
   }
 
   async record(id: string): Promise<SandboxRecord | null> {
@@ -201,7 +568,11 @@ export class SandboxManager {
     const records = (await this.opts.kv.list("sandbox:")).map(
       (e) => JSON.parse(e.value) as SandboxRecord,
     );
-    return Promise.all(records.map((r) => this.toStatus(r)));
+    const out: SandboxStatus[] = [];
+    // A few at a time: stopped sandboxes are measured on disk.
+    for (let i = 0; i < records.length; i += 8)
+      out.push(...(await Promise.all(records.slice(i, i + 8).map((r) => this.toStatus(r)))));
+    return out;
   }
 
   private async toStatus(record: SandboxRecord): Promise<SandboxStatus> {
@@ -213,6 +584,11 @@ export class SandboxManager {
         : "stopped";
     let usage: SandboxUsage | undefined;
     if (live) usage = await live.instance.usage().catch(() => undefined);
+    else {
+      const diskBytes = await this.stoppedDisk(record.id);
+      usage = diskBytes === undefined ? undefined : { diskBytes };
+    }
+    const snapshots = (await this.snapshots?.list(record.id)) ?? [];
     return {
       ...record,
       state,
@@ -220,45 +596,85 @@ export class SandboxManager {
       usage,
       owner: live ? this.opts.owner : undefined,
       pid: live?.instance.connection.pid,
+      snapshots: { count: snapshots.length, lastAt: snapshots[0]?.at },
     };
+  }
+
+  /** Disk held by a stopped sandbox: its disk image (blocks in use) or its directory. */
+  private async stoppedDisk(id: string): Promise<number | undefined> {
+    const cached = this.diskCache.get(id);
+    if (cached && Date.now() - cached.at < 30_000) return cached.bytes;
+    const dir = this.volumeDir(id);
+    const image = await stat(volumeImagePath(dir)).catch(() => undefined);
+    const bytes = image
+      ? image.blocks * 512
+      : await volumeUsage(dir, "watch").catch(() => undefined);
+    this.diskCache.set(id, { at: Date.now(), bytes });
+    return bytes;
   }
 
   get runningCount(): number {
     return this.live.size;
   }
 
-  private async updateRecord(
+  /** Record changes are read-modify-write: one at a time per sandbox, in order. */
+  private recordOp<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.recordOps.get(id) ?? Promise.resolve()).then(fn);
+    const tail = next.catch(() => {});
+    this.recordOps.set(id, tail);
+    void tail.then(() => {
+      if (this.recordOps.get(id) === tail) this.recordOps.delete(id);
+    });
+    return next;
+  }
+
+  private updateRecord(
     id: string,
     key: ConversationKey,
     change: (r: SandboxRecord) => SandboxRecord,
   ): Promise<SandboxRecord> {
-    const now = Date.now();
-    const existing = await this.record(id);
-    const base: SandboxRecord = existing ?? {
-      id,
-      key,
-      label: describeKey(key),
-      driver: this.opts.driver.name,
-      createdAt: now,
-      lastActiveAt: now,
-      starts: 0,
-    };
-    const next = change({ ...base, driver: this.opts.driver.name });
-    await this.opts.kv.set(recordKey(id), JSON.stringify(next));
-    return next;
+    return this.recordOp(id, async () => {
+      const now = Date.now();
+      const existing = await this.record(id);
+      const base: SandboxRecord = existing ?? {
+        id,
+        key,
+        label: describeKey(key),
+        driver: this.opts.driver.name,
+        createdAt: now,
+        lastActiveAt: now,
+        starts: 0,
+      };
+      const next = change({ ...base, driver: this.opts.driver.name });
+      await this.opts.kv.set(recordKey(id), JSON.stringify(next));
+      return next;
+    });
   }
 
-  private async patchRecord(
+  private patchRecord(
     id: string,
     change: (r: SandboxRecord) => SandboxRecord,
-  ): Promise<void> {
-    const existing = await this.record(id);
-    if (existing) await this.opts.kv.set(recordKey(id), JSON.stringify(change(existing)));
+  ): Promise<SandboxRecord | undefined> {
+    return this.recordOp(id, async () => {
+      const existing = await this.record(id);
+      if (!existing) return undefined;
+      const next = change(existing);
+      if (next !== existing) await this.opts.kv.set(recordKey(id), JSON.stringify(next));
+      return next;
+    });
+  }
+
+  private async patchHealth(
+    id: string,
+    change: (h: SandboxHealth) => SandboxHealth,
+  ): Promise<SandboxHealth | undefined> {
+    return (await this.patchRecord(id, (r) => ({ ...r, health: change({ ...r.health }) })))?.health;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
+    await Promise.all([...this.snapshotting.values()].map((p) => p.catch(() => {})));
     await this.opts.driver.close();
     this.live.clear();
   }

@@ -41,6 +41,10 @@ interface ActiveTurn {
   emit(event: AgentEvent): void;
   /** Public request id → the worker's own id. */
   requestIds: Map<string, string>;
+  /** How long the worker waits for an answer (the agent's policy.request_timeout). */
+  requestTimeoutMs: number;
+  /** Timers that expire this turn's unanswered requests. */
+  expiryTimers: Set<NodeJS.Timeout>;
 }
 
 /**
@@ -224,10 +228,19 @@ export class TurnRunner {
     }
 
     const release = this.deps.sandboxes.acquire(turn.conversationId);
-    const active: ActiveTurn = { messageId: turn.messageId, emit, requestIds: new Map() };
+    const active: ActiveTurn = {
+      messageId: turn.messageId,
+      emit,
+      requestIds: new Map(),
+      requestTimeoutMs: context.requestTimeoutSec * 1000,
+      expiryTimers: new Set(),
+    };
     this.active.set(turn.conversationId, active);
     try {
       const end = await this.exchange(turn, turnId, instance, context, active, lease);
+      // Requests still unanswered when the attempt ends can never be answered: say so
+      // before the final event, so every surface closes their cards.
+      await this.expirePending(active);
       if (end.kind === "turn_end") {
         if (end.msg.status === "done") {
           await finish({ text: end.msg.text });
@@ -255,9 +268,38 @@ export class TurnRunner {
             : `its worker stopped (${end.exit.reason})`;
       return retryOrFail(why);
     } finally {
+      for (const timer of active.expiryTimers) clearTimeout(timer);
       if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
       release();
     }
+  }
+
+  /**
+   * The worker stops waiting after the request timeout ("no approval arrived in
+   * time"); at the same moment the gateway marks the request expired, so a late
+   * click is refused, and emits request_resolved "expired" so cards update.
+   */
+  private expireLater(active: ActiveTurn, requestId: string): void {
+    const timer = setTimeout(() => {
+      active.expiryTimers.delete(timer);
+      void this.expireRequest(active, requestId);
+    }, active.requestTimeoutMs);
+    timer.unref();
+    active.expiryTimers.add(timer);
+  }
+
+  private async expireRequest(active: ActiveTurn, requestId: string): Promise<void> {
+    const expired = await this.deps.requests.expire(requestId).catch((err) => {
+      this.deps.log.warn({ err, requestId }, "could not expire a request");
+      return null;
+    });
+    if (expired) active.emit({ type: "request_resolved", requestId, outcome: "expired" });
+  }
+
+  private async expirePending(active: ActiveTurn): Promise<void> {
+    for (const timer of active.expiryTimers) clearTimeout(timer);
+    active.expiryTimers.clear();
+    for (const requestId of active.requestIds.keys()) await this.expireRequest(active, requestId);
   }
 
   private exchange(
@@ -330,9 +372,10 @@ export class TurnRunner {
             origin: turn.origin,
             event: decorated,
           },
-          3_600_000,
+          Math.max(3_600_000, active.requestTimeoutMs),
         );
         active.emit(decorated);
+        this.expireLater(active, publicId);
         return;
       }
       case "text_delta":

@@ -12,6 +12,8 @@ import { dirname, join, sep } from "node:path";
  */
 
 export const SANDBOX_WORKSPACE = "/workspace";
+/** Where a pool process (virtual driver) sees the parent of all its sandboxes' volumes. */
+export const POOL_VOLUMES = "/volumes";
 export const SANDBOX_EGRESS_SOCKET = "/run/lobu/egress.sock";
 export const SANDBOX_HOSTNAME = "sandbox";
 
@@ -137,6 +139,8 @@ export interface BwrapLayout {
   hide: string[];
   /** Host source of /workspace (rw) and of the egress socket. */
   volumeSource: string;
+  /** Where the volume appears inside (default /workspace; pool processes use /volumes). */
+  volumeDest?: string;
   egressSource: string;
   etc: Record<string, string>;
   /** Compiled seccomp filter (see seccomp.ts). */
@@ -190,10 +194,11 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   a.push("--proc", "/proc", "--dev", "/dev");
   if (layout.tmpBytes) a.push("--size", String(layout.tmpBytes));
   a.push("--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
-  a.push("--bind", layout.volumeSource, SANDBOX_WORKSPACE);
+  const volumeDest = layout.volumeDest ?? SANDBOX_WORKSPACE;
+  a.push("--bind", layout.volumeSource, volumeDest);
   a.push("--dir", dirname(SANDBOX_EGRESS_SOCKET));
   a.push("--ro-bind", layout.egressSource, SANDBOX_EGRESS_SOCKET);
-  a.push("--chdir", SANDBOX_WORKSPACE, "--info-fd", String(layout.fds.info), "--clearenv");
+  a.push("--chdir", volumeDest, "--info-fd", String(layout.fds.info), "--clearenv");
   for (const [key, value] of Object.entries(layout.env)) a.push("--setenv", key, value);
   return { args: a, data };
 }

@@ -64,6 +64,12 @@ export interface SandboxUsage {
   memoryBytes?: number;
   diskBytes?: number;
   pids?: number;
+  /**
+   * Virtual sandboxes: the pool process they share. `memoryBytes` and `pids`
+   * are then the pool's, shared by `sandboxes` sandboxes (a session on its own
+   * has no separately measurable memory).
+   */
+  pool?: { id: string; sandboxes: number };
 }
 
 export interface SandboxInstance {

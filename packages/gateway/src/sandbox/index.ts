@@ -7,4 +7,11 @@ export { readVolumeMeta, type VolumeMeta, volumeImagePath, volumeMetaPath } from
 export * from "./launcher.ts";
 export { OutputCapture } from "./output.ts";
 export { createProcessDriver, ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
+export {
+  createVirtualDriver,
+  type PoolIsolation,
+  placeSandbox,
+  VirtualDriver,
+  type VirtualDriverOptions,
+} from "./virtual-driver.ts";
 export type { QuotaMode } from "./volume.ts";

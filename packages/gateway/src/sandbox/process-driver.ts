@@ -10,6 +10,7 @@ import {
   bwrapArgs,
   etcFiles,
   normalizeBinds,
+  POOL_VOLUMES,
   pathsToHide,
   SANDBOX_EGRESS_SOCKET,
   SANDBOX_WORKSPACE,
@@ -128,6 +129,8 @@ interface Running {
   /** Host pid of the sandbox's pid 1 (bwrap's init), from --info-fd. */
   initPid?: number;
   quota: QuotaMode;
+  /** A pool process of the virtual driver: all volumes mounted, no disk quota of its own. */
+  pool: boolean;
   stopReason?: string;
   timers: NodeJS.Timeout[];
   lastDisk?: { at: number; bytes: number };
@@ -268,7 +271,29 @@ export class ProcessDriver implements SandboxDriver {
         status: 409,
         hint: "Stop it first.",
       });
-    const starting = this.#start(spec, egress);
+    const starting = this.#start(spec, egress, undefined, false);
+    this.#starting.set(spec.id, starting);
+    try {
+      return await starting;
+    } finally {
+      this.#starting.delete(spec.id);
+    }
+  }
+
+  /**
+   * Start a pool process for the virtual driver, sandboxed like any sandbox (own
+   * uid, namespaces, no network, cgroup limits, seccomp) but with the parent of
+   * every pooled volume (`spec.volumeDir`) mounted read-write at /volumes, an
+   * egress socket bound to the pool's identity and `LOBU_WORKER_MODE=pool`. Each
+   * pooled sandbox's disk quota is enforced inside the pool, not here.
+   */
+  async startPool(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
+    checkSandboxId(spec.id);
+    if (this.#running.has(spec.id) || this.#starting.has(spec.id))
+      throw new LobuError("sandbox_running", `pool ${spec.id} is already running`, {
+        status: 409,
+      });
+    const starting = this.#start(spec, egress, undefined, true);
     this.#starting.set(spec.id, starting);
     try {
       return await starting;
@@ -280,7 +305,8 @@ export class ProcessDriver implements SandboxDriver {
   async #start(
     spec: SandboxSpec,
     egress: EgressBinder,
-    workerArgv?: string[],
+    workerArgv: string[] | undefined,
+    pool: boolean,
   ): Promise<SandboxInstance> {
     const setup = await this.#prepare();
     const undo: Array<() => Promise<unknown>> = [];
@@ -288,7 +314,7 @@ export class ProcessDriver implements SandboxDriver {
     try {
       const volumeDir = await realpath(spec.volumeDir);
       let { meta, fresh } = await this.#uids.forVolume(spec.volumeDir);
-      if (setup.quota === "loop") {
+      if (setup.quota === "loop" && !pool) {
         const mounted = await mountLoopVolume({
           volumeDir: spec.volumeDir,
           meta,
@@ -303,12 +329,15 @@ export class ProcessDriver implements SandboxDriver {
       if (setup.root) {
         // Files the gateway put in the volume (or all of them, for a volume new to
         // this uid) must belong to the sandbox so the agent can change them.
-        if (setup.quota === "watch" || fresh) await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
+        if (setup.quota === "watch" || fresh || pool)
+          await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
         await chown(volumeDir, meta.uid, meta.gid);
         await chmod(volumeDir, 0o700);
       }
 
-      const binding = await egress.bind({ kind: "sandbox", sandboxId: spec.id });
+      const binding = await egress.bind(
+        pool ? { kind: "pool", poolId: spec.id } : { kind: "sandbox", sandboxId: spec.id },
+      );
       undo.push(() => binding.close());
       if (setup.root) await chown(binding.socketPath, meta.uid, meta.gid);
 
@@ -323,6 +352,7 @@ export class ProcessDriver implements SandboxDriver {
         binding,
         cgroup,
         workerArgv,
+        pool,
       );
       const initPid = await launched.initPid;
       const rec: Running = {
@@ -334,6 +364,7 @@ export class ProcessDriver implements SandboxDriver {
         binding,
         initPid,
         quota: setup.quota,
+        pool,
         timers: [],
         instance: undefined as unknown as SandboxInstance,
       };
@@ -360,7 +391,8 @@ export class ProcessDriver implements SandboxDriver {
     volumeDir: string,
     binding: EgressBinding,
     cgroup: SandboxCgroup | undefined,
-    workerArgv?: string[],
+    workerArgv: string[] | undefined,
+    pool: boolean,
   ): Promise<{ worker: LaunchedWorker; initPid: Promise<number | undefined> }> {
     const launcher = this.launcher;
     const nodeDir = dirname(launcher.nodePath);
@@ -371,8 +403,14 @@ export class ProcessDriver implements SandboxDriver {
     );
     const env = workerEnv(
       spec,
-      { PATH: `${nodeDir}:/usr/local/bin:/usr/bin:/bin`, HOME: SANDBOX_WORKSPACE },
-      { LOBU_EGRESS_SOCKET: SANDBOX_EGRESS_SOCKET, LOBU_VOLUME: SANDBOX_WORKSPACE },
+      { PATH: `${nodeDir}:/usr/local/bin:/usr/bin:/bin`, HOME: pool ? "/tmp" : SANDBOX_WORKSPACE },
+      pool
+        ? {
+            LOBU_EGRESS_SOCKET: SANDBOX_EGRESS_SOCKET,
+            LOBU_WORKER_MODE: "pool",
+            LOBU_VOLUMES_ROOT: POOL_VOLUMES,
+          }
+        : { LOBU_EGRESS_SOCKET: SANDBOX_EGRESS_SOCKET, LOBU_VOLUME: SANDBOX_WORKSPACE },
     );
     const etc = etcFiles(
       meta.uid,
@@ -396,6 +434,7 @@ export class ProcessDriver implements SandboxDriver {
       roBinds: roBinds.map((path, i) => ({ source: source(path, `rt${i}`), dest: path })),
       hide,
       volumeSource: source(volumeDir, "workspace"),
+      volumeDest: pool ? POOL_VOLUMES : SANDBOX_WORKSPACE,
       egressSource: source(binding.socketPath, "egress.sock"),
       etc,
       seccomp: setup.seccomp,
@@ -502,7 +541,10 @@ export class ProcessDriver implements SandboxDriver {
     if (rec.initPid) signalPids([rec.initPid], "SIGKILL");
     const steps: Array<[string, () => Promise<unknown>]> = [
       ["cgroup", async () => rec.cgroup?.destroy()],
-      ["volume", async () => (rec.quota === "loop" ? unmount(rec.volumeDir, log) : undefined)],
+      [
+        "volume",
+        async () => (rec.quota === "loop" && !rec.pool ? unmount(rec.volumeDir, log) : undefined),
+      ],
       ["egress", () => rec.binding.close()],
     ];
     for (const [what, step] of steps) {
@@ -515,7 +557,7 @@ export class ProcessDriver implements SandboxDriver {
 
   #watch(rec: Running, setup: Setup, log: Logger): void {
     const { limits } = rec.spec;
-    if (setup.quota === "watch") {
+    if (setup.quota === "watch" && !rec.pool) {
       const every = this.#opts.diskCheckIntervalMs ?? 10_000;
       let busy = false;
       rec.timers.push(
@@ -573,6 +615,8 @@ export class ProcessDriver implements SandboxDriver {
       out.memoryBytes ??= tree.memoryBytes;
       out.pids ??= tree.pids;
     }
+    // A pool's volumes are measured per pooled sandbox by the virtual driver.
+    if (rec.pool) return out;
     const fresh = rec.lastDisk && Date.now() - rec.lastDisk.at < 5000;
     out.diskBytes = fresh ? rec.lastDisk!.bytes : await volumeUsage(rec.volumeDir, setup.quota);
     return out;
@@ -795,7 +839,7 @@ export class ProcessDriver implements SandboxDriver {
     };
     try {
       const argv = [...this.#rlimits(setup, spec), this.launcher.nodePath, "-e", TRIAL_WORKER];
-      const sandbox = await this.#start(spec, egress, argv);
+      const sandbox = await this.#start(spec, egress, argv, false);
       await this.stop(spec.id, { graceMs: 2000 });
       const info = await sandbox.exited;
       return info.code === 0 ? undefined : `trial worker ended with ${JSON.stringify(info)}`;

@@ -2,6 +2,7 @@ import { LobuError } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { requireToken } from "../api/auth.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import { jsonBody } from "../http/errors.ts";
 import { telegramSettings } from "../platforms/telegram/config.ts";
@@ -10,10 +11,11 @@ import { providerSecretName } from "../providers/registry.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { SecretRef } from "../secrets/store.ts";
 import type { GatewayServices } from "../services.ts";
-import { defaultAgentFor } from "./links.ts";
+import { createSettingsLink, defaultAgentFor } from "./links.ts";
 import {
   ADMIN_SESSION_TTL_MS,
   type AdminSession,
+  CLAIM_TTL_MS,
   type Claim,
   SETTINGS_SESSION_TTL_MS,
   type SettingsSession,
@@ -58,6 +60,13 @@ const Answer = z.strictObject({
   value: z.string().min(1).max(16_384).optional(),
 });
 const TelegramLogin = z.strictObject({ initData: z.string().min(1).max(8192) });
+const LinkRequest = z.strictObject({
+  /** The end user, as in POST /api/v1/agents/:id/messages. */
+  user: z.string().min(1).max(200),
+  channel: z.string().min(1).max(200).default("default"),
+  userName: z.string().max(200).optional(),
+  agent: z.string().max(63).optional(),
+});
 
 /** Kinds a link may prefill (the same as capability requests). */
 const PREFILL_KINDS = new Set(["skill", "domain", "package", "mcp", "secret"]);
@@ -81,7 +90,11 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   const telegram = telegramFor(s, env);
   // Telegram Web shows the Mini App in an iframe: only then may these pages be framed, and only there.
   const frameAncestors = telegram ? TELEGRAM_FRAME_ANCESTORS : [];
-  const page = (nonce?: string) => ({ frameAncestors, https: https(), ...(nonce ? { nonce } : {}) });
+  const page = (nonce?: string) => ({
+    frameAncestors,
+    https: https(),
+    ...(nonce ? { nonce } : {}),
+  });
 
   app.get("/settings", (c) => servePage(c, bundle, page()));
   app.get("/settings/", (c) => c.redirect("/settings", 301));
@@ -137,7 +150,11 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     );
   });
 
-  app.post("/settings/claim/:code", async (c) => {
+  const smallForm = bodyLimit({
+    maxSize: 16 * 1024,
+    onError: (c) => c.text("request body too large", 413),
+  });
+  app.post("/settings/claim/:code", smallForm, async (c) => {
     if (!originAllowed(c, s.publicUrl)) return claimError(c, "cross-site");
     const found = await sessions.redeemClaim(c.req.param("code"));
     if (!found.ok) return claimError(c, found.reason);
@@ -169,10 +186,30 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     return c.redirect(`/settings${landingQuery(claim)}${fragment}`, 303);
   });
 
+  // API/CLI channel: an app integrating Lobu hands its user a one-time settings link.
+  // (Defined here, next to the claim links it mints; POST /api/v1/settings-links.)
+  app.post("/api/v1/settings-links", requireToken(s.tokens), async (c) => {
+    const body = await jsonBody(c, LinkRequest);
+    const agentId = body.agent ? (await s.agents.require(body.agent)).id : undefined;
+    const url = await createSettingsLink(
+      s,
+      {
+        platform: "api",
+        workspace: "",
+        channelId: body.channel,
+        userId: body.user,
+        isDirect: true,
+        ...(body.userName ? { userName: body.userName } : {}),
+      },
+      agentId ? { agentId } : {},
+    );
+    return c.json({ url, expiresAt: Date.now() + CLAIM_TTL_MS }, 201);
+  });
+
   // ---------------------------------------------------------------- the API
 
   const api = new Hono<Env>();
-  api.use("*", apiHeaders(https()));
+  api.use("*", apiHeaders(https));
   api.use(
     "*",
     bodyLimit({
@@ -250,7 +287,8 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     const session = c.get("session");
     return s.userSettings.update(session.agentId, session.userKey, change);
   };
-  const view = async (c: Context<Env>) => c.json(await buildView(s, c.get("session"), await agentOf(c)));
+  const view = async (c: Context<Env>) =>
+    c.json(await buildView(s, c.get("session"), await agentOf(c)));
   const userRef = (c: Context<Env>, name: string): SecretRef => {
     const session = c.get("session");
     return { scope: { kind: "user", agentId: session.agentId, userKey: session.userKey }, name };
@@ -417,7 +455,10 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     const session = c.get("session");
     if (!request) throw new LobuError("not_found", "unknown or expired request", { status: 404 });
     if (userKeyOf(request.origin) !== session.userKey)
-      throw forbidden("this request belongs to someone else", "Only the person who asked can answer.");
+      throw forbidden(
+        "this request belongs to someone else",
+        "Only the person who asked can answer.",
+      );
     return request;
   };
   api.get("/requests/:id", async (c) => c.json(requestView(await ownRequest(c))));
@@ -468,13 +509,20 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   api.post("/admin-login", async (c) => {
     const session = c.get("session");
     if (!s.config.admin.users.includes(session.userKey))
-      throw forbidden("you are not an admin of this gateway", "Admins are listed in [admin] users.");
+      throw forbidden(
+        "you are not an admin of this gateway",
+        "Admins are listed in [admin] users.",
+      );
     const { id } = await sessions.create<AdminSession>(
       { kind: "admin", actor: session.userKey, name: session.userName ?? session.userKey },
       ADMIN_SESSION_TTL_MS,
     );
     setSessionCookie(c, adminCookie(https()), id, ADMIN_SESSION_TTL_MS);
-    s.audit.record({ action: "admin.session_opened", actor: session.userKey, details: { via: "settings" } });
+    s.audit.record({
+      action: "admin.session_opened",
+      actor: session.userKey,
+      details: { via: "settings" },
+    });
     return c.json({ ok: true, redirect: "/admin" });
   });
 
@@ -485,10 +533,12 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
 /** Query string the page opens with after a claim: the request to answer, or a change to confirm. */
 function landingQuery(claim: Claim): string {
   const q = new URLSearchParams();
+  // A request carries its own change (kind, value, reason); a bare prefill is a suggestion.
   if (claim.requestId) q.set("request", claim.requestId);
-  for (const [kind, value] of Object.entries(claim.prefill ?? {})) {
-    if (PREFILL_KINDS.has(kind) && value.length <= 200) q.set(kind, value);
-  }
+  else
+    for (const [kind, value] of Object.entries(claim.prefill ?? {})) {
+      if (PREFILL_KINDS.has(kind) && value.length <= 200) q.set(kind, value);
+    }
   const text = q.toString();
   return text ? `?${text}` : "";
 }

@@ -58,18 +58,19 @@ export function setPageHeaders(c: Context, policy: PagePolicy): void {
 /** Headers every response of these routes carries (pages, assets, JSON). */
 export function setCommonHeaders(c: Context, https: boolean): void {
   c.header("x-content-type-options", "nosniff");
-  // Claim codes are in URLs: never let them leave in a Referer.
-  c.header("referrer-policy", "no-referrer");
+  // Claim codes are in URLs: never let them leave in a Referer. ("same-origin", not
+  // "no-referrer": under no-referrer browsers send `Origin: null` on our own POSTs.)
+  c.header("referrer-policy", "same-origin");
   c.header("cross-origin-resource-policy", "same-origin");
   c.header("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
   if (https) c.header("strict-transport-security", "max-age=31536000");
 }
 
 /** JSON API responses: never cached, never framed, never sniffed. */
-export function apiHeaders(https: boolean): MiddlewareHandler {
+export function apiHeaders(https: () => boolean): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    setCommonHeaders(c, https);
+    setCommonHeaders(c, https());
     c.header("cache-control", "no-store");
     c.header("x-frame-options", "DENY");
     c.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
@@ -129,6 +130,8 @@ export function originAllowed(c: Context, publicUrl: string): boolean {
   if (site && site !== "same-origin" && site !== "none") return false;
   const origin = c.req.header("origin");
   if (!origin) return true;
+  // An opaque origin (privacy settings, sandboxed frames): trust only the browser's own verdict.
+  if (origin === "null") return site === "same-origin";
   const allowed = new Set<string>();
   try {
     allowed.add(new URL(publicUrl).origin);
@@ -283,7 +286,7 @@ export function messagePage(opts: {
   const n = opts.nonce ? ` nonce="${opts.nonce}"` : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${escapeHtml(opts.title)} · Lobu</title>
+<meta name="referrer" content="same-origin"><link rel="icon" href="data:,"><title>${escapeHtml(opts.title)} · Lobu</title>
 ${opts.nonce ? `<style${n}>${PAGE_CSS}</style>` : ""}</head>
 <body><main><h1>${escapeHtml(opts.title)}</h1>${opts.body}</main>
 ${opts.script && opts.nonce ? `<script${n}>${opts.script}</script>` : ""}</body></html>`;

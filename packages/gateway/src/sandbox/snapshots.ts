@@ -1,0 +1,214 @@
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createLogger, type Logger } from "@lobu/core";
+import { checkSandboxId } from "./env.ts";
+import { volumeImagePath } from "./identity.ts";
+import { isMountPoint } from "./mountinfo.ts";
+import { type CopyStats, copyTree } from "./tree-copy.ts";
+
+/**
+ * Point-in-time copies of sandbox volumes, so a sandbox whose agent wrecked its
+ * workspace can start again from its last good state.
+ *
+ * Layout: `<root>/<sandbox id>/<snapshot name>/` (a copy of the volume) and
+ * `index.json`. A snapshot hard-links every file unchanged since the previous
+ * snapshot (snapshots are never modified, so sharing is safe) and copies the
+ * rest (a reflink where the filesystem supports it). The volume itself is
+ * never hard-linked to: the agent could change the snapshot through it.
+ *
+ * Snapshots are file-level for every driver, loop-image volumes included (read
+ * through the mounted image while the sandbox runs); restoring one into a
+ * loop-image volume sets the old image aside, and the process driver builds a
+ * fresh image from the restored files on the next start.
+ */
+
+export interface SnapshotInfo {
+  name: string;
+  /** When it was taken (ms since epoch). */
+  at: number;
+  files: number;
+  /** Bytes copied for this snapshot (unchanged files are shared with the previous one). */
+  bytesCopied: number;
+  linked: number;
+  /** Restoring it did not help: never restored again. */
+  bad?: string;
+}
+
+export interface VolumeSnapshotsOptions {
+  /** Directory holding all snapshots (never visible to any sandbox). */
+  root: string;
+  /** Snapshots kept per sandbox (default 3). */
+  keep?: number;
+  logger?: Logger;
+}
+
+/** Top-level volume entries never snapshotted: scratch space and filesystem bookkeeping. */
+const SKIP = [".tmp", "lost+found"];
+const INDEX = "index.json";
+const BROKEN = "broken";
+
+export class VolumeSnapshots {
+  readonly root: string;
+  readonly keep: number;
+  readonly #logger: Logger;
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(opts: VolumeSnapshotsOptions) {
+    this.root = opts.root;
+    this.keep = Math.max(1, opts.keep ?? 3);
+    this.#logger = opts.logger ?? createLogger("snapshots");
+  }
+
+  #dir(id: string): string {
+    checkSandboxId(id);
+    return join(this.root, id);
+  }
+
+  /** One operation per sandbox at a time. */
+  #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.#locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.#locks.set(id, tail);
+    void tail.then(() => {
+      if (this.#locks.get(id) === tail) this.#locks.delete(id);
+    });
+    return next;
+  }
+
+  /** Newest first. */
+  async list(id: string): Promise<SnapshotInfo[]> {
+    try {
+      const index = JSON.parse(
+        await readFile(join(this.#dir(id), INDEX), "utf8"),
+      ) as SnapshotInfo[];
+      return index
+        .filter((s) => existsSync(join(this.#dir(id), s.name)))
+        .sort((a, b) => b.at - a.at);
+    } catch {
+      return [];
+    }
+  }
+
+  /** The newest snapshot not known to be bad. */
+  async lastGood(id: string): Promise<SnapshotInfo | undefined> {
+    return (await this.list(id)).find((s) => !s.bad);
+  }
+
+  async #writeIndex(id: string, index: SnapshotInfo[]): Promise<void> {
+    const file = join(this.#dir(id), INDEX);
+    await writeFile(`${file}.tmp`, `${JSON.stringify(index, null, 1)}\n`, { mode: 0o600 });
+    await rename(`${file}.tmp`, file);
+  }
+
+  /** Copy the volume now. Cheap after the first: only changed files are copied. */
+  take(id: string, volumeDir: string): Promise<SnapshotInfo> {
+    return this.#serial(id, async () => {
+      const dir = this.#dir(id);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const index = await this.list(id);
+      const previous = index[0];
+      const at = Math.max(Date.now(), (previous?.at ?? 0) + 1);
+      const name = `s${at}`;
+      const partial = join(dir, `.${name}.partial`);
+      await rm(partial, { recursive: true, force: true });
+      let stats: CopyStats;
+      try {
+        stats = await copyTree(volumeDir, partial, {
+          linkFrom: previous ? join(dir, previous.name) : undefined,
+          skipTop: SKIP,
+        });
+        await rename(partial, join(dir, name));
+      } catch (err) {
+        await rm(partial, { recursive: true, force: true }).catch(() => {});
+        throw err;
+      }
+      const info: SnapshotInfo = {
+        name,
+        at,
+        files: stats.files,
+        bytesCopied: stats.bytesCopied,
+        linked: stats.linked,
+      };
+      const kept = [info, ...index];
+      for (const old of kept.splice(this.keep)) {
+        await rm(join(dir, old.name), { recursive: true, force: true });
+      }
+      await this.#writeIndex(id, kept);
+      return info;
+    });
+  }
+
+  async markBad(id: string, name: string, reason: string): Promise<void> {
+    await this.#serial(id, async () => {
+      const index = await this.list(id);
+      const snap = index.find((s) => s.name === name);
+      if (!snap || snap.bad) return;
+      snap.bad = reason;
+      await this.#writeIndex(id, index);
+    });
+  }
+
+  /**
+   * Replace the (stopped) sandbox's volume with a snapshot (the newest good one
+   * unless named), or with an empty volume when `snapshot` is null or none is
+   * left. The replaced volume, disk image included, is kept aside in
+   * `<root>/<id>/broken/` until the next restore. Resolves with what was restored.
+   */
+  restore(
+    id: string,
+    volumeDir: string,
+    snapshot?: SnapshotInfo | null,
+  ): Promise<SnapshotInfo | undefined> {
+    return this.#serial(id, async () => {
+      if (await isMountPoint(volumeDir))
+        throw new Error(`volume ${volumeDir} is still mounted: stop the sandbox first`);
+      const dir = this.#dir(id);
+      const chosen =
+        snapshot === null ? undefined : (snapshot ?? (await this.list(id)).find((s) => !s.bad));
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const broken = join(dir, BROKEN);
+      await rm(broken, { recursive: true, force: true });
+      await mkdir(broken, { mode: 0o700 });
+      await this.#setAside(volumeDir, join(broken, "volume"));
+      await this.#setAside(volumeImagePath(volumeDir), join(broken, "volume.img"));
+      if (chosen) {
+        await copyTree(join(dir, chosen.name), volumeDir);
+      } else {
+        await mkdir(volumeDir, { recursive: true, mode: 0o700 });
+      }
+      this.#logger.info(
+        { sandboxId: id, snapshot: chosen?.name ?? "empty" },
+        "sandbox volume restored",
+      );
+      return chosen;
+    });
+  }
+
+  async #setAside(from: string, to: string): Promise<void> {
+    if (!existsSync(from)) return;
+    try {
+      await rename(from, to);
+    } catch {
+      // Another filesystem: nothing to keep then.
+      await rm(from, { recursive: true, force: true });
+    }
+  }
+
+  /** Delete the volume (image included) and every snapshot; leave an empty volume. */
+  wipe(id: string, volumeDir: string): Promise<void> {
+    return this.#serial(id, async () => {
+      if (await isMountPoint(volumeDir))
+        throw new Error(`volume ${volumeDir} is still mounted: stop the sandbox first`);
+      await rm(volumeDir, { recursive: true, force: true });
+      await rm(volumeImagePath(volumeDir), { force: true });
+      await rm(this.#dir(id), { recursive: true, force: true });
+      await mkdir(volumeDir, { recursive: true, mode: 0o700 });
+    });
+  }
+}
+
+/** "2026-11-26 01:22 UTC" */
+export function snapshotTime(at: number): string {
+  return `${new Date(at).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}

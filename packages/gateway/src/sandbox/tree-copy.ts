@@ -1,0 +1,177 @@
+import { constants, existsSync, type Stats } from "node:fs";
+import {
+  chmod,
+  copyFile,
+  lchown,
+  link,
+  lstat,
+  mkdir,
+  open,
+  opendir,
+  readlink,
+  symlink,
+  utimes,
+} from "node:fs/promises";
+import { join } from "node:path";
+
+/**
+ * Copies a directory tree that an agent may be changing while we read it,
+ * possibly as root. Every name is resolved relative to the directory already
+ * opened (through /proc/self/fd, the same as openat) and never through a
+ * symlink, so swapping a directory for a link mid-copy cannot make the copy
+ * read the host's files. Symlinks are copied as links, special files skipped.
+ */
+
+export interface CopyStats {
+  files: number;
+  dirs: number;
+  links: number;
+  /** Bytes of regular files read (copied, not linked). */
+  bytesCopied: number;
+  /** Files hard-linked to an identical one in `linkFrom`. */
+  linked: number;
+}
+
+export interface CopyOptions {
+  /** An earlier, immutable copy: unchanged files are hard-linked to it instead of copied. */
+  linkFrom?: string;
+  /** Names skipped at the top level (e.g. scratch dirs). */
+  skipTop?: string[];
+  /** Keep owners (root only; otherwise files belong to the copier). */
+  preserveOwner?: boolean;
+}
+
+const hasProcFd = process.platform === "linux" && existsSync("/proc/self/fd");
+const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** Permission bits kept: never setuid/setgid (a copy made as root must not mint them). */
+const SAFE_MODE = 0o1777;
+const OPEN_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+function sameFile(
+  a: { size: number; mtimeMs: number; mode: number; uid: number; gid: number },
+  b: { size: number; mtimeMs: number; mode: number; uid: number; gid: number },
+): boolean {
+  // Copies keep mtimes only to the millisecond.
+  return (
+    a.size === b.size &&
+    Math.abs(a.mtimeMs - b.mtimeMs) < 1 &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid
+  );
+}
+
+export async function copyTree(
+  src: string,
+  dst: string,
+  opts: CopyOptions = {},
+): Promise<CopyStats> {
+  const stats: CopyStats = { files: 0, dirs: 0, links: 0, bytesCopied: 0, linked: 0 };
+  const preserveOwner = opts.preserveOwner ?? process.getuid?.() === 0;
+  const root = await open(src, OPEN_DIR);
+  try {
+    await copyDir(root, src, dst, opts.linkFrom, new Set(opts.skipTop ?? []), preserveOwner, stats);
+  } finally {
+    await root.close();
+  }
+  return stats;
+}
+
+type Handle = Awaited<ReturnType<typeof open>>;
+
+async function copyDir(
+  dir: Handle,
+  srcPath: string,
+  dst: string,
+  linkFrom: string | undefined,
+  skip: Set<string>,
+  preserveOwner: boolean,
+  stats: CopyStats,
+): Promise<void> {
+  const st = await dir.stat();
+  await mkdir(dst, { mode: 0o700 });
+  stats.dirs++;
+  const base = hasProcFd ? `/proc/self/fd/${dir.fd}` : srcPath;
+  const listing = await opendir(base);
+  const names: string[] = [];
+  for await (const entry of listing) if (!skip.has(entry.name)) names.push(entry.name);
+  for (const name of names) {
+    const path = join(base, name);
+    const target = join(dst, name);
+    let entry: Stats;
+    try {
+      entry = await lstat(path);
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (entry.isDirectory()) {
+      let child: Handle;
+      try {
+        child = await open(path, OPEN_DIR);
+      } catch {
+        continue; // replaced by something else meanwhile
+      }
+      try {
+        await copyDir(
+          child,
+          join(srcPath, name),
+          target,
+          linkFrom && join(linkFrom, name),
+          new Set(),
+          preserveOwner,
+          stats,
+        );
+      } finally {
+        await child.close();
+      }
+    } else if (entry.isSymbolicLink()) {
+      await symlink(await readlink(path), target);
+      if (preserveOwner) await lchown(target, entry.uid, entry.gid).catch(() => {});
+      stats.links++;
+    } else if (entry.isFile()) {
+      await copyFileAt(path, target, entry, linkFrom && join(linkFrom, name), preserveOwner, stats);
+    }
+  }
+  if (preserveOwner) await lchown(dst, st.uid, st.gid).catch(() => {});
+  await chmod(dst, st.mode & SAFE_MODE);
+  await utimes(dst, st.atime, st.mtime);
+}
+
+async function copyFileAt(
+  path: string,
+  target: string,
+  entry: Stats,
+  previous: string | undefined,
+  preserveOwner: boolean,
+  stats: CopyStats,
+): Promise<void> {
+  if (previous) {
+    const prev = await lstat(previous).catch(() => undefined);
+    if (prev?.isFile() && sameFile(prev, entry)) {
+      await link(previous, target);
+      stats.files++;
+      stats.linked++;
+      return;
+    }
+  }
+  let fh: Handle;
+  try {
+    fh = await open(path, OPEN_FILE);
+  } catch {
+    return; // gone, or replaced by a link meanwhile
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return;
+    // Through the descriptor: the file we opened, whatever its name points at now.
+    const from = hasProcFd ? `/proc/self/fd/${fh.fd}` : path;
+    await copyFile(from, target, constants.COPYFILE_FICLONE);
+    if (preserveOwner) await lchown(target, st.uid, st.gid).catch(() => {});
+    await chmod(target, st.mode & SAFE_MODE);
+    await utimes(target, st.atime, st.mtime);
+    stats.files++;
+    stats.bytesCopied += st.size;
+  } finally {
+    await fh.close();
+  }
+}

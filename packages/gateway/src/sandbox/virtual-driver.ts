@@ -1,0 +1,567 @@
+import { createHash } from "node:crypto";
+import { availableParallelism, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import {
+  createLogger,
+  errorMessage,
+  LobuError,
+  type Logger,
+  type WorkerToGateway,
+} from "@lobu/core";
+import { HELPER_ENV, isRoot } from "./commands.ts";
+import type {
+  DriverProbe,
+  EgressBinder,
+  ExitInfo,
+  SandboxDriver,
+  SandboxInstance,
+  SandboxLimits,
+  SandboxSpec,
+  SandboxUsage,
+  WorkerConnection,
+} from "./driver.ts";
+import { checkSandboxId, workerEnv } from "./env.ts";
+import { readVolumeMeta } from "./identity.ts";
+import { killTree, type WorkerLaunchConfig, WorkerLauncher } from "./launcher.ts";
+import { treeUsage } from "./proc.ts";
+import { ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
+import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
+
+/**
+ * The `virtual` driver: a few pool processes, each hosting many sandboxes whose
+ * agents run in the just-bash virtual shell (packages/worker/src/virtual). An
+ * agent never runs a host process; its files are its volume, its network is
+ * the pool's egress socket with its sandbox named by the pool's code.
+ *
+ * Pool processes are themselves sandboxed with bubblewrap when the host allows
+ * it (through a ProcessDriver: own uid, no network, cgroup limits, only the
+ * volumes root writable), or run as plain child processes when it does not.
+ * Sandboxes are placed on pools by rendezvous hashing of their id, so a
+ * sandbox always lands on the same pool while `poolSize` stays the same.
+ */
+
+export type PoolIsolation = "auto" | "bwrap" | "none";
+
+export interface VirtualDriverOptions {
+  /** Driver-private directory (the process driver's state when pools use bwrap). */
+  stateDir: string;
+  /** Parent of every volume: a sandbox's volume must be `<volumesRoot>/<id>`. */
+  volumesRoot: string;
+  /** Pool processes (default 2). */
+  poolSize?: number;
+  /** Sandbox the pool processes with bwrap: `auto` (default) when usable, `bwrap` or fail, `none`. */
+  isolation?: PoolIsolation;
+  launcher?: WorkerLauncher | WorkerLaunchConfig;
+  logger?: Logger;
+  /** Options for the process driver that sandboxes the pools (cgroup, extra binds, uid base). */
+  process?: Partial<Omit<ProcessDriverOptions, "stateDir" | "launcher" | "logger">>;
+  /** Limits of one pool process (default: twice a sandbox's memory, at least 2 GB; all CPUs). */
+  poolLimits?: Partial<SandboxLimits>;
+  /** Stop a pool process this long after its last sandbox left (default 5 min; 0 = keep). */
+  poolIdleMs?: number;
+  /** How long stop() waits for the pool to confirm it unloaded a sandbox (default 5 s). */
+  closeTimeoutMs?: number;
+  /** Extra environment for pool processes (e.g. LOBU_SHELL_THREADS, LOBU_SESSION_IDLE_MS). */
+  poolEnv?: Record<string, string>;
+}
+
+/** A running pool process, whichever way it was started. */
+interface PoolProcess {
+  connection: WorkerConnection & { readonly open?: boolean };
+  exited: Promise<ExitInfo>;
+  usage(): Promise<SandboxUsage>;
+  stop(graceMs: number): Promise<void>;
+}
+
+interface Member {
+  id: string;
+  pool: Pool;
+  instance: SandboxInstance;
+  listeners: Set<(msg: WorkerToGateway) => void>;
+  resolveExit(info: ExitInfo): void;
+  /** Turn in flight (a pool that dies then is blamed on this sandbox). */
+  turn?: string;
+  closing?: string;
+  ended: boolean;
+}
+
+interface Pool {
+  index: number;
+  id: string;
+  proc?: PoolProcess;
+  starting?: Promise<PoolProcess>;
+  stopping?: Promise<void>;
+  members: Map<string, Member>;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/** Rendezvous (highest random weight) hashing: stable placement, little movement on resize. */
+export function placeSandbox(id: string, poolSize: number): number {
+  let best = 0;
+  let bestScore = -1;
+  for (let i = 0; i < poolSize; i++) {
+    const score = createHash("sha256").update(`${id}\0${i}`).digest().readUIntBE(0, 6);
+    if (score > bestScore) {
+      best = i;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
+export class VirtualDriver implements SandboxDriver {
+  readonly name = "virtual" as const;
+  readonly launcher: WorkerLauncher;
+  readonly #opts: VirtualDriverOptions;
+  readonly #logger: Logger;
+  readonly #pools: Pool[];
+  readonly #members = new Map<string, Member>();
+  readonly #volumesRoot: string;
+  readonly #process: ProcessDriver;
+  #mode?: Promise<{ mode: "bwrap" | "none"; detail: string }>;
+  #closed = false;
+
+  constructor(opts: VirtualDriverOptions) {
+    this.#opts = opts;
+    this.launcher =
+      opts.launcher instanceof WorkerLauncher
+        ? opts.launcher
+        : new WorkerLauncher({ logger: opts.logger, ...opts.launcher });
+    this.#logger = opts.logger ?? this.launcher.logger ?? createLogger("sandbox");
+    this.#volumesRoot = resolve(opts.volumesRoot);
+    const size = Math.max(1, Math.floor(opts.poolSize ?? 2));
+    this.#pools = Array.from({ length: size }, (_, index) => ({
+      index,
+      id: `pool-${index}`,
+      members: new Map(),
+    }));
+    this.#process = new ProcessDriver({
+      quota: "watch",
+      ...opts.process,
+      stateDir: opts.stateDir,
+      launcher: this.launcher,
+      logger: this.#logger,
+    });
+  }
+
+  /** Number of pool processes this driver may run. */
+  get poolSize(): number {
+    return this.#pools.length;
+  }
+
+  /** Sandboxes loaded now, per pool (for operators and tests). */
+  pools(): Array<{ id: string; running: boolean; pid?: number; sandboxes: string[] }> {
+    return this.#pools.map((p) => ({
+      id: p.id,
+      running: p.proc !== undefined,
+      pid: p.proc?.connection.pid,
+      sandboxes: [...p.members.keys()],
+    }));
+  }
+
+  running(): string[] {
+    return [...this.#members.keys()];
+  }
+
+  /** How pool processes are isolated here (decided once: bwrap when it works, unless told otherwise). */
+  isolation(): Promise<{ mode: "bwrap" | "none"; detail: string }> {
+    this.#mode ??= this.#decide();
+    return this.#mode;
+  }
+
+  async #decide(): Promise<{ mode: "bwrap" | "none"; detail: string }> {
+    const wanted = this.#opts.isolation ?? "auto";
+    if (wanted === "none")
+      return { mode: "none", detail: "pool processes are not sandboxed (isolation = none)" };
+    const { setup, error } = await this.#process.detectForProbe();
+    if (setup) {
+      return {
+        mode: "bwrap",
+        detail: `pool processes are sandboxed with bubblewrap (${setup.root ? "own host uid" : "user namespace"}, no network, cgroup ${setup.cgroups ? `v${setup.cgroups.version}` : "none"}, seccomp ${setup.seccomp ? "on" : "off"})`,
+      };
+    }
+    if (wanted === "bwrap")
+      throw new LobuError("sandbox_unavailable", `cannot sandbox pool processes: ${error}`, {
+        status: 500,
+        hint: "Install bubblewrap (see `lobu doctor`), or let the virtual driver run pools as plain processes.",
+      });
+    return {
+      mode: "none",
+      detail: `pool processes are NOT sandboxed by the kernel (${error}); agents are still confined by the virtual shell`,
+    };
+  }
+
+  async probe(): Promise<DriverProbe> {
+    const details = [
+      "agents run in a virtual shell (just-bash): no host processes, files only in their own volume, network only through the egress proxy",
+      `${this.#pools.length} pool process(es), sandboxes placed by id`,
+    ];
+    try {
+      const { mode, detail } = await this.isolation();
+      details.push(detail);
+      if (mode === "bwrap") {
+        const failure = await this.#process.trial();
+        if (failure) {
+          if ((this.#opts.isolation ?? "auto") === "bwrap") {
+            details.push(`trial pool sandbox failed: ${failure.slice(0, 800)}`);
+            return { driver: "virtual", isolated: true, ok: false, details };
+          }
+          this.#mode = Promise.resolve({
+            mode: "none",
+            detail: `pool processes are NOT sandboxed by the kernel (trial sandbox failed: ${failure.slice(0, 300)})`,
+          });
+          details.push((await this.#mode).detail);
+        }
+      }
+      return { driver: "virtual", isolated: true, ok: true, details };
+    } catch (err) {
+      details.push(errorMessage(err));
+      return { driver: "virtual", isolated: true, ok: false, details };
+    }
+  }
+
+  async start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
+    checkSandboxId(spec.id);
+    if (this.#closed) throw new LobuError("sandbox_closed", "the virtual driver is shutting down");
+    if (resolve(spec.volumeDir) !== join(this.#volumesRoot, spec.id))
+      throw new LobuError(
+        "sandbox_volume_invalid",
+        `virtual sandbox ${spec.id} must keep its volume at ${join(this.#volumesRoot, spec.id)}, not ${spec.volumeDir}`,
+        { status: 500, hint: "Pool processes only see the volumes root." },
+      );
+    if (this.#members.has(spec.id))
+      throw new LobuError("sandbox_running", `sandbox ${spec.id} is already running`, {
+        status: 409,
+        hint: "Stop it first.",
+      });
+    const pool = this.#pools[placeSandbox(spec.id, this.#pools.length)]!;
+    clearTimeout(pool.idleTimer);
+    const proc = await this.#ensurePool(pool, spec, egress);
+    await this.#adopt(spec.volumeDir);
+    if (this.#members.has(spec.id))
+      throw new LobuError("sandbox_running", `sandbox ${spec.id} is already running`, {
+        status: 409,
+      });
+    if (pool.proc !== proc)
+      throw new LobuError(
+        "sandbox_start_failed",
+        `pool ${pool.id} stopped while ${spec.id} joined it`,
+        {
+          status: 503,
+          hint: "Try again; the pool is restarted on demand.",
+        },
+      );
+    return this.#join(pool, proc, spec);
+  }
+
+  /** Root gateways run pools as their own uid: the sandbox's files must belong to it. */
+  async #adopt(volumeDir: string): Promise<void> {
+    if (!isRoot() || (await this.isolation()).mode !== "bwrap") return;
+    const meta = await readVolumeMeta(this.#volumesRoot);
+    if (meta) await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
+  }
+
+  #join(pool: Pool, proc: PoolProcess, spec: SandboxSpec): SandboxInstance {
+    const listeners = new Set<(msg: WorkerToGateway) => void>();
+    let resolveExit: (info: ExitInfo) => void = () => {};
+    const exited = new Promise<ExitInfo>((r) => {
+      resolveExit = r;
+    });
+    const id = spec.id;
+    const member: Member = {
+      id,
+      pool,
+      listeners,
+      resolveExit,
+      ended: false,
+      instance: undefined as unknown as SandboxInstance,
+    };
+    const connection: WorkerConnection = {
+      get pid() {
+        return proc.connection.pid;
+      },
+      send: (msg) => {
+        // A sandbox speaks for itself only, and never for the whole pool.
+        if (!("sandboxId" in msg) || msg.sandboxId !== id || member.ended) {
+          this.#logger.warn(
+            { sandboxId: id, t: msg.t },
+            "dropped a message not addressed to this virtual sandbox",
+          );
+          return;
+        }
+        if (msg.t === "turn") member.turn = msg.turnId;
+        proc.connection.send(msg);
+      },
+      onMessage: (listener) => {
+        listeners.add(listener);
+        return () => {
+          listeners.delete(listener);
+        };
+      },
+    };
+    member.instance = {
+      id,
+      driver: "virtual",
+      startedAt: Date.now(),
+      connection,
+      exited,
+      usage: async () => {
+        const shared = await proc.usage().catch(() => ({}) as SandboxUsage);
+        return {
+          memoryBytes: shared.memoryBytes,
+          pids: shared.pids,
+          diskBytes: await volumeUsage(spec.volumeDir, "watch"),
+          pool: { id: pool.id, sandboxes: pool.members.size },
+        };
+      },
+    };
+    pool.members.set(id, member);
+    this.#members.set(id, member);
+    return member.instance;
+  }
+
+  #end(member: Member, info: ExitInfo): void {
+    if (member.ended) return;
+    member.ended = true;
+    member.listeners.clear();
+    const { pool } = member;
+    if (pool.members.get(member.id) === member) pool.members.delete(member.id);
+    if (this.#members.get(member.id) === member) this.#members.delete(member.id);
+    member.resolveExit(info);
+    if (pool.members.size === 0) this.#armPoolIdle(pool);
+  }
+
+  #armPoolIdle(pool: Pool): void {
+    clearTimeout(pool.idleTimer);
+    const idleMs = this.#opts.poolIdleMs ?? 300_000;
+    if (idleMs <= 0 || !pool.proc) return;
+    pool.idleTimer = setTimeout(() => {
+      if (pool.members.size === 0 && pool.proc && !pool.starting)
+        void this.#stopPool(pool, 5000).catch((err) =>
+          this.#logger.warn({ err: errorMessage(err), pool: pool.id }, "idle pool stop failed"),
+        );
+    }, idleMs);
+    pool.idleTimer.unref();
+  }
+
+  async #ensurePool(pool: Pool, spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
+    await pool.stopping;
+    if (pool.proc) return pool.proc;
+    if (!pool.starting) {
+      pool.starting = this.#startPool(pool, spec, egress).finally(() => {
+        pool.starting = undefined;
+      });
+    }
+    return pool.starting;
+  }
+
+  async #startPool(pool: Pool, spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
+    const { mode } = await this.isolation();
+    const limits: SandboxLimits = {
+      memoryMb: Math.max(2048, spec.limits.memoryMb * 2),
+      cpus: availableParallelism(),
+      pids: Math.max(1024, spec.limits.pids * 2),
+      diskMb: spec.limits.diskMb,
+      ...this.#opts.poolLimits,
+    };
+    const env: Record<string, string> = { ...spec.env, ...this.#opts.poolEnv };
+    delete env.LOBU_SANDBOX_ID;
+    env.LOBU_DISK_MB = String(spec.limits.diskMb);
+    env.LOBU_POOL_ID = pool.id;
+    const poolSpec: SandboxSpec = {
+      id: pool.id,
+      key: { agentId: "pool", platform: "pool", userId: pool.id, channelId: pool.id },
+      volumeDir: this.#volumesRoot,
+      limits,
+      env,
+    };
+    const proc =
+      mode === "bwrap"
+        ? await this.#startSandboxedPool(poolSpec, egress)
+        : await this.#startPlainPool(poolSpec, egress);
+    pool.proc = proc;
+    proc.connection.onMessage((msg) => this.#route(pool, msg));
+    void proc.exited.then((info) => this.#poolExited(pool, proc, info));
+    this.#logger.info(
+      { pool: pool.id, pid: proc.connection.pid, isolation: mode },
+      "virtual sandbox pool started",
+    );
+    return proc;
+  }
+
+  async #startSandboxedPool(spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
+    const instance = await this.#process.startPool(spec, egress);
+    return {
+      connection: instance.connection,
+      exited: instance.exited,
+      usage: () => instance.usage(),
+      stop: (graceMs) => this.#process.stop(spec.id, { graceMs }),
+    };
+  }
+
+  async #startPlainPool(spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
+    const binding = await egress.bind({ kind: "pool", poolId: spec.id });
+    const home = tmpdir();
+    let launched: Awaited<ReturnType<WorkerLauncher["launch"]>>;
+    try {
+      const env = workerEnv(
+        spec,
+        { PATH: `${dirname(this.launcher.nodePath)}:${HELPER_ENV.PATH}`, HOME: home },
+        {
+          LOBU_EGRESS_SOCKET: binding.socketPath,
+          LOBU_WORKER_MODE: "pool",
+          LOBU_VOLUMES_ROOT: this.#volumesRoot,
+        },
+      );
+      const heap = `--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * 0.75))}`;
+      const [command, ...args] = this.launcher.workerArgv([heap]);
+      launched = await this.launcher.launch({
+        sandboxId: spec.id,
+        command: command!,
+        args,
+        env,
+        cwd: this.#volumesRoot,
+        detached: true,
+      });
+    } catch (err) {
+      await binding.close().catch(() => {});
+      throw err;
+    }
+    const { child, connection } = launched;
+    let stopReason: string | undefined;
+    const exited = launched.exited.then(async ({ code, signal }) => {
+      if (child.pid) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // group already empty
+        }
+      }
+      await binding.close().catch(() => {});
+      return {
+        code,
+        signal,
+        reason: stopReason ?? (code === 0 ? "stopped" : "crashed"),
+      } satisfies ExitInfo;
+    });
+    const within = (ms: number) =>
+      Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(r, ms, false)),
+      ]);
+    return {
+      connection,
+      exited,
+      usage: async () => (child.pid ? treeUsage(child.pid) : {}),
+      stop: async (graceMs) => {
+        stopReason ??= "stopped";
+        if (graceMs > 0 && connection.open) {
+          connection.send({ t: "shutdown" });
+          if (await within(graceMs)) return;
+          if (child.pid) {
+            try {
+              process.kill(-child.pid, "SIGTERM");
+            } catch {
+              // gone
+            }
+          }
+          if (await within(Math.min(2000, graceMs))) return;
+        }
+        killTree(child, true);
+        await exited;
+      },
+    };
+  }
+
+  #route(pool: Pool, msg: WorkerToGateway): void {
+    if (msg.t === "log") {
+      this.#logger[msg.level](
+        { pool: pool.id, sandboxId: msg.sandboxId, from: "worker" },
+        msg.msg.slice(0, 2000),
+      );
+      return;
+    }
+    if (!("sandboxId" in msg)) return;
+    const member = pool.members.get(msg.sandboxId);
+    if (!member) return;
+    if (msg.t === "turn_end" && msg.turnId === member.turn) member.turn = undefined;
+    for (const listener of [...member.listeners]) {
+      try {
+        listener(msg);
+      } catch (err) {
+        this.#logger.error(
+          { sandboxId: member.id, err: errorMessage(err) },
+          "sandbox message listener threw",
+        );
+      }
+    }
+    if (msg.t === "closed")
+      this.#end(member, { code: 0, signal: null, reason: member.closing ?? "evicted" });
+  }
+
+  #poolExited(pool: Pool, proc: PoolProcess, info: ExitInfo): void {
+    if (pool.proc === proc) pool.proc = undefined;
+    clearTimeout(pool.idleTimer);
+    const abnormal = info.reason === "crashed" || info.reason === "oom";
+    if (abnormal)
+      this.#logger.warn(
+        { pool: pool.id, ...info, sandboxes: pool.members.size },
+        "pool process died",
+      );
+    for (const member of [...pool.members.values()]) {
+      // A pool that dies mid-turn is blamed on the sandboxes running turns; the
+      // others were only evicted.
+      const reason =
+        member.closing ?? (abnormal ? (member.turn ? info.reason : "evicted") : info.reason);
+      this.#end(member, { code: info.code, signal: info.signal, reason });
+    }
+  }
+
+  async #stopPool(pool: Pool, graceMs: number): Promise<void> {
+    const proc = pool.proc;
+    if (!proc) return;
+    if (!pool.stopping) {
+      pool.stopping = (async () => {
+        await proc.stop(graceMs);
+        await proc.exited;
+      })().finally(() => {
+        pool.stopping = undefined;
+      });
+    }
+    await pool.stopping;
+  }
+
+  async stop(id: string, opts: { graceMs?: number; reason?: string } = {}): Promise<void> {
+    const member = this.#members.get(id);
+    if (!member) return;
+    member.closing ??= opts.reason ?? "stopped";
+    const proc = member.pool.proc;
+    if (proc && proc.connection.open !== false) {
+      proc.connection.send({ t: "close", sandboxId: id });
+      const wait = opts.graceMs ?? this.#opts.closeTimeoutMs ?? 5000;
+      await Promise.race([
+        member.instance.exited,
+        new Promise((r) => setTimeout(r, Math.max(wait, 100)).unref()),
+      ]);
+    }
+    // The pool did not confirm in time (a stuck turn): it is gone for the gateway anyway.
+    this.#end(member, { code: 0, signal: null, reason: member.closing });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      this.#pools.map(async (pool) => {
+        clearTimeout(pool.idleTimer);
+        await pool.starting?.catch(() => {});
+        for (const member of pool.members.values()) member.closing ??= "stopped";
+        await this.#stopPool(pool, 2000).catch(() => {});
+      }),
+    );
+    await this.#process.close();
+  }
+}
+
+export function createVirtualDriver(opts: VirtualDriverOptions): VirtualDriver {
+  return new VirtualDriver(opts);
+}

@@ -1,0 +1,457 @@
+import { useId, useState } from "react";
+import type { Client } from "../api.ts";
+import { Badge, InlineForm, relativeTime, Section } from "../ui.tsx";
+import type { Act } from "./SettingsApp.tsx";
+import type { SettingsView } from "./types.ts";
+
+interface Props {
+  view: SettingsView;
+  client: Client;
+  act: Act;
+  busy: boolean;
+}
+
+const enc = encodeURIComponent;
+
+/** Provider and model choice, and the person's own API keys (write-only). */
+export function ModelSection({ view, client, act, busy }: Props) {
+  const m = view.model;
+  const [provider, setProvider] = useState(m.provider ?? "");
+  const [model, setModel] = useState(m.model ?? "");
+  const providerId = useId();
+  const modelId = useId();
+  const chosen = m.providers.find((p) => p.id === (provider || m.agentProvider));
+  return (
+    <Section
+      title="Model"
+      description="Which model provider your agent uses, and your own API key if you want to use it instead of the team's."
+    >
+      <form
+        className="grid-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void act("Model saved.", () =>
+            client.send("PUT", "/model", {
+              provider: provider || null,
+              model: model.trim() || null,
+            }),
+          );
+        }}
+      >
+        <div className="field">
+          <label htmlFor={providerId}>Provider</label>
+          <select id={providerId} value={provider} onChange={(e) => setProvider(e.target.value)}>
+            <option value="">Agent default{m.agentProvider ? ` (${m.agentProvider})` : ""}</option>
+            {m.providers.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.id}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={modelId}>Model</label>
+          <input
+            id={modelId}
+            value={model}
+            spellCheck={false}
+            placeholder={m.agentModel ?? chosen?.defaultModel ?? "default"}
+            onChange={(e) => setModel(e.target.value)}
+          />
+        </div>
+        <div className="field end">
+          <button type="submit" disabled={busy}>
+            Save model
+          </button>
+        </div>
+      </form>
+      <h3>API keys</h3>
+      <ul className="list">
+        {m.providers.map((p) => (
+          <ProviderKey key={p.id} provider={p} client={client} act={act} busy={busy} />
+        ))}
+      </ul>
+    </Section>
+  );
+}
+
+function ProviderKey(props: {
+  provider: SettingsView["model"]["providers"][number];
+  client: Client;
+  act: Act;
+  busy: boolean;
+}) {
+  const { provider: p, client, act, busy } = props;
+  const [value, setValue] = useState("");
+  const [editing, setEditing] = useState(false);
+  const save = async () => {
+    const ok = await act(`Your ${p.id} key is saved.`, () =>
+      client.send("PUT", `/keys/${enc(p.id)}`, { value }),
+    );
+    if (ok) {
+      setValue("");
+      setEditing(false);
+    }
+  };
+  return (
+    <li className="item column">
+      <div className="item-head">
+        <span className="name">{p.id}</span>
+        {p.userKey ? (
+          <Badge tone="ok">
+            your key <span className="mono">{p.userKey.hint}</span>
+          </Badge>
+        ) : p.sharedKey ? (
+          <Badge>team key</Badge>
+        ) : (
+          <Badge tone="warn">no key</Badge>
+        )}
+        <span className="spacer" />
+        {p.userKey && !editing ? (
+          <>
+            <button type="button" className="secondary" onClick={() => setEditing(true)}>
+              Replace
+            </button>
+            <button
+              type="button"
+              className="danger"
+              disabled={busy}
+              onClick={() =>
+                act(`Your ${p.id} key is deleted.`, () =>
+                  client.send("DELETE", `/keys/${enc(p.id)}`),
+                )
+              }
+            >
+              Delete
+            </button>
+          </>
+        ) : null}
+      </div>
+      {!p.userKey || editing ? (
+        <InlineForm
+          label={`Your ${p.id} API key`}
+          type="password"
+          button={p.userKey ? "Replace key" : "Save key"}
+          value={value}
+          onChange={setValue}
+          onSubmit={save}
+          disabled={busy}
+          autoComplete="off"
+          hint="Stored encrypted and never shown again; your agent only ever sees a placeholder."
+        />
+      ) : (
+        <p className="hint">Updated {relativeTime(p.userKey.updatedAt)}.</p>
+      )}
+    </li>
+  );
+}
+
+export function SkillsSection({ view, client, act, busy }: Props) {
+  const { catalog, installed, fromAgent } = view.skills;
+  return (
+    <Section
+      title="Skills"
+      description="Instructions and tools your agent can use, from your team's catalog."
+    >
+      {catalog.length === 0 ? (
+        <p className="muted">Your team has not added any skills yet.</p>
+      ) : null}
+      <ul className="list">
+        {catalog.map((s) => {
+          const team = fromAgent.includes(s.name);
+          const mine = installed.includes(s.name);
+          return (
+            <li key={s.name} className="item">
+              <div className="grow">
+                <span className="name">{s.name}</span> {team ? <Badge>team</Badge> : null}
+                {mine ? <Badge tone="ok">installed</Badge> : null}
+                {s.description ? <p className="hint">{s.description}</p> : null}
+                {s.domains.length ? <p className="hint">Network: {s.domains.join(", ")}</p> : null}
+              </div>
+              {team ? null : mine ? (
+                <button
+                  type="button"
+                  className="secondary"
+                  disabled={busy}
+                  aria-label={`Remove skill ${s.name}`}
+                  onClick={() =>
+                    act(`Removed ${s.name}.`, () => client.send("DELETE", `/skills/${enc(s.name)}`))
+                  }
+                >
+                  Remove
+                </button>
+              ) : (
+                <button
+                  type="button"
+                  disabled={busy}
+                  aria-label={`Install skill ${s.name}`}
+                  onClick={() =>
+                    act(`Installed ${s.name}.`, () =>
+                      client.send("POST", "/skills", { name: s.name }),
+                    )
+                  }
+                >
+                  Install
+                </button>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+    </Section>
+  );
+}
+
+const DOMAIN =
+  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+/** Client-side check with the server's rules (the server checks again). */
+export function domainProblem(input: string): string | undefined {
+  const d = input.trim().toLowerCase();
+  if (!d) return undefined;
+  if (d === "*" || /^\*\.[^.]+$/.test(d)) return "Too broad: allow specific domains.";
+  if (/^https?:\/\//.test(d) || d.includes("/")) return "Enter just the host, e.g. api.github.com.";
+  if (!DOMAIN.test(d)) return "Not a domain: use a host like api.github.com or *.github.com.";
+  return undefined;
+}
+
+export function NetworkSection({ view, client, act, busy }: Props) {
+  const [domain, setDomain] = useState("");
+  const [touched, setTouched] = useState(false);
+  const d = view.domains;
+  const problem = touched ? domainProblem(domain) : undefined;
+  const team = [...new Set([...d.installation, ...d.agent])];
+  return (
+    <Section
+      title="Network"
+      description="Domains your agent may reach from its sandbox. Everything else is blocked."
+    >
+      <ul className="list">
+        {d.user.map((x) => (
+          <li key={x} className="item">
+            <span className="name mono grow">{x}</span>
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy}
+              aria-label={`Remove ${x}`}
+              onClick={() =>
+                act(`Removed ${x}.`, () => client.send("DELETE", `/domains/${enc(x)}`))
+              }
+            >
+              Remove
+            </button>
+          </li>
+        ))}
+        {team.map((x) => (
+          <li key={`team-${x}`} className="item">
+            <span className="name mono grow">{x}</span>
+            <Badge>team</Badge>
+          </li>
+        ))}
+        {d.user.length + team.length === 0 ? (
+          <li className="item muted">No domains allowed yet.</li>
+        ) : null}
+      </ul>
+      <InlineForm
+        label="Allow a domain"
+        placeholder="api.github.com"
+        button="Allow"
+        value={domain}
+        onChange={(v) => {
+          setDomain(v);
+          setTouched(true);
+        }}
+        onSubmit={async () => {
+          if (domainProblem(domain)) return;
+          const ok = await act(`Allowed ${domain.trim().toLowerCase()}.`, () =>
+            client.send("POST", "/domains", { name: domain }),
+          );
+          if (ok) {
+            setDomain("");
+            setTouched(false);
+          }
+        }}
+        disabled={busy || Boolean(domainProblem(domain))}
+        error={problem}
+        hint="A host (api.github.com) or all its subdomains (*.github.com)."
+      />
+      {d.denied.length ? (
+        <p className="hint">Always blocked by your team: {d.denied.join(", ")}</p>
+      ) : null}
+    </Section>
+  );
+}
+
+export function ToolsSection({ view, client, act, busy }: Props) {
+  if (view.tools.length === 0) return null;
+  return (
+    <Section
+      title="Tool approvals"
+      description="Tools your agent asks about before using. You can let it use them without asking."
+    >
+      <ul className="list">
+        {view.tools.map((t) => (
+          <ToolRow key={t.name} tool={t} client={client} act={act} busy={busy} />
+        ))}
+      </ul>
+    </Section>
+  );
+}
+
+function ToolRow(props: {
+  tool: SettingsView["tools"][number];
+  client: Client;
+  act: Act;
+  busy: boolean;
+}) {
+  const { tool: t, client, act, busy } = props;
+  const id = useId();
+  if (t.agentPolicy === "deny")
+    return (
+      <li className="item">
+        <span className="name mono grow">{t.name}</span>
+        <Badge tone="danger">blocked by your team</Badge>
+      </li>
+    );
+  return (
+    <li className="item">
+      <label className="name mono grow" htmlFor={id}>
+        {t.name}
+      </label>
+      <select
+        id={id}
+        value={t.effective === "allow" ? "allow" : "ask"}
+        disabled={busy}
+        onChange={(e) =>
+          act(`${t.name}: ${e.target.value === "allow" ? "always allowed" : "asks first"}.`, () =>
+            client.send("PUT", `/tools/${enc(t.name)}`, { policy: e.target.value }),
+          )
+        }
+      >
+        <option value="ask">Ask me every time</option>
+        <option value="allow">Always allow</option>
+      </select>
+    </li>
+  );
+}
+
+export function McpSection({ view, client, act, busy }: Props) {
+  if (view.mcp.servers.length === 0) return null;
+  return (
+    <Section
+      title="MCP servers"
+      description="Tool servers your team offers; connect the ones you want."
+    >
+      <ul className="list">
+        {view.mcp.servers.map((m) => {
+          const on = view.mcp.connected.includes(m.id);
+          return (
+            <li key={m.id} className="item">
+              <div className="grow">
+                <span className="name">{m.id}</span>{" "}
+                {on ? <Badge tone="ok">connected</Badge> : null}
+                {m.description ? <p className="hint">{m.description}</p> : null}
+              </div>
+              <button
+                type="button"
+                className={on ? "secondary" : undefined}
+                disabled={busy}
+                aria-pressed={on}
+                aria-label={`${on ? "Disconnect" : "Connect"} ${m.id}`}
+                onClick={() =>
+                  act(`${on ? "Disconnected" : "Connected"} ${m.id}.`, () =>
+                    client.send(on ? "DELETE" : "POST", `/mcp/${enc(m.id)}`),
+                  )
+                }
+              >
+                {on ? "Disconnect" : "Connect"}
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </Section>
+  );
+}
+
+export function PackagesSection({ view, client, act, busy }: Props) {
+  const [name, setName] = useState("");
+  const p = view.packages;
+  return (
+    <Section
+      title="Packages"
+      description="Nix packages in your agent's environment (available from its next session)."
+    >
+      <ul className="list">
+        {p.installed.map((x) => (
+          <li key={x} className="item">
+            <span className="name mono grow">{x}</span>
+            <button
+              type="button"
+              className="secondary"
+              disabled={busy}
+              aria-label={`Remove package ${x}`}
+              onClick={() =>
+                act(`Removed ${x}.`, () => client.send("DELETE", `/packages/${enc(x)}`))
+              }
+            >
+              Remove
+            </button>
+          </li>
+        ))}
+        {p.fromSkills.map((x) => (
+          <li key={`skill-${x}`} className="item">
+            <span className="name mono grow">{x}</span>
+            <Badge>from a skill</Badge>
+          </li>
+        ))}
+        {p.installed.length + p.fromSkills.length === 0 ? (
+          <li className="item muted">No extra packages.</li>
+        ) : null}
+      </ul>
+      <InlineForm
+        label="Add a package"
+        placeholder="ripgrep"
+        button="Add"
+        value={name}
+        onChange={setName}
+        onSubmit={async () => {
+          if (await act(`Added ${name.trim()}.`, () => client.send("POST", "/packages", { name })))
+            setName("");
+        }}
+        disabled={busy}
+      />
+    </Section>
+  );
+}
+
+export function SecretsSection({ view, client, act, busy }: Props) {
+  if (view.secrets.length === 0) return null;
+  return (
+    <Section
+      title="Secrets"
+      description="Credentials you gave your agent. Values are never shown again."
+    >
+      <ul className="list">
+        {view.secrets.map((s) => (
+          <li key={s.name} className="item">
+            <span className="name mono grow">{s.name}</span>
+            <span className="mono muted">{s.hint}</span>
+            <button
+              type="button"
+              className="danger"
+              disabled={busy}
+              aria-label={`Delete secret ${s.name}`}
+              onClick={() =>
+                act(`Deleted ${s.name}.`, () => client.send("DELETE", `/secrets/${enc(s.name)}`))
+              }
+            >
+              Delete
+            </button>
+          </li>
+        ))}
+      </ul>
+    </Section>
+  );
+}

@@ -1,0 +1,58 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium } from "playwright-core";
+
+/** Real headless Chromium (Debian's package; CI installs it) driven by playwright-core. */
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const WEB_DIR = resolve(HERE, "..");
+export const REPO_ROOT = resolve(WEB_DIR, "../..");
+export const SCREENSHOTS = join(REPO_ROOT, "docs/images");
+const CHROMIUM = process.env.LOBU_CHROMIUM ?? "/usr/bin/chromium";
+
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium) or set LOBU_CHROMIUM`,
+    );
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}
+
+/** The gateway serves packages/web/dist: build it once if a fresh checkout has none. */
+export function ensureWebBundle(): void {
+  if (existsSync(join(WEB_DIR, "dist/index.html"))) return;
+  const built = spawnSync(
+    process.execPath,
+    [join(REPO_ROOT, "node_modules/vite/bin/vite.js"), "build"],
+    {
+      cwd: WEB_DIR,
+      encoding: "utf8",
+    },
+  );
+  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
+}
+
+export function screenshotPath(name: string): string {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return join(SCREENSHOTS, name);
+}
+
+export const DESKTOP = { width: 1280, height: 900 };
+/** A phone-sized viewport, like the Telegram Mini App on a typical handset. */
+export const PHONE = { width: 390, height: 844 };
