@@ -10,9 +10,6 @@ import { PROTOCOL_VERSION, workerProxyEnv } from "@lobu/core";
 import { openControlChannel } from "./control.ts";
 import { startForwarder } from "./forwarder.ts";
 import { SessionHost } from "./host.ts";
-import { createEgressFetch, POOL_GATEWAY_URL, routeFetchThroughEgress } from "./pool-egress.ts";
-import { ShellPool } from "./virtual/index.ts";
-import { virtualWorkspace } from "./virtual-workspace.ts";
 import { realWorkspace, type Workspace } from "./workspace.ts";
 
 function required(name: string): string {
@@ -44,6 +41,12 @@ let workspaceFor: (sandboxId: string, volumeDir: string) => Workspace;
 if (mode === "pool") {
   // Virtual sandboxes: agents run in the just-bash virtual shell, never as host
   // processes, and every network request names its sandbox (see pool-egress.ts).
+  // (Loaded only here: single-mode workers start faster without them.)
+  const { createEgressFetch, POOL_GATEWAY_URL, routeFetchThroughEgress } = await import(
+    "./pool-egress.ts"
+  );
+  const { ShellPool } = await import("./virtual/index.ts");
+  const { virtualWorkspace } = await import("./virtual-workspace.ts");
   const volumesRoot = required("LOBU_VOLUMES_ROOT");
   routeFetchThroughEgress(egressSocket);
   let ca: Buffer | undefined;

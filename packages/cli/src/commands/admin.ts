@@ -180,6 +180,30 @@ export function adminCommands(program: Command, run: Runner): void {
     })(),
   );
 
+  withConn(
+    program
+      .command("settings-link")
+      .description(
+        "print a one-time link that opens the settings page as a user (single use, 10 minutes)",
+      )
+      .requiredOption("-u, --user <id>", "the user")
+      .option("--channel <id>", "conversation channel", "cli")
+      .option("-a, --agent <id>", "agent (default agent otherwise)"),
+  ).action((o: Conn & { user: string; channel: string; agent?: string }) =>
+    run(async () => {
+      const r = await connect(o).json<{ url: string }>("/api/v1/settings-links", {
+        method: "POST",
+        body: JSON.stringify({
+          user: o.user,
+          channel: o.channel,
+          ...(o.agent ? { agent: o.agent } : {}),
+        }),
+      });
+      console.log(o.json ? JSON.stringify(r, null, 2) : r.url);
+      return 0;
+    })(),
+  );
+
   withConn(program.command("agents").description("list agents")).action((o: Conn) =>
     run(async () => {
       const r = await connect(o).json<{ agents: Record<string, unknown>[] }>("/api/v1/agents");

@@ -16,8 +16,9 @@ import type { SecretSource } from "./swap.ts";
  *
  * Used for redaction only, so it is cached briefly (per sandbox, `ttlMs`):
  * staleness can only mean redacting a value a little longer than needed, or,
- * right after a rotation, not yet redacting the new value in a read-back (the
- * request that swaps a value always redacts it). Swap decisions never use it.
+ * right after a rotation, not yet redacting the new value in a read-back (a
+ * request that swaps a value always redacts it: the forwarder adds what it
+ * swapped, and reads this fresh for streamed bodies). Swap decisions never use it.
  */
 
 export interface BoundSecret {
@@ -84,8 +85,16 @@ export class BoundSecrets {
     return entry;
   }
 
-  /** What `sandboxId` may send to the canonical `host`. */
-  async forHost(sandboxId: string, host: string): Promise<BoundSet> {
+  /**
+   * What `sandboxId` may send to the canonical `host`. `fresh` skips the cache
+   * (a streamed body is swapped as it flows, after the redactor is built).
+   */
+  async forHost(
+    sandboxId: string,
+    host: string,
+    opts: { fresh?: boolean } = {},
+  ): Promise<BoundSet> {
+    if (opts.fresh) this.#cache.delete(sandboxId);
     const entry = this.#entry(sandboxId);
     const cached = entry.hosts.get(host);
     if (cached) return cached;

@@ -207,9 +207,9 @@ export async function forward(
 
   // Every secret this sandbox may send here: the response is redacted for all of
   // them, not only for those swapped into this request (see bound.ts).
-  const bound = await deps.bound.forHost(sandboxId, target.host);
-
   const chunked = req.headers["transfer-encoding"] !== undefined;
+  const bound = await deps.bound.forHost(sandboxId, target.host, { fresh: chunked });
+
   const length =
     req.headers["content-length"] !== undefined ? Number(req.headers["content-length"]) : 0;
   let body: Buffer | Readable | null = null;

@@ -1,11 +1,15 @@
-import { DomainPattern, LobuError, type RequestAnswer } from "@lobu/core";
+import { type LobuConfig, LobuError, type RequestAnswer } from "@lobu/core";
+import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
+import { userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { Answerer, PendingRequest, RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
+  config: LobuConfig;
+  agents: AgentRegistry;
   requests: RequestRegistry;
   userSettings: UserSettingsStore;
   skills: SkillCatalog;
@@ -18,7 +22,7 @@ export interface AnswerDeps {
  * agent receives with the grant (a skill's instructions).
  */
 export async function applyGrant(
-  deps: Pick<AnswerDeps, "userSettings" | "skills">,
+  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills">,
   request: PendingRequest,
 ): Promise<string | undefined> {
   const event = request.event;
@@ -27,14 +31,12 @@ export async function applyGrant(
   const add = (list: string[], value: string) => (list.includes(value) ? list : [...list, value]);
   switch (event.kind) {
     case "domain": {
-      const domain = event.value.trim().toLowerCase();
-      if (!DomainPattern.safeParse(domain).success) {
-        throw new LobuError(
-          "invalid_grant",
-          `"${event.value}" is not a domain that can be allowed`,
-          { status: 400 },
-        );
-      }
+      // The same rules as the settings page: no "*", no whole TLDs, nothing an admin denied.
+      const agent = await deps.agents.get(request.agentId);
+      const domain = userDomain(event.value, [
+        ...deps.config.network.deny,
+        ...(agent?.network.deny ?? []),
+      ]);
       await deps.userSettings.update(request.agentId, userKey, (s) => ({
         ...s,
         domains: add(s.domains, domain),

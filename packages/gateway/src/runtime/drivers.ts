@@ -34,6 +34,9 @@ export function createDriver(
         // Unique per data dir, so two gateways on one host never share cgroups.
         cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
         extraRoBinds: [sel.caBundlePath],
+        // A data dir inside the runtime (e.g. under the checkout) must not show through.
+        hidePaths: [sel.dataDir],
+        volumesRoot: join(sel.dataDir, "volumes"),
       });
     case "host":
       return createHostDriver({ logger: sel.log });
@@ -46,6 +49,7 @@ export function createDriver(
         process: {
           cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
           extraRoBinds: [sel.caBundlePath],
+          hidePaths: [sel.dataDir],
         },
       });
   }

@@ -199,7 +199,8 @@ export class SandboxManager {
     const current = this.live.get(id);
     if (current?.broken) await this.stopLive(id, current, "broken");
     else if (current) return current.instance;
-    const broken = (await this.record(id))?.health?.broken;
+    // Through the record queue: the failure that broke it may still be being written.
+    const broken = (await this.recordOp(id, () => this.record(id)))?.health?.broken;
     if (broken) await this.repair(id, broken.reason, broken.detail);
     try {
       return await this.start(id, key);
@@ -609,7 +610,9 @@ export class SandboxManager {
     const bytes = image
       ? image.blocks * 512
       : await volumeUsage(dir, "watch").catch(() => undefined);
-    this.diskCache.set(id, { at: Date.now(), bytes });
+    // An image written to just now may still be settling (a lazily detached mount): measure again next time.
+    if (!image || Date.now() - image.mtimeMs > 120_000)
+      this.diskCache.set(id, { at: Date.now(), bytes });
     return bytes;
   }
 

@@ -85,7 +85,7 @@ export function systemMounts(): string[] {
   return args;
 }
 
-const isUnder = (path: string, root: string) =>
+export const isUnder = (path: string, root: string): boolean =>
   path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 
 /** Drop paths covered by another in the list; realpaths, existing only. */
@@ -172,8 +172,13 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   if (layout.gid !== undefined) a.push("--gid", String(layout.gid));
 
   a.push(...systemMounts());
-  for (const bind of layout.roBinds) a.push("--ro-bind", bind.source, bind.dest);
+  // Binds inside a hidden path (the CA bundle in a hidden data dir) go on top of its tmpfs.
+  const hidden = (dest: string) => layout.hide.some((h) => isUnder(dest, h) && dest !== h);
+  for (const bind of layout.roBinds)
+    if (!hidden(bind.dest)) a.push("--ro-bind", bind.source, bind.dest);
   for (const path of layout.hide) a.push("--tmpfs", path);
+  for (const bind of layout.roBinds)
+    if (hidden(bind.dest)) a.push("--ro-bind", bind.source, bind.dest);
 
   a.push("--dir", "/etc");
   for (const entry of ETC_PASSTHROUGH) {
@@ -236,16 +241,23 @@ export function wrapperArgv(keepFd: number, procsFiles: string[], command: strin
  * the sandbox's sources are bind-mounted onto a small tmpfs at `stageDir` (a
  * world-traversable, otherwise empty host directory); bwrap then reads them from
  * there. These mounts exist only in that namespace and vanish with the sandbox.
- * Arguments: stage dir, pair count, (source, name) pairs, then the command.
+ * Arguments: stage dir, dir whose mounts to drop (or ""), pair count, (source,
+ * name) pairs, then the command.
  */
 export const STAGE_SCRIPT = [
-  "stage=$1; n=$2; shift 2",
+  "stage=$1; detach=$2; n=$3; shift 3",
   'mount -t tmpfs -o mode=0711,size=1m,nosuid,nodev lobu-stage "$stage" || exit 122',
   'while [ "$n" -gt 0 ]; do',
   '  src=$1; dst="$stage/$2"; shift 2; n=$((n-1))',
   '  if [ -d "$src" ]; then mkdir "$dst"; else : > "$dst"; fi',
   '  mount --bind "$src" "$dst" || { echo "lobu: cannot stage $src" >&2; exit 122; }',
   "done",
+  // This namespace began as a copy of the host's, other sandboxes' mounted
+  // volumes included: let go of those, or they stay busy (and their disk images
+  // attached) for as long as this sandbox runs.
+  'if [ -n "$detach" ]; then',
+  '  while read -r _ _ _ _ mnt _; do case "$mnt" in "$detach"/*) umount -l "$mnt" 2>/dev/null;; esac; done < /proc/self/mountinfo',
+  "fi",
   'exec "$@"',
 ].join("\n");
 
@@ -255,6 +267,8 @@ export function stageArgv(
   stageDir: string,
   sources: Array<{ source: string; name: string }>,
   command: string[],
+  /** Host directory whose mounts (other volumes) this namespace should not keep. */
+  detach = "",
 ): string[] {
   return [
     unshare,
@@ -267,6 +281,7 @@ export function stageArgv(
     STAGE_SCRIPT,
     "lobu-stage",
     stageDir,
+    detach,
     String(sources.length),
     ...sources.flatMap((s) => [s.source, s.name]),
     ...command,

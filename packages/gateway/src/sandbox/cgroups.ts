@@ -37,6 +37,8 @@ export interface CgroupManager {
   readonly version: 1 | 2;
   readonly controllers: Controller[];
   create(name: string, limits: SandboxLimits): Promise<SandboxCgroup>;
+  /** Whether the cgroup `name` exists and holds processes (a sandbox running now). */
+  occupied(name: string): Promise<boolean>;
 }
 
 export interface CgroupOptions {
@@ -199,6 +201,11 @@ class V1Manager implements CgroupManager {
     this.#bases = bases;
     this.controllers = Object.keys(bases) as Controller[];
   }
+  async occupied(name: string): Promise<boolean> {
+    for (const c of this.controllers)
+      if ((await readPids(join(this.#bases[c]!, name, "cgroup.procs"))).length > 0) return true;
+    return false;
+  }
   async create(name: string, limits: SandboxLimits): Promise<SandboxCgroup> {
     const dirs: Partial<Record<Controller, string>> = {};
     for (const c of this.controllers) dirs[c] = join(this.#bases[c]!, name);
@@ -264,6 +271,9 @@ class V2Manager implements CgroupManager {
   constructor(base: string, controllers: Controller[]) {
     this.#base = base;
     this.controllers = controllers;
+  }
+  async occupied(name: string): Promise<boolean> {
+    return (await readPids(join(this.#base, name, "cgroup.procs"))).length > 0;
   }
   async create(name: string, limits: SandboxLimits): Promise<SandboxCgroup> {
     const dir = join(this.#base, name);

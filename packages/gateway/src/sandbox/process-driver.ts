@@ -9,6 +9,7 @@ import { createLogger, digest, errorMessage, LobuError, type Logger } from "@lob
 import {
   bwrapArgs,
   etcFiles,
+  isUnder,
   normalizeBinds,
   POOL_VOLUMES,
   pathsToHide,
@@ -48,6 +49,7 @@ import {
   mountLoopVolume,
   type QuotaMode,
   unmount,
+  unmountStale,
   volumeUsage,
 } from "./volume.ts";
 
@@ -82,6 +84,12 @@ export interface ProcessDriverOptions {
    * dir, config file...). The state dir and each volume's parent are always hidden.
    */
   hidePaths?: string[];
+  /**
+   * Parent of the volumes: disk images a previous run of the gateway left mounted
+   * there (it was killed) are unmounted when the driver starts. Its sandboxes died
+   * with it (bwrap --die-with-parent), so nothing uses them any more.
+   */
+  volumesRoot?: string;
   /** RLIMIT_NOFILE for sandboxes (default 4096). */
   maxOpenFiles?: number;
   /** Default grace between `shutdown` and SIGTERM in stop() (default 5 s). */
@@ -231,6 +239,10 @@ export class ProcessDriver implements SandboxDriver {
         });
       } else quotaDetail = `${loop.detail}`;
     }
+    // Only with cgroups can a volume in use by a running sandbox be told apart.
+    const cgroups = detection.manager;
+    if (quota === "loop" && this.#opts.volumesRoot && cgroups)
+      await unmountStale(this.#opts.volumesRoot, (id) => cgroups.occupied(id), this.#logger);
     const setup: Setup = {
       bwrap,
       shell: which("bash") ?? "/bin/sh",
@@ -401,6 +413,10 @@ export class ProcessDriver implements SandboxDriver {
       [this.#opts.stateDir, dirname(volumeDir), ...(this.#opts.hidePaths ?? [])],
       roBinds,
     );
+    // An extra bind inside a hidden path (the CA bundle in a data dir under the
+    // runtime) was folded into its parent: bind it again, above the hiding tmpfs.
+    for (const extra of normalizeBinds(this.#opts.extraRoBinds ?? []))
+      if (hide.some((h) => isUnder(extra, h)) && !roBinds.includes(extra)) roBinds.push(extra);
     const env = workerEnv(
       spec,
       { PATH: `${nodeDir}:/usr/local/bin:/usr/bin:/bin`, HOME: pool ? "/tmp" : SANDBOX_WORKSPACE },
@@ -452,14 +468,21 @@ export class ProcessDriver implements SandboxDriver {
     const inner = workerArgv ?? [...this.#rlimits(setup, spec), ...launcher.workerArgv(heapFlags)];
     const sandboxed = [setup.bwrap, ...layout.args, "--", ...inner];
     const command = staged
-      ? stageArgv(setup.unshare!, setup.shell, staged, stageSources, [
-          setup.setpriv!,
-          `--reuid=${meta.uid}`,
-          `--regid=${meta.gid}`,
-          "--clear-groups",
-          "--",
-          ...sandboxed,
-        ])
+      ? stageArgv(
+          setup.unshare!,
+          setup.shell,
+          staged,
+          stageSources,
+          [
+            setup.setpriv!,
+            `--reuid=${meta.uid}`,
+            `--regid=${meta.gid}`,
+            "--clear-groups",
+            "--",
+            ...sandboxed,
+          ],
+          pool ? volumeDir : dirname(volumeDir),
+        )
       : sandboxed;
     const keepFd = fds.firstData + layout.data.length - 1;
 

@@ -83,6 +83,20 @@ interface Member {
   turn?: string;
   closing?: string;
   ended: boolean;
+  diskCache: Cache<number | undefined>;
+}
+
+interface Cache<T> {
+  at?: number;
+  value?: Promise<T>;
+}
+
+async function cached<T>(cache: Cache<T>, ttlMs: number, load: () => Promise<T>): Promise<T> {
+  if (!cache.value || Date.now() - (cache.at ?? 0) > ttlMs) {
+    cache.at = Date.now();
+    cache.value = load();
+  }
+  return cache.value;
 }
 
 interface Pool {
@@ -93,6 +107,7 @@ interface Pool {
   stopping?: Promise<void>;
   members: Map<string, Member>;
   idleTimer?: NodeJS.Timeout;
+  usageCache: Cache<SandboxUsage>;
 }
 
 /** Rendezvous (highest random weight) hashing: stable placement, little movement on resize. */
@@ -134,6 +149,7 @@ export class VirtualDriver implements SandboxDriver {
       index,
       id: `pool-${index}`,
       members: new Map(),
+      usageCache: {},
     }));
     this.#process = new ProcessDriver({
       quota: "watch",
@@ -274,6 +290,7 @@ export class VirtualDriver implements SandboxDriver {
       listeners,
       resolveExit,
       ended: false,
+      diskCache: {},
       instance: undefined as unknown as SandboxInstance,
     };
     const connection: WorkerConnection = {
@@ -281,8 +298,9 @@ export class VirtualDriver implements SandboxDriver {
         return proc.connection.pid;
       },
       send: (msg) => {
+        if (member.ended) return; // (a late cancel after the pool let it go)
         // A sandbox speaks for itself only, and never for the whole pool.
-        if (!("sandboxId" in msg) || msg.sandboxId !== id || member.ended) {
+        if (!("sandboxId" in msg) || msg.sandboxId !== id) {
           this.#logger.warn(
             { sandboxId: id, t: msg.t },
             "dropped a message not addressed to this virtual sandbox",
@@ -306,11 +324,17 @@ export class VirtualDriver implements SandboxDriver {
       connection,
       exited,
       usage: async () => {
-        const shared = await proc.usage().catch(() => ({}) as SandboxUsage);
+        // Listing thousands of sandboxes must not run thousands of measurements.
+        const shared = await cached(pool.usageCache, 2000, () =>
+          proc.usage().catch(() => ({}) as SandboxUsage),
+        );
+        const diskBytes = await cached(member.diskCache, 15_000, () =>
+          volumeUsage(spec.volumeDir, "watch"),
+        );
         return {
           memoryBytes: shared.memoryBytes,
           pids: shared.pids,
-          diskBytes: await volumeUsage(spec.volumeDir, "watch"),
+          diskBytes,
           pool: { id: pool.id, sandboxes: pool.members.size },
         };
       },
@@ -380,6 +404,7 @@ export class VirtualDriver implements SandboxDriver {
         ? await this.#startSandboxedPool(poolSpec, egress)
         : await this.#startPlainPool(poolSpec, egress);
     pool.proc = proc;
+    pool.usageCache = {};
     proc.connection.onMessage((msg) => this.#route(pool, msg));
     void proc.exited.then((info) => this.#poolExited(pool, proc, info));
     this.#logger.info(

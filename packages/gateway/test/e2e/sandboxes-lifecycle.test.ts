@@ -148,8 +148,10 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
     const after = await w.sandboxOf("opa");
     expect(after.state).toBe("stopped");
     expect(after.lastExit?.reason).toBe("operator");
-    // Stopped sandboxes still show the disk they hold.
-    expect(after.usage?.diskBytes).toBeGreaterThanOrEqual(1_048_576);
+    // Stopped sandboxes still show the disk they hold (a just-unmounted image may take a moment).
+    await until(async () =>
+      ((await w.sandboxOf("opa")).usage?.diskBytes ?? 0) >= 1_048_576 ? true : undefined,
+    );
     expect((await w.cli(["sandboxes", "stop", s.id])).stdout.trim()).toBe(
       `${s.id} was not running`,
     );

@@ -30,7 +30,11 @@ function driverWith(isolation: PoolIsolation, poolSize = 2, poolIdleMs = 300_000
     isolation,
     poolIdleMs,
     logger: testLogger(),
-    process: { uidBase: 330_000 + drivers.length * 1000 },
+    // Own cgroup names: pools of every driver here are called pool-<n>.
+    process: {
+      uidBase: 330_000 + drivers.length * 1000,
+      cgroup: { name: `lobu-vd-${drivers.length}` },
+    },
   });
   drivers.push(d);
   return d;

@@ -1,0 +1,165 @@
+/**
+ * Shared by the sandbox benchmarks: a real `lobu run` with the mock LLM in this
+ * process (so its receipt times and our clock agree), and memory of process trees
+ * measured from /proc (PSS: shared pages split between the processes sharing them).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import {
+  collectEvents,
+  type GatewayProcess,
+  type MockLlm,
+  type RecordedRequest,
+  startGatewayProcess,
+  startMockLlm,
+} from "@lobu/testkit";
+
+const KEY = "sk-ant-bench-key-0123456789abcdef";
+
+export interface BenchGateway {
+  gw: GatewayProcess;
+  llm: MockLlm;
+  /** Send a message; resolves when the 202 arrives, with when it was sent and accepted (ms). */
+  post(
+    user: string,
+    text: string,
+  ): Promise<{ messageId: string; sentAt: number; acceptedAt: number }>;
+  /** Send and wait for the end of the reply. */
+  chat(user: string, text: string): Promise<string>;
+  sandboxes(): Promise<
+    Array<{
+      id: string;
+      key: { userId: string };
+      pid?: number;
+      state: string;
+      usage?: { memoryBytes?: number };
+    }>
+  >;
+  stop(sandboxId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBenchGateway(
+  driver: "process" | "virtual",
+  toml: string,
+  reply?: (
+    req: RecordedRequest,
+  ) => { text: string } | { toolCalls: { name: string; input: unknown }[] },
+): Promise<BenchGateway> {
+  const llm = await startMockLlm({ apiKey: KEY, defaultReply: reply });
+  const gw = await startGatewayProcess({
+    toml: `[sandbox]\ndriver = "${driver}"\n${toml}`,
+    env: {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: llm.url,
+      OPENAI_API_KEY: undefined,
+      LOBU_LOG_LEVEL: "error",
+    },
+    startTimeoutMs: 120_000,
+  });
+  const api = (path: string, init?: RequestInit) => gw.api(path, init);
+  return {
+    gw,
+    llm,
+    async post(user, text) {
+      const sentAt = Date.now();
+      const res = await api("/api/v1/agents/default/messages", {
+        method: "POST",
+        body: JSON.stringify({ user, channel: "bench", text }),
+      });
+      const acceptedAt = Date.now();
+      if (res.status !== 202) throw new Error(`message refused: ${res.status} ${await res.text()}`);
+      const { messageId } = (await res.json()) as { messageId: string };
+      return { messageId, sentAt, acceptedAt };
+    },
+    async chat(user, text) {
+      const res = await api("/api/v1/agents/default/messages", {
+        method: "POST",
+        headers: { accept: "text/event-stream" },
+        body: JSON.stringify({ user, channel: "bench", text }),
+      });
+      const events = await collectEvents(res);
+      const last = events.at(-1);
+      if (last?.type !== "done") throw new Error(`turn failed: ${JSON.stringify(last)}`);
+      return last.text;
+    },
+    async sandboxes() {
+      return ((await (await api("/api/v1/sandboxes")).json()) as { sandboxes: [] }).sandboxes;
+    },
+    async stop(id) {
+      await api(`/api/v1/sandboxes/${id}/stop`, { method: "POST" });
+    },
+    async close() {
+      await gw.stop();
+      await llm.close();
+    },
+  };
+}
+
+/** Run `fn` over `items`, at most `limit` at a time. */
+export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+function children(): Map<number, number[]> {
+  const map = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = map.get(ppid) ?? [];
+      list.push(Number(name));
+      map.set(ppid, list);
+    } catch {
+      // gone
+    }
+  }
+  return map;
+}
+
+/** `root` and its descendants. */
+export function tree(root: number): number[] {
+  const kids = children();
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    out.push(pid);
+    queue.push(...(kids.get(pid) ?? []));
+  }
+  return out;
+}
+
+function rollup(pid: number, field: "Pss" | "Rss"): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Bytes of memory a set of process trees really holds (PSS), and their summed RSS. */
+export function memoryOf(roots: number[]): { pss: number; rss: number; processes: number } {
+  const pids = [...new Set(roots.flatMap((r) => tree(r)))];
+  return {
+    pss: pids.reduce((n, p) => n + rollup(p, "Pss"), 0),
+    rss: pids.reduce((n, p) => n + rollup(p, "Rss"), 0),
+    processes: pids.length,
+  };
+}
+
+/** MemAvailable from /proc/meminfo, in bytes. */
+export function memAvailable(): number {
+  const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const MiB = 1024 * 1024;

@@ -1,0 +1,203 @@
+/**
+ * Idle sandboxes held, and what each one costs in memory, through the whole
+ * product: a real `lobu run`, one conversation per user, every one having run a
+ * full turn (a bash tool call in its workspace, then a reply) and then left idle.
+ *
+ * `virtual`: 100 and 1000 sessions on one pool process. `process`: up to 100
+ * sandboxes (fewer if the machine runs low on memory; then the figure per
+ * sandbox is what scales). Memory is PSS from /proc (pages shared between
+ * processes are split between them), so summing it does not double count.
+ *
+ * `npm run bench -- sandbox-memory`; LOBU_BENCH_PROCESS_SANDBOXES=<n> to change
+ * the process count.
+ */
+import type { RecordedRequest } from "@lobu/testkit";
+import { type BenchResult, type BenchRow, round } from "./lib.ts";
+import {
+  inParallel,
+  MiB,
+  memAvailable,
+  memoryOf,
+  sleep,
+  startBenchGateway,
+} from "./sandbox-kit.ts";
+
+const REFERENCE_MB = 50;
+const WARM = 10;
+
+/** One bash call touching the workspace, then a reply: every session is fully loaded once. */
+const touch = (req: RecordedRequest) =>
+  req.toolResults.length > 0
+    ? { text: "done" }
+    : {
+        toolCalls: [
+          {
+            name: "bash",
+            input: { command: `echo "${req.lastUserText}" >> log.txt; wc -l log.txt` },
+          },
+        ],
+      };
+
+const users = (from: number, to: number) =>
+  Array.from({ length: to - from }, (_, i) => `user-${from + i}`);
+
+async function virtualMemory(): Promise<BenchResult> {
+  const b = await startBenchGateway(
+    "virtual",
+    `pool_size = 1\nidle_timeout = "2h"\nmax_concurrent = 32\n`,
+    touch,
+  );
+  try {
+    await inParallel(users(0, WARM), 8, (u) => b.chat(u, "hello"));
+    await sleep(3000);
+    const poolPid = (await b.sandboxes())[0]!.pid!;
+    const gwPid = b.gw.child.pid!;
+    const base = memoryOf([poolPid]);
+    const gwBase = memoryOf([gwPid]);
+    const rows: BenchRow[] = [
+      {
+        metric: "pool process with 10 sessions (PSS)",
+        value: round(base.pss / MiB, 1),
+        unit: "MB",
+        note: "node + pi + just-bash + shell threads, bwrap included",
+      },
+    ];
+    const points: Record<number, { pss: number; rss: number; gw: number; ms: number }> = {};
+    let held = WARM;
+    for (const n of [100, 1000]) {
+      const t0 = performance.now();
+      await inParallel(users(held, n), 32, (u) => b.chat(u, "hello"));
+      const ms = performance.now() - t0;
+      held = n;
+      await sleep(5000);
+      const list = await b.sandboxes();
+      const running = list.filter((s) => s.state === "running").length;
+      if (running !== n) throw new Error(`expected ${n} sandboxes loaded, found ${running}`);
+      const m = memoryOf([poolPid]);
+      const gw = memoryOf([gwPid]);
+      points[n] = { pss: m.pss, rss: m.rss, gw: gw.pss, ms };
+      rows.push(
+        {
+          metric: `virtual: ${n} idle sessions, memory per session (PSS)`,
+          value: round((m.pss - base.pss) / (n - WARM) / 1024, 1),
+          unit: "KB",
+          note: `pool PSS ${round(m.pss / MiB)} MB in total; reference ${REFERENCE_MB} MB per virtual-bash instance`,
+        },
+        {
+          metric: `virtual: ${n} idle sessions, pool RSS`,
+          value: round(m.rss / MiB, 1),
+          unit: "MB",
+        },
+        {
+          metric: `virtual: ${n} sessions, gateway memory per sandbox`,
+          value: round((gw.pss - gwBase.pss) / (n - WARM) / 1024, 1),
+          unit: "KB",
+          note: "records, egress policy cache, … (the gateway side of a sandbox)",
+        },
+      );
+    }
+    const marginal = (points[1000]!.pss - points[100]!.pss) / 900;
+    rows.push(
+      {
+        metric: "virtual: marginal memory per idle session (100 → 1000)",
+        value: round(marginal / 1024, 1),
+        unit: "KB",
+      },
+      {
+        metric: "virtual: idle sessions per GB of RAM (marginal)",
+        value: Math.floor((1024 * MiB) / marginal),
+        unit: "sessions",
+        note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
+      },
+      {
+        metric: "virtual: 900 new sessions, create + first turn",
+        value: round(points[1000]!.ms / 900, 1),
+        unit: "ms/session",
+        note: "32 conversations at a time, wall clock",
+      },
+    );
+    return { name: "sandbox-memory-virtual", rows, meta: { points, warm: WARM } };
+  } finally {
+    await b.close();
+  }
+}
+
+async function processMemory(): Promise<BenchResult> {
+  const target = Number(process.env.LOBU_BENCH_PROCESS_SANDBOXES ?? 100);
+  const b = await startBenchGateway(
+    "process",
+    `idle_timeout = "2h"\nmax_concurrent = 8\nmemory_mb = 512\n`,
+    touch,
+  );
+  const checkpoints: Array<{ n: number; pss: number; rss: number; cgroup: number }> = [];
+  let stoppedEarly: string | undefined;
+  try {
+    let held = 0;
+    while (held < target) {
+      if (memAvailable() < 3 * 1024 * MiB) {
+        stoppedEarly = `stopped at ${held}: less than 3 GB of memory left`;
+        break;
+      }
+      const next = Math.min(target, held + 10);
+      await inParallel(users(held, next), 8, (u) => b.chat(u, "hello"));
+      held = next;
+      if (held % 50 === 0 || held === target) {
+        await sleep(5000);
+        const list = (await b.sandboxes()).filter((s) => s.state === "running");
+        const m = memoryOf(list.map((s) => s.pid!));
+        const cgroup = list.reduce((n, s) => n + (s.usage?.memoryBytes ?? 0), 0);
+        checkpoints.push({ n: list.length, pss: m.pss, rss: m.rss, cgroup });
+      }
+    }
+    const last = checkpoints.at(-1)!;
+    const rows: BenchRow[] = [
+      {
+        metric: `process: ${last.n} idle sandboxes, memory per sandbox (PSS)`,
+        value: round(last.pss / last.n / MiB, 1),
+        unit: "MB",
+        note: "bwrap + node worker with pi loaded, after one turn",
+      },
+      {
+        metric: `process: ${last.n} idle sandboxes, RSS per sandbox`,
+        value: round(last.rss / last.n / MiB, 1),
+        unit: "MB",
+        note: "shared pages counted in every process",
+      },
+      {
+        metric: `process: ${last.n} idle sandboxes, cgroup memory per sandbox`,
+        value: round(last.cgroup / last.n / MiB, 1),
+        unit: "MB",
+        note: "what `lobu sandboxes list` shows (includes page cache charged to it)",
+      },
+      {
+        metric: `process: ${last.n} idle sandboxes in total (PSS)`,
+        value: round(last.pss / 1024 / MiB, 2),
+        unit: "GB",
+      },
+    ];
+    if (checkpoints.length >= 2) {
+      const [a, z] = [checkpoints.at(-2)!, last];
+      rows.push({
+        metric: `process: marginal memory per sandbox (${a.n} → ${z.n}, PSS)`,
+        value: round((z.pss - a.pss) / (z.n - a.n) / MiB, 1),
+        unit: "MB",
+      });
+    }
+    rows.push({
+      metric: "process: idle sandboxes per GB of RAM",
+      value: round((1024 * MiB) / (last.pss / last.n), 1),
+      unit: "sandboxes",
+    });
+    return {
+      name: "sandbox-memory-process",
+      rows,
+      meta: { target, checkpoints, stoppedEarly },
+    };
+  } finally {
+    await b.close();
+  }
+}
+
+export default async function bench(): Promise<BenchResult[]> {
+  return [await virtualMemory(), await processMemory()];
+}

@@ -1,0 +1,140 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TurnContext, WorkerToGateway } from "@lobu/core";
+import { type MockLlm, startMockLlm } from "@lobu/testkit";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { SessionHost } from "../src/host.ts";
+import { ShellPool } from "../src/virtual/index.ts";
+import { virtualWorkspace } from "../src/virtual-workspace.ts";
+import { tempDir } from "./virtual/helpers.ts";
+
+/**
+ * The worker's pool mode: many sandboxes in one SessionHost, each a pi session
+ * over its own virtual workspace, unloaded when idle and reloaded from disk.
+ * The model is the mock LLM over HTTP; nothing of the worker is faked.
+ */
+
+let llm: MockLlm;
+const shells = new ShellPool({ threads: 1 });
+beforeAll(async () => {
+  llm = await startMockLlm();
+});
+afterAll(async () => {
+  await llm.close();
+  await shells.close();
+});
+beforeEach(() => llm.reset());
+
+const context = (): TurnContext => ({
+  agentId: "a",
+  model: {
+    provider: "mock",
+    api: "anthropic-messages",
+    id: "m",
+    // The mock answers any path ending in /v1/messages.
+    endpoint: "/pool",
+    apiKey: "lobu_secret_placeholder",
+    contextWindow: 200_000,
+    maxTokens: 1000,
+  },
+  systemPrompt: "You are a test agent.",
+  tools: ["bash", "read", "write"],
+  toolPolicy: {},
+  skills: [],
+  env: { GREETING: "hi-from-env" },
+  requestTimeoutSec: 60,
+});
+
+async function pool() {
+  const root = await tempDir("lobu-pool-");
+  const sent: WorkerToGateway[] = [];
+  const waiters: Array<() => void> = [];
+  const host = new SessionHost({
+    mode: "pool",
+    volumeOf: (id) => join(root, id),
+    workspaceFor: (_id, volumeDir) => virtualWorkspace({ volumeDir, shellPool: shells }),
+    gatewayUrl: llm.url,
+    baseEnv: {},
+    send: (msg) => {
+      sent.push(msg);
+      for (const w of waiters.splice(0)) w();
+    },
+  });
+  let n = 0;
+  const turn = async (sandboxId: string, text: string) => {
+    const turnId = `t${++n}`;
+    mkdirSync(join(root, sandboxId), { recursive: true });
+    host.handle({
+      t: "turn",
+      sandboxId,
+      turnId,
+      messageId: `m-${turnId}`,
+      text,
+      context: context(),
+    });
+    for (;;) {
+      const end = sent.find((m) => m.t === "turn_end" && m.turnId === turnId);
+      if (end) return end as Extract<WorkerToGateway, { t: "turn_end" }>;
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
+  return { root, host, sent, turn };
+}
+
+describe("pool mode", () => {
+  it("runs each sandbox's tools in its own virtual workspace, persisted in its volume", async () => {
+    const p = await pool();
+    llm.when(
+      (r) => r.lastUserText === "note it",
+      { toolCalls: [{ name: "bash", input: { command: "echo $GREETING > note.txt; pwd; ls /" } }] },
+      { text: "noted" },
+    );
+    const end = await p.turn("sb_a", "note it");
+    expect(end).toMatchObject({ status: "done", text: "noted" });
+    expect(readFileSync(join(p.root, "sb_a", "note.txt"), "utf8")).toBe("hi-from-env\n");
+    const result = llm.requests.at(-1)!.toolResults[0]!.content;
+    expect(result).toMatch(/^\/workspace\n/);
+    expect(result).not.toContain(p.root);
+    // The sandbox is named on every model call by the pool's code.
+    expect(llm.requests.every((r) => r.headers["x-lobu-sandbox"] === "sb_a")).toBe(true);
+    expect(p.host.size).toBe(1);
+  });
+
+  it("unloads idle sessions, says so, and reloads the conversation from disk", async () => {
+    const p = await pool();
+    expect((await p.turn("sb_b", "remember kiwi")).status).toBe("done");
+    expect(p.host.unloadIdle(0)).toBe(1);
+    expect(p.sent.at(-1)).toEqual({ t: "closed", sandboxId: "sb_b" });
+    expect(p.host.size).toBe(0);
+    expect((await p.turn("sb_b", "what fruit?")).status).toBe("done");
+    expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("remember kiwi");
+  });
+
+  it("closes one sandbox on request and keeps the others", async () => {
+    const p = await pool();
+    await p.turn("sb_c", "one");
+    await p.turn("sb_d", "two");
+    p.host.handle({ t: "close", sandboxId: "sb_c" });
+    expect(p.sent.at(-1)).toEqual({ t: "closed", sandboxId: "sb_c" });
+    expect(p.host.size).toBe(1);
+    expect((await p.turn("sb_d", "three")).status).toBe("done");
+  });
+
+  it("reports a sandbox whose saved state is unusable as state_corrupt", async () => {
+    const p = await pool();
+    mkdirSync(join(p.root, "sb_e"), { recursive: true });
+    writeFileSync(join(p.root, "sb_e", ".lobu"), "not a directory");
+    const end = await p.turn("sb_e", "hello");
+    expect(end).toMatchObject({ status: "error", error: { code: "state_corrupt" } });
+    expect(llm.requests).toEqual([]);
+  });
+
+  it("refuses sandbox ids that could leave the volumes root", async () => {
+    const p = await pool();
+    for (const sandboxId of ["../escape", "a/b", ".hidden", ""]) {
+      p.host.handle({ t: "close", sandboxId });
+      expect(p.sent.at(-1)).toMatchObject({ t: "log", level: "error" });
+    }
+    expect(existsSync(join(p.root, "..", "escape"))).toBe(false);
+  });
+});
