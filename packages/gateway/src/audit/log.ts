@@ -75,9 +75,7 @@ export class AuditLog {
   }
 
   /** Totals per agent, user and provider since `sinceDay` (YYYY-MM-DD). */
-  async usageTotals(
-    sinceDay?: string,
-  ): Promise<
+  async usageTotals(sinceDay?: string): Promise<
     {
       day: string;
       agentId: string;

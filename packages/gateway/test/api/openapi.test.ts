@@ -6,7 +6,9 @@ import { type Gateway, startGateway } from "@lobu/gateway";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 
-const spec = parse(readFileSync(join(import.meta.dirname, "../../../../docs/openapi.yaml"), "utf8")) as {
+const spec = parse(
+  readFileSync(join(import.meta.dirname, "../../../../docs/openapi.yaml"), "utf8"),
+) as {
   paths: Record<string, Record<string, unknown>>;
 };
 
@@ -29,7 +31,11 @@ describe("docs/openapi.yaml", () => {
   it("documents every /api/v1 route the gateway serves, and nothing it does not", () => {
     const served = new Set(
       gw.app.routes
-        .filter((r) => r.method !== "ALL" && (r.path.startsWith("/api/v1/") || r.path === "/healthz" || r.path === "/readyz"))
+        .filter(
+          (r) =>
+            r.method !== "ALL" &&
+            (r.path.startsWith("/api/v1/") || r.path === "/healthz" || r.path === "/readyz"),
+        )
         .map((r) => `${r.method.toLowerCase()} ${toOpenApi(r.path).replace(/\/$/, "")}`),
     );
     const documented = new Set(
@@ -39,7 +45,13 @@ describe("docs/openapi.yaml", () => {
           .map((m) => `${m} ${path}`),
       ),
     );
-    expect([...served].filter((r) => !documented.has(r)), "served but not documented").toEqual([]);
-    expect([...documented].filter((r) => !served.has(r)), "documented but not served").toEqual([]);
+    expect(
+      [...served].filter((r) => !documented.has(r)),
+      "served but not documented",
+    ).toEqual([]);
+    expect(
+      [...documented].filter((r) => !served.has(r)),
+      "documented but not served",
+    ).toEqual([]);
   });
 });
