@@ -2,5 +2,5 @@ export type { AgentDefinition } from "./agents/registry.ts";
 export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } from "./gateway.ts";
 export type { InboundMessage, Origin, PlatformAdapter } from "./platforms/adapter.ts";
 export { ProviderRegistry } from "./providers/registry.ts";
-export { createDriver } from "./runtime/drivers.ts";
+export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
 export { createStore } from "./store/index.ts";

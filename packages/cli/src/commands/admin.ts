@@ -71,7 +71,8 @@ export function adminCommands(program: Command, run: Runner): void {
               conversation: s.label,
               age: ago(s.createdAt),
               active: ago(s.lastActiveAt),
-              memory: mb(usage.memoryBytes),
+              // A virtual sandbox shares its pool process's memory.
+              memory: usage.pool ? `${mb(usage.memoryBytes)} (pool)` : mb(usage.memoryBytes),
               disk: mb(usage.diskBytes),
             };
           }),

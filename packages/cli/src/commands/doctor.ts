@@ -9,7 +9,7 @@ import {
 } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { createLogger, errorMessage, type LobuConfig, loadConfig } from "@lobu/core";
-import { createDriver, createStore, ProviderRegistry } from "@lobu/gateway";
+import { createDriver, createStore, ProviderRegistry, resolveAutoDriver } from "@lobu/gateway";
 
 type Level = "ok" | "warn" | "fail";
 const MARK: Record<Level, string> = { ok: "✓", warn: "!", fail: "✗" };
@@ -171,12 +171,23 @@ export async function doctorCommand(opts: {
     checks.push(...(await providerCheck(config, Boolean(opts.offline))));
 
     try {
-      const driver = createDriver(config.sandbox.driver, {
+      const sel = {
         config,
         dataDir,
         log: createLogger("doctor", { level: "silent" }),
         caBundlePath: "/etc/ssl/certs/ca-certificates.crt",
-      });
+      };
+      let name = config.sandbox.driver;
+      if (name === "auto") {
+        const chosen = await resolveAutoDriver(sel);
+        checks.push({
+          level: "ok",
+          title: `sandbox driver "auto" selects "${chosen.name}"`,
+          detail: chosen.why,
+        });
+        name = chosen.name;
+      }
+      const driver = createDriver(name, sel);
       const probe = await driver.probe();
       await driver.close().catch(() => {});
       const level: Level = !probe.ok
@@ -188,7 +199,7 @@ export async function doctorCommand(opts: {
             : "fail";
       checks.push({
         level,
-        title: `sandbox driver "${config.sandbox.driver}": ${!probe.ok ? "unavailable" : probe.isolated ? "isolated" : "NOT isolated"}`,
+        title: `sandbox driver "${name}": ${!probe.ok ? "unavailable" : probe.isolated ? "isolated" : "NOT isolated"}`,
         detail: probe.details.join("\n"),
       });
     } catch (err) {

@@ -19,9 +19,10 @@ const TOML = `# lobu.toml: Lobu gateway configuration. Every key is optional; se
 # redis_url = "redis://127.0.0.1:6379"
 
 [sandbox]
-# "process" (namespaces + cgroups, Linux), "virtual" (just-bash, thousands of users per machine)
-# or "host" (no isolation; needs allow_unsandboxed = true).
-# driver = "process"
+# "auto" (process where it works, else virtual), "process" (namespaces + cgroups, Linux),
+# "virtual" (just-bash, thousands of users per machine) or "host" (no isolation; needs
+# allow_unsandboxed = true).
+# driver = "auto"
 # idle_timeout = "10m"
 # max_concurrent = 16
 # memory_mb = 1024

@@ -131,8 +131,11 @@ export const StoreSection = z.strictObject({
 });
 
 export const SandboxSection = z.strictObject({
-  /** `process` (namespaces + cgroups), `virtual` (just-bash, pooled) or `host` (no isolation). */
-  driver: z.enum(["process", "virtual", "host"]).default("process"),
+  /**
+   * `process` (namespaces + cgroups), `virtual` (just-bash, pooled), `host` (no
+   * isolation) or `auto`: `process` where it works here, else `virtual`.
+   */
+  driver: z.enum(["auto", "process", "virtual", "host"]).default("auto"),
   /** Stop a sandbox after this long without messages. */
   idle_timeout: Duration.default(600_000),
   /** Turns running at once across all sandboxes; more wait in the queue. */

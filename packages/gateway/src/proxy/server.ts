@@ -98,6 +98,12 @@ export type InternalHandler = (
 
 export interface EgressServerOptions {
   identity: EgressIdentity;
+  /**
+   * For pool identities: whether `sandboxId` is placed on this pool. A pool
+   * process may only speak for its own sandboxes, so a compromised pool cannot
+   * borrow another pool's tenants.
+   */
+  poolMember?(poolId: string, sandboxId: string): boolean;
   /** The network policy of a sandbox; null = unknown sandbox (refused). */
   policyFor(sandboxId: string): Promise<EgressPolicy | null>;
   placeholders: PlaceholderLookup;
@@ -226,7 +232,20 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     const named =
       (typeof header === "string" ? header : undefined) ??
       basicUser(headers["proxy-authorization"]);
-    if (named && SANDBOX_ID.test(named)) return { ok: true, sandboxId: named };
+    if (named && SANDBOX_ID.test(named)) {
+      if (opts.poolMember && !opts.poolMember(opts.identity.poolId, named)) {
+        return {
+          ok: false,
+          refusal: {
+            status: 403,
+            kind: "identity",
+            host: "",
+            reason: `sandbox ${named} is not placed on pool ${opts.identity.poolId}`,
+          },
+        };
+      }
+      return { ok: true, sandboxId: named };
+    }
     return {
       ok: false,
       refusal: {

@@ -1,4 +1,4 @@
-import { type LobuConfig, LobuError, type RequestAnswer } from "@lobu/core";
+import { isLobuError, type LobuConfig, LobuError, type RequestAnswer } from "@lobu/core";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
@@ -95,7 +95,23 @@ export async function answerRequest(
   let text = answer.text;
   if (pending.status === "pending" && (by.admin || by.userKey === userKeyOf(pending.origin))) {
     if (pending.event.type === "capability_request" && answer.choice === "granted") {
-      text = (await applyGrant(deps, pending)) ?? text;
+      try {
+        text = (await applyGrant(deps, pending)) ?? text;
+      } catch (err) {
+        if (!isLobuError(err)) throw err;
+        // The grant cannot be applied (e.g. "*"): resolve it as denied so the agent
+        // is not left waiting, and tell the person why.
+        await deps.requests.answer(
+          requestId,
+          { choice: "denied", text: `The grant was refused: ${err.message}` },
+          by,
+        );
+        return {
+          ok: false,
+          reason: err.hint ? `${err.message}. ${err.hint}` : err.message,
+          status: err.status,
+        };
+      }
     }
     if (pending.event.type === "approval_request" && answer.choice === "always") {
       const tool = pending.event.tool;

@@ -23,7 +23,7 @@ export interface DriverSelection {
 
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
 export function createDriver(
-  name: LobuConfig["sandbox"]["driver"],
+  name: Exclude<LobuConfig["sandbox"]["driver"], "auto">,
   sel: DriverSelection,
 ): SandboxDriver {
   switch (name) {
@@ -33,7 +33,7 @@ export function createDriver(
         logger: sel.log,
         // Unique per data dir, so two gateways on one host never share cgroups.
         cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
-        extraRoBinds: [sel.caBundlePath],
+        caBundle: sel.caBundlePath,
         // A data dir inside the runtime (e.g. under the checkout) must not show through.
         hidePaths: [sel.dataDir],
         volumesRoot: join(sel.dataDir, "volumes"),
@@ -48,7 +48,7 @@ export function createDriver(
         logger: sel.log,
         process: {
           cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
-          extraRoBinds: [sel.caBundlePath],
+          caBundle: sel.caBundlePath,
           hidePaths: [sel.dataDir],
         },
       });
@@ -60,9 +60,37 @@ export function createDriver(
  * not work here is an error with instructions; the unisolated `host` driver
  * needs the operator's explicit `allow_unsandboxed = true`.
  */
+/**
+ * `auto`: the `process` driver where it works (bubblewrap and namespaces),
+ * otherwise the `virtual` tier, which needs neither. Returns the choice and why.
+ */
+export async function resolveAutoDriver(
+  sel: DriverSelection,
+): Promise<{ name: "process" | "virtual"; why: string }> {
+  const probe = createDriver("process", sel);
+  try {
+    const result = await probe.probe();
+    if (result.ok && result.isolated)
+      return { name: "process", why: "namespaces and bubblewrap work here" };
+    return {
+      name: "virtual",
+      why: `the process driver is unavailable (${result.details.at(-1) ?? "no details"})`,
+    };
+  } finally {
+    await probe.close().catch(() => {});
+  }
+}
+
 export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver> {
   const { config } = sel;
-  const name = config.sandbox.driver;
+  let name = config.sandbox.driver;
+  let auto: string | undefined;
+  if (name === "auto") {
+    const chosen = await resolveAutoDriver(sel);
+    name = chosen.name;
+    auto = chosen.why;
+    sel.log.info({ driver: name, why: chosen.why }, "sandbox driver chosen automatically");
+  }
   if (name === "host" && !config.sandbox.allow_unsandboxed) {
     throw new LobuError(
       "unsandboxed_refused",
@@ -93,6 +121,6 @@ export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver
     driver,
     probe,
     workerEnv: { LOBU_CA_BUNDLE: sel.caBundlePath },
-    description: `${name}${probe.isolated ? "" : " (NOT isolated)"}`,
+    description: `${name}${probe.isolated ? "" : " (NOT isolated)"}${auto ? ` (auto: ${auto})` : ""}`,
   };
 }

@@ -22,6 +22,7 @@ import {
 } from "../proxy/index.ts";
 import { egressTestHooks, TEST_MODE_ENV, testResolver } from "../proxy/test-mode.ts";
 import type { EgressBinder } from "../sandbox/driver.ts";
+import { poolIdFor } from "../sandbox/virtual-driver.ts";
 import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
@@ -219,6 +220,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     runDir,
     createServer: (identity) =>
       createEgressServer({
+        poolMember: (poolId, sandboxId) =>
+          poolId === poolIdFor(sandboxId, config.sandbox.pool_size),
         identity,
         policyFor,
         placeholders: deps.placeholders,

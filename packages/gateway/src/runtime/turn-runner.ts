@@ -247,6 +247,10 @@ export class TurnRunner {
           return "done";
         }
         if (end.msg.error?.code === "busy") return retryOrFail("its sandbox was busy");
+        // The sandbox's saved state is damaged: the manager repairs it from a snapshot
+        // before the next start, so try again rather than showing the error.
+        if (end.msg.error?.code === "state_corrupt")
+          return retryOrFail("its saved state was damaged");
         await finish({
           error: end.msg.error ?? {
             code: end.msg.status,

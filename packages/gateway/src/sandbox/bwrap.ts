@@ -15,6 +15,8 @@ export const SANDBOX_WORKSPACE = "/workspace";
 /** Where a pool process (virtual driver) sees the parent of all its sandboxes' volumes. */
 export const POOL_VOLUMES = "/volumes";
 export const SANDBOX_EGRESS_SOCKET = "/run/lobu/egress.sock";
+/** Where the CA bundle (system CAs + installation CA) appears inside a sandbox. */
+export const SANDBOX_CA_BUNDLE = "/run/lobu/ca-bundle.pem";
 export const SANDBOX_HOSTNAME = "sandbox";
 
 const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -142,6 +144,8 @@ export interface BwrapLayout {
   /** Where the volume appears inside (default /workspace; pool processes use /volumes). */
   volumeDest?: string;
   egressSource: string;
+  /** Host source of the CA bundle, shown at SANDBOX_CA_BUNDLE (a fixed path, so no tmpfs can cover it). */
+  caBundleSource?: string;
   etc: Record<string, string>;
   /** Compiled seccomp filter (see seccomp.ts). */
   seccomp?: Buffer;
@@ -203,6 +207,7 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   a.push("--bind", layout.volumeSource, volumeDest);
   a.push("--dir", dirname(SANDBOX_EGRESS_SOCKET));
   a.push("--ro-bind", layout.egressSource, SANDBOX_EGRESS_SOCKET);
+  if (layout.caBundleSource) a.push("--ro-bind", layout.caBundleSource, SANDBOX_CA_BUNDLE);
   a.push("--chdir", volumeDest, "--info-fd", String(layout.fds.info), "--clearenv");
   for (const [key, value] of Object.entries(layout.env)) a.push("--setenv", key, value);
   return { args: a, data };

@@ -13,6 +13,7 @@ import {
   normalizeBinds,
   POOL_VOLUMES,
   pathsToHide,
+  SANDBOX_CA_BUNDLE,
   SANDBOX_EGRESS_SOCKET,
   SANDBOX_WORKSPACE,
   stageArgv,
@@ -79,6 +80,8 @@ export interface ProcessDriverOptions {
   runtimePaths?: string[];
   /** More host paths to show read-only at the same path (e.g. a toolchain in /opt). */
   extraRoBinds?: string[];
+  /** CA bundle the worker's tools trust; shown read-only at SANDBOX_CA_BUNDLE. */
+  caBundle?: string;
   /**
    * Host paths never to show even when under a bound path (the gateway's data
    * dir, config file...). The state dir and each volume's parent are always hidden.
@@ -428,6 +431,7 @@ export class ProcessDriver implements SandboxDriver {
           }
         : { LOBU_EGRESS_SOCKET: SANDBOX_EGRESS_SOCKET, LOBU_VOLUME: SANDBOX_WORKSPACE },
     );
+    if (this.#opts.caBundle) env.LOBU_CA_BUNDLE = SANDBOX_CA_BUNDLE;
     const etc = etcFiles(
       meta.uid,
       meta.gid,
@@ -441,6 +445,7 @@ export class ProcessDriver implements SandboxDriver {
     const stageSources = [
       { source: volumeDir, name: "workspace" },
       { source: binding.socketPath, name: "egress.sock" },
+      ...(this.#opts.caBundle ? [{ source: this.#opts.caBundle, name: "ca-bundle.pem" }] : []),
       ...roBinds.map((path, i) => ({ source: path, name: `rt${i}` })),
     ];
     const layout = bwrapArgs({
@@ -452,6 +457,9 @@ export class ProcessDriver implements SandboxDriver {
       volumeSource: source(volumeDir, "workspace"),
       volumeDest: pool ? POOL_VOLUMES : SANDBOX_WORKSPACE,
       egressSource: source(binding.socketPath, "egress.sock"),
+      ...(this.#opts.caBundle
+        ? { caBundleSource: source(this.#opts.caBundle, "ca-bundle.pem") }
+        : {}),
       etc,
       seccomp: setup.seccomp,
       tmpBytes: setup.tmpSize

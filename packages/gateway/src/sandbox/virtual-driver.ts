@@ -124,6 +124,11 @@ export function placeSandbox(id: string, poolSize: number): number {
   return best;
 }
 
+/** The pool a virtual sandbox lives on (`pool-<n>`): the egress proxy checks it. */
+export function poolIdFor(sandboxId: string, poolSize: number): string {
+  return `pool-${placeSandbox(sandboxId, poolSize)}`;
+}
+
 export class VirtualDriver implements SandboxDriver {
   readonly name = "virtual" as const;
   readonly launcher: WorkerLauncher;

@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,9 +41,37 @@ export interface GatewayProcess {
  * Start a real `lobu run` process (the same command a user runs) on a fresh data
  * dir. Used by end-to-end tests that kill and restart gateways.
  */
+/**
+ * Unmount whatever a gateway left mounted under `dir` (loop-mounted volumes of a
+ * gateway killed with SIGKILL), detach their loop devices and delete the dir.
+ */
+export function removeDataDir(dir: string): void {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4]?.replace(/\\040/g, " "))
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync("umount", ["-l", m], { stdio: "ignore" });
+  const volumes = join(dir, "volumes");
+  let images: string[] = [];
+  try {
+    images = readdirSync(volumes).filter((f) => f.endsWith(".img"));
+  } catch {}
+  for (const img of images) {
+    const attached =
+      spawnSync("losetup", ["-j", join(volumes, img)], { encoding: "utf8" }).stdout ?? "";
+    for (const line of attached.split("\n")) {
+      const dev = line.split(":")[0];
+      if (dev) spawnSync("losetup", ["-d", dev], { stdio: "ignore" });
+    }
+  }
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
 export async function startGatewayProcess(
   opts: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
+  const ownDir = !opts.dataDir;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), "lobu-e2e-"));
   const configPath = join(dataDir, "lobu.toml");
   writeFileSync(configPath, opts.toml ?? "");
@@ -141,6 +169,8 @@ export async function startGatewayProcess(
         await exited();
         clearTimeout(timer);
       }
+      // Temp data dirs go away with their gateway (LOBU_KEEP_TEST_DATA=1 keeps them for debugging).
+      if (ownDir && !process.env.LOBU_KEEP_TEST_DATA) removeDataDir(dataDir);
     },
   };
   return handle;

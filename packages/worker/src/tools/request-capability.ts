@@ -46,7 +46,7 @@ export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => nu
           ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.${answer?.text ? `\n\n${answer.text}` : ""}`
           : outcome === "timeout"
             ? `not granted: the user did not respond in time. Tell the user what you needed (${params.kind} ${params.value}) and stop.`
-            : `denied: the user declined ${params.kind} ${params.value}. Continue without it or explain what cannot be done.`;
+            : `denied: the user declined ${params.kind} ${params.value}${answer?.text ? ` (${answer.text})` : ""}. Continue without it or explain what cannot be done.`;
       return { content: [{ type: "text", text }], details: undefined };
     },
   });
