@@ -176,6 +176,9 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   if (layout.gid !== undefined) a.push("--gid", String(layout.gid));
 
   a.push(...systemMounts());
+  // /tmp first: a runtime that lives under /tmp (a checkout in /tmp) is bound on top of it.
+  if (layout.tmpBytes) a.push("--size", String(layout.tmpBytes));
+  a.push("--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
   // Binds inside a hidden path (the CA bundle in a hidden data dir) go on top of its tmpfs.
   const hidden = (dest: string) => layout.hide.some((h) => isUnder(dest, h) && dest !== h);
   for (const bind of layout.roBinds)
@@ -201,8 +204,6 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   }
 
   a.push("--proc", "/proc", "--dev", "/dev");
-  if (layout.tmpBytes) a.push("--size", String(layout.tmpBytes));
-  a.push("--tmpfs", "/tmp", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
   const volumeDest = layout.volumeDest ?? SANDBOX_WORKSPACE;
   a.push("--bind", layout.volumeSource, volumeDest);
   a.push("--dir", dirname(SANDBOX_EGRESS_SOCKET));
