@@ -178,6 +178,8 @@ export async function doctorCommand(opts: {
         caBundlePath: "/etc/ssl/certs/ca-certificates.crt",
       };
       let name = config.sandbox.driver;
+      let driver: ReturnType<typeof createDriver>;
+      let probe: Awaited<ReturnType<ReturnType<typeof createDriver>["probe"]>>;
       if (name === "auto") {
         const chosen = await resolveAutoDriver(sel);
         checks.push({
@@ -185,10 +187,11 @@ export async function doctorCommand(opts: {
           title: `sandbox driver "auto" selects "${chosen.name}"`,
           detail: chosen.why,
         });
-        name = chosen.name;
+        ({ name, driver, probe } = chosen);
+      } else {
+        driver = createDriver(name, sel);
+        probe = await driver.probe();
       }
-      const driver = createDriver(name, sel);
-      const probe = await driver.probe();
       await driver.close().catch(() => {});
       const level: Level = !probe.ok
         ? "fail"

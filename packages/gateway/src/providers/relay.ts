@@ -1,25 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PLACEHOLDER_PATTERN } from "@lobu/core";
 import type { Logger } from "pino";
+import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
 import type { ProviderInfo, ProviderRegistry, ProviderType } from "./registry.ts";
 import { type TokenUsage, UsageMeter } from "./usage.ts";
 
 export const RELAY_PREFIX = "/__lobu/llm/";
 const MAX_BODY = 32 * 1024 * 1024;
+/** Not copied to or from the provider: hop-by-hop headers, and the credentials the relay replaces. */
 const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+  ...PROXY_HOP_BY_HOP,
   "host",
   "content-length",
   "x-api-key",
   "authorization",
-  "x-lobu-sandbox",
 ]);
 
 /**

@@ -5,7 +5,7 @@
  */
 
 /** Never forwarded: per-connection (RFC 9110 §7.6.1) or proxy-only. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -62,46 +62,61 @@ export function createDriver(
  */
 /**
  * `auto`: the `process` driver where it works (bubblewrap and namespaces),
- * otherwise the `virtual` tier, which needs neither. Returns the choice and why.
+ * otherwise the `virtual` tier, which needs neither. Returns the chosen driver
+ * (already probed, so nothing is tried twice), its probe and why it was chosen.
  */
 export async function resolveAutoDriver(
   sel: DriverSelection,
-): Promise<{ name: "process" | "virtual"; why: string }> {
-  const probe = createDriver("process", sel);
-  try {
-    const result = await probe.probe();
-    if (result.ok && result.isolated)
-      return { name: "process", why: "namespaces and bubblewrap work here" };
+): Promise<{
+  name: "process" | "virtual";
+  why: string;
+  driver: SandboxDriver;
+  probe: DriverProbe;
+}> {
+  const proc = createDriver("process", sel);
+  const result = await proc.probe();
+  if (result.ok && result.isolated) {
     return {
-      name: "virtual",
-      why: `the process driver is unavailable (${result.details.at(-1) ?? "no details"})`,
+      name: "process",
+      why: "namespaces and bubblewrap work here",
+      driver: proc,
+      probe: result,
     };
-  } finally {
-    await probe.close().catch(() => {});
   }
+  await proc.close().catch(() => {});
+  const virtual = createDriver("virtual", sel);
+  return {
+    name: "virtual",
+    why: `the process driver is unavailable (${result.details.at(-1) ?? "no details"})`,
+    driver: virtual,
+    probe: await virtual.probe(),
+  };
 }
 
 export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver> {
   const { config } = sel;
   let name = config.sandbox.driver;
   let auto: string | undefined;
+  let driver: SandboxDriver;
+  let probe: DriverProbe;
   if (name === "auto") {
     const chosen = await resolveAutoDriver(sel);
-    name = chosen.name;
+    ({ name, driver, probe } = chosen);
     auto = chosen.why;
     sel.log.info({ driver: name, why: chosen.why }, "sandbox driver chosen automatically");
+  } else {
+    if (name === "host" && !config.sandbox.allow_unsandboxed) {
+      throw new LobuError(
+        "unsandboxed_refused",
+        'sandbox.driver = "host" runs agents without any isolation',
+        {
+          hint: "Agents could read the gateway's files and reach any network. If this is really what you want (a trusted single-user setup), also set sandbox.allow_unsandboxed = true in lobu.toml.",
+        },
+      );
+    }
+    driver = createDriver(name, sel);
+    probe = await driver.probe();
   }
-  if (name === "host" && !config.sandbox.allow_unsandboxed) {
-    throw new LobuError(
-      "unsandboxed_refused",
-      'sandbox.driver = "host" runs agents without any isolation',
-      {
-        hint: "Agents could read the gateway's files and reach any network. If this is really what you want (a trusted single-user setup), also set sandbox.allow_unsandboxed = true in lobu.toml.",
-      },
-    );
-  }
-  const driver = createDriver(name, sel);
-  const probe = await driver.probe();
   if (!probe.ok) {
     await driver.close().catch(() => {});
     throw new LobuError(

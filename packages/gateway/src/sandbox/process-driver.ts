@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, realpath, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -847,7 +848,10 @@ export class ProcessDriver implements SandboxDriver {
 
   async #trial(): Promise<string | undefined> {
     const setup = await this.#prepare();
-    const dir = join(this.#opts.stateDir, "probe");
+    // A fresh directory (and cgroup) per trial: back-to-back probes (auto selection,
+    // `lobu doctor` next to a gateway) must not wait on each other's volume.
+    const nonce = randomBytes(4).toString("hex");
+    const dir = join(this.#opts.stateDir, `probe-${nonce}`);
     const volumeDir = join(dir, "volume");
     const socketPath = join(dir, "egress.sock");
     await mkdir(volumeDir, { recursive: true, mode: 0o700 });
@@ -862,7 +866,7 @@ export class ProcessDriver implements SandboxDriver {
     };
     const spec: SandboxSpec = {
       // Per state dir: two gateways on one host must not share the trial's cgroup.
-      id: `lobu-probe-${digest(this.#opts.stateDir, 8)}`,
+      id: `lobu-probe-${digest(this.#opts.stateDir, 8)}-${nonce}`,
       key: { agentId: "probe", platform: "probe", userId: "probe", channelId: "probe" },
       volumeDir,
       limits: { memoryMb: 256, cpus: 1, pids: 64, diskMb: 16 },
@@ -878,6 +882,7 @@ export class ProcessDriver implements SandboxDriver {
       return errorMessage(err);
     } finally {
       server.close();
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   }
 

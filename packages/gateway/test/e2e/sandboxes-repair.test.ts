@@ -119,16 +119,16 @@ describe("virtual sandboxes repair themselves", () => {
     scriptBash(w.llm, "keep this", ["echo precious > keep.txt"]);
     expect(replyOf(await w.chat("vic", "keep this"))).toBe("ok");
     scriptBash(w.llm, "wreck yourself", ["rm -rf .lobu; echo garbage > .lobu; echo done"]);
+    // The damage is found when the worker next touches its state (this turn or the
+    // next one); the gateway repairs from the snapshot and answers on the restored
+    // workspace, telling the person what happened.
     const wrecked = await w.chat("vic", "wreck yourself");
-    expect(wrecked.at(-1)?.type).toBe("error");
-    // The next turn finds the state unusable and says so...
-    const failed = await w.chat("vic", "hello?");
-    expect(failed.at(-1)).toMatchObject({ type: "error", code: "state_corrupt" });
-    // ...and the one after runs on the restored workspace.
     const next = await w.chat("vic", "hello again");
     expect(replyOf(next)).toBe("echo: hello again");
-    expect(noticesOf(next).at(-1)).toMatch(SNAPSHOT_NOTICE);
-    expect(noticesOf(next).at(-1)).toMatch(/its saved state was damaged\.$/);
+    const notices = [...noticesOf(wrecked), ...noticesOf(next)];
+    const repaired = notices.filter((n) => SNAPSHOT_NOTICE.test(n));
+    expect(repaired, JSON.stringify(notices)).toHaveLength(1);
+    expect(repaired[0]).toMatch(/its saved state was damaged\.$/);
     scriptBash(w.llm, "look", ["cat keep.txt; ls -a"]);
     await w.chat("vic", "look");
     expect(toolOutputs(w.llm, "look")[0]).toMatch(/^precious\n/);

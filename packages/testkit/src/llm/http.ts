@@ -1,23 +1,13 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { readRaw } from "../platform-kit/http.ts";
 
+// One set of HTTP helpers for every emulator.
+export { sendJson } from "../platform-kit/http.ts";
 export { sleep };
 
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: OutgoingHttpHeaders = {},
-): void {
-  if (res.destroyed) return;
-  res.writeHead(status, { "content-type": "application/json", ...headers });
-  res.end(JSON.stringify(body));
-}
-
 export async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return (await readRaw(req)).toString("utf8");
 }
 
 /** Resolves once the connection behind `res` is gone (client disconnect or response finished). */
