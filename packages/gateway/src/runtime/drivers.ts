@@ -65,9 +65,7 @@ export function createDriver(
  * otherwise the `virtual` tier, which needs neither. Returns the chosen driver
  * (already probed, so nothing is tried twice), its probe and why it was chosen.
  */
-export async function resolveAutoDriver(
-  sel: DriverSelection,
-): Promise<{
+export async function resolveAutoDriver(sel: DriverSelection): Promise<{
   name: "process" | "virtual";
   why: string;
   driver: SandboxDriver;
