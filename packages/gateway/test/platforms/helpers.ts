@@ -40,6 +40,19 @@ export async function historyOf(
   return ((await res.json()) as { messages: { role: string; text: string }[] }).messages;
 }
 
+/**
+ * Wait until earlier tests' messages are all answered, so a "nothing was queued"
+ * check compares against a quiet queue rather than one still draining.
+ */
+export async function drainedQueue(gw: GatewayProcess, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const depth = await queueDepth(gw);
+    if (depth === 0 || Date.now() > deadline) return depth;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function queueDepth(gw: GatewayProcess): Promise<number> {
   return ((await (await fetch(`${gw.url}/readyz`)).json()) as { queueDepth: number }).queueDepth;
 }

@@ -8,7 +8,14 @@ import {
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { conversationsOf, historyOf, PROVIDER_KEY, queueDepth, slowText } from "./helpers.ts";
+import {
+  conversationsOf,
+  drainedQueue,
+  historyOf,
+  PROVIDER_KEY,
+  queueDepth,
+  slowText,
+} from "./helpers.ts";
 
 /**
  * The Slack adapter end to end: the Slack emulator (real wire protocol), a real
@@ -381,7 +388,7 @@ describe("Slack: refused requests", () => {
     ["a stale timestamp", { staleBySec: 600 }],
     ["no signature", { omitSignature: true }],
   ])("refuses an event with %s (401, nothing queued)", async (_name, forge) => {
-    const before = await queueDepth(gw);
+    const before = await drainedQueue(gw);
     const sent = await slack.dm({ user: "UMALLORY", text: "let me in" }, { forge });
     expect(sent.status).toBe(401);
     expect(await conversationsOf(gw, "UMALLORY")).toHaveLength(0);

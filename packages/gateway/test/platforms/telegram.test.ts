@@ -9,7 +9,14 @@ import {
   type TgUserInput,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { conversationsOf, historyOf, PROVIDER_KEY, queueDepth, slowText } from "./helpers.ts";
+import {
+  conversationsOf,
+  drainedQueue,
+  historyOf,
+  PROVIDER_KEY,
+  queueDepth,
+  slowText,
+} from "./helpers.ts";
 
 /**
  * The Telegram adapter end to end: the Bot API emulator, a real `lobu run`
@@ -393,7 +400,7 @@ describe("Telegram: buttons", () => {
 describe("Telegram: refused requests", () => {
   it("refuses a webhook call with a wrong secret token (401, nothing queued)", async () => {
     const mal = person(1020, "Mal");
-    const before = await queueDepth(gw);
+    const before = await drainedQueue(gw);
     const update = {
       update_id: 900_000_100,
       message: {
@@ -418,7 +425,7 @@ describe("Telegram: refused requests", () => {
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ initData }),
       });
-    const before = await queueDepth(gw);
+    const before = await drainedQueue(gw);
 
     const good = await verify(tg.webAppInitData({ user }));
     expect(good.status).toBe(200);
