@@ -1,5 +1,5 @@
 import { userInfo } from "node:os";
-import { createInterface, type Interface } from "node:readline/promises";
+import { createInterface } from "node:readline";
 import type { AgentEvent } from "@lobu/core";
 import { GatewayClient, resolveClient } from "../client.ts";
 
@@ -12,6 +12,50 @@ export interface ChatOptions {
   channel: string;
   message?: string;
   verbose?: boolean;
+}
+
+/**
+ * Lines from the terminal, buffered: input typed (or piped) while a reply is
+ * still streaming waits its turn instead of being lost, and end of input
+ * answers null.
+ */
+class LineReader {
+  private readonly queue: string[] = [];
+  private waiter: ((line: string | null) => void) | undefined;
+  private closed = false;
+  private readonly rl: ReturnType<typeof createInterface>;
+  private readonly prompts: NodeJS.WritableStream;
+
+  constructor(input: NodeJS.ReadableStream, prompts: NodeJS.WritableStream) {
+    this.prompts = prompts;
+    this.rl = createInterface({ input, terminal: false });
+    this.rl.on("line", (line) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w(line);
+      } else this.queue.push(line);
+    });
+    this.rl.on("close", () => {
+      this.closed = true;
+      this.waiter?.(null);
+      this.waiter = undefined;
+    });
+  }
+
+  next(prompt: string): Promise<string | null> {
+    this.prompts.write(prompt);
+    const line = this.queue.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  close(): void {
+    this.rl.close();
+  }
 }
 
 const dim = (s: string) => (process.stderr.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
@@ -31,7 +75,7 @@ async function runTurn(
   client: GatewayClient,
   opts: ChatOptions & { user: string },
   text: string,
-  rl: Interface | undefined,
+  rl: LineReader | undefined,
   showTools: boolean,
 ): Promise<number> {
   let printed = false;
@@ -84,7 +128,7 @@ async function runTurn(
           process.stderr.write(dim(`  (answer with: lobu answer ${e.requestId} <option id>)\n`));
           break;
         }
-        const raw = (await rl.question("> ")).trim();
+        const raw = ((await rl.next("> ")) ?? "").trim();
         const pick =
           options[Number(raw) - 1] ??
           options.find((o) => o.id === raw || o.label.toLowerCase() === raw.toLowerCase());
@@ -110,18 +154,14 @@ export async function chatCommand(opts: ChatOptions): Promise<number> {
   const user = opts.user ?? process.env.LOBU_USER ?? userInfo().username;
   const withUser = { ...opts, user };
   if (opts.message !== undefined) {
-    const rl = process.stdin.isTTY
-      ? createInterface({ input: process.stdin, output: process.stderr })
-      : undefined;
+    const rl = process.stdin.isTTY ? new LineReader(process.stdin, process.stderr) : undefined;
     try {
       return await runTurn(client, withUser, opts.message, rl, Boolean(opts.verbose));
     } finally {
       rl?.close();
     }
   }
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  // rl.question() never settles once stdin ends; race it against "close".
-  const closed = new Promise<null>((resolve) => rl.once("close", () => resolve(null)));
+  const rl = new LineReader(process.stdin, process.stdout);
   process.stderr.write(
     dim(
       `Chatting with agent "${opts.agent}" at ${url} as ${user} (channel ${opts.channel}). Ctrl+D to quit.\n`,
@@ -129,7 +169,7 @@ export async function chatCommand(opts: ChatOptions): Promise<number> {
   );
   try {
     for (;;) {
-      const line = await Promise.race([rl.question("you › ").catch(() => null), closed]);
+      const line = await rl.next("you › ");
       if (line === null) break;
       if (!line.trim()) continue;
       process.stdout.write("agent › ");

@@ -1,21 +1,12 @@
 import { SHARED_USER } from "@lobu/core";
+import type { UserRow } from "@lobu/core/views";
 import type { AuditRecord } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { GatewayServices } from "../services.ts";
 
 /** What the admin UI lists, assembled from the records the gateway keeps anyway. */
 
-export interface UserRow {
-  userKey: string;
-  platform: string;
-  name?: string;
-  agents: string[];
-  conversations: number;
-  lastMessageAt: number;
-  inputTokens: number;
-  outputTokens: number;
-  requests: number;
-}
+export type { UserRow };
 
 /** People who have conversations, with their token use (all time). */
 export async function listUsers(s: GatewayServices): Promise<UserRow[]> {

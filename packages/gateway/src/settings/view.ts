@@ -1,64 +1,13 @@
 import type { ToolPolicy } from "@lobu/core";
+import type { SettingsView } from "@lobu/core/views";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import type { PendingRequest } from "../runtime/requests.ts";
-import type { SecretMeta } from "../secrets/store.ts";
 import type { GatewayServices } from "../services.ts";
 import type { SettingsSession } from "./sessions.ts";
 
-/**
- * What the settings page shows: the person's own settings for one agent next
- * to what the agent definition and the installation already give them (which
- * they can see but not change). Never contains a secret value, only hints.
- */
-export interface SettingsView {
-  user: { userKey: string; name?: string; platform: string };
-  agent: { id: string; name: string; description: string };
-  /** The configured admins may open the admin UI from here. */
-  isAdmin: boolean;
-  model: {
-    provider?: string;
-    model?: string;
-    agentProvider?: string;
-    agentModel?: string;
-    providers: {
-      id: string;
-      type: string;
-      defaultModel: string;
-      /** The person's own key (masked), if they added one. */
-      userKey: Pick<SecretMeta, "hint" | "updatedAt"> | null;
-      /** Whether the team already provides a key (installation or agent). */
-      sharedKey: boolean;
-    }[];
-  };
-  skills: {
-    catalog: {
-      name: string;
-      description: string;
-      domains: string[];
-      packages: string[];
-      mcp: string[];
-    }[];
-    /** Installed by the person. */
-    installed: string[];
-    /** Installed for everyone by the agent definition. */
-    fromAgent: string[];
-  };
-  mcp: { servers: { id: string; description: string }[]; connected: string[] };
-  packages: { installed: string[]; fromSkills: string[] };
-  domains: { user: string[]; agent: string[]; installation: string[]; denied: string[] };
-  tools: {
-    name: string;
-    /** What the agent definition says. */
-    agentPolicy: ToolPolicy;
-    /** The person's answer for an "ask" tool, if any. */
-    userChoice?: ToolPolicy;
-    effective: ToolPolicy;
-  }[];
-  /** The person's other secrets for this agent (provider keys are in `model`). */
-  secrets: Pick<SecretMeta, "name" | "hint" | "updatedAt">[];
-}
+export type { SettingsView };
 
 function mcpDescription(entry: Record<string, unknown>): string {
   return typeof entry.description === "string" ? entry.description : "";

@@ -94,9 +94,9 @@ describe("providers", () => {
         const check = () => (out.includes(text) ? resolve() : setTimeout(check, 50));
         check();
       });
-    child.stdin.write("first line\n");
+    // Both lines at once, before the first reply: typed-ahead input waits its turn.
+    child.stdin.write("first line\nsecond line\n");
     await replied("echo: first line");
-    child.stdin.write("second line\n");
     await replied("echo: second line");
     child.stdin.end();
     const code = await new Promise((r) => child.on("exit", r));

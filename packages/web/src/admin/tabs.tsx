@@ -1,3 +1,4 @@
+import type { UserRow } from "@lobu/core/views";
 import { useCallback, useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
 import { Badge, relativeTime } from "../ui.tsx";
@@ -192,18 +193,6 @@ export function SandboxesTab({ client }: { client: Client }) {
       </div>
     </section>
   );
-}
-
-interface UserRow {
-  userKey: string;
-  platform: string;
-  name?: string;
-  agents: string[];
-  conversations: number;
-  lastMessageAt: number;
-  inputTokens: number;
-  outputTokens: number;
-  requests: number;
 }
 
 export function UsersTab({ client }: { client: Client }) {
