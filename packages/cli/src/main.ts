@@ -63,6 +63,21 @@ program
   .option("--offline", "skip provider reachability checks")
   .action((o) => run(() => doctorCommand(o))());
 
+const rotateMasterKey = async (
+  ...a: Parameters<typeof import("./commands/master-key.ts").rotateMasterKeyCommand>
+) => (await import("./commands/master-key.ts")).rotateMasterKeyCommand(...a);
+program
+  .command("master-key")
+  .description("manage the key that encrypts stored secrets")
+  .command("rotate")
+  .description(
+    "re-encrypt every stored secret under a new master key (stop the gateways first; resumable)",
+  )
+  .option("-c, --config <file>", "config file (default: ./lobu.toml when present)")
+  .option("-d, --data-dir <dir>", "data dir (default .lobu)")
+  .option("--env-file <file>", "environment file to load (default ./.env when present)")
+  .action((o) => run(() => rotateMasterKey(o))());
+
 adminCommands(program, run);
 
 try {

@@ -79,3 +79,36 @@ describe("lobu CLI", () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe("lobu master-key rotate", () => {
+  it("re-encrypts every secret under a new key and keeps the old key aside", async () => {
+    const { createStore, resolveMasterKey, SecretStore } = await import("@lobu/gateway");
+    const dir = mkdtempSync(join(tmpdir(), "lobu-rotate-"));
+    const dataDir = join(dir, "data");
+    const env = { LOBU_MASTER_KEY: "" };
+    const old = resolveMasterKey({ dataDir, env });
+    const ref = {
+      scope: { kind: "agent" as const, agentId: "default" },
+      name: "provider.anthropic",
+    };
+    let store = await createStore({ driver: "sqlite", path: join(dataDir, "lobu.db") });
+    await new SecretStore(store.kv, old.key).set(ref, "sk-rotate-me-0123456789");
+    await store.close();
+
+    const r = await lobu(["master-key", "rotate", "--data-dir", dataDir], { cwd: dir, env });
+    expect(r.stderr).toMatch(/1 re-encrypted/);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(dataDir, "master.key.previous"))).toBe(true);
+    expect(statSync(join(dataDir, "master.key")).mode & 0o777).toBe(0o600);
+
+    const fresh = resolveMasterKey({ dataDir, env });
+    expect(fresh.key.equals(old.key)).toBe(false);
+    store = await createStore({ driver: "sqlite", path: join(dataDir, "lobu.db") });
+    try {
+      expect(await new SecretStore(store.kv, fresh.key).get(ref)).toBe("sk-rotate-me-0123456789");
+      await expect(new SecretStore(store.kv, old.key).verifyMasterKey()).rejects.toThrow();
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -3,4 +3,11 @@ export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } 
 export type { InboundMessage, Origin, PlatformAdapter } from "./platforms/adapter.ts";
 export { ProviderRegistry } from "./providers/registry.ts";
 export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
+export {
+  generateMasterKey,
+  MASTER_KEY_FILE,
+  parseMasterKey,
+  resolveMasterKey,
+  SecretStore,
+} from "./secrets/index.ts";
 export { createStore } from "./store/index.ts";
