@@ -29,6 +29,8 @@ const RPS_REQUESTS = 15_000;
 const CONCURRENCY = 32;
 const HOST = "api.allowed.test";
 const SANDBOX = "sb_bench";
+/** The real key: direct calls send it, proxied ones a placeholder the proxy swaps for it. */
+const SECRET = "sk-bench-0123456789abcdefghijklmnop";
 
 interface UpstreamReady {
   httpPort: number;
@@ -40,7 +42,6 @@ interface ProxyReady {
   port: number;
   caPem: string;
   placeholder: string;
-  secret: string;
 }
 
 async function runUpstream(dir: string): Promise<UpstreamReady> {
@@ -51,6 +52,12 @@ async function runUpstream(dir: string): Promise<UpstreamReady> {
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     req.resume();
     req.on("end", () => {
+      // A key that is not the real one means the swap did not happen: fail the run.
+      const key = req.headers["x-api-key"];
+      if (key !== undefined && key !== SECRET) {
+        res.writeHead(401).end();
+        return;
+      }
       if (req.url === "/sse") {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write('event: message_start\ndata: {"type":"message_start"}\n\n');
@@ -99,8 +106,7 @@ async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
   const secrets = new SecretStore(store.kv, randomBytes(32));
   const placeholders = new PlaceholderRegistry(store.kv);
   const ref = { name: "bench", scope: { kind: "installation" as const } };
-  const secret = "sk-bench-0123456789abcdefghijklmnop";
-  await secrets.set(ref, secret);
+  await secrets.set(ref, SECRET);
   const placeholder = await placeholders.issue({ sandboxId: SANDBOX, secret: ref, hosts: [HOST] });
   const ca = await loadOrCreateCa(join(dir, "data"));
   const policy = {
@@ -121,7 +127,7 @@ async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  return { port: (server.address() as AddressInfo).port, caPem: ca.certPem, placeholder, secret };
+  return { port: (server.address() as AddressInfo).port, caPem: ca.certPem, placeholder };
 }
 
 if (!isMainThread && workerData?.role) {
@@ -238,7 +244,7 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       agent: agents.directHttps,
       url: `https://127.0.0.1:${httpsPort}/v1/x`,
       servername: HOST,
-      headers: { "x-api-key": px.ready.secret },
+      headers: { "x-api-key": SECRET },
     };
     const tlsProxy: Target = {
       agent: agents.proxyHttps,

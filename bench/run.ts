@@ -9,19 +9,20 @@ import { type BenchResult, printTable, writeResult } from "./lib.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wanted = process.argv.slice(2);
-const files = readdirSync(here)
+const available = readdirSync(here)
   .filter((f) => f.endsWith(".bench.ts"))
-  .filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)))
   .sort();
-
-if (files.length === 0) {
+// A name selects every benchmark file starting with it; one that selects nothing is a typo.
+const unknown = wanted.filter((w) => !available.some((f) => f.startsWith(w)));
+if (unknown.length > 0) {
   console.error(
-    `no benchmark matches ${wanted.join(", ")}; available: ${readdirSync(here)
-      .filter((f) => f.endsWith(".bench.ts"))
+    `no benchmark matches ${unknown.join(", ")}; available: ${available
+      .map((f) => f.replace(/\.bench\.ts$/, ""))
       .join(", ")}`,
   );
   process.exit(2);
 }
+const files = available.filter((f) => wanted.length === 0 || wanted.some((w) => f.startsWith(w)));
 
 for (const file of files) {
   console.error(`running ${file} ...`);

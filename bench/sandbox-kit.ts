@@ -3,7 +3,7 @@
  * process (so its receipt times and our clock agree), and memory of process trees
  * measured from /proc (PSS: shared pages split between the processes sharing them).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import {
   collectEvents,
   type GatewayProcess,
@@ -12,6 +12,7 @@ import {
   startGatewayProcess,
   startMockLlm,
 } from "@lobu/testkit";
+import { descendants, processTable } from "../packages/gateway/src/sandbox/proc.ts";
 
 const KEY = "sk-ant-bench-key-0123456789abcdef";
 
@@ -105,36 +106,6 @@ export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => 
   );
 }
 
-function children(): Map<number, number[]> {
-  const map = new Map<number, number[]>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const list = map.get(ppid) ?? [];
-      list.push(Number(name));
-      map.set(ppid, list);
-    } catch {
-      // gone
-    }
-  }
-  return map;
-}
-
-/** `root` and its descendants. */
-export function tree(root: number): number[] {
-  const kids = children();
-  const out: number[] = [];
-  const queue = [root];
-  while (queue.length) {
-    const pid = queue.shift()!;
-    out.push(pid);
-    queue.push(...(kids.get(pid) ?? []));
-  }
-  return out;
-}
-
 function rollup(pid: number, field: "Pss" | "Rss"): number {
   try {
     const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
@@ -146,8 +117,11 @@ function rollup(pid: number, field: "Pss" | "Rss"): number {
 }
 
 /** Bytes of memory a set of process trees really holds (PSS), and their summed RSS. */
-export function memoryOf(roots: number[]): { pss: number; rss: number; processes: number } {
-  const pids = [...new Set(roots.flatMap((r) => tree(r)))];
+export async function memoryOf(
+  roots: number[],
+): Promise<{ pss: number; rss: number; processes: number }> {
+  const table = await processTable();
+  const pids = [...new Set(roots.flatMap((r) => descendants(table, r).map((e) => e.pid)))];
   return {
     pss: pids.reduce((n, p) => n + rollup(p, "Pss"), 0),
     rss: pids.reduce((n, p) => n + rollup(p, "Rss"), 0),

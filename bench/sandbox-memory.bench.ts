@@ -52,8 +52,8 @@ async function virtualMemory(): Promise<BenchResult> {
     await sleep(3000);
     const poolPid = (await b.sandboxes())[0]!.pid!;
     const gwPid = b.gw.child.pid!;
-    const base = memoryOf([poolPid]);
-    const gwBase = memoryOf([gwPid]);
+    const base = await memoryOf([poolPid]);
+    const gwBase = await memoryOf([gwPid]);
     const rows: BenchRow[] = [
       {
         metric: "pool process with 10 sessions (PSS)",
@@ -73,8 +73,8 @@ async function virtualMemory(): Promise<BenchResult> {
       const list = await b.sandboxes();
       const running = list.filter((s) => s.state === "running").length;
       if (running !== n) throw new Error(`expected ${n} sandboxes loaded, found ${running}`);
-      const m = memoryOf([poolPid]);
-      const gw = memoryOf([gwPid]);
+      const m = await memoryOf([poolPid]);
+      const gw = await memoryOf([gwPid]);
       points[n] = { pss: m.pss, rss: m.rss, gw: gw.pss, ms };
       rows.push(
         {
@@ -144,7 +144,7 @@ async function processMemory(): Promise<BenchResult> {
       if (held % 50 === 0 || held === target) {
         await sleep(5000);
         const list = (await b.sandboxes()).filter((s) => s.state === "running");
-        const m = memoryOf(list.map((s) => s.pid!));
+        const m = await memoryOf(list.map((s) => s.pid!));
         const cgroup = list.reduce((n, s) => n + (s.usage?.memoryBytes ?? 0), 0);
         checkpoints.push({ n: list.length, pss: m.pss, rss: m.rss, cgroup });
       }

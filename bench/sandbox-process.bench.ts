@@ -2,12 +2,12 @@
  * `process` sandbox driver: start→ready latency and idle memory, with the attacker
  * fixture as the worker (the real worker's figures come with its own benchmarks).
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "@lobu/core";
 import { createProcessDriver } from "../packages/gateway/src/sandbox/index.ts";
 import { treeUsage } from "../packages/gateway/src/sandbox/proc.ts";
-import { FIXTURE, TestEgress } from "../packages/gateway/test/sandbox/helpers.ts";
+import { FIXTURE, makeSpec, TestEgress } from "../packages/gateway/test/sandbox/helpers.ts";
 import { type BenchResult, median, percentile, round, sample } from "./lib.ts";
 
 const STARTS = 30;
@@ -22,17 +22,7 @@ export default async function bench(): Promise<BenchResult> {
     logger: createLogger("bench", { level: "warn" }),
     uidBase: 400_000,
   });
-  const spec = (id: string) => {
-    const volumeDir = join(dir, "volumes", id);
-    mkdirSync(volumeDir, { recursive: true });
-    return {
-      id,
-      key: { agentId: "bench", platform: "bench", userId: id, channelId: "c" },
-      volumeDir,
-      limits: { memoryMb: 512, cpus: 1, pids: 128, diskMb: 256 },
-      env: {},
-    };
-  };
+  const spec = (id: string) => makeSpec(dir, id, { memoryMb: 512, pids: 128, diskMb: 256 });
   try {
     const quota = await driver.quotaMode();
     // First start of a volume (uid allocation, disk image creation) vs restarts.

@@ -15,19 +15,13 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
-import {
-  type AgentSession,
-  createAgentSession,
-  ModelRuntime,
-  SessionManager,
-  SettingsManager,
-} from "@earendil-works/pi-coding-agent";
+import type { AgentSession } from "@earendil-works/pi-coding-agent";
 import {
   createVirtualWorkspace,
   ShellPool,
   type VirtualWorkspace,
-  virtualSessionOptions,
 } from "../packages/worker/src/virtual/index.ts";
+import { virtualPi } from "../packages/worker/test/virtual/pi-kit.ts";
 import { type BenchResult, type BenchRow, median, percentile, round } from "./lib.ts";
 
 const SIZES = [100, 1000];
@@ -94,45 +88,13 @@ export default async function virtualSessions(): Promise<BenchResult[]> {
   const model = await startModel();
   const shellPool = new ShellPool();
   try {
-    const modelRuntime = await ModelRuntime.create({
-      authPath: join(root, "auth.json"),
-      modelsPath: null,
-    });
-    modelRuntime.registerProvider("mock", {
-      baseUrl: model.url,
-      apiKey: "k",
-      api: "anthropic-messages",
-      models: [
-        {
-          id: "m",
-          name: "m",
-          reasoning: false,
-          input: ["text"],
-          cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
-          contextWindow: 200_000,
-          maxTokens: 8_000,
-        },
-      ],
-    });
-    const llm = modelRuntime.getModel("mock", "m")!;
+    const pi = await virtualPi(root, model.url);
     const agentDir = join(root, "agent");
     let serial = 0;
 
     const newWorkspace = () =>
       createVirtualWorkspace({ volumeDir: join(root, `v${serial++}`), shellPool });
-    const newSession = async (ws: VirtualWorkspace) => {
-      const options = virtualSessionOptions(ws, { systemPrompt: "You are a helpful agent." });
-      const { session } = await createAgentSession({
-        ...options,
-        agentDir,
-        model: llm,
-        thinkingLevel: "off",
-        modelRuntime,
-        sessionManager: SessionManager.inMemory(options.cwd),
-        settingsManager: SettingsManager.inMemory({ compaction: { enabled: false } }),
-      });
-      return session;
-    };
+    const newSession = (ws: VirtualWorkspace) => pi.session(ws, agentDir);
     const command = (i: number) => `echo "turn ${i}" >> log.txt && wc -l log.txt`;
 
     // Load every module and start the shell threads before the baseline.

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
@@ -69,6 +69,38 @@ describe("lobu CLI", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/lobu\.toml: gateway\.port: .*expected number/);
     expect(existsSync(join(dir, "data", "lobu.db"))).toBe(false);
+  });
+
+  it("run refuses agents that name an undefined provider or skill", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-run-"));
+    writeFileSync(
+      join(dir, "lobu.toml"),
+      '[agents.ops]\nprovider = "nope"\nskills = ["missing"]\n',
+    );
+    const r = await lobu(["run", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lobu\.toml: agents\.ops: provider "nope" is not defined/);
+    expect(r.stderr).toMatch(/lobu\.toml: agents\.ops: skill "missing" is not defined/);
+    expect(existsSync(join(dir, "data"))).toBe(false);
+  });
+
+  it("doctor checks a Redis store and warns about settings that risk messages", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-redis-"));
+    const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    writeFileSync(join(dir, "lobu.toml"), `[store]\ndriver = "redis"\nredis_url = "${url}"\n`);
+    const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.stdout).toMatch(/✓ store: redis reachable/);
+    // The test Redis runs without an append-only file: doctor says so (a warning, not a failure).
+    expect(r.stdout).toMatch(/^! store: .*appendonly/m);
+    const bad = join(dir, "bad");
+    mkdirSync(bad);
+    writeFileSync(
+      join(bad, "lobu.toml"),
+      '[store]\ndriver = "redis"\nredis_url = "redis://127.0.0.1:9"\n',
+    );
+    const down = await lobu(["doctor", "--offline", "--data-dir", join(bad, "data")], { cwd: bad });
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(/✗ store: redis unreachable/);
   });
 
   it("doctor reports on the machine and exits 0 when everything works", async () => {

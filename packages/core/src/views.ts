@@ -72,15 +72,86 @@ export interface RequestView {
   answer?: { choice?: string; by?: string };
 }
 
-/** A person with conversations, as the admin UI lists them. */
-export interface UserRow {
+/** Model use as the LLM relay metered it. */
+export interface UsageCounts {
+  inputTokens: number;
+  outputTokens: number;
+  requests: number;
+}
+
+/** A person with conversations, as the admin UI lists them (usage: all time). */
+export interface UserRow extends UsageCounts {
   userKey: string;
   platform: string;
   name?: string;
   agents: string[];
   conversations: number;
   lastMessageAt: number;
-  inputTokens: number;
-  outputTokens: number;
-  requests: number;
+}
+
+/** GET /admin/api/usage: per person and provider, and per day, agent, person and provider. */
+export interface UsageSummary {
+  /** First day counted (YYYY-MM-DD, UTC), or null for all time. */
+  since: string | null;
+  totals: (UsageCounts & { userKey: string; provider: string })[];
+  daily: (UsageCounts & { day: string; agentId: string; userKey: string; provider: string })[];
+}
+
+/** One sandbox in GET /admin/api/sandboxes. */
+export interface SandboxRow {
+  id: string;
+  label: string;
+  driver: string;
+  state: "starting" | "running" | "stopped";
+  busy: boolean;
+  usage?: {
+    memoryBytes?: number;
+    diskBytes?: number;
+    pids?: number;
+    /** Virtual sandboxes: memory is the shared pool process's, for `sandboxes` sandboxes. */
+    pool?: { id: string; sandboxes: number };
+  };
+  pid?: number;
+  lastActiveAt: number;
+  starts: number;
+  lastExit?: { reason: string; at: number };
+  key: { agentId: string; platform: string; userId: string };
+}
+
+export interface SandboxesView {
+  driver: string;
+  running: number;
+  limits: { memoryMb: number; diskMb: number; cpus: number };
+  sandboxes: SandboxRow[];
+}
+
+/** One agent in GET /admin/api/agents. */
+export interface AgentRow {
+  id: string;
+  name: string;
+  description: string;
+  source: "config" | "api" | "implicit";
+  provider: string | null;
+  model: string | null;
+  tools: string[];
+  skills: string[];
+  policy: {
+    default: ToolPolicyName;
+    tools: Record<string, ToolPolicyName>;
+    /** How long an approval waits for an answer. */
+    requestTimeoutMs: number;
+  };
+  network: { allow: string[]; deny: string[] };
+  conversations: number;
+}
+
+/** One record in GET /admin/api/audit. */
+export interface AuditRow {
+  id: string;
+  at: number;
+  action: string;
+  actor: string;
+  agentId?: string;
+  sandboxId?: string;
+  details?: Record<string, unknown>;
 }

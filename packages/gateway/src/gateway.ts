@@ -3,11 +3,18 @@ import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
-import { createLogger, type LobuConfig, LobuConfig as LobuConfigSchema, newId } from "@lobu/core";
+import {
+  createLogger,
+  type LobuConfig,
+  LobuConfig as LobuConfigSchema,
+  LobuError,
+  newId,
+} from "@lobu/core";
 import { Hono } from "hono";
 import type { Logger } from "pino";
 import { adminRoutes } from "./admin/routes.ts";
 import { TurnContextBuilder } from "./agents/context.ts";
+import { checkConfigReferences } from "./agents/references.ts";
 import { AgentRegistry } from "./agents/registry.ts";
 import { apiRoutes } from "./api/routes.ts";
 import { TokenStore } from "./api/tokens.ts";
@@ -101,6 +108,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const config = opts.config ?? LobuConfigSchema.parse({});
   const log = opts.log ?? createLogger("lobu-gateway");
   const progress = opts.progress ?? (() => {});
+  // Cross-references (an agent's provider and skills) are checked before anything is created.
+  const providers = new ProviderRegistry(config, env);
+  const skills = new SkillCatalog(config, opts.configPath);
+  checkConfigReferences(config, providers, skills, opts.configPath);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
@@ -115,8 +126,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   let store: Store;
   if (config.store.driver === "redis") {
     const url = config.store.redis_url ?? env.REDIS_URL;
-    if (!url)
-      throw new Error("store.driver is redis but neither store.redis_url nor REDIS_URL is set");
+    if (!url) {
+      throw new LobuError("config_invalid", 'store.driver is "redis" but no Redis URL is set', {
+        hint: "Set store.redis_url in lobu.toml (e.g. redis://127.0.0.1:6379) or REDIS_URL.",
+      });
+    }
     store = await createStore({ driver: "redis", url, prefix: config.store.key_prefix });
   } else {
     store = await createStore({ driver: "sqlite", path: resolve(dataDir, "lobu.db") });
@@ -130,10 +144,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const secrets = new SecretStore(store.kv, master.key);
   await secrets.verifyMasterKey();
   const placeholders = new PlaceholderRegistry(store.kv);
-  const providers = new ProviderRegistry(config, env);
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
   const agents = new AgentRegistry(store.kv, config);
-  const skills = new SkillCatalog(config, opts.configPath);
   const userSettings = new UserSettingsStore(store.kv);
   const conversations = new Conversations(store);
   const audit = new AuditLog(store);
@@ -207,7 +219,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     contexts,
     requests,
     adapterFor: (platform) => adapters.get(platform),
-    // Capability requests link to the settings page prefilled with exactly that change.
+    // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
         ? {
@@ -215,7 +227,6 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
             url: await createSettingsLink(services, turn.origin, {
               agentId: turn.key.agentId,
               requestId: event.requestId,
-              prefill: { [event.kind]: event.value },
             }),
           }
         : event,
@@ -230,6 +241,20 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     owner: instanceId,
     maxConcurrent: config.sandbox.max_concurrent,
     run: (turn, attempt, lease) => turnRunner.run(turn, attempt, lease),
+    onDeadLetter: async (claim, reason) => {
+      const error = { code: "internal", message: `Lobu could not process this message: ${reason}` };
+      await conversations.appendEvent(claim.id, { type: "error", ...error });
+      await conversations.updateMessage(claim.id, {
+        status: "error",
+        error,
+        completedAt: Date.now(),
+      });
+      audit.record({
+        action: "message.dead_letter",
+        actor: "system",
+        details: { messageId: claim.id, reason },
+      });
+    },
     log,
   });
 

@@ -11,3 +11,4 @@ export {
   SecretStore,
 } from "./secrets/index.ts";
 export { createStore } from "./store/index.ts";
+export { redactUrl } from "./store/redis/connection.ts";

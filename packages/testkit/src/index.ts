@@ -1,4 +1,5 @@
 export * from "./harness/gateway-process.ts";
+export * from "./harness/leaks.ts";
 export * from "./harness/procfs.ts";
 export * from "./harness/sse.ts";
 export * from "./llm/server.ts";

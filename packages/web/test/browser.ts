@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
@@ -34,9 +34,25 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** The gateway serves packages/web/dist: build it once if a fresh checkout has none. */
+/** Newest modification time under `path` (a file or a directory tree). */
+function newest(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newest(join(path, name))));
+}
+
+/**
+ * The gateway serves packages/web/dist: build it when it is missing or older than
+ * the sources, so the browser tests never pass against a stale bundle.
+ */
 export function ensureWebBundle(): void {
-  if (existsSync(join(WEB_DIR, "dist/index.html"))) return;
+  const index = join(WEB_DIR, "dist/index.html");
+  const sources = ["src", "index.html", "vite.config.ts", "../core/src/views.ts"];
+  if (
+    existsSync(index) &&
+    statSync(index).mtimeMs >= Math.max(...sources.map((p) => newest(join(WEB_DIR, p))))
+  )
+    return;
   const built = spawnSync(
     process.execPath,
     [join(REPO_ROOT, "node_modules/vite/bin/vite.js"), "build"],

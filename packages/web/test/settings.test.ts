@@ -188,6 +188,9 @@ describe("settings page", () => {
     // Only the masked hint is shown, never the key.
     await page.getByText("sk-…cdef").waitFor();
     expect(await page.content()).not.toContain(OWN_KEY);
+    // Packages and MCP servers are only recorded: the page says so instead of pretending.
+    await page.getByRole("note").filter({ hasText: "Not installed yet" }).waitFor();
+    await page.getByRole("note").filter({ hasText: "Not connected yet" }).waitFor();
 
     await say("alice", "now with my key");
     expect(llm.requests.filter((r) => r.lastUserText === "now with my key").at(-1)?.apiKey).toBe(

@@ -7,7 +7,6 @@ import { connect, createServer, type Server } from "node:net";
  */
 export async function startForwarder(
   socketPath: string,
-  port = 0,
 ): Promise<{ url: string; port: number; server: Server }> {
   const server = createServer((client) => {
     const upstream = connect(socketPath);
@@ -23,10 +22,10 @@ export async function startForwarder(
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
+    server.listen(0, "127.0.0.1", () => resolve());
   });
   const address = server.address();
-  const actual = typeof address === "object" && address ? address.port : port;
+  const port = typeof address === "object" && address ? address.port : 0;
   server.unref();
-  return { url: `http://127.0.0.1:${actual}`, port: actual, server };
+  return { url: `http://127.0.0.1:${port}`, port, server };
 }

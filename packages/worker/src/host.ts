@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import type { GatewayToWorker, WorkerToGateway } from "@lobu/core";
-import { SandboxSession, SessionStateError } from "./sandbox-session.ts";
+import { SandboxSession, SessionStateError, type TurnOutcome } from "./sandbox-session.ts";
 import type { Workspace } from "./workspace.ts";
 
 export interface SessionHostOptions {
@@ -100,52 +100,29 @@ export class SessionHost {
     }
     switch (msg.t) {
       case "turn": {
+        const end = (outcome: TurnOutcome) =>
+          this.opts.send({
+            t: "turn_end",
+            sandboxId: msg.sandboxId,
+            turnId: msg.turnId,
+            ...outcome,
+          });
+        const fail = (code: string, message: string) =>
+          end({ status: "error", text: "", error: { code, message } });
         let s: SandboxSession;
         try {
           s = this.session(msg.sandboxId);
         } catch (err) {
           // The sandbox's own state (in its volume) is unusable: say so, the gateway repairs it.
-          this.opts.send({
-            t: "turn_end",
-            sandboxId: msg.sandboxId,
-            turnId: msg.turnId,
-            status: "error",
-            text: "",
-            error: { code: "state_corrupt", message: (err as Error).message },
-          });
+          fail("state_corrupt", (err as Error).message);
           return;
         }
         if (s.busy) {
-          this.opts.send({
-            t: "turn_end",
-            sandboxId: msg.sandboxId,
-            turnId: msg.turnId,
-            status: "error",
-            text: "",
-            error: { code: "busy", message: "a turn is already running in this sandbox" },
-          });
+          fail("busy", "a turn is already running in this sandbox");
           return;
         }
-        s.runTurn(msg.turnId, msg.messageId, msg.text, msg.context).then(
-          (outcome) =>
-            this.opts.send({
-              t: "turn_end",
-              sandboxId: msg.sandboxId,
-              turnId: msg.turnId,
-              ...outcome,
-            }),
-          (err: Error) =>
-            this.opts.send({
-              t: "turn_end",
-              sandboxId: msg.sandboxId,
-              turnId: msg.turnId,
-              status: "error",
-              text: "",
-              error: {
-                code: err instanceof SessionStateError ? "state_corrupt" : "worker_error",
-                message: err.message,
-              },
-            }),
+        s.runTurn(msg.turnId, msg.messageId, msg.text, msg.context).then(end, (err: Error) =>
+          fail(err instanceof SessionStateError ? "state_corrupt" : "worker_error", err.message),
         );
         return;
       }
@@ -153,7 +130,7 @@ export class SessionHost {
         this.sessions.get(msg.sandboxId)?.broker.answer(msg.requestId, msg.answer);
         return;
       case "cancel":
-        void this.sessions.get(msg.sandboxId)?.cancel();
+        void this.sessions.get(msg.sandboxId)?.cancel(msg.turnId);
         return;
       case "close": {
         const s = this.sessions.get(msg.sandboxId);

@@ -73,7 +73,7 @@ if (mode === "pool") {
       shellPool,
     });
 } else {
-  const forwarder = await startForwarder(egressSocket, Number(process.env.LOBU_PROXY_PORT ?? 0));
+  const forwarder = await startForwarder(egressSocket);
   // The agent's shell reaches the network only through the gateway; the CA bundle
   // (system CAs + the installation CA) lets it trust the gateway's TLS interception.
   gatewayUrl = forwarder.url;

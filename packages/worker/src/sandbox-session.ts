@@ -3,9 +3,7 @@ import { join } from "node:path";
 import {
   type AgentSession,
   createAgentSession,
-  createExtensionRuntime,
   ModelRuntime,
-  type ResourceLoader,
   SessionManager,
   SettingsManager,
   type ToolDefinition,
@@ -13,7 +11,9 @@ import {
 import type { AgentEvent, ToolPolicy, TurnContext } from "@lobu/core";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
+import { registerModel } from "./model.ts";
 import { RequestBroker } from "./requests.ts";
+import { staticResourceLoader } from "./resources.ts";
 import { askUserTool } from "./tools/ask-user.ts";
 import { gateTool } from "./tools/policy-gate.ts";
 import { requestCapabilityTool } from "./tools/request-capability.ts";
@@ -68,22 +68,6 @@ function signatureOf(ctx: TurnContext): string {
   ]);
 }
 
-function staticResources(systemPrompt: string): ResourceLoader {
-  return {
-    getExtensions: () => ({ extensions: [], errors: [], runtime: createExtensionRuntime() }),
-    getSkills: () => ({ skills: [], diagnostics: [] }),
-    getPrompts: () => ({ prompts: [], diagnostics: [] }),
-    getThemes: () => ({ themes: [], diagnostics: [] }),
-    getAgentsFiles: () => ({ agentsFiles: [] }),
-    getSystemPrompt: () => systemPrompt,
-    getSystemPromptSource: () => undefined,
-    getAppendSystemPrompt: () => [],
-    getAppendSystemPromptSources: () => [],
-    extendResources: () => {},
-    reload: async () => {},
-  };
-}
-
 /**
  * One sandbox's agent: a pi AgentSession whose transcript persists in the
  * volume, run one turn at a time. Turns are idempotent per message id (see
@@ -131,26 +115,12 @@ export class SandboxSession {
       authPath: join(stateDir, "pi-auth.json"),
       modelsPath: null,
     });
-    const providerId = `lobu-${ctx.model.provider}`;
-    modelRuntime.registerProvider(providerId, {
+    const model = registerModel(modelRuntime, {
+      ...ctx.model,
+      providerId: `lobu-${ctx.model.provider}`,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
-      apiKey: ctx.model.apiKey,
-      api: ctx.model.api,
       headers: { "x-lobu-sandbox": sandboxId },
-      models: [
-        {
-          id: ctx.model.id,
-          name: ctx.model.id,
-          reasoning: false,
-          input: ["text"],
-          cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
-          contextWindow: ctx.model.contextWindow,
-          maxTokens: ctx.model.maxTokens,
-        },
-      ],
     });
-    const model = modelRuntime.getModel(providerId, ctx.model.id);
-    if (!model) throw new Error(`model ${ctx.model.id} could not be registered`);
 
     const policy = {
       policyFor: (tool: string) => this.policyFor(tool),
@@ -172,7 +142,7 @@ export class SandboxSession {
       model,
       thinkingLevel: "off",
       modelRuntime,
-      resourceLoader: staticResources(systemPromptFor(ctx)),
+      resourceLoader: staticResourceLoader({ systemPrompt: systemPromptFor(ctx) }),
       noTools: "builtin",
       customTools: tools,
       sessionManager: manager,
@@ -283,7 +253,9 @@ export class SandboxSession {
     }
   }
 
-  async cancel(): Promise<void> {
+  /** Stop turn `turnId` if it is the one running (a late cancel must not hit the next turn). */
+  async cancel(turnId: string): Promise<void> {
+    if (turnId !== this.currentTurn) return;
     this.broker.cancelAll();
     await this.session?.abort();
   }

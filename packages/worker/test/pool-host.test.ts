@@ -61,8 +61,10 @@ async function pool() {
     },
   });
   let n = 0;
+  const turnIds: string[] = [];
   const turn = async (sandboxId: string, text: string) => {
     const turnId = `t${++n}`;
+    turnIds.push(turnId);
     mkdirSync(join(root, sandboxId), { recursive: true });
     host.handle({
       t: "turn",
@@ -78,7 +80,7 @@ async function pool() {
       await new Promise<void>((r) => waiters.push(r));
     }
   };
-  return { root, host, sent, turn };
+  return { root, host, sent, turn, turnIds };
 }
 
 describe("pool mode", () => {
@@ -118,6 +120,34 @@ describe("pool mode", () => {
     expect(p.sent.at(-1)).toEqual({ t: "closed", sandboxId: "sb_c" });
     expect(p.host.size).toBe(1);
     expect((await p.turn("sb_d", "three")).status).toBe("done");
+  });
+
+  it("cancels only the turn a cancel names", async () => {
+    const p = await pool();
+    let release = () => {};
+    const opened = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = async () => {
+      await opened;
+      return { text: "finished" };
+    };
+    llm.when((r) => r.lastUserText === "slow", slow);
+    const first = p.turn("sb_f", "slow");
+    await llm.waitForRequests(1, { timeoutMs: 30_000 });
+    // A late cancel of an earlier turn does not touch the one running now.
+    p.host.handle({ t: "cancel", sandboxId: "sb_f", turnId: "t-earlier" });
+    release();
+    expect(await first).toMatchObject({ status: "done", text: "finished" });
+
+    llm.when(
+      (r) => r.lastUserText === "never ends",
+      async () => new Promise(() => {}),
+    );
+    const second = p.turn("sb_f", "never ends");
+    await llm.waitForRequests(2, { timeoutMs: 30_000 });
+    p.host.handle({ t: "cancel", sandboxId: "sb_f", turnId: p.turnIds.at(-1)! });
+    expect(await second).toMatchObject({ status: "cancelled" });
   });
 
   it("reports a sandbox whose saved state is unusable as state_corrupt", async () => {

@@ -126,6 +126,31 @@ export function adminCommands(program: Command, run: Runner): void {
     })(),
   );
 
+  withConn(
+    sandboxes
+      .command("exec")
+      .description(
+        "run a shell command inside a running sandbox, as its agent user (process driver)",
+      )
+      .argument("<id>")
+      .argument("<command...>", "the command (quote it, or put it after --)")
+      .option("--timeout <seconds>", "give up after this many seconds (1-600)", "60"),
+  ).action((id: string, command: string[], o: Conn & { timeout: string }) =>
+    run(async () => {
+      const timeoutSec = Number(o.timeout);
+      if (!Number.isInteger(timeoutSec) || timeoutSec < 1 || timeoutSec > 600) {
+        throw new CliError("--timeout must be a whole number of seconds between 1 and 600", 2);
+      }
+      const r = await connect(o).json<{ exitCode: number | null; output: string }>(
+        `/api/v1/sandboxes/${encodeURIComponent(id)}/exec`,
+        { method: "POST", body: JSON.stringify({ command: command.join(" "), timeoutSec }) },
+      );
+      if (o.json) console.log(JSON.stringify(r, null, 2));
+      else process.stdout.write(r.output);
+      return r.exitCode === 0 ? 0 : 1;
+    })(),
+  );
+
   const token = program.command("token").description("manage REST API tokens");
   withConn(
     token

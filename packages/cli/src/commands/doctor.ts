@@ -8,8 +8,14 @@ import {
   writeFileSync,
 } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
-import { createLogger, errorMessage, type LobuConfig, loadConfig } from "@lobu/core";
-import { createDriver, createStore, ProviderRegistry, resolveAutoDriver } from "@lobu/gateway";
+import { createLogger, errorMessage, isLobuError, type LobuConfig, loadConfig } from "@lobu/core";
+import {
+  createDriver,
+  createStore,
+  ProviderRegistry,
+  redactUrl,
+  resolveAutoDriver,
+} from "@lobu/gateway";
 
 type Level = "ok" | "warn" | "fail";
 const MARK: Record<Level, string> = { ok: "✓", warn: "!", fail: "✗" };
@@ -150,17 +156,27 @@ export async function doctorCommand(opts: {
             url,
             prefix: config.store.key_prefix,
           });
-          await store.ping();
-          await store.close();
-          checks.push({
-            level: "ok",
-            title: `store: redis reachable (${url.replace(/\/\/[^@]*@/, "//***@")})`,
-          });
+          try {
+            await store.ping();
+            checks.push({ level: "ok", title: `store: redis reachable (${redactUrl(url)})` });
+            // Settings that lose messages (eviction) or durability (no AOF).
+            for (const issue of await store.diagnose()) {
+              checks.push({
+                level: issue.level,
+                title: `store: ${issue.problem}`,
+                detail: issue.fix,
+              });
+            }
+          } finally {
+            await store.close();
+          }
         } catch (err) {
+          const unsupported = isLobuError(err) && err.code === "store_unsupported";
           checks.push({
             level: "fail",
-            title: "store: redis unreachable",
-            detail: errorMessage(err),
+            title: unsupported ? "store: this Redis cannot be used" : "store: redis unreachable",
+            detail:
+              isLobuError(err) && err.hint ? `${err.message}\n${err.hint}` : errorMessage(err),
           });
         }
       }

@@ -42,7 +42,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   log(`  platforms     ${s.platforms.length ? s.platforms.join(", ") : "REST API only"}`);
   log(`  admin token   ${s.adminTokenFile}`);
   if (s.telemetry) log(`  traces        ${s.telemetry}`);
-  log(`Try: npx lobu chat --gateway ${gateway.url} --message "hello"`);
+  const dataFlag = s.dataDir === resolve(".lobu") ? "" : ` --data-dir ${s.dataDir}`;
+  log(`Try: npx lobu chat --gateway ${gateway.url}${dataFlag} --message "hello"`);
 
   await new Promise<void>((done) => {
     let stopping = false;

@@ -150,6 +150,13 @@ export const SandboxSection = z.strictObject({
   pool_size: z.number().int().min(1).max(64).default(2),
 });
 
+export const McpSection = z.strictObject({
+  description: z.string().max(500).default(""),
+  /** The server's streamable-HTTP endpoint. */
+  url: z.url().optional(),
+});
+export type McpSection = z.infer<typeof McpSection>;
+
 export const TelemetrySection = z.strictObject({
   otlp_endpoint: z.url().optional(),
   service_name: z.string().default("lobu-gateway"),
@@ -173,7 +180,8 @@ export const LobuConfig = z.strictObject({
   skills: z.record(Id, SkillSection).default({}),
   /** Platform adapter settings, validated by each adapter. */
   platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
-  mcp: z.record(Id, z.record(z.string(), z.unknown())).default({}),
+  /** MCP servers people can connect from the settings page and skills can name. */
+  mcp: z.record(Id, McpSection).default({}),
   telemetry: TelemetrySection.prefault({}),
   admin: AdminSection.prefault({}),
 });

@@ -8,7 +8,7 @@ import { AgentEvent, RequestAnswer } from "./events.ts";
  * (one object per line, UTF-8). Every message names the sandbox it concerns so one
  * worker process can host one sandbox (`process` driver) or many (`virtual` pool).
  * The worker reaches the outside world only through the gateway's egress endpoint
- * (`LOBU_GATEWAY_URL`); see docs/protocol.md.
+ * (the Unix socket named by `LOBU_EGRESS_SOCKET`); see docs/protocol.md.
  */
 export const PROTOCOL_VERSION = 1;
 
@@ -20,7 +20,7 @@ export const ModelSpec = z.object({
   provider: z.string(),
   api: z.enum(["anthropic-messages", "openai-completions"]),
   id: z.string(),
-  /** Path on LOBU_GATEWAY_URL that relays to the provider (e.g. `/__lobu/llm/anthropic`). */
+  /** Path on the worker's egress endpoint that relays to the provider (e.g. `/__lobu/llm/anthropic`). */
   endpoint: z.string().startsWith("/"),
   /** Placeholder credential; the gateway swaps it for the real key. */
   apiKey: z.string(),

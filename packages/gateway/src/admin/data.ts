@@ -1,6 +1,5 @@
-import { SHARED_USER } from "@lobu/core";
-import type { UserRow } from "@lobu/core/views";
-import type { AuditRecord } from "../audit/log.ts";
+import { LobuError, SHARED_USER } from "@lobu/core";
+import type { AuditRow, UsageCounts, UsageSummary, UserRow } from "@lobu/core/views";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { GatewayServices } from "../services.ts";
 
@@ -8,11 +7,19 @@ import type { GatewayServices } from "../services.ts";
 
 export type { UserRow };
 
+const noUsage = (): UsageCounts => ({ inputTokens: 0, outputTokens: 0, requests: 0 });
+
+function addUsage(to: UsageCounts, from: UsageCounts): void {
+  to.inputTokens += from.inputTokens;
+  to.outputTokens += from.outputTokens;
+  to.requests += from.requests;
+}
+
 /** People who have conversations, with their token use (all time). */
 export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
   const rows = new Map<string, UserRow>();
   for (const agent of await s.agents.list()) {
-    for (const conv of await s.conversations.listConversations(agent.id, { limit: 100_000 })) {
+    for (const conv of await s.conversations.listConversations(agent.id, { limit: Infinity })) {
       // Shared channel conversations belong to the channel; credit the last speaker.
       const userKey =
         conv.key.userId === SHARED_USER
@@ -24,9 +31,7 @@ export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
         agents: [],
         conversations: 0,
         lastMessageAt: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        requests: 0,
+        ...noUsage(),
       };
       if (!row.name && conv.origin.userName && userKeyOf(conv.origin) === userKey)
         row.name = conv.origin.userName;
@@ -38,56 +43,48 @@ export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
   }
   for (const u of await s.audit.usageTotals()) {
     const row = rows.get(u.userKey);
-    if (!row) continue;
-    row.inputTokens += u.inputTokens;
-    row.outputTokens += u.outputTokens;
-    row.requests += u.requests;
+    if (row) addUsage(row, u);
   }
   return [...rows.values()].sort((a, b) => b.lastMessageAt - a.lastMessageAt);
 }
 
-/** Usage since a day (YYYY-MM-DD): the daily rows plus totals per user and provider. */
-export async function usageSummary(s: GatewayServices, since?: string) {
-  const day = since && /^\d{4}-\d{2}-\d{2}$/.test(since) ? since : undefined;
-  const rows = await s.audit.usageTotals(day);
-  const byUser = new Map<
-    string,
-    {
-      userKey: string;
-      provider: string;
-      inputTokens: number;
-      outputTokens: number;
-      requests: number;
-    }
-  >();
-  for (const r of rows) {
+/** A real calendar day as YYYY-MM-DD (2025-02-31 is not). */
+function isDay(text: string): boolean {
+  const at = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(text) : Number.NaN;
+  return !Number.isNaN(at) && new Date(at).toISOString().startsWith(text);
+}
+
+/** Usage since a day (YYYY-MM-DD): the relay's daily rows plus their sums per user and provider. */
+export async function usageSummary(s: GatewayServices, since?: string): Promise<UsageSummary> {
+  const day = since?.trim() || undefined;
+  if (day && !isDay(day)) {
+    throw new LobuError("invalid_request", `since=${day} is not a date`, {
+      status: 400,
+      hint: "Use YYYY-MM-DD (UTC), e.g. since=2025-01-31, or leave it out for all time.",
+    });
+  }
+  const daily = await s.audit.usageTotals(day);
+  const totals = new Map<string, UsageSummary["totals"][number]>();
+  for (const r of daily) {
     const id = `${r.userKey}|${r.provider}`;
-    const t = byUser.get(id) ?? {
-      userKey: r.userKey,
-      provider: r.provider,
-      inputTokens: 0,
-      outputTokens: 0,
-      requests: 0,
-    };
-    t.inputTokens += r.inputTokens;
-    t.outputTokens += r.outputTokens;
-    t.requests += r.requests;
-    byUser.set(id, t);
+    const t = totals.get(id) ?? { userKey: r.userKey, provider: r.provider, ...noUsage() };
+    addUsage(t, r);
+    totals.set(id, t);
   }
   return {
     since: day ?? null,
-    totals: [...byUser.values()].sort(
+    totals: [...totals.values()].sort(
       (a, b) => b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens),
     ),
-    daily: rows,
+    daily,
   };
 }
 
-/** Recent audit records matching every filter given (action prefix, actor and agent substrings). */
+/** Recent audit records matching every filter given (action prefix, actor substring, agent id). */
 export async function auditQuery(
   s: GatewayServices,
   q: { action?: string; actor?: string; agentId?: string; limit: number },
-): Promise<(AuditRecord & { id: string })[]> {
+): Promise<AuditRow[]> {
   const limit = Math.min(Math.max(q.limit, 1), 1000);
   const actor = q.actor?.trim().toLowerCase();
   const agent = q.agentId?.trim();

@@ -1,4 +1,5 @@
 import { LobuError } from "@lobu/core";
+import type { AgentRow, SandboxesView } from "@lobu/core/views";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
@@ -117,30 +118,28 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
   });
 
   api.get("/agents", async (c) => {
-    const agents = await s.agents.list();
-    return c.json({
-      agents: await Promise.all(
-        agents.map(async (a) => ({
-          id: a.id,
-          name: a.name,
-          description: a.description,
-          source: a.source,
-          provider: a.provider ?? null,
-          model: a.model ?? null,
-          tools: a.tools,
-          skills: a.skills,
-          policy: a.policy,
-          network: a.network,
-          conversations: (await s.conversations.listConversations(a.id, { limit: 10_000 })).length,
-        })),
-      ),
-    });
+    const agents: AgentRow[] = await Promise.all(
+      (await s.agents.list()).map(async (a) => ({
+        id: a.id,
+        name: a.name,
+        description: a.description,
+        source: a.source,
+        provider: a.provider ?? null,
+        model: a.model ?? null,
+        tools: a.tools,
+        skills: a.skills,
+        policy: a.policy,
+        network: a.network,
+        conversations: (await s.conversations.listConversations(a.id, { limit: Infinity })).length,
+      })),
+    );
+    return c.json({ agents });
   });
   api.get("/users", async (c) => c.json({ users: await listUsers(s) }));
   api.get("/sandboxes", async (c) => {
     const list = await s.sandboxes.list();
     list.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
-    return c.json({
+    const view: SandboxesView = {
       driver: s.sandboxes.driverName,
       running: s.sandboxes.runningCount,
       limits: {
@@ -149,7 +148,8 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
         cpus: s.config.sandbox.cpus,
       },
       sandboxes: list,
-    });
+    };
+    return c.json(view);
   });
   api.post("/sandboxes/:id/stop", async (c) => {
     const id = c.req.param("id");
@@ -166,11 +166,22 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
         action: c.req.query("action"),
         actor: c.req.query("actor"),
         agentId: c.req.query("agent"),
-        limit: Number(c.req.query("limit") ?? 200) || 200,
+        limit: auditLimit(c.req.query("limit")),
       }),
     }),
   );
 
   app.route("/admin/api", api);
   return app;
+}
+
+/** `?limit=` of the audit list: 1 to 1000, 200 when absent. */
+function auditLimit(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 200;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new LobuError("invalid_request", `limit=${raw} is not a whole number from 1 to 1000`, {
+      status: 400,
+    });
+  return n;
 }

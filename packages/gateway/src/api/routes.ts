@@ -2,6 +2,7 @@ import { LobuError, newId } from "@lobu/core";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { checkAgentInput } from "../agents/references.ts";
 import { AgentInput, AgentPatch } from "../agents/registry.ts";
 import { jsonBody } from "../http/errors.ts";
 import { streamMessageEvents } from "../http/sse.ts";
@@ -9,6 +10,7 @@ import type { Origin } from "../platforms/adapter.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { GatewayServices } from "../services.ts";
+import { parseStreamId } from "../store/shared.ts";
 import { type ApiEnv, requireAdmin, requireToken } from "./auth.ts";
 import { sandboxRoutes } from "./sandboxes.ts";
 
@@ -26,7 +28,6 @@ const Answer = z.strictObject({
   choice: z.string().max(64).optional(),
   text: z.string().max(4000).optional(),
 });
-const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 function apiOrigin(body: z.infer<typeof SendMessage>): Origin {
   return {
@@ -73,7 +74,9 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.get("/agents", async (c) => c.json({ agents: await s.agents.list() }));
   api.post("/agents", async (c) => {
     requireAdmin(c.get("token"));
-    const agent = await s.agents.create(await jsonBody(c, AgentInput));
+    const input = await jsonBody(c, AgentInput);
+    checkAgentInput(input, s.providers, s.skills);
+    const agent = await s.agents.create(input);
     s.audit.record({
       action: "agent.created",
       actor: `api:${c.get("token").id}`,
@@ -84,7 +87,9 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.get("/agents/:agentId", async (c) => c.json(await s.agents.require(c.req.param("agentId"))));
   api.patch("/agents/:agentId", async (c) => {
     requireAdmin(c.get("token"));
-    const agent = await s.agents.update(c.req.param("agentId"), await jsonBody(c, AgentPatch));
+    const patch = await jsonBody(c, AgentPatch);
+    checkAgentInput(patch, s.providers, s.skills);
+    const agent = await s.agents.update(c.req.param("agentId"), patch);
     s.audit.record({
       action: "agent.updated",
       actor: `api:${c.get("token").id}`,
@@ -113,10 +118,6 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
     requireAdmin(c.get("token"));
     const agentId = (await s.agents.require(c.req.param("agentId"))).id;
     const name = c.req.param("name");
-    if (!SECRET_NAME.test(name))
-      throw new LobuError("invalid_request", "invalid secret name", {
-        hint: "Use letters, digits, '.', '_' or '-'; provider keys are provider.<id>.",
-      });
     const { value } = await jsonBody(c, SecretValue);
     const meta = await s.secrets.set({ scope: { kind: "agent", agentId }, name }, value);
     s.audit.record({
@@ -151,10 +152,6 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.put("/secrets/:name", async (c) => {
     requireAdmin(c.get("token"));
     const name = c.req.param("name");
-    if (!SECRET_NAME.test(name))
-      throw new LobuError("invalid_request", "invalid secret name", {
-        hint: "Use letters, digits, '.', '_' or '-'; provider keys are provider.<id>.",
-      });
     const { value } = await jsonBody(c, SecretValue);
     const meta = await s.secrets.set({ scope: { kind: "installation" }, name }, value);
     s.audit.record({
@@ -201,6 +198,12 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
     const agentId = c.req.param("agentId");
     const body = await jsonBody(c, SendMessage);
     const idempotencyKey = c.req.header("idempotency-key");
+    if (
+      idempotencyKey !== undefined &&
+      (idempotencyKey.length === 0 || idempotencyKey.length > 200)
+    ) {
+      throw new LobuError("invalid_request", "Idempotency-Key must be 1 to 200 characters");
+    }
     const result = await s.inbound.submit({
       agentId,
       origin: apiOrigin(body),
@@ -234,12 +237,10 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
     if (!(await s.conversations.getMessage(messageId))) {
       throw new LobuError("not_found", "no such message", { status: 404 });
     }
-    return streamMessageEvents(
-      c,
-      s.conversations,
-      messageId,
-      c.req.header("last-event-id") ?? c.req.query("after"),
-    );
+    const after = c.req.header("last-event-id") ?? c.req.query("after");
+    // Check the cursor before the stream starts: afterwards an error can't be a 400.
+    if (after) parseStreamId(after);
+    return streamMessageEvents(c, s.conversations, messageId, after);
   });
 
   // Conversations
@@ -318,7 +319,14 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   });
   api.get("/usage", async (c) => {
     requireAdmin(c.get("token"));
-    return c.json({ usage: await s.audit.usageTotals(c.req.query("since")) });
+    const since = c.req.query("since");
+    if (since !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(since)) {
+      throw new LobuError(
+        "invalid_request",
+        `since must be a date like 2026-01-31, got "${since}"`,
+      );
+    }
+    return c.json({ usage: await s.audit.usageTotals(since) });
   });
 
   return api;

@@ -11,6 +11,12 @@ const ResetBody = z.strictObject({
   wipe: z.boolean().default(false),
 });
 
+const ExecBody = z.strictObject({
+  /** Run by /bin/sh in the volume, as the sandbox's agent user. */
+  command: z.string().min(1).max(10_000),
+  timeoutSec: z.number().int().min(1).max(600).default(60),
+});
+
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
 export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
   const r = new Hono<ApiEnv>();
@@ -63,6 +69,22 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
       restored: result.snapshot ? `the snapshot of ${snapshotTime(result.snapshot.at)}` : "wiped",
       revokedPlaceholders,
     });
+  });
+  /** Run a command inside a running sandbox, for diagnosis (process driver). */
+  r.post("/:id/exec", async (c) => {
+    const id = c.req.param("id");
+    const record = await s.sandboxes.record(id);
+    if (!record) throw new LobuError("not_found", "no such sandbox", { status: 404 });
+    const { command, timeoutSec } = await jsonBody(c, ExecBody);
+    const result = await s.sandboxes.exec(id, command, { timeoutMs: timeoutSec * 1000 });
+    s.audit.record({
+      action: "sandbox.exec",
+      actor: `api:${c.get("token").id}`,
+      sandboxId: id,
+      agentId: record.key.agentId,
+      details: { command: command.slice(0, 200), exitCode: result.exitCode },
+    });
+    return c.json(result);
   });
   return r;
 }

@@ -67,7 +67,7 @@ export class Inbound {
         `message is ${bytes} bytes; the limit is ${this.maxMessageBytes}`,
         {
           status: 413,
-          hint: "Send a shorter message, or attach the content as a file.",
+          hint: "Send a shorter message, or split it into several.",
         },
       );
     }
@@ -88,7 +88,9 @@ export class Inbound {
       text: message.text,
       receivedAt: Date.now(),
     };
-    // Record first: a message that is queued always has a record to report on.
+    // Record first: a message that is queued always has a record to report on, and
+    // its conversation exists before a turn can start (the egress policy needs it).
+    await this.conversations.touchConversation(conversationId, key, message.origin);
     await this.conversations.putMessage({
       id: messageId,
       conversationId,
@@ -107,7 +109,6 @@ export class Inbound {
       await this.conversations.deleteMessage(messageId);
       return { accepted: true, duplicate: true, messageId: id, conversationId };
     }
-    await this.conversations.touchConversation(conversationId, key, message.origin);
     return { accepted: true, duplicate: false, messageId, conversationId };
   }
 }

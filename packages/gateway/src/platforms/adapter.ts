@@ -8,11 +8,16 @@ import type { Logger } from "pino";
  * UI. Routing, queueing, sandboxes and policy never live in an adapter.
  */
 
+/**
+ * A file attached to a chat message. Not fetched yet: the gateway does not
+ * download attachments into the sandbox, and Inbound does not store them; the
+ * adapters only name them in the message text (shared/inbound.ts messageText).
+ */
 export interface InboundFile {
   name: string;
   mimeType?: string;
   size?: number;
-  /** Platform URL the gateway can fetch with the bot's credentials. */
+  /** Platform URL the gateway could fetch with the bot's credentials (Slack url_private). */
   url?: string;
 }
 
@@ -34,6 +39,7 @@ export interface Origin {
 export interface InboundMessage {
   origin: Origin;
   text: string;
+  /** What the platform said was attached; described in `text`, not passed on (see InboundFile). */
   files?: InboundFile[];
   /** Platform id of this delivery; retried webhooks carry the same id and are delivered once. */
   eventId: string;
@@ -67,7 +73,7 @@ export interface AdapterContext {
     who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">,
   ): Promise<{ ok: boolean; reason?: string }>;
   /** One-time settings link for the user of this origin (claim code). */
-  settingsLink(origin: Origin, opts?: { prefill?: Record<string, string> }): Promise<string>;
+  settingsLink(origin: Origin): Promise<string>;
   /** Key-value access for adapter state (installations, dedupe), namespaced per adapter. */
   state: {
     get(key: string): Promise<string | null>;
@@ -80,6 +86,7 @@ export interface AdapterContext {
   secrets: {
     get(name: string): Promise<string | null>;
     set(name: string, value: string): Promise<void>;
+    del(name: string): Promise<void>;
   };
 }
 

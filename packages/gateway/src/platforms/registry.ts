@@ -2,6 +2,7 @@ import { LobuError } from "@lobu/core";
 import type { Hono } from "hono";
 import { userKeyOf } from "../conversations/inbound.ts";
 import { answerRequest } from "../runtime/answers.ts";
+import type { SecretRef } from "../secrets/store.ts";
 import type { GatewayServices } from "../services.ts";
 import { createSettingsLink } from "../settings/links.ts";
 import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
@@ -41,6 +42,11 @@ export function createAdapters(
   return adapters;
 }
 
+/** Adapter secrets live at installation scope, namespaced per platform. */
+function secretRef(platform: string, name: string): SecretRef {
+  return { scope: { kind: "installation" }, name: `platform.${platform}.${name}` };
+}
+
 /** The context every adapter gets: the gateway's entrance, answers, state and secrets. */
 export function adapterContext(
   services: GatewayServices,
@@ -64,7 +70,7 @@ export function adapterContext(
       });
       return result.ok ? { ok: true } : { ok: false, reason: result.reason };
     },
-    settingsLink: (origin, opts) => createSettingsLink(services, origin, opts),
+    settingsLink: (origin) => createSettingsLink(services, origin),
     state: {
       get: (key) => services.store.kv.get(`platform:${platform}:${key}`),
       set: async (key, value, ttlMs) => {
@@ -80,16 +86,12 @@ export function adapterContext(
       take: (key) => services.store.kv.take(`platform:${platform}:${key}`),
     },
     secrets: {
-      get: (name) =>
-        services.secrets.get({
-          scope: { kind: "installation" },
-          name: `platform.${platform}.${name}`,
-        }),
+      get: (name) => services.secrets.get(secretRef(platform, name)),
       set: async (name, value) => {
-        await services.secrets.set(
-          { scope: { kind: "installation" }, name: `platform.${platform}.${name}` },
-          value,
-        );
+        await services.secrets.set(secretRef(platform, name), value);
+      },
+      del: async (name) => {
+        await services.secrets.delete(secretRef(platform, name));
       },
     },
   };

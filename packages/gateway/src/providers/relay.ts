@@ -2,7 +2,14 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { PLACEHOLDER_PATTERN } from "@lobu/core";
 import type { Logger } from "pino";
 import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
-import type { ProviderInfo, ProviderRegistry, ProviderType } from "./registry.ts";
+import type { SecretSource } from "../proxy/swap.ts";
+import type { PlaceholderLookup } from "../secrets/placeholders.ts";
+import {
+  type ProviderInfo,
+  type ProviderRegistry,
+  type ProviderType,
+  providerSecretName,
+} from "./registry.ts";
 import { type TokenUsage, UsageMeter } from "./usage.ts";
 
 export const RELAY_PREFIX = "/__lobu/llm/";
@@ -40,6 +47,28 @@ const RELAYED: Record<ProviderType, { method: string; path: RegExp; label: strin
 
 export function isRelayed(type: ProviderType, method: string, path: string): boolean {
   return RELAYED[type].some((r) => r.method === method && r.path.test(path));
+}
+
+/**
+ * The real key behind a relay placeholder, or null. Only a relay placeholder
+ * issued to this very sandbox for this provider's key buys it: not a proxy
+ * placeholder of the same secret, not another sandbox's, not another provider's.
+ */
+export async function relayKey(
+  deps: { placeholders: PlaceholderLookup; secrets: SecretSource },
+  sandboxId: string,
+  providerId: string,
+  placeholder: string,
+): Promise<string | null> {
+  const binding = await deps.placeholders.lookup(placeholder);
+  if (
+    binding?.purpose !== "relay" ||
+    binding.sandboxId !== sandboxId ||
+    binding.secret.name !== providerSecretName(providerId)
+  ) {
+    return null;
+  }
+  return deps.secrets.get(binding.secret);
 }
 
 export interface RelayCredential {
@@ -130,6 +159,11 @@ export function createProviderRelay(deps: RelayDeps) {
     ctx: { sandboxId: string },
   ): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway.internal");
+    // `..` segments are resolved by now: what is left must still be under the relay.
+    if (!url.pathname.startsWith(RELAY_PREFIX)) {
+      send(res, 404, providerError("openai", "not_found_error", `no relay at ${url.pathname}`));
+      return;
+    }
     const rest = url.pathname.slice(RELAY_PREFIX.length);
     const slash = rest.indexOf("/");
     const providerId = slash === -1 ? rest : rest.slice(0, slash);

@@ -46,7 +46,6 @@ const LEAF_CACHE_MAX = 2_000;
 export interface CertificateAuthority {
   /** PEM of the CA certificate (what the worker trusts). */
   readonly certPem: string;
-  readonly certPath: string;
   /** A TLS server context presenting a leaf certificate for `host`, minted and cached. */
   secureContextFor(host: string): Promise<SecureContext>;
   /** Leaf certificate and key PEM for `host` (tests, diagnostics). */
@@ -139,7 +138,7 @@ export async function loadOrCreateCa(dataDir: string): Promise<CertificateAuthor
   const certPem = readFileSync(certPath, "utf8");
   const caCert = new x509.X509Certificate(certPem);
   const caKey = await importKeyPem(readFileSync(keyPath, "utf8"));
-  return new LocalCa(certPem, certPath, caCert, caKey);
+  return new LocalCa(certPem, caCert, caKey);
 }
 
 interface CachedLeaf {
@@ -150,16 +149,14 @@ interface CachedLeaf {
 
 class LocalCa implements CertificateAuthority {
   readonly certPem: string;
-  readonly certPath: string;
   readonly #caCert: x509.X509Certificate;
   readonly #caKey: CryptoKey;
   /** One key pair for every leaf: minting a leaf is then one signature. */
   #leafKeys?: Promise<{ pair: CryptoKeyPair; pem: string }>;
   readonly #cache = new Map<string, CachedLeaf>();
 
-  constructor(certPem: string, certPath: string, caCert: x509.X509Certificate, caKey: CryptoKey) {
+  constructor(certPem: string, caCert: x509.X509Certificate, caKey: CryptoKey) {
     this.certPem = certPem;
-    this.certPath = certPath;
     this.#caCert = caCert;
     this.#caKey = caKey;
   }

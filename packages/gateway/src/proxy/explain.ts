@@ -29,6 +29,7 @@ export interface Refusal {
   agentId?: string;
 }
 
+/** Stable machine-readable codes, sent as the X-Lobu-Egress header and in JSON bodies. */
 const CODES: Record<RefusalKind, string> = {
   not_allowed: "egress_not_allowed",
   denied_rule: "egress_denied",
@@ -39,12 +40,7 @@ const CODES: Record<RefusalKind, string> = {
   upstream: "egress_upstream_error",
 };
 
-/** Stable machine-readable code (also sent as the X-Lobu-Egress header). */
-export function refusalCode(kind: RefusalKind): string {
-  return CODES[kind];
-}
-
-export function hintFor(r: Refusal): string | undefined {
+function hintFor(r: Refusal): string | undefined {
   const agent = r.agentId ?? "<id>";
   switch (r.kind) {
     case "not_allowed":
@@ -60,9 +56,13 @@ export function hintFor(r: Refusal): string | undefined {
   }
 }
 
-export function refusalText(r: Refusal): string {
+function summary(r: Refusal): string {
+  return `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}`;
+}
+
+function refusalText(r: Refusal): string {
   const hint = hintFor(r);
-  return `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}.${hint ? `\n${hint}` : ""}\n`;
+  return `${summary(r)}.${hint ? `\n${hint}` : ""}\n`;
 }
 
 /**
@@ -72,16 +72,16 @@ export function refusalText(r: Refusal): string {
  */
 export function refusalLine(r: Refusal): string {
   const hint = hintFor(r);
-  const line = `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}.${hint ? ` ${hint}` : ""}`;
+  const line = `${summary(r)}.${hint ? ` ${hint}` : ""}`;
   return line.replace(/[^\x20-\x7e]+/g, " ").slice(0, 1000);
 }
 
-export function refusalJson(r: Refusal): string {
+function refusalJson(r: Refusal): string {
   const hint = hintFor(r);
   return `${JSON.stringify({
     error: {
       code: CODES[r.kind],
-      message: `Lobu egress proxy refused the request to ${r.host || "(unknown host)"}: ${r.reason}`,
+      message: summary(r),
       host: r.host,
       reason: r.reason,
       ...(hint ? { hint } : {}),
@@ -109,21 +109,32 @@ export function statusText(r: Refusal): string {
   return `${STATUS_TEXT[r.status] ?? "Error"} - ${refusalLine(r)}`;
 }
 
+/** Headers and body of a refusal, JSON when the client asked for it. */
+export function refusalParts(
+  r: Refusal,
+  json: boolean,
+  extraHeaders: Record<string, string> = {},
+): { headers: Record<string, string>; body: string } {
+  const body = json ? refusalJson(r) : refusalText(r);
+  return {
+    headers: {
+      "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
+      "Content-Length": String(Buffer.byteLength(body)),
+      "X-Lobu-Egress": CODES[r.kind],
+      "X-Lobu-Egress-Reason": refusalLine(r),
+      ...extraHeaders,
+    },
+    body,
+  };
+}
+
 /** A complete raw HTTP/1.1 response (for CONNECT and parse errors, where there is no ServerResponse). */
 export function rawResponse(
   r: Refusal,
   json: boolean,
   extraHeaders: Record<string, string> = {},
 ): string {
-  const body = json ? refusalJson(r) : refusalText(r);
-  const headers = {
-    "Content-Type": json ? "application/json" : "text/plain; charset=utf-8",
-    "Content-Length": String(Buffer.byteLength(body)),
-    Connection: "close",
-    "X-Lobu-Egress": CODES[r.kind],
-    "X-Lobu-Egress-Reason": refusalLine(r),
-    ...extraHeaders,
-  };
+  const { headers, body } = refusalParts(r, json, { Connection: "close", ...extraHeaders });
   const head = Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}`)
     .join("\r\n");

@@ -6,15 +6,7 @@ import { PLACEHOLDER_PREFIX } from "@lobu/core";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import { parseIpLiteral, type ResolvedAddress, specialPurpose } from "./addresses.ts";
 import type { BoundSecrets } from "./bound.ts";
-import {
-  type Refusal,
-  refusalCode,
-  refusalJson,
-  refusalLine,
-  refusalText,
-  statusText,
-  wantsJson,
-} from "./explain.ts";
+import { type Refusal, refusalParts, statusText, wantsJson } from "./explain.ts";
 import { authority, forwardableHeaders, getHeader, setHeader } from "./headers.ts";
 import {
   LiteralRedactor,
@@ -95,15 +87,8 @@ export function sendRefusal(
     res.destroy();
     return;
   }
-  const json = wantsJson(req.headers);
-  const body = json ? refusalJson(r) : refusalText(r);
-  res.writeHead(r.status, statusText(r), {
-    "content-type": json ? "application/json" : "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-    "x-lobu-egress": refusalCode(r.kind),
-    "x-lobu-egress-reason": refusalLine(r),
-    ...extra,
-  });
+  const { headers, body } = refusalParts(r, wantsJson(req.headers), extra);
+  res.writeHead(r.status, statusText(r), headers);
   res.end(body);
 }
 
@@ -310,7 +295,7 @@ export async function forward(
         req,
         res,
         { status, kind: "upstream", host: target.host, reason },
-        { connection: "close" },
+        { Connection: "close" },
       );
       settle(outcome("error", status, reason));
     });

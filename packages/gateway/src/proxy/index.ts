@@ -3,7 +3,6 @@ export * from "./audit.ts";
 export * from "./binder.ts";
 export * from "./ca.ts";
 export * from "./domains.ts";
-export * from "./env.ts";
 export * from "./explain.ts";
 export type { PlaintextSwap } from "./forward.ts";
 export * from "./server.ts";

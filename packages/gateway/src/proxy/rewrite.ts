@@ -96,10 +96,6 @@ export class LiteralRedactor {
     this.#maxLength = Math.max(0, ...this.#needles.map((n) => n.length));
   }
 
-  get empty(): boolean {
-    return this.#needles.length === 0;
-  }
-
   /** Redact a complete latin1/ASCII string (header values). */
   redact(text: string): string {
     return this.#needles.length === 0

@@ -335,6 +335,22 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     return { ok: true, policy, host, addresses: vet.addresses };
   }
 
+  const auditRefusal = (r: Refusal, sandboxId: string | null, method: string, port: number) =>
+    audit({
+      sandboxId,
+      ...(r.agentId ? { agentId: r.agentId } : {}),
+      method,
+      host: r.host,
+      port,
+      decision: "denied",
+      reason: r.reason,
+      status: r.status,
+    });
+
+  /** 407 asks the client for the sandbox's name (pooled sockets). */
+  const authenticate = (r: Refusal): Record<string, string> =>
+    r.status === 407 ? { "Proxy-Authenticate": 'Basic realm="lobu"' } : {};
+
   const refuse = (
     req: IncomingMessage,
     res: ServerResponse,
@@ -342,22 +358,8 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     sandboxId: string | null,
     port: number,
   ) => {
-    sendRefusal(
-      req,
-      res,
-      r,
-      r.status === 407 ? { "proxy-authenticate": 'Basic realm="lobu"' } : {},
-    );
-    audit({
-      sandboxId,
-      ...(r.agentId ? { agentId: r.agentId } : {}),
-      method: req.method ?? "",
-      host: r.host,
-      port,
-      decision: "denied",
-      reason: r.reason,
-      status: r.status,
-    });
+    sendRefusal(req, res, r, authenticate(r));
+    auditRefusal(r, sandboxId, req.method ?? "", port);
   };
 
   async function handleInternal(req: IncomingMessage, res: ServerResponse, sandboxId: string) {
@@ -464,7 +466,6 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     );
   }
 
-  /** Requests inside an intercepted tunnel: same host only, policy re-checked, no re-resolution. */
   /**
    * The origin-form path of a request inside an intercepted tunnel, or why it is
    * refused: it must name the host the tunnel was opened to (no domain fronting).
@@ -500,44 +501,48 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     return { path };
   }
 
-  async function onInnerRequest(req: IncomingMessage, res: ServerResponse) {
-    const t = tunnelContexts.get(req.socket);
-    if (!t) return res.destroy();
+  /**
+   * A request inside an intercepted tunnel: same host only (innerTarget), and the
+   * policy re-checked (it may have changed since the CONNECT) against the
+   * addresses vetted then, without resolving again.
+   */
+  async function authorizeInner(
+    req: IncomingMessage,
+    t: TunnelContext,
+  ): Promise<{ policy: EgressPolicy; path: string } | Refusal> {
     const target = innerTarget(req, t);
-    if ("status" in target) return refuse(req, res, target, t.sandboxId, t.port);
-    const path = target.path;
+    if ("status" in target) return target;
     const policy = await policyOf(t.sandboxId);
-    if ("status" in policy)
-      return refuse(req, res, { ...policy, host: t.host }, t.sandboxId, t.port);
+    if ("status" in policy) return { ...policy, host: t.host };
     const d = decide({ host: t.host, allow: allowList(policy), deny: policy.deny });
     const ranges = privateRangesFor(policy, t.host);
     const blocked = t.addresses.map((a) => checkAddress(a.address, ranges)).find((c) => !c.ok);
-    if (!d.allowed || blocked) {
-      return refuse(
-        req,
-        res,
-        {
-          status: 403,
-          kind: blocked ? "private_address" : d.rule ? "denied_rule" : "not_allowed",
-          host: t.host,
-          reason: blocked && !blocked.ok ? blocked.reason : d.reason,
-          agentId: policy.agentId,
-        },
-        t.sandboxId,
-        t.port,
-      );
-    }
+    if (d.allowed && !blocked) return { policy, path: target.path };
+    return {
+      status: 403,
+      kind: blocked ? "private_address" : d.rule ? "denied_rule" : "not_allowed",
+      host: t.host,
+      reason: blocked && !blocked.ok ? blocked.reason : d.reason,
+      agentId: policy.agentId,
+    };
+  }
+
+  async function onInnerRequest(req: IncomingMessage, res: ServerResponse) {
+    const t = tunnelContexts.get(req.socket);
+    if (!t) return res.destroy();
+    const auth = await authorizeInner(req, t);
+    if ("status" in auth) return refuse(req, res, auth, t.sandboxId, t.port);
     const outcome = await forward(
       req,
       res,
-      { protocol: "https:", host: t.host, port: t.port, path, addresses: t.addresses },
+      { protocol: "https:", host: t.host, port: t.port, path: auth.path, addresses: t.addresses },
       t.sandboxId,
       deps,
     );
     auditOutcome(
       {
         sandboxId: t.sandboxId,
-        agentId: policy.agentId,
+        agentId: auth.policy.agentId,
         method: req.method ?? "",
         host: t.host,
         port: t.port,
@@ -546,6 +551,38 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     );
   }
 
+  /**
+   * Count a long-lived connection (CONNECT tunnel, upgraded stream) against the
+   * sandbox's limit until `socket` closes. Returns its release (idempotent), or
+   * null when the sandbox is over the limit.
+   */
+  function holdTunnel(sandboxId: string, socket: net.Socket): (() => void) | null {
+    const open = tunnelsBySandbox.get(sandboxId) ?? 0;
+    if (open >= limits.maxTunnelsPerSandbox) return null;
+    tunnelsBySandbox.set(sandboxId, open + 1);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const n = (tunnelsBySandbox.get(sandboxId) ?? 1) - 1;
+      if (n <= 0) tunnelsBySandbox.delete(sandboxId);
+      else tunnelsBySandbox.set(sandboxId, n);
+    };
+    // The client may have gone while its policy was looked up: no close event will come.
+    if (socket.destroyed) release();
+    else socket.once("close", release);
+    return release;
+  }
+
+  const tunnelLimit = (sandboxId: string, host: string, agentId: string): Refusal => ({
+    status: 429,
+    kind: "limit",
+    host,
+    reason: `this sandbox already has ${tunnelsBySandbox.get(sandboxId) ?? 0} open tunnels and upgraded connections (limit ${limits.maxTunnelsPerSandbox})`,
+    agentId,
+  });
+
+  /** Refuse on a raw socket (CONNECT and upgrades have no ServerResponse). */
   function refuseConnect(
     socket: net.Socket,
     req: IncomingMessage,
@@ -553,29 +590,25 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     sandboxId: string | null,
     port: number,
   ) {
-    if (socket.writable) {
-      socket.end(
-        rawResponse(
-          r,
-          wantsJson(req.headers),
-          r.status === 407 ? { "Proxy-Authenticate": 'Basic realm="lobu"' } : {},
-        ),
-      );
-    } else socket.destroy();
-    audit({
-      sandboxId,
-      ...(r.agentId ? { agentId: r.agentId } : {}),
-      method: "CONNECT",
-      host: r.host,
-      port,
-      decision: "denied",
-      reason: r.reason,
-      status: r.status,
-    });
+    if (socket.writable) socket.end(rawResponse(r, wantsJson(req.headers), authenticate(r)));
+    else socket.destroy();
+    auditRefusal(r, sandboxId, req.method ?? "CONNECT", port);
+  }
+
+  /**
+   * Until a tunnel or upgrade is spliced, a client that hangs up is gone: the
+   * HTTP server keeps its sockets half-open, so without this a departed client
+   * would hold its tunnel slot until the idle timeout. Returns the undo.
+   */
+  function closeOnHangUp(socket: net.Socket): () => void {
+    const hangUp = () => socket.destroy();
+    socket.on("error", hangUp);
+    socket.once("end", hangUp);
+    return () => socket.off("end", hangUp);
   }
 
   async function onConnect(req: IncomingMessage, socket: net.Socket, head: Buffer) {
-    socket.on("error", () => socket.destroy());
+    const spliced = closeOnHangUp(socket);
     const id = identify(req.headers, true);
     if (!id.ok) return refuseConnect(socket, req, id.refusal, null, 0);
     const sandboxId = id.sandboxId;
@@ -599,32 +632,16 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     const { host, policy, addresses } = auth;
     const port = target.port;
 
-    const open = tunnelsBySandbox.get(sandboxId) ?? 0;
-    if (open >= limits.maxTunnelsPerSandbox) {
+    const release = holdTunnel(sandboxId, socket);
+    if (!release) {
       return refuseConnect(
         socket,
         req,
-        {
-          status: 429,
-          kind: "limit",
-          host,
-          reason: `this sandbox already has ${open} open tunnels (limit ${limits.maxTunnelsPerSandbox})`,
-          agentId: policy.agentId,
-        },
+        tunnelLimit(sandboxId, host, policy.agentId),
         sandboxId,
         port,
       );
     }
-    tunnelsBySandbox.set(sandboxId, open + 1);
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      const n = (tunnelsBySandbox.get(sandboxId) ?? 1) - 1;
-      if (n <= 0) tunnelsBySandbox.delete(sandboxId);
-      else tunnelsBySandbox.set(sandboxId, n);
-    };
-    socket.once("close", release);
 
     const base = { sandboxId, agentId: policy.agentId, method: "CONNECT", host, port };
     const bindings = await opts.placeholders.forSandbox(sandboxId);
@@ -654,6 +671,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       track(upstream);
       socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
       if (head.length) upstream.write(head);
+      spliced();
       splice(socket, upstream, limits.idleTimeoutMs, release);
       audit({
         ...base,
@@ -668,6 +686,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     if (socket.destroyed) return;
     socket.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     if (head.length) socket.unshift(head);
+    spliced();
     const tlsSocket = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext,
@@ -678,8 +697,12 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       socket.destroy();
       release();
     });
+    let handshaken = false;
+    tlsSocket.once("secure", () => {
+      handshaken = true;
+    });
     tlsSocket.on("error", (err) => {
-      if (!(tlsSocket as tls.TLSSocket & { _secureEstablished?: boolean })._secureEstablished) {
+      if (!handshaken) {
         audit({
           ...base,
           decision: "error",
@@ -705,7 +728,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     head: Buffer,
     tunnel?: TunnelContext,
   ) {
-    socket.on("error", () => socket.destroy());
+    const spliced = closeOnHangUp(socket);
     const fail = (r: Refusal, sandboxId: string | null, port: number) =>
       refuseConnect(socket, req, r, sandboxId, port);
     let sandboxId: string;
@@ -716,32 +739,12 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     let addresses: ResolvedAddress[];
     let agentId: string;
     if (tunnel) {
-      const policy = await policyOf(tunnel.sandboxId);
-      if ("status" in policy)
-        return fail({ ...policy, host: tunnel.host }, tunnel.sandboxId, tunnel.port);
-      const d = decide({ host: tunnel.host, allow: allowList(policy), deny: policy.deny });
-      const ranges = privateRangesFor(policy, tunnel.host);
-      const blocked = tunnel.addresses
-        .map((a) => checkAddress(a.address, ranges))
-        .find((c) => !c.ok);
-      if (!d.allowed || blocked)
-        return fail(
-          {
-            status: 403,
-            kind: blocked ? "private_address" : d.rule ? "denied_rule" : "not_allowed",
-            host: tunnel.host,
-            reason: blocked && !blocked.ok ? blocked.reason : d.reason,
-            agentId: policy.agentId,
-          },
-          tunnel.sandboxId,
-          tunnel.port,
-        );
-      const target = innerTarget(req, tunnel);
-      if ("status" in target) return fail(target, tunnel.sandboxId, tunnel.port);
+      const auth = await authorizeInner(req, tunnel);
+      if ("status" in auth) return fail(auth, tunnel.sandboxId, tunnel.port);
       ({ sandboxId, host, port, addresses } = tunnel);
-      agentId = policy.agentId;
+      agentId = auth.policy.agentId;
       protocol = "https:";
-      path = target.path;
+      path = auth.path;
     } else {
       const id = identify(req.headers, false);
       if (!id.ok) return fail(id.refusal, null, 0);
@@ -761,6 +764,18 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
           0,
         );
       }
+      if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol)) {
+        return fail(
+          {
+            status: 400,
+            kind: "bad_request",
+            host: url.hostname,
+            reason: `${url.protocol} URLs are not supported by the proxy`,
+          },
+          sandboxId,
+          0,
+        );
+      }
       protocol = url.protocol === "https:" || url.protocol === "wss:" ? "https:" : "http:";
       port = url.port ? Number(url.port) : protocol === "https:" ? 443 : 80;
       const auth = await authorize(sandboxId, url.hostname);
@@ -768,6 +783,10 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       ({ host, addresses } = auth);
       agentId = auth.policy.agentId;
       path = `${url.pathname}${url.search}`;
+      // Inside a tunnel the tunnel is already counted; a plain upgrade counts on its own.
+      if (!holdTunnel(sandboxId, socket)) {
+        return fail(tunnelLimit(sandboxId, host, agentId), sandboxId, port);
+      }
     }
     try {
       await relayUpgrade({
@@ -783,8 +802,8 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
         ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
         connectTimeoutMs: limits.upstreamConnectTimeoutMs,
         idleTimeoutMs: limits.idleTimeoutMs,
-        onClose: () => {},
       });
+      spliced();
       audit({
         sandboxId,
         agentId,

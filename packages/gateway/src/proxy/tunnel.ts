@@ -44,7 +44,7 @@ export function splice(
   a: net.Socket,
   b: net.Socket,
   idleTimeoutMs: number,
-  onClose: () => void,
+  onClose?: () => void,
 ): void {
   let closed = false;
   const close = () => {
@@ -52,8 +52,13 @@ export function splice(
     closed = true;
     a.destroy();
     b.destroy();
-    onClose();
+    onClose?.();
   };
+  // One side may already be gone (the client hung up while upstream was dialled).
+  if (a.destroyed || b.destroyed) {
+    close();
+    return;
+  }
   for (const s of [a, b]) {
     s.setTimeout(idleTimeoutMs, close);
     s.on("error", close);
@@ -81,7 +86,6 @@ export async function relayUpgrade(opts: {
   upstreamCa?: string | Buffer | (string | Buffer)[];
   connectTimeoutMs: number;
   idleTimeoutMs: number;
-  onClose: () => void;
 }): Promise<void> {
   const raw = await connectVetted(opts.addresses, opts.port, opts.connectTimeoutMs);
   let upstream: net.Socket = raw;
@@ -94,8 +98,18 @@ export async function relayUpgrade(opts: {
         ...(opts.upstreamCa ? { ca: opts.upstreamCa } : {}),
         ALPNProtocols: ["http/1.1"],
       });
-      s.once("secureConnect", () => resolve(s));
-      s.once("error", reject);
+      // A server that accepts TCP but never finishes the handshake must not hold the client.
+      s.setTimeout(opts.connectTimeoutMs, () =>
+        s.destroy(new Error(`TLS handshake with ${opts.host} timed out`)),
+      );
+      s.once("secureConnect", () => {
+        s.setTimeout(0);
+        resolve(s);
+      });
+      s.once("error", (err) => {
+        raw.destroy();
+        reject(err);
+      });
     });
   }
   const pairs: string[] = [];
@@ -113,5 +127,5 @@ export async function relayUpgrade(opts: {
   ];
   upstream.write(`${lines.join("\r\n")}\r\n\r\n`);
   if (opts.head.length) upstream.write(opts.head);
-  splice(opts.client, upstream, opts.idleTimeoutMs, opts.onClose);
+  splice(opts.client, upstream, opts.idleTimeoutMs);
 }

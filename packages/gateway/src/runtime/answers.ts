@@ -2,10 +2,11 @@ import { isLobuError, type LobuConfig, LobuError, type RequestAnswer } from "@lo
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
+import type { SecretStore } from "../secrets/store.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
-import { userDomain } from "../settings/validate.ts";
+import { secretName, userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
-import type { Answerer, PendingRequest, RequestRegistry } from "./requests.ts";
+import type { Answerer, PendingRequest, RequestEvent, RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
   config: LobuConfig;
@@ -13,8 +14,29 @@ export interface AnswerDeps {
   requests: RequestRegistry;
   userSettings: UserSettingsStore;
   skills: SkillCatalog;
+  secrets: SecretStore;
   audit: AuditLog;
 }
+
+type AnswerResult =
+  | { ok: true; request: PendingRequest }
+  | { ok: false; reason: string; status: number };
+
+/** The choices each kind of request understands (questions take their own option ids or text). */
+const CHOICES: Partial<Record<RequestEvent["type"], readonly string[]>> = {
+  approval_request: ["approve", "deny", "always"],
+  capability_request: ["granted", "denied"],
+};
+
+/**
+ * Capability kinds the gateway cannot provide yet: nothing installs Nix packages
+ * into sandboxes or connects MCP servers to agents. Granting one would tell the
+ * agent it has something it does not, so the grant is refused with this reason.
+ */
+const NOT_PROVISIONED: Partial<Record<string, string>> = {
+  package: "this gateway does not install Nix packages into sandboxes yet",
+  mcp: "this gateway does not connect MCP servers to agents yet",
+};
 
 /**
  * Apply what a granted capability request asked for to the requester's own
@@ -22,7 +44,7 @@ export interface AnswerDeps {
  * agent receives with the grant (a skill's instructions).
  */
 export async function applyGrant(
-  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills">,
+  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills" | "secrets">,
   request: PendingRequest,
 ): Promise<string | undefined> {
   const event = request.event;
@@ -62,22 +84,30 @@ export async function applyGrant(
       return `Skill "${skill.name}" installed. Its instructions:\n${skill.instructions}`;
     }
     case "package":
-      await deps.userSettings.update(request.agentId, userKey, (s) => ({
-        ...s,
-        packages: add(s.packages, event.value),
-      }));
-      return "The package is added to the environment and will be available from the next session start.";
     case "mcp":
-      await deps.userSettings.update(request.agentId, userKey, (s) => ({
-        ...s,
-        mcp: add(s.mcp, event.value),
-      }));
-      return undefined;
-    case "secret":
-      // A secret's value is entered in the settings page, never through an answer.
-      return undefined;
+      throw new LobuError("not_provisioned", NOT_PROVISIONED[event.kind]!, {
+        status: 501,
+        hint: `Your agent was told to continue without ${event.value}.`,
+      });
+    case "secret": {
+      // The value is entered in the settings page (stored before this runs); a chat
+      // button can only grant a secret the person or the team already stored.
+      const name = secretName(event.value);
+      const scopes = [
+        { kind: "user", agentId: request.agentId, userKey } as const,
+        { kind: "agent", agentId: request.agentId } as const,
+        { kind: "installation" } as const,
+      ];
+      for (const scope of scopes) if (await deps.secrets.meta({ scope, name })) return undefined;
+      throw new MissingSecret(
+        `the secret "${name}" has no value yet: enter it on the settings page (the request's Open settings button) to grant it, or deny the request`,
+      );
+    }
   }
 }
+
+/** A granted secret nobody stored yet: the request stays open for its value. */
+class MissingSecret extends Error {}
 
 /**
  * Answer a question, approval or capability request, with its side effects:
@@ -89,15 +119,24 @@ export async function answerRequest(
   requestId: string,
   answer: RequestAnswer,
   by: Answerer & { actor: string },
-): Promise<{ ok: true; request: PendingRequest } | { ok: false; reason: string; status: number }> {
+): Promise<AnswerResult> {
   const pending = await deps.requests.get(requestId);
   if (!pending) return { ok: false, reason: "unknown or expired request", status: 404 };
   let text = answer.text;
   if (pending.status === "pending" && (by.admin || by.userKey === userKeyOf(pending.origin))) {
+    const allowed = CHOICES[pending.event.type];
+    if (allowed && !allowed.includes(answer.choice ?? "")) {
+      return {
+        ok: false,
+        reason: `answer a ${pending.event.type} with choice ${allowed.join(", ")}`,
+        status: 400,
+      };
+    }
     if (pending.event.type === "capability_request" && answer.choice === "granted") {
       try {
         text = (await applyGrant(deps, pending)) ?? text;
       } catch (err) {
+        if (err instanceof MissingSecret) return { ok: false, reason: err.message, status: 400 };
         if (!isLobuError(err)) throw err;
         // The grant cannot be applied (e.g. "*"): resolve it as denied so the agent
         // is not left waiting, and tell the person why.

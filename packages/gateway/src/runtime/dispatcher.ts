@@ -11,6 +11,13 @@ export interface DispatcherOptions {
   maxConcurrent: number;
   leaseMs?: number;
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult>;
+  /**
+   * A message whose turn keeps throwing (a bug, an unreadable payload) is taken
+   * off the queue after this many attempts instead of being retried forever.
+   */
+  maxCrashes?: number;
+  /** Told about such a message, so its sender gets an answer (an error) after all. */
+  onDeadLetter?(claim: QueueClaim, reason: string): Promise<void>;
   log: Logger;
 }
 
@@ -96,18 +103,23 @@ export class Dispatcher {
       );
     }, this.leaseMs / 3);
     const work = (async () => {
-      let result: TurnResult = "done";
+      let result: TurnResult | "dead" = "done";
       try {
         const turn = JSON.parse(claim.payload) as QueuedTurn;
         result = await this.opts.run(turn, claim.attempts, lease.signal);
       } catch (err) {
         this.opts.log.error({ err: errorMessage(err), messageId: claim.id }, "turn crashed");
-        result = "retry";
+        result = claim.attempts >= (this.opts.maxCrashes ?? 5) ? "dead" : "retry";
+        if (result === "dead") {
+          await this.opts
+            .onDeadLetter?.(claim, errorMessage(err))
+            .catch((e) => this.opts.log.error({ err: e }, "dead-letter handling failed"));
+        }
       } finally {
         clearInterval(keepAlive);
       }
       if (lease.signal.aborted) return;
-      if (result === "done") await this.opts.queue.ack(claim);
+      if (result === "done" || result === "dead") await this.opts.queue.ack(claim);
       else await this.opts.queue.release(claim, { delayMs: 500 });
     })()
       .catch((err) => this.opts.log.error({ err }, "finishing a message failed"))

@@ -26,40 +26,32 @@ export function createDriver(
   name: Exclude<LobuConfig["sandbox"]["driver"], "auto">,
   sel: DriverSelection,
 ): SandboxDriver {
+  const stateDir = join(sel.dataDir, "sandbox-state");
+  const volumesRoot = join(sel.dataDir, "volumes");
+  // How `process` sandboxes and the `virtual` driver's pool processes are confined.
+  const confinement = {
+    // Unique per data dir, so two gateways on one host never share cgroups.
+    cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
+    caBundle: sel.caBundlePath,
+    // A data dir inside the runtime (e.g. under the checkout) must not show through.
+    hidePaths: [sel.dataDir],
+  };
   switch (name) {
     case "process":
-      return createProcessDriver({
-        stateDir: join(sel.dataDir, "sandbox-state"),
-        logger: sel.log,
-        // Unique per data dir, so two gateways on one host never share cgroups.
-        cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
-        caBundle: sel.caBundlePath,
-        // A data dir inside the runtime (e.g. under the checkout) must not show through.
-        hidePaths: [sel.dataDir],
-        volumesRoot: join(sel.dataDir, "volumes"),
-      });
+      return createProcessDriver({ stateDir, logger: sel.log, volumesRoot, ...confinement });
     case "host":
       return createHostDriver({ logger: sel.log });
     case "virtual":
       return createVirtualDriver({
-        stateDir: join(sel.dataDir, "sandbox-state"),
-        volumesRoot: join(sel.dataDir, "volumes"),
+        stateDir,
+        volumesRoot,
         poolSize: sel.config.sandbox.pool_size,
         logger: sel.log,
-        process: {
-          cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
-          caBundle: sel.caBundlePath,
-          hidePaths: [sel.dataDir],
-        },
+        process: confinement,
       });
   }
 }
 
-/**
- * Pick and check the configured sandbox driver. An isolating driver that does
- * not work here is an error with instructions; the unisolated `host` driver
- * needs the operator's explicit `allow_unsandboxed = true`.
- */
 /**
  * `auto`: the `process` driver where it works (bubblewrap and namespaces),
  * otherwise the `virtual` tier, which needs neither. Returns the chosen driver
@@ -91,6 +83,11 @@ export async function resolveAutoDriver(sel: DriverSelection): Promise<{
   };
 }
 
+/**
+ * Pick and check the configured sandbox driver. An isolating driver that does
+ * not work here is an error with instructions; the unisolated `host` driver
+ * needs the operator's explicit `allow_unsandboxed = true`.
+ */
 export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver> {
   const { config } = sel;
   let name = config.sandbox.driver;

@@ -7,8 +7,13 @@ import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
-import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
-import { createProviderRelay, RELAY_PREFIX, type UsageRecord } from "../providers/relay.ts";
+import type { ProviderRegistry } from "../providers/registry.ts";
+import {
+  createProviderRelay,
+  RELAY_PREFIX,
+  relayKey,
+  type UsageRecord,
+} from "../providers/relay.ts";
 import {
   caBundle,
   cachingResolver,
@@ -78,12 +83,16 @@ function runDirFor(dataDir: string): string {
  */
 export async function startEgress(deps: EgressDeps): Promise<Egress> {
   const { config, dataDir, log } = deps;
-  validateCidrs(config.network.allow_private_ranges);
-  for (const [id, agent] of Object.entries(config.agents)) {
+  for (const [section, network] of [
+    ["[network]", config.network],
+    ...Object.entries(config.agents).map(
+      ([id, a]) => [`[agents.${id}.network]`, a.network] as const,
+    ),
+  ] as const) {
     try {
-      validateCidrs(agent.network.allow_private_ranges);
+      validateCidrs(network.allow_private_ranges);
     } catch (err) {
-      throw new Error(`[agents.${id}.network] ${(err as Error).message}`);
+      throw new Error(`lobu.toml ${section} ${(err as Error).message}`);
     }
   }
   const hooks = egressTestHooks(deps.env ?? process.env);
@@ -179,17 +188,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     providers: deps.providers,
     log,
     async credentialFor(sandboxId, providerId, placeholder) {
-      const binding = await deps.placeholders.lookup(placeholder);
-      // Only the placeholder issued to this very sandbox for this provider's relay.
-      if (
-        binding?.purpose !== "relay" ||
-        binding.sandboxId !== sandboxId ||
-        binding.secret.name !== providerSecretName(providerId)
-      ) {
-        return null;
-      }
-      const value = await deps.secrets.get(binding.secret);
-      if (!value) return null;
+      const value = await relayKey(deps, sandboxId, providerId, placeholder);
+      if (value === null) return null;
       const conversation = await deps.conversations.getConversation(sandboxId);
       return {
         value,

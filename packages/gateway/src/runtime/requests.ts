@@ -111,7 +111,6 @@ export class RequestRegistry {
    * Mark a request nobody answered as expired (its wait timed out or its turn
    * ended), so a late click is refused. Returns the request when this call
    * expired it, null when it was answered (or expired) first.
-   * (Added for in-thread approvals: see TurnRunner.expireRequest.)
    */
   async expire(requestId: string): Promise<PendingRequest | null> {
     const raw = await this.store.kv.get(key(requestId));

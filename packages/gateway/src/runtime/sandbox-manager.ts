@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { rm, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type AgentEvent,
@@ -7,12 +7,14 @@ import {
   describeKey,
   errorMessage,
   type GatewayToWorker,
+  isLobuError,
   LobuError,
   type WorkerToGateway,
 } from "@lobu/core";
 import type { Logger } from "pino";
 import type {
   EgressBinder,
+  ExecResult,
   ExitInfo,
   SandboxDriver,
   SandboxInstance,
@@ -21,11 +23,12 @@ import type {
   WorkerConnection,
 } from "../sandbox/driver.ts";
 import { volumeImagePath } from "../sandbox/identity.ts";
+import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { type SnapshotInfo, snapshotTime, VolumeSnapshots } from "../sandbox/snapshots.ts";
-import { volumeUsage } from "../sandbox/volume.ts";
+import { VOLUME_BUSY, volumeUsage } from "../sandbox/volume.ts";
 import type { KeyValue } from "../store/port.ts";
 
-export type SandboxState = "starting" | "running" | "stopped" | "failed";
+export type SandboxState = "starting" | "running" | "stopped";
 
 /** Self-repair bookkeeping of one sandbox (see SandboxManager). */
 export interface SandboxHealth {
@@ -102,15 +105,6 @@ export interface SandboxManagerOptions {
   env: Record<string, string>;
   log: Logger;
   owner: string;
-  /** Called when a sandbox's worker goes away (crash, OOM, idle stop). */
-  onExit?: (id: string, exit: ExitInfo) => void;
-  /** Snapshots for self-repair (default: `<dataDir>/snapshots`, 3 per sandbox); false: none. */
-  snapshots?: VolumeSnapshots | false;
-  /** At most one snapshot per sandbox this often, taken after a successful turn (default 60 s). */
-  snapshotIntervalMs?: number;
-  /** This many abnormal exits within `crashWindowMs` mark a sandbox broken (default 2 in 10 min). */
-  crashLimit?: number;
-  crashWindowMs?: number;
   /** Audit sink for automatic repairs. */
   audit?: (entry: {
     action: string;
@@ -122,8 +116,13 @@ export interface SandboxManagerOptions {
 }
 
 const recordKey = (id: string) => `sandbox:${id}`;
-/** Worker failures that mean the sandbox's own state is unusable. */
+/** Worker error messages that mean the sandbox's disk is full. */
 const DISK_FULL = /ENOSPC|EDQUOT|no space left|disk quota/i;
+/** At most one snapshot per sandbox this often, taken after a successful turn. */
+const SNAPSHOT_INTERVAL_MS = 60_000;
+/** This many abnormal exits (crash, OOM) within CRASH_WINDOW_MS mark a sandbox broken. */
+const CRASH_LIMIT = 2;
+const CRASH_WINDOW_MS = 600_000;
 
 /**
  * Starts sandboxes on demand (cold wake), stops them when idle (scale to zero)
@@ -131,7 +130,7 @@ const DISK_FULL = /ENOSPC|EDQUOT|no space left|disk quota/i;
  * share one start.
  *
  * Self-repair: after a successful turn the volume is snapshotted (at most every
- * `snapshotIntervalMs`). A sandbox is marked broken when its worker crashes or
+ * SNAPSHOT_INTERVAL_MS). A sandbox is marked broken when its worker crashes or
  * runs out of memory repeatedly, its disk fills up, its state cannot be loaded,
  * its turns keep failing inside the worker, or it fails to start twice; before
  * it runs again its volume is replaced by the newest snapshot not already
@@ -142,20 +141,20 @@ export class SandboxManager {
   private readonly live = new Map<string, Live>();
   private readonly starting = new Map<string, Promise<SandboxInstance>>();
   /** Per-sandbox serialization of wake, repair, reset and snapshot. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly lifecycle = new KeyedQueue();
   private readonly snapshotting = new Map<string, Promise<unknown>>();
-  private readonly recordOps = new Map<string, Promise<unknown>>();
+  /** Record changes are read-modify-write: one at a time per sandbox, in order. */
+  private readonly recordOps = new KeyedQueue();
   private readonly diskCache = new Map<string, { at: number; bytes?: number }>();
-  private readonly snapshots: VolumeSnapshots | undefined;
+  private readonly snapshots: VolumeSnapshots;
   private closed = false;
 
   constructor(opts: SandboxManagerOptions) {
     this.opts = opts;
-    this.snapshots =
-      opts.snapshots === false
-        ? undefined
-        : (opts.snapshots ??
-          new VolumeSnapshots({ root: join(opts.dataDir, "snapshots"), logger: opts.log }));
+    this.snapshots = new VolumeSnapshots({
+      root: join(opts.dataDir, "snapshots"),
+      logger: opts.log,
+    });
   }
 
   get driverName(): string {
@@ -173,16 +172,6 @@ export class SandboxManager {
     return live.instance;
   }
 
-  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    const tail = next.catch(() => {});
-    this.locks.set(id, tail);
-    void tail.then(() => {
-      if (this.locks.get(id) === tail) this.locks.delete(id);
-    });
-    return next;
-  }
-
   /** The running sandbox for `id`, started (and repaired first, if broken) when needed. */
   async ensure(id: string, key: ConversationKey): Promise<SandboxInstance> {
     await this.snapshotting.get(id);
@@ -190,7 +179,9 @@ export class SandboxManager {
     if (running && !running.broken) return running.instance;
     const pending = this.starting.get(id);
     if (pending) return pending;
-    const start = this.serial(id, () => this.wake(id, key)).finally(() => this.starting.delete(id));
+    const start = this.lifecycle
+      .run(id, () => this.wake(id, key))
+      .finally(() => this.starting.delete(id));
     this.starting.set(id, start);
     return start;
   }
@@ -200,18 +191,19 @@ export class SandboxManager {
     if (current?.broken) await this.stopLive(id, current, "broken");
     else if (current) return current.instance;
     // Through the record queue: the failure that broke it may still be being written.
-    const broken = (await this.recordOp(id, () => this.record(id)))?.health?.broken;
+    const broken = (await this.recordOps.run(id, () => this.record(id)))?.health?.broken;
     if (broken) await this.repair(id, broken.reason, broken.detail);
     try {
       return await this.start(id, key);
     } catch (err) {
-      if (this.closed) throw err;
+      // Shutting down, or a volume still held elsewhere for a moment: not the sandbox's fault.
+      if (this.closed || (isLobuError(err) && err.code === VOLUME_BUSY)) throw err;
       const failures = await this.patchHealth(id, (h) => ({
         ...h,
         startFailures: (h.startFailures ?? 0) + 1,
       }));
       // Twice in a row: the volume may be what stops it (a corrupt disk image...).
-      if ((failures?.startFailures ?? 0) < 2 || !this.snapshots) throw err;
+      if ((failures?.startFailures ?? 0) < 2) throw err;
       await this.repair(id, "it failed to start twice", errorMessage(err).split("\n")[0]);
       return this.start(id, key);
     }
@@ -236,7 +228,7 @@ export class SandboxManager {
         key,
         volumeDir,
         limits: this.opts.limits,
-        env: { ...this.opts.env, LOBU_SANDBOX_ID: id },
+        env: this.opts.env,
       },
       this.opts.egress,
     );
@@ -352,8 +344,6 @@ export class SandboxManager {
     }
     this.diskCache.delete(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
-    const windowMs = this.opts.crashWindowMs ?? 600_000;
-    const limit = this.opts.crashLimit ?? 2;
     void this.patchRecord(id, (r) => {
       const next: SandboxRecord = { ...r, lastExit: { ...exit, at: Date.now() } };
       const health: SandboxHealth = { ...r.health };
@@ -362,9 +352,9 @@ export class SandboxManager {
         health.broken = { reason: "its disk was full", at: Date.now() };
       } else if (exit.reason === "crashed" || exit.reason === "oom") {
         const now = Date.now();
-        const crashes = [...(health.crashes ?? []), now].filter((t) => now - t < windowMs);
+        const crashes = [...(health.crashes ?? []), now].filter((t) => now - t < CRASH_WINDOW_MS);
         health.crashes = crashes;
-        if (crashes.length >= limit)
+        if (crashes.length >= CRASH_LIMIT)
           health.broken = {
             reason:
               exit.reason === "oom"
@@ -376,7 +366,6 @@ export class SandboxManager {
       } else return next;
       return { ...next, health };
     }).catch(() => {});
-    this.opts.onExit?.(id, exit);
   }
 
   /**
@@ -392,18 +381,12 @@ export class SandboxManager {
     const live = this.live.get(id);
     if (live) await this.stopLive(id, live, "repair");
     const record = await this.record(id);
-    const snapshots = this.snapshots;
-    let restored: SnapshotInfo | undefined;
-    if (snapshots) {
-      if (record?.health?.restored)
-        await snapshots.markBad(id, record.health.restored, `did not help: ${reason}`);
-      restored = await snapshots.restore(id, this.volumeDir(id));
-    }
+    if (record?.health?.restored)
+      await this.snapshots.markBad(id, record.health.restored, `did not help: ${reason}`);
+    const restored = await this.snapshots.restore(id, this.volumeDir(id));
     const notice = restored
       ? `Your workspace was restored from the snapshot of ${snapshotTime(restored.at)} because ${reason}.`
-      : snapshots
-        ? `Your workspace was reset to an empty one because ${reason}, and no earlier snapshot was left to restore. Your administrator can still recover the old files.`
-        : `Your agent was restarted because ${reason}.`;
+      : `Your workspace was reset to an empty one because ${reason}, and no earlier snapshot was left to restore. Your administrator can still recover the old files.`;
     await this.patchRecord(id, (r) => ({
       ...r,
       health: restored ? { restored: restored.name } : undefined,
@@ -437,20 +420,16 @@ export class SandboxManager {
   async reset(id: string, opts: { wipe?: boolean; by?: string } = {}): Promise<ResetResult | null> {
     const record = await this.record(id);
     if (!record) return null;
-    return this.serial(id, async () => {
+    return this.lifecycle.run(id, async () => {
       const live = this.live.get(id);
       if (live) await this.stopLive(id, live, "reset");
       const volumeDir = this.volumeDir(id);
       let snapshot: SnapshotInfo | undefined;
       if (opts.wipe) {
-        if (this.snapshots) await this.snapshots.wipe(id, volumeDir);
-        else {
-          await rm(volumeDir, { recursive: true, force: true });
-          await rm(volumeImagePath(volumeDir), { force: true });
-        }
+        await this.snapshots.wipe(id, volumeDir);
       } else {
-        snapshot = await this.snapshots?.lastGood(id);
-        if (!this.snapshots || !snapshot)
+        snapshot = await this.snapshots.lastGood(id);
+        if (!snapshot)
           throw new LobuError("no_snapshot", `sandbox ${id} has no snapshot to restore`, {
             status: 409,
             hint: `Snapshots are taken after successful turns. To start from an empty workspace instead, run \`lobu sandboxes reset ${id} --wipe\`.`,
@@ -481,6 +460,26 @@ export class SandboxManager {
     });
   }
 
+  /** Run an operator command inside a running sandbox, as its agent (drivers that can). */
+  async exec(id: string, command: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+    const { driver } = this.opts;
+    if (!driver.exec)
+      throw new LobuError(
+        "sandbox_exec_unsupported",
+        `the ${driver.name} sandbox driver cannot run commands in a sandbox`,
+        {
+          status: 501,
+          hint: 'Only process sandboxes (sandbox.driver = "process") have a shell to run commands in.',
+        },
+      );
+    if (!this.live.has(id))
+      throw new LobuError("sandbox_not_running", `sandbox ${id} is not running`, {
+        status: 409,
+        hint: "It runs while its conversation is active: send it a message, then try again.",
+      });
+    return driver.exec(id, command, opts);
+  }
+
   /** Mark a turn running (no idle stop while busy). Returns the release function. */
   acquire(id: string): () => void {
     const live = this.live.get(id);
@@ -507,19 +506,20 @@ export class SandboxManager {
 
   private maybeSnapshot(id: string, live: Live): void {
     const snapshots = this.snapshots;
-    if (!snapshots || !live.succeeded || this.snapshotting.has(id)) return;
+    if (!live.succeeded || this.snapshotting.has(id)) return;
     live.succeeded = false;
-    const run = this.serial(id, async () => {
-      if (this.live.get(id) !== live || live.busy > 0) return;
-      const last = (await this.record(id))?.lastSnapshotAt ?? 0;
-      if (Date.now() - last < (this.opts.snapshotIntervalMs ?? 60_000)) return;
-      const info = await snapshots.take(id, this.volumeDir(id));
-      await this.patchRecord(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
-      this.opts.log.debug(
-        { sandboxId: id, snapshot: info.name, files: info.files, bytesCopied: info.bytesCopied },
-        "volume snapshot taken",
-      );
-    })
+    const run = this.lifecycle
+      .run(id, async () => {
+        if (this.live.get(id) !== live || live.busy > 0) return;
+        const last = (await this.record(id))?.lastSnapshotAt ?? 0;
+        if (Date.now() - last < SNAPSHOT_INTERVAL_MS) return;
+        const info = await snapshots.take(id, this.volumeDir(id));
+        await this.patchRecord(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
+        this.opts.log.debug(
+          { sandboxId: id, snapshot: info.name, files: info.files, bytesCopied: info.bytesCopied },
+          "volume snapshot taken",
+        );
+      })
       .catch((err) =>
         this.opts.log.warn({ err: errorMessage(err), sandboxId: id }, "volume snapshot failed"),
       )
@@ -589,7 +589,7 @@ export class SandboxManager {
       const diskBytes = await this.stoppedDisk(record.id);
       usage = diskBytes === undefined ? undefined : { diskBytes };
     }
-    const snapshots = (await this.snapshots?.list(record.id)) ?? [];
+    const snapshots = await this.snapshots.list(record.id);
     return {
       ...record,
       state,
@@ -620,23 +620,12 @@ export class SandboxManager {
     return this.live.size;
   }
 
-  /** Record changes are read-modify-write: one at a time per sandbox, in order. */
-  private recordOp<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.recordOps.get(id) ?? Promise.resolve()).then(fn);
-    const tail = next.catch(() => {});
-    this.recordOps.set(id, tail);
-    void tail.then(() => {
-      if (this.recordOps.get(id) === tail) this.recordOps.delete(id);
-    });
-    return next;
-  }
-
   private updateRecord(
     id: string,
     key: ConversationKey,
     change: (r: SandboxRecord) => SandboxRecord,
   ): Promise<SandboxRecord> {
-    return this.recordOp(id, async () => {
+    return this.recordOps.run(id, async () => {
       const now = Date.now();
       const existing = await this.record(id);
       const base: SandboxRecord = existing ?? {
@@ -658,7 +647,7 @@ export class SandboxManager {
     id: string,
     change: (r: SandboxRecord) => SandboxRecord,
   ): Promise<SandboxRecord | undefined> {
-    return this.recordOp(id, async () => {
+    return this.recordOps.run(id, async () => {
       const existing = await this.record(id);
       if (!existing) return undefined;
       const next = change(existing);

@@ -32,7 +32,6 @@ export interface TurnRunnerDeps {
   adapterFor(platform: string): PlatformAdapter | undefined;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
-  /** Told when a sandbox stopped abnormally, so the user can be told what happened. */
   log: Logger;
 }
 
@@ -333,12 +332,21 @@ export class TurnRunner {
         settle({ kind: "lease_lost" });
       };
       lease.addEventListener("abort", onLease, { once: true });
+      // Events are handled one after another (registering a request is async), so
+      // they reach the log and the adapter in the order the worker sent them, and
+      // the turn only ends after the last of them.
+      let events = Promise.resolve();
       const off = instance.connection.onMessage((msg) => {
         if (!("sandboxId" in msg) || msg.sandboxId !== sandboxId) return;
         if (msg.t === "event" && msg.turnId === turnId) {
-          void this.onWorkerEvent(turn, active, msg.event);
+          const event = msg.event;
+          events = events
+            .then(() => this.onWorkerEvent(turn, active, event))
+            .catch((err) =>
+              this.deps.log.error({ err, sandboxId }, "could not handle a worker event"),
+            );
         } else if (msg.t === "turn_end" && msg.turnId === turnId) {
-          settle({ kind: "turn_end", msg });
+          void events.then(() => settle({ kind: "turn_end", msg }));
         }
       });
       instance.exited.then((exit) => settle({ kind: "exit", exit }));

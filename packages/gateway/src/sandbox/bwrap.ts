@@ -260,10 +260,17 @@ export const STAGE_SCRIPT = [
   "done",
   // This namespace began as a copy of the host's, other sandboxes' mounted
   // volumes included: let go of those, or they stay busy (and their disk images
-  // attached) for as long as this sandbox runs.
-  'if [ -n "$detach" ]; then',
-  '  while read -r _ _ _ _ mnt _; do case "$mnt" in "$detach"/*) umount -l "$mnt" 2>/dev/null;; esac; done < /proc/self/mountinfo',
-  "fi",
+  // attached) for as long as this sandbox runs. That means this gateway's
+  // volumes (under $detach) and any other gateway's on the host (a loop-image
+  // volume is the mount point M with its image M.img next to it). The mount
+  // table is read whole first: unmounting while reading it skips entries.
+  'all=; while read -r _ _ _ _ mnt _; do all="$all $mnt"; done < /proc/self/mountinfo',
+  "set -f",
+  "for mnt in $all; do",
+  '  if [ -n "$detach" ]; then case "$mnt" in "$detach"/*) umount -l "$mnt" 2>/dev/null; continue;; esac; fi',
+  '  if [ -f "$mnt.img" ]; then umount -l "$mnt" 2>/dev/null; fi',
+  "done",
+  "set +f",
   'exec "$@"',
 ].join("\n");
 

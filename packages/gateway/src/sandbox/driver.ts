@@ -103,7 +103,7 @@ export interface SandboxDriver {
   probe(): Promise<DriverProbe>;
   start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance>;
   stop(id: string, opts?: { graceMs?: number; reason?: string }): Promise<void>;
-  /** Run an operator command inside a running sandbox (process driver) or its virtual shell. */
+  /** Run an operator command inside a running sandbox (only the process driver can). */
   exec?(
     id: string,
     command: string,

@@ -1,24 +1,16 @@
 import { realpath } from "node:fs/promises";
 import { userInfo } from "node:os";
-import { dirname } from "node:path";
-import { createLogger, errorMessage, LobuError, type Logger } from "@lobu/core";
-import { HELPER_ENV } from "./commands.ts";
+import { LobuError, type Logger } from "@lobu/core";
 import type {
   DriverProbe,
   EgressBinder,
-  ExitInfo,
   SandboxDriver,
   SandboxInstance,
   SandboxSpec,
 } from "./driver.ts";
-import { checkSandboxId, workerEnv } from "./env.ts";
-import {
-  killTree,
-  type LaunchedWorker,
-  type WorkerLaunchConfig,
-  WorkerLauncher,
-} from "./launcher.ts";
-import { treeUsage } from "./proc.ts";
+import { checkSandboxId } from "./env.ts";
+import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
+import { type PlainWorker, startPlainWorker } from "./plain-worker.ts";
 import { volumeUsage } from "./volume.ts";
 
 export interface HostDriverOptions {
@@ -29,10 +21,8 @@ export interface HostDriverOptions {
 }
 
 interface Running {
-  spec: SandboxSpec;
-  launched: LaunchedWorker;
+  worker: PlainWorker;
   instance: SandboxInstance;
-  stopReason?: string;
 }
 
 /**
@@ -50,11 +40,8 @@ export class HostDriver implements SandboxDriver {
   readonly #running = new Map<string, Running>();
 
   constructor(opts: HostDriverOptions = {}) {
-    this.launcher =
-      opts.launcher instanceof WorkerLauncher
-        ? opts.launcher
-        : new WorkerLauncher({ logger: opts.logger, ...opts.launcher });
-    this.#logger = opts.logger ?? this.launcher.logger ?? createLogger("sandbox");
+    this.launcher = launcherFrom(opts.launcher, opts.logger);
+    this.#logger = opts.logger ?? this.launcher.logger;
     this.#stopGraceMs = opts.stopGraceMs ?? 5000;
   }
 
@@ -77,93 +64,41 @@ export class HostDriver implements SandboxDriver {
       });
     const log = this.#logger.child({ sandboxId: spec.id });
     const volumeDir = await realpath(spec.volumeDir);
-    const binding = await egress.bind({ kind: "sandbox", sandboxId: spec.id });
-    let launched: LaunchedWorker;
-    try {
-      const env = workerEnv(
-        spec,
-        { PATH: `${dirname(this.launcher.nodePath)}:${HELPER_ENV.PATH}`, HOME: volumeDir },
-        { LOBU_EGRESS_SOCKET: binding.socketPath, LOBU_VOLUME: volumeDir },
-      );
-      const [command, ...args] = this.launcher.workerArgv();
-      launched = await this.launcher.launch({
-        sandboxId: spec.id,
-        command: command!,
-        args,
-        env,
-        cwd: volumeDir,
-        detached: true,
-      });
-    } catch (err) {
-      await binding.close().catch(() => {});
-      throw err;
-    }
-    const rec: Running = { spec, launched, instance: undefined as unknown as SandboxInstance };
-    const exited = launched.exited.then(async ({ code, signal }) => {
-      // Take the worker's leftovers (tools it started) down with it.
-      if (launched.child.pid) {
-        try {
-          process.kill(-launched.child.pid, "SIGKILL");
-        } catch {
-          // group already empty
-        }
-      }
-      await binding
-        .close()
-        .catch((err) => log.warn({ err: errorMessage(err) }, "egress close failed"));
+    const worker = await startPlainWorker({
+      launcher: this.launcher,
+      spec,
+      egress,
+      identity: { kind: "sandbox", sandboxId: spec.id },
+      cwd: volumeDir,
+      home: volumeDir,
+      env: { LOBU_VOLUME: volumeDir },
+      log,
+    });
+    const exited = worker.exited.then((info) => {
       this.#running.delete(spec.id);
-      const info: ExitInfo = {
-        code,
-        signal,
-        reason: rec.stopReason ?? (code === 0 ? "stopped" : "crashed"),
-      };
       log.info(info, "sandbox stopped");
       return info;
     });
-    rec.instance = {
+    const instance: SandboxInstance = {
       id: spec.id,
       driver: "host",
       startedAt: Date.now(),
-      connection: launched.connection,
+      connection: worker.launched.connection,
       exited,
-      usage: async () => {
-        const tree = launched.child.pid ? await treeUsage(launched.child.pid) : undefined;
-        return {
-          memoryBytes: tree?.memoryBytes,
-          pids: tree?.pids,
-          diskBytes: await volumeUsage(volumeDir, "watch"),
-        };
-      },
+      usage: async () => ({
+        ...(await worker.usage()),
+        diskBytes: await volumeUsage(volumeDir, "watch"),
+      }),
     };
-    this.#running.set(spec.id, rec);
+    this.#running.set(spec.id, { worker, instance });
     log.warn("sandbox started WITHOUT isolation (host driver)");
-    return rec.instance;
+    return instance;
   }
 
   async stop(id: string, opts: { graceMs?: number; reason?: string } = {}): Promise<void> {
     const rec = this.#running.get(id);
     if (!rec) return;
-    rec.stopReason ??= opts.reason ?? "stopped";
-    const grace = opts.graceMs ?? this.#stopGraceMs;
-    const { child, connection } = rec.launched;
-    const within = (ms: number) =>
-      Promise.race([
-        rec.instance.exited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), ms)),
-      ]);
-    if (grace > 0 && connection.open) {
-      connection.send({ t: "shutdown" });
-      if (await within(grace)) return;
-      if (child.pid) {
-        try {
-          process.kill(-child.pid, "SIGTERM");
-        } catch {
-          // gone
-        }
-      }
-      if (await within(Math.min(2000, grace))) return;
-    }
-    killTree(child, true);
+    await rec.worker.stop(opts.graceMs ?? this.#stopGraceMs, opts.reason);
     await rec.instance.exited;
   }
 

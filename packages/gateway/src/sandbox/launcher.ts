@@ -220,6 +220,16 @@ export class WorkerLauncher {
   }
 }
 
+/** A driver's launcher: the one it was given, or one made from the given config. */
+export function launcherFrom(
+  launcher: WorkerLauncher | WorkerLaunchConfig | undefined,
+  logger: Logger | undefined,
+): WorkerLauncher {
+  return launcher instanceof WorkerLauncher
+    ? launcher
+    : new WorkerLauncher({ logger, ...launcher });
+}
+
 /** SIGKILL a launched child (its whole process group when it has one). */
 export function killTree(child: ChildProcess, group: boolean): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;

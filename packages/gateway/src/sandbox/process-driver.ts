@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { constants as osConstants } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
-import { createLogger, digest, errorMessage, LobuError, type Logger } from "@lobu/core";
+import { digest, errorMessage, LobuError, type Logger } from "@lobu/core";
 import {
   bwrapArgs,
   etcFiles,
@@ -41,7 +41,12 @@ import type {
 } from "./driver.ts";
 import { checkSandboxId, workerEnv } from "./env.ts";
 import { UidAllocator, type VolumeMeta, writeVolumeMeta } from "./identity.ts";
-import { type LaunchedWorker, type WorkerLaunchConfig, WorkerLauncher } from "./launcher.ts";
+import {
+  type LaunchedWorker,
+  launcherFrom,
+  type WorkerLaunchConfig,
+  type WorkerLauncher,
+} from "./launcher.ts";
 import { descendants, processTable, signalPids, treeUsage } from "./proc.ts";
 import { probeProcessDriver } from "./process-probe.ts";
 import { seccompProgram } from "./seccomp.ts";
@@ -160,11 +165,8 @@ export class ProcessDriver implements SandboxDriver {
 
   constructor(opts: ProcessDriverOptions) {
     this.#opts = opts;
-    this.launcher =
-      opts.launcher instanceof WorkerLauncher
-        ? opts.launcher
-        : new WorkerLauncher({ logger: opts.logger, ...opts.launcher });
-    this.#logger = opts.logger ?? this.launcher.logger ?? createLogger("sandbox");
+    this.launcher = launcherFrom(opts.launcher, opts.logger);
+    this.#logger = opts.logger ?? this.launcher.logger;
     this.#uids = new UidAllocator({ stateDir: opts.stateDir, uidBase: opts.uidBase ?? 200_000 });
   }
 
@@ -280,20 +282,8 @@ export class ProcessDriver implements SandboxDriver {
     return setup;
   }
 
-  async start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
-    checkSandboxId(spec.id);
-    if (this.#running.has(spec.id) || this.#starting.has(spec.id))
-      throw new LobuError("sandbox_running", `sandbox ${spec.id} is already running`, {
-        status: 409,
-        hint: "Stop it first.",
-      });
-    const starting = this.#start(spec, egress, undefined, false);
-    this.#starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.#starting.delete(spec.id);
-    }
+  start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
+    return this.#startOnce(spec, egress, false);
   }
 
   /**
@@ -303,13 +293,24 @@ export class ProcessDriver implements SandboxDriver {
    * egress socket bound to the pool's identity and `LOBU_WORKER_MODE=pool`. Each
    * pooled sandbox's disk quota is enforced inside the pool, not here.
    */
-  async startPool(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
+  startPool(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
+    return this.#startOnce(spec, egress, true);
+  }
+
+  /** Start `spec` unless it is running or starting already. */
+  async #startOnce(
+    spec: SandboxSpec,
+    egress: EgressBinder,
+    pool: boolean,
+  ): Promise<SandboxInstance> {
     checkSandboxId(spec.id);
     if (this.#running.has(spec.id) || this.#starting.has(spec.id))
-      throw new LobuError("sandbox_running", `pool ${spec.id} is already running`, {
-        status: 409,
-      });
-    const starting = this.#start(spec, egress, undefined, true);
+      throw new LobuError(
+        "sandbox_running",
+        `${pool ? "pool" : "sandbox"} ${spec.id} is already running`,
+        { status: 409, hint: "Stop it first." },
+      );
+    const starting = this.#start(spec, egress, undefined, pool);
     this.#starting.set(spec.id, starting);
     try {
       return await starting;

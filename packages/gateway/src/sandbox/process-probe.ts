@@ -59,7 +59,9 @@ export async function probeProcessDriver(driver: ProcessDriver): Promise<DriverP
     if (!setup.prlimit)
       details.push("prlimit (util-linux) missing: no rlimits (open files, file size, processes)");
     if (!setup.nsenter)
-      details.push("nsenter (util-linux) missing: `lobu sandbox exec` will not work");
+      details.push(
+        "nsenter (util-linux) missing: operators cannot run commands in sandboxes (POST /api/v1/sandboxes/<id>/exec)",
+      );
     if (!setup.shell.endsWith("bash"))
       details.push(
         "bash missing: inherited file descriptors are not closed before bwrap (install bash)",

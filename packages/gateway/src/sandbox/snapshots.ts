@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { createLogger, type Logger } from "@lobu/core";
 import { checkSandboxId } from "./env.ts";
 import { volumeImagePath } from "./identity.ts";
+import { KeyedQueue } from "./keyed-queue.ts";
 import { isMountPoint } from "./mountinfo.ts";
 import { type CopyStats, copyTree } from "./tree-copy.ts";
 
@@ -52,7 +53,8 @@ export class VolumeSnapshots {
   readonly root: string;
   readonly keep: number;
   readonly #logger: Logger;
-  readonly #locks = new Map<string, Promise<unknown>>();
+  /** One operation per sandbox at a time. */
+  readonly #queue = new KeyedQueue();
 
   constructor(opts: VolumeSnapshotsOptions) {
     this.root = opts.root;
@@ -63,17 +65,6 @@ export class VolumeSnapshots {
   #dir(id: string): string {
     checkSandboxId(id);
     return join(this.root, id);
-  }
-
-  /** One operation per sandbox at a time. */
-  #serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const next = (this.#locks.get(id) ?? Promise.resolve()).catch(() => {}).then(fn);
-    const tail = next.catch(() => {});
-    this.#locks.set(id, tail);
-    void tail.then(() => {
-      if (this.#locks.get(id) === tail) this.#locks.delete(id);
-    });
-    return next;
   }
 
   /** Newest first. */
@@ -103,7 +94,7 @@ export class VolumeSnapshots {
 
   /** Copy the volume now. Cheap after the first: only changed files are copied. */
   take(id: string, volumeDir: string): Promise<SnapshotInfo> {
-    return this.#serial(id, async () => {
+    return this.#queue.run(id, async () => {
       const dir = this.#dir(id);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const index = await this.list(id);
@@ -140,7 +131,7 @@ export class VolumeSnapshots {
   }
 
   async markBad(id: string, name: string, reason: string): Promise<void> {
-    await this.#serial(id, async () => {
+    await this.#queue.run(id, async () => {
       const index = await this.list(id);
       const snap = index.find((s) => s.name === name);
       if (!snap || snap.bad) return;
@@ -160,7 +151,7 @@ export class VolumeSnapshots {
     volumeDir: string,
     snapshot?: SnapshotInfo | null,
   ): Promise<SnapshotInfo | undefined> {
-    return this.#serial(id, async () => {
+    return this.#queue.run(id, async () => {
       if (await isMountPoint(volumeDir))
         throw new Error(`volume ${volumeDir} is still mounted: stop the sandbox first`);
       const dir = this.#dir(id);
@@ -197,7 +188,7 @@ export class VolumeSnapshots {
 
   /** Delete the volume (image included) and every snapshot; leave an empty volume. */
   wipe(id: string, volumeDir: string): Promise<void> {
-    return this.#serial(id, async () => {
+    return this.#queue.run(id, async () => {
       if (await isMountPoint(volumeDir))
         throw new Error(`volume ${volumeDir} is still mounted: stop the sandbox first`);
       await rm(volumeDir, { recursive: true, force: true });

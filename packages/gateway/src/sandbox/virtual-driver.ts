@@ -1,14 +1,8 @@
 import { createHash } from "node:crypto";
 import { availableParallelism, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import {
-  createLogger,
-  errorMessage,
-  LobuError,
-  type Logger,
-  type WorkerToGateway,
-} from "@lobu/core";
-import { HELPER_ENV, isRoot } from "./commands.ts";
+import { join, resolve } from "node:path";
+import { errorMessage, LobuError, type Logger, type WorkerToGateway } from "@lobu/core";
+import { isRoot } from "./commands.ts";
 import type {
   DriverProbe,
   EgressBinder,
@@ -20,10 +14,10 @@ import type {
   SandboxUsage,
   WorkerConnection,
 } from "./driver.ts";
-import { checkSandboxId, workerEnv } from "./env.ts";
+import { checkSandboxId } from "./env.ts";
 import { readVolumeMeta } from "./identity.ts";
-import { killTree, type WorkerLaunchConfig, WorkerLauncher } from "./launcher.ts";
-import { treeUsage } from "./proc.ts";
+import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
+import { startPlainWorker } from "./plain-worker.ts";
 import { ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
 import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
 
@@ -143,11 +137,8 @@ export class VirtualDriver implements SandboxDriver {
 
   constructor(opts: VirtualDriverOptions) {
     this.#opts = opts;
-    this.launcher =
-      opts.launcher instanceof WorkerLauncher
-        ? opts.launcher
-        : new WorkerLauncher({ logger: opts.logger, ...opts.launcher });
-    this.#logger = opts.logger ?? this.launcher.logger ?? createLogger("sandbox");
+    this.launcher = launcherFrom(opts.launcher, opts.logger);
+    this.#logger = opts.logger ?? this.launcher.logger;
     this.#volumesRoot = resolve(opts.volumesRoot);
     const size = Math.max(1, Math.floor(opts.poolSize ?? 2));
     this.#pools = Array.from({ length: size }, (_, index) => ({
@@ -393,10 +384,8 @@ export class VirtualDriver implements SandboxDriver {
       diskMb: spec.limits.diskMb,
       ...this.#opts.poolLimits,
     };
-    const env: Record<string, string> = { ...spec.env, ...this.#opts.poolEnv };
-    delete env.LOBU_SANDBOX_ID;
-    env.LOBU_DISK_MB = String(spec.limits.diskMb);
-    env.LOBU_POOL_ID = pool.id;
+    // (LOBU_SANDBOX_ID becomes the pool's id: workerEnv sets it from the spec.)
+    const env = { ...spec.env, ...this.#opts.poolEnv, LOBU_DISK_MB: String(spec.limits.diskMb) };
     const poolSpec: SandboxSpec = {
       id: pool.id,
       key: { agentId: "pool", platform: "pool", userId: pool.id, channelId: pool.id },
@@ -430,76 +419,22 @@ export class VirtualDriver implements SandboxDriver {
   }
 
   async #startPlainPool(spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
-    const binding = await egress.bind({ kind: "pool", poolId: spec.id });
-    const home = tmpdir();
-    let launched: Awaited<ReturnType<WorkerLauncher["launch"]>>;
-    try {
-      const env = workerEnv(
-        spec,
-        { PATH: `${dirname(this.launcher.nodePath)}:${HELPER_ENV.PATH}`, HOME: home },
-        {
-          LOBU_EGRESS_SOCKET: binding.socketPath,
-          LOBU_WORKER_MODE: "pool",
-          LOBU_VOLUMES_ROOT: this.#volumesRoot,
-        },
-      );
-      const heap = `--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * 0.75))}`;
-      const [command, ...args] = this.launcher.workerArgv([heap]);
-      launched = await this.launcher.launch({
-        sandboxId: spec.id,
-        command: command!,
-        args,
-        env,
-        cwd: this.#volumesRoot,
-        detached: true,
-      });
-    } catch (err) {
-      await binding.close().catch(() => {});
-      throw err;
-    }
-    const { child, connection } = launched;
-    let stopReason: string | undefined;
-    const exited = launched.exited.then(async ({ code, signal }) => {
-      if (child.pid) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // group already empty
-        }
-      }
-      await binding.close().catch(() => {});
-      return {
-        code,
-        signal,
-        reason: stopReason ?? (code === 0 ? "stopped" : "crashed"),
-      } satisfies ExitInfo;
+    const worker = await startPlainWorker({
+      launcher: this.launcher,
+      spec,
+      egress,
+      identity: { kind: "pool", poolId: spec.id },
+      cwd: this.#volumesRoot,
+      home: tmpdir(),
+      env: { LOBU_WORKER_MODE: "pool", LOBU_VOLUMES_ROOT: this.#volumesRoot },
+      nodeArgs: [`--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * 0.75))}`],
+      log: this.#logger.child({ pool: spec.id }),
     });
-    const within = (ms: number) =>
-      Promise.race([
-        exited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(r, ms, false)),
-      ]);
     return {
-      connection,
-      exited,
-      usage: async () => (child.pid ? treeUsage(child.pid) : {}),
-      stop: async (graceMs) => {
-        stopReason ??= "stopped";
-        if (graceMs > 0 && connection.open) {
-          connection.send({ t: "shutdown" });
-          if (await within(graceMs)) return;
-          if (child.pid) {
-            try {
-              process.kill(-child.pid, "SIGTERM");
-            } catch {
-              // gone
-            }
-          }
-          if (await within(Math.min(2000, graceMs))) return;
-        }
-        killTree(child, true);
-        await exited;
-      },
+      connection: worker.launched.connection,
+      exited: worker.exited,
+      usage: () => worker.usage(),
+      stop: (graceMs) => worker.stop(graceMs),
     };
   }
 

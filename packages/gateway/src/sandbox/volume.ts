@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { mkdir, open, readdir, realpath, rm, rmdir, statfs, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { digest, type Logger } from "@lobu/core";
+import { digest, LobuError, type Logger } from "@lobu/core";
 import { run, runOk, which } from "./commands.ts";
 import { type VolumeMeta, volumeImagePath } from "./identity.ts";
 import { isMountPoint, readMounts } from "./mountinfo.ts";
@@ -99,6 +99,9 @@ async function resizeImage(image: string, fromMb: number, toMb: number, logger: 
   return toMb;
 }
 
+/** A volume still in use elsewhere: transient, never a reason to repair the sandbox. */
+export const VOLUME_BUSY = "sandbox_volume_busy";
+
 /**
  * A volume that was busy at its last stop was detached lazily: its filesystem
  * lives on until the last user lets go. Mounting the image again meanwhile would
@@ -112,8 +115,10 @@ async function waitDetached(image: string): Promise<void> {
     if (res.code !== 0 || !res.stdout.trim()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(
-    `the disk image ${image} is still attached from its previous run (its volume was busy when it stopped); try again shortly`,
+  throw new LobuError(
+    VOLUME_BUSY,
+    `the disk image ${image} is still attached from its previous run (its volume was busy when it stopped)`,
+    { status: 503, hint: "Try again in a few seconds." },
   );
 }
 

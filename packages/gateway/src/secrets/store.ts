@@ -177,7 +177,7 @@ export class SecretStore {
         "the master key does not match the one the stored secrets were encrypted with",
         {
           status: 500,
-          hint: "Restore the previous LOBU_MASTER_KEY or <data_dir>/master.key. To change keys, re-encrypt with the old and new key (reencryptAll).",
+          hint: "Restore the previous LOBU_MASTER_KEY or <data_dir>/master.key. To change the key, run `lobu master-key rotate` with the old key still in place.",
           cause: err,
         },
       );

@@ -4,8 +4,8 @@ import type { GatewayServices } from "../services.ts";
 import { WebSessions } from "./sessions.ts";
 
 /**
- * A link that opens the settings page for the person behind `origin`, optionally
- * prefilled with a change to approve. The link carries a single-use claim code
+ * A link that opens the settings page for the person behind `origin` (on the
+ * capability request it was made for, if any). The link carries a single-use claim code
  * (valid 10 minutes) bound to that person, the agent and the thread it was
  * sent to: whoever else gets hold of it after it was used gets nothing.
  *
@@ -15,7 +15,7 @@ import { WebSessions } from "./sessions.ts";
 export async function createSettingsLink(
   services: Pick<GatewayServices, "publicUrl" | "store" | "agents" | "config">,
   origin: Origin,
-  opts: { agentId?: string; prefill?: Record<string, string>; requestId?: string } = {},
+  opts: { agentId?: string; requestId?: string } = {},
 ): Promise<string> {
   const agentId = opts.agentId ?? (await defaultAgentFor(services, origin.platform));
   const code = await new WebSessions(services.store.kv).createClaim({
@@ -23,7 +23,6 @@ export async function createSettingsLink(
     agentId,
     origin,
     ...(opts.requestId ? { requestId: opts.requestId } : {}),
-    ...(opts.prefill && Object.keys(opts.prefill).length ? { prefill: opts.prefill } : {}),
   });
   return `${services.publicUrl}/settings/claim/${code}`;
 }

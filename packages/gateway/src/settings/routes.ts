@@ -68,8 +68,8 @@ const LinkRequest = z.strictObject({
   agent: z.string().max(63).optional(),
 });
 
-/** Kinds a link may prefill (the same as capability requests). */
-const PREFILL_KINDS = new Set(["skill", "domain", "package", "mcp", "secret"]);
+/** Most domains (or packages, ...) one person may add for one agent. */
+const MAX_LIST = 200;
 /** Telegram appends its launch parameters as a fragment; keep it across the claim redirect. */
 const FRAGMENT = /^[A-Za-z0-9%=&._~+-]{1,4096}$/;
 
@@ -293,7 +293,16 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     const session = c.get("session");
     return { scope: { kind: "user", agentId: session.agentId, userKey: session.userKey }, name };
   };
-  const add = (list: string[], v: string) => (list.includes(v) ? list : [...list, v]);
+  // Lists people grow one entry per request: bounded, so a settings record stays small.
+  const add = (list: string[], v: string, what = "entries") => {
+    if (list.includes(v)) return list;
+    if (list.length >= MAX_LIST)
+      throw new LobuError("invalid_setting", `at most ${MAX_LIST} ${what}`, {
+        status: 400,
+        hint: `Remove ${what} you no longer need first.`,
+      });
+    return [...list, v];
+  };
   const remove = (list: string[], v: string) => list.filter((x) => x !== v);
 
   api.get("/session", (c) => {
@@ -384,11 +393,7 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     const { name } = await jsonBody(c, Name);
     const agent = await agentOf(c);
     const domain = userDomain(name, [...s.config.network.deny, ...agent.network.deny]);
-    await update(c, (cur) => {
-      if (cur.domains.length >= 200 && !cur.domains.includes(domain))
-        throw new LobuError("invalid_setting", "at most 200 domains", { status: 400 });
-      return { ...cur, domains: add(cur.domains, domain) };
-    });
+    await update(c, (cur) => ({ ...cur, domains: add(cur.domains, domain, "domains") }));
     audit(c, "domain_allowed", { domain });
     return view(c);
   });
@@ -399,10 +404,11 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     return view(c);
   });
 
-  // Nix packages.
+  // Nix packages and MCP servers are only recorded: nothing provisions them into
+  // sandboxes yet (the page says so, and such capability grants are refused).
   api.post("/packages", async (c) => {
     const name = packageName((await jsonBody(c, Name)).name);
-    await update(c, (cur) => ({ ...cur, packages: add(cur.packages, name) }));
+    await update(c, (cur) => ({ ...cur, packages: add(cur.packages, name, "packages") }));
     audit(c, "package_added", { package: name });
     return view(c);
   });
@@ -413,7 +419,7 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     return view(c);
   });
 
-  // MCP servers declared by the admin; the person connects or disconnects them.
+  // MCP servers declared by the admin ([mcp.*]).
   api.post("/mcp/:id", async (c) => {
     const id = c.req.param("id");
     if (!s.config.mcp[id])
@@ -530,17 +536,9 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   return app;
 }
 
-/** Query string the page opens with after a claim: the request to answer, or a change to confirm. */
+/** Query string the page opens with after a claim: the request to answer, if any. */
 function landingQuery(claim: Claim): string {
-  const q = new URLSearchParams();
-  // A request carries its own change (kind, value, reason); a bare prefill is a suggestion.
-  if (claim.requestId) q.set("request", claim.requestId);
-  else
-    for (const [kind, value] of Object.entries(claim.prefill ?? {})) {
-      if (PREFILL_KINDS.has(kind) && value.length <= 200) q.set(kind, value);
-    }
-  const text = q.toString();
-  return text ? `?${text}` : "";
+  return claim.requestId ? `?${new URLSearchParams({ request: claim.requestId })}` : "";
 }
 
 /** Telegram bot token and initData age limit, when Telegram is set up. */

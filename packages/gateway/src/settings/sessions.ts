@@ -33,7 +33,6 @@ export interface Claim {
   origin: Origin;
   /** The capability request this link was made for (the page opens on it). */
   requestId?: string;
-  prefill?: Record<string, string>;
   createdAt: number;
   expiresAt: number;
 }

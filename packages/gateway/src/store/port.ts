@@ -17,7 +17,22 @@ export interface Store {
   readonly pubsub: PubSub;
   /** Liveness check used by `/healthz` and `lobu doctor`. */
   ping(): Promise<void>;
+  /**
+   * Setup problems of the backing server or file, for `lobu doctor` ([] when
+   * none). Opening a store already refuses `fail`-level setups.
+   */
+  diagnose(): Promise<StoreIssue[]>;
   close(): Promise<void>;
+}
+
+/** A setup problem found by `Store.diagnose`. */
+export interface StoreIssue {
+  /** `fail`: the store cannot work; `warn`: it works but can lose data. */
+  level: "warn" | "fail";
+  /** What is wrong, e.g. `Redis maxmemory-policy is allkeys-lru`. */
+  problem: string;
+  /** What to do about it. */
+  fix: string;
 }
 
 export interface SetOptions {

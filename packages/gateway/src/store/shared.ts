@@ -3,7 +3,8 @@
  * argument checks, stream-id cursors, listener fan-out and the self-rescheduling
  * timer behind `queue.onAvailable`.
  */
-import { createLogger, LobuError } from "@lobu/core";
+import { createLogger, LobuError, newId } from "@lobu/core";
+import type { EnqueueOptions } from "./port.ts";
 
 export const log = createLogger("store");
 
@@ -23,21 +24,81 @@ export function positiveMs(value: number, what: string): number {
   return Math.ceil(value);
 }
 
+/** An optional TTL: absent means none; otherwise as `positiveMs`. */
+export function optionalMs(value: number | undefined, what: string): number | undefined {
+  return value === undefined ? undefined : positiveMs(value, what);
+}
+
+/** A finite number of ms, where zero or negative means none. */
+function nonNegativeMs(value: number, what: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    throw new LobuError("store_invalid_duration", `${what} must be a finite number of ms`, {
+      details: { value },
+    });
+  }
+  return value <= 0 ? 0 : Math.ceil(value);
+}
+
 /** Optional delay: absent, zero or negative means "now". */
 export function delayMs(value: number | undefined): number {
-  if (value === undefined || !Number.isFinite(value) || value <= 0) return 0;
-  return Math.ceil(value);
+  return value === undefined ? 0 : nonNegativeMs(value, "delayMs");
+}
+
+/** How long a stream read may block: zero or negative means "do not block". */
+export function blockMsOf(value: number): number {
+  return nonNegativeMs(value, "blockMs");
 }
 
 /** Optional result limit: absent means unlimited; otherwise a positive integer. */
-export function limitOf(value: number | undefined): number | undefined {
+export function limitOf(value: number | undefined, what = "limit"): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isInteger(value) || value <= 0) {
-    throw new LobuError("store_invalid_limit", "limit must be a positive integer", {
+    throw new LobuError("store_invalid_limit", `${what} must be a positive integer`, {
       details: { value },
     });
   }
   return value;
+}
+
+/** The `by` of `kv.incr`: a safe integer. */
+export function incrementOf(by: number): number {
+  if (!Number.isSafeInteger(by)) {
+    throw new LobuError("store_invalid_increment", "incr `by` must be an integer", {
+      details: { value: by },
+    });
+  }
+  return by;
+}
+
+export function notIntegerError(key: string, cause?: unknown): LobuError {
+  return new LobuError("store_not_integer", `kv key "${key}" does not hold an integer`, {
+    hint: "incr only works on keys written by incr (or holding a base-10 integer).",
+    cause,
+  });
+}
+
+/** `EnqueueOptions` checked and defaulted, identically for both adapters. */
+export function enqueueOptions(opts: EnqueueOptions): {
+  id: string;
+  delay: number;
+  dedupeKey: string | undefined;
+  dedupeTtl: number;
+} {
+  const { dedupeKey } = opts;
+  if (opts.id === "") {
+    throw new LobuError("store_invalid_id", "enqueue id must not be empty", {
+      hint: "Omit `id` to get a generated one.",
+    });
+  }
+  return {
+    id: opts.id ?? newId("msg"),
+    delay: delayMs(opts.delayMs),
+    dedupeKey,
+    dedupeTtl:
+      dedupeKey === undefined
+        ? 0
+        : positiveMs(opts.dedupeTtlMs ?? DEFAULT_DEDUPE_TTL_MS, "dedupeTtlMs"),
+  };
 }
 
 export interface StreamId {

@@ -210,6 +210,16 @@ describe("capability requests", () => {
     const events = eventReader(await send("dana", "connect the weather api"));
     const request = await events.until("capability_request");
     const me = await openSettings(gw, request.url as string);
+    // A chat button cannot grant a secret nobody stored: refused, and the request stays open.
+    const viaChat = await gw.api(`/api/v1/requests/${request.requestId}/answer`, {
+      method: "POST",
+      body: JSON.stringify({ choice: "granted" }),
+    });
+    expect(viaChat.status).toBe(400);
+    expect(JSON.stringify(await viaChat.json())).toContain("enter it on the settings page");
+    expect(await (await me.call("GET", `/requests/${request.requestId}`)).json()).toMatchObject({
+      status: "pending",
+    });
     // No value, no grant.
     expect(
       (await me.call("POST", `/requests/${request.requestId}/answer`, { choice: "granted" }))
@@ -234,5 +244,40 @@ describe("capability requests", () => {
     expect(JSON.stringify(rest)).not.toContain(VALUE);
     expect(JSON.stringify(llm.requests.map((r) => r.body))).not.toContain(VALUE);
     expect(await (await gw.api("/api/v1/audit?limit=500")).text()).not.toContain(VALUE);
+  });
+
+  it("tells the person and the agent that a package cannot be provided yet", async () => {
+    scriptRequest("install ripgrep", "package", "ripgrep");
+    const events = eventReader(await send("erin", "install ripgrep"));
+    const request = await events.until("capability_request");
+    // An answer that does not fit a capability request is refused, and changes nothing.
+    const wrong = await gw.api(`/api/v1/requests/${request.requestId}/answer`, {
+      method: "POST",
+      body: JSON.stringify({ choice: "approve" }),
+    });
+    expect(wrong.status).toBe(400);
+    expect(JSON.stringify(await wrong.json())).toContain("granted, denied");
+
+    const me = await openSettings(gw, request.url as string);
+    const granted = await me.call("POST", `/requests/${request.requestId}/answer`, {
+      choice: "granted",
+    });
+    expect(granted.status).toBe(501);
+    expect(((await granted.json()) as { error: { message: string } }).error.message).toMatch(
+      /does not install Nix packages/,
+    );
+    await events.rest();
+    // The agent is not told it has the package: the request is settled as denied, with the reason.
+    expect(toolResultFor("install ripgrep")?.content).toMatch(
+      /^denied: the user declined package ripgrep \(The grant was refused: this gateway does not install Nix packages/,
+    );
+    expect(await (await me.call("GET", `/requests/${request.requestId}`)).json()).toMatchObject({
+      status: "answered",
+      answer: { choice: "denied" },
+    });
+    const state = (await (await me.call("GET", "/state")).json()) as {
+      packages: { installed: string[] };
+    };
+    expect(state.packages.installed).toEqual([]);
   });
 });

@@ -25,14 +25,6 @@ const SECRET = `victim-${randomUUID()}`;
 /** The secret as a shell word written in two pieces, so the command (and the transcript holding it) never contains it whole. */
 const split = (text: string) => `"${text.slice(0, 10)}""${text.slice(10)}"`;
 
-async function auditFor(w: World, sandboxId: string, action: string) {
-  const res = await w.gw.api(`/api/v1/audit?action=${action}&limit=1000`);
-  const { records } = (await res.json()) as {
-    records: Array<{ sandboxId?: string; details?: { host?: string; reason?: string } }>;
-  };
-  return records.filter((r) => r.sandboxId === sandboxId);
-}
-
 function gatewayReachable(w: World): Promise<boolean> {
   return w.gw.api("/healthz").then(
     (r) => r.ok,
@@ -102,7 +94,7 @@ describe("process sandboxes hold a hostile agent (real worker)", () => {
     // Through the proxy: refused with an explanation, and audited to this sandbox.
     expect(out).toMatch(/Lobu egress proxy refused/);
     const mallory = await w.sandboxOf("mallory");
-    const denied = await auditFor(w, mallory.id, "egress.denied");
+    const denied = await w.audit("egress.denied", mallory.id);
     expect(denied.map((d) => d.details?.host)).toEqual(
       expect.arrayContaining(["127.0.0.1", "example.com"]),
     );
@@ -230,13 +222,13 @@ describe("virtual sandboxes hold a hostile agent (real worker)", () => {
     expect(out).toMatch(/example\.com is not in the agent's network allow list/);
     expect(out).not.toContain('"ok":true');
     const mallory = await w.sandboxOf("mallory");
-    const denied = await auditFor(w, mallory.id, "egress.denied");
+    const denied = await w.audit("egress.denied", mallory.id);
     expect(denied.map((d) => d.details?.host)).toEqual(
       expect.arrayContaining(["127.0.0.1", "example.com"]),
     );
     // The spoofed identity got nowhere: nothing about example.com was recorded against the victim.
     expect(
-      (await auditFor(w, victim, "egress")).filter((r) => r.details?.host === "example.com"),
+      (await w.audit("egress", victim)).filter((r) => r.details?.host === "example.com"),
     ).toEqual([]);
   });
 

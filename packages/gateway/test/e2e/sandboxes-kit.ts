@@ -39,6 +39,14 @@ export interface SandboxView {
   lastRepair?: { reason: string; snapshot: string | null; by: string };
 }
 
+/** An audit record as the API returns it (the fields these suites look at). */
+export interface AuditView {
+  action: string;
+  actor: string;
+  sandboxId?: string;
+  details?: { host?: string; reason?: string; [key: string]: unknown };
+}
+
 export interface World {
   llm: MockLlm;
   gw: GatewayProcess;
@@ -50,6 +58,8 @@ export interface World {
   sandboxes(): Promise<SandboxView[]>;
   sandboxOf(user: string, channel?: string): Promise<SandboxView>;
   cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Audit records of `action` (a prefix matches too), newest first; only `sandboxId`'s if given. */
+  audit(action: string, sandboxId?: string): Promise<AuditView[]>;
   close(): Promise<void>;
 }
 
@@ -118,6 +128,11 @@ export async function startWorld(opts: {
         child.stderr.on("data", (d) => (stderr += d));
         child.on("exit", (code) => resolve({ code, stdout, stderr }));
       });
+    },
+    async audit(action, sandboxId) {
+      const res = await gw.api(`/api/v1/audit?action=${action}&limit=1000`);
+      const { records } = (await res.json()) as { records: AuditView[] };
+      return sandboxId === undefined ? records : records.filter((r) => r.sandboxId === sandboxId);
     },
     async close() {
       await gw.stop();

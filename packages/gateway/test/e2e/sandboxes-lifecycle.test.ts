@@ -29,16 +29,20 @@ const isAlive = (pid: number) => {
 
 describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
   let w: World;
+  // A short idle timeout of its own: elsewhere sandboxes must not stop while a test
+  // looks at them, however slow the machine.
+  let idle: World;
 
   beforeAll(async () => {
-    w = await startWorld({
-      driver,
-      toml: `idle_timeout = "2s"\nmax_concurrent = 2\ndisk_mb = 64\n`,
-    });
+    [w, idle] = await Promise.all([
+      startWorld({ driver, toml: `idle_timeout = "10m"\nmax_concurrent = 2\ndisk_mb = 64\n` }),
+      startWorld({ driver, toml: `idle_timeout = "2s"\n` }),
+    ]);
   });
-  afterAll(() => w?.close());
+  afterAll(() => Promise.all([w?.close(), idle?.close()]));
 
   it("scale to zero: an idle sandbox stops, and the next message restores the conversation", async () => {
+    const w = idle;
     expect(replyOf(await w.chat("ida", "remember the word pomegranate"))).toBe(
       "echo: remember the word pomegranate",
     );
@@ -143,6 +147,25 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
     expect(line).toMatch(/running/);
     expect(line).toMatch(/\d+\.\dM/);
 
+    // An operator can look inside a running process sandbox, as its agent.
+    const exec = (body: unknown) =>
+      w.gw.api(`/api/v1/sandboxes/${s.id}/exec`, { method: "POST", body: JSON.stringify(body) });
+    const ran = await exec({ command: "ls -l blob.bin; id -un" });
+    if (driver === "process") {
+      expect(ran.status).toBe(200);
+      const result = (await ran.json()) as { exitCode: number; output: string };
+      expect(result.exitCode).toBe(0);
+      expect(result.output).toMatch(/1048576 .*blob\.bin\nagent\n$/);
+      expect((await w.audit("sandbox.exec", s.id))[0]?.details).toMatchObject({ exitCode: 0 });
+    } else {
+      expect(ran.status).toBe(501);
+      expect(((await ran.json()) as { error: { code: string } }).error.code).toBe(
+        "sandbox_exec_unsupported",
+      );
+    }
+    expect((await exec({ command: "" })).status).toBe(400);
+    expect((await exec({ command: "true", timeoutSec: 0 })).status).toBe(400);
+
     const stop = await w.cli(["sandboxes", "stop", s.id]);
     expect(stop.stdout.trim()).toBe(`stopped ${s.id}`);
     const after = await w.sandboxOf("opa");
@@ -157,6 +180,7 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
     );
     const missing = await w.gw.api("/api/v1/sandboxes/sb_nope/stop", { method: "POST" });
     expect(missing.status).toBe(404);
+    if (driver === "process") expect((await exec({ command: "true" })).status).toBe(409);
     const json = JSON.parse((await w.cli(["sandboxes", "list", "--json"])).stdout) as SandboxView[];
     expect(json.find((x) => x.id === s.id)?.state).toBe("stopped");
   });
@@ -164,6 +188,9 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
   it("keeps every sandbox's volume under the data dir, one directory each", () => {
     const names = readdirSync(join(w.gw.dataDir, "volumes"));
     expect(names.length).toBeGreaterThanOrEqual(4);
-    for (const n of names) expect(n).toMatch(/^sb_[a-z0-9]+(\.img|\.sandbox\.json)?$/);
+    const idleNames = readdirSync(join(idle.gw.dataDir, "volumes"));
+    expect(idleNames.length).toBeGreaterThanOrEqual(1);
+    for (const n of [...names, ...idleNames])
+      expect(n).toMatch(/^sb_[a-z0-9]+(\.img|\.sandbox\.json)?$/);
   });
 });

@@ -20,11 +20,6 @@ import {
 const SNAPSHOT_NOTICE =
   /^Your workspace was restored from the snapshot of \d{4}-\d\d-\d\d \d\d:\d\d UTC because /;
 
-async function audit(w: World, action: string) {
-  const res = await w.gw.api(`/api/v1/audit?action=${action}`);
-  return ((await res.json()) as { records: Array<Record<string, unknown>> }).records;
-}
-
 describe("process sandboxes repair themselves", () => {
   let w: World;
   beforeAll(async () => {
@@ -57,7 +52,7 @@ describe("process sandboxes repair themselves", () => {
       reason: "its agent crashed 2 times in a row",
       by: "system",
     });
-    const records = await audit(w, "sandbox.repaired");
+    const records = await w.audit("sandbox.repaired");
     expect(records.find((r) => r.sandboxId === sb.id)).toMatchObject({ actor: "system" });
     // The broken volume is kept aside for the operator.
     expect(existsSync(join(w.gw.dataDir, "snapshots", sb.id, "broken"))).toBe(true);
@@ -190,7 +185,7 @@ describe.each(["process", "virtual"] as const)("operator reset (%s)", (driver) =
     expect(after).toMatch(/^lobu_secret_/);
     expect(after).not.toBe(before);
 
-    const records = await audit(w, "sandbox.reset");
+    const records = await w.audit("sandbox.reset");
     expect(records[0]).toMatchObject({ sandboxId: sb.id, details: { wipe: false } });
     expect(
       (records[0]!.details as { revokedPlaceholders: number }).revokedPlaceholders,

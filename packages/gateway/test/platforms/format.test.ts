@@ -82,6 +82,9 @@ describe("Markdown → Telegram HTML", () => {
   it("flattens nested quotes (Telegram does not nest blockquotes)", () => {
     const [html] = toTelegramHtml("> outer\n>> inner");
     expect(() => parseHtml(html ?? "")).not.toThrow();
+    const parsed = parseHtml(html ?? "");
+    expect(parsed.text).toMatch(/outer[\s\S]*inner/);
+    expect(parsed.entities.filter((e) => e.type === "blockquote")).toHaveLength(2);
   });
 
   it("splits long replies into messages of at most 4096 visible characters, each valid", () => {

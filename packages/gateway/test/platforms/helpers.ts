@@ -1,7 +1,29 @@
-import type { GatewayProcess } from "@lobu/testkit";
+import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 
 /** A real provider key the gateway holds; workers only ever see a placeholder. */
 export const PROVIDER_KEY = "sk-ant-platform-tests-0123456789abcdef";
+
+/** How long to wait for the gateway to react (a safety net, not an assertion). */
+export const WAIT = { timeoutMs: 30_000 };
+
+/** Gateway environment that points the default provider at the mock LLM. */
+export function llmEnv(llm: MockLlm): Record<string, string | undefined> {
+  return {
+    ANTHROPIC_API_KEY: PROVIDER_KEY,
+    ANTHROPIC_BASE_URL: llm.url,
+    OPENAI_API_KEY: undefined,
+  };
+}
+
+/** lobu.toml lines the main platform gateways share: warm sandboxes, and bash asks first. */
+export const ASK_BASH_TOML = [
+  "[sandbox]",
+  'idle_timeout = "10m"',
+  "",
+  "[agents.default.policy]",
+  'tools = { bash = "ask" }',
+  "",
+];
 
 /** A reply the mock LLM streams in small pieces, slowly enough to be edited several times. */
 export function slowText(

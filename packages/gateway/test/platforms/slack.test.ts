@@ -9,12 +9,16 @@ import {
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ASK_BASH_TOML,
   conversationsOf,
   drainedQueue,
   historyOf,
+  llmEnv,
   PROVIDER_KEY,
   queueDepth,
   slowText,
+  WAIT,
+  waitForHistory,
 } from "./helpers.ts";
 
 /**
@@ -24,7 +28,6 @@ import {
 
 const SIGNING_SECRET = "slack-signing-secret-for-tests";
 const BOT_TOKEN = "xoxb-1111-2222-testtoken";
-const WAIT = { timeoutMs: 30_000 };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -81,20 +84,13 @@ beforeAll(async () => {
   });
   gw = await startGatewayProcess({
     toml: [
-      "[sandbox]",
-      'idle_timeout = "10m"',
-      "",
-      "[agents.default.policy]",
-      'tools = { bash = "ask" }',
-      "",
+      ...ASK_BASH_TOML,
       "[platforms.slack]",
       'stream_interval = "200ms"',
       "max_inline_chars = 2000",
     ].join("\n"),
     env: {
-      ANTHROPIC_API_KEY: PROVIDER_KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
+      ...llmEnv(llm),
       SLACK_BOT_TOKEN: BOT_TOKEN,
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_CLIENT_ID: "1234.5678",
@@ -223,6 +219,23 @@ describe("Slack: conversations", () => {
     const [conv] = await conversationsOf(gw, "URETRY");
     const history = await historyOf(gw, conv!.id);
     expect(history.filter((h) => h.role === "user")).toHaveLength(1);
+  });
+
+  it("tells the agent about an attachment it cannot read yet", async () => {
+    const sent = await slack.dm({
+      user: "UFILES",
+      text: "",
+      files: [{ name: "notes.txt", content: "the plans" }],
+    });
+    expect(sent.status).toBe(200);
+    expect(sent.events[0]).toMatchObject({ subtype: "file_share" });
+    const history = await waitForHistory(gw, "UFILES", (h) =>
+      h.some((e) => e.role === "assistant"),
+    );
+    const said = history.find((h) => h.role === "user")?.text ?? "";
+    expect(said).toMatch(/^\[attached: notes\.txt\. Attachments are not passed to the agent yet/);
+    expect(said).not.toContain("the plans");
+    expect(llm.requests.some((r) => r.lastUserText === said)).toBe(true);
   });
 
   it("ignores its own messages and edits (Slack echoes them as message events)", async () => {
@@ -382,6 +395,31 @@ describe("Slack: buttons", () => {
   });
 });
 
+// Before "refused requests": its forged-click turn waits for an answer, so the queue does not drain.
+describe("Slack: uninstall", () => {
+  it("forgets a workspace that uninstalled the app: its messages are not taken", async () => {
+    slack.setAuthorizeIdentity({ teamId: "T3GONE", teamName: "Gone Co", userId: "U3ADMIN" });
+    const install = await fetch(`${gw.url}/slack/install`, { redirect: "manual" });
+    const cookie = install.headers.get("set-cookie")!.split(";")[0]!;
+    const approved = await fetch(install.headers.get("location")!, { redirect: "manual" });
+    const done = await fetch(approved.headers.get("location")!, { headers: { cookie } });
+    expect(done.status).toBe(200);
+    slack.addUser({ id: "U3BOB", teamId: "T3GONE" });
+    const channel = slack.addChannel({ name: "gone-general", teamId: "T3GONE" });
+    const first = await slack.mention({ user: "U3BOB", channel: channel.id, text: "before" });
+    await waitForReply(channel.id, "echo: before", first.ts);
+
+    const uninstalled = await slack.sendEvent({ type: "app_uninstalled" }, { teamId: "T3GONE" });
+    expect(uninstalled.status).toBe(200);
+    const before = await drainedQueue(gw);
+    const after = await slack.mention({ user: "U3BOB", channel: channel.id, text: "after" });
+    expect(after.status).toBe(200);
+    expect(await queueDepth(gw)).toBe(before);
+    const history = await waitForHistory(gw, "U3BOB", (h) => h.some((e) => e.role === "assistant"));
+    expect(history.filter((h) => h.role === "user").map((h) => h.text)).toEqual(["before"]);
+  });
+});
+
 describe("Slack: refused requests", () => {
   it.each([
     ["a wrong signing secret", { secret: "not-the-secret" }],
@@ -484,9 +522,7 @@ describe("Slack: Socket Mode", () => {
         'stream_interval = "200ms"',
       ].join("\n"),
       env: {
-        ANTHROPIC_API_KEY: PROVIDER_KEY,
-        ANTHROPIC_BASE_URL: llm.url,
-        OPENAI_API_KEY: undefined,
+        ...llmEnv(llm),
         SLACK_BOT_TOKEN: "xoxb-socket-bot",
         SLACK_APP_TOKEN: "xapp-1-socket-app-token",
         SLACK_SIGNING_SECRET: undefined,

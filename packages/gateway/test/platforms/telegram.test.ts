@@ -10,12 +10,16 @@ import {
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ASK_BASH_TOML,
   conversationsOf,
   drainedQueue,
   historyOf,
+  llmEnv,
   PROVIDER_KEY,
   queueDepth,
   slowText,
+  WAIT,
+  waitForHistory,
 } from "./helpers.ts";
 
 /**
@@ -25,7 +29,6 @@ import {
 
 const BOT_TOKEN = "7000000001:AAtelegram-test-token";
 const WEBHOOK_SECRET = "webhook-secret_for-tests";
-const WAIT = { timeoutMs: 30_000 };
 
 let llm: MockLlm;
 let tg: TelegramEmulator;
@@ -80,12 +83,7 @@ beforeAll(async () => {
   });
   gw = await startGatewayProcess({
     toml: [
-      "[sandbox]",
-      'idle_timeout = "10m"',
-      "",
-      "[agents.default.policy]",
-      'tools = { bash = "ask" }',
-      "",
+      ...ASK_BASH_TOML,
       "[platforms.telegram]",
       'mode = "webhook"',
       'stream_interval = "200ms"',
@@ -93,9 +91,7 @@ beforeAll(async () => {
       'init_data_max_age = "1h"',
     ].join("\n"),
     env: {
-      ANTHROPIC_API_KEY: PROVIDER_KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
+      ...llmEnv(llm),
       TELEGRAM_BOT_TOKEN: BOT_TOKEN,
       TELEGRAM_API_ROOT: tg.url,
       TELEGRAM_WEBHOOK_SECRET: WEBHOOK_SECRET,
@@ -263,6 +259,24 @@ describe("Telegram: conversations", () => {
     expect(tg.messages(fay.id)).toHaveLength(1);
     const [conv] = await conversationsOf(gw, String(fay.id));
     expect((await historyOf(gw, conv!.id)).filter((h) => h.role === "user")).toHaveLength(1);
+  });
+
+  it("tells the agent about a document it cannot read yet, keeping the caption", async () => {
+    const uma = person(1016, "Uma");
+    tg.userSends({
+      chat: privateChat(uma),
+      from: uma,
+      text: "summarize this",
+      document: { name: "report.pdf", content: "%PDF-1.4 the report", mimeType: "application/pdf" },
+    });
+    const history = await waitForHistory(gw, String(uma.id), (h) =>
+      h.some((e) => e.role === "assistant"),
+    );
+    const said = history.find((h) => h.role === "user")?.text ?? "";
+    expect(said).toMatch(
+      /^summarize this\n\n\[attached: report\.pdf\. Attachments are not passed to the agent yet/,
+    );
+    expect(said).not.toContain("the report");
   });
 
   it("ignores bots, its own messages included", async () => {
@@ -470,9 +484,7 @@ describe("Telegram: long polling", () => {
     pollGw = await startGatewayProcess({
       toml: '[platforms.telegram]\nstream_interval = "200ms"\n',
       env: {
-        ANTHROPIC_API_KEY: PROVIDER_KEY,
-        ANTHROPIC_BASE_URL: llm.url,
-        OPENAI_API_KEY: undefined,
+        ...llmEnv(llm),
         TELEGRAM_BOT_TOKEN: "7000000002:AApolling-token",
         TELEGRAM_API_ROOT: pollTg.url,
         LOBU_PUBLIC_URL: undefined,

@@ -7,21 +7,18 @@ import {
   validateCidrs,
   vetHost,
 } from "../../src/proxy/addresses.ts";
+import { LOOPBACK_V4_SPELLINGS, LOOPBACK_V6_SPELLINGS } from "./spellings.ts";
 
 describe("IP literal parsing", () => {
   it("reads every form a URL or resolver might carry", () => {
-    const loopback = [
-      "127.0.0.1",
-      "2130706433",
-      "0177.0.0.1",
-      "0x7f.0.0.1",
-      "0x7f000001",
-      "127.1",
-      "127.0.1",
-      "017700000001",
-      "127.0.0.1.",
-    ];
-    for (const form of loopback) expect(parseIpLiteral(form)?.toString(), form).toBe("127.0.0.1");
+    for (const form of [...LOOPBACK_V4_SPELLINGS, "127.0.0.1."]) {
+      expect(parseIpLiteral(form)?.toString(), form).toBe("127.0.0.1");
+    }
+    for (const form of LOOPBACK_V6_SPELLINGS) {
+      const ip = parseIpLiteral(form);
+      expect(ip, form).not.toBeNull();
+      expect(checkAddress(ip!, []).ok, form).toBe(false);
+    }
     expect(parseIpLiteral("[::1]")?.toString()).toBe("::1");
     expect(parseIpLiteral("::ffff:127.0.0.1")?.toString()).toBe("::ffff:7f00:1");
     expect(parseIpLiteral("example.com")).toBeNull();

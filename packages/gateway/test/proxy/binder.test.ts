@@ -1,13 +1,12 @@
-import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
+import { workerProxyEnv } from "@lobu/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createEgressBinder } from "../../src/proxy/binder.ts";
-import { workerProxyEnv } from "../../src/proxy/env.ts";
 import { createEgressServer } from "../../src/proxy/server.ts";
 import type { SecretRef } from "../../src/secrets/store.ts";
-import { createWorld, curl, STRICT, TRUSTING, viaProxy, type World } from "./fixture.ts";
+import { createWorld, curl, run, STRICT, TRUSTING, viaProxy, type World } from "./fixture.ts";
 
 /**
  * Real clients (curl) through the proxy, over TCP and over the per-sandbox Unix
@@ -59,13 +58,10 @@ describe("curl through the proxy", () => {
   });
 
   it("HTTPS to a host without bindings is a raw tunnel (curl verifies the upstream's own CA)", async () => {
-    const caFile = join(w.dir, "upstream-ca.pem");
-    const { writeFileSync } = await import("node:fs");
-    writeFileSync(caFile, w.upstreamCa.certPem);
     const r = await curl([
       ...proxyArg(),
       "--cacert",
-      caFile,
+      w.upstreamCa.caPath,
       `https://other.allowed.test:${w.https.port}/plain`,
     ]);
     expect(r.code).toBe(0);
@@ -137,22 +133,10 @@ describe("node with the worker environment", () => {
       caBundlePath: w.bundlePath,
     });
     const script = `const r = await fetch("https://api.allowed.test:${w.https.port}/node", { headers: { authorization: "Bearer ${placeholder}" } }); console.log(r.status, await r.text());`;
-    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-      (resolve) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
-          env: { ...env, PATH: process.env.PATH ?? "" },
-        });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d) => {
-          stdout += d;
-        });
-        child.stderr.on("data", (d) => {
-          stderr += d;
-        });
-        child.on("close", (code) => resolve({ code, stdout, stderr }));
-      },
-    );
+    const out = await run(process.execPath, ["--input-type=module", "-e", script], {
+      ...env,
+      PATH: process.env.PATH ?? "",
+    });
     expect(out.stderr).toBe("");
     expect(out.stdout.startsWith("200 ")).toBe(true);
     expect(out.stdout).not.toContain(SECRET);

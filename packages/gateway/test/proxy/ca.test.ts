@@ -5,9 +5,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
+import { workerProxyEnv } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { caBundle, loadOrCreateCa } from "../../src/proxy/ca.ts";
-import { workerProxyEnv } from "../../src/proxy/env.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -110,6 +110,9 @@ describe("worker proxy environment", () => {
       "CURL_CA_BUNDLE",
       "REQUESTS_CA_BUNDLE",
       "GIT_SSL_CAINFO",
+      "PIP_CERT",
+      "AWS_CA_BUNDLE",
+      "DENO_CERT",
     ]) {
       expect(env[k]).toBe("/etc/lobu/ca.pem");
     }

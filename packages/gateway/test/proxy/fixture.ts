@@ -1,7 +1,7 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
+import http, { type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -20,76 +20,15 @@ import { PlaceholderRegistry } from "../../src/secrets/placeholders.ts";
 import { SecretStore } from "../../src/secrets/store.ts";
 import { createStore } from "../../src/store/index.ts";
 import type { Store } from "../../src/store/port.ts";
+import { createUpstreamCa, startUpstream, type Upstream, type UpstreamCa } from "./upstream.ts";
+
+export type { Received, Route, Upstream } from "./upstream.ts";
 
 /**
  * A small world for egress tests: real sockets and TLS everywhere. Upstreams are
  * local servers; a fake resolver maps public-looking names to them, and only the
  * `trusting` sandbox's policy lets the guard reach 127.0.0.1 (an operator opt-in).
  */
-
-export interface Received {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: string;
-  host: string;
-  tls: boolean;
-}
-
-export type Route = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  body: string,
-) => boolean | Promise<boolean>;
-
-export interface Upstream {
-  port: number;
-  received: Received[];
-  /** Extra handlers tried before the default JSON echo. */
-  routes: Route[];
-  server: http.Server | https.Server;
-}
-
-function readAll(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-async function startUpstream(
-  server: http.Server | https.Server,
-  isTls: boolean,
-): Promise<Upstream> {
-  const up: Upstream = { port: 0, received: [], routes: [], server };
-  server.on("request", async (req: IncomingMessage, res: ServerResponse) => {
-    const body = await readAll(req);
-    up.received.push({
-      method: req.method ?? "",
-      url: req.url ?? "",
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      body,
-      host: req.headers.host ?? "",
-      tls: isTls,
-    });
-    for (const route of up.routes) if (await route(req, res, body)) return;
-    const payload = JSON.stringify({
-      method: req.method,
-      url: req.url,
-      headers: req.headers,
-      body,
-    });
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(payload);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  up.port = (server.address() as AddressInfo).port;
-  return up;
-}
 
 export interface World {
   dir: string;
@@ -99,7 +38,7 @@ export interface World {
   ca: CertificateAuthority;
   bundlePath: string;
   /** The "public" CA upstream HTTPS servers use (the proxy is told to trust it). */
-  upstreamCa: CertificateAuthority;
+  upstreamCa: UpstreamCa;
   http: Upstream;
   https: Upstream;
   proxy: EgressServer;
@@ -129,20 +68,18 @@ export async function createWorld(): Promise<World> {
   const placeholders = new PlaceholderRegistry(store.kv);
   const ca = await loadOrCreateCa(join(dir, "data"));
   const bundlePath = await caBundle(join(dir, "data"));
-  const upstreamCa = await loadOrCreateCa(join(dir, "public-ca"));
+  const upstreamCa = await createUpstreamCa(join(dir, "public-ca"));
 
-  const httpUp = await startUpstream(http.createServer(), false);
+  const httpUp = await startUpstream();
   const leaf = await upstreamCa.leafFor("api.allowed.test");
   const otherLeaf = await upstreamCa.leafFor("other.allowed.test");
-  const httpsServer = https.createServer({
-    cert: leaf.certPem,
-    key: leaf.keyPem,
-    SNICallback: (name, cb) => {
-      const l = name === "other.allowed.test" ? otherLeaf : leaf;
-      cb(null, tls.createSecureContext({ cert: l.certPem, key: l.keyPem }));
+  const httpsUp = await startUpstream({
+    tls: {
+      ...leaf,
+      SNICallback: (name, cb) =>
+        cb(null, tls.createSecureContext(name === "other.allowed.test" ? otherLeaf : leaf)),
     },
   });
-  const httpsUp = await startUpstream(httpsServer, true);
 
   const dns = new Map<string, ResolvedAddress[] | (() => ResolvedAddress[])>([
     ["api.allowed.test", [v4("127.0.0.1")]],
@@ -220,10 +157,7 @@ export async function createWorld(): Promise<World> {
     startProxy,
     async close() {
       for (const s of servers) await s.shutdown();
-      for (const up of [httpUp, httpsUp]) {
-        up.server.closeAllConnections();
-        await new Promise((r) => up.server.close(r));
-      }
+      for (const up of [httpUp, httpsUp]) await up.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -275,6 +209,34 @@ export function viaProxy(
     req.on("response", (res) => collect(res).then(resolve, reject));
     req.on("error", reject);
     req.end(opts.body);
+  });
+}
+
+/**
+ * A WebSocket-style upgrade through the proxy (absolute form): the socket and any
+ * bytes that came with a 101, or the refusal's status and body.
+ */
+export function upgradeViaProxy(
+  proxyPort: number,
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; socket?: net.Socket; head?: Buffer; body?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port: proxyPort,
+      path: url,
+      headers: { connection: "Upgrade", upgrade: "websocket", ...headers },
+      agent: false,
+    });
+    req.on("upgrade", (res, socket, head) =>
+      resolve({ status: res.statusCode ?? 0, socket, head }),
+    );
+    req.on("response", (res) =>
+      collect(res).then((r) => resolve({ status: r.status, body: r.body }), reject),
+    );
+    req.on("error", reject);
+    req.end();
   });
 }
 
@@ -359,19 +321,20 @@ export async function httpsViaProxy(
   });
 }
 
-/** Run curl; resolves with its exit code, stdout and stderr. */
-export async function curl(
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run a program to completion, collecting its output. */
+export function run(
+  command: string,
   args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { spawn } = await import("node:child_process");
+  env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin" },
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      "/usr/bin/curl",
-      ["--silent", "--show-error", "--max-time", "20", ...args],
-      {
-        env: { PATH: process.env.PATH ?? "/usr/bin" },
-      },
-    );
+    const child = spawn(command, args, { env });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {
@@ -383,4 +346,9 @@ export async function curl(
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** Run curl (quiet, errors shown, 20 s at most). */
+export function curl(args: string[]): Promise<RunResult> {
+  return run("/usr/bin/curl", ["--silent", "--show-error", "--max-time", "20", ...args]);
 }

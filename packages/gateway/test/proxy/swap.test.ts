@@ -5,7 +5,15 @@ import tls from "node:tls";
 import zlib from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { SecretRef } from "../../src/secrets/store.ts";
-import { connect, createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } from "./fixture.ts";
+import {
+  connect,
+  createWorld,
+  httpsViaProxy,
+  TRUSTING,
+  upgradeViaProxy,
+  viaProxy,
+  type World,
+} from "./fixture.ts";
 
 /**
  * Placeholder swapping and secret redaction, over plain HTTP and through
@@ -409,30 +417,7 @@ describe("other forms", () => {
       socket.pipe(socket);
     });
     const open = (url: string, auth: string) =>
-      new Promise<{
-        status: number;
-        socket?: import("node:net").Socket;
-        head?: Buffer;
-        body?: string;
-      }>((resolve, reject) => {
-        const req = http.request({
-          host: "127.0.0.1",
-          port: w.proxyPort,
-          path: url,
-          headers: { connection: "Upgrade", upgrade: "websocket", authorization: auth },
-          agent: false,
-        });
-        req.on("upgrade", (res, socket, head) =>
-          resolve({ status: res.statusCode ?? 0, socket, head }),
-        );
-        req.on("response", async (res) => {
-          let body = "";
-          for await (const c of res) body += c;
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-        req.on("error", reject);
-        req.end();
-      });
+      upgradeViaProxy(w.proxyPort, url, { authorization: auth });
     const ok = await open(`http://api.allowed.test:${w.http.port}/ws`, placeholder);
     expect(ok.status).toBe(101);
     // Bytes that arrived with the 101 come as `head`.

@@ -119,6 +119,26 @@ describe.skipIf(process.platform !== "linux")("process driver limits", () => {
     },
   );
 
+  it.skipIf(!root)(
+    "never holds on to another gateway's volumes, so they restart at once",
+    async () => {
+      // A second gateway on this host, with its own volumes root.
+      const other = driverWith();
+      const mine = await driver.start(makeSpec(dir, "lim-mine", { diskMb: 16 }), egress);
+      const theirs = await other.start(makeSpec(join(dir, "gw2"), "lim-theirs"), egress);
+      // The other sandbox's mount namespace (its outer bwrap's) has no copy of this volume...
+      const mounts = readFileSync(`/proc/${theirs.connection.pid}/mountinfo`, "utf8");
+      const volume = join(dir, "volumes", "lim-mine");
+      expect(mounts.split("\n").filter((l) => l.split(" ")[4] === volume)).toEqual([]);
+      // ...so stopping this one detaches its disk image, and it starts again at once.
+      await driver.stop(mine.id);
+      const again = await driver.start(makeSpec(dir, "lim-mine", { diskMb: 16 }), egress);
+      expect(await probe(again, { op: "procs" })).toHaveProperty("pids");
+      await driver.stop(again.id);
+      await other.stop(theirs.id);
+    },
+  );
+
   it("stops a sandbox over its quota with reason disk_full (watchdog mode), and caps file size", async () => {
     const watched = driverWith({ quota: "watch", diskCheckIntervalMs: 100 });
     expect(await watched.quotaMode()).toBe("watch");

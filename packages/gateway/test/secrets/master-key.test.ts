@@ -39,11 +39,9 @@ describe("master key", () => {
         /LOBU_MASTER_KEY is not a valid master key/,
       );
     }
-    try {
-      parseMasterKey("nope", "LOBU_MASTER_KEY");
-    } catch (err) {
-      expect((err as { hint: string }).hint).toMatch(/openssl rand -base64 32/);
-    }
+    expect(() => parseMasterKey("nope", "LOBU_MASTER_KEY")).toThrow(
+      expect.objectContaining({ hint: expect.stringMatching(/openssl rand -base64 32/) }),
+    );
   });
 
   it("creates <dataDir>/master.key with mode 0600 on first run and reuses it", () => {
@@ -66,11 +64,9 @@ describe("master key", () => {
     for (const mode of [0o640, 0o604, 0o644]) {
       chmodSync(path, mode);
       expect(() => loadMasterKey({ dataDir: dir, env: {} })).toThrow(/readable by other users/);
-      try {
-        loadMasterKey({ dataDir: dir, env: {} });
-      } catch (err) {
-        expect((err as { hint: string }).hint).toContain(`chmod 600 ${path}`);
-      }
+      expect(() => loadMasterKey({ dataDir: dir, env: {} })).toThrow(
+        expect.objectContaining({ hint: expect.stringContaining(`chmod 600 ${path}`) }),
+      );
     }
     chmodSync(path, 0o600);
     expect(loadMasterKey({ dataDir: dir, env: {} }).length).toBe(32);

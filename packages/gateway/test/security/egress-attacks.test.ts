@@ -1,21 +1,14 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
-import {
-  type GatewayProcess,
-  type MockLlm,
-  startGatewayProcess,
-  startMockLlm,
-} from "@lobu/testkit";
+import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiSettingsLink, eventReader, openSettings } from "../settings/helpers.ts";
 import {
   type AuditEntry,
   attack,
-  createUpstreamCa,
   curlStatus,
   curlStep,
-  dataDirOutsideTmp,
   egressAudit,
   freshSecret,
   type RawAttempt,
@@ -25,7 +18,8 @@ import {
   sandboxOf,
   sections,
   sh,
-  startUpstream,
+  startTarget,
+  type Target,
   type Upstream,
 } from "./helpers.ts";
 
@@ -41,7 +35,7 @@ import {
 const PROVIDER_KEY = freshSecret("sk-ant-real-");
 const GITHUB = freshSecret("ghp_real_");
 const NOTES = freshSecret("notes_real_");
-const data = dataDirOutsideTmp();
+let target: Target;
 let llm: MockLlm;
 let gw: GatewayProcess;
 /** Plain HTTP: api/redirect/blocked.allowed.test. */
@@ -62,12 +56,40 @@ function denialsOf(records: AuditEntry[], sandboxId: string): AuditEntry[] {
 }
 
 beforeAll(async () => {
-  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
-  const ca = await createUpstreamCa();
-  plain = await startUpstream();
-  secure = await startUpstream({ tls: await ca.leafFor("secure.allowed.test") });
-  notes = await startUpstream({ tls: await ca.leafFor("notes.allowed.test") });
-  other = await startUpstream({ tls: await ca.leafFor("other.allowed.test") });
+  target = await startTarget({
+    providerKey: PROVIDER_KEY,
+    // A name, so the provider host is "localhost", not a literal the allow list would match.
+    providerByName: true,
+    toml: `
+[network]
+allow = ["*.allowed.test"]
+deny = ["blocked.allowed.test"]
+allow_private_ranges = ["127.0.0.1/32", "::1/128"]
+
+[agents.default.secrets]
+GITHUB_TOKEN = { secret = "github", hosts = ["secure.allowed.test"] }
+NOTES_TOKEN = { secret = "notes", hosts = ["notes.allowed.test"], locations = ["header", "body"] }
+`,
+    resolve: [
+      "api.allowed.test=127.0.0.1",
+      "redirect.allowed.test=127.0.0.1",
+      "blocked.allowed.test=127.0.0.1",
+      "secure.allowed.test=127.0.0.1",
+      "notes.allowed.test=127.0.0.1",
+      "other.allowed.test=127.0.0.1",
+      "internal.allowed.test=10.0.0.5",
+      "metadata.allowed.test=169.254.169.254",
+      "mixed.allowed.test=127.0.0.1|10.0.0.5",
+      "loop2.allowed.test=127.0.0.2",
+      "sneaky.example=127.0.0.1",
+    ],
+    agentSecrets: { github: GITHUB, notes: NOTES },
+  });
+  ({ gw, llm } = target);
+  plain = await target.upstream();
+  secure = await target.upstream("secure.allowed.test");
+  notes = await target.upstream("notes.allowed.test");
+  other = await target.upstream("other.allowed.test");
 
   plain.routes.push((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -98,63 +120,9 @@ beforeAll(async () => {
     res.end();
     return true;
   });
-
-  const resolve = [
-    "api.allowed.test=127.0.0.1",
-    "redirect.allowed.test=127.0.0.1",
-    "blocked.allowed.test=127.0.0.1",
-    "secure.allowed.test=127.0.0.1",
-    "notes.allowed.test=127.0.0.1",
-    "other.allowed.test=127.0.0.1",
-    "internal.allowed.test=10.0.0.5",
-    "metadata.allowed.test=169.254.169.254",
-    "mixed.allowed.test=127.0.0.1|10.0.0.5",
-    "loop2.allowed.test=127.0.0.2",
-    "sneaky.example=127.0.0.1",
-  ].join(",");
-  gw = await startGatewayProcess({
-    dataDir: data.dir,
-    toml: `
-[sandbox]
-idle_timeout = "10m"
-
-[network]
-allow = ["*.allowed.test"]
-deny = ["blocked.allowed.test"]
-allow_private_ranges = ["127.0.0.1/32", "::1/128"]
-
-[agents.default.secrets]
-GITHUB_TOKEN = { secret = "github", hosts = ["secure.allowed.test"] }
-NOTES_TOKEN = { secret = "notes", hosts = ["notes.allowed.test"], locations = ["header", "body"] }
-`,
-    env: {
-      ANTHROPIC_API_KEY: PROVIDER_KEY,
-      // A name, so the provider host is "localhost", not a literal the allow list would match.
-      ANTHROPIC_BASE_URL: llm.url.replace("127.0.0.1", "localhost"),
-      OPENAI_API_KEY: undefined,
-      LOBU_TEST_MODE: "1",
-      LOBU_TEST_RESOLVE: resolve,
-      LOBU_TEST_UPSTREAM_CA: ca.caPath,
-    },
-  });
-  for (const [name, value] of [
-    ["github", GITHUB],
-    ["notes", NOTES],
-  ] as const) {
-    const res = await gw.api(`/api/v1/agents/default/secrets/${name}`, {
-      method: "PUT",
-      body: JSON.stringify({ value }),
-    });
-    expect(res.status).toBe(200);
-  }
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await llm?.close();
-  for (const u of [plain, secure, notes, other]) await u?.close();
-  data.remove();
-});
+afterAll(() => target?.stop());
 
 describe("placeholders", () => {
   it("an allowed host the secret is not bound to receives the placeholder, in every part of the request", async () => {

@@ -1,15 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import {
-  descendants,
-  type GatewayProcess,
-  type MockLlm,
-  startGatewayProcess,
-  startMockLlm,
-} from "@lobu/testkit";
+import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attack, dataDirOutsideTmp, freshSecret, sandboxOf, sections } from "./helpers.ts";
+import {
+  attack,
+  freshSecret,
+  leaksOnHost,
+  sandboxOf,
+  sections,
+  startTarget,
+  type Target,
+} from "./helpers.ts";
 
 /**
  * Where could a hostile agent find a real credential inside its sandbox? It
@@ -28,54 +29,27 @@ const GITHUB = freshSecret(`ghp_${TAG}x`);
 // How the agent spells the prefixes without ever writing them whole (its commands are
 // in its own memory, its transcript and /proc).
 const PREFIXES = `p1=sk-ant-; p1="\${p1}${TAG}x"; p2=ghp_; p2="\${p2}${TAG}x"; [ -n "$p1" ] && [ -n "$p2" ]`;
-const data = dataDirOutsideTmp();
+let target: Target;
 let llm: MockLlm;
 let gw: GatewayProcess;
 
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory()) out.push(...filesUnder(p));
-    else if (st.isFile()) out.push(p);
-  }
-  return out;
-}
-
 beforeAll(async () => {
-  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
-  gw = await startGatewayProcess({
-    dataDir: data.dir,
+  target = await startTarget({
+    providerKey: PROVIDER_KEY,
     toml: `
-[sandbox]
-idle_timeout = "10m"
 [network]
 allow = ["api.github.com"]
 [agents.default.secrets]
 GITHUB_TOKEN = { secret = "github", hosts = ["api.github.com"] }
 `,
-    env: {
-      ANTHROPIC_API_KEY: PROVIDER_KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
-    },
+    agentSecrets: { github: GITHUB },
   });
-  const res = await gw.api("/api/v1/agents/default/secrets/github", {
-    method: "PUT",
-    body: JSON.stringify({ value: GITHUB }),
-  });
-  expect(res.status).toBe(200);
+  ({ gw, llm } = target);
   // A first turn, so the worker holds its provider placeholder and the shell its env.
   await attack(gw, llm, "echo warm-up > warm.txt", { user: "snoop" });
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await llm?.close();
-  data.remove();
-});
+afterAll(() => target?.stop());
 
 describe("what a hostile agent can read in its sandbox", () => {
   it("its environment holds placeholders, never the real values", async () => {
@@ -178,17 +152,8 @@ echo "### datadir"; ls ${gw.dataDir} 2>&1; cat ${join(gw.dataDir, "master.key")}
 
     // And from the host's side: nothing in the volume, processes' env or command lines.
     const sandbox = await sandboxOf(gw, "snoop");
-    for (const file of filesUnder(join(gw.dataDir, "volumes", sandbox))) {
-      if (file.endsWith(".img")) continue;
-      const bytes = readFileSync(file);
-      expect(bytes.includes(GITHUB), file).toBe(false);
-      expect(bytes.includes(PROVIDER_KEY), file).toBe(false);
-    }
-    for (const p of descendants(gw.child.pid!)) {
-      for (const text of [p.environ, p.cmdline]) {
-        expect(text).not.toContain(GITHUB);
-        expect(text).not.toContain(PROVIDER_KEY);
-      }
-    }
+    expect(leaksOnHost(gw, [GITHUB, PROVIDER_KEY], join(gw.dataDir, "volumes", sandbox))).toEqual(
+      [],
+    );
   });
 });

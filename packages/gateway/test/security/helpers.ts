@@ -1,9 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import type { AddressInfo } from "node:net";
-import { homedir, tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { AgentEvent } from "@lobu/core";
@@ -13,28 +10,35 @@ import {
   type MockLlm,
   type RecordedRequest,
   replyText,
+  startGatewayProcess,
+  startMockLlm,
 } from "@lobu/testkit";
 import { expect } from "vitest";
-import { loadOrCreateCa } from "../../src/proxy/ca.ts";
+
+// The host-side leak scan is shared with the foundation suite.
+export { leaksOnHost } from "@lobu/testkit";
+
+import { createUpstreamCa, startUpstream, type Upstream } from "../proxy/upstream.ts";
+
+export type { Received, Route, Upstream } from "../proxy/upstream.ts";
 
 /**
- * The attacker's side of the security suites: scripts that make a real sandboxed
- * worker run hostile shell commands (the mock LLM asks for them as bash tool
- * calls), fake upstream servers that record everything they receive, and readers
- * for the gateway's audit log and store.
+ * The attacker's side of the security suites: a real gateway to attack, scripts
+ * that make its sandboxed workers run hostile shell commands (the mock LLM asks
+ * for them as bash tool calls), fake upstream servers that record everything they
+ * receive, and readers for the gateway's audit log and store.
  */
 
 /**
- * A gateway data dir outside /tmp. The process driver shows the CA bundle
- * (`<data dir>/ca/ca-bundle.pem`) read-only at its host path, but mounts a fresh
- * /tmp over it, so with a data dir under /tmp sandboxes cannot trust the Lobu CA
- * (known issue, reported to the sandbox owners).
+ * A fresh directory outside /tmp. Sandboxes get a private /tmp of their own, so
+ * a gateway data dir under /tmp would be out of their sight anyway; outside it,
+ * "the sandbox cannot see the data dir" checks test the driver's hiding of host
+ * paths.
  */
-export function dataDirOutsideTmp(): { dir: string; remove(): void } {
+function scratchDir(prefix: string): string {
   const root = process.env.LOBU_TEST_DATA_ROOT ?? join(homedir(), ".cache", "lobu-tests");
   mkdirSync(root, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(root, "sec-"));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return mkdtempSync(join(root, prefix));
 }
 
 /** A random value that exists nowhere else (not in this source, not in the repo). */
@@ -42,98 +46,96 @@ export function freshSecret(prefix: string): string {
   return `${prefix}${randomBytes(24).toString("hex")}`;
 }
 
-export interface Received {
-  method: string;
-  url: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  tls: boolean;
+export interface TargetOptions {
+  /** The installation's provider key (ANTHROPIC_API_KEY). */
+  providerKey: string;
+  /** Whether the mock provider answers 401 to any other key (default true). */
+  llmChecksKey?: boolean;
+  /** Reach the provider by a name (`localhost`), not by a literal the allow list could match. */
+  providerByName?: boolean;
+  /** lobu.toml after the `[sandbox]` section every suite shares. */
+  toml?: string;
+  /**
+   * Test-only DNS answers (`name=address`). Turns on LOBU_TEST_MODE, and with it
+   * trust in the target's upstream CA for upstream TLS.
+   */
+  resolve?: string[];
+  /** Default agent secrets to set through the API once the gateway is up (name → value). */
+  agentSecrets?: Record<string, string>;
+  env?: Record<string, string | undefined>;
 }
 
-export type Route = (req: IncomingMessage, res: ServerResponse, body: string) => boolean;
-
-export interface Upstream {
-  port: number;
-  received: Received[];
-  /** Handlers tried in order before the default JSON echo of the request. */
-  routes: Route[];
-  /** Everything received so far, as one string (for "never saw X" assertions). */
-  seen(): string;
-  close(): Promise<void>;
+/** A real `lobu run` gateway under attack, with its mock provider and fake internet hosts. */
+export interface Target {
+  gw: GatewayProcess;
+  llm: MockLlm;
+  /**
+   * A recording upstream on 127.0.0.1, closed with the target. With `tlsFor`, it
+   * serves HTTPS with a certificate for that name from the stand-in public CA.
+   */
+  upstream(tlsFor?: string): Promise<Upstream>;
+  /** Stop everything and remove the target's directories. */
+  stop(): Promise<void>;
 }
 
-function readAll(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
-}
-
-/**
- * A recording HTTP(S) server on 127.0.0.1. By default it answers with a JSON
- * echo of the request (so a leak in the response path would show up too).
- */
-export async function startUpstream(
-  opts: { tls?: { cert: string; key: string } } = {},
-): Promise<Upstream> {
-  const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key })
-    : http.createServer();
-  const up: Upstream = {
-    port: 0,
-    received: [],
-    routes: [],
-    seen: () => JSON.stringify(up.received),
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
+export async function startTarget(opts: TargetOptions): Promise<Target> {
+  const dataDir = scratchDir("sec-");
+  const caDir = scratchDir("ca-");
+  const upstreams: Upstream[] = [];
+  let llm: MockLlm | undefined;
+  let gw: GatewayProcess | undefined;
+  const stop = async () => {
+    await gw?.stop();
+    await llm?.close();
+    for (const u of upstreams) await u.close();
+    for (const dir of [dataDir, caDir]) rmSync(dir, { recursive: true, force: true });
   };
-  server.on("request", async (req: IncomingMessage, res: ServerResponse) => {
-    const body = await readAll(req);
-    up.received.push({
-      method: req.method ?? "",
-      url: req.url ?? "",
-      headers: req.headers,
-      body,
-      tls: !!opts.tls,
+  try {
+    const ca = await createUpstreamCa(caDir);
+    llm = await startMockLlm(opts.llmChecksKey === false ? {} : { apiKey: opts.providerKey });
+    gw = await startGatewayProcess({
+      dataDir,
+      toml: `[sandbox]\nidle_timeout = "10m"\n${opts.toml ?? ""}`,
+      env: {
+        ANTHROPIC_API_KEY: opts.providerKey,
+        ANTHROPIC_BASE_URL: opts.providerByName
+          ? llm.url.replace("127.0.0.1", "localhost")
+          : llm.url,
+        OPENAI_API_KEY: undefined,
+        ...(opts.resolve
+          ? {
+              LOBU_TEST_MODE: "1",
+              LOBU_TEST_RESOLVE: opts.resolve.join(","),
+              LOBU_TEST_UPSTREAM_CA: ca.caPath,
+            }
+          : {}),
+        ...opts.env,
+      },
     });
-    for (const route of up.routes) if (route(req, res, body)) return;
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(
-      `${JSON.stringify({ echo: { method: req.method, url: req.url, headers: req.headers, body } })}\n`,
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  up.port = (server.address() as AddressInfo).port;
-  return up;
+    for (const [name, value] of Object.entries(opts.agentSecrets ?? {})) {
+      await putSecret(gw, `/api/v1/agents/default/secrets/${name}`, value);
+    }
+    const target: Target = {
+      gw,
+      llm,
+      async upstream(tlsFor) {
+        const up = await startUpstream(tlsFor ? { tls: await ca.leafFor(tlsFor) } : {});
+        upstreams.push(up);
+        return up;
+      },
+      stop,
+    };
+    return target;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
-/**
- * A stand-in for a public CA: upstream HTTPS servers present leaves it signed, and
- * the gateway trusts it for upstream TLS through LOBU_TEST_UPSTREAM_CA (test mode
- * only). Sandboxes never trust it.
- */
-export async function createUpstreamCa(): Promise<{
-  caPath: string;
-  caPem: string;
-  leafFor(host: string): Promise<{ cert: string; key: string }>;
-}> {
-  const dir = mkdtempSync(join(tmpdir(), "lobu-upstream-ca-"));
-  const ca = await loadOrCreateCa(dir);
-  const caPath = join(dir, "upstream-ca.pem");
-  writeFileSync(caPath, ca.certPem);
-  return {
-    caPath,
-    caPem: ca.certPem,
-    async leafFor(host) {
-      const leaf = await ca.leafFor(host);
-      return { cert: leaf.certPem, key: leaf.keyPem };
-    },
-  };
+/** Set a secret's value through the API (`path`: the secret's API path). */
+export async function putSecret(gw: GatewayProcess, path: string, value: string): Promise<void> {
+  const res = await gw.api(path, { method: "PUT", body: JSON.stringify({ value }) });
+  expect(res.status, await res.clone().text()).toBe(200);
 }
 
 export interface AttackResult {
@@ -278,7 +280,6 @@ export function rawProxyRequests(attempts: RawAttempt[]): string {
   const script = `
 import json, os, socket, sys
 port = int(os.environ["HTTP_PROXY"].rsplit(":", 1)[1])
-full = False
 for a in json.loads(sys.argv[1]):
     print("### " + a["id"], flush=True)
     s = socket.create_connection(("127.0.0.1", port), timeout=15)
@@ -307,7 +308,7 @@ for a in json.loads(sys.argv[1]):
     for line in lines[1:]:
         if line.lower().startswith("x-lobu-egress:"):
             print(line)
-    print((body.split("\\n")[0] if full else body.split("\\n")[0][:300]), flush=True)
+    print(body.split("\\n")[0][:300], flush=True)
 `;
   return `python3 - ${sh(JSON.stringify(attempts))} <<'PY'\n${script}\nPY`;
 }

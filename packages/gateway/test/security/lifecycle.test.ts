@@ -1,21 +1,16 @@
-import {
-  type GatewayProcess,
-  type MockLlm,
-  startGatewayProcess,
-  startMockLlm,
-} from "@lobu/testkit";
+import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   attack,
-  createUpstreamCa,
   curlStatus,
   curlStep,
-  dataDirOutsideTmp,
   egressAudit,
   freshSecret,
+  putSecret,
   sandboxOf,
   sections,
-  startUpstream,
+  startTarget,
+  type Target,
   type Upstream,
 } from "./helpers.ts";
 
@@ -30,56 +25,37 @@ const PROVIDER_V1 = freshSecret("sk-ant-one-");
 const PROVIDER_V2 = freshSecret("sk-ant-two-");
 const GITHUB_V1 = freshSecret("ghp_one_");
 const GITHUB_V2 = freshSecret("ghp_two_");
-const data = dataDirOutsideTmp();
+let target: Target;
 let llm: MockLlm;
 let gw: GatewayProcess;
 let secure: Upstream;
 
-async function putSecret(path: string, value: string): Promise<void> {
-  const res = await gw.api(path, { method: "PUT", body: JSON.stringify({ value }) });
-  expect(res.status, await res.clone().text()).toBe(200);
-}
-
 beforeAll(async () => {
-  // No key check in the mock: the test asserts which key each request carried.
-  llm = await startMockLlm();
-  const ca = await createUpstreamCa();
-  secure = await startUpstream({ tls: await ca.leafFor("secure.allowed.test") });
-  gw = await startGatewayProcess({
-    dataDir: data.dir,
+  target = await startTarget({
+    providerKey: PROVIDER_V1,
+    // No key check in the mock: the test asserts which key each request carried.
+    llmChecksKey: false,
     toml: `
-[sandbox]
-idle_timeout = "10m"
 [network]
 allow_private_ranges = ["127.0.0.1/32"]
 [agents.default.secrets]
 GITHUB_TOKEN = { secret = "github", hosts = ["secure.allowed.test"] }
 `,
-    env: {
-      ANTHROPIC_API_KEY: PROVIDER_V1,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
-      LOBU_LOG_LEVEL: "debug",
-      LOBU_TEST_MODE: "1",
-      LOBU_TEST_RESOLVE: "secure.allowed.test=127.0.0.1",
-      LOBU_TEST_UPSTREAM_CA: ca.caPath,
-    },
+    resolve: ["secure.allowed.test=127.0.0.1"],
+    env: { LOBU_LOG_LEVEL: "debug" },
   });
+  ({ gw, llm } = target);
+  secure = await target.upstream("secure.allowed.test");
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await llm?.close();
-  await secure?.close();
-  data.remove();
-});
+afterAll(() => target?.stop());
 
 describe("secret lifecycle through the API", () => {
   const url = () => `https://secure.allowed.test:${secure.port}`;
   let placeholder = "";
 
   it("set: the bound host receives the value", async () => {
-    await putSecret("/api/v1/agents/default/secrets/github", GITHUB_V1);
+    await putSecret(gw, "/api/v1/agents/default/secrets/github", GITHUB_V1);
     const cmd = [
       'echo "$GITHUB_TOKEN" > token.txt; echo "### token"; cat token.txt',
       curlStep("call", `-H "Authorization: Bearer $GITHUB_TOKEN" ${url()}/v1`),
@@ -96,8 +72,8 @@ describe("secret lifecycle through the API", () => {
   });
 
   it("rotate: the next turn's request carries the new value; the placeholder is unchanged", async () => {
-    await putSecret("/api/v1/agents/default/secrets/github", GITHUB_V2);
-    await putSecret("/api/v1/secrets/provider.anthropic", PROVIDER_V2);
+    await putSecret(gw, "/api/v1/agents/default/secrets/github", GITHUB_V2);
+    await putSecret(gw, "/api/v1/secrets/provider.anthropic", PROVIDER_V2);
     const cmd = [
       'echo "### token"; echo "$GITHUB_TOKEN"',
       curlStep("call", `-H "Authorization: Bearer $GITHUB_TOKEN" ${url()}/v2`),
@@ -145,7 +121,7 @@ describe("secret lifecycle through the API", () => {
   });
 
   it("reset: the sandbox's placeholders are revoked; the old one is worthless, the next turn gets a new one", async () => {
-    await putSecret("/api/v1/agents/default/secrets/github", GITHUB_V1);
+    await putSecret(gw, "/api/v1/agents/default/secrets/github", GITHUB_V1);
     const sandbox = await sandboxOf(gw, "owner");
     const reset = await gw.api(`/api/v1/sandboxes/${sandbox}/reset`, {
       method: "POST",

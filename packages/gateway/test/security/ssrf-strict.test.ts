@@ -1,15 +1,10 @@
-import {
-  type GatewayProcess,
-  type MockLlm,
-  startGatewayProcess,
-  startMockLlm,
-} from "@lobu/testkit";
+import { type GatewayProcess, type MockLlm, startGatewayProcess } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LOOPBACK_V4_SPELLINGS, LOOPBACK_V6_SPELLINGS } from "../proxy/spellings.ts";
 import {
   attack,
   curlStatus,
   curlStep,
-  dataDirOutsideTmp,
   egressAudit,
   freshSecret,
   type RawAttempt,
@@ -17,7 +12,8 @@ import {
   rawStatus,
   sandboxOf,
   sections,
-  startUpstream,
+  startTarget,
+  type Target,
   type Upstream,
 } from "./helpers.ts";
 
@@ -29,7 +25,7 @@ import {
  */
 
 const PROVIDER_KEY = freshSecret("sk-ant-real-");
-const data = dataDirOutsideTmp();
+let target: Target;
 let llm: MockLlm;
 let gw: GatewayProcess;
 let decoy: Upstream;
@@ -46,57 +42,33 @@ const RESOLVE = [
   "cgnat.test=100.64.0.1",
   "ula.test=fd12::1",
   "mixed.test=93.184.216.34|10.0.0.5",
-].join(",");
+];
 
 beforeAll(async () => {
-  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
-  decoy = await startUpstream();
-  gw = await startGatewayProcess({
-    dataDir: data.dir,
-    toml: `[sandbox]\nidle_timeout = "10m"\n[network]\nallow = ["*"]\n`,
-    env: {
-      ANTHROPIC_API_KEY: PROVIDER_KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
-      LOBU_TEST_MODE: "1",
-      LOBU_TEST_RESOLVE: RESOLVE,
-    },
+  target = await startTarget({
+    providerKey: PROVIDER_KEY,
+    toml: '[network]\nallow = ["*"]\n',
+    resolve: RESOLVE,
   });
+  ({ gw, llm } = target);
+  decoy = await target.upstream();
 });
 
-afterAll(async () => {
-  await gw?.stop();
-  await llm?.close();
-  await decoy?.close();
-  data.remove();
-});
+afterAll(() => target?.stop());
 
 describe("SSRF without the operator opt-in (allow = ['*'])", () => {
   it("refuses every loopback spelling and name, by request and by CONNECT, and logs each", async () => {
     const P = decoy.port;
     const hosts = [
-      "127.0.0.1",
+      ...LOOPBACK_V4_SPELLINGS,
+      ...LOOPBACK_V6_SPELLINGS,
       "127.0.0.2",
-      "127.1",
-      "2130706433",
-      "0x7f000001",
-      "0x7f.0.0.1",
-      "0177.0.0.1",
-      "017700000001",
-      "127.000.000.001",
       "0.0.0.0",
       "0",
       "localhost",
       "LOCALHOST",
       "localhost.",
       "api.localhost",
-      "[::1]",
-      "[0:0:0:0:0:0:0:1]",
-      "[::ffff:127.0.0.1]",
-      "[::ffff:7f00:1]",
-      "[::127.0.0.1]",
-      "[64:ff9b::7f00:1]",
-      "[2002:7f00:1::]",
       "[::]",
       "loop.test",
       "loop2.test",
@@ -236,5 +208,18 @@ except Exception as e:
       (e: Error) => e,
     );
     expect(err?.message).toMatch(/LOBU_TEST_RESOLVE is test-only and LOBU_TEST_MODE is not 1/);
+  });
+
+  it("a gateway refuses to start with an allow_private_ranges entry it cannot parse, naming it", async () => {
+    const err = await startGatewayProcess({
+      toml: '[agents.default]\n[agents.default.network]\nallow_private_ranges = ["10.0.0.0/33"]\n',
+      env: { ANTHROPIC_API_KEY: PROVIDER_KEY },
+    }).then(
+      (g) => g.stop().then(() => undefined),
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(
+      /\[agents\.default\.network\] allow_private_ranges: "10\.0\.0\.0\/33" is not a CIDR range/,
+    );
   });
 });

@@ -296,6 +296,22 @@ describe("what people can change", () => {
     );
     expect(JSON.stringify(records)).not.toContain("sk-ant-carol-own-key");
   });
+
+  // After the audit test: 200 more records would push its records out of its window.
+  it("caps how many packages (or domains) one person adds", async () => {
+    const me = await openSettings(gw, await apiSettingsLink(gw, "pat"));
+    for (let i = 0; i < 200; i++) {
+      const res = await me.call("POST", "/packages", { name: `pkg${i}` });
+      expect(res.status, `package ${i}`).toBe(200);
+    }
+    const over = await me.call("POST", "/packages", { name: "one-too-many" });
+    expect(over.status).toBe(400);
+    expect(((await over.json()) as { error: { message: string } }).error.message).toBe(
+      "at most 200 packages",
+    );
+    // Adding one already there is not growth.
+    expect((await me.call("POST", "/packages", { name: "pkg0" })).status).toBe(200);
+  });
 });
 
 describe("Telegram Mini App", () => {
@@ -417,6 +433,42 @@ describe("admin access", () => {
       });
     expect((await stop({})).status).toBe(403);
     expect((await stop({ "x-csrf-token": csrf })).status).toBe(404);
+  });
+
+  it("rejects malformed usage and audit queries with a clear 400", async () => {
+    const login = await adminLogin(gw.token);
+    const jar = login.headers
+      .getSetCookie()
+      .find((c) => c.startsWith("lobu_admin="))!
+      .split(";")[0]!;
+    const get = (path: string) => fetch(`${gw.url}/admin/api${path}`, { headers: { cookie: jar } });
+    for (const path of [
+      "/usage?since=last-week",
+      "/usage?since=2025-02-31",
+      "/audit?limit=0",
+      "/audit?limit=lots",
+      "/audit?limit=1001",
+    ]) {
+      const res = await get(path);
+      expect(res.status, path).toBe(400);
+      expect(
+        ((await res.json()) as { error: { hint?: string; message: string } }).error.message,
+      ).toMatch(/since=|limit=/);
+    }
+    const usage = await get("/usage?since=2000-01-01");
+    expect(usage.status).toBe(200);
+    expect(await usage.json()).toMatchObject({
+      since: "2000-01-01",
+      totals: expect.any(Array),
+      daily: expect.any(Array),
+    });
+    const all = await get("/usage");
+    expect(await all.json()).toMatchObject({ since: null });
+    const audit = (await (await get("/audit?action=settings.&limit=3")).json()) as {
+      records: { action: string }[];
+    };
+    expect(audit.records).toHaveLength(3);
+    expect(audit.records.every((r) => r.action.startsWith("settings."))).toBe(true);
   });
 
   it("refuses non-admins: client tokens 403, bad tokens 401, no session 401", async () => {

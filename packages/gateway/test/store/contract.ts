@@ -68,6 +68,58 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
       await expect(store.ping()).resolves.toBeUndefined();
     });
 
+    it("rejects bad arguments with a clear error and writes nothing", async () => {
+      const { kv, queue, streams, locks } = (await fresh()).store;
+      const rejects = (p: Promise<unknown>, code: string, message: RegExp) =>
+        expect(p).rejects.toMatchObject({ code, message: expect.stringMatching(message) });
+      await rejects(kv.set("k", "v", { ttlMs: 0 }), "store_invalid_duration", /ttlMs must be/);
+      await rejects(kv.set("k", "v", { ttlMs: Number.NaN }), "store_invalid_duration", /ttlMs/);
+      await rejects(
+        kv.compareAndSet("k", null, "v", { ttlMs: -5 }),
+        "store_invalid_duration",
+        /ttlMs/,
+      );
+      await rejects(kv.incr("k", 1.5), "store_invalid_increment", /integer/);
+      await rejects(kv.incr("k", 1, { ttlMs: 0 }), "store_invalid_duration", /ttlMs/);
+      await rejects(kv.list("", { limit: 0 }), "store_invalid_limit", /limit must be/);
+      expect(await kv.get("k")).toBeNull();
+
+      await rejects(
+        queue.enqueue("p", "m", { id: "" }),
+        "store_invalid_id",
+        /id must not be empty/,
+      );
+      await rejects(
+        queue.enqueue("p", "m", { dedupeKey: "d", dedupeTtlMs: 0 }),
+        "store_invalid_duration",
+        /dedupeTtlMs/,
+      );
+      await rejects(
+        queue.enqueue("p", "m", { delayMs: Number.POSITIVE_INFINITY }),
+        "store_invalid_duration",
+        /delayMs must be/,
+      );
+      await rejects(queue.claim("w", 0), "store_invalid_duration", /leaseMs/);
+      await rejects(queue.pending(undefined, { limit: 1.5 }), "store_invalid_limit", /limit/);
+      expect(await queue.depth()).toBe(0);
+
+      await rejects(
+        streams.append("s", "x", { maxLen: 0 }),
+        "store_invalid_limit",
+        /maxLen must be/,
+      );
+      await rejects(streams.append("s", "x", { ttlMs: -1 }), "store_invalid_duration", /ttlMs/);
+      await rejects(
+        streams.read("s", undefined, { blockMs: Number.NaN }),
+        "store_invalid_duration",
+        /blockMs must be/,
+      );
+      expect(await streams.length("s")).toBe(0);
+
+      await rejects(locks.acquire("l", "o", 0), "store_invalid_duration", /ttlMs/);
+      expect(await locks.holder("l")).toBeNull();
+    });
+
     describe("kv", () => {
       it("gets, sets, deletes", async () => {
         const { kv } = (await fresh()).store;
@@ -881,6 +933,16 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         expect(await reading).toEqual([]);
         await expect(store.kv.get("k")).rejects.toThrow();
         await store.close(); // idempotent
+      });
+
+      it("ends a blocking read that was still starting when the store closed", async () => {
+        const { store } = await fresh();
+        const reading = store.streams.read("s", undefined, { blockMs: 60_000 });
+        await store.close();
+        expect(await reading).toEqual([]);
+        await expect(store.streams.read("s", undefined, { blockMs: 60_000 })).rejects.toThrow(
+          /closed/,
+        );
       });
     });
   });

@@ -1,9 +1,15 @@
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStore } from "../../src/store/index.ts";
+import { issuesFromInfo, parseInfo } from "../../src/store/redis/diagnose.ts";
 import type { RedisStore } from "../../src/store/redis/store.ts";
-import { sleep, storeContract } from "./contract.ts";
+import { sleep, storeContract, waitFor } from "./contract.ts";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
@@ -94,5 +100,129 @@ describe("redis store specifics", () => {
     expect(await store.queue.ack(c!)).toBe(true);
     expect(await store.kv.incr("n")).toBe(1);
     await store.close();
+  });
+});
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface PrivateRedis {
+  url: string;
+  port: number;
+  admin: Redis;
+  stop(): Promise<void>;
+}
+
+/** A redis-server of this test's own, so its configuration can be changed freely. */
+async function privateRedis(args: string[]): Promise<PrivateRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "lobu-redis-"));
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", ...args],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    child.on("error", (err) =>
+      reject(
+        new Error(`cannot start redis-server (${err.message}); install Redis to run this test`),
+      ),
+    );
+    child.on("exit", (code) => reject(new Error(`redis-server exited (${code}):\n${output}`)));
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (output.includes("Ready to accept connections")) resolve();
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const admin = new Redis(url);
+  return {
+    url,
+    port,
+    admin,
+    async stop() {
+      admin.disconnect();
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGKILL");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe("redis setup checks", () => {
+  it("warns about an evicting policy and AOF off, and is clean once both are fixed", async () => {
+    const server = await privateRedis(["--maxmemory-policy", "allkeys-lru", "--appendonly", "no"]);
+    try {
+      const store = await createStore({ driver: "redis", url: server.url });
+      const issues = await store.diagnose();
+      expect(issues.map((i) => i.level)).toEqual(["warn", "warn"]);
+      expect(issues[0]).toMatchObject({
+        problem: "Redis maxmemory-policy is allkeys-lru",
+        fix: expect.stringContaining("noeviction"),
+      });
+      expect(issues[1]).toMatchObject({
+        problem: expect.stringContaining("appendonly"),
+        fix: expect.stringContaining("appendonly yes"),
+      });
+      await server.admin.config("SET", "maxmemory-policy", "noeviction");
+      await server.admin.config("SET", "appendonly", "yes");
+      expect(await store.diagnose()).toEqual([]);
+      await store.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("refuses a Cluster-mode server and a replica with what to do instead", async () => {
+    const cluster = await privateRedis(["--cluster-enabled", "yes"]);
+    const primary = await privateRedis([]);
+    const replica = await privateRedis(["--replicaof", "127.0.0.1", String(primary.port)]);
+    try {
+      const inCluster = await createStore({ driver: "redis", url: cluster.url }).catch(
+        (e: unknown) => e,
+      );
+      expect(inCluster).toMatchObject({
+        code: "store_unsupported",
+        message: expect.stringContaining("Cluster mode"),
+        hint: expect.stringContaining("single Redis node"),
+      });
+      const onReplica = await createStore({ driver: "redis", url: replica.url }).catch(
+        (e: unknown) => e,
+      );
+      expect(onReplica).toMatchObject({
+        code: "store_unsupported",
+        message: expect.stringContaining("replica"),
+        hint: expect.stringContaining("primary"),
+      });
+      // Refused stores leave no connection behind.
+      await waitFor(
+        async () => !String(await cluster.admin.client("LIST")).includes("lobu-store"),
+        "the refused store's connection to close",
+      );
+    } finally {
+      await Promise.all([cluster.stop(), replica.stop(), primary.stop()]);
+    }
+  });
+
+  it("refuses Redis older than 6.2 and skips fields a server does not report", () => {
+    const old = issuesFromInfo(
+      parseInfo(
+        "# Server\r\nredis_version:6.0.16\r\n\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n",
+      ),
+    );
+    expect(old).toEqual([
+      { level: "fail", problem: "Redis 6.0.16 is older than 6.2", fix: expect.any(String) },
+    ]);
+    expect(issuesFromInfo(parseInfo("redis_version:7.2.4\nvalkey_version:8.0.1\n"))).toEqual([]);
   });
 });

@@ -112,6 +112,7 @@ describe("sqlite store durability", () => {
     expect(store.sweep()).toBe(4);
     expect(store.sweep()).toBe(0);
     expect(await store.kv.get("long")).toBe("v");
+    expect(await store.diagnose()).toEqual([]);
     await store.close();
     const raw = new DatabaseSync(path);
     expect(raw.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });

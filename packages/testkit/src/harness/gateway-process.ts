@@ -38,10 +38,6 @@ export interface GatewayProcess {
 }
 
 /**
- * Start a real `lobu run` process (the same command a user runs) on a fresh data
- * dir. Used by end-to-end tests that kill and restart gateways.
- */
-/**
  * Unmount whatever a gateway left mounted under `dir` (loop-mounted volumes of a
  * gateway killed with SIGKILL), detach their loop devices and delete the dir.
  */
@@ -68,6 +64,10 @@ export function removeDataDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }
 
+/**
+ * Start a real `lobu run` process (the same command a user runs) on a fresh data
+ * dir. Used by end-to-end tests that kill and restart gateways.
+ */
 export async function startGatewayProcess(
   opts: GatewayProcessOptions = {},
 ): Promise<GatewayProcess> {
@@ -80,8 +80,15 @@ export async function startGatewayProcess(
   let out = "";
   let url = "";
 
+  const exited = () =>
+    new Promise<void>((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) r();
+      else child.once("exit", () => r());
+    });
+
   const launch = async () => {
     out = "";
+    url = "";
     child = spawn(
       process.execPath,
       [LOBU_BIN, "run", "--config", configPath, "--data-dir", dataDir, "--port", String(port)],
@@ -117,17 +124,24 @@ export async function startGatewayProcess(
         if (!url) reject(new Error(`gateway exited (${code ?? signal}) before listening:\n${out}`));
       });
     });
-    url = "";
-    await started;
+    try {
+      await started;
+    } catch (err) {
+      // A gateway that never came up (e.g. timed out) must not outlive the test.
+      child.kill("SIGKILL");
+      await exited();
+      throw err;
+    }
     port = Number(new URL(url).port);
   };
-  await launch();
-
-  const exited = () =>
-    new Promise<void>((r) => {
-      if (child.exitCode !== null || child.signalCode !== null) r();
-      else child.once("exit", () => r());
-    });
+  const keepData = () => !ownDir || Boolean(process.env.LOBU_KEEP_TEST_DATA);
+  try {
+    await launch();
+  } catch (err) {
+    // Nobody holds a handle to clean up after a failed first start.
+    if (!keepData()) removeDataDir(dataDir);
+    throw err;
+  }
 
   const handle: GatewayProcess = {
     get url() {
@@ -153,14 +167,11 @@ export async function startGatewayProcess(
       await launch();
     },
     api(path, init = {}) {
-      return fetch(`${url}${path}`, {
-        ...init,
-        headers: {
-          authorization: `Bearer ${handle.token}`,
-          "content-type": "application/json",
-          ...(init.headers ?? {}),
-        },
-      });
+      // Headers of any form (object, array, Headers) override the defaults.
+      const headers = new Headers(init.headers);
+      if (!headers.has("authorization")) headers.set("authorization", `Bearer ${handle.token}`);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return fetch(`${url}${path}`, { ...init, headers });
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -170,7 +181,7 @@ export async function startGatewayProcess(
         clearTimeout(timer);
       }
       // Temp data dirs go away with their gateway (LOBU_KEEP_TEST_DATA=1 keeps them for debugging).
-      if (ownDir && !process.env.LOBU_KEEP_TEST_DATA) removeDataDir(dataDir);
+      if (!keepData()) removeDataDir(dataDir);
     },
   };
   return handle;

@@ -21,11 +21,12 @@ export function descendants(root: number): ProcInfo[] {
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = read(`/proc/${entry}/stat`);
-    const m = /\) \S (\d+)/.exec(stat);
-    if (!m) continue;
+    // The command name may contain ") ": fields start after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (!Number.isInteger(ppid)) continue;
     all.set(Number(entry), {
       pid: Number(entry),
-      ppid: Number(m[1]),
+      ppid,
       cmdline: read(`/proc/${entry}/cmdline`).replaceAll("\0", " "),
       environ: read(`/proc/${entry}/environ`).replaceAll("\0", "\n"),
     });

@@ -29,7 +29,7 @@ export async function collectEvents(res: Response): Promise<(AgentEvent & { id?:
   return events;
 }
 
-/** Concatenated text of a turn's deltas after its last `turn_started`. */
+/** The turn's reply: the `done` event's text, else the concatenated `text_delta`s. */
 export function replyText(events: AgentEvent[]): string {
   const done = events.find((e) => e.type === "done");
   if (done && done.type === "done") return done.text;

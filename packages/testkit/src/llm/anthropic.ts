@@ -7,6 +7,7 @@ import {
   isRecord,
   lastUserText,
   type MockError,
+  retryAfter,
   textOf,
   trailingMessages,
   type Wire,
@@ -116,12 +117,7 @@ export const anthropicWire: Wire = {
         error: { type, message: error.message ?? defaultErrorMessage(error.status) },
         request_id: requestId,
       },
-      {
-        "request-id": requestId,
-        ...(error.retryAfterSec !== undefined
-          ? { "retry-after": String(error.retryAfterSec) }
-          : {}),
-      },
+      { "request-id": requestId, ...retryAfter(error) },
     );
   },
 

@@ -6,6 +6,7 @@ import {
   isRecord,
   lastUserText,
   type MockError,
+  retryAfter,
   textOf,
   trailingMessages,
   type Wire,
@@ -91,12 +92,7 @@ export const openaiWire: Wire = {
           code: kind.code,
         },
       },
-      {
-        "x-request-id": newId("req_", 32),
-        ...(error.retryAfterSec !== undefined
-          ? { "retry-after": String(error.retryAfterSec) }
-          : {}),
-      },
+      { "x-request-id": newId("req_", 32), ...retryAfter(error) },
     );
   },
 

@@ -7,6 +7,7 @@ import type {
   RecordedRequest,
   StaticMockTurn,
 } from "./types.ts";
+import { isRecord } from "./wire.ts";
 
 /** A scripted answer, independent of wire format, ready to be rendered by one API. */
 export interface Reply {
@@ -100,9 +101,13 @@ function turnProblem(turn: StaticMockTurn): string | undefined {
     if (!Array.isArray(turn.toolCalls) || turn.toolCalls.length === 0) {
       return "toolCalls must be a non-empty array (use { text } for a plain reply)";
     }
-    return turn.toolCalls.every((c) => typeof c.name === "string" && c.name !== "")
+    if (!turn.toolCalls.every((c) => typeof c.name === "string" && c.name !== "")) {
+      return "every tool call needs a name";
+    }
+    // Both APIs carry tool arguments as a JSON object.
+    return turn.toolCalls.every((c) => c.input === undefined || isRecord(c.input))
       ? undefined
-      : "every tool call needs a name";
+      : "tool call input must be an object";
   }
   if ("text" in turn) {
     if (typeof turn.text !== "string") return "text must be a string";

@@ -68,6 +68,15 @@ function wireFor(route: Route, pathname: string, headers: IncomingHttpHeaders): 
   return /\/anthropic(\/|$)/.test(pathname) ? anthropicWire : openaiWire;
 }
 
+/** The path without its query; an unparseable target is matched as sent (and 404s). */
+function pathnameOf(target: string): string {
+  try {
+    return new URL(target, "http://mock").pathname;
+  } catch {
+    return target;
+  }
+}
+
 function flatHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
@@ -95,12 +104,15 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
     options.onRequest?.(rec);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    pathname: string,
+    wire: Wire,
+  ): Promise<void> {
     const method = req.method ?? "GET";
     const path = req.url ?? "/";
-    const { pathname } = new URL(path, "http://mock");
-    const route = routeOf(method, pathname);
-    const wire = wireFor(route, pathname, req.headers);
 
     const raw = await readBody(req);
     let body: Record<string, unknown> = {};
@@ -165,13 +177,15 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+    const pathname = pathnameOf(req.url ?? "/");
+    const route = routeOf(req.method ?? "GET", pathname);
+    const wire = wireFor(route, pathname, req.headers);
+    handle(req, res, route, pathname, wire).catch((error: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
       }
       const reason = error instanceof Error ? error.message : String(error);
-      const wire = req.url?.includes("/chat/completions") ? openaiWire : anthropicWire;
       wire.sendError(res, { status: 500, message: `Mock LLM script failed: ${reason}` });
     });
   });

@@ -32,6 +32,7 @@ export interface RecordedRequest {
 
 export interface MockToolCall {
   name: string;
+  /** The tool's arguments: a JSON object (both APIs carry one), checked when scripted. */
   input: unknown;
   /** Defaults to a fresh `toolu_...` (Anthropic) or `call_...` (OpenAI) id. */
   id?: string;

@@ -27,6 +27,11 @@ export interface Wire {
   openStream(res: ServerResponse): SseStream;
 }
 
+/** The `retry-after` header of a scripted error, when it asks for one. */
+export function retryAfter(error: MockError): Record<string, string> {
+  return error.retryAfterSec === undefined ? {} : { "retry-after": String(error.retryAfterSec) };
+}
+
 export function bearerToken(headers: IncomingHttpHeaders): string | undefined {
   return /^Bearer\s+(.+)$/i.exec(headers.authorization ?? "")?.[1]?.trim();
 }

@@ -1,5 +1,4 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listen, readRaw, sendJson } from "../platform-kit/http.ts";
 
 export interface CollectedSpan {
   name: string;
@@ -29,6 +28,23 @@ type AnyValue = {
 };
 type KeyValue = { key: string; value: AnyValue };
 
+/** The part of an OTLP/JSON ExportTraceServiceRequest the collector keeps. */
+interface ExportRequest {
+  resourceSpans?: {
+    resource?: { attributes?: KeyValue[] };
+    scopeSpans?: {
+      spans?: {
+        name: string;
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        attributes?: KeyValue[];
+        status?: { code?: number; message?: string };
+      }[];
+    }[];
+  }[];
+}
+
 function attrs(list: KeyValue[] | undefined): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   for (const { key, value } of list ?? []) {
@@ -50,35 +66,24 @@ function attrs(list: KeyValue[] | undefined): Record<string, string | number | b
 export async function startOtlpCollector(): Promise<OtlpCollector> {
   const spans: CollectedSpan[] = [];
   const waiters: (() => void)[] = [];
-  const server = createServer(async (req, res) => {
-    let body = "";
-    for await (const chunk of req) body += chunk;
+  const http = await listen(async (req, res) => {
+    const body = (await readRaw(req)).toString("utf8");
     if (req.method !== "POST" || req.url !== "/v1/traces") {
-      res.writeHead(404).end();
+      sendJson(res, 404, { error: "the collector serves POST /v1/traces only" });
       return;
     }
     if (!(req.headers["content-type"] ?? "").includes("json")) {
-      res
-        .writeHead(415, { "content-type": "application/json" })
-        .end('{"error":"only OTLP/JSON is supported"}');
+      sendJson(res, 415, { error: "only OTLP/JSON is supported" });
       return;
     }
-    const payload = JSON.parse(body) as {
-      resourceSpans?: {
-        resource?: { attributes?: KeyValue[] };
-        scopeSpans?: {
-          spans?: {
-            name: string;
-            traceId: string;
-            spanId: string;
-            parentSpanId?: string;
-            attributes?: KeyValue[];
-            status?: { code?: number; message?: string };
-          }[];
-        }[];
-      }[];
-    };
-    for (const rs of payload.resourceSpans ?? []) {
+    let payload: ExportRequest | null;
+    try {
+      payload = JSON.parse(body) as ExportRequest | null;
+    } catch {
+      sendJson(res, 400, { error: "the body is not JSON" });
+      return;
+    }
+    for (const rs of payload?.resourceSpans ?? []) {
       const resource = attrs(rs.resource?.attributes);
       for (const ss of rs.scopeSpans ?? []) {
         for (const s of ss.spans ?? []) {
@@ -95,10 +100,9 @@ export async function startOtlpCollector(): Promise<OtlpCollector> {
       }
     }
     for (const w of waiters.splice(0)) w();
-    res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    sendJson(res, 200, {});
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { url } = http;
   return {
     url,
     spans,
@@ -120,6 +124,6 @@ export async function startOtlpCollector(): Promise<OtlpCollector> {
         });
       }
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () => http.close(),
   };
 }

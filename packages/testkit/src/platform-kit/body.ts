@@ -147,3 +147,23 @@ function dispositionParam(disposition: string, param: string): string | undefine
   if (!match) return undefined;
   return match[2] !== undefined ? match[2].replace(/\\(.)/g, "$1") : (match[1] ?? "").trim();
 }
+
+/**
+ * Request fields for the emulators' call logs: JSON-valued fields of form
+ * bodies (blocks, reply_markup, entities...) as values, not strings.
+ */
+export function decodeJsonFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value === "string" && /^[[{]/.test(value)) {
+      try {
+        out[key] = JSON.parse(value);
+        continue;
+      } catch {
+        // plain text after all
+      }
+    }
+    out[key] = value;
+  }
+  return out;
+}

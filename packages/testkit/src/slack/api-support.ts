@@ -244,7 +244,7 @@ export function resolveThread(emu: SlackBackend, channel: string, threadTs: stri
 export function newBotMessage(
   emu: SlackBackend,
   install: SlackInstallation,
-  channel: SlackChannel,
+  channel: Pick<SlackChannel, "id">,
   fields: Partial<SlackMessage> & { postedVia: string },
 ): SlackMessage {
   return emu.world.addMessage({
@@ -267,6 +267,17 @@ export function newBotMessage(
   });
 }
 
+/** A message that exists and was not deleted, else message_not_found. */
+export function existingMessage(
+  emu: SlackBackend,
+  channel: SlackChannel,
+  ts: string | undefined,
+): SlackMessage {
+  const message = ts ? emu.world.findMessage(channel.id, ts) : undefined;
+  if (!message || message.deleted) throw new SlackApiError("message_not_found");
+  return message;
+}
+
 /** A message the caller's bot may change; others fail like Slack. */
 export function ownMessage(
   emu: SlackBackend,
@@ -276,8 +287,7 @@ export function ownMessage(
   denied: string,
 ): SlackMessage {
   const install = installOf(call);
-  const message = ts ? emu.world.findMessage(channel.id, ts) : undefined;
-  if (!message || message.deleted) throw new SlackApiError("message_not_found");
+  const message = existingMessage(emu, channel, ts);
   if (message.botId !== install.botId) throw new SlackApiError(denied);
   return message;
 }
@@ -318,27 +328,4 @@ export function inRange(ts: string, args: Args): boolean {
   if (latest && (inclusive ? t > Number(latest) : t >= Number(latest))) return false;
   if (oldest && (inclusive ? t < Number(oldest) : t <= Number(oldest))) return false;
   return true;
-}
-
-const MIME: Record<string, string> = {
-  txt: "text/plain",
-  md: "text/markdown",
-  json: "application/json",
-  csv: "text/csv",
-  pdf: "application/pdf",
-  png: "image/png",
-  jpg: "image/jpeg",
-  jpeg: "image/jpeg",
-  gif: "image/gif",
-  zip: "application/zip",
-  html: "text/html",
-};
-
-export function extOf(name: string): string {
-  const dot = name.lastIndexOf(".");
-  return dot < 0 ? "binary" : name.slice(dot + 1).toLowerCase();
-}
-
-export function mimeFor(name: string): string {
-  return MIME[extOf(name)] ?? "application/octet-stream";
 }

@@ -6,8 +6,10 @@
 import { randomBytes } from "node:crypto";
 import { postTo } from "../platform-kit/deliver.ts";
 import { type HttpServer, listen } from "../platform-kit/http.ts";
+import { extOf, mimeFor } from "../platform-kit/mime.ts";
 import { FailureQueue, RateLimiter } from "../platform-kit/rate-limit.ts";
 import { ChangeSignal, type WaitOptions } from "../platform-kit/signal.ts";
+import { resolveThread } from "./api-support.ts";
 import { interactiveElements } from "./blocks.ts";
 import {
   blockActionsPayload,
@@ -48,13 +50,7 @@ import type {
   SlackUserMessageResult,
   SlackView,
 } from "./types.ts";
-import {
-  extOf,
-  mimeFor,
-  type OAuthGrant,
-  type ResponseUrlTarget,
-  type SlackBackend,
-} from "./web-api.ts";
+import type { OAuthGrant, ResponseUrlTarget, SlackBackend } from "./web-api.ts";
 import { fileJson, messageJson, teamOf } from "./wire.ts";
 
 const DEFAULT_SCOPES = [
@@ -178,7 +174,6 @@ export class SlackEmulator implements SlackBackend {
     this.#host = {
       backend: this,
       world: this.world,
-      appId: this.appId,
       calls: this.calls,
       responseUrlPosts: this.responseUrlPosts,
       failures: this.#failures,
@@ -764,11 +759,8 @@ export class SlackEmulator implements SlackBackend {
   }
 
   #threadParent(channel: string, ts: string): string {
-    const target = this.world.findMessage(channel, ts);
-    if (!target) throw new Error(`No message ${ts} in ${channel} to reply to`);
-    const parentTs = target.threadTs && target.threadTs !== target.ts ? target.threadTs : target.ts;
-    const parent = this.world.findMessage(channel, parentTs);
-    if (parent) parent.threadTs = parent.ts;
+    const parentTs = resolveThread(this, channel, ts);
+    if (!parentTs) throw new Error(`No message ${ts} in ${channel} to reply to`);
     return parentTs;
   }
 

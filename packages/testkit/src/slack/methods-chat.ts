@@ -1,7 +1,10 @@
 /** chat.* and reactions.* methods. */
+
 import {
+  type ApiCall,
   Args,
   channelFor,
+  existingMessage,
   installOf,
   isEmpty,
   type MethodSpec,
@@ -14,11 +17,13 @@ import {
   readMetadata,
   resolveThread,
   SlackApiError,
+  type SlackBackend,
   snapshot,
   TIER_2,
   TIER_3,
   TIER_4,
 } from "./api-support.ts";
+import type { SlackChannel, SlackMessage } from "./types.ts";
 import { messageJson, teamOf } from "./wire.ts";
 
 const REACTION_NAME = /^[a-z0-9_+'-]+(::skin-tone-[2-6])?$/;
@@ -40,6 +45,30 @@ function streamText(args: Args): string {
   }
   if (text.length > 12_000) throw new SlackApiError("msg_too_long");
   return text;
+}
+
+/** The bot's message that chat.startStream opened, with the call's text appended. */
+function appendToStream(
+  call: ApiCall,
+  emu: SlackBackend,
+): { channel: SlackChannel; message: SlackMessage } {
+  const channel = channelFor(emu, call, call.args.str("channel"));
+  const message = ownMessage(emu, call, channel, call.args.str("ts"), "cant_update_message");
+  if (message.streaming !== "in_progress")
+    throw new SlackApiError("message_not_in_streaming_state");
+  const text = streamText(call.args);
+  snapshot(message);
+  message.text += text;
+  return { channel, message };
+}
+
+/** The message a reactions.* call points at, and the reaction name without colons. */
+function reactionTarget(call: ApiCall, emu: SlackBackend): { message: SlackMessage; name: string } {
+  const { args } = call;
+  const channel = readable(emu, call, args.str("channel"));
+  const name = args.str("name")?.replace(/^:|:$/g, "");
+  if (!name || !REACTION_NAME.test(name)) throw new SlackApiError("invalid_name");
+  return { message: existingMessage(emu, channel, args.str("timestamp")), name };
 }
 
 export const CHAT_METHODS: Record<string, MethodSpec> = {
@@ -153,9 +182,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     rate: TIER_4,
     handler: (call, emu) => {
       const channel = channelFor(emu, call, call.args.str("channel"));
-      const ts = call.args.str("message_ts");
-      const message = ts ? emu.world.findMessage(channel.id, ts) : undefined;
-      if (!message || message.deleted) throw new SlackApiError("message_not_found");
+      const message = existingMessage(emu, channel, call.args.str("message_ts"));
       const team = teamOf(emu, channel.teamId);
       let permalink = `https://${team.domain}.slack.com/archives/${channel.id}/p${message.ts.replace(".", "")}`;
       if (message.threadTs && message.threadTs !== message.ts) {
@@ -192,13 +219,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_4,
     handler: (call, emu) => {
-      const channel = channelFor(emu, call, call.args.str("channel"));
-      const message = ownMessage(emu, call, channel, call.args.str("ts"), "cant_update_message");
-      if (message.streaming !== "in_progress")
-        throw new SlackApiError("message_not_in_streaming_state");
-      const text = streamText(call.args);
-      snapshot(message);
-      message.text += text;
+      const { channel, message } = appendToStream(call, emu);
       return { ok: true, channel: channel.id, ts: message.ts };
     },
   },
@@ -207,15 +228,9 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_3,
     handler: (call, emu) => {
-      const channel = channelFor(emu, call, call.args.str("channel"));
-      const message = ownMessage(emu, call, channel, call.args.str("ts"), "cant_update_message");
-      if (message.streaming !== "in_progress")
-        throw new SlackApiError("message_not_in_streaming_state");
-      const text = streamText(call.args);
       const content = readContent(new Args({ blocks: call.args.raw.blocks }));
       const metadata = readMetadata(call.args);
-      snapshot(message);
-      message.text += text;
+      const { channel, message } = appendToStream(call, emu);
       if (content.blocks) message.blocks = content.blocks;
       if (metadata !== undefined) message.metadata = metadata;
       message.streaming = "completed";
@@ -228,13 +243,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     rate: TIER_3,
     handler: (call, emu) => {
       const install = installOf(call);
-      const { args } = call;
-      const channel = readable(emu, call, args.str("channel"));
-      const name = args.str("name")?.replace(/^:|:$/g, "");
-      if (!name || !REACTION_NAME.test(name)) throw new SlackApiError("invalid_name");
-      const ts = args.str("timestamp");
-      const message = ts ? emu.world.findMessage(channel.id, ts) : undefined;
-      if (!message || message.deleted) throw new SlackApiError("message_not_found");
+      const { message, name } = reactionTarget(call, emu);
       let reaction = message.reactions.find((r) => r.name === name);
       if (reaction?.users.includes(install.botUserId)) throw new SlackApiError("already_reacted");
       if (!reaction) {
@@ -252,13 +261,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     rate: TIER_2,
     handler: (call, emu) => {
       const install = installOf(call);
-      const { args } = call;
-      const channel = readable(emu, call, args.str("channel"));
-      const name = args.str("name")?.replace(/^:|:$/g, "");
-      if (!name) throw new SlackApiError("invalid_name");
-      const ts = args.str("timestamp");
-      const message = ts ? emu.world.findMessage(channel.id, ts) : undefined;
-      if (!message || message.deleted) throw new SlackApiError("message_not_found");
+      const { message, name } = reactionTarget(call, emu);
       const reaction = message.reactions.find((r) => r.name === name);
       if (!reaction?.users.includes(install.botUserId)) throw new SlackApiError("no_reaction");
       reaction.users = reaction.users.filter((u) => u !== install.botUserId);

@@ -1,15 +1,14 @@
 /** auth.*, conversations.*, users.*, files.*, views.*, assistant.*, apps.* and oauth.v2.access. */
 import { randomBytes } from "node:crypto";
+import { extOf, mimeFor } from "../platform-kit/mime.ts";
 import {
   type ApiCall,
   type Args,
   channelFor,
-  extOf,
   inRange,
   installOf,
   type MethodSpec,
   MINUTE,
-  mimeFor,
   newBotMessage,
   page,
   postTarget,

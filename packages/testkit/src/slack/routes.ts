@@ -4,9 +4,10 @@
  * downloads, response_url and the OAuth authorize redirect.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseBody } from "../platform-kit/body.ts";
+import { decodeJsonFields, parseBody } from "../platform-kit/body.ts";
 import { dropConnection, readRaw, sendJson, sendText } from "../platform-kit/http.ts";
 import type { FailureQueue, RateLimiter } from "../platform-kit/rate-limit.ts";
+import { newBotMessage, snapshot } from "./api-support.ts";
 import { checkBlocks, normalizeBlocks } from "./blocks.ts";
 import type { SlackWorld } from "./state.ts";
 import type {
@@ -31,7 +32,6 @@ import { messageJson } from "./wire.ts";
 export interface SlackHost {
   backend: SlackBackend;
   world: SlackWorld;
-  appId: string;
   appToken?: string;
   clientId?: string;
   calls: SlackCall[];
@@ -228,7 +228,7 @@ function recordCall(
 ): void {
   host.calls.push({
     method,
-    args: decodeJsonArgs(args),
+    args: decodeJsonFields(args),
     contentType,
     httpStatus,
     response,
@@ -372,11 +372,7 @@ function applyResponse(
   }
   if ((body.replace_original === true || body.replace_original === "true") && original) {
     const previous = messageJson(host.backend, original);
-    original.edits.push({
-      text: original.text,
-      ...(original.blocks ? { blocks: original.blocks } : {}),
-      replacedAt: Date.now(),
-    });
+    snapshot(original);
     original.text = text ?? "";
     original.blocks = blocks;
     original.editedTs = host.world.clock.next();
@@ -386,26 +382,17 @@ function applyResponse(
   const install = host.installForTeam(target.teamId);
   if (body.response_type === "in_channel") {
     const threadTs = typeof body.thread_ts === "string" ? body.thread_ts : target.threadTs;
-    const posted = host.world.addMessage({
-      channel: target.channel,
-      ts: host.world.clock.next(),
-      teamId: target.teamId,
-      user: install.botUserId,
-      botId: install.botId,
-      appId: host.appId,
-      fromBot: true,
-      text: text ?? "",
-      ...(blocks ? { blocks } : {}),
-      ...(threadTs ? { threadTs } : {}),
-      mrkdwn: true,
-      replyBroadcast: false,
-      files: [],
-      reactions: [],
-      edits: [],
-      deleted: false,
-      postedVia: "response_url",
-      at: Date.now(),
-    });
+    const posted = newBotMessage(
+      host.backend,
+      install,
+      { id: target.channel },
+      {
+        text: text ?? "",
+        ...(blocks ? { blocks } : {}),
+        ...(threadTs ? { threadTs } : {}),
+        postedVia: "response_url",
+      },
+    );
     host.backend.echo("new", posted);
     return undefined;
   }
@@ -447,21 +434,4 @@ function handleAuthorize(host: SlackHost, res: ServerResponse, url: URL): void {
   if (state !== null) target.searchParams.set("state", state);
   res.writeHead(302, { location: target.toString() });
   res.end();
-}
-
-/** Records JSON-valued form args (blocks, files, view...) as values, not strings. */
-function decodeJsonArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(args)) {
-    if (typeof value === "string" && /^[[{]/.test(value)) {
-      try {
-        out[key] = JSON.parse(value);
-        continue;
-      } catch {
-        // not JSON after all
-      }
-    }
-    out[key] = value;
-  }
-  return out;
 }

@@ -14,6 +14,6 @@ export type {
   ResponseUrlTarget,
   SlackBackend,
 } from "./api-support.ts";
-export { Args, extOf, mimeFor, SlackApiError } from "./api-support.ts";
+export { Args, SlackApiError } from "./api-support.ts";
 
 export const METHODS: Record<string, MethodSpec> = { ...WORKSPACE_METHODS, ...CHAT_METHODS };

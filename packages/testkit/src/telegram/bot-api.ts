@@ -4,6 +4,7 @@
  * bot's model and return `result`, or throw TgError.
  */
 import type { UploadedFile } from "../platform-kit/body.ts";
+import { mimeFor } from "../platform-kit/mime.ts";
 import { type ChatState, now, type TelegramBotSim } from "./bot.ts";
 import { TgError } from "./errors.ts";
 import {
@@ -298,7 +299,7 @@ function storeInputFile(
       field === "photo"
         ? "image/jpeg"
         : input.upload.contentType === "application/octet-stream"
-          ? guessMime(input.upload.filename)
+          ? mimeFor(input.upload.filename)
           : input.upload.contentType,
       field === "photo" ? "photos" : "documents",
     );
@@ -310,7 +311,7 @@ function storeInputFile(
     const file = bot.storeFile(
       Buffer.alloc(0),
       name,
-      guessMime(name),
+      mimeFor(name),
       field === "photo" ? "photos" : "documents",
     );
     file.url = input.ref;
@@ -319,36 +320,21 @@ function storeInputFile(
   throw TgError.badRequest("wrong file identifier/HTTP URL specified");
 }
 
-function guessMime(name: string): string {
-  const ext = name.slice(name.lastIndexOf(".") + 1).toLowerCase();
-  const known: Record<string, string> = {
-    txt: "text/plain",
-    md: "text/markdown",
-    json: "application/json",
-    pdf: "application/pdf",
-    png: "image/png",
-    jpg: "image/jpeg",
-    jpeg: "image/jpeg",
-    zip: "application/zip",
-    csv: "text/csv",
-    html: "text/html",
-  };
-  return known[ext] ?? "application/octet-stream";
-}
-
-function sendMedia(
+/**
+ * A message from the bot: the chat, topic, reply target and keyboard checked
+ * like Telegram, then `content()` (text, caption, file), then stored.
+ */
+function send(
   bot: TelegramBotSim,
   call: TgCallContext,
-  field: "document" | "photo",
   via: string,
-) {
+  content: () => Partial<TelegramMessage>,
+): Record<string, unknown> {
   const { params } = call;
   const state = writableChat(bot, params);
   const threadId = threadOf(state, params);
   const replyTo = replyOf(bot, state, params, threadId);
-  const caption = params.has("caption") ? formatText(params, "caption") : undefined;
   const replyMarkup = markupOf(params, state, call);
-  const file = storeInputFile(bot, params, field);
   const message = bot.addMessage({
     chatId: state.chat.id,
     fromBot: true,
@@ -358,19 +344,57 @@ function sendMedia(
     deleted: false,
     reactions: [],
     via,
-    ...(field === "photo" ? { photo: file } : { document: file }),
+    ...content(),
     ...(threadId !== undefined ? { threadId } : {}),
     ...(replyTo !== undefined ? { replyToMessageId: replyTo } : {}),
-    ...(caption
-      ? {
-          caption: caption.formatted.text,
-          captionEntities: caption.formatted.entities,
-          sourceText: caption.source,
-        }
-      : {}),
     ...(replyMarkup ? { replyMarkup } : {}),
   });
   return bot.wire(message);
+}
+
+function sendMedia(bot: TelegramBotSim, call: TgCallContext, field: "document" | "photo") {
+  return send(bot, call, field === "photo" ? "sendPhoto" : "sendDocument", () => {
+    const { params } = call;
+    const caption = params.has("caption") ? formatText(params, "caption") : undefined;
+    const file = storeInputFile(bot, params, field);
+    return {
+      ...(field === "photo" ? { photo: file } : { document: file }),
+      ...(caption
+        ? {
+            caption: caption.formatted.text,
+            captionEntities: caption.formatted.entities,
+            sourceText: caption.source,
+          }
+        : {}),
+    };
+  });
+}
+
+/**
+ * An edit of a bot message: the old version goes to `edits`, `change` applies
+ * the new content, and the keyboard becomes `replyMarkup` (none when the call
+ * left it out, as on Telegram).
+ */
+function edit(
+  bot: TelegramBotSim,
+  message: TelegramMessage,
+  replyMarkup: InlineKeyboardMarkup | undefined,
+  change: () => void,
+): Record<string, unknown> {
+  snapshot(message);
+  change();
+  if (replyMarkup) message.replyMarkup = replyMarkup;
+  else delete message.replyMarkup;
+  message.editDate = now();
+  return bot.wire(message);
+}
+
+/** setWebhook with an empty URL and deleteWebhook: back to getUpdates. */
+function removeWebhook(bot: TelegramBotSim, params: TgParams): Described {
+  if (params.bool("drop_pending_updates")) bot.updates = [];
+  const had = Boolean(bot.webhook);
+  bot.setWebhook(undefined);
+  return new Described(true, had ? "Webhook was deleted" : "Webhook is already deleted");
 }
 
 // Sticker/reaction emoji Telegram accepts in setMessageReaction (ReactionTypeEmoji).
@@ -438,11 +462,7 @@ export const METHODS: Record<string, Handler> = {
   setWebhook: (bot, call) => {
     const { params } = call;
     const url = params.str("url") ?? "";
-    if (url === "") {
-      const had = Boolean(bot.webhook);
-      bot.setWebhook(undefined);
-      return new Described(true, had ? "Webhook was deleted" : "Webhook is already deleted");
-    }
+    if (url === "") return removeWebhook(bot, params);
     webhookUrlCheck(url, call.httpsOnly);
     const secretToken = params.str("secret_token");
     if (secretToken !== undefined && !/^[A-Za-z0-9_-]{1,256}$/.test(secretToken)) {
@@ -472,12 +492,7 @@ export const METHODS: Record<string, Handler> = {
     return new Described(true, "Webhook was set");
   },
 
-  deleteWebhook: (bot, call) => {
-    if (call.params.bool("drop_pending_updates")) bot.updates = [];
-    const had = Boolean(bot.webhook);
-    bot.setWebhook(undefined);
-    return new Described(true, had ? "Webhook was deleted" : "Webhook is already deleted");
-  },
+  deleteWebhook: (bot, call) => removeWebhook(bot, call.params),
 
   getWebhookInfo: (bot) => {
     const hook = bot.webhook;
@@ -497,32 +512,16 @@ export const METHODS: Record<string, Handler> = {
     };
   },
 
-  sendMessage: (bot, call) => {
-    const { params } = call;
-    const state = writableChat(bot, params);
-    const threadId = threadOf(state, params);
-    const replyTo = replyOf(bot, state, params, threadId);
-    const { formatted, parseMode, source } = formatText(params, "text");
-    const replyMarkup = markupOf(params, state, call);
-    const message = bot.addMessage({
-      chatId: state.chat.id,
-      fromBot: true,
-      from: bot.user,
-      date: now(),
-      text: formatted.text,
-      entities: formatted.entities,
-      sourceText: source,
-      edits: [],
-      deleted: false,
-      reactions: [],
-      via: "sendMessage",
-      ...(parseMode ? { parseMode } : {}),
-      ...(threadId !== undefined ? { threadId } : {}),
-      ...(replyTo !== undefined ? { replyToMessageId: replyTo } : {}),
-      ...(replyMarkup ? { replyMarkup } : {}),
-    });
-    return bot.wire(message);
-  },
+  sendMessage: (bot, call) =>
+    send(bot, call, "sendMessage", () => {
+      const { formatted, parseMode, source } = formatText(call.params, "text");
+      return {
+        text: formatted.text,
+        entities: formatted.entities,
+        sourceText: source,
+        ...(parseMode ? { parseMode } : {}),
+      };
+    }),
 
   editMessageText: (bot, call) => {
     const { params } = call;
@@ -539,16 +538,13 @@ export const METHODS: Record<string, Handler> = {
     ) {
       throw TgError.badRequest(NOT_MODIFIED);
     }
-    snapshot(message);
-    message.text = formatted.text;
-    message.entities = formatted.entities;
-    message.sourceText = source;
-    if (parseMode) message.parseMode = parseMode;
-    else delete message.parseMode;
-    if (replyMarkup) message.replyMarkup = replyMarkup;
-    else delete message.replyMarkup;
-    message.editDate = now();
-    return bot.wire(message);
+    return edit(bot, message, replyMarkup, () => {
+      message.text = formatted.text;
+      message.entities = formatted.entities;
+      message.sourceText = source;
+      if (parseMode) message.parseMode = parseMode;
+      else delete message.parseMode;
+    });
   },
 
   editMessageCaption: (bot, call) => {
@@ -561,14 +557,11 @@ export const METHODS: Record<string, Handler> = {
     if (formatted.text === (message.caption ?? "") && sameJson(replyMarkup, message.replyMarkup)) {
       throw TgError.badRequest(NOT_MODIFIED);
     }
-    snapshot(message);
-    message.caption = formatted.text;
-    message.captionEntities = formatted.entities;
-    message.sourceText = source;
-    if (replyMarkup) message.replyMarkup = replyMarkup;
-    else delete message.replyMarkup;
-    message.editDate = now();
-    return bot.wire(message);
+    return edit(bot, message, replyMarkup, () => {
+      message.caption = formatted.text;
+      message.captionEntities = formatted.entities;
+      message.sourceText = source;
+    });
   },
 
   editMessageReplyMarkup: (bot, call) => {
@@ -576,11 +569,7 @@ export const METHODS: Record<string, Handler> = {
     const { state, message } = editable(bot, params);
     const replyMarkup = markupOf(params, state, call);
     if (sameJson(replyMarkup, message.replyMarkup)) throw TgError.badRequest(NOT_MODIFIED);
-    snapshot(message);
-    if (replyMarkup) message.replyMarkup = replyMarkup;
-    else delete message.replyMarkup;
-    message.editDate = now();
-    return bot.wire(message);
+    return edit(bot, message, replyMarkup, () => {});
   },
 
   deleteMessage: (bot, call) => {
@@ -648,9 +637,9 @@ export const METHODS: Record<string, Handler> = {
     return true;
   },
 
-  sendDocument: (bot, call) => sendMedia(bot, call, "document", "sendDocument"),
+  sendDocument: (bot, call) => sendMedia(bot, call, "document"),
 
-  sendPhoto: (bot, call) => sendMedia(bot, call, "photo", "sendPhoto"),
+  sendPhoto: (bot, call) => sendMedia(bot, call, "photo"),
 
   getFile: (bot, call) => {
     const file = bot.files.get(call.params.str("file_id") ?? "");

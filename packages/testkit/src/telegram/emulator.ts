@@ -4,7 +4,7 @@
  * downloads at /file/bot<token>/<path>, and helpers to act as users.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { parseBody, type UploadedFile } from "../platform-kit/body.ts";
+import { decodeJsonFields, parseBody, type UploadedFile } from "../platform-kit/body.ts";
 import {
   dropConnection,
   type HttpServer,
@@ -446,7 +446,7 @@ export class TelegramEmulator {
     this.calls.push({
       method,
       token: bot.token,
-      params: decodeJsonParams(params),
+      params: decodeJsonFields(params),
       files: files.map((f) => ({ field: f.field, filename: f.filename, size: f.data.length })),
       httpStatus,
       response,
@@ -455,21 +455,4 @@ export class TelegramEmulator {
     });
     this.#signal.notify();
   }
-}
-
-/** Records JSON-valued params (reply_markup, entities...) as values, not strings. */
-function decodeJsonParams(params: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(params)) {
-    if (typeof value === "string" && /^[[{]/.test(value)) {
-      try {
-        out[key] = JSON.parse(value);
-        continue;
-      } catch {
-        // plain text after all
-      }
-    }
-    out[key] = value;
-  }
-  return out;
 }

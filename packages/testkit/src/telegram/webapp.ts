@@ -3,6 +3,10 @@
  * hex(HMAC_SHA256(key = HMAC_SHA256(key = "WebAppData", msg = bot_token),
  * msg = data_check_string)), the data_check_string being every other field as
  * "key=value", sorted by key and joined with "\n".
+ *
+ * Deliberately independent of the gateway's verifier
+ * (gateway/src/platforms/telegram/init-data.ts): an emulator that shared its
+ * code would agree with any mistake in it, and the tests would prove nothing.
  */
 import { createHmac, randomBytes } from "node:crypto";
 

@@ -74,6 +74,12 @@ describe("scripting", () => {
     );
     expect(() => llm.script({ toolCalls: [] })).toThrow(/non-empty/);
     expect(() => llm.when(() => true, {} as never)).toThrow(/expected one of/);
+    expect(() => llm.script({ toolCalls: [{ name: "bash", input: "ls" }] })).toThrow(
+      /input must be an object/,
+    );
+    expect(() => llm.script({ toolCalls: [{ name: "bash", input: ["ls"] }] })).toThrow(
+      /input must be an object/,
+    );
   });
 
   it("uses defaultReply when nothing is scripted", async () => {
@@ -221,6 +227,28 @@ describe("request recording", () => {
     });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: { type: "invalid_request_error" } });
+  });
+
+  it("answers a body that is not a JSON object with a 400, in each API's error shape", async () => {
+    const anthropicRes = await fetch(`${llm.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "anthropic-version": "2023-06-01" },
+      body: "{not json",
+    });
+    expect(anthropicRes.status).toBe(400);
+    expect(await anthropicRes.json()).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error", message: "The request body is not a JSON object." },
+    });
+    const openaiRes = await fetch(`${llm.openaiUrl}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: "Bearer k" },
+      body: "[1, 2]",
+    });
+    expect(openaiRes.status).toBe(400);
+    expect(await openaiRes.json()).toMatchObject({
+      error: { type: "invalid_request_error", message: "The request body is not a JSON object." },
+    });
   });
 
   it("answers unknown endpoints with a 404 naming the real ones", async () => {

@@ -232,6 +232,22 @@ describe("Bot API through grammY", () => {
     const download = await fetch(`${emu.url}/file/bot${TOKEN}/${file.file_path}`);
     expect(await download.text()).toBe("report body");
     expect(emu.messages(PRIVATE.id)[0]?.document?.data.toString()).toBe("report body");
+
+    const edited = await bot.api.editMessageCaption(PRIVATE.id, sent.message_id, {
+      caption: "Final <b>report</b>",
+      parse_mode: "HTML",
+    });
+    expect(edited).toMatchObject({ caption: "Final report", edit_date: expect.any(Number) });
+    expect(emu.message(PRIVATE.id, sent.message_id)?.edits.map((e) => e.caption)).toEqual([
+      "Your report",
+    ]);
+    const same = await grammyError(
+      bot.api.editMessageCaption(PRIVATE.id, sent.message_id, {
+        caption: "Final <b>report</b>",
+        parse_mode: "HTML",
+      }),
+    );
+    expect(same.description).toMatch(/message is not modified/);
   });
 
   it("threads messages in forum topics", async () => {

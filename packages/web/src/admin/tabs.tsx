@@ -1,28 +1,14 @@
-import type { UserRow } from "@lobu/core/views";
-import { useCallback, useEffect, useId, useState } from "react";
+import type {
+  AgentRow,
+  AuditRow,
+  SandboxesView,
+  SandboxRow,
+  UsageSummary,
+  UserRow,
+} from "@lobu/core/views";
+import { type ReactNode, useCallback, useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
 import { Badge, relativeTime } from "../ui.tsx";
-
-interface Sandbox {
-  id: string;
-  label: string;
-  driver: string;
-  state: "starting" | "running" | "stopped" | "failed";
-  busy: boolean;
-  usage?: { memoryBytes?: number; diskBytes?: number; pids?: number };
-  pid?: number;
-  lastActiveAt: number;
-  starts: number;
-  lastExit?: { reason: string; at: number };
-  key: { agentId: string; platform: string; userId: string };
-}
-
-interface SandboxList {
-  driver: string;
-  running: number;
-  limits: { memoryMb: number; diskMb: number; cpus: number };
-  sandboxes: Sandbox[];
-}
 
 /** Fetch `path` now and every `everyMs` while `live`; the latest result or error. */
 function usePoll<T>(client: Client, path: string, everyMs: number, live = true) {
@@ -72,11 +58,58 @@ function Meter(props: { value?: number; max: number; label: string }) {
   );
 }
 
-const STATE_TONE = { running: "ok", starting: "warn", stopped: "muted", failed: "danger" } as const;
+type Column = string | { label: ReactNode; num?: boolean };
+
+/**
+ * A scrollable table of rows; `empty` fills it once loaded rows turn out to
+ * be none (`rows` undefined = still loading).
+ */
+function DataTable<T>(props: {
+  caption?: string;
+  columns: Column[];
+  rows: T[] | undefined;
+  row(item: T): ReactNode;
+  empty?: string;
+}) {
+  return (
+    <div className="table-wrap">
+      <table>
+        {props.caption ? <caption className="sr-only">{props.caption}</caption> : null}
+        <thead>
+          <tr>
+            {props.columns.map((col, i) => {
+              const c = typeof col === "string" ? { label: col } : col;
+              return (
+                // biome-ignore lint/suspicious/noArrayIndexKey: columns are static
+                <th key={i} scope="col" className={c.num ? "num" : undefined}>
+                  {c.label}
+                </th>
+              );
+            })}
+          </tr>
+        </thead>
+        <tbody>
+          {(props.rows ?? []).map(props.row)}
+          {props.empty && props.rows?.length === 0 ? (
+            <tr>
+              <td colSpan={props.columns.length} className="muted">
+                {props.empty}
+              </td>
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+const numCol = (label: string): Column => ({ label, num: true });
+
+const STATE_TONE = { running: "ok", starting: "warn", stopped: "muted" } as const;
 
 export function SandboxesTab({ client }: { client: Client }) {
   const [live, setLive] = useState(true);
-  const { data, error, at, reload } = usePoll<SandboxList>(client, "/sandboxes", 2000, live);
+  const { data, error, at, reload } = usePoll<SandboxesView>(client, "/sandboxes", 2000, live);
   const [note, setNote] = useState<string>();
   const stop = async (id: string) => {
     try {
@@ -87,6 +120,55 @@ export function SandboxesTab({ client }: { client: Client }) {
       setNote(errorText(err));
     }
   };
+  const row = (s: SandboxRow) => (
+    <tr key={s.id}>
+      <td>
+        <div className="mono small">{s.label}</div>
+        <div className="muted small">
+          {s.starts} start{s.starts === 1 ? "" : "s"}
+          {s.pid ? ` · pid ${s.pid}` : ""}
+          {s.lastExit && s.state !== "running" ? ` · last exit: ${s.lastExit.reason}` : ""}
+        </div>
+      </td>
+      <td>{s.key.agentId}</td>
+      <td>
+        <Badge tone={STATE_TONE[s.state]}>{s.state}</Badge>{" "}
+        {s.busy ? <Badge tone="warn">busy</Badge> : null}
+      </td>
+      <td>
+        <Meter
+          value={s.usage?.memoryBytes}
+          max={(data?.limits.memoryMb ?? 1) * 1_048_576}
+          label={`Memory of ${s.label}`}
+        />
+        {s.usage?.pool ? (
+          <div className="muted small">
+            shared by {s.usage.pool.sandboxes} sandbox{s.usage.pool.sandboxes === 1 ? "" : "es"}
+          </div>
+        ) : null}
+      </td>
+      <td>
+        <Meter
+          value={s.usage?.diskBytes}
+          max={(data?.limits.diskMb ?? 1) * 1_048_576}
+          label={`Disk of ${s.label}`}
+        />
+      </td>
+      <td>{relativeTime(s.lastActiveAt)}</td>
+      <td>
+        {s.state === "running" ? (
+          <button
+            type="button"
+            className="secondary small"
+            onClick={() => stop(s.id)}
+            aria-label={`Stop ${s.label}`}
+          >
+            Stop
+          </button>
+        ) : null}
+      </td>
+    </tr>
+  );
   return (
     <section aria-label="Sandboxes">
       <div className="toolbar">
@@ -118,79 +200,21 @@ export function SandboxesTab({ client }: { client: Client }) {
           {note}
         </p>
       ) : null}
-      <div className="table-wrap">
-        <table>
-          <caption className="sr-only">Sandboxes, refreshed every 2 seconds</caption>
-          <thead>
-            <tr>
-              <th scope="col">Sandbox</th>
-              <th scope="col">Agent</th>
-              <th scope="col">State</th>
-              <th scope="col">Memory</th>
-              <th scope="col">Disk</th>
-              <th scope="col">Last activity</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.sandboxes ?? []).map((s) => (
-              <tr key={s.id}>
-                <td>
-                  <div className="mono small">{s.label}</div>
-                  <div className="muted small">
-                    {s.starts} start{s.starts === 1 ? "" : "s"}
-                    {s.pid ? ` · pid ${s.pid}` : ""}
-                    {s.lastExit && s.state !== "running"
-                      ? ` · last exit: ${s.lastExit.reason}`
-                      : ""}
-                  </div>
-                </td>
-                <td>{s.key.agentId}</td>
-                <td>
-                  <Badge tone={STATE_TONE[s.state]}>{s.state}</Badge>{" "}
-                  {s.busy ? <Badge tone="warn">busy</Badge> : null}
-                </td>
-                <td>
-                  <Meter
-                    value={s.usage?.memoryBytes}
-                    max={(data?.limits.memoryMb ?? 1) * 1_048_576}
-                    label={`Memory of ${s.label}`}
-                  />
-                </td>
-                <td>
-                  <Meter
-                    value={s.usage?.diskBytes}
-                    max={(data?.limits.diskMb ?? 1) * 1_048_576}
-                    label={`Disk of ${s.label}`}
-                  />
-                </td>
-                <td>{relativeTime(s.lastActiveAt)}</td>
-                <td>
-                  {s.state === "running" ? (
-                    <button
-                      type="button"
-                      className="secondary small"
-                      onClick={() => stop(s.id)}
-                      aria-label={`Stop ${s.label}`}
-                    >
-                      Stop
-                    </button>
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-            {data && data.sandboxes.length === 0 ? (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No sandboxes yet: they start with a person's first message.
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        caption="Sandboxes, refreshed every 2 seconds"
+        columns={[
+          "Sandbox",
+          "Agent",
+          "State",
+          "Memory",
+          "Disk",
+          "Last activity",
+          { label: <span className="sr-only">Actions</span> },
+        ]}
+        rows={data?.sandboxes}
+        row={row}
+        empty="No sandboxes yet: they start with a person's first message."
+      />
     </section>
   );
 }
@@ -200,69 +224,34 @@ export function UsersTab({ client }: { client: Client }) {
   return (
     <section aria-label="Users">
       {error ? <p className="field-error">{error}</p> : null}
-      <div className="table-wrap">
-        <table>
-          <caption className="sr-only">People who have conversations</caption>
-          <thead>
-            <tr>
-              <th scope="col">Person</th>
-              <th scope="col">Agents</th>
-              <th scope="col" className="num">
-                Conversations
-              </th>
-              <th scope="col" className="num">
-                Tokens in / out
-              </th>
-              <th scope="col">Last message</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.users ?? []).map((u) => (
-              <tr key={u.userKey}>
-                <td>
-                  {u.name ?? u.userKey.split(":").at(-1)}
-                  <div className="mono muted small">{u.userKey}</div>
-                </td>
-                <td>{u.agents.join(", ")}</td>
-                <td className="num">{u.conversations}</td>
-                <td className="num">
-                  {num(u.inputTokens)} / {num(u.outputTokens)}
-                </td>
-                <td>{relativeTime(u.lastMessageAt)}</td>
-              </tr>
-            ))}
-            {data && data.users.length === 0 ? (
-              <tr>
-                <td colSpan={5} className="muted">
-                  Nobody has talked to an agent yet.
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        caption="People who have conversations"
+        columns={[
+          "Person",
+          "Agents",
+          numCol("Conversations"),
+          numCol("Tokens in / out"),
+          "Last message",
+        ]}
+        rows={data?.users}
+        row={(u) => (
+          <tr key={u.userKey}>
+            <td>
+              {u.name ?? u.userKey.split(":").at(-1)}
+              <div className="mono muted small">{u.userKey}</div>
+            </td>
+            <td>{u.agents.join(", ")}</td>
+            <td className="num">{u.conversations}</td>
+            <td className="num">
+              {num(u.inputTokens)} / {num(u.outputTokens)}
+            </td>
+            <td>{relativeTime(u.lastMessageAt)}</td>
+          </tr>
+        )}
+        empty="Nobody has talked to an agent yet."
+      />
     </section>
   );
-}
-
-interface UsageData {
-  since: string | null;
-  totals: {
-    userKey: string;
-    provider: string;
-    inputTokens: number;
-    outputTokens: number;
-    requests: number;
-  }[];
-  daily: {
-    day: string;
-    agentId: string;
-    userKey: string;
-    provider: string;
-    inputTokens: number;
-    outputTokens: number;
-    requests: number;
-  }[];
 }
 
 export function UsageTab({ client }: { client: Client }) {
@@ -270,7 +259,11 @@ export function UsageTab({ client }: { client: Client }) {
     new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10),
   );
   const sinceId = useId();
-  const { data, error } = usePoll<UsageData>(client, `/usage?since=${since}`, 15_000);
+  const { data, error } = usePoll<UsageSummary>(
+    client,
+    `/usage?since=${encodeURIComponent(since)}`,
+    15_000,
+  );
   return (
     <section aria-label="Usage">
       <div className="toolbar">
@@ -279,92 +272,52 @@ export function UsageTab({ client }: { client: Client }) {
       </div>
       {error ? <p className="field-error">{error}</p> : null}
       <h2>Per person and provider</h2>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Person</th>
-              <th scope="col">Provider</th>
-              <th scope="col" className="num">
-                Requests
-              </th>
-              <th scope="col" className="num">
-                Input tokens
-              </th>
-              <th scope="col" className="num">
-                Output tokens
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.totals ?? []).map((t) => (
-              <tr key={`${t.userKey}|${t.provider}`}>
-                <td className="mono small">{t.userKey}</td>
-                <td>{t.provider}</td>
-                <td className="num">{num(t.requests)}</td>
-                <td className="num">{num(t.inputTokens)}</td>
-                <td className="num">{num(t.outputTokens)}</td>
-              </tr>
-            ))}
-            {data && data.totals.length === 0 ? (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No model usage in this period.
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={[
+          "Person",
+          "Provider",
+          numCol("Requests"),
+          numCol("Input tokens"),
+          numCol("Output tokens"),
+        ]}
+        rows={data?.totals}
+        row={(t) => (
+          <tr key={`${t.userKey}|${t.provider}`}>
+            <td className="mono small">{t.userKey}</td>
+            <td>{t.provider}</td>
+            <td className="num">{num(t.requests)}</td>
+            <td className="num">{num(t.inputTokens)}</td>
+            <td className="num">{num(t.outputTokens)}</td>
+          </tr>
+        )}
+        empty="No model usage in this period."
+      />
       <h2>By day</h2>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Day</th>
-              <th scope="col">Agent</th>
-              <th scope="col">Person</th>
-              <th scope="col">Provider</th>
-              <th scope="col" className="num">
-                Requests
-              </th>
-              <th scope="col" className="num">
-                Tokens in / out
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.daily ?? []).map((r) => (
-              <tr key={`${r.day}|${r.agentId}|${r.userKey}|${r.provider}`}>
-                <td>{r.day}</td>
-                <td>{r.agentId}</td>
-                <td className="mono small">{r.userKey}</td>
-                <td>{r.provider}</td>
-                <td className="num">{num(r.requests)}</td>
-                <td className="num">
-                  {num(r.inputTokens)} / {num(r.outputTokens)}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={[
+          "Day",
+          "Agent",
+          "Person",
+          "Provider",
+          numCol("Requests"),
+          numCol("Tokens in / out"),
+        ]}
+        rows={data?.daily}
+        row={(r) => (
+          <tr key={`${r.day}|${r.agentId}|${r.userKey}|${r.provider}`}>
+            <td>{r.day}</td>
+            <td>{r.agentId}</td>
+            <td className="mono small">{r.userKey}</td>
+            <td>{r.provider}</td>
+            <td className="num">{num(r.requests)}</td>
+            <td className="num">
+              {num(r.inputTokens)} / {num(r.outputTokens)}
+            </td>
+          </tr>
+        )}
+      />
     </section>
   );
-}
-
-interface AgentRow {
-  id: string;
-  name: string;
-  description: string;
-  source: string;
-  provider: string | null;
-  model: string | null;
-  tools: string[];
-  skills: string[];
-  policy: { default: string; tools: Record<string, string> };
-  network: { allow: string[]; deny: string[] };
-  conversations: number;
 }
 
 export function AgentsTab({ client }: { client: Client }) {
@@ -372,58 +325,33 @@ export function AgentsTab({ client }: { client: Client }) {
   return (
     <section aria-label="Agents">
       {error ? <p className="field-error">{error}</p> : null}
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Agent</th>
-              <th scope="col">Model</th>
-              <th scope="col">Tools and policy</th>
-              <th scope="col">Skills</th>
-              <th scope="col" className="num">
-                Conversations
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.agents ?? []).map((a) => (
-              <tr key={a.id}>
-                <td>
-                  <strong>{a.name}</strong> <Badge>{a.source}</Badge>
-                  <div className="mono muted small">{a.id}</div>
-                  {a.description ? <div className="muted small">{a.description}</div> : null}
-                </td>
-                <td>
-                  {a.provider ?? "auto"}
-                  {a.model ? <div className="mono small">{a.model}</div> : null}
-                </td>
-                <td className="small">
-                  {a.tools
-                    .map((t) => `${t}${a.policy.tools[t] ? ` (${a.policy.tools[t]})` : ""}`)
-                    .join(", ")}
-                  <div className="muted">default: {a.policy.default}</div>
-                </td>
-                <td className="small">
-                  {a.skills.join(", ") || <span className="muted">none</span>}
-                </td>
-                <td className="num">{a.conversations}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={["Agent", "Model", "Tools and policy", "Skills", numCol("Conversations")]}
+        rows={data?.agents}
+        row={(a) => (
+          <tr key={a.id}>
+            <td>
+              <strong>{a.name}</strong> <Badge>{a.source}</Badge>
+              <div className="mono muted small">{a.id}</div>
+              {a.description ? <div className="muted small">{a.description}</div> : null}
+            </td>
+            <td>
+              {a.provider ?? "auto"}
+              {a.model ? <div className="mono small">{a.model}</div> : null}
+            </td>
+            <td className="small">
+              {a.tools
+                .map((t) => `${t}${a.policy.tools[t] ? ` (${a.policy.tools[t]})` : ""}`)
+                .join(", ")}
+              <div className="muted">default: {a.policy.default}</div>
+            </td>
+            <td className="small">{a.skills.join(", ") || <span className="muted">none</span>}</td>
+            <td className="num">{a.conversations}</td>
+          </tr>
+        )}
+      />
     </section>
   );
-}
-
-interface AuditRow {
-  id: string;
-  at: number;
-  action: string;
-  actor: string;
-  agentId?: string;
-  sandboxId?: string;
-  details?: Record<string, unknown>;
 }
 
 export function AuditTab({ client }: { client: Client }) {
@@ -483,39 +411,22 @@ export function AuditTab({ client }: { client: Client }) {
         </div>
       </form>
       {error ? <p className="field-error">{error}</p> : null}
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Action</th>
-              <th scope="col">Actor</th>
-              <th scope="col">Agent</th>
-              <th scope="col">Details</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(data?.records ?? []).map((r) => (
-              <tr key={r.id}>
-                <td className="small" title={new Date(r.at).toISOString()}>
-                  {new Date(r.at).toLocaleString()}
-                </td>
-                <td className="mono small">{r.action}</td>
-                <td className="mono small">{r.actor}</td>
-                <td>{r.agentId ?? ""}</td>
-                <td className="mono small details">{r.details ? JSON.stringify(r.details) : ""}</td>
-              </tr>
-            ))}
-            {data && data.records.length === 0 ? (
-              <tr>
-                <td colSpan={5} className="muted">
-                  No matching records.
-                </td>
-              </tr>
-            ) : null}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        columns={["When", "Action", "Actor", "Agent", "Details"]}
+        rows={data?.records}
+        row={(r) => (
+          <tr key={r.id}>
+            <td className="small" title={new Date(r.at).toISOString()}>
+              {new Date(r.at).toLocaleString()}
+            </td>
+            <td className="mono small">{r.action}</td>
+            <td className="mono small">{r.actor}</td>
+            <td>{r.agentId ?? ""}</td>
+            <td className="mono small details">{r.details ? JSON.stringify(r.details) : ""}</td>
+          </tr>
+        )}
+        empty="No matching records."
+      />
     </section>
   );
 }

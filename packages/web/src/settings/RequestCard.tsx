@@ -1,7 +1,7 @@
 import { useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
-import type { Act } from "./SettingsApp.tsx";
-import type { CapabilityKind, RequestView, SettingsView } from "./types.ts";
+import { NOT_PROVIDED } from "./sections.tsx";
+import type { CapabilityKind, RequestView } from "./types.ts";
 
 function question(kind: CapabilityKind, value: string) {
   switch (kind) {
@@ -20,13 +20,13 @@ function question(kind: CapabilityKind, value: string) {
     case "package":
       return (
         <>
-          Add the package <strong className="mono">{value}</strong> to your agent's environment?
+          Your agent asks for the package <strong className="mono">{value}</strong>.
         </>
       );
     case "mcp":
       return (
         <>
-          Connect the MCP server <strong>{value}</strong> to your agent?
+          Your agent asks for the MCP server <strong>{value}</strong>.
         </>
       );
     case "secret":
@@ -85,6 +85,11 @@ export function RequestCard(props: {
       await props.onAnswered().catch(() => {});
     } catch (err) {
       setError(errorText(err));
+      // The request may be settled now (refused grant, answered in the chat): show where it stands.
+      await client
+        .get<RequestView>(`/requests/${encodeURIComponent(requestId)}`)
+        .then(setRequest)
+        .catch(() => {});
     } finally {
       setSending(false);
     }
@@ -100,6 +105,11 @@ export function RequestCard(props: {
 
   const event = request.event;
   const isSecret = event.type === "capability_request" && event.kind === "secret";
+  // Packages and MCP servers cannot be granted yet: say so, and offer only to tell the agent.
+  const unavailable =
+    event.type === "capability_request" && (event.kind === "package" || event.kind === "mcp")
+      ? NOT_PROVIDED[event.kind]
+      : undefined;
   const finished =
     done ??
     (event.type === "question" && request.status === "pending"
@@ -153,10 +163,17 @@ export function RequestCard(props: {
               <p className="hint">Stored encrypted; your agent only ever sees a placeholder.</p>
             </div>
           ) : null}
+          {unavailable ? (
+            <p className="notice" role="note">
+              {unavailable}
+            </p>
+          ) : null}
           <div className="actions">
-            <button type="submit" disabled={sending || (isSecret && !secret)}>
-              {isSecret ? "Save and approve" : "Approve"}
-            </button>
+            {unavailable ? null : (
+              <button type="submit" disabled={sending || (isSecret && !secret)}>
+                {isSecret ? "Save and approve" : "Approve"}
+              </button>
+            )}
             {event.type === "approval_request" ? (
               <button
                 type="button"
@@ -173,7 +190,7 @@ export function RequestCard(props: {
               disabled={sending}
               onClick={() => answer(event.type === "approval_request" ? "deny" : "denied")}
             >
-              Deny
+              {unavailable ? "Tell my agent to continue without it" : "Deny"}
             </button>
           </div>
         </form>
@@ -183,56 +200,6 @@ export function RequestCard(props: {
           {error}
         </p>
       ) : null}
-    </section>
-  );
-}
-
-export interface Prefill {
-  kind: "domain" | "skill" | "package" | "mcp";
-  value: string;
-}
-
-/** A change the link suggests (`?domain=api.github.com`), confirmed with one click. */
-export function prefillFromUrl(params: URLSearchParams): Prefill | undefined {
-  for (const kind of ["domain", "skill", "package", "mcp"] as const) {
-    const value = params.get(kind);
-    if (value) return { kind, value };
-  }
-  return undefined;
-}
-
-export function PrefillCard(props: { client: Client; prefill: Prefill; act: Act; busy: boolean }) {
-  const { client, prefill } = props;
-  const [dismissed, setDismissed] = useState(false);
-  const headingId = useId();
-  if (dismissed) return null;
-  const apply = () => {
-    const change = (): Promise<SettingsView> => {
-      switch (prefill.kind) {
-        case "domain":
-          return client.send("POST", "/domains", { name: prefill.value });
-        case "skill":
-          return client.send("POST", "/skills", { name: prefill.value });
-        case "package":
-          return client.send("POST", "/packages", { name: prefill.value });
-        case "mcp":
-          return client.send("POST", `/mcp/${encodeURIComponent(prefill.value)}`);
-      }
-    };
-    void props.act(`Added ${prefill.value}.`, change).then((ok) => ok && setDismissed(true));
-  };
-  return (
-    <section className="card request" aria-labelledby={headingId}>
-      <h2 id={headingId}>Suggested change</h2>
-      <p className="question">{question(prefill.kind, prefill.value)}</p>
-      <div className="actions">
-        <button type="button" disabled={props.busy} onClick={apply}>
-          Approve
-        </button>
-        <button type="button" className="secondary" onClick={() => setDismissed(true)}>
-          Dismiss
-        </button>
-      </div>
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, createClient, errorText } from "../api.ts";
 import { telegramInitData, telegramReady } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
-import { PrefillCard, prefillFromUrl, RequestCard } from "./RequestCard.tsx";
+import { RequestCard } from "./RequestCard.tsx";
 import {
   McpSection,
   ModelSection,
@@ -31,10 +31,6 @@ export function SettingsApp() {
   const [busy, setBusy] = useState(false);
   const params = useMemo(() => new URLSearchParams(window.location.search), []);
   const requestId = params.get("request") ?? undefined;
-  const prefill = useMemo(
-    () => (requestId ? undefined : prefillFromUrl(params)),
-    [params, requestId],
-  );
 
   useEffect(() => {
     let cancelled = false;
@@ -168,7 +164,6 @@ export function SettingsApp() {
         {requestId ? (
           <RequestCard client={client} requestId={requestId} onAnswered={refresh} />
         ) : null}
-        {prefill ? <PrefillCard client={client} prefill={prefill} act={act} busy={busy} /> : null}
         <ModelSection view={view} client={client} act={act} busy={busy} />
         <SkillsSection view={view} client={client} act={act} busy={busy} />
         <NetworkSection view={view} client={client} act={act} busy={busy} />

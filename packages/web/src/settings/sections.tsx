@@ -202,6 +202,56 @@ export function SkillsSection({ view, client, act, busy }: Props) {
   );
 }
 
+/**
+ * Capabilities the gateway records but does not provide yet: nothing installs Nix
+ * packages into sandboxes or connects MCP servers. Said plainly wherever they show.
+ */
+export const NOT_PROVIDED = {
+  package:
+    "Not installed yet: this gateway does not put Nix packages into your agent's sandbox, so your agent cannot use them today. The list is only saved with your settings.",
+  mcp: "Not connected yet: this gateway does not connect MCP servers to agents, so your agent cannot use them today. Your choice is only saved with your settings.",
+} as const;
+
+/** What the person added (each removable), then what they get from elsewhere (badged, fixed). */
+function EntryList(props: {
+  mine: string[];
+  fixed: string[];
+  fixedBadge: string;
+  /** What an entry is, for screen readers ("domain", "package"). */
+  what: string;
+  empty: string;
+  remove(entry: string): void;
+  busy: boolean;
+}) {
+  return (
+    <ul className="list">
+      {props.mine.map((x) => (
+        <li key={x} className="item">
+          <span className="name mono grow">{x}</span>
+          <button
+            type="button"
+            className="secondary"
+            disabled={props.busy}
+            aria-label={`Remove ${props.what} ${x}`}
+            onClick={() => props.remove(x)}
+          >
+            Remove
+          </button>
+        </li>
+      ))}
+      {props.fixed.map((x) => (
+        <li key={`fixed-${x}`} className="item">
+          <span className="name mono grow">{x}</span>
+          <Badge>{props.fixedBadge}</Badge>
+        </li>
+      ))}
+      {props.mine.length + props.fixed.length === 0 ? (
+        <li className="item muted">{props.empty}</li>
+      ) : null}
+    </ul>
+  );
+}
+
 const DOMAIN =
   /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 
@@ -226,33 +276,15 @@ export function NetworkSection({ view, client, act, busy }: Props) {
       title="Network"
       description="Domains your agent may reach from its sandbox. Everything else is blocked."
     >
-      <ul className="list">
-        {d.user.map((x) => (
-          <li key={x} className="item">
-            <span className="name mono grow">{x}</span>
-            <button
-              type="button"
-              className="secondary"
-              disabled={busy}
-              aria-label={`Remove ${x}`}
-              onClick={() =>
-                act(`Removed ${x}.`, () => client.send("DELETE", `/domains/${enc(x)}`))
-              }
-            >
-              Remove
-            </button>
-          </li>
-        ))}
-        {team.map((x) => (
-          <li key={`team-${x}`} className="item">
-            <span className="name mono grow">{x}</span>
-            <Badge>team</Badge>
-          </li>
-        ))}
-        {d.user.length + team.length === 0 ? (
-          <li className="item muted">No domains allowed yet.</li>
-        ) : null}
-      </ul>
+      <EntryList
+        mine={d.user}
+        fixed={team}
+        fixedBadge="team"
+        what="domain"
+        empty="No domains allowed yet."
+        remove={(x) => act(`Removed ${x}.`, () => client.send("DELETE", `/domains/${enc(x)}`))}
+        busy={busy}
+      />
       <InlineForm
         label="Allow a domain"
         placeholder="api.github.com"
@@ -341,16 +373,18 @@ export function McpSection({ view, client, act, busy }: Props) {
   return (
     <Section
       title="MCP servers"
-      description="Tool servers your team offers; connect the ones you want."
+      description="Tool servers your team offers; pick the ones you want."
     >
+      <p className="notice" role="note">
+        {NOT_PROVIDED.mcp}
+      </p>
       <ul className="list">
         {view.mcp.servers.map((m) => {
           const on = view.mcp.connected.includes(m.id);
           return (
             <li key={m.id} className="item">
               <div className="grow">
-                <span className="name">{m.id}</span>{" "}
-                {on ? <Badge tone="ok">connected</Badge> : null}
+                <span className="name">{m.id}</span> {on ? <Badge>selected</Badge> : null}
                 {m.description ? <p className="hint">{m.description}</p> : null}
               </div>
               <button
@@ -358,14 +392,14 @@ export function McpSection({ view, client, act, busy }: Props) {
                 className={on ? "secondary" : undefined}
                 disabled={busy}
                 aria-pressed={on}
-                aria-label={`${on ? "Disconnect" : "Connect"} ${m.id}`}
+                aria-label={`${on ? "Deselect" : "Select"} ${m.id}`}
                 onClick={() =>
-                  act(`${on ? "Disconnected" : "Connected"} ${m.id}.`, () =>
+                  act(`${on ? "Deselected" : "Selected"} ${m.id}.`, () =>
                     client.send(on ? "DELETE" : "POST", `/mcp/${enc(m.id)}`),
                   )
                 }
               >
-                {on ? "Disconnect" : "Connect"}
+                {on ? "Deselect" : "Select"}
               </button>
             </li>
           );
@@ -379,37 +413,19 @@ export function PackagesSection({ view, client, act, busy }: Props) {
   const [name, setName] = useState("");
   const p = view.packages;
   return (
-    <Section
-      title="Packages"
-      description="Nix packages in your agent's environment (available from its next session)."
-    >
-      <ul className="list">
-        {p.installed.map((x) => (
-          <li key={x} className="item">
-            <span className="name mono grow">{x}</span>
-            <button
-              type="button"
-              className="secondary"
-              disabled={busy}
-              aria-label={`Remove package ${x}`}
-              onClick={() =>
-                act(`Removed ${x}.`, () => client.send("DELETE", `/packages/${enc(x)}`))
-              }
-            >
-              Remove
-            </button>
-          </li>
-        ))}
-        {p.fromSkills.map((x) => (
-          <li key={`skill-${x}`} className="item">
-            <span className="name mono grow">{x}</span>
-            <Badge>from a skill</Badge>
-          </li>
-        ))}
-        {p.installed.length + p.fromSkills.length === 0 ? (
-          <li className="item muted">No extra packages.</li>
-        ) : null}
-      </ul>
+    <Section title="Packages" description="Nix packages you want in your agent's environment.">
+      <p className="notice" role="note">
+        {NOT_PROVIDED.package}
+      </p>
+      <EntryList
+        mine={p.installed}
+        fixed={p.fromSkills}
+        fixedBadge="from a skill"
+        what="package"
+        empty="No extra packages."
+        remove={(x) => act(`Removed ${x}.`, () => client.send("DELETE", `/packages/${enc(x)}`))}
+        busy={busy}
+      />
       <InlineForm
         label="Add a package"
         placeholder="ripgrep"

@@ -15,7 +15,7 @@
  */
 export { NETWORK_DISABLED_MESSAGE, type VirtualNetworkOptions } from "./network.ts";
 export { TMP_DIR, VirtualFsError, VirtualPathError, WORKSPACE_DIR } from "./paths.ts";
-export { createStaticResourceLoader, virtualSessionOptions } from "./session.ts";
+export { virtualSessionOptions } from "./session.ts";
 export { ShellPool, type ShellPoolOptions, sharedShellPool } from "./shell-pool.ts";
 export { type AnyToolDefinition, VIRTUAL_TOOL_NAMES, type VirtualToolName } from "./tools.ts";
 export {

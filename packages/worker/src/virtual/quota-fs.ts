@@ -1,7 +1,6 @@
 import { posix } from "node:path";
 import type {
   BufferEncoding,
-  ByteString,
   CpOptions,
   FileContent,
   FsStat,
@@ -9,11 +8,8 @@ import type {
   MkdirOptions,
   RmOptions,
 } from "just-bash";
-import { readBytes } from "./base-fs.ts";
+import { DelegatingFs, type WriteOptions } from "./delegating-fs.ts";
 import { assertPathShape, resolveWithinRoot, toVirtual, VirtualFsError } from "./paths.ts";
-
-type ReadOptions = Parameters<IFileSystem["readFile"]>[1];
-type WriteOptions = Parameters<IFileSystem["writeFile"]>[2];
 
 export interface QuotaLimits {
   /** Largest single file. */
@@ -173,13 +169,12 @@ export class VolumeUsage implements UsageLedger {
  * A mounted volume directory (a just-bash ReadWriteFs) with quota accounting, symlink
  * confinement and no special permission bits. `mountPoint` is where the agent sees it.
  */
-export class QuotaFs implements IFileSystem {
-  readonly #inner: IFileSystem;
+export class QuotaFs extends DelegatingFs {
   readonly #mountPoint: string;
   readonly #ledger: UsageLedger;
 
   constructor(inner: IFileSystem, mountPoint: string, ledger: UsageLedger) {
-    this.#inner = inner;
+    super(inner);
     this.#mountPoint = mountPoint;
     this.#ledger = ledger;
   }
@@ -188,48 +183,14 @@ export class QuotaFs implements IFileSystem {
     return toVirtual(this.#mountPoint, path);
   }
 
-  readFile(path: string, options?: ReadOptions): Promise<string> {
-    return this.#inner.readFile(path, options);
-  }
-  readFileBuffer(path: string): Promise<Uint8Array> {
-    return this.#inner.readFileBuffer(path);
-  }
-  readFileBytes(path: string): Promise<ByteString> {
-    return readBytes(this.#inner, path);
-  }
-  exists(path: string): Promise<boolean> {
-    return this.#inner.exists(path);
-  }
-  stat(path: string): Promise<FsStat> {
-    return this.#inner.stat(path);
-  }
-  lstat(path: string): Promise<FsStat> {
-    return this.#inner.lstat(path);
-  }
-  readdir(path: string): Promise<string[]> {
-    return this.#inner.readdir(path);
-  }
-  resolvePath(base: string, path: string): string {
-    return this.#inner.resolvePath(base, path);
-  }
-  getAllPaths(): string[] {
-    return this.#inner.getAllPaths();
-  }
-  readlink(path: string): Promise<string> {
-    return this.#inner.readlink(path);
-  }
-  realpath(path: string): Promise<string> {
-    return this.#inner.realpath(path);
-  }
-
   writeFile(path: string, content: FileContent, options?: WriteOptions | BufferEncoding) {
     const size = contentBytes(content, options);
     return this.#ledger.serialize(async (usage) => {
       usage.checkFileSize(size, this.#v(path));
-      const old = await lstatOrNull(this.#inner, path);
+      const old = await lstatOrNull(this.inner, path);
       const delta = { bytes: size - (old?.isFile ? old.size : 0), entries: old ? 0 : 1 };
       usage.check(delta, this.#v(path));
-      await this.#inner.writeFile(path, content, options);
+      await this.inner.writeFile(path, content, options);
       usage.add(delta);
     });
   }
@@ -237,11 +198,11 @@ export class QuotaFs implements IFileSystem {
   appendFile(path: string, content: FileContent, options?: WriteOptions | BufferEncoding) {
     const size = contentBytes(content, options);
     return this.#ledger.serialize(async (usage) => {
-      const old = await lstatOrNull(this.#inner, path);
+      const old = await lstatOrNull(this.inner, path);
       usage.checkFileSize((old?.isFile ? old.size : 0) + size, this.#v(path));
       const delta = { bytes: size, entries: old ? 0 : 1 };
       usage.check(delta, this.#v(path));
-      await this.#inner.appendFile(path, content, options);
+      await this.inner.appendFile(path, content, options);
       usage.add(delta);
     });
   }
@@ -249,22 +210,22 @@ export class QuotaFs implements IFileSystem {
   mkdir(path: string, options?: MkdirOptions): Promise<void> {
     return this.#ledger.serialize(async (usage) => {
       let created = 0;
-      for (let p = path; p !== "/" && !(await lstatOrNull(this.#inner, p)); p = posix.dirname(p)) {
+      for (let p = path; p !== "/" && !(await lstatOrNull(this.inner, p)); p = posix.dirname(p)) {
         created++;
         if (!options?.recursive) break;
       }
       const delta = { bytes: 0, entries: created };
       usage.check(delta, this.#v(path));
-      await this.#inner.mkdir(path, options);
+      await this.inner.mkdir(path, options);
       usage.add(delta);
     });
   }
 
   rm(path: string, options?: RmOptions): Promise<void> {
     return this.#ledger.serialize(async (usage) => {
-      const freed = await measure(this.#inner, path);
+      const freed = await measure(this.inner, path);
       try {
-        await this.#inner.rm(path, options);
+        await this.inner.rm(path, options);
       } catch (error) {
         usage.invalidate(); // a recursive rm may have removed part of the tree
         throw error;
@@ -275,13 +236,13 @@ export class QuotaFs implements IFileSystem {
 
   cp(src: string, dest: string, options?: CpOptions): Promise<void> {
     return this.#ledger.serialize(async (usage) => {
-      const copied = await measure(this.#inner, src);
-      const replaced = await lstatOrNull(this.#inner, dest);
-      const old = replaced?.isFile ? await measure(this.#inner, dest) : NONE;
+      const copied = await measure(this.inner, src);
+      const replaced = await lstatOrNull(this.inner, dest);
+      const old = replaced?.isFile ? await measure(this.inner, dest) : NONE;
       const delta = { bytes: copied.bytes - old.bytes, entries: copied.entries - old.entries };
       usage.check(delta, this.#v(dest));
       try {
-        await this.#inner.cp(src, dest, options);
+        await this.inner.cp(src, dest, options);
       } catch (error) {
         usage.invalidate();
         throw error;
@@ -293,9 +254,9 @@ export class QuotaFs implements IFileSystem {
 
   mv(src: string, dest: string): Promise<void> {
     return this.#ledger.serialize(async (usage) => {
-      const replaced = src === dest ? NONE : await measure(this.#inner, dest);
+      const replaced = src === dest ? NONE : await measure(this.inner, dest);
       try {
-        await this.#inner.mv(src, dest);
+        await this.inner.mv(src, dest);
       } catch (error) {
         usage.invalidate();
         throw error;
@@ -306,11 +267,11 @@ export class QuotaFs implements IFileSystem {
 
   chmod(path: string, mode: number): Promise<void> {
     // No setuid/setgid/sticky bits on host files: the volume may later be mounted elsewhere.
-    return this.#inner.chmod(path, mode & 0o777);
+    return this.inner.chmod(path, mode & 0o777);
   }
 
   utimes(path: string, atime: Date, mtime: Date): Promise<void> {
-    return this.#inner.utimes(path, atime, mtime);
+    return this.inner.utimes(path, atime, mtime);
   }
 
   symlink(target: string, linkPath: string): Promise<void> {
@@ -334,17 +295,17 @@ export class QuotaFs implements IFileSystem {
       usage.check({ bytes: 0, entries: 1 }, this.#v(linkPath));
       // Stored relative, so the volume stays valid wherever it is mounted.
       const relative = posix.relative(posix.dirname(linkPath), inRoot) || ".";
-      await this.#inner.symlink(relative, linkPath);
+      await this.inner.symlink(relative, linkPath);
       usage.add({ bytes: 0, entries: 1 });
     });
   }
 
   link(existingPath: string, newPath: string): Promise<void> {
     return this.#ledger.serialize(async (usage) => {
-      const st = await lstatOrNull(this.#inner, existingPath);
+      const st = await lstatOrNull(this.inner, existingPath);
       const delta = { bytes: st?.isFile ? st.size : 0, entries: 1 };
       usage.check(delta, this.#v(newPath));
-      await this.#inner.link(existingPath, newPath);
+      await this.inner.link(existingPath, newPath);
       usage.add(delta);
     });
   }

@@ -1,35 +1,8 @@
-import {
-  type CreateAgentSessionOptions,
-  createExtensionRuntime,
-  type ResourceLoader,
-} from "@earendil-works/pi-coding-agent";
+import type { CreateAgentSessionOptions } from "@earendil-works/pi-coding-agent";
+import { staticResourceLoader } from "../resources.ts";
 import { WORKSPACE_DIR } from "./paths.ts";
 import { VIRTUAL_TOOL_NAMES, type VirtualToolName } from "./tools.ts";
 import type { VirtualWorkspace } from "./workspace.ts";
-
-/**
- * A ResourceLoader that reads nothing from the host: pi's default one scans the cwd and
- * agent directory for AGENTS.md, skills, extensions and themes, which on the virtual tier
- * would be the pool's own files (and costs a disk scan per session).
- */
-export function createStaticResourceLoader(
-  options: { systemPrompt?: string; appendSystemPrompt?: string[] } = {},
-): ResourceLoader {
-  const extensions = { extensions: [], errors: [], runtime: createExtensionRuntime() };
-  return {
-    getExtensions: () => extensions,
-    getSkills: () => ({ skills: [], diagnostics: [] }),
-    getPrompts: () => ({ prompts: [], diagnostics: [] }),
-    getThemes: () => ({ themes: [], diagnostics: [] }),
-    getAgentsFiles: () => ({ agentsFiles: [] }),
-    getSystemPrompt: () => options.systemPrompt,
-    getSystemPromptSource: () => undefined,
-    getAppendSystemPrompt: () => options.appendSystemPrompt ?? [],
-    getAppendSystemPromptSources: () => [],
-    extendResources: () => undefined,
-    reload: async () => undefined,
-  };
-}
 
 /**
  * The createAgentSession options that put a session on the virtual tier: the session's cwd
@@ -45,6 +18,6 @@ export function virtualSessionOptions(
     cwd: WORKSPACE_DIR,
     tools: [...names],
     customTools: workspace.tools(WORKSPACE_DIR, names),
-    resourceLoader: createStaticResourceLoader({ systemPrompt: options.systemPrompt }),
+    resourceLoader: staticResourceLoader({ systemPrompt: options.systemPrompt }),
   };
 }

@@ -216,14 +216,15 @@ export class ShellPool {
     // The thread stops the command itself at its deadline; this only catches a thread
     // stuck inside one long builtin.
     arm("timeout", spec.timeoutMs + this.#options.killGraceMs);
+    thread.add(id, job);
+    thread.post({ t: "run", job: id, spec });
+    // After "run": the thread ignores an abort for a job it does not know yet.
     const onAbort = () => {
       thread.post({ t: "abort", job: id });
       arm("abort", this.#options.killGraceMs);
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener("abort", onAbort, { once: true });
-    thread.add(id, job);
-    thread.post({ t: "run", job: id, spec });
     return promise.finally(() => signal?.removeEventListener("abort", onAbort));
   }
 

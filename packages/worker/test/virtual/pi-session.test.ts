@@ -2,48 +2,21 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type AgentSession,
-  createAgentSession,
-  ModelRuntime,
-  SessionManager,
-  SettingsManager,
-} from "@earendil-works/pi-coding-agent";
 import { type MockLlm, startMockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  VIRTUAL_TOOL_NAMES,
-  type VirtualWorkspace,
-  virtualSessionOptions,
-} from "../../src/virtual/index.ts";
+import { VIRTUAL_TOOL_NAMES, type VirtualWorkspace } from "../../src/virtual/index.ts";
 import { tempDir, workspace } from "./helpers.ts";
+import { type VirtualPi, virtualPi } from "./pi-kit.ts";
 
 let llm: MockLlm;
-let modelRuntime: ModelRuntime;
+let pi: VirtualPi;
 let runtimeDir: string;
 
 beforeAll(async () => {
   llm = await startMockLlm();
   // Lives for the whole file, so not a per-test tempDir().
   runtimeDir = await mkdtemp(join(tmpdir(), "lobu-pi-"));
-  const dir = runtimeDir;
-  modelRuntime = await ModelRuntime.create({ authPath: join(dir, "auth.json"), modelsPath: null });
-  modelRuntime.registerProvider("mock", {
-    baseUrl: llm.url,
-    apiKey: "k",
-    api: "anthropic-messages",
-    models: [
-      {
-        id: "m",
-        name: "m",
-        reasoning: false,
-        input: ["text"],
-        cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
-        contextWindow: 200_000,
-        maxTokens: 8_000,
-      },
-    ],
-  });
+  pi = await virtualPi(runtimeDir, llm.url);
 });
 afterAll(async () => {
   await llm.close();
@@ -51,19 +24,7 @@ afterAll(async () => {
 });
 beforeEach(() => llm.reset());
 
-async function sessionOn(ws: VirtualWorkspace): Promise<AgentSession> {
-  const options = virtualSessionOptions(ws, { systemPrompt: "You are a helpful agent." });
-  const { session } = await createAgentSession({
-    ...options,
-    agentDir: await tempDir("lobu-agent-"),
-    model: modelRuntime.getModel("mock", "m"),
-    thinkingLevel: "off",
-    modelRuntime,
-    sessionManager: SessionManager.inMemory(options.cwd),
-    settingsManager: SettingsManager.inMemory({ compaction: { enabled: false } }),
-  });
-  return session;
-}
+const sessionOn = async (ws: VirtualWorkspace) => pi.session(ws, await tempDir("lobu-agent-"));
 
 describe("a pi session on the virtual tier", () => {
   it("runs the model's bash call in the workspace and returns the result to the model", async () => {

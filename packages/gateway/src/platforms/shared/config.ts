@@ -27,3 +27,21 @@ export function platformSetupError(platform: string, message: string, hint: stri
     hint: `${hint} See docs/platforms/${platform}.md.`,
   });
 }
+
+/** An API base URL from the environment (tests, local servers): http(s) or a setup error. */
+export function apiBaseUrl(platform: string, variable: string, value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw platformSetupError(
+      platform,
+      `${variable} is not an http(s) URL: ${JSON.stringify(value)}`,
+      `Unset it to use the real API, or set it to the API's base URL.`,
+    );
+  }
+  return value;
+}

@@ -309,6 +309,20 @@ export class TurnViews<L, C> {
     }
   }
 
+  /** deliver() with a new view on `surface()`; its log lines name the message. */
+  show(
+    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+    opts: TurnViewOptions,
+    surface: () => ReplySurface<L, C>,
+  ): Promise<void> {
+    const log = opts.log.child({ messageId: turn.messageId });
+    return this.deliver(
+      turn.messageId,
+      turn.events,
+      () => new TurnView(surface(), { ...opts, log }),
+    );
+  }
+
   hasOpenCard(requestId: string): boolean {
     for (const { view } of this.#views.values()) if (view.hasOpenCard(requestId)) return true;
     return false;

@@ -4,8 +4,9 @@ import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
 import { Background } from "../shared/background.ts";
+import { messageText, refusalText } from "../shared/inbound.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
-import { TurnView, TurnViews } from "../shared/turn-view.ts";
+import { TurnViews } from "../shared/turn-view.ts";
 import { type Block, closedCard, parseActionId, section, settingsBlocks } from "./blocks.ts";
 import { slackCall, slackLogger } from "./client.ts";
 import type { SlackSettings } from "./config.ts";
@@ -28,7 +29,8 @@ const threadKey = (team: string, channel: string, threadTs: string, user: string
 interface EventEnvelope {
   type: string;
   team_id?: string;
-  event?: SlackMessageEvent;
+  /** tokens_revoked names the revoked tokens' users: `bot` for bot tokens, `oauth` for user tokens. */
+  event?: SlackMessageEvent & { tokens?: { bot?: string[]; oauth?: string[] } };
   challenge?: string;
 }
 
@@ -104,22 +106,15 @@ export class SlackAdapter implements PlatformAdapter {
       );
       return;
     }
-    await this.#views.deliver(
-      turn.messageId,
-      turn.events,
+    await this.#views.show(
+      turn,
+      { platform: this.platform, intervalMs: this.#settings.streamIntervalMs, log: this.#log },
       () =>
-        new TurnView(
-          new SlackSurface(ws.client, origin, {
-            maxInlineChars: this.#settings.maxInlineChars,
-            settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
-            log: this.#log,
-          }),
-          {
-            platform: this.platform,
-            intervalMs: this.#settings.streamIntervalMs,
-            log: this.#log.child({ messageId: turn.messageId }),
-          },
-        ),
+        new SlackSurface(ws.client, origin, {
+          maxInlineChars: this.#settings.maxInlineChars,
+          settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+          log: this.#log,
+        }),
     );
   }
 
@@ -261,7 +256,9 @@ export class SlackAdapter implements PlatformAdapter {
     const event = body.event;
     const teamId = body.team_id ?? event?.team;
     if (!event || !teamId) return;
-    if (event.type === "app_uninstalled" || event.type === "tokens_revoked") {
+    // A revoked user token leaves the bot token working; only a revoked bot token ends the install.
+    const botRevoked = event.type === "tokens_revoked" && (event.tokens?.bot?.length ?? 0) > 0;
+    if (event.type === "app_uninstalled" || botRevoked) {
       await this.#workspaces.remove(teamId);
       this.#log.info({ teamId }, "Slack app removed from a workspace");
       return;
@@ -314,7 +311,7 @@ export class SlackAdapter implements PlatformAdapter {
     try {
       await this.#ctx.submit({
         origin,
-        text: m.text || files.map((f) => `[attached ${f.name}]`).join("\n"),
+        text: messageText(m.text, files),
         ...(files.length ? { files } : {}),
         // One person's message: Slack may send it as app_mention and message, and retry either.
         eventId: `${teamId}:${m.channel}:${m.ts}`,
@@ -323,7 +320,7 @@ export class SlackAdapter implements PlatformAdapter {
     } catch (err) {
       if (isLobuError(err) && err.status < 500) {
         // The message can never be accepted: tell the person instead of making Slack retry.
-        const text = `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`;
+        const text = refusalText(err);
         this.#background.run(() => this.notify(origin, text), "could not report a refused message");
         return;
       }

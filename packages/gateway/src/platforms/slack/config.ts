@@ -1,6 +1,6 @@
 import { Duration } from "@lobu/core";
 import { z } from "zod";
-import { parsePlatformSection, platformSetupError } from "../shared/config.ts";
+import { apiBaseUrl, parsePlatformSection, platformSetupError } from "../shared/config.ts";
 
 /** `[platforms.slack]` in lobu.toml. Tokens and secrets come from the environment only. */
 export const SlackSection = z.strictObject({
@@ -63,18 +63,18 @@ export function slackSettings(
   const wanted = section !== undefined || botToken || appToken || clientId;
   if (!wanted || !cfg.enabled) return undefined;
 
-  if (!botToken && !(clientId && clientSecret)) {
-    throw platformSetupError(
-      "slack",
-      "no bot token",
-      "Set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs via /slack/install), or set enabled = false in [platforms.slack].",
-    );
-  }
   if (clientId && !clientSecret) {
     throw platformSetupError(
       "slack",
       "SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not",
       "Set both for OAuth installs.",
+    );
+  }
+  if (!botToken && !(clientId && clientSecret)) {
+    throw platformSetupError(
+      "slack",
+      "no bot token",
+      "Set SLACK_BOT_TOKEN (one workspace) or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (installs via /slack/install), or set enabled = false in [platforms.slack].",
     );
   }
   const mode = cfg.mode ?? (appToken && !signingSecret ? "socket" : "http");
@@ -92,7 +92,9 @@ export function slackSettings(
       'Set it from the app\'s Basic Information page (HTTP mode), or use Socket Mode: SLACK_APP_TOKEN and mode = "socket".',
     );
   }
-  let apiUrl = env.SLACK_API_URL || "https://slack.com/api/";
+  let apiUrl = env.SLACK_API_URL
+    ? apiBaseUrl("slack", "SLACK_API_URL", env.SLACK_API_URL)
+    : "https://slack.com/api/";
   if (!apiUrl.endsWith("/")) apiUrl += "/";
   return {
     ...(cfg.agent ? { agentId: cfg.agent } : {}),

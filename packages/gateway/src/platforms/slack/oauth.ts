@@ -1,10 +1,11 @@
-import { timingSafeEqual } from "node:crypto";
 import { randomToken } from "@lobu/core";
 import type { Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { Logger } from "pino";
+import { safeEqual } from "../../settings/sessions.ts";
+import { escapeHtml, messagePage, newNonce, setPageHeaders } from "../../settings/web.ts";
 import type { AdapterContext } from "../adapter.ts";
-import { webClient } from "./client.ts";
+import { slackErrorCode, webClient } from "./client.ts";
 import type { SlackSettings } from "./config.ts";
 import type { Workspaces } from "./workspaces.ts";
 
@@ -12,18 +13,17 @@ const STATE_TTL_MS = 10 * 60_000;
 const COOKIE = "lobu_slack_oauth";
 const stateKey = (state: string) => `oauth:${state}`;
 
-function page(c: Context, status: 200 | 400 | 404 | 502, title: string, body: string) {
-  const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  return c.html(
-    `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head><body style="font-family:sans-serif;max-width:36em;margin:4em auto"><h1>${esc(title)}</h1><p>${esc(body)}</p></body></html>`,
-    status,
-  );
-}
-
-function sameString(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+/** The gateway's own message page (strict CSP, no framing) with plain-text `body`. */
+function page(
+  c: Context,
+  https: boolean,
+  status: 200 | 400 | 404 | 502,
+  title: string,
+  body: string,
+) {
+  const nonce = newNonce();
+  setPageHeaders(c, { frameAncestors: [], nonce, https });
+  return c.html(messagePage({ nonce, title, body: `<p>${escapeHtml(body)}</p>` }), status);
 }
 
 /**
@@ -39,11 +39,13 @@ export function oauthRoutes(
   const { settings, ctx, workspaces, log } = deps;
   const oauth = settings.oauth;
   const redirectUri = () => oauth?.redirectUrl ?? `${ctx.publicUrl}/slack/oauth/callback`;
+  const https = () => ctx.publicUrl.startsWith("https:");
 
   app.get("/slack/install", async (c) => {
     if (!oauth) {
       return page(
         c,
+        https(),
         404,
         "Slack installs are not enabled",
         "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway to install the app into workspaces.",
@@ -70,6 +72,7 @@ export function oauthRoutes(
     if (!oauth)
       return page(
         c,
+        https(),
         404,
         "Slack installs are not enabled",
         "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway.",
@@ -78,6 +81,7 @@ export function oauthRoutes(
     if (error)
       return page(
         c,
+        https(),
         400,
         "Installation cancelled",
         `Slack reported: ${error}. Start again from /slack/install.`,
@@ -89,16 +93,18 @@ export function oauthRoutes(
     if (!code || !state)
       return page(
         c,
+        https(),
         400,
         "Installation failed",
         "The link is missing its code or state. Start again from /slack/install.",
       );
     // Only in the browser that started the install, and only once.
     const issued =
-      cookie && sameString(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
+      cookie && safeEqual(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
     if (!issued) {
       return page(
         c,
+        https(),
         400,
         "Installation link expired",
         "This install link expired, was already used, or was opened in another browser. Start again from /slack/install.",
@@ -114,9 +120,10 @@ export function oauthRoutes(
       });
     } catch (err) {
       log.warn({ err }, "Slack OAuth code exchange failed");
-      const why = (err as { data?: { error?: string } }).data?.error ?? "the request failed";
+      const why = slackErrorCode(err) ?? "the request failed";
       return page(
         c,
+        https(),
         502,
         "Installation failed",
         `Slack did not accept the install (${why}). Check SLACK_CLIENT_ID / SLACK_CLIENT_SECRET and the redirect URL, then start again.`,
@@ -127,6 +134,7 @@ export function oauthRoutes(
     if (!token || !teamId || !access.bot_user_id) {
       return page(
         c,
+        https(),
         502,
         "Installation failed",
         "Slack's answer had no bot token; make sure the app has a bot user and bot scopes.",
@@ -154,6 +162,7 @@ export function oauthRoutes(
     log.info({ teamId, team: access.team?.name }, "Slack workspace installed");
     return page(
       c,
+      https(),
       200,
       "Lobu is installed",
       `The app is now in ${access.team?.name ?? teamId}. Mention it in a channel or send it a direct message. You can close this tab.`,

@@ -1,7 +1,7 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
 import type { AdapterContext } from "../adapter.ts";
-import { webClient } from "./client.ts";
+import { slackErrorCode, webClient } from "./client.ts";
 
 /** A workspace the bot can act in: its client and who the bot is there. */
 export interface Workspace {
@@ -52,7 +52,12 @@ export class Workspaces {
     try {
       auth = await client.auth.test();
     } catch (err) {
-      const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
+      const code = slackErrorCode(err);
+      if (!code) {
+        throw new Error(
+          `could not reach the Slack Web API at ${this.#apiUrl} (${(err as Error).message}); check the network and SLACK_API_URL`,
+        );
+      }
       throw new Error(
         `Slack rejected SLACK_BOT_TOKEN (${code}); copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page`,
       );
@@ -98,10 +103,15 @@ export class Workspaces {
     this.#cache.delete(install.teamId);
   }
 
-  /** The app was uninstalled or its tokens revoked: forget the workspace. */
+  /**
+   * The app was uninstalled or its tokens revoked: forget the workspace and
+   * delete its (now useless) bot token. The SLACK_BOT_TOKEN workspace stays
+   * known: only the environment can change that token.
+   */
   async remove(teamId: string): Promise<void> {
-    this.#cache.delete(teamId);
     if (teamId === this.#envTeam) return;
+    this.#cache.delete(teamId);
     await this.#ctx.state.del(installKey(teamId));
+    await this.#ctx.secrets.del(tokenName(teamId));
   }
 }

@@ -1,14 +1,15 @@
-import { timingSafeEqual } from "node:crypto";
 import { type AgentEvent, isLobuError, randomToken } from "@lobu/core";
-import { Bot, type Context } from "grammy";
+import { Bot, type Context, GrammyError } from "grammy";
 import type { Update } from "grammy/types";
 import type { Hono } from "hono";
 import type { Logger } from "pino";
 import { userKeyOf } from "../../conversations/inbound.ts";
+import { safeEqual } from "../../settings/sessions.ts";
 import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
 import { Background } from "../shared/background.ts";
+import { messageText, refusalText } from "../shared/inbound.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
-import { TurnView, TurnViews } from "../shared/turn-view.ts";
+import { TurnViews } from "../shared/turn-view.ts";
 import type { TelegramSettings } from "./config.ts";
 import { toTelegramHtml } from "./html.ts";
 import { classifyMessage, displayNameOf, filesOfMessage, type TgMessage } from "./inbound.ts";
@@ -20,12 +21,6 @@ const ALLOWED_UPDATES = ["message", "callback_query"] as const;
 const SUBMIT_ATTEMPTS = 4;
 /** How long to wait for the gateway's own URL before giving up on setWebhook. */
 const PUBLIC_URL_WAIT_MS = 60_000;
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 /**
  * Telegram: webhook or long polling (grammY), private chats, groups and forum
@@ -58,8 +53,14 @@ export class TelegramAdapter implements PlatformAdapter {
     try {
       await this.#bot.init();
     } catch (err) {
+      if (err instanceof GrammyError) {
+        throw new Error(
+          `Telegram rejected TELEGRAM_BOT_TOKEN (${err.description}); copy the token @BotFather gave you`,
+        );
+      }
+      const root = this.#settings.apiRoot ?? "https://api.telegram.org";
       throw new Error(
-        `Telegram rejected TELEGRAM_BOT_TOKEN (${(err as Error).message}); copy the token @BotFather gave you`,
+        `could not reach the Telegram Bot API at ${root} (${(err as Error).message}); check the network${this.#settings.apiRoot ? " and TELEGRAM_API_ROOT" : ""}`,
       );
     }
     this.#bot.on("message", (c) => this.#onMessage(c));
@@ -104,22 +105,15 @@ export class TelegramAdapter implements PlatformAdapter {
     const interval = origin.isDirect
       ? this.#settings.streamIntervalMs
       : this.#settings.groupStreamIntervalMs;
-    await this.#views.deliver(
-      turn.messageId,
-      turn.events,
+    await this.#views.show(
+      turn,
+      { platform: this.platform, intervalMs: interval, log: this.#log },
       () =>
-        new TurnView(
-          new TelegramSurface(this.#bot.api, origin, {
-            state: this.#ctx.state,
-            settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
-            log: this.#log,
-          }),
-          {
-            platform: this.platform,
-            intervalMs: interval,
-            log: this.#log.child({ messageId: turn.messageId }),
-          },
-        ),
+        new TelegramSurface(this.#bot.api, origin, {
+          state: this.#ctx.state,
+          settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+          log: this.#log,
+        }),
     );
   }
 
@@ -139,7 +133,7 @@ export class TelegramAdapter implements PlatformAdapter {
   async #startWebhook(app: Hono): Promise<void> {
     const secret = await this.#webhookSecret();
     app.post("/telegram/webhook", async (c) => {
-      if (!sameSecret(c.req.header("x-telegram-bot-api-secret-token") ?? "", secret)) {
+      if (!safeEqual(c.req.header("x-telegram-bot-api-secret-token") ?? "", secret)) {
         this.#log.warn("refused a Telegram webhook call without the right secret token");
         return c.json(
           {
@@ -210,22 +204,36 @@ export class TelegramAdapter implements PlatformAdapter {
   }
 
   #webAppRoutes(app: Hono): void {
-    // The settings page posts the Mini App's initData here to learn who opened it.
+    // Who opened a Mini App, checked statelessly (no session). The settings page
+    // itself signs in through /settings/api/session/telegram instead.
     app.post("/telegram/webapp/verify", async (c) => {
       let initData = /^tma\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
       if (!initData) {
         const type = c.req.header("content-type") ?? "";
         try {
-          if (type.includes("application/json"))
-            initData = ((await c.req.json()) as { initData?: string }).initData;
-          else if (type.includes("form"))
+          if (type.includes("application/json")) {
+            const body = (await c.req.json()) as { initData?: unknown } | null;
+            initData = typeof body?.initData === "string" ? body.initData : undefined;
+          } else if (type.includes("form"))
             initData = String((await c.req.parseBody()).initData ?? "");
           else initData = await c.req.text();
         } catch {
           initData = undefined;
         }
       }
-      const result = verifyInitData(initData ?? "", this.#settings.token, {
+      if (!initData) {
+        return c.json(
+          {
+            error: {
+              code: "invalid_init_data",
+              message:
+                'no initData: send {"initData": "<Telegram.WebApp.initData>"} or the header Authorization: tma <initData>',
+            },
+          },
+          401,
+        );
+      }
+      const result = verifyInitData(initData, this.#settings.token, {
         maxAgeSec: this.#settings.initDataMaxAgeSec,
       });
       if (!result.ok)
@@ -275,7 +283,7 @@ export class TelegramAdapter implements PlatformAdapter {
     try {
       await this.#submit({
         origin,
-        text: m.text || files.map((f) => `[attached ${f.name}]`).join("\n"),
+        text: messageText(m.text, files),
         ...(files.length ? { files } : {}),
         // A redelivered update (webhook retry, polling after a restart) has the same update_id.
         eventId: `${me.id}:${c.update.update_id}`,
@@ -283,8 +291,8 @@ export class TelegramAdapter implements PlatformAdapter {
       });
     } catch (err) {
       if (isLobuError(err) && err.status < 500) {
-        await this.notify(origin, `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`).catch(
-          () => {},
+        await this.notify(origin, refusalText(err)).catch((e) =>
+          this.#log.warn({ err: e }, "could not report a refused message"),
         );
         return;
       }

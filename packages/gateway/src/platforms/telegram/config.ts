@@ -1,6 +1,6 @@
 import { Duration } from "@lobu/core";
 import { z } from "zod";
-import { parsePlatformSection, platformSetupError } from "../shared/config.ts";
+import { apiBaseUrl, parsePlatformSection, platformSetupError } from "../shared/config.ts";
 
 /** `[platforms.telegram]` in lobu.toml. The bot token comes from the environment only. */
 export const TelegramSection = z.strictObject({
@@ -72,7 +72,14 @@ export function telegramSettings(
     groupStreamIntervalMs: cfg.group_stream_interval,
     initDataMaxAgeSec: Math.max(1, Math.round(cfg.init_data_max_age / 1000)),
     ...(cfg.agent ? { agentId: cfg.agent } : {}),
-    ...(env.TELEGRAM_API_ROOT ? { apiRoot: env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),
+    ...(env.TELEGRAM_API_ROOT
+      ? {
+          apiRoot: apiBaseUrl("telegram", "TELEGRAM_API_ROOT", env.TELEGRAM_API_ROOT).replace(
+            /\/+$/,
+            "",
+          ),
+        }
+      : {}),
     ...(cfg.webhook_url ? { webhookUrl: cfg.webhook_url } : {}),
     ...(secret ? { webhookSecret: secret } : {}),
   };

@@ -35,6 +35,10 @@ const FUTURE_SKEW_SEC = 60;
  * every other field as `key=value`, sorted by key, joined with "\n". The
  * comparison is constant-time; data older than `maxAgeSec` is refused.
  * `now` is in unix seconds (default: the current time).
+ *
+ * The testkit's Telegram emulator signs initData with its own code
+ * (testkit/src/telegram/webapp.ts) on purpose: sharing one implementation
+ * would let a mistake in it pass both sides of the test.
  */
 export function verifyInitData(
   initData: string,

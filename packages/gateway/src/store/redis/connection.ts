@@ -1,5 +1,5 @@
 /** Opening Redis connections with actionable errors, and registering Lua scripts. */
-import { LobuError } from "@lobu/core";
+import { errorMessage, LobuError } from "@lobu/core";
 import { Redis, type RedisOptions } from "ioredis";
 import { log } from "../shared.ts";
 
@@ -53,12 +53,15 @@ export async function connectRedis(
 }
 
 function unreachable(url: string, cause: unknown): LobuError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new LobuError("store_unreachable", `cannot reach Redis at ${redactUrl(url)}: ${reason}`, {
-    status: 503,
-    hint: "Start Redis (e.g. `redis-server`) or fix store.redis_url / REDIS_URL.",
-    cause,
-  });
+  return new LobuError(
+    "store_unreachable",
+    `cannot reach Redis at ${redactUrl(url)}: ${errorMessage(cause)}`,
+    {
+      status: 503,
+      hint: "Start Redis (e.g. `redis-server`) or fix store.redis_url / REDIS_URL.",
+      cause,
+    },
+  );
 }
 
 /** Close gracefully (pending replies are delivered); fall back to a hard disconnect. */

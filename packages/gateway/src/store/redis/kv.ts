@@ -9,22 +9,28 @@
  *              `list` or the periodic `sweep` meets them.
  * Every write that can create or delete a key updates both in one Lua script.
  */
-import { LobuError } from "@lobu/core";
 import type { Redis } from "ioredis";
 import type { KeyValue, SetOptions } from "../port.ts";
-import { limitOf, positiveMs } from "../shared.ts";
+import { incrementOf, limitOf, notIntegerError, optionalMs } from "../shared.ts";
 import { defineScripts, type Script } from "./connection.ts";
 
 // KEYS[1] = value key, KEYS[2] = index; ARGV[1] = the caller's key (index member).
+
+// Lua helper: write the value (with its TTL, '' = none) and index the key.
+const PUT = `
+local function put(value, ttl)
+  if ttl ~= '' then redis.call('SET', KEYS[1], value, 'PX', ttl)
+  else redis.call('SET', KEYS[1], value) end
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end`;
+
 const SCRIPTS = {
   set: {
     keys: 2,
     // ARGV: key, value, ttlMs ('' = none), ifNotExists ('1'/'0')
-    lua: `
+    lua: `${PUT}
       if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-      if ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-      else redis.call('SET', KEYS[1], ARGV[2]) end
-      redis.call('ZADD', KEYS[2], 0, ARGV[1])
+      put(ARGV[2], ARGV[3])
       return 1`,
   },
   del: {
@@ -49,14 +55,12 @@ const SCRIPTS = {
   cas: {
     keys: 2,
     // ARGV: key, expected, expectAbsent ('1'/'0'), value, ttlMs ('' = none)
-    lua: `
+    lua: `${PUT}
       local cur = redis.call('GET', KEYS[1])
       if ARGV[3] == '1' then
         if cur then return 0 end
       elseif cur ~= ARGV[2] then return 0 end
-      if ARGV[5] ~= '' then redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-      else redis.call('SET', KEYS[1], ARGV[4]) end
-      redis.call('ZADD', KEYS[2], 0, ARGV[1])
+      put(ARGV[4], ARGV[5])
       return 1`,
   },
   take: {
@@ -135,7 +139,7 @@ export class RedisKeyValue implements KeyValue {
   }
 
   async set(key: string, value: string, opts: SetOptions = {}): Promise<boolean> {
-    const ttl = opts.ttlMs === undefined ? "" : positiveMs(opts.ttlMs, "ttlMs");
+    const ttl = optionalMs(opts.ttlMs, "ttlMs") ?? "";
     const r = await this.#scripts.set(
       this.#k(key),
       this.#index,
@@ -152,18 +156,13 @@ export class RedisKeyValue implements KeyValue {
   }
 
   async incr(key: string, by = 1, opts: { ttlMs?: number } = {}): Promise<number> {
-    if (!Number.isSafeInteger(by)) {
-      throw new LobuError("store_invalid_increment", "incr `by` must be an integer");
-    }
-    const ttl = opts.ttlMs === undefined ? "" : positiveMs(opts.ttlMs, "ttlMs");
+    const step = incrementOf(by);
+    const ttl = optionalMs(opts.ttlMs, "ttlMs") ?? "";
     try {
-      return Number(await this.#scripts.incr(this.#k(key), this.#index, key, by, ttl));
+      return Number(await this.#scripts.incr(this.#k(key), this.#index, key, step, ttl));
     } catch (err) {
       if (err instanceof Error && /not an integer|out of range/.test(err.message)) {
-        throw new LobuError("store_not_integer", `kv key "${key}" does not hold an integer`, {
-          hint: "incr only works on keys written by incr (or holding a base-10 integer).",
-          cause: err,
-        });
+        throw notIntegerError(key, err);
       }
       throw err;
     }
@@ -175,7 +174,7 @@ export class RedisKeyValue implements KeyValue {
     value: string,
     opts: { ttlMs?: number } = {},
   ): Promise<boolean> {
-    const ttl = opts.ttlMs === undefined ? "" : positiveMs(opts.ttlMs, "ttlMs");
+    const ttl = optionalMs(opts.ttlMs, "ttlMs") ?? "";
     const r = await this.#scripts.cas(
       this.#k(key),
       this.#index,

@@ -30,14 +30,14 @@
  * version >= 6.2, with `maxmemory-policy noeviction` (an evicted message is
  * lost; claim only skips over the dangling id).
  */
-import { newId, randomToken } from "@lobu/core";
+import { randomToken } from "@lobu/core";
 import type { Redis } from "ioredis";
 import type { EnqueueOptions, MessageQueue, QueueClaim, QueuedMessage } from "../port.ts";
 import {
   AVAILABILITY_POLL_MS,
   AvailabilitySignal,
-  DEFAULT_DEDUPE_TTL_MS,
   delayMs,
+  enqueueOptions,
   limitOf,
   log,
   positiveMs,
@@ -246,9 +246,13 @@ const SCRIPTS = {
 
 type ScriptName = keyof typeof SCRIPTS;
 
-function toMessage(id: string, fields: (string | null)[]): QueuedMessage | null {
+/** A message from its id and `[partition, payload, enqueuedAt, attempts]`; null when gone. */
+function toMessage(
+  id: string,
+  fields: (string | number | null | undefined)[],
+): QueuedMessage | null {
   const [partition, payload, enqueuedAt, attempts] = fields;
-  if (partition == null || payload == null) return null;
+  if (typeof partition !== "string" || typeof payload !== "string") return null;
   return {
     id,
     partition,
@@ -297,19 +301,14 @@ export class RedisQueue implements MessageQueue {
     payload: string,
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; duplicate: boolean }> {
-    const delay = delayMs(opts.delayMs);
-    const id = opts.id ?? newId("msg");
-    const hasDedupe = opts.dedupeKey !== undefined;
-    const dedupeTtl = hasDedupe
-      ? positiveMs(opts.dedupeTtlMs ?? DEFAULT_DEDUPE_TTL_MS, "dedupeTtlMs")
-      : 0;
+    const { id, delay, dedupeKey, dedupeTtl } = enqueueOptions(opts);
     const [resultId, duplicate, ready] = (await this.#run(
       "enqueue",
       partition,
       payload,
       id,
-      hasDedupe ? "1" : "0",
-      opts.dedupeKey ?? "",
+      dedupeKey === undefined ? "0" : "1",
+      dedupeKey ?? "",
       dedupeTtl,
       delay,
     )) as [string, number, number];
@@ -334,19 +333,12 @@ export class RedisQueue implements MessageQueue {
       opts.partition ?? "",
       ...(opts.skip ?? []),
     )) as [number, string?, string?, string?, string?, number?];
-    const [moved, id, partition, payload, enqueuedAt, attempts] = reply;
+    const [moved, id, ...fields] = reply;
     if (moved > 0) this.#signal.fire();
-    if (id === undefined || partition === undefined || payload === undefined) return null;
+    const msg = id === undefined ? null : toMessage(id, fields);
+    if (!msg) return null;
     this.#ticker.poke();
-    return {
-      id,
-      partition,
-      payload,
-      enqueuedAt: Number(enqueuedAt),
-      attempts: Number(attempts),
-      leaseToken,
-      owner,
-    };
+    return { ...msg, leaseToken, owner };
   }
 
   async extend(claim: QueueClaim, leaseMs: number): Promise<boolean> {

@@ -1,7 +1,9 @@
+import { LobuError } from "@lobu/core";
 import type { Redis } from "ioredis";
-import type { Store } from "../port.ts";
+import type { Store, StoreIssue } from "../port.ts";
 import { log } from "../shared.ts";
-import { connectRedis, quit } from "./connection.ts";
+import { connectRedis, quit, redactUrl } from "./connection.ts";
+import { diagnoseRedis } from "./diagnose.ts";
 import { RedisKeyValue } from "./kv.ts";
 import { RedisLocks } from "./locks.ts";
 import { RedisPubSub } from "./pubsub.ts";
@@ -10,6 +12,9 @@ import { RedisStreams } from "./streams.ts";
 
 /** How often a slice of the kv index is checked for keys that expired. */
 const SWEEP_INTERVAL_MS = 60_000;
+
+/** Servers whose setup warnings were logged already: once per process is enough. */
+const warnedAbout = new Set<string>();
 
 export interface RedisStoreOptions {
   url: string;
@@ -34,10 +39,15 @@ export class RedisStore implements Store {
   #sweeper: NodeJS.Timeout;
   #closed = false;
 
+  /**
+   * Connect, refusing a server the store cannot work on (see `diagnose`);
+   * warnings about it are logged.
+   */
   static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
     const redis = await connectRedis(opts.url, "store");
     let subscriber: Redis;
     try {
+      await checkSetup(redis, opts.url);
       subscriber = await connectRedis(opts.url, "subscriber");
     } catch (err) {
       redis.disconnect();
@@ -63,6 +73,14 @@ export class RedisStore implements Store {
     await this.#redis.ping();
   }
 
+  /**
+   * Version, Cluster mode and role (`fail`), eviction policy and AOF (`warn`),
+   * read from the server's INFO.
+   */
+  diagnose(): Promise<StoreIssue[]> {
+    return diagnoseRedis(this.#redis);
+  }
+
   /** Drop index entries of expired kv keys (one slice); Redis expires the keys themselves. */
   async sweep(): Promise<void> {
     try {
@@ -81,4 +99,24 @@ export class RedisStore implements Store {
     this.pubsub.close();
     await Promise.all([quit(this.#subscriber), quit(this.#redis)]);
   }
+}
+
+async function checkSetup(redis: Redis, url: string): Promise<void> {
+  const issues = await diagnoseRedis(redis);
+  const fatal = issues.find((i) => i.level === "fail");
+  if (fatal) {
+    throw new LobuError(
+      "store_unsupported",
+      `cannot use Redis at ${redactUrl(url)}: ${fatal.problem}`,
+      {
+        status: 503,
+        hint: fatal.fix,
+        details: { problems: issues.map((i) => i.problem) },
+      },
+    );
+  }
+  const where = redactUrl(url);
+  if (issues.length === 0 || warnedAbout.has(where)) return;
+  warnedAbout.add(where);
+  for (const issue of issues) log.warn({ redis: where, fix: issue.fix }, issue.problem);
 }

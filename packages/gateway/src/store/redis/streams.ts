@@ -6,7 +6,15 @@
  */
 import type { Redis } from "ioredis";
 import type { EventStreams, StreamEntry } from "../port.ts";
-import { closedError, formatStreamId, limitOf, log, parseStreamId, positiveMs } from "../shared.ts";
+import {
+  blockMsOf,
+  closedError,
+  formatStreamId,
+  limitOf,
+  log,
+  optionalMs,
+  parseStreamId,
+} from "../shared.ts";
 import { connectRedis } from "./connection.ts";
 
 /** Idle blocking connections kept for reuse; busier moments open more. */
@@ -111,8 +119,8 @@ export class RedisStreams implements EventStreams {
     data: string,
     opts: { maxLen?: number; ttlMs?: number } = {},
   ): Promise<string> {
-    const maxLen = limitOf(opts.maxLen);
-    const ttlMs = opts.ttlMs === undefined ? undefined : positiveMs(opts.ttlMs, "ttlMs");
+    const maxLen = limitOf(opts.maxLen, "maxLen");
+    const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const key = this.#prefix + stream;
     const tx = this.#redis.multi();
     // Exact MAXLEN (not `~`) so both stores keep exactly the newest maxLen entries.
@@ -159,11 +167,19 @@ export class RedisStreams implements EventStreams {
   ): Promise<StreamEntry[]> {
     const from = after === undefined ? "0-0" : cursor(after);
     const limit = limitOf(opts.limit);
+    const block = blockMsOf(opts.blockMs);
     const { signal } = opts;
-    if (opts.blockMs <= 0 || signal?.aborted) return this.range(stream, { after: from, limit });
+    if (block === 0 || signal?.aborted) return this.range(stream, { after: from, limit });
     const key = this.#prefix + stream;
-    const block = Math.ceil(opts.blockMs);
-    const conn = await this.#readers.acquire();
+    if (this.#readers.closed) throw closedError("redis");
+    let conn: Redis;
+    try {
+      conn = await this.#readers.acquire();
+    } catch (err) {
+      // Closed while the reader connected: end like any other blocked read.
+      if (this.#readers.closed) return [];
+      throw err;
+    }
     if (signal?.aborted) {
       this.#readers.release(conn);
       return [];

@@ -1,6 +1,5 @@
-import { LobuError } from "@lobu/core";
 import type { KeyValue, SetOptions } from "../port.ts";
-import { limitOf, positiveMs } from "../shared.ts";
+import { incrementOf, limitOf, notIntegerError, optionalMs } from "../shared.ts";
 import { type Db, numOrNull, str } from "./db.ts";
 
 // A row is live while `expires_at` is null or in the future; expired rows are
@@ -39,7 +38,8 @@ export class SqliteKeyValue implements KeyValue {
 
   async set(key: string, value: string, opts: SetOptions = {}): Promise<boolean> {
     const now = Date.now();
-    const expiresAt = opts.ttlMs === undefined ? null : now + positiveMs(opts.ttlMs, "ttlMs");
+    const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
+    const expiresAt = ttlMs === undefined ? null : now + ttlMs;
     const db = this.#db();
     if (opts.ifNotExists) {
       // Inserts, or overwrites only a row that has already expired.
@@ -67,10 +67,8 @@ export class SqliteKeyValue implements KeyValue {
   }
 
   async incr(key: string, by = 1, opts: { ttlMs?: number } = {}): Promise<number> {
-    if (!Number.isSafeInteger(by)) {
-      throw new LobuError("store_invalid_increment", "incr `by` must be an integer");
-    }
-    const ttlMs = opts.ttlMs === undefined ? undefined : positiveMs(opts.ttlMs, "ttlMs");
+    const step = incrementOf(by);
+    const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
     return db.tx(() => {
       const now = Date.now();
@@ -81,16 +79,12 @@ export class SqliteKeyValue implements KeyValue {
         db.stmt(
           `INSERT INTO kv (key, value, expires_at) VALUES (:key, :value, :exp)
            ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-        ).run({ key, value: String(by), exp: ttlMs === undefined ? null : now + ttlMs });
-        return by;
+        ).run({ key, value: String(step), exp: ttlMs === undefined ? null : now + ttlMs });
+        return step;
       }
       const current = str(row.value);
-      const next = /^-?\d+$/.test(current) ? Number(current) + by : Number.NaN;
-      if (!Number.isSafeInteger(next)) {
-        throw new LobuError("store_not_integer", `kv key "${key}" does not hold an integer`, {
-          hint: "incr only works on keys written by incr (or holding a base-10 integer).",
-        });
-      }
+      const next = /^-?\d+$/.test(current) ? Number(current) + step : Number.NaN;
+      if (!Number.isSafeInteger(next)) throw notIntegerError(key);
       // An existing key keeps its expiry: the TTL is applied on create only.
       db.stmt("UPDATE kv SET value = :value WHERE key = :key").run({ key, value: String(next) });
       return next;
@@ -103,7 +97,7 @@ export class SqliteKeyValue implements KeyValue {
     value: string,
     opts: { ttlMs?: number } = {},
   ): Promise<boolean> {
-    const ttlMs = opts.ttlMs === undefined ? undefined : positiveMs(opts.ttlMs, "ttlMs");
+    const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
     return db.tx(() => {
       const now = Date.now();

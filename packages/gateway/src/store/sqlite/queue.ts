@@ -8,13 +8,13 @@
  * deliverable and whose lease is absent or expired. An expired lease stays on
  * the row until someone else claims, so its holder may still ack or extend.
  */
-import { newId, randomToken } from "@lobu/core";
+import { randomToken } from "@lobu/core";
 import type { EnqueueOptions, MessageQueue, QueueClaim, QueuedMessage } from "../port.ts";
 import {
   AVAILABILITY_POLL_MS,
   AvailabilitySignal,
-  DEFAULT_DEDUPE_TTL_MS,
   delayMs,
+  enqueueOptions,
   limitOf,
   positiveMs,
   Ticker,
@@ -58,13 +58,7 @@ export class SqliteQueue implements MessageQueue {
     payload: string,
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; duplicate: boolean }> {
-    const delay = delayMs(opts.delayMs);
-    const id = opts.id ?? newId("msg");
-    const { dedupeKey } = opts;
-    const dedupeTtl =
-      dedupeKey === undefined
-        ? 0
-        : positiveMs(opts.dedupeTtlMs ?? DEFAULT_DEDUPE_TTL_MS, "dedupeTtlMs");
+    const { id, delay, dedupeKey, dedupeTtl } = enqueueOptions(opts);
     const db = this.#db();
     const result = db.durableTx(() => {
       const now = Date.now();

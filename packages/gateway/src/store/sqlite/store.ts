@@ -1,4 +1,4 @@
-import type { Store } from "../port.ts";
+import type { Store, StoreIssue } from "../port.ts";
 import { closedError, log } from "../shared.ts";
 import { Db, type SqliteOptions } from "./db.ts";
 import { SqliteKeyValue } from "./kv.ts";
@@ -48,6 +48,25 @@ export class SqliteStore implements Store {
   async ping(): Promise<void> {
     if (!this.#db) throw closedError("sqlite");
     this.#db.stmt("SELECT 1").get();
+  }
+
+  /**
+   * Warns when the file is not in WAL mode (some file systems refuse it): the
+   * store's durability and concurrency rely on WAL.
+   */
+  async diagnose(): Promise<StoreIssue[]> {
+    if (!this.#db) throw closedError("sqlite");
+    if (this.#db.path === ":memory:") return [];
+    const row = this.#db.stmt("PRAGMA journal_mode").get();
+    const mode = String(row?.journal_mode);
+    if (mode === "wal") return [];
+    return [
+      {
+        level: "warn",
+        problem: `the SQLite store at ${this.#db.path} is in journal mode "${mode}", not WAL`,
+        fix: "Put the data directory on a local file system (network file systems cannot share WAL memory).",
+      },
+    ];
   }
 
   /** Delete everything that has expired; returns how many rows/streams went. */

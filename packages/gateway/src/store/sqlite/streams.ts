@@ -6,7 +6,14 @@
  */
 import { EventEmitter } from "node:events";
 import type { EventStreams, StreamEntry } from "../port.ts";
-import { formatStreamId, limitOf, parseStreamId, positiveMs, type StreamId } from "../shared.ts";
+import {
+  blockMsOf,
+  formatStreamId,
+  limitOf,
+  optionalMs,
+  parseStreamId,
+  type StreamId,
+} from "../shared.ts";
 import { type Db, num, numOrNull, str } from "./db.ts";
 
 const LIVE = "(expires_at IS NULL OR expires_at > :now)";
@@ -31,8 +38,8 @@ export class SqliteStreams implements EventStreams {
     data: string,
     opts: { maxLen?: number; ttlMs?: number } = {},
   ): Promise<string> {
-    const maxLen = limitOf(opts.maxLen);
-    const ttlMs = opts.ttlMs === undefined ? undefined : positiveMs(opts.ttlMs, "ttlMs");
+    const maxLen = limitOf(opts.maxLen, "maxLen");
+    const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
     const id = db.tx(() => {
       const now = Date.now();
@@ -110,7 +117,7 @@ export class SqliteStreams implements EventStreams {
   ): Promise<StreamEntry[]> {
     const cursor = after === undefined ? { ms: -1, seq: -1 } : parseStreamId(after);
     const limit = limitOf(opts.limit) ?? -1;
-    const deadline = Date.now() + Math.max(0, opts.blockMs);
+    const deadline = Date.now() + blockMsOf(opts.blockMs);
     const signals = [this.#closing.signal, ...(opts.signal ? [opts.signal] : [])];
     const aborted = () => signals.some((s) => s.aborted);
     let entries = this.#range(stream, cursor, limit);

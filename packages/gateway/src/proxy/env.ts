@@ -1,2 +1,0 @@
-// The worker builds this environment too, so it lives in @lobu/core.
-export { workerProxyEnv } from "@lobu/core";

@@ -1,0 +1,54 @@
+import { join } from "node:path";
+import {
+  type AgentSession,
+  createAgentSession,
+  ModelRuntime,
+  SessionManager,
+  SettingsManager,
+} from "@earendil-works/pi-coding-agent";
+import { type PiModel, registerModel } from "../../src/model.ts";
+import { type VirtualWorkspace, virtualSessionOptions } from "../../src/virtual/index.ts";
+
+/**
+ * pi sessions on the virtual tier, talking to a model at `baseUrl` (the mock LLM).
+ * Shared by the tests and bench/virtual-sessions.bench.ts, so no vitest in here.
+ */
+export interface VirtualPi {
+  modelRuntime: ModelRuntime;
+  model: PiModel;
+  /** A fresh in-memory pi session over `ws`. */
+  session(ws: VirtualWorkspace, agentDir: string): Promise<AgentSession>;
+}
+
+export async function virtualPi(runtimeDir: string, baseUrl: string): Promise<VirtualPi> {
+  const modelRuntime = await ModelRuntime.create({
+    authPath: join(runtimeDir, "auth.json"),
+    modelsPath: null,
+  });
+  const model = registerModel(modelRuntime, {
+    providerId: "mock",
+    baseUrl,
+    apiKey: "k",
+    api: "anthropic-messages",
+    id: "m",
+    contextWindow: 200_000,
+    maxTokens: 8_000,
+  });
+  return {
+    modelRuntime,
+    model,
+    async session(ws, agentDir) {
+      const options = virtualSessionOptions(ws, { systemPrompt: "You are a helpful agent." });
+      const { session } = await createAgentSession({
+        ...options,
+        agentDir,
+        model,
+        thinkingLevel: "off",
+        modelRuntime,
+        sessionManager: SessionManager.inMemory(options.cwd),
+        settingsManager: SettingsManager.inMemory({ compaction: { enabled: false } }),
+      });
+      return session;
+    },
+  };
+}
