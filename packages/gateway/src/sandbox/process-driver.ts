@@ -170,6 +170,15 @@ export class ProcessDriver implements SandboxDriver {
     this.#uids = new UidAllocator({ stateDir: opts.stateDir, uidBase: opts.uidBase ?? 200_000 });
   }
 
+  /**
+   * The sandbox's cgroup name. Sandbox ids derive from conversation keys, so two
+   * installations on one host (or two test runs) share ids: the state dir tells
+   * them apart, and creating one never drains the other's cgroup.
+   */
+  #cgroupName(id: string): string {
+    return `${digest(this.#opts.stateDir, 8)}-${id}`;
+  }
+
   /** Host paths shown read-only in every sandbox: the worker's runtime. */
   runtimeBinds(): string[] {
     const launcher = this.launcher;
@@ -248,7 +257,11 @@ export class ProcessDriver implements SandboxDriver {
     // Only with cgroups can a volume in use by a running sandbox be told apart.
     const cgroups = detection.manager;
     if (quota === "loop" && this.#opts.volumesRoot && cgroups)
-      await unmountStale(this.#opts.volumesRoot, (id) => cgroups.occupied(id), this.#logger);
+      await unmountStale(
+        this.#opts.volumesRoot,
+        (id) => cgroups.occupied(this.#cgroupName(id)),
+        this.#logger,
+      );
     const setup: Setup = {
       bwrap,
       shell: which("bash") ?? "/bin/sh",
@@ -358,7 +371,7 @@ export class ProcessDriver implements SandboxDriver {
       undo.push(() => binding.close());
       if (setup.root) await chown(binding.socketPath, meta.uid, meta.gid);
 
-      const cgroup = setup.cgroups ? await setup.cgroups.create(spec.id, spec.limits) : undefined;
+      const cgroup = setup.cgroups ? await setup.cgroups.create(this.#cgroupName(spec.id), spec.limits) : undefined;
       if (cgroup) undo.push(() => cgroup.destroy());
 
       const launched = await this.#launch(

@@ -107,6 +107,7 @@ export class VolumeSnapshots {
       try {
         stats = await copyTree(volumeDir, partial, {
           linkFrom: previous ? join(dir, previous.name) : undefined,
+          linkFromTakenAt: previous?.at,
           skipTop: SKIP,
         });
         await rename(partial, join(dir, name));

@@ -35,6 +35,13 @@ export interface CopyStats {
 export interface CopyOptions {
   /** An earlier, immutable copy: unchanged files are hard-linked to it instead of copied. */
   linkFrom?: string;
+  /**
+   * When that copy was started (epoch ms). A file modified around or after then
+   * is always copied: file timestamps are coarse (a kernel tick), so a same-size
+   * rewrite right after the earlier copy read it can keep the same mtime (the
+   * "racy timestamp" problem git and rsync guard against too).
+   */
+  linkFromTakenAt?: number;
   /** Names skipped at the top level (e.g. scratch dirs). */
   skipTop?: string[];
   /** Keep owners (root only; otherwise files belong to the copier). */
@@ -46,6 +53,9 @@ const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLL
 /** Permission bits kept: never setuid/setgid (a copy made as root must not mint them). */
 const SAFE_MODE = 0o1777;
 const OPEN_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Margin for coarse file timestamps and small clock steps. */
+const RACY_MS = 2000;
 
 function sameFile(
   a: { size: number; mtimeMs: number; mode: number; uid: number; gid: number },
@@ -70,7 +80,10 @@ export async function copyTree(
   const preserveOwner = opts.preserveOwner ?? process.getuid?.() === 0;
   const root = await open(src, OPEN_DIR);
   try {
-    await copyDir(root, src, dst, opts.linkFrom, new Set(opts.skipTop ?? []), preserveOwner, stats);
+    const linkFrom = opts.linkFrom
+      ? { dir: opts.linkFrom, takenAt: opts.linkFromTakenAt }
+      : undefined;
+    await copyDir(root, src, dst, linkFrom, new Set(opts.skipTop ?? []), preserveOwner, stats);
   } finally {
     await root.close();
   }
@@ -78,12 +91,14 @@ export async function copyTree(
 }
 
 type Handle = Awaited<ReturnType<typeof open>>;
+/** The matching directory of the earlier copy, and when that copy started. */
+type LinkFrom = { dir: string; takenAt?: number };
 
 async function copyDir(
   dir: Handle,
   srcPath: string,
   dst: string,
-  linkFrom: string | undefined,
+  linkFrom: LinkFrom | undefined,
   skip: Set<string>,
   preserveOwner: boolean,
   stats: CopyStats,
@@ -116,7 +131,7 @@ async function copyDir(
           child,
           join(srcPath, name),
           target,
-          linkFrom && join(linkFrom, name),
+          linkFrom && { ...linkFrom, dir: join(linkFrom.dir, name) },
           new Set(),
           preserveOwner,
           stats,
@@ -125,11 +140,20 @@ async function copyDir(
         await child.close();
       }
     } else if (entry.isSymbolicLink()) {
-      await symlink(await readlink(path), target);
+      let to: string;
+      try {
+        to = await readlink(path);
+      } catch {
+        continue; // replaced or gone meanwhile
+      }
+      await symlink(to, target);
       if (preserveOwner) await lchown(target, entry.uid, entry.gid).catch(() => {});
       stats.links++;
     } else if (entry.isFile()) {
-      await copyFileAt(path, target, entry, linkFrom && join(linkFrom, name), preserveOwner, stats);
+      // Only a file last modified well before the earlier copy started can be linked.
+      const racy = linkFrom?.takenAt === undefined || entry.mtimeMs >= linkFrom.takenAt - RACY_MS;
+      const previous = linkFrom && !racy ? join(linkFrom.dir, name) : undefined;
+      await copyFileAt(path, target, entry, previous, preserveOwner, stats);
     }
   }
   if (preserveOwner) await lchown(dst, st.uid, st.gid).catch(() => {});

@@ -9,6 +9,7 @@ import {
   readlinkSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -30,6 +31,9 @@ function volume(files: Record<string, string> = {}): string {
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(join(v, name, ".."), { recursive: true });
     writeFileSync(join(v, name), content);
+    // Files that existed a while before any snapshot (a fresh mtime counts as possibly changed).
+    const anHourAgo = Date.now() / 1000 - 3600;
+    utimesSync(join(v, name), anHourAgo, anHourAgo);
   }
   return v;
 }
