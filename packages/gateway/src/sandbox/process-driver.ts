@@ -371,7 +371,9 @@ export class ProcessDriver implements SandboxDriver {
       undo.push(() => binding.close());
       if (setup.root) await chown(binding.socketPath, meta.uid, meta.gid);
 
-      const cgroup = setup.cgroups ? await setup.cgroups.create(this.#cgroupName(spec.id), spec.limits) : undefined;
+      const cgroup = setup.cgroups
+        ? await setup.cgroups.create(this.#cgroupName(spec.id), spec.limits)
+        : undefined;
       if (cgroup) undo.push(() => cgroup.destroy());
 
       const launched = await this.#launch(
