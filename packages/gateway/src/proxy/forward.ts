@@ -7,7 +7,7 @@ import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import { parseIpLiteral, type ResolvedAddress, specialPurpose } from "./addresses.ts";
 import type { BoundSecrets } from "./bound.ts";
 import { type Refusal, refusalParts, statusText, wantsJson } from "./explain.ts";
-import { authority, forwardableHeaders, getHeader, setHeader } from "./headers.ts";
+import { authority, forwardableHeaders, setHeader } from "./headers.ts";
 import {
   LiteralRedactor,
   PlaceholderSwapStream,
@@ -138,13 +138,19 @@ async function swapHeaders(raw: string[], swapper: RequestSwapper): Promise<stri
     if (basic) {
       const decoded = Buffer.from(basic[1]!, "base64").toString("utf8");
       const swapped = await replacePlaceholders(decoded, replace);
-      if (swapped !== decoded) out[i] = `Basic ${Buffer.from(swapped, "utf8").toString("base64")}`;
+      if (swapped !== decoded) {
+        const encoded = Buffer.from(swapped, "utf8").toString("base64");
+        swapper.produced.set(encoded, basic[1]!);
+        out[i] = `Basic ${encoded}`;
+      }
     } else if (value.includes(PLACEHOLDER_PREFIX)) {
       out[i] = await replacePlaceholders(value, latin1);
     }
   }
   return out;
 }
+
+const KNOWN_CODINGS: ReadonlySet<string> = new Set(["gzip", "x-gzip", "deflate", "br"]);
 
 function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null {
   switch (encoding.trim().toLowerCase()) {
@@ -158,6 +164,59 @@ function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliD
     default:
       return null;
   }
+}
+
+/**
+ * The one compression to undo before redacting an answer: `identity`, a coding
+ * decoderFor knows, or null when the body is hidden in a way the proxy cannot
+ * undo (an unknown coding, several of them, or a transfer coding other than
+ * chunked, which the client would not even see). Every Content-Encoding header
+ * counts, not only the first: a second one is how a body would slip past.
+ */
+function codingOf(upRes: IncomingMessage): string | null {
+  const codings: string[] = [];
+  for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
+    const name = upRes.rawHeaders[i]!.toLowerCase();
+    if (name !== "content-encoding" && name !== "transfer-encoding") continue;
+    for (const token of upRes.rawHeaders[i + 1]!.split(",")) {
+      const t = token.trim().toLowerCase();
+      if (t && t !== "identity" && !(name === "transfer-encoding" && t === "chunked")) {
+        codings.push(t);
+      }
+    }
+  }
+  if (codings.length === 0) return "identity";
+  return codings.length === 1 && KNOWN_CODINGS.has(codings[0]!) ? codings[0]! : null;
+}
+
+function describeCodings(upRes: IncomingMessage): string {
+  const parts: string[] = [];
+  for (const name of ["content-encoding", "transfer-encoding"]) {
+    const v = upRes.headers[name];
+    if (v) parts.push(`${name}: ${Array.isArray(v) ? v.join(", ") : v}`);
+  }
+  return parts.join("; ");
+}
+
+/** Whether an answer to `method` with `status` carries a body (RFC 9110 §6.4.1). */
+function hasBody(method: string | undefined, status: number | undefined): boolean {
+  if (method === "HEAD") return false;
+  return !(status === 204 || status === 304 || (status !== undefined && status < 200));
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Redact header names and values. A name that redaction would turn into an
+ * invalid one is dropped: writing it would throw, and it only ever named a secret.
+ */
+function redactHeaders(raw: string[], redactor: LiteralRedactor): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = redactor.redact(raw[i]!);
+    if (TOKEN.test(name)) out.push(name, redactor.redact(raw[i + 1]!));
+  }
+  return out;
 }
 
 class UpstreamTimeout extends Error {}
@@ -215,14 +274,15 @@ export async function forward(
   }
 
   let redactor = bound.redactor;
-  // A value swapped in but not (yet) in the cached set, e.g. just rotated.
-  const fresh = [...swapper.swapped].filter(([, s]) => !bound.values.has(s.value));
-  if (fresh.length > 0) {
-    redactor = new LiteralRedactor([
-      ...bound.values,
-      ...fresh.map(([placeholder, s]): [string, string] => [s.value, placeholder]),
-    ]);
-  }
+  const extra: [string, string][] = [
+    // A value swapped in but not (yet) in the cached set, e.g. just rotated.
+    ...[...swapper.swapped]
+      .filter(([, s]) => !bound.values.has(s.value))
+      .map(([placeholder, s]): [string, string] => [s.value, placeholder]),
+    // What the proxy itself encoded around a value (Basic credentials).
+    ...swapper.produced,
+  ];
+  if (extra.length > 0) redactor = new LiteralRedactor([...bound.values, ...extra]);
   // Compressed answers would hide an echoed secret from the redactor.
   if (redactor) headers = setHeader(headers, "Accept-Encoding", "identity");
 
@@ -307,28 +367,31 @@ export async function forward(
 
     upReq.on("response", (upRes) => {
       let rh = forwardableHeaders(upRes.rawHeaders);
+      let statusMessage = upRes.statusMessage;
       const stages: NodeJS.ReadWriteStream[] = [];
       if (redactor) {
-        rh = rh.map((v, i) => (i % 2 === 1 ? redactor.redact(v) : v));
-        const ce = getHeader(rh, "content-encoding");
-        if (ce && ce.trim().toLowerCase() !== "identity") {
-          const decoder = decoderFor(ce);
-          if (!decoder) {
-            upRes.destroy();
-            const reason = `${target.host} answered with ${ce}-encoded content that cannot be checked for leaked secrets`;
-            sendRefusal(req, res, { status: 502, kind: "upstream", host: target.host, reason });
-            settle(outcome("error", 502, reason));
-            return;
-          }
-          stages.push(decoder);
+        // Everything the host can echo into: the reason phrase, header names and values, the body.
+        statusMessage = redactor.redact(statusMessage ?? "");
+        rh = redactHeaders(rh, redactor);
+        const coding = codingOf(upRes);
+        if (coding === null) {
+          upRes.destroy();
+          const reason = `${target.host} answered with content in an encoding (${describeCodings(upRes)}) that cannot be checked for leaked secrets`;
+          sendRefusal(req, res, { status: 502, kind: "upstream", host: target.host, reason });
+          settle(outcome("error", 502, reason));
+          return;
+        }
+        if (coding !== "identity") {
           rh = setHeader(rh, "Content-Encoding", undefined);
+          // A bodiless answer (HEAD, 204, 304) has nothing to decode.
+          if (hasBody(req.method, upRes.statusCode)) stages.push(decoderFor(coding)!);
         }
         // Redaction changes the length; the client gets chunked encoding instead.
         rh = setHeader(rh, "Content-Length", undefined);
         stages.push(redactor.stream());
       }
       const status = upRes.statusCode ?? 502;
-      res.writeHead(status, upRes.statusMessage, rh);
+      res.writeHead(status, statusMessage, rh);
       // A streamed answer (SSE, chunked) gets its headers now rather than with the
       // first chunk; a sized one sends them with its body (one write fewer).
       if (

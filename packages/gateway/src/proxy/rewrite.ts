@@ -1,5 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
 import { PLACEHOLDER_PATTERN, PLACEHOLDER_PREFIX } from "@lobu/core";
+import { echoPairs } from "./echo-forms.ts";
 
 /**
  * Text rewriting for the egress proxy: placeholders → secrets in requests, secrets
@@ -74,8 +75,9 @@ function escapeRegex(s: string): string {
 }
 
 /**
- * Replaces fixed strings (real secret values in the forms they may be echoed in)
- * with their replacement (the placeholder the agent sent), across chunk boundaries.
+ * Replaces fixed strings (real secret values in every form they may be echoed
+ * in, see echo-forms.ts) with the same form of their replacement (the
+ * placeholder the agent sent), across chunk boundaries.
  */
 export class LiteralRedactor {
   readonly #pattern: RegExp;
@@ -87,8 +89,10 @@ export class LiteralRedactor {
   /** `pairs`: [value, replacement]; values are UTF-8 text. */
   constructor(pairs: Iterable<[string, string]>) {
     for (const [value, replacement] of pairs) {
-      if (!value) continue;
-      for (const form of echoForms(value)) this.#replacement.set(utf8ToLatin1(form), replacement);
+      for (const [form, back] of echoPairs(value, replacement)) {
+        const needle = utf8ToLatin1(form);
+        if (!this.#replacement.has(needle)) this.#replacement.set(needle, utf8ToLatin1(back));
+      }
     }
     this.#needles = [...this.#replacement.keys()].sort((a, b) => b.length - a.length);
     this.#pattern = new RegExp(this.#needles.map(escapeRegex).join("|") || "(?!)", "g");
@@ -103,25 +107,32 @@ export class LiteralRedactor {
       : text.replace(this.#pattern, (m) => this.#replacement.get(m) ?? m);
   }
 
-  /** Redact one chunk of a stream; returns [emit, carry]. */
+  /** Where, at or after `from`, the tail of `s` could still grow into a needle (length when nowhere). */
+  #pendingFrom(s: string, from: number): number {
+    for (let i = Math.max(from, s.length - this.#maxLength + 1); i < s.length; i++) {
+      if (!this.#firstChars.has(s.charCodeAt(i))) continue;
+      const tail = s.slice(i);
+      if (this.#needles.some((n) => n.length > tail.length && n.startsWith(tail))) return i;
+    }
+    return s.length;
+  }
+
+  /**
+   * Redact one chunk of a stream; returns [emit, carry]. A match is taken only
+   * where no longer needle could still be completing: a long form (a whole Basic
+   * credential) that is half received must not lose to a shorter form inside it.
+   */
   step(s: string): [string, string] {
     let out = "";
     let last = 0;
+    let pending = this.#pendingFrom(s, 0);
     this.#pattern.lastIndex = 0;
-    for (let m = this.#pattern.exec(s); m; m = this.#pattern.exec(s)) {
+    for (let m = this.#pattern.exec(s); m && m.index < pending; m = this.#pattern.exec(s)) {
       out += s.slice(last, m.index) + (this.#replacement.get(m[0]) ?? m[0]);
       last = m.index + m[0].length;
+      if (pending < last) pending = this.#pendingFrom(s, last);
     }
-    let cut = s.length;
-    for (let i = Math.max(last, s.length - this.#maxLength + 1); i < s.length; i++) {
-      if (!this.#firstChars.has(s.charCodeAt(i))) continue;
-      const tail = s.slice(i);
-      if (this.#needles.some((n) => n.length > tail.length && n.startsWith(tail))) {
-        cut = i;
-        break;
-      }
-    }
-    return [out + s.slice(last, cut), s.slice(cut)];
+    return [out + s.slice(last, pending), s.slice(pending)];
   }
 
   stream(): Transform {
@@ -135,9 +146,4 @@ export class LiteralRedactor {
       flush: (done) => done(null, carry ? Buffer.from(carry, "latin1") : undefined),
     });
   }
-}
-
-/** The forms a secret may come back in: as is, JSON-escaped, URL-encoded. */
-function echoForms(value: string): Set<string> {
-  return new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]);
 }

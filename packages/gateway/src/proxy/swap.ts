@@ -71,6 +71,12 @@ type Resolved =
 export class RequestSwapper {
   /** Placeholder → value and secret name, for everything swapped so far. */
   readonly swapped = new Map<string, { value: string; name: string }>();
+  /**
+   * Text the proxy produced around swapped values (a re-encoded Basic
+   * credential) → what the sandbox sent there: the answer is redacted for these
+   * too, since the host may echo them as it received them.
+   */
+  readonly produced = new Map<string, string>();
   readonly #unswapped = new Map<string, string>();
   readonly #sandboxId: string;
   readonly #host: string;

@@ -102,6 +102,28 @@ describe("secret redaction", () => {
     }
   });
 
+  it("redacts base64 forms at every offset and lets a half-received long form win over a short one inside it", async () => {
+    const sent = Buffer.from(`x-access-token:${P}`).toString("base64");
+    const produced = Buffer.from(`x-access-token:${secret}`).toString("base64");
+    for (const chunks of splits(`a ${produced} b`)) {
+      const r = new LiteralRedactor([
+        [secret, P],
+        [produced, sent],
+      ]);
+      const { out } = await run(r.stream(), chunks);
+      expect(out.toString()).toBe(`a ${sent} b`);
+    }
+    const r = new LiteralRedactor([[secret, P]]);
+    for (const prefix of ["", "u", "us", "use"]) {
+      for (const enc of ["base64", "base64url"] as const) {
+        const text = Buffer.from(`${prefix}${secret}!`).toString(enc);
+        const back = Buffer.from(r.redact(text), enc).toString("latin1");
+        expect(back, `${prefix} ${enc}`).not.toContain(secret.slice(2, -2));
+        expect(back, `${prefix} ${enc}`).toContain(P.slice(2, -2));
+      }
+    }
+  });
+
   it("holds back only a possible prefix", () => {
     const r = new LiteralRedactor([[secret, P]]);
     expect(r.step("data: x\n\n")).toEqual(["data: x\n\n", ""]);

@@ -1,6 +1,7 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
+import { gzipSync } from "node:zlib";
 import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiSettingsLink, eventReader, openSettings } from "../settings/helpers.ts";
@@ -234,6 +235,38 @@ print(urllib.request.urlopen(r, timeout=10).read().decode())' 2>&1`,
     expect(notes.received.find((r) => r.url === "/store")?.body).toBe(`note: ${NOTES}`);
     expect(got.get("load")).toMatch(/^note: lobu_secret_[0-9a-f-]{36}$/m);
     expect(output).not.toContain(NOTES);
+  });
+
+  it("what the proxy encoded is redacted too: curl -u echoed back in base64, in the status text and gzipped", async () => {
+    secure.routes.push((req, res) => {
+      if (!req.url?.startsWith("/echo-basic")) return false;
+      const auth = req.headers.authorization ?? "";
+      res.statusMessage = `Bad credentials ${auth}`;
+      // gzip whatever Accept-Encoding said: the agent could gunzip it itself.
+      res.writeHead(401, {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        "www-authenticate": `Basic realm="${auth}"`,
+      });
+      res.end(gzipSync(JSON.stringify({ authorization: auth })));
+      return true;
+    });
+    const url = `https://secure.allowed.test:${secure.port}/echo-basic`;
+    const cmd = [
+      `echo '### head'; curl -sS -i --compressed -u "x:$GITHUB_TOKEN" ${url} 2>&1; echo`,
+      `echo '### decoded'; curl -sS --compressed -u "x:$GITHUB_TOKEN" ${url} | grep -o 'Basic [A-Za-z0-9+/=]*' | head -1 | cut -d' ' -f2 | base64 -d 2>&1; echo`,
+    ].join("\n");
+    const { output } = await attack(gw, llm, cmd, { user: "echo-basic" });
+    const got = sections(output);
+    const real = Buffer.from(`x:${GITHUB}`).toString("base64");
+    expect(secure.received.find((r) => r.url === "/echo-basic")?.headers.authorization).toBe(
+      `Basic ${real}`,
+    );
+    expect(got.get("head")).toMatch(/^HTTP\/1\.1 401 Bad credentials Basic [A-Za-z0-9+/=]+\r?$/m);
+    expect(got.get("head")).toMatch(/^www-authenticate: Basic realm="Basic [A-Za-z0-9+/=]+"\r?$/im);
+    expect(got.get("decoded")).toMatch(/^x:lobu_secret_[0-9a-f-]{36}$/m);
+    expect(output).not.toContain(real);
+    expect(output).not.toContain(GITHUB);
   });
 
   it("the provider key is usable only through the LLM relay: the proxy never swaps it, even to the provider's host", async () => {
