@@ -111,7 +111,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   // Cross-references (an agent's provider and skills) are checked before anything is created.
   const providers = new ProviderRegistry(config, env);
   const skills = new SkillCatalog(config, opts.configPath);
-  checkConfigReferences(config, providers, skills, opts.configPath);
+  for (const warning of checkConfigReferences(config, providers, skills, opts.configPath)) {
+    log.warn(warning);
+  }
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;

@@ -30,6 +30,13 @@ export const NetworkSection = z.strictObject({
    * private/loopback/link-local (e.g. an internal package mirror). Empty by default.
    */
   allow_private_ranges: z.array(z.string()).default([]),
+  /**
+   * Patterns allowed although they name a public suffix (`*.github.io` is every
+   * GitHub Pages site; see the Public Suffix List). Without this opt-in such
+   * patterns are refused in allow lists, skill domains and secret hosts; each one
+   * used is logged as a warning at startup.
+   */
+  allow_public_suffixes: z.array(DomainPattern).default([]),
 });
 export type NetworkSection = z.infer<typeof NetworkSection>;
 

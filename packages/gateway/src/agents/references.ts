@@ -1,6 +1,7 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import { agentPatternProblems, configPatternReport } from "./network-patterns.ts";
 
 /** What an agent names that must exist elsewhere: its provider and its skills. */
 export function agentReferenceProblems(
@@ -23,14 +24,19 @@ export function agentReferenceProblems(
   return problems;
 }
 
-/** Refuse to start on a lobu.toml whose agents or skills name things that do not exist. */
+/**
+ * Refuse to start on a lobu.toml whose agents or skills name things that do not
+ * exist, or whose domain patterns name public suffixes it did not opt into.
+ * Returns warnings to log (the public suffixes it did opt into).
+ */
 export function checkConfigReferences(
   config: LobuConfig,
   providers: ProviderRegistry,
   skills: SkillCatalog,
   file = "lobu.toml",
-): void {
-  const lines: string[] = [];
+): string[] {
+  const patterns = configPatternReport(config, file);
+  const lines: string[] = [...patterns.errors];
   for (const [id, agent] of Object.entries(config.agents)) {
     for (const p of agentReferenceProblems(agent, providers, skills))
       lines.push(`${file}: agents.${id}: ${p}`);
@@ -46,15 +52,21 @@ export function checkConfigReferences(
       hint: "See docs/configuration.md for every key and its type.",
     });
   }
+  return patterns.warnings;
 }
 
 /** The same check for agents created or changed through the API (400 with every problem). */
 export function checkAgentInput(
-  agent: { provider?: string; skills?: string[] },
+  agent: Parameters<typeof agentPatternProblems>[0] & { provider?: string; skills?: string[] },
   providers: ProviderRegistry,
   skills: SkillCatalog,
+  /** lobu.toml's `[network] allow_public_suffixes`. */
+  publicSuffixOptIns: readonly string[] = [],
 ): void {
-  const problems = agentReferenceProblems(agent, providers, skills);
+  const problems = [
+    ...agentReferenceProblems(agent, providers, skills),
+    ...agentPatternProblems(agent, publicSuffixOptIns),
+  ];
   if (problems.length) {
     throw new LobuError("invalid_request", problems.join("; "), { details: { problems } });
   }

@@ -75,7 +75,7 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.post("/agents", async (c) => {
     requireAdmin(c.get("token"));
     const input = await jsonBody(c, AgentInput);
-    checkAgentInput(input, s.providers, s.skills);
+    checkAgentInput(input, s.providers, s.skills, s.config.network.allow_public_suffixes);
     const agent = await s.agents.create(input);
     s.audit.record({
       action: "agent.created",
@@ -88,7 +88,7 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   api.patch("/agents/:agentId", async (c) => {
     requireAdmin(c.get("token"));
     const patch = await jsonBody(c, AgentPatch);
-    checkAgentInput(patch, s.providers, s.skills);
+    checkAgentInput(patch, s.providers, s.skills, s.config.network.allow_public_suffixes);
     const agent = await s.agents.update(c.req.param("agentId"), patch);
     s.audit.record({
       action: "agent.updated",

@@ -1,5 +1,6 @@
-import { DomainPattern, LobuError } from "@lobu/core";
-import { firstMatch, normalizePattern } from "../proxy/domains.ts";
+import { LobuError } from "@lobu/core";
+import { canonicalPattern, firstDenied } from "../proxy/domains.ts";
+import { publicSuffixProblem } from "../proxy/suffixes.ts";
 
 /** What people may type into the settings page, checked the same way for every channel. */
 
@@ -10,21 +11,20 @@ function invalid(message: string, hint?: string): LobuError {
 /**
  * A domain a person allows for their own agent: `example.com` or
  * `*.example.com`. Allowing everything (`*`, `*.com`) is for admins in
- * lobu.toml, and what the admin denies stays denied.
+ * lobu.toml, public suffixes (`*.co.uk`, `*.github.io`: everyone's sites) are
+ * refused outright, and what the admin denies stays denied.
  */
 export function userDomain(input: string, deny: readonly string[]): string {
-  const raw = input.trim().toLowerCase();
-  if (!DomainPattern.safeParse(raw).success) {
-    throw invalid(
+  const notADomain = () =>
+    invalid(
       `"${input}" is not a domain`,
       "Enter a host like api.github.com, or *.github.com for all of its subdomains.",
     );
-  }
   let pattern: string;
   try {
-    pattern = normalizePattern(raw);
-  } catch (err) {
-    throw invalid((err as Error).message);
+    pattern = canonicalPattern(input);
+  } catch {
+    throw notADomain();
   }
   const host = pattern.startsWith("*.") ? pattern.slice(2) : pattern;
   if (pattern === "*" || (pattern.startsWith("*.") && !host.includes("."))) {
@@ -33,7 +33,14 @@ export function userDomain(input: string, deny: readonly string[]): string {
       "Allow specific domains, or ask an admin to add the pattern to [network] allow in lobu.toml.",
     );
   }
-  const denied = firstMatch(host, deny);
+  const suffix = publicSuffixProblem(pattern);
+  if (suffix) {
+    throw invalid(
+      `${suffix}, so it cannot be allowed from the settings page`,
+      "Allow the one site you need by its full name (e.g. alice.github.io).",
+    );
+  }
+  const denied = firstDenied(host, deny);
   if (denied) {
     throw invalid(
       `${host} is blocked by the deny rule "${denied}"`,

@@ -361,4 +361,19 @@ describe("bad input", () => {
     expect(err?.message).toMatch(/lobu\.toml: unknown key "modle" in \[agents\.default\]/);
     expect(err?.message).toMatch(/lobu\.toml: sandbox\.memory_mb: .*expected number/);
   });
+
+  it("refuses to start on a public suffix in an allow list, naming the file, key and the opt-in", async () => {
+    const err = await startGatewayProcess({
+      toml: `[network]\nallow = ["*.co.uk"]\n[agents.default.secrets]\nT = { secret = "t", hosts = ["*.github.io"] }\n`,
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(
+      /lobu\.toml: network\.allow: "\*\.co\.uk" would allow every site under co\.uk, a public suffix.*\[network\] allow_public_suffixes/,
+    );
+    expect(err?.message).toMatch(
+      /lobu\.toml: agents\.default\.secrets\.T\.hosts: "\*\.github\.io"/,
+    );
+  });
 });

@@ -63,9 +63,11 @@ beforeAll(async () => {
     providerByName: true,
     toml: `
 [network]
-allow = ["*.allowed.test"]
+allow = ["*.allowed.test", "*.github.io"]
 deny = ["blocked.allowed.test"]
 allow_private_ranges = ["127.0.0.1/32", "::1/128"]
+# An operator's explicit opt-in (logged as a warning at startup).
+allow_public_suffixes = ["*.github.io"]
 
 [agents.default.secrets]
 GITHUB_TOKEN = { secret = "github", hosts = ["secure.allowed.test"] }
@@ -617,6 +619,56 @@ describe("what a user may allow", () => {
     const any = sections(result?.content ?? "").get("any") ?? "";
     expect(curlStatus(any).http, result?.content).toBe(403);
     expect(any).toContain("anything.example is not in the agent's network allow list");
+  });
+});
+
+describe("public suffixes", () => {
+  it("a granted capability request for a public suffix is refused and opens nothing", async () => {
+    const text = "open every uk shop please";
+    llm.when(
+      (r) => r.lastUserText === text,
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "*.co.uk", reason: "I need to compare shops." },
+          },
+        ],
+      },
+      {
+        toolCalls: [
+          { name: "bash", input: { command: curlStep("shop", "http://shop.example.co.uk/") } },
+        ],
+      },
+      { text: "done" },
+    );
+    const res = await gw.api("/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "suffix", channel: "attack", text }),
+    });
+    const events = eventReader(res);
+    const request = await events.until("capability_request");
+    const me = await openSettings(gw, request.url as string);
+    const answer = await me.call("POST", `/requests/${request.requestId}/answer`, {
+      choice: "granted",
+    });
+    expect(answer.status).toBe(400);
+    expect(((await answer.json()) as { error: { message: string } }).error.message).toMatch(
+      /"\*\.co\.uk" would allow every site under co\.uk, a public suffix/,
+    );
+    // The refused grant was resolved as denied: the turn goes on.
+    await events.rest();
+    const result = llm.requests.filter((r) => r.lastUserText === text).at(-1)?.toolResults[0];
+    const shop = sections(result?.content ?? "").get("shop") ?? "";
+    expect(curlStatus(shop).http, result?.content).toBe(403);
+    expect(shop).toContain("shop.example.co.uk is not in the agent's network allow list");
+  });
+
+  it("an operator's opt-in is logged as a warning at startup", () => {
+    expect(gw.output()).toMatch(
+      /network\.allow: \\?"\*\.github\.io\\?" would allow every site under github\.io, a public suffix where anyone can register a name \(opted in by \[network\] allow_public_suffixes\)/,
+    );
   });
 });
 

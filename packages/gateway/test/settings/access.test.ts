@@ -227,6 +227,20 @@ describe("what people can change", () => {
       const res = await me.call("POST", "/domains", { name: bad });
       expect(res.status, bad).toBe(400);
     }
+    // Public suffixes (Public Suffix List, private section included): everyone's sites.
+    for (const suffix of [
+      "*.co.uk",
+      "*.github.io",
+      "github.io",
+      "*.GitHub.IO.",
+      "*.xn--55qx5d.cn",
+    ]) {
+      const res = await me.call("POST", "/domains", { name: suffix });
+      expect(res.status, suffix).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+        /public suffix/,
+      );
+    }
     const denied = await me.call("POST", "/domains", { name: "db.internal.example" });
     expect(denied.status).toBe(400);
     expect(((await denied.json()) as { error: { message: string } }).error.message).toMatch(
@@ -236,10 +250,10 @@ describe("what people can change", () => {
     expect(((await ok.json()) as { domains: { user: string[] } }).domains.user).toEqual([
       "api.github.com",
     ]);
-    await me.call("POST", "/domains", { name: "*.githubusercontent.com" });
+    await me.call("POST", "/domains", { name: "*.alice.github.io" });
     const removed = await me.call("DELETE", `/domains/${encodeURIComponent("api.github.com")}`);
     expect(((await removed.json()) as { domains: { user: string[] } }).domains.user).toEqual([
-      "*.githubusercontent.com",
+      "*.alice.github.io",
     ]);
   });
 
