@@ -84,6 +84,8 @@ export class LiteralRedactor {
   readonly #replacement = new Map<string, string>();
   readonly #needles: string[];
   readonly #firstChars: Set<number>;
+  /** Every proper prefix of a needle: a stream tail that may still become one. */
+  readonly #prefixes = new Set<string>();
   readonly #maxLength: number;
 
   /** `pairs`: [value, replacement]; values are UTF-8 text. */
@@ -97,6 +99,8 @@ export class LiteralRedactor {
     this.#needles = [...this.#replacement.keys()].sort((a, b) => b.length - a.length);
     this.#pattern = new RegExp(this.#needles.map(escapeRegex).join("|") || "(?!)", "g");
     this.#firstChars = new Set(this.#needles.map((n) => n.charCodeAt(0)));
+    for (const n of this.#needles)
+      for (let i = 1; i < n.length; i++) this.#prefixes.add(n.slice(0, i));
     this.#maxLength = Math.max(0, ...this.#needles.map((n) => n.length));
   }
 
@@ -110,9 +114,7 @@ export class LiteralRedactor {
   /** Where, at or after `from`, the tail of `s` could still grow into a needle (length when nowhere). */
   #pendingFrom(s: string, from: number): number {
     for (let i = Math.max(from, s.length - this.#maxLength + 1); i < s.length; i++) {
-      if (!this.#firstChars.has(s.charCodeAt(i))) continue;
-      const tail = s.slice(i);
-      if (this.#needles.some((n) => n.length > tail.length && n.startsWith(tail))) return i;
+      if (this.#firstChars.has(s.charCodeAt(i)) && this.#prefixes.has(s.slice(i))) return i;
     }
     return s.length;
   }
