@@ -16,6 +16,7 @@ export type EchoKind =
   | "raw"
   | "json"
   | "url"
+  | "form"
   | `${"base64" | "base64url"}${0 | 1 | 2}`
   | `${"base64" | "base64url"}${0 | 1 | 2}-url`;
 
@@ -36,6 +37,8 @@ export function echoForms(value: string): Map<EchoKind, string> {
     ["raw", value],
     ["json", JSON.stringify(value).slice(1, -1)],
     ["url", encodeURIComponent(value)],
+    // HTML forms and URLSearchParams encode a little differently (`+` for a space).
+    ["form", new URLSearchParams({ v: value }).toString().slice(2)],
   ]);
   const bytes = Buffer.from(value, "utf8");
   if (bytes.length >= MIN_BASE64_BYTES) {

@@ -83,6 +83,9 @@ describe("secret redaction", () => {
     const [json] = r.step(Buffer.from(JSON.stringify({ v: quoted })).toString("latin1"));
     expect(Buffer.from(json, "latin1").toString()).toBe(JSON.stringify({ v: Q }));
     expect(r.step(`q=${encodeURIComponent(quoted)}&`)[0]).toBe(`q=${Q}&`);
+    const spaced = "pass word (1)!";
+    const form = new LiteralRedactor([[spaced, P]]);
+    expect(form.redact(new URLSearchParams({ q: spaced }).toString())).toBe(`q=${P}`);
   });
 
   it("redacts across every chunk boundary", async () => {
