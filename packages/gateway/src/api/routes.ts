@@ -323,8 +323,9 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
       // Check the cursor before the stream starts: afterwards an error can't be a 400.
       const header = c.req.header("last-event-id");
       if (header !== undefined && cursorParam().parse(header) === undefined)
+        // The code clients already know for a bad cursor (the store's).
         throw new LobuError(
-          "invalid_request",
+          "store_invalid_cursor",
           `Last-Event-ID "${header.slice(0, 80)}" is not valid`,
           {
             status: 400,
