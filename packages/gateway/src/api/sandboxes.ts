@@ -21,15 +21,13 @@ const ExecBody = z.strictObject({
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
 export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
   const r = new Hono<ApiEnv>();
-  const manage = (handler: Parameters<typeof endpoint<Record<string, never>>>[2]) =>
-    endpoint("sandboxes.manage", {}, handler);
   r.get(
     "/",
-    manage(async (c) => c.json({ sandboxes: await s.sandboxes.list() })),
+    endpoint("sandboxes.manage", {}, async (c) => c.json({ sandboxes: await s.sandboxes.list() })),
   );
   r.get(
     "/:id",
-    manage(async (c) => {
+    endpoint("sandboxes.manage", {}, async (c) => {
       const status = await s.sandboxes.status(c.req.param("id") ?? "");
       if (!status) throw new LobuError("not_found", "no such sandbox", { status: 404 });
       return c.json(status);
@@ -37,7 +35,7 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
   );
   r.post(
     "/:id/stop",
-    manage(async (c) => {
+    endpoint("sandboxes.manage", {}, async (c) => {
       const id = c.req.param("id") ?? "";
       if (!(await s.sandboxes.record(id)))
         throw new LobuError("not_found", "no such sandbox", { status: 404 });
@@ -57,7 +55,7 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
    */
   r.post(
     "/:id/reset",
-    manage(async (c) => {
+    endpoint("sandboxes.manage", {}, async (c) => {
       const id = c.req.param("id") ?? "";
       // An empty body means the defaults (Hono caches the body, so jsonBody can read it again).
       const empty = !(await c.req.text()).trim();
@@ -88,7 +86,7 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
   /** Run a command inside a running sandbox, for diagnosis (process driver). */
   r.post(
     "/:id/exec",
-    manage(async (c) => {
+    endpoint("sandboxes.manage", {}, async (c) => {
       const id = c.req.param("id") ?? "";
       const record = await s.sandboxes.record(id);
       if (!record) throw new LobuError("not_found", "no such sandbox", { status: 404 });
