@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { type MockLlm, startMockLlm } from "@lobu/testkit";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type ApiGateway, type OpenStream, openStream, startApiGateway } from "./helpers.ts";
 
@@ -64,17 +66,39 @@ describe("with the default caps", () => {
   });
 });
 
-describe("with small caps", () => {
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const REDIS_PREFIX = `lobu-test:${randomBytes(6).toString("hex")}:`;
+
+/** Delete what the Redis-backed gateway left under its key prefix. */
+async function dropRedisKeys(): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${REDIS_PREFIX}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+  await redis.quit();
+}
+
+// On Redis every open stream holds a reader connection: the case the caps are for.
+describe.each([
+  ["sqlite", {}],
+  ["redis", { store: { driver: "redis", redis_url: REDIS_URL, key_prefix: REDIS_PREFIX } }],
+] as const)("with small caps (%s store)", (kind, storeConfig) => {
   let api: ApiGateway;
   let other: string;
   beforeAll(async () => {
     api = await startApiGateway(
-      { gateway: { max_streams_per_token: 3, max_streams_per_address: 5 } },
+      { ...storeConfig, gateway: { max_streams_per_token: 3, max_streams_per_address: 5 } },
       env(),
     );
     other = (await api.token({ name: "other", role: "client" })).token;
   });
-  afterAll(() => api?.close());
+  afterAll(async () => {
+    await api?.close();
+    if (kind === "redis") await dropRedisKeys();
+  });
 
   const caller = async (token: string) =>
     (
