@@ -61,6 +61,26 @@ GITHUB_TOKEN = { secret = "github", hosts = ["api.github.com"] }
     );
     expect(() => parseConfig(`[agents.Bad_Id]\n`)).toThrow(/agents/);
   });
+
+  it("refuses client-minted api identities as admins", () => {
+    // api:<namespace>:<user> people are created by client tokens (docs/api.md, Roles).
+    expect(() => parseConfig(`[admin]\nusers = ["api:acme:boss"]`)).toThrow(
+      /admin\.users\[0\]: an api user in a namespace/,
+    );
+    expect(parseConfig(`[admin]\nusers = ["api::boss", "slack:T1:U1"]`).admin.users).toHaveLength(
+      2,
+    );
+  });
+
+  it("caps event streams per token and per address", () => {
+    expect(parseConfig("").gateway).toMatchObject({
+      max_streams_per_token: 64,
+      max_streams_per_address: 128,
+    });
+    expect(() => parseConfig(`[gateway]\nmax_streams_per_token = 0`)).toThrow(
+      /max_streams_per_token/,
+    );
+  });
 });
 
 describe("durations", () => {

@@ -157,18 +157,42 @@ export function adminCommands(program: Command, run: Runner): void {
       .command("create")
       .description("create an API token (shown once)")
       .requiredOption("-n, --name <name>", "what the token is for")
-      .option("-r, --role <role>", "admin or client", "client"),
-  ).action((o: Conn & { name: string; role: string }) =>
-    run(async () => {
-      if (o.role !== "admin" && o.role !== "client")
-        throw new CliError("--role must be admin or client", 2);
-      const r = await connect(o).json<{ token: string; id: string }>("/api/v1/tokens", {
-        method: "POST",
-        body: JSON.stringify({ name: o.name, role: o.role }),
-      });
-      console.log(o.json ? JSON.stringify(r, null, 2) : r.token);
-      return 0;
-    })(),
+      .option("-r, --role <role>", "admin, client or user (see docs/api.md, Roles)", "client")
+      .option(
+        "--namespace <ns>",
+        "client: the namespace of api users it acts for (default: its own); user: its user's",
+      )
+      .option("--user <id>", "user tokens: the one api user it acts for")
+      .option("--expires-in <seconds>", "refuse the token after this many seconds"),
+  ).action(
+    (
+      o: Conn & {
+        name: string;
+        role: string;
+        namespace?: string;
+        user?: string;
+        expiresIn?: string;
+      },
+    ) =>
+      run(async () => {
+        if (o.role !== "admin" && o.role !== "client" && o.role !== "user")
+          throw new CliError("--role must be admin, client or user", 2);
+        const expiresInSec = o.expiresIn === undefined ? undefined : Number(o.expiresIn);
+        if (expiresInSec !== undefined && !(Number.isInteger(expiresInSec) && expiresInSec >= 60))
+          throw new CliError("--expires-in must be a whole number of seconds, at least 60", 2);
+        const r = await connect(o).json<{ token: string; id: string }>("/api/v1/tokens", {
+          method: "POST",
+          body: JSON.stringify({
+            name: o.name,
+            role: o.role,
+            ...(o.namespace !== undefined ? { namespace: o.namespace } : {}),
+            ...(o.user !== undefined ? { user: o.user } : {}),
+            ...(expiresInSec !== undefined ? { expiresInSec } : {}),
+          }),
+        });
+        console.log(o.json ? JSON.stringify(r, null, 2) : r.token);
+        return 0;
+      })(),
   );
   withConn(token.command("list").description("list API tokens")).action((o: Conn) =>
     run(async () => {
@@ -177,7 +201,7 @@ export function adminCommands(program: Command, run: Runner): void {
       else
         table(
           r.tokens.map((t) => ({ ...t, created: new Date(Number(t.createdAt)).toISOString() })),
-          ["id", "name", "role", "created"],
+          ["id", "name", "role", "namespace", "user", "created"],
         );
       return 0;
     })(),

@@ -129,6 +129,13 @@ export const GatewaySection = z.strictObject({
   data_dir: z.string().default(".lobu"),
   /** Largest inbound user message, in bytes. */
   max_message_bytes: z.number().int().positive().max(1_048_576).default(32_768),
+  /**
+   * Event streams (SSE) one API token may hold open at once on this gateway.
+   * Each open stream holds a store reader (a Redis connection on Redis).
+   */
+  max_streams_per_token: z.number().int().min(1).max(100_000).default(64),
+  /** Event streams one client address may hold open at once on this gateway (all tokens together). */
+  max_streams_per_address: z.number().int().min(1).max(100_000).default(128),
 });
 
 export const StoreSection = z.strictObject({
@@ -173,7 +180,17 @@ export const TelemetrySection = z.strictObject({
 export const AdminSection = z.strictObject({
   /** User keys `platform:workspace:user`, e.g. `slack:T012:U034` or `telegram::123456`. */
   users: z
-    .array(z.string().regex(/^[a-z0-9_-]+:[^:]*:.+$/, "expected platform:workspace:user"))
+    .array(
+      z
+        .string()
+        .regex(/^[a-z0-9_-]+:[^:]*:.+$/, "expected platform:workspace:user")
+        // API identities in a namespace are minted by client tokens; only admin tokens'
+        // (the empty namespace, `api::name`) may be admins. See docs/api.md, Roles.
+        .refine((key) => !/^api:[^:]+:/.test(key), {
+          message:
+            "an api user in a namespace (api:<namespace>:<user>) cannot be an admin: client tokens mint those; use api::<user> (minted by admin tokens) or a Slack/Telegram user",
+        }),
+    )
     .default([]),
 });
 

@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { jsonBody } from "../http/errors.ts";
+import { dayParam, limitParam, parseQuery, textParam } from "../http/query.ts";
 import type { GatewayServices } from "../services.ts";
 import { ADMIN_SESSION_TTL_MS, type AdminSession, WebSessions } from "../settings/sessions.ts";
 import {
@@ -101,6 +102,13 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
     hint: "Log in with an admin API token.",
   });
   api.use("*", (c, next) => (c.req.path === "/admin/api/login" ? next() : needSession(c, next)));
+  // Query parameters are checked like the REST API's (http/query.ts): /usage and /audit
+  // declare theirs below; the other routes take none, so anything there is a 400.
+  const ownQuery = new Set(["/admin/api/usage", "/admin/api/audit"]);
+  api.use("*", async (c, next) => {
+    if (!ownQuery.has(c.req.path)) parseQuery(c, {});
+    await next();
+  });
 
   api.get("/session", (c) => {
     const session = c.get("session");
@@ -159,29 +167,27 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
     s.audit.record({ action: "sandbox.stopped", actor: c.get("session").actor, sandboxId: id });
     return c.json({ stopped });
   });
-  api.get("/usage", async (c) => c.json(await usageSummary(s, c.req.query("since"))));
-  api.get("/audit", async (c) =>
-    c.json({
+  api.get("/usage", async (c) => {
+    const { since } = parseQuery(c, { since: dayParam() });
+    return c.json(await usageSummary(s, since));
+  });
+  api.get("/audit", async (c) => {
+    const query = parseQuery(c, {
+      action: textParam(100),
+      actor: textParam(200),
+      agent: textParam(63),
+      limit: limitParam(200),
+    });
+    return c.json({
       records: await auditQuery(s, {
-        action: c.req.query("action"),
-        actor: c.req.query("actor"),
-        agentId: c.req.query("agent"),
-        limit: auditLimit(c.req.query("limit")),
+        ...(query.action !== undefined ? { action: query.action } : {}),
+        ...(query.actor !== undefined ? { actor: query.actor } : {}),
+        ...(query.agent !== undefined ? { agentId: query.agent } : {}),
+        limit: query.limit,
       }),
-    }),
-  );
+    });
+  });
 
   app.route("/admin/api", api);
   return app;
-}
-
-/** `?limit=` of the audit list: 1 to 1000, 200 when absent. */
-function auditLimit(raw: string | undefined): number {
-  if (raw === undefined || raw === "") return 200;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 1000)
-    throw new LobuError("invalid_request", `limit=${raw} is not a whole number from 1 to 1000`, {
-      status: 400,
-    });
-  return n;
 }

@@ -4,19 +4,37 @@ import { join } from "node:path";
 import { newId, randomToken } from "@lobu/core";
 import type { KeyValue } from "../store/port.ts";
 
-export type TokenRole = "admin" | "client";
+export type TokenRole = "admin" | "client" | "user";
+export const TOKEN_ROLES = ["admin", "client", "user"] as const satisfies readonly TokenRole[];
 
 export interface ApiToken {
   id: string;
   name: string;
   role: TokenRole;
+  /**
+   * The `api` users a `client` or `user` token acts for: `api:<namespace>:<user>`
+   * (docs/api.md, Roles). Client tokens made before namespaces existed have
+   * none and act in a namespace of their own id.
+   */
+  namespace?: string;
+  /** The one end user a `user` token acts for. */
+  user?: string;
+  /** The token that created this one (a client token minting user tokens). */
+  issuedBy?: string;
   createdAt: number;
+  /** After this (ms since epoch) the token is refused. */
+  expiresAt?: number;
   lastUsedAt?: number;
 }
+
+/** What a new token is bound to, beyond its name and role. */
+export type TokenBinding = Pick<ApiToken, "namespace" | "user" | "issuedBy" | "expiresAt">;
 
 const TOKEN_PREFIX = "lobu_tok_";
 const hash = (token: string) => createHash("sha256").update(token).digest("hex");
 const key = (digest: string) => `apitoken:${digest}`;
+
+const live = (t: ApiToken) => t.expiresAt === undefined || t.expiresAt > Date.now();
 
 /** Where the bootstrap admin token is written for local CLIs (mode 0600). */
 export const ADMIN_TOKEN_FILE = "admin-token";
@@ -24,8 +42,9 @@ export const ADMIN_TOKEN_FILE = "admin-token";
 /**
  * REST API tokens. Only a SHA-256 of each token is stored; the token itself is
  * shown once at creation. `admin` tokens manage agents, secrets and sandboxes;
- * `client` tokens send messages and read conversations (an app integrating
- * Lobu on behalf of its users).
+ * `client` tokens act for the `api` users of their namespace (an app
+ * integrating Lobu on behalf of its users); `user` tokens act for one of them.
+ * What each may do is in permissions.ts.
  */
 export class TokenStore {
   private readonly kv: KeyValue;
@@ -36,10 +55,29 @@ export class TokenStore {
     this.envAdminToken = envAdminToken || undefined;
   }
 
-  async create(name: string, role: TokenRole): Promise<{ token: string; info: ApiToken }> {
+  async create(
+    name: string,
+    role: TokenRole,
+    binding: TokenBinding = {},
+  ): Promise<{ token: string; info: ApiToken }> {
     const token = `${TOKEN_PREFIX}${randomToken(24)}`;
-    const info: ApiToken = { id: newId("tok"), name, role, createdAt: Date.now() };
-    await this.kv.set(key(hash(token)), JSON.stringify(info));
+    const id = newId("tok");
+    const info: ApiToken = {
+      id,
+      name,
+      role,
+      // A client token without a namespace gets one of its own: it shares its users with nobody.
+      ...(role === "client" ? { namespace: binding.namespace ?? id } : {}),
+      ...(role === "user" ? { namespace: binding.namespace, user: binding.user } : {}),
+      ...(binding.issuedBy ? { issuedBy: binding.issuedBy } : {}),
+      createdAt: Date.now(),
+      ...(binding.expiresAt ? { expiresAt: binding.expiresAt } : {}),
+    };
+    await this.kv.set(
+      key(hash(token)),
+      JSON.stringify(info),
+      info.expiresAt ? { ttlMs: Math.max(1, info.expiresAt - Date.now()) } : undefined,
+    );
     return { token, info };
   }
 
@@ -52,18 +90,30 @@ export class TokenStore {
     }
     if (!token.startsWith(TOKEN_PREFIX)) return null;
     const raw = await this.kv.get(key(hash(token)));
-    return raw ? (JSON.parse(raw) as ApiToken) : null;
+    if (!raw) return null;
+    const info = JSON.parse(raw) as ApiToken;
+    return live(info) ? info : null;
   }
 
   async list(): Promise<ApiToken[]> {
-    return (await this.kv.list("apitoken:")).map((e) => JSON.parse(e.value) as ApiToken);
+    return (await this.kv.list("apitoken:"))
+      .map((e) => JSON.parse(e.value) as ApiToken)
+      .filter(live);
   }
 
+  async get(id: string): Promise<ApiToken | null> {
+    return (await this.list()).find((t) => t.id === id) ?? null;
+  }
+
+  /** Revoke a token and every token it issued (a client's user tokens go with it). */
   async revoke(id: string): Promise<boolean> {
+    let found = false;
     for (const e of await this.kv.list("apitoken:")) {
-      if ((JSON.parse(e.value) as ApiToken).id === id) return this.kv.del(e.key);
+      const info = JSON.parse(e.value) as ApiToken;
+      if (info.id === id) found = (await this.kv.del(e.key)) || found;
+      else if (info.issuedBy === id) await this.kv.del(e.key);
     }
-    return false;
+    return found;
   }
 
   /**

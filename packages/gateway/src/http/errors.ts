@@ -28,7 +28,13 @@ export async function jsonBody<T extends ZodType>(c: Context, schema: T): Promis
 }
 
 export function errorResponse(err: unknown, c: Context, log: Logger): Response {
-  if (isLobuError(err)) return c.json(err.toJSON(), err.status as ContentfulStatusCode);
+  if (isLobuError(err)) {
+    // A 429 says when to come back.
+    const retryAfter = err.details?.retryAfterSec;
+    if (err.status === 429 && typeof retryAfter === "number")
+      c.header("Retry-After", String(retryAfter));
+    return c.json(err.toJSON(), err.status as ContentfulStatusCode);
+  }
   if (err instanceof HTTPException) {
     const status = err.status;
     const code =

@@ -1,6 +1,6 @@
 import type { AgentEvent } from "@lobu/core";
 import type { Context } from "hono";
-import { streamSSE } from "hono/streaming";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import type { Conversations } from "../conversations/records.ts";
 
 const TERMINAL = new Set(["done", "error"]);
@@ -14,31 +14,49 @@ export function streamMessageEvents(
   c: Context,
   conversations: Conversations,
   messageId: string,
-  after?: string,
+  opts: {
+    after?: string | undefined;
+    /**
+     * Called once when the stream ends, whatever the reason: its last event, a
+     * store error, or the client going away (that aborts the blocked read).
+     */
+    onClose?: () => void;
+  } = {},
 ): Response {
   return streamSSE(c, async (stream) => {
     const abort = new AbortController();
     stream.onAbort(() => abort.abort());
-    let cursor = after;
-    let lastBeat = Date.now();
-    while (!abort.signal.aborted) {
-      const batch = await conversations.readEvents(messageId, cursor, {
-        blockMs: 10_000,
-        signal: abort.signal,
-      });
-      for (const { id, event } of batch) {
-        cursor = id;
-        await stream.writeSSE({
-          id,
-          event: event.type,
-          data: JSON.stringify(event satisfies AgentEvent),
-        });
-        if (TERMINAL.has(event.type)) return;
-      }
-      if (batch.length === 0 && Date.now() - lastBeat >= 10_000) {
-        lastBeat = Date.now();
-        await stream.write(": keep-alive\n\n");
-      }
+    try {
+      await pump(stream, conversations, messageId, opts.after, abort.signal);
+    } finally {
+      opts.onClose?.();
     }
   });
+}
+
+async function pump(
+  stream: SSEStreamingApi,
+  conversations: Conversations,
+  messageId: string,
+  after: string | undefined,
+  signal: AbortSignal,
+): Promise<void> {
+  let cursor = after;
+  let lastBeat = Date.now();
+  while (!signal.aborted) {
+    const batch = await conversations.readEvents(messageId, cursor, { blockMs: 10_000, signal });
+    for (const { id, event } of batch) {
+      cursor = id;
+      await stream.writeSSE({
+        id,
+        event: event.type,
+        data: JSON.stringify(event satisfies AgentEvent),
+      });
+      if (TERMINAL.has(event.type)) return;
+    }
+    if (batch.length === 0 && Date.now() - lastBeat >= 10_000) {
+      lastBeat = Date.now();
+      await stream.write(": keep-alive\n\n");
+    }
+  }
 }

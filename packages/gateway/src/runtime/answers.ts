@@ -106,6 +106,24 @@ export async function applyGrant(
   }
 }
 
+/**
+ * Why the person whose request it is may not answer "always" for `tool`, if
+ * they may not: the same rule as the settings page's tool approvals — only a
+ * tool the agent has and marks "ask" is theirs to settle. (A tool the policy
+ * denies, or one the agent does not list, such as a gateway-side or MCP tool,
+ * stays the operator's decision.)
+ */
+async function alwaysRefusal(
+  deps: Pick<AnswerDeps, "agents">,
+  agentId: string,
+  tool: string,
+): Promise<string | undefined> {
+  const agent = await deps.agents.get(agentId);
+  const base = agent ? (agent.policy.tools[tool] ?? agent.policy.default) : undefined;
+  if (agent?.tools.includes(tool) && base === "ask") return undefined;
+  return `"always" is not available for ${tool}: only an admin can allow it for good; answer approve or deny`;
+}
+
 /** A granted secret nobody stored yet: the request stays open for its value. */
 class MissingSecret extends Error {}
 
@@ -154,6 +172,12 @@ export async function answerRequest(
     }
     if (pending.event.type === "approval_request" && answer.choice === "always") {
       const tool = pending.event.tool;
+      // A person (or an app answering for them) may make "always" only of what they could
+      // settle themselves on their settings page; an admin answers with the operator's power.
+      if (!by.admin) {
+        const refusal = await alwaysRefusal(deps, pending.agentId, tool);
+        if (refusal) return { ok: false, reason: refusal, status: 403 };
+      }
       await deps.userSettings.update(pending.agentId, userKeyOf(pending.origin), (s) => ({
         ...s,
         toolPolicy: { ...s.toolPolicy, [tool]: "allow" },

@@ -3,6 +3,8 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { requireToken } from "../api/auth.ts";
+import { endpoint } from "../api/endpoint.ts";
+import { apiOrigin, mayOpenAdminUi } from "../api/permissions.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
 import { jsonBody } from "../http/errors.ts";
 import { telegramSettings } from "../platforms/telegram/config.ts";
@@ -188,23 +190,19 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
 
   // API/CLI channel: an app integrating Lobu hands its user a one-time settings link.
   // (Defined here, next to the claim links it mints; POST /api/v1/settings-links.)
-  app.post("/api/v1/settings-links", requireToken(s.tokens), async (c) => {
-    const body = await jsonBody(c, LinkRequest);
-    const agentId = body.agent ? (await s.agents.require(body.agent)).id : undefined;
-    const url = await createSettingsLink(
-      s,
-      {
-        platform: "api",
-        workspace: "",
-        channelId: body.channel,
-        userId: body.user,
-        isDirect: true,
-        ...(body.userName ? { userName: body.userName } : {}),
-      },
-      agentId ? { agentId } : {},
-    );
-    return c.json({ url, expiresAt: Date.now() + CLAIM_TTL_MS }, 201);
-  });
+  // The link is for a person the token acts for: client and user tokens mint links only
+  // for the api users of their namespace (never api::<user>, which may be an admin).
+  app.post(
+    "/api/v1/settings-links",
+    requireToken(s.tokens),
+    endpoint("settings_links.create", {}, async (c, { token }) => {
+      const body = await jsonBody(c, LinkRequest);
+      const origin = apiOrigin(token, body);
+      const agentId = body.agent ? (await s.agents.require(body.agent)).id : undefined;
+      const url = await createSettingsLink(s, origin, agentId ? { agentId } : {});
+      return c.json({ url, expiresAt: Date.now() + CLAIM_TTL_MS }, 201);
+    }),
+  );
 
   // ---------------------------------------------------------------- the API
 
@@ -514,10 +512,10 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   // Configured admins ([admin] users) open the admin UI from here, no token needed.
   api.post("/admin-login", async (c) => {
     const session = c.get("session");
-    if (!s.config.admin.users.includes(session.userKey))
+    if (!mayOpenAdminUi(s.config, session.userKey))
       throw forbidden(
         "you are not an admin of this gateway",
-        "Admins are listed in [admin] users.",
+        "Admins are listed in [admin] users; api users minted by client tokens never are.",
       );
     const { id } = await sessions.create<AdminSession>(
       { kind: "admin", actor: session.userKey, name: session.userName ?? session.userKey },

@@ -2,6 +2,7 @@ import type { ToolPolicy } from "@lobu/core";
 import type { SettingsView } from "@lobu/core/views";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
+import { mayOpenAdminUi } from "../api/permissions.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import type { PendingRequest } from "../runtime/requests.ts";
 import type { GatewayServices } from "../services.ts";
@@ -60,7 +61,7 @@ export async function buildView(
       ...(session.userName ? { name: session.userName } : {}),
     },
     agent: { id: agent.id, name: agent.name, description: agent.description },
-    isAdmin: s.config.admin.users.includes(session.userKey),
+    isAdmin: mayOpenAdminUi(s.config, session.userKey),
     model: {
       ...(settings.provider ? { provider: settings.provider } : {}),
       ...(settings.model ? { model: settings.model } : {}),
