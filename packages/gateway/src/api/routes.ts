@@ -11,6 +11,7 @@ import { providerSecretName } from "../providers/registry.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { GatewayServices } from "../services.ts";
 import { parseStreamId } from "../store/shared.ts";
+import { usageSummary } from "../usage/report.ts";
 import { type ApiEnv, requireAdmin, requireToken } from "./auth.ts";
 import { sandboxRoutes } from "./sandboxes.ts";
 
@@ -319,14 +320,9 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   });
   api.get("/usage", async (c) => {
     requireAdmin(c.get("token"));
-    const since = c.req.query("since");
-    if (since !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(since)) {
-      throw new LobuError(
-        "invalid_request",
-        `since must be a date like 2026-01-31, got "${since}"`,
-      );
-    }
-    return c.json({ usage: await s.audit.usageTotals(since) });
+    // `usage` is the daily rows (its name since v1); the rest as in the admin UI's report.
+    const { daily, ...report } = await usageSummary(s, c.req.query("since"));
+    return c.json({ usage: daily, ...report });
   });
 
   return api;
