@@ -69,6 +69,8 @@ beforeAll(async () => {
       SLACK_BOT_TOKEN: BOT_TOKEN,
       SLACK_SIGNING_SECRET: SIGNING_SECRET,
       SLACK_API_URL: slack.apiUrl,
+      // The relay logs each refusal at info: the test counts them (no retries).
+      LOBU_LOG_LEVEL: "info",
     },
   });
   slack.eventsUrl = `${gw.url}/slack/events`;
@@ -100,6 +102,9 @@ function scriptTool(text: string) {
   );
 }
 
+/** Model calls the relay refused over a budget (each one the agent made, retries included). */
+const relayRefusals = () => gw.output().split("relay refused: budget").length - 1;
+
 async function sandboxCount(): Promise<number> {
   const res = await gw.api("/api/v1/sandboxes");
   return ((await res.json()) as { sandboxes: unknown[] }).sandboxes.length;
@@ -122,6 +127,8 @@ describe("token budgets", () => {
     // The first call ran (its tool too); the second was refused before reaching the provider.
     expect(events.some((e) => e.type === "tool_result")).toBe(true);
     expect(callsFor("use a tool")).toHaveLength(1);
+    // Refused once: the agent did not retry a call the budget refuses.
+    expect(relayRefusals()).toBe(1);
     const last = events.at(-1) as Extract<AgentEvent, { type: "error" }>;
     expect(last.type).toBe("error");
     expect(last.code).toBe("budget_exceeded");
@@ -201,6 +208,7 @@ describe("requests per minute", () => {
     scriptTool("chatty tool");
     const events = await send("chatty", "carl", "chatty tool");
     expect(callsFor("chatty tool")).toHaveLength(1);
+    const refusals = relayRefusals();
     expect(events.at(-1)).toMatchObject({
       type: "error",
       code: "budget_exceeded",
@@ -208,6 +216,7 @@ describe("requests per minute", () => {
         /^You have reached the limit of 1 model request per minute for agent "chatty"; try again in (\d+ s|1 min)\. Ask an admin to raise requests_per_minute in \[agents\.chatty\.budgets\.per_user\]/,
       ),
     });
+    expect(refusals).toBe(2);
     const dave = await send("chatty", "dave", "hi from dave");
     expect(dave.at(-1)).toMatchObject({ type: "done", text: "echo: hi from dave" });
     expect(await budgetRecords("requests_per_minute")).toEqual([
