@@ -89,12 +89,63 @@ export interface UserRow extends UsageCounts {
   lastMessageAt: number;
 }
 
-/** GET /admin/api/usage: per person and provider, and per day, agent, person and provider. */
+/** Token use of one day (or period), agent, person, provider and model, with its estimated cost. */
+export interface UsageRow extends UsageCounts {
+  agentId: string;
+  /** `-` when the relay did not know the person. */
+  userKey: string;
+  provider: string;
+  /** "" for usage recorded before models were counted. */
+  model: string;
+  /** Of `inputTokens`: read from / written to the provider's prompt cache. */
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  /** Estimated USD from `[prices]`; null when the model has no price ("no price", not free). */
+  costUsd: number | null;
+}
+
+/** Budget use of one person on an agent (`userKey`), or of everyone on it (`userKey` null). */
+export interface BudgetUse {
+  agentId: string;
+  userKey: string | null;
+  /** null: no such limit. */
+  limits: {
+    tokensPerDay: number | null;
+    tokensPerMonth: number | null;
+    requestsPerMinute: number | null;
+  };
+  used: { tokensToday: number; tokensThisMonth: number; requestsLastMinute: number };
+  /** What is left; null where there is no limit. */
+  remaining: {
+    tokensToday: number | null;
+    tokensThisMonth: number | null;
+    requestsLastMinute: number | null;
+  };
+  /** Out of tokens for today or this month: new turns are refused until the reset. */
+  exhausted: boolean;
+  /** When the day's and the month's counts start again (ISO 8601, UTC). */
+  resets: { day: string; month: string };
+}
+
+/**
+ * GET /admin/api/usage (and, with `daily` named `usage`, GET /api/v1/usage):
+ * model use since a day, per agent, person, provider and model, with cost
+ * estimates from `[prices]` and the budgets that apply now.
+ */
 export interface UsageSummary {
   /** First day counted (YYYY-MM-DD, UTC), or null for all time. */
   since: string | null;
-  totals: (UsageCounts & { userKey: string; provider: string })[];
-  daily: (UsageCounts & { day: string; agentId: string; userKey: string; provider: string })[];
+  currency: "USD";
+  /** Sum of the estimates of every priced row. */
+  costUsd: number;
+  /** `provider/model` of rows without a price (their cost is not in `costUsd`). */
+  unpriced: string[];
+  /** Per agent, person, provider and model over the whole period. */
+  totals: UsageRow[];
+  /** The same per day (newest first). */
+  daily: (UsageRow & { day: string })[];
+  /** Budgets that apply to agents and people, with what is used and left (empty without budgets). */
+  budgets: BudgetUse[];
 }
 
 /** One sandbox in GET /admin/api/sandboxes. */

@@ -42,6 +42,7 @@ import { SkillCatalog } from "./skills/catalog.ts";
 import { createStore } from "./store/index.ts";
 import type { Store } from "./store/port.ts";
 import { startTelemetry } from "./telemetry/otel.ts";
+import { Budgets, budgetError } from "./usage/budgets.ts";
 
 export interface GatewayOptions {
   config?: LobuConfig;
@@ -151,6 +152,25 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const userSettings = new UserSettingsStore(store.kv);
   const conversations = new Conversations(store);
   const audit = new AuditLog(store);
+  const budgets = new Budgets({
+    kv: store.kv,
+    config,
+    onExceeded: (refusal, where) =>
+      audit.record({
+        action: "budget.exceeded",
+        actor: refusal.userKey ?? "system",
+        agentId: refusal.agentId,
+        details: {
+          scope: refusal.scope,
+          limit: refusal.limit,
+          value: refusal.value,
+          used: refusal.used,
+          resetsAt: new Date(refusal.resetsAt).toISOString(),
+          refused: where,
+        },
+      }),
+    onError: (err) => log.warn({ err }, "could not count usage against budgets"),
+  });
   const tokens = new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN);
   const requests = new RequestRegistry(store, log);
   const inbound = new Inbound({
@@ -166,6 +186,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     placeholders,
     userSettings,
     skills,
+    budgets,
   });
 
   // Late-bound: the runner needs the adapters, the egress relay needs the runner.
@@ -186,14 +207,22 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     conversations,
     audit,
     log,
-    onUsage: (sandboxId, usage) =>
+    onUsage: (sandboxId, usage) => {
+      budgets.record(usage);
       runner?.emitTo(sandboxId, {
         type: "usage",
         provider: usage.provider,
         model: usage.model,
         inputTokens: usage.inputTokens,
         outputTokens: usage.outputTokens,
-      }),
+      });
+    },
+    // A model call over budget is refused, and that refusal becomes the turn's error.
+    admit: async (call) => {
+      const refusal = await budgets.admit(call);
+      if (refusal) runner?.failTurn(call.sandboxId, budgetError(refusal));
+      return refusal;
+    },
   });
 
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
@@ -285,6 +314,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     dispatcher,
     tokens,
     audit,
+    budgets,
   };
 
   const app = new Hono();

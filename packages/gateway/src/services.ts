@@ -16,6 +16,7 @@ import type { SecretStore } from "./secrets/store.ts";
 import type { UserSettingsStore } from "./settings/user-settings.ts";
 import type { SkillCatalog } from "./skills/catalog.ts";
 import type { Store } from "./store/port.ts";
+import type { Budgets } from "./usage/budgets.ts";
 
 /** Everything the HTTP layer and adapters may use; built once in gateway.ts. */
 export interface GatewayServices {
@@ -42,4 +43,6 @@ export interface GatewayServices {
   dispatcher: Dispatcher;
   tokens: TokenStore;
   audit: AuditLog;
+  /** Usage budgets (`[budgets]`): counters, admission, use report. */
+  budgets: Budgets;
 }

@@ -433,7 +433,7 @@ describe("admin UI", () => {
     await page.getByText("api::alice").waitFor();
 
     await page.getByRole("tab", { name: "Usage" }).click();
-    await page.getByRole("heading", { name: "Per person and provider" }).waitFor();
+    await page.getByRole("heading", { name: "Per person and model" }).waitFor();
     await page.getByRole("cell", { name: "api::alice" }).first().waitFor();
 
     await page.getByRole("tab", { name: "Audit log" }).click();

@@ -77,6 +77,65 @@ const EnvName = z
     "environment variable names are upper-case letters, digits and '_'",
   );
 
+/**
+ * A usage limit: a positive whole number, or `"unlimited"` (lifts an installation
+ * default for one agent). Absent means "inherit" (for an agent) or "no limit".
+ */
+const BudgetLimit = z.union([
+  z.number().int().positive('use a positive whole number, or "unlimited"'),
+  z.literal("unlimited"),
+]);
+
+/** Limits of one scope. Tokens are input + output tokens as the provider reported them. */
+export const BudgetLimits = z.strictObject({
+  /** Tokens per UTC calendar day (resets at 00:00 UTC). */
+  tokens_per_day: BudgetLimit.optional(),
+  /** Tokens per UTC calendar month (resets on the 1st, 00:00 UTC). */
+  tokens_per_month: BudgetLimit.optional(),
+  /** Model requests in any rolling 60 seconds. */
+  requests_per_minute: BudgetLimit.optional(),
+});
+export type BudgetLimits = z.infer<typeof BudgetLimits>;
+
+/**
+ * Spending limits per agent. `per_user`: what each person may use of one agent;
+ * `per_agent`: what everyone together may use of one agent. In `[budgets]` they
+ * apply to every agent; `[agents.<id>.budgets]` overrides them limit by limit.
+ */
+export const BudgetsSection = z.strictObject({
+  per_user: BudgetLimits.prefault({}),
+  per_agent: BudgetLimits.prefault({}),
+});
+export type BudgetsSection = z.infer<typeof BudgetsSection>;
+
+/** Prices in USD per million tokens, for cost estimates (never for enforcement). */
+export const PriceSection = z.strictObject({
+  input: z.number().min(0),
+  output: z.number().min(0),
+  /** Cached input read (Anthropic cache reads, OpenAI cached prompt tokens); default: `input`. */
+  cache_read: z.number().min(0).optional(),
+  /** Input written to the cache (Anthropic cache creation); default: `input`. */
+  cache_write: z.number().min(0).optional(),
+});
+export type PriceSection = z.infer<typeof PriceSection>;
+
+/**
+ * `[prices."<provider>/<model>"]`; a trailing `*` matches model ids starting
+ * with the rest. Keys are checked here (not by a record key schema) so the
+ * error names the key and says what is expected.
+ */
+const Prices = z.record(z.string(), PriceSection).superRefine((prices, ctx) => {
+  for (const key of Object.keys(prices)) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,62}\/\S+$/.test(key)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `expected "<provider>/<model>", e.g. "anthropic/claude-sonnet-4-5" or "anthropic/claude-sonnet-4-5*"`,
+      });
+    }
+  }
+});
+
 export const BUILTIN_TOOLS = ["bash", "read", "write", "edit", "grep", "find", "ls"] as const;
 
 export const AgentSection = z.strictObject({
@@ -94,6 +153,8 @@ export const AgentSection = z.strictObject({
   policy: PolicySection.prefault({}),
   /** Credentials for the agent's shell: `GITHUB_TOKEN = { secret = "github", hosts = ["api.github.com"] }`. */
   secrets: z.record(EnvName, SecretEnvBinding).default({}),
+  /** Overrides of the installation's `[budgets]` for this agent, limit by limit. */
+  budgets: BudgetsSection.prefault({}),
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 
@@ -208,6 +269,10 @@ export const LobuConfig = z.strictObject({
   mcp: z.record(Id, McpSection).default({}),
   telemetry: TelemetrySection.prefault({}),
   admin: AdminSection.prefault({}),
+  /** Usage limits for every agent (see BudgetsSection). */
+  budgets: BudgetsSection.prefault({}),
+  /** USD per million tokens per `"<provider>/<model>"`, for the usage report's cost estimates. */
+  prices: Prices.default({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

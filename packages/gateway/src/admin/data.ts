@@ -1,10 +1,11 @@
-import { LobuError, SHARED_USER } from "@lobu/core";
-import type { AuditRow, UsageCounts, UsageSummary, UserRow } from "@lobu/core/views";
+import { SHARED_USER } from "@lobu/core";
+import type { AuditRow, UsageCounts, UserRow } from "@lobu/core/views";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { GatewayServices } from "../services.ts";
 
 /** What the admin UI lists, assembled from the records the gateway keeps anyway. */
 
+export { usageSummary } from "../usage/report.ts";
 export type { UserRow };
 
 const noUsage = (): UsageCounts => ({ inputTokens: 0, outputTokens: 0, requests: 0 });
@@ -46,38 +47,6 @@ export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
     if (row) addUsage(row, u);
   }
   return [...rows.values()].sort((a, b) => b.lastMessageAt - a.lastMessageAt);
-}
-
-/** A real calendar day as YYYY-MM-DD (2025-02-31 is not). */
-function isDay(text: string): boolean {
-  const at = /^\d{4}-\d{2}-\d{2}$/.test(text) ? Date.parse(text) : Number.NaN;
-  return !Number.isNaN(at) && new Date(at).toISOString().startsWith(text);
-}
-
-/** Usage since a day (YYYY-MM-DD): the relay's daily rows plus their sums per user and provider. */
-export async function usageSummary(s: GatewayServices, since?: string): Promise<UsageSummary> {
-  const day = since?.trim() || undefined;
-  if (day && !isDay(day)) {
-    throw new LobuError("invalid_request", `since=${day} is not a date`, {
-      status: 400,
-      hint: "Use YYYY-MM-DD (UTC), e.g. since=2025-01-31, or leave it out for all time.",
-    });
-  }
-  const daily = await s.audit.usageTotals(day);
-  const totals = new Map<string, UsageSummary["totals"][number]>();
-  for (const r of daily) {
-    const id = `${r.userKey}|${r.provider}`;
-    const t = totals.get(id) ?? { userKey: r.userKey, provider: r.provider, ...noUsage() };
-    addUsage(t, r);
-    totals.set(id, t);
-  }
-  return {
-    since: day ?? null,
-    totals: [...totals.values()].sort(
-      (a, b) => b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens),
-    ),
-    daily,
-  };
 }
 
 /** Recent audit records matching every filter given (action prefix, actor substring, agent id). */

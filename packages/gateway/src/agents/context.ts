@@ -55,6 +55,8 @@ export class TurnContextBuilder {
     placeholders: PlaceholderIssuer;
     userSettings: UserSettingsStore;
     skills: SkillCatalog;
+    /** Usage budgets: refuses the turn before anything is started when one is used up. */
+    budgets?: { checkTurn(caller: { agentId: string; userKey: string }): Promise<void> };
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -87,6 +89,7 @@ export class TurnContextBuilder {
     const { agents, secrets, placeholders, userSettings, skills } = this.deps;
     const agent = await agents.require(turn.key.agentId);
     const userKey = userKeyOf(turn.origin);
+    await this.deps.budgets?.checkTurn({ agentId: agent.id, userKey });
     const settings = await userSettings.get(agent.id, userKey);
     const provider = await this.chooseProvider(agent, userKey, settings.provider);
     const secret = await secrets.resolve(providerSecretName(provider.id), {

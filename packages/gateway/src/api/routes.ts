@@ -11,6 +11,7 @@ import { clientAddress, StreamSlots } from "../http/stream-slots.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { GatewayServices } from "../services.ts";
+import { usageSummary } from "../usage/report.ts";
 import { type ApiEnv, requireToken } from "./auth.ts";
 import { assertEveryRouteGuarded, endpoint } from "./endpoint.ts";
 import {
@@ -461,9 +462,11 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   );
   api.get(
     "/usage",
-    endpoint("usage.read", { since: dayParam() }, async (c, { query }) =>
-      c.json({ usage: await s.audit.usageTotals(query.since) }),
-    ),
+    endpoint("usage.read", { since: dayParam() }, async (c, { query }) => {
+      // `usage` is the daily rows (its name since v1); the rest as in the admin UI's report.
+      const { daily, ...report } = await usageSummary(s, query.since);
+      return c.json({ usage: daily, ...report });
+    }),
   );
 
   assertEveryRouteGuarded(api);

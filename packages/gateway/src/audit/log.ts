@@ -20,7 +20,26 @@ export interface UsageEntry {
   model: string;
   inputTokens: number;
   outputTokens: number;
+  /** Of `inputTokens`: read from / written to the provider's prompt cache. */
+  cacheReadTokens?: number;
+  cacheWriteTokens?: number;
   status: number;
+}
+
+/** Token use of one day, agent, person, provider and model. */
+export interface UsageTotal {
+  day: string;
+  agentId: string;
+  /** `-` when the relay did not know the person. */
+  userKey: string;
+  provider: string;
+  /** "" for records from before models were counted. */
+  model: string;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  requests: number;
 }
 
 const AUDIT_STREAM = "audit";
@@ -61,73 +80,108 @@ export class AuditLog {
     return out;
   }
 
-  usage(entry: UsageEntry): void {
-    void this.store.streams
-      .append(USAGE_STREAM, JSON.stringify(entry), { maxLen: AUDIT_MAX })
-      .catch(() => {});
-    const day = new Date(entry.at).toISOString().slice(0, 10);
-    const user = entry.userKey ?? "-";
-    for (const k of [`usage:${day}:${entry.agentId}:${user}:${entry.provider}`]) {
-      void this.store.kv.incr(`${k}:in`, entry.inputTokens).catch(() => {});
-      void this.store.kv.incr(`${k}:out`, entry.outputTokens).catch(() => {});
-      void this.store.kv.incr(`${k}:req`, 1).catch(() => {});
+  /** Record one model call; resolves once counted (callers on the hot path need not wait). */
+  usage(entry: UsageEntry): Promise<void> {
+    const writes: Promise<unknown>[] = [
+      this.store.streams.append(USAGE_STREAM, JSON.stringify(entry), { maxLen: AUDIT_MAX }),
+    ];
+    const counts: [Kind, number][] = [
+      ["in", entry.inputTokens],
+      ["out", entry.outputTokens],
+      ["cr", entry.cacheReadTokens ?? 0],
+      ["cw", entry.cacheWriteTokens ?? 0],
+      ["req", 1],
+    ];
+    const base = usageKey(entry);
+    for (const [kind, n] of counts) {
+      const by = Math.round(n);
+      if (by > 0) writes.push(this.store.kv.incr(`${base}:${kind}`, by));
     }
+    return Promise.all(writes).then(
+      () => {},
+      () => {},
+    );
   }
 
-  /** Totals per agent, user and provider since `sinceDay` (YYYY-MM-DD). */
-  async usageTotals(sinceDay?: string): Promise<
-    {
-      day: string;
-      agentId: string;
-      userKey: string;
-      provider: string;
-      inputTokens: number;
-      outputTokens: number;
-      requests: number;
-    }[]
-  > {
-    const rows = new Map<
-      string,
-      {
-        day: string;
-        agentId: string;
-        userKey: string;
-        provider: string;
-        inputTokens: number;
-        outputTokens: number;
-        requests: number;
-      }
-    >();
+  /** Totals per day, agent, person, provider and model since `sinceDay` (YYYY-MM-DD), newest day first. */
+  async usageTotals(sinceDay?: string): Promise<UsageTotal[]> {
+    const rows = new Map<string, UsageTotal>();
     for (const { key, value } of await this.store.kv.list("usage:")) {
-      const m = /^usage:(\d{4}-\d{2}-\d{2}):([^:]+):(.*):([^:]+):(in|out|req)$/.exec(key);
-      if (!m) continue;
-      const [, day, agentId, userKey, provider, kind] = m as unknown as [
-        string,
-        string,
-        string,
-        string,
-        string,
-        string,
-      ];
-      if (sinceDay && day < sinceDay) continue;
-      const id = `${day}|${agentId}|${userKey}|${provider}`;
-      const row = rows.get(id) ?? {
-        day,
-        agentId,
-        userKey,
-        provider,
+      const parsed = parseUsageKey(key);
+      if (!parsed || (sinceDay && parsed.day < sinceDay)) continue;
+      const { kind, ...id } = parsed;
+      const rowId = `${id.day}|${id.agentId}|${id.userKey}|${id.provider}|${id.model}`;
+      const row = rows.get(rowId) ?? {
+        ...id,
         inputTokens: 0,
         outputTokens: 0,
+        cacheReadTokens: 0,
+        cacheWriteTokens: 0,
         requests: 0,
       };
       const n = Number(value);
       if (kind === "in") row.inputTokens += n;
       else if (kind === "out") row.outputTokens += n;
+      else if (kind === "cr") row.cacheReadTokens += n;
+      else if (kind === "cw") row.cacheWriteTokens += n;
       else row.requests += n;
-      rows.set(id, row);
+      rows.set(rowId, row);
     }
     return [...rows.values()].sort(
-      (a, b) => b.day.localeCompare(a.day) || a.agentId.localeCompare(b.agentId),
+      (a, b) =>
+        b.day.localeCompare(a.day) ||
+        a.agentId.localeCompare(b.agentId) ||
+        a.userKey.localeCompare(b.userKey) ||
+        a.provider.localeCompare(b.provider) ||
+        a.model.localeCompare(b.model),
     );
   }
+}
+
+type Kind = "in" | "out" | "cr" | "cw" | "req";
+
+/**
+ * Usage counters: `usage:m:<day>:<agent>:<provider>:<model>:<person>:<kind>`,
+ * model and person URI-encoded (model ids and person keys contain `:`).
+ * Counters written before models were counted,
+ * `usage:<day>:<agent>:<person>:<provider>:<in|out|req>`, are still read.
+ */
+function usageKey(e: UsageEntry): string {
+  const day = new Date(e.at).toISOString().slice(0, 10);
+  return `usage:m:${day}:${e.agentId}:${e.provider}:${encodeURIComponent(e.model)}:${encodeURIComponent(e.userKey ?? "-")}`;
+}
+
+function parseUsageKey(
+  key: string,
+):
+  | { day: string; agentId: string; userKey: string; provider: string; model: string; kind: Kind }
+  | undefined {
+  const current =
+    /^usage:m:(\d{4}-\d{2}-\d{2}):([^:]+):([^:]+):([^:]*):([^:]+):(in|out|cr|cw|req)$/.exec(key);
+  if (current) {
+    const [, day, agentId, provider, model, userKey, kind] = current as unknown as string[];
+    try {
+      return {
+        day: day!,
+        agentId: agentId!,
+        provider: provider!,
+        model: decodeURIComponent(model!),
+        userKey: decodeURIComponent(userKey!),
+        kind: kind as Kind,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+  const legacy = /^usage:(\d{4}-\d{2}-\d{2}):([^:]+):(.*):([^:]+):(in|out|req)$/.exec(key);
+  if (!legacy) return undefined;
+  const [, day, agentId, userKey, provider, kind] = legacy as unknown as string[];
+  return {
+    day: day!,
+    agentId: agentId!,
+    userKey: userKey!,
+    provider: provider!,
+    model: "",
+    kind: kind as Kind,
+  };
 }

@@ -87,6 +87,28 @@ export interface UsageRecord extends TokenUsage {
   durationMs: number;
 }
 
+/** A model call about to be relayed, charged to `agentId` and `userKey`. */
+export interface ModelCall {
+  sandboxId: string;
+  agentId: string;
+  userKey?: string;
+  provider: string;
+  model: string;
+}
+
+export interface RelayRefusal {
+  /** What the person reads: which budget, and when it frees up. */
+  message: string;
+  /** When it frees up (epoch ms). */
+  resetsAt: number;
+}
+
+/** Calls that make the model generate (and cost tokens), as opposed to listings and counts. */
+const GENERATES: Record<ProviderType, RegExp> = {
+  anthropic: /^\/v1\/messages$/,
+  openai: /^\/chat\/completions$/,
+};
+
 export interface RelayDeps {
   providers: ProviderRegistry;
   /** The real key for a placeholder, if it is bound to this sandbox and provider. */
@@ -96,6 +118,11 @@ export interface RelayDeps {
     placeholder: string,
   ): Promise<RelayCredential | null>;
   recordUsage(record: UsageRecord): void;
+  /**
+   * Admits a model call (usage budgets): null lets it through; a refusal is
+   * answered with a provider-shaped 429 the agent's SDK does not retry.
+   */
+  admit?(call: ModelCall): Promise<RelayRefusal | null>;
   log: Logger;
   /** Fetch used for upstream calls (tests and benchmarks may pass an instrumented one). */
   fetch?: typeof fetch;
@@ -107,9 +134,36 @@ function providerError(type: ProviderType, kind: string, message: string): strin
     : JSON.stringify({ error: { message, type: kind, code: kind } });
 }
 
-function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { "content-type": "application/json" });
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  res.writeHead(status, { ...headers, "content-type": "application/json" });
   res.end(body);
+}
+
+/**
+ * A budget refusal as the provider's own 429. `x-should-retry: false` stops the
+ * SDK's retries, and "quota exceeded" in the message is what agent runtimes
+ * (pi among them) read as "do not retry": the agent stops, the person is told.
+ */
+function sendRefusal(res: ServerResponse, type: ProviderType, refusal: RelayRefusal): void {
+  const message = `Lobu usage quota exceeded: ${refusal.message}.`;
+  send(
+    res,
+    429,
+    type === "anthropic"
+      ? providerError(type, "rate_limit_error", message)
+      : JSON.stringify({
+          error: { message, type: "insufficient_quota", code: "insufficient_quota" },
+        }),
+    {
+      "retry-after": String(Math.max(1, Math.ceil((refusal.resetsAt - Date.now()) / 1000))),
+      "x-should-retry": "false",
+    },
+  );
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer | null> {
@@ -229,6 +283,20 @@ export function createProviderRelay(deps: RelayDeps) {
     } catch {
       // The provider will reject malformed JSON itself.
     }
+    if (deps.admit && GENERATES[provider.type].test(path)) {
+      const refusal = await deps.admit({
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        userKey: credential.userKey,
+        provider: providerId,
+        model,
+      });
+      if (refusal) {
+        deps.log.info({ sandboxId: ctx.sandboxId, provider: providerId }, "relay refused: budget");
+        sendRefusal(res, provider.type, refusal);
+        return;
+      }
+    }
     const started = Date.now();
     const abort = new AbortController();
     res.on("close", () => {
@@ -263,19 +331,8 @@ export function createProviderRelay(deps: RelayDeps) {
     res.writeHead(upstream.status, headers);
     const meter = new UsageMeter(provider.type, upstream.headers.get("content-type") ?? "");
     const decoder = new TextDecoder();
-    try {
-      if (upstream.body) {
-        for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
-          res.write(chunk);
-          meter.push(chunk, decoder);
-        }
-      }
-      res.end();
-    } catch (err) {
-      if (!abort.signal.aborted)
-        deps.log.warn({ err, provider: providerId }, "provider stream broke");
-      res.destroy();
-    } finally {
+    let recorded = false;
+    const record = () => {
       const usage = meter.finish();
       deps.recordUsage({
         ...usage,
@@ -298,6 +355,27 @@ export function createProviderRelay(deps: RelayDeps) {
         },
         "relayed model call",
       );
+    };
+    try {
+      if (upstream.body) {
+        for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
+          meter.push(chunk, decoder);
+          // Count the call before the worker sees its end (not when the connection
+          // closes): the turn, and the budget check of the next call, come after it.
+          if (meter.ended && !recorded) {
+            recorded = true;
+            record();
+          }
+          res.write(chunk);
+        }
+      }
+      res.end();
+    } catch (err) {
+      if (!abort.signal.aborted)
+        deps.log.warn({ err, provider: providerId }, "provider stream broke");
+      res.destroy();
+    } finally {
+      if (!recorded) record();
     }
   };
 }

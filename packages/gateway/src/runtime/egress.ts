@@ -11,6 +11,7 @@ import type { ProviderRegistry } from "../providers/registry.ts";
 import {
   createProviderRelay,
   RELAY_PREFIX,
+  type RelayDeps,
   relayKey,
   type UsageRecord,
 } from "../providers/relay.ts";
@@ -49,6 +50,8 @@ export interface EgressDeps {
   audit: AuditLog;
   log: Logger;
   onUsage?: (sandboxId: string, usage: UsageRecord) => void;
+  /** Admits each model call the relay is about to make (usage budgets). */
+  admit?: RelayDeps["admit"];
   /** Read for the test-only hooks (see proxy/test-mode.ts). Default: process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -187,6 +190,7 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
   const relay = createProviderRelay({
     providers: deps.providers,
     log,
+    ...(deps.admit ? { admit: deps.admit } : {}),
     async credentialFor(sandboxId, providerId, placeholder) {
       const value = await relayKey(deps, sandboxId, providerId, placeholder);
       if (value === null) return null;
@@ -206,6 +210,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
         model: usage.model,
         inputTokens: usage.inputTokens,
         outputTokens: usage.outputTokens,
+        cacheReadTokens: usage.cacheReadTokens,
+        cacheWriteTokens: usage.cacheWriteTokens,
         status: usage.status,
       });
       deps.onUsage?.(usage.sandboxId, usage);

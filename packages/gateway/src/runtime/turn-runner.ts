@@ -44,6 +44,8 @@ interface ActiveTurn {
   requestTimeoutMs: number;
   /** Timers that expire this turn's unanswered requests. */
   expiryTimers: Set<NodeJS.Timeout>;
+  /** Why the gateway stopped the turn (e.g. a budget refusal); replaces the worker's error. */
+  failure?: { code: string; message: string };
 }
 
 /**
@@ -80,6 +82,15 @@ export class TurnRunner {
   /** Emit a gateway-side event (e.g. usage) into the turn running on `sandboxId`, if any. */
   emitTo(sandboxId: string, event: AgentEvent): void {
     this.active.get(sandboxId)?.emit(event);
+  }
+
+  /**
+   * The gateway refused something the turn on `sandboxId` needs (a model call
+   * over budget): if the turn then fails, this is its error, not the worker's.
+   */
+  failTurn(sandboxId: string, error: { code: string; message: string }): void {
+    const turn = this.active.get(sandboxId);
+    if (turn) turn.failure ??= error;
   }
 
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
@@ -251,10 +262,12 @@ export class TurnRunner {
         if (end.msg.error?.code === "state_corrupt")
           return retryOrFail("its saved state was damaged");
         await finish({
-          error: end.msg.error ?? {
-            code: end.msg.status,
-            message: end.msg.status === "cancelled" ? "the turn was cancelled" : "the turn failed",
-          },
+          error: active.failure ??
+            end.msg.error ?? {
+              code: end.msg.status,
+              message:
+                end.msg.status === "cancelled" ? "the turn was cancelled" : "the turn failed",
+            },
         });
         return "done";
       }

@@ -2,7 +2,13 @@ import { parseConfig } from "@lobu/core";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
-import { createProviderRelay, relayKey, type UsageRecord } from "../../src/providers/relay.ts";
+import {
+  createProviderRelay,
+  type ModelCall,
+  type RelayRefusal,
+  relayKey,
+  type UsageRecord,
+} from "../../src/providers/relay.ts";
 import type { SecretRef } from "../../src/secrets/store.ts";
 import { createWorld, TRUSTING, viaProxy, type World } from "./fixture.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
@@ -25,6 +31,10 @@ let w: World;
 let provider: Upstream;
 let port: number;
 const usage: UsageRecord[] = [];
+/** The budget decision for the next model calls (admitted when null), and the calls it saw. */
+let refusal: RelayRefusal | null = null;
+const admitted: ModelCall[] = [];
+let onRecorded: (() => void) | undefined;
 /** Relay placeholders of TRUSTING, by provider. */
 const relay: Record<string, string> = {};
 
@@ -62,7 +72,14 @@ beforeAll(async () => {
       const value = await relayKey(w, sandboxId, providerId, placeholder);
       return value === null ? null : { value, agentId: "helper" };
     },
-    recordUsage: (u) => usage.push(u),
+    recordUsage: (u) => {
+      usage.push(u);
+      onRecorded?.();
+    },
+    admit: async (c) => {
+      admitted.push(c);
+      return refusal;
+    },
   });
   ({ port } = await w.startProxy({ internal: handler }));
 });
@@ -74,6 +91,8 @@ beforeEach(() => {
   provider.received.length = 0;
   provider.routes.length = 0;
   usage.length = 0;
+  admitted.length = 0;
+  refusal = null;
 });
 
 describe("LLM relay", () => {
@@ -113,6 +132,38 @@ describe("LLM relay", () => {
         outputTokens: 7,
       }),
     ]);
+  });
+
+  it("counts a streamed call as soon as its last event passes, before the connection closes", async () => {
+    // The worker ends its turn on message_stop: the call must be counted by then
+    // (the usage report, and the budget check of the next call, come after it).
+    const recorded = new Promise<void>((resolve) => {
+      onRecorded = resolve;
+    });
+    let countedBeforeClose = false;
+    provider.routes.push((req, res) => {
+      if (!req.url?.startsWith("/v1/messages")) return false;
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(
+        `event: message_delta\ndata: ${JSON.stringify({ type: "message_delta", usage: { input_tokens: 4, output_tokens: 2 } })}\n\n`,
+      );
+      res.write(`event: message_stop\ndata: ${JSON.stringify({ type: "message_stop" })}\n\n`);
+      const timeout = new Promise((r) => setTimeout(r, 5_000));
+      void Promise.race([recorded, timeout]).then(() => {
+        countedBeforeClose = usage.length === 1;
+        res.end();
+      });
+      return true;
+    });
+    const res = await call(
+      "/anthropic/v1/messages",
+      { "x-api-key": relay.anthropic!, "anthropic-version": "2023-06-01" },
+      { model: "claude-test", max_tokens: 5 },
+    );
+    onRecorded = undefined;
+    expect(res.status).toBe(200);
+    expect(countedBeforeClose).toBe(true);
+    expect(usage).toEqual([expect.objectContaining({ inputTokens: 4, outputTokens: 2 })]);
   });
 
   it("forwards OpenAI-compatible calls with a Bearer key and meters a JSON answer", async () => {
@@ -202,5 +253,65 @@ describe("LLM relay", () => {
     expect(unknown.body).toContain('unknown provider \\"nope\\"');
     expect(provider.received).toEqual([]);
     expect(usage).toEqual([]);
+  });
+});
+
+describe("LLM relay budget admission", () => {
+  it("asks before every model call, never for listings, and answers a refusal with a provider-shaped 429", async () => {
+    provider.routes.push((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(req.url?.includes("models") ? { data: [] } : { usage: {} }));
+      return true;
+    });
+    expect(
+      (
+        await call(
+          "/openai/chat/completions",
+          { authorization: `Bearer ${relay.openai}` },
+          { model: "gpt-x" },
+        )
+      ).status,
+    ).toBe(200);
+    expect(admitted).toEqual([
+      { sandboxId: TRUSTING, agentId: "helper", provider: "openai", model: "gpt-x" },
+    ]);
+    expect((await call("/openai/models", { authorization: `Bearer ${relay.openai}` })).status).toBe(
+      200,
+    );
+    expect(admitted).toHaveLength(1);
+
+    refusal = {
+      message: 'You have used your daily budget of 10 tokens for agent "helper"',
+      resetsAt: Date.now() + 90_000,
+    };
+    const received = provider.received.length;
+    const anthropicRes = await call(
+      "/anthropic/v1/messages",
+      { "x-api-key": relay.anthropic!, "anthropic-version": "2023-06-01" },
+      { model: "claude-x", max_tokens: 5 },
+    );
+    expect(anthropicRes.status).toBe(429);
+    expect(anthropicRes.headers["x-should-retry"]).toBe("false");
+    expect(Number(anthropicRes.headers["retry-after"])).toBeGreaterThan(60);
+    expect(JSON.parse(anthropicRes.body)).toEqual({
+      type: "error",
+      error: {
+        type: "rate_limit_error",
+        message: `Lobu usage quota exceeded: ${refusal.message}.`,
+      },
+    });
+    const openaiRes = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "gpt-x" },
+    );
+    expect(openaiRes.status).toBe(429);
+    expect(JSON.parse(openaiRes.body).error).toMatchObject({
+      code: "insufficient_quota",
+      message: expect.stringContaining("daily budget of 10 tokens"),
+    });
+    // Nothing refused reached the provider or was metered.
+    expect(provider.received.length).toBe(received);
+    expect(usage).toHaveLength(2);
   });
 });

@@ -254,6 +254,41 @@ export function UsersTab({ client }: { client: Client }) {
   );
 }
 
+/** An estimated cost in USD; null is "no price" (the model is not in `[prices]`), never $0. */
+function Cost({ usd }: { usd: number | null }) {
+  if (usd === null) return <span className="muted">no price</span>;
+  return <>{usd > 0 && usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`}</>;
+}
+
+/** Use against a limit: "1,200 / 5,000" with a meter, or the use alone when there is no limit. */
+function Budget(props: { used: number; limit: number | null; label: string }) {
+  if (props.limit === null)
+    return (
+      <span>
+        {num(props.used)} <span className="muted small">no limit</span>
+      </span>
+    );
+  return (
+    <span className="meter-wrap">
+      <meter
+        min={0}
+        max={props.limit}
+        // Past 80% the bar turns to a warning, at the limit to "bad".
+        low={props.limit * 0.8}
+        high={props.limit * 0.999}
+        optimum={0}
+        value={Math.min(props.used, props.limit)}
+        aria-label={props.label}
+      />
+      <span>
+        {num(props.used)} / {num(props.limit)}
+      </span>
+    </span>
+  );
+}
+
+const modelName = (model: string) => model || "(not recorded)";
+
 export function UsageTab({ client }: { client: Client }) {
   const [since, setSince] = useState(() =>
     new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10),
@@ -271,23 +306,101 @@ export function UsageTab({ client }: { client: Client }) {
         <input id={sinceId} type="date" value={since} onChange={(e) => setSince(e.target.value)} />
       </div>
       {error ? <p className="field-error">{error}</p> : null}
-      <h2>Per person and provider</h2>
+      {data ? (
+        <p>
+          Estimated cost: <strong>{`$${data.costUsd.toFixed(2)}`}</strong>{" "}
+          <span className="muted small">(USD, from the [prices] table in lobu.toml)</span>
+          {data.unpriced.length > 0 ? (
+            <span className="muted small">
+              {" "}
+              · no price for {data.unpriced.join(", ")}, not included
+            </span>
+          ) : null}
+        </p>
+      ) : null}
+      <h2>Budgets</h2>
+      <DataTable
+        columns={[
+          "Agent",
+          "Person",
+          "Tokens today",
+          "Tokens this month",
+          "Requests in the last minute",
+          "Status",
+        ]}
+        rows={data?.budgets}
+        row={(b) => {
+          const who = b.userKey ?? "everyone";
+          return (
+            <tr key={`${b.agentId}|${who}`}>
+              <td>{b.agentId}</td>
+              <td className={b.userKey ? "mono small" : "muted"}>{who}</td>
+              <td>
+                <Budget
+                  used={b.used.tokensToday}
+                  limit={b.limits.tokensPerDay}
+                  label={`tokens today, ${b.agentId}, ${who}`}
+                />
+              </td>
+              <td>
+                <Budget
+                  used={b.used.tokensThisMonth}
+                  limit={b.limits.tokensPerMonth}
+                  label={`tokens this month, ${b.agentId}, ${who}`}
+                />
+              </td>
+              <td>
+                <Budget
+                  used={b.used.requestsLastMinute}
+                  limit={b.limits.requestsPerMinute}
+                  label={`requests in the last minute, ${b.agentId}, ${who}`}
+                />
+              </td>
+              <td>
+                {b.exhausted ? (
+                  <>
+                    <Badge tone="danger">used up</Badge>
+                    <div className="muted small">
+                      resets{" "}
+                      {b.remaining.tokensThisMonth === 0
+                        ? b.resets.month.slice(0, 10)
+                        : `${b.resets.day.slice(11, 16)} UTC`}
+                    </div>
+                  </>
+                ) : (
+                  <Badge tone="ok">within budget</Badge>
+                )}
+              </td>
+            </tr>
+          );
+        }}
+        empty="No budgets apply yet (set [budgets] in lobu.toml), or nobody has used a budgeted agent this month."
+      />
+      <h2>Per person and model</h2>
       <DataTable
         columns={[
           "Person",
-          "Provider",
+          "Agent",
+          "Provider / model",
           numCol("Requests"),
           numCol("Input tokens"),
           numCol("Output tokens"),
+          numCol("Estimated cost"),
         ]}
         rows={data?.totals}
         row={(t) => (
-          <tr key={`${t.userKey}|${t.provider}`}>
+          <tr key={`${t.userKey}|${t.agentId}|${t.provider}|${t.model}`}>
             <td className="mono small">{t.userKey}</td>
-            <td>{t.provider}</td>
+            <td>{t.agentId}</td>
+            <td className="small">
+              {t.provider} / <span className="mono">{modelName(t.model)}</span>
+            </td>
             <td className="num">{num(t.requests)}</td>
             <td className="num">{num(t.inputTokens)}</td>
             <td className="num">{num(t.outputTokens)}</td>
+            <td className="num">
+              <Cost usd={t.costUsd} />
+            </td>
           </tr>
         )}
         empty="No model usage in this period."
@@ -298,20 +411,26 @@ export function UsageTab({ client }: { client: Client }) {
           "Day",
           "Agent",
           "Person",
-          "Provider",
+          "Provider / model",
           numCol("Requests"),
           numCol("Tokens in / out"),
+          numCol("Estimated cost"),
         ]}
         rows={data?.daily}
         row={(r) => (
-          <tr key={`${r.day}|${r.agentId}|${r.userKey}|${r.provider}`}>
+          <tr key={`${r.day}|${r.agentId}|${r.userKey}|${r.provider}|${r.model}`}>
             <td>{r.day}</td>
             <td>{r.agentId}</td>
             <td className="mono small">{r.userKey}</td>
-            <td>{r.provider}</td>
+            <td className="small">
+              {r.provider} / <span className="mono">{modelName(r.model)}</span>
+            </td>
             <td className="num">{num(r.requests)}</td>
             <td className="num">
               {num(r.inputTokens)} / {num(r.outputTokens)}
+            </td>
+            <td className="num">
+              <Cost usd={r.costUsd} />
             </td>
           </tr>
         )}
