@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import type { ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -76,6 +77,22 @@ export interface Gateway {
   services: GatewayServices;
   summary: GatewaySummary;
   close(): Promise<void>;
+}
+
+/**
+ * Limits on what a client may hold open before it is authenticated: the time
+ * to send the headers and the whole request (slowloris; Node answers 408 and
+ * closes), checked every few seconds rather than Node's default 30, and 16 KiB
+ * of headers (Node's default, stated so it stays).
+ */
+function serverLimits(config: LobuConfig): ServerOptions {
+  const { headers_timeout: headersTimeout, request_timeout: requestTimeout } = config.gateway;
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.min(5_000, Math.ceil(headersTimeout / 2)),
+    maxHeaderSize: 16 * 1024,
+  };
 }
 
 /** Copy provider keys from the environment into the secret store (installation scope). */
@@ -318,7 +335,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     adapters.set(platform, adapter);
 
   const server: ServerType = await new Promise((resolveServer, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
+    const s = serve(
+      { fetch: app.fetch, port, hostname: host, serverOptions: serverLimits(config) },
+      () => resolveServer(s),
+    );
     s.once("error", reject);
   });
   const actualPort = (server.address() as AddressInfo).port;
