@@ -399,7 +399,8 @@ describe("settings links reach only the person", () => {
       JSON.stringify(tg.messages(chatId).map((m) => m.replyMarkup ?? null)).match(
         /\/settings\/claim\//g,
       )?.length ?? 0;
-    const askAndDeny = async (group: { id: number }, who: TgUserInput, text: string) => {
+    type Group = { id: number; type: "supergroup"; title: string };
+    const askAndDeny = async (group: Group, who: TgUserInput, text: string) => {
       scriptCapability(text);
       tg.userSends({ chat: group, from: who, text: `@lobu_ingress_bot ${text}` });
       const card = await tg.waitFor(
@@ -413,7 +414,7 @@ describe("settings links reach only the person", () => {
       return card;
     };
     const deny = async (
-      group: { id: number },
+      group: Group,
       who: TgUserInput,
       card: { messageId: number; replyMarkup?: unknown },
     ) => {
