@@ -87,6 +87,13 @@ export interface Gateway {
  */
 function serverLimits(config: LobuConfig): ServerOptions {
   const { headers_timeout: headersTimeout, request_timeout: requestTimeout } = config.gateway;
+  if (headersTimeout > requestTimeout) {
+    throw new LobuError(
+      "config_invalid",
+      "lobu.toml: [gateway] headers_timeout is longer than request_timeout",
+      { hint: "The headers are part of the request: make headers_timeout the shorter one." },
+    );
+  }
   return {
     headersTimeout,
     requestTimeout,
@@ -129,6 +136,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const providers = new ProviderRegistry(config, env);
   const skills = new SkillCatalog(config, opts.configPath);
   checkConfigReferences(config, providers, skills, opts.configPath);
+  const limits = serverLimits(config);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
@@ -335,9 +343,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     adapters.set(platform, adapter);
 
   const server: ServerType = await new Promise((resolveServer, reject) => {
-    const s = serve(
-      { fetch: app.fetch, port, hostname: host, serverOptions: serverLimits(config) },
-      () => resolveServer(s),
+    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions: limits }, () =>
+      resolveServer(s),
     );
     s.once("error", reject);
   });
