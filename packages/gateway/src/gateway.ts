@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import type { ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
@@ -79,6 +80,29 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/**
+ * Limits on what a client may hold open before it is authenticated: the time
+ * to send the headers and the whole request (slowloris; Node answers 408 and
+ * closes), checked every few seconds rather than Node's default 30, and 16 KiB
+ * of headers (Node's default, stated so it stays).
+ */
+function serverLimits(config: LobuConfig): ServerOptions {
+  const { headers_timeout: headersTimeout, request_timeout: requestTimeout } = config.gateway;
+  if (headersTimeout > requestTimeout) {
+    throw new LobuError(
+      "config_invalid",
+      "lobu.toml: [gateway] headers_timeout is longer than request_timeout",
+      { hint: "The headers are part of the request: make headers_timeout the shorter one." },
+    );
+  }
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.min(5_000, Math.ceil(headersTimeout / 2)),
+    maxHeaderSize: 16 * 1024,
+  };
+}
+
 /** Copy provider keys from the environment into the secret store (installation scope). */
 async function syncEnvProviderKeys(
   secrets: SecretStore,
@@ -115,6 +139,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   for (const warning of checkConfigReferences(config, providers, skills, opts.configPath)) {
     log.warn(warning);
   }
+  const limits = serverLimits(config);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
@@ -350,7 +375,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     adapters.set(platform, adapter);
 
   const server: ServerType = await new Promise((resolveServer, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
+    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions: limits }, () =>
+      resolveServer(s),
+    );
     s.once("error", reject);
   });
   const actualPort = (server.address() as AddressInfo).port;

@@ -23,6 +23,60 @@ export function telegramInitData(): string | undefined {
   }
 }
 
+const SESSION_KEY = "lobu.tgSession";
+
+export interface TelegramSession {
+  token: string;
+  csrf: string;
+}
+
+let pending: { initData: string; session: Promise<TelegramSession> } | undefined;
+
+/**
+ * The session of this Mini App launch. The gateway accepts an initData once,
+ * so `login` runs once per initData: a reload (or React running an effect
+ * twice) goes on with the session it opened, kept for this tab only.
+ */
+export function telegramSession(
+  initData: string,
+  login: () => Promise<TelegramSession>,
+): Promise<TelegramSession> {
+  const saved = savedSession(initData);
+  if (saved) return Promise.resolve(saved);
+  if (pending?.initData !== initData) {
+    const session = login().then((s) => {
+      saveSession(initData, s);
+      return s;
+    });
+    // A failed login may be tried again (it used nothing up).
+    session.catch(() => {
+      if (pending?.session === session) pending = undefined;
+    });
+    pending = { initData, session };
+  }
+  return pending.session;
+}
+
+function savedSession(initData: string): TelegramSession | undefined {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null") as
+      | (TelegramSession & { initData: string })
+      | null;
+    return saved?.initData === initData ? { token: saved.token, csrf: saved.csrf } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function saveSession(initData: string, session: TelegramSession): void {
+  try {
+    sessionStorage.setItem(
+      SESSION_KEY,
+      JSON.stringify({ initData, token: session.token, csrf: session.csrf }),
+    );
+  } catch {}
+}
+
 type Bridge = { postEvent(type: string, data: string): void };
 
 /** Tell Telegram the page is ready (hides its loading placeholder). */

@@ -362,6 +362,14 @@ describe("settings page", () => {
     );
     await page.getByText("(telegram)").waitFor();
     expect(await page.getByRole("heading", { level: 1 }).textContent()).toBe("Research assistant");
+    // The gateway takes an initData once: a reload goes on with the session it opened.
+    const logins: number[] = [];
+    page.on("response", (r) => {
+      if (r.url().endsWith("/settings/api/session/telegram")) logins.push(r.status());
+    });
+    await page.reload();
+    await page.getByText("(telegram)").waitFor();
+    expect(logins).toEqual([]);
     await context.close();
 
     const forged = tg.webAppInitData({

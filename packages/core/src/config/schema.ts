@@ -182,12 +182,22 @@ export const SkillSection = z.strictObject({
 });
 export type SkillSection = z.infer<typeof SkillSection>;
 
+/** How long a client may take to send (part of) a request: at least a second. */
+const ClientTimeout = Duration.refine((ms) => ms >= 1_000, "must be at least 1s");
+
 export const GatewaySection = z.strictObject({
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65535).default(8080),
   /** Base URL people's browsers use to reach the gateway (settings links, webhooks). */
   public_url: z.url().optional(),
   data_dir: z.string().default(".lobu"),
+  /**
+   * Longest a client may take to send a request's headers (at most
+   * request_timeout), and the whole request: connections dribbling bytes
+   * (slowloris) are answered 408 and closed. Responses (SSE) are not limited.
+   */
+  headers_timeout: ClientTimeout.default(20_000),
+  request_timeout: ClientTimeout.default(60_000),
   /** Largest inbound user message, in bytes. */
   max_message_bytes: z.number().int().positive().max(1_048_576).default(32_768),
   /**

@@ -1,6 +1,6 @@
 import type { AgentEvent, RequestAnswer } from "@lobu/core";
-import type { Hono } from "hono";
 import type { Logger } from "pino";
+import type { PlatformRoutes } from "./shared/routes.ts";
 
 /**
  * Platform adapters are thin: they turn a platform's inbound events into
@@ -56,8 +56,11 @@ export interface SubmitResult {
 
 /** What the gateway gives an adapter when it starts. */
 export interface AdapterContext {
-  /** Hono app for webhook routes (mounted at the gateway root). */
-  routes: Hono;
+  /**
+   * Webhook routes (mounted at the gateway root). Every route is behind the
+   * platform body limit, enforced while the body is read (shared/routes.ts).
+   */
+  routes: PlatformRoutes;
   log: Logger;
   /** Base URL browsers use to reach the gateway (settings links, Mini App). */
   publicUrl: string;
@@ -82,6 +85,18 @@ export interface AdapterContext {
     /** Read and delete in one step (single-use values such as OAuth state). */
     take(key: string): Promise<string | null>;
   };
+  /**
+   * Single-use markers shared by every gateway on the store: a signed request,
+   * or a redelivered update, is handled once (keys are stored as digests).
+   */
+  once: {
+    /** True the first time `key` is claimed within `ttlMs`; false for a repeat. */
+    claim(key: string, ttlMs: number): Promise<boolean>;
+    /** Forget a claim after handling failed, so the platform's redelivery is accepted. */
+    release(key: string): Promise<void>;
+  };
+  /** Record a security event (a replayed request) in the audit log as `platform.<action>`. */
+  audit(action: string, details?: Record<string, unknown>): void;
   /** Read or write an adapter secret (bot tokens from OAuth installs), encrypted at rest. */
   secrets: {
     get(name: string): Promise<string | null>;

@@ -6,6 +6,8 @@ import type { SecretRef } from "../secrets/store.ts";
 import type { GatewayServices } from "../services.ts";
 import { createSettingsLink } from "../settings/links.ts";
 import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
+import { OnceMarkers } from "./shared/once.ts";
+import { type PlatformRoutes, platformRoutes } from "./shared/routes.ts";
 import { SlackAdapter } from "./slack/adapter.ts";
 import { slackSettings } from "./slack/config.ts";
 import { TelegramAdapter } from "./telegram/adapter.ts";
@@ -51,9 +53,10 @@ function secretRef(platform: string, name: string): SecretRef {
 export function adapterContext(
   services: GatewayServices,
   adapter: PlatformAdapter,
-  routes: Hono,
+  routes: PlatformRoutes,
 ): AdapterContext {
   const platform = adapter.platform;
+  const once = new OnceMarkers(services.store.kv, `platform:${platform}`);
   return {
     routes,
     log: services.log.child({ platform }),
@@ -85,6 +88,16 @@ export function adapterContext(
       },
       take: (key) => services.store.kv.take(`platform:${platform}:${key}`),
     },
+    once: {
+      claim: (key, ttlMs) => once.claim(key, ttlMs),
+      release: (key) => once.release(key),
+    },
+    audit: (action, details = {}) =>
+      services.audit.record({
+        action: `platform.${action}`,
+        actor: "unknown",
+        details: { platform, ...details },
+      }),
     secrets: {
       get: (name) => services.secrets.get(secretRef(platform, name)),
       set: async (name, value) => {
@@ -97,13 +110,17 @@ export function adapterContext(
   };
 }
 
-/** Start every adapter; returns them keyed by platform. */
+/**
+ * Start every adapter; returns them keyed by platform. Their routes go on
+ * `app` behind the platform body limit (see shared/routes.ts).
+ */
 export async function startAdapters(
   services: GatewayServices,
-  routes: Hono,
+  app: Hono,
   env: NodeJS.ProcessEnv,
 ): Promise<Map<string, PlatformAdapter>> {
   const started = new Map<string, PlatformAdapter>();
+  const routes = platformRoutes(app);
   for (const adapter of createAdapters(services, env)) {
     await adapter.start(adapterContext(services, adapter, routes));
     started.set(adapter.platform, adapter);

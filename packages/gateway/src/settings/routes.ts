@@ -1,12 +1,13 @@
 import { LobuError } from "@lobu/core";
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { requireToken } from "../api/auth.ts";
 import { endpoint } from "../api/endpoint.ts";
 import { apiOrigin, mayOpenAdminUi } from "../api/permissions.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
+import { boundedBody } from "../http/body-limit.ts";
 import { jsonBody } from "../http/errors.ts";
+import { OnceMarkers } from "../platforms/shared/once.ts";
 import { telegramSettings } from "../platforms/telegram/config.ts";
 import { verifyInitData } from "../platforms/telegram/init-data.ts";
 import { providerSecretName } from "../providers/registry.ts";
@@ -74,6 +75,11 @@ const LinkRequest = z.strictObject({
 const MAX_LIST = 200;
 /** Telegram appends its launch parameters as a fragment; keep it across the claim redirect. */
 const FRAGMENT = /^[A-Za-z0-9%=&._~+-]{1,4096}$/;
+/** The claim form carries the fragment only; the settings API takes small JSON bodies. */
+const CLAIM_MAX_BODY_BYTES = 16 * 1024;
+const API_MAX_BODY_BYTES = 64 * 1024;
+/** Telegram may sign initData up to a minute ahead of our clock (init-data.ts). */
+const INIT_DATA_FUTURE_SKEW_MS = 60_000;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -90,6 +96,8 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   const https = () => s.publicUrl.startsWith("https:");
   const cookie = () => settingsCookie(https());
   const telegram = telegramFor(s, env);
+  // A Mini App launch's initData opens one session: its hash is remembered while it is valid.
+  const usedInitData = new OnceMarkers(s.store.kv, "telegram-init-data");
   // Telegram Web shows the Mini App in an iframe: only then may these pages be framed, and only there.
   const frameAncestors = telegram ? TELEGRAM_FRAME_ANCESTORS : [];
   const page = (nonce?: string) => ({
@@ -152,12 +160,15 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     );
   });
 
-  const smallForm = bodyLimit({
-    maxSize: 16 * 1024,
-    onError: (c) => c.text("request body too large", 413),
-  });
-  app.post("/settings/claim/:code", smallForm, async (c) => {
+  app.post("/settings/claim/:code", boundedBody(CLAIM_MAX_BODY_BYTES), async (c) => {
     if (!originAllowed(c, s.publicUrl)) return claimError(c, "cross-site");
+    // The form is read before the code is used: a body refused as too large leaves it unused.
+    let fragment = "";
+    try {
+      const body = await c.req.parseBody();
+      if (typeof body.fragment === "string" && FRAGMENT.test(body.fragment))
+        fragment = `#${body.fragment}`;
+    } catch {}
     const found = await sessions.redeemClaim(c.req.param("code"));
     if (!found.ok) return claimError(c, found.reason);
     const claim = found.claim;
@@ -179,12 +190,6 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
       agentId: claim.agentId,
       details: { via: "claim" },
     });
-    let fragment = "";
-    try {
-      const body = await c.req.parseBody();
-      if (typeof body.fragment === "string" && FRAGMENT.test(body.fragment))
-        fragment = `#${body.fragment}`;
-    } catch {}
     return c.redirect(`/settings${landingQuery(claim)}${fragment}`, 303);
   });
 
@@ -208,15 +213,7 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
 
   const api = new Hono<Env>();
   api.use("*", apiHeaders(https));
-  api.use(
-    "*",
-    bodyLimit({
-      maxSize: 64 * 1024,
-      onError: () => {
-        throw new LobuError("payload_too_large", "request body too large", { status: 413 });
-      },
-    }),
-  );
+  api.use("*", boundedBody(API_MAX_BODY_BYTES));
 
   // Telegram Mini App: the signed initData is the proof of who opened the page.
   api.post("/session/telegram", async (c) => {
@@ -235,6 +232,23 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
         details: { reason: result.reason },
       });
       throw new LobuError("invalid_init_data", result.reason, {
+        status: 401,
+        hint: "Close the settings and open them again from the bot's button.",
+      });
+    }
+    // initData stays valid for the maximum age: a copy of it (a shared screen, a log) must not
+    // open a second session. The page keeps its session across reloads instead.
+    const fresh = await usedInitData.claim(
+      (new URLSearchParams(initData).get("hash") ?? "").toLowerCase(),
+      telegram.maxAgeSec * 1000 + INIT_DATA_FUTURE_SKEW_MS,
+    );
+    if (!fresh) {
+      s.audit.record({
+        action: "settings.telegram_refused",
+        actor: `telegram::${result.user.id}`,
+        details: { reason: "initData already used" },
+      });
+      throw new LobuError("init_data_used", "this Mini App launch already opened a session", {
         status: 401,
         hint: "Close the settings and open them again from the bot's button.",
       });

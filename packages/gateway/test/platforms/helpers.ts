@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import type { GatewayProcess, MockLlm } from "@lobu/testkit";
 
 /** A real provider key the gateway holds; workers only ever see a placeholder. */
@@ -94,4 +96,97 @@ export async function waitForHistory(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`history of ${userId} never matched`);
+}
+
+export interface FillerAnswer {
+  status: number;
+  body: string;
+  /** Bytes of the body written before the answer came. */
+  sent: number;
+}
+
+/**
+ * Send `totalBytes` of filler to `url` without holding it in memory: 64 KiB
+ * pieces of one buffer, written as the connection drains, with a
+ * Content-Length (`sized`) or chunked. Resolves with the first answer; a
+ * gateway that closes the connection without one rejects.
+ */
+export function sendFiller(
+  url: string,
+  opts: { totalBytes: number; sized: boolean; method?: string; headers?: Record<string, string> },
+): Promise<FillerAnswer> {
+  const target = new URL(url);
+  const piece = Buffer.alloc(64 * 1024, "a");
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const req = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: `${target.pathname}${target.search}`,
+      method: opts.method ?? "POST",
+      headers: {
+        ...opts.headers,
+        ...(opts.sized
+          ? { "content-length": String(opts.totalBytes) }
+          : { "transfer-encoding": "chunked" }),
+      },
+    });
+    req.on("response", (res) => {
+      answered = true;
+      const parts: Buffer[] = [];
+      res.on("data", (b: Buffer) => parts.push(b));
+      res.on("end", () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), sent });
+        req.destroy();
+      });
+      res.on("error", () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), sent });
+      });
+    });
+    req.on("error", (err) => {
+      if (!answered) reject(new Error(`no answer after ${sent} bytes: ${err.message}`));
+    });
+    const pump = () => {
+      while (!answered && sent < opts.totalBytes) {
+        const n = Math.min(piece.length, opts.totalBytes - sent);
+        sent += n;
+        if (!req.write(n === piece.length ? piece : piece.subarray(0, n))) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      if (!answered) req.end();
+    };
+    pump();
+  });
+}
+
+/** Resident memory of a process in bytes (Linux /proc). */
+export function rssOf(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kb) * 1024;
+}
+
+/**
+ * Run `work` while sampling the process's resident memory; returns its result
+ * and the most the memory grew over the level before it started.
+ */
+export async function rssGrowthDuring<T>(
+  pid: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; growth: number }> {
+  const before = rssOf(pid);
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssOf(pid));
+  }, 20);
+  try {
+    const result = await work();
+    peak = Math.max(peak, rssOf(pid));
+    return { result, growth: peak - before };
+  } finally {
+    clearInterval(sampler);
+  }
 }

@@ -1,6 +1,10 @@
 import { signWebAppInitData, slackSignature } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
-import { verifySlackSignature } from "../../src/platforms/slack/signature.ts";
+import { responseUrlAllowed } from "../../src/platforms/slack/respond.ts";
+import {
+  checkSignatureHeaders,
+  verifySlackSignature,
+} from "../../src/platforms/slack/signature.ts";
 import { verifyInitData } from "../../src/platforms/telegram/init-data.ts";
 
 const TOKEN = "123456:ABC-real-token";
@@ -81,5 +85,31 @@ describe("Slack request signatures", () => {
       verifySlackSignature(secret, { timestamp: undefined, signature: "v0=abc" }, body, now).ok,
     ).toBe(false);
     expect(verifySlackSignature(secret, headers(now, "v0=short"), body, now).ok).toBe(false);
+  });
+
+  it("refuses unsigned or stale requests on their headers alone, before the body is read", () => {
+    expect(checkSignatureHeaders(headers(now), now)).toEqual({ ok: true });
+    expect(checkSignatureHeaders({ timestamp: String(now), signature: undefined }, now).ok).toBe(
+      false,
+    );
+    expect(checkSignatureHeaders(headers(now, "v0=nothex"), now).ok).toBe(false);
+    expect(checkSignatureHeaders(headers(now + 301), now)).toMatchObject({
+      reason: "stale timestamp",
+    });
+  });
+});
+
+describe("Slack response_url", () => {
+  it("is posted to only on Slack's hooks host (HTTPS) or the configured Web API's origin", () => {
+    const api = "https://slack.com/api/";
+    expect(responseUrlAllowed("https://hooks.slack.com/commands/T1/1/abc", api)).toBe(true);
+    expect(responseUrlAllowed("https://hooks.slack-gov.com/actions/T1/1/abc", api)).toBe(true);
+    expect(responseUrlAllowed("http://hooks.slack.com/commands/T1/1/abc", api)).toBe(false);
+    expect(responseUrlAllowed("https://hooks.slack.com.evil.example/x", api)).toBe(false);
+    expect(responseUrlAllowed("https://169.254.169.254/latest/meta-data", api)).toBe(false);
+    expect(responseUrlAllowed("not a url", api)).toBe(false);
+    const emulator = "http://127.0.0.1:4000/api/";
+    expect(responseUrlAllowed("http://127.0.0.1:4000/commands/T1/1/abc", emulator)).toBe(true);
+    expect(responseUrlAllowed("http://127.0.0.1:4001/commands/T1/1/abc", emulator)).toBe(false);
   });
 });

@@ -1,6 +1,11 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, createClient, errorText } from "../api.ts";
-import { telegramInitData, telegramReady } from "../telegram.ts";
+import {
+  type TelegramSession,
+  telegramInitData,
+  telegramReady,
+  telegramSession,
+} from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
 import { RequestCard } from "./RequestCard.tsx";
 import {
@@ -39,12 +44,9 @@ export function SettingsApp() {
       try {
         if (initData) {
           telegramReady();
-          const s = await client.send<{ token: string; csrf: string }>(
-            "POST",
-            "/session/telegram",
-            {
-              initData,
-            },
+          // One session per launch: a reload keeps the one this initData opened.
+          const s = await telegramSession(initData, () =>
+            client.send<TelegramSession>("POST", "/session/telegram", { initData }),
           );
           client.setSession(s.token);
           client.setCsrf(s.csrf);

@@ -1,19 +1,30 @@
 import { type AgentEvent, isLobuError } from "@lobu/core";
 import { SocketModeClient } from "@slack/socket-mode";
-import type { Hono } from "hono";
+import type { Context } from "hono";
 import type { Logger } from "pino";
 import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
+import { REDELIVERY_MEMORY_MS } from "../shared/once.ts";
+import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
+import type { PlatformRoutes } from "../shared/routes.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { type Block, closedCard, parseActionId, section, settingsBlocks } from "./blocks.ts";
 import { slackCall, slackLogger } from "./client.ts";
 import type { SlackSettings } from "./config.ts";
-import { classify, filesOf, isSettingsCommand, type SlackMessageEvent } from "./inbound.ts";
+import {
+  classify,
+  filesOf,
+  isSettingsCommand,
+  parseSlackRequest,
+  type SlackMessageEvent,
+  type SlackRequest,
+} from "./inbound.ts";
 import { toMrkdwnSections } from "./mrkdwn.ts";
 import { oauthRoutes } from "./oauth.ts";
-import { verifySlackSignature } from "./signature.ts";
+import { postToResponseUrl, responseUrlAllowed } from "./respond.ts";
+import { checkSignatureHeaders, SIGNATURE_MEMORY_MS, verifySlackSignature } from "./signature.ts";
 import { type SlackCard, type SlackLive, SlackSurface } from "./surface.ts";
 import { type Workspace, Workspaces } from "./workspaces.ts";
 
@@ -106,13 +117,23 @@ export class SlackAdapter implements PlatformAdapter {
       );
       return;
     }
+    // Outside a DM the card is public: its settings link goes to the person as an ephemeral instead.
+    const events = origin.isDirect
+      ? turn.events
+      : withoutPublicLinks(turn.events, (request) =>
+          this.#background.run(
+            () => this.#sendRequestLink(ws, origin, request),
+            "could not send the settings link for a request",
+          ),
+        );
     await this.#views.show(
-      turn,
+      { messageId: turn.messageId, events },
       { platform: this.platform, intervalMs: this.#settings.streamIntervalMs, log: this.#log },
       () =>
         new SlackSurface(ws.client, origin, {
           maxInlineChars: this.#settings.maxInlineChars,
-          settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+          settingsUrl: async () =>
+            origin.isDirect ? this.#ctx.settingsLink(origin).catch(() => undefined) : undefined,
           log: this.#log,
         }),
     );
@@ -135,57 +156,100 @@ export class SlackAdapter implements PlatformAdapter {
 
   // ---------------------------------------------------------------- inbound
 
-  #httpRoutes(app: Hono): void {
+  #httpRoutes(routes: PlatformRoutes): void {
     const secret = this.#settings.signingSecret as string;
-    app.post("/slack/events", async (c) => {
-      const raw = await c.req.text();
-      const check = verifySlackSignature(
-        secret,
-        {
-          timestamp: c.req.header("x-slack-request-timestamp"),
-          signature: c.req.header("x-slack-signature"),
-        },
-        raw,
-      );
-      if (!check.ok) {
-        this.#log.warn(
-          { reason: check.reason },
-          "refused a Slack request that is not signed with SLACK_SIGNING_SECRET",
-        );
-        return c.json(
-          {
-            error: {
-              code: "bad_signature",
-              message: `Slack signature check failed: ${check.reason}`,
-            },
-          },
-          401,
-        );
-      }
+    routes.post("/slack/events", async (c) => {
+      const headers = {
+        timestamp: c.req.header("x-slack-request-timestamp"),
+        signature: c.req.header("x-slack-signature"),
+      };
+      // Refused on its headers alone (unsigned, stale) before a byte of the body is read.
+      const early = checkSignatureHeaders(headers);
+      if (!early.ok) return this.#unsigned(c, early.reason);
+      const raw = await c.req.text(); // at most the platform body limit
+      const check = verifySlackSignature(secret, headers, raw);
+      if (!check.ok) return this.#unsigned(c, check.reason);
+      const request = parseSlackRequest(c.req.header("content-type"), raw);
+      // A signature is accepted once, on every gateway sharing the store: a captured copy does nothing.
+      const proof = `signature:${headers.timestamp}:${headers.signature}`;
+      if (!(await this.#ctx.once.claim(proof, SIGNATURE_MEMORY_MS)))
+        return this.#replayed(c, request.kind);
       const retry = c.req.header("x-slack-retry-num");
       if (retry)
         this.#log.debug(
           { retry, reason: c.req.header("x-slack-retry-reason") },
           "Slack redelivery",
         );
-      if ((c.req.header("content-type") ?? "").includes("application/x-www-form-urlencoded")) {
-        const form = new URLSearchParams(raw);
-        const payload = form.get("payload");
-        if (payload !== null) {
-          let parsed: BlockActionsPayload;
-          try {
-            parsed = JSON.parse(payload) as BlockActionsPayload;
-          } catch {
-            return c.json(
-              { error: { code: "malformed_json", message: "payload is not JSON" } },
-              400,
-            );
-          }
-          await this.#interaction(parsed);
-          return c.body(null, 200);
+      try {
+        return await this.#signedRequest(c, request);
+      } catch (err) {
+        // Not handled: Slack's redelivery of this very request must get through.
+        await this.#ctx.once.release(proof).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  #unsigned(c: Context, reason: string): Response {
+    this.#log.warn(
+      { reason },
+      "refused a Slack request that is not signed with SLACK_SIGNING_SECRET",
+    );
+    return c.json(
+      { error: { code: "bad_signature", message: `Slack signature check failed: ${reason}` } },
+      401,
+    );
+  }
+
+  #replayed(c: Context, kind: SlackRequest["kind"]): Response {
+    const retry = c.req.header("x-slack-retry-num");
+    this.#ctx.audit("replay_refused", { kind, ...(retry ? { retry } : {}) });
+    // Slack's own redelivery of an event it already sent: acknowledge it, so Slack stops; it was handled.
+    if (retry !== undefined && kind === "event") {
+      this.#log.info({ retry }, "Slack redelivered an event already handled; acknowledged");
+      return c.body(null, 200);
+    }
+    this.#log.warn({ kind }, "refused a copy of a Slack request that was already accepted");
+    return c.json(
+      {
+        error: {
+          code: "replayed_request",
+          message: "this signed Slack request was already accepted; a copy of it is refused",
+          hint: "Slack signs every request it sends anew. Send a freshly signed request.",
+        },
+      },
+      409,
+    );
+  }
+
+  async #signedRequest(c: Context, request: SlackRequest): Promise<Response> {
+    switch (request.kind) {
+      case "interaction": {
+        let parsed: BlockActionsPayload;
+        try {
+          parsed = JSON.parse(request.payload) as BlockActionsPayload;
+        } catch {
+          return c.json({ error: { code: "malformed_json", message: "payload is not JSON" } }, 400);
         }
-        if (form.get("command") !== null)
-          return c.json(await this.#command(Object.fromEntries(form)));
+        await this.#interaction(parsed);
+        return c.body(null, 200);
+      }
+      case "command": {
+        const reply = await this.#command(request.fields);
+        return reply ? c.json(reply) : c.body(null, 200);
+      }
+      case "event": {
+        let body: EventEnvelope;
+        try {
+          body = JSON.parse(request.raw) as EventEnvelope;
+        } catch {
+          return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
+        }
+        if (body.type === "url_verification") return c.json({ challenge: body.challenge });
+        if (body.type === "event_callback") await this.#envelope(body);
+        return c.body(null, 200);
+      }
+      case "unknown":
         return c.json(
           {
             error: {
@@ -195,17 +259,7 @@ export class SlackAdapter implements PlatformAdapter {
           },
           400,
         );
-      }
-      let body: EventEnvelope;
-      try {
-        body = JSON.parse(raw) as EventEnvelope;
-      } catch {
-        return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
-      }
-      if (body.type === "url_verification") return c.json({ challenge: body.challenge });
-      if (body.type === "event_callback") await this.#envelope(body);
-      return c.body(null, 200);
-    });
+    }
   }
 
   async #startSocket(): Promise<void> {
@@ -229,7 +283,8 @@ export class SlackAdapter implements PlatformAdapter {
           if (type === "events_api") await this.#envelope(body as EventEnvelope);
           else if (type === "interactive") await this.#interaction(body as BlockActionsPayload);
           else if (type === "slash_commands") {
-            await ack(await this.#command(body as Record<string, string>));
+            const reply = await this.#command(body as Record<string, string>);
+            await (reply ? ack(reply) : ack());
             return;
           }
           await ack();
@@ -299,10 +354,14 @@ export class SlackAdapter implements PlatformAdapter {
       ...(userName ? { userName } : {}),
     };
     if (isSettingsCommand(m.text)) {
-      this.#background.run(
-        () => this.#sendSettings(ws, origin),
-        "could not send the settings link",
-      );
+      // One link per message, however often Slack delivers it (app_mention and message, retries).
+      if (
+        await this.#ctx.once.claim(`settings:${teamId}:${m.channel}:${m.ts}`, REDELIVERY_MEMORY_MS)
+      )
+        this.#background.run(
+          () => this.#sendSettings(ws, origin),
+          "could not send the settings link",
+        );
       return;
     }
     if (!m.text && files.length === 0) return;
@@ -406,7 +465,13 @@ export class SlackAdapter implements PlatformAdapter {
     );
   }
 
-  async #command(fields: Record<string, string>): Promise<Record<string, unknown>> {
+  /**
+   * A slash command. Help is answered in the HTTP response; a settings link
+   * never is (the response goes back to whoever sent the request): it is
+   * posted through the command's response_url, which Slack shows to the
+   * person alone.
+   */
+  async #command(fields: Record<string, string>): Promise<Record<string, unknown> | undefined> {
     const text = (fields.text ?? "").trim();
     if (!isSettingsCommand(text)) {
       return {
@@ -414,6 +479,14 @@ export class SlackAdapter implements PlatformAdapter {
         text: `Mention me in a channel or send me a direct message to talk to the agent. \`${fields.command ?? "/lobu"} settings\` opens your personal settings.`,
       };
     }
+    this.#background.run(
+      () => this.#sendCommandSettings(fields),
+      "could not send the settings link for a slash command",
+    );
+    return undefined;
+  }
+
+  async #sendCommandSettings(fields: Record<string, string>): Promise<void> {
     const origin: Origin = {
       platform: this.platform,
       channelId: fields.channel_id ?? "",
@@ -423,11 +496,35 @@ export class SlackAdapter implements PlatformAdapter {
       ...(fields.user_name ? { userName: fields.user_name } : {}),
     };
     const url = await this.#ctx.settingsLink(origin);
-    return {
-      response_type: "ephemeral",
-      text: `Your settings: ${url}`,
-      blocks: settingsBlocks(url),
-    };
+    const content = { text: `Your settings: ${url}`, blocks: settingsBlocks(url) };
+    const responseUrl = fields.response_url;
+    if (responseUrl && responseUrlAllowed(responseUrl, this.#settings.apiUrl)) {
+      await postToResponseUrl(responseUrl, { response_type: "ephemeral", ...content });
+      return;
+    }
+    if (responseUrl)
+      this.#log.warn(
+        "a slash command's response_url is not a Slack host; using chat.postEphemeral",
+      );
+    const ws = await this.#workspaces.get(origin.workspace);
+    if (!ws) throw new Error("no bot token for this Slack workspace");
+    await slackCall(() =>
+      ws.client.chat.postEphemeral({ channel: origin.channelId, user: origin.userId, ...content }),
+    );
+  }
+
+  /** A capability request's link, to the person asked only (the card in the channel has none). */
+  async #sendRequestLink(ws: Workspace, origin: Origin, request: CapabilityRequest): Promise<void> {
+    const url = request.url ?? (await this.#ctx.settingsLink(origin));
+    await slackCall(() =>
+      ws.client.chat.postEphemeral({
+        channel: origin.channelId,
+        user: origin.userId,
+        ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
+        text: `Your settings, to answer the agent's request for ${request.value}: ${url}`,
+        blocks: settingsBlocks(url),
+      }),
+    );
   }
 
   /** The settings link is personal: in a DM a message, in a channel an ephemeral only the person sees. */

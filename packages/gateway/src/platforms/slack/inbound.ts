@@ -102,3 +102,20 @@ export function filesOf(event: SlackMessageEvent): InboundFile[] {
 export function isSettingsCommand(text: string): boolean {
   return /^\/?settings$/i.test(text.trim());
 }
+
+/** What a signed POST to /slack/events carries, told apart by its content type and fields. */
+export type SlackRequest =
+  | { kind: "interaction"; payload: string }
+  | { kind: "command"; fields: Record<string, string> }
+  | { kind: "event"; raw: string }
+  | { kind: "unknown" };
+
+export function parseSlackRequest(contentType: string | undefined, raw: string): SlackRequest {
+  if (!(contentType ?? "").includes("application/x-www-form-urlencoded"))
+    return { kind: "event", raw };
+  const form = new URLSearchParams(raw);
+  const payload = form.get("payload");
+  if (payload !== null) return { kind: "interaction", payload };
+  if (form.get("command") !== null) return { kind: "command", fields: Object.fromEntries(form) };
+  return { kind: "unknown" };
+}

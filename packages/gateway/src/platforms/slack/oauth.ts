@@ -1,10 +1,11 @@
 import { randomToken } from "@lobu/core";
-import type { Context, Hono } from "hono";
+import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { Logger } from "pino";
 import { safeEqual } from "../../settings/sessions.ts";
 import { escapeHtml, messagePage, newNonce, setPageHeaders } from "../../settings/web.ts";
 import type { AdapterContext } from "../adapter.ts";
+import type { PlatformRoutes } from "../shared/routes.ts";
 import { slackErrorCode, webClient } from "./client.ts";
 import type { SlackSettings } from "./config.ts";
 import type { Workspaces } from "./workspaces.ts";
@@ -33,7 +34,7 @@ function page(
  * stores the workspace's bot token encrypted, keyed by team id.
  */
 export function oauthRoutes(
-  app: Hono,
+  app: PlatformRoutes,
   deps: { settings: SlackSettings; ctx: AdapterContext; workspaces: Workspaces; log: Logger },
 ): void {
   const { settings, ctx, workspaces, log } = deps;

@@ -1,14 +1,16 @@
 import { type AgentEvent, isLobuError, randomToken } from "@lobu/core";
-import { Bot, type Context, GrammyError } from "grammy";
+import { Bot, type Context, GrammyError, type NextFunction } from "grammy";
 import type { Update } from "grammy/types";
-import type { Hono } from "hono";
 import type { Logger } from "pino";
 import { userKeyOf } from "../../conversations/inbound.ts";
 import { safeEqual } from "../../settings/sessions.ts";
 import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
+import { REDELIVERY_MEMORY_MS } from "../shared/once.ts";
+import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
+import type { PlatformRoutes } from "../shared/routes.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import type { TelegramSettings } from "./config.ts";
 import { toTelegramHtml } from "./html.ts";
@@ -21,6 +23,8 @@ const ALLOWED_UPDATES = ["message", "callback_query"] as const;
 const SUBMIT_ATTEMPTS = 4;
 /** How long to wait for the gateway's own URL before giving up on setWebhook. */
 const PUBLIC_URL_WAIT_MS = 60_000;
+/** initData is a few KB at most (the settings login caps it at 8 KiB). */
+const VERIFY_MAX_BODY_BYTES = 16 * 1024;
 
 /**
  * Telegram: webhook or long polling (grammY), private chats, groups and forum
@@ -63,6 +67,8 @@ export class TelegramAdapter implements PlatformAdapter {
         `could not reach the Telegram Bot API at ${root} (${(err as Error).message}); check the network${this.#settings.apiRoot ? " and TELEGRAM_API_ROOT" : ""}`,
       );
     }
+    // First: an update is handled once, however often it arrives.
+    this.#bot.use((c, next) => this.#firstDelivery(c, next));
     this.#bot.on("message", (c) => this.#onMessage(c));
     this.#bot.on("callback_query:data", (c) => this.#onCallback(c));
     this.#bot.catch((err) =>
@@ -105,13 +111,23 @@ export class TelegramAdapter implements PlatformAdapter {
     const interval = origin.isDirect
       ? this.#settings.streamIntervalMs
       : this.#settings.groupStreamIntervalMs;
+    // In a group the card is public: its settings link goes to the person's private chat instead.
+    const events = origin.isDirect
+      ? turn.events
+      : withoutPublicLinks(turn.events, (request) =>
+          this.#background.run(
+            () => this.#sendRequestLink(origin, request),
+            "could not send the settings link for a request",
+          ),
+        );
     await this.#views.show(
-      turn,
+      { messageId: turn.messageId, events },
       { platform: this.platform, intervalMs: interval, log: this.#log },
       () =>
         new TelegramSurface(this.#bot.api, origin, {
           state: this.#ctx.state,
-          settingsUrl: () => this.#ctx.settingsLink(origin).catch(() => undefined),
+          settingsUrl: async () =>
+            origin.isDirect ? this.#ctx.settingsLink(origin).catch(() => undefined) : undefined,
           log: this.#log,
         }),
     );
@@ -130,9 +146,10 @@ export class TelegramAdapter implements PlatformAdapter {
 
   // ---------------------------------------------------------------- transport
 
-  async #startWebhook(app: Hono): Promise<void> {
+  async #startWebhook(routes: PlatformRoutes): Promise<void> {
     const secret = await this.#webhookSecret();
-    app.post("/telegram/webhook", async (c) => {
+    // The secret token is checked before the body (bounded by the platform limit) is read.
+    routes.post("/telegram/webhook", async (c) => {
       if (!safeEqual(c.req.header("x-telegram-bot-api-secret-token") ?? "", secret)) {
         this.#log.warn("refused a Telegram webhook call without the right secret token");
         return c.json(
@@ -156,7 +173,7 @@ export class TelegramAdapter implements PlatformAdapter {
       try {
         await this.#bot.handleUpdate(update);
       } catch (err) {
-        // Telegram redelivers on a non-2xx answer; dedupe by update_id makes that safe.
+        // Telegram redelivers on a non-2xx answer; #firstDelivery lets that redelivery through.
         this.#log.error({ err, updateId: update.update_id }, "could not handle a Telegram update");
         return c.json({ error: { code: "internal", message: "could not handle the update" } }, 500);
       }
@@ -203,45 +220,70 @@ export class TelegramAdapter implements PlatformAdapter {
       });
   }
 
-  #webAppRoutes(app: Hono): void {
-    // Who opened a Mini App, checked statelessly (no session). The settings page
-    // itself signs in through /settings/api/session/telegram instead.
-    app.post("/telegram/webapp/verify", async (c) => {
-      let initData = /^tma\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-      if (!initData) {
-        const type = c.req.header("content-type") ?? "";
-        try {
-          if (type.includes("application/json")) {
-            const body = (await c.req.json()) as { initData?: unknown } | null;
-            initData = typeof body?.initData === "string" ? body.initData : undefined;
-          } else if (type.includes("form"))
-            initData = String((await c.req.parseBody()).initData ?? "");
-          else initData = await c.req.text();
-        } catch {
-          initData = undefined;
+  #webAppRoutes(routes: PlatformRoutes): void {
+    // Who opened a Mini App, checked statelessly: it opens no session and hands
+    // out nothing, so the same initData may be checked again. The settings page
+    // signs in through /settings/api/session/telegram instead (single-use).
+    routes.post(
+      "/telegram/webapp/verify",
+      async (c) => {
+        let initData = /^tma\s+(.+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+        if (!initData) {
+          const type = c.req.header("content-type") ?? "";
+          try {
+            if (type.includes("application/json")) {
+              const body = (await c.req.json()) as { initData?: unknown } | null;
+              initData = typeof body?.initData === "string" ? body.initData : undefined;
+            } else if (type.includes("form"))
+              initData = String((await c.req.parseBody()).initData ?? "");
+            else initData = await c.req.text();
+          } catch {
+            initData = undefined;
+          }
         }
-      }
-      if (!initData) {
-        return c.json(
-          {
-            error: {
-              code: "invalid_init_data",
-              message:
-                'no initData: send {"initData": "<Telegram.WebApp.initData>"} or the header Authorization: tma <initData>',
+        if (!initData) {
+          return c.json(
+            {
+              error: {
+                code: "invalid_init_data",
+                message:
+                  'no initData: send {"initData": "<Telegram.WebApp.initData>"} or the header Authorization: tma <initData>',
+              },
             },
-          },
-          401,
-        );
-      }
-      const result = verifyInitData(initData, this.#settings.token, {
-        maxAgeSec: this.#settings.initDataMaxAgeSec,
-      });
-      if (!result.ok)
-        return c.json({ error: { code: "invalid_init_data", message: result.reason } }, 401);
-      const userKey = userKeyOf({ platform: this.platform, userId: String(result.user.id) });
-      const { ok: _ok, ...verified } = result;
-      return c.json({ ok: true, userKey, ...verified });
-    });
+            401,
+          );
+        }
+        const result = verifyInitData(initData, this.#settings.token, {
+          maxAgeSec: this.#settings.initDataMaxAgeSec,
+        });
+        if (!result.ok)
+          return c.json({ error: { code: "invalid_init_data", message: result.reason } }, 401);
+        const userKey = userKeyOf({ platform: this.platform, userId: String(result.user.id) });
+        const { ok: _ok, ...verified } = result;
+        return c.json({ ok: true, userKey, ...verified });
+      },
+      { maxBodyBytes: VERIFY_MAX_BODY_BYTES },
+    );
+  }
+
+  /**
+   * Handle each update once: a webhook Telegram redelivered, a captured call
+   * sent again with the secret token, or updates polled again after a restart
+   * carry an update_id already seen. Handling that fails forgets the update,
+   * so Telegram's redelivery of it is taken.
+   */
+  async #firstDelivery(c: Context, next: NextFunction): Promise<void> {
+    const key = `update:${this.#bot.botInfo.id}:${c.update.update_id}`;
+    if (!(await this.#ctx.once.claim(key, REDELIVERY_MEMORY_MS))) {
+      this.#log.debug({ updateId: c.update.update_id }, "Telegram update already handled");
+      return;
+    }
+    try {
+      await next();
+    } catch (err) {
+      await this.#ctx.once.release(key).catch(() => {});
+      throw err;
+    }
   }
 
   // ---------------------------------------------------------------- updates
@@ -336,6 +378,36 @@ export class TelegramAdapter implements PlatformAdapter {
         },
       ),
     );
+  }
+
+  /**
+   * A capability request's link, to the person alone: in their private chat
+   * with the bot, or (when they never opened one) a button into it.
+   */
+  async #sendRequestLink(origin: Origin, request: CapabilityRequest): Promise<void> {
+    const botUsername = this.#bot.botInfo.username;
+    const url = request.url ?? (await this.#ctx.settingsLink(origin));
+    try {
+      await tgCall(() =>
+        this.#bot.api.sendMessage(
+          Number(origin.userId),
+          `The agent asks for ${request.value}. Answer in your settings:`,
+          { reply_markup: settingsKeyboard({ isPrivate: true, botUsername, url }) },
+        ),
+      );
+    } catch (err) {
+      this.#log.debug({ err }, "could not message the person privately; pointing them to the bot");
+      await tgCall(() =>
+        this.#bot.api.sendMessage(
+          Number(origin.channelId),
+          "Your settings are personal: open them in a private chat with me.",
+          {
+            reply_markup: settingsKeyboard({ isPrivate: false, botUsername }),
+            ...(origin.threadId ? { message_thread_id: Number(origin.threadId) } : {}),
+          },
+        ),
+      );
+    }
   }
 
   async #onCallback(c: Context): Promise<void> {
