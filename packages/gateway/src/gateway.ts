@@ -24,7 +24,9 @@ import { Conversations } from "./conversations/records.ts";
 import { errorResponse } from "./http/errors.ts";
 import type { PlatformAdapter } from "./platforms/adapter.ts";
 import { startAdapters } from "./platforms/registry.ts";
+import { modelLimitsFor } from "./providers/model-limits.ts";
 import { ProviderRegistry, providerSecretName } from "./providers/registry.ts";
+import { ActiveTurns } from "./runtime/active-turns.ts";
 import { Dispatcher } from "./runtime/dispatcher.ts";
 import { selectDriver } from "./runtime/drivers.ts";
 import { startEgress } from "./runtime/egress.ts";
@@ -164,7 +166,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     placeholders,
     userSettings,
     skills,
+    modelLimits: (agentId) => modelLimitsFor(config, agentId),
   });
+  // The turn running on each sandbox of this gateway: credentials act only inside it.
+  const turns = new ActiveTurns({ revoker: placeholders, log });
 
   // Late-bound: the runner needs the adapters, the egress relay needs the runner.
   const adapters = new Map<string, PlatformAdapter>();
@@ -183,6 +188,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     skills,
     conversations,
     audit,
+    turns,
     log,
     onUsage: (sandboxId, usage) =>
       runner?.emitTo(sandboxId, {
@@ -218,6 +224,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     conversations,
     contexts,
     requests,
+    turns,
     adapterFor: (platform) => adapters.get(platform),
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
