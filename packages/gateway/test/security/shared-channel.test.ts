@@ -8,7 +8,7 @@ import {
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { waitForHistory } from "../platforms/helpers.ts";
+import { conversationsOf, historyOf } from "../platforms/helpers.ts";
 import { openSettings } from "../settings/helpers.ts";
 import {
   curlStatus,
@@ -130,10 +130,21 @@ async function mention(
   const sent = await slack.mention({ user, channel, text: tag });
   expect(sent.status).toBe(200);
   const calls = () => llm.requests.filter(match);
-  const done = waitForHistory(gw, "*", (h) =>
-    h.some((e) => e.role === "assistant" && e.text === `finished ${tag}`),
-  ).then(() => calls().at(-1)?.toolResults[0]?.content ?? "");
+  const done = answered(`finished ${tag}`).then(
+    () => calls().at(-1)?.toolResults[0]?.content ?? "",
+  );
   return { tag, calls, done };
+}
+
+/** Until the channel's shared conversation has this answer (bounded by the test's timeout). */
+async function answered(text: string): Promise<void> {
+  for (;;) {
+    for (const conv of await conversationsOf(gw, "*")) {
+      const history = await historyOf(gw, conv.id);
+      if (history.some((e) => e.role === "assistant" && e.text === text)) return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const url = (path: string) => `https://secure.allowed.test:${secure.port}${path}`;
