@@ -25,7 +25,9 @@ import { Conversations } from "./conversations/records.ts";
 import { errorResponse } from "./http/errors.ts";
 import type { PlatformAdapter } from "./platforms/adapter.ts";
 import { startAdapters } from "./platforms/registry.ts";
+import { modelLimitsFor } from "./providers/model-limits.ts";
 import { ProviderRegistry, providerSecretName } from "./providers/registry.ts";
+import { ActiveTurns } from "./runtime/active-turns.ts";
 import { Dispatcher } from "./runtime/dispatcher.ts";
 import { selectDriver } from "./runtime/drivers.ts";
 import { startEgress } from "./runtime/egress.ts";
@@ -212,7 +214,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     userSettings,
     skills,
     budgets,
+    modelLimits: (agentId) => modelLimitsFor(config, agentId),
   });
+  // The turn running on each sandbox of this gateway: credentials act only inside it.
+  const turns = new ActiveTurns({ revoker: placeholders, log });
 
   // Late-bound: the runner needs the adapters, the egress relay needs the runner.
   const adapters = new Map<string, PlatformAdapter>();
@@ -231,6 +236,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     skills,
     conversations,
     audit,
+    turns,
     log,
     onUsage: (sandboxId, usage) => {
       budgets.record(usage);
@@ -274,6 +280,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     conversations,
     contexts,
     requests,
+    turns,
     adapterFor: (platform) => adapters.get(platform),
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>

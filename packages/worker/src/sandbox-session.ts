@@ -58,10 +58,15 @@ function systemPromptFor(ctx: TurnContext): string {
   return parts.filter(Boolean).join("\n\n");
 }
 
-/** What forces a new pi session object (the transcript itself always continues). */
+/**
+ * What forces a new pi session object (the transcript itself always continues).
+ * Not the model's key: the gateway issues a new relay placeholder every turn, and
+ * a session only needs it re-registered (see `rekey`).
+ */
 function signatureOf(ctx: TurnContext): string {
+  const { apiKey: _perTurn, ...model } = ctx.model;
   return JSON.stringify([
-    ctx.model,
+    model,
     ctx.tools,
     systemPromptFor(ctx),
     Object.keys(ctx.toolPolicy).sort(),
@@ -78,6 +83,8 @@ export class SandboxSession {
   private readonly journal: TurnJournal;
   private session: AgentSession | undefined;
   private signature = "";
+  /** Re-registers the session's model with this turn's key. */
+  private rekey: ((apiKey: string) => void) | undefined;
   private current: TurnContext | undefined;
   private currentTurn: string | undefined;
   private readonly alwaysAllowed = new Set<string>();
@@ -115,12 +122,15 @@ export class SandboxSession {
       authPath: join(stateDir, "pi-auth.json"),
       modelsPath: null,
     });
-    const model = registerModel(modelRuntime, {
+    const registration = {
       ...ctx.model,
       providerId: `lobu-${ctx.model.provider}`,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
       headers: { "x-lobu-sandbox": sandboxId },
-    });
+    };
+    const model = registerModel(modelRuntime, registration);
+    // pi reads the provider's key per request: re-registering swaps it in place.
+    this.rekey = (apiKey) => registerModel(modelRuntime, { ...registration, apiKey });
 
     const policy = {
       policyFor: (tool: string) => this.policyFor(tool),
@@ -194,6 +204,8 @@ export class SandboxSession {
       }
       this.session = await this.build(ctx, manager);
       this.signature = signature;
+    } else {
+      this.rekey?.(ctx.model.apiKey);
     }
     const session = this.session;
     this.record(messageId, {

@@ -144,6 +144,15 @@ export const AgentSection = z.strictObject({
   /** Provider id from [providers.*] or a built-in one (`anthropic`, `openai`). */
   provider: z.string().optional(),
   model: z.string().optional(),
+  /**
+   * Other models the agent may call through the LLM relay, besides the turn's own
+   * (`model`, or the one the person chose). The relay refuses every other model.
+   */
+  models: z.array(z.string().min(1).max(200)).max(100).default([]),
+  /** Largest output (`max_tokens`, `max_completion_tokens`) one model call may ask for. */
+  max_output_tokens: z.number().int().min(1).max(1_000_000).default(8192),
+  /** Model calls one sandbox may have in flight at once; more are refused with 429. */
+  max_parallel_model_calls: z.number().int().min(1).max(64).default(4),
   system_prompt: z.string().max(100_000).optional(),
   tools: z.array(z.enum(BUILTIN_TOOLS)).default([...BUILTIN_TOOLS]),
   skills: z.array(z.string()).default([]),

@@ -1,12 +1,14 @@
 import { LobuError, type ToolPolicy, type TurnContext } from "@lobu/core";
 import type { QueuedTurn } from "../conversations/inbound.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "../providers/model-limits.ts";
 import {
   API_OF,
   type ProviderInfo,
   type ProviderRegistry,
   providerSecretName,
 } from "../providers/registry.ts";
+import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
@@ -22,6 +24,8 @@ export interface PlaceholderIssuer {
     locations?: ("header" | "url" | "body")[];
     /** `relay`: only the gateway's LLM relay may use it; the egress proxy never swaps it. */
     purpose?: "proxy" | "relay";
+    /** Valid during this turn only (revoked when it ends). */
+    turn?: TurnBinding;
   }): Promise<string>;
 }
 
@@ -45,7 +49,10 @@ export function effectivePolicy(
 /**
  * Builds what a worker needs for one turn from the agent definition, the user's
  * own settings and the credentials available to them. Real keys never enter the
- * context: only placeholders bound to this sandbox.
+ * context: only placeholders bound to this sandbox — and, for what is the
+ * sender's own (their secrets, their provider key) and for every provider key,
+ * to this turn (see runtime/turn-gate.ts). In a channel's shared sandbox a turn
+ * thus sees the agent's and installation's credentials plus its sender's own.
  */
 export class TurnContextBuilder {
   private readonly deps: {
@@ -57,6 +64,8 @@ export class TurnContextBuilder {
     skills: SkillCatalog;
     /** Usage budgets: refuses the turn before anything is started when one is used up. */
     budgets?: { checkTurn(caller: { agentId: string; userKey: string }): Promise<void> };
+    /** The agent's relay limits (lobu.toml); the worker is told the same output limit. */
+    modelLimits?: (agentId: string) => ModelLimits;
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -85,11 +94,15 @@ export class TurnContextBuilder {
     return withKey.sort((a, b) => rank(a.id) - rank(b.id))[0]!;
   }
 
-  async build(turn: QueuedTurn): Promise<TurnContext> {
+  /** `turnId`: the attempt being run (`<messageId>.<attempt>`), which turn-bound placeholders belong to. */
+  async build(turn: QueuedTurn, turnId: string): Promise<TurnContext> {
     const { agents, secrets, placeholders, userSettings, skills } = this.deps;
     const agent = await agents.require(turn.key.agentId);
+    // The sender of this message, not the conversation's owner: in a shared
+    // channel sandbox, Bob's turn resolves Bob's secrets and settings.
     const userKey = userKeyOf(turn.origin);
     await this.deps.budgets?.checkTurn({ agentId: agent.id, userKey });
+    const thisTurn: TurnBinding = { turnId, userKey };
     const settings = await userSettings.get(agent.id, userKey);
     const provider = await this.chooseProvider(agent, userKey, settings.provider);
     const secret = await secrets.resolve(providerSecretName(provider.id), {
@@ -110,6 +123,8 @@ export class TurnContextBuilder {
       locations: ["header"],
       // Only the LLM relay swaps it (metered); the proxy never sends it anywhere.
       purpose: "relay",
+      // A model call is worth something only inside the turn it was issued for.
+      turn: thisTurn,
     });
     const installed = skills.pick([...agent.skills, ...settings.skills]);
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
@@ -122,6 +137,9 @@ export class TurnContextBuilder {
         secret: found.ref,
         hosts: binding.hosts,
         locations: binding.locations,
+        // The sender's own secret acts in their own turn only; the agent's and the
+        // installation's stay bound to the sandbox (and act only while a turn runs).
+        ...(found.ref.scope.kind === "user" ? { turn: thisTurn } : {}),
       });
     }
     return {
@@ -133,7 +151,8 @@ export class TurnContextBuilder {
         endpoint: RELAY_ENDPOINT(provider.id),
         apiKey,
         contextWindow: 200_000,
-        maxTokens: 8192,
+        // What the relay allows one call to ask for (max_output_tokens).
+        maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
       },
       systemPrompt: agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
       tools: agent.tools,

@@ -10,6 +10,7 @@ import {
   type ProviderType,
   providerSecretName,
 } from "./registry.ts";
+import { guardModelCall, type RelayGrant } from "./relay-guard.ts";
 import { type TokenUsage, UsageMeter } from "./usage.ts";
 
 export const RELAY_PREFIX = "/__lobu/llm/";
@@ -51,8 +52,10 @@ export function isRelayed(type: ProviderType, method: string, path: string): boo
 
 /**
  * The real key behind a relay placeholder, or null. Only a relay placeholder
- * issued to this very sandbox for this provider's key buys it: not a proxy
- * placeholder of the same secret, not another sandbox's, not another provider's.
+ * issued to this very sandbox for this provider's key, for one turn, buys it:
+ * not a proxy placeholder of the same secret, not another sandbox's, not another
+ * provider's. Pass the turn-gated lookup (runtime/turn-gate.ts) so that turn
+ * must also be the one running now.
  */
 export async function relayKey(
   deps: { placeholders: PlaceholderLookup; secrets: SecretSource },
@@ -64,6 +67,8 @@ export async function relayKey(
   if (
     binding?.purpose !== "relay" ||
     binding.sandboxId !== sandboxId ||
+    // Relay placeholders are issued per turn; one without a turn predates that rule.
+    !binding.turn ||
     binding.secret.name !== providerSecretName(providerId)
   ) {
     return null;
@@ -74,7 +79,10 @@ export async function relayKey(
 export interface RelayCredential {
   value: string;
   agentId: string;
+  /** Who is charged: the sender of the turn running on the sandbox. */
   userKey?: string;
+  /** What calls with this credential may ask for (model, output, parallel calls). */
+  grant: RelayGrant;
 }
 
 export interface UsageRecord extends TokenUsage {
@@ -207,6 +215,8 @@ function upstreamHeaders(req: IncomingMessage, provider: ProviderInfo, key: stri
  */
 export function createProviderRelay(deps: RelayDeps) {
   const doFetch = deps.fetch ?? fetch;
+  /** Model calls in flight per sandbox (bounded by the grant's maxParallelCalls). */
+  const inFlight = new Map<string, number>();
   return async function relay(
     req: IncomingMessage,
     res: ServerResponse,
@@ -265,24 +275,70 @@ export function createProviderRelay(deps: RelayDeps) {
         providerError(
           provider.type,
           "authentication_error",
-          "Lobu: this sandbox has no credential for this provider. Ask an admin to configure the provider key, or add your own key in the agent's settings page.",
+          "Lobu: this sandbox has no credential for this provider (relay credentials work only during the turn they were issued for). Ask an admin to configure the provider key, or add your own key in the agent's settings page.",
         ),
       );
       return;
     }
-    const body = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
-    if (body === null) {
+    const running = inFlight.get(ctx.sandboxId) ?? 0;
+    if (running >= credential.grant.maxParallelCalls) {
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, provider: providerId, inFlight: running },
+        "relay refused: too many model calls in flight",
+      );
+      res.setHeader("retry-after", "1");
+      send(
+        res,
+        429,
+        providerError(
+          provider.type,
+          "rate_limit_error",
+          `Lobu: this sandbox already has ${running} model calls in flight, the limit (max_parallel_model_calls under [agents.${credential.agentId}] in lobu.toml). Wait for one to finish.`,
+        ),
+      );
+      return;
+    }
+    inFlight.set(ctx.sandboxId, running + 1);
+    try {
+      await forward(req, res, ctx, url, provider, path, credential);
+    } finally {
+      const left = (inFlight.get(ctx.sandboxId) ?? 1) - 1;
+      if (left > 0) inFlight.set(ctx.sandboxId, left);
+      else inFlight.delete(ctx.sandboxId);
+    }
+  };
+
+  async function forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: { sandboxId: string },
+    url: URL,
+    provider: ProviderInfo,
+    path: string,
+    credential: RelayCredential,
+  ): Promise<void> {
+    const providerId = provider.id;
+    const raw = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
+    if (raw === null) {
       send(res, 413, providerError(provider.type, "request_too_large", "request body too large"));
       return;
     }
-    let model = "";
-    try {
-      model = body?.length
-        ? String((JSON.parse(body.toString("utf8")) as { model?: unknown }).model ?? "")
-        : "";
-    } catch {
-      // The provider will reject malformed JSON itself.
+    const checked = guardModelCall({
+      type: provider.type,
+      agentId: credential.agentId,
+      path,
+      body: raw,
+      grant: credential.grant,
+    });
+    if (!checked.ok) {
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, provider: providerId, status: checked.status },
+        `relay refused: ${checked.message}`,
+      );
+      send(res, checked.status, providerError(provider.type, checked.kind, checked.message));
+      return;
     }
+    const { body, model } = checked;
     if (deps.admit && GENERATES[provider.type].test(path)) {
       const refusal = await deps.admit({
         sandboxId: ctx.sandboxId,
@@ -377,5 +433,5 @@ export function createProviderRelay(deps: RelayDeps) {
     } finally {
       if (!recorded) record();
     }
-  };
+  }
 }

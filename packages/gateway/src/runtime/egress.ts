@@ -5,14 +5,13 @@ import { digest, type LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
 import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
+import { modelLimitsFor } from "../providers/model-limits.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import {
   createProviderRelay,
   RELAY_PREFIX,
   type RelayDeps,
-  relayKey,
   type UsageRecord,
 } from "../providers/relay.ts";
 import {
@@ -35,6 +34,9 @@ import type { UserSettingsStore } from "../settings/user-settings.ts";
 import { userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { Store } from "../store/port.ts";
+import type { TurnRegistry } from "./active-turns.ts";
+import { turnRelayCredentials } from "./relay-credentials.ts";
+import { turnGatedPlaceholders } from "./turn-gate.ts";
 
 export interface EgressDeps {
   config: LobuConfig;
@@ -48,6 +50,8 @@ export interface EgressDeps {
   skills: SkillCatalog;
   conversations: Conversations;
   audit: AuditLog;
+  /** The turn running on each sandbox: credentials, personal domains and usage follow it. */
+  turns: TurnRegistry;
   log: Logger;
   onUsage?: (sandboxId: string, usage: UsageRecord) => void;
   /** Admits each model call the relay is about to make (usage budgets). */
@@ -60,7 +64,7 @@ export interface Egress {
   binder: EgressBinder;
   /** Host path of the CA bundle (system CAs + installation CA) workers must trust. */
   caBundlePath: string;
-  /** The network policy the proxy applies to a sandbox (for the admin UI and tests). */
+  /** The network policy the proxy applies to a sandbox right now (for the admin UI and tests). */
   policyFor(sandboxId: string): Promise<EgressPolicy | null>;
   close(): Promise<void>;
 }
@@ -115,7 +119,6 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
   /** What does not change between requests: the agent's and the installation's rules. */
   interface BasePolicy {
     agent: AgentDefinition;
-    userKey: string;
     allow: string[];
     deny: string[];
     allowPrivateRanges: string[];
@@ -132,7 +135,6 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
       .map((p) => new URL(p.baseUrl).hostname);
     return {
       agent,
-      userKey: userKeyOf(conversation.origin),
       allow: [
         ...config.network.allow,
         ...agent.network.allow,
@@ -161,14 +163,19 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     return base;
   }
   /**
-   * The agent's rules (cached briefly) plus the person's own grants, read fresh
-   * every time: a domain granted mid-turn works for the very next request, and
-   * one removed stops working at once.
+   * The agent's rules (cached briefly) plus the own grants of the person whose
+   * turn is running, read fresh every time: a domain granted mid-turn works for
+   * the very next request, and one removed stops working at once. No turn
+   * running (a background process, `lobu sandboxes exec`): nobody's grants. In a
+   * channel's shared sandbox, each turn gets its sender's grants only.
    */
   async function policyFor(sandboxId: string): Promise<EgressPolicy | null> {
     const base = await baseFor(sandboxId);
     if (!base) return null;
-    const settings = await deps.userSettings.get(base.agent.id, base.userKey);
+    const running = deps.turns.current(sandboxId);
+    const settings = running
+      ? await deps.userSettings.get(base.agent.id, running.userKey)
+      : { skills: [] as string[], domains: [] as string[] };
     // Skills are the operator's (lobu.toml), whoever installed them.
     const skills = deps.skills.pick([...base.agent.skills, ...settings.skills]);
     return {
@@ -191,16 +198,12 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     providers: deps.providers,
     log,
     ...(deps.admit ? { admit: deps.admit } : {}),
-    async credentialFor(sandboxId, providerId, placeholder) {
-      const value = await relayKey(deps, sandboxId, providerId, placeholder);
-      if (value === null) return null;
-      const conversation = await deps.conversations.getConversation(sandboxId);
-      return {
-        value,
-        agentId: conversation?.key.agentId ?? "",
-        userKey: conversation ? userKeyOf(conversation.origin) : undefined,
-      };
-    },
+    credentialFor: turnRelayCredentials({
+      placeholders: deps.placeholders,
+      secrets: deps.secrets,
+      turns: deps.turns,
+      limits: (agentId) => modelLimitsFor(config, agentId),
+    }),
     recordUsage(usage) {
       deps.audit.usage({
         at: Date.now(),
@@ -222,6 +225,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
   const resolver: Resolver = hooks?.resolve ? testResolver(hooks.resolve, system) : system;
   const runDir = runDirFor(dataDir);
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  // Placeholders act only inside a running turn, a person's own only inside their turns.
+  const gated = turnGatedPlaceholders(deps.placeholders, deps.turns);
   const binder = createEgressBinder({
     runDir,
     createServer: (identity) =>
@@ -230,7 +235,12 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
           poolId === poolIdFor(sandboxId, config.sandbox.pool_size),
         identity,
         policyFor,
-        placeholders: deps.placeholders,
+        placeholders:
+          identity.kind === "sandbox"
+            ? turnGatedPlaceholders(deps.placeholders, deps.turns, {
+                requester: identity.sandboxId,
+              })
+            : gated,
         secrets: deps.secrets,
         ca,
         resolver,

@@ -8,11 +8,12 @@ import {
 } from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
-import type { QueuedTurn } from "../conversations/inbound.ts";
+import { type QueuedTurn, userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
 import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
+import type { ActiveTurns } from "./active-turns.ts";
 import { AsyncQueue } from "./async-queue.ts";
 import type { RequestEvent, RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
@@ -29,6 +30,8 @@ export interface TurnRunnerDeps {
   conversations: Conversations;
   contexts: TurnContextBuilder;
   requests: RequestRegistry;
+  /** Where the running turn of each sandbox is recorded: credentials act only inside it. */
+  turns: Pick<ActiveTurns, "begin" | "end">;
   adapterFor(platform: string): PlatformAdapter | undefined;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
@@ -116,8 +119,23 @@ export class TurnRunner {
     attempt: number,
     lease: AbortSignal,
   ): Promise<TurnResult> {
-    const { conversations, log } = this.deps;
     const turnId = `${turn.messageId}.${attempt}`;
+    try {
+      return await this.runAttempt(turn, attempt, lease, turnId);
+    } finally {
+      // Every way out (failed context, sandbox that did not start, crash, lease
+      // lost, retry): the turn's placeholders stop acting and are revoked.
+      await this.deps.turns.end(turn.conversationId, turnId);
+    }
+  }
+
+  private async runAttempt(
+    turn: QueuedTurn,
+    attempt: number,
+    lease: AbortSignal,
+    turnId: string,
+  ): Promise<TurnResult> {
+    const { conversations, log } = this.deps;
     const chain: { p: Promise<unknown> } = { p: Promise.resolve() };
     const delivery = new AsyncQueue<AgentEvent>();
     const emit = (event: AgentEvent) => {
@@ -214,7 +232,7 @@ export class TurnRunner {
 
     let context: Awaited<ReturnType<TurnContextBuilder["build"]>>;
     try {
-      context = await this.deps.contexts.build(turn);
+      context = await this.deps.contexts.build(turn, turnId);
     } catch (err) {
       const error = isLobuError(err)
         ? { code: err.code, message: err.hint ? `${err.message}. ${err.hint}` : err.message }
@@ -247,7 +265,17 @@ export class TurnRunner {
     };
     this.active.set(turn.conversationId, active);
     try {
+      await this.deps.turns.begin(turn.conversationId, {
+        turnId,
+        messageId: turn.messageId,
+        agentId: turn.key.agentId,
+        userKey: userKeyOf(turn.origin),
+        origin: turn.origin,
+        model: { provider: context.model.provider, id: context.model.id },
+      });
       const end = await this.exchange(turn, turnId, instance, context, active, lease);
+      // The worker is done with this turn: close its credentials now, not after delivery.
+      await this.deps.turns.end(turn.conversationId, turnId);
       // Requests still unanswered when the attempt ends can never be answered: say so
       // before the final event, so every surface closes their cards.
       await this.expirePending(active);

@@ -6,8 +6,9 @@ import { type SecretRef, secretKey } from "./store.ts";
 /**
  * Placeholders are what a worker sees instead of a secret (`lobu_secret_<uuid>`).
  * The egress proxy swaps one for the real value only in requests from the sandbox
- * it was issued to, to a host its binding allows. Bindings live in the store so
- * every gateway behind a load balancer can swap them.
+ * it was issued to, to a host its binding allows, and only while a turn runs on
+ * that sandbox (a turn-bound one: while its own turn runs; see runtime/turn-gate.ts).
+ * Bindings live in the store so every gateway behind a load balancer can swap them.
  */
 
 /** Parts of a request where a placeholder may be replaced (`url`: path and query). */
@@ -22,6 +23,18 @@ export const ALL_SWAP_LOCATIONS: readonly SwapLocation[] = ["header", "url", "bo
  */
 export type PlaceholderPurpose = "proxy" | "relay";
 
+/**
+ * The turn a placeholder belongs to, for credentials that are one person's
+ * (their own secrets and keys) and for every relay placeholder: it acts only
+ * while that very turn runs on its sandbox (see runtime/turn-gate.ts) and is
+ * revoked when the turn ends (`revokeTurns`).
+ */
+export interface TurnBinding {
+  turnId: string;
+  /** The turn's sender (`platform:workspace:user`). */
+  userKey: string;
+}
+
 export interface PlaceholderBinding {
   placeholder: string;
   sandboxId: string;
@@ -32,6 +45,8 @@ export interface PlaceholderBinding {
   issuedAt: number;
   /** Absent for `proxy` (the default). */
   purpose?: "relay";
+  /** Absent for placeholders bound to the sandbox only (agent and installation credentials). */
+  turn?: TurnBinding;
 }
 
 /** Whether the egress proxy may swap this binding (relay-only bindings it must not). */
@@ -51,6 +66,8 @@ export interface IssueOptions {
   locations?: SwapLocation[];
   /** Default `proxy`. A `relay` placeholder is a different one from the `proxy` placeholder of the same secret. */
   purpose?: PlaceholderPurpose;
+  /** Bind it to one turn: a fresh placeholder, valid during that turn only. */
+  turn?: TurnBinding;
 }
 
 /** The read side the egress proxy needs. */
@@ -67,8 +84,19 @@ function sandboxPrefix(sandboxId: string): string {
   return `${BY_SANDBOX}${encodeURIComponent(sandboxId)}:`;
 }
 
-function indexKey(sandboxId: string, secret: SecretRef, purpose: PlaceholderPurpose): string {
-  return `${sandboxPrefix(sandboxId)}${purpose === "relay" ? "relay:" : ""}${secretKey(secret)}`;
+/** Index entries of turn-bound placeholders (all turns, or one): `phs:<sandbox>:turn:<turn>:...`. */
+function turnPrefix(sandboxId: string, turnId?: string): string {
+  return `${sandboxPrefix(sandboxId)}turn:${turnId === undefined ? "" : `${encodeURIComponent(turnId)}:`}`;
+}
+
+function indexKey(
+  sandboxId: string,
+  secret: SecretRef,
+  purpose: PlaceholderPurpose,
+  turn: TurnBinding | undefined,
+): string {
+  const base = turn ? turnPrefix(sandboxId, turn.turnId) : sandboxPrefix(sandboxId);
+  return `${base}${purpose === "relay" ? "relay:" : ""}${secretKey(secret)}`;
 }
 
 function sameBinding(a: PlaceholderBinding, hosts: string[], locations: SwapLocation[]): boolean {
@@ -104,7 +132,7 @@ export class PlaceholderRegistry implements PlaceholderLookup {
     );
     if (locations.length === 0) throw new Error("a placeholder needs at least one swap location");
     const purpose = opts.purpose ?? "proxy";
-    const index = indexKey(opts.sandboxId, opts.secret, purpose);
+    const index = indexKey(opts.sandboxId, opts.secret, purpose, opts.turn);
 
     for (;;) {
       let placeholder = await this.#kv.get(index);
@@ -124,6 +152,7 @@ export class PlaceholderRegistry implements PlaceholderLookup {
         locations,
         issuedAt: existing?.issuedAt ?? this.#now(),
         ...(purpose === "relay" ? { purpose } : {}),
+        ...(opts.turn ? { turn: { turnId: opts.turn.turnId, userKey: opts.turn.userKey } } : {}),
       };
       await this.#kv.set(`${BINDING}${placeholder}`, JSON.stringify(binding));
       return placeholder;
@@ -147,7 +176,12 @@ export class PlaceholderRegistry implements PlaceholderLookup {
     const binding = await this.lookup(placeholder);
     if (!binding) return false;
     await this.#kv.del(`${BINDING}${placeholder}`);
-    const index = indexKey(binding.sandboxId, binding.secret, binding.purpose ?? "proxy");
+    const index = indexKey(
+      binding.sandboxId,
+      binding.secret,
+      binding.purpose ?? "proxy",
+      binding.turn,
+    );
     if ((await this.#kv.get(index)) === placeholder) await this.#kv.del(index);
     return true;
   }
@@ -157,7 +191,28 @@ export class PlaceholderRegistry implements PlaceholderLookup {
    * reset): they stop being swapped at once, and the next turn gets new ones.
    */
   async revokeSandbox(sandboxId: string): Promise<number> {
-    const index = await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 });
+    return this.#revokeIndexed(await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 }));
+  }
+
+  /**
+   * Forget turn-bound placeholders of a sandbox: those of `turnId` (when its turn
+   * ends), or all but `except` (when a turn begins: what a crashed gateway left).
+   */
+  async revokeTurns(
+    sandboxId: string,
+    which: { turnId: string } | { except: string },
+  ): Promise<number> {
+    if ("turnId" in which) {
+      return this.#revokeIndexed(
+        await this.#kv.list(turnPrefix(sandboxId, which.turnId), { limit: 10_000 }),
+      );
+    }
+    const keep = turnPrefix(sandboxId, which.except);
+    const index = await this.#kv.list(turnPrefix(sandboxId), { limit: 10_000 });
+    return this.#revokeIndexed(index.filter((e) => !e.key.startsWith(keep)));
+  }
+
+  async #revokeIndexed(index: { key: string; value: string }[]): Promise<number> {
     let revoked = 0;
     for (const entry of index) {
       if (await this.#kv.del(`${BINDING}${entry.value}`)) revoked++;

@@ -1,22 +1,28 @@
 import { parseConfig } from "@lobu/core";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ModelLimits } from "../../src/providers/model-limits.ts";
 import { ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
 import {
   createProviderRelay,
   type ModelCall,
   type RelayRefusal,
-  relayKey,
   type UsageRecord,
 } from "../../src/providers/relay.ts";
+import { ActiveTurns, type RunningTurn } from "../../src/runtime/active-turns.ts";
+import { turnRelayCredentials } from "../../src/runtime/relay-credentials.ts";
+import type { TurnBinding } from "../../src/secrets/placeholders.ts";
 import type { SecretRef } from "../../src/secrets/store.ts";
 import { createWorld, TRUSTING, viaProxy, type World } from "./fixture.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
 /**
  * The LLM relay behind `/__lobu/llm/<provider>` on a sandbox's egress endpoint:
- * which placeholders buy the real key, which calls it forwards, and token usage
- * read from the provider's own answer. The provider is a local recording server.
+ * which placeholders buy the real key (the relay placeholder of the turn running
+ * on that sandbox, nothing else), which calls it forwards and with what limits
+ * (model, output tokens, parallel calls), and token usage read from the
+ * provider's own answer, charged to the turn's sender. The provider is a local
+ * recording server; the turn registry and placeholders are the gateway's own.
  */
 
 const ANTHROPIC_KEY = "sk-ant-relay-real-key-000000000001";
@@ -35,8 +41,35 @@ const usage: UsageRecord[] = [];
 let refusal: RelayRefusal | null = null;
 const admitted: ModelCall[] = [];
 let onRecorded: (() => void) | undefined;
-/** Relay placeholders of TRUSTING, by provider. */
+/** Relay placeholders of TRUSTING's running turn, by provider. */
 const relay: Record<string, string> = {};
+let turns: ActiveTurns;
+const ALICE = "api::alice";
+const TURN: RunningTurn = {
+  turnId: "msg_1.1",
+  messageId: "msg_1",
+  agentId: "helper",
+  userKey: ALICE,
+  origin: { platform: "api", workspace: "", channelId: "c", userId: "alice", isDirect: true },
+  model: { provider: "anthropic", id: "claude-test" },
+};
+/** The helper agent's relay limits (lobu.toml `models`, `max_output_tokens`, `max_parallel_model_calls`). */
+const LIMITS: ModelLimits = {
+  models: ["gpt-test", "m"],
+  maxOutputTokens: 100,
+  maxParallelCalls: 2,
+};
+
+function issueRelay(sandboxId: string, secret: SecretRef, turn?: TurnBinding): Promise<string> {
+  return w.placeholders.issue({
+    sandboxId,
+    secret,
+    hosts: ["127.0.0.1"],
+    locations: ["header"],
+    purpose: "relay",
+    ...(turn ? { turn } : {}),
+  });
+}
 
 const call = (path: string, headers: Record<string, string>, body?: unknown) =>
   viaProxy(port, `/__lobu/llm${path}`, {
@@ -57,21 +90,19 @@ beforeAll(async () => {
     ["openai", openai, OPENAI_KEY],
   ] as const) {
     await w.secrets.set(ref, key);
-    relay[id] = await w.placeholders.issue({
-      sandboxId: TRUSTING,
-      secret: ref,
-      hosts: ["127.0.0.1"],
-      locations: ["header"],
-      purpose: "relay",
-    });
+    relay[id] = await issueRelay(TRUSTING, ref, TURN);
   }
+  turns = new ActiveTurns({ revoker: w.placeholders });
+  await turns.begin(TRUSTING, TURN);
   const handler = createProviderRelay({
     providers,
     log: pino({ level: "silent" }),
-    async credentialFor(sandboxId, providerId, placeholder) {
-      const value = await relayKey(w, sandboxId, providerId, placeholder);
-      return value === null ? null : { value, agentId: "helper" };
-    },
+    credentialFor: turnRelayCredentials({
+      placeholders: w.placeholders,
+      secrets: w.secrets,
+      turns,
+      limits: () => LIMITS,
+    }),
     recordUsage: (u) => {
       usage.push(u);
       onRecorded?.();
@@ -125,6 +156,7 @@ describe("LLM relay", () => {
       expect.objectContaining({
         sandboxId: TRUSTING,
         agentId: "helper",
+        userKey: ALICE,
         provider: "anthropic",
         model: "claude-test",
         status: 200,
@@ -180,6 +212,11 @@ describe("LLM relay", () => {
     );
     expect(res.status).toBe(200);
     expect(provider.received[0]!.headers.authorization).toBe(`Bearer ${OPENAI_KEY}`);
+    // A call that leaves its output open gets the agent's limit.
+    expect(JSON.parse(provider.received[0]!.body)).toEqual({
+      model: "gpt-test",
+      max_completion_tokens: LIMITS.maxOutputTokens,
+    });
     expect(usage).toEqual([
       expect.objectContaining({
         provider: "openai",
@@ -230,12 +267,10 @@ describe("LLM relay", () => {
       secret: anthropic,
       hosts: ["127.0.0.1"],
     });
-    const foreign = await w.placeholders.issue({
-      sandboxId: "sb_other",
-      secret: anthropic,
-      hosts: ["127.0.0.1"],
-      purpose: "relay",
-    });
+    // Another sandbox's relay placeholder, while that sandbox's own turn runs.
+    const otherTurn = { ...TURN, turnId: "msg_other.1", messageId: "msg_other" };
+    const foreign = await issueRelay("sb_other", anthropic, otherTurn);
+    await turns.begin("sb_other", otherTurn);
     const body = { model: "m" };
     for (const [what, key] of [
       ["no key", ""],
@@ -248,6 +283,7 @@ describe("LLM relay", () => {
       expect(res.status, what).toBe(401);
       expect(res.body).toContain("this sandbox has no credential for this provider");
     }
+    await turns.end("sb_other", otherTurn.turnId);
     const unknown = await call("/nope/v1/messages", { "x-api-key": relay.anthropic! }, body);
     expect(unknown.status).toBe(404);
     expect(unknown.body).toContain('unknown provider \\"nope\\"');
@@ -268,12 +304,18 @@ describe("LLM relay budget admission", () => {
         await call(
           "/openai/chat/completions",
           { authorization: `Bearer ${relay.openai}` },
-          { model: "gpt-x" },
+          { model: "gpt-test" },
         )
       ).status,
     ).toBe(200);
     expect(admitted).toEqual([
-      { sandboxId: TRUSTING, agentId: "helper", provider: "openai", model: "gpt-x" },
+      {
+        sandboxId: TRUSTING,
+        agentId: "helper",
+        userKey: ALICE,
+        provider: "openai",
+        model: "gpt-test",
+      },
     ]);
     expect((await call("/openai/models", { authorization: `Bearer ${relay.openai}` })).status).toBe(
       200,
@@ -288,7 +330,7 @@ describe("LLM relay budget admission", () => {
     const anthropicRes = await call(
       "/anthropic/v1/messages",
       { "x-api-key": relay.anthropic!, "anthropic-version": "2023-06-01" },
-      { model: "claude-x", max_tokens: 5 },
+      { model: "claude-test", max_tokens: 5 },
     );
     expect(anthropicRes.status).toBe(429);
     expect(anthropicRes.headers["x-should-retry"]).toBe("false");
@@ -303,7 +345,7 @@ describe("LLM relay budget admission", () => {
     const openaiRes = await call(
       "/openai/chat/completions",
       { authorization: `Bearer ${relay.openai}` },
-      { model: "gpt-x" },
+      { model: "gpt-test" },
     );
     expect(openaiRes.status).toBe(429);
     expect(JSON.parse(openaiRes.body).error).toMatchObject({
@@ -315,3 +357,199 @@ describe("LLM relay budget admission", () => {
     expect(usage).toHaveLength(2);
   });
 });
+
+describe("LLM relay: only during the turn", () => {
+  const body = { model: "claude-test", max_tokens: 5 };
+  const ask = (key: string) => call("/anthropic/v1/messages", { "x-api-key": key }, body);
+
+  it("refuses the turn's own relay placeholder once the turn has ended, and forgets it", async () => {
+    expect((await ask(relay.anthropic!)).status).toBe(200);
+    await turns.end(TRUSTING, TURN.turnId);
+    const after = await ask(relay.anthropic!);
+    expect(after.status).toBe(401);
+    expect(JSON.parse(after.body)).toMatchObject({
+      type: "error",
+      error: { type: "authentication_error" },
+    });
+    expect(after.body).toContain("only during the turn they were issued for");
+    // Revoked at the end of the turn, not merely shut out.
+    expect(await w.placeholders.lookup(relay.anthropic!)).toBeNull();
+    expect(provider.received).toHaveLength(1);
+
+    // The next turn gets its own placeholder; the old one stays worthless during it.
+    const next = { ...TURN, turnId: "msg_2.1", messageId: "msg_2" };
+    const fresh = await issueRelay(TRUSTING, anthropic, next);
+    await turns.begin(TRUSTING, next);
+    expect(fresh).not.toBe(relay.anthropic);
+    expect((await ask(relay.anthropic!)).status).toBe(401);
+    expect((await ask(fresh)).status).toBe(200);
+    await turns.end(TRUSTING, next.turnId);
+
+    // Restore the suite's turn.
+    for (const [id, ref] of [
+      ["anthropic", anthropic],
+      ["openai", openai],
+    ] as const)
+      relay[id] = await issueRelay(TRUSTING, ref, TURN);
+    await turns.begin(TRUSTING, TURN);
+  });
+
+  it("refuses another person's relay placeholder in a shared sandbox, and one issued without a turn", async () => {
+    // Bob's turn is running on the (shared) sandbox; Alice's turn left a placeholder behind.
+    const bob = { ...TURN, turnId: "msg_bob.1", messageId: "msg_bob", userKey: "api::bob" };
+    const aliceLeftover = relay.anthropic!;
+    const bobs = await issueRelay(TRUSTING, anthropic, {
+      turnId: bob.turnId,
+      userKey: bob.userKey,
+    });
+    const untied = await issueRelay(TRUSTING, anthropic);
+    await turns.begin(TRUSTING, bob);
+    try {
+      for (const [what, key] of [
+        ["alice's placeholder in bob's turn", aliceLeftover],
+        ["a relay placeholder bound to no turn", untied],
+      ] as const) {
+        const res = await ask(key);
+        expect(res.status, what).toBe(401);
+      }
+      expect((await ask(bobs)).status).toBe(200);
+      // Charged to the sender of the running turn.
+      expect(usage.map((u) => u.userKey)).toEqual(["api::bob"]);
+    } finally {
+      await turns.end(TRUSTING, bob.turnId);
+      await w.placeholders.revoke(untied);
+      relay.anthropic = await issueRelay(TRUSTING, anthropic, TURN);
+      relay.openai = await issueRelay(TRUSTING, openai, TURN);
+      await turns.begin(TRUSTING, TURN);
+    }
+  });
+});
+
+describe("LLM relay: what a model call may ask for", () => {
+  const anthropicCall = (body: unknown) =>
+    call("/anthropic/v1/messages", { "x-api-key": relay.anthropic! }, body);
+
+  it("forwards only the turn's model and the agent's allowlist; others get a permission error", async () => {
+    for (const body of [
+      { model: "claude-opus-expensive", max_tokens: 5 },
+      { max_tokens: 5 },
+      { model: ["claude-test"], max_tokens: 5 },
+    ]) {
+      const res = await anthropicCall(body);
+      expect(res.status, JSON.stringify(body)).toBe(403);
+      expect(JSON.parse(res.body)).toMatchObject({
+        type: "error",
+        error: { type: "permission_error" },
+      });
+      expect(res.body).toContain('may call \\"claude-test\\", \\"gpt-test\\", \\"m\\" only');
+      expect(res.body).toContain("models = [...] under [agents.helper]");
+    }
+    const counted = await call(
+      "/anthropic/v1/messages/count_tokens",
+      { "x-api-key": relay.anthropic! },
+      { model: "other" },
+    );
+    expect(counted.status).toBe(403);
+    expect(provider.received).toEqual([]);
+    // The allowlist (`models`) is honoured.
+    expect((await anthropicCall({ model: "m", max_tokens: 5 })).status).toBe(200);
+    expect((await anthropicCall({ model: "claude-test", max_tokens: 5 })).status).toBe(200);
+  });
+
+  it("refuses output requests over the agent's limit (Anthropic and OpenAI shapes) and more than one choice", async () => {
+    const over = await anthropicCall({ model: "claude-test", max_tokens: 1_000_000 });
+    expect(over.status).toBe(400);
+    expect(JSON.parse(over.body)).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error" },
+    });
+    expect(over.body).toContain(
+      "max_tokens 1000000 is over this agent's limit of 100 output tokens per call (max_output_tokens under [agents.helper] in lobu.toml)",
+    );
+    for (const body of [
+      { model: "gpt-test", max_tokens: 101 },
+      { model: "gpt-test", max_completion_tokens: 5000 },
+      { model: "gpt-test", max_completion_tokens: 50, max_tokens: 500 },
+      { model: "gpt-test", max_tokens: "50" },
+      { model: "gpt-test", max_tokens: 10, n: 8 },
+    ]) {
+      const res = await call(
+        "/openai/chat/completions",
+        { authorization: `Bearer ${relay.openai}` },
+        body,
+      );
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.parse(res.body), JSON.stringify(body)).toMatchObject({
+        error: { type: "invalid_request_error", code: "invalid_request_error" },
+      });
+    }
+    expect(provider.received).toEqual([]);
+    // At the limit is fine; a call without a bound gets the limit.
+    expect((await anthropicCall({ model: "claude-test", max_tokens: 100 })).status).toBe(200);
+    expect((await anthropicCall({ model: "claude-test" })).status).toBe(200);
+    expect(JSON.parse(provider.received.at(-1)!.body)).toEqual({
+      model: "claude-test",
+      max_tokens: 100,
+    });
+  });
+
+  it("forwards exactly what it checked: no duplicate keys or malformed JSON reach the provider", async () => {
+    const raw = '{"model":"claude-opus-expensive","max_tokens":5,"model":"claude-test"}';
+    const res = await viaProxy(port, "/__lobu/llm/anthropic/v1/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": relay.anthropic! },
+      body: raw,
+    });
+    expect(res.status).toBe(200);
+    expect(provider.received[0]!.body).toBe('{"model":"claude-test","max_tokens":5}');
+    const bad = await viaProxy(port, "/__lobu/llm/anthropic/v1/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": relay.anthropic! },
+      body: '{"model":"claude-test", max_tokens: 5',
+    });
+    expect(bad.status).toBe(400);
+    expect(provider.received).toHaveLength(1);
+  });
+
+  it("bounds model calls in flight per sandbox: the next one gets 429 in the provider's shape", async () => {
+    const held: (() => void)[] = [];
+    provider.routes.push((_req, res) => {
+      held.push(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      });
+      return true;
+    });
+    const body = { model: "claude-test", max_tokens: 5 };
+    const inFlight = [anthropicCall(body), anthropicCall(body)];
+    await until(() => provider.received.length === LIMITS.maxParallelCalls);
+    const refused = await anthropicCall(body);
+    expect(refused.status).toBe(429);
+    expect(refused.headers["retry-after"]).toBe("1");
+    expect(JSON.parse(refused.body)).toMatchObject({
+      type: "error",
+      error: { type: "rate_limit_error" },
+    });
+    expect(refused.body).toContain("already has 2 model calls in flight");
+    const openaiRefused = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "gpt-test", max_tokens: 5 },
+    );
+    expect(openaiRefused.status).toBe(429);
+    expect(JSON.parse(openaiRefused.body)).toMatchObject({
+      error: { type: "rate_limit_error" },
+    });
+    expect(provider.received).toHaveLength(2);
+    for (const release of held) release();
+    expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200]);
+    provider.routes.length = 0;
+    // Slots are given back when calls finish.
+    expect((await anthropicCall(body)).status).toBe(200);
+  });
+});
+
+/** Wait for a condition the test itself causes (no timing assumption; the suite's timeout bounds it). */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((r) => setTimeout(r, 5));
+}

@@ -130,6 +130,44 @@ describe("PlaceholderRegistry", () => {
     expect(await registry.lookup(b1)).not.toBeNull();
   });
 
+  it("issues a fresh placeholder per turn for turn-bound credentials and revokes them by turn", async () => {
+    const alice: SecretRef = {
+      name: "github",
+      scope: { kind: "user", agentId: "helper", userKey: "slack:T1:UALICE" },
+    };
+    const t1 = { turnId: "msg_1.1", userKey: "slack:T1:UALICE" };
+    const t2 = { turnId: "msg_1.2", userKey: "slack:T1:UALICE" };
+    const issue = (turn: typeof t1) =>
+      registry.issue({ sandboxId: "sb_a", secret: alice, hosts: ["api.github.com"], turn });
+    const p1 = await issue(t1);
+    expect(await issue(t1)).toBe(p1);
+    const p2 = await issue(t2);
+    expect(p2).not.toBe(p1);
+    expect(await registry.lookup(p1)).toMatchObject({ sandboxId: "sb_a", turn: t1 });
+    const shared = await registry.issue({
+      sandboxId: "sb_a",
+      secret: github,
+      hosts: ["api.github.com"],
+    });
+    // A turn id that is a prefix of another's is a different turn.
+    const t10 = await issue({ ...t1, turnId: "msg_1.10" });
+    expect((await registry.forSandbox("sb_a")).map((b) => b.placeholder).sort()).toEqual(
+      [p1, p2, shared, t10].sort(),
+    );
+    expect(await registry.revokeTurns("sb_a", { turnId: "msg_1.1" })).toBe(1);
+    expect(await registry.lookup(p1)).toBeNull();
+    expect(await registry.lookup(t10)).not.toBeNull();
+    // When a turn begins, what other turns left behind goes; sandbox-bound ones stay.
+    expect(await registry.revokeTurns("sb_a", { except: "msg_1.2" })).toBe(1);
+    expect((await registry.forSandbox("sb_a")).map((b) => b.placeholder).sort()).toEqual(
+      [p2, shared].sort(),
+    );
+    expect(await registry.revoke(p2)).toBe(true);
+    expect(await registry.forSandbox("sb_a")).toEqual([
+      expect.objectContaining({ placeholder: shared }),
+    ]);
+  });
+
   it("looks up only well-formed placeholders", async () => {
     expect(await registry.lookup("lobu_secret_nope")).toBeNull();
     expect(await registry.lookup("lobu_secret_00000000-0000-0000-0000-000000000000")).toBeNull();

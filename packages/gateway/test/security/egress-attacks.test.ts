@@ -10,12 +10,12 @@ import {
   attack,
   curlStatus,
   curlStep,
+  digRelay,
   egressAudit,
   freshSecret,
   type RawAttempt,
   rawProxyRequests,
   rawStatus,
-  readKv,
   sandboxOf,
   sections,
   sh,
@@ -68,6 +68,11 @@ deny = ["blocked.allowed.test"]
 allow_private_ranges = ["127.0.0.1/32", "::1/128"]
 # An operator's explicit opt-in (logged as a warning at startup).
 allow_public_suffixes = ["*.github.io"]
+
+[agents.default]
+model = "mock-model"
+max_output_tokens = 4096
+max_parallel_model_calls = 3
 
 [agents.default.secrets]
 GITHUB_TOKEN = { secret = "github", hosts = ["secure.allowed.test"] }
@@ -272,23 +277,29 @@ print(urllib.request.urlopen(r, timeout=10).read().decode())' 2>&1`,
   });
 
   it("the provider key is usable only through the LLM relay: the proxy never swaps it, even to the provider's host", async () => {
-    // Warm up: a turn issues this sandbox's relay placeholder. The agent never sees it;
-    // the test reads it from the store, as if the worker's memory had been dumped.
-    await attack(gw, llm, "true", { user: "relay-thief" });
-    const sandbox = await sandboxOf(gw, "relay-thief");
-    const [entry] = readKv(gw, `phs:${encodeURIComponent(sandbox)}:relay:`);
-    const relayPlaceholder = entry!.value;
+    // The agent digs its turn's relay placeholder out of the worker's memory and
+    // sends it straight to the provider's host, through the proxy.
     const marker = "attack-direct-provider";
     const llmUrl = llm.url.replace("127.0.0.1", "localhost");
-    const cmd = curlStep(
-      "direct",
-      `-H 'x-api-key: ${relayPlaceholder}' -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' ${llmUrl}/v1/messages -d '{"model":"${marker}","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'`,
-    );
+    const cmd = digRelay(`
+print("### key")
+print(key)
+direct = urllib.request.Request("${llmUrl}/v1/messages", method="POST", data=b'{"model":"${marker}","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}', headers={"x-api-key": key or "", "anthropic-version": "2023-06-01", "content-type": "application/json"})
+print("### direct")
+try:
+    print(urllib.request.build_opener(urllib.request.ProxyHandler({"http": os.environ["HTTP_PROXY"]})).open(direct, timeout=15).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+`);
     const { output } = await attack(gw, llm, cmd, { user: "relay-thief" });
+    const got = sections(output);
+    const relayPlaceholder = got.get("key")!.trim();
+    expect(relayPlaceholder, output).toMatch(/^lobu_secret_/);
+    const sandbox = await sandboxOf(gw, "relay-thief");
     const direct = llm.requests.filter((r) => r.model === marker);
     expect(direct).toHaveLength(1);
     expect(direct[0]!.apiKey).toBe(relayPlaceholder);
-    expect(curlStatus(sections(output).get("direct")!).http).toBe(401);
+    expect(got.get("direct")!.trim()).toBe("401");
     const rec = (await egressAudit(gw)).find(
       (r) => r.sandboxId === sandbox && r.details?.host === "localhost",
     );
@@ -300,46 +311,14 @@ print(urllib.request.urlopen(r, timeout=10).read().decode())' 2>&1`,
 
 describe("LLM relay", () => {
   it("a relay placeholder dug out of the worker's memory buys model calls only, never the rest of the provider API", async () => {
-    await attack(gw, llm, "true", { user: "digger" });
     // The worker is inside the sandbox: its memory is the agent's to read.
-    const cmd = `python3 - <<'PY'
-import os, re, urllib.request, urllib.error
-pattern = re.compile(rb"lobu_secret_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-known = {os.environ.get("GITHUB_TOKEN", ""), os.environ.get("NOTES_TOKEN", "")}
-found = set()
-for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
-    try:
-        maps = open(f"/proc/{pid}/maps").read().splitlines()
-        mem = open(f"/proc/{pid}/mem", "rb", 0)
-    except OSError:
-        continue
-    for line in maps:
-        parts = line.split()
-        if "r" not in parts[1]:
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        try:
-            mem.seek(start)
-            found.update(m.decode() for m in pattern.findall(mem.read(end - start)))
-        except (OSError, ValueError, OverflowError):
-            pass
-relay = os.environ["HTTP_PROXY"] + "/__lobu/llm/anthropic"
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-def call(method, path, key, body=None):
-    req = urllib.request.Request(relay + path, method=method, data=body, headers={"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
-    try:
-        r = opener.open(req, timeout=10)
-        return r.status, r.read().decode()[:300]
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()[:300]
-key = next((k for k in sorted(found - known) if call("GET", "/v1/models", k)[0] == 200), None)
-print("### found")
+    const cmd = digRelay(`print("### found")
 print("yes" if key else "no", len(found))
 for method, path in (("POST", "/v1/files"), ("POST", "/v1/messages/batches"), ("DELETE", "/v1/files/file_1"), ("GET", "/v1/organizations/me"), ("POST", "/v1/messages/../files")):
     status, text = call(method, path, key or "", b'{"model":"attack-relay-misuse"}')
     print(f"### {method}{path}")
     print(status, text)
-PY`;
+`);
     const { output } = await attack(gw, llm, cmd, { user: "digger" });
     const got = sections(output);
     expect(got.get("found"), output).toMatch(/^yes \d+/);
@@ -347,7 +326,7 @@ PY`;
       if (id === "found") continue;
       expect(text, id).toMatch(/^403 .*Lobu relays only model calls to anthropic/);
     }
-    expect(got.size).toBe(6);
+    expect(got.size, output).toBe(6);
     expect(
       llm.requests.filter(
         (r) => !/\/v1\/(messages|models)$/.test(new URL(r.path, "http://x").pathname),
@@ -355,16 +334,136 @@ PY`;
     ).toEqual([]);
     expect(llm.requests.some((r) => r.model === "attack-relay-misuse")).toBe(false);
   });
+
+  it("during its turn, a dug-out relay placeholder buys only the agent's model, bounded output and bounded parallel calls", async () => {
+    const tag = `parallel-${Date.now()}`;
+    const N = 10;
+    const LIMIT = 3; // max_parallel_model_calls
+    // The provider holds the calls it gets until the script says the refused ones are back.
+    const release = Promise.withResolvers<void>();
+    plain.routes.push((req, res) => {
+      if (req.url !== `/release-${tag}`) return false;
+      release.resolve();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("released\n");
+      return true;
+    });
+    llm.when(
+      (r) => r.lastUserText === tag,
+      ...Array.from({ length: N }, () => async () => {
+        await release.promise;
+        return { text: "held" };
+      }),
+    );
+    const cmd = digRelay(`
+import json, threading, time
+def body(model, max_tokens, text="hi"):
+    return json.dumps({"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]}).encode()
+print("### found")
+print("yes" if key else "no")
+status, text = call("POST", "/v1/messages", key or "", body("attack-any-model", 5))
+print("### model")
+print(status, text)
+status, text = call("POST", "/v1/messages", key or "", body("mock-model", 1000000))
+print("### tokens")
+print(status, text)
+statuses = []
+lock = threading.Lock()
+barrier = threading.Barrier(${N})
+def one():
+    barrier.wait()
+    status, _ = call("POST", "/v1/messages", key or "", body("mock-model", 5, "${tag}"))
+    with lock:
+        statuses.append(status)
+threads = [threading.Thread(target=one) for _ in range(${N})]
+for t in threads:
+    t.start()
+deadline = time.time() + 60
+while time.time() < deadline:
+    with lock:
+        if len(statuses) >= ${N - LIMIT}:
+            break
+    time.sleep(0.05)
+urllib.request.build_opener(urllib.request.ProxyHandler({"http": os.environ["HTTP_PROXY"]})).open("http://api.allowed.test:${plain.port}/release-${tag}", timeout=15).read()
+for t in threads:
+    t.join()
+print("### parallel")
+print(" ".join(str(s) for s in sorted(statuses)))
+`);
+    const { output } = await attack(gw, llm, cmd, { user: "spender" });
+    const got = sections(output);
+    expect(got.get("found")!.trim(), output).toBe("yes");
+    expect(got.get("model")).toMatch(/^403 .*permission_error.*may call \\"mock-model\\" only/);
+    expect(got.get("tokens")).toMatch(
+      /^400 .*invalid_request_error.*max_tokens 1000000 is over this agent's limit of 4096/,
+    );
+    expect(got.get("parallel")!.trim()).toBe(
+      [...Array(LIMIT).fill("200"), ...Array(N - LIMIT).fill("429")].join(" "),
+    );
+    expect(llm.requests.filter((r) => r.lastUserText === tag)).toHaveLength(LIMIT);
+    expect(llm.requests.some((r) => r.model === "attack-any-model")).toBe(false);
+    expect(llm.requests.some((r) => r.body.max_tokens === 1_000_000)).toBe(false);
+  });
+
+  it("a relay placeholder is worthless once its turn has ended (a process outliving the turn; here an operator's exec)", async () => {
+    const marker = "attack-after-turn";
+    const { output } = await attack(
+      gw,
+      llm,
+      digRelay(`
+open("relay-key.txt", "w").write(key or "")
+open("proxy.txt", "w").write(os.environ["HTTP_PROXY"])
+print("### during")
+print(call("GET", "/v1/models", key or "")[0])
+print("### cwd")
+print(os.getcwd())
+`),
+      { user: "late" },
+    );
+    const got = sections(output);
+    expect(got.get("during")!.trim(), output).toBe("200");
+    const sandbox = await sandboxOf(gw, "late");
+    const script = [
+      "import urllib.request, urllib.error",
+      'key = open("relay-key.txt").read(); proxy = open("proxy.txt").read()',
+      "opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))",
+      `for method, path, body in (("GET", "/v1/models", None), ("POST", "/v1/messages", b'{"model":"mock-model","max_tokens":5,"messages":[{"role":"user","content":"${marker}"}]}')):`,
+      '    req = urllib.request.Request(proxy + "/__lobu/llm/anthropic" + path, method=method, data=body, headers={"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"})',
+      "    try:",
+      "        print(opener.open(req, timeout=15).status)",
+      "    except urllib.error.HTTPError as e:",
+      "        print(e.code, e.read().decode()[:200])",
+    ].join("\n");
+    const res = await gw.api(`/api/v1/sandboxes/${sandbox}/exec`, {
+      method: "POST",
+      body: JSON.stringify({
+        command: `cd ${sh(got.get("cwd")!.trim())} && python3 -c ${sh(script)}`,
+      }),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    const { output: after } = (await res.json()) as { output: string };
+    const lines = after.trim().split("\n");
+    expect(lines, after).toHaveLength(2);
+    for (const line of lines) {
+      expect(line).toMatch(/^401 .*authentication_error/);
+      expect(line).toContain("only during the turn they were issued for");
+    }
+    expect(llm.requests.some((r) => r.lastUserText === marker)).toBe(false);
+  });
 });
 
 describe("tenants", () => {
   it("another sandbox's placeholders are worthless: the proxy does not swap them and the relay refuses them", async () => {
-    const alice = await attack(gw, llm, 'echo "### token"; echo "$GITHUB_TOKEN"', {
-      user: "alice",
-    });
+    const alice = await attack(
+      gw,
+      llm,
+      `echo "### token"; echo "$GITHUB_TOKEN"\n${digRelay('print("### relay")\nprint(key)')}`,
+      { user: "alice" },
+    );
     const aliceToken = sections(alice.output).get("token")!.trim();
+    const aliceRelay = sections(alice.output).get("relay")!.trim();
+    expect(aliceRelay).toMatch(/^lobu_secret_/);
     const aliceSandbox = await sandboxOf(gw, "alice");
-    const aliceRelay = readKv(gw, `phs:${encodeURIComponent(aliceSandbox)}:relay:`)[0]!.value;
     const marker = "attack-replay-relay";
     const body = `{"model":"${marker}","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`;
     const cmd = [

