@@ -28,6 +28,7 @@ import { ProviderRegistry, providerSecretName } from "./providers/registry.ts";
 import { Dispatcher } from "./runtime/dispatcher.ts";
 import { selectDriver } from "./runtime/drivers.ts";
 import { startEgress } from "./runtime/egress.ts";
+import { GatewayToolHost } from "./runtime/gateway-tools.ts";
 import { RequestRegistry } from "./runtime/requests.ts";
 import { SandboxManager } from "./runtime/sandbox-manager.ts";
 import { TurnRunner } from "./runtime/turn-runner.ts";
@@ -74,6 +75,8 @@ export interface Gateway {
   app: Hono;
   port: number;
   services: GatewayServices;
+  /** Register tools that run in the gateway, outside the sandboxes (see runtime/gateway-tools.ts). */
+  tools: GatewayToolHost;
   summary: GatewaySummary;
   close(): Promise<void>;
 }
@@ -151,6 +154,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const audit = new AuditLog(store);
   const tokens = new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN);
   const requests = new RequestRegistry(store, log);
+  const gatewayTools = new GatewayToolHost({ agents, userSettings, requests, audit, log });
   const inbound = new Inbound({
     agents,
     queue: store.queue,
@@ -219,6 +223,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     contexts,
     requests,
     adapterFor: (platform) => adapters.get(platform),
+    gatewayTools,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
@@ -233,8 +238,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
   });
   const turnRunner = runner;
-  await requests.start((sandboxId, requestId, answer) =>
-    turnRunner.deliverAnswer(sandboxId, requestId, answer),
+  await requests.start(
+    (sandboxId, requestId, answer) =>
+      gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
+      turnRunner.deliverAnswer(sandboxId, requestId, answer),
   );
   const dispatcher = new Dispatcher({
     queue: store.queue,
@@ -283,6 +290,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     dispatcher,
     tokens,
     audit,
+    gatewayTools,
   };
 
   const app = new Hono();
@@ -359,6 +367,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     app,
     port: actualPort,
     services,
+    tools: gatewayTools,
     summary: {
       dataDir,
       store: store.kind === "redis" ? "redis" : `sqlite (${resolve(dataDir, "lobu.db")})`,
