@@ -32,6 +32,7 @@ import { GatewayToolHost } from "./runtime/gateway-tools.ts";
 import { RequestRegistry } from "./runtime/requests.ts";
 import { SandboxManager } from "./runtime/sandbox-manager.ts";
 import { TurnRunner } from "./runtime/turn-runner.ts";
+import type { WorkerLaunchConfig } from "./sandbox/launcher.ts";
 import { resolveMasterKey } from "./secrets/master-key.ts";
 import { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import { SecretStore } from "./secrets/store.ts";
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** Reports long startup steps (the CLI prints them). */
   progress?: (step: string) => void;
+  /** How workers are started (embedding, tests); default: this checkout's worker. */
+  worker?: WorkerLaunchConfig;
 }
 
 export interface GatewaySummary {
@@ -199,7 +202,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
 
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
-  const driver = await selectDriver({ config, dataDir, log, caBundlePath: egress.caBundlePath });
+  const driver = await selectDriver({
+    config,
+    dataDir,
+    log,
+    caBundlePath: egress.caBundlePath,
+    worker: opts.worker,
+  });
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
