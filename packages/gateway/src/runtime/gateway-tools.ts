@@ -139,7 +139,10 @@ export class GatewayToolHost {
         `a gateway tool "${def.name}" is already registered`,
       );
     }
-    const parameters = z.toJSONSchema(def.input, { io: "input", unrepresentable: "any" });
+    const { $schema: _dialect, ...parameters } = z.toJSONSchema(def.input, {
+      io: "input",
+      unrepresentable: "any",
+    });
     if (parameters.type !== "object") {
       throw new LobuError(
         "invalid_gateway_tool",
