@@ -6,7 +6,7 @@ import { type Gateway, type GatewayToolContext, startGateway } from "@lobu/gatew
 import { type MockLlm, removeDataDir, startMockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { eventReader } from "../settings/helpers.ts";
+import { eventReader, postClaim, sessionCookieOf } from "../settings/helpers.ts";
 
 /**
  * Tools that run in the gateway are the gateway's to allow: it applies the
@@ -195,6 +195,47 @@ describe("gateway tools with a real worker", () => {
     await answer(real, card.requestId as string, "deny");
     expect((await events.rest()).at(-1)).toMatchObject({ type: "done", text: "Not sent." });
     expect(real.ran).toEqual([]);
+  });
+
+  it("Always allow is remembered for the person, and the settings page lists the tool", async () => {
+    real.ran.length = 0;
+    const input = { channel: "ops", message: "always" };
+    for (const text of ["always tell them", "tell them unasked", "cy tells them"]) {
+      llm.when(
+        (r) => r.lastUserText === text,
+        { toolCalls: [{ name: "notify_team", input }] },
+        (r) => ({ text: `Tool said: ${r.toolResults[0]?.content}` }),
+      );
+    }
+    const first = eventReader(await send(real, "bea", "always tell them"));
+    const card = await first.until("approval_request");
+    await answer(real, card.requestId as string, "always");
+    expect((await first.rest()).at(-1)).toMatchObject({ text: "Tool said: notify_team done" });
+    const second = await eventReader(await send(real, "bea", "tell them unasked")).rest();
+    expect(second.some((e) => e.type === "approval_request")).toBe(false);
+    expect(real.ran.map((r) => r.ctx.userKey)).toEqual(["api::bea", "api::bea"]);
+
+    const link = (await (
+      await api(real, "/api/v1/settings-links", {
+        method: "POST",
+        body: JSON.stringify({ user: "bea", channel: "tools" }),
+      })
+    ).json()) as { url: string };
+    const cookie = sessionCookieOf(await postClaim(link.url))!;
+    const state = (await (
+      await fetch(`${real.gw.url}/settings/api/state`, { headers: { cookie } })
+    ).json()) as { tools: { name: string; agentPolicy: string; effective: string }[] };
+    expect(state.tools).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: "notify_team", agentPolicy: "ask", effective: "allow" }),
+        expect.objectContaining({ name: "wipe_prod", agentPolicy: "deny", effective: "deny" }),
+      ]),
+    );
+    // Someone else is still asked.
+    const other = eventReader(await send(real, "cy", "cy tells them"));
+    const asked = await other.until("approval_request");
+    await answer(real, asked.requestId as string, "deny");
+    await other.rest();
   });
 
   it("'allow' runs without asking", async () => {
