@@ -67,7 +67,16 @@ export interface RequestView {
   createdAt: number;
   event:
     | { type: "capability_request"; kind: CapabilityKind; value: string; reason: string }
-    | { type: "approval_request"; tool: string; summary: string }
+    | {
+        type: "approval_request";
+        tool: string;
+        /** One line: the tool and the size of its input. */
+        summary?: string;
+        /** The whole input as it will run, hidden characters made visible (`⟦…⟧`). */
+        display?: string;
+        /** False when the input is too long to show in full: it can only be denied. */
+        displayComplete?: boolean;
+      }
     | { type: "question"; prompt: string };
   answer?: { choice?: string; by?: string };
 }

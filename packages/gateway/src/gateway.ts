@@ -31,9 +31,11 @@ import { ActiveTurns } from "./runtime/active-turns.ts";
 import { Dispatcher } from "./runtime/dispatcher.ts";
 import { selectDriver } from "./runtime/drivers.ts";
 import { startEgress } from "./runtime/egress.ts";
+import { GatewayToolHost } from "./runtime/gateway-tools.ts";
 import { RequestRegistry } from "./runtime/requests.ts";
 import { SandboxManager } from "./runtime/sandbox-manager.ts";
 import { TurnRunner } from "./runtime/turn-runner.ts";
+import type { WorkerLaunchConfig } from "./sandbox/launcher.ts";
 import { resolveMasterKey } from "./secrets/master-key.ts";
 import { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import { SecretStore } from "./secrets/store.ts";
@@ -58,6 +60,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** Reports long startup steps (the CLI prints them). */
   progress?: (step: string) => void;
+  /** How workers are started (embedding, tests); default: this checkout's worker. */
+  worker?: WorkerLaunchConfig;
 }
 
 export interface GatewaySummary {
@@ -78,6 +82,8 @@ export interface Gateway {
   app: Hono;
   port: number;
   services: GatewayServices;
+  /** Register tools that run in the gateway, outside the sandboxes (see runtime/gateway-tools.ts). */
+  tools: GatewayToolHost;
   summary: GatewaySummary;
   close(): Promise<void>;
 }
@@ -200,6 +206,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
   const tokens = new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN);
   const requests = new RequestRegistry(store, log);
+  const gatewayTools = new GatewayToolHost({ agents, userSettings, requests, audit, log });
   const inbound = new Inbound({
     agents,
     queue: store.queue,
@@ -257,7 +264,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
 
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
-  const driver = await selectDriver({ config, dataDir, log, caBundlePath: egress.caBundlePath });
+  const driver = await selectDriver({
+    config,
+    dataDir,
+    log,
+    caBundlePath: egress.caBundlePath,
+    worker: opts.worker,
+  });
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
@@ -282,6 +295,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     requests,
     turns,
     adapterFor: (platform) => adapters.get(platform),
+    gatewayTools,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
@@ -296,8 +310,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
   });
   const turnRunner = runner;
-  await requests.start((sandboxId, requestId, answer) =>
-    turnRunner.deliverAnswer(sandboxId, requestId, answer),
+  await requests.start(
+    (sandboxId, requestId, answer) =>
+      gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
+      turnRunner.deliverAnswer(sandboxId, requestId, answer),
   );
   const dispatcher = new Dispatcher({
     queue: store.queue,
@@ -347,6 +363,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     tokens,
     audit,
     budgets,
+    gatewayTools,
   };
 
   const app = new Hono();
@@ -425,6 +442,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     app,
     port: actualPort,
     services,
+    tools: gatewayTools,
     summary: {
       dataDir,
       store: store.kind === "redis" ? "redis" : `sqlite (${resolve(dataDir, "lobu.db")})`,

@@ -3,6 +3,11 @@ export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } 
 export type { InboundMessage, Origin, PlatformAdapter } from "./platforms/adapter.ts";
 export { ProviderRegistry } from "./providers/registry.ts";
 export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
+export type {
+  GatewayToolContext,
+  GatewayToolDefinition,
+  GatewayToolHost,
+} from "./runtime/gateway-tools.ts";
 export {
   generateMasterKey,
   MASTER_KEY_FILE,

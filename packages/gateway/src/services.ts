@@ -8,6 +8,7 @@ import type { Inbound } from "./conversations/inbound.ts";
 import type { Conversations } from "./conversations/records.ts";
 import type { ProviderRegistry } from "./providers/registry.ts";
 import type { Dispatcher } from "./runtime/dispatcher.ts";
+import type { GatewayToolHost } from "./runtime/gateway-tools.ts";
 import type { RequestRegistry } from "./runtime/requests.ts";
 import type { SandboxManager } from "./runtime/sandbox-manager.ts";
 import type { TurnRunner } from "./runtime/turn-runner.ts";
@@ -45,4 +46,6 @@ export interface GatewayServices {
   audit: AuditLog;
   /** Usage budgets (`[budgets]`): counters, admission, use report. */
   budgets: Budgets;
+  /** Tools that run in the gateway (outside the sandboxes); the gateway enforces their approval. */
+  gatewayTools: GatewayToolHost;
 }

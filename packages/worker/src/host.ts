@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { GatewayToWorker, WorkerToGateway } from "@lobu/core";
 import { SandboxSession, SessionStateError, type TurnOutcome } from "./sandbox-session.ts";
+import { GatewayCalls } from "./tools/gateway-tools.ts";
 import type { Workspace } from "./workspace.ts";
 
 export interface SessionHostOptions {
@@ -31,9 +32,11 @@ export class SessionHost {
   private readonly opts: SessionHostOptions;
   private readonly sessions = new Map<string, SandboxSession>();
   private readonly sweeper: NodeJS.Timeout | undefined;
+  private readonly gatewayCalls: GatewayCalls;
 
   constructor(opts: SessionHostOptions) {
     this.opts = opts;
+    this.gatewayCalls = new GatewayCalls((msg) => opts.send(msg));
     const idle = opts.mode === "pool" ? (opts.idleUnloadMs ?? 0) : 0;
     if (idle > 0) {
       this.sweeper = setInterval(() => this.unloadIdle(idle), Math.min(idle, 60_000));
@@ -66,6 +69,8 @@ export class SessionHost {
         gatewayUrl: this.opts.gatewayUrl,
         baseEnv: this.opts.baseEnv,
         emit: (turnId, event) => this.opts.send({ t: "event", sandboxId, turnId, event }),
+        callGateway: (turnId, tool, input, signal) =>
+          this.gatewayCalls.call(sandboxId, turnId, tool, input, signal),
       });
       this.sessions.set(sandboxId, s);
     }
@@ -129,6 +134,9 @@ export class SessionHost {
       case "answer":
         this.sessions.get(msg.sandboxId)?.broker.answer(msg.requestId, msg.answer);
         return;
+      case "gateway_tool_result":
+        this.gatewayCalls.result(msg.sandboxId, msg.callId, msg);
+        return;
       case "cancel":
         void this.sessions.get(msg.sandboxId)?.cancel(msg.turnId);
         return;
@@ -137,6 +145,7 @@ export class SessionHost {
         if (s) {
           s.dispose();
           this.sessions.delete(msg.sandboxId);
+          this.gatewayCalls.cancelAll(msg.sandboxId);
         }
         this.opts.send({ t: "closed", sandboxId: msg.sandboxId });
         return;

@@ -15,6 +15,7 @@ import { registerModel } from "./model.ts";
 import { RequestBroker } from "./requests.ts";
 import { staticResourceLoader } from "./resources.ts";
 import { askUserTool } from "./tools/ask-user.ts";
+import { type GatewayToolOutcome, gatewayTool } from "./tools/gateway-tools.ts";
 import { gateTool } from "./tools/policy-gate.ts";
 import { requestCapabilityTool } from "./tools/request-capability.ts";
 import type { Workspace } from "./workspace.ts";
@@ -35,6 +36,13 @@ export interface SandboxSessionOptions {
   /** Environment for the agent's shell (proxy settings); placeholders come per turn. */
   baseEnv: Record<string, string>;
   emit: (turnId: string, event: AgentEvent) => void;
+  /** Forward a call of a gateway-side tool, made during turn `turnId`, to the gateway. */
+  callGateway: (
+    turnId: string,
+    tool: string,
+    input: unknown,
+    signal?: AbortSignal,
+  ) => Promise<GatewayToolOutcome>;
 }
 
 /** The sandbox's own state (transcript, journal) cannot be used: the gateway restores a snapshot. */
@@ -70,6 +78,7 @@ function signatureOf(ctx: TurnContext): string {
     ctx.tools,
     systemPromptFor(ctx),
     Object.keys(ctx.toolPolicy).sort(),
+    ctx.gatewayTools ?? [],
   ]);
 }
 
@@ -145,6 +154,16 @@ export class SandboxSession {
       ...workspace.tools(visible, env).map((t) => gateTool(t, this.broker, policy)),
       askUserTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
       requestCapabilityTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
+      // Tools that act outside the sandbox: the gateway applies the policy and asks.
+      ...(ctx.gatewayTools ?? [])
+        .filter((t) => this.policyFor(t.name) !== "deny")
+        .map((spec) =>
+          gatewayTool(spec, (tool, input, signal) => {
+            const turnId = this.currentTurn;
+            if (!turnId) throw new Error("no turn is running");
+            return this.opts.callGateway(turnId, tool, input, signal);
+          }),
+        ),
     ];
     const { session } = await createAgentSession({
       cwd: workspace.cwd,

@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline";
-import type { AgentEvent } from "@lobu/core";
+import { type AgentEvent, inputText, visibleText } from "@lobu/core";
 import { GatewayClient, resolveClient } from "../client.ts";
 
 export interface ChatOptions {
@@ -60,11 +60,30 @@ class LineReader {
 
 const dim = (s: string) => (process.stderr.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 
+/** A tool call on one line, hidden characters (escape sequences included) made visible. */
 function brief(input: unknown): string {
-  if (input && typeof input === "object" && "command" in input)
-    return String((input as { command: unknown }).command);
-  const text = JSON.stringify(input);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  const text =
+    input && typeof input === "object" && "command" in input
+      ? visibleText(String((input as { command: unknown }).command))
+      : visibleText(JSON.stringify(input) ?? "");
+  const line = text.replace(/\n/g, " ↵ ");
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+/** An approval: the whole input as the gateway shows it, indented under the question. */
+function approvalText(e: Extract<AgentEvent, { type: "approval_request" }>): string {
+  const display = e.display ?? inputText(e.input);
+  const body = display
+    .split("\n")
+    .map((line) => `    ${line}`)
+    .join("\n");
+  const notes = [
+    ...(display.includes("⟦")
+      ? ["  (⟦…⟧ marks characters that would otherwise be invisible or misleading)"]
+      : []),
+    ...(e.displayComplete === false ? ["  (too long to show in full: it can only be denied)"] : []),
+  ];
+  return [`Approve ${e.tool} with exactly this input?`, body, ...notes].join("\n");
 }
 
 /**
@@ -107,21 +126,23 @@ async function runTurn(
           e.type === "question"
             ? e.options
             : e.type === "approval_request"
-              ? [
-                  { id: "approve", label: "Approve" },
-                  { id: "deny", label: "Deny" },
-                  { id: "always", label: "Always allow" },
-                ]
+              ? e.displayComplete === false
+                ? [{ id: "deny", label: "Deny" }]
+                : [
+                    { id: "approve", label: "Approve" },
+                    { id: "deny", label: "Deny" },
+                    { id: "always", label: "Always allow" },
+                  ]
               : [
                   { id: "granted", label: "Grant" },
                   { id: "denied", label: "Deny" },
                 ];
         const title =
           e.type === "question"
-            ? e.prompt
+            ? visibleText(e.prompt)
             : e.type === "approval_request"
-              ? `Approve? ${e.summary}`
-              : `The agent asks for ${e.kind} "${e.value}": ${e.reason}${e.url ? `\n  settings: ${e.url}` : ""}`;
+              ? approvalText(e)
+              : `The agent asks for ${e.kind} "${visibleText(e.value)}": ${visibleText(e.reason)}${e.url ? `\n  settings: ${e.url}` : ""}`;
         process.stderr.write(`\n? ${title}\n`);
         for (const [i, o] of options.entries()) process.stderr.write(`  ${i + 1}. ${o.label}\n`);
         if (!rl) {

@@ -38,13 +38,25 @@ export const AgentEvent = z.discriminatedUnion("type", [
     options: z.array(ChoiceOption).max(10),
     allowText: z.boolean().optional(),
   }),
-  /** A tool the policy marks "ask" wants to run; the turn waits for a decision. */
+  /**
+   * A tool the policy marks "ask" wants to run; the turn waits for a decision.
+   * The gateway derives `summary`, `display`, `displayComplete` and
+   * `inputDigest` from `input` itself (approvalDisplay); whatever a worker
+   * sends in them is replaced.
+   */
   z.object({
     type: z.literal("approval_request"),
     requestId: z.string(),
     tool: z.string(),
     input: z.unknown(),
-    summary: z.string(),
+    /** One line: the tool and the size of its input (never a part of it). */
+    summary: z.string().optional(),
+    /** The whole input as it will run, hidden characters made visible (inputText). */
+    display: z.string().optional(),
+    /** False when the input is too long to show in full: it can then only be denied. */
+    displayComplete: z.boolean().optional(),
+    /** `sha256:<hex>` of the input's canonical JSON; an approval answer carries it back. */
+    inputDigest: z.string().optional(),
   }),
   /** The agent lacks something (a skill, a domain, ...); the user approves it in settings. */
   z.object({
@@ -84,5 +96,11 @@ export const RequestAnswer = z.object({
   text: z.string().max(4000).optional(),
   /** Who answered, as `platform:user`. */
   by: z.string().optional(),
+  /**
+   * Approvals: the digest of the input the person was shown, added by the
+   * gateway from the stored request (never taken from whoever answers). The
+   * worker runs the call only if its own input has this digest.
+   */
+  inputDigest: z.string().max(100).optional(),
 });
 export type RequestAnswer = z.infer<typeof RequestAnswer>;

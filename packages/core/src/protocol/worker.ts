@@ -36,6 +36,23 @@ export const SkillSpec = z.object({
 });
 export type SkillSpec = z.infer<typeof SkillSpec>;
 
+/**
+ * A tool that runs in the gateway, outside the sandbox (MCP tools and other
+ * gateway-side actions). The worker offers it to the model and forwards calls
+ * with `gateway_tool_call`; the gateway applies the tool policy, asks for
+ * approval itself and runs it. Names are unique among the turn's tools.
+ */
+export const GatewayToolSpec = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/),
+  description: z.string().max(4000),
+  /** JSON Schema of the input (an object schema). */
+  parameters: z.record(z.string(), z.unknown()),
+});
+export type GatewayToolSpec = z.infer<typeof GatewayToolSpec>;
+
+/** Longest output of a gateway tool sent back to a worker. */
+export const MAX_GATEWAY_TOOL_OUTPUT = 100_000;
+
 /** Everything a worker needs to run one turn; sent with every turn so changes apply at once. */
 export const TurnContext = z.object({
   agentId: z.string(),
@@ -50,6 +67,8 @@ export const TurnContext = z.object({
   env: z.record(z.string(), z.string()).default({}),
   /** Seconds an approval or question may wait before the turn continues without it. */
   requestTimeoutSec: z.number().int().positive().default(900),
+  /** Gateway-side tools this turn may call (see GatewayToolSpec); none when absent. */
+  gatewayTools: z.array(GatewayToolSpec).max(128).optional(),
 });
 export type TurnContext = z.infer<typeof TurnContext>;
 
@@ -69,6 +88,19 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
     answer: RequestAnswer,
   }),
   z.object({ t: z.literal("cancel"), sandboxId: z.string(), turnId: z.string() }),
+  /**
+   * The outcome of a `gateway_tool_call`: `output` when the gateway ran the
+   * tool, `error` when it refused (policy, denial, no running turn, bad input)
+   * or the tool failed.
+   */
+  z.object({
+    t: z.literal("gateway_tool_result"),
+    sandboxId: z.string(),
+    callId: z.string(),
+    ok: z.boolean(),
+    output: z.string().max(MAX_GATEWAY_TOOL_OUTPUT).optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+  }),
   /** Unload the sandbox's session (pool workers keep serving others). */
   z.object({ t: z.literal("close"), sandboxId: z.string() }),
   z.object({ t: z.literal("shutdown") }),
@@ -90,6 +122,19 @@ export const WorkerToGateway = z.discriminatedUnion("t", [
     status: z.enum(["done", "error", "cancelled"]),
     text: z.string().default(""),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
+  }),
+  /**
+   * Call a gateway-side tool during turn `turnId`. The gateway answers with
+   * `gateway_tool_result` (same `callId`); calls that are not from the running
+   * turn of that sandbox are refused.
+   */
+  z.object({
+    t: z.literal("gateway_tool_call"),
+    sandboxId: z.string(),
+    turnId: z.string(),
+    callId: z.string().min(1).max(100),
+    tool: z.string().max(64),
+    input: z.unknown(),
   }),
   z.object({ t: z.literal("closed"), sandboxId: z.string() }),
   z.object({

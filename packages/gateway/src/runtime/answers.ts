@@ -150,6 +150,19 @@ export async function answerRequest(
         status: 400,
       };
     }
+    if (
+      pending.event.type === "approval_request" &&
+      pending.event.displayComplete === false &&
+      answer.choice !== "deny"
+    ) {
+      // Nobody approves what they could not read in full.
+      return {
+        ok: false,
+        reason:
+          "this input is too long to show in full, so it cannot be approved; deny it and ask the agent for smaller steps",
+        status: 400,
+      };
+    }
     if (pending.event.type === "capability_request" && answer.choice === "granted") {
       try {
         text = (await applyGrant(deps, pending)) ?? text;

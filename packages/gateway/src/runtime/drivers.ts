@@ -3,6 +3,7 @@ import { digest, type LobuConfig, LobuError } from "@lobu/core";
 import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { createHostDriver, createProcessDriver, createVirtualDriver } from "../sandbox/index.ts";
+import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 
 export interface SelectedDriver {
   driver: SandboxDriver;
@@ -19,6 +20,8 @@ export interface DriverSelection {
   log: Logger;
   /** Host path of the CA bundle workers trust (shown read-only in every sandbox). */
   caBundlePath: string;
+  /** How workers are started (embedding and tests: another worker entry); default: this checkout's worker. */
+  worker?: WorkerLaunchConfig;
 }
 
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
@@ -38,15 +41,22 @@ export function createDriver(
   };
   switch (name) {
     case "process":
-      return createProcessDriver({ stateDir, logger: sel.log, volumesRoot, ...confinement });
+      return createProcessDriver({
+        stateDir,
+        logger: sel.log,
+        volumesRoot,
+        launcher: sel.worker,
+        ...confinement,
+      });
     case "host":
-      return createHostDriver({ logger: sel.log });
+      return createHostDriver({ logger: sel.log, launcher: sel.worker });
     case "virtual":
       return createVirtualDriver({
         stateDir,
         volumesRoot,
         poolSize: sel.config.sandbox.pool_size,
         logger: sel.log,
+        launcher: sel.worker,
         process: confinement,
       });
   }

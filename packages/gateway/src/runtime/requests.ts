@@ -87,10 +87,13 @@ export class RequestRegistry {
     }
     if (request.status !== "pending")
       return { ok: false, reason: `request already ${request.status}`, status: 409 };
+    // An approval's answer is bound to the input the person was shown; nobody else supplies the digest.
+    const { inputDigest: _claimed, ...given } = answer;
+    const shown = request.event.type === "approval_request" ? request.event.inputDigest : undefined;
     const next: PendingRequest = {
       ...request,
       status: "answered",
-      answer: { ...answer, by: by.label },
+      answer: { ...given, by: by.label, ...(shown ? { inputDigest: shown } : {}) },
       answeredAt: Date.now(),
     };
     if (

@@ -14,7 +14,9 @@ import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
+import { fromWorker } from "./approval-event.ts";
 import { AsyncQueue } from "./async-queue.ts";
+import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestEvent, RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
 
@@ -35,6 +37,8 @@ export interface TurnRunnerDeps {
   adapterFor(platform: string): PlatformAdapter | undefined;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
+  /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
+  gatewayTools?: GatewayToolHost;
   log: Logger;
 }
 
@@ -233,6 +237,8 @@ export class TurnRunner {
     let context: Awaited<ReturnType<TurnContextBuilder["build"]>>;
     try {
       context = await this.deps.contexts.build(turn, turnId);
+      if (this.deps.gatewayTools)
+        context = { ...context, gatewayTools: await this.deps.gatewayTools.specsFor(turn) };
     } catch (err) {
       const error = isLobuError(err)
         ? { code: err.code, message: err.hint ? `${err.message}. ${err.hint}` : err.message }
@@ -264,6 +270,14 @@ export class TurnRunner {
       expiryTimers: new Set(),
     };
     this.active.set(turn.conversationId, active);
+    const toolTurn = { sandboxId: turn.conversationId, turnId };
+    this.deps.gatewayTools?.begin({
+      ...toolTurn,
+      turn,
+      connection: instance.connection,
+      emit,
+      requestTimeoutMs: active.requestTimeoutMs,
+    });
     try {
       await this.deps.turns.begin(turn.conversationId, {
         turnId,
@@ -276,6 +290,7 @@ export class TurnRunner {
       const end = await this.exchange(turn, turnId, instance, context, active, lease);
       // The worker is done with this turn: close its credentials now, not after delivery.
       await this.deps.turns.end(turn.conversationId, turnId);
+      await this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
       // Requests still unanswered when the attempt ends can never be answered: say so
       // before the final event, so every surface closes their cards.
       await this.expirePending(active);
@@ -313,6 +328,7 @@ export class TurnRunner {
       return retryOrFail(why);
     } finally {
       for (const timer of active.expiryTimers) clearTimeout(timer);
+      void this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
       if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
       release();
     }
@@ -414,7 +430,8 @@ export class TurnRunner {
         // Requests get a gateway-issued id: a worker cannot reach another sandbox's request.
         const publicId = newId("rq");
         active.requestIds.set(publicId, event.requestId);
-        let decorated: RequestEvent = { ...event, requestId: publicId };
+        // What an approval shows is derived here from its input, never from the worker's words.
+        let decorated: RequestEvent = fromWorker({ ...event, requestId: publicId });
         if (this.deps.decorateRequest) decorated = await this.deps.decorateRequest(decorated, turn);
         await this.deps.requests.register(
           {

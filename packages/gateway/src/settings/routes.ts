@@ -26,7 +26,7 @@ import {
 } from "./sessions.ts";
 import type { UserAgentSettings } from "./user-settings.ts";
 import { packageName, secretName, userDomain } from "./validate.ts";
-import { buildView, requestView } from "./view.ts";
+import { buildView, requestView, toolBase } from "./view.ts";
 import {
   adminCookie,
   apiHeaders,
@@ -452,8 +452,8 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     const tool = c.req.param("tool");
     const { policy } = await jsonBody(c, ToolChoice);
     const agent = await agentOf(c);
-    const base = agent.policy.tools[tool] ?? agent.policy.default;
-    if (!agent.tools.includes(tool))
+    const base = toolBase(s, agent, tool);
+    if (!base)
       throw new LobuError("invalid_setting", `this agent has no tool "${tool}"`, { status: 400 });
     if (base === "deny")
       throw forbidden(`${tool} is disabled by the agent's policy`, "Only an admin can change it.");

@@ -4,6 +4,7 @@ import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
 import { mayOpenAdminUi } from "../api/permissions.ts";
 import { providerSecretName } from "../providers/registry.ts";
+import { approvalEvent } from "../runtime/approval-event.ts";
 import type { PendingRequest } from "../runtime/requests.ts";
 import type { GatewayServices } from "../services.ts";
 import type { SettingsSession } from "./sessions.ts";
@@ -44,15 +45,17 @@ export async function buildView(
   const skills = s.skills.list();
   const installedSkills = s.skills.pick([...agent.skills, ...settings.skills]);
   const policy = effectivePolicy(agent, settings.toolPolicy);
-  const base = (tool: string): ToolPolicy =>
-    agent.policy.tools[tool] ?? agent.policy.default ?? "allow";
-  const tools = agent.tools
-    .filter((t) => base(t) !== "allow")
-    .map((name) => ({
+  const tools = [...agent.tools, ...s.gatewayTools.names()]
+    .map((name) => ({ name, base: toolBase(s, agent, name) ?? "allow" }))
+    .filter((t) => t.base !== "allow")
+    .map(({ name, base }) => ({
       name,
-      agentPolicy: base(name),
+      agentPolicy: base,
       ...(settings.toolPolicy[name] ? { userChoice: settings.toolPolicy[name] } : {}),
-      effective: policy[name] ?? policy["*"] ?? "allow",
+      effective:
+        base === "ask"
+          ? (settings.toolPolicy[name] ?? "ask")
+          : (policy[name] ?? policy["*"] ?? base),
     }));
   return {
     user: {
@@ -104,10 +107,32 @@ export async function buildView(
   };
 }
 
-/** A pending request as the page shows it (the settings link itself is left out). */
+/**
+ * The agent's own policy for one of its tools (built-in or gateway-side), before
+ * the person's answers; undefined when the agent has no such tool.
+ */
+export function toolBase(
+  s: Pick<GatewayServices, "gatewayTools">,
+  agent: AgentDefinition,
+  tool: string,
+): ToolPolicy | undefined {
+  if (agent.tools.includes(tool))
+    return agent.policy.tools[tool] ?? agent.policy.default ?? "allow";
+  if (s.gatewayTools.has(tool)) return s.gatewayTools.basePolicy(agent, tool);
+  return undefined;
+}
+
+/**
+ * A pending request as the page shows it (the settings link itself is left out).
+ * An approval's display is derived again from its input, here, by the gateway.
+ */
 export function requestView(r: PendingRequest) {
+  const shown =
+    r.event.type === "approval_request"
+      ? approvalEvent(r.event.requestId, r.event.tool, r.event.input)
+      : r.event;
   const { url: _url, ...event } =
-    r.event.type === "capability_request" ? r.event : { ...r.event, url: undefined };
+    shown.type === "capability_request" ? shown : { ...shown, url: undefined };
   return {
     requestId: r.requestId,
     agentId: r.agentId,

@@ -101,7 +101,7 @@ describe("approvals over the REST channel", () => {
     scriptBash("run it please", "echo approved-output");
     const events = eventReader(await send("default", "alice", "run it please"));
     const card = await events.until("approval_request");
-    expect(card).toMatchObject({ tool: "bash", summary: "Run: echo approved-output" });
+    expect(card).toMatchObject({ tool: "bash", display: "command: echo approved-output" });
     // Nothing ran yet: the model has not received a tool result.
     expect(toolResultFor("run it please")).toBeUndefined();
 

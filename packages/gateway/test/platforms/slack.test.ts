@@ -351,7 +351,10 @@ describe("Slack: buttons", () => {
       text: "run the approved thing",
     });
     const card = await waitForCard(channel.id, sent.ts);
-    expect(sectionText(card)).toContain("echo approved-run-output");
+    // The input itself is in a preformatted block, exactly as it will run.
+    expect(JSON.stringify(card.blocks)).toContain(
+      '"type":"rich_text_preformatted","elements":[{"type":"text","text":"command: echo approved-run-output"}]',
+    );
     expect(actionIds(card).map((id) => id.split(":").at(-1))).toEqual([
       "approve",
       "deny",

@@ -109,7 +109,11 @@ export function RequestCard(props: {
   const unavailable =
     event.type === "capability_request" && (event.kind === "package" || event.kind === "mcp")
       ? NOT_PROVIDED[event.kind]
-      : undefined;
+      : event.type === "approval_request" && event.displayComplete === false
+        ? "This input is too long to show in full, so it cannot be approved. Deny it and ask your agent for smaller steps."
+        : undefined;
+  // The gateway derives the display from the exact input that will run; it is shown whole.
+  const display = event.type === "approval_request" ? (event.display ?? "") : "";
   const finished =
     done ??
     (event.type === "question" && request.status === "pending"
@@ -132,9 +136,16 @@ export function RequestCard(props: {
       ) : event.type === "approval_request" ? (
         <>
           <p className="question">
-            Allow your agent to use <strong className="mono">{event.tool}</strong>?
+            Allow your agent to use <strong className="mono">{event.tool}</strong> with exactly this
+            input?
           </p>
-          <pre className="summary">{event.summary}</pre>
+          <pre className="summary approval-input">{display}</pre>
+          {display.includes("⟦") ? (
+            <p className="hint">
+              ⟦…⟧ marks characters that would otherwise be invisible or misleading (runs of spaces,
+              tabs, control and text-direction characters).
+            </p>
+          ) : null}
         </>
       ) : (
         <p className="question">{event.prompt}</p>
@@ -174,7 +185,7 @@ export function RequestCard(props: {
                 {isSecret ? "Save and approve" : "Approve"}
               </button>
             )}
-            {event.type === "approval_request" ? (
+            {event.type === "approval_request" && !unavailable ? (
               <button
                 type="button"
                 className="secondary"
@@ -190,7 +201,9 @@ export function RequestCard(props: {
               disabled={sending}
               onClick={() => answer(event.type === "approval_request" ? "deny" : "denied")}
             >
-              {unavailable ? "Tell my agent to continue without it" : "Deny"}
+              {unavailable && event.type !== "approval_request"
+                ? "Tell my agent to continue without it"
+                : "Deny"}
             </button>
           </div>
         </form>

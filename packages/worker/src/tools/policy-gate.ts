@@ -1,5 +1,5 @@
 import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
-import type { ToolPolicy } from "@lobu/core";
+import { inputDigest, type ToolPolicy } from "@lobu/core";
 import type { RequestBroker } from "../requests.ts";
 
 export interface PolicySource {
@@ -9,19 +9,16 @@ export interface PolicySource {
   timeoutMs(): number;
 }
 
-function summarize(tool: string, input: unknown): string {
-  if (input && typeof input === "object") {
-    const obj = input as Record<string, unknown>;
-    if (tool === "bash" && typeof obj.command === "string") return `Run: ${obj.command}`;
-    if (typeof obj.path === "string") return `${tool} ${obj.path}`;
-  }
-  return `${tool} ${JSON.stringify(input).slice(0, 300)}`;
-}
-
 /**
  * Wrap a tool so that, when policy says "ask", the call pauses on an approval
  * card and only runs after Approve / Always allow. A denial is reported to the
  * model as a failed tool call with a clear reason, so it can tell the user.
+ *
+ * The card shows what the gateway derives from `input` (these exact params);
+ * the answer carries the digest of what was shown, and the call runs only if
+ * its params still have that digest. For tools that run in the sandbox this
+ * is a guard for the user, not a boundary: the agent's own code can run
+ * anything the sandbox allows without asking (docs/security.md).
  */
 export function gateTool<T extends ToolDefinition>(
   tool: T,
@@ -37,24 +34,27 @@ export function gateTool<T extends ToolDefinition>(
         throw new Error(`The ${tool.name} tool is disabled by this agent's policy.`);
       }
       if (decision === "ask") {
+        const digest = inputDigest(params);
         const answer = await broker.ask(
-          {
-            type: "approval_request",
-            tool: tool.name,
-            input: params,
-            summary: summarize(tool.name, params),
-          },
+          { type: "approval_request", tool: tool.name, input: params },
           policy.timeoutMs(),
           signal,
         );
         const choice = answer?.choice;
-        if (choice === "always") policy.allowAlways(tool.name);
         if (choice !== "approve" && choice !== "always") {
-          const why = answer ? "The user denied this action." : "No approval arrived in time.";
+          const why = answer
+            ? `The user denied this action${answer.text ? ` (${answer.text})` : ""}.`
+            : "No approval arrived in time.";
           throw new Error(
             `${why} The ${tool.name} call was not run; do not retry it unless the user asks.`,
           );
         }
+        if (answer?.inputDigest !== digest || inputDigest(params) !== digest) {
+          throw new Error(
+            `The approval was for a different ${tool.name} input than this call has, so it was not run.`,
+          );
+        }
+        if (choice === "always") policy.allowAlways(tool.name);
       }
       return execute(toolCallId, params, signal, onUpdate, ctx);
     },

@@ -1,4 +1,6 @@
+import { visibleText } from "@lobu/core";
 import type { RequestEvent } from "../../runtime/requests.ts";
+import { approvalHeading } from "./approval-view.ts";
 import { clip } from "./markdown.ts";
 
 export type { RequestEvent };
@@ -18,8 +20,12 @@ export function isRequestEvent(event: { type: string }): event is RequestEvent {
   );
 }
 
-/** The answer buttons of a request (approval: approve / deny / always; capability: granted / denied). */
-export function cardButtons(event: RequestEvent): CardButton[] {
+/**
+ * The answer buttons of a request (approval: approve / deny / always; capability:
+ * granted / denied). An approval whose full input the person cannot read on
+ * this surface gets Deny only (`canApprove` false).
+ */
+export function cardButtons(event: RequestEvent, canApprove = true): CardButton[] {
   switch (event.type) {
     case "question":
       return event.options.map((o) => ({
@@ -28,6 +34,7 @@ export function cardButtons(event: RequestEvent): CardButton[] {
         ...(o.style && o.style !== "default" ? { style: o.style } : {}),
       }));
     case "approval_request":
+      if (!canApprove) return [{ choice: "deny", label: "Deny", style: "danger" }];
       return [
         { choice: "approve", label: "Approve", style: "primary" },
         { choice: "deny", label: "Deny", style: "danger" },
@@ -49,15 +56,20 @@ const KIND_LABEL: Record<string, string> = {
   secret: "secret",
 };
 
-/** The card's text, as Markdown (each platform renders it in its own markup). */
+/**
+ * The card's text, as Markdown (each platform renders it in its own markup).
+ * An approval's text is only its heading: the platforms show the input itself
+ * verbatim (approval-view.ts), never through Markdown.
+ */
 export function cardMarkdown(event: RequestEvent): string {
   switch (event.type) {
     case "question":
       return `❓ ${event.prompt}`;
     case "approval_request":
-      return `🔐 **Approval needed**: the agent wants to use \`${event.tool}\`\n\n\`\`\`\n${clip(event.summary, 1500)}\n\`\`\``;
+      return approvalHeading(event);
     case "capability_request":
-      return `🧩 **The agent asks for a ${KIND_LABEL[event.kind] ?? event.kind}**: \`${event.value}\`\n\n${clip(event.reason, 1500)}`;
+      // What would be granted, exactly: hidden characters in it are shown.
+      return `🧩 **The agent asks for a ${KIND_LABEL[event.kind] ?? event.kind}**: \`${visibleText(event.value)}\`\n\n${clip(visibleText(event.reason), 1500)}`;
   }
 }
 

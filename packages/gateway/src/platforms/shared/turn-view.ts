@@ -1,4 +1,4 @@
-import type { AgentEvent } from "@lobu/core";
+import { type AgentEvent, visibleText } from "@lobu/core";
 import type { Logger } from "pino";
 import { clip } from "./markdown.ts";
 import { Coalescer, withRetryLater } from "./pacing.ts";
@@ -256,7 +256,10 @@ export class TurnView<L, C> {
   }
 }
 
-/** A compact, one-line description of a tool call (Markdown). */
+/**
+ * A compact, one-line description of a tool call (Markdown): a progress line,
+ * visibly cut, with hidden characters shown (approvals show the whole input).
+ */
 export function toolLine(name: string, input: unknown): string {
   let detail = "";
   if (input && typeof input === "object") {
@@ -266,7 +269,7 @@ export function toolLine(name: string, input: unknown): string {
   } else if (input !== undefined) {
     detail = String(input);
   }
-  const oneLine = clip(detail.replace(/\s+/g, " ").trim(), 120).replace(/`/g, "'");
+  const oneLine = clip(visibleText(detail.trim()).replace(/\n+/g, " ↵ "), 120).replace(/`/g, "'");
   return oneLine ? `🔧 \`${name}\` ${"`"}${oneLine}${"`"}` : `🔧 \`${name}\``;
 }
 

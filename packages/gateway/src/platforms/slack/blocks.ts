@@ -1,3 +1,4 @@
+import { type ApprovalView, approvalNotes, canApprove } from "../shared/approval-view.ts";
 import { clip } from "../shared/markdown.ts";
 import {
   type CardButton,
@@ -142,21 +143,59 @@ export function linkButton(label: string, url: string, id: string): Block {
   };
 }
 
-/** The card's text blocks (kept when the buttons are replaced by the outcome). */
-export function cardSections(event: RequestEvent): Block[] {
-  return toMrkdwnSections(cardMarkdown(event))
+/**
+ * What an approval card shows inline in Slack: a preformatted rich text block
+ * takes the text literally (no mrkdwn, no escaping), so the input reads exactly
+ * as it will run. Slack refuses messages whose blocks are too long in total;
+ * a longer input is cut here and attached as a file.
+ */
+export const APPROVAL_INLINE = { maxChars: 2800, maxLines: 60 };
+
+/** Text shown literally, in a code block (`rich_text_preformatted`). */
+export function preformatted(text: string): Block {
+  return {
+    type: "rich_text",
+    elements: [{ type: "rich_text_preformatted", elements: [{ type: "text", text: text || " " }] }],
+  };
+}
+
+/**
+ * The card's text blocks (kept when the buttons are replaced by the outcome).
+ * An approval's input goes in a preformatted block after the heading, with the
+ * notes on what is shown (`view`, and whether its file was `attached`).
+ */
+export function cardSections(
+  event: RequestEvent,
+  approval?: { view: ApprovalView; attached: boolean },
+): Block[] {
+  const text = toMrkdwnSections(cardMarkdown(event))
     .slice(0, 3)
-    .map((text) => section(text));
+    .map((t) => section(t));
+  if (event.type !== "approval_request" || !approval) return text;
+  const notes = approvalNotes(approval.view, approval.attached);
+  return [
+    ...text,
+    preformatted(approval.view.shown),
+    ...(notes.length ? [context(...notes.map((n) => toMrkdwnSections(n).join(" ")))] : []),
+  ];
 }
 
 /** A request as a card: its text and a row of buttons (capability requests: a settings link too). */
-export function cardBlocks(event: RequestEvent, settingsUrl: string | undefined): Block[] {
+export function cardBlocks(
+  event: RequestEvent,
+  settingsUrl: string | undefined,
+  approval?: { view: ApprovalView; attached: boolean },
+): Block[] {
   const elements: Block[] = [];
   if (event.type === "capability_request" && settingsUrl) {
     elements.push(linkButton("Open settings", settingsUrl, `${LINK_PREFIX}${event.requestId}`));
   }
-  elements.push(...cardButtons(event).map((b) => button(b, event.requestId)));
-  return [...cardSections(event), { type: "actions", block_id: "lobu_actions", elements }];
+  const approvable = approval ? canApprove(approval.view, approval.attached) : true;
+  elements.push(...cardButtons(event, approvable).map((b) => button(b, event.requestId)));
+  return [
+    ...cardSections(event, approval),
+    { type: "actions", block_id: "lobu_actions", elements },
+  ];
 }
 
 export function cardFallback(event: RequestEvent): string {

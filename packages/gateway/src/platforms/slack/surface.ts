@@ -1,9 +1,12 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
 import type { Origin } from "../adapter.ts";
+import { type ApprovalView, approvalView } from "../shared/approval-view.ts";
+import { RetryLater } from "../shared/pacing.ts";
 import type { RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import {
+  APPROVAL_INLINE,
   type Block,
   cardBlocks,
   cardFallback,
@@ -35,6 +38,8 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   readonly #maxInline: number;
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** Approval inputs already attached as files, by file name. */
+  readonly #attachedInputs = new Set<string>();
 
   constructor(
     client: WebClient,
@@ -91,22 +96,51 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     return live;
   }
 
+  /** Post `content` as a file in the thread. */
+  async #uploadFile(content: string, filename: string, title: string): Promise<void> {
+    const file = { filename, title, content };
+    const channel_id = this.#origin.channelId;
+    const thread_ts = this.#origin.threadId;
+    await slackCall(() =>
+      thread_ts
+        ? this.#client.filesUploadV2({ channel_id, thread_ts, ...file })
+        : this.#client.filesUploadV2({ channel_id, ...file }),
+    );
+  }
+
   async #upload(text: string): Promise<void> {
     try {
-      const file = { filename: "reply.md", title: "Full reply", content: text };
-      const channel_id = this.#origin.channelId;
-      const thread_ts = this.#origin.threadId;
-      await slackCall(() =>
-        thread_ts
-          ? this.#client.filesUploadV2({ channel_id, thread_ts, ...file })
-          : this.#client.filesUploadV2({ channel_id, ...file }),
-      );
+      await this.#uploadFile(text, "reply.md", "Full reply");
     } catch (err) {
       this.#log.warn(
         { err },
         "could not attach the full reply as a file (needs the files:write scope)",
       );
     }
+  }
+
+  /**
+   * Attach an approval's full input (once, even when posting the card is
+   * retried); false when Slack refused it, and the card then offers Deny only.
+   */
+  async #attachInput(view: ApprovalView, tool: string): Promise<boolean> {
+    if (this.#attachedInputs.has(view.fileName)) return true;
+    try {
+      await this.#uploadFile(
+        view.full,
+        view.fileName,
+        `Full input of the ${tool} call waiting for your approval`,
+      );
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn(
+        { err },
+        "could not attach an approval's full input (needs the files:write scope): only Deny is offered",
+      );
+      return false;
+    }
+    this.#attachedInputs.add(view.fileName);
+    return true;
   }
 
   async discard(handle: SlackLive): Promise<void> {
@@ -117,18 +151,24 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     const settingsUrl =
       event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
     const fallback = cardFallback(event);
+    let approval: Parameters<typeof cardBlocks>[2];
+    if (event.type === "approval_request") {
+      // Too long for the card: the full input goes first, so it is there before Approve is.
+      const view = approvalView(event, APPROVAL_INLINE);
+      approval = { view, attached: view.cut && (await this.#attachInput(view, event.tool)) };
+    }
     const res = await slackCall(() =>
       this.#client.chat.postMessage({
         channel: this.#origin.channelId,
         ...this.#thread,
         text: fallback,
-        blocks: cardBlocks(event, settingsUrl),
+        blocks: cardBlocks(event, settingsUrl, approval),
       }),
     );
     return {
       channel: res.channel ?? this.#origin.channelId,
       ts: res.ts as string,
-      sections: cardSections(event),
+      sections: cardSections(event, approval),
       fallback,
     };
   }

@@ -41,17 +41,21 @@ export async function parseCallbackData(
   return undefined;
 }
 
-/** Answer buttons in rows: short labels two to a row, long ones alone. */
+/**
+ * Answer buttons in rows: short labels two to a row, long ones alone. An
+ * approval whose full input the person cannot read here gets Deny only.
+ */
 export async function cardKeyboard(
   event: RequestEvent,
   linkUrl: string | undefined,
   state: AdapterContext["state"],
+  canApprove = true,
 ): Promise<InlineKeyboardMarkup> {
   const rows: InlineKeyboardButton[][] = [];
   if (event.type === "capability_request" && linkUrl)
     rows.push([{ text: "Open settings", url: linkUrl }]);
   let row: InlineKeyboardButton[] = [];
-  for (const b of cardButtons(event)) {
+  for (const b of cardButtons(event, canApprove)) {
     const button = {
       text: b.label,
       callback_data: await callbackData(event.requestId, b.choice, state),

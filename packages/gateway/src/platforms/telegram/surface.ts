@@ -1,12 +1,18 @@
-import { type Api, GrammyError } from "grammy";
+import { type Api, GrammyError, InputFile } from "grammy";
 import type { InlineKeyboardMarkup } from "grammy/types";
 import type { Logger } from "pino";
 import type { AdapterContext, Origin } from "../adapter.ts";
+import {
+  type ApprovalView,
+  approvalNotes,
+  approvalView,
+  canApprove,
+} from "../shared/approval-view.ts";
 import { packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import { MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
+import { escapeHtml, MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
 import { cardKeyboard } from "./keyboard.ts";
 
 export interface TgLive {
@@ -19,6 +25,13 @@ export interface TgCard {
   messageId: number;
   html: string;
 }
+
+/**
+ * What an approval card shows inline: Telegram counts at most 4096 visible
+ * characters per message, heading and notes included. A longer input is cut
+ * and sent in full as a document before the card.
+ */
+export const APPROVAL_INLINE = { maxChars: 3000, maxLines: 60 };
 
 /** Telegram shows "typing…" for about five seconds per sendChatAction. */
 const TYPING_EVERY_MS = 4_500;
@@ -71,6 +84,8 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
   #typing: NodeJS.Timeout | undefined;
+  /** Approval inputs already sent as documents, by file name. */
+  readonly #attachedInputs = new Set<string>();
   #replied = false;
 
   constructor(
@@ -127,12 +142,44 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   }
 
   async postCard(event: RequestEvent): Promise<TgCard> {
-    const html = toTelegramHtml(cardMarkdown(event))[0] ?? "…";
+    let html = toTelegramHtml(cardMarkdown(event))[0] ?? "…";
+    let approvable = true;
+    if (event.type === "approval_request") {
+      // The input verbatim in <pre>; too long for one message, the full text goes first as a file.
+      const view = approvalView(event, APPROVAL_INLINE);
+      const attached = view.cut && (await this.#attachInput(view, event.tool));
+      approvable = canApprove(view, attached);
+      const notes = approvalNotes(view, attached).map((n) => toTelegramHtml(n)[0] ?? "");
+      html = [html, `<pre>${escapeHtml(view.shown || " ")}</pre>`, ...notes].join("\n\n");
+    }
     const url =
       event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
-    const keyboard = await cardKeyboard(event, url, this.#state);
+    const keyboard = await cardKeyboard(event, url, this.#state, approvable);
     const messageId = await this.#send(html, keyboard);
     return { messageId, html };
+  }
+
+  /** Send an approval's full input as a document (once); false when Telegram refused it. */
+  async #attachInput(view: ApprovalView, tool: string): Promise<boolean> {
+    if (this.#attachedInputs.has(view.fileName)) return true;
+    try {
+      await tgCall(() =>
+        this.#api.sendDocument(
+          this.#chatId,
+          new InputFile(Buffer.from(view.full, "utf8"), view.fileName),
+          {
+            caption: `Full input of the ${tool} call waiting for your approval`,
+            ...(this.#threadId !== undefined ? { message_thread_id: this.#threadId } : {}),
+          },
+        ),
+      );
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
+      return false;
+    }
+    this.#attachedInputs.add(view.fileName);
+    return true;
   }
 
   async closeCard(card: TgCard, _event: RequestEvent, line: string): Promise<void> {

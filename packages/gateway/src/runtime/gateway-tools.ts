@@ -1,0 +1,420 @@
+import {
+  type AgentEvent,
+  GatewayToolSpec,
+  inputDigest,
+  LobuError,
+  MAX_GATEWAY_TOOL_OUTPUT,
+  newId,
+  type RequestAnswer,
+  type ToolPolicy,
+  type WorkerToGateway,
+} from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { effectivePolicy } from "../agents/context.ts";
+import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import { type QueuedTurn, userKeyOf } from "../conversations/inbound.ts";
+import type { Origin } from "../platforms/adapter.ts";
+import type { WorkerConnection } from "../sandbox/driver.ts";
+import type { UserSettingsStore } from "../settings/user-settings.ts";
+import { approvalEvent } from "./approval-event.ts";
+import type { RequestRegistry } from "./requests.ts";
+
+/**
+ * Tools that run in the gateway, outside every sandbox (MCP tool calls and
+ * other gateway-side actions build on this). A worker offers them to the model
+ * as native tools and forwards each call over the control channel; the
+ * gateway — not the worker, which is untrusted — checks that the call comes
+ * from the running turn of that sandbox, applies the agent's tool policy with
+ * the person's settled answers, asks the person itself when the policy says
+ * "ask", and only then runs the tool. A worker that skips its own checks or
+ * claims an approval gets nothing it could not get by asking.
+ */
+
+/** What a gateway tool learns about the call it runs for. */
+export interface GatewayToolContext {
+  agentId: string;
+  sandboxId: string;
+  /** The person whose turn this is (`platform:workspace:user`). */
+  userKey: string;
+  origin: Origin;
+  messageId: string;
+  /** Aborted when the turn ends. */
+  signal: AbortSignal;
+}
+
+export interface GatewayToolDefinition<S extends z.ZodType = z.ZodType> {
+  /** Lower case, digits and `_`; not the name of a built-in tool. */
+  name: string;
+  /** For the model: what the tool does and when to use it. */
+  description: string;
+  /** The input, an object schema; what runs is exactly what it parsed (and what the person saw). */
+  input: S;
+  /**
+   * The policy when the agent's `[agents.<id>.policy] tools` does not name the
+   * tool (default "ask": it acts outside the sandbox). The agent's own default
+   * applies when it is stricter.
+   */
+  defaultPolicy?: ToolPolicy;
+  /** Run the call; the text goes back to the model. Throw to report a failure. */
+  execute(input: z.output<S>, ctx: GatewayToolContext): Promise<string>;
+}
+
+interface Registered {
+  def: GatewayToolDefinition;
+  spec: GatewayToolSpec;
+}
+
+/** What the turn runner tells the host about a turn it runs. */
+export interface TurnInfo {
+  sandboxId: string;
+  turnId: string;
+  turn: QueuedTurn;
+  connection: WorkerConnection;
+  /** Put an event into the turn's stream (event log and platform). */
+  emit(event: AgentEvent): void;
+  requestTimeoutMs: number;
+}
+
+interface RunningTurn extends TurnInfo {
+  ended: boolean;
+  abort: AbortController;
+  /** Calls being handled right now. */
+  inFlight: number;
+  /** Approvals this host waits on, by public request id. */
+  waits: Map<string, { settle(answer: RequestAnswer | null): void; timer: NodeJS.Timeout }>;
+  /** Every approval asked in this turn (expired at its end unless answered). */
+  asked: Set<string>;
+}
+
+type CallMessage = Extract<WorkerToGateway, { t: "gateway_tool_call" }>;
+type Outcome = { ok: true; output: string } | { ok: false; code: string; message: string };
+
+/** Names of the tools every worker has: a gateway tool may not take one. */
+const RESERVED = new Set([
+  "bash",
+  "read",
+  "write",
+  "edit",
+  "grep",
+  "find",
+  "ls",
+  "ask_user",
+  "request_capability",
+]);
+/** Calls one turn may have in flight at once (pi runs tools one by one; more is a flood). */
+const MAX_IN_FLIGHT = 4;
+const STRICTNESS: Record<ToolPolicy, number> = { allow: 0, ask: 1, deny: 2 };
+
+export interface GatewayToolHostDeps {
+  agents: AgentRegistry;
+  userSettings: UserSettingsStore;
+  requests: RequestRegistry;
+  audit: AuditLog;
+  log: Logger;
+}
+
+export class GatewayToolHost {
+  readonly #deps: GatewayToolHostDeps;
+  readonly #tools = new Map<string, Registered>();
+  readonly #running = new Map<string, RunningTurn>();
+  readonly #attached = new WeakSet<WorkerConnection>();
+
+  constructor(deps: GatewayToolHostDeps) {
+    this.#deps = deps;
+  }
+
+  /** Offer a tool to every agent (subject to its policy). Returns a function that removes it. */
+  register<S extends z.ZodType>(def: GatewayToolDefinition<S>): () => void {
+    const name = GatewayToolSpec.shape.name.safeParse(def.name);
+    if (!name.success || RESERVED.has(def.name)) {
+      throw new LobuError("invalid_gateway_tool", `"${def.name}" cannot name a gateway tool`, {
+        hint: "Use lower case letters, digits and _ (up to 64), and not the name of a built-in tool.",
+      });
+    }
+    if (this.#tools.has(def.name)) {
+      throw new LobuError(
+        "invalid_gateway_tool",
+        `a gateway tool "${def.name}" is already registered`,
+      );
+    }
+    const { $schema: _dialect, ...parameters } = z.toJSONSchema(def.input, {
+      io: "input",
+      unrepresentable: "any",
+    });
+    if (parameters.type !== "object") {
+      throw new LobuError(
+        "invalid_gateway_tool",
+        `the input of "${def.name}" must be an object schema`,
+      );
+    }
+    const spec = GatewayToolSpec.parse({
+      name: def.name,
+      description: def.description,
+      parameters,
+    });
+    const entry: Registered = { def: def as unknown as GatewayToolDefinition, spec };
+    this.#tools.set(def.name, entry);
+    return () => {
+      if (this.#tools.get(def.name) === entry) this.#tools.delete(def.name);
+    };
+  }
+
+  has(name: string): boolean {
+    return this.#tools.has(name);
+  }
+
+  names(): string[] {
+    return [...this.#tools.keys()];
+  }
+
+  /** The agent's policy for a gateway tool before the person's own answers. */
+  basePolicy(agent: AgentDefinition, name: string): ToolPolicy {
+    const own = agent.policy.tools[name];
+    if (own) return own;
+    const preferred = this.#tools.get(name)?.def.defaultPolicy ?? "ask";
+    const fallback = agent.policy.default;
+    return STRICTNESS[fallback] > STRICTNESS[preferred] ? fallback : preferred;
+  }
+
+  /** The policy for a gateway tool on a turn of `userKey`: the agent's, with the person's settled "ask". */
+  async policyFor(agent: AgentDefinition, userKey: string, name: string): Promise<ToolPolicy> {
+    const settings = await this.#deps.userSettings.get(agent.id, userKey);
+    const withBase: AgentDefinition = {
+      ...agent,
+      policy: {
+        ...agent.policy,
+        tools: { ...agent.policy.tools, [name]: this.basePolicy(agent, name) },
+      },
+    };
+    return effectivePolicy(withBase, settings.toolPolicy)[name] ?? "ask";
+  }
+
+  /** The gateway tools a turn may see (those its policy does not deny). */
+  async specsFor(turn: QueuedTurn): Promise<GatewayToolSpec[]> {
+    if (this.#tools.size === 0) return [];
+    const agent = await this.#deps.agents.require(turn.key.agentId);
+    const userKey = userKeyOf(turn.origin);
+    const specs: GatewayToolSpec[] = [];
+    for (const [name, { spec }] of this.#tools) {
+      if ((await this.policyFor(agent, userKey, name)) !== "deny") specs.push(spec);
+    }
+    return specs;
+  }
+
+  /**
+   * A turn starts on a sandbox: calls naming this turn are accepted until it
+   * ends (turn_end from the worker, or end()). The host listens on the
+   * worker's connection from now on, so calls outside any turn are refused.
+   */
+  begin(info: TurnInfo): void {
+    const previous = this.#running.get(info.sandboxId);
+    if (previous) this.#close(previous);
+    this.#running.set(info.sandboxId, {
+      ...info,
+      ended: false,
+      abort: new AbortController(),
+      inFlight: 0,
+      waits: new Map(),
+      asked: new Set(),
+    });
+    if (this.#attached.has(info.connection)) return;
+    this.#attached.add(info.connection);
+    const connection = info.connection;
+    connection.onMessage((msg) => {
+      if (msg.t === "turn_end") {
+        // From here on the turn is over, whatever the runner still has to do.
+        const run = this.#running.get(msg.sandboxId);
+        if (run && run.connection === connection && run.turnId === msg.turnId) this.#close(run);
+      } else if (msg.t === "gateway_tool_call") {
+        void this.#call(connection, msg).catch((err) =>
+          this.#deps.log.error({ err, sandboxId: msg.sandboxId }, "gateway tool call failed"),
+        );
+      }
+    });
+  }
+
+  /** The turn is over: its waiting approvals expire (their cards close) and later calls are refused. */
+  async end(sandboxId: string, turnId: string): Promise<void> {
+    const run = this.#running.get(sandboxId);
+    if (!run || run.turnId !== turnId) return;
+    this.#running.delete(sandboxId);
+    this.#close(run);
+    for (const requestId of run.asked) await this.#expire(run, requestId);
+  }
+
+  /** An answer to one of this host's approvals; false when it is not one (the worker's, then). */
+  deliverAnswer(sandboxId: string, requestId: string, answer: RequestAnswer): boolean {
+    const run = this.#running.get(sandboxId);
+    const wait = run?.waits.get(requestId);
+    if (!run || !wait) return false;
+    run.emit({
+      type: "request_resolved",
+      requestId,
+      outcome: answer.choice ?? "answered",
+      ...(answer.by ? { by: answer.by } : {}),
+    });
+    wait.settle(answer);
+    return true;
+  }
+
+  #close(run: RunningTurn): void {
+    run.ended = true;
+    run.abort.abort();
+    for (const wait of [...run.waits.values()]) wait.settle(null);
+  }
+
+  async #expire(run: RunningTurn, requestId: string): Promise<void> {
+    const expired = await this.#deps.requests.expire(requestId).catch(() => null);
+    if (expired) run.emit({ type: "request_resolved", requestId, outcome: "expired" });
+  }
+
+  async #call(connection: WorkerConnection, msg: CallMessage): Promise<void> {
+    const run = this.#running.get(msg.sandboxId);
+    const current =
+      run && !run.ended && run.connection === connection && run.turnId === msg.turnId
+        ? run
+        : undefined;
+    const outcome = current
+      ? await this.#run(current, msg)
+      : ({
+          ok: false,
+          code: "not_in_turn",
+          message: "gateway tools can only be called during the running turn of this sandbox",
+        } as const);
+    this.#deps.audit.record({
+      action: "gateway_tool.call",
+      actor: run ? userKeyOf(run.turn.origin) : "worker",
+      ...(run ? { agentId: run.turn.key.agentId } : {}),
+      sandboxId: msg.sandboxId,
+      details: { tool: msg.tool.slice(0, 64), outcome: outcome.ok ? "ran" : outcome.code },
+    });
+    connection.send({
+      t: "gateway_tool_result",
+      sandboxId: msg.sandboxId,
+      callId: msg.callId,
+      ...(outcome.ok
+        ? { ok: true, output: outcome.output }
+        : { ok: false, error: { code: outcome.code, message: outcome.message } }),
+    });
+  }
+
+  async #run(run: RunningTurn, msg: CallMessage): Promise<Outcome> {
+    const tool = this.#tools.get(msg.tool);
+    if (!tool)
+      return {
+        ok: false,
+        code: "unknown_tool",
+        message: `there is no gateway tool "${msg.tool.slice(0, 64)}"`,
+      };
+    if (run.inFlight >= MAX_IN_FLIGHT)
+      return {
+        ok: false,
+        code: "busy",
+        message: "too many gateway tool calls at once; call one at a time",
+      };
+    run.inFlight++;
+    try {
+      const parsed = tool.def.input.safeParse(msg.input);
+      if (!parsed.success) {
+        return {
+          ok: false,
+          code: "invalid_input",
+          message: `invalid input for ${tool.def.name}: ${z.prettifyError(parsed.error).slice(0, 2000)}`,
+        };
+      }
+      // What runs is exactly what was parsed and shown; nothing can change it in between.
+      const input = deepFreeze(structuredClone(parsed.data));
+      const agent = await this.#deps.agents.require(run.turn.key.agentId);
+      const policy = await this.policyFor(agent, userKeyOf(run.turn.origin), tool.def.name);
+      if (policy === "deny")
+        return {
+          ok: false,
+          code: "denied_by_policy",
+          message: `The ${tool.def.name} tool is disabled by this agent's policy.`,
+        };
+      if (policy === "ask") {
+        const answer = await this.#ask(run, tool.def.name, input);
+        const choice = answer?.choice;
+        if (choice !== "approve" && choice !== "always") {
+          return {
+            ok: false,
+            code: "not_approved",
+            message: `${answer ? `The user denied this action${answer.text ? ` (${answer.text})` : ""}.` : "No approval arrived in time."} The ${tool.def.name} call was not run; do not retry it unless the user asks.`,
+          };
+        }
+        if (answer?.inputDigest !== inputDigest(input))
+          return { ok: false, code: "not_approved", message: "the approval was for another input" };
+      }
+      if (run.ended)
+        return {
+          ok: false,
+          code: "not_in_turn",
+          message: "the turn ended before the call could run",
+        };
+      const output = await tool.def.execute(input, {
+        agentId: agent.id,
+        sandboxId: run.sandboxId,
+        userKey: userKeyOf(run.turn.origin),
+        origin: run.turn.origin,
+        messageId: run.turn.messageId,
+        signal: run.abort.signal,
+      });
+      return { ok: true, output: String(output).slice(0, MAX_GATEWAY_TOOL_OUTPUT) };
+    } catch (err) {
+      return {
+        ok: false,
+        code: "tool_failed",
+        message: `${tool.def.name} failed: ${(err as Error).message ?? String(err)}`.slice(0, 2000),
+      };
+    } finally {
+      run.inFlight--;
+    }
+  }
+
+  /** Ask the person, the same way as any approval card; null when nobody answered in time. */
+  async #ask(run: RunningTurn, tool: string, input: unknown): Promise<RequestAnswer | null> {
+    const requestId = newId("rq");
+    const event = approvalEvent(requestId, tool, input);
+    await this.#deps.requests.register(
+      {
+        requestId,
+        messageId: run.turn.messageId,
+        sandboxId: run.sandboxId,
+        agentId: run.turn.key.agentId,
+        origin: run.turn.origin,
+        event,
+      },
+      Math.max(3_600_000, run.requestTimeoutMs),
+    );
+    run.asked.add(requestId);
+    if (run.ended) {
+      await this.#expire(run, requestId);
+      return null;
+    }
+    return new Promise((resolve) => {
+      const settle = (answer: RequestAnswer | null) => {
+        const wait = run.waits.get(requestId);
+        if (!wait) return;
+        clearTimeout(wait.timer);
+        run.waits.delete(requestId);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => {
+        void this.#expire(run, requestId).finally(() => settle(null));
+      }, run.requestTimeoutMs);
+      timer.unref();
+      run.waits.set(requestId, { settle, timer });
+      run.emit(event);
+    });
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
