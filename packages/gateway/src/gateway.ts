@@ -21,7 +21,9 @@ import { TokenStore } from "./api/tokens.ts";
 import { AuditLog } from "./audit/log.ts";
 import { Inbound } from "./conversations/inbound.ts";
 import { Conversations } from "./conversations/records.ts";
+import { lockDataDir } from "./datadir/lock.ts";
 import { errorResponse } from "./http/errors.ts";
+import { assertPortFree, listenError } from "./http/port.ts";
 import type { PlatformAdapter } from "./platforms/adapter.ts";
 import { startAdapters } from "./platforms/registry.ts";
 import { ProviderRegistry, providerSecretName } from "./providers/registry.ts";
@@ -31,6 +33,7 @@ import { startEgress } from "./runtime/egress.ts";
 import { RequestRegistry } from "./runtime/requests.ts";
 import { SandboxManager } from "./runtime/sandbox-manager.ts";
 import { TurnRunner } from "./runtime/turn-runner.ts";
+import { leaveNothingMounted, releaseLeftovers } from "./sandbox/leftovers.ts";
 import { resolveMasterKey } from "./secrets/master-key.ts";
 import { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import { SecretStore } from "./secrets/store.ts";
@@ -54,6 +57,8 @@ export interface GatewayOptions {
   log?: Logger;
   /** Reports long startup steps (the CLI prints them). */
   progress?: (step: string) => void;
+  /** Abandon a start in progress (e.g. SIGTERM during startup): what was opened is closed again. */
+  signal?: AbortSignal;
 }
 
 export interface GatewaySummary {
@@ -107,13 +112,33 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const env = opts.env ?? process.env;
   const config = opts.config ?? LobuConfigSchema.parse({});
   const log = opts.log ?? createLogger("lobu-gateway");
-  const progress = opts.progress ?? (() => {});
+  // Every step is a point where an aborted start stops (and unwinds what it opened).
+  const progress = (step: string) => {
+    opts.signal?.throwIfAborted();
+    opts.progress?.(step);
+  };
   // Cross-references (an agent's provider and skills) are checked before anything is created.
   const providers = new ProviderRegistry(config, env);
   const skills = new SkillCatalog(config, opts.configPath);
   checkConfigReferences(config, providers, skills, opts.configPath);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Whatever a failed or aborted start opened is closed again, in reverse order.
+  await using startup = new AsyncDisposableStack();
+  // One gateway per data dir (see datadir/lock.ts); refused before anything is touched.
+  const lock = lockDataDir(dataDir);
+  startup.defer(() => lock.release());
+  const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
+  const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
+  // A busy port is found before the store, the proxy and the sandbox probe start.
+  await assertPortFree(host, port);
+  // The lock makes whatever is mounted under the data dir ours: a gateway that died
+  // without stopping its sandboxes left it.
+  const leftovers = await releaseLeftovers(dataDir, log);
+  if (leftovers.unmounted.length || leftovers.detached.length)
+    log.warn(leftovers, "released mounts a previous run left behind (it did not stop cleanly)");
+  // A start that fails or is aborted leaves nothing mounted either (e.g. its trial sandbox).
+  startup.defer(() => leaveNothingMounted(dataDir, log));
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
 
   const telemetry = startTelemetry({
@@ -121,6 +146,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     serviceName: config.telemetry.service_name,
     instanceId,
   });
+  startup.defer(() => telemetry.shutdown());
 
   progress(`opening ${config.store.driver} store`);
   let store: Store;
@@ -132,8 +158,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       });
     }
     store = await createStore({ driver: "redis", url, prefix: config.store.key_prefix });
+    startup.defer(() => store.close());
   } else {
     store = await createStore({ driver: "sqlite", path: resolve(dataDir, "lobu.db") });
+    startup.defer(() => store.close());
     // One gateway owns an SQLite file: leases left by a previous run are stale.
     const released = await store.queue.releaseAllLeases();
     if (released > 0)
@@ -194,8 +222,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       }),
   });
 
+  startup.defer(() => egress.close());
+
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
   const driver = await selectDriver({ config, dataDir, log, caBundlePath: egress.caBundlePath });
+  startup.defer(() => driver.driver.close());
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
@@ -236,6 +267,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await requests.start((sandboxId, requestId, answer) =>
     turnRunner.deliverAnswer(sandboxId, requestId, answer),
   );
+  startup.defer(() => requests.stop());
   const dispatcher = new Dispatcher({
     queue: store.queue,
     owner: instanceId,
@@ -258,8 +290,6 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
   });
 
-  const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
-  const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
   const services: GatewayServices = {
     config,
     configPath: opts.configPath,
@@ -316,11 +346,16 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   progress("starting platform adapters");
   for (const [platform, adapter] of await startAdapters(services, app, env))
     adapters.set(platform, adapter);
+  startup.defer(async () => {
+    for (const adapter of adapters.values()) await adapter.stop().catch(() => {});
+  });
 
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
-    s.once("error", reject);
+    s.once("error", (err) => reject(listenError(err, host, port)));
   });
+  startup.defer(() => new Promise<void>((r) => server.close(() => r())));
+  opts.signal?.throwIfAborted();
   const actualPort = (server.address() as AddressInfo).port;
   const displayHost =
     host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -333,6 +368,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   ).replace(/\/+$/, "");
 
   const bootstrap = await tokens.bootstrap(dataDir);
+  lock.describe({ url });
+  // Started: from here on, close() owns everything.
+  startup.move();
   dispatcher.start();
   log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
 
@@ -350,7 +388,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await requests.stop();
       await store.close();
       await telemetry.shutdown();
-    })();
+      // Every sandbox has stopped and unmounted its volume; anything still mounted
+      // (a sandbox that started while the gateway was stopping) goes now.
+      await leaveNothingMounted(dataDir, log);
+    })().finally(() => lock.release());
     return closing;
   };
 

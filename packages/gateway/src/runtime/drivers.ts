@@ -38,7 +38,7 @@ export function createDriver(
   };
   switch (name) {
     case "process":
-      return createProcessDriver({ stateDir, logger: sel.log, volumesRoot, ...confinement });
+      return createProcessDriver({ stateDir, logger: sel.log, ...confinement });
     case "host":
       return createHostDriver({ logger: sel.log });
     case "virtual":

@@ -32,6 +32,7 @@ import type {
   DriverProbe,
   EgressBinder,
   EgressBinding,
+  ExecCommand,
   ExecResult,
   ExitInfo,
   SandboxDriver,
@@ -56,7 +57,6 @@ import {
   mountLoopVolume,
   type QuotaMode,
   unmount,
-  unmountStale,
   volumeUsage,
 } from "./volume.ts";
 
@@ -93,12 +93,6 @@ export interface ProcessDriverOptions {
    * dir, config file...). The state dir and each volume's parent are always hidden.
    */
   hidePaths?: string[];
-  /**
-   * Parent of the volumes: disk images a previous run of the gateway left mounted
-   * there (it was killed) are unmounted when the driver starts. Its sandboxes died
-   * with it (bwrap --die-with-parent), so nothing uses them any more.
-   */
-  volumesRoot?: string;
   /** RLIMIT_NOFILE for sandboxes (default 4096). */
   maxOpenFiles?: number;
   /** Default grace between `shutdown` and SIGTERM in stop() (default 5 s). */
@@ -162,6 +156,8 @@ export class ProcessDriver implements SandboxDriver {
   readonly #running = new Map<string, Running>();
   readonly #starting = new Map<string, Promise<unknown>>();
   #setup?: Promise<Setup>;
+  /** After close(): nothing starts any more (a start racing the shutdown would leave its volume mounted). */
+  #closed = false;
 
   constructor(opts: ProcessDriverOptions) {
     this.#opts = opts;
@@ -254,14 +250,6 @@ export class ProcessDriver implements SandboxDriver {
         });
       } else quotaDetail = `${loop.detail}`;
     }
-    // Only with cgroups can a volume in use by a running sandbox be told apart.
-    const cgroups = detection.manager;
-    if (quota === "loop" && this.#opts.volumesRoot && cgroups)
-      await unmountStale(
-        this.#opts.volumesRoot,
-        (id) => cgroups.occupied(this.#cgroupName(id)),
-        this.#logger,
-      );
     const setup: Setup = {
       bwrap,
       shell: which("bash") ?? "/bin/sh",
@@ -317,6 +305,11 @@ export class ProcessDriver implements SandboxDriver {
     pool: boolean,
   ): Promise<SandboxInstance> {
     checkSandboxId(spec.id);
+    if (this.#closed)
+      throw new LobuError("sandbox_driver_closed", "the gateway is shutting down", {
+        status: 503,
+        hint: "Send the message again once the gateway is back.",
+      });
     if (this.#running.has(spec.id) || this.#starting.has(spec.id))
       throw new LobuError(
         "sandbox_running",
@@ -721,7 +714,7 @@ export class ProcessDriver implements SandboxDriver {
 
   async exec(
     id: string,
-    command: string,
+    command: ExecCommand,
     opts: { timeoutMs?: number; onData?: (chunk: string) => void } = {},
   ): Promise<ExecResult> {
     const rec = this.#running.get(id);
@@ -773,9 +766,12 @@ export class ProcessDriver implements SandboxDriver {
       ...env,
       "/bin/sh",
       "-c",
-      `cd ${SANDBOX_WORKSPACE} || exit 1; eval "$1"`,
+      // A program and its arguments are exec'd as they are; a command line is the shell's.
+      typeof command === "string"
+        ? `cd ${SANDBOX_WORKSPACE} || exit 1; eval "$1"`
+        : `cd ${SANDBOX_WORKSPACE} || exit 1; exec "$@"`,
       "lobu-exec",
-      command,
+      ...(typeof command === "string" ? [command] : command),
     ];
     const argv = [
       ...(setup.root ? [setup.setpriv, "--clear-groups", "--"] : []),
@@ -809,7 +805,11 @@ export class ProcessDriver implements SandboxDriver {
     };
     child.stdout.on("data", onChunk);
     child.stderr.on("data", onChunk);
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, opts.timeoutMs ?? 60_000);
     const exitCode = await new Promise<number | null>((resolve) => {
       child.on("error", (err) => {
         output += err.message;
@@ -827,7 +827,7 @@ export class ProcessDriver implements SandboxDriver {
       child.on("close", (code) => resolve(code));
     });
     clearTimeout(timer);
-    return { exitCode, output };
+    return { exitCode: timedOut ? null : exitCode, output, ...(timedOut ? { timedOut } : {}) };
   }
 
   async probe(): Promise<DriverProbe> {
@@ -903,6 +903,7 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#starting.values()].map((p) => p.catch(() => {})));
     await Promise.all(
       this.running().map((id) => this.stop(id, { graceMs: 2000, reason: "stopped" })),
