@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { LobuError } from "@lobu/core";
+import { startTicks } from "../sandbox/proc.ts";
 
 /**
  * One gateway per data dir. Two gateways sharing one would both lease the same
@@ -50,19 +51,6 @@ export interface DataDirLock {
   /** Add facts to the holder record (e.g. the URL once listening). */
   describe(more: Partial<Pick<LockHolder, "url">>): void;
   release(): void;
-}
-
-/** The start time of `pid` from /proc (field 22 of stat), where there is a /proc. */
-function startTicks(pid: number | "self"): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses: count from its end.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[19]);
-    return Number.isFinite(ticks) ? ticks : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function alive(pid: number): boolean {

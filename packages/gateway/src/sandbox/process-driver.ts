@@ -48,7 +48,14 @@ import {
   type WorkerLaunchConfig,
   type WorkerLauncher,
 } from "./launcher.ts";
-import { descendants, processTable, signalPids, treeUsage } from "./proc.ts";
+import {
+  descendants,
+  processTable,
+  signalPids,
+  signalSame,
+  startTicks,
+  treeUsage,
+} from "./proc.ts";
 import { probeProcessDriver } from "./process-probe.ts";
 import { seccompProgram } from "./seccomp.ts";
 import {
@@ -139,6 +146,8 @@ interface Running {
   binding: EgressBinding;
   /** Host pid of the sandbox's pid 1 (bwrap's init), from --info-fd. */
   initPid?: number;
+  /** Its start time: once the init has exited, its pid may belong to any other process. */
+  initStart?: number;
   quota: QuotaMode;
   /** A pool process of the virtual driver: all volumes mounted, no disk quota of its own. */
   pool: boolean;
@@ -380,6 +389,7 @@ export class ProcessDriver implements SandboxDriver {
         pool,
       );
       const initPid = await launched.initPid;
+      const initStart = initPid ? startTicks(initPid) : undefined;
       const rec: Running = {
         spec,
         launched: launched.worker,
@@ -388,6 +398,7 @@ export class ProcessDriver implements SandboxDriver {
         cgroup,
         binding,
         initPid,
+        initStart,
         quota: setup.quota,
         pool,
         timers: [],
@@ -578,8 +589,14 @@ export class ProcessDriver implements SandboxDriver {
     };
   }
 
+  /** The sandbox's init is still the process it was (not exited, its pid not reused). */
+  #initAlive(rec: Running): boolean {
+    return rec.initPid !== undefined && startTicks(rec.initPid) === rec.initStart;
+  }
+
   async #cleanup(rec: Running, log: Logger): Promise<void> {
-    if (rec.initPid) signalPids([rec.initPid], "SIGKILL");
+    // Normally gone by now: the outer bwrap exited. Never a blind kill of its pid.
+    if (rec.initPid) signalSame(rec.initPid, rec.initStart, "SIGKILL");
     const steps: Array<[string, () => Promise<unknown>]> = [
       ["cgroup", async () => rec.cgroup?.destroy()],
       [
@@ -669,8 +686,7 @@ export class ProcessDriver implements SandboxDriver {
    * first would orphan the init to the host's pid 1).
    */
   async #kill(rec: Running): Promise<void> {
-    if (rec.initPid) {
-      signalPids([rec.initPid], "SIGKILL");
+    if (rec.initPid && signalSame(rec.initPid, rec.initStart, "SIGKILL")) {
       const gone = await Promise.race([
         rec.launched.exited.then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
@@ -697,7 +713,7 @@ export class ProcessDriver implements SandboxDriver {
       rec.launched.connection.send({ t: "shutdown" });
       if (await within(grace)) return;
       // Ask everything inside (not bwrap itself: it would take the sandbox down at once).
-      if (rec.initPid) {
+      if (rec.initPid && this.#initAlive(rec)) {
         const inside = descendants(await processTable(), rec.initPid).filter(
           (e) => e.pid !== rec.initPid,
         );
@@ -718,7 +734,8 @@ export class ProcessDriver implements SandboxDriver {
     opts: { timeoutMs?: number; onData?: (chunk: string) => void } = {},
   ): Promise<ExecResult> {
     const rec = this.#running.get(id);
-    if (!rec?.initPid)
+    // (An init that has exited leaves a pid that may name another process's namespaces.)
+    if (!rec?.initPid || !this.#initAlive(rec))
       throw new LobuError("sandbox_not_running", `sandbox ${id} is not running`, {
         status: 404,
         hint: "Start it (send it a message) and try again.",
