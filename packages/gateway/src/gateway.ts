@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
 import {
   createLogger,
+  errorMessage,
   type LobuConfig,
   LobuConfig as LobuConfigSchema,
   LobuError,
@@ -123,11 +124,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   checkConfigReferences(config, providers, skills, opts.configPath);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // Whatever a failed or aborted start opened is closed again, in reverse order.
+  // Whatever a failed or aborted start opened is closed again, in reverse order
+  // (a cleanup that fails is logged: the error to report is the one that stopped the start).
   await using startup = new AsyncDisposableStack();
+  const onFailure = (undo: () => unknown) =>
+    startup.defer(async () => {
+      await Promise.resolve()
+        .then(undo)
+        .catch((err) => log.warn({ err: errorMessage(err) }, "cleanup after a failed start"));
+    });
   // One gateway per data dir (see datadir/lock.ts); refused before anything is touched.
   const lock = lockDataDir(dataDir);
-  startup.defer(() => lock.release());
+  onFailure(() => lock.release());
   const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
   const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
   // A busy port is found before the store, the proxy and the sandbox probe start.
@@ -138,7 +146,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   if (leftovers.unmounted.length || leftovers.detached.length)
     log.warn(leftovers, "released mounts a previous run left behind (it did not stop cleanly)");
   // A start that fails or is aborted leaves nothing mounted either (e.g. its trial sandbox).
-  startup.defer(() => leaveNothingMounted(dataDir, log));
+  onFailure(() => leaveNothingMounted(dataDir, log));
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
 
   const telemetry = startTelemetry({
@@ -146,7 +154,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     serviceName: config.telemetry.service_name,
     instanceId,
   });
-  startup.defer(() => telemetry.shutdown());
+  onFailure(() => telemetry.shutdown());
 
   progress(`opening ${config.store.driver} store`);
   let store: Store;
@@ -158,10 +166,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       });
     }
     store = await createStore({ driver: "redis", url, prefix: config.store.key_prefix });
-    startup.defer(() => store.close());
+    onFailure(() => store.close());
   } else {
     store = await createStore({ driver: "sqlite", path: resolve(dataDir, "lobu.db") });
-    startup.defer(() => store.close());
+    onFailure(() => store.close());
     // One gateway owns an SQLite file: leases left by a previous run are stale.
     const released = await store.queue.releaseAllLeases();
     if (released > 0)
@@ -222,11 +230,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       }),
   });
 
-  startup.defer(() => egress.close());
+  onFailure(() => egress.close());
 
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
   const driver = await selectDriver({ config, dataDir, log, caBundlePath: egress.caBundlePath });
-  startup.defer(() => driver.driver.close());
+  onFailure(() => driver.driver.close());
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
@@ -267,7 +275,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   await requests.start((sandboxId, requestId, answer) =>
     turnRunner.deliverAnswer(sandboxId, requestId, answer),
   );
-  startup.defer(() => requests.stop());
+  onFailure(() => requests.stop());
   const dispatcher = new Dispatcher({
     queue: store.queue,
     owner: instanceId,
@@ -346,7 +354,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   progress("starting platform adapters");
   for (const [platform, adapter] of await startAdapters(services, app, env))
     adapters.set(platform, adapter);
-  startup.defer(async () => {
+  onFailure(async () => {
     for (const adapter of adapters.values()) await adapter.stop().catch(() => {});
   });
 
@@ -354,7 +362,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
     s.once("error", (err) => reject(listenError(err, host, port)));
   });
-  startup.defer(() => new Promise<void>((r) => server.close(() => r())));
+  onFailure(() => new Promise<void>((r) => server.close(() => r())));
   opts.signal?.throwIfAborted();
   const actualPort = (server.address() as AddressInfo).port;
   const displayHost =

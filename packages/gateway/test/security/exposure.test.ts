@@ -126,8 +126,11 @@ PY`;
       .trim()
       .split("\n")
       .filter((l) => /^\d+ /.test(l));
-    // pid 1 is bwrap's init; the worker is the node process.
-    const worker = rows.find((l) => / \S*\/node /.test(l));
+    // pid 1 is bwrap's init (its command line names node too, further on); the worker
+    // is the process whose program is node, running the worker's entry point.
+    const worker = rows.find((l) =>
+      /placeholders=\d+ \S*\/node .*packages\/worker\/src\/main\.ts/.test(l),
+    );
     expect(worker, output).toBeDefined();
     // The scan worked: the worker's memory was read and holds its placeholders.
     expect(worker).toMatch(/scanned=[1-9]\d{6,}/);
