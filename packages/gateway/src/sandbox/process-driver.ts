@@ -832,16 +832,19 @@ export class ProcessDriver implements SandboxDriver {
         output += err.message;
         resolve(null);
       });
+      // Like a shell: a command ended by signal N exits with 128+N.
+      const finished = (code: number | null, signal: NodeJS.Signals | null) =>
+        resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : null));
       // Background processes the command left behind may hold its output open:
       // wait for the exit, give the streams a moment, then stop reading.
-      child.on("exit", (code) =>
+      child.on("exit", (code, signal) =>
         setTimeout(() => {
           child.stdout.destroy();
           child.stderr.destroy();
-          resolve(code);
+          finished(code, signal);
         }, 100),
       );
-      child.on("close", (code) => resolve(code));
+      child.on("close", (code, signal) => finished(code, signal));
     });
     clearTimeout(timer);
     return { exitCode: timedOut ? null : exitCode, output, ...(timedOut ? { timedOut } : {}) };

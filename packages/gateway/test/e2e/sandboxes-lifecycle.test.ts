@@ -181,6 +181,9 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
         "ls blob.bin | wc -l; exit 3",
       ]);
       expect(shell).toMatchObject({ code: 3, stdout: "1\n" });
+      // A command ended by a signal exits like a shell says: 128+N.
+      const killed = await w.cli(["sandboxes", "exec", s.id, "--shell", "kill -TERM $$"]);
+      expect(killed.code).toBe(143);
       const late = await w.cli(["sandboxes", "exec", s.id, "--timeout", "1", "--", "sleep", "30"]);
       expect(late.code).toBe(124);
       expect(late.stderr).toMatch(/did not finish within 1s/);
