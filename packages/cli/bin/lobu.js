@@ -23,5 +23,13 @@ if (major >= 24) {
   }
   const child = spawn(node, [process.argv[1], ...process.argv.slice(2)], { stdio: "inherit" });
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => child.kill(sig));
+  // Under npm (npx, npm start), a SIGTERM to npm reaches only npm's `sh -c`: when
+  // that parent goes away, stop the command as if it had been signalled.
+  if (process.env.npm_execpath) {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) child.kill("SIGTERM");
+    }, 500).unref();
+  }
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }

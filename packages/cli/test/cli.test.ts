@@ -1,12 +1,19 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
-import { LOBU_BIN } from "@lobu/testkit";
+import { LOBU_BIN, startGatewayProcess } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
+import { type Check, verdict } from "../src/commands/doctor.ts";
+import { allCommands, buildProgram } from "../src/program.ts";
 
-function lobu(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+function lobu(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [LOBU_BIN, ...args], {
       cwd: opts.cwd,
@@ -17,9 +24,20 @@ function lobu(args: string[], opts: { cwd?: string; env?: Record<string, string>
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    // "close", not "exit": at "exit" the last output may still be unread in the pipes.
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** A TCP port something else listens on (closed by the returned function). */
+async function busyPort(): Promise<{ port: number; close: () => void }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+}
+
+/** A gateway with the unisolated driver: these tests are about the CLI, not sandboxes. */
+const HOST_DRIVER = '[sandbox]\ndriver = "host"\nallow_unsandboxed = true\n';
 
 describe("lobu CLI", () => {
   it("explains itself with --help", async () => {
@@ -28,9 +46,37 @@ describe("lobu CLI", () => {
     for (const cmd of ["init", "run", "chat", "doctor", "sandboxes", "token", "answer", "agents"]) {
       expect(r.stdout).toContain(cmd);
     }
+    // Command groups show their subcommands, exec included.
+    expect(r.stdout).toMatch(/^ {2}sandboxes list\|stop\|reset\|exec /m);
+    expect(r.stdout).toMatch(/^ {2}token create\|list\|revoke /m);
     const chat = await lobu(["chat", "--help"]);
     expect(chat.stdout).toContain("--message");
     expect(chat.stdout).toContain("--gateway");
+    const link = await lobu(["settings-link", "--help"]);
+    expect(link.stdout).toMatch(/-u, --user <id> +the user \(required\)/);
+  });
+
+  it("every command's --help lists its subcommands, marks required options and describes its arguments", () => {
+    const program = buildProgram(() => async () => {});
+    const rootHelp = program.helpInformation();
+    for (const cmd of allCommands(program)) {
+      const help = cmd.helpInformation();
+      const name = cmd.name();
+      for (const sub of cmd.commands) {
+        expect(help, `${name} --help`).toContain(sub.name());
+        if (cmd === program) continue;
+        // A group's subcommands are visible from the top level too.
+        expect(rootHelp, `lobu --help lists ${name} ${sub.name()}`).toMatch(
+          new RegExp(`^ {2}${name} [a-z|-]*\\b${sub.name()}\\b`, "m"),
+        );
+      }
+      for (const opt of cmd.options) {
+        expect(opt.description, `${name} ${opt.flags}`).not.toBe("");
+        if (opt.mandatory) expect(opt.description, `${name} ${opt.flags}`).toMatch(/\(required\)$/);
+      }
+      for (const arg of cmd.registeredArguments)
+        expect(arg.description, `${name} <${arg.name()}>`).not.toBe("");
+    }
   });
 
   it("rejects unknown commands with a pointer to --help", async () => {
@@ -50,6 +96,23 @@ describe("lobu CLI", () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already exist; use --force/);
     expect((await lobu(["init", dir, "--force"])).code).toBe(0);
+  });
+
+  it("init creates a missing directory and says how to go on with npx", async () => {
+    const parent = mkdtempSync(join(tmpdir(), "lobu-init-"));
+    const r = await lobu(["init", "new/project"], { cwd: parent });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(() =>
+      parseConfig(readFileSync(join(parent, "new/project/lobu.toml"), "utf8")),
+    ).not.toThrow();
+    expect(r.stdout).toContain("put a provider key in new/project/.env");
+    expect(r.stdout).toContain("`cd new/project && npx lobu run`");
+    expect(r.stdout).toContain("`npx lobu chat`");
+    writeFileSync(join(parent, "file"), "");
+    const notDir = await lobu(["init", "file"], { cwd: parent });
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toMatch(/exists and is not a directory/);
   });
 
   it("chat without a token says where to get one", async () => {
@@ -92,6 +155,11 @@ describe("lobu CLI", () => {
     expect(r.stdout).toMatch(/✓ store: redis reachable/);
     // The test Redis runs without an append-only file: doctor says so (a warning, not a failure).
     expect(r.stdout).toMatch(/^! store: .*appendonly/m);
+    // Warnings are counted in the verdict, never "all checks passed".
+    expect(r.stdout).not.toMatch(/All checks passed/);
+    expect(r.stdout.trim().split("\n").at(-1)).toMatch(
+      /^(No problems, \d+ warnings? \(!\): Lobu runs|\d+ problems? \(✗\) and \d+ warnings? \(!\))/,
+    );
     const bad = join(dir, "bad");
     mkdirSync(bad);
     writeFileSync(
@@ -112,6 +180,149 @@ describe("lobu CLI", () => {
   });
 });
 
+describe("doctor's verdict", () => {
+  const checks = (...levels: Check["level"][]): Check[] =>
+    levels.map((level, i) => ({ level, title: `check ${i}` }));
+  it("says all passed only when nothing warned, and counts warnings and problems", () => {
+    expect(verdict(checks("ok", "ok"))).toBe("All checks passed.");
+    expect(verdict(checks("ok", "warn"))).toBe(
+      "No problems, 1 warning (!): Lobu runs, but read the warnings above.",
+    );
+    expect(verdict(checks("warn", "fail", "warn", "fail"))).toBe(
+      "2 problems (✗) and 2 warnings (!): fix the problems before `lobu run`.",
+    );
+  });
+});
+
+describe("lobu run", () => {
+  it("refuses a data dir another gateway uses, naming it, before touching anything", async () => {
+    const gw = await startGatewayProcess({ toml: HOST_DRIVER });
+    try {
+      const config = join(gw.dataDir, "lobu.toml");
+      const r = await lobu(["run", "--config", config, "--data-dir", gw.dataDir, "--port", "0"], {
+        cwd: gw.dataDir,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `lobu: the data dir ${gw.dataDir} is in use by a gateway (pid ${gw.child.pid}, since`,
+      );
+      expect(r.stderr).toContain(`, ${gw.url})`);
+      expect(r.stderr).toMatch(
+        /hint: Stop it first \(kill \d+\), or give this one a data dir of its own/,
+      );
+      // Refused first: no store opened, no proxy started, no sandbox probed.
+      expect(r.stderr).not.toMatch(/opening|egress|sandbox driver/);
+      expect(r.stdout).toBe("");
+      // The first gateway is unharmed.
+      expect((await gw.api("/readyz")).status).toBe(200);
+
+      // Master-key rotation respects the same lock: it must not run under a gateway.
+      const rotate = await lobu(["master-key", "rotate", "--data-dir", gw.dataDir], {
+        cwd: gw.dataDir,
+        env: { LOBU_MASTER_KEY: "" },
+      });
+      expect(rotate.code).toBe(1);
+      expect(rotate.stderr).toMatch(/is in use by a gateway \(pid \d+/);
+      expect(existsSync(join(gw.dataDir, "master.key.next"))).toBe(false);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it("fails at once on a busy port, before opening the store, and suggests --port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-port-"));
+    const busy = await busyPort();
+    try {
+      const r = await lobu(["run", "--data-dir", join(dir, "data"), "--port", String(busy.port)], {
+        cwd: dir,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`lobu: port ${busy.port} on 127.0.0.1 is already in use`);
+      expect(r.stderr).toContain(`\`lobu run --port ${busy.port + 1}\``);
+      expect(r.stderr).not.toMatch(/opening|egress|sandbox driver/);
+      expect(existsSync(join(dir, "data", "lobu.db"))).toBe(false);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("prints its startup summary as one block, the log lines after it (readable or JSON)", async () => {
+    for (const format of ["pretty", "json"] as const) {
+      const dir = mkdtempSync(join(tmpdir(), "lobu-banner-"));
+      writeFileSync(join(dir, "lobu.toml"), HOST_DRIVER);
+      // stdout and stderr into one pipe, as a terminal shows them.
+      const child = spawn(
+        "sh",
+        [
+          "-c",
+          'exec "$@" 2>&1',
+          "sh",
+          process.execPath,
+          LOBU_BIN,
+          "run",
+          "--data-dir",
+          join(dir, "data"),
+          "--port",
+          "0",
+        ],
+        { cwd: dir, env: { ...process.env, LOBU_LOG_LEVEL: "info", LOBU_LOG_FORMAT: format } },
+      );
+      let out = "";
+      await new Promise<void>((started) =>
+        child.stdout.on("data", (d) => {
+          out += d;
+          if (/gateway started/.test(out)) started();
+        }),
+      );
+      const closed = new Promise((r) => child.once("close", r));
+      child.kill("SIGTERM");
+      await closed;
+      const lines = out.split("\n");
+      const first = lines.findIndex((l) => l.startsWith("Lobu gateway listening on"));
+      const last = lines.findIndex((l) => l.startsWith("Try: npx lobu chat"));
+      expect(first, out).toBeGreaterThan(-1);
+      expect(last - first, out).toBeGreaterThan(5);
+      for (const line of lines.slice(first + 1, last)) expect(line, out).toMatch(/^ {2}[a-z]/);
+      const logs = lines.slice(last + 1).filter((l) => /gateway started/.test(l));
+      expect(logs, out).toHaveLength(1);
+      if (format === "pretty") {
+        expect(logs[0]).toMatch(
+          /^\d\d:\d\d:\d\d INFO {2}gateway started url=http:\/\/127\.0\.0\.1:\d+ /,
+        );
+        expect(out).not.toMatch(/^\{/m);
+      } else {
+        expect(JSON.parse(logs[0]!)).toMatchObject({ level: 30, msg: "gateway started" });
+      }
+    }
+  });
+});
+
+describe("lobu agents", () => {
+  it("shows the provider and model an agent without its own uses, marked (default)", async () => {
+    const gw = await startGatewayProcess({
+      toml: HOST_DRIVER,
+      env: { ANTHROPIC_API_KEY: "sk-ant-agents-test-0123456789", OPENAI_API_KEY: undefined },
+    });
+    try {
+      const r = await lobu(["agents", "--gateway", gw.url, "--token", gw.token]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(
+        /^default +default +anthropic \(default\) +claude-sonnet-4-5 \(default\) +implicit/m,
+      );
+      const json = JSON.parse(
+        (await lobu(["agents", "--json", "--gateway", gw.url, "--token", gw.token])).stdout,
+      ) as { id: string; provider?: string; effective: { provider: string; model: string } }[];
+      expect(json[0]).toMatchObject({
+        id: "default",
+        effective: { provider: "anthropic", model: "claude-sonnet-4-5" },
+      });
+      expect(json[0]!.provider).toBeUndefined();
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
 describe("lobu master-key rotate", () => {
   it("re-encrypts every secret under a new key and keeps the old key aside", async () => {
     const { createStore, resolveMasterKey, SecretStore } = await import("@lobu/gateway");
@@ -127,7 +338,17 @@ describe("lobu master-key rotate", () => {
     await new SecretStore(store.kv, old.key).set(ref, "sk-rotate-me-0123456789");
     await store.close();
 
-    const r = await lobu(["master-key", "rotate", "--data-dir", dataDir], { cwd: dir, env });
+    // Something unrelated answers on the port lobu.toml names: not a gateway on this data dir.
+    const other = createHttpServer((_req, res) => res.end('{"ok":true}'));
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", () => r()));
+    writeFileSync(
+      join(dir, "lobu.toml"),
+      `[gateway]\nport = ${(other.address() as AddressInfo).port}\n`,
+    );
+    const r = await lobu(["master-key", "rotate", "--data-dir", dataDir], {
+      cwd: dir,
+      env,
+    }).finally(() => other.close());
     expect(r.stderr).toMatch(/1 re-encrypted/);
     expect(r.code).toBe(0);
     expect(existsSync(join(dataDir, "master.key.previous"))).toBe(true);

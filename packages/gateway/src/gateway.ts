@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
 import {
   createLogger,
+  errorMessage,
   type LobuConfig,
   LobuConfig as LobuConfigSchema,
   LobuError,
@@ -22,7 +23,9 @@ import { TokenStore } from "./api/tokens.ts";
 import { AuditLog } from "./audit/log.ts";
 import { Inbound } from "./conversations/inbound.ts";
 import { Conversations } from "./conversations/records.ts";
+import { lockDataDir } from "./datadir/lock.ts";
 import { errorResponse } from "./http/errors.ts";
+import { assertPortFree, listenError } from "./http/port.ts";
 import type { PlatformAdapter } from "./platforms/adapter.ts";
 import { startAdapters } from "./platforms/registry.ts";
 import { modelLimitsFor } from "./providers/model-limits.ts";
@@ -36,6 +39,7 @@ import { RequestRegistry } from "./runtime/requests.ts";
 import { SandboxManager } from "./runtime/sandbox-manager.ts";
 import { TurnRunner } from "./runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "./sandbox/launcher.ts";
+import { leaveNothingMounted, releaseLeftovers } from "./sandbox/leftovers.ts";
 import { resolveMasterKey } from "./secrets/master-key.ts";
 import { PlaceholderRegistry } from "./secrets/placeholders.ts";
 import { SecretStore } from "./secrets/store.ts";
@@ -62,6 +66,8 @@ export interface GatewayOptions {
   progress?: (step: string) => void;
   /** How workers are started (embedding, tests); default: this checkout's worker. */
   worker?: WorkerLaunchConfig;
+  /** Abandon a start in progress (e.g. SIGTERM during startup): what was opened is closed again. */
+  signal?: AbortSignal;
 }
 
 export interface GatewaySummary {
@@ -140,7 +146,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const env = opts.env ?? process.env;
   const config = opts.config ?? LobuConfigSchema.parse({});
   const log = opts.log ?? createLogger("lobu-gateway");
-  const progress = opts.progress ?? (() => {});
+  // Every step is a point where an aborted start stops (and unwinds what it opened).
+  const progress = (step: string) => {
+    opts.signal?.throwIfAborted();
+    opts.progress?.(step);
+  };
   // Cross-references (an agent's provider and skills) are checked before anything is created.
   const providers = new ProviderRegistry(config, env);
   const skills = new SkillCatalog(config, opts.configPath);
@@ -150,6 +160,29 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const limits = serverLimits(config);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Whatever a failed or aborted start opened is closed again, in reverse order
+  // (a cleanup that fails is logged: the error to report is the one that stopped the start).
+  await using startup = new AsyncDisposableStack();
+  const onFailure = (undo: () => unknown) =>
+    startup.defer(async () => {
+      await Promise.resolve()
+        .then(undo)
+        .catch((err) => log.warn({ err: errorMessage(err) }, "cleanup after a failed start"));
+    });
+  // One gateway per data dir (see datadir/lock.ts); refused before anything is touched.
+  const lock = lockDataDir(dataDir);
+  onFailure(() => lock.release());
+  const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
+  const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
+  // A busy port is found before the store, the proxy and the sandbox probe start.
+  await assertPortFree(host, port);
+  // The lock makes whatever is mounted under the data dir ours: a gateway that died
+  // without stopping its sandboxes left it.
+  const leftovers = await releaseLeftovers(dataDir, log);
+  if (leftovers.unmounted.length || leftovers.detached.length)
+    log.warn(leftovers, "released mounts a previous run left behind (it did not stop cleanly)");
+  // A start that fails or is aborted leaves nothing mounted either (e.g. its trial sandbox).
+  onFailure(() => leaveNothingMounted(dataDir, log));
   const instanceId = `${hostname()}:${process.pid}:${newId("gw").slice(-6)}`;
 
   const telemetry = startTelemetry({
@@ -157,6 +190,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     serviceName: config.telemetry.service_name,
     instanceId,
   });
+  onFailure(() => telemetry.shutdown());
 
   progress(`opening ${config.store.driver} store`);
   let store: Store;
@@ -168,8 +202,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       });
     }
     store = await createStore({ driver: "redis", url, prefix: config.store.key_prefix });
+    onFailure(() => store.close());
   } else {
     store = await createStore({ driver: "sqlite", path: resolve(dataDir, "lobu.db") });
+    onFailure(() => store.close());
     // One gateway owns an SQLite file: leases left by a previous run are stale.
     const released = await store.queue.releaseAllLeases();
     if (released > 0)
@@ -263,6 +299,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     },
   });
 
+  onFailure(() => egress.close());
+
   progress(`checking the ${config.sandbox.driver} sandbox driver`);
   const driver = await selectDriver({
     config,
@@ -271,6 +309,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     caBundlePath: egress.caBundlePath,
     worker: opts.worker,
   });
+  onFailure(() => driver.driver.close());
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
@@ -315,6 +354,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
       turnRunner.deliverAnswer(sandboxId, requestId, answer),
   );
+  onFailure(() => requests.stop());
   const dispatcher = new Dispatcher({
     queue: store.queue,
     owner: instanceId,
@@ -337,8 +377,6 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
   });
 
-  const host = opts.host ?? env.LOBU_HOST ?? config.gateway.host;
-  const port = opts.port ?? (env.LOBU_PORT ? Number(env.LOBU_PORT) : config.gateway.port);
   const services: GatewayServices = {
     config,
     configPath: opts.configPath,
@@ -397,13 +435,18 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   progress("starting platform adapters");
   for (const [platform, adapter] of await startAdapters(services, app, env))
     adapters.set(platform, adapter);
+  onFailure(async () => {
+    for (const adapter of adapters.values()) await adapter.stop().catch(() => {});
+  });
 
   const server: ServerType = await new Promise((resolveServer, reject) => {
     const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions: limits }, () =>
       resolveServer(s),
     );
-    s.once("error", reject);
+    s.once("error", (err) => reject(listenError(err, host, port)));
   });
+  onFailure(() => new Promise<void>((r) => server.close(() => r())));
+  opts.signal?.throwIfAborted();
   const actualPort = (server.address() as AddressInfo).port;
   const displayHost =
     host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
@@ -416,6 +459,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   ).replace(/\/+$/, "");
 
   const bootstrap = await tokens.bootstrap(dataDir);
+  lock.describe({ url });
+  // Started: from here on, close() owns everything.
+  startup.move();
   dispatcher.start();
   log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
 
@@ -433,7 +479,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await requests.stop();
       await store.close();
       await telemetry.shutdown();
-    })();
+      // Every sandbox has stopped and unmounted its volume; anything still mounted
+      // (a sandbox that started while the gateway was stopping) goes now.
+      await leaveNothingMounted(dataDir, log);
+    })().finally(() => lock.release());
     return closing;
   };
 

@@ -1,4 +1,12 @@
 export type { AgentDefinition } from "./agents/registry.ts";
+export {
+  type DataDirLock,
+  describeHolder,
+  type LockHolder,
+  lockDataDir,
+  lockDataDirShared,
+  lockHolder,
+} from "./datadir/lock.ts";
 export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } from "./gateway.ts";
 export type { InboundMessage, Origin, PlatformAdapter } from "./platforms/adapter.ts";
 export { ProviderRegistry } from "./providers/registry.ts";

@@ -1,5 +1,6 @@
 export * from "./harness/gateway-process.ts";
 export * from "./harness/leaks.ts";
+export * from "./harness/mounts.ts";
 export * from "./harness/procfs.ts";
 export * from "./harness/sse.ts";
 export * from "./llm/server.ts";

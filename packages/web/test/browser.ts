@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium } from "playwright-core";
@@ -9,7 +10,14 @@ import { type Browser, chromium } from "playwright-core";
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const WEB_DIR = resolve(HERE, "..");
 export const REPO_ROOT = resolve(WEB_DIR, "../..");
-export const SCREENSHOTS = join(REPO_ROOT, "docs/images");
+/**
+ * Where the browser tests save screenshots: a temporary directory, so a test run
+ * never rewrites tracked files. `npm run screenshots` points it at docs/images
+ * (LOBU_SCREENSHOTS_DIR) to refresh the documentation's pictures on purpose.
+ */
+export const SCREENSHOTS = process.env.LOBU_SCREENSHOTS_DIR
+  ? resolve(process.env.LOBU_SCREENSHOTS_DIR)
+  : join(tmpdir(), "lobu-screenshots");
 const CHROMIUM = process.env.LOBU_CHROMIUM ?? "/usr/bin/chromium";
 
 export async function launchChromium(): Promise<Browser> {

@@ -1,13 +1,18 @@
 import type { Command } from "commander";
 import { CliError, GatewayClient, resolveClient } from "../client.ts";
-
-type Runner = (fn: () => number | Promise<number>) => () => Promise<void>;
+import type { Runner } from "../program.ts";
 
 interface Conn {
   gateway?: string;
   token?: string;
   dataDir?: string;
   json?: boolean;
+}
+
+interface AgentRow extends Record<string, unknown> {
+  provider?: string;
+  model?: string;
+  effective?: { provider?: string; model?: string };
 }
 
 function connect(o: Conn): GatewayClient {
@@ -52,7 +57,9 @@ const ago = (ms: unknown) => {
 
 /** Operator commands that talk to a running gateway over the REST API. */
 export function adminCommands(program: Command, run: Runner): void {
-  const sandboxes = program.command("sandboxes").description("list, stop or reset sandboxes");
+  const sandboxes = program
+    .command("sandboxes")
+    .description("list, stop, reset sandboxes, or run a command in one");
   withConn(
     sandboxes.command("list").description("list sandboxes with state, age, memory and disk"),
   ).action((o: Conn) =>
@@ -86,7 +93,7 @@ export function adminCommands(program: Command, run: Runner): void {
     sandboxes
       .command("stop")
       .description("stop a running sandbox (its volume is kept)")
-      .argument("<id>"),
+      .argument("<id>", "sandbox id (see `lobu sandboxes list`)"),
   ).action((id: string, o: Conn) =>
     run(async () => {
       const r = await connect(o).json<{ stopped: boolean }>(
@@ -103,7 +110,7 @@ export function adminCommands(program: Command, run: Runner): void {
       .description(
         "stop a sandbox and restore a clean environment (volume restored from its last good snapshot, or emptied with --wipe)",
       )
-      .argument("<id>")
+      .argument("<id>", "sandbox id (see `lobu sandboxes list`)")
       .option("--wipe", "delete the volume entirely"),
   ).action((id: string, o: Conn & { wipe?: boolean }) =>
     run(async () => {
@@ -130,24 +137,57 @@ export function adminCommands(program: Command, run: Runner): void {
     sandboxes
       .command("exec")
       .description(
-        "run a shell command inside a running sandbox, as its agent user (process driver)",
+        "run a program inside a running sandbox as its agent user, and exit with its exit code (process driver)",
       )
-      .argument("<id>")
-      .argument("<command...>", "the command (quote it, or put it after --)")
-      .option("--timeout <seconds>", "give up after this many seconds (1-600)", "60"),
-  ).action((id: string, command: string[], o: Conn & { timeout: string }) =>
+      .argument("<id>", "sandbox id (see `lobu sandboxes list`)")
+      .argument(
+        "[argv...]",
+        "the program and its arguments, after -- (passed as they are, no shell)",
+      )
+      .option(
+        "-s, --shell <command>",
+        "run this command line with /bin/sh -c instead (pipes, ;, $VARS)",
+      )
+      .option("--timeout <seconds>", "give up after this many seconds (1-600)", "60")
+      .addHelpText(
+        "after",
+        `
+Examples:
+  lobu sandboxes exec sb_123 -- ls -la "my notes"
+  lobu sandboxes exec sb_123 --shell 'du -sh * | sort -h'
+Exit code: the command's own (128+N when signal N ended it); 124 when it ran out of time.`,
+      ),
+  ).action((id: string, argv: string[], o: Conn & { timeout: string; shell?: string }) =>
     run(async () => {
       const timeoutSec = Number(o.timeout);
       if (!Number.isInteger(timeoutSec) || timeoutSec < 1 || timeoutSec > 600) {
         throw new CliError("--timeout must be a whole number of seconds between 1 and 600", 2);
       }
+      if ((o.shell === undefined) === (argv.length === 0))
+        throw new CliError(
+          argv.length
+            ? "give either --shell '<command line>' or a program after --, not both"
+            : "nothing to run: lobu sandboxes exec <id> -- <program> [args...], or --shell '<command line>'",
+          2,
+        );
       const r = await connect(o).json<{ exitCode: number | null; output: string }>(
         `/api/v1/sandboxes/${encodeURIComponent(id)}/exec`,
-        { method: "POST", body: JSON.stringify({ command: command.join(" "), timeoutSec }) },
+        {
+          method: "POST",
+          body: JSON.stringify(
+            o.shell !== undefined ? { command: o.shell, timeoutSec } : { argv, timeoutSec },
+          ),
+        },
       );
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else process.stdout.write(r.output);
-      return r.exitCode === 0 ? 0 : 1;
+      if (r.exitCode === null) {
+        process.stderr.write(
+          `lobu: the command did not finish within ${timeoutSec}s and was killed\n`,
+        );
+        return 124;
+      }
+      return r.exitCode;
     })(),
   );
 
@@ -206,20 +246,24 @@ export function adminCommands(program: Command, run: Runner): void {
       return 0;
     })(),
   );
-  withConn(token.command("revoke").description("revoke an API token").argument("<id>")).action(
-    (id: string, o: Conn) =>
-      run(async () => {
-        await connect(o).json(`/api/v1/tokens/${encodeURIComponent(id)}`, { method: "DELETE" });
-        console.log(`revoked ${id}`);
-        return 0;
-      })(),
+  withConn(
+    token
+      .command("revoke")
+      .description("revoke an API token")
+      .argument("<id>", "token id (see `lobu token list`)"),
+  ).action((id: string, o: Conn) =>
+    run(async () => {
+      await connect(o).json(`/api/v1/tokens/${encodeURIComponent(id)}`, { method: "DELETE" });
+      console.log(`revoked ${id}`);
+      return 0;
+    })(),
   );
 
   withConn(
     program
       .command("answer")
       .description("answer an agent's question or approval request")
-      .argument("<requestId>")
+      .argument("<requestId>", "the request id shown with the question or approval")
       .argument("<choice>", "option id, e.g. approve, deny, always, granted")
       .option("--text <text>", "free-text answer"),
   ).action((requestId: string, choice: string, o: Conn & { text?: string }) =>
@@ -254,11 +298,28 @@ export function adminCommands(program: Command, run: Runner): void {
     })(),
   );
 
-  withConn(program.command("agents").description("list agents")).action((o: Conn) =>
+  withConn(
+    program
+      .command("agents")
+      .description("list agents with the provider and model their turns use"),
+  ).action((o: Conn) =>
     run(async () => {
-      const r = await connect(o).json<{ agents: Record<string, unknown>[] }>("/api/v1/agents");
+      const r = await connect(o).json<{ agents: AgentRow[] }>("/api/v1/agents");
       if (o.json) console.log(JSON.stringify(r.agents, null, 2));
-      else table(r.agents, ["id", "name", "provider", "model", "source"]);
+      else
+        table(
+          r.agents.map((a) => ({
+            ...a,
+            // An agent without its own provider or model uses the gateway's: say which.
+            provider:
+              a.provider ??
+              (a.effective?.provider
+                ? `${a.effective.provider} (default)`
+                : "none (no provider key)"),
+            model: a.model ?? (a.effective?.model ? `${a.effective.model} (default)` : "-"),
+          })),
+          ["id", "name", "provider", "model", "source"],
+        );
       return 0;
     })(),
   );

@@ -3,15 +3,21 @@ import {
   constants,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
+import { tmpdir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { createLogger, errorMessage, isLobuError, type LobuConfig, loadConfig } from "@lobu/core";
 import {
   createDriver,
   createStore,
+  type DataDirLock,
+  describeHolder,
+  lockDataDirShared,
+  lockHolder,
   ProviderRegistry,
   redactUrl,
   resolveAutoDriver,
@@ -20,7 +26,7 @@ import {
 type Level = "ok" | "warn" | "fail";
 const MARK: Record<Level, string> = { ok: "✓", warn: "!", fail: "✗" };
 
-interface Check {
+export interface Check {
   level: Level;
   title: string;
   detail?: string;
@@ -86,6 +92,19 @@ async function providerCheck(config: LobuConfig, offline: boolean): Promise<Chec
   return out;
 }
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** The last line: failures make the exit code 1; warnings are reported but exit 0. */
+export function verdict(checks: Check[]): string {
+  const failed = checks.filter((c) => c.level === "fail").length;
+  const warned = checks.filter((c) => c.level === "warn").length;
+  if (failed)
+    return `${count(failed, "problem")} (✗)${warned ? ` and ${count(warned, "warning")} (!)` : ""}: fix the problems before \`lobu run\`.`;
+  if (warned)
+    return `No problems, ${count(warned, "warning")} (!): Lobu runs, but read the warnings above.`;
+  return "All checks passed.";
+}
+
 export async function doctorCommand(opts: {
   config?: string;
   dataDir?: string;
@@ -108,6 +127,8 @@ export async function doctorCommand(opts: {
   );
 
   let config: LobuConfig | undefined;
+  // Shared with other doctors; while held, no gateway starts (and sweeps the data dir).
+  let lock: DataDirLock | undefined;
   try {
     const loaded = loadConfig(opts.config);
     config = loaded.config;
@@ -134,6 +155,15 @@ export async function doctorCommand(opts: {
             }
           : { level: "ok", title: `data dir ${dataDir} is writable` },
       );
+      lock = lockDataDirShared(dataDir);
+      if (!lock) {
+        const holder = lockHolder(dataDir);
+        checks.push({
+          level: "ok",
+          title: `data dir in use by ${holder ? describeHolder(holder) : "another Lobu process"}`,
+          detail: "the checks below run next to it and change nothing it uses",
+        });
+      }
     } catch (err) {
       checks.push({
         level: "fail",
@@ -186,10 +216,13 @@ export async function doctorCommand(opts: {
 
     checks.push(...(await providerCheck(config, Boolean(opts.offline))));
 
+    // The trial sandbox runs in the data dir only while doctor holds it: a running
+    // gateway's sandbox state (uid table, mounts) is its alone.
+    const probeDir = lock ? dataDir : mkdtempSync(join(tmpdir(), "lobu-doctor-"));
     try {
       const sel = {
         config,
-        dataDir,
+        dataDir: probeDir,
         log: createLogger("doctor", { level: "silent" }),
         caBundlePath: "/etc/ssl/certs/ca-certificates.crt",
       };
@@ -227,6 +260,8 @@ export async function doctorCommand(opts: {
         title: `sandbox driver "${config.sandbox.driver}"`,
         detail: errorMessage(err),
       });
+    } finally {
+      if (probeDir !== dataDir) rmSync(probeDir, { recursive: true, force: true });
     }
   }
 
@@ -244,11 +279,12 @@ export async function doctorCommand(opts: {
     );
   }
 
+  lock?.release();
+
   for (const c of checks) {
     process.stdout.write(`${MARK[c.level]} ${c.title}\n`);
     if (c.detail) for (const line of c.detail.split("\n")) process.stdout.write(`    ${line}\n`);
   }
-  const failed = checks.filter((c) => c.level === "fail").length;
-  process.stdout.write(failed ? `\n${failed} problem(s) found.\n` : "\nAll checks passed.\n");
-  return failed ? 1 : 0;
+  process.stdout.write(`\n${verdict(checks)}\n`);
+  return checks.some((c) => c.level === "fail") ? 1 : 0;
 }

@@ -1,5 +1,5 @@
-import { existsSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { CliError } from "../client.ts";
 
 const TOML = `# lobu.toml: Lobu gateway configuration. Every key is optional; see docs/configuration.md.
@@ -83,6 +83,9 @@ const ENV = `# Environment for \`lobu run\` (loaded from .env in the working dir
 
 export function initCommand(dir: string, opts: { force?: boolean }): number {
   const root = resolve(dir);
+  if (existsSync(root) && !statSync(root).isDirectory())
+    throw new CliError(`${root} exists and is not a directory`, 2);
+  mkdirSync(root, { recursive: true });
   const files = [
     { path: join(root, "lobu.toml"), text: TOML, mode: 0o644 },
     { path: join(root, ".env"), text: ENV, mode: 0o600 },
@@ -98,8 +101,12 @@ export function initCommand(dir: string, opts: { force?: boolean }): number {
     writeFileSync(f.path, f.text, { mode: f.mode });
     console.log(`wrote ${f.path}`);
   }
+  // `lobu run` reads lobu.toml and .env from the directory it is started in.
+  const fromHere = relative(process.cwd(), root);
+  const rel = fromHere.startsWith("..") ? root : fromHere;
+  const cd = rel ? `cd ${/^[\w./-]+$/.test(rel) ? rel : JSON.stringify(rel)} && ` : "";
   console.log(
-    "\nNext: put a provider key in .env, then `lobu run` and, in another terminal, `lobu chat`.",
+    `\nNext: put a provider key in ${rel ? join(rel, ".env") : ".env"}, then \`${cd}npx lobu run\` and, in another terminal there, \`npx lobu chat\`.`,
   );
   return 0;
 }

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadConfig } from "@lobu/core";
+import { type LobuConfig, loadConfig } from "@lobu/core";
 import {
   createStore,
   generateMasterKey,
+  lockDataDir,
   MASTER_KEY_FILE,
   parseMasterKey,
   resolveMasterKey,
@@ -17,35 +18,33 @@ export interface RotateOptions {
   envFile?: string;
 }
 
-async function gatewayAnswers(host: string, port: number): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`, {
-      signal: AbortSignal.timeout(1000),
-    });
-    return res.ok;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Re-encrypt every stored secret under a new master key. Resumable: the new key
  * is written to `master.key.next` first, so a crash half-way is finished by
- * running the command again. Gateways must be stopped (they hold the old key).
+ * running the command again. Gateways must be stopped (they hold the old key):
+ * the data dir's lock refuses while one uses it, and keeps one from starting
+ * until the rotation is done.
  */
 export async function rotateMasterKeyCommand(opts: RotateOptions): Promise<number> {
   const envFile = resolve(opts.envFile ?? ".env");
   if (existsSync(envFile)) process.loadEnvFile(envFile);
   const { config } = loadConfig(opts.config);
   const dataDir = resolve(opts.dataDir ?? process.env.LOBU_DATA_DIR ?? config.gateway.data_dir);
-  if (
-    config.gateway.port !== 0 &&
-    (await gatewayAnswers(config.gateway.host, config.gateway.port))
-  ) {
+  if (config.store.driver === "sqlite" && !existsSync(join(dataDir, "lobu.db")))
     throw new CliError(
-      `a gateway is running at ${config.gateway.host}:${config.gateway.port}; stop every gateway that uses this store first (they hold the old key)`,
+      `no store at ${join(dataDir, "lobu.db")}: nothing to rotate (--data-dir?)`,
+      2,
     );
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataDir(dataDir, "a master-key rotation");
+  try {
+    return await rotate(dataDir, config);
+  } finally {
+    lock.release();
   }
+}
+
+async function rotate(dataDir: string, config: LobuConfig): Promise<number> {
   const current = resolveMasterKey({ dataDir, env: process.env });
   const nextFile = join(dataDir, `${MASTER_KEY_FILE}.next`);
   const resumed = existsSync(nextFile);

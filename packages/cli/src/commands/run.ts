@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { loadConfig } from "@lobu/core";
-import { startGateway } from "@lobu/gateway";
+import { createLogger, loadConfig } from "@lobu/core";
+import { type Gateway, startGateway } from "@lobu/gateway";
+import { ConsoleLogSink, logFormat } from "../log-sink.ts";
 
 export interface RunOptions {
   config?: string;
@@ -9,6 +10,20 @@ export interface RunOptions {
   host?: string;
   dataDir?: string;
   envFile?: string;
+}
+
+/**
+ * npm (`npx lobu run`, `npm start`) runs the command under `sh -c` and passes a
+ * SIGTERM on to that shell only: the shell dies, and the gateway would live on as
+ * an orphan with its sandboxes running and their volumes mounted. Under npm, the
+ * gateway therefore stops when its parent goes away.
+ */
+function onLauncherExit(stop: () => void): void {
+  if (!process.env.npm_execpath) return;
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop();
+  }, 500).unref();
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
@@ -20,49 +35,82 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
     throw new Error(`--port must be a number between 0 and 65535, got "${opts.port}"`);
   }
-  const log = (line: string) => process.stdout.write(`${line}\n`);
-  const gateway = await startGateway({
-    config,
-    configPath: path,
-    port,
-    host: opts.host,
-    dataDir: opts.dataDir,
-    progress: (step) => process.stderr.write(`  … ${step}\n`),
+  // A gateway must not die (leaving its sandboxes behind) because its console went away.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+  const logs = new ConsoleLogSink(logFormat(process.env, process.stderr), process.stderr);
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+
+  // Signals are handled from the first moment: one during startup abandons the
+  // start (closing what it opened); one after stops the gateway; a second one exits at once.
+  const aborter = new AbortController();
+  let gateway: Gateway | undefined;
+  let stopping: Promise<void> | undefined;
+  let stopped = () => {};
+  const done = new Promise<void>((r) => {
+    stopped = r;
   });
+  const stop = (why: string) => {
+    if (stopping || aborter.signal.aborted) {
+      process.stderr.write("forced exit\n");
+      process.exit(130);
+    }
+    if (!gateway) {
+      process.stderr.write(`\n${why}: abandoning the start…\n`);
+      aborter.abort(new Error(`stopped by ${why} while starting`));
+      return;
+    }
+    process.stderr.write(
+      `\n${why}: stopping (messages in flight stay queued and resume on the next start)…\n`,
+    );
+    stopping = gateway.close().then(stopped, (err: Error) => {
+      process.stderr.write(`shutdown error: ${err.message}\n`);
+      stopped();
+    });
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  onLauncherExit(() => stop("npm exited"));
+
+  try {
+    gateway = await startGateway({
+      config,
+      configPath: path,
+      port,
+      host: opts.host,
+      dataDir: opts.dataDir,
+      log: createLogger("lobu-gateway", { destination: logs }),
+      progress: (step) => process.stderr.write(`  … ${step}\n`),
+      signal: aborter.signal,
+    });
+  } catch (err) {
+    logs.release();
+    if (aborter.signal.aborted) return 0;
+    throw err;
+  }
+  if (aborter.signal.aborted) {
+    // The signal came in the last step of the start, after its last check.
+    logs.release();
+    await gateway.close();
+    return 0;
+  }
   const s = gateway.summary;
-  log(`Lobu gateway listening on ${gateway.url}`);
-  log(`  config        ${path ?? "(defaults; no lobu.toml)"}`);
-  log(`  data dir      ${s.dataDir}`);
-  log(`  store         ${s.store}`);
-  log(`  sandbox       ${s.sandbox}`);
-  log(
+  print(`Lobu gateway listening on ${gateway.url}`);
+  print(`  config        ${path ?? "(defaults; no lobu.toml)"}`);
+  print(`  data dir      ${s.dataDir}`);
+  print(`  store         ${s.store}`);
+  print(`  sandbox       ${s.sandbox}`);
+  print(
     `  providers     ${s.providers.length ? s.providers.join(", ") : "none configured (set ANTHROPIC_API_KEY or OPENAI_API_KEY)"}`,
   );
-  log(`  agents        ${s.agents.join(", ")}`);
-  log(`  platforms     ${s.platforms.length ? s.platforms.join(", ") : "REST API only"}`);
-  log(`  admin token   ${s.adminTokenFile}`);
-  if (s.telemetry) log(`  traces        ${s.telemetry}`);
+  print(`  agents        ${s.agents.join(", ")}`);
+  print(`  platforms     ${s.platforms.length ? s.platforms.join(", ") : "REST API only"}`);
+  print(`  admin token   ${s.adminTokenFile}`);
+  if (s.telemetry) print(`  traces        ${s.telemetry}`);
   const dataFlag = s.dataDir === resolve(".lobu") ? "" : ` --data-dir ${s.dataDir}`;
-  log(`Try: npx lobu chat --gateway ${gateway.url}${dataFlag} --message "hello"`);
+  print(`Try: npx lobu chat --gateway ${gateway.url}${dataFlag} --message "hello"`);
+  // The banner is out: the log lines of the startup follow it, then live ones.
+  logs.release();
 
-  await new Promise<void>((done) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        process.stderr.write("forced exit\n");
-        process.exit(130);
-      }
-      stopping = true;
-      process.stderr.write(
-        `\n${signal}: stopping (messages in flight stay queued and resume on the next start)…\n`,
-      );
-      gateway.close().then(done, (err: Error) => {
-        process.stderr.write(`shutdown error: ${err.message}\n`);
-        done();
-      });
-    };
-    process.on("SIGINT", () => stop("SIGINT"));
-    process.on("SIGTERM", () => stop("SIGTERM"));
-  });
+  await done;
   return 0;
 }

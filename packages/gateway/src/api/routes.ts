@@ -2,6 +2,7 @@ import { LobuError, newId } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { withEffectiveModels } from "../agents/effective.ts";
 import { checkAgentInput } from "../agents/references.ts";
 import { AgentInput, AgentPatch } from "../agents/registry.ts";
 import { jsonBody } from "../http/errors.ts";
@@ -125,7 +126,9 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
   // Agents
   api.get(
     "/agents",
-    endpoint("agents.read", {}, async (c) => c.json({ agents: await s.agents.list() })),
+    endpoint("agents.read", {}, async (c) =>
+      c.json({ agents: await withEffectiveModels(await s.agents.list(), s.contexts) }),
+    ),
   );
   api.post(
     "/agents",

@@ -12,11 +12,26 @@ const ResetBody = z.strictObject({
   wipe: z.boolean().default(false),
 });
 
-const ExecBody = z.strictObject({
-  /** Run by /bin/sh in the volume, as the sandbox's agent user. */
-  command: z.string().min(1).max(10_000),
-  timeoutSec: z.number().int().min(1).max(600).default(60),
-});
+/** exec() cannot pass a NUL byte in an argument. */
+const Arg = z
+  .string()
+  .max(10_000)
+  .regex(/^[^\0]*$/, "arguments cannot contain NUL bytes");
+const ExecBody = z
+  .strictObject({
+    /** A program and its arguments, run as they are (no shell), in the volume as the agent user. */
+    argv: z.array(Arg).min(1).max(1000).optional(),
+    /** A command line for /bin/sh -c (pipes, `;`, globs): the shell form, asked for explicitly. */
+    command: Arg.min(1).optional(),
+    timeoutSec: z.number().int().min(1).max(600).default(60),
+  })
+  .refine((b) => (b.argv === undefined) !== (b.command === undefined), {
+    message: "give exactly one of argv (a program and its arguments) or command (a shell line)",
+  })
+  .refine((b) => (b.argv ?? []).reduce((n, a) => n + a.length, 0) <= 100_000, {
+    message: "argv is longer than 100,000 characters in total",
+    path: ["argv"],
+  });
 
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
 export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
@@ -90,14 +105,20 @@ export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
       const id = c.req.param("id") ?? "";
       const record = await s.sandboxes.record(id);
       if (!record) throw new LobuError("not_found", "no such sandbox", { status: 404 });
-      const { command, timeoutSec } = await jsonBody(c, ExecBody);
-      const result = await s.sandboxes.exec(id, command, { timeoutMs: timeoutSec * 1000 });
+      const { argv, command, timeoutSec } = await jsonBody(c, ExecBody);
+      const result = await s.sandboxes.exec(id, argv ?? command!, {
+        timeoutMs: timeoutSec * 1000,
+      });
       s.audit.record({
         action: "sandbox.exec",
         actor: `api:${c.get("token").id}`,
         sandboxId: id,
         agentId: record.key.agentId,
-        details: { command: command.slice(0, 200), exitCode: result.exitCode },
+        details: {
+          ...(argv ? { argv: argv.slice(0, 20).map((a) => a.slice(0, 200)) } : {}),
+          ...(command ? { command: command.slice(0, 200) } : {}),
+          exitCode: result.exitCode,
+        },
       });
       return c.json(result);
     }),

@@ -44,7 +44,6 @@ export function createDriver(
       return createProcessDriver({
         stateDir,
         logger: sel.log,
-        volumesRoot,
         launcher: sel.worker,
         ...confinement,
       });

@@ -14,6 +14,7 @@ import {
 import type { Logger } from "pino";
 import type {
   EgressBinder,
+  ExecCommand,
   ExecResult,
   ExitInfo,
   SandboxDriver,
@@ -461,7 +462,11 @@ export class SandboxManager {
   }
 
   /** Run an operator command inside a running sandbox, as its agent (drivers that can). */
-  async exec(id: string, command: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+  async exec(
+    id: string,
+    command: ExecCommand,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
     const { driver } = this.opts;
     if (!driver.exec)
       throw new LobuError(

@@ -94,9 +94,19 @@ export interface DriverProbe {
 }
 
 export interface ExecResult {
+  /** The command's exit code (128+N when a signal N ended it); null when it did not finish. */
   exitCode: number | null;
   output: string;
+  /** It ran out of time and was killed. */
+  timedOut?: boolean;
 }
+
+/**
+ * What an operator runs in a sandbox: a program and its arguments, run as they
+ * are (`string[]`, no shell in between), or a command line for `/bin/sh -c`
+ * (`string`: pipes, `;`, globs).
+ */
+export type ExecCommand = string | readonly string[];
 
 export interface SandboxDriver {
   readonly name: "process" | "virtual" | "host";
@@ -106,7 +116,7 @@ export interface SandboxDriver {
   /** Run an operator command inside a running sandbox (only the process driver can). */
   exec?(
     id: string,
-    command: string,
+    command: ExecCommand,
     opts?: { timeoutMs?: number; onData?: (chunk: string) => void },
   ): Promise<ExecResult>;
   /** Stop everything (gateway shutdown). */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 
 /** Host-side view of process trees, for drivers that have no cgroup to ask. */
@@ -81,5 +82,40 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * When `pid` started, in clock ticks since boot (/proc/<pid>/stat field 22).
+ * A pid and its start time name one process: a pid alone may have been reused
+ * by any other process since the one it named exited (pid_max is often 32768).
+ */
+export function startTicks(pid: number | "self"): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[19]);
+    return Number.isFinite(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Signal `pid` only while it is still the process that started at `ticks`.
+ * Returns whether it was signalled. Signalling a remembered pid blindly may hit
+ * an unrelated process that got the number after the remembered one exited.
+ */
+export function signalSame(
+  pid: number,
+  ticks: number | undefined,
+  signal: NodeJS.Signals,
+): boolean {
+  if (ticks === undefined || startTicks(pid) !== ticks) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
   }
 }

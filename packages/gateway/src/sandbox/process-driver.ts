@@ -32,6 +32,7 @@ import type {
   DriverProbe,
   EgressBinder,
   EgressBinding,
+  ExecCommand,
   ExecResult,
   ExitInfo,
   SandboxDriver,
@@ -47,7 +48,14 @@ import {
   type WorkerLaunchConfig,
   type WorkerLauncher,
 } from "./launcher.ts";
-import { descendants, processTable, signalPids, treeUsage } from "./proc.ts";
+import {
+  descendants,
+  processTable,
+  signalPids,
+  signalSame,
+  startTicks,
+  treeUsage,
+} from "./proc.ts";
 import { probeProcessDriver } from "./process-probe.ts";
 import { seccompProgram } from "./seccomp.ts";
 import {
@@ -56,7 +64,6 @@ import {
   mountLoopVolume,
   type QuotaMode,
   unmount,
-  unmountStale,
   volumeUsage,
 } from "./volume.ts";
 
@@ -93,12 +100,6 @@ export interface ProcessDriverOptions {
    * dir, config file...). The state dir and each volume's parent are always hidden.
    */
   hidePaths?: string[];
-  /**
-   * Parent of the volumes: disk images a previous run of the gateway left mounted
-   * there (it was killed) are unmounted when the driver starts. Its sandboxes died
-   * with it (bwrap --die-with-parent), so nothing uses them any more.
-   */
-  volumesRoot?: string;
   /** RLIMIT_NOFILE for sandboxes (default 4096). */
   maxOpenFiles?: number;
   /** Default grace between `shutdown` and SIGTERM in stop() (default 5 s). */
@@ -145,6 +146,8 @@ interface Running {
   binding: EgressBinding;
   /** Host pid of the sandbox's pid 1 (bwrap's init), from --info-fd. */
   initPid?: number;
+  /** Its start time: once the init has exited, its pid may belong to any other process. */
+  initStart?: number;
   quota: QuotaMode;
   /** A pool process of the virtual driver: all volumes mounted, no disk quota of its own. */
   pool: boolean;
@@ -162,6 +165,8 @@ export class ProcessDriver implements SandboxDriver {
   readonly #running = new Map<string, Running>();
   readonly #starting = new Map<string, Promise<unknown>>();
   #setup?: Promise<Setup>;
+  /** After close(): nothing starts any more (a start racing the shutdown would leave its volume mounted). */
+  #closed = false;
 
   constructor(opts: ProcessDriverOptions) {
     this.#opts = opts;
@@ -254,14 +259,6 @@ export class ProcessDriver implements SandboxDriver {
         });
       } else quotaDetail = `${loop.detail}`;
     }
-    // Only with cgroups can a volume in use by a running sandbox be told apart.
-    const cgroups = detection.manager;
-    if (quota === "loop" && this.#opts.volumesRoot && cgroups)
-      await unmountStale(
-        this.#opts.volumesRoot,
-        (id) => cgroups.occupied(this.#cgroupName(id)),
-        this.#logger,
-      );
     const setup: Setup = {
       bwrap,
       shell: which("bash") ?? "/bin/sh",
@@ -317,6 +314,11 @@ export class ProcessDriver implements SandboxDriver {
     pool: boolean,
   ): Promise<SandboxInstance> {
     checkSandboxId(spec.id);
+    if (this.#closed)
+      throw new LobuError("sandbox_driver_closed", "the gateway is shutting down", {
+        status: 503,
+        hint: "Send the message again once the gateway is back.",
+      });
     if (this.#running.has(spec.id) || this.#starting.has(spec.id))
       throw new LobuError(
         "sandbox_running",
@@ -387,6 +389,7 @@ export class ProcessDriver implements SandboxDriver {
         pool,
       );
       const initPid = await launched.initPid;
+      const initStart = initPid ? startTicks(initPid) : undefined;
       const rec: Running = {
         spec,
         launched: launched.worker,
@@ -395,6 +398,7 @@ export class ProcessDriver implements SandboxDriver {
         cgroup,
         binding,
         initPid,
+        initStart,
         quota: setup.quota,
         pool,
         timers: [],
@@ -585,8 +589,14 @@ export class ProcessDriver implements SandboxDriver {
     };
   }
 
+  /** The sandbox's init is still the process it was (not exited, its pid not reused). */
+  #initAlive(rec: Running): boolean {
+    return rec.initPid !== undefined && startTicks(rec.initPid) === rec.initStart;
+  }
+
   async #cleanup(rec: Running, log: Logger): Promise<void> {
-    if (rec.initPid) signalPids([rec.initPid], "SIGKILL");
+    // Normally gone by now: the outer bwrap exited. Never a blind kill of its pid.
+    if (rec.initPid) signalSame(rec.initPid, rec.initStart, "SIGKILL");
     const steps: Array<[string, () => Promise<unknown>]> = [
       ["cgroup", async () => rec.cgroup?.destroy()],
       [
@@ -676,8 +686,7 @@ export class ProcessDriver implements SandboxDriver {
    * first would orphan the init to the host's pid 1).
    */
   async #kill(rec: Running): Promise<void> {
-    if (rec.initPid) {
-      signalPids([rec.initPid], "SIGKILL");
+    if (rec.initPid && signalSame(rec.initPid, rec.initStart, "SIGKILL")) {
       const gone = await Promise.race([
         rec.launched.exited.then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
@@ -704,7 +713,7 @@ export class ProcessDriver implements SandboxDriver {
       rec.launched.connection.send({ t: "shutdown" });
       if (await within(grace)) return;
       // Ask everything inside (not bwrap itself: it would take the sandbox down at once).
-      if (rec.initPid) {
+      if (rec.initPid && this.#initAlive(rec)) {
         const inside = descendants(await processTable(), rec.initPid).filter(
           (e) => e.pid !== rec.initPid,
         );
@@ -721,11 +730,12 @@ export class ProcessDriver implements SandboxDriver {
 
   async exec(
     id: string,
-    command: string,
+    command: ExecCommand,
     opts: { timeoutMs?: number; onData?: (chunk: string) => void } = {},
   ): Promise<ExecResult> {
     const rec = this.#running.get(id);
-    if (!rec?.initPid)
+    // (An init that has exited leaves a pid that may name another process's namespaces.)
+    if (!rec?.initPid || !this.#initAlive(rec))
       throw new LobuError("sandbox_not_running", `sandbox ${id} is not running`, {
         status: 404,
         hint: "Start it (send it a message) and try again.",
@@ -773,9 +783,12 @@ export class ProcessDriver implements SandboxDriver {
       ...env,
       "/bin/sh",
       "-c",
-      `cd ${SANDBOX_WORKSPACE} || exit 1; eval "$1"`,
+      // A program and its arguments are exec'd as they are; a command line is the shell's.
+      typeof command === "string"
+        ? `cd ${SANDBOX_WORKSPACE} || exit 1; eval "$1"`
+        : `cd ${SANDBOX_WORKSPACE} || exit 1; exec "$@"`,
       "lobu-exec",
-      command,
+      ...(typeof command === "string" ? [command] : command),
     ];
     const argv = [
       ...(setup.root ? [setup.setpriv, "--clear-groups", "--"] : []),
@@ -809,25 +822,32 @@ export class ProcessDriver implements SandboxDriver {
     };
     child.stdout.on("data", onChunk);
     child.stderr.on("data", onChunk);
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, opts.timeoutMs ?? 60_000);
     const exitCode = await new Promise<number | null>((resolve) => {
       child.on("error", (err) => {
         output += err.message;
         resolve(null);
       });
+      // Like a shell: a command ended by signal N exits with 128+N.
+      const finished = (code: number | null, signal: NodeJS.Signals | null) =>
+        resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 0) : null));
       // Background processes the command left behind may hold its output open:
       // wait for the exit, give the streams a moment, then stop reading.
-      child.on("exit", (code) =>
+      child.on("exit", (code, signal) =>
         setTimeout(() => {
           child.stdout.destroy();
           child.stderr.destroy();
-          resolve(code);
+          finished(code, signal);
         }, 100),
       );
-      child.on("close", (code) => resolve(code));
+      child.on("close", (code, signal) => finished(code, signal));
     });
     clearTimeout(timer);
-    return { exitCode, output };
+    return { exitCode: timedOut ? null : exitCode, output, ...(timedOut ? { timedOut } : {}) };
   }
 
   async probe(): Promise<DriverProbe> {
@@ -903,6 +923,7 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([...this.#starting.values()].map((p) => p.catch(() => {})));
     await Promise.all(
       this.running().map((id) => this.stop(id, { graceMs: 2000, reason: "stopped" })),

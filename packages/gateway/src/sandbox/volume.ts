@@ -1,10 +1,10 @@
 import { constants } from "node:fs";
 import { mkdir, open, readdir, realpath, rm, rmdir, statfs, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { digest, LobuError, type Logger } from "@lobu/core";
 import { run, runOk, which } from "./commands.ts";
 import { type VolumeMeta, volumeImagePath } from "./identity.ts";
-import { isMountPoint, readMounts } from "./mountinfo.ts";
+import { isMountPoint } from "./mountinfo.ts";
 
 /**
  * Disk quota for sandbox volumes.
@@ -141,39 +141,6 @@ export async function unmount(at: string, logger: Logger): Promise<void> {
   }
   logger.warn({ at }, "volume still busy; detaching it lazily");
   await run("umount", ["-l", at]);
-}
-
-/**
- * Unmount the volumes under `volumesRoot` that no running sandbox uses (left
- * mounted by a gateway that was killed). `inUse(id)` says whether sandbox `id`
- * runs now (its cgroup holds processes), e.g. when `lobu doctor` probes next to
- * a running gateway.
- */
-export async function unmountStale(
-  volumesRoot: string,
-  inUse: (id: string) => Promise<boolean>,
-  logger: Logger,
-): Promise<void> {
-  const root = await realpath(volumesRoot).catch(() => undefined);
-  if (!root) return;
-  const mounted = (await readMounts().catch(() => []))
-    .map((m) => m.mountPoint)
-    .filter((at) => dirname(at) === root);
-  // The killed gateway's sandboxes may still be on their way out: give them a moment.
-  let left = mounted;
-  for (let attempt = 0; attempt < 30 && left.length > 0; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, 100));
-    const busy: string[] = [];
-    for (const at of left) {
-      if (await inUse(basename(at))) {
-        busy.push(at);
-        continue;
-      }
-      logger.info({ at }, "unmounting a volume left mounted by an earlier run");
-      await unmount(at, logger);
-    }
-    left = busy;
-  }
 }
 
 /**

@@ -51,7 +51,8 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    // "close", not "exit": at "exit" the last output may still be unread in the pipes.
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -142,7 +143,7 @@ describe("foundation end to end", () => {
       gw.url,
       "--token",
       gw.token,
-      "--",
+      "--shell",
       "cat note.txt; id -u",
     ]);
     expect(r.stderr).toBe("");
@@ -150,6 +151,20 @@ describe("foundation end to end", () => {
     const [note, uid] = r.stdout.trim().split("\n");
     expect(note).toBe("noted-by-alice");
     expect(Number(uid)).not.toBe(0);
+    // After --, a program and its arguments, passed as they are.
+    const argv = await runCli([
+      "sandboxes",
+      "exec",
+      alice.id,
+      "--gateway",
+      gw.url,
+      "--token",
+      gw.token,
+      "--",
+      "cat",
+      "note.txt",
+    ]);
+    expect(argv).toMatchObject({ code: 0, stdout: "noted-by-alice\n" });
     const bad = await runCli([
       "sandboxes",
       "exec",

@@ -117,16 +117,20 @@ export async function startWorld(opts: {
     },
     cli(args) {
       return new Promise((resolve) => {
+        // The connection options go before a `--` (after it, everything is the command's).
+        const conn = ["--gateway", gw.url, "--token", gw.token];
+        const end = args.includes("--") ? args.indexOf("--") : args.length;
         const child = spawn(
           process.execPath,
-          [LOBU_BIN, ...args, "--gateway", gw.url, "--token", gw.token],
+          [LOBU_BIN, ...args.slice(0, end), ...conn, ...args.slice(end)],
           { stdio: ["ignore", "pipe", "pipe"] },
         );
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d) => (stdout += d));
         child.stderr.on("data", (d) => (stderr += d));
-        child.on("exit", (code) => resolve({ code, stdout, stderr }));
+        // "close", not "exit": at "exit" the last output may still be unread in the pipes.
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
       });
     },
     async audit(action, sandboxId) {

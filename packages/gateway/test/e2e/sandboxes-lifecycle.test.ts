@@ -157,6 +157,38 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
       expect(result.exitCode).toBe(0);
       expect(result.output).toMatch(/1048576 .*blob\.bin\nagent\n$/);
       expect((await w.audit("sandbox.exec", s.id))[0]?.details).toMatchObject({ exitCode: 0 });
+      // A program and its arguments pass through as they are: no shell re-splits them.
+      const argv = await exec({ argv: ["printf", "[%s]", "a  b", "$HOME", "*", "it's"] });
+      expect(await argv.json()).toMatchObject({ exitCode: 0, output: "[a  b][$HOME][*][it's]" });
+      // The CLI the same way, exiting with the command's own exit code.
+      const cli = await w.cli([
+        "sandboxes",
+        "exec",
+        s.id,
+        "--",
+        "sh",
+        "-c",
+        'printf "%s" "$1"; exit 7',
+        "sh",
+        "x  y",
+      ]);
+      expect(cli).toMatchObject({ code: 7, stdout: "x  y" });
+      const shell = await w.cli([
+        "sandboxes",
+        "exec",
+        s.id,
+        "--shell",
+        "ls blob.bin | wc -l; exit 3",
+      ]);
+      expect(shell).toMatchObject({ code: 3, stdout: "1\n" });
+      // A command ended by a signal exits like a shell says: 128+N.
+      const killed = await w.cli(["sandboxes", "exec", s.id, "--shell", "kill -TERM $$"]);
+      expect(killed.code).toBe(143);
+      const late = await w.cli(["sandboxes", "exec", s.id, "--timeout", "1", "--", "sleep", "30"]);
+      expect(late.code).toBe(124);
+      expect(late.stderr).toMatch(/did not finish within 1s/);
+      const both = await w.cli(["sandboxes", "exec", s.id, "--shell", "true", "--", "true"]);
+      expect(both.code).toBe(2);
     } else {
       expect(ran.status).toBe(501);
       expect(((await ran.json()) as { error: { code: string } }).error.code).toBe(
@@ -164,6 +196,8 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
       );
     }
     expect((await exec({ command: "" })).status).toBe(400);
+    expect((await exec({ argv: [] })).status).toBe(400);
+    expect((await exec({ argv: ["true"], command: "true" })).status).toBe(400);
     expect((await exec({ command: "true", timeoutSec: 0 })).status).toBe(400);
 
     const stop = await w.cli(["sandboxes", "stop", s.id]);

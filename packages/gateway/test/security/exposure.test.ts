@@ -70,8 +70,10 @@ describe("what a hostile agent can read in its sandbox", () => {
   });
 
   it("no process's environment or command line (every pid the sandbox can see) holds them", async () => {
+    // Whole command lines (never cut to a width): in a checkout under a long path,
+    // the worker's entry point comes late in its command line.
     const cmd = `${PREFIXES}
-echo "### pids"; for p in /proc/[0-9]*; do echo "\${p#/proc/} $(tr '\\0' ' ' < $p/cmdline 2>/dev/null | head -c 120)"; done
+echo "### pids"; for p in /proc/[0-9]*; do echo "\${p#/proc/} $(tr '\\0' ' ' < $p/cmdline 2>/dev/null)"; done
 echo "### environ-placeholders"; cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^GITHUB_TOKEN=lobu_secret_'
 echo "### hits"; for p in /proc/[0-9]*; do for f in environ cmdline; do grep -l -a -F -e "$p1" -e "$p2" $p/$f 2>/dev/null; done; done; echo end`;
     const { output } = await attack(gw, llm, cmd, { user: "snoop" });
@@ -97,7 +99,7 @@ for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
     if pid == me:
         continue
     try:
-        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ")[:60].decode()
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode()
         maps = open(f"/proc/{pid}/maps").read().splitlines()
         mem = open(f"/proc/{pid}/mem", "rb", 0)
     except OSError as e:
@@ -124,8 +126,11 @@ PY`;
       .trim()
       .split("\n")
       .filter((l) => /^\d+ /.test(l));
-    // pid 1 is bwrap's init; the worker is the node process.
-    const worker = rows.find((l) => / \S*\/node /.test(l));
+    // pid 1 is bwrap's init (its command line names node too, further on); the worker
+    // is the process whose program is node, running the worker's entry point.
+    const worker = rows.find((l) =>
+      /placeholders=\d+ \S*\/node .*packages\/worker\/src\/main\.ts/.test(l),
+    );
     expect(worker, output).toBeDefined();
     // The scan worked: the worker's memory was read and holds its placeholders.
     expect(worker).toMatch(/scanned=[1-9]\d{6,}/);

@@ -33,17 +33,32 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const llm = await startMockLlm({
-  port,
-  host: args.host,
-  apiKey: args["api-key"],
-  onRequest: (req) => {
-    const said = req.lastUserText ? ` "${req.lastUserText.slice(0, 60)}"` : "";
-    console.log(
-      `${req.api} ${req.method} ${req.path}${req.model ? ` model=${req.model}` : ""}${said}`,
-    );
-  },
-});
+const host = args.host ?? "127.0.0.1";
+let llm: Awaited<ReturnType<typeof startMockLlm>>;
+try {
+  llm = await startMockLlm({
+    port,
+    host,
+    apiKey: args["api-key"],
+    onRequest: (req) => {
+      const said = req.lastUserText ? ` "${req.lastUserText.slice(0, 60)}"` : "";
+      console.log(
+        `${req.api} ${req.method} ${req.path}${req.model ? ` model=${req.model}` : ""}${said}`,
+      );
+    },
+  });
+} catch (error) {
+  // A sentence that says what to do, not a stack trace.
+  const code = (error as NodeJS.ErrnoException).code;
+  console.error(
+    code === "EADDRINUSE"
+      ? `lobu-mock-llm: port ${port} on ${host} is already in use; choose another with --port (e.g. --port ${port === 65535 ? port - 1 : port + 1}), or --port 0 for any free one.`
+      : code === "EACCES"
+        ? `lobu-mock-llm: not allowed to listen on port ${port} (ports below 1024 need root); choose another with --port.`
+        : `lobu-mock-llm: cannot listen on ${host}:${port}: ${(error as Error).message}`,
+  );
+  process.exit(1);
+}
 
 console.log(`Mock LLM listening on ${llm.url}
   Anthropic base URL: ${llm.url}   (POST /v1/messages)

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -56,6 +57,21 @@ describe("lobu-mock-llm", () => {
     const exited = new Promise<number | null>((resolve) => child!.once("exit", resolve));
     child!.kill("SIGTERM");
     expect(await exited).toBe(0);
+  });
+
+  it("says in one line that a busy port is busy and how to pick another, without a stack trace", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", () => r()));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = spawnSync(NODE, [CLI, "--port", String(port)], { encoding: "utf8" });
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `lobu-mock-llm: port ${port} on 127.0.0.1 is already in use; choose another with --port (e.g. --port ${port + 1}), or --port 0 for any free one.`,
+      );
+    } finally {
+      busy.close();
+    }
   });
 
   it("rejects a bad --port and unknown flags with exit code 2 and the usage", () => {
