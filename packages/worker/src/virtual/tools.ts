@@ -15,6 +15,7 @@ import {
   type ToolDefinition,
   type WriteOperations,
 } from "@earendil-works/pi-coding-agent";
+import { imageSize } from "image-size";
 import type { IFileSystem } from "just-bash";
 import {
   confinePath,
@@ -84,6 +85,28 @@ function sniffImage(b: Uint8Array): string | null {
   return null;
 }
 
+/**
+ * Largest image the read tool decodes (pi decodes and resizes it in a worker thread of the
+ * pool, 4 bytes a pixel, with no memory limit of its own): a few-KB PNG can claim to be
+ * 50 000 × 50 000 pixels, and decoding it would take the whole pool down.
+ */
+export const MAX_IMAGE_PIXELS = 40_000_000;
+
+function assertImageSize(bytes: Uint8Array, path: string): void {
+  let width: number | undefined;
+  let height: number | undefined;
+  try {
+    ({ width, height } = imageSize(bytes));
+  } catch {
+    throw new VirtualFsError("EINVAL", `${path} is not a readable image (its header is damaged)`);
+  }
+  if (!width || !height || width * height > MAX_IMAGE_PIXELS)
+    throw new VirtualFsError(
+      "EFBIG",
+      `${path} is ${width ?? "?"}×${height ?? "?"} pixels; the read tool shows images of up to ${MAX_IMAGE_PIXELS / 1_000_000} megapixels. Use a smaller image.`,
+    );
+}
+
 async function assertFile(fs: IFileSystem, path: string): Promise<void> {
   const st = await fs.stat(path);
   if (st.isDirectory) throw new VirtualFsError("EISDIR", `Is a directory: ${path}`);
@@ -110,7 +133,10 @@ function fileOps(backend: ToolBackend) {
     access,
     detectImageMimeType: async (p) => {
       if (!IMAGE_EXTENSIONS.has(posix.extname(p).toLowerCase())) return null;
-      return sniffImage(await readFile(p));
+      const bytes = await readFile(p);
+      const mime = sniffImage(bytes);
+      if (mime) assertImageSize(bytes, p);
+      return mime;
     },
   };
   const write: WriteOperations = {
