@@ -190,7 +190,13 @@ async function search(job: number, spec: SearchJob): Promise<void> {
             })),
           };
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0]! : String(error);
+    const reason = controller.signal.reason as Error | undefined;
+    const message =
+      controller.signal.aborted && reason?.message === "timeout"
+        ? "timeout" // the pool turns this into "stopped after N s"
+        : error instanceof Error
+          ? error.message.split("\n")[0]!
+          : String(error);
     result = { kind: "error", message };
   } finally {
     clearTimeout(timer);

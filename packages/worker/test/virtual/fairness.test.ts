@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -92,6 +93,31 @@ describe("one session cannot freeze the pool with its tool input", () => {
       /read: offset must be/,
     );
     expect(await toolError(ws, "grep", { pattern: "x".repeat(5000) })).toMatch(/limit is 4096/);
+  });
+});
+
+describe("a watchdog per call", () => {
+  it("stops a main-thread call at its deadline and says why", async () => {
+    const ws = await workspace({ limits: { maxToolMs: 200 } });
+    mkdirSync(ws.volumeDir, { recursive: true });
+    // A read that never finishes: a FIFO nobody writes to.
+    execFileSync("mkfifo", [join(ws.volumeDir, "pipe")]);
+    expect(await toolError(ws, "read", { path: "pipe" })).toBe(
+      "The read call was stopped after 0.2 s (the limit for one call). Work on a smaller file or a smaller part of it.",
+    );
+    // The session's next call is not stuck behind it.
+    await ws.exec("echo hi > f.txt");
+    expect((await runTool(ws, "read", { path: "f.txt" })).text).toBe("hi\n");
+    // Unblock the reader left behind so the test leaves nothing running.
+    writeFileSync(join(ws.volumeDir, "pipe"), "");
+  });
+
+  it("stops a search at its deadline and says why", async () => {
+    const ws = await workspace({ limits: { maxSearchMs: 1 } });
+    await ws.exec("for d in $(seq 1 50); do mkdir -p d$d/e; echo x > d$d/e/f; done");
+    expect(await toolError(ws, "grep", { pattern: "(x|y)+z" })).toBe(
+      "grep was stopped after 0.001 s. Search a smaller directory or use a more specific pattern.",
+    );
   });
 });
 
