@@ -25,7 +25,7 @@ import { type BenchResult, type BenchRow, median, round } from "./lib.ts";
 
 const VICTIM_COMMAND = "for i in $(seq 1 60000); do x=$((i*2)); done; echo $x";
 const BUSY_COMMAND = "for i in $(seq 1 100000); do x=$((i*3)); done; echo $x";
-const RUNS = 3;
+const RUNS = 5;
 /** Give up on a victim call after this long (the "before" numbers can be unbounded). */
 const GIVE_UP_MS = 120_000;
 
@@ -89,11 +89,14 @@ export default async function virtualFairness(): Promise<BenchResult> {
         while (attacking) await ws.exec(BUSY_COMMAND);
       })();
     const attackers = busy.flatMap((ws) => [keepBusy(ws), keepBusy(ws)]);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Busy for a while before the victim comes back, as in the report.
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
     const contended: number[] = [];
     for (let i = 0; i < RUNS; i++) contended.push(await timed(() => victim.exec(VICTIM_COMMAND)));
     attacking = false;
     await Promise.all(attackers);
+    // Alone again: the machine's own load drifts, so the baseline is taken on both sides.
+    for (let i = 0; i < RUNS; i++) alone.push(await timed(() => victim.exec(VICTIM_COMMAND)));
     rows.push(
       { metric: "shell: victim command alone, median", value: median(alone), unit: "ms" },
       {

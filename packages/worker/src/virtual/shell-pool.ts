@@ -29,10 +29,13 @@ export interface ShellPoolOptions {
    */
   killGraceMs?: number;
   /**
-   * A job running longer than this gets a lower CPU priority (nice 10) while another
-   * session has work in the pool. Default 1 s.
+   * A session whose recent thread time exceeds this (and is at least twice that of another
+   * session with work in the pool) runs its jobs at a lower CPU priority (nice 10).
+   * Default 1 s.
    */
-  demoteAfterMs?: number;
+  heavyAfterMs?: number;
+  /** Half-life of a session's recorded thread time (default 10 s). */
+  usageHalfLifeMs?: number;
   /** Threads beyond `threads` stop after being idle this long (default 10 s). */
   spareIdleMs?: number;
 }
@@ -65,10 +68,9 @@ interface Job {
   unlocks: Map<number, (state: { bytes: number; entries: number; stale: boolean }) => void>;
   thread?: ShellThread;
   killTimer?: NodeJS.Timeout;
-  demoteTimer?: NodeJS.Timeout;
+  /** Thread time up to here is in the session's usage. */
+  chargedAt?: number;
   stopReason?: "timeout" | "abort";
-  /** Has run for `demoteAfterMs`: demoted as soon as another session needs the CPU. */
-  aged?: boolean;
   settled: boolean;
 }
 
@@ -80,7 +82,10 @@ class ShellThread {
   job: Job | undefined;
   /** Kernel thread id, for lowering its priority (null until known, or off Linux). */
   tid: number | null = null;
-  /** Its priority was lowered: it is retired after its job (niceness only goes up). */
+  /**
+   * Its priority was lowered (nice 10). Niceness cannot be raised back without
+   * privileges, so from then on it runs only jobs of heavy sessions.
+   */
   demoted = false;
   idleTimer?: NodeJS.Timeout;
   #gone = false;
@@ -145,11 +150,14 @@ class ShellThread {
  * - a thread runs one job at a time, so a job stopped at its deadline (or killed with its
  *   thread) never takes another session's job with it;
  * - waiting jobs are served round-robin by session, sessions with fewer jobs running first;
- * - a session with nothing running that would have to wait gets a thread of its own
- *   (up to `maxThreads`), and the kernel shares the CPUs between the threads;
- * - a job that has run for `demoteAfterMs` gets a lower CPU priority as soon as another
- *   session has work, so short commands of other sessions get most of the CPU while it
- *   runs (its thread is retired after it: niceness cannot be raised back).
+ * - a session runs more than one job at a time only while fewer than `threads` jobs run in
+ *   all, and a session with nothing running that would have to wait gets a thread of its
+ *   own (up to `maxThreads`): the threads beyond `threads` are kept for such sessions, and
+ *   the kernel shares the CPUs between the threads;
+ * - each session's thread time is recorded (decaying with `usageHalfLifeMs`); a session
+ *   that has used much more than another one with work in the pool is "heavy", and its
+ *   jobs run at a lower CPU priority, so the kernel gives most of the CPU to the light
+ *   session's command while both run. Alone in the pool, no session is heavy.
  */
 export class ShellPool {
   readonly #options: Required<ShellPoolOptions>;
@@ -158,6 +166,9 @@ export class ShellPool {
   readonly #queues = new Map<string, Job[]>();
   #order: string[] = [];
   readonly #running = new Map<string, number>();
+  /** Recent thread time per session (ms, decaying), and when it was last decayed. */
+  readonly #usage = new Map<string, { ms: number; at: number }>();
+  #rebalancer?: NodeJS.Timeout;
   #nextJob = 0;
   #closed = false;
 
@@ -168,7 +179,8 @@ export class ShellPool {
       maxThreads: Math.max(threads + 1, options.maxThreads ?? Math.min(8, threads * 2)),
       maxThreadHeapMb: options.maxThreadHeapMb ?? 512,
       killGraceMs: options.killGraceMs ?? 2_000,
-      demoteAfterMs: options.demoteAfterMs ?? 1_000,
+      heavyAfterMs: options.heavyAfterMs ?? 1_000,
+      usageHalfLifeMs: options.usageHalfLifeMs ?? 10_000,
       spareIdleMs: options.spareIdleMs ?? 10_000,
     };
   }
@@ -292,6 +304,10 @@ export class ShellPool {
       const queue = this.#queues.get(host.session);
       const at = queue?.indexOf(job) ?? -1;
       if (at >= 0) queue!.splice(at, 1);
+      if (queue?.length === 0) {
+        this.#queues.delete(host.session);
+        this.#order = this.#order.filter((s) => s !== host.session);
+      }
       job.settle({ t: "lost", reason: "aborted", outOfMemory: false }, "abort");
     };
     if (signal?.aborted) {
@@ -325,13 +341,81 @@ export class ShellPool {
 
   /** A thread for a job of `session`, started if the rules allow, or undefined: it waits. */
   #threadFor(session: string): ShellThread | undefined {
-    const idle = this.#threads.find((t) => !t.job && !t.demoted);
+    const starved = (this.#running.get(session) ?? 0) === 0;
+    // A second job of a session runs only while fewer than `threads` jobs run in all: the
+    // threads beyond are kept for sessions with nothing running.
+    let runningJobs = 0;
+    for (const n of this.#running.values()) runningJobs += n;
+    if (!starved && runningJobs >= this.#options.threads) return undefined;
+    const heavy = this.#isHeavy(session);
+    // Demoted threads only ever run heavy sessions' jobs; anyone may use a normal one.
+    const idle =
+      (heavy ? this.#threads.find((t) => !t.job && t.demoted) : undefined) ??
+      this.#threads.find((t) => !t.job && !t.demoted);
     if (idle) return idle;
     const count = this.#threads.length;
-    const starved = (this.#running.get(session) ?? 0) === 0;
     if (count < this.#options.threads || (starved && count < this.#options.maxThreads))
       return this.#startThread();
+    // At the cap with an idle demoted thread a light session cannot use: replace it.
+    const spare = this.#threads.find((t) => !t.job && t.demoted);
+    if (spare && (count <= this.#options.threads || starved)) {
+      this.#retire(spare);
+      return this.#startThread();
+    }
     return undefined;
+  }
+
+  /** A session's recent thread time, running jobs included up to now. */
+  #usageOf(session: string, now = performance.now()): number {
+    const entry = this.#usage.get(session);
+    if (!entry) return 0;
+    const decayed = entry.ms * 0.5 ** ((now - entry.at) / this.#options.usageHalfLifeMs);
+    entry.ms = decayed;
+    entry.at = now;
+    return decayed;
+  }
+
+  /** Add the thread time of running jobs since they were last charged. */
+  #chargeRunning(now = performance.now()): void {
+    for (const thread of this.#threads) {
+      const job = thread.job;
+      if (!job?.chargedAt) continue;
+      const ms = this.#usageOf(job.host.session, now) + (now - job.chargedAt);
+      this.#usage.set(job.host.session, { ms, at: now });
+      job.chargedAt = now;
+    }
+  }
+
+  /**
+   * Heavy: has used more than `heavyAfterMs` of thread time recently, and at least twice
+   * as much as some other session that has work in the pool now.
+   */
+  #isHeavy(session: string): boolean {
+    const mine = this.#usageOf(session);
+    if (mine < this.#options.heavyAfterMs) return false;
+    const others = new Set([...this.#running.keys(), ...this.#queues.keys()]);
+    others.delete(session);
+    for (const other of others) if (mine >= 2 * this.#usageOf(other)) return true;
+    return false;
+  }
+
+  /** Lower the priority of threads running heavy sessions' jobs. */
+  #rebalance(): void {
+    this.#chargeRunning();
+    for (const session of [...this.#usage.keys()])
+      if (this.#usageOf(session) < 1 && !this.#running.has(session) && !this.#queues.has(session))
+        this.#usage.delete(session); // forgotten: it has been idle for a while
+    for (const thread of this.#threads)
+      if (thread.job && !thread.demoted && this.#isHeavy(thread.job.host.session))
+        this.#demote(thread);
+    const busy = this.#threads.some((t) => t.job);
+    if (busy && !this.#rebalancer) {
+      this.#rebalancer = setInterval(() => this.#rebalance(), 250);
+      this.#rebalancer.unref();
+    } else if (!busy && this.#rebalancer) {
+      clearInterval(this.#rebalancer);
+      this.#rebalancer = undefined;
+    }
   }
 
   #startThread(): ShellThread {
@@ -345,6 +429,24 @@ export class ShellPool {
   }
 
   #pump(): void {
+    this.#dispatch();
+    if (this.#closed) return;
+    this.#rebalance();
+    this.#keepSpare();
+  }
+
+  /**
+   * While jobs run, keep one idle thread warm (up to `maxThreads`), so that a session
+   * arriving with nothing running starts at once instead of waiting for a thread to load.
+   */
+  #keepSpare(): void {
+    if (!this.#threads.some((t) => t.job)) return;
+    if (this.#threads.some((t) => !t.job && !t.demoted)) return;
+    if (this.#threads.length >= this.#options.maxThreads) return;
+    this.#idle(this.#startThread());
+  }
+
+  #dispatch(): void {
     while (!this.#closed) {
       const session = this.#nextSession();
       if (session === undefined) return;
@@ -370,26 +472,11 @@ export class ShellPool {
     // The thread stops the job itself at its deadline; this only catches a thread stuck
     // inside one long builtin or match.
     this.#armKill(job, job.timeoutMs + this.#options.killGraceMs, "timeout");
-    // Long jobs lose CPU priority only when another session competes for the CPU: a
-    // session alone keeps its full share.
-    job.demoteTimer = setTimeout(() => {
-      job.aged = true;
-      if (this.#othersActive(session)) this.#demote(thread);
-    }, this.#options.demoteAfterMs);
-    job.demoteTimer.unref();
-    for (const other of this.#threads)
-      if (other.job?.aged && other.job.host.session !== session) this.#demote(other);
+    job.chargedAt = performance.now();
     thread.post(job.message);
   }
 
-  /** Whether a session other than `session` has jobs running or waiting. */
-  #othersActive(session: string): boolean {
-    for (const s of this.#running.keys()) if (s !== session) return true;
-    for (const s of this.#queues.keys()) if (s !== session) return true;
-    return false;
-  }
-
-  /** Lower the priority of a thread's long job (nice 10); the thread retires after it. */
+  /** Lower a thread's CPU priority (nice 10) for good. */
   #demote(thread: ShellThread): void {
     if (thread.demoted || thread.tid === null || !thread.job) return;
     try {
@@ -413,7 +500,8 @@ export class ShellPool {
   /** The job left its thread (finished, or the thread is gone). */
   #release(job: Job): void {
     clearTimeout(job.killTimer);
-    clearTimeout(job.demoteTimer);
+    this.#chargeRunning();
+    job.chargedAt = undefined;
     job.network.abort();
     for (const release of job.unlocks.values()) release({ bytes: 0, entries: 0, stale: true });
     const session = job.host.session;
@@ -427,8 +515,7 @@ export class ShellPool {
   #finish(thread: ShellThread, job: Job, outcome: Outcome): void {
     this.#release(job);
     job.settle(outcome, job.stopReason);
-    if (thread.demoted) this.#retire(thread);
-    else if (!thread.gone) this.#idle(thread);
+    if (!thread.gone) this.#idle(thread);
     this.#pump();
   }
 
@@ -514,6 +601,7 @@ export class ShellPool {
   /** Stop all threads; running and waiting jobs fail. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#rebalancer);
     const threads = this.#threads;
     this.#threads = [];
     for (const queue of this.#queues.values())
