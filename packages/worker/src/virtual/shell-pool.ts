@@ -201,11 +201,6 @@ export class ShellPool {
     };
   }
 
-  /** Jobs running now per session (for the pool's call journal and tests). */
-  runningBySession(): Map<string, number> {
-    return new Map(this.#running);
-  }
-
   /** Run one bash command line. */
   run(spec: ShellJob, host: ShellHost, signal?: AbortSignal): Promise<ShellResult> {
     if (this.#closed) return Promise.reject(new Error("The shell pool was closed."));
