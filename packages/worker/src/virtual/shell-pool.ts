@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism, setPriority } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { SecureFetch } from "just-bash";
@@ -68,13 +69,31 @@ interface Job {
   unlocks: Map<number, (state: { bytes: number; entries: number; stale: boolean }) => void>;
   thread?: ShellThread;
   killTimer?: NodeJS.Timeout;
-  /** Thread time up to here is in the session's usage. */
+  /** Time up to here is in the session's usage (wall clock ms; thread CPU ms when known). */
   chargedAt?: number;
+  chargedCpu?: number;
   stopReason?: "timeout" | "abort";
   settled: boolean;
 }
 
 const THREAD_URL = new URL("./shell-thread.ts", import.meta.url);
+
+/** Kernel clock ticks per second for /proc times (100 on every Linux Node runs on). */
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system, ms) the kernel thread `tid` of this process has used. */
+function threadCpuMs(tid: number | null): number | undefined {
+  if (tid === null) return undefined;
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, "latin1");
+    // Fields after the command name (which may hold spaces) closed by ") ".
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** One worker thread, running at most one job at a time. */
 class ShellThread {
@@ -154,7 +173,7 @@ class ShellThread {
  *   all, and a session with nothing running that would have to wait gets a thread of its
  *   own (up to `maxThreads`): the threads beyond `threads` are kept for such sessions, and
  *   the kernel shares the CPUs between the threads;
- * - each session's thread time is recorded (decaying with `usageHalfLifeMs`); a session
+ * - each session's thread CPU time is recorded (decaying with `usageHalfLifeMs`); a session
  *   that has used much more than another one with work in the pool is "heavy", and its
  *   jobs run at a lower CPU priority, so the kernel gives most of the CPU to the light
  *   session's command while both run. Alone in the pool, no session is heavy.
@@ -370,14 +389,24 @@ export class ShellPool {
     return decayed;
   }
 
-  /** Add the thread time of running jobs since they were last charged. */
+  /**
+   * Add what running jobs used since they were last charged: their thread's CPU time where
+   * the kernel tells it (a job waiting for the network or in `sleep` costs nothing), else
+   * the time they ran.
+   */
   #chargeRunning(now = performance.now()): void {
     for (const thread of this.#threads) {
       const job = thread.job;
-      if (!job?.chargedAt) continue;
-      const ms = this.#usageOf(job.host.session, now) + (now - job.chargedAt);
+      if (job?.chargedAt === undefined) continue;
+      const cpu = threadCpuMs(thread.tid);
+      const used =
+        cpu !== undefined && job.chargedCpu !== undefined
+          ? cpu - job.chargedCpu
+          : now - job.chargedAt;
+      const ms = this.#usageOf(job.host.session, now) + Math.max(0, used);
       this.#usage.set(job.host.session, { ms, at: now });
       job.chargedAt = now;
+      job.chargedCpu = cpu;
     }
   }
 
@@ -468,6 +497,7 @@ export class ShellPool {
     // inside one long builtin or match.
     this.#armKill(job, job.timeoutMs + this.#options.killGraceMs, "timeout");
     job.chargedAt = performance.now();
+    job.chargedCpu = threadCpuMs(thread.tid);
     thread.post(job.message);
   }
 
@@ -497,6 +527,7 @@ export class ShellPool {
     clearTimeout(job.killTimer);
     this.#chargeRunning();
     job.chargedAt = undefined;
+    job.chargedCpu = undefined;
     job.network.abort();
     for (const release of job.unlocks.values()) release({ bytes: 0, entries: 0, stale: true });
     const session = job.host.session;
