@@ -118,6 +118,28 @@ describe("a virtual pool shared with a hostile agent", () => {
     expect(victim.health).toBeUndefined();
   });
 
+  it("fails a memory hog's command alone: the pool, the hog's sandbox and the victim carry on", {
+    timeout: 240_000,
+  }, async () => {
+    const poolPid = (await w.sandboxOf("victim")).pid;
+    scriptBash(w.llm, "hoard", [
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template.
+      's=$(printf %09000000d 0); a=(); for i in $(seq 1 400); do a+=("$s$i"); done; echo "kept ${#a[@]}"',
+    ]);
+    const hoard = await w.post("hoarder", "hoard");
+    scriptBash(w.llm, "still fine?", ["echo fine"]);
+    expect(replyOf(await w.chat("victim", "still fine?"))).toBe("ok");
+    await until(async () => ((await w.message(hoard)).status === "done" ? true : undefined), 500);
+    const [out] = toolOutputs(w.llm, "hoard");
+    expect(out).toMatch(/ran out of memory|limit exceeded/);
+    expect(out).not.toContain("kept 400");
+    // A tool error, not a crash: nobody was charged, the pool is the same process.
+    const hoarder = await w.sandboxOf("hoarder");
+    expect(hoarder.pid).toBe(poolPid);
+    expect(hoarder.health).toBeUndefined();
+    expect((await w.sandboxOf("victim")).health).toBeUndefined();
+  });
+
   it("charges a pool crash to the sandbox whose call held the pool's main thread; neighbours are retried and never repaired", {
     timeout: 240_000,
   }, async () => {
