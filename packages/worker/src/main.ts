@@ -37,6 +37,7 @@ let gatewayUrl: string;
 let baseEnv: Record<string, string>;
 let volumeOf: (sandboxId: string) => string;
 let workspaceFor: (sandboxId: string, volumeDir: string) => Workspace;
+let closePool = () => {};
 
 if (mode === "pool") {
   // Virtual sandboxes: agents run in the just-bash virtual shell, never as host
@@ -45,7 +46,7 @@ if (mode === "pool") {
   const { createEgressFetch, POOL_GATEWAY_URL, routeFetchThroughEgress } = await import(
     "./pool-egress.ts"
   );
-  const { ShellPool } = await import("./virtual/index.ts");
+  const { startPoolGuards } = await import("./virtual/pool-guards.ts");
   const { virtualWorkspace } = await import("./virtual-workspace.ts");
   const volumesRoot = required("LOBU_VOLUMES_ROOT");
   routeFetchThroughEgress(egressSocket);
@@ -56,9 +57,9 @@ if (mode === "pool") {
     ca = undefined; // Node's own CA store then
   }
   const diskMb = positive("LOBU_DISK_MB", 256);
-  const shellPool = new ShellPool({
-    threads: process.env.LOBU_SHELL_THREADS ? positive("LOBU_SHELL_THREADS", 2) : undefined,
-  });
+  // Fair shell threads, the crash journal and the stall watchdog (see pool-guards.ts).
+  const guards = startPoolGuards(process.env, volumesRoot);
+  closePool = () => guards.close();
   gatewayUrl = POOL_GATEWAY_URL;
   baseEnv = {};
   volumeOf = (sandboxId) => join(volumesRoot, sandboxId);
@@ -70,7 +71,8 @@ if (mode === "pool") {
         maxTotalBytes: diskMb * 1024 * 1024,
         maxFileBytes: Math.min(10, diskMb) * 1024 * 1024,
       },
-      shellPool,
+      shellPool: guards.shellPool,
+      onCall: guards.onCall(sandboxId),
     });
 } else {
   const forwarder = await startForwarder(egressSocket);
@@ -97,11 +99,13 @@ const host = new SessionHost({
 control.onMessage((msg) => host.handle(msg));
 control.onClose(() => {
   host.shutdown();
+  closePool();
   process.exit(0);
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
     host.shutdown();
+    closePool();
     process.exit(0);
   });
 }

@@ -2,6 +2,7 @@ import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
 import {
   createVirtualWorkspace,
   type ShellPool,
+  type ToolCallInfo,
   VIRTUAL_TOOL_NAMES,
   type VirtualLimits,
   type VirtualToolName,
@@ -16,6 +17,8 @@ export interface VirtualWorkspaceAdapterOptions {
   fetch?: typeof fetch;
   limits?: Partial<VirtualLimits>;
   shellPool?: ShellPool;
+  /** The pool's call journal hook (see virtual/call-journal.ts). */
+  onCall?: (call: ToolCallInfo) => () => void;
 }
 
 const isVirtualTool = (name: string): name is VirtualToolName =>
@@ -32,6 +35,7 @@ export function virtualWorkspace(opts: VirtualWorkspaceAdapterOptions): Workspac
     network: { fetch: opts.fetch },
     limits: opts.limits,
     shellPool: opts.shellPool,
+    onCall: opts.onCall,
   });
   return {
     cwd: WORKSPACE_DIR,

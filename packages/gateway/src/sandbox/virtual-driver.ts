@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { errorMessage, LobuError, type Logger, type WorkerToGateway } from "@lobu/core";
@@ -18,6 +19,7 @@ import { checkSandboxId } from "./env.ts";
 import { readVolumeMeta } from "./identity.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { startPlainWorker } from "./plain-worker.ts";
+import { blameFromJournal, clearPoolJournals, poolJournalPath } from "./pool-journal.ts";
 import { ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
 import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
 
@@ -97,12 +99,22 @@ interface Pool {
   index: number;
   id: string;
   proc?: PoolProcess;
+  /** Names the running process's call journal (see pool-journal.ts). */
+  instance?: string;
   starting?: Promise<PoolProcess>;
   stopping?: Promise<void>;
   members: Map<string, Member>;
   idleTimer?: NodeJS.Timeout;
   usageCache: Cache<SandboxUsage>;
 }
+
+/**
+ * Share of a pool's memory limit for its main thread's heap. The pool's shell threads get
+ * another 40 % between them (LOBU_POOL_MEMORY_MB, see the worker's pool-guards.ts), so
+ * that heaps, buffers and code together stay within the limit: a job that needs more
+ * fails on its own thread instead of the kernel killing the whole pool.
+ */
+const POOL_HEAP_FRACTION = 0.45;
 
 /** Rendezvous (highest random weight) hashing: stable placement, little movement on resize. */
 export function placeSandbox(id: string, poolSize: number): number {
@@ -133,6 +145,7 @@ export class VirtualDriver implements SandboxDriver {
   readonly #volumesRoot: string;
   readonly #process: ProcessDriver;
   #mode?: Promise<{ mode: "bwrap" | "none"; detail: string }>;
+  #journalsCleared?: Promise<void>;
   #closed = false;
 
   constructor(opts: VirtualDriverOptions) {
@@ -149,6 +162,7 @@ export class VirtualDriver implements SandboxDriver {
     }));
     this.#process = new ProcessDriver({
       quota: "watch",
+      heapFraction: POOL_HEAP_FRACTION,
       ...opts.process,
       stateDir: opts.stateDir,
       launcher: this.launcher,
@@ -377,6 +391,9 @@ export class VirtualDriver implements SandboxDriver {
 
   async #startPool(pool: Pool, spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
     const { mode } = await this.isolation();
+    // Journals a killed gateway's pools left behind are of no use to anyone.
+    this.#journalsCleared ??= clearPoolJournals(this.#volumesRoot);
+    await this.#journalsCleared;
     const limits: SandboxLimits = {
       memoryMb: Math.max(2048, spec.limits.memoryMb * 2),
       cpus: availableParallelism(),
@@ -385,7 +402,15 @@ export class VirtualDriver implements SandboxDriver {
       ...this.#opts.poolLimits,
     };
     // (LOBU_SANDBOX_ID becomes the pool's id: workerEnv sets it from the spec.)
-    const env = { ...spec.env, ...this.#opts.poolEnv, LOBU_DISK_MB: String(spec.limits.diskMb) };
+    const instance = randomUUID();
+    const env = {
+      ...spec.env,
+      ...this.#opts.poolEnv,
+      LOBU_DISK_MB: String(spec.limits.diskMb),
+      // The pool's call journal and the share of memory its shell threads may use.
+      LOBU_POOL_INSTANCE: instance,
+      LOBU_POOL_MEMORY_MB: String(limits.memoryMb),
+    };
     const poolSpec: SandboxSpec = {
       id: pool.id,
       key: { agentId: "pool", platform: "pool", userId: pool.id, channelId: pool.id },
@@ -398,9 +423,10 @@ export class VirtualDriver implements SandboxDriver {
         ? await this.#startSandboxedPool(poolSpec, egress)
         : await this.#startPlainPool(poolSpec, egress);
     pool.proc = proc;
+    pool.instance = instance;
     pool.usageCache = {};
     proc.connection.onMessage((msg) => this.#route(pool, msg));
-    void proc.exited.then((info) => this.#poolExited(pool, proc, info));
+    void proc.exited.then((info) => this.#poolExited(pool, proc, instance, info));
     this.#logger.info(
       { pool: pool.id, pid: proc.connection.pid, isolation: mode },
       "virtual sandbox pool started",
@@ -427,7 +453,9 @@ export class VirtualDriver implements SandboxDriver {
       cwd: this.#volumesRoot,
       home: tmpdir(),
       env: { LOBU_WORKER_MODE: "pool", LOBU_VOLUMES_ROOT: this.#volumesRoot },
-      nodeArgs: [`--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * 0.75))}`],
+      nodeArgs: [
+        `--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * POOL_HEAP_FRACTION))}`,
+      ],
       log: this.#logger.child({ pool: spec.id }),
     });
     return {
@@ -464,20 +492,48 @@ export class VirtualDriver implements SandboxDriver {
       this.#end(member, { code: 0, signal: null, reason: member.closing ?? "evicted" });
   }
 
-  #poolExited(pool: Pool, proc: PoolProcess, info: ExitInfo): void {
-    if (pool.proc === proc) pool.proc = undefined;
+  async #poolExited(
+    pool: Pool,
+    proc: PoolProcess,
+    instance: string,
+    info: ExitInfo,
+  ): Promise<void> {
+    if (pool.proc === proc) {
+      pool.proc = undefined;
+      pool.instance = undefined;
+    }
     clearTimeout(pool.idleTimer);
+    // Its members now, before the journal is read: new ones may join a restarted pool.
+    const members = [...pool.members.values()];
     const abnormal = info.reason === "crashed" || info.reason === "oom";
+    // A pool that dies is charged to the sandboxes whose calls were running on its main
+    // thread when it died, as its call journal says; the others were only evicted (their
+    // turns are retried and nothing counts against them). No journal: no one is charged.
+    const journal = poolJournalPath(this.#volumesRoot, pool.id, instance);
+    const blamed = abnormal
+      ? await blameFromJournal(journal, instance).catch((err: unknown) => {
+          this.#logger.warn(
+            { pool: pool.id, err: errorMessage(err) },
+            "pool call journal unreadable",
+          );
+          return { sandboxes: new Set<string>(), stalled: false };
+        })
+      : { sandboxes: new Set<string>(), stalled: false };
+    await rm(journal, { force: true }).catch(() => {});
     if (abnormal)
       this.#logger.warn(
-        { pool: pool.id, ...info, sandboxes: pool.members.size },
-        "pool process died",
+        {
+          pool: pool.id,
+          ...info,
+          sandboxes: pool.members.size,
+          blamed: [...blamed.sandboxes],
+          stalled: blamed.stalled,
+        },
+        blamed.stalled ? "pool process froze and was ended" : "pool process died",
       );
-    for (const member of [...pool.members.values()]) {
-      // A pool that dies mid-turn is blamed on the sandboxes running turns; the
-      // others were only evicted.
+    for (const member of members) {
       const reason =
-        member.closing ?? (abnormal ? (member.turn ? info.reason : "evicted") : info.reason);
+        member.closing ?? (!abnormal || blamed.sandboxes.has(member.id) ? info.reason : "evicted");
       this.#end(member, { code: info.code, signal: info.signal, reason });
     }
   }

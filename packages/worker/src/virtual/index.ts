@@ -21,6 +21,7 @@ export { type AnyToolDefinition, VIRTUAL_TOOL_NAMES, type VirtualToolName } from
 export {
   createVirtualWorkspace,
   DEFAULT_VIRTUAL_LIMITS,
+  type ToolCallInfo,
   type VirtualExecOptions,
   type VirtualExecResult,
   type VirtualLimits,

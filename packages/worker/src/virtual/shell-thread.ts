@@ -4,13 +4,23 @@
  * nor the pool's protocol. Files are read and written directly on the volume; quota
  * accounting and network requests go back to the main thread, which owns both.
  */
+import { readlinkSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { MountableFs, ReadWriteFs, type SecureFetch } from "just-bash";
 import { sharedBaseFs } from "./base-fs.ts";
 import { TMP_DIR, WORKSPACE_DIR } from "./paths.ts";
 import { QuotaFs, UsageCounter, type UsageLedger } from "./quota-fs.ts";
+import { globFiles, grepFiles } from "./search.ts";
 import { runShell } from "./shell.ts";
-import type { FetchResponse, FromThread, ShellJob, ToThread } from "./shell-protocol.ts";
+import type {
+  FetchResponse,
+  FromThread,
+  SearchJob,
+  SearchOutcome,
+  ShellJob,
+  ToThread,
+  VolumeSpec,
+} from "./shell-protocol.ts";
 
 const port = parentPort;
 if (!port) throw new Error("shell-thread.ts must run as a worker thread.");
@@ -31,7 +41,7 @@ function request(message: (req: number) => FromThread): Promise<ToThread> {
 }
 
 /** Borrows the volume's counter from the main thread for the length of one mutation. */
-function remoteLedger(job: number, spec: ShellJob): UsageLedger {
+function remoteLedger(job: number, spec: VolumeSpec): UsageLedger {
   return {
     async serialize(fn) {
       const locked = await request((req) => ({ t: "lock", job, req }));
@@ -82,29 +92,34 @@ function remoteFetch(job: number): SecureFetch {
   };
 }
 
+/** The session's virtual filesystem, as the main thread mounts it (see workspace.ts). */
+function mountVolume(job: number, spec: VolumeSpec): MountableFs {
+  const ledger = remoteLedger(job, spec);
+  const volume = (root: string, mountPoint: string) =>
+    new QuotaFs(
+      new ReadWriteFs({
+        root,
+        allowSymlinks: true,
+        maxFileReadSize: spec.quota.maxFileBytes,
+        maxCopySize: spec.quota.maxFileBytes,
+      }),
+      mountPoint,
+      ledger,
+    );
+  return new MountableFs({
+    base: sharedBaseFs(),
+    mounts: [
+      { mountPoint: WORKSPACE_DIR, filesystem: volume(spec.volumeDir, WORKSPACE_DIR) },
+      ...(spec.tmpDir ? [{ mountPoint: TMP_DIR, filesystem: volume(spec.tmpDir, TMP_DIR) }] : []),
+    ],
+  });
+}
+
 async function run(job: number, spec: ShellJob): Promise<void> {
   const controller = new AbortController();
   jobs.set(job, controller);
   try {
-    const ledger = remoteLedger(job, spec);
-    const volume = (root: string, mountPoint: string) =>
-      new QuotaFs(
-        new ReadWriteFs({
-          root,
-          allowSymlinks: true,
-          maxFileReadSize: spec.quota.maxFileBytes,
-          maxCopySize: spec.quota.maxFileBytes,
-        }),
-        mountPoint,
-        ledger,
-      );
-    const fs = new MountableFs({
-      base: sharedBaseFs(),
-      mounts: [
-        { mountPoint: WORKSPACE_DIR, filesystem: volume(spec.volumeDir, WORKSPACE_DIR) },
-        ...(spec.tmpDir ? [{ mountPoint: TMP_DIR, filesystem: volume(spec.tmpDir, TMP_DIR) }] : []),
-      ],
-    });
+    const fs = mountVolume(job, spec);
     const result = await runShell(spec.command, {
       fs,
       fetch: remoteFetch(job),
@@ -138,11 +153,82 @@ async function run(job: number, spec: ShellJob): Promise<void> {
   }
 }
 
+/** A find or grep: bounded in every dimension (see search.ts), stopped by abort. */
+async function search(job: number, spec: SearchJob): Promise<void> {
+  const controller = new AbortController();
+  jobs.set(job, controller);
+  const timer = setTimeout(() => controller.abort(new Error("timeout")), spec.timeoutMs);
+  let result: SearchOutcome;
+  try {
+    const fs = mountVolume(job, spec);
+    const common = {
+      limit: spec.limit,
+      maxOutputBytes: spec.maxOutputBytes,
+      walk: spec.walk,
+      signal: controller.signal,
+    };
+    result =
+      spec.kind === "glob"
+        ? {
+            kind: "glob",
+            ...(await globFiles(fs, spec.root, {
+              ...common,
+              pattern: spec.pattern,
+              ignore: spec.ignore,
+            })),
+          }
+        : {
+            kind: "grep",
+            ...(await grepFiles(fs, spec.root, spec.isDirectory, {
+              ...common,
+              pattern: spec.pattern,
+              ignoreCase: spec.ignoreCase,
+              literal: spec.literal,
+              glob: spec.glob,
+              context: spec.context,
+              maxFileBytes: spec.maxFileBytes,
+            })),
+          };
+  } catch (error) {
+    const reason = controller.signal.reason as Error | undefined;
+    const message =
+      controller.signal.aborted && reason?.message === "timeout"
+        ? "timeout" // the pool turns this into "stopped after N s"
+        : error instanceof Error
+          ? error.message.split("\n")[0]!
+          : String(error);
+    result = { kind: "error", message };
+  } finally {
+    clearTimeout(timer);
+    jobs.delete(job);
+  }
+  send({ t: "searched", job, result });
+}
+
+/**
+ * This thread's kernel id, so the pool can lower its CPU priority once its job has run for
+ * a while (see ShellPool): JavaScript cannot preempt a loop that never yields, but the
+ * kernel can prefer other threads.
+ */
+function threadId(): number | null {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").pop());
+    return Number.isInteger(tid) && tid > 0 ? tid : null;
+  } catch {
+    return null; // not Linux: fairness then rests on scheduling alone
+  }
+}
+send({ t: "ready", tid: threadId() });
+
 port.on("message", (message: ToThread) => {
   switch (message.t) {
     case "run":
       void run(message.job, message.spec);
       break;
+    case "search":
+      void search(message.job, message.spec);
+      break;
+
     case "abort":
       jobs.get(message.job)?.abort(new Error("aborted"));
       break;

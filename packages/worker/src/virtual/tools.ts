@@ -5,24 +5,18 @@ import {
   type BashOperations,
   createBashToolDefinition,
   createEditToolDefinition,
-  createFindToolDefinition,
   createLsToolDefinition,
   createReadToolDefinition,
   createWriteToolDefinition,
-  DEFAULT_MAX_BYTES,
   type EditOperations,
   type ExtensionContext,
-  type FindOperations,
-  formatSize,
   type LsOperations,
   type ReadOperations,
   type ToolDefinition,
-  truncateHead,
-  truncateLine,
   type WriteOperations,
 } from "@earendil-works/pi-coding-agent";
+import { imageSize } from "image-size";
 import type { IFileSystem } from "just-bash";
-import { Type } from "typebox";
 import {
   confinePath,
   describeFsError,
@@ -30,8 +24,9 @@ import {
   VirtualFsError,
   VirtualPathError,
 } from "./paths.ts";
-import { globFiles, grepFiles } from "./search.ts";
+import { type SearchBackend, virtualFind, virtualGrep } from "./search-tools.ts";
 import type { ShellResult } from "./shell.ts";
+import { type CountBounds, cappedNote, countParam, TOOL_BOUNDS } from "./tool-limits.ts";
 
 /** The pi tool names the virtual tier provides, all backed by the session's virtual FS. */
 export const VIRTUAL_TOOL_NAMES = ["read", "bash", "edit", "write", "grep", "find", "ls"] as const;
@@ -41,7 +36,7 @@ export type VirtualToolName = (typeof VIRTUAL_TOOL_NAMES)[number];
 export type AnyToolDefinition = ToolDefinition<any, any>;
 
 /** What the tools need from a workspace. */
-export interface ToolBackend {
+export interface ToolBackend extends SearchBackend {
   fs(): Promise<IFileSystem>;
   run(
     command: string,
@@ -52,7 +47,15 @@ export interface ToolBackend {
       timeoutMs?: number;
     },
   ): Promise<ShellResult & { timeoutMs: number }>;
-  maxFileBytes: number;
+  /**
+   * Run a tool call that works on the pool's main thread (read, write, edit, ls): one at a
+   * time per session, under a deadline, recorded in the pool's call journal.
+   */
+  mainThreadCall<T>(
+    tool: string,
+    signal: AbortSignal | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T>;
 }
 
 /** Run a filesystem call on a confined path, reporting errors with the agent's path. */
@@ -82,6 +85,28 @@ function sniffImage(b: Uint8Array): string | null {
   return null;
 }
 
+/**
+ * Largest image the read tool decodes (pi decodes and resizes it in a worker thread of the
+ * pool, 4 bytes a pixel, with no memory limit of its own): a few-KB PNG can claim to be
+ * 50 000 × 50 000 pixels, and decoding it would take the whole pool down.
+ */
+export const MAX_IMAGE_PIXELS = 40_000_000;
+
+function assertImageSize(bytes: Uint8Array, path: string): void {
+  let width: number | undefined;
+  let height: number | undefined;
+  try {
+    ({ width, height } = imageSize(bytes));
+  } catch {
+    throw new VirtualFsError("EINVAL", `${path} is not a readable image (its header is damaged)`);
+  }
+  if (!width || !height || width * height > MAX_IMAGE_PIXELS)
+    throw new VirtualFsError(
+      "EFBIG",
+      `${path} is ${width ?? "?"}×${height ?? "?"} pixels; the read tool shows images of up to ${MAX_IMAGE_PIXELS / 1_000_000} megapixels. Use a smaller image.`,
+    );
+}
+
 async function assertFile(fs: IFileSystem, path: string): Promise<void> {
   const st = await fs.stat(path);
   if (st.isDirectory) throw new VirtualFsError("EISDIR", `Is a directory: ${path}`);
@@ -108,7 +133,10 @@ function fileOps(backend: ToolBackend) {
     access,
     detectImageMimeType: async (p) => {
       if (!IMAGE_EXTENSIONS.has(posix.extname(p).toLowerCase())) return null;
-      return sniffImage(await readFile(p));
+      const bytes = await readFile(p);
+      const mime = sniffImage(bytes);
+      if (mime) assertImageSize(bytes, p);
+      return mime;
     },
   };
   const write: WriteOperations = {
@@ -125,12 +153,7 @@ function fileOps(backend: ToolBackend) {
       }),
     readdir: (p) => onPath(backend, p, (fs, path) => fs.readdir(path)),
   };
-  const find: FindOperations = {
-    exists,
-    glob: (pattern, cwd, { ignore, limit }) =>
-      onPath(backend, cwd, (fs, path) => globFiles(fs, path, pattern, { ignore, limit })),
-  };
-  return { read, write, edit, ls, find };
+  return { read, write, edit, ls };
 }
 
 /** Session variables pi exposes to the shell; the rest of `env` is the host's and stays out. */
@@ -193,23 +216,48 @@ async function relocateFullOutput(backend: ToolBackend, text: string): Promise<s
   return text;
 }
 
+/** Count parameters checked (and lowered to their bound) before pi's own tools see them. */
+const PARAM_BOUNDS: Partial<Record<string, Record<string, CountBounds>>> = {
+  read: TOOL_BOUNDS.read,
+  ls: TOOL_BOUNDS.ls,
+};
+
 /**
  * Run a pi tool with the virtual cwd: pi resolves paths against `ctx.cwd`, which is the
  * session's host directory. `~` is mapped to /workspace before pi expands it to the host's
- * home directory.
+ * home directory. Count parameters are bounded first, and with `backend` the call goes
+ * through the workspace's main-thread guard (one at a time, deadline, call journal).
  */
-function virtualize(definition: AnyToolDefinition, cwd: string): AnyToolDefinition {
+function virtualize(
+  definition: AnyToolDefinition,
+  cwd: string,
+  backend?: ToolBackend,
+): AnyToolDefinition {
   return {
     ...definition,
-    execute(toolCallId, params, signal, onUpdate, ctx) {
+    async execute(toolCallId, params, signal, onUpdate, ctx) {
       const args: Record<string, unknown> = { ...(params as object) };
       if (typeof args.path === "string" && (args.path === "~" || args.path.startsWith("~/"))) {
         args.path = confinePath(args.path, cwd);
       }
+      const capped: Array<[string, number]> = [];
+      for (const [name, bounds] of Object.entries(PARAM_BOUNDS[definition.name] ?? {})) {
+        if (args[name] === undefined) continue;
+        const checked = countParam(definition.name, name, args[name], bounds);
+        args[name] = checked.value;
+        if (checked.capped) capped.push([name, checked.value]);
+      }
       const scoped: ExtensionContext | undefined = ctx
         ? Object.create(ctx, { cwd: { value: cwd, enumerable: true } })
         : undefined;
-      return definition.execute(toolCallId, args, signal, onUpdate, scoped as ExtensionContext);
+      const call = (callSignal: AbortSignal | undefined) =>
+        definition.execute(toolCallId, args, callSignal, onUpdate, scoped as ExtensionContext);
+      const result = backend
+        ? await backend.mainThreadCall(definition.name, signal, call)
+        : await call(signal);
+      if (capped.length > 0)
+        result.content.push({ type: "text", text: `\n${cappedNote(definition.name, capped)}` });
+      return result;
     },
   };
 }
@@ -240,109 +288,6 @@ function virtualBash(backend: ToolBackend, cwd: string): AnyToolDefinition {
   };
 }
 
-const grepSchema = Type.Object({
-  pattern: Type.String({ description: "Search pattern (regex or literal string)" }),
-  path: Type.Optional(
-    Type.String({ description: "Directory or file to search (default: current directory)" }),
-  ),
-  glob: Type.Optional(
-    Type.String({ description: "Filter files by glob pattern, e.g. '*.ts' or '**/*.spec.ts'" }),
-  ),
-  ignoreCase: Type.Optional(
-    Type.Boolean({ description: "Case-insensitive search (default: false)" }),
-  ),
-  literal: Type.Optional(
-    Type.Boolean({
-      description: "Treat pattern as literal string instead of regex (default: false)",
-    }),
-  ),
-  context: Type.Optional(
-    Type.Number({
-      description: "Number of lines to show before and after each match (default: 0)",
-    }),
-  ),
-  limit: Type.Optional(
-    Type.Number({ description: "Maximum number of matches to return (default: 100)" }),
-  ),
-});
-
-const GREP_DEFAULT_LIMIT = 100;
-
-/**
- * pi's grep always runs ripgrep on the host path, whatever operations it is given, so the
- * virtual tier brings its own: same name, parameters and output format, searching the
- * virtual FS with a linear-time (RE2) regex engine.
- */
-function virtualGrep(backend: ToolBackend, cwd: string): AnyToolDefinition {
-  const definition: ToolDefinition<typeof grepSchema> = {
-    name: "grep",
-    label: "grep",
-    description: `Search file contents for a pattern (RE2/ripgrep regex syntax). Returns matching lines with file paths and line numbers. Skips node_modules, .git and binary files. Output is truncated to ${GREP_DEFAULT_LIMIT} matches or ${DEFAULT_MAX_BYTES / 1024}KB (whichever is hit first). Long lines are truncated to 500 chars.`,
-    promptSnippet: "Search file contents for patterns",
-    parameters: grepSchema,
-    async execute(_id, params, signal) {
-      const { pattern, glob, ignoreCase, literal } = params;
-      const searchPath = confinePath(params.path || ".", cwd);
-      const fs = await backend.fs();
-      let isDirectory: boolean;
-      try {
-        isDirectory = (await fs.stat(searchPath)).isDirectory;
-      } catch {
-        throw new Error(`Path not found: ${searchPath}`);
-      }
-      const limit = Math.max(1, params.limit ?? GREP_DEFAULT_LIMIT);
-      const context = params.context && params.context > 0 ? Math.floor(params.context) : 0;
-      const { matches, limitReached } = await grepFiles(fs, searchPath, isDirectory, {
-        pattern,
-        glob,
-        ignoreCase,
-        literal,
-        limit,
-        maxFileBytes: backend.maxFileBytes,
-        signal,
-      });
-      if (matches.length === 0) {
-        return { content: [{ type: "text", text: "No matches found" }], details: undefined };
-      }
-      let linesTruncated = false;
-      const out: string[] = [];
-      for (const m of matches) {
-        const rel = isDirectory ? posix.relative(searchPath, m.path) : posix.basename(m.path);
-        const first = Math.max(1, m.lineNumber - context);
-        const last = Math.min(m.lines.length, m.lineNumber + context);
-        for (let n = first; n <= last; n++) {
-          const { text, wasTruncated } = truncateLine(m.lines[n - 1] ?? "");
-          linesTruncated ||= wasTruncated;
-          out.push(n === m.lineNumber ? `${rel}:${n}: ${text}` : `${rel}-${n}- ${text}`);
-        }
-      }
-      const truncation = truncateHead(out.join("\n"), { maxLines: Number.MAX_SAFE_INTEGER });
-      const notices: string[] = [];
-      const details: Record<string, unknown> = {};
-      if (limitReached) {
-        notices.push(
-          `${limit} matches limit reached. Use limit=${limit * 2} for more, or refine pattern`,
-        );
-        details.matchLimitReached = limit;
-      }
-      if (truncation.truncated) {
-        notices.push(`${formatSize(DEFAULT_MAX_BYTES)} limit reached`);
-        details.truncation = truncation;
-      }
-      if (linesTruncated) {
-        notices.push("Some lines truncated to 500 chars. Use read tool to see full lines");
-        details.linesTruncated = true;
-      }
-      const text = truncation.content + (notices.length > 0 ? `\n\n[${notices.join(". ")}]` : "");
-      return {
-        content: [{ type: "text", text }],
-        details: Object.keys(details).length > 0 ? details : undefined,
-      };
-    },
-  };
-  return definition as AnyToolDefinition;
-}
-
 /** The seven tool definitions, operating on the virtual FS with `cwd` as working directory. */
 export function createVirtualTools(
   backend: ToolBackend,
@@ -351,13 +296,14 @@ export function createVirtualTools(
 ): AnyToolDefinition[] {
   const ops = fileOps(backend);
   const make: Record<VirtualToolName, () => AnyToolDefinition> = {
-    read: () => virtualize(createReadToolDefinition(cwd, { operations: ops.read }), cwd),
+    read: () => virtualize(createReadToolDefinition(cwd, { operations: ops.read }), cwd, backend),
     bash: () => virtualBash(backend, cwd),
-    edit: () => virtualize(createEditToolDefinition(cwd, { operations: ops.edit }), cwd),
-    write: () => virtualize(createWriteToolDefinition(cwd, { operations: ops.write }), cwd),
+    edit: () => virtualize(createEditToolDefinition(cwd, { operations: ops.edit }), cwd, backend),
+    write: () =>
+      virtualize(createWriteToolDefinition(cwd, { operations: ops.write }), cwd, backend),
     grep: () => virtualGrep(backend, cwd),
-    find: () => virtualize(createFindToolDefinition(cwd, { operations: ops.find }), cwd),
-    ls: () => virtualize(createLsToolDefinition(cwd, { operations: ops.ls }), cwd),
+    find: () => virtualize(virtualFind(backend, cwd), cwd),
+    ls: () => virtualize(createLsToolDefinition(cwd, { operations: ops.ls }), cwd, backend),
   };
   return names.map((name) => {
     const factory = make[name];

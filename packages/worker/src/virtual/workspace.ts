@@ -5,7 +5,9 @@ import { sharedBaseFs } from "./base-fs.ts";
 import { createVirtualFetch, type VirtualNetworkOptions } from "./network.ts";
 import { confinePath, TMP_DIR, VOLUME_TMP_DIR, WORKSPACE_DIR } from "./paths.ts";
 import { QuotaFs, VolumeUsage } from "./quota-fs.ts";
+import type { SearchRequest } from "./search-tools.ts";
 import { type ShellPool, sharedShellPool } from "./shell-pool.ts";
+import type { SearchOutcome } from "./shell-protocol.ts";
 import {
   type AnyToolDefinition,
   createVirtualTools,
@@ -24,6 +26,10 @@ export interface VirtualLimits {
   maxCommandMs: number;
   /** stdout+stderr one command may produce, held in memory while it runs (default 16 MiB). */
   maxOutputBytes: number;
+  /** Wall-clock limit per find or grep (default 30 s). */
+  maxSearchMs: number;
+  /** Wall-clock limit per read, write, edit or ls call (default 60 s). */
+  maxToolMs: number;
 }
 
 export const DEFAULT_VIRTUAL_LIMITS: Readonly<VirtualLimits> = Object.freeze({
@@ -32,7 +38,16 @@ export const DEFAULT_VIRTUAL_LIMITS: Readonly<VirtualLimits> = Object.freeze({
   maxEntries: 50_000,
   maxCommandMs: 120_000,
   maxOutputBytes: 16 * 1024 * 1024,
+  maxSearchMs: 30_000,
+  maxToolMs: 60_000,
 });
+
+/** A tool call in progress, as the pool's call journal sees it. */
+export interface ToolCallInfo {
+  tool: string;
+  /** Where its work runs: the pool's main thread, or a shell thread. */
+  where: "main" | "thread";
+}
 
 export interface VirtualWorkspaceOptions {
   /**
@@ -46,6 +61,8 @@ export interface VirtualWorkspaceOptions {
   limits?: Partial<VirtualLimits>;
   /** Threads that run the bash commands (default: one pool shared by the process). */
   shellPool?: ShellPool;
+  /** Told when a tool call starts; the function it returns is called when it ends. */
+  onCall?: (call: ToolCallInfo) => () => void;
 }
 
 export interface VirtualExecOptions {
@@ -126,6 +143,9 @@ class Workspace implements VirtualWorkspace {
   #mounted: Promise<Mounted> | undefined;
   readonly #backend: ToolBackend;
   readonly #running = new Set<AbortController>();
+  readonly #onCall: ((call: ToolCallInfo) => () => void) | undefined;
+  /** Main-thread tool calls of this session run one after another. */
+  #mainThreadTail: Promise<unknown> = Promise.resolve();
   #disposed = false;
 
   constructor(options: VirtualWorkspaceOptions) {
@@ -137,9 +157,15 @@ class Workspace implements VirtualWorkspace {
     this.#env = { ...options.env };
     this.#network = options.network;
     this.#shells = options.shellPool;
+    this.#onCall = options.onCall;
     this.#backend = {
       fs: async () => (await this.#mount()).fs,
-      run: (command, options) => this.#run(command, options),
+      run: (command, options) => this.#tracked("bash", () => this.#run(command, options)),
+      search: (request, signal) =>
+        this.#tracked(request.kind === "glob" ? "find" : "grep", () =>
+          this.#search(request, signal),
+        ),
+      mainThreadCall: (tool, signal, fn) => this.#mainThreadCall(tool, signal, fn),
       maxFileBytes: this.limits.maxFileBytes,
     };
   }
@@ -202,6 +228,85 @@ class Workspace implements VirtualWorkspace {
     return mounting;
   }
 
+  /** Record a shell-thread call in the call journal for as long as it runs. */
+  async #tracked<T>(tool: string, fn: () => Promise<T>): Promise<T> {
+    const end = this.#onCall?.({ tool, where: "thread" });
+    try {
+      return await fn();
+    } finally {
+      end?.();
+    }
+  }
+
+  /**
+   * A call whose work runs on the pool's main thread: queued behind the session's other
+   * main-thread calls (one session cannot pile up parallel reads of large files), recorded
+   * in the call journal while it runs (a pool that dies then is blamed on this session),
+   * and stopped at `maxToolMs` with a message that says so. Its work is bounded by the file
+   * size limits, so the deadline is a backstop, not the plan.
+   */
+  #mainThreadCall<T>(
+    tool: string,
+    signal: AbortSignal | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    this.#assertLive();
+    const turn = this.#mainThreadTail.then(async () => {
+      if (signal?.aborted) throw new Error("Operation aborted");
+      const controller = new AbortController();
+      const onAbort = () => controller.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#running.add(controller);
+      const end = this.#onCall?.({ tool, where: "main" });
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          controller.abort(new Error("deadline"));
+          reject(
+            new Error(
+              `The ${tool} call was stopped after ${this.limits.maxToolMs / 1000} s (the limit for one call). Work on a smaller file or a smaller part of it.`,
+            ),
+          );
+        }, this.limits.maxToolMs);
+      });
+      try {
+        return await Promise.race([fn(controller.signal), deadline]);
+      } finally {
+        clearTimeout(timer);
+        end?.();
+        this.#running.delete(controller);
+        signal?.removeEventListener("abort", onAbort);
+      }
+    });
+    this.#mainThreadTail = turn.catch(() => {});
+    return turn;
+  }
+
+  async #search(request: SearchRequest, signal?: AbortSignal): Promise<SearchOutcome> {
+    const { usage, tmpRoot } = await this.#mount();
+    this.#fetch ??= createVirtualFetch(this.#network);
+    const shells = this.#shells ?? sharedShellPool();
+    return shells.search(
+      {
+        ...request,
+        volumeDir: this.volumeDir,
+        tmpDir: tmpRoot,
+        quota: this.#quota(),
+        timeoutMs: this.limits.maxSearchMs,
+      } as Parameters<ShellPool["search"]>[0],
+      { session: this.volumeDir, usage, fetch: this.#fetch },
+      signal,
+    );
+  }
+
+  #quota() {
+    return {
+      maxFileBytes: this.limits.maxFileBytes,
+      maxTotalBytes: this.limits.maxTotalBytes,
+      maxEntries: this.limits.maxEntries,
+    };
+  }
+
   async #run(
     command: string,
     options: { cwd: string; env: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
@@ -223,14 +328,14 @@ class Workspace implements VirtualWorkspace {
         env: { ...this.#env, ...options.env, ...baseEnv(options.cwd) },
         timeoutMs,
         maxOutputBytes: this.limits.maxOutputBytes,
-        quota: {
-          maxFileBytes: this.limits.maxFileBytes,
-          maxTotalBytes: this.limits.maxTotalBytes,
-          maxEntries: this.limits.maxEntries,
-        },
+        quota: this.#quota(),
       };
       const shells = this.#shells ?? sharedShellPool();
-      const result = await shells.run(spec, { usage, fetch: this.#fetch }, controller.signal);
+      const result = await shells.run(
+        spec,
+        { session: this.volumeDir, usage, fetch: this.#fetch },
+        controller.signal,
+      );
       return { ...result, timeoutMs };
     } finally {
       this.#running.delete(controller);
