@@ -57,9 +57,23 @@ export function setHeader(raw: string[], name: string, value: string | undefined
   return out;
 }
 
+/** The port a URL of `protocol` means when it names none. */
+export function defaultPort(protocol: "http:" | "https:"): number {
+  return protocol === "https:" ? 443 : 80;
+}
+
 /** `host[:port]` as a Host header / authority, with IPv6 in brackets and default ports left out. */
 export function authority(host: string, port: number, protocol: "http:" | "https:"): string {
   const h = host.includes(":") ? `[${host}]` : host;
-  const defaultPort = protocol === "https:" ? 443 : 80;
-  return port === defaultPort ? h : `${h}:${port}`;
+  return port === defaultPort(protocol) ? h : `${h}:${port}`;
+}
+
+/**
+ * The credentials of a `Basic` authorization value: the base64 token as sent and
+ * its UTF-8 decoding (`user:password`), or null for any other value.
+ */
+export function parseBasic(value: string | undefined): { token: string; decoded: string } | null {
+  const m = value && /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(value);
+  if (!m) return null;
+  return { token: m[1]!, decoded: Buffer.from(m[1]!, "base64").toString("utf8") };
 }

@@ -42,6 +42,17 @@ export async function replacePlaceholders(text: string, replace: Replace): Promi
 
 const utf8ToLatin1 = (s: string): string => Buffer.from(s, "utf8").toString("latin1");
 
+/**
+ * `replace` for text held as latin1 (one char per byte: bodies, header values):
+ * the secret it returns is UTF-8 text, so it is re-spelled byte by byte.
+ */
+export function latin1Replace(replace: Replace): Replace {
+  return async (p) => {
+    const r = await replace(p);
+    return r === null ? null : utf8ToLatin1(r);
+  };
+}
+
 /** Streaming placeholder swap for request bodies. `replace` returns UTF-8 text. */
 export class PlaceholderSwapStream extends Transform {
   readonly #replace: Replace;
@@ -49,10 +60,7 @@ export class PlaceholderSwapStream extends Transform {
 
   constructor(replace: Replace) {
     super();
-    this.#replace = async (p) => {
-      const r = await replace(p);
-      return r === null ? null : utf8ToLatin1(r);
-    };
+    this.#replace = latin1Replace(replace);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {

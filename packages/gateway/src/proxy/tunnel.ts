@@ -4,6 +4,24 @@ import tls from "node:tls";
 import { parseIpLiteral, type ResolvedAddress } from "./addresses.ts";
 import { forwardableHeaders } from "./headers.ts";
 
+/** CAs trusted for upstream TLS (never the Lobu CA); absent = Node's default store. */
+export type UpstreamTrust = NonNullable<tls.ConnectionOptions["ca"]>;
+
+/**
+ * TLS options for a connection the proxy originates: the certificate is verified
+ * against the name the sandbox asked for (SNI only for names, never for an IP
+ * literal), with the normal trust store unless `upstreamCa` replaces it.
+ */
+export function upstreamTlsOptions(
+  host: string,
+  upstreamCa: UpstreamTrust | undefined,
+): { servername?: string; ca?: UpstreamTrust } {
+  return {
+    ...(parseIpLiteral(host) ? {} : { servername: host }),
+    ...(upstreamCa ? { ca: upstreamCa } : {}),
+  };
+}
+
 /** Connect to the first vetted address that answers (never to the host name). */
 export function connectVetted(
   addresses: readonly ResolvedAddress[],
@@ -83,7 +101,7 @@ export async function relayUpgrade(opts: {
   path: string;
   hostHeader: string;
   addresses: readonly ResolvedAddress[];
-  upstreamCa?: string | Buffer | (string | Buffer)[];
+  upstreamCa?: UpstreamTrust;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
 }): Promise<void> {
@@ -93,9 +111,8 @@ export async function relayUpgrade(opts: {
     upstream = await new Promise<tls.TLSSocket>((resolve, reject) => {
       const s = tls.connect({
         socket: raw,
-        ...(parseIpLiteral(opts.host) ? {} : { servername: opts.host }),
+        ...upstreamTlsOptions(opts.host, opts.upstreamCa),
         host: opts.host,
-        ...(opts.upstreamCa ? { ca: opts.upstreamCa } : {}),
         ALPNProtocols: ["http/1.1"],
       });
       // A server that accepts TCP but never finishes the handshake must not hold the client.
