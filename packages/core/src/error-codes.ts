@@ -148,6 +148,3 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type LobuErrorCode = keyof typeof ERROR_CODES;
-
-/** Every error code, in the table's order. */
-export const LOBU_ERROR_CODES = Object.keys(ERROR_CODES) as LobuErrorCode[];

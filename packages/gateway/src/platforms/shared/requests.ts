@@ -2,6 +2,7 @@ import {
   type CapabilityKind,
   DECISIONS,
   type DecisionChoice,
+  type DecisionMeaning,
   decisionChoices,
   RequestOutcome,
   visibleText,
@@ -47,8 +48,8 @@ export function cardButtons(event: RequestEvent, canApprove = true): CardButton[
 }
 
 function decisionButton(choice: DecisionChoice): CardButton {
-  const meaning: { label: string; style?: "primary" | "danger" } = DECISIONS[choice];
-  return { choice, label: meaning.label, ...(meaning.style ? { style: meaning.style } : {}) };
+  const { label, style }: DecisionMeaning = DECISIONS[choice];
+  return { choice, label, ...(style ? { style } : {}) };
 }
 
 const KIND_LABEL: { [K in CapabilityKind]: string } = {
