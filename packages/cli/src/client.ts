@@ -118,7 +118,8 @@ export class GatewayClient {
     );
   }
 
-  answer(requestId: string, choice: string, text?: string): Promise<unknown> {
+  /** Answer with `choice` (an option id or a decision), `text`, or both. */
+  answer(requestId: string, choice: string | undefined, text?: string): Promise<unknown> {
     return this.json(`/api/v1/requests/${encodeURIComponent(requestId)}/answer`, {
       method: "POST",
       body: JSON.stringify({ choice, ...(text ? { text } : {}) }),

@@ -1,6 +1,7 @@
 export * from "./config/duration.ts";
 export * from "./config/load.ts";
 export * from "./config/schema.ts";
+export * from "./error-codes.ts";
 export * from "./errors.ts";
 export * from "./ids.ts";
 export * from "./log.ts";
@@ -8,6 +9,7 @@ export * from "./placeholders.ts";
 export * from "./protocol/approval.ts";
 export * from "./protocol/events.ts";
 export * from "./protocol/ndjson.ts";
+export * from "./protocol/requests.ts";
 export * from "./protocol/worker.ts";
 export * from "./proxy-env.ts";
 export * from "./routing.ts";

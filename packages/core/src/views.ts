@@ -1,9 +1,22 @@
 /**
  * Wire shapes the browser UIs (packages/web) read from the gateway's settings
- * and admin APIs. Types only, with no imports, so the web bundle can share them.
+ * and admin APIs. Types only, and only type imports, so the web bundle can
+ * share them without bundling anything.
  */
+import type { CapabilityKind } from "./protocol/events.ts";
+import type { RequestStatus } from "./protocol/requests.ts";
+import type { ToolPolicy as ToolPolicyName } from "./protocol/worker.ts";
 
-export type ToolPolicyName = "allow" | "ask" | "deny";
+export type { CapabilityKind } from "./protocol/events.ts";
+export type {
+  ApprovalChoice,
+  CapabilityChoice,
+  DecisionChoice,
+  RequestOutcome,
+  RequestStatus,
+} from "./protocol/requests.ts";
+
+export type { ToolPolicy as ToolPolicyName } from "./protocol/worker.ts";
 
 /**
  * What the settings page shows: the person's own settings for one agent next
@@ -58,12 +71,10 @@ export interface SettingsView {
   secrets: { name: string; hint: string; updatedAt: number }[];
 }
 
-export type CapabilityKind = "skill" | "domain" | "package" | "mcp" | "secret";
-
 export interface RequestView {
   requestId: string;
   agentId: string;
-  status: "pending" | "answered" | "expired";
+  status: RequestStatus;
   createdAt: number;
   event:
     | { type: "capability_request"; kind: CapabilityKind; value: string; reason: string }

@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import { type ServerType, serve } from "@hono/node-server";
 import {
   createLogger,
+  errorBody,
   errorMessage,
   type LobuConfig,
   LobuConfig as LobuConfigSchema,
@@ -407,10 +408,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));
   app.notFound((c) =>
-    c.json(
-      { error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } },
-      404,
-    ),
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),
   );
   app.get("/healthz", (c) => c.json({ ok: true }));
   app.get("/readyz", async (c) => {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { GatewayToWorker, WorkerToGateway } from "@lobu/core";
+import type { GatewayToWorker, TurnErrorCode, WorkerToGateway } from "@lobu/core";
 import { SandboxSession, SessionStateError, type TurnOutcome } from "./sandbox-session.ts";
 import { GatewayCalls } from "./tools/gateway-tools.ts";
 import type { Workspace } from "./workspace.ts";
@@ -112,7 +112,7 @@ export class SessionHost {
             turnId: msg.turnId,
             ...outcome,
           });
-        const fail = (code: string, message: string) =>
+        const fail = (code: TurnErrorCode, message: string) =>
           end({ status: "error", text: "", error: { code, message } });
         let s: SandboxSession;
         try {

@@ -8,7 +8,7 @@ import {
   SettingsManager,
   type ToolDefinition,
 } from "@earendil-works/pi-coding-agent";
-import type { AgentEvent, ToolPolicy, TurnContext } from "@lobu/core";
+import type { AgentEvent, ToolPolicy, TurnContext, WorkerToGateway } from "@lobu/core";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
 import { registerModel } from "./model.ts";
@@ -20,11 +20,11 @@ import { gateTool } from "./tools/policy-gate.ts";
 import { requestCapabilityTool } from "./tools/request-capability.ts";
 import type { Workspace } from "./workspace.ts";
 
-export interface TurnOutcome {
-  status: "done" | "error" | "cancelled";
-  text: string;
-  error?: { code: string; message: string };
-}
+/** What a turn ends with: the `turn_end` message without its addressing. */
+export type TurnOutcome = Pick<
+  Extract<WorkerToGateway, { t: "turn_end" }>,
+  "status" | "text" | "error"
+>;
 
 export interface SandboxSessionOptions {
   sandboxId: string;

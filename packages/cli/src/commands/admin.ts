@@ -1,3 +1,4 @@
+import { ApprovalChoice, CapabilityChoice } from "@lobu/core";
 import type { Command } from "commander";
 import { CliError, GatewayClient, resolveClient } from "../client.ts";
 import type { Runner } from "../program.ts";
@@ -264,7 +265,10 @@ Exit code: the command's own (128+N when signal N ended it); 124 when it ran out
       .command("answer")
       .description("answer an agent's question or approval request")
       .argument("<requestId>", "the request id shown with the question or approval")
-      .argument("<choice>", "option id, e.g. approve, deny, always, granted")
+      .argument(
+        "<choice>",
+        `${ApprovalChoice.options.join(", ")} (approvals), ${CapabilityChoice.options.join(", ")} (capability requests) or a question's option id`,
+      )
       .option("--text <text>", "free-text answer"),
   ).action((requestId: string, choice: string, o: Conn & { text?: string }) =>
     run(async () => {

@@ -1,6 +1,6 @@
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline";
-import { type AgentEvent, inputText, visibleText } from "@lobu/core";
+import { type AgentEvent, DECISIONS, decisionChoices, inputText, visibleText } from "@lobu/core";
 import { GatewayClient, resolveClient } from "../client.ts";
 
 export interface ChatOptions {
@@ -122,21 +122,15 @@ async function runTurn(
       case "question":
       case "approval_request":
       case "capability_request": {
+        // An approval whose input is too long to show in full can only be denied.
+        const decisions =
+          e.type === "question"
+            ? []
+            : decisionChoices(e.type, e.type !== "approval_request" || e.displayComplete !== false);
         const options =
           e.type === "question"
             ? e.options
-            : e.type === "approval_request"
-              ? e.displayComplete === false
-                ? [{ id: "deny", label: "Deny" }]
-                : [
-                    { id: "approve", label: "Approve" },
-                    { id: "deny", label: "Deny" },
-                    { id: "always", label: "Always allow" },
-                  ]
-              : [
-                  { id: "granted", label: "Grant" },
-                  { id: "denied", label: "Deny" },
-                ];
+            : decisions.map((c) => ({ id: c, label: DECISIONS[c].label }));
         const title =
           e.type === "question"
             ? visibleText(e.prompt)
@@ -153,7 +147,10 @@ async function runTurn(
         const pick =
           options[Number(raw) - 1] ??
           options.find((o) => o.id === raw || o.label.toLowerCase() === raw.toLowerCase());
-        await client.answer(e.requestId, pick?.id ?? "deny", pick ? undefined : raw);
+        // Anything else typed is the answer's text: a question's own answer, or the reason
+        // for refusing an approval or a capability.
+        const refusal = decisions.find((c) => !DECISIONS[c].grants);
+        await client.answer(e.requestId, pick?.id ?? refusal, pick ? undefined : raw);
         break;
       }
       case "done":

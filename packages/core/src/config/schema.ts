@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ToolPolicy } from "../protocol/worker.ts";
 import { Duration } from "./duration.ts";
 
 /**
@@ -40,7 +41,8 @@ export const NetworkSection = z.strictObject({
 });
 export type NetworkSection = z.infer<typeof NetworkSection>;
 
-export const ToolPolicyValue = z.enum(["allow", "ask", "deny"]);
+/** A tool's policy as lobu.toml writes it: the protocol's ToolPolicy. */
+export const ToolPolicyValue = ToolPolicy;
 
 export const PolicySection = z.strictObject({
   /** Policy for tools not named in `tools`. */

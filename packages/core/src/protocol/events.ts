@@ -67,7 +67,11 @@ export const AgentEvent = z.discriminatedUnion("type", [
     reason: z.string(),
     url: z.string().optional(),
   }),
-  /** A request above was answered (so every surface can update its buttons). */
+  /**
+   * A request above was answered (so every surface can update its buttons).
+   * `outcome` is the answer's choice (a DecisionChoice, or a question's option
+   * id), or a RequestOutcome (`answered` without a choice, `expired`).
+   */
   z.object({
     type: z.literal("request_resolved"),
     requestId: z.string(),
@@ -91,7 +95,7 @@ export type AgentEventOf<T extends AgentEventType> = Extract<AgentEvent, { type:
 
 /** The answer to a question, approval or capability request. */
 export const RequestAnswer = z.object({
-  /** Chosen option id (questions) or decision (`approve`, `deny`, `always`, `granted`). */
+  /** Chosen option id (questions), ApprovalChoice (approvals) or CapabilityChoice (capability requests). */
   choice: z.string().max(64).optional(),
   text: z.string().max(4000).optional(),
   /** Who answered, as `platform:user`. */

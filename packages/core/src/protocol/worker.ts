@@ -72,6 +72,46 @@ export const TurnContext = z.object({
 });
 export type TurnContext = z.infer<typeof TurnContext>;
 
+/**
+ * Why a worker ended a turn with status `error` (`turn_end.error.code`). The
+ * gateway decides from the code alone whether to retry the message and what
+ * the failure says about the sandbox's health (runtime/turn-outcome.ts);
+ * docs/protocol.md lists them.
+ */
+export const TurnErrorCode = z.enum([
+  /** Another turn is running in the sandbox. */
+  "busy",
+  /** The sandbox's saved state (transcript, turn journal) cannot be used. */
+  "state_corrupt",
+  /** The worker failed outside the agent's run. */
+  "worker_error",
+  /** The agent's run failed. */
+  "agent_error",
+  /** The model request failed (after the runtime's own retries). */
+  "model_error",
+]);
+export type TurnErrorCode = z.infer<typeof TurnErrorCode>;
+
+export const TurnEndStatus = z.enum(["done", "error", "cancelled"]);
+export type TurnEndStatus = z.infer<typeof TurnEndStatus>;
+
+/** Why the gateway did not run a gateway-side tool (`gateway_tool_result.error.code`). */
+export const GatewayToolErrorCode = z.enum([
+  /** The call does not name the running turn of its sandbox (or the turn ended). */
+  "not_in_turn",
+  "unknown_tool",
+  /** Too many calls of one turn in flight. */
+  "busy",
+  /** The input does not match the tool's schema. */
+  "invalid_input",
+  "denied_by_policy",
+  /** The person denied the approval, or it timed out, or it was for another input. */
+  "not_approved",
+  /** The tool ran and threw. */
+  "tool_failed",
+]);
+export type GatewayToolErrorCode = z.infer<typeof GatewayToolErrorCode>;
+
 export const GatewayToWorker = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("turn"),
@@ -99,7 +139,7 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
     callId: z.string(),
     ok: z.boolean(),
     output: z.string().max(MAX_GATEWAY_TOOL_OUTPUT).optional(),
-    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    error: z.object({ code: GatewayToolErrorCode, message: z.string() }).optional(),
   }),
   /** Unload the sandbox's session (pool workers keep serving others). */
   z.object({ t: z.literal("close"), sandboxId: z.string() }),
@@ -119,9 +159,9 @@ export const WorkerToGateway = z.discriminatedUnion("t", [
     t: z.literal("turn_end"),
     sandboxId: z.string(),
     turnId: z.string(),
-    status: z.enum(["done", "error", "cancelled"]),
+    status: TurnEndStatus,
     text: z.string().default(""),
-    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    error: z.object({ code: TurnErrorCode, message: z.string() }).optional(),
   }),
   /**
    * Call a gateway-side tool during turn `turnId`. The gateway answers with

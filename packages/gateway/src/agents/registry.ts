@@ -4,7 +4,7 @@ import {
   isValidAgentId,
   type LobuConfig,
   LobuError,
-  type ToolPolicy,
+  ToolPolicy,
 } from "@lobu/core";
 import { z } from "zod";
 import type { KeyValue } from "../store/port.ts";
@@ -32,8 +32,6 @@ export interface AgentDefinition {
   createdAt: number;
   updatedAt: number;
 }
-
-const Policy = z.enum(["allow", "ask", "deny"]);
 
 /** Body of POST /api/v1/agents and PATCH /api/v1/agents/:id. */
 export const AgentInput = z.strictObject({
@@ -67,8 +65,8 @@ export const AgentInput = z.strictObject({
     .optional(),
   policy: z
     .strictObject({
-      default: Policy.optional(),
-      tools: z.record(z.string(), Policy).optional(),
+      default: ToolPolicy.optional(),
+      tools: z.record(z.string(), ToolPolicy).optional(),
       requestTimeoutSec: z.number().int().positive().max(86_400).optional(),
     })
     .optional(),

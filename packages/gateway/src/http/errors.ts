@@ -1,4 +1,4 @@
-import { isLobuError, LobuError } from "@lobu/core";
+import { errorBody, isLobuError, LobuError } from "@lobu/core";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -39,14 +39,11 @@ export function errorResponse(err: unknown, c: Context, log: Logger): Response {
     const status = err.status;
     const code =
       status === 413 ? "payload_too_large" : status === 401 ? "unauthorized" : "http_error";
-    return c.json({ error: { code, message: err.message || "request failed" } }, status);
+    return c.json(errorBody(code, err.message || "request failed"), status);
   }
   if (err instanceof z.ZodError) {
-    return c.json({ error: { code: "invalid_request", message: err.message } }, 400);
+    return c.json(errorBody("invalid_request", err.message), 400);
   }
   log.error({ err }, "unhandled API error");
-  return c.json(
-    { error: { code: "internal", message: "internal error; see the gateway log" } },
-    500,
-  );
+  return c.json(errorBody("internal", "internal error; see the gateway log"), 500);
 }

@@ -1,4 +1,13 @@
-import { isLobuError, type LobuConfig, LobuError, type RequestAnswer } from "@lobu/core";
+import {
+  ApprovalChoice,
+  CapabilityChoice,
+  type CapabilityKind,
+  CHOICES_OF,
+  isLobuError,
+  type LobuConfig,
+  LobuError,
+  type RequestAnswer,
+} from "@lobu/core";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../conversations/inbound.ts";
@@ -6,7 +15,7 @@ import type { SecretStore } from "../secrets/store.ts";
 import type { UserSettingsStore } from "../settings/user-settings.ts";
 import { secretName, userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
-import type { Answerer, PendingRequest, RequestEvent, RequestRegistry } from "./requests.ts";
+import type { Answerer, PendingRequest, RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
   config: LobuConfig;
@@ -22,21 +31,15 @@ type AnswerResult =
   | { ok: true; request: PendingRequest }
   | { ok: false; reason: string; status: number };
 
-/** The choices each kind of request understands (questions take their own option ids or text). */
-const CHOICES: Partial<Record<RequestEvent["type"], readonly string[]>> = {
-  approval_request: ["approve", "deny", "always"],
-  capability_request: ["granted", "denied"],
-};
-
 /**
  * Capability kinds the gateway cannot provide yet: nothing installs Nix packages
  * into sandboxes or connects MCP servers to agents. Granting one would tell the
  * agent it has something it does not, so the grant is refused with this reason.
  */
-const NOT_PROVISIONED: Partial<Record<string, string>> = {
+const NOT_PROVISIONED = {
   package: "this gateway does not install Nix packages into sandboxes yet",
   mcp: "this gateway does not connect MCP servers to agents yet",
-};
+} satisfies Partial<Record<CapabilityKind, string>>;
 
 /**
  * Apply what a granted capability request asked for to the requester's own
@@ -85,7 +88,7 @@ export async function applyGrant(
     }
     case "package":
     case "mcp":
-      throw new LobuError("not_provisioned", NOT_PROVISIONED[event.kind]!, {
+      throw new LobuError("not_provisioned", NOT_PROVISIONED[event.kind], {
         status: 501,
         hint: `Your agent was told to continue without ${event.value}.`,
       });
@@ -142,7 +145,10 @@ export async function answerRequest(
   if (!pending) return { ok: false, reason: "unknown or expired request", status: 404 };
   let text = answer.text;
   if (pending.status === "pending" && (by.admin || by.userKey === userKeyOf(pending.origin))) {
-    const allowed = CHOICES[pending.event.type];
+    // Approvals and capability requests take their fixed choices; questions their own option ids or text.
+    const type = pending.event.type;
+    const allowed: readonly string[] | undefined =
+      type === "question" ? undefined : CHOICES_OF[type].options;
     if (allowed && !allowed.includes(answer.choice ?? "")) {
       return {
         ok: false,
@@ -153,7 +159,7 @@ export async function answerRequest(
     if (
       pending.event.type === "approval_request" &&
       pending.event.displayComplete === false &&
-      answer.choice !== "deny"
+      answer.choice !== ApprovalChoice.enum.deny
     ) {
       // Nobody approves what they could not read in full.
       return {
@@ -163,7 +169,10 @@ export async function answerRequest(
         status: 400,
       };
     }
-    if (pending.event.type === "capability_request" && answer.choice === "granted") {
+    if (
+      pending.event.type === "capability_request" &&
+      answer.choice === CapabilityChoice.enum.granted
+    ) {
       try {
         text = (await applyGrant(deps, pending)) ?? text;
       } catch (err) {
@@ -173,7 +182,7 @@ export async function answerRequest(
         // is not left waiting, and tell the person why.
         await deps.requests.answer(
           requestId,
-          { choice: "denied", text: `The grant was refused: ${err.message}` },
+          { choice: CapabilityChoice.enum.denied, text: `The grant was refused: ${err.message}` },
           by,
         );
         return {
@@ -183,7 +192,7 @@ export async function answerRequest(
         };
       }
     }
-    if (pending.event.type === "approval_request" && answer.choice === "always") {
+    if (pending.event.type === "approval_request" && answer.choice === ApprovalChoice.enum.always) {
       const tool = pending.event.tool;
       // A person (or an app answering for them) may make "always" only of what they could
       // settle themselves on their settings page; an admin answers with the operator's power.

@@ -1,11 +1,16 @@
 import {
   type AgentEvent,
+  ApprovalChoice,
+  choiceIn,
+  DECISIONS,
+  type GatewayToolErrorCode,
   GatewayToolSpec,
   inputDigest,
   LobuError,
   MAX_GATEWAY_TOOL_OUTPUT,
   newId,
   type RequestAnswer,
+  RequestOutcome,
   type ToolPolicy,
   type WorkerToGateway,
 } from "@lobu/core";
@@ -89,7 +94,9 @@ interface RunningTurn extends TurnInfo {
 }
 
 type CallMessage = Extract<WorkerToGateway, { t: "gateway_tool_call" }>;
-type Outcome = { ok: true; output: string } | { ok: false; code: string; message: string };
+type Outcome =
+  | { ok: true; output: string }
+  | { ok: false; code: GatewayToolErrorCode; message: string };
 
 /** Names of the tools every worker has: a gateway tool may not take one. */
 const RESERVED = new Set([
@@ -252,7 +259,7 @@ export class GatewayToolHost {
     run.emit({
       type: "request_resolved",
       requestId,
-      outcome: answer.choice ?? "answered",
+      outcome: answer.choice ?? RequestOutcome.enum.answered,
       ...(answer.by ? { by: answer.by } : {}),
     });
     wait.settle(answer);
@@ -267,7 +274,8 @@ export class GatewayToolHost {
 
   async #expire(run: RunningTurn, requestId: string): Promise<void> {
     const expired = await this.#deps.requests.expire(requestId).catch(() => null);
-    if (expired) run.emit({ type: "request_resolved", requestId, outcome: "expired" });
+    if (expired)
+      run.emit({ type: "request_resolved", requestId, outcome: RequestOutcome.enum.expired });
   }
 
   async #call(connection: WorkerConnection, msg: CallMessage): Promise<void> {
@@ -336,8 +344,8 @@ export class GatewayToolHost {
         };
       if (policy === "ask") {
         const answer = await this.#ask(run, tool.def.name, input);
-        const choice = answer?.choice;
-        if (choice !== "approve" && choice !== "always") {
+        const choice = choiceIn(ApprovalChoice, answer?.choice);
+        if (!choice || !DECISIONS[choice].grants) {
           return {
             ok: false,
             code: "not_approved",

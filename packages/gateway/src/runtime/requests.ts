@@ -1,4 +1,4 @@
-import type { AgentEvent, RequestAnswer } from "@lobu/core";
+import type { AgentEvent, RequestAnswer, RequestStatus } from "@lobu/core";
 import type { Logger } from "pino";
 import { userKeyOf } from "../conversations/inbound.ts";
 import type { Origin } from "../platforms/adapter.ts";
@@ -16,7 +16,7 @@ export interface PendingRequest {
   agentId: string;
   origin: Origin;
   event: RequestEvent;
-  status: "pending" | "answered" | "expired";
+  status: RequestStatus;
   answer?: RequestAnswer;
   createdAt: number;
   answeredAt?: number;

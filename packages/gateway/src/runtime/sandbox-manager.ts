@@ -28,6 +28,7 @@ import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { type SnapshotInfo, snapshotTime, VolumeSnapshots } from "../sandbox/snapshots.ts";
 import { VOLUME_BUSY, volumeUsage } from "../sandbox/volume.ts";
 import type { KeyValue } from "../store/port.ts";
+import { classifyTurnEnd } from "./turn-outcome.ts";
 
 export type SandboxState = "starting" | "running" | "stopped";
 
@@ -117,8 +118,6 @@ export interface SandboxManagerOptions {
 }
 
 const recordKey = (id: string) => `sandbox:${id}`;
-/** Worker error messages that mean the sandbox's disk is full. */
-const DISK_FULL = /ENOSPC|EDQUOT|no space left|disk quota/i;
 /** At most one snapshot per sandbox this often, taken after a successful turn. */
 const SNAPSHOT_INTERVAL_MS = 60_000;
 /** This many abnormal exits (crash, OOM) within CRASH_WINDOW_MS mark a sandbox broken. */
@@ -306,34 +305,27 @@ export class SandboxManager {
   /** Watch turn outcomes: successes clear the health record, some failures mark it broken. */
   private observe(id: string, live: Live, msg: WorkerToGateway): void {
     if (msg.t !== "turn_end" || !("sandboxId" in msg) || msg.sandboxId !== id) return;
-    if (msg.status === "done") {
+    const health = classifyTurnEnd(msg).health;
+    if (health?.kind === "healthy") {
       live.succeeded = true;
       void this.patchRecord(id, (r) =>
         r.health ? { ...r, health: undefined, lastActiveAt: Date.now() } : r,
       ).catch(() => {});
       return;
     }
-    if (msg.status !== "error" || !msg.error) return;
-    const { code, message } = msg.error;
-    let reason: string | undefined;
-    if (DISK_FULL.test(message)) reason = "its disk was full";
-    else if (code === "state_corrupt") reason = "its saved state was damaged";
-    if (reason) live.broken = true;
+    if (!health) return;
+    const { breaks, counts, detail } = health;
+    if (breaks) live.broken = true;
     void this.patchHealth(id, (h) => {
-      const failures =
-        code === "worker_error" || code === "agent_error" ? (h.failures ?? 0) + 1 : h.failures;
+      const failures = counts ? (h.failures ?? 0) + 1 : h.failures;
       const why =
-        reason ??
+        breaks ??
         (failures !== undefined && failures >= 2
           ? `its agent failed ${failures} times in a row`
           : undefined);
       if (!why) return { ...h, failures };
       live.broken = true;
-      return {
-        ...h,
-        failures,
-        broken: { reason: why, at: Date.now(), detail: `${code}: ${message.slice(0, 300)}` },
-      };
+      return { ...h, failures, broken: { reason: why, at: Date.now(), detail } };
     }).catch(() => {});
   }
 

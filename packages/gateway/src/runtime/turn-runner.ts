@@ -4,6 +4,7 @@ import {
   isLobuError,
   newId,
   type RequestAnswer,
+  RequestOutcome,
   type WorkerToGateway,
 } from "@lobu/core";
 import type { Logger } from "pino";
@@ -19,6 +20,7 @@ import { AsyncQueue } from "./async-queue.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestEvent, RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
+import { classifyTurnEnd, type TurnFailure } from "./turn-outcome.ts";
 
 export type TurnResult = "done" | "retry";
 
@@ -52,7 +54,7 @@ interface ActiveTurn {
   /** Timers that expire this turn's unanswered requests. */
   expiryTimers: Set<NodeJS.Timeout>;
   /** Why the gateway stopped the turn (e.g. a budget refusal); replaces the worker's error. */
-  failure?: { code: string; message: string };
+  failure?: TurnFailure;
 }
 
 /**
@@ -80,7 +82,7 @@ export class TurnRunner {
     turn.emit({
       type: "request_resolved",
       requestId,
-      outcome: answer.choice ?? "answered",
+      outcome: answer.choice ?? RequestOutcome.enum.answered,
       by: answer.by,
     });
     return true;
@@ -95,7 +97,7 @@ export class TurnRunner {
    * The gateway refused something the turn on `sandboxId` needs (a model call
    * over budget): if the turn then fails, this is its error, not the worker's.
    */
-  failTurn(sandboxId: string, error: { code: string; message: string }): void {
+  failTurn(sandboxId: string, error: TurnFailure): void {
     const turn = this.active.get(sandboxId);
     if (turn) turn.failure ??= error;
   }
@@ -184,9 +186,7 @@ export class TurnRunner {
         text: "The agent was interrupted; picking the message up again.",
       });
 
-    const finish = async (
-      outcome: { text: string } | { error: { code: string; message: string } },
-    ) => {
+    const finish = async (outcome: { text: string } | { error: TurnFailure }) => {
       if ("text" in outcome) {
         const text = outcome.text.slice(0, MAX_REPLY_CHARS);
         emit({ type: "done", text });
@@ -240,7 +240,7 @@ export class TurnRunner {
       if (this.deps.gatewayTools)
         context = { ...context, gatewayTools: await this.deps.gatewayTools.specsFor(turn) };
     } catch (err) {
-      const error = isLobuError(err)
+      const error: TurnFailure = isLobuError(err)
         ? { code: err.code, message: err.hint ? `${err.message}. ${err.hint}` : err.message }
         : { code: "internal", message: errorMessage(err) };
       if (!isLobuError(err)) log.error({ err }, "building turn context failed");
@@ -295,24 +295,17 @@ export class TurnRunner {
       // before the final event, so every surface closes their cards.
       await this.expirePending(active);
       if (end.kind === "turn_end") {
-        if (end.msg.status === "done") {
-          await finish({ text: end.msg.text });
-          return "done";
+        const outcome = classifyTurnEnd(end.msg);
+        switch (outcome.kind) {
+          case "done":
+            await finish({ text: outcome.text });
+            return "done";
+          case "retry":
+            return retryOrFail(outcome.reason);
+          case "fail":
+            await finish({ error: active.failure ?? outcome.error });
+            return "done";
         }
-        if (end.msg.error?.code === "busy") return retryOrFail("its sandbox was busy");
-        // The sandbox's saved state is damaged: the manager repairs it from a snapshot
-        // before the next start, so try again rather than showing the error.
-        if (end.msg.error?.code === "state_corrupt")
-          return retryOrFail("its saved state was damaged");
-        await finish({
-          error: active.failure ??
-            end.msg.error ?? {
-              code: end.msg.status,
-              message:
-                end.msg.status === "cancelled" ? "the turn was cancelled" : "the turn failed",
-            },
-        });
-        return "done";
       }
       if (end.kind === "lease_lost") {
         delivery.end();
@@ -353,7 +346,8 @@ export class TurnRunner {
       this.deps.log.warn({ err, requestId }, "could not expire a request");
       return null;
     });
-    if (expired) active.emit({ type: "request_resolved", requestId, outcome: "expired" });
+    if (expired)
+      active.emit({ type: "request_resolved", requestId, outcome: RequestOutcome.enum.expired });
   }
 
   private async expirePending(active: ActiveTurn): Promise<void> {

@@ -1,4 +1,4 @@
-import { LobuError } from "@lobu/core";
+import { ApprovalChoice, CapabilityChoice, LobuError, ToolPolicy } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { requireToken } from "../api/auth.ts";
@@ -56,9 +56,10 @@ const ModelChoice = z.strictObject({
   provider: z.string().max(63).nullable(),
   model: z.string().max(200).nullable(),
 });
-const ToolChoice = z.strictObject({ policy: z.enum(["allow", "ask"]) });
+/** A person settles an "ask" tool; only an admin denies one. */
+const ToolChoice = z.strictObject({ policy: ToolPolicy.exclude(["deny"]) });
 const Answer = z.strictObject({
-  choice: z.enum(["granted", "denied", "approve", "deny", "always"]),
+  choice: z.enum([...CapabilityChoice.options, ...ApprovalChoice.options]),
   /** The secret's value, for a granted `secret` request. */
   value: z.string().min(1).max(16_384).optional(),
 });

@@ -80,7 +80,7 @@ export interface Refusal {
 export const BUDGET_EXCEEDED = "budget_exceeded";
 
 /** A refusal as a turn's error, worded like the one `checkTurn` gives before a turn. */
-export function budgetError(refusal: Refusal): { code: string; message: string } {
+export function budgetError(refusal: Refusal): { code: typeof BUDGET_EXCEEDED; message: string } {
   return { code: BUDGET_EXCEEDED, message: `${refusal.message}. ${refusal.hint}` };
 }
 

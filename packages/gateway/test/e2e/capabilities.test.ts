@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process";
 import {
   type GatewayProcess,
+  LOBU_BIN,
   type MockLlm,
   startGatewayProcess,
   startMockLlm,
@@ -185,6 +187,26 @@ describe("capability requests", () => {
       (await me.call("POST", `/requests/${request.requestId}/answer`, { choice: "granted" }))
         .status,
     ).toBe(409);
+  });
+
+  it("lobu chat: a typed reason refuses the request with that reason", async () => {
+    scriptRequest("cli wants the weather", "skill", "weather");
+    const child = spawn(
+      process.execPath,
+      [LOBU_BIN, "chat", "--gateway", gw.url, "--token", gw.token, "--user", "cid"],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    // Typed ahead: the CLI keeps the second line for the question it asks.
+    child.stdin.end("cli wants the weather\nnot today\n");
+    expect(await exited).toBe(0);
+    expect(stderr).toContain('The agent asks for skill "weather"');
+    expect(stderr).not.toContain("error:");
+    expect(stdout).toContain("Tool said: denied: the user declined skill weather (not today).");
   });
 
   it("grants a domain into the person's network permissions", async () => {

@@ -1,7 +1,7 @@
 import { useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
 import { NOT_PROVIDED } from "./sections.tsx";
-import type { CapabilityKind, RequestView } from "./types.ts";
+import type { CapabilityKind, DecisionChoice, RequestView } from "./types.ts";
 
 function question(kind: CapabilityKind, value: string) {
   switch (kind) {
@@ -38,7 +38,7 @@ function question(kind: CapabilityKind, value: string) {
   }
 }
 
-const OUTCOME: Record<string, string> = {
+const OUTCOME: { [C in DecisionChoice]: string } = {
   granted: "Approved. Your agent continues in the chat.",
   approve: "Approved. Your agent continues in the chat.",
   always: "Always allowed. Your agent continues in the chat.",
@@ -68,11 +68,11 @@ export function RequestCard(props: {
       .catch((err) => setError(errorText(err)));
   }, [client, requestId]);
 
-  const answer = async (choice: string) => {
+  const answer = async (choice: DecisionChoice) => {
     setSending(true);
     setError(undefined);
     try {
-      const body: { choice: string; value?: string } = { choice };
+      const body: { choice: DecisionChoice; value?: string } = { choice };
       if (choice === "granted" && secret) body.value = secret;
       const answered = await client.send<RequestView>(
         "POST",
@@ -81,7 +81,7 @@ export function RequestCard(props: {
       );
       setRequest(answered);
       setSecret("");
-      setDone(OUTCOME[choice] ?? "Answered.");
+      setDone(OUTCOME[choice]);
       await props.onAnswered().catch(() => {});
     } catch (err) {
       setError(errorText(err));

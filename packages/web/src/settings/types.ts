@@ -1,6 +1,7 @@
 /** The gateway's settings and request views, shared with it through @lobu/core. */
 export type {
   CapabilityKind,
+  DecisionChoice,
   RequestView,
   SettingsView,
   ToolPolicyName as ToolPolicy,

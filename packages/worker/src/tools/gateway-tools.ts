@@ -1,11 +1,17 @@
 import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
-import { type GatewayToolSpec, newId, type WorkerToGateway } from "@lobu/core";
+import {
+  type GatewayToolErrorCode,
+  type GatewayToolSpec,
+  newId,
+  type WorkerToGateway,
+} from "@lobu/core";
 import type { TSchema } from "typebox";
 
 export interface GatewayToolOutcome {
   ok: boolean;
   output?: string;
-  error?: { code: string; message: string };
+  /** The gateway's refusal, or `cancelled` here when the turn or session ended first. */
+  error?: { code: GatewayToolErrorCode | "cancelled"; message: string };
 }
 
 /**

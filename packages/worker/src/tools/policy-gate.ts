@@ -1,5 +1,5 @@
 import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
-import { inputDigest, type ToolPolicy } from "@lobu/core";
+import { ApprovalChoice, choiceIn, DECISIONS, inputDigest, type ToolPolicy } from "@lobu/core";
 import type { RequestBroker } from "../requests.ts";
 
 export interface PolicySource {
@@ -40,8 +40,8 @@ export function gateTool<T extends ToolDefinition>(
           policy.timeoutMs(),
           signal,
         );
-        const choice = answer?.choice;
-        if (choice !== "approve" && choice !== "always") {
+        const choice = choiceIn(ApprovalChoice, answer?.choice);
+        if (!choice || !DECISIONS[choice].grants) {
           const why = answer
             ? `The user denied this action${answer.text ? ` (${answer.text})` : ""}.`
             : "No approval arrived in time.";

@@ -1,4 +1,5 @@
 import { defineTool } from "@earendil-works/pi-coding-agent";
+import { CapabilityChoice, CapabilityKind, choiceIn, DECISIONS } from "@lobu/core";
 import { Type } from "typebox";
 import type { RequestBroker } from "../requests.ts";
 
@@ -17,13 +18,7 @@ export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => nu
       "Ask the user to grant something you need but do not have: kind 'domain' (network access to a host, e.g. api.github.com), 'skill' (a skill by name) or 'secret' (a credential by name). The user approves in their settings page; when this tool returns 'granted', retry what you were doing. Packages ('package') and MCP servers ('mcp') cannot be granted in this installation yet: do not ask for them; tell the user what you would need instead.",
     promptSnippet: "Ask the user to grant a missing network domain, skill or secret",
     parameters: Type.Object({
-      kind: Type.Union([
-        Type.Literal("domain"),
-        Type.Literal("skill"),
-        Type.Literal("package"),
-        Type.Literal("mcp"),
-        Type.Literal("secret"),
-      ]),
+      kind: Type.Union(CapabilityKind.options.map((kind) => Type.Literal(kind))),
       value: Type.String({
         description: "What you need, e.g. api.github.com or the skill name",
         maxLength: 200,
@@ -42,11 +37,12 @@ export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => nu
         timeoutMs(),
         signal,
       );
-      const outcome = answer?.choice ?? "timeout";
+      // No choice: nobody answered in time. Anything but a grant is a refusal.
+      const choice = choiceIn(CapabilityChoice, answer?.choice);
       const text =
-        outcome === "granted"
+        choice && DECISIONS[choice].grants
           ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.${answer?.text ? `\n\n${answer.text}` : ""}`
-          : outcome === "timeout"
+          : answer?.choice === undefined
             ? `not granted: the user did not respond in time. Tell the user what you needed (${params.kind} ${params.value}) and stop.`
             : `denied: the user declined ${params.kind} ${params.value}${answer?.text ? ` (${answer.text})` : ""}. Continue without it or explain what cannot be done.`;
       return { content: [{ type: "text", text }], details: undefined };

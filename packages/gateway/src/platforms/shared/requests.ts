@@ -1,4 +1,12 @@
-import { visibleText } from "@lobu/core";
+import {
+  type CapabilityKind,
+  DECISIONS,
+  type DecisionChoice,
+  type DecisionMeaning,
+  decisionChoices,
+  RequestOutcome,
+  visibleText,
+} from "@lobu/core";
 import type { RequestEvent } from "../../runtime/requests.ts";
 import { approvalHeading } from "./approval-view.ts";
 import { clip } from "./markdown.ts";
@@ -34,21 +42,17 @@ export function cardButtons(event: RequestEvent, canApprove = true): CardButton[
         ...(o.style && o.style !== "default" ? { style: o.style } : {}),
       }));
     case "approval_request":
-      if (!canApprove) return [{ choice: "deny", label: "Deny", style: "danger" }];
-      return [
-        { choice: "approve", label: "Approve", style: "primary" },
-        { choice: "deny", label: "Deny", style: "danger" },
-        { choice: "always", label: "Always allow" },
-      ];
     case "capability_request":
-      return [
-        { choice: "granted", label: "Grant", style: "primary" },
-        { choice: "denied", label: "Deny", style: "danger" },
-      ];
+      return decisionChoices(event.type, canApprove).map(decisionButton);
   }
 }
 
-const KIND_LABEL: Record<string, string> = {
+function decisionButton(choice: DecisionChoice): CardButton {
+  const { label, style }: DecisionMeaning = DECISIONS[choice];
+  return { choice, label, ...(style ? { style } : {}) };
+}
+
+const KIND_LABEL: { [K in CapabilityKind]: string } = {
   skill: "skill",
   domain: "network domain",
   package: "package",
@@ -69,11 +73,16 @@ export function cardMarkdown(event: RequestEvent): string {
       return approvalHeading(event);
     case "capability_request":
       // What would be granted, exactly: hidden characters in it are shown.
-      return `🧩 **The agent asks for a ${KIND_LABEL[event.kind] ?? event.kind}**: \`${visibleText(event.value)}\`\n\n${clip(visibleText(event.reason), 1500)}`;
+      return `🧩 **The agent asks for a ${KIND_LABEL[event.kind]}**: \`${visibleText(event.value)}\`\n\n${clip(visibleText(event.reason), 1500)}`;
   }
 }
 
-const NEGATIVE = new Set(["deny", "denied"]);
+/** Choices that refuse what was asked (shown with ⛔). */
+const NEGATIVE = new Set<string>(
+  Object.entries(DECISIONS)
+    .filter(([, meaning]) => !meaning.grants)
+    .map(([choice]) => choice),
+);
 
 /** Who answered, for display: the answer label without the platform prefix (`slack:alice` → `alice`). */
 export function displayName(by: string | undefined, platform: string): string | undefined {
@@ -88,7 +97,7 @@ export function resolvedMarkdown(
   by: string | undefined,
 ): string {
   // The gateway expires requests nobody answered in time (or whose turn ended).
-  if (outcome === "expired") return EXPIRED_MARKDOWN;
+  if (outcome === RequestOutcome.enum.expired) return EXPIRED_MARKDOWN;
   return outcomeMarkdown(
     cardButtons(event).find((b) => b.choice === outcome)?.label ?? outcome,
     outcome,

@@ -1,4 +1,4 @@
-import { type AgentEvent, isLobuError } from "@lobu/core";
+import { type AgentEvent, errorBody, isLobuError } from "@lobu/core";
 import { SocketModeClient } from "@slack/socket-mode";
 import type { Context } from "hono";
 import type { Logger } from "pino";
@@ -195,10 +195,7 @@ export class SlackAdapter implements PlatformAdapter {
       { reason },
       "refused a Slack request that is not signed with SLACK_SIGNING_SECRET",
     );
-    return c.json(
-      { error: { code: "bad_signature", message: `Slack signature check failed: ${reason}` } },
-      401,
-    );
+    return c.json(errorBody("bad_signature", `Slack signature check failed: ${reason}`), 401);
   }
 
   #replayed(c: Context, kind: SlackRequest["kind"]): Response {
@@ -211,13 +208,11 @@ export class SlackAdapter implements PlatformAdapter {
     }
     this.#log.warn({ kind }, "refused a copy of a Slack request that was already accepted");
     return c.json(
-      {
-        error: {
-          code: "replayed_request",
-          message: "this signed Slack request was already accepted; a copy of it is refused",
-          hint: "Slack signs every request it sends anew. Send a freshly signed request.",
-        },
-      },
+      errorBody(
+        "replayed_request",
+        "this signed Slack request was already accepted; a copy of it is refused",
+        { hint: "Slack signs every request it sends anew. Send a freshly signed request." },
+      ),
       409,
     );
   }
@@ -229,7 +224,7 @@ export class SlackAdapter implements PlatformAdapter {
         try {
           parsed = JSON.parse(request.payload) as BlockActionsPayload;
         } catch {
-          return c.json({ error: { code: "malformed_json", message: "payload is not JSON" } }, 400);
+          return c.json(errorBody("malformed_json", "payload is not JSON"), 400);
         }
         await this.#interaction(parsed);
         return c.body(null, 200);
@@ -243,7 +238,7 @@ export class SlackAdapter implements PlatformAdapter {
         try {
           body = JSON.parse(request.raw) as EventEnvelope;
         } catch {
-          return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
+          return c.json(errorBody("malformed_json", "body is not JSON"), 400);
         }
         if (body.type === "url_verification") return c.json({ challenge: body.challenge });
         if (body.type === "event_callback") await this.#envelope(body);
@@ -251,12 +246,7 @@ export class SlackAdapter implements PlatformAdapter {
       }
       case "unknown":
         return c.json(
-          {
-            error: {
-              code: "bad_request",
-              message: "expected an interaction payload or a slash command",
-            },
-          },
+          errorBody("bad_request", "expected an interaction payload or a slash command"),
           400,
         );
     }

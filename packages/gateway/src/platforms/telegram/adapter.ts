@@ -1,4 +1,4 @@
-import { type AgentEvent, isLobuError, randomToken } from "@lobu/core";
+import { type AgentEvent, errorBody, isLobuError, randomToken } from "@lobu/core";
 import { Bot, type Context, GrammyError, type NextFunction } from "grammy";
 import type { Update } from "grammy/types";
 import type { Logger } from "pino";
@@ -153,12 +153,7 @@ export class TelegramAdapter implements PlatformAdapter {
       if (!safeEqual(c.req.header("x-telegram-bot-api-secret-token") ?? "", secret)) {
         this.#log.warn("refused a Telegram webhook call without the right secret token");
         return c.json(
-          {
-            error: {
-              code: "bad_secret",
-              message: "X-Telegram-Bot-Api-Secret-Token does not match",
-            },
-          },
+          errorBody("bad_secret", "X-Telegram-Bot-Api-Secret-Token does not match"),
           401,
         );
       }
@@ -166,16 +161,16 @@ export class TelegramAdapter implements PlatformAdapter {
       try {
         update = (await c.req.json()) as Update;
       } catch {
-        return c.json({ error: { code: "malformed_json", message: "body is not JSON" } }, 400);
+        return c.json(errorBody("malformed_json", "body is not JSON"), 400);
       }
       if (typeof update?.update_id !== "number")
-        return c.json({ error: { code: "bad_request", message: "not an Update" } }, 400);
+        return c.json(errorBody("bad_request", "not an Update"), 400);
       try {
         await this.#bot.handleUpdate(update);
       } catch (err) {
         // Telegram redelivers on a non-2xx answer; #firstDelivery lets that redelivery through.
         this.#log.error({ err, updateId: update.update_id }, "could not handle a Telegram update");
-        return c.json({ error: { code: "internal", message: "could not handle the update" } }, 500);
+        return c.json(errorBody("internal", "could not handle the update"), 500);
       }
       return c.body(null, 200);
     });
@@ -243,21 +238,17 @@ export class TelegramAdapter implements PlatformAdapter {
         }
         if (!initData) {
           return c.json(
-            {
-              error: {
-                code: "invalid_init_data",
-                message:
-                  'no initData: send {"initData": "<Telegram.WebApp.initData>"} or the header Authorization: tma <initData>',
-              },
-            },
+            errorBody(
+              "invalid_init_data",
+              'no initData: send {"initData": "<Telegram.WebApp.initData>"} or the header Authorization: tma <initData>',
+            ),
             401,
           );
         }
         const result = verifyInitData(initData, this.#settings.token, {
           maxAgeSec: this.#settings.initDataMaxAgeSec,
         });
-        if (!result.ok)
-          return c.json({ error: { code: "invalid_init_data", message: result.reason } }, 401);
+        if (!result.ok) return c.json(errorBody("invalid_init_data", result.reason), 401);
         const userKey = userKeyOf({ platform: this.platform, userId: String(result.user.id) });
         const { ok: _ok, ...verified } = result;
         return c.json({ ok: true, userKey, ...verified });

@@ -1,0 +1,150 @@
+/**
+ * Every error code Lobu reports, defined once: the HTTP status a LobuError with
+ * that code gets when it does not name one, and what the code means. Programs
+ * branch on these codes, so they are a contract: the table of error codes in
+ * docs/api.md is checked against this one by a test.
+ */
+export interface ErrorCodeInfo {
+  /** Default HTTP status (a LobuError may name another one for a particular case). */
+  status: number;
+  /** One line: what went wrong. */
+  meaning: string;
+}
+
+export const ERROR_CODES = {
+  agent_exists: { status: 409, meaning: "an agent with this id exists already" },
+  agent_failed: {
+    status: 500,
+    meaning: "the agent could not answer a message, even after it was retried (a turn error)",
+  },
+  agent_not_found: { status: 404, meaning: "no agent has this id" },
+  agent_read_only: {
+    status: 409,
+    meaning: "the agent is defined in lobu.toml and can be changed only there",
+  },
+  bad_request: { status: 400, meaning: "a platform webhook received something it does not handle" },
+  bad_secret: { status: 401, meaning: "a Telegram webhook call without the right secret token" },
+  bad_signature: { status: 401, meaning: "a Slack request without a valid signature" },
+  budget_exceeded: { status: 429, meaning: "a usage budget is used up until it resets" },
+  ca_incomplete: { status: 500, meaning: "the Lobu CA's key or certificate is missing" },
+  ca_key_permissions: { status: 500, meaning: "the Lobu CA's key is readable by other users" },
+  config_invalid: { status: 400, meaning: "lobu.toml (or a file it names) is not valid" },
+  config_missing: { status: 400, meaning: "the config file named does not exist" },
+  conflict: { status: 409, meaning: "the record changed concurrently; retry" },
+  data_dir_locked: { status: 409, meaning: "another Lobu process uses this data dir" },
+  forbidden: { status: 403, meaning: "this token, session or person may not do this" },
+  host_unavailable: { status: 500, meaning: "the gateway cannot listen on this address" },
+  http_error: { status: 400, meaning: "the HTTP request was refused before it reached a route" },
+  init_data_used: {
+    status: 401,
+    meaning: "this Telegram Mini App launch already opened a settings session",
+  },
+  internal: { status: 500, meaning: "an unexpected error; the gateway log has the details" },
+  invalid_gateway_tool: { status: 400, meaning: "a gateway tool cannot be registered as given" },
+  invalid_grant: {
+    status: 400,
+    meaning: "a granted capability names something that does not exist",
+  },
+  invalid_init_data: { status: 401, meaning: "Telegram Mini App initData is missing or invalid" },
+  invalid_query: {
+    status: 400,
+    meaning: "a query parameter is unknown, repeated or malformed (`details.parameter`)",
+  },
+  invalid_request: {
+    status: 400,
+    meaning: "the request does not match its schema (`details.issues` or `details.problems`)",
+  },
+  invalid_setting: { status: 400, meaning: "a settings change the settings page does not accept" },
+  malformed_json: { status: 400, meaning: "the body is not valid JSON" },
+  master_key_invalid: { status: 500, meaning: "the master key is not 32 bytes of base64 or hex" },
+  master_key_mismatch: {
+    status: 500,
+    meaning: "the master key is not the one the stored secrets were encrypted with",
+  },
+  master_key_permissions: {
+    status: 500,
+    meaning: "the master key file is readable by others or owned by someone else",
+  },
+  message_empty: { status: 400, meaning: "the message has no text" },
+  message_too_large: { status: 413, meaning: "the message is longer than the agent accepts" },
+  no_provider: { status: 503, meaning: "no model provider is configured for the agent" },
+  no_provider_key: { status: 503, meaning: "the agent's provider has no API key" },
+  no_snapshot: { status: 409, meaning: "the sandbox has no snapshot to restore" },
+  not_found: {
+    status: 404,
+    meaning: "what the request names does not exist (route, message, sandbox, token, secret, ...)",
+  },
+  not_provisioned: {
+    status: 501,
+    meaning: "this gateway cannot provide this kind of capability (packages, MCP servers) yet",
+  },
+  payload_too_large: { status: 413, meaning: "the request body is larger than the route accepts" },
+  platform_config: { status: 400, meaning: "a platform's settings are incomplete" },
+  port_forbidden: { status: 500, meaning: "the gateway may not listen on this port" },
+  port_in_use: { status: 500, meaning: "something else listens on the gateway's port" },
+  provider_unknown: { status: 400, meaning: "no provider has this id" },
+  replayed_request: {
+    status: 409,
+    meaning: "a copy of a signed Slack request that was already accepted",
+  },
+  request_not_answerable: {
+    status: 409,
+    meaning: "the request is unknown, already answered or expired, or not this answer's to give",
+  },
+  sandbox_closed: { status: 503, meaning: "the sandbox driver is shutting down" },
+  sandbox_driver_closed: { status: 503, meaning: "the gateway is shutting down" },
+  sandbox_env_invalid: { status: 500, meaning: "an environment variable for a sandbox is invalid" },
+  sandbox_exec_unavailable: {
+    status: 500,
+    meaning: "the tools exec needs (util-linux nsenter, setpriv) are missing or too old",
+  },
+  sandbox_exec_unsupported: {
+    status: 501,
+    meaning: "this sandbox driver cannot run commands in a sandbox",
+  },
+  sandbox_id_invalid: { status: 500, meaning: "a sandbox id has characters it may not have" },
+  sandbox_not_running: { status: 409, meaning: "the sandbox is not running" },
+  sandbox_running: { status: 409, meaning: "the sandbox is running already" },
+  sandbox_start_failed: { status: 500, meaning: "the sandbox's worker did not start" },
+  sandbox_unavailable: { status: 500, meaning: "this sandbox driver cannot run on this machine" },
+  sandbox_volume_busy: {
+    status: 503,
+    meaning: "the sandbox's disk image is still attached from its last run",
+  },
+  sandbox_volume_invalid: {
+    status: 500,
+    meaning: "a virtual sandbox's volume is not where it must be",
+  },
+  secret_conflict: { status: 409, meaning: "the secret is being changed concurrently; retry" },
+  secret_invalid: { status: 400, meaning: "the secret's name or value is not valid" },
+  secret_not_found: { status: 404, meaning: "no secret has this name in this scope" },
+  secret_undecryptable: { status: 500, meaning: "a stored secret cannot be decrypted" },
+  store_closed: { status: 503, meaning: "the store is closed (the gateway is shutting down)" },
+  store_invalid_cursor: { status: 400, meaning: "a stream cursor (Last-Event-ID) is not valid" },
+  store_invalid_duration: { status: 400, meaning: "a store call got an invalid duration" },
+  store_invalid_id: { status: 400, meaning: "a queue item got an empty id" },
+  store_invalid_increment: { status: 400, meaning: "a counter was incremented by a non-integer" },
+  store_invalid_limit: { status: 400, meaning: "a store call got an invalid limit" },
+  store_not_integer: { status: 400, meaning: "a counter key does not hold an integer" },
+  store_open_failed: { status: 500, meaning: "the SQLite store cannot be opened" },
+  store_schema_too_new: {
+    status: 500,
+    meaning: "the SQLite store was written by a newer gateway",
+  },
+  store_unreachable: { status: 503, meaning: "Redis cannot be reached" },
+  store_unsupported: { status: 503, meaning: "this Redis lacks something the store needs" },
+  telegram_not_configured: { status: 404, meaning: "Telegram is not set up on this gateway" },
+  test_mode_invalid: { status: 500, meaning: "the proxy's test mode is configured wrongly" },
+  too_many_streams: {
+    status: 429,
+    meaning: "too many open event streams for this token or address (`Retry-After`)",
+  },
+  unauthorized: { status: 401, meaning: "missing, invalid, expired or revoked token or session" },
+  unsandboxed_refused: {
+    status: 400,
+    meaning: 'sandbox.driver = "host" without sandbox.allow_unsandboxed = true',
+  },
+  volume_meta_invalid: { status: 500, meaning: "a sandbox volume's metadata is unreadable" },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type LobuErrorCode = keyof typeof ERROR_CODES;
