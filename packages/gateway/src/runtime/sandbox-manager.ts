@@ -1,13 +1,10 @@
 import { mkdirSync } from "node:fs";
-import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type AgentEvent,
   type ConversationKey,
-  describeKey,
   errorMessage,
   type GatewayToWorker,
-  isLobuError,
   LobuError,
   type WorkerToGateway,
 } from "@lobu/core";
@@ -20,60 +17,27 @@ import type {
   SandboxDriver,
   SandboxInstance,
   SandboxLimits,
-  SandboxUsage,
   WorkerConnection,
 } from "../sandbox/driver.ts";
-import { volumeImagePath } from "../sandbox/identity.ts";
 import { KeyedQueue } from "../sandbox/keyed-queue.ts";
-import { type SnapshotInfo, snapshotTime, VolumeSnapshots } from "../sandbox/snapshots.ts";
-import { VOLUME_BUSY, volumeUsage } from "../sandbox/volume.ts";
+import { VolumeSnapshots } from "../sandbox/snapshots.ts";
 import type { KeyValue } from "../store/port.ts";
+import {
+  afterExit,
+  afterStartFailure,
+  afterTurnFailure,
+  startFailureCounts,
+  startFailuresBreak,
+} from "./sandbox-health.ts";
+import { type SandboxRecord, SandboxRecords } from "./sandbox-records.ts";
+import {
+  type RepairAudit,
+  type RestoreDeps,
+  repairVolume,
+  resetVolume,
+} from "./sandbox-restore.ts";
+import { type SandboxStatus, StoppedDisk, statusOf } from "./sandbox-status.ts";
 import { classifyTurnEnd } from "./turn-outcome.ts";
-
-export type SandboxState = "starting" | "running" | "stopped";
-
-/** Self-repair bookkeeping of one sandbox (see SandboxManager). */
-export interface SandboxHealth {
-  /** Abnormal exits (crash, OOM) since the last successful turn. */
-  crashes?: number[];
-  /** Turns that failed inside the worker, in a row. */
-  failures?: number;
-  /** Starts that failed, in a row. */
-  startFailures?: number;
-  /** The sandbox must be repaired before it runs again (`reason` is shown to its user). */
-  broken?: { reason: string; at: number; detail?: string };
-  /** Snapshot the last repair restored, until a turn succeeds on it. */
-  restored?: string;
-}
-
-/** What the gateway remembers about a sandbox between runs (stored). */
-export interface SandboxRecord {
-  id: string;
-  key: ConversationKey;
-  label: string;
-  driver: string;
-  createdAt: number;
-  lastActiveAt: number;
-  lastStartedAt?: number;
-  lastExit?: ExitInfo & { at: number };
-  starts: number;
-  health?: SandboxHealth;
-  /** Told to the user at the start of the next turn (repairs, resets). */
-  pendingNotice?: string;
-  lastSnapshotAt?: number;
-  lastRepair?: { at: number; reason: string; detail?: string; snapshot: string | null; by: string };
-}
-
-export interface SandboxStatus extends SandboxRecord {
-  state: SandboxState;
-  busy: boolean;
-  usage?: SandboxUsage;
-  /** Gateway instance holding it (multi-gateway deployments). */
-  owner?: string;
-  /** Worker process id while running (the pool process for virtual sandboxes). */
-  pid?: number;
-  snapshots?: { count: number; lastAt?: number };
-}
 
 export interface ResetResult {
   id: string;
@@ -108,21 +72,11 @@ export interface SandboxManagerOptions {
   log: Logger;
   owner: string;
   /** Audit sink for automatic repairs. */
-  audit?: (entry: {
-    action: string;
-    actor: string;
-    sandboxId: string;
-    agentId?: string;
-    details?: Record<string, unknown>;
-  }) => void;
+  audit?: RepairAudit;
 }
 
-const recordKey = (id: string) => `sandbox:${id}`;
 /** At most one snapshot per sandbox this often, taken after a successful turn. */
 const SNAPSHOT_INTERVAL_MS = 60_000;
-/** This many abnormal exits (crash, OOM) within CRASH_WINDOW_MS mark a sandbox broken. */
-const CRASH_LIMIT = 2;
-const CRASH_WINDOW_MS = 600_000;
 
 /**
  * Starts sandboxes on demand (cold wake), stops them when idle (scale to zero)
@@ -130,11 +84,10 @@ const CRASH_WINDOW_MS = 600_000;
  * share one start.
  *
  * Self-repair: after a successful turn the volume is snapshotted (at most every
- * SNAPSHOT_INTERVAL_MS). A sandbox is marked broken when its worker crashes or
- * runs out of memory repeatedly, its disk fills up, its state cannot be loaded,
- * its turns keep failing inside the worker, or it fails to start twice; before
- * it runs again its volume is replaced by the newest snapshot not already
- * proven bad (or an empty one), and the user is told in the next turn.
+ * SNAPSHOT_INTERVAL_MS). When the health policy (sandbox-health.ts) marks a
+ * sandbox broken, it is stopped and, before it runs again, repaired: its volume
+ * is replaced by the newest snapshot not already proven bad (or an empty one),
+ * and the user is told in the next turn.
  */
 export class SandboxManager {
   private readonly opts: SandboxManagerOptions;
@@ -143,14 +96,15 @@ export class SandboxManager {
   /** Per-sandbox serialization of wake, repair, reset and snapshot. */
   private readonly lifecycle = new KeyedQueue();
   private readonly snapshotting = new Map<string, Promise<unknown>>();
-  /** Record changes are read-modify-write: one at a time per sandbox, in order. */
-  private readonly recordOps = new KeyedQueue();
-  private readonly diskCache = new Map<string, { at: number; bytes?: number }>();
+  private readonly records: SandboxRecords;
+  private readonly disk: StoppedDisk;
   private readonly snapshots: VolumeSnapshots;
   private closed = false;
 
   constructor(opts: SandboxManagerOptions) {
     this.opts = opts;
+    this.records = new SandboxRecords(opts.kv, opts.driver.name);
+    this.disk = new StoppedDisk((id) => this.volumeDir(id));
     this.snapshots = new VolumeSnapshots({
       root: join(opts.dataDir, "snapshots"),
       logger: opts.log,
@@ -190,21 +144,18 @@ export class SandboxManager {
     const current = this.live.get(id);
     if (current?.broken) await this.stopLive(id, current, "broken");
     else if (current) return current.instance;
-    // Through the record queue: the failure that broke it may still be being written.
-    const broken = (await this.recordOps.run(id, () => this.record(id)))?.health?.broken;
+    // Settled first: the failure that broke it may still be being written.
+    const broken = (await this.records.settled(id))?.health?.broken;
     if (broken) await this.repair(id, broken.reason, broken.detail);
     try {
       return await this.start(id, key);
     } catch (err) {
-      // Shutting down, or a volume still held elsewhere for a moment: not the sandbox's fault.
-      if (this.closed || (isLobuError(err) && err.code === VOLUME_BUSY)) throw err;
-      const failures = await this.patchHealth(id, (h) => ({
-        ...h,
-        startFailures: (h.startFailures ?? 0) + 1,
-      }));
-      // Twice in a row: the volume may be what stops it (a corrupt disk image...).
-      if ((failures?.startFailures ?? 0) < 2) throw err;
-      await this.repair(id, "it failed to start twice", errorMessage(err).split("\n")[0]);
+      // Shutting down is not the sandbox's fault either.
+      if (this.closed || !startFailureCounts(err)) throw err;
+      const health = await this.records.patchHealth(id, afterStartFailure);
+      const repair = startFailuresBreak(health, err);
+      if (!repair) throw err;
+      await this.repair(id, repair.reason, repair.detail);
       return this.start(id, key);
     }
   }
@@ -213,7 +164,7 @@ export class SandboxManager {
     if (this.closed) throw new Error("gateway is shutting down");
     const volumeDir = this.volumeDir(id);
     mkdirSync(volumeDir, { recursive: true });
-    const record = await this.updateRecord(id, key, (r) => ({
+    const record = await this.records.update(id, key, (r) => ({
       ...r,
       lastStartedAt: Date.now(),
       starts: r.starts + 1,
@@ -233,7 +184,7 @@ export class SandboxManager {
       this.opts.egress,
     );
     if (record.health?.startFailures)
-      await this.patchHealth(id, (h) => ({ ...h, startFailures: 0 }));
+      await this.records.patchHealth(id, (h) => ({ ...h, startFailures: 0 }));
     const live: Live = {
       instance: raw,
       busy: 0,
@@ -242,10 +193,10 @@ export class SandboxManager {
       broken: false,
       off: () => {},
     };
-    live.instance = this.managed(id, raw, live);
+    live.instance = withNoticeOnNextTurn(raw, () => this.takeNotice(id, live));
     live.off = raw.connection.onMessage((msg) => this.observe(id, live, msg));
     this.live.set(id, live);
-    this.diskCache.delete(id);
+    this.disk.forget(id);
     this.armIdle(id, live);
     raw.exited.then(
       (exit) => this.onExited(id, live, exit),
@@ -259,47 +210,13 @@ export class SandboxManager {
     return live.instance;
   }
 
-  /**
-   * The instance the rest of the gateway sees: the driver's, plus a pending
-   * notice put into the next turn's event stream right after the turn is sent.
-   */
-  private managed(id: string, raw: SandboxInstance, live: Live): SandboxInstance {
-    const listeners = new Set<(msg: WorkerToGateway) => void>();
-    const connection: WorkerConnection = {
-      get pid() {
-        return raw.connection.pid;
-      },
-      send: (msg: GatewayToWorker) => {
-        raw.connection.send(msg);
-        if (msg.t !== "turn" || !live.notice) return;
-        const event: AgentEvent = { type: "notice", level: "warn", text: live.notice };
-        live.notice = undefined;
-        void this.patchRecord(id, (r) => ({ ...r, pendingNotice: undefined })).catch(() => {});
-        const note: WorkerToGateway = {
-          t: "event",
-          sandboxId: id,
-          turnId: msg.turnId,
-          event,
-        };
-        for (const listener of [...listeners]) listener(note);
-      },
-      onMessage: (listener) => {
-        listeners.add(listener);
-        const off = raw.connection.onMessage(listener);
-        return () => {
-          listeners.delete(listener);
-          off();
-        };
-      },
-    };
-    return {
-      id: raw.id,
-      driver: raw.driver,
-      startedAt: raw.startedAt,
-      connection,
-      exited: raw.exited,
-      usage: () => raw.usage(),
-    };
+  /** The notice still to put into the sandbox's next turn, if any: told once. */
+  private takeNotice(id: string, live: Live): string | undefined {
+    const notice = live.notice;
+    if (!notice) return undefined;
+    live.notice = undefined;
+    void this.records.patch(id, (r) => ({ ...r, pendingNotice: undefined })).catch(() => {});
+    return notice;
   }
 
   /** Watch turn outcomes: successes clear the health record, some failures mark it broken. */
@@ -308,25 +225,21 @@ export class SandboxManager {
     const health = classifyTurnEnd(msg).health;
     if (health?.kind === "healthy") {
       live.succeeded = true;
-      void this.patchRecord(id, (r) =>
-        r.health ? { ...r, health: undefined, lastActiveAt: Date.now() } : r,
-      ).catch(() => {});
+      // A successful turn clears the health record.
+      void this.records
+        .patch(id, (r) => (r.health ? { ...r, health: undefined, lastActiveAt: Date.now() } : r))
+        .catch(() => {});
       return;
     }
     if (!health) return;
-    const { breaks, counts, detail } = health;
-    if (breaks) live.broken = true;
-    void this.patchHealth(id, (h) => {
-      const failures = counts ? (h.failures ?? 0) + 1 : h.failures;
-      const why =
-        breaks ??
-        (failures !== undefined && failures >= 2
-          ? `its agent failed ${failures} times in a row`
-          : undefined);
-      if (!why) return { ...h, failures };
-      live.broken = true;
-      return { ...h, failures, broken: { reason: why, at: Date.now(), detail } };
-    }).catch(() => {});
+    if (health.breaks) live.broken = true;
+    void this.records
+      .patchHealth(id, (h) => {
+        const next = afterTurnFailure(h, health, Date.now());
+        if (next.broken !== h.broken) live.broken = true;
+        return next;
+      })
+      .catch(() => {});
   }
 
   private onExited(id: string, live: Live, exit: ExitInfo): void {
@@ -335,75 +248,30 @@ export class SandboxManager {
       clearTimeout(live.idleTimer);
       this.live.delete(id);
     }
-    this.diskCache.delete(id);
+    this.disk.forget(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
-    void this.patchRecord(id, (r) => {
-      const next: SandboxRecord = { ...r, lastExit: { ...exit, at: Date.now() } };
-      const health: SandboxHealth = { ...r.health };
-      if (live.notice) next.pendingNotice = live.notice;
-      if (exit.reason === "disk_full") {
-        health.broken = { reason: "its disk was full", at: Date.now() };
-      } else if (exit.reason === "crashed" || exit.reason === "oom") {
+    void this.records
+      .patch(id, (r) => {
         const now = Date.now();
-        const crashes = [...(health.crashes ?? []), now].filter((t) => now - t < CRASH_WINDOW_MS);
-        health.crashes = crashes;
-        if (crashes.length >= CRASH_LIMIT)
-          health.broken = {
-            reason:
-              exit.reason === "oom"
-                ? `it ran out of memory ${crashes.length} times in a row`
-                : `its agent crashed ${crashes.length} times in a row`,
-            at: now,
-            detail: `last exit: ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`}`,
-          };
-      } else return next;
-      return { ...next, health };
-    }).catch(() => {});
+        const next: SandboxRecord = { ...r, lastExit: { ...exit, at: now } };
+        if (live.notice) next.pendingNotice = live.notice;
+        const health = afterExit(r.health, exit, now);
+        return health ? { ...next, health } : next;
+      })
+      .catch(() => {});
   }
 
-  /**
-   * Replace a stopped sandbox's volume with its newest good snapshot (an empty
-   * volume when none is left), mark it healthy and queue a notice for its user.
-   * A snapshot restored by an earlier repair that did not help is marked bad.
-   */
-  private async repair(
-    id: string,
-    reason: string,
-    detail?: string,
-  ): Promise<SnapshotInfo | undefined> {
+  /** Stop the sandbox if it runs, then repair its volume (see repairVolume). */
+  private async repair(id: string, reason: string, detail?: string): Promise<void> {
     const live = this.live.get(id);
     if (live) await this.stopLive(id, live, "repair");
-    const record = await this.record(id);
-    if (record?.health?.restored)
-      await this.snapshots.markBad(id, record.health.restored, `did not help: ${reason}`);
-    const restored = await this.snapshots.restore(id, this.volumeDir(id));
-    const notice = restored
-      ? `Your workspace was restored from the snapshot of ${snapshotTime(restored.at)} because ${reason}.`
-      : `Your workspace was reset to an empty one because ${reason}, and no earlier snapshot was left to restore. Your administrator can still recover the old files.`;
-    await this.patchRecord(id, (r) => ({
-      ...r,
-      health: restored ? { restored: restored.name } : undefined,
-      pendingNotice: notice,
-      lastRepair: {
-        at: Date.now(),
-        reason,
-        ...(detail ? { detail } : {}),
-        snapshot: restored?.name ?? null,
-        by: "system",
-      },
-    }));
-    this.opts.log.warn(
-      { sandboxId: id, reason, detail, snapshot: restored?.name ?? null },
-      "sandbox repaired",
-    );
-    this.opts.audit?.({
-      action: "sandbox.repaired",
-      actor: "system",
-      sandboxId: id,
-      agentId: record?.key.agentId,
-      details: { reason, detail, snapshot: restored ? snapshotTime(restored.at) : null },
-    });
-    return restored;
+    await repairVolume(this.restoreDeps(), id, reason, detail);
+  }
+
+  private restoreDeps(): RestoreDeps {
+    const { log, audit } = this.opts;
+    const volumeDir = (id: string) => this.volumeDir(id);
+    return { snapshots: this.snapshots, records: this.records, volumeDir, log, audit };
   }
 
   /**
@@ -416,34 +284,8 @@ export class SandboxManager {
     return this.lifecycle.run(id, async () => {
       const live = this.live.get(id);
       if (live) await this.stopLive(id, live, "reset");
-      const volumeDir = this.volumeDir(id);
-      let snapshot: SnapshotInfo | undefined;
-      if (opts.wipe) {
-        await this.snapshots.wipe(id, volumeDir);
-      } else {
-        snapshot = await this.snapshots.lastGood(id);
-        if (!snapshot)
-          throw new LobuError("no_snapshot", `sandbox ${id} has no snapshot to restore`, {
-            status: 409,
-            hint: `Snapshots are taken after successful turns. To start from an empty workspace instead, run \`lobu sandboxes reset ${id} --wipe\`.`,
-          });
-        await this.snapshots.restore(id, volumeDir, snapshot);
-      }
-      const notice = opts.wipe
-        ? "Your workspace was wiped by an administrator: you are starting from an empty workspace."
-        : `Your workspace was restored by an administrator from the snapshot of ${snapshotTime(snapshot!.at)}.`;
-      await this.patchRecord(id, (r) => ({
-        ...r,
-        health: snapshot ? { restored: snapshot.name } : undefined,
-        pendingNotice: notice,
-        lastRepair: {
-          at: Date.now(),
-          reason: opts.wipe ? "wiped by an operator" : "reset by an operator",
-          snapshot: snapshot?.name ?? null,
-          by: opts.by ?? "operator",
-        },
-      }));
-      this.diskCache.delete(id);
+      const snapshot = await resetVolume(this.restoreDeps(), id, opts);
+      this.disk.forget(id);
       return {
         id,
         stopped: live !== undefined,
@@ -484,7 +326,7 @@ export class SandboxManager {
     live.busy++;
     clearTimeout(live.idleTimer);
     live.idleTimer = undefined;
-    void this.patchRecord(id, (r) => ({ ...r, lastActiveAt: Date.now() })).catch(() => {});
+    void this.records.patch(id, (r) => ({ ...r, lastActiveAt: Date.now() })).catch(() => {});
     let released = false;
     return () => {
       if (released) return;
@@ -511,7 +353,7 @@ export class SandboxManager {
         const last = (await this.record(id))?.lastSnapshotAt ?? 0;
         if (Date.now() - last < SNAPSHOT_INTERVAL_MS) return;
         const info = await snapshots.take(id, this.volumeDir(id));
-        await this.patchRecord(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
+        await this.records.patch(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
         this.opts.log.debug(
           { sandboxId: id, snapshot: info.name, files: info.files, bytesCopied: info.bytesCopied },
           "volume snapshot taken",
@@ -551,9 +393,8 @@ export class SandboxManager {
     await live.instance.exited;
   }
 
-  async record(id: string): Promise<SandboxRecord | null> {
-    const raw = await this.opts.kv.get(recordKey(id));
-    return raw ? (JSON.parse(raw) as SandboxRecord) : null;
+  record(id: string): Promise<SandboxRecord | null> {
+    return this.records.get(id);
   }
 
   async status(id: string): Promise<SandboxStatus | null> {
@@ -563,9 +404,7 @@ export class SandboxManager {
   }
 
   async list(): Promise<SandboxStatus[]> {
-    const records = (await this.opts.kv.list("sandbox:")).map(
-      (e) => JSON.parse(e.value) as SandboxRecord,
-    );
+    const records = await this.records.list();
     const out: SandboxStatus[] = [];
     // A few at a time: stopped sandboxes are measured on disk.
     for (let i = 0; i < records.length; i += 8)
@@ -573,91 +412,17 @@ export class SandboxManager {
     return out;
   }
 
-  private async toStatus(record: SandboxRecord): Promise<SandboxStatus> {
+  private toStatus(record: SandboxRecord): Promise<SandboxStatus> {
     const live = this.live.get(record.id);
-    const state: SandboxState = live
-      ? "running"
-      : this.starting.has(record.id)
-        ? "starting"
-        : "stopped";
-    let usage: SandboxUsage | undefined;
-    if (live) usage = await live.instance.usage().catch(() => undefined);
-    else {
-      const diskBytes = await this.stoppedDisk(record.id);
-      usage = diskBytes === undefined ? undefined : { diskBytes };
-    }
-    const snapshots = await this.snapshots.list(record.id);
-    return {
-      ...record,
-      state,
-      busy: (live?.busy ?? 0) > 0,
-      usage,
-      owner: live ? this.opts.owner : undefined,
-      pid: live?.instance.connection.pid,
-      snapshots: { count: snapshots.length, lastAt: snapshots[0]?.at },
-    };
-  }
-
-  /** Disk held by a stopped sandbox: its disk image (blocks in use) or its directory. */
-  private async stoppedDisk(id: string): Promise<number | undefined> {
-    const cached = this.diskCache.get(id);
-    if (cached && Date.now() - cached.at < 30_000) return cached.bytes;
-    const dir = this.volumeDir(id);
-    const image = await stat(volumeImagePath(dir)).catch(() => undefined);
-    const bytes = image
-      ? image.blocks * 512
-      : await volumeUsage(dir, "watch").catch(() => undefined);
-    // An image written to just now may still be settling (a lazily detached mount): measure again next time.
-    if (!image || Date.now() - image.mtimeMs > 120_000)
-      this.diskCache.set(id, { at: Date.now(), bytes });
-    return bytes;
+    return statusOf(
+      record,
+      { live, starting: this.starting.has(record.id) },
+      { snapshots: this.snapshots, disk: this.disk, owner: this.opts.owner },
+    );
   }
 
   get runningCount(): number {
     return this.live.size;
-  }
-
-  private updateRecord(
-    id: string,
-    key: ConversationKey,
-    change: (r: SandboxRecord) => SandboxRecord,
-  ): Promise<SandboxRecord> {
-    return this.recordOps.run(id, async () => {
-      const now = Date.now();
-      const existing = await this.record(id);
-      const base: SandboxRecord = existing ?? {
-        id,
-        key,
-        label: describeKey(key),
-        driver: this.opts.driver.name,
-        createdAt: now,
-        lastActiveAt: now,
-        starts: 0,
-      };
-      const next = change({ ...base, driver: this.opts.driver.name });
-      await this.opts.kv.set(recordKey(id), JSON.stringify(next));
-      return next;
-    });
-  }
-
-  private patchRecord(
-    id: string,
-    change: (r: SandboxRecord) => SandboxRecord,
-  ): Promise<SandboxRecord | undefined> {
-    return this.recordOps.run(id, async () => {
-      const existing = await this.record(id);
-      if (!existing) return undefined;
-      const next = change(existing);
-      if (next !== existing) await this.opts.kv.set(recordKey(id), JSON.stringify(next));
-      return next;
-    });
-  }
-
-  private async patchHealth(
-    id: string,
-    change: (h: SandboxHealth) => SandboxHealth,
-  ): Promise<SandboxHealth | undefined> {
-    return (await this.patchRecord(id, (r) => ({ ...r, health: change({ ...r.health }) })))?.health;
   }
 
   async close(): Promise<void> {
@@ -667,4 +432,46 @@ export class SandboxManager {
     await this.opts.driver.close();
     this.live.clear();
   }
+}
+
+/**
+ * The instance the rest of the gateway sees: the driver's, plus a pending
+ * notice (`takeNotice`) put into the next turn's event stream right after the
+ * turn is sent.
+ */
+function withNoticeOnNextTurn(
+  raw: SandboxInstance,
+  takeNotice: () => string | undefined,
+): SandboxInstance {
+  const listeners = new Set<(msg: WorkerToGateway) => void>();
+  const connection: WorkerConnection = {
+    get pid() {
+      return raw.connection.pid;
+    },
+    send: (msg: GatewayToWorker) => {
+      raw.connection.send(msg);
+      if (msg.t !== "turn") return;
+      const text = takeNotice();
+      if (!text) return;
+      const event: AgentEvent = { type: "notice", level: "warn", text };
+      const note: WorkerToGateway = { t: "event", sandboxId: raw.id, turnId: msg.turnId, event };
+      for (const listener of [...listeners]) listener(note);
+    },
+    onMessage: (listener) => {
+      listeners.add(listener);
+      const off = raw.connection.onMessage(listener);
+      return () => {
+        listeners.delete(listener);
+        off();
+      };
+    },
+  };
+  return {
+    id: raw.id,
+    driver: raw.driver,
+    startedAt: raw.startedAt,
+    connection,
+    exited: raw.exited,
+    usage: () => raw.usage(),
+  };
 }

@@ -1,0 +1,89 @@
+import { stat } from "node:fs/promises";
+import type { SandboxInstance, SandboxUsage } from "../sandbox/driver.ts";
+import { volumeImagePath } from "../sandbox/identity.ts";
+import type { VolumeSnapshots } from "../sandbox/snapshots.ts";
+import { volumeUsage } from "../sandbox/volume.ts";
+import type { SandboxRecord } from "./sandbox-records.ts";
+
+export type SandboxState = "starting" | "running" | "stopped";
+
+/** A sandbox as operators see it: its record, plus what it is doing now. */
+export interface SandboxStatus extends SandboxRecord {
+  state: SandboxState;
+  busy: boolean;
+  usage?: SandboxUsage;
+  /** Gateway instance holding it (multi-gateway deployments). */
+  owner?: string;
+  /** Worker process id while running (the pool process for virtual sandboxes). */
+  pid?: number;
+  snapshots?: { count: number; lastAt?: number };
+}
+
+/** What the manager knows of a sandbox right now. */
+export interface SandboxNow {
+  /** Running here: its instance and turns in progress. */
+  live?: { instance: SandboxInstance; busy: number };
+  starting: boolean;
+}
+
+export interface StatusDeps {
+  snapshots: VolumeSnapshots;
+  disk: StoppedDisk;
+  /** This gateway instance. */
+  owner: string;
+}
+
+export async function statusOf(
+  record: SandboxRecord,
+  now: SandboxNow,
+  deps: StatusDeps,
+): Promise<SandboxStatus> {
+  const { live } = now;
+  const state: SandboxState = live ? "running" : now.starting ? "starting" : "stopped";
+  let usage: SandboxUsage | undefined;
+  if (live) usage = await live.instance.usage().catch(() => undefined);
+  else {
+    const diskBytes = await deps.disk.bytes(record.id);
+    usage = diskBytes === undefined ? undefined : { diskBytes };
+  }
+  const snapshots = await deps.snapshots.list(record.id);
+  return {
+    ...record,
+    state,
+    busy: (live?.busy ?? 0) > 0,
+    usage,
+    owner: live ? deps.owner : undefined,
+    pid: live?.instance.connection.pid,
+    snapshots: { count: snapshots.length, lastAt: snapshots[0]?.at },
+  };
+}
+
+/** Disk held by stopped sandboxes: their disk image (blocks in use) or their directory. */
+export class StoppedDisk {
+  readonly #volumeDir: (id: string) => string;
+  readonly #cache = new Map<string, { at: number; bytes?: number }>();
+
+  constructor(volumeDir: (id: string) => string) {
+    this.#volumeDir = volumeDir;
+  }
+
+  /** Measured at most every 30 s. */
+  async bytes(id: string): Promise<number | undefined> {
+    const cached = this.#cache.get(id);
+    if (cached && Date.now() - cached.at < 30_000) return cached.bytes;
+    const dir = this.#volumeDir(id);
+    const image = await stat(volumeImagePath(dir)).catch(() => undefined);
+    const bytes = image
+      ? image.blocks * 512
+      : await volumeUsage(dir, "watch").catch(() => undefined);
+    // An image written to just now may still be settling (a lazily detached mount): measure again next time.
+    if (!image || Date.now() - image.mtimeMs > 120_000)
+      this.#cache.set(id, { at: Date.now(), bytes });
+    return bytes;
+  }
+
+  /** Its volume changed (started, stopped, reset): measure again next time. */
+  forget(id: string): void {
+    this.#cache.delete(id);
+  }
+}
