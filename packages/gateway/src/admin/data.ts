@@ -1,6 +1,6 @@
 import { SHARED_USER } from "@lobu/core";
 import type { AuditRow, UsageCounts, UserRow } from "@lobu/core/views";
-import { userKeyOf } from "../conversations/inbound.ts";
+import { userKeyOf } from "../domain/origin.ts";
 import type { GatewayServices } from "../services.ts";
 
 /** What the admin UI lists, assembled from the records the gateway keeps anyway. */

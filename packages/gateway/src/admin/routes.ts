@@ -3,10 +3,10 @@ import type { AgentRow, SandboxesView } from "@lobu/core/views";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { requireSession } from "../access/session-auth.ts";
+import { ADMIN_SESSION_TTL_MS, type AdminSession, WebSessions } from "../access/web-sessions.ts";
 import { jsonBody } from "../http/errors.ts";
 import { dayParam, limitParam, parseQuery, textParam } from "../http/query.ts";
-import type { GatewayServices } from "../services.ts";
-import { ADMIN_SESSION_TTL_MS, type AdminSession, WebSessions } from "../settings/sessions.ts";
 import {
   adminCookie,
   apiHeaders,
@@ -14,12 +14,12 @@ import {
   forbidden,
   originAllowed,
   readSessionId,
-  requireSession,
   servePage,
   setSessionCookie,
   WebBundle,
   webDistDir,
-} from "../settings/web.ts";
+} from "../http/web.ts";
+import type { GatewayServices } from "../services.ts";
 import { auditQuery, listUsers, usageSummary } from "./data.ts";
 
 type Env = { Variables: { session: AdminSession } };

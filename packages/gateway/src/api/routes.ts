@@ -2,6 +2,20 @@ import { LobuError, newId } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { type ApiEnv, requireToken } from "../access/auth.ts";
+import { assertEveryRouteGuarded, endpoint } from "../access/endpoint.ts";
+import {
+  answererFor,
+  apiOrigin,
+  authorizeFor,
+  authorizeToken,
+  bindingFor,
+  inScope,
+  NAMESPACE_PATTERN,
+  namespaceOf,
+  tokenInScope,
+} from "../access/permissions.ts";
+import { TOKEN_ROLES } from "../access/tokens.ts";
 import { withEffectiveModels } from "../agents/effective.ts";
 import { checkAgentInput } from "../agents/references.ts";
 import { AgentInput, AgentPatch } from "../agents/registry.ts";
@@ -13,21 +27,7 @@ import { providerSecretName } from "../providers/registry.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { GatewayServices } from "../services.ts";
 import { usageSummary } from "../usage/report.ts";
-import { type ApiEnv, requireToken } from "./auth.ts";
-import { assertEveryRouteGuarded, endpoint } from "./endpoint.ts";
-import {
-  answererFor,
-  apiOrigin,
-  authorizeFor,
-  authorizeToken,
-  bindingFor,
-  inScope,
-  NAMESPACE_PATTERN,
-  namespaceOf,
-  tokenInScope,
-} from "./permissions.ts";
 import { sandboxRoutes } from "./sandboxes.ts";
-import { TOKEN_ROLES } from "./tokens.ts";
 
 const SendMessage = z.strictObject({
   /** The end user this message is from (any stable id in your system). */

@@ -1,11 +1,11 @@
 import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { ApiEnv } from "../access/auth.ts";
+import { endpoint } from "../access/endpoint.ts";
 import { jsonBody } from "../http/errors.ts";
 import { snapshotTime } from "../sandbox/snapshots.ts";
 import type { GatewayServices } from "../services.ts";
-import type { ApiEnv } from "./auth.ts";
-import { endpoint } from "./endpoint.ts";
 
 const ResetBody = z.strictObject({
   /** Delete the volume and its snapshots instead of restoring the last good snapshot. */

@@ -1,12 +1,12 @@
 import { LobuError } from "@lobu/core";
 import type { Hono } from "hono";
-import { userKeyOf } from "../conversations/inbound.ts";
+import { createSettingsLink } from "../access/settings-links.ts";
+import { userKeyOf } from "../domain/origin.ts";
 import { answerRequest } from "../runtime/answers.ts";
 import type { SecretRef } from "../secrets/store.ts";
 import type { GatewayServices } from "../services.ts";
-import { createSettingsLink } from "../settings/links.ts";
-import type { AdapterContext, PlatformAdapter } from "./adapter.ts";
-import { OnceMarkers } from "./shared/once.ts";
+import { OnceMarkers } from "../store/once.ts";
+import type { AdapterContext, PlatformAdapter } from "./shared/adapter.ts";
 import { type PlatformRoutes, platformRoutes } from "./shared/routes.ts";
 import { SlackAdapter } from "./slack/adapter.ts";
 import { slackSettings } from "./slack/config.ts";

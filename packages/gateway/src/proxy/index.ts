@@ -1,8 +1,8 @@
+export * from "../domain/host-patterns.ts";
 export * from "./addresses.ts";
 export * from "./audit.ts";
 export * from "./binder.ts";
 export * from "./ca.ts";
-export * from "./domains.ts";
 export * from "./explain.ts";
 export type { PlaintextSwap } from "./forward.ts";
 export * from "./server.ts";

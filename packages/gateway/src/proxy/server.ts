@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type net from "node:net";
 import tls from "node:tls";
 import { type Logger, PLACEHOLDER_PATTERN, redactSecrets } from "@lobu/core";
+import { decide, firstMatch, matchesPattern, normalizeHost } from "../domain/host-patterns.ts";
 import type { EgressIdentity } from "../sandbox/driver.ts";
 import { type PlaceholderLookup, swappableByProxy } from "../secrets/placeholders.ts";
 import {
@@ -14,7 +15,6 @@ import {
 import type { AuditSink, EgressAuditRecord } from "./audit.ts";
 import { BoundSecrets } from "./bound.ts";
 import type { CertificateAuthority } from "./ca.ts";
-import { decide, firstMatch, matchesPattern, normalizeHost } from "./domains.ts";
 import { type Refusal, rawResponse, wantsJson } from "./explain.ts";
 import {
   createUpstreamAgents,

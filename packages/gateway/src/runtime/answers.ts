@@ -1,12 +1,13 @@
 import { isLobuError, type LobuConfig, LobuError, type RequestAnswer } from "@lobu/core";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import type { Answerer, PendingRequest, RequestEvent } from "../domain/requests.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
+import { secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
-import type { UserSettingsStore } from "../settings/user-settings.ts";
-import { secretName, userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
-import type { Answerer, PendingRequest, RequestEvent, RequestRegistry } from "./requests.ts";
+import type { RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
   config: LobuConfig;

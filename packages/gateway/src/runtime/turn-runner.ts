@@ -8,16 +8,17 @@ import {
 } from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
-import { type QueuedTurn, userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
-import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
+import { type Origin, userKeyOf } from "../domain/origin.ts";
+import { fromWorker, type RequestEvent } from "../domain/requests.ts";
+import type { QueuedTurn } from "../domain/turns.ts";
+import type { PlatformAdapter } from "../platforms/shared/adapter.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
-import { fromWorker } from "./approval-event.ts";
 import { AsyncQueue } from "./async-queue.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
-import type { RequestEvent, RequestRegistry } from "./requests.ts";
+import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
 
 export type TurnResult = "done" | "retry";

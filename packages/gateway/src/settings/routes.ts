@@ -1,20 +1,11 @@
 import { LobuError } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { requireToken } from "../api/auth.ts";
-import { endpoint } from "../api/endpoint.ts";
-import { apiOrigin, mayOpenAdminUi } from "../api/permissions.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
-import { boundedBody } from "../http/body-limit.ts";
-import { jsonBody } from "../http/errors.ts";
-import { OnceMarkers } from "../platforms/shared/once.ts";
-import { telegramSettings } from "../platforms/telegram/config.ts";
-import { verifyInitData } from "../platforms/telegram/init-data.ts";
-import { providerSecretName } from "../providers/registry.ts";
-import { answerRequest } from "../runtime/answers.ts";
-import type { SecretRef } from "../secrets/store.ts";
-import type { GatewayServices } from "../services.ts";
-import { createSettingsLink, defaultAgentFor } from "./links.ts";
+import { requireToken } from "../access/auth.ts";
+import { endpoint } from "../access/endpoint.ts";
+import { apiOrigin, mayOpenAdminUi } from "../access/permissions.ts";
+import { requireSession } from "../access/session-auth.ts";
+import { createSettingsLink, defaultAgentFor } from "../access/settings-links.ts";
 import {
   ADMIN_SESSION_TTL_MS,
   type AdminSession,
@@ -23,10 +14,10 @@ import {
   SETTINGS_SESSION_TTL_MS,
   type SettingsSession,
   WebSessions,
-} from "./sessions.ts";
-import type { UserAgentSettings } from "./user-settings.ts";
-import { packageName, secretName, userDomain } from "./validate.ts";
-import { buildView, requestView, toolBase } from "./view.ts";
+} from "../access/web-sessions.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import { boundedBody } from "../http/body-limit.ts";
+import { jsonBody } from "../http/errors.ts";
 import {
   adminCookie,
   apiHeaders,
@@ -37,7 +28,6 @@ import {
   newNonce,
   originAllowed,
   readSessionId,
-  requireSession,
   serveAsset,
   servePage,
   setPageHeaders,
@@ -46,7 +36,17 @@ import {
   TELEGRAM_FRAME_ANCESTORS,
   WebBundle,
   webDistDir,
-} from "./web.ts";
+} from "../http/web.ts";
+import type { UserAgentSettings } from "../people/user-settings.ts";
+import { packageName, secretName, userDomain } from "../people/validate.ts";
+import { telegramSettings } from "../platforms/telegram/config.ts";
+import { verifyInitData } from "../platforms/telegram/init-data.ts";
+import { providerSecretName } from "../providers/registry.ts";
+import { answerRequest } from "../runtime/answers.ts";
+import type { SecretRef } from "../secrets/store.ts";
+import type { GatewayServices } from "../services.ts";
+import { OnceMarkers } from "../store/once.ts";
+import { buildView, requestView, toolBase } from "./view.ts";
 
 type Env = { Variables: { session: SettingsSession } };
 

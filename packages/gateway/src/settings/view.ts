@@ -1,13 +1,12 @@
 import type { ToolPolicy } from "@lobu/core";
 import type { SettingsView } from "@lobu/core/views";
+import { mayOpenAdminUi } from "../access/permissions.ts";
+import type { SettingsSession } from "../access/web-sessions.ts";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
-import { mayOpenAdminUi } from "../api/permissions.ts";
+import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
 import { providerSecretName } from "../providers/registry.ts";
-import { approvalEvent } from "../runtime/approval-event.ts";
-import type { PendingRequest } from "../runtime/requests.ts";
 import type { GatewayServices } from "../services.ts";
-import type { SettingsSession } from "./sessions.ts";
 
 export type { SettingsView };
 

@@ -1,5 +1,5 @@
 import { visibleText } from "@lobu/core";
-import type { RequestEvent } from "../../runtime/requests.ts";
+import type { RequestEvent } from "../../domain/requests.ts";
 import { approvalHeading } from "./approval-view.ts";
 import { clip } from "./markdown.ts";
 

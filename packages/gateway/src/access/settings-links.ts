@@ -1,7 +1,6 @@
-import { userKeyOf } from "../conversations/inbound.ts";
-import type { Origin } from "../platforms/adapter.ts";
+import { type Origin, userKeyOf } from "../domain/origin.ts";
 import type { GatewayServices } from "../services.ts";
-import { WebSessions } from "./sessions.ts";
+import { WebSessions } from "./web-sessions.ts";
 
 /**
  * A link that opens the settings page for the person behind `origin` (on the
