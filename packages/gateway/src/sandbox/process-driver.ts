@@ -89,8 +89,6 @@ export interface ProcessDriverOptions {
   cgroup?: CgroupOptions | false;
   /** Size of the sandbox's /tmp tmpfs in MB (default: a quarter of its memory, at least 16). */
   tmpMb?: number;
-  /** Repository paths the worker needs, relative to the launcher's repoRoot. */
-  runtimePaths?: string[];
   /** More host paths to show read-only at the same path (e.g. a toolchain in /opt). */
   extraRoBinds?: string[];
   /** CA bundle the worker's tools trust; shown read-only at SANDBOX_CA_BUNDLE. */
@@ -188,9 +186,7 @@ export class ProcessDriver implements SandboxDriver {
   runtimeBinds(): string[] {
     const launcher = this.launcher;
     return normalizeBinds([
-      ...(this.#opts.runtimePaths ?? ["package.json", "node_modules", "packages"]).map((p) =>
-        join(launcher.repoRoot, p),
-      ),
+      ...launcher.runtimeDirs,
       dirname(launcher.entry),
       dirname(launcher.nodePath),
       ...(this.#opts.extraRoBinds ?? []),
