@@ -49,8 +49,8 @@ export interface SettingsSession {
   userName?: string;
   /** Where the claim link was sent (absent for Telegram Mini App logins). */
   origin?: Origin;
-  /** How the session was opened: `claim` or `telegram`. */
-  via: "claim" | "telegram";
+  /** How the session was opened: `claim`, or the platform whose sign-in opened it (`telegram`). */
+  via: string;
   csrf: string;
   createdAt: number;
   expiresAt: number;

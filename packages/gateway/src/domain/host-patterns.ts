@@ -1,6 +1,6 @@
 import { domainToASCII } from "node:url";
 import { DomainPattern } from "@lobu/core";
-import { parseIpLiteral } from "../proxy/addresses.ts";
+import { parseIpLiteral } from "./ip-literal.ts";
 import { publicSuffixOf, withinBase } from "./public-suffixes.ts";
 
 /**

@@ -1,4 +1,3 @@
-export * from "../domain/host-patterns.ts";
 export * from "./addresses.ts";
 export * from "./audit.ts";
 export * from "./binder.ts";

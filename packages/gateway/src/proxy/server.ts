@@ -3,15 +3,10 @@ import type net from "node:net";
 import tls from "node:tls";
 import { type Logger, PLACEHOLDER_PATTERN, redactSecrets } from "@lobu/core";
 import { decide, firstMatch, matchesPattern, normalizeHost } from "../domain/host-patterns.ts";
+import { parseIpLiteral } from "../domain/ip-literal.ts";
 import type { EgressIdentity } from "../sandbox/driver.ts";
 import { type PlaceholderLookup, swappableByProxy } from "../secrets/placeholders.ts";
-import {
-  checkAddress,
-  parseIpLiteral,
-  type ResolvedAddress,
-  type Resolver,
-  vetHost,
-} from "./addresses.ts";
+import { checkAddress, type ResolvedAddress, type Resolver, vetHost } from "./addresses.ts";
 import type { AuditSink, EgressAuditRecord } from "./audit.ts";
 import { BoundSecrets } from "./bound.ts";
 import type { CertificateAuthority } from "./ca.ts";

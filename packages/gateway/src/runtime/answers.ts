@@ -19,9 +19,16 @@ export interface AnswerDeps {
   audit: AuditLog;
 }
 
-type AnswerResult =
+export type AnswerResult =
   | { ok: true; request: PendingRequest }
   | { ok: false; reason: string; status: number };
+
+/** answerRequest with its deps bound: what the API, the settings page and the chat platforms get. */
+export type AnswerRequest = (
+  requestId: string,
+  answer: RequestAnswer,
+  by: Answerer & { actor: string },
+) => Promise<AnswerResult>;
 
 /** The choices each kind of request understands (questions take their own option ids or text). */
 const CHOICES: Partial<Record<RequestEvent["type"], readonly string[]>> = {

@@ -9,10 +9,10 @@ import {
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
 import type { Conversations } from "../conversations/records.ts";
+import type { ReplySurface } from "../domain/messages.ts";
 import { type Origin, userKeyOf } from "../domain/origin.ts";
 import { fromWorker, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
-import type { PlatformAdapter } from "../platforms/shared/adapter.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
@@ -20,6 +20,7 @@ import { AsyncQueue } from "./async-queue.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
+import type { TurnEvents } from "./turn-events.ts";
 
 export type TurnResult = "done" | "retry";
 
@@ -35,7 +36,10 @@ export interface TurnRunnerDeps {
   requests: RequestRegistry;
   /** Where the running turn of each sandbox is recorded: credentials act only inside it. */
   turns: Pick<ActiveTurns, "begin" | "end">;
-  adapterFor(platform: string): PlatformAdapter | undefined;
+  /** Where replies to each platform go (its adapter), if the platform is running. */
+  replySurfaceFor(platform: string): ReplySurface | undefined;
+  /** Gateway-side events (usage, a budget refusal) reach the running turn through here. */
+  events: TurnEvents;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
@@ -85,20 +89,6 @@ export class TurnRunner {
       by: answer.by,
     });
     return true;
-  }
-
-  /** Emit a gateway-side event (e.g. usage) into the turn running on `sandboxId`, if any. */
-  emitTo(sandboxId: string, event: AgentEvent): void {
-    this.active.get(sandboxId)?.emit(event);
-  }
-
-  /**
-   * The gateway refused something the turn on `sandboxId` needs (a model call
-   * over budget): if the turn then fails, this is its error, not the worker's.
-   */
-  failTurn(sandboxId: string, error: { code: string; message: string }): void {
-    const turn = this.active.get(sandboxId);
-    if (turn) turn.failure ??= error;
   }
 
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
@@ -151,7 +141,7 @@ export class TurnRunner {
         });
       delivery.push(event);
     };
-    const adapter = this.deps.adapterFor(turn.origin.platform);
+    const adapter = this.deps.replySurfaceFor(turn.origin.platform);
     const delivered = adapter
       ? adapter
           .deliver(turn.origin, { messageId: turn.messageId, events: delivery })
@@ -271,6 +261,12 @@ export class TurnRunner {
       expiryTimers: new Set(),
     };
     this.active.set(turn.conversationId, active);
+    const closeEvents = this.deps.events.open(turn.conversationId, {
+      emit,
+      fail: (error) => {
+        active.failure ??= error;
+      },
+    });
     const toolTurn = { sandboxId: turn.conversationId, turnId };
     this.deps.gatewayTools?.begin({
       ...toolTurn,
@@ -331,6 +327,7 @@ export class TurnRunner {
       for (const timer of active.expiryTimers) clearTimeout(timer);
       void this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
       if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
+      closeEvents();
       release();
     }
   }

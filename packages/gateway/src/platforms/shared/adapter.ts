@@ -10,6 +10,9 @@ import type { PlatformRoutes } from "./routes.ts";
  * UI. Routing, queueing, sandboxes and policy never live in an adapter.
  */
 
+/** How long a platform delivery is remembered, so its redeliveries are handled once (as Inbound does). */
+export const REDELIVERY_MEMORY_MS = 24 * 3_600_000;
+
 /** What the gateway gives an adapter when it starts. */
 export interface AdapterContext {
   /**

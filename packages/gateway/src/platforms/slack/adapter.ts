@@ -3,8 +3,11 @@ import { SocketModeClient } from "@slack/socket-mode";
 import type { Context } from "hono";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
-import { REDELIVERY_MEMORY_MS } from "../../store/once.ts";
-import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
+import {
+  type AdapterContext,
+  type PlatformAdapter,
+  REDELIVERY_MEMORY_MS,
+} from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
 import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";

@@ -3,9 +3,12 @@ import { Bot, type Context, GrammyError, type NextFunction } from "grammy";
 import type { Update } from "grammy/types";
 import type { Logger } from "pino";
 import { type Origin, userKeyOf } from "../../domain/origin.ts";
-import { REDELIVERY_MEMORY_MS } from "../../store/once.ts";
 import { safeEqual } from "../../util/safe-equal.ts";
-import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
+import {
+  type AdapterContext,
+  type PlatformAdapter,
+  REDELIVERY_MEMORY_MS,
+} from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
 import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";
