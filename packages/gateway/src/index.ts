@@ -10,7 +10,9 @@ export {
 export type { InboundMessage } from "./domain/messages.ts";
 export type { Origin } from "./domain/origin.ts";
 export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } from "./gateway.ts";
-export type { PlatformAdapter } from "./platforms/shared/adapter.ts";
+export { PLATFORMS } from "./platforms/index.ts";
+export type { AdapterContext, PlatformAdapter } from "./platforms/shared/adapter.ts";
+export type { PlatformPlugin, PlatformSetup } from "./platforms/shared/plugin.ts";
 export { ProviderRegistry } from "./providers/registry.ts";
 export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
 export type {
