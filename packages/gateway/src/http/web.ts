@@ -19,9 +19,6 @@ export function webDistDir(env: NodeJS.ProcessEnv = process.env): string {
     : resolve(import.meta.dirname, "../../../web/dist");
 }
 
-/** Telegram Web (web.telegram.org) shows Mini Apps in an iframe; nothing else may frame us. */
-export const TELEGRAM_FRAME_ANCESTORS = ["https://web.telegram.org"];
-
 export interface PagePolicy {
   /** Origins allowed to frame the page; empty = nobody. */
   frameAncestors: string[];
@@ -30,7 +27,7 @@ export interface PagePolicy {
   https: boolean;
 }
 
-/** Headers for every HTML page: strict CSP, no framing (except Telegram where needed), no referrer. */
+/** Headers for every HTML page: strict CSP, no framing (except by the origins a sign-in needs), no referrer. */
 export function setPageHeaders(c: Context, policy: PagePolicy): void {
   const frame = policy.frameAncestors.length
     ? `'self' ${policy.frameAncestors.join(" ")}`

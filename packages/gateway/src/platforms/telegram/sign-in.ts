@@ -11,7 +11,7 @@ const TelegramLogin = z.strictObject({ initData: z.string().min(1).max(8192) });
 /** Telegram may sign initData up to a minute ahead of our clock (init-data.ts). */
 const INIT_DATA_FUTURE_SKEW_MS = 60_000;
 /** Telegram Web (web.telegram.org) shows Mini Apps in an iframe; nothing else may frame us. */
-export const TELEGRAM_FRAME_ANCESTORS = ["https://web.telegram.org"];
+const TELEGRAM_FRAME_ANCESTORS = ["https://web.telegram.org"];
 
 /**
  * The settings page opened as a Telegram Mini App: the signed initData is the
