@@ -23,7 +23,7 @@ import { leaveNothingMounted, releaseLeftovers } from "./sandbox/leftovers.ts";
 import { SkillCatalog } from "./skills/catalog.ts";
 import { OnceMarkers } from "./store/once.ts";
 import { startTelemetry } from "./telemetry/otel.ts";
-import { adapterContext } from "./wiring/adapter-context.ts";
+import { type AdapterContextDeps, adapterContext } from "./wiring/adapter-context.ts";
 import { buildDomain, type Domain } from "./wiring/domain.ts";
 import { buildApp, listen, serverLimits } from "./wiring/http.ts";
 import { Platforms, settingsSignIns } from "./wiring/platforms.ts";
@@ -173,7 +173,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   });
 
   startup.progress("starting platform adapters");
-  const lent = {
+  const lent: AdapterContextDeps = {
     log,
     publicUrl,
     kv: store.kv,
