@@ -5,34 +5,26 @@
  *
  * It is created before anything that builds links, and settled once, by the
  * HTTP phase, when the server listens: with port 0 the port is only known
- * then. Everything that reads it does so while handling a request or a turn,
- * which never happens before that.
+ * then, and a configured URL is not reachable before either (Telegram's
+ * webhook is set once it is known, so the first delivery finds the route).
+ * Everything else reads it while handling a request or a turn, which never
+ * happens before that.
  */
 export class PublicUrl {
-  /** True when a public URL was configured (the listening address does not replace it). */
-  readonly configured: boolean;
-  #value: string;
+  readonly #configured: string | undefined;
+  #value = "";
 
   constructor(configured: string | undefined) {
-    this.configured = configured !== undefined;
-    this.#value = withoutTrailingSlash(configured ?? "");
+    this.#configured = configured;
   }
 
-  /** The URL; empty while an unconfigured gateway does not listen yet. */
+  /** The URL; empty until the server listens. */
   get value(): string {
     return this.#value;
   }
 
-  get https(): boolean {
-    return this.#value.startsWith("https:");
-  }
-
-  /** The server listens at `url`: that is the public URL unless one is configured. */
+  /** The server listens at `url`: the public URL is now the configured one, or else `url`. */
   listening(url: string): void {
-    if (!this.configured) this.#value = withoutTrailingSlash(url);
+    this.#value = (this.#configured ?? url).replace(/\/+$/, "");
   }
-}
-
-function withoutTrailingSlash(url: string): string {
-  return url.replace(/\/+$/, "");
 }
