@@ -7,8 +7,12 @@ export {
   lockDataDirShared,
   lockHolder,
 } from "./datadir/lock.ts";
+export type { InboundMessage } from "./domain/messages.ts";
+export type { Origin } from "./domain/origin.ts";
 export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } from "./gateway.ts";
-export type { InboundMessage, Origin, PlatformAdapter } from "./platforms/adapter.ts";
+export { PLATFORMS } from "./platforms/index.ts";
+export type { AdapterContext, PlatformAdapter } from "./platforms/shared/adapter.ts";
+export type { PlatformPlugin, PlatformSetup } from "./platforms/shared/plugin.ts";
 export { ProviderRegistry } from "./providers/registry.ts";
 export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
 export type {

@@ -1,7 +1,9 @@
 import { SHARED_USER } from "@lobu/core";
 import type { AuditRow, UsageCounts, UserRow } from "@lobu/core/views";
-import { userKeyOf } from "../conversations/inbound.ts";
-import type { GatewayServices } from "../services.ts";
+import type { AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import type { Conversations } from "../conversations/records.ts";
+import { userKeyOf } from "../domain/origin.ts";
 
 /** What the admin UI lists, assembled from the records the gateway keeps anyway. */
 
@@ -17,7 +19,11 @@ function addUsage(to: UsageCounts, from: UsageCounts): void {
 }
 
 /** People who have conversations, with their token use (all time). */
-export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
+export async function listUsers(s: {
+  agents: Pick<AgentRegistry, "list">;
+  conversations: Pick<Conversations, "listConversations">;
+  audit: Pick<AuditLog, "usageTotals">;
+}): Promise<UserRow[]> {
   const rows = new Map<string, UserRow>();
   for (const agent of await s.agents.list()) {
     for (const conv of await s.conversations.listConversations(agent.id, { limit: Infinity })) {
@@ -51,7 +57,7 @@ export async function listUsers(s: GatewayServices): Promise<UserRow[]> {
 
 /** Recent audit records matching every filter given (action prefix, actor substring, agent id). */
 export async function auditQuery(
-  s: GatewayServices,
+  s: { audit: Pick<AuditLog, "recent"> },
   q: { action?: string; actor?: string; agentId?: string; limit: number },
 ): Promise<AuditRow[]> {
   const limit = Math.min(Math.max(q.limit, 1), 1000);

@@ -1,12 +1,20 @@
-import { LobuError } from "@lobu/core";
+import { type LobuConfig, LobuError } from "@lobu/core";
 import type { AgentRow, SandboxesView } from "@lobu/core/views";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { requireSession } from "../access/session-auth.ts";
+import type { TokenStore } from "../access/tokens.ts";
+import {
+  ADMIN_SESSION_TTL_MS,
+  type AdminSession,
+  type WebSessions,
+} from "../access/web-sessions.ts";
+import type { AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import type { Conversations } from "../conversations/records.ts";
 import { jsonBody } from "../http/errors.ts";
 import { dayParam, limitParam, parseQuery, textParam } from "../http/query.ts";
-import type { GatewayServices } from "../services.ts";
-import { ADMIN_SESSION_TTL_MS, type AdminSession, WebSessions } from "../settings/sessions.ts";
 import {
   adminCookie,
   apiHeaders,
@@ -14,17 +22,32 @@ import {
   forbidden,
   originAllowed,
   readSessionId,
-  requireSession,
   servePage,
   setSessionCookie,
   WebBundle,
   webDistDir,
-} from "../settings/web.ts";
+} from "../http/web.ts";
+import type { SandboxManager } from "../runtime/sandbox-manager.ts";
+import type { UsageReportDeps } from "../usage/report.ts";
 import { auditQuery, listUsers, usageSummary } from "./data.ts";
 
 type Env = { Variables: { session: AdminSession } };
 
 const Login = z.strictObject({ token: z.string().min(1).max(512) });
+
+/** What the admin UI and its API use. */
+export interface AdminDeps {
+  config: LobuConfig;
+  /** Read while handling a request (the gateway listens by then). */
+  readonly publicUrl: string;
+  sessions: WebSessions;
+  tokens: Pick<TokenStore, "verify">;
+  agents: Pick<AgentRegistry, "list">;
+  conversations: Pick<Conversations, "listConversations">;
+  sandboxes: SandboxManager;
+  audit: AuditLog;
+  usage: UsageReportDeps;
+}
 
 /**
  * The admin UI and its API (mounted at the gateway root). Admins log in with an
@@ -32,9 +55,9 @@ const Login = z.strictObject({ token: z.string().min(1).max(512) });
  * `[admin] users`, from their own settings page. Everything here is read-only
  * except stopping a sandbox.
  */
-export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process.env): Hono {
+export function adminRoutes(s: AdminDeps, env: NodeJS.ProcessEnv = process.env): Hono {
   const app = new Hono();
-  const sessions = new WebSessions(s.store.kv);
+  const sessions = s.sessions;
   const bundle = new WebBundle(webDistDir(env));
   const https = () => s.publicUrl.startsWith("https:");
   const cookie = () => adminCookie(https());
@@ -169,7 +192,7 @@ export function adminRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process
   });
   api.get("/usage", async (c) => {
     const { since } = parseQuery(c, { since: dayParam() });
-    return c.json(await usageSummary(s, since));
+    return c.json(await usageSummary(s.usage, since));
   });
   api.get("/audit", async (c) => {
     const query = parseQuery(c, {

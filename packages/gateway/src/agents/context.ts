@@ -1,6 +1,7 @@
 import { LobuError, type ToolPolicy, type TurnContext } from "@lobu/core";
-import type { QueuedTurn } from "../conversations/inbound.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import type { QueuedTurn } from "../domain/turns.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "../providers/model-limits.ts";
 import {
   API_OF,
@@ -10,7 +11,6 @@ import {
 } from "../providers/registry.ts";
 import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
-import type { UserSettingsStore } from "../settings/user-settings.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";

@@ -1,6 +1,6 @@
 import type { LobuConfig } from "@lobu/core";
-import { canonicalPattern } from "../proxy/domains.ts";
-import { publicSuffixProblem } from "../proxy/suffixes.ts";
+import { canonicalPattern } from "../domain/host-patterns.ts";
+import { publicSuffixProblem } from "../domain/public-suffixes.ts";
 
 /**
  * Operator domain patterns (lobu.toml and agents created through the API) are

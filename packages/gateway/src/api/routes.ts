@@ -1,20 +1,9 @@
-import { LobuError, newId } from "@lobu/core";
+import { type LobuConfig, LobuError, newId } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { withEffectiveModels } from "../agents/effective.ts";
-import { checkAgentInput } from "../agents/references.ts";
-import { AgentInput, AgentPatch } from "../agents/registry.ts";
-import { jsonBody } from "../http/errors.ts";
-import { cursorParam, dayParam, enumParam, limitParam, textParam } from "../http/query.ts";
-import { streamMessageEvents } from "../http/sse.ts";
-import { clientAddress, StreamSlots } from "../http/stream-slots.ts";
-import { providerSecretName } from "../providers/registry.ts";
-import { answerRequest } from "../runtime/answers.ts";
-import type { GatewayServices } from "../services.ts";
-import { usageSummary } from "../usage/report.ts";
-import { type ApiEnv, requireToken } from "./auth.ts";
-import { assertEveryRouteGuarded, endpoint } from "./endpoint.ts";
+import { type ApiEnv, requireToken } from "../access/auth.ts";
+import { assertEveryRouteGuarded, endpoint } from "../access/endpoint.ts";
 import {
   answererFor,
   apiOrigin,
@@ -25,9 +14,27 @@ import {
   NAMESPACE_PATTERN,
   namespaceOf,
   tokenInScope,
-} from "./permissions.ts";
-import { sandboxRoutes } from "./sandboxes.ts";
-import { TOKEN_ROLES } from "./tokens.ts";
+} from "../access/permissions.ts";
+import { TOKEN_ROLES, type TokenStore } from "../access/tokens.ts";
+import type { TurnContextBuilder } from "../agents/context.ts";
+import { withEffectiveModels } from "../agents/effective.ts";
+import { checkAgentInput } from "../agents/references.ts";
+import { AgentInput, AgentPatch, type AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import type { Inbound } from "../conversations/inbound.ts";
+import type { Conversations } from "../conversations/records.ts";
+import { jsonBody } from "../http/errors.ts";
+import { cursorParam, dayParam, enumParam, limitParam, textParam } from "../http/query.ts";
+import { streamMessageEvents } from "../http/sse.ts";
+import { clientAddress, StreamSlots } from "../http/stream-slots.ts";
+import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
+import type { AnswerRequest } from "../runtime/answers.ts";
+import type { RequestRegistry } from "../runtime/requests.ts";
+import type { SecretStore } from "../secrets/store.ts";
+import type { SkillCatalog } from "../skills/catalog.ts";
+import type { Store } from "../store/port.ts";
+import { type UsageReportDeps, usageSummary } from "../usage/report.ts";
+import { type SandboxRouteDeps, sandboxRoutes } from "./sandboxes.ts";
 
 const SendMessage = z.strictObject({
   /** The end user this message is from (any stable id in your system). */
@@ -69,12 +76,34 @@ function wantsStream(accept: string | undefined, flag: string | undefined): bool
   return (accept ?? "").includes("text/event-stream");
 }
 
+/** What the REST API uses. */
+export interface ApiDeps extends SandboxRouteDeps {
+  config: LobuConfig;
+  instanceId: string;
+  /** Read while handling a request (the gateway listens by then). */
+  readonly publicUrl: string;
+  store: Pick<Store, "kind">;
+  tokens: TokenStore;
+  agents: AgentRegistry;
+  /** The model each agent runs on (agent listing). */
+  contexts: TurnContextBuilder;
+  providers: ProviderRegistry;
+  skills: SkillCatalog;
+  secrets: SecretStore;
+  inbound: Pick<Inbound, "submit">;
+  conversations: Conversations;
+  requests: Pick<RequestRegistry, "get">;
+  audit: AuditLog;
+  answer: AnswerRequest;
+  usage: UsageReportDeps;
+}
+
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
  * `endpoint()`: the roles-matrix action it needs (permissions.ts) and the
  * query parameters it takes.
  */
-export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv> {
+export function apiRoutes(s: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   const slots = new StreamSlots({
     perToken: s.config.gateway.max_streams_per_token,
@@ -397,7 +426,7 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
         });
       authorizeFor(token, "requests.answer", request.origin, `request ${requestId}`);
       // Admin tokens answer as the operator; others as the person whose request it is.
-      const result = await answerRequest(s, requestId, answer, answererFor(token, request));
+      const result = await s.answer(requestId, answer, answererFor(token, request));
       if (!result.ok)
         throw new LobuError("request_not_answerable", result.reason, { status: result.status });
       return c.json({ ok: true, request: result.request });
@@ -467,7 +496,7 @@ export function apiRoutes(s: GatewayServices, maxBodyBytes: number): Hono<ApiEnv
     "/usage",
     endpoint("usage.read", { since: dayParam() }, async (c, { query }) => {
       // `usage` is the daily rows (its name since v1); the rest as in the admin UI's report.
-      const { daily, ...report } = await usageSummary(s, query.since);
+      const { daily, ...report } = await usageSummary(s.usage, query.since);
       return c.json({ usage: daily, ...report });
     }),
   );

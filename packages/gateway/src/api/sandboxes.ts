@@ -1,11 +1,13 @@
 import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { ApiEnv } from "../access/auth.ts";
+import { endpoint } from "../access/endpoint.ts";
+import type { AuditLog } from "../audit/log.ts";
 import { jsonBody } from "../http/errors.ts";
+import type { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { snapshotTime } from "../sandbox/snapshots.ts";
-import type { GatewayServices } from "../services.ts";
-import type { ApiEnv } from "./auth.ts";
-import { endpoint } from "./endpoint.ts";
+import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 
 const ResetBody = z.strictObject({
   /** Delete the volume and its snapshots instead of restoring the last good snapshot. */
@@ -33,8 +35,16 @@ const ExecBody = z
     path: ["argv"],
   });
 
+/** What the sandbox routes use. */
+export interface SandboxRouteDeps {
+  sandboxes: SandboxManager;
+  /** A reset sandbox's placeholders are revoked. */
+  placeholders: Pick<PlaceholderRegistry, "revokeSandbox">;
+  audit: Pick<AuditLog, "record">;
+}
+
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
-export function sandboxRoutes(s: GatewayServices): Hono<ApiEnv> {
+export function sandboxRoutes(s: SandboxRouteDeps): Hono<ApiEnv> {
   const r = new Hono<ApiEnv>();
   r.get(
     "/",

@@ -1,41 +1,11 @@
-import { type ConversationKey, LobuError, newId, SHARED_USER, sandboxIdOf } from "@lobu/core";
+import { LobuError, newId, sandboxIdOf } from "@lobu/core";
 import type { AgentRegistry } from "../agents/registry.ts";
-import type { InboundMessage, Origin, SubmitResult } from "../platforms/adapter.ts";
+import type { InboundMessage, SubmitResult } from "../domain/messages.ts";
+import { type QueuedTurn, routeKey } from "../domain/turns.ts";
 import type { MessageQueue } from "../store/port.ts";
 import type { Conversations } from "./records.ts";
 
-/** What the queue holds for each inbound message until it is answered. */
-export interface QueuedTurn {
-  messageId: string;
-  conversationId: string;
-  key: ConversationKey;
-  origin: Origin;
-  text: string;
-  receivedAt: number;
-}
-
 const DEDUPE_TTL_MS = 24 * 3_600_000;
-
-/** The routing rule: DMs are per user; group threads per user or per channel as the agent says. */
-export function routeKey(
-  agentId: string,
-  groupRouting: "per-user" | "per-channel",
-  origin: Origin,
-): ConversationKey {
-  const shared = !origin.isDirect && groupRouting === "per-channel";
-  return {
-    agentId,
-    platform: origin.platform,
-    workspace: origin.workspace ?? "",
-    userId: shared ? SHARED_USER : origin.userId,
-    channelId: origin.channelId,
-  };
-}
-
-/** The key people's settings and secrets hang off: `platform:workspace:user`. */
-export function userKeyOf(origin: Pick<Origin, "platform" | "workspace" | "userId">): string {
-  return `${origin.platform}:${origin.workspace ?? ""}:${origin.userId}`;
-}
 
 /**
  * The one entrance for user messages from every channel (REST API and platform

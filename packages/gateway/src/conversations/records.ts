@@ -1,5 +1,5 @@
 import type { AgentEvent, ConversationKey } from "@lobu/core";
-import type { Origin } from "../platforms/adapter.ts";
+import type { Origin } from "../domain/origin.ts";
 import type { Store, StreamEntry } from "../store/port.ts";
 
 export type MessageStatus = "queued" | "running" | "done" | "error";

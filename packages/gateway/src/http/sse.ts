@@ -1,9 +1,18 @@
 import type { AgentEvent } from "@lobu/core";
 import type { Context } from "hono";
 import { type SSEStreamingApi, streamSSE } from "hono/streaming";
-import type { Conversations } from "../conversations/records.ts";
 
 const TERMINAL = new Set(["done", "error"]);
+
+/** Where a message's events are read from (the conversation records). */
+export interface MessageEventLog {
+  /** Events after `after`, waiting up to `blockMs` for the first one. */
+  readEvents(
+    messageId: string,
+    after: string | undefined,
+    opts: { blockMs: number; signal?: AbortSignal },
+  ): Promise<{ id: string; event: AgentEvent }[]>;
+}
 
 /**
  * Stream a message's events as Server-Sent Events until its final event.
@@ -12,7 +21,7 @@ const TERMINAL = new Set(["done", "error"]);
  */
 export function streamMessageEvents(
   c: Context,
-  conversations: Conversations,
+  conversations: MessageEventLog,
   messageId: string,
   opts: {
     after?: string | undefined;
@@ -36,7 +45,7 @@ export function streamMessageEvents(
 
 async function pump(
   stream: SSEStreamingApi,
-  conversations: Conversations,
+  conversations: MessageEventLog,
   messageId: string,
   after: string | undefined,
   signal: AbortSignal,

@@ -1,10 +1,10 @@
+import { matchesPattern } from "../domain/host-patterns.ts";
 import {
   type PlaceholderBinding,
   type PlaceholderLookup,
   type SwapLocation,
   swappableByProxy,
 } from "../secrets/placeholders.ts";
-import { matchesPattern } from "./domains.ts";
 import { LiteralRedactor } from "./rewrite.ts";
 import type { SecretSource } from "./swap.ts";
 

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import { LobuError } from "@lobu/core";
 import * as x509 from "@peculiar/x509";
-import { parseIpLiteral } from "./addresses.ts";
+import { parseIpLiteral } from "../domain/ip-literal.ts";
 
 /**
  * The per-installation CA that lets the egress proxy terminate TLS for hosts where

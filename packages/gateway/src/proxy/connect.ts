@@ -1,12 +1,12 @@
 import type { IncomingMessage } from "node:http";
 import type net from "node:net";
 import tls from "node:tls";
+import { matchesPattern } from "../domain/host-patterns.ts";
 import { swappableByProxy } from "../secrets/placeholders.ts";
 import type { ResolvedAddress } from "./addresses.ts";
 import type { AuditScope } from "./audit-records.ts";
 import { closeOnHangUp } from "./connections.ts";
 import type { EgressContext } from "./context.ts";
-import { matchesPattern } from "./domains.ts";
 import { identifySandbox } from "./identity.ts";
 import { authorizeHost } from "./policy.ts";
 import { badRequest, refuse, unreachable } from "./refusals.ts";

@@ -2,7 +2,6 @@ export * from "./addresses.ts";
 export * from "./audit.ts";
 export * from "./binder.ts";
 export * from "./ca.ts";
-export * from "./domains.ts";
 export * from "./explain.ts";
 export type { PlaintextSwap } from "./forward.ts";
 export * from "./server.ts";

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { normalizeHost } from "../domain/host-patterns.ts";
 import { outcomeRecord } from "./audit-records.ts";
 import type { TunnelContext } from "./connections.ts";
 import type { EgressContext } from "./context.ts";
-import { normalizeHost } from "./domains.ts";
 import { forward } from "./forward.ts";
 import { authority } from "./headers.ts";
 import { type EgressPolicy, loadPolicy, type PolicySource, refuseInTunnel } from "./policy.ts";

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { PLACEHOLDER_PREFIX } from "@lobu/core";
-import { parseIpLiteral, specialPurpose } from "./addresses.ts";
+import { parseIpLiteral } from "../domain/ip-literal.ts";
+import { specialPurpose } from "./addresses.ts";
 import type { BoundSet } from "./bound.ts";
 import type { ForwardDeps, ForwardTarget } from "./forwarding.ts";
 import { authority, forwardableHeaders, parseBasic, setHeader } from "./headers.ts";

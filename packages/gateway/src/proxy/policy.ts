@@ -1,13 +1,13 @@
 import type { Logger } from "@lobu/core";
+import { type DomainDecision, decide, firstMatch, normalizeHost } from "../domain/host-patterns.ts";
+import { parseIpLiteral } from "../domain/ip-literal.ts";
 import {
   checkAddress,
-  parseIpLiteral,
   type ResolvedAddress,
   type Resolver,
   type VetOptions,
   vetHost,
 } from "./addresses.ts";
-import { type DomainDecision, decide, firstMatch, normalizeHost } from "./domains.ts";
 import type { Refusal } from "./explain.ts";
 import { type Refused, refused, upstreamError } from "./refusals.ts";
 

@@ -1,10 +1,10 @@
+import { matchesPattern } from "../domain/host-patterns.ts";
 import {
   type PlaceholderLookup,
   type SwapLocation,
   swappableByProxy,
 } from "../secrets/placeholders.ts";
 import type { SecretRef } from "../secrets/store.ts";
-import { matchesPattern } from "./domains.ts";
 import type { Replace } from "./rewrite.ts";
 
 /** Where the proxy reads real values from (a SecretStore in the gateway). */

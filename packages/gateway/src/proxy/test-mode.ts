@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { LobuError } from "@lobu/core";
 import ipaddr from "ipaddr.js";
+import { normalizeHost } from "../domain/host-patterns.ts";
 import type { ResolvedAddress, Resolver } from "./addresses.ts";
-import { normalizeHost } from "./domains.ts";
 
 /**
  * TEST-ONLY hooks for end-to-end tests of the egress proxy, which run offline

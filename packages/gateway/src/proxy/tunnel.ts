@@ -1,7 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import net from "node:net";
 import tls from "node:tls";
-import { parseIpLiteral, type ResolvedAddress } from "./addresses.ts";
+import { parseIpLiteral } from "../domain/ip-literal.ts";
+import type { ResolvedAddress } from "./addresses.ts";
 import { forwardableHeaders } from "./headers.ts";
 
 /** CAs trusted for upstream TLS (never the Lobu CA); absent = Node's default store. */

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Origin } from "../platforms/adapter.ts";
+import type { Origin } from "../domain/origin.ts";
 
 /**
  * Which turn is running on each sandbox right now. Credentials act only inside

@@ -10,12 +10,13 @@ import {
 } from "@lobu/core";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import type { Answerer, PendingRequest } from "../domain/requests.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
+import { secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
-import type { UserSettingsStore } from "../settings/user-settings.ts";
-import { secretName, userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
-import type { Answerer, PendingRequest, RequestRegistry } from "./requests.ts";
+import type { RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
   config: LobuConfig;
@@ -27,9 +28,16 @@ export interface AnswerDeps {
   audit: AuditLog;
 }
 
-type AnswerResult =
+export type AnswerResult =
   | { ok: true; request: PendingRequest }
   | { ok: false; reason: string; status: number };
+
+/** answerRequest with its deps bound: what the API, the settings page and the chat platforms get. */
+export type AnswerRequest = (
+  requestId: string,
+  answer: RequestAnswer,
+  by: Answerer & { actor: string },
+) => Promise<AnswerResult>;
 
 /**
  * Capability kinds the gateway cannot provide yet: nothing installs Nix packages

@@ -1,6 +1,6 @@
 import { errorMessage } from "@lobu/core";
 import type { Logger } from "pino";
-import type { QueuedTurn } from "../conversations/inbound.ts";
+import type { QueuedTurn } from "../domain/turns.ts";
 import type { MessageQueue, QueueClaim } from "../store/port.ts";
 import type { TurnResult } from "./turn-runner.ts";
 

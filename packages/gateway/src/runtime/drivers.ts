@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { digest, type LobuConfig, LobuError } from "@lobu/core";
 import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
-import { createHostDriver, createProcessDriver, createVirtualDriver } from "../sandbox/index.ts";
+import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 
 export interface SelectedDriver {
@@ -25,71 +25,48 @@ export interface DriverSelection {
 }
 
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
-export function createDriver(
-  name: Exclude<LobuConfig["sandbox"]["driver"], "auto">,
-  sel: DriverSelection,
-): SandboxDriver {
-  const stateDir = join(sel.dataDir, "sandbox-state");
-  const volumesRoot = join(sel.dataDir, "volumes");
-  // How `process` sandboxes and the `virtual` driver's pool processes are confined.
-  const confinement = {
-    // Unique per data dir, so two gateways on one host never share cgroups.
-    cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
-    caBundle: sel.caBundlePath,
-    // A data dir inside the runtime (e.g. under the checkout) must not show through.
-    hidePaths: [sel.dataDir],
-  };
-  switch (name) {
-    case "process":
-      return createProcessDriver({
-        stateDir,
-        logger: sel.log,
-        launcher: sel.worker,
-        ...confinement,
-      });
-    case "host":
-      return createHostDriver({ logger: sel.log, launcher: sel.worker });
-    case "virtual":
-      return createVirtualDriver({
-        stateDir,
-        volumesRoot,
-        poolSize: sel.config.sandbox.pool_size,
-        logger: sel.log,
-        launcher: sel.worker,
-        process: confinement,
-      });
-  }
+export function createDriver(name: DriverName, sel: DriverSelection): SandboxDriver {
+  return driverPlugin(name).create({
+    stateDir: join(sel.dataDir, "sandbox-state"),
+    volumesRoot: join(sel.dataDir, "volumes"),
+    poolSize: sel.config.sandbox.pool_size,
+    logger: sel.log,
+    launcher: sel.worker,
+    confinement: {
+      // Unique per data dir, so two gateways on one host never share cgroups.
+      cgroup: { name: `lobu-${digest(sel.dataDir, 8)}` },
+      caBundle: sel.caBundlePath,
+      // A data dir inside the runtime (e.g. under the checkout) must not show through.
+      hidePaths: [sel.dataDir],
+    },
+  });
 }
 
 /**
- * `auto`: the `process` driver where it works (bubblewrap and namespaces),
- * otherwise the `virtual` tier, which needs neither. Returns the chosen driver
- * (already probed, so nothing is tried twice), its probe and why it was chosen.
+ * `auto`: the first driver of the registry's `auto` list that works here and
+ * isolates (`process`: bubblewrap and namespaces), otherwise the last one (the
+ * `virtual` tier, which needs neither). Returns the chosen driver (already
+ * probed, so nothing is tried twice), its probe and why it was chosen.
  */
 export async function resolveAutoDriver(sel: DriverSelection): Promise<{
-  name: "process" | "virtual";
+  name: DriverName;
   why: string;
   driver: SandboxDriver;
   probe: DriverProbe;
 }> {
-  const proc = createDriver("process", sel);
-  const result = await proc.probe();
-  if (result.ok && result.isolated) {
-    return {
-      name: "process",
-      why: "namespaces and bubblewrap work here",
-      driver: proc,
-      probe: result,
-    };
+  const candidates = SANDBOX_DRIVERS.filter((d) => d.auto);
+  let unavailable: string | undefined;
+  for (const [i, plugin] of candidates.entries()) {
+    const driver = createDriver(plugin.name, sel);
+    const probe = await driver.probe();
+    if ((probe.ok && probe.isolated) || i === candidates.length - 1) {
+      const why = unavailable ?? plugin.auto?.why ?? "";
+      return { name: plugin.name, why, driver, probe };
+    }
+    await driver.close().catch(() => {});
+    unavailable = `the ${plugin.name} driver is unavailable (${probe.details.at(-1) ?? "no details"})`;
   }
-  await proc.close().catch(() => {});
-  const virtual = createDriver("virtual", sel);
-  return {
-    name: "virtual",
-    why: `the process driver is unavailable (${result.details.at(-1) ?? "no details"})`,
-    driver: virtual,
-    probe: await virtual.probe(),
-  };
+  throw new Error("no sandbox driver is registered for `auto`");
 }
 
 /**
@@ -109,10 +86,10 @@ export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver
     auto = chosen.why;
     sel.log.info({ driver: name, why: chosen.why }, "sandbox driver chosen automatically");
   } else {
-    if (name === "host" && !config.sandbox.allow_unsandboxed) {
+    if (driverPlugin(name).unisolated && !config.sandbox.allow_unsandboxed) {
       throw new LobuError(
         "unsandboxed_refused",
-        'sandbox.driver = "host" runs agents without any isolation',
+        `sandbox.driver = "${name}" runs agents without any isolation`,
         {
           hint: "Agents could read the gateway's files and reach any network. If this is really what you want (a trusted single-user setup), also set sandbox.allow_unsandboxed = true in lobu.toml.",
         },

@@ -6,6 +6,8 @@ import type { Logger } from "pino";
 import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { Conversations } from "../conversations/records.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
+import { userDomain } from "../people/validate.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import {
@@ -30,8 +32,6 @@ import type { EgressBinder } from "../sandbox/driver.ts";
 import { poolIdFor } from "../sandbox/virtual-driver.ts";
 import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
-import type { UserSettingsStore } from "../settings/user-settings.ts";
-import { userDomain } from "../settings/validate.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { Store } from "../store/port.ts";
 import type { TurnRegistry } from "./active-turns.ts";

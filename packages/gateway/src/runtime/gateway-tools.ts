@@ -19,11 +19,11 @@ import { z } from "zod";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
-import { type QueuedTurn, userKeyOf } from "../conversations/inbound.ts";
-import type { Origin } from "../platforms/adapter.ts";
+import { type Origin, userKeyOf } from "../domain/origin.ts";
+import { approvalEvent } from "../domain/requests.ts";
+import type { QueuedTurn } from "../domain/turns.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
 import type { WorkerConnection } from "../sandbox/driver.ts";
-import type { UserSettingsStore } from "../settings/user-settings.ts";
-import { approvalEvent } from "./approval-event.ts";
 import type { RequestRegistry } from "./requests.ts";
 
 /**

@@ -1,34 +1,8 @@
-import type { AgentEvent, RequestAnswer, RequestStatus } from "@lobu/core";
+import type { RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
-import { userKeyOf } from "../conversations/inbound.ts";
-import type { Origin } from "../platforms/adapter.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import type { Answerer, PendingRequest } from "../domain/requests.ts";
 import type { Store } from "../store/port.ts";
-
-export type RequestEvent = Extract<
-  AgentEvent,
-  { type: "question" | "approval_request" | "capability_request" }
->;
-
-export interface PendingRequest {
-  requestId: string;
-  messageId: string;
-  sandboxId: string;
-  agentId: string;
-  origin: Origin;
-  event: RequestEvent;
-  status: RequestStatus;
-  answer?: RequestAnswer;
-  createdAt: number;
-  answeredAt?: number;
-}
-
-/** Who is answering: the person in the chat, or an operator/API client. */
-export interface Answerer {
-  userKey?: string;
-  admin?: boolean;
-  /** Shown in the audit log and on the resolved card (`platform:user`). */
-  label: string;
-}
 
 const CHANNEL = "answers";
 const key = (id: string) => `req:${id}`;

@@ -9,17 +9,19 @@ import {
 } from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
-import { type QueuedTurn, userKeyOf } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
-import type { Origin, PlatformAdapter } from "../platforms/adapter.ts";
+import type { ReplySurface } from "../domain/messages.ts";
+import { type Origin, userKeyOf } from "../domain/origin.ts";
+import { fromWorker, type RequestEvent } from "../domain/requests.ts";
+import type { QueuedTurn } from "../domain/turns.ts";
 import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
-import { fromWorker } from "./approval-event.ts";
 import { AsyncQueue } from "./async-queue.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
-import type { RequestEvent, RequestRegistry } from "./requests.ts";
+import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
+import type { TurnEvents } from "./turn-events.ts";
 import { classifyTurnEnd, type TurnFailure } from "./turn-outcome.ts";
 
 export type TurnResult = "done" | "retry";
@@ -36,7 +38,10 @@ export interface TurnRunnerDeps {
   requests: RequestRegistry;
   /** Where the running turn of each sandbox is recorded: credentials act only inside it. */
   turns: Pick<ActiveTurns, "begin" | "end">;
-  adapterFor(platform: string): PlatformAdapter | undefined;
+  /** Where replies to each platform go (its adapter), if the platform is running. */
+  replySurfaceFor(platform: string): ReplySurface | undefined;
+  /** Gateway-side events (usage, a budget refusal) reach the running turn through here. */
+  events: TurnEvents;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
@@ -86,20 +91,6 @@ export class TurnRunner {
       by: answer.by,
     });
     return true;
-  }
-
-  /** Emit a gateway-side event (e.g. usage) into the turn running on `sandboxId`, if any. */
-  emitTo(sandboxId: string, event: AgentEvent): void {
-    this.active.get(sandboxId)?.emit(event);
-  }
-
-  /**
-   * The gateway refused something the turn on `sandboxId` needs (a model call
-   * over budget): if the turn then fails, this is its error, not the worker's.
-   */
-  failTurn(sandboxId: string, error: TurnFailure): void {
-    const turn = this.active.get(sandboxId);
-    if (turn) turn.failure ??= error;
   }
 
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
@@ -152,7 +143,7 @@ export class TurnRunner {
         });
       delivery.push(event);
     };
-    const adapter = this.deps.adapterFor(turn.origin.platform);
+    const adapter = this.deps.replySurfaceFor(turn.origin.platform);
     const delivered = adapter
       ? adapter
           .deliver(turn.origin, { messageId: turn.messageId, events: delivery })
@@ -270,6 +261,12 @@ export class TurnRunner {
       expiryTimers: new Set(),
     };
     this.active.set(turn.conversationId, active);
+    const closeEvents = this.deps.events.open(turn.conversationId, {
+      emit,
+      fail: (error) => {
+        active.failure ??= error;
+      },
+    });
     const toolTurn = { sandboxId: turn.conversationId, turnId };
     this.deps.gatewayTools?.begin({
       ...toolTurn,
@@ -323,6 +320,7 @@ export class TurnRunner {
       for (const timer of active.expiryTimers) clearTimeout(timer);
       void this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
       if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
+      closeEvents();
       release();
     }
   }

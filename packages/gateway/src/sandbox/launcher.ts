@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { realpathSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, readdirSync, realpathSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
 import {
@@ -13,22 +13,23 @@ import {
 import { ChannelConnection } from "./connection.ts";
 import { OutputCapture } from "./output.ts";
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Repository root: packages/gateway/src/sandbox → ../../../.. */
-export const DEFAULT_REPO_ROOT = resolve(here, "../../../..");
-export const DEFAULT_WORKER_ENTRY = resolve(DEFAULT_REPO_ROOT, "packages/worker/src/main.ts");
+/**
+ * The worker is the `@lobu/worker` package (its `./main` export), found the way
+ * Node finds any dependency of the gateway, wherever it is installed.
+ */
+export function workerEntry(): string {
+  return fileURLToPath(import.meta.resolve("@lobu/worker/main"));
+}
 
 export interface WorkerLaunchConfig {
   /** Node binary for workers (default: the gateway's own, process.execPath). */
   nodePath?: string;
-  /** Worker entry module (default: packages/worker/src/main.ts of this repository). */
+  /** Worker entry module (default: the `@lobu/worker` package's `./main`). */
   entry?: string;
   /** Arguments after the entry. */
   args?: string[];
   /** Node flags before the entry (e.g. `--max-old-space-size=…`). */
   nodeArgs?: string[];
-  /** Repository root the worker's modules resolve from (default: this checkout). */
-  repoRoot?: string;
   /** A worker that has not said `ready` after this long is killed (default 30 s). */
   readyTimeoutMs?: number;
   logger?: Logger;
@@ -71,14 +72,15 @@ export class WorkerLauncher {
   readonly entry: string;
   readonly args: string[];
   readonly nodeArgs: string[];
-  readonly repoRoot: string;
+  /** Where the worker's code and its dependencies live (see workerRuntimeDirs). */
+  readonly runtimeDirs: string[];
   readonly readyTimeoutMs: number;
   readonly logger: Logger;
 
   constructor(config: WorkerLaunchConfig = {}) {
     this.nodePath = realpathOr(config.nodePath ?? process.execPath);
-    this.repoRoot = realpathOr(config.repoRoot ?? DEFAULT_REPO_ROOT);
-    this.entry = realpathOr(config.entry ?? resolve(this.repoRoot, "packages/worker/src/main.ts"));
+    this.entry = realpathOr(config.entry ?? workerEntry());
+    this.runtimeDirs = workerRuntimeDirs(workerEntry());
     this.args = config.args ?? [];
     this.nodeArgs = config.nodeArgs ?? [];
     this.readyTimeoutMs = config.readyTimeoutMs ?? 30_000;
@@ -239,6 +241,50 @@ export function killTree(child: ChildProcess, group: boolean): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * The directories a worker's modules load from, derived from where its entry
+ * resolved: the package that holds it, every `node_modules` Node would search
+ * from there (the package's own, then each parent's), and where the packages
+ * linked into those point (npm workspaces link `@lobu/core` to its source).
+ * The process driver shows exactly these read-only in every sandbox.
+ */
+export function workerRuntimeDirs(entry: string): string[] {
+  const dirs = new Set<string>();
+  const packageDir = packageRoot(realpathOr(entry));
+  dirs.add(packageDir);
+  for (let dir = packageDir; ; dir = dirname(dir)) {
+    const modules = join(dir, "node_modules");
+    if (existsSync(modules)) {
+      dirs.add(modules);
+      for (const linked of linkedPackages(modules)) dirs.add(linked);
+    }
+    if (dirname(dir) === dir) break;
+  }
+  return [...dirs];
+}
+
+/** The nearest directory above `file` with a package.json. */
+function packageRoot(file: string): string {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) return dirname(file);
+  }
+}
+
+/** Real paths of the packages in `modules` that are links (`name` and `@scope/name`). */
+function linkedPackages(modules: string): string[] {
+  const linked: string[] = [];
+  const visit = (dir: string, depth: number) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isSymbolicLink()) linked.push(realpathOr(path));
+      else if (depth === 0 && entry.isDirectory() && entry.name.startsWith("@")) visit(path, 1);
+    }
+  };
+  visit(modules, 0);
+  return linked;
 }
 
 function realpathOr(path: string): string {

@@ -1,5 +1,5 @@
 import { isPlaceholder, newPlaceholder } from "@lobu/core";
-import { normalizePattern } from "../proxy/domains.ts";
+import { normalizePattern } from "../domain/host-patterns.ts";
 import type { KeyValue } from "../store/port.ts";
 import { type SecretRef, secretKey } from "./store.ts";
 

@@ -1,20 +1,12 @@
 import { ApprovalChoice, CapabilityChoice, LobuError, ToolPolicy } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { requireToken } from "../api/auth.ts";
-import { endpoint } from "../api/endpoint.ts";
-import { apiOrigin, mayOpenAdminUi } from "../api/permissions.ts";
-import { userKeyOf } from "../conversations/inbound.ts";
-import { boundedBody } from "../http/body-limit.ts";
-import { jsonBody } from "../http/errors.ts";
-import { OnceMarkers } from "../platforms/shared/once.ts";
-import { telegramSettings } from "../platforms/telegram/config.ts";
-import { verifyInitData } from "../platforms/telegram/init-data.ts";
-import { providerSecretName } from "../providers/registry.ts";
-import { answerRequest } from "../runtime/answers.ts";
-import type { SecretRef } from "../secrets/store.ts";
-import type { GatewayServices } from "../services.ts";
-import { createSettingsLink, defaultAgentFor } from "./links.ts";
+import { requireToken } from "../access/auth.ts";
+import { endpoint } from "../access/endpoint.ts";
+import { apiOrigin, mayOpenAdminUi } from "../access/permissions.ts";
+import { requireSession } from "../access/session-auth.ts";
+import type { SettingsLinks } from "../access/settings-links.ts";
+import type { TokenStore } from "../access/tokens.ts";
 import {
   ADMIN_SESSION_TTL_MS,
   type AdminSession,
@@ -22,11 +14,14 @@ import {
   type Claim,
   SETTINGS_SESSION_TTL_MS,
   type SettingsSession,
-  WebSessions,
-} from "./sessions.ts";
-import type { UserAgentSettings } from "./user-settings.ts";
-import { packageName, secretName, userDomain } from "./validate.ts";
-import { buildView, requestView, toolBase } from "./view.ts";
+  type WebSessions,
+} from "../access/web-sessions.ts";
+import type { AgentRegistry } from "../agents/registry.ts";
+import type { AuditLog } from "../audit/log.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import { boundedBody } from "../http/body-limit.ts";
+import { jsonBody } from "../http/errors.ts";
+import type { SettingsSignIn } from "../http/sign-in.ts";
 import {
   adminCookie,
   apiHeaders,
@@ -37,16 +32,21 @@ import {
   newNonce,
   originAllowed,
   readSessionId,
-  requireSession,
   serveAsset,
   servePage,
   setPageHeaders,
   setSessionCookie,
   settingsCookie,
-  TELEGRAM_FRAME_ANCESTORS,
   WebBundle,
   webDistDir,
-} from "./web.ts";
+} from "../http/web.ts";
+import type { UserAgentSettings } from "../people/user-settings.ts";
+import { packageName, secretName, userDomain } from "../people/validate.ts";
+import { providerSecretName } from "../providers/registry.ts";
+import type { AnswerRequest } from "../runtime/answers.ts";
+import type { RequestRegistry } from "../runtime/requests.ts";
+import type { SecretRef } from "../secrets/store.ts";
+import { buildView, requestView, type SettingsViewDeps, toolBase } from "./view.ts";
 
 type Env = { Variables: { session: SettingsSession } };
 
@@ -63,7 +63,6 @@ const Answer = z.strictObject({
   /** The secret's value, for a granted `secret` request. */
   value: z.string().min(1).max(16_384).optional(),
 });
-const TelegramLogin = z.strictObject({ initData: z.string().min(1).max(8192) });
 const LinkRequest = z.strictObject({
   /** The end user, as in POST /api/v1/agents/:id/messages. */
   user: z.string().min(1).max(200),
@@ -79,28 +78,39 @@ const FRAGMENT = /^[A-Za-z0-9%=&._~+-]{1,4096}$/;
 /** The claim form carries the fragment only; the settings API takes small JSON bodies. */
 const CLAIM_MAX_BODY_BYTES = 16 * 1024;
 const API_MAX_BODY_BYTES = 64 * 1024;
-/** Telegram may sign initData up to a minute ahead of our clock (init-data.ts). */
-const INIT_DATA_FUTURE_SKEW_MS = 60_000;
+
+/** What the settings page and its API use. */
+export interface SettingsDeps extends SettingsViewDeps {
+  /** Read while handling a request (the gateway listens by then). */
+  readonly publicUrl: string;
+  sessions: WebSessions;
+  settingsLinks: Pick<SettingsLinks, "create" | "defaultAgentFor">;
+  /** The platforms' own ways into the page (Telegram's Mini App), from their plugins. */
+  signIns: readonly SettingsSignIn[];
+  agents: AgentRegistry;
+  audit: AuditLog;
+  requests: Pick<RequestRegistry, "get">;
+  tokens: TokenStore;
+  answer: AnswerRequest;
+}
 
 /**
  * The settings page and its API (mounted at the gateway root):
  *
  * - `GET /settings` the React page; `/settings/assets/*` its bundle.
  * - `GET|POST /settings/claim/:code` redeem a one-time link into a session.
- * - `POST /settings/api/session/telegram` a Telegram Mini App's initData into a session.
+ * - `POST /settings/api/session/<platform>` a platform's own proof (a Telegram Mini App's
+ *   initData) into a session; see http/sign-in.ts.
  * - `/settings/api/*` the person's settings for their agent (session + CSRF).
  */
-export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = process.env): Hono {
+export function settingsRoutes(s: SettingsDeps, env: NodeJS.ProcessEnv = process.env): Hono {
   const app = new Hono();
-  const sessions = new WebSessions(s.store.kv);
+  const sessions = s.sessions;
   const bundle = new WebBundle(webDistDir(env));
   const https = () => s.publicUrl.startsWith("https:");
   const cookie = () => settingsCookie(https());
-  const telegram = telegramFor(s, env);
-  // A Mini App launch's initData opens one session: its hash is remembered while it is valid.
-  const usedInitData = new OnceMarkers(s.store.kv, "telegram-init-data");
-  // Telegram Web shows the Mini App in an iframe: only then may these pages be framed, and only there.
-  const frameAncestors = telegram ? TELEGRAM_FRAME_ANCESTORS : [];
+  // A platform whose app shows these pages in a frame (Telegram Web) may frame them; nobody else.
+  const frameAncestors = s.signIns.flatMap((signIn) => signIn.frameAncestors);
   const page = (nonce?: string) => ({
     frameAncestors,
     https: https(),
@@ -205,7 +215,7 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
       const body = await jsonBody(c, LinkRequest);
       const origin = apiOrigin(token, body);
       const agentId = body.agent ? (await s.agents.require(body.agent)).id : undefined;
-      const url = await createSettingsLink(s, origin, agentId ? { agentId } : {});
+      const url = await s.settingsLinks.create(origin, agentId ? { agentId } : {});
       return c.json({ url, expiresAt: Date.now() + CLAIM_TTL_MS }, 201);
     }),
   );
@@ -216,63 +226,37 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
   api.use("*", apiHeaders(https));
   api.use("*", boundedBody(API_MAX_BODY_BYTES));
 
-  // Telegram Mini App: the signed initData is the proof of who opened the page.
-  api.post("/session/telegram", async (c) => {
-    if (!originAllowed(c, s.publicUrl))
-      throw forbidden("cross-site request refused", "Open the settings from Telegram.");
-    if (!telegram)
-      throw new LobuError("telegram_not_configured", "Telegram is not set up on this gateway", {
-        status: 404,
-      });
-    const { initData } = await jsonBody(c, TelegramLogin);
-    const result = verifyInitData(initData, telegram.token, { maxAgeSec: telegram.maxAgeSec });
-    if (!result.ok) {
+  // A platform's own sign-in (Telegram Mini App: the signed initData is the proof of who opened the page).
+  const signInPaths = new Set<string>();
+  for (const signIn of s.signIns) {
+    const path = `/session/${signIn.platform}`;
+    signInPaths.add(`/settings/api${path}`);
+    api.post(path, async (c) => {
+      if (!originAllowed(c, s.publicUrl))
+        throw forbidden("cross-site request refused", `Open the settings from ${signIn.label}.`);
+      const { userKey, userName } = await signIn.verify(c);
+      const agentId = await s.settingsLinks.defaultAgentFor(signIn.platform);
+      const { id, session } = await sessions.create<SettingsSession>(
+        {
+          kind: "settings",
+          userKey,
+          agentId,
+          via: signIn.platform,
+          ...(userName ? { userName } : {}),
+        },
+        SETTINGS_SESSION_TTL_MS,
+      );
+      setSessionCookie(c, cookie(), id, SETTINGS_SESSION_TTL_MS);
       s.audit.record({
-        action: "settings.telegram_refused",
-        actor: "unknown",
-        details: { reason: result.reason },
+        action: "settings.session_opened",
+        actor: userKey,
+        agentId,
+        details: { via: signIn.platform },
       });
-      throw new LobuError("invalid_init_data", result.reason, {
-        status: 401,
-        hint: "Close the settings and open them again from the bot's button.",
-      });
-    }
-    // initData stays valid for the maximum age: a copy of it (a shared screen, a log) must not
-    // open a second session. The page keeps its session across reloads instead.
-    const fresh = await usedInitData.claim(
-      (new URLSearchParams(initData).get("hash") ?? "").toLowerCase(),
-      telegram.maxAgeSec * 1000 + INIT_DATA_FUTURE_SKEW_MS,
-    );
-    if (!fresh) {
-      s.audit.record({
-        action: "settings.telegram_refused",
-        actor: `telegram::${result.user.id}`,
-        details: { reason: "initData already used" },
-      });
-      throw new LobuError("init_data_used", "this Mini App launch already opened a session", {
-        status: 401,
-        hint: "Close the settings and open them again from the bot's button.",
-      });
-    }
-    const userKey = `telegram::${result.user.id}`;
-    const userName =
-      [result.user.first_name, result.user.last_name].filter(Boolean).join(" ") ||
-      result.user.username;
-    const agentId = await defaultAgentFor(s, "telegram");
-    const { id, session } = await sessions.create<SettingsSession>(
-      { kind: "settings", userKey, agentId, via: "telegram", ...(userName ? { userName } : {}) },
-      SETTINGS_SESSION_TTL_MS,
-    );
-    setSessionCookie(c, cookie(), id, SETTINGS_SESSION_TTL_MS);
-    s.audit.record({
-      action: "settings.session_opened",
-      actor: userKey,
-      agentId,
-      details: { via: "telegram" },
+      // Inside Telegram Web's iframe the cookie may be refused: the page sends `token` as a header.
+      return c.json({ token: id, csrf: session.csrf, expiresAt: session.expiresAt });
     });
-    // Inside Telegram Web's iframe the cookie may be refused: the page sends `token` as a header.
-    return c.json({ token: id, csrf: session.csrf, expiresAt: session.expiresAt });
-  });
+  }
 
   const needSession = requireSession({
     sessions,
@@ -281,10 +265,8 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
     publicUrl: () => s.publicUrl,
     hint: "Open your settings from the chat: send `settings` to the bot for a new link.",
   });
-  // Everything but the Telegram login needs a session (and CSRF on changes).
-  api.use("*", (c, next) =>
-    c.req.path === "/settings/api/session/telegram" ? next() : needSession(c, next),
-  );
+  // Everything but the platforms' sign-ins needs a session (and CSRF on changes).
+  api.use("*", (c, next) => (signInPaths.has(c.req.path) ? next() : needSession(c, next)));
 
   const agentOf = async (c: Context<Env>) => s.agents.require(c.get("session").agentId);
   const audit = (c: Context<Env>, action: string, details: Record<string, unknown>) => {
@@ -509,8 +491,7 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
       );
       audit(c, "secret_set", { name, requestId: request.requestId });
     }
-    const result = await answerRequest(
-      s,
+    const result = await s.answer(
       request.requestId,
       { choice: body.choice },
       {
@@ -552,18 +533,4 @@ export function settingsRoutes(s: GatewayServices, env: NodeJS.ProcessEnv = proc
 /** Query string the page opens with after a claim: the request to answer, if any. */
 function landingQuery(claim: Claim): string {
   return claim.requestId ? `?${new URLSearchParams({ request: claim.requestId })}` : "";
-}
-
-/** Telegram bot token and initData age limit, when Telegram is set up. */
-function telegramFor(
-  s: GatewayServices,
-  env: NodeJS.ProcessEnv,
-): { token: string; maxAgeSec: number } | undefined {
-  try {
-    const t = telegramSettings(s.config.platforms.telegram, env, { publicUrlConfigured: true });
-    return t ? { token: t.token, maxAgeSec: t.initDataMaxAgeSec } : undefined;
-  } catch {
-    // A broken Telegram setup already stopped the adapter with a clear error.
-    return undefined;
-  }
 }

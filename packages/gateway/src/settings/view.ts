@@ -1,13 +1,16 @@
-import type { ToolPolicy } from "@lobu/core";
+import type { LobuConfig, ToolPolicy } from "@lobu/core";
 import type { SettingsView } from "@lobu/core/views";
+import { mayOpenAdminUi } from "../access/permissions.ts";
+import type { SettingsSession } from "../access/web-sessions.ts";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
-import { mayOpenAdminUi } from "../api/permissions.ts";
+import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
+import type { UserSettingsStore } from "../people/user-settings.ts";
+import type { ProviderRegistry } from "../providers/registry.ts";
 import { providerSecretName } from "../providers/registry.ts";
-import { approvalEvent } from "../runtime/approval-event.ts";
-import type { PendingRequest } from "../runtime/requests.ts";
-import type { GatewayServices } from "../services.ts";
-import type { SettingsSession } from "./sessions.ts";
+import type { GatewayToolHost } from "../runtime/gateway-tools.ts";
+import type { SecretStore } from "../secrets/store.ts";
+import type { SkillCatalog } from "../skills/catalog.ts";
 
 export type { SettingsView };
 
@@ -15,8 +18,18 @@ function mcpDescription(entry: Record<string, unknown>): string {
   return typeof entry.description === "string" ? entry.description : "";
 }
 
+/** What the page's view of a person's settings is built from. */
+export interface SettingsViewDeps {
+  config: LobuConfig;
+  providers: ProviderRegistry;
+  secrets: SecretStore;
+  skills: SkillCatalog;
+  userSettings: UserSettingsStore;
+  gatewayTools: Pick<GatewayToolHost, "has" | "basePolicy" | "names">;
+}
+
 export async function buildView(
-  s: GatewayServices,
+  s: SettingsViewDeps,
   session: SettingsSession,
   agent: AgentDefinition,
 ): Promise<SettingsView> {
@@ -112,7 +125,7 @@ export async function buildView(
  * the person's answers; undefined when the agent has no such tool.
  */
 export function toolBase(
-  s: Pick<GatewayServices, "gatewayTools">,
+  s: Pick<SettingsViewDeps, "gatewayTools">,
   agent: AgentDefinition,
   tool: string,
 ): ToolPolicy | undefined {

@@ -1,7 +1,6 @@
 import { LobuError, type PriceSection } from "@lobu/core";
 import type { UsageRow, UsageSummary } from "@lobu/core/views";
 import type { UsageTotal } from "../audit/log.ts";
-import type { GatewayServices } from "../services.ts";
 import type { Budgets } from "./budgets.ts";
 import { estimateCost } from "./prices.ts";
 
@@ -78,7 +77,7 @@ function isDay(text: string): boolean {
 }
 
 /** The usage report since a day (YYYY-MM-DD, UTC; all time when absent), for the API and the admin UI. */
-export async function usageSummary(s: GatewayServices, since?: string): Promise<UsageSummary> {
+export async function usageSummary(deps: UsageReportDeps, since?: string): Promise<UsageSummary> {
   const day = since?.trim() || undefined;
   if (day && !isDay(day)) {
     throw new LobuError("invalid_request", `since=${day} is not a date`, {
@@ -86,13 +85,5 @@ export async function usageSummary(s: GatewayServices, since?: string): Promise<
       hint: "Use YYYY-MM-DD (UTC), e.g. since=2025-01-31, or leave it out for all time.",
     });
   }
-  return usageReport(
-    {
-      usageTotals: (d) => s.audit.usageTotals(d),
-      agentIds: async () => (await s.agents.list()).map((a) => a.id),
-      budgets: s.budgets,
-      prices: s.config.prices,
-    },
-    day,
-  );
+  return usageReport(deps, day);
 }

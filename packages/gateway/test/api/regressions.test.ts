@@ -1,6 +1,6 @@
 import { newId } from "@lobu/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Origin } from "../../src/platforms/adapter.ts";
+import type { Origin } from "../../src/domain/origin.ts";
 import { type ApiGateway, startApiGateway } from "./helpers.ts";
 
 /**

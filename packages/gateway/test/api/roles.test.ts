@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { newId } from "@lobu/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACTIONS, type Access, type Action, ROLES_MATRIX } from "../../src/api/permissions.ts";
-import type { TokenRole } from "../../src/api/tokens.ts";
-import type { Origin } from "../../src/platforms/adapter.ts";
+import { ACTIONS, type Access, type Action, ROLES_MATRIX } from "../../src/access/permissions.ts";
+import type { TokenRole } from "../../src/access/tokens.ts";
+import type { Origin } from "../../src/domain/origin.ts";
 import { type ApiGateway, startApiGateway } from "./helpers.ts";
 
 /**

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { parseIpLiteral } from "../../src/domain/ip-literal.ts";
 import {
   cachingResolver,
   checkAddress,
-  parseIpLiteral,
   type Resolver,
   validateCidrs,
   vetHost,

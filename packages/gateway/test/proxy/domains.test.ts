@@ -4,7 +4,7 @@ import {
   matchesPattern,
   normalizeHost,
   normalizePattern,
-} from "../../src/proxy/domains.ts";
+} from "../../src/domain/host-patterns.ts";
 
 describe("domain policy", () => {
   it("normalizes hosts: case, trailing dot, IDN, IP literals", () => {

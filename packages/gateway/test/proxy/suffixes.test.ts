@@ -2,10 +2,15 @@ import { type LobuConfig, LobuConfig as LobuConfigSchema, LobuError } from "@lob
 import { describe, expect, it } from "vitest";
 import { agentPatternProblems, configPatternReport } from "../../src/agents/network-patterns.ts";
 import { checkAgentInput } from "../../src/agents/references.ts";
+import {
+  canonicalPattern,
+  decide,
+  firstDenied,
+  matchesPattern,
+} from "../../src/domain/host-patterns.ts";
+import { publicSuffixProblem } from "../../src/domain/public-suffixes.ts";
+import { userDomain } from "../../src/people/validate.ts";
 import { ProviderRegistry } from "../../src/providers/registry.ts";
-import { canonicalPattern, decide, firstDenied, matchesPattern } from "../../src/proxy/domains.ts";
-import { publicSuffixProblem } from "../../src/proxy/suffixes.ts";
-import { userDomain } from "../../src/settings/validate.ts";
 import { SkillCatalog } from "../../src/skills/catalog.ts";
 
 /**

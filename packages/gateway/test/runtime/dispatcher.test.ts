@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@lobu/core";
 import { describe, expect, it } from "vitest";
-import type { QueuedTurn } from "../../src/conversations/inbound.ts";
+import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
 import { createStore } from "../../src/store/index.ts";
 import type { QueueClaim } from "../../src/store/port.ts";

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createProcessDriver, DEFAULT_REPO_ROOT } from "../../src/sandbox/index.ts";
+import { createProcessDriver, WorkerLauncher } from "../../src/sandbox/index.ts";
 import { FIXTURE, makeSpec, probe, scratch, TestEgress, testLogger } from "./helpers.ts";
 
 /**
@@ -13,9 +13,10 @@ import { FIXTURE, makeSpec, probe, scratch, TestEgress, testLogger } from "./hel
 describe.skipIf(process.platform !== "linux")("process driver hidden paths", () => {
   const { dir, cleanup } = scratch("lobu-hide-");
   const egress = new TestEgress(dir);
-  // Inside the runtime every sandbox sees (the checkout's node_modules); not under
+  // Inside the runtime every sandbox sees (the worker's node_modules); not under
   // /tmp, which each sandbox replaces with its own.
-  const runtime = mkdtempSync(join(DEFAULT_REPO_ROOT, "node_modules", ".lobu-hide-test-"));
+  const modules = new WorkerLauncher().runtimeDirs.find((d) => d.endsWith("node_modules"));
+  const runtime = mkdtempSync(join(modules ?? "", ".lobu-hide-test-"));
   const data = join(runtime, "data");
   chmodSync(runtime, 0o755);
   mkdirSync(join(data, "ca"), { recursive: true });

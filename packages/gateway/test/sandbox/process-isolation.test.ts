@@ -151,8 +151,12 @@ describe.skipIf(process.platform !== "linux")("process driver isolation", () => 
       expect(etc.entries).not.toContain(secretish);
     const passwd = await ask<{ data: string }>(a, { op: "read", path: "/etc/passwd" });
     expect(passwd.data).toMatch(/^agent:x:\d+:\d+:/m);
-    // What the sandbox can see of the repository is read-only.
-    const write = await ask(a, { op: "write", path: `${process.cwd()}/package.json`, bytes: 1 });
+    // What the sandbox can see of the repository (the worker's runtime) is read-only.
+    const write = await ask(a, {
+      op: "write",
+      path: `${process.cwd()}/packages/worker/package.json`,
+      bytes: 1,
+    });
     expect(write).toMatchObject({ ok: false, code: "EROFS" });
     expect(await ask(a, { op: "write", path: "/usr/pwned", bytes: 1 })).toMatchObject({
       ok: false,

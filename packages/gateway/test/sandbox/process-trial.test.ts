@@ -9,11 +9,10 @@ describe.skipIf(process.platform !== "linux")("process driver trial sandbox", ()
   afterAll(cleanup);
 
   it("shows the trial worker even when the worker runtime does not include it", async () => {
-    // Runtime: node_modules and the fixture worker's directory only, not src/.
+    // Runtime: the worker package's directories and the fixture worker's, not the gateway's src/.
     const driver = createProcessDriver({
       stateDir: join(dir, "state"),
       launcher: { entry: FIXTURE, readyTimeoutMs: 5000 },
-      runtimePaths: ["node_modules"],
       logger: testLogger(),
       uidBase: 352_000,
     });

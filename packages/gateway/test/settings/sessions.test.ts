@@ -6,11 +6,11 @@ import {
   type AdminSession,
   CLAIM_TTL_MS,
   type SettingsSession,
-  safeEqual,
   WebSessions,
-} from "../../src/settings/sessions.ts";
-import { userDomain } from "../../src/settings/validate.ts";
+} from "../../src/access/web-sessions.ts";
+import { userDomain } from "../../src/people/validate.ts";
 import { createStore, type Store } from "../../src/store/index.ts";
+import { safeEqual } from "../../src/util/safe-equal.ts";
 
 /** Claim codes and sessions on both store adapters' semantics (SQLite here, Redis in CI too). */
 

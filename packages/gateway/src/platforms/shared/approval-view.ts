@@ -1,5 +1,5 @@
 import { inputText, MARK_CLOSE, MARK_OPEN } from "@lobu/core";
-import type { ApprovalEvent } from "../../runtime/approval-event.ts";
+import type { ApprovalEvent } from "../../domain/requests.ts";
 
 /**
  * An approval card, independent of the platform. The card shows the input the

@@ -1,5 +1,5 @@
 import type { LobuError } from "@lobu/core";
-import type { InboundFile } from "../adapter.ts";
+import type { InboundFile } from "../../domain/messages.ts";
 
 /**
  * The text the agent gets for a chat message. Attachments are not fetched into

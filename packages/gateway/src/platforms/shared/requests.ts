@@ -7,7 +7,7 @@ import {
   RequestOutcome,
   visibleText,
 } from "@lobu/core";
-import type { RequestEvent } from "../../runtime/requests.ts";
+import type { RequestEvent } from "../../domain/requests.ts";
 import { approvalHeading } from "./approval-view.ts";
 import { clip } from "./markdown.ts";
 

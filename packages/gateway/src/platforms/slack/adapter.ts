@@ -2,10 +2,14 @@ import { type AgentEvent, errorBody, isLobuError } from "@lobu/core";
 import { SocketModeClient } from "@slack/socket-mode";
 import type { Context } from "hono";
 import type { Logger } from "pino";
-import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
+import type { Origin } from "../../domain/origin.ts";
+import {
+  type AdapterContext,
+  type PlatformAdapter,
+  REDELIVERY_MEMORY_MS,
+} from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
-import { REDELIVERY_MEMORY_MS } from "../shared/once.ts";
 import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
 import type { PlatformRoutes } from "../shared/routes.ts";

@@ -1,4 +1,4 @@
-import type { InboundFile } from "../adapter.ts";
+import type { InboundFile } from "../../domain/messages.ts";
 
 /** The fields of a Slack `app_mention` / `message` event the adapter reads. */
 export interface SlackMessageEvent {

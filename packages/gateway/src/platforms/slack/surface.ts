@@ -1,6 +1,6 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import type { Origin } from "../adapter.ts";
+import type { Origin } from "../../domain/origin.ts";
 import { type ApprovalView, approvalView } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import type { RequestEvent } from "../shared/requests.ts";

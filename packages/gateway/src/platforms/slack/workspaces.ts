@@ -1,6 +1,6 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import type { AdapterContext } from "../adapter.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
 import { slackErrorCode, webClient } from "./client.ts";
 
 /** A workspace the bot can act in: its client and who the bot is there. */

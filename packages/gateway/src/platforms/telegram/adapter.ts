@@ -2,12 +2,15 @@ import { type AgentEvent, errorBody, isLobuError, randomToken } from "@lobu/core
 import { Bot, type Context, GrammyError, type NextFunction } from "grammy";
 import type { Update } from "grammy/types";
 import type { Logger } from "pino";
-import { userKeyOf } from "../../conversations/inbound.ts";
-import { safeEqual } from "../../settings/sessions.ts";
-import type { AdapterContext, Origin, PlatformAdapter } from "../adapter.ts";
+import { type Origin, userKeyOf } from "../../domain/origin.ts";
+import { safeEqual } from "../../util/safe-equal.ts";
+import {
+  type AdapterContext,
+  type PlatformAdapter,
+  REDELIVERY_MEMORY_MS,
+} from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { messageText, refusalText } from "../shared/inbound.ts";
-import { REDELIVERY_MEMORY_MS } from "../shared/once.ts";
 import { type CapabilityRequest, withoutPublicLinks } from "../shared/private-links.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
 import type { PlatformRoutes } from "../shared/routes.ts";

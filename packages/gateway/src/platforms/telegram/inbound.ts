@@ -1,4 +1,4 @@
-import type { InboundFile } from "../adapter.ts";
+import type { InboundFile } from "../../domain/messages.ts";
 
 /** The fields of a Telegram Message the adapter reads. */
 export interface TgMessage {

@@ -1,6 +1,6 @@
 import { randomToken } from "@lobu/core";
 import type { InlineKeyboardButton, InlineKeyboardMarkup } from "grammy/types";
-import type { AdapterContext } from "../adapter.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
 import { cardButtons, type RequestEvent } from "../shared/requests.ts";
 
 /** Telegram limits callback_data to 64 bytes. */

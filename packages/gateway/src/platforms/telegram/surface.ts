@@ -1,7 +1,8 @@
 import { type Api, GrammyError, InputFile } from "grammy";
 import type { InlineKeyboardMarkup } from "grammy/types";
 import type { Logger } from "pino";
-import type { AdapterContext, Origin } from "../adapter.ts";
+import type { Origin } from "../../domain/origin.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
 import {
   type ApprovalView,
   approvalNotes,

@@ -26,14 +26,7 @@ import type { SandboxResources } from "./resources.ts";
 /** The driver options that shape a sandbox's layout. */
 export type LaunchOptions = Pick<
   ProcessDriverOptions,
-  | "stateDir"
-  | "runtimePaths"
-  | "extraRoBinds"
-  | "caBundle"
-  | "hidePaths"
-  | "tmpMb"
-  | "heapFraction"
-  | "maxOpenFiles"
+  "stateDir" | "extraRoBinds" | "caBundle" | "hidePaths" | "tmpMb" | "heapFraction" | "maxOpenFiles"
 >;
 
 export interface LaunchDeps {
@@ -75,9 +68,7 @@ interface Staging {
 /** Host paths shown read-only in every sandbox: the worker's runtime. */
 export function runtimeBinds(launcher: WorkerLauncher, opts: LaunchOptions): string[] {
   return normalizeBinds([
-    ...(opts.runtimePaths ?? ["package.json", "node_modules", "packages"]).map((p) =>
-      join(launcher.repoRoot, p),
-    ),
+    ...launcher.runtimeDirs,
     dirname(launcher.entry),
     dirname(launcher.nodePath),
     ...(opts.extraRoBinds ?? []),

@@ -23,8 +23,6 @@ export interface ProcessDriverOptions {
   cgroup?: CgroupOptions | false;
   /** Size of the sandbox's /tmp tmpfs in MB (default: a quarter of its memory, at least 16). */
   tmpMb?: number;
-  /** Repository paths the worker needs, relative to the launcher's repoRoot. */
-  runtimePaths?: string[];
   /** More host paths to show read-only at the same path (e.g. a toolchain in /opt). */
   extraRoBinds?: string[];
   /** CA bundle the worker's tools trust; shown read-only at SANDBOX_CA_BUNDLE. */

@@ -1,6 +1,8 @@
-import type { AgentEvent, RequestAnswer } from "@lobu/core";
+import type { RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
-import type { PlatformRoutes } from "./shared/routes.ts";
+import type { InboundMessage, ReplySurface, SubmitResult } from "../../domain/messages.ts";
+import type { Origin } from "../../domain/origin.ts";
+import type { PlatformRoutes } from "./routes.ts";
 
 /**
  * Platform adapters are thin: they turn a platform's inbound events into
@@ -8,51 +10,8 @@ import type { PlatformRoutes } from "./shared/routes.ts";
  * UI. Routing, queueing, sandboxes and policy never live in an adapter.
  */
 
-/**
- * A file attached to a chat message. Not fetched yet: the gateway does not
- * download attachments into the sandbox, and Inbound does not store them; the
- * adapters only name them in the message text (shared/inbound.ts messageText).
- */
-export interface InboundFile {
-  name: string;
-  mimeType?: string;
-  size?: number;
-  /** Platform URL the gateway could fetch with the bot's credentials (Slack url_private). */
-  url?: string;
-}
-
-/** Where replies to a message go, and who it came from. Serializable (stored with the message). */
-export interface Origin {
-  platform: string;
-  /** Slack team id; empty on platforms without workspaces. */
-  workspace?: string;
-  channelId: string;
-  /** Thread the conversation lives in (Slack thread_ts, Telegram forum topic id). */
-  threadId?: string;
-  userId: string;
-  userName?: string;
-  isDirect: boolean;
-  /** Platform message id of the user's message (for reactions/replies). */
-  messageRef?: string;
-}
-
-export interface InboundMessage {
-  origin: Origin;
-  text: string;
-  /** What the platform said was attached; described in `text`, not passed on (see InboundFile). */
-  files?: InboundFile[];
-  /** Platform id of this delivery; retried webhooks carry the same id and are delivered once. */
-  eventId: string;
-  /** Agent to route to when the adapter knows (a bot bound to one agent); otherwise the default. */
-  agentId?: string;
-}
-
-export interface SubmitResult {
-  accepted: boolean;
-  duplicate: boolean;
-  messageId?: string;
-  reason?: string;
-}
+/** How long a platform delivery is remembered, so its redeliveries are handled once (as Inbound does). */
+export const REDELIVERY_MEMORY_MS = 24 * 3_600_000;
 
 /** What the gateway gives an adapter when it starts. */
 export interface AdapterContext {
@@ -105,19 +64,8 @@ export interface AdapterContext {
   };
 }
 
-export interface PlatformAdapter {
+export interface PlatformAdapter extends ReplySurface {
   readonly platform: string;
   start(ctx: AdapterContext): Promise<void>;
   stop(): Promise<void>;
-  /**
-   * Render one turn's events into the origin's thread: stream text by editing a
-   * message within rate limits, show questions/approvals as buttons, post the
-   * final answer. Resolves when the turn's final message is delivered.
-   */
-  deliver(
-    origin: Origin,
-    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
-  ): Promise<void>;
-  /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
-  notify(origin: Origin, text: string): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import { domainToASCII } from "node:url";
 import { DomainPattern } from "@lobu/core";
-import { parseIpLiteral } from "./addresses.ts";
-import { publicSuffixOf, withinBase } from "./suffixes.ts";
+import { parseIpLiteral } from "./ip-literal.ts";
+import { publicSuffixOf, withinBase } from "./public-suffixes.ts";
 
 /**
  * Domain policy: which host names a sandbox may reach. Patterns are `example.com`

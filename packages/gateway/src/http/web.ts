@@ -3,12 +3,13 @@ import { extname, join, resolve } from "node:path";
 import { LobuError, randomToken } from "@lobu/core";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { safeEqual, type WebSession, type WebSessions } from "./sessions.ts";
 
 /**
- * What the settings page and the admin UI share on the HTTP side: security
- * headers, session cookies, the Origin + CSRF checks for state-changing
- * requests and the built React bundle (packages/web/dist).
+ * What the settings page, the admin UI and platform pages (Slack's OAuth
+ * result) share on the HTTP side: security headers, session cookies, the
+ * Origin check for state-changing requests, small server-rendered pages and
+ * the built React bundle (packages/web/dist). Sessions themselves are
+ * access/web-sessions.ts; the middleware that checks them, access/session-auth.ts.
  */
 
 /** Where `npm run build -w @lobu/web` puts the bundle (LOBU_WEB_DIST overrides it). */
@@ -18,9 +19,6 @@ export function webDistDir(env: NodeJS.ProcessEnv = process.env): string {
     : resolve(import.meta.dirname, "../../../web/dist");
 }
 
-/** Telegram Web (web.telegram.org) shows Mini Apps in an iframe; nothing else may frame us. */
-export const TELEGRAM_FRAME_ANCESTORS = ["https://web.telegram.org"];
-
 export interface PagePolicy {
   /** Origins allowed to frame the page; empty = nobody. */
   frameAncestors: string[];
@@ -29,7 +27,7 @@ export interface PagePolicy {
   https: boolean;
 }
 
-/** Headers for every HTML page: strict CSP, no framing (except Telegram where needed), no referrer. */
+/** Headers for every HTML page: strict CSP, no framing (except by the origins a sign-in needs), no referrer. */
 export function setPageHeaders(c: Context, policy: PagePolicy): void {
   const frame = policy.frameAncestors.length
     ? `'self' ${policy.frameAncestors.join(" ")}`
@@ -144,40 +142,6 @@ export function originAllowed(c: Context, publicUrl: string): boolean {
 
 export function forbidden(message: string, hint?: string): LobuError {
   return new LobuError("forbidden", message, { status: 403, ...(hint ? { hint } : {}) });
-}
-
-const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-
-/**
- * Session auth for a JSON API: loads the session of `kind`, and on
- * state-changing methods checks the Origin and the CSRF header (constant time).
- */
-export function requireSession<K extends WebSession["kind"]>(opts: {
-  sessions: WebSessions;
-  cookie: CookieSpec;
-  kind: K;
-  publicUrl: () => string;
-  /** What to tell someone without a session. */
-  hint: string;
-}): MiddlewareHandler<{ Variables: { session: Extract<WebSession, { kind: K }> } }> {
-  return async (c, next) => {
-    const session = await opts.sessions.get(readSessionId(c, opts.cookie));
-    if (!session || session.kind !== opts.kind) {
-      throw new LobuError("unauthorized", "no valid session (it may have expired)", {
-        status: 401,
-        hint: opts.hint,
-      });
-    }
-    if (UNSAFE.has(c.req.method)) {
-      if (!originAllowed(c, opts.publicUrl()))
-        throw forbidden("cross-site request refused", "Use the page itself to make changes.");
-      const token = c.req.header("x-csrf-token") ?? "";
-      if (!token || !safeEqual(token, session.csrf))
-        throw forbidden("missing or wrong CSRF token", "Reload the page and try again.");
-    }
-    c.set("session", session as Extract<WebSession, { kind: K }>);
-    await next();
-  };
 }
 
 // ------------------------------------------------------------------ the bundle

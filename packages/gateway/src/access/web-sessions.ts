@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { randomToken } from "@lobu/core";
-import type { Origin } from "../platforms/adapter.ts";
+import type { Origin } from "../domain/origin.ts";
 import type { KeyValue } from "../store/port.ts";
 
 /**
@@ -49,8 +49,8 @@ export interface SettingsSession {
   userName?: string;
   /** Where the claim link was sent (absent for Telegram Mini App logins). */
   origin?: Origin;
-  /** How the session was opened: `claim` or `telegram`. */
-  via: "claim" | "telegram";
+  /** How the session was opened: `claim`, or the platform whose sign-in opened it (`telegram`). */
+  via: string;
   csrf: string;
   createdAt: number;
   expiresAt: number;
@@ -74,11 +74,6 @@ const usedKey = (code: string) => `web:claimused:${sha(code)}`;
 const sessionKey = (id: string) => `web:session:${sha(id)}`;
 /** Codes and ids are base64url; anything else is rejected before touching the store. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
-
-/** Constant-time string comparison (both sides hashed, so lengths do not leak either). */
-export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(Buffer.from(sha(a), "hex"), Buffer.from(sha(b), "hex"));
-}
 
 export class WebSessions {
   private readonly kv: KeyValue;

@@ -1,8 +1,5 @@
 import { createHash } from "node:crypto";
-import type { KeyValue } from "../../store/port.ts";
-
-/** How long a platform delivery is remembered, so its redeliveries are handled once (as Inbound does). */
-export const REDELIVERY_MEMORY_MS = 24 * 3_600_000;
+import type { KeyValue } from "./port.ts";
 
 /**
  * Single-use markers in the store, shared by every gateway on it: the first

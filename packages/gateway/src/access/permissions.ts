@@ -1,7 +1,6 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
-import { userKeyOf } from "../conversations/inbound.ts";
-import type { Origin } from "../platforms/adapter.ts";
-import type { Answerer } from "../runtime/requests.ts";
+import { type Origin, userKeyOf } from "../domain/origin.ts";
+import type { Answerer } from "../domain/requests.ts";
 import type { ApiToken, TokenRole } from "./tokens.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { LobuError } from "@lobu/core";
-import { canonicalPattern, firstDenied } from "../proxy/domains.ts";
-import { publicSuffixProblem } from "../proxy/suffixes.ts";
+import { canonicalPattern, firstDenied } from "../domain/host-patterns.ts";
+import { publicSuffixProblem } from "../domain/public-suffixes.ts";
 
 /** What people may type into the settings page, checked the same way for every channel. */
 

@@ -1,5 +1,5 @@
 import { parse } from "tldts";
-import { parseIpLiteral } from "./addresses.ts";
+import { parseIpLiteral } from "./ip-literal.ts";
 
 /**
  * Public suffixes (Public Suffix List, ICANN and private sections, as bundled

@@ -1,0 +1,52 @@
+import type { AgentEvent } from "@lobu/core";
+import type { Origin } from "./origin.ts";
+
+/**
+ * A file attached to a chat message. Not fetched yet: the gateway does not
+ * download attachments into the sandbox, and Inbound does not store them; the
+ * adapters only name them in the message text (platforms/shared/inbound.ts messageText).
+ */
+export interface InboundFile {
+  name: string;
+  mimeType?: string;
+  size?: number;
+  /** Platform URL the gateway could fetch with the bot's credentials (Slack url_private). */
+  url?: string;
+}
+
+/** A user's message as every channel (platform adapters, the REST API) hands it to Inbound. */
+export interface InboundMessage {
+  origin: Origin;
+  text: string;
+  /** What the platform said was attached; described in `text`, not passed on (see InboundFile). */
+  files?: InboundFile[];
+  /** Platform id of this delivery; retried webhooks carry the same id and are delivered once. */
+  eventId: string;
+  /** Agent to route to when the adapter knows (a bot bound to one agent); otherwise the default. */
+  agentId?: string;
+}
+
+export interface SubmitResult {
+  accepted: boolean;
+  duplicate: boolean;
+  messageId?: string;
+  reason?: string;
+}
+
+/**
+ * Where a turn's reply goes: the platform that renders it natively. The
+ * runtime knows platforms only by this (platform adapters implement it).
+ */
+export interface ReplySurface {
+  /**
+   * Render one turn's events into the origin's thread: stream text by editing a
+   * message within rate limits, show questions/approvals as buttons, post the
+   * final answer. Resolves when the turn's final message is delivered.
+   */
+  deliver(
+    origin: Origin,
+    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+  ): Promise<void>;
+  /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
+  notify(origin: Origin, text: string): Promise<void>;
+}

@@ -1,0 +1,90 @@
+import type { Logger } from "pino";
+import type { SettingsLinks } from "../access/settings-links.ts";
+import type { AuditLog } from "../audit/log.ts";
+import type { Inbound } from "../conversations/inbound.ts";
+import { userKeyOf } from "../domain/origin.ts";
+import type { PublicUrl } from "../http/public-url.ts";
+import type { AdapterContext } from "../platforms/shared/adapter.ts";
+import type { PlatformRoutes } from "../platforms/shared/routes.ts";
+import type { AnswerRequest } from "../runtime/answers.ts";
+import type { SecretRef, SecretStore } from "../secrets/store.ts";
+import { OnceMarkers } from "../store/once.ts";
+import type { KeyValue } from "../store/port.ts";
+
+/** What the gateway lends its chat platforms (each gets a context namespaced to it). */
+export interface AdapterContextDeps {
+  log: Logger;
+  publicUrl: Pick<PublicUrl, "value">;
+  kv: KeyValue;
+  inbound: Pick<Inbound, "submit">;
+  answer: AnswerRequest;
+  settingsLinks: Pick<SettingsLinks, "create">;
+  audit: Pick<AuditLog, "record">;
+  secrets: Pick<SecretStore, "get" | "set" | "delete">;
+}
+
+/** Adapter secrets live at installation scope, namespaced per platform. */
+function secretRef(platform: string, name: string): SecretRef {
+  return { scope: { kind: "installation" }, name: `platform.${platform}.${name}` };
+}
+
+/**
+ * The context an adapter gets: the gateway's entrance, answers, settings
+ * links, its own state and secrets. It is a platform's only way into the
+ * gateway: platform code imports nothing from the runtime.
+ */
+export function adapterContext(
+  deps: AdapterContextDeps,
+  platform: string,
+  routes: PlatformRoutes,
+): AdapterContext {
+  const { kv } = deps;
+  const once = new OnceMarkers(kv, `platform:${platform}`);
+  return {
+    routes,
+    log: deps.log.child({ platform }),
+    // Read when a link is made: with port 0 the URL is known only once the server listens.
+    get publicUrl() {
+      return deps.publicUrl.value;
+    },
+    submit: (message) => deps.inbound.submit(message),
+    answer: async (requestId, answer, who) => {
+      const result = await deps.answer(requestId, answer, {
+        userKey: userKeyOf(who),
+        label: `${who.platform}:${who.userName ?? who.userId}`,
+        actor: userKeyOf(who),
+      });
+      return result.ok ? { ok: true } : { ok: false, reason: result.reason };
+    },
+    settingsLink: (origin) => deps.settingsLinks.create(origin),
+    state: {
+      get: (key) => kv.get(`platform:${platform}:${key}`),
+      set: async (key, value, ttlMs) => {
+        await kv.set(`platform:${platform}:${key}`, value, ttlMs ? { ttlMs } : undefined);
+      },
+      del: async (key) => {
+        await kv.del(`platform:${platform}:${key}`);
+      },
+      take: (key) => kv.take(`platform:${platform}:${key}`),
+    },
+    once: {
+      claim: (key, ttlMs) => once.claim(key, ttlMs),
+      release: (key) => once.release(key),
+    },
+    audit: (action, details = {}) =>
+      deps.audit.record({
+        action: `platform.${action}`,
+        actor: "unknown",
+        details: { platform, ...details },
+      }),
+    secrets: {
+      get: (name) => deps.secrets.get(secretRef(platform, name)),
+      set: async (name, value) => {
+        await deps.secrets.set(secretRef(platform, name), value);
+      },
+      del: async (name) => {
+        await deps.secrets.delete(secretRef(platform, name));
+      },
+    },
+  };
+}

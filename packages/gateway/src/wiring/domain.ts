@@ -1,0 +1,145 @@
+import type { LobuConfig } from "@lobu/core";
+import type { Logger } from "pino";
+import { SettingsLinks } from "../access/settings-links.ts";
+import { TokenStore } from "../access/tokens.ts";
+import { WebSessions } from "../access/web-sessions.ts";
+import { TurnContextBuilder } from "../agents/context.ts";
+import { AgentRegistry } from "../agents/registry.ts";
+import { AuditLog } from "../audit/log.ts";
+import { Inbound } from "../conversations/inbound.ts";
+import { Conversations } from "../conversations/records.ts";
+import type { PublicUrl } from "../http/public-url.ts";
+import { UserSettingsStore } from "../people/user-settings.ts";
+import { modelLimitsFor } from "../providers/model-limits.ts";
+import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
+import { type AnswerRequest, answerRequest } from "../runtime/answers.ts";
+import { GatewayToolHost } from "../runtime/gateway-tools.ts";
+import { RequestRegistry } from "../runtime/requests.ts";
+import type { SecretStore } from "../secrets/store.ts";
+import type { SkillCatalog } from "../skills/catalog.ts";
+import { Budgets } from "../usage/budgets.ts";
+import type { UsageReportDeps } from "../usage/report.ts";
+import type { Storage } from "./storage.ts";
+
+/** Phase 2: the records and rules of the gateway, on top of storage. Nothing runs yet. */
+export interface Domain {
+  providers: ProviderRegistry;
+  skills: SkillCatalog;
+  /** Providers with a key at installation scope (from the environment or stored). */
+  configuredProviders: string[];
+  agents: AgentRegistry;
+  userSettings: UserSettingsStore;
+  conversations: Conversations;
+  audit: AuditLog;
+  /** Usage budgets (`[budgets]`): counters, admission, use report. */
+  budgets: Budgets;
+  usage: UsageReportDeps;
+  tokens: TokenStore;
+  sessions: WebSessions;
+  settingsLinks: SettingsLinks;
+  requests: RequestRegistry;
+  answer: AnswerRequest;
+  /** Tools that run in the gateway (outside the sandboxes); the gateway enforces their approval. */
+  gatewayTools: GatewayToolHost;
+  inbound: Inbound;
+  contexts: TurnContextBuilder;
+}
+
+/** Build the domain objects in dependency order; each gets only what it uses. */
+export async function buildDomain(opts: {
+  config: LobuConfig;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  providers: ProviderRegistry;
+  skills: SkillCatalog;
+  storage: Storage;
+  publicUrl: PublicUrl;
+}): Promise<Domain> {
+  const { config, env, log, providers, skills, publicUrl } = opts;
+  const { store, secrets, placeholders } = opts.storage;
+  const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
+  const agents = new AgentRegistry(store.kv, config);
+  const userSettings = new UserSettingsStore(store.kv);
+  const conversations = new Conversations(store);
+  const audit = new AuditLog(store);
+  const budgets = new Budgets({
+    kv: store.kv,
+    config,
+    onExceeded: (refusal, where) =>
+      audit.record({
+        action: "budget.exceeded",
+        actor: refusal.userKey ?? "system",
+        agentId: refusal.agentId,
+        details: {
+          scope: refusal.scope,
+          limit: refusal.limit,
+          value: refusal.value,
+          used: refusal.used,
+          resetsAt: new Date(refusal.resetsAt).toISOString(),
+          refused: where,
+        },
+      }),
+    onError: (err) => log.warn({ err }, "could not count usage against budgets"),
+  });
+  const sessions = new WebSessions(store.kv);
+  const requests = new RequestRegistry(store, log);
+  const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit };
+  return {
+    providers,
+    skills,
+    configuredProviders,
+    agents,
+    userSettings,
+    conversations,
+    audit,
+    budgets,
+    usage: {
+      usageTotals: (day) => audit.usageTotals(day),
+      agentIds: async () => (await agents.list()).map((a) => a.id),
+      budgets,
+      prices: config.prices,
+    },
+    tokens: new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN),
+    sessions,
+    settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
+    requests,
+    answer: (requestId, answer, by) => answerRequest(answerDeps, requestId, answer, by),
+    gatewayTools: new GatewayToolHost({ agents, userSettings, requests, audit, log }),
+    inbound: new Inbound({
+      agents,
+      queue: store.queue,
+      conversations,
+      maxMessageBytes: config.gateway.max_message_bytes,
+    }),
+    contexts: new TurnContextBuilder({
+      agents,
+      providers,
+      secrets,
+      placeholders,
+      userSettings,
+      skills,
+      budgets,
+      modelLimits: (agentId) => modelLimitsFor(config, agentId),
+    }),
+  };
+}
+
+/** Copy provider keys from the environment into the secret store (installation scope). */
+async function syncEnvProviderKeys(
+  secrets: SecretStore,
+  providers: ProviderRegistry,
+  env: NodeJS.ProcessEnv,
+): Promise<string[]> {
+  const configured: string[] = [];
+  for (const p of providers.list()) {
+    const ref = { scope: { kind: "installation" as const }, name: providerSecretName(p.id) };
+    const value = p.keyEnv ? env[p.keyEnv] : undefined;
+    if (value) {
+      if ((await secrets.get(ref)) !== value) await secrets.set(ref, value);
+      configured.push(p.id);
+    } else if (await secrets.meta(ref)) {
+      configured.push(p.id);
+    }
+  }
+  return configured;
+}

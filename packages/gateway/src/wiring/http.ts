@@ -1,0 +1,165 @@
+import type { ServerOptions } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type ServerType, serve } from "@hono/node-server";
+import { errorBody, type LobuConfig, LobuError } from "@lobu/core";
+import { Hono } from "hono";
+import type { Logger } from "pino";
+import { adminRoutes } from "../admin/routes.ts";
+import { apiRoutes } from "../api/routes.ts";
+import { errorResponse } from "../http/errors.ts";
+import { listenError } from "../http/port.ts";
+import type { PublicUrl } from "../http/public-url.ts";
+import type { SettingsSignIn } from "../http/sign-in.ts";
+import { settingsRoutes } from "../settings/routes.ts";
+import type { Domain } from "./domain.ts";
+import type { Runtime } from "./runtime.ts";
+import type { Storage } from "./storage.ts";
+
+/**
+ * Phase 4: the HTTP app — health, the REST API, the settings page and the
+ * admin UI, each given exactly the objects it uses (the platforms add their
+ * routes when they start). Request handlers read the public URL, which is
+ * known by the time any request arrives.
+ */
+export function buildApp(opts: {
+  config: LobuConfig;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  instanceId: string;
+  publicUrl: PublicUrl;
+  storage: Storage;
+  domain: Domain;
+  runtime: Pick<Runtime, "sandboxes">;
+  signIns: readonly SettingsSignIn[];
+}): Hono {
+  const { config, env, log, instanceId, publicUrl, domain } = opts;
+  const { store, secrets, placeholders } = opts.storage;
+  const { sandboxes } = opts.runtime;
+  const { agents, audit, conversations, tokens, sessions, usage } = domain;
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(err, c, log));
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),
+  );
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    try {
+      await store.ping();
+      return c.json({
+        ok: true,
+        queueDepth: await store.queue.depth(),
+        running: sandboxes.runningCount,
+      });
+    } catch (err) {
+      return c.json({ ok: false, error: (err as Error).message }, 503);
+    }
+  });
+  const api = apiRoutes(
+    {
+      config,
+      instanceId,
+      get publicUrl() {
+        return publicUrl.value;
+      },
+      store,
+      tokens,
+      agents,
+      contexts: domain.contexts,
+      providers: domain.providers,
+      skills: domain.skills,
+      secrets,
+      inbound: domain.inbound,
+      conversations,
+      requests: domain.requests,
+      audit,
+      answer: domain.answer,
+      usage,
+      sandboxes,
+      placeholders,
+    },
+    Math.max(1_048_576, config.gateway.max_message_bytes * 2),
+  );
+  app.route("/api/v1", api);
+  const settings = settingsRoutes(
+    {
+      config,
+      get publicUrl() {
+        return publicUrl.value;
+      },
+      sessions,
+      settingsLinks: domain.settingsLinks,
+      signIns: opts.signIns,
+      agents,
+      audit,
+      requests: domain.requests,
+      tokens,
+      answer: domain.answer,
+      providers: domain.providers,
+      secrets,
+      skills: domain.skills,
+      userSettings: domain.userSettings,
+      gatewayTools: domain.gatewayTools,
+    },
+    env,
+  );
+  app.route("/", settings);
+  const admin = adminRoutes(
+    {
+      config,
+      get publicUrl() {
+        return publicUrl.value;
+      },
+      sessions,
+      tokens,
+      agents,
+      conversations,
+      sandboxes,
+      audit,
+      usage,
+    },
+    env,
+  );
+  app.route("/", admin);
+  return app;
+}
+
+/**
+ * Limits on what a client may hold open before it is authenticated: the time
+ * to send the headers and the whole request (slowloris; Node answers 408 and
+ * closes), checked every few seconds rather than Node's default 30, and 16 KiB
+ * of headers (Node's default, stated so it stays).
+ */
+export function serverLimits(config: LobuConfig): ServerOptions {
+  const { headers_timeout: headersTimeout, request_timeout: requestTimeout } = config.gateway;
+  if (headersTimeout > requestTimeout) {
+    throw new LobuError(
+      "config_invalid",
+      "lobu.toml: [gateway] headers_timeout is longer than request_timeout",
+      { hint: "The headers are part of the request: make headers_timeout the shorter one." },
+    );
+  }
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.min(5_000, Math.ceil(headersTimeout / 2)),
+    maxHeaderSize: 16 * 1024,
+  };
+}
+
+/** Listen; resolves with the server and the URL it answers on. */
+export async function listen(
+  app: Hono,
+  opts: { host: string; port: number; limits: ServerOptions },
+): Promise<{ server: ServerType; url: string; port: number }> {
+  const { host, port } = opts;
+  const server: ServerType = await new Promise((resolveServer, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions: opts.limits }, () =>
+      resolveServer(s),
+    );
+    s.once("error", (err) => reject(listenError(err, host, port)));
+  });
+  const actualPort = (server.address() as AddressInfo).port;
+  const displayHost =
+    host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
+  return { server, url: `http://${displayHost}:${actualPort}`, port: actualPort };
+}

@@ -1,0 +1,175 @@
+import type { LobuConfig } from "@lobu/core";
+import type { Logger } from "pino";
+import type { ReplySurface } from "../domain/messages.ts";
+import { ActiveTurns } from "../runtime/active-turns.ts";
+import { Dispatcher } from "../runtime/dispatcher.ts";
+import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
+import { type Egress, startEgress } from "../runtime/egress.ts";
+import { SandboxManager } from "../runtime/sandbox-manager.ts";
+import { TurnEvents } from "../runtime/turn-events.ts";
+import { TurnRunner } from "../runtime/turn-runner.ts";
+import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
+import { budgetError } from "../usage/budgets.ts";
+import type { Domain } from "./domain.ts";
+import type { Startup } from "./startup.ts";
+import type { Storage } from "./storage.ts";
+
+/** Phase 3: what runs turns — the egress endpoint, the sandbox driver, the runner and the dispatcher. */
+export interface Runtime {
+  egress: Egress;
+  driver: SelectedDriver;
+  sandboxes: SandboxManager;
+  runner: TurnRunner;
+  dispatcher: Dispatcher;
+}
+
+/**
+ * Start the runtime. The egress side and the turn runner meet only through
+ * two objects made first: ActiveTurns (which turn runs on each sandbox, for
+ * credentials) and TurnEvents (the relay's usage and budget refusals into
+ * that turn). The dispatcher is created stopped: startGateway starts it last.
+ */
+export async function startRuntime(opts: {
+  config: LobuConfig;
+  dataDir: string;
+  instanceId: string;
+  log: Logger;
+  /** How workers are started (embedding, tests); default: the `@lobu/worker` package. */
+  worker: WorkerLaunchConfig | undefined;
+  startup: Startup;
+  storage: Storage;
+  domain: Pick<
+    Domain,
+    | "providers"
+    | "skills"
+    | "agents"
+    | "userSettings"
+    | "conversations"
+    | "audit"
+    | "budgets"
+    | "requests"
+    | "gatewayTools"
+    | "contexts"
+    | "settingsLinks"
+  >;
+  /** Where replies to each platform go (built before the runner, started after it). */
+  replySurfaceFor(platform: string): ReplySurface | undefined;
+}): Promise<Runtime> {
+  const { config, dataDir, instanceId, log, startup, storage, domain } = opts;
+  const { store, secrets, placeholders } = storage;
+  const { conversations, audit, budgets, requests, gatewayTools } = domain;
+  // The turn running on each sandbox of this gateway: credentials act only inside it.
+  const turns = new ActiveTurns({ revoker: placeholders, log });
+  const events = new TurnEvents();
+
+  startup.progress("starting the egress proxy");
+  const egress = await startEgress({
+    config,
+    dataDir,
+    store,
+    secrets,
+    placeholders,
+    providers: domain.providers,
+    agents: domain.agents,
+    userSettings: domain.userSettings,
+    skills: domain.skills,
+    conversations,
+    audit,
+    turns,
+    log,
+    onUsage: (sandboxId, usage) => {
+      budgets.record(usage);
+      events.emit(sandboxId, {
+        type: "usage",
+        provider: usage.provider,
+        model: usage.model,
+        inputTokens: usage.inputTokens,
+        outputTokens: usage.outputTokens,
+      });
+    },
+    // A model call over budget is refused, and that refusal becomes the turn's error.
+    admit: async (call) => {
+      const refusal = await budgets.admit(call);
+      if (refusal) events.fail(call.sandboxId, budgetError(refusal));
+      return refusal;
+    },
+  });
+  startup.onFailure(() => egress.close());
+
+  startup.progress(`checking the ${config.sandbox.driver} sandbox driver`);
+  const driver = await selectDriver({
+    config,
+    dataDir,
+    log,
+    caBundlePath: egress.caBundlePath,
+    worker: opts.worker,
+  });
+  startup.onFailure(() => driver.driver.close());
+  const sandboxes = new SandboxManager({
+    driver: driver.driver,
+    egress: egress.binder,
+    kv: store.kv,
+    dataDir,
+    limits: {
+      memoryMb: config.sandbox.memory_mb,
+      cpus: config.sandbox.cpus,
+      pids: config.sandbox.pids,
+      diskMb: config.sandbox.disk_mb,
+    },
+    idleTimeoutMs: config.sandbox.idle_timeout,
+    env: driver.workerEnv,
+    log,
+    owner: instanceId,
+    audit: (entry) => audit.record(entry),
+  });
+  const runner = new TurnRunner({
+    sandboxes,
+    conversations,
+    contexts: domain.contexts,
+    requests,
+    turns,
+    events,
+    replySurfaceFor: opts.replySurfaceFor,
+    gatewayTools,
+    // Capability requests link to the settings page opened on exactly that request.
+    decorateRequest: async (event, turn) =>
+      event.type === "capability_request"
+        ? {
+            ...event,
+            url: await domain.settingsLinks.create(turn.origin, {
+              agentId: turn.key.agentId,
+              requestId: event.requestId,
+            }),
+          }
+        : event,
+    log,
+  });
+  await requests.start(
+    (sandboxId, requestId, answer) =>
+      gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
+      runner.deliverAnswer(sandboxId, requestId, answer),
+  );
+  startup.onFailure(() => requests.stop());
+  const dispatcher = new Dispatcher({
+    queue: store.queue,
+    owner: instanceId,
+    maxConcurrent: config.sandbox.max_concurrent,
+    run: (turn, attempt, lease) => runner.run(turn, attempt, lease),
+    onDeadLetter: async (claim, reason) => {
+      const error = { code: "internal", message: `Lobu could not process this message: ${reason}` };
+      await conversations.appendEvent(claim.id, { type: "error", ...error });
+      await conversations.updateMessage(claim.id, {
+        status: "error",
+        error,
+        completedAt: Date.now(),
+      });
+      audit.record({
+        action: "message.dead_letter",
+        actor: "system",
+        details: { messageId: claim.id, reason },
+      });
+    },
+    log,
+  });
+  return { egress, driver, sandboxes, runner, dispatcher };
+}
