@@ -4,7 +4,7 @@ import { responseUrlAllowed } from "../../src/platforms/slack/respond.ts";
 import {
   checkSignatureHeaders,
   verifySlackSignature,
-} from "../../src/platforms/slack/signature.ts";
+} from "../../src/platforms/slack/webhook/verify.ts";
 import { verifyInitData } from "../../src/platforms/telegram/init-data.ts";
 
 const TOKEN = "123456:ABC-real-token";

@@ -1,5 +1,10 @@
-import type { LobuError } from "@lobu/core";
-import type { InboundFile } from "../../domain/messages.ts";
+import { isLobuError, type LobuError } from "@lobu/core";
+import type { Logger } from "pino";
+import type { InboundFile, InboundMessage } from "../../domain/messages.ts";
+import type { Origin } from "../../domain/origin.ts";
+import type { AckPolicy } from "./ack.ts";
+import type { AdapterContext } from "./adapter.ts";
+import type { Background } from "./background.ts";
 
 /**
  * The text the agent gets for a chat message. Attachments are not fetched into
@@ -16,4 +21,75 @@ export function messageText(text: string, files: InboundFile[]): string {
 /** What to tell a person whose message the gateway refused for good (too long, unknown agent). */
 export function refusalText(err: LobuError): string {
   return `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`;
+}
+
+/**
+ * A chat message for the gateway, or undefined when it carries nothing (no
+ * text, no files). `eventId` names the message itself, so that every way the
+ * platform delivers it again is the same message to Inbound.
+ */
+export function inboundMessage(fields: {
+  origin: Origin;
+  text: string;
+  files: InboundFile[];
+  eventId: string;
+  agentId: string | undefined;
+}): InboundMessage | undefined {
+  const { origin, text, files, eventId, agentId } = fields;
+  if (!text && files.length === 0) return undefined;
+  return {
+    origin,
+    text: messageText(text, files),
+    ...(files.length ? { files } : {}),
+    eventId,
+    ...(agentId ? { agentId } : {}),
+  };
+}
+
+export interface SubmitInboundDeps {
+  ctx: Pick<AdapterContext, "submit">;
+  policy: AckPolicy;
+  log: Logger;
+  background: Background;
+  /** Tell the person something in the conversation the message came from. */
+  notify(origin: Origin, text: string): Promise<void>;
+  /** Aborted when the adapter stops: no more attempts at storing. */
+  stopped?: AbortSignal;
+}
+
+const STORE_BACKOFF_MS = 500;
+
+/**
+ * Hand a message to the gateway; resolves once it is stored, so the platform
+ * may be answered. A message the gateway refuses for good (4xx: too long, an
+ * unknown agent) is explained to the person instead, and the delivery counts
+ * as handled (a redelivery would be refused the same way). Storing that fails
+ * is tried again per the transport's ack policy, then thrown: the delivery
+ * fails, and the platform delivers it again where it does.
+ */
+export async function submitInbound(
+  deps: SubmitInboundDeps,
+  message: InboundMessage,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await deps.ctx.submit(message);
+      return;
+    } catch (err) {
+      if (isLobuError(err) && err.status < 500) {
+        const text = refusalText(err);
+        deps.background.run(
+          () => deps.notify(message.origin, text),
+          "could not report a refused message",
+        );
+        return;
+      }
+      if (attempt >= deps.policy.storeAttempts || deps.stopped?.aborted) throw err;
+      deps.log.warn(
+        { err, attempt, platform: message.origin.platform },
+        "could not store a message; trying again",
+      );
+      await new Promise((r) => setTimeout(r, STORE_BACKOFF_MS * 2 ** attempt));
+    }
+  }
 }

@@ -32,6 +32,32 @@ export async function withRetryLater<T>(fn: () => Promise<T>, attempts = 5): Pro
   }
 }
 
+/** What a platform's error says about a rate limit: how long to wait, in its words. */
+export interface RateLimit {
+  /** Seconds the platform asks to wait (at least one is waited). */
+  retryAfterSec?: number;
+  message?: string;
+}
+
+/**
+ * A wrapper for a platform's API calls that turns its rate-limit error
+ * (`rateLimitOf` returns undefined for any other error) into RetryLater, so
+ * streaming skips to newer content and final messages wait it out.
+ */
+export function rateLimitedCalls(
+  rateLimitOf: (err: unknown) => RateLimit | undefined,
+): <T>(fn: () => Promise<T>) => Promise<T> {
+  return async (fn) => {
+    try {
+      return await fn();
+    } catch (err) {
+      const limit = rateLimitOf(err);
+      if (limit) throw new RetryLater(Math.max(1, limit.retryAfterSec ?? 1) * 1000, limit.message);
+      throw err;
+    }
+  };
+}
+
 /**
  * Calls `flush` when content changed, at most once per `intervalMs` and never
  * two at a time; changes made meanwhile are folded into the next call.

@@ -1,6 +1,6 @@
 import { ErrorCode, LogLevel, type Logger as SlackLogger, WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import { RetryLater } from "../shared/pacing.ts";
+import { rateLimitedCalls } from "../shared/pacing.ts";
 
 /** The Slack SDKs log through this, into the gateway's logger (debug noise stays at debug). */
 export function slackLogger(log: Logger): SlackLogger {
@@ -35,16 +35,12 @@ export function webClient(token: string | undefined, apiUrl: string, log: Logger
 }
 
 /** Run a Web API call, turning Slack's 429 into RetryLater. */
-export async function slackCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    const e = err as { code?: string; retryAfter?: number };
-    if (e.code === ErrorCode.RateLimitedError)
-      throw new RetryLater(Math.max(1, e.retryAfter ?? 1) * 1000);
-    throw err;
-  }
-}
+export const slackCall = rateLimitedCalls((err) => {
+  const e = err as { code?: string; retryAfter?: number };
+  return e.code === ErrorCode.RateLimitedError
+    ? { ...(e.retryAfter !== undefined ? { retryAfterSec: e.retryAfter } : {}) }
+    : undefined;
+});
 
 /** Slack's error code for a failed call (`channel_not_found`, ...), if it was a platform error. */
 export function slackErrorCode(err: unknown): string | undefined {

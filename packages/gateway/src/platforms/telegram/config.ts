@@ -1,6 +1,7 @@
 import { Duration } from "@lobu/core";
 import { z } from "zod";
 import { apiBaseUrl, parsePlatformSection, platformSetupError } from "../shared/config.ts";
+import { SECRET_TOKEN_PATTERN } from "./webhook/verify.ts";
 
 /** `[platforms.telegram]` in lobu.toml. The bot token comes from the environment only. */
 export const TelegramSection = z.strictObject({
@@ -57,7 +58,7 @@ export function telegramSettings(
     );
   }
   const secret = env.TELEGRAM_WEBHOOK_SECRET || undefined;
-  if (secret && !/^[A-Za-z0-9_-]{1,256}$/.test(secret)) {
+  if (secret && !SECRET_TOKEN_PATTERN.test(secret)) {
     throw platformSetupError(
       "telegram",
       "TELEGRAM_WEBHOOK_SECRET has characters Telegram does not allow",

@@ -13,6 +13,7 @@ import { packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { tgCall } from "./client.ts";
 import { escapeHtml, MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
 import { cardKeyboard } from "./keyboard.ts";
 
@@ -51,18 +52,6 @@ function isParseError(err: unknown): boolean {
     err.error_code === 400 &&
     /can't parse entities|unsupported start tag|can't find end/i.test(err.description)
   );
-}
-
-/** A Bot API call with Telegram's flood control turned into RetryLater. */
-export async function tgCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof GrammyError && err.error_code === 429) {
-      throw new RetryLater(Math.max(1, err.parameters.retry_after ?? 1) * 1000, err.description);
-    }
-    throw err;
-  }
 }
 
 /** The reply's HTML in messages of at most 4096 visible characters. */

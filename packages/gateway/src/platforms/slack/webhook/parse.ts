@@ -1,4 +1,11 @@
-import type { InboundFile } from "../../domain/messages.ts";
+import type { InboundFile } from "../../../domain/messages.ts";
+import type { Block } from "../blocks.ts";
+
+/**
+ * What Slack sends, read into the few shapes the adapter handles: a POST to
+ * /slack/events told apart by content type (event, interaction, slash
+ * command), and the events themselves classified (is it for the agent?).
+ */
 
 /** The fields of a Slack `app_mention` / `message` event the adapter reads. */
 export interface SlackMessageEvent {
@@ -98,11 +105,6 @@ export function filesOf(event: SlackMessageEvent): InboundFile[] {
   }));
 }
 
-/** Words that open the personal settings page instead of going to the agent. */
-export function isSettingsCommand(text: string): boolean {
-  return /^\/?settings$/i.test(text.trim());
-}
-
 /** What a signed POST to /slack/events carries, told apart by its content type and fields. */
 export type SlackRequest =
   | { kind: "interaction"; payload: string }
@@ -118,4 +120,46 @@ export function parseSlackRequest(contentType: string | undefined, raw: string):
   if (payload !== null) return { kind: "interaction", payload };
   if (form.get("command") !== null) return { kind: "command", fields: Object.fromEntries(form) };
   return { kind: "unknown" };
+}
+
+/** An Events API envelope (over HTTP, or a Socket Mode `events_api` payload). */
+export interface EventEnvelope {
+  type: string;
+  team_id?: string;
+  /** tokens_revoked names the revoked tokens' users: `bot` for bot tokens, `oauth` for user tokens. */
+  event?: SlackMessageEvent & { tokens?: { bot?: string[]; oauth?: string[] } };
+  challenge?: string;
+}
+
+/** A `block_actions` interaction: a button on one of our messages was clicked. */
+export interface BlockActionsPayload {
+  type: string;
+  user?: { id: string; username?: string; name?: string; team_id?: string };
+  team?: { id: string } | null;
+  channel?: { id: string };
+  container?: { channel_id?: string; message_ts?: string; thread_ts?: string };
+  message?: { ts?: string; text?: string; blocks?: Block[]; thread_ts?: string };
+  actions?: { action_id: string; value?: string; text?: { text?: string } }[];
+}
+
+/** A slash command's form fields (`command`, `text`, `user_id`, `response_url`, ...). */
+export type SlashCommand = Record<string, string>;
+
+/**
+ * What the adapter does with a verified delivery, whichever receiver (HTTP
+ * or Socket Mode) got it. A command's reply is what Slack shows the person.
+ */
+export interface SlackHandlers {
+  event(envelope: EventEnvelope): Promise<void>;
+  interaction(payload: BlockActionsPayload): Promise<void>;
+  command(fields: SlashCommand): Promise<Record<string, unknown> | undefined>;
+}
+
+/** JSON of a signed body, or undefined when it is not JSON (answered 400). */
+export function parseJson<T>(raw: string): T | undefined {
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,4 +1,18 @@
-import type { InboundFile } from "../../domain/messages.ts";
+import type { Update } from "grammy/types";
+import type { InboundFile } from "../../../domain/messages.ts";
+import type { Origin } from "../../../domain/origin.ts";
+
+/**
+ * What Telegram sends, read into what the adapter handles: an Update from a
+ * webhook body, and a message classified (is it for the bot?) and turned
+ * into an Origin.
+ */
+
+/** A webhook body that is an Update, or undefined (answered 400). */
+export function parseUpdate(body: unknown): Update | undefined {
+  const update = body as Update | null | undefined;
+  return typeof update?.update_id === "number" ? update : undefined;
+}
 
 /** The fields of a Telegram Message the adapter reads. */
 export interface TgMessage {
@@ -104,4 +118,20 @@ export function filesOfMessage(msg: TgMessage): InboundFile[] {
 
 export function displayNameOf(from: NonNullable<TgMessage["from"]>): string {
   return from.username ?? [from.first_name, from.last_name].filter(Boolean).join(" ");
+}
+
+/** Where a message came from and where its reply goes (a forum topic, when it was in one). */
+export function originOf(
+  msg: TgMessage & { from: NonNullable<TgMessage["from"]> },
+  m: Extract<TgClassified, { kind: "message" }>,
+): Origin {
+  return {
+    platform: "telegram",
+    channelId: String(msg.chat.id),
+    userId: String(msg.from.id),
+    userName: displayNameOf(msg.from),
+    isDirect: m.isPrivate,
+    messageRef: String(msg.message_id),
+    ...(m.threadId !== undefined ? { threadId: String(m.threadId) } : {}),
+  };
 }

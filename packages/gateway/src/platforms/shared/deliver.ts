@@ -1,0 +1,64 @@
+import type { AgentEvent } from "@lobu/core";
+import type { Logger } from "pino";
+import type { Origin } from "../../domain/origin.ts";
+import type { AdapterContext } from "./adapter.ts";
+import type { Background } from "./background.ts";
+import { type CapabilityRequest, withoutPublicLinks } from "./private-links.ts";
+import type { ReplySurface, TurnViews } from "./turn-view.ts";
+
+export interface DeliverTurnOptions<L, C> {
+  views: TurnViews<L, C>;
+  platform: string;
+  log: Logger;
+  background: Background;
+  ctx: Pick<AdapterContext, "settingsLink">;
+  /** Shortest time between two edits of the streaming reply in this conversation. */
+  intervalMs: number;
+  /**
+   * Deliver a capability request's settings link to the person alone (an
+   * ephemeral message, their private chat); used outside direct
+   * conversations, where the card everyone sees carries no link.
+   */
+  sendLinkPrivately(request: CapabilityRequest): Promise<void>;
+  /**
+   * The turn's surface. `settingsUrl` is the person's settings link for a
+   * capability card without one of its own: in a direct conversation a new
+   * link, elsewhere none (it went privately).
+   */
+  surface(settingsUrl: () => Promise<string | undefined>): ReplySurface<L, C>;
+}
+
+/**
+ * Show one attempt of a turn in a conversation, the same way on every
+ * platform: its events rendered by a TurnView on the platform's surface, and
+ * settings links (single-use claim codes) kept out of what others can read.
+ */
+export function deliverTurn<L, C>(
+  origin: Origin,
+  turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+  opts: DeliverTurnOptions<L, C>,
+): Promise<void> {
+  const { log, background } = opts;
+  const events = origin.isDirect
+    ? turn.events
+    : withoutPublicLinks(turn.events, (request) =>
+        background.run(
+          () => opts.sendLinkPrivately(request),
+          "could not send the settings link for a request",
+        ),
+      );
+  const settingsUrl = async (): Promise<string | undefined> => {
+    if (!origin.isDirect) return undefined;
+    try {
+      return await opts.ctx.settingsLink(origin);
+    } catch (err) {
+      log.warn({ err }, "could not make a settings link: the card shows none");
+      return undefined;
+    }
+  };
+  return opts.views.show(
+    { messageId: turn.messageId, events },
+    { platform: opts.platform, intervalMs: opts.intervalMs, log },
+    () => opts.surface(settingsUrl),
+  );
+}

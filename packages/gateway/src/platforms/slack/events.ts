@@ -1,0 +1,115 @@
+import type { Logger } from "pino";
+import type { Origin } from "../../domain/origin.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
+import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
+import { isSettingsCommand, type SlackCommands } from "./commands.ts";
+import type { SlackSettings } from "./config.ts";
+import type { UserNames } from "./user-names.ts";
+import {
+  type Classified,
+  classify,
+  type EventEnvelope,
+  filesOf,
+  type SlackMessageEvent,
+} from "./webhook/parse.ts";
+import type { Workspaces } from "./workspaces.ts";
+
+/** A thread stays open for follow-ups without a mention this long after the last mention. */
+const THREAD_TTL_MS = 30 * 86_400_000;
+
+const threadKey = (team: string, channel: string, threadTs: string, user: string) =>
+  `thread:${team}:${channel}:${threadTs}:${user}`;
+
+export interface SlackEventsDeps {
+  settings: Pick<SlackSettings, "threadFollowups" | "agentId">;
+  state: AdapterContext["state"];
+  workspaces: Workspaces;
+  names: UserNames;
+  commands: Pick<SlackCommands, "settingsMessage">;
+  /** How a message is stored (its ack policy, how a refusal is explained). */
+  inbound: SubmitInboundDeps;
+  log: Logger;
+}
+
+/**
+ * Events API events: messages for the agent (mentions, DMs, follow-ups in a
+ * thread someone started with a mention), `settings` written to the bot, and
+ * the app leaving a workspace.
+ */
+export class SlackEvents {
+  readonly #deps: SlackEventsDeps;
+
+  constructor(deps: SlackEventsDeps) {
+    this.#deps = deps;
+  }
+
+  async handle(body: EventEnvelope): Promise<void> {
+    const event = body.event;
+    const teamId = body.team_id ?? event?.team;
+    if (!event || !teamId) return;
+    // A revoked user token leaves the bot token working; only a revoked bot token ends the install.
+    const botRevoked = event.type === "tokens_revoked" && (event.tokens?.bot?.length ?? 0) > 0;
+    if (event.type === "app_uninstalled" || botRevoked) {
+      await this.#deps.workspaces.remove(teamId);
+      this.#deps.log.info({ teamId }, "Slack app removed from a workspace");
+      return;
+    }
+    if (event.type === "app_mention" || event.type === "message")
+      await this.#message(teamId, event);
+  }
+
+  async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const { workspaces, state, settings, log } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    if (!ws) {
+      log.warn(
+        { teamId },
+        "Slack event from a workspace this gateway has no token for; install the app via /slack/install",
+      );
+      return;
+    }
+    const m = classify(event, ws.botUserId);
+    if (m.kind === "ignore") {
+      log.debug({ reason: m.reason, type: event.type }, "ignoring Slack event");
+      return;
+    }
+    if (m.kind === "followup") {
+      if (!settings.threadFollowups || !m.threadTs) return;
+      if (!(await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)))) return;
+    }
+    const origin = originOf(teamId, m, await this.#deps.names.of(ws, m.user));
+    if (isSettingsCommand(m.text)) {
+      await this.#deps.commands.settingsMessage(ws, origin, m.ts);
+      return;
+    }
+    const message = inboundMessage({
+      origin,
+      text: m.text,
+      files: filesOf(event),
+      // One person's message: Slack may send it as app_mention and message, and retry either.
+      eventId: `${teamId}:${m.channel}:${m.ts}`,
+      agentId: settings.agentId,
+    });
+    if (!message) return;
+    if (m.kind === "mention" && m.threadTs)
+      await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
+    await submitInbound(this.#deps.inbound, message);
+  }
+}
+
+function originOf(
+  teamId: string,
+  m: Exclude<Classified, { kind: "ignore" }>,
+  userName: string | undefined,
+): Origin {
+  return {
+    platform: "slack",
+    workspace: teamId,
+    channelId: m.channel,
+    userId: m.user,
+    isDirect: m.kind === "dm",
+    messageRef: m.ts,
+    ...(m.threadTs ? { threadId: m.threadTs } : {}),
+    ...(userName ? { userName } : {}),
+  };
+}
