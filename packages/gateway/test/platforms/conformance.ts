@@ -1,0 +1,207 @@
+import type { GatewayProcess, MockLlm } from "@lobu/testkit";
+import { describe, expect, it } from "vitest";
+import { conversationsOf, drainedQueue, historyOf, queueDepth, slowText } from "./helpers.ts";
+
+/**
+ * What every chat platform adapter must do, checked the same way for each:
+ * a person talks to the bot in a direct conversation through the platform's
+ * emulator (packages/testkit), and a real gateway with real sandboxes
+ * answers. A new platform gets its emulator, a PlatformDriver for it
+ * (test/platforms/drivers/<id>.ts) and one line in conformance.test.ts.
+ * Platform-specific behaviour (threads, groups, installs, Mini Apps) stays
+ * in that platform's own test file.
+ */
+
+/** A message the bot posted, as the person sees it. */
+export interface ChatMessage {
+  id: string;
+  /** Everything the message shows, as plain text (blocks and notes joined by blank lines). */
+  text: string;
+  /** How often it was edited after it was posted. */
+  edits: number;
+  /** Answer buttons (they answer a request), by label. */
+  buttons: string[];
+  /** Where its link buttons lead. */
+  links: string[];
+}
+
+/** One delivery the platform made to the gateway, and how the gateway answered it. */
+export interface Delivery {
+  status: number;
+}
+
+export interface PlatformDriver<D extends Delivery = Delivery> {
+  /** The platform's id (`[platforms.<id>]`, Origin.platform). */
+  readonly platform: string;
+  /** What a person writes to get their settings link (not a message for the agent). */
+  readonly settingsCommand: string;
+  /**
+   * Start the emulator; returns the `[platforms.<id>]` lines of lobu.toml
+   * (streaming fast enough for edits to be seen) and the environment that
+   * points the platform at the emulator.
+   */
+  start(): Promise<{ toml: string[]; env: Record<string, string | undefined> }>;
+  /** The gateway listens: point the platform at it (Request URL, webhook). */
+  connect(gw: GatewayProcess): Promise<void>;
+  close(): Promise<void>;
+
+  /** The platform's user id of the n-th person (each test talks as its own person). */
+  person(n: number): string;
+  /** The person writes `text` to the bot in their direct conversation. */
+  send(user: string, text: string): Promise<D>;
+  /** The same message from someone who cannot prove to be the platform (a forged signature or secret). */
+  forge(user: string, text: string): Promise<Delivery>;
+  /** The platform delivers `d` again, as it does after a failed or late answer. */
+  redeliver(d: D): Promise<Delivery>;
+  /** Someone who captured `d` sends it again, byte for byte. */
+  replay(d: D): Promise<Delivery>;
+  /** The bot's messages in the person's direct conversation, oldest first. */
+  messages(user: string): ChatMessage[];
+  /** The person clicks the answer button `label` on `message`. */
+  click(user: string, message: ChatMessage, label: string): Promise<void>;
+  /** The platform refuses the next edit of a message with its rate limit (retry after 1 s). */
+  rateLimitNextEdit(): void;
+  /** The platform answered an edit with its rate limit. */
+  sawRateLimit(): boolean;
+  /** Wait until `predicate` returns something (the emulator's change signal). */
+  waitFor<T>(predicate: () => T | undefined | null | false, description: string): Promise<T>;
+}
+
+export interface ConformanceWorld {
+  gw: GatewayProcess;
+  llm: MockLlm;
+}
+
+/**
+ * The conformance suite for one platform. `world` is read when the tests
+ * run (the gateway starts in the caller's beforeAll); the gateway's
+ * lobu.toml must include ASK_BASH_TOML (bash asks first). The tests that
+ * reach the agent talk as one person (one sandbox), each looking only at
+ * what its own message brought.
+ */
+export function describeConformance<D extends Delivery>(
+  driver: PlatformDriver<D>,
+  world: () => ConformanceWorld,
+): void {
+  const d = driver;
+  const talker = () => d.person(1);
+  const userTurns = async (user: string) => {
+    const [conv] = await conversationsOf(world().gw, user);
+    return conv ? (await historyOf(world().gw, conv.id)).filter((h) => h.role === "user") : [];
+  };
+  /** The bot's messages from now on, in the person's direct conversation. */
+  const from = (user: string) => {
+    const seen = d.messages(user).length;
+    return () => d.messages(user).slice(seen);
+  };
+  const reply = (fresh: () => ChatMessage[], text: string) =>
+    d.waitFor(() => fresh().find((m) => m.text === text), `the reply "${text}"`);
+  const card = (fresh: () => ChatMessage[]) =>
+    d.waitFor(() => fresh().find((m) => m.buttons.length > 0), "a card with answer buttons");
+
+  describe(`${d.platform}: the adapter contract`, () => {
+    it("refuses a forged delivery (401) and stores nothing", async () => {
+      const user = d.person(2);
+      const before = await drainedQueue(world().gw);
+      expect((await d.forge(user, "let me in")).status).toBe(401);
+      expect(await conversationsOf(world().gw, user)).toHaveLength(0);
+      expect(await queueDepth(world().gw)).toBe(before);
+    });
+
+    it("streams a reply by editing the message it posted", async () => {
+      const user = talker();
+      const fresh = from(user);
+      const answer = `${d.platform} streams this reply, edited in place as the agent writes it.`;
+      world().llm.when((r) => r.lastUserText === `stream please ${user}`, slowText(answer));
+      expect((await d.send(user, `stream please ${user}`)).status).toBe(200);
+      const shown = await reply(fresh, answer);
+      expect(shown.edits).toBeGreaterThanOrEqual(2);
+      expect(fresh()).toHaveLength(1);
+    });
+
+    it("handles a message once: a redelivery and a replayed copy add nothing", async () => {
+      const user = talker();
+      const fresh = from(user);
+      const turns = (await userTurns(user)).length;
+      world().llm.when(
+        (r) => r.lastUserText === `once please ${user}`,
+        slowText("Exactly once.", 4, 100),
+      );
+      const sent = await d.send(user, `once please ${user}`);
+      expect(sent.status).toBe(200);
+      expect((await d.redeliver(sent)).status).toBe(200);
+      await reply(fresh, "Exactly once.");
+      // A copy is refused (409) or acknowledged as already handled (200); never handled again.
+      expect([200, 409]).toContain((await d.replay(sent)).status);
+      expect(await userTurns(user)).toHaveLength(turns + 1);
+      expect(fresh()).toHaveLength(1);
+    });
+
+    it("asks a question with buttons and takes the answer from a click", async () => {
+      const user = talker();
+      const fresh = from(user);
+      world().llm.when(
+        (r) => r.lastUserText === `ask me ${user}`,
+        {
+          toolCalls: [
+            { name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } },
+          ],
+        },
+        (r) => ({ text: `Going with it. ${r.toolResults[0]?.content ?? ""}` }),
+      );
+      await d.send(user, `ask me ${user}`);
+      const question = await card(fresh);
+      expect(question.text).toContain("Which color?");
+      expect(question.buttons).toEqual(["Red", "Blue"]);
+      await d.click(user, question, "Blue");
+      await reply(fresh, "Going with it. The user answered: Blue");
+      const answered = fresh().find((m) => m.id === question.id);
+      expect(answered?.buttons).toEqual([]);
+      expect(answered?.text).toMatch(/✅ \W*Blue\W* \(answered by /);
+    });
+
+    it("asks before running a tool; Approve runs it", async () => {
+      const user = talker();
+      const fresh = from(user);
+      world().llm.when(
+        (r) => r.lastUserText === `run it ${user}`,
+        { toolCalls: [{ name: "bash", input: { command: "echo conformance-approved" } }] },
+        (r) => ({ text: `Result: ${r.toolResults[0]?.content.trim()}` }),
+      );
+      await d.send(user, `run it ${user}`);
+      const approval = await card(fresh);
+      expect(approval.text).toContain("echo conformance-approved");
+      expect(approval.buttons).toEqual(expect.arrayContaining(["Approve", "Deny"]));
+      await d.click(user, approval, "Approve");
+      await reply(fresh, "Result: conformance-approved");
+      expect(fresh().find((m) => m.id === approval.id)?.buttons).toEqual([]);
+    });
+
+    it("sends the settings link to the person, without asking the agent", async () => {
+      const user = d.person(3);
+      await d.send(user, d.settingsCommand);
+      const link = await d.waitFor(
+        () =>
+          d
+            .messages(user)
+            .flatMap((m) => m.links)
+            .find((url) => /\/settings\/claim\//.test(url)),
+        "the settings link",
+      );
+      expect(new URL(link).pathname).toMatch(/^\/settings\/claim\/\w+/);
+      expect(await conversationsOf(world().gw, user)).toHaveLength(0);
+    });
+
+    it("waits out the platform's rate limit and still delivers the whole reply", async () => {
+      const user = talker();
+      const fresh = from(user);
+      const answer = `${d.platform} slows down when it is told to, and the reply still arrives.`;
+      world().llm.when((r) => r.lastUserText === `rate limit me ${user}`, slowText(answer));
+      d.rateLimitNextEdit();
+      await d.send(user, `rate limit me ${user}`);
+      await reply(fresh, answer);
+      expect(d.sawRateLimit()).toBe(true);
+      expect(fresh()).toHaveLength(1);
+    });
+  });
+}
