@@ -64,8 +64,32 @@ export interface AdapterContext {
   };
 }
 
+/**
+ * A chat platform's adapter (docs/architecture.md, "Adding a platform"). The
+ * parts it is made of, and the shared helpers each part uses:
+ *
+ * - receivers turn deliveries into calls: a webhook route on `ctx.routes`
+ *   (a pure `webhook/verify.ts` first, then `handleOnce` from once.ts against
+ *   replays and redeliveries, under the transport's AckPolicy from ack.ts), or
+ *   a connection the adapter opens (Socket Mode, long polling);
+ * - messages become an InboundMessage (`inboundMessage`, inbound.ts) stored
+ *   with `submitInbound`, before the platform gets its answer;
+ * - button clicks answer requests through `answerClick` (interactivity.ts);
+ * - settings links go to the person alone (a private chat, an ephemeral),
+ *   never into a conversation others read;
+ * - `deliver` renders a turn with `deliverTurn` (deliver.ts) on the
+ *   platform's ReplySurface (turn-view.ts), its API calls wrapped by
+ *   `rateLimitedCalls` (pacing.ts).
+ */
 export interface PlatformAdapter extends ReplySurface {
+  /** The plugin's id: `[platforms.<id>]`, and the `platform` of its origins. */
   readonly platform: string;
+  /**
+   * Register routes, open connections, check credentials (failing with what
+   * to fix). Called once, before the gateway listens: `ctx.publicUrl` is read
+   * later, when a link is made.
+   */
   start(ctx: AdapterContext): Promise<void>;
+  /** Stop receiving, and wait for work in the Background (background.ts). */
   stop(): Promise<void>;
 }
