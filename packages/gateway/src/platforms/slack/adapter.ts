@@ -1,4 +1,5 @@
 import { type AgentEvent, errorBody, isLobuError } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { SocketModeClient } from "@slack/socket-mode";
 import type { Context } from "hono";
 import type { Logger } from "pino";
@@ -104,7 +105,9 @@ export class SlackAdapter implements PlatformAdapter {
   async stop(): Promise<void> {
     const socket = this.#socket;
     this.#socket = undefined;
-    await socket?.disconnect().catch(() => {});
+    await socket
+      ?.disconnect()
+      .catch(bestEffort(this.#log, "Slack Socket Mode not disconnected cleanly"));
     await this.#background?.settle();
     this.#views.clear();
   }
@@ -188,7 +191,16 @@ export class SlackAdapter implements PlatformAdapter {
         return await this.#signedRequest(c, request);
       } catch (err) {
         // Not handled: Slack's redelivery of this very request must get through.
-        await this.#ctx.once.release(proof).catch(() => {});
+        await this.#ctx.once
+          .release(proof)
+          .catch(
+            bestEffort(
+              this.#log,
+              "failed request stays marked handled: Slack's redelivery of it will be dropped",
+              { kind: request.kind },
+              { level: "error" },
+            ),
+          );
         throw err;
       }
     });
@@ -291,7 +303,16 @@ export class SlackAdapter implements PlatformAdapter {
     try {
       await socket.start();
     } catch (err) {
-      await socket.disconnect().catch(() => {});
+      await socket
+        .disconnect()
+        .catch(
+          bestEffort(
+            this.#log,
+            "Socket Mode client not disconnected after a failed start",
+            {},
+            { level: "debug" },
+          ),
+        );
       const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
       throw new Error(
         `Slack Socket Mode could not connect (${code}); check SLACK_APP_TOKEN (xapp-…, scope connections:write) and that Socket Mode is enabled for the app`,

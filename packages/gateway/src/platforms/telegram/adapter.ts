@@ -1,4 +1,5 @@
 import { type AgentEvent, errorBody, isLobuError, randomToken } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { Bot, type Context, GrammyError, type NextFunction } from "grammy";
 import type { Update } from "grammy/types";
 import type { Logger } from "pino";
@@ -100,8 +101,15 @@ export class TelegramAdapter implements PlatformAdapter {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#polling) {
-      await this.#bot.stop().catch(() => {});
-      await this.#polling.catch(() => {});
+      await this.#bot
+        .stop()
+        .catch(
+          bestEffort(
+            this.#log,
+            "Telegram polling stop not confirmed: its last updates may arrive again",
+          ),
+        );
+      await this.#polling; // never rejects: #startPolling reports its failure
     }
     await this.#background?.settle();
     this.#views.clear();
@@ -275,7 +283,16 @@ export class TelegramAdapter implements PlatformAdapter {
     try {
       await next();
     } catch (err) {
-      await this.#ctx.once.release(key).catch(() => {});
+      await this.#ctx.once
+        .release(key)
+        .catch(
+          bestEffort(
+            this.#log,
+            "failed update stays marked handled: Telegram's redelivery of it will be dropped",
+            { updateId: c.update.update_id },
+            { level: "error" },
+          ),
+        );
       throw err;
     }
   }
