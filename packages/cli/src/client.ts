@@ -48,7 +48,9 @@ async function describeFailure(res: Response): Promise<string> {
     if (body.error?.message) {
       return `${body.error.message}${body.error.hint ? `\n  hint: ${body.error.hint}` : ""} (HTTP ${res.status})`;
     }
-  } catch {}
+  } catch {
+    // Not our JSON error body (a proxy's page, say): its raw text is shown below.
+  }
   return `HTTP ${res.status}: ${text.slice(0, 300)}`;
 }
 
@@ -101,7 +103,10 @@ export class GatewayClient {
       onEvent: (e) => {
         try {
           queue.push(JSON.parse(e.data) as AgentEvent);
-        } catch {}
+        } catch {
+          // Not an event this client can read (a newer gateway?): say so, go on.
+          process.stderr.write(`lobu: skipped an unreadable event: ${e.data.slice(0, 200)}\n`);
+        }
       },
     });
     const decoder = new TextDecoder();

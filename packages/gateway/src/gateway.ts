@@ -95,7 +95,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   }
   const limits = serverLimits(config);
   // The platforms' adapters are built (not started) before anything opens: a bad setup stops here.
-  const platforms = Platforms.create(plugins, config, env);
+  const platforms = Platforms.create(plugins, config, env, log);
   const dataDir = resolve(opts.dataDir ?? env.LOBU_DATA_DIR ?? config.gateway.data_dir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // Whatever a failed or aborted start opened is closed again, in reverse order
@@ -133,6 +133,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     endpoint: config.telemetry.otlp_endpoint ?? env.OTEL_EXPORTER_OTLP_ENDPOINT,
     serviceName: config.telemetry.service_name,
     instanceId,
+    log,
   });
   startup.onFailure(() => telemetry.shutdown());
   // Settled when the server listens, unless configured (see http/public-url.ts).
@@ -211,6 +212,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await sandboxes.close();
       await egress.close();
       await domain.requests.stop();
+      await domain.audit.flush();
       await store.close();
       await telemetry.shutdown();
       // Every sandbox has stopped and unmounted its volume; anything still mounted

@@ -74,3 +74,7 @@ export function errorText(err: unknown): string {
   if (err instanceof ApiError) return err.text;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Logged when the gateway does not confirm a logout: the page signs out all the same. */
+export const LOGOUT_UNCONFIRMED =
+  "logout not confirmed by the gateway: the session stays valid until it expires";

@@ -1,3 +1,5 @@
+import { bestEffort } from "@lobu/core/best-effort";
+
 /**
  * Telegram Mini App support without loading Telegram's script: the launch
  * parameters arrive in the URL fragment (`#tgWebAppData=...`), and readiness is
@@ -13,7 +15,12 @@ export function telegramInitData(): string | undefined {
   if (fromHash) {
     try {
       sessionStorage.setItem(STORE_KEY, fromHash);
-    } catch {}
+    } catch (err) {
+      bestEffort(
+        console,
+        "Telegram launch data not kept (storage blocked): a reload may need the Mini App opened again",
+      )(err);
+    }
     return fromHash;
   }
   try {
@@ -74,7 +81,12 @@ function saveSession(initData: string, session: TelegramSession): void {
       SESSION_KEY,
       JSON.stringify({ initData, token: session.token, csrf: session.csrf }),
     );
-  } catch {}
+  } catch (err) {
+    bestEffort(
+      console,
+      "Telegram session not kept (storage blocked): a reload needs the Mini App opened again",
+    )(err);
+  }
 }
 
 type Bridge = { postEvent(type: string, data: string): void };

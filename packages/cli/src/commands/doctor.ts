@@ -241,7 +241,13 @@ export async function doctorCommand(opts: {
         driver = createDriver(name, sel);
         probe = await driver.probe();
       }
-      await driver.close().catch(() => {});
+      await driver.close().catch((err: unknown) =>
+        checks.push({
+          level: "warn",
+          title: `sandbox driver "${name}" did not close cleanly after its probe`,
+          detail: errorMessage(err),
+        }),
+      );
       const level: Level = !probe.ok
         ? "fail"
         : probe.isolated

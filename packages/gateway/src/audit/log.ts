@@ -1,4 +1,7 @@
+import { createLogger, errorMessage } from "@lobu/core";
+import type { FailureLog } from "@lobu/core/best-effort";
 import type { Store } from "../store/port.ts";
+import { withRetries } from "../util/retry.ts";
 
 export interface AuditRecord {
   at: number;
@@ -46,19 +49,88 @@ const AUDIT_STREAM = "audit";
 const USAGE_STREAM = "usage";
 const AUDIT_MAX = 100_000;
 
-/** Append-only audit and usage records on the store's streams. */
+/**
+ * Waits between attempts of an audit or usage write the store refused: four
+ * attempts over about two seconds, enough to ride out a store reconnecting.
+ */
+export const WRITE_RETRY_DELAYS_MS: readonly number[] = [100, 400, 1_500];
+
+export interface AuditLogOptions {
+  /** Where a write given up on is logged (at error, with the whole record). */
+  log?: FailureLog;
+  /** Waits between attempts of a refused write (default WRITE_RETRY_DELAYS_MS). */
+  retryDelaysMs?: readonly number[];
+}
+
+/** Records given up on since this process started (shown by `GET /readyz`). */
+export interface WriteFailures {
+  audit: number;
+  usage: number;
+}
+
+/** Usage counter kinds, named for the log line of a lost write. */
+const KIND_NAMES = {
+  in: "inputTokens",
+  out: "outputTokens",
+  cr: "cacheReadTokens",
+  cw: "cacheWriteTokens",
+  req: "requests",
+} as const;
+
+/**
+ * Append-only audit and usage records on the store's streams. Callers do not
+ * wait for a write; a write the store refuses is retried (WRITE_RETRY_DELAYS_MS),
+ * and one still refused is logged at error with its record and counted
+ * (`writeFailures`): never dropped silently.
+ */
 export class AuditLog {
   private readonly store: Store;
+  readonly #log: FailureLog;
+  readonly #retryDelaysMs: readonly number[];
+  readonly #failures: WriteFailures = { audit: 0, usage: 0 };
+  /** Writes not yet landed or given up on: `flush` waits for them. */
+  readonly #pending = new Set<Promise<void>>();
 
-  constructor(store: Store) {
+  constructor(store: Store, opts: AuditLogOptions = {}) {
     this.store = store;
+    this.#log = opts.log ?? createLogger("audit");
+    this.#retryDelaysMs = opts.retryDelaysMs ?? WRITE_RETRY_DELAYS_MS;
   }
 
   record(entry: Omit<AuditRecord, "at"> & { at?: number }): void {
-    const full = { at: Date.now(), ...entry };
-    void this.store.streams
-      .append(AUDIT_STREAM, JSON.stringify(full), { maxLen: AUDIT_MAX })
-      .catch(() => {});
+    const full: AuditRecord = { at: Date.now(), ...entry };
+    const write = this.#retried("audit", () =>
+      this.store.streams.append(AUDIT_STREAM, JSON.stringify(full), { maxLen: AUDIT_MAX }),
+    ).catch((err: unknown) => {
+      this.#failures.audit++;
+      this.#log.error(
+        { record: full, err: errorMessage(err), attempts: this.#retryDelaysMs.length + 1 },
+        "audit record lost: the store refused it on every attempt",
+      );
+    });
+    this.#track(write);
+  }
+
+  /** Audit and usage records given up on since this process started. */
+  get writeFailures(): WriteFailures {
+    return { ...this.#failures };
+  }
+
+  /** Resolves once every write started so far has landed or been given up on (shutdown). */
+  async flush(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+  }
+
+  /** One write, retried; rejects with the last error once the retries are used up. */
+  async #retried(kind: keyof WriteFailures, write: () => Promise<unknown>): Promise<void> {
+    await withRetries(write, this.#retryDelaysMs, (err, attempt) =>
+      this.#log.debug({ kind, attempt, err: errorMessage(err) }, `${kind} write refused; retrying`),
+    );
+  }
+
+  #track(write: Promise<void>): void {
+    this.#pending.add(write);
+    void write.finally(() => this.#pending.delete(write));
   }
 
   async recent(
@@ -80,10 +152,19 @@ export class AuditLog {
     return out;
   }
 
-  /** Record one model call; resolves once counted (callers on the hot path need not wait). */
+  /**
+   * Record one model call; resolves once counted or given up on (callers on the
+   * hot path need not wait). The record and each counter are retried on their
+   * own, so a retry repeats only the write that was refused. A write that fails
+   * after the store applied it (a connection lost mid-reply) may count twice:
+   * counting a call twice is preferred to losing it.
+   */
   usage(entry: UsageEntry): Promise<void> {
-    const writes: Promise<unknown>[] = [
-      this.store.streams.append(USAGE_STREAM, JSON.stringify(entry), { maxLen: AUDIT_MAX }),
+    const writes: [part: string, write: () => Promise<unknown>][] = [
+      [
+        "record",
+        () => this.store.streams.append(USAGE_STREAM, JSON.stringify(entry), { maxLen: AUDIT_MAX }),
+      ],
     ];
     const counts: [Kind, number][] = [
       ["in", entry.inputTokens],
@@ -95,12 +176,26 @@ export class AuditLog {
     const base = usageKey(entry);
     for (const [kind, n] of counts) {
       const by = Math.round(n);
-      if (by > 0) writes.push(this.store.kv.incr(`${base}:${kind}`, by));
+      if (by > 0) writes.push([KIND_NAMES[kind], () => this.store.kv.incr(`${base}:${kind}`, by)]);
     }
-    return Promise.all(writes).then(
-      () => {},
-      () => {},
-    );
+    const done = Promise.all(
+      writes.map(([part, write]) =>
+        this.#retried("usage", write).then(
+          () => undefined,
+          (err: unknown) => ({ part, err }),
+        ),
+      ),
+    ).then((results) => {
+      const lost = results.filter((r) => r !== undefined);
+      if (lost.length === 0) return;
+      this.#failures.usage++;
+      this.#log.error(
+        { usage: entry, lost: lost.map((l) => l.part), err: errorMessage(lost[0]!.err) },
+        "usage record lost: the store refused it on every attempt; the usage report undercounts this model call",
+      );
+    });
+    this.#track(done);
+    return done;
   }
 
   /** Totals per day, agent, person, provider and model since `sinceDay` (YYYY-MM-DD), newest day first. */

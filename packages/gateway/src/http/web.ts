@@ -130,13 +130,9 @@ export function originAllowed(c: Context, publicUrl: string): boolean {
   if (!origin) return true;
   // An opaque origin (privacy settings, sandboxed frames): trust only the browser's own verdict.
   if (origin === "null") return site === "same-origin";
-  const allowed = new Set<string>();
-  try {
-    allowed.add(new URL(publicUrl).origin);
-  } catch {}
-  try {
-    allowed.add(new URL(c.req.url).origin);
-  } catch {}
+  // An address that does not parse (no public URL yet) allows nothing.
+  const allowed = new Set([URL.parse(publicUrl)?.origin, URL.parse(c.req.url)?.origin]);
+  allowed.delete(undefined);
   return allowed.has(origin);
 }
 

@@ -2,6 +2,7 @@ import { chmod, chown, mkdir, mkdtemp, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { digest } from "@lobu/core";
+import { ignoreGone } from "@lobu/core/best-effort";
 import type { EgressBinder, EgressBinding, EgressIdentity } from "../sandbox/driver.ts";
 
 /**
@@ -71,7 +72,7 @@ export function createEgressBinder(opts: EgressBinderOptions): EgressBinder {
         await chmod(socketPath, shared ? 0o660 : 0o600);
         if (shared) await chown(socketPath, process.getuid?.() ?? -1, opts.gid!);
       } catch (err) {
-        await closeServer(server).catch(() => {});
+        await closeServer(server).catch(ignoreGone); // never listened: nothing to close
         await rm(dir, { recursive: true, force: true });
         throw err;
       }

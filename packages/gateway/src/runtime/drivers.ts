@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { digest, type LobuConfig, LobuError } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
@@ -63,7 +64,9 @@ export async function resolveAutoDriver(sel: DriverSelection): Promise<{
       const why = unavailable ?? plugin.auto?.why ?? "";
       return { name: plugin.name, why, driver, probe };
     }
-    await driver.close().catch(() => {});
+    await driver
+      .close()
+      .catch(bestEffort(sel.log, "unused sandbox driver not closed", { driver: plugin.name }));
     unavailable = `the ${plugin.name} driver is unavailable (${probe.details.at(-1) ?? "no details"})`;
   }
   throw new Error("no sandbox driver is registered for `auto`");
@@ -99,7 +102,9 @@ export async function selectDriver(sel: DriverSelection): Promise<SelectedDriver
     probe = await driver.probe();
   }
   if (!probe.ok) {
-    await driver.close().catch(() => {});
+    await driver
+      .close()
+      .catch(bestEffort(sel.log, "unusable sandbox driver not closed", { driver: name }));
     throw new LobuError(
       "sandbox_unavailable",
       `the ${name} sandbox driver cannot run on this machine:\n  - ${probe.details.join("\n  - ")}`,

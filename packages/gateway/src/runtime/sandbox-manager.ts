@@ -8,6 +8,7 @@ import {
   LobuError,
   type WorkerToGateway,
 } from "@lobu/core";
+import { bestEffort, settled } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type {
   EgressBinder,
@@ -215,7 +216,13 @@ export class SandboxManager {
     const notice = live.notice;
     if (!notice) return undefined;
     live.notice = undefined;
-    void this.records.patch(id, (r) => ({ ...r, pendingNotice: undefined })).catch(() => {});
+    void this.records
+      .patch(id, (r) => ({ ...r, pendingNotice: undefined }))
+      .catch(
+        bestEffort(this.opts.log, "sandbox notice not cleared: it may be told again", {
+          sandboxId: id,
+        }),
+      );
     return notice;
   }
 
@@ -228,7 +235,11 @@ export class SandboxManager {
       // A successful turn clears the health record.
       void this.records
         .patch(id, (r) => (r.health ? { ...r, health: undefined, lastActiveAt: Date.now() } : r))
-        .catch(() => {});
+        .catch(
+          bestEffort(this.opts.log, "sandbox health not cleared after a good turn", {
+            sandboxId: id,
+          }),
+        );
       return;
     }
     if (!health) return;
@@ -239,7 +250,9 @@ export class SandboxManager {
         if (next.broken !== h.broken) live.broken = true;
         return next;
       })
-      .catch(() => {});
+      .catch(
+        bestEffort(this.opts.log, "failed turn not counted in sandbox health", { sandboxId: id }),
+      );
   }
 
   private onExited(id: string, live: Live, exit: ExitInfo): void {
@@ -258,7 +271,7 @@ export class SandboxManager {
         const health = afterExit(r.health, exit, now);
         return health ? { ...next, health } : next;
       })
-      .catch(() => {});
+      .catch(bestEffort(this.opts.log, "sandbox exit not recorded", { sandboxId: id, exit }));
   }
 
   /** Stop the sandbox if it runs, then repair its volume (see repairVolume). */
@@ -326,7 +339,16 @@ export class SandboxManager {
     live.busy++;
     clearTimeout(live.idleTimer);
     live.idleTimer = undefined;
-    void this.records.patch(id, (r) => ({ ...r, lastActiveAt: Date.now() })).catch(() => {});
+    void this.records
+      .patch(id, (r) => ({ ...r, lastActiveAt: Date.now() }))
+      .catch(
+        bestEffort(
+          this.opts.log,
+          "last activity not recorded",
+          { sandboxId: id },
+          { level: "debug" },
+        ),
+      );
     let released = false;
     return () => {
       if (released) return;
@@ -335,7 +357,11 @@ export class SandboxManager {
       if (live.busy !== 0) return;
       if (live.broken) {
         // Repaired on its next wake: stop it now rather than let it idle.
-        void this.stop(id, "broken").catch(() => {});
+        void this.stop(id, "broken").catch(
+          bestEffort(this.opts.log, "broken sandbox not stopped (repaired at its next wake)", {
+            sandboxId: id,
+          }),
+        );
         return;
       }
       this.maybeSnapshot(id, live);
@@ -428,7 +454,7 @@ export class SandboxManager {
   async close(): Promise<void> {
     this.closed = true;
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
-    await Promise.all([...this.snapshotting.values()].map((p) => p.catch(() => {})));
+    await Promise.all([...this.snapshotting.values()].map(settled));
     await this.opts.driver.close();
     this.live.clear();
   }

@@ -1,6 +1,8 @@
 import { constants } from "node:fs";
 import { access, mkdir, readdir, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { createLogger } from "@lobu/core";
+import { bestEffort, type FailureLog, ignoreGone, isGone } from "@lobu/core/best-effort";
 import type { SandboxLimits } from "./driver.ts";
 import { type MountEntry, readMounts } from "./mountinfo.ts";
 import { signalPids } from "./proc.ts";
@@ -18,6 +20,7 @@ export type Controller = "memory" | "pids" | "cpu";
 const CONTROLLERS: Controller[] = ["memory", "pids", "cpu"];
 const CPU_PERIOD_US = 100_000;
 const MiB = 1024 * 1024;
+const HALF_MADE = "half-made sandbox cgroup left behind (removed when the sandbox next starts)";
 
 export interface SandboxCgroup {
   /** Where it lives (first hierarchy), for logs. */
@@ -46,6 +49,8 @@ export interface CgroupOptions {
   name?: string;
   /** v2 only: an explicit, delegated cgroup directory to create sandboxes under. */
   parent?: string;
+  /** Where cgroups left behind by a failed cleanup are reported. */
+  log?: FailureLog;
 }
 
 export interface CgroupDetection {
@@ -139,7 +144,7 @@ async function drainAndRemove(dirs: string[], kill?: () => Promise<void>): Promi
  * Remove leftover sandbox cgroups that have no process (from a gateway that
  * crashed). Young ones are left alone: another driver may be about to join one.
  */
-async function sweep(base: string): Promise<void> {
+async function sweep(base: string, log: FailureLog): Promise<void> {
   let names: string[] = [];
   try {
     names = (await readdir(base, { withFileTypes: true }))
@@ -155,7 +160,13 @@ async function sweep(base: string): Promise<void> {
       () => 0,
     );
     if (age > 60_000 && (await readPids(join(dir, "cgroup.procs"))).length === 0)
-      await rmdir(dir).catch(() => {});
+      await rmdir(dir)
+        .catch(ignoreGone)
+        .catch(
+          bestEffort(log, "leftover sandbox cgroup not removed (tried again at the next start)", {
+            cgroup: dir,
+          }),
+        );
   }
 }
 
@@ -197,8 +208,10 @@ class V1Manager implements CgroupManager {
   readonly version = 1 as const;
   readonly controllers: Controller[];
   readonly #bases: Partial<Record<Controller, string>>;
-  constructor(bases: Partial<Record<Controller, string>>) {
+  readonly #log: FailureLog;
+  constructor(bases: Partial<Record<Controller, string>>, log: FailureLog) {
     this.#bases = bases;
+    this.#log = log;
     this.controllers = Object.keys(bases) as Controller[];
   }
   async occupied(name: string): Promise<boolean> {
@@ -226,7 +239,7 @@ class V1Manager implements CgroupManager {
         await writeFile(join(dirs.cpu, "cpu.cfs_quota_us"), String(cpuQuota(limits.cpus)));
       }
     } catch (err) {
-      await cg.destroy().catch(() => {});
+      await cg.destroy().catch(bestEffort(this.#log, HALF_MADE, { cgroup: cg.path }));
       throw err;
     }
     return cg;
@@ -254,8 +267,12 @@ class V2Cgroup implements SandboxCgroup {
   }
   async kill(signal: NodeJS.Signals): Promise<void> {
     if (signal === "SIGKILL" && (await exists(join(this.path, "cgroup.kill")))) {
-      await writeFile(join(this.path, "cgroup.kill"), "1").catch(() => {});
-      return;
+      // Gone: nothing left to kill. Refused otherwise: signal each process instead.
+      const killed = await writeFile(join(this.path, "cgroup.kill"), "1").then(
+        () => true,
+        (err: unknown) => isGone(err),
+      );
+      if (killed) return;
     }
     signalPids(await this.pids(), signal);
   }
@@ -268,8 +285,10 @@ class V2Manager implements CgroupManager {
   readonly version = 2 as const;
   readonly controllers: Controller[];
   readonly #base: string;
-  constructor(base: string, controllers: Controller[]) {
+  readonly #log: FailureLog;
+  constructor(base: string, controllers: Controller[], log: FailureLog) {
     this.#base = base;
+    this.#log = log;
     this.controllers = controllers;
   }
   async occupied(name: string): Promise<boolean> {
@@ -291,7 +310,7 @@ class V2Manager implements CgroupManager {
       if (this.controllers.includes("cpu"))
         await writeFile(join(dir, "cpu.max"), `${cpuQuota(limits.cpus)} ${CPU_PERIOD_US}`);
     } catch (err) {
-      await cg.destroy().catch(() => {});
+      await cg.destroy().catch(bestEffort(this.#log, HALF_MADE, { cgroup: cg.path }));
       throw err;
     }
     return cg;
@@ -313,6 +332,7 @@ function errText(err: unknown): string {
  */
 export async function detectCgroups(opts: CgroupOptions = {}): Promise<CgroupDetection> {
   const name = opts.name ?? "lobu";
+  const log = opts.log ?? createLogger("cgroups");
   const details: string[] = [];
   let all: MountEntry[];
   let own: Array<{ controllers: string[]; path: string }>;
@@ -347,8 +367,8 @@ export async function detectCgroups(opts: CgroupOptions = {}): Promise<CgroupDet
           details.push(
             `cgroup v2: ${missing.join(", ")} not available: those limits are not enforced`,
           );
-        await sweep(base);
-        return { manager: new V2Manager(base, controllers), details };
+        await sweep(base, log);
+        return { manager: new V2Manager(base, controllers, log), details };
       } catch (err) {
         details.push(
           `cgroup v2 at ${ownDir} is not writable (${errText(err)}): run the gateway as root or in a delegated cgroup (systemd: Delegate=yes), or set the cgroup parent`,
@@ -372,7 +392,7 @@ export async function detectCgroups(opts: CgroupOptions = {}): Promise<CgroupDet
       await mkdir(base, { recursive: true });
       // It may exist already (made by root earlier): we must be able to create in it.
       await access(base, constants.W_OK);
-      await sweep(base);
+      await sweep(base, log);
       bases[controller] = base;
     } catch (err) {
       details.push(
@@ -390,7 +410,7 @@ export async function detectCgroups(opts: CgroupOptions = {}): Promise<CgroupDet
   details.push(
     `cgroup v1 (controllers: ${controllers.join(", ")}) under ${Object.values(bases)[0]}`,
   );
-  return { manager: new V1Manager(bases), details };
+  return { manager: new V1Manager(bases, log), details };
 }
 
 async function setupV2(
@@ -415,7 +435,7 @@ async function setupV2(
       moved = leaf;
       await mkdir(leaf, { recursive: true });
       for (const pid of await readPids(join(ownDir, "cgroup.procs")))
-        await writeFile(join(leaf, "cgroup.procs"), String(pid)).catch(() => {});
+        await writeFile(join(leaf, "cgroup.procs"), String(pid)).catch(ignoreGone); // exited meanwhile
       return enable(dir, controller);
     }
   };

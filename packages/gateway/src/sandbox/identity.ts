@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { LobuError } from "@lobu/core";
+import { settled } from "@lobu/core/best-effort";
 
 /**
  * Per-volume metadata the driver keeps next to (never inside) the volume, so the
@@ -65,7 +66,7 @@ export class UidAllocator {
   /** The volume's identity, allocating one on first use (`fresh` tells). */
   forVolume(volumeDir: string): Promise<{ meta: VolumeMeta; fresh: boolean }> {
     const next = this.#lock.then(() => this.#forVolume(volumeDir));
-    this.#lock = next.catch(() => {});
+    this.#lock = settled(next);
     return next;
   }
 

@@ -1,3 +1,5 @@
+import { settled } from "@lobu/core/best-effort";
+
 /**
  * Runs operations one at a time per key, in the order they were queued; a failed
  * operation does not stop the ones after it. Keys with nothing queued cost nothing.
@@ -7,7 +9,7 @@ export class KeyedQueue {
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const next = (this.#tails.get(key) ?? Promise.resolve()).then(fn);
-    const tail = next.catch(() => {});
+    const tail = settled(next);
     this.#tails.set(key, tail);
     void tail.then(() => {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);

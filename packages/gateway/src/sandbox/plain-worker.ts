@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import { errorMessage, type Logger } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { HELPER_ENV } from "./commands.ts";
 import type { EgressBinder, EgressIdentity, ExitInfo, SandboxSpec } from "./driver.ts";
 import { workerEnv } from "./env.ts";
@@ -54,7 +55,11 @@ export async function startPlainWorker(opts: PlainWorkerOptions): Promise<PlainW
       detached: true,
     });
   } catch (err) {
-    await binding.close().catch(() => {});
+    await binding
+      .close()
+      .catch(
+        bestEffort(log, "egress socket left open after a failed start", { sandboxId: spec.id }),
+      );
     throw err;
   }
   const { child, connection } = launched;

@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import { digest, errorMessage, LobuError, type Logger } from "@lobu/core";
+import { settled } from "@lobu/core/best-effort";
 import type {
   DriverProbe,
   EgressBinder,
@@ -189,7 +190,7 @@ export class ProcessDriver implements SandboxDriver {
   }
 
   async stop(id: string, opts: { graceMs?: number; reason?: string } = {}): Promise<void> {
-    await this.#starting.get(id)?.catch(() => {});
+    await settled(this.#starting.get(id));
     const rec = this.#running.get(id);
     if (!rec) return;
     rec.stopReason ??= opts.reason ?? "stopped";
@@ -252,15 +253,16 @@ export class ProcessDriver implements SandboxDriver {
         maxOpenFiles: this.#opts.maxOpenFiles,
         start: (spec, egress, worker) => this.#start(spec, egress, false, worker),
         stop: (id, opts) => this.stop(id, opts),
+        log: this.#logger,
       }),
     );
-    this.#trialLock = next.catch(() => {});
+    this.#trialLock = settled(next);
     return next;
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#starting.values()].map((p) => p.catch(() => {})));
+    await Promise.all([...this.#starting.values()].map(settled));
     await Promise.all(
       this.running().map((id) => this.stop(id, { graceMs: 2000, reason: "stopped" })),
     );

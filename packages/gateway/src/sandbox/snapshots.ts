@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createLogger, type Logger } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { checkSandboxId } from "./env.ts";
 import { volumeImagePath } from "./identity.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
@@ -111,8 +112,11 @@ export class VolumeSnapshots {
           skipTop: SKIP,
         });
         await rename(partial, join(dir, name));
+        this.#reportOwners(id, name, stats);
       } catch (err) {
-        await rm(partial, { recursive: true, force: true }).catch(() => {});
+        await rm(partial, { recursive: true, force: true }).catch(
+          bestEffort(this.#logger, "partial snapshot left behind", { sandboxId: id, partial }),
+        );
         throw err;
       }
       const info: SnapshotInfo = {
@@ -165,7 +169,7 @@ export class VolumeSnapshots {
       await this.#setAside(volumeDir, join(broken, "volume"));
       await this.#setAside(volumeImagePath(volumeDir), join(broken, "volume.img"));
       if (chosen) {
-        await copyTree(join(dir, chosen.name), volumeDir);
+        this.#reportOwners(id, chosen.name, await copyTree(join(dir, chosen.name), volumeDir));
       } else {
         await mkdir(volumeDir, { recursive: true, mode: 0o700 });
       }
@@ -175,6 +179,15 @@ export class VolumeSnapshots {
       );
       return chosen;
     });
+  }
+
+  /** Files a copy could not give their owner belong to the gateway: say so (see copyTree). */
+  #reportOwners(sandboxId: string, snapshot: string, stats: CopyStats): void {
+    if (stats.ownersNotKept === 0) return;
+    this.#logger.warn(
+      { sandboxId, snapshot, entries: stats.ownersNotKept, err: stats.ownerError },
+      "snapshot copy could not keep file owners: those files belong to the gateway's user",
+    );
   }
 
   async #setAside(from: string, to: string): Promise<void> {

@@ -30,6 +30,9 @@ export interface CopyStats {
   bytesCopied: number;
   /** Files hard-linked to an identical one in `linkFrom`. */
   linked: number;
+  /** Entries whose owner could not be kept (they belong to the copier), and the first error. */
+  ownersNotKept: number;
+  ownerError?: string;
 }
 
 export interface CopyOptions {
@@ -76,7 +79,14 @@ export async function copyTree(
   dst: string,
   opts: CopyOptions = {},
 ): Promise<CopyStats> {
-  const stats: CopyStats = { files: 0, dirs: 0, links: 0, bytesCopied: 0, linked: 0 };
+  const stats: CopyStats = {
+    files: 0,
+    dirs: 0,
+    links: 0,
+    bytesCopied: 0,
+    linked: 0,
+    ownersNotKept: 0,
+  };
   const preserveOwner = opts.preserveOwner ?? process.getuid?.() === 0;
   const root = await open(src, OPEN_DIR);
   try {
@@ -88,6 +98,25 @@ export async function copyTree(
     await root.close();
   }
   return stats;
+}
+
+/**
+ * Give a copied entry its source's owner. A failure (a filesystem without
+ * owners, a user namespace without that uid) does not stop the copy: it is
+ * counted in `stats` for the caller to report, since the entry now belongs to
+ * the copier and a sandbox may not be able to write it.
+ */
+async function keepOwner(
+  path: string,
+  owner: { uid: number; gid: number },
+  stats: CopyStats,
+): Promise<void> {
+  try {
+    await lchown(path, owner.uid, owner.gid);
+  } catch (err) {
+    stats.ownersNotKept++;
+    stats.ownerError ??= (err as Error).message;
+  }
 }
 
 type Handle = Awaited<ReturnType<typeof open>>;
@@ -147,7 +176,7 @@ async function copyDir(
         continue; // replaced or gone meanwhile
       }
       await symlink(to, target);
-      if (preserveOwner) await lchown(target, entry.uid, entry.gid).catch(() => {});
+      if (preserveOwner) await keepOwner(target, entry, stats);
       stats.links++;
     } else if (entry.isFile()) {
       // Only a file last modified well before the earlier copy started can be linked.
@@ -156,7 +185,7 @@ async function copyDir(
       await copyFileAt(path, target, entry, previous, preserveOwner, stats);
     }
   }
-  if (preserveOwner) await lchown(dst, st.uid, st.gid).catch(() => {});
+  if (preserveOwner) await keepOwner(dst, st, stats);
   await chmod(dst, st.mode & SAFE_MODE);
   await utimes(dst, st.atime, st.mtime);
 }
@@ -190,7 +219,7 @@ async function copyFileAt(
     // Through the descriptor: the file we opened, whatever its name points at now.
     const from = hasProcFd ? `/proc/self/fd/${fh.fd}` : path;
     await copyFile(from, target, constants.COPYFILE_FICLONE);
-    if (preserveOwner) await lchown(target, st.uid, st.gid).catch(() => {});
+    if (preserveOwner) await keepOwner(target, st, stats);
     await chmod(target, st.mode & SAFE_MODE);
     await utimes(target, st.atime, st.mtime);
     stats.files++;

@@ -3,6 +3,7 @@ import { rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { errorMessage, LobuError, type Logger, type WorkerToGateway } from "@lobu/core";
+import { bestEffort, settled } from "@lobu/core/best-effort";
 import { isRoot } from "./commands.ts";
 import type {
   DriverProbe,
@@ -519,7 +520,12 @@ export class VirtualDriver implements SandboxDriver {
           return { sandboxes: new Set<string>(), stalled: false };
         })
       : { sandboxes: new Set<string>(), stalled: false };
-    await rm(journal, { force: true }).catch(() => {});
+    await rm(journal, { force: true }).catch(
+      bestEffort(this.#logger, "pool call journal left behind (cleared at the next start)", {
+        pool: pool.id,
+        journal,
+      }),
+    );
     if (abnormal)
       this.#logger.warn(
         {
@@ -574,9 +580,11 @@ export class VirtualDriver implements SandboxDriver {
     await Promise.all(
       this.#pools.map(async (pool) => {
         clearTimeout(pool.idleTimer);
-        await pool.starting?.catch(() => {});
+        await settled(pool.starting);
         for (const member of pool.members.values()) member.closing ??= "stopped";
-        await this.#stopPool(pool, 2000).catch(() => {});
+        await this.#stopPool(pool, 2000).catch(
+          bestEffort(this.#logger, "pool not stopped cleanly at close", { pool: pool.id }),
+        );
       }),
     );
     await this.#process.close();

@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { mkdir, open, readdir, realpath, rm, rmdir, statfs, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { digest, LobuError, type Logger } from "@lobu/core";
+import { bestEffort, ignoreGone } from "@lobu/core/best-effort";
 import { run, runOk, which } from "./commands.ts";
 import { type VolumeMeta, volumeImagePath } from "./identity.ts";
 import { isMountPoint } from "./mountinfo.ts";
@@ -21,7 +22,10 @@ export type QuotaMode = "loop" | "watch";
 
 const MiB = 1024 * 1024;
 
-export async function loopQuotaSupport(stateDir: string): Promise<{ ok: boolean; detail: string }> {
+export async function loopQuotaSupport(
+  stateDir: string,
+  logger: Logger,
+): Promise<{ ok: boolean; detail: string }> {
   if (process.getuid?.() !== 0)
     return { ok: false, detail: "loop-image disk quota needs root; using the du watchdog" };
   const missing = ["mount", "umount", "mkfs.ext4", "e2fsck", "resize2fs"].filter((p) => !which(p));
@@ -35,7 +39,7 @@ export async function loopQuotaSupport(stateDir: string): Promise<{ ok: boolean;
   const mnt = join(dir, "mnt");
   try {
     await mkdir(mnt, { recursive: true, mode: 0o700 });
-    await makeImage(image, 4, 0, 0);
+    await makeImage(image, 4, 0, 0, logger);
     await runOk("mount", ["-o", "loop,nosuid,nodev", image, mnt]);
     await runOk("umount", [mnt]);
     return { ok: true, detail: "disk quota: loop-mounted ext4 image per volume (hard limit)" };
@@ -45,12 +49,21 @@ export async function loopQuotaSupport(stateDir: string): Promise<{ ok: boolean;
       detail: `loop-image disk quota unavailable (${(err as Error).message.trim()}); check /dev/loop-control and that the kernel has the loop module (modprobe loop); using the du watchdog`,
     };
   } finally {
-    await run("umount", [mnt]).catch(() => {});
-    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    await run("umount", [mnt]); // never throws; not mounted when the check failed early
+    // Left behind, it would fail the next check (the image is created exclusively).
+    await rm(dir, { recursive: true, force: true }).catch(
+      bestEffort(logger, "loop quota check directory left behind", { dir }),
+    );
   }
 }
 
-async function makeImage(image: string, sizeMb: number, uid: number, gid: number): Promise<void> {
+async function makeImage(
+  image: string,
+  sizeMb: number,
+  uid: number,
+  gid: number,
+  logger: Logger,
+): Promise<void> {
   const fh = await open(image, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
   try {
     await fh.truncate(sizeMb * MiB);
@@ -70,7 +83,10 @@ async function makeImage(image: string, sizeMb: number, uid: number, gid: number
       image,
     ]);
   } catch (err) {
-    await unlink(image).catch(() => {});
+    // Left behind, it fails the next attempt: images are created exclusively.
+    await unlink(image)
+      .catch(ignoreGone)
+      .catch(bestEffort(logger, "half-made volume image left behind", { image }));
     throw err;
   }
 }
@@ -162,7 +178,7 @@ export async function mountLoopVolume(opts: {
   let imageMb = meta.imageMb;
   const fresh = imageMb === undefined || !(await exists(image));
   if (fresh) {
-    await makeImage(image, diskMb, meta.uid, meta.gid);
+    await makeImage(image, diskMb, meta.uid, meta.gid, logger);
     imageMb = diskMb;
   } else if (imageMb !== diskMb) {
     imageMb = await resizeImage(image, imageMb!, diskMb, logger);
@@ -174,7 +190,17 @@ export async function mountLoopVolume(opts: {
     await mkdir(staging, { recursive: true, mode: 0o700 });
     await mountImage(image, staging);
     try {
-      if (fresh) await rmdir(join(staging, "lost+found")).catch(() => {});
+      if (fresh)
+        await rmdir(join(staging, "lost+found"))
+          .catch(ignoreGone)
+          .catch(
+            bestEffort(
+              logger,
+              "lost+found left in a new volume",
+              { volumeDir },
+              { level: "debug" },
+            ),
+          );
       if (pending.length > 0) {
         const copy = await run("cp", [
           "-a",
@@ -197,7 +223,11 @@ export async function mountLoopVolume(opts: {
       }
     } finally {
       await unmount(staging, logger);
-      await rmdir(staging).catch(() => {});
+      await rmdir(staging)
+        .catch(ignoreGone)
+        .catch(
+          bestEffort(logger, "staging mount point left behind", { staging }, { level: "debug" }),
+        );
     }
   }
   await mountImage(image, at);

@@ -179,7 +179,10 @@ export function settingsRoutes(s: SettingsDeps, env: NodeJS.ProcessEnv = process
       const body = await c.req.parseBody();
       if (typeof body.fragment === "string" && FRAGMENT.test(body.fragment))
         fragment = `#${body.fragment}`;
-    } catch {}
+    } catch (err) {
+      if (err instanceof LobuError) throw err; // too large: the 413 leaves the code unused
+      // Otherwise a malformed form: it loses only the optional fragment.
+    }
     const found = await sessions.redeemClaim(c.req.param("code"));
     if (!found.ok) return claimError(c, found.reason);
     const claim = found.claim;

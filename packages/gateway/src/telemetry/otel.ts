@@ -1,3 +1,4 @@
+import { bestEffort, type FailureLog } from "@lobu/core/best-effort";
 import { type Attributes, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -22,6 +23,8 @@ export function startTelemetry(opts: {
   endpoint?: string;
   serviceName: string;
   instanceId: string;
+  /** Where spans that could not be exported at shutdown are reported. */
+  log: FailureLog;
 }): Telemetry {
   if (!opts.endpoint) return { enabled: false, shutdown: async () => {} };
   const base = opts.endpoint.replace(/\/+$/, "");
@@ -41,8 +44,9 @@ export function startTelemetry(opts: {
     enabled: true,
     endpoint: url,
     async shutdown() {
-      await provider.forceFlush().catch(() => {});
-      await provider.shutdown().catch(() => {});
+      const lost = bestEffort(opts.log, "last traces not exported", { endpoint: url });
+      await provider.forceFlush().catch(lost);
+      await provider.shutdown().catch(lost);
     },
   };
 }

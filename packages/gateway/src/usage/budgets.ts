@@ -95,8 +95,8 @@ export interface BudgetsDeps {
   config: LobuConfig;
   /** Told once per period, limit and scope when a budget first refuses (the audit log). */
   onExceeded?(refusal: Refusal, where: "turn" | "model_call"): void;
-  /** Reports counters that could not be written. */
-  onError?(err: unknown): void;
+  /** Reports a counter that could not be written: what that lost (in words) and for whom. */
+  onError?(err: unknown, lost: string, context: Record<string, unknown>): void;
   /** The clock (tests inject one). */
   now?: () => number;
 }
@@ -115,6 +115,10 @@ function tokenKey(period: Period, at: number, agentId: string, userKey?: string)
 function requestKey(second: number, agentId: string, userKey?: string): string {
   return `budget:req:${second}:${scopeKey(agentId, userKey)}`;
 }
+
+const LOST_TOKENS =
+  "tokens not counted against every budget: budgets undercount them until the period ends";
+const LOST_NOTICE = "budget.exceeded not audited: could not tell whether it was already";
 
 export class Budgets {
   private readonly deps: BudgetsDeps;
@@ -144,7 +148,10 @@ export class Budgets {
     }
     const done: Promise<void> = Promise.all(writes)
       .then(() => {})
-      .catch((err) => this.deps.onError?.(err))
+      .catch((err) => {
+        const { agentId, userKey } = usage;
+        this.deps.onError?.(err, LOST_TOKENS, { agentId, userKey, tokens });
+      })
       .finally(() => this.pending.delete(done));
     this.pending.add(done);
   }
@@ -317,7 +324,7 @@ export class Budgets {
       .then((first) => {
         if (first) this.deps.onExceeded?.(refusal, where);
       })
-      .catch((err) => this.deps.onError?.(err));
+      .catch((err) => this.deps.onError?.(err, LOST_NOTICE, { key }));
   }
 
   /**

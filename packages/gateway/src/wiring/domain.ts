@@ -1,4 +1,4 @@
-import type { LobuConfig } from "@lobu/core";
+import { errorMessage, type LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
 import { SettingsLinks } from "../access/settings-links.ts";
 import { TokenStore } from "../access/tokens.ts";
@@ -61,7 +61,7 @@ export async function buildDomain(opts: {
   const agents = new AgentRegistry(store.kv, config);
   const userSettings = new UserSettingsStore(store.kv);
   const conversations = new Conversations(store);
-  const audit = new AuditLog(store);
+  const audit = new AuditLog(store, { log });
   const budgets = new Budgets({
     kv: store.kv,
     config,
@@ -79,7 +79,7 @@ export async function buildDomain(opts: {
           refused: where,
         },
       }),
-    onError: (err) => log.warn({ err }, "could not count usage against budgets"),
+    onError: (err, lost, context) => log.error({ ...context, err: errorMessage(err) }, lost),
   });
   const sessions = new WebSessions(store.kv);
   const requests = new RequestRegistry(store, log);

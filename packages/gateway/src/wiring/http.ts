@@ -49,9 +49,13 @@ export function buildApp(opts: {
         ok: true,
         queueDepth: await store.queue.depth(),
         running: sandboxes.runningCount,
+        writeFailures: audit.writeFailures,
       });
     } catch (err) {
-      return c.json({ ok: false, error: (err as Error).message }, 503);
+      return c.json(
+        { ok: false, error: (err as Error).message, writeFailures: audit.writeFailures },
+        503,
+      );
     }
   });
   const api = apiRoutes(

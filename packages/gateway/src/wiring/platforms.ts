@@ -1,4 +1,5 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
+import { bestEffort, type FailureLog } from "@lobu/core/best-effort";
 import type { Hono } from "hono";
 import type { ReplySurface } from "../domain/messages.ts";
 import type { SettingsSignIn, SignInDeps } from "../http/sign-in.ts";
@@ -16,9 +17,11 @@ import { type PlatformRoutes, platformRoutes } from "../platforms/shared/routes.
 export class Platforms {
   readonly #adapters: PlatformAdapter[];
   readonly #started: PlatformAdapter[] = [];
+  readonly #log: FailureLog;
 
-  private constructor(adapters: PlatformAdapter[]) {
+  private constructor(adapters: PlatformAdapter[], log: FailureLog) {
     this.#adapters = adapters;
+    this.#log = log;
   }
 
   /** Build the adapters; an unknown `[platforms.<name>]` section is refused. */
@@ -26,6 +29,7 @@ export class Platforms {
     plugins: readonly PlatformPlugin[],
     config: LobuConfig,
     env: NodeJS.ProcessEnv,
+    log: FailureLog,
   ): Platforms {
     refuseUnknownSections(plugins, config);
     const adapters: PlatformAdapter[] = [];
@@ -33,7 +37,7 @@ export class Platforms {
       const adapter = plugin.create(setupOf(plugin, config, env));
       if (adapter) adapters.push(adapter);
     }
-    return new Platforms(adapters);
+    return new Platforms(adapters, log);
   }
 
   /** The platforms set up here, in start order. */
@@ -63,7 +67,12 @@ export class Platforms {
 
   /** Stop the adapters that started (a failed stop does not keep the others running). */
   async stop(): Promise<void> {
-    for (const adapter of this.#started.splice(0)) await adapter.stop().catch(() => {});
+    for (const adapter of this.#started.splice(0)) {
+      const lost = bestEffort(this.#log, "platform adapter did not stop cleanly", {
+        platform: adapter.platform,
+      });
+      await adapter.stop().catch(lost);
+    }
   }
 }
 

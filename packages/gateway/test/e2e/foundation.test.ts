@@ -274,6 +274,8 @@ describe("foundation end to end", () => {
 describe("bad input", () => {
   it("rejects malformed JSON with 400 and stores nothing", async () => {
     const before = (await (await gw.api("/readyz")).json()) as { queueDepth: number };
+    // Audit and usage records given up on (none here): see docs/observability.md.
+    expect(before).toMatchObject({ writeFailures: { audit: 0, usage: 0 } });
     const res = await gw.api("/api/v1/agents/default/messages", {
       method: "POST",
       body: "{not json",

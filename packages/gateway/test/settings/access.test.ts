@@ -5,6 +5,7 @@ import {
   type TelegramEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendFiller } from "../platforms/helpers.ts";
 import { apiSettingsLink, openSettings, postClaim, sessionCookieOf } from "./helpers.ts";
 
 /**
@@ -119,6 +120,17 @@ describe("claim links", () => {
     const cross = await postClaim(url, { origin: "https://evil.example" });
     expect(cross.status).toBe(403);
     // The refused attempt did not use the code.
+    expect((await postClaim(url)).status).toBe(303);
+  });
+
+  it("leaves the code unused when a chunked form is refused as too large", async () => {
+    const url = await apiSettingsLink(gw, "oversized-form");
+    const refused = await sendFiller(url, {
+      totalBytes: 256 * 1024,
+      sized: false,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect(refused.status).toBe(413);
     expect((await postClaim(url)).status).toBe(303);
   });
 

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ignoreGone } from "@lobu/core/best-effort";
 
 /** Repository root (testkit lives at packages/testkit/src/harness). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -52,7 +53,9 @@ export function removeDataDir(dir: string): void {
   let images: string[] = [];
   try {
     images = readdirSync(volumes).filter((f) => f.endsWith(".img"));
-  } catch {}
+  } catch (err) {
+    ignoreGone(err); // no volumes dir: the gateway never made a volume
+  }
   for (const img of images) {
     const attached =
       spawnSync("losetup", ["-j", join(volumes, img)], { encoding: "utf8" }).stdout ?? "";

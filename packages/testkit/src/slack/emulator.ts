@@ -3,7 +3,9 @@
  * signed Events API / interactivity deliveries to the app, response_url, the
  * external file upload flow, OAuth v2 and Socket Mode.
  */
+
 import { randomBytes } from "node:crypto";
+import { settled } from "@lobu/core/best-effort";
 import { postTo } from "../platform-kit/deliver.ts";
 import { type HttpServer, listen } from "../platform-kit/http.ts";
 import { extOf, mimeFor } from "../platform-kit/mime.ts";
@@ -658,7 +660,7 @@ export class SlackEmulator implements SlackBackend {
     }
     // After the API response, as Slack does; failures show up in `deliveries`.
     setTimeout(() => {
-      if (!this.#closed) void this.sendEvent(event, { teamId: message.teamId }).catch(() => {});
+      if (!this.#closed) void settled(this.sendEvent(event, { teamId: message.teamId }));
     }, 0);
   }
 

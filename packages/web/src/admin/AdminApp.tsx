@@ -1,5 +1,6 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, type Client, createClient, errorText } from "../api.ts";
+import { ApiError, type Client, createClient, errorText, LOGOUT_UNCONFIRMED } from "../api.ts";
 import { type Status, StatusLine } from "../ui.tsx";
 import { AgentsTab, AuditTab, SandboxesTab, UsageTab, UsersTab } from "./tabs.tsx";
 
@@ -71,7 +72,7 @@ export function AdminApp() {
               type="button"
               className="secondary"
               onClick={async () => {
-                await client.send("POST", "/logout").catch(() => {});
+                await client.send("POST", "/logout").catch(bestEffort(console, LOGOUT_UNCONFIRMED));
                 setPhase({ name: "login" });
               }}
             >

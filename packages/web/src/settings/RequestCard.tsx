@@ -1,3 +1,4 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
 import { NOT_PROVIDED } from "./sections.tsx";
@@ -82,14 +83,16 @@ export function RequestCard(props: {
       setRequest(answered);
       setSecret("");
       setDone(OUTCOME[choice]);
-      await props.onAnswered().catch(() => {});
+      await props
+        .onAnswered()
+        .catch(bestEffort(console, "requests not reloaded after an answer", { requestId }));
     } catch (err) {
       setError(errorText(err));
       // The request may be settled now (refused grant, answered in the chat): show where it stands.
       await client
         .get<RequestView>(`/requests/${encodeURIComponent(requestId)}`)
         .then(setRequest)
-        .catch(() => {});
+        .catch(bestEffort(console, "request not reloaded after a failed answer", { requestId }));
     } finally {
       setSending(false);
     }

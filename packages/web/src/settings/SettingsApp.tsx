@@ -1,5 +1,6 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { ApiError, createClient, errorText } from "../api.ts";
+import { ApiError, createClient, errorText, LOGOUT_UNCONFIRMED } from "../api.ts";
 import {
   type TelegramSession,
   telegramInitData,
@@ -121,7 +122,7 @@ export function SettingsApp() {
     );
 
   const logout = async () => {
-    await client.send("POST", "/logout").catch(() => {});
+    await client.send("POST", "/logout").catch(bestEffort(console, LOGOUT_UNCONFIRMED));
     setPhase({ name: "signed-out", message: "You are logged out." });
   };
   const openAdmin = async () => {

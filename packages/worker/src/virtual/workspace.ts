@@ -1,5 +1,6 @@
 import { lstat, mkdir } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
+import { settled } from "@lobu/core/best-effort";
 import { type IFileSystem, MountableFs, ReadWriteFs, type SecureFetch } from "just-bash";
 import { sharedBaseFs } from "./base-fs.ts";
 import { createVirtualFetch, type VirtualNetworkOptions } from "./network.ts";
@@ -278,7 +279,7 @@ class Workspace implements VirtualWorkspace {
         signal?.removeEventListener("abort", onAbort);
       }
     });
-    this.#mainThreadTail = turn.catch(() => {});
+    this.#mainThreadTail = settled(turn);
     return turn;
   }
 

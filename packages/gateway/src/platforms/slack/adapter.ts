@@ -1,4 +1,5 @@
 import type { AgentEvent } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { SocketModeClient } from "@slack/socket-mode";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
@@ -107,7 +108,9 @@ export class SlackAdapter implements PlatformAdapter {
   async stop(): Promise<void> {
     const socket = this.#socket;
     this.#socket = undefined;
-    await socket?.disconnect().catch(() => {});
+    await socket
+      ?.disconnect()
+      .catch(bestEffort(this.#log, "Slack Socket Mode not disconnected cleanly"));
     await this.#background?.settle();
     this.#views.clear();
   }

@@ -1,3 +1,4 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { SocketModeClient } from "@slack/socket-mode";
 import type { Logger } from "pino";
 import { type AckPolicy, withinDeadline } from "../shared/ack.ts";
@@ -61,7 +62,16 @@ export async function startSocketReceiver(opts: {
   try {
     await socket.start();
   } catch (err) {
-    await socket.disconnect().catch(() => {});
+    await socket
+      .disconnect()
+      .catch(
+        bestEffort(
+          log,
+          "Socket Mode client not disconnected after a failed start",
+          {},
+          { level: "debug" },
+        ),
+      );
     const code = (err as { data?: { error?: string } }).data?.error ?? (err as Error).message;
     throw new Error(
       `Slack Socket Mode could not connect (${code}); check SLACK_APP_TOKEN (xapp-…, scope connections:write) and that Socket Mode is enabled for the app`,

@@ -1,4 +1,5 @@
 import type { AgentEvent } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { Bot, GrammyError } from "grammy";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
@@ -128,8 +129,15 @@ export class TelegramAdapter implements PlatformAdapter {
   async stop(): Promise<void> {
     this.#stopped.abort();
     if (this.#polling) {
-      await this.#bot.stop().catch(() => {});
-      await this.#polling.catch(() => {});
+      await this.#bot
+        .stop()
+        .catch(
+          bestEffort(
+            this.#log,
+            "Telegram polling stop not confirmed: its last updates may arrive again",
+          ),
+        );
+      await this.#polling; // never rejects: startPolling reports its failure
     }
     await this.#background?.settle();
     this.#views.clear();

@@ -1,3 +1,4 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { type Api, GrammyError, InputFile } from "grammy";
 import type { InlineKeyboardMarkup } from "grammy/types";
 import type { Logger } from "pino";
@@ -128,7 +129,11 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
 
   async discard(handle: TgLive): Promise<void> {
     for (const id of handle.ids)
-      await tgCall(() => this.#api.deleteMessage(this.#chatId, id)).catch(() => {});
+      await tgCall(() => this.#api.deleteMessage(this.#chatId, id)).catch(
+        bestEffort(this.#log, "discarded message not deleted: it stays in the chat", {
+          messageId: id,
+        }),
+      );
   }
 
   async postCard(event: RequestEvent): Promise<TgCard> {

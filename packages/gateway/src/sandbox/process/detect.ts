@@ -70,8 +70,8 @@ export async function detectSetup(opts: DetectOptions, logger: Logger): Promise<
   const detection =
     opts.cgroup === false
       ? { details: ["cgroups disabled by configuration"] }
-      : await detectCgroups(opts.cgroup ?? {});
-  const { quota, quotaDetail } = await detectQuota(opts.stateDir, opts.quota ?? "auto");
+      : await detectCgroups({ ...opts.cgroup, log: logger });
+  const { quota, quotaDetail } = await detectQuota(opts.stateDir, opts.quota ?? "auto", logger);
   const setup: Setup = {
     bwrap,
     shell: which("bash") ?? "/bin/sh",
@@ -109,13 +109,14 @@ export async function detectSetup(opts: DetectOptions, logger: Logger): Promise<
 async function detectQuota(
   stateDir: string,
   wanted: "auto" | QuotaMode,
+  logger: Logger,
 ): Promise<{ quota: QuotaMode; quotaDetail: string }> {
   const watch = {
     quota: "watch" as const,
     quotaDetail: "disk quota: du watchdog (soft limit) plus RLIMIT_FSIZE",
   };
   if (wanted === "watch") return watch;
-  const loop = await loopQuotaSupport(stateDir);
+  const loop = await loopQuotaSupport(stateDir, logger);
   if (loop.ok) return { quota: "loop", quotaDetail: loop.detail };
   if (wanted === "loop")
     throw new LobuError("sandbox_unavailable", loop.detail, {

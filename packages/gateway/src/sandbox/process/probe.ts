@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { digest, errorMessage } from "@lobu/core";
+import { bestEffort, type FailureLog } from "@lobu/core/best-effort";
 import { isRoot } from "../commands.ts";
 import type { DriverProbe, EgressBinder, SandboxInstance, SandboxSpec } from "../driver.ts";
 import { deniedSyscalls } from "../seccomp.ts";
@@ -118,6 +119,8 @@ export interface TrialDeps {
     worker: { argv: string[]; extraRoBinds: string[] },
   ): Promise<SandboxInstance>;
   stop(id: string, opts: { graceMs: number }): Promise<void>;
+  /** Where a trial directory that could not be removed is reported. */
+  log: FailureLog;
 }
 
 /**
@@ -163,6 +166,8 @@ export async function runTrial(deps: TrialDeps): Promise<string | undefined> {
     return errorMessage(err);
   } finally {
     server.close();
-    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    await rm(dir, { recursive: true, force: true }).catch(
+      bestEffort(deps.log, "trial sandbox directory left behind", { dir }),
+    );
   }
 }
