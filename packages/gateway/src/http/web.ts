@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
-import { LobuError, randomToken } from "@lobu/core";
+import { randomToken } from "@lobu/core";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 
@@ -138,10 +138,6 @@ export function originAllowed(c: Context, publicUrl: string): boolean {
     allowed.add(new URL(c.req.url).origin);
   } catch {}
   return allowed.has(origin);
-}
-
-export function forbidden(message: string, hint?: string): LobuError {
-  return new LobuError("forbidden", message, { status: 403, ...(hint ? { hint } : {}) });
 }
 
 // ------------------------------------------------------------------ the bundle
