@@ -20,16 +20,8 @@ export interface AdminReportDeps {
 export function reportRoutes(d: AdminReportDeps): Hono<AdminEnv> {
   const r = new Hono<AdminEnv>();
   r.get("/agents", listAgents(d));
-  r.get(
-    "/users",
-    adminRoute({}, async (c) => c.json({ users: await listUsers(d) })),
-  );
-  r.get(
-    "/usage",
-    adminRoute({ since: dayParam() }, async (c, { since }) =>
-      c.json(await usageSummary(d.usage, since)),
-    ),
-  );
+  r.get("/users", listPeople(d));
+  r.get("/usage", readUsage(d));
   r.get("/audit", readAudit(d));
   return r;
 }
@@ -53,6 +45,16 @@ function listAgents(d: AdminReportDeps) {
     );
     return c.json({ agents });
   });
+}
+
+function listPeople(d: AdminReportDeps) {
+  return adminRoute({}, async (c) => c.json({ users: await listUsers(d) }));
+}
+
+function readUsage(d: AdminReportDeps) {
+  return adminRoute({ since: dayParam() }, async (c, { since }) =>
+    c.json(await usageSummary(d.usage, since)),
+  );
 }
 
 function readAudit(d: AdminReportDeps) {

@@ -1,5 +1,5 @@
 import { LobuError } from "@lobu/core";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { tokenActor } from "../access/actors.ts";
 import type { TokenStore } from "../access/tokens.ts";
@@ -37,7 +37,12 @@ export interface AdminSessionDeps {
  */
 export function loginRoutes(d: AdminSessionDeps, cookie: () => CookieSpec): Hono {
   const r = new Hono();
-  r.post("/login", async (c) => {
+  r.post("/login", login(d, cookie));
+  return r;
+}
+
+function login(d: AdminSessionDeps, cookie: () => CookieSpec) {
+  return async (c: Context) => {
     if (!originAllowed(c, d.publicUrl)) throw forbidden("cross-site request refused");
     const { token } = await jsonBody(c, Login);
     const found = await adminToken(d, token.trim());
@@ -49,8 +54,7 @@ export function loginRoutes(d: AdminSessionDeps, cookie: () => CookieSpec): Hono
     setSessionCookie(c, cookie(), id, ADMIN_SESSION_TTL_MS);
     d.audit.record({ action: "admin.session_opened", actor, details: { via: "token" } });
     return c.json({ csrf: session.csrf, name: session.name, expiresAt: session.expiresAt });
-  });
-  return r;
+  };
 }
 
 /** The token, if it is a valid admin token; refuses (and audits the refusal) otherwise. */
@@ -84,25 +88,25 @@ async function adminToken(d: AdminSessionDeps, secret: string) {
 /** `/session` (what the page needs: its CSRF token) and `/logout`, in a session. */
 export function sessionRoutes(d: AdminSessionDeps, cookie: () => CookieSpec): Hono<AdminEnv> {
   const r = new Hono<AdminEnv>();
-  r.get(
-    "/session",
-    adminRoute({}, (c) => {
-      const session = c.get("session");
-      return c.json({
-        csrf: session.csrf,
-        name: session.name,
-        actor: session.actor,
-        expiresAt: session.expiresAt,
-      });
-    }),
-  );
-  r.post(
-    "/logout",
-    adminRoute({}, async (c) => {
-      await d.sessions.delete(readSessionId(c, cookie()));
-      clearSessionCookie(c, cookie());
-      return c.json({ ok: true });
-    }),
-  );
+  r.get("/session", adminRoute({}, readSession));
+  r.post("/logout", adminRoute({}, logout(d, cookie)));
   return r;
+}
+
+function readSession(c: Context<AdminEnv>): Response {
+  const session = c.get("session");
+  return c.json({
+    csrf: session.csrf,
+    name: session.name,
+    actor: session.actor,
+    expiresAt: session.expiresAt,
+  });
+}
+
+function logout(d: AdminSessionDeps, cookie: () => CookieSpec) {
+  return async (c: Context<AdminEnv>) => {
+    await d.sessions.delete(readSessionId(c, cookie()));
+    clearSessionCookie(c, cookie());
+    return c.json({ ok: true });
+  };
 }

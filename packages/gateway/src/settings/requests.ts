@@ -38,7 +38,7 @@ export interface RequestRouteDeps {
 /** `/requests/:id`: a request the agent made in the chat, seen and answered from this page. */
 export function requestRoutes(d: RequestRouteDeps): Hono<SettingsEnv> {
   const r = new Hono<SettingsEnv>();
-  r.get("/requests/:id", async (c) => c.json(requestView(await ownRequest(d, c))));
+  r.get("/requests/:id", showRequest(d));
   r.post("/requests/:id/answer", answerRequest(d));
   return r;
 }
@@ -53,6 +53,10 @@ async function ownRequest(d: RequestRouteDeps, c: SettingsContext): Promise<Pend
       "Only the person who asked can answer.",
     );
   return request;
+}
+
+function showRequest(d: RequestRouteDeps): SettingsHandler {
+  return async (c) => c.json(requestView(await ownRequest(d, c)));
 }
 
 function answerRequest(d: RequestRouteDeps): SettingsHandler {
