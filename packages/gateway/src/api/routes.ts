@@ -1,4 +1,3 @@
-import type { LobuConfig } from "@lobu/core";
 import { Hono } from "hono";
 import { type ApiEnv, requireToken } from "../access/auth.ts";
 import { assertEveryRouteGuarded } from "../access/endpoint.ts";
@@ -31,24 +30,16 @@ export type ApiDeps = InfoDeps &
   SettingsLinkRouteDeps & { tokens: TokenStore };
 
 /**
- * The largest request body the API reads: room for a message of
- * `max_message_bytes` in its JSON (escapes make text longer), never under 1 MiB.
- */
-export function apiMaxBodyBytes(config: LobuConfig): number {
-  return Math.max(1_048_576, config.gateway.max_message_bytes * 2);
-}
-
-/**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
  * `endpoint()`: the roles-matrix action it needs (permissions.ts) and the
  * query parameters it takes; each group of routes is its own module.
  */
-export function apiRoutes(d: ApiDeps): Hono<ApiEnv> {
+export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   const slots = apiStreamSlots(d.config);
   // Bodies are bounded while read, and none is read before the token is checked:
   // a caller without a valid token is refused on its headers alone.
-  api.use("*", boundedBody(apiMaxBodyBytes(d.config)));
+  api.use("*", boundedBody(maxBodyBytes));
   api.use("*", requireToken(d.tokens));
   api.route("/", infoRoutes(d, slots));
   api.route("/agents", agentRoutes(d));

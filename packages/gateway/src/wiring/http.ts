@@ -54,29 +54,32 @@ export function buildApp(opts: {
       return c.json({ ok: false, error: (err as Error).message }, 503);
     }
   });
-  const api = apiRoutes({
-    config,
-    instanceId,
-    get publicUrl() {
-      return publicUrl.value;
+  const api = apiRoutes(
+    {
+      config,
+      instanceId,
+      get publicUrl() {
+        return publicUrl.value;
+      },
+      store,
+      tokens,
+      agents,
+      contexts: domain.contexts,
+      providers: domain.providers,
+      skills: domain.skills,
+      secrets,
+      inbound: domain.inbound,
+      conversations,
+      requests: domain.requests,
+      audit,
+      answer: domain.answer,
+      usage,
+      sandboxes,
+      placeholders,
+      settingsLinks: domain.settingsLinks,
     },
-    store,
-    tokens,
-    agents,
-    contexts: domain.contexts,
-    providers: domain.providers,
-    skills: domain.skills,
-    secrets,
-    inbound: domain.inbound,
-    conversations,
-    requests: domain.requests,
-    audit,
-    answer: domain.answer,
-    usage,
-    sandboxes,
-    placeholders,
-    settingsLinks: domain.settingsLinks,
-  });
+    Math.max(1_048_576, config.gateway.max_message_bytes * 2),
+  );
   app.route("/api/v1", api);
   const settings = settingsRoutes(
     {
