@@ -1,6 +1,8 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
 import { type Origin, userKeyOf } from "../domain/origin.ts";
 import type { Answerer } from "../domain/requests.ts";
+import { forbidden } from "../http/refusals.ts";
+import { tokenActor } from "./actors.ts";
 import type { ApiToken, TokenRole } from "./tokens.ts";
 
 /**
@@ -66,10 +68,6 @@ export const NAMESPACE_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Whose a resource is: the person (on a platform) a conversation, message or request belongs to. */
 export type Subject = Pick<Origin, "platform" | "workspace" | "userId">;
-
-function forbidden(message: string, hint: string): LobuError {
-  return new LobuError("forbidden", message, { status: 403, hint });
-}
 
 /** The namespace of `api` users a token acts in. */
 export function namespaceOf(token: ApiToken): string {
@@ -157,7 +155,7 @@ export function answererFor(
   token: ApiToken,
   request: { origin: Origin },
 ): Answerer & { actor: string } {
-  const actor = `api:${token.id}`;
+  const actor = tokenActor(token);
   if (token.role === "admin") return { admin: true, label: `api:${token.name}`, actor };
   return {
     userKey: userKeyOf(request.origin),

@@ -1,6 +1,7 @@
 import { LobuError } from "@lobu/core";
 import type { MiddlewareHandler } from "hono";
-import { type CookieSpec, forbidden, originAllowed, readSessionId } from "../http/web.ts";
+import { forbidden } from "../http/refusals.ts";
+import { type CookieSpec, originAllowed, readSessionId } from "../http/web.ts";
 import { safeEqual } from "../util/safe-equal.ts";
 import type { WebSession, WebSessions } from "./web-sessions.ts";
 
@@ -11,7 +12,7 @@ const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
  * state-changing methods checks the Origin and the CSRF header (constant time).
  */
 export function requireSession<K extends WebSession["kind"]>(opts: {
-  sessions: WebSessions;
+  sessions: Pick<WebSessions, "get">;
   cookie: CookieSpec;
   kind: K;
   publicUrl: () => string;

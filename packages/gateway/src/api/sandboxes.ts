@@ -1,10 +1,11 @@
-import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import { z } from "zod";
+import { callerActor } from "../access/actors.ts";
 import type { ApiEnv } from "../access/auth.ts";
 import { endpoint } from "../access/endpoint.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { jsonBody } from "../http/errors.ts";
+import { notFound } from "../http/refusals.ts";
 import type { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { snapshotTime } from "../sandbox/snapshots.ts";
 import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
@@ -44,94 +45,96 @@ export interface SandboxRouteDeps {
 }
 
 /** Operator controls for sandboxes: `/api/v1/sandboxes` (admin tokens only). */
-export function sandboxRoutes(s: SandboxRouteDeps): Hono<ApiEnv> {
+export function sandboxRoutes(d: SandboxRouteDeps): Hono<ApiEnv> {
   const r = new Hono<ApiEnv>();
-  r.get(
-    "/",
-    endpoint("sandboxes.manage", {}, async (c) => c.json({ sandboxes: await s.sandboxes.list() })),
-  );
-  r.get(
-    "/:id",
-    endpoint("sandboxes.manage", {}, async (c) => {
-      const status = await s.sandboxes.status(c.req.param("id") ?? "");
-      if (!status) throw new LobuError("not_found", "no such sandbox", { status: 404 });
-      return c.json(status);
-    }),
-  );
-  r.post(
-    "/:id/stop",
-    endpoint("sandboxes.manage", {}, async (c) => {
-      const id = c.req.param("id") ?? "";
-      if (!(await s.sandboxes.record(id)))
-        throw new LobuError("not_found", "no such sandbox", { status: 404 });
-      const stopped = await s.sandboxes.stop(id, "operator");
-      s.audit.record({
-        action: "sandbox.stopped",
-        actor: `api:${c.get("token").id}`,
-        sandboxId: id,
-      });
-      return c.json({ stopped });
-    }),
-  );
-  /**
-   * Stop the sandbox and give it a clean workspace: its last good snapshot, or
-   * (`wipe`) an empty volume. Its placeholders are revoked (new ones are issued
-   * with the next turn), so anything the agent copied out of them is useless.
-   */
-  r.post(
-    "/:id/reset",
-    endpoint("sandboxes.manage", {}, async (c) => {
-      const id = c.req.param("id") ?? "";
-      // An empty body means the defaults (Hono caches the body, so jsonBody can read it again).
-      const empty = !(await c.req.text()).trim();
-      const { wipe } = empty ? ResetBody.parse({}) : await jsonBody(c, ResetBody);
-      const actor = `api:${c.get("token").id}`;
-      const result = await s.sandboxes.reset(id, { wipe, by: actor });
-      if (!result) throw new LobuError("not_found", "no such sandbox", { status: 404 });
-      const revokedPlaceholders = await s.placeholders.revokeSandbox(id);
-      const record = await s.sandboxes.record(id);
-      s.audit.record({
-        action: "sandbox.reset",
-        actor,
-        sandboxId: id,
-        agentId: record?.key.agentId,
-        details: {
-          wipe,
-          snapshot: result.snapshot ? snapshotTime(result.snapshot.at) : null,
-          revokedPlaceholders,
-        },
-      });
-      return c.json({
-        ...result,
-        restored: result.snapshot ? `the snapshot of ${snapshotTime(result.snapshot.at)}` : "wiped",
-        revokedPlaceholders,
-      });
-    }),
-  );
-  /** Run a command inside a running sandbox, for diagnosis (process driver). */
-  r.post(
-    "/:id/exec",
-    endpoint("sandboxes.manage", {}, async (c) => {
-      const id = c.req.param("id") ?? "";
-      const record = await s.sandboxes.record(id);
-      if (!record) throw new LobuError("not_found", "no such sandbox", { status: 404 });
-      const { argv, command, timeoutSec } = await jsonBody(c, ExecBody);
-      const result = await s.sandboxes.exec(id, argv ?? command!, {
-        timeoutMs: timeoutSec * 1000,
-      });
-      s.audit.record({
-        action: "sandbox.exec",
-        actor: `api:${c.get("token").id}`,
-        sandboxId: id,
-        agentId: record.key.agentId,
-        details: {
-          ...(argv ? { argv: argv.slice(0, 20).map((a) => a.slice(0, 200)) } : {}),
-          ...(command ? { command: command.slice(0, 200) } : {}),
-          exitCode: result.exitCode,
-        },
-      });
-      return c.json(result);
-    }),
-  );
+  r.get("/", listSandboxes(d));
+  r.get("/:id", readSandbox(d));
+  r.post("/:id/stop", stopSandbox(d));
+  r.post("/:id/reset", resetSandbox(d));
+  r.post("/:id/exec", execInSandbox(d));
   return r;
+}
+
+const noSuchSandbox = () => notFound("no such sandbox");
+
+function listSandboxes(d: SandboxRouteDeps) {
+  return endpoint("sandboxes.manage", {}, async (c) =>
+    c.json({ sandboxes: await d.sandboxes.list() }),
+  );
+}
+
+function readSandbox(d: SandboxRouteDeps) {
+  return endpoint("sandboxes.manage", {}, async (c) => {
+    const status = await d.sandboxes.status(c.req.param("id") ?? "");
+    if (!status) throw noSuchSandbox();
+    return c.json(status);
+  });
+}
+
+function stopSandbox(d: SandboxRouteDeps) {
+  return endpoint("sandboxes.manage", {}, async (c) => {
+    const id = c.req.param("id") ?? "";
+    if (!(await d.sandboxes.record(id))) throw noSuchSandbox();
+    const stopped = await d.sandboxes.stop(id, "operator");
+    d.audit.record({ action: "sandbox.stopped", actor: callerActor(c), sandboxId: id });
+    return c.json({ stopped });
+  });
+}
+
+/**
+ * Stop the sandbox and give it a clean workspace: its last good snapshot, or
+ * (`wipe`) an empty volume. Its placeholders are revoked (new ones are issued
+ * with the next turn), so anything the agent copied out of them is useless.
+ */
+function resetSandbox(d: SandboxRouteDeps) {
+  return endpoint("sandboxes.manage", {}, async (c) => {
+    const id = c.req.param("id") ?? "";
+    // An empty body means the defaults (Hono caches the body, so jsonBody can read it again).
+    const empty = !(await c.req.text()).trim();
+    const { wipe } = empty ? ResetBody.parse({}) : await jsonBody(c, ResetBody);
+    const actor = callerActor(c);
+    const result = await d.sandboxes.reset(id, { wipe, by: actor });
+    if (!result) throw noSuchSandbox();
+    const revokedPlaceholders = await d.placeholders.revokeSandbox(id);
+    const record = await d.sandboxes.record(id);
+    d.audit.record({
+      action: "sandbox.reset",
+      actor,
+      sandboxId: id,
+      agentId: record?.key.agentId,
+      details: {
+        wipe,
+        snapshot: result.snapshot ? snapshotTime(result.snapshot.at) : null,
+        revokedPlaceholders,
+      },
+    });
+    return c.json({
+      ...result,
+      restored: result.snapshot ? `the snapshot of ${snapshotTime(result.snapshot.at)}` : "wiped",
+      revokedPlaceholders,
+    });
+  });
+}
+
+/** Run a command inside a running sandbox, for diagnosis (process driver). */
+function execInSandbox(d: SandboxRouteDeps) {
+  return endpoint("sandboxes.manage", {}, async (c) => {
+    const id = c.req.param("id") ?? "";
+    const record = await d.sandboxes.record(id);
+    if (!record) throw noSuchSandbox();
+    const { argv, command, timeoutSec } = await jsonBody(c, ExecBody);
+    const result = await d.sandboxes.exec(id, argv ?? command!, { timeoutMs: timeoutSec * 1000 });
+    d.audit.record({
+      action: "sandbox.exec",
+      actor: callerActor(c),
+      sandboxId: id,
+      agentId: record.key.agentId,
+      details: {
+        ...(argv ? { argv: argv.slice(0, 20).map((a) => a.slice(0, 200)) } : {}),
+        ...(command ? { command: command.slice(0, 200) } : {}),
+        exitCode: result.exitCode,
+      },
+    });
+    return c.json(result);
+  });
 }

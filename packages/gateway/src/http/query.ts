@@ -1,5 +1,5 @@
 import { LobuError } from "@lobu/core";
-import type { Context } from "hono";
+import type { Context, Env, Handler } from "hono";
 import { parseStreamId } from "../store/shared.ts";
 
 /**
@@ -74,6 +74,18 @@ export function parseQuery<S extends QuerySpec>(c: Context, spec: S): QueryValue
     out[name] = value;
   }
   return out as QueryValues<S>;
+}
+
+/**
+ * A route handler that takes the query parameters `spec` declares, checked
+ * (and no others) before it runs. The REST API's `endpoint()` does the same
+ * after its roles check.
+ */
+export function withQuery<E extends Env, S extends QuerySpec>(
+  spec: S,
+  handler: (c: Context<E>, query: QueryValues<S>) => Response | Promise<Response>,
+): Handler<E> {
+  return (c) => handler(c, parseQuery(c, spec));
 }
 
 /** A whole number from `min` to `max` (digits only: no sign, exponent or fraction). */

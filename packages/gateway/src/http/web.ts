@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { extname, join, resolve } from "node:path";
-import { LobuError, randomToken } from "@lobu/core";
+import { randomToken } from "@lobu/core";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 
@@ -134,10 +134,6 @@ export function originAllowed(c: Context, publicUrl: string): boolean {
   const allowed = new Set([URL.parse(publicUrl)?.origin, URL.parse(c.req.url)?.origin]);
   allowed.delete(undefined);
   return allowed.has(origin);
-}
-
-export function forbidden(message: string, hint?: string): LobuError {
-  return new LobuError("forbidden", message, { status: 403, ...(hint ? { hint } : {}) });
 }
 
 // ------------------------------------------------------------------ the bundle

@@ -5,11 +5,11 @@ import type { SettingsSession } from "../access/web-sessions.ts";
 import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
 import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
-import type { UserSettingsStore } from "../people/user-settings.ts";
+import type { UserAgentSettings, UserSettingsStore } from "../people/user-settings.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import type { GatewayToolHost } from "../runtime/gateway-tools.ts";
-import type { SecretStore } from "../secrets/store.ts";
+import type { SecretMeta, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 
 export type { SettingsView };
@@ -39,37 +39,9 @@ export async function buildView(
     agentId: agent.id,
     userKey: session.userKey,
   });
-  const providers = await Promise.all(
-    s.providers.list().map(async (p) => {
-      const name = providerSecretName(p.id);
-      const own = userSecrets.find((m) => m.name === name);
-      const shared =
-        (await s.secrets.meta({ scope: { kind: "agent", agentId: agent.id }, name })) ??
-        (await s.secrets.meta({ scope: { kind: "installation" }, name }));
-      return {
-        id: p.id,
-        type: p.type,
-        defaultModel: p.defaultModel,
-        userKey: own ? { hint: own.hint, updatedAt: own.updatedAt } : null,
-        sharedKey: shared !== null,
-      };
-    }),
-  );
+  const providers = await providerRows(s, agent, userSecrets);
   const skills = s.skills.list();
   const installedSkills = s.skills.pick([...agent.skills, ...settings.skills]);
-  const policy = effectivePolicy(agent, settings.toolPolicy);
-  const tools = [...agent.tools, ...s.gatewayTools.names()]
-    .map((name) => ({ name, base: toolBase(s, agent, name) ?? "allow" }))
-    .filter((t) => t.base !== "allow")
-    .map(({ name, base }) => ({
-      name,
-      agentPolicy: base,
-      ...(settings.toolPolicy[name] ? { userChoice: settings.toolPolicy[name] } : {}),
-      effective:
-        base === "ask"
-          ? (settings.toolPolicy[name] ?? "ask")
-          : (policy[name] ?? policy["*"] ?? base),
-    }));
   return {
     user: {
       userKey: session.userKey,
@@ -113,11 +85,56 @@ export async function buildView(
       installation: s.config.network.allow,
       denied: [...new Set([...s.config.network.deny, ...agent.network.deny])],
     },
-    tools,
+    tools: toolRows(s, agent, settings),
     secrets: userSecrets
       .filter((m) => !m.name.startsWith("provider."))
       .map((m) => ({ name: m.name, hint: m.hint, updatedAt: m.updatedAt })),
   };
+}
+
+/** Each provider, with the person's own key (a hint of it) and whether a shared key exists. */
+function providerRows(
+  s: SettingsViewDeps,
+  agent: AgentDefinition,
+  userSecrets: SecretMeta[],
+): Promise<SettingsView["model"]["providers"]> {
+  return Promise.all(
+    s.providers.list().map(async (p) => {
+      const name = providerSecretName(p.id);
+      const own = userSecrets.find((m) => m.name === name);
+      const shared =
+        (await s.secrets.meta({ scope: { kind: "agent", agentId: agent.id }, name })) ??
+        (await s.secrets.meta({ scope: { kind: "installation" }, name }));
+      return {
+        id: p.id,
+        type: p.type,
+        defaultModel: p.defaultModel,
+        userKey: own ? { hint: own.hint, updatedAt: own.updatedAt } : null,
+        sharedKey: shared !== null,
+      };
+    }),
+  );
+}
+
+/** The agent's tools that are not simply allowed: what the agent says, and what the person chose. */
+function toolRows(
+  s: SettingsViewDeps,
+  agent: AgentDefinition,
+  settings: UserAgentSettings,
+): SettingsView["tools"] {
+  const policy = effectivePolicy(agent, settings.toolPolicy);
+  return [...agent.tools, ...s.gatewayTools.names()]
+    .map((name) => ({ name, base: toolBase(s, agent, name) ?? "allow" }))
+    .filter((t) => t.base !== "allow")
+    .map(({ name, base }) => ({
+      name,
+      agentPolicy: base,
+      ...(settings.toolPolicy[name] ? { userChoice: settings.toolPolicy[name] } : {}),
+      effective:
+        base === "ask"
+          ? (settings.toolPolicy[name] ?? "ask")
+          : (policy[name] ?? policy["*"] ?? base),
+    }));
 }
 
 /**

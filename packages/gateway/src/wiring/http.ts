@@ -80,6 +80,7 @@ export function buildApp(opts: {
       usage,
       sandboxes,
       placeholders,
+      settingsLinks: domain.settingsLinks,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
   );
@@ -96,7 +97,6 @@ export function buildApp(opts: {
       agents,
       audit,
       requests: domain.requests,
-      tokens,
       answer: domain.answer,
       providers: domain.providers,
       secrets,

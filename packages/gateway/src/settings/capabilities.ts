@@ -1,0 +1,125 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { jsonBody } from "../http/errors.ts";
+import { packageName, userDomain } from "../people/validate.ts";
+import {
+  addTo,
+  agentOf,
+  auditChange,
+  invalidSetting,
+  type PersonDeps,
+  removeFrom,
+  type SettingsEnv,
+  type SettingsHandler,
+  updateSettings,
+  viewOf,
+} from "./person.ts";
+
+const Name = z.strictObject({ name: z.string().min(1).max(200) });
+
+/**
+ * What the person adds to their agent: skills from the catalog, domains it
+ * may reach, Nix packages and MCP servers. Packages and MCP servers are only
+ * recorded: nothing provisions them into sandboxes yet (the page says so, and
+ * such capability grants are refused).
+ */
+export function capabilityRoutes(d: PersonDeps): Hono<SettingsEnv> {
+  const r = new Hono<SettingsEnv>();
+  r.post("/skills", installSkill(d));
+  r.delete("/skills/:name", removeSkill(d));
+  r.post("/domains", allowDomain(d));
+  r.delete("/domains/:domain", removeDomain(d));
+  r.post("/packages", addPackage(d));
+  r.delete("/packages/:name", removePackage(d));
+  r.post("/mcp/:id", connectMcp(d));
+  r.delete("/mcp/:id", disconnectMcp(d));
+  return r;
+}
+
+function installSkill(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const { name } = await jsonBody(c, Name);
+    const skill = d.skills.get(name);
+    if (!skill)
+      throw invalidSetting(
+        `there is no skill "${name}"`,
+        "Pick one from the catalog; admins add skills under [skills.*] in lobu.toml.",
+      );
+    await updateSettings(d, c, (cur) => ({ ...cur, skills: addTo(cur.skills, skill.name) }));
+    auditChange(d, c, "skill_installed", { skill: skill.name });
+    return viewOf(d, c);
+  };
+}
+
+function removeSkill(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const name = c.req.param("name") ?? "";
+    await updateSettings(d, c, (cur) => ({ ...cur, skills: removeFrom(cur.skills, name) }));
+    auditChange(d, c, "skill_removed", { skill: name });
+    return viewOf(d, c);
+  };
+}
+
+function allowDomain(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const { name } = await jsonBody(c, Name);
+    const agent = await agentOf(d, c);
+    const domain = userDomain(name, [...d.config.network.deny, ...agent.network.deny]);
+    await updateSettings(d, c, (cur) => ({
+      ...cur,
+      domains: addTo(cur.domains, domain, "domains"),
+    }));
+    auditChange(d, c, "domain_allowed", { domain });
+    return viewOf(d, c);
+  };
+}
+
+function removeDomain(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const domain = c.req.param("domain") ?? "";
+    await updateSettings(d, c, (cur) => ({ ...cur, domains: removeFrom(cur.domains, domain) }));
+    auditChange(d, c, "domain_removed", { domain });
+    return viewOf(d, c);
+  };
+}
+
+function addPackage(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const name = packageName((await jsonBody(c, Name)).name);
+    await updateSettings(d, c, (cur) => ({
+      ...cur,
+      packages: addTo(cur.packages, name, "packages"),
+    }));
+    auditChange(d, c, "package_added", { package: name });
+    return viewOf(d, c);
+  };
+}
+
+function removePackage(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const name = c.req.param("name") ?? "";
+    await updateSettings(d, c, (cur) => ({ ...cur, packages: removeFrom(cur.packages, name) }));
+    auditChange(d, c, "package_removed", { package: name });
+    return viewOf(d, c);
+  };
+}
+
+/** MCP servers are the admin's ([mcp.*]); a person connects one to their agent. */
+function connectMcp(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const id = c.req.param("id") ?? "";
+    if (!d.config.mcp[id]) throw invalidSetting(`there is no MCP server "${id}"`);
+    await updateSettings(d, c, (cur) => ({ ...cur, mcp: addTo(cur.mcp, id) }));
+    auditChange(d, c, "mcp_connected", { mcp: id });
+    return viewOf(d, c);
+  };
+}
+
+function disconnectMcp(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const id = c.req.param("id") ?? "";
+    await updateSettings(d, c, (cur) => ({ ...cur, mcp: removeFrom(cur.mcp, id) }));
+    auditChange(d, c, "mcp_disconnected", { mcp: id });
+    return viewOf(d, c);
+  };
+}
