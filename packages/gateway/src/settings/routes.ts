@@ -16,6 +16,7 @@ import {
   type SettingsSession,
   type WebSessions,
 } from "../access/web-sessions.ts";
+import type { AgentPackages } from "../agents/packages.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../domain/origin.ts";
@@ -92,6 +93,24 @@ export interface SettingsDeps extends SettingsViewDeps {
   requests: Pick<RequestRegistry, "get">;
   tokens: TokenStore;
   answer: AnswerRequest;
+  packages?: Pick<AgentPackages, "status" | "unavailable" | "refusal">;
+}
+
+/** Refuse a package this gateway cannot provide (off, virtual tier, denied, not in the set). */
+async function checkPackage(s: Pick<SettingsDeps, "packages">, name: string): Promise<void> {
+  const refusal = s.packages
+    ? await s.packages.refusal(name)
+    : { kind: "unavailable" as const, reason: "Nix packages are not enabled on this gateway" };
+  if (!refusal) return;
+  throw refusal.kind === "unavailable"
+    ? new LobuError("not_provisioned", refusal.reason, {
+        status: 501,
+        hint: refusal.hint ?? "Ask an admin about [packages] in lobu.toml.",
+      })
+    : new LobuError("invalid_setting", refusal.reason, {
+        status: 400,
+        hint: "Use the attribute name from the package set (search.nixos.org for nixpkgs).",
+      });
 }
 
 /**
@@ -399,12 +418,18 @@ export function settingsRoutes(s: SettingsDeps, env: NodeJS.ProcessEnv = process
     return view(c);
   });
 
-  // Nix packages and MCP servers are only recorded: nothing provisions them into
-  // sandboxes yet (the page says so, and such capability grants are refused).
+  // Nix packages: checked against the package set and the operator's lists, then
+  // built in the background (the view shows each one's state).
   api.post("/packages", async (c) => {
     const name = packageName((await jsonBody(c, Name)).name);
+    await checkPackage(s, name);
     await update(c, (cur) => ({ ...cur, packages: add(cur.packages, name, "packages") }));
     audit(c, "package_added", { package: name });
+    const session = c.get("session");
+    await s.packages?.status(
+      { agentId: session.agentId, userKey: session.userKey },
+      { retry: [name] },
+    );
     return view(c);
   });
   api.delete("/packages/:name", async (c) => {
