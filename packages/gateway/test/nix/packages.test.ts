@@ -131,6 +131,17 @@ describe("Nix packages", () => {
     expect(existsSync(join(readlinkSync(link), "bin", "greet-lobu"))).toBe(true);
   });
 
+  it("a shared sandbox shows only the profile of the person whose turn runs", async () => {
+    const link = join(nix.mounts().linksRoot, "sbx-shared", "profile");
+    const alices = nix.attach("sbx-shared", alice);
+    expect(readlinkSync(link)).toBe(alices.storePath);
+    // Carol has no packages: nothing of Alice's stays visible in her turn.
+    nix.attach("sbx-shared", { agentId: "default", userKey: "api::carol" });
+    expect(existsSync(link)).toBe(false);
+    nix.attach("sbx-shared", alice);
+    expect(readlinkSync(link)).toBe(alices.storePath);
+  });
+
   it("garbage collection removes an unused profile's paths but not a live one's", async () => {
     await nix.settled(alice, ["hello-lobu"]);
     const bobs = await nix.settled(bob, ["greet-lobu"]);
