@@ -89,6 +89,6 @@ async function installThenForward(
   forward(sandboxId, requestId, {
     ...answer,
     choice: CapabilityChoice.enum.denied,
-    text: `granted, but it could not be installed: ${reason}`,
+    text: `the person granted it, but it could not be installed: ${reason}`,
   });
 }
