@@ -188,6 +188,7 @@ export class AgentPackages {
     const wanted = (await this.wanted(owner)) ?? [];
     const result = await usable.settled(owner, wanted.includes(name) ? wanted : [...wanted, name], {
       retry: [name],
+      waitFor: [name],
     });
     usable.attach(sandboxId, owner);
     return (

@@ -33,7 +33,10 @@ export async function checkNix(
         detail: "[packages] enabled = true in lobu.toml provides them (see docs/packages.md)",
       },
     ];
-  const cli = new NixCli(nixSettings(section, { dataDir: tmpdir(), configDir: opts.configDir }), opts.env);
+  const cli = new NixCli(
+    nixSettings(section, { dataDir: tmpdir(), configDir: opts.configDir }),
+    opts.env,
+  );
   const version = await cli.version();
   if (!version)
     return [

@@ -124,16 +124,19 @@ export class NixPackages {
     return this.#snapshot(id);
   }
 
-  /** Wait until every wanted package is ready or failed and the profile holds the ready ones. */
+  /**
+   * Wait until the wanted packages (or only those in `waitFor`) are ready or
+   * failed and the profile holds every wanted package that is ready by then.
+   */
   async settled(
     owner: ProfileOwner,
     wanted: string[],
-    opts: { retry?: string[] } = {},
+    opts: { retry?: string[]; waitFor?: string[] } = {},
   ): Promise<OwnerPackages> {
     this.sync(owner, wanted, opts);
-    const unique = [...new Set(wanted)];
+    const waitFor = [...new Set(opts.waitFor ?? wanted)];
     await Promise.all(
-      unique.filter((a) => !this.#localRefusal(a)).map((a) => this.#builds.ensure(a)),
+      waitFor.filter((a) => !this.#localRefusal(a)).map((a) => this.#builds.ensure(a)),
     );
     return this.#updateProfile(profileId(owner));
   }
