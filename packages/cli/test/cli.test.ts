@@ -194,7 +194,9 @@ describe("doctor's Nix check", () => {
 
       // A set that does not evaluate is a problem, with what to check.
       writeFileSync(join(dir, "lobu.toml"), set.toml().replace(set.path, join(dir, "missing")));
-      const bad = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+      const bad = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], {
+        cwd: dir,
+      });
       expect(bad.stdout).toContain(`✗ package set ${join(dir, "missing")} does not evaluate`);
       expect(bad.stdout).toContain("check packages.nixpkgs in lobu.toml");
       expect(bad.code).toBe(1);
