@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian/Ubuntu machine for Lobu's full test suite:
-# system packages (sandboxing, agent tools, headless Chromium), a local Redis,
+# system packages (sandboxing, agent tools, Nix, headless Chromium), a local Redis,
 # and the npm dependencies (which include Node 24 itself).
 # Run as root (or with sudo). Safe to run again.
 set -euo pipefail
@@ -13,7 +13,9 @@ need_root() {
   fi
 }
 
-PACKAGES=(bubblewrap ripgrep fd-find chromium e2fsprogs util-linux curl git redis-server)
+# nix-bin: Nix for agents' packages (tests build a local package set in a store of their own;
+# as root without nix-setup-systemd, Lobu builds without build users).
+PACKAGES=(bubblewrap ripgrep fd-find chromium e2fsprogs util-linux curl git redis-server nix-bin)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -5,7 +5,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
-import { LOBU_BIN, startGatewayProcess } from "@lobu/testkit";
+import { createLocalPackageSet, LOBU_BIN, startGatewayProcess } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { type Check, verdict } from "../src/commands/doctor.ts";
 import { allCommands, buildProgram } from "../src/program.ts";
@@ -177,6 +177,32 @@ describe("lobu CLI", () => {
     expect(r.stdout).toMatch(/✓ Node\.js v24/);
     expect(r.stdout).toMatch(/sandbox driver "process": isolated/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe("doctor's Nix check", () => {
+  it("checks Nix, its store and the package set when packages are on", async () => {
+    const set = createLocalPackageSet();
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-nix-"));
+    try {
+      writeFileSync(join(dir, "lobu.toml"), set.toml());
+      const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+      expect(r.stdout).toMatch(/^✓ Nix \d+\.\d+(\.\d+)? \(\/.*\)$/m);
+      expect(r.stdout).toContain(`✓ Nix store ${set.storeDir} is writable and builds run`);
+      expect(r.stdout).toContain(`✓ package set ${set.path}: 4 top-level names`);
+      expect(r.code).toBe(0);
+
+      // A set that does not evaluate is a problem, with what to check.
+      writeFileSync(join(dir, "lobu.toml"), set.toml().replace(set.path, join(dir, "missing")));
+      const bad = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], {
+        cwd: dir,
+      });
+      expect(bad.stdout).toContain(`✗ package set ${join(dir, "missing")} does not evaluate`);
+      expect(bad.stdout).toContain("check packages.nixpkgs in lobu.toml");
+      expect(bad.code).toBe(1);
+    } finally {
+      set.remove();
+    }
   });
 });
 

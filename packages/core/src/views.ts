@@ -57,7 +57,14 @@ export interface SettingsView {
     fromAgent: string[];
   };
   mcp: { servers: { id: string; description: string }[]; connected: string[] };
-  packages: { installed: string[]; fromSkills: string[] };
+  packages: {
+    installed: string[];
+    fromSkills: string[];
+    /** Where each package (installed or from a skill) stands on this gateway. */
+    status: Record<string, PackageStatusView>;
+    /** Why packages cannot be used here (not enabled, no Nix, a tier without programs). */
+    unavailable?: string;
+  };
   domains: { user: string[]; agent: string[]; installation: string[]; denied: string[] };
   tools: {
     name: string;
@@ -70,6 +77,13 @@ export interface SettingsView {
   /** The person's other secrets for this agent (provider keys are in `model`). */
   secrets: { name: string; hint: string; updatedAt: number }[];
 }
+
+/** One Nix package's state: waiting, building (with progress), ready (with version) or failed (why). */
+export type PackageStatusView =
+  | { state: "queued" }
+  | { state: "building"; detail: string }
+  | { state: "ready"; version: string }
+  | { state: "failed"; reason: string; log: string[] };
 
 export interface RequestView {
   requestId: string;

@@ -143,7 +143,17 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   const storage = await openStorage({ config, env, dataDir, log, startup });
   const { store } = storage;
-  const domain = await buildDomain({ config, env, log, providers, skills, storage, publicUrl });
+  const domain = await buildDomain({
+    config,
+    env,
+    log,
+    providers,
+    skills,
+    storage,
+    publicUrl,
+    dataDir,
+    configPath: opts.configPath,
+  });
   const runtime = await startRuntime({
     config,
     dataDir,
@@ -208,6 +218,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await dispatcher.stop(5_000);
+      runtime.stopPackageGc();
       await platforms.stop();
       await sandboxes.close();
       await egress.close();

@@ -10,6 +10,7 @@ export {
 export type { InboundMessage } from "./domain/messages.ts";
 export type { Origin } from "./domain/origin.ts";
 export { type Gateway, type GatewayOptions, type GatewaySummary, startGateway } from "./gateway.ts";
+export { checkNix, type NixCheck } from "./nix/doctor.ts";
 export { PLATFORMS } from "./platforms/index.ts";
 export type { AdapterContext, PlatformAdapter } from "./platforms/shared/adapter.ts";
 export type { PlatformPlugin, PlatformSetup } from "./platforms/shared/plugin.ts";

@@ -5,5 +5,6 @@ export * from "./harness/procfs.ts";
 export * from "./harness/sse.ts";
 export * from "./llm/server.ts";
 export * from "./llm/types.ts";
+export * from "./nix/package-set.ts";
 export * from "./otel/collector.ts";
 export * from "./platforms.ts";

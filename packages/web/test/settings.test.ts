@@ -188,8 +188,11 @@ describe("settings page", () => {
     // Only the masked hint is shown, never the key.
     await page.getByText("sk-…cdef").waitFor();
     expect(await page.content()).not.toContain(OWN_KEY);
-    // Packages and MCP servers are only recorded: the page says so instead of pretending.
-    await page.getByRole("note").filter({ hasText: "Not installed yet" }).waitFor();
+    // Packages are off on this gateway and MCP servers only recorded: the page says so.
+    await page
+      .getByRole("note")
+      .filter({ hasText: "Not available here: Nix packages are not enabled on this gateway" })
+      .waitFor();
     await page.getByRole("note").filter({ hasText: "Not connected yet" }).waitFor();
 
     await say("alice", "now with my key");

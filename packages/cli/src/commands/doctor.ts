@@ -9,9 +9,10 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { createLogger, errorMessage, isLobuError, type LobuConfig, loadConfig } from "@lobu/core";
 import {
+  checkNix,
   createDriver,
   createStore,
   type DataDirLock,
@@ -92,6 +93,29 @@ async function providerCheck(config: LobuConfig, offline: boolean): Promise<Chec
   return out;
 }
 
+/** `[packages]`: Nix itself, and whether the sandbox driver can run what it builds. */
+async function packagesCheck(
+  config: LobuConfig,
+  configPath: string | undefined,
+  offline: boolean,
+): Promise<Check[]> {
+  const checks: Check[] = await checkNix(config.packages, {
+    configDir: configPath ? dirname(configPath) : process.cwd(),
+    offline,
+  });
+  const driver = config.sandbox.driver;
+  if (config.packages.enabled && (driver === "virtual" || driver === "host"))
+    checks.push({
+      level: "warn",
+      title: `Nix packages cannot be used with sandbox.driver = "${driver}"`,
+      detail:
+        driver === "virtual"
+          ? "the virtual tier runs a JavaScript shell that cannot run programs; use the process driver"
+          : "the host driver does not show package profiles; use the process driver",
+    });
+  return checks;
+}
+
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 /** The last line: failures make the exit code 1; warnings are reported but exit 0. */
@@ -127,11 +151,13 @@ export async function doctorCommand(opts: {
   );
 
   let config: LobuConfig | undefined;
+  let configPath: string | undefined;
   // Shared with other doctors; while held, no gateway starts (and sweeps the data dir).
   let lock: DataDirLock | undefined;
   try {
     const loaded = loadConfig(opts.config);
     config = loaded.config;
+    configPath = loaded.path;
     checks.push({ level: "ok", title: `config ${loaded.path ?? "(defaults; no lobu.toml)"}` });
   } catch (err) {
     checks.push({ level: "fail", title: "config invalid", detail: errorMessage(err) });
@@ -269,6 +295,7 @@ export async function doctorCommand(opts: {
     } finally {
       if (probeDir !== dataDir) rmSync(probeDir, { recursive: true, force: true });
     }
+    checks.push(...(await packagesCheck(config, configPath, Boolean(opts.offline))));
   }
 
   for (const [names, why] of [

@@ -253,6 +253,57 @@ export const McpSection = z.strictObject({
 });
 export type McpSection = z.infer<typeof McpSection>;
 
+/** A Nix attribute name (`jq`, `python312Packages.requests`), or a pattern with `*` (`python312Packages.*`). */
+const PackagePattern = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_*][A-Za-z0-9._+*-]{0,99}$/,
+    "expected a Nix attribute name like jq or python312Packages.requests (* matches any characters)",
+  );
+
+/**
+ * Nix packages for agents (docs/packages.md): what people choose on the
+ * settings page and what skills need is built by the gateway with Nix into a
+ * profile per agent and person, and shown read-only to their `process`
+ * sandboxes on PATH. Off unless `enabled`; needs Nix on the gateway host.
+ */
+export const PackagesSection = z.strictObject({
+  enabled: z.boolean().default(false),
+  /**
+   * The package set names resolve against: a path to a Nix file or directory
+   * (relative to lobu.toml), `<name>` from NIX_PATH, `channel:<name>`, an
+   * https URL of a tarball, or a flake reference (`github:NixOS/nixpkgs/nixos-25.05`).
+   * Pin it (a release channel, a commit tarball or a locked flake) in production.
+   */
+  nixpkgs: z.string().min(1).default("channel:nixos-unstable"),
+  /** Binary caches tried before building (nix.conf `substituters`); empty: build everything. */
+  substituters: z.array(z.string()).default(["https://cache.nixos.org"]),
+  /** Keys the caches' paths must be signed with (nix.conf `trusted-public-keys`). */
+  trusted_public_keys: z
+    .array(z.string())
+    .default(["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="]),
+  /** Packages people and skills may ask for; empty: every package of the set. */
+  allow: z.array(PackagePattern).default([]),
+  /** Packages never provided, even if allowed (deny wins). */
+  deny: z.array(PackagePattern).default([]),
+  /** Longest one package may take to download and build. */
+  build_timeout: Duration.default(1_800_000),
+  /** Largest closure (a package with everything it needs at run time) accepted, in MB. */
+  max_closure_mb: z.number().int().min(1).default(4096),
+  /** How often profiles nobody uses any more are removed and the store is garbage-collected. */
+  gc_interval: Duration.default(86_400_000),
+  /**
+   * The Nix store and state directories (NIX_STORE_DIR, NIX_STATE_DIR). Only
+   * the default /nix/store can use binary caches (store paths embed it);
+   * another one builds everything from source (tests, air-gapped hosts).
+   */
+  store_dir: z.string().default("/nix/store"),
+  state_dir: z.string().default("/nix/var/nix"),
+  /** More nix.conf settings passed to every Nix command (`sandbox-paths`, `cores`, `max-jobs`). */
+  options: z.record(z.string().regex(/^[a-z][a-z0-9-]*$/), z.string()).default({}),
+});
+export type PackagesSection = z.infer<typeof PackagesSection>;
+
 export const TelemetrySection = z.strictObject({
   otlp_endpoint: z.url().optional(),
   service_name: z.string().default("lobu-gateway"),
@@ -288,6 +339,8 @@ export const LobuConfig = z.strictObject({
   platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
   /** MCP servers people can connect from the settings page and skills can name. */
   mcp: z.record(Id, McpSection).default({}),
+  /** Nix packages for agents' sandboxes (see PackagesSection). */
+  packages: PackagesSection.prefault({}),
   telemetry: TelemetrySection.prefault({}),
   admin: AdminSection.prefault({}),
   /** Usage limits for every agent (see BudgetsSection). */

@@ -12,6 +12,7 @@ import {
 import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import { type AgentPackages, wantedPackages } from "./packages.ts";
 import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";
 
@@ -66,6 +67,8 @@ export class TurnContextBuilder {
     budgets?: { checkTurn(caller: { agentId: string; userKey: string }): Promise<void> };
     /** The agent's relay limits (lobu.toml); the worker is told the same output limit. */
     modelLimits?: (agentId: string) => ModelLimits;
+    /** Nix packages: the sandbox shows the sender's profile; the agent is told what it has. */
+    packages?: Pick<AgentPackages, "forTurn">;
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -127,6 +130,11 @@ export class TurnContextBuilder {
       turn: thisTurn,
     });
     const installed = skills.pick([...agent.skills, ...settings.skills]);
+    const packagesNote = await this.deps.packages?.forTurn(
+      turn.conversationId,
+      { agentId: agent.id, userKey },
+      wantedPackages(agent, settings, skills),
+    );
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
     const env: Record<string, string> = {};
     for (const [name, binding] of Object.entries(agent.secrets)) {
@@ -154,7 +162,9 @@ export class TurnContextBuilder {
         // What the relay allows one call to ask for (max_output_tokens).
         maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
       },
-      systemPrompt: agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
+      systemPrompt: [agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT, packagesNote]
+        .filter(Boolean)
+        .join("\n\n"),
       tools: agent.tools,
       toolPolicy: effectivePolicy(agent, settings.toolPolicy),
       skills: installed.map((s) => ({

@@ -8,12 +8,13 @@ import {
   LobuError,
   type RequestAnswer,
 } from "@lobu/core";
+import type { AgentPackages } from "../agents/packages.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../domain/origin.ts";
 import type { Answerer, PendingRequest } from "../domain/requests.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
-import { secretName, userDomain } from "../people/validate.ts";
+import { packageName, secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { RequestRegistry } from "./requests.ts";
@@ -26,6 +27,8 @@ export interface AnswerDeps {
   skills: SkillCatalog;
   secrets: SecretStore;
   audit: AuditLog;
+  /** Nix packages (absent: package grants are refused as not provided). */
+  packages?: Pick<AgentPackages, "refusal">;
 }
 
 export type AnswerResult =
@@ -40,12 +43,11 @@ export type AnswerRequest = (
 ) => Promise<AnswerResult>;
 
 /**
- * Capability kinds the gateway cannot provide yet: nothing installs Nix packages
- * into sandboxes or connects MCP servers to agents. Granting one would tell the
- * agent it has something it does not, so the grant is refused with this reason.
+ * Capability kinds the gateway cannot provide yet: nothing connects MCP servers
+ * to agents. Granting one would tell the agent it has something it does not, so
+ * the grant is refused with this reason.
  */
 const NOT_PROVISIONED = {
-  package: "this gateway does not install Nix packages into sandboxes yet",
   mcp: "this gateway does not connect MCP servers to agents yet",
 } satisfies Partial<Record<CapabilityKind, string>>;
 
@@ -55,7 +57,7 @@ const NOT_PROVISIONED = {
  * agent receives with the grant (a skill's instructions).
  */
 export async function applyGrant(
-  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills" | "secrets">,
+  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills" | "secrets" | "packages">,
   request: PendingRequest,
 ): Promise<string | undefined> {
   const event = request.event;
@@ -94,7 +96,28 @@ export async function applyGrant(
       }));
       return `Skill "${skill.name}" installed. Its instructions:\n${skill.instructions}`;
     }
-    case "package":
+    case "package": {
+      // Checked like the settings page does; the build itself runs on the gateway that
+      // hosts the sandbox, which resolves the request once the package is ready
+      // (runtime/package-grants.ts).
+      const name = packageName(event.value);
+      const refusal = deps.packages
+        ? await deps.packages.refusal(name)
+        : { kind: "unavailable" as const, reason: "Nix packages are not enabled on this gateway" };
+      if (refusal) {
+        throw refusal.kind === "unavailable"
+          ? new LobuError("not_provisioned", refusal.reason, {
+              status: 501,
+              hint: `Your agent was told to continue without ${name}.`,
+            })
+          : new LobuError("invalid_grant", refusal.reason, { status: 400 });
+      }
+      await deps.userSettings.update(request.agentId, userKey, (s) => ({
+        ...s,
+        packages: add(s.packages, name),
+      }));
+      return undefined;
+    }
     case "mcp":
       throw new LobuError("not_provisioned", NOT_PROVISIONED[event.kind], {
         status: 501,

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
+import type { PackageMounts } from "../sandbox/process/packages.ts";
 
 export interface SelectedDriver {
   driver: SandboxDriver;
@@ -23,6 +24,8 @@ export interface DriverSelection {
   caBundlePath: string;
   /** How workers are started (embedding and tests: another worker entry); default: this checkout's worker. */
   worker?: WorkerLaunchConfig;
+  /** Nix packages to show in sandboxes (when `[packages]` is on and Nix is installed). */
+  packages?: PackageMounts;
 }
 
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
@@ -40,6 +43,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
       // A data dir inside the runtime (e.g. under the checkout) must not show through.
       hidePaths: [sel.dataDir],
     },
+    ...(sel.packages ? { packages: sel.packages } : {}),
   });
 }
 

@@ -74,7 +74,9 @@ export function etcFiles(uid: number, gid: number, shell: string): Record<string
 /** How the host's root-level system directories look (real dirs or usrmerge symlinks). */
 export function systemMounts(): string[] {
   const args: string[] = [];
-  for (const dir of [...SYSTEM_DIRS, "/nix"]) {
+  // The Nix store only (host programs may live there): /nix/var holds the host's
+  // profiles and GC roots, which name the data dir's package profiles.
+  for (const dir of [...SYSTEM_DIRS, "/nix/store"]) {
     let st: ReturnType<typeof lstatSync>;
     try {
       st = lstatSync(dir);

@@ -4,6 +4,7 @@ import type { CgroupOptions } from "./cgroups.ts";
 import type { SandboxDriver } from "./driver.ts";
 import { createHostDriver } from "./host-driver.ts";
 import type { WorkerLaunchConfig } from "./launcher.ts";
+import type { PackageMounts } from "./process/packages.ts";
 import { createProcessDriver } from "./process-driver.ts";
 import { createVirtualDriver } from "./virtual-driver.ts";
 
@@ -23,6 +24,8 @@ export interface DriverSetup {
   launcher: WorkerLaunchConfig | undefined;
   /** How `process` sandboxes and the `virtual` driver's pool processes are confined. */
   confinement: { cgroup: CgroupOptions; caBundle: string; hidePaths: string[] };
+  /** Nix packages to show in sandboxes (`[packages]`), for drivers that run programs. */
+  packages?: PackageMounts;
 }
 
 /**
@@ -39,6 +42,11 @@ export interface SandboxDriverPlugin {
   readonly auto?: { why: string };
   /** Runs agents without isolation: refused unless `sandbox.allow_unsandboxed = true`. */
   readonly unisolated?: boolean;
+  /**
+   * Why this driver's sandboxes cannot use Nix packages, when they cannot
+   * (said to people who ask for one); drivers without it show them on PATH.
+   */
+  readonly noPackages?: string;
   create(setup: DriverSetup): SandboxDriver;
 }
 
@@ -53,11 +61,14 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         logger: s.logger,
         launcher: s.launcher,
         ...s.confinement,
+        ...(s.packages ? { packages: s.packages } : {}),
       }),
   },
   {
     name: "virtual",
     auto: { why: "the virtual tier needs neither namespaces nor bubblewrap" },
+    noPackages:
+      "agents on this gateway run in the virtual tier, a JavaScript shell that cannot run programs, so Nix packages cannot be used there",
     create: (s) =>
       createVirtualDriver({
         stateDir: s.stateDir,
@@ -71,6 +82,8 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
   {
     name: "host",
     unisolated: true,
+    noPackages:
+      "the host sandbox driver does not provide Nix packages (install programs on the host instead)",
     create: (s) => createHostDriver({ logger: s.logger, launcher: s.launcher }),
   },
 ];

@@ -214,6 +214,7 @@ export class ProcessDriver implements SandboxDriver {
       procsFiles: rec.cgroup?.procsFiles ?? [],
       rlimits: rlimitArgs(setup, rec.spec.limits, this.#opts.maxOpenFiles),
       nodeDir: dirname(this.launcher.nodePath),
+      packages: Boolean(this.#opts.packages) && !rec.pool,
     };
     return execInSandbox(setup, target, command, opts);
   }

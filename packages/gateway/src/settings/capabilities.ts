@@ -1,3 +1,4 @@
+import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import { z } from "zod";
 import { jsonBody } from "../http/errors.ts";
@@ -19,9 +20,9 @@ const Name = z.strictObject({ name: z.string().min(1).max(200) });
 
 /**
  * What the person adds to their agent: skills from the catalog, domains it
- * may reach, Nix packages and MCP servers. Packages and MCP servers are only
- * recorded: nothing provisions them into sandboxes yet (the page says so, and
- * such capability grants are refused).
+ * may reach, Nix packages (checked against the package set and the operator's
+ * lists, then built in the background; the view shows each one's state) and
+ * MCP servers.
  */
 export function capabilityRoutes(d: PersonDeps): Hono<SettingsEnv> {
   const r = new Hono<SettingsEnv>();
@@ -86,13 +87,36 @@ function removeDomain(d: PersonDeps): SettingsHandler {
 function addPackage(d: PersonDeps): SettingsHandler {
   return async (c) => {
     const name = packageName((await jsonBody(c, Name)).name);
+    await checkPackage(d, name);
     await updateSettings(d, c, (cur) => ({
       ...cur,
       packages: addTo(cur.packages, name, "packages"),
     }));
     auditChange(d, c, "package_added", { package: name });
+    const session = c.get("session");
+    await d.packages?.status(
+      { agentId: session.agentId, userKey: session.userKey },
+      { retry: [name] },
+    );
     return viewOf(d, c);
   };
+}
+
+/** Refuse a package this gateway cannot provide (off, virtual tier, denied, not in the set). */
+async function checkPackage(d: Pick<PersonDeps, "packages">, name: string): Promise<void> {
+  const refusal = d.packages
+    ? await d.packages.refusal(name)
+    : { kind: "unavailable" as const, reason: "Nix packages are not enabled on this gateway" };
+  if (!refusal) return;
+  throw refusal.kind === "unavailable"
+    ? new LobuError("not_provisioned", refusal.reason, {
+        status: 501,
+        hint: refusal.hint ?? "Ask an admin about [packages] in lobu.toml.",
+      })
+    : new LobuError("invalid_setting", refusal.reason, {
+        status: 400,
+        hint: "Use the attribute name from the package set (search.nixos.org for nixpkgs).",
+      });
 }
 
 function removePackage(d: PersonDeps): SettingsHandler {

@@ -3,6 +3,7 @@ import type { SettingsView } from "@lobu/core/views";
 import { mayOpenAdminUi } from "../access/permissions.ts";
 import type { SettingsSession } from "../access/web-sessions.ts";
 import { effectivePolicy } from "../agents/context.ts";
+import type { AgentPackages } from "../agents/packages.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
 import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
 import type { UserAgentSettings, UserSettingsStore } from "../people/user-settings.ts";
@@ -26,6 +27,8 @@ export interface SettingsViewDeps {
   skills: SkillCatalog;
   userSettings: UserSettingsStore;
   gatewayTools: Pick<GatewayToolHost, "has" | "basePolicy" | "names">;
+  /** Nix packages' state (absent: packages are only listed). */
+  packages?: Pick<AgentPackages, "status" | "unavailable" | "refusal">;
 }
 
 export async function buildView(
@@ -75,10 +78,10 @@ export async function buildView(
       })),
       connected: settings.mcp,
     },
-    packages: {
+    packages: await packagesView(s, session, agent.id, {
       installed: settings.packages,
       fromSkills: [...new Set(installedSkills.flatMap((k) => k.packages))],
-    },
+    }),
     domains: {
       user: settings.domains,
       agent: agent.network.allow,
@@ -90,6 +93,21 @@ export async function buildView(
       .filter((m) => !m.name.startsWith("provider."))
       .map((m) => ({ name: m.name, hint: m.hint, updatedAt: m.updatedAt })),
   };
+}
+
+/** The person's packages with each one's state here, or why packages cannot be used here. */
+async function packagesView(
+  s: Pick<SettingsViewDeps, "packages">,
+  session: SettingsSession,
+  agentId: string,
+  lists: { installed: string[]; fromSkills: string[] },
+): Promise<SettingsView["packages"]> {
+  const unavailable = s.packages
+    ? s.packages.unavailable()?.reason
+    : "Nix packages are not enabled on this gateway";
+  if (unavailable || !s.packages)
+    return { ...lists, status: {}, ...(unavailable ? { unavailable } : {}) };
+  return { ...lists, status: await s.packages.status({ agentId, userKey: session.userKey }) };
 }
 
 /** Each provider, with the person's own key (a hint of it) and whether a shared key exists. */

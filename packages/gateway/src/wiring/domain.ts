@@ -4,6 +4,7 @@ import { SettingsLinks } from "../access/settings-links.ts";
 import { TokenStore } from "../access/tokens.ts";
 import { WebSessions } from "../access/web-sessions.ts";
 import { TurnContextBuilder } from "../agents/context.ts";
+import { AgentPackages, openNix } from "../agents/packages.ts";
 import { AgentRegistry } from "../agents/registry.ts";
 import { AuditLog } from "../audit/log.ts";
 import { Inbound } from "../conversations/inbound.ts";
@@ -15,6 +16,7 @@ import { type ProviderRegistry, providerSecretName } from "../providers/registry
 import { type AnswerRequest, answerRequest } from "../runtime/answers.ts";
 import { GatewayToolHost } from "../runtime/gateway-tools.ts";
 import { RequestRegistry } from "../runtime/requests.ts";
+import { SandboxTier } from "../sandbox/tier.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import { Budgets } from "../usage/budgets.ts";
@@ -43,6 +45,10 @@ export interface Domain {
   gatewayTools: GatewayToolHost;
   inbound: Inbound;
   contexts: TurnContextBuilder;
+  /** Nix packages (`[packages]`): state, profiles, garbage collection. */
+  packages: AgentPackages;
+  /** Which sandbox driver runs agents: settled by the runtime phase. */
+  sandboxTier: SandboxTier;
 }
 
 /** Build the domain objects in dependency order; each gets only what it uses. */
@@ -54,6 +60,8 @@ export async function buildDomain(opts: {
   skills: SkillCatalog;
   storage: Storage;
   publicUrl: PublicUrl;
+  dataDir: string;
+  configPath?: string;
 }): Promise<Domain> {
   const { config, env, log, providers, skills, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
@@ -83,7 +91,16 @@ export async function buildDomain(opts: {
   });
   const sessions = new WebSessions(store.kv);
   const requests = new RequestRegistry(store, log);
-  const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit };
+  const sandboxTier = new SandboxTier();
+  const packages = new AgentPackages({
+    nix: await openNix({ config, dataDir: opts.dataDir, configPath: opts.configPath, log, env }),
+    tier: sandboxTier,
+    agents,
+    userSettings,
+    skills,
+    log,
+  });
+  const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit, packages };
   return {
     providers,
     skills,
@@ -120,7 +137,10 @@ export async function buildDomain(opts: {
       skills,
       budgets,
       modelLimits: (agentId) => modelLimitsFor(config, agentId),
+      packages,
     }),
+    packages,
+    sandboxTier,
   };
 }
 

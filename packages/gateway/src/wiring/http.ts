@@ -103,6 +103,7 @@ export function buildApp(opts: {
       skills: domain.skills,
       userSettings: domain.userSettings,
       gatewayTools: domain.gatewayTools,
+      packages: domain.packages,
     },
     env,
   );

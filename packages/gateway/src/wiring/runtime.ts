@@ -5,6 +5,7 @@ import { ActiveTurns } from "../runtime/active-turns.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
+import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { TurnEvents } from "../runtime/turn-events.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
@@ -21,6 +22,8 @@ export interface Runtime {
   sandboxes: SandboxManager;
   runner: TurnRunner;
   dispatcher: Dispatcher;
+  /** Stops the scheduled garbage collection of Nix packages. */
+  stopPackageGc: () => void;
 }
 
 /**
@@ -51,6 +54,8 @@ export async function startRuntime(opts: {
     | "gatewayTools"
     | "contexts"
     | "settingsLinks"
+    | "packages"
+    | "sandboxTier"
   >;
   /** Where replies to each platform go (built before the runner, started after it). */
   replySurfaceFor(platform: string): ReplySurface | undefined;
@@ -103,8 +108,10 @@ export async function startRuntime(opts: {
     log,
     caBundlePath: egress.caBundlePath,
     worker: opts.worker,
+    packages: domain.packages.mounts(),
   });
   startup.onFailure(() => driver.driver.close());
+  domain.sandboxTier.settle(driver.driver.name);
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
@@ -145,9 +152,13 @@ export async function startRuntime(opts: {
     log,
   });
   await requests.start(
-    (sandboxId, requestId, answer) =>
-      gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
-      runner.deliverAnswer(sandboxId, requestId, answer),
+    // A granted package is forwarded once it is installed (runtime/package-grants.ts).
+    deliverAfterPackages(
+      { requests, packages: domain.packages, sandboxes, events, log },
+      (sandboxId, requestId, answer) =>
+        gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
+        runner.deliverAnswer(sandboxId, requestId, answer),
+    ),
   );
   startup.onFailure(() => requests.stop());
   const dispatcher = new Dispatcher({
@@ -171,5 +182,7 @@ export async function startRuntime(opts: {
     },
     log,
   });
-  return { egress, driver, sandboxes, runner, dispatcher };
+  const stopPackageGc = domain.packages.scheduleGc();
+  startup.onFailure(stopPackageGc);
+  return { egress, driver, sandboxes, runner, dispatcher, stopPackageGc };
 }

@@ -14,7 +14,7 @@ export const LAYERS: readonly { layer: string; folders: readonly string[] }[] = 
   // Vocabulary and plumbing that knows nothing of the gateway's parts.
   { layer: "0 foundation", folders: ["domain", "util", "store", "telemetry", "http"] },
   // Services on top of storage, each on its own.
-  { layer: "1 services", folders: ["secrets", "audit", "skills", "sandbox", "datadir"] },
+  { layer: "1 services", folders: ["secrets", "audit", "skills", "sandbox", "datadir", "nix"] },
   // What a turn needs from the outside world and from people's own settings.
   { layer: "2 egress & people", folders: ["proxy", "providers", "usage", "people"] },
   { layer: "3 agents", folders: ["agents"] },

@@ -268,7 +268,7 @@ describe("capability requests", () => {
     expect(await (await gw.api("/api/v1/audit?limit=500")).text()).not.toContain(VALUE);
   });
 
-  it("tells the person and the agent that a package cannot be provided yet", async () => {
+  it("tells the person and the agent that packages are not enabled on this gateway", async () => {
     scriptRequest("install ripgrep", "package", "ripgrep");
     const events = eventReader(await send("erin", "install ripgrep"));
     const request = await events.until("capability_request");
@@ -286,12 +286,12 @@ describe("capability requests", () => {
     });
     expect(granted.status).toBe(501);
     expect(((await granted.json()) as { error: { message: string } }).error.message).toMatch(
-      /does not install Nix packages/,
+      /^Nix packages are not enabled on this gateway\. Your agent was told to continue without ripgrep\.$/,
     );
     await events.rest();
     // The agent is not told it has the package: the request is settled as denied, with the reason.
     expect(toolResultFor("install ripgrep")?.content).toMatch(
-      /^denied: the user declined package ripgrep \(The grant was refused: this gateway does not install Nix packages/,
+      /^denied: the user declined package ripgrep \(The grant was refused: Nix packages are not enabled on this gateway\)/,
     );
     expect(await (await me.call("GET", `/requests/${request.requestId}`)).json()).toMatchObject({
       status: "answered",

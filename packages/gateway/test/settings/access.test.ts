@@ -298,10 +298,19 @@ describe("what people can change", () => {
     };
     expect(installed.skills.installed).toEqual(["notes"]);
     expect((await me.call("POST", "/packages", { name: "rm -rf /" })).status).toBe(400);
-    const pkgs = (await (await me.call("POST", "/packages", { name: "ripgrep" })).json()) as {
-      packages: { installed: string[] };
+    // Packages are off on this gateway: a choice that could not act is refused, not stored.
+    const pkgs = await me.call("POST", "/packages", { name: "ripgrep" });
+    expect(pkgs.status).toBe(501);
+    expect(await pkgs.json()).toMatchObject({
+      error: { code: "not_provisioned", message: "Nix packages are not enabled on this gateway" },
+    });
+    const state = (await (await me.call("GET", "/state")).json()) as {
+      packages: { installed: string[]; unavailable?: string };
     };
-    expect(pkgs.packages.installed).toEqual(["ripgrep"]);
+    expect(state.packages).toMatchObject({
+      installed: [],
+      unavailable: "Nix packages are not enabled on this gateway",
+    });
     expect((await me.call("PUT", "/secrets/provider.anthropic", { value: "x" })).status).toBe(400);
     const secret = (await (
       await me.call("PUT", "/secrets/github", { value: "ghp_secretvalue0123456789" })
@@ -324,19 +333,19 @@ describe("what people can change", () => {
   });
 
   // After the audit test: 200 more records would push its records out of its window.
-  it("caps how many packages (or domains) one person adds", async () => {
+  it("caps how many domains (or packages) one person adds", async () => {
     const me = await openSettings(gw, await apiSettingsLink(gw, "pat"));
     for (let i = 0; i < 200; i++) {
-      const res = await me.call("POST", "/packages", { name: `pkg${i}` });
-      expect(res.status, `package ${i}`).toBe(200);
+      const res = await me.call("POST", "/domains", { name: `d${i}.example.com` });
+      expect(res.status, `domain ${i}`).toBe(200);
     }
-    const over = await me.call("POST", "/packages", { name: "one-too-many" });
+    const over = await me.call("POST", "/domains", { name: "one-too-many.example.com" });
     expect(over.status).toBe(400);
     expect(((await over.json()) as { error: { message: string } }).error.message).toBe(
-      "at most 200 packages",
+      "at most 200 domains",
     );
     // Adding one already there is not growth.
-    expect((await me.call("POST", "/packages", { name: "pkg0" })).status).toBe(200);
+    expect((await me.call("POST", "/domains", { name: "d0.example.com" })).status).toBe(200);
   });
 });
 

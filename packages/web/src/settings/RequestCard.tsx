@@ -108,9 +108,9 @@ export function RequestCard(props: {
 
   const event = request.event;
   const isSecret = event.type === "capability_request" && event.kind === "secret";
-  // Packages and MCP servers cannot be granted yet: say so, and offer only to tell the agent.
+  // MCP servers cannot be granted yet: say so, and offer only to tell the agent.
   const unavailable =
-    event.type === "capability_request" && (event.kind === "package" || event.kind === "mcp")
+    event.type === "capability_request" && event.kind === "mcp"
       ? NOT_PROVIDED[event.kind]
       : event.type === "approval_request" && event.displayComplete === false
         ? "This input is too long to show in full, so it cannot be approved. Deny it and ask your agent for smaller steps."

@@ -172,7 +172,7 @@ export function SettingsApp() {
         <NetworkSection view={view} client={client} act={act} busy={busy} />
         <ToolsSection view={view} client={client} act={act} busy={busy} />
         <McpSection view={view} client={client} act={act} busy={busy} />
-        <PackagesSection view={view} client={client} act={act} busy={busy} />
+        <PackagesSection view={view} client={client} act={act} busy={busy} refresh={refresh} />
         <SecretsSection view={view} client={client} act={act} busy={busy} />
         <p className="muted small">
           Changes apply to your own agent from its next step. What the team set up (shown as "team")

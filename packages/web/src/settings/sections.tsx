@@ -1,8 +1,8 @@
-import { useId, useState } from "react";
+import { type ReactNode, useEffect, useId, useState } from "react";
 import type { Client } from "../api.ts";
 import { Badge, InlineForm, relativeTime, Section } from "../ui.tsx";
 import type { Act } from "./SettingsApp.tsx";
-import type { SettingsView } from "./types.ts";
+import type { PackageStatusView, SettingsView } from "./types.ts";
 
 interface Props {
   view: SettingsView;
@@ -203,12 +203,10 @@ export function SkillsSection({ view, client, act, busy }: Props) {
 }
 
 /**
- * Capabilities the gateway records but does not provide yet: nothing installs Nix
- * packages into sandboxes or connects MCP servers. Said plainly wherever they show.
+ * Capabilities the gateway records but does not provide yet: nothing connects MCP
+ * servers. Said plainly wherever they show.
  */
 export const NOT_PROVIDED = {
-  package:
-    "Not installed yet: this gateway does not put Nix packages into your agent's sandbox, so your agent cannot use them today. The list is only saved with your settings.",
   mcp: "Not connected yet: this gateway does not connect MCP servers to agents, so your agent cannot use them today. Your choice is only saved with your settings.",
 } as const;
 
@@ -222,12 +220,17 @@ function EntryList(props: {
   empty: string;
   remove(entry: string): void;
   busy: boolean;
+  /** Shown under an entry's name (e.g. a package's state). */
+  detail?: (entry: string) => ReactNode;
 }) {
   return (
     <ul className="list">
       {props.mine.map((x) => (
         <li key={x} className="item">
-          <span className="name mono grow">{x}</span>
+          <span className="name mono grow">
+            {x}
+            {props.detail?.(x)}
+          </span>
           <button
             type="button"
             className="secondary"
@@ -241,7 +244,10 @@ function EntryList(props: {
       ))}
       {props.fixed.map((x) => (
         <li key={`fixed-${x}`} className="item">
-          <span className="name mono grow">{x}</span>
+          <span className="name mono grow">
+            {x}
+            {props.detail?.(x)}
+          </span>
           <Badge>{props.fixedBadge}</Badge>
         </li>
       ))}
@@ -409,15 +415,81 @@ export function McpSection({ view, client, act, busy }: Props) {
   );
 }
 
-export function PackagesSection({ view, client, act, busy }: Props) {
+/** How long the page waits before asking again while packages are being installed. */
+const PACKAGE_POLL_MS = 2000;
+
+/** A package's state, said in words (and with its reason and log when it failed). */
+function PackageState({ status }: { status: PackageStatusView | undefined }) {
+  if (!status) return null;
+  switch (status.state) {
+    case "queued":
+      return (
+        <span className="package-state">
+          {" "}
+          <Badge>queued</Badge>
+        </span>
+      );
+    case "building":
+      return (
+        <span className="package-state">
+          {" "}
+          <Badge tone="warn">installing</Badge> <span className="muted small">{status.detail}</span>
+        </span>
+      );
+    case "ready":
+      return (
+        <span className="package-state">
+          {" "}
+          <Badge tone="ok">{status.version ? `ready · ${status.version}` : "ready"}</Badge>
+        </span>
+      );
+    case "failed":
+      return (
+        <span className="package-state">
+          {" "}
+          <Badge tone="danger">failed</Badge>
+          <span className="field-error small block">{status.reason}</span>
+          {status.log.length ? (
+            <details className="small">
+              <summary>Build log (last lines)</summary>
+              <pre className="log">{status.log.join("\n")}</pre>
+            </details>
+          ) : null}
+        </span>
+      );
+  }
+}
+
+export function PackagesSection({
+  view,
+  client,
+  act,
+  busy,
+  refresh,
+}: Props & { refresh?: () => Promise<void> }) {
   const [name, setName] = useState("");
   const p = view.packages;
+  const pending = Object.values(p.status).some(
+    (s) => s.state === "queued" || s.state === "building",
+  );
+  // While something installs, the page follows it until every package is ready or failed.
+  useEffect(() => {
+    if (!pending || !refresh) return;
+    const timer = setInterval(() => void refresh().catch(() => {}), PACKAGE_POLL_MS);
+    return () => clearInterval(timer);
+  }, [pending, refresh]);
   return (
-    <Section title="Packages" description="Nix packages you want in your agent's environment.">
-      <p className="notice" role="note">
-        {NOT_PROVIDED.package}
-      </p>
+    <Section
+      title="Packages"
+      description="Nix packages your agent gets on its PATH, from the next command it runs."
+    >
+      {p.unavailable ? (
+        <p className="notice" role="note">
+          Not available here: {p.unavailable}. Your agent cannot use packages on this gateway.
+        </p>
+      ) : null}
       <EntryList
+        detail={(x) => <PackageState status={p.status[x]} />}
         mine={p.installed}
         fixed={p.fromSkills}
         fixedBadge="from a skill"
@@ -433,10 +505,14 @@ export function PackagesSection({ view, client, act, busy }: Props) {
         value={name}
         onChange={setName}
         onSubmit={async () => {
-          if (await act(`Added ${name.trim()}.`, () => client.send("POST", "/packages", { name })))
+          if (
+            await act(`Added ${name.trim()}: it is being installed.`, () =>
+              client.send("POST", "/packages", { name }),
+            )
+          )
             setName("");
         }}
-        disabled={busy}
+        disabled={busy || Boolean(p.unavailable)}
       />
     </Section>
   );

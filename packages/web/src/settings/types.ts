@@ -2,6 +2,7 @@
 export type {
   CapabilityKind,
   DecisionChoice,
+  PackageStatusView,
   RequestView,
   SettingsView,
   ToolPolicyName as ToolPolicy,

@@ -5,6 +5,7 @@ import { SANDBOX_WORKSPACE, wrapperArgv } from "../bwrap.ts";
 import { HELPER_ENV } from "../commands.ts";
 import type { ExecCommand, ExecResult } from "../driver.ts";
 import type { Setup } from "./detect.ts";
+import { packageEnv } from "./packages.ts";
 
 /** The running sandbox an operator command enters. */
 export interface ExecTarget {
@@ -19,6 +20,8 @@ export interface ExecTarget {
   rlimits: string[];
   /** Directory of the node binary it runs (first in PATH). */
   nodeDir: string;
+  /** It shows Nix packages: their profile goes first on PATH, as for its agent. */
+  packages?: boolean;
 }
 
 export interface ExecOptions {
@@ -72,8 +75,9 @@ export function execArgv(setup: Setup, target: ExecTarget, command: ExecCommand)
       "exec into a sandbox of a non-root gateway needs nsenter --user-parent (util-linux 2.39 or later)",
       { status: 501, hint: "Upgrade util-linux, or run the gateway as root." },
     );
+  const path = `${target.nodeDir}:/usr/local/bin:/usr/bin:/bin`;
   const env = Object.entries({
-    PATH: `${target.nodeDir}:/usr/local/bin:/usr/bin:/bin`,
+    ...(target.packages ? packageEnv(path) : { PATH: path }),
     HOME: SANDBOX_WORKSPACE,
     LANG: "C.UTF-8",
     LOBU_SANDBOX_ID: target.sandboxId,

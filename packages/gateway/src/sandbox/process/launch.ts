@@ -21,12 +21,20 @@ import type { LaunchedWorker, WorkerLauncher } from "../launcher.ts";
 import { startTicks } from "../proc.ts";
 import type { Setup } from "./detect.ts";
 import { MiB, type ProcessDriverOptions } from "./options.ts";
+import { packageBinds, packageEnv } from "./packages.ts";
 import type { SandboxResources } from "./resources.ts";
 
 /** The driver options that shape a sandbox's layout. */
 export type LaunchOptions = Pick<
   ProcessDriverOptions,
-  "stateDir" | "extraRoBinds" | "caBundle" | "hidePaths" | "tmpMb" | "heapFraction" | "maxOpenFiles"
+  | "stateDir"
+  | "extraRoBinds"
+  | "caBundle"
+  | "hidePaths"
+  | "tmpMb"
+  | "heapFraction"
+  | "maxOpenFiles"
+  | "packages"
 >;
 
 export interface LaunchDeps {
@@ -104,8 +112,9 @@ export async function launchSandbox(
   const { setup, launcher, opts } = deps;
   const { spec, resources } = req;
   const { roBinds, hide } = bindsFor(deps, req);
-  const staging = stagingFor(setup, opts, resources, roBinds);
-  const layout = bwrapArgs(layoutFor(deps, req, { roBinds, hide, staging }));
+  const packages = opts.packages && !resources.pool ? packageBinds(opts.packages, spec.id) : [];
+  const staging = stagingFor(setup, opts, resources, roBinds, packages);
+  const layout = bwrapArgs(layoutFor(deps, req, { roBinds, hide, staging, packages }));
   const inner = req.workerArgv ?? [
     ...rlimitArgs(setup, spec.limits, opts.maxOpenFiles),
     ...launcher.workerArgv(heapFlags(launcher, spec.limits, opts.heapFraction)),
@@ -171,6 +180,7 @@ function stagingFor(
   opts: LaunchOptions,
   res: SandboxResources,
   roBinds: string[],
+  packages: Array<{ source: string; name: string }>,
 ): Staging {
   const dir = setup.root ? setup.stageDir : undefined;
   return {
@@ -180,6 +190,7 @@ function stagingFor(
       { source: res.binding.socketPath, name: "egress.sock" },
       ...(opts.caBundle ? [{ source: opts.caBundle, name: "ca-bundle.pem" }] : []),
       ...roBinds.map((path, i) => ({ source: path, name: `rt${i}` })),
+      ...packages.map(({ source, name }) => ({ source, name })),
     ],
     at: (path, name) => (dir ? join(dir, name) : path),
   };
@@ -188,16 +199,24 @@ function stagingFor(
 function layoutFor(
   deps: LaunchDeps,
   req: LaunchRequest,
-  paths: { roBinds: string[]; hide: string[]; staging: Staging },
+  paths: {
+    roBinds: string[];
+    hide: string[];
+    staging: Staging;
+    packages: Array<{ source: string; dest: string; name: string }>;
+  },
 ): BwrapLayout {
   const { setup, opts } = deps;
   const { spec, resources: res } = req;
-  const { roBinds, hide, staging } = paths;
+  const { roBinds, hide, staging, packages } = paths;
   return {
     uid: setup.root ? undefined : res.meta.uid,
     gid: setup.root ? undefined : res.meta.gid,
     disableUserns: setup.disableUserns,
-    roBinds: roBinds.map((path, i) => ({ source: staging.at(path, `rt${i}`), dest: path })),
+    roBinds: [
+      ...roBinds.map((path, i) => ({ source: staging.at(path, `rt${i}`), dest: path })),
+      ...packages.map((p) => ({ source: staging.at(p.source, p.name), dest: p.dest })),
+    ],
     hide,
     volumeSource: staging.at(res.volumeDir, "workspace"),
     volumeDest: res.pool ? POOL_VOLUMES : SANDBOX_WORKSPACE,
@@ -212,17 +231,19 @@ function layoutFor(
     tmpBytes: setup.tmpSize
       ? (opts.tmpMb ?? Math.max(16, Math.floor(spec.limits.memoryMb / 4))) * MiB
       : undefined,
-    env: envFor(deps, req),
+    env: envFor(deps, req, packages.length > 0),
     fds: FDS,
   };
 }
 
-function envFor(deps: LaunchDeps, req: LaunchRequest): Record<string, string> {
+function envFor(deps: LaunchDeps, req: LaunchRequest, packages: boolean): Record<string, string> {
   const pool = req.resources.pool;
+  const path = `${dirname(deps.launcher.nodePath)}:/usr/local/bin:/usr/bin:/bin`;
   const env = workerEnv(
     req.spec,
     {
-      PATH: `${dirname(deps.launcher.nodePath)}:/usr/local/bin:/usr/bin:/bin`,
+      // Nix packages (the person's profile) come first, so what they chose is what runs.
+      ...(packages ? packageEnv(path) : { PATH: path }),
       HOME: pool ? "/tmp" : SANDBOX_WORKSPACE,
     },
     pool

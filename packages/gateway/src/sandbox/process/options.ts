@@ -2,6 +2,7 @@ import type { Logger } from "@lobu/core";
 import type { CgroupOptions } from "../cgroups.ts";
 import type { WorkerLaunchConfig, WorkerLauncher } from "../launcher.ts";
 import type { QuotaMode } from "../volume.ts";
+import type { PackageMounts } from "./packages.ts";
 
 export interface ProcessDriverOptions {
   /** Driver-private directory (root-only): uid table, staging mounts. */
@@ -45,6 +46,8 @@ export interface ProcessDriverOptions {
   seccomp?: boolean;
   /** Give the worker's V8 heap this share of the memory limit (default 0.75; 0 to leave node's default). */
   heapFraction?: number;
+  /** Nix packages: the store and each sandbox's profile link, read-only, profile first on PATH. */
+  packages?: PackageMounts;
 }
 
 export const MiB = 1024 * 1024;
