@@ -58,10 +58,10 @@ export async function buildDomain(opts: {
   const { config, env, log, providers, skills, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
-  const agents = new AgentRegistry(store.kv, config);
-  const userSettings = new UserSettingsStore(store.kv);
-  const conversations = new Conversations(store);
-  const audit = new AuditLog(store);
+  const agents = new AgentRegistry(store.kv, config, log);
+  const userSettings = new UserSettingsStore(store.kv, log);
+  const conversations = new Conversations(store, log);
+  const audit = new AuditLog(store, log);
   const budgets = new Budgets({
     kv: store.kv,
     config,
@@ -81,7 +81,7 @@ export async function buildDomain(opts: {
       }),
     onError: (err) => log.warn({ err }, "could not count usage against budgets"),
   });
-  const sessions = new WebSessions(store.kv);
+  const sessions = new WebSessions(store.kv, log);
   const requests = new RequestRegistry(store, log);
   const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit };
   return {
@@ -99,7 +99,7 @@ export async function buildDomain(opts: {
       budgets,
       prices: config.prices,
     },
-    tokens: new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN),
+    tokens: new TokenStore(store.kv, log, env.LOBU_ADMIN_TOKEN),
     sessions,
     settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
     requests,

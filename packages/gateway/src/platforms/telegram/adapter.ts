@@ -416,7 +416,7 @@ export class TelegramAdapter implements PlatformAdapter {
         .catch((err) => this.#log.debug({ err }, "answerCallbackQuery failed"));
     };
     try {
-      const parsed = await parseCallbackData(query.data, this.#ctx.state);
+      const parsed = await parseCallbackData(query.data, this.#ctx.state, this.#log);
       if (!parsed) {
         await answerQuery("This button is no longer active.", true);
         return;
