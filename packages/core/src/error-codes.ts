@@ -83,6 +83,10 @@ export const ERROR_CODES = {
   port_forbidden: { status: 500, meaning: "the gateway may not listen on this port" },
   port_in_use: { status: 500, meaning: "something else listens on the gateway's port" },
   provider_unknown: { status: 400, meaning: "no provider has this id" },
+  record_unreadable: {
+    status: 500,
+    meaning: "a stored record is corrupt or from an incompatible version; the log names its key",
+  },
   replayed_request: {
     status: 409,
     meaning: "a copy of a signed Slack request that was already accepted",

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { digest } from "./ids.ts";
 
 /**
@@ -8,14 +9,15 @@ import { digest } from "./ids.ts";
  * Telegram, a free-form name on the REST API). In per-channel group routing the
  * gateway sets `userId` to `*` so that everybody in the channel shares one agent.
  */
-export interface ConversationKey {
-  agentId: string;
-  platform: string;
+export const ConversationKey = z.object({
+  agentId: z.string(),
+  platform: z.string(),
   /** Workspace or team on platforms that have one (Slack team id); empty otherwise. */
-  workspace?: string;
-  userId: string;
-  channelId: string;
-}
+  workspace: z.string().optional(),
+  userId: z.string(),
+  channelId: z.string(),
+});
+export type ConversationKey = z.infer<typeof ConversationKey>;
 
 export const SHARED_USER = "*";
 

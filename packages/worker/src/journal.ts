@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { z } from "zod";
 
 /**
  * Per-volume record of turns, so that a message delivered again (the gateway or
@@ -7,27 +8,29 @@ import { dirname } from "node:path";
  * session: an unfinished turn is rewound to where it started, a finished one is
  * replayed from here without calling the model.
  */
-export interface TurnRecord {
-  status: "started" | "done";
+export const TurnRecord = z.object({
+  status: z.enum(["started", "done"]),
   /** Session leaf before the user message was added (null = empty session). */
-  leafBefore: string | null;
-  text?: string;
-  at: number;
-}
+  leafBefore: z.string().nullable(),
+  text: z.string().optional(),
+  at: z.number(),
+});
+export type TurnRecord = z.infer<typeof TurnRecord>;
 
 const KEEP = 200;
+
+/** Where the journal reports what it could not read (the worker's stderr by default). */
+export type JournalReport = (line: string) => void;
+
+const toStderr: JournalReport = (line) => process.stderr.write(`lobu-worker: ${line}\n`);
 
 export class TurnJournal {
   private readonly file: string;
   private turns: Record<string, TurnRecord>;
 
-  constructor(file: string) {
+  constructor(file: string, report: JournalReport = toStderr) {
     this.file = file;
-    try {
-      this.turns = JSON.parse(readFileSync(file, "utf8")) as Record<string, TurnRecord>;
-    } catch {
-      this.turns = {};
-    }
+    this.turns = readJournal(file, report);
   }
 
   get(messageId: string): TurnRecord | undefined {
@@ -49,4 +52,43 @@ export class TurnJournal {
     writeFileSync(tmp, JSON.stringify(this.turns));
     renameSync(tmp, this.file);
   }
+}
+
+/**
+ * The journal's turns. What cannot be read is reported and left out, never
+ * taken for a turn: a message whose entry is lost runs again as a new one
+ * (the safe side; a wrong "done" would replay a reply that was never given).
+ */
+function readJournal(file: string, report: JournalReport): Record<string, TurnRecord> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      report(`the turn journal ${file} cannot be read (${(err as Error).message}); starting empty`);
+    }
+    return {};
+  }
+  const lost = "its turns are forgotten (a message delivered again runs as new)";
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    report(`the turn journal ${file} is not valid JSON; ${lost}`);
+    return {};
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    report(`the turn journal ${file} is not an object of turns; ${lost}`);
+    return {};
+  }
+  const turns: Record<string, TurnRecord> = {};
+  for (const [messageId, value] of Object.entries(doc)) {
+    const parsed = TurnRecord.safeParse(value);
+    if (parsed.success) turns[messageId] = parsed.data;
+    else {
+      const reason = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+      report(`turn journal entry ${messageId} in ${file} is unreadable (${reason}); skipped`);
+    }
+  }
+  return turns;
 }

@@ -2,30 +2,36 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { newId, randomToken } from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
 import type { KeyValue } from "../store/port.ts";
+import { readRecord } from "../util/stored-record.ts";
 
-export type TokenRole = "admin" | "client" | "user";
-export const TOKEN_ROLES = ["admin", "client", "user"] as const satisfies readonly TokenRole[];
+export const TOKEN_ROLES = ["admin", "client", "user"] as const;
+export const TokenRole = z.enum(TOKEN_ROLES);
+export type TokenRole = z.infer<typeof TokenRole>;
 
-export interface ApiToken {
-  id: string;
-  name: string;
-  role: TokenRole;
+/** A token's record, stored as `apitoken:<sha256 of the token>`. */
+export const ApiToken = z.object({
+  id: z.string().min(1),
+  name: z.string(),
+  role: TokenRole,
   /**
    * The `api` users a `client` or `user` token acts for: `api:<namespace>:<user>`
    * (docs/api.md, Roles). Client tokens made before namespaces existed have
    * none and act in a namespace of their own id.
    */
-  namespace?: string;
+  namespace: z.string().optional(),
   /** The one end user a `user` token acts for. */
-  user?: string;
+  user: z.string().optional(),
   /** The token that created this one (a client token minting user tokens). */
-  issuedBy?: string;
-  createdAt: number;
+  issuedBy: z.string().optional(),
+  createdAt: z.number(),
   /** After this (ms since epoch) the token is refused. */
-  expiresAt?: number;
-  lastUsedAt?: number;
-}
+  expiresAt: z.number().optional(),
+  lastUsedAt: z.number().optional(),
+});
+export type ApiToken = z.infer<typeof ApiToken>;
 
 /** What a new token is bound to, beyond its name and role. */
 export type TokenBinding = Pick<ApiToken, "namespace" | "user" | "issuedBy" | "expiresAt">;
@@ -44,14 +50,17 @@ export const ADMIN_TOKEN_FILE = "admin-token";
  * shown once at creation. `admin` tokens manage agents, secrets and sandboxes;
  * `client` tokens act for the `api` users of their namespace (an app
  * integrating Lobu on behalf of its users); `user` tokens act for one of them.
- * What each may do is in permissions.ts.
+ * What each may do is in permissions.ts. An unreadable token record (logged)
+ * never authenticates and is left out of lists.
  */
 export class TokenStore {
   private readonly kv: KeyValue;
+  private readonly log: Logger;
   private readonly envAdminToken: string | undefined;
 
-  constructor(kv: KeyValue, envAdminToken?: string) {
+  constructor(kv: KeyValue, log: Logger, envAdminToken?: string) {
     this.kv = kv;
+    this.log = log;
     this.envAdminToken = envAdminToken || undefined;
   }
 
@@ -89,15 +98,16 @@ export class TokenStore {
         return { id: "env", name: "LOBU_ADMIN_TOKEN", role: "admin", createdAt: 0 };
     }
     if (!token.startsWith(TOKEN_PREFIX)) return null;
-    const raw = await this.kv.get(key(hash(token)));
+    const k = key(hash(token));
+    const raw = await this.kv.get(k);
     if (!raw) return null;
-    const info = JSON.parse(raw) as ApiToken;
-    return live(info) ? info : null;
+    const info = this.#decode(k, raw, "refused");
+    return info && live(info) ? info : null;
   }
 
   async list(): Promise<ApiToken[]> {
     return (await this.kv.list("apitoken:"))
-      .map((e) => JSON.parse(e.value) as ApiToken)
+      .flatMap((e) => this.#decode(e.key, e.value) ?? [])
       .filter(live);
   }
 
@@ -109,7 +119,8 @@ export class TokenStore {
   async revoke(id: string): Promise<boolean> {
     let found = false;
     for (const e of await this.kv.list("apitoken:")) {
-      const info = JSON.parse(e.value) as ApiToken;
+      const info = this.#decode(e.key, e.value);
+      if (!info) continue;
       if (info.id === id) found = (await this.kv.del(e.key)) || found;
       else if (info.issuedBy === id) await this.kv.del(e.key);
     }
@@ -129,5 +140,9 @@ export class TokenStore {
     const { token } = await this.create("bootstrap admin", "admin");
     writeFileSync(file, `${token}\n`, { mode: 0o600 });
     return { file, created: true };
+  }
+
+  #decode(storeKey: string, raw: string, what = "skipped"): ApiToken | undefined {
+    return readRecord(ApiToken, raw, { record: "api token", key: storeKey }, this.log, what);
   }
 }

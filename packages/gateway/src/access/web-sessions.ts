@@ -1,7 +1,10 @@
 import { createHash } from "node:crypto";
 import { randomToken } from "@lobu/core";
-import type { Origin } from "../domain/origin.ts";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { Origin } from "../domain/origin.ts";
 import type { KeyValue } from "../store/port.ts";
+import { readRecord } from "../util/stored-record.ts";
 
 /**
  * Password-less access to the settings page and the admin UI.
@@ -18,7 +21,8 @@ import type { KeyValue } from "../store/port.ts";
  *   in a header.
  *
  * Only SHA-256 digests of codes and session ids are used as store keys, so a
- * dump of the store hands out no live credentials.
+ * dump of the store hands out no live credentials. An unreadable claim or
+ * session record (logged) opens nothing: it reads as unknown.
  */
 
 export const CLAIM_TTL_MS = 10 * 60_000;
@@ -27,46 +31,52 @@ const CLAIM_MEMORY_MS = 24 * 3_600_000;
 export const SETTINGS_SESSION_TTL_MS = 12 * 3_600_000;
 export const ADMIN_SESSION_TTL_MS = 8 * 3_600_000;
 
-export interface Claim {
-  userKey: string;
-  agentId: string;
-  origin: Origin;
+/** Stored as `web:claim:<sha256 of the code>`. */
+export const Claim = z.object({
+  userKey: z.string().min(1),
+  agentId: z.string().min(1),
+  origin: Origin,
   /** The capability request this link was made for (the page opens on it). */
-  requestId?: string;
-  createdAt: number;
-  expiresAt: number;
-}
+  requestId: z.string().optional(),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+export type Claim = z.infer<typeof Claim>;
 
 export type ClaimLookup =
   | { ok: true; claim: Claim }
   | { ok: false; reason: "used" | "expired" | "unknown" };
 
-export interface SettingsSession {
-  kind: "settings";
-  userKey: string;
-  agentId: string;
+export const SettingsSession = z.object({
+  kind: z.literal("settings"),
+  userKey: z.string().min(1),
+  agentId: z.string().min(1),
   /** Display name of the person (from their chat platform). */
-  userName?: string;
+  userName: z.string().optional(),
   /** Where the claim link was sent (absent for Telegram Mini App logins). */
-  origin?: Origin;
+  origin: Origin.optional(),
   /** How the session was opened: `claim`, or the platform whose sign-in opened it (`telegram`). */
-  via: string;
-  csrf: string;
-  createdAt: number;
-  expiresAt: number;
-}
+  via: z.string(),
+  csrf: z.string().min(1),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+export type SettingsSession = z.infer<typeof SettingsSession>;
 
-export interface AdminSession {
-  kind: "admin";
+export const AdminSession = z.object({
+  kind: z.literal("admin"),
   /** `api:<token id>` or the user key of a configured admin. */
-  actor: string;
-  name: string;
-  csrf: string;
-  createdAt: number;
-  expiresAt: number;
-}
+  actor: z.string().min(1),
+  name: z.string(),
+  csrf: z.string().min(1),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+export type AdminSession = z.infer<typeof AdminSession>;
 
-export type WebSession = SettingsSession | AdminSession;
+/** Stored as `web:session:<sha256 of the session id>`. */
+export const WebSession = z.discriminatedUnion("kind", [SettingsSession, AdminSession]);
+export type WebSession = z.infer<typeof WebSession>;
 
 const sha = (value: string) => createHash("sha256").update(value).digest("hex");
 const claimKey = (code: string) => `web:claim:${sha(code)}`;
@@ -77,10 +87,12 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
 
 export class WebSessions {
   private readonly kv: KeyValue;
+  private readonly log: Logger;
   private readonly now: () => number;
 
-  constructor(kv: KeyValue, opts: { now?: () => number } = {}) {
+  constructor(kv: KeyValue, log: Logger, opts: { now?: () => number } = {}) {
     this.kv = kv;
+    this.log = log;
     this.now = opts.now ?? Date.now;
   }
 
@@ -102,7 +114,8 @@ export class WebSessions {
     if (!TOKEN_SHAPE.test(code)) return { ok: false, reason: "unknown" };
     const raw = await this.kv.get(claimKey(code));
     if (!raw) return { ok: false, reason: (await this.kv.get(usedKey(code))) ? "used" : "unknown" };
-    const claim = JSON.parse(raw) as Claim;
+    const claim = this.#claim(code, raw);
+    if (!claim) return { ok: false, reason: "unknown" };
     if (claim.expiresAt <= this.now()) return { ok: false, reason: "expired" };
     return { ok: true, claim };
   }
@@ -112,7 +125,8 @@ export class WebSessions {
     if (!TOKEN_SHAPE.test(code)) return { ok: false, reason: "unknown" };
     const raw = await this.kv.take(claimKey(code));
     if (!raw) return { ok: false, reason: (await this.kv.get(usedKey(code))) ? "used" : "unknown" };
-    const claim = JSON.parse(raw) as Claim;
+    const claim = this.#claim(code, raw);
+    if (!claim) return { ok: false, reason: "unknown" };
     if (claim.expiresAt <= this.now()) return { ok: false, reason: "expired" };
     await this.kv.set(usedKey(code), "1", { ttlMs: CLAIM_MEMORY_MS });
     return { ok: true, claim };
@@ -134,11 +148,17 @@ export class WebSessions {
     if (!id || !TOKEN_SHAPE.test(id)) return null;
     const raw = await this.kv.get(sessionKey(id));
     if (!raw) return null;
-    const session = JSON.parse(raw) as WebSession;
-    return session.expiresAt > this.now() ? session : null;
+    const source = { record: "web session", key: sessionKey(id) };
+    const session = readRecord(WebSession, raw, source, this.log, "refused");
+    return session && session.expiresAt > this.now() ? session : null;
   }
 
   async delete(id: string | undefined): Promise<void> {
     if (id && TOKEN_SHAPE.test(id)) await this.kv.del(sessionKey(id));
+  }
+
+  #claim(code: string, raw: string): Claim | undefined {
+    const source = { record: "settings claim", key: claimKey(code) };
+    return readRecord(Claim, raw, source, this.log, "it reads as unknown");
   }
 }

@@ -6,32 +6,43 @@ import {
   LobuError,
   ToolPolicy,
 } from "@lobu/core";
+import type { Logger } from "pino";
 import { z } from "zod";
 import type { KeyValue } from "../store/port.ts";
+import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
 
-/** An agent as the gateway uses it (camelCase; from lobu.toml or the API). */
-export interface AgentDefinition {
-  id: string;
-  name: string;
-  description: string;
-  provider?: string;
-  model?: string;
-  systemPrompt?: string;
-  tools: string[];
-  skills: string[];
-  groupRouting: "per-user" | "per-channel";
-  network: { allow: string[]; deny: string[] };
-  policy: { default: ToolPolicy; tools: Record<string, ToolPolicy>; requestTimeoutMs: number };
+/** An agent as the gateway uses it (camelCase; from lobu.toml or the API, stored as `agent:<id>`). */
+export const AgentDefinition = z.object({
+  id: z.string().min(1),
+  name: z.string(),
+  description: z.string(),
+  provider: z.string().optional(),
+  model: z.string().optional(),
+  systemPrompt: z.string().optional(),
+  tools: z.array(z.string()),
+  skills: z.array(z.string()),
+  groupRouting: z.enum(["per-user", "per-channel"]),
+  network: z.object({ allow: z.array(z.string()), deny: z.array(z.string()) }),
+  policy: z.object({
+    default: ToolPolicy,
+    tools: z.record(z.string(), ToolPolicy),
+    requestTimeoutMs: z.number(),
+  }),
   /** Env var → secret binding exposed to the agent's shell as placeholders. */
-  secrets: Record<
-    string,
-    { secret: string; hosts: string[]; locations: ("header" | "url" | "body")[] }
-  >;
+  secrets: z.record(
+    z.string(),
+    z.object({
+      secret: z.string(),
+      hosts: z.array(z.string()),
+      locations: z.array(z.enum(["header", "url", "body"])),
+    }),
+  ),
   /** `config` agents are defined in lobu.toml and read-only through the API. */
-  source: "config" | "api" | "implicit";
-  createdAt: number;
-  updatedAt: number;
-}
+  source: z.enum(["config", "api", "implicit"]),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+});
+export type AgentDefinition = z.infer<typeof AgentDefinition>;
 
 /** Body of POST /api/v1/agents and PATCH /api/v1/agents/:id. */
 export const AgentInput = z.strictObject({
@@ -162,19 +173,29 @@ function blank(id: string, source: AgentDefinition["source"]): AgentDefinition {
  */
 export class AgentRegistry {
   private readonly kv: KeyValue;
+  private readonly log: Logger;
   private readonly configured: Map<string, AgentDefinition>;
 
-  constructor(kv: KeyValue, config: LobuConfig) {
+  constructor(kv: KeyValue, config: LobuConfig, log: Logger) {
     this.kv = kv;
+    this.log = log;
     this.configured = new Map(
       Object.entries(config.agents).map(([id, s]) => [id, fromSection(id, s)]),
     );
   }
 
   async list(): Promise<AgentDefinition[]> {
-    const stored = (await this.kv.list("agent:")).map(
-      (e) => JSON.parse(e.value) as AgentDefinition,
-    );
+    const stored = (await this.kv.list("agent:")).flatMap((e) => {
+      const decoded = decodeRecord(AgentDefinition, e.value);
+      if (decoded.ok) return [decoded.record];
+      logUnreadable(
+        this.log,
+        { record: "agent", key: e.key },
+        decoded.reason,
+        "left out of the list",
+      );
+      return [];
+    });
     const all = [...this.configured.values(), ...stored.filter((a) => !this.configured.has(a.id))];
     if (all.length === 0) return [blank(DEFAULT_AGENT_ID, "implicit")];
     return all.sort((a, b) => a.id.localeCompare(b.id));
@@ -184,7 +205,7 @@ export class AgentRegistry {
     const configured = this.configured.get(id);
     if (configured) return configured;
     const raw = await this.kv.get(`agent:${id}`);
-    if (raw) return JSON.parse(raw) as AgentDefinition;
+    if (raw) return this.#stored(id, raw);
     if (
       id === DEFAULT_AGENT_ID &&
       this.configured.size === 0 &&
@@ -237,13 +258,12 @@ export class AgentRegistry {
         },
       );
     }
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const raw = await this.kv.get(`agent:${id}`);
-      if (!raw) return this.require(id).then(() => this.create({ id, ...patch }));
-      const next = applyPatch(JSON.parse(raw) as AgentDefinition, patch);
-      if (await this.kv.compareAndSet(`agent:${id}`, raw, JSON.stringify(next))) return next;
-    }
-    throw new LobuError("conflict", `agent "${id}" changed concurrently; retry`, { status: 409 });
+    let next: AgentDefinition | undefined;
+    await this.kv.update(`agent:${id}`, (raw) => {
+      next = raw === null ? undefined : applyPatch(this.#stored(id, raw), patch);
+      return next && JSON.stringify(next);
+    });
+    return next ?? this.require(id).then(() => this.create({ id, ...patch }));
   }
 
   async delete(id: string): Promise<void> {
@@ -255,5 +275,30 @@ export class AgentRegistry {
       );
     }
     if (!(await this.kv.del(`agent:${id}`))) await this.require(id);
+  }
+
+  /**
+   * A stored agent, or `record_unreadable` (logged) when its record is not
+   * one: an agent that exists but cannot be used is neither "not found" nor
+   * run with a guessed definition.
+   */
+  #stored(id: string, raw: string): AgentDefinition {
+    const decoded = decodeRecord(AgentDefinition, raw);
+    if (decoded.ok) return decoded.record;
+    const source = { record: "agent", key: `agent:${id}` };
+    logUnreadable(
+      this.log,
+      source,
+      decoded.reason,
+      "refused until it is deleted and created again",
+    );
+    throw new LobuError(
+      "record_unreadable",
+      `the stored definition of agent "${id}" is unreadable (${decoded.reason})`,
+      {
+        status: 500,
+        hint: `It is corrupt or was written by an incompatible version. Delete it (DELETE /api/v1/agents/${id}) and create it again.`,
+      },
+    );
   }
 }

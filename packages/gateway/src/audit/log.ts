@@ -1,19 +1,23 @@
 import { createLogger, errorMessage } from "@lobu/core";
 import type { FailureLog } from "@lobu/core/best-effort";
+import { z } from "zod";
 import type { Store } from "../store/port.ts";
 import { withRetries } from "../util/retry.ts";
+import { readRecord } from "../util/stored-record.ts";
 
-export interface AuditRecord {
-  at: number;
+/** One entry of the `audit` stream. */
+export const AuditRecord = z.object({
+  at: z.number(),
   /** Dotted action name: `egress.denied`, `secret.set`, `approval.answered`, `sandbox.reset`, ... */
-  action: string;
+  action: z.string(),
   /** Who did it: `api:<token id>`, `slack:T1:U2`, `sandbox:<id>`, `system`. */
-  actor: string;
-  agentId?: string;
-  sandboxId?: string;
+  actor: z.string(),
+  agentId: z.string().optional(),
+  sandboxId: z.string().optional(),
   /** Free-form details; never secret values. */
-  details?: Record<string, unknown>;
-}
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type AuditRecord = z.infer<typeof AuditRecord>;
 
 export interface UsageEntry {
   at: number;
@@ -143,7 +147,9 @@ export class AuditLog {
       const page = await this.store.streams.revRange(AUDIT_STREAM, { before, limit: 500 });
       if (page.length === 0) break;
       for (const e of page) {
-        const rec = JSON.parse(e.data) as AuditRecord;
+        const source = { record: "audit record", key: `${AUDIT_STREAM} ${e.id}` };
+        const rec = readRecord(AuditRecord, e.data, source, this.#log);
+        if (!rec) continue;
         if (!opts.action || rec.action.startsWith(opts.action)) out.push({ ...rec, id: e.id });
         if (out.length >= want) break;
       }

@@ -1,41 +1,51 @@
-import type { AgentEvent, ConversationKey } from "@lobu/core";
-import type { Origin } from "../domain/origin.ts";
+import { AgentEvent, ConversationKey } from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { Origin } from "../domain/origin.ts";
 import type { Store, StreamEntry } from "../store/port.ts";
+import { type RecordSource, readRecord } from "../util/stored-record.ts";
 
-export type MessageStatus = "queued" | "running" | "done" | "error";
+export const MessageStatus = z.enum(["queued", "running", "done", "error"]);
+export type MessageStatus = z.infer<typeof MessageStatus>;
 
-export interface MessageRecord {
-  id: string;
-  conversationId: string;
-  agentId: string;
-  origin: Origin;
-  text: string;
-  status: MessageStatus;
-  reply?: string;
-  error?: { code: string; message: string };
-  createdAt: number;
-  startedAt?: number;
-  completedAt?: number;
-  attempts?: number;
-}
+/** A message and where its turn stands (stored as `msg:<id>`). */
+export const MessageRecord = z.object({
+  id: z.string().min(1),
+  conversationId: z.string(),
+  agentId: z.string(),
+  origin: Origin,
+  text: z.string(),
+  status: MessageStatus,
+  reply: z.string().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  createdAt: z.number(),
+  startedAt: z.number().optional(),
+  completedAt: z.number().optional(),
+  attempts: z.number().optional(),
+});
+export type MessageRecord = z.infer<typeof MessageRecord>;
 
-export interface ConversationRecord {
+/** Stored as `conv:<id>`. */
+export const ConversationRecord = z.object({
   /** Same as the sandbox id: one conversation, one sandbox. */
-  id: string;
-  key: ConversationKey;
+  id: z.string().min(1),
+  key: ConversationKey,
   /** Latest origin (where the conversation was last active). */
-  origin: Origin;
-  createdAt: number;
-  lastMessageAt: number;
-}
+  origin: Origin,
+  createdAt: z.number(),
+  lastMessageAt: z.number(),
+});
+export type ConversationRecord = z.infer<typeof ConversationRecord>;
 
-export interface HistoryEntry {
-  role: "user" | "assistant" | "error";
-  text: string;
-  messageId: string;
-  at: number;
-  user?: string;
-}
+/** One entry of a conversation's history stream (`hist:<id>`). */
+export const HistoryEntry = z.object({
+  role: z.enum(["user", "assistant", "error"]),
+  text: z.string(),
+  messageId: z.string(),
+  at: z.number(),
+  user: z.string().optional(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
 
 const MESSAGE_TTL_MS = 30 * 86_400_000;
 const EVENTS_TTL_MS = 86_400_000;
@@ -47,12 +57,18 @@ const convIndexKey = (agentId: string, id: string) => `convidx:${agentId}:${id}`
 const historyStream = (conversationId: string) => `hist:${conversationId}`;
 export const eventsStream = (messageId: string) => `ev:${messageId}`;
 
-/** Messages, conversations, history and per-message event logs, on the store port. */
+/**
+ * Messages, conversations, history and per-message event logs, on the store
+ * port. A record that does not read back as what was written is logged and
+ * reads as absent (lists and streams skip it); it is never handed on.
+ */
 export class Conversations {
   private readonly store: Store;
+  private readonly log: Logger;
 
-  constructor(store: Store) {
+  constructor(store: Store, log: Logger) {
     this.store = store;
+    this.log = log;
   }
 
   async putMessage(rec: MessageRecord): Promise<void> {
@@ -65,23 +81,25 @@ export class Conversations {
 
   async getMessage(id: string): Promise<MessageRecord | null> {
     const raw = await this.store.kv.get(msgKey(id));
-    return raw ? (JSON.parse(raw) as MessageRecord) : null;
+    return raw === null ? null : (this.#message(id, raw) ?? null);
   }
 
+  /**
+   * Apply `patch` to the message; null when there is no (readable) message.
+   * Throws `conflict` if the record keeps changing under it (kv.update).
+   */
   async updateMessage(id: string, patch: Partial<MessageRecord>): Promise<MessageRecord | null> {
-    for (let i = 0; i < 10; i++) {
-      const raw = await this.store.kv.get(msgKey(id));
-      if (!raw) return null;
-      const next = { ...(JSON.parse(raw) as MessageRecord), ...patch };
-      if (
-        await this.store.kv.compareAndSet(msgKey(id), raw, JSON.stringify(next), {
-          ttlMs: MESSAGE_TTL_MS,
-        })
-      ) {
-        return next;
-      }
-    }
-    return null;
+    let next = null as MessageRecord | null;
+    await this.store.kv.update(
+      msgKey(id),
+      (raw) => {
+        const current = raw === null ? undefined : this.#message(id, raw);
+        next = current ? { ...current, ...patch } : null;
+        return next ? JSON.stringify(next) : undefined;
+      },
+      { ttlMs: MESSAGE_TTL_MS },
+    );
+    return next;
   }
 
   async touchConversation(
@@ -90,23 +108,22 @@ export class Conversations {
     origin: Origin,
   ): Promise<ConversationRecord> {
     const now = Date.now();
-    const raw = await this.store.kv.get(convKey(id));
-    const prev = raw ? (JSON.parse(raw) as ConversationRecord) : undefined;
-    const rec: ConversationRecord = {
-      id,
-      key,
-      origin,
-      createdAt: prev?.createdAt ?? now,
-      lastMessageAt: now,
-    };
-    await this.store.kv.set(convKey(id), JSON.stringify(rec));
-    if (!prev) await this.store.kv.set(convIndexKey(key.agentId, id), "1");
+    let rec!: ConversationRecord;
+    let known = false;
+    await this.store.kv.update(convKey(id), (raw) => {
+      // An unreadable record is replaced by this one (its createdAt is lost; logged).
+      const prev = raw === null ? undefined : this.#conversation(id, raw, "replaced");
+      known = raw !== null;
+      rec = { id, key, origin, createdAt: prev?.createdAt ?? now, lastMessageAt: now };
+      return JSON.stringify(rec);
+    });
+    if (!known) await this.store.kv.set(convIndexKey(key.agentId, id), "1");
     return rec;
   }
 
   async getConversation(id: string): Promise<ConversationRecord | null> {
     const raw = await this.store.kv.get(convKey(id));
-    return raw ? (JSON.parse(raw) as ConversationRecord) : null;
+    return raw === null ? null : (this.#conversation(id, raw) ?? null);
   }
 
   async listConversations(
@@ -118,8 +135,7 @@ export class Conversations {
     );
     const raws = await this.store.kv.getMany(ids.map(convKey));
     return raws
-      .filter((r): r is string => r !== null)
-      .map((r) => JSON.parse(r) as ConversationRecord)
+      .flatMap((r, i) => (r === null ? [] : (this.#conversation(ids[i]!, r) ?? [])))
       .filter((c) => !opts.userId || c.key.userId === opts.userId)
       .sort((a, b) => b.lastMessageAt - a.lastMessageAt)
       .slice(0, opts.limit ?? 100);
@@ -131,12 +147,27 @@ export class Conversations {
     });
   }
 
+  /** History entries after `after`; unreadable ones are skipped, and the page is filled past them. */
   async history(
     conversationId: string,
     opts: { after?: string; limit?: number } = {},
   ): Promise<(HistoryEntry & { cursor: string })[]> {
-    const entries = await this.store.streams.range(historyStream(conversationId), opts);
-    return entries.map((e) => ({ ...(JSON.parse(e.data) as HistoryEntry), cursor: e.id }));
+    const stream = historyStream(conversationId);
+    const out: (HistoryEntry & { cursor: string })[] = [];
+    let after = opts.after;
+    for (;;) {
+      const want = opts.limit === undefined ? undefined : opts.limit - out.length;
+      const entries = await this.store.streams.range(stream, {
+        ...(after !== undefined ? { after } : {}),
+        ...(want !== undefined ? { limit: want } : {}),
+      });
+      for (const e of entries) {
+        const entry = this.#entry(HistoryEntry, "history entry", stream, e);
+        if (entry) out.push({ ...entry, cursor: e.id });
+      }
+      if (want === undefined || entries.length < want || out.length === opts.limit) return out;
+      after = entries[entries.length - 1]!.id;
+    }
   }
 
   async appendEvent(messageId: string, event: AgentEvent): Promise<string> {
@@ -150,11 +181,38 @@ export class Conversations {
     after: string | undefined,
     opts: { blockMs: number; signal?: AbortSignal },
   ): Promise<{ id: string; event: AgentEvent }[]> {
-    const entries: StreamEntry[] = await this.store.streams.read(
-      eventsStream(messageId),
-      after,
-      opts,
+    const stream = eventsStream(messageId);
+    let cursor = after;
+    for (;;) {
+      const entries: StreamEntry[] = await this.store.streams.read(stream, cursor, opts);
+      const events = entries.flatMap((e) => {
+        const event = this.#entry(AgentEvent, "turn event", stream, e);
+        return event ? [{ id: e.id, event }] : [];
+      });
+      // Only unreadable entries: read on past them, so a reader's cursor never sticks on one.
+      if (events.length > 0 || entries.length === 0) return events;
+      cursor = entries[entries.length - 1]!.id;
+    }
+  }
+
+  #message(id: string, raw: string): MessageRecord | undefined {
+    return this.#read(
+      MessageRecord,
+      raw,
+      { record: "message", key: msgKey(id) },
+      "reads as absent",
     );
-    return entries.map((e) => ({ id: e.id, event: JSON.parse(e.data) as AgentEvent }));
+  }
+
+  #conversation(id: string, raw: string, what = "reads as absent"): ConversationRecord | undefined {
+    return this.#read(ConversationRecord, raw, { record: "conversation", key: convKey(id) }, what);
+  }
+
+  #entry<T>(schema: z.ZodType<T>, record: string, stream: string, e: StreamEntry): T | undefined {
+    return this.#read(schema, e.data, { record, key: `${stream} ${e.id}` }, "skipped");
+  }
+
+  #read<T>(schema: z.ZodType<T>, raw: string, source: RecordSource, what: string): T | undefined {
+    return readRecord(schema, raw, source, this.log, what);
   }
 }

@@ -1,17 +1,20 @@
+import { z } from "zod";
+
 /** Where replies to a message go, and who it came from. Serializable (stored with the message). */
-export interface Origin {
-  platform: string;
+export const Origin = z.object({
+  platform: z.string(),
   /** Slack team id; empty on platforms without workspaces. */
-  workspace?: string;
-  channelId: string;
+  workspace: z.string().optional(),
+  channelId: z.string(),
   /** Thread the conversation lives in (Slack thread_ts, Telegram forum topic id). */
-  threadId?: string;
-  userId: string;
-  userName?: string;
-  isDirect: boolean;
+  threadId: z.string().optional(),
+  userId: z.string(),
+  userName: z.string().optional(),
+  isDirect: z.boolean(),
   /** Platform message id of the user's message (for reactions/replies). */
-  messageRef?: string;
-}
+  messageRef: z.string().optional(),
+});
+export type Origin = z.infer<typeof Origin>;
 
 /** The key people's settings and secrets hang off: `platform:workspace:user`. */
 export function userKeyOf(origin: Pick<Origin, "platform" | "workspace" | "userId">): string {

@@ -1,30 +1,32 @@
-import {
-  type AgentEvent,
-  approvalDisplay,
-  type RequestAnswer,
-  type RequestStatus,
-} from "@lobu/core";
-import type { Origin } from "./origin.ts";
+import { AgentEvent, approvalDisplay, RequestAnswer, RequestStatus } from "@lobu/core";
+import { z } from "zod";
+import { Origin } from "./origin.ts";
+
+const REQUEST_TYPES = ["question", "approval_request", "capability_request"] as const;
 
 /** The events that wait for a person: a question, an approval, a capability request. */
-export type RequestEvent = Extract<
-  AgentEvent,
-  { type: "question" | "approval_request" | "capability_request" }
->;
+export type RequestEvent = Extract<AgentEvent, { type: (typeof REQUEST_TYPES)[number] }>;
+export const RequestEvent = AgentEvent.pipe(
+  z.custom<RequestEvent>(
+    (e) => (REQUEST_TYPES as readonly string[]).includes((e as AgentEvent).type),
+    "not a question, approval or capability request",
+  ),
+);
 
-/** A request as the gateway keeps it until it is answered or expires. */
-export interface PendingRequest {
-  requestId: string;
-  messageId: string;
-  sandboxId: string;
-  agentId: string;
-  origin: Origin;
-  event: RequestEvent;
-  status: RequestStatus;
-  answer?: RequestAnswer;
-  createdAt: number;
-  answeredAt?: number;
-}
+/** A request as the gateway keeps it until it is answered or expires (stored as `req:<id>`). */
+export const PendingRequest = z.object({
+  requestId: z.string().min(1),
+  messageId: z.string(),
+  sandboxId: z.string(),
+  agentId: z.string(),
+  origin: Origin,
+  event: RequestEvent,
+  status: RequestStatus,
+  answer: RequestAnswer.optional(),
+  createdAt: z.number(),
+  answeredAt: z.number().optional(),
+});
+export type PendingRequest = z.infer<typeof PendingRequest>;
 
 /** Who is answering: the person in the chat, or an operator/API client. */
 export interface Answerer {

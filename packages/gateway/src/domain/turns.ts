@@ -1,15 +1,17 @@
-import { type ConversationKey, SHARED_USER } from "@lobu/core";
-import type { Origin } from "./origin.ts";
+import { ConversationKey, SHARED_USER } from "@lobu/core";
+import { z } from "zod";
+import { Origin } from "./origin.ts";
 
-/** What the queue holds for each inbound message until it is answered. */
-export interface QueuedTurn {
-  messageId: string;
-  conversationId: string;
-  key: ConversationKey;
-  origin: Origin;
-  text: string;
-  receivedAt: number;
-}
+/** What the queue holds for each inbound message until it is answered (the queue payload). */
+export const QueuedTurn = z.object({
+  messageId: z.string().min(1),
+  conversationId: z.string().min(1),
+  key: ConversationKey,
+  origin: Origin,
+  text: z.string(),
+  receivedAt: z.number(),
+});
+export type QueuedTurn = z.infer<typeof QueuedTurn>;
 
 /** The routing rule: DMs are per user; group threads per user or per channel as the agent says. */
 export function routeKey(

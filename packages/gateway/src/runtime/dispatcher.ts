@@ -1,7 +1,8 @@
 import { errorMessage } from "@lobu/core";
 import type { Logger } from "pino";
-import type { QueuedTurn } from "../domain/turns.ts";
+import { QueuedTurn } from "../domain/turns.ts";
 import type { MessageQueue, QueueClaim } from "../store/port.ts";
+import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
 import type { TurnResult } from "./turn-runner.ts";
 
 export interface DispatcherOptions {
@@ -12,8 +13,10 @@ export interface DispatcherOptions {
   leaseMs?: number;
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult>;
   /**
-   * A message whose turn keeps throwing (a bug, an unreadable payload) is taken
-   * off the queue after this many attempts instead of being retried forever.
+   * A message whose turn keeps throwing (a bug) is taken off the queue after
+   * this many attempts instead of being retried forever. One whose payload is
+   * not a QueuedTurn (corrupt, or from an incompatible version) is taken off
+   * at once: reading it again would not make it readable.
    */
   maxCrashes?: number;
   /** Told about such a message, so its sender gets an answer (an error) after all. */
@@ -102,19 +105,29 @@ export class Dispatcher {
         (err) => this.opts.log.warn({ err }, "lease extension failed"),
       );
     }, this.leaseMs / 3);
+    const deadLetter = (reason: string) =>
+      this.opts
+        .onDeadLetter?.(claim, reason)
+        .catch((e) => this.opts.log.error({ err: e }, "dead-letter handling failed"));
     const work = (async () => {
       let result: TurnResult | "dead" = "done";
       try {
-        const turn = JSON.parse(claim.payload) as QueuedTurn;
-        result = await this.opts.run(turn, claim.attempts, lease.signal);
+        const decoded = decodeRecord(QueuedTurn, claim.payload);
+        if (decoded.ok) {
+          result = await this.opts.run(decoded.record, claim.attempts, lease.signal);
+        } else {
+          const source = { record: "queued turn", key: `queue ${claim.partition} ${claim.id}` };
+          logUnreadable(this.opts.log, source, decoded.reason, "dead-lettered");
+          result = "dead";
+          // The details are in the log line above; the sender is told what happened.
+          await deadLetter(
+            "its queued copy is unreadable (corrupt, or written by an incompatible version)",
+          );
+        }
       } catch (err) {
         this.opts.log.error({ err: errorMessage(err), messageId: claim.id }, "turn crashed");
         result = claim.attempts >= (this.opts.maxCrashes ?? 5) ? "dead" : "retry";
-        if (result === "dead") {
-          await this.opts
-            .onDeadLetter?.(claim, errorMessage(err))
-            .catch((e) => this.opts.log.error({ err: e }, "dead-letter handling failed"));
-        }
+        if (result === "dead") await deadLetter(errorMessage(err));
       } finally {
         clearInterval(keepAlive);
       }

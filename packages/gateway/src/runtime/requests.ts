@@ -1,11 +1,55 @@
-import type { RequestAnswer } from "@lobu/core";
+import { RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { userKeyOf } from "../domain/origin.ts";
-import type { Answerer, PendingRequest } from "../domain/requests.ts";
+import { type Answerer, PendingRequest } from "../domain/requests.ts";
 import type { Store } from "../store/port.ts";
+import { decodeRecord, readRecord } from "../util/stored-record.ts";
 
 const CHANNEL = "answers";
 const key = (id: string) => `req:${id}`;
+
+/** What travels over pub/sub to the gateway whose worker waits for an answer. */
+const AnswerMessage = z.object({
+  sandboxId: z.string(),
+  requestId: z.string(),
+  answer: RequestAnswer,
+});
+type AnswerMessage = z.infer<typeof AnswerMessage>;
+
+type AnswerOutcome =
+  | { ok: true; request: PendingRequest & { answer: RequestAnswer } }
+  | { ok: false; reason: string; status: number };
+
+const UNKNOWN: AnswerOutcome = { ok: false, reason: "unknown or expired request", status: 404 };
+
+/**
+ * `request` with `answer` recorded, or why `by` may not answer it. An
+ * approval's answer is bound to the input the person was shown; nobody else
+ * supplies the digest.
+ */
+function answered(request: PendingRequest, answer: RequestAnswer, by: Answerer): AnswerOutcome {
+  if (!by.admin && by.userKey !== userKeyOf(request.origin)) {
+    return {
+      ok: false,
+      reason: "only the person who asked the agent can answer this",
+      status: 403,
+    };
+  }
+  if (request.status !== "pending")
+    return { ok: false, reason: `request already ${request.status}`, status: 409 };
+  const { inputDigest: _claimed, ...given } = answer;
+  const shown = request.event.type === "approval_request" ? request.event.inputDigest : undefined;
+  return {
+    ok: true,
+    request: {
+      ...request,
+      status: "answered",
+      answer: { ...given, by: by.label, ...(shown ? { inputDigest: shown } : {}) },
+      answeredAt: Date.now(),
+    },
+  };
+}
 
 /**
  * Questions, approvals and capability requests waiting for a person. Answers
@@ -35,53 +79,37 @@ export class RequestRegistry {
 
   async get(requestId: string): Promise<PendingRequest | null> {
     const raw = await this.store.kv.get(key(requestId));
-    return raw ? (JSON.parse(raw) as PendingRequest) : null;
+    return raw === null ? null : (this.#decode(requestId, raw) ?? null);
   }
 
   /**
    * Record the answer (first one wins) and forward it to the waiting worker.
    * Only the person whose message started the turn (or an admin) may answer.
+   * An unreadable request record is never answered: it reads as unknown.
    */
-  async answer(
-    requestId: string,
-    answer: RequestAnswer,
-    by: Answerer,
-  ): Promise<
-    { ok: true; request: PendingRequest } | { ok: false; reason: string; status: number }
-  > {
-    const raw = await this.store.kv.get(key(requestId));
-    if (!raw) return { ok: false, reason: "unknown or expired request", status: 404 };
-    const request = JSON.parse(raw) as PendingRequest;
-    if (!by.admin && by.userKey !== userKeyOf(request.origin)) {
-      return {
-        ok: false,
-        reason: "only the person who asked the agent can answer this",
-        status: 403,
-      };
-    }
-    if (request.status !== "pending")
-      return { ok: false, reason: `request already ${request.status}`, status: 409 };
-    // An approval's answer is bound to the input the person was shown; nobody else supplies the digest.
-    const { inputDigest: _claimed, ...given } = answer;
-    const shown = request.event.type === "approval_request" ? request.event.inputDigest : undefined;
-    const next: PendingRequest = {
-      ...request,
-      status: "answered",
-      answer: { ...given, by: by.label, ...(shown ? { inputDigest: shown } : {}) },
-      answeredAt: Date.now(),
-    };
-    if (
-      !(await this.store.kv.compareAndSet(key(requestId), raw, JSON.stringify(next), {
-        ttlMs: 86_400_000,
-      }))
-    ) {
-      return { ok: false, reason: "request already answered", status: 409 };
-    }
+  async answer(requestId: string, answer: RequestAnswer, by: Answerer): Promise<AnswerOutcome> {
+    // Set by the last run of the update (it runs again when it lost a race).
+    let outcome = UNKNOWN as AnswerOutcome;
+    await this.store.kv.update(
+      key(requestId),
+      (raw) => {
+        const request = raw === null ? undefined : this.#decode(requestId, raw);
+        outcome = request ? answered(request, answer, by) : UNKNOWN;
+        return outcome.ok ? JSON.stringify(outcome.request) : undefined;
+      },
+      { ttlMs: 86_400_000 },
+    );
+    if (!outcome.ok) return outcome;
+    const { request } = outcome;
     await this.store.pubsub.publish(
       CHANNEL,
-      JSON.stringify({ sandboxId: request.sandboxId, requestId, answer: next.answer }),
+      JSON.stringify({
+        sandboxId: request.sandboxId,
+        requestId,
+        answer: request.answer,
+      } satisfies AnswerMessage),
     );
-    return { ok: true, request: next };
+    return outcome;
   }
 
   /**
@@ -90,15 +118,30 @@ export class RequestRegistry {
    * expired it, null when it was answered (or expired) first.
    */
   async expire(requestId: string): Promise<PendingRequest | null> {
-    const raw = await this.store.kv.get(key(requestId));
-    if (!raw) return null;
-    const request = JSON.parse(raw) as PendingRequest;
-    if (request.status !== "pending") return null;
-    const next: PendingRequest = { ...request, status: "expired", answeredAt: Date.now() };
-    const swapped = await this.store.kv.compareAndSet(key(requestId), raw, JSON.stringify(next), {
-      ttlMs: 86_400_000,
-    });
-    return swapped ? next : null;
+    let expired = null as PendingRequest | null;
+    await this.store.kv.update(
+      key(requestId),
+      (raw) => {
+        const request = raw === null ? undefined : this.#decode(requestId, raw);
+        expired =
+          request?.status === "pending"
+            ? { ...request, status: "expired", answeredAt: Date.now() }
+            : null;
+        return expired ? JSON.stringify(expired) : undefined;
+      },
+      { ttlMs: 86_400_000 },
+    );
+    return expired;
+  }
+
+  #decode(requestId: string, raw: string): PendingRequest | undefined {
+    return readRecord(
+      PendingRequest,
+      raw,
+      { record: "pending request", key: key(requestId) },
+      this.log,
+      "it reads as unknown and cannot be answered",
+    );
   }
 
   /** Deliver answers for sandboxes this gateway hosts. */
@@ -107,11 +150,12 @@ export class RequestRegistry {
   ): Promise<void> {
     this.unsubscribe = await this.store.pubsub.subscribe(CHANNEL, (message) => {
       try {
-        const { sandboxId, requestId, answer } = JSON.parse(message) as {
-          sandboxId: string;
-          requestId: string;
-          answer: RequestAnswer;
-        };
+        const decoded = decodeRecord(AnswerMessage, message);
+        if (!decoded.ok) {
+          this.log.warn({ reason: decoded.reason }, "unreadable answer message; dropped");
+          return;
+        }
+        const { sandboxId, requestId, answer } = decoded.record;
         deliver(sandboxId, requestId, answer);
       } catch (err) {
         this.log.warn({ err }, "bad answer message");

@@ -1,4 +1,5 @@
 import { errorMessage, isLobuError } from "@lobu/core";
+import { z } from "zod";
 import type { ExitInfo } from "../sandbox/driver.ts";
 import { snapshotTime } from "../sandbox/snapshots.ts";
 import { VOLUME_BUSY } from "../sandbox/volume.ts";
@@ -19,18 +20,21 @@ import type { TurnHealth } from "./turn-outcome.ts";
  */
 
 /** Self-repair bookkeeping of one sandbox (stored in its SandboxRecord). */
-export interface SandboxHealth {
+export const SandboxHealth = z.object({
   /** Abnormal exits (crash, OOM) since the last successful turn. */
-  crashes?: number[];
+  crashes: z.array(z.number()).optional(),
   /** Turns that failed inside the worker, in a row. */
-  failures?: number;
+  failures: z.number().optional(),
   /** Starts that failed, in a row. */
-  startFailures?: number;
+  startFailures: z.number().optional(),
   /** The sandbox must be repaired before it runs again (`reason` is shown to its user). */
-  broken?: { reason: string; at: number; detail?: string };
+  broken: z
+    .object({ reason: z.string(), at: z.number(), detail: z.string().optional() })
+    .optional(),
   /** Snapshot the last repair restored, until a turn succeeds on it. */
-  restored?: string;
-}
+  restored: z.string().optional(),
+});
+export type SandboxHealth = z.infer<typeof SandboxHealth>;
 
 /** This many abnormal exits (crash, OOM) within CRASH_WINDOW_MS mark a sandbox broken. */
 export const CRASH_LIMIT = 2;

@@ -104,7 +104,7 @@ export class SandboxManager {
 
   constructor(opts: SandboxManagerOptions) {
     this.opts = opts;
-    this.records = new SandboxRecords(opts.kv, opts.driver.name);
+    this.records = new SandboxRecords(opts.kv, opts.driver.name, opts.log);
     this.disk = new StoppedDisk((id) => this.volumeDir(id));
     this.snapshots = new VolumeSnapshots({
       root: join(opts.dataDir, "snapshots"),

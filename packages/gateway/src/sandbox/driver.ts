@@ -1,4 +1,5 @@
 import type { ConversationKey, GatewayToWorker, WorkerToGateway } from "@lobu/core";
+import { z } from "zod";
 
 /**
  * Sandbox drivers plug deployment targets into the gateway. A driver turns a
@@ -53,12 +54,14 @@ export interface WorkerConnection {
   onMessage(listener: (msg: WorkerToGateway) => void): () => void;
 }
 
-export interface ExitInfo {
-  code: number | null;
-  signal: string | null;
+/** How a sandbox's worker ended (kept in its stored SandboxRecord). */
+export const ExitInfo = z.object({
+  code: z.number().nullable(),
+  signal: z.string().nullable(),
   /** Why the driver thinks it ended: `stopped`, `crashed`, `oom`, `disk_full`, `idle`. */
-  reason: string;
-}
+  reason: z.string(),
+});
+export type ExitInfo = z.infer<typeof ExitInfo>;
 
 export interface SandboxUsage {
   memoryBytes?: number;

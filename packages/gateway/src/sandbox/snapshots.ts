@@ -3,6 +3,8 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createLogger, type Logger } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
+import { z } from "zod";
+import { decodeRecord } from "../util/stored-record.ts";
 import { checkSandboxId } from "./env.ts";
 import { volumeImagePath } from "./identity.ts";
 import { KeyedQueue } from "./keyed-queue.ts";
@@ -25,17 +27,22 @@ import { type CopyStats, copyTree } from "./tree-copy.ts";
  * fresh image from the restored files on the next start.
  */
 
-export interface SnapshotInfo {
-  name: string;
+export const SnapshotInfo = z.object({
+  /** `s<at>`: a directory name next to index.json, never a path. */
+  name: z.string().regex(/^s\d+$/),
   /** When it was taken (ms since epoch). */
-  at: number;
-  files: number;
+  at: z.number(),
+  files: z.number(),
   /** Bytes copied for this snapshot (unchanged files are shared with the previous one). */
-  bytesCopied: number;
-  linked: number;
+  bytesCopied: z.number(),
+  linked: z.number(),
   /** Restoring it did not help: never restored again. */
-  bad?: string;
-}
+  bad: z.string().optional(),
+});
+export type SnapshotInfo = z.infer<typeof SnapshotInfo>;
+
+/** A sandbox's `index.json`. */
+const SnapshotIndex = z.array(SnapshotInfo);
 
 export interface VolumeSnapshotsOptions {
   /** Directory holding all snapshots (never visible to any sandbox). */
@@ -70,16 +77,25 @@ export class VolumeSnapshots {
 
   /** Newest first. */
   async list(id: string): Promise<SnapshotInfo[]> {
+    const file = join(this.#dir(id), INDEX);
+    let text: string;
     try {
-      const index = JSON.parse(
-        await readFile(join(this.#dir(id), INDEX), "utf8"),
-      ) as SnapshotInfo[];
-      return index
-        .filter((s) => existsSync(join(this.#dir(id), s.name)))
-        .sort((a, b) => b.at - a.at);
+      text = await readFile(file, "utf8");
     } catch {
       return [];
     }
+    const decoded = decodeRecord(SnapshotIndex, text);
+    if (!decoded.ok) {
+      // Its snapshots are not restored (a guessed one could be the wrong state); the next one starts a new index.
+      this.#logger.error(
+        { sandboxId: id, file, reason: decoded.reason },
+        "snapshot index is unreadable (corrupt or from an incompatible version); its snapshots are not used",
+      );
+      return [];
+    }
+    return decoded.record
+      .filter((s) => existsSync(join(this.#dir(id), s.name)))
+      .sort((a, b) => b.at - a.at);
   }
 
   /** The newest snapshot not known to be bad. */

@@ -1,7 +1,10 @@
-import { isPlaceholder, newPlaceholder } from "@lobu/core";
+import { createLogger, isPlaceholder, newPlaceholder } from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
 import { normalizePattern } from "../domain/host-patterns.ts";
 import type { KeyValue } from "../store/port.ts";
-import { type SecretRef, secretKey } from "./store.ts";
+import { readRecord } from "../util/stored-record.ts";
+import { SecretRef, secretKey } from "./store.ts";
 
 /**
  * Placeholders are what a worker sees instead of a secret (`lobu_secret_<uuid>`).
@@ -9,11 +12,14 @@ import { type SecretRef, secretKey } from "./store.ts";
  * it was issued to, to a host its binding allows, and only while a turn runs on
  * that sandbox (a turn-bound one: while its own turn runs; see runtime/turn-gate.ts).
  * Bindings live in the store so every gateway behind a load balancer can swap them.
+ * A binding that does not read back as one (corrupt, from an incompatible
+ * version, or filed under another placeholder) is never swapped (logged).
  */
 
 /** Parts of a request where a placeholder may be replaced (`url`: path and query). */
-export type SwapLocation = "header" | "url" | "body";
-export const ALL_SWAP_LOCATIONS: readonly SwapLocation[] = ["header", "url", "body"];
+export const SwapLocation = z.enum(["header", "url", "body"]);
+export type SwapLocation = z.infer<typeof SwapLocation>;
+export const ALL_SWAP_LOCATIONS: readonly SwapLocation[] = SwapLocation.options;
 
 /**
  * Who may turn a placeholder into its value: the egress proxy (`proxy`, for
@@ -29,25 +35,28 @@ export type PlaceholderPurpose = "proxy" | "relay";
  * while that very turn runs on its sandbox (see runtime/turn-gate.ts) and is
  * revoked when the turn ends (`revokeTurns`).
  */
-export interface TurnBinding {
-  turnId: string;
+export const TurnBinding = z.object({
+  turnId: z.string().min(1),
   /** The turn's sender (`platform:workspace:user`). */
-  userKey: string;
-}
+  userKey: z.string(),
+});
+export type TurnBinding = z.infer<typeof TurnBinding>;
 
-export interface PlaceholderBinding {
-  placeholder: string;
-  sandboxId: string;
-  secret: SecretRef;
+/** Stored as `ph:<placeholder>`. */
+export const PlaceholderBinding = z.object({
+  placeholder: z.string(),
+  sandboxId: z.string().min(1),
+  secret: SecretRef,
   /** Domain patterns (see proxy/domains.ts) of hosts that may receive the real value. */
-  hosts: string[];
-  locations: SwapLocation[];
-  issuedAt: number;
+  hosts: z.array(z.string()).min(1),
+  locations: z.array(SwapLocation).min(1),
+  issuedAt: z.number(),
   /** Absent for `proxy` (the default). */
-  purpose?: "relay";
+  purpose: z.literal("relay").optional(),
   /** Absent for placeholders bound to the sandbox only (agent and installation credentials). */
-  turn?: TurnBinding;
-}
+  turn: TurnBinding.optional(),
+});
+export type PlaceholderBinding = z.infer<typeof PlaceholderBinding>;
 
 /** Whether the egress proxy may swap this binding (relay-only bindings it must not). */
 export function swappableByProxy(binding: PlaceholderBinding): boolean {
@@ -111,10 +120,13 @@ function sameBinding(a: PlaceholderBinding, hosts: string[], locations: SwapLoca
 export class PlaceholderRegistry implements PlaceholderLookup {
   readonly #kv: KeyValue;
   readonly #now: () => number;
+  readonly #log: Logger;
 
-  constructor(kv: KeyValue, opts: { now?: () => number } = {}) {
+  /** `log`: where unreadable bindings are reported (default: a logger of its own). */
+  constructor(kv: KeyValue, opts: { now?: () => number; log?: Logger } = {}) {
     this.#kv = kv;
     this.#now = opts.now ?? Date.now;
+    this.#log = opts.log ?? createLogger("placeholders");
   }
 
   /**
@@ -162,14 +174,28 @@ export class PlaceholderRegistry implements PlaceholderLookup {
   async lookup(placeholder: string): Promise<PlaceholderBinding | null> {
     if (!isPlaceholder(placeholder)) return null;
     const raw = await this.#kv.get(`${BINDING}${placeholder}`);
-    return raw === null ? null : (JSON.parse(raw) as PlaceholderBinding);
+    return raw === null ? null : (this.#decode(placeholder, raw) ?? null);
   }
 
   async forSandbox(sandboxId: string): Promise<PlaceholderBinding[]> {
     const index = await this.#kv.list(sandboxPrefix(sandboxId), { limit: 10_000 });
     if (index.length === 0) return [];
     const raws = await this.#kv.getMany(index.map((e) => `${BINDING}${e.value}`));
-    return raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r));
+    return raws.flatMap((r, i) => (r === null ? [] : (this.#decode(index[i]!.value, r) ?? [])));
+  }
+
+  /** The binding stored as `raw` for `placeholder`; undefined (logged) when it is unreadable. */
+  #decode(placeholder: string, raw: string): PlaceholderBinding | undefined {
+    const source = { record: "placeholder binding", key: `${BINDING}${placeholder}` };
+    const binding = readRecord(PlaceholderBinding, raw, source, this.#log, "never swapped");
+    if (binding && binding.placeholder !== placeholder) {
+      this.#log.error(
+        { ...source, holds: binding.placeholder },
+        "stored placeholder binding is filed under another placeholder; never swapped",
+      );
+      return undefined;
+    }
+    return binding;
   }
 
   async revoke(placeholder: string): Promise<boolean> {

@@ -1,5 +1,8 @@
-import { LobuError, registerSecret } from "@lobu/core";
+import { createLogger, isLobuError, LobuError, registerSecret } from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
 import type { KeyValue } from "../store/port.ts";
+import { decodeRecord, logUnreadable, readRecord } from "../util/stored-record.ts";
 import { DecryptError, open, type SealKey, seal, toKeyObject } from "./crypto.ts";
 
 /**
@@ -7,30 +10,37 @@ import { DecryptError, open, type SealKey, seal, toKeyObject } from "./crypto.ts
  * sealed with AES-256-GCM under the master key; the AAD names the scope and the
  * secret, so a ciphertext copied under another key (another agent, another user)
  * fails to decrypt instead of leaking across tenants.
+ *
+ * A stored record that does not read back as one (corrupt, or from an
+ * incompatible version) is as unusable as one that fails to decrypt: reading
+ * its value throws `secret_undecryptable` (never falling back to a less
+ * specific scope), lists and `meta` leave it out (logged), and setting the
+ * secret again replaces it.
  */
 
-export type SecretScope =
-  | { kind: "installation" }
-  | { kind: "agent"; agentId: string }
+export const SecretScope = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("installation") }),
+  z.object({ kind: z.literal("agent"), agentId: z.string() }),
   /** `userKey` is `platform:workspace:user` (workspace empty on platforms without one). */
-  | { kind: "user"; agentId: string; userKey: string };
+  z.object({ kind: z.literal("user"), agentId: z.string(), userKey: z.string() }),
+]);
+export type SecretScope = z.infer<typeof SecretScope>;
 
-export interface SecretRef {
-  scope: SecretScope;
-  name: string;
-}
+export const SecretRef = z.object({ scope: SecretScope, name: z.string() });
+export type SecretRef = z.infer<typeof SecretRef>;
 
 /** Everything about a secret except its value. */
-export interface SecretMeta {
-  name: string;
-  scope: SecretScope;
+export const SecretMeta = z.object({
+  name: z.string(),
+  scope: SecretScope,
   /** Starts at 1, bumped by every rotate (and every set that replaces a value). */
-  version: number;
-  createdAt: number;
-  updatedAt: number;
+  version: z.number(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
   /** Masked form for UIs, e.g. `sk-…a1b2`. */
-  hint: string;
-}
+  hint: z.string(),
+});
+export type SecretMeta = z.infer<typeof SecretMeta>;
 
 export interface ResolvedSecret {
   ref: SecretRef;
@@ -38,10 +48,12 @@ export interface ResolvedSecret {
   meta: SecretMeta;
 }
 
-interface StoredSecret extends SecretMeta {
+/** A secret as stored under its key (see secretKey). */
+const StoredSecret = SecretMeta.extend({
   /** Sealed value (see crypto.ts). */
-  data: string;
-}
+  data: z.string(),
+});
+type StoredSecret = z.infer<typeof StoredSecret>;
 
 const PREFIX = "secret:";
 const KEYCHECK_KEY = "secret-keycheck";
@@ -49,7 +61,6 @@ const KEYCHECK_AAD = "lobu-master-key-check/v1";
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const AGENT = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const LIST_PAGE = 500;
-const MAX_CAS_RETRIES = 20;
 
 /** Masked hint that helps a person recognise a key without revealing it. */
 export function maskSecret(value: string): string {
@@ -142,20 +153,36 @@ function undecryptable(ref: SecretRef, err: unknown): LobuError {
   );
 }
 
+/** A stored secret record that is not one (it cannot have been written as it reads). */
+function unreadable(key: string, reason: string): LobuError {
+  return new LobuError(
+    "secret_undecryptable",
+    `the stored secret ${key} is unreadable (${reason})`,
+    {
+      status: 500,
+      hint: "The record is corrupt or was written by an incompatible version. Set the secret again to replace it.",
+    },
+  );
+}
+
 export interface SecretStoreOptions {
   now?: () => number;
+  /** Where unreadable records are reported (default: a logger of its own). */
+  log?: Logger;
 }
 
 export class SecretStore {
   readonly #kv: KeyValue;
   #key: SealKey;
   readonly #now: () => number;
+  readonly #log: Logger;
 
   constructor(kv: KeyValue, masterKey: Uint8Array, opts: SecretStoreOptions = {}) {
     if (masterKey.length !== 32) throw new Error("the master key must be 32 bytes");
     this.#kv = kv;
     this.#key = toKeyObject(masterKey);
     this.#now = opts.now ?? Date.now;
+    this.#log = opts.log ?? createLogger("secrets");
   }
 
   /**
@@ -200,35 +227,40 @@ export class SecretStore {
       throw invalid("a secret value is required");
     registerSecret(value);
     const key = secretKey(ref);
-    for (let attempt = 0; attempt < MAX_CAS_RETRIES; attempt++) {
-      const raw = await this.#kv.get(key);
-      if (raw === null && mustExist) {
-        throw new LobuError(
-          "secret_not_found",
-          `no secret "${ref.name}" in ${describeScope(ref.scope)}`,
-          {
-            status: 404,
-            hint: "Set it first; rotate only replaces an existing secret.",
-          },
-        );
-      }
-      const prev = raw === null ? null : (JSON.parse(raw) as StoredSecret);
-      const now = this.#now();
-      const rec: StoredSecret = {
-        name: ref.name,
-        scope: ref.scope,
-        version: prev ? prev.version + 1 : 1,
-        createdAt: prev ? prev.createdAt : now,
-        updatedAt: now,
-        hint: maskSecret(value),
-        data: seal(this.#key, value, aadFor(ref)),
-      };
-      if (await this.#kv.compareAndSet(key, raw, JSON.stringify(rec))) return metaOf(rec);
+    let meta!: SecretMeta;
+    try {
+      await this.#kv.update(key, (raw) => {
+        if (raw === null && mustExist) {
+          throw new LobuError(
+            "secret_not_found",
+            `no secret "${ref.name}" in ${describeScope(ref.scope)}`,
+            { status: 404, hint: "Set it first; rotate only replaces an existing secret." },
+          );
+        }
+        // An unreadable record is replaced as if there were none (logged).
+        const prev = raw === null ? undefined : this.#stored(key, raw, "replaced by the new value");
+        const now = this.#now();
+        const rec: StoredSecret = {
+          name: ref.name,
+          scope: ref.scope,
+          version: prev ? prev.version + 1 : 1,
+          createdAt: prev ? prev.createdAt : now,
+          updatedAt: now,
+          hint: maskSecret(value),
+          data: seal(this.#key, value, aadFor(ref)),
+        };
+        meta = metaOf(rec);
+        return JSON.stringify(rec);
+      });
+    } catch (err) {
+      if (!isLobuError(err) || err.code !== "conflict") throw err;
+      throw new LobuError("secret_conflict", `secret "${ref.name}" is being changed concurrently`, {
+        status: 409,
+        hint: "Try again.",
+        cause: err,
+      });
     }
-    throw new LobuError("secret_conflict", `secret "${ref.name}" is being changed concurrently`, {
-      status: 409,
-      hint: "Try again.",
-    });
+    return meta;
   }
 
   async get(ref: SecretRef): Promise<string | null> {
@@ -240,8 +272,10 @@ export class SecretStore {
   /** Metadata only (no decryption). */
   async meta(ref: SecretRef): Promise<SecretMeta | null> {
     validateRef(ref);
-    const raw = await this.#kv.get(secretKey(ref));
-    return raw === null ? null : metaOf(JSON.parse(raw) as StoredSecret);
+    const key = secretKey(ref);
+    const raw = await this.#kv.get(key);
+    const rec = raw === null ? undefined : this.#stored(key, raw, "it reads as unset");
+    return rec ? metaOf(rec) : null;
   }
 
   async delete(ref: SecretRef): Promise<boolean> {
@@ -257,8 +291,9 @@ export class SecretStore {
     if (scope) validateScope(scope);
     const prefix = scope ? scopePrefix(scope) : PREFIX;
     const out: SecretMeta[] = [];
-    for await (const { value } of this.#scan(prefix)) {
-      out.push(metaOf(JSON.parse(value) as StoredSecret));
+    for await (const { key, value } of this.#scan(prefix)) {
+      const rec = this.#stored(key, value, "left out of the list");
+      if (rec) out.push(metaOf(rec));
     }
     return out;
   }
@@ -301,10 +336,14 @@ export class SecretStore {
     let reencrypted = 0;
     let alreadyCurrent = 0;
     for await (const { key } of this.#scan(PREFIX)) {
-      for (let attempt = 0; ; attempt++) {
-        const raw = await this.#kv.get(key);
-        if (raw === null) break;
-        const rec = JSON.parse(raw) as StoredSecret;
+      // Set by the last run of the update.
+      let outcome = "gone" as "reencrypted" | "current" | "gone";
+      await this.#kv.update(key, (raw) => {
+        outcome = "gone";
+        if (raw === null) return undefined;
+        const decoded = decodeRecord(StoredSecret, raw);
+        if (!decoded.ok) throw unreadable(key, decoded.reason);
+        const rec = decoded.record;
         const ref: SecretRef = { name: rec.name, scope: rec.scope };
         if (secretKey(ref) !== key) {
           throw undecryptable(ref, new DecryptError(`stored under the wrong key (${key})`));
@@ -320,16 +359,14 @@ export class SecretStore {
           } catch {
             throw undecryptable(ref, err);
           }
-          alreadyCurrent++;
-          break;
+          outcome = "current";
+          return undefined;
         }
-        const next = JSON.stringify({ ...rec, data: seal(newK, value, aad) });
-        if (await this.#kv.compareAndSet(key, raw, next)) {
-          reencrypted++;
-          break;
-        }
-        if (attempt >= MAX_CAS_RETRIES) throw new Error(`secret ${key} kept changing`);
-      }
+        outcome = "reencrypted";
+        return JSON.stringify({ ...rec, data: seal(newK, value, aad) });
+      });
+      if (outcome === "reencrypted") reencrypted++;
+      else if (outcome === "current") alreadyCurrent++;
     }
     await this.#kv.set(KEYCHECK_KEY, seal(newK, "ok", KEYCHECK_AAD));
     this.#key = newK;
@@ -337,7 +374,13 @@ export class SecretStore {
   }
 
   #decrypt(ref: SecretRef, raw: string): ResolvedSecret {
-    const rec = JSON.parse(raw) as StoredSecret;
+    const key = secretKey(ref);
+    const decoded = decodeRecord(StoredSecret, raw);
+    if (!decoded.ok) {
+      logUnreadable(this.#log, { record: "secret", key }, decoded.reason, "its value is refused");
+      throw unreadable(key, decoded.reason);
+    }
+    const rec = decoded.record;
     let value: string;
     try {
       value = open(this.#key, rec.data, aadFor(ref));
@@ -346,6 +389,11 @@ export class SecretStore {
     }
     registerSecret(value);
     return { ref, value, meta: metaOf(rec) };
+  }
+
+  /** The record stored as `raw` under `key`, or undefined (logged) when it is unreadable. */
+  #stored(key: string, raw: string, what: string): StoredSecret | undefined {
+    return readRecord(StoredSecret, raw, { record: "secret", key }, this.#log, what);
   }
 
   async *#scan(prefix: string): AsyncGenerator<{ key: string; value: string }> {

@@ -42,6 +42,13 @@ export interface SetOptions {
   ifNotExists?: boolean;
 }
 
+export interface UpdateOptions {
+  /** Expire the written value after this many milliseconds (as `set`: without it, the value has none). */
+  ttlMs?: number;
+  /** How many lost races to accept before giving up (default 20, see `KeyValue.update`). */
+  maxAttempts?: number;
+}
+
 export interface KeyValue {
   get(key: string): Promise<string | null>;
   getMany(keys: string[]): Promise<(string | null)[]>;
@@ -61,6 +68,25 @@ export interface KeyValue {
     value: string,
     opts?: { ttlMs?: number },
   ): Promise<boolean>;
+  /**
+   * Read-modify-write one key without losing a concurrent change. `fn` gets
+   * the current value (`null` = absent) and returns the value to write, or
+   * `undefined` to write nothing. When another writer changes the key between
+   * the read and the write, `fn` runs again on the new value, so it must
+   * compute from its argument alone (it may throw to abort; nothing is
+   * written then). Returns the value the key holds afterwards: what was
+   * written, or the current one when `fn` wrote nothing.
+   *
+   * Under persistent contention it gives up after `maxAttempts` lost races
+   * with a LobuError `conflict` (409), having written nothing: never a silent
+   * no-op. Between attempts it waits a short random while, so writers that
+   * collided spread out.
+   */
+  update(
+    key: string,
+    fn: (current: string | null) => string | undefined,
+    opts?: UpdateOptions,
+  ): Promise<string | null>;
   /** Read and delete in one step (single-use tokens). */
   take(key: string): Promise<string | null>;
   /** Keys starting with `prefix`, in lexicographic key order. */

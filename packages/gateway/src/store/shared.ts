@@ -1,10 +1,10 @@
 /**
  * Pieces both store adapters share, so their semantics cannot drift apart:
- * argument checks, stream-id cursors, listener fan-out and the self-rescheduling
- * timer behind `queue.onAvailable`.
+ * argument checks, stream-id cursors, `kv.update` on top of compare-and-set,
+ * listener fan-out and the self-rescheduling timer behind `queue.onAvailable`.
  */
 import { createLogger, LobuError, newId } from "@lobu/core";
-import type { EnqueueOptions } from "./port.ts";
+import type { EnqueueOptions, KeyValue, UpdateOptions } from "./port.ts";
 
 export const log = createLogger("store");
 
@@ -75,6 +75,48 @@ export function notIntegerError(key: string, cause?: unknown): LobuError {
     hint: "incr only works on keys written by incr (or holding a base-10 integer).",
     cause,
   });
+}
+
+/** Lost races `kv.update` accepts before it gives up, when the caller does not say. */
+export const DEFAULT_UPDATE_ATTEMPTS = 20;
+
+/** Upper bound of the random wait between two `kv.update` attempts. */
+const UPDATE_BACKOFF_CAP_MS = 50;
+
+/**
+ * `KeyValue.update` for both adapters: read, compute, compare-and-set, and
+ * again on a lost race (after a random wait that doubles up to 50 ms, so the
+ * writers that collided do not collide again in lockstep). One implementation,
+ * so SQLite and Redis give up alike: with `conflict` after `maxAttempts`.
+ */
+export async function updateByCompareAndSet(
+  kv: Pick<KeyValue, "get" | "compareAndSet">,
+  key: string,
+  fn: (current: string | null) => string | undefined,
+  opts: UpdateOptions = {},
+): Promise<string | null> {
+  const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
+  const attempts = limitOf(opts.maxAttempts, "maxAttempts") ?? DEFAULT_UPDATE_ATTEMPTS;
+  for (let attempt = 1; ; attempt++) {
+    const current = await kv.get(key);
+    const next = fn(current);
+    if (next === undefined) return current;
+    if (await kv.compareAndSet(key, current, next, ttlMs === undefined ? {} : { ttlMs })) {
+      return next;
+    }
+    if (attempt >= attempts) break;
+    const backoff = Math.random() * Math.min(UPDATE_BACKOFF_CAP_MS, 2 ** attempt);
+    await new Promise((resolve) => setTimeout(resolve, backoff));
+  }
+  throw new LobuError(
+    "conflict",
+    `kv key "${key}" kept changing while it was being updated (${attempts} attempts)`,
+    {
+      status: 409,
+      hint: "Other writers change this record constantly; retry the request.",
+      details: { key, attempts },
+    },
+  );
 }
 
 /** `EnqueueOptions` checked and defaulted, identically for both adapters. */

@@ -66,9 +66,9 @@ export async function buildDomain(opts: {
   const { config, env, log, providers, skills, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
-  const agents = new AgentRegistry(store.kv, config);
-  const userSettings = new UserSettingsStore(store.kv);
-  const conversations = new Conversations(store);
+  const agents = new AgentRegistry(store.kv, config, log);
+  const userSettings = new UserSettingsStore(store.kv, log);
+  const conversations = new Conversations(store, log);
   const audit = new AuditLog(store, { log });
   const budgets = new Budgets({
     kv: store.kv,
@@ -89,7 +89,7 @@ export async function buildDomain(opts: {
       }),
     onError: (err, lost, context) => log.error({ ...context, err: errorMessage(err) }, lost),
   });
-  const sessions = new WebSessions(store.kv);
+  const sessions = new WebSessions(store.kv, log);
   const requests = new RequestRegistry(store, log);
   const sandboxTier = new SandboxTier();
   const packages = new AgentPackages({
@@ -116,7 +116,7 @@ export async function buildDomain(opts: {
       budgets,
       prices: config.prices,
     },
-    tokens: new TokenStore(store.kv, env.LOBU_ADMIN_TOKEN),
+    tokens: new TokenStore(store.kv, log, env.LOBU_ADMIN_TOKEN),
     sessions,
     settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
     requests,

@@ -169,11 +169,17 @@ export async function startRuntime(opts: {
     onDeadLetter: async (claim, reason) => {
       const error = { code: "internal", message: `Lobu could not process this message: ${reason}` };
       await conversations.appendEvent(claim.id, { type: "error", ...error });
-      await conversations.updateMessage(claim.id, {
+      const message = await conversations.updateMessage(claim.id, {
         status: "error",
         error,
         completedAt: Date.now(),
       });
+      // No turn ran to tell a chat sender: say it in their thread (REST senders read the record).
+      if (message) {
+        await opts
+          .replySurfaceFor(message.origin.platform)
+          ?.notify(message.origin, `⚠️ ${error.message}`);
+      }
       audit.record({
         action: "message.dead_letter",
         actor: "system",

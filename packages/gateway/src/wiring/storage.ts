@@ -45,7 +45,7 @@ export async function openStorage(opts: {
       log.info({ released }, "resuming messages that were in flight when the gateway stopped");
   }
   const master = resolveMasterKey({ dataDir, env });
-  const secrets = new SecretStore(store.kv, master.key);
+  const secrets = new SecretStore(store.kv, master.key, { log });
   await secrets.verifyMasterKey();
-  return { store, secrets, placeholders: new PlaceholderRegistry(store.kv) };
+  return { store, secrets, placeholders: new PlaceholderRegistry(store.kv, { log }) };
 }

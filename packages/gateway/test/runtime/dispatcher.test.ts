@@ -10,6 +10,18 @@ import type { QueueClaim } from "../../src/store/port.ts";
 
 const log = createLogger("test", { level: "silent" });
 
+function queuedTurn(messageId: string): QueuedTurn {
+  const origin = { platform: "api", channelId: "c1", userId: "u1", isDirect: true };
+  return {
+    messageId,
+    conversationId: "sb_1",
+    key: { agentId: "default", platform: "api", userId: "u1", channelId: "c1" },
+    origin,
+    text: "hello",
+    receivedAt: Date.now(),
+  };
+}
+
 describe("dispatcher", () => {
   it("takes a message whose turn keeps crashing off the queue and reports it, instead of retrying forever", async () => {
     const store = await createStore({
@@ -38,7 +50,7 @@ describe("dispatcher", () => {
       log,
     });
     dispatcher.start();
-    await store.queue.enqueue("sb_1", JSON.stringify({ messageId: "m1" }), { id: "m1" });
+    await store.queue.enqueue("sb_1", JSON.stringify(queuedTurn("m1")), { id: "m1" });
     await done;
     // The dead letter is acknowledged right after it is reported.
     while ((await store.queue.depth()) > 0) await new Promise((r) => setTimeout(r, 20));
@@ -49,6 +61,59 @@ describe("dispatcher", () => {
     // Nothing is left to redeliver, and no fourth attempt ran.
     expect(await store.queue.depth()).toBe(0);
     expect(attempts).toHaveLength(3);
+    await store.close();
+  });
+
+  it("dead-letters a message whose payload is not a QueuedTurn at once, without running it", async () => {
+    const store = await createStore({
+      driver: "sqlite",
+      path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
+    });
+    const lines: string[] = [];
+    const captured = createLogger("test", { destination: { write: (l) => lines.push(l) } });
+    const ran: string[] = [];
+    const dead: { id: string; reason: string }[] = [];
+    const dispatcher = new Dispatcher({
+      queue: store.queue,
+      owner: "test",
+      maxConcurrent: 2,
+      maxCrashes: 3,
+      run: async (turn: QueuedTurn) => {
+        ran.push(turn.messageId);
+        return "done";
+      },
+      onDeadLetter: async (claim, reason) => {
+        dead.push({ id: claim.id, reason });
+      },
+      log: captured,
+    });
+    // Not JSON, JSON of the wrong shape (an old version without `key`), and one good turn behind them.
+    await store.queue.enqueue("sb_1", "{torn", { id: "m-torn" });
+    const { key: _key, ...old } = queuedTurn("m-old");
+    await store.queue.enqueue("sb_2", JSON.stringify(old), { id: "m-old" });
+    await store.queue.enqueue("sb_1", JSON.stringify(queuedTurn("m-good")), { id: "m-good" });
+    dispatcher.start();
+    while ((await store.queue.depth()) > 0) await new Promise((r) => setTimeout(r, 20));
+    await dispatcher.stop(1000);
+
+    expect(ran).toEqual(["m-good"]);
+    expect(dead.map((d) => d.id).sort()).toEqual(["m-old", "m-torn"]);
+    for (const d of dead) expect(d.reason).toMatch(/queued copy is unreadable/);
+    const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        record: "queued turn",
+        key: "queue sb_1 m-torn",
+        reason: "not valid JSON",
+      }),
+    );
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        record: "queued turn",
+        key: "queue sb_2 m-old",
+        reason: expect.stringContaining("key"),
+      }),
+    );
     await store.close();
   });
 });

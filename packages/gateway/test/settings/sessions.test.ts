@@ -1,6 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLogger } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   type AdminSession,
@@ -31,7 +32,9 @@ beforeEach(async () => {
     path: join(mkdtempSync(join(tmpdir(), "lobu-sess-")), "s.db"),
   });
   now = Date.now();
-  sessions = new WebSessions(store.kv, { now: () => now });
+  sessions = new WebSessions(store.kv, createLogger("test", { level: "silent" }), {
+    now: () => now,
+  });
 });
 afterEach(async () => {
   await store.close();

@@ -243,6 +243,77 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
+      it("update writes what fn returns, from null for an absent key, and returns it", async () => {
+        const { kv } = (await fresh()).store;
+        const seen: (string | null)[] = [];
+        const write = (current: string | null) => {
+          seen.push(current);
+          return `${current ?? ""}+`;
+        };
+        expect(await kv.update("u", write)).toBe("+");
+        expect(await kv.update("u", write, { ttlMs: 60_000 })).toBe("++");
+        expect(seen).toEqual([null, "+"]);
+        expect(await kv.get("u")).toBe("++");
+        expect(await kv.ttl("u")).toBeGreaterThan(0);
+        // Like set: a write without ttlMs leaves the value without one.
+        await kv.update("u", write);
+        expect(await kv.ttl("u")).toBe(-1);
+      });
+
+      it("update writes nothing when fn returns undefined or throws", async () => {
+        const { kv } = (await fresh()).store;
+        expect(await kv.update("absent", () => undefined)).toBeNull();
+        expect(await kv.get("absent")).toBeNull();
+        await kv.set("k", "v", { ttlMs: 60_000 });
+        expect(await kv.update("k", () => undefined)).toBe("v");
+        await expect(
+          kv.update("k", () => {
+            throw new Error("no");
+          }),
+        ).rejects.toThrow("no");
+        expect(await kv.get("k")).toBe("v");
+        expect(await kv.ttl("k")).toBeGreaterThan(0);
+      });
+
+      it("update loses nothing when several writers update one key at once", async () => {
+        const { store, other } = await fresh();
+        const writers = [store, await other(), await other(), await other()];
+        const rounds = 5;
+        await Promise.all(
+          writers.flatMap((s, w) =>
+            Array.from({ length: rounds }, (_, r) =>
+              s.kv.update("list", (current) => {
+                const items = current === null ? [] : (JSON.parse(current) as string[]);
+                return JSON.stringify([...items, `${w}.${r}`]);
+              }),
+            ),
+          ),
+        );
+        const items = JSON.parse((await store.kv.get("list"))!) as string[];
+        expect(items).toHaveLength(writers.length * rounds);
+        expect(new Set(items).size).toBe(writers.length * rounds);
+      });
+
+      it("update gives up with a conflict error after maxAttempts lost races, writing nothing", async () => {
+        const { kv } = (await fresh()).store;
+        // Another writer changes the key between every read and write of the update.
+        await kv.set("hot", "0");
+        let calls = 0;
+        const interfere = (current: string | null) => {
+          calls++;
+          void kv.set("hot", `other-${calls}`);
+          return `mine-${current}`;
+        };
+        const err = await kv.update("hot", interfere, { maxAttempts: 3 }).catch((e) => e);
+        expect(err).toMatchObject({ code: "conflict", status: 409, details: { key: "hot" } });
+        expect(err.message).toMatch(/kept changing.*3 attempts/);
+        expect(calls).toBe(3);
+        expect(await kv.get("hot")).toBe("other-3");
+        await expect(kv.update("hot", () => "x", { maxAttempts: 0 })).rejects.toMatchObject({
+          code: "store_invalid_limit",
+        });
+      });
+
       it("take reads and deletes, once", async () => {
         const { store, other } = await fresh();
         const second = await other();

@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "@lobu/core";
+import { createLogger, parseConfig } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/audit/log.ts";
 import { UsageMeter } from "../../src/providers/usage.ts";
@@ -116,7 +116,7 @@ describe("usage report", () => {
       driver: "sqlite",
       path: join(mkdtempSync(join(tmpdir(), "lobu-report-")), "r.db"),
     });
-    audit = new AuditLog(store);
+    audit = new AuditLog(store, { log: createLogger("test", { level: "silent" }) });
   });
   afterEach(async () => {
     await store.close();

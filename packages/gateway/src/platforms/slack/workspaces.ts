@@ -1,5 +1,7 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
+import { z } from "zod";
+import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { slackErrorCode, webClient } from "./client.ts";
 
@@ -12,17 +14,18 @@ export interface Workspace {
   client: WebClient;
 }
 
-/** What an OAuth install leaves in the adapter's state (the token itself is a secret). */
-export interface Installation {
-  teamId: string;
-  teamName?: string;
-  botUserId: string;
-  botId?: string;
-  appId?: string;
-  scopes: string[];
-  installedBy?: string;
-  installedAt: number;
-}
+/** What an OAuth install leaves in the adapter's state as `install:<team>` (the token itself is a secret). */
+export const Installation = z.object({
+  teamId: z.string().min(1),
+  teamName: z.string().optional(),
+  botUserId: z.string().min(1),
+  botId: z.string().optional(),
+  appId: z.string().optional(),
+  scopes: z.array(z.string()),
+  installedBy: z.string().optional(),
+  installedAt: z.number(),
+});
+export type Installation = z.infer<typeof Installation>;
 
 const installKey = (teamId: string) => `install:${teamId}`;
 const tokenName = (teamId: string) => `bot_token.${teamId}`;
@@ -85,7 +88,15 @@ export class Workspaces {
       this.#ctx.secrets.get(tokenName(teamId)),
     ]);
     if (!raw || !token) return undefined;
-    const install = JSON.parse(raw) as Installation;
+    const source = { record: "Slack installation", key: installKey(teamId) };
+    const install = readRecord(
+      Installation,
+      raw,
+      source,
+      this.#log,
+      "the workspace reads as not installed",
+    );
+    if (!install) return undefined;
     const ws: Workspace = {
       teamId,
       botUserId: install.botUserId,

@@ -30,7 +30,7 @@ export async function handleCallbackQuery(deps: InteractivityDeps, c: Context): 
       .catch((err) => deps.log.debug({ err }, "answerCallbackQuery failed"));
   };
   try {
-    const parsed = await parseCallbackData(query.data, deps.ctx.state);
+    const parsed = await parseCallbackData(query.data, deps.ctx.state, deps.log);
     if (!parsed) {
       await answerQuery("This button is no longer active.", true);
       return;

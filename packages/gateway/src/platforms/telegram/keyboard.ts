@@ -1,5 +1,8 @@
 import { randomToken } from "@lobu/core";
 import type { InlineKeyboardButton, InlineKeyboardMarkup } from "grammy/types";
+import type { Logger } from "pino";
+import { z } from "zod";
+import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { cardButtons, type RequestEvent } from "../shared/requests.ts";
 
@@ -7,6 +10,10 @@ import { cardButtons, type RequestEvent } from "../shared/requests.ts";
 const MAX_CALLBACK_BYTES = 64;
 const TOKEN_TTL_MS = 2 * 86_400_000;
 const tokenKey = (token: string) => `cb:${token}`;
+
+/** An answer too long for callback_data, kept in the adapter's state as `cb:<token>`. */
+const StoredCallback = z.object({ requestId: z.string().min(1), choice: z.string() });
+type StoredCallback = z.infer<typeof StoredCallback>;
 
 /**
  * callback_data for an answer: `l:<requestId>:<choice>` when it fits in 64
@@ -20,14 +27,17 @@ export async function callbackData(
   const direct = `l:${requestId}:${choice}`;
   if (Buffer.byteLength(direct) <= MAX_CALLBACK_BYTES) return direct;
   const token = randomToken(12);
-  await state.set(tokenKey(token), JSON.stringify({ requestId, choice }), TOKEN_TTL_MS);
+  const stored: StoredCallback = { requestId, choice };
+  await state.set(tokenKey(token), JSON.stringify(stored), TOKEN_TTL_MS);
   return `t:${token}`;
 }
 
+/** The answer a button stands for; undefined when unknown, expired or unreadable (logged). */
 export async function parseCallbackData(
   data: string,
   state: AdapterContext["state"],
-): Promise<{ requestId: string; choice: string } | undefined> {
+  log: Logger,
+): Promise<StoredCallback | undefined> {
   if (data.startsWith("l:")) {
     const rest = data.slice(2);
     const colon = rest.indexOf(":");
@@ -35,8 +45,11 @@ export async function parseCallbackData(
     return { requestId: rest.slice(0, colon), choice: rest.slice(colon + 1) };
   }
   if (data.startsWith("t:")) {
-    const raw = await state.get(tokenKey(data.slice(2)));
-    return raw ? (JSON.parse(raw) as { requestId: string; choice: string }) : undefined;
+    const key = tokenKey(data.slice(2));
+    const raw = await state.get(key);
+    if (raw === null) return undefined;
+    const source = { record: "Telegram button answer", key };
+    return readRecord(StoredCallback, raw, source, log, "the button reads as inactive");
   }
   return undefined;
 }

@@ -10,8 +10,14 @@
  * Every write that can create or delete a key updates both in one Lua script.
  */
 import type { Redis } from "ioredis";
-import type { KeyValue, SetOptions } from "../port.ts";
-import { incrementOf, limitOf, notIntegerError, optionalMs } from "../shared.ts";
+import type { KeyValue, SetOptions, UpdateOptions } from "../port.ts";
+import {
+  incrementOf,
+  limitOf,
+  notIntegerError,
+  optionalMs,
+  updateByCompareAndSet,
+} from "../shared.ts";
 import { defineScripts, type Script } from "./connection.ts";
 
 // KEYS[1] = value key, KEYS[2] = index; ARGV[1] = the caller's key (index member).
@@ -185,6 +191,14 @@ export class RedisKeyValue implements KeyValue {
       ttl,
     );
     return r === 1;
+  }
+
+  update(
+    key: string,
+    fn: (current: string | null) => string | undefined,
+    opts?: UpdateOptions,
+  ): Promise<string | null> {
+    return updateByCompareAndSet(this, key, fn, opts);
   }
 
   async take(key: string): Promise<string | null> {

@@ -1,5 +1,11 @@
-import type { KeyValue, SetOptions } from "../port.ts";
-import { incrementOf, limitOf, notIntegerError, optionalMs } from "../shared.ts";
+import type { KeyValue, SetOptions, UpdateOptions } from "../port.ts";
+import {
+  incrementOf,
+  limitOf,
+  notIntegerError,
+  optionalMs,
+  updateByCompareAndSet,
+} from "../shared.ts";
 import { type Db, numOrNull, str } from "./db.ts";
 
 // A row is live while `expires_at` is null or in the future; expired rows are
@@ -110,6 +116,14 @@ export class SqliteKeyValue implements KeyValue {
       ).run({ key, value, exp: ttlMs === undefined ? null : now + ttlMs });
       return true;
     });
+  }
+
+  update(
+    key: string,
+    fn: (current: string | null) => string | undefined,
+    opts?: UpdateOptions,
+  ): Promise<string | null> {
+    return updateByCompareAndSet(this, key, fn, opts);
   }
 
   async take(key: string): Promise<string | null> {

@@ -1,0 +1,59 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { TurnJournal } from "../src/journal.ts";
+import { tempDir } from "./virtual/helpers.ts";
+
+/**
+ * The turn journal is read back from the volume when a worker starts. What it
+ * cannot read is reported and left out, never taken for a turn: a message
+ * whose entry is lost runs again as a new one.
+ */
+
+async function journalWith(text: string): Promise<{ journal: TurnJournal; reports: string[] }> {
+  const file = join(await tempDir("lobu-journal-"), "turns.json");
+  writeFileSync(file, text);
+  const reports: string[] = [];
+  return { journal: new TurnJournal(file, (line) => reports.push(line)), reports };
+}
+
+describe("turn journal", () => {
+  it("keeps sound entries and reports and skips unreadable ones", async () => {
+    const { journal, reports } = await journalWith(
+      JSON.stringify({
+        m_done: { status: "done", leafBefore: null, text: "hi", at: 1 },
+        m_started: { status: "started", leafBefore: "leaf_1", at: 2 },
+        m_bad: { status: "finished", leafBefore: null, at: 3 },
+        m_old: { status: "done", at: 4 },
+      }),
+    );
+    expect(journal.get("m_done")).toEqual({ status: "done", leafBefore: null, text: "hi", at: 1 });
+    expect(journal.get("m_started")?.leafBefore).toBe("leaf_1");
+    expect(journal.get("m_bad")).toBeUndefined();
+    expect(journal.get("m_old")).toBeUndefined();
+    expect(reports).toEqual([
+      expect.stringMatching(/entry m_bad .* unreadable \(status: .*\); skipped/),
+      expect.stringMatching(/entry m_old .* unreadable \(leafBefore: .*\); skipped/),
+    ]);
+  });
+
+  it("reports a journal that is not JSON, or not an object of turns, and starts empty", async () => {
+    for (const text of ['{"m1": {"status": "do', "[1,2]"]) {
+      const { journal, reports } = await journalWith(text);
+      expect(journal.get("m1")).toBeUndefined();
+      expect(reports).toEqual([expect.stringMatching(/turn journal .* its turns are forgotten/)]);
+      // It still records new turns.
+      journal.set("m2", { status: "started", leafBefore: null, at: 5 });
+      expect(journal.get("m2")?.status).toBe("started");
+    }
+  });
+
+  it("says nothing when there is no journal yet", async () => {
+    const reports: string[] = [];
+    const journal = new TurnJournal(join(await tempDir("lobu-journal-"), "turns.json"), (l) =>
+      reports.push(l),
+    );
+    expect(journal.get("m1")).toBeUndefined();
+    expect(reports).toEqual([]);
+  });
+});
