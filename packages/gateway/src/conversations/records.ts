@@ -17,6 +17,8 @@ export interface MessageRecord {
   startedAt?: number;
   completedAt?: number;
   attempts?: number;
+  /** Deliveries that did not count against the message's attempts (runtime/attempts.ts). */
+  unchargedAttempts?: number;
 }
 
 export interface ConversationRecord {
