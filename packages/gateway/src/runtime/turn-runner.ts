@@ -42,8 +42,6 @@ export interface TurnRunnerDeps {
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
   log: Logger;
-  /** How long a finished turn waits for its platform to deliver the reply (default 2 minutes). */
-  deliveryTimeoutMs?: number;
 }
 
 /** How the worker's side of an attempt ended. */
@@ -126,7 +124,6 @@ export class TurnRunner {
       requests: this.deps.requests,
       turns: this.deps.turns,
       log,
-      deliveryTimeoutMs: this.deps.deliveryTimeoutMs,
     });
     try {
       await conversations.updateMessage(turn.messageId, {

@@ -11,6 +11,7 @@ import { AsyncQueue } from "./async-queue.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { TurnFailure } from "./turn-outcome.ts";
 
+/** How long close() waits for the surface to deliver a turn's final message. */
 const DELIVERY_TIMEOUT_MS = 120_000;
 /** Requests are kept at least this long, however short the agent's request timeout. */
 const MIN_REQUEST_TTL_MS = 3_600_000;
@@ -25,8 +26,6 @@ export interface TurnStreamDeps {
   /** The turn registry: which turn runs on each sandbox. */
   turns: Pick<ActiveTurns, "begin" | "end">;
   log: Logger;
-  /** How long close() waits for the surface to deliver the final message. */
-  deliveryTimeoutMs?: number;
 }
 
 /** What a turn needs to run, known once its context is built and its sandbox is awake. */
@@ -273,9 +272,7 @@ export class TurnStream {
     if (!final) return;
     await Promise.race([
       this.#delivered,
-      new Promise((r) =>
-        setTimeout(r, this.#deps.deliveryTimeoutMs ?? DELIVERY_TIMEOUT_MS).unref(),
-      ),
+      new Promise((r) => setTimeout(r, DELIVERY_TIMEOUT_MS).unref()),
     ]);
   }
 
