@@ -90,8 +90,6 @@ export const AgentEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("done"), text: z.string() }),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
-export type AgentEventType = AgentEvent["type"];
-export type AgentEventOf<T extends AgentEventType> = Extract<AgentEvent, { type: T }>;
 
 /** The answer to a question, approval or capability request. */
 export const RequestAnswer = z.object({

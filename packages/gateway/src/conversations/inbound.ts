@@ -29,7 +29,7 @@ export class Inbound {
     this.maxMessageBytes = deps.maxMessageBytes;
   }
 
-  async submit(message: InboundMessage): Promise<SubmitResult & { conversationId?: string }> {
+  async submit(message: InboundMessage): Promise<SubmitResult & { conversationId: string }> {
     const bytes = Buffer.byteLength(message.text, "utf8");
     if (bytes > this.maxMessageBytes) {
       throw new LobuError(
@@ -77,8 +77,8 @@ export class Inbound {
     });
     if (duplicate) {
       await this.conversations.deleteMessage(messageId);
-      return { accepted: true, duplicate: true, messageId: id, conversationId };
+      return { duplicate: true, messageId: id, conversationId };
     }
-    return { accepted: true, duplicate: false, messageId, conversationId };
+    return { duplicate: false, messageId, conversationId };
   }
 }

@@ -22,6 +22,8 @@ export const MessageRecord = z.object({
   startedAt: z.number().optional(),
   completedAt: z.number().optional(),
   attempts: z.number().optional(),
+  /** Deliveries that did not count against the message's attempts (runtime/attempts.ts). */
+  unchargedAttempts: z.number().optional(),
 });
 export type MessageRecord = z.infer<typeof MessageRecord>;
 

@@ -26,11 +26,11 @@ export interface InboundMessage {
   agentId?: string;
 }
 
+/** A message taken in: queued (or found queued already, when a platform delivered it twice). */
 export interface SubmitResult {
-  accepted: boolean;
+  /** The platform delivered this event before; `messageId` is the first delivery's message. */
   duplicate: boolean;
-  messageId?: string;
-  reason?: string;
+  messageId: string;
 }
 
 /**

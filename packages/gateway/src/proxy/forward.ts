@@ -15,8 +15,6 @@ import { upstreamTlsOptions } from "./tunnel.ts";
  * intercepted CONNECT tunnel.
  */
 
-export type { PlaintextSwap } from "./forwarding.ts";
-
 class UpstreamTimeout extends Error {}
 
 export async function forward(

@@ -38,14 +38,6 @@ export function forwardableHeaders(raw: readonly string[], drop: readonly string
   return out;
 }
 
-export function getHeader(raw: readonly string[], name: string): string | undefined {
-  const lower = name.toLowerCase();
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === lower) return raw[i + 1];
-  }
-  return undefined;
-}
-
 /** Replace every occurrence of `name` with one header (or remove it when value is undefined). */
 export function setHeader(raw: string[], name: string, value: string | undefined): string[] {
   const lower = name.toLowerCase();

@@ -3,5 +3,4 @@ export * from "./audit.ts";
 export * from "./binder.ts";
 export * from "./ca.ts";
 export * from "./explain.ts";
-export type { PlaintextSwap } from "./forward.ts";
 export * from "./server.ts";

@@ -1,11 +1,19 @@
+import type { RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
 import type { Origin } from "../domain/origin.ts";
+import type { TurnStream } from "./turn-stream.ts";
 
 /**
- * Which turn is running on each sandbox right now. Credentials act only inside
- * a running turn, and a person's own credentials only inside that person's
- * turns: the egress gate (turn-gate.ts), the egress policy and the LLM relay
- * all ask this registry.
+ * Which turn is running on each sandbox right now: the one registry of
+ * running turns. A turn's stream (turn-stream.ts) registers itself here when
+ * it begins and leaves when it ends, and everything that acts only inside a
+ * running turn asks here:
+ *
+ * - credentials: the egress gate (turn-gate.ts), the egress policy and the LLM
+ *   relay (`current`); a person's own credentials act only inside that
+ *   person's turns;
+ * - the egress side's events: the relay's usage and budget refusals (`stream`);
+ * - gateway tool calls (gateway-tools.ts) and answers to requests (`answer`).
  *
  * In-process is correct today: a sandbox's egress endpoint always lives on the
  * gateway process that runs its turns. A design with sandboxes reachable from
@@ -34,8 +42,13 @@ export interface TurnCredentialRevoker {
   revokeTurns(sandboxId: string, which: { turnId: string } | { except: string }): Promise<number>;
 }
 
+interface Entry {
+  turn: RunningTurn;
+  stream: TurnStream | undefined;
+}
+
 export class ActiveTurns implements TurnRegistry {
-  readonly #running = new Map<string, RunningTurn>();
+  readonly #running = new Map<string, Entry>();
   readonly #revoker: TurnCredentialRevoker | undefined;
   readonly #log: Logger | undefined;
 
@@ -45,11 +58,12 @@ export class ActiveTurns implements TurnRegistry {
   }
 
   /**
-   * Open the sandbox's gate for `turn`. Turn-bound placeholders of other turns
-   * (left by a gateway that died mid-turn) are revoked first.
+   * Open the sandbox's gate for `turn` (TurnStream.begin calls this with
+   * itself). Turn-bound placeholders of other turns (left by a gateway that
+   * died mid-turn) are revoked first.
    */
-  async begin(sandboxId: string, turn: RunningTurn): Promise<void> {
-    this.#running.set(sandboxId, { ...turn });
+  async begin(sandboxId: string, turn: RunningTurn, stream?: TurnStream): Promise<void> {
+    this.#running.set(sandboxId, { turn: { ...turn }, stream });
     await this.#revoke(sandboxId, { except: turn.turnId });
   }
 
@@ -58,12 +72,22 @@ export class ActiveTurns implements TurnRegistry {
    * placeholders. Safe to call more than once and for a turn that never began.
    */
   async end(sandboxId: string, turnId: string): Promise<void> {
-    if (this.#running.get(sandboxId)?.turnId === turnId) this.#running.delete(sandboxId);
+    if (this.#running.get(sandboxId)?.turn.turnId === turnId) this.#running.delete(sandboxId);
     await this.#revoke(sandboxId, { turnId });
   }
 
   current(sandboxId: string): RunningTurn | null {
-    return this.#running.get(sandboxId) ?? null;
+    return this.#running.get(sandboxId)?.turn ?? null;
+  }
+
+  /** The stream of the turn running on `sandboxId`, if one runs on this gateway. */
+  stream(sandboxId: string): TurnStream | undefined {
+    return this.#running.get(sandboxId)?.stream;
+  }
+
+  /** An answer for a request of the turn running on `sandboxId`; false when it is not one here. */
+  answer(sandboxId: string, requestId: string, answer: RequestAnswer): boolean {
+    return this.stream(sandboxId)?.answer(requestId, answer) ?? false;
   }
 
   async #revoke(sandboxId: string, which: { turnId: string } | { except: string }): Promise<void> {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { QueuedTurn } from "../domain/turns.ts";
 import type { MessageQueue, QueueClaim } from "../store/port.ts";
 import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
+import { type MessageAttempts, retryAllowed } from "./attempts.ts";
 import type { TurnResult } from "./turn-runner.ts";
 
 export interface DispatcherOptions {
@@ -13,12 +14,13 @@ export interface DispatcherOptions {
   leaseMs?: number;
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult>;
   /**
-   * A message whose turn keeps throwing (a bug) is taken off the queue after
-   * this many attempts instead of being retried forever. One whose payload is
-   * not a QueuedTurn (corrupt, or from an incompatible version) is taken off
-   * at once: reading it again would not make it readable.
+   * The message's retry budget (runtime/attempts.ts), the turn runner's too: a
+   * message whose turn keeps throwing (a bug) is taken off the queue when it is
+   * used up instead of being retried forever. One whose payload is not a
+   * QueuedTurn (corrupt, or from an incompatible version) is taken off at once:
+   * reading it again would not make it readable.
    */
-  maxCrashes?: number;
+  attempts: Pick<MessageAttempts, "mayRetry" | "policy">;
   /** Told about such a message, so its sender gets an answer (an error) after all. */
   onDeadLetter?(claim: QueueClaim, reason: string): Promise<void>;
   log: Logger;
@@ -126,7 +128,7 @@ export class Dispatcher {
         }
       } catch (err) {
         this.opts.log.error({ err: errorMessage(err), messageId: claim.id }, "turn crashed");
-        result = claim.attempts >= (this.opts.maxCrashes ?? 5) ? "dead" : "retry";
+        result = (await this.mayRetryCrash(claim)) ? "retry" : "dead";
         if (result === "dead") await deadLetter(errorMessage(err));
       } finally {
         clearInterval(keepAlive);
@@ -141,6 +143,19 @@ export class Dispatcher {
         this.poke();
       });
     this.inFlight.set(claim.partition, work);
+  }
+
+  /** A crash of the gateway's own turn code is charged to the message. */
+  private async mayRetryCrash(claim: QueueClaim): Promise<boolean> {
+    const { attempts, log } = this.opts;
+    const count = { delivery: claim.attempts, charged: true };
+    try {
+      return await attempts.mayRetry(claim.id, count.delivery, count);
+    } catch (err) {
+      // The record is unreadable: count every delivery, so the message still stops.
+      log.warn({ err, messageId: claim.id }, "could not read a message's attempts");
+      return retryAllowed(attempts.policy, { ...count, uncharged: 0 });
+    }
   }
 
   /** Stop claiming; wait for running turns up to `graceMs`, then leave them to lapse. */

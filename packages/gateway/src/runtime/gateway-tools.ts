@@ -1,5 +1,4 @@
 import {
-  type AgentEvent,
   ApprovalChoice,
   choiceIn,
   DECISIONS,
@@ -10,7 +9,6 @@ import {
   MAX_GATEWAY_TOOL_OUTPUT,
   newId,
   type RequestAnswer,
-  RequestOutcome,
   type ToolPolicy,
   type WorkerToGateway,
 } from "@lobu/core";
@@ -24,7 +22,8 @@ import { approvalEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import type { WorkerConnection } from "../sandbox/driver.ts";
-import type { RequestRegistry } from "./requests.ts";
+import type { ActiveTurns } from "./active-turns.ts";
+import type { TurnStream } from "./turn-stream.ts";
 
 /**
  * Tools that run in the gateway, outside every sandbox (MCP tool calls and
@@ -71,28 +70,6 @@ interface Registered {
   spec: GatewayToolSpec;
 }
 
-/** What the turn runner tells the host about a turn it runs. */
-export interface TurnInfo {
-  sandboxId: string;
-  turnId: string;
-  turn: QueuedTurn;
-  connection: WorkerConnection;
-  /** Put an event into the turn's stream (event log and platform). */
-  emit(event: AgentEvent): void;
-  requestTimeoutMs: number;
-}
-
-interface RunningTurn extends TurnInfo {
-  ended: boolean;
-  abort: AbortController;
-  /** Calls being handled right now. */
-  inFlight: number;
-  /** Approvals this host waits on, by public request id. */
-  waits: Map<string, { settle(answer: RequestAnswer | null): void; timer: NodeJS.Timeout }>;
-  /** Every approval asked in this turn (expired at its end unless answered). */
-  asked: Set<string>;
-}
-
 type CallMessage = Extract<WorkerToGateway, { t: "gateway_tool_call" }>;
 type Outcome =
   | { ok: true; output: string }
@@ -117,16 +94,19 @@ const STRICTNESS: Record<ToolPolicy, number> = { allow: 0, ask: 1, deny: 2 };
 export interface GatewayToolHostDeps {
   agents: AgentRegistry;
   userSettings: UserSettingsStore;
-  requests: RequestRegistry;
   audit: AuditLog;
   log: Logger;
 }
 
+/** Where the host finds the turn running on a sandbox (ActiveTurns). */
+export type TurnLookup = Pick<ActiveTurns, "stream">;
+
 export class GatewayToolHost {
   readonly #deps: GatewayToolHostDeps;
   readonly #tools = new Map<string, Registered>();
-  readonly #running = new Map<string, RunningTurn>();
-  readonly #attached = new WeakSet<WorkerConnection>();
+  readonly #served = new WeakSet<WorkerConnection>();
+  /** Calls being handled right now, per turn. */
+  readonly #inFlight = new WeakMap<TurnStream, number>();
 
   constructor(deps: GatewayToolHostDeps) {
     this.#deps = deps;
@@ -211,75 +191,25 @@ export class GatewayToolHost {
   }
 
   /**
-   * A turn starts on a sandbox: calls naming this turn are accepted until it
-   * ends (turn_end from the worker, or end()). The host listens on the
-   * worker's connection from now on, so calls outside any turn are refused.
+   * Answer the gateway tool calls arriving on a worker's connection, from now
+   * on (once per connection). A call runs only for the turn running on its
+   * sandbox (`turns`): named by that turn's id, from this connection, before
+   * the turn ended. Every other call is refused, so a call outside any turn
+   * gets a refusal rather than silence.
    */
-  begin(info: TurnInfo): void {
-    const previous = this.#running.get(info.sandboxId);
-    if (previous) this.#close(previous);
-    this.#running.set(info.sandboxId, {
-      ...info,
-      ended: false,
-      abort: new AbortController(),
-      inFlight: 0,
-      waits: new Map(),
-      asked: new Set(),
-    });
-    if (this.#attached.has(info.connection)) return;
-    this.#attached.add(info.connection);
-    const connection = info.connection;
+  serve(connection: WorkerConnection, turns: TurnLookup): void {
+    if (this.#served.has(connection)) return;
+    this.#served.add(connection);
     connection.onMessage((msg) => {
-      if (msg.t === "turn_end") {
-        // From here on the turn is over, whatever the runner still has to do.
-        const run = this.#running.get(msg.sandboxId);
-        if (run && run.connection === connection && run.turnId === msg.turnId) this.#close(run);
-      } else if (msg.t === "gateway_tool_call") {
-        void this.#call(connection, msg).catch((err) =>
-          this.#deps.log.error({ err, sandboxId: msg.sandboxId }, "gateway tool call failed"),
-        );
-      }
+      if (msg.t !== "gateway_tool_call") return;
+      void this.#call(connection, turns, msg).catch((err) =>
+        this.#deps.log.error({ err, sandboxId: msg.sandboxId }, "gateway tool call failed"),
+      );
     });
   }
 
-  /** The turn is over: its waiting approvals expire (their cards close) and later calls are refused. */
-  async end(sandboxId: string, turnId: string): Promise<void> {
-    const run = this.#running.get(sandboxId);
-    if (!run || run.turnId !== turnId) return;
-    this.#running.delete(sandboxId);
-    this.#close(run);
-    for (const requestId of run.asked) await this.#expire(run, requestId);
-  }
-
-  /** An answer to one of this host's approvals; false when it is not one (the worker's, then). */
-  deliverAnswer(sandboxId: string, requestId: string, answer: RequestAnswer): boolean {
-    const run = this.#running.get(sandboxId);
-    const wait = run?.waits.get(requestId);
-    if (!run || !wait) return false;
-    run.emit({
-      type: "request_resolved",
-      requestId,
-      outcome: answer.choice ?? RequestOutcome.enum.answered,
-      ...(answer.by ? { by: answer.by } : {}),
-    });
-    wait.settle(answer);
-    return true;
-  }
-
-  #close(run: RunningTurn): void {
-    run.ended = true;
-    run.abort.abort();
-    for (const wait of [...run.waits.values()]) wait.settle(null);
-  }
-
-  async #expire(run: RunningTurn, requestId: string): Promise<void> {
-    const expired = await this.#deps.requests.expire(requestId).catch(() => null);
-    if (expired)
-      run.emit({ type: "request_resolved", requestId, outcome: RequestOutcome.enum.expired });
-  }
-
-  async #call(connection: WorkerConnection, msg: CallMessage): Promise<void> {
-    const run = this.#running.get(msg.sandboxId);
+  async #call(connection: WorkerConnection, turns: TurnLookup, msg: CallMessage): Promise<void> {
+    const run = turns.stream(msg.sandboxId);
     const current =
       run && !run.ended && run.connection === connection && run.turnId === msg.turnId
         ? run
@@ -308,7 +238,7 @@ export class GatewayToolHost {
     });
   }
 
-  async #run(run: RunningTurn, msg: CallMessage): Promise<Outcome> {
+  async #run(run: TurnStream, msg: CallMessage): Promise<Outcome> {
     const tool = this.#tools.get(msg.tool);
     if (!tool)
       return {
@@ -316,13 +246,14 @@ export class GatewayToolHost {
         code: "unknown_tool",
         message: `there is no gateway tool "${msg.tool.slice(0, 64)}"`,
       };
-    if (run.inFlight >= MAX_IN_FLIGHT)
+    const inFlight = this.#inFlight.get(run) ?? 0;
+    if (inFlight >= MAX_IN_FLIGHT)
       return {
         ok: false,
         code: "busy",
         message: "too many gateway tool calls at once; call one at a time",
       };
-    run.inFlight++;
+    this.#inFlight.set(run, inFlight + 1);
     try {
       const parsed = tool.def.input.safeParse(msg.input);
       if (!parsed.success) {
@@ -367,7 +298,7 @@ export class GatewayToolHost {
         userKey: userKeyOf(run.turn.origin),
         origin: run.turn.origin,
         messageId: run.turn.messageId,
-        signal: run.abort.signal,
+        signal: run.signal,
       });
       return { ok: true, output: String(output).slice(0, MAX_GATEWAY_TOOL_OUTPUT) };
     } catch (err) {
@@ -377,45 +308,18 @@ export class GatewayToolHost {
         message: `${tool.def.name} failed: ${(err as Error).message ?? String(err)}`.slice(0, 2000),
       };
     } finally {
-      run.inFlight--;
+      this.#inFlight.set(run, (this.#inFlight.get(run) ?? 1) - 1);
     }
   }
 
   /** Ask the person, the same way as any approval card; null when nobody answered in time. */
-  async #ask(run: RunningTurn, tool: string, input: unknown): Promise<RequestAnswer | null> {
-    const requestId = newId("rq");
-    const event = approvalEvent(requestId, tool, input);
-    await this.#deps.requests.register(
-      {
-        requestId,
-        messageId: run.turn.messageId,
-        sandboxId: run.sandboxId,
-        agentId: run.turn.key.agentId,
-        origin: run.turn.origin,
-        event,
-      },
-      Math.max(3_600_000, run.requestTimeoutMs),
-    );
-    run.asked.add(requestId);
-    if (run.ended) {
-      await this.#expire(run, requestId);
-      return null;
-    }
-    return new Promise((resolve) => {
-      const settle = (answer: RequestAnswer | null) => {
-        const wait = run.waits.get(requestId);
-        if (!wait) return;
-        clearTimeout(wait.timer);
-        run.waits.delete(requestId);
-        resolve(answer);
-      };
-      const timer = setTimeout(() => {
-        void this.#expire(run, requestId).finally(() => settle(null));
-      }, run.requestTimeoutMs);
-      timer.unref();
-      run.waits.set(requestId, { settle, timer });
-      run.emit(event);
+  async #ask(run: TurnStream, tool: string, input: unknown): Promise<RequestAnswer | null> {
+    let settle!: (answer: RequestAnswer | null) => void;
+    const answered = new Promise<RequestAnswer | null>((resolve) => {
+      settle = resolve;
     });
+    await run.ask(approvalEvent(newId("rq"), tool, input), settle);
+    return answered;
   }
 }
 

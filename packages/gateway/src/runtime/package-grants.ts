@@ -2,18 +2,23 @@ import { CapabilityChoice, type RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
 import type { AgentPackages } from "../agents/packages.ts";
 import { userKeyOf } from "../domain/origin.ts";
+import type { ActiveTurns } from "./active-turns.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
-import type { TurnEvents } from "./turn-events.ts";
 
 /** Forwards an answer to the worker waiting for it, if its sandbox runs here. */
-export type DeliverAnswer = (sandboxId: string, requestId: string, answer: RequestAnswer) => void;
+export type DeliverAnswer = (
+  sandboxId: string,
+  requestId: string,
+  answer: RequestAnswer,
+) => unknown;
 
 export interface PackageGrantDeps {
   requests: Pick<RequestRegistry, "get">;
   packages: Pick<AgentPackages, "install">;
   sandboxes: Pick<SandboxManager, "get">;
-  events: Pick<TurnEvents, "emit">;
+  /** The turn running on each sandbox: the install notices go into it. */
+  turns: Pick<ActiveTurns, "stream">;
   log: Logger;
 }
 
@@ -60,7 +65,7 @@ async function installThenForward(
     return;
   }
   const name = event.value;
-  deps.events.emit(sandboxId, {
+  deps.turns.stream(sandboxId)?.emit({
     type: "notice",
     level: "info",
     text: `Installing ${name}… the agent continues when it is ready.`,
@@ -69,7 +74,7 @@ async function installThenForward(
   const state = await deps.packages.install(sandboxId, owner, name);
   if (state.state === "ready") {
     const version = state.version ? ` ${state.version}` : "";
-    deps.events.emit(sandboxId, {
+    deps.turns.stream(sandboxId)?.emit({
       type: "notice",
       level: "info",
       text: `${name}${version} is installed.`,
@@ -81,7 +86,7 @@ async function installThenForward(
     return;
   }
   const reason = state.state === "failed" ? state.reason : `${name} is not ready`;
-  deps.events.emit(sandboxId, {
+  deps.turns.stream(sandboxId)?.emit({
     type: "notice",
     level: "warn",
     text: `${name} could not be installed: ${reason}`,

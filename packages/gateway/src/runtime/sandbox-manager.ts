@@ -1,13 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type AgentEvent,
-  type ConversationKey,
-  errorMessage,
-  type GatewayToWorker,
-  LobuError,
-  type WorkerToGateway,
-} from "@lobu/core";
+import { type ConversationKey, errorMessage, LobuError, type WorkerToGateway } from "@lobu/core";
 import { bestEffort, settled } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type {
@@ -18,7 +11,6 @@ import type {
   SandboxDriver,
   SandboxInstance,
   SandboxLimits,
-  WorkerConnection,
 } from "../sandbox/driver.ts";
 import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { VolumeSnapshots } from "../sandbox/snapshots.ts";
@@ -194,7 +186,6 @@ export class SandboxManager {
       broken: false,
       off: () => {},
     };
-    live.instance = withNoticeOnNextTurn(raw, () => this.takeNotice(id, live));
     live.off = raw.connection.onMessage((msg) => this.observe(id, live, msg));
     this.live.set(id, live);
     this.disk.forget(id);
@@ -211,10 +202,15 @@ export class SandboxManager {
     return live.instance;
   }
 
-  /** The notice still to put into the sandbox's next turn, if any: told once. */
-  private takeNotice(id: string, live: Live): string | undefined {
-    const notice = live.notice;
-    if (!notice) return undefined;
+  /**
+   * The notice still to put into the running sandbox's next turn (e.g. "your
+   * workspace was restored from a snapshot"), if any: handed out once. The turn
+   * runner takes it when it sends a turn and emits it into that turn.
+   */
+  takeNotice(id: string): string | undefined {
+    const live = this.live.get(id);
+    const notice = live?.notice;
+    if (!live || !notice) return undefined;
     live.notice = undefined;
     void this.records
       .patch(id, (r) => ({ ...r, pendingNotice: undefined }))
@@ -458,46 +454,4 @@ export class SandboxManager {
     await this.opts.driver.close();
     this.live.clear();
   }
-}
-
-/**
- * The instance the rest of the gateway sees: the driver's, plus a pending
- * notice (`takeNotice`) put into the next turn's event stream right after the
- * turn is sent.
- */
-function withNoticeOnNextTurn(
-  raw: SandboxInstance,
-  takeNotice: () => string | undefined,
-): SandboxInstance {
-  const listeners = new Set<(msg: WorkerToGateway) => void>();
-  const connection: WorkerConnection = {
-    get pid() {
-      return raw.connection.pid;
-    },
-    send: (msg: GatewayToWorker) => {
-      raw.connection.send(msg);
-      if (msg.t !== "turn") return;
-      const text = takeNotice();
-      if (!text) return;
-      const event: AgentEvent = { type: "notice", level: "warn", text };
-      const note: WorkerToGateway = { t: "event", sandboxId: raw.id, turnId: msg.turnId, event };
-      for (const listener of [...listeners]) listener(note);
-    },
-    onMessage: (listener) => {
-      listeners.add(listener);
-      const off = raw.connection.onMessage(listener);
-      return () => {
-        listeners.delete(listener);
-        off();
-      };
-    },
-  };
-  return {
-    id: raw.id,
-    driver: raw.driver,
-    startedAt: raw.startedAt,
-    connection,
-    exited: raw.exited,
-    usage: () => raw.usage(),
-  };
 }

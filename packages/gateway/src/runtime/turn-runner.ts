@@ -1,96 +1,77 @@
-import {
-  type AgentEvent,
-  errorMessage,
-  isLobuError,
-  newId,
-  type RequestAnswer,
-  RequestOutcome,
-  type WorkerToGateway,
-} from "@lobu/core";
+import { type AgentEvent, errorMessage, isLobuError, newId, type TurnContext } from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
 import type { Conversations } from "../conversations/records.ts";
 import type { ReplySurface } from "../domain/messages.ts";
-import { type Origin, userKeyOf } from "../domain/origin.ts";
 import { fromWorker, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
-import type { ExitInfo, SandboxInstance } from "../sandbox/driver.ts";
+import type { ExitInfo, SandboxInstance, WorkerConnection } from "../sandbox/driver.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
-import { AsyncQueue } from "./async-queue.ts";
+import type { MessageAttempts } from "./attempts.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
-import type { TurnEvents } from "./turn-events.ts";
-import { classifyTurnEnd, type TurnFailure } from "./turn-outcome.ts";
+import { classifyTurnEnd, type TurnEnd, type TurnFailure } from "./turn-outcome.ts";
+import { TurnStream } from "./turn-stream.ts";
 
 export type TurnResult = "done" | "retry";
 
-/** Attempts before a message that keeps killing its worker is answered with an error. */
-export const MAX_ATTEMPTS = 3;
 const MAX_REPLY_CHARS = 200_000;
-const DELIVERY_TIMEOUT_MS = 120_000;
 
 export interface TurnRunnerDeps {
-  sandboxes: SandboxManager;
-  conversations: Conversations;
-  contexts: TurnContextBuilder;
-  requests: RequestRegistry;
-  /** Where the running turn of each sandbox is recorded: credentials act only inside it. */
-  turns: Pick<ActiveTurns, "begin" | "end">;
+  sandboxes: Pick<SandboxManager, "get" | "ensure" | "acquire" | "takeNotice">;
+  conversations: Pick<
+    Conversations,
+    "appendEvent" | "appendHistory" | "updateMessage" | "getMessage"
+  >;
+  contexts: Pick<TurnContextBuilder, "build">;
+  requests: Pick<RequestRegistry, "register" | "expire">;
+  /**
+   * The running turn of each sandbox: a turn's stream registers itself here
+   * while it runs (credentials, the relay's usage, gateway tools and answers
+   * find it there).
+   */
+  turns: ActiveTurns;
+  /** How many times a message is tried (runtime/attempts.ts). */
+  attempts: MessageAttempts;
   /** Where replies to each platform go (its adapter), if the platform is running. */
   replySurfaceFor(platform: string): ReplySurface | undefined;
-  /** Gateway-side events (usage, a budget refusal) reach the running turn through here. */
-  events: TurnEvents;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
-  gatewayTools?: GatewayToolHost;
+  gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
   log: Logger;
 }
 
-interface ActiveTurn {
-  messageId: string;
-  emit(event: AgentEvent): void;
-  /** Public request id → the worker's own id. */
-  requestIds: Map<string, string>;
-  /** How long the worker waits for an answer (the agent's policy.request_timeout). */
-  requestTimeoutMs: number;
-  /** Timers that expire this turn's unanswered requests. */
-  expiryTimers: Set<NodeJS.Timeout>;
-  /** Why the gateway stopped the turn (e.g. a budget refusal); replaces the worker's error. */
-  failure?: TurnFailure;
-}
+/** How the worker's side of an attempt ended. */
+type WorkerEnd =
+  | { kind: "turn_end"; msg: TurnEnd }
+  | { kind: "exit"; exit: ExitInfo }
+  | { kind: "lease_lost" };
+
+/** What an attempt comes to, before the retry policy is applied. */
+type Verdict =
+  | { kind: "answer"; text: string }
+  | { kind: "fail"; error: TurnFailure }
+  /** Deliver the message again if its attempts allow; `reason` is shown if not. */
+  | { kind: "retry"; reason: string; charged: boolean }
+  /** The lease is lost: the gateway that claims the message next runs it. */
+  | { kind: "abandon" };
 
 /**
- * Runs one queued message as a turn on its sandbox: wakes the sandbox, sends
- * the turn, relays every event to the message's event log and to the platform
- * adapter that renders it, and records the outcome. A worker that dies mid-turn
- * makes the message go back to the queue (the worker's journal makes the retry
- * safe).
+ * Runs one queued message as a turn on its sandbox, in named steps: open the
+ * turn's stream → prepare its context → wake the sandbox → exchange with the
+ * worker → conclude (answer, fail, retry or abandon). Every event goes through
+ * the turn's TurnStream, which also ends and closes the turn on every way out.
+ * A worker that dies mid-turn makes the message go back to the queue (the
+ * worker's journal makes the retry safe), within the message's attempts.
  */
 export class TurnRunner {
   private readonly deps: TurnRunnerDeps;
-  private readonly active = new Map<string, ActiveTurn>();
 
   constructor(deps: TurnRunnerDeps) {
     this.deps = deps;
-  }
-
-  /** Forward an answer to a worker on this gateway; false when the sandbox is not here. */
-  deliverAnswer(sandboxId: string, requestId: string, answer: RequestAnswer): boolean {
-    const turn = this.active.get(sandboxId);
-    const instance = this.deps.sandboxes.get(sandboxId);
-    const workerRequestId = turn?.requestIds.get(requestId);
-    if (!turn || !instance || !workerRequestId) return false;
-    instance.connection.send({ t: "answer", sandboxId, requestId: workerRequestId, answer });
-    turn.emit({
-      type: "request_resolved",
-      requestId,
-      outcome: answer.choice ?? RequestOutcome.enum.answered,
-      by: answer.by,
-    });
-    return true;
   }
 
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
@@ -116,290 +97,152 @@ export class TurnRunner {
     attempt: number,
     lease: AbortSignal,
   ): Promise<TurnResult> {
-    const turnId = `${turn.messageId}.${attempt}`;
+    const stream = await this.open(turn, attempt);
+    let release: (() => void) | undefined;
     try {
-      return await this.runAttempt(turn, attempt, lease, turnId);
+      const context = await this.prepareContext(stream);
+      if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
+      const woken = await this.wakeSandbox(turn);
+      if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
+      release = this.deps.sandboxes.acquire(turn.conversationId);
+      const end = await this.exchange(stream, woken, context, lease);
+      return await this.conclude(stream, this.verdictOf(end, stream), attempt, lease);
     } finally {
-      // Every way out (failed context, sandbox that did not start, crash, lease
-      // lost, retry): the turn's placeholders stop acting and are revoked.
-      await this.deps.turns.end(turn.conversationId, turnId);
+      // Every way out, a crash included: the turn ends, its placeholders are
+      // revoked and its stream closes (each once; a no-op after conclude).
+      await stream.close({ final: false });
+      release?.();
     }
   }
 
-  private async runAttempt(
-    turn: QueuedTurn,
-    attempt: number,
-    lease: AbortSignal,
-    turnId: string,
-  ): Promise<TurnResult> {
+  /** The turn's stream, with the message marked running and the turn announced. */
+  private async open(turn: QueuedTurn, attempt: number): Promise<TurnStream> {
     const { conversations, log } = this.deps;
-    const chain: { p: Promise<unknown> } = { p: Promise.resolve() };
-    const delivery = new AsyncQueue<AgentEvent>();
-    const emit = (event: AgentEvent) => {
-      chain.p = chain.p
-        .then(() => conversations.appendEvent(turn.messageId, event))
-        .catch((err) => {
-          log.error({ err, messageId: turn.messageId }, "could not store turn event");
-        });
-      delivery.push(event);
-    };
-    const adapter = this.deps.replySurfaceFor(turn.origin.platform);
-    const delivered = adapter
-      ? adapter
-          .deliver(turn.origin, { messageId: turn.messageId, events: delivery })
-          .catch((err) => {
-            log.error(
-              { err, platform: turn.origin.platform, messageId: turn.messageId },
-              "reply delivery failed",
-            );
-          })
-      : Promise.resolve();
-
-    await conversations.updateMessage(turn.messageId, {
-      status: "running",
-      startedAt: Date.now(),
-      attempts: attempt,
+    const stream = new TurnStream(turn, `${turn.messageId}.${attempt}`, {
+      conversations,
+      surface: this.deps.replySurfaceFor(turn.origin.platform),
+      requests: this.deps.requests,
+      turns: this.deps.turns,
+      log,
     });
-    if (attempt === 1) {
-      await conversations.appendHistory(turn.conversationId, {
-        role: "user",
-        text: turn.text,
-        messageId: turn.messageId,
-        at: turn.receivedAt,
-        user: turn.origin.userName ?? turn.origin.userId,
+    try {
+      await conversations.updateMessage(turn.messageId, {
+        status: "running",
+        startedAt: Date.now(),
+        attempts: attempt,
       });
+      if (attempt === 1) {
+        await conversations.appendHistory(turn.conversationId, {
+          role: "user",
+          text: turn.text,
+          messageId: turn.messageId,
+          at: turn.receivedAt,
+          user: turn.origin.userName ?? turn.origin.userId,
+        });
+      }
+    } catch (err) {
+      await stream.close({ final: false });
+      throw err;
     }
-    emit({ type: "turn_started", turnId, messageId: turn.messageId });
+    stream.emit({ type: "turn_started", turnId: stream.turnId, messageId: turn.messageId });
     if (attempt > 1)
-      emit({
+      stream.emit({
         type: "notice",
         level: "warn",
         text: "The agent was interrupted; picking the message up again.",
       });
+    return stream;
+  }
 
-    const finish = async (outcome: { text: string } | { error: TurnFailure }) => {
-      if ("text" in outcome) {
-        const text = outcome.text.slice(0, MAX_REPLY_CHARS);
-        emit({ type: "done", text });
-        await conversations.appendHistory(turn.conversationId, {
-          role: "assistant",
-          text,
-          messageId: turn.messageId,
-          at: Date.now(),
-        });
-        await conversations.updateMessage(turn.messageId, {
-          status: "done",
-          reply: text,
-          completedAt: Date.now(),
-        });
-      } else {
-        emit({ type: "error", ...outcome.error });
-        await conversations.appendHistory(turn.conversationId, {
-          role: "error",
-          text: outcome.error.message,
-          messageId: turn.messageId,
-          at: Date.now(),
-        });
-        await conversations.updateMessage(turn.messageId, {
-          status: "error",
-          error: outcome.error,
-          completedAt: Date.now(),
-        });
-      }
-      delivery.end();
-      await chain.p;
-      await Promise.race([
-        delivered,
-        new Promise((r) => setTimeout(r, DELIVERY_TIMEOUT_MS).unref()),
-      ]);
-    };
-    const retryOrFail = async (reason: string): Promise<TurnResult> => {
-      if (attempt < MAX_ATTEMPTS && !lease.aborted) {
-        delivery.end();
-        await chain.p;
-        return "retry";
-      }
-      await finish({
-        error: { code: "agent_failed", message: `The agent could not answer: ${reason}` },
-      });
-      return "done";
-    };
-
-    let context: Awaited<ReturnType<TurnContextBuilder["build"]>>;
+  /** The model, tools and credentials for this turn; a refusal (budget, no key) fails the turn. */
+  private async prepareContext(
+    stream: TurnStream,
+  ): Promise<TurnContext | { kind: "fail"; error: TurnFailure }> {
     try {
-      context = await this.deps.contexts.build(turn, turnId);
-      if (this.deps.gatewayTools)
-        context = { ...context, gatewayTools: await this.deps.gatewayTools.specsFor(turn) };
+      const context = await this.deps.contexts.build(stream.turn, stream.turnId);
+      const tools = this.deps.gatewayTools;
+      return tools ? { ...context, gatewayTools: await tools.specsFor(stream.turn) } : context;
     } catch (err) {
-      const error: TurnFailure = isLobuError(err)
-        ? { code: err.code, message: err.hint ? `${err.message}. ${err.hint}` : err.message }
-        : { code: "internal", message: errorMessage(err) };
-      if (!isLobuError(err)) log.error({ err }, "building turn context failed");
-      await finish({ error });
-      return "done";
+      if (isLobuError(err)) {
+        const message = err.hint ? `${err.message}. ${err.hint}` : err.message;
+        return { kind: "fail", error: { code: err.code, message } };
+      }
+      this.deps.log.error({ err }, "building turn context failed");
+      return { kind: "fail", error: { code: "internal", message: errorMessage(err) } };
     }
+  }
 
-    let instance: SandboxInstance;
+  /** The running sandbox, started if needed; one that does not start is a charged retry. */
+  private async wakeSandbox(turn: QueuedTurn): Promise<SandboxInstance | Verdict> {
+    const { sandboxes, log } = this.deps;
+    const id = turn.conversationId;
     try {
-      const warm = this.deps.sandboxes.get(turn.conversationId);
-      instance =
-        warm ??
-        (await inSpan("lobu.sandbox.wake", { "lobu.sandbox": turn.conversationId }, () =>
-          this.deps.sandboxes.ensure(turn.conversationId, turn.key),
-        ));
+      return (
+        sandboxes.get(id) ??
+        (await inSpan("lobu.sandbox.wake", { "lobu.sandbox": id }, () =>
+          sandboxes.ensure(id, turn.key),
+        ))
+      );
     } catch (err) {
-      log.error({ err, sandboxId: turn.conversationId }, "sandbox failed to start");
-      return retryOrFail(`its sandbox failed to start (${errorMessage(err)})`);
-    }
-
-    const release = this.deps.sandboxes.acquire(turn.conversationId);
-    const active: ActiveTurn = {
-      messageId: turn.messageId,
-      emit,
-      requestIds: new Map(),
-      requestTimeoutMs: context.requestTimeoutSec * 1000,
-      expiryTimers: new Set(),
-    };
-    this.active.set(turn.conversationId, active);
-    const closeEvents = this.deps.events.open(turn.conversationId, {
-      emit,
-      fail: (error) => {
-        active.failure ??= error;
-      },
-    });
-    const toolTurn = { sandboxId: turn.conversationId, turnId };
-    this.deps.gatewayTools?.begin({
-      ...toolTurn,
-      turn,
-      connection: instance.connection,
-      emit,
-      requestTimeoutMs: active.requestTimeoutMs,
-    });
-    try {
-      await this.deps.turns.begin(turn.conversationId, {
-        turnId,
-        messageId: turn.messageId,
-        agentId: turn.key.agentId,
-        userKey: userKeyOf(turn.origin),
-        origin: turn.origin,
-        model: { provider: context.model.provider, id: context.model.id },
-      });
-      const end = await this.exchange(turn, turnId, instance, context, active, lease);
-      // The worker is done with this turn: close its credentials now, not after delivery.
-      await this.deps.turns.end(turn.conversationId, turnId);
-      await this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
-      // Requests still unanswered when the attempt ends can never be answered: say so
-      // before the final event, so every surface closes their cards.
-      await this.expirePending(active);
-      if (end.kind === "turn_end") {
-        const outcome = classifyTurnEnd(end.msg);
-        switch (outcome.kind) {
-          case "done":
-            await finish({ text: outcome.text });
-            return "done";
-          case "retry":
-            return retryOrFail(outcome.reason);
-          case "fail":
-            await finish({ error: active.failure ?? outcome.error });
-            return "done";
-        }
-      }
-      if (end.kind === "lease_lost") {
-        delivery.end();
-        await chain.p;
-        return "retry";
-      }
-      const why =
-        end.exit.reason === "oom"
-          ? "it ran out of memory"
-          : end.exit.reason === "disk_full"
-            ? "its disk is full"
-            : `its worker stopped (${end.exit.reason})`;
-      return retryOrFail(why);
-    } finally {
-      for (const timer of active.expiryTimers) clearTimeout(timer);
-      void this.deps.gatewayTools?.end(toolTurn.sandboxId, turnId);
-      if (this.active.get(turn.conversationId) === active) this.active.delete(turn.conversationId);
-      closeEvents();
-      release();
+      log.error({ err, sandboxId: id }, "sandbox failed to start");
+      const reason = `its sandbox failed to start (${errorMessage(err)})`;
+      return { kind: "retry", reason, charged: true };
     }
   }
 
   /**
-   * The worker stops waiting after the request timeout ("no approval arrived in
-   * time"); at the same moment the gateway marks the request expired, so a late
-   * click is refused, and emits request_resolved "expired" so cards update.
+   * Begin the turn, send it to the worker and relay its events until it ends,
+   * its sandbox stops, or the lease is lost. Events are handled one after
+   * another (registering a request is async), so they reach the log and the
+   * surface in the order the worker sent them, and the exchange ends only
+   * after the last of them.
    */
-  private expireLater(active: ActiveTurn, requestId: string): void {
-    const timer = setTimeout(() => {
-      active.expiryTimers.delete(timer);
-      void this.expireRequest(active, requestId);
-    }, active.requestTimeoutMs);
-    timer.unref();
-    active.expiryTimers.add(timer);
-  }
-
-  private async expireRequest(active: ActiveTurn, requestId: string): Promise<void> {
-    const expired = await this.deps.requests.expire(requestId).catch((err) => {
-      this.deps.log.warn({ err, requestId }, "could not expire a request");
-      return null;
-    });
-    if (expired)
-      active.emit({ type: "request_resolved", requestId, outcome: RequestOutcome.enum.expired });
-  }
-
-  private async expirePending(active: ActiveTurn): Promise<void> {
-    for (const timer of active.expiryTimers) clearTimeout(timer);
-    active.expiryTimers.clear();
-    for (const requestId of active.requestIds.keys()) await this.expireRequest(active, requestId);
-  }
-
-  private exchange(
-    turn: QueuedTurn,
-    turnId: string,
+  private async exchange(
+    stream: TurnStream,
     instance: SandboxInstance,
-    context: Awaited<ReturnType<TurnContextBuilder["build"]>>,
-    active: ActiveTurn,
+    context: TurnContext,
     lease: AbortSignal,
-  ): Promise<
-    | { kind: "turn_end"; msg: Extract<WorkerToGateway, { t: "turn_end" }> }
-    | { kind: "exit"; exit: ExitInfo }
-    | { kind: "lease_lost" }
-  > {
-    const sandboxId = turn.conversationId;
+  ): Promise<WorkerEnd> {
+    const { connection } = instance;
+    const { sandboxId, turnId, turn } = stream;
+    this.deps.gatewayTools?.serve(connection, this.deps.turns);
+    await stream.begin({
+      model: { provider: context.model.provider, id: context.model.id },
+      connection,
+      requestTimeoutMs: context.requestTimeoutSec * 1000,
+    });
     return new Promise((resolve) => {
       let settled = false;
-      const settle = (v: Parameters<typeof resolve>[0]) => {
+      let events = Promise.resolve();
+      const settle = (end: WorkerEnd) => {
         if (settled) return;
         settled = true;
         off();
         lease.removeEventListener("abort", onLease);
-        resolve(v);
+        resolve(end);
       };
       const onLease = () => {
-        instance.connection.send({ t: "cancel", sandboxId, turnId });
+        connection.send({ t: "cancel", sandboxId, turnId });
         settle({ kind: "lease_lost" });
       };
       lease.addEventListener("abort", onLease, { once: true });
-      // Events are handled one after another (registering a request is async), so
-      // they reach the log and the adapter in the order the worker sent them, and
-      // the turn only ends after the last of them.
-      let events = Promise.resolve();
-      const off = instance.connection.onMessage((msg) => {
+      const off = connection.onMessage((msg) => {
         if (!("sandboxId" in msg) || msg.sandboxId !== sandboxId) return;
         if (msg.t === "event" && msg.turnId === turnId) {
           const event = msg.event;
           events = events
-            .then(() => this.onWorkerEvent(turn, active, event))
+            .then(() => this.onWorkerEvent(stream, connection, event))
             .catch((err) =>
               this.deps.log.error({ err, sandboxId }, "could not handle a worker event"),
             );
         } else if (msg.t === "turn_end" && msg.turnId === turnId) {
+          // The worker is done: from here on its credentials and gateway tools stop, at once.
+          void stream.end();
           void events.then(() => settle({ kind: "turn_end", msg }));
         }
       });
       instance.exited.then((exit) => settle({ kind: "exit", exit }));
-      instance.connection.send({
+      connection.send({
         t: "turn",
         sandboxId,
         turnId,
@@ -407,12 +250,15 @@ export class TurnRunner {
         text: turn.text,
         context,
       });
+      // What the sandbox manager still has to tell the person (e.g. a repaired workspace).
+      const notice = this.deps.sandboxes.takeNotice(sandboxId);
+      if (notice) stream.emit({ type: "notice", level: "warn", text: notice });
     });
   }
 
   private async onWorkerEvent(
-    turn: QueuedTurn,
-    active: ActiveTurn,
+    stream: TurnStream,
+    connection: WorkerConnection,
     event: AgentEvent,
   ): Promise<void> {
     switch (event.type) {
@@ -420,37 +266,143 @@ export class TurnRunner {
       case "approval_request":
       case "capability_request": {
         // Requests get a gateway-issued id: a worker cannot reach another sandbox's request.
-        const publicId = newId("rq");
-        active.requestIds.set(publicId, event.requestId);
         // What an approval shows is derived here from its input, never from the worker's words.
-        let decorated: RequestEvent = fromWorker({ ...event, requestId: publicId });
-        if (this.deps.decorateRequest) decorated = await this.deps.decorateRequest(decorated, turn);
-        await this.deps.requests.register(
-          {
-            requestId: publicId,
-            messageId: turn.messageId,
-            sandboxId: turn.conversationId,
-            agentId: turn.key.agentId,
-            origin: turn.origin,
-            event: decorated,
-          },
-          Math.max(3_600_000, active.requestTimeoutMs),
-        );
-        active.emit(decorated);
-        this.expireLater(active, publicId);
+        let shown: RequestEvent = fromWorker({ ...event, requestId: newId("rq") });
+        if (this.deps.decorateRequest) shown = await this.deps.decorateRequest(shown, stream.turn);
+        const { sandboxId } = stream;
+        await stream.ask(shown, (answer) => {
+          if (answer)
+            connection.send({ t: "answer", sandboxId, requestId: event.requestId, answer });
+        });
         return;
       }
       case "text_delta":
       case "tool_call":
       case "tool_result":
       case "notice":
-        active.emit(event);
+        stream.emit(event);
         return;
       default:
         // Lifecycle, usage and results are the gateway's to report, not the worker's.
         return;
     }
   }
+
+  /** What the worker's end means for the message. */
+  private verdictOf(end: WorkerEnd, stream: TurnStream): Verdict {
+    switch (end.kind) {
+      case "lease_lost":
+        return { kind: "abandon" };
+      case "exit":
+        return {
+          kind: "retry",
+          reason: exitReason(end.exit),
+          // A virtual pool that died of a neighbour's call: not this message's fault.
+          charged: end.exit.reason !== "evicted",
+        };
+      case "turn_end": {
+        const outcome = classifyTurnEnd(end.msg);
+        switch (outcome.kind) {
+          case "done":
+            return { kind: "answer", text: outcome.text };
+          case "retry":
+            return { kind: "retry", reason: outcome.reason, charged: true };
+          case "fail":
+            // A budget refusal (the gateway's reason) is the error, not the worker's account of it.
+            return { kind: "fail", error: stream.failure ?? outcome.error };
+        }
+      }
+    }
+  }
+
+  /**
+   * End the attempt. The turn ends first: the worker is done with it, so its
+   * credentials close now, not after delivery, and requests still open expire
+   * before the final event (every surface closes their cards).
+   */
+  private async conclude(
+    stream: TurnStream,
+    verdict: Verdict,
+    attempt: number,
+    lease: AbortSignal,
+  ): Promise<TurnResult> {
+    await stream.end();
+    switch (verdict.kind) {
+      case "answer":
+        await this.finish(stream, { text: verdict.text });
+        return "done";
+      case "fail":
+        await this.finish(stream, { error: verdict.error });
+        return "done";
+      case "abandon":
+        await stream.close({ final: false });
+        return "retry";
+      case "retry": {
+        const messageId = stream.turn.messageId;
+        // Without the lease the message is not this gateway's to answer: whoever claims it next does.
+        const again =
+          lease.aborted ||
+          (await this.deps.attempts.mayRetry(messageId, attempt, { charged: verdict.charged }));
+        if (again) {
+          await stream.close({ final: false });
+          return "retry";
+        }
+        const message = `The agent could not answer: ${verdict.reason}`;
+        await this.finish(stream, { error: { code: "agent_failed", message } });
+        return "done";
+      }
+    }
+  }
+
+  /** The final event, then the conversation history and the message record, then delivery. */
+  private async finish(
+    stream: TurnStream,
+    outcome: { text: string } | { error: TurnFailure },
+  ): Promise<void> {
+    const { conversations } = this.deps;
+    const { turn } = stream;
+    const now = Date.now();
+    if ("text" in outcome) {
+      const text = outcome.text.slice(0, MAX_REPLY_CHARS);
+      stream.emit({ type: "done", text });
+      await conversations.appendHistory(turn.conversationId, {
+        role: "assistant",
+        text,
+        messageId: turn.messageId,
+        at: now,
+      });
+      await conversations.updateMessage(turn.messageId, {
+        status: "done",
+        reply: text,
+        completedAt: now,
+      });
+    } else {
+      stream.emit({ type: "error", ...outcome.error });
+      await conversations.appendHistory(turn.conversationId, {
+        role: "error",
+        text: outcome.error.message,
+        messageId: turn.messageId,
+        at: now,
+      });
+      await conversations.updateMessage(turn.messageId, {
+        status: "error",
+        error: outcome.error,
+        completedAt: now,
+      });
+    }
+    await stream.close({ final: true });
+  }
 }
 
-export type { Origin };
+function exitReason(exit: ExitInfo): string {
+  switch (exit.reason) {
+    case "oom":
+      return "it ran out of memory";
+    case "disk_full":
+      return "its disk is full";
+    case "evicted":
+      return "its sandbox was stopped by another sandbox's crash";
+    default:
+      return `its worker stopped (${exit.reason})`;
+  }
+}

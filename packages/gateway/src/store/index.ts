@@ -6,7 +6,6 @@ import type { Store } from "./port.ts";
 import type { SqliteOptions } from "./sqlite/db.ts";
 
 export type * from "./port.ts";
-export { DEFAULT_DEDUPE_TTL_MS } from "./shared.ts";
 
 export type StoreOptions =
   | ({ driver: "sqlite"; path: string } & SqliteOptions)

@@ -121,7 +121,7 @@ export async function buildDomain(opts: {
     settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
     requests,
     answer: (requestId, answer, by) => answerRequest(answerDeps, requestId, answer, by),
-    gatewayTools: new GatewayToolHost({ agents, userSettings, requests, audit, log }),
+    gatewayTools: new GatewayToolHost({ agents, userSettings, audit, log }),
     inbound: new Inbound({
       agents,
       queue: store.queue,

@@ -2,12 +2,12 @@ import type { LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
 import type { ReplySurface } from "../domain/messages.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
+import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
-import { TurnEvents } from "../runtime/turn-events.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import { budgetError } from "../usage/budgets.ts";
@@ -28,9 +28,9 @@ export interface Runtime {
 
 /**
  * Start the runtime. The egress side and the turn runner meet only through
- * two objects made first: ActiveTurns (which turn runs on each sandbox, for
- * credentials) and TurnEvents (the relay's usage and budget refusals into
- * that turn). The dispatcher is created stopped: startGateway starts it last.
+ * one object made first: ActiveTurns, the turn running on each sandbox (its
+ * credentials act; the relay's usage and budget refusals go into its
+ * stream). The dispatcher is created stopped: startGateway starts it last.
  */
 export async function startRuntime(opts: {
   config: LobuConfig;
@@ -65,7 +65,8 @@ export async function startRuntime(opts: {
   const { conversations, audit, budgets, requests, gatewayTools } = domain;
   // The turn running on each sandbox of this gateway: credentials act only inside it.
   const turns = new ActiveTurns({ revoker: placeholders, log });
-  const events = new TurnEvents();
+  // One retry budget for the runner (worker failures) and the dispatcher (crashes).
+  const attempts = new MessageAttempts(conversations);
 
   startup.progress("starting the egress proxy");
   const egress = await startEgress({
@@ -84,7 +85,7 @@ export async function startRuntime(opts: {
     log,
     onUsage: (sandboxId, usage) => {
       budgets.record(usage);
-      events.emit(sandboxId, {
+      turns.stream(sandboxId)?.emit({
         type: "usage",
         provider: usage.provider,
         model: usage.model,
@@ -95,7 +96,7 @@ export async function startRuntime(opts: {
     // A model call over budget is refused, and that refusal becomes the turn's error.
     admit: async (call) => {
       const refusal = await budgets.admit(call);
-      if (refusal) events.fail(call.sandboxId, budgetError(refusal));
+      if (refusal) turns.stream(call.sandboxId)?.fail(budgetError(refusal));
       return refusal;
     },
   });
@@ -135,7 +136,7 @@ export async function startRuntime(opts: {
     contexts: domain.contexts,
     requests,
     turns,
-    events,
+    attempts,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
     // Capability requests link to the settings page opened on exactly that request.
@@ -151,13 +152,12 @@ export async function startRuntime(opts: {
         : event,
     log,
   });
+  // An answer reaches the turn that asked, whichever source asked (the worker, a gateway
+  // tool); a granted package is forwarded once it is installed (runtime/package-grants.ts).
   await requests.start(
-    // A granted package is forwarded once it is installed (runtime/package-grants.ts).
     deliverAfterPackages(
-      { requests, packages: domain.packages, sandboxes, events, log },
-      (sandboxId, requestId, answer) =>
-        gatewayTools.deliverAnswer(sandboxId, requestId, answer) ||
-        runner.deliverAnswer(sandboxId, requestId, answer),
+      { requests, packages: domain.packages, sandboxes, turns, log },
+      (sandboxId, requestId, answer) => turns.answer(sandboxId, requestId, answer),
     ),
   );
   startup.onFailure(() => requests.stop());
@@ -166,6 +166,7 @@ export async function startRuntime(opts: {
     owner: instanceId,
     maxConcurrent: config.sandbox.max_concurrent,
     run: (turn, attempt, lease) => runner.run(turn, attempt, lease),
+    attempts,
     onDeadLetter: async (claim, reason) => {
       const error = { code: "internal", message: `Lobu could not process this message: ${reason}` };
       await conversations.appendEvent(claim.id, { type: "error", ...error });

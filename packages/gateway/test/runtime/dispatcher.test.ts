@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "@lobu/core";
 import { describe, expect, it } from "vitest";
+import { Conversations } from "../../src/conversations/records.ts";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
+import { MessageAttempts } from "../../src/runtime/attempts.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
 import { createStore } from "../../src/store/index.ts";
 import type { QueueClaim } from "../../src/store/port.ts";
@@ -38,7 +40,10 @@ describe("dispatcher", () => {
       queue: store.queue,
       owner: "test",
       maxConcurrent: 2,
-      maxCrashes: 3,
+      attempts: new MessageAttempts(new Conversations(store, log), {
+        maxAttempts: 3,
+        maxDeliveries: 10,
+      }),
       run: async (_turn: QueuedTurn, attempt: number) => {
         attempts.push(attempt);
         throw new Error("boom");
@@ -77,7 +82,10 @@ describe("dispatcher", () => {
       queue: store.queue,
       owner: "test",
       maxConcurrent: 2,
-      maxCrashes: 3,
+      attempts: new MessageAttempts(new Conversations(store, log), {
+        maxAttempts: 3,
+        maxDeliveries: 10,
+      }),
       run: async (turn: QueuedTurn) => {
         ran.push(turn.messageId);
         return "done";

@@ -91,8 +91,3 @@ export function sendText(
 export function dropConnection(res: ServerResponse): void {
   res.socket?.destroy();
 }
-
-/** Resolves once the client has gone away or the response has finished. */
-export function onClosed(res: ServerResponse, fn: () => void): void {
-  res.once("close", fn);
-}

@@ -708,8 +708,6 @@ export function trimFormatted(formatted: FormattedText): FormattedText {
   return { text, entities };
 }
 
-export type ParseMode = "MarkdownV2" | "HTML" | "Markdown";
-
 export function parseFormatted(text: string, mode: string | undefined): FormattedText {
   switch (mode) {
     case undefined:

@@ -10,8 +10,6 @@ import { SqliteStreams } from "./streams.ts";
 /** How often expired rows are deleted (reads already ignore them). */
 const SWEEP_INTERVAL_MS = 60_000;
 
-export type { SqliteOptions };
-
 /**
  * The embedded store: one SQLite file in WAL mode, owned by one gateway
  * process (blocking reads, pub/sub and queue signals are in-process).
