@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { createLogger, errorMessage, isLobuError, type LobuConfig, loadConfig } from "@lobu/core";
 import {
   createDriver,
@@ -21,6 +21,8 @@ import {
   ProviderRegistry,
   redactUrl,
   resolveAutoDriver,
+  SkillCatalog,
+  unmetNeeds,
 } from "@lobu/gateway";
 
 type Level = "ok" | "warn" | "fail";
@@ -92,6 +94,43 @@ async function providerCheck(config: LobuConfig, offline: boolean): Promise<Chec
   return out;
 }
 
+/**
+ * The project's skills: they load, and what they need is declared. An unmet
+ * domain need stops `lobu run` (a problem); an undeclared MCP server or an
+ * unbound secret only leaves the skill without it (a warning).
+ */
+export function skillsCheck(config: LobuConfig, configPath: string | undefined): Check[] {
+  let catalog: SkillCatalog;
+  try {
+    catalog = new SkillCatalog(config, configPath, {
+      projectDir: configPath ? dirname(configPath) : process.cwd(),
+    });
+  } catch (err) {
+    const hint = isLobuError(err) && err.hint ? `\n${err.hint}` : "";
+    return [
+      { level: "fail", title: "skills cannot be loaded", detail: `${errorMessage(err)}${hint}` },
+    ];
+  }
+  const skills = catalog.list();
+  const checks: Check[] = [
+    {
+      level: "ok",
+      title: skills.length
+        ? `skills: ${skills.map((s) => s.name).join(", ")}`
+        : "skills: none (`lobu skills add lobu` adds the starter skill)",
+    },
+  ];
+  for (const s of skills)
+    for (const n of unmetNeeds(s, config))
+      checks.push({
+        level: n.kind === "domains" ? "fail" : "warn",
+        title: `skill ${s.name}: ${n.problem}`,
+        detail: `${s.where}.${n.kind}\nfix: ${n.fix}`,
+      });
+  for (const w of catalog.warnings) checks.push({ level: "warn", title: "skills", detail: w });
+  return checks;
+}
+
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 /** The last line: failures make the exit code 1; warnings are reported but exit 0. */
@@ -127,11 +166,13 @@ export async function doctorCommand(opts: {
   );
 
   let config: LobuConfig | undefined;
+  let configPath: string | undefined;
   // Shared with other doctors; while held, no gateway starts (and sweeps the data dir).
   let lock: DataDirLock | undefined;
   try {
     const loaded = loadConfig(opts.config);
     config = loaded.config;
+    configPath = loaded.path;
     checks.push({ level: "ok", title: `config ${loaded.path ?? "(defaults; no lobu.toml)"}` });
   } catch (err) {
     checks.push({ level: "fail", title: "config invalid", detail: errorMessage(err) });
@@ -215,6 +256,7 @@ export async function doctorCommand(opts: {
     }
 
     checks.push(...(await providerCheck(config, Boolean(opts.offline))));
+    checks.push(...skillsCheck(config, configPath));
 
     // The trial sandbox runs in the data dir only while doctor holds it: a running
     // gateway's sandbox state (uid table, mounts) is its alone.

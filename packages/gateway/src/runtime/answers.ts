@@ -16,6 +16,7 @@ import type { UserSettingsStore } from "../people/user-settings.ts";
 import { secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import type { SkillViews } from "../skills/views.ts";
 import type { RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
@@ -24,6 +25,8 @@ export interface AnswerDeps {
   requests: RequestRegistry;
   userSettings: UserSettingsStore;
   skills: SkillCatalog;
+  /** Puts a granted skill's files into the requester's sandbox before the agent resumes. */
+  skillViews?: Pick<SkillViews, "sync">;
   secrets: SecretStore;
   audit: AuditLog;
 }
@@ -55,7 +58,10 @@ const NOT_PROVISIONED = {
  * agent receives with the grant (a skill's instructions).
  */
 export async function applyGrant(
-  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills" | "secrets">,
+  deps: Pick<
+    AnswerDeps,
+    "config" | "agents" | "userSettings" | "skills" | "skillViews" | "secrets"
+  >,
   request: PendingRequest,
 ): Promise<string | undefined> {
   const event = request.event;
@@ -88,11 +94,20 @@ export async function applyGrant(
           },
         );
       }
-      await deps.userSettings.update(request.agentId, userKey, (s) => ({
+      const settings = await deps.userSettings.update(request.agentId, userKey, (s) => ({
         ...s,
         skills: add(s.skills, skill.name),
       }));
-      return `Skill "${skill.name}" installed. Its instructions:\n${skill.instructions}`;
+      const agent = await deps.agents.get(request.agentId);
+      await deps.skillViews?.sync(
+        request.sandboxId,
+        deps.skills.pick([...(agent?.skills ?? []), ...settings.skills]),
+      );
+      const files =
+        skill.files && deps.skillViews
+          ? ` Its files (SKILL.md and what it ships) are in the folder "${skill.name}" of your skills directory, read-only.`
+          : "";
+      return `Skill "${skill.name}" installed.${files} Its instructions:\n${skill.instructions}`;
     }
     case "package":
     case "mcp":

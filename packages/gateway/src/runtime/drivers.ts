@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
+import { skillViewsRoot } from "../skills/views.ts";
 
 export interface SelectedDriver {
   driver: SandboxDriver;
@@ -39,6 +40,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
       // A data dir inside the runtime (e.g. under the checkout) must not show through.
       hidePaths: [sel.dataDir],
     },
+    skillsRoot: skillViewsRoot(sel.dataDir),
   });
 }
 

@@ -23,6 +23,8 @@ export interface DriverSetup {
   launcher: WorkerLaunchConfig | undefined;
   /** How `process` sandboxes and the `virtual` driver's pool processes are confined. */
   confinement: { cgroup: CgroupOptions; caBundle: string; hidePaths: string[] };
+  /** Parent of the sandboxes' skills folders (the virtual driver shows it to its pools). */
+  skillsRoot?: string;
 }
 
 /**
@@ -66,6 +68,7 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         logger: s.logger,
         launcher: s.launcher,
         process: s.confinement,
+        ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
       }),
   },
   {

@@ -17,6 +17,7 @@ import { GatewayToolHost } from "../runtime/gateway-tools.ts";
 import { RequestRegistry } from "../runtime/requests.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import type { SkillViews } from "../skills/views.ts";
 import { Budgets } from "../usage/budgets.ts";
 import type { UsageReportDeps } from "../usage/report.ts";
 import type { Storage } from "./storage.ts";
@@ -52,10 +53,12 @@ export async function buildDomain(opts: {
   log: Logger;
   providers: ProviderRegistry;
   skills: SkillCatalog;
+  /** Where each sandbox's skill files are put (shown read-only by its driver). */
+  skillViews: SkillViews;
   storage: Storage;
   publicUrl: PublicUrl;
 }): Promise<Domain> {
-  const { config, env, log, providers, skills, publicUrl } = opts;
+  const { config, env, log, providers, skills, skillViews, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
   const agents = new AgentRegistry(store.kv, config);
@@ -83,7 +86,7 @@ export async function buildDomain(opts: {
   });
   const sessions = new WebSessions(store.kv);
   const requests = new RequestRegistry(store, log);
-  const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit };
+  const answerDeps = { config, agents, requests, userSettings, skills, skillViews, secrets, audit };
   return {
     providers,
     skills,
@@ -118,6 +121,7 @@ export async function buildDomain(opts: {
       placeholders,
       userSettings,
       skills,
+      skillViews,
       budgets,
       modelLimits: (agentId) => modelLimitsFor(config, agentId),
     }),
