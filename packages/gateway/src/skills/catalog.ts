@@ -42,7 +42,7 @@ export interface SkillCatalogOptions {
 function isSkillFolderPath(file: string): boolean {
   return (
     (existsSync(file) && statSync(file).isDirectory()) ||
-    basename(file).toUpperCase() === SKILL_FILE
+    basename(file).toUpperCase() === SKILL_FILE.toUpperCase()
   );
 }
 

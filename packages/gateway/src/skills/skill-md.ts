@@ -1,5 +1,5 @@
 import { DomainPattern, describeIssues, EnvName, LobuError } from "@lobu/core";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 
 /**
@@ -68,14 +68,24 @@ const PackageName = z
   .string()
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,199}$/, "a package name like jq or python3Packages.numpy");
 
-/** A `lobu.*` value: a string of items separated by spaces or commas (or, leniently, a YAML list). */
+/**
+ * A `lobu.*` value: a string of items separated by spaces or commas (or,
+ * leniently, a YAML list), each checked; an error quotes the item.
+ */
 function listOf(item: z.ZodType<string, string>) {
   return z
     .union([z.string(), z.array(z.string())], {
       error: "a string of items separated by spaces or commas",
     })
-    .transform((v) => (Array.isArray(v) ? v : v.split(/[\s,]+/)).filter(Boolean))
-    .pipe(z.array(item));
+    .transform((value, ctx) => {
+      const items = (Array.isArray(value) ? value : value.split(/[\s,]+/)).filter(Boolean);
+      return items.flatMap((raw) => {
+        const checked = item.safeParse(raw);
+        if (checked.success) return [checked.data];
+        ctx.addIssue({ code: "custom", message: `"${raw}": ${checked.error.issues[0]?.message}` });
+        return [];
+      });
+    });
 }
 
 const LobuNeeds = z.strictObject({
@@ -154,8 +164,10 @@ function plain(value: unknown): unknown {
 }
 
 function parseYaml(yaml: string, file: string): unknown {
-  const read = (source: string) => parseDocument(source, { uniqueKeys: true, prettyErrors: false });
-  let doc = read(yaml);
+  const lines = new LineCounter();
+  const read = (source: string, lineCounter?: LineCounter) =>
+    parseDocument(source, { uniqueKeys: true, prettyErrors: false, lineCounter });
+  let doc = read(yaml, lines);
   if (doc.errors.length) {
     const retry = read(quoteColonValues(yaml));
     if (retry.errors.length === 0) doc = retry;
@@ -163,7 +175,7 @@ function parseYaml(yaml: string, file: string): unknown {
   const [error] = doc.errors;
   if (error) {
     // +1: the front matter starts on the line after the opening `---`.
-    const line = error.linePos?.[0]?.line;
+    const line = lines.linePos(error.pos[0]).line;
     const where = line ? ` (line ${line + 1})` : "";
     throw invalid(file, `front matter is not valid YAML${where}: ${error.message.split("\n")[0]}`);
   }
