@@ -90,7 +90,7 @@ export async function applyGrant(
           `there is no skill "${event.value}" in this installation`,
           {
             status: 400,
-            hint: "Skills are declared under [skills.*] in lobu.toml.",
+            hint: "Admins add skills with `lobu skills add` (the project's skills/ folder) or under [skills.*] in lobu.toml.",
           },
         );
       }

@@ -370,7 +370,7 @@ export function settingsRoutes(s: SettingsDeps, env: NodeJS.ProcessEnv = process
     if (!skill)
       throw new LobuError("invalid_setting", `there is no skill "${name}"`, {
         status: 400,
-        hint: "Pick one from the catalog; admins add skills under [skills.*] in lobu.toml.",
+        hint: "Pick one from the catalog; admins add skills with `lobu skills add` or under [skills.*] in lobu.toml.",
       });
     await update(c, (cur) => ({ ...cur, skills: add(cur.skills, skill.name) }));
     audit(c, "skill_installed", { skill: skill.name });
