@@ -145,7 +145,13 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   const storage = await openStorage({ config, env, dataDir, log, startup });
   const { store } = storage;
-  const skillViews = new SkillViews(skillViewsRoot(dataDir));
+  const skillViews = new SkillViews(skillViewsRoot(dataDir), {
+    onCopyFailed: (skill, err) =>
+      log.warn(
+        { skill, err: errorMessage(err) },
+        "a skill's files could not be copied into a sandbox (restart after changing skills/)",
+      ),
+  });
   const domain = await buildDomain({
     config,
     env,

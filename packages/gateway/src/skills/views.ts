@@ -24,12 +24,15 @@ const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  */
 export class SkillViews {
   readonly root: string;
+  /** Told when a skill's files cannot be copied (its folder was removed since startup, say). */
+  private readonly onCopyFailed: (skill: string, err: unknown) => void;
   /** What each sandbox's folder holds now (name → digest), as far as this process knows. */
   private readonly held = new Map<string, Map<string, string>>();
   private readonly chains = new Map<string, Promise<unknown>>();
 
-  constructor(root: string) {
+  constructor(root: string, opts: { onCopyFailed?: (skill: string, err: unknown) => void } = {}) {
     this.root = root;
+    this.onCopyFailed = opts.onCopyFailed ?? (() => {});
   }
 
   /** The sandbox's folder, created (empty) if needed: a mount source must exist. */
@@ -46,9 +49,11 @@ export class SkillViews {
     const previous = this.chains.get(sandboxId) ?? Promise.resolve();
     const next = previous.catch(() => {}).then(() => this.apply(sandboxId, skills));
     this.chains.set(sandboxId, next);
-    void next.finally(() => {
+    // (Both ways: a failed sync is the caller's to handle, not an unhandled rejection here.)
+    const forget = () => {
       if (this.chains.get(sandboxId) === next) this.chains.delete(sandboxId);
-    });
+    };
+    next.then(forget, forget);
     return next;
   }
 
@@ -68,7 +73,14 @@ export class SkillViews {
       if (held.get(name) === skill.digest && existsSync(join(dir, name))) continue;
       // Copied beside the folder (same filesystem), then renamed in: never half a skill.
       const staging = join(this.root, ".staging", randomUUID());
-      copySkillTree(skill.dir!, staging);
+      try {
+        copySkillTree(skill.dir!, staging);
+      } catch (err) {
+        // The turn goes on with the skill's instructions and without its files.
+        rmSync(staging, { recursive: true, force: true });
+        this.onCopyFailed(name, err);
+        continue;
+      }
       if (existsSync(join(dir, name))) this.discard(join(dir, name));
       renameSync(staging, join(dir, name));
       held.set(name, skill.digest!);

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
 import { describe, expect, it } from "vitest";
@@ -54,5 +54,20 @@ describe("a sandbox's skill files", () => {
     const views = new SkillViews(join(temp(), "skill-views"));
     expect(() => views.ensure("../x")).toThrow(/invalid sandbox id/);
     expect(existsSync(join(views.root, "..", "x"))).toBe(false);
+  });
+});
+
+describe("a skill whose folder went away", () => {
+  it("leaves its files out and says so, without failing the others", async () => {
+    const project = temp();
+    const catalog = catalogWith(project);
+    const failed: string[] = [];
+    const views = new SkillViews(join(temp(), "skill-views"), {
+      onCopyFailed: (skill) => failed.push(skill),
+    });
+    rmSync(join(project, "skills", "alpha"), { recursive: true });
+    await views.sync("sbx-1", catalog.pick(["alpha", "beta"]));
+    expect(failed).toEqual(["alpha"]);
+    expect(readdirSync(views.ensure("sbx-1"))).toEqual(["beta"]);
   });
 });
