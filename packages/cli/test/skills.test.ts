@@ -61,6 +61,15 @@ describe("lobu skills", () => {
     expect(top.stdout).toMatch(/^ {2}skills add\|list\|remove\|restore /m);
   });
 
+  it("lobu init offers the starter skills in the lobu.toml it writes", async () => {
+    const dir = projectDir("");
+    expect((await lobu(["init", dir, "--force"], dir)).code).toBe(0);
+    const toml = readFileSync(join(dir, "lobu.toml"), "utf8");
+    expect(toml).toContain("#   npx lobu skills add lobu ");
+    expect(toml).toContain("#   npx lobu skills add docs-search ");
+    expect(toml).toContain("# [mcp.docs]");
+  });
+
   it("adds the starter skills by name, lists them with their needs checked, and removes one", async () => {
     const dir = projectDir('[agents.default]\nskills = ["lobu", "docs-search"]\n');
     const lobuSkill = await lobu(["skills", "add", "lobu"], dir);

@@ -50,6 +50,13 @@ export interface SkillManifest {
   ignored: string[];
 }
 
+/**
+ * Longest instructions (the Markdown body) a skill may have: they go into the
+ * system prompt of every turn. The spec recommends far less (under 5000
+ * tokens); details belong in files the skill ships, read when needed.
+ */
+export const MAX_INSTRUCTIONS = 100_000;
+
 const SPEC_KEYS = ["name", "description", "license", "compatibility", "metadata", "allowed-tools"];
 
 /** The spec's name: 1-64 of a-z, 0-9 and single inner hyphens. */
@@ -229,6 +236,12 @@ export function parseSkillMd(
     else metadata[key] = checked(MetadataValue, value, file, `metadata.${key}`);
   }
   const needs = checked(LobuNeeds, lobu, file, "metadata");
+  const instructions = body.trim();
+  if (instructions.length > MAX_INSTRUCTIONS)
+    throw invalid(
+      file,
+      `the instructions are ${instructions.length} characters; at most ${MAX_INSTRUCTIONS} go into the system prompt: move details into files the skill ships (references/...) and say when to read them`,
+    );
   return {
     name: fm.name,
     description: fm.description,
@@ -242,7 +255,7 @@ export function parseSkillMd(
       domains: unique(needs["lobu.domains"]),
       secrets: unique(needs["lobu.secrets"]),
     },
-    instructions: body.trim(),
+    instructions,
     ignored: Object.keys(fm).filter((k) => !SPEC_KEYS.includes(k)),
   };
 }

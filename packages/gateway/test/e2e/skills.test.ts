@@ -123,17 +123,18 @@ describe("skills in a process sandbox", () => {
       "cat /skills/field-notes/notes.txt",
       "/skills/field-notes/scripts/hello.sh",
       "touch /skills/field-notes/mine 2>&1; rm -f /skills/field-notes/notes.txt 2>&1; echo rc=$?",
-      "ls -A /skills; ls -A ~",
+      "ls -A /skills",
+      "ls -A ~",
     ]);
     expect(replyOf(await chat(gw, "alice", "what do the notes say"))).toBe("ok");
-    const [cat, script, write, list] = toolOutputs(llm, "what do the notes say");
+    const [cat, script, write, skills, home] = toolOutputs(llm, "what do the notes say");
     expect(cat).toContain(NOTES);
     expect(script).toContain("hello-from-the-skill-script");
     expect(write).toContain("Read-only file system");
     expect(write).not.toContain("rc=0");
-    // Only the installed skill, and nothing of it in the workspace.
-    expect(list?.split("\n")[0]).toBe("field-notes");
-    expect(list).not.toContain(".skills");
+    // Only the installed skill (not the project's others), and nothing of it in the workspace.
+    expect(skills?.trim()).toBe("field-notes");
+    expect(home).not.toContain("skill");
     const system = systemFor(llm, "what do the notes say");
     expect(system).toContain(
       "## field-notes — Notes from the field. Use when asked about the field.",
@@ -176,6 +177,10 @@ describe("skills in a process sandbox", () => {
     expect(granted).toContain('in the folder "late" of your skills directory');
     expect(granted).toContain("Your skills directory is /skills (read-only).");
     expect(cat).toContain("LATE-SKILL-FILE");
+    // Carol's grant is hers: Alice's sandbox still has only the agent's skill.
+    scriptBash(llm, "which skills now", ["ls -A /skills"]);
+    await chat(gw, "alice", "which skills now");
+    expect(toolOutputs(llm, "which skills now")[0]?.trim()).toBe("field-notes");
   });
 
   it("installing a skill from the settings page opens its domains to the agent (real proxy)", async () => {

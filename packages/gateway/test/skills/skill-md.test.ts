@@ -150,6 +150,12 @@ describe("SKILL.md", () => {
     );
   });
 
+  it("refuses instructions too long for a system prompt", () => {
+    expect(failure(md("name: a\ndescription: d", "x".repeat(100_001))).message).toMatch(
+      new RegExp(`^${FILE}: the instructions are 100001 characters; at most 100000 go into`),
+    );
+  });
+
   it("names the metadata key whose value is wrong", () => {
     expect(failure(md("name: a\ndescription: d\nmetadata: [x]")).message).toBe(
       `${FILE}: metadata: a map of string keys to string values`,
