@@ -4,6 +4,7 @@ import { chatCommand } from "./commands/chat.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
 import { runCommand } from "./commands/run.ts";
+import { skillsCommands } from "./commands/skills.ts";
 
 /** Wraps a command's action: its result is the process's exit code. */
 export type Runner = (fn: () => number | Promise<number>) => () => Promise<void>;
@@ -125,6 +126,7 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
     .action((o) => run(() => rotateMasterKey(o))());
 
   adminCommands(program, run);
+  skillsCommands(program, run);
   markRequired(program);
   return program;
 }

@@ -123,6 +123,19 @@ export const ERROR_CODES = {
   secret_invalid: { status: 400, meaning: "the secret's name or value is not valid" },
   secret_not_found: { status: 404, meaning: "no secret has this name in this scope" },
   secret_undecryptable: { status: 500, meaning: "a stored secret cannot be decrypted" },
+  skill_conflict: {
+    status: 409,
+    meaning: "two skills have the same name, or a skill of that name is installed already",
+  },
+  skill_fetch_failed: {
+    status: 502,
+    meaning: "a skill source (git repository, npm package, path) cannot be fetched",
+  },
+  skill_invalid: {
+    status: 400,
+    meaning: "a SKILL.md or skill folder is not valid (the message names the file and key)",
+  },
+  skill_not_found: { status: 404, meaning: "no skill has this name" },
   store_closed: { status: 503, meaning: "the store is closed (the gateway is shutting down)" },
   store_invalid_cursor: { status: 400, meaning: "a stream cursor (Last-Event-ID) is not valid" },
   store_invalid_duration: { status: 400, meaning: "a store call got an invalid duration" },

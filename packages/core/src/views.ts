@@ -50,6 +50,8 @@ export interface SettingsView {
       domains: string[];
       packages: string[];
       mcp: string[];
+      /** Environment variables (secrets) the skill expects. */
+      secrets: string[];
     }[];
     /** Installed by the person. */
     installed: string[];

@@ -21,6 +21,7 @@ import type { GatewayToolHost } from "./runtime/gateway-tools.ts";
 import type { WorkerLaunchConfig } from "./sandbox/launcher.ts";
 import { leaveNothingMounted, releaseLeftovers } from "./sandbox/leftovers.ts";
 import { SkillCatalog } from "./skills/catalog.ts";
+import { SkillViews, skillViewsRoot } from "./skills/views.ts";
 import { OnceMarkers } from "./store/once.ts";
 import { startTelemetry } from "./telemetry/otel.ts";
 import { type AdapterContextDeps, adapterContext } from "./wiring/adapter-context.ts";
@@ -34,6 +35,8 @@ import { openStorage } from "./wiring/storage.ts";
 export interface GatewayOptions {
   config?: LobuConfig;
   configPath?: string;
+  /** The project: its `skills/` and skills-lock.json (default: the folder of configPath). */
+  projectDir?: string;
   port?: number;
   host?: string;
   dataDir?: string;
@@ -89,7 +92,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const plugins = opts.platforms ?? PLATFORMS;
   // Cross-references (an agent's provider and skills) are checked before anything is created.
   const providers = new ProviderRegistry(config, env);
-  const skills = new SkillCatalog(config, opts.configPath);
+  const skills = new SkillCatalog(config, opts.configPath, { projectDir: opts.projectDir });
   for (const warning of checkConfigReferences(config, providers, skills, opts.configPath)) {
     log.warn(warning);
   }
@@ -143,12 +146,20 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
 
   const storage = await openStorage({ config, env, dataDir, log, startup });
   const { store } = storage;
+  const skillViews = new SkillViews(skillViewsRoot(dataDir), {
+    onCopyFailed: (skill, err) =>
+      log.warn(
+        { skill, err: errorMessage(err) },
+        "a skill's files could not be copied into a sandbox (restart after changing skills/)",
+      ),
+  });
   const domain = await buildDomain({
     config,
     env,
     log,
     providers,
     skills,
+    skillViews,
     storage,
     publicUrl,
     dataDir,
@@ -163,6 +174,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     startup,
     storage,
     domain,
+    skillViews,
     replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
   });
   const { sandboxes, egress, dispatcher, driver } = runtime;

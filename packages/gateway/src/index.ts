@@ -28,5 +28,6 @@ export {
   resolveMasterKey,
   SecretStore,
 } from "./secrets/index.ts";
+export * from "./skills/index.ts";
 export { createStore } from "./store/index.ts";
 export { redactUrl } from "./store/redis/connection.ts";

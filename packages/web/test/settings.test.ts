@@ -240,6 +240,10 @@ describe("settings page", () => {
 
     // A catalog skill brings the operator's domains: installing it opens the internal API.
     await page.getByRole("button", { name: "Install skill partner-api" }).click();
+    // What it brings is shown, and nothing is installed until that is confirmed.
+    const bringing = page.getByRole("group", { name: /Installing partner-api/ });
+    await bringing.getByText("upstream.localhost").waitFor();
+    await page.getByRole("button", { name: "Confirm install partner-api" }).click();
     await page.getByText("Installed partner-api.").waitFor();
     await page.screenshot({ path: screenshotPath("settings-desktop.png"), fullPage: true });
     await context.close();

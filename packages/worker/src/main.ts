@@ -49,6 +49,8 @@ if (mode === "pool") {
   const { startPoolGuards } = await import("./virtual/pool-guards.ts");
   const { virtualWorkspace } = await import("./virtual-workspace.ts");
   const volumesRoot = required("LOBU_VOLUMES_ROOT");
+  // Every sandbox's skills folder is `<root>/<sandbox id>` (the gateway fills it).
+  const skillsRoot = process.env.LOBU_SKILLS_ROOT;
   routeFetchThroughEgress(egressSocket);
   let ca: Buffer | undefined;
   try {
@@ -73,6 +75,7 @@ if (mode === "pool") {
       },
       shellPool: guards.shellPool,
       onCall: guards.onCall(sandboxId),
+      ...(skillsRoot ? { skillsDir: join(skillsRoot, sandboxId) } : {}),
     });
 } else {
   const forwarder = await startForwarder(egressSocket);
@@ -81,7 +84,8 @@ if (mode === "pool") {
   gatewayUrl = forwarder.url;
   baseEnv = workerProxyEnv({ proxyUrl: forwarder.url, caBundlePath });
   volumeOf = () => required("LOBU_VOLUME");
-  workspaceFor = (_sandboxId, volumeDir) => realWorkspace(volumeDir);
+  workspaceFor = (_sandboxId, volumeDir) =>
+    realWorkspace(volumeDir, process.env.LOBU_SKILLS_DIR || undefined);
 }
 
 const control = openControlChannel(3);

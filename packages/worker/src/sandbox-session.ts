@@ -53,14 +53,28 @@ export class SessionStateError extends Error {
   }
 }
 
-function systemPromptFor(ctx: TurnContext): string {
+/**
+ * The turn's system prompt: the agent's, then each installed skill with its
+ * description, its instructions and where its files are (read on demand).
+ */
+export function systemPromptFor(ctx: TurnContext, skillsDir?: string): string {
   const parts = [ctx.systemPrompt.trim()];
   if (ctx.skills.length) {
     parts.push("# Installed skills");
-    for (const s of ctx.skills) {
+    const withFiles = skillsDir && ctx.skills.some((s) => s.files);
+    if (withFiles)
       parts.push(
-        `## ${s.name}${s.description ? ` — ${s.description}` : ""}\n${s.instructions.trim()}`,
+        `A skill's folder is read-only at ${skillsDir}/<name>/: its SKILL.md and the files it ships (scripts, references, templates). Read a file when the skill's instructions name it; paths in them are relative to that folder.`,
       );
+    for (const s of ctx.skills) {
+      const lines = [`## ${s.name}${s.description ? ` — ${s.description}` : ""}`];
+      if (s.files && skillsDir) lines.push(`Files: ${skillsDir}/${s.name}/`);
+      if (s.secrets.length)
+        lines.push(
+          `Secrets it uses (environment variables): ${s.secrets.join(", ")}. If one is not set, ask for it with request_capability (kind "secret").`,
+        );
+      lines.push(s.instructions.trim());
+      parts.push(lines.filter(Boolean).join("\n"));
     }
   }
   return parts.filter(Boolean).join("\n\n");
@@ -71,12 +85,12 @@ function systemPromptFor(ctx: TurnContext): string {
  * Not the model's key: the gateway issues a new relay placeholder every turn, and
  * a session only needs it re-registered (see `rekey`).
  */
-function signatureOf(ctx: TurnContext): string {
+function signatureOf(ctx: TurnContext, skillsDir?: string): string {
   const { apiKey: _perTurn, ...model } = ctx.model;
   return JSON.stringify([
     model,
     ctx.tools,
-    systemPromptFor(ctx),
+    systemPromptFor(ctx, skillsDir),
     Object.keys(ctx.toolPolicy).sort(),
     ctx.gatewayTools ?? [],
   ]);
@@ -153,7 +167,9 @@ export class SandboxSession {
     const tools: ToolDefinition[] = [
       ...workspace.tools(visible, env).map((t) => gateTool(t, this.broker, policy)),
       askUserTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
-      requestCapabilityTool(this.broker, policy.timeoutMs) as unknown as ToolDefinition,
+      requestCapabilityTool(this.broker, policy.timeoutMs, {
+        skillsDir: workspace.skillsDir,
+      }) as unknown as ToolDefinition,
       // Tools that act outside the sandbox: the gateway applies the policy and asks.
       ...(ctx.gatewayTools ?? [])
         .filter((t) => this.policyFor(t.name) !== "deny")
@@ -171,7 +187,9 @@ export class SandboxSession {
       model,
       thinkingLevel: "off",
       modelRuntime,
-      resourceLoader: staticResourceLoader({ systemPrompt: systemPromptFor(ctx) }),
+      resourceLoader: staticResourceLoader({
+        systemPrompt: systemPromptFor(ctx, workspace.skillsDir),
+      }),
       noTools: "builtin",
       customTools: tools,
       sessionManager: manager,
@@ -209,7 +227,7 @@ export class SandboxSession {
       return { status: "done", text: previous.text ?? "" };
     }
     this.current = ctx;
-    const signature = signatureOf(ctx);
+    const signature = signatureOf(ctx, this.opts.workspace.skillsDir);
     if (!this.session || signature !== this.signature || previous?.status === "started") {
       const manager = this.session ? this.session.sessionManager : this.openManager();
       this.session?.dispose();

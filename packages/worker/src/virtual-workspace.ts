@@ -2,6 +2,7 @@ import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
 import {
   createVirtualWorkspace,
   type ShellPool,
+  SKILLS_DIR,
   type ToolCallInfo,
   VIRTUAL_TOOL_NAMES,
   type VirtualLimits,
@@ -19,6 +20,8 @@ export interface VirtualWorkspaceAdapterOptions {
   shellPool?: ShellPool;
   /** The pool's call journal hook (see virtual/call-journal.ts). */
   onCall?: (call: ToolCallInfo) => () => void;
+  /** Host directory of the sandbox's skill files (shown to the agent read-only at /skills). */
+  skillsDir?: string;
 }
 
 const isVirtualTool = (name: string): name is VirtualToolName =>
@@ -36,9 +39,11 @@ export function virtualWorkspace(opts: VirtualWorkspaceAdapterOptions): Workspac
     limits: opts.limits,
     shellPool: opts.shellPool,
     onCall: opts.onCall,
+    ...(opts.skillsDir ? { skillsDir: opts.skillsDir } : {}),
   });
   return {
     cwd: WORKSPACE_DIR,
+    ...(opts.skillsDir ? { skillsDir: SKILLS_DIR } : {}),
     tools(names, env) {
       return ws.tools(WORKSPACE_DIR, names.filter(isVirtualTool)).map(
         (tool) =>

@@ -17,14 +17,17 @@ import {
  */
 export interface Workspace {
   readonly cwd: string;
+  /** Where the agent sees its skills' files (one folder per skill, read-only), if anywhere. */
+  readonly skillsDir?: string;
   /** Tool definitions for the enabled built-in tool names. */
   tools(names: string[], env: () => Record<string, string>): ToolDefinition[];
   dispose(): void;
 }
 
-export function realWorkspace(cwd: string): Workspace {
+export function realWorkspace(cwd: string, skillsDir?: string): Workspace {
   return {
     cwd,
+    ...(skillsDir ? { skillsDir } : {}),
     tools(names, env) {
       const spawnHook = (c: BashSpawnContext): BashSpawnContext => ({
         ...c,

@@ -22,6 +22,8 @@ import {
   ProviderRegistry,
   redactUrl,
   resolveAutoDriver,
+  SkillCatalog,
+  unmetNeeds,
 } from "@lobu/gateway";
 
 type Level = "ok" | "warn" | "fail";
@@ -113,6 +115,43 @@ async function packagesCheck(
           ? "the virtual tier runs a JavaScript shell that cannot run programs; use the process driver"
           : "the host driver does not show package profiles; use the process driver",
     });
+  return checks;
+}
+
+/**
+ * The project's skills: they load, and what they need is declared. An unmet
+ * domain need stops `lobu run` (a problem); an undeclared MCP server or an
+ * unbound secret only leaves the skill without it (a warning).
+ */
+export function skillsCheck(config: LobuConfig, configPath: string | undefined): Check[] {
+  let catalog: SkillCatalog;
+  try {
+    catalog = new SkillCatalog(config, configPath, {
+      projectDir: configPath ? dirname(configPath) : process.cwd(),
+    });
+  } catch (err) {
+    const hint = isLobuError(err) && err.hint ? `\n${err.hint}` : "";
+    return [
+      { level: "fail", title: "skills cannot be loaded", detail: `${errorMessage(err)}${hint}` },
+    ];
+  }
+  const skills = catalog.list();
+  const checks: Check[] = [
+    {
+      level: "ok",
+      title: skills.length
+        ? `skills: ${skills.map((s) => s.name).join(", ")}`
+        : "skills: none (`lobu skills add lobu` adds the starter skill)",
+    },
+  ];
+  for (const s of skills)
+    for (const n of unmetNeeds(s, config))
+      checks.push({
+        level: n.kind === "domains" ? "fail" : "warn",
+        title: `skill ${s.name}: ${n.problem}`,
+        detail: `${s.where}.${n.kind}\nfix: ${n.fix}`,
+      });
+  for (const w of catalog.warnings) checks.push({ level: "warn", title: "skills", detail: w });
   return checks;
 }
 
@@ -241,6 +280,7 @@ export async function doctorCommand(opts: {
     }
 
     checks.push(...(await providerCheck(config, Boolean(opts.offline))));
+    checks.push(...skillsCheck(config, configPath));
 
     // The trial sandbox runs in the data dir only while doctor holds it: a running
     // gateway's sandbox state (uid table, mounts) is its alone.

@@ -41,7 +41,7 @@ name = "Assistant"
 # max_parallel_model_calls = 4      # model calls one sandbox may have in flight
 # system_prompt = "You are ..."
 # tools = ["bash", "read", "write", "edit", "grep", "find", "ls"]
-# skills = []
+# skills = []                     # e.g. ["lobu", "docs-search"]: see Skills below
 # group_routing = "per-user"        # or "per-channel" (one shared agent per channel)
 
 [agents.default.network]
@@ -57,6 +57,17 @@ name = "Assistant"
 # api_key_env = "LOCAL_LLM_KEY"
 # default_model = "qwen2.5-coder"
 
+# Skills: folders with a SKILL.md (the Agent Skills format) in ./skills/<name>/ load
+# automatically; see docs/skills.md. Starter skills shipped with Lobu:
+#   npx lobu skills add lobu          # explains Lobu to the agent: requests, the sandbox, the proxy
+#   npx lobu skills add docs-search   # searches your docs through the MCP server [mcp.docs]
+# then give them to an agent (skills = ["lobu"] above) or let people install them
+# from their settings page. "lobu skills list" shows what each needs.
+#
+# [mcp.docs]
+# url = "https://docs.example.com/mcp"
+#
+# Or declare a skill here:
 # [skills.github]
 # description = "Work with GitHub repositories"
 # instructions = "Use the GitHub REST API with $GITHUB_TOKEN ..."

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { createLogger, loadConfig } from "@lobu/core";
 import { type Gateway, startGateway } from "@lobu/gateway";
 import { ConsoleLogSink, logFormat } from "../log-sink.ts";
@@ -75,6 +75,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     gateway = await startGateway({
       config,
       configPath: path,
+      // Skills in ./skills load with or without a lobu.toml next to them.
+      projectDir: path ? dirname(path) : process.cwd(),
       port,
       host: opts.host,
       dataDir: opts.dataDir,

@@ -72,7 +72,7 @@ export const SecretEnvBinding = z.strictObject({
     .default(["header"]),
 });
 export type SecretEnvBinding = z.infer<typeof SecretEnvBinding>;
-const EnvName = z
+export const EnvName = z
   .string()
   .regex(
     /^[A-Z_][A-Z0-9_]{0,63}$/,
@@ -182,7 +182,11 @@ export const SkillSection = z.strictObject({
   description: z.string().default(""),
   /** Instructions added to the agent's system prompt when the skill is installed. */
   instructions: z.string().default(""),
-  /** Path to a SKILL.md (relative to lobu.toml) used instead of `instructions`. */
+  /**
+   * A SKILL.md (relative to lobu.toml) used instead of `instructions`, or a
+   * skill folder holding one. A file named SKILL.md, or a folder, is a skill
+   * folder: its files are shown to the agent read-only (see docs/skills.md).
+   */
   path: z.string().optional(),
   /** Domains the skill needs; allowed for agents that install it. */
   domains: z.array(DomainPattern).default([]),
@@ -190,6 +194,8 @@ export const SkillSection = z.strictObject({
   packages: z.array(z.string()).default([]),
   /** MCP server ids (from [mcp.*]) the skill uses. */
   mcp: z.array(z.string()).default([]),
+  /** Environment variables (secrets) the skill expects; bind them in [agents.<id>.secrets]. */
+  secrets: z.array(EnvName).default([]),
 });
 export type SkillSection = z.infer<typeof SkillSection>;
 

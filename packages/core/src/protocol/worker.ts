@@ -33,6 +33,14 @@ export const SkillSpec = z.object({
   name: z.string(),
   description: z.string().default(""),
   instructions: z.string().default(""),
+  /**
+   * The skill ships files (its folder: SKILL.md, scripts, references), shown
+   * read-only in the sandbox under the skills directory the driver mounts
+   * (`/skills/<name>`). Inline skills from lobu.toml have none.
+   */
+  files: z.boolean().default(false),
+  /** Environment variables (secrets) the skill expects; the agent asks for missing ones. */
+  secrets: z.array(z.string()).default([]),
 });
 export type SkillSpec = z.infer<typeof SkillSpec>;
 

@@ -12,6 +12,7 @@ import {
 import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import type { SkillViews } from "../skills/views.ts";
 import { type AgentPackages, wantedPackages } from "./packages.ts";
 import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";
@@ -63,6 +64,8 @@ export class TurnContextBuilder {
     placeholders: PlaceholderIssuer;
     userSettings: UserSettingsStore;
     skills: SkillCatalog;
+    /** Puts the files of the turn's skills where its sandbox shows them (skills/views.ts). */
+    skillViews?: Pick<SkillViews, "sync">;
     /** Usage budgets: refuses the turn before anything is started when one is used up. */
     budgets?: { checkTurn(caller: { agentId: string; userKey: string }): Promise<void> };
     /** The agent's relay limits (lobu.toml); the worker is told the same output limit. */
@@ -135,6 +138,8 @@ export class TurnContextBuilder {
       { agentId: agent.id, userKey },
       wantedPackages(agent, settings, skills),
     );
+    // The sender's skills' files, in place before the sandbox runs the turn.
+    await this.deps.skillViews?.sync(turn.conversationId, installed);
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
     const env: Record<string, string> = {};
     for (const [name, binding] of Object.entries(agent.secrets)) {
@@ -171,6 +176,8 @@ export class TurnContextBuilder {
         name: s.name,
         description: s.description,
         instructions: s.instructions,
+        files: s.files && this.deps.skillViews !== undefined,
+        secrets: s.secrets,
       })),
       env,
       requestTimeoutSec: Math.max(1, Math.round(agent.policy.requestTimeoutMs / 1000)),

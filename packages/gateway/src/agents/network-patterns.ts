@@ -128,3 +128,22 @@ export function agentPatternProblems(
   }
   return report.errors;
 }
+
+/**
+ * The domains skill folders bring (their SKILL.md's `lobu.domains`), checked
+ * like lobu.toml's skill domains, each under the file and key that names it.
+ * What `[skills.<id>] domains` lists itself is checked by configPatternReport.
+ */
+export function skillPatternReport(
+  skills: readonly { name: string; where: string; domains: readonly string[] }[],
+  config: LobuConfig,
+): PatternReport {
+  const report: PatternReport = { errors: [], warnings: [] };
+  const optIns = canonicalSet(config.network.allow_public_suffixes);
+  for (const skill of skills) {
+    const inToml = new Set(config.skills[skill.name]?.domains ?? []);
+    const own = skill.domains.filter((d) => !inToml.has(d));
+    checkList(`${skill.where}.domains`, own, optIns, "[network] allow_public_suffixes", report);
+  }
+  return report;
+}

@@ -1,7 +1,12 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
-import { agentPatternProblems, configPatternReport } from "./network-patterns.ts";
+import { unmetNeeds } from "../skills/needs.ts";
+import {
+  agentPatternProblems,
+  configPatternReport,
+  skillPatternReport,
+} from "./network-patterns.ts";
 
 /** What an agent names that must exist elsewhere: its provider and its skills. */
 export function agentReferenceProblems(
@@ -36,7 +41,8 @@ export function checkConfigReferences(
   file = "lobu.toml",
 ): string[] {
   const patterns = configPatternReport(config, file);
-  const lines: string[] = [...patterns.errors];
+  const fromFolders = skillPatternReport(skills.list(), config);
+  const lines: string[] = [...patterns.errors, ...fromFolders.errors];
   for (const [id, agent] of Object.entries(config.agents)) {
     for (const p of agentReferenceProblems(agent, providers, skills))
       lines.push(`${file}: agents.${id}: ${p}`);
@@ -52,7 +58,15 @@ export function checkConfigReferences(
       hint: "See docs/configuration.md for every key and its type.",
     });
   }
-  return patterns.warnings;
+  // A skill folder (installed, or the project's) may name what the operator has not
+  // declared yet: it loads, and what it lacks is said here and by `lobu doctor`.
+  const unmet = skills
+    .list()
+    .filter((s) => s.origin !== "config")
+    .flatMap((s) =>
+      unmetNeeds(s, config).map((n) => `${s.where}.${n.kind}: ${n.problem}; ${n.fix}`),
+    );
+  return [...patterns.warnings, ...fromFolders.warnings, ...skills.warnings, ...unmet];
 }
 
 /** The same check for agents created or changed through the API (400 with every problem). */

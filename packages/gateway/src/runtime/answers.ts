@@ -17,6 +17,7 @@ import type { UserSettingsStore } from "../people/user-settings.ts";
 import { packageName, secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import type { SkillViews } from "../skills/views.ts";
 import type { RequestRegistry } from "./requests.ts";
 
 export interface AnswerDeps {
@@ -25,6 +26,8 @@ export interface AnswerDeps {
   requests: RequestRegistry;
   userSettings: UserSettingsStore;
   skills: SkillCatalog;
+  /** Puts a granted skill's files into the requester's sandbox before the agent resumes. */
+  skillViews?: Pick<SkillViews, "sync">;
   secrets: SecretStore;
   audit: AuditLog;
   /** Nix packages (absent: package grants are refused as not provided). */
@@ -57,7 +60,10 @@ const NOT_PROVISIONED = {
  * agent receives with the grant (a skill's instructions).
  */
 export async function applyGrant(
-  deps: Pick<AnswerDeps, "config" | "agents" | "userSettings" | "skills" | "secrets" | "packages">,
+  deps: Pick<
+    AnswerDeps,
+    "config" | "agents" | "userSettings" | "skills" | "skillViews" | "secrets" | "packages"
+  >,
   request: PendingRequest,
 ): Promise<string | undefined> {
   const event = request.event;
@@ -86,15 +92,24 @@ export async function applyGrant(
           `there is no skill "${event.value}" in this installation`,
           {
             status: 400,
-            hint: "Skills are declared under [skills.*] in lobu.toml.",
+            hint: "Admins add skills with `lobu skills add` (the project's skills/ folder) or under [skills.*] in lobu.toml.",
           },
         );
       }
-      await deps.userSettings.update(request.agentId, userKey, (s) => ({
+      const settings = await deps.userSettings.update(request.agentId, userKey, (s) => ({
         ...s,
         skills: add(s.skills, skill.name),
       }));
-      return `Skill "${skill.name}" installed. Its instructions:\n${skill.instructions}`;
+      const agent = await deps.agents.get(request.agentId);
+      await deps.skillViews?.sync(
+        request.sandboxId,
+        deps.skills.pick([...(agent?.skills ?? []), ...settings.skills]),
+      );
+      const files =
+        skill.files && deps.skillViews
+          ? ` Its files (SKILL.md and what it ships) are in the folder "${skill.name}" of your skills directory, read-only.`
+          : "";
+      return `Skill "${skill.name}" installed.${files} Its instructions:\n${skill.instructions}`;
     }
     case "package": {
       // Checked like the settings page does; the build itself runs on the gateway that

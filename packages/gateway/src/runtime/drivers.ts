@@ -6,6 +6,7 @@ import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { PackageMounts } from "../sandbox/process/packages.ts";
+import { skillViewsRoot } from "../skills/views.ts";
 
 export interface SelectedDriver {
   driver: SandboxDriver;
@@ -44,6 +45,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
       hidePaths: [sel.dataDir],
     },
     ...(sel.packages ? { packages: sel.packages } : {}),
+    skillsRoot: skillViewsRoot(sel.dataDir),
   });
 }
 

@@ -66,6 +66,8 @@ export interface SandboxManagerOptions {
   owner: string;
   /** Audit sink for automatic repairs. */
   audit?: RepairAudit;
+  /** The host folder of the sandbox's skill files (created), shown read-only by its driver. */
+  skillsDirFor?: (id: string) => string;
 }
 
 /** At most one snapshot per sandbox this often, taken after a successful turn. */
@@ -173,6 +175,7 @@ export class SandboxManager {
         volumeDir,
         limits: this.opts.limits,
         env: this.opts.env,
+        ...(this.opts.skillsDirFor ? { skillsDir: this.opts.skillsDirFor(id) } : {}),
       },
       this.opts.egress,
     );

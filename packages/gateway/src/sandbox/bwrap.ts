@@ -7,7 +7,8 @@ import { dirname, join, sep } from "node:path";
  * Visible inside: the host's /usr and the /bin, /lib… links or dirs next to it,
  * /nix when present, the worker runtime (repository paths and node, read-only at
  * their host paths), a minimal /etc, fresh /proc, minimal /dev, a size-limited
- * /tmp, the volume at /workspace and the egress socket at /run/lobu/egress.sock.
+ * /tmp, the volume at /workspace, the egress socket at /run/lobu/egress.sock and
+ * the skills' files read-only at /skills.
  * Nothing else of the host exists in the sandbox's mount namespace.
  */
 
@@ -18,6 +19,10 @@ export const SANDBOX_EGRESS_SOCKET = "/run/lobu/egress.sock";
 /** Where the CA bundle (system CAs + installation CA) appears inside a sandbox. */
 export const SANDBOX_CA_BUNDLE = "/run/lobu/ca-bundle.pem";
 export const SANDBOX_HOSTNAME = "sandbox";
+/** Where a sandbox sees the files of its skills (read-only), one folder per skill. */
+export const SANDBOX_SKILLS = "/skills";
+/** Where a pool process (virtual driver) sees every sandbox's skills folder (read-only). */
+export const POOL_SKILLS = "/skill-views";
 
 const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
@@ -148,6 +153,8 @@ export interface BwrapLayout {
   egressSource: string;
   /** Host source of the CA bundle, shown at SANDBOX_CA_BUNDLE (a fixed path, so no tmpfs can cover it). */
   caBundleSource?: string;
+  /** The skills folder, shown read-only (SANDBOX_SKILLS, or POOL_SKILLS for pools). */
+  skills?: Bind;
   etc: Record<string, string>;
   /** Compiled seccomp filter (see seccomp.ts). */
   seccomp?: Buffer;
@@ -211,6 +218,7 @@ export function bwrapArgs(layout: BwrapLayout): { args: string[]; data: Array<st
   a.push("--dir", dirname(SANDBOX_EGRESS_SOCKET));
   a.push("--ro-bind", layout.egressSource, SANDBOX_EGRESS_SOCKET);
   if (layout.caBundleSource) a.push("--ro-bind", layout.caBundleSource, SANDBOX_CA_BUNDLE);
+  if (layout.skills) a.push("--ro-bind", layout.skills.source, layout.skills.dest);
   a.push("--chdir", volumeDest, "--info-fd", String(layout.fds.info), "--clearenv");
   for (const [key, value] of Object.entries(layout.env)) a.push("--setenv", key, value);
   return { args: a, data };

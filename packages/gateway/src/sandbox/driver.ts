@@ -23,6 +23,11 @@ export interface SandboxSpec {
   limits: SandboxLimits;
   /** Non-secret environment for the worker process (never real credentials). */
   env: Record<string, string>;
+  /**
+   * Host folder with the files of the sandbox's skills, shown read-only at
+   * SANDBOX_SKILLS (`/skills`); its contents change while the sandbox runs.
+   */
+  skillsDir?: string;
 }
 
 /** Who is on the other end of an egress socket. */

@@ -26,6 +26,8 @@ export interface DriverSetup {
   confinement: { cgroup: CgroupOptions; caBundle: string; hidePaths: string[] };
   /** Nix packages to show in sandboxes (`[packages]`), for drivers that run programs. */
   packages?: PackageMounts;
+  /** Parent of the sandboxes' skills folders (the virtual driver shows it to its pools). */
+  skillsRoot?: string;
 }
 
 /**
@@ -77,6 +79,7 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         logger: s.logger,
         launcher: s.launcher,
         process: s.confinement,
+        ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
       }),
   },
   {

@@ -71,7 +71,11 @@ export class HostDriver implements SandboxDriver {
       identity: { kind: "sandbox", sandboxId: spec.id },
       cwd: volumeDir,
       home: volumeDir,
-      env: { LOBU_VOLUME: volumeDir },
+      // No mounts here: the worker reads the skills' folder where the gateway keeps it.
+      env: {
+        LOBU_VOLUME: volumeDir,
+        ...(spec.skillsDir ? { LOBU_SKILLS_DIR: spec.skillsDir } : {}),
+      },
       log,
     });
     const exited = worker.exited.then((info) => {

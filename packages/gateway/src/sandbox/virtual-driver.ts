@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -60,6 +61,11 @@ export interface VirtualDriverOptions {
   closeTimeoutMs?: number;
   /** Extra environment for pool processes (e.g. LOBU_SHELL_THREADS, LOBU_SESSION_IDLE_MS). */
   poolEnv?: Record<string, string>;
+  /**
+   * Parent of every sandbox's skills folder (`<skillsRoot>/<id>`), shown
+   * read-only to the pools; each sandbox sees its own at /skills.
+   */
+  skillsRoot?: string;
 }
 
 /** A running pool process, whichever way it was started. */
@@ -412,12 +418,15 @@ export class VirtualDriver implements SandboxDriver {
       LOBU_POOL_INSTANCE: instance,
       LOBU_POOL_MEMORY_MB: String(limits.memoryMb),
     };
+    const skillsRoot = this.#opts.skillsRoot;
+    if (skillsRoot) mkdirSync(skillsRoot, { recursive: true });
     const poolSpec: SandboxSpec = {
       id: pool.id,
       key: { agentId: "pool", platform: "pool", userId: pool.id, channelId: pool.id },
       volumeDir: this.#volumesRoot,
       limits,
       env,
+      ...(skillsRoot ? { skillsDir: skillsRoot } : {}),
     };
     const proc =
       mode === "bwrap"
@@ -453,7 +462,11 @@ export class VirtualDriver implements SandboxDriver {
       identity: { kind: "pool", poolId: spec.id },
       cwd: this.#volumesRoot,
       home: tmpdir(),
-      env: { LOBU_WORKER_MODE: "pool", LOBU_VOLUMES_ROOT: this.#volumesRoot },
+      env: {
+        LOBU_WORKER_MODE: "pool",
+        LOBU_VOLUMES_ROOT: this.#volumesRoot,
+        ...(spec.skillsDir ? { LOBU_SKILLS_ROOT: spec.skillsDir } : {}),
+      },
       nodeArgs: [
         `--max-old-space-size=${Math.max(64, Math.floor(spec.limits.memoryMb * POOL_HEAP_FRACTION))}`,
       ],

@@ -44,7 +44,7 @@ function installSkill(d: PersonDeps): SettingsHandler {
     if (!skill)
       throw invalidSetting(
         `there is no skill "${name}"`,
-        "Pick one from the catalog; admins add skills under [skills.*] in lobu.toml.",
+        "Pick one from the catalog; admins add skills with `lobu skills add` or under [skills.*] in lobu.toml.",
       );
     await updateSettings(d, c, (cur) => ({ ...cur, skills: addTo(cur.skills, skill.name) }));
     auditChange(d, c, "skill_installed", { skill: skill.name });

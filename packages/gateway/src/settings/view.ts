@@ -67,6 +67,7 @@ export async function buildView(
         domains: k.domains,
         packages: k.packages,
         mcp: k.mcp,
+        secrets: k.secrets,
       })),
       installed: settings.skills,
       fromAgent: agent.skills,

@@ -19,6 +19,7 @@ import { RequestRegistry } from "../runtime/requests.ts";
 import { SandboxTier } from "../sandbox/tier.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import type { SkillViews } from "../skills/views.ts";
 import { Budgets } from "../usage/budgets.ts";
 import type { UsageReportDeps } from "../usage/report.ts";
 import type { Storage } from "./storage.ts";
@@ -58,12 +59,14 @@ export async function buildDomain(opts: {
   log: Logger;
   providers: ProviderRegistry;
   skills: SkillCatalog;
+  /** Where each sandbox's skill files are put (shown read-only by its driver). */
+  skillViews: SkillViews;
   storage: Storage;
   publicUrl: PublicUrl;
   dataDir: string;
   configPath?: string;
 }): Promise<Domain> {
-  const { config, env, log, providers, skills, publicUrl } = opts;
+  const { config, env, log, providers, skills, skillViews, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
   const agents = new AgentRegistry(store.kv, config, log);
@@ -100,7 +103,17 @@ export async function buildDomain(opts: {
     skills,
     log,
   });
-  const answerDeps = { config, agents, requests, userSettings, skills, secrets, audit, packages };
+  const answerDeps = {
+    config,
+    agents,
+    requests,
+    userSettings,
+    skills,
+    skillViews,
+    secrets,
+    audit,
+    packages,
+  };
   return {
     providers,
     skills,
@@ -135,6 +148,7 @@ export async function buildDomain(opts: {
       placeholders,
       userSettings,
       skills,
+      skillViews,
       budgets,
       modelLimits: (agentId) => modelLimitsFor(config, agentId),
       packages,

@@ -10,6 +10,7 @@ import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
+import type { SkillViews } from "../skills/views.ts";
 import { budgetError } from "../usage/budgets.ts";
 import type { Domain } from "./domain.ts";
 import type { Startup } from "./startup.ts";
@@ -57,6 +58,8 @@ export async function startRuntime(opts: {
     | "packages"
     | "sandboxTier"
   >;
+  /** Each sandbox's skill files (a folder its driver shows read-only). */
+  skillViews: Pick<SkillViews, "ensure">;
   /** Where replies to each platform go (built before the runner, started after it). */
   replySurfaceFor(platform: string): ReplySurface | undefined;
 }): Promise<Runtime> {
@@ -129,6 +132,7 @@ export async function startRuntime(opts: {
     log,
     owner: instanceId,
     audit: (entry) => audit.record(entry),
+    skillsDirFor: (id) => opts.skillViews.ensure(id),
   });
   const runner = new TurnRunner({
     sandboxes,

@@ -13,6 +13,7 @@ import { MessageAttempts, type RetryPolicy } from "../../src/runtime/attempts.ts
 import { SandboxManager } from "../../src/runtime/sandbox-manager.ts";
 import { TurnRunner } from "../../src/runtime/turn-runner.ts";
 import { SkillCatalog } from "../../src/skills/catalog.ts";
+import { SkillViews, skillViewsRoot } from "../../src/skills/views.ts";
 import type { QueueClaim } from "../../src/store/port.ts";
 import { buildDomain, type Domain } from "../../src/wiring/domain.ts";
 import type { Startup } from "../../src/wiring/startup.ts";
@@ -91,6 +92,7 @@ export async function startRuntimeKit(
     storage,
     publicUrl: new PublicUrl("http://lobu.test"),
     dataDir,
+    skillViews: new SkillViews(skillViewsRoot(dataDir)),
   });
   const revocations: RuntimeKit["revocations"] = [];
   const revoker: TurnCredentialRevoker = {

@@ -1,8 +1,9 @@
 import { bestEffort } from "@lobu/core/best-effort";
 import { useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
+import { SkillNeeds } from "./SkillsSection.tsx";
 import { NOT_PROVIDED } from "./sections.tsx";
-import type { CapabilityKind, DecisionChoice, RequestView } from "./types.ts";
+import type { CapabilityKind, DecisionChoice, RequestView, SettingsView } from "./types.ts";
 
 function question(kind: CapabilityKind, value: string) {
   switch (kind) {
@@ -39,6 +40,18 @@ function question(kind: CapabilityKind, value: string) {
   }
 }
 
+/** A requested skill's description and what it brings, from the team's catalog. */
+function SkillBrings(props: { name: string; skills?: SettingsView["skills"]["catalog"] }) {
+  const skill = props.skills?.find((s) => s.name === props.name);
+  if (!skill) return null;
+  return (
+    <>
+      {skill.description ? <p className="hint">{skill.description}</p> : null}
+      <SkillNeeds skill={skill} />
+    </>
+  );
+}
+
 const OUTCOME: { [C in DecisionChoice]: string } = {
   granted: "Approved. Your agent continues in the chat.",
   approve: "Approved. Your agent continues in the chat.",
@@ -52,6 +65,8 @@ export function RequestCard(props: {
   client: Client;
   requestId: string;
   onAnswered(): Promise<void>;
+  /** The team's skills: a skill request shows what the skill brings before it is approved. */
+  skills?: SettingsView["skills"]["catalog"];
 }) {
   const { client, requestId } = props;
   const [request, setRequest] = useState<RequestView>();
@@ -135,6 +150,7 @@ export function RequestCard(props: {
         <>
           <p className="question">{question(event.kind, event.value)}</p>
           {event.reason ? <p className="reason">“{event.reason}”</p> : null}
+          {event.kind === "skill" ? <SkillBrings name={event.value} skills={props.skills} /> : null}
         </>
       ) : event.type === "approval_request" ? (
         <>

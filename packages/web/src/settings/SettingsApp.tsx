@@ -9,13 +9,13 @@ import {
 } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
 import { RequestCard } from "./RequestCard.tsx";
+import { SkillsSection } from "./SkillsSection.tsx";
 import {
   McpSection,
   ModelSection,
   NetworkSection,
   PackagesSection,
   SecretsSection,
-  SkillsSection,
   ToolsSection,
 } from "./sections.tsx";
 import type { SettingsView } from "./types.ts";
@@ -165,7 +165,12 @@ export function SettingsApp() {
         {view.agent.description ? <p className="muted lead">{view.agent.description}</p> : null}
         <StatusLine status={status} />
         {requestId ? (
-          <RequestCard client={client} requestId={requestId} onAnswered={refresh} />
+          <RequestCard
+            client={client}
+            requestId={requestId}
+            onAnswered={refresh}
+            skills={view.skills.catalog}
+          />
         ) : null}
         <ModelSection view={view} client={client} act={act} busy={busy} />
         <SkillsSection view={view} client={client} act={act} busy={busy} />

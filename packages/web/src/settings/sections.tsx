@@ -146,62 +146,6 @@ function ProviderKey(props: {
   );
 }
 
-export function SkillsSection({ view, client, act, busy }: Props) {
-  const { catalog, installed, fromAgent } = view.skills;
-  return (
-    <Section
-      title="Skills"
-      description="Instructions and tools your agent can use, from your team's catalog."
-    >
-      {catalog.length === 0 ? (
-        <p className="muted">Your team has not added any skills yet.</p>
-      ) : null}
-      <ul className="list">
-        {catalog.map((s) => {
-          const team = fromAgent.includes(s.name);
-          const mine = installed.includes(s.name);
-          return (
-            <li key={s.name} className="item">
-              <div className="grow">
-                <span className="name">{s.name}</span> {team ? <Badge>team</Badge> : null}
-                {mine ? <Badge tone="ok">installed</Badge> : null}
-                {s.description ? <p className="hint">{s.description}</p> : null}
-                {s.domains.length ? <p className="hint">Network: {s.domains.join(", ")}</p> : null}
-              </div>
-              {team ? null : mine ? (
-                <button
-                  type="button"
-                  className="secondary"
-                  disabled={busy}
-                  aria-label={`Remove skill ${s.name}`}
-                  onClick={() =>
-                    act(`Removed ${s.name}.`, () => client.send("DELETE", `/skills/${enc(s.name)}`))
-                  }
-                >
-                  Remove
-                </button>
-              ) : (
-                <button
-                  type="button"
-                  disabled={busy}
-                  aria-label={`Install skill ${s.name}`}
-                  onClick={() =>
-                    act(`Installed ${s.name}.`, () =>
-                      client.send("POST", "/skills", { name: s.name }),
-                    )
-                  }
-                >
-                  Install
-                </button>
-              )}
-            </li>
-          );
-        })}
-      </ul>
-    </Section>
-  );
-}
-
 /**
  * Capabilities the gateway records but does not provide yet: nothing connects MCP
  * servers. Said plainly wherever they show.

@@ -11,7 +11,12 @@ import type { RequestBroker } from "../requests.ts";
  * protocol but cannot be granted yet (the gateway refuses them and says why),
  * so the description steers the model away.
  */
-export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => number) {
+export function requestCapabilityTool(
+  broker: RequestBroker,
+  timeoutMs: () => number,
+  /** Where this sandbox shows its skills' folders (said when a skill is granted). */
+  opts: { skillsDir?: string } = {},
+) {
   return defineTool({
     name: "request_capability",
     label: "Request capability",
@@ -40,9 +45,13 @@ export function requestCapabilityTool(broker: RequestBroker, timeoutMs: () => nu
       );
       // No choice: nobody answered in time. Anything but a grant is a refusal.
       const choice = choiceIn(CapabilityChoice, answer?.choice);
+      const where =
+        params.kind === "skill" && opts.skillsDir
+          ? ` Your skills directory is ${opts.skillsDir} (read-only).`
+          : "";
       const text =
         choice && DECISIONS[choice].grants
-          ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.${answer?.text ? `\n\n${answer.text}` : ""}`
+          ? `granted: ${params.kind} ${params.value} is now available. Continue with the task.${answer?.text ? `\n\n${answer.text}${where}` : ""}`
           : answer?.choice === undefined
             ? `not granted: the user did not respond in time. Tell the user what you needed (${params.kind} ${params.value}) and stop.`
             : `denied: the user declined ${params.kind} ${params.value}${answer?.text ? ` (${answer.text})` : ""}. Continue without it or explain what cannot be done.`;

@@ -17,7 +17,7 @@ function readOnly(path: string): never {
  * nothing for it. Writes are refused, except that /dev/null swallows them (with the
  * plain in-memory layout `echo x > /dev/null` would store "x").
  */
-class ReadOnlyFs extends DelegatingFs {
+export class ReadOnlyFs extends DelegatingFs {
   async writeFile(path: string) {
     if (path !== DEV_NULL) readOnly(path);
   }

@@ -14,7 +14,13 @@
  * read-only layout. Bash commands run on a few worker threads shared by the process.
  */
 export { NETWORK_DISABLED_MESSAGE, type VirtualNetworkOptions } from "./network.ts";
-export { TMP_DIR, VirtualFsError, VirtualPathError, WORKSPACE_DIR } from "./paths.ts";
+export {
+  SKILLS_DIR,
+  TMP_DIR,
+  VirtualFsError,
+  VirtualPathError,
+  WORKSPACE_DIR,
+} from "./paths.ts";
 export { virtualSessionOptions } from "./session.ts";
 export { ShellPool, type ShellPoolOptions, sharedShellPool } from "./shell-pool.ts";
 export { type AnyToolDefinition, VIRTUAL_TOOL_NAMES, type VirtualToolName } from "./tools.ts";

@@ -2,6 +2,8 @@ import { posix } from "node:path";
 
 /** The agent's home and working directory inside the virtual filesystem. */
 export const WORKSPACE_DIR = "/workspace";
+/** The files of the sandbox's skills, read-only (one folder per skill). */
+export const SKILLS_DIR = "/skills";
 /** Scratch space; stored with the volume (see VOLUME_TMP_DIR) so it costs no memory. */
 export const TMP_DIR = "/tmp";
 /** Where /tmp lives inside the volume directory (so it is also visible as /workspace/.tmp). */
@@ -51,9 +53,14 @@ export function assertPathShape(path: string): void {
   }
 }
 
-/** True for /workspace, /tmp and anything below them: the only places tools may touch. */
+/**
+ * True for /workspace, /tmp and /skills and anything below them: the only places
+ * tools may touch (/skills is mounted read-only, so writing there is refused).
+ */
 export function isInsideWritableArea(absPath: string): boolean {
-  return [WORKSPACE_DIR, TMP_DIR].some((dir) => absPath === dir || absPath.startsWith(`${dir}/`));
+  return [WORKSPACE_DIR, TMP_DIR, SKILLS_DIR].some(
+    (dir) => absPath === dir || absPath.startsWith(`${dir}/`),
+  );
 }
 
 /**
@@ -67,7 +74,7 @@ export function confinePath(input: string, cwd: string = WORKSPACE_DIR): string 
   const resolved = posix.resolve(cwd, expanded);
   if (!isInsideWritableArea(resolved)) {
     throw new VirtualPathError(
-      `Access denied: ${input} is outside the workspace. Only ${WORKSPACE_DIR} (your home) and ${TMP_DIR} are available; use paths under ${WORKSPACE_DIR}.`,
+      `Access denied: ${input} is outside the workspace. Only ${WORKSPACE_DIR} (your home), ${TMP_DIR} and ${SKILLS_DIR} (read-only skill files) are available; use paths under ${WORKSPACE_DIR}.`,
     );
   }
   return resolved;

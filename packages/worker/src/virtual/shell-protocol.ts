@@ -7,6 +7,8 @@ export interface VolumeSpec {
   /** Host directory of the volume (/workspace) and of its /tmp (null: no writable /tmp). */
   volumeDir: string;
   tmpDir: string | null;
+  /** Host directory of the sandbox's skill files, shown read-only at /skills (none: no skills). */
+  skillsDir?: string;
   quota: QuotaLimits;
 }
 

@@ -21,6 +21,7 @@ import type {
   ToThread,
   VolumeSpec,
 } from "./shell-protocol.ts";
+import { skillsMount } from "./skills-fs.ts";
 
 const port = parentPort;
 if (!port) throw new Error("shell-thread.ts must run as a worker thread.");
@@ -111,6 +112,7 @@ function mountVolume(job: number, spec: VolumeSpec): MountableFs {
     mounts: [
       { mountPoint: WORKSPACE_DIR, filesystem: volume(spec.volumeDir, WORKSPACE_DIR) },
       ...(spec.tmpDir ? [{ mountPoint: TMP_DIR, filesystem: volume(spec.tmpDir, TMP_DIR) }] : []),
+      ...skillsMount(spec.skillsDir),
     ],
   });
 }

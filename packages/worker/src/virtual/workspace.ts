@@ -9,6 +9,7 @@ import { QuotaFs, VolumeUsage } from "./quota-fs.ts";
 import type { SearchRequest } from "./search-tools.ts";
 import { type ShellPool, sharedShellPool } from "./shell-pool.ts";
 import type { SearchOutcome } from "./shell-protocol.ts";
+import { skillsMount } from "./skills-fs.ts";
 import {
   type AnyToolDefinition,
   createVirtualTools,
@@ -64,6 +65,8 @@ export interface VirtualWorkspaceOptions {
   shellPool?: ShellPool;
   /** Told when a tool call starts; the function it returns is called when it ends. */
   onCall?: (call: ToolCallInfo) => () => void;
+  /** Host directory of the sandbox's skill files, shown read-only at /skills. */
+  skillsDir?: string;
 }
 
 export interface VirtualExecOptions {
@@ -145,6 +148,7 @@ class Workspace implements VirtualWorkspace {
   readonly #backend: ToolBackend;
   readonly #running = new Set<AbortController>();
   readonly #onCall: ((call: ToolCallInfo) => () => void) | undefined;
+  readonly #skillsDir: string | undefined;
   /** Main-thread tool calls of this session run one after another. */
   #mainThreadTail: Promise<unknown> = Promise.resolve();
   #disposed = false;
@@ -159,6 +163,7 @@ class Workspace implements VirtualWorkspace {
     this.#network = options.network;
     this.#shells = options.shellPool;
     this.#onCall = options.onCall;
+    this.#skillsDir = options.skillsDir;
     this.#backend = {
       fs: async () => (await this.#mount()).fs,
       run: (command, options) => this.#tracked("bash", () => this.#run(command, options)),
@@ -218,6 +223,7 @@ class Workspace implements VirtualWorkspace {
           ...(tmpRoot
             ? [{ mountPoint: TMP_DIR, filesystem: new QuotaFs(rw(tmpRoot), TMP_DIR, usage) }]
             : []),
+          ...skillsMount(this.#skillsDir),
         ],
       });
       return { fs, usage, tmpRoot };
@@ -292,6 +298,7 @@ class Workspace implements VirtualWorkspace {
         ...request,
         volumeDir: this.volumeDir,
         tmpDir: tmpRoot,
+        ...(this.#skillsDir ? { skillsDir: this.#skillsDir } : {}),
         quota: this.#quota(),
         timeoutMs: this.limits.maxSearchMs,
       } as Parameters<ShellPool["search"]>[0],
@@ -324,6 +331,7 @@ class Workspace implements VirtualWorkspace {
       const spec = {
         volumeDir: this.volumeDir,
         tmpDir: tmpRoot,
+        ...(this.#skillsDir ? { skillsDir: this.#skillsDir } : {}),
         command,
         cwd: options.cwd,
         env: { ...this.#env, ...options.env, ...baseEnv(options.cwd) },

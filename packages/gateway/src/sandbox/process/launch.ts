@@ -6,10 +6,12 @@ import {
   etcFiles,
   isUnder,
   normalizeBinds,
+  POOL_SKILLS,
   POOL_VOLUMES,
   pathsToHide,
   SANDBOX_CA_BUNDLE,
   SANDBOX_EGRESS_SOCKET,
+  SANDBOX_SKILLS,
   SANDBOX_WORKSPACE,
   stageArgv,
   wrapperArgv,
@@ -113,7 +115,7 @@ export async function launchSandbox(
   const { spec, resources } = req;
   const { roBinds, hide } = bindsFor(deps, req);
   const packages = opts.packages && !resources.pool ? packageBinds(opts.packages, spec.id) : [];
-  const staging = stagingFor(setup, opts, resources, roBinds, packages);
+  const staging = stagingFor(setup, opts, resources, roBinds, packages, spec.skillsDir);
   const layout = bwrapArgs(layoutFor(deps, req, { roBinds, hide, staging, packages }));
   const inner = req.workerArgv ?? [
     ...rlimitArgs(setup, spec.limits, opts.maxOpenFiles),
@@ -181,6 +183,7 @@ function stagingFor(
   res: SandboxResources,
   roBinds: string[],
   packages: Array<{ source: string; name: string }>,
+  skillsDir: string | undefined,
 ): Staging {
   const dir = setup.root ? setup.stageDir : undefined;
   return {
@@ -189,6 +192,7 @@ function stagingFor(
       { source: res.volumeDir, name: "workspace" },
       { source: res.binding.socketPath, name: "egress.sock" },
       ...(opts.caBundle ? [{ source: opts.caBundle, name: "ca-bundle.pem" }] : []),
+      ...(skillsDir ? [{ source: skillsDir, name: "skills" }] : []),
       ...roBinds.map((path, i) => ({ source: path, name: `rt${i}` })),
       ...packages.map(({ source, name }) => ({ source, name })),
     ],
@@ -222,6 +226,14 @@ function layoutFor(
     volumeDest: res.pool ? POOL_VOLUMES : SANDBOX_WORKSPACE,
     egressSource: staging.at(res.binding.socketPath, "egress.sock"),
     ...(opts.caBundle ? { caBundleSource: staging.at(opts.caBundle, "ca-bundle.pem") } : {}),
+    ...(spec.skillsDir
+      ? {
+          skills: {
+            source: staging.at(spec.skillsDir, "skills"),
+            dest: res.pool ? POOL_SKILLS : SANDBOX_SKILLS,
+          },
+        }
+      : {}),
     etc: etcFiles(
       res.meta.uid,
       res.meta.gid,
@@ -255,6 +267,10 @@ function envFor(deps: LaunchDeps, req: LaunchRequest, packages: boolean): Record
       : { LOBU_EGRESS_SOCKET: SANDBOX_EGRESS_SOCKET, LOBU_VOLUME: SANDBOX_WORKSPACE },
   );
   if (deps.opts.caBundle) env.LOBU_CA_BUNDLE = SANDBOX_CA_BUNDLE;
+  if (req.spec.skillsDir) {
+    if (pool) env.LOBU_SKILLS_ROOT = POOL_SKILLS;
+    else env.LOBU_SKILLS_DIR = SANDBOX_SKILLS;
+  }
   return env;
 }
 
