@@ -103,8 +103,8 @@ async function setUp(kind: "sqlite" | "redis"): Promise<Setup> {
               else if (type === "stream")
                 out.push(JSON.stringify(await redis.xrange(key, "-", "+")));
               else if (type === "hash") out.push(JSON.stringify(await redis.hgetall(key)));
-              else if (type === "zset") out.push(JSON.stringify(await redis.zrange(key, 0, -1)));
-              else if (type === "list") out.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+              else if (type === "zset") out.push(JSON.stringify(await redis.zrange(key, "0", "-1")));
+              else if (type === "list") out.push(JSON.stringify(await redis.lrange(key, "0", "-1")));
               else if (type === "set") out.push(JSON.stringify(await redis.smembers(key)));
             }
           } while (cursor !== "0");
