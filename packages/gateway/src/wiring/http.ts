@@ -44,6 +44,7 @@ export function buildApp(opts: {
     userSettings: domain.userSettings,
     audit,
     sandboxes,
+    packages: domain.packages,
   });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));

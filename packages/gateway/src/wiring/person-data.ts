@@ -1,4 +1,5 @@
 import { accessData } from "../access/person-data.ts";
+import type { AgentPackages } from "../agents/packages.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { auditData } from "../audit/person-data.ts";
 import { conversationsData } from "../conversations/person-data.ts";
@@ -20,6 +21,7 @@ export interface PersonDataDeps {
   userSettings: UserSettingsStore;
   audit: Pick<AuditLog, "record">;
   sandboxes: Pick<SandboxManager, "destroy" | "volumeDir" | "record">;
+  packages: Pick<AgentPackages, "personData">;
 }
 
 /**
@@ -38,6 +40,7 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     requestsData(d.store),
     sandboxesData({ store: d.store, sandboxes: d.sandboxes, placeholders: d.placeholders }),
     conversationsData(d.store),
+    d.packages.personData(),
   ];
 }
 
