@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ToolPolicy } from "../protocol/worker.ts";
-import { Duration } from "./duration.ts";
+import { Duration, parseDuration } from "./duration.ts";
 
 /**
  * `lobu.toml`: installation config. Keys are snake_case as written in the file, so
@@ -139,12 +139,20 @@ const Prices = z.record(z.string(), PriceSection).superRefine((prices, ctx) => {
 });
 
 /** A retention period: a duration (`"90d"`, `"12h"`, at least one hour) or `"forever"`. */
-const RetentionPeriod = z.union([
-  z.literal("forever"),
-  Duration.refine((ms) => ms >= 3_600_000, {
-    message: 'keep data at least 1h (e.g. "12h", "30d"), or "forever"',
-  }),
-]);
+const RetentionPeriod = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): number | "forever" => {
+    if (v === "forever") return v;
+    const hint = 'keep data at least 1h (e.g. "12h", "30d"), or "forever"';
+    try {
+      const ms = parseDuration(v);
+      if (ms >= 3_600_000) return ms;
+      ctx.addIssue({ code: "custom", message: hint });
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `${(err as Error).message}; ${hint}` });
+    }
+    return z.NEVER;
+  });
 
 /**
  * How long each kind of data is kept (docs/retention.md). In `[retention]` for
