@@ -58,6 +58,7 @@ async function setUp(kind: "sqlite" | "redis"): Promise<Setup> {
     agents: {
       default: {},
       brief: { retention: { transcripts: "30d", events: "2d", files: "30d" } },
+      shared: { group_routing: "per-channel" },
     },
     retention: { audit: "365d" },
     ...(kind === "redis"
@@ -103,8 +104,10 @@ async function setUp(kind: "sqlite" | "redis"): Promise<Setup> {
               else if (type === "stream")
                 out.push(JSON.stringify(await redis.xrange(key, "-", "+")));
               else if (type === "hash") out.push(JSON.stringify(await redis.hgetall(key)));
-              else if (type === "zset") out.push(JSON.stringify(await redis.zrange(key, "0", "-1")));
-              else if (type === "list") out.push(JSON.stringify(await redis.lrange(key, "0", "-1")));
+              else if (type === "zset")
+                out.push(JSON.stringify(await redis.zrange(key, "0", "-1")));
+              else if (type === "list")
+                out.push(JSON.stringify(await redis.lrange(key, "0", "-1")));
               else if (type === "set") out.push(JSON.stringify(await redis.smembers(key)));
             }
           } while (cursor !== "0");
@@ -374,6 +377,48 @@ describe.each(["sqlite", "redis"] as const)("retention and erasure on %s", (kind
     expect(body.error.hint).toMatch(/Wait for the turn/);
   }, 60_000);
 
+  it("erases a person's part of a shared channel, and keeps the channel's sandbox (it is the channel's)", async () => {
+    const { conversations, inbound } = s.gw.services;
+    const say = async (userId: string, text: string) => {
+      const origin: Origin = {
+        platform: "api",
+        workspace: "",
+        channelId: "room",
+        userId,
+        isDirect: false,
+      };
+      const r = await inbound.submit({
+        agentId: "shared",
+        origin,
+        text,
+        eventId: `${userId}-${text}`,
+      });
+      await until(async () =>
+        (await conversations.getMessage(r.messageId!))?.status === "done" ? true : undefined,
+      );
+      return r.conversationId;
+    };
+    const room = await say("sam", "sam says hi");
+    expect(await say("tia", "tia says hi")).toBe(room); // one sandbox for the channel
+    await say("sam", "sam again");
+
+    const res = await api(`/admin/people/${encodeURIComponent("api::sam")}`, { method: "DELETE" });
+    expect(res.status).toBe(200);
+    const report = (await res.json()) as { erased: Record<string, Record<string, number>> };
+    expect(report.erased.sandboxes).toMatchObject({ sandboxes: 0, sharedChannelSandboxesKept: 1 });
+    expect(report.erased.conversations).toMatchObject({ conversations: 0, messages: 2 });
+
+    const history = await conversations.history(room);
+    expect(history.map((h) => h.text)).toContain("tia says hi");
+    expect(history.some((h) => h.text.includes("sam"))).toBe(false); // theirs and the replies to them
+    // The channel's sandbox and its transcript stay: the channel's memory (docs/retention.md).
+    expect(existsSync(volume(room))).toBe(true);
+    expect((await conversations.getConversation(room))?.origin.userId).not.toBe("sam");
+    const dump = await s.dump();
+    expect(dump).not.toMatch(/"userId":"sam"/);
+    expect(dump).toMatch(/"userId":"tia"/);
+  }, 60_000);
+
   it("erases a person: no record names them, no volume or snapshot is left, the erasure is audited by digest", async () => {
     const before = await s.dump();
     expect(before).toContain("api::alice");
@@ -410,6 +455,9 @@ describe.each(["sqlite", "redis"] as const)("retention and erasure on %s", (kind
     expect(after).not.toContain("api::alice");
     expect(after).not.toContain(encodeURIComponent("api::alice"));
     expect(after).not.toContain("hello from alice");
+    // Records name people by their parts too (origins, sandbox labels).
+    expect(after).not.toMatch(/"userId":"alice"/);
+    expect(after).not.toContain("api:alice");
     expect(after).toContain(report.subject); // the erasure's own record, without the person's key
     for (const dir of ["volumes", "snapshots", "skill-views"]) {
       expect(existsSync(join(s.dataDir, dir, sandboxId)), dir).toBe(false);
