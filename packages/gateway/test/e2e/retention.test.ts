@@ -17,6 +17,8 @@ import { type MockLlm, removeDataDir, startMockLlm } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Origin } from "../../src/domain/origin.ts";
+import { RETENTION_LOCK } from "../../src/runtime/retention.ts";
+import { createStore } from "../../src/store/index.ts";
 import { apiSettingsLink, openSettings } from "../settings/helpers.ts";
 
 /**
@@ -41,6 +43,8 @@ afterAll(() => llm?.close());
 interface Setup {
   gw: Gateway;
   dataDir: string;
+  /** The Redis key prefix (unused on SQLite). */
+  prefix: string;
   admin: string;
   /** The retention clock: moved by tests, never slept on. */
   clock: { now: number };
@@ -117,6 +121,7 @@ async function setUp(kind: "sqlite" | "redis"): Promise<Setup> {
   return {
     gw,
     dataDir,
+    prefix,
     admin,
     clock,
     dump,
@@ -260,6 +265,23 @@ describe.each(["sqlite", "redis"] as const)("retention and erasure on %s", (kind
     // The sandbox still works after its transcript went: a new one starts.
     await converse("brief", "ret", "still there?");
   }, 90_000);
+
+  it.runIf(kind === "redis")(
+    "sweeps the store on one gateway at a time: another gateway's sweep lock is respected",
+    async () => {
+      const other = await createStore({ driver: "redis", url: REDIS_URL, prefix: s.prefix });
+      try {
+        const token = await other.locks.acquire(RETENTION_LOCK, "gateway-2", 60_000);
+        expect(token).not.toBeNull();
+        const skipped = await s.gw.retention.sweep();
+        expect(skipped.records).toBeNull(); // the store's part is the other gateway's now
+        await other.locks.release(RETENTION_LOCK, token!);
+        expect((await s.gw.retention.sweep()).records).not.toBeNull();
+      } finally {
+        await other.close();
+      }
+    },
+  );
 
   it("exports a person's settings, secrets by name and transcripts, and never a secret value", async () => {
     const link = await apiSettingsLink(
