@@ -13,6 +13,7 @@ import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { Store } from "../store/port.ts";
 import { budgetsData } from "../usage/person-data.ts";
+import { platformStateData } from "./adapter-context.ts";
 
 export interface PersonDataDeps {
   store: Store;
@@ -41,6 +42,7 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     sandboxesData({ store: d.store, sandboxes: d.sandboxes, placeholders: d.placeholders }),
     conversationsData(d.store),
     d.packages.personData(),
+    platformStateData(d.store.kv),
   ];
 }
 
