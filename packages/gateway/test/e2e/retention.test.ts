@@ -61,7 +61,7 @@ async function setUp(kind: "sqlite" | "redis"): Promise<Setup> {
     sandbox: { driver: "host", allow_unsandboxed: true, idle_timeout: "10m" },
     agents: {
       default: {},
-      brief: { retention: { transcripts: "30d", events: "2d", files: "30d" } },
+      brief: { retention: { transcripts: "30d", events: "2d", files: "30d", usage: "30d" } },
       shared: { group_routing: "per-channel" },
     },
     retention: { audit: "365d" },
@@ -235,8 +235,30 @@ describe.each(["sqlite", "redis"] as const)("retention and erasure on %s", (kind
         utimesSync(join(dir, ".lobu", "sessions", f), past, past);
     }
 
+    // Usage of both agents 40 days ago, and audit records older and newer than a year.
+    const { audit } = s.gw.services;
+    for (const agentId of ["brief", "default"])
+      await audit.usage({
+        at: now - 40 * DAY,
+        agentId,
+        userKey: "api::ret",
+        provider: "anthropic",
+        model: "m",
+        inputTokens: 7,
+        outputTokens: 3,
+        status: 200,
+      });
+    audit.record({ at: now - 400 * DAY, action: "test.ancient", actor: "system" });
+    audit.record({ at: now - 300 * DAY, action: "test.recent", actor: "system" });
+    await audit.flush();
+    const oldDay = new Date(now - 40 * DAY).toISOString().slice(0, 10);
+
     const report = await s.gw.retention.sweep();
     expect(report.records).not.toBeNull();
+
+    const usageDays = (await audit.usageTotals()).filter((u) => u.day === oldDay);
+    expect(usageDays.map((u) => u.agentId)).toEqual(["default"]);
+    expect((await audit.recent({ action: "test." })).map((r) => r.action)).toEqual(["test.recent"]);
 
     const texts = async (id: string) => (await conversations.history(id)).map((h) => h.text);
     expect(await texts(brief.conversationId)).not.toContain("forty days ago");
