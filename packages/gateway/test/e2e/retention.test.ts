@@ -402,16 +402,26 @@ describe.each(["sqlite", "redis"] as const)("retention and erasure on %s", (kind
     ).toContain("hello from alice");
   }, 60_000);
 
-  it("refuses to erase a person while a turn of theirs runs", async () => {
+  it("leaves a running turn alone: its volume is not swept, and its person cannot be erased", async () => {
     llm.when((req) => req.lastUserText === `hang on ${kind}`, { hang: true });
-    const res = await api("/agents/default/messages", {
+    const res = await api("/agents/brief/messages", {
       method: "POST",
       body: JSON.stringify({ user: "busy", text: `hang on ${kind}`, channel: "dev" }),
     });
     expect(res.status).toBe(202);
+    const { conversationId } = (await res.json()) as { conversationId: string };
     await until(async () =>
       llm.requests.some((r) => r.lastUserText === `hang on ${kind}`) ? true : undefined,
     );
+    // A file older than the agent's files retention, in the volume of the running turn.
+    const old = join(volume(conversationId), "in-use.txt");
+    writeFileSync(old, "the turn reads this");
+    const past = new Date(s.clock.now - 40 * DAY);
+    utimesSync(old, past, past);
+    const report = await s.gw.retention.sweep();
+    expect(report.busySandboxes).toBeGreaterThanOrEqual(1);
+    expect(existsSync(old)).toBe(true);
+
     const refused = await api(`/admin/people/${encodeURIComponent("api::busy")}`, {
       method: "DELETE",
     });
