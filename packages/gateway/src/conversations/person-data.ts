@@ -114,14 +114,15 @@ export function conversationsData(store: Store): PersonDataKind {
         );
         // The conversation's latest origin may name the person: keep the record, drop the name.
         if (samePerson(p, c.origin))
-          await store.kv.update(convKey(c.id), (raw) =>
-            raw === null
-              ? undefined
-              : JSON.stringify({
-                  ...(JSON.parse(raw) as ConversationRecord),
-                  origin: { ...c.origin, userId: SHARED_USER, userName: undefined },
-                }),
-          );
+          await store.kv.update(convKey(c.id), (raw) => {
+            const current = raw === null ? undefined : decodeRecord(ConversationRecord, raw);
+            if (!current?.ok) return undefined; // gone, or unreadable (replaced by the next message)
+            const { userName: _name, ...origin } = current.record.origin;
+            return JSON.stringify({
+              ...current.record,
+              origin: { ...origin, userId: SHARED_USER },
+            });
+          });
       }
       for (const m of found.messages) {
         await store.streams.delete(eventsStream(m.id));
