@@ -3,6 +3,7 @@ import { adminCommands } from "./commands/admin.ts";
 import { chatCommand } from "./commands/chat.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
+import { peopleCommands } from "./commands/people.ts";
 import { runCommand } from "./commands/run.ts";
 import { skillsCommands } from "./commands/skills.ts";
 
@@ -126,6 +127,7 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
     .action((o) => run(() => rotateMasterKey(o))());
 
   adminCommands(program, run);
+  peopleCommands(program, run);
   skillsCommands(program, run);
   markRequired(program);
   return program;

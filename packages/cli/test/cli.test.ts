@@ -391,3 +391,35 @@ describe("lobu master-key rotate", () => {
     }
   });
 });
+
+describe("lobu people", () => {
+  it("exports a person to a private file and erases them only with --yes", async () => {
+    const gw = await startGatewayProcess({
+      toml: HOST_DRIVER,
+      env: { ANTHROPIC_API_KEY: "sk-ant-people-test-0123456789", OPENAI_API_KEY: undefined },
+    });
+    const conn = ["--gateway", gw.url, "--token", gw.token];
+    try {
+      const out = join(mkdtempSync(join(tmpdir(), "lobu-people-")), "export.json");
+      const exported = await lobu(["people", "export", "api::zoe", "-o", out, ...conn]);
+      expect(exported.stderr).toBe("");
+      expect(exported.code).toBe(0);
+      expect(statSync(out).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(readFileSync(out, "utf8"))).toMatchObject({ userKey: "api::zoe" });
+
+      const unconfirmed = await lobu(["people", "delete", "api::zoe", ...conn]);
+      expect(unconfirmed.code).not.toBe(0);
+      expect(unconfirmed.stderr).toMatch(/cannot be undone; run it again with --yes/);
+
+      const erased = await lobu(["people", "delete", "api::zoe", "--yes", ...conn]);
+      expect(erased.code).toBe(0);
+      expect(erased.stdout).toMatch(/^erased api::zoe \(audited as person:[0-9a-f]{24}\):/);
+
+      const bad = await lobu(["people", "export", "../../etc/passwd", ...conn]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/is not a user key/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -95,6 +95,10 @@ export const ERROR_CODES = {
     status: 409,
     meaning: "the request is unknown, already answered or expired, or not this answer's to give",
   },
+  person_busy: {
+    status: 409,
+    meaning: "a turn of this person is running or queued: their data cannot be erased yet",
+  },
   sandbox_closed: { status: 503, meaning: "the sandbox driver is shutting down" },
   sandbox_driver_closed: { status: 503, meaning: "the gateway is shutting down" },
   sandbox_env_invalid: { status: 500, meaning: "an environment variable for a sandbox is invalid" },

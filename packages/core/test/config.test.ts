@@ -93,3 +93,30 @@ describe("durations", () => {
     expect(formatDuration(600_000)).toBe("10m");
   });
 });
+
+describe("[retention]", () => {
+  it("reads periods per kind, 'forever', and an agent's overrides", () => {
+    const c = parseConfig(`
+[retention]
+audit = "365d"
+transcripts = "forever"
+[agents.support.retention]
+transcripts = "90d"
+events = "12h"
+`);
+    expect(c.retention.audit).toBe(365 * 86_400_000);
+    expect(c.retention.transcripts).toBe("forever");
+    expect(c.retention.sweep_interval).toBe(3_600_000);
+    expect(c.agents.support!.retention).toEqual({
+      transcripts: 90 * 86_400_000,
+      events: 43_200_000,
+    });
+    expect(parseConfig("").retention.files).toBeUndefined();
+  });
+
+  it("refuses periods under an hour and unknown kinds, saying what to write", () => {
+    expect(() => parseConfig('[retention]\nfiles = "10m"')).toThrow(/at least 1h/);
+    expect(() => parseConfig('[retention]\nfiles = "soon"')).toThrow(/invalid duration/);
+    expect(() => parseConfig('[agents.a.retention]\nmemories = "1d"')).toThrow(/memories/);
+  });
+});

@@ -18,6 +18,7 @@ import { PLATFORMS } from "./platforms/index.ts";
 import type { PlatformPlugin } from "./platforms/shared/plugin.ts";
 import { ProviderRegistry } from "./providers/registry.ts";
 import type { GatewayToolHost } from "./runtime/gateway-tools.ts";
+import type { RetentionSweeper } from "./runtime/retention.ts";
 import type { WorkerLaunchConfig } from "./sandbox/launcher.ts";
 import { leaveNothingMounted, releaseLeftovers } from "./sandbox/leftovers.ts";
 import { SkillCatalog } from "./skills/catalog.ts";
@@ -47,6 +48,8 @@ export interface GatewayOptions {
   progress?: (step: string) => void;
   /** How workers are started (embedding, tests); default: the `@lobu/worker` package. */
   worker?: WorkerLaunchConfig;
+  /** The clock retention is measured by (tests move it); default: the real one. */
+  retentionClock?: () => number;
   /** The chat platforms this gateway knows (default: every registered one, platforms/index.ts). */
   platforms?: readonly PlatformPlugin[];
   /** Abandon a start in progress (e.g. SIGTERM during startup): what was opened is closed again. */
@@ -74,6 +77,8 @@ export interface Gateway {
   services: Domain;
   /** Register tools that run in the gateway, outside the sandboxes (see runtime/gateway-tools.ts). */
   tools: GatewayToolHost;
+  /** The retention sweep (scheduled by `[retention] sweep_interval`; tests run it at will). */
+  retention: RetentionSweeper;
   summary: GatewaySummary;
   close(): Promise<void>;
 }
@@ -176,6 +181,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     domain,
     skillViews,
     replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
+    ...(opts.retentionClock ? { retentionClock: opts.retentionClock } : {}),
   });
   const { sandboxes, egress, dispatcher, driver } = runtime;
   const signIns = settingsSignIns(plugins, config, env, (platform) => ({
@@ -220,6 +226,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   // Started: from here on, close() owns everything.
   stack.move();
   dispatcher.start();
+  const stopRetention = runtime.retention.schedule();
   log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
 
   let closing: Promise<void> | undefined;
@@ -231,6 +238,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       });
       await dispatcher.stop(5_000);
       runtime.stopPackageGc();
+      stopRetention();
       await platforms.stop();
       await sandboxes.close();
       await egress.close();
@@ -251,6 +259,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     port: listening.port,
     services: domain,
     tools: domain.gatewayTools,
+    retention: runtime.retention,
     summary: {
       dataDir,
       store: store.kind === "redis" ? "redis" : `sqlite (${resolve(dataDir, "lobu.db")})`,

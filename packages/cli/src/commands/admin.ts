@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { CliError, GatewayClient, resolveClient } from "../client.ts";
 import type { Runner } from "../program.ts";
 
-interface Conn {
+export interface Conn {
   gateway?: string;
   token?: string;
   dataDir?: string;
@@ -16,12 +16,12 @@ interface AgentRow extends Record<string, unknown> {
   effective?: { provider?: string; model?: string };
 }
 
-function connect(o: Conn): GatewayClient {
+export function connect(o: Conn): GatewayClient {
   const { url, token } = resolveClient(o);
   return new GatewayClient(url, token);
 }
 
-function withConn(cmd: Command): Command {
+export function withConn(cmd: Command): Command {
   return cmd
     .option(
       "-g, --gateway <url>",

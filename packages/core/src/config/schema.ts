@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ToolPolicy } from "../protocol/worker.ts";
-import { Duration } from "./duration.ts";
+import { Duration, parseDuration } from "./duration.ts";
 
 /**
  * `lobu.toml`: installation config. Keys are snake_case as written in the file, so
@@ -138,6 +138,48 @@ const Prices = z.record(z.string(), PriceSection).superRefine((prices, ctx) => {
   }
 });
 
+/** A retention period: a duration (`"90d"`, `"12h"`, at least one hour) or `"forever"`. */
+const RetentionPeriod = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): number | "forever" => {
+    if (v === "forever") return v;
+    const hint = 'keep data at least 1h (e.g. "12h", "30d"), or "forever"';
+    try {
+      const ms = parseDuration(v);
+      if (ms >= 3_600_000) return ms;
+      ctx.addIssue({ code: "custom", message: hint });
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: `${(err as Error).message}; ${hint}` });
+    }
+    return z.NEVER;
+  });
+
+/**
+ * How long each kind of data is kept (docs/retention.md). In `[retention]` for
+ * every agent; `[agents.<id>.retention]` overrides it kind by kind. A sweep
+ * deletes what is older, never the data of a running turn.
+ */
+export const RetentionLimits = z.strictObject({
+  /** Conversation history, message records and the sandbox's pi session files. */
+  transcripts: RetentionPeriod.optional(),
+  /** Turn events (the streams behind SSE and the chat views). */
+  events: RetentionPeriod.optional(),
+  /** Files in sandbox workspaces, and their snapshots. */
+  files: RetentionPeriod.optional(),
+  /** Usage records and daily usage counters. */
+  usage: RetentionPeriod.optional(),
+  /** Audit records. */
+  audit: RetentionPeriod.optional(),
+});
+export type RetentionLimits = z.infer<typeof RetentionLimits>;
+
+/** `[retention]`: the installation's defaults and how often the sweep runs. */
+export const RetentionSection = RetentionLimits.extend({
+  /** How often each gateway looks for expired data (one gateway sweeps at a time). */
+  sweep_interval: Duration.default(3_600_000),
+});
+export type RetentionSection = z.infer<typeof RetentionSection>;
+
 export const BUILTIN_TOOLS = ["bash", "read", "write", "edit", "grep", "find", "ls"] as const;
 
 export const AgentSection = z.strictObject({
@@ -166,6 +208,8 @@ export const AgentSection = z.strictObject({
   secrets: z.record(EnvName, SecretEnvBinding).default({}),
   /** Overrides of the installation's `[budgets]` for this agent, limit by limit. */
   budgets: BudgetsSection.prefault({}),
+  /** Overrides of the installation's `[retention]` for this agent, kind by kind. */
+  retention: RetentionLimits.prefault({}),
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 
@@ -353,6 +397,8 @@ export const LobuConfig = z.strictObject({
   budgets: BudgetsSection.prefault({}),
   /** USD per million tokens per `"<provider>/<model>"`, for the usage report's cost estimates. */
   prices: Prices.default({}),
+  /** How long data is kept, for every agent (see RetentionSection). */
+  retention: RetentionSection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

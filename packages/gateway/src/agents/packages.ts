@@ -2,6 +2,7 @@ import { dirname } from "node:path";
 import type { LobuConfig } from "@lobu/core";
 import type { PackageStatusView } from "@lobu/core/views";
 import type { Logger } from "pino";
+import type { PersonDataKind } from "../domain/person-data.ts";
 import { type GcReport, NixPackages, type OwnerPackages } from "../nix/packages.ts";
 import type { ProfileOwner } from "../nix/profiles.ts";
 import { nixSettings } from "../nix/settings.ts";
@@ -199,6 +200,18 @@ export class AgentPackages {
         at: Date.now(),
       }
     );
+  }
+
+  /** The person's Nix profiles (package names, named by their user key), as person data. */
+  personData(): PersonDataKind {
+    return {
+      name: "packages",
+      export: async () => undefined, // their settings (exported) say which packages they chose
+      erase: async (p) => {
+        const nix = this.#deps.nix;
+        return { profiles: nix instanceof NixPackages ? await nix.forgetPerson(p.userKey) : 0 };
+      },
+    };
   }
 
   /** Remove unused profiles and collect the store's garbage (see NixPackages.gc). */

@@ -7,6 +7,7 @@ import { type AgentRouteDeps, agentRoutes } from "./agents.ts";
 import { type ConversationRouteDeps, conversationRoutes } from "./conversations.ts";
 import { type InfoDeps, infoRoutes } from "./info.ts";
 import { type MessageRouteDeps, messageRoutes } from "./messages.ts";
+import { type PeopleRouteDeps, peopleRoutes } from "./people.ts";
 import { type ProviderRouteDeps, providerRoutes } from "./providers.ts";
 import { type ReportRouteDeps, reportRoutes } from "./reports.ts";
 import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
@@ -27,7 +28,8 @@ export type ApiDeps = InfoDeps &
   SandboxRouteDeps &
   TokenRouteDeps &
   ReportRouteDeps &
-  SettingsLinkRouteDeps & { tokens: TokenStore };
+  SettingsLinkRouteDeps &
+  PeopleRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
@@ -52,6 +54,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/tokens", tokenRoutes(d));
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
+  api.route("/admin/people", peopleRoutes(d));
   assertEveryRouteGuarded(api);
   return api;
 }

@@ -49,8 +49,8 @@ export interface UsageTotal {
   requests: number;
 }
 
-const AUDIT_STREAM = "audit";
-const USAGE_STREAM = "usage";
+export const AUDIT_STREAM = "audit";
+export const USAGE_STREAM = "usage";
 const AUDIT_MAX = 100_000;
 
 /**

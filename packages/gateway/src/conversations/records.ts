@@ -53,10 +53,10 @@ const MESSAGE_TTL_MS = 30 * 86_400_000;
 const EVENTS_TTL_MS = 86_400_000;
 const HISTORY_MAX = 10_000;
 
-const msgKey = (id: string) => `msg:${id}`;
-const convKey = (id: string) => `conv:${id}`;
-const convIndexKey = (agentId: string, id: string) => `convidx:${agentId}:${id}`;
-const historyStream = (conversationId: string) => `hist:${conversationId}`;
+export const msgKey = (id: string) => `msg:${id}`;
+export const convKey = (id: string) => `conv:${id}`;
+export const convIndexKey = (agentId: string, id: string) => `convidx:${agentId}:${id}`;
+export const historyStream = (conversationId: string) => `hist:${conversationId}`;
 export const eventsStream = (messageId: string) => `ev:${messageId}`;
 
 /**

@@ -221,6 +221,26 @@ export class NixPackages {
    * every store path no root holds (the roots left: live profiles, packages
    * still wanted, and whatever else on the host roots paths in this store).
    */
+  /**
+   * Remove every profile of one person (an erasure): its record names them.
+   * Returns how many. The packages only they wanted go at the next `gc`.
+   */
+  forgetPerson(userKey: string): Promise<number> {
+    return this.#exclusive(async () => {
+      let removed = 0;
+      for (const id of this.#profiles.ids()) {
+        if (this.#profiles.get(id)?.userKey !== userKey) continue;
+        this.#profiles.remove(id);
+        this.#wants.delete(id);
+        this.#relink(id, undefined);
+        removed++;
+      }
+      for (const [id, want] of this.#wants)
+        if (want.owner.userKey === userKey) this.#wants.delete(id);
+      return removed;
+    });
+  }
+
   gc(wantedOf: (owner: ProfileOwner) => Promise<string[] | undefined>): Promise<GcReport> {
     return this.#exclusive(async () => {
       let profilesRemoved = 0;

@@ -1,7 +1,9 @@
 import { ToolPolicy } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
+import type { PersonDataKind } from "../domain/person-data.ts";
 import type { KeyValue } from "../store/port.ts";
+import { scanKeys } from "../store/scan.ts";
 import { readRecord } from "../util/stored-record.ts";
 
 /**
@@ -63,6 +65,37 @@ export class UserSettingsStore {
       return JSON.stringify(next);
     });
     return next;
+  }
+
+  /** The person's settings on every agent (agent ids never contain `:`). */
+  async ofPerson(userKey: string): Promise<{ agentId: string; key: string; raw: string }[]> {
+    const out: { agentId: string; key: string; raw: string }[] = [];
+    for await (const { key: k, value } of scanKeys(this.kv, "usettings:")) {
+      const rest = k.slice("usettings:".length);
+      const at = rest.indexOf(":");
+      if (at > 0 && rest.slice(at + 1) === userKey)
+        out.push({ agentId: rest.slice(0, at), key: k, raw: value });
+    }
+    return out;
+  }
+
+  /** The person's settings as a kind of person data (export and erasure). */
+  personData(): PersonDataKind {
+    return {
+      name: "settings",
+      export: async (p) =>
+        Object.fromEntries(
+          (await this.ofPerson(p.userKey)).map((s) => [
+            s.agentId,
+            this.#decode(s.agentId, p.userKey, s.raw, "exported as none"),
+          ]),
+        ),
+      erase: async (p) => {
+        let settings = 0;
+        for (const s of await this.ofPerson(p.userKey)) if (await this.kv.del(s.key)) settings++;
+        return { settings };
+      },
+    };
   }
 
   #decode(agentId: string, userKey: string, raw: string, what: string): UserAgentSettings {

@@ -7,7 +7,8 @@ import type { Store } from "../store/port.ts";
 import { decodeRecord, readRecord } from "../util/stored-record.ts";
 
 const CHANNEL = "answers";
-const key = (id: string) => `req:${id}`;
+export const requestKey = (id: string) => `req:${id}`;
+const key = requestKey;
 
 /** What travels over pub/sub to the gateway whose worker waits for an answer. */
 const AnswerMessage = z.object({

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type ConversationKey, errorMessage, LobuError, type WorkerToGateway } from "@lobu/core";
 import { bestEffort, settled } from "@lobu/core/best-effort";
@@ -68,6 +68,8 @@ export interface SandboxManagerOptions {
   audit?: RepairAudit;
   /** The host folder of the sandbox's skill files (created), shown read-only by its driver. */
   skillsDirFor?: (id: string) => string;
+  /** Delete that folder (the sandbox is erased). */
+  removeSkillsDir?: (id: string) => void;
 }
 
 /** At most one snapshot per sandbox this often, taken after a successful turn. */
@@ -304,6 +306,45 @@ export class SandboxManager {
         wiped: Boolean(opts.wipe),
         ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
       };
+    });
+  }
+
+  /**
+   * Erase the sandbox: stop it if it runs, then delete its volume (disk image
+   * included), its snapshots, its skills folder and its record. Null when
+   * there is no such sandbox here.
+   */
+  async destroy(id: string): Promise<{ stopped: boolean } | null> {
+    const record = await this.record(id);
+    if (!record && !existsSync(this.volumeDir(id))) return null;
+    // Outside the lifecycle queue: a snapshot queued there must not wait for us.
+    await this.snapshotting.get(id);
+    return this.lifecycle.run(id, async () => {
+      const live = this.live.get(id);
+      if (live) await this.stopLive(id, live, "erased");
+      await this.snapshots.destroy(id, this.volumeDir(id));
+      this.opts.removeSkillsDir?.(id);
+      await this.records.delete(id);
+      this.disk.forget(id);
+      return { stopped: live !== undefined };
+    });
+  }
+
+  /**
+   * Run `fn` on the sandbox's volume while it is stopped here, keeping it
+   * from starting meanwhile (a wake waits): the retention sweep. Undefined
+   * when it runs or is starting (nothing is done then).
+   */
+  async whileStopped<T>(
+    id: string,
+    fn: (volumeDir: string, snapshots: VolumeSnapshots) => Promise<T>,
+  ): Promise<T | undefined> {
+    if (this.live.has(id) || this.starting.has(id)) return undefined;
+    return this.lifecycle.run(id, async () => {
+      if (this.live.has(id) || this.closed) return undefined;
+      const out = await fn(this.volumeDir(id), this.snapshots);
+      this.disk.forget(id);
+      return out;
     });
   }
 

@@ -71,6 +71,11 @@ export class SandboxRecords {
     );
   }
 
+  /** Forget the sandbox (its data is gone): after the changes queued before this call. */
+  delete(id: string): Promise<boolean> {
+    return this.#ops.run(id, () => this.#kv.del(recordKey(id)));
+  }
+
   /** Change the record, creating it for `key` first when there is none (`change` may run more than once). */
   update(
     id: string,

@@ -216,6 +216,35 @@ export class VolumeSnapshots {
     }
   }
 
+  /**
+   * Delete snapshots taken before `before` (ms since epoch): every file in one
+   * is at least that old (retention). Returns how many were deleted.
+   */
+  pruneBefore(id: string, before: number): Promise<number> {
+    return this.#queue.run(id, async () => {
+      const index = await this.list(id);
+      const old = index.filter((s) => s.at < before);
+      if (old.length === 0) return 0;
+      for (const s of old) await rm(join(this.#dir(id), s.name), { recursive: true, force: true });
+      await this.#writeIndex(
+        id,
+        index.filter((s) => s.at >= before),
+      );
+      return old.length;
+    });
+  }
+
+  /** Delete the volume (image included), every snapshot and the set-aside copy; leave nothing. */
+  destroy(id: string, volumeDir: string): Promise<void> {
+    return this.#queue.run(id, async () => {
+      if (await isMountPoint(volumeDir))
+        throw new Error(`volume ${volumeDir} is still mounted: stop the sandbox first`);
+      await rm(volumeDir, { recursive: true, force: true });
+      await rm(volumeImagePath(volumeDir), { force: true });
+      await rm(this.#dir(id), { recursive: true, force: true });
+    });
+  }
+
   /** Delete the volume (image included) and every snapshot; leave an empty volume. */
   wipe(id: string, volumeDir: string): Promise<void> {
     return this.#queue.run(id, async () => {

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { normalizePattern } from "../domain/host-patterns.ts";
 import type { KeyValue } from "../store/port.ts";
+import { scanKeys } from "../store/scan.ts";
 import { readRecord } from "../util/stored-record.ts";
 import { SecretRef, secretKey } from "./store.ts";
 
@@ -210,6 +211,24 @@ export class PlaceholderRegistry implements PlaceholderLookup {
     );
     if ((await this.#kv.get(index)) === placeholder) await this.#kv.del(index);
     return true;
+  }
+
+  /**
+   * Forget every placeholder that stands for one person: bound to their turns
+   * or to their own secrets (an erasure). Returns how many.
+   */
+  async revokePerson(userKey: string): Promise<number> {
+    const theirs: string[] = [];
+    for await (const { key, value } of scanKeys(this.#kv, BINDING)) {
+      const binding = this.#decode(key.slice(BINDING.length), value);
+      if (!binding) continue;
+      const scope = binding.secret.scope;
+      if (binding.turn?.userKey === userKey || (scope.kind === "user" && scope.userKey === userKey))
+        theirs.push(binding.placeholder);
+    }
+    let revoked = 0;
+    for (const placeholder of theirs) if (await this.revoke(placeholder)) revoked++;
+    return revoked;
   }
 
   /**

@@ -299,6 +299,31 @@ export class SecretStore {
   }
 
   /**
+   * Every user-scoped secret of one person, on any agent: its key and, when
+   * readable, its metadata (never the value). Unreadable records are included
+   * so an erasure removes them too.
+   */
+  async ofPerson(userKey: string): Promise<{ key: string; meta?: SecretMeta }[]> {
+    const out: { key: string; meta?: SecretMeta }[] = [];
+    const encoded = encodeURIComponent(userKey);
+    for await (const { key, value } of this.#scan(`${PREFIX}user:`)) {
+      // secret:user:<agent>:<encoded user key>:<name>; neither part contains ':'.
+      const [agent, user] = key.slice(`${PREFIX}user:`.length).split(":");
+      if (!agent || user !== encoded) continue;
+      const rec = this.#stored(key, value, "exported by name only");
+      out.push({ key, ...(rec ? { meta: metaOf(rec) } : {}) });
+    }
+    return out;
+  }
+
+  /** Delete stored secrets by key (an erasure, after `ofPerson`). */
+  async deleteKeys(keys: string[]): Promise<number> {
+    let n = 0;
+    for (const key of keys) if (key.startsWith(PREFIX) && (await this.#kv.del(key))) n++;
+    return n;
+  }
+
+  /**
    * The most specific secret called `name` for this agent and user:
    * user > agent > installation. Null when none exists.
    */

@@ -8,6 +8,7 @@ import { type ClaimDeps, claimRoutes } from "./claims.ts";
 import { modelRoutes } from "./model.ts";
 import { pageRoutes } from "./pages.ts";
 import type { SettingsEnv } from "./person.ts";
+import { type PrivacyRouteDeps, privacyRoutes } from "./privacy.ts";
 import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
 import { secretRoutes } from "./secrets.ts";
 import { type SessionRouteDeps, sessionRoutes } from "./session.ts";
@@ -26,7 +27,8 @@ export type SettingsDeps = {
 } & ClaimDeps &
   SignInRouteDeps &
   SessionRouteDeps &
-  RequestRouteDeps;
+  RequestRouteDeps &
+  PrivacyRouteDeps;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -75,5 +77,6 @@ function settingsApi(d: SettingsDeps, site: SettingsSite): Hono<SettingsEnv> {
   api.route("/", capabilityRoutes(d));
   api.route("/", toolRoutes(d));
   api.route("/", requestRoutes(d));
+  api.route("/", privacyRoutes(d));
   return api;
 }

@@ -44,6 +44,13 @@ export class SkillViews {
     return dir;
   }
 
+  /** Delete the sandbox's folder (the sandbox is erased). */
+  remove(sandboxId: string): void {
+    if (!SANDBOX_ID.test(sandboxId)) throw new Error(`invalid sandbox id ${sandboxId}`);
+    this.held.delete(sandboxId);
+    rmSync(join(this.root, sandboxId), { recursive: true, force: true });
+  }
+
   /** Make the sandbox's folder hold exactly the files of `skills` (those that ship files). */
   sync(sandboxId: string, skills: readonly Skill[]): Promise<void> {
     const previous = this.chains.get(sandboxId) ?? Promise.resolve();

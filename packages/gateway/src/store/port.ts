@@ -193,6 +193,11 @@ export interface EventStreams {
     opts: { blockMs: number; limit?: number; signal?: AbortSignal },
   ): Promise<StreamEntry[]>;
   length(stream: string): Promise<number>;
+  /**
+   * Remove single entries (retention, a person's erasure); ids not there are
+   * ignored. Returns how many were removed.
+   */
+  remove(stream: string, ids: string[]): Promise<number>;
   delete(stream: string): Promise<void>;
 }
 

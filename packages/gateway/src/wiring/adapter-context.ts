@@ -3,6 +3,7 @@ import type { SettingsLinks } from "../access/settings-links.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { Inbound } from "../conversations/inbound.ts";
 import { userKeyOf } from "../domain/origin.ts";
+import type { PersonDataKind } from "../domain/person-data.ts";
 import type { PublicUrl } from "../http/public-url.ts";
 import type { AdapterContext } from "../platforms/shared/adapter.ts";
 import type { PlatformRoutes } from "../platforms/shared/routes.ts";
@@ -10,6 +11,7 @@ import type { AnswerRequest } from "../runtime/answers.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import { OnceMarkers } from "../store/once.ts";
 import type { KeyValue } from "../store/port.ts";
+import { scanKeys } from "../store/scan.ts";
 
 /** What the gateway lends its chat platforms (each gets a context namespaced to it). */
 export interface AdapterContextDeps {
@@ -85,6 +87,30 @@ export function adapterContext(
       del: async (name) => {
         await deps.secrets.delete(secretRef(platform, name));
       },
+    },
+  };
+}
+
+/**
+ * A platform's state keyed by a person: a key under `platform:<their
+ * platform>:` whose segments hold their workspace and end with their user id
+ * (Slack's follow-up thread markers, `thread:<team>:<channel>:<ts>:<user>`).
+ * Only on platforms with workspaces: a bare trailing id could be anything's.
+ * Markers hold nothing but their key; they are erased, not exported.
+ */
+export function platformStateData(kv: KeyValue): PersonDataKind {
+  return {
+    name: "platformState",
+    export: async () => undefined,
+    erase: async (p) => {
+      let markers = 0;
+      if (!p.workspace) return { markers };
+      for await (const { key } of scanKeys(kv, `platform:${p.platform}:`)) {
+        const parts = key.split(":");
+        if (parts.at(-1) === p.userId && parts.includes(p.workspace) && (await kv.del(key)))
+          markers++;
+      }
+      return { markers };
     },
   };
 }

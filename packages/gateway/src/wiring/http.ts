@@ -12,6 +12,7 @@ import type { PublicUrl } from "../http/public-url.ts";
 import type { SettingsSignIn } from "../http/sign-in.ts";
 import { settingsRoutes } from "../settings/routes.ts";
 import type { Domain } from "./domain.ts";
+import { buildPersonData } from "./person-data.ts";
 import type { Runtime } from "./runtime.ts";
 import type { Storage } from "./storage.ts";
 
@@ -36,6 +37,15 @@ export function buildApp(opts: {
   const { store, secrets, placeholders } = opts.storage;
   const { sandboxes } = opts.runtime;
   const { agents, audit, conversations, tokens, sessions, usage } = domain;
+  const people = buildPersonData({
+    store,
+    secrets,
+    placeholders,
+    userSettings: domain.userSettings,
+    audit,
+    sandboxes,
+    packages: domain.packages,
+  });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));
   app.notFound((c) =>
@@ -81,6 +91,7 @@ export function buildApp(opts: {
       sandboxes,
       placeholders,
       settingsLinks: domain.settingsLinks,
+      people,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
   );
@@ -104,6 +115,7 @@ export function buildApp(opts: {
       userSettings: domain.userSettings,
       gatewayTools: domain.gatewayTools,
       packages: domain.packages,
+      people,
     },
     env,
   );

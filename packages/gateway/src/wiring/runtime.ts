@@ -7,6 +7,7 @@ import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
+import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
@@ -25,6 +26,8 @@ export interface Runtime {
   dispatcher: Dispatcher;
   /** Stops the scheduled garbage collection of Nix packages. */
   stopPackageGc: () => void;
+  /** Deletes what `[retention]` says is too old (scheduled by startGateway). */
+  retention: RetentionSweeper;
 }
 
 /**
@@ -59,7 +62,9 @@ export async function startRuntime(opts: {
     | "sandboxTier"
   >;
   /** Each sandbox's skill files (a folder its driver shows read-only). */
-  skillViews: Pick<SkillViews, "ensure">;
+  skillViews: Pick<SkillViews, "ensure" | "remove">;
+  /** The clock retention is measured by (tests move it); default: the real one. */
+  retentionClock?: () => number;
   /** Where replies to each platform go (built before the runner, started after it). */
   replySurfaceFor(platform: string): ReplySurface | undefined;
 }): Promise<Runtime> {
@@ -133,6 +138,7 @@ export async function startRuntime(opts: {
     owner: instanceId,
     audit: (entry) => audit.record(entry),
     skillsDirFor: (id) => opts.skillViews.ensure(id),
+    removeSkillsDir: (id) => opts.skillViews.remove(id),
   });
   const runner = new TurnRunner({
     sandboxes,
@@ -195,5 +201,13 @@ export async function startRuntime(opts: {
   });
   const stopPackageGc = domain.packages.scheduleGc();
   startup.onFailure(stopPackageGc);
-  return { egress, driver, sandboxes, runner, dispatcher, stopPackageGc };
+  const retention = new RetentionSweeper({
+    config,
+    store,
+    sandboxes,
+    log,
+    owner: instanceId,
+    ...(opts.retentionClock ? { now: opts.retentionClock } : {}),
+  });
+  return { egress, driver, sandboxes, runner, dispatcher, stopPackageGc, retention };
 }

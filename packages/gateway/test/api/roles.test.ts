@@ -4,7 +4,7 @@ import { newId } from "@lobu/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACTIONS, type Access, type Action, ROLES_MATRIX } from "../../src/access/permissions.ts";
 import type { TokenRole } from "../../src/access/tokens.ts";
-import type { Origin } from "../../src/domain/origin.ts";
+import { type Origin, userKeyOf } from "../../src/domain/origin.ts";
 import { type ApiGateway, startApiGateway } from "./helpers.ts";
 
 /**
@@ -291,7 +291,34 @@ const PROBES: Record<string, Probe> = {
   },
   "GET /audit": { ok: 200, call: (t) => call(t, "GET", "/audit") },
   "GET /usage": { ok: 200, call: (t) => call(t, "GET", "/usage") },
+  "GET /admin/people/{userKey}/export": {
+    ok: 200,
+    subjects: PEOPLE,
+    call: (t, _role, who) =>
+      call(t, "GET", `/admin/people/${encodeURIComponent(keyOf(who as Person))}/export`),
+  },
+  // Last in the table: erasing alice also revokes alice's user token, so a new one is made.
+  "DELETE /admin/people/{userKey}": {
+    ok: 200,
+    subjects: ["carol", "slack", "alice"],
+    call: async (t, _role, who) => {
+      const res = await call(
+        t,
+        "DELETE",
+        `/admin/people/${encodeURIComponent(keyOf(who as Person))}`,
+      );
+      if (res.status === 200 && who === "alice")
+        tokens.user = (
+          await api.token({ name: "alice", role: "user", namespace: "acme", user: "alice" })
+        ).token;
+      return res;
+    },
+  },
 };
+
+function keyOf(who: Person): string {
+  return userKeyOf(ORIGINS[who]);
+}
 
 /** Expect `status`; on a mismatch the message shows what the gateway said. */
 async function expectStatus(res: Response, status: number, label: string): Promise<void> {

@@ -21,7 +21,7 @@ export interface SettingsSession {
 
 /** A one-time settings link for an API-channel user. */
 export async function apiSettingsLink(
-  gw: GatewayProcess,
+  gw: Pick<GatewayProcess, "api">,
   user: string,
   extra: Record<string, string> = {},
 ): Promise<string> {
@@ -49,7 +49,10 @@ export function sessionCookieOf(res: Response): string | undefined {
 }
 
 /** Redeem a claim link into a session. */
-export async function openSettings(gw: GatewayProcess, url: string): Promise<SettingsSession> {
+export async function openSettings(
+  gw: Pick<GatewayProcess, "url">,
+  url: string,
+): Promise<SettingsSession> {
   const res = await postClaim(url);
   const cookie = sessionCookieOf(res);
   if (res.status !== 303 || !cookie) throw new Error(`claim failed: HTTP ${res.status}`);

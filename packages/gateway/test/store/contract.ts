@@ -890,6 +890,17 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         expect(await streams.range("s")).toEqual([]);
         await streams.delete("never-existed");
       });
+
+      it("removes single entries and ignores ids that are not there", async () => {
+        const { streams } = (await fresh()).store;
+        const a = await streams.append("s", "a");
+        const b = await streams.append("s", "b");
+        const c = await streams.append("s", "c");
+        expect(await streams.remove("s", [a, c, "1-0"])).toBe(2);
+        expect(await streams.range("s")).toEqual([{ id: b, data: "b" }]);
+        expect(await streams.remove("s", [])).toBe(0);
+        expect(await streams.remove("never-existed", [b])).toBe(0);
+      });
     });
 
     describe("locks", () => {

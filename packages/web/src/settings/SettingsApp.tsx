@@ -8,6 +8,7 @@ import {
   telegramSession,
 } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
+import { PrivacySection } from "./PrivacySection.tsx";
 import { RequestCard } from "./RequestCard.tsx";
 import { SkillsSection } from "./SkillsSection.tsx";
 import {
@@ -179,6 +180,17 @@ export function SettingsApp() {
         <McpSection view={view} client={client} act={act} busy={busy} />
         <PackagesSection view={view} client={client} act={act} busy={busy} refresh={refresh} />
         <SecretsSection view={view} client={client} act={act} busy={busy} />
+        <PrivacySection
+          client={client}
+          busy={busy}
+          setStatus={setStatus}
+          onErased={() =>
+            setPhase({
+              name: "signed-out",
+              message: "Everything this gateway kept about you was erased, and you are signed out.",
+            })
+          }
+        />
         <p className="muted small">
           Changes apply to your own agent from its next step. What the team set up (shown as "team")
           can only be changed by an admin.

@@ -221,6 +221,11 @@ export class RedisStreams implements EventStreams {
     return this.#redis.xlen(this.#prefix + stream);
   }
 
+  async remove(stream: string, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.#redis.xdel(this.#prefix + stream, ...ids.map(cursor));
+  }
+
   async delete(stream: string): Promise<void> {
     await this.#redis.del(this.#prefix + stream);
   }

@@ -140,6 +140,19 @@ export class SqliteStreams implements EventStreams {
     return num(row?.n ?? 0);
   }
 
+  async remove(stream: string, ids: string[]): Promise<number> {
+    const parsed = ids.map(parseStreamId);
+    const db = this.#db();
+    return db.tx(() => {
+      let removed = 0;
+      const del = db.stmt(
+        "DELETE FROM stream_entries WHERE stream = :stream AND ms = :ms AND seq = :seq",
+      );
+      for (const { ms, seq } of parsed) removed += Number(del.run({ stream, ms, seq }).changes);
+      return removed;
+    });
+  }
+
   async delete(stream: string): Promise<void> {
     const db = this.#db();
     db.tx(() => this.#remove(db, stream));
