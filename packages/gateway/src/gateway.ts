@@ -164,6 +164,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     publicUrl,
     dataDir,
     configPath: opts.configPath,
+    instanceId,
   });
   const runtime = await startRuntime({
     config,
@@ -220,6 +221,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   // Started: from here on, close() owns everything.
   stack.move();
   dispatcher.start();
+  if (config.schedules.enabled) domain.scheduler.start();
   log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
 
   let closing: Promise<void> | undefined;
@@ -229,6 +231,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
         server.close(() => r());
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
+      await domain.scheduler.stop();
       await dispatcher.stop(5_000);
       runtime.stopPackageGc();
       await platforms.stop();
