@@ -38,6 +38,8 @@ export const ACTIONS = {
   "tokens.revoke": "revoke API tokens",
   "audit.read": "read the audit log",
   "usage.read": "read usage",
+  "schedules.read": "list schedules",
+  "schedules.cancel": "cancel schedules",
 } as const;
 export type Action = keyof typeof ACTIONS;
 
@@ -58,6 +60,8 @@ export const ROLES_MATRIX: Readonly<Record<Action, Readonly<Record<TokenRole, Ac
   "tokens.revoke": { admin: "all", client: "own", user: "none" },
   "audit.read": { admin: "all", client: "none", user: "none" },
   "usage.read": { admin: "all", client: "none", user: "none" },
+  "schedules.read": { admin: "all", client: "own", user: "own" },
+  "schedules.cancel": { admin: "all", client: "own", user: "own" },
 };
 
 /** The API user namespace of admin tokens (`api::<user>`): no client or user token acts in it. */

@@ -11,6 +11,7 @@ import { type ProviderRouteDeps, providerRoutes } from "./providers.ts";
 import { type ReportRouteDeps, reportRoutes } from "./reports.ts";
 import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
 import { type SandboxRouteDeps, sandboxRoutes } from "./sandboxes.ts";
+import { type ScheduleRouteDeps, scheduleRoutes } from "./schedules.ts";
 import { type SecretRouteDeps, secretRoutes } from "./secrets.ts";
 import { type SettingsLinkRouteDeps, settingsLinkRoutes } from "./settings-links.ts";
 import { apiStreamSlots } from "./streams.ts";
@@ -27,7 +28,8 @@ export type ApiDeps = InfoDeps &
   SandboxRouteDeps &
   TokenRouteDeps &
   ReportRouteDeps &
-  SettingsLinkRouteDeps & { tokens: TokenStore };
+  SettingsLinkRouteDeps &
+  ScheduleRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
@@ -52,6 +54,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/tokens", tokenRoutes(d));
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
+  api.route("/", scheduleRoutes(d));
   assertEveryRouteGuarded(api);
   return api;
 }

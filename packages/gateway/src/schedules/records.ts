@@ -38,6 +38,38 @@ export const Schedule = z.object({
 });
 export type Schedule = z.infer<typeof Schedule>;
 
+/** How a schedule is shown (settings page, REST API): times as ISO strings. */
+export interface ScheduleView {
+  id: string;
+  kind: Schedule["kind"];
+  cron?: string;
+  timezone: string;
+  text: string;
+  nextRunAt: string;
+  createdAt: string;
+  lastRunAt?: string;
+  runs: number;
+  /** Where its runs are posted. */
+  platform: string;
+  channelId: string;
+}
+
+export function scheduleView(s: Schedule): ScheduleView {
+  return {
+    id: s.id,
+    kind: s.kind,
+    ...(s.cron ? { cron: s.cron } : {}),
+    timezone: s.timezone,
+    text: s.text,
+    nextRunAt: new Date(s.nextRunAt).toISOString(),
+    createdAt: new Date(s.createdAt).toISOString(),
+    ...(s.lastRunAt ? { lastRunAt: new Date(s.lastRunAt).toISOString() } : {}),
+    runs: s.runs,
+    platform: s.origin.platform,
+    channelId: s.origin.channelId,
+  };
+}
+
 const PREFIX = "schedule:";
 const LIST_PAGE = 500;
 

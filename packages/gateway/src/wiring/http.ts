@@ -81,6 +81,7 @@ export function buildApp(opts: {
       sandboxes,
       placeholders,
       settingsLinks: domain.settingsLinks,
+      schedules: domain.schedules,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
   );
@@ -104,6 +105,8 @@ export function buildApp(opts: {
       userSettings: domain.userSettings,
       gatewayTools: domain.gatewayTools,
       packages: domain.packages,
+      schedules: domain.schedules,
+      memory: domain.memory,
     },
     env,
   );
