@@ -62,7 +62,7 @@ export function planSchedule(when: When, limits: TimingLimits, now: number): Pla
     );
   if (runAt - now > limits.maxHorizonMs)
     throw invalidSchedule(
-      `that is more than ${formatDuration(limits.maxHorizonMs)} ahead, the furthest a schedule may be set`,
+      `that is more than ${span(limits.maxHorizonMs)} ahead, the furthest a schedule may be set`,
       "Pick an earlier time.",
     );
   return { kind: "once", timezone, nextRunAt: runAt };
@@ -102,11 +102,16 @@ function planCron(cron: string, timezone: string, limits: TimingLimits, now: num
     const gap = runs[i]!.getTime() - runs[i - 1]!.getTime();
     if (gap < limits.minIntervalMs)
       throw invalidSchedule(
-        `"${pattern}" runs every ${formatDuration(gap)} at times; recurring schedules may run at most every ${formatDuration(limits.minIntervalMs)}`,
+        `"${pattern}" runs every ${span(gap)} at times; recurring schedules may run at most every ${span(limits.minIntervalMs)}`,
         "Choose a less frequent pattern (the operator sets the minimum: schedules.min_interval).",
       );
   }
   return { kind: "cron", cron: pattern, timezone, nextRunAt: first.getTime() };
+}
+
+/** A duration for messages: whole days as days (`30d`), else as the config writes it. */
+function span(ms: number): string {
+  return ms >= 86_400_000 && ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : formatDuration(ms);
 }
 
 function cronOf(pattern: string, timezone: string): Cron {
