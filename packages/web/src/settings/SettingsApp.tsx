@@ -8,6 +8,7 @@ import {
   telegramSession,
 } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
+import { MemorySection, SchedulesSection } from "./PersonalSections.tsx";
 import { RequestCard } from "./RequestCard.tsx";
 import { SkillsSection } from "./SkillsSection.tsx";
 import {
@@ -179,6 +180,8 @@ export function SettingsApp() {
         <McpSection view={view} client={client} act={act} busy={busy} />
         <PackagesSection view={view} client={client} act={act} busy={busy} refresh={refresh} />
         <SecretsSection view={view} client={client} act={act} busy={busy} />
+        <SchedulesSection client={client} act={act} busy={busy} />
+        <MemorySection client={client} act={act} busy={busy} />
         <p className="muted small">
           Changes apply to your own agent from its next step. What the team set up (shown as "team")
           can only be changed by an admin.
