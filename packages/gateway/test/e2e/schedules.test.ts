@@ -8,6 +8,8 @@ import {
   startGatewayProcess,
   startMockLlm,
   startSlackEmulator,
+  startTelegramEmulator,
+  type TelegramEmulator,
 } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +32,8 @@ const PREFIX = `lobu-test:${randomBytes(6).toString("hex")}:`;
 
 let llm: MockLlm;
 let slack: SlackEmulator;
+let tg: TelegramEmulator;
+const TG_TOKEN = "7000000009:AAschedules-test-token";
 let gw: GatewayProcess;
 const others: GatewayProcess[] = [];
 
@@ -46,6 +50,8 @@ function slackToml(): string {
     'poll_interval = "200ms"',
     "[platforms.slack]",
     'stream_interval = "200ms"',
+    "[platforms.telegram]",
+    'mode = "polling"',
   ].join("\n");
 }
 
@@ -58,6 +64,11 @@ beforeAll(async () => {
     botName: "lobu",
     subscriptions: ["app_mention", "message.im"],
   });
+  tg = await startTelegramEmulator({
+    botToken: TG_TOKEN,
+    botUsername: "lobu_sched_bot",
+    rateLimits: false,
+  });
   gw = await startGatewayProcess({
     toml: slackToml(),
     env: {
@@ -67,6 +78,8 @@ beforeAll(async () => {
       SLACK_BOT_TOKEN: SLACK_TOKEN,
       SLACK_SIGNING_SECRET: SLACK_SECRET,
       SLACK_API_URL: slack.apiUrl,
+      TELEGRAM_BOT_TOKEN: TG_TOKEN,
+      TELEGRAM_API_ROOT: tg.url,
     },
   });
   slack.eventsUrl = `${gw.url}/slack/events`;
@@ -76,6 +89,7 @@ afterAll(async () => {
   await gw?.stop();
   for (const o of others) await o.stop();
   await slack?.close();
+  await tg?.close();
   await llm?.close();
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   let cursor = "0";
@@ -140,6 +154,39 @@ describe("a reminder set in a Slack thread", () => {
     }, "the reminder to be done");
     await new Promise((r) => setTimeout(r, 1_000));
     expect(slack.messages(channel.id).filter(fired)).toHaveLength(1);
+  });
+});
+
+describe("a reminder set in a Telegram forum topic", () => {
+  it("fires into that topic", async () => {
+    const eve = { id: 2005, first_name: "Eve", username: "eve" };
+    const forum = { id: -100900, type: "supergroup" as const, title: "Forum", is_forum: true };
+    // The emulator learns of a chat from its first message.
+    tg.userSends({ chat: forum, from: eve, text: "/help" });
+    await tg.waitFor(() => tg.messages(forum.id).length > 0, { timeoutMs: 30_000 });
+    const topic = tg.createForumTopic({ chatId: forum.id, name: "Chores", from: eve });
+    llm.when((r) => r.lastUserText.includes("remind me to water the plants"), {
+      toolCalls: [{ name: "schedule", input: { text: "Water the plants", in: "2s" } }],
+    });
+    llm.when((r) => r.lastUserText.includes("remind me to water the plants"), {
+      text: "Will remind you.",
+    });
+    tg.userSends({
+      chat: forum,
+      from: eve,
+      text: "@lobu_sched_bot remind me to water the plants",
+      messageThreadId: topic,
+    });
+    const reply = await tg.waitFor(
+      () =>
+        tg
+          .messages(forum.id, { threadId: topic })
+          .find(
+            (m) => m.text?.includes("[scheduled: reminder") && m.text.includes("Water the plants"),
+          ),
+      { timeoutMs: 60_000, description: "the reminder's turn in the topic" },
+    );
+    expect(reply.threadId).toBe(topic);
   });
 });
 
