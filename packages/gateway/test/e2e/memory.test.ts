@@ -188,6 +188,34 @@ describe("a person's memory", () => {
     expect(after?.content).toBe("Nothing remembered matches.");
   });
 
+  it("keeps each person's schedules on their own settings page", async () => {
+    const aliceDm = slack.imChannel("UALICE").id;
+    const [set] = await turn(
+      () => slack.dm({ user: "UALICE", text: "remind me tomorrow" }),
+      aliceDm,
+      "remind me tomorrow",
+      { name: "schedule", input: { text: "Call the dentist", in: "1d" } },
+    );
+    const id = /Scheduled (sch_\w+)/.exec(set!.content)![1]!;
+    const alice = await settingsOf("UALICE");
+    const bob = await settingsOf("UBOB");
+    const mine = (await (await alice.call("GET", "/schedules")).json()) as {
+      schedules: { id: string; text: string; channelId: string }[];
+    };
+    expect(mine.schedules).toEqual([
+      expect.objectContaining({ id, text: "Call the dentist", channelId: aliceDm }),
+    ]);
+    expect(
+      ((await (await bob.call("GET", "/schedules")).json()) as { schedules: unknown[] }).schedules,
+    ).toEqual([]);
+    expect((await bob.call("DELETE", `/schedules/${id}`)).status).toBe(404);
+    expect(
+      (await alice.call("DELETE", `/schedules/${id}`, undefined, { csrf: false })).status,
+    ).toBe(403);
+    const cancelled = await alice.call("DELETE", `/schedules/${id}`);
+    expect(((await cancelled.json()) as { schedules: unknown[] }).schedules).toEqual([]);
+  });
+
   it("is bounded: a full memory and a huge entry are refused with what to do", async () => {
     const dm = slack.imChannel("UCAROL").id;
     for (const fact of ["likes cats", "lives in Lyon", "speaks French"]) {
