@@ -60,8 +60,7 @@ export const ERROR_CODES = {
   },
   invalid_schedule: {
     status: 400,
-    meaning:
-      "a schedule's time, delay, cron pattern or time zone is invalid, in the past, too far ahead or too frequent",
+    meaning: "a schedule's time, zone or cron is invalid, past, too far ahead or too frequent",
   },
   invalid_setting: { status: 400, meaning: "a settings change the settings page does not accept" },
   malformed_json: { status: 400, meaning: "the body is not valid JSON" },
