@@ -16,8 +16,15 @@ import type { GatewayToolDefinition, GatewayToolHost } from "./gateway-tools.ts"
 export interface ScheduleToolDeps {
   schedules: Pick<ScheduleStore, "create" | "listFor" | "cancel">;
   scheduler: Pick<Scheduler, "wake">;
-  limits: TimingLimits & { maxTextChars: number };
+  limits: TimingLimits & {
+    maxTextChars: number;
+    /** The gateway's largest message (`gateway.max_message_bytes`): a run's message must fit. */
+    maxMessageBytes: number;
+  };
 }
+
+/** Room a run's message needs besides the text (`[scheduled: …]`, see scheduler.ts runText). */
+const RUN_TEXT_OVERHEAD_BYTES = 256;
 
 export function scheduleTools(d: ScheduleToolDeps): GatewayToolDefinition[] {
   const ScheduleInput = z.strictObject({
@@ -63,6 +70,10 @@ export function scheduleTools(d: ScheduleToolDeps): GatewayToolDefinition[] {
     input: ScheduleInput,
     defaultPolicy: "allow",
     async execute(input, ctx) {
+      if (Buffer.byteLength(input.text) + RUN_TEXT_OVERHEAD_BYTES > d.limits.maxMessageBytes)
+        throw new Error(
+          `the text is too long for a message on this gateway (at most ${d.limits.maxMessageBytes - RUN_TEXT_OVERHEAD_BYTES} bytes); keep the instruction short`,
+        );
       const created = await withHint(() =>
         d.schedules.create({
           agentId: ctx.agentId,

@@ -17,7 +17,7 @@ import { localTime } from "./timing.ts";
  */
 
 export interface SchedulerDeps {
-  schedules: Pick<ScheduleStore, "listAll" | "claim" | "settle">;
+  schedules: Pick<ScheduleStore, "listAll" | "claim" | "settle" | "cancel">;
   /** The durable inbound entrance (Inbound.submit). */
   submit: (message: InboundMessage) => Promise<SubmitResult>;
   audit: Pick<AuditLog, "record">;
@@ -122,6 +122,11 @@ export class Scheduler {
         { scheduleId: claimed.id, err: errorMessage(err) },
         "a schedule's run was refused and is skipped",
       );
+      // An agent that is gone takes its schedules with it (they could never run again).
+      if (err.code === "agent_not_found") {
+        await this.#d.schedules.cancel(claimed.agentId, claimed.userKey, claimed.id);
+        return;
+      }
     }
     await this.#d.schedules.settle(claimed, runAt);
     this.#d.audit.record({

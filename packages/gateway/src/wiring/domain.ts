@@ -224,6 +224,7 @@ function buildPersonalTools(opts: {
         maxHorizonMs: s.max_horizon,
         defaultTimezone: s.default_timezone,
         maxTextChars: s.max_text_chars,
+        maxMessageBytes: config.gateway.max_message_bytes,
       },
     });
   if (config.memory.enabled) registerMemoryTools(gatewayTools, { memory });

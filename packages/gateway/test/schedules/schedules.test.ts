@@ -165,7 +165,7 @@ describe("when a schedule runs", () => {
     const [schedule] = scheduleTools({
       schedules: new ScheduleStore({ kv: (await sqliteStore()).kv, log, maxPerPerson: 3 }),
       scheduler: { wake: () => {} },
-      limits: { ...LIMITS, maxTextChars: 2_000 },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
     });
     const parsed = schedule!.input.safeParse({ text: "x".repeat(2_001), in: "1h" });
     expect(parsed.success).toBe(false);
@@ -274,6 +274,39 @@ describe("firing", () => {
         (await schedules.listFor("default", "slack:T1:UALICE"))[0]!.id,
       ),
     ).toBe(false);
+  });
+
+  it("drops the schedules of an agent that no longer exists when they come due", async () => {
+    const store = await sqliteStore();
+    const g = gatewayOn(store, "gw-a");
+    await g.schedules.create({
+      agentId: "deleted-agent",
+      origin: alice,
+      text: "never runs",
+      plan: { kind: "cron", cron: "0 9 * * *", timezone: "UTC", nextRunAt: Date.now() - 1 },
+    });
+    g.scheduler.start();
+    await waitFor(async () => (await g.schedules.listAll()).length === 0, "the schedule to go");
+    await g.scheduler.stop();
+    expect(await store.queue.depth()).toBe(0);
+  });
+
+  it("refuses a text that would not fit in a message of this gateway", async () => {
+    const store = await sqliteStore();
+    const schedules = new ScheduleStore({ kv: store.kv, log, maxPerPerson: 3 });
+    const [schedule] = scheduleTools({
+      schedules,
+      scheduler: { wake: () => {} },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 1_024 },
+    });
+    const ctx = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
+    await expect(schedule!.execute({ text: "é".repeat(500), in: "1h" }, ctx)).rejects.toThrow(
+      /too long for a message on this gateway \(at most 768 bytes\)/,
+    );
+    expect(await schedules.listAll()).toEqual([]);
+    await expect(schedule!.execute({ text: "short", in: "1h" }, ctx)).resolves.toMatch(
+      /^Scheduled sch_\w+: once at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$/,
+    );
   });
 
   it("says in the run's text what it is", () => {
