@@ -14,7 +14,7 @@ export interface MemoryToolDeps {
   memory: Pick<MemoryStore, "add" | "search" | "remove" | "limits">;
 }
 
-export function memoryTools(d: MemoryToolDeps): GatewayToolDefinition[] {
+export function memoryTools(d: MemoryToolDeps) {
   const RememberInput = z.strictObject({
     text: z
       .string()
@@ -78,12 +78,17 @@ export function memoryTools(d: MemoryToolDeps): GatewayToolDefinition[] {
     },
   };
 
-  return [remember, recall, forget] as unknown as GatewayToolDefinition[];
+  return { remember, recall, forget };
 }
 
 /** Register the memory tools; returns a function that removes them. */
 export function registerMemoryTools(host: GatewayToolHost, d: MemoryToolDeps): () => void {
-  const undo = memoryTools(d).map((t) => host.register(t));
+  const tools = memoryTools(d);
+  const undo = [
+    host.register(tools.remember),
+    host.register(tools.recall),
+    host.register(tools.forget),
+  ];
   return () => {
     for (const u of undo) u();
   };

@@ -26,7 +26,7 @@ export interface ScheduleToolDeps {
 /** Room a run's message needs besides the text (`[scheduled: …]`, see scheduler.ts runText). */
 const RUN_TEXT_OVERHEAD_BYTES = 256;
 
-export function scheduleTools(d: ScheduleToolDeps): GatewayToolDefinition[] {
+export function scheduleTools(d: ScheduleToolDeps) {
   const ScheduleInput = z.strictObject({
     text: z
       .string()
@@ -116,12 +116,17 @@ export function scheduleTools(d: ScheduleToolDeps): GatewayToolDefinition[] {
     },
   };
 
-  return [schedule, list, cancel] as unknown as GatewayToolDefinition[];
+  return { schedule, list, cancel };
 }
 
 /** Register the schedule tools; returns a function that removes them. */
 export function registerScheduleTools(host: GatewayToolHost, d: ScheduleToolDeps): () => void {
-  const undo = scheduleTools(d).map((t) => host.register(t));
+  const tools = scheduleTools(d);
+  const undo = [
+    host.register(tools.schedule),
+    host.register(tools.list),
+    host.register(tools.cancel),
+  ];
   return () => {
     for (const u of undo) u();
   };

@@ -97,7 +97,7 @@ describe("a person's memory", () => {
       hint: expect.stringMatching(/Forget entries/),
     });
     // The tool passes the hint on to the model.
-    const remember = memoryTools({ memory })[0]!;
+    const { remember } = memoryTools({ memory });
     await expect(
       remember.execute({ text: "fact six" }, {
         agentId: "default",

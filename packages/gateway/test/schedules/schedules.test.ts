@@ -162,12 +162,12 @@ describe("when a schedule runs", () => {
   });
 
   it("refuses a huge text before anything is stored", async () => {
-    const [schedule] = scheduleTools({
+    const { schedule } = scheduleTools({
       schedules: new ScheduleStore({ kv: (await sqliteStore()).kv, log, maxPerPerson: 3 }),
       scheduler: { wake: () => {} },
       limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
     });
-    const parsed = schedule!.input.safeParse({ text: "x".repeat(2_001), in: "1h" });
+    const parsed = schedule.input.safeParse({ text: "x".repeat(2_001), in: "1h" });
     expect(parsed.success).toBe(false);
     expect(JSON.stringify(parsed.error?.issues)).toMatch(/at most 2000 characters/);
   });
@@ -294,17 +294,17 @@ describe("firing", () => {
   it("refuses a text that would not fit in a message of this gateway", async () => {
     const store = await sqliteStore();
     const schedules = new ScheduleStore({ kv: store.kv, log, maxPerPerson: 3 });
-    const [schedule] = scheduleTools({
+    const { schedule } = scheduleTools({
       schedules,
       scheduler: { wake: () => {} },
       limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 1_024 },
     });
     const ctx = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
-    await expect(schedule!.execute({ text: "é".repeat(500), in: "1h" }, ctx)).rejects.toThrow(
+    await expect(schedule.execute({ text: "é".repeat(500), in: "1h" }, ctx)).rejects.toThrow(
       /too long for a message on this gateway \(at most 768 bytes\)/,
     );
     expect(await schedules.listAll()).toEqual([]);
-    await expect(schedule!.execute({ text: "short", in: "1h" }, ctx)).resolves.toMatch(
+    await expect(schedule.execute({ text: "short", in: "1h" }, ctx)).resolves.toMatch(
       /^Scheduled sch_\w+: once at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$/,
     );
   });
