@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { MAX_RECALL, type MemoryEntry, type MemoryStore } from "../people/memory.ts";
 import type { GatewayToolDefinition, GatewayToolHost } from "./gateway-tools.ts";
-import { withHint } from "./schedule-tools.ts";
+import { withHint } from "./tool-errors.ts";
 
 /**
  * The `remember`, `recall` and `forget` gateway tools: the person's long-term

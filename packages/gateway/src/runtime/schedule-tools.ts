@@ -1,9 +1,9 @@
-import { isLobuError } from "@lobu/core";
 import { z } from "zod";
 import type { Schedule, ScheduleStore } from "../schedules/records.ts";
 import type { Scheduler } from "../schedules/scheduler.ts";
 import { localTime, planSchedule, type TimingLimits } from "../schedules/timing.ts";
 import type { GatewayToolDefinition, GatewayToolHost } from "./gateway-tools.ts";
+import { withHint } from "./tool-errors.ts";
 
 /**
  * The `schedule`, `list_schedules` and `cancel_schedule` gateway tools: a
@@ -135,14 +135,4 @@ export function registerScheduleTools(host: GatewayToolHost, d: ScheduleToolDeps
 function describe(s: Schedule): string {
   const next = `${localTime(s.nextRunAt, s.timezone)} ${s.timezone}`;
   return s.kind === "cron" ? `every "${s.cron}", next ${next}` : `once at ${next}`;
-}
-
-/** Run `fn`; a refusal's hint joins its message, since the model sees only the message. */
-export async function withHint<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (isLobuError(err) && err.hint) throw new Error(`${err.message}. ${err.hint}`);
-    throw err;
-  }
 }
