@@ -209,6 +209,17 @@ describe("a person's memory", () => {
       ((await (await bob.call("GET", "/schedules")).json()) as { schedules: unknown[] }).schedules,
     ).toEqual([]);
     expect((await bob.call("DELETE", `/schedules/${id}`)).status).toBe(404);
+    // Nor can bob's agent cancel it, even knowing its id: his turns act on his schedules only.
+    const [refused] = await turn(
+      () => slack.dm({ user: "UBOB", text: "cancel that reminder" }),
+      slack.imChannel("UBOB").id,
+      "cancel that reminder",
+      { name: "cancel_schedule", input: { id } },
+    );
+    expect(refused).toMatchObject({
+      isError: true,
+      content: expect.stringMatching(new RegExp(`there is no schedule ${id}`)),
+    });
     expect(
       (await alice.call("DELETE", `/schedules/${id}`, undefined, { csrf: false })).status,
     ).toBe(403);
