@@ -54,6 +54,14 @@ export const ERROR_CODES = {
     status: 400,
     meaning: "the request does not match its schema (`details.issues` or `details.problems`)",
   },
+  invalid_memory: {
+    status: 400,
+    meaning: "a memory entry is empty or longer than `memory.max_entry_chars`",
+  },
+  invalid_schedule: {
+    status: 400,
+    meaning: "a schedule's time, zone or cron is invalid, past, too far ahead or too frequent",
+  },
   invalid_setting: { status: 400, meaning: "a settings change the settings page does not accept" },
   malformed_json: { status: 400, meaning: "the body is not valid JSON" },
   master_key_invalid: { status: 500, meaning: "the master key is not 32 bytes of base64 or hex" },
@@ -64,6 +72,10 @@ export const ERROR_CODES = {
   master_key_permissions: {
     status: 500,
     meaning: "the master key file is readable by others or owned by someone else",
+  },
+  memory_full: {
+    status: 409,
+    meaning: "the person's memory holds `memory.max_entries` entries; forget some first",
   },
   message_empty: { status: 400, meaning: "the message has no text" },
   message_too_large: { status: 413, meaning: "the message is longer than the agent accepts" },
@@ -122,6 +134,10 @@ export const ERROR_CODES = {
   sandbox_volume_invalid: {
     status: 500,
     meaning: "a virtual sandbox's volume is not where it must be",
+  },
+  schedule_limit: {
+    status: 409,
+    meaning: "the person has `schedules.max_per_person` schedules; cancel some first",
   },
   secret_conflict: { status: 409, meaning: "the secret is being changed concurrently; retry" },
   secret_invalid: { status: 400, meaning: "the secret's name or value is not valid" },

@@ -169,6 +169,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     publicUrl,
     dataDir,
     configPath: opts.configPath,
+    instanceId,
   });
   const runtime = await startRuntime({
     config,
@@ -227,6 +228,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   stack.move();
   dispatcher.start();
   const stopRetention = runtime.retention.schedule();
+  if (config.schedules.enabled) domain.scheduler.start();
   log.info({ url, instanceId, driver: driver.driver.name, store: store.kind }, "gateway started");
 
   let closing: Promise<void> | undefined;
@@ -236,6 +238,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
         server.close(() => r());
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
+      await domain.scheduler.stop();
       await dispatcher.stop(5_000);
       runtime.stopPackageGc();
       stopRetention();

@@ -359,6 +359,57 @@ export const TelemetrySection = z.strictObject({
   service_name: z.string().default("lobu-gateway"),
 });
 
+/**
+ * Schedules and reminders (docs/schedules.md): the `schedule` tool runs a turn
+ * later in the conversation that asked, once or on a cron pattern. Limits
+ * bound what one person can keep scheduled per agent.
+ */
+export const SchedulesSection = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Schedules one person may have pending per agent. */
+  max_per_person: z.number().int().min(1).max(10_000).default(25),
+  /** Shortest gap between two runs of a recurring schedule. */
+  min_interval: Duration.refine((ms) => ms >= 60_000, "must be at least 1m").default(3_600_000),
+  /** How far ahead a one-time schedule may be set. */
+  max_horizon: Duration.refine((ms) => ms >= 60_000, "must be at least 1m").default(
+    366 * 86_400_000,
+  ),
+  /** Longest text a schedule carries (the message its turn gets), in characters. */
+  max_text_chars: z.number().int().min(10).max(8_000).default(2_000),
+  /** Time zone when a schedule names none (an IANA name such as Europe/Berlin). */
+  default_timezone: z
+    .string()
+    .refine(isTimeZone, "expected an IANA time zone such as Europe/Berlin or UTC")
+    .default("UTC"),
+  /** How often each gateway looks for schedules that are due (it also wakes for the next one it knows). */
+  poll_interval: Duration.refine((ms) => ms >= 100, "must be at least 100ms").default(15_000),
+});
+export type SchedulesSection = z.infer<typeof SchedulesSection>;
+
+/**
+ * A person's long-term memory per agent (docs/memory.md): facts and
+ * preferences the agent keeps with `remember` and finds with `recall`,
+ * stored encrypted, bounded per person.
+ */
+export const MemorySection = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Entries one person may keep per agent. */
+  max_entries: z.number().int().min(1).max(2_000).default(200),
+  /** Longest entry, in characters. */
+  max_entry_chars: z.number().int().min(10).max(4_000).default(1_000),
+});
+export type MemorySection = z.infer<typeof MemorySection>;
+
+/** An IANA time zone name this runtime knows. */
+export function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Who may use the admin UI without an API token (they open it from their settings page). */
 export const AdminSection = z.strictObject({
   /** User keys `platform:workspace:user`, e.g. `slack:T012:U034` or `telegram::123456`. */
@@ -399,6 +450,10 @@ export const LobuConfig = z.strictObject({
   prices: Prices.default({}),
   /** How long data is kept, for every agent (see RetentionSection). */
   retention: RetentionSection.prefault({}),
+  /** Schedules and reminders (see SchedulesSection). */
+  schedules: SchedulesSection.prefault({}),
+  /** People's long-term memory per agent (see MemorySection). */
+  memory: MemorySection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

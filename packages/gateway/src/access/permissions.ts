@@ -40,6 +40,8 @@ export const ACTIONS = {
   "usage.read": "read usage",
   "people.export": "export everything held about a person",
   "people.erase": "erase everything held about a person",
+  "schedules.read": "list schedules",
+  "schedules.cancel": "cancel schedules",
 } as const;
 export type Action = keyof typeof ACTIONS;
 
@@ -62,6 +64,8 @@ export const ROLES_MATRIX: Readonly<Record<Action, Readonly<Record<TokenRole, Ac
   "usage.read": { admin: "all", client: "none", user: "none" },
   "people.export": { admin: "all", client: "own", user: "own" },
   "people.erase": { admin: "all", client: "own", user: "own" },
+  "schedules.read": { admin: "all", client: "own", user: "own" },
+  "schedules.cancel": { admin: "all", client: "own", user: "own" },
 };
 
 /** The API user namespace of admin tokens (`api::<user>`): no client or user token acts in it. */

@@ -12,6 +12,7 @@ import { type ProviderRouteDeps, providerRoutes } from "./providers.ts";
 import { type ReportRouteDeps, reportRoutes } from "./reports.ts";
 import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
 import { type SandboxRouteDeps, sandboxRoutes } from "./sandboxes.ts";
+import { type ScheduleRouteDeps, scheduleRoutes } from "./schedules.ts";
 import { type SecretRouteDeps, secretRoutes } from "./secrets.ts";
 import { type SettingsLinkRouteDeps, settingsLinkRoutes } from "./settings-links.ts";
 import { apiStreamSlots } from "./streams.ts";
@@ -29,7 +30,8 @@ export type ApiDeps = InfoDeps &
   TokenRouteDeps &
   ReportRouteDeps &
   SettingsLinkRouteDeps &
-  PeopleRouteDeps & { tokens: TokenStore };
+  PeopleRouteDeps &
+  ScheduleRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
@@ -55,6 +57,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
   api.route("/admin/people", peopleRoutes(d));
+  api.route("/", scheduleRoutes(d));
   assertEveryRouteGuarded(api);
   return api;
 }

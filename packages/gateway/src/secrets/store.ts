@@ -263,6 +263,34 @@ export class SecretStore {
     return meta;
   }
 
+  /**
+   * The secret's value, created with `make()` when there is none. Gateways
+   * racing to create it all end up with the one that was written first (a
+   * key that encrypts other records must never be replaced).
+   */
+  async ensure(ref: SecretRef, make: () => string): Promise<string> {
+    validateRef(ref);
+    const key = secretKey(ref);
+    const raw = await this.#kv.update(key, (current) => {
+      if (current !== null) return undefined;
+      const value = make();
+      registerSecret(value);
+      const now = this.#now();
+      const rec: StoredSecret = {
+        name: ref.name,
+        scope: ref.scope,
+        version: 1,
+        createdAt: now,
+        updatedAt: now,
+        hint: maskSecret(value),
+        data: seal(this.#key, value, aadFor(ref)),
+      };
+      return JSON.stringify(rec);
+    });
+    if (raw === null) throw unreadable(key, "it vanished while being created");
+    return this.#decrypt(ref, raw).value;
+  }
+
   async get(ref: SecretRef): Promise<string | null> {
     validateRef(ref);
     const raw = await this.#kv.get(secretKey(ref));

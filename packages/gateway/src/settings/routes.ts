@@ -5,11 +5,13 @@ import { boundedBody } from "../http/body-limit.ts";
 import { apiHeaders, WebBundle, webDistDir } from "../http/web.ts";
 import { capabilityRoutes } from "./capabilities.ts";
 import { type ClaimDeps, claimRoutes } from "./claims.ts";
+import { type MemorySettingsDeps, memoryRoutes } from "./memory.ts";
 import { modelRoutes } from "./model.ts";
 import { pageRoutes } from "./pages.ts";
 import type { SettingsEnv } from "./person.ts";
 import { type PrivacyRouteDeps, privacyRoutes } from "./privacy.ts";
 import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
+import { type ScheduleSettingsDeps, scheduleRoutes } from "./schedules.ts";
 import { secretRoutes } from "./secrets.ts";
 import { type SessionRouteDeps, sessionRoutes } from "./session.ts";
 import { type SignInRouteDeps, signInPath, signInRoutes } from "./sign-ins.ts";
@@ -28,7 +30,9 @@ export type SettingsDeps = {
   SignInRouteDeps &
   SessionRouteDeps &
   RequestRouteDeps &
-  PrivacyRouteDeps;
+  PrivacyRouteDeps &
+  ScheduleSettingsDeps &
+  MemorySettingsDeps;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -78,5 +82,7 @@ function settingsApi(d: SettingsDeps, site: SettingsSite): Hono<SettingsEnv> {
   api.route("/", toolRoutes(d));
   api.route("/", requestRoutes(d));
   api.route("/", privacyRoutes(d));
+  api.route("/", scheduleRoutes(d));
+  api.route("/", memoryRoutes(d));
   return api;
 }

@@ -1,4 +1,4 @@
-import { errorMessage, type LobuConfig } from "@lobu/core";
+import { errorMessage, type LobuConfig, newId } from "@lobu/core";
 import type { Logger } from "pino";
 import { SettingsLinks } from "../access/settings-links.ts";
 import { TokenStore } from "../access/tokens.ts";
@@ -10,13 +10,18 @@ import { AuditLog } from "../audit/log.ts";
 import { Inbound } from "../conversations/inbound.ts";
 import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
+import { MemoryStore } from "../people/memory.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
 import { type AnswerRequest, answerRequest } from "../runtime/answers.ts";
 import { GatewayToolHost } from "../runtime/gateway-tools.ts";
+import { registerMemoryTools } from "../runtime/memory-tools.ts";
 import { RequestRegistry } from "../runtime/requests.ts";
+import { registerScheduleTools } from "../runtime/schedule-tools.ts";
 import { SandboxTier } from "../sandbox/tier.ts";
+import { ScheduleStore } from "../schedules/records.ts";
+import { Scheduler } from "../schedules/scheduler.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { SkillViews } from "../skills/views.ts";
@@ -50,6 +55,11 @@ export interface Domain {
   packages: AgentPackages;
   /** Which sandbox driver runs agents: settled by the runtime phase. */
   sandboxTier: SandboxTier;
+  /** People's schedules and reminders (`[schedules]`), and what fires them (started last). */
+  schedules: ScheduleStore;
+  scheduler: Scheduler;
+  /** People's long-term memory per agent (`[memory]`), encrypted. */
+  memory: MemoryStore;
 }
 
 /** Build the domain objects in dependency order; each gets only what it uses. */
@@ -65,6 +75,8 @@ export async function buildDomain(opts: {
   publicUrl: PublicUrl;
   dataDir: string;
   configPath?: string;
+  /** This gateway, as the owner of the schedule runs it claims (default: a fresh id). */
+  instanceId?: string;
 }): Promise<Domain> {
   const { config, env, log, providers, skills, skillViews, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
@@ -103,6 +115,22 @@ export async function buildDomain(opts: {
     skills,
     log,
   });
+  const inbound = new Inbound({
+    agents,
+    queue: store.queue,
+    conversations,
+    maxMessageBytes: config.gateway.max_message_bytes,
+  });
+  const gatewayTools = new GatewayToolHost({ agents, userSettings, audit, log });
+  const { schedules, scheduler, memory } = buildPersonalTools({
+    config,
+    log,
+    storage: opts.storage,
+    inbound,
+    audit,
+    gatewayTools,
+    instanceId: opts.instanceId ?? newId("gw"),
+  });
   const answerDeps = {
     config,
     agents,
@@ -134,13 +162,8 @@ export async function buildDomain(opts: {
     settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
     requests,
     answer: (requestId, answer, by) => answerRequest(answerDeps, requestId, answer, by),
-    gatewayTools: new GatewayToolHost({ agents, userSettings, audit, log }),
-    inbound: new Inbound({
-      agents,
-      queue: store.queue,
-      conversations,
-      maxMessageBytes: config.gateway.max_message_bytes,
-    }),
+    gatewayTools,
+    inbound,
     contexts: new TurnContextBuilder({
       agents,
       providers,
@@ -155,7 +178,57 @@ export async function buildDomain(opts: {
     }),
     packages,
     sandboxTier,
+    schedules,
+    scheduler,
+    memory,
   };
+}
+
+/** Schedules and memory, with their gateway tools registered unless `[schedules]`/`[memory]` turn them off. */
+function buildPersonalTools(opts: {
+  config: LobuConfig;
+  log: Logger;
+  storage: Storage;
+  inbound: Inbound;
+  audit: AuditLog;
+  gatewayTools: GatewayToolHost;
+  instanceId: string;
+}): Pick<Domain, "schedules" | "scheduler" | "memory"> {
+  const { config, log, storage, gatewayTools } = opts;
+  const s = config.schedules;
+  const schedules = new ScheduleStore({
+    kv: storage.store.kv,
+    log,
+    maxPerPerson: s.max_per_person,
+  });
+  const scheduler = new Scheduler({
+    schedules,
+    submit: (message) => opts.inbound.submit(message),
+    audit: opts.audit,
+    log,
+    owner: opts.instanceId,
+    pollMs: s.poll_interval,
+  });
+  const memory = new MemoryStore({
+    kv: storage.store.kv,
+    secrets: storage.secrets,
+    log,
+    limits: { maxEntries: config.memory.max_entries, maxEntryChars: config.memory.max_entry_chars },
+  });
+  if (s.enabled)
+    registerScheduleTools(gatewayTools, {
+      schedules,
+      scheduler,
+      limits: {
+        minIntervalMs: s.min_interval,
+        maxHorizonMs: s.max_horizon,
+        defaultTimezone: s.default_timezone,
+        maxTextChars: s.max_text_chars,
+        maxMessageBytes: config.gateway.max_message_bytes,
+      },
+    });
+  if (config.memory.enabled) registerMemoryTools(gatewayTools, { memory });
+  return { schedules, scheduler, memory };
 }
 
 /** Copy provider keys from the environment into the secret store (installation scope). */

@@ -45,6 +45,8 @@ export function buildApp(opts: {
     audit,
     sandboxes,
     packages: domain.packages,
+    schedules: domain.schedules,
+    memory: domain.memory,
   });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));
@@ -92,6 +94,7 @@ export function buildApp(opts: {
       placeholders,
       settingsLinks: domain.settingsLinks,
       people,
+      schedules: domain.schedules,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
   );
@@ -116,6 +119,8 @@ export function buildApp(opts: {
       gatewayTools: domain.gatewayTools,
       packages: domain.packages,
       people,
+      schedules: domain.schedules,
+      memory: domain.memory,
     },
     env,
   );

@@ -4,10 +4,12 @@ import type { AuditLog } from "../audit/log.ts";
 import { auditData } from "../audit/person-data.ts";
 import { conversationsData } from "../conversations/person-data.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
+import type { MemoryStore } from "../people/memory.ts";
 import { PersonData } from "../people/person-data.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import { ownSandboxIds, requestsData, sandboxesData } from "../runtime/person-data.ts";
 import type { SandboxManager } from "../runtime/sandbox-manager.ts";
+import type { ScheduleStore } from "../schedules/records.ts";
 import { secretsData } from "../secrets/person-data.ts";
 import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
@@ -23,6 +25,8 @@ export interface PersonDataDeps {
   audit: Pick<AuditLog, "record">;
   sandboxes: Pick<SandboxManager, "destroy" | "volumeDir" | "record">;
   packages: Pick<AgentPackages, "personData">;
+  schedules: Pick<ScheduleStore, "personData">;
+  memory: Pick<MemoryStore, "personData">;
 }
 
 /**
@@ -43,6 +47,8 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     conversationsData(d.store),
     d.packages.personData(),
     platformStateData(d.store.kv),
+    d.schedules.personData(),
+    d.memory.personData(),
   ];
 }
 

@@ -106,6 +106,7 @@ beforeAll(async () => {
       eventId: newId("evt"),
     });
     fixtures[person] = { conversationId: r.conversationId!, messageId: r.messageId! };
+    scheduleIds[person] = await scheduleOf(person);
   }
 });
 afterAll(() => api?.close());
@@ -128,6 +129,18 @@ async function pendingApproval(person: Person): Promise<string> {
   );
   return requestId;
 }
+
+/** A reminder of `person`'s, an hour from now. */
+async function scheduleOf(person: Person): Promise<string> {
+  const created = await api.gw.services.schedules.create({
+    agentId: "default",
+    origin: ORIGINS[person],
+    text: `stretch, ${person}`,
+    plan: { kind: "once", timezone: "UTC", nextRunAt: Date.now() + 3_600_000 },
+  });
+  return created.id;
+}
+const scheduleIds = {} as Record<Person, string>;
 
 async function tokenOf(kind: TokenKind): Promise<{ id: string }> {
   const body =
@@ -291,6 +304,21 @@ const PROBES: Record<string, Probe> = {
   },
   "GET /audit": { ok: 200, call: (t) => call(t, "GET", "/audit") },
   "GET /usage": { ok: 200, call: (t) => call(t, "GET", "/usage") },
+  "GET /agents/{agentId}/schedules": {
+    ok: 200,
+    list: {
+      ids: (body) => (body as { schedules: { id: string }[] }).schedules.map((s) => s.id),
+      idOf: (who) => scheduleIds[who as Person],
+    },
+    subjects: PEOPLE,
+    call: (t) => call(t, "GET", "/agents/default/schedules"),
+  },
+  "DELETE /agents/{agentId}/schedules/{scheduleId}": {
+    ok: 204,
+    subjects: PEOPLE,
+    call: async (t, _role, who) =>
+      call(t, "DELETE", `/agents/default/schedules/${await scheduleOf(who as Person)}`),
+  },
   "GET /admin/people/{userKey}/export": {
     ok: 200,
     subjects: PEOPLE,

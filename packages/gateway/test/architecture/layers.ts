@@ -19,7 +19,7 @@ export const LAYERS: readonly { layer: string; folders: readonly string[] }[] = 
   { layer: "2 egress & people", folders: ["proxy", "providers", "usage", "people"] },
   { layer: "3 agents", folders: ["agents"] },
   // Messages and who may do what (tokens, sessions, settings links).
-  { layer: "4 conversations & access", folders: ["conversations", "access"] },
+  { layer: "4 conversations & access", folders: ["conversations", "access", "schedules"] },
   // Queue, dispatcher, turn runner, sandbox manager, egress wiring, answers.
   { layer: "5 runtime", folders: ["runtime"] },
   // What people and operators touch: no surface imports another.

@@ -8,6 +8,7 @@ import {
   telegramSession,
 } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
+import { MemorySection, SchedulesSection } from "./PersonalSections.tsx";
 import { PrivacySection } from "./PrivacySection.tsx";
 import { RequestCard } from "./RequestCard.tsx";
 import { SkillsSection } from "./SkillsSection.tsx";
@@ -180,6 +181,8 @@ export function SettingsApp() {
         <McpSection view={view} client={client} act={act} busy={busy} />
         <PackagesSection view={view} client={client} act={act} busy={busy} refresh={refresh} />
         <SecretsSection view={view} client={client} act={act} busy={busy} />
+        <SchedulesSection client={client} act={act} busy={busy} />
+        <MemorySection client={client} act={act} busy={busy} />
         <PrivacySection
           client={client}
           busy={busy}
