@@ -176,6 +176,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     domain,
     skillViews,
     replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
+    historyFor: (platform) => platforms.historyFor(platform),
   });
   const { sandboxes, egress, dispatcher, driver } = runtime;
   const signIns = settingsSignIns(plugins, config, env, (platform) => ({
@@ -200,6 +201,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
     publicUrl,
     kv: store.kv,
+    streams: store.streams,
     inbound: domain.inbound,
     answer: domain.answer,
     settingsLinks: domain.settingsLinks,

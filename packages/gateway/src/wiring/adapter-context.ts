@@ -9,13 +9,14 @@ import type { PlatformRoutes } from "../platforms/shared/routes.ts";
 import type { AnswerRequest } from "../runtime/answers.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import { OnceMarkers } from "../store/once.ts";
-import type { KeyValue } from "../store/port.ts";
+import type { EventStreams, KeyValue } from "../store/port.ts";
 
 /** What the gateway lends its chat platforms (each gets a context namespaced to it). */
 export interface AdapterContextDeps {
   log: Logger;
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
+  streams: Pick<EventStreams, "append" | "revRange">;
   inbound: Pick<Inbound, "submit">;
   answer: AnswerRequest;
   settingsLinks: Pick<SettingsLinks, "create">;
@@ -66,6 +67,10 @@ export function adapterContext(
         await kv.del(`platform:${platform}:${key}`);
       },
       take: (key) => kv.take(`platform:${platform}:${key}`),
+    },
+    logs: {
+      append: (name, data, opts) => deps.streams.append(`platform:${platform}:${name}`, data, opts),
+      newest: (name, opts) => deps.streams.revRange(`platform:${platform}:${name}`, opts),
     },
     once: {
       claim: (key, ttlMs) => once.claim(key, ttlMs),
