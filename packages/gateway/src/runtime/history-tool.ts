@@ -14,8 +14,8 @@ import type { GatewayToolContext, GatewayToolDefinition } from "./gateway-tools.
  * channel's top level (the person asking is in it, and so is the bot, since
  * the message came from there). It takes no other channel: a `channel`
  * argument naming any other is refused. Its cursors are the gateway's, kept
- * in the store and bound to the sandbox, platform, channel, thread and scope
- * they were issued for; a cursor from anywhere else reads nothing. So nothing
+ * in the store and bound to the sandbox, platform, channel and scope they
+ * were issued for (and the thread, for a thread's); a cursor from anywhere else reads nothing. So nothing
  * from one channel reaches another channel's or person's sandbox.
  */
 
@@ -94,7 +94,10 @@ async function readPage(
     sandboxId: ctx.sandboxId,
     platform: origin.platform,
     channelId: origin.channelId,
-    ...(origin.threadId !== undefined ? { threadId: origin.threadId } : {}),
+    // A thread's cursor is that thread's; a channel's serves every turn in the channel.
+    ...(input.scope === "thread" && origin.threadId !== undefined
+      ? { threadId: origin.threadId }
+      : {}),
     scope: input.scope,
   };
   const platformCursor = input.cursor ? await takeCursor(deps, input.cursor, here) : undefined;
