@@ -448,7 +448,7 @@ describe("a Telegram group's history", () => {
 
   async function botReply(text: string, chatId = GROUP) {
     // A reply after a tool call starts with the call's line.
-    return tg.waitFor(() => tg.messages(chatId).find((m) => m.text.endsWith(text)), {
+    return tg.waitFor(() => tg.messages(chatId).find((m) => (m.text ?? "").endsWith(text)), {
       ...WAIT,
       description: `the reply "${text}"`,
     });
