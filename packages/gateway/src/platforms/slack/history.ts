@@ -23,6 +23,25 @@ const MAX_PAGES = 10;
 const RATE_LIMIT_TRIES = 3;
 /** Distinct people named per page (users.info each, cached). */
 const MAX_NAMES = 50;
+/** Messages Slack writes about the channel itself (joins, topic changes): not part of a discussion. */
+const HOUSEKEEPING = new Set([
+  "channel_join",
+  "channel_leave",
+  "channel_topic",
+  "channel_purpose",
+  "channel_name",
+  "channel_archive",
+  "channel_unarchive",
+  "group_join",
+  "group_leave",
+  "group_topic",
+  "group_purpose",
+  "group_name",
+  "bot_add",
+  "bot_remove",
+  "pinned_item",
+  "unpinned_item",
+]);
 
 /**
  * Slack's history, read with the workspace's bot token: a thread with
@@ -114,7 +133,7 @@ export class SlackHistory implements ConversationHistory {
       if (name) names.set(id, name);
     }
     return messages
-      .filter((m) => m.ts && (m.text || m.files?.length))
+      .filter((m) => m.ts && !HOUSEKEEPING.has(m.subtype ?? "") && (m.text || m.files?.length))
       .map((m) => toHistoryMessage(ws, m, names));
   }
 }

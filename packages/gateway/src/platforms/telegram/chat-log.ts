@@ -75,8 +75,9 @@ function authorOf(from: {
   last_name?: string;
   username?: string;
 }): Author {
+  // As the sender of a turn is named (displayNameOf), so the agent can tell them apart in history.
   const name =
-    [from.first_name, from.last_name].filter(Boolean).join(" ") || from.username || String(from.id);
+    from.username || [from.first_name, from.last_name].filter(Boolean).join(" ") || String(from.id);
   return { id: from.id, name, isBot: from.is_bot ?? false };
 }
 
