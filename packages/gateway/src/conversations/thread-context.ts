@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { ConversationHistory } from "../domain/history.ts";
+import { type ConversationHistory, HistoryUnavailable } from "../domain/history.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import { fitBudget, type HistoryBudget, withThreadHistory } from "./history-view.ts";
 
@@ -39,7 +39,9 @@ export class ThreadContext {
         { err, platform: turn.origin.platform, messageId: turn.messageId },
         "could not read the thread's earlier messages",
       );
-      return `(The earlier messages of this thread could not be read: ${(err as Error).message}.)\n\n${turn.text}`;
+      // A platform's refusal is said as it is; anything else only as a failure (no internals).
+      const why = err instanceof HistoryUnavailable ? err.message : "the platform did not answer";
+      return `(The earlier messages of this thread could not be read: ${why}.)\n\n${turn.text}`;
     }
     const { kept, dropped } = fitBudget(recent.messages, budget);
     return withThreadHistory(

@@ -8,7 +8,7 @@ import {
   type RecentMessages,
 } from "../../domain/history.ts";
 import type { Origin } from "../../domain/origin.ts";
-import { withRetryLater } from "../shared/pacing.ts";
+import { RetryLater, withRetryLater } from "../shared/pacing.ts";
 import { slackCall, slackErrorCode } from "./client.ts";
 import type { UserNames } from "./user-names.ts";
 import type { Workspace, Workspaces } from "./workspaces.ts";
@@ -186,6 +186,8 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 function unavailable(err: unknown): Error {
+  if (err instanceof RetryLater)
+    return new HistoryUnavailable("Slack is rate limiting history reads; try again in a minute");
   const code = slackErrorCode(err);
   const data = (err as { data?: { needed?: string } }).data;
   switch (code) {
