@@ -3,7 +3,11 @@ import { blockOf } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { messageBlock } from "../conversations/history-view.ts";
-import type { ConversationHistory, HistoryScope } from "../domain/history.ts";
+import {
+  type ConversationHistory,
+  type HistoryScope,
+  HistoryUnavailable,
+} from "../domain/history.ts";
 import type { KeyValue } from "../store/port.ts";
 import { readRecord } from "../util/stored-record.ts";
 import type { GatewayToolContext, GatewayToolDefinition } from "./gateway-tools.ts";
@@ -101,14 +105,21 @@ async function readPage(
     scope: input.scope,
   };
   const platformCursor = input.cursor ? await takeCursor(deps, input.cursor, here) : undefined;
-  const page = await history.page(
-    { origin, conversationId: ctx.sandboxId },
-    {
-      scope: input.scope,
-      limit: Math.min(input.limit ?? deps.pageSize, deps.pageSize),
-      ...(platformCursor !== undefined ? { cursor: platformCursor } : {}),
-    },
-  );
+  const page = await history
+    .page(
+      { origin, conversationId: ctx.sandboxId },
+      {
+        scope: input.scope,
+        limit: Math.min(input.limit ?? deps.pageSize, deps.pageSize),
+        ...(platformCursor !== undefined ? { cursor: platformCursor } : {}),
+      },
+    )
+    .catch((err: unknown) => {
+      // A platform's refusal is said as it is; anything else only as a failure (no internals).
+      if (err instanceof HistoryUnavailable) throw err;
+      deps.log.warn({ err, platform: origin.platform }, "channel_history could not read");
+      throw new Error(`${origin.platform} did not answer; try again later`);
+    });
   const next = page.next ? await issueCursor(deps, { ...here, platformCursor: page.next }) : "";
   const block = blockOf(
     `${input.scope}_history` as `${HistoryScope}_history`,
