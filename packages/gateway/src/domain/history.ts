@@ -54,9 +54,10 @@ export interface ConversationHistory {
   /**
    * The newest `limit` messages of the origin's thread before the origin's own
    * message (its `messageRef`), or none when the message does not continue a
-   * thread (a top-level mention, a first message).
+   * thread (a top-level mention, a first message). With `after` (a message id
+   * this method was given as `messageRef` before), only messages newer than it.
    */
-  recent(place: HistoryPlace, opts: { limit: number }): Promise<RecentMessages>;
+  recent(place: HistoryPlace, opts: { limit: number; after?: string }): Promise<RecentMessages>;
   /** One page of the origin's thread or channel; `cursor` is a `next` this method returned. */
   page(
     place: HistoryPlace,

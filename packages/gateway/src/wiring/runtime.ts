@@ -152,6 +152,7 @@ export async function startRuntime(opts: {
   const threadContext = new ThreadContext({
     historyFor,
     budget: { maxMessages: config.context.max_messages, maxChars: config.context.max_chars },
+    kv: store.kv,
     log,
   });
   const runner = new TurnRunner({

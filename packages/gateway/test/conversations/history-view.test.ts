@@ -69,4 +69,28 @@ describe("a turn's text with its thread", () => {
     expect(text).toContain("Older messages of this thread are not shown");
     expect(text.endsWith("The message you are answering, from Ann:\nsummarize this")).toBe(true);
   });
+
+  it("after an earlier turn in the thread, says so, and gives nothing when only the agent spoke since", () => {
+    const since = withThreadHistory(
+      { text: "and now?", sender: "Ann" },
+      {
+        messages: [msg(1, "my reply", { fromAssistant: true })],
+        older: false,
+        seenBefore: true,
+        platform: "slack",
+      },
+    );
+    expect(since).toBe("and now?");
+    const more = withThreadHistory(
+      { text: "and now?", sender: "Ann" },
+      {
+        messages: [msg(1, "my reply", { fromAssistant: true }), msg(2, "new words")],
+        older: false,
+        seenBefore: true,
+        platform: "slack",
+      },
+    );
+    expect(more).toContain("Messages of this thread since your last turn in it");
+    expect(more).toContain("new words");
+  });
 });

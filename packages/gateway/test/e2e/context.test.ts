@@ -205,6 +205,64 @@ describe("a Slack thread's earlier messages", () => {
     expect(text).toMatch(/<message author="Alice"[^>]*>\nalice chimes in/);
   });
 
+  it("gives a conversation only what came after its last turn in the thread", async () => {
+    const channel = slack.addChannel({ name: "again" });
+    const root = await say("UALICE", channel.id, "again-old-1");
+    llm.when((r) => r.lastUserText.endsWith("again first"), { text: "again-answer-1" });
+    await slack.mention({
+      user: "UBOB",
+      channel: channel.id,
+      threadTs: root.ts,
+      text: "again first",
+    });
+    await replyIn(channel.id, root.ts, "again-answer-1");
+    expect(requestFor("again first")!.lastUserText).toContain("again-old-1");
+
+    // Only the agent's own reply since: nothing new to read, the message goes alone.
+    llm.when((r) => r.lastUserText.endsWith("again second"), { text: "again-answer-2" });
+    await slack.mention({
+      user: "UBOB",
+      channel: channel.id,
+      threadTs: root.ts,
+      text: "again second",
+    });
+    await replyIn(channel.id, root.ts, "again-answer-2");
+    expect(requestFor("again second")!.lastUserText).toBe("again second");
+
+    // Someone spoke since: that, and the agent's reply, not what came before.
+    await say("UMAL", channel.id, "again-new-2", root.ts);
+    llm.when((r) => r.lastUserText.endsWith("again third"), { text: "again-answer-3" });
+    await slack.mention({
+      user: "UBOB",
+      channel: channel.id,
+      threadTs: root.ts,
+      text: "again third",
+    });
+    await replyIn(channel.id, root.ts, "again-answer-3");
+    const third = requestFor("again third")!.lastUserText;
+    expect(third).toContain("Messages of this thread since your last turn in it");
+    expect(third).toContain("again-new-2");
+    expect(third).toContain("again-answer-2");
+    expect(third).not.toContain("again-old-1");
+    expect(third).not.toContain("again-answer-1");
+
+    // Someone else mentioning the bot in the thread has their own conversation: the
+    // newest of the whole thread (within the budget of four), Bob's turns included.
+    llm.when((r) => r.lastUserText.endsWith("again from alice"), { text: "again-answer-4" });
+    await slack.mention({
+      user: "UALICE",
+      channel: channel.id,
+      threadTs: root.ts,
+      text: "again from alice",
+    });
+    await replyIn(channel.id, root.ts, "again-answer-4");
+    const alices = requestFor("again from alice")!.lastUserText;
+    expect(alices).toContain("Earlier messages of this thread");
+    expect(alices).toContain("again-new-2");
+    expect(alices).toContain("again third");
+    expect(alices).toContain("again-answer-3");
+  });
+
   it("cannot be broken out of by a message that contains the delimiters", async () => {
     const channel = slack.addChannel({ name: "breakout" });
     const planted =

@@ -137,6 +137,18 @@ describe("the Telegram chat log", () => {
     expect(inTopic.messages.map((m) => m.text)).toEqual(["unrelated, in a topic"]);
   });
 
+  it("after an earlier turn gives only newer messages, but the reply chain whole", async () => {
+    const chat = chatLog();
+    await chat.record(message(1, "old question"));
+    await chat.record(message(2, "old chatter"));
+    await chat.record(message(5, "new chatter"));
+    await chat.record(
+      message(6, "about the old question", { from: bob, reply_to_message: { message_id: 1 } }),
+    );
+    const { messages } = await chat.recent(place(6), { limit: 10, after: "4" });
+    expect(messages.map((m) => m.text)).toEqual(["old question", "new chatter"]);
+  });
+
   it("logs nothing of private chats, and refuses to page one", async () => {
     const chat = chatLog();
     await chat.record(message(1, "private words", { chat: { id: bob.id, type: "private" } }));

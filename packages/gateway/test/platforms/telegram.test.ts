@@ -219,7 +219,7 @@ describe("Telegram: conversations", () => {
       expect(await conversationsOf(gw, String(dee.id))).toHaveLength(0);
       // Messages for the bot come with the group's earlier ones (docs/context.md), their own text last.
       llm.when((r) => r.lastUserText.endsWith("\nfirst"), { text: "echo: first" });
-      llm.when((r) => r.lastUserText.endsWith("\nsecond, as a reply"), {
+      llm.when((r) => r.lastUserText.endsWith("second, as a reply"), {
         text: "echo: second, as a reply",
       });
       // Replying to the bot addresses it.

@@ -58,7 +58,10 @@ export class SlackHistory implements ConversationHistory {
     this.#names = deps.names;
   }
 
-  async recent(place: HistoryPlace, opts: { limit: number }): Promise<RecentMessages> {
+  async recent(
+    place: HistoryPlace,
+    opts: { limit: number; after?: string },
+  ): Promise<RecentMessages> {
     const { origin } = place;
     const { threadId, messageRef } = origin;
     // A top-level message starts its thread: there is nothing before it.
@@ -74,12 +77,18 @@ export class SlackHistory implements ConversationHistory {
           channel: origin.channelId,
           ts: threadId,
           latest: messageRef,
+          ...(opts.after ? { oldest: opts.after } : {}),
           inclusive: false,
           limit: PAGE,
           ...(cursor ? { cursor } : {}),
         }),
       );
-      kept.push(...(res.messages ?? []).filter((m) => before(m.ts, messageRef)));
+      // The parent always comes first, whatever the range: keep only what is in it.
+      kept.push(
+        ...(res.messages ?? []).filter(
+          (m) => before(m.ts, messageRef) && (!opts.after || before(opts.after, m.ts as string)),
+        ),
+      );
       if (kept.length > opts.limit) {
         earlier = true;
         kept = kept.slice(-opts.limit);

@@ -135,12 +135,20 @@ export class TelegramChatLog implements ConversationHistory {
     }
   }
 
-  async recent(place: HistoryPlace, opts: { limit: number }): Promise<RecentMessages> {
+  async recent(
+    place: HistoryPlace,
+    opts: { limit: number; after?: string },
+  ): Promise<RecentMessages> {
     const { origin } = place;
     if (origin.isDirect || !origin.messageRef) return { messages: [], earlier: false };
     const current = Number(origin.messageRef);
+    const after = opts.after !== undefined ? Number(opts.after) : Number.NEGATIVE_INFINITY;
     const all = await this.#read(origin.channelId);
-    const thread = threadOf(all, current, origin.threadId).filter((m) => m.id < current);
+    // The reply chain is shown whole: what the message answers matters however old it is.
+    const chain = new Set(replyChain(all, current).map((m) => m.id));
+    const thread = threadOf(all, current, origin.threadId).filter(
+      (m) => m.id < current && (m.id > after || chain.has(m.id)),
+    );
     const kept = thread.slice(-opts.limit);
     return {
       messages: kept.map((m) => this.#toHistory(m)),
@@ -205,37 +213,40 @@ export class TelegramChatLog implements ConversationHistory {
 }
 
 /**
- * The thread of message `current`: its reply chain (followed through the log,
- * and through the copies Telegram sent along for messages the log does not
- * have, such as the bot's own), and the other messages of its forum topic or,
- * outside topics, of the group's main chat. Oldest first.
+ * The thread of message `current`: its reply chain (`replyChain`), and the
+ * other messages of its forum topic or, outside topics, of the group's main
+ * chat. Oldest first.
  */
 function threadOf(
   all: readonly LoggedMessage[],
   current: number,
   topic: string | undefined,
 ): LoggedMessage[] {
-  const byId = new Map(all.map((m) => [m.id, m]));
   const out = new Map<number, LoggedMessage>();
   const inTopic = (m: LoggedMessage) =>
     topic !== undefined ? m.topic === Number(topic) : m.topic === undefined;
   for (const m of all) if (inTopic(m)) out.set(m.id, m);
-  // The reply chain, however far back the log reaches.
+  for (const m of replyChain(all, current)) out.set(m.id, m);
+  return [...out.values()].sort((a, b) => a.id - b.id);
+}
+
+/**
+ * The messages `current` replies to, nearest first: followed through the log,
+ * and through the copy Telegram sent along for one the log does not have
+ * (such as the bot's own), as far back as the log reaches.
+ */
+function replyChain(all: readonly LoggedMessage[], current: number): LoggedMessage[] {
+  const byId = new Map(all.map((m) => [m.id, m]));
+  const chain: LoggedMessage[] = [];
   const seen = new Set<number>([current]);
   let link = byId.get(current)?.replyTo;
   while (link && !seen.has(link.id) && seen.size <= 100) {
     seen.add(link.id);
     const logged = byId.get(link.id);
-    if (logged) out.set(logged.id, logged);
+    if (logged) chain.push(logged);
     else if (link.text !== undefined && link.from)
-      out.set(link.id, {
-        id: link.id,
-        from: link.from,
-        at: link.at ?? 0,
-        text: link.text,
-        files: [],
-      });
+      chain.push({ id: link.id, from: link.from, at: link.at ?? 0, text: link.text, files: [] });
     link = logged?.replyTo;
   }
-  return [...out.values()].sort((a, b) => a.id - b.id);
+  return chain;
 }
