@@ -175,8 +175,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     storage,
     domain,
     skillViews,
-    replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
     historyFor: (platform) => platforms.historyFor(platform),
+    replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
   });
   const { sandboxes, egress, dispatcher, driver } = runtime;
   const signIns = settingsSignIns(plugins, config, env, (platform) => ({

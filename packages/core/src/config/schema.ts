@@ -358,6 +358,8 @@ export const LobuConfig = z.strictObject({
   skills: z.record(Id, SkillSection).default({}),
   /** Platform adapter settings, validated by each adapter. */
   platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** Thread and channel history given to agents (see ContextSection). */
+  context: ContextSection.prefault({}),
   /** MCP servers people can connect from the settings page and skills can name. */
   mcp: z.record(Id, McpSection).default({}),
   /** Nix packages for agents' sandboxes (see PackagesSection). */
@@ -368,8 +370,6 @@ export const LobuConfig = z.strictObject({
   budgets: BudgetsSection.prefault({}),
   /** USD per million tokens per `"<provider>/<model>"`, for the usage report's cost estimates. */
   prices: Prices.default({}),
-  /** Thread and channel history given to agents (see ContextSection). */
-  context: ContextSection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

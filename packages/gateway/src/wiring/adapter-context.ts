@@ -9,14 +9,14 @@ import type { PlatformRoutes } from "../platforms/shared/routes.ts";
 import type { AnswerRequest } from "../runtime/answers.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import { OnceMarkers } from "../store/once.ts";
-import type { EventStreams, KeyValue } from "../store/port.ts";
+import type { KeyValue } from "../store/port.ts";
 
 /** What the gateway lends its chat platforms (each gets a context namespaced to it). */
 export interface AdapterContextDeps {
   log: Logger;
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
-  streams: Pick<EventStreams, "append" | "revRange">;
+  streams: Pick<import("../store/port.ts").EventStreams, "append" | "revRange">;
   inbound: Pick<Inbound, "submit">;
   answer: AnswerRequest;
   settingsLinks: Pick<SettingsLinks, "create">;
