@@ -27,6 +27,9 @@ const log = createLogger("test", {
   destination: { write: (line: string) => lines.push(JSON.parse(line)) },
 });
 
+/** The tests' clock: just after the messages' dates (1_800_000_000 + id seconds). */
+let now = 1_800_000_100_000;
+
 function chatLog(maxMessages = 50) {
   const notUsed = () => {
     throw new Error("not used by the chat log");
@@ -51,6 +54,7 @@ function chatLog(maxMessages = 50) {
     settings: { maxMessages, retentionMs: 86_400_000 },
     bot: BOT,
     log,
+    now: () => now,
   });
 }
 
@@ -135,6 +139,19 @@ describe("the Telegram chat log", () => {
     expect(messages[1]).toMatchObject({ fromAssistant: true });
     const inTopic = await chat.recent(place(9, { threadId: "77" }), { limit: 10 });
     expect(inTopic.messages.map((m) => m.text)).toEqual(["unrelated, in a topic"]);
+  });
+
+  it("never shows a message older than the retention, however quiet the chat", async () => {
+    const chat = chatLog();
+    await chat.record(message(1, "long ago"));
+    await chat.record(message(2, "recent"));
+    now = 1_800_000_001_000 + 86_400_000 + 500;
+    try {
+      const { messages } = await chat.recent(place(3), { limit: 10 });
+      expect(messages.map((m) => m.text)).toEqual(["recent"]);
+    } finally {
+      now = 1_800_000_100_000;
+    }
   });
 
   it("after an earlier turn gives only newer messages, but the reply chain whole", async () => {

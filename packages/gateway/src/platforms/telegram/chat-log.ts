@@ -86,17 +86,20 @@ export class TelegramChatLog implements ConversationHistory {
   readonly #settings: ChatLogSettings;
   readonly #bot: { id: number };
   readonly #log: Logger;
+  readonly #now: () => number;
 
   constructor(deps: {
     logs: AdapterContext["logs"];
     settings: ChatLogSettings;
     bot: { id: number };
     log: Logger;
+    now?: () => number;
   }) {
     this.#logs = deps.logs;
     this.#settings = deps.settings;
     this.#bot = deps.bot;
     this.#log = deps.log;
+    this.#now = deps.now ?? Date.now;
   }
 
   /** Log a group message the bot received (best effort: a failure never stops the message). */
@@ -181,10 +184,13 @@ export class TelegramChatLog implements ConversationHistory {
     return start > 0 ? { messages, next: String(skip + req.limit) } : { messages };
   }
 
-  /** The chat's logged messages, oldest first, one per message id. */
+  /** The chat's logged messages within the retention, oldest first, one per message id. */
   async #read(chatId: string): Promise<LoggedMessage[]> {
     const name = logName(chatId);
     const entries = await this.#logs.newest(name, { limit: this.#settings.maxMessages || 1 });
+    // The log as a whole goes a retention after its last message; older entries of a
+    // chat that keeps talking are never shown (and drop out as newer ones come).
+    const since = this.#now() - this.#settings.retentionMs;
     const byId = new Map<number, LoggedMessage>();
     for (const e of entries) {
       const m = readRecord(
@@ -193,7 +199,7 @@ export class TelegramChatLog implements ConversationHistory {
         { record: "Telegram chat log entry", key: `${name}/${e.id}` },
         this.#log,
       );
-      if (m && !byId.has(m.id)) byId.set(m.id, m);
+      if (m && m.at >= since && !byId.has(m.id)) byId.set(m.id, m);
     }
     return [...byId.values()].sort((a, b) => a.id - b.id);
   }
