@@ -13,4 +13,5 @@ export * from "./protocol/requests.ts";
 export * from "./protocol/worker.ts";
 export * from "./proxy-env.ts";
 export * from "./routing.ts";
+export * from "./untrusted.ts";
 export * from "./visible-text.ts";

@@ -181,6 +181,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     storage,
     domain,
     skillViews,
+    historyFor: (platform) => platforms.historyFor(platform),
     replySurfaceFor: (platform) => platforms.replySurfaceFor(platform),
     ...(opts.retentionClock ? { retentionClock: opts.retentionClock } : {}),
   });
@@ -207,6 +208,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     log,
     publicUrl,
     kv: store.kv,
+    streams: store.streams,
     inbound: domain.inbound,
     answer: domain.answer,
     settingsLinks: domain.settingsLinks,

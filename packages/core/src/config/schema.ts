@@ -354,6 +354,21 @@ export const PackagesSection = z.strictObject({
 });
 export type PackagesSection = z.infer<typeof PackagesSection>;
 
+/**
+ * What an agent is given of the conversation around a message (docs/context.md):
+ * when it is mentioned in an existing thread, the thread's earlier messages,
+ * newest kept within these limits, and the `channel_history` tool's pages.
+ */
+export const ContextSection = z.strictObject({
+  /** Earlier messages of the thread given with a message; 0 gives none. */
+  max_messages: z.number().int().min(0).max(1000).default(50),
+  /** Characters of those messages (text and the attachment lines), newest kept. */
+  max_chars: z.number().int().min(0).max(1_000_000).default(20_000),
+  /** Messages one `channel_history` call returns at most. */
+  page_size: z.number().int().min(1).max(200).default(50),
+});
+export type ContextSection = z.infer<typeof ContextSection>;
+
 export const TelemetrySection = z.strictObject({
   otlp_endpoint: z.url().optional(),
   service_name: z.string().default("lobu-gateway"),
@@ -438,6 +453,8 @@ export const LobuConfig = z.strictObject({
   skills: z.record(Id, SkillSection).default({}),
   /** Platform adapter settings, validated by each adapter. */
   platforms: z.record(z.string(), z.record(z.string(), z.unknown())).default({}),
+  /** Thread and channel history given to agents (see ContextSection). */
+  context: ContextSection.prefault({}),
   /** MCP servers people can connect from the settings page and skills can name. */
   mcp: z.record(Id, McpSection).default({}),
   /** Nix packages for agents' sandboxes (see PackagesSection). */

@@ -1,4 +1,4 @@
-import { LobuError, type ToolPolicy, type TurnContext } from "@lobu/core";
+import { LobuError, type ToolPolicy, type TurnContext, UNTRUSTED_CONTENT_RULE } from "@lobu/core";
 import { userKeyOf } from "../domain/origin.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
@@ -167,7 +167,12 @@ export class TurnContextBuilder {
         // What the relay allows one call to ask for (max_output_tokens).
         maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
       },
-      systemPrompt: [agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT, packagesNote]
+      // Every agent gets the rule on untrusted content, whatever its own prompt says.
+      systemPrompt: [
+        agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
+        UNTRUSTED_CONTENT_RULE,
+        packagesNote,
+      ]
         .filter(Boolean)
         .join("\n\n"),
       tools: agent.tools,

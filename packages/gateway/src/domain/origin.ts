@@ -16,6 +16,9 @@ export const Origin = z.object({
 });
 export type Origin = z.infer<typeof Origin>;
 
+/** The `platform` of messages sent through the REST API. */
+export const API_PLATFORM = "api";
+
 /** The key people's settings and secrets hang off: `platform:workspace:user`. */
 export function userKeyOf(origin: Pick<Origin, "platform" | "workspace" | "userId">): string {
   return `${origin.platform}:${origin.workspace ?? ""}:${origin.userId}`;

@@ -2,6 +2,7 @@ import { type AgentEvent, errorMessage, isLobuError, newId, type TurnContext } f
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
 import type { Conversations } from "../conversations/records.ts";
+import type { ThreadContext } from "../conversations/thread-context.ts";
 import type { ReplySurface } from "../domain/messages.ts";
 import { fromWorker, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
@@ -41,6 +42,8 @@ export interface TurnRunnerDeps {
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
+  /** The text the worker gets: the message, after its thread's earlier messages (as data). */
+  threadContext?: Pick<ThreadContext, "textFor">;
   log: Logger;
 }
 
@@ -104,8 +107,9 @@ export class TurnRunner {
       if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
       const woken = await this.wakeSandbox(turn);
       if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
+      const text = (await this.deps.threadContext?.textFor(turn)) ?? turn.text;
       release = this.deps.sandboxes.acquire(turn.conversationId);
-      const end = await this.exchange(stream, woken, context, lease);
+      const end = await this.exchange(stream, woken, { context, text }, lease);
       return await this.conclude(stream, this.verdictOf(end, stream), attempt, lease);
     } finally {
       // Every way out, a crash included: the turn ends, its placeholders are
@@ -200,7 +204,7 @@ export class TurnRunner {
   private async exchange(
     stream: TurnStream,
     instance: SandboxInstance,
-    context: TurnContext,
+    { context, text }: { context: TurnContext; text: string },
     lease: AbortSignal,
   ): Promise<WorkerEnd> {
     const { connection } = instance;
@@ -247,7 +251,7 @@ export class TurnRunner {
         sandboxId,
         turnId,
         messageId: turn.messageId,
-        text: turn.text,
+        text,
         context,
       });
       // What the sandbox manager still has to tell the person (e.g. a repaired workspace).

@@ -18,6 +18,7 @@ export interface AdapterContextDeps {
   log: Logger;
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
+  streams: Pick<import("../store/port.ts").EventStreams, "append" | "revRange">;
   inbound: Pick<Inbound, "submit">;
   answer: AnswerRequest;
   settingsLinks: Pick<SettingsLinks, "create">;
@@ -68,6 +69,10 @@ export function adapterContext(
         await kv.del(`platform:${platform}:${key}`);
       },
       take: (key) => kv.take(`platform:${platform}:${key}`),
+    },
+    logs: {
+      append: (name, data, opts) => deps.streams.append(`platform:${platform}:${name}`, data, opts),
+      newest: (name, opts) => deps.streams.revRange(`platform:${platform}:${name}`, opts),
     },
     once: {
       claim: (key, ttlMs) => once.claim(key, ttlMs),

@@ -1,6 +1,7 @@
 import { type LobuConfig, LobuError } from "@lobu/core";
 import { bestEffort, type FailureLog } from "@lobu/core/best-effort";
 import type { Hono } from "hono";
+import type { ConversationHistory } from "../domain/history.ts";
 import type { ReplySurface } from "../domain/messages.ts";
 import type { SettingsSignIn, SignInDeps } from "../http/sign-in.ts";
 import type { AdapterContext, PlatformAdapter } from "../platforms/shared/adapter.ts";
@@ -48,6 +49,11 @@ export class Platforms {
   /** Where replies to `platform` go (the turn runner's lookup). */
   replySurfaceFor(platform: string): ReplySurface | undefined {
     return this.#adapters.find((a) => a.platform === platform);
+  }
+
+  /** The history of `platform`'s conversations, when its adapter keeps or reads one. */
+  historyFor(platform: string): ConversationHistory | undefined {
+    return this.#adapters.find((a) => a.platform === platform)?.history;
   }
 
   /**

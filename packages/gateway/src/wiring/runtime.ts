@@ -1,11 +1,16 @@
 import type { LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
+import { restHistory } from "../conversations/rest-history.ts";
+import { ThreadContext } from "../conversations/thread-context.ts";
+import type { ConversationHistory } from "../domain/history.ts";
 import type { ReplySurface } from "../domain/messages.ts";
+import { API_PLATFORM } from "../domain/origin.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
 import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
+import { historyTool } from "../runtime/history-tool.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
@@ -67,6 +72,8 @@ export async function startRuntime(opts: {
   retentionClock?: () => number;
   /** Where replies to each platform go (built before the runner, started after it). */
   replySurfaceFor(platform: string): ReplySurface | undefined;
+  /** The history of each platform's conversations (its adapter's, read once it started). */
+  historyFor(platform: string): ConversationHistory | undefined;
 }): Promise<Runtime> {
   const { config, dataDir, instanceId, log, startup, storage, domain } = opts;
   const { store, secrets, placeholders } = storage;
@@ -140,6 +147,20 @@ export async function startRuntime(opts: {
     skillsDirFor: (id) => opts.skillViews.ensure(id),
     removeSkillsDir: (id) => opts.skillViews.remove(id),
   });
+  // Earlier messages: a thread's context for each turn, and the channel_history tool.
+  const rest = restHistory(conversations);
+  const historyFor = (platform: string) =>
+    platform === API_PLATFORM ? rest : opts.historyFor(platform);
+  const unregisterHistory = gatewayTools.register(
+    historyTool({ historyFor, kv: store.kv, pageSize: config.context.page_size, log }),
+  );
+  startup.onFailure(unregisterHistory);
+  const threadContext = new ThreadContext({
+    historyFor,
+    budget: { maxMessages: config.context.max_messages, maxChars: config.context.max_chars },
+    kv: store.kv,
+    log,
+  });
   const runner = new TurnRunner({
     sandboxes,
     conversations,
@@ -149,6 +170,7 @@ export async function startRuntime(opts: {
     attempts,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
+    threadContext,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"

@@ -159,6 +159,10 @@ describe("Slack: conversations", () => {
     // A top-level channel message without a mention: not for the agent either.
     await slack.userMessage({ user: "UFOLLOW", channel: channel.id, text: "unrelated" });
 
+    // A follow-up comes with the thread's earlier messages (docs/context.md), its own text last.
+    llm.when((r) => r.lastUserText.endsWith("\nand a follow-up"), {
+      text: "echo: and a follow-up",
+    });
     const follow = await slack.userMessage({
       user: "UFOLLOW",
       channel: channel.id,
@@ -167,6 +171,7 @@ describe("Slack: conversations", () => {
     });
     expect(follow.events.map((e) => e.type)).toEqual(["message"]);
     await waitForReply(channel.id, "echo: and a follow-up", first.ts);
+    expect(llm.requests.some((r) => r.lastUserText.includes("just chatting"))).toBe(true);
     const [conv] = await conversationsOf(gw, "UFOLLOW");
     const users = (await historyOf(gw, conv!.id))
       .filter((h) => h.role === "user")

@@ -217,6 +217,11 @@ describe("Telegram: conversations", () => {
         WAIT,
       );
       expect(await conversationsOf(gw, String(dee.id))).toHaveLength(0);
+      // Messages for the bot come with the group's earlier ones (docs/context.md), their own text last.
+      llm.when((r) => r.lastUserText.endsWith("\nfirst"), { text: "echo: first" });
+      llm.when((r) => r.lastUserText.endsWith("second, as a reply"), {
+        text: "echo: second, as a reply",
+      });
       // Replying to the bot addresses it.
       tg.userSends({ chat: group, from: dee, text: "@lobu_test_bot first" });
       const first = await waitForReply(group.id, "echo: first");

@@ -265,6 +265,7 @@ describe("platform state", () => {
         log,
         publicUrl: { value: "http://127.0.0.1:1" },
         kv: store.kv,
+        streams: store.streams,
         inbound: { submit: notUsed },
         answer: notUsed,
         settingsLinks: { create: notUsed },

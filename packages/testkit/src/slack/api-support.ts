@@ -176,6 +176,33 @@ export function readable(emu: SlackBackend, call: ApiCall, ref: string | undefin
   return channel;
 }
 
+/** The scope reading a channel's history needs, by its type (Slack's `*:history`). */
+const HISTORY_SCOPE: Record<SlackChannel["type"], string> = {
+  public: "channels:history",
+  private: "groups:history",
+  im: "im:history",
+  mpim: "mpim:history",
+};
+
+/**
+ * A channel whose history the caller may read: readable, and the token has the
+ * channel type's `*:history` scope (else `missing_scope` with `needed` and
+ * `provided`, as Slack answers).
+ */
+export function historyReadable(
+  emu: SlackBackend,
+  call: ApiCall,
+  ref: string | undefined,
+): SlackChannel {
+  const install = installOf(call);
+  const channel = readable(emu, call, ref);
+  const needed = HISTORY_SCOPE[channel.type];
+  if (!install.scopes.includes(needed)) {
+    throw new SlackApiError("missing_scope", { needed, provided: install.scopes.join(",") });
+  }
+  return channel;
+}
+
 export interface Content {
   text?: string;
   blocks?: Record<string, unknown>[];
@@ -301,22 +328,28 @@ export function snapshot(m: SlackMessage): void {
   });
 }
 
-export function page<T>(items: T[], args: Args, defaultLimit: number) {
+/**
+ * One page of `items` by `limit` and `cursor`. Cursors are opaque base64 like
+ * Slack's; with `bind` (the channel and thread a listing is of) a cursor is
+ * valid only for that listing, and another's is refused with invalid_cursor.
+ */
+export function page<T>(items: T[], args: Args, defaultLimit: number, bind = "") {
   const limit = Math.min(Math.max(args.int("limit") ?? defaultLimit, 1), 1000);
   const cursor = args.str("cursor");
   let offset = 0;
   if (cursor) {
     const decoded = Buffer.from(cursor, "base64").toString("utf8");
-    const match = /^offset:(\d+)$/.exec(decoded);
-    if (!match) throw new SlackApiError("invalid_cursor");
+    const match = /^offset:(\d+)(?::(.*))?$/.exec(decoded);
+    if (!match || (match[2] ?? "") !== bind) throw new SlackApiError("invalid_cursor");
     offset = Number(match[1]);
   }
   const slice = items.slice(offset, offset + limit);
   const next = offset + limit < items.length;
+  const tail = bind ? `:${bind}` : "";
   return {
     slice,
     hasMore: next,
-    nextCursor: next ? Buffer.from(`offset:${offset + limit}`).toString("base64") : "",
+    nextCursor: next ? Buffer.from(`offset:${offset + limit}${tail}`).toString("base64") : "",
   };
 }
 

@@ -5,6 +5,7 @@ import {
   type ApiCall,
   type Args,
   channelFor,
+  historyReadable,
   inRange,
   installOf,
   type MethodSpec,
@@ -192,7 +193,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_3,
     handler: (call, emu) => {
-      const channel = readable(emu, call, call.args.str("channel"));
+      const channel = historyReadable(emu, call, call.args.str("channel"));
       const top = emu.world
         .channelMessages(channel.id)
         .filter(
@@ -202,7 +203,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
             inRange(m.ts, call.args),
         )
         .reverse();
-      const { slice, hasMore, nextCursor } = page(top, call.args, 100);
+      const { slice, hasMore, nextCursor } = page(top, call.args, 100, `history:${channel.id}`);
       return {
         ok: true,
         messages: slice.map((m) => messageJson(emu, m)),
@@ -219,7 +220,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_3,
     handler: (call, emu) => {
-      const channel = readable(emu, call, call.args.str("channel"));
+      const channel = historyReadable(emu, call, call.args.str("channel"));
       const ts = call.args.str("ts");
       const target = ts ? emu.world.findMessage(channel.id, ts) : undefined;
       if (!target || target.deleted) throw new SlackApiError("thread_not_found");
@@ -231,6 +232,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
         thread.filter((m) => m === target || inRange(m.ts, call.args)),
         call.args,
         1000,
+        `replies:${channel.id}:${target.ts}`,
       );
       return {
         ok: true,

@@ -1,5 +1,6 @@
 import type { RequestAnswer } from "@lobu/core";
 import type { Logger } from "pino";
+import type { ConversationHistory } from "../../domain/history.ts";
 import type { InboundMessage, ReplySurface, SubmitResult } from "../../domain/messages.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { PlatformRoutes } from "./routes.ts";
@@ -56,6 +57,19 @@ export interface AdapterContext {
   };
   /** Record a security event (a replayed request) in the audit log as `platform.<action>`. */
   audit(action: string, details?: Record<string, unknown>): void;
+  /**
+   * Append-only logs, namespaced per adapter: each bounded to its newest
+   * `maxLen` entries and kept `ttlMs` after its last append (Telegram's log of
+   * the group messages the bot saw).
+   */
+  logs: {
+    append(name: string, data: string, opts: { maxLen: number; ttlMs: number }): Promise<string>;
+    /** Newest entries first, strictly before entry id `before` when given. */
+    newest(
+      name: string,
+      opts: { before?: string; limit: number },
+    ): Promise<{ id: string; data: string }[]>;
+  };
   /** Read or write an adapter secret (bot tokens from OAuth installs), encrypted at rest. */
   secrets: {
     get(name: string): Promise<string | null>;
@@ -92,4 +106,9 @@ export interface PlatformAdapter extends ReplySurface {
   start(ctx: AdapterContext): Promise<void>;
   /** Stop receiving, and wait for work in the Background (background.ts). */
   stop(): Promise<void>;
+  /**
+   * Earlier messages of its conversations (a thread's context, `channel_history`),
+   * when the platform can give them; read only after `start`.
+   */
+  readonly history?: ConversationHistory;
 }

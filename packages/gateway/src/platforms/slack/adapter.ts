@@ -12,6 +12,7 @@ import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
 import { SlackEvents } from "./events.ts";
+import { SlackHistory } from "./history.ts";
 import { handleBlockActions } from "./interactivity.ts";
 import { toMrkdwnSections } from "./mrkdwn.ts";
 import { oauthRoutes } from "./oauth.ts";
@@ -39,6 +40,7 @@ export class SlackAdapter implements PlatformAdapter {
   #commands!: SlackCommands;
   #background!: Background;
   #socket: SocketModeClient | undefined;
+  #history: SlackHistory | undefined;
 
   constructor(settings: SlackSettings) {
     this.#settings = settings;
@@ -65,11 +67,13 @@ export class SlackAdapter implements PlatformAdapter {
       log,
     });
     this.#commands = commands;
+    const names = new UserNames();
+    this.#history = new SlackHistory({ workspaces, names });
     const events = new SlackEvents({
       settings,
       state: ctx.state,
       workspaces,
-      names: new UserNames(),
+      names,
       commands,
       inbound: {
         ctx,
@@ -103,6 +107,11 @@ export class SlackAdapter implements PlatformAdapter {
         handlers,
       });
     }
+  }
+
+  /** Threads and channels read with the bot token (history.ts); there once started. */
+  get history(): SlackHistory | undefined {
+    return this.#history;
   }
 
   async stop(): Promise<void> {

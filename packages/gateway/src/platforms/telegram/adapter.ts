@@ -12,6 +12,7 @@ import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
 import { handleOnce } from "../shared/once.ts";
 import { TurnViews } from "../shared/turn-view.ts";
+import { TelegramChatLog } from "./chat-log.ts";
 import { sendText } from "./client.ts";
 import { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
@@ -44,6 +45,7 @@ export class TelegramAdapter implements PlatformAdapter {
   #background!: Background;
   #commands!: TelegramCommands;
   #polling: Promise<void> | undefined;
+  #chatLog: TelegramChatLog | undefined;
 
   constructor(settings: TelegramSettings) {
     this.#settings = settings;
@@ -70,6 +72,13 @@ export class TelegramAdapter implements PlatformAdapter {
       log,
     });
     this.#commands = commands;
+    const chatLog = new TelegramChatLog({
+      logs: ctx.logs,
+      settings: settings.history,
+      bot: me,
+      log,
+    });
+    this.#chatLog = chatLog;
     const stopped = this.#stopped.signal;
     const inbound = {
       ctx,
@@ -91,7 +100,7 @@ export class TelegramAdapter implements PlatformAdapter {
         () => log.debug({ updateId: c.update.update_id }, "Telegram update already handled"),
       ),
     );
-    bot.on("message", (c) => handleMessage({ me, settings, commands, inbound, log }, c));
+    bot.on("message", (c) => handleMessage({ me, settings, commands, inbound, chatLog, log }, c));
     bot.on("callback_query:data", (c) =>
       handleCallbackQuery({ api: bot.api, ctx, views: this.#views, log }, c),
     );
@@ -124,6 +133,11 @@ export class TelegramAdapter implements PlatformAdapter {
         `could not reach the Telegram Bot API at ${root} (${(err as Error).message}); check the network${this.#settings.apiRoot ? " and TELEGRAM_API_ROOT" : ""}`,
       );
     }
+  }
+
+  /** The chats' logged group messages (chat-log.ts); there once started. */
+  get history(): TelegramChatLog | undefined {
+    return this.#chatLog;
   }
 
   async stop(): Promise<void> {

@@ -18,6 +18,13 @@ export const TelegramSection = z.strictObject({
   group_stream_interval: Duration.default(3000),
   /** Mini App initData older than this is refused. */
   init_data_max_age: Duration.default(3_600_000),
+  /**
+   * Group messages the bot saw, kept per chat as the history its agents read
+   * (the Bot API has none); 0 keeps none (docs/context.md).
+   */
+  history_messages: z.number().int().min(0).max(1000).default(200),
+  /** How long a chat's logged messages are kept after its last one. */
+  history_retention: Duration.default(7 * 86_400_000),
 });
 
 export interface TelegramSettings {
@@ -32,6 +39,8 @@ export interface TelegramSettings {
   streamIntervalMs: number;
   groupStreamIntervalMs: number;
   initDataMaxAgeSec: number;
+  /** The log of group messages (chat-log.ts). */
+  history: { maxMessages: number; retentionMs: number };
 }
 
 /** Telegram settings from lobu.toml and the environment, or undefined when Telegram is not set up. */
@@ -72,6 +81,7 @@ export function telegramSettings(
     streamIntervalMs: cfg.stream_interval,
     groupStreamIntervalMs: cfg.group_stream_interval,
     initDataMaxAgeSec: Math.max(1, Math.round(cfg.init_data_max_age / 1000)),
+    history: { maxMessages: cfg.history_messages, retentionMs: cfg.history_retention },
     ...(cfg.agent ? { agentId: cfg.agent } : {}),
     ...(env.TELEGRAM_API_ROOT
       ? {

@@ -1,6 +1,7 @@
 import type { Context } from "grammy";
 import type { Logger } from "pino";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
+import type { TelegramChatLog } from "./chat-log.ts";
 import type { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
 import { classifyMessage, filesOfMessage, originOf, type TgMessage } from "./webhook/parse.ts";
@@ -11,6 +12,8 @@ export interface TelegramMessagesDeps {
   commands: Pick<TelegramCommands, "handle">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
+  /** Where group messages are logged as the chat's history. */
+  chatLog: Pick<TelegramChatLog, "record">;
   log: Logger;
 }
 
@@ -21,6 +24,8 @@ export interface TelegramMessagesDeps {
 export async function handleMessage(deps: TelegramMessagesDeps, c: Context): Promise<void> {
   const msg = c.message as TgMessage | undefined;
   if (!msg?.from) return;
+  // Every group message the bot sees is history, whether it is for the bot or not.
+  await deps.chatLog.record(msg);
   const { me } = deps;
   const m = classifyMessage(msg, me);
   if (m.kind === "ignore") {

@@ -25,7 +25,22 @@ export interface TgMessage {
   caption?: string;
   entities?: { type: string; offset: number; length: number }[];
   caption_entities?: { type: string; offset: number; length: number }[];
-  reply_to_message?: { message_id: number; from?: { id: number }; forum_topic_created?: unknown };
+  reply_to_message?: {
+    message_id: number;
+    from?: {
+      id: number;
+      is_bot?: boolean;
+      first_name?: string;
+      last_name?: string;
+      username?: string;
+    };
+    forum_topic_created?: unknown;
+    date?: number;
+    text?: string;
+    caption?: string;
+  };
+  /** Unix seconds. */
+  date?: number;
   document?: { file_name?: string; mime_type?: string; file_size?: number };
   photo?: { file_size?: number }[];
 }
