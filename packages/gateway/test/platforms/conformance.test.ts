@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from "vitest";
 import { type ConformanceWorld, describeConformance } from "./conformance.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
+import { whatsappDriver } from "./drivers/whatsapp.ts";
 import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
 
 /**
@@ -16,7 +17,8 @@ import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
  */
 const slack = slackDriver();
 const telegram = telegramDriver();
-const drivers = [slack, telegram];
+const whatsapp = whatsappDriver();
+const drivers = [slack, telegram, whatsapp];
 
 let llm: MockLlm;
 let gw: GatewayProcess;
@@ -40,3 +42,4 @@ afterAll(async () => {
 
 describeConformance(slack, world);
 describeConformance(telegram, world);
+describeConformance(whatsapp, world);

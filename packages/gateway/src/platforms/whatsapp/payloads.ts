@@ -9,10 +9,10 @@ import { clip } from "../shared/markdown.ts";
 export const TEXT_LIMIT = 4096;
 /** An interactive message's body: at most 1024 characters. */
 export const BODY_LIMIT = 1024;
-/** Reply buttons: at most three, titles at most 20 characters, ids at most 256. */
+/** Reply buttons: at most three, titles at most 20 characters; ids (buttons 256, list rows 200) at most 200. */
 export const MAX_REPLY_BUTTONS = 3;
 export const BUTTON_TITLE_LIMIT = 20;
-export const REPLY_ID_LIMIT = 256;
+export const REPLY_ID_LIMIT = 200;
 /** List messages: at most 10 rows; a row's title 24 characters, its description 72. */
 export const MAX_LIST_ROWS = 10;
 const ROW_TITLE_LIMIT = 24;

@@ -7,7 +7,7 @@ import { REPLY_ID_LIMIT } from "./payloads.ts";
 
 /**
  * The id a card's button or list row carries, which WhatsApp sends back in
- * button_reply / list_reply: `r:<requestId>:<choice>` when it fits in 256
+ * button_reply / list_reply: `r:<requestId>:<choice>` when it fits in 200
  * characters, else `t:<token>` with the pair kept in the adapter's state.
  * The id only names the answer; who may give it is checked by the gateway.
  */
