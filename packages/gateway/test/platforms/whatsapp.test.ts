@@ -210,6 +210,26 @@ describe("WhatsApp: conversations", () => {
     expect(conv?.key).toMatchObject({ platform: "whatsapp", userId: ada.waId });
   });
 
+  it("tells the agent about a file it cannot read yet, keeping the caption", async () => {
+    const flo = person(12, "Flo");
+    llm.when(
+      (r) => r.lastUserText.startsWith("see the report"),
+      (r) => ({
+        text: r.lastUserText.includes("[attached: q3.pdf.")
+          ? "I see a file I cannot open."
+          : "No file?",
+      }),
+    );
+    const sent = await wa.userSendsFile(flo, {
+      data: Buffer.from("%PDF-1.4 quarterly"),
+      mimeType: "application/pdf",
+      filename: "q3.pdf",
+      caption: "see the report",
+    });
+    expect(sent.status).toBe(200);
+    await waitForText(flo.waId, "I see a file I cannot open.");
+  });
+
   it("splits a long reply into messages of at most 4096 characters", async () => {
     const cy = person(5, "Cy");
     const paragraph = (i: number) =>
