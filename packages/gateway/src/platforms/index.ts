@@ -1,3 +1,4 @@
+import { discord } from "./discord/index.ts";
 import type { PlatformPlugin } from "./shared/plugin.ts";
 import { slack } from "./slack/index.ts";
 import { telegram } from "./telegram/index.ts";
@@ -8,4 +9,4 @@ import { whatsapp } from "./whatsapp/index.ts";
  * platform is its folder (platforms/<id>/, built on platforms/shared/) and
  * one line here.
  */
-export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp];
+export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp, discord];

@@ -6,6 +6,7 @@ import {
 } from "@lobu/testkit";
 import { afterAll, beforeAll } from "vitest";
 import { type ConformanceWorld, describeConformance } from "./conformance.ts";
+import { discordDriver } from "./drivers/discord.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
 import { whatsappDriver } from "./drivers/whatsapp.ts";
@@ -18,7 +19,8 @@ import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
 const slack = slackDriver();
 const telegram = telegramDriver();
 const whatsapp = whatsappDriver();
-const drivers = [slack, telegram, whatsapp];
+const discord = discordDriver();
+const drivers = [slack, telegram, whatsapp, discord];
 
 let llm: MockLlm;
 let gw: GatewayProcess;
@@ -43,3 +45,4 @@ afterAll(async () => {
 describeConformance(slack, world);
 describeConformance(telegram, world);
 describeConformance(whatsapp, world);
+describeConformance(discord, world);

@@ -1,0 +1,3 @@
+export { DiscordEmulator, snowflake, startDiscordEmulator } from "./emulator.ts";
+export { signInteraction } from "./signing.ts";
+export type * from "./types.ts";
