@@ -229,6 +229,11 @@ export class DiscordEmulator {
     return { ok: true };
   }
 
+  /** X-Signature-Ed25519 for `body` at `timestamp`, with the application's key (what a captured request carries). */
+  sign(timestamp: string, body: string): string {
+    return signInteraction(this.#keys.privateKey, timestamp, body);
+  }
+
   /** POST a body to the interactions endpoint, signed (or forged, or with a chosen timestamp). */
   post(
     url: string,
