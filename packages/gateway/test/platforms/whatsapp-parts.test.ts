@@ -164,6 +164,26 @@ describe("reading notifications", () => {
     ]);
   });
 
+  it("tells the operator about a message WhatsApp failed to deliver later", () => {
+    const lines: { msg: string; code?: number }[] = [];
+    const log = pino({ level: "warn" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const n = JSON.parse(wa.notification(person, { type: "text", text: { body: "x" } }).body);
+    const value = n.entry[0].changes[0].value;
+    value.messages = undefined;
+    value.statuses = [
+      { id: "wamid.sent", status: "delivered" },
+      {
+        id: "wamid.failed",
+        status: "failed",
+        errors: [{ code: 131047, title: "Re-engagement message" }],
+      },
+    ];
+    expect(inboundOf(Notification.parse(n), PHONE, log)).toEqual([]);
+    expect(lines).toMatchObject([
+      { msg: "WhatsApp could not deliver a message the bot sent", code: 131047 },
+    ]);
+  });
+
   it("leaves out other phone numbers, reactions and malformed messages", () => {
     expect(read({ type: "text", text: { body: "hi" } }, "999")).toEqual([]);
     expect(read({ type: "reaction", reaction: { message_id: "x", emoji: "👍" } })).toEqual([]);

@@ -49,7 +49,6 @@ export async function handleComponent(
       ...(label ? { label } : {}),
       who: {
         platform: "discord",
-        workspace: interaction.guild_id ?? "",
         userId: actor.id,
         userName: displayName(actor),
       },
@@ -88,7 +87,6 @@ export async function handleCommand(
   if (!actor || interaction.data?.name !== "lobu") return ephemeral("⚠️ Unknown command.");
   const origin: Origin = {
     platform: "discord",
-    workspace: interaction.guild_id ?? "",
     channelId: interaction.channel_id ?? "",
     userId: actor.id,
     userName: displayName(actor),

@@ -102,11 +102,14 @@ export function displayName(user: DiscordUser): string {
   return user.global_name ?? user.username;
 }
 
-/** Where a message came from: a DM, or a server channel or thread (its own channel id). */
+/**
+ * Where a message came from: a DM, or a server channel or thread (its own
+ * channel id). A Discord user id is the same person in every server, so
+ * people are not scoped by server (`discord::<user id>`).
+ */
 export function originOf(msg: GatewayMessage): Origin {
   return {
     platform: "discord",
-    workspace: msg.guild_id ?? "",
     channelId: msg.channel_id,
     userId: msg.author.id,
     userName: displayName(msg.author),

@@ -57,6 +57,17 @@ const MessagesValue = z.object({
     .max(1000)
     .optional(),
   messages: z.array(z.unknown()).max(1000).optional(),
+  statuses: z.array(z.unknown()).max(1000).optional(),
+});
+
+/** A delivery status of a message the bot sent; only failures are read. */
+const FailedStatus = z.object({
+  id: Id,
+  status: z.literal("failed"),
+  errors: z
+    .array(z.object({ code: z.number().int(), title: z.string().max(512).optional() }))
+    .max(10)
+    .default([]),
 });
 
 export const Notification = z.object({
@@ -119,6 +130,7 @@ export function inboundOf(
       const names = new Map(
         (value.data.contacts ?? []).map((c) => [c.wa_id, c.profile?.name] as const),
       );
+      logFailures(value.data.statuses ?? [], log);
       for (const raw of value.data.messages ?? []) {
         const parsed = WaMessage.safeParse(raw);
         if (!parsed.success) {
@@ -132,6 +144,23 @@ export function inboundOf(
     }
   }
   return out;
+}
+
+/**
+ * The Cloud API may accept a message and fail to deliver it later (the
+ * person blocked the number, the window closed meanwhile: 131047); it says
+ * so in a status. Nothing can be resent from here, so the operator is told.
+ */
+function logFailures(statuses: unknown[], log: Logger): void {
+  for (const raw of statuses) {
+    const failed = FailedStatus.safeParse(raw);
+    if (!failed.success) continue;
+    const [error] = failed.data.errors;
+    log.warn(
+      { messageId: failed.data.id, code: error?.code, title: error?.title },
+      "WhatsApp could not deliver a message the bot sent",
+    );
+  }
 }
 
 const MEDIA = ["image", "document", "audio", "video", "sticker"] as const;
