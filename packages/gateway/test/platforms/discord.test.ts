@@ -16,6 +16,7 @@ import {
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
+  sendFiller,
   slowText,
   WAIT,
 } from "./helpers.ts";
@@ -134,6 +135,27 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     expect((await fetch(endpoint, { method: "POST", body })).status).toBe(401);
     expect(await conversationsOf(gw, ada.id)).toHaveLength(0);
     expect(await queueDepth(gw)).toBe(before);
+  });
+
+  it("refuses an unsigned interaction before reading its body, and bounds a signed one", async () => {
+    const total = 8 * 1024 * 1024;
+    const unsigned = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: false,
+      headers: { "content-type": "application/json" },
+    });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.sent).toBeLessThan(total);
+    const big = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: true,
+      headers: {
+        "content-type": "application/json",
+        "x-signature-timestamp": String(Math.floor(Date.now() / 1000)),
+        "x-signature-ed25519": "ab".repeat(64),
+      },
+    });
+    expect(big.status).toBe(413);
   });
 
   it("answers a server message that mentions it, in the channel, replying to it", async () => {
