@@ -71,11 +71,17 @@ export class DiscordAdapter implements PlatformAdapter {
       command: (i) => handleCommand({ ctx }, i),
     });
     let botId = "";
+    // One message after the other, in the order the Gateway sent them (a person's quick follow-up stays second).
+    let inOrder: Promise<unknown> = Promise.resolve();
     const connection = await connectGateway(settings, restClient(settings), log, (data) =>
-      background.run(
-        () => handleGatewayMessage({ botId, agentId: settings.agentId, ctx, inbound, log }, data),
-        "could not handle a Discord message",
-      ),
+      background.run(() => {
+        inOrder = inOrder
+          .catch(() => undefined)
+          .then(() =>
+            handleGatewayMessage({ botId, agentId: settings.agentId, ctx, inbound, log }, data),
+          );
+        return inOrder;
+      }, "could not handle a Discord message"),
     );
     botId = connection.botId;
     this.#connection = connection;
