@@ -295,6 +295,29 @@ describe("WhatsApp: conversations", () => {
     );
   });
 
+  it("sends an approval's input too long for a card as a document first, and lets it be approved", async () => {
+    const ian = person(13, "Ian");
+    const filler = "x".repeat(5_000);
+    const command = `printf '%s' '${filler}' > /dev/null; echo long-input-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the long one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Long: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    await wa.userSends(ian, "run the long one");
+    const card = await waitForCard(ian.waId);
+    const doc = wa.messages(ian.waId).find((m) => m.type === "document");
+    expect(doc?.document?.filename).toMatch(/^approval-.+\.txt$/);
+    expect(wa.media(doc?.document?.mediaId ?? "")?.data.toString("utf8")).toContain(filler);
+    expect(wa.messages(ian.waId).indexOf(doc as WhatsAppSent)).toBeLessThan(
+      wa.messages(ian.waId).indexOf(card),
+    );
+    expect(card.text.length).toBeLessThanOrEqual(1024);
+    expect(card.buttons.map((b) => b.title)).toContain("Approve");
+    await wa.userTaps(ian, card, "Approve");
+    await waitForText(ian.waId, "Long: long-input-approved");
+  });
+
   it("refuses an answer from another person's chat, who is told so", async () => {
     const fay = person(8, "Fay");
     const eve = person(9, "Eve");

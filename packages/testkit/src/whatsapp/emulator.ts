@@ -282,6 +282,11 @@ export class WhatsAppEmulator {
     return this.sent.find((m) => m.id === id);
   }
 
+  /** An uploaded file's bytes (the bot's uploads and people's files). */
+  media(id: string): { data: Buffer; mimeType: string; filename?: string } | undefined {
+    return this.#media.get(id);
+  }
+
   // ---------------------------------------------------------------- knobs
 
   /** The next `times` /messages calls of `kind` (text, interactive, template, read, or any) fail with `error`. */

@@ -13,6 +13,8 @@ import type { OutboundMessage } from "./payloads.ts";
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+const UploadResult = z.object({ id: z.string().min(1) });
+
 const SendResult = z.object({
   messages: z.array(z.object({ id: z.string().min(1) })).min(1),
 });
@@ -74,12 +76,15 @@ export const waCall = rateLimitedCalls(rateLimitOf);
 
 export class GraphClient {
   readonly #messagesUrl: string;
+  readonly #mediaUrl: string;
   readonly #token: string;
 
   constructor(
     settings: Pick<WhatsAppSettings, "apiRoot" | "graphVersion" | "phoneNumberId" | "accessToken">,
   ) {
-    this.#messagesUrl = `${settings.apiRoot}/${settings.graphVersion}/${settings.phoneNumberId}/messages`;
+    const base = `${settings.apiRoot}/${settings.graphVersion}/${settings.phoneNumberId}`;
+    this.#messagesUrl = `${base}/messages`;
+    this.#mediaUrl = `${base}/media`;
     this.#token = settings.accessToken;
   }
 
@@ -105,11 +110,34 @@ export class GraphClient {
     });
   }
 
-  async #post(payload: unknown): Promise<unknown> {
-    const res = await fetch(this.#messagesUrl, {
+  /** Upload a file (POST /<phone-number-id>/media); resolves with its media id, for a document message. */
+  async uploadMedia(file: {
+    data: Uint8Array;
+    filename: string;
+    mimeType: string;
+  }): Promise<string> {
+    const form = new FormData();
+    form.set("messaging_product", "whatsapp");
+    form.set("type", file.mimeType);
+    form.set("file", new Blob([file.data], { type: file.mimeType }), file.filename);
+    const parsed = UploadResult.safeParse(await this.#request(this.#mediaUrl, form));
+    if (!parsed.success)
+      throw new Error("WhatsApp Cloud API answered an upload without a media id");
+    return parsed.data.id;
+  }
+
+  #post(payload: unknown): Promise<unknown> {
+    return this.#request(this.#messagesUrl, JSON.stringify(payload));
+  }
+
+  async #request(url: string, body: string | FormData): Promise<unknown> {
+    const res = await fetch(url, {
       method: "POST",
-      headers: { authorization: `Bearer ${this.#token}`, "content-type": "application/json" },
-      body: JSON.stringify(payload),
+      headers: {
+        authorization: `Bearer ${this.#token}`,
+        ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
+      },
+      body,
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const text = await res.text();

@@ -30,6 +30,7 @@ export type OutboundMessage = { to: string } & Context &
         type: "template";
         template: { name: string; language: { code: string } };
       }
+    | { type: "document"; document: { id: string; filename: string; caption?: string } }
   );
 
 type Interactive =
@@ -136,5 +137,19 @@ export function templateMessage(
     to,
     type: "template",
     template: { name: template.name, language: { code: template.language } },
+  };
+}
+
+/** A file uploaded to the media endpoint, sent as a document. */
+export function documentMessage(
+  to: string,
+  mediaId: string,
+  filename: string,
+  caption: string,
+): OutboundMessage {
+  return {
+    to,
+    type: "document",
+    document: { id: mediaId, filename, caption: clip(caption, BODY_LIMIT) },
   };
 }

@@ -1,12 +1,24 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { approvalNotes, approvalView, canApprove } from "../shared/approval-view.ts";
+import {
+  type ApprovalView,
+  approvalNotes,
+  approvalView,
+  canApprove,
+} from "../shared/approval-view.ts";
+import { RetryLater } from "../shared/pacing.ts";
 import { cardButtons, cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import type { GraphClient } from "./client.ts";
+import { type GraphClient, waCall } from "./client.ts";
 import { replyChunks, toWhatsAppText, whatsappText } from "./format.ts";
-import { BODY_LIMIT, choicesMessage, TEXT_LIMIT, textMessage } from "./payloads.ts";
+import {
+  BODY_LIMIT,
+  choicesMessage,
+  documentMessage,
+  TEXT_LIMIT,
+  textMessage,
+} from "./payloads.ts";
 import { replyId } from "./reply-ids.ts";
 import type { WindowedSender } from "./sender.ts";
 
@@ -23,7 +35,7 @@ export interface WaCard {
 /**
  * What an approval card shows inline: an interactive message's body holds
  * 1024 characters, heading and notes included. A longer input goes first as
- * a text message of its own (up to 4096 characters).
+ * a text message of its own (up to 4096 characters), or as a document.
  */
 export const APPROVAL_INLINE = { maxChars: 600, maxLines: 25 };
 
@@ -45,6 +57,8 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
   #typing: NodeJS.Timeout | undefined;
+  /** Approval inputs already sent, by file name, and how (a retried card sends none twice). */
+  readonly #attached = new Map<string, "message" | "file">();
   /** A live message whose first render failed part-way: the next render goes on from it. */
   #unreturned: WaLive | undefined;
 
@@ -96,13 +110,13 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
     let approvable = true;
     if (event.type === "approval_request") {
       const view = approvalView(event, APPROVAL_INLINE);
-      // Too long for the card: the whole input first, as a message of its own, when it fits in one.
-      const attached = view.cut && (await this.#sendFullInput(view.full));
-      approvable = canApprove(view, attached);
-      const notes = approvalNotes(view, attached).map((n) => toWhatsAppText(n)[0] ?? "");
-      body = [body, whatsappText.codeBlock(view.shown), ...notes]
-        .join("\n\n")
-        .replace(/attached above as `approval-[^`]+\.txt`/, "in the message above");
+      // Too long for the card: the whole input goes first, as a message of its own or as a file.
+      const attached = view.cut ? await this.#sendFullInput(view, event.tool) : "none";
+      approvable = canApprove(view, attached !== "none");
+      const notes = approvalNotes(view, attached !== "none").map((n) => toWhatsAppText(n)[0] ?? "");
+      body = [body, whatsappText.codeBlock(view.shown), ...notes].join("\n\n");
+      if (attached === "message")
+        body = body.replace(/attached above as `approval-[^`]+\.txt`/, "in the message above");
     }
     if (event.type === "capability_request") {
       const url = event.url ?? (await this.#settingsUrl());
@@ -118,11 +132,41 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
     return { messageId: outcome.sent ? outcome.id : "" };
   }
 
-  async #sendFullInput(full: string): Promise<boolean> {
-    const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(full)}`;
-    if (text.length > TEXT_LIMIT) return false;
-    const outcome = await this.#sender.send(textMessage(this.#origin.userId, text));
-    return outcome.sent;
+  /**
+   * An approval's whole input, before its card: a text message when it fits
+   * in one (readable in the chat), else a document. "none" when it could not
+   * be sent; the card then offers Deny only.
+   */
+  async #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
+    const already = this.#attached.get(view.fileName);
+    if (already) return already;
+    const to = this.#origin.userId;
+    const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(view.full)}`;
+    let how: "message" | "file";
+    try {
+      if (text.length <= TEXT_LIMIT) {
+        if (!(await this.#sender.send(textMessage(to, text))).sent) return "none";
+        how = "message";
+      } else {
+        const mediaId = await waCall(() =>
+          this.#graph.uploadMedia({
+            data: Buffer.from(view.full, "utf8"),
+            filename: view.fileName,
+            mimeType: "text/plain",
+          }),
+        );
+        const caption = `Full input of the ${tool} call waiting for your approval`;
+        const sent = await this.#sender.send(documentMessage(to, mediaId, view.fileName, caption));
+        if (!sent.sent) return "none";
+        how = "file";
+      }
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
+      return "none";
+    }
+    this.#attached.set(view.fileName, how);
+    return how;
   }
 
   async closeCard(card: WaCard, _event: RequestEvent, line: string): Promise<void> {
