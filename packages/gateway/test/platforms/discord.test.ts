@@ -221,6 +221,43 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     await waitForText(server.channelId, "Deploy said: deployed");
   });
 
+  it("attaches an approval's input too long for a message as a file, and lets it be approved", async () => {
+    const jo = person(11, "Jo");
+    const filler = "y".repeat(3_000);
+    const command = `printf '%s' '${filler}' > /dev/null; echo long-discord-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the long one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Long: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const channel = dc.dmChannel(jo);
+    dc.userSends(jo, channel, "run the long one");
+    const card = await waitForCard(channel);
+    const withFile = botMessages(channel).find((m) => m.attachments.length > 0);
+    expect(withFile?.attachments[0]?.filename).toMatch(/^approval-.+\.txt$/);
+    expect(withFile?.attachments[0]?.data.toString("utf8")).toContain(filler);
+    expect(card.content.length).toBeLessThanOrEqual(2000);
+    await dc.click(jo, card, "Approve");
+    await waitForText(channel, "Long: long-discord-approved");
+  });
+
+  it("tells the agent about a file it cannot read yet, keeping the text", async () => {
+    const kim = person(12, "Kim");
+    llm.when(
+      (r) => r.lastUserText.startsWith("see attached"),
+      (r) => ({
+        text: r.lastUserText.includes("[attached: notes.txt.")
+          ? "A file I cannot open."
+          : "No file?",
+      }),
+    );
+    const channel = dc.dmChannel(kim);
+    dc.userSends(kim, channel, "see attached", {
+      attachments: [{ filename: "notes.txt", contentType: "text/plain", data: Buffer.from("hi") }],
+    });
+    await waitForText(channel, "A file I cannot open.");
+  });
+
   it("refuses a replayed click (409): the request is answered once", async () => {
     const flo = person(7, "Flo");
     llm.when(

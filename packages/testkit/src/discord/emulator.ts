@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { parseBody } from "../platform-kit/body.ts";
 import { postTo } from "../platform-kit/deliver.ts";
 import { type HttpServer, listen, readRaw, sendJson } from "../platform-kit/http.ts";
 import { FailureQueue } from "../platform-kit/rate-limit.ts";
@@ -156,7 +157,7 @@ export class DiscordEmulator {
     author: DiscordUser,
     channelId: string,
     content: string,
-    opts: { replyTo?: string } = {},
+    opts: { replyTo?: string; attachments?: DiscordMessage["attachments"] } = {},
   ): DiscordMessage {
     const channel = this.#channel(channelId);
     const message: DiscordMessage = {
@@ -168,6 +169,7 @@ export class DiscordEmulator {
       components: [],
       edits: [],
       deleted: false,
+      attachments: opts.attachments ?? [],
       ...(opts.replyTo ? { replyTo: opts.replyTo } : {}),
       timestamp: new Date().toISOString(),
     };
@@ -328,7 +330,12 @@ export class DiscordEmulator {
       mentions,
       mention_roles: [],
       mention_everyone: false,
-      attachments: [],
+      attachments: m.attachments.map((a, i) => ({
+        id: String(i),
+        filename: a.filename,
+        content_type: a.contentType,
+        size: a.data.length,
+      })),
       embeds: [],
       pinned: false,
       tts: false,
@@ -436,6 +443,7 @@ export class DiscordEmulator {
         components: (data.components as DiscordComponent[]) ?? [],
         edits: [],
         deleted: false,
+        attachments: [],
         ...(flags & EPHEMERAL ? { ephemeralTo: user.id } : {}),
         timestamp: new Date().toISOString(),
       });
@@ -457,12 +465,21 @@ export class DiscordEmulator {
     const raw = await readRaw(req);
     const path = url.pathname.replace(/^\/api\/v10/, "");
     const route = `${method} ${path.replace(/\/\d{5,}/g, "/:id").replace(/\/webhooks\/:id\/[^/]+/, "/webhooks/:id/:token")}`;
+    // JSON, or multipart with payload_json and files[n] (messages with attachments).
+    const parsed = parseBody(raw, req.headers["content-type"]);
     let body: Record<string, unknown> = {};
     try {
-      body = raw.length ? JSON.parse(raw.toString("utf8")) : {};
+      const json = parsed.kind === "multipart" ? parsed.fields.payload_json : raw.toString("utf8");
+      body = json ? JSON.parse(json) : {};
     } catch {
       body = {};
     }
+    if (parsed.files.length)
+      body.__files = parsed.files.map((f) => ({
+        filename: f.filename,
+        contentType: f.contentType,
+        data: f.data,
+      }));
     const answer = (status: number, out: unknown, headers: Record<string, string> = {}) => {
       this.calls.push({ method, route, path, status, body });
       this.#signal.notify();
@@ -593,6 +610,7 @@ export class DiscordEmulator {
       components: (body.components as DiscordComponent[]) ?? [],
       edits: [],
       deleted: false,
+      attachments: (body.__files as DiscordMessage["attachments"]) ?? [],
       ...(ref?.message_id ? { replyTo: ref.message_id } : {}),
       timestamp: new Date().toISOString(),
     };

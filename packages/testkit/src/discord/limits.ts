@@ -14,7 +14,13 @@ export function checkMessageBody(body: Record<string, unknown>, creating: boolea
       errors.push("components: Must be 5 or fewer in length.");
     for (const row of Array.isArray(rows) ? rows : []) errors.push(...checkRow(row));
   }
-  if (creating && !content && !(Array.isArray(rows) && rows.length) && !body.embeds)
+  if (
+    creating &&
+    !content &&
+    !(Array.isArray(rows) && rows.length) &&
+    !body.embeds &&
+    !body.__files
+  )
     errors.push("Cannot send an empty message");
   if (errors.length === 0) return undefined;
   return {

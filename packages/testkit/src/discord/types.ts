@@ -40,6 +40,8 @@ export interface DiscordMessage {
   deleted: boolean;
   /** The message it replies to. */
   replyTo?: string;
+  /** Files attached to it (multipart uploads). */
+  attachments: { filename: string; contentType: string; data: Buffer }[];
   /** An ephemeral interaction reply: only this user sees it. */
   ephemeralTo?: string;
   timestamp: string;

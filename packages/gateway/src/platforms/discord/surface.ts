@@ -2,7 +2,13 @@ import type { API } from "@discordjs/core";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { approvalNotes, approvalView, canApprove } from "../shared/approval-view.ts";
+import {
+  type ApprovalView,
+  approvalNotes,
+  approvalView,
+  canApprove,
+} from "../shared/approval-view.ts";
+import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
@@ -38,6 +44,8 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
   readonly #log: Logger;
   #typing: NodeJS.Timeout | undefined;
   #replied = false;
+  /** Approval inputs already sent, by file name, and how (a retried card sends none twice). */
+  readonly #attached = new Map<string, "message" | "file">();
 
   constructor(
     api: API,
@@ -88,13 +96,17 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
     let approvable = true;
     if (event.type === "approval_request") {
       const view = approvalView(event, APPROVAL_INLINE);
-      const attached = view.cut && (await this.#sendFullInput(view.full));
-      approvable = canApprove(view, attached);
-      const notes = approvalNotes(view, attached).map((n) => toDiscord(n)[0] ?? "");
-      content = [content, discordMarkdown.codeBlock(view.shown), ...notes]
-        .join("\n\n")
-        .replace(/attached above as `approval-[^`]+\.txt`/, "in the message above")
-        .slice(0, MESSAGE_LIMIT);
+      // Too long for the card: the whole input goes first, as a message of its own or as a file.
+      const attached = view.cut ? await this.#sendFullInput(view, event.tool) : "none";
+      approvable = canApprove(view, attached !== "none");
+      const notes = approvalNotes(view, attached !== "none").map((n) => toDiscord(n)[0] ?? "");
+      content = [content, discordMarkdown.codeBlock(view.shown), ...notes].join("\n\n");
+      if (attached === "message")
+        content = content.replace(
+          /attached above as `approval-[^`]+\.txt`/,
+          "in the message above",
+        );
+      content = content.slice(0, MESSAGE_LIMIT);
     }
     const url =
       event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
@@ -103,11 +115,41 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
     return { messageId, content };
   }
 
-  async #sendFullInput(full: string): Promise<boolean> {
-    const content = `Full input waiting for your approval:\n${discordMarkdown.codeBlock(full)}`;
-    if (content.length > MESSAGE_LIMIT) return false;
-    await this.#send(content);
-    return true;
+  /**
+   * An approval's whole input, before its card: a message when it fits in
+   * one, else a text file attached to a message. "none" when Discord refused
+   * it; the card then offers Deny only.
+   */
+  async #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
+    const already = this.#attached.get(view.fileName);
+    if (already) return already;
+    const inline = `Full input waiting for your approval:\n${discordMarkdown.codeBlock(view.full)}`;
+    let how: "message" | "file";
+    try {
+      if (inline.length <= MESSAGE_LIMIT) {
+        await this.#send(inline);
+        how = "message";
+      } else {
+        await this.#send(
+          `Full input of the \`${tool}\` call waiting for your approval:`,
+          undefined,
+          [
+            {
+              name: view.fileName,
+              data: Buffer.from(view.full, "utf8"),
+              contentType: "text/plain",
+            },
+          ],
+        );
+        how = "file";
+      }
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
+      return "none";
+    }
+    this.#attached.set(view.fileName, how);
+    return how;
   }
 
   async closeCard(card: DcCard, _event: RequestEvent, line: string): Promise<void> {
@@ -137,13 +179,18 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
     this.#typing.unref();
   }
 
-  async #send(content: string, components?: ActionRow[]): Promise<string> {
+  async #send(
+    content: string,
+    components?: ActionRow[],
+    files?: { name: string; data: Buffer; contentType: string }[],
+  ): Promise<string> {
     const replyTo = this.#replied || this.#origin.isDirect ? undefined : this.#origin.messageRef;
     const sent = await dcCall(() =>
       this.#api.channels.createMessage(this.#origin.channelId, {
         content,
         allowed_mentions: { parse: [] },
         ...(components ? { components } : {}),
+        ...(files ? { files } : {}),
         ...(replyTo
           ? { message_reference: { message_id: replyTo, fail_if_not_exists: false } }
           : {}),
