@@ -13,7 +13,7 @@ import { type HttpServer, listen, readRaw, sendJson } from "../platform-kit/http
 import { FailureQueue } from "../platform-kit/rate-limit.ts";
 import { ChangeSignal, type WaitOptions } from "../platform-kit/signal.ts";
 import { DiscordGateway } from "./gateway.ts";
-import { checkMessageBody } from "./limits.ts";
+import { type RestWorld, restRoutes } from "./rest.ts";
 import { type InteractionKeys, interactionKeys, signInteraction, strangerKey } from "./signing.ts";
 import type {
   DiscordCall,
@@ -24,17 +24,9 @@ import type {
   DiscordMessage,
   DiscordUser,
 } from "./types.ts";
-
-const EPOCH = 1_420_070_400_000n;
-let counter = 0n;
-/** A snowflake: milliseconds since Discord's epoch, shifted, plus a counter. */
-export function snowflake(): string {
-  counter = (counter + 1n) % 4096n;
-  return String(((BigInt(Date.now()) - EPOCH) << 22n) + counter);
-}
+import { EPHEMERAL, guildCreate, snowflake, wireMessage } from "./wire.ts";
 
 const Intents = { GuildMessages: 1 << 9, DirectMessages: 1 << 12, MessageContent: 1 << 15 };
-const EPHEMERAL = 64;
 
 export async function startDiscordEmulator(
   options: DiscordEmulatorOptions,
@@ -43,8 +35,6 @@ export async function startDiscordEmulator(
   await emu.listen(options.port ?? 0);
   return emu;
 }
-
-type Route = (m: RegExpMatchArray, body: Record<string, unknown>) => [number, unknown];
 
 export class DiscordEmulator {
   readonly calls: DiscordCall[] = [];
@@ -300,64 +290,11 @@ export class DiscordEmulator {
   #guildCreate(guildId: string): Record<string, unknown> {
     const guild = this.guilds.get(guildId);
     const channels = [...this.channels.values()].filter((c) => c.guild_id === guildId);
-    return {
-      id: guildId,
-      name: guild?.name ?? "guild",
-      unavailable: false,
-      channels: channels.filter((c) => c.type === 0),
-      threads: channels.filter((c) => c.type === 11),
-      members: [],
-      roles: [],
-      emojis: [],
-      features: [],
-      member_count: 2,
-      joined_at: new Date().toISOString(),
-    };
+    return guildCreate(guildId, guild?.name ?? "guild", channels);
   }
 
   #wire(m: DiscordMessage): Record<string, unknown> {
-    const mentions = [...m.content.matchAll(/<@!?(\d+)>/g)].map((x) =>
-      x[1] === this.bot.id ? this.bot : { id: x[1], username: "someone" },
-    );
-    const replied = m.replyTo ? this.message(m.replyTo) : undefined;
-    return {
-      id: m.id,
-      channel_id: m.channel_id,
-      ...(m.guild_id ? { guild_id: m.guild_id } : {}),
-      author: m.author,
-      content: m.content,
-      components: m.components,
-      mentions,
-      mention_roles: [],
-      mention_everyone: false,
-      attachments: m.attachments.map((a, i) => ({
-        id: String(i),
-        filename: a.filename,
-        content_type: a.contentType,
-        size: a.data.length,
-      })),
-      embeds: [],
-      pinned: false,
-      tts: false,
-      type: m.replyTo ? 19 : 0,
-      timestamp: m.timestamp,
-      edited_timestamp: m.edits.length ? new Date().toISOString() : null,
-      ...(m.ephemeralTo ? { flags: EPHEMERAL } : { flags: 0 }),
-      ...(m.replyTo
-        ? {
-            message_reference: { message_id: m.replyTo, channel_id: m.channel_id },
-            ...(replied
-              ? {
-                  referenced_message: {
-                    id: replied.id,
-                    author: replied.author,
-                    content: replied.content,
-                  },
-                }
-              : {}),
-          }
-        : {}),
-    };
+    return wireMessage(m, this.bot, (id) => this.message(id));
   }
 
   #dispatchMessage(message: DiscordMessage): void {
@@ -507,7 +444,7 @@ export class DiscordEmulator {
         "x-ratelimit-scope": "user",
       });
     }
-    for (const [pattern, handler] of this.#routes()) {
+    for (const [pattern, handler] of restRoutes(this.#restWorld())) {
       const m = `${method} ${path}`.match(pattern);
       if (m) {
         const [status, out] = handler(m, body);
@@ -528,105 +465,23 @@ export class DiscordEmulator {
     answer(404, { message: "404: Not Found", code: 0 });
   }
 
-  #routes(): [RegExp, Route][] {
-    return [
-      [
-        /^GET \/gateway\/bot$/,
-        () => [
-          200,
-          {
-            url: this.#gateway.url,
-            shards: 1,
-            session_start_limit: {
-              total: 1000,
-              remaining: 999,
-              reset_after: 0,
-              max_concurrency: 1,
-            },
-          },
-        ],
-      ],
-      [/^GET \/users\/@me$/, () => [200, this.bot]],
-      [
-        /^PUT \/applications\/(\d+)\/commands$/,
-        (m, body) => {
-          if (m[1] !== this.applicationId) return [403, { message: "Missing Access", code: 50001 }];
-          const list = (Array.isArray(body) ? body : []) as {
-            name: string;
-            description?: string;
-          }[];
-          this.commands = list.map((c) => ({ ...c }));
-          return [
-            200,
-            list.map((c) => ({ ...c, id: snowflake(), application_id: this.applicationId })),
-          ];
-        },
-      ],
-      [
-        /^POST \/users\/@me\/channels$/,
-        (_m, body) => {
-          const recipient = String(body.recipient_id ?? "");
-          const id = this.dmChannel({ id: recipient, username: "someone" });
-          return [200, { id, type: 1, recipients: [{ id: recipient }] }];
-        },
-      ],
-      [
-        /^POST \/channels\/(\d+)\/typing$/,
-        (m) =>
-          this.channels.has(m[1] ?? "")
-            ? [204, undefined]
-            : [404, { message: "Unknown Channel", code: 10003 }],
-      ],
-      [/^POST \/channels\/(\d+)\/messages$/, (m, body) => this.#create(m[1] ?? "", body)],
-      [
-        /^PATCH \/channels\/(\d+)\/messages\/(\d+)$/,
-        (m, body) => this.#patch(m[1] ?? "", m[2] ?? "", body),
-      ],
-      [
-        /^DELETE \/channels\/(\d+)\/messages\/(\d+)$/,
-        (m) => {
-          const target = this.message(m[2] ?? "");
-          if (!target || target.channel_id !== m[1])
-            return [404, { message: "Unknown Message", code: 10008 }];
-          target.deleted = true;
-          return [204, undefined];
-        },
-      ],
-    ];
-  }
-
-  #create(channelId: string, body: Record<string, unknown>): [number, unknown] {
-    const channel = this.channels.get(channelId);
-    if (!channel) return [404, { message: "Unknown Channel", code: 10003 }];
-    const invalid = checkMessageBody(body, true);
-    if (invalid) return [400, invalid];
-    const ref = body.message_reference as { message_id?: string } | undefined;
-    const message: DiscordMessage = {
-      id: snowflake(),
-      channel_id: channelId,
-      ...(channel.guild_id ? { guild_id: channel.guild_id } : {}),
-      author: this.bot,
-      content: String(body.content ?? ""),
-      components: (body.components as DiscordComponent[]) ?? [],
-      edits: [],
-      deleted: false,
-      attachments: (body.__files as DiscordMessage["attachments"]) ?? [],
-      ...(ref?.message_id ? { replyTo: ref.message_id } : {}),
-      timestamp: new Date().toISOString(),
+  /** What the REST routes may see and change (rest.ts). */
+  #restWorld(): RestWorld {
+    return {
+      bot: this.bot,
+      applicationId: this.applicationId,
+      gatewayUrl: () => this.#gateway.url,
+      channels: this.channels,
+      setCommands: (list) => {
+        this.commands = list;
+      },
+      dmChannel: (user) => this.dmChannel(user),
+      message: (id) => this.message(id),
+      add: (m) => {
+        this.#messages.push(m);
+      },
+      edit: (target, data) => this.#edit(target, data),
+      wire: (m) => this.#wire(m),
     };
-    this.#messages.push(message);
-    return [200, this.#wire(message)];
-  }
-
-  #patch(channelId: string, messageId: string, body: Record<string, unknown>): [number, unknown] {
-    const target = this.message(messageId);
-    if (!target || target.channel_id !== channelId || target.deleted)
-      return [404, { message: "Unknown Message", code: 10008 }];
-    if (target.author.id !== this.bot.id)
-      return [403, { message: "Cannot edit a message authored by another user", code: 50005 }];
-    const invalid = checkMessageBody(body, false);
-    if (invalid) return [400, invalid];
-    this.#edit(target, body);
-    return [200, this.#wire(target)];
   }
 }
