@@ -24,6 +24,7 @@ import {
   SendMessage,
   WINDOW_CLOSED,
 } from "./graph-api.ts";
+import { duplicateIds, sentOf } from "./sent.ts";
 import type {
   WhatsAppCall,
   WhatsAppDelivery,
@@ -440,68 +441,5 @@ export class WhatsAppEmulator {
     }
     res.writeHead(200, { "content-type": media.mimeType, "content-length": media.data.length });
     res.end(media.data);
-  }
-}
-
-function duplicateIds(m: SendMessage): string | undefined {
-  if (m.type !== "interactive") return undefined;
-  const i = m.interactive;
-  const ids =
-    i.type === "button"
-      ? i.action.buttons.map((b) => b.reply.id)
-      : i.type === "list"
-        ? i.action.sections.flatMap((s) => s.rows.map((r) => r.id))
-        : [];
-  return ids.find((id, n) => ids.indexOf(id) !== n);
-}
-
-function sentOf(id: string, to: string, m: SendMessage, templateText?: string): WhatsAppSent {
-  const base = {
-    id,
-    to,
-    type: m.type,
-    buttons: [],
-    rows: [],
-    at: Date.now(),
-    payload: m,
-    ...(m.context ? { replyTo: m.context.message_id } : {}),
-  };
-  switch (m.type) {
-    case "text":
-      return { ...base, text: m.text.body };
-    case "template":
-      return {
-        ...base,
-        text: templateText ?? "",
-        template: { name: m.template.name, language: m.template.language.code },
-      };
-    case "document":
-      return {
-        ...base,
-        text: m.document.caption ?? "",
-        document: {
-          mediaId: m.document.id,
-          ...(m.document.filename ? { filename: m.document.filename } : {}),
-          ...(m.document.caption ? { caption: m.document.caption } : {}),
-        },
-      };
-    case "interactive": {
-      const i = m.interactive;
-      const text = [i.header?.text, i.body.text, i.footer?.text].filter(Boolean).join("\n\n");
-      if (i.type === "button")
-        return { ...base, text, buttons: i.action.buttons.map((b) => ({ ...b.reply })) };
-      if (i.type === "list")
-        return {
-          ...base,
-          text,
-          listButton: i.action.button,
-          rows: i.action.sections.flatMap((s) => s.rows.map((r) => ({ ...r }))),
-        };
-      return {
-        ...base,
-        text,
-        link: { text: i.action.parameters.display_text, url: i.action.parameters.url },
-      };
-    }
   }
 }
