@@ -296,6 +296,37 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     await waitForText(channel, "Flo chose. The user answered: Yes");
   });
 
+  it("a capability card in a server carries no link; the person gets it in their DMs", async () => {
+    const lee = person(13, "Lee");
+    llm.when(
+      (r) => r.lastUserText === "need a domain",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    const { channelId } = dc.addGuild("Capabilities");
+    dc.userSends(lee, channelId, `<@${dc.bot.id}> need a domain`);
+    const card = await waitForCard(channelId);
+    const dm = dc.dmChannel(lee);
+    const privately = await dc.waitFor(
+      () => botMessages(dm).find((m) => JSON.stringify(m.components).includes("/settings/claim/")),
+      { ...WAIT, description: "the link in Lee's DMs" },
+    );
+    expect(privately.content).toContain("api.example.com");
+    expect(JSON.stringify(dc.messages(channelId))).not.toMatch(/\/settings\/claim\//);
+    await dc.click(lee, card, "Deny");
+    await dc.waitFor(() => botMessages(channelId).find((m) => m.content.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
+
   it("/lobu answers with a settings link only the person sees", async () => {
     const gus = person(8, "Gus");
     const i = await dc.slashCommand(gus, server.channelId, "lobu");

@@ -318,6 +318,32 @@ describe("WhatsApp: conversations", () => {
     await waitForText(ian.waId, "Long: long-input-approved");
   });
 
+  it("asks for a capability with the person's settings link on the card", async () => {
+    const jan = person(14, "Jan");
+    llm.when(
+      (r) => r.lastUserText === "need a domain",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    await wa.userSends(jan, "need a domain");
+    const card = await waitForCard(jan.waId);
+    expect(card.text).toContain("api.example.com");
+    expect(card.text).toMatch(/Open your settings: http:\/\/\S+\/settings\/claim\/\w+/);
+    expect(card.buttons.map((b) => b.title)).toEqual(["Grant", "Deny"]);
+    await wa.userTaps(jan, card, "Deny");
+    await wa.waitFor(() => wa.messages(jan.waId).find((m) => m.text.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
+
   it("refuses an answer from another person's chat, who is told so", async () => {
     const fay = person(8, "Fay");
     const eve = person(9, "Eve");
