@@ -2,10 +2,11 @@ import { generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isLobuError } from "@lobu/core";
+import { isLobuError, redactSecrets } from "@lobu/core";
 import { type DiscordEmulator, startDiscordEmulator } from "@lobu/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DiscordAdapter } from "../../src/platforms/discord/adapter.ts";
 import { cardComponents, customId, parseCustomId } from "../../src/platforms/discord/components.ts";
 import { discordSettings } from "../../src/platforms/discord/config.ts";
 import { toDiscord } from "../../src/platforms/discord/format.ts";
@@ -207,6 +208,16 @@ describe("settings and connecting", () => {
       apiRoot: "https://discord.com/api",
       registerCommands: true,
     });
+  });
+
+  it("keeps its token out of the log", () => {
+    const settings = discordSettings(
+      {},
+      { DISCORD_BOT_TOKEN: "MTAlog.never.789", DISCORD_PUBLIC_KEY: publicHex },
+    );
+    if (!settings) throw new Error("set up");
+    new DiscordAdapter(settings);
+    expect(redactSecrets("Bot MTAlog.never.789")).toBe("Bot [REDACTED]");
   });
 
   it("refuses to start with a token Discord rejects, saying what to fix", async () => {

@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isLobuError } from "@lobu/core";
+import { isLobuError, redactSecrets } from "@lobu/core";
 import { signWhatsAppBody, startWhatsAppEmulator, type WhatsAppEmulator } from "@lobu/testkit";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdapterContext } from "../../src/platforms/shared/adapter.ts";
 import { RetryLater } from "../../src/platforms/shared/pacing.ts";
+import { WhatsAppAdapter } from "../../src/platforms/whatsapp/adapter.ts";
 import {
   GraphApiError,
   GraphClient,
@@ -362,5 +363,21 @@ describe("settings", () => {
     });
     expect(() => whatsappSettings({ phone_number_id: "+49 151" }, env)).toThrow(/digits/);
     expect(() => whatsappSettings({ phone_number_id: PHONE, typo: 1 }, env)).toThrow(/typo/);
+  });
+
+  it("keeps its token and secrets out of the log", () => {
+    const settings = whatsappSettings(
+      { phone_number_id: PHONE },
+      {
+        ...env,
+        WHATSAPP_ACCESS_TOKEN: "EAAlog-me-never-123",
+        WHATSAPP_VERIFY_TOKEN: "verify-never-456",
+      },
+    );
+    if (!settings) throw new Error("set up");
+    new WhatsAppAdapter(settings);
+    expect(redactSecrets("token EAAlog-me-never-123 and verify-never-456")).toBe(
+      "token [REDACTED] and [REDACTED]",
+    );
   });
 });

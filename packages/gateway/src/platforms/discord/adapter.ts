@@ -1,5 +1,5 @@
 import type { API } from "@discordjs/core";
-import type { AgentEvent } from "@lobu/core";
+import { type AgentEvent, registerSecret } from "@lobu/core";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
@@ -45,6 +45,8 @@ export class DiscordAdapter implements PlatformAdapter {
   #connection: DiscordConnection | undefined;
 
   constructor(settings: DiscordSettings) {
+    // Whatever logs it by mistake (an error echoing a request) shows [REDACTED] instead.
+    registerSecret(settings.token);
     this.#settings = settings;
   }
 

@@ -1,4 +1,4 @@
-import type { AgentEvent } from "@lobu/core";
+import { type AgentEvent, registerSecret } from "@lobu/core";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
@@ -41,6 +41,9 @@ export class WhatsAppAdapter implements PlatformAdapter {
   #window!: ServiceWindow;
 
   constructor(settings: WhatsAppSettings) {
+    // Whatever logs them by mistake (an error echoing a request) shows [REDACTED] instead.
+    for (const secret of [settings.accessToken, settings.appSecret, settings.verifyToken])
+      registerSecret(secret);
     this.#settings = settings;
     this.#graph = new GraphClient(settings);
   }
