@@ -90,6 +90,15 @@ const ENV = `# Environment for \`lobu run\` (loaded from .env in the working dir
 
 # Telegram (docs/platforms/telegram.md)
 # TELEGRAM_BOT_TOKEN=
+
+# WhatsApp Cloud API (docs/platforms/whatsapp.md); phone_number_id goes in [platforms.whatsapp]
+# WHATSAPP_ACCESS_TOKEN=
+# WHATSAPP_APP_SECRET=
+# WHATSAPP_VERIFY_TOKEN=
+
+# Discord (docs/platforms/discord.md)
+# DISCORD_BOT_TOKEN=
+# DISCORD_PUBLIC_KEY=
 `;
 
 export function initCommand(dir: string, opts: { force?: boolean }): number {

@@ -6,8 +6,10 @@ import {
 } from "@lobu/testkit";
 import { afterAll, beforeAll } from "vitest";
 import { type ConformanceWorld, describeConformance } from "./conformance.ts";
+import { discordDriver } from "./drivers/discord.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
+import { whatsappDriver } from "./drivers/whatsapp.ts";
 import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
 
 /**
@@ -16,7 +18,9 @@ import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
  */
 const slack = slackDriver();
 const telegram = telegramDriver();
-const drivers = [slack, telegram];
+const whatsapp = whatsappDriver();
+const discord = discordDriver();
+const drivers = [slack, telegram, whatsapp, discord];
 
 let llm: MockLlm;
 let gw: GatewayProcess;
@@ -40,3 +44,5 @@ afterAll(async () => {
 
 describeConformance(slack, world);
 describeConformance(telegram, world);
+describeConformance(whatsapp, world);
+describeConformance(discord, world);

@@ -109,11 +109,11 @@ afterAll(async () => {
 
 describe("platform plugins", () => {
   it("refuses a [platforms.<name>] nobody registered, naming the registered ones", async () => {
-    const err = await start({ whatsapp: {} }, [...PLATFORMS, echo]).catch((e: unknown) => e);
+    const err = await start({ matrix: {} }, [...PLATFORMS, echo]).catch((e: unknown) => e);
     expect(isLobuError(err) && err.code).toBe("config_invalid");
-    expect((err as Error).message).toContain("[platforms.whatsapp]");
+    expect((err as Error).message).toContain("[platforms.matrix]");
     expect(isLobuError(err) && err.hint).toContain(
-      "[platforms.slack], [platforms.telegram], [platforms.echo]",
+      "[platforms.slack], [platforms.telegram], [platforms.whatsapp], [platforms.discord], [platforms.echo]",
     );
   });
 

@@ -65,6 +65,7 @@ export function slackDriver(): PlatformDriver<SlackSent> {
   return {
     platform: "slack",
     settingsCommand: "settings",
+    editsMessages: true,
     start: async () => {
       emulator = await startSlackEmulator({
         signingSecret: SIGNING_SECRET,

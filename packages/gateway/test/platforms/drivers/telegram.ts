@@ -52,6 +52,7 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
   return {
     platform: "telegram",
     settingsCommand: "/settings",
+    editsMessages: true,
     start: async () => {
       emulator = await startTelegramEmulator({
         botToken: BOT_TOKEN,

@@ -1,0 +1,12 @@
+import type { PlatformPlugin } from "../shared/plugin.ts";
+import { DiscordAdapter } from "./adapter.ts";
+import { discordSettings } from "./config.ts";
+
+/** Discord: `[platforms.discord]`, DISCORD_* variables; the Gateway and signed interactions. */
+export const discord: PlatformPlugin = {
+  id: "discord",
+  create: ({ section, env }) => {
+    const settings = discordSettings(section, env);
+    return settings && new DiscordAdapter(settings);
+  },
+};

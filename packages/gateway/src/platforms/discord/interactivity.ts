@@ -1,0 +1,100 @@
+import type { Logger } from "pino";
+import type { Origin } from "../../domain/origin.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
+import { answerClick } from "../shared/interactivity.ts";
+import { linkRow, parseCustomId } from "./components.ts";
+import { toDiscord } from "./format.ts";
+import { actorOf, displayName, type Interaction } from "./webhook/parse.ts";
+
+/** An interaction response (the HTTP answer to an interaction). */
+export type InteractionResponse =
+  | { type: 1 }
+  | { type: 4; data: { content: string; flags?: number; components?: unknown[] } }
+  | { type: 6 }
+  | { type: 7; data: { content: string; components: unknown[] } };
+
+const EPHEMERAL = 64;
+const ephemeral = (content: string, components?: unknown[]): InteractionResponse => ({
+  type: 4,
+  data: { content, flags: EPHEMERAL, ...(components ? { components } : {}) },
+});
+
+export interface InteractivityDeps {
+  ctx: Pick<AdapterContext, "answer" | "state" | "settingsLink">;
+  views: { hasOpenCard(requestId: string): boolean };
+  log: Logger;
+}
+
+/**
+ * A click on a card's button or a pick in its select menu. The answer goes
+ * through the gateway (which checks who may answer); a refusal is told to the
+ * clicker alone (ephemeral); otherwise the click is acknowledged, and when no
+ * live view here will close the card, the answer closes it in place.
+ */
+export async function handleComponent(
+  deps: InteractivityDeps,
+  interaction: Interaction,
+): Promise<InteractionResponse> {
+  const actor = actorOf(interaction);
+  const data = interaction.data;
+  if (!actor || !data?.custom_id) return ephemeral("⚠️ This button is not one of mine.");
+  const parsed = await parseCustomId(data.custom_id, data.values?.[0], deps.ctx.state, deps.log);
+  if (!parsed) return ephemeral("⚠️ This button is no longer active.");
+  let response: InteractionResponse = { type: 6 };
+  const label = labelOf(interaction, data.custom_id, parsed.choice);
+  await answerClick(
+    deps,
+    {
+      ...parsed,
+      ...(label ? { label } : {}),
+      who: {
+        platform: "discord",
+        userId: actor.id,
+        userName: displayName(actor),
+      },
+    },
+    {
+      refused: async (reason) => {
+        response = ephemeral(`⚠️ ${reason}`);
+      },
+      closeCard: async (line) => {
+        const content =
+          `${interaction.message?.content ?? ""}\n\n${toDiscord(line)[0] ?? ""}`.trim();
+        response = { type: 7, data: { content: content.slice(0, 2000), components: [] } };
+      },
+    },
+  );
+  return response;
+}
+
+/** The label shown on the clicked button (or the picked option). */
+function labelOf(interaction: Interaction, customId: string, choice: string): string | undefined {
+  type Item = { custom_id?: string; label?: string; options?: { label: string; value: string }[] };
+  const rows = (interaction.message?.components ?? []) as { components?: Item[] }[];
+  for (const item of rows.flatMap((r) => r.components ?? [])) {
+    if (item.custom_id !== customId) continue;
+    return item.options ? item.options.find((o) => o.value === choice)?.label : item.label;
+  }
+  return undefined;
+}
+
+/** `/lobu`: the person's settings link, as a button only they see (ephemeral). */
+export async function handleCommand(
+  deps: Pick<InteractivityDeps, "ctx">,
+  interaction: Interaction,
+): Promise<InteractionResponse> {
+  const actor = actorOf(interaction);
+  if (!actor || interaction.data?.name !== "lobu") return ephemeral("⚠️ Unknown command.");
+  const origin: Origin = {
+    platform: "discord",
+    channelId: interaction.channel_id ?? "",
+    userId: actor.id,
+    userName: displayName(actor),
+    isDirect: interaction.guild_id === undefined,
+  };
+  const url = await deps.ctx.settingsLink(origin);
+  return ephemeral(
+    "Your personal settings for this agent (API keys, connected accounts, approvals). Only you see this; the link works once.",
+    [linkRow("Open settings", url)],
+  );
+}

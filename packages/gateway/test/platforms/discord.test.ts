@@ -1,0 +1,368 @@
+import {
+  type DiscordEmulator,
+  type DiscordMessage,
+  type DiscordUser,
+  type GatewayProcess,
+  type MockLlm,
+  startDiscordEmulator,
+  startGatewayProcess,
+  startMockLlm,
+} from "@lobu/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ASK_BASH_TOML,
+  conversationsOf,
+  drainedQueue,
+  llmEnv,
+  PROVIDER_KEY,
+  queueDepth,
+  sendFiller,
+  slowText,
+  WAIT,
+} from "./helpers.ts";
+
+/**
+ * The Discord adapter end to end: the Discord emulator (Gateway WebSocket,
+ * REST, signed interactions) driven by @discordjs/ws and @discordjs/core in a
+ * real `lobu run` gateway, real sandboxed workers and the mock LLM. The
+ * adapter contract is in conformance.test.ts; this file holds what only
+ * Discord has.
+ */
+
+const BOT_TOKEN = "MTA5discord.e2e.token";
+
+let llm: MockLlm;
+let dc: DiscordEmulator;
+let gw: GatewayProcess;
+let endpoint = "";
+let server: { guildId: string; channelId: string };
+
+const person = (n: number, name: string): DiscordUser => ({
+  id: String(800_000_000_000_000_000n + BigInt(n)),
+  username: name.toLowerCase(),
+  global_name: name,
+});
+
+const botMessages = (channelId: string, viewer?: string) =>
+  dc.messages(channelId, viewer).filter((m) => m.author.id === dc.bot.id);
+
+function waitForText(channelId: string, text: string): Promise<DiscordMessage> {
+  return dc.waitFor(() => botMessages(channelId).find((m) => m.content === text), {
+    ...WAIT,
+    description: `the reply "${text}"`,
+  });
+}
+
+function waitForCard(channelId: string): Promise<DiscordMessage> {
+  return dc.waitFor(
+    () =>
+      botMessages(channelId).find((m) =>
+        m.components.some((r) => r.components?.some((c) => c.custom_id)),
+      ),
+    { ...WAIT, description: "a card with components" },
+  );
+}
+
+beforeAll(async () => {
+  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
+  dc = await startDiscordEmulator({ botToken: BOT_TOKEN, botUsername: "lobu-e2e" });
+  server = dc.addGuild("Acme");
+  gw = await startGatewayProcess({
+    toml: [...ASK_BASH_TOML, "[platforms.discord]", 'stream_interval = "200ms"'].join("\n"),
+    env: {
+      ...llmEnv(llm),
+      DISCORD_BOT_TOKEN: BOT_TOKEN,
+      DISCORD_PUBLIC_KEY: dc.publicKey,
+      DISCORD_API_ROOT: dc.apiUrl,
+    },
+  });
+  endpoint = `${gw.url}/discord/interactions`;
+  const saved = await dc.setInteractionsEndpoint(endpoint);
+  if (!saved.ok) throw new Error(`interactions endpoint refused: ${saved.reason}`);
+  await dc.waitFor(() => dc.commands.some((c) => c.name === "lobu"), {
+    ...WAIT,
+    description: "/lobu",
+  });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await dc?.close();
+  await llm?.close();
+});
+
+describe("Discord: the Gateway and the interactions endpoint", () => {
+  it("identifies with the intents it needs and registers /lobu", () => {
+    const intents = dc.gateway.identifies.at(-1)?.intents ?? 0;
+    // GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT
+    for (const bit of [1 << 0, 1 << 9, 1 << 12, 1 << 15]) expect(intents & bit).toBe(bit);
+    expect(dc.commands.map((c) => c.name)).toEqual(["lobu"]);
+  });
+
+  it("refuses forged, stale and tampered interactions (401) and queues nothing", async () => {
+    const ada = person(1, "Ada");
+    const before = await drainedQueue(gw);
+    const body = JSON.stringify({
+      id: "1234567890",
+      application_id: dc.applicationId,
+      type: 2,
+      token: "t",
+      version: 1,
+      channel_id: server.channelId,
+      guild_id: server.guildId,
+      member: { user: ada },
+      data: { name: "lobu", type: 1 },
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const answers = [
+      await dc.post(endpoint, body, { forge: true }),
+      await dc.post(endpoint, body, { timestamp: String(now - 600) }),
+      await dc.post(endpoint, body, { signature: "ab".repeat(64) }),
+      await dc.post(endpoint, body, { signature: "not-hex" }),
+    ];
+    // A valid signature of other bytes.
+    const tampered = await fetch(endpoint, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-signature-timestamp": String(now),
+        "x-signature-ed25519": dc.sign(String(now), body.replace('"t"', '"u"')),
+      },
+      body,
+    });
+    for (const a of answers) expect(a.status).toBe(401);
+    expect(tampered.status).toBe(401);
+    expect((await fetch(endpoint, { method: "POST", body })).status).toBe(401);
+    expect(await conversationsOf(gw, ada.id)).toHaveLength(0);
+    expect(await queueDepth(gw)).toBe(before);
+  });
+
+  it("refuses an unsigned interaction before reading its body, and bounds a signed one", async () => {
+    const total = 8 * 1024 * 1024;
+    const unsigned = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: false,
+      headers: { "content-type": "application/json" },
+    });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.sent).toBeLessThan(total);
+    const big = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: true,
+      headers: {
+        "content-type": "application/json",
+        "x-signature-timestamp": String(Math.floor(Date.now() / 1000)),
+        "x-signature-ed25519": "ab".repeat(64),
+      },
+    });
+    expect(big.status).toBe(413);
+  });
+
+  it("answers a server message that mentions it, in the channel, replying to it", async () => {
+    const bo = person(2, "Bo");
+    llm.when((r) => r.lastUserText === "hello there", slowText("Hello from the server channel."));
+    const quiet = dc.userSends(bo, server.channelId, "just chatting, not to the bot");
+    const asked = dc.userSends(bo, server.channelId, `<@${dc.bot.id}> hello there`);
+    const reply = await waitForText(server.channelId, "Hello from the server channel.");
+    expect(reply.replyTo).toBe(asked.id);
+    expect(reply.edits.length).toBeGreaterThanOrEqual(1);
+    expect(botMessages(server.channelId).some((m) => m.replyTo === quiet.id)).toBe(false);
+    const [conv] = await conversationsOf(gw, bo.id);
+    expect(conv?.key).toMatchObject({ platform: "discord", channelId: server.channelId });
+  });
+
+  it("answers inside a thread when mentioned there", async () => {
+    const cy = person(3, "Cy");
+    const thread = dc.addThread(server.channelId, "planning");
+    llm.when((r) => r.lastUserText === "plan it", { text: "Planned, in the thread." });
+    dc.userSends(cy, thread, `<@${dc.bot.id}> plan it`);
+    await waitForText(thread, "Planned, in the thread.");
+    expect(botMessages(server.channelId).some((m) => m.content === "Planned, in the thread.")).toBe(
+      false,
+    );
+  });
+
+  it("asks with a select menu when there are more than five choices", async () => {
+    const di = person(4, "Di");
+    const options = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    llm.when(
+      (r) => r.lastUserText === "which day?",
+      { toolCalls: [{ name: "ask_user", input: { question: "Which day?", options } }] },
+      (r) => ({ text: `Booked. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    const channel = dc.dmChannel(di);
+    dc.userSends(di, channel, "which day?");
+    const card = await waitForCard(channel);
+    const select = card.components[0]?.components?.[0];
+    expect(select?.type).toBe(3);
+    expect(select?.options?.map((o) => o.label)).toEqual(options);
+    await dc.click(di, card, "Fri");
+    await waitForText(channel, "Booked. The user answered: Fri");
+    expect(dc.message(card.id)?.components).toEqual([]);
+  });
+
+  it("in a server, only the person asked may answer; others are told so privately", async () => {
+    const ed = person(5, "Ed");
+    const eve = person(6, "Eve");
+    llm.when(
+      (r) => r.lastUserText === "run the deploy",
+      { toolCalls: [{ name: "bash", input: { command: "echo deployed" } }] },
+      (r) => ({ text: `Deploy said: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    dc.userSends(ed, server.channelId, `<@${dc.bot.id}> run the deploy`);
+    const card = await waitForCard(server.channelId);
+    const refused = await dc.click(eve, card, "Approve");
+    expect(refused.response).toMatchObject({ type: 4, data: { flags: 64 } });
+    expect(String(refused.response?.data?.content)).toMatch(/^⚠️/);
+    // The refusal is Eve's alone, and the card still waits.
+    expect(dc.messages(server.channelId, ed.id).some((m) => m.ephemeralTo === eve.id)).toBe(false);
+    expect(dc.message(card.id)?.components.length).toBeGreaterThan(0);
+    await dc.click(ed, card, "Approve");
+    await waitForText(server.channelId, "Deploy said: deployed");
+  });
+
+  it("attaches an approval's input too long for a message as a file, and lets it be approved", async () => {
+    const jo = person(11, "Jo");
+    const filler = "y".repeat(3_000);
+    const command = `printf '%s' '${filler}' > /dev/null; echo long-discord-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the long one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Long: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const channel = dc.dmChannel(jo);
+    dc.userSends(jo, channel, "run the long one");
+    const card = await waitForCard(channel);
+    const withFile = botMessages(channel).find((m) => m.attachments.length > 0);
+    expect(withFile?.attachments[0]?.filename).toMatch(/^approval-.+\.txt$/);
+    expect(withFile?.attachments[0]?.data.toString("utf8")).toContain(filler);
+    expect(card.content.length).toBeLessThanOrEqual(2000);
+    await dc.click(jo, card, "Approve");
+    await waitForText(channel, "Long: long-discord-approved");
+  });
+
+  it("tells the agent about a file it cannot read yet, keeping the text", async () => {
+    const kim = person(12, "Kim");
+    llm.when(
+      (r) => r.lastUserText.startsWith("see attached"),
+      (r) => ({
+        text: r.lastUserText.includes("[attached: notes.txt.")
+          ? "A file I cannot open."
+          : "No file?",
+      }),
+    );
+    const channel = dc.dmChannel(kim);
+    dc.userSends(kim, channel, "see attached", {
+      attachments: [{ filename: "notes.txt", contentType: "text/plain", data: Buffer.from("hi") }],
+    });
+    await waitForText(channel, "A file I cannot open.");
+  });
+
+  it("refuses a replayed click (409): the request is answered once", async () => {
+    const flo = person(7, "Flo");
+    llm.when(
+      (r) => r.lastUserText === "yes or no",
+      { toolCalls: [{ name: "ask_user", input: { question: "Sure?", options: ["Yes", "No"] } }] },
+      (r) => ({ text: `Flo chose. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    const channel = dc.dmChannel(flo);
+    dc.userSends(flo, channel, "yes or no");
+    const card = await waitForCard(channel);
+    const button = card.components[0]?.components?.find((c) => c.label === "Yes");
+    const body = JSON.stringify({
+      id: "5550001",
+      application_id: dc.applicationId,
+      type: 3,
+      token: "click-token",
+      version: 1,
+      channel_id: channel,
+      user: flo,
+      message: { id: card.id, content: card.content, components: card.components },
+      data: { custom_id: button?.custom_id, component_type: 2 },
+    });
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const first = await dc.post(endpoint, body, { timestamp });
+    expect(first.status).toBe(200);
+    const copy = await fetch(endpoint, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-signature-timestamp": timestamp,
+        "x-signature-ed25519": dc.sign(timestamp, body),
+      },
+      body,
+    });
+    expect(copy.status).toBe(409);
+    await waitForText(channel, "Flo chose. The user answered: Yes");
+  });
+
+  it("a capability card in a server carries no link; the person gets it in their DMs", async () => {
+    const lee = person(13, "Lee");
+    llm.when(
+      (r) => r.lastUserText === "need a domain",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    const { channelId } = dc.addGuild("Capabilities");
+    dc.userSends(lee, channelId, `<@${dc.bot.id}> need a domain`);
+    const card = await waitForCard(channelId);
+    const dm = dc.dmChannel(lee);
+    const privately = await dc.waitFor(
+      () => botMessages(dm).find((m) => JSON.stringify(m.components).includes("/settings/claim/")),
+      { ...WAIT, description: "the link in Lee's DMs" },
+    );
+    expect(privately.content).toContain("api.example.com");
+    expect(JSON.stringify(dc.messages(channelId))).not.toMatch(/\/settings\/claim\//);
+    await dc.click(lee, card, "Deny");
+    await dc.waitFor(() => botMessages(channelId).find((m) => m.content.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
+
+  it("/lobu answers with a settings link only the person sees", async () => {
+    const gus = person(8, "Gus");
+    const i = await dc.slashCommand(gus, server.channelId, "lobu");
+    expect(i.response).toMatchObject({ type: 4, data: { flags: 64 } });
+    const own = dc.messages(server.channelId, gus.id).find((m) => m.ephemeralTo === gus.id);
+    const url = own?.components[0]?.components?.[0]?.url ?? "";
+    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/\w+/);
+    expect(dc.messages(server.channelId).some((m) => m.ephemeralTo === gus.id)).toBe(false);
+    expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
+  });
+
+  it("splits a long reply into messages of at most 2000 characters", async () => {
+    const hal = person(9, "Hal");
+    const paragraph = (i: number) =>
+      `Paragraph ${i}: ${"lorem ipsum dolor sit amet ".repeat(20).trim()}`;
+    const long = Array.from({ length: 8 }, (_, i) => paragraph(i)).join("\n\n");
+    llm.when((r) => r.lastUserText === "a long one", { text: long });
+    const channel = dc.dmChannel(hal);
+    dc.userSends(hal, channel, "a long one");
+    await dc.waitFor(() => botMessages(channel).find((m) => m.content.includes("Paragraph 7:")), {
+      ...WAIT,
+      description: "the end of the long reply",
+    });
+    const parts = botMessages(channel);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    for (const p of parts) expect(p.content.length).toBeLessThanOrEqual(2000);
+    expect(parts.map((p) => p.content).join("\n\n")).toBe(long);
+  });
+
+  it("resumes after the connection drops and gets what was sent meanwhile", async () => {
+    const ivy = person(10, "Ivy");
+    llm.when((r) => r.lastUserText === "still there?", { text: "Still here." });
+    const channel = dc.dmChannel(ivy);
+    dc.gateway.dropConnections();
+    dc.userSends(ivy, channel, "still there?");
+    await waitForText(channel, "Still here.");
+    expect(botMessages(channel).filter((m) => m.content === "Still here.")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,3 @@
+export { signWhatsAppBody, startWhatsAppEmulator, WhatsAppEmulator } from "./emulator.ts";
+export type { GraphError } from "./graph-api.ts";
+export type * from "./types.ts";
