@@ -14,7 +14,7 @@ import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { SkillViews } from "../skills/views.ts";
 import { type AgentPackages, wantedPackages } from "./packages.ts";
-import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
+import { DEFAULT_SYSTEM_PROMPT, FILES_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";
 
 /** Issues placeholders bound to a sandbox, a secret and the hosts it may be used on. */
@@ -72,6 +72,8 @@ export class TurnContextBuilder {
     modelLimits?: (agentId: string) => ModelLimits;
     /** Nix packages: the sandbox shows the sender's profile; the agent is told what it has. */
     packages?: Pick<AgentPackages, "forTurn">;
+    /** Pictures reach the model as images (`[files] images_to_model`). */
+    modelImages?: boolean;
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -166,8 +168,9 @@ export class TurnContextBuilder {
         contextWindow: 200_000,
         // What the relay allows one call to ask for (max_output_tokens).
         maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
+        images: this.deps.modelImages ?? false,
       },
-      systemPrompt: [agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT, packagesNote]
+      systemPrompt: [agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT, FILES_PROMPT, packagesNote]
         .filter(Boolean)
         .join("\n\n"),
       tools: agent.tools,

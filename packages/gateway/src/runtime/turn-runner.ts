@@ -1,4 +1,11 @@
-import { type AgentEvent, errorMessage, isLobuError, newId, type TurnContext } from "@lobu/core";
+import {
+  type AgentEvent,
+  errorMessage,
+  isLobuError,
+  newId,
+  type TurnContext,
+  type TurnImage,
+} from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
 import type { Conversations } from "../conversations/records.ts";
@@ -6,6 +13,7 @@ import type { ReplySurface } from "../domain/messages.ts";
 import { fromWorker, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { ExitInfo, SandboxInstance, WorkerConnection } from "../sandbox/driver.ts";
+import type { FilesIn } from "./files-in.ts";
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { MessageAttempts } from "./attempts.ts";
@@ -41,7 +49,15 @@ export interface TurnRunnerDeps {
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
+  /** Attachments into the sandbox (runtime/files-in.ts); without it they are refused. */
+  filesIn?: Pick<FilesIn, "receive">;
   log: Logger;
+}
+
+/** What the worker is sent for the person's message. */
+interface TurnInput {
+  text: string;
+  images: TurnImage[];
 }
 
 /** How the worker's side of an attempt ended. */
@@ -105,7 +121,8 @@ export class TurnRunner {
       const woken = await this.wakeSandbox(turn);
       if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
       release = this.deps.sandboxes.acquire(turn.conversationId);
-      const end = await this.exchange(stream, woken, context, lease);
+      const input = await this.receiveFiles(stream, context);
+      const end = await this.exchange(stream, woken, context, lease, input);
       return await this.conclude(stream, this.verdictOf(end, stream), attempt, lease);
     } finally {
       // Every way out, a crash included: the turn ends, its placeholders are
@@ -191,6 +208,33 @@ export class TurnRunner {
   }
 
   /**
+   * The message for the worker: its text, and its attachments written into
+   * the awake sandbox (named in the text, pictures as images). Files that are
+   * refused are told to the person in the thread; the message goes on.
+   */
+  private async receiveFiles(stream: TurnStream, context: TurnContext): Promise<TurnInput> {
+    const { turn } = stream;
+    if (!turn.files?.length) return { text: turn.text, images: [] };
+    let received: Awaited<ReturnType<FilesIn["receive"]>>;
+    try {
+      if (!this.deps.filesIn) throw new Error("files are not taken in on this gateway");
+      received = await this.deps.filesIn.receive(turn, { images: context.model.images });
+    } catch (err) {
+      this.deps.log.error({ err, sandboxId: stream.sandboxId }, "attachments could not be saved");
+      const refusal = "the attached files could not be saved into the sandbox";
+      received = { note: `[${refusal}]`, images: [], refusals: [refusal] };
+    }
+    if (received.refusals.length)
+      stream.emit({
+        type: "notice",
+        level: "warn",
+        text: `Some attachments were not passed to the agent:\n${received.refusals.map((r) => `• ${r}`).join("\n")}`,
+      });
+    const text = [turn.text, received.note].filter(Boolean).join("\n\n");
+    return { text, images: received.images };
+  }
+
+  /**
    * Begin the turn, send it to the worker and relay its events until it ends,
    * its sandbox stops, or the lease is lost. Events are handled one after
    * another (registering a request is async), so they reach the log and the
@@ -202,6 +246,7 @@ export class TurnRunner {
     instance: SandboxInstance,
     context: TurnContext,
     lease: AbortSignal,
+    input: TurnInput,
   ): Promise<WorkerEnd> {
     const { connection } = instance;
     const { sandboxId, turnId, turn } = stream;
@@ -247,8 +292,9 @@ export class TurnRunner {
         sandboxId,
         turnId,
         messageId: turn.messageId,
-        text: turn.text,
+        text: input.text,
         context,
+        ...(input.images.length ? { images: input.images } : {}),
       });
       // What the sandbox manager still has to tell the person (e.g. a repaired workspace).
       const notice = this.deps.sandboxes.takeNotice(sandboxId);

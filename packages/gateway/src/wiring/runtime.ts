@@ -4,10 +4,12 @@ import type { ReplySurface } from "../domain/messages.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
 import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
+import { FilesIn } from "../runtime/files-in.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
+import { sendFileTool } from "../runtime/send-file.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
@@ -57,6 +59,7 @@ export async function startRuntime(opts: {
     | "settingsLinks"
     | "packages"
     | "sandboxTier"
+    | "fileBlobs"
   >;
   /** Each sandbox's skill files (a folder its driver shows read-only). */
   skillViews: Pick<SkillViews, "ensure">;
@@ -134,6 +137,18 @@ export async function startRuntime(opts: {
     audit: (entry) => audit.record(entry),
     skillsDirFor: (id) => opts.skillViews.ensure(id),
   });
+  // Files in and out go through the platform's own file capability, when it has one.
+  const filesFor = (platform: string) => opts.replySurfaceFor(platform)?.files;
+  const volumeDir = (id: string) => sandboxes.volumeDir(id);
+  gatewayTools.register(
+    sendFileTool({
+      limits: config.files,
+      volumeDir,
+      filesFor,
+      blobs: domain.fileBlobs,
+      turns,
+    }),
+  );
   const runner = new TurnRunner({
     sandboxes,
     conversations,
@@ -143,6 +158,13 @@ export async function startRuntime(opts: {
     attempts,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
+    filesIn: new FilesIn({
+      limits: config.files,
+      volumeDir,
+      blobs: domain.fileBlobs,
+      filesFor,
+      log,
+    }),
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
