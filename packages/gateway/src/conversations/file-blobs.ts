@@ -16,7 +16,8 @@ export const FileBlob = z.object({
   id: z.string().min(1),
   kind: z.enum(["upload", "sent"]),
   origin: Origin,
-  conversationId: z.string(),
+  /** The conversation a sent file came from (uploads are bound to their origin instead). */
+  conversationId: z.string().optional(),
   messageId: z.string().optional(),
   name: z.string(),
   mimeType: z.string(),

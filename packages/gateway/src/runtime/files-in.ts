@@ -8,6 +8,7 @@ import {
 import type { Logger } from "pino";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
 import { FileTooLarge, type InboundFile, type PlatformFiles } from "../domain/files.ts";
+import type { Origin } from "../domain/origin.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import { SANDBOX_WORKSPACE } from "../sandbox/bwrap.ts";
 import {
@@ -126,8 +127,8 @@ export class FilesIn {
   ): Promise<AsyncIterable<Uint8Array>> {
     if (file.upload) {
       const blob = await this.#deps.blobs.get(file.upload);
-      // Only the turn's own conversation may take an upload in (its id is in the queued turn).
-      if (!blob || blob.kind !== "upload" || blob.conversationId !== turn.conversationId)
+      // Only a turn of the person who uploaded it, where they uploaded it, takes an upload in.
+      if (!blob || blob.kind !== "upload" || !sameSender(blob.origin, turn.origin))
         throw new Error("the upload is gone (it expired)");
       return (async function* () {
         yield new Uint8Array(blob.data);
@@ -158,6 +159,15 @@ export class FilesIn {
     }
     return images;
   }
+}
+
+function sameSender(a: Origin, b: Origin): boolean {
+  return (
+    a.platform === b.platform &&
+    (a.workspace ?? "") === (b.workspace ?? "") &&
+    a.userId === b.userId &&
+    a.channelId === b.channelId
+  );
 }
 
 /** What the agent is told about the attachments. */

@@ -12,6 +12,7 @@ import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
 import { SlackEvents } from "./events.ts";
+import { SlackFiles } from "./files.ts";
 import { handleBlockActions } from "./interactivity.ts";
 import { toMrkdwnSections } from "./mrkdwn.ts";
 import { oauthRoutes } from "./oauth.ts";
@@ -39,6 +40,8 @@ export class SlackAdapter implements PlatformAdapter {
   #commands!: SlackCommands;
   #background!: Background;
   #socket: SocketModeClient | undefined;
+  /** Attachments in, files out (set once started: it needs the workspaces). */
+  files: SlackFiles | undefined;
 
   constructor(settings: SlackSettings) {
     this.#settings = settings;
@@ -53,6 +56,7 @@ export class SlackAdapter implements PlatformAdapter {
     this.#background = background;
     const workspaces = new Workspaces(settings.apiUrl, log, ctx);
     this.#workspaces = workspaces;
+    this.files = new SlackFiles(workspaces, settings.apiUrl);
     if (settings.botToken) {
       const ws = await workspaces.addEnvToken(settings.botToken);
       log.info({ team: ws.teamName ?? ws.teamId, botUserId: ws.botUserId }, "Slack bot connected");

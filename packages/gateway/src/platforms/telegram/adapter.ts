@@ -16,6 +16,7 @@ import { sendText } from "./client.ts";
 import { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
 import { handleCallbackQuery } from "./interactivity.ts";
+import { TelegramFiles } from "./files.ts";
 import { handleMessage } from "./messages.ts";
 import { TelegramSurface, type TgCard, type TgLive } from "./surface.ts";
 import { webAppRoutes } from "./webapp.ts";
@@ -44,6 +45,8 @@ export class TelegramAdapter implements PlatformAdapter {
   #background!: Background;
   #commands!: TelegramCommands;
   #polling: Promise<void> | undefined;
+  /** Attachments in, files out. */
+  readonly files: TelegramFiles;
 
   constructor(settings: TelegramSettings) {
     this.#settings = settings;
@@ -51,6 +54,11 @@ export class TelegramAdapter implements PlatformAdapter {
       settings.token,
       settings.apiRoot ? { client: { apiRoot: settings.apiRoot } } : {},
     );
+    this.files = new TelegramFiles({
+      api: this.#bot.api,
+      token: settings.token,
+      apiRoot: settings.apiRoot,
+    });
   }
 
   async start(ctx: AdapterContext): Promise<void> {
