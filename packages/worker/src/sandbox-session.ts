@@ -261,7 +261,13 @@ export class SandboxSession {
       await session.prompt(
         text,
         images.length && ctx.model.images
-          ? { images: images.map((i) => ({ type: "image" as const, data: i.data, mimeType: i.mimeType })) }
+          ? {
+              images: images.map((i) => ({
+                type: "image" as const,
+                data: i.data,
+                mimeType: i.mimeType,
+              })),
+            }
           : undefined,
       );
       const last = [...session.messages].reverse().find((m) => m.role === "assistant") as

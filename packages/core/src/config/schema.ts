@@ -349,7 +349,14 @@ export const FilesSection = z.strictObject({
    * with a message. The type is the platform's, or else guessed from the name.
    */
   allowed_types: z
-    .array(z.string().regex(/^(\*|[a-z0-9.+-]+)\/(\*|[a-z0-9.+-]+)$/i, "a MIME type such as text/csv or image/*"))
+    .array(
+      z
+        .string()
+        .regex(
+          /^(\*|[a-z0-9.+-]+)\/(\*|[a-z0-9.+-]+)$/i,
+          "a MIME type such as text/csv or image/*",
+        ),
+    )
     .min(1)
     .default(["*/*"]),
   /** Largest file the agent may send with `send_file`, in MiB. */

@@ -1,9 +1,9 @@
+import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import type { ApiEnv } from "../access/auth.ts";
 import { endpoint } from "../access/endpoint.ts";
 import { authorizeFor } from "../access/permissions.ts";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
-import { LobuError } from "@lobu/core";
 
 /** What the file routes use. */
 export interface FileRouteDeps {
@@ -23,7 +23,7 @@ export function fileRoutes(d: FileRouteDeps): Hono<ApiEnv> {
       const id = c.req.param("fileId") ?? "";
       const blob = await d.fileBlobs.get(id);
       // An upload is never handed out again: only files the agent sent are downloads.
-      if (!blob || blob.kind !== "sent")
+      if (blob?.kind !== "sent")
         throw new LobuError("file_not_found", "no such file, or its download expired", {
           status: 404,
           hint: "Downloads last [files] download_ttl; ask the agent to send the file again.",

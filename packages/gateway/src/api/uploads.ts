@@ -17,7 +17,9 @@ export function isMultipart(c: Context): boolean {
  * The largest multipart message body: every file at its limit, plus room for
  * the fields. The body is bounded while read (http/body-limit.ts).
  */
-export function uploadBodyLimit(limits: Pick<FilesSection, "max_file_mb" | "max_files_per_message">) {
+export function uploadBodyLimit(
+  limits: Pick<FilesSection, "max_file_mb" | "max_files_per_message">,
+) {
   return limits.max_file_mb * MiB * limits.max_files_per_message + MiB;
 }
 
@@ -41,9 +43,10 @@ export async function multipartMessage<T extends ZodType>(
   for (const [name, value] of form.entries()) {
     if (typeof value === "string") fields[name] = value;
     else if (name === "file") files.push(value);
-    else throw new LobuError("invalid_request", `unexpected file part "${name.slice(0, 50)}"`, {
-      hint: 'Name every file part "file".',
-    });
+    else
+      throw new LobuError("invalid_request", `unexpected file part "${name.slice(0, 50)}"`, {
+        hint: 'Name every file part "file".',
+      });
   }
   const parsed = schema.safeParse({ text: "", ...fields });
   if (!parsed.success)
@@ -87,11 +90,7 @@ export async function stageUploads(
   for (const f of files) {
     const mimeType = mimeTypeOf({ name: f.name, mimeType: f.type });
     const data = Buffer.from(await f.arrayBuffer());
-    const upload = await blobs.put(
-      { kind: "upload", origin, name: f.name, mimeType },
-      data,
-      ttlMs,
-    );
+    const upload = await blobs.put({ kind: "upload", origin, name: f.name, mimeType }, data, ttlMs);
     staged.push({ name: f.name || "file", mimeType, size: data.length, upload });
   }
   return staged;

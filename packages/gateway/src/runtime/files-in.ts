@@ -7,6 +7,7 @@ import {
 } from "@lobu/core";
 import type { Logger } from "pino";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
+import { mimeTypeOf, typeAllowed } from "../domain/file-types.ts";
 import { FileTooLarge, type InboundFile, type PlatformFiles } from "../domain/files.ts";
 import type { Origin } from "../domain/origin.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
@@ -18,7 +19,6 @@ import {
   type WrittenFile,
   writeIntoVolume,
 } from "../sandbox/volume-files.ts";
-import { mimeTypeOf, typeAllowed } from "../domain/file-types.ts";
 
 /** The folder of the workspace attachments are written into, one subfolder per day. */
 export const INBOX_DIR = "inbox";
@@ -26,7 +26,11 @@ export const INBOX_DIR = "inbox";
 export interface FilesInDeps {
   limits: Pick<
     FilesSection,
-    "max_file_mb" | "max_conversation_mb" | "max_files_per_message" | "allowed_types" | "images_to_model"
+    | "max_file_mb"
+    | "max_conversation_mb"
+    | "max_files_per_message"
+    | "allowed_types"
+    | "images_to_model"
   >;
   /** The host folder of a sandbox's volume (its /workspace). */
   volumeDir(sandboxId: string): string;
@@ -116,7 +120,8 @@ export class FilesIn {
         }
       }
     }
-    const images = limits.images_to_model && model.images ? await this.#images(volumeDir, saved) : [];
+    const images =
+      limits.images_to_model && model.images ? await this.#images(volumeDir, saved) : [];
     return { note: noteFor(saved, refusals), images, refusals };
   }
 
@@ -128,7 +133,7 @@ export class FilesIn {
     if (file.upload) {
       const blob = await this.#deps.blobs.get(file.upload);
       // Only a turn of the person who uploaded it, where they uploaded it, takes an upload in.
-      if (!blob || blob.kind !== "upload" || !sameSender(blob.origin, turn.origin))
+      if (blob?.kind !== "upload" || !sameSender(blob.origin, turn.origin))
         throw new Error("the upload is gone (it expired)");
       return (async function* () {
         yield new Uint8Array(blob.data);

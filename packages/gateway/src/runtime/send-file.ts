@@ -57,7 +57,12 @@ export function sendFileTool(deps: SendFileDeps): GatewayToolDefinition<typeof S
       const platform = deps.filesFor(ctx.origin.platform);
       let url: string | undefined;
       if (platform) {
-        await platform.upload(ctx.origin, { name, mimeType, data, ...(caption ? { caption } : {}) });
+        await platform.upload(ctx.origin, {
+          name,
+          mimeType,
+          data,
+          ...(caption ? { caption } : {}),
+        });
       } else if (ctx.origin.platform === "api") {
         const id = await deps.blobs.put(
           {

@@ -248,13 +248,15 @@ function outside(path: string): LobuError {
 /** Parts of a sandbox path below /workspace (relative paths are relative to it). */
 function toParts(path: string, shown = path): string[] {
   const expanded =
-    path === "~" ? SANDBOX_WORKSPACE : path.startsWith("~/") ? SANDBOX_WORKSPACE + path.slice(1) : path;
+    path === "~"
+      ? SANDBOX_WORKSPACE
+      : path.startsWith("~/")
+        ? SANDBOX_WORKSPACE + path.slice(1)
+        : path;
   const abs = posix.resolve(SANDBOX_WORKSPACE, expanded);
   if (abs !== SANDBOX_WORKSPACE && !abs.startsWith(`${SANDBOX_WORKSPACE}/`)) throw outside(shown);
   // Not normalized further: `..` is applied after the links before it are resolved.
-  const rel = posix.isAbsolute(expanded)
-    ? expanded.slice(SANDBOX_WORKSPACE.length)
-    : expanded;
+  const rel = posix.isAbsolute(expanded) ? expanded.slice(SANDBOX_WORKSPACE.length) : expanded;
   return rel.split("/");
 }
 

@@ -1,5 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -37,7 +46,13 @@ async function* bytes(text: string | Buffer) {
 }
 
 const write = (name: string, body = "hello", maxBytes = 1024) =>
-  writeIntoVolume({ volumeDir: volume, dirs: ["inbox", "2026-12-06"], name, body: bytes(body), maxBytes });
+  writeIntoVolume({
+    volumeDir: volume,
+    dirs: ["inbox", "2026-12-06"],
+    name,
+    body: bytes(body),
+    maxBytes,
+  });
 
 describe("file names from people", () => {
   it.each([
@@ -85,7 +100,13 @@ describe("atomic writes", () => {
       throw new Error("connection reset");
     }
     await expect(
-      writeIntoVolume({ volumeDir: volume, dirs: ["inbox", "d"], name: "a.txt", body: broken(), maxBytes: 100 }),
+      writeIntoVolume({
+        volumeDir: volume,
+        dirs: ["inbox", "d"],
+        name: "a.txt",
+        body: broken(),
+        maxBytes: 100,
+      }),
     ).rejects.toThrow("connection reset");
     expect(readdirSync(join(volume, "inbox", "d"))).toEqual([]);
   });

@@ -1,5 +1,10 @@
 import type { Readable } from "node:stream";
-import type { DownloadOptions, InboundFile, OutboundFile, PlatformFiles } from "../../domain/files.ts";
+import type {
+  DownloadOptions,
+  InboundFile,
+  OutboundFile,
+  PlatformFiles,
+} from "../../domain/files.ts";
 import { bounded, FileTooLarge } from "../../domain/files.ts";
 import type { Origin } from "../../domain/origin.ts";
 import { slackCall } from "./client.ts";
