@@ -11,7 +11,7 @@ import {
   realpath,
   unlink,
 } from "node:fs/promises";
-import { extname, join, posix } from "node:path";
+import { dirname, extname, join, posix } from "node:path";
 import { LobuError } from "@lobu/core";
 import { FileTooLarge } from "../domain/files.ts";
 import { SANDBOX_WORKSPACE } from "./bwrap.ts";
@@ -128,10 +128,15 @@ async function closeAll(handles: FileHandle[]): Promise<void> {
   for (const h of handles.reverse()) await h.close().catch(() => {});
 }
 
-/** The sandbox's uid/gid when the gateway runs as root (files it writes must be the agent's). */
+/**
+ * The uid/gid the agent's files belong to when the gateway runs as root (what
+ * it writes must be the agent's to change): the volume's own (process
+ * sandboxes), else the volumes folder's (a virtual pool's uid, shared by its
+ * sandboxes). Without root everything runs as the gateway's user.
+ */
 async function ownerOf(volumeDir: string): Promise<{ uid: number; gid: number } | undefined> {
   if (process.getuid?.() !== 0) return undefined;
-  const meta = await readVolumeMeta(volumeDir);
+  const meta = (await readVolumeMeta(volumeDir)) ?? (await readVolumeMeta(dirname(volumeDir)));
   return meta ? { uid: meta.uid, gid: meta.gid } : undefined;
 }
 
