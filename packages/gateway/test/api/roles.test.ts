@@ -85,7 +85,10 @@ const SCOPE: Record<Exclude<TokenRole, "admin">, ReadonlySet<string>> = {
 
 let api: ApiGateway;
 const tokens = {} as Record<TokenRole, string>;
-const fixtures = {} as Record<Person, { conversationId: string; messageId: string }>;
+const fixtures = {} as Record<
+  Person,
+  { conversationId: string; messageId: string; fileId: string }
+>;
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${++counter}`;
 
@@ -105,7 +108,20 @@ beforeAll(async () => {
       text: `hello from ${person}`,
       eventId: newId("evt"),
     });
-    fixtures[person] = { conversationId: r.conversationId!, messageId: r.messageId! };
+    // A file the agent sent into this person's conversation (send_file).
+    const fileId = await api.gw.services.fileBlobs.put(
+      {
+        kind: "sent",
+        origin: ORIGINS[person],
+        conversationId: r.conversationId,
+        messageId: r.messageId,
+        name: "result.txt",
+        mimeType: "text/plain",
+      },
+      Buffer.from(`for ${person}`),
+      600_000,
+    );
+    fixtures[person] = { conversationId: r.conversationId!, messageId: r.messageId!, fileId };
   }
 });
 afterAll(() => api?.close());
@@ -222,6 +238,11 @@ const PROBES: Record<string, Probe> = {
       if (res.status === 200) await res.body?.cancel();
       return res;
     },
+  },
+  "GET /files/{fileId}": {
+    ok: 200,
+    subjects: PEOPLE,
+    call: (t, _role, who) => call(t, "GET", `/files/${fixtures[who as Person].fileId}`),
   },
   "GET /agents/{agentId}/conversations": {
     ok: 200,
