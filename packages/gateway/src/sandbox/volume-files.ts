@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, type Dirent } from "node:fs";
 import {
   type FileHandle,
   link,
@@ -328,14 +328,21 @@ export function mib(bytes: number): string {
 }
 
 /**
- * Bytes of the regular files under `<volume>/<dir>` (links and their targets
- * are not counted, nor followed), for the per-conversation limit.
+ * Bytes of the regular files under `<volume>/<dir>`, for the per-conversation
+ * limit. Links are neither counted nor followed, `dir` itself included (a
+ * link planted there counts as nothing).
  */
 export async function bytesUnder(volumeDir: string, dir: string): Promise<number> {
+  let handles: FileHandle[];
+  try {
+    handles = await walk(volumeDir, [dir], { create: false });
+  } catch {
+    return 0;
+  }
   let total = 0;
   let entries = 0;
   const visit = async (path: string): Promise<void> => {
-    let list: import("node:fs").Dirent[];
+    let list: Dirent[];
     try {
       list = await readdir(path, { withFileTypes: true });
     } catch {
@@ -348,6 +355,10 @@ export async function bytesUnder(volumeDir: string, dir: string): Promise<number
       else if (e.isFile()) total += (await lstat(p).catch(() => undefined))?.size ?? 0;
     }
   };
-  await visit(join(await realpath(volumeDir), dir));
+  try {
+    await visit(`/proc/self/fd/${handles.at(-1)!.fd}`);
+  } finally {
+    await closeAll(handles);
+  }
   return total;
 }

@@ -281,6 +281,7 @@ describe.each(["process", "virtual"] as const)("files over REST (%s sandboxes)",
         "",
         ...FILES_TOML,
         "max_files_per_message = 2",
+        "max_conversation_mb = 1",
         'allowed_types = ["text/*", "image/*", "application/octet-stream"]',
       ].join("\n"),
       env: llmEnv(llm),
@@ -382,6 +383,36 @@ describe.each(["process", "virtual"] as const)("files over REST (%s sandboxes)",
       /passwd: not saved: ~\/inbox is not a folder/,
     );
     expect(again.at(-1)).toMatchObject({ type: "done", text: "refused" });
+  });
+
+  it("keeps a conversation's inbox within its limit; the agent frees room by deleting", async () => {
+    const prefix = `rest fill ${driver}`;
+    const part = { content: Buffer.alloc(700 * 1024, 1), type: "application/octet-stream" };
+    const send = async (n: number) => {
+      // (A scripted answer is used once: one per message.)
+      llm.when(
+        (r) => r.lastUserText.startsWith(`${prefix} ${n}`),
+        (r) => ({ text: r.lastUserText.includes("inbox is full") ? "full" : "saved" }),
+      );
+      return (
+        await collectEvents(
+          await sendWithFiles(gw, acme, { user: "u4", text: `${prefix} ${n}` }, [
+            { name: `part${n}.bin`, ...part },
+          ]),
+        )
+      ).at(-1);
+    };
+    expect(await send(1)).toMatchObject({ type: "done", text: "saved" });
+    expect(await send(2)).toMatchObject({ type: "done", text: "full" });
+    llm.when(
+      (r) => r.lastUserText.startsWith(`${prefix} clean`),
+      {
+        toolCalls: [{ name: "bash", input: { command: "rm -r ~/inbox" } }],
+      },
+      { text: "cleaned" },
+    );
+    await collectEvents(await sendWithFiles(gw, acme, { user: "u4", text: `${prefix} clean` }, []));
+    expect(await send(3)).toMatchObject({ type: "done", text: "saved" });
   });
 
   it("refuses too large, too many and unaccepted files before anything is queued", async () => {

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileTooLarge } from "../../src/domain/files.ts";
 import {
+  bytesUnder,
   readFromVolume,
   resolveInVolume,
   safeFileName,
@@ -127,6 +128,17 @@ describe("links planted by the agent", () => {
     writeFileSync(join(volume, "inbox"), "not a folder");
     await expect(write("x.txt")).rejects.toMatchObject({ code: "file_path_refused" });
     expect(readdirSync(outside)).toEqual(["secret.txt"]);
+  });
+
+  it("counts an inbox's bytes without following links, its own included", async () => {
+    writeFileSync(join(outside, "big.bin"), Buffer.alloc(5000));
+    symlinkSync(outside, join(volume, "inbox"));
+    expect(await bytesUnder(volume, "inbox")).toBe(0);
+    rmSync(join(volume, "inbox"));
+    await write("a.txt", "12345");
+    symlinkSync(outside, join(volume, "inbox", "2026-12-06", "out"));
+    symlinkSync(join(outside, "big.bin"), join(volume, "inbox", "big.bin"));
+    expect(await bytesUnder(volume, "inbox")).toBe(5);
   });
 
   it("does not follow a link that takes the file's name", async () => {
