@@ -53,6 +53,18 @@ export interface PlatformFiles {
   upload(origin: Origin, file: OutboundFile): Promise<void>;
 }
 
+/**
+ * A file the platform (or the gateway) will not hand over, for a reason the
+ * person may read (a missing scope, the platform's own size limit); other
+ * failures are reported as "could not be fetched" and logged.
+ */
+export class FileRefused extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "FileRefused";
+  }
+}
+
 /** A download or upload over the size limit. */
 export class FileTooLarge extends Error {
   readonly maxBytes: number;

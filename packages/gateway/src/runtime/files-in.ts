@@ -8,7 +8,12 @@ import {
 import type { Logger } from "pino";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
 import { mimeTypeOf, typeAllowed } from "../domain/file-types.ts";
-import { FileTooLarge, type InboundFile, type PlatformFiles } from "../domain/files.ts";
+import {
+  FileRefused,
+  FileTooLarge,
+  type InboundFile,
+  type PlatformFiles,
+} from "../domain/files.ts";
 import type { Origin } from "../domain/origin.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import { SANDBOX_WORKSPACE } from "../sandbox/bwrap.ts";
@@ -110,7 +115,8 @@ export class FilesIn {
         saved.push({ ...written, mimeType, original: file.name });
       } catch (err) {
         if (err instanceof FileTooLarge) refuse(tooLarge());
-        else if (isLobuError(err)) refuse(`not saved: ${err.message}`);
+        else if (err instanceof FileRefused || isLobuError(err))
+          refuse(`not saved: ${err.message}`);
         else {
           this.#deps.log.warn(
             { err, sandboxId: turn.conversationId, platform: turn.origin.platform },
@@ -134,13 +140,14 @@ export class FilesIn {
       const blob = await this.#deps.blobs.get(file.upload);
       // Only a turn of the person who uploaded it, where they uploaded it, takes an upload in.
       if (blob?.kind !== "upload" || !sameSender(blob.origin, turn.origin))
-        throw new Error("the upload is gone (it expired)");
+        throw new FileRefused("the upload is gone (it expired); send it again");
       return (async function* () {
         yield new Uint8Array(blob.data);
       })();
     }
     const platform = this.#deps.filesFor(turn.origin.platform);
-    if (!platform) throw new Error(`${turn.origin.platform} files cannot be fetched here`);
+    if (!platform)
+      throw new FileRefused(`files from ${turn.origin.platform} are not taken in on this gateway`);
     return platform.download(turn.origin, file, { maxBytes });
   }
 

@@ -1,4 +1,4 @@
-import { type FilesSection, LobuError } from "@lobu/core";
+import type { FilesSection } from "@lobu/core";
 import { z } from "zod";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
 import { typeFromName } from "../domain/file-types.ts";
@@ -78,10 +78,7 @@ export function sendFileTool(deps: SendFileDeps): GatewayToolDefinition<typeof S
         );
         url = `/api/v1/files/${id}`;
       } else {
-        throw new LobuError(
-          "file_type_refused",
-          `files cannot be sent on ${ctx.origin.platform} from this gateway`,
-        );
+        throw new Error(`files cannot be sent on ${ctx.origin.platform} from this gateway`);
       }
       deps.turns.stream(ctx.sandboxId)?.emit({
         type: "file",

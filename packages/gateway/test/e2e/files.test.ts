@@ -198,7 +198,33 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     expect(shown).toContain("huge.bin: not saved: it is larger than the 1 MiB limit for a file");
   });
 
-  it("Telegram: a document is read and a result document comes back; photos and voice land too", async () => {
+  it("Slack: without the files:read scope the person is told what the app needs", async () => {
+    const install = slack.installations[0]!;
+    const scopes = install.scopes;
+    install.scopes = scopes.filter((s) => s !== "files:read");
+    try {
+      llm.when((r) => r.lastUserText.startsWith("read my notes"), { text: "Answered anyway." });
+      await slack.dm({
+        user: "UFILES4",
+        text: "read my notes",
+        files: [{ name: "notes.txt", content: "secret plans" }],
+      });
+      const shown = await slack.waitFor(
+        () =>
+          slack
+            .messages(slack.imChannel("UFILES4").id)
+            .map((m) => JSON.stringify(m.blocks ?? m.text))
+            .find((t) => t.includes("Answered anyway.")),
+        { ...WAIT, description: "the reply" },
+      );
+      expect(shown).toContain("notes.txt: not saved: Slack refused the download");
+      expect(shown).toContain("files:read scope");
+    } finally {
+      install.scopes = scopes;
+    }
+  });
+
+  it("Telegram: a document is read and a result document comes back, in forum topics too; photos and voice land", async () => {
     const ada = { id: 4242, first_name: "Ada", username: "ada" };
     const chat = { id: ada.id, type: "private" as const };
     scriptReadAndSend(llm, "tally this", "scores.csv");
@@ -214,6 +240,28 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     );
     expect(doc.caption).toBe("The result");
     expect(doc.document?.data.toString()).toContain("ada,3");
+
+    // In a forum topic, the file goes back into the same topic.
+    const forum = { id: -100777, type: "supergroup" as const, title: "Data", is_forum: true };
+    tg.userSends({ chat: forum, from: ada, text: "/help" });
+    await tg.waitFor(() => tg.messages(forum.id).length > 0, WAIT);
+    const topic = tg.createForumTopic({ chatId: forum.id, name: "Numbers", from: ada });
+    scriptReadAndSend(llm, "tally the topic", "topic.csv");
+    tg.userSends({
+      chat: forum,
+      from: ada,
+      text: "@lobu_files_bot tally the topic",
+      messageThreadId: topic,
+      document: { name: "topic.csv", content: "who,score\nbob,5\n", mimeType: "text/csv" },
+    });
+    const inTopic = await tg.waitFor(
+      () =>
+        tg
+          .messages(forum.id, { threadId: topic })
+          .find((m) => m.fromBot && m.document?.fileName === "result.txt"),
+      { ...WAIT, description: "the result document in the topic" },
+    );
+    expect(inTopic.document?.data.toString()).toContain("bob,5");
 
     llm.when((r) => r.lastUserText.startsWith("keep this picture"), { text: "Kept." });
     tg.userSends({ chat, from: ada, text: "keep this picture", photo: { content: PNG } });

@@ -5,7 +5,7 @@ import type {
   OutboundFile,
   PlatformFiles,
 } from "../../domain/files.ts";
-import { bounded, FileTooLarge } from "../../domain/files.ts";
+import { bounded, FileRefused, FileTooLarge } from "../../domain/files.ts";
 import type { Origin } from "../../domain/origin.ts";
 import { slackCall } from "./client.ts";
 import type { Workspaces } from "./workspaces.ts";
@@ -35,11 +35,11 @@ export class SlackFiles implements PlatformFiles {
     opts: DownloadOptions,
   ): Promise<AsyncIterable<Uint8Array>> {
     const ws = await this.#workspaces.get(origin.workspace);
-    if (!ws?.client.token) throw new Error("no bot token for this Slack workspace");
-    const url = file.ref ? new URL(file.ref) : undefined;
+    if (!ws?.client.token) throw new FileRefused("the app is not installed in this workspace");
+    const url = URL.parse(file.ref ?? "");
     // The URL came in a signed event, but the token must still go to Slack alone.
     if (!url || !(url.origin === this.#apiOrigin || isSlackFilesUrl(url)))
-      throw new Error("the file's URL is not on Slack");
+      throw new FileRefused("its URL is not on Slack (a file shared from elsewhere)");
     const res = await fetch(url, {
       headers: { authorization: `Bearer ${ws.client.token}` },
       // A redirect could lead the token elsewhere.
@@ -49,7 +49,7 @@ export class SlackFiles implements PlatformFiles {
     const type = res.headers.get("content-type") ?? "";
     // Without access Slack answers with its sign-in page, not an error status.
     if (!res.ok || !res.body || (type.startsWith("text/html") && !file.mimeType?.includes("html")))
-      throw new Error(
+      throw new FileRefused(
         `Slack refused the download (${res.status}); the app needs the files:read scope`,
       );
     const length = Number(res.headers.get("content-length") ?? Number.NaN);

@@ -1,8 +1,9 @@
 import type { Readable } from "node:stream";
-import { type Api, InputFile } from "grammy";
+import { type Api, GrammyError, InputFile } from "grammy";
 import {
   bounded,
   type DownloadOptions,
+  FileRefused,
   FileTooLarge,
   type InboundFile,
   type OutboundFile,
@@ -40,15 +41,26 @@ export class TelegramFiles implements PlatformFiles {
   ): Promise<AsyncIterable<Uint8Array>> {
     if (!file.ref) throw new Error("the attachment has no file_id");
     const fileId = file.ref;
-    const found = await tgCall(() => this.#api.getFile(fileId));
+    const found = await tgCall(() => this.#api.getFile(fileId)).catch((err: unknown) => {
+      // Bots may download files of up to 20 MB; Telegram says so for bigger ones.
+      if (err instanceof GrammyError && /too big/i.test(err.description))
+        throw new FileRefused("Telegram lets bots download files of at most 20 MB");
+      throw err;
+    });
     if (found.file_size !== undefined && found.file_size > opts.maxBytes)
       throw new FileTooLarge(opts.maxBytes);
-    if (!found.file_path) throw new Error("Telegram gave no file path (over its 20 MB bot limit?)");
+    if (!found.file_path) throw new FileRefused("Telegram gave no way to download it");
     const path = found.file_path.split("/").map(encodeURIComponent).join("/");
-    const res = await fetch(`${this.#apiRoot}/file/bot${this.#token}/${path}`, {
-      redirect: "error",
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${this.#apiRoot}/file/bot${this.#token}/${path}`, {
+        redirect: "error",
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch {
+      // The URL holds the bot token: no error that could quote it goes further.
+      throw new Error("could not reach Telegram's file server");
+    }
     if (!res.ok || !res.body) throw new Error(`Telegram refused the download (${res.status})`);
     return bounded(res.body as unknown as Readable & AsyncIterable<Uint8Array>, opts.maxBytes);
   }
