@@ -11,7 +11,7 @@ import {
   type TelegramEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FILES_TOML, llmEnv, PROVIDER_KEY, WAIT } from "../platforms/helpers.ts";
+import { FILES_TOML, llmEnv, PROVIDER_KEY, sendFiller, WAIT } from "../platforms/helpers.ts";
 
 /**
  * Files end to end on a real `lobu run`: attachments from Slack, Telegram and
@@ -483,5 +483,22 @@ describe.each(["process", "virtual"] as const)("files over REST (%s sandboxes)",
     expect(((await pdf.json()) as { error: { code: string } }).error.code).toBe(
       "file_type_refused",
     );
+    // The body is bounded while read: files × their limit + 1 MiB here, 1 MiB on other routes.
+    const multipart = {
+      "content-type": "multipart/form-data; boundary=x",
+      authorization: `Bearer ${acme}`,
+    };
+    const endless = await sendFiller(`${gw.url}/api/v1/agents/default/messages`, {
+      totalBytes: 8 * 1024 * 1024,
+      sized: false,
+      headers: multipart,
+    });
+    expect(endless.status).toBe(413);
+    const elsewhere = await sendFiller(`${gw.url}/api/v1/agents`, {
+      totalBytes: 2 * 1024 * 1024,
+      sized: true,
+      headers: multipart,
+    });
+    expect(elsewhere.status).toBe(413);
   });
 });
