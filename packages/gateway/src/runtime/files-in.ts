@@ -21,6 +21,7 @@ import {
   bytesUnder,
   mib,
   readFromVolume,
+  safeFileName,
   type WrittenFile,
   writeIntoVolume,
 } from "../sandbox/volume-files.ts";
@@ -82,7 +83,9 @@ export class FilesIn {
     let used = await bytesUnder(volumeDir, INBOX_DIR);
     for (const [i, file] of files.entries()) {
       const mimeType = mimeTypeOf(file);
-      const refuse = (why: string) => refusals.push(`${file.name.slice(0, 200)}: ${why}`);
+      // Names are shown cleaned: a newline in one must not forge a line of the note.
+      const shown = safeFileName(file.name);
+      const refuse = (why: string) => refusals.push(`${shown}: ${why}`);
       if (i >= limits.max_files_per_message) {
         refuse(`not saved: a message carries at most ${limits.max_files_per_message} files`);
         continue;
@@ -112,7 +115,7 @@ export class FilesIn {
           maxBytes,
         });
         used += written.size;
-        saved.push({ ...written, mimeType, original: file.name });
+        saved.push({ ...written, mimeType, original: shown });
       } catch (err) {
         if (err instanceof FileTooLarge) refuse(tooLarge());
         else if (err instanceof FileRefused || isLobuError(err))
@@ -192,7 +195,7 @@ function noteFor(
     lines.push("[Files attached to this message, saved in your workspace:");
     for (const f of saved)
       lines.push(
-        `- ${SANDBOX_WORKSPACE}/${f.rel} (name: ${f.original.slice(0, 200)}, type: ${f.mimeType}, size: ${mib(f.size)})`,
+        `- ${SANDBOX_WORKSPACE}/${f.rel} (name: ${f.original}, type: ${f.mimeType}, size: ${mib(f.size)})`,
       );
     lines.push("]");
   }

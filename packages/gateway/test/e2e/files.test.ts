@@ -409,6 +409,9 @@ describe.each(["process", "virtual"] as const)("files over REST (%s sandboxes)",
     const events = await collectEvents(res);
     const results = requestsFor(llm, prefix).flatMap((r) => r.toolResults);
     expect(results[0]?.content).toBe("x,y\n");
+    // Told the cleaned name only: nothing of the traversal reaches the agent.
+    expect(requestsFor(llm, prefix)[0]!.lastUserText).toMatch(/\/evil\.csv \(name: evil\.csv,/);
+    expect(requestsFor(llm, prefix)[0]!.lastUserText).not.toContain("../");
     expect(results[1]?.content).toMatch(/outside the workspace/);
     expect(results[2]?.content).toMatch(/outside the workspace/);
     expect(results[4]?.content).toMatch(/outside the workspace|does not exist/);
