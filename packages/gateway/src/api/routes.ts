@@ -46,7 +46,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   const bounded = boundedBody(maxBodyBytes);
   const uploads = boundedBody(uploadBodyLimit(d.config.files));
   api.use("*", (c, next) =>
-    c.req.method === "POST" && isMultipart(c) && /\/messages$/.test(c.req.path)
+    c.req.method === "POST" && isMultipart(c) && /\/agents\/[^/]+\/messages$/.test(c.req.path)
       ? uploads(c, next)
       : bounded(c, next),
   );
