@@ -269,6 +269,28 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
       () => tg.messages(ada.id).find((m) => m.fromBot && (m.text ?? "").includes("Kept.")),
       { ...WAIT, description: "the reply to the photo" },
     );
+    // A picture the agent sends goes out as a photo.
+    llm.when(
+      (r) => r.lastUserText.startsWith("send the picture back"),
+      {
+        toolCalls: [
+          {
+            name: "bash",
+            input: { command: "mkdir -p out && cp ~/inbox/*/photo-*.jpg out/back.jpg" },
+          },
+        ],
+      },
+      { toolCalls: [{ name: "send_file", input: { path: "~/out/back.jpg" } }] },
+      { text: "Here it is." },
+    );
+    tg.userSends({ chat, from: ada, text: "send the picture back" });
+    const photo = await tg.waitFor(
+      () => tg.messages(ada.id).find((m) => m.fromBot && m.photo !== undefined),
+      { ...WAIT, description: "the photo" },
+    );
+    expect(photo.photo?.data.equals(PNG)).toBe(true);
+    expect(tg.calls.some((c) => c.method === "sendPhoto")).toBe(true);
+
     llm.when(
       (r) => r.lastUserText.startsWith("listen"),
       { toolCalls: [{ name: "bash", input: { command: "ls -R ~/inbox" } }] },
