@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   collectEvents,
   type GatewayProcess,
@@ -196,6 +198,46 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
       { ...WAIT, description: "the reply" },
     );
     expect(shown).toContain("huge.bin: not saved: it is larger than the 1 MiB limit for a file");
+  });
+
+  it("Slack: the bot token goes to Slack alone, whatever URL an event names", async () => {
+    const seen: (string | undefined)[] = [];
+    const elsewhere = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.end("stolen");
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/x.txt`;
+      llm.when(
+        (r) => r.lastUserText.startsWith("fetch this"),
+        (r) => ({ text: r.lastUserText }),
+      );
+      const im = slack.imChannel("UFILES5");
+      // A signed event (as Slack would send it) whose file points somewhere else.
+      const sent = await slack.sendEvent({
+        type: "message",
+        channel_type: "im",
+        channel: im.id,
+        user: "UFILES5",
+        text: "fetch this",
+        ts: "1796000000.000100",
+        files: [{ name: "x.txt", mimetype: "text/plain", size: 6, url_private_download: url }],
+      });
+      expect(sent.status).toBe(200);
+      const shown = await slack.waitFor(
+        () =>
+          slack
+            .messages(im.id)
+            .map((m) => JSON.stringify(m.blocks ?? m.text))
+            .find((t) => t.includes("x.txt: not saved: its URL is not on Slack")),
+        { ...WAIT, description: "the refusal" },
+      );
+      expect(shown).toBeDefined();
+      expect(seen).toEqual([]);
+    } finally {
+      elsewhere.close();
+    }
   });
 
   it("Slack: without the files:read scope the person is told what the app needs", async () => {
