@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants, type Dirent } from "node:fs";
 import {
   type FileHandle,
@@ -176,27 +176,52 @@ export async function writeIntoVolume(opts: {
     );
     if (owner) await file.chown(owner.uid, owner.gid);
     let size = 0;
+    const hash = createHash("sha256");
     for await (const chunk of opts.body) {
       size += chunk.byteLength;
       if (size > opts.maxBytes) throw new FileTooLarge(opts.maxBytes);
+      hash.update(chunk);
       await file.write(chunk);
     }
     await file.sync();
     await file.close();
     file = undefined;
+    const digest = hash.digest("hex");
     for (const candidate of candidates(name)) {
+      const written = { rel: [...opts.dirs, candidate].join("/"), name: candidate, size };
       try {
         await link(at(dir, tmp), at(dir, candidate));
-        return { rel: [...opts.dirs, candidate].join("/"), name: candidate, size };
+        return written;
       } catch (err) {
         if (errno(err) !== "EEXIST") throw err;
       }
+      // The same file again (a retried turn, a file sent twice) is not kept twice.
+      if (await sameContent(at(dir, candidate), size, digest)) return written;
     }
     throw pathRefused(`too many files named ${name} in ~/${opts.dirs.join("/")}`);
   } finally {
     await file?.close().catch(() => {});
     await unlink(at(dir, tmp)).catch(() => {});
     await closeAll(handles);
+  }
+}
+
+/** Whether `path` (never followed if a link) is a regular file of `size` bytes hashing to `digest`. */
+async function sameContent(path: string, size: number, digest: string): Promise<boolean> {
+  let file: FileHandle;
+  try {
+    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const st = await file.stat();
+    if (!st.isFile() || st.size !== size) return false;
+    const hash = createHash("sha256");
+    for await (const chunk of file.createReadStream({ autoClose: false })) hash.update(chunk);
+    return hash.digest("hex") === digest;
+  } finally {
+    await file.close();
   }
 }
 

@@ -87,6 +87,16 @@ describe("file names from people", () => {
     expect([a.name, b.name, c.name]).toEqual(["report.csv", "report (1).csv", "report (2).csv"]);
     expect(readFileSync(join(volume, a.rel), "utf8")).toBe("one");
   });
+
+  it("keeps the same file once (a retried turn), and never reuses a link's target", async () => {
+    const a = await write("same.csv", "one");
+    const again = await write("same.csv", "one");
+    expect(again.rel).toBe(a.rel);
+    expect(readdirSync(join(volume, "inbox", "2026-12-06"))).toEqual(["same.csv"]);
+    symlinkSync(join(outside, "secret.txt"), join(volume, "inbox", "2026-12-06", "s.txt"));
+    const beside = await write("s.txt", "host secret");
+    expect(beside.name).toBe("s (1).txt");
+  });
 });
 
 describe("atomic writes", () => {
