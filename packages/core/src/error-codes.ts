@@ -72,7 +72,7 @@ export const ERROR_CODES = {
     status: 500,
     meaning: "the master key file is readable by others or owned by someone else",
   },
-  message_empty: { status: 400, meaning: "the message has no text and no files" },
+  message_empty: { status: 400, meaning: "the message has no text" },
   message_too_large: { status: 413, meaning: "the message is longer than the agent accepts" },
   no_provider: { status: 503, meaning: "no model provider is configured for the agent" },
   no_provider_key: { status: 503, meaning: "the agent's provider has no API key" },

@@ -383,13 +383,13 @@ export const LobuConfig = z.strictObject({
   /** Nix packages for agents' sandboxes (see PackagesSection). */
   packages: PackagesSection.prefault({}),
   telemetry: TelemetrySection.prefault({}),
+  /** Attachments in, files out (see FilesSection). */
+  files: FilesSection.prefault({}),
   admin: AdminSection.prefault({}),
   /** Usage limits for every agent (see BudgetsSection). */
   budgets: BudgetsSection.prefault({}),
   /** USD per million tokens per `"<provider>/<model>"`, for the usage report's cost estimates. */
   prices: Prices.default({}),
-  /** Attachments in, files out (see FilesSection). */
-  files: FilesSection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

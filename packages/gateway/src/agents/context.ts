@@ -13,8 +13,9 @@ import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { SkillViews } from "../skills/views.ts";
+import { FILES_PROMPT } from "./files-prompt.ts";
 import { type AgentPackages, wantedPackages } from "./packages.ts";
-import { DEFAULT_SYSTEM_PROMPT, FILES_PROMPT } from "./prompt.ts";
+import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";
 
 /** Issues placeholders bound to a sandbox, a secret and the hosts it may be used on. */

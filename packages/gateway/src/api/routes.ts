@@ -19,7 +19,8 @@ import { type TokenRouteDeps, tokenRoutes } from "./tokens.ts";
 import { isMultipart, uploadBodyLimit } from "./uploads.ts";
 
 /** What the REST API uses: what its parts use, and the token store that lets callers in. */
-export type ApiDeps = InfoDeps &
+export type ApiDeps = FileRouteDeps &
+  InfoDeps &
   AgentRouteDeps &
   SecretRouteDeps &
   ProviderRouteDeps &
@@ -29,8 +30,7 @@ export type ApiDeps = InfoDeps &
   SandboxRouteDeps &
   TokenRouteDeps &
   ReportRouteDeps &
-  SettingsLinkRouteDeps &
-  FileRouteDeps & { tokens: TokenStore };
+  SettingsLinkRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
@@ -56,13 +56,13 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/", secretRoutes(d));
   api.route("/providers", providerRoutes(d));
   api.route("/", messageRoutes(d, slots));
+  api.route("/files", fileRoutes(d));
   api.route("/", conversationRoutes(d));
   api.route("/requests", requestRoutes(d));
   api.route("/sandboxes", sandboxRoutes(d));
   api.route("/tokens", tokenRoutes(d));
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
-  api.route("/files", fileRoutes(d));
   assertEveryRouteGuarded(api);
   return api;
 }

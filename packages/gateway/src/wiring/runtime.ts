@@ -51,6 +51,7 @@ export async function startRuntime(opts: {
     | "agents"
     | "userSettings"
     | "conversations"
+    | "fileBlobs"
     | "audit"
     | "budgets"
     | "requests"
@@ -59,7 +60,6 @@ export async function startRuntime(opts: {
     | "settingsLinks"
     | "packages"
     | "sandboxTier"
-    | "fileBlobs"
   >;
   /** Each sandbox's skill files (a folder its driver shows read-only). */
   skillViews: Pick<SkillViews, "ensure">;
@@ -137,18 +137,6 @@ export async function startRuntime(opts: {
     audit: (entry) => audit.record(entry),
     skillsDirFor: (id) => opts.skillViews.ensure(id),
   });
-  // Files in and out go through the platform's own file capability, when it has one.
-  const filesFor = (platform: string) => opts.replySurfaceFor(platform)?.files;
-  const volumeDir = (id: string) => sandboxes.volumeDir(id);
-  gatewayTools.register(
-    sendFileTool({
-      limits: config.files,
-      volumeDir,
-      filesFor,
-      blobs: domain.fileBlobs,
-      turns,
-    }),
-  );
   const runner = new TurnRunner({
     sandboxes,
     conversations,
@@ -156,15 +144,16 @@ export async function startRuntime(opts: {
     requests,
     turns,
     attempts,
-    replySurfaceFor: opts.replySurfaceFor,
-    gatewayTools,
+    // Attachments come in through the platform's own file capability, when it has one.
     filesIn: new FilesIn({
       limits: config.files,
-      volumeDir,
+      volumeDir: (id) => sandboxes.volumeDir(id),
       blobs: domain.fileBlobs,
-      filesFor,
+      filesFor: (platform) => opts.replySurfaceFor(platform)?.files,
       log,
     }),
+    replySurfaceFor: opts.replySurfaceFor,
+    gatewayTools,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
@@ -187,6 +176,16 @@ export async function startRuntime(opts: {
     ),
   );
   startup.onFailure(() => requests.stop());
+  // Files out: send_file posts through the same capability (REST: a download).
+  gatewayTools.register(
+    sendFileTool({
+      limits: config.files,
+      volumeDir: (id) => sandboxes.volumeDir(id),
+      filesFor: (platform) => opts.replySurfaceFor(platform)?.files,
+      blobs: domain.fileBlobs,
+      turns,
+    }),
+  );
   const dispatcher = new Dispatcher({
     queue: store.queue,
     owner: instanceId,

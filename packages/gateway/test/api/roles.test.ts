@@ -85,10 +85,7 @@ const SCOPE: Record<Exclude<TokenRole, "admin">, ReadonlySet<string>> = {
 
 let api: ApiGateway;
 const tokens = {} as Record<TokenRole, string>;
-const fixtures = {} as Record<
-  Person,
-  { conversationId: string; messageId: string; fileId: string }
->;
+const fixtures = {} as Record<Person, { conversationId: string; messageId: string }>;
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${++counter}`;
 
@@ -108,23 +105,29 @@ beforeAll(async () => {
       text: `hello from ${person}`,
       eventId: newId("evt"),
     });
-    // A file the agent sent into this person's conversation (send_file).
-    const fileId = await api.gw.services.fileBlobs.put(
+    fixtures[person] = { conversationId: r.conversationId!, messageId: r.messageId! };
+  }
+});
+afterAll(() => api?.close());
+
+/** A file the agent sent into each person's conversation (send_file), by person. */
+const fileIds = {} as Record<Person, string>;
+beforeAll(async () => {
+  for (const person of PEOPLE) {
+    fileIds[person] = await api.gw.services.fileBlobs.put(
       {
         kind: "sent",
         origin: ORIGINS[person],
-        conversationId: r.conversationId,
-        messageId: r.messageId,
+        conversationId: fixtures[person].conversationId,
+        messageId: fixtures[person].messageId,
         name: "result.txt",
         mimeType: "text/plain",
       },
       Buffer.from(`for ${person}`),
       600_000,
     );
-    fixtures[person] = { conversationId: r.conversationId!, messageId: r.messageId!, fileId };
   }
 });
-afterAll(() => api?.close());
 
 const call = (token: string, method: string, path: string, body?: unknown) =>
   api.call(token, method, `/api/v1${path}`, body);
@@ -242,7 +245,7 @@ const PROBES: Record<string, Probe> = {
   "GET /files/{fileId}": {
     ok: 200,
     subjects: PEOPLE,
-    call: (t, _role, who) => call(t, "GET", `/files/${fixtures[who as Person].fileId}`),
+    call: (t, _role, who) => call(t, "GET", `/files/${fileIds[who as Person]}`),
   },
   "GET /agents/{agentId}/conversations": {
     ok: 200,

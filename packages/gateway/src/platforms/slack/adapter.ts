@@ -32,6 +32,8 @@ import { Workspaces } from "./workspaces.ts";
  */
 export class SlackAdapter implements PlatformAdapter {
   readonly platform = "slack";
+  /** Attachments in, files out (set once started: it needs the workspaces). */
+  files: SlackFiles | undefined;
   readonly #settings: SlackSettings;
   readonly #views = new TurnViews<SlackLive, SlackCard>();
   #ctx!: AdapterContext;
@@ -40,8 +42,6 @@ export class SlackAdapter implements PlatformAdapter {
   #commands!: SlackCommands;
   #background!: Background;
   #socket: SocketModeClient | undefined;
-  /** Attachments in, files out (set once started: it needs the workspaces). */
-  files: SlackFiles | undefined;
 
   constructor(settings: SlackSettings) {
     this.#settings = settings;

@@ -36,6 +36,8 @@ import {
  */
 export class TelegramAdapter implements PlatformAdapter {
   readonly platform = "telegram";
+  /** Attachments in, files out. */
+  readonly files: TelegramFiles;
   readonly #settings: TelegramSettings;
   readonly #views = new TurnViews<TgLive, TgCard>();
   readonly #bot: Bot;
@@ -45,8 +47,6 @@ export class TelegramAdapter implements PlatformAdapter {
   #background!: Background;
   #commands!: TelegramCommands;
   #polling: Promise<void> | undefined;
-  /** Attachments in, files out. */
-  readonly files: TelegramFiles;
 
   constructor(settings: TelegramSettings) {
     this.#settings = settings;

@@ -26,18 +26,25 @@ export interface TgMessage {
   entities?: { type: string; offset: number; length: number }[];
   caption_entities?: { type: string; offset: number; length: number }[];
   reply_to_message?: { message_id: number; from?: { id: number }; forum_topic_created?: unknown };
-  document?: TgFileFields & { file_name?: string; mime_type?: string };
-  photo?: TgFileFields[];
-  voice?: TgFileFields & { mime_type?: string };
-  audio?: TgFileFields & { file_name?: string; mime_type?: string };
-  video?: TgFileFields & { file_name?: string; mime_type?: string };
-  video_note?: TgFileFields;
+  document?: { file_name?: string; mime_type?: string; file_size?: number };
+  photo?: { file_size?: number }[];
 }
 
 /** What every Telegram file object carries. */
 interface TgFileFields {
   file_id?: string;
   file_size?: number;
+}
+
+/** The attachments of a Telegram Message (what filesOfMessage reads). */
+export interface TgMessageFiles {
+  message_id: number;
+  document?: TgFileFields & { file_name?: string; mime_type?: string };
+  photo?: TgFileFields[];
+  voice?: TgFileFields & { mime_type?: string };
+  audio?: TgFileFields & { file_name?: string; mime_type?: string };
+  video?: TgFileFields & { file_name?: string; mime_type?: string };
+  video_note?: TgFileFields;
 }
 
 export type TgClassified =
@@ -108,7 +115,7 @@ function escapeRegExp(s: string): string {
 }
 
 /** The attachments of a message; Telegram names only documents (and some audio and video). */
-export function filesOfMessage(msg: TgMessage): InboundFile[] {
+export function filesOfMessage(msg: TgMessageFiles): InboundFile[] {
   const id = msg.message_id;
   const photo = msg.photo?.at(-1); // the largest size
   const found: [TgFileFields | undefined, string, string | undefined, string | undefined][] = [
