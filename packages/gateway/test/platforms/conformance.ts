@@ -224,9 +224,10 @@ export function describeConformance<D extends Delivery>(
     });
 
     const files = d.files;
+    // Files use people of their own: their uploads and notes count against no other test's pacing.
     it.runIf(files)("takes a document into the sandbox and sends a result file back", async () => {
       if (!files) return;
-      const user = talker();
+      const user = d.person(4);
       const fresh = from(user);
       const csv = `name,score\n${user},42\n`;
       const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.csv/.exec(text)?.[0] ?? "none";
@@ -267,7 +268,7 @@ export function describeConformance<D extends Delivery>(
       "refuses a file over the limit with a message and answers the rest",
       async () => {
         if (!files) return;
-        const user = talker();
+        const user = d.person(5);
         const fresh = from(user);
         world().llm.when(
           (r) => r.lastUserText.startsWith(`too big ${user}`),
