@@ -35,6 +35,13 @@ export const ERROR_CODES = {
   config_missing: { status: 400, meaning: "the config file named does not exist" },
   conflict: { status: 409, meaning: "the record changed concurrently; retry" },
   data_dir_locked: { status: 409, meaning: "another Lobu process uses this data dir" },
+  file_not_found: { status: 404, meaning: "no file with this id, or its download expired" },
+  file_path_refused: {
+    status: 400,
+    meaning: "a sandbox path leads outside the workspace, or is not a regular file",
+  },
+  file_too_large: { status: 413, meaning: "a file is larger than the configured limit" },
+  file_type_refused: { status: 415, meaning: "a file's type is not among the allowed types" },
   forbidden: { status: 403, meaning: "this token, session or person may not do this" },
   host_unavailable: { status: 500, meaning: "the gateway cannot listen on this address" },
   http_error: { status: 400, meaning: "the HTTP request was refused before it reached a route" },
@@ -175,6 +182,7 @@ export const ERROR_CODES = {
   store_unsupported: { status: 503, meaning: "this Redis lacks something the store needs" },
   telegram_not_configured: { status: 404, meaning: "Telegram is not set up on this gateway" },
   test_mode_invalid: { status: 500, meaning: "the proxy's test mode is configured wrongly" },
+  too_many_files: { status: 413, meaning: "a message carries more files than the limit" },
   too_many_streams: {
     status: 429,
     meaning: "too many open event streams for this token or address (`Retry-After`)",

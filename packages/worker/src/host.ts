@@ -126,8 +126,10 @@ export class SessionHost {
           fail("busy", "a turn is already running in this sandbox");
           return;
         }
-        s.runTurn(msg.turnId, msg.messageId, msg.text, msg.context).then(end, (err: Error) =>
-          fail(err instanceof SessionStateError ? "state_corrupt" : "worker_error", err.message),
+        s.runTurn(msg.turnId, msg.messageId, msg.text, msg.context, msg.images).then(
+          end,
+          (err: Error) =>
+            fail(err instanceof SessionStateError ? "state_corrupt" : "worker_error", err.message),
         );
         return;
       }

@@ -4,7 +4,7 @@ import type { ModelSpec } from "@lobu/core";
 export type PiModel = NonNullable<ReturnType<ModelRuntime["getModel"]>>;
 
 export interface ModelRegistration
-  extends Pick<ModelSpec, "api" | "id" | "apiKey" | "contextWindow" | "maxTokens"> {
+  extends Pick<ModelSpec, "api" | "id" | "apiKey" | "contextWindow" | "maxTokens" | "images"> {
   /** pi provider id to register the model under. */
   providerId: string;
   /** Where pi sends the model's requests. */
@@ -27,7 +27,8 @@ export function registerModel(runtime: ModelRuntime, m: ModelRegistration): PiMo
         id: m.id,
         name: m.id,
         reasoning: false,
-        input: ["text"],
+        // Images only when the gateway says the model takes them ([files] images_to_model).
+        input: m.images ? ["text", "image"] : ["text"],
         cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
         contextWindow: m.contextWindow,
         maxTokens: m.maxTokens,

@@ -8,7 +8,7 @@ import {
   SettingsManager,
   type ToolDefinition,
 } from "@earendil-works/pi-coding-agent";
-import type { AgentEvent, ToolPolicy, TurnContext, WorkerToGateway } from "@lobu/core";
+import type { AgentEvent, ToolPolicy, TurnContext, TurnImage, WorkerToGateway } from "@lobu/core";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
 import { registerModel } from "./model.ts";
@@ -219,6 +219,7 @@ export class SandboxSession {
     messageId: string,
     text: string,
     ctx: TurnContext,
+    images: TurnImage[] = [],
   ): Promise<TurnOutcome> {
     this.lastActive = Date.now();
     const previous = this.journal.get(messageId);
@@ -256,7 +257,19 @@ export class SandboxSession {
       if (mapped) this.opts.emit(turnId, mapped);
     });
     try {
-      await session.prompt(text);
+      // Pictures the person attached go to the model with the text (they are also files in the workspace).
+      await session.prompt(
+        text,
+        images.length && ctx.model.images
+          ? {
+              images: images.map((i) => ({
+                type: "image" as const,
+                data: i.data,
+                mimeType: i.mimeType,
+              })),
+            }
+          : undefined,
+      );
       const last = [...session.messages].reverse().find((m) => m.role === "assistant") as
         | { stopReason?: string; errorMessage?: string }
         | undefined;

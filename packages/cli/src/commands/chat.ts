@@ -153,6 +153,13 @@ async function runTurn(
         await client.answer(e.requestId, pick?.id ?? refusal, pick ? undefined : raw);
         break;
       }
+      case "file":
+        // A file the agent sent: downloadable with this token (docs/files.md).
+        if (e.url)
+          process.stderr.write(
+            `\n📎 ${e.name} (${e.size} bytes): ${new URL(e.url, client.url).href}\n`,
+          );
+        break;
       case "done":
         if (!printed && e.text) process.stdout.write(e.text);
         process.stdout.write("\n");

@@ -443,6 +443,41 @@ export const AdminSection = z.strictObject({
     .default([]),
 });
 
+/**
+ * Files people attach to messages (written into the conversation's sandbox at
+ * `~/inbox/<date>/`) and files the agent sends back (`send_file`); see docs/files.md.
+ */
+export const FilesSection = z.strictObject({
+  /** Largest attachment the gateway takes in, in MiB; larger ones are refused with a message. */
+  max_file_mb: z.number().int().min(1).max(1024).default(20),
+  /** Most bytes a conversation's `~/inbox` may hold, in MiB; the agent frees room by deleting files. */
+  max_conversation_mb: z.number().int().min(1).max(65_536).default(200),
+  /** Most attachments one message may carry; the rest are refused with a message. */
+  max_files_per_message: z.number().int().min(1).max(100).default(10),
+  /**
+   * MIME types taken in (`type/subtype`, `type/*` or `*\/*`); others are refused
+   * with a message. The type is the platform's, or else guessed from the name.
+   */
+  allowed_types: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^(\*|[a-z0-9.+-]+)\/(\*|[a-z0-9.+-]+)$/i,
+          "a MIME type such as text/csv or image/*",
+        ),
+    )
+    .min(1)
+    .default(["*/*"]),
+  /** Largest file the agent may send with `send_file`, in MiB. */
+  max_send_mb: z.number().int().min(1).max(1024).default(20),
+  /** Pictures are also shown to the model as images (turn off for text-only models). */
+  images_to_model: z.boolean().default(true),
+  /** How long a file sent to a REST client stays downloadable. */
+  download_ttl: Duration.refine((ms) => ms >= 60_000, "must be at least 1m").default(86_400_000),
+});
+export type FilesSection = z.infer<typeof FilesSection>;
+
 export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
   store: StoreSection.prefault({}),
@@ -460,6 +495,8 @@ export const LobuConfig = z.strictObject({
   /** Nix packages for agents' sandboxes (see PackagesSection). */
   packages: PackagesSection.prefault({}),
   telemetry: TelemetrySection.prefault({}),
+  /** Attachments in, files out (see FilesSection). */
+  files: FilesSection.prefault({}),
   admin: AdminSection.prefault({}),
   /** Usage limits for every agent (see BudgetsSection). */
   budgets: BudgetsSection.prefault({}),

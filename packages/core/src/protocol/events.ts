@@ -88,6 +88,21 @@ export const AgentEvent = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
   z.object({ type: z.literal("done"), text: z.string() }),
+  /**
+   * The agent sent a file (`send_file`). Chat platforms got it natively; a
+   * REST conversation's client downloads it from `url` with a token that may
+   * read the message.
+   */
+  z.object({
+    type: z.literal("file"),
+    fileId: z.string(),
+    name: z.string(),
+    mimeType: z.string(),
+    size: z.number().int().nonnegative(),
+    caption: z.string().optional(),
+    /** Path of the download on the gateway (`/api/v1/files/<fileId>`), for REST conversations. */
+    url: z.string().optional(),
+  }),
 ]);
 export type AgentEvent = z.infer<typeof AgentEvent>;
 

@@ -26,6 +26,8 @@ export const ModelSpec = z.object({
   apiKey: z.string(),
   contextWindow: z.number().int().positive().default(200_000),
   maxTokens: z.number().int().positive().default(8192),
+  /** The model takes pictures as image content (the turn's `images`, the read tool's images). */
+  images: z.boolean().optional(),
 });
 export type ModelSpec = z.infer<typeof ModelSpec>;
 
@@ -120,6 +122,19 @@ export const GatewayToolErrorCode = z.enum([
 ]);
 export type GatewayToolErrorCode = z.infer<typeof GatewayToolErrorCode>;
 
+/** Largest picture (decoded bytes) a turn hands the model as image content. */
+export const MAX_TURN_IMAGE_BYTES = 3_750_000;
+/** Most picture bytes one turn carries: the turn is one control-channel line (MAX_LINE_BYTES). */
+export const MAX_TURN_IMAGES_TOTAL_BYTES = 4_500_000;
+
+/** A picture the person attached, for the model to see (it is also a file in the sandbox). */
+export const TurnImage = z.object({
+  mimeType: z.enum(["image/png", "image/jpeg", "image/gif", "image/webp"]),
+  /** Base64 of the image's bytes. */
+  data: z.string().max(Math.ceil(MAX_TURN_IMAGE_BYTES / 3) * 4),
+});
+export type TurnImage = z.infer<typeof TurnImage>;
+
 export const GatewayToWorker = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("turn"),
@@ -128,6 +143,8 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
     messageId: z.string(),
     text: z.string(),
     context: TurnContext,
+    /** Pictures attached to the message, shown to the model with `text` (when its model takes images). */
+    images: z.array(TurnImage).max(8).optional(),
   }),
   z.object({
     t: z.literal("answer"),

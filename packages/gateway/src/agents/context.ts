@@ -13,6 +13,7 @@ import type { TurnBinding } from "../secrets/placeholders.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { SkillViews } from "../skills/views.ts";
+import { FILES_PROMPT } from "./files-prompt.ts";
 import { type AgentPackages, wantedPackages } from "./packages.ts";
 import { DEFAULT_SYSTEM_PROMPT } from "./prompt.ts";
 import type { AgentDefinition, AgentRegistry } from "./registry.ts";
@@ -72,6 +73,8 @@ export class TurnContextBuilder {
     modelLimits?: (agentId: string) => ModelLimits;
     /** Nix packages: the sandbox shows the sender's profile; the agent is told what it has. */
     packages?: Pick<AgentPackages, "forTurn">;
+    /** Pictures reach the model as images (`[files] images_to_model`). */
+    modelImages?: boolean;
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -166,11 +169,13 @@ export class TurnContextBuilder {
         contextWindow: 200_000,
         // What the relay allows one call to ask for (max_output_tokens).
         maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
+        images: this.deps.modelImages ?? false,
       },
       // Every agent gets the rule on untrusted content, whatever its own prompt says.
       systemPrompt: [
         agent.systemPrompt ?? DEFAULT_SYSTEM_PROMPT,
         UNTRUSTED_CONTENT_RULE,
+        FILES_PROMPT,
         packagesNote,
       ]
         .filter(Boolean)

@@ -1,9 +1,10 @@
-import { LobuError, newId } from "@lobu/core";
+import { type LobuConfig, LobuError, newId } from "@lobu/core";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import type { ApiEnv } from "../access/auth.ts";
 import { endpoint } from "../access/endpoint.ts";
 import { apiOrigin, authorizeFor } from "../access/permissions.ts";
+import type { FileBlobs } from "../conversations/file-blobs.ts";
 import type { Inbound } from "../conversations/inbound.ts";
 import type { Conversations } from "../conversations/records.ts";
 import { jsonBody } from "../http/errors.ts";
@@ -12,6 +13,7 @@ import { notFound } from "../http/refusals.ts";
 import { streamMessageEvents } from "../http/sse.ts";
 import type { StreamSlots } from "../http/stream-slots.ts";
 import { streamHolder } from "./streams.ts";
+import { isMultipart, multipartMessage, stageUploads } from "./uploads.ts";
 
 const SendMessage = z.strictObject({
   /** The end user this message is from (any stable id in your system). */
@@ -34,6 +36,9 @@ function wantsStream(accept: string | undefined, flag: string | undefined): bool
 export interface MessageRouteDeps {
   inbound: Pick<Inbound, "submit">;
   conversations: Pick<Conversations, "getMessage" | "readEvents">;
+  /** Where uploads wait for their turn. */
+  fileBlobs: Pick<FileBlobs, "put">;
+  config: Pick<LobuConfig, "files">;
 }
 
 /**
@@ -52,7 +57,10 @@ export function messageRoutes(d: MessageRouteDeps, slots: StreamSlots): Hono<Api
 function sendMessage(d: MessageRouteDeps, slots: StreamSlots) {
   return endpoint("messages.send", { stream: STREAM_FLAG }, async (c, { token, query }) => {
     const agentId = c.req.param("agentId") ?? "";
-    const body = await jsonBody(c, SendMessage);
+    // JSON, or multipart/form-data with the same fields and `file` parts (docs/files.md).
+    const { body, files } = isMultipart(c)
+      ? await multipartMessage(c, SendMessage, d.config.files)
+      : { body: await jsonBody(c, SendMessage), files: [] };
     // Client and user tokens speak only for people in their namespace (permissions.ts).
     const origin = apiOrigin(token, body);
     const idempotencyKey = idempotencyKeyOf(c);
@@ -61,10 +69,14 @@ function sendMessage(d: MessageRouteDeps, slots: StreamSlots) {
     const release = stream ? slots.acquire(streamHolder(c)) : undefined;
     let result: Awaited<ReturnType<MessageRouteDeps["inbound"]["submit"]>>;
     try {
+      const staged = files.length
+        ? await stageUploads(d.fileBlobs, origin, files, d.config.files.download_ttl)
+        : [];
       result = await d.inbound.submit({
         agentId,
         origin,
         text: body.text,
+        ...(staged.length ? { files: staged } : {}),
         eventId: idempotencyKey ? `idem:${token.id}:${idempotencyKey}` : newId("evt"),
       });
     } catch (err) {

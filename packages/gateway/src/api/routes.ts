@@ -5,6 +5,7 @@ import type { TokenStore } from "../access/tokens.ts";
 import { boundedBody } from "../http/body-limit.ts";
 import { type AgentRouteDeps, agentRoutes } from "./agents.ts";
 import { type ConversationRouteDeps, conversationRoutes } from "./conversations.ts";
+import { type FileRouteDeps, fileRoutes } from "./files.ts";
 import { type InfoDeps, infoRoutes } from "./info.ts";
 import { type MessageRouteDeps, messageRoutes } from "./messages.ts";
 import { type PeopleRouteDeps, peopleRoutes } from "./people.ts";
@@ -17,9 +18,11 @@ import { type SecretRouteDeps, secretRoutes } from "./secrets.ts";
 import { type SettingsLinkRouteDeps, settingsLinkRoutes } from "./settings-links.ts";
 import { apiStreamSlots } from "./streams.ts";
 import { type TokenRouteDeps, tokenRoutes } from "./tokens.ts";
+import { isMultipart, uploadBodyLimit } from "./uploads.ts";
 
 /** What the REST API uses: what its parts use, and the token store that lets callers in. */
-export type ApiDeps = InfoDeps &
+export type ApiDeps = FileRouteDeps &
+  InfoDeps &
   AgentRouteDeps &
   SecretRouteDeps &
   ProviderRouteDeps &
@@ -43,13 +46,21 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   const slots = apiStreamSlots(d.config);
   // Bodies are bounded while read, and none is read before the token is checked:
   // a caller without a valid token is refused on its headers alone.
-  api.use("*", boundedBody(maxBodyBytes));
+  // A message with files (multipart) may be as large as its files allow.
+  const bounded = boundedBody(maxBodyBytes);
+  const uploads = boundedBody(uploadBodyLimit(d.config.files));
+  api.use("*", (c, next) =>
+    c.req.method === "POST" && isMultipart(c) && /\/agents\/[^/]+\/messages$/.test(c.req.path)
+      ? uploads(c, next)
+      : bounded(c, next),
+  );
   api.use("*", requireToken(d.tokens));
   api.route("/", infoRoutes(d, slots));
   api.route("/agents", agentRoutes(d));
   api.route("/", secretRoutes(d));
   api.route("/providers", providerRoutes(d));
   api.route("/", messageRoutes(d, slots));
+  api.route("/files", fileRoutes(d));
   api.route("/", conversationRoutes(d));
   api.route("/requests", requestRoutes(d));
   api.route("/sandboxes", sandboxRoutes(d));

@@ -41,8 +41,12 @@ export class Inbound {
         },
       );
     }
-    if (!message.text.trim()) {
-      throw new LobuError("message_empty", "message text is empty", { status: 400 });
+    const files = message.files ?? [];
+    if (!message.text.trim() && files.length === 0) {
+      throw new LobuError("message_empty", "message text is empty", {
+        status: 400,
+        hint: "Send some text, or attach a file.",
+      });
     }
     const agent = message.agentId
       ? await this.agents.require(message.agentId)
@@ -57,6 +61,7 @@ export class Inbound {
       origin: message.origin,
       text: message.text,
       receivedAt: Date.now(),
+      ...(files.length ? { files } : {}),
     };
     // Record first: a message that is queued always has a record to report on, and
     // its conversation exists before a turn can start (the egress policy needs it).

@@ -1,24 +1,14 @@
 import type { AgentEvent } from "@lobu/core";
+import type { InboundFile, PlatformFiles } from "./files.ts";
 import type { Origin } from "./origin.ts";
 
-/**
- * A file attached to a chat message. Not fetched yet: the gateway does not
- * download attachments into the sandbox, and Inbound does not store them; the
- * adapters only name them in the message text (platforms/shared/inbound.ts messageText).
- */
-export interface InboundFile {
-  name: string;
-  mimeType?: string;
-  size?: number;
-  /** Platform URL the gateway could fetch with the bot's credentials (Slack url_private). */
-  url?: string;
-}
+export type { InboundFile } from "./files.ts";
 
 /** A user's message as every channel (platform adapters, the REST API) hands it to Inbound. */
 export interface InboundMessage {
   origin: Origin;
   text: string;
-  /** What the platform said was attached; described in `text`, not passed on (see InboundFile). */
+  /** What was attached; fetched into the sandbox when the turn runs (domain/files.ts). */
   files?: InboundFile[];
   /** Platform id of this delivery; retried webhooks carry the same id and are delivered once. */
   eventId: string;
@@ -49,4 +39,6 @@ export interface ReplySurface {
   ): Promise<void>;
   /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
   notify(origin: Origin, text: string): Promise<void>;
+  /** Files in and out, where the platform carries them. */
+  readonly files?: PlatformFiles;
 }

@@ -1,5 +1,6 @@
 import { ConversationKey, SHARED_USER } from "@lobu/core";
 import { z } from "zod";
+import { InboundFile } from "./files.ts";
 import { Origin } from "./origin.ts";
 
 /** What the queue holds for each inbound message until it is answered (the queue payload). */
@@ -10,6 +11,8 @@ export const QueuedTurn = z.object({
   origin: Origin,
   text: z.string(),
   receivedAt: z.number(),
+  /** Attachments, fetched into the sandbox when the turn runs. */
+  files: z.array(InboundFile).optional(),
 });
 export type QueuedTurn = z.infer<typeof QueuedTurn>;
 

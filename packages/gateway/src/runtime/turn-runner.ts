@@ -1,4 +1,11 @@
-import { type AgentEvent, errorMessage, isLobuError, newId, type TurnContext } from "@lobu/core";
+import {
+  type AgentEvent,
+  errorMessage,
+  isLobuError,
+  newId,
+  type TurnContext,
+  type TurnImage,
+} from "@lobu/core";
 import type { Logger } from "pino";
 import type { TurnContextBuilder } from "../agents/context.ts";
 import type { Conversations } from "../conversations/records.ts";
@@ -10,6 +17,7 @@ import type { ExitInfo, SandboxInstance, WorkerConnection } from "../sandbox/dri
 import { inSpan } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { MessageAttempts } from "./attempts.ts";
+import type { FilesIn } from "./files-in.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
@@ -44,7 +52,15 @@ export interface TurnRunnerDeps {
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
   /** The text the worker gets: the message, after its thread's earlier messages (as data). */
   threadContext?: Pick<ThreadContext, "textFor">;
+  /** Attachments into the sandbox (runtime/files-in.ts); without it they are refused. */
+  filesIn?: Pick<FilesIn, "receive">;
   log: Logger;
+}
+
+/** What the worker is sent for the person's message. */
+interface TurnInput {
+  text: string;
+  images: TurnImage[];
 }
 
 /** How the worker's side of an attempt ended. */
@@ -109,7 +125,8 @@ export class TurnRunner {
       if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
       const text = (await this.deps.threadContext?.textFor(turn)) ?? turn.text;
       release = this.deps.sandboxes.acquire(turn.conversationId);
-      const end = await this.exchange(stream, woken, { context, text }, lease);
+      const input = await this.receiveFiles(stream, context, text);
+      const end = await this.exchange(stream, woken, context, lease, input);
       return await this.conclude(stream, this.verdictOf(end, stream), attempt, lease);
     } finally {
       // Every way out, a crash included: the turn ends, its placeholders are
@@ -195,6 +212,36 @@ export class TurnRunner {
   }
 
   /**
+   * The message for the worker: its text (with its thread context), and its attachments written into
+   * the awake sandbox (named in the text, pictures as images). Files that are
+   * refused are told to the person in the thread; the message goes on.
+   */
+  private async receiveFiles(
+    stream: TurnStream,
+    context: TurnContext,
+    text: string,
+  ): Promise<TurnInput> {
+    const { turn } = stream;
+    if (!turn.files?.length) return { text, images: [] };
+    let received: Awaited<ReturnType<FilesIn["receive"]>>;
+    try {
+      if (!this.deps.filesIn) throw new Error("files are not taken in on this gateway");
+      received = await this.deps.filesIn.receive(turn, { images: context.model.images });
+    } catch (err) {
+      this.deps.log.error({ err, sandboxId: stream.sandboxId }, "attachments could not be saved");
+      const refusal = "the attached files could not be saved into the sandbox";
+      received = { note: `[${refusal}]`, images: [], refusals: [refusal] };
+    }
+    if (received.refusals.length)
+      stream.emit({
+        type: "notice",
+        level: "warn",
+        text: `Some attachments were not passed to the agent:\n${received.refusals.map((r) => `• ${r}`).join("\n")}`,
+      });
+    return { text: [text, received.note].filter(Boolean).join("\n\n"), images: received.images };
+  }
+
+  /**
    * Begin the turn, send it to the worker and relay its events until it ends,
    * its sandbox stops, or the lease is lost. Events are handled one after
    * another (registering a request is async), so they reach the log and the
@@ -204,8 +251,9 @@ export class TurnRunner {
   private async exchange(
     stream: TurnStream,
     instance: SandboxInstance,
-    { context, text }: { context: TurnContext; text: string },
+    context: TurnContext,
     lease: AbortSignal,
+    input: TurnInput,
   ): Promise<WorkerEnd> {
     const { connection } = instance;
     const { sandboxId, turnId, turn } = stream;
@@ -251,8 +299,9 @@ export class TurnRunner {
         sandboxId,
         turnId,
         messageId: turn.messageId,
-        text,
+        text: input.text,
         context,
+        ...(input.images.length ? { images: input.images } : {}),
       });
       // What the sandbox manager still has to tell the person (e.g. a repaired workspace).
       const notice = this.deps.sandboxes.takeNotice(sandboxId);

@@ -7,6 +7,7 @@ import { TurnContextBuilder } from "../agents/context.ts";
 import { AgentPackages, openNix } from "../agents/packages.ts";
 import { AgentRegistry } from "../agents/registry.ts";
 import { AuditLog } from "../audit/log.ts";
+import { FileBlobs } from "../conversations/file-blobs.ts";
 import { Inbound } from "../conversations/inbound.ts";
 import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
@@ -38,6 +39,8 @@ export interface Domain {
   agents: AgentRegistry;
   userSettings: UserSettingsStore;
   conversations: Conversations;
+  /** REST uploads waiting for their turn, files sent to REST clients (conversations/file-blobs.ts). */
+  fileBlobs: FileBlobs;
   audit: AuditLog;
   /** Usage budgets (`[budgets]`): counters, admission, use report. */
   budgets: Budgets;
@@ -149,6 +152,7 @@ export async function buildDomain(opts: {
     agents,
     userSettings,
     conversations,
+    fileBlobs: new FileBlobs({ kv: store.kv, log }),
     audit,
     budgets,
     usage: {
@@ -175,6 +179,7 @@ export async function buildDomain(opts: {
       budgets,
       modelLimits: (agentId) => modelLimitsFor(config, agentId),
       packages,
+      modelImages: config.files.images_to_model,
     }),
     packages,
     sandboxTier,

@@ -85,6 +85,7 @@ export function buildApp(opts: {
       skills: domain.skills,
       secrets,
       inbound: domain.inbound,
+      fileBlobs: domain.fileBlobs,
       conversations,
       requests: domain.requests,
       audit,

@@ -10,10 +10,12 @@ import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
+import { FilesIn } from "../runtime/files-in.ts";
 import { historyTool } from "../runtime/history-tool.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
+import { sendFileTool } from "../runtime/send-file.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
@@ -57,6 +59,7 @@ export async function startRuntime(opts: {
     | "agents"
     | "userSettings"
     | "conversations"
+    | "fileBlobs"
     | "audit"
     | "budgets"
     | "requests"
@@ -168,6 +171,14 @@ export async function startRuntime(opts: {
     requests,
     turns,
     attempts,
+    // Attachments come in through the platform's own file capability, when it has one.
+    filesIn: new FilesIn({
+      limits: config.files,
+      volumeDir: (id) => sandboxes.volumeDir(id),
+      blobs: domain.fileBlobs,
+      filesFor: (platform) => opts.replySurfaceFor(platform)?.files,
+      log,
+    }),
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
     threadContext,
@@ -193,6 +204,16 @@ export async function startRuntime(opts: {
     ),
   );
   startup.onFailure(() => requests.stop());
+  // Files out: send_file posts through the same capability (REST: a download).
+  gatewayTools.register(
+    sendFileTool({
+      limits: config.files,
+      volumeDir: (id) => sandboxes.volumeDir(id),
+      filesFor: (platform) => opts.replySurfaceFor(platform)?.files,
+      blobs: domain.fileBlobs,
+      turns,
+    }),
+  );
   const dispatcher = new Dispatcher({
     queue: store.queue,
     owner: instanceId,

@@ -111,6 +111,25 @@ beforeAll(async () => {
 });
 afterAll(() => api?.close());
 
+/** A file the agent sent into each person's conversation (send_file), by person. */
+const fileIds = {} as Record<Person, string>;
+beforeAll(async () => {
+  for (const person of PEOPLE) {
+    fileIds[person] = await api.gw.services.fileBlobs.put(
+      {
+        kind: "sent",
+        origin: ORIGINS[person],
+        conversationId: fixtures[person].conversationId,
+        messageId: fixtures[person].messageId,
+        name: "result.txt",
+        mimeType: "text/plain",
+      },
+      Buffer.from(`for ${person}`),
+      600_000,
+    );
+  }
+});
+
 const call = (token: string, method: string, path: string, body?: unknown) =>
   api.call(token, method, `/api/v1${path}`, body);
 
@@ -235,6 +254,11 @@ const PROBES: Record<string, Probe> = {
       if (res.status === 200) await res.body?.cancel();
       return res;
     },
+  },
+  "GET /files/{fileId}": {
+    ok: 200,
+    subjects: PEOPLE,
+    call: (t, _role, who) => call(t, "GET", `/files/${fileIds[who as Person]}`),
   },
   "GET /agents/{agentId}/conversations": {
     ok: 200,

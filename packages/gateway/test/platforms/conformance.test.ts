@@ -10,7 +10,7 @@ import { discordDriver } from "./drivers/discord.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
 import { whatsappDriver } from "./drivers/whatsapp.ts";
-import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
+import { ASK_BASH_TOML, FILES_TOML, llmEnv, PROVIDER_KEY } from "./helpers.ts";
 
 /**
  * Every chat platform passes the same adapter contract (conformance.ts), on
@@ -30,7 +30,7 @@ beforeAll(async () => {
   llm = await startMockLlm({ apiKey: PROVIDER_KEY });
   const setups = await Promise.all(drivers.map((d) => d.start()));
   gw = await startGatewayProcess({
-    toml: [...ASK_BASH_TOML, ...setups.flatMap((s) => [...s.toml, ""])].join("\n"),
+    toml: [...ASK_BASH_TOML, ...FILES_TOML, ...setups.flatMap((s) => [...s.toml, ""])].join("\n"),
     env: Object.assign(llmEnv(llm), ...setups.map((s) => s.env)),
   });
   for (const driver of drivers) await driver.connect(gw);

@@ -76,6 +76,33 @@ export interface PlatformDriver<D extends Delivery = Delivery> {
   sawRateLimit(): boolean;
   /** Wait until `predicate` returns something (the emulator's change signal). */
   waitFor<T>(predicate: () => T | undefined | null | false, description: string): Promise<T>;
+  /** Attachments in, files out, where the platform carries files. */
+  readonly files?: FileDriver;
+}
+
+/** A file the person attaches. */
+export interface ChatFile {
+  name: string;
+  content: Buffer;
+  mimeType: string;
+}
+
+/** A file the bot posted into the person's direct conversation. */
+export interface PostedFile {
+  name: string;
+  data: Buffer;
+  caption?: string;
+}
+
+/**
+ * Files in and out (optional: a platform without files skips those tests;
+ * its adapter then has no `files` capability).
+ */
+export interface FileDriver {
+  /** The person writes `text` with `file` attached. */
+  sendFile(user: string, text: string, file: ChatFile): Promise<Delivery>;
+  /** Files the bot posted in the person's direct conversation, oldest first. */
+  files(user: string): PostedFile[];
 }
 
 export interface ConformanceWorld {
@@ -86,7 +113,8 @@ export interface ConformanceWorld {
 /**
  * The conformance suite for one platform. `world` is read when the tests
  * run (the gateway starts in the caller's beforeAll); the gateway's
- * lobu.toml must include ASK_BASH_TOML (bash asks first). The tests that
+ * lobu.toml must include ASK_BASH_TOML (bash asks first) and FILES_TOML
+ * (1 MiB per file). The tests that
  * reach the agent talk as one person (one sandbox), each looking only at
  * what its own message brought.
  */
@@ -107,6 +135,9 @@ export function describeConformance<D extends Delivery>(
   };
   const reply = (fresh: () => ChatMessage[], text: string) =>
     d.waitFor(() => fresh().find((m) => m.text === text), `the reply "${text}"`);
+  /** The message that shows `text` (notices with it, in the same message). */
+  const reply_ = (fresh: () => ChatMessage[], text: string) =>
+    d.waitFor(() => fresh().find((m) => m.text.includes(text)), `a message with "${text}"`);
   const card = (fresh: () => ChatMessage[]) =>
     d.waitFor(() => fresh().find((m) => m.buttons.length > 0), "a card with answer buttons");
   /** The card shows its outcome: edited in place, or (no edits) in a reply to it. */
@@ -214,6 +245,67 @@ export function describeConformance<D extends Delivery>(
       expect(new URL(link).pathname).toMatch(/^\/settings\/claim\/\w+/);
       expect(await conversationsOf(world().gw, user)).toHaveLength(0);
     });
+
+    const files = d.files;
+    // Files use people of their own: their uploads and notes count against no other test's pacing.
+    it.runIf(files)("takes a document into the sandbox and sends a result file back", async () => {
+      if (!files) return;
+      const user = d.person(4);
+      const fresh = from(user);
+      const csv = `name,score\n${user},42\n`;
+      const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.csv/.exec(text)?.[0] ?? "none";
+      world().llm.when(
+        (r) => r.lastUserText.startsWith(`total the scores ${user}`),
+        (r) => ({ toolCalls: [{ name: "read", input: { path: pathIn(r.lastUserText) } }] }),
+        (r) => ({
+          toolCalls: [
+            {
+              name: "write",
+              input: { path: "out/total.txt", content: `read: ${r.toolResults[0]?.content}` },
+            },
+          ],
+        }),
+        {
+          toolCalls: [
+            { name: "send_file", input: { path: "out/total.txt", caption: "Your total" } },
+          ],
+        },
+        (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
+      );
+      const sent = await files.sendFile(user, `total the scores ${user}`, {
+        name: "scores.csv",
+        content: Buffer.from(csv),
+        mimeType: "text/csv",
+      });
+      expect(sent.status).toBe(200);
+      const posted = await d.waitFor(
+        () => files.files(user).find((f) => f.name === "total.txt"),
+        "the result file",
+      );
+      expect(posted.data.toString()).toContain(`${user},42`);
+      expect(posted.caption).toBe("Your total");
+      await reply_(fresh, "Done. Sent total.txt");
+    });
+
+    it.runIf(files)(
+      "refuses a file over the limit with a message and answers the rest",
+      async () => {
+        if (!files) return;
+        const user = d.person(5);
+        const fresh = from(user);
+        world().llm.when(
+          (r) => r.lastUserText.startsWith(`too big ${user}`),
+          (r) => ({ text: r.lastUserText.includes("not saved") ? "Told about it." : "Not told." }),
+        );
+        await files.sendFile(user, `too big ${user}`, {
+          name: "huge.bin",
+          content: Buffer.alloc(1024 * 1024 + 10, 1),
+          mimeType: "application/octet-stream",
+        });
+        const reply = await reply_(fresh, "Told about it.");
+        expect(reply.text).toMatch(/huge\.bin: not saved: it is larger than the 1 MiB limit/);
+      },
+    );
 
     it("waits out the platform's rate limit and still delivers the whole reply", async () => {
       const user = talker();

@@ -27,6 +27,9 @@ export const ASK_BASH_TOML = [
   "",
 ];
 
+/** lobu.toml lines of gateways that test files: a small limit per file, so refusals are cheap to cause. */
+export const FILES_TOML = ["[files]", "max_file_mb = 1", ""];
+
 /** A reply the mock LLM streams in small pieces, slowly enough to be edited several times. */
 export function slowText(
   text: string,

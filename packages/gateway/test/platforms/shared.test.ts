@@ -168,7 +168,7 @@ describe("submitInbound (storing a chat message)", () => {
     };
   }
 
-  it("builds no message from nothing, and notes attachments the agent cannot read", () => {
+  it("builds no message from nothing, and carries attachments for the turn to fetch", () => {
     expect(
       inboundMessage({ origin, text: "", files: [], eventId: "e", agentId: undefined }),
     ).toBeUndefined();
@@ -180,7 +180,7 @@ describe("submitInbound (storing a chat message)", () => {
         eventId: "e",
         agentId: "helper",
       }),
-    ).toMatchObject({ text: expect.stringMatching(/^\[attached: a\.txt\./), agentId: "helper" });
+    ).toMatchObject({ text: "", files: [{ name: "a.txt" }], agentId: "helper" });
   });
 
   it("explains a message refused for good to the person, and counts it handled", async () => {

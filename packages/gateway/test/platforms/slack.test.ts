@@ -226,7 +226,7 @@ describe("Slack: conversations", () => {
     expect(history.filter((h) => h.role === "user")).toHaveLength(1);
   });
 
-  it("tells the agent about an attachment it cannot read yet", async () => {
+  it("saves an attachment in the sandbox and tells the agent where (docs/files.md)", async () => {
     const sent = await slack.dm({
       user: "UFILES",
       text: "",
@@ -234,13 +234,15 @@ describe("Slack: conversations", () => {
     });
     expect(sent.status).toBe(200);
     expect(sent.events[0]).toMatchObject({ subtype: "file_share" });
-    const history = await waitForHistory(gw, "UFILES", (h) =>
-      h.some((e) => e.role === "assistant"),
+    await waitForHistory(gw, "UFILES", (h) => h.some((e) => e.role === "assistant"));
+    const told = llm.requests.find((r) =>
+      /\/workspace\/inbox\/[\d-]+\/notes\.txt \(name: notes\.txt, type: text\/plain, size: 9 bytes\)/.test(
+        r.lastUserText,
+      ),
     );
-    const said = history.find((h) => h.role === "user")?.text ?? "";
-    expect(said).toMatch(/^\[attached: notes\.txt\. Attachments are not passed to the agent yet/);
-    expect(said).not.toContain("the plans");
-    expect(llm.requests.some((r) => r.lastUserText === said)).toBe(true);
+    expect(told).toBeDefined();
+    // Named, not pasted: the agent reads the file in its sandbox.
+    expect(told?.lastUserText).not.toContain("the plans");
   });
 
   it("ignores its own messages and edits (Slack echoes them as message events)", async () => {

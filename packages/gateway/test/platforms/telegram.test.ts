@@ -266,7 +266,7 @@ describe("Telegram: conversations", () => {
     expect((await historyOf(gw, conv!.id)).filter((h) => h.role === "user")).toHaveLength(1);
   });
 
-  it("tells the agent about a document it cannot read yet, keeping the caption", async () => {
+  it("saves a document in the sandbox and tells the agent where, keeping the caption", async () => {
     const uma = person(1016, "Uma");
     tg.userSends({
       chat: privateChat(uma),
@@ -277,11 +277,12 @@ describe("Telegram: conversations", () => {
     const history = await waitForHistory(gw, String(uma.id), (h) =>
       h.some((e) => e.role === "assistant"),
     );
-    const said = history.find((h) => h.role === "user")?.text ?? "";
-    expect(said).toMatch(
-      /^summarize this\n\n\[attached: report\.pdf\. Attachments are not passed to the agent yet/,
+    expect(history.find((h) => h.role === "user")?.text).toBe("summarize this");
+    const told = llm.requests.find((r) => r.lastUserText.startsWith("summarize this\n\n"));
+    expect(told?.lastUserText).toMatch(
+      /\/workspace\/inbox\/[\d-]+\/report\.pdf \(name: report\.pdf, type: application\/pdf, size: 19 bytes\)/,
     );
-    expect(said).not.toContain("the report");
+    expect(told?.lastUserText).not.toContain("the report");
   });
 
   it("ignores bots, its own messages included", async () => {

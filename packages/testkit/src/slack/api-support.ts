@@ -122,6 +122,8 @@ export type AuthKind = "bot" | "none" | "app";
 export interface MethodSpec {
   auth: AuthKind;
   rate: SlackRateLimitRule;
+  /** The OAuth scope the token must have (else `missing_scope`, as Slack answers). */
+  scope?: string;
   handler: Handler;
 }
 

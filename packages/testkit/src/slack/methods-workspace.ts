@@ -258,6 +258,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
   "files.getUploadURLExternal": {
     auth: "bot",
     rate: TIER_4,
+    scope: "files:write",
     handler: (call, emu) => {
       const install = installOf(call);
       const filename = call.args.str("filename");
@@ -294,6 +295,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
   "files.completeUploadExternal": {
     auth: "bot",
     rate: TIER_4,
+    scope: "files:write",
     handler: (call, emu) => {
       const install = installOf(call);
       const { args } = call;
@@ -339,6 +341,7 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
   "files.info": {
     auth: "bot",
     rate: TIER_4,
+    scope: "files:read",
     handler: (call, emu) => {
       const install = installOf(call);
       const id = call.args.str("file");

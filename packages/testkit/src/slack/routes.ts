@@ -142,7 +142,14 @@ async function handleApi(
     } else {
       install = auth.install;
       const limited = rateLimit(host, method, spec.rate, install, rawArgs);
-      if (limited !== undefined) {
+      if (spec.scope && install && !install.scopes.includes(spec.scope)) {
+        response = {
+          ok: false,
+          error: "missing_scope",
+          needed: spec.scope,
+          provided: install.scopes.join(","),
+        };
+      } else if (limited !== undefined) {
         status = 429;
         headers["Retry-After"] = String(limited);
         response = { ok: false, error: "ratelimited" };
@@ -277,8 +284,13 @@ function handleFileDownload(
   const file = fileId ? host.world.files.get(fileId) : undefined;
   const bearer = /^Bearer\s+(\S+)/i.exec(req.headers.authorization ?? "")?.[1];
   const install = bearer ? host.world.installations.get(bearer) : undefined;
-  if (!install || install.revoked || install.teamId !== teamId) {
-    // Slack answers unauthenticated file fetches with its sign-in page, not an error.
+  if (
+    !install ||
+    install.revoked ||
+    install.teamId !== teamId ||
+    !install.scopes.includes("files:read")
+  ) {
+    // Slack answers unauthenticated (or unscoped) file fetches with its sign-in page, not an error.
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     res.end(
       "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>",

@@ -162,7 +162,7 @@ export class TelegramBotSim {
     data: Buffer,
     fileName: string | undefined,
     mimeType: string | undefined,
-    kind: "documents" | "photos",
+    kind: "documents" | "photos" | "voice" | "videos",
   ): TgFile {
     this.#fileCounter++;
     const ext = fileName?.includes(".")
@@ -170,8 +170,14 @@ export class TelegramBotSim {
       : kind === "photos"
         ? ".jpg"
         : "";
+    const prefix = {
+      photos: "AgACAgIAAxkBAAI",
+      documents: "BQACAgIAAxkBAAI",
+      voice: "AwACAgIAAxkBAAI",
+      videos: "BAACAgIAAxkBAAI",
+    }[kind];
     const file: TgFile = {
-      fileId: `${kind === "photos" ? "AgACAgIAAxkBAAI" : "BQACAgIAAxkBAAI"}${randomBytes(24).toString("base64url")}`,
+      fileId: `${prefix}${randomBytes(24).toString("base64url")}`,
       fileUniqueId: `AgAD${randomBytes(9).toString("base64url")}`,
       filePath: `${kind}/file_${this.#fileCounter}${ext}`,
       data,
@@ -238,6 +244,27 @@ export class TelegramBotSim {
           height: 720,
         },
       ];
+    }
+    if (m.voice) {
+      out.voice = {
+        duration: 3,
+        mime_type: m.voice.mimeType ?? "audio/ogg",
+        file_id: m.voice.fileId,
+        file_unique_id: m.voice.fileUniqueId,
+        file_size: m.voice.data.length,
+      };
+    }
+    if (m.video) {
+      out.video = {
+        width: 1280,
+        height: 720,
+        duration: 5,
+        ...(m.video.fileName ? { file_name: m.video.fileName } : {}),
+        mime_type: m.video.mimeType ?? "video/mp4",
+        file_id: m.video.fileId,
+        file_unique_id: m.video.fileUniqueId,
+        file_size: m.video.data.length,
+      };
     }
     if (m.caption !== undefined) {
       out.caption = m.caption;
@@ -320,6 +347,27 @@ export class TelegramBotSim {
           "documents",
         )
       : undefined;
+    const buffer = (c: string | Buffer) => (typeof c === "string" ? Buffer.from(c) : c);
+    const photo = input.photo
+      ? this.storeFile(buffer(input.photo.content), undefined, "image/jpeg", "photos")
+      : undefined;
+    const voice = input.voice
+      ? this.storeFile(buffer(input.voice.content), undefined, "audio/ogg", "voice")
+      : undefined;
+    const video = input.video
+      ? this.storeFile(
+          buffer(input.video.content),
+          input.video.name,
+          input.video.mimeType ?? "video/mp4",
+          "videos",
+        )
+      : undefined;
+    const media = {
+      ...(document ? { document } : {}),
+      ...(photo ? { photo } : {}),
+      ...(voice ? { voice } : {}),
+      ...(video ? { video } : {}),
+    };
     const message = this.addMessage({
       chatId: state.chat.id,
       fromBot: false,
@@ -331,9 +379,10 @@ export class TelegramBotSim {
       via: "user",
       ...(threadId !== undefined ? { threadId } : {}),
       ...(replyTo !== undefined ? { replyToMessageId: replyTo } : {}),
-      ...(document
+      // Media carry their text as a caption, as Telegram sends them.
+      ...(Object.keys(media).length
         ? {
-            document,
+            ...media,
             ...(text !== undefined ? { caption: text, captionEntities: entities } : {}),
           }
         : { text: text ?? "", entities }),

@@ -102,6 +102,8 @@ export interface TelegramMessage {
   captionEntities?: TgEntity[];
   document?: TgFile;
   photo?: TgFile;
+  voice?: TgFile;
+  video?: TgFile;
   replyMarkup?: InlineKeyboardMarkup;
   replyToMessageId?: number;
   /** Earlier versions, oldest first; the fields above hold the latest. */
@@ -152,6 +154,11 @@ export interface TgUserSendsInput {
   /** message_id this message replies to. */
   replyTo?: number;
   document?: TgDocumentInput;
+  /** A picture (sent as a photo: Telegram recompresses it to JPEG). */
+  photo?: { content: string | Buffer };
+  /** A voice note (OGG/Opus). */
+  voice?: { content: string | Buffer; duration?: number };
+  video?: TgDocumentInput;
   /** Override the detected entities. */
   entities?: TgEntity[];
 }

@@ -286,6 +286,33 @@ describe("Slack Web API through WebClient", () => {
     expect(anonymous.headers.get("content-type")).toContain("text/html");
   });
 
+  it("refuses file calls without the files scopes, as Slack does", async () => {
+    const [install] = emu.installations;
+    const scopes = install!.scopes;
+    const upload = await client.filesUploadV2({
+      channel_id: "C1",
+      filename: "a.txt",
+      content: "a",
+    });
+    expect(upload.ok).toBe(true);
+    const url = emu.uploads.at(-1)!;
+    const fileUrl = `${emu.baseUrl}/files-pri/${url.teamId}-${url.id}/download/a.txt`;
+    install!.scopes = scopes.filter((s) => !s.startsWith("files:"));
+    try {
+      const refused = await platformError(
+        client.filesUploadV2({ channel_id: "C1", filename: "b.txt", content: "b" }),
+      );
+      expect(refused.data).toMatchObject({ error: "missing_scope", needed: "files:write" });
+      // A download without files:read gets the sign-in page, not the file.
+      const page = await fetch(fileUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(page.headers.get("content-type")).toContain("text/html");
+    } finally {
+      install!.scopes = scopes;
+    }
+    const file = await fetch(fileUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(await file.text()).toBe("a");
+  });
+
   it("handles reactions, permalinks, ephemeral messages, deletes and lookups", async () => {
     const { ts } = await client.chat.postMessage({ channel: "C1", text: "react to me" });
     await client.reactions.add({ channel: "C1", timestamp: ts!, name: "eyes" });

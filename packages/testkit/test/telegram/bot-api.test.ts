@@ -216,6 +216,46 @@ describe("Bot API through grammY", () => {
     }
   });
 
+  it("delivers photos, voice notes and videos people send, downloadable with getFile", async () => {
+    const { update: photo } = emu.userSends({
+      chat: PRIVATE,
+      from: ALICE,
+      text: "look",
+      photo: { content: "jpeg bytes" },
+    });
+    const { update: voice } = emu.userSends({
+      chat: PRIVATE,
+      from: ALICE,
+      voice: { content: "ogg" },
+    });
+    const { update: video } = emu.userSends({
+      chat: PRIVATE,
+      from: ALICE,
+      video: { name: "clip.mp4", content: "mp4 bytes" },
+    });
+    const p = photo.message as {
+      caption?: string;
+      photo?: { file_id: string; file_size: number }[];
+    };
+    expect(p.caption).toBe("look");
+    expect(p.photo?.at(-1)?.file_size).toBe(10);
+    const v = voice.message as { voice?: { file_id: string; mime_type: string } };
+    expect(v.voice?.mime_type).toBe("audio/ogg");
+    const c = video.message as {
+      video?: { file_id: string; file_name: string; mime_type: string };
+    };
+    expect(c.video).toMatchObject({ file_name: "clip.mp4", mime_type: "video/mp4" });
+    for (const [id, body] of [
+      [p.photo!.at(-1)!.file_id, "jpeg bytes"],
+      [v.voice!.file_id, "ogg"],
+      [c.video!.file_id, "mp4 bytes"],
+    ] as const) {
+      const file = await bot.api.getFile(id);
+      const download = await fetch(`${emu.url}/file/bot${TOKEN}/${file.file_path}`);
+      expect(await download.text()).toBe(body);
+    }
+  });
+
   it("uploads documents as multipart and serves them back", async () => {
     const sent = await bot.api.sendDocument(
       PRIVATE.id,

@@ -93,7 +93,10 @@ export interface AdapterContext {
  *   never into a conversation others read;
  * - `deliver` renders a turn with `deliverTurn` (deliver.ts) on the
  *   platform's ReplySurface (turn-view.ts), its API calls wrapped by
- *   `rateLimitedCalls` (pacing.ts).
+ *   `rateLimitedCalls` (pacing.ts);
+ * - optionally, `files` (PlatformFiles, domain/files.ts): attachments
+ *   downloaded with the platform's credentials and files posted into a
+ *   thread (`platforms/<id>/files.ts`); the runtime checks it exists.
  */
 export interface PlatformAdapter extends ReplySurface {
   /** The plugin's id: `[platforms.<id>]`, and the `platform` of its origins. */

@@ -6,18 +6,6 @@ import type { AckPolicy } from "./ack.ts";
 import type { AdapterContext } from "./adapter.ts";
 import type { Background } from "./background.ts";
 
-/**
- * The text the agent gets for a chat message. Attachments are not fetched into
- * the sandbox yet, so the agent is told they exist and that it cannot read
- * them (it can say so instead of answering as if nothing was sent).
- */
-export function messageText(text: string, files: InboundFile[]): string {
-  if (files.length === 0) return text;
-  const names = files.map((f) => f.name).join(", ");
-  const note = `[attached: ${names}. Attachments are not passed to the agent yet; it cannot read them.]`;
-  return text ? `${text}\n\n${note}` : note;
-}
-
 /** What to tell a person whose message the gateway refused for good (too long, unknown agent). */
 export function refusalText(err: LobuError): string {
   return `⚠️ ${err.message}${err.hint ? `. ${err.hint}` : ""}`;
@@ -39,7 +27,7 @@ export function inboundMessage(fields: {
   if (!text && files.length === 0) return undefined;
   return {
     origin,
-    text: messageText(text, files),
+    text,
     ...(files.length ? { files } : {}),
     eventId,
     ...(agentId ? { agentId } : {}),

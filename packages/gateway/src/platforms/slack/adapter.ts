@@ -12,6 +12,7 @@ import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
 import { SlackEvents } from "./events.ts";
+import { SlackFiles } from "./files.ts";
 import { SlackHistory } from "./history.ts";
 import { handleBlockActions } from "./interactivity.ts";
 import { toMrkdwnSections } from "./mrkdwn.ts";
@@ -32,6 +33,8 @@ import { Workspaces } from "./workspaces.ts";
  */
 export class SlackAdapter implements PlatformAdapter {
   readonly platform = "slack";
+  /** Attachments in, files out (set once started: it needs the workspaces). */
+  files: SlackFiles | undefined;
   readonly #settings: SlackSettings;
   readonly #views = new TurnViews<SlackLive, SlackCard>();
   #ctx!: AdapterContext;
@@ -55,6 +58,7 @@ export class SlackAdapter implements PlatformAdapter {
     this.#background = background;
     const workspaces = new Workspaces(settings.apiUrl, log, ctx);
     this.#workspaces = workspaces;
+    this.files = new SlackFiles(workspaces, settings.apiUrl);
     if (settings.botToken) {
       const ws = await workspaces.addEnvToken(settings.botToken);
       log.info({ team: ws.teamName ?? ws.teamId, botUserId: ws.botUserId }, "Slack bot connected");

@@ -29,6 +29,7 @@ export const DEFAULT_BOT_SCOPES = [
   "mpim:history",
   "chat:write",
   "commands",
+  "files:read",
   "files:write",
   "users:read",
 ];

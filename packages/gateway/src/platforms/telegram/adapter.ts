@@ -16,6 +16,7 @@ import { TelegramChatLog } from "./chat-log.ts";
 import { sendText } from "./client.ts";
 import { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
+import { TelegramFiles } from "./files.ts";
 import { handleCallbackQuery } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TelegramSurface, type TgCard, type TgLive } from "./surface.ts";
@@ -36,6 +37,8 @@ import {
  */
 export class TelegramAdapter implements PlatformAdapter {
   readonly platform = "telegram";
+  /** Attachments in, files out. */
+  readonly files: TelegramFiles;
   readonly #settings: TelegramSettings;
   readonly #views = new TurnViews<TgLive, TgCard>();
   readonly #bot: Bot;
@@ -53,6 +56,11 @@ export class TelegramAdapter implements PlatformAdapter {
       settings.token,
       settings.apiRoot ? { client: { apiRoot: settings.apiRoot } } : {},
     );
+    this.files = new TelegramFiles({
+      api: this.#bot.api,
+      token: settings.token,
+      apiRoot: settings.apiRoot,
+    });
   }
 
   async start(ctx: AdapterContext): Promise<void> {

@@ -111,7 +111,11 @@ export class TelegramChatLog implements ConversationHistory {
       from: authorOf(msg.from),
       at: (msg.date ?? Math.floor(Date.now() / 1000)) * 1000,
       text: (msg.text ?? msg.caption ?? "").slice(0, MAX_TEXT),
-      files: filesOfMessage(msg).map(({ url: _url, ...f }) => f),
+      files: filesOfMessage(msg).map(({ name, mimeType, size }) => ({
+        name,
+        ...(mimeType ? { mimeType } : {}),
+        ...(size !== undefined ? { size } : {}),
+      })),
       ...(msg.is_topic_message && msg.message_thread_id !== undefined
         ? { topic: msg.message_thread_id }
         : {}),

@@ -125,5 +125,23 @@ export function slackDriver(): PlatformDriver<SlackSent> {
     sawRateLimit: () =>
       slack().calls.some((c) => c.method === "chat.update" && c.httpStatus === 429),
     waitFor: (predicate, description) => slack().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: async (user, text, file) => {
+        const message = await slack().dm({
+          user,
+          text,
+          files: [{ name: file.name, content: file.content, mimetype: file.mimeType }],
+        });
+        return { status: message.status };
+      },
+      files: (user) =>
+        slack()
+          .uploads.filter((f) => f.channel === slack().imChannel(user).id)
+          .map((f) => ({
+            name: f.name,
+            data: f.data,
+            ...(f.initialComment ? { caption: f.initialComment } : {}),
+          })),
+    },
   };
 }

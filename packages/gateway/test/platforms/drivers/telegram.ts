@@ -123,5 +123,31 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
     sawRateLimit: () =>
       tg().calls.some((c) => c.method === "editMessageText" && c.httpStatus === 429),
     waitFor: (predicate, description) => tg().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: async (user, text, file) => {
+        const { update } = tg().userSends({
+          chat: { id: Number(user), type: "private" },
+          from: person(user),
+          text,
+          document: { name: file.name, content: file.content, mimeType: file.mimeType },
+        });
+        return { status: (await delivered(update)).status };
+      },
+      files: (user) =>
+        tg()
+          .messages(Number(user))
+          .flatMap((m) => {
+            const f = m.fromBot ? (m.document ?? m.photo) : undefined;
+            return f
+              ? [
+                  {
+                    name: f.fileName ?? "photo.jpg",
+                    data: f.data,
+                    ...(m.caption ? { caption: m.caption } : {}),
+                  },
+                ]
+              : [];
+          }),
+    },
   };
 }

@@ -19,7 +19,13 @@ export interface SlackMessageEvent {
   channel?: string;
   channel_type?: string;
   team?: string;
-  files?: { name?: string; mimetype?: string; size?: number; url_private?: string }[];
+  files?: {
+    name?: string;
+    mimetype?: string;
+    size?: number;
+    url_private?: string;
+    url_private_download?: string;
+  }[];
 }
 
 /** What to do with an event: ignore it, or pass it on as one of the ways people address the bot. */
@@ -101,7 +107,9 @@ export function filesOf(event: SlackMessageEvent): InboundFile[] {
     name: f.name ?? "file",
     ...(f.mimetype ? { mimeType: f.mimetype } : {}),
     ...(f.size !== undefined ? { size: f.size } : {}),
-    ...(f.url_private ? { url: f.url_private } : {}),
+    ...(f.url_private_download || f.url_private
+      ? { ref: f.url_private_download ?? f.url_private }
+      : {}),
   }));
 }
 

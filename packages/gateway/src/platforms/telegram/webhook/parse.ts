@@ -45,6 +45,23 @@ export interface TgMessage {
   photo?: { file_size?: number }[];
 }
 
+/** What every Telegram file object carries. */
+interface TgFileFields {
+  file_id?: string;
+  file_size?: number;
+}
+
+/** The attachments of a Telegram Message (what filesOfMessage reads). */
+export interface TgMessageFiles {
+  message_id: number;
+  document?: TgFileFields & { file_name?: string; mime_type?: string };
+  photo?: TgFileFields[];
+  voice?: TgFileFields & { mime_type?: string };
+  audio?: TgFileFields & { file_name?: string; mime_type?: string };
+  video?: TgFileFields & { file_name?: string; mime_type?: string };
+  video_note?: TgFileFields;
+}
+
 export type TgClassified =
   | { kind: "ignore"; reason: string }
   | {
@@ -112,23 +129,30 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-export function filesOfMessage(msg: TgMessage): InboundFile[] {
-  const files: InboundFile[] = [];
-  if (msg.document) {
-    files.push({
-      name: msg.document.file_name ?? "document",
-      ...(msg.document.mime_type ? { mimeType: msg.document.mime_type } : {}),
-      ...(msg.document.file_size !== undefined ? { size: msg.document.file_size } : {}),
-    });
-  }
-  const photo = msg.photo?.at(-1);
-  if (photo)
-    files.push({
-      name: "photo.jpg",
-      mimeType: "image/jpeg",
-      ...(photo.file_size !== undefined ? { size: photo.file_size } : {}),
-    });
-  return files;
+/** The attachments of a message; Telegram names only documents (and some audio and video). */
+export function filesOfMessage(msg: TgMessageFiles): InboundFile[] {
+  const id = msg.message_id;
+  const photo = msg.photo?.at(-1); // the largest size
+  const found: [TgFileFields | undefined, string, string | undefined, string | undefined][] = [
+    [msg.document, "document", msg.document?.file_name, msg.document?.mime_type],
+    [photo, `photo-${id}.jpg`, undefined, "image/jpeg"],
+    [msg.voice, `voice-${id}.ogg`, undefined, msg.voice?.mime_type ?? "audio/ogg"],
+    [msg.audio, `audio-${id}`, msg.audio?.file_name, msg.audio?.mime_type],
+    [msg.video, `video-${id}.mp4`, msg.video?.file_name, msg.video?.mime_type ?? "video/mp4"],
+    [msg.video_note, `video-note-${id}.mp4`, undefined, "video/mp4"],
+  ];
+  return found.flatMap(([f, fallback, name, mimeType]) =>
+    f
+      ? [
+          {
+            name: name ?? fallback,
+            ...(mimeType ? { mimeType } : {}),
+            ...(f.file_size !== undefined ? { size: f.file_size } : {}),
+            ...(f.file_id ? { ref: f.file_id } : {}),
+          },
+        ]
+      : [],
+  );
 }
 
 export function displayNameOf(from: NonNullable<TgMessage["from"]>): string {
