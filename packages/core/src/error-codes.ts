@@ -12,6 +12,10 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
+  access_denied: {
+    status: 403,
+    meaning: "the agent's access rules refuse this person or channel (`details.reason`)",
+  },
   agent_exists: { status: 409, meaning: "an agent with this id exists already" },
   agent_failed: {
     status: 500,

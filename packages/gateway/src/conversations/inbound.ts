@@ -1,11 +1,19 @@
-import { LobuError, newId, sandboxIdOf } from "@lobu/core";
+import { type ChannelSection, isLobuError, LobuError, newId, sandboxIdOf } from "@lobu/core";
+import type { Logger } from "pino";
+import { channelKeyOf, checkAccess, openAccess } from "../agents/access.ts";
+import { ambientMatches, inChannel } from "../agents/channels.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { InboundMessage, SubmitResult } from "../domain/messages.ts";
+import { userKeyOf } from "../domain/origin.ts";
 import { type QueuedTurn, routeKey } from "../domain/turns.ts";
-import type { MessageQueue } from "../store/port.ts";
+import type { KeyValue, MessageQueue } from "../store/port.ts";
 import type { Conversations } from "./records.ts";
 
 const DEDUPE_TTL_MS = 24 * 3_600_000;
+const MINUTE_MS = 60_000;
+
+/** An ambient message passed over: nothing stored, nobody told. */
+const IGNORED = { duplicate: false, messageId: "", conversationId: "", ignored: true } as const;
 
 /**
  * The one entrance for user messages from every channel (REST API and platform
@@ -16,20 +24,43 @@ export class Inbound {
   private readonly queue: MessageQueue;
   private readonly conversations: Conversations;
   private readonly maxMessageBytes: number;
+  private readonly counters: Pick<KeyValue, "incr"> | undefined;
+  private readonly log: Logger | undefined;
 
   constructor(deps: {
     agents: AgentRegistry;
     queue: MessageQueue;
     conversations: Conversations;
     maxMessageBytes: number;
+    /** Ambient answers per channel and minute are counted here (shared by every gateway). */
+    counters?: Pick<KeyValue, "incr">;
+    log?: Logger;
   }) {
     this.agents = deps.agents;
     this.queue = deps.queue;
     this.conversations = deps.conversations;
     this.maxMessageBytes = deps.maxMessageBytes;
+    this.counters = deps.counters;
+    this.log = deps.log;
   }
 
   async submit(message: InboundMessage): Promise<SubmitResult & { conversationId: string }> {
+    if (!message.ambient) return this.#take(message);
+    // Nobody asked the agent: whatever keeps it from answering, it stays quiet.
+    const channel = this.agents.channels.of(message.origin);
+    if (!channel || !ambientMatches(channel.ambient, message.text)) return IGNORED;
+    try {
+      return await this.#take(message, channel);
+    } catch (err) {
+      if (isLobuError(err) && err.status < 500) return IGNORED;
+      throw err;
+    }
+  }
+
+  async #take(
+    message: InboundMessage,
+    ambientIn?: ChannelSection,
+  ): Promise<SubmitResult & { conversationId: string }> {
     const bytes = Buffer.byteLength(message.text, "utf8");
     if (bytes > this.maxMessageBytes) {
       throw new LobuError(
@@ -44,9 +75,21 @@ export class Inbound {
     if (!message.text.trim()) {
       throw new LobuError("message_empty", "message text is empty", { status: 400 });
     }
-    const agent = message.agentId
-      ? await this.agents.require(message.agentId)
-      : await this.agents.defaultAgent();
+    const agent = await this.agents.forMessage(message.origin, message.agentId);
+    // Before anything is stored or started: a refusal costs no queue entry, sandbox or model call.
+    const refusal = await checkAccess(agent.access ?? openAccess(), message.origin, message.facts);
+    if (refusal) {
+      this.log?.info(
+        { agentId: agent.id, user: userKeyOf(message.origin), reason: refusal.reason },
+        "message refused by the agent's access rules",
+      );
+      if (refusal.quiet) return IGNORED;
+      throw new LobuError("access_denied", refusal.message, {
+        details: { reason: refusal.reason },
+      });
+    }
+    if (ambientIn && !(await this.#ambientSlot(message, ambientIn))) return IGNORED;
+    const persona = inChannel(agent, this.agents.channels.of(message.origin)).persona;
     const key = routeKey(agent.id, agent.groupRouting, message.origin);
     const conversationId = sandboxIdOf(key);
     const messageId = newId("msg");
@@ -57,6 +100,7 @@ export class Inbound {
       origin: message.origin,
       text: message.text,
       receivedAt: Date.now(),
+      ...(persona ? { persona } : {}),
     };
     // Record first: a message that is queued always has a record to report on, and
     // its conversation exists before a turn can start (the egress policy needs it).
@@ -80,5 +124,15 @@ export class Inbound {
       return { duplicate: true, messageId: id, conversationId };
     }
     return { duplicate: false, messageId, conversationId };
+  }
+
+  /** Whether the channel's ambient rate (per minute, fixed windows) has room for one more answer. */
+  async #ambientSlot(message: InboundMessage, channel: ChannelSection): Promise<boolean> {
+    if (!this.counters) return true;
+    const window = Math.floor(Date.now() / MINUTE_MS);
+    const used = await this.counters.incr(`ambient:${channelKeyOf(message.origin)}:${window}`, 1, {
+      ttlMs: 2 * MINUTE_MS,
+    });
+    return used <= channel.ambient.per_minute;
   }
 }

@@ -1,5 +1,6 @@
 import type { AgentEvent } from "@lobu/core";
 import type { Origin } from "./origin.ts";
+import type { PlatformFacts } from "./platform-facts.ts";
 
 /**
  * A file attached to a chat message. Not fetched yet: the gateway does not
@@ -24,6 +25,13 @@ export interface InboundMessage {
   eventId: string;
   /** Agent to route to when the adapter knows (a bot bound to one agent); otherwise the default. */
   agentId?: string;
+  /** The platform's view of the sender and channel, for the access check; none: nothing to add (REST). */
+  facts?: PlatformFacts;
+  /**
+   * A channel message that did not address the agent (no mention): taken only
+   * where the channel's ambient mode says so, and refused silently otherwise.
+   */
+  ambient?: boolean;
 }
 
 /** A message taken in: queued (or found queued already, when a platform delivered it twice). */
@@ -31,6 +39,14 @@ export interface SubmitResult {
   /** The platform delivered this event before; `messageId` is the first delivery's message. */
   duplicate: boolean;
   messageId: string;
+  /** Not taken, and nobody told (an ambient message the channel's rule or rate limit passes over). */
+  ignored?: boolean;
+}
+
+/** The name and picture a reply carries, where the platform lets one app post as several. */
+export interface Persona {
+  name?: string;
+  iconUrl?: string;
 }
 
 /**
@@ -45,7 +61,7 @@ export interface ReplySurface {
    */
   deliver(
     origin: Origin,
-    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+    turn: { messageId: string; events: AsyncIterable<AgentEvent>; persona?: Persona },
   ): Promise<void>;
   /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
   notify(origin: Origin, text: string): Promise<void>;

@@ -10,6 +10,8 @@ export const QueuedTurn = z.object({
   origin: Origin,
   text: z.string(),
   receivedAt: z.number(),
+  /** The name and picture the reply carries (the agent's or its channel's persona). */
+  persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
 });
 export type QueuedTurn = z.infer<typeof QueuedTurn>;
 

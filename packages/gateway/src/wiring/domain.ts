@@ -140,6 +140,8 @@ export async function buildDomain(opts: {
       queue: store.queue,
       conversations,
       maxMessageBytes: config.gateway.max_message_bytes,
+      counters: store.kv,
+      log,
     }),
     contexts: new TurnContextBuilder({
       agents,

@@ -248,8 +248,11 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
       const install = installOf(call);
       const id = call.args.str("user");
       const user = id ? emu.world.users.get(id) : undefined;
-      if (!user || user.teamId !== install.teamId) throw new SlackApiError("user_not_found");
-      return { ok: true, user: userJson(emu, user) };
+      // People of another organization are visible through a channel shared with it (Slack Connect).
+      if (!user || !emu.world.canSee(install.teamId, user))
+        throw new SlackApiError("user_not_found");
+      const email = install.scopes.includes("users:read.email");
+      return { ok: true, user: userJson(emu, user, { email }) };
     },
   },
 

@@ -2,6 +2,7 @@ import type { AgentEvent } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
 import type { SocketModeClient } from "@slack/socket-mode";
 import type { Logger } from "pino";
+import type { Persona } from "../../domain/messages.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
@@ -11,13 +12,13 @@ import { section } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
+import { SlackDirectory } from "./directory.ts";
 import { SlackEvents } from "./events.ts";
 import { handleBlockActions } from "./interactivity.ts";
 import { toMrkdwnSections } from "./mrkdwn.ts";
 import { oauthRoutes } from "./oauth.ts";
 import { SLACK_SOCKET_ACK, startSocketReceiver } from "./socket.ts";
 import { type SlackCard, type SlackLive, SlackSurface } from "./surface.ts";
-import { UserNames } from "./user-names.ts";
 import type { SlackHandlers } from "./webhook/parse.ts";
 import { httpReceiver, SLACK_HTTP_ACK } from "./webhook/receiver.ts";
 import { Workspaces } from "./workspaces.ts";
@@ -69,7 +70,7 @@ export class SlackAdapter implements PlatformAdapter {
       settings,
       state: ctx.state,
       workspaces,
-      names: new UserNames(),
+      directory: new SlackDirectory(),
       commands,
       inbound: {
         ctx,
@@ -117,7 +118,7 @@ export class SlackAdapter implements PlatformAdapter {
 
   async deliver(
     origin: Origin,
-    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+    turn: { messageId: string; events: AsyncIterable<AgentEvent>; persona?: Persona },
   ): Promise<void> {
     const ws = await this.#workspaces.get(origin.workspace);
     if (!ws) {
@@ -141,6 +142,7 @@ export class SlackAdapter implements PlatformAdapter {
           maxInlineChars: this.#settings.maxInlineChars,
           settingsUrl,
           log: this.#log,
+          persona: turn.persona,
         }),
     });
   }

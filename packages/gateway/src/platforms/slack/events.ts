@@ -4,7 +4,7 @@ import type { AdapterContext } from "../shared/adapter.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
-import type { UserNames } from "./user-names.ts";
+import type { SlackDirectory } from "./directory.ts";
 import {
   type Classified,
   classify,
@@ -24,7 +24,8 @@ export interface SlackEventsDeps {
   settings: Pick<SlackSettings, "threadFollowups" | "agentId">;
   state: AdapterContext["state"];
   workspaces: Workspaces;
-  names: UserNames;
+  /** People and channels as Slack describes them (names, the access check's facts). */
+  directory: SlackDirectory;
   commands: Pick<SlackCommands, "settingsMessage">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
@@ -68,17 +69,25 @@ export class SlackEvents {
       );
       return;
     }
-    const m = classify(event, ws.botUserId);
+    let m = classify(event, ws.botUserId);
     if (m.kind === "ignore") {
       log.debug({ reason: m.reason, type: event.type }, "ignoring Slack event");
       return;
     }
     if (m.kind === "followup") {
-      if (!settings.threadFollowups || !m.threadTs) return;
-      if (!(await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)))) return;
+      const open =
+        settings.threadFollowups &&
+        m.threadTs &&
+        (await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)));
+      // Not a thread the person opened with a mention: an ordinary channel message.
+      if (!open) m = { ...m, kind: "ambient" };
     }
-    const origin = originOf(teamId, m, await this.#deps.names.of(ws, m.user));
-    if (isSettingsCommand(m.text)) {
+    const ambient = m.kind === "ambient";
+    const { directory } = this.#deps;
+    // An ambient message is rarely taken: no lookup before the gateway wants it.
+    const name = ambient ? undefined : (await directory.person(ws, m.user))?.name;
+    const origin = originOf(teamId, m, name);
+    if (!ambient && isSettingsCommand(m.text)) {
       await this.#deps.commands.settingsMessage(ws, origin, m.ts);
       return;
     }
@@ -89,6 +98,13 @@ export class SlackEvents {
       // One person's message: Slack may send it as app_mention and message, and retry either.
       eventId: `${teamId}:${m.channel}:${m.ts}`,
       agentId: settings.agentId,
+      facts: directory.facts(ws, {
+        user: m.user,
+        channel: m.channel,
+        isDirect: origin.isDirect,
+        userTeam: m.userTeam,
+      }),
+      ambient,
     });
     if (!message) return;
     if (m.kind === "mention" && m.threadTs)
