@@ -15,6 +15,7 @@ import { TurnViews } from "../shared/turn-view.ts";
 import { sendText } from "./client.ts";
 import { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
+import { TelegramDirectory } from "./directory.ts";
 import { handleCallbackQuery } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TelegramSurface, type TgCard, type TgLive } from "./surface.ts";
@@ -91,7 +92,8 @@ export class TelegramAdapter implements PlatformAdapter {
         () => log.debug({ updateId: c.update.update_id }, "Telegram update already handled"),
       ),
     );
-    bot.on("message", (c) => handleMessage({ me, settings, commands, inbound, log }, c));
+    const directory = new TelegramDirectory(bot.api);
+    bot.on("message", (c) => handleMessage({ me, settings, commands, directory, inbound, log }, c));
     bot.on("callback_query:data", (c) =>
       handleCallbackQuery({ api: bot.api, ctx, views: this.#views, log }, c),
     );

@@ -3,12 +3,15 @@ import type { Logger } from "pino";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import type { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
+import type { TelegramDirectory } from "./directory.ts";
 import { classifyMessage, filesOfMessage, originOf, type TgMessage } from "./webhook/parse.ts";
 
 export interface TelegramMessagesDeps {
   me: { id: number; username: string };
   settings: Pick<TelegramSettings, "agentId">;
   commands: Pick<TelegramCommands, "handle">;
+  /** What the access check may ask about a sender (bots, group admins). */
+  directory: TelegramDirectory;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
   log: Logger;
@@ -28,7 +31,7 @@ export async function handleMessage(deps: TelegramMessagesDeps, c: Context): Pro
     return;
   }
   const origin = originOf({ ...msg, from: msg.from }, m);
-  if (await deps.commands.handle(origin, m.command)) return;
+  if (!m.ambient && (await deps.commands.handle(origin, m.command))) return;
   const message = inboundMessage({
     origin,
     text: m.text,
@@ -36,6 +39,8 @@ export async function handleMessage(deps: TelegramMessagesDeps, c: Context): Pro
     // A redelivered update (webhook retry, polling after a restart) has the same update_id.
     eventId: `${me.id}:${c.update.update_id}`,
     agentId: deps.settings.agentId,
+    facts: deps.directory.facts({ chatId: msg.chat.id, isPrivate: m.isPrivate, from: msg.from }),
+    ...(m.ambient ? { ambient: true } : {}),
   });
   if (message) await submitInbound(deps.inbound, message);
 }
