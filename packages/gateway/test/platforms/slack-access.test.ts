@@ -239,6 +239,25 @@ describe("Slack: who may use the agent", () => {
   });
 });
 
+describe("REST API: the same lists (platform api)", () => {
+  it("refuses an API user the lists leave out with 403 access_denied, storing nothing", async () => {
+    await drainedQueue(gw);
+    const calls = llm.requests.length;
+    const res = await gw.api("/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ user: "mallory", channel: "chat", text: "let me in" }),
+    });
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { error: { code: string; details: { reason: string } } };
+    expect(body.error).toMatchObject({ code: "access_denied", details: { reason: "not_allowed" } });
+    expect(await queueDepth(gw)).toBe(0);
+    expect(llm.requests.length).toBe(calls);
+    const convs = await gw.api("/api/v1/agents/default/conversations?user=mallory");
+    expect(((await convs.json()) as { conversations: unknown[] }).conversations).toEqual([]);
+  });
+});
+
 describe("Slack: per-channel agents", () => {
   it("answers in a bound channel as its own agent: its name, picture, model and prompt", async () => {
     const sent = await slack.mention({ user: "UOTHERDOM1", channel: CH.help, text: "help me" });
@@ -340,5 +359,111 @@ describe("Slack: ambient mode", () => {
     expect(llm.requests.slice(calls).map((r) => r.lastUserText)).toEqual(["marker"]);
     expect(slack.messages(CH.general, { threadTs: plain.ts })).toHaveLength(0);
     expect(slack.messages(CH.ambient, { threadTs: refused.ts })).toHaveLength(0);
+  });
+});
+
+describe("Admin UI: access and channels", () => {
+  async function admin() {
+    const res = await fetch(`${gw.url}/admin/api/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token: gw.token }),
+    });
+    const { csrf } = (await res.json()) as { csrf: string };
+    const jar = res.headers
+      .getSetCookie()
+      .find((c) => c.startsWith("lobu_admin="))!
+      .split(";")[0]!;
+    return (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+      fetch(`${gw.url}/admin/api${path}`, {
+        method,
+        headers: {
+          cookie: jar,
+          "x-csrf-token": csrf,
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+          ...headers,
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+  }
+
+  it("shows each agent's rules and every bound channel", async () => {
+    const call = await admin();
+    const { agents } = (await (await call("GET", "/agents")).json()) as {
+      agents: {
+        id: string;
+        access: { allow: { emailDomains: string[] }; externalChannels: string[] };
+        persona: unknown;
+      }[];
+    };
+    const byId = Object.fromEntries(agents.map((a) => [a.id, a]));
+    expect(byId.default?.access.allow.emailDomains).toEqual(["example.com"]);
+    expect(byId.default?.access.externalChannels).toEqual([`slack:${TEAM}:${CH.sharedOk}`]);
+    expect(byId.helper?.persona).toEqual({
+      name: "Helper Bot",
+      iconUrl: "https://example.com/helper.png",
+    });
+    const { channels } = (await (await call("GET", "/channels")).json()) as {
+      channels: {
+        channel: string;
+        agent: string | null;
+        tools: string[] | null;
+        ambient: { mode: string };
+      }[];
+    };
+    expect(channels).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          channel: `slack:${TEAM}:${CH.help}`,
+          agent: "helper",
+          tools: ["read"],
+        }),
+        expect.objectContaining({
+          channel: `slack:${TEAM}:${CH.ambient}`,
+          ambient: expect.objectContaining({ mode: "questions" }),
+        }),
+      ]),
+    );
+  });
+
+  it("edits the rules of an API agent at run time (CSRF, schema, audit); lobu.toml agents stay read-only", async () => {
+    const call = await admin();
+    const rules = {
+      allow: { users: ["api::alice"] },
+      deny: {},
+      directMessages: true,
+      guests: false,
+      externalChannels: [],
+    };
+    expect((await call("PUT", "/agents/default/access", rules)).status).toBe(409);
+    const created = await gw.api("/api/v1/agents", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: "desk" }),
+    });
+    expect(created.status).toBe(201);
+    const send = (user: string) =>
+      gw.api("/api/v1/agents/desk/messages", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ user, channel: "chat", text: "hi desk" }),
+      });
+    expect((await call("PUT", "/agents/desk/access", rules, { "x-csrf-token": "" })).status).toBe(
+      403,
+    );
+    const bad = await call("PUT", "/agents/desk/access", { ...rules, allow: { users: ["alice"] } });
+    expect(bad.status).toBe(400);
+    expect((await call("PUT", "/agents/desk/access", rules)).status).toBe(200);
+    expect((await send("mallory")).status).toBe(403);
+    expect((await send("alice")).status).toBeLessThan(300);
+    const audit = await gw.api("/api/v1/audit?action=agent.access_changed");
+    const { records } = (await audit.json()) as {
+      records: { agentId: string; details: unknown }[];
+    };
+    expect(records[0]).toMatchObject({
+      agentId: "desk",
+      details: expect.objectContaining({ guests: false }),
+    });
+    expect(JSON.stringify(records[0])).not.toContain("alice");
   });
 });
