@@ -153,7 +153,13 @@ export async function checkAccess(
   if (domain && policy.deny.emailDomains.some((p) => coversHost(domain, p)))
     return refuse("denied", "You are not allowed to use this agent. Ask its operator for access.");
   for (const group of policy.deny.groups) {
-    if (await inGroup(facts, origin, group))
+    const member = await inGroup(facts, origin, group);
+    if (member === undefined)
+      return refuse(
+        "unverified",
+        "Could not check your groups with the platform, so the agent does not answer for now. Try again in a minute.",
+      );
+    if (member)
       return refuse(
         "denied",
         "You are not allowed to use this agent. Ask its operator for access.",
@@ -196,7 +202,11 @@ function emailDomain(sender: SenderProfile): string | undefined {
 }
 
 /** `platform:workspace:group` names a group of the message's own platform and workspace only. */
-async function inGroup(facts: PlatformFacts, origin: Origin, key: string): Promise<boolean> {
+async function inGroup(
+  facts: PlatformFacts,
+  origin: Origin,
+  key: string,
+): Promise<boolean | undefined> {
   const prefix = `${origin.platform}:${origin.workspace ?? ""}:`;
   if (!key.startsWith(prefix)) return false;
   return facts.inGroup(key.slice(prefix.length));
@@ -214,7 +224,7 @@ async function allowedPerson(
   if (users.includes(userKeyOf(origin))) return true;
   if (domain && emailDomains.some((p) => matchesPattern(domain, p))) return true;
   for (const group of groups) {
-    if (await inGroup(facts, origin, group)) return true;
+    if ((await inGroup(facts, origin, group)) === true) return true;
   }
   return false;
 }

@@ -28,7 +28,8 @@ export interface PlatformFacts {
   channel(): Promise<ChannelProfile | undefined>;
   /**
    * Whether the sender is in a platform group, named as the platform names it
-   * (Slack user group id `S0567`, or `admins`). False when it cannot tell.
+   * (Slack user group id `S0567`, or `admins`); undefined when the platform
+   * could not say (a deny by that group then refuses: fail closed).
    */
-  inGroup(group: string): Promise<boolean>;
+  inGroup(group: string): Promise<boolean | undefined>;
 }

@@ -22,7 +22,12 @@ const member: SenderProfile = { team: "T1", guest: false, deactivated: false, bo
 /** `null`: the platform could not say who the sender is. */
 function facts(
   sender: SenderProfile | null = member,
-  opts: { external?: boolean | undefined; groups?: string[]; channelUnknown?: boolean } = {},
+  opts: {
+    external?: boolean | undefined;
+    groups?: string[];
+    channelUnknown?: boolean;
+    groupsUnknown?: boolean;
+  } = {},
 ): PlatformFacts & { asked: string[] } {
   const asked: string[] = [];
   return {
@@ -37,7 +42,7 @@ function facts(
     },
     inGroup: async (g) => {
       asked.push(`group:${g}`);
-      return (opts.groups ?? []).includes(g);
+      return opts.groupsUnknown ? undefined : (opts.groups ?? []).includes(g);
     },
   };
 }
@@ -75,6 +80,24 @@ describe("access rules", () => {
     expect(await checkAccess(open, inChannelOf("C1"), facts(null))).toMatchObject({
       reason: "unverified",
     });
+  });
+
+  it("fails closed on groups too: a deny group that cannot be listed refuses, an allow group does not admit", async () => {
+    const unknown = facts(member, { groupsUnknown: true });
+    expect(
+      await checkAccess(
+        policyOf({ deny: { groups: ["slack:T1:S9"] } }),
+        inChannelOf("C1"),
+        unknown,
+      ),
+    ).toMatchObject({ reason: "unverified" });
+    expect(
+      await checkAccess(
+        policyOf({ allow: { groups: ["slack:T1:S9"] } }),
+        inChannelOf("C1"),
+        unknown,
+      ),
+    ).toMatchObject({ reason: "not_allowed" });
   });
 
   it("refuses a person of another organization even in a channel not marked shared", async () => {

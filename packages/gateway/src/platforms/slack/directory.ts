@@ -75,14 +75,14 @@ export class SlackDirectory {
       .catch(() => undefined);
   }
 
-  /** Members of a user group (`usergroups:read`); empty when Slack will not say. */
-  groupMembers(ws: Workspace, groupId: string): Promise<ReadonlySet<string>> {
+  /** Members of a user group (`usergroups:read`); undefined when Slack will not say. */
+  groupMembers(ws: Workspace, groupId: string): Promise<ReadonlySet<string> | undefined> {
     return this.#groups
       .get(`${ws.teamId}:${groupId}`, async () => {
         const res = await withTimeout(ws.client.usergroups.users.list({ usergroup: groupId }));
         return new Set(res.users ?? []);
       })
-      .catch(() => new Set<string>());
+      .catch(() => undefined);
   }
 
   /**
@@ -106,8 +106,8 @@ export class SlackDirectory {
       },
       channel,
       inGroup: async (group) => {
-        if (group === "admins") return (await person())?.admin ?? false;
-        return (await this.groupMembers(ws, group)).has(m.user);
+        if (group === "admins") return (await person())?.admin;
+        return (await this.groupMembers(ws, group))?.has(m.user);
       },
     };
   }

@@ -18,14 +18,14 @@ export class TelegramDirectory {
     this.#api = api;
   }
 
-  /** Administrators of a group (the creator included); empty when Telegram will not say. */
-  admins(chatId: number): Promise<ReadonlySet<number>> {
+  /** Administrators of a group (the creator included); undefined when Telegram will not say. */
+  admins(chatId: number): Promise<ReadonlySet<number> | undefined> {
     return this.#admins
       .get(String(chatId), async () => {
         const members = await this.#api.getChatAdministrators(chatId);
         return new Set(members.map((m) => m.user.id));
       })
-      .catch(() => new Set<number>());
+      .catch(() => undefined);
   }
 
   facts(msg: {
@@ -37,8 +37,10 @@ export class TelegramDirectory {
       sender: async () => ({ guest: false, deactivated: false, bot: msg.from.is_bot }),
       channel: async () => ({ external: false }),
       // `admins`: the group's administrators (in a private chat there are none).
-      inGroup: async (group) =>
-        group === "admins" && !msg.isPrivate && (await this.admins(msg.chatId)).has(msg.from.id),
+      inGroup: async (group) => {
+        if (group !== "admins" || msg.isPrivate) return false;
+        return (await this.admins(msg.chatId))?.has(msg.from.id);
+      },
     };
   }
 }
