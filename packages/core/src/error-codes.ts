@@ -29,6 +29,10 @@ export const ERROR_CODES = {
   bad_request: { status: 400, meaning: "a platform webhook received something it does not handle" },
   bad_secret: { status: 401, meaning: "a Telegram webhook call without the right secret token" },
   bad_signature: { status: 401, meaning: "a Slack request without a valid signature" },
+  binding_read_only: {
+    status: 409,
+    meaning: "the channel is bound to an agent in lobu.toml and can be changed only there",
+  },
   budget_exceeded: { status: 429, meaning: "a usage budget is used up until it resets" },
   ca_incomplete: { status: 500, meaning: "the Lobu CA's key or certificate is missing" },
   ca_key_permissions: { status: 500, meaning: "the Lobu CA's key is readable by other users" },

@@ -224,6 +224,12 @@ export const AgentSection = z.strictObject({
   access: AccessSection.prefault({}),
   /** The name and picture replies carry (Slack needs `chat:write.customize`). */
   persona: PersonaSection.optional(),
+  /**
+   * Channel admins (Slack workspace admins and owners, Telegram group
+   * administrators) may bind a channel to this agent with a command
+   * (`@bot bind <agent>`, `/bind <agent>`). Off: only lobu.toml binds it.
+   */
+  bindable: z.boolean().default(false),
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 

@@ -1,8 +1,23 @@
 import type { AmbientSection, ChannelSection } from "@lobu/core";
+import type { Logger } from "pino";
+import { z } from "zod";
 import type { Persona } from "../domain/messages.ts";
 import type { Origin } from "../domain/origin.ts";
+import type { KeyValue } from "../store/port.ts";
+import { readRecord } from "../util/stored-record.ts";
 import { channelKeyOf } from "./access.ts";
 import type { AgentDefinition } from "./registry.ts";
+
+/** A channel bound to an agent by a channel admin's command (stored as `channel-agent:<channel>`). */
+export const StoredBinding = z.object({
+  agent: z.string().min(1),
+  /** Who bound it (a user key). */
+  by: z.string(),
+  at: z.number(),
+});
+export type StoredBinding = z.infer<typeof StoredBinding>;
+
+const bindingKey = (channel: string) => `channel-agent:${channel}`;
 
 /**
  * Per-channel agents (lobu.toml `[channels."<platform>:<workspace>:<channel>"]`):
@@ -13,9 +28,46 @@ import type { AgentDefinition } from "./registry.ts";
  */
 export class ChannelBindings {
   readonly #channels: Map<string, ChannelSection>;
+  readonly #kv: Pick<KeyValue, "get" | "set" | "del"> | undefined;
+  readonly #log: Logger | undefined;
 
-  constructor(channels: Record<string, ChannelSection>) {
+  constructor(
+    channels: Record<string, ChannelSection>,
+    stored?: { kv: Pick<KeyValue, "get" | "set" | "del">; log: Logger },
+  ) {
     this.#channels = new Map(Object.entries(channels));
+    this.#kv = stored?.kv;
+    this.#log = stored?.log;
+  }
+
+  /** The agent a channel is bound to: by lobu.toml, else by a channel admin's command. */
+  async agentFor(
+    origin: Pick<Origin, "platform" | "workspace" | "channelId">,
+  ): Promise<string | undefined> {
+    const configured = this.of(origin)?.agent;
+    if (configured || !this.#kv || !this.#log) return configured;
+    const key = bindingKey(channelKeyOf(origin));
+    const raw = await this.#kv.get(key);
+    if (raw === null) return undefined;
+    // An unreadable binding binds nothing: the platform's default answers, as before the command.
+    return readRecord(StoredBinding, raw, { record: "channel binding", key }, this.#log, "ignored")
+      ?.agent;
+  }
+
+  /** Record (or with `agent` null, remove) a command's binding. */
+  async bind(
+    origin: Pick<Origin, "platform" | "workspace" | "channelId">,
+    agent: string | null,
+    by: string,
+  ): Promise<void> {
+    if (!this.#kv) return;
+    const key = bindingKey(channelKeyOf(origin));
+    if (agent === null) await this.#kv.del(key);
+    else
+      await this.#kv.set(
+        key,
+        JSON.stringify({ agent, by, at: Date.now() } satisfies StoredBinding),
+      );
   }
 
   /** The channel's section, if lobu.toml has one. */

@@ -45,6 +45,8 @@ export const AgentDefinition = z.object({
   access: AccessPolicy.optional(),
   /** The name and picture replies carry, where the platform allows it. */
   persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
+  /** Channel admins may bind channels to it with a command (lobu.toml `bindable`). */
+  bindable: z.boolean().optional(),
   /** Set in a channel with its own tool set (agents/channels.ts): every other tool is denied. */
   allowedTools: z.array(z.string()).optional(),
   /** `config` agents are defined in lobu.toml and read-only through the API. */
@@ -147,6 +149,7 @@ function fromSection(id: string, s: AgentSection): AgentDefinition {
     },
     secrets: structuredClone(s.secrets),
     access: accessFromSection(s.access),
+    ...(s.bindable ? { bindable: true } : {}),
     ...(s.persona ? { persona: personaOf(s.persona) } : {}),
     source: "config",
     createdAt: 0,
@@ -225,7 +228,7 @@ export class AgentRegistry {
   constructor(kv: KeyValue, config: LobuConfig, log: Logger) {
     this.kv = kv;
     this.log = log;
-    this.channels = new ChannelBindings(config.channels);
+    this.channels = new ChannelBindings(config.channels, { kv, log });
     this.configured = new Map(
       Object.entries(config.agents).map(([id, s]) => [id, fromSection(id, s)]),
     );
@@ -279,8 +282,36 @@ export class AgentRegistry {
    * (`[channels.*] agent`), else the one the platform named, else the default.
    */
   async forMessage(origin: Origin, named: string | undefined): Promise<AgentDefinition> {
-    const bound = this.channels.of(origin)?.agent ?? named;
+    const bound = (await this.channels.agentFor(origin)) ?? named;
     return bound ? this.require(bound) : this.defaultAgent();
+  }
+
+  /**
+   * A channel admin binds a channel to an agent (or, with null, unbinds it),
+   * after their platform said they administer it. Only agents that allow it
+   * (`bindable`), and never over a binding lobu.toml makes.
+   */
+  async bindChannel(origin: Origin, agentId: string | null, by: string): Promise<void> {
+    if (this.channels.of(origin)?.agent) {
+      throw new LobuError(
+        "binding_read_only",
+        "this channel is bound to an agent in lobu.toml; only the operator can change that",
+        { hint: "Ask the operator to change [channels.*] in lobu.toml." },
+      );
+    }
+    if (agentId !== null) {
+      const agent = await this.get(agentId);
+      if (!agent?.bindable) {
+        throw new LobuError(
+          "forbidden",
+          `there is no agent "${agentId}" that channel admins may bind`,
+          {
+            hint: "An operator can allow it with bindable = true under [agents.<id>] in lobu.toml.",
+          },
+        );
+      }
+    }
+    await this.channels.bind(origin, agentId, by);
   }
 
   /** The agent as it acts in the turn's channel (its persona, prompt, model and tool set). */

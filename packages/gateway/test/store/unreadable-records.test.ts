@@ -270,6 +270,7 @@ describe("platform state", () => {
         settingsLinks: { create: notUsed },
         audit: new AuditLog(store, { log }),
         secrets,
+        agents: { bindChannel: notUsed },
       },
       platform,
       platformRoutes(new Hono()),

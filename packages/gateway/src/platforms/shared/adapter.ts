@@ -34,6 +34,13 @@ export interface AdapterContext {
     answer: RequestAnswer,
     who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">,
   ): Promise<{ ok: boolean; reason?: string }>;
+  /**
+   * Bind the origin's channel to an agent (null: unbind it) for a person the
+   * platform says administers the channel; the adapter checks that first.
+   * A refusal (the agent may not be bound, lobu.toml binds the channel) is a
+   * LobuError to explain to them.
+   */
+  bindChannel(origin: Origin, agentId: string | null): Promise<void>;
   /** One-time settings link for the user of this origin (claim code). */
   settingsLink(origin: Origin): Promise<string>;
   /** Key-value access for adapter state (installations, dedupe), namespaced per adapter. */

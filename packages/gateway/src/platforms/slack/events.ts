@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
-import type { AdapterContext } from "../shared/adapter.ts";
+import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts";
+import { parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
@@ -29,6 +30,8 @@ export interface SlackEventsDeps {
   commands: Pick<SlackCommands, "settingsMessage">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
+  /** `@bot bind <agent>`: a workspace admin binds the channel. */
+  binder: Pick<AdapterContext, "bindChannel" | "once">;
   log: Logger;
 }
 
@@ -89,6 +92,20 @@ export class SlackEvents {
     const origin = originOf(teamId, m, name);
     if (!ambient && isSettingsCommand(m.text)) {
       await this.#deps.commands.settingsMessage(ws, origin, m.ts);
+      return;
+    }
+    const bind = m.kind === "mention" ? parseBindCommand(m.text) : undefined;
+    if (bind) {
+      const { inbound, binder } = this.#deps;
+      // Slack sends a mention as app_mention and message, and may retry either: bind once.
+      if (!(await binder.once.claim(`bind:${teamId}:${m.channel}:${m.ts}`, REDELIVERY_MEMORY_MS)))
+        return;
+      // Workspace admins and owners (users.info is_admin, is_owner) administer every channel.
+      const isAdmin = async () => (await directory.person(ws, m.user))?.admin ?? false;
+      inbound.background.run(
+        async () => inbound.notify(origin, await runBindCommand(binder, origin, bind, isAdmin)),
+        "could not bind a channel",
+      );
       return;
     }
     const message = inboundMessage({

@@ -93,7 +93,9 @@ export class TelegramAdapter implements PlatformAdapter {
       ),
     );
     const directory = new TelegramDirectory(bot.api);
-    bot.on("message", (c) => handleMessage({ me, settings, commands, directory, inbound, log }, c));
+    bot.on("message", (c) =>
+      handleMessage({ me, settings, commands, directory, binder: ctx, inbound, log }, c),
+    );
     bot.on("callback_query:data", (c) =>
       handleCallbackQuery({ api: bot.api, ctx, views: this.#views, log }, c),
     );

@@ -1,5 +1,7 @@
 import type { Context } from "grammy";
 import type { Logger } from "pino";
+import type { AdapterContext } from "../shared/adapter.ts";
+import { parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import type { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
@@ -12,6 +14,8 @@ export interface TelegramMessagesDeps {
   commands: Pick<TelegramCommands, "handle">;
   /** What the access check may ask about a sender (bots, group admins). */
   directory: TelegramDirectory;
+  /** `/bind <agent>`: a group administrator binds the group. */
+  binder: Pick<AdapterContext, "bindChannel">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
   log: Logger;
@@ -31,6 +35,20 @@ export async function handleMessage(deps: TelegramMessagesDeps, c: Context): Pro
     return;
   }
   const origin = originOf({ ...msg, from: msg.from }, m);
+  const bind =
+    m.command?.name === "bind" || m.command?.name === "unbind"
+      ? parseBindCommand(`${m.command.name} ${m.command.args}`)
+      : undefined;
+  if (bind) {
+    const { inbound, directory } = deps;
+    const from = msg.from;
+    const isAdmin = async () => (await directory.admins(msg.chat.id))?.has(from.id) ?? false;
+    inbound.background.run(
+      async () => inbound.notify(origin, await runBindCommand(deps.binder, origin, bind, isAdmin)),
+      "could not bind a group",
+    );
+    return;
+  }
   if (!m.ambient && (await deps.commands.handle(origin, m.command))) return;
   const message = inboundMessage({
     origin,
