@@ -21,6 +21,7 @@ const BOT_TOKEN = "7000000002:AAtelegram-access-token";
 const WEBHOOK_SECRET = "webhook-secret_for-access";
 const ADMINS_ONLY = -100900;
 const AMBIENT = -100901;
+const BINDABLE = -100903;
 
 let llm: MockLlm;
 let tg: TelegramEmulator;
@@ -52,6 +53,9 @@ beforeAll(async () => {
       `allow.users = ["telegram::${staff.id}"]`,
       `allow.channels = ["telegram::${ADMINS_ONLY}", "telegram::${AMBIENT}"]`,
       "",
+      "[agents.helper]",
+      "bindable = true",
+      "",
       `[channels."telegram::${AMBIENT}"]`,
       'ambient = { mode = "keywords", keywords = ["deploy"], per_minute = 10 }',
       "",
@@ -66,7 +70,7 @@ beforeAll(async () => {
     },
   });
   await tg.waitFor(() => tg.webhook, { ...WAIT, description: "setWebhook" });
-  for (const id of [ADMINS_ONLY, AMBIENT]) {
+  for (const id of [ADMINS_ONLY, AMBIENT, BINDABLE]) {
     tg.userSends({ chat: { id, type: "supergroup", title: `g${id}` }, from: boss, text: "hi all" });
     tg.setChatAdmins(id, [boss]);
   }
@@ -113,5 +117,18 @@ describe("Telegram: ambient mode", () => {
     await waitForText(AMBIENT, "echo: when do we deploy");
     await drainedQueue(gw);
     expect(llm.requests.slice(calls).map((r) => r.lastUserText)).toEqual(["when do we deploy"]);
+  });
+});
+
+describe("Telegram: a group administrator binds the group", () => {
+  it("/bind works for administrators only, then the bound agent answers there", async () => {
+    tg.userSends({ chat: group(BINDABLE), from: staff, text: "/bind helper" });
+    await waitForText(BINDABLE, "Only the channel's admins");
+    tg.userSends({ chat: group(BINDABLE), from: boss, text: "/bind helper" });
+    await waitForText(BINDABLE, 'now talks to the agent "helper"');
+    // The default agent would refuse this group (not in its allow.channels); helper has no rules.
+    const stranger = person(2004, "Visitor");
+    tg.userSends({ chat: group(BINDABLE), from: stranger, text: "@lobu_access_bot hello helper" });
+    await waitForText(BINDABLE, "echo: hello helper");
   });
 });
