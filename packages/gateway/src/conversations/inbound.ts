@@ -1,6 +1,6 @@
 import { type ChannelSection, isLobuError, LobuError, newId, sandboxIdOf } from "@lobu/core";
 import type { Logger } from "pino";
-import { channelKeyOf, checkAccess, openAccess } from "../agents/access.ts";
+import { channelKeyOf, checkAccess, openAccess, type Refusal } from "../agents/access.ts";
 import { ambientMatches, inChannel } from "../agents/channels.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { InboundMessage, SubmitResult } from "../domain/messages.ts";
@@ -55,6 +55,18 @@ export class Inbound {
       if (isLobuError(err) && err.status < 500) return IGNORED;
       throw err;
     }
+  }
+
+  /**
+   * What the agent's access rules say about a message, without taking it:
+   * the refusal, or undefined. Platforms ask it when the agent is added to
+   * a channel, to tell the inviter at once that it will not answer there.
+   */
+  async refusal(
+    message: Pick<InboundMessage, "origin" | "facts" | "agentId">,
+  ): Promise<Refusal | undefined> {
+    const agent = await this.agents.forMessage(message.origin, message.agentId);
+    return checkAccess(agent.access ?? openAccess(), message.origin, message.facts);
   }
 
   async #take(

@@ -18,7 +18,7 @@ export interface AdapterContextDeps {
   log: Logger;
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
-  inbound: Pick<Inbound, "submit">;
+  inbound: Pick<Inbound, "submit" | "refusal">;
   answer: AnswerRequest;
   settingsLinks: Pick<SettingsLinks, "create">;
   audit: Pick<AuditLog, "record">;
@@ -51,6 +51,10 @@ export function adapterContext(
       return deps.publicUrl.value;
     },
     submit: (message) => deps.inbound.submit(message),
+    accessRefusal: async (message) => {
+      const refusal = await deps.inbound.refusal(message);
+      return refusal && { reason: refusal.reason, message: refusal.message };
+    },
     answer: async (requestId, answer, who) => {
       const result = await deps.answer(requestId, answer, {
         userKey: userKeyOf(who),

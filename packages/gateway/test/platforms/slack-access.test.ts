@@ -178,6 +178,40 @@ describe("Slack: who may use the agent", () => {
     ).toBe(true);
   });
 
+  it("tells whoever adds it to a Slack Connect channel at once that it will not answer there", async () => {
+    const connect = slack.addChannel({ name: "partner-room", sharedWith: [OTHER_ORG] });
+    const allowed = slack.installations[0]!;
+    const joined = (channel: string) =>
+      slack.sendEvent({
+        type: "member_joined_channel",
+        user: allowed.botUserId,
+        channel,
+        channel_type: "C",
+        team: TEAM,
+        inviter: "UMEMBER001",
+      });
+    expect((await joined(connect.id)).status).toBe(200);
+    const notice = await slack.waitFor(
+      () =>
+        slack
+          .messages(connect.id)
+          .find((m) => texts(m).includes("shared with another organization")),
+      { ...WAIT, description: "the notice to the inviter" },
+    );
+    expect(notice.text).toContain("<@UMEMBER001>");
+    // Added to an ordinary channel, or an allowed shared one, it says nothing.
+    await joined(CH.general);
+    await joined(CH.sharedOk);
+    const marker = await slack.mention({
+      user: "UMEMBER001",
+      channel: CH.general,
+      text: "joined ok",
+    });
+    await waitForEcho(CH.general, marker.ts, "joined ok");
+    for (const ch of [CH.general, CH.sharedOk])
+      expect(slack.messages(ch).some((m) => texts(m).includes("shared with another"))).toBe(false);
+  });
+
   it("answers in an external channel the operator allowed explicitly", async () => {
     const sent = await slack.mention({
       user: "UMEMBER001",

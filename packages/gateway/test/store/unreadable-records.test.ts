@@ -265,7 +265,7 @@ describe("platform state", () => {
         log,
         publicUrl: { value: "http://127.0.0.1:1" },
         kv: store.kv,
-        inbound: { submit: notUsed },
+        inbound: { submit: notUsed, refusal: notUsed },
         answer: notUsed,
         settingsLinks: { create: notUsed },
         audit: new AuditLog(store, { log }),

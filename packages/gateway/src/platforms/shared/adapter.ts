@@ -26,6 +26,14 @@ export interface AdapterContext {
   /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
   submit(message: InboundMessage): Promise<SubmitResult>;
   /**
+   * Whether the agent's access rules would refuse a message from `origin`
+   * (nothing is stored): the reason (`external`, `guest`, ...) and what to
+   * tell people, or undefined. Used when the agent is added to a channel.
+   */
+  accessRefusal(
+    message: Pick<InboundMessage, "origin" | "facts" | "agentId">,
+  ): Promise<{ reason: string; message: string } | undefined>;
+  /**
    * A user clicked a button / answered a request shown by this adapter. Only the
    * person whose message started the turn may answer; `who` is the clicker.
    */

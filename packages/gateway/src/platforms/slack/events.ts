@@ -31,7 +31,7 @@ export interface SlackEventsDeps {
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
   /** `@bot bind <agent>`: a workspace admin binds the channel. */
-  binder: Pick<AdapterContext, "bindChannel" | "once">;
+  binder: Pick<AdapterContext, "bindChannel" | "once" | "accessRefusal">;
   log: Logger;
 }
 
@@ -60,6 +60,42 @@ export class SlackEvents {
     }
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
+    if (event.type === "member_joined_channel") await this.#joined(teamId, event);
+  }
+
+  /**
+   * The bot was added to a channel its agent will not answer in (shared with
+   * another organization): say so at once, to whoever added it, rather than
+   * leaving them to find out with their first question.
+   */
+  async #joined(teamId: string, event: NonNullable<EventEnvelope["event"]>): Promise<void> {
+    const { workspaces, directory, inbound, binder, settings } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    if (!ws || event.user !== ws.botUserId || !event.channel) return;
+    const who = event.inviter ?? event.user;
+    const origin: Origin = {
+      platform: "slack",
+      workspace: teamId,
+      channelId: event.channel,
+      userId: who,
+      isDirect: false,
+    };
+    const facts = directory.facts(ws, {
+      user: who,
+      channel: event.channel,
+      isDirect: false,
+      userTeam: undefined,
+    });
+    inbound.background.run(async () => {
+      const refusal = await binder.accessRefusal({
+        origin,
+        facts,
+        ...(settings.agentId ? { agentId: settings.agentId } : {}),
+      });
+      if (refusal?.reason !== "external") return;
+      const to = event.inviter ? `<@${event.inviter}> ` : "";
+      await inbound.notify(origin, `⚠️ ${to}${refusal.message}`);
+    }, "could not check a channel the bot was added to");
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {

@@ -136,7 +136,11 @@ export interface EventEnvelope {
   type: string;
   team_id?: string;
   /** tokens_revoked names the revoked tokens' users: `bot` for bot tokens, `oauth` for user tokens. */
-  event?: SlackMessageEvent & { tokens?: { bot?: string[]; oauth?: string[] } };
+  event?: SlackMessageEvent & {
+    tokens?: { bot?: string[]; oauth?: string[] };
+    /** member_joined_channel: who added the member (absent when they joined themselves). */
+    inviter?: string;
+  };
   challenge?: string;
 }
 
