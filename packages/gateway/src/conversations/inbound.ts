@@ -12,7 +12,10 @@ import type { Conversations } from "./records.ts";
 const DEDUPE_TTL_MS = 24 * 3_600_000;
 const MINUTE_MS = 60_000;
 
-/** An ambient message passed over: nothing stored, nobody told. */
+/**
+ * A message passed over without a word: an ambient one the channel's rule or
+ * rate leaves alone, or a quiet refusal (bots, deactivated accounts).
+ */
 const IGNORED = { duplicate: false, messageId: "", conversationId: "", ignored: true } as const;
 
 /**

@@ -39,7 +39,7 @@ export interface SubmitResult {
   /** The platform delivered this event before; `messageId` is the first delivery's message. */
   duplicate: boolean;
   messageId: string;
-  /** Not taken, and nobody told (an ambient message the channel's rule or rate limit passes over). */
+  /** Not taken, and nobody told: an ambient message the channel's rule or rate passes over, a bot's. */
   ignored?: boolean;
 }
 
