@@ -79,7 +79,7 @@ export class SlackAdapter implements PlatformAdapter {
         background,
         notify: (origin, text) => this.notify(origin, text),
       },
-      binder: ctx,
+      ctx,
       log,
     });
     const handlers: SlackHandlers = {

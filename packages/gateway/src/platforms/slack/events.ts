@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts";
-import { parseBindCommand, runBindCommand } from "../shared/bind.ts";
+import { type BindCommand, parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
@@ -13,7 +13,7 @@ import {
   filesOf,
   type SlackMessageEvent,
 } from "./webhook/parse.ts";
-import type { Workspaces } from "./workspaces.ts";
+import type { Workspace, Workspaces } from "./workspaces.ts";
 
 /** A thread stays open for follow-ups without a mention this long after the last mention. */
 const THREAD_TTL_MS = 30 * 86_400_000;
@@ -30,8 +30,8 @@ export interface SlackEventsDeps {
   commands: Pick<SlackCommands, "settingsMessage">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
-  /** `@bot bind <agent>`: a workspace admin binds the channel. */
-  binder: Pick<AdapterContext, "bindChannel" | "once" | "accessRefusal">;
+  /** Binding by command, its once-marker, and the access check of a channel the bot joins. */
+  ctx: Pick<AdapterContext, "bindChannel" | "once" | "accessRefusal">;
   log: Logger;
 }
 
@@ -69,7 +69,7 @@ export class SlackEvents {
    * leaving them to find out with their first question.
    */
   async #joined(teamId: string, event: NonNullable<EventEnvelope["event"]>): Promise<void> {
-    const { workspaces, directory, inbound, binder, settings } = this.#deps;
+    const { workspaces, directory, inbound, ctx, settings } = this.#deps;
     const ws = await workspaces.get(teamId);
     if (!ws || event.user !== ws.botUserId || !event.channel) return;
     const who = event.inviter ?? event.user;
@@ -87,7 +87,7 @@ export class SlackEvents {
       userTeam: undefined,
     });
     inbound.background.run(async () => {
-      const refusal = await binder.accessRefusal({
+      const refusal = await ctx.accessRefusal({
         origin,
         facts,
         ...(settings.agentId ? { agentId: settings.agentId } : {}),
@@ -96,6 +96,20 @@ export class SlackEvents {
       const to = event.inviter ? `<@${event.inviter}> ` : "";
       await inbound.notify(origin, `⚠️ ${to}${refusal.message}`);
     }, "could not check a channel the bot was added to");
+  }
+
+  /** `@bot bind <agent>` / `@bot unbind`, answered in the thread. */
+  async #bind(ws: Workspace, origin: Origin, ts: string, bind: BindCommand): Promise<void> {
+    const { inbound, ctx, directory } = this.#deps;
+    // Slack sends a mention as app_mention and message, and may retry either: bind once.
+    const marker = `bind:${ws.teamId}:${origin.channelId}:${ts}`;
+    if (!(await ctx.once.claim(marker, REDELIVERY_MEMORY_MS))) return;
+    // Workspace admins and owners (users.info is_admin, is_owner) administer every channel.
+    const isAdmin = async () => (await directory.person(ws, origin.userId))?.admin ?? false;
+    inbound.background.run(
+      async () => inbound.notify(origin, await runBindCommand(ctx, origin, bind, isAdmin)),
+      "could not bind a channel",
+    );
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
@@ -132,16 +146,7 @@ export class SlackEvents {
     }
     const bind = m.kind === "mention" ? parseBindCommand(m.text) : undefined;
     if (bind) {
-      const { inbound, binder } = this.#deps;
-      // Slack sends a mention as app_mention and message, and may retry either: bind once.
-      if (!(await binder.once.claim(`bind:${teamId}:${m.channel}:${m.ts}`, REDELIVERY_MEMORY_MS)))
-        return;
-      // Workspace admins and owners (users.info is_admin, is_owner) administer every channel.
-      const isAdmin = async () => (await directory.person(ws, m.user))?.admin ?? false;
-      inbound.background.run(
-        async () => inbound.notify(origin, await runBindCommand(binder, origin, bind, isAdmin)),
-        "could not bind a channel",
-      );
+      await this.#bind(ws, origin, m.ts, bind);
       return;
     }
     const message = inboundMessage({
