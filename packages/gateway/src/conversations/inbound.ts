@@ -11,6 +11,8 @@ import type { Conversations } from "./records.ts";
 
 const DEDUPE_TTL_MS = 24 * 3_600_000;
 const MINUTE_MS = 60_000;
+/** A person refused in a chat is told once in this long (per channel and reason), not per message. */
+const REFUSAL_NOTICE_MS = 10 * MINUTE_MS;
 
 /**
  * A message passed over without a word: an ambient one the channel's rule or
@@ -27,7 +29,7 @@ export class Inbound {
   private readonly queue: MessageQueue;
   private readonly conversations: Conversations;
   private readonly maxMessageBytes: number;
-  private readonly counters: Pick<KeyValue, "incr"> | undefined;
+  private readonly counters: Pick<KeyValue, "incr" | "set"> | undefined;
   private readonly log: Logger | undefined;
 
   constructor(deps: {
@@ -35,8 +37,11 @@ export class Inbound {
     queue: MessageQueue;
     conversations: Conversations;
     maxMessageBytes: number;
-    /** Ambient answers per channel and minute are counted here (shared by every gateway). */
-    counters?: Pick<KeyValue, "incr">;
+    /**
+     * Ambient answers per channel and minute are counted here, and refusal
+     * notices remembered (shared by every gateway).
+     */
+    counters?: Pick<KeyValue, "incr" | "set">;
     log?: Logger;
   }) {
     this.agents = deps.agents;
@@ -98,7 +103,7 @@ export class Inbound {
         { agentId: agent.id, user: userKeyOf(message.origin), reason: refusal.reason },
         "message refused by the agent's access rules",
       );
-      if (refusal.quiet) return IGNORED;
+      if (refusal.quiet || (await this.#toldAlready(message, refusal.reason))) return IGNORED;
       throw new LobuError("access_denied", refusal.message, {
         details: { reason: refusal.reason },
       });
@@ -139,6 +144,21 @@ export class Inbound {
       return { duplicate: true, messageId: id, conversationId };
     }
     return { duplicate: false, messageId, conversationId };
+  }
+
+  /**
+   * Whether this person was told of the same refusal in this chat channel a
+   * moment ago: someone who keeps writing is not answered every time (each
+   * answer is a platform call). The REST API always answers 403.
+   */
+  async #toldAlready(message: InboundMessage, reason: string): Promise<boolean> {
+    if (!this.counters || message.origin.platform === "api") return false;
+    const key = `refusal-told:${userKeyOf(message.origin)}:${channelKeyOf(message.origin)}:${reason}`;
+    const first = await this.counters.set(key, "1", {
+      ifNotExists: true,
+      ttlMs: REFUSAL_NOTICE_MS,
+    });
+    return !first;
   }
 
   /** Whether the channel's ambient rate (per minute, fixed windows) has room for one more answer. */

@@ -237,6 +237,25 @@ describe("Slack: who may use the agent", () => {
     );
   });
 
+  it("tells a refused person once, not at every message they send", async () => {
+    const first = await slack.mention({ user: "UOTHERDOM1", channel: CH.sharedOk, text: "knock" });
+    await waitForBot(CH.sharedOk, first.ts, "not on this agent's list");
+    const again = await slack.mention({
+      user: "UOTHERDOM1",
+      channel: CH.sharedOk,
+      text: "knock knock",
+    });
+    expect(again.status).toBe(200);
+    // Handled in order: once a later message is answered, the repeat was dropped silently.
+    const marker = await slack.mention({
+      user: "UMEMBER001",
+      channel: CH.sharedOk,
+      text: "after knock",
+    });
+    await waitForEcho(CH.sharedOk, marker.ts, "after knock");
+    expect(slack.messages(CH.sharedOk, { threadTs: again.ts })).toHaveLength(0);
+  });
+
   it("deny beats allow: a denied user and a member of a denied group are refused despite their allowed domain", async () => {
     await expectRefused(
       () => slack.mention({ user: "UDENIED001", channel: CH.general, text: "denied?" }),
