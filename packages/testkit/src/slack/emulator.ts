@@ -72,6 +72,9 @@ const DEFAULT_SCOPES = [
   "users:read",
   "users:read.email",
   "usergroups:read",
+  "channels:read",
+  "groups:read",
+  "mpim:read",
   "chat:write.customize",
 ];
 

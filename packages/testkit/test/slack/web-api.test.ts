@@ -486,3 +486,22 @@ describe("people, Slack Connect channels and user groups", () => {
     expect(res.message).toMatchObject({ username: "Helper" });
   });
 });
+
+describe("conversations.info scopes", () => {
+  it("wants the read scope of the conversation's kind", async () => {
+    const install = emu.install({
+      teamId: "TNARROW",
+      teamName: "Narrow",
+      userId: "UNARROW",
+      scopes: ["chat:write", "channels:read"],
+      userScopes: [],
+      used: true,
+    });
+    const narrow = webClient(install.token);
+    const open = emu.addChannel({ name: "open", teamId: "TNARROW" });
+    const closed = emu.addChannel({ name: "closed", type: "private", teamId: "TNARROW" });
+    expect((await narrow.conversations.info({ channel: open.id })).ok).toBe(true);
+    const err = await platformError(narrow.conversations.info({ channel: closed.id }));
+    expect(err.data).toMatchObject({ error: "missing_scope", needed: "groups:read" });
+  });
+});

@@ -70,7 +70,7 @@ export class SlackAdapter implements PlatformAdapter {
       settings,
       state: ctx.state,
       workspaces,
-      directory: new SlackDirectory(),
+      directory: new SlackDirectory(log),
       commands,
       inbound: {
         ctx,

@@ -1,5 +1,7 @@
+import type { Logger } from "pino";
 import type { ChannelProfile, PlatformFacts, SenderProfile } from "../../domain/platform-facts.ts";
 import { LookupCache } from "../shared/lookup-cache.ts";
+import { slackErrorCode } from "./client.ts";
 import type { Workspace } from "./workspaces.ts";
 
 /** Profiles change rarely, and a change (a deactivation) should act within minutes. */
@@ -7,6 +9,8 @@ const TTL_MS = 5 * 60_000;
 const MAX_ENTRIES = 10_000;
 /** Slack waits 3 s for the answer to a delivery; lookups must leave room for storing the message. */
 const LOOKUP_MS = 2_000;
+/** A failing lookup is logged at most this often per method and error (not at every message). */
+const WARN_EVERY_MS = 5 * 60_000;
 
 /** What users.info says about a person (needs `users:read`; the email needs `users:read.email`). */
 export interface SlackPerson extends SenderProfile {
@@ -53,6 +57,33 @@ export class SlackDirectory {
   readonly #people = new LookupCache<SlackPerson>({ ttlMs: TTL_MS, maxEntries: MAX_ENTRIES });
   readonly #channels = new LookupCache<ChannelProfile>({ ttlMs: TTL_MS, maxEntries: MAX_ENTRIES });
   readonly #groups = new LookupCache<ReadonlySet<string>>({ ttlMs: TTL_MS, maxEntries: 1_000 });
+  readonly #log: Logger | undefined;
+  readonly #warned = new Map<string, number>();
+
+  constructor(log?: Logger) {
+    this.#log = log;
+  }
+
+  /**
+   * Say why a lookup failed, so the operator can fix it: messages it was for
+   * are refused meanwhile (fail closed). A missing scope names the scope.
+   */
+  #failed(method: string, err: unknown): undefined {
+    const code = slackErrorCode(err) ?? (err as Error).message;
+    const key = `${method}:${code}`;
+    const last = this.#warned.get(key) ?? 0;
+    if (Date.now() - last >= WARN_EVERY_MS) {
+      this.#warned.set(key, Date.now());
+      const needed = (err as { data?: { needed?: string } }).data?.needed;
+      this.#log?.warn(
+        { method, error: code, ...(needed ? { needed } : {}) },
+        needed
+          ? `Slack refused ${method}: the app lacks the ${needed} scope; add it (docs/platforms/slack.md, Scopes) and reinstall. Until then the access check refuses the messages that need it.`
+          : `Slack lookup ${method} failed; the access check refuses the messages that need it until it works`,
+      );
+    }
+    return undefined;
+  }
 
   /** The person, or undefined when Slack is slow or says no (not cached: asked again next time). */
   person(ws: Workspace, userId: string): Promise<SlackPerson | undefined> {
@@ -61,7 +92,7 @@ export class SlackDirectory {
         const res = await withTimeout(ws.client.users.info({ user: userId }));
         return personOf(res.user as UserInfo | undefined);
       })
-      .catch(() => undefined);
+      .catch((err) => this.#failed("users.info", err));
   }
 
   channel(ws: Workspace, channelId: string): Promise<ChannelProfile | undefined> {
@@ -72,7 +103,7 @@ export class SlackDirectory {
         // Org-wide shared channels (Enterprise Grid) count as shared too: fail closed.
         return { external: Boolean(c.is_ext_shared || c.is_shared || c.is_pending_ext_shared) };
       })
-      .catch(() => undefined);
+      .catch((err) => this.#failed("conversations.info", err));
   }
 
   /** Members of a user group (`usergroups:read`); undefined when Slack will not say. */
@@ -82,7 +113,7 @@ export class SlackDirectory {
         const res = await withTimeout(ws.client.usergroups.users.list({ usergroup: groupId }));
         return new Set(res.users ?? []);
       })
-      .catch(() => undefined);
+      .catch((err) => this.#failed("usergroups.users.list", err));
   }
 
   /**
