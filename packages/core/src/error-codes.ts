@@ -12,6 +12,10 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
+  access_denied: {
+    status: 403,
+    meaning: "the agent's access rules refuse this person or channel (`details.reason`)",
+  },
   agent_exists: { status: 409, meaning: "an agent with this id exists already" },
   agent_failed: {
     status: 500,
@@ -27,6 +31,10 @@ export const ERROR_CODES = {
   bad_signature: {
     status: 401,
     meaning: "a Slack, WhatsApp or Discord request without a valid signature",
+  },
+  binding_read_only: {
+    status: 409,
+    meaning: "the channel is bound to an agent in lobu.toml and can be changed only there",
   },
   budget_exceeded: { status: 429, meaning: "a usage budget is used up until it resets" },
   ca_incomplete: { status: 500, meaning: "the Lobu CA's key or certificate is missing" },

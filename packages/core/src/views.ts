@@ -230,6 +230,44 @@ export interface AgentRow {
   };
   network: { allow: string[]; deny: string[] };
   conversations: number;
+  /** Who may use the agent (docs/admin.md, Access control). */
+  access: AccessView;
+  persona: { name?: string; iconUrl?: string } | null;
+}
+
+/** One access list: people by user key, platform groups, email domains, channels. */
+export interface AccessListView {
+  users: string[];
+  groups: string[];
+  emailDomains: string[];
+  channels: string[];
+}
+
+/** An agent's access rules; also the body of PUT /admin/api/agents/:id/access. */
+export interface AccessView {
+  allow: AccessListView;
+  deny: AccessListView;
+  directMessages: boolean;
+  guests: boolean;
+  externalChannels: string[];
+}
+
+/** One `[channels.*]` entry in GET /admin/api/channels. */
+export interface ChannelRow {
+  /** `platform:workspace:channel`. */
+  channel: string;
+  /** The agent bound to it; null: the platform's default. */
+  agent: string | null;
+  persona: { name?: string; iconUrl?: string } | null;
+  model: string | null;
+  systemPrompt: boolean;
+  /** The only tools offered there; null: the agent's. */
+  tools: string[] | null;
+  ambient: {
+    mode: "off" | "questions" | "keywords" | "all";
+    keywords: string[];
+    perMinute: number;
+  };
 }
 
 /** One record in GET /admin/api/audit. */

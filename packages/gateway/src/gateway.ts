@@ -214,6 +214,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     settingsLinks: domain.settingsLinks,
     audit: domain.audit,
     secrets: storage.secrets,
+    agents: domain.agents,
   };
   startup.onFailure(() => platforms.stop());
   await platforms.start(app, (platform, routes) => adapterContext(lent, platform, routes));

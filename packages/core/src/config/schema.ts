@@ -182,6 +182,60 @@ export type RetentionSection = z.infer<typeof RetentionSection>;
 
 export const BUILTIN_TOOLS = ["bash", "read", "write", "edit", "grep", "find", "ls"] as const;
 
+/** `platform:workspace:id`: a person (`slack:T012:U034`, `telegram::123`, `api::alice`) or a channel. */
+export const PlatformKey = z
+  .string()
+  .max(300)
+  .regex(
+    /^[a-z0-9_-]+:[^:]*:.+$/,
+    "expected platform:workspace:id, e.g. slack:T012:C034 or telegram::-1001234",
+  );
+
+/** Who one list names; a person or channel is on the list when any part names them. */
+export const AccessList = z.strictObject({
+  /** People by user key (`slack:T012:U034`, `telegram::123456`, `api::alice`). */
+  users: z.array(PlatformKey).max(10_000).default([]),
+  /**
+   * Platform groups: Slack user groups (`slack:T012:S0567`), and on every
+   * platform `<platform>:<workspace>:admins` (Slack workspace admins and
+   * owners, Telegram administrators of the chat the message is in).
+   */
+  groups: z.array(PlatformKey).max(1_000).default([]),
+  /** Email domains from the platform profile (Slack `users.info`); `*.example.com` takes subdomains. */
+  email_domains: z.array(DomainPattern).max(1_000).default([]),
+  /** Channels and groups by `platform:workspace:channel` (`slack:T012:C034`, `telegram::-1001234`). */
+  channels: z.array(PlatformKey).max(10_000).default([]),
+});
+export type AccessList = z.infer<typeof AccessList>;
+
+/**
+ * Who may use an agent, checked by the gateway before a message is stored
+ * (docs/admin.md, Access control). Deny wins over allow. Empty allow lists
+ * allow everyone (people) and every channel; bots and deactivated accounts
+ * are always refused.
+ */
+export const AccessSection = z.strictObject({
+  allow: AccessList.prefault({}),
+  deny: AccessList.prefault({}),
+  /** Direct messages with the agent. */
+  direct_messages: z.boolean().default(true),
+  /** Guest accounts (Slack single- and multi-channel guests). */
+  guests: z.boolean().default(false),
+  /**
+   * Channels shared with another organization (Slack Connect) where the agent
+   * answers anyway; every other external channel is refused (fail closed).
+   */
+  external_channels: z.array(PlatformKey).max(1_000).default([]),
+});
+export type AccessSection = z.infer<typeof AccessSection>;
+
+/** The name and picture an agent answers with, where the platform lets one app post as several (Slack `chat:write.customize`). */
+export const PersonaSection = z.strictObject({
+  name: z.string().min(1).max(80).optional(),
+  icon_url: z.url().max(2_000).optional(),
+});
+export type PersonaSection = z.infer<typeof PersonaSection>;
+
 export const AgentSection = z.strictObject({
   name: z.string().min(1).max(80).optional(),
   description: z.string().max(500).default(""),
@@ -210,6 +264,16 @@ export const AgentSection = z.strictObject({
   budgets: BudgetsSection.prefault({}),
   /** Overrides of the installation's `[retention]` for this agent, kind by kind. */
   retention: RetentionLimits.prefault({}),
+  /** Who may use the agent, and in which channels (see AccessSection). */
+  access: AccessSection.prefault({}),
+  /** The name and picture replies carry (Slack needs `chat:write.customize`). */
+  persona: PersonaSection.optional(),
+  /**
+   * Channel admins (Slack workspace admins and owners, Telegram group
+   * administrators) may bind a channel to this agent with a command
+   * (`@bot bind <agent>`, `/bind <agent>`). Off: only lobu.toml binds it.
+   */
+  bindable: z.boolean().default(false),
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 
@@ -477,6 +541,52 @@ export const FilesSection = z.strictObject({
   download_ttl: Duration.refine((ms) => ms >= 60_000, "must be at least 1m").default(86_400_000),
 });
 export type FilesSection = z.infer<typeof FilesSection>;
+/** When the agent answers a channel message that does not mention it (ambient mode). */
+export const AmbientSection = z.strictObject({
+  /**
+   * `off` (only mentions), `questions` (the message ends with "?" or starts
+   * with a question word), `keywords` (it names one of `keywords`) or `all`.
+   */
+  mode: z.enum(["off", "questions", "keywords", "all"]).default("off"),
+  keywords: z.array(z.string().min(1).max(100)).max(200).default([]),
+  /** Ambient answers per minute in the channel; more messages are left alone. */
+  per_minute: z.number().int().min(1).max(600).default(5),
+});
+export type AmbientSection = z.infer<typeof AmbientSection>;
+
+/**
+ * `[channels."<platform>:<workspace>:<channel>"]`: one channel bound to an
+ * agent, with what it changes for that channel. Tools not in `tools` are not
+ * offered to the model at all there.
+ */
+export const ChannelSection = z.strictObject({
+  /** The agent that answers in this channel (instead of the platform's default). */
+  agent: Id.optional(),
+  persona: PersonaSection.optional(),
+  /** Replaces the agent's system prompt in this channel. */
+  system_prompt: z.string().max(100_000).optional(),
+  model: z.string().min(1).max(200).optional(),
+  /** The only tools (built-in and gateway tools) offered in this channel; absent: the agent's. */
+  tools: z
+    .array(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "a tool name like bash or read"))
+    .max(200)
+    .optional(),
+  ambient: AmbientSection.prefault({}),
+});
+export type ChannelSection = z.infer<typeof ChannelSection>;
+
+const Channels = z.record(z.string(), ChannelSection).superRefine((channels, ctx) => {
+  for (const key of Object.keys(channels)) {
+    if (!PlatformKey.safeParse(key).success) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message:
+          'expected "<platform>:<workspace>:<channel>", e.g. "slack:T012:C034" or "telegram::-1001234"',
+      });
+    }
+  }
+});
 
 export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
@@ -508,6 +618,8 @@ export const LobuConfig = z.strictObject({
   schedules: SchedulesSection.prefault({}),
   /** People's long-term memory per agent (see MemorySection). */
   memory: MemorySection.prefault({}),
+  /** Per-channel agents, personas, tool sets and ambient mode (see ChannelSection). */
+  channels: Channels.default({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

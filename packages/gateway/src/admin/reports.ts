@@ -1,5 +1,6 @@
 import type { AgentRow } from "@lobu/core/views";
 import { Hono } from "hono";
+import { openAccess } from "../agents/access.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { Conversations } from "../conversations/records.ts";
@@ -40,6 +41,8 @@ function listAgents(d: AdminReportDeps) {
         skills: a.skills,
         policy: a.policy,
         network: a.network,
+        access: a.access ?? openAccess(),
+        persona: a.persona ?? null,
         conversations: (await d.conversations.listConversations(a.id, { limit: Infinity })).length,
       })),
     );

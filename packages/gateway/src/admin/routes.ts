@@ -3,6 +3,7 @@ import { requireSession } from "../access/session-auth.ts";
 import type { WebSessions } from "../access/web-sessions.ts";
 import { boundedBody } from "../http/body-limit.ts";
 import { adminCookie, apiHeaders, servePage, WebBundle, webDistDir } from "../http/web.ts";
+import { type AdminAccessDeps, accessRoutes } from "./access.ts";
 import type { AdminEnv } from "./env.ts";
 import { type AdminReportDeps, reportRoutes } from "./reports.ts";
 import { type AdminSandboxDeps, sandboxRoutes } from "./sandboxes.ts";
@@ -14,13 +15,14 @@ const API_MAX_BODY_BYTES = 16 * 1024;
 /** What the admin UI and its API use: what their parts use. */
 export type AdminDeps = AdminSessionDeps &
   AdminSandboxDeps &
-  AdminReportDeps & { sessions: Pick<WebSessions, "get"> };
+  AdminReportDeps &
+  AdminAccessDeps & { sessions: Pick<WebSessions, "get"> };
 
 /**
  * The admin UI and its API (mounted at the gateway root). Admins log in with an
  * admin API token (exchanged for a session cookie) or, if listed in
  * `[admin] users`, from their own settings page. Everything here is read-only
- * except stopping a sandbox.
+ * except stopping a sandbox and the access rules of agents made through the API.
  */
 export function adminRoutes(d: AdminDeps, env: NodeJS.ProcessEnv = process.env): Hono {
   const https = () => d.publicUrl.startsWith("https:");
@@ -53,5 +55,6 @@ function adminApi(d: AdminDeps, https: () => boolean): Hono<AdminEnv> {
   api.route("/", sessionRoutes(d, cookie));
   api.route("/", reportRoutes(d));
   api.route("/", sandboxRoutes(d));
+  api.route("/", accessRoutes(d));
   return api;
 }

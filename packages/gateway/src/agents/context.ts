@@ -42,11 +42,26 @@ export function effectivePolicy(
   user: Record<string, ToolPolicy>,
 ): Record<string, ToolPolicy> {
   const policy: Record<string, ToolPolicy> = { "*": agent.policy.default, ...agent.policy.tools };
+  if (agent.allowedTools) onlyThese(policy, agent.allowedTools);
   for (const [tool, choice] of Object.entries(user)) {
     const base = policy[tool] ?? policy["*"] ?? "allow";
     if (base === "ask") policy[tool] = choice;
   }
   return policy;
+}
+
+/**
+ * A channel's tool set (agents/channels.ts): the tools it names keep their
+ * policy, every other one — a gateway tool added later too — is denied. Deny
+ * is final, so neither a person's answers nor the worker can bring one back.
+ */
+function onlyThese(policy: Record<string, ToolPolicy>, allowed: readonly string[]): void {
+  const fallback = policy["*"] ?? "allow";
+  for (const name of Object.keys(policy)) {
+    if (name !== "*" && !allowed.includes(name)) policy[name] = "deny";
+  }
+  for (const name of allowed) policy[name] ??= fallback;
+  policy["*"] = "deny";
 }
 
 /**
@@ -106,7 +121,7 @@ export class TurnContextBuilder {
   /** `turnId`: the attempt being run (`<messageId>.<attempt>`), which turn-bound placeholders belong to. */
   async build(turn: QueuedTurn, turnId: string): Promise<TurnContext> {
     const { agents, secrets, placeholders, userSettings, skills } = this.deps;
-    const agent = await agents.require(turn.key.agentId);
+    const agent = await agents.forTurn(turn.key.agentId, turn.origin);
     // The sender of this message, not the conversation's owner: in a shared
     // channel sandbox, Bob's turn resolves Bob's secrets and settings.
     const userKey = userKeyOf(turn.origin);

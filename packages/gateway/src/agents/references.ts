@@ -66,7 +66,15 @@ export function checkConfigReferences(
     .flatMap((s) =>
       unmetNeeds(s, config).map((n) => `${s.where}.${n.kind}: ${n.problem}; ${n.fix}`),
     );
-  return [...patterns.warnings, ...fromFolders.warnings, ...skills.warnings, ...unmet];
+  // An agent made through the API may be meant: said, not refused.
+  const unbound = Object.entries(config.channels).flatMap(([key, c]) =>
+    c.agent && !config.agents[c.agent]
+      ? [
+          `${file}: channels."${key}".agent: "${c.agent}" is not under [agents.*]; messages there are refused until an agent of that id is created through the API`,
+        ]
+      : [],
+  );
+  return [...patterns.warnings, ...fromFolders.warnings, ...skills.warnings, ...unmet, ...unbound];
 }
 
 /** The same check for agents created or changed through the API (400 with every problem). */

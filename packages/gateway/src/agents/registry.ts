@@ -1,6 +1,7 @@
 import {
   type AgentSection,
   BUILTIN_TOOLS,
+  DomainPattern,
   isValidAgentId,
   type LobuConfig,
   LobuError,
@@ -8,8 +9,11 @@ import {
 } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
+import type { Origin } from "../domain/origin.ts";
 import type { KeyValue } from "../store/port.ts";
 import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
+import { AccessPolicy, accessFromSection } from "./access.ts";
+import { ChannelBindings, inChannel, personaOf } from "./channels.ts";
 
 /** An agent as the gateway uses it (camelCase; from lobu.toml or the API, stored as `agent:<id>`). */
 export const AgentDefinition = z.object({
@@ -37,12 +41,43 @@ export const AgentDefinition = z.object({
       locations: z.array(z.enum(["header", "url", "body"])),
     }),
   ),
+  /** Who may use the agent (agents/access.ts); absent: everyone, outside external channels. */
+  access: AccessPolicy.optional(),
+  /** The name and picture replies carry, where the platform allows it. */
+  persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
+  /** Channel admins may bind channels to it with a command (lobu.toml `bindable`). */
+  bindable: z.boolean().optional(),
+  /** Set in a channel with its own tool set (agents/channels.ts): every other tool is denied. */
+  allowedTools: z.array(z.string()).optional(),
   /** `config` agents are defined in lobu.toml and read-only through the API. */
   source: z.enum(["config", "api", "implicit"]),
   createdAt: z.number(),
   updatedAt: z.number(),
 });
 export type AgentDefinition = z.infer<typeof AgentDefinition>;
+
+const KeyList = z
+  .array(
+    z
+      .string()
+      .max(300)
+      .regex(/^[a-z0-9_-]+:[^:]*:.+$/),
+  )
+  .max(10_000);
+const AccessListInput = z.strictObject({
+  users: KeyList.default([]),
+  groups: KeyList.default([]),
+  emailDomains: z.array(DomainPattern).max(1_000).default([]),
+  channels: KeyList.default([]),
+});
+/** `access` in an agent's body: the whole rule set (docs/admin.md, Access control). */
+const AccessInput = z.strictObject({
+  allow: AccessListInput.prefault({}),
+  deny: AccessListInput.prefault({}),
+  directMessages: z.boolean().default(true),
+  guests: z.boolean().default(false),
+  externalChannels: KeyList.default([]),
+});
 
 /** Body of POST /api/v1/agents and PATCH /api/v1/agents/:id. */
 export const AgentInput = z.strictObject({
@@ -81,6 +116,13 @@ export const AgentInput = z.strictObject({
       requestTimeoutSec: z.number().int().positive().max(86_400).optional(),
     })
     .optional(),
+  access: AccessInput.optional(),
+  persona: z
+    .strictObject({
+      name: z.string().min(1).max(80).optional(),
+      iconUrl: z.url().max(2_000).optional(),
+    })
+    .optional(),
 });
 export type AgentInput = z.infer<typeof AgentInput>;
 export const AgentPatch = AgentInput.omit({ id: true }).partial();
@@ -106,6 +148,9 @@ function fromSection(id: string, s: AgentSection): AgentDefinition {
       requestTimeoutMs: s.policy.request_timeout,
     },
     secrets: structuredClone(s.secrets),
+    access: accessFromSection(s.access),
+    ...(s.bindable ? { bindable: true } : {}),
+    ...(s.persona ? { persona: personaOf(s.persona) } : {}),
     source: "config",
     createdAt: 0,
     updatedAt: 0,
@@ -123,6 +168,8 @@ function applyPatch(base: AgentDefinition, patch: AgentPatch): AgentDefinition {
     ...(patch.tools !== undefined ? { tools: patch.tools } : {}),
     ...(patch.skills !== undefined ? { skills: patch.skills } : {}),
     ...(patch.groupRouting !== undefined ? { groupRouting: patch.groupRouting } : {}),
+    ...(patch.access !== undefined ? { access: patch.access } : {}),
+    ...(patch.persona !== undefined ? { persona: patch.persona } : {}),
     ...(patch.secrets !== undefined
       ? {
           secrets: Object.fromEntries(
@@ -175,10 +222,13 @@ export class AgentRegistry {
   private readonly kv: KeyValue;
   private readonly log: Logger;
   private readonly configured: Map<string, AgentDefinition>;
+  /** `[channels.*]`: per-channel agents and their overrides. */
+  readonly channels: ChannelBindings;
 
   constructor(kv: KeyValue, config: LobuConfig, log: Logger) {
     this.kv = kv;
     this.log = log;
+    this.channels = new ChannelBindings(config.channels, { kv, log });
     this.configured = new Map(
       Object.entries(config.agents).map(([id, s]) => [id, fromSection(id, s)]),
     );
@@ -225,6 +275,48 @@ export class AgentRegistry {
       });
     }
     return agent;
+  }
+
+  /**
+   * The agent that answers a message: the one its channel is bound to
+   * (`[channels.*] agent`), else the one the platform named, else the default.
+   */
+  async forMessage(origin: Origin, named: string | undefined): Promise<AgentDefinition> {
+    const bound = (await this.channels.agentFor(origin)) ?? named;
+    return bound ? this.require(bound) : this.defaultAgent();
+  }
+
+  /**
+   * A channel admin binds a channel to an agent (or, with null, unbinds it),
+   * after their platform said they administer it. Only agents that allow it
+   * (`bindable`), and never over a binding lobu.toml makes.
+   */
+  async bindChannel(origin: Origin, agentId: string | null, by: string): Promise<void> {
+    if (this.channels.of(origin)?.agent) {
+      throw new LobuError(
+        "binding_read_only",
+        "this channel is bound to an agent in lobu.toml; only the operator can change that",
+        { hint: "Ask the operator to change [channels.*] in lobu.toml." },
+      );
+    }
+    if (agentId !== null) {
+      const agent = await this.get(agentId);
+      if (!agent?.bindable) {
+        throw new LobuError(
+          "forbidden",
+          `there is no agent "${agentId}" that channel admins may bind`,
+          {
+            hint: "An operator can allow it with bindable = true under [agents.<id>] in lobu.toml.",
+          },
+        );
+      }
+    }
+    await this.channels.bind(origin, agentId, by);
+  }
+
+  /** The agent as it acts in the turn's channel (its persona, prompt, model and tool set). */
+  async forTurn(agentId: string, origin: Origin): Promise<AgentDefinition> {
+    return inChannel(await this.require(agentId), this.channels.of(origin));
   }
 
   /** The agent used when a platform or request does not name one. */

@@ -1,11 +1,24 @@
-import { LobuError, newId, sandboxIdOf } from "@lobu/core";
+import { type ChannelSection, isLobuError, LobuError, newId, sandboxIdOf } from "@lobu/core";
+import type { Logger } from "pino";
+import { channelKeyOf, checkAccess, openAccess, type Refusal } from "../agents/access.ts";
+import { ambientMatches, inChannel } from "../agents/channels.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
 import type { InboundMessage, SubmitResult } from "../domain/messages.ts";
+import { userKeyOf } from "../domain/origin.ts";
 import { type QueuedTurn, routeKey } from "../domain/turns.ts";
-import type { MessageQueue } from "../store/port.ts";
+import type { KeyValue, MessageQueue } from "../store/port.ts";
 import type { Conversations } from "./records.ts";
 
 const DEDUPE_TTL_MS = 24 * 3_600_000;
+const MINUTE_MS = 60_000;
+/** A person refused in a chat is told once in this long (per channel and reason), not per message. */
+const REFUSAL_NOTICE_MS = 10 * MINUTE_MS;
+
+/**
+ * A message passed over without a word: an ambient one the channel's rule or
+ * rate leaves alone, or a quiet refusal (bots, deactivated accounts).
+ */
+const IGNORED = { duplicate: false, messageId: "", conversationId: "", ignored: true } as const;
 
 /**
  * The one entrance for user messages from every channel (REST API and platform
@@ -16,20 +29,58 @@ export class Inbound {
   private readonly queue: MessageQueue;
   private readonly conversations: Conversations;
   private readonly maxMessageBytes: number;
+  private readonly counters: Pick<KeyValue, "incr" | "set"> | undefined;
+  private readonly log: Logger | undefined;
 
   constructor(deps: {
     agents: AgentRegistry;
     queue: MessageQueue;
     conversations: Conversations;
     maxMessageBytes: number;
+    /**
+     * Ambient answers per channel and minute are counted here, and refusal
+     * notices remembered (shared by every gateway).
+     */
+    counters?: Pick<KeyValue, "incr" | "set">;
+    log?: Logger;
   }) {
     this.agents = deps.agents;
     this.queue = deps.queue;
     this.conversations = deps.conversations;
     this.maxMessageBytes = deps.maxMessageBytes;
+    this.counters = deps.counters;
+    this.log = deps.log;
   }
 
   async submit(message: InboundMessage): Promise<SubmitResult & { conversationId: string }> {
+    if (!message.ambient) return this.#take(message);
+    // Nobody asked the agent: whatever keeps it from answering, it stays quiet.
+    const channel = this.agents.channels.of(message.origin);
+    if (!channel || !ambientMatches(channel.ambient, message.text)) return IGNORED;
+    try {
+      return await this.#take(message, channel);
+    } catch (err) {
+      if (isLobuError(err) && err.status < 500) return IGNORED;
+      throw err;
+    }
+  }
+
+  /**
+   * What the agent's access rules say about a message, without taking it:
+   * the refusal, or undefined. Platforms ask it when the agent is added to
+   * a channel, to tell the inviter at once that it will not answer there.
+   */
+  async refusal(
+    message: Pick<InboundMessage, "origin" | "facts" | "agentId">,
+  ): Promise<Refusal | undefined> {
+    const agent = await this.agents.forMessage(message.origin, message.agentId);
+    return checkAccess(agent.access ?? openAccess(), message.origin, message.facts);
+  }
+
+  async #take(
+    message: InboundMessage,
+    ambientIn?: ChannelSection,
+  ): Promise<SubmitResult & { conversationId: string }> {
     const bytes = Buffer.byteLength(message.text, "utf8");
     if (bytes > this.maxMessageBytes) {
       throw new LobuError(
@@ -48,9 +99,21 @@ export class Inbound {
         hint: "Send some text, or attach a file.",
       });
     }
-    const agent = message.agentId
-      ? await this.agents.require(message.agentId)
-      : await this.agents.defaultAgent();
+    const agent = await this.agents.forMessage(message.origin, message.agentId);
+    // Before anything is stored or started: a refusal costs no queue entry, sandbox or model call.
+    const refusal = await checkAccess(agent.access ?? openAccess(), message.origin, message.facts);
+    if (refusal) {
+      this.log?.info(
+        { agentId: agent.id, user: userKeyOf(message.origin), reason: refusal.reason },
+        "message refused by the agent's access rules",
+      );
+      if (refusal.quiet || (await this.#toldAlready(message, refusal.reason))) return IGNORED;
+      throw new LobuError("access_denied", refusal.message, {
+        details: { reason: refusal.reason },
+      });
+    }
+    if (ambientIn && !(await this.#ambientSlot(message, ambientIn))) return IGNORED;
+    const persona = inChannel(agent, this.agents.channels.of(message.origin)).persona;
     const key = routeKey(agent.id, agent.groupRouting, message.origin);
     const conversationId = sandboxIdOf(key);
     const messageId = newId("msg");
@@ -62,6 +125,7 @@ export class Inbound {
       text: message.text,
       receivedAt: Date.now(),
       ...(files.length ? { files } : {}),
+      ...(persona ? { persona } : {}),
     };
     // Record first: a message that is queued always has a record to report on, and
     // its conversation exists before a turn can start (the egress policy needs it).
@@ -85,5 +149,30 @@ export class Inbound {
       return { duplicate: true, messageId: id, conversationId };
     }
     return { duplicate: false, messageId, conversationId };
+  }
+
+  /**
+   * Whether this person was told of the same refusal in this chat channel a
+   * moment ago: someone who keeps writing is not answered every time (each
+   * answer is a platform call). The REST API always answers 403.
+   */
+  async #toldAlready(message: InboundMessage, reason: string): Promise<boolean> {
+    if (!this.counters || message.origin.platform === "api") return false;
+    const key = `refusal-told:${userKeyOf(message.origin)}:${channelKeyOf(message.origin)}:${reason}`;
+    const first = await this.counters.set(key, "1", {
+      ifNotExists: true,
+      ttlMs: REFUSAL_NOTICE_MS,
+    });
+    return !first;
+  }
+
+  /** Whether the channel's ambient rate (per minute, fixed windows) has room for one more answer. */
+  async #ambientSlot(message: InboundMessage, channel: ChannelSection): Promise<boolean> {
+    if (!this.counters) return true;
+    const window = Math.floor(Date.now() / MINUTE_MS);
+    const used = await this.counters.incr(`ambient:${channelKeyOf(message.origin)}:${window}`, 1, {
+      ttlMs: 2 * MINUTE_MS,
+    });
+    return used <= channel.ambient.per_minute;
   }
 }

@@ -1,6 +1,7 @@
 import type { AgentEvent } from "@lobu/core";
 import type { InboundFile, PlatformFiles } from "./files.ts";
 import type { Origin } from "./origin.ts";
+import type { PlatformFacts } from "./platform-facts.ts";
 
 export type { InboundFile } from "./files.ts";
 
@@ -14,6 +15,13 @@ export interface InboundMessage {
   eventId: string;
   /** Agent to route to when the adapter knows (a bot bound to one agent); otherwise the default. */
   agentId?: string;
+  /** The platform's view of the sender and channel, for the access check; none: nothing to add (REST). */
+  facts?: PlatformFacts;
+  /**
+   * A channel message that did not address the agent (no mention): taken only
+   * where the channel's ambient mode says so, and refused silently otherwise.
+   */
+  ambient?: boolean;
 }
 
 /** A message taken in: queued (or found queued already, when a platform delivered it twice). */
@@ -21,6 +29,14 @@ export interface SubmitResult {
   /** The platform delivered this event before; `messageId` is the first delivery's message. */
   duplicate: boolean;
   messageId: string;
+  /** Not taken, and nobody told: an ambient message the channel's rule or rate passes over, a bot's. */
+  ignored?: boolean;
+}
+
+/** The name and picture a reply carries, where the platform lets one app post as several. */
+export interface Persona {
+  name?: string;
+  iconUrl?: string;
 }
 
 /**
@@ -35,7 +51,7 @@ export interface ReplySurface {
    */
   deliver(
     origin: Origin,
-    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+    turn: { messageId: string; events: AsyncIterable<AgentEvent>; persona?: Persona },
   ): Promise<void>;
   /** Post a standalone notice (e.g. "your sandbox was reset") into the origin's thread. */
   notify(origin: Origin, text: string): Promise<void>;

@@ -13,6 +13,8 @@ export const QueuedTurn = z.object({
   receivedAt: z.number(),
   /** Attachments, fetched into the sandbox when the turn runs. */
   files: z.array(InboundFile).optional(),
+  /** The name and picture the reply carries (the agent's or its channel's persona). */
+  persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
 });
 export type QueuedTurn = z.infer<typeof QueuedTurn>;
 

@@ -181,7 +181,7 @@ export class GatewayToolHost {
   /** The gateway tools a turn may see (those its policy does not deny). */
   async specsFor(turn: QueuedTurn): Promise<GatewayToolSpec[]> {
     if (this.#tools.size === 0) return [];
-    const agent = await this.#deps.agents.require(turn.key.agentId);
+    const agent = await this.#deps.agents.forTurn(turn.key.agentId, turn.origin);
     const userKey = userKeyOf(turn.origin);
     const specs: GatewayToolSpec[] = [];
     for (const [name, { spec }] of this.#tools) {
@@ -265,7 +265,7 @@ export class GatewayToolHost {
       }
       // What runs is exactly what was parsed and shown; nothing can change it in between.
       const input = deepFreeze(structuredClone(parsed.data));
-      const agent = await this.#deps.agents.require(run.turn.key.agentId);
+      const agent = await this.#deps.agents.forTurn(run.turn.key.agentId, run.turn.origin);
       const policy = await this.policyFor(agent, userKeyOf(run.turn.origin), tool.def.name);
       if (policy === "deny")
         return {

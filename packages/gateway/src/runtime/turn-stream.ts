@@ -93,7 +93,11 @@ export class TurnStream {
     const { surface, log } = deps;
     this.#delivered = surface
       ? surface
-          .deliver(turn.origin, { messageId: turn.messageId, events: this.#delivery })
+          .deliver(turn.origin, {
+            messageId: turn.messageId,
+            events: this.#delivery,
+            ...(turn.persona ? { persona: turn.persona } : {}),
+          })
           .catch((err) => {
             log.error(
               { err, platform: turn.origin.platform, messageId: turn.messageId },

@@ -1,5 +1,7 @@
 import type { Logger } from "pino";
 import type { SettingsLinks } from "../access/settings-links.ts";
+import { channelKeyOf } from "../agents/access.ts";
+import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { Inbound } from "../conversations/inbound.ts";
 import { userKeyOf } from "../domain/origin.ts";
@@ -19,11 +21,12 @@ export interface AdapterContextDeps {
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
   streams: Pick<import("../store/port.ts").EventStreams, "append" | "revRange">;
-  inbound: Pick<Inbound, "submit">;
+  inbound: Pick<Inbound, "submit" | "refusal">;
   answer: AnswerRequest;
   settingsLinks: Pick<SettingsLinks, "create">;
   audit: Pick<AuditLog, "record">;
   secrets: Pick<SecretStore, "get" | "set" | "delete">;
+  agents: Pick<AgentRegistry, "bindChannel">;
 }
 
 /** Adapter secrets live at installation scope, namespaced per platform. */
@@ -51,6 +54,10 @@ export function adapterContext(
       return deps.publicUrl.value;
     },
     submit: (message) => deps.inbound.submit(message),
+    accessRefusal: async (message) => {
+      const refusal = await deps.inbound.refusal(message);
+      return refusal && { reason: refusal.reason, message: refusal.message };
+    },
     answer: async (requestId, answer, who) => {
       const result = await deps.answer(requestId, answer, {
         userKey: userKeyOf(who),
@@ -60,6 +67,16 @@ export function adapterContext(
       return result.ok ? { ok: true } : { ok: false, reason: result.reason };
     },
     settingsLink: (origin) => deps.settingsLinks.create(origin),
+    bindChannel: async (origin, agentId) => {
+      const actor = userKeyOf(origin);
+      await deps.agents.bindChannel(origin, agentId, actor);
+      deps.audit.record({
+        action: agentId ? "channel.bound" : "channel.unbound",
+        actor,
+        ...(agentId ? { agentId } : {}),
+        details: { channel: channelKeyOf(origin) },
+      });
+    },
     state: {
       get: (key) => kv.get(`platform:${platform}:${key}`),
       set: async (key, value, ttlMs) => {

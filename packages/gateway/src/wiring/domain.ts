@@ -123,6 +123,8 @@ export async function buildDomain(opts: {
     queue: store.queue,
     conversations,
     maxMessageBytes: config.gateway.max_message_bytes,
+    counters: store.kv,
+    log,
   });
   const gatewayTools = new GatewayToolHost({ agents, userSettings, audit, log });
   const { schedules, scheduler, memory } = buildPersonalTools({

@@ -93,11 +93,11 @@ function api(s: Started, path: string, init: RequestInit = {}) {
   });
 }
 
-function send(s: Started, user: string, text: string) {
+function send(s: Started, user: string, text: string, channel = "tools") {
   return api(s, "/api/v1/agents/default/messages", {
     method: "POST",
     headers: { accept: "text/event-stream" },
-    body: JSON.stringify({ user, channel: "tools", text }),
+    body: JSON.stringify({ user, channel, text }),
   });
 }
 
@@ -113,17 +113,21 @@ let real: Started;
 let raw: Started;
 
 const POLICY = { tools: { notify_team: "ask", wipe_prod: "deny" } };
+/** A channel with its own tool set (`[channels.*] tools`): everything else is hidden there. */
+const NARROW = { "api::narrow": { tools: ["read", "notify_team"] } };
 
 beforeAll(async () => {
   llm = await startMockLlm({ apiKey: KEY });
   real = await start({
     sandbox: { idle_timeout: "10m" },
     agents: { default: { policy: POLICY } },
+    channels: NARROW,
   });
   raw = await start(
     {
       sandbox: { driver: "host", allow_unsandboxed: true, idle_timeout: "10m" },
       agents: { default: { policy: POLICY } },
+      channels: NARROW,
     },
     { worker: { entry: RAW_WORKER } },
   );
@@ -249,6 +253,43 @@ describe("gateway tools with a real worker", () => {
     expect(all.some((e) => e.type === "approval_request")).toBe(false);
     expect(all.at(-1)).toMatchObject({ type: "done", text: "Tool said: lookup done" });
     expect(real.ran.map((r) => r.tool)).toEqual(["lookup"]);
+  });
+});
+
+describe("a channel's tool set", () => {
+  it("offers only the channel's tools to the model", async () => {
+    llm.when((r) => r.lastUserText === "what can you do here", { text: "Little." });
+    const events = eventReader(await send(real, "ada", "what can you do here", "narrow"));
+    await events.rest();
+    const round = llm.requests.filter((r) => r.lastUserText === "what can you do here").at(-1);
+    const tools = ((round?.body.tools ?? []) as { name: string }[]).map((t) => t.name).sort();
+    // ask_user and request_capability only ask the person: they are not the channel's to hide.
+    expect(tools.filter((t) => !["ask_user", "request_capability"].includes(t))).toEqual([
+      "notify_team",
+      "read",
+    ]);
+  });
+
+  it("refuses a hidden gateway tool the worker calls anyway, even one allowed elsewhere", async () => {
+    raw.ran.length = 0;
+    const events = eventReader(
+      await send(
+        raw,
+        "eve",
+        JSON.stringify({ calls: [{ tool: "lookup", input: { word: "x" } }] }),
+        "narrow",
+      ),
+    );
+    const done = (await events.rest()).at(-1) as { type: string; text: string };
+    expect(done.type).toBe("done");
+    const reply = JSON.parse(done.text) as { results: { ok: boolean; error?: { code: string } }[] };
+    expect(reply.results).toEqual([
+      expect.objectContaining({
+        ok: false,
+        error: expect.objectContaining({ code: "denied_by_policy" }),
+      }),
+    ]);
+    expect(raw.ran).toEqual([]);
   });
 });
 

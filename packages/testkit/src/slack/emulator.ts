@@ -48,6 +48,7 @@ import type {
   SlackSendOptions,
   SlackSlashCommandInput,
   SlackUser,
+  SlackUserGroup,
   SlackUserMessageInput,
   SlackUserMessageResult,
   SlackView,
@@ -69,6 +70,12 @@ const DEFAULT_SCOPES = [
   "reactions:read",
   "reactions:write",
   "users:read",
+  "users:read.email",
+  "usergroups:read",
+  "channels:read",
+  "groups:read",
+  "mpim:read",
+  "chat:write.customize",
 ];
 
 export interface AddUserInput {
@@ -79,6 +86,19 @@ export interface AddUserInput {
   isBot?: boolean;
   email?: string;
   tz?: string;
+  /** A guest: `multi` (is_restricted) or `single` (is_ultra_restricted). */
+  guest?: "multi" | "single";
+  /** Deactivated (`deleted`). */
+  deleted?: boolean;
+  admin?: boolean;
+  owner?: boolean;
+}
+
+export interface AddUserGroupInput {
+  id?: string;
+  handle: string;
+  teamId?: string;
+  users: string[];
 }
 
 export interface AddChannelInput {
@@ -94,6 +114,8 @@ export interface AddChannelInput {
   user?: string;
   topic?: string;
   purpose?: string;
+  /** Other organizations' team ids: a Slack Connect channel (is_ext_shared). */
+  sharedWith?: string[];
 }
 
 export interface MessagesQuery {
@@ -258,9 +280,13 @@ export class SlackEmulator implements SlackBackend {
       name,
       realName: input.realName ?? name,
       isBot: input.isBot ?? false,
-      deleted: false,
+      deleted: input.deleted ?? false,
       tz: input.tz ?? "Europe/Berlin",
       ...(input.email ? { email: input.email } : {}),
+      ...(input.guest === "multi" ? { restricted: true } : {}),
+      ...(input.guest === "single" ? { ultraRestricted: true } : {}),
+      ...(input.admin ? { admin: true } : {}),
+      ...(input.owner ? { owner: true } : {}),
     });
     this.#signal.notify();
     return user;
@@ -282,9 +308,22 @@ export class SlackEmulator implements SlackBackend {
       purpose: input.purpose ?? "",
       ...(input.user ? { user: input.user } : {}),
       ...(input.members ? { members: input.members } : {}),
+      ...(input.sharedWith?.length ? { sharedWith: [...input.sharedWith] } : {}),
     });
     this.#signal.notify();
     return channel;
+  }
+
+  /** A user group (`@handle`) whose members usergroups.users.list returns. */
+  addUserGroup(input: AddUserGroupInput): SlackUserGroup {
+    const group: SlackUserGroup = {
+      id: input.id ?? this.world.ids.next("S"),
+      teamId: input.teamId ?? this.teamId,
+      handle: input.handle,
+      users: [...input.users],
+    };
+    this.world.userGroups.set(group.id, group);
+    return group;
   }
 
   /** The DM channel between the app and a user (created if needed). */
@@ -351,7 +390,9 @@ export class SlackEmulator implements SlackBackend {
     });
     this.#signal.notify();
 
-    const install = this.#installForTeam(user.teamId);
+    // In a Slack Connect channel the event goes to the app's install on the channel's team.
+    const hostTeam = channel.teamId;
+    const install = this.#installForTeam(hostTeam);
     const mentioned = input.text.includes(`<@${install.botUserId}>`);
     // Slack sends nothing from conversations the app is not a member of.
     const types: ("app_mention" | "message")[] = [];
@@ -368,7 +409,7 @@ export class SlackEmulator implements SlackBackend {
     const deliveries: SlackDeliveryResult[] = [];
     if (opts.deliver === false) return { ts, channel: channel.id, deliveries, status: 0, events };
     for (const event of events) {
-      deliveries.push(await this.sendEvent(event, { teamId: user.teamId, ...opts }));
+      deliveries.push(await this.sendEvent(event, { teamId: hostTeam, ...opts }));
     }
     return { ts, channel: channel.id, deliveries, status: deliveries[0]?.status ?? 0, events };
   }
@@ -379,7 +420,8 @@ export class SlackEmulator implements SlackBackend {
     opts: SlackSendOptions = {},
   ): Promise<SlackUserMessageResult> {
     const user = this.#ensureUser(input.user);
-    const botUserId = this.#installForTeam(user.teamId).botUserId;
+    const channel = this.world.channels.get(input.channel);
+    const botUserId = this.#installForTeam(channel?.teamId ?? user.teamId).botUserId;
     const tag = `<@${botUserId}>`;
     const text = input.text.includes(tag) ? input.text : `${tag} ${input.text}`;
     return this.userMessage({ ...input, text }, opts);

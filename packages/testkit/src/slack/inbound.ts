@@ -106,6 +106,11 @@ export function userMessageEvent(
   });
   if (message.threadTs && message.threadTs !== message.ts) event.thread_ts = message.threadTs;
   if (type === "message") event.channel_type = channelTypeOf(channel);
+  // Slack Connect: events name the sender's own organization.
+  if (channel.sharedWith?.length) {
+    event.user_team = message.teamId;
+    event.source_team = message.teamId;
+  }
   return event;
 }
 

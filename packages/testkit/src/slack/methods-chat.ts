@@ -23,7 +23,7 @@ import {
   TIER_3,
   TIER_4,
 } from "./api-support.ts";
-import type { SlackChannel, SlackMessage } from "./types.ts";
+import type { SlackChannel, SlackInstallation, SlackMessage } from "./types.ts";
 import { messageJson, teamOf } from "./wire.ts";
 
 const REACTION_NAME = /^[a-z0-9_+'-]+(::skin-tone-[2-6])?$/;
@@ -91,6 +91,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
         ...(threadTs ? { threadTs } : {}),
         mrkdwn: args.bool("mrkdwn") ?? true,
         replyBroadcast: Boolean(threadTs && args.bool("reply_broadcast")),
+        ...customIdentity(install, args),
         postedVia: "chat.postMessage",
       });
       emu.echo("new", message);
@@ -271,3 +272,14 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
     },
   },
 };
+
+/** `username` / `icon_url` count only with chat:write.customize; without it Slack posts as the app. */
+function customIdentity(
+  install: SlackInstallation,
+  args: Args,
+): { username?: string; iconUrl?: string } {
+  if (!install.scopes.includes("chat:write.customize")) return {};
+  const username = args.str("username");
+  const iconUrl = args.str("icon_url");
+  return { ...(username ? { username } : {}), ...(iconUrl ? { iconUrl } : {}) };
+}

@@ -22,7 +22,7 @@ import {
   TIER_4,
 } from "./api-support.ts";
 import { checkBlocks } from "./blocks.ts";
-import type { SlackFile, SlackView } from "./types.ts";
+import type { SlackChannel, SlackFile, SlackView } from "./types.ts";
 import { channelJson, fileJson, messageJson, userJson } from "./wire.ts";
 
 function viewJson(emu: SlackBackend, record: SlackView): Record<string, unknown> {
@@ -122,6 +122,13 @@ function basicAuth(header: string | undefined): { id?: string; secret?: string }
   return colon < 0 ? {} : { id: decoded.slice(0, colon), secret: decoded.slice(colon + 1) };
 }
 
+const READ_SCOPE: Record<SlackChannel["type"], string> = {
+  public: "channels:read",
+  private: "groups:read",
+  im: "im:read",
+  mpim: "mpim:read",
+};
+
 export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
   "api.test": {
     auth: "none",
@@ -162,6 +169,11 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     rate: TIER_3,
     handler: (call, emu) => {
       const channel = channelFor(emu, call, call.args.str("channel"));
+      // Slack wants the read scope of the conversation's kind.
+      const needed = READ_SCOPE[channel.type];
+      const { scopes } = installOf(call);
+      if (!scopes.includes(needed))
+        throw new SlackApiError("missing_scope", { needed, provided: scopes.join(",") });
       return { ok: true, channel: channelJson(emu, channel) };
     },
   },
@@ -250,8 +262,11 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
       const install = installOf(call);
       const id = call.args.str("user");
       const user = id ? emu.world.users.get(id) : undefined;
-      if (!user || user.teamId !== install.teamId) throw new SlackApiError("user_not_found");
-      return { ok: true, user: userJson(emu, user) };
+      // People of another organization are visible through a channel shared with it (Slack Connect).
+      if (!user || !emu.world.canSee(install.teamId, user))
+        throw new SlackApiError("user_not_found");
+      const email = install.scopes.includes("users:read.email");
+      return { ok: true, user: userJson(emu, user, { email }) };
     },
   },
 

@@ -6,6 +6,7 @@ import type {
   SlackInstallation,
   SlackMessage,
   SlackUser,
+  SlackUserGroup,
 } from "./types.ts";
 
 /** Message timestamps: "<unix seconds>.<6 digits>", strictly increasing like Slack's. */
@@ -58,6 +59,7 @@ export class SlackWorld {
   /** Messages per channel in ts order. */
   readonly messages = new Map<string, SlackMessage[]>();
   readonly files = new Map<string, SlackFile>();
+  readonly userGroups = new Map<string, SlackUserGroup>();
   readonly ephemerals: SlackEphemeral[] = [];
   readonly clock = new TsClock();
   readonly ids = new IdSource();
@@ -108,6 +110,16 @@ export class SlackWorld {
       topic: "",
       purpose: "",
     });
+  }
+
+  /** Whether a member of `teamId` can see `user` (same team, or a channel both teams share). */
+  canSee(teamId: string, user: SlackUser): boolean {
+    if (user.teamId === teamId) return true;
+    for (const c of this.channels.values()) {
+      const teams = [c.teamId, ...(c.sharedWith ?? [])];
+      if (teams.includes(teamId) && teams.includes(user.teamId)) return true;
+    }
+    return false;
   }
 
   findChannel(ref: string): SlackChannel | undefined {

@@ -71,6 +71,20 @@ export interface SlackUser {
   deleted: boolean;
   tz: string;
   email?: string;
+  /** Multi-channel guest (`is_restricted`). */
+  restricted?: boolean;
+  /** Single-channel guest (`is_ultra_restricted`). */
+  ultraRestricted?: boolean;
+  admin?: boolean;
+  owner?: boolean;
+}
+
+/** A user group (`@team-handle`); usergroups.users.list lists its members. */
+export interface SlackUserGroup {
+  id: string;
+  teamId: string;
+  handle: string;
+  users: string[];
 }
 
 export type SlackChannelType = "public" | "private" | "im" | "mpim";
@@ -90,6 +104,8 @@ export interface SlackChannel {
   created: number;
   topic: string;
   purpose: string;
+  /** Other organizations' teams the channel is shared with (Slack Connect). */
+  sharedWith?: string[];
 }
 
 export interface SlackFile {
@@ -147,6 +163,9 @@ export interface SlackMessage {
   deleted: boolean;
   /** chat.startStream state for streamed messages. */
   streaming?: "in_progress" | "completed";
+  /** The name and icon the app posted it under (chat:write.customize). */
+  username?: string;
+  iconUrl?: string;
   /** Web API method (or "user", "response_url") that created the message. */
   postedVia: string;
   at: number;

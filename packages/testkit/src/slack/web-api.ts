@@ -5,6 +5,7 @@
  */
 import type { MethodSpec } from "./api-support.ts";
 import { CHAT_METHODS } from "./methods-chat.ts";
+import { USERGROUP_METHODS } from "./methods-usergroups.ts";
 import { WORKSPACE_METHODS } from "./methods-workspace.ts";
 
 export type {
@@ -16,4 +17,8 @@ export type {
 } from "./api-support.ts";
 export { Args, SlackApiError } from "./api-support.ts";
 
-export const METHODS: Record<string, MethodSpec> = { ...WORKSPACE_METHODS, ...CHAT_METHODS };
+export const METHODS: Record<string, MethodSpec> = {
+  ...WORKSPACE_METHODS,
+  ...CHAT_METHODS,
+  ...USERGROUP_METHODS,
+};

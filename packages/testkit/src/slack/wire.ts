@@ -71,6 +71,8 @@ export function messageJson(ctx: WireContext, m: SlackMessage): Record<string, u
   out.user = m.user;
   out.ts = m.ts;
   out.team = m.teamId;
+  if (m.username) out.username = m.username;
+  if (m.iconUrl) out.icons = { image_48: m.iconUrl };
   if (m.botId) {
     out.bot_id = m.botId;
     out.app_id = m.appId;
@@ -140,7 +142,7 @@ export function channelJson(_ctx: WireContext, c: SlackChannel): Record<string, 
     is_general: false,
     unlinked: 0,
     name_normalized: c.name,
-    is_shared: false,
+    is_shared: Boolean(c.sharedWith?.length),
     is_org_shared: false,
     is_pending_ext_shared: false,
     pending_shared: [],
@@ -148,8 +150,8 @@ export function channelJson(_ctx: WireContext, c: SlackChannel): Record<string, 
     updated: c.created * 1000,
     parent_conversation: null,
     creator: "",
-    is_ext_shared: false,
-    shared_team_ids: [c.teamId],
+    is_ext_shared: Boolean(c.sharedWith?.length),
+    shared_team_ids: [c.teamId, ...(c.sharedWith ?? [])],
     pending_connected_team_ids: [],
     is_member: c.isMember,
     topic: { value: c.topic, creator: "", last_set: 0 },
@@ -158,7 +160,11 @@ export function channelJson(_ctx: WireContext, c: SlackChannel): Record<string, 
   };
 }
 
-export function userJson(ctx: WireContext, u: SlackUser): Record<string, unknown> {
+export function userJson(
+  ctx: WireContext,
+  u: SlackUser,
+  opts: { email?: boolean } = {},
+): Record<string, unknown> {
   return {
     id: u.id,
     team_id: u.teamId,
@@ -180,18 +186,19 @@ export function userJson(ctx: WireContext, u: SlackUser): Record<string, unknown
       status_text: "",
       status_emoji: "",
       avatar_hash: "g000000000",
-      ...(u.email ? { email: u.email } : {}),
+      // Slack shows the email only to apps with users:read.email.
+      ...(u.email && opts.email !== false ? { email: u.email } : {}),
       ...(u.botId ? { bot_id: u.botId, api_app_id: ctx.appId, always_active: true } : {}),
       image_24: "",
       image_48: "",
       image_72: "",
       team: u.teamId,
     },
-    is_admin: false,
-    is_owner: false,
+    is_admin: Boolean(u.admin || u.owner),
+    is_owner: Boolean(u.owner),
     is_primary_owner: false,
-    is_restricted: false,
-    is_ultra_restricted: false,
+    is_restricted: Boolean(u.restricted || u.ultraRestricted),
+    is_ultra_restricted: Boolean(u.ultraRestricted),
     is_bot: u.isBot,
     is_app_user: false,
     updated: 1_700_000_000,

@@ -16,7 +16,7 @@ import {
   withDetectedEntities,
 } from "./format.ts";
 import { checkReplyMarkup, checkWebAppButtonUrl, type InlineKeyboardMarkup } from "./keyboard.ts";
-import type { TelegramMessage, TgFile, TgWebhookConfig } from "./types.ts";
+import type { TelegramMessage, TgFile, TgUser, TgWebhookConfig } from "./types.ts";
 
 export class TgParams {
   readonly raw: Record<string, unknown>;
@@ -725,6 +725,24 @@ export const METHODS: Record<string, Handler> = {
         premium_subscription: false,
       },
     };
+  },
+
+  getChatAdministrators: (bot, call) => {
+    const state = chatOf(bot, call.params);
+    if (state.chat.type === "private")
+      throw TgError.badRequest("there are no administrators in the private chat");
+    const member = (user: TgUser, status: "creator" | "administrator") => ({
+      status,
+      user,
+      is_anonymous: false,
+      ...(status === "administrator" ? { can_be_edited: false, can_manage_chat: true } : {}),
+    });
+    return [
+      ...state.admins.map((u, i) =>
+        member({ is_bot: false, ...u }, i === 0 ? "creator" : "administrator"),
+      ),
+      ...(state.botIsAdmin ? [member(bot.user, "administrator")] : []),
+    ];
   },
 
   createForumTopic: (bot, call) => {

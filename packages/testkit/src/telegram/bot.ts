@@ -40,6 +40,8 @@ export interface ChatState {
   nextMessageId: number;
   topics: Map<number, { name: string; iconColor: number }>;
   botIsAdmin: boolean;
+  /** The chat's administrators besides the bot (getChatAdministrators); the first is the creator. */
+  admins: TgUserInput[];
   /** The user blocked the bot (private chats): sends fail with 403. */
   blocked: boolean;
   chatInstance: string;
@@ -126,6 +128,7 @@ export class TelegramBotSim {
         nextMessageId: 1,
         topics: new Map(),
         botIsAdmin: false,
+        admins: [],
         blocked: false,
         chatInstance: String(BigInt.asIntN(64, BigInt(`0x${randomBytes(8).toString("hex")}`))),
       };

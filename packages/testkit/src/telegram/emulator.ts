@@ -227,6 +227,13 @@ export class TelegramEmulator {
     state.botIsAdmin = admin;
   }
 
+  /** The group's administrators (getChatAdministrators); the first one is its creator. */
+  setChatAdmins(chatId: number, admins: TgUserInput[]): void {
+    const state = this.#primary.chats.get(chatId);
+    if (!state) throw new Error(`setChatAdmins: unknown chat ${chatId}`);
+    state.admins = [...admins];
+  }
+
   // ---------------------------------------------------------------- knobs
 
   /** The next `times` calls to `method` fail: a description (400) or a shaped failure. */

@@ -445,3 +445,90 @@ describe("Slack Web API through WebClient", () => {
     expect((await waiting).args.channel).toBe("C1");
   });
 });
+
+describe("people, Slack Connect channels and user groups", () => {
+  it("users.info shows guests, deactivated accounts, admins and the email (users:read.email)", async () => {
+    emu.addUser({ id: "UGUEST", email: "g@example.com", guest: "single" });
+    emu.addUser({ id: "UMULTI", guest: "multi" });
+    emu.addUser({ id: "UGONE", deleted: true });
+    emu.addUser({ id: "UBOSS", owner: true });
+    const info = async (user: string) =>
+      (await client.users.info({ user })).user as Record<string, unknown> & {
+        profile: { email?: string };
+      };
+    expect(await info("UGUEST")).toMatchObject({
+      is_restricted: true,
+      is_ultra_restricted: true,
+      profile: { email: "g@example.com" },
+    });
+    expect(await info("UMULTI")).toMatchObject({ is_restricted: true, is_ultra_restricted: false });
+    expect(await info("UGONE")).toMatchObject({ deleted: true });
+    expect(await info("UBOSS")).toMatchObject({ is_admin: true, is_owner: true });
+  });
+
+  it("a Slack Connect channel: conversations.info says so, its outsiders are visible, events name their team", async () => {
+    const shared = emu.addChannel({ name: "partners", sharedWith: ["TPARTNER"] });
+    emu.addUser({ id: "UPARTNER", teamId: "TPARTNER" });
+    const { channel } = await client.conversations.info({ channel: shared.id });
+    expect(channel).toMatchObject({
+      is_ext_shared: true,
+      is_shared: true,
+      shared_team_ids: [emu.teamId, "TPARTNER"],
+    });
+    expect((await client.users.info({ user: "UPARTNER" })).user?.team_id).toBe("TPARTNER");
+    const sent = await emu.mention({ user: "UPARTNER", channel: shared.id, text: "hi" });
+    // Delivered to the channel's workspace, naming the sender's own.
+    expect(sent.events[0]).toMatchObject({ team: "TPARTNER", user_team: "TPARTNER" });
+    // A stranger sharing no channel stays invisible.
+    emu.addUser({ id: "USTRANGER", teamId: "TOTHER" });
+    expect((await platformError(client.users.info({ user: "USTRANGER" }))).data.error).toBe(
+      "user_not_found",
+    );
+  });
+
+  it("usergroups.users.list lists a group's members, in its own workspace only", async () => {
+    const group = emu.addUserGroup({ handle: "oncall", users: ["U1", "U2"] });
+    expect((await client.usergroups.users.list({ usergroup: group.id })).users).toEqual([
+      "U1",
+      "U2",
+    ]);
+    const elsewhere = emu.addUserGroup({ handle: "x", users: ["U9"], teamId: "TOTHER" });
+    expect(
+      (await platformError(client.usergroups.users.list({ usergroup: elsewhere.id }))).data.error,
+    ).toBe("no_such_subteam");
+  });
+
+  it("chat.postMessage takes a username and icon with chat:write.customize", async () => {
+    const ch = emu.addChannel({ name: "persona" });
+    const res = await client.chat.postMessage({
+      channel: ch.id,
+      text: "hello",
+      username: "Helper",
+      icon_url: "https://example.com/h.png",
+    });
+    expect(emu.message(ch.id, res.ts as string)).toMatchObject({
+      username: "Helper",
+      iconUrl: "https://example.com/h.png",
+    });
+    expect(res.message).toMatchObject({ username: "Helper" });
+  });
+});
+
+describe("conversations.info scopes", () => {
+  it("wants the read scope of the conversation's kind", async () => {
+    const install = emu.install({
+      teamId: "TNARROW",
+      teamName: "Narrow",
+      userId: "UNARROW",
+      scopes: ["chat:write", "channels:read"],
+      userScopes: [],
+      used: true,
+    });
+    const narrow = webClient(install.token);
+    const open = emu.addChannel({ name: "open", teamId: "TNARROW" });
+    const closed = emu.addChannel({ name: "closed", type: "private", teamId: "TNARROW" });
+    expect((await narrow.conversations.info({ channel: open.id })).ok).toBe(true);
+    const err = await platformError(narrow.conversations.info({ channel: closed.id }));
+    expect(err.data).toMatchObject({ error: "missing_scope", needed: "groups:read" });
+  });
+});

@@ -311,6 +311,21 @@ describe("Bot API through grammY", () => {
     expect(created.message_thread_id).toBeGreaterThan(topic);
   });
 
+  it("lists a group's administrators, the creator first, the bot when it is one", async () => {
+    const group = { id: -1009998887700, type: "supergroup" as const, title: "Admins" };
+    emu.userSends({ chat: group, from: ALICE, text: "hi @lobu_test_bot" });
+    emu.setChatAdmins(group.id, [ALICE]);
+    emu.setBotAdmin(group.id);
+    const admins = await bot.api.getChatAdministrators(group.id);
+    expect(admins.map((m) => [m.status, m.user.id])).toEqual([
+      ["creator", ALICE.id],
+      ["administrator", bot.botInfo.id],
+    ]);
+    expect((await grammyError(bot.api.getChatAdministrators(ALICE.id))).description).toContain(
+      "private chat",
+    );
+  });
+
   it("records commands, menu buttons, chat actions, reactions and deletes", async () => {
     await bot.api.setMyCommands([{ command: "settings", description: "Open settings" }]);
     expect(emu.commands()).toEqual([{ command: "settings", description: "Open settings" }]);

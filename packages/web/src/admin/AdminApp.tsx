@@ -2,6 +2,7 @@ import { bestEffort } from "@lobu/core/best-effort";
 import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, type Client, createClient, errorText, LOGOUT_UNCONFIRMED } from "../api.ts";
 import { type Status, StatusLine } from "../ui.tsx";
+import { AccessTab } from "./access.tsx";
 import { AgentsTab, AuditTab, SandboxesTab, UsageTab, UsersTab } from "./tabs.tsx";
 
 const TABS = [
@@ -9,6 +10,7 @@ const TABS = [
   { id: "users", label: "Users" },
   { id: "usage", label: "Usage" },
   { id: "agents", label: "Agents" },
+  { id: "access", label: "Access" },
   { id: "audit", label: "Audit log" },
 ] as const;
 type TabId = (typeof TABS)[number]["id"];
@@ -88,6 +90,7 @@ export function AdminApp() {
           {tab === "users" ? <UsersTab client={client} /> : null}
           {tab === "usage" ? <UsageTab client={client} /> : null}
           {tab === "agents" ? <AgentsTab client={client} /> : null}
+          {tab === "access" ? <AccessTab client={client} /> : null}
           {tab === "audit" ? <AuditTab client={client} /> : null}
         </div>
       </main>

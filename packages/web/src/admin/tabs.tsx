@@ -11,7 +11,7 @@ import { type Client, errorText } from "../api.ts";
 import { Badge, relativeTime } from "../ui.tsx";
 
 /** Fetch `path` now and every `everyMs` while `live`; the latest result or error. */
-function usePoll<T>(client: Client, path: string, everyMs: number, live = true) {
+export function usePoll<T>(client: Client, path: string, everyMs: number, live = true) {
   const [data, setData] = useState<T>();
   const [error, setError] = useState<string>();
   const [at, setAt] = useState(0);
@@ -64,7 +64,7 @@ type Column = string | { label: ReactNode; num?: boolean };
  * A scrollable table of rows; `empty` fills it once loaded rows turn out to
  * be none (`rows` undefined = still loading).
  */
-function DataTable<T>(props: {
+export function DataTable<T>(props: {
   caption?: string;
   columns: Column[];
   rows: T[] | undefined;

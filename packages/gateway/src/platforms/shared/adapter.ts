@@ -27,6 +27,14 @@ export interface AdapterContext {
   /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
   submit(message: InboundMessage): Promise<SubmitResult>;
   /**
+   * Whether the agent's access rules would refuse a message from `origin`
+   * (nothing is stored): the reason (`external`, `guest`, ...) and what to
+   * tell people, or undefined. Used when the agent is added to a channel.
+   */
+  accessRefusal(
+    message: Pick<InboundMessage, "origin" | "facts" | "agentId">,
+  ): Promise<{ reason: string; message: string } | undefined>;
+  /**
    * A user clicked a button / answered a request shown by this adapter. Only the
    * person whose message started the turn may answer; `who` is the clicker.
    */
@@ -35,6 +43,13 @@ export interface AdapterContext {
     answer: RequestAnswer,
     who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">,
   ): Promise<{ ok: boolean; reason?: string }>;
+  /**
+   * Bind the origin's channel to an agent (null: unbind it) for a person the
+   * platform says administers the channel; the adapter checks that first.
+   * A refusal (the agent may not be bound, lobu.toml binds the channel) is a
+   * LobuError to explain to them.
+   */
+  bindChannel(origin: Origin, agentId: string | null): Promise<void>;
   /** One-time settings link for the user of this origin (claim code). */
   settingsLink(origin: Origin): Promise<string>;
   /** Key-value access for adapter state (installations, dedupe), namespaced per adapter. */

@@ -2,6 +2,7 @@ import { isLobuError, type LobuError } from "@lobu/core";
 import type { Logger } from "pino";
 import type { InboundFile, InboundMessage } from "../../domain/messages.ts";
 import type { Origin } from "../../domain/origin.ts";
+import type { PlatformFacts } from "../../domain/platform-facts.ts";
 import type { AckPolicy } from "./ack.ts";
 import type { AdapterContext } from "./adapter.ts";
 import type { Background } from "./background.ts";
@@ -22,8 +23,12 @@ export function inboundMessage(fields: {
   files: InboundFile[];
   eventId: string;
   agentId: string | undefined;
+  /** What the platform can tell the access check about the sender and channel. */
+  facts?: PlatformFacts;
+  /** A channel message that does not address the agent (ambient mode decides). */
+  ambient?: boolean;
 }): InboundMessage | undefined {
-  const { origin, text, files, eventId, agentId } = fields;
+  const { origin, text, files, eventId, agentId, facts, ambient } = fields;
   if (!text && files.length === 0) return undefined;
   return {
     origin,
@@ -31,6 +36,8 @@ export function inboundMessage(fields: {
     ...(files.length ? { files } : {}),
     eventId,
     ...(agentId ? { agentId } : {}),
+    ...(facts ? { facts } : {}),
+    ...(ambient ? { ambient } : {}),
   };
 }
 

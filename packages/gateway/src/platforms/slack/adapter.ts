@@ -2,6 +2,7 @@ import type { AgentEvent } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
 import type { SocketModeClient } from "@slack/socket-mode";
 import type { Logger } from "pino";
+import type { Persona } from "../../domain/messages.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
@@ -11,6 +12,7 @@ import { section } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
+import { SlackDirectory } from "./directory.ts";
 import { SlackEvents } from "./events.ts";
 import { SlackFiles } from "./files.ts";
 import { SlackHistory } from "./history.ts";
@@ -71,13 +73,14 @@ export class SlackAdapter implements PlatformAdapter {
       log,
     });
     this.#commands = commands;
-    const names = new UserNames();
-    this.#history = new SlackHistory({ workspaces, names });
+    // One users.info cache serves display names (history) and the access check.
+    const directory = new SlackDirectory(log);
+    this.#history = new SlackHistory({ workspaces, names: new UserNames(directory) });
     const events = new SlackEvents({
       settings,
       state: ctx.state,
       workspaces,
-      names,
+      directory,
       commands,
       inbound: {
         ctx,
@@ -86,6 +89,7 @@ export class SlackAdapter implements PlatformAdapter {
         background,
         notify: (origin, text) => this.notify(origin, text),
       },
+      ctx,
       log,
     });
     const handlers: SlackHandlers = {
@@ -130,7 +134,7 @@ export class SlackAdapter implements PlatformAdapter {
 
   async deliver(
     origin: Origin,
-    turn: { messageId: string; events: AsyncIterable<AgentEvent> },
+    turn: { messageId: string; events: AsyncIterable<AgentEvent>; persona?: Persona },
   ): Promise<void> {
     const ws = await this.#workspaces.get(origin.workspace);
     if (!ws) {
@@ -154,6 +158,7 @@ export class SlackAdapter implements PlatformAdapter {
           maxInlineChars: this.#settings.maxInlineChars,
           settingsUrl,
           log: this.#log,
+          persona: turn.persona,
         }),
     });
   }

@@ -32,6 +32,13 @@ export const DEFAULT_BOT_SCOPES = [
   "files:read",
   "files:write",
   "users:read",
+  // Access rules: shared (Slack Connect) channels, email domains, user groups.
+  "channels:read",
+  "groups:read",
+  "users:read.email",
+  "usergroups:read",
+  // Agents answering under their own name and picture (persona).
+  "chat:write.customize",
 ];
 
 export interface SlackSettings {

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
-import type { AdapterContext } from "../shared/adapter.ts";
+import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts";
+import { type BindCommand, parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
-import type { UserNames } from "./user-names.ts";
+import type { SlackDirectory } from "./directory.ts";
 import {
   type Classified,
   classify,
@@ -12,7 +13,7 @@ import {
   filesOf,
   type SlackMessageEvent,
 } from "./webhook/parse.ts";
-import type { Workspaces } from "./workspaces.ts";
+import type { Workspace, Workspaces } from "./workspaces.ts";
 
 /** A thread stays open for follow-ups without a mention this long after the last mention. */
 const THREAD_TTL_MS = 30 * 86_400_000;
@@ -24,10 +25,13 @@ export interface SlackEventsDeps {
   settings: Pick<SlackSettings, "threadFollowups" | "agentId">;
   state: AdapterContext["state"];
   workspaces: Workspaces;
-  names: UserNames;
+  /** People and channels as Slack describes them (names, the access check's facts). */
+  directory: SlackDirectory;
   commands: Pick<SlackCommands, "settingsMessage">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
+  /** Binding by command, its once-marker, and the access check of a channel the bot joins. */
+  ctx: Pick<AdapterContext, "bindChannel" | "once" | "accessRefusal">;
   log: Logger;
 }
 
@@ -56,6 +60,56 @@ export class SlackEvents {
     }
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
+    if (event.type === "member_joined_channel") await this.#joined(teamId, event);
+  }
+
+  /**
+   * The bot was added to a channel its agent will not answer in (shared with
+   * another organization): say so at once, to whoever added it, rather than
+   * leaving them to find out with their first question.
+   */
+  async #joined(teamId: string, event: NonNullable<EventEnvelope["event"]>): Promise<void> {
+    const { workspaces, directory, inbound, ctx, settings } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    if (!ws || event.user !== ws.botUserId || !event.channel) return;
+    const who = event.inviter ?? event.user;
+    const origin: Origin = {
+      platform: "slack",
+      workspace: teamId,
+      channelId: event.channel,
+      userId: who,
+      isDirect: false,
+    };
+    const facts = directory.facts(ws, {
+      user: who,
+      channel: event.channel,
+      isDirect: false,
+      userTeam: undefined,
+    });
+    inbound.background.run(async () => {
+      const refusal = await ctx.accessRefusal({
+        origin,
+        facts,
+        ...(settings.agentId ? { agentId: settings.agentId } : {}),
+      });
+      if (refusal?.reason !== "external") return;
+      const to = event.inviter ? `<@${event.inviter}> ` : "";
+      await inbound.notify(origin, `⚠️ ${to}${refusal.message}`);
+    }, "could not check a channel the bot was added to");
+  }
+
+  /** `@bot bind <agent>` / `@bot unbind`, answered in the thread. */
+  async #bind(ws: Workspace, origin: Origin, ts: string, bind: BindCommand): Promise<void> {
+    const { inbound, ctx, directory } = this.#deps;
+    // Slack sends a mention as app_mention and message, and may retry either: bind once.
+    const marker = `bind:${ws.teamId}:${origin.channelId}:${ts}`;
+    if (!(await ctx.once.claim(marker, REDELIVERY_MEMORY_MS))) return;
+    // Workspace admins and owners (users.info is_admin, is_owner) administer every channel.
+    const isAdmin = async () => (await directory.person(ws, origin.userId))?.admin ?? false;
+    inbound.background.run(
+      async () => inbound.notify(origin, await runBindCommand(ctx, origin, bind, isAdmin)),
+      "could not bind a channel",
+    );
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
@@ -68,18 +122,31 @@ export class SlackEvents {
       );
       return;
     }
-    const m = classify(event, ws.botUserId);
+    let m = classify(event, ws.botUserId);
     if (m.kind === "ignore") {
       log.debug({ reason: m.reason, type: event.type }, "ignoring Slack event");
       return;
     }
     if (m.kind === "followup") {
-      if (!settings.threadFollowups || !m.threadTs) return;
-      if (!(await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)))) return;
+      const open =
+        settings.threadFollowups &&
+        m.threadTs &&
+        (await state.get(threadKey(teamId, m.channel, m.threadTs, m.user)));
+      // Not a thread the person opened with a mention: an ordinary channel message.
+      if (!open) m = { ...m, kind: "ambient" };
     }
-    const origin = originOf(teamId, m, await this.#deps.names.of(ws, m.user));
-    if (isSettingsCommand(m.text)) {
+    const ambient = m.kind === "ambient";
+    const { directory } = this.#deps;
+    // An ambient message is rarely taken: no lookup before the gateway wants it.
+    const name = ambient ? undefined : (await directory.person(ws, m.user))?.name;
+    const origin = originOf(teamId, m, name);
+    if (!ambient && isSettingsCommand(m.text)) {
       await this.#deps.commands.settingsMessage(ws, origin, m.ts);
+      return;
+    }
+    const bind = m.kind === "mention" ? parseBindCommand(m.text) : undefined;
+    if (bind) {
+      await this.#bind(ws, origin, m.ts, bind);
       return;
     }
     const message = inboundMessage({
@@ -89,6 +156,13 @@ export class SlackEvents {
       // One person's message: Slack may send it as app_mention and message, and retry either.
       eventId: `${teamId}:${m.channel}:${m.ts}`,
       agentId: settings.agentId,
+      facts: directory.facts(ws, {
+        user: m.user,
+        channel: m.channel,
+        isDirect: origin.isDirect,
+        userTeam: m.userTeam,
+      }),
+      ambient,
     });
     if (!message) return;
     if (m.kind === "mention" && m.threadTs)

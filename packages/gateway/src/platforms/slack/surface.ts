@@ -1,5 +1,6 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
+import type { Persona } from "../../domain/messages.ts";
 import type { Origin } from "../../domain/origin.ts";
 import { type ApprovalView, approvalView } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
@@ -40,17 +41,29 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   readonly #log: Logger;
   /** Approval inputs already attached as files, by file name. */
   readonly #attachedInputs = new Set<string>();
+  /** Who a new message is posted as; Slack keeps it through edits (chat.update takes none). */
+  readonly #as: { username?: string; icon_url?: string };
 
   constructor(
     client: WebClient,
     origin: Origin,
-    opts: { maxInlineChars: number; settingsUrl: () => Promise<string | undefined>; log: Logger },
+    opts: {
+      maxInlineChars: number;
+      settingsUrl: () => Promise<string | undefined>;
+      log: Logger;
+      /** The agent's name and picture on its posts (needs `chat:write.customize`). */
+      persona?: Persona | undefined;
+    },
   ) {
     this.#client = client;
     this.#origin = origin;
     this.#maxInline = opts.maxInlineChars;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
+    this.#as = {
+      ...(opts.persona?.name ? { username: opts.persona.name } : {}),
+      ...(opts.persona?.iconUrl ? { icon_url: opts.persona.iconUrl } : {}),
+    };
   }
 
   get #thread(): { thread_ts?: string } {
@@ -62,6 +75,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
       this.#client.chat.postMessage({
         channel: this.#origin.channelId,
         ...this.#thread,
+        ...this.#as,
         text: "Thinking…",
         blocks: [context("_Thinking…_")],
       }),
@@ -77,6 +91,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
         this.#client.chat.postMessage({
           channel: this.#origin.channelId,
           ...this.#thread,
+          ...this.#as,
           text,
           blocks,
           unfurl_links: false,
@@ -161,6 +176,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
       this.#client.chat.postMessage({
         channel: this.#origin.channelId,
         ...this.#thread,
+        ...this.#as,
         text: fallback,
         blocks: cardBlocks(event, settingsUrl, approval),
       }),

@@ -16,6 +16,7 @@ import { TelegramChatLog } from "./chat-log.ts";
 import { sendText } from "./client.ts";
 import { TelegramCommands } from "./commands.ts";
 import type { TelegramSettings } from "./config.ts";
+import { TelegramDirectory } from "./directory.ts";
 import { TelegramFiles } from "./files.ts";
 import { handleCallbackQuery } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
@@ -108,7 +109,10 @@ export class TelegramAdapter implements PlatformAdapter {
         () => log.debug({ updateId: c.update.update_id }, "Telegram update already handled"),
       ),
     );
-    bot.on("message", (c) => handleMessage({ me, settings, commands, inbound, chatLog, log }, c));
+    const directory = new TelegramDirectory(bot.api);
+    bot.on("message", (c) =>
+      handleMessage({ me, settings, commands, directory, binder: ctx, inbound, chatLog, log }, c),
+    );
     bot.on("callback_query:data", (c) =>
       handleCallbackQuery({ api: bot.api, ctx, views: this.#views, log }, c),
     );

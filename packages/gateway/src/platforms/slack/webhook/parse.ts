@@ -19,6 +19,8 @@ export interface SlackMessageEvent {
   channel?: string;
   channel_type?: string;
   team?: string;
+  /** The sender's own team (another one than the workspace's in a Slack Connect channel). */
+  user_team?: string;
   files?: {
     name?: string;
     mimetype?: string;
@@ -32,8 +34,11 @@ export interface SlackMessageEvent {
 export type Classified =
   | { kind: "ignore"; reason: string }
   | {
-      kind: "mention" | "dm" | "followup";
+      /** `ambient`: a channel message that does not address the bot (see Inbound, ambient mode). */
+      kind: "mention" | "dm" | "followup" | "ambient";
       user: string;
+      /** The sender's team as the event names it. */
+      userTeam: string | undefined;
       channel: string;
       ts: string;
       /** Thread to reply in. */
@@ -46,9 +51,11 @@ const PERSON_SUBTYPES = new Set(["file_share", "thread_broadcast"]);
 
 /**
  * Decide whether an event is for the agent. Mentions in channels start (or
- * continue) a thread; DMs always reach the agent; other channel messages only
- * when they are replies in a thread the person started with a mention (the
- * caller checks that). The bot's own messages, edits and deletions are ignored.
+ * continue) a thread; DMs always reach the agent; replies in a thread the
+ * person started with a mention are follow-ups (the caller checks that); every
+ * other channel message is ambient (the gateway takes it only where the
+ * channel's ambient mode says so). The bot's own messages, edits and deletions
+ * are ignored.
  */
 export function classify(event: SlackMessageEvent, botUserId: string): Classified {
   if (event.type !== "app_mention" && event.type !== "message")
@@ -66,6 +73,7 @@ export function classify(event: SlackMessageEvent, botUserId: string): Classifie
     channel: event.channel,
     ts: event.ts,
     text: cleanText(raw, botUserId),
+    userTeam: event.user_team ?? event.team,
   };
   if (event.type === "message" && event.channel_type === "im") {
     return { kind: "dm", ...base, threadTs: event.thread_ts };
@@ -76,7 +84,8 @@ export function classify(event: SlackMessageEvent, botUserId: string): Classifie
   if (event.thread_ts && event.thread_ts !== event.ts) {
     return { kind: "followup", ...base, threadTs: event.thread_ts };
   }
-  return { kind: "ignore", reason: "a channel message without a mention" };
+  // Taken only where the channel's ambient mode says so; answered in a thread of its own.
+  return { kind: "ambient", ...base, threadTs: event.ts };
 }
 
 /**
@@ -135,7 +144,11 @@ export interface EventEnvelope {
   type: string;
   team_id?: string;
   /** tokens_revoked names the revoked tokens' users: `bot` for bot tokens, `oauth` for user tokens. */
-  event?: SlackMessageEvent & { tokens?: { bot?: string[]; oauth?: string[] } };
+  event?: SlackMessageEvent & {
+    tokens?: { bot?: string[]; oauth?: string[] };
+    /** member_joined_channel: who added the member (absent when they joined themselves). */
+    inviter?: string;
+  };
   challenge?: string;
 }
 

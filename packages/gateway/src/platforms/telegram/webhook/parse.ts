@@ -67,6 +67,8 @@ export type TgClassified =
   | {
       kind: "message";
       isPrivate: boolean;
+      /** A group message that does not address the bot: taken only under the chat's ambient mode. */
+      ambient?: boolean;
       /** The text for the agent: the bot's @username removed. */
       text: string;
       /** A command at the start of the message (`/settings`, `/start payload`). */
@@ -78,8 +80,9 @@ export type TgClassified =
 /**
  * Decide whether a message is for the bot. Private chats: always. Groups: when
  * the bot is @mentioned, a command is addressed to it (or to no bot in
- * particular), or the message replies to one of the bot's messages. With
- * privacy mode on, Telegram only sends the bot those anyway.
+ * particular), or the message replies to one of the bot's messages; any
+ * other group message is ambient (taken only under the chat's ambient mode).
+ * With privacy mode on, Telegram only sends the bot the former.
  */
 export function classifyMessage(
   msg: TgMessage,
@@ -105,10 +108,10 @@ export function classifyMessage(
   );
   const reply = msg.reply_to_message;
   const repliesToBot = reply?.from?.id === bot.id && reply.forum_topic_created === undefined;
-  if (!isPrivate && !(mentioned || command || repliesToBot))
-    return { kind: "ignore", reason: "not addressed to the bot" };
   if (commandForOtherBot && !mentioned && !repliesToBot)
     return { kind: "ignore", reason: "a command for another bot" };
+  // With privacy mode on, Telegram sends none of these (docs/platforms/telegram.md).
+  const ambient = !isPrivate && !(mentioned || command || repliesToBot);
 
   const text = raw
     .replace(new RegExp(`${escapeRegExp(me)}\\b`, "gi"), "")
@@ -119,6 +122,7 @@ export function classifyMessage(
   return {
     kind: "message",
     isPrivate,
+    ...(ambient ? { ambient } : {}),
     text,
     ...(command ? { command } : {}),
     ...(threadId !== undefined ? { threadId } : {}),
