@@ -5,6 +5,7 @@ import { boundedBody } from "../http/body-limit.ts";
 import { apiHeaders, WebBundle, webDistDir } from "../http/web.ts";
 import { capabilityRoutes } from "./capabilities.ts";
 import { type ClaimDeps, claimRoutes } from "./claims.ts";
+import { type McpConnectDeps, mcpConnectRoutes } from "./mcp-connect.ts";
 import { modelRoutes } from "./model.ts";
 import { pageRoutes } from "./pages.ts";
 import type { SettingsEnv } from "./person.ts";
@@ -26,7 +27,8 @@ export type SettingsDeps = {
 } & ClaimDeps &
   SignInRouteDeps &
   SessionRouteDeps &
-  RequestRouteDeps;
+  RequestRouteDeps &
+  McpConnectDeps;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -36,6 +38,7 @@ export type SettingsDeps = {
  * - `POST /settings/api/session/<platform>` a platform's own proof (a Telegram Mini App's
  *   initData) into a session (sign-ins.ts; see http/sign-in.ts).
  * - `/settings/api/*` the person's settings for their agent (session + CSRF).
+ * - `/mcp/connect/:code`, `/mcp/callback` connecting a person's MCP account (mcp-connect.ts).
  *
  * The API channel's settings links (`POST /api/v1/settings-links`) are a REST route: api/.
  */
@@ -45,6 +48,7 @@ export function settingsRoutes(d: SettingsDeps, env: NodeJS.ProcessEnv = process
   app.route("/", pageRoutes(site, new WebBundle(webDistDir(env))));
   app.route("/settings/claim", claimRoutes(d, site));
   app.route("/settings/api", settingsApi(d, site));
+  app.route("/mcp", mcpConnectRoutes(d, site));
   return app;
 }
 

@@ -10,6 +10,11 @@ import { AuditLog } from "../audit/log.ts";
 import { Inbound } from "../conversations/inbound.ts";
 import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
+import { McpClients } from "../mcp/clients.ts";
+import type { ConnectDeps } from "../mcp/connect.ts";
+import { ConnectFlows } from "../mcp/connect-flows.ts";
+import { McpCredentials } from "../mcp/credentials.ts";
+import { McpService } from "../mcp/service.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
@@ -50,6 +55,8 @@ export interface Domain {
   packages: AgentPackages;
   /** Which sandbox driver runs agents: settled by the runtime phase. */
   sandboxTier: SandboxTier;
+  /** MCP servers: the gateway's clients, people's connections, the connect flow. */
+  mcp: { service: McpService; clients: McpClients; connect: ConnectDeps };
 }
 
 /** Build the domain objects in dependency order; each gets only what it uses. */
@@ -103,6 +110,20 @@ export async function buildDomain(opts: {
     skills,
     log,
   });
+  const mcp = buildMcp({
+    config,
+    log,
+    secrets,
+    kv: store.kv,
+    userSettings,
+    skills,
+    audit,
+    publicUrl,
+  });
+  const gatewayTools = new GatewayToolHost({ agents, userSettings, audit, log });
+  gatewayTools.addProvider({
+    toolsFor: ({ agent, userKey }) => mcp.service.toolsFor(agent, userKey),
+  });
   const answerDeps = {
     config,
     agents,
@@ -113,6 +134,7 @@ export async function buildDomain(opts: {
     secrets,
     audit,
     packages,
+    mcp: mcp.service,
   };
   return {
     providers,
@@ -134,7 +156,7 @@ export async function buildDomain(opts: {
     settingsLinks: new SettingsLinks({ sessions, agents, platforms: config.platforms, publicUrl }),
     requests,
     answer: (requestId, answer, by) => answerRequest(answerDeps, requestId, answer, by),
-    gatewayTools: new GatewayToolHost({ agents, userSettings, audit, log }),
+    gatewayTools,
     inbound: new Inbound({
       agents,
       queue: store.queue,
@@ -155,6 +177,42 @@ export async function buildDomain(opts: {
     }),
     packages,
     sandboxTier,
+    mcp,
+  };
+}
+
+/** The MCP gateway's parts (docs/mcp.md); tokens live in the secret store's `person` scope. */
+function buildMcp(opts: {
+  config: LobuConfig;
+  log: Logger;
+  secrets: SecretStore;
+  kv: Storage["store"]["kv"];
+  userSettings: UserSettingsStore;
+  skills: SkillCatalog;
+  audit: AuditLog;
+  publicUrl: PublicUrl;
+}): Domain["mcp"] {
+  const { config, secrets, publicUrl } = opts;
+  const log = opts.log.child({ component: "mcp" });
+  const credentials = new McpCredentials(secrets);
+  const flows = new ConnectFlows(opts.kv, log);
+  const redirectUrl = () => `${publicUrl.value}/mcp/callback`;
+  const clients = new McpClients({ config, credentials, secrets, redirectUrl, log });
+  const service = new McpService({
+    config,
+    clients,
+    credentials,
+    flows,
+    userSettings: opts.userSettings,
+    skills: opts.skills,
+    audit: opts.audit,
+    publicUrl: () => publicUrl.value,
+    log,
+  });
+  return {
+    service,
+    clients,
+    connect: { config, credentials, flows, clients, secrets, redirectUrl },
   };
 }
 

@@ -104,6 +104,8 @@ export function buildApp(opts: {
       userSettings: domain.userSettings,
       gatewayTools: domain.gatewayTools,
       packages: domain.packages,
+      mcpConnect: domain.mcp.connect,
+      mcp: domain.mcp.service,
     },
     env,
   );
