@@ -110,20 +110,26 @@ function toolResults(text: string): string[] {
     .flatMap((r) => r.toolResults.map((t) => t.content));
 }
 
-async function mention(user: string, text: string): Promise<string> {
-  const sent = await slack.mention({ user, channel, text });
+async function mention(user: string, text: string, where = channel): Promise<string> {
+  const sent = await slack.mention({ user, channel: where, text });
   expect(sent.status).toBe(200);
   return sent.ts;
 }
 
-function reply(ts: string, text: string) {
-  return slack.waitFor(
-    () =>
-      slack
-        .messages(channel, { threadTs: ts })
-        .find((m) => JSON.stringify(m.blocks ?? m.text).includes(text)),
-    { ...WAIT, description: `the reply "${text}"` },
-  );
+async function reply(ts: string, text: string) {
+  try {
+    return await slack.waitFor(
+      () =>
+        slack
+          .messages(channel, { threadTs: ts })
+          .find((m) => JSON.stringify(m.blocks ?? m.text).includes(text)),
+      { timeoutMs: 20_000, description: `the reply "${text}"` },
+    );
+  } catch (err) {
+    console.log(JSON.stringify(slack.messages(channel, { threadTs: ts }).map((m) => m.text)));
+    console.log(logLines.filter((l) => /mcp|"level":(40|50)/.test(l)).slice(-20).join(""));
+    throw err;
+  }
 }
 
 /** The connect link sent to `user` alone (ephemeral), once it is there. */
@@ -201,7 +207,8 @@ describe("MCP with per-person OAuth, through Slack", () => {
     llm.when((r) => r.lastUserText === "carol connects", {
       toolCalls: [{ name: "mcp__notes__connect", input: {} }],
     }, { text: "done" });
-    await mention("UCAROL", "carol connects");
+    // Her own channel: her turn waits for her there while the others go on.
+    await mention("UCAROL", "carol connects", slack.addChannel({ name: "carol" }).id);
     const link = await connectLink("UCAROL", before);
     // Mallory's browser opens Carol's link first and gets to the sign-in page...
     const mallory = new Browser();

@@ -103,12 +103,15 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
       },
     ],
     scopes: ["openid", "offline_access", RESOURCE_SCOPES],
+    // Every account exists: the sign-in form names it.
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
       registration: { enabled: true },
       revocation: { enabled: true },
-      introspection: { enabled: true },
+      // The resource server (a confidential client) may introspect every token.
+      introspection: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => opts.resource(),
