@@ -68,7 +68,11 @@ beforeAll(async () => {
     config: LobuConfig.parse({
       sandbox: { idle_timeout: "10m" },
       agents: {
-        default: { group_routing: "per-channel", skills: ["notes"], policy: { request_timeout: "2m" } },
+        default: {
+          group_routing: "per-channel",
+          skills: ["notes"],
+          policy: { request_timeout: "2m" },
+        },
       },
       skills: { notes: { description: "Take notes.", mcp: ["notes"] } },
       mcp: { notes: { url: mcp.url, description: "Team notes", policy: "allow" } },
@@ -127,7 +131,12 @@ async function reply(ts: string, text: string) {
     );
   } catch (err) {
     console.log(JSON.stringify(slack.messages(channel, { threadTs: ts }).map((m) => m.text)));
-    console.log(logLines.filter((l) => /mcp|"level":(40|50)/.test(l)).slice(-20).join(""));
+    console.log(
+      logLines
+        .filter((l) => /mcp|"level":(40|50)/.test(l))
+        .slice(-20)
+        .join(""),
+    );
     throw err;
   }
 }
@@ -135,7 +144,10 @@ async function reply(ts: string, text: string) {
 /** The connect link sent to `user` alone (ephemeral), once it is there. */
 async function connectLink(user: string, after: number): Promise<string> {
   const eph = await slack.waitFor(
-    () => slack.ephemerals.slice(after).find((e) => e.user === user && e.text.includes("/mcp/connect/")),
+    () =>
+      slack.ephemerals
+        .slice(after)
+        .find((e) => e.user === user && e.text.includes("/mcp/connect/")),
     { ...WAIT, description: `a connect link for ${user}` },
   );
   const url = /https?:\/\/\S+\/mcp\/connect\/[A-Za-z0-9_-]+/.exec(eph.text)?.[0];
@@ -204,9 +216,13 @@ describe("MCP with per-person OAuth, through Slack", () => {
 
   it("a used connect link is refused, and so is a callback from another browser", async () => {
     const before = slack.ephemerals.length;
-    llm.when((r) => r.lastUserText === "carol connects", {
-      toolCalls: [{ name: "mcp__notes__connect", input: {} }],
-    }, { text: "done" });
+    llm.when(
+      (r) => r.lastUserText === "carol connects",
+      {
+        toolCalls: [{ name: "mcp__notes__connect", input: {} }],
+      },
+      { text: "done" },
+    );
     // Her own channel: her turn waits for her there while the others go on.
     await mention("UCAROL", "carol connects", slack.addChannel({ name: "carol" }).id);
     const link = await connectLink("UCAROL", before);
@@ -270,10 +286,15 @@ describe("MCP with per-person OAuth, through Slack", () => {
     const { records: entries } = (await res.json()) as {
       records: { actor: string; details?: Record<string, unknown> }[];
     };
-    const lines = entries.map((a) => `${a.actor} ${a.details?.server} ${a.details?.tool} ${a.details?.outcome}`);
+    const lines = entries.map(
+      (a) => `${a.actor} ${a.details?.server} ${a.details?.tool} ${a.details?.outcome}`,
+    );
     expect(lines).toContain(`slack:${slack.defaultTeamId}:UBOB notes add_note ok`);
-    expect(lines).toContain(`slack:${slack.defaultTeamId}:UALICE notes list_notes needs_authorization`);
-    for (const e of entries) expect(Object.keys(e.details ?? {}).sort()).toEqual(["outcome", "server", "tool"]);
+    expect(lines).toContain(
+      `slack:${slack.defaultTeamId}:UALICE notes list_notes needs_authorization`,
+    );
+    for (const e of entries)
+      expect(Object.keys(e.details ?? {}).sort()).toEqual(["outcome", "server", "tool"]);
   });
 });
 

@@ -91,7 +91,9 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, {
     adapter: (name: string) => store.adapter(name),
-    jwks: { keys: [{ ...privateKey.export({ format: "jwk" }), kid: "k1", alg: "RS256", use: "sig" }] },
+    jwks: {
+      keys: [{ ...privateKey.export({ format: "jwk" }), kid: "k1", alg: "RS256", use: "sig" }],
+    },
     cookies: { keys: [randomBytes(32).toString("hex")] },
     clients: [
       {
@@ -109,7 +111,10 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
     features: {
       devInteractions: { enabled: false },
       registration: { enabled: true },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
       // The resource server (a confidential client) may introspect every token.
       introspection: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: {
@@ -124,7 +129,13 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
     },
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    ttl: { AccessToken: 3600, RefreshToken: 86_400, Grant: 86_400, Interaction: 600, Session: 3600 },
+    ttl: {
+      AccessToken: 3600,
+      RefreshToken: 86_400,
+      Grant: 86_400,
+      Interaction: 600,
+      Session: 3600,
+    },
   });
   provider.on("access_token.saved", (token) => {
     issuedTokens.push(token.jti);
@@ -183,9 +194,14 @@ async function interaction(provider: Provider, req: IncomingMessage, res: Server
   if (prompt.name === "login") {
     const accountId = body.get("account");
     if (!accountId) throw new Error("no account");
-    await provider.interactionFinished(req, res, { login: { accountId } }, {
-      mergeWithLastSubmission: false,
-    });
+    await provider.interactionFinished(
+      req,
+      res,
+      { login: { accountId } },
+      {
+        mergeWithLastSubmission: false,
+      },
+    );
     return;
   }
   const accountId = details.session?.accountId;
@@ -204,9 +220,14 @@ async function interaction(provider: Provider, req: IncomingMessage, res: Server
   for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
     grant.addResourceScope(indicator, scopes.join(" "));
   const grantId = await grant.save();
-  await provider.interactionFinished(req, res, { consent: { grantId } }, {
-    mergeWithLastSubmission: true,
-  });
+  await provider.interactionFinished(
+    req,
+    res,
+    { consent: { grantId } },
+    {
+      mergeWithLastSubmission: true,
+    },
+  );
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -40,7 +40,12 @@ export class Browser {
     const headers: Record<string, string> = {};
     if (cookies?.size) headers.cookie = [...cookies].map(([k, v]) => `${k}=${v}`).join("; ");
     if (body) headers["content-type"] = "application/x-www-form-urlencoded";
-    const res = await fetch(url, { method, headers, redirect: "manual", ...(body ? { body } : {}) });
+    const res = await fetch(url, {
+      method,
+      headers,
+      redirect: "manual",
+      ...(body ? { body } : {}),
+    });
     for (const line of res.headers.getSetCookie()) {
       const [pair] = line.split(";");
       const eq = pair?.indexOf("=") ?? -1;

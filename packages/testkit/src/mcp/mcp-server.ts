@@ -173,7 +173,10 @@ function notesServer(
   });
   server.registerTool(
     "count",
-    { description: "Count to n, reporting progress.", inputSchema: { n: z.number().int().max(20) } },
+    {
+      description: "Count to n, reporting progress.",
+      inputSchema: { n: z.number().int().max(20) },
+    },
     async ({ n }, extra) => {
       called("count");
       const token = extra._meta?.progressToken;
@@ -187,18 +190,14 @@ function notesServer(
       return { content: [{ type: "text", text: `counted to ${n}` }] };
     },
   );
-  server.registerTool(
-    "unlock_extra",
-    { description: "Unlock the extra tool." },
-    async () => {
-      called("unlock_extra");
-      server.registerTool("extra", { description: "An extra tool." }, async () => {
-        called("extra");
-        return { content: [{ type: "text", text: "extra ran" }] };
-      });
-      return { content: [{ type: "text", text: "unlocked" }] };
-    },
-  );
+  server.registerTool("unlock_extra", { description: "Unlock the extra tool." }, async () => {
+    called("unlock_extra");
+    server.registerTool("extra", { description: "An extra tool." }, async () => {
+      called("extra");
+      return { content: [{ type: "text", text: "extra ran" }] };
+    });
+    return { content: [{ type: "text", text: "unlocked" }] };
+  });
   return server;
 }
 
