@@ -58,6 +58,7 @@ beforeAll(async () => {
         evil: { url: evil.url },
         team: {
           url: team.url,
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: lobu.toml's secret reference
           headers: { "x-api-key": "${secret:TEAM_NOTES_KEY}" },
           policy: "allow",
         },

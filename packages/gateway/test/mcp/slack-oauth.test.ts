@@ -6,7 +6,6 @@ import { createLogger, LobuConfig } from "@lobu/core";
 import { type Gateway, startGateway } from "@lobu/gateway";
 import {
   type MockLlm,
-  type RecordedRequest,
   removeDataDir,
   type SlackEmulator,
   startMockLlm,
@@ -108,37 +107,20 @@ function offered(text: string): string[] {
   return ((round?.body.tools ?? []) as { name: string }[]).map((t) => t.name);
 }
 
-function toolResults(text: string): string[] {
-  return llm.requests
-    .filter((r: RecordedRequest) => r.lastUserText === text)
-    .flatMap((r) => r.toolResults.map((t) => t.content));
-}
-
 async function mention(user: string, text: string, where = channel): Promise<string> {
   const sent = await slack.mention({ user, channel: where, text });
   expect(sent.status).toBe(200);
   return sent.ts;
 }
 
-async function reply(ts: string, text: string) {
-  try {
-    return await slack.waitFor(
-      () =>
-        slack
-          .messages(channel, { threadTs: ts })
-          .find((m) => JSON.stringify(m.blocks ?? m.text).includes(text)),
-      { timeoutMs: 20_000, description: `the reply "${text}"` },
-    );
-  } catch (err) {
-    console.log(JSON.stringify(slack.messages(channel, { threadTs: ts }).map((m) => m.text)));
-    console.log(
-      logLines
-        .filter((l) => /mcp|"level":(40|50)/.test(l))
-        .slice(-20)
-        .join(""),
-    );
-    throw err;
-  }
+function reply(ts: string, text: string) {
+  return slack.waitFor(
+    () =>
+      slack
+        .messages(channel, { threadTs: ts })
+        .find((m) => JSON.stringify(m.blocks ?? m.text).includes(text)),
+    { ...WAIT, description: `the reply "${text}"` },
+  );
 }
 
 /** The connect link sent to `user` alone (ephemeral), once it is there. */
