@@ -1,3 +1,4 @@
+import { registerSecret } from "@lobu/core";
 import {
   type OAuthClientInformationMixed,
   type OAuthTokens,
@@ -38,10 +39,13 @@ export class McpCredentials {
     const stored = StoredTokens.safeParse(parseJson(await this.#get(userKey, serverId, "tokens")));
     if (!stored.success) return undefined;
     const tokens = OAuthTokensSchema.safeParse(stored.data.tokens);
-    return tokens.success ? { tokens: tokens.data, savedAt: stored.data.savedAt } : undefined;
+    if (!tokens.success) return undefined;
+    redact(tokens.data);
+    return { tokens: tokens.data, savedAt: stored.data.savedAt };
   }
 
   async saveTokens(userKey: string, serverId: string, tokens: OAuthTokens): Promise<void> {
+    redact(tokens);
     await this.#set(userKey, serverId, "tokens", JSON.stringify({ tokens, savedAt: Date.now() }));
   }
 
@@ -89,6 +93,12 @@ export class McpCredentials {
 
 function ref(userKey: string, serverId: string, item: CredentialItem): SecretRef {
   return { scope: { kind: "person", userKey }, name: `mcp.${serverId}.${item}` };
+}
+
+/** Log lines never show a token, even if one reached an error message. */
+function redact(tokens: OAuthTokens): void {
+  registerSecret(tokens.access_token);
+  if (tokens.refresh_token) registerSecret(tokens.refresh_token);
 }
 
 function parseJson(raw: string | undefined): unknown {
