@@ -118,6 +118,11 @@ function offered(text: string): string[] {
   return ((round?.body.tools ?? []) as { name: string }[]).map((t) => t.name);
 }
 
+/** Poll until `check` holds; the test's timeout bounds it. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setTimeout(r, 50));
+}
+
 /** The settings page of `user` (an API-channel person). */
 async function settingsOf(user: string) {
   const asProcess = { url: gw.url, api } as unknown as GatewayProcess;
@@ -166,6 +171,21 @@ describe("MCP on the REST channel and the settings page", () => {
     const notices = seen.filter((e) => e.type === "notice").map((e) => e.text);
     expect(notices).toEqual(expect.arrayContaining(["notes · count 100%: at 3"]));
     expect(seen.at(-1)).toMatchObject({ text: "RESULT: counted to 3" });
+  });
+
+  it("a turn that ends cancels its call at the server", async () => {
+    llm.when((r) => r.lastUserText === "wait for it", {
+      toolCalls: [{ name: "mcp__notes__wait", input: {} }],
+    });
+    const events = await send("ada", "wait for it");
+    await until(() => notes.waits.running === 1);
+    const { sandboxes } = (await (await api("/api/v1/sandboxes")).json()) as {
+      sandboxes: { id: string; userId?: string; key?: { userId: string } }[];
+    };
+    for (const s of sandboxes) await api(`/api/v1/sandboxes/${s.id}/stop`, { method: "POST" });
+    await events.rest();
+    await until(() => notes.waits.cancelled === 1);
+    expect(notes.waits.running).toBe(0);
   });
 
   it("a team server uses its static credential from the secret store; nobody connects", async () => {

@@ -15,7 +15,7 @@ import { z } from "zod";
  * header instead.
  *
  * Tools: `whoami`, `add_note`, `list_notes`, `count` (reports progress),
- * `unlock_extra` (adds the tool `extra` and tells the client its tool list
+ * `wait` (until the client cancels it), `unlock_extra` (adds the tool `extra` and tells the client its tool list
  * changed).
  */
 export interface McpServerEmulator {
@@ -25,6 +25,8 @@ export interface McpServerEmulator {
   readonly calls: { account: string; tool: string }[];
   /** Every bearer token presented (valid or not). */
   readonly presentedTokens: string[];
+  /** `wait` calls running now, and those the client cancelled (`notifications/cancelled`). */
+  readonly waits: { running: number; cancelled: number };
   notes(account: string): string[];
   /** Point the resource metadata's authorization server elsewhere (SSRF tests). */
   setAuthorizationServer(url: string | undefined): void;
@@ -47,6 +49,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
   const calls: { account: string; tool: string }[] = [];
   const presentedTokens: string[] = [];
   const notes = new Map<string, string[]>();
+  const waits = { running: 0, cancelled: 0 };
   const sessions = new Map<string, Session>();
   let authorizationServer: string | undefined;
   const server: Server = createServer();
@@ -112,7 +115,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
       transport.onclose = () => {
         if (transport.sessionId) sessions.delete(transport.sessionId);
       };
-      await notesServer(who, { calls, notes }).connect(transport);
+      await notesServer(who, { calls, notes, waits }).connect(transport);
       session = { transport, account: who };
     }
     await session.transport.handleRequest(req, res, body);
@@ -127,6 +130,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
     url,
     calls,
     presentedTokens,
+    waits,
     notes: (a) => notes.get(a) ?? [],
     setAuthorizationServer: (u) => {
       authorizationServer = u;
@@ -144,7 +148,11 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
 /** The tools of one session, acting for `account`. */
 function notesServer(
   account: string,
-  state: { calls: { account: string; tool: string }[]; notes: Map<string, string[]> },
+  state: {
+    calls: { account: string; tool: string }[];
+    notes: Map<string, string[]>;
+    waits: { running: number; cancelled: number };
+  },
 ): McpServer {
   const server = new McpServer({ name: "notes", version: "1.0.0" });
   const called = (tool: string) => state.calls.push({ account, tool });
@@ -188,6 +196,27 @@ function notesServer(
           });
       }
       return { content: [{ type: "text", text: `counted to ${n}` }] };
+    },
+  );
+  server.registerTool(
+    "wait",
+    { description: "Wait until cancelled (at most a minute)." },
+    async (extra) => {
+      called("wait");
+      state.waits.running++;
+      try {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 60_000);
+          extra.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            state.waits.cancelled++;
+            resolve();
+          });
+        });
+      } finally {
+        state.waits.running--;
+      }
+      return { content: [{ type: "text", text: "waited" }] };
     },
   );
   server.registerTool("unlock_extra", { description: "Unlock the extra tool." }, async () => {
