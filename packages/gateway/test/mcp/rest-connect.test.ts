@@ -31,6 +31,7 @@ let auth: AuthServer;
 let notes: McpServerEmulator;
 let evil: McpServerEmulator;
 let team: McpServerEmulator;
+let legacy: McpServerEmulator;
 let gw: Gateway;
 let token: string;
 let dataDir: string;
@@ -44,6 +45,7 @@ beforeAll(async () => {
   evil = await startMcpServer({ auth });
   evil.setAuthorizationServer("https://169.254.169.254/");
   team = await startMcpServer({ apiKey: TEAM_KEY });
+  legacy = await startMcpServer({ legacySse: true });
   dataDir = mkdtempSync(join(tmpdir(), "lobu-mcp-rest-"));
   gw = await startGateway({
     config: LobuConfig.parse({
@@ -56,6 +58,7 @@ beforeAll(async () => {
           tools: { "add_*": "ask", whoami: "deny" },
         },
         evil: { url: evil.url },
+        legacy: { url: legacy.url, policy: "allow" },
         team: {
           url: team.url,
           // biome-ignore lint/suspicious/noTemplateCurlyInString: lobu.toml's secret reference
@@ -78,7 +81,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.close();
-  for (const s of [notes, evil, team]) await s?.close();
+  for (const s of [notes, evil, team, legacy]) await s?.close();
   await auth?.close();
   await llm?.close();
   if (dataDir) removeDataDir(dataDir);
@@ -196,6 +199,14 @@ describe("MCP on the REST channel and the settings page", () => {
     expect(seen.at(-1)).toMatchObject({ text: "RESULT: you are team" });
     const view = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
     expect(view.mcp.servers.find((s) => s.id === "team")?.status).toBe("shared");
+  });
+
+  it("a legacy HTTP+SSE server is reached through the fallback", async () => {
+    const settings = await settingsOf("di");
+    await settings.call("POST", "/mcp/legacy");
+    script("old server", "mcp__legacy__whoami");
+    const seen = await (await send("di", "old server")).rest();
+    expect(seen.at(-1)).toMatchObject({ text: "RESULT: you are anonymous" });
   });
 
   it("metadata pointing at a private address is refused (SSRF)", async () => {

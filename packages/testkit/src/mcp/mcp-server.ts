@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { z } from "zod";
 
@@ -38,6 +39,8 @@ export interface McpServerOptions {
   auth?: { issuer: string; introspection: { url: string; clientId: string; clientSecret: string } };
   /** A static key instead (header `x-api-key`). */
   apiKey?: string;
+  /** Speak only the legacy HTTP+SSE transport (GET /mcp for the stream, POST /messages). */
+  legacySse?: boolean;
 }
 
 interface Session {
@@ -91,6 +94,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
         bearer_methods_supported: ["header"],
       });
     }
+    if (opts.legacySse) return legacy(req, res, path);
     if (path !== "/mcp") return send(res, 404, {});
     const who = await account(req);
     if (!who) {
@@ -121,6 +125,25 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
     await session.transport.handleRequest(req, res, body);
   };
 
+  const legacySessions = new Map<string, SSEServerTransport>();
+  const legacy = async (req: IncomingMessage, res: ServerResponse, path: string) => {
+    if (path === "/mcp" && req.method === "GET") {
+      const transport = new SSEServerTransport("/messages", res);
+      legacySessions.set(transport.sessionId, transport);
+      transport.onclose = () => legacySessions.delete(transport.sessionId);
+      await notesServer("anonymous", { calls, notes, waits }).connect(transport);
+      return;
+    }
+    if (path === "/messages" && req.method === "POST") {
+      const id = new URL(req.url ?? "/", origin).searchParams.get("sessionId") ?? "";
+      const transport = legacySessions.get(id);
+      if (!transport) return send(res, 404, { error: "unknown session" });
+      return transport.handlePostMessage(req, res, JSON.parse((await readBody(req)) || "null"));
+    }
+    // What an old server says to a streamable-HTTP client's POST.
+    return send(res, 405, { error: "method not allowed" });
+  };
+
   server.on("request", (req, res) => {
     void handle(req, res).catch((err) => {
       if (!res.headersSent) send(res, 500, { error: String(err) });
@@ -137,6 +160,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
     },
     close: async () => {
       for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
+      for (const t of legacySessions.values()) await t.close().catch(() => undefined);
       await new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections();
