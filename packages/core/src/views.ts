@@ -63,7 +63,8 @@ export interface SettingsView {
       id: string;
       description: string;
       /**
-       * The person's own connection: `connected`, `needs_authorization` (never
+       * The person's own connection, as the server answers: `connected` (with
+       * their account, or the server needs none), `needs_authorization` (never
        * connected, or the server refused the tokens), `error` (the server could
        * not be reached), `shared` (a team account: nobody connects), `stdio`
        * (a local server, not run by this gateway yet).

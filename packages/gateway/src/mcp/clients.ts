@@ -48,6 +48,11 @@ export class NeedsAuthorization extends Error {
 
 /** Open connections kept; the least recently used one beyond this is closed. */
 const MAX_CLIENTS = 256;
+/**
+ * Longest connecting or listing may take: a turn waits for its servers' tools
+ * before it starts, and a server that does not answer must not hold it long.
+ */
+const LIST_TIMEOUT_MS = 15_000;
 /** Tools one server may offer; more are left out (with a warning). */
 const MAX_TOOLS = 200;
 
@@ -196,7 +201,7 @@ export class McpClients {
         entry.tools = undefined;
       });
       try {
-        await client.connect(make());
+        await client.connect(make(), { timeout: LIST_TIMEOUT_MS });
         return entry;
       } catch (err) {
         last = err;
@@ -269,7 +274,7 @@ async function listTools(client: Client, serverId: string, log: Logger): Promise
   const tools: Tool[] = [];
   let cursor: string | undefined;
   do {
-    const page = await client.listTools(cursor ? { cursor } : {});
+    const page = await client.listTools(cursor ? { cursor } : {}, { timeout: LIST_TIMEOUT_MS });
     tools.push(...page.tools);
     cursor = page.nextCursor;
   } while (cursor && tools.length < MAX_TOOLS);

@@ -121,9 +121,10 @@ export async function buildDomain(opts: {
     publicUrl,
   });
   const gatewayTools = new GatewayToolHost({ agents, userSettings, audit, log });
-  gatewayTools.addProvider({
-    toolsFor: ({ agent, userKey }) => mcp.service.toolsFor(agent, userKey),
-  });
+  if (Object.keys(config.mcp).length > 0)
+    gatewayTools.addProvider({
+      toolsFor: ({ agent, userKey }) => mcp.service.toolsFor(agent, userKey),
+    });
   const answerDeps = {
     config,
     agents,

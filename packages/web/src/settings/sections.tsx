@@ -314,7 +314,7 @@ function ToolRow(props: {
 const MCP_STATUS: Record<SettingsView["mcp"]["servers"][number]["status"], string> = {
   connected: "Connected with your account",
   needs_authorization: "Not connected: sign in to use it",
-  error: "Connected, but the server cannot be reached right now",
+  error: "The server cannot be reached right now",
   shared: "Uses the team's account: nothing to connect",
   stdio: "Runs inside the sandbox: not available on this gateway yet",
 };
