@@ -140,12 +140,11 @@ function addMcp(d: PersonDeps): SettingsHandler {
   };
 }
 
-/** Remove a server from the agent; the person's account is disconnected too. */
+/** Remove a server the person added (their account stays connected: Disconnect does that). */
 function removeMcp(d: PersonDeps): SettingsHandler {
   return async (c) => {
     const id = c.req.param("id") ?? "";
     await updateSettings(d, c, (cur) => ({ ...cur, mcp: removeFrom(cur.mcp, id) }));
-    if (d.config.mcp[id]) await d.mcp?.disconnect(c.get("session").userKey, id);
     auditChange(d, c, "mcp_removed", { mcp: id });
     return viewOf(d, c);
   };
