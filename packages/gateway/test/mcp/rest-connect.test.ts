@@ -209,6 +209,31 @@ describe("MCP on the REST channel and the settings page", () => {
     expect(seen.at(-1)).toMatchObject({ text: "RESULT: you are anonymous" });
   });
 
+  it("the browser routes refuse forged, unknown and oversized requests", async () => {
+    const forged = await fetch(`${gw.url}/mcp/callback?state=forged-state&code=stolen-code`);
+    expect(forged.status).toBe(400);
+    expect(await forged.text()).toContain("unknown or has expired");
+    expect((await fetch(`${gw.url}/mcp/connect/made-up-code`)).status).toBe(410);
+    const settings = await settingsOf("ed");
+    const { url } = (await (await settings.call("POST", "/mcp/notes/connect")).json()) as {
+      url: string;
+    };
+    const huge = await fetch(url, { method: "POST", body: "x".repeat(100_000) });
+    expect(huge.status).toBe(413);
+    // The refused request left the link unused: the person's own browser still gets in.
+    const browser = new Browser();
+    const start = await browser.fetch(url, "POST");
+    expect(start.status).toBe(303);
+    // A sign-in the person refuses at the provider connects nothing.
+    const state = new URL(start.headers.get("location")!).searchParams.get("state")!;
+    const refused = await browser.fetch(
+      `${gw.url}/mcp/callback?state=${state}&error=access_denied`,
+    );
+    expect(refused.status).toBe(400);
+    const view = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
+    expect(view.mcp.servers.find((s) => s.id === "notes")?.status).toBe("needs_authorization");
+  });
+
   it("metadata pointing at a private address is refused (SSRF)", async () => {
     const settings = await settingsOf("cy");
     const res = await settings.call("POST", "/mcp/evil/connect");
