@@ -58,7 +58,10 @@ function showLink(d: McpConnectDeps, site: SettingsSite) {
         410,
       );
     const nonce = newNonce();
-    setPageHeaders(c, site.page(nonce));
+    // The form's redirect goes on to the provider's sign-in, found only when it is posted.
+    const server = d.mcpConnect.config.mcp[binding.serverId]?.url ?? "";
+    const schemes = server.startsWith("http:") ? ["https:", "http:"] : ["https:"];
+    setPageHeaders(c, { ...site.page(nonce), formAction: schemes });
     return c.html(
       messagePage({
         nonce,
