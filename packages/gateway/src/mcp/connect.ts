@@ -26,7 +26,7 @@ export interface ConnectDeps {
   fetch?: FetchLike;
 }
 
-export type ConnectFailure = { ok: false; status: 400 | 403 | 404 | 502; message: string };
+export type ConnectFailure = { ok: false; status: 400 | 403 | 404 | 410 | 502; message: string };
 
 /** Open a connect link: where to send the browser, or why not. */
 export async function beginConnect(
@@ -38,7 +38,7 @@ export async function beginConnect(
   if (!binding)
     return {
       ok: false,
-      status: 404,
+      status: 410,
       message:
         "This connect link was already used or has expired. Ask the agent again for a new one, or connect from your settings page.",
     };
