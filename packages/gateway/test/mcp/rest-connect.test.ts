@@ -168,6 +168,20 @@ describe("MCP on the REST channel and the settings page", () => {
     expect((await add.rest()).at(-1)).toMatchObject({ text: "RESULT: saved note 1 for ada-acct" });
   });
 
+  it("a declined connect prompt tells the model the person must connect", async () => {
+    await (await settingsOf("fa")).call("POST", "/mcp/notes");
+    script("connect, maybe", "mcp__notes__connect");
+    const events = await send("fa", "connect, maybe");
+    const prompt = await events.until("capability_request");
+    await api(`/api/v1/requests/${prompt.requestId}/answer`, {
+      method: "POST",
+      body: JSON.stringify({ choice: "denied" }),
+    });
+    expect((await events.rest()).at(-1)).toMatchObject({
+      text: expect.stringContaining("has not connected their notes account (they declined)"),
+    });
+  });
+
   it("progress reaches the turn's stream", async () => {
     script("count to three", "mcp__notes__count", { n: 3 });
     const seen = await (await send("ada", "count to three")).rest();
