@@ -101,13 +101,16 @@ async function mcpView(
   added: string[],
   fromSkills: string[],
 ): Promise<SettingsView["mcp"]> {
-  const servers: SettingsView["mcp"]["servers"] = [];
-  for (const [id, entry] of Object.entries(s.config.mcp)) {
-    const status = entry.url
-      ? ((await s.mcp?.status(userKey, id)) ?? "needs_authorization")
-      : ("stdio" as const);
-    servers.push({ id, description: entry.description, status });
-  }
+  // Asked of every server at once: one that does not answer holds the page only so long.
+  const servers = await Promise.all(
+    Object.entries(s.config.mcp).map(async ([id, entry]) => ({
+      id,
+      description: entry.description,
+      status: entry.url
+        ? ((await s.mcp?.status(userKey, id)) ?? ("needs_authorization" as const))
+        : ("stdio" as const),
+    })),
+  );
   return { servers, connected: added, fromSkills: [...new Set(fromSkills)] };
 }
 
