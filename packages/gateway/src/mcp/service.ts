@@ -88,21 +88,23 @@ export class McpService {
 
   /** The tools a turn offers: each server's own, or its connect tool while the person is not connected. */
   async toolsFor(agent: { id: string; skills: string[] }, userKey: string): Promise<McpTool[]> {
-    const tools: McpTool[] = [];
-    for (const serverId of await this.serversFor(agent, userKey)) {
-      try {
-        const listed = await this.#d.clients.tools(serverId, userKey);
-        for (const tool of listed) tools.push(this.#tool(serverId, tool));
-      } catch (err) {
-        if (err instanceof NeedsAuthorization) tools.push(this.#connectTool(serverId));
-        else
+    // Every server at once: one that does not answer holds the turn only so long.
+    const perServer = await Promise.all(
+      (await this.serversFor(agent, userKey)).map(async (serverId): Promise<McpTool[]> => {
+        try {
+          const listed = await this.#d.clients.tools(serverId, userKey);
+          return listed.map((tool) => this.#tool(serverId, tool));
+        } catch (err) {
+          if (err instanceof NeedsAuthorization) return [this.#connectTool(serverId)];
           this.#d.log.warn(
             { serverId, err: (err as Error).message },
             "MCP server unavailable: its tools are left out of this turn",
           );
-      }
-    }
-    return tools;
+          return [];
+        }
+      }),
+    );
+    return perServer.flat();
   }
 
   /** A person's connection to a server, as the settings page shows it. */
