@@ -106,7 +106,7 @@ export const ERROR_CODES = {
   },
   not_provisioned: {
     status: 501,
-    meaning: "this gateway cannot provide this kind of capability here (packages, MCP servers)",
+    meaning: "this gateway cannot provide this kind of capability here (packages)",
   },
   payload_too_large: { status: 413, meaning: "the request body is larger than the route accepts" },
   platform_config: { status: 400, meaning: "a platform's settings are incomplete" },

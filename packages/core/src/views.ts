@@ -58,7 +58,24 @@ export interface SettingsView {
     /** Installed for everyone by the agent definition. */
     fromAgent: string[];
   };
-  mcp: { servers: { id: string; description: string }[]; connected: string[] };
+  mcp: {
+    servers: {
+      id: string;
+      description: string;
+      /**
+       * The person's own connection, as the server answers: `connected` (with
+       * their account, or the server needs none), `needs_authorization` (never
+       * connected, or the server refused the tokens), `error` (the server could
+       * not be reached), `shared` (a team account: nobody connects), `stdio`
+       * (a local server, not run by this gateway yet).
+       */
+      status: "connected" | "needs_authorization" | "error" | "shared" | "stdio";
+    }[];
+    /** The servers the person added to this agent. */
+    connected: string[];
+    /** The servers the agent's and the person's skills bring. */
+    fromSkills: string[];
+  };
   packages: {
     installed: string[];
     fromSkills: string[];

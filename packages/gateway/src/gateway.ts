@@ -249,6 +249,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await sandboxes.close();
       await egress.close();
       await domain.requests.stop();
+      await domain.mcp.clients.close();
       await domain.audit.flush();
       await store.close();
       await telemetry.shutdown();

@@ -20,6 +20,8 @@ export type {
   GatewayToolContext,
   GatewayToolDefinition,
   GatewayToolHost,
+  GatewayToolProvider,
+  TurnGatewayTool,
 } from "./runtime/gateway-tools.ts";
 export {
   generateMasterKey,

@@ -188,12 +188,12 @@ describe("settings page", () => {
     // Only the masked hint is shown, never the key.
     await page.getByText("sk-…cdef").waitFor();
     expect(await page.content()).not.toContain(OWN_KEY);
-    // Packages are off on this gateway and MCP servers only recorded: the page says so.
+    // Packages are off on this gateway, and the MCP server cannot be reached: the page says so.
     await page
       .getByRole("note")
       .filter({ hasText: "Not available here: Nix packages are not enabled on this gateway" })
       .waitFor();
-    await page.getByRole("note").filter({ hasText: "Not connected yet" }).waitFor();
+    await page.getByText("The server cannot be reached right now").waitFor();
 
     await say("alice", "now with my key");
     expect(llm.requests.filter((r) => r.lastUserText === "now with my key").at(-1)?.apiKey).toBe(

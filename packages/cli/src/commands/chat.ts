@@ -136,7 +136,7 @@ async function runTurn(
             ? visibleText(e.prompt)
             : e.type === "approval_request"
               ? approvalText(e)
-              : `The agent asks for ${e.kind} "${visibleText(e.value)}": ${visibleText(e.reason)}${e.url ? `\n  settings: ${e.url}` : ""}`;
+              : `The agent asks for ${e.kind} "${visibleText(e.value)}": ${visibleText(e.reason)}${e.url ? `\n  ${e.kind === "mcp" ? "connect (open in your browser)" : "settings"}: ${e.url}` : ""}`;
         process.stderr.write(`\n? ${title}\n`);
         for (const [i, o] of options.entries()) process.stderr.write(`  ${i + 1}. ${o.label}\n`);
         if (!rl) {

@@ -360,11 +360,64 @@ export const SandboxSection = z.strictObject({
   pool_size: z.number().int().min(1).max(64).default(2),
 });
 
-export const McpSection = z.strictObject({
-  description: z.string().max(500).default(""),
-  /** The server's streamable-HTTP endpoint. */
-  url: z.url().optional(),
-});
+/** An HTTP header name for [mcp.<id>] headers. */
+const HeaderName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, "expected an HTTP header name");
+
+/** A tool name pattern of [mcp.<id>] tools: the server's own tool name, `*` matching any characters. */
+const McpToolPattern = z
+  .string()
+  .regex(/^[A-Za-z0-9_.*-]{1,128}$/, "expected a tool name, * matching any characters");
+
+/**
+ * A remote (streamable HTTP, or legacy HTTP+SSE) or local (stdio) MCP server
+ * (docs/mcp.md). The gateway is the MCP client: each person connects their own
+ * account (OAuth 2.1 per the MCP authorization spec) unless `headers` gives
+ * the whole team one static credential.
+ */
+export const McpSection = z
+  .strictObject({
+    description: z.string().max(500).default(""),
+    /** The server's streamable-HTTP endpoint (a legacy HTTP+SSE endpoint works too). */
+    url: z.url().optional(),
+    /** `auto`: streamable HTTP, falling back to HTTP+SSE when the server does not speak it. */
+    transport: z.enum(["auto", "streamable-http", "sse"]).default("auto"),
+    /**
+     * Static headers sent to the server, for a team-wide service account. A
+     * value may name installation secrets as `${secret:NAME}` (`lobu secrets
+     * set NAME`), e.g. `Authorization = "Bearer ${secret:LINEAR_TOKEN}"`. With
+     * headers, one connection serves everyone and no person connects an account.
+     */
+    headers: z.record(HeaderName, z.string().max(4096)).default({}),
+    /**
+     * A client registered with the server's authorization server ahead of
+     * time; without it the gateway registers itself (RFC 7591) when the server
+     * supports that. `client_secret` names an installation secret.
+     */
+    oauth: z
+      .strictObject({
+        client_id: z.string().min(1).max(500),
+        client_secret: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, "expected a secret name")
+          .optional(),
+        scopes: z.array(z.string().min(1).max(200)).default([]),
+      })
+      .optional(),
+    /** Policy of this server's tools that `tools` does not name (the agent's policy wins when it names the tool). */
+    policy: ToolPolicyValue.default("ask"),
+    /** Policy per tool name or pattern (`get_*`), the server's own tool names; the most specific pattern wins. */
+    tools: z.record(McpToolPattern, ToolPolicyValue).default({}),
+    /** A stdio server: the program run inside the person's sandbox (e.g. `npx`), with `args`. */
+    command: z.string().min(1).max(200).optional(),
+    args: z.array(z.string().max(1000)).max(50).default([]),
+    /** Longest one tool call may take. */
+    timeout: Duration.default(120_000),
+  })
+  .refine((s) => (s.url === undefined) !== (s.command === undefined), {
+    message: "set either url (a remote server) or command (a stdio server), not both",
+  });
 export type McpSection = z.infer<typeof McpSection>;
 
 /** A Nix attribute name (`jq`, `python312Packages.requests`), or a pattern with `*` (`python312Packages.*`). */

@@ -25,6 +25,12 @@ export interface PagePolicy {
   /** Nonce for the few inline elements of server-rendered pages. */
   nonce?: string;
   https: boolean;
+  /**
+   * Where the page's form may lead besides this origin (browsers apply
+   * `form-action` to the redirects after a submission too): an MCP connect
+   * page's form redirects to the provider's sign-in.
+   */
+  formAction?: string[];
 }
 
 /** Headers for every HTML page: strict CSP, no framing (except by the origins a sign-in needs), no referrer. */
@@ -44,7 +50,7 @@ export function setPageHeaders(c: Context, policy: PagePolicy): void {
       "font-src 'self'",
       "manifest-src 'self'",
       "base-uri 'none'",
-      "form-action 'self'",
+      `form-action 'self'${policy.formAction?.length ? ` ${policy.formAction.join(" ")}` : ""}`,
       `frame-ancestors ${frame}`,
     ].join("; "),
   );

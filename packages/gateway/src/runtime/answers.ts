@@ -1,7 +1,6 @@
 import {
   ApprovalChoice,
   CapabilityChoice,
-  type CapabilityKind,
   CHOICES_OF,
   isLobuError,
   type LobuConfig,
@@ -13,6 +12,7 @@ import type { AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { userKeyOf } from "../domain/origin.ts";
 import type { Answerer, PendingRequest } from "../domain/requests.ts";
+import type { McpService } from "../mcp/service.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import { packageName, secretName, userDomain } from "../people/validate.ts";
 import type { SecretStore } from "../secrets/store.ts";
@@ -32,6 +32,8 @@ export interface AnswerDeps {
   audit: AuditLog;
   /** Nix packages (absent: package grants are refused as not provided). */
   packages?: Pick<AgentPackages, "refusal">;
+  /** MCP servers: a granted server is told apart as connected or still to connect. */
+  mcp?: Pick<McpService, "status">;
 }
 
 export type AnswerResult =
@@ -46,15 +48,6 @@ export type AnswerRequest = (
 ) => Promise<AnswerResult>;
 
 /**
- * Capability kinds the gateway cannot provide yet: nothing connects MCP servers
- * to agents. Granting one would tell the agent it has something it does not, so
- * the grant is refused with this reason.
- */
-const NOT_PROVISIONED = {
-  mcp: "this gateway does not connect MCP servers to agents yet",
-} satisfies Partial<Record<CapabilityKind, string>>;
-
-/**
  * Apply what a granted capability request asked for to the requester's own
  * settings, so the agent has it as soon as the turn resumes. Returns text the
  * agent receives with the grant (a skill's instructions).
@@ -62,7 +55,7 @@ const NOT_PROVISIONED = {
 export async function applyGrant(
   deps: Pick<
     AnswerDeps,
-    "config" | "agents" | "userSettings" | "skills" | "skillViews" | "secrets" | "packages"
+    "config" | "agents" | "userSettings" | "skills" | "skillViews" | "secrets" | "packages" | "mcp"
   >,
   request: PendingRequest,
 ): Promise<string | undefined> {
@@ -133,11 +126,24 @@ export async function applyGrant(
       }));
       return undefined;
     }
-    case "mcp":
-      throw new LobuError("not_provisioned", NOT_PROVISIONED[event.kind], {
-        status: 501,
-        hint: `Your agent was told to continue without ${event.value}.`,
-      });
+    case "mcp": {
+      // Granting adds the server to the person's agent; their own account is
+      // connected with the connect link (the callback grants the request itself).
+      const server = deps.config.mcp[event.value];
+      if (!server?.url || !deps.mcp)
+        throw new LobuError("invalid_grant", `there is no MCP server "${event.value}" here`, {
+          status: 400,
+          hint: "Admins declare MCP servers under [mcp.<id>] in lobu.toml.",
+        });
+      await deps.userSettings.update(request.agentId, userKey, (s) => ({
+        ...s,
+        mcp: add(s.mcp, event.value),
+      }));
+      const status = await deps.mcp.status(userKey, event.value);
+      return status === "connected" || status === "shared"
+        ? `MCP server ${event.value} is connected: its tools are available from the next message.`
+        : `MCP server ${event.value} is added but the user's account is not connected yet: call its connect tool (from the next message) to connect it.`;
+    }
     case "secret": {
       // The value is entered in the settings page (stored before this runs); a chat
       // button can only grant a secret the person or the team already stored.

@@ -18,7 +18,7 @@ import { effectivePolicy } from "../agents/context.ts";
 import type { AgentDefinition, AgentRegistry } from "../agents/registry.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { type Origin, userKeyOf } from "../domain/origin.ts";
-import { approvalEvent } from "../domain/requests.ts";
+import { approvalEvent, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import type { WorkerConnection } from "../sandbox/driver.ts";
@@ -46,6 +46,36 @@ export interface GatewayToolContext {
   messageId: string;
   /** Aborted when the turn ends. */
   signal: AbortSignal;
+  /**
+   * Show the person a request (a capability request, a question) in the
+   * turn and wait for the answer; null when none came in time or the turn
+   * ended.
+   */
+  ask(event: RequestEvent): Promise<RequestAnswer | null>;
+  /** An info notice in the turn's stream (what a long call is doing). */
+  progress(text: string): void;
+}
+
+/**
+ * A gateway tool that exists for some turns only (an MCP server's tool,
+ * offered to the people who have that server), given by a provider per turn.
+ * Its input is checked by whoever runs it (a JSON Schema, not zod): the host
+ * only requires an object of bounded size.
+ */
+export interface TurnGatewayTool {
+  spec: GatewayToolSpec;
+  /** As GatewayToolDefinition.defaultPolicy. */
+  defaultPolicy: ToolPolicy;
+  execute(input: Record<string, unknown>, ctx: GatewayToolContext): Promise<string>;
+}
+
+/** Gives each turn its own gateway tools (registered with GatewayToolHost.addProvider). */
+export interface GatewayToolProvider {
+  toolsFor(turn: {
+    agent: AgentDefinition;
+    userKey: string;
+    turn: QueuedTurn;
+  }): Promise<TurnGatewayTool[]>;
 }
 
 export interface GatewayToolDefinition<S extends z.ZodType = z.ZodType> {
@@ -87,9 +117,13 @@ const RESERVED = new Set([
   "ask_user",
   "request_capability",
 ]);
+/** Largest input of a provider's tool, as JSON. */
+const MAX_TURN_TOOL_INPUT = 100_000;
 /** Calls one turn may have in flight at once (pi runs tools one by one; more is a flood). */
 const MAX_IN_FLIGHT = 4;
 const STRICTNESS: Record<ToolPolicy, number> = { allow: 0, ask: 1, deny: 2 };
+/** Gateway tools one turn may be offered (the protocol's limit). */
+const MAX_TURN_TOOLS = 128;
 
 export interface GatewayToolHostDeps {
   agents: AgentRegistry;
@@ -107,6 +141,9 @@ export class GatewayToolHost {
   readonly #served = new WeakSet<WorkerConnection>();
   /** Calls being handled right now, per turn. */
   readonly #inFlight = new WeakMap<TurnStream, number>();
+  readonly #providers: GatewayToolProvider[] = [];
+  /** The providers' tools of each turn, as offered when it started. */
+  readonly #turnTools = new WeakMap<QueuedTurn, Map<string, TurnGatewayTool>>();
 
   constructor(deps: GatewayToolHostDeps) {
     this.#deps = deps;
@@ -148,6 +185,15 @@ export class GatewayToolHost {
     };
   }
 
+  /** Add tools per turn (MCP servers). Returns a function that removes the provider. */
+  addProvider(provider: GatewayToolProvider): () => void {
+    this.#providers.push(provider);
+    return () => {
+      const i = this.#providers.indexOf(provider);
+      if (i >= 0) this.#providers.splice(i, 1);
+    };
+  }
+
   has(name: string): boolean {
     return this.#tools.has(name);
   }
@@ -157,22 +203,27 @@ export class GatewayToolHost {
   }
 
   /** The agent's policy for a gateway tool before the person's own answers. */
-  basePolicy(agent: AgentDefinition, name: string): ToolPolicy {
+  basePolicy(agent: AgentDefinition, name: string, preferredPolicy?: ToolPolicy): ToolPolicy {
     const own = agent.policy.tools[name];
     if (own) return own;
-    const preferred = this.#tools.get(name)?.def.defaultPolicy ?? "ask";
+    const preferred = preferredPolicy ?? this.#tools.get(name)?.def.defaultPolicy ?? "ask";
     const fallback = agent.policy.default;
     return STRICTNESS[fallback] > STRICTNESS[preferred] ? fallback : preferred;
   }
 
   /** The policy for a gateway tool on a turn of `userKey`: the agent's, with the person's settled "ask". */
-  async policyFor(agent: AgentDefinition, userKey: string, name: string): Promise<ToolPolicy> {
+  async policyFor(
+    agent: AgentDefinition,
+    userKey: string,
+    name: string,
+    preferred?: ToolPolicy,
+  ): Promise<ToolPolicy> {
     const settings = await this.#deps.userSettings.get(agent.id, userKey);
     const withBase: AgentDefinition = {
       ...agent,
       policy: {
         ...agent.policy,
-        tools: { ...agent.policy.tools, [name]: this.basePolicy(agent, name) },
+        tools: { ...agent.policy.tools, [name]: this.basePolicy(agent, name, preferred) },
       },
     };
     return effectivePolicy(withBase, settings.toolPolicy)[name] ?? "ask";
@@ -180,14 +231,47 @@ export class GatewayToolHost {
 
   /** The gateway tools a turn may see (those its policy does not deny). */
   async specsFor(turn: QueuedTurn): Promise<GatewayToolSpec[]> {
-    if (this.#tools.size === 0) return [];
+    if (this.#tools.size === 0 && this.#providers.length === 0) return [];
     const agent = await this.#deps.agents.forTurn(turn.key.agentId, turn.origin);
     const userKey = userKeyOf(turn.origin);
     const specs: GatewayToolSpec[] = [];
     for (const [name, { spec }] of this.#tools) {
       if ((await this.policyFor(agent, userKey, name)) !== "deny") specs.push(spec);
     }
+    const own = await this.#toolsOfTurn(turn, agent);
+    for (const [name, tool] of own) {
+      if (specs.length >= MAX_TURN_TOOLS) break;
+      if ((await this.policyFor(agent, userKey, name, tool.defaultPolicy)) !== "deny")
+        specs.push(tool.spec);
+    }
     return specs;
+  }
+
+  /** The providers' tools of a turn: asked once per turn, names taken first come first served. */
+  async #toolsOfTurn(
+    turn: QueuedTurn,
+    agent: AgentDefinition,
+  ): Promise<Map<string, TurnGatewayTool>> {
+    const known = this.#turnTools.get(turn);
+    if (known) return known;
+    const tools = new Map<string, TurnGatewayTool>();
+    const userKey = userKeyOf(turn.origin);
+    for (const provider of this.#providers) {
+      let offered: TurnGatewayTool[] = [];
+      try {
+        offered = await provider.toolsFor({ agent, userKey, turn });
+      } catch (err) {
+        this.#deps.log.warn({ err }, "a gateway tool provider failed: its tools are left out");
+      }
+      for (const tool of offered) {
+        const name = tool.spec.name;
+        if (RESERVED.has(name) || this.#tools.has(name) || tools.has(name)) continue;
+        if (!GatewayToolSpec.safeParse(tool.spec).success) continue;
+        tools.set(name, tool);
+      }
+    }
+    this.#turnTools.set(turn, tools);
+    return tools;
   }
 
   /**
@@ -240,7 +324,8 @@ export class GatewayToolHost {
 
   async #run(run: TurnStream, msg: CallMessage): Promise<Outcome> {
     const tool = this.#tools.get(msg.tool);
-    if (!tool)
+    const turnTool = tool ? undefined : this.#turnTools.get(run.turn)?.get(msg.tool);
+    if (!tool && !turnTool)
       return {
         ok: false,
         code: "unknown_tool",
@@ -255,6 +340,7 @@ export class GatewayToolHost {
       };
     this.#inFlight.set(run, inFlight + 1);
     try {
+      if (!tool) return await this.#runTurnTool(run, turnTool!, msg.input);
       const parsed = tool.def.input.safeParse(msg.input);
       if (!parsed.success) {
         return {
@@ -292,34 +378,96 @@ export class GatewayToolHost {
           code: "not_in_turn",
           message: "the turn ended before the call could run",
         };
-      const output = await tool.def.execute(input, {
-        agentId: agent.id,
-        sandboxId: run.sandboxId,
-        userKey: userKeyOf(run.turn.origin),
-        origin: run.turn.origin,
-        messageId: run.turn.messageId,
-        signal: run.signal,
-      });
+      const output = await tool.def.execute(input, this.#context(run, agent.id));
       return { ok: true, output: String(output).slice(0, MAX_GATEWAY_TOOL_OUTPUT) };
     } catch (err) {
       return {
         ok: false,
         code: "tool_failed",
-        message: `${tool.def.name} failed: ${(err as Error).message ?? String(err)}`.slice(0, 2000),
+        message: `${msg.tool.slice(0, 64)} failed: ${(err as Error).message ?? String(err)}`.slice(
+          0,
+          2000,
+        ),
       };
     } finally {
       this.#inFlight.set(run, (this.#inFlight.get(run) ?? 1) - 1);
     }
   }
 
-  /** Ask the person, the same way as any approval card; null when nobody answered in time. */
-  async #ask(run: TurnStream, tool: string, input: unknown): Promise<RequestAnswer | null> {
+  /** A provider's tool: the same policy, approval and end-of-turn checks, on an object input. */
+  async #runTurnTool(run: TurnStream, tool: TurnGatewayTool, raw: unknown): Promise<Outcome> {
+    const name = tool.spec.name;
+    if (!raw || typeof raw !== "object" || Array.isArray(raw))
+      return {
+        ok: false,
+        code: "invalid_input",
+        message: `the input of ${name} must be an object`,
+      };
+    if (JSON.stringify(raw).length > MAX_TURN_TOOL_INPUT)
+      return { ok: false, code: "invalid_input", message: `the input of ${name} is too large` };
+    const input = deepFreeze(structuredClone(raw)) as Record<string, unknown>;
+    const agent = await this.#deps.agents.require(run.turn.key.agentId);
+    const policy = await this.policyFor(
+      agent,
+      userKeyOf(run.turn.origin),
+      name,
+      tool.defaultPolicy,
+    );
+    if (policy === "deny")
+      return {
+        ok: false,
+        code: "denied_by_policy",
+        message: `The ${name} tool is disabled by this agent's policy.`,
+      };
+    if (policy === "ask") {
+      const answer = await this.#ask(run, name, input);
+      const choice = choiceIn(ApprovalChoice, answer?.choice);
+      if (!choice || !DECISIONS[choice].grants)
+        return {
+          ok: false,
+          code: "not_approved",
+          message: `${answer ? "The user denied this action." : "No approval arrived in time."} The ${name} call was not run; do not retry it unless the user asks.`,
+        };
+      if (answer?.inputDigest !== inputDigest(input))
+        return { ok: false, code: "not_approved", message: "the approval was for another input" };
+    }
+    if (run.ended)
+      return {
+        ok: false,
+        code: "not_in_turn",
+        message: "the turn ended before the call could run",
+      };
+    const output = await tool.execute(input, this.#context(run, agent.id));
+    return { ok: true, output: String(output).slice(0, MAX_GATEWAY_TOOL_OUTPUT) };
+  }
+
+  #context(run: TurnStream, agentId: string): GatewayToolContext {
+    return {
+      agentId,
+      sandboxId: run.sandboxId,
+      userKey: userKeyOf(run.turn.origin),
+      origin: run.turn.origin,
+      messageId: run.turn.messageId,
+      signal: run.signal,
+      ask: (event) => this.#request(run, event),
+      progress: (text) => {
+        if (!run.ended) run.emit({ type: "notice", level: "info", text: text.slice(0, 500) });
+      },
+    };
+  }
+
+  async #request(run: TurnStream, event: RequestEvent): Promise<RequestAnswer | null> {
     let settle!: (answer: RequestAnswer | null) => void;
     const answered = new Promise<RequestAnswer | null>((resolve) => {
       settle = resolve;
     });
-    await run.ask(approvalEvent(newId("rq"), tool, input), settle);
+    await run.ask(event, settle);
     return answered;
+  }
+
+  /** Ask the person, the same way as any approval card; null when nobody answered in time. */
+  #ask(run: TurnStream, tool: string, input: unknown): Promise<RequestAnswer | null> {
+    return this.#request(run, approvalEvent(newId("rq"), tool, input));
   }
 }
 

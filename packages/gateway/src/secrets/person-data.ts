@@ -3,7 +3,8 @@ import type { PlaceholderRegistry } from "./placeholders.ts";
 import type { SecretStore } from "./store.ts";
 
 /**
- * A person's own secrets (user scope, every agent) and the placeholders that
+ * A person's own secrets (user scope, every agent; and the gateway-only `person`
+ * scope, e.g. MCP tokens) and the placeholders that
  * stand for them or for their turns. The export names them, never a value or
  * its masked hint.
  */
@@ -18,7 +19,7 @@ export function secretsData(
         meta && meta.scope.kind !== "installation"
           ? {
               name: meta.name,
-              agentId: meta.scope.agentId,
+              ...(meta.scope.kind === "user" ? { agentId: meta.scope.agentId } : {}),
               version: meta.version,
               createdAt: meta.createdAt,
               updatedAt: meta.updatedAt,

@@ -23,6 +23,11 @@ export const SecretScope = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("agent"), agentId: z.string() }),
   /** `userKey` is `platform:workspace:user` (workspace empty on platforms without one). */
   z.object({ kind: z.literal("user"), agentId: z.string(), userKey: z.string() }),
+  /**
+   * What the gateway holds for a person across agents and never hands to any
+   * sandbox (their MCP connections' OAuth tokens): `resolve` never reads it.
+   */
+  z.object({ kind: z.literal("person"), userKey: z.string() }),
 ]);
 export type SecretScope = z.infer<typeof SecretScope>;
 
@@ -78,6 +83,8 @@ export function describeScope(scope: SecretScope): string {
       return `agent ${scope.agentId}`;
     case "user":
       return `user ${scope.userKey} of agent ${scope.agentId}`;
+    case "person":
+      return `person ${scope.userKey} (gateway only)`;
   }
 }
 
@@ -96,6 +103,11 @@ function validateRef(ref: SecretRef): void {
 
 function validateScope(scope: SecretScope): void {
   if (scope.kind === "installation") return;
+  if (scope.kind === "person") {
+    if (!scope.userKey || scope.userKey.length > 512)
+      throw invalid("a person's secret needs a userKey (platform:workspace:user)");
+    return;
+  }
   if (!AGENT.test(scope.agentId)) throw invalid(`invalid agent id "${scope.agentId}"`);
   if (scope.kind === "user" && (!scope.userKey || scope.userKey.length > 512)) {
     throw invalid("a user-scoped secret needs a userKey (platform:workspace:user)");
@@ -112,6 +124,8 @@ function scopePrefix(scope: SecretScope): string {
     case "user":
       // userKey contains ':'; encoding keeps prefixes of different users disjoint.
       return `${PREFIX}user:${scope.agentId}:${encodeURIComponent(scope.userKey)}:`;
+    case "person":
+      return `${PREFIX}person:${encodeURIComponent(scope.userKey)}:`;
   }
 }
 
@@ -124,8 +138,8 @@ function aadFor(ref: SecretRef): string {
   return JSON.stringify([
     "lobu-secret/v1",
     s.kind,
-    s.kind === "installation" ? "" : s.agentId,
-    s.kind === "user" ? s.userKey : "",
+    s.kind === "installation" || s.kind === "person" ? "" : s.agentId,
+    s.kind === "user" || s.kind === "person" ? s.userKey : "",
     ref.name,
   ]);
 }
@@ -338,6 +352,11 @@ export class SecretStore {
       // secret:user:<agent>:<encoded user key>:<name>; neither part contains ':'.
       const [agent, user] = key.slice(`${PREFIX}user:`.length).split(":");
       if (!agent || user !== encoded) continue;
+      const rec = this.#stored(key, value, "exported by name only");
+      out.push({ key, ...(rec ? { meta: metaOf(rec) } : {}) });
+    }
+    // What the gateway alone holds for the person (MCP tokens): secret:person:<encoded user key>:<name>.
+    for await (const { key, value } of this.#scan(`${PREFIX}person:${encoded}:`)) {
       const rec = this.#stored(key, value, "exported by name only");
       out.push({ key, ...(rec ? { meta: metaOf(rec) } : {}) });
     }

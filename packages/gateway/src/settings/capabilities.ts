@@ -32,8 +32,10 @@ export function capabilityRoutes(d: PersonDeps): Hono<SettingsEnv> {
   r.delete("/domains/:domain", removeDomain(d));
   r.post("/packages", addPackage(d));
   r.delete("/packages/:name", removePackage(d));
-  r.post("/mcp/:id", connectMcp(d));
-  r.delete("/mcp/:id", disconnectMcp(d));
+  r.post("/mcp/:id", addMcp(d));
+  r.delete("/mcp/:id", removeMcp(d));
+  r.post("/mcp/:id/connect", connectMcp(d));
+  r.post("/mcp/:id/disconnect", disconnectMcp(d));
   return r;
 }
 
@@ -128,22 +130,59 @@ function removePackage(d: PersonDeps): SettingsHandler {
   };
 }
 
-/** MCP servers are the admin's ([mcp.*]); a person connects one to their agent. */
-function connectMcp(d: PersonDeps): SettingsHandler {
+/** MCP servers are the admin's ([mcp.*]); a person adds one to their agent. */
+function addMcp(d: PersonDeps): SettingsHandler {
   return async (c) => {
-    const id = c.req.param("id") ?? "";
-    if (!d.config.mcp[id]) throw invalidSetting(`there is no MCP server "${id}"`);
+    const id = mcpId(d, c.req.param("id"));
     await updateSettings(d, c, (cur) => ({ ...cur, mcp: addTo(cur.mcp, id) }));
-    auditChange(d, c, "mcp_connected", { mcp: id });
+    auditChange(d, c, "mcp_added", { mcp: id });
     return viewOf(d, c);
   };
 }
 
-function disconnectMcp(d: PersonDeps): SettingsHandler {
+/** Remove a server the person added (their account stays connected: Disconnect does that). */
+function removeMcp(d: PersonDeps): SettingsHandler {
   return async (c) => {
     const id = c.req.param("id") ?? "";
     await updateSettings(d, c, (cur) => ({ ...cur, mcp: removeFrom(cur.mcp, id) }));
-    auditChange(d, c, "mcp_disconnected", { mcp: id });
+    auditChange(d, c, "mcp_removed", { mcp: id });
     return viewOf(d, c);
   };
+}
+
+/**
+ * A connect link for the person's own account (the page opens it): the same
+ * single-use link a chat thread gets. The server is added to the agent too.
+ */
+function connectMcp(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const id = mcpId(d, c.req.param("id"));
+    if (!d.mcp || !d.config.mcp[id]?.url)
+      throw invalidSetting(`MCP server "${id}" is not connected by this gateway`);
+    const session = c.get("session");
+    await updateSettings(d, c, (cur) => ({ ...cur, mcp: addTo(cur.mcp, id) }));
+    const url = await d.mcp.connectUrl({
+      userKey: session.userKey,
+      agentId: session.agentId,
+      serverId: id,
+    });
+    auditChange(d, c, "mcp_connect_started", { mcp: id });
+    return c.json({ url });
+  };
+}
+
+/** Revoke the person's tokens at the server (RFC 7009) and forget them. */
+function disconnectMcp(d: PersonDeps): SettingsHandler {
+  return async (c) => {
+    const id = mcpId(d, c.req.param("id"));
+    const result = await d.mcp?.disconnect(c.get("session").userKey, id);
+    auditChange(d, c, "mcp_disconnected", { mcp: id, revoked: result?.revoked ?? false });
+    return viewOf(d, c);
+  };
+}
+
+function mcpId(d: PersonDeps, raw: string | undefined): string {
+  const id = raw ?? "";
+  if (!d.config.mcp[id]) throw invalidSetting(`there is no MCP server "${id}"`);
+  return id;
 }

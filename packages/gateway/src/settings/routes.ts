@@ -5,6 +5,7 @@ import { boundedBody } from "../http/body-limit.ts";
 import { apiHeaders, WebBundle, webDistDir } from "../http/web.ts";
 import { capabilityRoutes } from "./capabilities.ts";
 import { type ClaimDeps, claimRoutes } from "./claims.ts";
+import { type McpConnectDeps, mcpConnectRoutes } from "./mcp-connect.ts";
 import { type MemorySettingsDeps, memoryRoutes } from "./memory.ts";
 import { modelRoutes } from "./model.ts";
 import { pageRoutes } from "./pages.ts";
@@ -32,7 +33,8 @@ export type SettingsDeps = {
   RequestRouteDeps &
   PrivacyRouteDeps &
   ScheduleSettingsDeps &
-  MemorySettingsDeps;
+  MemorySettingsDeps &
+  McpConnectDeps;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -42,6 +44,7 @@ export type SettingsDeps = {
  * - `POST /settings/api/session/<platform>` a platform's own proof (a Telegram Mini App's
  *   initData) into a session (sign-ins.ts; see http/sign-in.ts).
  * - `/settings/api/*` the person's settings for their agent (session + CSRF).
+ * - `/mcp/connect/:code`, `/mcp/callback` connecting a person's MCP account (mcp-connect.ts).
  *
  * The API channel's settings links (`POST /api/v1/settings-links`) are a REST route: api/.
  */
@@ -51,6 +54,7 @@ export function settingsRoutes(d: SettingsDeps, env: NodeJS.ProcessEnv = process
   app.route("/", pageRoutes(site, new WebBundle(webDistDir(env))));
   app.route("/settings/claim", claimRoutes(d, site));
   app.route("/settings/api", settingsApi(d, site));
+  app.route("/mcp", mcpConnectRoutes(d, site));
   return app;
 }
 

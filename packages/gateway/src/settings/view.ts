@@ -6,6 +6,7 @@ import { effectivePolicy } from "../agents/context.ts";
 import type { AgentPackages } from "../agents/packages.ts";
 import type { AgentDefinition } from "../agents/registry.ts";
 import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
+import type { McpService } from "../mcp/service.ts";
 import type { UserAgentSettings, UserSettingsStore } from "../people/user-settings.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import { providerSecretName } from "../providers/registry.ts";
@@ -14,10 +15,6 @@ import type { SecretMeta, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 
 export type { SettingsView };
-
-function mcpDescription(entry: Record<string, unknown>): string {
-  return typeof entry.description === "string" ? entry.description : "";
-}
 
 /** What the page's view of a person's settings is built from. */
 export interface SettingsViewDeps {
@@ -29,6 +26,8 @@ export interface SettingsViewDeps {
   gatewayTools: Pick<GatewayToolHost, "has" | "basePolicy" | "names">;
   /** Nix packages' state (absent: packages are only listed). */
   packages?: Pick<AgentPackages, "status" | "unavailable" | "refusal">;
+  /** MCP connections (absent: each reads as needing authorization). */
+  mcp?: Pick<McpService, "status" | "connectUrl" | "disconnect">;
 }
 
 export async function buildView(
@@ -72,13 +71,12 @@ export async function buildView(
       installed: settings.skills,
       fromAgent: agent.skills,
     },
-    mcp: {
-      servers: Object.entries(s.config.mcp).map(([id, entry]) => ({
-        id,
-        description: mcpDescription(entry),
-      })),
-      connected: settings.mcp,
-    },
+    mcp: await mcpView(
+      s,
+      session.userKey,
+      settings.mcp,
+      installedSkills.flatMap((k) => k.mcp),
+    ),
     packages: await packagesView(s, session, agent.id, {
       installed: settings.packages,
       fromSkills: [...new Set(installedSkills.flatMap((k) => k.packages))],
@@ -94,6 +92,26 @@ export async function buildView(
       .filter((m) => !m.name.startsWith("provider."))
       .map((m) => ({ name: m.name, hint: m.hint, updatedAt: m.updatedAt })),
   };
+}
+
+/** Every server with the person's connection to it, as honest as the server says. */
+async function mcpView(
+  s: SettingsViewDeps,
+  userKey: string,
+  added: string[],
+  fromSkills: string[],
+): Promise<SettingsView["mcp"]> {
+  // Asked of every server at once: one that does not answer holds the page only so long.
+  const servers = await Promise.all(
+    Object.entries(s.config.mcp).map(async ([id, entry]) => ({
+      id,
+      description: entry.description,
+      status: entry.url
+        ? ((await s.mcp?.status(userKey, id)) ?? ("needs_authorization" as const))
+        : ("stdio" as const),
+    })),
+  );
+  return { servers, connected: added, fromSkills: [...new Set(fromSkills)] };
 }
 
 /** The person's packages with each one's state here, or why packages cannot be used here. */

@@ -11,6 +11,11 @@ import { FileBlobs } from "../conversations/file-blobs.ts";
 import { Inbound } from "../conversations/inbound.ts";
 import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
+import { McpClients } from "../mcp/clients.ts";
+import type { ConnectDeps } from "../mcp/connect.ts";
+import { ConnectFlows } from "../mcp/connect-flows.ts";
+import { McpCredentials } from "../mcp/credentials.ts";
+import { McpService } from "../mcp/service.ts";
 import { MemoryStore } from "../people/memory.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
@@ -63,6 +68,8 @@ export interface Domain {
   scheduler: Scheduler;
   /** People's long-term memory per agent (`[memory]`), encrypted. */
   memory: MemoryStore;
+  /** MCP servers: the gateway's clients, people's connections, the connect flow. */
+  mcp: { service: McpService; clients: McpClients; connect: ConnectDeps };
 }
 
 /** Build the domain objects in dependency order; each gets only what it uses. */
@@ -136,6 +143,20 @@ export async function buildDomain(opts: {
     gatewayTools,
     instanceId: opts.instanceId ?? newId("gw"),
   });
+  const mcp = buildMcp({
+    config,
+    log,
+    secrets,
+    kv: store.kv,
+    userSettings,
+    skills,
+    audit,
+    publicUrl,
+  });
+  if (Object.keys(config.mcp).length > 0)
+    gatewayTools.addProvider({
+      toolsFor: ({ agent, userKey }) => mcp.service.toolsFor(agent, userKey),
+    });
   const answerDeps = {
     config,
     agents,
@@ -146,6 +167,7 @@ export async function buildDomain(opts: {
     secrets,
     audit,
     packages,
+    mcp: mcp.service,
   };
   return {
     providers,
@@ -188,6 +210,42 @@ export async function buildDomain(opts: {
     schedules,
     scheduler,
     memory,
+    mcp,
+  };
+}
+
+/** The MCP gateway's parts (docs/mcp.md); tokens live in the secret store's `person` scope. */
+function buildMcp(opts: {
+  config: LobuConfig;
+  log: Logger;
+  secrets: SecretStore;
+  kv: Storage["store"]["kv"];
+  userSettings: UserSettingsStore;
+  skills: SkillCatalog;
+  audit: AuditLog;
+  publicUrl: PublicUrl;
+}): Domain["mcp"] {
+  const { config, secrets, publicUrl } = opts;
+  const log = opts.log.child({ component: "mcp" });
+  const credentials = new McpCredentials(secrets);
+  const flows = new ConnectFlows(opts.kv, log);
+  const redirectUrl = () => `${publicUrl.value}/mcp/callback`;
+  const clients = new McpClients({ config, credentials, secrets, redirectUrl, log });
+  const service = new McpService({
+    config,
+    clients,
+    credentials,
+    flows,
+    userSettings: opts.userSettings,
+    skills: opts.skills,
+    audit: opts.audit,
+    publicUrl: () => publicUrl.value,
+    log,
+  });
+  return {
+    service,
+    clients,
+    connect: { config, credentials, flows, clients, secrets, redirectUrl },
   };
 }
 

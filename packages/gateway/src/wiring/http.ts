@@ -47,6 +47,7 @@ export function buildApp(opts: {
     packages: domain.packages,
     schedules: domain.schedules,
     memory: domain.memory,
+    mcp: domain.mcp.service,
   });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));
@@ -122,6 +123,8 @@ export function buildApp(opts: {
       people,
       schedules: domain.schedules,
       memory: domain.memory,
+      mcpConnect: domain.mcp.connect,
+      mcp: domain.mcp.service,
     },
     env,
   );

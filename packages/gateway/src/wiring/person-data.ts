@@ -4,6 +4,7 @@ import type { AuditLog } from "../audit/log.ts";
 import { auditData } from "../audit/person-data.ts";
 import { conversationsData } from "../conversations/person-data.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
+import type { McpService } from "../mcp/service.ts";
 import type { MemoryStore } from "../people/memory.ts";
 import { PersonData } from "../people/person-data.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
@@ -27,6 +28,7 @@ export interface PersonDataDeps {
   packages: Pick<AgentPackages, "personData">;
   schedules: Pick<ScheduleStore, "personData">;
   memory: Pick<MemoryStore, "personData">;
+  mcp: Pick<McpService, "personData">;
 }
 
 /**
@@ -40,6 +42,8 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     auditData({ store: d.store, ownSandboxes: (p) => ownSandboxIds(d.store, p) }),
     budgetsData(d.store.kv),
     d.userSettings.personData(),
+    // MCP before secrets: its erasure revokes the tokens at each server while it still has them.
+    d.mcp.personData(),
     secretsData(d.secrets, d.placeholders),
     accessData(d.store.kv),
     requestsData(d.store),

@@ -75,7 +75,10 @@ describe("docs/openapi.yaml", () => {
         .filter(
           (r) =>
             r.method !== "ALL" &&
-            (r.path.startsWith("/api/v1/") || r.path === "/healthz" || r.path === "/readyz"),
+            (r.path.startsWith("/api/v1/") ||
+              r.path.startsWith("/mcp/") ||
+              r.path === "/healthz" ||
+              r.path === "/readyz"),
         )
         .map((r) => `${r.method.toLowerCase()} ${toOpenApi(r.path).replace(/\/$/, "")}`),
     );

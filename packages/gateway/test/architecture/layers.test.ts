@@ -82,6 +82,6 @@ describe("the layer check", () => {
   });
 
   it("names a folder that is in no layer", () => {
-    expect(check("mcp/client.ts", "domain/origin.ts")).toMatch(/mcp\/ is in no layer/);
+    expect(check("plugins/client.ts", "domain/origin.ts")).toMatch(/plugins\/ is in no layer/);
   });
 });

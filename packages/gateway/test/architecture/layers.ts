@@ -17,7 +17,8 @@ export const LAYERS: readonly { layer: string; folders: readonly string[] }[] = 
   { layer: "1 services", folders: ["secrets", "audit", "skills", "sandbox", "datadir", "nix"] },
   // What a turn needs from the outside world and from people's own settings.
   { layer: "2 egress & people", folders: ["proxy", "providers", "usage", "people"] },
-  { layer: "3 agents", folders: ["agents"] },
+  // Agents, and the MCP servers they reach through the gateway (clients, people's connections).
+  { layer: "3 agents", folders: ["agents", "mcp"] },
   // Messages and who may do what (tokens, sessions, settings links).
   { layer: "4 conversations & access", folders: ["conversations", "access", "schedules"] },
   // Queue, dispatcher, turn runner, sandbox manager, egress wiring, answers.

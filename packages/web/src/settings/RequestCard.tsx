@@ -2,7 +2,6 @@ import { bestEffort } from "@lobu/core/best-effort";
 import { useEffect, useId, useState } from "react";
 import { type Client, errorText } from "../api.ts";
 import { SkillNeeds } from "./SkillsSection.tsx";
-import { NOT_PROVIDED } from "./sections.tsx";
 import type { CapabilityKind, DecisionChoice, RequestView, SettingsView } from "./types.ts";
 
 function question(kind: CapabilityKind, value: string) {
@@ -123,13 +122,10 @@ export function RequestCard(props: {
 
   const event = request.event;
   const isSecret = event.type === "capability_request" && event.kind === "secret";
-  // MCP servers cannot be granted yet: say so, and offer only to tell the agent.
   const unavailable =
-    event.type === "capability_request" && event.kind === "mcp"
-      ? NOT_PROVIDED[event.kind]
-      : event.type === "approval_request" && event.displayComplete === false
-        ? "This input is too long to show in full, so it cannot be approved. Deny it and ask your agent for smaller steps."
-        : undefined;
+    event.type === "approval_request" && event.displayComplete === false
+      ? "This input is too long to show in full, so it cannot be approved. Deny it and ask your agent for smaller steps."
+      : undefined;
   // The gateway derives the display from the exact input that will run; it is shown whole.
   const display = event.type === "approval_request" ? (event.display ?? "") : "";
   const finished =

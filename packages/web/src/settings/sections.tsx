@@ -146,14 +146,6 @@ function ProviderKey(props: {
   );
 }
 
-/**
- * Capabilities the gateway records but does not provide yet: nothing connects MCP
- * servers. Said plainly wherever they show.
- */
-export const NOT_PROVIDED = {
-  mcp: "Not connected yet: this gateway does not connect MCP servers to agents, so your agent cannot use them today. Your choice is only saved with your settings.",
-} as const;
-
 /** What the person added (each removable), then what they get from elsewhere (badged, fixed). */
 function EntryList(props: {
   mine: string[];
@@ -318,38 +310,89 @@ function ToolRow(props: {
   );
 }
 
+/** A person's connection to a server, in words. */
+const MCP_STATUS: Record<SettingsView["mcp"]["servers"][number]["status"], string> = {
+  connected: "Connected with your account",
+  needs_authorization: "Not connected: sign in to use it",
+  error: "The server cannot be reached right now",
+  shared: "Uses the team's account: nothing to connect",
+  stdio: "Runs inside the sandbox: not available on this gateway yet",
+};
+
+/**
+ * MCP servers: add one to the agent, and connect your own account (the
+ * gateway keeps the tokens; the agent never sees them). Connect opens the
+ * server's sign-in page; disconnect revokes the tokens there.
+ */
 export function McpSection({ view, client, act, busy }: Props) {
   if (view.mcp.servers.length === 0) return null;
+  const connect = async (id: string) => {
+    const { url } = await client.send<{ url: string }>("POST", `/mcp/${enc(id)}/connect`);
+    window.location.assign(url);
+  };
   return (
     <Section
       title="MCP servers"
-      description="Tool servers your team offers; pick the ones you want."
+      description="Tool servers your team offers. Add one to your agent and connect your own account; your agent uses it as you, and never sees your tokens."
     >
-      <p className="notice" role="note">
-        {NOT_PROVIDED.mcp}
-      </p>
       <ul className="list">
         {view.mcp.servers.map((m) => {
-          const on = view.mcp.connected.includes(m.id);
+          const added = view.mcp.connected.includes(m.id);
+          const fromSkill = view.mcp.fromSkills.includes(m.id);
+          const personal = m.status !== "shared" && m.status !== "stdio";
           return (
             <li key={m.id} className="item">
               <div className="grow">
-                <span className="name">{m.id}</span> {on ? <Badge>selected</Badge> : null}
+                <span className="name">{m.id}</span> {added ? <Badge>added</Badge> : null}
+                {fromSkill ? <Badge>from a skill</Badge> : null}
                 {m.description ? <p className="hint">{m.description}</p> : null}
+                <p className="hint" role="status">
+                  {MCP_STATUS[m.status]}
+                </p>
               </div>
+              {personal && m.status !== "connected" ? (
+                <button type="button" disabled={busy} onClick={() => void connect(m.id)}>
+                  Connect
+                </button>
+              ) : null}
+              {personal && m.status !== "needs_authorization" ? (
+                <>
+                  <button
+                    type="button"
+                    className="secondary"
+                    disabled={busy}
+                    onClick={() => void connect(m.id)}
+                  >
+                    Reconnect
+                  </button>
+                  <button
+                    type="button"
+                    className="secondary"
+                    disabled={busy}
+                    aria-label={`Disconnect ${m.id}`}
+                    onClick={() =>
+                      act(`Disconnected ${m.id}.`, () =>
+                        client.send("POST", `/mcp/${enc(m.id)}/disconnect`),
+                      )
+                    }
+                  >
+                    Disconnect
+                  </button>
+                </>
+              ) : null}
               <button
                 type="button"
-                className={on ? "secondary" : undefined}
+                className="secondary"
                 disabled={busy}
-                aria-pressed={on}
-                aria-label={`${on ? "Deselect" : "Select"} ${m.id}`}
+                aria-pressed={added}
+                aria-label={`${added ? "Remove" : "Add"} ${m.id}`}
                 onClick={() =>
-                  act(`${on ? "Deselected" : "Selected"} ${m.id}.`, () =>
-                    client.send(on ? "DELETE" : "POST", `/mcp/${enc(m.id)}`),
+                  act(`${added ? "Removed" : "Added"} ${m.id}.`, () =>
+                    client.send(added ? "DELETE" : "POST", `/mcp/${enc(m.id)}`),
                   )
                 }
               >
-                {on ? "Deselect" : "Select"}
+                {added ? "Remove" : "Add"}
               </button>
             </li>
           );

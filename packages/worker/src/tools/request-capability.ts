@@ -7,9 +7,8 @@ import type { RequestBroker } from "../requests.ts";
  * Lets the agent ask for something it lacks (a network domain, a skill, a
  * credential, a Nix package). The user gets a settings link opened on exactly
  * that request; once they approve, the turn continues with it in place (a
- * package once the gateway has installed it). MCP servers are part of the
- * protocol but cannot be granted yet (the gateway refuses them and says why),
- * so the description steers the model away.
+ * package once the gateway has installed it; an MCP server from the next
+ * message, when the gateway offers its tools).
  */
 export function requestCapabilityTool(
   broker: RequestBroker,
@@ -21,8 +20,9 @@ export function requestCapabilityTool(
     name: "request_capability",
     label: "Request capability",
     description:
-      "Ask the user to grant something you need but do not have: kind 'domain' (network access to a host, e.g. api.github.com), 'skill' (a skill by name), 'secret' (a credential by name) or 'package' (a program from Nix packages, by attribute name, e.g. jq or ffmpeg; it is installed on your PATH before this tool returns, which can take minutes). The user approves in their settings page; when this tool returns 'granted', retry what you were doing. MCP servers ('mcp') cannot be granted in this installation yet: do not ask for them; tell the user what you would need instead.",
-    promptSnippet: "Ask the user to grant a missing network domain, skill, secret or Nix package",
+      "Ask the user to grant something you need but do not have: kind 'domain' (network access to a host, e.g. api.github.com), 'skill' (a skill by name), 'secret' (a credential by name), 'package' (a program from Nix packages, by attribute name, e.g. jq or ffmpeg; it is installed on your PATH before this tool returns, which can take minutes) or 'mcp' (an MCP server of this installation, by id; once granted its tools are yours from the user's next message, and when it needs the user's own account you get its connect tool). The user approves in their settings page; when this tool returns 'granted', retry what you were doing.",
+    promptSnippet:
+      "Ask the user to grant a missing network domain, skill, secret, Nix package or MCP server",
     parameters: Type.Object({
       kind: Type.Union(CapabilityKind.options.map((kind) => Type.Literal(kind))),
       value: Type.String({

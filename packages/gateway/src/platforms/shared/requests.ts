@@ -77,6 +77,25 @@ export function cardMarkdown(event: RequestEvent): string {
   }
 }
 
+/**
+ * The label of a capability card's link: an MCP server's is a connect link
+ * (the person signs in to their own account there), every other kind's the
+ * settings page.
+ */
+export function linkLabel(event: Extract<RequestEvent, { type: "capability_request" }>): string {
+  return event.kind === "mcp" && event.url ? `Connect ${clip(event.value, 40)}` : "Open settings";
+}
+
+/** The private message carrying a capability request's link (outside direct conversations). */
+export function privateLinkText(
+  event: Extract<RequestEvent, { type: "capability_request" }>,
+  url: string,
+): string {
+  return event.kind === "mcp" && event.url
+    ? `Connect your own ${event.value} account for the agent (this link is for you alone): ${url}`
+    : `Your settings, to answer the agent's request for ${event.value}: ${url}`;
+}
+
 /** Choices that refuse what was asked (shown with ⛔). */
 const NEGATIVE = new Set<string>(
   Object.entries(DECISIONS)

@@ -4,6 +4,8 @@ import {
   type CardButton,
   cardButtons,
   cardMarkdown,
+  linkLabel,
+  privateLinkText,
   type RequestEvent,
 } from "../shared/requests.ts";
 import type { Part } from "../shared/turn-view.ts";
@@ -188,7 +190,7 @@ export function cardBlocks(
 ): Block[] {
   const elements: Block[] = [];
   if (event.type === "capability_request" && settingsUrl) {
-    elements.push(linkButton("Open settings", settingsUrl, `${LINK_PREFIX}${event.requestId}`));
+    elements.push(linkButton(linkLabel(event), settingsUrl, `${LINK_PREFIX}${event.requestId}`));
   }
   const approvable = approval ? canApprove(approval.view, approval.attached) : true;
   elements.push(...cardButtons(event, approvable).map((b) => button(b, event.requestId)));
@@ -211,6 +213,21 @@ export function closedCard(sections: Block[], line: string): Block[] {
 }
 
 /** The personal settings button (the link carries a one-time claim code). */
+/** A capability request's link, sent to the person alone (a connect link, or their settings). */
+export function requestLinkBlocks(event: CapabilityRequestEvent, url: string): Block[] {
+  if (event.kind !== "mcp" || !event.url) return settingsBlocks(url);
+  return [
+    section(privateLinkText(event, url)),
+    {
+      type: "actions",
+      block_id: "lobu_settings",
+      elements: [linkButton(linkLabel(event), url, "lobu-settings")],
+    },
+  ];
+}
+
+type CapabilityRequestEvent = Extract<RequestEvent, { type: "capability_request" }>;
+
 export function settingsBlocks(url: string): Block[] {
   return [
     section("Your personal settings for this agent (API keys, connected accounts, approvals):"),

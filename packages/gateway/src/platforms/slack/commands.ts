@@ -4,7 +4,8 @@ import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts"
 import type { Background } from "../shared/background.ts";
 import { handleOnce } from "../shared/once.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
-import { settingsBlocks } from "./blocks.ts";
+import { privateLinkText } from "../shared/requests.ts";
+import { requestLinkBlocks, settingsBlocks } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import { postToResponseUrl, responseUrlAllowed } from "./respond.ts";
 import type { SlashCommand } from "./webhook/parse.ts";
@@ -75,8 +76,8 @@ export class SlackCommands {
         channel: origin.channelId,
         user: origin.userId,
         ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
-        text: `Your settings, to answer the agent's request for ${request.value}: ${url}`,
-        blocks: settingsBlocks(url),
+        text: privateLinkText(request, url),
+        blocks: requestLinkBlocks(request, url),
       }),
     );
   }

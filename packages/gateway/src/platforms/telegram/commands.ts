@@ -4,6 +4,7 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import type { Background } from "../shared/background.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
+import { linkLabel, privateLinkText } from "../shared/requests.ts";
 import { sendText, tgCall } from "./client.ts";
 import { settingsKeyboard } from "./keyboard.ts";
 
@@ -74,8 +75,15 @@ export class TelegramCommands {
       await tgCall(() =>
         api.sendMessage(
           Number(origin.userId),
-          `The agent asks for ${request.value}. Answer in your settings:`,
-          { reply_markup: settingsKeyboard({ isPrivate: true, botUsername, url }) },
+          request.kind === "mcp" && request.url
+            ? privateLinkText(request, url)
+            : `The agent asks for ${request.value}. Answer in your settings:`,
+          {
+            reply_markup:
+              request.kind === "mcp" && request.url
+                ? { inline_keyboard: [[{ text: linkLabel(request), url }]] }
+                : settingsKeyboard({ isPrivate: true, botUsername, url }),
+          },
         ),
       );
     } catch (err) {

@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { cardButtons, type RequestEvent } from "../shared/requests.ts";
+import { cardButtons, linkLabel, type RequestEvent } from "../shared/requests.ts";
 
 /** Telegram limits callback_data to 64 bytes. */
 const MAX_CALLBACK_BYTES = 64;
@@ -66,7 +66,7 @@ export async function cardKeyboard(
 ): Promise<InlineKeyboardMarkup> {
   const rows: InlineKeyboardButton[][] = [];
   if (event.type === "capability_request" && linkUrl)
-    rows.push([{ text: "Open settings", url: linkUrl }]);
+    rows.push([{ text: linkLabel(event), url: linkUrl }]);
   let row: InlineKeyboardButton[] = [];
   for (const b of cardButtons(event, canApprove)) {
     const button = {

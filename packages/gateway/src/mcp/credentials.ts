@@ -1,0 +1,111 @@
+import { registerSecret } from "@lobu/core";
+import {
+  type OAuthClientInformationMixed,
+  type OAuthTokens,
+  OAuthTokensSchema,
+} from "@modelcontextprotocol/sdk/shared/auth.js";
+import { z } from "zod";
+import type { SecretRef, SecretStore } from "../secrets/store.ts";
+
+/**
+ * What the gateway holds for one person's connection to one MCP server: the
+ * OAuth tokens, the client it registered (RFC 7591) and the PKCE verifier of
+ * a flow in progress. Each is a secret of the person's `person` scope in the
+ * encrypted secret store (sealed under the master key, its AAD naming the
+ * person and the item, re-encrypted by `lobu master-key rotate`). That scope
+ * is never resolved for a sandbox: nothing here reaches a worker, the model
+ * or a log (reads register the values for log redaction).
+ */
+export type CredentialItem = "tokens" | "client" | "verifier";
+
+/** When the tokens were saved: their `expires_in` counts from then. */
+const StoredTokens = z.object({ tokens: z.unknown(), savedAt: z.number() });
+/** The registration as the server returned it (auth() reads its token_endpoint_auth_method). */
+const StoredClient = z.looseObject({ client_id: z.string().min(1) });
+
+export interface SavedTokens {
+  tokens: OAuthTokens;
+  savedAt: number;
+}
+
+export class McpCredentials {
+  readonly #secrets: SecretStore;
+
+  constructor(secrets: SecretStore) {
+    this.#secrets = secrets;
+  }
+
+  async tokens(userKey: string, serverId: string): Promise<SavedTokens | undefined> {
+    const stored = StoredTokens.safeParse(parseJson(await this.#get(userKey, serverId, "tokens")));
+    if (!stored.success) return undefined;
+    const tokens = OAuthTokensSchema.safeParse(stored.data.tokens);
+    if (!tokens.success) return undefined;
+    redact(tokens.data);
+    return { tokens: tokens.data, savedAt: stored.data.savedAt };
+  }
+
+  async saveTokens(userKey: string, serverId: string, tokens: OAuthTokens): Promise<void> {
+    redact(tokens);
+    await this.#set(userKey, serverId, "tokens", JSON.stringify({ tokens, savedAt: Date.now() }));
+  }
+
+  async client(
+    userKey: string,
+    serverId: string,
+  ): Promise<OAuthClientInformationMixed | undefined> {
+    const parsed = StoredClient.safeParse(parseJson(await this.#get(userKey, serverId, "client")));
+    return parsed.success ? (parsed.data as OAuthClientInformationMixed) : undefined;
+  }
+
+  async saveClient(
+    userKey: string,
+    serverId: string,
+    info: OAuthClientInformationMixed,
+  ): Promise<void> {
+    await this.#set(userKey, serverId, "client", JSON.stringify(info));
+  }
+
+  async verifier(userKey: string, serverId: string): Promise<string | undefined> {
+    return this.#get(userKey, serverId, "verifier");
+  }
+
+  async saveVerifier(userKey: string, serverId: string, verifier: string): Promise<void> {
+    await this.#set(userKey, serverId, "verifier", verifier);
+  }
+
+  async forget(userKey: string, serverId: string, items: readonly CredentialItem[]): Promise<void> {
+    for (const item of items) await this.#secrets.delete(ref(userKey, serverId, item));
+  }
+
+  async #get(userKey: string, serverId: string, item: CredentialItem): Promise<string | undefined> {
+    try {
+      return (await this.#secrets.get(ref(userKey, serverId, item))) ?? undefined;
+    } catch {
+      // Undecryptable (another master key, tampered): as good as none; connecting again replaces it.
+      return undefined;
+    }
+  }
+
+  async #set(userKey: string, serverId: string, item: CredentialItem, value: string) {
+    await this.#secrets.set(ref(userKey, serverId, item), value);
+  }
+}
+
+function ref(userKey: string, serverId: string, item: CredentialItem): SecretRef {
+  return { scope: { kind: "person", userKey }, name: `mcp.${serverId}.${item}` };
+}
+
+/** Log lines never show a token, even if one reached an error message. */
+function redact(tokens: OAuthTokens): void {
+  registerSecret(tokens.access_token);
+  if (tokens.refresh_token) registerSecret(tokens.refresh_token);
+}
+
+function parseJson(raw: string | undefined): unknown {
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,3 @@
+export * from "./auth-server.ts";
+export * from "./browser.ts";
+export * from "./mcp-server.ts";
