@@ -202,6 +202,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     kv: store.kv,
     inbound: domain.inbound,
     answer: domain.answer,
+    stops: runtime.stops,
+    config,
     settingsLinks: domain.settingsLinks,
     audit: domain.audit,
     secrets: storage.secrets,
@@ -235,6 +237,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await sandboxes.close();
       await egress.close();
       await domain.requests.stop();
+      await runtime.stops.close();
       await domain.audit.flush();
       await store.close();
       await telemetry.shutdown();

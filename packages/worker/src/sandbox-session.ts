@@ -110,6 +110,8 @@ export class SandboxSession {
   private rekey: ((apiKey: string) => void) | undefined;
   private current: TurnContext | undefined;
   private currentTurn: string | undefined;
+  /** A cancel that came while its turn was still being set up (before it ran). */
+  private cancelledEarly: string | undefined;
   private readonly alwaysAllowed = new Set<string>();
   readonly broker: RequestBroker;
   lastActive = Date.now();
@@ -256,6 +258,7 @@ export class SandboxSession {
       if (mapped) this.opts.emit(turnId, mapped);
     });
     try {
+      if (this.cancelledEarly === turnId) return { status: "cancelled", text: "" };
       await session.prompt(text);
       const last = [...session.messages].reverse().find((m) => m.role === "assistant") as
         | { stopReason?: string; errorMessage?: string }
@@ -288,6 +291,7 @@ export class SandboxSession {
     } finally {
       unsubscribe();
       this.currentTurn = undefined;
+      this.cancelledEarly = undefined;
       this.broker.cancelAll();
       this.lastActive = Date.now();
     }
@@ -302,9 +306,16 @@ export class SandboxSession {
     }
   }
 
-  /** Stop turn `turnId` if it is the one running (a late cancel must not hit the next turn). */
+  /**
+   * Stop turn `turnId`: the model call and a running tool are aborted (pi kills
+   * a bash command's process group). A cancel for a turn still being set up is
+   * kept for it; a late one must not hit the next turn.
+   */
   async cancel(turnId: string): Promise<void> {
-    if (turnId !== this.currentTurn) return;
+    if (turnId !== this.currentTurn) {
+      this.cancelledEarly = turnId;
+      return;
+    }
     this.broker.cancelAll();
     await this.session?.abort();
   }

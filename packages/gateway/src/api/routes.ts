@@ -13,6 +13,7 @@ import { type RequestRouteDeps, requestRoutes } from "./requests.ts";
 import { type SandboxRouteDeps, sandboxRoutes } from "./sandboxes.ts";
 import { type SecretRouteDeps, secretRoutes } from "./secrets.ts";
 import { type SettingsLinkRouteDeps, settingsLinkRoutes } from "./settings-links.ts";
+import { type StopRouteDeps, stopRoutes } from "./stops.ts";
 import { apiStreamSlots } from "./streams.ts";
 import { type TokenRouteDeps, tokenRoutes } from "./tokens.ts";
 
@@ -27,7 +28,8 @@ export type ApiDeps = InfoDeps &
   SandboxRouteDeps &
   TokenRouteDeps &
   ReportRouteDeps &
-  SettingsLinkRouteDeps & { tokens: TokenStore };
+  SettingsLinkRouteDeps &
+  StopRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an
@@ -48,6 +50,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/", messageRoutes(d, slots));
   api.route("/", conversationRoutes(d));
   api.route("/requests", requestRoutes(d));
+  api.route("/", stopRoutes(d));
   api.route("/sandboxes", sandboxRoutes(d));
   api.route("/tokens", tokenRoutes(d));
   api.route("/", reportRoutes(d));

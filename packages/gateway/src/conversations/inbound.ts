@@ -29,6 +29,17 @@ export class Inbound {
     this.maxMessageBytes = deps.maxMessageBytes;
   }
 
+  /**
+   * The conversation a message from `origin` goes to (as submit routes it),
+   * without storing anything: what a `stop` in a chat names.
+   */
+  async conversationOf(message: Pick<InboundMessage, "origin" | "agentId">): Promise<string> {
+    const agent = message.agentId
+      ? await this.agents.require(message.agentId)
+      : await this.agents.defaultAgent();
+    return sandboxIdOf(routeKey(agent.id, agent.groupRouting, message.origin));
+  }
+
   async submit(message: InboundMessage): Promise<SubmitResult & { conversationId: string }> {
     const bytes = Buffer.byteLength(message.text, "utf8");
     if (bytes > this.maxMessageBytes) {

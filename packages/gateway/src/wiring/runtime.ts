@@ -8,6 +8,7 @@ import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
+import { TurnStops } from "../runtime/stops.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
@@ -23,6 +24,8 @@ export interface Runtime {
   sandboxes: SandboxManager;
   runner: TurnRunner;
   dispatcher: Dispatcher;
+  /** Stopping turns from any surface, on whichever gateway runs them. */
+  stops: TurnStops;
   /** Stops the scheduled garbage collection of Nix packages. */
   stopPackageGc: () => void;
 }
@@ -134,6 +137,9 @@ export async function startRuntime(opts: {
     audit: (entry) => audit.record(entry),
     skillsDirFor: (id) => opts.skillViews.ensure(id),
   });
+  const stops = new TurnStops({ store, conversations, turns, audit, log });
+  await stops.start();
+  startup.onFailure(() => stops.close());
   const runner = new TurnRunner({
     sandboxes,
     conversations,
@@ -143,6 +149,7 @@ export async function startRuntime(opts: {
     attempts,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
+    stops,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"
@@ -195,5 +202,5 @@ export async function startRuntime(opts: {
   });
   const stopPackageGc = domain.packages.scheduleGc();
   startup.onFailure(stopPackageGc);
-  return { egress, driver, sandboxes, runner, dispatcher, stopPackageGc };
+  return { egress, driver, sandboxes, runner, dispatcher, stops, stopPackageGc };
 }

@@ -29,6 +29,7 @@ import { signatureHeaders } from "./signing.ts";
 import { type SocketEnvelope, SocketModeHub } from "./socket-mode.ts";
 import { SlackWorld } from "./state.ts";
 import type {
+  SlackAssistantThread,
   SlackCall,
   SlackChannel,
   SlackChannelType,
@@ -392,6 +393,103 @@ export class SlackEmulator implements SlackBackend {
   ): Promise<SlackUserMessageResult> {
     const channel = this.imChannel(input.user);
     return this.userMessage({ ...input, channel: channel.id }, opts);
+  }
+
+  /**
+   * A user adds a reaction to a message (stored on it); Slack sends
+   * `reaction_added` when the app subscribes to it and is in the channel.
+   */
+  async userReacts(
+    input: { user: string; channel: string; ts: string; name: string },
+    opts: SlackSendOptions = {},
+  ): Promise<SlackDeliveryResult | undefined> {
+    const user = this.#ensureUser(input.user);
+    const channel = this.world.channels.get(input.channel);
+    const message = channel ? this.world.findMessage(channel.id, input.ts) : undefined;
+    if (!channel || !message || message.deleted)
+      throw new Error(`userReacts: no message ${input.ts} in ${input.channel}`);
+    let reaction = message.reactions.find((r) => r.name === input.name);
+    if (!reaction) {
+      reaction = { name: input.name, users: [] };
+      message.reactions.push(reaction);
+    }
+    if (!reaction.users.includes(user.id)) reaction.users.push(user.id);
+    this.#signal.notify();
+    if (!this.subscriptions.includes("reaction_added") || !channel.isMember) return undefined;
+    return this.sendEvent(
+      {
+        type: "reaction_added",
+        user: user.id,
+        reaction: input.name,
+        item: { type: "message", channel: channel.id, ts: message.ts },
+        ...(message.user ? { item_user: message.user } : {}),
+      },
+      { teamId: user.teamId, ...opts },
+    );
+  }
+
+  /**
+   * A user opens the app's assistant pane (optionally from a channel): Slack
+   * starts a thread in their DM with the app and sends
+   * `assistant_thread_started`. Resolves with the thread.
+   */
+  async openAssistantThread(
+    input: { user: string; fromChannel?: string },
+    opts: SlackSendOptions = {},
+  ): Promise<{ channel: string; threadTs: string; delivery: SlackDeliveryResult | undefined }> {
+    const user = this.#ensureUser(input.user);
+    const install = this.#installForTeam(user.teamId);
+    const im = this.imChannel(user.id);
+    const root = this.world.addMessage({
+      channel: im.id,
+      ts: this.world.clock.next(),
+      teamId: user.teamId,
+      user: install.botUserId,
+      botId: install.botId,
+      appId: this.appId,
+      fromBot: true,
+      text: "",
+      mrkdwn: true,
+      replyBroadcast: false,
+      files: [],
+      reactions: [],
+      edits: [],
+      deleted: false,
+      postedVia: "assistant",
+      at: Date.now(),
+    });
+    root.threadTs = root.ts;
+    this.world.assistantThreads.set(`${im.id}:${root.ts}`, {
+      channel: im.id,
+      threadTs: root.ts,
+      status: "",
+      statuses: [],
+    });
+    this.#signal.notify();
+    const delivery = this.subscriptions.includes("assistant_thread_started")
+      ? await this.sendEvent(
+          {
+            type: "assistant_thread_started",
+            assistant_thread: {
+              user_id: user.id,
+              channel_id: im.id,
+              thread_ts: root.ts,
+              context: {
+                channel_id: input.fromChannel ?? null,
+                team_id: user.teamId,
+                enterprise_id: null,
+              },
+            },
+          },
+          { teamId: user.teamId, ...opts },
+        )
+      : undefined;
+    return { channel: im.id, threadTs: root.ts, delivery };
+  }
+
+  /** What the app set on an assistant pane thread. */
+  assistantThread(channel: string, threadTs: string): SlackAssistantThread | undefined {
+    return this.world.assistantThreads.get(`${channel}:${threadTs}`);
   }
 
   /** POSTs an event_callback envelope for `event`, signed like Slack. */

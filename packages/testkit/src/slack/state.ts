@@ -1,4 +1,5 @@
 import type {
+  SlackAssistantThread,
   SlackChannel,
   SlackChannelType,
   SlackEphemeral,
@@ -59,6 +60,8 @@ export class SlackWorld {
   readonly messages = new Map<string, SlackMessage[]>();
   readonly files = new Map<string, SlackFile>();
   readonly ephemerals: SlackEphemeral[] = [];
+  /** Assistant pane threads by `<channel>:<thread ts>`. */
+  readonly assistantThreads = new Map<string, SlackAssistantThread>();
   readonly clock = new TsClock();
   readonly ids = new IdSource();
 
@@ -150,5 +153,6 @@ export class SlackWorld {
     for (const id of this.channels.keys()) this.messages.set(id, []);
     this.files.clear();
     this.ephemerals.length = 0;
+    this.assistantThreads.clear();
   }
 }

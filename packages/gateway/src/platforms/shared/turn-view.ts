@@ -103,7 +103,11 @@ export class TurnView<L, C> {
         );
         return;
       case "error":
-        await this.#finish(undefined, `⚠️ ${event.message}`);
+        // A stopped turn keeps what it wrote, and says who stopped it.
+        await this.#finish(
+          undefined,
+          `${event.code === "turn_stopped" ? "⏹️" : "⚠️"} ${event.message}`,
+        );
         return;
       case "done":
         await this.#finish(event.text);

@@ -136,11 +136,12 @@ export class SlackAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // Outside a DM the card is public: its settings link goes to the person as an ephemeral instead.
       sendLinkPrivately: (request) => this.#commands.requestLink(ws, origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new SlackSurface(ws.client, origin, {
           maxInlineChars: this.#settings.maxInlineChars,
           settingsUrl,
           log: this.#log,
+          messageId,
         }),
     });
   }

@@ -2,6 +2,8 @@ import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
+import { STOP_REACTIONS, stopFromChat } from "../shared/stop.ts";
+import { slackCall } from "./client.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
 import type { UserNames } from "./user-names.ts";
@@ -11,6 +13,7 @@ import {
   type EventEnvelope,
   filesOf,
   type SlackMessageEvent,
+  stopReaction,
 } from "./webhook/parse.ts";
 import type { Workspaces } from "./workspaces.ts";
 
@@ -56,6 +59,35 @@ export class SlackEvents {
     }
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
+    else if (event.type === "reaction_added") await this.#reaction(teamId, event);
+  }
+
+  /**
+   * A stop reaction stops the reactor's running turn in that conversation
+   * (as a `stop` message there would); what to tell them goes to them alone.
+   */
+  async #reaction(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const { workspaces, settings, inbound } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    const r = ws ? stopReaction(event, ws.botUserId, STOP_REACTIONS) : undefined;
+    if (!ws || !r) return;
+    const userName = await this.#deps.names.of(ws, r.user);
+    const origin: Origin = {
+      platform: "slack",
+      workspace: teamId,
+      channelId: r.channel,
+      userId: r.user,
+      isDirect: r.channel.startsWith("D"),
+      ...(userName ? { userName } : {}),
+    };
+    const target = { origin, ...(settings.agentId ? { agentId: settings.agentId } : {}) };
+    await stopFromChat(inbound.ctx, { who: origin, target, clearQueue: false }, async (text) =>
+      inbound.background.run(
+        () =>
+          slackCall(() => ws.client.chat.postEphemeral({ channel: r.channel, user: r.user, text })),
+        "could not answer a stop reaction",
+      ),
+    );
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {

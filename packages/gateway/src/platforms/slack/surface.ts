@@ -14,6 +14,7 @@ import {
   closedCard,
   context,
   liveBlocks,
+  stopBlock,
 } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 
@@ -38,19 +39,33 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   readonly #maxInline: number;
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** The turn's message: the streaming reply's Stop buttons name it. */
+  readonly #messageId: string | undefined;
   /** Approval inputs already attached as files, by file name. */
   readonly #attachedInputs = new Set<string>();
 
   constructor(
     client: WebClient,
     origin: Origin,
-    opts: { maxInlineChars: number; settingsUrl: () => Promise<string | undefined>; log: Logger },
+    opts: {
+      maxInlineChars: number;
+      settingsUrl: () => Promise<string | undefined>;
+      log: Logger;
+      /** Show Stop buttons on the streaming reply for this message's turn. */
+      messageId?: string;
+    },
   ) {
     this.#client = client;
     this.#origin = origin;
     this.#maxInline = opts.maxInlineChars;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
+    this.#messageId = opts.messageId;
+  }
+
+  /** Stop buttons while the reply streams; none once it is final. */
+  #controls(final: boolean): Block[] {
+    return !final && this.#messageId ? [stopBlock(this.#messageId)] : [];
   }
 
   get #thread(): { thread_ts?: string } {
@@ -63,14 +78,19 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
         channel: this.#origin.channelId,
         ...this.#thread,
         text: "Thinking…",
-        blocks: [context("_Thinking…_")],
+        blocks: [context("_Thinking…_"), ...this.#controls(false)],
       }),
     );
     return { channel: res.channel ?? this.#origin.channelId, ts: res.ts as string };
   }
 
   async render(handle: SlackLive | undefined, parts: Part[], final: boolean): Promise<SlackLive> {
-    const { blocks, text, overflow } = liveBlocks(parts, this.#maxInline, final);
+    const { blocks, text, overflow } = liveBlocks(
+      parts,
+      this.#maxInline,
+      final,
+      this.#controls(final),
+    );
     let live: SlackLive;
     if (!handle) {
       const res = await slackCall(() =>
