@@ -23,6 +23,8 @@ export interface ChatMessage {
   buttons: string[];
   /** Where its link buttons lead. */
   links: string[];
+  /** The streaming reply's Stop buttons, by label. */
+  stops: string[];
 }
 
 /** One delivery the platform made to the gateway, and how the gateway answered it. */
@@ -175,6 +177,32 @@ export function describeConformance<D extends Delivery>(
       await d.click(user, approval, "Approve");
       await reply(fresh, "Result: conformance-approved");
       expect(fresh().find((m) => m.id === approval.id)?.buttons).toEqual([]);
+    });
+
+    it("stops a running turn from the Stop button on its streaming reply", async () => {
+      const user = d.person(4);
+      const fresh = from(user);
+      const text = `stop me ${user}`;
+      // A reply that would take a minute to stream: it is stopped long before.
+      world().llm.when((r) => r.lastUserText === text, slowText("word ".repeat(300), 300, 200));
+      await d.send(user, text);
+      const live = await d.waitFor(
+        () => fresh().find((m) => m.stops.length > 0 && m.text.includes("word")),
+        "the streaming reply with its Stop buttons",
+      );
+      expect(live.stops).toEqual(["⏹ Stop", "Stop and clear queue"]);
+      await d.click(user, live, "⏹ Stop");
+      const stopped = await d.waitFor(
+        () => fresh().find((m) => m.id === live.id && /⏹️ Stopped by/.test(m.text)),
+        "the reply saying it was stopped",
+      );
+      expect(stopped.stops).toEqual([]);
+      // The model call was aborted, not left to finish (checked until it is: the
+      // emulator's waitFor re-checks only on the platform's own changes).
+      const deadline = Date.now() + 30_000;
+      const aborted = () => world().llm.requests.some((r) => r.lastUserText === text && r.aborted);
+      while (!aborted() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(aborted()).toBe(true);
     });
 
     it("sends the settings link to the person, without asking the agent", async () => {

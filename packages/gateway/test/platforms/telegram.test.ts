@@ -55,7 +55,12 @@ function waitForCard(chatId: number): Promise<TelegramMessage> {
     () =>
       tg
         .messages(chatId)
-        .find((m) => m.replyMarkup?.inline_keyboard.flat().some((b) => b.callback_data)),
+        // A request card (the streaming reply's Stop buttons are not one).
+        .find((m) =>
+          m.replyMarkup?.inline_keyboard
+            .flat()
+            .some((b) => b.callback_data && !b.callback_data.startsWith("lobu-stop")),
+        ),
     { ...WAIT, description: "a card with buttons" },
   );
 }

@@ -49,6 +49,9 @@ function chatMessage(m: SlackMessage): ChatMessage {
       .filter((e) => e.action_id?.startsWith("lobu:"))
       .map((e) => (typeof e.text === "object" ? (e.text.text ?? "") : "")),
     links: elements.flatMap((e) => (e.url ? [e.url] : [])),
+    stops: elements
+      .filter((e) => e.action_id?.startsWith("lobu-stop"))
+      .map((e) => (typeof e.text === "object" ? (e.text.text ?? "") : "")),
   };
 }
 

@@ -18,7 +18,10 @@ function chatMessage(m: TelegramMessage): ChatMessage {
     id: String(m.messageId),
     text: m.text ?? m.caption ?? "",
     edits: m.edits.length,
-    buttons: buttons.filter((b) => b.callback_data).map((b) => b.text),
+    buttons: buttons
+      .filter((b) => b.callback_data && !b.callback_data.startsWith("lobu-stop"))
+      .map((b) => b.text),
+    stops: buttons.filter((b) => b.callback_data?.startsWith("lobu-stop")).map((b) => b.text),
     links: buttons.flatMap((b) => [b.url, b.web_app?.url].filter((u): u is string => !!u)),
   };
 }
