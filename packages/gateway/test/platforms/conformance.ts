@@ -65,6 +65,16 @@ export interface PlatformDriver<D extends Delivery = Delivery> {
   rateLimitNextEdit(): void;
   /** The platform answered an edit with its rate limit. */
   sawRateLimit(): boolean;
+  /**
+   * The next calls that post or edit a message fail the ways the platform
+   * fails: an outage (5xx), its own error answer for "try again"
+   * (`ok:false`), and a rate limit with a Retry-After of some seconds.
+   */
+  failNextDeliveries(): void;
+  /** Every failure failNextDeliveries set up was met (the gateway got past all of them). */
+  deliveryFailuresUsed(): boolean;
+  /** Message text longer than `chars` is refused as too long (undefined: the platform's limit). */
+  limitText(chars: number | undefined): void;
   /** Wait until `predicate` returns something (the emulator's change signal). */
   waitFor<T>(predicate: () => T | undefined | null | false, description: string): Promise<T>;
 }
@@ -203,6 +213,44 @@ export function describeConformance<D extends Delivery>(
       const aborted = () => world().llm.requests.some((r) => r.lastUserText === text && r.aborted);
       while (!aborted() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       expect(aborted()).toBe(true);
+    });
+
+    it("delivers the final reply through outages, error answers and long rate limits", async () => {
+      const user = d.person(5);
+      const fresh = from(user);
+      const answer = `${d.platform} gets this reply through every failure.`;
+      world().llm.when((r) => r.lastUserText === `fail me ${user}`, { text: answer });
+      d.failNextDeliveries();
+      await d.send(user, `fail me ${user}`);
+      await reply(fresh, answer);
+      expect(d.deliveryFailuresUsed()).toBe(true);
+    });
+
+    it("splits a reply the platform finds too long, and loses none of it", async () => {
+      const user = d.person(6);
+      const fresh = from(user);
+      const paragraphs = Array.from(
+        { length: 8 },
+        (_, i) => `Paragraph ${i + 1} ${"of a long reply ".repeat(8)}ends here.`,
+      );
+      world().llm.when((r) => r.lastUserText === `long reply ${user}`, {
+        text: paragraphs.join("\n\n"),
+      });
+      d.limitText(400);
+      try {
+        await d.send(user, `long reply ${user}`);
+        await d.waitFor(
+          () => fresh().some((m) => m.text.includes("Paragraph 8")) && fresh(),
+          "the last part of the reply",
+        );
+      } finally {
+        d.limitText(undefined);
+      }
+      const shown = fresh()
+        .map((m) => m.text)
+        .join("\n");
+      for (let i = 1; i <= 8; i++) expect(shown).toContain(`Paragraph ${i} `);
+      expect(fresh().length).toBeGreaterThan(1);
     });
 
     it("sends the settings link to the person, without asking the agent", async () => {

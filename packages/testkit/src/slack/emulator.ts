@@ -155,6 +155,7 @@ export class SlackEmulator implements SlackBackend {
   #server?: HttpServer;
   #closed = false;
   #authorizeAs: SlackOAuthCodeInput = {};
+  #textLimit: number | undefined;
 
   constructor(options: SlackEmulatorOptions) {
     this.#options = options;
@@ -187,6 +188,7 @@ export class SlackEmulator implements SlackBackend {
       issueOAuthCode: (input) => this.issueOAuthCode(input),
       installForTeam: (teamId) => this.#installForTeam(teamId),
       notify: () => this.#signal.notify(),
+      textLimit: () => this.#textLimit,
       ...(options.appToken ? { appToken: options.appToken } : {}),
       ...(options.clientId ? { clientId: options.clientId } : {}),
     };
@@ -651,6 +653,14 @@ export class SlackEmulator implements SlackBackend {
     this.#failures.push(method, typeof failure === "string" ? { error: failure } : failure, times);
   }
 
+  /**
+   * Message text longer than `chars` is refused with msg_too_long (Slack
+   * refuses over 40,000); undefined restores Slack's limit.
+   */
+  limitTextLength(chars: number | undefined): void {
+    this.#textLimit = chars;
+  }
+
   /** The next `times` calls to `method` answer 429 ratelimited with Retry-After. */
   forceRateLimit(method: string, opts: { retryAfter?: number; times?: number } = {}): void {
     this.#failures.push(method, { retryAfter: opts.retryAfter ?? 1 }, opts.times ?? 1);
@@ -810,6 +820,7 @@ export class SlackEmulator implements SlackBackend {
     this.world.resetActivity();
     this.#limiter.reset();
     this.#failures.reset();
+    this.#textLimit = undefined;
     this.#signal.notify();
   }
 

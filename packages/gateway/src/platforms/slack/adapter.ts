@@ -6,6 +6,7 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { withRetryLater } from "../shared/pacing.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { section } from "./blocks.ts";
 import { slackCall } from "./client.ts";
@@ -149,15 +150,18 @@ export class SlackAdapter implements PlatformAdapter {
   async notify(origin: Origin, text: string): Promise<void> {
     const ws = await this.#workspaces.get(origin.workspace);
     if (!ws) return;
-    await slackCall(() =>
-      ws.client.chat.postMessage({
-        channel: origin.channelId,
-        ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
-        text,
-        blocks: toMrkdwnSections(text)
-          .slice(0, 10)
-          .map((t) => section(t)),
-      }),
+    // A notice must arrive: the delivery policy waits out limits and outages.
+    await withRetryLater(() =>
+      slackCall(() =>
+        ws.client.chat.postMessage({
+          channel: origin.channelId,
+          ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
+          text,
+          blocks: toMrkdwnSections(text)
+            .slice(0, 10)
+            .map((t) => section(t)),
+        }),
+      ),
     );
   }
 }
