@@ -8,6 +8,7 @@ import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
 import { withRetryLater } from "../shared/pacing.ts";
 import { TurnViews } from "../shared/turn-view.ts";
+import { AssistantThreads } from "./assistant.ts";
 import { section } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
@@ -39,6 +40,7 @@ export class SlackAdapter implements PlatformAdapter {
   #workspaces!: Workspaces;
   #commands!: SlackCommands;
   #background!: Background;
+  #assistant!: AssistantThreads;
   #socket: SocketModeClient | undefined;
 
   constructor(settings: SlackSettings) {
@@ -66,12 +68,15 @@ export class SlackAdapter implements PlatformAdapter {
       log,
     });
     this.#commands = commands;
+    const assistant = new AssistantThreads({ settings, state: ctx.state, background, log });
+    this.#assistant = assistant;
     const events = new SlackEvents({
       settings,
       state: ctx.state,
       workspaces,
       names: new UserNames(),
       commands,
+      assistant,
       inbound: {
         ctx,
         policy: settings.mode === "socket" ? SLACK_SOCKET_ACK : SLACK_HTTP_ACK,
@@ -128,6 +133,9 @@ export class SlackAdapter implements PlatformAdapter {
       );
       return;
     }
+    const assistantThread =
+      origin.isDirect &&
+      (await this.#assistant.isThread(ws.teamId, origin.channelId, origin.threadId));
     await deliverTurn(origin, turn, {
       views: this.#views,
       platform: this.platform,
@@ -143,6 +151,8 @@ export class SlackAdapter implements PlatformAdapter {
           settingsUrl,
           log: this.#log,
           messageId,
+          nativeStreaming: this.#settings.nativeStreaming,
+          assistantThread,
         }),
     });
   }

@@ -3,6 +3,7 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import { STOP_REACTIONS, stopFromChat } from "../shared/stop.ts";
+import type { AssistantThreads } from "./assistant.ts";
 import { slackCall } from "./client.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
@@ -29,6 +30,8 @@ export interface SlackEventsDeps {
   workspaces: Workspaces;
   names: UserNames;
   commands: Pick<SlackCommands, "settingsMessage">;
+  /** The assistant pane's threads (prompts, titles). */
+  assistant: Pick<AssistantThreads, "started" | "message">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
   log: Logger;
@@ -60,6 +63,10 @@ export class SlackEvents {
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
     else if (event.type === "reaction_added") await this.#reaction(teamId, event);
+    else if (event.type === "assistant_thread_started") {
+      const ws = await this.#deps.workspaces.get(teamId);
+      if (ws) await this.#deps.assistant.started(ws, event);
+    }
   }
 
   /**
@@ -126,6 +133,9 @@ export class SlackEvents {
     if (m.kind === "mention" && m.threadTs)
       await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
     await submitInbound(this.#deps.inbound, message);
+    // In the assistant pane, the thread's first message names it.
+    if (m.kind === "dm" && m.threadTs)
+      await this.#deps.assistant.message(ws, m.channel, m.threadTs, m.text);
   }
 }
 
