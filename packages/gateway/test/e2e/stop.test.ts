@@ -1,7 +1,8 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import {
   type GatewayProcess,
+  LOBU_BIN,
   type MockLlm,
   type SlackEmulator,
   type SlackMessage,
@@ -70,6 +71,24 @@ function stopButtons(m: SlackMessage): string[] {
     .filter((b) => (b as { type?: string }).type === "actions")
     .flatMap((b) => (b as { elements: { action_id: string }[] }).elements.map((e) => e.action_id))
     .filter((id) => id.startsWith("lobu-stop"));
+}
+
+/** Run the `lobu` CLI; resolves with its exit code and output. */
+function lobu(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [LOBU_BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 /** Check `/proc` until `ok` (the emulators' waitFor re-checks only on their own changes). */
@@ -294,6 +313,23 @@ describe("stop over the REST API", () => {
     expect((await secondEvents.rest()).at(-1)).toMatchObject({ code: "turn_stopped" });
     await gone(3006);
     expect(llm.requests.some((r) => r.lastUserText === "queued one")).toBe(false);
+  });
+
+  it("`lobu stop` stops a turn from another terminal, and says when nothing runs", async () => {
+    scriptSleep("long cli job", 3007);
+    const res = await send("cleo", "long cli job");
+    const messageId = res.headers.get("x-lobu-message-id")!;
+    const events = eventReader(res);
+    await runningSleep(3007);
+    const env = { LOBU_GATEWAY_URL: gw.url, LOBU_TOKEN: gw.token };
+    const first = await lobu(["stop", messageId], env);
+    expect(first).toMatchObject({ code: 0 });
+    expect(first.stdout).toContain(`stopped ${messageId}`);
+    expect((await events.rest()).at(-1)).toMatchObject({ code: "turn_stopped" });
+    await gone(3007);
+    const again = await lobu(["stop", messageId], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/is not running .*nothing was stopped/);
   });
 
   it("refuses a stop for someone else's turn to a user token", async () => {
