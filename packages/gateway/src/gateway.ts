@@ -202,6 +202,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     kv: store.kv,
     inbound: domain.inbound,
     answer: domain.answer,
+    route: domain.inbound,
     stops: runtime.stops,
     config,
     settingsLinks: domain.settingsLinks,

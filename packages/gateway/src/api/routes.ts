@@ -23,13 +23,13 @@ export type ApiDeps = InfoDeps &
   SecretRouteDeps &
   ProviderRouteDeps &
   MessageRouteDeps &
+  StopRouteDeps &
   ConversationRouteDeps &
   RequestRouteDeps &
   SandboxRouteDeps &
   TokenRouteDeps &
   ReportRouteDeps &
-  SettingsLinkRouteDeps &
-  StopRouteDeps & { tokens: TokenStore };
+  SettingsLinkRouteDeps & { tokens: TokenStore };
 
 /**
  * The REST API (`/api/v1`). See docs/openapi.yaml. Every route is an

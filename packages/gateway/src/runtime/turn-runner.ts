@@ -41,14 +41,14 @@ export interface TurnRunnerDeps {
   turns: ActiveTurns;
   /** How many times a message is tried (runtime/attempts.ts). */
   attempts: MessageAttempts;
+  /** Stops asked for before a turn began (runtime/stops.ts); none when absent. */
+  stops?: Pick<TurnStops, "requested">;
   /** Where replies to each platform go (its adapter), if the platform is running. */
   replySurfaceFor(platform: string): ReplySurface | undefined;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
   decorateRequest?(event: RequestEvent, turn: QueuedTurn): Promise<RequestEvent>;
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
-  /** Stops asked for before a turn began (runtime/stops.ts); none when absent. */
-  stops?: Pick<TurnStops, "requested">;
   log: Logger;
 }
 

@@ -19,8 +19,10 @@ export interface AdapterContextDeps {
   log: Logger;
   publicUrl: Pick<PublicUrl, "value">;
   kv: KeyValue;
-  inbound: Pick<Inbound, "submit" | "conversationOf">;
+  inbound: Pick<Inbound, "submit">;
   answer: AnswerRequest;
+  /** Which conversation a chat's `stop` names (as a message from there would be routed). */
+  route: Pick<Inbound, "conversationOf">;
   stops: Pick<TurnStops, "stop">;
   /** `[admin] users` may stop anyone's turn. */
   config: Pick<LobuConfig, "admin">;
@@ -74,7 +76,7 @@ export function adapterContext(
         const where =
           "messageId" in target
             ? target
-            : { conversationId: await deps.inbound.conversationOf(target) };
+            : { conversationId: await deps.route.conversationOf(target) };
         return { ok: true, text: stopSummary(await deps.stops.stop(where, by, { clearQueue })) };
       } catch (err) {
         if (isLobuError(err) && err.status < 500) return { ok: false, text: err.message };

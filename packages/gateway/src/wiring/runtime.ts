@@ -147,9 +147,9 @@ export async function startRuntime(opts: {
     requests,
     turns,
     attempts,
+    stops,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
-    stops,
     // Capability requests link to the settings page opened on exactly that request.
     decorateRequest: async (event, turn) =>
       event.type === "capability_request"

@@ -129,40 +129,6 @@ async function pendingApproval(person: Person): Promise<string> {
   return requestId;
 }
 
-/** A message of `person` that has finished (nothing to stop), in a conversation of its own. */
-async function finishedMessage(person: Person): Promise<string> {
-  const origin = { ...ORIGINS[person], channelId: unique("stop") };
-  const id = newId("msg");
-  const conversationId = await quietConversation(person, origin);
-  await api.gw.services.conversations.putMessage({
-    id,
-    conversationId,
-    agentId: "default",
-    origin,
-    text: "done already",
-    status: "done",
-    createdAt: Date.now(),
-  });
-  return id;
-}
-
-/** A conversation of `person` with nothing running or queued. */
-async function quietConversation(
-  person: Person,
-  origin: Origin = { ...ORIGINS[person], channelId: unique("stop") },
-): Promise<string> {
-  const id = await api.gw.services.inbound.conversationOf({ agentId: "default", origin });
-  const key = {
-    agentId: "default",
-    platform: origin.platform,
-    workspace: origin.workspace ?? "",
-    userId: origin.userId,
-    channelId: origin.channelId,
-  };
-  await api.gw.services.conversations.touchConversation(id, key, origin);
-  return id;
-}
-
 async function tokenOf(kind: TokenKind): Promise<{ id: string }> {
   const body =
     kind === "acmeUser"
@@ -500,3 +466,37 @@ describe("what 'own' means", () => {
     );
   });
 });
+
+/** A message of `person` that has finished (nothing to stop), in a conversation of its own. */
+async function finishedMessage(person: Person): Promise<string> {
+  const origin = { ...ORIGINS[person], channelId: unique("stop") };
+  const id = newId("msg");
+  const conversationId = await quietConversation(person, origin);
+  await api.gw.services.conversations.putMessage({
+    id,
+    conversationId,
+    agentId: "default",
+    origin,
+    text: "done already",
+    status: "done",
+    createdAt: Date.now(),
+  });
+  return id;
+}
+
+/** A conversation of `person` with nothing running or queued. */
+async function quietConversation(
+  person: Person,
+  origin: Origin = { ...ORIGINS[person], channelId: unique("stop") },
+): Promise<string> {
+  const id = await api.gw.services.inbound.conversationOf({ agentId: "default", origin });
+  const key = {
+    agentId: "default",
+    platform: origin.platform,
+    workspace: origin.workspace ?? "",
+    userId: origin.userId,
+    channelId: origin.channelId,
+  };
+  await api.gw.services.conversations.touchConversation(id, key, origin);
+  return id;
+}
