@@ -54,6 +54,8 @@ export class SlackAdapter implements PlatformAdapter {
     this.#log = log;
     const background = new Background(log);
     this.#background = background;
+    const assistant = new AssistantThreads({ settings, state: ctx.state, background, log });
+    this.#assistant = assistant;
     const workspaces = new Workspaces(settings.apiUrl, log, ctx);
     this.#workspaces = workspaces;
     if (settings.botToken) {
@@ -68,8 +70,6 @@ export class SlackAdapter implements PlatformAdapter {
       log,
     });
     this.#commands = commands;
-    const assistant = new AssistantThreads({ settings, state: ctx.state, background, log });
-    this.#assistant = assistant;
     const events = new SlackEvents({
       settings,
       state: ctx.state,
