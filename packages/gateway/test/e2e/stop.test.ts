@@ -332,6 +332,28 @@ describe("stop over the REST API", () => {
     expect(again.stderr).toMatch(/is not running .*nothing was stopped/);
   });
 
+  it("`lobu chat` stops its streaming reply on Ctrl+C", async () => {
+    scriptSleep("long chat job", 3008);
+    const child = spawn(
+      process.execPath,
+      [LOBU_BIN, "chat", "--user", "cora", "--channel", "term", "-m", "long chat job"],
+      {
+        env: { ...process.env, LOBU_GATEWAY_URL: gw.url, LOBU_TOKEN: gw.token },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    await runningSleep(3008);
+    child.kill("SIGINT");
+    // The first Ctrl+C stops the reply (the chat ends when its stream does), not the CLI.
+    expect(await exited).toBe(1);
+    expect(stderr).toMatch(/⏹ stopped msg_/);
+    expect(stderr).toMatch(/⏹ Stopped by api:/);
+    await gone(3008);
+  });
+
   it("refuses a stop for someone else's turn to a user token", async () => {
     const made = await gw.api("/api/v1/tokens", {
       method: "POST",
