@@ -1,7 +1,15 @@
-import { isLobuError } from "@lobu/core";
+import { randomBytes } from "node:crypto";
+import { createLogger, isLobuError, sandboxIdOf } from "@lobu/core";
+import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AuditLog } from "../../src/audit/log.ts";
+import { Conversations } from "../../src/conversations/records.ts";
 import type { Origin } from "../../src/domain/origin.ts";
-import type { Stopper } from "../../src/runtime/stops.ts";
+import type { QueuedTurn } from "../../src/domain/turns.ts";
+import { ActiveTurns } from "../../src/runtime/active-turns.ts";
+import { type Stopper, TurnStops } from "../../src/runtime/stops.ts";
+import { TurnStream } from "../../src/runtime/turn-stream.ts";
+import { createStore } from "../../src/store/index.ts";
 import { type RuntimeKit, startRuntimeKit } from "./runtime-kit.ts";
 
 /**
@@ -180,3 +188,109 @@ describe("clearing the queue in a shared conversation", () => {
     expect(statuses).toEqual(["stopped", "stopped", "stopped"]);
   });
 });
+
+describe("across gateways", () => {
+  it("a stop taken by one gateway reaches the turn running on another (Redis pub/sub)", async () => {
+    const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+    const log = createLogger("test", { level: "silent" });
+    const one = await createStore({ driver: "redis", url, prefix });
+    const two = await createStore({ driver: "redis", url, prefix });
+    const gateway = (store: typeof one) => {
+      const turns = new ActiveTurns();
+      const conversations = new Conversations(store, log);
+      const stops = new TurnStops({
+        store,
+        conversations,
+        turns,
+        audit: new AuditLog(store, { log }),
+        log,
+      });
+      return { turns, conversations, stops };
+    };
+    const a = gateway(one);
+    const b = gateway(two);
+    await a.stops.start();
+    await b.stops.start();
+    try {
+      // A message running on gateway A.
+      const origin = { platform: "api", channelId: "x", userId: "ada", isDirect: true };
+      const key = {
+        agentId: "default",
+        platform: "api",
+        workspace: "",
+        userId: "ada",
+        channelId: "x",
+      };
+      const conversationId = sandboxIdOf(key);
+      const turn: QueuedTurn = {
+        messageId: "msg_across",
+        conversationId,
+        key,
+        origin,
+        text: "long job",
+        receivedAt: Date.now(),
+      };
+      await a.conversations.putMessage({
+        id: turn.messageId,
+        conversationId,
+        agentId: "default",
+        origin,
+        text: turn.text,
+        status: "running",
+        createdAt: Date.now(),
+      });
+      await one.queue.enqueue(conversationId, JSON.stringify(turn), { id: turn.messageId });
+      const stream = new TurnStream(turn, `${turn.messageId}.1`, {
+        conversations: a.conversations,
+        surface: undefined,
+        requests: { register: async () => ({}) as never, expire: async () => null },
+        turns: a.turns,
+        log,
+      });
+      await a.turns.begin(
+        conversationId,
+        {
+          turnId: stream.turnId,
+          messageId: turn.messageId,
+          agentId: "default",
+          userKey: "api::ada",
+          origin,
+          model: { provider: "anthropic", id: "m" },
+        },
+        stream,
+      );
+      const stopped = new Promise<void>((r) =>
+        stream.stopSignal.addEventListener("abort", () => r(), { once: true }),
+      );
+
+      // Gateway B, which runs nothing, takes the stop.
+      const outcome = await b.stops.stop({ conversationId }, person("ada"));
+      expect(outcome.stopped).toBe(turn.messageId);
+      await stopped;
+      expect(stream.stoppedBy).toBe("ada");
+      expect(stream.failure).toEqual({ code: "turn_stopped", message: "Stopped by ada." });
+    } finally {
+      await a.stops.close();
+      await b.stops.close();
+      await one.close();
+      await two.close();
+      await dropKeys(url, prefix);
+    }
+  });
+});
+
+/** Leave the shared Redis as it was. */
+async function dropKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
