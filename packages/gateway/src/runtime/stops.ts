@@ -75,9 +75,7 @@ export class TurnStops {
   }
 
   async stop(target: StopTarget, by: Stopper, opts: StopOptions = {}): Promise<StopOutcome> {
-    const named = "messageId" in target ? await this.#message(target.messageId) : undefined;
-    const conversationId =
-      named?.conversationId ?? (target as { conversationId: string }).conversationId;
+    const { conversationId, named } = await this.#resolve(target);
     const waiting = await this.#waiting(conversationId);
     const running = named
       ? named.status === "running"
@@ -154,10 +152,15 @@ export class TurnStops {
     await this.#unsubscribe?.();
   }
 
-  async #message(messageId: string): Promise<MessageRecord> {
-    const rec = await this.#deps.conversations.getMessage(messageId);
-    if (!rec) throw new LobuError("not_found", "no such message", { status: 404 });
-    return rec;
+  /** The conversation a stop is for, and the message it names (if it names one). */
+  async #resolve(
+    target: StopTarget,
+  ): Promise<{ conversationId: string; named: MessageRecord | undefined }> {
+    if (!("messageId" in target))
+      return { conversationId: target.conversationId, named: undefined };
+    const named = await this.#deps.conversations.getMessage(target.messageId);
+    if (!named) throw new LobuError("not_found", "no such message", { status: 404 });
+    return { conversationId: named.conversationId, named };
   }
 
   /** The conversation's messages in the queue (running first), oldest first. */
