@@ -69,6 +69,7 @@ export function slackDriver(): PlatformDriver<SlackSent> {
   return {
     platform: "slack",
     settingsCommand: "settings",
+    showsStopButtons: true,
     start: async () => {
       emulator = await startSlackEmulator({
         signingSecret: SIGNING_SECRET,

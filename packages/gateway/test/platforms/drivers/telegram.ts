@@ -56,6 +56,7 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
   return {
     platform: "telegram",
     settingsCommand: "/settings",
+    showsStopButtons: true,
     start: async () => {
       emulator = await startTelegramEmulator({
         botToken: BOT_TOKEN,
