@@ -253,12 +253,18 @@ export class SandboxSession {
       at: Date.now(),
     });
     this.currentTurn = turnId;
+    if (this.cancelledEarly === turnId) {
+      // Cancelled while it was being set up: it ends before the model is called.
+      this.currentTurn = undefined;
+      this.cancelledEarly = undefined;
+      this.broker.cancelAll();
+      return { status: "cancelled", text: "" };
+    }
     const unsubscribe = session.subscribe((event) => {
       const mapped = toAgentEvent(event);
       if (mapped) this.opts.emit(turnId, mapped);
     });
     try {
-      if (this.cancelledEarly === turnId) return { status: "cancelled", text: "" };
       await session.prompt(text);
       const last = [...session.messages].reverse().find((m) => m.role === "assistant") as
         | { stopReason?: string; errorMessage?: string }

@@ -68,8 +68,8 @@ export function slackDriver(): PlatformDriver<SlackSent> {
   let failuresFrom = 0;
   return {
     platform: "slack",
-    settingsCommand: "settings",
     showsStopButtons: true,
+    settingsCommand: "settings",
     start: async () => {
       emulator = await startSlackEmulator({
         signingSecret: SIGNING_SECRET,

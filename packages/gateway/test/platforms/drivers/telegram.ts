@@ -55,8 +55,8 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
     tg().userSends({ chat: { id: Number(user), type: "private" }, from: person(user), text });
   return {
     platform: "telegram",
-    settingsCommand: "/settings",
     showsStopButtons: true,
+    settingsCommand: "/settings",
     start: async () => {
       emulator = await startTelegramEmulator({
         botToken: BOT_TOKEN,

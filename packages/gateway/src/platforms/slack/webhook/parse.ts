@@ -18,8 +18,6 @@ export interface SlackMessageEvent {
   thread_ts?: string;
   channel?: string;
   channel_type?: string;
-  team?: string;
-  files?: { name?: string; mimetype?: string; size?: number; url_private?: string }[];
   /** reaction_added: the emoji's name and the message it was added to. */
   reaction?: string;
   item?: { type?: string; channel?: string; ts?: string };
@@ -30,6 +28,8 @@ export interface SlackMessageEvent {
     thread_ts?: string;
     context?: { channel_id?: string };
   };
+  team?: string;
+  files?: { name?: string; mimetype?: string; size?: number; url_private?: string }[];
 }
 
 /** What to do with an event: ignore it, or pass it on as one of the ways people address the bot. */
