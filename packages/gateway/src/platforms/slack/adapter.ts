@@ -147,12 +147,12 @@ export class SlackAdapter implements PlatformAdapter {
       sendLinkPrivately: (request) => this.#commands.requestLink(ws, origin, request),
       surface: (settingsUrl, messageId) =>
         new SlackSurface(ws.client, origin, {
-          maxInlineChars: this.#settings.maxInlineChars,
-          settingsUrl,
-          log: this.#log,
           messageId,
           nativeStreaming: this.#settings.nativeStreaming,
           assistantThread,
+          maxInlineChars: this.#settings.maxInlineChars,
+          settingsUrl,
+          log: this.#log,
         }),
     });
   }

@@ -60,41 +60,10 @@ export class SlackEvents {
       this.#deps.log.info({ teamId }, "Slack app removed from a workspace");
       return;
     }
+    if (event.type === "reaction_added") return this.#reaction(teamId, event);
+    if (event.type === "assistant_thread_started") return this.#assistantThread(teamId, event);
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
-    else if (event.type === "reaction_added") await this.#reaction(teamId, event);
-    else if (event.type === "assistant_thread_started") {
-      const ws = await this.#deps.workspaces.get(teamId);
-      if (ws) await this.#deps.assistant.started(ws, event);
-    }
-  }
-
-  /**
-   * A stop reaction stops the reactor's running turn in that conversation
-   * (as a `stop` message there would); what to tell them goes to them alone.
-   */
-  async #reaction(teamId: string, event: SlackMessageEvent): Promise<void> {
-    const { workspaces, settings, inbound } = this.#deps;
-    const ws = await workspaces.get(teamId);
-    const r = ws ? stopReaction(event, ws.botUserId, STOP_REACTIONS) : undefined;
-    if (!ws || !r) return;
-    const userName = await this.#deps.names.of(ws, r.user);
-    const origin: Origin = {
-      platform: "slack",
-      workspace: teamId,
-      channelId: r.channel,
-      userId: r.user,
-      isDirect: r.channel.startsWith("D"),
-      ...(userName ? { userName } : {}),
-    };
-    const target = { origin, ...(settings.agentId ? { agentId: settings.agentId } : {}) };
-    await stopFromChat(inbound.ctx, { who: origin, target, clearQueue: false }, async (text) =>
-      inbound.background.run(
-        () =>
-          slackCall(() => ws.client.chat.postEphemeral({ channel: r.channel, user: r.user, text })),
-        "could not answer a stop reaction",
-      ),
-    );
   }
 
   async #message(teamId: string, event: SlackMessageEvent): Promise<void> {
@@ -136,6 +105,40 @@ export class SlackEvents {
     // In the assistant pane, the thread's first message names it.
     if (m.kind === "dm" && m.threadTs)
       await this.#deps.assistant.message(ws, m.channel, m.threadTs, m.text);
+  }
+
+  /**
+   * A stop reaction stops the reactor's running turn in that conversation
+   * (as a `stop` message there would); what to tell them goes to them alone.
+   */
+  async #reaction(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const { workspaces, settings, inbound } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    const r = ws ? stopReaction(event, ws.botUserId, STOP_REACTIONS) : undefined;
+    if (!ws || !r) return;
+    const userName = await this.#deps.names.of(ws, r.user);
+    const origin: Origin = {
+      platform: "slack",
+      workspace: teamId,
+      channelId: r.channel,
+      userId: r.user,
+      isDirect: r.channel.startsWith("D"),
+      ...(userName ? { userName } : {}),
+    };
+    const target = { origin, ...(settings.agentId ? { agentId: settings.agentId } : {}) };
+    await stopFromChat(inbound.ctx, { who: origin, target, clearQueue: false }, async (text) =>
+      inbound.background.run(
+        () =>
+          slackCall(() => ws.client.chat.postEphemeral({ channel: r.channel, user: r.user, text })),
+        "could not answer a stop reaction",
+      ),
+    );
+  }
+
+  /** The assistant pane opened a thread: its suggested prompts. */
+  async #assistantThread(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const ws = await this.#deps.workspaces.get(teamId);
+    if (ws) await this.#deps.assistant.started(ws, event);
   }
 }
 

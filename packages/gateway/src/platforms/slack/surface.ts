@@ -63,25 +63,25 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     client: WebClient,
     origin: Origin,
     opts: {
-      maxInlineChars: number;
-      settingsUrl: () => Promise<string | undefined>;
-      log: Logger;
       /** Show Stop buttons on the streaming reply for this message's turn. */
       messageId?: string;
       /** Stream with Slack's native streaming messages where the origin is a thread. */
       nativeStreaming?: boolean;
       /** The origin is an assistant pane thread. */
       assistantThread?: boolean;
+      maxInlineChars: number;
+      settingsUrl: () => Promise<string | undefined>;
+      log: Logger;
     },
   ) {
     this.#client = client;
+    this.#messageId = opts.messageId;
+    this.#native = (opts.nativeStreaming ?? false) && origin.threadId !== undefined;
+    this.#assistant = (opts.assistantThread ?? false) && origin.threadId !== undefined;
     this.#origin = origin;
     this.#maxInline = opts.maxInlineChars;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
-    this.#messageId = opts.messageId;
-    this.#native = (opts.nativeStreaming ?? false) && origin.threadId !== undefined;
-    this.#assistant = (opts.assistantThread ?? false) && origin.threadId !== undefined;
   }
 
   /** Stop buttons while the reply streams; none once it is final. */
