@@ -26,6 +26,18 @@ export interface AdapterContext {
   /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
   submit(message: InboundMessage): Promise<SubmitResult>;
   /**
+   * Stop a running turn (a Stop button, a `stop` message, a reaction): the
+   * turn of a message, or the one running in the conversation a message from
+   * `origin` would go to. Only the turn's sender or an admin may stop it;
+   * `clearQueue` also drops the messages waiting behind it. Never waits for
+   * the conversation's queue. `text` says what happened (Markdown).
+   */
+  stop(request: {
+    who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">;
+    target: { messageId: string } | { origin: Origin; agentId?: string };
+    clearQueue: boolean;
+  }): Promise<{ ok: boolean; text: string }>;
+  /**
    * A user clicked a button / answered a request shown by this adapter. Only the
    * person whose message started the turn may answer; `who` is the clicker.
    */
@@ -56,18 +68,6 @@ export interface AdapterContext {
   };
   /** Record a security event (a replayed request) in the audit log as `platform.<action>`. */
   audit(action: string, details?: Record<string, unknown>): void;
-  /**
-   * Stop a running turn (a Stop button, a `stop` message, a reaction): the
-   * turn of a message, or the one running in the conversation a message from
-   * `origin` would go to. Only the turn's sender or an admin may stop it;
-   * `clearQueue` also drops the messages waiting behind it. Never waits for
-   * the conversation's queue. `text` says what happened (Markdown).
-   */
-  stop(request: {
-    who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">;
-    target: { messageId: string } | { origin: Origin; agentId?: string };
-    clearQueue: boolean;
-  }): Promise<{ ok: boolean; text: string }>;
   /** Read or write an adapter secret (bot tokens from OAuth installs), encrypted at rest. */
   secrets: {
     get(name: string): Promise<string | null>;
