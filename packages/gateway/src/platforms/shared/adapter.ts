@@ -23,8 +23,6 @@ export interface AdapterContext {
   log: Logger;
   /** Base URL browsers use to reach the gateway (settings links, Mini App). */
   publicUrl: string;
-  /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
-  submit(message: InboundMessage): Promise<SubmitResult>;
   /**
    * Stop a running turn (a Stop button, a `stop` message, a reaction): the
    * turn of a message, or the one running in the conversation a message from
@@ -37,6 +35,8 @@ export interface AdapterContext {
     target: { messageId: string } | { origin: Origin; agentId?: string };
     clearQueue: boolean;
   }): Promise<{ ok: boolean; text: string }>;
+  /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
+  submit(message: InboundMessage): Promise<SubmitResult>;
   /**
    * A user clicked a button / answered a request shown by this adapter. Only the
    * person whose message started the turn may answer; `who` is the clicker.
