@@ -30,8 +30,10 @@ export class Inbound {
   }
 
   /**
-   * The conversation a message from `origin` goes to (as submit routes it),
-   * without storing anything: what a `stop` in a chat names.
+   * The conversation a message from `origin` goes to, without storing
+   * anything: what a `stop` in a chat names. It must pick the agent exactly
+   * as `submit` does (channel bindings included), or a stop would name
+   * another conversation.
    */
   async conversationOf(message: Pick<InboundMessage, "origin" | "agentId">): Promise<string> {
     const agent = message.agentId
