@@ -54,6 +54,22 @@ async function describeFailure(res: Response): Promise<string> {
   return `HTTP ${res.status}: ${text.slice(0, 300)}`;
 }
 
+/** What `POST …/stop` answers (docs/api.md). */
+export interface StopOutcome {
+  conversationId: string;
+  stopped: string | null;
+  dropped: string[];
+  kept: number;
+}
+
+/** One line saying what a stop did. */
+export function describeStop(outcome: StopOutcome): string {
+  const parts = [outcome.stopped ? `stopped ${outcome.stopped}` : "nothing was running"];
+  if (outcome.dropped.length) parts.push(`dropped ${outcome.dropped.length} queued`);
+  if (outcome.kept) parts.push(`${outcome.kept} queued still to run`);
+  return parts.join("; ");
+}
+
 export class GatewayClient {
   readonly url: string;
   private readonly token: string;
@@ -87,10 +103,14 @@ export class GatewayClient {
     return (res.status === 204 ? undefined : await res.json()) as T;
   }
 
-  /** Send a message and yield its events until the reply is complete. */
+  /**
+   * Send a message and yield its events until the reply is complete.
+   * `onAccepted` gets the message's id once the gateway took it (to stop it).
+   */
   async *send(
     agent: string,
     body: { user: string; channel: string; text: string },
+    onAccepted?: (messageId: string) => void,
   ): AsyncGenerator<AgentEvent> {
     const res = await this.fetch(`/api/v1/agents/${encodeURIComponent(agent)}/messages`, {
       method: "POST",
@@ -98,6 +118,8 @@ export class GatewayClient {
       body: JSON.stringify(body),
     });
     if (!res.ok || !res.body) throw new CliError(await describeFailure(res));
+    const messageId = res.headers.get("x-lobu-message-id");
+    if (messageId) onAccepted?.(messageId);
     const queue: AgentEvent[] = [];
     const parser = createParser({
       onEvent: (e) => {
@@ -121,6 +143,18 @@ export class GatewayClient {
     throw new CliError(
       "the gateway closed the stream before the reply was complete; see `lobu chat` history or retry",
     );
+  }
+
+  /**
+   * Stop the turn of a message (`msg_…`), or whatever runs in a conversation;
+   * `clearQueue` also drops the messages waiting behind it.
+   */
+  stop(target: string, clearQueue = false): Promise<StopOutcome> {
+    const kind = target.startsWith("msg_") ? "messages" : "conversations";
+    const query = clearQueue ? "?queue=clear" : "";
+    return this.json(`/api/v1/${kind}/${encodeURIComponent(target)}/stop${query}`, {
+      method: "POST",
+    });
   }
 
   /** Answer with `choice` (an option id or a decision), `text`, or both. */

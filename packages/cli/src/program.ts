@@ -92,6 +92,14 @@ Logs go to stderr: readable lines on a terminal, JSON lines otherwise
     )
     .option("-m, --message <text>", "send one message and exit (exit 1 if the agent fails)")
     .option("-v, --verbose", "show tool calls in one-shot mode")
+    .addHelpText(
+      "after",
+      `
+While a reply streams, Ctrl+C or /stop stops it (the tool it runs is killed);
+/stop all also drops your messages queued behind it. Ctrl+C with nothing
+running, or a second time, quits. \`lobu stop <message or conversation id>\`
+does the same from another terminal.`,
+    )
     .action((o) => run(() => chatCommand(o))());
 
   program

@@ -195,6 +195,14 @@ export const ERROR_CODES = {
     status: 429,
     meaning: "too many open event streams for this token or address (`Retry-After`)",
   },
+  turn_not_running: {
+    status: 409,
+    meaning: "a stop named a conversation or message with no running turn (nothing was stopped)",
+  },
+  turn_stopped: {
+    status: 409,
+    meaning: "a person stopped the turn (a turn's `error` event), or dropped the queued message",
+  },
   unauthorized: { status: 401, meaning: "missing, invalid, expired or revoked token or session" },
   unsandboxed_refused: {
     status: 400,

@@ -211,6 +211,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     streams: store.streams,
     inbound: domain.inbound,
     answer: domain.answer,
+    route: domain.inbound,
+    stops: runtime.stops,
+    config,
     settingsLinks: domain.settingsLinks,
     audit: domain.audit,
     secrets: storage.secrets,
@@ -250,6 +253,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await egress.close();
       await domain.requests.stop();
       await domain.mcp.clients.close();
+      await runtime.stops.close();
       await domain.audit.flush();
       await store.close();
       await telemetry.shutdown();

@@ -110,6 +110,8 @@ export class SandboxSession {
   private rekey: ((apiKey: string) => void) | undefined;
   private current: TurnContext | undefined;
   private currentTurn: string | undefined;
+  /** A cancel that came while its turn was still being set up (before it ran). */
+  private cancelledEarly: string | undefined;
   private readonly alwaysAllowed = new Set<string>();
   readonly broker: RequestBroker;
   lastActive = Date.now();
@@ -252,6 +254,13 @@ export class SandboxSession {
       at: Date.now(),
     });
     this.currentTurn = turnId;
+    if (this.cancelledEarly === turnId) {
+      // Cancelled while it was being set up: it ends before the model is called.
+      this.currentTurn = undefined;
+      this.cancelledEarly = undefined;
+      this.broker.cancelAll();
+      return { status: "cancelled", text: "" };
+    }
     const unsubscribe = session.subscribe((event) => {
       const mapped = toAgentEvent(event);
       if (mapped) this.opts.emit(turnId, mapped);
@@ -301,6 +310,7 @@ export class SandboxSession {
     } finally {
       unsubscribe();
       this.currentTurn = undefined;
+      this.cancelledEarly = undefined;
       this.broker.cancelAll();
       this.lastActive = Date.now();
     }
@@ -315,9 +325,16 @@ export class SandboxSession {
     }
   }
 
-  /** Stop turn `turnId` if it is the one running (a late cancel must not hit the next turn). */
+  /**
+   * Stop turn `turnId`: the model call and a running tool are aborted (pi kills
+   * a bash command's process group). A cancel for a turn still being set up is
+   * kept for it; a late one must not hit the next turn.
+   */
   async cancel(turnId: string): Promise<void> {
-    if (turnId !== this.currentTurn) return;
+    if (turnId !== this.currentTurn) {
+      this.cancelledEarly = turnId;
+      return;
+    }
     this.broker.cancelAll();
     await this.session?.abort();
   }

@@ -150,6 +150,18 @@ describe("pool mode", () => {
     expect(await second).toMatchObject({ status: "cancelled" });
   });
 
+  it("ends a turn cancelled while it was still being set up, before any model call", async () => {
+    const p = await pool();
+    const ended = p.turn("sb_g", "cancelled early");
+    // The session is still being built (async): the turn is not running yet.
+    p.host.handle({ t: "cancel", sandboxId: "sb_g", turnId: p.turnIds.at(-1)! });
+    expect(await ended).toMatchObject({ status: "cancelled" });
+    expect(llm.requests).toEqual([]);
+    // The next turn runs as usual.
+    llm.when((r) => r.lastUserText === "after", { text: "fine" });
+    expect(await p.turn("sb_g", "after")).toMatchObject({ status: "done", text: "fine" });
+  });
+
   it("reports a sandbox whose saved state is unusable as state_corrupt", async () => {
     const p = await pool();
     mkdirSync(join(p.root, "sb_e"), { recursive: true });

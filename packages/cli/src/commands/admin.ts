@@ -1,6 +1,6 @@
 import { ApprovalChoice, CapabilityChoice } from "@lobu/core";
 import type { Command } from "commander";
-import { CliError, GatewayClient, resolveClient } from "../client.ts";
+import { CliError, describeStop, GatewayClient, resolveClient } from "../client.ts";
 import type { Runner } from "../program.ts";
 
 export interface Conn {
@@ -274,6 +274,25 @@ Exit code: the command's own (128+N when signal N ended it); 124 when it ran out
     run(async () => {
       await connect(o).answer(requestId, choice, o.text);
       console.log(`answered ${requestId}: ${choice}`);
+      return 0;
+    })(),
+  );
+
+  withConn(
+    program
+      .command("stop")
+      .description(
+        "stop a running agent turn at once (it does not wait in the conversation's queue)",
+      )
+      .argument(
+        "<id>",
+        "a message id (msg_…, stops that message's turn or drops it if queued) or a conversation id (stops what runs there)",
+      )
+      .option("--all", "also drop the messages queued behind it"),
+  ).action((id: string, o: Conn & { all?: boolean }) =>
+    run(async () => {
+      const outcome = await connect(o).stop(id, Boolean(o.all));
+      console.log(o.json ? JSON.stringify(outcome, null, 2) : describeStop(outcome));
       return 0;
     })(),
   );

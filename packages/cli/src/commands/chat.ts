@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
 import { createInterface } from "node:readline";
 import { type AgentEvent, DECISIONS, decisionChoices, inputText, visibleText } from "@lobu/core";
-import { GatewayClient, resolveClient } from "../client.ts";
+import { describeStop, GatewayClient, resolveClient } from "../client.ts";
 
 export interface ChatOptions {
   gateway?: string;
@@ -25,11 +25,14 @@ class LineReader {
   private closed = false;
   private readonly rl: ReturnType<typeof createInterface>;
   private readonly prompts: NodeJS.WritableStream;
+  /** Sees every line first; true takes it (a `/stop` while a reply streams). */
+  intercept: ((line: string) => boolean) | undefined;
 
   constructor(input: NodeJS.ReadableStream, prompts: NodeJS.WritableStream) {
     this.prompts = prompts;
     this.rl = createInterface({ input, terminal: false });
     this.rl.on("line", (line) => {
+      if (this.intercept?.(line)) return;
       if (this.waiter) {
         const w = this.waiter;
         this.waiter = undefined;
@@ -96,13 +99,18 @@ async function runTurn(
   text: string,
   rl: LineReader | undefined,
   showTools: boolean,
+  running: RunningTurn,
 ): Promise<number> {
   let printed = false;
-  for await (const event of client.send(opts.agent, {
-    user: opts.user,
-    channel: opts.channel,
-    text,
-  })) {
+  const accepted = (messageId: string) => {
+    running.messageId = messageId;
+    running.stopping = false;
+  };
+  for await (const event of client.send(
+    opts.agent,
+    { user: opts.user, channel: opts.channel, text },
+    accepted,
+  )) {
     const e: AgentEvent = event;
     switch (e.type) {
       case "turn_started":
@@ -166,6 +174,10 @@ async function runTurn(
         return 0;
       case "error":
         if (printed) process.stdout.write("\n");
+        if (e.code === "turn_stopped") {
+          process.stderr.write(dim(`⏹ ${e.message}\n`));
+          return 1;
+        }
         process.stderr.write(`error: ${e.message} (${e.code})\n`);
         return 1;
     }
@@ -173,23 +185,75 @@ async function runTurn(
   return 1;
 }
 
+/** The message whose reply is streaming, if one is, and whether a stop was asked. */
+interface RunningTurn {
+  messageId?: string | undefined;
+  stopping: boolean;
+}
+
+/** `/stop` or `/stop all` typed while a reply streams. */
+const STOP_LINE = /^\/stop( all)?$/i;
+
+/**
+ * Stop the streaming reply (Ctrl-C, `/stop`): the turn ends on the gateway
+ * and its stream ends with who stopped it. False when nothing streams.
+ */
+function stopRunning(client: GatewayClient, running: RunningTurn, clearQueue: boolean): boolean {
+  const messageId = running.messageId;
+  if (!messageId || running.stopping) return Boolean(messageId);
+  running.stopping = true;
+  process.stderr.write(dim("\n⏹ stopping…\n"));
+  client.stop(messageId, clearQueue).then(
+    (outcome) => process.stderr.write(dim(`⏹ ${describeStop(outcome)}\n`)),
+    (err: Error) => process.stderr.write(`\nerror: could not stop: ${err.message}\n`),
+  );
+  return true;
+}
+
+/**
+ * Ctrl-C while a reply streams stops it; when none does (or a second time)
+ * it quits. Returns the function that removes the handler.
+ */
+function stopOnInterrupt(client: GatewayClient, running: RunningTurn): () => void {
+  const onInterrupt = () => {
+    if (running.stopping || !stopRunning(client, running, false)) process.exit(130);
+  };
+  process.on("SIGINT", onInterrupt);
+  return () => process.off("SIGINT", onInterrupt);
+}
+
 export async function chatCommand(opts: ChatOptions): Promise<number> {
   const { url, token } = resolveClient(opts);
   const client = new GatewayClient(url, token);
   const user = opts.user ?? process.env.LOBU_USER ?? userInfo().username;
   const withUser = { ...opts, user };
+  const running: RunningTurn = { stopping: false };
+  const release = stopOnInterrupt(client, running);
+  const turn = async (rl: LineReader | undefined, text: string, showTools: boolean) => {
+    try {
+      return await runTurn(client, withUser, text, rl, showTools, running);
+    } finally {
+      running.messageId = undefined;
+    }
+  };
   if (opts.message !== undefined) {
     const rl = process.stdin.isTTY ? new LineReader(process.stdin, process.stderr) : undefined;
     try {
-      return await runTurn(client, withUser, opts.message, rl, Boolean(opts.verbose));
+      return await turn(rl, opts.message, Boolean(opts.verbose));
     } finally {
       rl?.close();
+      release();
     }
   }
   const rl = new LineReader(process.stdin, process.stdout);
+  // `/stop` (`/stop all`: and what is queued) stops the reply streaming now.
+  rl.intercept = (line) => {
+    const stop = STOP_LINE.exec(line.trim());
+    return stop !== null && stopRunning(client, running, stop[1] !== undefined);
+  };
   process.stderr.write(
     dim(
-      `Chatting with agent "${opts.agent}" at ${url} as ${user} (channel ${opts.channel}). Ctrl+D to quit.\n`,
+      `Chatting with agent "${opts.agent}" at ${url} as ${user} (channel ${opts.channel}). Ctrl+C or /stop stops a reply; Ctrl+D quits.\n`,
     ),
   );
   try {
@@ -197,13 +261,18 @@ export async function chatCommand(opts: ChatOptions): Promise<number> {
       const line = await rl.next("you › ");
       if (line === null) break;
       if (!line.trim()) continue;
+      if (STOP_LINE.test(line.trim())) {
+        process.stderr.write(dim("nothing is running\n"));
+        continue;
+      }
       process.stdout.write("agent › ");
-      await runTurn(client, withUser, line, rl, true).catch((err: Error) => {
+      await turn(rl, line, true).catch((err: Error) => {
         process.stderr.write(`\nerror: ${err.message}\n`);
       });
     }
   } finally {
     rl.close();
+    release();
   }
   return 0;
 }

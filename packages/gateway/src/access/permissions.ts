@@ -31,6 +31,7 @@ export const ACTIONS = {
   "messages.read": "read messages and their event streams",
   "conversations.read": "list and read conversations",
   "requests.answer": "answer questions, approvals and capability requests",
+  "turns.stop": "stop running turns and drop queued messages",
   "settings_links.create": "create settings links",
   "sandboxes.manage": "list, stop, reset or run commands in sandboxes",
   "tokens.read": "list API tokens",
@@ -55,6 +56,7 @@ export const ROLES_MATRIX: Readonly<Record<Action, Readonly<Record<TokenRole, Ac
   "messages.read": { admin: "all", client: "own", user: "own" },
   "conversations.read": { admin: "all", client: "own", user: "own" },
   "requests.answer": { admin: "all", client: "own", user: "own" },
+  "turns.stop": { admin: "all", client: "own", user: "own" },
   "settings_links.create": { admin: "all", client: "own", user: "own" },
   "sandboxes.manage": { admin: "all", client: "none", user: "none" },
   "tokens.read": { admin: "all", client: "own", user: "none" },
@@ -184,7 +186,7 @@ export function tokenInScope(token: ApiToken, other: ApiToken): boolean {
  * are minted by client tokens, which must not lead to admin power. (`api::<user>`
  * identities are minted by admin tokens only.)
  */
-export function mayOpenAdminUi(config: LobuConfig, userKey: string): boolean {
+export function mayOpenAdminUi(config: Pick<LobuConfig, "admin">, userKey: string): boolean {
   if (/^api:[^:]+:/.test(userKey)) return false;
   return config.admin.users.includes(userKey);
 }

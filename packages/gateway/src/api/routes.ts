@@ -16,6 +16,7 @@ import { type SandboxRouteDeps, sandboxRoutes } from "./sandboxes.ts";
 import { type ScheduleRouteDeps, scheduleRoutes } from "./schedules.ts";
 import { type SecretRouteDeps, secretRoutes } from "./secrets.ts";
 import { type SettingsLinkRouteDeps, settingsLinkRoutes } from "./settings-links.ts";
+import { type StopRouteDeps, stopRoutes } from "./stops.ts";
 import { apiStreamSlots } from "./streams.ts";
 import { type TokenRouteDeps, tokenRoutes } from "./tokens.ts";
 import { isMultipart, uploadBodyLimit } from "./uploads.ts";
@@ -27,6 +28,7 @@ export type ApiDeps = FileRouteDeps &
   SecretRouteDeps &
   ProviderRouteDeps &
   MessageRouteDeps &
+  StopRouteDeps &
   ConversationRouteDeps &
   RequestRouteDeps &
   SandboxRouteDeps &
@@ -63,6 +65,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/files", fileRoutes(d));
   api.route("/", conversationRoutes(d));
   api.route("/requests", requestRoutes(d));
+  api.route("/", stopRoutes(d));
   api.route("/sandboxes", sandboxRoutes(d));
   api.route("/tokens", tokenRoutes(d));
   api.route("/", reportRoutes(d));

@@ -52,6 +52,17 @@ export class Inbound {
     this.log = deps.log;
   }
 
+  /**
+   * The conversation a message from `origin` goes to, without storing
+   * anything: what a `stop` in a chat names. It must pick the agent exactly
+   * as `submit` does (channel bindings included), or a stop would name
+   * another conversation.
+   */
+  async conversationOf(message: Pick<InboundMessage, "origin" | "agentId">): Promise<string> {
+    const agent = await this.agents.forMessage(message.origin, message.agentId);
+    return sandboxIdOf(routeKey(agent.id, agent.groupRouting, message.origin));
+  }
+
   async submit(message: InboundMessage): Promise<SubmitResult & { conversationId: string }> {
     if (!message.ambient) return this.#take(message);
     // Nobody asked the agent: whatever keeps it from answering, it stays quiet.

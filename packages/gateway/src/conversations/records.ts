@@ -5,7 +5,7 @@ import { Origin } from "../domain/origin.ts";
 import type { Store, StreamEntry } from "../store/port.ts";
 import { type RecordSource, readRecord } from "../util/stored-record.ts";
 
-export const MessageStatus = z.enum(["queued", "running", "done", "error"]);
+export const MessageStatus = z.enum(["queued", "running", "done", "error", "stopped"]);
 export type MessageStatus = z.infer<typeof MessageStatus>;
 
 /** A message and where its turn stands (stored as `msg:<id>`). */

@@ -21,15 +21,21 @@ import type { FilesIn } from "./files-in.ts";
 import type { GatewayToolHost } from "./gateway-tools.ts";
 import type { RequestRegistry } from "./requests.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
+import type { TurnStops } from "./stops.ts";
 import { classifyTurnEnd, type TurnEnd, type TurnFailure } from "./turn-outcome.ts";
 import { TurnStream } from "./turn-stream.ts";
 
 export type TurnResult = "done" | "retry";
 
 const MAX_REPLY_CHARS = 200_000;
+/**
+ * How long a worker has to end a stopped turn (pi aborts the model call and
+ * kills a running tool's process group) before its sandbox is stopped.
+ */
+const STOP_GRACE_MS = 10_000;
 
 export interface TurnRunnerDeps {
-  sandboxes: Pick<SandboxManager, "get" | "ensure" | "acquire" | "takeNotice">;
+  sandboxes: Pick<SandboxManager, "get" | "ensure" | "acquire" | "takeNotice" | "stop">;
   conversations: Pick<
     Conversations,
     "appendEvent" | "appendHistory" | "updateMessage" | "getMessage"
@@ -44,6 +50,8 @@ export interface TurnRunnerDeps {
   turns: ActiveTurns;
   /** How many times a message is tried (runtime/attempts.ts). */
   attempts: MessageAttempts;
+  /** Stops asked for before a turn began (runtime/stops.ts); none when absent. */
+  stops?: Pick<TurnStops, "requested">;
   /** Where replies to each platform go (its adapter), if the platform is running. */
   replySurfaceFor(platform: string): ReplySurface | undefined;
   /** Adds gateway-side details to a request event (e.g. a prefilled settings link). */
@@ -76,7 +84,9 @@ type Verdict =
   /** Deliver the message again if its attempts allow; `reason` is shown if not. */
   | { kind: "retry"; reason: string; charged: boolean }
   /** The lease is lost: the gateway that claims the message next runs it. */
-  | { kind: "abandon" };
+  | { kind: "abandon" }
+  /** A person stopped the turn (TurnStream.stop). */
+  | { kind: "stopped"; error: TurnFailure };
 
 /**
  * Runs one queued message as a turn on its sandbox, in named steps: open the
@@ -116,6 +126,7 @@ export class TurnRunner {
     attempt: number,
     lease: AbortSignal,
   ): Promise<TurnResult> {
+    if (await this.skipStopped(turn)) return "done";
     const stream = await this.open(turn, attempt);
     let release: (() => void) | undefined;
     try {
@@ -134,6 +145,30 @@ export class TurnRunner {
       await stream.close({ final: false });
       release?.();
     }
+  }
+
+  /**
+   * A message stopped before its turn began (dropped from the queue, or
+   * stopped while it was being claimed) is not run: its record and event log
+   * say so, and the queue lets it go.
+   */
+  private async skipStopped(turn: QueuedTurn): Promise<boolean> {
+    const { conversations } = this.deps;
+    const record = await conversations.getMessage(turn.messageId);
+    const by = record?.status === "stopped" ? "" : await this.deps.stops?.requested(turn.messageId);
+    if (record?.status !== "stopped" && !by) return false;
+    const error = record?.error ?? {
+      code: "turn_stopped",
+      message: `Stopped by ${by} before it ran.`,
+    };
+    if (record?.status !== "stopped")
+      await conversations.updateMessage(turn.messageId, {
+        status: "stopped",
+        error,
+        completedAt: Date.now(),
+      });
+    await conversations.appendEvent(turn.messageId, { type: "error", ...error });
+    return true;
   }
 
   /** The turn's stream, with the message marked running and the turn announced. */
@@ -263,15 +298,35 @@ export class TurnRunner {
       connection,
       requestTimeoutMs: context.requestTimeoutSec * 1000,
     });
+    // A stop that came while the turn was being prepared.
+    const stoppedBy = await this.deps.stops?.requested(turn.messageId);
+    if (stoppedBy) stream.stop(stoppedBy);
     return new Promise((resolve) => {
       let settled = false;
       let events = Promise.resolve();
+      let grace: NodeJS.Timeout | undefined;
       const settle = (end: WorkerEnd) => {
         if (settled) return;
         settled = true;
         off();
+        clearTimeout(grace);
         lease.removeEventListener("abort", onLease);
+        stream.stopSignal.removeEventListener("abort", onStop);
         resolve(end);
+      };
+      // A person stopped the turn: the worker aborts it; one that does not is stopped with its sandbox.
+      const onStop = () => {
+        connection.send({ t: "cancel", sandboxId, turnId });
+        grace = setTimeout(() => {
+          this.deps.log.warn(
+            { sandboxId, turnId },
+            "the worker did not stop the turn; stopping its sandbox",
+          );
+          void this.deps.sandboxes
+            .stop(sandboxId, "turn stopped")
+            .catch((err) => this.deps.log.error({ err, sandboxId }, "could not stop the sandbox"));
+        }, STOP_GRACE_MS);
+        grace.unref();
       };
       const onLease = () => {
         connection.send({ t: "cancel", sandboxId, turnId });
@@ -303,6 +358,9 @@ export class TurnRunner {
         context,
         ...(input.images.length ? { images: input.images } : {}),
       });
+      // After the turn is sent: the worker refuses a cancel for a turn it does not know.
+      if (stream.stopSignal.aborted) onStop();
+      else stream.stopSignal.addEventListener("abort", onStop, { once: true });
       // What the sandbox manager still has to tell the person (e.g. a repaired workspace).
       const notice = this.deps.sandboxes.takeNotice(sandboxId);
       if (notice) stream.emit({ type: "notice", level: "warn", text: notice });
@@ -343,6 +401,10 @@ export class TurnRunner {
 
   /** What the worker's end means for the message. */
   private verdictOf(end: WorkerEnd, stream: TurnStream): Verdict {
+    // Stopped and not finished anyway: whatever the worker says, the person stopped it.
+    const finished = end.kind === "turn_end" && end.msg.status === "done";
+    if (stream.stoppedBy !== undefined && stream.failure && !finished && end.kind !== "lease_lost")
+      return { kind: "stopped", error: stream.failure };
     switch (end.kind) {
       case "lease_lost":
         return { kind: "abandon" };
@@ -387,6 +449,9 @@ export class TurnRunner {
       case "fail":
         await this.finish(stream, { error: verdict.error });
         return "done";
+      case "stopped":
+        await this.finish(stream, { error: verdict.error }, "stopped");
+        return "done";
       case "abandon":
         await stream.close({ final: false });
         return "retry";
@@ -411,6 +476,7 @@ export class TurnRunner {
   private async finish(
     stream: TurnStream,
     outcome: { text: string } | { error: TurnFailure },
+    status: "error" | "stopped" = "error",
   ): Promise<void> {
     const { conversations } = this.deps;
     const { turn } = stream;
@@ -438,7 +504,7 @@ export class TurnRunner {
         at: now,
       });
       await conversations.updateMessage(turn.messageId, {
-        status: "error",
+        status,
         error: outcome.error,
         completedAt: now,
       });

@@ -82,6 +82,9 @@ export class TurnStream {
   readonly #delivery = new AsyncQueue<AgentEvent>();
   readonly #delivered: Promise<void>;
   readonly #abort = new AbortController();
+  /** Aborted when a person stops the turn (stop()); the runner then cancels the worker. */
+  readonly #stop = new AbortController();
+  #stoppedBy: string | undefined;
   readonly #pending = new Map<string, { onAnswer: OnAnswer; timer: NodeJS.Timeout }>();
   #ending: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -130,6 +133,16 @@ export class TurnStream {
     return this.#phase === "ended" || this.#phase === "closed";
   }
 
+  /** Aborted when a person stops the turn (see stop()). */
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** Who stopped the turn, if someone did. */
+  get stoppedBy(): string | undefined {
+    return this.#stoppedBy;
+  }
+
   /** Why the gateway stopped the turn, if it did (see fail()). */
   get failure(): TurnFailure | undefined {
     return this.#failure;
@@ -159,6 +172,19 @@ export class TurnStream {
   fail(error: TurnFailure): void {
     if (this.#phase === "closed") return;
     this.#failure ??= error;
+  }
+
+  /**
+   * A person stopped the turn (runtime/stops.ts): it ends with `turn_stopped`,
+   * whatever else failed first, and the runner cancels the worker. False when
+   * it was stopped already or is over.
+   */
+  stop(by: string): boolean {
+    if (this.#phase === "closed" || this.#stoppedBy !== undefined) return false;
+    this.#stoppedBy = by;
+    this.#failure = { code: "turn_stopped", message: `Stopped by ${by}.` };
+    this.#stop.abort();
+    return true;
   }
 
   /**

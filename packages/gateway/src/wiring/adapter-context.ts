@@ -1,4 +1,6 @@
+import { isLobuError, type LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
+import { mayOpenAdminUi } from "../access/permissions.ts";
 import type { SettingsLinks } from "../access/settings-links.ts";
 import { channelKeyOf } from "../agents/access.ts";
 import type { AgentRegistry } from "../agents/registry.ts";
@@ -10,6 +12,7 @@ import type { PublicUrl } from "../http/public-url.ts";
 import type { AdapterContext } from "../platforms/shared/adapter.ts";
 import type { PlatformRoutes } from "../platforms/shared/routes.ts";
 import type { AnswerRequest } from "../runtime/answers.ts";
+import { stopSummary, type TurnStops } from "../runtime/stops.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import { OnceMarkers } from "../store/once.ts";
 import type { KeyValue } from "../store/port.ts";
@@ -23,6 +26,11 @@ export interface AdapterContextDeps {
   streams: Pick<import("../store/port.ts").EventStreams, "append" | "revRange">;
   inbound: Pick<Inbound, "submit" | "refusal">;
   answer: AnswerRequest;
+  /** Which conversation a chat's `stop` names (as a message from there would be routed). */
+  route: Pick<Inbound, "conversationOf">;
+  stops: Pick<TurnStops, "stop">;
+  /** `[admin] users` may stop anyone's turn. */
+  config: Pick<LobuConfig, "admin">;
   settingsLinks: Pick<SettingsLinks, "create">;
   audit: Pick<AuditLog, "record">;
   secrets: Pick<SecretStore, "get" | "set" | "delete">;
@@ -65,6 +73,25 @@ export function adapterContext(
         actor: userKeyOf(who),
       });
       return result.ok ? { ok: true } : { ok: false, reason: result.reason };
+    },
+    stop: async ({ who, target, clearQueue }) => {
+      const userKey = userKeyOf(who);
+      const by = {
+        userKey,
+        admin: mayOpenAdminUi(deps.config, userKey),
+        label: who.userName ?? who.userId,
+        actor: userKey,
+      };
+      try {
+        const where =
+          "messageId" in target
+            ? target
+            : { conversationId: await deps.route.conversationOf(target) };
+        return { ok: true, text: stopSummary(await deps.stops.stop(where, by, { clearQueue })) };
+      } catch (err) {
+        if (isLobuError(err) && err.status < 500) return { ok: false, text: err.message };
+        throw err;
+      }
     },
     settingsLink: (origin) => deps.settingsLinks.create(origin),
     bindChannel: async (origin, agentId) => {

@@ -30,7 +30,7 @@ export function buildApp(opts: {
   publicUrl: PublicUrl;
   storage: Storage;
   domain: Domain;
-  runtime: Pick<Runtime, "sandboxes">;
+  runtime: Pick<Runtime, "sandboxes" | "stops">;
   signIns: readonly SettingsSignIn[];
 }): Hono {
   const { config, env, log, instanceId, publicUrl, domain } = opts;
@@ -91,6 +91,7 @@ export function buildApp(opts: {
       requests: domain.requests,
       audit,
       answer: domain.answer,
+      stops: opts.runtime.stops,
       usage,
       sandboxes,
       placeholders,

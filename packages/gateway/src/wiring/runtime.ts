@@ -16,6 +16,7 @@ import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { sendFileTool } from "../runtime/send-file.ts";
+import { TurnStops } from "../runtime/stops.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
@@ -31,6 +32,8 @@ export interface Runtime {
   sandboxes: SandboxManager;
   runner: TurnRunner;
   dispatcher: Dispatcher;
+  /** Stopping turns from any surface, on whichever gateway runs them. */
+  stops: TurnStops;
   /** Stops the scheduled garbage collection of Nix packages. */
   stopPackageGc: () => void;
   /** Deletes what `[retention]` says is too old (scheduled by startGateway). */
@@ -164,6 +167,9 @@ export async function startRuntime(opts: {
     kv: store.kv,
     log,
   });
+  const stops = new TurnStops({ store, conversations, turns, audit, log });
+  await stops.start();
+  startup.onFailure(() => stops.close());
   const runner = new TurnRunner({
     sandboxes,
     conversations,
@@ -179,6 +185,7 @@ export async function startRuntime(opts: {
       filesFor: (platform) => opts.replySurfaceFor(platform)?.files,
       log,
     }),
+    stops,
     replySurfaceFor: opts.replySurfaceFor,
     gatewayTools,
     threadContext,
@@ -252,5 +259,5 @@ export async function startRuntime(opts: {
     owner: instanceId,
     ...(opts.retentionClock ? { now: opts.retentionClock } : {}),
   });
-  return { egress, driver, sandboxes, runner, dispatcher, stopPackageGc, retention };
+  return { egress, driver, sandboxes, runner, dispatcher, stops, stopPackageGc, retention };
 }

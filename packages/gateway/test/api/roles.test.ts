@@ -283,6 +283,19 @@ const PROBES: Record<string, Probe> = {
         choice: "approve",
       }),
   },
+  // A finished message of the person: a call that got through the gate finds nothing running (409).
+  "POST /messages/{messageId}/stop": {
+    ok: 409,
+    subjects: PEOPLE,
+    call: async (t, _role, who) =>
+      call(t, "POST", `/messages/${await finishedMessage(who as Person)}/stop`),
+  },
+  "POST /conversations/{conversationId}/stop": {
+    ok: 409,
+    subjects: PEOPLE,
+    call: async (t, _role, who) =>
+      call(t, "POST", `/conversations/${await quietConversation(who as Person)}/stop?queue=clear`),
+  },
   "POST /settings-links": {
     ok: 201,
     subjects: ["alice", "bob"],
@@ -532,3 +545,37 @@ describe("what 'own' means", () => {
     );
   });
 });
+
+/** A message of `person` that has finished (nothing to stop), in a conversation of its own. */
+async function finishedMessage(person: Person): Promise<string> {
+  const origin = { ...ORIGINS[person], channelId: unique("stop") };
+  const id = newId("msg");
+  const conversationId = await quietConversation(person, origin);
+  await api.gw.services.conversations.putMessage({
+    id,
+    conversationId,
+    agentId: "default",
+    origin,
+    text: "done already",
+    status: "done",
+    createdAt: Date.now(),
+  });
+  return id;
+}
+
+/** A conversation of `person` with nothing running or queued. */
+async function quietConversation(
+  person: Person,
+  origin: Origin = { ...ORIGINS[person], channelId: unique("stop") },
+): Promise<string> {
+  const id = await api.gw.services.inbound.conversationOf({ agentId: "default", origin });
+  const key = {
+    agentId: "default",
+    platform: origin.platform,
+    workspace: origin.workspace ?? "",
+    userId: origin.userId,
+    channelId: origin.channelId,
+  };
+  await api.gw.services.conversations.touchConversation(id, key, origin);
+  return id;
+}

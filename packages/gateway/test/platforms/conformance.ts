@@ -21,6 +21,8 @@ export interface ChatMessage {
   edits: number;
   /** Answer buttons (they answer a request), by label. */
   buttons: string[];
+  /** The streaming reply's Stop buttons, by label (platforms that show them). */
+  stops?: string[];
   /** Where its link buttons lead. */
   links: string[];
   /** The message it answers (quotes), where the platform shows that. */
@@ -35,6 +37,8 @@ export interface Delivery {
 export interface PlatformDriver<D extends Delivery = Delivery> {
   /** The platform's id (`[platforms.<id>]`, Origin.platform). */
   readonly platform: string;
+  /** The streaming reply carries Stop buttons (shared/stop.ts) on this platform. */
+  readonly showsStopButtons?: boolean;
   /** What a person writes to get their settings link (not a message for the agent). */
   readonly settingsCommand: string;
   /**
@@ -74,6 +78,18 @@ export interface PlatformDriver<D extends Delivery = Delivery> {
   rateLimitNextEdit(): void;
   /** The platform answered that call with its rate limit. */
   sawRateLimit(): boolean;
+  /**
+   * The next calls that post or edit a message fail the ways the platform
+   * fails: an outage (5xx), its own error answer for "try again"
+   * (`ok:false`), and a rate limit with a Retry-After of some seconds. A
+   * driver whose emulator cannot fail that way leaves it out (the test is
+   * skipped for it).
+   */
+  failNextDeliveries?(): void;
+  /** Every failure failNextDeliveries set up was met (the gateway got past all of them). */
+  deliveryFailuresUsed?(): boolean;
+  /** Message text longer than `chars` is refused as too long (undefined: the platform's limit). */
+  limitText?(chars: number | undefined): void;
   /** Wait until `predicate` returns something (the emulator's change signal). */
   waitFor<T>(predicate: () => T | undefined | null | false, description: string): Promise<T>;
   /** Attachments in, files out, where the platform carries files. */
@@ -230,6 +246,80 @@ export function describeConformance<D extends Delivery>(
       await reply(fresh, "Result: conformance-approved");
       await closed(fresh, approval, /✅ \W*Approve\W*/);
     });
+
+    it.skipIf(!d.showsStopButtons)(
+      "stops a running turn from the Stop button on its streaming reply",
+      async () => {
+        const user = d.person(4);
+        const fresh = from(user);
+        const text = `stop me ${user}`;
+        // A reply that would take a minute to stream: it is stopped long before.
+        world().llm.when((r) => r.lastUserText === text, slowText("word ".repeat(300), 300, 200));
+        await d.send(user, text);
+        const live = await d.waitFor(
+          () => fresh().find((m) => (m.stops?.length ?? 0) > 0 && m.text.includes("word")),
+          "the streaming reply with its Stop buttons",
+        );
+        expect(live.stops).toEqual(["⏹ Stop", "Stop and clear queue"]);
+        await d.click(user, live, "⏹ Stop");
+        const stopped = await d.waitFor(
+          () => fresh().find((m) => m.id === live.id && /⏹️ Stopped by/.test(m.text)),
+          "the reply saying it was stopped",
+        );
+        expect(stopped.stops).toEqual([]);
+        // The model call was aborted, not left to finish (checked until it is: the
+        // emulator's waitFor re-checks only on the platform's own changes).
+        const deadline = Date.now() + 30_000;
+        const aborted = () =>
+          world().llm.requests.some((r) => r.lastUserText === text && r.aborted);
+        while (!aborted() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect(aborted()).toBe(true);
+      },
+    );
+
+    it.skipIf(!d.failNextDeliveries)(
+      "delivers the final reply through outages, error answers and long rate limits",
+      async () => {
+        const user = d.person(5);
+        const fresh = from(user);
+        const answer = `${d.platform} gets this reply through every failure.`;
+        world().llm.when((r) => r.lastUserText === `fail me ${user}`, { text: answer });
+        d.failNextDeliveries?.();
+        await d.send(user, `fail me ${user}`);
+        await reply(fresh, answer);
+        expect(d.deliveryFailuresUsed?.()).toBe(true);
+      },
+    );
+
+    it.skipIf(!d.limitText)(
+      "splits a reply the platform finds too long, and loses none of it",
+      async () => {
+        const user = d.person(6);
+        const fresh = from(user);
+        const paragraphs = Array.from(
+          { length: 8 },
+          (_, i) => `Paragraph ${i + 1} ${"of a long reply ".repeat(8)}ends here.`,
+        );
+        world().llm.when((r) => r.lastUserText === `long reply ${user}`, {
+          text: paragraphs.join("\n\n"),
+        });
+        d.limitText?.(400);
+        try {
+          await d.send(user, `long reply ${user}`);
+          await d.waitFor(
+            () => fresh().some((m) => m.text.includes("Paragraph 8")) && fresh(),
+            "the last part of the reply",
+          );
+        } finally {
+          d.limitText?.(undefined);
+        }
+        const shown = fresh()
+          .map((m) => m.text)
+          .join("\n");
+        for (let i = 1; i <= 8; i++) expect(shown).toContain(`Paragraph ${i} `);
+        expect(fresh().length).toBeGreaterThan(1);
+      },
+    );
 
     it("sends the settings link to the person, without asking the agent", async () => {
       const user = d.person(3);

@@ -158,7 +158,12 @@ describe("submitInbound (storing a chat message)", () => {
       told,
       background: new Background(log),
       deps: {
-        ctx: { submit },
+        ctx: {
+          submit,
+          stop: async () => {
+            throw new Error("not a stop");
+          },
+        },
         policy: { transport: "Chat webhook", redelivers: true, storeAttempts },
         log,
         notify: async (_o: Origin, text: string) => {

@@ -55,7 +55,12 @@ function waitForCard(chatId: number): Promise<TelegramMessage> {
     () =>
       tg
         .messages(chatId)
-        .find((m) => m.replyMarkup?.inline_keyboard.flat().some((b) => b.callback_data)),
+        // A request card (the streaming reply's Stop buttons are not one).
+        .find((m) =>
+          m.replyMarkup?.inline_keyboard
+            .flat()
+            .some((b) => b.callback_data && !b.callback_data.startsWith("lobu-stop")),
+        ),
     { ...WAIT, description: "a card with buttons" },
   );
 }
@@ -392,6 +397,33 @@ describe("Telegram: buttons", () => {
     });
     await waitForReply(kim.id, "Understood, I did not run it.");
     expect(tg.message(kim.id, card.messageId)?.text).toMatch(/⛔ Deny/);
+  });
+
+  it("/stop stops the running reply; with nothing running it says so", async () => {
+    const max = person(1015, "Max");
+    llm.when(
+      (r) => r.lastUserText === "talk for a minute",
+      slowText("word ".repeat(300), 300, 200),
+    );
+    tg.userSends({ chat: privateChat(max), from: max, text: "talk for a minute" });
+    await tg.waitFor(() => tg.messages(max.id).find((m) => m.text?.startsWith("word")), {
+      ...WAIT,
+      description: "the reply streaming",
+    });
+    tg.userSends({ chat: privateChat(max), from: max, text: "/stop" });
+    const stopped = await tg.waitFor(
+      () => tg.messages(max.id).find((m) => m.text?.includes("⏹️ Stopped by")),
+      { ...WAIT, description: "the reply saying it was stopped" },
+    );
+    expect(stopped.replyMarkup).toBeUndefined();
+    // The model never saw "/stop".
+    expect(llm.requests.some((r) => r.lastUserText.includes("/stop"))).toBe(false);
+
+    tg.userSends({ chat: privateChat(max), from: max, text: "/stop" });
+    await tg.waitFor(
+      () => tg.messages(max.id).find((m) => m.text?.includes("Nothing is running")),
+      { ...WAIT, description: "nothing to stop" },
+    );
   });
 
   it("/settings opens the settings as a Mini App in private chats and via a link in groups", async () => {

@@ -11,6 +11,7 @@ import { ProviderRegistry } from "../../src/providers/registry.ts";
 import { ActiveTurns, type TurnCredentialRevoker } from "../../src/runtime/active-turns.ts";
 import { MessageAttempts, type RetryPolicy } from "../../src/runtime/attempts.ts";
 import { SandboxManager } from "../../src/runtime/sandbox-manager.ts";
+import { TurnStops } from "../../src/runtime/stops.ts";
 import { TurnRunner } from "../../src/runtime/turn-runner.ts";
 import { SkillCatalog } from "../../src/skills/catalog.ts";
 import { SkillViews, skillViewsRoot } from "../../src/skills/views.ts";
@@ -58,6 +59,8 @@ export interface RuntimeKit {
   attempts: MessageAttempts;
   runner: TurnRunner;
   surface: RecordingSurface;
+  /** Stops (subscribed to the store's pub/sub, as on a gateway). */
+  stops: TurnStops;
   /** Every revocation of turn-bound placeholders, in order. */
   revocations: { sandboxId: string; which: { turnId: string } | { except: string } }[];
   log: Logger;
@@ -118,6 +121,14 @@ export async function startRuntimeKit(
   });
   const attempts = new MessageAttempts(domain.conversations, opts.retry);
   const surface = new RecordingSurface();
+  const stops = new TurnStops({
+    store: storage.store,
+    conversations: domain.conversations,
+    turns,
+    audit: domain.audit,
+    log,
+  });
+  await stops.start();
   const runner = new TurnRunner({
     sandboxes,
     conversations: domain.conversations,
@@ -127,6 +138,7 @@ export async function startRuntimeKit(
     attempts,
     replySurfaceFor: () => surface,
     gatewayTools: domain.gatewayTools,
+    stops,
     log,
   });
   const { store } = storage;
@@ -141,6 +153,7 @@ export async function startRuntimeKit(
     attempts,
     runner,
     surface,
+    stops,
     revocations,
     log,
     async submit(user, text, agentId) {
@@ -170,6 +183,7 @@ export async function startRuntimeKit(
       return entries.map((e) => e.event);
     },
     async close() {
+      await stops.close();
       await sandboxes.close();
       await store.close();
       rmSync(dataDir, { recursive: true, force: true });

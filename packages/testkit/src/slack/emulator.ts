@@ -29,6 +29,7 @@ import { signatureHeaders } from "./signing.ts";
 import { type SocketEnvelope, SocketModeHub } from "./socket-mode.ts";
 import { SlackWorld } from "./state.ts";
 import type {
+  SlackAssistantThread,
   SlackCall,
   SlackChannel,
   SlackChannelType,
@@ -176,6 +177,7 @@ export class SlackEmulator implements SlackBackend {
   #server?: HttpServer;
   #closed = false;
   #authorizeAs: SlackOAuthCodeInput = {};
+  #textLimit: number | undefined;
 
   constructor(options: SlackEmulatorOptions) {
     this.#options = options;
@@ -208,6 +210,7 @@ export class SlackEmulator implements SlackBackend {
       issueOAuthCode: (input) => this.issueOAuthCode(input),
       installForTeam: (teamId) => this.#installForTeam(teamId),
       notify: () => this.#signal.notify(),
+      textLimit: () => this.#textLimit,
       ...(options.appToken ? { appToken: options.appToken } : {}),
       ...(options.clientId ? { clientId: options.clientId } : {}),
     };
@@ -436,6 +439,103 @@ export class SlackEmulator implements SlackBackend {
     return this.userMessage({ ...input, channel: channel.id }, opts);
   }
 
+  /**
+   * A user adds a reaction to a message (stored on it); Slack sends
+   * `reaction_added` when the app subscribes to it and is in the channel.
+   */
+  async userReacts(
+    input: { user: string; channel: string; ts: string; name: string },
+    opts: SlackSendOptions = {},
+  ): Promise<SlackDeliveryResult | undefined> {
+    const user = this.#ensureUser(input.user);
+    const channel = this.world.channels.get(input.channel);
+    const message = channel ? this.world.findMessage(channel.id, input.ts) : undefined;
+    if (!channel || !message || message.deleted)
+      throw new Error(`userReacts: no message ${input.ts} in ${input.channel}`);
+    let reaction = message.reactions.find((r) => r.name === input.name);
+    if (!reaction) {
+      reaction = { name: input.name, users: [] };
+      message.reactions.push(reaction);
+    }
+    if (!reaction.users.includes(user.id)) reaction.users.push(user.id);
+    this.#signal.notify();
+    if (!this.subscriptions.includes("reaction_added") || !channel.isMember) return undefined;
+    return this.sendEvent(
+      {
+        type: "reaction_added",
+        user: user.id,
+        reaction: input.name,
+        item: { type: "message", channel: channel.id, ts: message.ts },
+        ...(message.user ? { item_user: message.user } : {}),
+      },
+      { teamId: user.teamId, ...opts },
+    );
+  }
+
+  /**
+   * A user opens the app's assistant pane (optionally from a channel): Slack
+   * starts a thread in their DM with the app and sends
+   * `assistant_thread_started`. Resolves with the thread.
+   */
+  async openAssistantThread(
+    input: { user: string; fromChannel?: string },
+    opts: SlackSendOptions = {},
+  ): Promise<{ channel: string; threadTs: string; delivery: SlackDeliveryResult | undefined }> {
+    const user = this.#ensureUser(input.user);
+    const install = this.#installForTeam(user.teamId);
+    const im = this.imChannel(user.id);
+    const root = this.world.addMessage({
+      channel: im.id,
+      ts: this.world.clock.next(),
+      teamId: user.teamId,
+      user: install.botUserId,
+      botId: install.botId,
+      appId: this.appId,
+      fromBot: true,
+      text: "",
+      mrkdwn: true,
+      replyBroadcast: false,
+      files: [],
+      reactions: [],
+      edits: [],
+      deleted: false,
+      postedVia: "assistant",
+      at: Date.now(),
+    });
+    root.threadTs = root.ts;
+    this.world.assistantThreads.set(`${im.id}:${root.ts}`, {
+      channel: im.id,
+      threadTs: root.ts,
+      status: "",
+      statuses: [],
+    });
+    this.#signal.notify();
+    const delivery = this.subscriptions.includes("assistant_thread_started")
+      ? await this.sendEvent(
+          {
+            type: "assistant_thread_started",
+            assistant_thread: {
+              user_id: user.id,
+              channel_id: im.id,
+              thread_ts: root.ts,
+              context: {
+                channel_id: input.fromChannel ?? null,
+                team_id: user.teamId,
+                enterprise_id: null,
+              },
+            },
+          },
+          { teamId: user.teamId, ...opts },
+        )
+      : undefined;
+    return { channel: im.id, threadTs: root.ts, delivery };
+  }
+
+  /** What the app set on an assistant pane thread. */
+  assistantThread(channel: string, threadTs: string): SlackAssistantThread | undefined {
+    return this.world.assistantThreads.get(`${channel}:${threadTs}`);
+  }
+
   /** POSTs an event_callback envelope for `event`, signed like Slack. */
   async sendEvent(
     event: Record<string, unknown>,
@@ -593,6 +693,14 @@ export class SlackEmulator implements SlackBackend {
   /** The next `times` calls to `method` fail: a Slack error code, or a shaped failure. */
   failNext(method: string, failure: string | SlackFailure, times = 1): void {
     this.#failures.push(method, typeof failure === "string" ? { error: failure } : failure, times);
+  }
+
+  /**
+   * Message text longer than `chars` is refused with msg_too_long (Slack
+   * refuses over 40,000); undefined restores Slack's limit.
+   */
+  limitTextLength(chars: number | undefined): void {
+    this.#textLimit = chars;
   }
 
   /** The next `times` calls to `method` answer 429 ratelimited with Retry-After. */
@@ -754,6 +862,7 @@ export class SlackEmulator implements SlackBackend {
     this.world.resetActivity();
     this.#limiter.reset();
     this.#failures.reset();
+    this.#textLimit = undefined;
     this.#signal.notify();
   }
 

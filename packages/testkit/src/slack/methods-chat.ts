@@ -206,6 +206,16 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
           response_metadata: { messages: ["[ERROR] missing required field: thread_ts"] },
         });
       }
+      // Outside a DM Slack needs the person the stream is for.
+      if (
+        channel.type !== "im" &&
+        !(args.str("recipient_user_id") && args.str("recipient_team_id"))
+      )
+        throw new SlackApiError("invalid_arguments", {
+          response_metadata: {
+            messages: ["[ERROR] recipient_user_id and recipient_team_id are required outside a DM"],
+          },
+        });
       const message = newBotMessage(emu, install, channel, {
         text: streamText(args),
         threadTs,

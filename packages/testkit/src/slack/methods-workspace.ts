@@ -22,7 +22,7 @@ import {
   TIER_4,
 } from "./api-support.ts";
 import { checkBlocks } from "./blocks.ts";
-import type { SlackChannel, SlackFile, SlackView } from "./types.ts";
+import type { SlackAssistantThread, SlackChannel, SlackFile, SlackView } from "./types.ts";
 import { channelJson, fileJson, messageJson, userJson } from "./wire.ts";
 
 function viewJson(emu: SlackBackend, record: SlackView): Record<string, unknown> {
@@ -420,11 +420,16 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     },
   },
 
+  // The assistant pane: each call names a thread of the app's DM (channel_id + thread_ts).
   "assistant.threads.setStatus": {
     auth: "bot",
     rate: TIER_4,
     handler: (call, emu) => {
-      readable(emu, call, call.args.str("channel_id"));
+      const thread = assistantThread(call, emu);
+      const status = call.args.str("status");
+      if (status === undefined) throw missingArgument("status");
+      thread.status = status;
+      thread.statuses.push(status);
       return { ok: true };
     },
   },
@@ -433,7 +438,10 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_4,
     handler: (call, emu) => {
-      readable(emu, call, call.args.str("channel_id"));
+      const thread = assistantThread(call, emu);
+      const title = call.args.str("title");
+      if (!title) throw missingArgument("title");
+      thread.title = title;
       return { ok: true };
     },
   },
@@ -442,7 +450,23 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     auth: "bot",
     rate: TIER_4,
     handler: (call, emu) => {
-      readable(emu, call, call.args.str("channel_id"));
+      const thread = assistantThread(call, emu);
+      const prompts = call.args.json("prompts");
+      const valid =
+        Array.isArray(prompts) &&
+        prompts.length >= 1 &&
+        prompts.length <= 4 &&
+        prompts.every(
+          (p) =>
+            p &&
+            typeof p === "object" &&
+            typeof (p as { title?: unknown }).title === "string" &&
+            typeof (p as { message?: unknown }).message === "string",
+        );
+      if (!valid) throw missingArgument("prompts");
+      thread.prompts = prompts as { title: string; message: string }[];
+      const title = call.args.str("title");
+      if (title) thread.promptsTitle = title;
       return { ok: true };
     },
   },
@@ -494,3 +518,19 @@ export const WORKSPACE_METHODS: Record<string, MethodSpec> = {
     },
   },
 };
+
+function missingArgument(name: string): SlackApiError {
+  return new SlackApiError("invalid_arguments", {
+    response_metadata: { messages: [`[ERROR] missing required field: ${name}`] },
+  });
+}
+
+/** The assistant thread an assistant.threads.* call names (its DM must be readable). */
+function assistantThread(call: ApiCall, emu: SlackBackend): SlackAssistantThread {
+  const channel = readable(emu, call, call.args.str("channel_id"));
+  const threadTs = call.args.str("thread_ts");
+  if (!threadTs) throw missingArgument("thread_ts");
+  const thread = emu.world.assistantThreads.get(`${channel.id}:${threadTs}`);
+  if (!thread) throw new SlackApiError("invalid_thread_ts");
+  return thread;
+}

@@ -44,6 +44,25 @@ export interface SlackHost {
   issueOAuthCode(input: SlackOAuthCodeInput): string;
   installForTeam(teamId: string): SlackInstallation;
   notify(): void;
+  /** A lower limit than Slack's 40,000 characters on message text (a test's fault), if set. */
+  textLimit(): number | undefined;
+}
+
+/** Methods whose `text` (or `markdown_text`) Slack refuses with msg_too_long when too long. */
+const TEXT_METHODS = new Set([
+  "chat.postMessage",
+  "chat.update",
+  "chat.postEphemeral",
+  "chat.startStream",
+  "chat.appendStream",
+  "chat.stopStream",
+]);
+
+function tooLong(host: SlackHost, method: string, args: Record<string, unknown>): boolean {
+  const limit = host.textLimit();
+  if (limit === undefined || !TEXT_METHODS.has(method)) return false;
+  const text = args.text ?? args.markdown_text;
+  return typeof text === "string" && text.length > limit;
 }
 
 export async function route(
@@ -131,6 +150,8 @@ async function handleApi(
       status = failure.status ?? 200;
       response = { ok: false, error: failure.error ?? "fatal_error", ...failure.extra };
     }
+  } else if (tooLong(host, method, rawArgs)) {
+    response = { ok: false, error: "msg_too_long" };
   } else if (!spec) {
     response = { ok: false, error: "unknown_method", req_method: method };
   } else if (early) {

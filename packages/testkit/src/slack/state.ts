@@ -1,4 +1,5 @@
 import type {
+  SlackAssistantThread,
   SlackChannel,
   SlackChannelType,
   SlackEphemeral,
@@ -61,6 +62,8 @@ export class SlackWorld {
   readonly files = new Map<string, SlackFile>();
   readonly userGroups = new Map<string, SlackUserGroup>();
   readonly ephemerals: SlackEphemeral[] = [];
+  /** Assistant pane threads by `<channel>:<thread ts>`. */
+  readonly assistantThreads = new Map<string, SlackAssistantThread>();
   readonly clock = new TsClock();
   readonly ids = new IdSource();
 
@@ -162,5 +165,6 @@ export class SlackWorld {
     for (const id of this.channels.keys()) this.messages.set(id, []);
     this.files.clear();
     this.ephemerals.length = 0;
+    this.assistantThreads.clear();
   }
 }

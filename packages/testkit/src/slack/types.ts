@@ -59,7 +59,9 @@ export type SlackEventSubscription =
   | "message.im"
   | "message.channels"
   | "message.groups"
-  | "message.mpim";
+  | "message.mpim"
+  | "reaction_added"
+  | "assistant_thread_started";
 
 export interface SlackUser {
   id: string;
@@ -353,4 +355,16 @@ export interface SlackInstallation {
   scopes: string[];
   installerUserId?: string;
   revoked: boolean;
+}
+
+/** What the app set on an assistant pane thread (assistant.threads.*). */
+export interface SlackAssistantThread {
+  channel: string;
+  threadTs: string;
+  /** The status line now shown ("" = none), and every one set, in order. */
+  status: string;
+  statuses: string[];
+  title?: string;
+  prompts?: { title: string; message: string }[];
+  promptsTitle?: string;
 }

@@ -173,6 +173,8 @@ function parseModeOf(params: TgParams, field = "parse_mode"): string | undefined
 function formatText(
   params: TgParams,
   field: "text" | "caption",
+  /** Longest text in characters after parsing (Telegram: 4096; a test may lower it). */
+  textLimit = 4096,
 ): { formatted: FormattedText; parseMode?: string; source: string } {
   const source = params.str(field) ?? "";
   const parseMode = parseModeOf(params);
@@ -197,7 +199,7 @@ function formatText(
   const full = { text: trimmed.text, entities: withDetectedEntities(trimmed) };
   if (field === "text") {
     if (full.text.length === 0) throw TgError.badRequest("message text is empty");
-    if (full.text.length > 4096) throw TgError.badRequest("message is too long");
+    if (full.text.length > textLimit) throw TgError.badRequest("message is too long");
   } else if (full.text.length > 1024) {
     throw TgError.badRequest("message caption is too long");
   }
@@ -514,7 +516,7 @@ export const METHODS: Record<string, Handler> = {
 
   sendMessage: (bot, call) =>
     send(bot, call, "sendMessage", () => {
-      const { formatted, parseMode, source } = formatText(call.params, "text");
+      const { formatted, parseMode, source } = formatText(call.params, "text", bot.messageLimit);
       return {
         text: formatted.text,
         entities: formatted.entities,
@@ -528,7 +530,7 @@ export const METHODS: Record<string, Handler> = {
     const { state, message } = editable(bot, params);
     if (message.text === undefined)
       throw TgError.badRequest("there is no text in the message to edit");
-    const { formatted, parseMode, source } = formatText(params, "text");
+    const { formatted, parseMode, source } = formatText(params, "text", bot.messageLimit);
     // Omitting reply_markup removes the inline keyboard, as on Telegram.
     const replyMarkup = markupOf(params, state, call);
     if (

@@ -65,6 +65,8 @@ export class TelegramBotSim {
   readonly username: string;
   readonly name: string;
   privacyMode: boolean;
+  /** Longest message text Telegram takes (4096); a test lowers it to see long replies split. */
+  messageLimit = 4096;
   readonly chats = new Map<number, ChatState>();
   readonly messagesByChat = new Map<number, TelegramMessage[]>();
   readonly files = new Map<string, TgFile>();

@@ -236,6 +236,14 @@ export class TelegramEmulator {
 
   // ---------------------------------------------------------------- knobs
 
+  /**
+   * Messages longer than `chars` characters are refused with "Bad Request:
+   * message is too long", as Telegram refuses those over 4096.
+   */
+  limitMessageLength(chars: number, token?: string): void {
+    this.bot(token).messageLimit = chars;
+  }
+
   /** The next `times` calls to `method` fail: a description (400) or a shaped failure. */
   failNext(method: string, failure: string | TelegramFailure, times = 1): void {
     const shaped: TelegramFailure =

@@ -24,6 +24,18 @@ export interface AdapterContext {
   log: Logger;
   /** Base URL browsers use to reach the gateway (settings links, Mini App). */
   publicUrl: string;
+  /**
+   * Stop a running turn (a Stop button, a `stop` message, a reaction): the
+   * turn of a message, or the one running in the conversation a message from
+   * `origin` would go to. Only the turn's sender or an admin may stop it;
+   * `clearQueue` also drops the messages waiting behind it. Never waits for
+   * the conversation's queue. `text` says what happened (Markdown).
+   */
+  stop(request: {
+    who: Pick<Origin, "platform" | "workspace" | "userId" | "userName">;
+    target: { messageId: string } | { origin: Origin; agentId?: string };
+    clearQueue: boolean;
+  }): Promise<{ ok: boolean; text: string }>;
   /** Durably enqueue a message; resolves once it is stored (ack to the platform after). */
   submit(message: InboundMessage): Promise<SubmitResult>;
   /**

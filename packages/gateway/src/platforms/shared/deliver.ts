@@ -23,9 +23,10 @@ export interface DeliverTurnOptions<L, C> {
   /**
    * The turn's surface. `settingsUrl` is the person's settings link for a
    * capability card without one of its own: in a direct conversation a new
-   * link, elsewhere none (it went privately).
+   * link, elsewhere none (it went privately). `messageId` is the turn's
+   * message, which the streaming reply's Stop buttons name (stop.ts).
    */
-  surface(settingsUrl: () => Promise<string | undefined>): ReplySurface<L, C>;
+  surface(settingsUrl: () => Promise<string | undefined>, messageId: string): ReplySurface<L, C>;
 }
 
 /**
@@ -59,6 +60,6 @@ export function deliverTurn<L, C>(
   return opts.views.show(
     { messageId: turn.messageId, events },
     { platform: opts.platform, intervalMs: opts.intervalMs, log },
-    () => opts.surface(settingsUrl),
+    () => opts.surface(settingsUrl, turn.messageId),
   );
 }

@@ -6,6 +6,7 @@ import type { PlatformFacts } from "../../domain/platform-facts.ts";
 import type { AckPolicy } from "./ack.ts";
 import type { AdapterContext } from "./adapter.ts";
 import type { Background } from "./background.ts";
+import { stopCommand, stopFromChat } from "./stop.ts";
 
 /** What to tell a person whose message the gateway refused for good (too long, unknown agent). */
 export function refusalText(err: LobuError): string {
@@ -42,7 +43,7 @@ export function inboundMessage(fields: {
 }
 
 export interface SubmitInboundDeps {
-  ctx: Pick<AdapterContext, "submit">;
+  ctx: Pick<AdapterContext, "submit" | "stop">;
   policy: AckPolicy;
   log: Logger;
   background: Background;
@@ -58,7 +59,8 @@ const STORE_BACKOFF_MS = 500;
  * Hand a message to the gateway; resolves once it is stored, so the platform
  * may be answered. A message the gateway refuses for good (4xx: too long, an
  * unknown agent) is explained to the person instead, and the delivery counts
- * as handled (a redelivery would be refused the same way). Storing that fails
+ * as handled (a redelivery would be refused the same way). A `stop` (stop.ts)
+ * stops the running turn instead of being queued. Storing that fails
  * is tried again per the transport's ack policy, then thrown: the delivery
  * fails, and the platform delivers it again where it does.
  */
@@ -66,6 +68,22 @@ export async function submitInbound(
   deps: SubmitInboundDeps,
   message: InboundMessage,
 ): Promise<void> {
+  // `stop` is not a message for the agent: it must not wait behind the turn it stops.
+  const stop = message.files?.length ? undefined : stopCommand(message.text);
+  if (stop) {
+    const { origin } = message;
+    await stopFromChat(
+      deps.ctx,
+      {
+        who: origin,
+        target: { origin, ...(message.agentId ? { agentId: message.agentId } : {}) },
+        clearQueue: stop.clearQueue,
+      },
+      async (text) =>
+        deps.background.run(() => deps.notify(origin, text), "could not answer a stop"),
+    );
+    return;
+  }
   for (let attempt = 1; ; attempt++) {
     try {
       await deps.ctx.submit(message);

@@ -1,6 +1,7 @@
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "./adapter.ts";
 import { outcomeMarkdown } from "./requests.ts";
+import { parseStopAction, stopFromChat } from "./stop.ts";
 
 /** A person clicked an answer button on a request card. */
 export interface ButtonClick {
@@ -49,4 +50,26 @@ export async function answerClick(
   await replies.closeCard?.(
     outcomeMarkdown(label, click.choice, click.who.userName ?? click.who.userId),
   );
+}
+
+/**
+ * A click on a streaming reply's Stop button (stop.ts), if `actionId` is one:
+ * the turn is stopped through the gateway (which checks that the clicker may
+ * stop it); a refusal, or what was dropped from the queue, is told to the
+ * clicker alone. False when the id is not a Stop button's.
+ */
+export async function stopClick(
+  ctx: Pick<AdapterContext, "stop">,
+  actionId: string,
+  who: ButtonClick["who"],
+  tell: (text: string, ok: boolean) => Promise<void>,
+): Promise<boolean> {
+  const stop = parseStopAction(actionId);
+  if (!stop) return false;
+  await stopFromChat(
+    ctx,
+    { who, target: { messageId: stop.messageId }, clearQueue: stop.clearQueue },
+    tell,
+  );
+  return true;
 }

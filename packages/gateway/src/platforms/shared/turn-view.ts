@@ -1,7 +1,7 @@
 import { type AgentEvent, visibleText } from "@lobu/core";
 import type { Logger } from "pino";
 import { clip } from "./markdown.ts";
-import { Coalescer, withRetryLater } from "./pacing.ts";
+import { Coalescer, MessageTooLong, RetryLater, withRetryLater } from "./pacing.ts";
 import {
   displayName,
   EXPIRED_MARKDOWN,
@@ -103,7 +103,11 @@ export class TurnView<L, C> {
         );
         return;
       case "error":
-        await this.#finish(undefined, `⚠️ ${event.message}`);
+        // A stopped turn keeps what it wrote, and says who stopped it.
+        await this.#finish(
+          undefined,
+          `${event.code === "turn_stopped" ? "⏹️" : "⚠️"} ${event.message}`,
+        );
         return;
       case "done":
         await this.#finish(event.text);
@@ -248,12 +252,84 @@ export class TurnView<L, C> {
     if (parts.length === 0 && this.#live !== undefined)
       parts.push({ kind: "text", text: "✅ Done." });
     try {
-      if (parts.length > 0) await this.#render(true);
+      if (parts.length > 0) await this.#deliverFinal(parts);
     } catch (err) {
       this.#opts.log.error({ err }, "could not deliver the final reply");
     }
     await this.#expireOpenCards();
   }
+
+  /**
+   * The final reply must arrive (pacing.ts, the delivery policy): limits and
+   * outages are waited out; a reply the platform finds too long is sent in
+   * parts; a live message that cannot be edited any more (deleted, too old)
+   * is replaced by a new one.
+   */
+  async #deliverFinal(parts: Part[]): Promise<void> {
+    try {
+      await this.#render(true);
+      return;
+    } catch (err) {
+      if (err instanceof MessageTooLong) {
+        const text = parts.map((p) => p.text).join("\n\n");
+        await this.#postInParts(text, Math.min(SPLIT_START, Math.ceil(text.length / 2)), true);
+        return;
+      }
+      if (this.#live === undefined || err instanceof RetryLater) throw err;
+      this.#opts.log.warn({ err }, "could not edit the streaming reply; posting the reply anew");
+    }
+    this.#live = undefined;
+    await this.#render(true);
+  }
+
+  /**
+   * Post `text` in messages of at most `limit` characters (the first replaces
+   * the live message when `first`); a part still too long is split again, in
+   * halves, down to SPLIT_MIN.
+   */
+  async #postInParts(text: string, limit: number, first: boolean): Promise<void> {
+    let replace = first;
+    for (const piece of splitText(text, limit)) {
+      const handle = replace ? this.#live : undefined;
+      replace = false;
+      try {
+        const posted = await withRetryLater(() =>
+          this.#surface.render(handle, [{ kind: "text", text: piece }], true),
+        );
+        if (handle === undefined) this.#lives.push(posted);
+        this.#live = posted;
+      } catch (err) {
+        if (!(err instanceof MessageTooLong) || limit <= SPLIT_MIN) throw err;
+        await this.#postInParts(piece, Math.floor(limit / 2), handle !== undefined);
+      }
+    }
+  }
+}
+
+/** The first size a reply too long for its platform is split into, and the smallest. */
+const SPLIT_START = 4000;
+const SPLIT_MIN = 200;
+
+/**
+ * `text` in pieces of at most `limit` characters, cut at a paragraph, else a
+ * line, else a space, else anywhere.
+ */
+export function splitText(text: string, limit: number): string[] {
+  const pieces: string[] = [];
+  let rest = text.trim();
+  while (rest.length > limit) {
+    const window = rest.slice(0, limit + 1);
+    const cut = [
+      window.lastIndexOf("\n\n"),
+      window.lastIndexOf("\n"),
+      window.lastIndexOf(" "),
+    ].find((i) => i > limit / 2);
+    const at = cut ?? limit;
+    pieces.push(rest.slice(0, at).trimEnd());
+    rest = rest.slice(at).trimStart();
+  }
+  if (rest) pieces.push(rest);
+  return pieces;
 }
 
 /**

@@ -7,7 +7,9 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { withRetryLater } from "../shared/pacing.ts";
 import { TurnViews } from "../shared/turn-view.ts";
+import { AssistantThreads } from "./assistant.ts";
 import { section } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import { SlackCommands } from "./commands.ts";
@@ -44,6 +46,7 @@ export class SlackAdapter implements PlatformAdapter {
   #workspaces!: Workspaces;
   #commands!: SlackCommands;
   #background!: Background;
+  #assistant!: AssistantThreads;
   #socket: SocketModeClient | undefined;
   #history: SlackHistory | undefined;
 
@@ -58,6 +61,8 @@ export class SlackAdapter implements PlatformAdapter {
     this.#log = log;
     const background = new Background(log);
     this.#background = background;
+    const assistant = new AssistantThreads({ settings, state: ctx.state, background, log });
+    this.#assistant = assistant;
     const workspaces = new Workspaces(settings.apiUrl, log, ctx);
     this.#workspaces = workspaces;
     this.files = new SlackFiles(workspaces, settings.apiUrl);
@@ -82,6 +87,7 @@ export class SlackAdapter implements PlatformAdapter {
       workspaces,
       directory,
       commands,
+      assistant,
       inbound: {
         ctx,
         policy: settings.mode === "socket" ? SLACK_SOCKET_ACK : SLACK_HTTP_ACK,
@@ -144,6 +150,9 @@ export class SlackAdapter implements PlatformAdapter {
       );
       return;
     }
+    const assistantThread =
+      origin.isDirect &&
+      (await this.#assistant.isThread(ws.teamId, origin.channelId, origin.threadId));
     await deliverTurn(origin, turn, {
       views: this.#views,
       platform: this.platform,
@@ -153,8 +162,11 @@ export class SlackAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // Outside a DM the card is public: its settings link goes to the person as an ephemeral instead.
       sendLinkPrivately: (request) => this.#commands.requestLink(ws, origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new SlackSurface(ws.client, origin, {
+          messageId,
+          nativeStreaming: this.#settings.nativeStreaming,
+          assistantThread,
           maxInlineChars: this.#settings.maxInlineChars,
           settingsUrl,
           log: this.#log,
@@ -166,15 +178,18 @@ export class SlackAdapter implements PlatformAdapter {
   async notify(origin: Origin, text: string): Promise<void> {
     const ws = await this.#workspaces.get(origin.workspace);
     if (!ws) return;
-    await slackCall(() =>
-      ws.client.chat.postMessage({
-        channel: origin.channelId,
-        ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
-        text,
-        blocks: toMrkdwnSections(text)
-          .slice(0, 10)
-          .map((t) => section(t)),
-      }),
+    // A notice must arrive: the delivery policy waits out limits and outages.
+    await withRetryLater(() =>
+      slackCall(() =>
+        ws.client.chat.postMessage({
+          channel: origin.channelId,
+          ...(origin.threadId ? { thread_ts: origin.threadId } : {}),
+          text,
+          blocks: toMrkdwnSections(text)
+            .slice(0, 10)
+            .map((t) => section(t)),
+        }),
+      ),
     );
   }
 }

@@ -8,6 +8,7 @@ import {
   privateLinkText,
   type RequestEvent,
 } from "../shared/requests.ts";
+import { STOP_BUTTONS, stopActionId } from "../shared/stop.ts";
 import type { Part } from "../shared/turn-view.ts";
 import { SECTION_LIMIT, toMrkdwnSections } from "./mrkdwn.ts";
 
@@ -46,7 +47,12 @@ export interface LiveRender {
  * notices in context blocks. Text over `maxInline` characters is cut, with a
  * note (the caller attaches the full text as a file once final).
  */
-export function liveBlocks(parts: Part[], maxInline: number, final: boolean): LiveRender {
+export function liveBlocks(
+  parts: Part[],
+  maxInline: number,
+  final: boolean,
+  controls: Block[] = [],
+): LiveRender {
   const fullText = parts
     .filter((p) => p.kind === "text")
     .map((p) => p.text)
@@ -81,7 +87,7 @@ export function liveBlocks(parts: Part[], maxInline: number, final: boolean): Li
       ),
     );
   }
-  const trimmed = fitBlocks(blocks);
+  const trimmed = [...fitBlocks(blocks, MAX_BLOCKS - controls.length), ...controls];
   const text = clip(
     trimmed
       .filter((b) => b.type === "section")
@@ -90,16 +96,16 @@ export function liveBlocks(parts: Part[], maxInline: number, final: boolean): Li
     FALLBACK_LIMIT,
   );
   return {
-    blocks: trimmed.length ? trimmed : [section("…")],
+    blocks: trimmed.length > controls.length ? trimmed : [section("…"), ...controls],
     text,
     ...(overflow ? { overflow: fullText } : {}),
   };
 }
 
-/** Within 50 blocks: the oldest tool lines give way first. */
-function fitBlocks(blocks: Block[]): Block[] {
-  if (blocks.length <= MAX_BLOCKS) return blocks;
-  let drop = blocks.length - (MAX_BLOCKS - 1);
+/** Within `max` blocks: the oldest tool lines give way first. */
+function fitBlocks(blocks: Block[], max: number): Block[] {
+  if (blocks.length <= max) return blocks;
+  let drop = blocks.length - (max - 1);
   let dropped = 0;
   const kept = blocks.filter((b) => {
     if (drop > 0 && b.type === "context") {
@@ -110,7 +116,21 @@ function fitBlocks(blocks: Block[]): Block[] {
     return true;
   });
   const out = [context(`… ${dropped} earlier step${dropped === 1 ? "" : "s"} not shown`), ...kept];
-  return out.slice(0, MAX_BLOCKS);
+  return out.slice(0, max);
+}
+
+/** The streaming reply's Stop buttons (shared/stop.ts), for the turn of `messageId`. */
+export function stopBlock(messageId: string): Block {
+  return {
+    type: "actions",
+    block_id: "lobu-stop",
+    elements: STOP_BUTTONS.map((b) => ({
+      type: "button",
+      text: { type: "plain_text", text: b.label },
+      action_id: stopActionId(messageId, b.clearQueue),
+      ...(b.clearQueue ? {} : { style: "danger" }),
+    })),
+  };
 }
 
 export function actionId(requestId: string, choice: string): string {

@@ -1,6 +1,6 @@
 import { ErrorCode, LogLevel, type Logger as SlackLogger, WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import { rateLimitedCalls } from "../shared/pacing.ts";
+import { type CallFailure, platformCalls } from "../shared/pacing.ts";
 
 /** The Slack SDKs log through this, into the gateway's logger (debug noise stays at debug). */
 export function slackLogger(log: Logger): SlackLogger {
@@ -34,13 +34,48 @@ export function webClient(token: string | undefined, apiUrl: string, log: Logger
   });
 }
 
-/** Run a Web API call, turning Slack's 429 into RetryLater. */
-export const slackCall = rateLimitedCalls((err) => {
-  const e = err as { code?: string; retryAfter?: number };
-  return e.code === ErrorCode.RateLimitedError
-    ? { ...(e.retryAfter !== undefined ? { retryAfterSec: e.retryAfter } : {}) }
-    : undefined;
-});
+/** Slack's `ok:false` errors that mean "Slack failed for now", not "this call is wrong". */
+const UNAVAILABLE = new Set([
+  "internal_error",
+  "fatal_error",
+  "service_unavailable",
+  "request_timeout",
+  "team_added_to_org",
+]);
+/** Slack's errors for a message longer than it takes. */
+const TOO_LONG = new Set(["msg_too_long", "msg_blocks_too_long"]);
+
+/** What a Web API error means for delivery (shared/pacing.ts); undefined: trying again will not help. */
+export function slackFailure(err: unknown): CallFailure | undefined {
+  const e = err as { code?: string; retryAfter?: number; statusCode?: number };
+  switch (e.code) {
+    case ErrorCode.RateLimitedError:
+      return {
+        kind: "rate_limited",
+        ...(e.retryAfter !== undefined ? { retryAfterSec: e.retryAfter } : {}),
+      };
+    case ErrorCode.RequestError:
+      return { kind: "unavailable", message: "Slack could not be reached" };
+    case ErrorCode.HTTPError:
+      return (e.statusCode ?? 0) >= 500
+        ? { kind: "unavailable", message: `Slack answered HTTP ${e.statusCode}` }
+        : undefined;
+    case ErrorCode.PlatformError: {
+      const code = slackErrorCode(err) ?? "";
+      if (TOO_LONG.has(code)) return { kind: "too_long", message: code };
+      if (UNAVAILABLE.has(code)) return { kind: "unavailable", message: code };
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Run a Web API call, with Slack's failures read for the delivery policy:
+ * 429 and outages become RetryLater, msg_too_long MessageTooLong.
+ */
+export const slackCall = platformCalls(slackFailure);
 
 /** Slack's error code for a failed call (`channel_not_found`, ...), if it was a platform error. */
 export function slackErrorCode(err: unknown): string | undefined {

@@ -15,6 +15,22 @@ export const SlackSection = z.strictObject({
   thread_followups: z.boolean().default(true),
   /** Replies longer than this (characters) are attached as a file, with a preview in the message. */
   max_inline_chars: z.number().int().min(1000).max(30_000).default(12_000),
+  /**
+   * Stream replies in threads with Slack's native streaming messages
+   * (chat.startStream / appendStream / stopStream) instead of editing one
+   * message; replies outside threads still stream by edits.
+   */
+  native_streaming: z.boolean().default(false),
+  /** Prompts offered when someone opens the assistant pane (at most 4). */
+  suggested_prompts: z
+    .array(
+      z.strictObject({ title: z.string().min(1).max(75), message: z.string().min(1).max(2000) }),
+    )
+    .max(4)
+    .default([
+      { title: "What can you do?", message: "What can you do for me?" },
+      { title: "Summarize", message: "Summarize what we talked about so far." },
+    ]),
   /** Bot scopes requested by the OAuth install (/slack/install). */
   bot_scopes: z.array(z.string().min(1)).optional(),
   /** OAuth redirect URL registered with the Slack app (default: <public_url>/slack/oauth/callback). */
@@ -28,6 +44,8 @@ export const DEFAULT_BOT_SCOPES = [
   "im:history",
   "mpim:history",
   "chat:write",
+  "assistant:write",
+  "reactions:read",
   "commands",
   "files:read",
   "files:write",
@@ -47,6 +65,8 @@ export interface SlackSettings {
   streamIntervalMs: number;
   threadFollowups: boolean;
   maxInlineChars: number;
+  nativeStreaming: boolean;
+  suggestedPrompts: { title: string; message: string }[];
   /** Web API base, e.g. https://slack.com/api/ (SLACK_API_URL). */
   apiUrl: string;
   /** Where browsers approve an install (derived from the API URL). */
@@ -110,6 +130,8 @@ export function slackSettings(
     streamIntervalMs: cfg.stream_interval,
     threadFollowups: cfg.thread_followups,
     maxInlineChars: cfg.max_inline_chars,
+    nativeStreaming: cfg.native_streaming,
+    suggestedPrompts: cfg.suggested_prompts,
     apiUrl,
     authorizeUrl: new URL("../oauth/v2/authorize", apiUrl).toString(),
     ...(botToken ? { botToken } : {}),

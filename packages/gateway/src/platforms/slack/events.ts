@@ -3,6 +3,9 @@ import type { Origin } from "../../domain/origin.ts";
 import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts";
 import { type BindCommand, parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
+import { STOP_REACTIONS, stopFromChat } from "../shared/stop.ts";
+import type { AssistantThreads } from "./assistant.ts";
+import { slackCall } from "./client.ts";
 import { isSettingsCommand, type SlackCommands } from "./commands.ts";
 import type { SlackSettings } from "./config.ts";
 import type { SlackDirectory } from "./directory.ts";
@@ -12,6 +15,7 @@ import {
   type EventEnvelope,
   filesOf,
   type SlackMessageEvent,
+  stopReaction,
 } from "./webhook/parse.ts";
 import type { Workspace, Workspaces } from "./workspaces.ts";
 
@@ -28,6 +32,8 @@ export interface SlackEventsDeps {
   /** People and channels as Slack describes them (names, the access check's facts). */
   directory: SlackDirectory;
   commands: Pick<SlackCommands, "settingsMessage">;
+  /** The assistant pane's threads (prompts, titles). */
+  assistant: Pick<AssistantThreads, "started" | "message">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
   inbound: SubmitInboundDeps;
   /** Binding by command, its once-marker, and the access check of a channel the bot joins. */
@@ -58,6 +64,8 @@ export class SlackEvents {
       this.#deps.log.info({ teamId }, "Slack app removed from a workspace");
       return;
     }
+    if (event.type === "reaction_added") return this.#reaction(teamId, event);
+    if (event.type === "assistant_thread_started") return this.#assistantThread(teamId, event);
     if (event.type === "app_mention" || event.type === "message")
       await this.#message(teamId, event);
     if (event.type === "member_joined_channel") await this.#joined(teamId, event);
@@ -168,6 +176,43 @@ export class SlackEvents {
     if (m.kind === "mention" && m.threadTs)
       await state.set(threadKey(teamId, m.channel, m.threadTs, m.user), "1", THREAD_TTL_MS);
     await submitInbound(this.#deps.inbound, message);
+    // In the assistant pane, the thread's first message names it.
+    if (m.kind === "dm" && m.threadTs)
+      await this.#deps.assistant.message(ws, m.channel, m.threadTs, m.text);
+  }
+
+  /**
+   * A stop reaction stops the reactor's running turn in that conversation
+   * (as a `stop` message there would); what to tell them goes to them alone.
+   */
+  async #reaction(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const { workspaces, settings, inbound } = this.#deps;
+    const ws = await workspaces.get(teamId);
+    const r = ws ? stopReaction(event, ws.botUserId, STOP_REACTIONS) : undefined;
+    if (!ws || !r) return;
+    const userName = (await this.#deps.directory.person(ws, r.user))?.name;
+    const origin: Origin = {
+      platform: "slack",
+      workspace: teamId,
+      channelId: r.channel,
+      userId: r.user,
+      isDirect: r.channel.startsWith("D"),
+      ...(userName ? { userName } : {}),
+    };
+    const target = { origin, ...(settings.agentId ? { agentId: settings.agentId } : {}) };
+    await stopFromChat(inbound.ctx, { who: origin, target, clearQueue: false }, async (text) =>
+      inbound.background.run(
+        () =>
+          slackCall(() => ws.client.chat.postEphemeral({ channel: r.channel, user: r.user, text })),
+        "could not answer a stop reaction",
+      ),
+    );
+  }
+
+  /** The assistant pane opened a thread: its suggested prompts. */
+  async #assistantThread(teamId: string, event: SlackMessageEvent): Promise<void> {
+    const ws = await this.#deps.workspaces.get(teamId);
+    if (ws) await this.#deps.assistant.started(ws, event);
   }
 }
 

@@ -188,7 +188,11 @@ function before(ts: string | undefined, ref: string): boolean {
 /** A Web API call with rate limits waited out (a few times), and Slack's refusals said plainly. */
 async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return await withRetryLater(() => slackCall(fn), RATE_LIMIT_TRIES);
+    return await withRetryLater(() => slackCall(fn), {
+      attempts: RATE_LIMIT_TRIES,
+      maxWaitMs: 30_000,
+      deadlineMs: 60_000,
+    });
   } catch (err) {
     throw unavailable(err);
   }

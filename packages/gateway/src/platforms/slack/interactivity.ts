@@ -1,13 +1,13 @@
 import type { AdapterContext } from "../shared/adapter.ts";
 import type { Background } from "../shared/background.ts";
-import { answerClick, type ClickReplies } from "../shared/interactivity.ts";
+import { answerClick, type ClickReplies, stopClick } from "../shared/interactivity.ts";
 import { closedCard, parseActionId } from "./blocks.ts";
 import { slackCall } from "./client.ts";
 import type { BlockActionsPayload } from "./webhook/parse.ts";
 import type { Workspace, Workspaces } from "./workspaces.ts";
 
 export interface InteractivityDeps {
-  ctx: Pick<AdapterContext, "answer">;
+  ctx: Pick<AdapterContext, "answer" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   workspaces: Workspaces;
   background: Background;
@@ -24,8 +24,7 @@ export async function handleBlockActions(
 ): Promise<void> {
   if (payload.type !== "block_actions" || !payload.user) return;
   const action = payload.actions?.[0];
-  const parsed = action ? parseActionId(action.action_id) : undefined;
-  if (!action || !parsed) return;
+  if (!action) return;
   const teamId = payload.team?.id ?? payload.user.team_id;
   const userName = payload.user.username ?? payload.user.name;
   const who = {
@@ -34,29 +33,33 @@ export async function handleBlockActions(
     ...(teamId ? { workspace: teamId } : {}),
     ...(userName ? { userName } : {}),
   };
+  const tellClicker = async (text: string) => {
+    const ws = await deps.workspaces.get(teamId);
+    const at = where(payload);
+    if (!ws || !at) return;
+    deps.background.run(
+      () =>
+        slackCall(() =>
+          ws.client.chat.postEphemeral({
+            channel: at.channel,
+            user: who.userId,
+            ...(at.threadTs ? { thread_ts: at.threadTs } : {}),
+            text,
+          }),
+        ),
+      "could not tell the clicker",
+    );
+  };
+  if (await stopClick(deps.ctx, action.action_id, who, tellClicker)) return;
+  const parsed = parseActionId(action.action_id);
+  if (!parsed) return;
   const click = {
     ...parsed,
     ...(action.text?.text !== undefined ? { label: action.text.text } : {}),
     who,
   };
   await answerClick(deps, click, {
-    refused: async (reason) => {
-      const ws = await deps.workspaces.get(teamId);
-      const at = where(payload);
-      if (!ws || !at) return;
-      deps.background.run(
-        () =>
-          slackCall(() =>
-            ws.client.chat.postEphemeral({
-              channel: at.channel,
-              user: who.userId,
-              ...(at.threadTs ? { thread_ts: at.threadTs } : {}),
-              text: `⚠️ ${reason}.`,
-            }),
-          ),
-        "could not explain a refused click",
-      );
-    },
+    refused: (reason) => tellClicker(`⚠️ ${reason}.`),
     closeCard: async (line) => {
       const ws = await deps.workspaces.get(teamId);
       const at = where(payload);

@@ -6,6 +6,7 @@ import { type ApprovalView, approvalView } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import type { RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { setAssistantStatus, WORKING_STATUS } from "./assistant.ts";
 import {
   APPROVAL_INLINE,
   type Block,
@@ -15,14 +16,18 @@ import {
   closedCard,
   context,
   liveBlocks,
+  stopBlock,
 } from "./blocks.ts";
 import { slackCall } from "./client.ts";
+import { NativeStream, streamMarkdown } from "./stream.ts";
 
 export interface SlackLive {
   channel: string;
   ts: string;
   /** The full text went up as a file already. */
   uploaded?: boolean;
+  /** A native streaming message still open (stream.ts); edits take over once it ends. */
+  stream?: NativeStream;
 }
 
 export interface SlackCard {
@@ -32,13 +37,26 @@ export interface SlackCard {
   fallback: string;
 }
 
-/** One turn's messages in a Slack thread: a "Thinking…" placeholder that streams into the reply. */
+/**
+ * One turn's messages in a Slack thread: a "Thinking…" placeholder that
+ * streams into the reply by edits, or (`nativeStreaming`, in threads) a
+ * native streaming message with the Stop buttons in a small message above
+ * it. In an assistant pane thread the status line says the agent works.
+ */
 export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   readonly #client: WebClient;
   readonly #origin: Origin;
   readonly #maxInline: number;
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** The turn's message: the streaming reply's Stop buttons name it. */
+  readonly #messageId: string | undefined;
+  /** Replies stream natively (a thread, and `native_streaming` on). */
+  readonly #native: boolean;
+  /** The turn runs in an assistant pane thread: its status line shows the agent working. */
+  readonly #assistant: boolean;
+  /** The message holding the Stop buttons while a native stream runs. */
+  #controls: { channel: string; ts: string } | undefined;
   /** Approval inputs already attached as files, by file name. */
   readonly #attachedInputs = new Set<string>();
   /** Who a new message is posted as; Slack keeps it through edits (chat.update takes none). */
@@ -48,6 +66,12 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     client: WebClient,
     origin: Origin,
     opts: {
+      /** Show Stop buttons on the streaming reply for this message's turn. */
+      messageId?: string;
+      /** Stream with Slack's native streaming messages where the origin is a thread. */
+      nativeStreaming?: boolean;
+      /** The origin is an assistant pane thread. */
+      assistantThread?: boolean;
       maxInlineChars: number;
       settingsUrl: () => Promise<string | undefined>;
       log: Logger;
@@ -56,6 +80,9 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     },
   ) {
     this.#client = client;
+    this.#messageId = opts.messageId;
+    this.#native = (opts.nativeStreaming ?? false) && origin.threadId !== undefined;
+    this.#assistant = (opts.assistantThread ?? false) && origin.threadId !== undefined;
     this.#origin = origin;
     this.#maxInline = opts.maxInlineChars;
     this.#settingsUrl = opts.settingsUrl;
@@ -66,25 +93,78 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     };
   }
 
+  /** Stop buttons while the reply streams; none once it is final. */
+  #stopBlocks(final: boolean): Block[] {
+    return !final && this.#messageId ? [stopBlock(this.#messageId)] : [];
+  }
+
   get #thread(): { thread_ts?: string } {
     return this.#origin.threadId ? { thread_ts: this.#origin.threadId } : {};
   }
 
-  async begin(): Promise<SlackLive> {
+  async begin(): Promise<SlackLive | undefined> {
+    if (this.#native) {
+      // The stream starts with the first text; until then the Stop buttons say the agent works.
+      await this.#showControls();
+      return undefined;
+    }
     const res = await slackCall(() =>
       this.#client.chat.postMessage({
         channel: this.#origin.channelId,
         ...this.#thread,
         ...this.#as,
         text: "Thinking…",
-        blocks: [context("_Thinking…_")],
+        blocks: [context("_Thinking…_"), ...this.#stopBlocks(false)],
       }),
     );
     return { channel: res.channel ?? this.#origin.channelId, ts: res.ts as string };
   }
 
   async render(handle: SlackLive | undefined, parts: Part[], final: boolean): Promise<SlackLive> {
-    const { blocks, text, overflow } = liveBlocks(parts, this.#maxInline, final);
+    if (handle?.stream || (handle === undefined && this.#native && !final))
+      return this.#renderStream(handle, parts, final);
+    return this.#renderEdited(handle, parts, final);
+  }
+
+  /** The reply as a native stream: appended while it grows, edited once it changes otherwise. */
+  async #renderStream(
+    handle: SlackLive | undefined,
+    parts: Part[],
+    final: boolean,
+  ): Promise<SlackLive> {
+    const markdown = streamMarkdown(parts) || "…";
+    if (!handle?.stream) {
+      const stream = await NativeStream.start(this.#client, this.#origin, markdown);
+      return { channel: stream.channel, ts: stream.ts, stream };
+    }
+    const { stream } = handle;
+    const at = { channel: handle.channel, ts: handle.ts };
+    if (stream.grows(markdown) && !final) {
+      await stream.update(markdown);
+      return handle;
+    }
+    if (stream.grows(markdown)) {
+      await stream.stop(markdown);
+      await this.#dropControls();
+      return at;
+    }
+    // A stream only grows: end it, and show the new content by editing the message.
+    await stream.stop().catch((err) => this.#log.debug({ err }, "could not end a stream"));
+    await this.#dropControls();
+    return this.#renderEdited(at, parts, final);
+  }
+
+  async #renderEdited(
+    handle: SlackLive | undefined,
+    parts: Part[],
+    final: boolean,
+  ): Promise<SlackLive> {
+    const { blocks, text, overflow } = liveBlocks(
+      parts,
+      this.#maxInline,
+      final,
+      this.#stopBlocks(final),
+    );
     let live: SlackLive;
     if (!handle) {
       const res = await slackCall(() =>
@@ -159,7 +239,33 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   }
 
   async discard(handle: SlackLive): Promise<void> {
+    await handle.stream
+      ?.stop()
+      .catch((err) => this.#log.debug({ err }, "could not end a discarded stream"));
     await slackCall(() => this.#client.chat.delete({ channel: handle.channel, ts: handle.ts }));
+  }
+
+  /** The Stop buttons of a native stream, in a message of their own above it. */
+  async #showControls(): Promise<void> {
+    if (this.#controls || !this.#messageId) return;
+    const res = await slackCall(() =>
+      this.#client.chat.postMessage({
+        channel: this.#origin.channelId,
+        ...this.#thread,
+        text: "Working…",
+        blocks: [context("_Working…_"), ...this.#stopBlocks(false)],
+      }),
+    );
+    this.#controls = { channel: res.channel ?? this.#origin.channelId, ts: res.ts as string };
+  }
+
+  async #dropControls(): Promise<void> {
+    const controls = this.#controls;
+    this.#controls = undefined;
+    if (!controls) return;
+    await slackCall(() => this.#client.chat.delete(controls)).catch((err) =>
+      this.#log.debug({ err }, "could not remove the Stop buttons"),
+    );
   }
 
   async postCard(event: RequestEvent): Promise<SlackCard> {
@@ -200,7 +306,10 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     );
   }
 
-  working(): void {
-    // The placeholder message is the hint; Slack has no typing indicator for bots outside assistant threads.
+  working(on: boolean): void {
+    // Outside assistant threads the placeholder message is the hint (bots have no typing indicator).
+    if (!this.#assistant || !this.#origin.threadId) return;
+    const at = { channel: this.#origin.channelId, threadTs: this.#origin.threadId };
+    setAssistantStatus({ client: this.#client }, at, on ? WORKING_STATUS : "", this.#log);
   }
 }

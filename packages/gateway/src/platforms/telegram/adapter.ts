@@ -184,11 +184,12 @@ export class TelegramAdapter implements PlatformAdapter {
         : this.#settings.groupStreamIntervalMs,
       // In a group the card is public: its settings link goes to the person's private chat instead.
       sendLinkPrivately: (request) => this.#commands.requestLink(origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new TelegramSurface(this.#bot.api, origin, {
           state: this.#ctx.state,
           settingsUrl,
           log: this.#log,
+          messageId,
         }),
     });
   }

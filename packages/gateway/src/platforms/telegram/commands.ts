@@ -36,6 +36,10 @@ export class TelegramCommands {
         this.#deps.api.setMyCommands([
           { command: "settings", description: "Your personal settings (API keys, accounts)" },
           { command: "help", description: "How to talk to the agent" },
+          {
+            command: "stop",
+            description: "Stop the agent's running reply (/stop all: and the queue)",
+          },
         ]),
       "could not set the bot's commands",
     );
@@ -56,8 +60,8 @@ export class TelegramCommands {
         this.#deps.api,
         origin,
         origin.isDirect
-          ? "Hi! Send me a message and the agent answers here. /settings opens your personal settings."
-          : `Mention me (@${this.#deps.botUsername}) or reply to one of my messages to talk to the agent. /settings opens your personal settings.`,
+          ? "Hi! Send me a message and the agent answers here. /stop stops a reply; /settings opens your personal settings."
+          : `Mention me (@${this.#deps.botUsername}) or reply to one of my messages to talk to the agent. /stop stops your reply; /settings opens your personal settings.`,
       );
       return true;
     }

@@ -1,14 +1,14 @@
 import type { Api, Context } from "grammy";
 import type { Logger } from "pino";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { answerClick } from "../shared/interactivity.ts";
+import { answerClick, stopClick } from "../shared/interactivity.ts";
 import { tgCall } from "./client.ts";
 import { parseCallbackData } from "./keyboard.ts";
 import { displayNameOf } from "./webhook/parse.ts";
 
 export interface InteractivityDeps {
   api: Api;
-  ctx: Pick<AdapterContext, "answer" | "state">;
+  ctx: Pick<AdapterContext, "answer" | "state" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   log: Logger;
 }
@@ -30,6 +30,13 @@ export async function handleCallbackQuery(deps: InteractivityDeps, c: Context): 
       .catch((err) => deps.log.debug({ err }, "answerCallbackQuery failed"));
   };
   try {
+    const who = {
+      platform: "telegram",
+      userId: String(query.from.id),
+      userName: displayNameOf(query.from),
+    };
+    const tell = (text: string, ok: boolean) => answerQuery(text, !ok);
+    if (await stopClick(deps.ctx, query.data, who, tell)) return;
     const parsed = await parseCallbackData(query.data, deps.ctx.state, deps.log);
     if (!parsed) {
       await answerQuery("This button is no longer active.", true);
@@ -42,11 +49,6 @@ export async function handleCallbackQuery(deps: InteractivityDeps, c: Context): 
             .flat()
             .find((b) => "callback_data" in b && b.callback_data === query.data)?.text
         : undefined;
-    const who = {
-      platform: "telegram",
-      userId: String(query.from.id),
-      userName: displayNameOf(query.from),
-    };
     await answerClick(
       deps,
       { ...parsed, ...(label !== undefined ? { label } : {}), who },

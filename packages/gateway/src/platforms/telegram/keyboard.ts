@@ -5,6 +5,7 @@ import { z } from "zod";
 import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { cardButtons, linkLabel, type RequestEvent } from "../shared/requests.ts";
+import { STOP_BUTTONS, stopActionId } from "../shared/stop.ts";
 
 /** Telegram limits callback_data to 64 bytes. */
 const MAX_CALLBACK_BYTES = 64;
@@ -103,6 +104,18 @@ export function settingsKeyboard(opts: {
   return {
     inline_keyboard: [
       [{ text: "Open settings", url: `https://t.me/${opts.botUsername}?start=settings` }],
+    ],
+  };
+}
+
+/** The streaming reply's Stop buttons (shared/stop.ts), for the turn of `messageId`. */
+export function stopKeyboard(messageId: string): InlineKeyboardMarkup {
+  return {
+    inline_keyboard: [
+      STOP_BUTTONS.map((b) => ({
+        text: b.label,
+        callback_data: stopActionId(messageId, b.clearQueue),
+      })),
     ],
   };
 }

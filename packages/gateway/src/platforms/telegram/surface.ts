@@ -16,13 +16,19 @@ import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import { tgCall } from "./client.ts";
 import { escapeHtml, MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
-import { cardKeyboard } from "./keyboard.ts";
+import { cardKeyboard, stopKeyboard } from "./keyboard.ts";
 
 export interface TgLive {
-  /** The reply's messages (a long reply spans several) and the HTML each shows. */
+  /**
+   * The reply's messages (a long reply spans several) and what each shows:
+   * its HTML, and whether it carries the Stop buttons.
+   */
   ids: number[];
   shown: string[];
 }
+
+/** What a message of the reply shows, for comparing: its HTML, and the Stop buttons (last one). */
+const shownAs = (html: string, stop: boolean) => (stop ? `${html}\u0000stop` : html);
 
 export interface TgCard {
   messageId: number;
@@ -74,6 +80,8 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   readonly #state: AdapterContext["state"];
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** The turn's message: the streaming reply's Stop buttons name it. */
+  readonly #messageId: string | undefined;
   #typing: NodeJS.Timeout | undefined;
   /** Approval inputs already sent as documents, by file name. */
   readonly #attachedInputs = new Set<string>();
@@ -86,6 +94,8 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
       state: AdapterContext["state"];
       settingsUrl: () => Promise<string | undefined>;
       log: Logger;
+      /** Show Stop buttons on the streaming reply for this message's turn. */
+      messageId?: string;
     },
   ) {
     this.#api = api;
@@ -96,25 +106,30 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
     this.#state = opts.state;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
+    this.#messageId = opts.messageId;
   }
 
   async begin(): Promise<undefined> {
     return undefined;
   }
 
-  async render(handle: TgLive | undefined, parts: Part[], _final: boolean): Promise<TgLive> {
+  async render(handle: TgLive | undefined, parts: Part[], final: boolean): Promise<TgLive> {
     const chunks = replyChunks(parts);
     const live: TgLive = handle
       ? { ids: [...handle.ids], shown: [...handle.shown] }
       : { ids: [], shown: [] };
+    // While the reply streams, its last message carries the Stop buttons; the final edit drops them.
+    const stop = !final && this.#messageId ? stopKeyboard(this.#messageId) : undefined;
     for (const [i, html] of chunks.entries()) {
       const id = live.ids[i];
+      const keyboard = i === chunks.length - 1 ? stop : undefined;
+      const shown = shownAs(html, keyboard !== undefined);
       if (id === undefined) {
-        live.ids.push(await this.#send(html));
-        live.shown.push(html);
-      } else if (live.shown[i] !== html) {
-        await this.#edit(id, html);
-        live.shown[i] = html;
+        live.ids.push(await this.#send(html, keyboard));
+        live.shown.push(shown);
+      } else if (live.shown[i] !== shown) {
+        await this.#edit(id, html, keyboard);
+        live.shown[i] = shown;
       }
     }
     // A redrawn attempt can be shorter than the one before.
@@ -227,8 +242,12 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
     return sent.message_id;
   }
 
-  async #edit(messageId: number, html: string): Promise<void> {
-    const opts = { link_preview_options: { is_disabled: true } };
+  async #edit(messageId: number, html: string, keyboard?: InlineKeyboardMarkup): Promise<void> {
+    // Without reply_markup the edit removes the keyboard.
+    const opts = {
+      link_preview_options: { is_disabled: true },
+      ...(keyboard ? { reply_markup: keyboard } : {}),
+    };
     try {
       await tgCall(() =>
         this.#api.editMessageText(this.#chatId, messageId, html, { ...opts, parse_mode: "HTML" }),

@@ -49,6 +49,9 @@ function chatMessage(m: SlackMessage): ChatMessage {
       .filter((e) => e.action_id?.startsWith("lobu:"))
       .map((e) => (typeof e.text === "object" ? (e.text.text ?? "") : "")),
     links: elements.flatMap((e) => (e.url ? [e.url] : [])),
+    stops: elements
+      .filter((e) => e.action_id?.startsWith("lobu-stop"))
+      .map((e) => (typeof e.text === "object" ? (e.text.text ?? "") : "")),
   };
 }
 
@@ -62,8 +65,10 @@ export function slackDriver(): PlatformDriver<SlackSent> {
     return emulator;
   };
   const messages = (user: string) => slack().messages(slack().imChannel(user).id);
+  let failuresFrom = 0;
   return {
     platform: "slack",
+    showsStopButtons: true,
     settingsCommand: "settings",
     editsMessages: true,
     start: async () => {
@@ -122,6 +127,21 @@ export function slackDriver(): PlatformDriver<SlackSent> {
       });
     },
     rateLimitNextEdit: () => slack().forceRateLimit("chat.update", { retryAfter: 1 }),
+    failNextDeliveries: () => {
+      failuresFrom = slack().calls.length;
+      for (const method of ["chat.postMessage", "chat.update"]) {
+        slack().failNext(method, { status: 503, error: "service_unavailable" });
+        slack().failNext(method, "internal_error");
+        slack().forceRateLimit(method, { retryAfter: 3 });
+      }
+    },
+    deliveryFailuresUsed: () => {
+      const seen = slack().calls.slice(failuresFrom);
+      const failed = (m: string) =>
+        seen.filter((c) => c.method === m && (c.httpStatus !== 200 || c.response.ok === false));
+      return failed("chat.postMessage").length >= 3 || failed("chat.update").length >= 3;
+    },
+    limitText: (chars) => slack().limitTextLength(chars),
     sawRateLimit: () =>
       slack().calls.some((c) => c.method === "chat.update" && c.httpStatus === 429),
     waitFor: (predicate, description) => slack().waitFor(predicate, { ...WAIT, description }),

@@ -18,7 +18,10 @@ function chatMessage(m: TelegramMessage): ChatMessage {
     id: String(m.messageId),
     text: m.text ?? m.caption ?? "",
     edits: m.edits.length,
-    buttons: buttons.filter((b) => b.callback_data).map((b) => b.text),
+    buttons: buttons
+      .filter((b) => b.callback_data && !b.callback_data.startsWith("lobu-stop"))
+      .map((b) => b.text),
+    stops: buttons.filter((b) => b.callback_data?.startsWith("lobu-stop")).map((b) => b.text),
     links: buttons.flatMap((b) => [b.url, b.web_app?.url].filter((u): u is string => !!u)),
   };
 }
@@ -33,6 +36,7 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
     return emulator;
   };
   let webhookUrl = "";
+  let failuresFrom = 0;
   const people = new Map<string, TgUserInput>();
   const person = (user: string) => people.get(user) ?? { id: Number(user), first_name: "Conf" };
   const post = (update: unknown, secret: string) =>
@@ -51,6 +55,7 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
     tg().userSends({ chat: { id: Number(user), type: "private" }, from: person(user), text });
   return {
     platform: "telegram",
+    showsStopButtons: true,
     settingsCommand: "/settings",
     editsMessages: true,
     start: async () => {
@@ -120,6 +125,20 @@ export function telegramDriver(): PlatformDriver<TelegramSent> {
       });
     },
     rateLimitNextEdit: () => tg().forceRateLimit("editMessageText", { retryAfter: 1 }),
+    failNextDeliveries: () => {
+      failuresFrom = tg().calls.length;
+      for (const method of ["sendMessage", "editMessageText"]) {
+        tg().failNext(method, { error_code: 502, description: "Bad Gateway" });
+        tg().failNext(method, { error_code: 500, description: "Internal Server Error" });
+        tg().forceRateLimit(method, { retryAfter: 3 });
+      }
+    },
+    deliveryFailuresUsed: () => {
+      const seen = tg().calls.slice(failuresFrom);
+      const failed = (m: string) => seen.filter((c) => c.method === m && c.httpStatus !== 200);
+      return failed("sendMessage").length >= 3 || failed("editMessageText").length >= 3;
+    },
+    limitText: (chars) => tg().limitMessageLength(chars ?? 4096),
     sawRateLimit: () =>
       tg().calls.some((c) => c.method === "editMessageText" && c.httpStatus === 429),
     waitFor: (predicate, description) => tg().waitFor(predicate, { ...WAIT, description }),

@@ -18,6 +18,16 @@ export interface SlackMessageEvent {
   thread_ts?: string;
   channel?: string;
   channel_type?: string;
+  /** reaction_added: the emoji's name and the message it was added to. */
+  reaction?: string;
+  item?: { type?: string; channel?: string; ts?: string };
+  /** assistant_thread_started: the assistant pane's thread (a DM) and where it was opened. */
+  assistant_thread?: {
+    user_id?: string;
+    channel_id?: string;
+    thread_ts?: string;
+    context?: { channel_id?: string };
+  };
   team?: string;
   /** The sender's own team (another one than the workspace's in a Slack Connect channel). */
   user_team?: string;
@@ -45,6 +55,24 @@ export type Classified =
       threadTs: string | undefined;
       text: string;
     };
+
+/**
+ * A person's stop reaction (shared/stop.ts) on a message in a conversation:
+ * who reacted where. Reactions by the bot, on anything but a message, or with
+ * other emoji are not stops.
+ */
+export function stopReaction(
+  event: SlackMessageEvent,
+  botUserId: string,
+  stopNames: ReadonlySet<string>,
+): { user: string; channel: string } | undefined {
+  if (event.type !== "reaction_added" || !event.reaction) return undefined;
+  // Skin tones do not change what the emoji means.
+  if (!stopNames.has(event.reaction.replace(/::skin-tone-\d$/, ""))) return undefined;
+  if (!event.user || event.user === botUserId) return undefined;
+  if (event.item?.type !== "message" || !event.item.channel) return undefined;
+  return { user: event.user, channel: event.item.channel };
+}
 
 /** Message subtypes that are still a person writing (everything else is an edit, a join, a bot...). */
 const PERSON_SUBTYPES = new Set(["file_share", "thread_broadcast"]);
