@@ -90,6 +90,8 @@ export function teamsSettings(
   };
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
 /** Whether the bot may send its token to `serviceUrl` (https, or a listed host). */
 export function serviceUrlAllowed(serviceUrl: string, hosts: readonly string[]): boolean {
   let url: URL;
@@ -104,6 +106,6 @@ export function serviceUrlAllowed(serviceUrl: string, hosts: readonly string[]):
   const listed = hosts.some((h) =>
     h.startsWith("*.") ? host === h.slice(2) || host.endsWith(h.slice(1)) : host === h,
   );
-  // Plain http only for a host listed by name (a local emulator), never for Teams.
-  return listed && (url.protocol === "https:" || hosts.includes(host));
+  // Plain http only on this machine (a local emulator), never across a network.
+  return listed && (url.protocol === "https:" || LOOPBACK.has(host));
 }
