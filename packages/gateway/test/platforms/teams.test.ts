@@ -223,4 +223,37 @@ describe("Teams: Adaptive Card requests", () => {
     });
     expect(tm.message(card.id)?.text).toMatch(/✅ Approve/);
   });
+
+  it("a capability card in a channel carries no link; the person gets it in their 1:1 chat", async () => {
+    const lee: TeamsPerson = { id: "29:1lee-teams-e2e", name: "Lee" };
+    llm.when(
+      (r) => r.lastUserText === "need a domain in teams",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    const thread = tm.thread(tm.channel("Capabilities"), "1700000000004");
+    await tm.userSends(lee, thread, "need a domain in teams");
+    const card = await waitForCard(thread.id);
+    const privately = await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(tm.personal(lee).id)
+          .find((m) => m.actions.some((a) => /\/settings\/claim\//.test(a.url ?? ""))),
+      { ...WAIT, description: "the link in Lee's 1:1 chat" },
+    );
+    expect(privately.text).toContain("api.example.com");
+    expect(JSON.stringify(tm.messagesIn(thread.id))).not.toMatch(/\/settings\/claim\//);
+    await tm.click(lee, card, "Deny");
+    await tm.waitFor(() => tm.messagesIn(thread.id).find((m) => m.text.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
 });
