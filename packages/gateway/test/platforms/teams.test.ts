@@ -224,6 +224,29 @@ describe("Teams: Adaptive Card requests", () => {
     expect(tm.message(card.id)?.text).toMatch(/✅ Approve/);
   });
 
+  it("refuses an Action.Submit answer from someone not asked, telling them alone", async () => {
+    const group = tm.groupChat("Submitters");
+    llm.when(
+      (r) => r.lastUserText === "ask by submit",
+      {
+        toolCalls: [{ name: "ask_user", input: { question: "Ship it?", options: ["Yes", "No"] } }],
+      },
+      (r) => ({ text: `Decided. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    await tm.userSends(ada, group, "ask by submit");
+    const card = await waitForCard(group.id);
+    expect((await tm.click(bob, card, "No", { as: "submit" })).status).toBe(200);
+    const note = await tm.waitFor(
+      () => tm.messagesIn(tm.personal(bob).id).find((m) => m.text.startsWith("⚠️")),
+      { ...WAIT, description: "the refusal in Bob's 1:1 chat" },
+    );
+    expect(note.text).toMatch(/⚠️/);
+    expect(tm.message(card.id)?.actions.length).toBe(2);
+    expect(tm.messagesIn(group.id).some((m) => m.text.startsWith("⚠️"))).toBe(false);
+    await tm.click(ada, card, "Yes", { as: "submit" });
+    await waitForText(group.id, "Decided. The user answered: Yes");
+  });
+
   it("a capability card in a channel carries no link; the person gets it in their 1:1 chat", async () => {
     const lee: TeamsPerson = { id: "29:1lee-teams-e2e", name: "Lee" };
     llm.when(
