@@ -30,7 +30,7 @@ export const ERROR_CODES = {
   bad_secret: { status: 401, meaning: "a Telegram webhook call without the right secret token" },
   bad_signature: {
     status: 401,
-    meaning: "a Slack, WhatsApp or Discord request without a valid signature",
+    meaning: "a Slack, WhatsApp, Discord or Teams request without a valid signature or token",
   },
   binding_read_only: {
     status: 409,

@@ -113,7 +113,7 @@ describe("platform plugins", () => {
     expect(isLobuError(err) && err.code).toBe("config_invalid");
     expect((err as Error).message).toContain("[platforms.matrix]");
     expect(isLobuError(err) && err.hint).toContain(
-      "[platforms.slack], [platforms.telegram], [platforms.whatsapp], [platforms.discord], [platforms.echo]",
+      "[platforms.slack], [platforms.telegram], [platforms.whatsapp], [platforms.discord], [platforms.teams], [platforms.echo]",
     );
   });
 

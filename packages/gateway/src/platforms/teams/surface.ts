@@ -1,0 +1,190 @@
+import type { Logger } from "pino";
+import type { Origin } from "../../domain/origin.ts";
+import {
+  type ApprovalView,
+  approvalNotes,
+  approvalView,
+  canApprove,
+} from "../shared/approval-view.ts";
+import { RetryLater } from "../shared/pacing.ts";
+import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
+import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import type { CardStore } from "./card-store.ts";
+import { attachmentOf, closedCard, requestCard, textBlock } from "./cards.ts";
+import { type ActivityOut, type ConnectorClient, teamsCall } from "./client.ts";
+import type { ConversationRef } from "./conversations.ts";
+import { cardText, MESSAGE_LIMIT, replyChunks, teamsMarkdown } from "./format.ts";
+
+export interface TmLive {
+  ids: string[];
+  shown: string[];
+}
+
+export interface TmCard {
+  activityId: string;
+  body: unknown[];
+}
+
+/** What an approval card shows inline; the whole input goes before it when it is longer. */
+export const APPROVAL_INLINE = { maxChars: 6000, maxLines: 120 };
+/** An approval's full input is sent in at most this many messages before its card. */
+const FULL_INPUT_MESSAGES = 5;
+/** Teams shows "typing…" for a few seconds per typing activity. */
+const TYPING_EVERY_MS = 3_000;
+
+/**
+ * One turn in a Teams conversation (1:1, group chat, channel thread):
+ * "typing…" while the agent works, the reply streamed by updating its
+ * message(s), Adaptive Cards for requests. Every message replies to the
+ * person's activity, so in a channel it stays in the thread.
+ */
+export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
+  readonly #client: ConnectorClient;
+  readonly #ref: ConversationRef;
+  readonly #origin: Origin;
+  readonly #cards: CardStore;
+  readonly #settingsUrl: () => Promise<string | undefined>;
+  readonly #log: Logger;
+  #typing: NodeJS.Timeout | undefined;
+  readonly #attached = new Set<string>();
+
+  constructor(opts: {
+    client: ConnectorClient;
+    ref: ConversationRef;
+    origin: Origin;
+    cards: CardStore;
+    settingsUrl: () => Promise<string | undefined>;
+    log: Logger;
+  }) {
+    this.#client = opts.client;
+    this.#ref = opts.ref;
+    this.#origin = opts.origin;
+    this.#cards = opts.cards;
+    this.#settingsUrl = opts.settingsUrl;
+    this.#log = opts.log;
+  }
+
+  async begin(): Promise<undefined> {
+    return undefined;
+  }
+
+  async render(handle: TmLive | undefined, parts: Part[], _final: boolean): Promise<TmLive> {
+    const chunks = replyChunks(parts);
+    const live: TmLive = handle
+      ? { ids: [...handle.ids], shown: [...handle.shown] }
+      : { ids: [], shown: [] };
+    for (const [i, text] of chunks.entries()) {
+      const id = live.ids[i];
+      if (id === undefined) {
+        live.ids.push(await this.#send({ type: "message", text, textFormat: "markdown" }));
+        live.shown.push(text);
+      } else if (live.shown[i] !== text) {
+        await this.#update(id, { type: "message", text, textFormat: "markdown" });
+        live.shown[i] = text;
+      }
+    }
+    for (const id of live.ids.splice(chunks.length)) await this.#delete(id);
+    live.shown.length = live.ids.length;
+    return live;
+  }
+
+  async discard(handle: TmLive): Promise<void> {
+    for (const id of handle.ids) await this.#delete(id);
+  }
+
+  async postCard(event: RequestEvent): Promise<TmCard> {
+    const body: unknown[] = [textBlock(cardText(cardMarkdown(event)))];
+    let approvable = true;
+    if (event.type === "approval_request") {
+      const view = approvalView(event, APPROVAL_INLINE);
+      const attached = view.cut ? await this.#sendFullInput(view) : false;
+      approvable = canApprove(view, attached);
+      body.push(textBlock(view.shown, { fontType: "Monospace" }));
+      for (const note of approvalNotes(view, attached))
+        body.push(
+          textBlock(cardText(note).replace(/attached above as \S+/, "in the messages above"), {
+            isSubtle: true,
+          }),
+        );
+    }
+    const url =
+      event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
+    const content = requestCard(event, body, url, approvable);
+    const activityId = await this.#send({ type: "message", attachments: [attachmentOf(content)] });
+    const shown = { activityId, body };
+    await this.#cards.remember(event.requestId, shown);
+    return shown;
+  }
+
+  /** An approval's whole input, in messages before its card; false when it could not be sent. */
+  async #sendFullInput(view: ApprovalView): Promise<boolean> {
+    if (this.#attached.has(view.fileName)) return true;
+    const chunks = replyChunks([
+      {
+        kind: "text",
+        text: `Full input waiting for your approval:\n\n${teamsMarkdown.codeBlock(view.full)}`,
+      },
+    ]);
+    if (chunks.length > FULL_INPUT_MESSAGES) return false;
+    try {
+      for (const text of chunks)
+        await this.#send({
+          type: "message",
+          text: text.slice(0, MESSAGE_LIMIT),
+          textFormat: "markdown",
+        });
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
+      return false;
+    }
+    this.#attached.add(view.fileName);
+    return true;
+  }
+
+  async closeCard(card: TmCard, _event: RequestEvent, line: string): Promise<void> {
+    await this.#update(card.activityId, {
+      type: "message",
+      attachments: [attachmentOf(closedCard(card.body, cardText(line)))],
+    });
+  }
+
+  working(on: boolean): void {
+    if (!on) {
+      if (this.#typing) clearInterval(this.#typing);
+      this.#typing = undefined;
+      return;
+    }
+    if (this.#typing) return;
+    const typing = () => {
+      this.#client
+        .send(this.#ref.serviceUrl, this.#origin.channelId, { type: "typing" })
+        .catch((err) => this.#log.debug({ err }, "Teams typing indicator failed"));
+    };
+    typing();
+    this.#typing = setInterval(typing, TYPING_EVERY_MS);
+    this.#typing.unref();
+  }
+
+  #send(activity: ActivityOut): Promise<string> {
+    const replyToId = this.#origin.messageRef;
+    return teamsCall(() =>
+      this.#client.send(this.#ref.serviceUrl, this.#origin.channelId, {
+        ...activity,
+        ...(replyToId ? { replyToId } : {}),
+      }),
+    );
+  }
+
+  #update(id: string, activity: ActivityOut): Promise<void> {
+    return teamsCall(() =>
+      this.#client.update(this.#ref.serviceUrl, this.#origin.channelId, id, activity),
+    );
+  }
+
+  async #delete(id: string): Promise<void> {
+    await teamsCall(() =>
+      this.#client.remove(this.#ref.serviceUrl, this.#origin.channelId, id),
+    ).catch((err) => this.#log.debug({ err }, "could not delete a Teams message"));
+  }
+}

@@ -1,0 +1,159 @@
+import { z } from "zod";
+import type { InboundFile } from "../../../domain/messages.ts";
+import type { Origin } from "../../../domain/origin.ts";
+
+/**
+ * Bot Framework activities as Teams posts them, validated with zod and read
+ * into what the adapter handles: messages (in a 1:1 chat, a group chat, or a
+ * channel thread), Action.Submit clicks (a message whose `value` is the
+ * action's data) and Action.Execute clicks (an `adaptiveCard/action` invoke).
+ */
+
+const Id = z.string().min(1).max(512);
+const Account = z.object({
+  id: Id,
+  name: z.string().max(256).optional(),
+  aadObjectId: z.string().max(64).optional(),
+});
+
+export const Activity = z.object({
+  type: z.string().max(64),
+  id: Id,
+  channelId: z.string().max(64),
+  serviceUrl: z.string().max(2048),
+  timestamp: z.string().max(64).optional(),
+  from: Account,
+  recipient: Account.optional(),
+  conversation: z.object({
+    id: Id,
+    conversationType: z.enum(["personal", "groupChat", "channel"]).optional(),
+    tenantId: z.string().max(64).optional(),
+    isGroup: z.boolean().optional(),
+  }),
+  text: z.string().max(40_000).optional(),
+  textFormat: z.string().max(32).optional(),
+  replyToId: z.string().max(512).optional(),
+  name: z.string().max(128).optional(),
+  value: z.unknown().optional(),
+  attachments: z
+    .array(
+      z.object({ contentType: z.string().max(255), name: z.string().max(1024).optional() }).loose(),
+    )
+    .max(20)
+    .default([]),
+  entities: z
+    .array(z.object({ type: z.string().max(64) }).loose())
+    .max(50)
+    .default([]),
+  channelData: z
+    .object({ tenant: z.object({ id: z.string().max(64) }).optional() })
+    .loose()
+    .optional(),
+});
+export type Activity = z.infer<typeof Activity>;
+
+/** What a card's answer action carries as its data (Action.Submit and Action.Execute alike). */
+export const AnswerData = z.object({
+  lobu: z.literal("answer"),
+  requestId: z.string().min(1).max(256),
+  choice: z.string().min(1).max(256),
+  label: z.string().max(256).optional(),
+});
+export type AnswerData = z.infer<typeof AnswerData>;
+
+export const ANSWER_VERB = "lobu.answer";
+
+const ExecuteValue = z.object({
+  action: z.object({
+    type: z.literal("Action.Execute"),
+    verb: z.string().max(128),
+    data: z.unknown(),
+  }),
+});
+
+export type Inbound =
+  | { kind: "message"; text: string; files: InboundFile[] }
+  | { kind: "submit"; answer: AnswerData }
+  | { kind: "execute"; answer: AnswerData }
+  | { kind: "ignore"; reason: string };
+
+/** What an activity is for the adapter. */
+export function classify(activity: Activity): Inbound {
+  if (activity.type === "invoke") {
+    if (activity.name !== "adaptiveCard/action")
+      return { kind: "ignore", reason: `invoke ${activity.name}` };
+    const value = ExecuteValue.safeParse(activity.value);
+    const answer =
+      value.success && value.data.action.verb === ANSWER_VERB
+        ? AnswerData.safeParse(value.data.action.data)
+        : undefined;
+    return answer?.success
+      ? { kind: "execute", answer: answer.data }
+      : { kind: "ignore", reason: "an unknown card action" };
+  }
+  if (activity.type !== "message") return { kind: "ignore", reason: activity.type };
+  if (activity.value !== undefined) {
+    const answer = AnswerData.safeParse(activity.value);
+    return answer.success
+      ? { kind: "submit", answer: answer.data }
+      : { kind: "ignore", reason: "an unknown card submit" };
+  }
+  const files = activity.attachments
+    .filter((a) => a.contentType !== "text/html" && a.name)
+    .map((a) => ({ name: a.name as string }));
+  return { kind: "message", text: plainText(activity.text ?? ""), files };
+}
+
+/**
+ * Teams' message text without the bot's @mention and the little HTML it
+ * carries (mentions are `<at>Name</at>`, line breaks `<br>`).
+ */
+export function plainText(text: string): string {
+  return text
+    .replace(/<at>[^<]{0,256}<\/at>/g, "")
+    .replace(/<br\s*\/?>/gi, "\n")
+    .replace(/<\/?(p|div|span|b|i|strong|em)(\s[^>]*)?>/gi, "")
+    .replace(/&nbsp;/g, " ")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, "&")
+    .replace(/[ \t]+/g, " ")
+    .trim();
+}
+
+/** The tenant an activity comes from (conversation or channel data). */
+export function tenantOf(activity: Activity): string | undefined {
+  return activity.conversation.tenantId ?? activity.channelData?.tenant?.id;
+}
+
+/**
+ * Where an activity came from. A channel thread is its own conversation
+ * (`<channel>;messageid=<root>`), so the conversation id is the channel id
+ * and replies land in the thread; the root message is the thread id. People
+ * are scoped by tenant (`teams:<tenant>:<user>`).
+ */
+export function originOf(activity: Activity): Origin {
+  const conversation = activity.conversation;
+  const type = conversation.conversationType ?? (conversation.isGroup ? "groupChat" : "personal");
+  const thread = /;messageid=(\d{1,32})$/.exec(conversation.id)?.[1];
+  const tenant = tenantOf(activity);
+  return {
+    platform: "teams",
+    ...(tenant ? { workspace: tenant } : {}),
+    channelId: conversation.id,
+    ...(thread ? { threadId: thread } : {}),
+    userId: activity.from.id,
+    ...(activity.from.name ? { userName: activity.from.name } : {}),
+    isDirect: type === "personal",
+    messageRef: activity.id,
+  };
+}
+
+/** A message the person typed as one of the bot's commands, or undefined. */
+export function commandOf(text: string): "settings" | "help" | undefined {
+  const word = text.trim().toLowerCase();
+  if (word === "/settings" || word === "settings") return "settings";
+  if (word === "/help" || word === "help") return "help";
+  return undefined;
+}

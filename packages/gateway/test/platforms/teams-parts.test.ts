@@ -1,0 +1,224 @@
+import { isLobuError } from "@lobu/core";
+import { startTeamsEmulator, type TeamsEmulator } from "@lobu/testkit";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RetryLater } from "../../src/platforms/shared/pacing.ts";
+import { ConnectorClient, ConnectorToken, teamsCall } from "../../src/platforms/teams/client.ts";
+import { serviceUrlAllowed, teamsSettings } from "../../src/platforms/teams/config.ts";
+import { toTeams } from "../../src/platforms/teams/format.ts";
+import {
+  Activity,
+  classify,
+  originOf,
+  plainText,
+} from "../../src/platforms/teams/webhook/parse.ts";
+import { BotFrameworkKeys, verifyActivityToken } from "../../src/platforms/teams/webhook/verify.ts";
+import { TEAMS_APP_ID, TEAMS_APP_PASSWORD } from "./drivers/teams.ts";
+
+/**
+ * The Teams adapter's parts on their own: the Bot Framework token checks
+ * (against the emulator's OpenID metadata and JWKS), settings, activity
+ * parsing, formatting, and the Connector client (token endpoint, 429,
+ * service URL hosts).
+ */
+
+let tm: TeamsEmulator;
+let keys: BotFrameworkKeys;
+
+beforeAll(async () => {
+  tm = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });
+  keys = new BotFrameworkKeys(tm.openIdMetadataUrl);
+});
+
+afterAll(async () => {
+  await tm?.close();
+});
+
+const activity = () => ({ serviceUrl: tm.serviceUrl, channelId: "msteams" });
+
+describe("Teams: Bot Framework token checks", () => {
+  it("accepts the connector's token and refuses every forgery", async () => {
+    const deps = { keys, appId: TEAMS_APP_ID };
+    expect((await verifyActivityToken(await tm.token(), activity(), deps)).ok).toBe(true);
+    const cases = {
+      "foreign key": await tm.token({ foreignKey: true }),
+      "not endorsed": await tm.token({ unendorsedKey: true }),
+      audience: await tm.token({ audience: "someone-else" }),
+      issuer: await tm.token({ issuer: "https://login.microsoftonline.com/x/v2.0" }),
+      expired: await tm.token({ expiresInSec: -301 - 60 }),
+      serviceurl: await tm.token({ serviceUrl: "https://smba.trafficmanager.net/emea/" }),
+    };
+    for (const [what, token] of Object.entries(cases))
+      expect((await verifyActivityToken(token, activity(), deps)).ok, what).toBe(false);
+    // The key is endorsed for msteams, not for another channel.
+    expect(
+      (await verifyActivityToken(await tm.token(), { ...activity(), channelId: "slack" }, deps)).ok,
+    ).toBe(false);
+  });
+
+  it("allows five minutes of clock skew, and no more", async () => {
+    const token = await tm.token({ expiresInSec: 60 });
+    const at = (sec: number) => ({ keys, appId: TEAMS_APP_ID, now: () => Date.now() + sec * 1000 });
+    expect((await verifyActivityToken(token, activity(), at(60 + 240))).ok).toBe(true);
+    expect((await verifyActivityToken(token, activity(), at(60 + 360))).ok).toBe(false);
+  });
+
+  it("refuses unsigned and symmetric tokens (no algorithm confusion)", async () => {
+    const [header, payload] = (await tm.token()).split(".");
+    const none = `${Buffer.from('{"alg":"none","kid":"x"}').toString("base64url")}.${payload}.`;
+    const check = await verifyActivityToken(none, activity(), { keys, appId: TEAMS_APP_ID });
+    expect(check).toMatchObject({ ok: false });
+    const kid = JSON.parse(Buffer.from(header as string, "base64url").toString()).kid;
+    const hs = await new SignJWT({ serviceurl: tm.serviceUrl })
+      .setProtectedHeader({ alg: "HS256", kid })
+      .setIssuer("https://api.botframework.com")
+      .setAudience(TEAMS_APP_ID)
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode("guessable"));
+    expect((await verifyActivityToken(hs, activity(), { keys, appId: TEAMS_APP_ID })).ok).toBe(
+      false,
+    );
+  });
+});
+
+describe("Teams: settings", () => {
+  it("is off without TEAMS_APP_ID, and says what to fix when half set up", () => {
+    expect(teamsSettings(undefined, {})).toBeUndefined();
+    const missing = (() => {
+      try {
+        teamsSettings(undefined, { TEAMS_APP_ID });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(isLobuError(missing) && missing.message).toMatch(/TEAMS_APP_PASSWORD is not set/);
+    expect(() =>
+      teamsSettings({}, { TEAMS_APP_ID: "not-a-guid", TEAMS_APP_PASSWORD: "x" }),
+    ).toThrow(/not a GUID/);
+    expect(() =>
+      teamsSettings({ service_hosts: [] }, { TEAMS_APP_ID, TEAMS_APP_PASSWORD: "x" }),
+    ).toThrow(/platforms\.teams\.service_hosts/);
+    const s = teamsSettings(
+      { tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47" },
+      { TEAMS_APP_ID, TEAMS_APP_PASSWORD: "x" },
+    );
+    expect(s?.tokenUrl).toBe(
+      "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token",
+    );
+    expect(s?.openIdMetadataUrl).toBe(
+      "https://login.botframework.com/v1/.well-known/openidconfiguration",
+    );
+  });
+
+  it("sends the bot's token only to the listed service hosts, over https", () => {
+    const hosts = ["smba.trafficmanager.net", "*.botframework.com"];
+    expect(serviceUrlAllowed("https://smba.trafficmanager.net/amer/", hosts)).toBe(true);
+    expect(serviceUrlAllowed("https://europe.botframework.com/", hosts)).toBe(true);
+    expect(serviceUrlAllowed("http://smba.trafficmanager.net/amer/", hosts)).toBe(false);
+    expect(serviceUrlAllowed("https://evilbotframework.com/", hosts)).toBe(false);
+    expect(serviceUrlAllowed("https://smba.trafficmanager.net.evil.example/", hosts)).toBe(false);
+    expect(serviceUrlAllowed("https://user:pw@smba.trafficmanager.net/", hosts)).toBe(false);
+    expect(serviceUrlAllowed("http://127.0.0.1:9/amer/", ["127.0.0.1"])).toBe(true);
+  });
+});
+
+describe("Teams: activities", () => {
+  const base = {
+    type: "message",
+    id: "1700000000123",
+    channelId: "msteams",
+    serviceUrl: "https://smba.trafficmanager.net/amer/",
+    from: { id: "29:1a", name: "Ada" },
+    conversation: {
+      id: "19:abc@thread.tacv2;messageid=1700000000001",
+      conversationType: "channel",
+      tenantId: "t1",
+    },
+  };
+
+  it("reads a channel thread as its conversation, and the mention out of the text", () => {
+    const a = Activity.parse({ ...base, text: "<at>Lobu</at> hello &amp; <b>welcome</b>" });
+    expect(classify(a)).toEqual({ kind: "message", text: "hello & welcome", files: [] });
+    expect(originOf(a)).toMatchObject({
+      platform: "teams",
+      workspace: "t1",
+      channelId: "19:abc@thread.tacv2;messageid=1700000000001",
+      threadId: "1700000000001",
+      userId: "29:1a",
+      isDirect: false,
+      messageRef: "1700000000123",
+    });
+    expect(plainText("a<br>b")).toBe("a\nb");
+  });
+
+  it("takes only the bot's own card data as an answer", () => {
+    const submit = Activity.parse({
+      ...base,
+      value: { lobu: "answer", requestId: "r1", choice: "c" },
+    });
+    expect(classify(submit)).toMatchObject({
+      kind: "submit",
+      answer: { requestId: "r1", choice: "c" },
+    });
+    expect(classify(Activity.parse({ ...base, value: { anything: 1 } })).kind).toBe("ignore");
+    const invoke = (verb: string) =>
+      Activity.parse({
+        ...base,
+        type: "invoke",
+        name: "adaptiveCard/action",
+        value: {
+          action: {
+            type: "Action.Execute",
+            verb,
+            data: { lobu: "answer", requestId: "r1", choice: "c" },
+          },
+        },
+      });
+    expect(classify(invoke("lobu.answer")).kind).toBe("execute");
+    expect(classify(invoke("other")).kind).toBe("ignore");
+  });
+
+  it("escapes what Teams would render as markup, and splits long text", () => {
+    expect(toTeams("a <script> & *b*")[0]).toBe("a &lt;script&gt; &amp; *b*");
+    const parts = toTeams("word ".repeat(2000));
+    expect(parts.length).toBeGreaterThan(1);
+    for (const p of parts) expect(p.length).toBeLessThanOrEqual(4000);
+  });
+});
+
+describe("Teams: the Connector client", () => {
+  const token = () =>
+    new ConnectorToken({
+      appId: TEAMS_APP_ID,
+      appPassword: TEAMS_APP_PASSWORD,
+      tokenUrl: tm.tokenUrl,
+    });
+
+  it("gets a token by client credentials and turns a 429 into RetryLater with Retry-After", async () => {
+    const client = new ConnectorClient(token(), ["127.0.0.1"]);
+    const conversation = tm.personal({ id: "29:1client", name: "C" }).id;
+    tm.forceRateLimit("POST activity", 3);
+    const err = await teamsCall(() =>
+      client.send(tm.serviceUrl, conversation, { type: "message", text: "hi" }),
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RetryLater);
+    expect((err as RetryLater).afterMs).toBe(3000);
+    const id = await client.send(tm.serviceUrl, conversation, { type: "message", text: "hi" });
+    expect(tm.message(id)?.text).toBe("hi");
+  });
+
+  it("says which secret is wrong, and never sends its token to an unlisted host", async () => {
+    const bad = new ConnectorToken({
+      appId: TEAMS_APP_ID,
+      appPassword: "wrong",
+      tokenUrl: tm.tokenUrl,
+    });
+    await expect(bad.get()).rejects.toThrow(/TEAMS_APP_PASSWORD/);
+    const calls = tm.calls.length;
+    const client = new ConnectorClient(token(), ["smba.trafficmanager.net"]);
+    await expect(
+      client.send(tm.serviceUrl, "a:1x", { type: "message", text: "x" }),
+    ).rejects.toThrow(/service_hosts/);
+    expect(tm.calls.length).toBe(calls);
+  });
+});

@@ -1,0 +1,282 @@
+import {
+  type GatewayProcess,
+  type MockLlm,
+  startGatewayProcess,
+  startMockLlm,
+  startTeamsEmulator,
+  type TeamsConversation,
+  type TeamsEmulator,
+  type TeamsMessage,
+  type TeamsPerson,
+} from "@lobu/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TEAMS_APP_ID, TEAMS_APP_PASSWORD, teamsSetup } from "./drivers/teams.ts";
+import {
+  ASK_BASH_TOML,
+  conversationsOf,
+  drainedQueue,
+  llmEnv,
+  PROVIDER_KEY,
+  queueDepth,
+  WAIT,
+} from "./helpers.ts";
+
+/**
+ * The Teams adapter end to end: the Bot Framework emulator (connector-signed
+ * activities, OpenID metadata and JWKS, Entra token endpoint, Connector
+ * REST) in a real `lobu run` gateway, real sandboxed workers and the mock
+ * LLM. The adapter contract is in conformance.test.ts; this file holds what
+ * only Teams has: channel threads, group chats, Action.Execute and
+ * Action.Submit, the token checks.
+ */
+
+let llm: MockLlm;
+let tm: TeamsEmulator;
+let gw: GatewayProcess;
+
+const ada: TeamsPerson = { id: "29:1ada-teams-e2e", name: "Ada" };
+const bob: TeamsPerson = { id: "29:1bob-teams-e2e", name: "Bob" };
+
+const waitForText = (conversationId: string, text: string): Promise<TeamsMessage> =>
+  tm.waitFor(() => tm.messagesIn(conversationId).find((m) => m.text === text), {
+    ...WAIT,
+    description: `the reply "${text}"`,
+  });
+
+const waitForCard = (conversationId: string): Promise<TeamsMessage> =>
+  tm.waitFor(
+    () =>
+      tm.messagesIn(conversationId).find((m) => m.actions.some((a) => a.type === "Action.Execute")),
+    { ...WAIT, description: "a card with answer actions" },
+  );
+
+beforeAll(async () => {
+  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
+  tm = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });
+  const setup = teamsSetup(tm);
+  gw = await startGatewayProcess({
+    toml: [...ASK_BASH_TOML, ...setup.toml].join("\n"),
+    env: { ...llmEnv(llm), ...setup.env },
+  });
+  tm.setMessagingEndpoint(`${gw.url}/teams/messages`);
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await tm?.close();
+  await llm?.close();
+});
+
+describe("Teams: the messaging endpoint's token checks", () => {
+  it("refuses forged tokens (401) and queues nothing", async () => {
+    const user: TeamsPerson = { id: "29:1mallory-teams", name: "Mallory" };
+    const chat = tm.personal(user);
+    const before = await drainedQueue(gw);
+    const activity = tm.activity(user, chat, { text: "let me in" });
+    const raw = JSON.stringify(activity);
+    const forged = [
+      ["wrong key", await tm.token({ foreignKey: true })],
+      ["key not endorsed for msteams", await tm.token({ unendorsedKey: true })],
+      ["wrong audience", await tm.token({ audience: "11111111-2222-3333-4444-555555555555" })],
+      ["wrong issuer", await tm.token({ issuer: "https://sts.windows.net/evil/" })],
+      ["expired beyond the clock skew", await tm.token({ expiresInSec: -600 })],
+      ["serviceUrl mismatch", await tm.token({ serviceUrl: "https://attacker.example/amer/" })],
+      ["no token", undefined],
+      ["not a JWT", "abc.def.ghi"],
+    ] as const;
+    for (const [what, token] of forged) {
+      const res = await tm.post(raw, token);
+      expect(res.status, what).toBe(401);
+      expect(JSON.parse(res.body).error.code, what).toBe("bad_signature");
+    }
+    // The token is the connector's, but the activity names another service URL.
+    const moved = JSON.stringify({ ...activity, serviceUrl: "https://attacker.example/amer/" });
+    expect((await tm.post(moved, await tm.token())).status).toBe(401);
+    expect(await conversationsOf(gw, user.id)).toHaveLength(0);
+    expect(await queueDepth(gw)).toBe(before);
+    // The bot asked nobody for a token on behalf of these.
+    expect(tm.messagesIn(chat.id)).toHaveLength(0);
+  });
+
+  it("handles an activity once: a replayed copy is acknowledged and queues nothing", async () => {
+    const user: TeamsPerson = { id: "29:1replay-teams", name: "Rita" };
+    const chat = tm.personal(user);
+    llm.when((r) => r.lastUserText === "only once, Teams", { text: "Once it is." });
+    const sent = await tm.userSends(user, chat, "only once, Teams");
+    expect(sent.status).toBe(200);
+    await waitForText(chat.id, "Once it is.");
+    const before = await drainedQueue(gw);
+    expect((await tm.post(sent.raw, sent.token)).status).toBe(200);
+    // The same activity with a fresh token is still the same activity.
+    expect((await tm.post(sent.raw, await tm.token())).status).toBe(200);
+    expect(await queueDepth(gw)).toBe(before);
+    expect(tm.messagesIn(chat.id)).toHaveLength(1);
+  });
+});
+
+describe("Teams: conversations", () => {
+  it("replies in the channel thread the person wrote in, as a reply to their message", async () => {
+    const channel = tm.channel("General");
+    const thread: TeamsConversation = tm.thread(channel, "1700000000001");
+    llm.when((r) => r.lastUserText === "thread question", { text: "Thread answer." });
+    const sent = await tm.userSends(ada, thread, "thread question");
+    expect(sent.status).toBe(200);
+    const reply = await waitForText(thread.id, "Thread answer.");
+    expect(reply.conversationId).toBe(thread.id);
+    expect(reply.replyTo).toBe(sent.activity.id);
+    expect(tm.messagesIn(channel.id)).toHaveLength(0);
+    const [conv] = await conversationsOf(gw, ada.id);
+    expect(conv?.key.channelId).toBe(thread.id);
+  });
+
+  it("answers a group chat where the bot is mentioned", async () => {
+    const group = tm.groupChat("Project X");
+    llm.when((r) => r.lastUserText === "group hello", { text: "Hello, group." });
+    await tm.userSends(bob, group, "group hello");
+    await waitForText(group.id, "Hello, group.");
+  });
+
+  it("splits a long reply into several messages", async () => {
+    const chat = tm.personal(ada);
+    const paragraph = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(20);
+    const long = Array.from({ length: 8 }, (_, i) => `Part ${i}. ${paragraph}`).join("\n\n");
+    llm.when((r) => r.lastUserText === "long please", { text: long });
+    const before = tm.messagesIn(chat.id).length;
+    await tm.userSends(ada, chat, "long please");
+    const parts = await tm.waitFor(
+      () => {
+        const fresh = tm.messagesIn(chat.id).slice(before);
+        return fresh.some((m) => m.text.includes("Part 7.")) && fresh;
+      },
+      { ...WAIT, description: "the long reply" },
+    );
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    for (const m of parts) expect(m.text.length).toBeLessThanOrEqual(4000);
+    expect(parts.map((m) => m.text).join("\n\n")).toContain("Part 0.");
+  });
+
+  it("sends the settings link from a channel to the person's 1:1 chat, never to the channel", async () => {
+    const channel = tm.thread(tm.channel("Random"), "1700000000002");
+    const before = await drainedQueue(gw);
+    await tm.userSends(bob, channel, "settings");
+    const dm = tm.personal(bob);
+    const link = await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(dm.id)
+          .flatMap((m) => m.actions)
+          .find((a) => a.type === "Action.OpenUrl" && /\/settings\/claim\//.test(a.url ?? "")),
+      { ...WAIT, description: "the settings link in the 1:1 chat" },
+    );
+    expect(link.title).toBe("Open settings");
+    await waitForText(channel.id, "I sent your settings link to our 1:1 chat.");
+    expect(tm.messagesIn(channel.id).flatMap((m) => m.actions)).toEqual([]);
+    expect(await queueDepth(gw)).toBe(before);
+  });
+});
+
+describe("Teams: Adaptive Card requests", () => {
+  it("answers a question by Action.Execute, refreshing the card; someone else's click is refused", async () => {
+    const channel = tm.thread(tm.channel("Design"), "1700000000003");
+    llm.when(
+      (r) => r.lastUserText === "ask me in teams",
+      {
+        toolCalls: [
+          { name: "ask_user", input: { question: "Which color?", options: ["Red", "Blue"] } },
+        ],
+      },
+      (r) => ({ text: `Going with it. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    await tm.userSends(ada, channel, "ask me in teams");
+    const card = await waitForCard(channel.id);
+    expect(card.text).toContain("Which color?");
+    expect(card.actions.map((a) => a.title)).toEqual(["Red", "Blue"]);
+    // Bob was not asked: his click is refused, to him alone, and the card stays open.
+    const bobs = await tm.click(bob, card, "Red");
+    expect(JSON.parse(bobs.body).type).toBe("application/vnd.microsoft.activity.message");
+    expect(tm.invokeNotes.at(-1)?.userId).toBe(bob.id);
+    expect(tm.message(card.id)?.actions.length).toBe(2);
+    const adas = await tm.click(ada, card, "Blue");
+    expect(JSON.parse(adas.body).type).toBe("application/vnd.microsoft.card.adaptive");
+    await waitForText(channel.id, "Going with it. The user answered: Blue");
+    const refreshed = tm.message(card.id);
+    expect(refreshed?.actions).toEqual([]);
+    expect(refreshed?.text).toMatch(/✅ Blue \(answered by Ada\)/);
+  });
+
+  it("takes an approval by Action.Submit (a client without Universal Actions)", async () => {
+    const chat = tm.personal(ada);
+    llm.when(
+      (r) => r.lastUserText === "run it in teams",
+      { toolCalls: [{ name: "bash", input: { command: "echo teams-approved" } }] },
+      (r) => ({ text: `Result: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    await tm.userSends(ada, chat, "run it in teams");
+    const card = await waitForCard(chat.id);
+    expect(card.text).toContain("echo teams-approved");
+    expect(card.actions.map((a) => a.title)).toEqual(expect.arrayContaining(["Approve", "Deny"]));
+    expect((await tm.click(ada, card, "Approve", { as: "submit" })).status).toBe(200);
+    await waitForText(chat.id, "Result: teams-approved");
+    await tm.waitFor(() => tm.message(card.id)?.actions.length === 0, {
+      ...WAIT,
+      description: "the card closed",
+    });
+    expect(tm.message(card.id)?.text).toMatch(/✅ Approve/);
+  });
+
+  it("refuses an Action.Submit answer from someone not asked, telling them alone", async () => {
+    const group = tm.groupChat("Submitters");
+    llm.when(
+      (r) => r.lastUserText === "ask by submit",
+      {
+        toolCalls: [{ name: "ask_user", input: { question: "Ship it?", options: ["Yes", "No"] } }],
+      },
+      (r) => ({ text: `Decided. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    await tm.userSends(ada, group, "ask by submit");
+    const card = await waitForCard(group.id);
+    expect((await tm.click(bob, card, "No", { as: "submit" })).status).toBe(200);
+    const note = await tm.waitFor(
+      () => tm.messagesIn(tm.personal(bob).id).find((m) => m.text.startsWith("⚠️")),
+      { ...WAIT, description: "the refusal in Bob's 1:1 chat" },
+    );
+    expect(note.text).toMatch(/⚠️/);
+    expect(tm.message(card.id)?.actions.length).toBe(2);
+    expect(tm.messagesIn(group.id).some((m) => m.text.startsWith("⚠️"))).toBe(false);
+    await tm.click(ada, card, "Yes", { as: "submit" });
+    await waitForText(group.id, "Decided. The user answered: Yes");
+  });
+
+  it("a capability card in a channel carries no link; the person gets it in their 1:1 chat", async () => {
+    const lee: TeamsPerson = { id: "29:1lee-teams-e2e", name: "Lee" };
+    llm.when(
+      (r) => r.lastUserText === "need a domain in teams",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    const thread = tm.thread(tm.channel("Capabilities"), "1700000000004");
+    await tm.userSends(lee, thread, "need a domain in teams");
+    const card = await waitForCard(thread.id);
+    const privately = await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(tm.personal(lee).id)
+          .find((m) => m.actions.some((a) => /\/settings\/claim\//.test(a.url ?? ""))),
+      { ...WAIT, description: "the link in Lee's 1:1 chat" },
+    );
+    expect(privately.text).toContain("api.example.com");
+    expect(JSON.stringify(tm.messagesIn(thread.id))).not.toMatch(/\/settings\/claim\//);
+    await tm.click(lee, card, "Deny");
+    await tm.waitFor(() => tm.messagesIn(thread.id).find((m) => m.text.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
+});

@@ -1,0 +1,467 @@
+/**
+ * A Microsoft Teams / Bot Framework emulator. The channel side: activities
+ * posted to the bot's messaging endpoint with a JWT signed exactly like the
+ * Bot Framework connector's (RS256, issuer https://api.botframework.com,
+ * audience the app id, a `serviceurl` claim, a key published in the OpenID
+ * metadata's JWKS and endorsed for "msteams"). The bot side: the OpenID
+ * metadata and JWKS, an Entra token endpoint (client credentials), and the
+ * Bot Connector REST routes a bot calls (create a conversation, send, reply,
+ * update and delete activities), with 429 + Retry-After on demand. Records
+ * what the bot sent.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import { parseBody } from "../platform-kit/body.ts";
+import { postTo } from "../platform-kit/deliver.ts";
+import { type HttpServer, listen, readRaw, sendJson } from "../platform-kit/http.ts";
+import { FailureQueue } from "../platform-kit/rate-limit.ts";
+import { ChangeSignal, type WaitOptions } from "../platform-kit/signal.ts";
+import type {
+  ForgeOptions,
+  TeamsAction,
+  TeamsCall,
+  TeamsConversation,
+  TeamsDelivery,
+  TeamsEmulatorOptions,
+  TeamsMessage,
+  TeamsPerson,
+} from "./types.ts";
+
+const ISSUER = "https://api.botframework.com";
+const SCOPE = "https://api.botframework.com/.default";
+const CARD = "application/vnd.microsoft.card.adaptive";
+
+export async function startTeamsEmulator(options: TeamsEmulatorOptions): Promise<TeamsEmulator> {
+  const emu = new TeamsEmulator(options);
+  await emu.listen(options.port ?? 0);
+  return emu;
+}
+
+type Key = {
+  kid: string;
+  privateKey: Awaited<ReturnType<typeof generateKeyPair>>["privateKey"];
+  jwk: JWK;
+};
+
+async function newKey(): Promise<Key> {
+  const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
+  return {
+    kid: randomBytes(12).toString("base64url"),
+    privateKey,
+    jwk: await exportJWK(publicKey),
+  };
+}
+
+/** Text as Teams shows it: Markdown escapes and HTML entities resolved. */
+function shown(text: string): string {
+  return text
+    .replace(/\\([\\*_~`[\]#>-])/g, "$1")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
+}
+
+function cardOf(activity: Record<string, unknown>): { text: string[]; actions: TeamsAction[] } {
+  const attachments = (activity.attachments ?? []) as { contentType?: string; content?: unknown }[];
+  const text: string[] = [];
+  const actions: TeamsAction[] = [];
+  for (const a of attachments) {
+    if (a.contentType !== CARD) continue;
+    const content = a.content as {
+      body?: { type?: string; text?: string }[];
+      actions?: TeamsAction[];
+    };
+    for (const block of content.body ?? [])
+      if (block.type === "TextBlock" && block.text) text.push(block.text);
+    actions.push(...(content.actions ?? []));
+  }
+  return { text, actions };
+}
+
+export class TeamsEmulator {
+  readonly calls: TeamsCall[] = [];
+  readonly messages: TeamsMessage[] = [];
+  /** Typing activities, by conversation. */
+  readonly typing: string[] = [];
+  /** What invokes answered with a message (shown only to the clicker). */
+  readonly invokeNotes: { userId: string; text: string }[] = [];
+  readonly #options: TeamsEmulatorOptions;
+  readonly #signal = new ChangeSignal();
+  readonly #failures = new FailureQueue<number>();
+  readonly #tokens = new Set<string>();
+  #server?: HttpServer;
+  #key!: Key;
+  #foreign!: Key;
+  #unendorsed!: Key;
+  #botUrl: string | undefined;
+
+  constructor(options: TeamsEmulatorOptions) {
+    this.#options = options;
+  }
+
+  /** @internal Started by startTeamsEmulator. */
+  async listen(port: number): Promise<void> {
+    [this.#key, this.#foreign, this.#unendorsed] = await Promise.all([
+      newKey(),
+      newKey(),
+      newKey(),
+    ]);
+    this.#server = await listen((req, res) => this.#route(req, res), port);
+  }
+
+  get url(): string {
+    if (!this.#server) throw new Error("Teams emulator is not listening");
+    return this.#server.url;
+  }
+  /** Stands in for https://login.botframework.com/v1/.well-known/openidconfiguration. */
+  get openIdMetadataUrl(): string {
+    return `${this.url}/v1/.well-known/openidconfiguration`;
+  }
+  /** Stands in for https://login.microsoftonline.com/botframework.com/oauth2/v2.0/token. */
+  get tokenUrl(): string {
+    return `${this.url}/botframework.com/oauth2/v2.0/token`;
+  }
+  /** The serviceUrl activities name (Teams': https://smba.trafficmanager.net/amer/). */
+  get serviceUrl(): string {
+    return `${this.url}/amer/`;
+  }
+  get tenantId(): string {
+    return this.#options.tenantId ?? "72f988bf-86f1-41af-91ab-2d7cd011db47";
+  }
+  get bot(): { id: string; name: string } {
+    return { id: `28:${this.#options.appId}`, name: this.#options.botName ?? "Lobu" };
+  }
+
+  async close(): Promise<void> {
+    await this.#server?.close();
+  }
+
+  /** The bot's messaging endpoint (Azure Bot → Configuration). */
+  setMessagingEndpoint(url: string): void {
+    this.#botUrl = url;
+  }
+
+  // ------------------------------------------------------------ conversations
+
+  personal(person: TeamsPerson): TeamsConversation {
+    return { id: `a:1${Buffer.from(person.id).toString("base64url")}`, type: "personal" };
+  }
+  groupChat(name: string): TeamsConversation {
+    return { id: `19:${Buffer.from(name).toString("hex")}@thread.v2`, type: "groupChat" };
+  }
+  channel(name: string): TeamsConversation {
+    return { id: `19:${Buffer.from(name).toString("hex")}@thread.tacv2`, type: "channel" };
+  }
+  /** The reply chain under a channel message. */
+  thread(channel: TeamsConversation, rootId: string): TeamsConversation {
+    return { id: `${channel.id};messageid=${rootId}`, type: "channel" };
+  }
+
+  /** The bot's messages in a conversation, oldest first (a channel's threads included when `withThreads`). */
+  messagesIn(conversationId: string, opts: { withThreads?: boolean } = {}): TeamsMessage[] {
+    return this.messages.filter(
+      (m) =>
+        !m.deleted &&
+        (m.conversationId === conversationId ||
+          (opts.withThreads && m.conversationId.startsWith(`${conversationId};messageid=`))),
+    );
+  }
+
+  message(id: string): TeamsMessage | undefined {
+    return this.messages.find((m) => m.id === id);
+  }
+
+  // ------------------------------------------------------------ channel side
+
+  /** An activity from `person` in `conversation`, as the connector posts it. */
+  activity(
+    person: TeamsPerson,
+    conversation: TeamsConversation,
+    fields: Record<string, unknown>,
+  ): Record<string, unknown> {
+    return {
+      type: "message",
+      id: String(Date.now() * 1000 + Math.floor(Math.random() * 1000)),
+      timestamp: new Date().toISOString(),
+      localTimestamp: new Date().toISOString(),
+      channelId: "msteams",
+      serviceUrl: this.serviceUrl,
+      from: { id: person.id, name: person.name, aadObjectId: person.aadObjectId ?? randomUUID() },
+      conversation: {
+        id: conversation.id,
+        conversationType: conversation.type,
+        tenantId: this.tenantId,
+        ...(conversation.type !== "personal" ? { isGroup: true } : {}),
+      },
+      recipient: this.bot,
+      channelData: { tenant: { id: this.tenantId } },
+      ...fields,
+    };
+  }
+
+  /** A JWT like the connector's for this bot (or a forged one). */
+  async token(forge: ForgeOptions = {}): Promise<string> {
+    const key = forge.foreignKey
+      ? this.#foreign
+      : forge.unendorsedKey
+        ? this.#unendorsed
+        : this.#key;
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ serviceurl: forge.serviceUrl ?? this.serviceUrl })
+      .setProtectedHeader({ alg: "RS256", kid: key.kid, x5t: key.kid, typ: "JWT" })
+      .setIssuer(forge.issuer ?? ISSUER)
+      .setAudience(forge.audience ?? this.#options.appId)
+      .setNotBefore(now - 300)
+      .setExpirationTime(now + (forge.expiresInSec ?? 3600))
+      .sign(key.privateKey);
+  }
+
+  /** POST an activity to the bot with `token` (none: no Authorization header). */
+  async post(raw: string, token: string | undefined): Promise<TeamsDelivery> {
+    if (!this.#botUrl) throw new Error("no messaging endpoint: call setMessagingEndpoint first");
+    const res = await postTo(
+      this.#botUrl,
+      raw,
+      {
+        "content-type": "application/json; charset=utf-8",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      20_000,
+    );
+    return { status: res.status, body: res.body, raw, token, activity: JSON.parse(raw) };
+  }
+
+  /** Sign and send an activity, as the connector does. */
+  async send(activity: Record<string, unknown>, forge?: ForgeOptions): Promise<TeamsDelivery> {
+    return this.post(JSON.stringify(activity), await this.token(forge));
+  }
+
+  /** `person` writes `text` (in a channel or group chat, mentioning the bot). */
+  userSends(
+    person: TeamsPerson,
+    conversation: TeamsConversation,
+    text: string,
+    forge?: ForgeOptions,
+  ): Promise<TeamsDelivery> {
+    const mention = conversation.type === "personal" ? "" : `<at>${this.bot.name}</at> `;
+    return this.send(
+      this.activity(person, conversation, {
+        text: `${mention}${text}`,
+        textFormat: "plain",
+        ...(mention
+          ? {
+              entities: [
+                { type: "mention", text: `<at>${this.bot.name}</at>`, mentioned: this.bot },
+              ],
+            }
+          : {}),
+      }),
+      forge,
+    );
+  }
+
+  /**
+   * `person` clicks the action titled `title` on `message`: Action.Execute
+   * invokes `adaptiveCard/action` and shows the card it answers with (card
+   * refresh); Action.Submit (or `as: "submit"`, a client without Universal
+   * Actions) posts a message whose value is the action's data.
+   */
+  async click(
+    person: TeamsPerson,
+    message: TeamsMessage,
+    title: string,
+    opts: { as?: "submit" } = {},
+  ): Promise<TeamsDelivery> {
+    const action = message.actions.find((a) => a.title === title);
+    if (!action) throw new Error(`no action "${title}" on ${message.id}`);
+    const conversation: TeamsConversation = {
+      id: message.conversationId,
+      type: message.conversationId.startsWith("a:")
+        ? "personal"
+        : message.conversationId.endsWith("@thread.v2")
+          ? "groupChat"
+          : "channel",
+    };
+    if (opts.as === "submit" || action.type === "Action.Submit")
+      return this.send(
+        this.activity(person, conversation, { value: action.data, replyToId: message.id }),
+      );
+    const delivery = await this.send(
+      this.activity(person, conversation, {
+        type: "invoke",
+        name: "adaptiveCard/action",
+        replyToId: message.id,
+        value: {
+          action: { type: "Action.Execute", verb: action.verb, data: action.data },
+          trigger: "manual",
+        },
+      }),
+    );
+    if (delivery.status === 200 && delivery.body) {
+      const answer = JSON.parse(delivery.body) as { type?: string; value?: unknown };
+      if (answer.type === CARD)
+        this.#show(message, {
+          ...message.activity,
+          attachments: [{ contentType: CARD, content: answer.value }],
+        });
+      else if (typeof answer.value === "string")
+        this.invokeNotes.push({ userId: person.id, text: answer.value });
+      this.#signal.notify();
+    }
+    return delivery;
+  }
+
+  // ------------------------------------------------------------ bot side
+
+  /** The next call to `route` (`PUT activity`, `POST activity`, `POST reply`) gets a 429 with Retry-After. */
+  forceRateLimit(route: string, retryAfterSec = 1): void {
+    this.#failures.push(route, retryAfterSec);
+  }
+
+  waitFor<T>(check: () => T | undefined | null | false, opts?: WaitOptions): Promise<T> {
+    return this.#signal.waitFor(check, opts);
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    if (req.method === "GET" && path === "/v1/.well-known/openidconfiguration")
+      return sendJson(res, 200, {
+        issuer: ISSUER,
+        authorization_endpoint: "https://invalid.botframework.com",
+        jwks_uri: `${this.url}/v1/.well-known/keys`,
+        id_token_signing_alg_values_supported: ["RS256"],
+        token_endpoint_auth_methods_supported: ["private_key_jwt"],
+      });
+    if (req.method === "GET" && path === "/v1/.well-known/keys")
+      return sendJson(res, 200, {
+        keys: [
+          {
+            ...this.#key.jwk,
+            kid: this.#key.kid,
+            use: "sig",
+            x5t: this.#key.kid,
+            endorsements: ["msteams", "skype", "webchat"],
+          },
+          {
+            ...this.#unendorsed.jwk,
+            kid: this.#unendorsed.kid,
+            use: "sig",
+            endorsements: ["webchat"],
+          },
+        ],
+      });
+    const body = parseBody(await readRaw(req), req.headers["content-type"]);
+    if (req.method === "POST" && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
+      return this.#tokenRoute(body.fields, res);
+    const m = /^\/amer\/v3\/conversations(?:\/([^/]+)\/activities(?:\/([^/]+))?)?\/?$/.exec(path);
+    if (!m) return sendJson(res, 404, { error: { code: "NotFound", message: `no route ${path}` } });
+    const auth = req.headers.authorization ?? "";
+    if (!this.#tokens.has(auth.replace(/^Bearer /, "")))
+      return sendJson(res, 401, {
+        error: { code: "Unauthorized", message: "Authorization has been denied for this request." },
+      });
+    const conversationId = m[1] ? decodeURIComponent(m[1]) : undefined;
+    const activityId = m[2] ? decodeURIComponent(m[2]) : undefined;
+    const json = (body.json ?? {}) as Record<string, unknown>;
+    const route = !conversationId
+      ? "POST conversation"
+      : `${req.method} ${req.method === "POST" && activityId ? "reply" : "activity"}`;
+    const call = (status: number) => {
+      this.calls.push({
+        method: req.method ?? "",
+        route,
+        ...(conversationId ? { conversationId } : {}),
+        status,
+      });
+      this.#signal.notify();
+    };
+    const limited = this.#failures.take(route);
+    if (limited !== undefined) {
+      call(429);
+      return sendJson(
+        res,
+        429,
+        { error: { code: "TooManyRequests", message: "Too many requests" } },
+        { "retry-after": String(limited) },
+      );
+    }
+    if (!conversationId) {
+      const member = (json.members as { id?: string }[] | undefined)?.[0]?.id;
+      if (!member) {
+        call(400);
+        return sendJson(res, 400, {
+          error: { code: "BadArgument", message: "members is required" },
+        });
+      }
+      call(201);
+      return sendJson(res, 201, { id: this.personal({ id: member, name: "" }).id });
+    }
+    if (req.method === "POST") {
+      if (json.type === "typing") {
+        this.typing.push(conversationId);
+        call(200);
+        return sendJson(res, 200, {});
+      }
+      const id = `1${Date.now()}${randomBytes(3).toString("hex")}`;
+      const replyTo = activityId ?? (json.replyToId as string | undefined);
+      this.messages.push({
+        id,
+        conversationId,
+        ...(replyTo ? { replyTo } : {}),
+        text: "",
+        actions: [],
+        edits: [],
+        deleted: false,
+        activity: json,
+      });
+      this.#show(this.messages.at(-1) as TeamsMessage, json, false);
+      call(201);
+      return sendJson(res, 201, { id });
+    }
+    const message = activityId ? this.message(activityId) : undefined;
+    if (!message || message.conversationId !== conversationId) {
+      call(404);
+      return sendJson(res, 404, {
+        error: { code: "ActivityNotFoundInConversation", message: "no such activity" },
+      });
+    }
+    if (req.method === "PUT") this.#show(message, json);
+    else if (req.method === "DELETE") message.deleted = true;
+    call(200);
+    return sendJson(res, 200, { id: message.id });
+  }
+
+  #tokenRoute(form: Record<string, string>, res: ServerResponse): void {
+    const ok =
+      form.grant_type === "client_credentials" &&
+      form.client_id === this.#options.appId &&
+      form.client_secret === this.#options.appPassword &&
+      form.scope === SCOPE;
+    this.calls.push({ method: "POST", route: "POST token", status: ok ? 200 : 401 });
+    if (!ok) {
+      sendJson(res, 401, {
+        error: "invalid_client",
+        error_description: "AADSTS7000215: Invalid client secret provided.",
+      });
+      return;
+    }
+    const token = randomBytes(32).toString("base64url");
+    this.#tokens.add(token);
+    sendJson(res, 200, {
+      token_type: "Bearer",
+      expires_in: 3599,
+      ext_expires_in: 3599,
+      access_token: token,
+    });
+  }
+
+  #show(message: TeamsMessage, activity: Record<string, unknown>, edit = true): void {
+    if (edit) message.edits.push({ text: message.text, actions: message.actions });
+    const card = cardOf(activity);
+    const text = typeof activity.text === "string" ? shown(activity.text) : "";
+    message.text = [text, ...card.text].filter(Boolean).join("\n\n");
+    message.actions = card.actions;
+    message.activity = activity;
+  }
+}

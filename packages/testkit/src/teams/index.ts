@@ -1,0 +1,2 @@
+export { startTeamsEmulator, TeamsEmulator } from "./emulator.ts";
+export type * from "./types.ts";
