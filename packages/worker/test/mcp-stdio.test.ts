@@ -42,7 +42,10 @@ function setup() {
 }
 
 const textOf = (r: { result?: { content: unknown[] } }) =>
-  JSON.parse((r.result?.content[0] as { text: string }).text) as Record<string, unknown>;
+  JSON.parse((r.result?.content[0] as { text?: string } | undefined)?.text ?? "null") as Record<
+    string,
+    unknown
+  >;
 
 describe("stdio MCP servers in the worker", () => {
   it("lists and calls; the server gets only the environment it is given", async () => {
@@ -50,7 +53,10 @@ describe("stdio MCP servers in the worker", () => {
     const { spec, servers } = setup();
     try {
       const [listed] = await servers.list([spec]);
-      expect((listed?.tools as { name: string }[]).map((t) => t.name)).toEqual(["env", "crash"]);
+      expect(((listed?.tools ?? []) as { name: string }[]).map((t) => t.name)).toEqual([
+        "env",
+        "crash",
+      ]);
       const seen = textOf(await servers.call("c1", spec, "env", {}, 10_000));
       expect(seen).toMatchObject({ secret: null, given: "yes" });
       // The same process serves the next call.
