@@ -13,7 +13,7 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventReader } from "../settings/helpers.ts";
+import { apiSettingsLink, eventReader, openSettings } from "../settings/helpers.ts";
 import { writeSkill } from "../skills/fixtures.ts";
 import { type AuditView, REAL_KEY } from "./sandboxes-kit.ts";
 
@@ -68,20 +68,8 @@ server.registerTool("crash", { description: "Exit the server" }, async () => pro
 await server.connect(new StdioServerTransport());
 `;
 
-let llm: MockLlm;
-let gw: GatewayProcess;
-let upstream: Server;
-let upstreamUrl: string;
-let upstreamHits = 0;
-
-beforeAll(async () => {
-  upstream = createServer((_req, res) => {
-    upstreamHits++;
-    res.end("reached\n");
-  });
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
-  llm = await startMockLlm({ apiKey: REAL_KEY });
+/** A project with the probe-kit skill (bringing [mcp.probe]) and a gateway run in it. */
+async function startProject(driver: "process" | "virtual", llm: MockLlm): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "lobu-e2e-mcp-stdio-"));
   writeSkill(join(dir, "skills", "probe-kit"), "probe-kit", {
     description: "Probe tools. Use when asked to probe.",
@@ -89,12 +77,13 @@ beforeAll(async () => {
     files: { "server.mjs": SERVER },
   });
   try {
-    gw = await startGatewayProcess({
+    return await startGatewayProcess({
       dataDir: dir,
       toml: [
         "[sandbox]",
-        'driver = "process"',
+        `driver = "${driver}"`,
         'idle_timeout = "10m"',
+        ...(driver === "virtual" ? ["pool_size = 1"] : []),
         "[agents.default]",
         'skills = ["probe-kit"]',
         "[mcp.probe]",
@@ -113,6 +102,32 @@ beforeAll(async () => {
     removeDataDir(dir);
     throw err;
   }
+}
+
+/** How the settings page of `user` shows the probe server. */
+async function probeStatus(gw: GatewayProcess, user: string): Promise<string | undefined> {
+  const settings = await openSettings(gw, await apiSettingsLink(gw, user));
+  const view = (await (await settings.call("GET", "/state")).json()) as {
+    mcp: { servers: { id: string; status: string }[] };
+  };
+  return view.mcp.servers.find((s) => s.id === "probe")?.status;
+}
+
+let llm: MockLlm;
+let gw: GatewayProcess;
+let upstream: Server;
+let upstreamUrl: string;
+let upstreamHits = 0;
+
+beforeAll(async () => {
+  upstream = createServer((_req, res) => {
+    upstreamHits++;
+    res.end("reached\n");
+  });
+  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/`;
+  llm = await startMockLlm({ apiKey: REAL_KEY });
+  gw = await startProject("process", llm);
 });
 
 afterAll(async () => {
@@ -215,6 +230,10 @@ describe("stdio MCP servers inside the sandbox", () => {
     expect(await ask("cy", "recall after crash", "mcp__probe__recall")).toBe("RESULT: memory: []");
   });
 
+  it("the settings page shows the server as running inside the sandbox", async () => {
+    expect(await probeStatus(gw, "ada")).toBe("stdio");
+  });
+
   it("audits every call with the person, server, tool and outcome, never the payload", async () => {
     const res = await gw.api("/api/v1/audit?action=mcp.call&limit=100");
     const { records } = (await res.json()) as { records: AuditView[] };
@@ -234,5 +253,42 @@ describe("stdio MCP servers inside the sandbox", () => {
       expect(Object.keys(r.details ?? {}).sort()).toEqual(["outcome", "server", "tool"]);
       expect(JSON.stringify(r)).not.toContain("kiwi");
     }
+  });
+});
+
+describe("stdio MCP servers on the virtual tier", () => {
+  let vllm: MockLlm;
+  let vgw: GatewayProcess;
+
+  beforeAll(async () => {
+    vllm = await startMockLlm({ apiKey: REAL_KEY });
+    vgw = await startProject("virtual", vllm);
+  });
+  afterAll(async () => {
+    await vgw?.stop();
+    if (vgw) removeDataDir(vgw.dataDir);
+    await vllm?.close();
+  });
+
+  it("says plainly that the virtual tier runs no programs, in the turn and on the settings page", async () => {
+    vllm.when(
+      (r) => r.lastUserText === "probe on virtual",
+      { toolCalls: [{ name: "mcp__probe__unavailable", input: {} }] },
+      (r) => ({ text: `RESULT: ${r.toolResults[0]?.content}` }),
+    );
+    const res = await vgw.api("/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "ada", channel: "dev", text: "probe on virtual" }),
+    });
+    const reply = replyOf(await eventReader(res).rest());
+    expect(reply).toContain("virtual tier, a JavaScript shell that cannot run programs");
+    const tools = vllm.requests.find((r) => r.lastUserText === "probe on virtual")?.body.tools as
+      | { name: string }[]
+      | undefined;
+    expect(tools?.map((t) => t.name).filter((n) => n.startsWith("mcp__"))).toEqual([
+      "mcp__probe__unavailable",
+    ]);
+    expect(await probeStatus(vgw, "ada")).toBe("stdio_unavailable");
   });
 });
