@@ -27,10 +27,16 @@ import type { McpCallContext, McpService, McpTool } from "./service.ts";
  * tool, audits each call, and sends the call to the worker to run.
  */
 
+/** A running sandbox: its worker's connection, and when it stops serving. */
+interface RunningSandbox {
+  connection: WorkerConnection;
+  exited?: Promise<unknown>;
+}
+
 /** The running sandbox of a turn (woken when needed: its worker runs the servers). */
 export interface StdioSandboxes {
-  ensure(id: string, key: ConversationKey): Promise<{ connection: WorkerConnection }>;
-  get(id: string): { connection: WorkerConnection } | undefined;
+  ensure(id: string, key: ConversationKey): Promise<RunningSandbox>;
+  get(id: string): RunningSandbox | undefined;
 }
 
 export interface StdioMcpDeps {
@@ -87,8 +93,8 @@ export class StdioMcpTools {
     const sandboxId = turn.conversationId;
     let reported: StdioServerTools[];
     try {
-      const { connection } = await this.#d.sandboxes.ensure(sandboxId, turn.key);
-      reported = await this.#list(connection, sandboxId, specs);
+      const sandbox = await this.#d.sandboxes.ensure(sandboxId, turn.key);
+      reported = await this.#list(sandbox, sandboxId, specs);
     } catch (err) {
       const why = (err as Error).message;
       this.#d.log.warn({ sandboxId, err: why }, "stdio MCP servers could not be listed");
@@ -159,13 +165,14 @@ export class StdioMcpTools {
   }
 
   async #list(
-    connection: WorkerConnection,
+    sandbox: RunningSandbox,
     sandboxId: string,
     servers: StdioServerSpec[],
   ): Promise<StdioServerTools[]> {
+    const { connection } = sandbox;
     const requestId = newId("ms");
     const reply = await this.#await(
-      connection,
+      sandbox,
       (m) => m.t === "mcp_stdio_tools" && m.sandboxId === sandboxId && m.requestId === requestId,
       LIST_TIMEOUT_MS,
       undefined,
@@ -193,7 +200,7 @@ export class StdioMcpTools {
     let reply: WorkerToGateway;
     try {
       reply = await this.#await(
-        connection,
+        running,
         (m) => m.t === "mcp_stdio_result" && m.sandboxId === sandboxId && m.callId === callId,
         server.timeout + CALL_GRACE_MS,
         ctx.signal,
@@ -228,16 +235,23 @@ export class StdioMcpTools {
     return parsed.data.isError ? `The ${tool} tool reported an error:\n${text}` : text;
   }
 
-  /** The first message matching `match`, after `send`; rejects on timeout or abort. */
+  /** The first message matching `match`, after `send`; rejects on timeout, abort or the sandbox's end. */
   #await(
-    connection: WorkerConnection,
+    { connection, exited }: RunningSandbox,
     match: (m: WorkerToGateway) => boolean,
     timeoutMs: number,
     signal: AbortSignal | undefined,
     send: () => void,
   ): Promise<WorkerToGateway> {
     return new Promise((resolve, reject) => {
+      let settled = false;
+      void exited?.then(() => {
+        if (settled) return;
+        done();
+        reject(new Error("the sandbox stopped"));
+      });
       const done = () => {
+        settled = true;
         off();
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);

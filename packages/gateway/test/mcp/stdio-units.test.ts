@@ -51,15 +51,15 @@ function deliver(listeners: Set<(m: WorkerToGateway) => void>, m: WorkerToGatewa
 
 function tools(
   worker: ReturnType<typeof hostileWorker>,
-  opts: { servers?: string[]; driver?: string } = {},
+  opts: { servers?: string[]; driver?: string; exited?: Promise<unknown> } = {},
 ) {
   const audit: { action: string; details?: Record<string, unknown> }[] = [];
   const service = new StdioMcpTools({
     config,
     mcp: { stdioServersFor: async () => opts.servers ?? ["probe"] },
     sandboxes: {
-      ensure: async () => ({ connection: worker.connection }),
-      get: () => ({ connection: worker.connection }),
+      ensure: async () => ({ connection: worker.connection, exited: opts.exited }),
+      get: () => ({ connection: worker.connection, exited: opts.exited }),
     },
     tier: { driver: opts.driver ?? "process" },
     audit: { record: (e) => void audit.push(e) },
@@ -133,6 +133,13 @@ describe("stdio MCP tools from an untrusted worker", () => {
     const [only] = await tools(worker).list();
     expect(only?.spec.name).toBe("mcp__probe__unavailable");
     expect(await only?.execute({}, ctx())).toContain("npx: registry refused");
+  });
+
+  it("a sandbox that stops while listing makes its servers unavailable, not a hung turn", async () => {
+    const worker = hostileWorker(() => undefined);
+    const [only] = await tools(worker, { exited: Promise.resolve() }).list();
+    expect(only?.spec.name).toBe("mcp__probe__unavailable");
+    expect(await only?.execute({}, ctx())).toContain("the sandbox stopped");
   });
 
   it("the virtual tier says it runs no programs, without asking any worker", async () => {
