@@ -67,9 +67,17 @@ export interface SettingsView {
        * their account, or the server needs none), `needs_authorization` (never
        * connected, or the server refused the tokens), `error` (the server could
        * not be reached), `shared` (a team account: nobody connects), `stdio`
-       * (a local server, not run by this gateway yet).
+       * (a local server, run inside the person's sandbox), `stdio_unavailable`
+       * (a local server, but this gateway's sandboxes run no programs: the
+       * virtual tier).
        */
-      status: "connected" | "needs_authorization" | "error" | "shared" | "stdio";
+      status:
+        | "connected"
+        | "needs_authorization"
+        | "error"
+        | "shared"
+        | "stdio"
+        | "stdio_unavailable";
     }[];
     /** The servers the person added to this agent. */
     connected: string[];

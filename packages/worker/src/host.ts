@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import type { GatewayToWorker, TurnErrorCode, WorkerToGateway } from "@lobu/core";
+import type { GatewayToWorker, StdioServerTools, TurnErrorCode, WorkerToGateway } from "@lobu/core";
+import { StdioServers } from "./mcp-stdio.ts";
 import { SandboxSession, SessionStateError, type TurnOutcome } from "./sandbox-session.ts";
 import { GatewayCalls } from "./tools/gateway-tools.ts";
 import type { Workspace } from "./workspace.ts";
@@ -20,6 +21,9 @@ export interface SessionHostOptions {
   send(msg: WorkerToGateway): void;
 }
 
+const NO_PROGRAMS =
+  "stdio MCP servers cannot run here: this sandbox is in the virtual tier, which runs no programs (use the process sandbox driver)";
+
 /** Sandbox ids name volume directories in pool mode: nothing that could walk out of the root. */
 const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -33,6 +37,8 @@ export class SessionHost {
   private readonly sessions = new Map<string, SandboxSession>();
   private readonly sweeper: NodeJS.Timeout | undefined;
   private readonly gatewayCalls: GatewayCalls;
+  /** Each sandbox's stdio MCP servers (single mode: they run as children inside the sandbox). */
+  private readonly stdio = new Map<string, StdioServers>();
 
   constructor(opts: SessionHostOptions) {
     this.opts = opts;
@@ -142,7 +148,44 @@ export class SessionHost {
       case "cancel":
         void this.sessions.get(msg.sandboxId)?.cancel(msg.turnId);
         return;
+      case "mcp_stdio_list": {
+        const servers = this.stdioOf(msg.sandboxId);
+        const reply = (tools: StdioServerTools[]) =>
+          this.opts.send({
+            t: "mcp_stdio_tools",
+            sandboxId: msg.sandboxId,
+            requestId: msg.requestId,
+            servers: tools,
+          });
+        if (!servers) {
+          reply(msg.servers.map((s) => ({ id: s.id, error: NO_PROGRAMS })));
+          return;
+        }
+        void servers.list(msg.servers).then(reply);
+        return;
+      }
+      case "mcp_stdio_call": {
+        const servers = this.stdioOf(msg.sandboxId);
+        const reply = (out: { result?: unknown; error?: string }) =>
+          this.opts.send({
+            t: "mcp_stdio_result",
+            sandboxId: msg.sandboxId,
+            callId: msg.callId,
+            ...out,
+          });
+        if (!servers) {
+          reply({ error: NO_PROGRAMS });
+          return;
+        }
+        void servers.call(msg.callId, msg.server, msg.tool, msg.input, msg.timeoutMs).then(reply);
+        return;
+      }
+      case "mcp_stdio_cancel":
+        this.stdio.get(msg.sandboxId)?.cancel(msg.callId);
+        return;
       case "close": {
+        void this.stdio.get(msg.sandboxId)?.close();
+        this.stdio.delete(msg.sandboxId);
         const s = this.sessions.get(msg.sandboxId);
         if (s) {
           s.dispose();
@@ -158,8 +201,21 @@ export class SessionHost {
     }
   }
 
+  /** The sandbox's stdio servers; none in pool mode (virtual sandboxes run no programs). */
+  private stdioOf(sandboxId: string): StdioServers | undefined {
+    if (this.opts.mode === "pool") return undefined;
+    let servers = this.stdio.get(sandboxId);
+    if (!servers) {
+      servers = new StdioServers({ cwd: this.opts.volumeOf(sandboxId), env: this.opts.baseEnv });
+      this.stdio.set(sandboxId, servers);
+    }
+    return servers;
+  }
+
   shutdown(): void {
     clearInterval(this.sweeper);
+    for (const servers of this.stdio.values()) void servers.close();
+    this.stdio.clear();
     for (const s of this.sessions.values()) s.dispose();
     this.sessions.clear();
   }

@@ -135,6 +135,30 @@ export const TurnImage = z.object({
 });
 export type TurnImage = z.infer<typeof TurnImage>;
 
+/** A stdio MCP server the worker runs inside its sandbox (`[mcp.<id>] command`, `args`). */
+export const StdioServerSpec = z.object({
+  id: z.string().min(1).max(64),
+  command: z.string().min(1).max(200),
+  args: z.array(z.string().max(1000)).max(50),
+});
+export type StdioServerSpec = z.infer<typeof StdioServerSpec>;
+
+/** Most stdio servers one listing asks for, and most tools one server may report. */
+export const MAX_STDIO_SERVERS = 32;
+export const MAX_STDIO_TOOLS = 200;
+
+/**
+ * What a worker reports for one stdio server: its tools as `tools/list`
+ * returned them (untrusted: the gateway validates and bounds each), or why
+ * it could not run the server.
+ */
+export const StdioServerTools = z.object({
+  id: z.string().max(64),
+  tools: z.array(z.unknown()).max(MAX_STDIO_TOOLS).optional(),
+  error: z.string().max(2000).optional(),
+});
+export type StdioServerTools = z.infer<typeof StdioServerTools>;
+
 export const GatewayToWorker = z.discriminatedUnion("t", [
   z.object({
     t: z.literal("turn"),
@@ -166,6 +190,32 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
     output: z.string().max(MAX_GATEWAY_TOOL_OUTPUT).optional(),
     error: z.object({ code: GatewayToolErrorCode, message: z.string() }).optional(),
   }),
+  /**
+   * Start (once; again after a crash, bounded) the sandbox's stdio MCP
+   * servers and list their tools; answered by `mcp_stdio_tools` (same
+   * `requestId`). Sent before a turn whose person has stdio servers.
+   */
+  z.object({
+    t: z.literal("mcp_stdio_list"),
+    sandboxId: z.string(),
+    requestId: z.string().min(1).max(100),
+    servers: z.array(StdioServerSpec).max(MAX_STDIO_SERVERS),
+  }),
+  /**
+   * Run a tool on a stdio server the worker listed, after the gateway applied
+   * policy and approvals; answered by `mcp_stdio_result` (same `callId`).
+   */
+  z.object({
+    t: z.literal("mcp_stdio_call"),
+    sandboxId: z.string(),
+    callId: z.string().min(1).max(100),
+    server: StdioServerSpec,
+    tool: z.string().max(200),
+    input: z.record(z.string(), z.unknown()),
+    timeoutMs: z.number().int().positive(),
+  }),
+  /** The turn ended (or the call timed out): cancel the call at the server. */
+  z.object({ t: z.literal("mcp_stdio_cancel"), sandboxId: z.string(), callId: z.string() }),
   /** Unload the sandbox's session (pool workers keep serving others). */
   z.object({ t: z.literal("close"), sandboxId: z.string() }),
   z.object({ t: z.literal("shutdown") }),
@@ -200,6 +250,24 @@ export const WorkerToGateway = z.discriminatedUnion("t", [
     callId: z.string().min(1).max(100),
     tool: z.string().max(64),
     input: z.unknown(),
+  }),
+  /** The tools of the servers `mcp_stdio_list` named, one entry per server. */
+  z.object({
+    t: z.literal("mcp_stdio_tools"),
+    sandboxId: z.string(),
+    requestId: z.string().max(100),
+    servers: z.array(StdioServerTools).max(MAX_STDIO_SERVERS),
+  }),
+  /**
+   * The outcome of `mcp_stdio_call`: the server's `CallToolResult` (untrusted:
+   * the gateway validates and bounds it), or why the call failed.
+   */
+  z.object({
+    t: z.literal("mcp_stdio_result"),
+    sandboxId: z.string(),
+    callId: z.string().max(100),
+    result: z.unknown().optional(),
+    error: z.string().max(2000).optional(),
   }),
   z.object({ t: z.literal("closed"), sandboxId: z.string() }),
   z.object({

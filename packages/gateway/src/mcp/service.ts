@@ -13,6 +13,7 @@ import type { AuditLog } from "../audit/log.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
+import { recordMcpCall } from "./audit.ts";
 import type { McpClients } from "./clients.ts";
 import { NeedsAuthorization } from "./clients.ts";
 import type { ConnectFlows } from "./connect-flows.ts";
@@ -79,12 +80,28 @@ export class McpService {
 
   /** The remote servers a turn of `userKey` with `agent` has. */
   async serversFor(agent: { id: string; skills: string[] }, userKey: string): Promise<string[]> {
+    return (await this.#selected(agent, userKey)).filter(
+      (id) => this.#d.config.mcp[id]?.url !== undefined,
+    );
+  }
+
+  /** The stdio servers (run inside the sandbox) a turn of `userKey` with `agent` has: the same rules. */
+  async stdioServersFor(
+    agent: { id: string; skills: string[] },
+    userKey: string,
+  ): Promise<string[]> {
+    return (await this.#selected(agent, userKey)).filter(
+      (id) => this.#d.config.mcp[id]?.command !== undefined,
+    );
+  }
+
+  /** The agent's skills' servers, the person's skills' servers and the servers the person added. */
+  async #selected(agent: { id: string; skills: string[] }, userKey: string): Promise<string[]> {
     const settings = await this.#d.userSettings.get(agent.id, userKey);
     const fromSkills = this.#d.skills
       .pick([...agent.skills, ...settings.skills])
       .flatMap((s) => s.mcp);
-    const ids = new Set([...fromSkills, ...settings.mcp]);
-    return [...ids].filter((id) => this.#d.config.mcp[id]?.url !== undefined).sort();
+    return [...new Set([...fromSkills, ...settings.mcp])].sort();
   }
 
   /** The tools a turn offers: each server's own, or its connect tool while the person is not connected. */
@@ -318,11 +335,6 @@ export class McpService {
   }
 
   #audit(ctx: McpCallContext, serverId: string, tool: string, outcome: string): void {
-    this.#d.audit.record({
-      action: "mcp.call",
-      actor: ctx.userKey,
-      agentId: ctx.agentId,
-      details: { server: serverId, tool: tool.slice(0, 128), outcome },
-    });
+    recordMcpCall(this.#d.audit, ctx, serverId, tool, outcome);
   }
 }

@@ -28,6 +28,8 @@ export interface SettingsViewDeps {
   packages?: Pick<AgentPackages, "status" | "unavailable" | "refusal">;
   /** MCP connections (absent: each reads as needing authorization). */
   mcp?: Pick<McpService, "status" | "connectUrl" | "disconnect">;
+  /** The sandbox tier: stdio MCP servers cannot run in the virtual one. */
+  sandboxTier?: { readonly driver: string | undefined };
 }
 
 export async function buildView(
@@ -108,7 +110,9 @@ async function mcpView(
       description: entry.description,
       status: entry.url
         ? ((await s.mcp?.status(userKey, id)) ?? ("needs_authorization" as const))
-        : ("stdio" as const),
+        : s.sandboxTier?.driver === "virtual"
+          ? ("stdio_unavailable" as const)
+          : ("stdio" as const),
     })),
   );
   return { servers, connected: added, fromSkills: [...new Set(fromSkills)] };

@@ -126,6 +126,7 @@ export function buildApp(opts: {
       memory: domain.memory,
       mcpConnect: domain.mcp.connect,
       mcp: domain.mcp.service,
+      sandboxTier: domain.sandboxTier,
     },
     env,
   );

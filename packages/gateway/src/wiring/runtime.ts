@@ -5,6 +5,7 @@ import { ThreadContext } from "../conversations/thread-context.ts";
 import type { ConversationHistory } from "../domain/history.ts";
 import type { ReplySurface } from "../domain/messages.ts";
 import { API_PLATFORM } from "../domain/origin.ts";
+import { StdioMcpTools } from "../mcp/stdio.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
 import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
@@ -71,6 +72,7 @@ export async function startRuntime(opts: {
     | "settingsLinks"
     | "packages"
     | "sandboxTier"
+    | "mcp"
   >;
   /** Each sandbox's skill files (a folder its driver shows read-only). */
   skillViews: Pick<SkillViews, "ensure" | "remove">;
@@ -153,6 +155,22 @@ export async function startRuntime(opts: {
     skillsDirFor: (id) => opts.skillViews.ensure(id),
     removeSkillsDir: (id) => opts.skillViews.remove(id),
   });
+  // stdio MCP servers: listed and run by the worker inside the person's sandbox (mcp/stdio.ts).
+  if (Object.values(config.mcp).some((s) => s.command !== undefined)) {
+    const stdio = new StdioMcpTools({
+      config,
+      mcp: domain.mcp.service,
+      sandboxes,
+      tier: domain.sandboxTier,
+      audit,
+      log: log.child({ component: "mcp" }),
+    });
+    startup.onFailure(
+      gatewayTools.addProvider({
+        toolsFor: ({ agent, userKey, turn }) => stdio.toolsFor(agent, userKey, turn),
+      }),
+    );
+  }
   // Earlier messages: a thread's context for each turn, and the channel_history tool.
   const rest = restHistory(conversations);
   const historyFor = (platform: string) =>

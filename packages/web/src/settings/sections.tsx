@@ -316,7 +316,9 @@ const MCP_STATUS: Record<SettingsView["mcp"]["servers"][number]["status"], strin
   needs_authorization: "Not connected: sign in to use it",
   error: "The server cannot be reached right now",
   shared: "Uses the team's account: nothing to connect",
-  stdio: "Runs inside the sandbox: not available on this gateway yet",
+  stdio: "Runs inside your sandbox: nothing to connect",
+  stdio_unavailable:
+    "Runs inside the sandbox, but this gateway's sandboxes cannot run programs (the virtual tier)",
 };
 
 /**
@@ -339,7 +341,8 @@ export function McpSection({ view, client, act, busy }: Props) {
         {view.mcp.servers.map((m) => {
           const added = view.mcp.connected.includes(m.id);
           const fromSkill = view.mcp.fromSkills.includes(m.id);
-          const personal = m.status !== "shared" && m.status !== "stdio";
+          const personal =
+            m.status !== "shared" && m.status !== "stdio" && m.status !== "stdio_unavailable";
           return (
             <li key={m.id} className="item">
               <div className="grow">
