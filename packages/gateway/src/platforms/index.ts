@@ -1,4 +1,5 @@
 import { discord } from "./discord/index.ts";
+import { googlechat } from "./googlechat/index.ts";
 import type { PlatformPlugin } from "./shared/plugin.ts";
 import { slack } from "./slack/index.ts";
 import { telegram } from "./telegram/index.ts";
@@ -9,4 +10,4 @@ import { whatsapp } from "./whatsapp/index.ts";
  * platform is its folder (platforms/<id>/, built on platforms/shared/) and
  * one line here.
  */
-export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp, discord];
+export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp, discord, googlechat];
