@@ -1,6 +1,7 @@
-/** Chat platform emulators (Slack, Telegram, WhatsApp, Discord) for end-to-end tests of the adapters. */
+/** Chat platform emulators (Slack, Telegram, WhatsApp, Discord, Google Chat) for end-to-end tests of the adapters. */
 
 export * from "./discord/index.ts";
+export * from "./googlechat/index.ts";
 export * from "./slack/index.ts";
 export * from "./telegram/index.ts";
 export * from "./whatsapp/index.ts";

@@ -7,6 +7,7 @@ import {
 import { afterAll, beforeAll } from "vitest";
 import { type ConformanceWorld, describeConformance } from "./conformance.ts";
 import { discordDriver } from "./drivers/discord.ts";
+import { googleChatDriver } from "./drivers/googlechat.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
 import { whatsappDriver } from "./drivers/whatsapp.ts";
@@ -20,7 +21,8 @@ const slack = slackDriver();
 const telegram = telegramDriver();
 const whatsapp = whatsappDriver();
 const discord = discordDriver();
-const drivers = [slack, telegram, whatsapp, discord];
+const googlechat = googleChatDriver();
+const drivers = [slack, telegram, whatsapp, discord, googlechat];
 
 let llm: MockLlm;
 let gw: GatewayProcess;
@@ -46,3 +48,4 @@ describeConformance(slack, world);
 describeConformance(telegram, world);
 describeConformance(whatsapp, world);
 describeConformance(discord, world);
+describeConformance(googlechat, world);
