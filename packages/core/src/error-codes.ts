@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   bad_secret: { status: 401, meaning: "a Telegram webhook call without the right secret token" },
   bad_signature: {
     status: 401,
-    meaning: "a Slack, WhatsApp or Discord request without a valid signature",
+    meaning: "a Slack, WhatsApp, Discord or Google Chat request without a valid signature",
   },
   budget_exceeded: { status: 429, meaning: "a usage budget is used up until it resets" },
   ca_incomplete: { status: 500, meaning: "the Lobu CA's key or certificate is missing" },
@@ -104,7 +104,7 @@ export const ERROR_CODES = {
   },
   replayed_request: {
     status: 409,
-    meaning: "a copy of a signed Slack request or Discord interaction that was already accepted",
+    meaning: "a copy of a signed Slack, Discord or Google Chat request that was already accepted",
   },
   request_not_answerable: {
     status: 409,
