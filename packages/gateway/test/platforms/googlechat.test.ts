@@ -236,6 +236,23 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
   });
 
+  it("takes /lobu in the newer APP_COMMAND form too, and names an unknown command", async () => {
+    const kit = person(12, "Kit");
+    const space = gc.dmSpace(kit);
+    const event = (appCommandId: number) => ({
+      type: "APP_COMMAND",
+      user: { name: `users/${kit.id}`, displayName: "Kit", type: "HUMAN" },
+      space: { name: space, spaceType: "DIRECT_MESSAGE", singleUserBotDm: true },
+      appCommandMetadata: { appCommandId, appCommandType: "SLASH_COMMAND" },
+    });
+    const answer = JSON.parse((await gc.deliver(event(LOBU_COMMAND_ID))).body);
+    // A DM is private already: no privateMessageViewer (Chat refuses one there).
+    expect(answer.privateMessageViewer).toBeUndefined();
+    expect(JSON.stringify(answer.cardsV2)).toMatch(/\/settings\/claim\//);
+    expect(JSON.parse((await gc.deliver(event(99))).body).text).toMatch(/Unknown command/);
+    expect(await conversationsOf(gw, kit.id)).toHaveLength(0);
+  });
+
   it("a capability card in a space carries no link; the person gets it in a private message", async () => {
     const lee = person(8, "Lee");
     llm.when(

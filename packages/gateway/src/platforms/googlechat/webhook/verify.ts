@@ -79,9 +79,11 @@ function reasonOf(err: unknown): string {
   if (err instanceof errors.JWSSignatureVerificationFailed) return "bad signature";
   if (err instanceof errors.JWKSNoMatchingKey) return "signed with a key Google did not publish";
   if (err instanceof errors.JOSEAlgNotAllowed) return "algorithm not allowed";
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JOSEError)
-    return `token refused (${err.code})`;
-  return "token unreadable";
+  if (err instanceof errors.JWKSTimeout)
+    return "Google's signing keys could not be fetched in time";
+  if (err instanceof errors.JOSEError) return `token refused (${err.code})`;
+  // Anything else is the key fetch failing (network, DNS): say so, the token may be fine.
+  return `Google's signing keys could not be fetched (${(err as Error).name})`;
 }
 
 /**
