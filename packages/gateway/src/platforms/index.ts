@@ -10,4 +10,10 @@ import { whatsapp } from "./whatsapp/index.ts";
  * platform is its folder (platforms/<id>/, built on platforms/shared/) and
  * one line here.
  */
-export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp, discord, googlechat];
+export const PLATFORMS: readonly PlatformPlugin[] = [
+  slack,
+  telegram,
+  whatsapp,
+  discord,
+  googlechat,
+];
