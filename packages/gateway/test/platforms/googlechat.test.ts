@@ -223,6 +223,30 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     await waitForText(room, "Deploy said: gchat-deployed");
   });
 
+  it("an approval's input too long for a message opens in a dialog, and can be approved", async () => {
+    const max = person(13, "Max");
+    const filler = "z".repeat(6_000);
+    const command = `printf '%s' '${filler}' > /dev/null; echo long-gchat-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the long one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Long: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const space = gc.dmSpace(max);
+    await gc.userSends(max, space, "run the long one");
+    const card = await waitForCard(space);
+    expect(card.text.length).toBeLessThanOrEqual(4096);
+    expect(card.text).toContain("Show full input");
+    const labels = buttonsOf(card.cardsV2).map((b) => b.text);
+    expect(labels).toEqual(expect.arrayContaining(["Show full input", "Approve", "Deny"]));
+    await gc.click(max, card, "Show full input");
+    const shown = gc.dialogs.at(-1);
+    expect(shown?.viewer).toBe(`users/${max.id}`);
+    expect(JSON.stringify(shown?.dialog)).toContain(filler);
+    await gc.click(max, card, "Approve");
+    await waitForText(space, "Long: long-gchat-approved");
+  });
+
   it("/lobu in a space answers with a settings link only the person sees", async () => {
     const gus = person(7, "Gus");
     const answer = await gc.slashCommand(gus, room, LOBU_COMMAND_ID);

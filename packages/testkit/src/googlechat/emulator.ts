@@ -31,6 +31,7 @@ import type {
   ChatSpace,
   GoogleChatCall,
   GoogleChatDelivery,
+  GoogleChatDialog,
   GoogleChatEmulatorOptions,
   GoogleChatMessage,
 } from "./types.ts";
@@ -55,6 +56,8 @@ type Failure = { status: number; body: unknown };
 export class GoogleChatEmulator {
   readonly calls: GoogleChatCall[] = [];
   readonly deliveries: GoogleChatDelivery[] = [];
+  /** Dialogs the app opened, oldest first. */
+  readonly dialogs: GoogleChatDialog[] = [];
   readonly spaces = new Map<string, ChatSpace>();
   /** The app's service account key file (JSON), as the app is given it. */
   readonly serviceAccountKey: string;
@@ -207,7 +210,14 @@ export class GoogleChatEmulator {
       },
     });
     const delivery = await this.deliver(event);
-    await this.#respond(delivery, message.space, message.thread, person, message);
+    await this.#respond(
+      delivery,
+      message.space,
+      message.thread,
+      person,
+      message,
+      action.interaction,
+    );
     return delivery;
   }
 
@@ -363,12 +373,13 @@ export class GoogleChatEmulator {
     thread: string,
     person: ChatPerson,
     clicked?: GoogleChatMessage,
+    interaction?: string,
   ): Promise<void> {
     if (delivery.status !== 200) return;
     let answer: {
       text?: string;
       cardsV2?: ChatCardWithId[];
-      actionResponse?: { type?: string };
+      actionResponse?: { type?: string; dialogAction?: { dialog?: GoogleChatDialog["dialog"] } };
       privateMessageViewer?: { name?: string };
     };
     try {
@@ -377,6 +388,15 @@ export class GoogleChatEmulator {
       return;
     }
     const type = answer.actionResponse?.type;
+    if (type === "DIALOG") {
+      // Chat opens a dialog only from a button that asked for one.
+      const dialog = answer.actionResponse?.dialogAction?.dialog;
+      if (interaction !== "OPEN_DIALOG" || !dialog)
+        throw new Error("a dialog from a button that cannot open one");
+      this.dialogs.push({ viewer: `users/${person.id}`, dialog });
+      this.#signal.notify();
+      return;
+    }
     if (type === "UPDATE_MESSAGE" && clicked) {
       clicked.edits.push(clicked.text);
       if (answer.text !== undefined) clicked.text = answer.text;

@@ -2,7 +2,12 @@
 export interface ChatButton {
   text?: string;
   onClick?: {
-    action?: { function?: string; parameters?: { key: string; value: string }[] };
+    action?: {
+      function?: string;
+      parameters?: { key: string; value: string }[];
+      /** OPEN_DIALOG: the click may be answered with a dialog. */
+      interaction?: string;
+    };
     openLink?: { url: string };
   };
 }
@@ -75,4 +80,17 @@ export interface GoogleChatEmulatorOptions {
   /** The slash command id of `/lobu`. */
   lobuCommandId?: number;
   port?: number;
+}
+
+/** A dialog the app opened for a person (an actionResponse of type DIALOG). */
+export interface GoogleChatDialog {
+  /** `users/<id>` of the person who sees it. */
+  viewer: string;
+  /** The dialog as the app sent it (`dialogAction.dialog`). */
+  dialog: {
+    body?: {
+      header?: { title?: string };
+      sections?: { widgets?: { textParagraph?: { text?: string } }[] }[];
+    };
+  };
 }

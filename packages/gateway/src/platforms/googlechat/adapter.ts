@@ -65,7 +65,7 @@ export class GoogleChatAdapter implements PlatformAdapter {
       if (!message || !space || !user || user.type === "BOT") return;
       await handleChatMessage(messages, { ...event, message, space, user } as ChatMessageEvent);
     };
-    const interactivity = { ctx, views: this.#views };
+    const interactivity = { ctx, views: this.#views, log };
     eventsReceiver(ctx.routes, {
       verify: chatTokenVerifier(settings.audience, settings.certsUrl),
       ctx,
@@ -113,7 +113,11 @@ export class GoogleChatAdapter implements PlatformAdapter {
       // In a space the card is public: its settings link goes to the person privately.
       sendLinkPrivately: (request) => this.#requestLink(origin, request),
       surface: (settingsUrl) =>
-        new GoogleChatSurface(this.#api, origin, { settingsUrl, log: this.#log }),
+        new GoogleChatSurface(this.#api, origin, {
+          settingsUrl,
+          state: this.#ctx.state,
+          log: this.#log,
+        }),
     });
   }
 

@@ -7,6 +7,10 @@ import { type CardButton, cardButtons, type RequestEvent } from "../shared/reque
  * The parameters only name the answer; the gateway decides who may give it.
  */
 export const ANSWER_FUNCTION = "lobu.answer";
+/** Opens a dialog with an approval's whole input (too long for a message). */
+export const SHOW_INPUT_FUNCTION = "lobu.showInput";
+/** Where an approval's input waits for its dialog (adapter state). */
+export const dialogInputKey = (requestId: string) => `input:${requestId}`;
 
 export type CardV2 = chat_v1.Schema$CardWithId;
 
@@ -39,8 +43,20 @@ export function requestCard(
   event: RequestEvent,
   linkUrl: string | undefined,
   canApprove = true,
+  showInput = false,
 ): CardV2[] {
   const buttons = cardButtons(event, canApprove).map((b) => answerButton(event.requestId, b));
+  if (showInput)
+    buttons.unshift({
+      text: "Show full input",
+      onClick: {
+        action: {
+          function: SHOW_INPUT_FUNCTION,
+          interaction: "OPEN_DIALOG",
+          parameters: [{ key: "requestId", value: event.requestId }],
+        },
+      },
+    });
   if (event.type === "capability_request" && linkUrl)
     buttons.push(linkButton("Open settings", linkUrl));
   return [
@@ -59,4 +75,23 @@ export function linkCard(id: string, label: string, url: string): CardV2[] {
       card: { sections: [{ widgets: [{ buttonList: { buttons: [linkButton(label, url)] } }] }] },
     },
   ];
+}
+
+/** textParagraph text is a small HTML subset: the input is shown as text. */
+const escapeHtml = (s: string) =>
+  s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** A dialog (actionResponse DIALOG) showing `text` verbatim under `heading`. */
+export function textDialog(heading: string, text: string): chat_v1.Schema$ActionResponse {
+  return {
+    type: "DIALOG",
+    dialogAction: {
+      dialog: {
+        body: {
+          header: { title: heading },
+          sections: [{ widgets: [{ textParagraph: { text: escapeHtml(text) } }] }],
+        },
+      },
+    },
+  };
 }

@@ -1,8 +1,17 @@
 import type { chat_v1 } from "@googleapis/chat";
+import type { Logger } from "pino";
+import { z } from "zod";
 import type { Origin } from "../../domain/origin.ts";
+import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { answerClick } from "../shared/interactivity.ts";
-import { ANSWER_FUNCTION, linkCard } from "./cards.ts";
+import {
+  ANSWER_FUNCTION,
+  dialogInputKey,
+  linkCard,
+  SHOW_INPUT_FUNCTION,
+  textDialog,
+} from "./cards.ts";
 import { MESSAGE_LIMIT, toChat } from "./format.ts";
 import {
   type ChatEvent,
@@ -25,8 +34,9 @@ export function privately(event: ChatEvent, user: ChatUser, message: ChatRespons
 }
 
 export interface InteractivityDeps {
-  ctx: Pick<AdapterContext, "answer" | "settingsLink">;
+  ctx: Pick<AdapterContext, "answer" | "settingsLink" | "state">;
   views: { hasOpenCard(requestId: string): boolean };
+  log: Logger;
 }
 
 /**
@@ -42,6 +52,7 @@ export async function handleClick(
   const user = event.user;
   const fn = event.common?.invokedFunction ?? event.action?.actionMethodName;
   const { requestId, choice } = clickParameters(event);
+  if (user && fn === SHOW_INPUT_FUNCTION && requestId) return showInput(deps, event, requestId);
   if (!user || fn !== ANSWER_FUNCTION || !requestId || choice === undefined)
     return notice(event, user, "⚠️ This button is not one of mine.");
   let response: ChatResponse = {};
@@ -71,6 +82,34 @@ export async function handleClick(
     },
   );
   return response;
+}
+
+const KeptInput = z.object({ space: z.string(), text: z.string() });
+
+/**
+ * "Show full input" on an approval card: the whole input in a dialog, in the
+ * space the card is in (anyone there can read the card; nobody elsewhere).
+ */
+async function showInput(
+  deps: InteractivityDeps,
+  event: ChatEvent,
+  requestId: string,
+): Promise<ChatResponse> {
+  const key = dialogInputKey(requestId);
+  const raw = await deps.ctx.state.get(key);
+  const kept =
+    raw === null
+      ? undefined
+      : readRecord(
+          KeptInput,
+          raw,
+          { record: "Google Chat approval input", key },
+          deps.log,
+          "the input is not shown",
+        );
+  if (!kept || kept.space !== event.space?.name)
+    return notice(event, event.user, "⚠️ This input is no longer available.");
+  return { actionResponse: textDialog("Full input waiting for approval", kept.text) };
 }
 
 function notice(event: ChatEvent, user: ChatUser | undefined, text: string): ChatResponse {

@@ -1,10 +1,11 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
+import type { AdapterContext } from "../shared/adapter.ts";
 import { approvalNotes, approvalView, canApprove } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import { type CardV2, requestCard } from "./cards.ts";
+import { type CardV2, dialogInputKey, requestCard } from "./cards.ts";
 import { type ChatApi, gcCall } from "./client.ts";
 import { chatMarkdown, MESSAGE_LIMIT, replyChunks, toChat } from "./format.ts";
 
@@ -21,6 +22,10 @@ export interface GcCard {
 /** What an approval card shows inline (4,096 characters per message, heading and notes included). */
 export const APPROVAL_INLINE = { maxChars: 2500, maxLines: 60 };
 
+/** The most of an approval's input a dialog shows (a card's text stays well under Chat's 32 KB). */
+const DIALOG_LIMIT = 24_000;
+const DIALOG_INPUT_TTL_MS = 2 * 86_400_000;
+
 /**
  * One turn in a Google Chat space, thread or DM, through the Chat API: the
  * reply streamed by editing its message(s) (spaces.messages.update), request
@@ -31,6 +36,7 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
   readonly #api: ChatApi;
   readonly #origin: Origin;
   readonly #settingsUrl: () => Promise<string | undefined>;
+  readonly #state: AdapterContext["state"];
   readonly #log: Logger;
   /** Whether an approval's full input went out as a message of its own, by request (a retried card sends it once). */
   readonly #attached = new Map<string, boolean>();
@@ -38,11 +44,16 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
   constructor(
     api: ChatApi,
     origin: Origin,
-    opts: { settingsUrl: () => Promise<string | undefined>; log: Logger },
+    opts: {
+      settingsUrl: () => Promise<string | undefined>;
+      state: AdapterContext["state"];
+      log: Logger;
+    },
   ) {
     this.#api = api;
     this.#origin = origin;
     this.#settingsUrl = opts.settingsUrl;
+    this.#state = opts.state;
     this.#log = opts.log;
   }
 
@@ -79,15 +90,20 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
   async postCard(event: RequestEvent): Promise<GcCard> {
     let text = toChat(cardMarkdown(event))[0] ?? "…";
     let approvable = true;
+    let showInput = false;
     if (event.type === "approval_request") {
       const view = approvalView(event, APPROVAL_INLINE);
-      // Too long for the card: the whole input goes first as a message of its own, when it fits one.
-      const attached = view.cut ? await this.#sendFullInput(event.requestId, view.full) : false;
+      // Too long for the card: the whole input goes first as a message of its own when it fits
+      // one, else behind a "Show full input" button that opens it in a dialog.
+      let attached = view.cut ? await this.#sendFullInput(event.requestId, view.full) : false;
+      if (view.cut && !attached)
+        attached = showInput = await this.#keepForDialog(event.requestId, view.full);
       approvable = canApprove(view, attached);
+      const where = showInput ? "behind **Show full input** below" : "in the message above";
       const notes = approvalNotes(view, attached).map((n) =>
         (toChat(n)[0] ?? "").replace(
           /attached above as `approval-[^`]+\.txt`/,
-          "in the message above",
+          toChat(where)[0] ?? where,
         ),
       );
       text = [text, chatMarkdown.codeBlock(view.shown), ...notes]
@@ -96,7 +112,7 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
     }
     const url =
       event.type === "capability_request" ? (event.url ?? (await this.#settingsUrl())) : undefined;
-    const name = await this.#send(text, requestCard(event, url, approvable));
+    const name = await this.#send(text, requestCard(event, url, approvable, showInput));
     return { name, text };
   }
 
@@ -116,6 +132,25 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
     }
     this.#attached.set(requestId, sent);
     return sent;
+  }
+
+  /** The input a dialog shows, kept for this space while the request can be answered. */
+  async #keepForDialog(requestId: string, full: string): Promise<boolean> {
+    if (full.length > DIALOG_LIMIT) return false;
+    try {
+      await this.#state.set(
+        dialogInputKey(requestId),
+        JSON.stringify({ space: this.#origin.channelId, text: full }),
+        DIALOG_INPUT_TTL_MS,
+      );
+      return true;
+    } catch (err) {
+      this.#log.warn(
+        { err },
+        "could not keep an approval's input for its dialog: only Deny is offered",
+      );
+      return false;
+    }
   }
 
   async closeCard(card: GcCard, _event: RequestEvent, line: string): Promise<void> {
