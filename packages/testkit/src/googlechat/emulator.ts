@@ -74,6 +74,7 @@ export class GoogleChatEmulator {
   readonly #messages: GoogleChatMessage[] = [];
   #server?: HttpServer;
   #endpoint: string | undefined;
+  #audienceUrl = "";
   #seq = 0;
   #last = { iat: 0, exp: 0 };
 
@@ -117,9 +118,14 @@ export class GoogleChatEmulator {
     await this.#server?.close();
   }
 
-  /** The app's HTTP endpoint URL (Chat API configuration). */
-  setEndpoint(url: string): void {
+  /**
+   * The app's HTTP endpoint URL (Chat API configuration). `audience` is the
+   * URL as configured, when the app is reached at another address (a proxy
+   * in front of it, as in tests); endpoint-URL tokens name it.
+   */
+  setEndpoint(url: string, audience = url): void {
     this.#endpoint = url;
+    this.#audienceUrl = audience;
   }
 
   /** The DM between a person and the app. */
@@ -234,7 +240,7 @@ export class GoogleChatEmulator {
       : "google-id",
   ): Promise<string> {
     const audience =
-      this.audience === "project-number" ? this.#options.projectNumber : (this.#endpoint ?? "");
+      this.audience === "project-number" ? this.#options.projectNumber : this.#audienceUrl;
     const key: SigningKey =
       signer === "chat" ? this.#chatKey : signer === "google-id" ? this.#idKey : this.#strangerKey;
     // Each request gets a token of its own: one signed in the same second as the last differs in its expiry.
