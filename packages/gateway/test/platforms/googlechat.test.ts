@@ -340,6 +340,19 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     expect(parts.map((p) => p.text).join("\n\n")).toBe(long);
   });
 
+  it("takes no messages from apps (its own or others')", async () => {
+    const bot = person(14, "Other app");
+    const space = gc.dmSpace(bot);
+    const delivery = await gc.deliver({
+      type: "MESSAGE",
+      user: { name: `users/${bot.id}`, displayName: "Other app", type: "BOT" },
+      space: { name: space, spaceType: "DIRECT_MESSAGE" },
+      message: { name: `${space}/messages/bot.1`, text: "hello agent" },
+    });
+    expect(delivery.status).toBe(200);
+    expect(await conversationsOf(gw, bot.id)).toHaveLength(0);
+  });
+
   it("says hello when added to a space", async () => {
     const jo = person(11, "Jo");
     const space = gc.space("AAAAnewroom");

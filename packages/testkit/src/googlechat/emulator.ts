@@ -162,6 +162,15 @@ export class GoogleChatEmulator {
       sender: `users/${person.id}`,
       ...(opts.thread ? { thread: opts.thread } : {}),
     });
+    if (!opts.mention && this.spaces.get(space)?.spaceType !== "DIRECT_MESSAGE")
+      return {
+        status: 0,
+        body: "",
+        event: "",
+        token: "",
+        error: "not delivered: in a space Chat sends an app only the messages that mention it",
+        message,
+      };
     const event = this.#event("MESSAGE", person, space, {
       message: { ...this.#wire(message), argumentText: opts.mention ? ` ${text}` : text },
     });
