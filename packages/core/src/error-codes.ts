@@ -30,7 +30,8 @@ export const ERROR_CODES = {
   bad_secret: { status: 401, meaning: "a Telegram webhook call without the right secret token" },
   bad_signature: {
     status: 401,
-    meaning: "a Slack, WhatsApp, Discord or Teams request without a valid signature or token",
+    meaning:
+      "a Slack, WhatsApp, Discord, Teams or Google Chat request without a valid signature or token",
   },
   binding_read_only: {
     status: 409,
@@ -119,7 +120,7 @@ export const ERROR_CODES = {
   },
   replayed_request: {
     status: 409,
-    meaning: "a copy of a signed Slack request or Discord interaction that was already accepted",
+    meaning: "a copy of a signed Slack, Discord or Google Chat request that was already accepted",
   },
   request_not_answerable: {
     status: 409,

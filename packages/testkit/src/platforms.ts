@@ -1,6 +1,7 @@
-/** Chat platform emulators (Slack, Telegram, WhatsApp, Discord, Teams) for end-to-end tests of the adapters. */
+/** Chat platform emulators (Slack, Telegram, WhatsApp, Discord, Teams, Google Chat) for end-to-end tests of the adapters. */
 
 export * from "./discord/index.ts";
+export * from "./googlechat/index.ts";
 export * from "./slack/index.ts";
 export * from "./teams/index.ts";
 export * from "./telegram/index.ts";

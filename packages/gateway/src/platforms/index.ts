@@ -1,4 +1,5 @@
 import { discord } from "./discord/index.ts";
+import { googlechat } from "./googlechat/index.ts";
 import type { PlatformPlugin } from "./shared/plugin.ts";
 import { slack } from "./slack/index.ts";
 import { teams } from "./teams/index.ts";
@@ -10,4 +11,11 @@ import { whatsapp } from "./whatsapp/index.ts";
  * platform is its folder (platforms/<id>/, built on platforms/shared/) and
  * one line here.
  */
-export const PLATFORMS: readonly PlatformPlugin[] = [slack, telegram, whatsapp, discord, teams];
+export const PLATFORMS: readonly PlatformPlugin[] = [
+  slack,
+  telegram,
+  whatsapp,
+  discord,
+  teams,
+  googlechat,
+];

@@ -7,6 +7,7 @@ import {
 import { afterAll, beforeAll } from "vitest";
 import { type ConformanceWorld, describeConformance } from "./conformance.ts";
 import { discordDriver } from "./drivers/discord.ts";
+import { googleChatDriver } from "./drivers/googlechat.ts";
 import { slackDriver } from "./drivers/slack.ts";
 import { teamsDriver } from "./drivers/teams.ts";
 import { telegramDriver } from "./drivers/telegram.ts";
@@ -22,7 +23,8 @@ const telegram = telegramDriver();
 const whatsapp = whatsappDriver();
 const discord = discordDriver();
 const teams = teamsDriver();
-const drivers = [slack, telegram, whatsapp, discord, teams];
+const googlechat = googleChatDriver();
+const drivers = [slack, telegram, whatsapp, discord, teams, googlechat];
 
 let llm: MockLlm;
 let gw: GatewayProcess;
@@ -49,3 +51,4 @@ describeConformance(telegram, world);
 describeConformance(whatsapp, world);
 describeConformance(discord, world);
 describeConformance(teams, world);
+describeConformance(googlechat, world);

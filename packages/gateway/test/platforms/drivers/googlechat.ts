@@ -1,0 +1,97 @@
+import {
+  buttonsOf,
+  type GatewayProcess,
+  type GoogleChatDelivery,
+  type GoogleChatEmulator,
+  type GoogleChatMessage,
+  startGoogleChatEmulator,
+} from "@lobu/testkit";
+import type { ChatMessage, PlatformDriver } from "../conformance.ts";
+import { WAIT } from "../helpers.ts";
+
+const PROJECT_NUMBER = "123456789012";
+const LOBU_COMMAND_ID = 7;
+const EDIT_ROUTE = "PUT message";
+
+function chatMessage(m: GoogleChatMessage): ChatMessage {
+  const buttons = buttonsOf(m.cardsV2);
+  return {
+    id: m.name,
+    text: m.text,
+    edits: m.edits.length,
+    buttons: buttons.flatMap((b) => (b.onClick?.action ? [b.text ?? ""] : [])),
+    links: buttons.flatMap((b) => (b.onClick?.openLink ? [b.onClick.openLink.url] : [])),
+  };
+}
+
+/** Google Chat: events to the HTTP endpoint, replies through the Chat API emulator. */
+export function googleChatDriver(): PlatformDriver<GoogleChatDelivery> {
+  let emulator: GoogleChatEmulator | undefined;
+  const gc = () => {
+    if (!emulator) throw new Error("the Google Chat driver is not started");
+    return emulator;
+  };
+  const person = (id: string) => ({ id, displayName: `Conf ${id.slice(-1)}` });
+  const dm = (user: string) => gc().dmSpace(person(user));
+  return {
+    platform: "googlechat",
+    settingsCommand: "/lobu",
+    editsMessages: true,
+    start: async () => {
+      emulator = await startGoogleChatEmulator({ projectNumber: PROJECT_NUMBER });
+      return {
+        toml: [
+          "[platforms.googlechat]",
+          `project_number = "${PROJECT_NUMBER}"`,
+          `lobu_command_id = ${LOBU_COMMAND_ID}`,
+          'stream_interval = "200ms"',
+        ],
+        env: {
+          GOOGLE_CHAT_SERVICE_ACCOUNT_KEY: emulator.serviceAccountKey,
+          GOOGLE_CHAT_CERTS_URL: emulator.certsUrl,
+          GOOGLE_CHAT_API_ROOT: emulator.url,
+          GOOGLE_CHAT_TOKEN_URL: emulator.tokenUrl,
+        },
+      };
+    },
+    connect: async (gw: GatewayProcess) => {
+      gc().setEndpoint(`${gw.url}/googlechat/events`);
+    },
+    close: async () => {
+      await emulator?.close();
+    },
+
+    person: (n) => String(104_000_000_000_000_000_000n + BigInt(n)),
+    send: (user, text) =>
+      text === "/lobu"
+        ? gc().slashCommand(person(user), dm(user), LOBU_COMMAND_ID)
+        : gc().userSends(person(user), dm(user), text),
+    forge: async (user, text) => {
+      dm(user);
+      const event = JSON.stringify({
+        type: "MESSAGE",
+        user: { name: `users/${user}`, type: "HUMAN" },
+        space: { name: dm(user), spaceType: "DIRECT_MESSAGE" },
+        message: { name: `${dm(user)}/messages/forged.1`, text },
+      });
+      // Well formed and unexpired, but signed with a key Google never published.
+      return { status: (await gc().post(event, await gc().token({}, "stranger"))).status };
+    },
+    // Chat sends an event with a token of its own; a captured copy is the same bytes and token.
+    redeliver: (d) => gc().deliver(JSON.parse(d.event)),
+    replay: (d) => gc().post(d.event, d.token),
+    messages: (user) =>
+      gc()
+        .messages(dm(user), user)
+        .filter((m) => m.sender === "users/app")
+        .map(chatMessage),
+    click: async (user, message, label) => {
+      const shown = gc().message(message.id);
+      if (!shown) throw new Error(`no message ${message.id}`);
+      await gc().click(person(user), shown, label);
+    },
+    rateLimitNextEdit: () => gc().forceRateLimit(EDIT_ROUTE),
+    sawRateLimit: () => gc().calls.some((c) => c.route === EDIT_ROUTE && c.status === 429),
+    waitFor: (predicate, description) => gc().waitFor(predicate, { ...WAIT, description }),
+  };
+}

@@ -1,0 +1,367 @@
+import {
+  buttonsOf,
+  type ChatPerson,
+  type GatewayProcess,
+  type GoogleChatEmulator,
+  type GoogleChatMessage,
+  type MockLlm,
+  startGatewayProcess,
+  startGoogleChatEmulator,
+  startMockLlm,
+} from "@lobu/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ASK_BASH_TOML,
+  conversationsOf,
+  drainedQueue,
+  llmEnv,
+  PROVIDER_KEY,
+  queueDepth,
+  sendFiller,
+  slowText,
+  WAIT,
+} from "./helpers.ts";
+
+/**
+ * The Google Chat adapter end to end: the Chat emulator (Chat REST routes,
+ * the OAuth token endpoint, Google's published keys, events signed as Chat
+ * signs them) driven by @googleapis/chat in a real `lobu run` gateway, real
+ * sandboxed workers and the mock LLM. The adapter contract is in
+ * conformance.test.ts; this file holds what only Google Chat has: spaces and
+ * threads, private messages, the bearer token's checks.
+ */
+
+const PROJECT_NUMBER = "246813579024";
+const LOBU_COMMAND_ID = 3;
+
+let llm: MockLlm;
+let gc: GoogleChatEmulator;
+let gw: GatewayProcess;
+let endpoint = "";
+let room = "";
+
+const person = (n: number, name: string): ChatPerson => ({
+  id: String(105_000_000_000_000_000_000n + BigInt(n)),
+  displayName: name,
+});
+
+const appMessages = (space: string, viewer?: string) =>
+  gc.messages(space, viewer).filter((m) => m.sender === "users/app");
+
+function waitForText(space: string, text: string): Promise<GoogleChatMessage> {
+  return gc.waitFor(() => appMessages(space).find((m) => m.text === text), {
+    ...WAIT,
+    description: `the reply "${text}"`,
+  });
+}
+
+function waitForCard(space: string): Promise<GoogleChatMessage> {
+  return gc.waitFor(
+    () => appMessages(space).find((m) => buttonsOf(m.cardsV2).some((b) => b.onClick?.action)),
+    { ...WAIT, description: "a card with buttons" },
+  );
+}
+
+function messageEvent(who: ChatPerson, space: string, text: string): string {
+  return JSON.stringify({
+    type: "MESSAGE",
+    eventTime: new Date().toISOString(),
+    user: { name: `users/${who.id}`, displayName: who.displayName, type: "HUMAN" },
+    space: { name: space, spaceType: "DIRECT_MESSAGE", singleUserBotDm: true },
+    message: { name: `${space}/messages/forged.${Date.now()}`, text },
+  });
+}
+
+beforeAll(async () => {
+  llm = await startMockLlm({ apiKey: PROVIDER_KEY });
+  gc = await startGoogleChatEmulator({ projectNumber: PROJECT_NUMBER });
+  room = gc.space("AAAAteamroom", "Team room");
+  gw = await startGatewayProcess({
+    toml: [
+      ...ASK_BASH_TOML,
+      "[platforms.googlechat]",
+      `project_number = "${PROJECT_NUMBER}"`,
+      `lobu_command_id = ${LOBU_COMMAND_ID}`,
+      'stream_interval = "200ms"',
+    ].join("\n"),
+    env: {
+      ...llmEnv(llm),
+      GOOGLE_CHAT_SERVICE_ACCOUNT_KEY: gc.serviceAccountKey,
+      GOOGLE_CHAT_CERTS_URL: gc.certsUrl,
+      GOOGLE_CHAT_API_ROOT: gc.url,
+      GOOGLE_CHAT_TOKEN_URL: gc.tokenUrl,
+    },
+  });
+  endpoint = `${gw.url}/googlechat/events`;
+  gc.setEndpoint(endpoint);
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await gc?.close();
+  await llm?.close();
+});
+
+describe("Google Chat: the HTTP endpoint and the Chat API", () => {
+  it("refuses forged tokens (wrong signer, audience, issuer, expired, none) with 401 and queues nothing", async () => {
+    const ada = person(1, "Ada");
+    const space = gc.dmSpace(ada);
+    const before = await drainedQueue(gw);
+    const body = messageEvent(ada, space, "let me in");
+    const now = Math.floor(Date.now() / 1000);
+    const tokens = [
+      await gc.token({}, "stranger"),
+      await gc.token({ aud: "999999999999" }),
+      await gc.token({ iss: "someone@example.iam.gserviceaccount.com" }),
+      await gc.token({ iat: now - 7200, exp: now - 3600 }),
+      // Google's own ID-token key, but this gateway takes project-number tokens only.
+      await gc.token({}, "google-id"),
+    ];
+    for (const token of tokens) expect((await gc.post(body, token)).status).toBe(401);
+    expect((await gc.post(body, undefined)).status).toBe(401);
+    const [header, payload] = (await gc.token()).split(".");
+    expect((await gc.post(body, `${header}.${payload}.`)).status).toBe(401);
+    const none = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${payload}.x`;
+    expect((await gc.post(body, none)).status).toBe(401);
+    expect(await conversationsOf(gw, ada.id)).toHaveLength(0);
+    expect(await queueDepth(gw)).toBe(before);
+  });
+
+  it("refuses a replayed request (409) and handles its message once", async () => {
+    const bo = person(2, "Bo");
+    const space = gc.dmSpace(bo);
+    llm.when((r) => r.lastUserText === "just once", { text: "Once only." });
+    const sent = await gc.userSends(bo, space, "just once");
+    expect(sent.status).toBe(200);
+    const copy = await gc.post(sent.event, sent.token);
+    expect(copy.status).toBe(409);
+    expect(JSON.parse(copy.body).error.code).toBe("replayed_request");
+    await waitForText(space, "Once only.");
+    const [conv] = await conversationsOf(gw, bo.id);
+    expect(conv).toBeDefined();
+    expect(appMessages(space)).toHaveLength(1);
+  });
+
+  it("refuses an unsigned request before reading its body, and bounds a signed one", async () => {
+    const total = 8 * 1024 * 1024;
+    const unsigned = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: false,
+      headers: { "content-type": "application/json" },
+    });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.sent).toBeLessThan(total);
+    const big = await sendFiller(endpoint, {
+      totalBytes: total,
+      sized: true,
+      headers: { "content-type": "application/json", authorization: `Bearer ${await gc.token()}` },
+    });
+    expect(big.status).toBe(413);
+  });
+
+  it("answers a mention in a space inside the person's thread, streamed by edits", async () => {
+    const cy = person(3, "Cy");
+    const answer = "Answered in your thread, edited in place while it was written.";
+    llm.when((r) => r.lastUserText === "thread please", slowText(answer));
+    const sent = await gc.userSends(cy, room, "thread please", { mention: true });
+    expect(sent.status).toBe(200);
+    const reply = await waitForText(room, answer);
+    expect(reply.thread).toBe(sent.message.thread);
+    expect(reply.edits.length).toBeGreaterThanOrEqual(2);
+    // The mention is not part of what the agent read.
+    const [conv] = await conversationsOf(gw, cy.id);
+    expect(conv?.key.channelId).toBe(room);
+  });
+
+  it("a question in a space is answered by a button; someone else's click is refused privately", async () => {
+    const di = person(4, "Di");
+    const eve = person(5, "Eve");
+    llm.when(
+      (r) => r.lastUserText === "pick a day",
+      {
+        toolCalls: [
+          { name: "ask_user", input: { question: "Which day?", options: ["Mon", "Fri"] } },
+        ],
+      },
+      (r) => ({ text: `Booked. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    const sent = await gc.userSends(di, room, "pick a day", { mention: true });
+    const card = await waitForCard(room);
+    expect(card.thread).toBe(sent.message.thread);
+    expect(card.text).toContain("Which day?");
+    const refused = await gc.click(eve, card, "Fri");
+    expect(refused.status).toBe(200);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      actionResponse: { type: "NEW_MESSAGE" },
+      privateMessageViewer: { name: `users/${eve.id}` },
+    });
+    // Eve alone sees the refusal, and the card still waits.
+    expect(appMessages(room, eve.id).some((m) => m.privateViewer === `users/${eve.id}`)).toBe(true);
+    expect(appMessages(room, di.id).some((m) => m.privateViewer)).toBe(false);
+    expect(buttonsOf(gc.message(card.name)?.cardsV2 ?? []).length).toBeGreaterThan(0);
+    await gc.click(di, card, "Fri");
+    const done = await waitForText(room, "Booked. The user answered: Fri");
+    expect(done.thread).toBe(sent.message.thread);
+    await gc.waitFor(() => gc.message(card.name)?.cardsV2.length === 0, {
+      ...WAIT,
+      description: "the card closed",
+    });
+    expect(gc.message(card.name)?.text).toMatch(/✅ \*Fri\* \(answered by Di\)/);
+  });
+
+  it("asks before running a tool in a space; Approve runs it", async () => {
+    const flo = person(6, "Flo");
+    llm.when(
+      (r) => r.lastUserText === "run the deploy",
+      { toolCalls: [{ name: "bash", input: { command: "echo gchat-deployed" } }] },
+      (r) => ({ text: `Deploy said: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    await gc.userSends(flo, room, "run the deploy", { mention: true });
+    const card = await waitForCard(room);
+    expect(card.text).toContain("echo gchat-deployed");
+    await gc.click(flo, card, "Approve");
+    await waitForText(room, "Deploy said: gchat-deployed");
+  });
+
+  it("an approval's input too long for a message opens in a dialog, and can be approved", async () => {
+    const max = person(13, "Max");
+    const filler = "z".repeat(6_000);
+    const command = `printf '%s' '${filler}' > /dev/null; echo long-gchat-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the long one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Long: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const space = gc.dmSpace(max);
+    await gc.userSends(max, space, "run the long one");
+    const card = await waitForCard(space);
+    expect(card.text.length).toBeLessThanOrEqual(4096);
+    expect(card.text).toContain("Show full input");
+    const labels = buttonsOf(card.cardsV2).map((b) => b.text);
+    expect(labels).toEqual(expect.arrayContaining(["Show full input", "Approve", "Deny"]));
+    await gc.click(max, card, "Show full input");
+    const shown = gc.dialogs.at(-1);
+    expect(shown?.viewer).toBe(`users/${max.id}`);
+    expect(JSON.stringify(shown?.dialog)).toContain(filler);
+    await gc.click(max, card, "Approve");
+    await waitForText(space, "Long: long-gchat-approved");
+  });
+
+  it("/lobu in a space answers with a settings link only the person sees", async () => {
+    const gus = person(7, "Gus");
+    const answer = await gc.slashCommand(gus, room, LOBU_COMMAND_ID);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      privateMessageViewer: { name: `users/${gus.id}` },
+    });
+    const own = appMessages(room, gus.id).find((m) => m.privateViewer === `users/${gus.id}`);
+    const url = buttonsOf(own?.cardsV2 ?? [])[0]?.onClick?.openLink?.url ?? "";
+    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/\w+/);
+    expect(appMessages(room).some((m) => m.privateViewer)).toBe(false);
+    expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
+  });
+
+  it("takes /lobu in the newer APP_COMMAND form too, and names an unknown command", async () => {
+    const kit = person(12, "Kit");
+    const space = gc.dmSpace(kit);
+    const event = (appCommandId: number) => ({
+      type: "APP_COMMAND",
+      user: { name: `users/${kit.id}`, displayName: "Kit", type: "HUMAN" },
+      space: { name: space, spaceType: "DIRECT_MESSAGE", singleUserBotDm: true },
+      appCommandMetadata: { appCommandId, appCommandType: "SLASH_COMMAND" },
+    });
+    const answer = JSON.parse((await gc.deliver(event(LOBU_COMMAND_ID))).body);
+    // A DM is private already: no privateMessageViewer (Chat refuses one there).
+    expect(answer.privateMessageViewer).toBeUndefined();
+    expect(JSON.stringify(answer.cardsV2)).toMatch(/\/settings\/claim\//);
+    expect(JSON.parse((await gc.deliver(event(99))).body).text).toMatch(/Unknown command/);
+    expect(await conversationsOf(gw, kit.id)).toHaveLength(0);
+  });
+
+  it("a capability card in a space carries no link; the person gets it in a private message", async () => {
+    const lee = person(8, "Lee");
+    llm.when(
+      (r) => r.lastUserText === "need a domain",
+      {
+        toolCalls: [
+          {
+            name: "request_capability",
+            input: { kind: "domain", value: "api.example.com", reason: "to fetch it" },
+          },
+        ],
+      },
+      (r) => ({ text: `Answered: ${r.toolResults[0]?.content.split("\n")[0]}` }),
+    );
+    const space = gc.space("AAAAcapabilities");
+    await gc.userSends(lee, space, "need a domain", { mention: true });
+    const card = await waitForCard(space);
+    const privately = await gc.waitFor(
+      () =>
+        appMessages(space, lee.id).find(
+          (m) => m.privateViewer && JSON.stringify(m.cardsV2).includes("/settings/claim/"),
+        ),
+      { ...WAIT, description: "the link in a private message" },
+    );
+    expect(privately.text).toContain("api.example.com");
+    expect(JSON.stringify(appMessages(space))).not.toMatch(/\/settings\/claim\//);
+    await gc.click(lee, card, "Deny");
+    await gc.waitFor(() => appMessages(space).find((m) => m.text.startsWith("Answered")), {
+      ...WAIT,
+      description: "the agent's answer",
+    });
+  });
+
+  it("waits out 429 RESOURCE_EXHAUSTED on a new message and still sends it", async () => {
+    const hal = person(9, "Hal");
+    const space = gc.dmSpace(hal);
+    llm.when((r) => r.lastUserText === "slow down", { text: "Sent after the limit." });
+    gc.forceRateLimit("POST messages");
+    await gc.userSends(hal, space, "slow down");
+    await waitForText(space, "Sent after the limit.");
+    expect(
+      gc.calls.some((c) => c.route === "POST messages" && c.errorStatus === "RESOURCE_EXHAUSTED"),
+    ).toBe(true);
+  });
+
+  it("splits a long reply into messages of at most 4096 characters", async () => {
+    const ivy = person(10, "Ivy");
+    const paragraph = (i: number) =>
+      `Paragraph ${i}: ${"lorem ipsum dolor sit amet ".repeat(40).trim()}`;
+    const long = Array.from({ length: 8 }, (_, i) => paragraph(i)).join("\n\n");
+    llm.when((r) => r.lastUserText === "a long one", { text: long });
+    const space = gc.dmSpace(ivy);
+    await gc.userSends(ivy, space, "a long one");
+    await gc.waitFor(() => appMessages(space).find((m) => m.text.includes("Paragraph 7:")), {
+      ...WAIT,
+      description: "the end of the long reply",
+    });
+    const parts = appMessages(space);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    for (const p of parts) expect(p.text.length).toBeLessThanOrEqual(4096);
+    expect(parts.map((p) => p.text).join("\n\n")).toBe(long);
+  });
+
+  it("takes no messages from apps (its own or others')", async () => {
+    const bot = person(14, "Other app");
+    const space = gc.dmSpace(bot);
+    const delivery = await gc.deliver({
+      type: "MESSAGE",
+      user: { name: `users/${bot.id}`, displayName: "Other app", type: "BOT" },
+      space: { name: space, spaceType: "DIRECT_MESSAGE" },
+      message: { name: `${space}/messages/bot.1`, text: "hello agent" },
+    });
+    expect(delivery.status).toBe(200);
+    expect(await conversationsOf(gw, bot.id)).toHaveLength(0);
+  });
+
+  it("says hello when added to a space", async () => {
+    const jo = person(11, "Jo");
+    const space = gc.space("AAAAnewroom");
+    const delivery = await gc.deliver({
+      type: "ADDED_TO_SPACE",
+      user: { name: `users/${jo.id}`, displayName: "Jo", type: "HUMAN" },
+      space: { name: space, spaceType: "SPACE", type: "ROOM" },
+    });
+    expect(delivery.status).toBe(200);
+    expect(JSON.parse(delivery.body).text).toMatch(/Mention me/);
+  });
+});
