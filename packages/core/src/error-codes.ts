@@ -66,6 +66,18 @@ export const ERROR_CODES = {
     meaning: "a schedule's time, zone or cron is invalid, past, too far ahead or too frequent",
   },
   invalid_setting: { status: 400, meaning: "a settings change the settings page does not accept" },
+  link_code_invalid: {
+    status: 400,
+    meaning: "the link code is unknown, used or expired: create a new one",
+  },
+  link_rate_limited: {
+    status: 429,
+    meaning: "too many link codes were created or wrong ones entered; wait 15 minutes",
+  },
+  link_refused: {
+    status: 409,
+    meaning: "the identity cannot be linked: linked elsewhere already, or the account is full",
+  },
   malformed_json: { status: 400, meaning: "the body is not valid JSON" },
   master_key_invalid: { status: 500, meaning: "the master key is not 32 bytes of base64 or hex" },
   master_key_mismatch: {

@@ -44,6 +44,8 @@ export interface TurnRunnerDeps {
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
   /** The text the worker gets: the message, after its thread's earlier messages (as data). */
   threadContext?: Pick<ThreadContext, "textFor">;
+  /** The gateway's own answer to a command (`link`), given instead of a turn of the agent. */
+  commandReply?(turn: QueuedTurn): Promise<string | undefined>;
   log: Logger;
 }
 
@@ -103,6 +105,9 @@ export class TurnRunner {
     const stream = await this.open(turn, attempt);
     let release: (() => void) | undefined;
     try {
+      const reply = await this.deps.commandReply?.(turn);
+      if (reply !== undefined)
+        return await this.conclude(stream, { kind: "answer", text: reply }, attempt, lease);
       const context = await this.prepareContext(stream);
       if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
       const woken = await this.wakeSandbox(turn);

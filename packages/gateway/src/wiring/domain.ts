@@ -10,6 +10,7 @@ import { AuditLog } from "../audit/log.ts";
 import { Inbound } from "../conversations/inbound.ts";
 import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
+import { Accounts } from "../people/accounts.ts";
 import { MemoryStore } from "../people/memory.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
@@ -37,6 +38,8 @@ export interface Domain {
   configuredProviders: string[];
   agents: AgentRegistry;
   userSettings: UserSettingsStore;
+  /** Identities linked into accounts (one person across platforms). */
+  accounts: Accounts;
   conversations: Conversations;
   audit: AuditLog;
   /** Usage budgets (`[budgets]`): counters, admission, use report. */
@@ -82,9 +85,10 @@ export async function buildDomain(opts: {
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
   const agents = new AgentRegistry(store.kv, config, log);
-  const userSettings = new UserSettingsStore(store.kv, log);
+  const userSettings = new UserSettingsStore(store.kv, log, opts.storage.accountOf);
   const conversations = new Conversations(store, log);
   const audit = new AuditLog(store, { log });
+  const accounts = new Accounts({ kv: store.kv, audit: (entry) => audit.record(entry) });
   const budgets = new Budgets({
     kv: store.kv,
     config,
@@ -148,6 +152,7 @@ export async function buildDomain(opts: {
     configuredProviders,
     agents,
     userSettings,
+    accounts,
     conversations,
     audit,
     budgets,
@@ -214,6 +219,7 @@ function buildPersonalTools(opts: {
     secrets: storage.secrets,
     log,
     limits: { maxEntries: config.memory.max_entries, maxEntryChars: config.memory.max_entry_chars },
+    accountOf: storage.accountOf,
   });
   if (s.enabled)
     registerScheduleTools(gatewayTools, {

@@ -47,6 +47,7 @@ export function buildApp(opts: {
     packages: domain.packages,
     schedules: domain.schedules,
     memory: domain.memory,
+    accounts: domain.accounts,
   });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));

@@ -4,6 +4,7 @@ import type { AuditLog } from "../audit/log.ts";
 import { auditData } from "../audit/person-data.ts";
 import { conversationsData } from "../conversations/person-data.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
+import type { Accounts } from "../people/accounts.ts";
 import type { MemoryStore } from "../people/memory.ts";
 import { PersonData } from "../people/person-data.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
@@ -27,13 +28,14 @@ export interface PersonDataDeps {
   packages: Pick<AgentPackages, "personData">;
   schedules: Pick<ScheduleStore, "personData">;
   memory: Pick<MemoryStore, "personData">;
+  accounts: Pick<Accounts, "personData">;
 }
 
 /**
  * Every kind of per-person data, one line each (docs/architecture.md, "Person
  * data"). Erasure runs them in this order: audit and sandboxes find the
  * person's sandboxes by their records and conversations, so they come before
- * the kinds that remove those.
+ * the kinds that remove those; links come last.
  */
 export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
   return [
@@ -49,6 +51,8 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     platformStateData(d.store.kv),
     d.schedules.personData(),
     d.memory.personData(),
+    // Last: the kinds above erase what is kept under the identity's own key first.
+    d.accounts.personData(),
   ];
 }
 

@@ -11,6 +11,7 @@ import { Dispatcher } from "../runtime/dispatcher.ts";
 import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { historyTool } from "../runtime/history-tool.ts";
+import { linkCommandReply } from "../runtime/link-command.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
@@ -54,6 +55,7 @@ export async function startRuntime(opts: {
     Domain,
     | "providers"
     | "skills"
+    | "accounts"
     | "agents"
     | "userSettings"
     | "conversations"
@@ -182,6 +184,7 @@ export async function startRuntime(opts: {
             }),
           }
         : event,
+    commandReply: (turn) => linkCommandReply({ accounts: domain.accounts }, turn),
     log,
   });
   // An answer reaches the turn that asked, whichever source asked (the worker, a gateway
