@@ -6,6 +6,7 @@ import { boundedBody } from "../http/body-limit.ts";
 import { type AgentRouteDeps, agentRoutes } from "./agents.ts";
 import { type ConversationRouteDeps, conversationRoutes } from "./conversations.ts";
 import { type InfoDeps, infoRoutes } from "./info.ts";
+import { type LinkRouteDeps, linkRoutes } from "./links.ts";
 import { type MessageRouteDeps, messageRoutes } from "./messages.ts";
 import { type PeopleRouteDeps, peopleRoutes } from "./people.ts";
 import { type ProviderRouteDeps, providerRoutes } from "./providers.ts";
@@ -31,6 +32,7 @@ export type ApiDeps = InfoDeps &
   ReportRouteDeps &
   SettingsLinkRouteDeps &
   PeopleRouteDeps &
+  LinkRouteDeps &
   ScheduleRouteDeps & { tokens: TokenStore };
 
 /**
@@ -57,6 +59,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
   api.route("/admin/people", peopleRoutes(d));
+  api.route("/admin/links", linkRoutes(d));
   api.route("/", scheduleRoutes(d));
   assertEveryRouteGuarded(api);
   return api;

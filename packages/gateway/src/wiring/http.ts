@@ -95,6 +95,7 @@ export function buildApp(opts: {
       placeholders,
       settingsLinks: domain.settingsLinks,
       people,
+      accounts: domain.accounts,
       schedules: domain.schedules,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
@@ -122,6 +123,7 @@ export function buildApp(opts: {
       people,
       schedules: domain.schedules,
       memory: domain.memory,
+      accounts: domain.accounts,
     },
     env,
   );
