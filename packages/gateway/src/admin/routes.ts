@@ -4,6 +4,7 @@ import type { WebSessions } from "../access/web-sessions.ts";
 import { boundedBody } from "../http/body-limit.ts";
 import { adminCookie, apiHeaders, servePage, WebBundle, webDistDir } from "../http/web.ts";
 import type { AdminEnv } from "./env.ts";
+import { type AdminLinkDeps, linkRoutes } from "./links.ts";
 import { type AdminReportDeps, reportRoutes } from "./reports.ts";
 import { type AdminSandboxDeps, sandboxRoutes } from "./sandboxes.ts";
 import { type AdminSessionDeps, loginRoutes, sessionRoutes } from "./session.ts";
@@ -14,7 +15,8 @@ const API_MAX_BODY_BYTES = 16 * 1024;
 /** What the admin UI and its API use: what their parts use. */
 export type AdminDeps = AdminSessionDeps &
   AdminSandboxDeps &
-  AdminReportDeps & { sessions: Pick<WebSessions, "get"> };
+  AdminReportDeps &
+  AdminLinkDeps & { sessions: Pick<WebSessions, "get"> };
 
 /**
  * The admin UI and its API (mounted at the gateway root). Admins log in with an
@@ -53,5 +55,6 @@ function adminApi(d: AdminDeps, https: () => boolean): Hono<AdminEnv> {
   api.route("/", sessionRoutes(d, cookie));
   api.route("/", reportRoutes(d));
   api.route("/", sandboxRoutes(d));
+  api.route("/", linkRoutes(d));
   return api;
 }

@@ -141,6 +141,7 @@ export function buildApp(opts: {
       sandboxes,
       audit,
       usage,
+      accounts: domain.accounts,
     },
     env,
   );
