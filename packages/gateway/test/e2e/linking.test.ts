@@ -11,7 +11,7 @@ import {
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WAIT } from "../platforms/helpers.ts";
-import { openSettings, type SettingsSession } from "../settings/helpers.ts";
+import { apiSettingsLink, openSettings, type SettingsSession } from "../settings/helpers.ts";
 
 /**
  * One person across platforms, end to end: a real `lobu run` with the Slack
@@ -214,6 +214,34 @@ describe("one person across Slack, Telegram and REST", () => {
     expect(guess.find((e) => e.type === "done")).toMatchObject({
       text: expect.stringMatching(/unknown, used or expired/),
     });
+  });
+
+  it("links on the settings pages too: a code made on one, entered on the other's", async () => {
+    const made = await settings.call("POST", "/links/code");
+    expect(made.status).toBe(200);
+    const { code } = (await made.json()) as { code: string };
+    // Without the CSRF token the session cannot make or use a code.
+    expect((await settings.call("POST", "/links/code", undefined, { csrf: false })).status).toBe(
+      403,
+    );
+    const bob = await openSettings(gw, await apiSettingsLink(gw, "bob-second"));
+    const res = await bob.call("POST", "/links/confirm", { code });
+    expect(res.status).toBe(200);
+    const view = (await res.json()) as { identity: string; identities: string[] };
+    expect(view.identity).toBe("api::bob-second");
+    expect(view.identities).toContain("telegram::4242");
+    // The same code again, from another session: used.
+    const carol = await openSettings(gw, await apiSettingsLink(gw, "carol"));
+    const again = await carol.call("POST", "/links/confirm", { code });
+    expect(again.status).toBe(400);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe(
+      "link_code_invalid",
+    );
+    // Bob unlinks himself from his own page.
+    const gone = await bob.call("DELETE", `/links/${encodeURIComponent("api::bob-second")}`);
+    expect(((await gone.json()) as { identities: string[] }).identities).toEqual([
+      "api::bob-second",
+    ]);
   });
 
   it("unlinks from the settings page: Telegram alice is on her own again", async () => {
