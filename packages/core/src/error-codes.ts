@@ -105,6 +105,11 @@ export const ERROR_CODES = {
     status: 501,
     meaning: "this gateway cannot provide this kind of capability here (packages, MCP servers)",
   },
+  oidc_failed: {
+    status: 400,
+    meaning:
+      "signing in with the OpenID Connect provider failed, or the sign-in is used or expired",
+  },
   payload_too_large: { status: 413, meaning: "the request body is larger than the route accepts" },
   platform_config: { status: 400, meaning: "a platform's settings are incomplete" },
   port_forbidden: { status: 500, meaning: "the gateway may not listen on this port" },

@@ -179,39 +179,64 @@ export class Accounts {
     }
     const { creator } = parsed.data;
     await this.#kv.del(`link:codeby:${creator}`);
-    const account = await this.accountOf(creator);
+    return this.#join(confirmer, creator, { codeBy: creator });
+  }
+
+  /**
+   * Sign-in with the team's OpenID Connect provider (settings/oidc.ts): the
+   * first identity to sign in with a subject holds it; every later identity
+   * that signs in with the same subject joins that identity's account (the
+   * provider proved both). `subject` is `issuer` and `sub`, digested.
+   */
+  async linkBySubject(identity: string, subject: string): Promise<LinkedAccount> {
+    const key = `link:oidc:${createHash("sha256").update(subject).digest("hex")}`;
+    await this.#kv.set(key, identity, { ifNotExists: true });
+    const holder = (await this.#kv.get(key)) ?? identity;
+    if (holder === identity) return this.linked(identity);
+    if ((await this.accountOf(identity)) === (await this.accountOf(holder)))
+      return this.linked(identity);
+    return this.#join(identity, holder, { via: "oidc" });
+  }
+
+  /** Link `joiner` into the account of `into` (both proven by the caller). */
+  async #join(
+    joiner: string,
+    into: string,
+    details: Record<string, unknown>,
+  ): Promise<LinkedAccount> {
+    const account = await this.accountOf(into);
     const refuse = (why: string, message: string, hint: string) => {
       this.#audit({
         action: "identity.link_refused",
-        actor: confirmer,
+        actor: joiner,
         details: { account, reason: why },
       });
       return refused(message, hint);
     };
-    if ((await this.accountOf(confirmer)) === account)
+    if ((await this.accountOf(joiner)) === account)
       throw refuse("same", "these identities are linked already", "Nothing to do.");
     const elsewhere = () =>
       refuse(
         "linked_elsewhere",
-        `${confirmer} is linked to other identities already`,
-        "Unlink it on its settings page first, then enter a new code.",
+        `${joiner} is linked to other identities already`,
+        "Unlink it on its settings page first, then link again.",
       );
-    if ((await this.#members(confirmer)).length) throw elsewhere();
-    // The claim: of two codes confirmed at once by one identity, one wins.
-    if (!(await this.#kv.set(`link:of:${confirmer}`, account, { ifNotExists: true })))
+    if ((await this.#members(joiner)).length) throw elsewhere();
+    // The claim: of two links made at once for one identity, one wins.
+    if (!(await this.#kv.set(`link:of:${joiner}`, account, { ifNotExists: true })))
       throw elsewhere();
     let full = false;
     await this.#kv.update(`link:members:${account}`, (current) => {
       const members = current === null ? [] : this.#decodeMembers(current);
       full = members.length + 1 >= MAX_IDENTITIES;
-      if (full || members.includes(confirmer)) return undefined;
-      return JSON.stringify([...members, confirmer]);
+      if (full || members.includes(joiner)) return undefined;
+      return JSON.stringify([...members, joiner]);
     });
-    // The creator's primary joined another account meanwhile: no chains.
+    // The account's primary joined another account meanwhile: no chains.
     if (full || (await this.#kv.get(`link:of:${account}`)) !== null) {
-      await this.#kv.del(`link:of:${confirmer}`);
+      await this.#kv.del(`link:of:${joiner}`);
       await this.#kv.update(`link:members:${account}`, (current) =>
-        JSON.stringify(this.#decodeMembers(current ?? "[]").filter((m) => m !== confirmer)),
+        JSON.stringify(this.#decodeMembers(current ?? "[]").filter((m) => m !== joiner)),
       );
       throw full
         ? refuse(
@@ -219,16 +244,12 @@ export class Accounts {
             `an account holds at most ${MAX_IDENTITIES} identities`,
             "Unlink one you no longer use first.",
           )
-        : refuse(
-            "changed",
-            "the account changed while linking",
-            "Create a new code and try again.",
-          );
+        : refuse("changed", "the account changed while linking", "Try again.");
     }
     this.#audit({
       action: "identity.linked",
-      actor: confirmer,
-      details: { account, identity: confirmer, codeBy: creator },
+      actor: joiner,
+      details: { account, identity: joiner, ...details },
     });
     return this.linked(account);
   }

@@ -3,12 +3,17 @@ import { z } from "zod";
 import { jsonBody } from "../http/errors.ts";
 import { notFound } from "../http/refusals.ts";
 import type { Accounts } from "../people/accounts.ts";
+import type { OidcSignIn } from "../people/oidc.ts";
 import { auditChange, type PersonDeps, type SettingsContext, type SettingsEnv } from "./person.ts";
 
 /** What the linked-accounts routes use. */
 export interface LinkSettingsDeps {
-  accounts: Pick<Accounts, "linked" | "createCode" | "confirm" | "unlink">;
+  accounts: Pick<Accounts, "linked" | "createCode" | "confirm" | "unlink" | "linkBySubject">;
   audit: PersonDeps["audit"];
+  /** Sign-in with the team's OpenID Connect provider, when `[identity.oidc]` is set. */
+  oidc?: Pick<OidcSignIn, "start" | "finish" | "name"> | undefined;
+  /** Read while handling a request (the gateway listens by then). */
+  readonly publicUrl: string;
 }
 
 const ConfirmBody = z.strictObject({ code: z.string().min(1).max(32) });
@@ -33,6 +38,19 @@ export function linkSettingsRoutes(d: LinkSettingsDeps): Hono<SettingsEnv> {
     await d.accounts.confirm(c.get("session").userKey, code);
     return linksView(d, c);
   });
+  // OpenID Connect: started here (session + CSRF), finished by the provider's
+  // redirect in the same session (the Lax cookie comes along on that navigation).
+  r.post("/links/oidc", async (c) => {
+    const oidc = oidcOf(d);
+    return c.json({ url: await oidc.start(c.get("session").userKey, callbackUri(d)) });
+  });
+  r.get("/links/oidc/callback", async (c) => {
+    const oidc = oidcOf(d);
+    const { userKey } = c.get("session");
+    const subject = await oidc.finish(userKey, new URL(c.req.url), callbackUri(d));
+    await d.accounts.linkBySubject(userKey, subject);
+    return c.redirect("/settings", 303);
+  });
   r.delete("/links/:userKey", async (c) => {
     const { userKey } = c.get("session");
     const identity = c.req.param("userKey") ?? "";
@@ -48,5 +66,19 @@ export function linkSettingsRoutes(d: LinkSettingsDeps): Hono<SettingsEnv> {
 async function linksView(d: LinkSettingsDeps, c: SettingsContext): Promise<Response> {
   const { userKey } = c.get("session");
   const { account, identities } = await d.accounts.linked(userKey);
-  return c.json({ identity: userKey, account, identities });
+  return c.json({
+    identity: userKey,
+    account,
+    identities,
+    ...(d.oidc ? { oidc: { name: d.oidc.name } } : {}),
+  });
+}
+
+function oidcOf(d: LinkSettingsDeps): NonNullable<LinkSettingsDeps["oidc"]> {
+  if (!d.oidc) throw notFound("no OpenID Connect provider is set up", "Link with a code instead.");
+  return d.oidc;
+}
+
+function callbackUri(d: LinkSettingsDeps): string {
+  return `${d.publicUrl.replace(/\/$/, "")}/settings/api/links/oidc/callback`;
 }

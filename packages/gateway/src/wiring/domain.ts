@@ -12,6 +12,7 @@ import { Conversations } from "../conversations/records.ts";
 import type { PublicUrl } from "../http/public-url.ts";
 import { Accounts } from "../people/accounts.ts";
 import { MemoryStore } from "../people/memory.ts";
+import { OidcSignIn } from "../people/oidc.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
@@ -40,6 +41,8 @@ export interface Domain {
   userSettings: UserSettingsStore;
   /** Identities linked into accounts (one person across platforms). */
   accounts: Accounts;
+  /** Sign-in with the team's OpenID Connect provider (`[identity.oidc]`), linking by subject. */
+  oidc: OidcSignIn | undefined;
   conversations: Conversations;
   audit: AuditLog;
   /** Usage budgets (`[budgets]`): counters, admission, use report. */
@@ -153,6 +156,7 @@ export async function buildDomain(opts: {
     agents,
     userSettings,
     accounts,
+    oidc: config.identity.oidc ? new OidcSignIn(config.identity.oidc, store.kv, env) : undefined,
     conversations,
     audit,
     budgets,

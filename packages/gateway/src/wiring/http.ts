@@ -124,6 +124,7 @@ export function buildApp(opts: {
       schedules: domain.schedules,
       memory: domain.memory,
       accounts: domain.accounts,
+      oidc: domain.oidc,
     },
     env,
   );
