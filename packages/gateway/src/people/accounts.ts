@@ -291,7 +291,13 @@ export class Accounts {
         const linked = await this.linked(p.userKey);
         return linked.identities.length > 1 ? linked : undefined;
       },
-      erase: async (p) => ({ links: (await this.unlink(p.userKey, "system")) ? 1 : 0 }),
+      erase: async (p) => {
+        let links = (await this.unlink(p.userKey, "system")) ? 1 : 0;
+        // The subjects it signed in with: a later sign-in starts afresh.
+        for await (const { key, value } of scanKeys(this.#kv, "link:oidc:"))
+          if (value === p.userKey && (await this.#kv.del(key))) links++;
+        return { links };
+      },
     };
   }
 

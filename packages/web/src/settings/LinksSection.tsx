@@ -15,6 +15,8 @@ interface LinksView {
   identity: string;
   account: string;
   identities: string[];
+  /** Set when the team's OpenID Connect provider is configured. */
+  oidc?: { name: string };
 }
 
 export function LinksSection({ client, act, busy }: { client: Client; act: Act; busy: boolean }) {
@@ -93,6 +95,23 @@ export function LinksSection({ client, act, busy }: { client: Client; act: Act; 
         >
           Link another account
         </button>
+        {view?.oidc ? (
+          <button
+            type="button"
+            className="secondary"
+            disabled={busy}
+            onClick={async () => {
+              try {
+                const { url } = await client.send<{ url: string }>("POST", "/links/oidc");
+                window.location.assign(url);
+              } catch (err) {
+                setError(errorText(err));
+              }
+            }}
+          >
+            Sign in with {view.oidc.name}
+          </button>
+        ) : null}
       </div>
       {code ? (
         <p>
