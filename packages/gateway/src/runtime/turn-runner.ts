@@ -102,12 +102,17 @@ export class TurnRunner {
     attempt: number,
     lease: AbortSignal,
   ): Promise<TurnResult> {
-    const stream = await this.open(turn, attempt);
+    // A command (`link`) is answered by the gateway and kept out of the
+    // conversation's history: the agent never reads a link code.
+    const reply = await this.deps.commandReply?.(turn);
+    const stream = await this.open(turn, attempt, reply === undefined);
     let release: (() => void) | undefined;
     try {
-      const reply = await this.deps.commandReply?.(turn);
-      if (reply !== undefined)
-        return await this.conclude(stream, { kind: "answer", text: reply }, attempt, lease);
+      if (reply !== undefined) {
+        await stream.end();
+        await this.finish(stream, { text: reply }, false);
+        return "done";
+      }
       const context = await this.prepareContext(stream);
       if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
       const woken = await this.wakeSandbox(turn);
@@ -125,7 +130,7 @@ export class TurnRunner {
   }
 
   /** The turn's stream, with the message marked running and the turn announced. */
-  private async open(turn: QueuedTurn, attempt: number): Promise<TurnStream> {
+  private async open(turn: QueuedTurn, attempt: number, history = true): Promise<TurnStream> {
     const { conversations, log } = this.deps;
     const stream = new TurnStream(turn, `${turn.messageId}.${attempt}`, {
       conversations,
@@ -140,7 +145,7 @@ export class TurnRunner {
         startedAt: Date.now(),
         attempts: attempt,
       });
-      if (attempt === 1) {
+      if (attempt === 1 && history) {
         await conversations.appendHistory(turn.conversationId, {
           role: "user",
           text: turn.text,
@@ -367,6 +372,7 @@ export class TurnRunner {
   private async finish(
     stream: TurnStream,
     outcome: { text: string } | { error: TurnFailure },
+    history = true,
   ): Promise<void> {
     const { conversations } = this.deps;
     const { turn } = stream;
@@ -374,12 +380,13 @@ export class TurnRunner {
     if ("text" in outcome) {
       const text = outcome.text.slice(0, MAX_REPLY_CHARS);
       stream.emit({ type: "done", text });
-      await conversations.appendHistory(turn.conversationId, {
-        role: "assistant",
-        text,
-        messageId: turn.messageId,
-        at: now,
-      });
+      if (history)
+        await conversations.appendHistory(turn.conversationId, {
+          role: "assistant",
+          text,
+          messageId: turn.messageId,
+          at: now,
+        });
       await conversations.updateMessage(turn.messageId, {
         status: "done",
         reply: text,

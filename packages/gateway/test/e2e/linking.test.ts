@@ -81,7 +81,13 @@ async function rest(user: string, text: string) {
   return collectEvents(res);
 }
 
-const codeIn = (text: string) => /code is ([0-9A-Z]{5}-[0-9A-Z]{5})/.exec(text)?.[1];
+/** Every code shown, to check that none ever reaches the model. */
+const shown: string[] = [];
+const codeIn = (text: string) => {
+  const code = /code is ([0-9A-Z]{5}-[0-9A-Z]{5})/.exec(text)?.[1];
+  if (code) shown.push(code);
+  return code;
+};
 
 async function slackSettings(): Promise<SettingsSession> {
   const reply = await slackDm("settings", "/settings/claim/");
@@ -264,5 +270,9 @@ describe("one person across Slack, Telegram and REST", () => {
     expect(JSON.stringify(calls.at(-1)!.toolResults)).not.toContain("green tea");
     const audit = await (await gw.api("/api/v1/audit?action=identity.unlinked")).json();
     expect(JSON.stringify(audit)).toContain("telegram::4242");
+    // Link commands stay out of the history the agent reads: no code reached the model.
+    expect(shown.length).toBeGreaterThanOrEqual(2);
+    const seen = JSON.stringify(llm.requests.map((r) => r.body));
+    for (const code of shown) expect(seen).not.toContain(code);
   });
 });
