@@ -107,8 +107,7 @@ export const ERROR_CODES = {
   },
   oidc_failed: {
     status: 400,
-    meaning:
-      "signing in with the OpenID Connect provider failed, or the sign-in is used or expired",
+    meaning: "OpenID Connect sign-in failed, or the sign-in is used or expired",
   },
   payload_too_large: { status: 413, meaning: "the request body is larger than the route accepts" },
   platform_config: { status: 400, meaning: "a platform's settings are incomplete" },

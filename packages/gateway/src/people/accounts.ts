@@ -183,7 +183,7 @@ export class Accounts {
   }
 
   /**
-   * Sign-in with the team's OpenID Connect provider (settings/oidc.ts): the
+   * Sign-in with the team's OpenID Connect provider (people/oidc.ts): the
    * first identity to sign in with a subject holds it; every later identity
    * that signs in with the same subject joins that identity's account (the
    * provider proved both). `subject` is `issuer` and `sub`, digested.
