@@ -82,6 +82,18 @@ export const ERROR_CODES = {
     meaning: "a schedule's time, zone or cron is invalid, past, too far ahead or too frequent",
   },
   invalid_setting: { status: 400, meaning: "a settings change the settings page does not accept" },
+  link_code_invalid: {
+    status: 400,
+    meaning: "the link code is unknown, used or expired: create a new one",
+  },
+  link_rate_limited: {
+    status: 429,
+    meaning: "too many link codes were created or wrong ones entered; wait 15 minutes",
+  },
+  link_refused: {
+    status: 409,
+    meaning: "the identity cannot be linked: linked elsewhere already, or the account is full",
+  },
   malformed_json: { status: 400, meaning: "the body is not valid JSON" },
   master_key_invalid: { status: 500, meaning: "the master key is not 32 bytes of base64 or hex" },
   master_key_mismatch: {
@@ -108,6 +120,10 @@ export const ERROR_CODES = {
   not_provisioned: {
     status: 501,
     meaning: "this gateway cannot provide this kind of capability here (packages)",
+  },
+  oidc_failed: {
+    status: 400,
+    meaning: "OpenID Connect sign-in failed, or the sign-in is used or expired",
   },
   payload_too_large: { status: 413, meaning: "the request body is larger than the route accepts" },
   platform_config: { status: 400, meaning: "a platform's settings are incomplete" },

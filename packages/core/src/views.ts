@@ -150,6 +150,13 @@ export interface UserRow extends UsageCounts {
   lastMessageAt: number;
 }
 
+/** Identities linked into one account (docs/identity.md): the primary first. */
+export interface LinkedAccountRow {
+  /** The primary identity's user key: what the account's data is kept under. */
+  account: string;
+  identities: string[];
+}
+
 /** Token use of one day (or period), agent, person, provider and model, with its estimated cost. */
 export interface UsageRow extends UsageCounts {
   agentId: string;

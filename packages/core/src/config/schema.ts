@@ -532,6 +532,26 @@ export const MemorySection = z.strictObject({
 });
 export type MemorySection = z.infer<typeof MemorySection>;
 
+/**
+ * Linking a person's identities (docs/identity.md). `[identity.oidc]`: the
+ * team's OpenID Connect provider; identities that sign in on their settings
+ * page with the same subject are linked into one account.
+ */
+export const IdentitySection = z.strictObject({
+  oidc: z
+    .strictObject({
+      /** The issuer URL (its `/.well-known/openid-configuration` is read). */
+      issuer: z.url(),
+      client_id: z.string().min(1),
+      /** Omit for a public client; or set LOBU_OIDC_CLIENT_SECRET. */
+      client_secret: z.string().min(1).optional(),
+      /** Shown on the settings page's button. */
+      name: z.string().min(1).max(60).default("your organization"),
+    })
+    .optional(),
+});
+export type IdentitySection = z.infer<typeof IdentitySection>;
+
 /** An IANA time zone name this runtime knows. */
 export function isTimeZone(name: string): boolean {
   try {
@@ -673,6 +693,8 @@ export const LobuConfig = z.strictObject({
   memory: MemorySection.prefault({}),
   /** Per-channel agents, personas, tool sets and ambient mode (see ChannelSection). */
   channels: Channels.default({}),
+  /** Linking a person's identities (see IdentitySection). */
+  identity: IdentitySection.prefault({}),
 });
 export type LobuConfig = z.infer<typeof LobuConfig>;
 export type LobuConfigInput = z.input<typeof LobuConfig>;

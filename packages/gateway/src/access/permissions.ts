@@ -41,6 +41,8 @@ export const ACTIONS = {
   "usage.read": "read usage",
   "people.export": "export everything held about a person",
   "people.erase": "erase everything held about a person",
+  "links.read": "list linked identities",
+  "links.manage": "unlink identities",
   "schedules.read": "list schedules",
   "schedules.cancel": "cancel schedules",
 } as const;
@@ -66,6 +68,8 @@ export const ROLES_MATRIX: Readonly<Record<Action, Readonly<Record<TokenRole, Ac
   "usage.read": { admin: "all", client: "none", user: "none" },
   "people.export": { admin: "all", client: "own", user: "own" },
   "people.erase": { admin: "all", client: "own", user: "own" },
+  "links.read": { admin: "all", client: "none", user: "none" },
+  "links.manage": { admin: "all", client: "none", user: "none" },
   "schedules.read": { admin: "all", client: "own", user: "own" },
   "schedules.cancel": { admin: "all", client: "own", user: "own" },
 };

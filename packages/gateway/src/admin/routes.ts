@@ -5,6 +5,7 @@ import { boundedBody } from "../http/body-limit.ts";
 import { adminCookie, apiHeaders, servePage, WebBundle, webDistDir } from "../http/web.ts";
 import { type AdminAccessDeps, accessRoutes } from "./access.ts";
 import type { AdminEnv } from "./env.ts";
+import { type AdminLinkDeps, linkRoutes } from "./links.ts";
 import { type AdminReportDeps, reportRoutes } from "./reports.ts";
 import { type AdminSandboxDeps, sandboxRoutes } from "./sandboxes.ts";
 import { type AdminSessionDeps, loginRoutes, sessionRoutes } from "./session.ts";
@@ -16,7 +17,8 @@ const API_MAX_BODY_BYTES = 16 * 1024;
 export type AdminDeps = AdminSessionDeps &
   AdminSandboxDeps &
   AdminReportDeps &
-  AdminAccessDeps & { sessions: Pick<WebSessions, "get"> };
+  AdminAccessDeps &
+  AdminLinkDeps & { sessions: Pick<WebSessions, "get"> };
 
 /**
  * The admin UI and its API (mounted at the gateway root). Admins log in with an
@@ -56,5 +58,6 @@ function adminApi(d: AdminDeps, https: () => boolean): Hono<AdminEnv> {
   api.route("/", reportRoutes(d));
   api.route("/", sandboxRoutes(d));
   api.route("/", accessRoutes(d));
+  api.route("/", linkRoutes(d));
   return api;
 }

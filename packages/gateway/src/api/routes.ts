@@ -7,6 +7,7 @@ import { type AgentRouteDeps, agentRoutes } from "./agents.ts";
 import { type ConversationRouteDeps, conversationRoutes } from "./conversations.ts";
 import { type FileRouteDeps, fileRoutes } from "./files.ts";
 import { type InfoDeps, infoRoutes } from "./info.ts";
+import { type LinkRouteDeps, linkRoutes } from "./links.ts";
 import { type MessageRouteDeps, messageRoutes } from "./messages.ts";
 import { type PeopleRouteDeps, peopleRoutes } from "./people.ts";
 import { type ProviderRouteDeps, providerRoutes } from "./providers.ts";
@@ -36,6 +37,7 @@ export type ApiDeps = FileRouteDeps &
   ReportRouteDeps &
   SettingsLinkRouteDeps &
   PeopleRouteDeps &
+  LinkRouteDeps &
   ScheduleRouteDeps & { tokens: TokenStore };
 
 /**
@@ -71,6 +73,7 @@ export function apiRoutes(d: ApiDeps, maxBodyBytes: number): Hono<ApiEnv> {
   api.route("/", reportRoutes(d));
   api.route("/settings-links", settingsLinkRoutes(d));
   api.route("/admin/people", peopleRoutes(d));
+  api.route("/admin/links", linkRoutes(d));
   api.route("/", scheduleRoutes(d));
   assertEveryRouteGuarded(api);
   return api;

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { LobuError, newId } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { Person, PersonDataKind } from "../domain/person-data.ts";
 import { open, type SealKey, seal, toKeyObject } from "../secrets/crypto.ts";
 import type { SecretRef, SecretStore } from "../secrets/store.ts";
@@ -73,6 +74,7 @@ export class MemoryStore {
   readonly #log: Logger;
   readonly limits: MemoryLimits;
   readonly #now: () => number;
+  readonly #accountOf: AccountOf;
   #key: Promise<SealKey> | undefined;
 
   constructor(deps: {
@@ -81,7 +83,10 @@ export class MemoryStore {
     log: Logger;
     limits: MemoryLimits;
     now?: () => number;
+    /** Identity → account: linked identities share their memory (docs/identity.md). */
+    accountOf?: AccountOf;
   }) {
+    this.#accountOf = deps.accountOf ?? ownAccount;
     this.#kv = deps.kv;
     this.#secrets = deps.secrets;
     this.#log = deps.log;
@@ -90,7 +95,8 @@ export class MemoryStore {
   }
 
   /** The person's entries, newest first. */
-  async list(agentId: string, userKey: string): Promise<MemoryEntry[]> {
+  async list(agentId: string, identity: string): Promise<MemoryEntry[]> {
+    const userKey = await this.#accountOf(identity);
     const key = memoryKey(agentId, userKey);
     const raw = await this.#kv.get(key);
     const entries =
@@ -232,9 +238,10 @@ export class MemoryStore {
   /** Read-modify-write the person's entries; `fn` returns the new list, or undefined to keep them. */
   async #change(
     agentId: string,
-    userKey: string,
+    identity: string,
     fn: (entries: MemoryEntry[]) => MemoryEntry[] | undefined,
   ): Promise<void> {
+    const userKey = await this.#accountOf(identity);
     const sealKey = await this.#sealKey();
     const key = memoryKey(agentId, userKey);
     const aad = aadFor(agentId, userKey);

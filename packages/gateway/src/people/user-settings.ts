@@ -1,6 +1,7 @@
 import { ToolPolicy } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { KeyValue } from "../store/port.ts";
 import { scanKeys } from "../store/scan.ts";
@@ -32,17 +33,21 @@ const key = (agentId: string, userKey: string) => `usettings:${agentId}:${userKe
 export class UserSettingsStore {
   private readonly kv: KeyValue;
   private readonly log: Logger;
+  /** Identity → account: linked identities share their settings (docs/identity.md). */
+  private readonly accountOf: AccountOf;
 
-  constructor(kv: KeyValue, log: Logger) {
+  constructor(kv: KeyValue, log: Logger, accountOf: AccountOf = ownAccount) {
     this.kv = kv;
     this.log = log;
+    this.accountOf = accountOf;
   }
 
   /**
    * A person's settings. Unreadable ones count as none (logged): they only
    * ever add to what the agent allows, so none is the safe reading.
    */
-  async get(agentId: string, userKey: string): Promise<UserAgentSettings> {
+  async get(agentId: string, identity: string): Promise<UserAgentSettings> {
+    const userKey = await this.accountOf(identity);
     const raw = await this.kv.get(key(agentId, userKey));
     return raw === null ? empty() : this.#decode(agentId, userKey, raw, "none are used");
   }
@@ -54,9 +59,10 @@ export class UserSettingsStore {
    */
   async update(
     agentId: string,
-    userKey: string,
+    identity: string,
     change: (current: UserAgentSettings) => UserAgentSettings,
   ): Promise<UserAgentSettings> {
+    const userKey = await this.accountOf(identity);
     let next!: UserAgentSettings;
     await this.kv.update(key(agentId, userKey), (raw) => {
       const current =
@@ -67,7 +73,10 @@ export class UserSettingsStore {
     return next;
   }
 
-  /** The person's settings on every agent (agent ids never contain `:`). */
+  /**
+   * The settings kept under this user key on every agent (agent ids never
+   * contain `:`): an identity's own, not its account's.
+   */
   async ofPerson(userKey: string): Promise<{ agentId: string; key: string; raw: string }[]> {
     const out: { agentId: string; key: string; raw: string }[] = [];
     for await (const { key: k, value } of scanKeys(this.kv, "usettings:")) {

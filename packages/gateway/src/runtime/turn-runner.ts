@@ -62,6 +62,8 @@ export interface TurnRunnerDeps {
   threadContext?: Pick<ThreadContext, "textFor">;
   /** Attachments into the sandbox (runtime/files-in.ts); without it they are refused. */
   filesIn?: Pick<FilesIn, "receive">;
+  /** The gateway's own answer to a command (`link`), given instead of a turn of the agent. */
+  commandReply?(turn: QueuedTurn): Promise<string | undefined>;
   log: Logger;
 }
 
@@ -127,9 +129,17 @@ export class TurnRunner {
     lease: AbortSignal,
   ): Promise<TurnResult> {
     if (await this.skipStopped(turn)) return "done";
-    const stream = await this.open(turn, attempt);
+    // A command (`link`) is answered by the gateway and kept out of the
+    // conversation's history: the agent never reads a link code.
+    const reply = await this.deps.commandReply?.(turn);
+    const stream = await this.open(turn, attempt, reply === undefined);
     let release: (() => void) | undefined;
     try {
+      if (reply !== undefined) {
+        await stream.end();
+        await this.finish(stream, { text: reply }, "error", false);
+        return "done";
+      }
       const context = await this.prepareContext(stream);
       if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
       const woken = await this.wakeSandbox(turn);
@@ -172,7 +182,7 @@ export class TurnRunner {
   }
 
   /** The turn's stream, with the message marked running and the turn announced. */
-  private async open(turn: QueuedTurn, attempt: number): Promise<TurnStream> {
+  private async open(turn: QueuedTurn, attempt: number, history = true): Promise<TurnStream> {
     const { conversations, log } = this.deps;
     const stream = new TurnStream(turn, `${turn.messageId}.${attempt}`, {
       conversations,
@@ -187,7 +197,7 @@ export class TurnRunner {
         startedAt: Date.now(),
         attempts: attempt,
       });
-      if (attempt === 1) {
+      if (attempt === 1 && history) {
         await conversations.appendHistory(turn.conversationId, {
           role: "user",
           text: turn.text,
@@ -477,6 +487,7 @@ export class TurnRunner {
     stream: TurnStream,
     outcome: { text: string } | { error: TurnFailure },
     status: "error" | "stopped" = "error",
+    history = true,
   ): Promise<void> {
     const { conversations } = this.deps;
     const { turn } = stream;
@@ -484,12 +495,13 @@ export class TurnRunner {
     if ("text" in outcome) {
       const text = outcome.text.slice(0, MAX_REPLY_CHARS);
       stream.emit({ type: "done", text });
-      await conversations.appendHistory(turn.conversationId, {
-        role: "assistant",
-        text,
-        messageId: turn.messageId,
-        at: now,
-      });
+      if (history)
+        await conversations.appendHistory(turn.conversationId, {
+          role: "assistant",
+          text,
+          messageId: turn.messageId,
+          at: now,
+        });
       await conversations.updateMessage(turn.messageId, {
         status: "done",
         reply: text,

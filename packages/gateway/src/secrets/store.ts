@@ -1,6 +1,7 @@
 import { createLogger, isLobuError, LobuError, registerSecret } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { KeyValue } from "../store/port.ts";
 import { decodeRecord, logUnreadable, readRecord } from "../util/stored-record.ts";
 import { DecryptError, open, type SealKey, seal, toKeyObject } from "./crypto.ts";
@@ -183,6 +184,11 @@ export interface SecretStoreOptions {
   now?: () => number;
   /** Where unreadable records are reported (default: a logger of its own). */
   log?: Logger;
+  /**
+   * Identity → account: a user-scoped secret is kept under the person's
+   * account, so linked identities share it (docs/identity.md). Default: none linked.
+   */
+  accountOf?: AccountOf;
 }
 
 export class SecretStore {
@@ -190,6 +196,7 @@ export class SecretStore {
   #key: SealKey;
   readonly #now: () => number;
   readonly #log: Logger;
+  readonly #accountOf: AccountOf;
 
   constructor(kv: KeyValue, masterKey: Uint8Array, opts: SecretStoreOptions = {}) {
     if (masterKey.length !== 32) throw new Error("the master key must be 32 bytes");
@@ -197,6 +204,17 @@ export class SecretStore {
     this.#key = toKeyObject(masterKey);
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? createLogger("secrets");
+    this.#accountOf = opts.accountOf ?? ownAccount;
+  }
+
+  /** The scope with a person's identity replaced by their account (their own secrets and MCP tokens). */
+  async #scope<S extends SecretScope>(scope: S): Promise<S> {
+    if (scope.kind !== "user" && scope.kind !== "person") return scope;
+    return { ...scope, userKey: await this.#accountOf(scope.userKey) };
+  }
+
+  async #ref(ref: SecretRef): Promise<SecretRef> {
+    return { ...ref, scope: await this.#scope(ref.scope) };
   }
 
   /**
@@ -227,12 +245,12 @@ export class SecretStore {
 
   /** Create or replace a secret. Replacing keeps createdAt and bumps the version. */
   async set(ref: SecretRef, value: string): Promise<SecretMeta> {
-    return this.#write(ref, value, false);
+    return this.#write(await this.#ref(ref), value, false);
   }
 
   /** Replace the value of an existing secret (404 when there is none). */
   async rotate(ref: SecretRef, value: string): Promise<SecretMeta> {
-    return this.#write(ref, value, true);
+    return this.#write(await this.#ref(ref), value, true);
   }
 
   async #write(ref: SecretRef, value: string, mustExist: boolean): Promise<SecretMeta> {
@@ -282,8 +300,9 @@ export class SecretStore {
    * racing to create it all end up with the one that was written first (a
    * key that encrypts other records must never be replaced).
    */
-  async ensure(ref: SecretRef, make: () => string): Promise<string> {
-    validateRef(ref);
+  async ensure(asked: SecretRef, make: () => string): Promise<string> {
+    validateRef(asked);
+    const ref = await this.#ref(asked);
     const key = secretKey(ref);
     const raw = await this.#kv.update(key, (current) => {
       if (current !== null) return undefined;
@@ -305,15 +324,17 @@ export class SecretStore {
     return this.#decrypt(ref, raw).value;
   }
 
-  async get(ref: SecretRef): Promise<string | null> {
-    validateRef(ref);
+  async get(asked: SecretRef): Promise<string | null> {
+    validateRef(asked);
+    const ref = await this.#ref(asked);
     const raw = await this.#kv.get(secretKey(ref));
     return raw === null ? null : this.#decrypt(ref, raw).value;
   }
 
   /** Metadata only (no decryption). */
-  async meta(ref: SecretRef): Promise<SecretMeta | null> {
-    validateRef(ref);
+  async meta(asked: SecretRef): Promise<SecretMeta | null> {
+    validateRef(asked);
+    const ref = await this.#ref(asked);
     const key = secretKey(ref);
     const raw = await this.#kv.get(key);
     const rec = raw === null ? undefined : this.#stored(key, raw, "it reads as unset");
@@ -322,7 +343,7 @@ export class SecretStore {
 
   async delete(ref: SecretRef): Promise<boolean> {
     validateRef(ref);
-    return this.#kv.del(secretKey(ref));
+    return this.#kv.del(secretKey(await this.#ref(ref)));
   }
 
   /**
@@ -331,7 +352,7 @@ export class SecretStore {
    */
   async list(scope?: SecretScope): Promise<SecretMeta[]> {
     if (scope) validateScope(scope);
-    const prefix = scope ? scopePrefix(scope) : PREFIX;
+    const prefix = scope ? scopePrefix(await this.#scope(scope)) : PREFIX;
     const out: SecretMeta[] = [];
     for await (const { key, value } of this.#scan(prefix)) {
       const rec = this.#stored(key, value, "left out of the list");
@@ -380,7 +401,8 @@ export class SecretStore {
   ): Promise<ResolvedSecret | null> {
     const refs: SecretRef[] = [];
     if (ctx.userKey) {
-      refs.push({ name, scope: { kind: "user", agentId: ctx.agentId, userKey: ctx.userKey } });
+      const userKey = await this.#accountOf(ctx.userKey);
+      refs.push({ name, scope: { kind: "user", agentId: ctx.agentId, userKey } });
     }
     refs.push({ name, scope: { kind: "agent", agentId: ctx.agentId } });
     refs.push({ name, scope: { kind: "installation" } });

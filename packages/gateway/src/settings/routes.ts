@@ -5,6 +5,7 @@ import { boundedBody } from "../http/body-limit.ts";
 import { apiHeaders, WebBundle, webDistDir } from "../http/web.ts";
 import { capabilityRoutes } from "./capabilities.ts";
 import { type ClaimDeps, claimRoutes } from "./claims.ts";
+import { type LinkSettingsDeps, linkSettingsRoutes } from "./links.ts";
 import { type McpConnectDeps, mcpConnectRoutes } from "./mcp-connect.ts";
 import { type MemorySettingsDeps, memoryRoutes } from "./memory.ts";
 import { modelRoutes } from "./model.ts";
@@ -34,7 +35,8 @@ export type SettingsDeps = {
   PrivacyRouteDeps &
   ScheduleSettingsDeps &
   MemorySettingsDeps &
-  McpConnectDeps;
+  McpConnectDeps &
+  LinkSettingsDeps;
 
 /**
  * The settings page and its API (mounted at the gateway root):
@@ -88,5 +90,6 @@ function settingsApi(d: SettingsDeps, site: SettingsSite): Hono<SettingsEnv> {
   api.route("/", privacyRoutes(d));
   api.route("/", scheduleRoutes(d));
   api.route("/", memoryRoutes(d));
+  api.route("/", linkSettingsRoutes(d));
   return api;
 }

@@ -16,7 +16,9 @@ import type { ConnectDeps } from "../mcp/connect.ts";
 import { ConnectFlows } from "../mcp/connect-flows.ts";
 import { McpCredentials } from "../mcp/credentials.ts";
 import { McpService } from "../mcp/service.ts";
+import { Accounts } from "../people/accounts.ts";
 import { MemoryStore } from "../people/memory.ts";
+import { OidcSignIn } from "../people/oidc.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
@@ -43,6 +45,10 @@ export interface Domain {
   configuredProviders: string[];
   agents: AgentRegistry;
   userSettings: UserSettingsStore;
+  /** Identities linked into accounts (one person across platforms). */
+  accounts: Accounts;
+  /** Sign-in with the team's OpenID Connect provider (`[identity.oidc]`), linking by subject. */
+  oidc: OidcSignIn | undefined;
   conversations: Conversations;
   /** REST uploads waiting for their turn, files sent to REST clients (conversations/file-blobs.ts). */
   fileBlobs: FileBlobs;
@@ -92,9 +98,10 @@ export async function buildDomain(opts: {
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
   const agents = new AgentRegistry(store.kv, config, log);
-  const userSettings = new UserSettingsStore(store.kv, log);
+  const userSettings = new UserSettingsStore(store.kv, log, opts.storage.accountOf);
   const conversations = new Conversations(store, log);
   const audit = new AuditLog(store, { log });
+  const accounts = new Accounts({ kv: store.kv, audit: (entry) => audit.record(entry) });
   const budgets = new Budgets({
     kv: store.kv,
     config,
@@ -175,6 +182,8 @@ export async function buildDomain(opts: {
     configuredProviders,
     agents,
     userSettings,
+    accounts,
+    oidc: config.identity.oidc ? new OidcSignIn(config.identity.oidc, store.kv, env) : undefined,
     conversations,
     fileBlobs: new FileBlobs({ kv: store.kv, log }),
     audit,
@@ -279,6 +288,7 @@ function buildPersonalTools(opts: {
     secrets: storage.secrets,
     log,
     limits: { maxEntries: config.memory.max_entries, maxEntryChars: config.memory.max_entry_chars },
+    accountOf: storage.accountOf,
   });
   if (s.enabled)
     registerScheduleTools(gatewayTools, {

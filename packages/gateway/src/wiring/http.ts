@@ -48,6 +48,7 @@ export function buildApp(opts: {
     schedules: domain.schedules,
     memory: domain.memory,
     mcp: domain.mcp.service,
+    accounts: domain.accounts,
   });
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, log));
@@ -97,6 +98,7 @@ export function buildApp(opts: {
       placeholders,
       settingsLinks: domain.settingsLinks,
       people,
+      accounts: domain.accounts,
       schedules: domain.schedules,
     },
     Math.max(1_048_576, config.gateway.max_message_bytes * 2),
@@ -127,6 +129,8 @@ export function buildApp(opts: {
       mcpConnect: domain.mcp.connect,
       mcp: domain.mcp.service,
       sandboxTier: domain.sandboxTier,
+      accounts: domain.accounts,
+      oidc: domain.oidc,
     },
     env,
   );
@@ -144,6 +148,7 @@ export function buildApp(opts: {
       sandboxes,
       audit,
       usage,
+      accounts: domain.accounts,
     },
     env,
   );

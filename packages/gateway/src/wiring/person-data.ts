@@ -5,6 +5,7 @@ import { auditData } from "../audit/person-data.ts";
 import { conversationsData } from "../conversations/person-data.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { McpService } from "../mcp/service.ts";
+import type { Accounts } from "../people/accounts.ts";
 import type { MemoryStore } from "../people/memory.ts";
 import { PersonData } from "../people/person-data.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
@@ -29,13 +30,14 @@ export interface PersonDataDeps {
   schedules: Pick<ScheduleStore, "personData">;
   memory: Pick<MemoryStore, "personData">;
   mcp: Pick<McpService, "personData">;
+  accounts: Pick<Accounts, "personData">;
 }
 
 /**
  * Every kind of per-person data, one line each (docs/architecture.md, "Person
  * data"). Erasure runs them in this order: audit and sandboxes find the
  * person's sandboxes by their records and conversations, so they come before
- * the kinds that remove those.
+ * the kinds that remove those; links come last.
  */
 export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
   return [
@@ -53,6 +55,8 @@ export function personDataKinds(d: PersonDataDeps): PersonDataKind[] {
     platformStateData(d.store.kv),
     d.schedules.personData(),
     d.memory.personData(),
+    // Last: the kinds above erase what is kept under the identity's own key first.
+    d.accounts.personData(),
   ];
 }
 

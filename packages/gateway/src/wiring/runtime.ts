@@ -13,6 +13,7 @@ import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { FilesIn } from "../runtime/files-in.ts";
 import { historyTool } from "../runtime/history-tool.ts";
+import { linkCommandReply } from "../runtime/link-command.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
@@ -60,6 +61,7 @@ export async function startRuntime(opts: {
     Domain,
     | "providers"
     | "skills"
+    | "accounts"
     | "agents"
     | "userSettings"
     | "conversations"
@@ -218,6 +220,7 @@ export async function startRuntime(opts: {
             }),
           }
         : event,
+    commandReply: (turn) => linkCommandReply({ accounts: domain.accounts }, turn),
     log,
   });
   // An answer reaches the turn that asked, whichever source asked (the worker, a gateway

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import { type LobuConfig, LobuError } from "@lobu/core";
 import type { Logger } from "pino";
+import type { AccountOf } from "../domain/accounts.ts";
+import { accountResolver } from "../people/accounts.ts";
 import { resolveMasterKey } from "../secrets/master-key.ts";
 import { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import { SecretStore } from "../secrets/store.ts";
@@ -14,6 +16,8 @@ export interface Storage {
   secrets: SecretStore;
   /** Placeholders issued to sandboxes (revoked when a sandbox is reset). */
   placeholders: PlaceholderRegistry;
+  /** Identity → account (people/accounts.ts): what per-person data is kept under. */
+  accountOf: AccountOf;
 }
 
 /** Open the store (SQLite in the data dir, or Redis) and the encrypted secret store on it. */
@@ -45,7 +49,13 @@ export async function openStorage(opts: {
       log.info({ released }, "resuming messages that were in flight when the gateway stopped");
   }
   const master = resolveMasterKey({ dataDir, env });
-  const secrets = new SecretStore(store.kv, master.key, { log });
+  const accountOf = accountResolver(store.kv);
+  const secrets = new SecretStore(store.kv, master.key, { log, accountOf });
   await secrets.verifyMasterKey();
-  return { store, secrets, placeholders: new PlaceholderRegistry(store.kv, { log }) };
+  return {
+    store,
+    secrets,
+    placeholders: new PlaceholderRegistry(store.kv, { log }),
+    accountOf,
+  };
 }

@@ -356,6 +356,11 @@ const PROBES: Record<string, Probe> = {
     call: async (t, _role, who) =>
       call(t, "DELETE", `/agents/default/schedules/${await scheduleOf(who as Person)}`),
   },
+  "GET /admin/links": { ok: 200, call: (t) => call(t, "GET", "/admin/links") },
+  "DELETE /admin/links/{userKey}": {
+    ok: 200,
+    call: (t) => call(t, "DELETE", `/admin/links/${encodeURIComponent(keyOf("slack"))}`),
+  },
   "GET /admin/people/{userKey}/export": {
     ok: 200,
     subjects: PEOPLE,

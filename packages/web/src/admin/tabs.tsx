@@ -1,6 +1,7 @@
 import type {
   AgentRow,
   AuditRow,
+  LinkedAccountRow,
   SandboxesView,
   SandboxRow,
   UsageSummary,
@@ -221,6 +222,7 @@ export function SandboxesTab({ client }: { client: Client }) {
 
 export function UsersTab({ client }: { client: Client }) {
   const { data, error } = usePoll<{ users: UserRow[] }>(client, "/users", 10_000);
+  const links = usePoll<{ accounts: LinkedAccountRow[] }>(client, "/links", 10_000);
   return (
     <section aria-label="Users">
       {error ? <p className="field-error">{error}</p> : null}
@@ -249,6 +251,19 @@ export function UsersTab({ client }: { client: Client }) {
           </tr>
         )}
         empty="Nobody has talked to an agent yet."
+      />
+      {links.error ? <p className="field-error">{links.error}</p> : null}
+      <DataTable
+        caption="Linked accounts: identities that share settings, keys and memory"
+        columns={["Account (primary identity)", "Linked identities"]}
+        rows={links.data?.accounts}
+        row={(a) => (
+          <tr key={a.account}>
+            <td className="mono">{a.account}</td>
+            <td className="mono">{a.identities.slice(1).join(", ")}</td>
+          </tr>
+        )}
+        empty="No identities are linked."
       />
     </section>
   );

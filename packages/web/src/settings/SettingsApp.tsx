@@ -8,6 +8,7 @@ import {
   telegramSession,
 } from "../telegram.ts";
 import { type Status, StatusLine } from "../ui.tsx";
+import { LinksSection } from "./LinksSection.tsx";
 import { MemorySection, SchedulesSection } from "./PersonalSections.tsx";
 import { PrivacySection } from "./PrivacySection.tsx";
 import { RequestCard } from "./RequestCard.tsx";
@@ -183,6 +184,7 @@ export function SettingsApp() {
         <SecretsSection view={view} client={client} act={act} busy={busy} />
         <SchedulesSection client={client} act={act} busy={busy} />
         <MemorySection client={client} act={act} busy={busy} />
+        <LinksSection client={client} act={act} busy={busy} />
         <PrivacySection
           client={client}
           busy={busy}
