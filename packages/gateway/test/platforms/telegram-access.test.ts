@@ -83,10 +83,20 @@ afterAll(async () => {
   await llm?.close();
 });
 
+/**
+ * Group messages reach the agent after the group's earlier ones (as data,
+ * docs/context.md), their own text last: answer `text` with its echo.
+ */
+function echoes(text: string): void {
+  llm.when((r) => r.lastUserText.endsWith(text), { text: `echo: ${text}` });
+}
+
 const group = (id: number) => ({ id, type: "supergroup" as const, title: `g${id}` });
 
 describe("Telegram: who may use the agent", () => {
   it("answers a group's administrator and a listed person; refuses everyone else, at no cost", async () => {
+    echoes("status");
+    echoes("listed");
     tg.userSends({ chat: group(ADMINS_ONLY), from: boss, text: "@lobu_access_bot status" });
     await waitForText(ADMINS_ONLY, "echo: status");
     tg.userSends({ chat: group(ADMINS_ONLY), from: staff, text: "@lobu_access_bot listed" });
@@ -112,11 +122,14 @@ describe("Telegram: who may use the agent", () => {
 describe("Telegram: ambient mode", () => {
   it("takes group chatter that names a keyword, and nothing else", async () => {
     const calls = llm.requests.length;
+    echoes("when do we deploy");
     tg.userSends({ chat: group(AMBIENT), from: boss, text: "lunch anyone" });
     tg.userSends({ chat: group(AMBIENT), from: boss, text: "when do we deploy" });
     await waitForText(AMBIENT, "echo: when do we deploy");
     await drainedQueue(gw);
-    expect(llm.requests.slice(calls).map((r) => r.lastUserText)).toEqual(["when do we deploy"]);
+    const asked = llm.requests.slice(calls).map((r) => r.lastUserText);
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/\nwhen do we deploy$/);
   });
 });
 
@@ -128,6 +141,7 @@ describe("Telegram: a group administrator binds the group", () => {
     await waitForText(BINDABLE, 'now talks to the agent "helper"');
     // The default agent would refuse this group (not in its allow.channels); helper has no rules.
     const stranger = person(2004, "Visitor");
+    echoes("hello helper");
     tg.userSends({ chat: group(BINDABLE), from: stranger, text: "@lobu_access_bot hello helper" });
     await waitForText(BINDABLE, "echo: hello helper");
   });
