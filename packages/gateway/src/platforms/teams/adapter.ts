@@ -10,6 +10,7 @@ import { ConnectorClient, ConnectorToken, teamsCall } from "./client.ts";
 import { sendPrivately, sendRequestLink } from "./commands.ts";
 import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
+import { fileLinkRoute, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
 import { handleExecute, handleSubmit, type InteractivityDeps } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
@@ -27,6 +28,8 @@ import { BotFrameworkKeys } from "./webhook/verify.ts";
  */
 export class TeamsAdapter implements PlatformAdapter {
   readonly platform = "teams";
+  /** Attachments in, files out. */
+  readonly files: TeamsFiles;
   readonly #settings: TeamsSettings;
   readonly #client: ConnectorClient;
   readonly #views = new TurnViews<TmLive, TmCard>();
@@ -42,6 +45,15 @@ export class TeamsAdapter implements PlatformAdapter {
     registerSecret(settings.appPassword);
     this.#settings = settings;
     this.#client = new ConnectorClient(new ConnectorToken(settings), settings.serviceHosts);
+    this.files = new TeamsFiles({
+      client: this.#client,
+      serviceHosts: settings.serviceHosts,
+      deps: () => ({
+        state: this.#ctx.state,
+        publicUrl: this.#ctx.publicUrl,
+        conversations: this.#conversations,
+      }),
+    });
   }
 
   async start(ctx: AdapterContext): Promise<void> {
@@ -102,6 +114,7 @@ export class TeamsAdapter implements PlatformAdapter {
       log,
       handle,
     });
+    fileLinkRoute(ctx);
     log.info({ appId: settings.appId }, `Teams messaging endpoint ready at ${MESSAGES_PATH}`);
   }
 

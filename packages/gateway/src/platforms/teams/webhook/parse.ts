@@ -98,10 +98,47 @@ export function classify(activity: Activity): Inbound {
       ? { kind: "submit", answer: answer.data }
       : { kind: "ignore", reason: "an unknown card submit" };
   }
-  const files = activity.attachments
-    .filter((a) => a.contentType !== "text/html" && a.name)
-    .map((a) => ({ name: a.name as string }));
-  return { kind: "message", text: plainText(activity.text ?? ""), files };
+  return { kind: "message", text: plainText(activity.text ?? ""), files: filesOf(activity) };
+}
+
+/** A file a person sent in a 1:1 chat (uploaded to their OneDrive; `downloadUrl` is pre-authenticated). */
+export const FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info";
+const DownloadInfo = z.object({ downloadUrl: z.string().max(4000) });
+
+/**
+ * The files of a message, with a `ref` teams/files.ts understands:
+ * `download:<url>` (a 1:1 file's pre-authenticated download URL, fetched
+ * without the bot's token) or `bot:<url>` (an inline image on the Bot
+ * Connector, fetched with it). Other attachments with a name (channel files,
+ * which live in SharePoint behind Graph permissions) come without a ref:
+ * they are refused with a message. Cards and the HTML copy of the text are
+ * not files.
+ */
+export function filesOf(activity: Activity): InboundFile[] {
+  return activity.attachments.flatMap((a, n): InboundFile[] => {
+    const url = typeof a.contentUrl === "string" ? a.contentUrl : undefined;
+    if (a.contentType === FILE_DOWNLOAD_INFO) {
+      const info = DownloadInfo.safeParse(a.content);
+      return [
+        {
+          name: a.name ?? `file-${n + 1}`,
+          ...(info.success ? { ref: `download:${info.data.downloadUrl}` } : {}),
+        },
+      ];
+    }
+    if (a.contentType.startsWith("image/") && url)
+      return [
+        {
+          name:
+            a.name ?? `image-${n + 1}.${a.contentType.slice(6).replace(/[^a-z0-9]/g, "") || "png"}`,
+          mimeType: a.contentType,
+          ref: `bot:${url}`,
+        },
+      ];
+    if (a.contentType === "text/html" || a.contentType.startsWith("application/vnd.microsoft.card"))
+      return [];
+    return a.name ? [{ name: a.name }] : [];
+  });
 }
 
 /**
