@@ -48,7 +48,10 @@ const waitForText = (conversationId: string, text: string): Promise<TeamsMessage
 const waitForCard = (conversationId: string): Promise<TeamsMessage> =>
   tm.waitFor(
     () =>
-      tm.messagesIn(conversationId).find((m) => m.actions.some((a) => a.type === "Action.Execute")),
+      // Answer actions; the streaming reply's Stop actions are not a card.
+      tm
+        .messagesIn(conversationId)
+        .find((m) => m.actions.some((a) => a.type === "Action.Execute" && a.verb !== "lobu.stop")),
     { ...WAIT, description: "a card with answer actions" },
   );
 

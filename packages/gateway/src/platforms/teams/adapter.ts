@@ -12,7 +12,12 @@ import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
 import { fileLinkRoute, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
-import { handleExecute, handleSubmit, type InteractivityDeps } from "./interactivity.ts";
+import {
+  handleExecute,
+  handleStop,
+  handleSubmit,
+  type InteractivityDeps,
+} from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TeamsSurface, type TmCard, type TmLive } from "./surface.ts";
 import { type Activity, classify, originOf, tenantOf } from "./webhook/parse.ts";
@@ -95,6 +100,11 @@ export class TeamsAdapter implements PlatformAdapter {
       };
       await this.#conversations.remember(origin.channelId, ref);
       if (item.kind === "execute") return handleExecute(clicks, origin, item.answer);
+      if (item.kind === "stop") {
+        const tellPrivately = (o: Origin, text: string) =>
+          sendPrivately({ client: this.#client }, o, ref, { type: "message", text });
+        return handleStop({ ctx, background, tellPrivately }, origin, item.stop, item.invoke);
+      }
       if (item.kind === "submit") {
         const tellPrivately = (o: Origin, text: string) =>
           sendPrivately({ client: this.#client }, o, ref, { type: "message", text });
@@ -139,8 +149,9 @@ export class TeamsAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // In a channel or group chat the card is public: its settings link goes to the 1:1 chat.
       sendLinkPrivately: (request) => sendRequestLink(deps, origin, ref, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new TeamsSurface({
+          messageId,
           client: this.#client,
           ref,
           origin,

@@ -17,7 +17,10 @@ export function teamsChatMessage(m: TeamsMessage): ChatMessage {
     id: m.id,
     text: m.text,
     edits: m.edits.length,
-    buttons: m.actions.filter((a) => a.type !== "Action.OpenUrl").map((a) => a.title),
+    buttons: m.actions
+      .filter((a) => a.type !== "Action.OpenUrl" && a.verb !== "lobu.stop")
+      .map((a) => a.title),
+    stops: m.actions.filter((a) => a.verb === "lobu.stop").map((a) => a.title),
     links: m.actions.flatMap((a) => (a.type === "Action.OpenUrl" && a.url ? [a.url] : [])),
     ...(m.replyTo ? { replyTo: m.replyTo } : {}),
   };
@@ -80,6 +83,7 @@ export function teamsDriver(): PlatformDriver<TeamsDelivery> {
   return {
     platform: "teams",
     settingsCommand: "settings",
+    showsStopButtons: true,
     editsMessages: true,
     start: async () => {
       emulator = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });

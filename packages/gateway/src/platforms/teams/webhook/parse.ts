@@ -62,6 +62,12 @@ export const AnswerData = z.object({
 export type AnswerData = z.infer<typeof AnswerData>;
 
 export const ANSWER_VERB = "lobu.answer";
+/** The verb of the streaming reply's Stop actions. */
+export const STOP_VERB = "lobu.stop";
+
+/** What a Stop action carries: the Stop button's id (shared/stop.ts), naming the turn's message. */
+export const StopData = z.object({ lobu: z.literal("stop"), action: z.string().min(1).max(100) });
+export type StopData = z.infer<typeof StopData>;
 
 const ExecuteValue = z.object({
   action: z.object({
@@ -75,6 +81,7 @@ export type Inbound =
   | { kind: "message"; text: string; files: InboundFile[] }
   | { kind: "submit"; answer: AnswerData }
   | { kind: "execute"; answer: AnswerData }
+  | { kind: "stop"; stop: StopData; invoke: boolean }
   | { kind: "ignore"; reason: string };
 
 /** What an activity is for the adapter. */
@@ -83,6 +90,12 @@ export function classify(activity: Activity): Inbound {
     if (activity.name !== "adaptiveCard/action")
       return { kind: "ignore", reason: `invoke ${activity.name}` };
     const value = ExecuteValue.safeParse(activity.value);
+    if (value.success && value.data.action.verb === STOP_VERB) {
+      const stop = StopData.safeParse(value.data.action.data);
+      return stop.success
+        ? { kind: "stop", stop: stop.data, invoke: true }
+        : { kind: "ignore", reason: "an unknown stop action" };
+    }
     const answer =
       value.success && value.data.action.verb === ANSWER_VERB
         ? AnswerData.safeParse(value.data.action.data)
@@ -93,6 +106,8 @@ export function classify(activity: Activity): Inbound {
   }
   if (activity.type !== "message") return { kind: "ignore", reason: activity.type };
   if (activity.value !== undefined) {
+    const stop = StopData.safeParse(activity.value);
+    if (stop.success) return { kind: "stop", stop: stop.data, invoke: false };
     const answer = AnswerData.safeParse(activity.value);
     return answer.success
       ? { kind: "submit", answer: answer.data }
