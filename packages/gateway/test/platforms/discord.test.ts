@@ -226,6 +226,26 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     await waitForText(server.channelId, "Deploy said: deployed");
   });
 
+  it("refuses someone else's Stop click in a server, telling them alone; the reply goes on", async () => {
+    const ed = person(15, "Ned");
+    const eve = person(16, "Evie");
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    dc.userSends(ed, server.channelId, `<@${dc.bot.id}> talk a while`);
+    const live = await dc.waitFor(
+      () =>
+        botMessages(server.channelId).find((m) =>
+          m.components.some((r) => r.components?.some((c) => c.custom_id?.startsWith("lobu-stop"))),
+        ),
+      { ...WAIT, description: "the streaming reply with its Stop buttons" },
+    );
+    const refused = await dc.click(eve, live, "⏹ Stop");
+    expect(refused.response).toMatchObject({ type: 4, data: { flags: 64 } });
+    expect(String(refused.response?.data?.content)).toMatch(/^⚠️/);
+    const done = await waitForText(server.channelId, answer.trim());
+    expect(done.components).toEqual([]);
+  });
+
   it("attaches an approval's input too long for a message as a file, and lets it be approved", async () => {
     const jo = person(11, "Jo");
     const filler = "y".repeat(3_000);

@@ -20,6 +20,7 @@ import {
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
+  slowText,
   WAIT,
 } from "./helpers.ts";
 
@@ -139,6 +140,24 @@ describe("Teams: conversations", () => {
     llm.when((r) => r.lastUserText === "group hello", { text: "Hello, group." });
     await tm.userSends(bob, group, "group hello");
     await waitForText(group.id, "Hello, group.");
+  });
+
+  it("refuses someone else's Stop click in a group chat, telling them alone; the reply goes on", async () => {
+    const group = tm.groupChat("Stop test");
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    await tm.userSends(ada, group, "talk a while");
+    const live = await tm.waitFor(
+      () => tm.messagesIn(group.id).find((m) => m.actions.some((a) => a.verb === "lobu.stop")),
+      { ...WAIT, description: "the streaming reply with its Stop actions" },
+    );
+    const notes = tm.invokeNotes.length;
+    await tm.click(bob, live, "⏹ Stop");
+    expect(tm.invokeNotes.slice(notes)).toEqual([
+      expect.objectContaining({ userId: bob.id, text: expect.stringMatching(/^⚠️/) }),
+    ]);
+    const done = await waitForText(group.id, answer.trim());
+    expect(done.actions).toEqual([]);
   });
 
   it("splits a long reply into several messages", async () => {
