@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import type { API } from "@discordjs/core";
+import { DiscordAPIError } from "@discordjs/rest";
 import {
   bounded,
   type DownloadOptions,
@@ -68,7 +69,14 @@ export class DiscordFiles implements PlatformFiles {
         allowed_mentions: { parse: [] },
         files: [{ name: file.name, data: file.data, contentType: file.mimeType }],
       }),
-    );
+    ).catch((err: unknown) => {
+      // 40005 "Request entity too large": the server's upload limit (10 MiB without boosts).
+      if (err instanceof DiscordAPIError && err.status === 413)
+        throw new Error(
+          "Discord refused the file: it is larger than this server's upload limit (10 MiB without boosts); send a smaller file",
+        );
+      throw err;
+    });
   }
 
   #isCdn(url: URL): boolean {
