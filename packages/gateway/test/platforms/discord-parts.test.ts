@@ -242,7 +242,7 @@ describe("Discord: attachment URLs", () => {
   const files = new DiscordFiles(() => {
     throw new Error("no API in this test");
   }, "https://discord.com/api");
-  const origin = { platform: "discord", channelId: "1", userId: "2" };
+  const origin = { platform: "discord", channelId: "1", userId: "2", isDirect: true };
   const opts = { maxBytes: 1024 };
 
   it("fetches only from Discord's CDN over https: internal, look-alike and plain-http URLs are refused unfetched", async () => {
