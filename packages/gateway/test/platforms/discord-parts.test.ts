@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DiscordAdapter } from "../../src/platforms/discord/adapter.ts";
 import { cardComponents, customId, parseCustomId } from "../../src/platforms/discord/components.ts";
 import { discordSettings } from "../../src/platforms/discord/config.ts";
+import { DiscordFiles } from "../../src/platforms/discord/files.ts";
 import { toDiscord } from "../../src/platforms/discord/format.ts";
 import { connectGateway, restClient } from "../../src/platforms/discord/gateway.ts";
 import { classifyMessage, GatewayMessage } from "../../src/platforms/discord/webhook/parse.ts";
@@ -234,5 +235,28 @@ describe("settings and connecting", () => {
     expect(connection.botId).toBe(dc.bot.id);
     expect(connection.applicationId).toBe(dc.applicationId);
     await connection.gateway.destroy();
+  });
+});
+
+describe("Discord: attachment URLs", () => {
+  const files = new DiscordFiles(() => {
+    throw new Error("no API in this test");
+  }, "https://discord.com/api");
+  const origin = { platform: "discord", channelId: "1", userId: "2", isDirect: true };
+  const opts = { maxBytes: 1024 };
+
+  it("fetches only from Discord's CDN over https: internal, look-alike and plain-http URLs are refused unfetched", async () => {
+    for (const url of [
+      "http://169.254.169.254/latest/meta-data/",
+      "http://127.0.0.1:6379/",
+      "https://cdn.discordapp.com.evil.example/attachments/1/2/x.txt",
+      "https://evil.example/cdn.discordapp.com/x.txt",
+      "http://cdn.discordapp.com/attachments/1/2/x.txt",
+      "https://user@cdn.discordapp.com.evil.example/x",
+      "not a url",
+    ])
+      await expect(files.download(origin, { name: "x.txt", ref: url }, opts), url).rejects.toThrow(
+        /not on Discord's CDN/,
+      );
   });
 });

@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   type DiscordEmulator,
   type DiscordMessage,
@@ -57,7 +59,10 @@ function waitForCard(channelId: string): Promise<DiscordMessage> {
   return dc.waitFor(
     () =>
       botMessages(channelId).find((m) =>
-        m.components.some((r) => r.components?.some((c) => c.custom_id)),
+        // Answer components; the streaming reply's Stop buttons are not a card.
+        m.components.some((r) =>
+          r.components?.some((c) => c.custom_id && !c.custom_id.startsWith("lobu-stop")),
+        ),
       ),
     { ...WAIT, description: "a card with components" },
   );
@@ -221,6 +226,26 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     await waitForText(server.channelId, "Deploy said: deployed");
   });
 
+  it("refuses someone else's Stop click in a server, telling them alone; the reply goes on", async () => {
+    const ed = person(15, "Ned");
+    const eve = person(16, "Evie");
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    dc.userSends(ed, server.channelId, `<@${dc.bot.id}> talk a while`);
+    const live = await dc.waitFor(
+      () =>
+        botMessages(server.channelId).find((m) =>
+          m.components.some((r) => r.components?.some((c) => c.custom_id?.startsWith("lobu-stop"))),
+        ),
+      { ...WAIT, description: "the streaming reply with its Stop buttons" },
+    );
+    const refused = await dc.click(eve, live, "⏹ Stop");
+    expect(refused.response).toMatchObject({ type: 4, data: { flags: 64 } });
+    expect(String(refused.response?.data?.content)).toMatch(/^⚠️/);
+    const done = await waitForText(server.channelId, answer.trim());
+    expect(done.components).toEqual([]);
+  });
+
   it("attaches an approval's input too long for a message as a file, and lets it be approved", async () => {
     const jo = person(11, "Jo");
     const filler = "y".repeat(3_000);
@@ -241,21 +266,92 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     await waitForText(channel, "Long: long-discord-approved");
   });
 
-  it("tells the agent about a file it cannot read yet, keeping the text", async () => {
+  it("saves an attachment into the sandbox, where bash reads it, and sends the result file back", async () => {
     const kim = person(12, "Kim");
+    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
     llm.when(
-      (r) => r.lastUserText.startsWith("see attached"),
+      (r) => r.lastUserText.startsWith("count the lines"),
       (r) => ({
-        text: r.lastUserText.includes("[attached: notes.txt.")
-          ? "A file I cannot open."
-          : "No file?",
+        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
       }),
+      (r) => ({
+        toolCalls: [
+          {
+            name: "write",
+            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
+          },
+        ],
+      }),
+      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
+      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
     );
     const channel = dc.dmChannel(kim);
-    dc.userSends(kim, channel, "see attached", {
-      attachments: [{ filename: "notes.txt", contentType: "text/plain", data: Buffer.from("hi") }],
+    const sent = dc.userSends(kim, channel, "count the lines", {
+      attachments: [
+        {
+          filename: "notes.txt",
+          contentType: "text/plain",
+          data: Buffer.from("alpha-line\nbeta-line\n"),
+        },
+      ],
     });
-    await waitForText(channel, "A file I cannot open.");
+    // bash asks first in this file: the card shows the cat of the inbox path.
+    const card = await waitForCard(channel);
+    expect(card.content).toMatch(/cat \/workspace\/inbox\/\d{4}-\d\d-\d\d\/notes\.txt/);
+    expect(dc.cdnFetches.length).toBeGreaterThan(0);
+    await dc.click(kim, card, "Approve");
+    const result = await dc.waitFor(
+      () => botMessages(channel).find((m) => m.attachments.some((a) => a.filename === "lines.txt")),
+      { ...WAIT, description: "the result file" },
+    );
+    expect(result.content).toBe("Counted");
+    expect(result.attachments[0]?.data.toString()).toContain("alpha-line\nbeta-line");
+    await dc.waitFor(
+      () => botMessages(channel).find((m) => m.content.includes("Done. Sent lines.txt")),
+      { ...WAIT, description: "the final reply" },
+    );
+    expect(sent.attachments).toHaveLength(1);
+  });
+
+  it("refuses an attachment URL off Discord's CDN (SSRF): nothing is fetched from it", async () => {
+    const lu = person(14, "Lu");
+    const seen: string[] = [];
+    const internal = createServer((req, res) => {
+      seen.push(req.url ?? "");
+      res.end("internal secrets");
+    });
+    await new Promise<void>((r) => internal.listen(0, "127.0.0.1", r));
+    const { port } = internal.address() as AddressInfo;
+    try {
+      llm.when(
+        (r) => r.lastUserText.startsWith("fetch this"),
+        (r) => ({
+          text: r.lastUserText.includes("not on Discord's CDN") ? "Refused it." : "Took it.",
+        }),
+      );
+      const channel = dc.dmChannel(lu);
+      dc.userSends(lu, channel, "fetch this", {
+        attachments: [
+          {
+            filename: "metadata.txt",
+            contentType: "text/plain",
+            data: Buffer.from("x"),
+            // What a crafted message could claim: an internal address.
+            url: `http://127.0.0.1:${port}/latest/meta-data/`,
+          },
+        ],
+      });
+      await dc.waitFor(() => botMessages(channel).find((m) => m.content.includes("Refused it.")), {
+        ...WAIT,
+        description: "the reply after the refusal",
+      });
+      expect(botMessages(channel).some((m) => m.content.includes("not on Discord's CDN"))).toBe(
+        true,
+      );
+      expect(seen).toEqual([]);
+    } finally {
+      await new Promise((r) => internal.close(r));
+    }
   });
 
   it("refuses a replayed click (409): the request is answered once", async () => {

@@ -136,6 +136,69 @@ describe("Teams: activities", () => {
     },
   };
 
+  it("reads files: 1:1 download URLs and pasted pictures get a ref; cards, HTML and channel files do not", () => {
+    const a = Activity.parse({
+      ...base,
+      text: "see",
+      attachments: [
+        {
+          contentType: "application/vnd.microsoft.teams.file.download.info",
+          name: "q3.pdf",
+          contentUrl: "https://contoso-my.sharepoint.com/personal/ada/q3.pdf",
+          content: { downloadUrl: "https://contoso-my.sharepoint.com/download?tempauth=x" },
+        },
+        {
+          contentType: "image/png",
+          contentUrl: "https://smba.trafficmanager.net/amer/v3/attachments/0-a/views/original",
+        },
+        { contentType: "text/html", content: "<p>see</p>" },
+        { contentType: "application/vnd.microsoft.card.adaptive", content: {} },
+        // A channel file: a SharePoint link the bot cannot open.
+        {
+          contentType: "reference",
+          name: "plan.docx",
+          contentUrl: "https://contoso.sharepoint.com/plan.docx",
+        },
+      ],
+    });
+    expect(classify(a)).toEqual({
+      kind: "message",
+      text: "see",
+      files: [
+        { name: "q3.pdf", ref: "download:https://contoso-my.sharepoint.com/download?tempauth=x" },
+        {
+          name: "image-2.png",
+          mimeType: "image/png",
+          ref: "bot:https://smba.trafficmanager.net/amer/v3/attachments/0-a/views/original",
+        },
+        { name: "plan.docx" },
+      ],
+    });
+  });
+
+  it("reads a Stop action (Action.Execute or Action.Submit) and nothing that only looks like one", () => {
+    const data = { lobu: "stop", action: "lobu-stop:msg_1" };
+    const invoke = Activity.parse({
+      ...base,
+      type: "invoke",
+      name: "adaptiveCard/action",
+      value: { action: { type: "Action.Execute", verb: "lobu.stop", data } },
+    });
+    expect(classify(invoke)).toEqual({ kind: "stop", stop: data, invoke: true });
+    expect(classify(Activity.parse({ ...base, value: data }))).toEqual({
+      kind: "stop",
+      stop: data,
+      invoke: false,
+    });
+    const wrong = Activity.parse({
+      ...base,
+      type: "invoke",
+      name: "adaptiveCard/action",
+      value: { action: { type: "Action.Execute", verb: "lobu.stop", data: { lobu: "answer" } } },
+    });
+    expect(classify(wrong).kind).toBe("ignore");
+  });
+
   it("reads a channel thread as its conversation, and the mention out of the text", () => {
     const a = Activity.parse({ ...base, text: "<at>Lobu</at> hello &amp; <b>welcome</b>" });
     expect(classify(a)).toEqual({ kind: "message", text: "hello & welcome", files: [] });

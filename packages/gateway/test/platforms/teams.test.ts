@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   type GatewayProcess,
   type MockLlm,
@@ -18,6 +20,7 @@ import {
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
+  slowText,
   WAIT,
 } from "./helpers.ts";
 
@@ -46,7 +49,10 @@ const waitForText = (conversationId: string, text: string): Promise<TeamsMessage
 const waitForCard = (conversationId: string): Promise<TeamsMessage> =>
   tm.waitFor(
     () =>
-      tm.messagesIn(conversationId).find((m) => m.actions.some((a) => a.type === "Action.Execute")),
+      // Answer actions; the streaming reply's Stop actions are not a card.
+      tm
+        .messagesIn(conversationId)
+        .find((m) => m.actions.some((a) => a.type === "Action.Execute" && a.verb !== "lobu.stop")),
     { ...WAIT, description: "a card with answer actions" },
   );
 
@@ -134,6 +140,24 @@ describe("Teams: conversations", () => {
     llm.when((r) => r.lastUserText === "group hello", { text: "Hello, group." });
     await tm.userSends(bob, group, "group hello");
     await waitForText(group.id, "Hello, group.");
+  });
+
+  it("refuses someone else's Stop click in a group chat, telling them alone; the reply goes on", async () => {
+    const group = tm.groupChat("Stop test");
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    await tm.userSends(ada, group, "talk a while");
+    const live = await tm.waitFor(
+      () => tm.messagesIn(group.id).find((m) => m.actions.some((a) => a.verb === "lobu.stop")),
+      { ...WAIT, description: "the streaming reply with its Stop actions" },
+    );
+    const notes = tm.invokeNotes.length;
+    await tm.click(bob, live, "⏹ Stop");
+    expect(tm.invokeNotes.slice(notes)).toEqual([
+      expect.objectContaining({ userId: bob.id, text: expect.stringMatching(/^⚠️/) }),
+    ]);
+    const done = await waitForText(group.id, answer.trim());
+    expect(done.actions).toEqual([]);
   });
 
   it("splits a long reply into several messages", async () => {
@@ -278,5 +302,136 @@ describe("Teams: Adaptive Card requests", () => {
       ...WAIT,
       description: "the agent's answer",
     });
+  });
+});
+
+describe("Teams: files", () => {
+  const cy: TeamsPerson = { id: "29:1cy-teams-files", name: "Cy" };
+  const di: TeamsPerson = { id: "29:1di-teams-files", name: "Di" };
+  const ed: TeamsPerson = { id: "29:1ed-teams-files", name: "Ed" };
+
+  it("saves a 1:1 file into the sandbox, where bash reads it, and sends the result as a download link", async () => {
+    const chat = tm.personal(cy);
+    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
+    llm.when(
+      (r) => r.lastUserText.startsWith("count the lines"),
+      (r) => ({
+        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
+      }),
+      (r) => ({
+        toolCalls: [
+          {
+            name: "write",
+            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
+          },
+        ],
+      }),
+      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
+      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
+    );
+    const sent = await tm.userSendsFile(cy, chat, "count the lines", {
+      name: "notes.txt",
+      data: Buffer.from("alpha-line\nbeta-line\n"),
+      mimeType: "text/plain",
+    });
+    expect(sent.status).toBe(200);
+    // bash asks first in this file: the card shows the cat of the inbox path.
+    const card = await waitForCard(chat.id);
+    expect(card.text).toMatch(/cat \/workspace\/inbox\/\d{4}-\d\d-\d\d\/notes\.txt/);
+    // OneDrive's pre-authenticated URL was fetched without the bot's token.
+    expect(tm.fileFetches.at(-1)?.withToken).toBe(false);
+    await tm.click(cy, card, "Approve");
+    const result = await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(chat.id)
+          .find((m) =>
+            m.actions.some((a) => a.type === "Action.OpenUrl" && a.title === "Download lines.txt"),
+          ),
+      { ...WAIT, description: "the result file's card" },
+    );
+    expect(result.activity.text).toBe("Counted");
+    const url = result.actions.find((a) => a.title === "Download lines.txt")?.url ?? "";
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toMatch(/^attachment;/);
+    expect(await res.text()).toContain("alpha-line\nbeta-line");
+    // The link's token is its authority: another token finds nothing.
+    const guessed = url.replace(/\/teams\/files\/[^/]+\//, `/teams/files/${"A".repeat(43)}/`);
+    expect((await fetch(guessed)).status).toBe(404);
+    await tm.waitFor(
+      () => tm.messagesIn(chat.id).find((m) => m.text.includes("Done. Sent lines.txt")),
+      { ...WAIT, description: "the final reply" },
+    );
+  });
+
+  it("fetches a pasted picture from the Bot Connector with the bot's token", async () => {
+    const chat = tm.personal(di);
+    llm.when(
+      (r) => r.lastUserText.startsWith("look at this"),
+      (r) => ({
+        text: /\/workspace\/inbox\/\S+\/shot\.png/.test(r.lastUserText) ? "Saw it." : "No picture.",
+      }),
+    );
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+      "base64",
+    );
+    await tm.userSendsFile(
+      di,
+      chat,
+      "look at this",
+      { name: "shot.png", data: png, mimeType: "image/png" },
+      { inline: true },
+    );
+    await tm.waitFor(() => tm.messagesIn(chat.id).find((m) => m.text.includes("Saw it.")), {
+      ...WAIT,
+      description: "the reply about the picture",
+    });
+    expect(tm.fileFetches.at(-1)?.withToken).toBe(true);
+  });
+
+  it("never sends the bot's token to an attachment URL off the service hosts", async () => {
+    const chat = tm.personal(ed);
+    const seen: (string | undefined)[] = [];
+    const elsewhere = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.end("x");
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, "127.0.0.1", r));
+    const { port } = elsewhere.address() as AddressInfo;
+    try {
+      llm.when(
+        (r) => r.lastUserText.startsWith("see the picture"),
+        (r) => ({
+          text: r.lastUserText.includes("not on a Teams service host") ? "Refused it." : "Took it.",
+        }),
+      );
+      // `localhost` is not in service_hosts (127.0.0.1 is): the same machine, another host name.
+      await tm.send(
+        tm.activity(ed, chat, {
+          text: "see the picture",
+          attachments: [
+            {
+              contentType: "image/png",
+              contentUrl: `http://localhost:${port}/v3/attachments/x/views/original`,
+              name: "x.png",
+            },
+            {
+              contentType: "application/vnd.microsoft.teams.file.download.info",
+              name: "y.txt",
+              content: { downloadUrl: `http://localhost:${port}/y` },
+            },
+          ],
+        }),
+      );
+      await tm.waitFor(() => tm.messagesIn(chat.id).find((m) => m.text.includes("Refused it.")), {
+        ...WAIT,
+        description: "the reply after the refusal",
+      });
+      expect(seen).toEqual([]);
+    } finally {
+      await new Promise((r) => elsewhere.close(r));
+    }
   });
 });

@@ -1,3 +1,5 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import {
   type GatewayProcess,
   type MockLlm,
@@ -210,24 +212,79 @@ describe("WhatsApp: conversations", () => {
     expect(conv?.key).toMatchObject({ platform: "whatsapp", userId: ada.waId });
   });
 
-  it("tells the agent about a file it cannot read yet, keeping the caption", async () => {
+  it("saves a document into the sandbox, where bash reads it, and sends the result file back", async () => {
     const flo = person(12, "Flo");
+    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
     llm.when(
-      (r) => r.lastUserText.startsWith("see the report"),
+      (r) => r.lastUserText.startsWith("count the lines"),
       (r) => ({
-        text: r.lastUserText.includes("[attached: q3.pdf.")
-          ? "I see a file I cannot open."
-          : "No file?",
+        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
       }),
+      (r) => ({
+        toolCalls: [
+          {
+            name: "write",
+            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
+          },
+        ],
+      }),
+      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
+      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
     );
     const sent = await wa.userSendsFile(flo, {
-      data: Buffer.from("%PDF-1.4 quarterly"),
-      mimeType: "application/pdf",
-      filename: "q3.pdf",
-      caption: "see the report",
+      data: Buffer.from("alpha-line\nbeta-line\n"),
+      mimeType: "text/plain",
+      filename: "notes.txt",
+      caption: "count the lines",
     });
     expect(sent.status).toBe(200);
-    await waitForText(flo.waId, "I see a file I cannot open.");
+    // bash asks first in this file: the card shows the cat of the inbox path.
+    const card = await waitForCard(flo.waId);
+    expect(card.text).toMatch(/cat \/workspace\/inbox\/\d{4}-\d\d-\d\d\/notes\.txt/);
+    await wa.userTaps(flo, card, "Approve");
+    const doc = await wa.waitFor(
+      () => wa.messages(flo.waId).find((m) => m.document?.filename === "lines.txt"),
+      { ...WAIT, description: "the result document" },
+    );
+    expect(doc.document?.caption).toBe("Counted");
+    const media = wa.media(doc.document?.mediaId ?? "");
+    expect(media?.data.toString()).toContain("alpha-line\nbeta-line");
+    await wa.waitFor(
+      () => wa.messages(flo.waId).find((m) => m.text.includes("Done. Sent lines.txt")),
+      { ...WAIT, description: "the final reply" },
+    );
+  });
+
+  it("never sends the access token to a media URL off Graph's hosts", async () => {
+    const gus = person(14, "Gus");
+    const seen: (string | undefined)[] = [];
+    const elsewhere = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.end("stolen");
+    });
+    await new Promise<void>((r) => elsewhere.listen(0, "127.0.0.1", r));
+    const { port } = elsewhere.address() as AddressInfo;
+    wa.serveMediaFrom(`http://127.0.0.1:${port}`);
+    try {
+      llm.when(
+        (r) => r.lastUserText.startsWith("fetch elsewhere"),
+        (r) => ({ text: r.lastUserText.includes("not saved") ? "Refused it." : "Took it." }),
+      );
+      await wa.userSendsFile(gus, {
+        data: Buffer.from("secret"),
+        mimeType: "text/plain",
+        filename: "x.txt",
+        caption: "fetch elsewhere",
+      });
+      await wa.waitFor(() => wa.messages(gus.waId).find((m) => m.text.includes("Refused it.")), {
+        ...WAIT,
+        description: "the reply after the refusal",
+      });
+      expect(seen).toEqual([]);
+    } finally {
+      wa.serveMediaFrom(undefined);
+      await new Promise((r) => elsewhere.close(r));
+    }
   });
 
   it("splits a long reply into messages of at most 4096 characters", async () => {

@@ -24,7 +24,7 @@ import type {
   DiscordMessage,
   DiscordUser,
 } from "./types.ts";
-import { EPHEMERAL, guildCreate, snowflake, wireMessage } from "./wire.ts";
+import { attachmentId, EPHEMERAL, guildCreate, snowflake, wireMessage } from "./wire.ts";
 
 const Intents = { GuildMessages: 1 << 9, DirectMessages: 1 << 12, MessageContent: 1 << 15 };
 
@@ -39,6 +39,8 @@ export async function startDiscordEmulator(
 export class DiscordEmulator {
   readonly calls: DiscordCall[] = [];
   readonly interactions: DiscordInteraction[] = [];
+  /** Attachment ids fetched from the emulated CDN. */
+  readonly cdnFetches: string[] = [];
   readonly channels = new Map<string, DiscordChannel>();
   readonly guilds = new Map<string, { id: string; name: string }>();
   readonly bot: DiscordUser;
@@ -294,7 +296,7 @@ export class DiscordEmulator {
   }
 
   #wire(m: DiscordMessage): Record<string, unknown> {
-    return wireMessage(m, this.bot, (id) => this.message(id));
+    return wireMessage(m, this.bot, (id) => this.message(id), this.#server?.url ?? "");
   }
 
   #dispatchMessage(message: DiscordMessage): void {
@@ -400,6 +402,9 @@ export class DiscordEmulator {
     const url = new URL(req.url ?? "/", "http://emulator");
     const method = req.method ?? "GET";
     const raw = await readRaw(req);
+    // The CDN: attachments need no token (their URLs are signed), as on cdn.discordapp.com.
+    const cdn = /^\/attachments\/(\d+)\/(\d+)\/[^/]+$/.exec(url.pathname);
+    if (method === "GET" && cdn) return this.#serveAttachment(cdn[1] ?? "", cdn[2] ?? "", res);
     const path = url.pathname.replace(/^\/api\/v10/, "");
     const route = `${method} ${path.replace(/\/\d{5,}/g, "/:id").replace(/\/webhooks\/:id\/[^/]+/, "/webhooks/:id/:token")}`;
     // JSON, or multipart with payload_json and files[n] (messages with attachments).
@@ -463,6 +468,22 @@ export class DiscordEmulator {
       }
     }
     answer(404, { message: "404: Not Found", code: 0 });
+  }
+
+  #serveAttachment(channelId: string, id: string, res: ServerResponse): void {
+    for (const m of this.#messages) {
+      if (m.channel_id !== channelId) continue;
+      const n = m.attachments.findIndex((_, i) => attachmentId(m, i) === id);
+      const a = m.attachments[n];
+      if (!a) continue;
+      this.cdnFetches.push(id);
+      this.#signal.notify();
+      res.writeHead(200, { "content-type": a.contentType, "content-length": a.data.length });
+      res.end(a.data);
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" });
+    res.end("This content is no longer available.");
   }
 
   /** What the REST routes may see and change (rest.ts). */

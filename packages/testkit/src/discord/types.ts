@@ -40,8 +40,12 @@ export interface DiscordMessage {
   deleted: boolean;
   /** The message it replies to. */
   replyTo?: string;
-  /** Files attached to it (multipart uploads). */
-  attachments: { filename: string; contentType: string; data: Buffer }[];
+  /**
+   * Files attached to it (a person's, or the bot's multipart uploads), served
+   * at CDN-style URLs (`<emulator>/attachments/<channel>/<id>/<name>`); `url`
+   * makes one claim to be elsewhere (tests of where the bot may fetch).
+   */
+  attachments: { filename: string; contentType: string; data: Buffer; url?: string }[];
   /** An ephemeral interaction reply: only this user sees it. */
   ephemeralTo?: string;
   timestamp: string;

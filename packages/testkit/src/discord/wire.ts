@@ -12,11 +12,28 @@ export function snowflake(): string {
 /** Message flag: only the interaction's user sees it. */
 export const EPHEMERAL = 64;
 
+/** The id of a message's n-th attachment (unique: derived from the message's snowflake). */
+export function attachmentId(m: DiscordMessage, n: number): string {
+  return String(BigInt(m.id) * 16n + BigInt(n));
+}
+
+/**
+ * Where an attachment is served, as Discord's CDN names it: a path by
+ * channel and attachment id, and the signed expiry parameters (`ex`, `is`, `hm`).
+ */
+export function attachmentUrl(cdn: string, m: DiscordMessage, n: number): string {
+  const a = m.attachments[n];
+  if (a?.url) return a.url;
+  const ex = Math.floor(Date.now() / 1000 + 86_400).toString(16);
+  return `${cdn}/attachments/${m.channel_id}/${attachmentId(m, n)}/${encodeURIComponent(a?.filename ?? "file")}?ex=${ex}&is=${ex}&hm=${"0".repeat(64)}&`;
+}
+
 /** A message as the Gateway and REST send it. */
 export function wireMessage(
   m: DiscordMessage,
   bot: DiscordUser,
   find: (id: string) => DiscordMessage | undefined,
+  cdn: string,
 ): Record<string, unknown> {
   const mentions = [...m.content.matchAll(/<@!?(\d+)>/g)].map((x) =>
     x[1] === bot.id ? bot : { id: x[1], username: "someone" },
@@ -33,10 +50,12 @@ export function wireMessage(
     mention_roles: [],
     mention_everyone: false,
     attachments: m.attachments.map((a, i) => ({
-      id: String(i),
+      id: attachmentId(m, i),
       filename: a.filename,
       content_type: a.contentType,
       size: a.data.length,
+      url: attachmentUrl(cdn, m, i),
+      proxy_url: attachmentUrl(cdn, m, i),
     })),
     embeds: [],
     pinned: false,

@@ -31,6 +31,7 @@ import type {
 const ISSUER = "https://api.botframework.com";
 const SCOPE = "https://api.botframework.com/.default";
 const CARD = "application/vnd.microsoft.card.adaptive";
+const FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info";
 
 export async function startTeamsEmulator(options: TeamsEmulatorOptions): Promise<TeamsEmulator> {
   const emu = new TeamsEmulator(options);
@@ -86,8 +87,12 @@ export class TeamsEmulator {
   readonly typing: string[] = [];
   /** What invokes answered with a message (shown only to the clicker). */
   readonly invokeNotes: { userId: string; text: string }[] = [];
+  /** Files people sent, fetched by the bot: which, and whether a bot token came with the request. */
+  readonly fileFetches: { id: string; withToken: boolean }[] = [];
   readonly #options: TeamsEmulatorOptions;
   readonly #signal = new ChangeSignal();
+  readonly #files = new Map<string, { data: Buffer; mimeType: string; tempauth: string }>();
+  readonly #opened = new Map<string, Buffer>();
   readonly #failures = new FailureQueue<number>();
   readonly #tokens = new Set<string>();
   #server?: HttpServer;
@@ -262,6 +267,60 @@ export class TeamsEmulator {
   }
 
   /**
+   * `person` sends a file with `text`. In a 1:1 chat Teams uploads it to the
+   * person's OneDrive and sends `file.download.info` with a pre-authenticated
+   * `downloadUrl` (no token needed); `inline` pastes a picture instead, sent
+   * as an `image/*` attachment whose `contentUrl` is on the Bot Connector
+   * (the bot's token needed).
+   */
+  userSendsFile(
+    person: TeamsPerson,
+    conversation: TeamsConversation,
+    text: string,
+    file: { name: string; data: Buffer; mimeType: string },
+    opts: { inline?: boolean } = {},
+  ): Promise<TeamsDelivery> {
+    const id = randomUUID();
+    const tempauth = randomBytes(24).toString("base64url");
+    this.#files.set(id, { data: file.data, mimeType: file.mimeType, tempauth });
+    const attachment = opts.inline
+      ? {
+          contentType: file.mimeType,
+          contentUrl: `${this.serviceUrl}v3/attachments/${id}/views/original`,
+          name: file.name,
+        }
+      : {
+          contentType: FILE_DOWNLOAD_INFO,
+          contentUrl: `${this.url}/personal/Documents/Microsoft%20Teams%20Chat%20Files/${encodeURIComponent(file.name)}`,
+          name: file.name,
+          content: {
+            downloadUrl: `${this.url}/download/${id}?tempauth=${tempauth}`,
+            uniqueId: id,
+            fileType: file.name.split(".").pop() ?? "",
+          },
+        };
+    return this.send(
+      this.activity(person, conversation, {
+        text,
+        textFormat: "plain",
+        attachments: [attachment, { contentType: "text/html", content: `<p>${text}</p>` }],
+      }),
+    );
+  }
+
+  /** A person opens `url` (a link the bot sent) in their browser; `opened` has what it served. */
+  async open(url: string): Promise<void> {
+    const res = await fetch(url);
+    if (res.ok) this.#opened.set(url, Buffer.from(await res.arrayBuffer()));
+    this.#signal.notify();
+  }
+
+  /** What opening `url` downloaded, once `open` finished. */
+  opened(url: string): Buffer | undefined {
+    return this.#opened.get(url);
+  }
+
+  /**
    * `person` clicks the action titled `title` on `message`: Action.Execute
    * invokes `adaptiveCard/action` and shows the card it answers with (card
    * refresh); Action.Submit (or `as: "submit"`, a client without Universal
@@ -351,6 +410,38 @@ export class TeamsEmulator {
           },
         ],
       });
+    const download = /^\/download\/([0-9a-f-]{36})$/.exec(path);
+    if (req.method === "GET" && download) {
+      // OneDrive's pre-authenticated URL: its tempauth is the authority, no token.
+      const file = this.#files.get(download[1] ?? "");
+      const tempauth = new URL(req.url ?? "/", "http://x").searchParams.get("tempauth");
+      if (!file || tempauth !== file.tempauth)
+        return sendJson(res, 401, { error: "invalid tempauth" });
+      this.fileFetches.push({ id: download[1] ?? "", withToken: !!req.headers.authorization });
+      this.#signal.notify();
+      res.writeHead(200, { "content-type": file.mimeType, "content-length": file.data.length });
+      res.end(file.data);
+      return;
+    }
+    const inline = /^\/amer\/v3\/attachments\/([0-9a-f-]{36})\/views\/original$/.exec(path);
+    if (req.method === "GET" && inline) {
+      const file = this.#files.get(inline[1] ?? "");
+      const auth = req.headers.authorization ?? "";
+      if (!this.#tokens.has(auth.replace(/^Bearer /, "")))
+        return sendJson(res, 401, {
+          error: {
+            code: "Unauthorized",
+            message: "Authorization has been denied for this request.",
+          },
+        });
+      if (!file)
+        return sendJson(res, 404, { error: { code: "NotFound", message: "no attachment" } });
+      this.fileFetches.push({ id: inline[1] ?? "", withToken: true });
+      this.#signal.notify();
+      res.writeHead(200, { "content-type": file.mimeType, "content-length": file.data.length });
+      res.end(file.data);
+      return;
+    }
     const body = parseBody(await readRaw(req), req.headers["content-type"]);
     if (req.method === "POST" && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
       return this.#tokenRoute(body.fields, res);

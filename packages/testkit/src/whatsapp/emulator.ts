@@ -72,6 +72,8 @@ export class WhatsAppEmulator {
   readonly #lastInbound = new Map<string, number>();
   readonly #inboundIds = new Set<string>();
   readonly #media = new Map<string, { data: Buffer; mimeType: string; filename?: string }>();
+  /** Where media lookups say a file is (tests of where the token may go); the emulator by default. */
+  #mediaBase: string | undefined;
   #webhookUrl: string | undefined;
   #server?: HttpServer;
 
@@ -290,6 +292,15 @@ export class WhatsAppEmulator {
 
   // ---------------------------------------------------------------- knobs
 
+  /**
+   * Media lookups (GET /<media-id>) name URLs under `base` instead of the
+   * emulator (undefined: back to the emulator), as a compromised or
+   * misconfigured answer could: the bot must not send its token there.
+   */
+  serveMediaFrom(base: string | undefined): void {
+    this.#mediaBase = base;
+  }
+
   /** The next `times` /messages calls of `kind` (text, interactive, template, read, or any) fail with `error`. */
   failNext(kind: string, error: GraphError, times = 1): void {
     this.#failures.push(kind, error, times);
@@ -423,7 +434,7 @@ export class WhatsAppEmulator {
       200,
       {
         messaging_product: "whatsapp",
-        url: `${this.url}/media/${id}`,
+        url: `${this.#mediaBase ?? this.url}/media/${id}`,
         mime_type: media.mimeType,
         sha256: createHash("sha256").update(media.data).digest("hex"),
         file_size: media.data.length,

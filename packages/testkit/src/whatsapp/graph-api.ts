@@ -86,6 +86,11 @@ export const SendMessage = z.discriminatedUnion("type", [
       caption: z.string().max(1024).optional(),
     }),
   }),
+  z.object({
+    ...Recipient,
+    type: z.literal("image"),
+    image: z.object({ id: z.string().min(1), caption: z.string().max(1024).optional() }),
+  }),
 ]);
 export type SendMessage = z.infer<typeof SendMessage>;
 

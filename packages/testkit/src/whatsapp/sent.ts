@@ -51,6 +51,15 @@ export function sentOf(
           ...(m.document.caption ? { caption: m.document.caption } : {}),
         },
       };
+    case "image":
+      return {
+        ...base,
+        text: m.image.caption ?? "",
+        image: {
+          mediaId: m.image.id,
+          ...(m.image.caption ? { caption: m.image.caption } : {}),
+        },
+      };
     case "interactive": {
       const i = m.interactive;
       const text = [i.header?.text, i.body.text, i.footer?.text].filter(Boolean).join("\n\n");

@@ -3,7 +3,7 @@ export interface WhatsAppSent {
   /** The wamid the Cloud API answered with. */
   id: string;
   to: string;
-  type: "text" | "interactive" | "template" | "document";
+  type: "text" | "interactive" | "template" | "document" | "image";
   /** What the message shows: a text's body, an interactive message's header/body/footer, a template's text. */
   text: string;
   /** Reply buttons (type "button"). */
@@ -16,6 +16,8 @@ export interface WhatsAppSent {
   link?: { text: string; url: string };
   template?: { name: string; language: string };
   document?: { mediaId: string; filename?: string; caption?: string };
+  /** An image message (uploaded media shown as a picture). */
+  image?: { mediaId: string; caption?: string };
   /** The message it replies to (quoted). */
   replyTo?: string;
   at: number;

@@ -10,6 +10,7 @@ import { TurnViews } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
 import { linkRow } from "./components.ts";
 import type { DiscordSettings } from "./config.ts";
+import { DiscordFiles } from "./files.ts";
 import { toDiscord } from "./format.ts";
 import {
   connectGateway,
@@ -36,6 +37,8 @@ const LOBU_COMMAND = {
  */
 export class DiscordAdapter implements PlatformAdapter {
   readonly platform = "discord";
+  /** Attachments in, files out. */
+  readonly files: DiscordFiles;
   readonly #settings: DiscordSettings;
   readonly #views = new TurnViews<DcLive, DcCard>();
   readonly #stopped = new AbortController();
@@ -48,6 +51,7 @@ export class DiscordAdapter implements PlatformAdapter {
     // Whatever logs it by mistake (an error echoing a request) shows [REDACTED] instead.
     registerSecret(settings.token);
     this.#settings = settings;
+    this.files = new DiscordFiles(() => this.#api, settings.apiRoot);
   }
 
   async start(ctx: AdapterContext): Promise<void> {
@@ -124,11 +128,12 @@ export class DiscordAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // In a server the card is public: its settings link goes to the person's DMs instead.
       sendLinkPrivately: (request) => this.#requestLink(origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new DiscordSurface(this.#api, origin, {
           state: this.#ctx.state,
           settingsUrl,
           log: this.#log,
+          messageId,
         }),
     });
   }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { type CardButton, cardButtons, type RequestEvent } from "../shared/requests.ts";
+import { STOP_BUTTONS, stopActionId } from "../shared/stop.ts";
 
 /**
  * A card's answer components: up to five buttons in one row, or a select
@@ -136,4 +137,17 @@ export async function cardComponents(
 /** One link button (settings links). */
 export function linkRow(label: string, url: string): ActionRow {
   return { type: 1, components: [{ type: 2, style: Style.Link, label, url }] };
+}
+
+/** The streaming reply's Stop buttons (shared/stop.ts), for the turn of `messageId`. */
+export function stopRow(messageId: string): ActionRow {
+  return {
+    type: 1,
+    components: STOP_BUTTONS.map((b) => ({
+      type: 2 as const,
+      style: b.clearQueue ? Style.Secondary : Style.Danger,
+      label: b.label,
+      custom_id: stopActionId(messageId, b.clearQueue),
+    })),
+  };
 }

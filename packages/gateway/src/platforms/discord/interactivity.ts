@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { answerClick } from "../shared/interactivity.ts";
+import { answerClick, stopClick } from "../shared/interactivity.ts";
 import { linkRow, parseCustomId } from "./components.ts";
 import { toDiscord } from "./format.ts";
 import { actorOf, displayName, type Interaction } from "./webhook/parse.ts";
@@ -20,7 +20,7 @@ const ephemeral = (content: string, components?: unknown[]): InteractionResponse
 });
 
 export interface InteractivityDeps {
-  ctx: Pick<AdapterContext, "answer" | "state" | "settingsLink">;
+  ctx: Pick<AdapterContext, "answer" | "state" | "settingsLink" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   log: Logger;
 }
@@ -38,6 +38,13 @@ export async function handleComponent(
   const actor = actorOf(interaction);
   const data = interaction.data;
   if (!actor || !data?.custom_id) return ephemeral("⚠️ This button is not one of mine.");
+  const who = { platform: "discord", userId: actor.id, userName: displayName(actor) };
+  // A Stop button: the reply's next edit says it stopped; a refusal (or what left the queue) is the clicker's alone.
+  let stopResponse: InteractionResponse = { type: 6 };
+  const stopped = await stopClick(deps.ctx, data.custom_id, who, async (text) => {
+    stopResponse = ephemeral(toDiscord(text)[0] ?? text);
+  });
+  if (stopped) return stopResponse;
   const parsed = await parseCustomId(data.custom_id, data.values?.[0], deps.ctx.state, deps.log);
   if (!parsed) return ephemeral("⚠️ This button is no longer active.");
   let response: InteractionResponse = { type: 6 };
@@ -47,11 +54,7 @@ export async function handleComponent(
     {
       ...parsed,
       ...(label ? { label } : {}),
-      who: {
-        platform: "discord",
-        userId: actor.id,
-        userName: displayName(actor),
-      },
+      who,
     },
     {
       refused: async (reason) => {

@@ -12,13 +12,16 @@ import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
-import { type ActionRow, cardComponents } from "./components.ts";
+import { type ActionRow, cardComponents, stopRow } from "./components.ts";
 import { discordMarkdown, MESSAGE_LIMIT, replyChunks, toDiscord } from "./format.ts";
 
 export interface DcLive {
   ids: string[];
+  /** What each message shows, for comparing: its content, and whether it carries the Stop buttons. */
   shown: string[];
 }
+
+const shownAs = (content: string, stop: boolean) => (stop ? `${content}\u0000stop` : content);
 
 export interface DcCard {
   messageId: string;
@@ -42,6 +45,8 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
   readonly #state: AdapterContext["state"];
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** The turn's message: the streaming reply's Stop buttons name it. */
+  readonly #messageId: string | undefined;
   #typing: NodeJS.Timeout | undefined;
   #replied = false;
   /** Approval inputs already sent, by file name, and how (a retried card sends none twice). */
@@ -54,6 +59,8 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
       state: AdapterContext["state"];
       settingsUrl: () => Promise<string | undefined>;
       log: Logger;
+      /** Show Stop buttons on the streaming reply for this message's turn. */
+      messageId?: string;
     },
   ) {
     this.#api = api;
@@ -61,25 +68,35 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
     this.#state = opts.state;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
+    this.#messageId = opts.messageId;
   }
 
   async begin(): Promise<undefined> {
     return undefined;
   }
 
-  async render(handle: DcLive | undefined, parts: Part[], _final: boolean): Promise<DcLive> {
+  async render(handle: DcLive | undefined, parts: Part[], final: boolean): Promise<DcLive> {
     const chunks = replyChunks(parts);
     const live: DcLive = handle
       ? { ids: [...handle.ids], shown: [...handle.shown] }
       : { ids: [], shown: [] };
+    // While the reply streams, its last message carries the Stop buttons; the final edit drops them.
+    const stop = !final && this.#messageId ? [stopRow(this.#messageId)] : undefined;
     for (const [i, content] of chunks.entries()) {
       const id = live.ids[i];
+      const components = i === chunks.length - 1 ? stop : undefined;
+      const shown = shownAs(content, components !== undefined);
       if (id === undefined) {
-        live.ids.push(await this.#send(content));
-        live.shown.push(content);
-      } else if (live.shown[i] !== content) {
-        await dcCall(() => this.#api.channels.editMessage(this.#origin.channelId, id, { content }));
-        live.shown[i] = content;
+        live.ids.push(await this.#send(content, components));
+        live.shown.push(shown);
+      } else if (live.shown[i] !== shown) {
+        await dcCall(() =>
+          this.#api.channels.editMessage(this.#origin.channelId, id, {
+            content,
+            components: components ?? [],
+          }),
+        );
+        live.shown[i] = shown;
       }
     }
     for (const id of live.ids.splice(chunks.length)) await this.#delete(id);

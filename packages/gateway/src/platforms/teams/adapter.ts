@@ -10,8 +10,14 @@ import { ConnectorClient, ConnectorToken, teamsCall } from "./client.ts";
 import { sendPrivately, sendRequestLink } from "./commands.ts";
 import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
+import { fileLinkRoute, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
-import { handleExecute, handleSubmit, type InteractivityDeps } from "./interactivity.ts";
+import {
+  handleExecute,
+  handleStop,
+  handleSubmit,
+  type InteractivityDeps,
+} from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TeamsSurface, type TmCard, type TmLive } from "./surface.ts";
 import { type Activity, classify, originOf, tenantOf } from "./webhook/parse.ts";
@@ -27,6 +33,8 @@ import { BotFrameworkKeys } from "./webhook/verify.ts";
  */
 export class TeamsAdapter implements PlatformAdapter {
   readonly platform = "teams";
+  /** Attachments in, files out. */
+  readonly files: TeamsFiles;
   readonly #settings: TeamsSettings;
   readonly #client: ConnectorClient;
   readonly #views = new TurnViews<TmLive, TmCard>();
@@ -42,6 +50,15 @@ export class TeamsAdapter implements PlatformAdapter {
     registerSecret(settings.appPassword);
     this.#settings = settings;
     this.#client = new ConnectorClient(new ConnectorToken(settings), settings.serviceHosts);
+    this.files = new TeamsFiles({
+      client: this.#client,
+      serviceHosts: settings.serviceHosts,
+      deps: () => ({
+        state: this.#ctx.state,
+        publicUrl: this.#ctx.publicUrl,
+        conversations: this.#conversations,
+      }),
+    });
   }
 
   async start(ctx: AdapterContext): Promise<void> {
@@ -83,6 +100,11 @@ export class TeamsAdapter implements PlatformAdapter {
       };
       await this.#conversations.remember(origin.channelId, ref);
       if (item.kind === "execute") return handleExecute(clicks, origin, item.answer);
+      if (item.kind === "stop") {
+        const tellPrivately = (o: Origin, text: string) =>
+          sendPrivately({ client: this.#client }, o, ref, { type: "message", text });
+        return handleStop({ ctx, background, tellPrivately }, origin, item.stop, item.invoke);
+      }
       if (item.kind === "submit") {
         const tellPrivately = (o: Origin, text: string) =>
           sendPrivately({ client: this.#client }, o, ref, { type: "message", text });
@@ -102,6 +124,7 @@ export class TeamsAdapter implements PlatformAdapter {
       log,
       handle,
     });
+    fileLinkRoute(ctx);
     log.info({ appId: settings.appId }, `Teams messaging endpoint ready at ${MESSAGES_PATH}`);
   }
 
@@ -126,8 +149,9 @@ export class TeamsAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // In a channel or group chat the card is public: its settings link goes to the 1:1 chat.
       sendLinkPrivately: (request) => sendRequestLink(deps, origin, ref, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new TeamsSurface({
+          messageId,
           client: this.#client,
           ref,
           origin,

@@ -1,5 +1,6 @@
 import { type CardButton, cardButtons, type RequestEvent } from "../shared/requests.ts";
-import { ANSWER_VERB, type AnswerData } from "./webhook/parse.ts";
+import { STOP_BUTTONS, stopActionId } from "../shared/stop.ts";
+import { ANSWER_VERB, type AnswerData, STOP_VERB, type StopData } from "./webhook/parse.ts";
 
 /**
  * Adaptive Cards for requests and links. Answers are `Action.Execute`
@@ -89,3 +90,20 @@ export const attachmentOf = (content: AdaptiveCard) => ({
   contentType: CARD_CONTENT_TYPE,
   content,
 });
+
+/** The streaming reply's Stop actions (shared/stop.ts), as a small card under its text. */
+export function stopCard(messageId: string): AdaptiveCard {
+  return card(
+    [],
+    STOP_BUTTONS.map((b) => {
+      const data: StopData = { lobu: "stop", action: stopActionId(messageId, b.clearQueue) };
+      return {
+        type: "Action.Execute",
+        title: b.label,
+        verb: STOP_VERB,
+        data,
+        ...(b.clearQueue ? {} : { style: "destructive" }),
+      };
+    }),
+  );
+}

@@ -86,7 +86,7 @@ export interface ActivityOut {
   type: "message" | "typing";
   text?: string;
   textFormat?: "markdown" | "plain" | "xml";
-  attachments?: { contentType: string; content: unknown }[];
+  attachments?: { contentType: string; content?: unknown; contentUrl?: string; name?: string }[];
   replyToId?: string;
 }
 
@@ -148,6 +148,21 @@ export class ConnectorClient {
     const id = ResourceResponse.parse(body ?? {}).id;
     if (!id) throw new ConnectorError(502, "Teams created no conversation");
     return id;
+  }
+
+  /**
+   * GET an attachment Teams serves behind the bot's token (an inline image's
+   * `contentUrl`). Refused before anything is sent when its host is not a
+   * service host: the token goes nowhere else, and never through a redirect.
+   */
+  async download(url: string, signal?: AbortSignal): Promise<Response> {
+    if (!serviceUrlAllowed(url, this.#hosts))
+      throw new ConnectorError(400, "the attachment's URL is not on a Teams service host");
+    return fetch(url, {
+      headers: { authorization: `Bearer ${await this.#token.get()}` },
+      redirect: "error",
+      ...(signal ? { signal } : {}),
+    });
   }
 
   async #call(serviceUrl: string, method: string, path: string, body?: unknown): Promise<unknown> {

@@ -2,14 +2,14 @@ import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import type { Background } from "../shared/background.ts";
-import { answerClick } from "../shared/interactivity.ts";
+import { answerClick, stopClick } from "../shared/interactivity.ts";
 import { outcomeMarkdown } from "../shared/requests.ts";
 import type { CardStore } from "./card-store.ts";
 import { attachmentOf, CARD_CONTENT_TYPE, closedCard, textBlock } from "./cards.ts";
 import { type ConnectorClient, teamsCall } from "./client.ts";
 import type { ConversationRef } from "./conversations.ts";
 import { cardText } from "./format.ts";
-import type { AnswerData } from "./webhook/parse.ts";
+import type { AnswerData, StopData } from "./webhook/parse.ts";
 
 /** The body of the HTTP answer to an `adaptiveCard/action` invoke. */
 export type InvokeResponse =
@@ -120,4 +120,32 @@ export async function handleSubmit(
       },
     },
   );
+}
+
+/**
+ * A click on the streaming reply's Stop action: the turn is stopped through
+ * the gateway (which checks that the clicker may). The reply's next update
+ * says it stopped and drops the actions; a refusal, or what left the queue,
+ * is the invoke's answer (shown to the clicker alone), or for an
+ * Action.Submit a message in the clicker's 1:1 chat.
+ */
+export async function handleStop(
+  deps: {
+    ctx: Pick<AdapterContext, "stop">;
+    background: Background;
+    tellPrivately(origin: Origin, text: string): Promise<void>;
+  },
+  origin: Origin,
+  stop: StopData,
+  invoke: boolean,
+): Promise<InvokeResponse | undefined> {
+  let told: string | undefined;
+  const known = await stopClick(deps.ctx, stop.action, whoOf(origin), async (text) => {
+    told = cardText(text);
+  });
+  if (!known) told = "⚠️ This button is not one of mine.";
+  if (invoke) return message(told ?? "Stopping.");
+  const text = told;
+  if (text) deps.background.run(() => deps.tellPrivately(origin, text), "could not explain a stop");
+  return undefined;
 }

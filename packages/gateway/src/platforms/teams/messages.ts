@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { InboundFile } from "../../domain/files.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { Background } from "../shared/background.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
@@ -20,7 +21,7 @@ export interface TeamsMessagesDeps extends PrivateDeps {
  */
 export async function handleMessage(
   deps: TeamsMessagesDeps,
-  item: { origin: Origin; ref: ConversationRef; text: string; files: { name: string }[] },
+  item: { origin: Origin; ref: ConversationRef; text: string; files: InboundFile[] },
 ): Promise<void> {
   const command = commandOf(item.text);
   if (command) {

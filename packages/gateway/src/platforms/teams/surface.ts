@@ -10,15 +10,18 @@ import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import type { CardStore } from "./card-store.ts";
-import { attachmentOf, closedCard, requestCard, textBlock } from "./cards.ts";
+import { attachmentOf, closedCard, requestCard, stopCard, textBlock } from "./cards.ts";
 import { type ActivityOut, type ConnectorClient, teamsCall } from "./client.ts";
 import type { ConversationRef } from "./conversations.ts";
 import { cardText, MESSAGE_LIMIT, replyChunks, teamsMarkdown } from "./format.ts";
 
 export interface TmLive {
   ids: string[];
+  /** What each message shows, for comparing: its text, and whether it carries the Stop actions. */
   shown: string[];
 }
+
+const shownAs = (text: string, stop: boolean) => (stop ? `${text}\u0000stop` : text);
 
 export interface TmCard {
   activityId: string;
@@ -45,6 +48,8 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
   readonly #cards: CardStore;
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
+  /** The turn's message: the streaming reply's Stop actions name it. */
+  readonly #messageId: string | undefined;
   #typing: NodeJS.Timeout | undefined;
   readonly #attached = new Set<string>();
 
@@ -55,6 +60,8 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
     cards: CardStore;
     settingsUrl: () => Promise<string | undefined>;
     log: Logger;
+    /** Show Stop actions on the streaming reply for this message's turn. */
+    messageId?: string;
   }) {
     this.#client = opts.client;
     this.#ref = opts.ref;
@@ -62,25 +69,36 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
     this.#cards = opts.cards;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
+    this.#messageId = opts.messageId;
   }
 
   async begin(): Promise<undefined> {
     return undefined;
   }
 
-  async render(handle: TmLive | undefined, parts: Part[], _final: boolean): Promise<TmLive> {
+  async render(handle: TmLive | undefined, parts: Part[], final: boolean): Promise<TmLive> {
     const chunks = replyChunks(parts);
     const live: TmLive = handle
       ? { ids: [...handle.ids], shown: [...handle.shown] }
       : { ids: [], shown: [] };
+    // While the reply streams, its last message carries the Stop actions; the final update drops them.
+    const stop = !final && this.#messageId ? [attachmentOf(stopCard(this.#messageId))] : undefined;
     for (const [i, text] of chunks.entries()) {
       const id = live.ids[i];
+      const attachments = i === chunks.length - 1 ? stop : undefined;
+      const shown = shownAs(text, attachments !== undefined);
+      const activity: ActivityOut = {
+        type: "message",
+        text,
+        textFormat: "markdown",
+        ...(attachments ? { attachments } : {}),
+      };
       if (id === undefined) {
-        live.ids.push(await this.#send({ type: "message", text, textFormat: "markdown" }));
-        live.shown.push(text);
-      } else if (live.shown[i] !== text) {
-        await this.#update(id, { type: "message", text, textFormat: "markdown" });
-        live.shown[i] = text;
+        live.ids.push(await this.#send(activity));
+        live.shown.push(shown);
+      } else if (live.shown[i] !== shown) {
+        await this.#update(id, activity);
+        live.shown[i] = shown;
       }
     }
     for (const id of live.ids.splice(chunks.length)) await this.#delete(id);

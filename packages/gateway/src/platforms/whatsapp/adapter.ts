@@ -8,6 +8,7 @@ import { TurnViews } from "../shared/turn-view.ts";
 import { GraphClient } from "./client.ts";
 import { sendRequestLink } from "./commands.ts";
 import type { WhatsAppSettings } from "./config.ts";
+import { WhatsAppFiles } from "./files.ts";
 import { toWhatsAppText } from "./format.ts";
 import { handleClick } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
@@ -31,6 +32,8 @@ const RENDER_INTERVAL_MS = 1_000;
  */
 export class WhatsAppAdapter implements PlatformAdapter {
   readonly platform = "whatsapp";
+  /** Media in, files out. */
+  readonly files: WhatsAppFiles;
   readonly #settings: WhatsAppSettings;
   readonly #graph: GraphClient;
   readonly #views = new TurnViews<WaLive, WaCard>();
@@ -46,6 +49,11 @@ export class WhatsAppAdapter implements PlatformAdapter {
       registerSecret(secret);
     this.#settings = settings;
     this.#graph = new GraphClient(settings);
+    this.files = new WhatsAppFiles({
+      graph: this.#graph,
+      apiRoot: settings.apiRoot,
+      sender: (to) => this.#sender(to),
+    });
   }
 
   async start(ctx: AdapterContext): Promise<void> {

@@ -15,6 +15,13 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 const UploadResult = z.object({ id: z.string().min(1) });
 
+const MediaInfo = z.object({
+  url: z.string().min(1),
+  mime_type: z.string().optional(),
+  file_size: z.coerce.number().int().nonnegative().optional(),
+});
+export type MediaInfo = z.infer<typeof MediaInfo>;
+
 const SendResult = z.object({
   messages: z.array(z.object({ id: z.string().min(1) })).min(1),
 });
@@ -78,6 +85,8 @@ export class GraphClient {
   readonly #messagesUrl: string;
   readonly #mediaUrl: string;
   readonly #token: string;
+  readonly #apiRoot: string;
+  readonly #version: string;
 
   constructor(
     settings: Pick<WhatsAppSettings, "apiRoot" | "graphVersion" | "phoneNumberId" | "accessToken">,
@@ -86,6 +95,29 @@ export class GraphClient {
     this.#messagesUrl = `${base}/messages`;
     this.#mediaUrl = `${base}/media`;
     this.#token = settings.accessToken;
+    this.#apiRoot = settings.apiRoot;
+    this.#version = settings.graphVersion;
+  }
+
+  /** Where a person's media can be downloaded (GET /<media-id>; the URL lives 5 minutes). */
+  async mediaInfo(mediaId: string): Promise<MediaInfo> {
+    const url = `${this.#apiRoot}/${this.#version}/${encodeURIComponent(mediaId)}`;
+    const parsed = MediaInfo.safeParse(await this.#request(url, undefined));
+    if (!parsed.success)
+      throw new Error("WhatsApp Cloud API answered a media lookup without a URL");
+    return parsed.data;
+  }
+
+  /**
+   * GET a media URL with the access token. The caller checks the host first:
+   * the token goes only to Graph's own hosts, and never through a redirect.
+   */
+  downloadMedia(url: URL, signal?: AbortSignal): Promise<Response> {
+    return fetch(url, {
+      headers: { authorization: `Bearer ${this.#token}` },
+      redirect: "error",
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Send a message; resolves with its id (wamid). */
@@ -130,14 +162,14 @@ export class GraphClient {
     return this.#request(this.#messagesUrl, JSON.stringify(payload));
   }
 
-  async #request(url: string, body: string | FormData): Promise<unknown> {
+  async #request(url: string, body: string | FormData | undefined): Promise<unknown> {
     const res = await fetch(url, {
-      method: "POST",
+      method: body === undefined ? "GET" : "POST",
       headers: {
         authorization: `Bearer ${this.#token}`,
         ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
       },
-      body,
+      ...(body === undefined ? {} : { body }),
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const text = await res.text();

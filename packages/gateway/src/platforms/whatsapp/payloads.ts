@@ -31,6 +31,7 @@ export type OutboundMessage = { to: string } & Context &
         template: { name: string; language: { code: string } };
       }
     | { type: "document"; document: { id: string; filename: string; caption?: string } }
+    | { type: "image"; image: { id: string; caption?: string } }
   );
 
 type Interactive =
@@ -152,4 +153,10 @@ export function documentMessage(
     type: "document",
     document: { id: mediaId, filename, caption: clip(caption, BODY_LIMIT) },
   };
+}
+
+/** An uploaded picture (JPEG or PNG), shown in the chat as one. */
+export function imageMessage(to: string, mediaId: string, caption: string): OutboundMessage {
+  const image = { id: mediaId, ...(caption ? { caption: clip(caption, BODY_LIMIT) } : {}) };
+  return { to, type: "image", image };
 }

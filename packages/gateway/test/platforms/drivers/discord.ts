@@ -12,7 +12,9 @@ const BOT_TOKEN = "MTA5conformance.discord.token";
 const EDIT_ROUTE = "PATCH /channels/:id/messages/:id";
 
 function chatMessage(m: DiscordMessage): ChatMessage {
-  const items = m.components.flatMap((row) => row.components ?? []);
+  const all = m.components.flatMap((row) => row.components ?? []);
+  const isStop = (c: (typeof all)[number]) => c.custom_id?.startsWith("lobu-stop") ?? false;
+  const items = all.filter((c) => !isStop(c));
   return {
     id: m.id,
     text: m.content,
@@ -20,6 +22,7 @@ function chatMessage(m: DiscordMessage): ChatMessage {
     buttons: items.flatMap((c) =>
       c.type === 2 && c.custom_id ? [c.label ?? ""] : (c.options ?? []).map((o) => o.label),
     ),
+    stops: all.filter(isStop).map((c) => c.label ?? ""),
     links: items.flatMap((c) => (c.url ? [c.url] : [])),
     ...(m.replyTo ? { replyTo: m.replyTo } : {}),
   };
@@ -41,6 +44,7 @@ export function discordDriver(): PlatformDriver<DiscordSent> {
   return {
     platform: "discord",
     settingsCommand: "/lobu",
+    showsStopButtons: true,
     editsMessages: true,
     start: async () => {
       emulator = await startDiscordEmulator({
@@ -120,5 +124,24 @@ export function discordDriver(): PlatformDriver<DiscordSent> {
     rateLimitNextEdit: () => dc().forceRateLimit(EDIT_ROUTE, { retryAfter: 1 }),
     sawRateLimit: () => dc().calls.some((c) => c.route === EDIT_ROUTE && c.status === 429),
     waitFor: (predicate, description) => dc().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: async (user, text, file) => {
+        const message = dc().userSends(person(user), dm(user), text, {
+          attachments: [{ filename: file.name, contentType: file.mimeType, data: file.content }],
+        });
+        return { status: dc().gateway.connected > 0 ? 200 : 503, message };
+      },
+      files: (user) =>
+        dc()
+          .messages(dm(user), user)
+          .filter((m) => m.author.id === dc().bot.id)
+          .flatMap((m) =>
+            m.attachments.map((a) => ({
+              name: a.filename,
+              data: a.data,
+              ...(m.content ? { caption: m.content } : {}),
+            })),
+          ),
+    },
   };
 }

@@ -6,7 +6,7 @@ import {
   type TeamsMessage,
   type TeamsPerson,
 } from "@lobu/testkit";
-import type { ChatMessage, PlatformDriver } from "../conformance.ts";
+import type { ChatMessage, PlatformDriver, PostedFile } from "../conformance.ts";
 import { WAIT } from "../helpers.ts";
 
 export const TEAMS_APP_ID = "0f3a7c2e-5b1d-4e8f-9a6c-2d7e1b4c8f90";
@@ -17,7 +17,10 @@ export function teamsChatMessage(m: TeamsMessage): ChatMessage {
     id: m.id,
     text: m.text,
     edits: m.edits.length,
-    buttons: m.actions.filter((a) => a.type !== "Action.OpenUrl").map((a) => a.title),
+    buttons: m.actions
+      .filter((a) => a.type !== "Action.OpenUrl" && a.verb !== "lobu.stop")
+      .map((a) => a.title),
+    stops: m.actions.filter((a) => a.verb === "lobu.stop").map((a) => a.title),
     links: m.actions.flatMap((a) => (a.type === "Action.OpenUrl" && a.url ? [a.url] : [])),
     ...(m.replyTo ? { replyTo: m.replyTo } : {}),
   };
@@ -45,9 +48,42 @@ export function teamsDriver(): PlatformDriver<TeamsDelivery> {
   };
   const person = (id: string): TeamsPerson => ({ id, name: `Conf ${id.slice(-1)}` });
   const chat = (user: string) => tm().personal(person(user));
+  const opening = new Set<string>();
+  /** A file the bot posted: an inline picture (data URL), or a card with its download link (opened as a person would). */
+  const postedFiles = (m: TeamsMessage): PostedFile[] => {
+    const caption = typeof m.activity.text === "string" ? m.activity.text : undefined;
+    const withCaption = caption ? { caption } : {};
+    const attachments = (m.activity.attachments ?? []) as { contentUrl?: string; name?: string }[];
+    const inline = attachments.flatMap((a) =>
+      a.contentUrl?.startsWith("data:")
+        ? [
+            {
+              name: a.name ?? "image",
+              data: Buffer.from(a.contentUrl.split(",")[1] ?? "", "base64"),
+              ...withCaption,
+            },
+          ]
+        : [],
+    );
+    const linked = m.actions.flatMap((a) => {
+      if (a.type !== "Action.OpenUrl" || !a.url || !a.title.startsWith("Download ")) return [];
+      const data = tm().opened(a.url);
+      if (!data) {
+        const url = a.url;
+        if (!opening.has(url)) {
+          opening.add(url);
+          void tm().open(url);
+        }
+        return [];
+      }
+      return [{ name: a.title.slice("Download ".length), data, ...withCaption }];
+    });
+    return [...inline, ...linked];
+  };
   return {
     platform: "teams",
     settingsCommand: "settings",
+    showsStopButtons: true,
     editsMessages: true,
     start: async () => {
       emulator = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });
@@ -75,5 +111,14 @@ export function teamsDriver(): PlatformDriver<TeamsDelivery> {
     rateLimitNextEdit: () => tm().forceRateLimit("PUT activity", 1),
     sawRateLimit: () => tm().calls.some((c) => c.route === "PUT activity" && c.status === 429),
     waitFor: (predicate, description) => tm().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: (user, text, file) =>
+        tm().userSendsFile(person(user), chat(user), text, {
+          name: file.name,
+          data: file.content,
+          mimeType: file.mimeType,
+        }),
+      files: (user) => tm().messagesIn(chat(user).id).flatMap(postedFiles),
+    },
   };
 }

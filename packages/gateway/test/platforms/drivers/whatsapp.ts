@@ -82,5 +82,30 @@ export function whatsappDriver(): PlatformDriver<WhatsAppDelivered> {
     rateLimitNextEdit: () => wa().forceRateLimit("text", 130429),
     sawRateLimit: () => wa().calls.some((c) => c.kind === "text" && c.errorCode === 130429),
     waitFor: (predicate, description) => wa().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: async (user, text, file) =>
+        wa().userSendsFile(person(user), {
+          data: file.content,
+          mimeType: file.mimeType,
+          filename: file.name,
+          caption: text,
+        }),
+      files: (user) =>
+        wa()
+          .messages(user)
+          .flatMap((m) => {
+            const mediaId = m.document?.mediaId ?? m.image?.mediaId;
+            const media = mediaId ? wa().media(mediaId) : undefined;
+            if (!media) return [];
+            const caption = m.document?.caption ?? m.image?.caption;
+            return [
+              {
+                name: m.document?.filename ?? media.filename ?? "image",
+                data: media.data,
+                ...(caption ? { caption } : {}),
+              },
+            ];
+          }),
+    },
   };
 }

@@ -52,6 +52,9 @@ export function actorOf(i: Interaction): DiscordUser | undefined {
 }
 
 const Attachment = z.object({
+  id: z.string().max(32).optional(),
+  /** Where the CDN serves it (signed, expiring); files.ts fetches it from Discord's hosts only. */
+  url: z.string().max(4000).optional(),
   filename: z.string().max(1024),
   content_type: z.string().max(255).optional(),
   size: z.number().int().nonnegative().optional(),
@@ -95,6 +98,7 @@ export function filesOf(msg: GatewayMessage): InboundFile[] {
     name: a.filename,
     ...(a.content_type ? { mimeType: a.content_type } : {}),
     ...(a.size !== undefined ? { size: a.size } : {}),
+    ...(a.url ? { ref: a.url } : {}),
   }));
 }
 

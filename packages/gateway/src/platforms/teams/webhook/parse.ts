@@ -62,6 +62,12 @@ export const AnswerData = z.object({
 export type AnswerData = z.infer<typeof AnswerData>;
 
 export const ANSWER_VERB = "lobu.answer";
+/** The verb of the streaming reply's Stop actions. */
+export const STOP_VERB = "lobu.stop";
+
+/** What a Stop action carries: the Stop button's id (shared/stop.ts), naming the turn's message. */
+export const StopData = z.object({ lobu: z.literal("stop"), action: z.string().min(1).max(100) });
+export type StopData = z.infer<typeof StopData>;
 
 const ExecuteValue = z.object({
   action: z.object({
@@ -75,6 +81,7 @@ export type Inbound =
   | { kind: "message"; text: string; files: InboundFile[] }
   | { kind: "submit"; answer: AnswerData }
   | { kind: "execute"; answer: AnswerData }
+  | { kind: "stop"; stop: StopData; invoke: boolean }
   | { kind: "ignore"; reason: string };
 
 /** What an activity is for the adapter. */
@@ -83,6 +90,12 @@ export function classify(activity: Activity): Inbound {
     if (activity.name !== "adaptiveCard/action")
       return { kind: "ignore", reason: `invoke ${activity.name}` };
     const value = ExecuteValue.safeParse(activity.value);
+    if (value.success && value.data.action.verb === STOP_VERB) {
+      const stop = StopData.safeParse(value.data.action.data);
+      return stop.success
+        ? { kind: "stop", stop: stop.data, invoke: true }
+        : { kind: "ignore", reason: "an unknown stop action" };
+    }
     const answer =
       value.success && value.data.action.verb === ANSWER_VERB
         ? AnswerData.safeParse(value.data.action.data)
@@ -93,15 +106,54 @@ export function classify(activity: Activity): Inbound {
   }
   if (activity.type !== "message") return { kind: "ignore", reason: activity.type };
   if (activity.value !== undefined) {
+    const stop = StopData.safeParse(activity.value);
+    if (stop.success) return { kind: "stop", stop: stop.data, invoke: false };
     const answer = AnswerData.safeParse(activity.value);
     return answer.success
       ? { kind: "submit", answer: answer.data }
       : { kind: "ignore", reason: "an unknown card submit" };
   }
-  const files = activity.attachments
-    .filter((a) => a.contentType !== "text/html" && a.name)
-    .map((a) => ({ name: a.name as string }));
-  return { kind: "message", text: plainText(activity.text ?? ""), files };
+  return { kind: "message", text: plainText(activity.text ?? ""), files: filesOf(activity) };
+}
+
+/** A file a person sent in a 1:1 chat (uploaded to their OneDrive; `downloadUrl` is pre-authenticated). */
+export const FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info";
+const DownloadInfo = z.object({ downloadUrl: z.string().max(4000) });
+
+/**
+ * The files of a message, with a `ref` teams/files.ts understands:
+ * `download:<url>` (a 1:1 file's pre-authenticated download URL, fetched
+ * without the bot's token) or `bot:<url>` (an inline image on the Bot
+ * Connector, fetched with it). Other attachments with a name (channel files,
+ * which live in SharePoint behind Graph permissions) come without a ref:
+ * they are refused with a message. Cards and the HTML copy of the text are
+ * not files.
+ */
+export function filesOf(activity: Activity): InboundFile[] {
+  return activity.attachments.flatMap((a, n): InboundFile[] => {
+    const url = typeof a.contentUrl === "string" ? a.contentUrl : undefined;
+    if (a.contentType === FILE_DOWNLOAD_INFO) {
+      const info = DownloadInfo.safeParse(a.content);
+      return [
+        {
+          name: a.name ?? `file-${n + 1}`,
+          ...(info.success ? { ref: `download:${info.data.downloadUrl}` } : {}),
+        },
+      ];
+    }
+    if (a.contentType.startsWith("image/") && url)
+      return [
+        {
+          name:
+            a.name ?? `image-${n + 1}.${a.contentType.slice(6).replace(/[^a-z0-9]/g, "") || "png"}`,
+          mimeType: a.contentType,
+          ref: `bot:${url}`,
+        },
+      ];
+    if (a.contentType === "text/html" || a.contentType.startsWith("application/vnd.microsoft.card"))
+      return [];
+    return a.name ? [{ name: a.name }] : [];
+  });
 }
 
 /**

@@ -182,6 +182,8 @@ function classify(message: WaMessage, name: string | undefined): WaInbound | und
     const file: InboundFile = {
       name: media.filename ?? `${kind}${extensionOf(media.mime_type)}`,
       ...(media.mime_type ? { mimeType: media.mime_type.split(";")[0]?.trim() } : {}),
+      // The media id: files.ts asks Graph for its URL when the turn starts.
+      ref: media.id,
     };
     return { kind: "message", ...who, text: media.caption?.trim() ?? "", files: [file] };
   }
