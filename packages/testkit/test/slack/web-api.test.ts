@@ -384,7 +384,14 @@ describe("Slack Web API through WebClient", () => {
       { user: "U1", channel: "C1", text: "stream" },
       { deliver: false },
     );
-    const streamer = client.chatStream({ channel: "C1", thread_ts: ts, buffer_size: 4 });
+    // Outside a DM, Slack needs the recipient of a streamed message.
+    const streamer = client.chatStream({
+      channel: "C1",
+      thread_ts: ts,
+      buffer_size: 4,
+      recipient_user_id: "U1",
+      recipient_team_id: emu.teamId,
+    });
     await streamer.append({ markdown_text: "Hello" });
     await streamer.append({ markdown_text: " world" });
     await streamer.stop({ markdown_text: "!" });
