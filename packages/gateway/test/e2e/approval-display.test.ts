@@ -126,7 +126,12 @@ async function tgCard(id: number, name: string, text: string): Promise<TelegramM
     () =>
       tg
         .messages(id)
-        .find((m) => m.replyMarkup?.inline_keyboard.flat().some((b) => b.callback_data)),
+        // The card, not the streaming reply with its Stop buttons (docs/using.md).
+        .find((m) =>
+          m.replyMarkup?.inline_keyboard
+            .flat()
+            .some((b) => b.callback_data && !b.callback_data.startsWith("lobu-stop")),
+        ),
     { ...WAIT, description: "the approval card" },
   );
 }
