@@ -200,9 +200,7 @@ describe("approvals in Slack", () => {
   function actionIds(m: SlackMessage | undefined): string[] {
     return (m?.blocks ?? [])
       .filter((b) => (b as { type?: string }).type === "actions")
-      .flatMap((b) =>
-        (b as { elements: { action_id: string }[] }).elements.map((e) => e.action_id),
-      )
+      .flatMap((b) => (b as { elements: { action_id: string }[] }).elements.map((e) => e.action_id))
       .filter((id) => !id.startsWith("lobu-stop"));
   }
 
