@@ -57,7 +57,13 @@ function waitForText(space: string, text: string): Promise<GoogleChatMessage> {
 
 function waitForCard(space: string): Promise<GoogleChatMessage> {
   return gc.waitFor(
-    () => appMessages(space).find((m) => buttonsOf(m.cardsV2).some((b) => b.onClick?.action)),
+    () =>
+      appMessages(space).find((m) =>
+        // Answer buttons; the streaming reply's Stop buttons are not a card.
+        buttonsOf(m.cardsV2).some(
+          (b) => b.onClick?.action && b.onClick.action.function !== "lobu.stop",
+        ),
+      ),
     { ...WAIT, description: "a card with buttons" },
   );
 }
@@ -207,6 +213,29 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
       description: "the card closed",
     });
     expect(gc.message(card.name)?.text).toMatch(/✅ \*Fri\* \(answered by Di\)/);
+  });
+
+  it("refuses someone else's Stop click in a space, telling them alone; the reply goes on", async () => {
+    const [gus, hal] = [person(20, "Gus"), person(21, "Hal")];
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    await gc.userSends(gus, room, "talk a while", { mention: true });
+    const live = await gc.waitFor(
+      () =>
+        appMessages(room).find((m) =>
+          buttonsOf(m.cardsV2).some((b) => b.onClick?.action?.function === "lobu.stop"),
+        ),
+      { ...WAIT, description: "the streaming reply with its Stop buttons" },
+    );
+    const refused = await gc.click(hal, live, "⏹ Stop");
+    expect(JSON.parse(refused.body)).toMatchObject({
+      actionResponse: { type: "NEW_MESSAGE" },
+      privateMessageViewer: { name: `users/${hal.id}` },
+    });
+    expect(JSON.parse(refused.body).text).toMatch(/^⚠️/);
+    const done = await waitForText(room, answer.trim());
+    expect(done.name).toBe(live.name);
+    expect(done.cardsV2).toEqual([]);
   });
 
   it("asks before running a tool in a space; Approve runs it", async () => {

@@ -112,9 +112,10 @@ export class GoogleChatAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // In a space the card is public: its settings link goes to the person privately.
       sendLinkPrivately: (request) => this.#requestLink(origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new GoogleChatSurface(this.#api, origin, {
           settingsUrl,
+          messageId,
           state: this.#ctx.state,
           log: this.#log,
         }),

@@ -15,11 +15,13 @@ const EDIT_ROUTE = "PUT message";
 
 function chatMessage(m: GoogleChatMessage): ChatMessage {
   const buttons = buttonsOf(m.cardsV2);
+  const isStop = (b: (typeof buttons)[number]) => b.onClick?.action?.function === "lobu.stop";
   return {
     id: m.name,
     text: m.text,
     edits: m.edits.length,
-    buttons: buttons.flatMap((b) => (b.onClick?.action ? [b.text ?? ""] : [])),
+    buttons: buttons.flatMap((b) => (b.onClick?.action && !isStop(b) ? [b.text ?? ""] : [])),
+    stops: buttons.flatMap((b) => (isStop(b) ? [b.text ?? ""] : [])),
     links: buttons.flatMap((b) => (b.onClick?.openLink ? [b.onClick.openLink.url] : [])),
   };
 }
@@ -36,6 +38,7 @@ export function googleChatDriver(): PlatformDriver<GoogleChatDelivery> {
   return {
     platform: "googlechat",
     settingsCommand: "/lobu",
+    showsStopButtons: true,
     editsMessages: true,
     start: async () => {
       emulator = await startGoogleChatEmulator({ projectNumber: PROJECT_NUMBER });
