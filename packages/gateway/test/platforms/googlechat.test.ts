@@ -14,6 +14,7 @@ import {
   ASK_BASH_TOML,
   conversationsOf,
   drainedQueue,
+  FILES_TOML,
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
@@ -57,7 +58,13 @@ function waitForText(space: string, text: string): Promise<GoogleChatMessage> {
 
 function waitForCard(space: string): Promise<GoogleChatMessage> {
   return gc.waitFor(
-    () => appMessages(space).find((m) => buttonsOf(m.cardsV2).some((b) => b.onClick?.action)),
+    () =>
+      appMessages(space).find((m) =>
+        // Answer buttons; the streaming reply's Stop buttons are not a card.
+        buttonsOf(m.cardsV2).some(
+          (b) => b.onClick?.action && b.onClick.action.function !== "lobu.stop",
+        ),
+      ),
     { ...WAIT, description: "a card with buttons" },
   );
 }
@@ -79,6 +86,7 @@ beforeAll(async () => {
   gw = await startGatewayProcess({
     toml: [
       ...ASK_BASH_TOML,
+      ...FILES_TOML,
       "[platforms.googlechat]",
       `project_number = "${PROJECT_NUMBER}"`,
       `lobu_command_id = ${LOBU_COMMAND_ID}`,
@@ -207,6 +215,74 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
       description: "the card closed",
     });
     expect(gc.message(card.name)?.text).toMatch(/✅ \*Fri\* \(answered by Di\)/);
+  });
+
+  it("refuses someone else's Stop click in a space, telling them alone; the reply goes on", async () => {
+    const [gus, hal] = [person(20, "Gus"), person(21, "Hal")];
+    const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
+    llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
+    await gc.userSends(gus, room, "talk a while", { mention: true });
+    const live = await gc.waitFor(
+      () =>
+        appMessages(room).find((m) =>
+          buttonsOf(m.cardsV2).some((b) => b.onClick?.action?.function === "lobu.stop"),
+        ),
+      { ...WAIT, description: "the streaming reply with its Stop buttons" },
+    );
+    const refused = await gc.click(hal, live, "⏹ Stop");
+    expect(JSON.parse(refused.body)).toMatchObject({
+      actionResponse: { type: "NEW_MESSAGE" },
+      privateMessageViewer: { name: `users/${hal.id}` },
+    });
+    expect(JSON.parse(refused.body).text).toMatch(/^⚠️/);
+    const done = await waitForText(room, answer.trim());
+    expect(done.name).toBe(live.name);
+    expect(done.cardsV2).toEqual([]);
+  });
+
+  it("downloads only what Chat names: a crafted attachment reference and a Drive file are refused with a note", async () => {
+    const ivy = person(22, "Ivy");
+    const space = gc.dmSpace(ivy);
+    llm.when(
+      (r) => r.lastUserText.startsWith("read these"),
+      (r) => ({ text: `Notes: ${r.lastUserText.includes("not saved") ? "told" : "not told"}` }),
+    );
+    const event = JSON.parse(messageEvent(ivy, space, "read these"));
+    event.message.attachment = [
+      // A path out of the media route, and a URL: neither is a resource name Chat gives.
+      {
+        contentName: "evil.txt",
+        contentType: "text/plain",
+        attachmentDataRef: { resourceName: "../../v1/spaces/AAAAteamroom/messages" },
+      },
+      {
+        contentName: "remote.txt",
+        contentType: "text/plain",
+        attachmentDataRef: { resourceName: "http://169.254.169.254/latest" },
+      },
+      { contentName: "plan.gdoc", driveDataRef: { driveFileId: "1abc" }, source: "DRIVE_FILE" },
+    ];
+    const before = gc.calls.length;
+    expect((await gc.deliver(event)).status).toBe(200);
+    const reply = await gc.waitFor(
+      () => appMessages(space).find((m) => m.text.includes("Notes: told")),
+      { ...WAIT, description: "the reply, after the notes" },
+    );
+    expect(reply.text).toMatch(
+      /evil\.txt: not saved: its attachment reference is not one Google Chat gives/,
+    );
+    expect(reply.text).toMatch(/remote\.txt: not saved: its attachment reference is not one/);
+    expect(reply.text).toMatch(/plan\.gdoc: not saved: it is a Google Drive file/);
+    // Nothing was fetched from the media route for them.
+    expect(gc.calls.slice(before).some((c) => c.route === "GET media")).toBe(false);
+  });
+
+  it("serves a sent file's link only with its token", async () => {
+    for (const path of [
+      "/googlechat/files/short/x.txt",
+      `/googlechat/files/${"A".repeat(43)}/x.txt`,
+    ])
+      expect((await fetch(`${gw.url}${path}`)).status).toBe(404);
   });
 
   it("asks before running a tool in a space; Approve runs it", async () => {

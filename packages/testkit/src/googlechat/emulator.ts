@@ -1,7 +1,8 @@
 /**
  * A Google Chat emulator: the Chat API routes an app writes with
  * (spaces.messages create / update / patch / delete, with Google's error
- * bodies and 429 RESOURCE_EXHAUSTED), the OAuth token endpoint its service
+ * bodies and 429 RESOURCE_EXHAUSTED; media.download of the files people
+ * attach), the OAuth token endpoint its service
  * account's JWT grant goes to (the assertion's signature checked with the
  * test service account's public key), the published signing keys (JWKS),
  * and events posted to the app's HTTP endpoint with a bearer token signed as
@@ -29,6 +30,7 @@ import type {
   ChatCardWithId,
   ChatPerson,
   ChatSpace,
+  GoogleChatAttachment,
   GoogleChatCall,
   GoogleChatDelivery,
   GoogleChatDialog,
@@ -72,6 +74,7 @@ export class GoogleChatEmulator {
   readonly #signal = new ChangeSignal();
   readonly #failures = new FailureQueue<Failure>();
   readonly #messages: GoogleChatMessage[] = [];
+  readonly #opened = new Map<string, Buffer>();
   #server?: HttpServer;
   #endpoint: string | undefined;
   #audienceUrl = "";
@@ -154,7 +157,12 @@ export class GoogleChatEmulator {
     person: ChatPerson,
     space: string,
     text: string,
-    opts: { thread?: string; mention?: boolean } = {},
+    opts: {
+      thread?: string;
+      mention?: boolean;
+      /** Files attached to the message (uploaded content, fetched with media.download). */
+      attachments?: { name: string; mimeType: string; data: Buffer }[];
+    } = {},
   ): Promise<GoogleChatDelivery & { message: GoogleChatMessage }> {
     const message = this.#store({
       space,
@@ -162,6 +170,13 @@ export class GoogleChatEmulator {
       sender: `users/${person.id}`,
       ...(opts.thread ? { thread: opts.thread } : {}),
     });
+    if (opts.attachments?.length)
+      message.attachments = opts.attachments.map((a) => ({
+        contentName: a.name,
+        contentType: a.mimeType,
+        resourceName: randomBytes(24).toString("base64url"),
+        data: a.data,
+      }));
     if (!opts.mention && this.spaces.get(space)?.spaceType !== "DIRECT_MESSAGE")
       return {
         status: 0,
@@ -204,6 +219,18 @@ export class GoogleChatEmulator {
     const delivery = await this.deliver(event);
     await this.#respond(delivery, space, message.thread, person);
     return delivery;
+  }
+
+  /** A person opens a link button's URL (a file's download link) in their browser. */
+  async open(url: string): Promise<void> {
+    const res = await fetch(url);
+    if (res.ok) this.#opened.set(url, Buffer.from(await res.arrayBuffer()));
+    this.#signal.notify();
+  }
+
+  /** What opening `url` downloaded, once `open` finished. */
+  opened(url: string): Buffer | undefined {
+    return this.#opened.get(url);
   }
 
   /** A person clicks the button `label` of a card on `message`. */
@@ -348,11 +375,28 @@ export class GoogleChatEmulator {
     return message;
   }
 
+  #attachment(resourceName: string): GoogleChatAttachment | undefined {
+    for (const m of this.#messages)
+      for (const a of m.attachments ?? []) if (a.resourceName === resourceName) return a;
+    return undefined;
+  }
+
   #wire(m: GoogleChatMessage): Record<string, unknown> {
     return {
       name: m.name,
       text: m.text,
       ...(m.cardsV2.length ? { cardsV2: m.cardsV2 } : {}),
+      ...(m.attachments?.length
+        ? {
+            attachment: m.attachments.map((a, i) => ({
+              name: `${m.name}/attachments/${i}`,
+              contentName: a.contentName,
+              contentType: a.contentType,
+              attachmentDataRef: { resourceName: a.resourceName },
+              source: "UPLOADED_CONTENT",
+            })),
+          }
+        : {}),
       thread: { name: m.thread },
       space: { name: m.space },
       sender: { name: m.sender, type: m.sender === APP_USER ? "BOT" : "HUMAN" },
@@ -442,13 +486,16 @@ export class GoogleChatEmulator {
       return sendJson(res, 200, await jwksOf(this.#idKey));
     const body = parseBody(await readRaw(req), req.headers["content-type"]);
     if (method === "POST" && url.pathname === "/token") return this.#grant(res, body.fields);
+    const media = /^\/v1\/media\/(.+)$/.exec(url.pathname);
     const messages = /^\/v1\/(spaces\/[^/]+)\/messages$/.exec(url.pathname);
     const one = /^\/v1\/(spaces\/[^/]+)\/messages\/([^/]+)$/.exec(url.pathname);
-    const route = messages
-      ? `${method} messages`
-      : one
-        ? `${method === "PATCH" ? "PUT" : method} message`
-        : "";
+    const route = media
+      ? `${method} media`
+      : messages
+        ? `${method} messages`
+        : one
+          ? `${method === "PATCH" ? "PUT" : method} message`
+          : "";
     const record = (status: number, errorStatus?: string) => {
       this.calls.push({
         method,
@@ -472,6 +519,20 @@ export class GoogleChatEmulator {
     if (forced) {
       record(forced.status, "RESOURCE_EXHAUSTED");
       return sendJson(res, forced.status, forced.body);
+    }
+    if (media) {
+      // media.download: the bytes of an attachment a person sent (alt=media).
+      const name = decodeURIComponent(media[1] ?? "");
+      const file = this.#attachment(name);
+      if (method !== "GET" || url.searchParams.get("alt") !== "media" || !file)
+        return fail(404, "NOT_FOUND", "Media not found.");
+      record(200);
+      res.writeHead(200, {
+        "content-type": file.contentType,
+        "content-length": String(file.data.length),
+      });
+      res.end(file.data);
+      return;
     }
     const json = (body.json ?? {}) as {
       text?: string;

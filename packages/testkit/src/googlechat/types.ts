@@ -42,10 +42,21 @@ export interface GoogleChatMessage {
   sender: string;
   /** Only this user (`users/<id>`) sees it (a private message). */
   privateViewer?: string;
+  /** Files a person attached (uploaded content), each downloadable at its resource name. */
+  attachments?: GoogleChatAttachment[];
   /** Texts it had before each edit, oldest first. */
   edits: string[];
   deleted: boolean;
   at: number;
+}
+
+/** A file attached to a message, as Chat keeps it. */
+export interface GoogleChatAttachment {
+  contentName: string;
+  contentType: string;
+  /** `attachmentDataRef.resourceName`: what media.download takes. */
+  resourceName: string;
+  data: Buffer;
 }
 
 /** A call the app made to the Chat API or the token endpoint. */

@@ -4,11 +4,13 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { fileLinkRoute } from "../shared/file-links.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { linkCard } from "./cards.ts";
 import { type ChatApi, chatClient, gcCall } from "./client.ts";
 import type { GoogleChatSettings } from "./config.ts";
+import { GoogleChatFiles } from "./files.ts";
 import { toChat } from "./format.ts";
 import { type ChatResponse, handleClick, handleSettingsCommand, welcome } from "./interactivity.ts";
 import { handleChatMessage } from "./messages.ts";
@@ -26,6 +28,8 @@ import { chatTokenVerifier } from "./webhook/verify.ts";
  */
 export class GoogleChatAdapter implements PlatformAdapter {
   readonly platform = "googlechat";
+  /** Attachments in (media.download), files out (a download link). */
+  readonly files: GoogleChatFiles;
   readonly #settings: GoogleChatSettings;
   readonly #views = new TurnViews<GcLive, GcCard>();
   readonly #stopped = new AbortController();
@@ -37,6 +41,10 @@ export class GoogleChatAdapter implements PlatformAdapter {
   constructor(settings: GoogleChatSettings) {
     this.#settings = settings;
     this.#api = chatClient(settings);
+    this.files = new GoogleChatFiles(this.#api, () => ({
+      state: this.#ctx.state,
+      publicUrl: this.#ctx.publicUrl,
+    }));
   }
 
   async start(ctx: AdapterContext): Promise<void> {
@@ -66,6 +74,7 @@ export class GoogleChatAdapter implements PlatformAdapter {
       await handleChatMessage(messages, { ...event, message, space, user } as ChatMessageEvent);
     };
     const interactivity = { ctx, views: this.#views, log };
+    fileLinkRoute(ctx, this.platform);
     eventsReceiver(ctx.routes, {
       verify: chatTokenVerifier(settings.audience, settings.certsUrl),
       ctx,
@@ -112,9 +121,10 @@ export class GoogleChatAdapter implements PlatformAdapter {
       intervalMs: this.#settings.streamIntervalMs,
       // In a space the card is public: its settings link goes to the person privately.
       sendLinkPrivately: (request) => this.#requestLink(origin, request),
-      surface: (settingsUrl) =>
+      surface: (settingsUrl, messageId) =>
         new GoogleChatSurface(this.#api, origin, {
           settingsUrl,
+          messageId,
           state: this.#ctx.state,
           log: this.#log,
         }),

@@ -1,5 +1,6 @@
 import type { chat_v1 } from "@googleapis/chat";
 import { type CardButton, cardButtons, type RequestEvent } from "../shared/requests.ts";
+import { STOP_BUTTONS, stopActionId } from "../shared/stop.ts";
 
 /**
  * Cards v2 for request cards: one button list whose buttons call the
@@ -9,6 +10,8 @@ import { type CardButton, cardButtons, type RequestEvent } from "../shared/reque
 export const ANSWER_FUNCTION = "lobu.answer";
 /** Opens a dialog with an approval's whole input (too long for a message). */
 export const SHOW_INPUT_FUNCTION = "lobu.showInput";
+/** The streaming reply's Stop buttons: `action` is the Stop button's id (shared/stop.ts). */
+export const STOP_FUNCTION = "lobu.stop";
 /** Where an approval's input waits for its dialog (adapter state). */
 export const dialogInputKey = (requestId: string) => `input:${requestId}`;
 
@@ -64,6 +67,23 @@ export function requestCard(
       cardId: `lobu-${event.requestId}`.slice(0, 64),
       card: { sections: [{ widgets: [{ buttonList: { buttons } }] }] },
     },
+  ];
+}
+
+/** The streaming reply's Stop buttons (shared/stop.ts), as a card under its text. */
+export function stopCard(messageId: string): CardV2[] {
+  const buttons = STOP_BUTTONS.map((b) => ({
+    text: b.label,
+    ...(b.clearQueue ? {} : { type: "FILLED_TONAL" }),
+    onClick: {
+      action: {
+        function: STOP_FUNCTION,
+        parameters: [{ key: "action", value: stopActionId(messageId, b.clearQueue) }],
+      },
+    },
+  }));
+  return [
+    { cardId: "lobu-stop", card: { sections: [{ widgets: [{ buttonList: { buttons } }] }] } },
   ];
 }
 

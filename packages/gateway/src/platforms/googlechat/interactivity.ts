@@ -4,12 +4,13 @@ import { z } from "zod";
 import type { Origin } from "../../domain/origin.ts";
 import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
-import { answerClick } from "../shared/interactivity.ts";
+import { answerClick, stopClick } from "../shared/interactivity.ts";
 import {
   ANSWER_FUNCTION,
   dialogInputKey,
   linkCard,
   SHOW_INPUT_FUNCTION,
+  STOP_FUNCTION,
   textDialog,
 } from "./cards.ts";
 import { MESSAGE_LIMIT, toChat } from "./format.ts";
@@ -34,7 +35,7 @@ export function privately(event: ChatEvent, user: ChatUser, message: ChatRespons
 }
 
 export interface InteractivityDeps {
-  ctx: Pick<AdapterContext, "answer" | "settingsLink" | "state">;
+  ctx: Pick<AdapterContext, "answer" | "settingsLink" | "state" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   log: Logger;
 }
@@ -51,8 +52,9 @@ export async function handleClick(
 ): Promise<ChatResponse> {
   const user = event.user;
   const fn = event.common?.invokedFunction ?? event.action?.actionMethodName;
-  const { requestId, choice } = clickParameters(event);
+  const { requestId, choice, action } = clickParameters(event);
   if (user && fn === SHOW_INPUT_FUNCTION && requestId) return showInput(deps, event, requestId);
+  if (user && fn === STOP_FUNCTION && action) return stop(deps, event, user, action);
   if (!user || fn !== ANSWER_FUNCTION || !requestId || choice === undefined)
     return notice(event, user, "⚠️ This button is not one of mine.");
   let response: ChatResponse = {};
@@ -61,11 +63,7 @@ export async function handleClick(
     {
       requestId,
       choice,
-      who: {
-        platform: "googlechat",
-        userId: userIdOf(user),
-        ...(user.displayName ? { userName: user.displayName } : {}),
-      },
+      who: whoOf(user),
     },
     {
       refused: async (reason) => {
@@ -83,6 +81,31 @@ export async function handleClick(
   );
   return response;
 }
+
+/**
+ * A Stop button on the streaming reply: the turn is stopped through the
+ * gateway (which checks that the clicker may). The reply's next update says
+ * it stopped and drops the buttons; a refusal, or what left the queue, is a
+ * private message to the clicker.
+ */
+async function stop(
+  deps: InteractivityDeps,
+  event: ChatEvent,
+  user: ChatUser,
+  action: string,
+): Promise<ChatResponse> {
+  let response: ChatResponse = {};
+  const known = await stopClick(deps.ctx, action, whoOf(user), async (text) => {
+    response = notice(event, user, toChat(text)[0] ?? text);
+  });
+  return known ? response : notice(event, user, "⚠️ This button is not one of mine.");
+}
+
+const whoOf = (user: ChatUser) => ({
+  platform: "googlechat",
+  userId: userIdOf(user),
+  ...(user.displayName ? { userName: user.displayName } : {}),
+});
 
 const KeptInput = z.object({ space: z.string(), text: z.string() });
 

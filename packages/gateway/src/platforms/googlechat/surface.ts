@@ -5,14 +5,17 @@ import { approvalNotes, approvalView, canApprove } from "../shared/approval-view
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import { type CardV2, dialogInputKey, requestCard } from "./cards.ts";
+import { type CardV2, dialogInputKey, requestCard, stopCard } from "./cards.ts";
 import { type ChatApi, gcCall } from "./client.ts";
 import { chatMarkdown, MESSAGE_LIMIT, replyChunks, toChat } from "./format.ts";
 
 export interface GcLive {
   names: string[];
+  /** What each message shows, for comparing: its text, and whether it carries the Stop buttons. */
   shown: string[];
 }
+
+const shownAs = (text: string, stop: boolean) => (stop ? `${text}\u0000stop` : text);
 
 export interface GcCard {
   name: string;
@@ -40,6 +43,8 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
   readonly #log: Logger;
   /** Whether an approval's full input went out as a message of its own, by request (a retried card sends it once). */
   readonly #attached = new Map<string, boolean>();
+  /** The turn's message: the streaming reply's Stop buttons name it. */
+  readonly #messageId: string | undefined;
 
   constructor(
     api: ChatApi,
@@ -48,6 +53,8 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
       settingsUrl: () => Promise<string | undefined>;
       state: AdapterContext["state"];
       log: Logger;
+      /** Show Stop buttons on the streaming reply for this message's turn. */
+      messageId?: string;
     },
   ) {
     this.#api = api;
@@ -55,27 +62,36 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
     this.#settingsUrl = opts.settingsUrl;
     this.#state = opts.state;
     this.#log = opts.log;
+    this.#messageId = opts.messageId;
   }
 
   async begin(): Promise<undefined> {
     return undefined;
   }
 
-  async render(handle: GcLive | undefined, parts: Part[], _final: boolean): Promise<GcLive> {
+  async render(handle: GcLive | undefined, parts: Part[], final: boolean): Promise<GcLive> {
     const chunks = replyChunks(parts);
     const live: GcLive = handle
       ? { names: [...handle.names], shown: [...handle.shown] }
       : { names: [], shown: [] };
+    // While the reply streams, its last message carries the Stop buttons; the final update drops them.
+    const stop = !final && this.#messageId ? stopCard(this.#messageId) : undefined;
     for (const [i, text] of chunks.entries()) {
       const name = live.names[i];
+      const cardsV2 = i === chunks.length - 1 ? stop : undefined;
+      const shown = shownAs(text, cardsV2 !== undefined);
       if (name === undefined) {
-        live.names.push(await this.#send(text));
-        live.shown.push(text);
-      } else if (live.shown[i] !== text) {
+        live.names.push(await this.#send(text, cardsV2));
+        live.shown.push(shown);
+      } else if (live.shown[i] !== shown) {
         await gcCall(() =>
-          this.#api.spaces.messages.update({ name, updateMask: "text", requestBody: { text } }),
+          this.#api.spaces.messages.update({
+            name,
+            updateMask: "text,cardsV2",
+            requestBody: { text, cardsV2: cardsV2 ?? [] },
+          }),
         );
-        live.shown[i] = text;
+        live.shown[i] = shown;
       }
     }
     for (const name of live.names.splice(chunks.length)) await this.#delete(name);

@@ -4,13 +4,14 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { fileLinkRoute } from "../shared/file-links.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { CardStore } from "./card-store.ts";
 import { ConnectorClient, ConnectorToken, teamsCall } from "./client.ts";
 import { sendPrivately, sendRequestLink } from "./commands.ts";
 import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
-import { fileLinkRoute, TeamsFiles } from "./files.ts";
+import { TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
 import {
   handleExecute,
@@ -124,7 +125,7 @@ export class TeamsAdapter implements PlatformAdapter {
       log,
       handle,
     });
-    fileLinkRoute(ctx);
+    fileLinkRoute(ctx, this.platform);
     log.info({ appId: settings.appId }, `Teams messaging endpoint ready at ${MESSAGES_PATH}`);
   }
 

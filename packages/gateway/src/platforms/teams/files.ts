@@ -1,7 +1,4 @@
-import { randomBytes } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { Context } from "hono";
-import { z } from "zod";
 import {
   bounded,
   type DownloadOptions,
@@ -12,8 +9,8 @@ import {
   type PlatformFiles,
 } from "../../domain/files.ts";
 import type { Origin } from "../../domain/origin.ts";
-import { readRecord } from "../../util/stored-record.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
+import { storeFileLink } from "../shared/file-links.ts";
 import { attachmentOf, card, openUrl, textBlock } from "./cards.ts";
 import { type ConnectorClient, teamsCall } from "./client.ts";
 import { serviceUrlAllowed } from "./config.ts";
@@ -22,8 +19,6 @@ import type { Conversations } from "./conversations.ts";
 /** Pictures sent inline (base64 in the activity): Teams keeps a message under about 28 KB. */
 const INLINE_IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif"]);
 export const INLINE_IMAGE_MAX_BYTES = 20 * 1024;
-/** How long a file's download link works. */
-export const FILE_LINK_TTL_MS = 60 * 60_000;
 /** Where a 1:1 file's pre-authenticated download URL may point (the person's OneDrive). */
 const DOWNLOAD_HOSTS = [
   "*.sharepoint.com",
@@ -31,14 +26,6 @@ const DOWNLOAD_HOSTS = [
   "*.sharepoint.de",
   "*.sharepoint.cn",
 ];
-
-export const FILE_LINK_PATH = "/teams/files/:token/:name";
-const linkKey = (token: string) => `file:${token}`;
-const StoredFile = z.object({
-  name: z.string(),
-  mimeType: z.string(),
-  data: z.string(),
-});
 
 /**
  * Files on Microsoft Teams. In: a file sent in a 1:1 chat arrives as
@@ -125,10 +112,7 @@ export class TeamsFiles implements PlatformFiles {
       );
       return;
     }
-    const token = randomBytes(32).toString("base64url");
-    const stored = { name: file.name, mimeType: file.mimeType, data: file.data.toString("base64") };
-    await state.set(linkKey(token), JSON.stringify(stored), FILE_LINK_TTL_MS);
-    const url = `${publicUrl.replace(/\/+$/, "")}/teams/files/${token}/${encodeURIComponent(file.name)}`;
+    const url = await storeFileLink(state, publicUrl, "teams", file);
     const content = card(
       [
         textBlock(`📎 ${file.name} (${file.mimeType}, ${file.data.length} bytes)`, {
@@ -147,30 +131,4 @@ export class TeamsFiles implements PlatformFiles {
       }),
     );
   }
-}
-
-/**
- * GET /teams/files/<token>/<name>: a file the agent sent, for the hour its
- * link works. Served as a download (never rendered on the gateway's origin).
- */
-export function fileLinkRoute(ctx: Pick<AdapterContext, "routes" | "state" | "log">): void {
-  ctx.routes.get(FILE_LINK_PATH, async (c: Context) => {
-    const token = c.req.param("token") ?? "";
-    if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return c.text("No such file.", 404);
-    const raw = await ctx.state.get(linkKey(token));
-    const file = raw
-      ? readRecord(StoredFile, raw, { record: "teams file link", key: "file:…" }, ctx.log)
-      : undefined;
-    if (!file)
-      return c.text("This download link has expired; ask the agent to send the file again.", 404);
-    const data = Buffer.from(file.data, "base64");
-    return c.body(data, 200, {
-      "content-type": file.mimeType,
-      "content-length": String(data.length),
-      "content-disposition": `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`,
-      "x-content-type-options": "nosniff",
-      "content-security-policy": "sandbox",
-      "cache-control": "private, no-store",
-    });
-  });
 }

@@ -6,7 +6,7 @@ import {
   type GoogleChatMessage,
   startGoogleChatEmulator,
 } from "@lobu/testkit";
-import type { ChatMessage, PlatformDriver } from "../conformance.ts";
+import type { ChatMessage, PlatformDriver, PostedFile } from "../conformance.ts";
 import { WAIT } from "../helpers.ts";
 
 const PROJECT_NUMBER = "123456789012";
@@ -15,11 +15,13 @@ const EDIT_ROUTE = "PUT message";
 
 function chatMessage(m: GoogleChatMessage): ChatMessage {
   const buttons = buttonsOf(m.cardsV2);
+  const isStop = (b: (typeof buttons)[number]) => b.onClick?.action?.function === "lobu.stop";
   return {
     id: m.name,
     text: m.text,
     edits: m.edits.length,
-    buttons: buttons.flatMap((b) => (b.onClick?.action ? [b.text ?? ""] : [])),
+    buttons: buttons.flatMap((b) => (b.onClick?.action && !isStop(b) ? [b.text ?? ""] : [])),
+    stops: buttons.flatMap((b) => (isStop(b) ? [b.text ?? ""] : [])),
     links: buttons.flatMap((b) => (b.onClick?.openLink ? [b.onClick.openLink.url] : [])),
   };
 }
@@ -33,9 +35,33 @@ export function googleChatDriver(): PlatformDriver<GoogleChatDelivery> {
   };
   const person = (id: string) => ({ id, displayName: `Conf ${id.slice(-1)}` });
   const dm = (user: string) => gc().dmSpace(person(user));
+  // A file the app sends is a Download button to the gateway: opened once, then read from the emulator.
+  const opening = new Set<string>();
+  const postedFiles = (m: GoogleChatMessage): PostedFile[] =>
+    buttonsOf(m.cardsV2).flatMap((b) => {
+      const url = b.onClick?.openLink?.url;
+      if (!url || !b.text?.startsWith("Download ")) return [];
+      const data = gc().opened(url);
+      if (!data) {
+        if (!opening.has(url)) {
+          opening.add(url);
+          void gc().open(url);
+        }
+        return [];
+      }
+      const caption = m.text.split("\n\n📎")[0];
+      return [
+        {
+          name: b.text.slice("Download ".length),
+          data,
+          ...(caption && !caption.startsWith("📎") ? { caption } : {}),
+        },
+      ];
+    });
   return {
     platform: "googlechat",
     settingsCommand: "/lobu",
+    showsStopButtons: true,
     editsMessages: true,
     start: async () => {
       emulator = await startGoogleChatEmulator({ projectNumber: PROJECT_NUMBER });
@@ -93,5 +119,16 @@ export function googleChatDriver(): PlatformDriver<GoogleChatDelivery> {
     rateLimitNextEdit: () => gc().forceRateLimit(EDIT_ROUTE),
     sawRateLimit: () => gc().calls.some((c) => c.route === EDIT_ROUTE && c.status === 429),
     waitFor: (predicate, description) => gc().waitFor(predicate, { ...WAIT, description }),
+    files: {
+      sendFile: (user, text, file) =>
+        gc().userSends(person(user), dm(user), text, {
+          attachments: [{ name: file.name, mimeType: file.mimeType, data: file.content }],
+        }),
+      files: (user) =>
+        gc()
+          .messages(dm(user), user)
+          .filter((m) => m.sender === "users/app")
+          .flatMap(postedFiles),
+    },
   };
 }

@@ -36,6 +36,8 @@ const MessageName = z
 const Attachment = z.object({
   contentName: z.string().max(1024).optional(),
   contentType: z.string().max(255).optional(),
+  /** Uploaded content: what media.download takes. Drive files have driveDataRef instead. */
+  attachmentDataRef: z.object({ resourceName: z.string().max(4000).optional() }).optional(),
 });
 
 const Message = z.object({
@@ -116,6 +118,7 @@ export function filesOf(event: ChatMessageEvent): InboundFile[] {
   return event.message.attachment.map((a) => ({
     name: a.contentName ?? "attachment",
     ...(a.contentType ? { mimeType: a.contentType } : {}),
+    ...(a.attachmentDataRef?.resourceName ? { ref: a.attachmentDataRef.resourceName } : {}),
   }));
 }
 
