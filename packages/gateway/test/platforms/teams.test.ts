@@ -156,8 +156,15 @@ describe("Teams: conversations", () => {
     expect(tm.invokeNotes.slice(notes)).toEqual([
       expect.objectContaining({ userId: bob.id, text: expect.stringMatching(/^⚠️/) }),
     ]);
-    const done = await waitForText(group.id, answer.trim());
-    expect(done.actions).toEqual([]);
+    // The final update removes the Stop actions (it may land just after the whole text shows).
+    await waitForText(group.id, answer.trim());
+    await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(group.id)
+          .find((m) => m.text.includes(answer.trim()) && m.actions.length === 0),
+      { ...WAIT, description: "the final update without Stop actions" },
+    );
   });
 
   it("splits a long reply into several messages", async () => {
@@ -389,6 +396,103 @@ describe("Teams: files", () => {
       description: "the reply about the picture",
     });
     expect(tm.fileFetches.at(-1)?.withToken).toBe(true);
+  });
+
+  it("reads a file shared in a channel through Microsoft Graph with the bot's app token", async () => {
+    const fay: TeamsPerson = { id: "29:1fay-teams-files", name: "Fay" };
+    const thread = tm.thread(tm.channel("Shared files"), "1700000000077");
+    const pathIn = (text: string) =>
+      /\/workspace\/inbox\/\S+\/report\.txt/.exec(text)?.[0] ?? "none";
+    llm.when(
+      (r) => r.lastUserText.startsWith("read the shared report"),
+      (r) => ({ toolCalls: [{ name: "read", input: { path: pathIn(r.lastUserText) } }] }),
+      (r) => ({ text: `Shared says: ${r.toolResults[0]?.content ?? "nothing"}` }),
+    );
+    const before = tm.calls.length;
+    await tm.userSharesFile(fay, thread, "read the shared report", {
+      name: "report.txt",
+      data: Buffer.from("quarterly-shared-figures"),
+      mimeType: "text/plain",
+    });
+    await tm.waitFor(() => tm.messagesIn(thread.id).find((m) => m.text.includes("Shared says: ")), {
+      ...WAIT,
+      description: "the reply reading the shared file",
+    });
+    expect(tm.messagesIn(thread.id).at(-1)?.text).toContain("quarterly-shared-figures");
+    // A Graph token from the activity's tenant, then the item's metadata, then
+    // its content: a redirect, followed without the token.
+    const routes = tm.calls.slice(before).map((c) => `${c.route} ${c.status}`);
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        "POST graph token 200",
+        "GET driveItem 200",
+        "GET driveItem content 302",
+      ]),
+    );
+    expect(tm.fileFetches.at(-1)?.withToken).toBe(false);
+  });
+
+  it("refuses a shared file the sender did not upload (a crafted reference to someone else's file)", async () => {
+    const gil: TeamsPerson = { id: "29:1gil-teams-files", name: "Gil" };
+    const boss: TeamsPerson = { id: "29:1boss-teams-files", name: "Boss" };
+    const group = tm.groupChat("Graph refusals");
+    llm.when(
+      (r) => r.lastUserText.startsWith("open the boss file"),
+      (r) => ({
+        text: r.lastUserText.includes("only files you uploaded yourself")
+          ? "Refused the boss file."
+          : "Opened it.",
+      }),
+    );
+    const fetches = tm.fileFetches.length;
+    const before = tm.calls.length;
+    await tm.userSharesFile(
+      gil,
+      group,
+      "open the boss file",
+      { name: "salaries.xlsx", data: Buffer.from("secret-salaries"), mimeType: "text/plain" },
+      { createdBy: boss },
+    );
+    await tm.waitFor(
+      () => tm.messagesIn(group.id).find((m) => m.text.includes("Refused the boss file.")),
+      { ...WAIT, description: "the reply after the refusal" },
+    );
+    // The metadata was read; the content never was.
+    const routes = tm.calls.slice(before).map((c) => c.route);
+    expect(routes).toContain("GET driveItem");
+    expect(routes).not.toContain("GET driveItem content");
+    expect(tm.fileFetches.length).toBe(fetches);
+  });
+
+  it("the emulator's Graph takes only a Graph token for its tenant (as Graph does)", async () => {
+    const share = `${tm.graphUrl}/shares/u!${Buffer.from("https://x.sharepoint.com/a").toString("base64url")}/driveItem`;
+    const token = async (tenant: string, scope: string) => {
+      const res = await fetch(`${tm.url}/${tenant}/oauth2/v2.0/token`, {
+        method: "POST",
+        body: new URLSearchParams({
+          grant_type: "client_credentials",
+          client_id: TEAMS_APP_ID,
+          client_secret: TEAMS_APP_PASSWORD,
+          scope,
+        }),
+      });
+      return {
+        status: res.status,
+        token: ((await res.json()) as { access_token?: string }).access_token,
+      };
+    };
+    expect((await fetch(share)).status).toBe(401);
+    const connector = await token("botframework.com", "https://api.botframework.com/.default");
+    expect(
+      (await fetch(share, { headers: { authorization: `Bearer ${connector.token}` } })).status,
+    ).toBe(401);
+    expect((await token("botframework.com", "https://graph.microsoft.com/.default")).status).toBe(
+      400,
+    );
+    const graph = await token(tm.tenantId, "https://graph.microsoft.com/.default");
+    expect(
+      (await fetch(share, { headers: { authorization: `Bearer ${graph.token}` } })).status,
+    ).toBe(404);
   });
 
   it("never sends the bot's token to an attachment URL off the service hosts", async () => {

@@ -11,8 +11,9 @@ import { ConnectorClient, ConnectorToken, teamsCall } from "./client.ts";
 import { sendPrivately, sendRequestLink } from "./commands.ts";
 import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
-import { TeamsFiles } from "./files.ts";
+import { DOWNLOAD_HOSTS, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
+import { GraphFiles } from "./graph-files.ts";
 import {
   handleExecute,
   handleStop,
@@ -54,6 +55,7 @@ export class TeamsAdapter implements PlatformAdapter {
     this.files = new TeamsFiles({
       client: this.#client,
       serviceHosts: settings.serviceHosts,
+      graph: new GraphFiles(settings, [...DOWNLOAD_HOSTS, ...settings.serviceHosts]),
       deps: () => ({
         state: this.#ctx.state,
         publicUrl: this.#ctx.publicUrl,

@@ -15,12 +15,13 @@ import { attachmentOf, card, openUrl, textBlock } from "./cards.ts";
 import { type ConnectorClient, teamsCall } from "./client.ts";
 import { serviceUrlAllowed } from "./config.ts";
 import type { Conversations } from "./conversations.ts";
+import { type GraphFiles, SharedFileRef } from "./graph-files.ts";
 
 /** Pictures sent inline (base64 in the activity): Teams keeps a message under about 28 KB. */
 const INLINE_IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif"]);
 export const INLINE_IMAGE_MAX_BYTES = 20 * 1024;
-/** Where a 1:1 file's pre-authenticated download URL may point (the person's OneDrive). */
-const DOWNLOAD_HOSTS = [
+/** Where a file may live and a pre-authenticated download URL may point (SharePoint, OneDrive). */
+export const DOWNLOAD_HOSTS = [
   "*.sharepoint.com",
   "*.sharepoint.us",
   "*.sharepoint.de",
@@ -32,7 +33,9 @@ const DOWNLOAD_HOSTS = [
  * `file.download.info` with a pre-authenticated OneDrive download URL
  * (fetched without any token, only from SharePoint hosts or a service host);
  * an inline image as a `contentUrl` on the Bot Connector, fetched with the
- * bot's token, which goes only to the configured service hosts. Out: a small
+ * bot's token, which goes only to the configured service hosts; a file shared
+ * in a channel or group chat as a SharePoint reference, read through
+ * Microsoft Graph (graph-files.ts). Out: a small
  * picture inline (base64), anything else as a card with a download link to
  * the gateway: an unguessable URL that works for an hour, posted only into
  * the conversation the turn belongs to (the file consent card of the real
@@ -41,6 +44,7 @@ const DOWNLOAD_HOSTS = [
 export class TeamsFiles implements PlatformFiles {
   readonly #client: ConnectorClient;
   readonly #serviceHosts: readonly string[];
+  readonly #graph: GraphFiles;
   readonly #deps: () => {
     state: AdapterContext["state"];
     publicUrl: string;
@@ -50,10 +54,12 @@ export class TeamsFiles implements PlatformFiles {
   constructor(opts: {
     client: ConnectorClient;
     serviceHosts: readonly string[];
+    graph: GraphFiles;
     deps: () => { state: AdapterContext["state"]; publicUrl: string; conversations: Conversations };
   }) {
     this.#client = opts.client;
     this.#serviceHosts = opts.serviceHosts;
+    this.#graph = opts.graph;
     this.#deps = opts.deps;
   }
 
@@ -81,9 +87,17 @@ export class TeamsFiles implements PlatformFiles {
       }).catch(() => {
         throw new Error("could not reach OneDrive");
       });
+    } else if (ref.startsWith("graph:")) {
+      let shared: SharedFileRef;
+      try {
+        shared = SharedFileRef.parse(JSON.parse(ref.slice(6)));
+      } catch {
+        throw new FileRefused("Teams did not say where the file is");
+      }
+      res = await this.#graph.open(shared, opts);
     } else {
       throw new FileRefused(
-        "Teams shares files in channels and group chats through SharePoint, which the bot cannot open; send it in your 1:1 chat with the bot",
+        "Teams did not say where the file is; send it in your 1:1 chat with the bot",
       );
     }
     if (!res.ok || !res.body) throw new Error(`Teams refused the download (${res.status})`);

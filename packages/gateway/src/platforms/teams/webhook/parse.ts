@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { InboundFile } from "../../../domain/messages.ts";
 import type { Origin } from "../../../domain/origin.ts";
+import type { SharedFileRef } from "../graph-files.ts";
 
 /**
  * Bot Framework activities as Teams posts them, validated with zod and read
@@ -124,10 +125,11 @@ const DownloadInfo = z.object({ downloadUrl: z.string().max(4000) });
  * The files of a message, with a `ref` teams/files.ts understands:
  * `download:<url>` (a 1:1 file's pre-authenticated download URL, fetched
  * without the bot's token) or `bot:<url>` (an inline image on the Bot
- * Connector, fetched with it). Other attachments with a name (channel files,
- * which live in SharePoint behind Graph permissions) come without a ref:
- * they are refused with a message. Cards and the HTML copy of the text are
- * not files.
+ * Connector, fetched with it) or `graph:<json>` (a file shared in a channel
+ * or group chat: a `reference` to SharePoint/OneDrive, read through Graph,
+ * with the tenant and the sender's Entra id it is checked against). Other
+ * attachments with a name come without a ref: they are refused with a
+ * message. Cards and the HTML copy of the text are not files.
  */
 export function filesOf(activity: Activity): InboundFile[] {
   return activity.attachments.flatMap((a, n): InboundFile[] => {
@@ -150,6 +152,18 @@ export function filesOf(activity: Activity): InboundFile[] {
           ref: `bot:${url}`,
         },
       ];
+    if (a.contentType === "reference" && url) {
+      const tenant = tenantOf(activity);
+      const sender = activity.from.aadObjectId;
+      return [
+        {
+          name: a.name ?? `file-${n + 1}`,
+          ...(tenant && sender
+            ? { ref: `graph:${JSON.stringify({ url, tenant, sender } satisfies SharedFileRef)}` }
+            : {}),
+        },
+      ];
+    }
     if (a.contentType === "text/html" || a.contentType.startsWith("application/vnd.microsoft.card"))
       return [];
     return a.name ? [{ name: a.name }] : [];
