@@ -61,7 +61,8 @@ beforeAll(async () => {
   tm = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });
   const setup = teamsSetup(tm);
   gw = await startGatewayProcess({
-    toml: [...ASK_BASH_TOML, ...setup.toml].join("\n"),
+    // The last table of setup.toml is [platforms.teams]: this line joins it.
+    toml: [...ASK_BASH_TOML, ...setup.toml, "upload_channel_files = true"].join("\n"),
     env: { ...llmEnv(llm), ...setup.env },
   });
   tm.setMessagingEndpoint(`${gw.url}/teams/messages`);
@@ -493,6 +494,50 @@ describe("Teams: files", () => {
     expect(
       (await fetch(share, { headers: { authorization: `Bearer ${graph.token}` } })).status,
     ).toBe(404);
+  });
+
+  it("sends a file in a channel into the channel's files through Graph; a link when Graph refuses", async () => {
+    const hal: TeamsPerson = { id: "29:1hal-teams-files", name: "Hal" };
+    const thread = tm.thread(tm.channel("Uploads"), "1700000000088");
+    const script = (prompt: string, name: string) =>
+      llm.when(
+        (r) => r.lastUserText.startsWith(prompt),
+        { toolCalls: [{ name: "write", input: { path: `out/${name}`, content: `${prompt}!` } }] },
+        { toolCalls: [{ name: "send_file", input: { path: `out/${name}` } }] },
+        { text: `${prompt}: sent.` },
+      );
+    script("write the minutes", "minutes.txt");
+    await tm.userSends(hal, thread, "write the minutes");
+    const card = await tm.waitFor(
+      () =>
+        tm.messagesIn(thread.id).find((m) => m.actions.some((a) => a.title === "Open minutes.txt")),
+      { ...WAIT, description: "the card opening the uploaded file" },
+    );
+    const saved = tm.channelFiles.find((f) => f.name === "minutes.txt");
+    expect(saved?.data.toString()).toBe("write the minutes!");
+    expect(saved?.channel).toBe(tm.channel("Uploads").id);
+    // The card opens the file in SharePoint (the team's members only), not a gateway link.
+    expect(card.actions.find((a) => a.title === "Open minutes.txt")?.url).toBe(saved?.webUrl);
+    expect(JSON.stringify(card.activity)).not.toContain("/teams/files/");
+
+    // Without the permission Graph refuses the upload: the hour-long link instead.
+    tm.denyGraphWrites();
+    try {
+      script("write the agenda", "agenda.txt");
+      await tm.userSends(hal, thread, "write the agenda");
+      const fallback = await tm.waitFor(
+        () =>
+          tm
+            .messagesIn(thread.id)
+            .find((m) => m.actions.some((a) => a.title === "Download agenda.txt")),
+        { ...WAIT, description: "the download link card" },
+      );
+      const url = fallback.actions.find((a) => a.title === "Download agenda.txt")?.url ?? "";
+      expect(url).toMatch(/\/teams\/files\/[A-Za-z0-9_-]{43}\/agenda\.txt$/);
+      expect(tm.channelFiles.some((f) => f.name === "agenda.txt")).toBe(false);
+    } finally {
+      tm.denyGraphWrites(false);
+    }
   });
 
   it("never sends the bot's token to an attachment URL off the service hosts", async () => {

@@ -104,6 +104,17 @@ export class TeamsEmulator {
   /** Shared files by their SharePoint URL: the file's id and who created it (Entra object id). */
   readonly #shared = new Map<string, { id: string; createdBy: string; name: string }>();
   readonly #aad = new Map<string, string>();
+  #graphWrites = true;
+  /** Files the bot uploaded into a channel's files through Graph. */
+  readonly channelFiles: {
+    channel: string;
+    name: string;
+    data: Buffer;
+    mimeType: string;
+    webUrl: string;
+  }[] = [];
+  /** The team every channel here belongs to (its Microsoft 365 group id, as Graph names it). */
+  readonly teamGroupId = randomUUID();
   #server?: HttpServer;
   #key!: Key;
   #foreign!: Key;
@@ -213,9 +224,22 @@ export class TeamsEmulator {
         ...(conversation.type !== "personal" ? { isGroup: true } : {}),
       },
       recipient: this.bot,
-      channelData: { tenant: { id: this.tenantId } },
+      channelData: {
+        tenant: { id: this.tenantId },
+        ...(conversation.type === "channel"
+          ? {
+              team: { id: "19:team@thread.tacv2", aadGroupId: this.teamGroupId },
+              channel: { id: conversation.id.split(";")[0] },
+            }
+          : {}),
+      },
       ...fields,
     };
+  }
+
+  /** Graph refuses uploads (403), as without the Files.ReadWrite.All permission; `false` allows them again. */
+  denyGraphWrites(deny = true): void {
+    this.#graphWrites = !deny;
   }
 
   /** A person's Entra object id: theirs, or one made up once and kept. */
@@ -484,6 +508,22 @@ export class TeamsEmulator {
       res.end(file.data);
       return;
     }
+    const folder = /^\/v1\.0\/teams\/([^/]+)\/channels\/([^/]+)\/filesFolder$/.exec(path);
+    if (req.method === "GET" && folder)
+      return this.#filesFolderRoute(
+        req,
+        res,
+        decodeURIComponent(folder[1] ?? ""),
+        decodeURIComponent(folder[2] ?? ""),
+      );
+    const upload = /^\/v1\.0\/drives\/([^/]+)\/items\/([^/]+):\/([^/]+):\/content$/.exec(path);
+    if (req.method === "PUT" && upload)
+      return this.#uploadRoute(
+        req,
+        res,
+        decodeURIComponent(upload[2] ?? ""),
+        decodeURIComponent(upload[3] ?? ""),
+      );
     const graph = /^\/v1\.0\/shares\/([^/]+)\/driveItem(\/content)?$/.exec(path);
     if (req.method === "GET" && graph)
       return this.#graphRoute(req, res, graph[1] ?? "", !!graph[2]);
@@ -623,6 +663,70 @@ export class TeamsEmulator {
       ext_expires_in: 3599,
       access_token: token,
     });
+  }
+
+  /** Whether a request carries a Graph token; answers 401 when not. */
+  #graphAuthorized(req: IncomingMessage, res: ServerResponse, route: string): boolean {
+    if (this.#graphTokens.has((req.headers.authorization ?? "").replace(/^Bearer /, "")))
+      return true;
+    this.calls.push({ method: req.method ?? "", route, status: 401 });
+    sendJson(res, 401, {
+      error: { code: "InvalidAuthenticationToken", message: "Access token validation failure." },
+    });
+    return false;
+  }
+
+  /** Graph's `GET /teams/{team}/channels/{channel}/filesFolder`: the channel's folder in the team's drive. */
+  #filesFolderRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    team: string,
+    channel: string,
+  ): void {
+    const route = "GET filesFolder";
+    if (!this.#graphAuthorized(req, res, route)) return;
+    const known = team === this.teamGroupId && channel.endsWith("@thread.tacv2");
+    this.calls.push({ method: "GET", route, status: known ? 200 : 404 });
+    if (!known) {
+      sendJson(res, 404, { error: { code: "NotFound", message: "No team found with Group Id" } });
+      return;
+    }
+    sendJson(res, 200, {
+      id: `folder-${Buffer.from(channel).toString("hex")}`,
+      name: "General",
+      parentReference: { driveId: `b!${Buffer.from(team).toString("base64url")}` },
+    });
+  }
+
+  /** Graph's simple upload, `PUT /drives/{drive}/items/{parent}:/{name}:/content`, into a channel's folder. */
+  async #uploadRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parent: string,
+    name: string,
+  ): Promise<void> {
+    const route = "PUT upload";
+    const data = await readRaw(req);
+    if (!this.#graphAuthorized(req, res, route)) return;
+    if (!this.#graphWrites) {
+      this.calls.push({ method: "PUT", route, status: 403 });
+      sendJson(res, 403, { error: { code: "accessDenied", message: "Access denied" } });
+      return;
+    }
+    const channel = Buffer.from(parent.replace(/^folder-/, ""), "hex").toString();
+    const taken = this.channelFiles.filter((f) => f.channel === channel && f.name === name).length;
+    const stored = taken ? name.replace(/(\.[^.]*)?$/, ` ${taken}$1`) : name;
+    const webUrl = `${this.url}/sites/team/Shared%20Documents/General/${encodeURIComponent(stored)}`;
+    this.channelFiles.push({
+      channel,
+      name: stored,
+      data,
+      mimeType: req.headers["content-type"] ?? "application/octet-stream",
+      webUrl,
+    });
+    this.calls.push({ method: "PUT", route, status: 201 });
+    this.#signal.notify();
+    sendJson(res, 201, { id: randomUUID(), name: stored, size: data.length, webUrl });
   }
 
   /** Graph's `GET /shares/{id}/driveItem` (metadata) and `…/content` (a redirect to the file). */

@@ -22,7 +22,7 @@ import {
 } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TeamsSurface, type TmCard, type TmLive } from "./surface.ts";
-import { type Activity, classify, originOf, tenantOf } from "./webhook/parse.ts";
+import { type Activity, classify, graphChannelOf, originOf, tenantOf } from "./webhook/parse.ts";
 import { MESSAGES_PATH, messagesReceiver, TEAMS_ACK } from "./webhook/receiver.ts";
 import { BotFrameworkKeys } from "./webhook/verify.ts";
 
@@ -56,7 +56,9 @@ export class TeamsAdapter implements PlatformAdapter {
       client: this.#client,
       serviceHosts: settings.serviceHosts,
       graph: new GraphFiles(settings, [...DOWNLOAD_HOSTS, ...settings.serviceHosts]),
+      uploadChannelFiles: settings.uploadChannelFiles,
       deps: () => ({
+        log: this.#log,
         state: this.#ctx.state,
         publicUrl: this.#ctx.publicUrl,
         conversations: this.#conversations,
@@ -100,6 +102,7 @@ export class TeamsAdapter implements PlatformAdapter {
         serviceUrl: activity.serviceUrl,
         botId: activity.recipient?.id ?? `28:${settings.appId}`,
         ...(tenantOf(activity) ? { tenantId: tenantOf(activity) } : {}),
+        ...(graphChannelOf(activity) ? { graphChannel: graphChannelOf(activity) } : {}),
       };
       await this.#conversations.remember(origin.channelId, ref);
       if (item.kind === "execute") return handleExecute(clicks, origin, item.answer);

@@ -39,6 +39,12 @@ export const TeamsSection = z.strictObject({
     .optional(),
   /** Hosts of the service URLs the bot may post to (`*.` for a domain and its subdomains). */
   service_hosts: z.array(Host).min(1).max(32).default(DEFAULT_SERVICE_HOSTS),
+  /**
+   * Files the agent sends in a channel are uploaded to the channel's files
+   * (SharePoint, through Microsoft Graph; needs Files.ReadWrite.All) instead
+   * of an hour-long gateway link.
+   */
+  upload_channel_files: z.boolean().default(false),
 });
 
 export interface TeamsSettings {
@@ -55,6 +61,7 @@ export interface TeamsSettings {
   graphUrl: string;
   streamIntervalMs: number;
   serviceHosts: string[];
+  uploadChannelFiles: boolean;
 }
 
 /** Teams settings from lobu.toml and the environment, or undefined when Teams is not set up. */
@@ -96,6 +103,7 @@ export function teamsSettings(
     graphUrl: graphUrl.replace(/\/+$/, ""),
     streamIntervalMs: cfg.stream_interval,
     serviceHosts: cfg.service_hosts.map((h) => h.toLowerCase()),
+    uploadChannelFiles: cfg.upload_channel_files,
     ...(cfg.agent ? { agentId: cfg.agent } : {}),
   };
 }

@@ -36,8 +36,10 @@ export const DOWNLOAD_HOSTS = [
  * bot's token, which goes only to the configured service hosts; a file shared
  * in a channel or group chat as a SharePoint reference, read through
  * Microsoft Graph (graph-files.ts). Out: a small
- * picture inline (base64), anything else as a card with a download link to
- * the gateway: an unguessable URL that works for an hour, posted only into
+ * picture inline (base64); in a channel with `upload_channel_files`, a card
+ * opening the file uploaded to the channel's files through Graph (only the
+ * team's members can open it); anything else as a card with a download link
+ * to the gateway: an unguessable URL that works for an hour, posted only into
  * the conversation the turn belongs to (the file consent card of the real
  * OneDrive flow needs the person's consent round trip and works in 1:1 only).
  */
@@ -45,7 +47,9 @@ export class TeamsFiles implements PlatformFiles {
   readonly #client: ConnectorClient;
   readonly #serviceHosts: readonly string[];
   readonly #graph: GraphFiles;
+  readonly #uploadChannelFiles: boolean;
   readonly #deps: () => {
+    log: AdapterContext["log"];
     state: AdapterContext["state"];
     publicUrl: string;
     conversations: Conversations;
@@ -55,8 +59,15 @@ export class TeamsFiles implements PlatformFiles {
     client: ConnectorClient;
     serviceHosts: readonly string[];
     graph: GraphFiles;
-    deps: () => { state: AdapterContext["state"]; publicUrl: string; conversations: Conversations };
+    uploadChannelFiles?: boolean;
+    deps: () => {
+      log: AdapterContext["log"];
+      state: AdapterContext["state"];
+      publicUrl: string;
+      conversations: Conversations;
+    };
   }) {
+    this.#uploadChannelFiles = opts.uploadChannelFiles ?? false;
     this.#client = opts.client;
     this.#serviceHosts = opts.serviceHosts;
     this.#graph = opts.graph;
@@ -110,7 +121,7 @@ export class TeamsFiles implements PlatformFiles {
   }
 
   async upload(origin: Origin, file: OutboundFile): Promise<void> {
-    const { state, publicUrl, conversations } = this.#deps();
+    const { log, state, publicUrl, conversations } = this.#deps();
     const ref = await conversations.get(origin.channelId);
     const caption = file.caption ?? "";
     const reply = origin.messageRef ? { replyToId: origin.messageRef } : {};
@@ -126,15 +137,32 @@ export class TeamsFiles implements PlatformFiles {
       );
       return;
     }
-    const url = await storeFileLink(state, publicUrl, "teams", file);
+    // In a channel, with the permission: into the channel's files, which
+    // only the team's members can open. Else (or when Graph refuses) a link.
+    const webUrl =
+      this.#uploadChannelFiles && ref.graphChannel && ref.tenantId
+        ? await this.#graph
+            .uploadToChannel(ref.tenantId, ref.graphChannel, file)
+            .catch((err: unknown) => {
+              log.warn({ err }, "could not upload to the Teams channel's files; sending a link");
+              return undefined;
+            })
+        : undefined;
+    const [note, action, url] = webUrl
+      ? ["Saved in this channel's files: the team's members can open it.", "Open", webUrl]
+      : [
+          "The download link works for an hour.",
+          "Download",
+          await storeFileLink(state, publicUrl, "teams", file),
+        ];
     const content = card(
       [
         textBlock(`📎 ${file.name} (${file.mimeType}, ${file.data.length} bytes)`, {
           weight: "Bolder",
         }),
-        textBlock("The download link works for an hour.", { isSubtle: true }),
+        textBlock(note, { isSubtle: true }),
       ],
-      [openUrl(`Download ${file.name}`, url)],
+      [openUrl(`${action} ${file.name}`, url)],
     );
     await teamsCall(() =>
       this.#client.send(ref.serviceUrl, origin.channelId, {

@@ -17,6 +17,10 @@ import { GRAPH_SCOPE, serviceUrlAllowed, type TeamsSettings, tenantTokenUrl } fr
  * it), never one a crafted message merely points at. Graph answers the
  * content with a redirect to a pre-authenticated download URL, fetched
  * without the token and only on SharePoint hosts.
+ *
+ * Out, with `upload_channel_files` (and `Files.ReadWrite.All`): a file the
+ * agent sends in a channel is uploaded into the channel's files, where only
+ * the team's members can open it.
  */
 
 /** What parse.ts reads out of a signed activity for a shared file (kept in the file's ref). */
@@ -39,6 +43,12 @@ const DriveItem = z.object({
 });
 
 const TENANT = /^[0-9a-f-]{36}$/i;
+
+const Folder = z.object({
+  id: z.string().min(1).max(512),
+  parentReference: z.object({ driveId: z.string().min(1).max(512) }).loose(),
+});
+const Uploaded = z.object({ webUrl: z.string().max(4000) });
 
 /** `u!` and the URL in unpadded base64url: how Graph names a sharing URL (`/shares/{id}`). */
 export function shareIdOf(url: string): string {
@@ -110,6 +120,44 @@ export class GraphFiles {
     return fetch(location, { redirect: "error", ...signal }).catch(() => {
       throw new Error("could not reach SharePoint");
     });
+  }
+
+  /**
+   * Upload `file` into a channel's files (its folder in the team's SharePoint
+   * site, through Graph's simple upload; a name taken is renamed), and
+   * answer its web URL: only the team's members can open it. Throws when
+   * Graph refuses (no Files.ReadWrite.All, an unknown team).
+   */
+  async uploadToChannel(
+    tenant: string,
+    where: { team: string; channel: string },
+    file: { name: string; mimeType: string; data: Buffer },
+  ): Promise<string> {
+    if (!TENANT.test(tenant)) throw new Error("the channel's tenant is unknown");
+    const auth = { authorization: `Bearer ${await this.#token(tenant)}` };
+    const graph = this.#settings.graphUrl;
+    const folderRes = await fetch(
+      `${graph}/teams/${encodeURIComponent(where.team)}/channels/${encodeURIComponent(where.channel)}/filesFolder`,
+      { headers: auth, redirect: "error", signal: AbortSignal.timeout(30_000) },
+    );
+    if (!folderRes.ok)
+      throw new Error(`Microsoft Graph refused the channel's files folder (${folderRes.status})`);
+    const folder = Folder.parse(await folderRes.json());
+    const put = await fetch(
+      `${graph}/drives/${encodeURIComponent(folder.parentReference.driveId)}/items/${encodeURIComponent(folder.id)}:/${encodeURIComponent(file.name)}:/content?@microsoft.graph.conflictBehavior=rename`,
+      {
+        method: "PUT",
+        headers: { ...auth, "content-type": file.mimeType },
+        body: new Uint8Array(file.data),
+        redirect: "error",
+        signal: AbortSignal.timeout(120_000),
+      },
+    );
+    if (!put.ok) throw new Error(`Microsoft Graph refused the upload (${put.status})`);
+    const { webUrl } = Uploaded.parse(await put.json());
+    if (!serviceUrlAllowed(webUrl, this.#hosts))
+      throw new Error("Microsoft Graph named a web URL off SharePoint");
+    return webUrl;
   }
 
   async #token(tenant: string): Promise<string> {

@@ -47,7 +47,18 @@ export const Activity = z.object({
     .max(50)
     .default([]),
   channelData: z
-    .object({ tenant: z.object({ id: z.string().max(64) }).optional() })
+    .object({
+      tenant: z.object({ id: z.string().max(64) }).optional(),
+      /** In a channel: the team (its Microsoft 365 group id names it in Graph) and the channel. */
+      team: z
+        .object({ aadGroupId: z.string().max(64).optional() })
+        .loose()
+        .optional(),
+      channel: z
+        .object({ id: z.string().max(512) })
+        .loose()
+        .optional(),
+    })
     .loose()
     .optional(),
 });
@@ -186,6 +197,15 @@ export function plainText(text: string): string {
     .replace(/&amp;/g, "&")
     .replace(/[ \t]+/g, " ")
     .trim();
+}
+
+/** The team (group id) and channel of a channel activity, as Graph names them; undefined elsewhere. */
+export function graphChannelOf(activity: Activity): { team: string; channel: string } | undefined {
+  const team = activity.channelData?.team?.aadGroupId;
+  const channel = activity.channelData?.channel?.id;
+  return activity.conversation.conversationType === "channel" && team && channel
+    ? { team, channel }
+    : undefined;
 }
 
 /** The tenant an activity comes from (conversation or channel data). */
