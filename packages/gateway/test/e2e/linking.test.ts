@@ -32,6 +32,7 @@ const SLACK_TOKEN = "xoxb-7777-8888-linking";
 const TG_TOKEN = "7000000022:AAlinking-token";
 const TG_ALICE = { id: 4242, first_name: "Alice", username: "alice" };
 const TG_MALLORY = { id: 6666, first_name: "Mallory", username: "mallory" };
+const TG_EVE = { id: 7777, first_name: "Eve", username: "eve" };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -163,6 +164,15 @@ describe("one person across Slack, Telegram and REST", () => {
       await (await gw.api("/api/v1/audit?action=identity.link_failed")).json(),
     );
     expect(audit).toContain("wrong_account");
+  });
+
+  it("guessing is locked out: after 5 wrong codes even the right one is refused", async () => {
+    for (let i = 0; i < 5; i++)
+      await tgSend(TG_EVE, `link ${String(i).repeat(5)}-ZZZZZ`, /unknown, used or expired/);
+    const code = codeIn(await slackDm("link", /code is/))!;
+    expect(await tgSend(TG_EVE, `link ${code}`, /too many wrong link codes/)).toMatch(
+      /Wait 15 minutes/,
+    );
   });
 
   it("links Slack alice and Telegram alice: a code shown on one, entered on the other, finished on the first", async () => {
