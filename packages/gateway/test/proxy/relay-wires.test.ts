@@ -362,6 +362,10 @@ describe("what the relay refuses", () => {
       },
     );
     expect(bedrock.status).toBe(400);
+    expect(JSON.parse(bedrock.body)).toMatchObject({
+      __type: "ValidationException",
+      message: expect.stringMatching(/over this agent's limit/),
+    });
     const responses = await call(
       "/responses/responses",
       { authorization: `Bearer ${placeholder.responses}` },

@@ -4,6 +4,16 @@ import type { TokenUsage } from "../usage.ts";
 import { AwsEventStreamUsage, count, isRecord } from "./readers.ts";
 import type { ProviderWire, WireProvider } from "./types.ts";
 
+/** Bedrock's error names by status, for the relay's own refusals. */
+const AWS_ERROR: Record<number, string> = {
+  400: "ValidationException",
+  401: "AccessDeniedException",
+  403: "AccessDeniedException",
+  413: "ValidationException",
+  429: "ThrottlingException",
+  502: "ServiceUnavailableException",
+};
+
 const CALL = /^\/model\/([^/]{1,512})\/(converse-stream|converse)$/;
 
 export interface AwsCredentials {
@@ -139,5 +149,7 @@ export const bedrockWire: ProviderWire = {
         return false;
       },
     ),
-  errorBody: (_status, _kind, message) => JSON.stringify({ message }),
+  // `__type` is how the AWS SDK names the error (the service sends it in x-amzn-errortype too).
+  errorBody: (status, _kind, message) =>
+    JSON.stringify({ __type: AWS_ERROR[status] ?? "InternalServerException", message }),
 };
