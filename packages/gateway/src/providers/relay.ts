@@ -16,8 +16,10 @@ import { type ProviderWire, type UpstreamRequest, WIRES } from "./wire/index.ts"
 
 export const RELAY_PREFIX = "/__lobu/llm/";
 const MAX_BODY = 32 * 1024 * 1024;
-/** Not copied to or from the provider: hop-by-hop headers and the worker's credentials (per wire). */
+/** Not copied to or from the provider: hop-by-hop headers. */
 const HOP_BY_HOP = new Set([...PROXY_HOP_BY_HOP, "host", "content-length"]);
+/** Not copied to the provider: any credential or signature header of any wire the worker sent. */
+const CREDENTIAL_HEADERS = new Set(Object.values(WIRES).flatMap((w) => w.credentialHeaders));
 
 /**
  * What the relay forwards, per wire (wire/<type>.ts `routes`): model calls
@@ -171,11 +173,10 @@ function placeholderOf(req: IncomingMessage, wire: ProviderWire): string | undef
 }
 
 /** The worker's headers minus hop-by-hop ones and every credential or signature it sent. */
-function forwardedHeaders(req: IncomingMessage, wire: ProviderWire): Headers {
+function forwardedHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || wire.credentialHeaders.includes(name))
-      continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_HEADERS.has(name)) continue;
     headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
   return headers;
@@ -355,7 +356,7 @@ export function createProviderRelay(deps: RelayDeps) {
         request = {
           method: req.method ?? "GET",
           url: new URL(`${provider.baseUrl}${upstreamPath}${url.search}`),
-          headers: forwardedHeaders(req, wire),
+          headers: forwardedHeaders(req),
           body: body ? new Uint8Array(body) : undefined,
         };
         // The provider's own authentication, added last: a signature covers the exact body sent.

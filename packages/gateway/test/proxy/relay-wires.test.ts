@@ -247,6 +247,8 @@ describe("provider authentication added by the relay", () => {
         "x-amz-security-token": "worker-made-this-up",
         "x-amz-date": "20000101T000000Z",
         "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+        // Another wire's credential header is not forwarded either.
+        "x-goog-api-key": placeholder.bedrock!,
       },
       {
         messages: [{ role: "user", content: [{ text: "hi" }] }],
@@ -256,6 +258,7 @@ describe("provider authentication added by the relay", () => {
     expect(res.status).toBe(200);
     const req = llm.requests[0]!;
     expect(req.headers["x-amz-security-token"]).toBeUndefined();
+    expect(req.headers["x-goog-api-key"]).toBeUndefined();
     expect(req.headers["x-amz-content-sha256"]).not.toBe("UNSIGNED-PAYLOAD");
     expect(usage[0]).toMatchObject({ provider: "bedrock", outputTokens: expect.any(Number) });
     expect(usage[0]!.inputTokens).toBeGreaterThan(0);
