@@ -56,6 +56,15 @@ async function providerCheck(config: LobuConfig, offline: boolean): Promise<Chec
       });
       continue;
     }
+    if (p.type !== "anthropic" && p.type !== "openai") {
+      // Signed and token-minted providers are checked by the relay on their first call.
+      out.push({
+        level: "ok",
+        title: `provider ${p.id}: key set (${p.keyEnv})`,
+        detail: `${p.baseUrl} (${p.type}: not contacted)`,
+      });
+      continue;
+    }
     const url = p.type === "anthropic" ? `${p.baseUrl}/v1/models` : `${p.baseUrl}/models`;
     const headers: Record<string, string> =
       p.type === "anthropic"

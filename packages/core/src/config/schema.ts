@@ -278,8 +278,19 @@ export const AgentSection = z.strictObject({
 export type AgentSection = z.infer<typeof AgentSection>;
 
 export const ProviderSection = z.strictObject({
-  type: z.enum(["anthropic", "openai"]),
+  /** The wire format and authentication (docs/providers.md). */
+  type: z.enum(["anthropic", "openai", "openai-responses", "gemini", "vertex", "bedrock", "azure"]),
   base_url: z.url().optional(),
+  /** AWS region (`bedrock`) or Google Cloud location (`vertex`). */
+  region: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/, "expected a region such as us-east-1 or europe-west4")
+    .optional(),
+  /** Google Cloud project (`vertex`); default: the service-account key's own. */
+  project: z
+    .string()
+    .regex(/^[a-z0-9.:-]{1,100}$/, "expected a Google Cloud project id")
+    .optional(),
   /** Environment variable holding the key (never the key itself). */
   api_key_env: z.string().optional(),
   default_model: z.string().optional(),

@@ -18,7 +18,16 @@ export type ToolPolicy = z.infer<typeof ToolPolicy>;
 export const ModelSpec = z.object({
   /** Gateway provider id; appears in the relay path. */
   provider: z.string(),
-  api: z.enum(["anthropic-messages", "openai-completions"]),
+  /** pi's API (wire format) for the provider. */
+  api: z.enum([
+    "anthropic-messages",
+    "openai-completions",
+    "openai-responses",
+    "google-generative-ai",
+    "google-vertex",
+    "bedrock-converse-stream",
+    "azure-openai-responses",
+  ]),
   id: z.string(),
   /** Path on the worker's egress endpoint that relays to the provider (e.g. `/__lobu/llm/anthropic`). */
   endpoint: z.string().startsWith("/"),

@@ -1,6 +1,7 @@
-import { type LobuConfig, LobuError } from "@lobu/core";
+import { type LobuConfig, LobuError, type ModelSpec } from "@lobu/core";
+import { WIRES, type WireType } from "./wire/index.ts";
 
-export type ProviderType = "anthropic" | "openai";
+export type ProviderType = WireType;
 
 export interface ProviderInfo {
   id: string;
@@ -10,13 +11,17 @@ export interface ProviderInfo {
   /** Environment variable that holds the installation key, if any. */
   keyEnv?: string;
   defaultModel: string;
+  /** AWS region (Bedrock) or Google Cloud location (Vertex AI). */
+  region?: string;
+  /** Google Cloud project (Vertex AI). */
+  project?: string;
   /** Where the definition came from. */
   source: "builtin" | "config";
 }
 
-const BUILTIN: Record<
-  ProviderType,
-  { baseUrl: string; keyEnv: string; baseEnv: string; defaultModel: string }
+/** Providers that exist without lobu.toml: each needs only its key in the environment. */
+const BUILTIN: Partial<
+  Record<ProviderType, { baseUrl: string; keyEnv: string; baseEnv: string; defaultModel: string }>
 > = {
   anthropic: {
     baseUrl: "https://api.anthropic.com",
@@ -30,12 +35,48 @@ const BUILTIN: Record<
     baseEnv: "OPENAI_BASE_URL",
     defaultModel: "gpt-4.1-mini",
   },
+  gemini: {
+    baseUrl: "https://generativelanguage.googleapis.com",
+    keyEnv: "GEMINI_API_KEY",
+    baseEnv: "GEMINI_BASE_URL",
+    defaultModel: "gemini-2.5-flash",
+  },
 };
 
-export const API_OF: Record<ProviderType, "anthropic-messages" | "openai-completions"> = {
-  anthropic: "anthropic-messages",
-  openai: "openai-completions",
+/** Defaults of the providers configured only in lobu.toml (`[providers.<id>] type = …`). */
+const DEFAULTS: Record<ProviderType, { baseUrl?: string; defaultModel: string }> = {
+  anthropic: { baseUrl: "https://api.anthropic.com", defaultModel: "claude-sonnet-4-5" },
+  openai: { baseUrl: "https://api.openai.com/v1", defaultModel: "gpt-4.1-mini" },
+  "openai-responses": { baseUrl: "https://api.openai.com/v1", defaultModel: "gpt-5-mini" },
+  gemini: {
+    baseUrl: "https://generativelanguage.googleapis.com",
+    defaultModel: "gemini-2.5-flash",
+  },
+  // Region-specific: derived from `region` below.
+  vertex: { defaultModel: "gemini-2.5-flash" },
+  bedrock: { defaultModel: "anthropic.claude-sonnet-4-5-20250929-v1:0" },
+  // Per resource: base_url is required.
+  azure: { defaultModel: "gpt-4.1-mini" },
 };
+
+/** The base URL of a provider that has none configured, or a clear error. */
+function defaultBaseUrl(id: string, type: ProviderType, region: string | undefined): string {
+  const fixed = DEFAULTS[type].baseUrl;
+  if (fixed) return fixed;
+  if (type === "vertex") {
+    return !region || region === "global"
+      ? "https://aiplatform.googleapis.com"
+      : `https://${region}-aiplatform.googleapis.com`;
+  }
+  if (type === "bedrock") return `https://bedrock-runtime.${region ?? "us-east-1"}.amazonaws.com`;
+  throw new LobuError("config_invalid", `[providers.${id}] needs base_url`, {
+    hint: 'For Azure OpenAI: base_url = "https://<resource>.openai.azure.com" (see docs/providers.md).',
+  });
+}
+
+export const API_OF = Object.fromEntries(
+  Object.entries(WIRES).map(([type, wire]) => [type, wire.api]),
+) as Record<ProviderType, ModelSpec["api"]>;
 
 /** Name of the secret that holds a provider's key (at installation, agent or user scope). */
 export function providerSecretName(providerId: string): string {
@@ -43,9 +84,10 @@ export function providerSecretName(providerId: string): string {
 }
 
 /**
- * Providers the gateway can relay to: the built-in Anthropic and OpenAI(-compatible)
- * ones (base URLs overridable with ANTHROPIC_BASE_URL / OPENAI_BASE_URL) plus
- * [providers.*] from lobu.toml. Keys are not held here; see the secret store.
+ * Providers the gateway can relay to: the built-in Anthropic, OpenAI(-compatible)
+ * and Gemini ones (base URLs overridable with ANTHROPIC_BASE_URL / OPENAI_BASE_URL /
+ * GEMINI_BASE_URL) plus [providers.*] from lobu.toml (Vertex AI, Bedrock, Azure
+ * OpenAI, the Responses API and more of the same types; docs/providers.md). Keys are not held here; see the secret store.
  */
 export class ProviderRegistry {
   private readonly providers = new Map<string, ProviderInfo>();
@@ -53,7 +95,7 @@ export class ProviderRegistry {
   constructor(config: LobuConfig, env: NodeJS.ProcessEnv = process.env) {
     for (const [type, b] of Object.entries(BUILTIN) as [
       ProviderType,
-      (typeof BUILTIN)[ProviderType],
+      NonNullable<(typeof BUILTIN)[ProviderType]>,
     ][]) {
       this.providers.set(type, {
         id: type,
@@ -69,12 +111,15 @@ export class ProviderRegistry {
       this.providers.set(id, {
         id,
         type: p.type,
-        baseUrl: (p.base_url ?? this.providers.get(id)?.baseUrl ?? builtin.baseUrl).replace(
-          /\/+$/,
-          "",
-        ),
-        keyEnv: p.api_key_env ?? (id === p.type ? builtin.keyEnv : undefined),
-        defaultModel: p.default_model ?? builtin.defaultModel,
+        baseUrl: (
+          p.base_url ??
+          (this.providers.get(id)?.type === p.type ? this.providers.get(id)?.baseUrl : undefined) ??
+          defaultBaseUrl(id, p.type, p.region)
+        ).replace(/\/+$/, ""),
+        keyEnv: p.api_key_env ?? (id === p.type ? builtin?.keyEnv : undefined),
+        defaultModel: p.default_model ?? DEFAULTS[p.type].defaultModel,
+        ...(p.region ? { region: p.region } : {}),
+        ...(p.project ? { project: p.project } : {}),
         source: "config",
       });
     }
