@@ -85,7 +85,7 @@ export function telegramSignIn(
       const userName =
         [result.user.first_name, result.user.last_name].filter(Boolean).join(" ") ||
         result.user.username;
-      return { userKey, ...(userName ? { userName } : {}) };
+      return { userKey, ...(botId ? { workspace: botId } : {}), ...(userName ? { userName } : {}) };
     },
   };
 }
