@@ -245,7 +245,35 @@ describe("Telegram: several bots in one gateway", () => {
     const state = await fetch(`${gw.url}/settings/api/state`, {
       headers: { "x-lobu-session": token },
     });
-    expect(await state.json()).toMatchObject({ user: { userKey: "telegram:support:4243" } });
+    // The person of that bot, on that bot's agent.
+    expect(await state.json()).toMatchObject({
+      user: { userKey: "telegram:support:4243" },
+      agent: { id: "support" },
+    });
+  });
+
+  it("sends its settings as its own Mini App, which lands naming the bot", async () => {
+    const cy = { id: 5004, first_name: "Cy" };
+    const dm = { id: cy.id, type: "private" as const };
+    support.userSends({ chat: dm, from: cy, text: "/settings" });
+    const button = await tg.waitFor(
+      () =>
+        support
+          .messages(dm.id)
+          .flatMap((m) => m.replyMarkup?.inline_keyboard.flat() ?? [])
+          .find((b) => b.web_app),
+      { ...WAIT, description: "the support bot's settings button" },
+    );
+    expect(sales.messages(dm.id)).toEqual([]);
+    const res = await fetch(button.web_app?.url ?? "", {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: gw.url, "content-type": "application/x-www-form-urlencoded" },
+      body: "fragment=",
+    });
+    expect(res.status).toBe(303);
+    // The page then checks its initData against this bot's token.
+    expect(res.headers.get("location")).toBe("/settings?bot=support");
   });
 
   it("shows a request card and takes its answer through the bot that got the message", async () => {
