@@ -9,7 +9,7 @@ import {
   type TelegramMessage,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY, WAIT } from "./helpers.ts";
+import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY, slowText, WAIT } from "./helpers.ts";
 
 /**
  * Several Telegram bots in one gateway, one per agent: the TELEGRAM_BOT_TOKEN
@@ -274,6 +274,61 @@ describe("Telegram: several bots in one gateway", () => {
     expect(res.status).toBe(303);
     // The page then checks its initData against this bot's token.
     expect(res.headers.get("location")).toBe("/settings?bot=support");
+  });
+
+  it("stops a reply with its own bot's Stop button, and only that bot's reply", async () => {
+    const dee = { id: 5005, first_name: "Dee", username: "dee" };
+    const team = { id: -100_778, type: "supergroup" as const, title: "Stops" };
+    for (const [model, bot] of [
+      ["sales-model", "sales_bot"],
+      ["support-model", "support_bot"],
+    ] as const)
+      llm.when(
+        (r) => r.model === model && r.lastUserText.endsWith("talk for a while"),
+        slowText(`${bot} `.repeat(60), 60, 100),
+      );
+    sales.userSends({ chat: team, from: dee, text: "@sales_bot talk for a while" });
+    support.userSends({ chat: team, from: dee, text: "@support_bot talk for a while" });
+    const streaming = (bot: TelegramBotSim) =>
+      tg.waitFor(
+        () =>
+          bot
+            .messages(team.id)
+            .find(
+              (m) =>
+                m.fromBot &&
+                m.text?.startsWith(bot.username) &&
+                m.replyMarkup?.inline_keyboard
+                  .flat()
+                  .some((b) => b.callback_data?.startsWith("lobu-stop")),
+            ),
+        { ...WAIT, description: `${bot.username} streaming with Stop buttons` },
+      );
+    const [, supportReply] = await Promise.all([streaming(sales), streaming(support)]);
+    const stop = supportReply.replyMarkup?.inline_keyboard
+      .flat()
+      .find((b) => b.callback_data?.startsWith("lobu-stop"))?.callback_data as string;
+    support.clickCallback({
+      chatId: team.id,
+      messageId: supportReply.messageId,
+      from: dee,
+      data: stop,
+    });
+    await tg.waitFor(
+      () => support.findMessage(team.id, supportReply.messageId)?.text?.includes("⏹️ Stopped by"),
+      {
+        ...WAIT,
+        description: "the support reply saying it was stopped",
+      },
+    );
+    // The sales bot's reply in the same group runs on to its end.
+    await tg.waitFor(
+      () =>
+        sales
+          .messages(team.id)
+          .find((m) => m.fromBot && m.text?.trim() === "sales_bot ".repeat(60).trim()),
+      { ...WAIT, description: "the sales reply finished" },
+    );
   });
 
   it("shows a request card and takes its answer through the bot that got the message", async () => {
