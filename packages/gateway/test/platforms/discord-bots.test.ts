@@ -10,7 +10,7 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { llmEnv, PROVIDER_KEY, WAIT } from "./helpers.ts";
+import { llmEnv, PROVIDER_KEY, slowText, WAIT } from "./helpers.ts";
 
 /**
  * Several Discord bots (applications) in one gateway, one per agent: the
@@ -139,6 +139,34 @@ describe("Discord: several bots in one gateway", () => {
     dc.userSends(ada, server.channelId, `<@${dc.bot.id}> <@${support.bot.id}> both of you`);
     await waitForText(dc.bot.id, server.channelId, "sales-model heard both");
     await waitForText(support.bot.id, server.channelId, "support-model heard both");
+  });
+
+  it("takes a Stop click on a named bot's reply from the person who asked", async () => {
+    llm.when(
+      (r) => r.model === "support-model" && r.lastUserText.endsWith("talk a while"),
+      slowText("support talking ".repeat(60).trim(), 60, 100),
+    );
+    dc.userSends(ada, server.channelId, `<@${support.bot.id}> talk a while`);
+    const live = await dc.waitFor(
+      () =>
+        dc
+          .messages(server.channelId)
+          .find(
+            (m) =>
+              m.author.id === support.bot.id &&
+              m.components.some((r) =>
+                r.components?.some((c) => c.custom_id?.startsWith("lobu-stop")),
+              ),
+          ),
+      { ...WAIT, description: "the support bot streaming with its Stop buttons" },
+    );
+    // The click goes to the support application's endpoint, as the person who asked.
+    const click = await dc.click(ada, live, "⏹ Stop");
+    expect(click.status).toBe(200);
+    await dc.waitFor(() => dc.message(live.id)?.content.includes("⏹️ Stopped by"), {
+      ...WAIT,
+      description: "the support reply saying it was stopped",
+    });
   });
 
   it("refuses an interaction signed by the other application", async () => {
