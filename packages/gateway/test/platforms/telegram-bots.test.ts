@@ -73,6 +73,9 @@ beforeAll(async () => {
   gw = await startGatewayProcess({
     toml: [
       ...ASK_BASH_TOML,
+      "[schedules]",
+      'poll_interval = "200ms"',
+      "",
       "[agents.sales]",
       'name = "Sales"',
       'model = "sales-model"',
@@ -329,6 +332,30 @@ describe("Telegram: several bots in one gateway", () => {
           .find((m) => m.fromBot && m.text?.trim() === "sales_bot ".repeat(60).trim()),
       { ...WAIT, description: "the sales reply finished" },
     );
+  });
+
+  it("delivers a reminder set through a bot later through that same bot", async () => {
+    const fay = { id: 5006, first_name: "Fay" };
+    const dm = { id: fay.id, type: "private" as const };
+    llm.when(
+      (r) => r.model === "support-model" && r.lastUserText.includes("remind me to stretch"),
+      { toolCalls: [{ name: "schedule", input: { text: "Stretch now", in: "2s" } }] },
+      { text: "Will remind you." },
+    );
+    support.userSends({ chat: dm, from: fay, text: "remind me to stretch" });
+    await tg.waitFor(
+      () =>
+        support
+          .messages(dm.id)
+          .find(
+            (m) =>
+              m.fromBot &&
+              m.text?.includes("[scheduled: reminder") &&
+              m.text.includes("Stretch now"),
+          ),
+      { timeoutMs: 60_000, description: "the reminder's turn through the support bot" },
+    );
+    expect(sales.messages(dm.id)).toEqual([]);
   });
 
   it("shows a request card and takes its answer through the bot that got the message", async () => {
