@@ -22,6 +22,9 @@ const HOP_BY_HOP = new Set([
   "content-length",
   "x-api-key",
   "authorization",
+  // The turn's trace context is the gateway's; it is not told to the provider.
+  "traceparent",
+  "tracestate",
 ]);
 
 /**
