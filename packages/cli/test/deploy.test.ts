@@ -322,3 +322,34 @@ describe("bad input gets a clear error", () => {
     ).toThrow(/unknown key "nope"/);
   });
 });
+
+describe("images", () => {
+  const dockerfile = (name: string) => readFileSync(join(DEPLOY, name), "utf8");
+  const instructions = (text: string) =>
+    text
+      .replace(/\\\n/g, " ")
+      .split("\n")
+      .filter((l) => l.trim() && !l.trim().startsWith("#"));
+
+  it("the gateway's: multi-stage on Node 24, dev dependencies pruned, non-root, health-checked", () => {
+    const lines = instructions(dockerfile("gateway.Dockerfile"));
+    expect(lines.filter((l) => l.startsWith("FROM ")).length).toBe(2);
+    expect(lines).toContain("ARG NODE_IMAGE=node:24-bookworm-slim");
+    expect(lines.join("\n")).toMatch(/npm ci .*&& npm prune --omit=dev/);
+    const final = lines.slice(lines.findLastIndex((l) => l.startsWith("FROM ")));
+    expect(final.filter((l) => l.startsWith("USER ")).at(-1)).toBe("USER 10001:10001");
+    const health = final.find((l) => l.startsWith("HEALTHCHECK "));
+    expect(health).toMatch(/\/healthz/);
+    expect(final.find((l) => l.startsWith("ENTRYPOINT "))).toContain("packages/cli/bin/lobu.js");
+  });
+
+  it("the sandbox's: only the worker's production dependencies, non-root", () => {
+    const text = dockerfile("sandbox.Dockerfile");
+    const lines = instructions(text);
+    expect(text).not.toMatch(/packages\/(gateway|cli|web|testkit)/);
+    expect(lines.join("\n")).toMatch(/npm ci --omit=dev .*--workspace @lobu\/worker/);
+    const final = lines.slice(lines.findLastIndex((l) => l.startsWith("FROM ")));
+    expect(final.filter((l) => l.startsWith("USER ")).at(-1)).toBe("USER 10001:10001");
+    expect(final.find((l) => l.startsWith("ENTRYPOINT "))).toContain("packages/worker/src/main.ts");
+  });
+});
