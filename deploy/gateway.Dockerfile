@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The Lobu gateway, built from the repository root:
 #   docker build -f deploy/gateway.Dockerfile -t lobu/gateway:0.1.0 .
 # NODE_IMAGE: any Debian-based Node 24 image (e.g. one imported from a local rootfs).

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The sandbox image for the docker and kubernetes sandbox drivers: the worker
 # (pi agent runtime) and an agent's everyday tools, nothing of the gateway.
 # Built from the repository root:
