@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import formats from "ajv-formats";
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
 import { ConfigMap, Namespace, Service, ServiceAccount } from "kubernetes-models/v1";
 import { afterAll, describe, expect, it } from "vitest";
@@ -39,6 +40,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/ServiceAccount": ServiceAccount,
   "apps/v1/Deployment": Deployment,
   "apps/v1/StatefulSet": StatefulSet,
+  "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy,
   "rbac.authorization.k8s.io/v1/Role": Role,
   "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
@@ -146,6 +148,7 @@ describe("kubernetes", () => {
       "ServiceAccount",
       "Role",
       "RoleBinding",
+      "NetworkPolicy",
       "Service",
       "StatefulSet",
       "Service",
@@ -204,6 +207,17 @@ describe("kubernetes", () => {
       "pods/log",
     ]);
     expect(JSON.stringify(role)).not.toContain("secrets");
+    // Redis takes connections from the gateway pods only.
+    const redisPolicy = byKind("NetworkPolicy", "lobu-redis");
+    expect(redisPolicy.spec.podSelector.matchLabels).toEqual(
+      byKind("StatefulSet").spec.selector.matchLabels,
+    );
+    expect(redisPolicy.spec.ingress).toEqual([
+      {
+        from: [{ podSelector: { matchLabels: deployment.spec.selector.matchLabels } }],
+        ports: [{ protocol: "TCP", port: 6379 }],
+      },
+    ]);
     expect(byKind("RoleBinding").subjects).toEqual([
       { kind: "ServiceAccount", name: "lobu-gateway", namespace: "team-a" },
     ]);

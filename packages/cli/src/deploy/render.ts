@@ -205,6 +205,23 @@ export function renderKubernetes(d: DeployConfig, o: RenderOptions): Obj[] {
       subjects: [{ kind: "ServiceAccount", name: "lobu-gateway", namespace: o.namespace }],
     },
     {
+      // Only the gateways reach Redis (it holds every conversation and the encrypted secrets):
+      // not sandbox pods, not anything else in the cluster.
+      apiVersion: "networking.k8s.io/v1",
+      kind: "NetworkPolicy",
+      metadata: meta("lobu-redis", o, "store"),
+      spec: {
+        podSelector: { matchLabels: redisSelector },
+        policyTypes: ["Ingress"],
+        ingress: [
+          {
+            from: [{ podSelector: { matchLabels: selector } }],
+            ports: [{ protocol: "TCP", port: 6379 }],
+          },
+        ],
+      },
+    },
+    {
       apiVersion: "v1",
       kind: "Service",
       metadata: meta("lobu-redis", o, "store"),
