@@ -247,6 +247,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await domain.scheduler.stop();
       await dispatcher.stop(5_000);
       runtime.stopPackageGc();
+      runtime.stopGauges();
       stopRetention();
       await platforms.stop();
       await sandboxes.close();

@@ -16,8 +16,17 @@ import { type ProviderWire, type UpstreamRequest, WIRES } from "./wire/index.ts"
 
 export const RELAY_PREFIX = "/__lobu/llm/";
 const MAX_BODY = 32 * 1024 * 1024;
-/** Not copied to or from the provider: hop-by-hop headers. */
-const HOP_BY_HOP = new Set([...PROXY_HOP_BY_HOP, "host", "content-length"]);
+/**
+ * Not copied to or from the provider: hop-by-hop headers, and the turn's trace
+ * context (it is the gateway's; the provider is not told it).
+ */
+const HOP_BY_HOP = new Set([
+  ...PROXY_HOP_BY_HOP,
+  "host",
+  "content-length",
+  "traceparent",
+  "tracestate",
+]);
 /** Not copied to the provider: any credential or signature header of any wire the worker sent. */
 const CREDENTIAL_HEADERS = new Set(Object.values(WIRES).flatMap((w) => w.credentialHeaders));
 

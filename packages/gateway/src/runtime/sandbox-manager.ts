@@ -491,6 +491,22 @@ export class SandboxManager {
     return this.live.size;
   }
 
+  /**
+   * Sandboxes by state for the `lobu.sandboxes` metric: this gateway's live
+   * ones (busy with a turn, idle, broken) and starting ones from memory;
+   * `stopped` are the recorded sandboxes not live here.
+   */
+  async countsByState(): Promise<Record<string, number>> {
+    const counts = { busy: 0, idle: 0, broken: 0, starting: this.starting.size, stopped: 0 };
+    for (const live of this.live.values()) {
+      if (live.broken) counts.broken++;
+      else if (live.busy > 0) counts.busy++;
+      else counts.idle++;
+    }
+    counts.stopped = Math.max(0, (await this.records.list()).length - this.live.size);
+    return counts;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const live of this.live.values()) clearTimeout(live.idleTimer);

@@ -12,6 +12,7 @@ import { listenError } from "../http/port.ts";
 import type { PublicUrl } from "../http/public-url.ts";
 import type { SettingsSignIn } from "../http/sign-in.ts";
 import { settingsRoutes } from "../settings/routes.ts";
+import { httpSpans } from "../telemetry/http-spans.ts";
 import type { Domain } from "./domain.ts";
 import { buildPersonData } from "./person-data.ts";
 import type { Runtime } from "./runtime.ts";
@@ -52,6 +53,7 @@ export function buildApp(opts: {
     accounts: domain.accounts,
   });
   const app = new Hono();
+  app.use(httpSpans());
   app.onError((err, c) => errorResponse(err, c, log));
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),

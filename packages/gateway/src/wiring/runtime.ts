@@ -22,6 +22,7 @@ import { TurnStops } from "../runtime/stops.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
+import { observeGauges } from "../telemetry/metrics.ts";
 import { budgetError } from "../usage/budgets.ts";
 import type { Domain } from "./domain.ts";
 import type { Startup } from "./startup.ts";
@@ -34,6 +35,8 @@ export interface Runtime {
   sandboxes: SandboxManager;
   runner: TurnRunner;
   dispatcher: Dispatcher;
+  /** Stops reading the queue and sandbox gauges (before the store closes). */
+  stopGauges: () => void;
   /** Stopping turns from any surface, on whichever gateway runs them. */
   stops: TurnStops;
   /** Stops the scheduled garbage collection of Nix packages. */
@@ -280,5 +283,24 @@ export async function startRuntime(opts: {
     owner: instanceId,
     ...(opts.retentionClock ? { now: opts.retentionClock } : {}),
   });
-  return { egress, driver, sandboxes, runner, dispatcher, stops, stopPackageGc, retention };
+  // Read at each metrics collection (a no-op without telemetry).
+  const stopGauges = observeGauges(
+    {
+      queueDepth: () => store.queue.depth(),
+      sandboxesByState: () => sandboxes.countsByState(),
+    },
+    (err) => log.debug({ err }, "a metrics gauge could not be read"),
+  );
+  startup.onFailure(stopGauges);
+  return {
+    egress,
+    driver,
+    sandboxes,
+    runner,
+    dispatcher,
+    stops,
+    stopPackageGc,
+    retention,
+    stopGauges,
+  };
 }
