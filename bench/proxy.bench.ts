@@ -19,13 +19,21 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type BenchResult, type BenchRow, median, percentile, round, sample } from "./lib.ts";
+import {
+  type BenchResult,
+  type BenchRow,
+  median,
+  percentile,
+  round,
+  sample,
+  scaled,
+} from "./lib.ts";
 
-const LATENCY_SAMPLES = 2000;
-const WARMUP = 300;
-const COLD_SAMPLES = 200;
-const SSE_SAMPLES = 400;
-const RPS_REQUESTS = 15_000;
+const LATENCY_SAMPLES = scaled(2000, 400);
+const WARMUP = scaled(300, 100);
+const COLD_SAMPLES = scaled(200, 40);
+const SSE_SAMPLES = scaled(400, 100);
+const RPS_REQUESTS = scaled(15_000, 3000);
 const CONCURRENCY = 32;
 const HOST = "api.allowed.test";
 const SANDBOX = "sb_bench";
