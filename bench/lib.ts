@@ -19,7 +19,8 @@ export interface BenchResult {
 }
 
 /** `npm run bench -- --quick`: fewer samples, results under bench/results/quick/. */
-export const quick = process.env.LOBU_BENCH_QUICK === "1";
+export const quick =
+  process.env.LOBU_BENCH_QUICK === "1" || process.argv.slice(2).includes("--quick");
 
 /** `full` samples normally, `short` in quick mode. */
 export const scaled = (full: number, short: number): number => (quick ? short : full);

@@ -12,6 +12,7 @@ import { type BenchResult, printTable, writeResult } from "./lib.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
+// Worker threads the benchmarks start inherit it through the environment.
 if (args.includes("--quick")) process.env.LOBU_BENCH_QUICK = "1";
 const wanted = args.filter((a) => a !== "--quick");
 const available = readdirSync(here)
