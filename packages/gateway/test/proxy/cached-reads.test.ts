@@ -1,8 +1,10 @@
+import { once } from "node:events";
+import tls from "node:tls";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PlaceholderRegistry } from "../../src/secrets/placeholders.ts";
 import { type SecretRef, SecretStore, secretKey } from "../../src/secrets/store.ts";
 import { ReadMemo } from "../../src/util/read-memo.ts";
-import { createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } from "./fixture.ts";
+import { connect, createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } from "./fixture.ts";
 
 /**
  * The proxy memoizes decoded bindings and decrypted secrets (util/read-memo.ts)
@@ -114,6 +116,42 @@ describe("memoized reads on the proxy's hot path", () => {
       locations: ["body"],
     });
     expect(await plainSwap(p)).toBe(`Bearer ${p}`);
+    await w.placeholders.revoke(p);
+  });
+});
+
+describe("TLS session resumption in intercepted tunnels", () => {
+  it("a client offering its ticket resumes the session on the next tunnel to the host", async () => {
+    await w.secrets.set(ref, FIRST);
+    const p = await w.placeholders.issue({
+      sandboxId: TRUSTING,
+      secret: ref,
+      hosts: ["api.allowed.test"],
+    });
+    let session: Buffer | undefined;
+    const reused: boolean[] = [];
+    for (let i = 0; i < 2; i++) {
+      const tunnel = await connect(w.proxyPort, `api.allowed.test:${w.https.port}`);
+      expect(tunnel.status).toBe(200);
+      const s = tls.connect({
+        socket: tunnel.socket,
+        servername: "api.allowed.test",
+        ca: w.ca.certPem,
+        ...(session ? { session } : {}),
+      });
+      s.on("session", (t: Buffer) => {
+        session = t;
+      });
+      await once(s, "secureConnect");
+      reused.push(s.isSessionReused());
+      // TLS 1.3 tickets arrive after the handshake: ask for something so one is sent.
+      s.write(
+        `GET / HTTP/1.1\r\nHost: api.allowed.test\r\nAuthorization: Bearer ${p}\r\nConnection: close\r\n\r\n`,
+      );
+      s.resume();
+      await once(s, "close");
+    }
+    expect(reused).toEqual([false, true]);
     await w.placeholders.revoke(p);
   });
 });
