@@ -123,19 +123,40 @@ const charts: Record<string, string> = {
     true,
   ),
   "perf-throughput.svg": bars(
-    "Throughput",
-    "",
+    "End-to-end throughput against distinct users sending at once (virtual tier)",
+    "msg/s",
     defined([
-      ["end to end, virtual (msg/s)", value("throughput", "virtual: messages per second")],
-      ["end to end, process (msg/s)", value("throughput", "process: messages per second")],
-      ["proxy http, % of direct", value("proxy-throughput", "http: via proxy / direct")],
       [
-        "proxy https+swap, % of direct",
-        value("proxy-throughput", "https+swap: via proxy / direct"),
+        "8 users, 12 messages each (reference)",
+        value("throughput", "virtual: messages per second"),
       ],
+      ...sweepPoints(),
+      ["process tier, 8 users", value("throughput", "process: messages per second")],
+    ]),
+  ),
+  "perf-proxy.svg": bars(
+    "Egress proxy: throughput through the proxy, % of direct (same run)",
+    "%",
+    defined([
+      ["plain HTTP", value("proxy-throughput", "http: via proxy / direct")],
+      ["HTTPS with placeholder swap", value("proxy-throughput", "https+swap: via proxy / direct")],
     ]),
   ),
 };
+
+/** Messages per second at each number of users the sweep ran. */
+function sweepPoints(): [string, number][] {
+  const points = (results.get("throughput-virtual-sweep")?.meta?.points ?? []) as {
+    users: number;
+    perSecond: number;
+    p50: number;
+    p99: number;
+  }[];
+  return points.map((p): [string, number] => [
+    `${p.users} users (p50 ${round(p.p50)} ms, p99 ${round(p.p99)} ms)`,
+    p.perSecond,
+  ]);
+}
 
 /** Pool and gateway memory per session at each size the memory benchmark held. */
 function memoryPoints(): [string, number | undefined][] {
