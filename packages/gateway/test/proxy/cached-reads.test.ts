@@ -1,6 +1,8 @@
 import { once } from "node:events";
 import tls from "node:tls";
+import { createLogger } from "@lobu/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { UserSettingsStore } from "../../src/people/user-settings.ts";
 import { PlaceholderRegistry } from "../../src/secrets/placeholders.ts";
 import { type SecretRef, SecretStore, secretKey } from "../../src/secrets/store.ts";
 import { ReadMemo } from "../../src/util/read-memo.ts";
@@ -177,6 +179,22 @@ describe("SecretStore decrypt memo", () => {
     expect(await otherSecrets.get(r)).toBe(SECOND);
     await w.secrets.delete(r);
     expect(await otherSecrets.get(r)).toBeNull();
+  });
+});
+
+describe("UserSettingsStore parse memo (a person's granted domains)", () => {
+  it("a domain removed by another gateway is gone from the next read; shared reads are frozen", async () => {
+    const log = createLogger("test", { level: "silent" });
+    const here = new UserSettingsStore(w.store.kv, log);
+    const there = new UserSettingsStore(w.store.kv, log);
+    await there.update("helper", "slack:T1:U1", (s) => ({ ...s, domains: ["api.granted.test"] }));
+    expect((await here.get("helper", "slack:T1:U1")).domains).toEqual(["api.granted.test"]);
+    const again = await here.get("helper", "slack:T1:U1");
+    expect(() => (again.domains as string[]).push("evil.test")).toThrow(TypeError);
+    await there.update("helper", "slack:T1:U1", (s) => ({ ...s, domains: [] }));
+    expect((await here.get("helper", "slack:T1:U1")).domains).toEqual([]);
+    await w.store.kv.del("usettings:helper:slack:T1:U1");
+    expect((await here.get("helper", "slack:T1:U1")).domains).toEqual([]);
   });
 });
 
