@@ -115,6 +115,10 @@ const charts: Record<string, string> = {
     defined([
       ...memoryPoints(),
       [
+        "gateway live heap, marginal (after GC)",
+        value("gateway-heap", "gateway live heap per idle sandbox"),
+      ],
+      [
         "process tier, 100 held (PSS)",
         (value("sandbox-memory-process", "process: 100 idle sandboxes, memory per sandbox (PSS)") ??
           Number.NaN) * 1024,

@@ -45,6 +45,7 @@ export async function startBenchGateway(
   reply?: (
     req: RecordedRequest,
   ) => { text: string } | { toolCalls: { name: string; input: unknown }[] },
+  nodeArgs: string[] = [],
 ): Promise<BenchGateway> {
   const llm = await startMockLlm({ apiKey: KEY, defaultReply: reply });
   const gw = await startGatewayProcess({
@@ -57,7 +58,10 @@ export async function startBenchGateway(
     },
     startTimeoutMs: 120_000,
     // e.g. LOBU_BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway.
-    nodeArgs: process.env.LOBU_BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? [],
+    nodeArgs: [
+      ...nodeArgs,
+      ...(process.env.LOBU_BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+    ],
   });
   const api = (path: string, init?: RequestInit) => gw.api(path, init);
   return {
