@@ -73,7 +73,8 @@ function bars(title: string, unit: string, entries: [string, number][], log = fa
       ? (Math.log10(Math.max(v, 1)) / Math.log10(Math.max(max, 10))) * (width - label - 90)
       : (v / max) * (width - label - 90);
   const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13" role="img">`,
+    `<title>${esc(title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="10" y="24" font-size="15" font-weight="bold">${esc(title)}${log ? " (log scale)" : ""}</text>`,
   ];
