@@ -340,6 +340,35 @@ export const StoreSection = z.strictObject({
   key_prefix: z.string().default("lobu:"),
 });
 
+/**
+ * Several gateways sharing one Redis store (docs/deploy/multi-gateway.md). Each
+ * sandbox runs on one gateway at a time, under a placement lease; the other
+ * gateways leave its messages to that one.
+ */
+export const ClusterSection = z
+  .strictObject({
+    /**
+     * How long a gateway's hold on a running message and on a sandbox lasts
+     * without being renewed (renewed every third of it): a gateway that dies
+     * hands its conversations to a survivor after at most this long.
+     */
+    lease: Duration.default(30_000),
+    /**
+     * Where sandbox volumes and their snapshots live. `local`: under the data
+     * dir (one gateway, or gateways that never take over each other's
+     * conversations). `shared`: under `path`, a directory every gateway mounts
+     * (NFS, CephFS, EFS, a shared disk), so a conversation keeps its workspace
+     * whichever gateway runs it, and after a gateway dies.
+     */
+    volumes: z.enum(["local", "shared"]).default("local"),
+    /** The shared directory for `volumes = "shared"` (absolute). */
+    volumes_path: z.string().optional(),
+  })
+  .refine((c) => c.volumes !== "shared" || (c.volumes_path?.startsWith("/") ?? false), {
+    message: 'volumes = "shared" needs volumes_path, an absolute directory every gateway mounts',
+    path: ["volumes_path"],
+  });
+
 export const SandboxSection = z.strictObject({
   /**
    * `process` (namespaces + cgroups), `virtual` (just-bash, pooled), `host` (no
@@ -665,6 +694,8 @@ export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
   store: StoreSection.prefault({}),
   sandbox: SandboxSection.prefault({}),
+  /** Several gateways as one (see ClusterSection). */
+  cluster: ClusterSection.prefault({}),
   network: NetworkSection.prefault({}),
   providers: z.record(Id, ProviderSection).default({}),
   agents: z.record(Id, AgentSection).default({}),

@@ -29,11 +29,32 @@ export interface DriverSelection {
   packages?: PackageMounts;
 }
 
+/**
+ * Where sandbox volumes live: under the data dir, or (`cluster.volumes =
+ * "shared"`) under the directory every gateway mounts, so whichever gateway
+ * runs a conversation finds its workspace and transcript.
+ */
+export function volumesRoot(config: Pick<LobuConfig, "cluster">, dataDir: string): string {
+  const { volumes, volumes_path } = config.cluster;
+  return volumes === "shared" && volumes_path
+    ? join(volumes_path, "volumes")
+    : join(dataDir, "volumes");
+}
+
+/** Where volume snapshots live: next to the volumes. */
+export function snapshotsRoot(config: Pick<LobuConfig, "cluster">, dataDir: string): string {
+  const { volumes, volumes_path } = config.cluster;
+  return volumes === "shared" && volumes_path
+    ? join(volumes_path, "snapshots")
+    : join(dataDir, "snapshots");
+}
+
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
 export function createDriver(name: DriverName, sel: DriverSelection): SandboxDriver {
   return driverPlugin(name).create({
     stateDir: join(sel.dataDir, "sandbox-state"),
-    volumesRoot: join(sel.dataDir, "volumes"),
+    volumesRoot: volumesRoot(sel.config, sel.dataDir),
+    sharedVolumes: sel.config.cluster.volumes === "shared",
     poolSize: sel.config.sandbox.pool_size,
     logger: sel.log,
     launcher: sel.worker,

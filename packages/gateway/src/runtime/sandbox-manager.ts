@@ -15,6 +15,7 @@ import type {
 import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { VolumeSnapshots } from "../sandbox/snapshots.ts";
 import type { KeyValue } from "../store/port.ts";
+import type { Placed, SandboxPlacement } from "./placement.ts";
 import {
   afterExit,
   afterStartFailure,
@@ -59,6 +60,15 @@ export interface SandboxManagerOptions {
   egress: EgressBinder;
   kv: KeyValue;
   dataDir: string;
+  /** Parent of the volumes (default `<dataDir>/volumes`; a shared directory for several gateways). */
+  volumesRoot?: string;
+  /** Parent of the snapshots (default `<dataDir>/snapshots`). */
+  snapshotsRoot?: string;
+  /**
+   * Several gateways: the sandbox runs only on the gateway holding its
+   * placement (runtime/placement.ts); absent on a single gateway.
+   */
+  placement?: SandboxPlacement;
   limits: SandboxLimits;
   idleTimeoutMs: number;
   env: Record<string, string>;
@@ -103,8 +113,14 @@ export class SandboxManager {
     this.records = new SandboxRecords(opts.kv, opts.driver.name, opts.log);
     this.disk = new StoppedDisk((id) => this.volumeDir(id));
     this.snapshots = new VolumeSnapshots({
-      root: join(opts.dataDir, "snapshots"),
+      root: opts.snapshotsRoot ?? join(opts.dataDir, "snapshots"),
       logger: opts.log,
+    });
+    // Another gateway may run it now: it must not run here too.
+    opts.placement?.onLost((id) => {
+      void this.stop(id, "placement lost").catch(
+        bestEffort(opts.log, "sandbox whose placement was lost not stopped", { sandboxId: id }),
+      );
     });
   }
 
@@ -113,7 +129,7 @@ export class SandboxManager {
   }
 
   volumeDir(id: string): string {
-    return join(this.opts.dataDir, "volumes", id);
+    return join(this.opts.volumesRoot ?? join(this.opts.dataDir, "volumes"), id);
   }
 
   /** The running sandbox, unless it must go through ensure() first (repair, snapshot in progress). */
@@ -159,12 +175,47 @@ export class SandboxManager {
 
   private async start(id: string, key: ConversationKey): Promise<SandboxInstance> {
     if (this.closed) throw new Error("gateway is shutting down");
+    const placed = await this.place(id);
+    try {
+      return await this.startPlaced(id, key, placed?.epoch);
+    } catch (err) {
+      await this.unplace(id);
+      throw err;
+    }
+  }
+
+  /**
+   * Hold the sandbox on this gateway while it runs here (several gateways):
+   * refused when it runs on another one.
+   */
+  private async place(id: string): Promise<Placed | undefined> {
+    const placement = this.opts.placement;
+    if (!placement) return undefined;
+    const placed = await placement.acquire(id);
+    if (placed) return placed;
+    const holder = await placement.holder(id);
+    throw new LobuError("sandbox_elsewhere", `sandbox ${id} runs on another gateway`, {
+      status: 409,
+      hint: `It runs on ${holder ?? "another gateway"}; that gateway serves it until it stops.`,
+    });
+  }
+
+  private async unplace(id: string): Promise<void> {
+    await this.opts.placement?.release(id);
+  }
+
+  private async startPlaced(
+    id: string,
+    key: ConversationKey,
+    epoch: number | undefined,
+  ): Promise<SandboxInstance> {
     const volumeDir = this.volumeDir(id);
     mkdirSync(volumeDir, { recursive: true });
     const record = await this.records.update(id, key, (r) => ({
       ...r,
       lastStartedAt: Date.now(),
       starts: r.starts + 1,
+      ...(epoch === undefined ? {} : { placement: { gateway: this.opts.owner, epoch } }),
     }));
     this.opts.log.info(
       { sandboxId: id, key: record.label, driver: this.opts.driver.name },
@@ -264,6 +315,7 @@ export class SandboxManager {
     }
     this.disk.forget(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
+    void this.unplace(id);
     void this.records
       .patch(id, (r) => {
         const now = Date.now();
@@ -342,9 +394,16 @@ export class SandboxManager {
     if (this.live.has(id) || this.starting.has(id)) return undefined;
     return this.lifecycle.run(id, async () => {
       if (this.live.has(id) || this.closed) return undefined;
-      const out = await fn(this.volumeDir(id), this.snapshots);
-      this.disk.forget(id);
-      return out;
+      // Several gateways: held here meanwhile, so no other gateway starts it; skipped when one runs it.
+      const placement = this.opts.placement;
+      if (placement && !(await placement.acquire(id))) return undefined;
+      try {
+        const out = await fn(this.volumeDir(id), this.snapshots);
+        this.disk.forget(id);
+        return out;
+      } finally {
+        await this.unplace(id);
+      }
     });
   }
 

@@ -9,12 +9,18 @@ import { StdioMcpTools } from "../mcp/stdio.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
 import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
-import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
+import {
+  type SelectedDriver,
+  selectDriver,
+  snapshotsRoot,
+  volumesRoot,
+} from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { FilesIn } from "../runtime/files-in.ts";
 import { historyTool } from "../runtime/history-tool.ts";
 import { linkCommandReply } from "../runtime/link-command.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
+import { SandboxPlacement } from "../runtime/placement.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { sendFileTool } from "../runtime/send-file.ts";
@@ -32,6 +38,8 @@ export interface Runtime {
   egress: Egress;
   driver: SelectedDriver;
   sandboxes: SandboxManager;
+  /** Which gateway runs each sandbox (on Redis; absent on SQLite, where one gateway runs all). */
+  placement: SandboxPlacement | undefined;
   runner: TurnRunner;
   dispatcher: Dispatcher;
   /** Stopping turns from any surface, on whichever gateway runs them. */
@@ -138,11 +146,27 @@ export async function startRuntime(opts: {
   });
   startup.onFailure(() => driver.driver.close());
   domain.sandboxTier.settle(driver.driver.name);
+  // Several gateways may share a Redis store: each sandbox runs on one of them at a time.
+  const placement =
+    store.kind === "redis"
+      ? new SandboxPlacement({
+          locks: store.locks,
+          kv: store.kv,
+          owner: instanceId,
+          leaseMs: config.cluster.lease,
+          log: log.child({ component: "placement" }),
+        })
+      : undefined;
+  placement?.start();
+  startup.onFailure(() => placement?.close());
   const sandboxes = new SandboxManager({
     driver: driver.driver,
     egress: egress.binder,
     kv: store.kv,
     dataDir,
+    volumesRoot: volumesRoot(config, dataDir),
+    snapshotsRoot: snapshotsRoot(config, dataDir),
+    ...(placement ? { placement } : {}),
     limits: {
       memoryMb: config.sandbox.memory_mb,
       cpus: config.sandbox.cpus,
@@ -246,6 +270,8 @@ export async function startRuntime(opts: {
     queue: store.queue,
     owner: instanceId,
     maxConcurrent: config.sandbox.max_concurrent,
+    leaseMs: config.cluster.lease,
+    ...(placement ? { placement } : {}),
     run: (turn, attempt, lease) => runner.run(turn, attempt, lease),
     attempts,
     onDeadLetter: async (claim, reason) => {
@@ -280,5 +306,15 @@ export async function startRuntime(opts: {
     owner: instanceId,
     ...(opts.retentionClock ? { now: opts.retentionClock } : {}),
   });
-  return { egress, driver, sandboxes, runner, dispatcher, stops, stopPackageGc, retention };
+  return {
+    egress,
+    driver,
+    sandboxes,
+    placement,
+    runner,
+    dispatcher,
+    stops,
+    stopPackageGc,
+    retention,
+  };
 }

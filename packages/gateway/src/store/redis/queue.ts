@@ -35,7 +35,10 @@ import type { Redis } from "ioredis";
 import type {
   ClaimOptions,
   EnqueueOptions,
-  MessageQueue, QueueClaim, QueuedMessage } from "../port.ts";
+  MessageQueue,
+  QueueClaim,
+  QueuedMessage,
+} from "../port.ts";
 import {
   AVAILABILITY_POLL_MS,
   AvailabilitySignal,
@@ -332,11 +335,7 @@ export class RedisQueue implements MessageQueue {
     return { id: resultId, duplicate: duplicate === 1 };
   }
 
-  async claim(
-    owner: string,
-    leaseMs: number,
-    opts: ClaimOptions = {},
-  ): Promise<QueueClaim | null> {
+  async claim(owner: string, leaseMs: number, opts: ClaimOptions = {}): Promise<QueueClaim | null> {
     const lease = positiveMs(leaseMs, "leaseMs");
     const leaseToken = randomToken(18);
     const reply = (await this.#run(

@@ -108,11 +108,7 @@ export class SqliteQueue implements MessageQueue {
     return { id: result.id, duplicate: result.duplicate };
   }
 
-  async claim(
-    owner: string,
-    leaseMs: number,
-    opts: ClaimOptions = {},
-  ): Promise<QueueClaim | null> {
+  async claim(owner: string, leaseMs: number, opts: ClaimOptions = {}): Promise<QueueClaim | null> {
     const lease = positiveMs(leaseMs, "leaseMs");
     const leaseToken = randomToken(18);
     const db = this.#db();

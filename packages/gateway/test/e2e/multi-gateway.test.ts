@@ -1,0 +1,214 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  collectEvents,
+  type GatewayProcess,
+  type MockLlm,
+  type RecordedRequest,
+  replyText,
+  startGatewayProcess,
+  startMockLlm,
+} from "@lobu/testkit";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../store/contract.ts";
+
+/**
+ * Several gateways as one (docs/deploy/multi-gateway.md), with real `lobu run`
+ * processes on a real Redis (a key prefix of their own), each with its own data
+ * dir, their volumes on one shared directory. Messages of several
+ * conversations are sent round-robin to all three; one gateway is SIGKILLed in
+ * the middle of a turn. Every message must be answered exactly once, and every
+ * answer must show the agent saw exactly the conversation's earlier turns (its
+ * transcript lives in the workspace, so a split workspace would forget them).
+ */
+
+const KEY = "sk-ant-multigw-e2e-0123456789abcdef";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const PREFIX = `lobu-test:${randomBytes(6).toString("hex")}:`;
+const ADMIN = `admin-${randomBytes(12).toString("hex")}`;
+const CONVERSATIONS = 4;
+
+/** The conversation's message tokens (`c1-m2`) in the user turns the model was sent, oldest first. */
+function userTokens(req: RecordedRequest): string[] {
+  const messages = (req.body.messages ?? []) as { role: string; content: unknown }[];
+  const out: string[] = [];
+  for (const m of messages) {
+    if (m.role !== "user") continue;
+    const text =
+      typeof m.content === "string"
+        ? m.content
+        : (m.content as { type: string; text?: string }[])
+            .map((b) => (b.type === "text" ? (b.text ?? "") : ""))
+            .join(" ");
+    out.push(...(text.match(/\bc\d+-m\d+\b/g) ?? []));
+  }
+  return out;
+}
+
+let llm: MockLlm;
+let shared: string;
+const gateways: GatewayProcess[] = [];
+
+async function dropKeys(): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${PREFIX}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+  redis.disconnect();
+}
+
+/** The gateways holding a sandbox right now (by the instance id in its placement lock). */
+async function placementHolders(): Promise<string[]> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  try {
+    const keys = await redis.keys(`${PREFIX}l:sandbox-placement:*`);
+    const values = keys.length ? await redis.mget(...keys) : [];
+    return values.flatMap((v) => (v ? [v.slice(v.indexOf(" ") + 1)] : []));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+beforeAll(async () => {
+  // Slow streams, so a SIGKILL lands mid-turn; the reply names what the model was sent.
+  llm = await startMockLlm({
+    apiKey: KEY,
+    defaultReply: (req) => {
+      const tokens = userTokens(req);
+      const current = tokens.at(-1) ?? "?";
+      const text = `answer to ${current}; earlier: ${tokens.slice(0, -1).join("|") || "none"}`;
+      return { text, chunks: text.match(/.{1,3}/g) ?? [text], delayMs: 250 };
+    },
+  });
+  shared = mkdtempSync(join(tmpdir(), "lobu-shared-volumes-"));
+  const toml = [
+    "[store]",
+    'driver = "redis"',
+    `redis_url = "${REDIS_URL}"`,
+    `key_prefix = "${PREFIX}"`,
+    "[sandbox]",
+    'driver = "virtual"',
+    "pool_size = 1",
+    "max_concurrent = 2",
+    // Sandboxes stop between turns, so a conversation moves between gateways too.
+    'idle_timeout = "1s"',
+    "[cluster]",
+    'lease = "3s"',
+    'volumes = "shared"',
+    `volumes_path = "${shared}"`,
+  ].join("\n");
+  const env = {
+    ANTHROPIC_API_KEY: KEY,
+    ANTHROPIC_BASE_URL: llm.url,
+    OPENAI_API_KEY: undefined,
+    LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
+    LOBU_ADMIN_TOKEN: ADMIN,
+  };
+  for (let i = 0; i < 3; i++) gateways.push(await startGatewayProcess({ toml, env }));
+}, 180_000);
+
+afterAll(async () => {
+  for (const gw of gateways) await gw.stop().catch(() => {});
+  await llm?.close();
+  await dropKeys();
+  if (shared && !process.env.LOBU_KEEP_TEST_DATA) rmSync(shared, { recursive: true, force: true });
+});
+
+const api = (gw: GatewayProcess, path: string, init: RequestInit = {}) =>
+  gw.api(path, {
+    ...init,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers as Record<string, string>) },
+  });
+
+async function send(gw: GatewayProcess, conv: number, msg: number) {
+  const res = await api(gw, "/api/v1/agents/default/messages", {
+    method: "POST",
+    body: JSON.stringify({ user: `u${conv}`, channel: "chaos", text: `c${conv}-m${msg}` }),
+  });
+  expect(res.status).toBe(202);
+  const body = (await res.json()) as { messageId: string; conversationId: string };
+  return { conv, msg, ...body };
+}
+
+describe("three gateways on one Redis", () => {
+  it("answer every message exactly once with history intact when one is SIGKILLed mid-turn", async () => {
+    const sent: Awaited<ReturnType<typeof send>>[] = [];
+    // Two rounds round-robin over all three gateways...
+    let next = 0;
+    for (let m = 1; m <= 2; m++)
+      for (let c = 1; c <= CONVERSATIONS; c++) sent.push(await send(gateways[next++ % 3]!, c, m));
+
+    // ...then, once turns run, kill a gateway that runs one (its model stream is cut).
+    await llm.waitForRequests(1, { timeoutMs: 60_000 });
+    let victim: GatewayProcess | undefined;
+    await waitFor(
+      async () => {
+        const holders = await placementHolders();
+        victim = gateways.find((g) => holders.some((h) => h.includes(`:${g.child.pid}:`)));
+        return victim !== undefined;
+      },
+      "a gateway running a sandbox",
+      30_000,
+    );
+    await victim!.kill("SIGKILL");
+    const survivors = gateways.filter((g) => g !== victim);
+
+    // A third round, to the survivors only.
+    for (let c = 1; c <= CONVERSATIONS; c++)
+      sent.push(await send(survivors[c % survivors.length]!, c, 3));
+
+    // Any gateway streams any message's events (read from the shared store).
+    for (const [i, s] of sent.entries()) {
+      const on = survivors[i % survivors.length]!;
+      const res = await api(on, `/api/v1/messages/${s.messageId}/events`, {
+        headers: { accept: "text/event-stream" },
+      });
+      const events = await collectEvents(res);
+      expect(events.at(-1)?.type, `message ${s.conv}-${s.msg}`).toBe("done");
+      expect(replyText(events)).toMatch(new RegExp(`^answer to c${s.conv}-m${s.msg};`));
+    }
+
+    // The kill cut a turn's model stream: it was mid-turn.
+    expect(llm.requests.some((r) => r.aborted)).toBe(true);
+
+    // One transcript per conversation: each answer names exactly the earlier turns, each answer
+    // is recorded once, and the history reads the same on every surviving gateway.
+    const conversationIds = new Map(sent.map((s) => [s.conv, s.conversationId]));
+    for (let c = 1; c <= CONVERSATIONS; c++) {
+      const expected = [1, 2, 3].flatMap((m) => [
+        { role: "user", text: `c${c}-m${m}` },
+        {
+          role: "assistant",
+          text: `answer to c${c}-m${m}; earlier: ${
+            Array.from({ length: m - 1 }, (_, i) => `c${c}-m${i + 1}`).join("|") || "none"
+          }`,
+        },
+      ]);
+      for (const on of survivors) {
+        const res = await api(on, `/api/v1/conversations/${conversationIds.get(c)}/messages`);
+        const { messages } = (await res.json()) as {
+          messages: { role: string; text: string }[];
+        };
+        const said = messages
+          .filter((m) => m.role === "user" || m.role === "assistant")
+          .map((m) => ({ role: m.role, text: m.text }));
+        expect(said, `conversation ${c} on ${on.url}`).toEqual(expected);
+      }
+    }
+
+    // Every message record is done, read on any gateway.
+    for (const s of sent) {
+      const res = await api(survivors[0]!, `/api/v1/messages/${s.messageId}`);
+      expect(((await res.json()) as { status: string }).status).toBe("done");
+    }
+
+    // One workspace per conversation, on the shared volume directory (none in the data dirs).
+    for (const gw of gateways) expect(existsSync(join(gw.dataDir, "volumes"))).toBe(false);
+  }, 240_000);
+});
