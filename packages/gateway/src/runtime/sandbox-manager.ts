@@ -16,6 +16,7 @@ import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { VolumeSnapshots } from "../sandbox/snapshots.ts";
 import type { KeyValue } from "../store/port.ts";
 import type { Placed, SandboxPlacement } from "./placement.ts";
+import type { SandboxCommand, SandboxControl } from "./sandbox-control.ts";
 import {
   afterExit,
   afterStartFailure,
@@ -69,6 +70,8 @@ export interface SandboxManagerOptions {
    * placement (runtime/placement.ts); absent on a single gateway.
    */
   placement?: SandboxPlacement;
+  /** Several gateways: stop, reset and erase go to the gateway running the sandbox. */
+  control?: SandboxControl;
   limits: SandboxLimits;
   idleTimeoutMs: number;
   env: Record<string, string>;
@@ -347,18 +350,69 @@ export class SandboxManager {
   async reset(id: string, opts: { wipe?: boolean; by?: string } = {}): Promise<ResetResult | null> {
     const record = await this.record(id);
     if (!record) return null;
-    return this.lifecycle.run(id, async () => {
-      const live = this.live.get(id);
-      if (live) await this.stopLive(id, live, "reset");
-      const snapshot = await resetVolume(this.restoreDeps(), id, opts);
-      this.disk.forget(id);
-      return {
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      return (await this.ask(elsewhere, {
+        op: "reset",
         id,
-        stopped: live !== undefined,
-        wiped: Boolean(opts.wipe),
-        ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
-      };
-    });
+        wipe: Boolean(opts.wipe),
+        ...(opts.by ? { by: opts.by } : {}),
+      })) as ResetResult | null;
+    return this.whilePlaced(id, () =>
+      this.lifecycle.run(id, async () => {
+        const live = this.live.get(id);
+        if (live) await this.stopLive(id, live, "reset");
+        const snapshot = await resetVolume(this.restoreDeps(), id, opts);
+        this.disk.forget(id);
+        return {
+          id,
+          stopped: live !== undefined,
+          wiped: Boolean(opts.wipe),
+          ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
+        };
+      }),
+    );
+  }
+
+  /** The other gateway running the sandbox, when one does (several gateways). */
+  private async runsElsewhere(id: string): Promise<string | undefined> {
+    const placement = this.opts.placement;
+    if (!placement || !this.opts.control || this.live.has(id)) return undefined;
+    const holder = await placement.holder(id);
+    return holder && holder !== this.opts.owner ? holder : undefined;
+  }
+
+  private ask(gateway: string, command: SandboxCommand): Promise<unknown> {
+    if (!this.opts.control) throw new Error("no sandbox control");
+    return this.opts.control.ask(gateway, command);
+  }
+
+  /**
+   * Run `fn` holding the sandbox here (several gateways), so no other gateway
+   * starts it meanwhile; refused (sandbox_elsewhere) when another runs it.
+   */
+  private async whilePlaced<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    await this.place(id);
+    try {
+      return await fn();
+    } finally {
+      await this.unplace(id);
+    }
+  }
+
+  /** Carry out another gateway's command for a sandbox running here. */
+  serveControl(): Promise<void> {
+    return (
+      this.opts.control?.serve(async (command) => {
+        if (command.op === "stop") return this.stop(command.id, command.reason);
+        if (command.op === "reset")
+          return this.reset(command.id, {
+            wipe: command.wipe,
+            ...(command.by ? { by: command.by } : {}),
+          });
+        return this.destroy(command.id);
+      }) ?? Promise.resolve()
+    );
   }
 
   /**
@@ -369,17 +423,22 @@ export class SandboxManager {
   async destroy(id: string): Promise<{ stopped: boolean } | null> {
     const record = await this.record(id);
     if (!record && !existsSync(this.volumeDir(id))) return null;
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      return (await this.ask(elsewhere, { op: "destroy", id })) as { stopped: boolean } | null;
     // Outside the lifecycle queue: a snapshot queued there must not wait for us.
     await this.snapshotting.get(id);
-    return this.lifecycle.run(id, async () => {
-      const live = this.live.get(id);
-      if (live) await this.stopLive(id, live, "erased");
-      await this.snapshots.destroy(id, this.volumeDir(id));
-      this.opts.removeSkillsDir?.(id);
-      await this.records.delete(id);
-      this.disk.forget(id);
-      return { stopped: live !== undefined };
-    });
+    return this.whilePlaced(id, () =>
+      this.lifecycle.run(id, async () => {
+        const live = this.live.get(id);
+        if (live) await this.stopLive(id, live, "erased");
+        await this.snapshots.destroy(id, this.volumeDir(id));
+        this.opts.removeSkillsDir?.(id);
+        await this.records.delete(id);
+        this.disk.forget(id);
+        return { stopped: live !== undefined };
+      }),
+    );
   }
 
   /**
@@ -413,6 +472,12 @@ export class SandboxManager {
     command: ExecCommand,
     opts: { timeoutMs?: number } = {},
   ): Promise<ExecResult> {
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      throw new LobuError("sandbox_elsewhere", `sandbox ${id} runs on another gateway`, {
+        status: 409,
+        hint: `Run the command on the gateway running it: ${elsewhere}.`,
+      });
     const { driver } = this.opts;
     if (!driver.exec)
       throw new LobuError(
@@ -507,7 +572,10 @@ export class SandboxManager {
   async stop(id: string, reason = "stopped"): Promise<boolean> {
     await this.snapshotting.get(id);
     const live = this.live.get(id);
-    if (!live) return false;
+    if (!live) {
+      const elsewhere = await this.runsElsewhere(id);
+      return elsewhere ? Boolean(await this.ask(elsewhere, { op: "stop", id, reason })) : false;
+    }
     await this.stopLive(id, live, reason);
     return true;
   }
@@ -537,13 +605,19 @@ export class SandboxManager {
     return out;
   }
 
-  private toStatus(record: SandboxRecord): Promise<SandboxStatus> {
+  private async toStatus(record: SandboxRecord): Promise<SandboxStatus> {
     const live = this.live.get(record.id);
-    return statusOf(
+    const status = await statusOf(
       record,
       { live, starting: this.starting.has(record.id) },
       { snapshots: this.snapshots, disk: this.disk, owner: this.opts.owner },
     );
+    // Several gateways: one held by another gateway runs there.
+    if (live || !this.opts.placement) return status;
+    const holder = await this.opts.placement.holder(record.id);
+    return holder && holder !== this.opts.owner
+      ? { ...status, state: "running", owner: holder }
+      : status;
   }
 
   get runningCount(): number {
@@ -552,6 +626,7 @@ export class SandboxManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.opts.control?.close();
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
     await Promise.all([...this.snapshotting.values()].map(settled));
     await this.opts.driver.close();

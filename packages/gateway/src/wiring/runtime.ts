@@ -22,6 +22,7 @@ import { linkCommandReply } from "../runtime/link-command.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
 import { SandboxPlacement } from "../runtime/placement.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
+import { SandboxControl } from "../runtime/sandbox-control.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { sendFileTool } from "../runtime/send-file.ts";
 import { TurnStops } from "../runtime/stops.ts";
@@ -166,7 +167,16 @@ export async function startRuntime(opts: {
     dataDir,
     volumesRoot: volumesRoot(config, dataDir),
     snapshotsRoot: snapshotsRoot(config, dataDir),
-    ...(placement ? { placement } : {}),
+    ...(placement
+      ? {
+          placement,
+          control: new SandboxControl({
+            pubsub: store.pubsub,
+            owner: instanceId,
+            log: log.child({ component: "sandbox-control" }),
+          }),
+        }
+      : {}),
     limits: {
       memoryMb: config.sandbox.memory_mb,
       cpus: config.sandbox.cpus,
@@ -181,6 +191,8 @@ export async function startRuntime(opts: {
     skillsDirFor: (id) => opts.skillViews.ensure(id),
     removeSkillsDir: (id) => opts.skillViews.remove(id),
   });
+  // Several gateways: operators' stop/reset/erase of a sandbox running here, asked on another gateway.
+  await sandboxes.serveControl();
   // stdio MCP servers: listed and run by the worker inside the person's sandbox (mcp/stdio.ts).
   if (Object.values(config.mcp).some((s) => s.command !== undefined)) {
     const stdio = new StdioMcpTools({

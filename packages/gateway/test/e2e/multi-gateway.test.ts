@@ -212,3 +212,99 @@ describe("three gateways on one Redis", () => {
     for (const gw of gateways) expect(existsSync(join(gw.dataDir, "volumes"))).toBe(false);
   }, 240_000);
 });
+
+describe("operators' sandbox commands on two gateways", () => {
+  const pair: GatewayProcess[] = [];
+  const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+  let volumes: string;
+
+  beforeAll(async () => {
+    volumes = mkdtempSync(join(tmpdir(), "lobu-shared-volumes-"));
+    const toml = [
+      "[store]",
+      'driver = "redis"',
+      `redis_url = "${REDIS_URL}"`,
+      `key_prefix = "${prefix}"`,
+      "[sandbox]",
+      'driver = "virtual"',
+      "pool_size = 1",
+      'idle_timeout = "10m"',
+      "[cluster]",
+      'lease = "3s"',
+      'volumes = "shared"',
+      `volumes_path = "${volumes}"`,
+    ].join("\n");
+    const env = {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: llm.url,
+      OPENAI_API_KEY: undefined,
+      LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
+      LOBU_ADMIN_TOKEN: ADMIN,
+    };
+    for (let i = 0; i < 2; i++) pair.push(await startGatewayProcess({ toml, env }));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const gw of pair) await gw.stop().catch(() => {});
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    if (volumes) rmSync(volumes, { recursive: true, force: true });
+  });
+
+  type Listed = { id: string; state: string; owner?: string };
+  const list = async (gw: GatewayProcess) =>
+    ((await (await api(gw, "/api/v1/sandboxes")).json()) as { sandboxes: Listed[] }).sandboxes;
+
+  async function chat(gw: GatewayProcess, text: string) {
+    const res = await api(gw, "/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "ops", channel: "ops", text }),
+    });
+    return replyText(await collectEvents(res));
+  }
+
+  it("list every gateway's sandboxes, and stop and reset act where the sandbox runs", async () => {
+    expect(await chat(pair[0]!, "c9-m1")).toBe("answer to c9-m1; earlier: none");
+    const [running] = await list(pair[0]!);
+    expect(running?.state).toBe("running");
+    const runner = pair.find((g) => running?.owner?.includes(`:${g.child.pid}:`))!;
+    const other = pair.find((g) => g !== runner)!;
+    // The other gateway lists it as running, on the gateway that runs it.
+    expect(await list(other)).toEqual([
+      expect.objectContaining({ id: running!.id, state: "running", owner: running!.owner }),
+    ]);
+    // Exec is refused where it does not run, naming where it does.
+    const exec = await api(other, `/api/v1/sandboxes/${running!.id}/exec`, {
+      method: "POST",
+      body: JSON.stringify({ argv: ["true"] }),
+    });
+    expect(exec.status).toBe(409);
+    expect(await exec.text()).toContain("sandbox_elsewhere");
+
+    // Stopped from the other gateway: it stops on the gateway running it.
+    const stop = await api(other, `/api/v1/sandboxes/${running!.id}/stop`, { method: "POST" });
+    expect(await stop.json()).toEqual({ stopped: true });
+    await waitFor(
+      async () => (await list(runner)).every((s) => s.state === "stopped"),
+      "the sandbox to stop where it ran",
+      10_000,
+    );
+    expect((await list(other))[0]?.state).toBe("stopped");
+
+    // The conversation goes on, from the other gateway, with its transcript.
+    expect(await chat(other, "c9-m2")).toBe("answer to c9-m2; earlier: c9-m1");
+
+    // Reset (wipe) from the gateway not running it: the transcript is gone.
+    const [now] = await list(runner);
+    const asked = pair.find((g) => !now?.owner?.includes(`:${g.child.pid}:`))!;
+    const reset = await api(asked, `/api/v1/sandboxes/${now!.id}/reset`, {
+      method: "POST",
+      body: JSON.stringify({ wipe: true }),
+    });
+    expect(await reset.json()).toMatchObject({ id: now!.id, stopped: true, wiped: true });
+    expect(await chat(asked, "c9-m3")).toBe("answer to c9-m3; earlier: none");
+  }, 120_000);
+});
