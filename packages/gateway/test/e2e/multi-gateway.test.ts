@@ -13,6 +13,7 @@ import {
 } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventReader } from "../settings/helpers.ts";
 import { waitFor } from "../store/contract.ts";
 
 /**
@@ -229,6 +230,8 @@ describe("operators' sandbox commands on two gateways", () => {
       'driver = "virtual"',
       "pool_size = 1",
       'idle_timeout = "10m"',
+      "[agents.default.policy]",
+      'tools = { bash = "ask" }',
       "[cluster]",
       'lease = "3s"',
       'volumes = "shared"',
@@ -306,5 +309,35 @@ describe("operators' sandbox commands on two gateways", () => {
     });
     expect(await reset.json()).toMatchObject({ id: now!.id, stopped: true, wiped: true });
     expect(await chat(asked, "c9-m3")).toBe("answer to c9-m3; earlier: none");
+  }, 120_000);
+
+  it("resolve an approval asked on one gateway from the other", async () => {
+    llm.when(
+      (r) => r.lastUserText === "c8-m1 run it",
+      { toolCalls: [{ name: "bash", input: { command: "echo approved-here" } }] },
+      (r) => ({ text: `ran: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const res = await api(pair[1]!, "/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "ops8", channel: "ops", text: "c8-m1 run it" }),
+    });
+    const sandboxId = res.headers.get("x-lobu-conversation-id");
+    const events = eventReader(res);
+    const card = await events.until("approval_request");
+    const listed = (await list(pair[0]!)).find((s) => s.id === sandboxId);
+    const runner = pair.find((g) => listed?.owner?.includes(`:${g.child.pid}:`));
+    expect(runner, "the gateway running the turn").toBeDefined();
+    const other = pair.find((g) => g !== runner)!;
+    const answered = await api(other, `/api/v1/requests/${card.requestId}/answer`, {
+      method: "POST",
+      body: JSON.stringify({ choice: "approve" }),
+    });
+    expect(answered.status).toBe(200);
+    const rest = await events.rest();
+    expect(rest).toContainEqual(
+      expect.objectContaining({ type: "request_resolved", requestId: card.requestId }),
+    );
+    expect(rest.at(-1)).toMatchObject({ type: "done", text: "ran: approved-here" });
   }, 120_000);
 });
