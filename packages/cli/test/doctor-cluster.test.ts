@@ -18,7 +18,15 @@ describe("[cluster]", () => {
     expect(() => parseConfig('[cluster]\nvolumes = "shared"\nvolumes_path = "rel/dir"')).toThrow(
       /absolute directory/,
     );
-    expect(() => parseConfig('[cluster]\nvolumes = "s3"')).toThrow(/cluster/);
+    expect(() => parseConfig('[cluster]\nvolumes = "s3"')).toThrow(/\[cluster\.s3\]/);
+    expect(() => parseConfig('[cluster]\nvolumes = "nfs"')).toThrow(/cluster/);
+    const s3 = parseConfig('[cluster]\nvolumes = "s3"\n[cluster.s3]\nbucket = "lobu-volumes"');
+    expect(s3.cluster.s3).toEqual({
+      bucket: "lobu-volumes",
+      prefix: "",
+      region: "us-east-1",
+      force_path_style: false,
+    });
   });
 
   it("doctor: says nothing on SQLite, warns about local volumes on Redis", () => {

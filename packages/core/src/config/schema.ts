@@ -360,13 +360,34 @@ export const ClusterSection = z
      * (NFS, CephFS, EFS, a shared disk), so a conversation keeps its workspace
      * whichever gateway runs it, and after a gateway dies.
      */
-    volumes: z.enum(["local", "shared"]).default("local"),
+    volumes: z.enum(["local", "shared", "s3"]).default("local"),
     /** The shared directory for `volumes = "shared"` (absolute). */
     volumes_path: z.string().optional(),
+    /**
+     * `volumes = "s3"`: each stopped sandbox's volume is saved as an archive in
+     * this S3-compatible bucket and fetched by the gateway that starts it next.
+     * Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...).
+     */
+    s3: z
+      .strictObject({
+        bucket: z.string().min(3).max(63),
+        /** Key prefix of the objects, e.g. `lobu/`. */
+        prefix: z.string().max(200).default(""),
+        /** Another S3-compatible service (MinIO, R2, GCS interop...). */
+        endpoint: z.url().optional(),
+        region: z.string().default("us-east-1"),
+        /** `https://host/bucket/key` URLs (most services other than AWS want them). */
+        force_path_style: z.boolean().default(false),
+      })
+      .optional(),
   })
   .refine((c) => c.volumes !== "shared" || (c.volumes_path?.startsWith("/") ?? false), {
     message: 'volumes = "shared" needs volumes_path, an absolute directory every gateway mounts',
     path: ["volumes_path"],
+  })
+  .refine((c) => c.volumes !== "s3" || c.s3 !== undefined, {
+    message: 'volumes = "s3" needs [cluster.s3] with the bucket',
+    path: ["s3"],
   });
 
 export const SandboxSection = z.strictObject({

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { digest, type LobuConfig, LobuError } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
@@ -6,6 +7,7 @@ import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { PackageMounts } from "../sandbox/process/packages.ts";
+import { directoryVolumes, S3Volumes, type VolumeBackend } from "../sandbox/volume-backends.ts";
 import { skillViewsRoot } from "../skills/views.ts";
 
 export interface SelectedDriver {
@@ -41,6 +43,28 @@ export function volumesRoot(config: Pick<LobuConfig, "cluster">, dataDir: string
     : join(dataDir, "volumes");
 }
 
+/** Where volumes live between runs: `[cluster] volumes` (docs/deploy/multi-gateway.md). */
+export function volumeBackend(
+  config: Pick<LobuConfig, "cluster">,
+  dataDir: string,
+  log: Logger,
+): VolumeBackend {
+  const { volumes, s3 } = config.cluster;
+  if (volumes !== "s3" || !s3) return directoryVolumes(volumes === "shared" ? "shared" : "local");
+  return new S3Volumes({
+    // Credentials: the AWS SDK's usual chain (environment, profile, instance role).
+    client: new S3Client({
+      region: s3.region,
+      forcePathStyle: s3.force_path_style,
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+    }),
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    stateDir: join(dataDir, "sandbox-state", "s3"),
+    log: log.child({ component: "volumes" }),
+  });
+}
+
 /** Where volume snapshots live: next to the volumes. */
 export function snapshotsRoot(config: Pick<LobuConfig, "cluster">, dataDir: string): string {
   const { volumes, volumes_path } = config.cluster;
@@ -54,7 +78,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
   return driverPlugin(name).create({
     stateDir: join(sel.dataDir, "sandbox-state"),
     volumesRoot: volumesRoot(sel.config, sel.dataDir),
-    sharedVolumes: sel.config.cluster.volumes === "shared",
+    sharedVolumes: sel.config.cluster.volumes !== "local",
     poolSize: sel.config.sandbox.pool_size,
     logger: sel.log,
     launcher: sel.worker,

@@ -14,6 +14,7 @@ import type {
 } from "../sandbox/driver.ts";
 import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { VolumeSnapshots } from "../sandbox/snapshots.ts";
+import type { VolumeBackend } from "../sandbox/volume-backends.ts";
 import type { KeyValue } from "../store/port.ts";
 import type { Placed, SandboxPlacement } from "./placement.ts";
 import type { SandboxCommand, SandboxControl } from "./sandbox-control.ts";
@@ -72,6 +73,12 @@ export interface SandboxManagerOptions {
   placement?: SandboxPlacement;
   /** Several gateways: stop, reset and erase go to the gateway running the sandbox. */
   control?: SandboxControl;
+  /**
+   * Where volumes live between runs (sandbox/volume-backends.ts); default: the
+   * volume directory itself. With object storage a volume is fetched before
+   * it starts and saved once it stopped, before another gateway may take it.
+   */
+  volumes?: VolumeBackend;
   limits: SandboxLimits;
   idleTimeoutMs: number;
   env: Record<string, string>;
@@ -106,6 +113,8 @@ export class SandboxManager {
   /** Per-sandbox serialization of wake, repair, reset and snapshot. */
   private readonly lifecycle = new KeyedQueue();
   private readonly snapshotting = new Map<string, Promise<unknown>>();
+  /** Volumes being saved after their sandbox stopped (waited for by close). */
+  private readonly saving = new Set<Promise<void>>();
   private readonly records: SandboxRecords;
   private readonly disk: StoppedDisk;
   private readonly snapshots: VolumeSnapshots;
@@ -213,6 +222,7 @@ export class SandboxManager {
     epoch: number | undefined,
   ): Promise<SandboxInstance> {
     const volumeDir = this.volumeDir(id);
+    await this.opts.volumes?.fetch(id, volumeDir);
     mkdirSync(volumeDir, { recursive: true });
     const record = await this.records.update(id, key, (r) => ({
       ...r,
@@ -318,7 +328,7 @@ export class SandboxManager {
     }
     this.disk.forget(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
-    void this.unplace(id);
+    this.saveAndLetGo(id);
     void this.records
       .patch(id, (r) => {
         const now = Date.now();
@@ -328,6 +338,27 @@ export class SandboxManager {
         return health ? { ...next, health } : next;
       })
       .catch(bestEffort(this.opts.log, "sandbox exit not recorded", { sandboxId: id, exit }));
+  }
+
+  /**
+   * A sandbox stopped here: save its volume where the next gateway finds it
+   * (object storage), then let the sandbox go. In the lifecycle queue, so a
+   * start here meanwhile is not overwritten and a reset is saved as reset.
+   */
+  private saveAndLetGo(id: string): void {
+    const save = this.lifecycle
+      .run(id, () => (this.live.has(id) ? Promise.resolve() : this.save(id)))
+      .finally(() => this.unplace(id))
+      .catch(bestEffort(this.opts.log, "sandbox not let go", { sandboxId: id }));
+    this.saving.add(save);
+    void save.finally(() => this.saving.delete(save));
+  }
+
+  /** Save the stopped sandbox's volume (object storage; a failure is logged by the backend). */
+  private async save(id: string): Promise<void> {
+    const volumes = this.opts.volumes;
+    if (!volumes || volumes.name !== "s3") return;
+    await volumes.persist(id, this.volumeDir(id)).catch(() => {});
   }
 
   /** Stop the sandbox if it runs, then repair its volume (see repairVolume). */
@@ -362,8 +393,10 @@ export class SandboxManager {
       this.lifecycle.run(id, async () => {
         const live = this.live.get(id);
         if (live) await this.stopLive(id, live, "reset");
+        else await this.opts.volumes?.fetch(id, this.volumeDir(id));
         const snapshot = await resetVolume(this.restoreDeps(), id, opts);
         this.disk.forget(id);
+        await this.save(id);
         return {
           id,
           stopped: live !== undefined,
@@ -433,6 +466,7 @@ export class SandboxManager {
         const live = this.live.get(id);
         if (live) await this.stopLive(id, live, "erased");
         await this.snapshots.destroy(id, this.volumeDir(id));
+        await this.opts.volumes?.remove(id);
         this.opts.removeSkillsDir?.(id);
         await this.records.delete(id);
         this.disk.forget(id);
@@ -457,8 +491,11 @@ export class SandboxManager {
       const placement = this.opts.placement;
       if (placement && !(await placement.acquire(id))) return undefined;
       try {
+        // Object storage: the copy here may be older than the saved volume.
+        await this.opts.volumes?.fetch(id, this.volumeDir(id));
         const out = await fn(this.volumeDir(id), this.snapshots);
         this.disk.forget(id);
+        await this.save(id);
         return out;
       } finally {
         await this.unplace(id);
@@ -630,6 +667,8 @@ export class SandboxManager {
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
     await Promise.all([...this.snapshotting.values()].map(settled));
     await this.opts.driver.close();
+    // Stopped sandboxes' volumes are saved before their placement goes.
+    await Promise.all([...this.saving].map(settled));
     this.live.clear();
   }
 }

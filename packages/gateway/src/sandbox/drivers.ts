@@ -18,10 +18,10 @@ export interface DriverSetup {
   /** Where volumes (and their images) live. */
   volumesRoot: string;
   /**
-   * Volumes are on a directory other gateways mount too (`cluster.volumes =
-   * "shared"`): each is a plain directory, never a loop-mounted image, since a
-   * mount would stay on the host of a gateway that died, and a second host
-   * mounting the same ext4 image corrupts it.
+   * Volumes move between gateways (`cluster.volumes = "shared"` or `"s3"`):
+   * each is a plain directory, never a loop-mounted image, since a mount would
+   * stay on the host of a gateway that died, a second host mounting the same
+   * ext4 image corrupts it, and a fetched volume is written as files.
    */
   sharedVolumes?: boolean;
   /** `sandbox.pool_size`: virtual sandboxes per pool process. */

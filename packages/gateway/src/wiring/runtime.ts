@@ -13,6 +13,7 @@ import {
   type SelectedDriver,
   selectDriver,
   snapshotsRoot,
+  volumeBackend,
   volumesRoot,
 } from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
@@ -160,7 +161,9 @@ export async function startRuntime(opts: {
       : undefined;
   placement?.start();
   startup.onFailure(() => placement?.close());
+  const volumes = volumeBackend(config, dataDir, log);
   const sandboxes = new SandboxManager({
+    volumes,
     driver: driver.driver,
     egress: egress.binder,
     kv: store.kv,

@@ -8,8 +8,10 @@ import {
   type MockLlm,
   type RecordedRequest,
   replyText,
+  type S3Emulator,
   startGatewayProcess,
   startMockLlm,
+  startS3Emulator,
 } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -339,5 +341,82 @@ describe("operators' sandbox commands on two gateways", () => {
       expect.objectContaining({ type: "request_resolved", requestId: card.requestId }),
     );
     expect(rest.at(-1)).toMatchObject({ type: "done", text: "ran: approved-here" });
+  }, 120_000);
+});
+
+describe("volumes in S3-compatible object storage", () => {
+  const pair: GatewayProcess[] = [];
+  const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+  const creds = { accessKeyId: "AKIALOBUE2E", secretAccessKey: "lobu-e2e-s3-secret" };
+  let s3: S3Emulator;
+
+  beforeAll(async () => {
+    s3 = await startS3Emulator({ ...creds, buckets: ["lobu-volumes"] });
+    const toml = [
+      "[store]",
+      'driver = "redis"',
+      `redis_url = "${REDIS_URL}"`,
+      `key_prefix = "${prefix}"`,
+      "[sandbox]",
+      'driver = "virtual"',
+      "pool_size = 1",
+      'idle_timeout = "10m"',
+      "[cluster]",
+      'lease = "3s"',
+      'volumes = "s3"',
+      "[cluster.s3]",
+      'bucket = "lobu-volumes"',
+      'prefix = "e2e/"',
+      `endpoint = "${s3.url}"`,
+      "force_path_style = true",
+    ].join("\n");
+    const env = {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: llm.url,
+      OPENAI_API_KEY: undefined,
+      LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
+      LOBU_ADMIN_TOKEN: ADMIN,
+      AWS_ACCESS_KEY_ID: creds.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    };
+    for (let i = 0; i < 2; i++) pair.push(await startGatewayProcess({ toml, env }));
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const gw of pair) await gw.stop().catch(() => {});
+    await s3?.close();
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  async function chat(gw: GatewayProcess, text: string) {
+    const res = await api(gw, "/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "s3user", channel: "s3", text }),
+    });
+    return replyText(await collectEvents(res));
+  }
+
+  it("a conversation continues on another gateway from the volume saved when its gateway stopped", async () => {
+    expect(await chat(pair[0]!, "c7-m1")).toBe("answer to c7-m1; earlier: none");
+    // Whichever gateway ran it: stopping that gateway saves the volume, then frees the sandbox.
+    const listed = (
+      (await (await api(pair[0]!, "/api/v1/sandboxes")).json()) as {
+        sandboxes: { owner?: string }[];
+      }
+    ).sandboxes;
+    const runner = pair.find((g) => listed[0]?.owner?.includes(`:${g.child.pid}:`));
+    expect(runner, "the gateway running the sandbox").toBeDefined();
+    const survivor = pair.find((g) => g !== runner)!;
+    await runner!.kill("SIGTERM");
+    expect([...(s3.objects.get("lobu-volumes")?.keys() ?? [])]).toEqual([
+      expect.stringMatching(/^e2e\/volumes\/.+\.tar$/),
+    ]);
+    // The survivor fetches it: the agent remembers.
+    expect(await chat(survivor, "c7-m2")).toBe("answer to c7-m2; earlier: c7-m1");
+    expect(s3.refused).toBe(0);
   }, 120_000);
 });
