@@ -37,6 +37,13 @@ describe("[cluster]", () => {
     ]);
   });
 
+  it("doctor: names the bucket of S3 volumes", () => {
+    const s3 = parseConfig('[cluster]\nvolumes = "s3"\n[cluster.s3]\nbucket = "lobu-volumes"');
+    expect(clusterCheck(s3)).toEqual([
+      expect.objectContaining({ level: "ok", title: expect.stringMatching(/lobu-volumes/) }),
+    ]);
+  });
+
   it("doctor: checks the shared directory", () => {
     const dir = mkdtempSync(join(tmpdir(), "lobu-shared-"));
     try {

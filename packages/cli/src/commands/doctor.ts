@@ -163,7 +163,14 @@ const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
  * (and the agent's transcript in it) is where each of them can reach it.
  */
 export function clusterCheck(config: LobuConfig): Check[] {
-  const { volumes, volumes_path } = config.cluster;
+  const { volumes, volumes_path, s3 } = config.cluster;
+  if (volumes === "s3" && s3)
+    return [
+      {
+        level: "ok",
+        title: `cluster: volumes saved to the S3 bucket ${s3.bucket}${s3.endpoint ? ` at ${s3.endpoint}` : ""}`,
+      },
+    ];
   if (volumes === "shared" && volumes_path) {
     try {
       accessSync(volumes_path, constants.R_OK | constants.W_OK);
@@ -184,7 +191,7 @@ export function clusterCheck(config: LobuConfig): Check[] {
       level: "warn",
       title: "cluster: volumes are in this gateway's data dir",
       detail:
-        'Fine for one gateway. Several gateways on this Redis take over each other\'s conversations (when a sandbox stops, or a gateway dies) and would each find their own copy of its workspace: set [cluster] volumes = "shared" and volumes_path (docs/deploy/multi-gateway.md).',
+        'Fine for one gateway. Several gateways on this Redis take over each other\'s conversations (when a sandbox stops, or a gateway dies) and would each find their own copy of its workspace: set [cluster] volumes = "shared" (and volumes_path) or "s3" (docs/deploy/multi-gateway.md).',
     },
   ];
 }

@@ -357,7 +357,7 @@ export class SandboxManager {
   /** Save the stopped sandbox's volume (object storage; a failure is logged by the backend). */
   private async save(id: string): Promise<void> {
     const volumes = this.opts.volumes;
-    if (!volumes || volumes.name !== "s3") return;
+    if (volumes?.name !== "s3") return;
     await volumes.persist(id, this.volumeDir(id)).catch(() => {});
   }
 
