@@ -52,6 +52,8 @@ function userTokens(req: RecordedRequest): string[] {
 }
 
 let llm: MockLlm;
+/** Told the message token of each model call as its (slow) stream begins. */
+let onModelCall: ((token: string) => void) | undefined;
 let shared: string;
 const gateways: GatewayProcess[] = [];
 
@@ -66,16 +68,22 @@ async function dropKeys(): Promise<void> {
   redis.disconnect();
 }
 
-/** The gateways holding a sandbox right now (by the instance id in its placement lock). */
-async function placementHolders(): Promise<string[]> {
+/** The gateway instance holding a sandbox's placement lock (`<token> <owner>`), if any. */
+async function placementHolder(sandboxId: string): Promise<string | undefined> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   try {
-    const keys = await redis.keys(`${PREFIX}l:sandbox-placement:*`);
-    const values = keys.length ? await redis.mget(...keys) : [];
-    return values.flatMap((v) => (v ? [v.slice(v.indexOf(" ") + 1)] : []));
+    const v = await redis.get(`${PREFIX}l:sandbox-placement:${sandboxId}`);
+    return v ? v.slice(v.indexOf(" ") + 1) : undefined;
   } finally {
     redis.disconnect();
   }
+}
+
+/** A conversation's id (its sandbox's id) from what was sent. */
+function conversationOf(sent: { conv: number; conversationId: string }[], conv: number): string {
+  const found = sent.find((s) => s.conv === conv);
+  if (!found) throw new Error(`nothing was sent to conversation ${conv}`);
+  return found.conversationId;
 }
 
 beforeAll(async () => {
@@ -85,6 +93,7 @@ beforeAll(async () => {
     defaultReply: (req) => {
       const tokens = userTokens(req);
       const current = tokens.at(-1) ?? "?";
+      onModelCall?.(current);
       const text = `answer to ${current}; earlier: ${tokens.slice(0, -1).join("|") || "none"}`;
       return { text, chunks: text.match(/.{1,3}/g) ?? [text], delayMs: 250 };
     },
@@ -147,18 +156,15 @@ describe("three gateways on one Redis", () => {
     for (let m = 1; m <= 2; m++)
       for (let c = 1; c <= CONVERSATIONS; c++) sent.push(await send(gateways[next++ % 3]!, c, m));
 
-    // ...then, once turns run, kill a gateway that runs one (its model stream is cut).
-    await llm.waitForRequests(1, { timeoutMs: 60_000 });
-    let victim: GatewayProcess | undefined;
-    await waitFor(
-      async () => {
-        const holders = await placementHolders();
-        victim = gateways.find((g) => holders.some((h) => h.includes(`:${g.child.pid}:`)));
-        return victim !== undefined;
-      },
-      "a gateway running a sandbox",
-      30_000,
-    );
+    // ...then, as a model stream begins, kill the gateway running that turn (the stream is cut).
+    const streaming = await new Promise<string>((resolve) => {
+      onModelCall = resolve;
+    });
+    onModelCall = undefined;
+    const conv = Number(/^c(\d+)-/.exec(streaming)?.[1]);
+    const holder = await placementHolder(conversationOf(sent, conv));
+    const victim = gateways.find((g) => holder?.includes(`:${g.child.pid}:`));
+    expect(victim, `the gateway running ${streaming}`).toBeDefined();
     await victim!.kill("SIGKILL");
     const survivors = gateways.filter((g) => g !== victim);
 
