@@ -358,6 +358,16 @@ export class SandboxManager {
   private async save(id: string): Promise<void> {
     const volumes = this.opts.volumes;
     if (volumes?.name !== "s3") return;
+    // Fenced: a gateway that lost the sandbox (its lease lapsed) must not overwrite what the
+    // gateway running it now saves.
+    const placement = this.opts.placement;
+    if (placement && !placement.holds(id)) {
+      this.opts.log.warn(
+        { sandboxId: id },
+        "volume not saved: the sandbox moved to another gateway",
+      );
+      return;
+    }
     await volumes.persist(id, this.volumeDir(id)).catch(() => {});
   }
 
