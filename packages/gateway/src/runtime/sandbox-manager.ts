@@ -676,8 +676,11 @@ export class SandboxManager {
     await this.opts.control?.close();
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
     await Promise.all([...this.snapshotting.values()].map(settled));
+    const exits = [...this.live.values()].map((l) => settled(l.instance.exited));
     await this.opts.driver.close();
-    // Stopped sandboxes' volumes are saved before their placement goes.
+    // Stopped sandboxes' volumes are saved before their placement goes (their exit handlers,
+    // registered first, have queued the saves once the exits are seen here).
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000).unref())]);
     await Promise.all([...this.saving].map(settled));
     this.live.clear();
   }
