@@ -251,6 +251,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       stopRetention();
       await platforms.stop();
       await sandboxes.close();
+      // Its sandboxes have stopped: other gateways may take them at once.
+      await runtime.placement?.close();
       await egress.close();
       await domain.requests.stop();
       await domain.mcp.clients.close();

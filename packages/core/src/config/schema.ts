@@ -351,6 +351,56 @@ export const StoreSection = z.strictObject({
   key_prefix: z.string().default("lobu:"),
 });
 
+/**
+ * Several gateways sharing one Redis store (docs/deploy/multi-gateway.md). Each
+ * sandbox runs on one gateway at a time, under a placement lease; the other
+ * gateways leave its messages to that one.
+ */
+export const ClusterSection = z
+  .strictObject({
+    /**
+     * How long a gateway's hold on a running message and on a sandbox lasts
+     * without being renewed (renewed every third of it): a gateway that dies
+     * hands its conversations to a survivor after at most this long.
+     */
+    lease: Duration.default(30_000),
+    /**
+     * Where sandbox volumes and their snapshots live. `local`: under the data
+     * dir (one gateway, or gateways that never take over each other's
+     * conversations). `shared`: under `path`, a directory every gateway mounts
+     * (NFS, CephFS, EFS, a shared disk), so a conversation keeps its workspace
+     * whichever gateway runs it, and after a gateway dies.
+     */
+    volumes: z.enum(["local", "shared", "s3"]).default("local"),
+    /** The shared directory for `volumes = "shared"` (absolute). */
+    volumes_path: z.string().optional(),
+    /**
+     * `volumes = "s3"`: each stopped sandbox's volume is saved as an archive in
+     * this S3-compatible bucket and fetched by the gateway that starts it next.
+     * Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...).
+     */
+    s3: z
+      .strictObject({
+        bucket: z.string().min(3).max(63),
+        /** Key prefix of the objects, e.g. `lobu/`. */
+        prefix: z.string().max(200).default(""),
+        /** Another S3-compatible service (MinIO, R2, GCS interop...). */
+        endpoint: z.url().optional(),
+        region: z.string().default("us-east-1"),
+        /** `https://host/bucket/key` URLs (most services other than AWS want them). */
+        force_path_style: z.boolean().default(false),
+      })
+      .optional(),
+  })
+  .refine((c) => c.volumes !== "shared" || (c.volumes_path?.startsWith("/") ?? false), {
+    message: 'volumes = "shared" needs volumes_path, an absolute directory every gateway mounts',
+    path: ["volumes_path"],
+  })
+  .refine((c) => c.volumes !== "s3" || c.s3 !== undefined, {
+    message: 'volumes = "s3" needs [cluster.s3] with the bucket',
+    path: ["s3"],
+  });
+
 export const SandboxSection = z.strictObject({
   /**
    * `process` (namespaces + cgroups), `virtual` (just-bash, pooled), `host` (no
@@ -676,6 +726,8 @@ export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
   store: StoreSection.prefault({}),
   sandbox: SandboxSection.prefault({}),
+  /** Several gateways as one (see ClusterSection). */
+  cluster: ClusterSection.prefault({}),
   network: NetworkSection.prefault({}),
   providers: z.record(Id, ProviderSection).default({}),
   agents: z.record(Id, AgentSection).default({}),
