@@ -1,3 +1,4 @@
+export * from "./docker/sandbox-image.ts";
 export * from "./harness/gateway-process.ts";
 export * from "./harness/leaks.ts";
 export * from "./harness/mounts.ts";

@@ -78,7 +78,7 @@ if (mode === "pool") {
       ...(skillsRoot ? { skillsDir: join(skillsRoot, sandboxId) } : {}),
     });
 } else {
-  const forwarder = await startForwarder(egressSocket);
+  const forwarder = await startForwarder(egressSocket, process.env.LOBU_WORKER_TOKEN);
   // The agent's shell reaches the network only through the gateway; the CA bundle
   // (system CAs + the installation CA) lets it trust the gateway's TLS interception.
   gatewayUrl = forwarder.url;

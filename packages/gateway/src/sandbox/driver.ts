@@ -117,11 +117,11 @@ export interface ExecResult {
 export type ExecCommand = string | readonly string[];
 
 export interface SandboxDriver {
-  readonly name: "process" | "virtual" | "host";
+  readonly name: "process" | "virtual" | "host" | "docker" | "kubernetes";
   probe(): Promise<DriverProbe>;
   start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance>;
   stop(id: string, opts?: { graceMs?: number; reason?: string }): Promise<void>;
-  /** Run an operator command inside a running sandbox (only the process driver can). */
+  /** Run an operator command inside a running sandbox (the process and docker drivers can). */
   exec?(
     id: string,
     command: ExecCommand,

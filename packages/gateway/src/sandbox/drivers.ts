@@ -1,6 +1,7 @@
 import type { LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
 import type { CgroupOptions } from "./cgroups.ts";
+import { createDockerDriver } from "./docker-driver.ts";
 import type { SandboxDriver } from "./driver.ts";
 import { createHostDriver } from "./host-driver.ts";
 import type { WorkerLaunchConfig } from "./launcher.ts";
@@ -28,6 +29,8 @@ export interface DriverSetup {
   packages?: PackageMounts;
   /** Parent of the sandboxes' skills folders (the virtual driver shows it to its pools). */
   skillsRoot?: string;
+  /** `[sandbox.docker]` and `[sandbox.kubernetes]` of lobu.toml. */
+  sections: Pick<LobuConfig["sandbox"], "docker" | "kubernetes">;
 }
 
 /**
@@ -80,6 +83,22 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         launcher: s.launcher,
         process: s.confinement,
         ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
+      }),
+  },
+  {
+    name: "docker",
+    noPackages:
+      "agents on this gateway run in containers, which show the sandbox image's programs rather than Nix packages",
+    create: (s) =>
+      createDockerDriver({
+        stateDir: s.stateDir,
+        image: s.sections.docker.image,
+        runtime: s.sections.docker.runtime,
+        socketPath: s.sections.docker.socket,
+        tmpMb: s.sections.docker.tmp_mb,
+        logger: s.logger,
+        launcher: s.launcher,
+        caBundle: s.confinement.caBundle,
       }),
   },
   {
