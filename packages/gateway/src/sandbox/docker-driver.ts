@@ -22,7 +22,7 @@ import { OutputCapture } from "./output.ts";
 import { exitInfo } from "./process/supervise.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
 import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
-import { WorkerEndpoint } from "./worker-endpoint.ts";
+import { relayUnixSocket, WorkerEndpoint } from "./worker-endpoint.ts";
 
 /** Paths inside every container. */
 const RUN = "/run/lobu";
@@ -82,7 +82,6 @@ export class DockerDriver implements SandboxDriver {
   readonly #uids: UidAllocator;
   readonly #running = new Map<string, Running>();
   readonly #starting = new Map<string, Promise<unknown>>();
-  #endpoint?: Promise<WorkerEndpoint>;
   #closed = false;
 
   constructor(opts: DockerDriverOptions) {
@@ -108,17 +107,6 @@ export class DockerDriver implements SandboxDriver {
 
   get #runRoot(): string {
     return join(this.#opts.stateDir, "docker-run");
-  }
-
-  /** One Unix socket for every container's control channel, mounted into each (the token tells them apart). */
-  #controlEndpoint(): Promise<WorkerEndpoint> {
-    this.#endpoint ??= (async () => {
-      await mkdir(this.#runRoot, { recursive: true, mode: 0o755 });
-      const path = join(this.#runRoot, "control.sock");
-      await rm(path, { force: true });
-      return WorkerEndpoint.listen({ path }, this.#logger);
-    })();
-    return this.#endpoint;
   }
 
   running(): string[] {
@@ -189,14 +177,23 @@ export class DockerDriver implements SandboxDriver {
       await adoptVolumeFiles(spec.volumeDir, meta.uid, meta.gid);
     }
     await chmod(spec.volumeDir, root ? 0o700 : 0o777);
-    const endpoint = await this.#controlEndpoint();
     const binding = await egress.bind({ kind: "sandbox", sandboxId: spec.id });
-    // Only this sandbox's uid may use its egress socket (anyone, when the gateway is not root).
-    if (root) await chown(binding.socketPath, meta.uid, meta.gid);
-    else await chmod(binding.socketPath, 0o666);
     const name = this.#containerName(spec.id);
     // A container left by a gateway that died is this sandbox's past: remove it.
     await this.#remove(name);
+    // The sandbox's /run/lobu: its control socket (token-checked) and a relay to its egress socket.
+    const runDir = join(this.#runRoot, spec.id);
+    await rm(runDir, { recursive: true, force: true });
+    await mkdir(runDir, { recursive: true, mode: root ? 0o700 : 0o755 });
+    if (root) await chown(runDir, meta.uid, meta.gid);
+    const endpoint = await WorkerEndpoint.listen({ path: join(runDir, "control.sock") }, log);
+    const relay = await relayUnixSocket(join(runDir, "egress.sock"), binding.socketPath);
+    const release = async () => {
+      await endpoint.close();
+      await new Promise<void>((r) => relay.close(() => r()));
+      await binding.close().catch(() => {});
+      await rm(runDir, { recursive: true, force: true });
+    };
     const output = new OutputCapture({ logger: this.#logger, bindings: { sandboxId: spec.id } });
     let container: Docker.Container | undefined;
     let ended: Promise<{ StatusCode: number }> | undefined;
@@ -209,7 +206,7 @@ export class DockerDriver implements SandboxDriver {
         output,
         run: async (token) => {
           container = await this.#docker.createContainer(
-            this.#containerSpec(spec, name, meta, binding.socketPath, token),
+            this.#containerSpec(spec, name, meta, runDir, token),
           );
           const stream = await container.attach({ stream: true, stdout: true, stderr: true });
           const out = new PassThrough();
@@ -244,8 +241,8 @@ export class DockerDriver implements SandboxDriver {
             .catch(() => undefined);
           connection.close();
           revoke();
-          await binding.close().catch(() => {});
           await this.#remove(name);
+          await release();
           this.#running.delete(spec.id);
           const info = exitInfo(
             { code: StatusCode, signal: null },
@@ -274,8 +271,8 @@ export class DockerDriver implements SandboxDriver {
       );
       return rec.instance;
     } catch (err) {
-      await binding.close().catch(() => {});
       await this.#remove(name);
+      await release();
       throw err;
     }
   }
@@ -284,7 +281,7 @@ export class DockerDriver implements SandboxDriver {
     spec: SandboxSpec,
     name: string,
     meta: { uid: number; gid: number },
-    egressSocket: string,
+    runDir: string,
     token: string,
   ): Docker.ContainerCreateOptions {
     const launcher = this.launcher;
@@ -304,8 +301,7 @@ export class DockerDriver implements SandboxDriver {
     const runtime = [dirname(launcher.nodePath), dirname(launcher.entry), ...launcher.runtimeDirs];
     const binds = [
       `${spec.volumeDir}:${WORKSPACE}:rw`,
-      `${join(this.#runRoot, "control.sock")}:${RUN}/control.sock`,
-      `${egressSocket}:${RUN}/egress.sock`,
+      `${runDir}:${RUN}:ro`,
       ...[...new Set(runtime)].map((d) => `${d}:${d}:ro`),
       ...(spec.skillsDir ? [`${spec.skillsDir}:${SKILLS}:ro`] : []),
       ...(this.#opts.caBundle ? [`${this.#opts.caBundle}:${CA_BUNDLE}:ro`] : []),
@@ -360,14 +356,27 @@ export class DockerDriver implements SandboxDriver {
     return out;
   }
 
+  /** Remove the container `name` and wait until it is gone (the name is free again). */
   async #remove(name: string): Promise<void> {
-    try {
-      await this.#docker.getContainer(name).remove({ force: true });
-    } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode;
-      // 404: not there; 409: removal already under way.
-      if (status !== 404 && status !== 409) throw err;
+    const container = this.#docker.getContainer(name);
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await container.remove({ force: true });
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status === 404) return;
+        // 409: a removal is already under way; anything else is the Engine's problem.
+        if (status !== 409) throw err;
+      }
+      try {
+        await container.inspect();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 404) return;
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
+    this.#logger.warn({ container: name }, "sandbox container not removed after 10 s");
   }
 
   async stop(id: string, opts: { graceMs?: number; reason?: string } = {}): Promise<void> {
@@ -439,8 +448,6 @@ export class DockerDriver implements SandboxDriver {
     await Promise.all(
       this.running().map((id) => this.stop(id, { graceMs: 2000, reason: "stopped" })),
     );
-    const endpoint = await this.#endpoint?.catch(() => undefined);
-    await endpoint?.close();
   }
 }
 

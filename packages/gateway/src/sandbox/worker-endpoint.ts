@@ -51,7 +51,8 @@ export class WorkerEndpoint {
     at: { path: string } | { host: string; port: number },
     logger: Logger,
   ): Promise<WorkerEndpoint> {
-    const server = createServer();
+    // Half-open: a client that has said all it will still gets the answer (see splice).
+    const server = createServer({ allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       if ("path" in at) server.listen(at.path, resolve);
@@ -118,15 +119,8 @@ export class WorkerEndpoint {
       if (!entry.egressSocketPath) return this.#refuse(socket, "no egress for this sandbox");
       const upstream = connect(entry.egressSocketPath);
       if (rest.length > 0) upstream.write(rest);
-      socket.pipe(upstream).pipe(socket);
+      splice(socket, upstream);
       socket.resume();
-      const done = () => {
-        socket.destroy();
-        upstream.destroy();
-      };
-      upstream.on("error", done);
-      upstream.on("close", done);
-      socket.on("close", done);
     };
     socket.on("data", onData);
   }
@@ -137,4 +131,37 @@ export class WorkerEndpoint {
       this.#logger.warn({ why, rejected: this.#rejected }, "worker endpoint refused a connection");
     socket.destroy();
   }
+}
+
+/**
+ * A Unix socket at `path` whose every connection is piped to `target`: a
+ * sandbox's egress socket shown inside a directory the container mounts
+ * (gVisor mounts directories, not single socket files).
+ */
+export async function relayUnixSocket(path: string, target: string): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true }, (client) => splice(client, connect(target)));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, resolve);
+  });
+  await chmod(path, 0o666);
+  return server;
+}
+
+/**
+ * Pipe two sockets both ways. Each side's end is passed on as an end (a client
+ * that half-closes after its request still reads the reply); an error on
+ * either side drops both.
+ */
+function splice(a: Socket, b: Socket): void {
+  a.pipe(b);
+  b.pipe(a);
+  const drop = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on("error", drop);
+  b.on("error", drop);
+  a.on("close", () => b.end());
+  b.on("close", () => a.end());
 }

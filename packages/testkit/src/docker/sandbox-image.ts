@@ -51,7 +51,9 @@ function dpkgFiles(pkg: string): string[] {
 }
 
 function versions(): string {
-  return execFileSync("dpkg-query", ["-W", "-f", "${Package} ${Version}\\n", ...PACKAGES], {
+  // dpkg-query's own ${field} syntax, not a template.
+  const format = ["$", "{Package} $", "{Version}\\n"].join("");
+  return execFileSync("dpkg-query", ["-W", "-f", format, ...PACKAGES], {
     encoding: "utf8",
   });
 }
