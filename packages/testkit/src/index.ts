@@ -4,6 +4,7 @@ export * from "./harness/leaks.ts";
 export * from "./harness/mounts.ts";
 export * from "./harness/procfs.ts";
 export * from "./harness/sse.ts";
+export * from "./kubernetes/api-server.ts";
 export * from "./llm/server.ts";
 export * from "./llm/types.ts";
 export * from "./nix/package-set.ts";

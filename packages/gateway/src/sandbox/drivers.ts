@@ -4,6 +4,7 @@ import type { CgroupOptions } from "./cgroups.ts";
 import { createDockerDriver } from "./docker-driver.ts";
 import type { SandboxDriver } from "./driver.ts";
 import { createHostDriver } from "./host-driver.ts";
+import { createKubernetesDriver } from "./kubernetes-driver.ts";
 import type { WorkerLaunchConfig } from "./launcher.ts";
 import type { PackageMounts } from "./process/packages.ts";
 import { createProcessDriver } from "./process-driver.ts";
@@ -100,6 +101,29 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         launcher: s.launcher,
         caBundle: s.confinement.caBundle,
       }),
+  },
+  {
+    name: "kubernetes",
+    noPackages:
+      "agents on this gateway run in Kubernetes pods, which show the sandbox image's programs rather than Nix packages",
+    create: (s) => {
+      const k = s.sections.kubernetes;
+      const [, host = "0.0.0.0", port = "8090"] = /^(.*):(\d+)$/.exec(k.worker_listen) ?? [];
+      return createKubernetesDriver({
+        namespace: k.namespace,
+        image: k.image,
+        command: k.command,
+        runtimeClass: k.runtime_class,
+        storageClass: k.storage_class,
+        gatewayAddress: k.gateway_address,
+        workerListen: { host: host.replace(/^\[|\]$/g, ""), port: Number(port) },
+        gatewayLabels: k.gateway_labels,
+        gatewayNamespace: k.gateway_namespace,
+        ...(k.kubeconfig ? { kubeconfigPath: k.kubeconfig } : {}),
+        logger: s.logger,
+        launcher: s.launcher,
+      });
+    },
   },
   {
     name: "host",
