@@ -23,6 +23,7 @@ import { Secret } from "kubernetes-models/v1/Secret";
  * NetworkPolicies or security contexts) is listed in docs/sandboxing.md.
  */
 
+// biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects of any kind, validated by their schemas on create
 type Obj = Record<string, any>;
 type Kind = "pods" | "secrets" | "persistentvolumeclaims" | "networkpolicies";
 
@@ -176,7 +177,10 @@ export class FakeKubernetes {
       if (ref) {
         const secret = this.get("secrets", namespace, ref.name);
         const data = secret?.data?.[ref.key] ?? secret?.stringData?.[ref.key];
-        if (data === undefined) return this.#finish(key, pod, 1, "CreateContainerConfigError");
+        if (data === undefined) {
+          this.#finish(key, pod, 1, "CreateContainerConfigError");
+          return;
+        }
         env[e.name] = secret?.data ? Buffer.from(data, "base64").toString() : data;
       }
     }
