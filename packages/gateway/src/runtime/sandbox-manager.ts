@@ -298,6 +298,7 @@ export class SandboxManager {
     return this.lifecycle.run(id, async () => {
       const live = this.live.get(id);
       if (live) await this.stopLive(id, live, "reset");
+      if (opts.wipe) await this.opts.driver.erase?.(id);
       const snapshot = await resetVolume(this.restoreDeps(), id, opts);
       this.disk.forget(id);
       return {
@@ -322,6 +323,8 @@ export class SandboxManager {
     return this.lifecycle.run(id, async () => {
       const live = this.live.get(id);
       if (live) await this.stopLive(id, live, "erased");
+      // What the driver keeps elsewhere (a pod's PVC) goes too.
+      await this.opts.driver.erase?.(id);
       await this.snapshots.destroy(id, this.volumeDir(id));
       this.opts.removeSkillsDir?.(id);
       await this.records.delete(id);

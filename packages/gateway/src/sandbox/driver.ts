@@ -127,6 +127,12 @@ export interface SandboxDriver {
     command: ExecCommand,
     opts?: { timeoutMs?: number; onData?: (chunk: string) => void },
   ): Promise<ExecResult>;
+  /**
+   * Delete what the driver keeps of a stopped sandbox outside its host volume
+   * (the `kubernetes` driver's PVC and NetworkPolicy): called when the
+   * sandbox is erased or reset with wipe.
+   */
+  erase?(id: string): Promise<void>;
   /** Stop everything (gateway shutdown). */
   close(): Promise<void>;
 }

@@ -458,9 +458,9 @@ export class KubernetesDriver implements SandboxDriver {
     await rec.instance.exited;
   }
 
-  /** Delete a sandbox's objects for good (its PVC too): `lobu sandboxes reset`. */
-  async destroy(id: string): Promise<void> {
-    await this.stop(id, { reason: "reset" });
+  /** Delete a sandbox's objects for good, its PVC too (erasure, reset with wipe). */
+  async erase(id: string): Promise<void> {
+    await this.stop(id, { reason: "erased" });
     const name = this.objectName(id);
     const namespace = this.#opts.namespace;
     for (const del of [

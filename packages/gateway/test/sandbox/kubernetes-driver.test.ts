@@ -184,6 +184,18 @@ describe("kubernetes driver (fake API server)", () => {
     expect(readFileSync(join(volume, "kept.txt"), "utf8")).toBe("still here");
   });
 
+  it("erase deletes the pod, the PVC and the NetworkPolicy", async () => {
+    const e = await driver.start(makeSpec(dir, "k8s-e"), egress);
+    const name = driver.objectName("k8s-e");
+    expect(api.get("persistentvolumeclaims", "lobu-sandboxes", name)).toBeDefined();
+    await driver.erase("k8s-e");
+    expect(await e.exited).toMatchObject({ reason: "erased" });
+    for (const kind of ["pods", "secrets", "persistentvolumeclaims", "networkpolicies"] as const)
+      expect(api.get(kind, "lobu-sandboxes", name), kind).toBeUndefined();
+    // Erasing what is already gone is not an error.
+    await driver.erase("k8s-e");
+  });
+
   it("reports a crash when the pod's worker exits", async () => {
     const c = await driver.start(makeSpec(dir, "k8s-c"), egress);
     await probe(c, { op: "exit", code: 3 });
