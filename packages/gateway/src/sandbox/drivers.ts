@@ -120,6 +120,7 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         gatewayLabels: k.gateway_labels,
         gatewayNamespace: k.gateway_namespace,
         ...(k.kubeconfig ? { kubeconfigPath: k.kubeconfig } : {}),
+        caBundle: s.confinement.caBundle,
         logger: s.logger,
         launcher: s.launcher,
       });

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { digest, errorMessage, LobuError, type Logger, parseGatewayAddress } from "@lobu/core";
@@ -39,6 +40,8 @@ export interface KubernetesDriverOptions {
   /** A loaded kubeconfig; default: kubeconfig file, else in-cluster, else ~/.kube/config. */
   kubeConfig?: k8s.KubeConfig;
   kubeconfigPath?: string;
+  /** Host path of the CA bundle workers trust (system CAs + the installation CA of the proxy's TLS interception). */
+  caBundle?: string;
   launcher?: WorkerLauncher | WorkerLaunchConfig;
   logger?: Logger;
   stopGraceMs?: number;
@@ -164,6 +167,8 @@ export class KubernetesDriver implements SandboxDriver {
     const endpoint = await this.#workerEndpoint();
     const binding = await egress.bind({ kind: "sandbox", sandboxId: spec.id });
     const output = new OutputCapture({ logger: this.#logger, bindings: { sandboxId: spec.id } });
+    // The pod trusts what the worker's forwarder meets: the proxy's interception CA among the system's.
+    const ca = this.#opts.caBundle ? await readFile(this.#opts.caBundle, "utf8") : undefined;
     await this.#ensure(() =>
       this.#core.createNamespacedPersistentVolumeClaim({
         namespace,
@@ -194,13 +199,16 @@ export class KubernetesDriver implements SandboxDriver {
               kind: "Secret",
               metadata: { name, labels: this.#labels(spec) },
               type: "Opaque",
-              stringData: { token },
+              stringData: { token, ...(ca !== undefined ? { "ca.pem": ca } : {}) },
             },
           });
           const watched = await this.#watchPod(name);
           unwatch = watched.stop;
           podEnded = watched.ended;
-          await this.#core.createNamespacedPod({ namespace, body: this.#pod(spec, name) });
+          await this.#core.createNamespacedPod({
+            namespace,
+            body: this.#pod(spec, name, ca !== undefined),
+          });
           return { ended: watched.ended.then((e) => `${e.reason}, exit code ${e.code}`) };
         },
       });
@@ -317,7 +325,7 @@ export class KubernetesDriver implements SandboxDriver {
     };
   }
 
-  #pod(spec: SandboxSpec, name: string): k8s.V1Pod {
+  #pod(spec: SandboxSpec, name: string, withCa: boolean): k8s.V1Pod {
     const env = workerEnv(
       spec,
       { HOME: WORKSPACE },
@@ -325,6 +333,7 @@ export class KubernetesDriver implements SandboxDriver {
         LOBU_CONTROL: this.#opts.gatewayAddress,
         LOBU_EGRESS_SOCKET: this.#opts.gatewayAddress,
         LOBU_VOLUME: WORKSPACE,
+        ...(withCa ? { LOBU_CA_BUNDLE: "/etc/lobu/ca.pem" } : {}),
       },
     );
     const memory = `${spec.limits.memoryMb}Mi`;
@@ -375,12 +384,21 @@ export class KubernetesDriver implements SandboxDriver {
             volumeMounts: [
               { name: "workspace", mountPath: WORKSPACE },
               { name: "tmp", mountPath: "/tmp" },
+              ...(withCa ? [{ name: "ca", mountPath: "/etc/lobu", readOnly: true }] : []),
             ],
           },
         ],
         volumes: [
           { name: "workspace", persistentVolumeClaim: { claimName: name } },
           { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+          ...(withCa
+            ? [
+                {
+                  name: "ca",
+                  secret: { secretName: name, items: [{ key: "ca.pem", path: "ca.pem" }] },
+                },
+              ]
+            : []),
         ],
       },
     };

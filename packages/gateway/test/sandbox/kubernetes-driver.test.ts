@@ -48,10 +48,12 @@ describe("kubernetes driver (fake API server)", () => {
   let driver: KubernetesDriver;
   let port = 0;
   let a: SandboxInstance;
+  const caFile = join(dir, "ca.pem");
 
   beforeAll(async () => {
     await api.start();
     port = await freePort();
+    writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n");
     const kc = new k8s.KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: "fake", server: api.url, skipTLSVerify: true }],
@@ -70,6 +72,7 @@ describe("kubernetes driver (fake API server)", () => {
       gatewayLabels: { "app.kubernetes.io/name": "lobu-gateway" },
       gatewayNamespace: "lobu",
       kubeConfig: kc,
+      caBundle: caFile,
       logger: testLogger(),
     });
     expect((await driver.probe()).ok).toBe(true);
@@ -115,6 +118,18 @@ describe("kubernetes driver (fake API server)", () => {
         ports: [{ protocol: "TCP", port }],
       },
     ]);
+    // The proxy's CA reaches the pod through the Secret, mounted read-only.
+    expect(pod.spec.containers[0].env).toContainEqual({
+      name: "LOBU_CA_BUNDLE",
+      value: "/etc/lobu/ca.pem",
+    });
+    expect(pod.spec.containers[0].volumeMounts).toContainEqual({
+      name: "ca",
+      mountPath: "/etc/lobu",
+      readOnly: true,
+    });
+    const secret = api.get("secrets", "lobu-sandboxes", name)!;
+    expect(secret.stringData["ca.pem"]).toMatch(/BEGIN CERTIFICATE/);
     const pvc = api.get("persistentvolumeclaims", "lobu-sandboxes", name)!;
     expect(pvc.spec.resources.requests.storage).toBe("64Mi");
   });
