@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, rm } from "node:fs/promises";
+import { chmod, chown, mkdir, realpath, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { digest, errorMessage, LobuError, type Logger } from "@lobu/core";
@@ -16,12 +16,18 @@ import type {
   SandboxUsage,
 } from "./driver.ts";
 import { checkSandboxId, workerEnv } from "./env.ts";
-import { UidAllocator } from "./identity.ts";
+import { UidAllocator, writeVolumeMeta } from "./identity.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { OutputCapture } from "./output.ts";
 import { exitInfo } from "./process/supervise.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
-import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
+import {
+  adoptVolumeFiles,
+  loopQuotaSupport,
+  mountLoopVolume,
+  unmount,
+  volumeUsage,
+} from "./volume.ts";
 import { relayUnixSocket, WorkerEndpoint } from "./worker-endpoint.ts";
 
 /** Paths inside every container. */
@@ -83,6 +89,8 @@ export class DockerDriver implements SandboxDriver {
   readonly #running = new Map<string, Running>();
   readonly #starting = new Map<string, Promise<unknown>>();
   #closed = false;
+  /** Whether volumes are loop images of `disk_mb` (root with e2fsprogs), checked once. */
+  #loop?: Promise<boolean>;
 
   constructor(opts: DockerDriverOptions) {
     this.#opts = opts;
@@ -168,10 +176,34 @@ export class DockerDriver implements SandboxDriver {
     }
   }
 
+  /** Loop images enforce `disk_mb` as the `process` driver does; else disk use is not limited. */
+  #loopQuota(log: Logger): Promise<boolean> {
+    this.#loop ??= loopQuotaSupport(this.#opts.stateDir, log).then((r) => {
+      if (!r.ok) log.warn({ detail: r.detail }, "docker sandboxes' disk_mb is not enforced");
+      return r.ok;
+    });
+    return this.#loop;
+  }
+
   async #start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
     const log = this.#logger.child({ sandboxId: spec.id });
     const root = process.getuid?.() === 0;
-    const { meta } = await this.#uids.forVolume(spec.volumeDir);
+    let { meta } = await this.#uids.forVolume(spec.volumeDir);
+    // The volume's loop image is mounted on its folder before the container binds that folder.
+    const loop = await this.#loopQuota(log);
+    const volumeAt = await realpath(spec.volumeDir);
+    if (loop) {
+      const mounted = await mountLoopVolume({
+        volumeDir: spec.volumeDir,
+        meta,
+        diskMb: spec.limits.diskMb,
+        stateDir: this.#opts.stateDir,
+        logger: log,
+      });
+      if (mounted.imageMb !== meta.imageMb) await writeVolumeMeta(spec.volumeDir, mounted);
+      meta = mounted;
+    }
+    const unmountVolume = () => (loop ? unmount(volumeAt, log) : Promise.resolve());
     if (root) {
       await chown(spec.volumeDir, meta.uid, meta.gid);
       await adoptVolumeFiles(spec.volumeDir, meta.uid, meta.gid);
@@ -189,6 +221,9 @@ export class DockerDriver implements SandboxDriver {
     const endpoint = await WorkerEndpoint.listen({ path: join(runDir, "control.sock") }, log);
     const relay = await relayUnixSocket(join(runDir, "egress.sock"), binding.socketPath);
     const release = async () => {
+      await unmountVolume().catch((err) =>
+        log.warn({ err: errorMessage(err) }, "sandbox volume not unmounted"),
+      );
       await endpoint.close();
       await new Promise<void>((r) => relay.close(() => r()));
       await binding.close().catch(() => {});
@@ -351,7 +386,7 @@ export class DockerDriver implements SandboxDriver {
     } catch {
       // gone meanwhile
     }
-    const disk = await volumeUsage(rec.spec.volumeDir, "watch");
+    const disk = await volumeUsage(rec.spec.volumeDir, (await this.#loop) ? "loop" : "watch");
     if (disk !== undefined) out.diskBytes = disk;
     return out;
   }

@@ -265,6 +265,26 @@ function suite(runtime: string): void {
     await driver.stop("iso-pids");
   });
 
+  it.skipIf(process.getuid?.() !== 0)(
+    "is held to disk_mb by a loop-mounted volume image: writes fail with ENOSPC",
+    async () => {
+      const s = await driver.start(makeSpec(dir, "iso-disk", { diskMb: 16 }), egress);
+      const big = await ask<{ ok: boolean; code: string }>(s, {
+        op: "write",
+        path: "/workspace/big",
+        bytes: 64 * 1024 * 1024,
+      });
+      expect(big.ok).toBe(false);
+      expect(["ENOSPC", "EFBIG"]).toContain(big.code);
+      expect((await s.usage()).diskBytes).toBeLessThanOrEqual(16 * 1024 * 1024);
+      expect(await ask(s, { op: "procs" })).toHaveProperty("pids");
+      await driver.stop("iso-disk");
+      // Stopped: the image is unmounted, the folder is a plain folder again.
+      const mounts = spawnSync("findmnt", ["-n", join(dir, "volumes", "iso-disk")]);
+      expect(mounts.stdout.toString()).toBe("");
+    },
+  );
+
   it("lets an operator exec a command inside, as the sandbox's uid", async () => {
     const who = await ask<{ uid: number }>(a, { op: "whoami" });
     const chunks: string[] = [];
