@@ -89,6 +89,8 @@ export class DockerDriver implements SandboxDriver {
   readonly #running = new Map<string, Running>();
   readonly #starting = new Map<string, Promise<unknown>>();
   #closed = false;
+  /** Containers a previous run of this gateway left, removed once before the first start. */
+  #swept?: Promise<void>;
   /** Whether volumes are loop images of `disk_mb` (root with e2fsprogs), checked once. */
   #loop?: Promise<boolean>;
 
@@ -185,8 +187,36 @@ export class DockerDriver implements SandboxDriver {
     return this.#loop;
   }
 
+  /**
+   * A gateway that died left its containers (their workers exit when the
+   * control socket goes, so they are stopped, not running): remove every
+   * container of this data dir once, before the first start.
+   */
+  #sweep(): Promise<void> {
+    this.#swept ??= (async () => {
+      const left = await this.#docker.listContainers({
+        all: true,
+        filters: { label: [`lobu.owner=${this.#owner}`] },
+      });
+      for (const c of left) {
+        if (this.#running.has(c.Labels["lobu.sandbox"] ?? "")) continue;
+        await this.#remove(c.Id);
+      }
+      if (left.length > 0)
+        this.#logger.info(
+          { removed: left.length },
+          "removed sandbox containers left by an earlier run",
+        );
+    })().catch((err) => {
+      this.#swept = undefined;
+      throw err;
+    });
+    return this.#swept;
+  }
+
   async #start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
     const log = this.#logger.child({ sandboxId: spec.id });
+    await this.#sweep();
     const root = process.getuid?.() === 0;
     let { meta } = await this.#uids.forVolume(spec.volumeDir);
     // The volume's loop image is mounted on its folder before the container binds that folder.

@@ -3,6 +3,7 @@ import { statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
+import { digest } from "@lobu/core";
 import { dockerAvailable, ensureHostSandboxImage } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDockerDriver, type DockerDriver } from "../../src/sandbox/docker-driver.ts";
@@ -79,6 +80,7 @@ function suite(runtime: string): void {
   let b: SandboxInstance;
   let server: Server;
   let port = 0;
+  let ghost = "";
   const ask = <T = Record<string, unknown>>(s: SandboxInstance, cmd: Record<string, unknown>) =>
     probe<T>(s, cmd);
 
@@ -92,6 +94,20 @@ function suite(runtime: string): void {
       logger: testLogger(),
       uidBase: 410_000,
     });
+    // What a gateway that died would leave: a stopped container of this data dir.
+    ghost = `lobu-ghost-${process.pid}-${runtime}`;
+    const made = spawnSync("docker", [
+      "create",
+      "--name",
+      ghost,
+      "--label",
+      `lobu.owner=${digest(join(dir, "state"), 12)}`,
+      "--label",
+      "lobu.sandbox=ghost",
+      image,
+      "true",
+    ]);
+    expect(made.status, made.stderr.toString()).toBe(0);
     const probed = await driver.probe();
     expect(probed, probed.details.join("; ")).toMatchObject({ ok: true, isolated: true });
     server = createServer((c) => c.end("host listener")).listen(0, "0.0.0.0");
@@ -107,6 +123,13 @@ function suite(runtime: string): void {
     server?.close();
     delete process.env.LOBU_TEST_PROVIDER_KEY;
     cleanup();
+  });
+
+  it("removed the containers an earlier run of this data dir left", () => {
+    const found = spawnSync("docker", ["ps", "-a", "-q", "--filter", `name=${ghost}`], {
+      encoding: "utf8",
+    });
+    expect(found.stdout.trim()).toBe("");
   });
 
   it("runs as a non-root uid, a different one per sandbox, with no capabilities", async () => {
@@ -310,10 +333,19 @@ function suite(runtime: string): void {
     expect(driver.running()).not.toContain("iso-a");
     const left = spawnSync(
       "docker",
-      ["ps", "-a", "--filter", "label=lobu.sandbox=iso-a", "--format", "{{.Names}}"],
+      [
+        "ps",
+        "-a",
+        "--filter",
+        "label=lobu.sandbox=iso-a",
+        "--filter",
+        `label=lobu.owner=${digest(join(dir, "state"), 12)}`,
+        "--format",
+        "{{.Names}}",
+      ],
       { encoding: "utf8" },
     );
-    expect(left.stdout.split("\n").filter((n) => n.includes(`-iso-a`))).toEqual([]);
+    expect(left.stdout.trim()).toBe("");
     a = await driver.start(makeSpec(dir, "iso-a"), egress);
     const back = await ask<{ ok: boolean; data: string }>(a, {
       op: "read",
