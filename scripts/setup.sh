@@ -54,7 +54,7 @@ JSON
 fi
 if ! docker version >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   echo "==> starting dockerd"
-  PATH="$PATH:/usr/sbin" nohup dockerd >/var/log/lobu-dockerd.log 2>&1 &
+  PATH="$PATH:/usr/sbin" setsid nohup dockerd </dev/null >/var/log/lobu-dockerd.log 2>&1 &
   for _ in $(seq 1 100); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
