@@ -10,6 +10,7 @@ export * from "./protocol/approval.ts";
 export * from "./protocol/events.ts";
 export * from "./protocol/ndjson.ts";
 export * from "./protocol/requests.ts";
+export * from "./protocol/transport.ts";
 export * from "./protocol/worker.ts";
 export * from "./proxy-env.ts";
 export * from "./routing.ts";

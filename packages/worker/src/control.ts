@@ -1,9 +1,10 @@
 import { Socket } from "node:net";
 import { GatewayToWorker, readNdjson, type WorkerToGateway, writeNdjson } from "@lobu/core";
+import { dialGateway } from "./gateway-link.ts";
 
 /**
  * The control channel to the gateway: NDJSON on fd 3 (a socketpair created by
- * the gateway when it spawned us). When the gateway goes away the channel ends
+ * the gateway when it spawned us), or a connection to `LOBU_CONTROL`. When the gateway goes away the channel ends
  * and the worker exits: nothing may outlive its gateway.
  */
 export interface ControlChannel {
@@ -13,7 +14,11 @@ export interface ControlChannel {
 }
 
 export function openControlChannel(fd = 3): ControlChannel {
-  const socket = new Socket({ fd, readable: true, writable: true });
+  // Containers and pods dial the gateway instead (gateway-link.ts).
+  const dialed = process.env.LOBU_CONTROL;
+  const socket = dialed
+    ? dialGateway(dialed, "control", process.env.LOBU_WORKER_TOKEN)
+    : new Socket({ fd, readable: true, writable: true });
   const listeners: ((msg: GatewayToWorker) => void)[] = [];
   const closeListeners: (() => void)[] = [];
   let closed = false;

@@ -1,15 +1,18 @@
-import { connect, createServer, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
+import { dialGateway } from "./gateway-link.ts";
 
 /**
- * Exposes the gateway's egress Unix socket as a TCP port on the sandbox's own
+ * Exposes the gateway's egress Unix socket (or, in a pod, its worker endpoint
+ * over TCP with the sandbox's token) as a TCP port on the sandbox's own
  * loopback, so ordinary tools (curl, git, pip, the provider SDKs) can use it as
  * their HTTP proxy. Bytes are piped untouched: all policy lives in the gateway.
  */
 export async function startForwarder(
   socketPath: string,
+  token?: string,
 ): Promise<{ url: string; port: number; server: Server }> {
   const server = createServer((client) => {
-    const upstream = connect(socketPath);
+    const upstream = dialGateway(socketPath, "egress", token);
     client.pipe(upstream).pipe(client);
     const done = () => {
       client.destroy();

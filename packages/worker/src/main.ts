@@ -78,7 +78,12 @@ if (mode === "pool") {
       ...(skillsRoot ? { skillsDir: join(skillsRoot, sandboxId) } : {}),
     });
 } else {
-  const forwarder = await startForwarder(egressSocket);
+  // Over TCP (a pod) every egress connection opens with the sandbox's token; a
+  // Unix socket is the sandbox's own and needs none.
+  const forwarder = await startForwarder(
+    egressSocket,
+    egressSocket.startsWith("tcp://") ? process.env.LOBU_WORKER_TOKEN : undefined,
+  );
   // The agent's shell reaches the network only through the gateway; the CA bundle
   // (system CAs + the installation CA) lets it trust the gateway's TLS interception.
   gatewayUrl = forwarder.url;

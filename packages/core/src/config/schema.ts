@@ -401,12 +401,82 @@ export const ClusterSection = z
     path: ["s3"],
   });
 
+/** A name for an OCI runtime or a Kubernetes RuntimeClass (`runc`, `runsc`, `kata`, `gvisor`...). */
+const RuntimeName = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/,
+    "expected a runtime name such as runc, runsc or kata",
+  );
+
+/** A Kubernetes object name (RFC 1123 label). */
+const K8sName = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    "expected a Kubernetes name (lowercase letters, digits, '-')",
+  );
+
+/** An OCI image reference (`repo/name:tag`, `name@sha256:...`). */
+const ImageRef = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/,
+    "expected an image reference such as lobu-sandbox:latest",
+  );
+
+export const DockerSandboxSection = z.strictObject({
+  /** The sandbox image: the userland agents' tools run in (the worker itself is mounted from the gateway). */
+  image: ImageRef.default("lobu-sandbox:latest"),
+  /** OCI runtime dockerd runs containers with: `runc`, `runsc` (gVisor), `kata`, or another registered one. */
+  runtime: RuntimeName.default("runc"),
+  /** The Engine API socket. */
+  socket: z.string().startsWith("/").default("/var/run/docker.sock"),
+  /** Size of each container's writable /tmp (tmpfs), MiB. */
+  tmp_mb: z.number().int().min(1).max(65_536).default(64),
+});
+
+export const KubernetesSandboxSection = z.strictObject({
+  /** Namespace the sandboxes' pods, PVCs and NetworkPolicies live in. */
+  namespace: K8sName.default("lobu-sandboxes"),
+  /** The sandbox image: must hold node 24 and the `@lobu/worker` package (docs/sandboxing.md). */
+  image: ImageRef.default("lobu-sandbox:latest"),
+  /** Command that starts the worker in the image. */
+  command: z.array(z.string().min(1)).min(1).default(["node", "/opt/lobu/worker/main.js"]),
+  /** RuntimeClass of the pods (`gvisor` on GKE Sandbox, `kata`...); empty: the cluster's default. */
+  runtime_class: z.union([K8sName, z.literal("")]).default("gvisor"),
+  /** StorageClass of each sandbox's PVC; empty: the cluster's default. */
+  storage_class: z.union([K8sName, z.literal("")]).default(""),
+  /**
+   * Where pods dial the gateway's worker endpoint (`tcp://host:port`, e.g. the
+   * gateway Service); the gateway listens on `worker_listen`.
+   */
+  gateway_address: z
+    .string()
+    .regex(/^tcp:\/\/[A-Za-z0-9.-]+:\d{1,5}$/, "expected tcp://host:port")
+    .default("tcp://lobu-gateway.lobu.svc:8090"),
+  /** Host and port the gateway's worker endpoint listens on. */
+  worker_listen: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, "expected host:port")
+    .default("0.0.0.0:8090"),
+  /** Labels of the gateway's pods: the NetworkPolicy lets sandboxes reach only these, on the worker port. */
+  gateway_labels: z
+    .record(z.string(), z.string())
+    .default({ "app.kubernetes.io/name": "lobu-gateway" }),
+  /** Namespace the gateway runs in (for the NetworkPolicy's namespaceSelector). */
+  gateway_namespace: K8sName.default("lobu"),
+  /** Kubeconfig file; empty: in-cluster service account, else ~/.kube/config. */
+  kubeconfig: z.string().default(""),
+});
+
 export const SandboxSection = z.strictObject({
   /**
    * `process` (namespaces + cgroups), `virtual` (just-bash, pooled), `host` (no
-   * isolation) or `auto`: `process` where it works here, else `virtual`.
+   * isolation), `docker` (a container per sandbox), `kubernetes` (a pod per
+   * sandbox) or `auto`: `process` where it works here, else `virtual`.
    */
-  driver: z.enum(["auto", "process", "virtual", "host"]).default("auto"),
+  driver: z.enum(["auto", "process", "virtual", "host", "docker", "kubernetes"]).default("auto"),
   /** Stop a sandbox after this long without messages. */
   idle_timeout: Duration.default(600_000),
   /** Turns running at once across all sandboxes; more wait in the queue. */
@@ -419,6 +489,10 @@ export const SandboxSection = z.strictObject({
   allow_unsandboxed: z.boolean().default(false),
   /** Worker processes in the `virtual` pool. */
   pool_size: z.number().int().min(1).max(64).default(2),
+  /** The `docker` driver: a container per sandbox (docs/sandboxing.md). */
+  docker: DockerSandboxSection.prefault({}),
+  /** The `kubernetes` driver: a pod per sandbox (docs/sandboxing.md). */
+  kubernetes: KubernetesSandboxSection.prefault({}),
 });
 
 /** An HTTP header name for [mcp.<id>] headers. */

@@ -91,6 +91,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
     },
     ...(sel.packages ? { packages: sel.packages } : {}),
     skillsRoot: skillViewsRoot(sel.dataDir),
+    sections: { docker: sel.config.sandbox.docker, kubernetes: sel.config.sandbox.kubernetes },
   });
 }
 

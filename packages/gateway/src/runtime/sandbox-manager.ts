@@ -404,6 +404,7 @@ export class SandboxManager {
         const live = this.live.get(id);
         if (live) await this.stopLive(id, live, "reset");
         else await this.opts.volumes?.fetch(id, this.volumeDir(id));
+        if (opts.wipe) await this.opts.driver.erase?.(id);
         const snapshot = await resetVolume(this.restoreDeps(), id, opts);
         this.disk.forget(id);
         await this.save(id);
@@ -475,6 +476,8 @@ export class SandboxManager {
       this.lifecycle.run(id, async () => {
         const live = this.live.get(id);
         if (live) await this.stopLive(id, live, "erased");
+        // What the driver keeps elsewhere (a pod's PVC) goes too.
+        await this.opts.driver.erase?.(id);
         await this.snapshots.destroy(id, this.volumeDir(id));
         await this.opts.volumes?.remove(id);
         this.opts.removeSkillsDir?.(id);

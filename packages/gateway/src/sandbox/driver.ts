@@ -117,16 +117,22 @@ export interface ExecResult {
 export type ExecCommand = string | readonly string[];
 
 export interface SandboxDriver {
-  readonly name: "process" | "virtual" | "host";
+  readonly name: "process" | "virtual" | "host" | "docker" | "kubernetes";
   probe(): Promise<DriverProbe>;
   start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance>;
   stop(id: string, opts?: { graceMs?: number; reason?: string }): Promise<void>;
-  /** Run an operator command inside a running sandbox (only the process driver can). */
+  /** Run an operator command inside a running sandbox (the process and docker drivers can). */
   exec?(
     id: string,
     command: ExecCommand,
     opts?: { timeoutMs?: number; onData?: (chunk: string) => void },
   ): Promise<ExecResult>;
+  /**
+   * Delete what the driver keeps of a stopped sandbox outside its host volume
+   * (the `kubernetes` driver's PVC and NetworkPolicy): called when the
+   * sandbox is erased or reset with wipe.
+   */
+  erase?(id: string): Promise<void>;
   /** Stop everything (gateway shutdown). */
   close(): Promise<void>;
 }

@@ -1,8 +1,10 @@
 import type { LobuConfig } from "@lobu/core";
 import type { Logger } from "pino";
 import type { CgroupOptions } from "./cgroups.ts";
+import { createDockerDriver } from "./docker-driver.ts";
 import type { SandboxDriver } from "./driver.ts";
 import { createHostDriver } from "./host-driver.ts";
+import { createKubernetesDriver } from "./kubernetes-driver.ts";
 import type { WorkerLaunchConfig } from "./launcher.ts";
 import type { PackageMounts } from "./process/packages.ts";
 import { createProcessDriver } from "./process-driver.ts";
@@ -35,6 +37,8 @@ export interface DriverSetup {
   packages?: PackageMounts;
   /** Parent of the sandboxes' skills folders (the virtual driver shows it to its pools). */
   skillsRoot?: string;
+  /** `[sandbox.docker]` and `[sandbox.kubernetes]` of lobu.toml. */
+  sections: Pick<LobuConfig["sandbox"], "docker" | "kubernetes">;
 }
 
 /**
@@ -89,6 +93,46 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         process: { ...s.confinement, ...(s.sharedVolumes ? { quota: "watch" as const } : {}) },
         ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
       }),
+  },
+  {
+    name: "docker",
+    noPackages:
+      "agents on this gateway run in containers, which show the sandbox image's programs rather than Nix packages",
+    create: (s) =>
+      createDockerDriver({
+        stateDir: s.stateDir,
+        image: s.sections.docker.image,
+        runtime: s.sections.docker.runtime,
+        socketPath: s.sections.docker.socket,
+        tmpMb: s.sections.docker.tmp_mb,
+        logger: s.logger,
+        launcher: s.launcher,
+        caBundle: s.confinement.caBundle,
+      }),
+  },
+  {
+    name: "kubernetes",
+    noPackages:
+      "agents on this gateway run in Kubernetes pods, which show the sandbox image's programs rather than Nix packages",
+    create: (s) => {
+      const k = s.sections.kubernetes;
+      const [, host = "0.0.0.0", port = "8090"] = /^(.*):(\d+)$/.exec(k.worker_listen) ?? [];
+      return createKubernetesDriver({
+        namespace: k.namespace,
+        image: k.image,
+        command: k.command,
+        runtimeClass: k.runtime_class,
+        storageClass: k.storage_class,
+        gatewayAddress: k.gateway_address,
+        workerListen: { host: host.replace(/^\[|\]$/g, ""), port: Number(port) },
+        gatewayLabels: k.gateway_labels,
+        gatewayNamespace: k.gateway_namespace,
+        ...(k.kubeconfig ? { kubeconfigPath: k.kubeconfig } : {}),
+        caBundle: s.confinement.caBundle,
+        logger: s.logger,
+        launcher: s.launcher,
+      });
+    },
   },
   {
     name: "host",

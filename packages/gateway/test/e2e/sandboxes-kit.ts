@@ -64,7 +64,7 @@ export interface World {
 }
 
 export async function startWorld(opts: {
-  driver: "process" | "virtual";
+  driver: "process" | "virtual" | "docker";
   toml?: string;
   env?: Record<string, string | undefined>;
 }): Promise<World> {
