@@ -2,6 +2,7 @@ import { isLobuError } from "@lobu/core";
 import { describe, expect, it } from "vitest";
 import { discordSettings } from "../../src/platforms/discord/config.ts";
 import { discord } from "../../src/platforms/discord/index.ts";
+import { refuseForeignBinding } from "../../src/platforms/shared/config.ts";
 import { slackSettings } from "../../src/platforms/slack/config.ts";
 import { telegramSettings } from "../../src/platforms/telegram/config.ts";
 import { telegram } from "../../src/platforms/telegram/index.ts";
@@ -264,4 +265,22 @@ describe("a named bot's channels", () => {
       expect(plugin.create({ section, env, publicUrlConfigured: true, channels })).toBeDefined();
     },
   );
+});
+
+describe("/bind in a named bot's chat", () => {
+  const named = { id: "support", agentId: "support" };
+
+  it("refuses another agent, with a message for the chat", () => {
+    const said = refusal(() => refuseForeignBinding("telegram", named, "sales"));
+    expect(said).toContain('this bot always answers as the agent "support"');
+    expect(said).toContain("[platforms.telegram.bots.<id>]");
+  });
+
+  it("lets unbind, the bot's own agent, and the token bot's chats through", () => {
+    expect(() => refuseForeignBinding("telegram", named, null)).not.toThrow();
+    expect(() => refuseForeignBinding("telegram", named, "support")).not.toThrow();
+    expect(() =>
+      refuseForeignBinding("telegram", { id: "", agentId: "sales" }, "support"),
+    ).not.toThrow();
+  });
 });
