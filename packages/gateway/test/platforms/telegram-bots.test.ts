@@ -132,6 +132,9 @@ describe("Telegram: several bots in one gateway", () => {
     const refusal = support.messages(GROUP.id).findLast((m) => m.fromBot);
     expect(refusal?.text).toContain('cannot be bound to "sales"');
     expect(refusal?.text).toContain("[platforms.telegram.bots.<id>]");
+    // Its own agent goes through (support is not even bindable: nothing is stored).
+    support.userSends({ chat: GROUP, from: ANN, text: "/bind support" });
+    await waitForBotText(support, GROUP.id, 'This channel now talks to the agent "support".');
     // Nothing was bound: the support bot still answers as support there.
     llm.when((r) => r.model === "support-model" && r.lastUserText.endsWith("still you?"), {
       text: "Still support.",

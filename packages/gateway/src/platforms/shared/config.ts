@@ -83,7 +83,7 @@ export function refuseForeignChannelAgents(
 /**
  * The same rule for the `/bind` chat command: in a named bot's chat, binding
  * another agent is refused with a message for the chat (unbinding, or binding
- * the bot's own agent, change nothing and go through).
+ * the bot's own agent, go through: the bot answers as that agent anyway).
  */
 export function refuseForeignBinding(
   platform: string,

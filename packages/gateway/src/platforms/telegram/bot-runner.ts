@@ -237,10 +237,11 @@ function botScoped(ctx: AdapterContext, bot: TelegramBotSettings): AdapterContex
     get publicUrl() {
       return ctx.publicUrl;
     },
-    // A named bot answers as its own agent only: /bind to another is refused in the chat.
+    // A named bot answers as its own agent only: /bind to another is refused in the chat, and
+    // /bind of its own stores nothing (a stored binding would outlive a change of the bot's agent).
     bindChannel: async (origin, agentId) => {
       refuseForeignBinding("telegram", bot, agentId);
-      await ctx.bindChannel(origin, agentId);
+      if (agentId === null) await ctx.bindChannel(origin, null);
     },
     logs: {
       append: (name, data, opts) => ctx.logs.append(`bot:${botId}:${name}`, data, opts),
