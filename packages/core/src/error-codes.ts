@@ -33,6 +33,10 @@ export const ERROR_CODES = {
     meaning:
       "a Slack, WhatsApp, Discord, Teams or Google Chat request without a valid signature or token",
   },
+  binding_fixed: {
+    status: 409,
+    meaning: "the chat is a named bot's, which always answers as its own agent",
+  },
   binding_read_only: {
     status: 409,
     meaning: "the channel is bound to an agent in lobu.toml and can be changed only there",

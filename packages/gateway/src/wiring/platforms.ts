@@ -105,6 +105,7 @@ function setupOf(
     section: config.platforms[plugin.id],
     env,
     publicUrlConfigured: Boolean(env.LOBU_PUBLIC_URL || config.gateway.public_url),
+    channels: config.channels,
   };
 }
 

@@ -1,16 +1,28 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, LobuConfig } from "@lobu/core";
+import { createLogger, LobuConfig, parseConfig } from "@lobu/core";
 import { type Gateway, startGateway } from "@lobu/gateway";
+import {
+  type DiscordEmulator,
+  removeDataDir,
+  startDiscordEmulator,
+  startTelegramEmulator,
+  type TelegramEmulator,
+} from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import type { PlatformDriver } from "../platforms/conformance.ts";
+import { googleChatDriver } from "../platforms/drivers/googlechat.ts";
+import { slackDriver } from "../platforms/drivers/slack.ts";
+import { teamsDriver } from "../platforms/drivers/teams.ts";
+import { whatsappDriver } from "../platforms/drivers/whatsapp.ts";
 
 const spec = parse(
   readFileSync(join(import.meta.dirname, "../../../../docs/openapi.yaml"), "utf8"),
 ) as {
   paths: Record<string, Record<string, unknown>>;
-  components: { parameters: Record<string, Parameter> };
+  components: { parameters: Record<string, Parameter>; securitySchemes: Record<string, unknown> };
 };
 
 interface Parameter {
@@ -51,6 +63,22 @@ function rolesTable(): Map<string, string> {
 /** `/api/v1/agents/:agentId` → `/api/v1/agents/{agentId}` */
 const toOpenApi = (path: string) => path.replace(/:([A-Za-z]+)/g, "{$1}");
 
+/** Where chat platforms call the gateway: `/<platform>/…`. */
+const PLATFORM_PREFIX = /^\/(slack|telegram|discord|whatsapp|teams|googlechat)\//;
+
+/** `get /a/{b}` for every operation the spec documents (optionally only some paths). */
+function documentedOperations(keep: (path: string) => boolean): Set<string> {
+  return new Set(
+    Object.entries(spec.paths)
+      .filter(([path]) => keep(path))
+      .flatMap(([path, ops]) =>
+        Object.keys(ops)
+          .filter((m) => METHODS.includes(m))
+          .map((m) => `${m} ${path}`),
+      ),
+  );
+}
+
 let gw: Gateway;
 let adminToken: string;
 beforeAll(async () => {
@@ -82,13 +110,8 @@ describe("docs/openapi.yaml", () => {
         )
         .map((r) => `${r.method.toLowerCase()} ${toOpenApi(r.path).replace(/\/$/, "")}`),
     );
-    const documented = new Set(
-      Object.entries(spec.paths).flatMap(([path, ops]) =>
-        Object.keys(ops)
-          .filter((m) => ["get", "post", "put", "patch", "delete"].includes(m))
-          .map((m) => `${m} ${path}`),
-      ),
-    );
+    // Platform routes exist only with their platform set up: checked below, with all of them.
+    const documented = documentedOperations((path) => !PLATFORM_PREFIX.test(path));
     expect(
       [...served].filter((r) => !documented.has(r)),
       "served but not documented",
@@ -130,6 +153,112 @@ describe("docs/openapi.yaml", () => {
       expect([...error.details.accepted].sort(), label).toEqual(
         queryParams(path, route.method.toLowerCase()),
       );
+    }
+  });
+});
+
+describe("docs/openapi.yaml: the chat platforms' inbound routes", () => {
+  // Every platform set up at once, Telegram and Discord with a named bot each, against the emulators.
+  const drivers: PlatformDriver[] = [
+    slackDriver(),
+    whatsappDriver(),
+    teamsDriver(),
+    googleChatDriver(),
+  ];
+  let tg: TelegramEmulator | undefined;
+  let dc: DiscordEmulator | undefined;
+  let platformGw: Gateway | undefined;
+  let dataDir: string | undefined;
+
+  beforeAll(async () => {
+    const started = await Promise.all(drivers.map((d) => d.start()));
+    tg = await startTelegramEmulator({ botToken: "7200000001:AAmain", botUsername: "main_bot" });
+    tg.addBot({ botToken: "7200000002:AAhelp", botUsername: "help_bot" });
+    dc = await startDiscordEmulator({ botToken: "MTAmain.discord.token", botUsername: "main" });
+    const helper = dc.addBot({ botToken: "MTAhelp.discord.token", botUsername: "help" });
+    const toml = [
+      "[sandbox]",
+      'driver = "host"',
+      "allow_unsandboxed = true",
+      "[agents.main]",
+      "[agents.help]",
+      ...started.flatMap((s) => s.toml),
+      "[platforms.telegram]",
+      'mode = "webhook"',
+      "[platforms.telegram.bots.help]",
+      'agent = "help"',
+      'bot_token_env = "HELP_TELEGRAM_TOKEN"',
+      "[platforms.discord]",
+      "register_commands = false",
+      "[platforms.discord.bots.help]",
+      'agent = "help"',
+      'bot_token_env = "HELP_DISCORD_TOKEN"',
+      'public_key_env = "HELP_DISCORD_PUBLIC_KEY"',
+    ].join("\n");
+    dataDir = mkdtempSync(join(tmpdir(), "lobu-openapi-platforms-"));
+    platformGw = await startGateway({
+      config: parseConfig(toml),
+      dataDir,
+      port: 0,
+      env: {
+        ...Object.assign({}, ...started.map((s) => s.env)),
+        TELEGRAM_BOT_TOKEN: "7200000001:AAmain",
+        HELP_TELEGRAM_TOKEN: "7200000002:AAhelp",
+        TELEGRAM_API_ROOT: tg.url,
+        DISCORD_BOT_TOKEN: "MTAmain.discord.token",
+        DISCORD_PUBLIC_KEY: dc.publicKey,
+        HELP_DISCORD_TOKEN: "MTAhelp.discord.token",
+        HELP_DISCORD_PUBLIC_KEY: helper.publicKey,
+        DISCORD_API_ROOT: dc.apiUrl,
+      },
+      log: createLogger("test", { level: "silent" }),
+    });
+  });
+
+  afterAll(async () => {
+    await platformGw?.close();
+    await Promise.all(drivers.map((d) => d.close()));
+    await tg?.close();
+    await dc?.close();
+    if (dataDir) removeDataDir(dataDir);
+  });
+
+  it("documents every platform route the gateway serves, and nothing it does not", () => {
+    const served = new Set(
+      platformGw!.app.routes
+        .filter((r) => r.method !== "ALL" && PLATFORM_PREFIX.test(r.path))
+        .map((r) => `${r.method.toLowerCase()} ${toOpenApi(r.path)}`),
+    );
+    // A named bot's routes are served under its id; the spec names that segment {bot}.
+    const named = new Set(
+      [...served].map((r) => r.replace(/^(\w+ \/(?:telegram|discord))\/help\//, "$1/{bot}/")),
+    );
+    const documented = documentedOperations((path) => PLATFORM_PREFIX.test(path));
+    expect(
+      [...named].filter((r) => !documented.has(r)),
+      "served but not documented",
+    ).toEqual([]);
+    expect(
+      [...documented].filter((r) => !named.has(r)),
+      "documented but not served",
+    ).toEqual([]);
+  });
+
+  it("describes how each platform route is authenticated", () => {
+    const schemes = (spec.components as { securitySchemes: Record<string, unknown> })
+      .securitySchemes;
+    for (const [path, item] of Object.entries(spec.paths)) {
+      if (!PLATFORM_PREFIX.test(path)) continue;
+      for (const method of METHODS.filter((m) => m in item)) {
+        const op = (item as Record<string, { security?: Record<string, unknown>[] }>)[method]!;
+        const label = `${method} ${path}`;
+        // Explicit: a platform route never takes the Lobu bearer token the spec defaults to.
+        expect(op.security, label).toBeDefined();
+        for (const requirement of op.security!) {
+          expect(Object.keys(requirement), label).not.toContain("bearer");
+          for (const name of Object.keys(requirement)) expect(schemes[name], label).toBeDefined();
+        }
+      }
     }
   });
 });

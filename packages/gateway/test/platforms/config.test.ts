@@ -1,8 +1,11 @@
 import { isLobuError } from "@lobu/core";
 import { describe, expect, it } from "vitest";
 import { discordSettings } from "../../src/platforms/discord/config.ts";
+import { discord } from "../../src/platforms/discord/index.ts";
+import { refuseForeignBinding } from "../../src/platforms/shared/config.ts";
 import { slackSettings } from "../../src/platforms/slack/config.ts";
 import { telegramSettings } from "../../src/platforms/telegram/config.ts";
+import { telegram } from "../../src/platforms/telegram/index.ts";
 
 /** [platforms.*] and the SLACK_* / TELEGRAM_* variables: what is refused, and how it is explained. */
 
@@ -202,5 +205,82 @@ describe("several bots in one gateway", () => {
     expect(refusal(() => discordSettings({ bots }, { SUPPORT_TOKEN: "tok-b" }))).toMatch(
       /SUPPORT_KEY is not set/,
     );
+  });
+});
+
+describe("a named bot's channels", () => {
+  // A named bot carries its agent's name and picture: [channels.*] may not put another agent behind it.
+  const KEY_C = "c".repeat(64);
+  const platforms = [
+    {
+      plugin: telegram,
+      section: { bots: { support: { agent: "support", bot_token_env: "SUPPORT_TOKEN" } } },
+      env: { TELEGRAM_BOT_TOKEN: TG_TOKEN, SUPPORT_TOKEN: "654321:AAsupport" },
+      chat: "-1001",
+    },
+    {
+      plugin: discord,
+      section: {
+        agent: "sales",
+        bots: {
+          support: { agent: "support", bot_token_env: "SUPPORT_TOKEN", public_key_env: "KEY" },
+        },
+      },
+      env: {
+        DISCORD_BOT_TOKEN: "tok-a",
+        DISCORD_PUBLIC_KEY: KEY_C,
+        SUPPORT_TOKEN: "tok-b",
+        KEY: "d".repeat(64),
+      },
+      chat: "C1",
+    },
+  ];
+
+  it.each(platforms)(
+    "refuses another agent for a named $plugin.id bot's chat at startup",
+    ({ plugin, section, env, chat }) => {
+      const channels = { [`${plugin.id}:support:${chat}`]: { agent: "sales" } };
+      const said = refusal(() =>
+        plugin.create({ section, env, publicUrlConfigured: true, channels }),
+      );
+      expect(said).toContain(`[channels."${plugin.id}:support:${chat}"] names the agent "sales"`);
+      expect(said).toContain(`always answers as "support"`);
+      expect(said).toMatch(/Remove agent from .*persona, system_prompt, model and tools may stay/);
+    },
+  );
+
+  it.each(platforms)(
+    "keeps the bot's own agent, overrides, and other bots' chats ($plugin.id)",
+    ({ plugin, section, env, chat }) => {
+      const channels = {
+        // The bot's own agent, with a persona and model of its own in this chat.
+        [`${plugin.id}:support:${chat}`]: { agent: "support", model: "m" },
+        // Overrides without an agent.
+        [`${plugin.id}:support:other`]: {},
+        // The token bot's chats may still be bound to any agent.
+        [`${plugin.id}::${chat}`]: { agent: "support" },
+        // Another platform's workspace that happens to be called "support".
+        [`slack:support:${chat}`]: { agent: "sales" },
+      };
+      expect(plugin.create({ section, env, publicUrlConfigured: true, channels })).toBeDefined();
+    },
+  );
+});
+
+describe("/bind in a named bot's chat", () => {
+  const named = { id: "support", agentId: "support" };
+
+  it("refuses another agent, with a message for the chat", () => {
+    const said = refusal(() => refuseForeignBinding("telegram", named, "sales"));
+    expect(said).toContain('this bot always answers as the agent "support"');
+    expect(said).toContain("[platforms.telegram.bots.<id>]");
+  });
+
+  it("lets unbind, the bot's own agent, and the token bot's chats through", () => {
+    expect(() => refuseForeignBinding("telegram", named, null)).not.toThrow();
+    expect(() => refuseForeignBinding("telegram", named, "support")).not.toThrow();
+    expect(() =>
+      refuseForeignBinding("telegram", { id: "", agentId: "sales" }, "support"),
+    ).not.toThrow();
   });
 });

@@ -102,6 +102,31 @@ afterAll(async () => {
 });
 
 describe("Discord: several bots in one gateway", () => {
+  it("refuses to start when [channels] puts another agent behind a named bot, saying what to do", async () => {
+    await expect(
+      startGatewayProcess({
+        toml: [
+          "[agents.sales]",
+          "[agents.support]",
+          "[platforms.discord.bots.support]",
+          'agent = "support"',
+          'bot_token_env = "SUPPORT_DISCORD_TOKEN"',
+          'public_key_env = "SUPPORT_DISCORD_PUBLIC_KEY"',
+          "",
+          '[channels."discord:support:1234"]',
+          'agent = "sales"',
+        ].join("\n"),
+        env: {
+          SUPPORT_DISCORD_TOKEN: SUPPORT_TOKEN,
+          SUPPORT_DISCORD_PUBLIC_KEY: support.publicKey,
+          DISCORD_API_ROOT: dc.apiUrl,
+        },
+      }),
+    ).rejects.toThrow(
+      /always answers as "support"[\s\S]*Remove agent from \[channels\."discord:support:1234"\]/,
+    );
+  });
+
   it("connects each bot over its own Gateway session", () => {
     expect(dc.gateway.connected).toBe(2);
   });

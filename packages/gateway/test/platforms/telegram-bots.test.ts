@@ -78,6 +78,8 @@ beforeAll(async () => {
       "",
       "[agents.sales]",
       'name = "Sales"',
+      // Bindable: so the refusal below is the named bot's rule, not the agent's.
+      "bindable = true",
       'model = "sales-model"',
       "",
       "[agents.support]",
@@ -117,6 +119,30 @@ afterAll(async () => {
 });
 
 describe("Telegram: several bots in one gateway", () => {
+  it("refuses /bind to another agent in a named bot's group, and keeps answering as its own", async () => {
+    support.setChatAdmins(GROUP, [ANN]);
+    support.userSends({ chat: GROUP, from: ANN, text: "/bind sales" });
+    await tg.waitFor(
+      () =>
+        support
+          .messages(GROUP.id)
+          .find((m) => m.fromBot && m.text?.includes('always answers as the agent "support"')),
+      { ...WAIT, description: "the support bot refusing /bind sales" },
+    );
+    const refusal = support.messages(GROUP.id).findLast((m) => m.fromBot);
+    expect(refusal?.text).toContain('cannot be bound to "sales"');
+    expect(refusal?.text).toContain("[platforms.telegram.bots.<id>]");
+    // Its own agent goes through (support is not even bindable: nothing is stored).
+    support.userSends({ chat: GROUP, from: ANN, text: "/bind support" });
+    await waitForBotText(support, GROUP.id, 'This channel now talks to the agent "support".');
+    // Nothing was bound: the support bot still answers as support there.
+    llm.when((r) => r.model === "support-model" && r.lastUserText.endsWith("still you?"), {
+      text: "Still support.",
+    });
+    support.userSends({ chat: GROUP, from: ANN, text: "@support_bot still you?" });
+    await waitForBotText(support, GROUP.id, "Still support.");
+  });
+
   it("gives each bot its own webhook path and secret token", () => {
     expect(sales.webhook).toMatchObject({
       url: `${gw.url}/telegram/webhook`,

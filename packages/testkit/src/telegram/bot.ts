@@ -306,6 +306,11 @@ export class TelegramBotSim {
     return service.messageId;
   }
 
+  /** A group's administrators as this bot's getChatAdministrators reports them; the first is its creator. */
+  setChatAdmins(chat: TgChatInput, admins: TgUserInput[]): void {
+    this.ensureChat(chat).admins = [...admins];
+  }
+
   /** Messages in a chat, oldest first; by default only the bot's, without deleted ones. */
   messages(chatId: number, query: TelegramMessagesQuery = {}): TelegramMessage[] {
     return this.chatMessages(chatId).filter(

@@ -45,3 +45,57 @@ export function apiBaseUrl(platform: string, variable: string, value: string): s
   }
   return value;
 }
+
+/** A bot that answers as one agent: `[platforms.<platform>.bots.<id>]` (id "" is the platform's token bot). */
+export interface FixedAgentBot {
+  id: string;
+  agentId?: string | undefined;
+}
+
+/**
+ * A named bot carries its agent's name and picture, so it always answers as
+ * that agent: a `[channels."<platform>:<bot>:<chat>"]` entry naming another
+ * agent would have that agent speak under this bot's name, and is refused at
+ * startup. Persona, prompt, model and tool-set overrides stay allowed.
+ */
+export function refuseForeignChannelAgents(
+  platform: string,
+  bots: readonly FixedAgentBot[],
+  channels: Record<string, { agent?: string | undefined }>,
+): void {
+  const agentOf = new Map(bots.filter((b) => b.id && b.agentId).map((b) => [b.id, b.agentId]));
+  for (const [key, section] of Object.entries(channels)) {
+    const [keyPlatform, workspace = ""] = key.split(":");
+    if (keyPlatform !== platform || !section.agent) continue;
+    const own = agentOf.get(workspace);
+    if (own && section.agent !== own) {
+      throw new LobuError(
+        "config_invalid",
+        `lobu.toml: [channels."${key}"] names the agent "${section.agent}", but that chat is the bot [platforms.${platform}.bots.${workspace}], which always answers as "${own}"`,
+        {
+          hint: `Remove agent from [channels."${key}"] (persona, system_prompt, model and tools may stay), or give "${section.agent}" its own bot under [platforms.${platform}.bots.<id>]. See docs/platforms/${platform}.md.`,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * The same rule for the `/bind` chat command: in a named bot's chat, binding
+ * another agent is refused with a message for the chat (unbinding, or binding
+ * the bot's own agent, go through: the bot answers as that agent anyway).
+ */
+export function refuseForeignBinding(
+  platform: string,
+  bot: FixedAgentBot,
+  agentId: string | null,
+): void {
+  if (!bot.id || !bot.agentId || agentId === null || agentId === bot.agentId) return;
+  throw new LobuError(
+    "binding_fixed",
+    `this bot always answers as the agent "${bot.agentId}"; it cannot be bound to "${agentId}"`,
+    {
+      hint: `Add the bot of "${agentId}" to this chat instead (an operator sets one up under [platforms.${platform}.bots.<id>] in lobu.toml).`,
+    },
+  );
+}

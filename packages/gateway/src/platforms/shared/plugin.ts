@@ -8,6 +8,8 @@ export interface PlatformSetup {
   env: NodeJS.ProcessEnv;
   /** A public URL is configured (LOBU_PUBLIC_URL or gateway.public_url): webhooks can be used. */
   publicUrlConfigured: boolean;
+  /** lobu.toml `[channels.*]`, for the rules a platform puts on its channels' agents. */
+  channels?: Record<string, { agent?: string | undefined }>;
 }
 
 /**

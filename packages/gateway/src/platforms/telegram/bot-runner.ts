@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import { type AdapterContext, REDELIVERY_MEMORY_MS } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
+import { refuseForeignBinding } from "../shared/config.ts";
 import { deliverTurn } from "../shared/deliver.ts";
 import { handleOnce } from "../shared/once.ts";
 import { TurnViews } from "../shared/turn-view.ts";
@@ -73,7 +74,7 @@ export class TelegramBotRunner {
   async start(platformCtx: AdapterContext): Promise<void> {
     const { mode } = this.#settings;
     const botId = this.#bot.id;
-    const ctx = botId ? botScoped(platformCtx, botId) : platformCtx;
+    const ctx = botId ? botScoped(platformCtx, this.#bot) : platformCtx;
     const bot = this.#grammy;
     this.#ctx = ctx;
     const log = ctx.log;
@@ -226,7 +227,8 @@ export class TelegramBotRunner {
  * messages with privacy mode on). State, once-markers and secrets are
  * shared: their keys already name the bot where they must.
  */
-function botScoped(ctx: AdapterContext, botId: string): AdapterContext {
+function botScoped(ctx: AdapterContext, bot: TelegramBotSettings): AdapterContext {
+  const botId = bot.id;
   const log = ctx.log.child({ bot: botId });
   return {
     ...ctx,
@@ -234,6 +236,12 @@ function botScoped(ctx: AdapterContext, botId: string): AdapterContext {
     // A getter on ctx (the URL is known once the gateway listens): read it through.
     get publicUrl() {
       return ctx.publicUrl;
+    },
+    // A named bot answers as its own agent only: /bind to another is refused in the chat, and
+    // /bind of its own stores nothing (a stored binding would outlive a change of the bot's agent).
+    bindChannel: async (origin, agentId) => {
+      refuseForeignBinding("telegram", bot, agentId);
+      if (agentId === null) await ctx.bindChannel(origin, null);
     },
     logs: {
       append: (name, data, opts) => ctx.logs.append(`bot:${botId}:${name}`, data, opts),

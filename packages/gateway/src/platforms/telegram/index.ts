@@ -1,3 +1,4 @@
+import { refuseForeignChannelAgents } from "../shared/config.ts";
 import type { PlatformPlugin } from "../shared/plugin.ts";
 import { TelegramAdapter } from "./adapter.ts";
 import { telegramSettings } from "./config.ts";
@@ -6,8 +7,9 @@ import { telegramSignIn } from "./sign-in.ts";
 /** Telegram: `[platforms.telegram]`, TELEGRAM_* variables; the settings page as a Mini App. */
 export const telegram: PlatformPlugin = {
   id: "telegram",
-  create: ({ section, env, publicUrlConfigured }) => {
+  create: ({ section, env, publicUrlConfigured, channels }) => {
     const settings = telegramSettings(section, env, { publicUrlConfigured });
+    if (settings) refuseForeignChannelAgents("telegram", settings.bots, channels ?? {});
     return settings && new TelegramAdapter(settings);
   },
   settingsSignIn: ({ section, env }, deps) => {
