@@ -169,8 +169,11 @@ describe("Discord: several bots in one gateway", () => {
   it("takes a Stop click on a named bot's reply from the person who asked", async () => {
     llm.when(
       (r) => r.model === "support-model" && r.lastUserText.endsWith("talk a while"),
-      slowText("support talking ".repeat(60).trim(), 60, 100),
+      // Long enough to outlast a loaded machine: the click must land while it streams.
+      slowText("support talking ".repeat(60).trim(), 600, 100),
     );
+    // Only this turn's reply: an earlier one may still be shedding its Stop buttons.
+    const before = new Set(dc.messages(server.channelId).map((m) => m.id));
     dc.userSends(ada, server.channelId, `<@${support.bot.id}> talk a while`);
     const live = await dc.waitFor(
       () =>
@@ -178,6 +181,7 @@ describe("Discord: several bots in one gateway", () => {
           .messages(server.channelId)
           .find(
             (m) =>
+              !before.has(m.id) &&
               m.author.id === support.bot.id &&
               m.components.some((r) =>
                 r.components?.some((c) => c.custom_id?.startsWith("lobu-stop")),
