@@ -1,3 +1,4 @@
+import { modelMatches } from "./model-access.ts";
 import type { ProviderType } from "./registry.ts";
 
 /**
@@ -7,7 +8,7 @@ import type { ProviderType } from "./registry.ts";
  * and how many calls run at once.
  */
 export interface RelayGrant {
-  /** Models the call may name: the turn's own, then the agent's `models`. */
+  /** Models the call may name: the turn's own, then the agent's `models` (a trailing `*`: a prefix). */
   models: string[];
   maxOutputTokens: number;
   maxParallelCalls: number;
@@ -63,7 +64,7 @@ export function guardModelCall(opts: {
   }
   const call = parsed as Record<string, unknown>;
   const model = call.model;
-  if (typeof model !== "string" || !grant.models.includes(model)) {
+  if (typeof model !== "string" || !grant.models.some((m) => modelMatches(m, model))) {
     return refuse(
       403,
       "permission_error",

@@ -5,6 +5,7 @@ import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
 import type { SecretSource } from "../proxy/swap.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import {
+  KEYLESS,
   type ProviderInfo,
   type ProviderRegistry,
   type ProviderType,
@@ -117,6 +118,33 @@ const GENERATES: Record<ProviderType, RegExp> = {
   openai: /^\/chat\/completions$/,
 };
 
+/** Where a model call goes instead when its provider fails (the agent's `fallback`). */
+export interface FailoverTarget {
+  provider: ProviderInfo;
+  model: string;
+  /** The key for it, resolved for the turn's agent and sender. */
+  key: string;
+}
+
+/** A model call moved to a fallback: for the turn (a notice) and the audit log. */
+export interface FailoverEvent {
+  sandboxId: string;
+  agentId: string;
+  userKey?: string;
+  from: { provider: string; model: string };
+  to: { provider: string; model: string };
+  /** The primary's HTTP status, or 0 when it could not be reached. */
+  status: number;
+  reason: string;
+}
+
+/**
+ * Answers that mean "this provider, not this request": rate limited (429),
+ * overloaded (529, 503) or failing (500, 502, 504). A 4xx about the request
+ * itself would fail the same way anywhere, so it is passed on.
+ */
+export const FAILOVER_STATUSES = new Set([429, 500, 502, 503, 504, 529]);
+
 export interface RelayDeps {
   providers: ProviderRegistry;
   /** The real key for a placeholder, if it is bound to this sandbox and provider. */
@@ -134,6 +162,13 @@ export interface RelayDeps {
   log: Logger;
   /** Fetch used for upstream calls (tests and benchmarks may pass an instrumented one). */
   fetch?: typeof fetch;
+  /**
+   * The fallbacks of a generating call, in order: same wire format only (the
+   * relay forwards the worker's request as it is, with another model and key).
+   */
+  failoverTargets?(call: ModelCall, type: ProviderType): Promise<FailoverTarget[]>;
+  /** A call moved to a fallback (notice in the turn, audit record). */
+  onFailover?(event: FailoverEvent): void;
 }
 
 function providerError(type: ProviderType, kind: string, message: string): string {
@@ -202,6 +237,8 @@ function upstreamHeaders(req: IncomingMessage, provider: ProviderInfo, key: stri
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
     headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
+  // A local server set up without a key gets none (registry.ts, KEYLESS).
+  if (key === KEYLESS) return headers;
   if (provider.type === "anthropic") headers.set("x-api-key", key);
   else headers.set("authorization", `Bearer ${key}`);
   return headers;
@@ -358,24 +395,45 @@ export function createProviderRelay(deps: RelayDeps) {
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    let upstream: Response;
-    try {
-      upstream = await doFetch(`${provider.baseUrl}${path}${url.search}`, {
+    const call = (target: { provider: ProviderInfo; key: string }, payload?: Buffer) =>
+      doFetch(`${target.provider.baseUrl}${path}${url.search}`, {
         method: req.method,
-        headers: upstreamHeaders(req, provider, credential.value),
-        body: body ? new Uint8Array(body) : undefined,
+        headers: upstreamHeaders(req, target.provider, target.key),
+        body: payload ? new Uint8Array(payload) : undefined,
         redirect: "manual",
         signal: abort.signal,
       });
+    let upstream: Response | undefined;
+    let failure: Error | undefined;
+    try {
+      upstream = await call({ provider, key: credential.value }, body);
     } catch (err) {
+      failure = err as Error;
       deps.log.error({ err, provider: providerId }, "provider unreachable");
+    }
+    // The answered provider and model: the primary's, or a fallback's after a failover.
+    let answered = { provider, model };
+    if (
+      (failure || (upstream && FAILOVER_STATUSES.has(upstream.status))) &&
+      deps.failoverTargets &&
+      body &&
+      GENERATES[provider.type].test(path) &&
+      !abort.signal.aborted
+    ) {
+      const moved = await failover(ctx, credential, provider, model, body, upstream, failure, call);
+      if (moved) {
+        ({ upstream, failure } = moved);
+        answered = moved.answered;
+      }
+    }
+    if (!upstream) {
       send(
         res,
         502,
         providerError(
           provider.type,
           "api_error",
-          `Lobu could not reach the ${providerId} provider: ${(err as Error).message}`,
+          `Lobu could not reach the ${providerId} provider: ${failure?.message ?? "no answer"}`,
         ),
       );
       return;
@@ -386,6 +444,7 @@ export function createProviderRelay(deps: RelayDeps) {
     });
     res.writeHead(upstream.status, headers);
     const meter = new UsageMeter(provider.type, upstream.headers.get("content-type") ?? "");
+    const answer = upstream;
     const decoder = new TextDecoder();
     let recorded = false;
     const record = () => {
@@ -395,17 +454,17 @@ export function createProviderRelay(deps: RelayDeps) {
         sandboxId: ctx.sandboxId,
         agentId: credential.agentId,
         userKey: credential.userKey,
-        provider: providerId,
-        model,
-        status: upstream.status,
+        provider: answered.provider.id,
+        model: answered.model,
+        status: answer.status,
         durationMs: Date.now() - started,
       });
       deps.log.debug(
         {
           sandboxId: ctx.sandboxId,
           provider: providerId,
-          model,
-          status: upstream.status,
+          model: answered.model,
+          status: answer.status,
           inputTokens: usage.inputTokens,
           outputTokens: usage.outputTokens,
         },
@@ -433,5 +492,84 @@ export function createProviderRelay(deps: RelayDeps) {
     } finally {
       if (!recorded) record();
     }
+  }
+
+  /**
+   * Try the agent's fallbacks in order after the primary failed: the same
+   * request with the fallback's model, to the fallback's provider with its
+   * key. The first answer that is not itself a provider failure is streamed
+   * to the worker, which never sees the primary's error (nothing of it was
+   * sent yet). Undefined when there is no fallback to try.
+   */
+  async function failover(
+    ctx: { sandboxId: string },
+    credential: RelayCredential,
+    primary: ProviderInfo,
+    model: string,
+    body: Buffer,
+    upstream: Response | undefined,
+    failure: Error | undefined,
+    call: (target: { provider: ProviderInfo; key: string }, payload?: Buffer) => Promise<Response>,
+  ): Promise<
+    | {
+        upstream: Response | undefined;
+        failure: Error | undefined;
+        answered: { provider: ProviderInfo; model: string };
+      }
+    | undefined
+  > {
+    const targets = await deps.failoverTargets!(
+      {
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        userKey: credential.userKey,
+        provider: primary.id,
+        model,
+      },
+      primary.type,
+    );
+    if (targets.length === 0) return undefined;
+    let from = { provider: primary.id, model };
+    let last: { upstream: Response | undefined; failure: Error | undefined } = {
+      upstream,
+      failure,
+    };
+    let answered = { provider: primary, model };
+    for (const target of targets) {
+      const status = last.upstream?.status ?? 0;
+      const reason = last.failure
+        ? `unreachable (${last.failure.message})`
+        : `HTTP ${status}${status === 429 ? " (rate limited)" : status === 529 || status === 503 ? " (overloaded)" : ""}`;
+      // The failed answer is not read: release its connection.
+      await last.upstream?.body?.cancel().catch(() => {});
+      const to = { provider: target.provider.id, model: target.model };
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, from, to, status },
+        "relay failover: provider failed, trying the next fallback",
+      );
+      deps.onFailover?.({
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        ...(credential.userKey ? { userKey: credential.userKey } : {}),
+        from,
+        to,
+        status,
+        reason,
+      });
+      const call2 = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
+      call2.model = target.model;
+      try {
+        last = {
+          upstream: await call(target, Buffer.from(JSON.stringify(call2))),
+          failure: undefined,
+        };
+      } catch (err) {
+        last = { upstream: undefined, failure: err as Error };
+      }
+      answered = { provider: target.provider, model: target.model };
+      from = to;
+      if (last.upstream && !FAILOVER_STATUSES.has(last.upstream.status)) break;
+    }
+    return { ...last, answered };
   }
 }
