@@ -73,7 +73,7 @@ describe("settings page: model picker", () => {
     await picker.waitFor();
     const offered = await picker
       .locator("option")
-      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+      .evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value));
     expect(offered).toEqual([
       "",
       "anthropic/claude-sonnet-4-5",

@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer } from "node:net";
 import {
   collectEvents,
   type GatewayProcess,
@@ -7,6 +8,15 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
 
 /**
  * Failover through a real gateway and sandboxed worker: the agent's primary
@@ -137,8 +147,8 @@ describe("failover", () => {
       toml: TOML,
       env: {
         OPENAI_API_KEY: OPENAI_KEY,
-        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-        OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
+        // Nothing listens there: the connection is refused.
+        OPENAI_BASE_URL: `http://127.0.0.1:${await closedPort()}/v1`,
         GROQ_API_KEY: GROQ_KEY,
         GROQ_BASE_URL: llm.openaiUrl,
         OPENROUTER_API_KEY: undefined,

@@ -1,0 +1,90 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LOBU_BIN, type MockLlm, startMockLlm } from "@lobu/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/**
+ * `lobu doctor` checks every configured provider with a cheap call (its model
+ * listing) with the key the gateway would use, and prints one table with a
+ * fix per problem. Providers are the mock LLM (OpenAI wire format) behind the
+ * built-in presets' base URL variables.
+ */
+
+let hosted: MockLlm;
+let local: MockLlm;
+
+beforeAll(async () => {
+  hosted = await startMockLlm({ apiKey: "sk-good-openai-key", models: ["gpt-4.1-mini"] });
+  local = await startMockLlm({ keyless: true, models: ["qwen3:8b"] });
+});
+
+afterAll(async () => {
+  await hosted?.close();
+  await local?.close();
+});
+
+function doctor(cwd: string, env: Record<string, string | undefined>) {
+  return new Promise<{ code: number | null; stdout: string }>((resolve) => {
+    const child = spawn(process.execPath, [LOBU_BIN, "doctor", "--data-dir", join(cwd, "data")], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.on("close", (code) => resolve({ code, stdout }));
+  });
+}
+
+describe("lobu doctor: providers", () => {
+  it("prints a table of each configured provider's check, with fixes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-providers-"));
+    const r = await doctor(dir, {
+      ANTHROPIC_API_KEY: undefined,
+      OPENAI_API_KEY: "sk-good-openai-key",
+      OPENAI_BASE_URL: hosted.openaiUrl,
+      GROQ_API_KEY: "gsk-wrong-key",
+      GROQ_BASE_URL: hosted.openaiUrl,
+      // Nothing listens there: connection refused.
+      MISTRAL_API_KEY: "mistral-key",
+      MISTRAL_BASE_URL: `http://127.0.0.1:${await closedPort()}/v1`,
+      OLLAMA_BASE_URL: local.openaiUrl,
+      OPENROUTER_API_KEY: undefined,
+      DEEPSEEK_API_KEY: undefined,
+      XAI_API_KEY: undefined,
+      VLLM_BASE_URL: undefined,
+    });
+    const lines = r.stdout.split("\n");
+    const row = (id: string) => lines.find((l) => new RegExp(`^\\s+[✓!✗] ${id}\\s`).test(l)) ?? "";
+    expect(r.stdout).toMatch(/✗ providers: 4 configured/);
+    expect(row("openai")).toMatch(
+      /✓ openai\s+OPENAI_API_KEY\s+http:\/\/127\.0\.0\.1:\d+\/v1\s+key accepted, 1 models/,
+    );
+    expect(row("groq")).toMatch(/✗ groq\s+GROQ_API_KEY\s+.*key rejected \(HTTP 401\)/);
+    expect(row("mistral")).toMatch(/✗ mistral\s+MISTRAL_API_KEY\s+.*unreachable \(ECONNREFUSED\)/);
+    expect(row("ollama")).toMatch(
+      /! ollama\s+none needed\s+.*key accepted, 1 models, not "llama3\.1"/,
+    );
+    expect(r.stdout).toContain("groq: check GROQ_API_KEY (keys: https://console.groq.com/keys)");
+    expect(r.stdout).toContain("mistral: check the network, or set MISTRAL_BASE_URL");
+    expect(r.stdout).toContain("ollama: load the model on the server (ollama pull llama3.1)");
+    expect(r.stdout).toMatch(
+      /providers without a key: anthropic \(ANTHROPIC_API_KEY\), openrouter/,
+    );
+    // The key itself is never printed.
+    expect(r.stdout).not.toContain("sk-good-openai-key");
+    expect(r.code).toBe(1);
+  }, 120_000);
+});
