@@ -1,9 +1,12 @@
 import { isLobuError, parseConfig } from "@lobu/core";
 import { describe, expect, it } from "vitest";
+import { agentReferenceProblems } from "../../src/agents/references.ts";
 import { ModelCatalog, UNKNOWN_MODEL } from "../../src/providers/catalog.ts";
 import { ModelAccess, modelMatches } from "../../src/providers/model-access.ts";
 import { PRESETS } from "../../src/providers/presets.ts";
 import { ProviderRegistry } from "../../src/providers/registry.ts";
+import { agentFailoverTargets } from "../../src/runtime/failover.ts";
+import type { SkillCatalog } from "../../src/skills/catalog.ts";
 import { estimateCost } from "../../src/usage/prices.ts";
 
 /**
@@ -223,5 +226,61 @@ describe("allowed models", () => {
     expect(modelMatches("gpt-4.1*", "gpt-4")).toBe(false);
     expect(modelMatches("gpt-4.1", "gpt-4.1-mini")).toBe(false);
     expect(modelMatches("*", "x")).toBe(true);
+  });
+});
+
+describe("fallbacks", () => {
+  const toml = [
+    "[agents.default]",
+    'provider = "openai"',
+    'fallback = ["anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile", "xai/grok-4.3", "openai/gpt-4.1-mini"]',
+    "[agents.loose]",
+    'fallback = ["anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"]',
+  ].join("\n");
+  const config = parseConfig(toml);
+  const providers = new ProviderRegistry(config, {});
+
+  it("refuses at start a fallback of another wire format than the agent's provider, or an unknown provider", () => {
+    const skills = { get: () => undefined } as unknown as SkillCatalog;
+    expect(agentReferenceProblems(config.agents.default!, providers, skills)).toEqual([
+      expect.stringContaining(
+        'fallback "anthropic/claude-haiku-4-5": anthropic speaks the anthropic API and openai the openai one',
+      ),
+    ]);
+    expect(agentReferenceProblems({ fallback: ["nope/model"] }, providers, skills)[0]).toContain(
+      'provider "nope" is not defined',
+    );
+  });
+
+  it("tries same-wire fallbacks that have a key for the sender, skipping the failed model itself", async () => {
+    const keys: Record<string, string> = { "provider.groq": "gsk", "provider.anthropic": "ant" };
+    const targets = agentFailoverTargets({
+      config,
+      providers,
+      secrets: {
+        resolve: async (name: string) =>
+          keys[name] ? ({ value: keys[name] } as Awaited<ReturnType<never>>) : null,
+      } as never,
+    });
+    // An agent without its own provider: the primary's wire decides (anthropic skipped here).
+    const got = await targets(
+      {
+        sandboxId: "s",
+        agentId: "loose",
+        userKey: "api::a",
+        provider: "openai",
+        model: "gpt-4.1-mini",
+      },
+      "openai",
+    );
+    expect(got.map((t) => [t.provider.id, t.model, t.key])).toEqual([
+      ["groq", "llama-3.3-70b-versatile", "gsk"],
+    ]);
+    // xai has no key; the primary itself is not its own fallback.
+    const own = await targets(
+      { sandboxId: "s", agentId: "default", provider: "openai", model: "gpt-4.1-mini" },
+      "openai",
+    );
+    expect(own.map((t) => t.provider.id)).toEqual(["groq"]);
   });
 });

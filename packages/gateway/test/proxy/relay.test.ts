@@ -489,7 +489,9 @@ describe("LLM relay: what a model call may ask for", () => {
         type: "error",
         error: { type: "permission_error" },
       });
-      expect(res.body).toContain('may call \\"claude-test\\", \\"gpt-test\\", \\"m\\", \\"family-*\\" only');
+      expect(res.body).toContain(
+        'may call \\"claude-test\\", \\"gpt-test\\", \\"m\\", \\"family-*\\" only',
+      );
       expect(res.body).toContain("models = [...] under [agents.helper]");
     }
     const counted = await call(
