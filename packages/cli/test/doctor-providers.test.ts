@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createStore, generateMasterKey, parseMasterKey, SecretStore } from "@lobu/gateway";
 import { LOBU_BIN, type MockLlm, startMockLlm } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -86,5 +87,45 @@ describe("lobu doctor: providers", () => {
     // The key itself is never printed.
     expect(r.stdout).not.toContain("sk-good-openai-key");
     expect(r.code).toBe(1);
+  }, 120_000);
+
+  it("checks the installation key the gateway stored (secret store), not only the environment", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-stored-"));
+    const masterKey = generateMasterKey();
+    mkdirSync(join(dir, "data"), { recursive: true, mode: 0o700 });
+    const store = await createStore({ driver: "sqlite", path: join(dir, "data", "lobu.db") });
+    await new SecretStore(store.kv, parseMasterKey(masterKey, "test")).set(
+      { scope: { kind: "installation" }, name: "provider.openai" },
+      "sk-good-openai-key",
+    );
+    await store.close();
+    const r = await doctor(dir, {
+      LOBU_MASTER_KEY: masterKey,
+      OPENAI_API_KEY: undefined,
+      OPENAI_BASE_URL: hosted.openaiUrl,
+      ANTHROPIC_API_KEY: undefined,
+      GROQ_API_KEY: undefined,
+      MISTRAL_API_KEY: undefined,
+      OLLAMA_BASE_URL: undefined,
+      OPENROUTER_API_KEY: undefined,
+      DEEPSEEK_API_KEY: undefined,
+      XAI_API_KEY: undefined,
+      VLLM_BASE_URL: undefined,
+    });
+    expect(r.stdout).toMatch(/✓ providers: 1 configured/);
+    expect(r.stdout).toMatch(
+      /✓ openai\s+secret store\s+http:\/\/127\.0\.0\.1:\d+\/v1\s+key accepted/,
+    );
+    expect(r.stdout).not.toContain("sk-good-openai-key");
+  }, 120_000);
+
+  it("makes no master key in a data dir whose key it was not given", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-nokey-"));
+    mkdirSync(join(dir, "data"), { recursive: true, mode: 0o700 });
+    const store = await createStore({ driver: "sqlite", path: join(dir, "data", "lobu.db") });
+    await store.close();
+    const r = await doctor(dir, { LOBU_MASTER_KEY: undefined, OPENAI_API_KEY: undefined });
+    expect(r.stdout).toMatch(/All checks passed|No problems|problem/);
+    expect(existsSync(join(dir, "data", "master.key"))).toBe(false);
   }, 120_000);
 });

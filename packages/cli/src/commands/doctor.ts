@@ -20,6 +20,7 @@ import {
   KEYLESS,
   lockDataDirShared,
   lockHolder,
+  MASTER_KEY_FILE,
   type ProviderProbe,
   ProviderRegistry,
   probeProvider,
@@ -73,6 +74,8 @@ async function storedProviderKeys(
 ): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   if (config.store.driver !== "sqlite" || !existsSync(join(dataDir, "lobu.db"))) return found;
+  // Never make a master key here (resolveMasterKey would): the stored secrets are under another.
+  if (!process.env.LOBU_MASTER_KEY && !existsSync(join(dataDir, MASTER_KEY_FILE))) return found;
   try {
     const master = resolveMasterKey({ dataDir, env: process.env });
     const store = await createStore({ driver: "sqlite", path: join(dataDir, "lobu.db") });
