@@ -217,6 +217,7 @@ export class TurnContextBuilder {
         contextWindow: info?.contextWindow ?? 200_000,
         maxTokens: Math.min(allowed, info?.maxOutputTokens ?? allowed),
         images: (this.deps.modelImages ?? false) && (info?.images ?? true),
+        ...(info?.compat ? { compat: info.compat } : {}),
       },
       // Every agent gets the rule on untrusted content, whatever its own prompt says.
       systemPrompt: [

@@ -15,6 +15,11 @@ export interface ModelInfo {
   price: PriceSection | null;
   /** Described by pi's catalogue (else the fallback, with lobu.toml's `model_info`). */
   known: boolean;
+  /**
+   * pi's request settings for the model through an OpenAI-compatible provider:
+   * the provider's (presets.ts) with the catalogue's own for the model on top.
+   */
+  compat?: Record<string, unknown>;
 }
 
 /**
@@ -84,6 +89,23 @@ export class ModelCatalog {
           }
         : null,
       known: m !== undefined,
+      ...compatOf(provider, m),
     };
   }
+}
+
+/**
+ * Only for the Chat Completions wire, and only a catalogue entry of that API:
+ * a model pi lists under another API (OpenAI's Responses) has settings that do
+ * not apply to the calls the relay forwards.
+ */
+function compatOf(
+  provider: ProviderInfo,
+  m: CatalogueModel | undefined,
+): { compat?: Record<string, unknown> } {
+  if (provider.type !== "openai") return {};
+  const own =
+    m?.api === "openai-completions" ? (m.compat as unknown as Record<string, unknown>) : undefined;
+  const compat = { ...provider.compat, ...own };
+  return Object.keys(compat).length ? { compat } : {};
 }

@@ -29,6 +29,12 @@ export interface ProviderPreset {
   local?: boolean;
   /** Where the operator gets a key. */
   keyUrl?: string;
+  /**
+   * pi's request settings for this service (the worker's pi sees only the
+   * relay's URL, so it cannot detect them): which fields it takes, which
+   * roles, how reasoning is asked for. Mirrors pi's own detection.
+   */
+  compat?: Record<string, unknown>;
 }
 
 export const PRESETS: readonly ProviderPreset[] = [
@@ -64,6 +70,7 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "anthropic/claude-sonnet-4.5",
     catalog: "openrouter",
     keyUrl: "https://openrouter.ai/settings/keys",
+    compat: { supportsDeveloperRole: false, thinkingFormat: "openrouter" },
   },
   {
     id: "mistral",
@@ -75,6 +82,12 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "mistral-medium-latest",
     catalog: "mistral",
     keyUrl: "https://console.mistral.ai/api-keys",
+    compat: {
+      supportsStore: false,
+      supportsDeveloperRole: false,
+      supportsReasoningEffort: false,
+      maxTokensField: "max_tokens",
+    },
   },
   {
     id: "groq",
@@ -86,6 +99,7 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "llama-3.3-70b-versatile",
     catalog: "groq",
     keyUrl: "https://console.groq.com/keys",
+    compat: { supportsStore: false, supportsDeveloperRole: false },
   },
   {
     id: "deepseek",
@@ -97,6 +111,13 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "deepseek-flash",
     catalog: "deepseek",
     keyUrl: "https://platform.deepseek.com/api_keys",
+    compat: {
+      supportsStore: false,
+      supportsDeveloperRole: false,
+      maxTokensField: "max_tokens",
+      thinkingFormat: "deepseek",
+      requiresReasoningContentOnAssistantMessages: true,
+    },
   },
   {
     id: "xai",
@@ -108,6 +129,7 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "grok-4.3",
     catalog: "xai",
     keyUrl: "https://console.x.ai",
+    compat: { supportsStore: false, supportsDeveloperRole: false, supportsReasoningEffort: false },
   },
   {
     id: "ollama",
@@ -119,6 +141,7 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "llama3.1",
     modelEnv: "OLLAMA_MODEL",
     local: true,
+    compat: { supportsStore: false, supportsDeveloperRole: false },
   },
   {
     id: "vllm",
@@ -130,6 +153,7 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "default",
     modelEnv: "VLLM_MODEL",
     local: true,
+    compat: { supportsStore: false, supportsDeveloperRole: false },
   },
 ];
 

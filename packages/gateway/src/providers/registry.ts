@@ -21,6 +21,8 @@ export interface ProviderInfo {
   models: string[];
   /** `[providers.<id>.model_info]`: what the catalogue does not know or gets wrong. */
   modelInfo: Record<string, ModelInfoSection>;
+  /** pi's request settings for the service behind the relay (presets.ts). */
+  compat?: Record<string, unknown>;
   /** Where the definition came from. */
   source: "builtin" | "config";
 }
@@ -61,6 +63,7 @@ export class ProviderRegistry {
         keyEnv: b.keyEnv,
         defaultModel: (b.modelEnv && env[b.modelEnv]) || b.defaultModel,
         ...(b.catalog ? { catalog: b.catalog } : {}),
+        ...(b.compat ? { compat: b.compat } : {}),
         keyOptional: b.local === true,
         models: [],
         modelInfo: {},
@@ -90,6 +93,7 @@ export class ProviderRegistry {
         keyEnv: p.api_key_env ?? same?.keyEnv,
         defaultModel: p.default_model ?? known?.defaultModel ?? fallback.defaultModel,
         ...(same?.catalog ? { catalog: same.catalog } : {}),
+        ...(same?.compat ? { compat: same.compat } : {}),
         keyOptional: same?.local === true,
         models: [...p.models],
         modelInfo: { ...p.model_info },

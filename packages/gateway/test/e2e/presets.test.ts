@@ -30,7 +30,7 @@ beforeAll(async () => {
     toml: [
       "[agents.default]",
       'provider = "openai"',
-      'models = ["groq/*", "ollama/*"]',
+      'models = ["groq/*", "ollama/*", "deepseek/*"]',
       "[providers.ollama]",
       `base_url = "${local.openaiUrl}"`,
       'default_model = "qwen3:8b"',
@@ -40,6 +40,8 @@ beforeAll(async () => {
       OPENAI_BASE_URL: llm.openaiUrl,
       GROQ_API_KEY: undefined,
       GROQ_BASE_URL: llm.openaiUrl,
+      DEEPSEEK_API_KEY: "sk-deepseek-team-key-000000000000",
+      DEEPSEEK_BASE_URL: llm.openaiUrl,
       ANTHROPIC_API_KEY: undefined,
       OLLAMA_API_KEY: undefined,
     },
@@ -125,5 +127,24 @@ describe("OpenAI-compatible presets", () => {
     expect(call.apiKey).toBeUndefined();
     expect(call.headers.authorization).toBeUndefined();
     expect(JSON.stringify(call.headers)).not.toMatch(/lobu-keyless|lobu_secret_/i);
+  });
+
+  it("tells pi what the service behind the relay accepts (DeepSeek: max_tokens, no store, no developer role)", async () => {
+    const s = await openSettings(gw, await apiSettingsLink(gw, "dee"));
+    const put = await s.call("PUT", "/model", { provider: "deepseek", model: "deepseek-flash" });
+    expect(put.status).toBe(200);
+    const events = await send("dee", "hello deepseek");
+    expect(replyText(events)).toBe("echo: hello deepseek");
+    const call = llm.requests.filter((r) => r.lastUserText === "hello deepseek").at(-1)!;
+    expect(call.model).toBe("deepseek-flash");
+    expect(call.body.max_tokens).toBeGreaterThan(0);
+    expect(call.body).not.toHaveProperty("max_completion_tokens");
+    expect(call.body).not.toHaveProperty("store");
+    const roles = (call.body.messages as { role: string }[]).map((m) => m.role);
+    expect(roles).not.toContain("developer");
+    // OpenAI itself (the team's default) keeps pi's defaults.
+    await send("sam", "plain openai");
+    const plain = llm.requests.filter((r) => r.lastUserText === "plain openai").at(-1)!;
+    expect(plain.body).toHaveProperty("max_completion_tokens");
   });
 });

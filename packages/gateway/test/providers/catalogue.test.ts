@@ -102,6 +102,21 @@ describe("model catalogue", () => {
     });
   });
 
+  it("carries pi's request settings for OpenAI-compatible services: the preset's, then the model's own", () => {
+    const r = registry();
+    expect(catalog.info(r.get("deepseek")!, "deepseek-flash").compat).toMatchObject({
+      maxTokensField: "max_tokens",
+      supportsStore: false,
+      thinkingFormat: "deepseek",
+    });
+    expect(
+      catalog.info(r.get("openrouter")!, "meta-llama/llama-3.3-70b-instruct").compat,
+    ).toMatchObject({ thinkingFormat: "openrouter", supportsDeveloperRole: false });
+    // OpenAI and Anthropic keep pi's own defaults.
+    expect(catalog.info(r.get("openai")!, "gpt-4.1-mini").compat).toBeUndefined();
+    expect(catalog.info(r.get("anthropic")!, "claude-sonnet-4-5").compat).toBeUndefined();
+  });
+
   it("falls back for an unknown model, and takes lobu.toml's model_info over both", () => {
     const r = registry(
       [
