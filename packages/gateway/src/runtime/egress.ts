@@ -136,9 +136,11 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     if (!conversation) return null;
     const agent = await deps.agents.get(conversation.key.agentId);
     if (!agent) return null;
+    // Not a local server's (Ollama, vLLM): it takes calls without a key, so a
+    // sandbox reaching it directly would skip the relay's limits and metering.
     const providerHosts = deps.providers
       .list()
-      .filter((p) => !agent.provider || p.id === agent.provider)
+      .filter((p) => (!agent.provider || p.id === agent.provider) && !p.keyOptional)
       .map((p) => new URL(p.baseUrl).hostname);
     return {
       agent,

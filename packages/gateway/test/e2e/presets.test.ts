@@ -28,11 +28,15 @@ beforeAll(async () => {
   local = await startMockLlm({ keyless: true });
   gw = await startGatewayProcess({
     toml: [
+      "[network]",
+      // Loopback opened on purpose: the local server must still not be reachable.
+      'allow_private_ranges = ["127.0.0.1/32"]',
+      // No provider of its own: every provider's host is considered for its sandboxes.
       "[agents.default]",
-      'provider = "openai"',
       'models = ["groq/*", "ollama/*", "deepseek/*"]',
       "[providers.ollama]",
-      `base_url = "${local.openaiUrl}"`,
+      // Another host name than the hosted providers' (all the mock on 127.0.0.1 here).
+      `base_url = "${local.openaiUrl.replace("127.0.0.1", "localhost")}"`,
       'default_model = "qwen3:8b"',
     ].join("\n"),
     env: {
@@ -146,5 +150,25 @@ describe("OpenAI-compatible presets", () => {
     await send("sam", "plain openai");
     const plain = llm.requests.filter((r) => r.lastUserText === "plain openai").at(-1)!;
     expect(plain.body).toHaveProperty("max_completion_tokens");
+  });
+
+  it("keeps sandboxes away from the local server itself: only the relay reaches it", async () => {
+    const direct = `${local.openaiUrl.replace("127.0.0.1", "localhost")}/models`;
+    llm.when(
+      (r) => r.lastUserText === "call ollama yourself",
+      {
+        toolCalls: [
+          {
+            name: "bash",
+            input: { command: `curl -s -o /dev/null -w "status=%{http_code}" ${direct}; echo` },
+          },
+        ],
+      },
+      (r) => ({ text: `tool said: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const events = await send("sam", "call ollama yourself");
+    // The egress proxy refuses the host (403); the server never sees the call.
+    expect(replyText(events)).toMatch(/^tool said: status=403/);
+    expect(local.requests.filter((r) => r.method === "GET")).toEqual([]);
   });
 });
