@@ -25,18 +25,18 @@ let gw: GatewayProcess;
 
 beforeAll(async () => {
   llm = await startMockLlm();
-  local = await startMockLlm({ keyless: true });
+  // Its own loopback address: the hosted providers' mock is on 127.0.0.1.
+  local = await startMockLlm({ keyless: true, host: "127.0.0.2" });
   gw = await startGatewayProcess({
     toml: [
       "[network]",
       // Loopback opened on purpose: the local server must still not be reachable.
-      'allow_private_ranges = ["127.0.0.1/32"]',
+      'allow_private_ranges = ["127.0.0.0/8"]',
       // No provider of its own: every provider's host is considered for its sandboxes.
       "[agents.default]",
       'models = ["groq/*", "ollama/*", "deepseek/*"]',
       "[providers.ollama]",
-      // Another host name than the hosted providers' (all the mock on 127.0.0.1 here).
-      `base_url = "${local.openaiUrl.replace("127.0.0.1", "localhost")}"`,
+      `base_url = "${local.openaiUrl}"`,
       'default_model = "qwen3:8b"',
     ].join("\n"),
     env: {
@@ -153,7 +153,7 @@ describe("OpenAI-compatible presets", () => {
   });
 
   it("keeps sandboxes away from the local server itself: only the relay reaches it", async () => {
-    const direct = `${local.openaiUrl.replace("127.0.0.1", "localhost")}/models`;
+    const direct = `${local.openaiUrl}/models`;
     llm.when(
       (r) => r.lastUserText === "call ollama yourself",
       {
