@@ -420,7 +420,13 @@ export function createProviderRelay(deps: RelayDeps) {
       GENERATES[provider.type].test(path) &&
       !abort.signal.aborted
     ) {
-      const moved = await failover(ctx, credential, provider, model, body, upstream, failure, call);
+      const moved = await failover(
+        ctx,
+        credential,
+        { provider, model, body, signal: abort.signal },
+        { upstream, failure },
+        call,
+      );
       if (moved) {
         ({ upstream, failure } = moved);
         answered = moved.answered;
@@ -504,11 +510,8 @@ export function createProviderRelay(deps: RelayDeps) {
   async function failover(
     ctx: { sandboxId: string },
     credential: RelayCredential,
-    primary: ProviderInfo,
-    model: string,
-    body: Buffer,
-    upstream: Response | undefined,
-    failure: Error | undefined,
+    primary: { provider: ProviderInfo; model: string; body: Buffer; signal: AbortSignal },
+    first: { upstream: Response | undefined; failure: Error | undefined },
     call: (target: { provider: ProviderInfo; key: string }, payload?: Buffer) => Promise<Response>,
   ): Promise<
     | {
@@ -518,24 +521,24 @@ export function createProviderRelay(deps: RelayDeps) {
       }
     | undefined
   > {
+    const { model, body } = primary;
     const targets = await deps.failoverTargets!(
       {
         sandboxId: ctx.sandboxId,
         agentId: credential.agentId,
         userKey: credential.userKey,
-        provider: primary.id,
+        provider: primary.provider.id,
         model,
       },
-      primary.type,
+      primary.provider.type,
     );
     if (targets.length === 0) return undefined;
-    let from = { provider: primary.id, model };
-    let last: { upstream: Response | undefined; failure: Error | undefined } = {
-      upstream,
-      failure,
-    };
-    let answered = { provider: primary, model };
+    let from = { provider: primary.provider.id, model };
+    let last: { upstream: Response | undefined; failure: Error | undefined } = first;
+    let answered = { provider: primary.provider, model };
     for (const target of targets) {
+      // The worker went away (a stopped turn): nobody to answer.
+      if (primary.signal.aborted) break;
       const status = last.upstream?.status ?? 0;
       const reason = last.failure
         ? `unreachable (${last.failure.message})`
