@@ -1,6 +1,8 @@
 import { isLobuError, parseConfig } from "@lobu/core";
 import { describe, expect, it } from "vitest";
+import { TurnContextBuilder } from "../../src/agents/context.ts";
 import { agentReferenceProblems } from "../../src/agents/references.ts";
+import type { AgentDefinition } from "../../src/agents/registry.ts";
 import { ModelCatalog, UNKNOWN_MODEL } from "../../src/providers/catalog.ts";
 import { ModelAccess, modelMatches } from "../../src/providers/model-access.ts";
 import { PRESETS } from "../../src/providers/presets.ts";
@@ -297,5 +299,30 @@ describe("fallbacks", () => {
       "openai",
     );
     expect(own.map((t) => t.provider.id)).toEqual(["groq"]);
+  });
+});
+
+describe("a turn's model", () => {
+  const config = parseConfig(
+    '[agents.default]\nprovider = "anthropic"\nmodel = "claude-sonnet-4-5"\nmodels = ["anthropic/claude-haiku-4-5"]\n',
+  );
+  const providers = new ProviderRegistry(config, {});
+  const builder = new TurnContextBuilder({
+    access: new ModelAccess(config, providers, new ModelCatalog()),
+  } as unknown as ConstructorParameters<typeof TurnContextBuilder>[0]);
+  const agent = {
+    id: "default",
+    provider: "anthropic",
+    model: "claude-sonnet-4-5",
+  } as AgentDefinition;
+  const anthropic = providers.get("anthropic")!;
+
+  it("is the person's choice while the operator allows it, else the agent's own", () => {
+    expect(builder.modelFor(agent, anthropic, "claude-haiku-4-5")).toBe("claude-haiku-4-5");
+    // Stored before lobu.toml stopped allowing it: not used.
+    expect(builder.modelFor(agent, anthropic, "claude-opus-4-5")).toBe("claude-sonnet-4-5");
+    expect(builder.modelFor(agent, anthropic, undefined)).toBe("claude-sonnet-4-5");
+    // On another provider than the agent's, the agent's model means nothing: that provider's default.
+    expect(builder.modelFor(agent, providers.get("openai")!, undefined)).toBe("gpt-4.1-mini");
   });
 });
