@@ -18,6 +18,13 @@ export interface BenchResult {
   meta?: Record<string, unknown>;
 }
 
+/** `npm run bench -- --quick`: fewer samples, results under bench/results/quick/. */
+export const quick =
+  process.env.LOBU_BENCH_QUICK === "1" || process.argv.slice(2).includes("--quick");
+
+/** `full` samples normally, `short` in quick mode. */
+export const scaled = (full: number, short: number): number => (quick ? short : full);
+
 export function percentile(samples: number[], p: number): number {
   if (samples.length === 0) return Number.NaN;
   const sorted = [...samples].sort((a, b) => a - b);
@@ -43,7 +50,10 @@ export function printTable(result: BenchResult): void {
   for (const r of rows) console.log(line(r));
 }
 
-const resultsDir = join(dirname(fileURLToPath(import.meta.url)), "results");
+const resultsDir = join(
+  dirname(fileURLToPath(import.meta.url)),
+  quick ? join("results", "quick") : "results",
+);
 
 /** Write `bench/results/<name>.json` with the machine it ran on. */
 export function writeResult(result: BenchResult): string {
@@ -58,7 +68,7 @@ export function writeResult(result: BenchResult): string {
   };
   writeFileSync(
     file,
-    `${JSON.stringify({ ...result, machine, at: new Date().toISOString() }, null, 2)}\n`,
+    `${JSON.stringify({ ...result, machine, quick, at: new Date().toISOString() }, null, 2)}\n`,
   );
   return file;
 }

@@ -19,13 +19,22 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type BenchResult, type BenchRow, median, percentile, round, sample } from "./lib.ts";
+import {
+  type BenchResult,
+  type BenchRow,
+  median,
+  percentile,
+  round,
+  sample,
+  scaled,
+} from "./lib.ts";
 
-const LATENCY_SAMPLES = 2000;
-const WARMUP = 300;
-const COLD_SAMPLES = 200;
-const SSE_SAMPLES = 400;
-const RPS_REQUESTS = 15_000;
+const LATENCY_SAMPLES = scaled(2000, 400);
+const WARMUP = scaled(300, 100);
+const COLD_SAMPLES = scaled(200, 40);
+const SSE_SAMPLES = scaled(400, 100);
+const RPS_REQUESTS = scaled(15_000, 3000);
+const RPS_ROUNDS = scaled(10, 4);
 const CONCURRENCY = 32;
 const HOST = "api.allowed.test";
 const SANDBOX = "sb_bench";
@@ -181,20 +190,72 @@ function request(t: Target, opts: { firstByte?: boolean } = {}): Promise<number>
   });
 }
 
-async function rps(t: Target): Promise<number> {
-  let left = RPS_REQUESTS;
+async function rps(t: Target, requests: number): Promise<number> {
+  let left = requests;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (left-- > 0) await request(t);
     }),
   );
-  return RPS_REQUESTS / ((performance.now() - t0) / 1000);
+  return requests / ((performance.now() - t0) / 1000);
 }
 
-async function latency(t: Target, count = LATENCY_SAMPLES, firstByte = false): Promise<number[]> {
-  await sample(WARMUP, () => request(t, { firstByte }));
-  return sample(count, () => request(t, { firstByte }));
+/**
+ * Direct and proxied requests per second in alternating short rounds, so both see
+ * the same neighbours on a shared machine; the ratio is the median of the rounds'.
+ */
+async function rpsPair(
+  direct: Target,
+  proxied: Target,
+): Promise<{ direct: number; proxied: number; ratio: number }> {
+  const per = Math.ceil(RPS_REQUESTS / RPS_ROUNDS);
+  await rps(direct, per);
+  await rps(proxied, per);
+  const d: number[] = [];
+  const p: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i < RPS_ROUNDS; i++) {
+    d.push(await rps(direct, per));
+    p.push(await rps(proxied, per));
+    ratios.push(p.at(-1)! / d.at(-1)!);
+  }
+  return { direct: median(d), proxied: median(p), ratio: median(ratios) };
+}
+
+/** Latency samples of both targets, one request of each in turn (same noise for both). */
+function latencyPair(
+  a: Target,
+  b: Target,
+  count = LATENCY_SAMPLES,
+  firstByte = false,
+): Promise<[number[], number[]]> {
+  return alternate(
+    count,
+    WARMUP,
+    () => request(a, { firstByte }),
+    () => request(b, { firstByte }),
+  );
+}
+
+/** `count` timed runs of `a` and of `b`, taken in turn after `warmup` untimed ones. */
+async function alternate(
+  count: number,
+  warmup: number,
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+): Promise<[number[], number[]]> {
+  for (let i = 0; i < warmup; i++) {
+    await a();
+    await b();
+  }
+  const sa: number[] = [];
+  const sb: number[] = [];
+  for (let i = 0; i < count; i++) {
+    sa.push(...(await sample(1, a)));
+    sb.push(...(await sample(1, b)));
+  }
+  return [sa, sb];
 }
 
 function compare(rows: BenchRow[], what: string, direct: number[], proxied: number[]): void {
@@ -254,8 +315,8 @@ export default async function proxyBench(): Promise<BenchResult[]> {
     const sse = (t: Target): Target => ({ ...t, url: t.url.replace("/v1/x", "/sse") });
 
     const latencyRows: BenchRow[] = [];
-    compare(latencyRows, "http", await latency(plainDirect), await latency(plainProxy));
-    compare(latencyRows, "https+swap, warm", await latency(tlsDirect), await latency(tlsProxy));
+    compare(latencyRows, "http", ...(await latencyPair(plainDirect, plainProxy)));
+    compare(latencyRows, "https+swap, warm", ...(await latencyPair(tlsDirect, tlsProxy)));
     // A new connection per request: TCP + TLS; through the proxy also CONNECT, policy and the MITM handshake.
     const cold = (t: Target, ca: string, proxied: boolean) => () =>
       request({
@@ -266,27 +327,50 @@ export default async function proxyBench(): Promise<BenchResult[]> {
           ...(proxied ? { proxyEnv: { HTTPS_PROXY: proxyUrl } } : {}),
         }),
       });
-    await sample(30, cold(tlsDirect, up.ready.caPem, false));
-    await sample(30, cold(tlsProxy, px.ready.caPem, true));
     compare(
       latencyRows,
       "https+swap, new connection",
-      await sample(COLD_SAMPLES, cold(tlsDirect, up.ready.caPem, false)),
-      await sample(COLD_SAMPLES, cold(tlsProxy, px.ready.caPem, true)),
+      ...(await alternate(
+        COLD_SAMPLES,
+        30,
+        cold(tlsDirect, up.ready.caPem, false),
+        cold(tlsProxy, px.ready.caPem, true),
+      )),
     );
+
+    // A new connection per request, but the client keeps its TLS sessions (Node's agents
+    // do): the handshakes with the proxy's intercepting endpoint and the upstream resume.
+    const resuming = (ca: string, proxied: boolean) =>
+      new https.Agent({
+        keepAlive: false,
+        ca,
+        ...(proxied ? { proxyEnv: { HTTPS_PROXY: proxyUrl } } : {}),
+      });
+    const directResuming = resuming(up.ready.caPem, false);
+    const proxyResuming = resuming(px.ready.caPem, true);
+    compare(
+      latencyRows,
+      "https+swap, new connection, resumed session",
+      ...(await alternate(
+        COLD_SAMPLES,
+        30,
+        () => request({ ...tlsDirect, agent: directResuming }),
+        () => request({ ...tlsProxy, agent: proxyResuming }),
+      )),
+    );
+    directResuming.destroy();
+    proxyResuming.destroy();
 
     const sseRows: BenchRow[] = [];
     compare(
       sseRows,
       "sse ttfb http",
-      await latency(sse(plainDirect), SSE_SAMPLES, true),
-      await latency(sse(plainProxy), SSE_SAMPLES, true),
+      ...(await latencyPair(sse(plainDirect), sse(plainProxy), SSE_SAMPLES, true)),
     );
     compare(
       sseRows,
       "sse ttfb https+swap",
-      await latency(sse(tlsDirect), SSE_SAMPLES, true),
-      await latency(sse(tlsProxy), SSE_SAMPLES, true),
+      ...(await latencyPair(sse(tlsDirect), sse(tlsProxy), SSE_SAMPLES, true)),
     );
 
     const rpsRows: BenchRow[] = [];
@@ -294,17 +378,20 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       ["http", plainDirect, plainProxy],
       ["https+swap", tlsDirect, tlsProxy],
     ] as const) {
-      await rps(direct);
-      const d = await rps(direct);
-      await rps(proxied);
-      const p = await rps(proxied);
+      const r = await rpsPair(direct, proxied);
       rpsRows.push(
-        { metric: `${what}: rps direct`, value: d, unit: "req/s" },
+        { metric: `${what}: rps direct`, value: r.direct, unit: "req/s", note: "median of rounds" },
         {
           metric: `${what}: rps via proxy`,
-          value: p,
+          value: r.proxied,
           unit: "req/s",
-          note: `${round((p / d) * 100, 1)}% of direct`,
+          note: "median of rounds",
+        },
+        {
+          metric: `${what}: via proxy / direct`,
+          value: r.ratio * 100,
+          unit: "%",
+          note: `median of ${RPS_ROUNDS} alternating rounds`,
         },
       );
     }
@@ -315,6 +402,8 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       coldSamples: COLD_SAMPLES,
       sseSamples: SSE_SAMPLES,
       rpsRequests: RPS_REQUESTS,
+      rpsRounds: RPS_ROUNDS,
+      method: "direct and proxied measured in turn (request by request, or in alternating rounds)",
       concurrency: CONCURRENCY,
       threads: "client, proxy and upstream each in their own thread",
     };

@@ -1,6 +1,9 @@
 /**
- * `npm run bench [-- name...]`: runs every benchmark in this folder (or the named
- * ones), prints a table per benchmark and writes bench/results/<name>.json.
+ * `npm run bench [-- [--quick] name...]`: runs every benchmark in this folder (or the
+ * named ones), prints a table per benchmark and writes bench/results/<name>.json.
+ * `--quick` (or LOBU_BENCH_QUICK=1) takes fewer samples, for development: its figures
+ * are noisier and are written to bench/results/quick/ so they never replace the
+ * full runs that docs/performance.md quotes.
  */
 import { readdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -8,7 +11,10 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { type BenchResult, printTable, writeResult } from "./lib.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const wanted = process.argv.slice(2);
+const args = process.argv.slice(2);
+// Worker threads the benchmarks start inherit it through the environment.
+if (args.includes("--quick")) process.env.LOBU_BENCH_QUICK = "1";
+const wanted = args.filter((a) => a !== "--quick");
 const available = readdirSync(here)
   .filter((f) => f.endsWith(".bench.ts"))
   .sort();

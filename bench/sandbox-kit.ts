@@ -45,6 +45,7 @@ export async function startBenchGateway(
   reply?: (
     req: RecordedRequest,
   ) => { text: string } | { toolCalls: { name: string; input: unknown }[] },
+  nodeArgs: string[] = [],
 ): Promise<BenchGateway> {
   const llm = await startMockLlm({ apiKey: KEY, defaultReply: reply });
   const gw = await startGatewayProcess({
@@ -56,6 +57,11 @@ export async function startBenchGateway(
       LOBU_LOG_LEVEL: "error",
     },
     startTimeoutMs: 120_000,
+    // e.g. LOBU_BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway.
+    nodeArgs: [
+      ...nodeArgs,
+      ...(process.env.LOBU_BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
+    ],
   });
   const api = (path: string, init?: RequestInit) => gw.api(path, init);
   return {
@@ -78,6 +84,7 @@ export async function startBenchGateway(
         headers: { accept: "text/event-stream" },
         body: JSON.stringify({ user, channel: "bench", text }),
       });
+      if (!res.ok) throw new Error(`message refused: ${res.status} ${await res.text()}`);
       const events = await collectEvents(res);
       const last = events.at(-1);
       if (last?.type !== "done") throw new Error(`turn failed: ${JSON.stringify(last)}`);

@@ -1,6 +1,7 @@
 import { Command, type Help } from "commander";
 import { adminCommands } from "./commands/admin.ts";
 import { chatCommand } from "./commands/chat.ts";
+import { deployCommands } from "./commands/deploy.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
 import { peopleCommands } from "./commands/people.ts";
@@ -137,6 +138,7 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
   adminCommands(program, run);
   peopleCommands(program, run);
   skillsCommands(program, run);
+  deployCommands(program, run);
   markRequired(program);
   return program;
 }

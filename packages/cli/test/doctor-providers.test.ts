@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -82,11 +82,63 @@ describe("lobu doctor: providers", () => {
     expect(r.stdout).toContain("mistral: check the network, or set MISTRAL_BASE_URL");
     expect(r.stdout).toContain("ollama: load the model on the server (ollama pull llama3.1)");
     expect(r.stdout).toMatch(
-      /providers without a key: anthropic \(ANTHROPIC_API_KEY\), openrouter/,
+      /providers without a key: anthropic \(ANTHROPIC_API_KEY\), gemini \(GEMINI_API_KEY\), openrouter/,
     );
     // The key itself is never printed.
     expect(r.stdout).not.toContain("sk-good-openai-key");
     expect(r.code).toBe(1);
+  }, 120_000);
+
+  it("checks Gemini with its model listing (key in x-goog-api-key); Vertex AI and Bedrock keys set, not contacted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-wires-"));
+    writeFileSync(
+      join(dir, "lobu.toml"),
+      [
+        "[providers.gem2]",
+        'type = "gemini"',
+        'api_key_env = "GEMINI_KEY_2"',
+        `base_url = "${hosted.url}"`,
+        "[providers.vx]",
+        'type = "vertex"',
+        'api_key_env = "VERTEX_SA_KEY"',
+        `base_url = "${hosted.url}"`,
+        "[providers.aws]",
+        'type = "bedrock"',
+        'api_key_env = "AWS_PAIR"',
+        `base_url = "${hosted.url}"`,
+        "",
+      ].join("\n"),
+    );
+    const r = await doctor(dir, {
+      ANTHROPIC_API_KEY: undefined,
+      OPENAI_API_KEY: undefined,
+      GROQ_API_KEY: undefined,
+      MISTRAL_API_KEY: undefined,
+      OLLAMA_BASE_URL: undefined,
+      OPENROUTER_API_KEY: undefined,
+      DEEPSEEK_API_KEY: undefined,
+      XAI_API_KEY: undefined,
+      VLLM_BASE_URL: undefined,
+      GEMINI_API_KEY: "sk-good-openai-key",
+      GEMINI_BASE_URL: hosted.url,
+      GEMINI_KEY_2: "wrong-gemini-key",
+      VERTEX_SA_KEY: '{"type":"service_account"}',
+      AWS_PAIR: "AKIDEXAMPLE:secret",
+    });
+    const lines = r.stdout.split("\n");
+    const row = (id: string) => lines.find((l) => new RegExp(`^\\s+[✓!✗] ${id}\\s`).test(l)) ?? "";
+    // The mock serves gpt-4.1-mini only: the key works, Gemini's default model is missing.
+    expect(row("gemini")).toMatch(
+      /! gemini\s+GEMINI_API_KEY\s+http:\/\/127\.0\.0\.1:\d+\s+key accepted, 1 models, not "gemini-2\.5-flash"/,
+    );
+    expect(row("gem2")).toMatch(/✗ gem2\s+GEMINI_KEY_2\s+.*key rejected \(HTTP 400\)/);
+    expect(row("vx")).toMatch(/✓ vx\s+VERTEX_SA_KEY\s+.*key set, not contacted \(vertex\)/);
+    expect(row("aws")).toMatch(/✓ aws\s+AWS_PAIR\s+.*key set, not contacted \(bedrock\)/);
+    const listing = hosted.requests.filter((q) => q.path.startsWith("/v1beta/models"));
+    expect(listing.map((q) => q.headers["x-goog-api-key"])).toEqual(
+      expect.arrayContaining(["sk-good-openai-key", "wrong-gemini-key"]),
+    );
+    expect(r.stdout).not.toContain("wrong-gemini-key");
   }, 120_000);
 
   it("checks the installation key the gateway stored (secret store), not only the environment", async () => {

@@ -153,6 +153,10 @@ export const ERROR_CODES = {
   sandbox_closed: { status: 503, meaning: "the sandbox driver is shutting down" },
   sandbox_driver_closed: { status: 503, meaning: "the gateway is shutting down" },
   sandbox_env_invalid: { status: 500, meaning: "an environment variable for a sandbox is invalid" },
+  sandbox_elsewhere: {
+    status: 409,
+    meaning: "the sandbox runs on another gateway sharing this store",
+  },
   sandbox_exec_unavailable: {
     status: 500,
     meaning: "the tools exec needs (util-linux nsenter, setpriv) are missing or too old",

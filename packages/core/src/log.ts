@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { type LevelWithSilent, type Logger, pino } from "pino";
 
 /**
@@ -42,6 +43,20 @@ export interface LogOptions {
   destination?: { write(line: string): unknown };
 }
 
+/**
+ * The trace a line was written in (W3C ids, as OpenTelemetry's log data model
+ * names them), so a log line leads to its trace. Nothing outside a span.
+ */
+function traceIds(): Record<string, string> {
+  const span = trace.getActiveSpan()?.spanContext();
+  if (!span || !isSpanContextValid(span)) return {};
+  return {
+    trace_id: span.traceId,
+    span_id: span.spanId,
+    trace_flags: `0${span.traceFlags.toString(16)}`.slice(-2),
+  };
+}
+
 export function createLogger(name: string, opts: LogOptions = {}): Logger {
   const dest = opts.destination ?? process.stderr;
   const level = opts.level ?? (process.env.LOBU_LOG_LEVEL as LevelWithSilent | undefined) ?? "info";
@@ -50,6 +65,7 @@ export function createLogger(name: string, opts: LogOptions = {}): Logger {
       name,
       level,
       base: { pid: process.pid },
+      mixin: traceIds,
       redact: {
         paths: ["*.apiKey", "*.api_key", "*.token", "*.password", "*.authorization", "*.secret"],
         censor: "[REDACTED]",

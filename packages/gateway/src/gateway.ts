@@ -247,9 +247,12 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       await domain.scheduler.stop();
       await dispatcher.stop(5_000);
       runtime.stopPackageGc();
+      runtime.stopGauges();
       stopRetention();
       await platforms.stop();
       await sandboxes.close();
+      // Its sandboxes have stopped: other gateways may take them at once.
+      await runtime.placement?.close();
       await egress.close();
       await domain.requests.stop();
       await domain.mcp.clients.close();

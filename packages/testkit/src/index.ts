@@ -8,3 +8,4 @@ export * from "./llm/types.ts";
 export * from "./nix/package-set.ts";
 export * from "./otel/collector.ts";
 export * from "./platforms.ts";
+export * from "./s3/server.ts";

@@ -6,7 +6,8 @@ import { DESKTOP, ensureWebBundle, launchChromium } from "./browser.ts";
 /**
  * The settings page's Linked accounts section in real headless Chromium,
  * against a real `lobu run`: erin makes a code on one account's page, enters
- * it on her other account's page, sees both, and unlinks.
+ * it on her other account's page, enters the finishing code that page shows
+ * back on the first, sees both, and unlinks.
  */
 
 let gw: GatewayProcess;
@@ -54,7 +55,22 @@ describe("linked accounts on the settings page", () => {
     const second = await settingsPage("erin-home");
     await second.getByLabel("Enter a code from your other account").fill(code.toLowerCase());
     await second.getByRole("button", { name: "Link", exact: true }).click();
-    await second.getByText("Linked.", { exact: true }).waitFor();
+    await second.getByText("Code accepted.", { exact: true }).waitFor();
+    await second.getByText("Nothing is linked yet.", { exact: false }).waitFor();
+    const finish =
+      (await second
+        .locator("code", { hasText: /^[0-9A-Z]{5}-[0-9A-Z]{5}$/ })
+        .first()
+        .textContent()) ?? "";
+    expect(finish).toMatch(/^[0-9A-Z]{5}-[0-9A-Z]{5}$/);
+    expect(finish).not.toBe(code);
+    await second.getByText("No other account is linked.").waitFor();
+
+    await first.getByLabel("Enter a code from your other account").fill(finish);
+    await first.getByRole("button", { name: "Link", exact: true }).click();
+    await first.getByText("Code accepted.", { exact: true }).waitFor();
+    await first.getByText("api::erin-home joined this account.", { exact: false }).waitFor();
+    await second.reload();
     await second.getByText("api::erin-work").waitFor();
 
     await second.getByRole("button", { name: "Unlink this account" }).click();

@@ -75,8 +75,8 @@ export class SessionHost {
         gatewayUrl: this.opts.gatewayUrl,
         baseEnv: this.opts.baseEnv,
         emit: (turnId, event) => this.opts.send({ t: "event", sandboxId, turnId, event }),
-        callGateway: (turnId, tool, input, signal) =>
-          this.gatewayCalls.call(sandboxId, turnId, tool, input, signal),
+        callGateway: (turnId, tool, input, signal, traceparent) =>
+          this.gatewayCalls.call(sandboxId, turnId, tool, input, signal, traceparent),
       });
       this.sessions.set(sandboxId, s);
     }
@@ -132,10 +132,15 @@ export class SessionHost {
           fail("busy", "a turn is already running in this sandbox");
           return;
         }
-        s.runTurn(msg.turnId, msg.messageId, msg.text, msg.context, msg.images).then(
-          end,
-          (err: Error) =>
-            fail(err instanceof SessionStateError ? "state_corrupt" : "worker_error", err.message),
+        s.runTurn(
+          msg.turnId,
+          msg.messageId,
+          msg.text,
+          msg.context,
+          msg.images,
+          msg.traceparent,
+        ).then(end, (err: Error) =>
+          fail(err instanceof SessionStateError ? "state_corrupt" : "worker_error", err.message),
         );
         return;
       }

@@ -16,12 +16,26 @@ export interface ModelRegistration
 }
 
 /**
+ * What pi appends to a provider's base URL differs per API: for these it
+ * expects the version path in the base URL. The relay is reached at the
+ * provider's own paths below `endpoint`.
+ */
+const BASE_PATH: Partial<Record<ModelSpec["api"], string>> = {
+  "google-generative-ai": "/v1beta",
+  "azure-openai-responses": "/openai/v1",
+};
+
+/**
  * Register one model with pi and return it. Its costs are zero: usage is metered
  * by the gateway from the provider's responses, never by the worker.
  */
 export function registerModel(runtime: ModelRuntime, m: ModelRegistration): PiModel {
+  if (m.api === "bedrock-converse-stream") {
+    // pi's Bedrock client speaks HTTP/2 unless told otherwise; the relay is HTTP/1.1.
+    process.env.AWS_BEDROCK_FORCE_HTTP1 = "1";
+  }
   runtime.registerProvider(m.providerId, {
-    baseUrl: m.baseUrl,
+    baseUrl: `${m.baseUrl}${BASE_PATH[m.api] ?? ""}`,
     apiKey: m.apiKey,
     api: m.api,
     ...(m.headers ? { headers: m.headers } : {}),

@@ -1,6 +1,11 @@
-import { type ClientRequest, request as httpRequest, type IncomingMessage } from "node:http";
+import {
+  type ClientRequest,
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingMessage,
+} from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { Socket } from "node:net";
+import { createConnection, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import * as undici from "undici";
@@ -34,6 +39,23 @@ export function routeFetchThroughEgress(socketPath: string): void {
     new undici.Agent({ connect: { socketPath }, bodyTimeout: 600_000, headersTimeout: 600_000 }),
   );
   undici.install();
+  routeNodeHttpThroughEgress(socketPath);
+}
+
+/**
+ * The AWS SDK (pi's Bedrock provider) speaks node:http with agents of its own,
+ * not fetch: connections of any http.Agent to the pool's gateway name (which
+ * never resolves) go to the egress socket too. The sandbox header comes from
+ * pi's provider headers, as for fetch.
+ */
+function routeNodeHttpThroughEgress(socketPath: string): void {
+  const host = new URL(POOL_GATEWAY_URL).hostname;
+  const original = HttpAgent.prototype.createConnection;
+  HttpAgent.prototype.createConnection = function (options, callback) {
+    // Returned at once, the socket is used as is (Agent#createSocket).
+    if (options?.host === host || options?.hostname === host) return createConnection(socketPath);
+    return original.call(this, options, callback);
+  };
 }
 
 export interface EgressFetchOptions {

@@ -42,6 +42,7 @@ export interface SandboxSessionOptions {
     tool: string,
     input: unknown,
     signal?: AbortSignal,
+    traceparent?: string,
   ) => Promise<GatewayToolOutcome>;
 }
 
@@ -110,6 +111,8 @@ export class SandboxSession {
   private rekey: ((apiKey: string) => void) | undefined;
   private current: TurnContext | undefined;
   private currentTurn: string | undefined;
+  /** The running turn's W3C trace context: sent on its model calls and gateway tool calls. */
+  private currentTrace: string | undefined;
   /** A cancel that came while its turn was still being set up (before it ran). */
   private cancelledEarly: string | undefined;
   private readonly alwaysAllowed = new Set<string>();
@@ -153,9 +156,15 @@ export class SandboxSession {
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
       headers: { "x-lobu-sandbox": sandboxId },
     };
-    const model = registerModel(modelRuntime, registration);
-    // pi reads the provider's key per request: re-registering swaps it in place.
-    this.rekey = (apiKey) => registerModel(modelRuntime, { ...registration, apiKey });
+    // The turn's trace context goes to the relay with each model call (the gateway strips it).
+    const withTrace = () => ({
+      ...registration.headers,
+      ...(this.currentTrace ? { traceparent: this.currentTrace } : {}),
+    });
+    const model = registerModel(modelRuntime, { ...registration, headers: withTrace() });
+    // pi reads the provider's key and headers per request: re-registering swaps them in place.
+    this.rekey = (apiKey) =>
+      registerModel(modelRuntime, { ...registration, apiKey, headers: withTrace() });
 
     const policy = {
       policyFor: (tool: string) => this.policyFor(tool),
@@ -179,7 +188,7 @@ export class SandboxSession {
           gatewayTool(spec, (tool, input, signal) => {
             const turnId = this.currentTurn;
             if (!turnId) throw new Error("no turn is running");
-            return this.opts.callGateway(turnId, tool, input, signal);
+            return this.opts.callGateway(turnId, tool, input, signal, this.currentTrace);
           }),
         ),
     ];
@@ -222,8 +231,10 @@ export class SandboxSession {
     text: string,
     ctx: TurnContext,
     images: TurnImage[] = [],
+    traceparent?: string,
   ): Promise<TurnOutcome> {
     this.lastActive = Date.now();
+    this.currentTrace = traceparent;
     const previous = this.journal.get(messageId);
     if (previous?.status === "done") {
       // Already answered before a crash lost the acknowledgement: replay, don't re-run.

@@ -82,9 +82,20 @@ export function adminCommands(program: Command, run: Runner): void {
               // A virtual sandbox shares its pool process's memory.
               memory: usage.pool ? `${mb(usage.memoryBytes)} (pool)` : mb(usage.memoryBytes),
               disk: mb(usage.diskBytes),
+              // Several gateways: the one running it (each lists every gateway's sandboxes).
+              gateway: typeof s.owner === "string" ? s.owner : "",
             };
           }),
-          ["id", "state", "conversation", "age", "active", "memory", "disk"],
+          [
+            "id",
+            "state",
+            "conversation",
+            "age",
+            "active",
+            "memory",
+            "disk",
+            ...(list.some((s) => s.owner) ? ["gateway" as const] : []),
+          ],
         );
       }
       return 0;

@@ -227,6 +227,44 @@ export function skillsCheck(config: LobuConfig, configPath: string | undefined):
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 /** The last line: failures make the exit code 1; warnings are reported but exit 0. */
+/**
+ * Several gateways on one Redis share a conversation only when its workspace
+ * (and the agent's transcript in it) is where each of them can reach it.
+ */
+export function clusterCheck(config: LobuConfig): Check[] {
+  const { volumes, volumes_path, s3 } = config.cluster;
+  if (volumes === "s3" && s3)
+    return [
+      {
+        level: "ok",
+        title: `cluster: volumes saved to the S3 bucket ${s3.bucket}${s3.endpoint ? ` at ${s3.endpoint}` : ""}`,
+      },
+    ];
+  if (volumes === "shared" && volumes_path) {
+    try {
+      accessSync(volumes_path, constants.R_OK | constants.W_OK);
+      return [{ level: "ok", title: `cluster: volumes on the shared directory ${volumes_path}` }];
+    } catch (err) {
+      return [
+        {
+          level: "fail",
+          title: `cluster: the shared volumes directory ${volumes_path} is not usable`,
+          detail: `${errorMessage(err)}\nMount it on every gateway (NFS, CephFS, EFS...) and make it writable by the gateway.`,
+        },
+      ];
+    }
+  }
+  if (config.store.driver !== "redis") return [];
+  return [
+    {
+      level: "warn",
+      title: "cluster: volumes are in this gateway's data dir",
+      detail:
+        'Fine for one gateway. Several gateways on this Redis take over each other\'s conversations (when a sandbox stops, or a gateway dies) and would each find their own copy of its workspace: set [cluster] volumes = "shared" (and volumes_path) or "s3" (docs/deploy/multi-gateway.md).',
+    },
+  ];
+}
+
 export function verdict(checks: Check[]): string {
   const failed = checks.filter((c) => c.level === "fail").length;
   const warned = checks.filter((c) => c.level === "warn").length;
@@ -347,6 +385,7 @@ export async function doctorCommand(opts: {
     } else {
       checks.push({ level: "ok", title: "store: embedded SQLite (node:sqlite)" });
     }
+    checks.push(...clusterCheck(config));
 
     checks.push(...(await providerCheck(config, dataDir, Boolean(opts.offline))));
     checks.push(...skillsCheck(config, configPath));

@@ -107,7 +107,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   print(`  agents        ${s.agents.join(", ")}`);
   print(`  platforms     ${s.platforms.length ? s.platforms.join(", ") : "REST API only"}`);
   print(`  admin token   ${s.adminTokenFile}`);
-  if (s.telemetry) print(`  traces        ${s.telemetry}`);
+  if (s.telemetry)
+    print(`  telemetry     ${s.telemetry.replace(/\/v1\/traces$/, "")} (OTLP traces and metrics)`);
   const dataFlag = s.dataDir === resolve(".lobu") ? "" : ` --data-dir ${s.dataDir}`;
   print(`Try: npx lobu chat --gateway ${gateway.url}${dataFlag} --message "hello"`);
   // The banner is out: the log lines of the startup follow it, then live ones.

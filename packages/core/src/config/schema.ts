@@ -312,9 +312,21 @@ export const ModelInfoSection = z.strictObject({
 export type ModelInfoSection = z.infer<typeof ModelInfoSection>;
 
 export const ProviderSection = z.strictObject({
-  /** Wire format; may be left out for a built-in provider's id (`[providers.groq]`). */
-  type: z.enum(["anthropic", "openai"]).optional(),
+  /** Wire format and authentication (docs/providers.md); may be left out for a built-in provider's id (`[providers.groq]`). */
+  type: z
+    .enum(["anthropic", "openai", "openai-responses", "gemini", "vertex", "bedrock", "azure"])
+    .optional(),
   base_url: z.url().optional(),
+  /** AWS region (`bedrock`) or Google Cloud location (`vertex`). */
+  region: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/, "expected a region such as us-east-1 or europe-west4")
+    .optional(),
+  /** Google Cloud project (`vertex`); default: the service-account key's own. */
+  project: z
+    .string()
+    .regex(/^[a-z0-9.:-]{1,100}$/, "expected a Google Cloud project id")
+    .optional(),
   /** Environment variable holding the key (never the key itself). */
   api_key_env: z.string().optional(),
   default_model: z.string().optional(),
@@ -381,6 +393,56 @@ export const StoreSection = z.strictObject({
   redis_url: z.string().optional(),
   key_prefix: z.string().default("lobu:"),
 });
+
+/**
+ * Several gateways sharing one Redis store (docs/deploy/multi-gateway.md). Each
+ * sandbox runs on one gateway at a time, under a placement lease; the other
+ * gateways leave its messages to that one.
+ */
+export const ClusterSection = z
+  .strictObject({
+    /**
+     * How long a gateway's hold on a running message and on a sandbox lasts
+     * without being renewed (renewed every third of it): a gateway that dies
+     * hands its conversations to a survivor after at most this long.
+     */
+    lease: Duration.default(30_000),
+    /**
+     * Where sandbox volumes and their snapshots live. `local`: under the data
+     * dir (one gateway, or gateways that never take over each other's
+     * conversations). `shared`: under `path`, a directory every gateway mounts
+     * (NFS, CephFS, EFS, a shared disk), so a conversation keeps its workspace
+     * whichever gateway runs it, and after a gateway dies.
+     */
+    volumes: z.enum(["local", "shared", "s3"]).default("local"),
+    /** The shared directory for `volumes = "shared"` (absolute). */
+    volumes_path: z.string().optional(),
+    /**
+     * `volumes = "s3"`: each stopped sandbox's volume is saved as an archive in
+     * this S3-compatible bucket and fetched by the gateway that starts it next.
+     * Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...).
+     */
+    s3: z
+      .strictObject({
+        bucket: z.string().min(3).max(63),
+        /** Key prefix of the objects, e.g. `lobu/`. */
+        prefix: z.string().max(200).default(""),
+        /** Another S3-compatible service (MinIO, R2, GCS interop...). */
+        endpoint: z.url().optional(),
+        region: z.string().default("us-east-1"),
+        /** `https://host/bucket/key` URLs (most services other than AWS want them). */
+        force_path_style: z.boolean().default(false),
+      })
+      .optional(),
+  })
+  .refine((c) => c.volumes !== "shared" || (c.volumes_path?.startsWith("/") ?? false), {
+    message: 'volumes = "shared" needs volumes_path, an absolute directory every gateway mounts',
+    path: ["volumes_path"],
+  })
+  .refine((c) => c.volumes !== "s3" || c.s3 !== undefined, {
+    message: 'volumes = "s3" needs [cluster.s3] with the bucket',
+    path: ["s3"],
+  });
 
 export const SandboxSection = z.strictObject({
   /**
@@ -707,6 +769,8 @@ export const LobuConfig = z.strictObject({
   gateway: GatewaySection.prefault({}),
   store: StoreSection.prefault({}),
   sandbox: SandboxSection.prefault({}),
+  /** Several gateways as one (see ClusterSection). */
+  cluster: ClusterSection.prefault({}),
   network: NetworkSection.prefault({}),
   providers: z.record(Id, ProviderSection).default({}),
   agents: z.record(Id, AgentSection).default({}),

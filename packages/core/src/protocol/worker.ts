@@ -12,13 +12,29 @@ import { AgentEvent, RequestAnswer } from "./events.ts";
  */
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * A W3C `traceparent` (version 00): the span a worker's work belongs to. The
+ * gateway sends the turn's; the worker sends it back on its model calls (as
+ * the HTTP header) and gateway tool calls, so one trace shows the whole turn.
+ */
+export const Traceparent = z.string().regex(/^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
+
 export const ToolPolicy = z.enum(["allow", "ask", "deny"]);
 export type ToolPolicy = z.infer<typeof ToolPolicy>;
 
 export const ModelSpec = z.object({
   /** Gateway provider id; appears in the relay path. */
   provider: z.string(),
-  api: z.enum(["anthropic-messages", "openai-completions"]),
+  /** pi's API (wire format) for the provider. */
+  api: z.enum([
+    "anthropic-messages",
+    "openai-completions",
+    "openai-responses",
+    "google-generative-ai",
+    "google-vertex",
+    "bedrock-converse-stream",
+    "azure-openai-responses",
+  ]),
   id: z.string(),
   /** Path on the worker's egress endpoint that relays to the provider (e.g. `/__lobu/llm/anthropic`). */
   endpoint: z.string().startsWith("/"),
@@ -175,6 +191,8 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
     context: TurnContext,
     /** Pictures attached to the message, shown to the model with `text` (when its model takes images). */
     images: z.array(TurnImage).max(8).optional(),
+    /** The trace context of the turn's worker span; absent when the gateway traces nothing. */
+    traceparent: Traceparent.optional(),
   }),
   z.object({
     t: z.literal("answer"),
@@ -256,6 +274,8 @@ export const WorkerToGateway = z.discriminatedUnion("t", [
     callId: z.string().min(1).max(100),
     tool: z.string().max(64),
     input: z.unknown(),
+    /** The turn's `traceparent` as the worker got it (the gateway trusts only its own turn's trace). */
+    traceparent: Traceparent.optional(),
   }),
   /** The tools of the servers `mcp_stdio_list` named, one entry per server. */
   z.object({

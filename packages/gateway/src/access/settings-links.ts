@@ -27,13 +27,14 @@ export class SettingsLinks {
    * sent to: whoever else gets hold of it after it was used gets nothing.
    *
    * Without `agentId` the link is for the agent the platform routes to by
-   * default (`[platforms.<name>].agent`, else the default agent).
+   * default: a named bot's (`[platforms.<name>.bots.<workspace>].agent`),
+   * `[platforms.<name>].agent`, else the default agent.
    */
   async create(
     origin: Origin,
     opts: { agentId?: string; requestId?: string } = {},
   ): Promise<string> {
-    const agentId = opts.agentId ?? (await this.defaultAgentFor(origin.platform));
+    const agentId = opts.agentId ?? (await this.defaultAgentFor(origin.platform, origin.workspace));
     const code = await this.#deps.sessions.createClaim({
       userKey: userKeyOf(origin),
       agentId,
@@ -43,9 +44,18 @@ export class SettingsLinks {
     return `${this.#deps.publicUrl.value}/settings/claim/${code}`;
   }
 
-  /** The agent a platform's messages go to when they do not name one. */
-  async defaultAgentFor(platform: string): Promise<string> {
-    const configured = this.#deps.platforms[platform]?.agent;
+  /**
+   * The agent a platform's messages go to when they do not name one: on
+   * Telegram and Discord, a named bot (its id is the `workspace` of its
+   * origins) is its own agent.
+   */
+  async defaultAgentFor(platform: string, workspace?: string): Promise<string> {
+    const section = this.#deps.platforms[platform];
+    const bots = section?.bots as Record<string, { agent?: unknown }> | undefined;
+    const bot = workspace && bots && Object.hasOwn(bots, workspace) ? bots[workspace] : undefined;
+    if (typeof bot?.agent === "string" && (await this.#deps.agents.get(bot.agent)))
+      return bot.agent;
+    const configured = section?.agent;
     if (typeof configured === "string" && (await this.#deps.agents.get(configured)))
       return configured;
     return (await this.#deps.agents.defaultAgent()).id;

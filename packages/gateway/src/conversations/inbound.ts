@@ -7,6 +7,7 @@ import type { InboundMessage, SubmitResult } from "../domain/messages.ts";
 import { userKeyOf } from "../domain/origin.ts";
 import { type QueuedTurn, routeKey } from "../domain/turns.ts";
 import type { KeyValue, MessageQueue } from "../store/port.ts";
+import { SpanKind, traceparentOfSpan, tracer } from "../telemetry/otel.ts";
 import type { Conversations } from "./records.ts";
 
 const DEDUPE_TTL_MS = 24 * 3_600_000;
@@ -128,6 +129,40 @@ export class Inbound {
     const key = routeKey(agent.id, agent.groupRouting, message.origin);
     const conversationId = sandboxIdOf(key);
     const messageId = newId("msg");
+    // The message's trace starts here (under the webhook's HTTP span, if any) and goes on in the queue.
+    const span = tracer.startSpan("lobu.inbound", {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "lobu.agent": agent.id,
+        "lobu.platform": message.origin.platform,
+        "lobu.sandbox": conversationId,
+        "lobu.message": messageId,
+      },
+    });
+    try {
+      return await this.#queue(
+        message,
+        { agent, key, conversationId, messageId, persona, files },
+        traceparentOfSpan(span),
+      );
+    } finally {
+      span.end();
+    }
+  }
+
+  async #queue(
+    message: InboundMessage,
+    m: {
+      agent: { id: string };
+      key: QueuedTurn["key"];
+      conversationId: string;
+      messageId: string;
+      persona: QueuedTurn["persona"];
+      files: NonNullable<InboundMessage["files"]>;
+    },
+    traceparent: string | undefined,
+  ): Promise<SubmitResult & { conversationId: string }> {
+    const { agent, key, conversationId, messageId, persona, files } = m;
     const turn: QueuedTurn = {
       messageId,
       conversationId,
@@ -137,6 +172,7 @@ export class Inbound {
       receivedAt: Date.now(),
       ...(files.length ? { files } : {}),
       ...(persona ? { persona } : {}),
+      ...(traceparent ? { traceparent } : {}),
     };
     // Record first: a message that is queued always has a record to report on, and
     // its conversation exists before a turn can start (the egress policy needs it).

@@ -15,6 +15,8 @@ export const QueuedTurn = z.object({
   files: z.array(InboundFile).optional(),
   /** The name and picture the reply carries (the agent's or its channel's persona). */
   persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
+  /** The W3C trace context of the span that queued it: the turn continues that trace. */
+  traceparent: z.string().max(64).optional(),
 });
 export type QueuedTurn = z.infer<typeof QueuedTurn>;
 

@@ -1,4 +1,3 @@
-import type { HttpBindings } from "@hono/node-server";
 import { LobuError } from "@lobu/core";
 import type { Context, MiddlewareHandler } from "hono";
 
@@ -10,25 +9,8 @@ export function payloadTooLarge(maxBytes: number): LobuError {
   });
 }
 
-/** How long a refused client may go on sending (discarded) while it reads the 413. */
-const LINGER_MS = 500;
-
-/**
- * A 413 after which the connection ends: the rest of the body is discarded,
- * never held, for a moment so the client can read the answer (closing at once
- * would reset the connection under a client still sending, and it would never
- * see why), then the connection is closed.
- */
+/** The 413 answer; the unread rest of the body is discarded by http/linger.ts. */
 function refusal(c: Context, maxBytes: number): Response {
-  const { incoming, outgoing } = (c.env ?? {}) as Partial<HttpBindings>;
-  if (incoming && outgoing) {
-    outgoing.once("finish", () => {
-      if (incoming.readableEnded) return;
-      setTimeout(() => {
-        if (!incoming.readableEnded) incoming.socket?.destroy();
-      }, LINGER_MS).unref();
-    });
-  }
   return c.json(payloadTooLarge(maxBytes).toJSON(), 413);
 }
 
@@ -47,7 +29,7 @@ function refusal(c: Context, maxBytes: number): Response {
  * Nothing is read up front: a handler can still refuse a request on its
  * headers alone (a missing signature, a wrong secret token) first. Unread
  * data after a refusal is discarded until the connection is closed (see
- * `refusal`; @hono/node-server drains at most 64 MB or 500 ms itself).
+ * http/linger.ts).
  */
 export function boundedBody(maxBytes: number): MiddlewareHandler {
   return async (c, next) => {

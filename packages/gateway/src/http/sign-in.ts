@@ -23,6 +23,8 @@ export interface SettingsSignIn {
 
 export interface SignedIn {
   userKey: string;
+  /** The workspace of the user key (a named Telegram bot's id): whose agent the session opens on. */
+  workspace?: string;
   /** Display name from the platform. */
   userName?: string;
 }

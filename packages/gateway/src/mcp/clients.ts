@@ -13,6 +13,7 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
 import type { SecretStore } from "../secrets/store.ts";
+import { inSpan, SpanKind, traceparentOf } from "../telemetry/otel.ts";
 import type { McpCredentials } from "./credentials.ts";
 import { PersonOAuthProvider } from "./oauth.ts";
 import { guardedFetch } from "./outbound.ts";
@@ -99,6 +100,25 @@ export class McpClients {
     opts: { signal: AbortSignal; onProgress?: OnProgress },
   ): Promise<CallToolResult> {
     const timeout = this.server(serverId)?.timeout ?? 120_000;
+    const attributes = { "lobu.mcp.server": serverId, "lobu.mcp.tool": tool.slice(0, 200) };
+    return inSpan(
+      "lobu.mcp.call",
+      attributes,
+      () => this.#callIn(serverId, userKey, tool, args, opts, timeout),
+      {
+        kind: SpanKind.CLIENT,
+      },
+    );
+  }
+
+  async #callIn(
+    serverId: string,
+    userKey: string,
+    tool: string,
+    args: Record<string, unknown>,
+    opts: { signal: AbortSignal; onProgress?: OnProgress },
+    timeout: number,
+  ): Promise<CallToolResult> {
     return this.#use(serverId, userKey, async (entry) => {
       const result = await entry.client.callTool(
         { name: tool, arguments: args },
@@ -165,11 +185,13 @@ export class McpClients {
     if (!server?.url)
       throw new Error(`MCP server "${serverId}" is not a remote server of this gateway`);
     const url = server.url;
-    const fetchFn = guardedFetch({
-      serverUrl: url,
-      allowPrivateRanges: this.#d.config.network.allow_private_ranges,
-      ...(this.#d.fetch ? { fetch: this.#d.fetch } : {}),
-    });
+    const fetchFn = tracedFetch(
+      guardedFetch({
+        serverUrl: url,
+        allowPrivateRanges: this.#d.config.network.allow_private_ranges,
+        ...(this.#d.fetch ? { fetch: this.#d.fetch } : {}),
+      }),
+    );
     const shared = this.isShared(serverId);
     const headers = shared ? await this.#headers(server) : {};
     const provider = shared
@@ -281,4 +303,18 @@ async function listTools(client: Client, serverId: string, log: Logger): Promise
   if (tools.length > MAX_TOOLS)
     log.warn({ serverId, tools: tools.length }, `MCP server offers more than ${MAX_TOOLS} tools`);
   return tools.slice(0, MAX_TOOLS);
+}
+
+/**
+ * The MCP server gets the trace context of the call it serves (W3C
+ * `traceparent`), so its own spans join the turn's trace.
+ */
+function tracedFetch(base: FetchLike): FetchLike {
+  return (url, init) => {
+    const traceparent = traceparentOf();
+    if (!traceparent) return base(url, init);
+    const headers = new Headers(init?.headers);
+    headers.set("traceparent", traceparent);
+    return base(url, { ...init, headers });
+  };
 }

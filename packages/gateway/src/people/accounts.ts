@@ -1,4 +1,4 @@
-import { createHash, randomInt } from "node:crypto";
+import { createHash, randomInt, timingSafeEqual } from "node:crypto";
 import { LobuError } from "@lobu/core";
 import { z } from "zod";
 import type { AuditRecord } from "../audit/log.ts";
@@ -14,19 +14,23 @@ import { scanKeys } from "../store/scan.ts";
  * account points at it. Links are one level deep: a primary never points
  * anywhere, so there are no chains and no cycles.
  *
- * Linking takes proof on both sides (docs/identity.md):
- * - a **link code** is created by one identity (signed in on its platform or
- *   its settings page) and proves that identity: single-use, 10 minutes,
- *   stored only as a digest;
- * - the **confirming** identity is whoever sends `link <code>` (or enters it
- *   on its own settings page): the platform or the session proves it.
- * The confirming identity joins the creator's account, never the other way
- * round: a code that leaks (forwarded, read over a shoulder) can only pull
- * the reader's own identity into the creator's account, never the creator's
- * identity into the reader's.
+ * Linking takes proof on both sides, in a two-code handshake
+ * (docs/identity.md):
+ * 1. identity A (proven by its platform or settings session) creates an
+ *    **offer code** (single-use, 10 minutes, stored only as a digest);
+ * 2. identity B enters it: nothing is linked yet. The offer is consumed and B
+ *    is shown a **finishing code**, bound to both A and B;
+ * 3. A (and only A: the identity that made the offer) enters the finishing
+ *    code, and B joins A's account.
+ * A forwarded or leaked offer code therefore never links anyone on its own:
+ * the reader gets a finishing code only A can use, and A would have to type
+ * in a code a stranger sent. Every code is consumed by the first attempt
+ * that names it, good or refused; wrong codes count against the one entering
+ * them (and the installation), so guessing is locked out.
  *
  * Keys: `link:of:<user key>` → primary (members only), `link:members:<primary>`
- * → JSON list of members, `link:code:<sha256>` → the code's record.
+ * → JSON list of members, `link:code:<sha256>` → the code's record (an offer
+ * or a finishing code; the digest is the only form a code is kept in).
  */
 
 /** Crockford base32 without I, L, O, U: readable aloud, typed without confusion. */
@@ -43,11 +47,38 @@ const MAX_CODES_PER_IDENTITY = 10;
 /** Identities one account may hold, its primary included. */
 export const MAX_IDENTITIES = 20;
 
-const LinkCode = z.object({
-  /** The identity that created the code (and proved itself doing so). */
-  creator: z.string(),
-  expiresAt: z.number(),
-});
+const LinkCode = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("offer"),
+    /** The identity that created the code (and proved itself doing so). */
+    creator: z.string(),
+    expiresAt: z.number(),
+  }),
+  z.object({
+    kind: z.literal("finish"),
+    /** The offer's creator: the only identity that may enter this code. */
+    creator: z.string(),
+    /** The identity that entered the offer, and joins when this code is entered. */
+    joiner: z.string(),
+    expiresAt: z.number(),
+  }),
+]);
+type LinkCode = z.infer<typeof LinkCode>;
+
+/** What entering a code did: handed out a finishing code, or linked. */
+export type ConfirmResult =
+  | {
+      step: "pending";
+      /** The finishing code, for the offer's creator to enter (shown to the one who entered the offer). */
+      code: string;
+      expiresAt: number;
+    }
+  | {
+      step: "linked";
+      /** The identity that joined the account. */
+      joined: string;
+      linked: LinkedAccount;
+    };
 
 const Members = z.array(z.string());
 
@@ -87,6 +118,13 @@ function parseJson(raw: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** Equality of two keys or digests that takes the same time wherever they differ. */
+function sameKey(a: string, b: string): boolean {
+  const x = createHash("sha256").update(a).digest();
+  const y = createHash("sha256").update(b).digest();
+  return timingSafeEqual(x, y);
 }
 
 const digest = (code: string) => createHash("sha256").update(`lobu-link\n${code}`).digest("hex");
@@ -144,42 +182,86 @@ export class Accounts {
         status: 429,
         hint: "Wait 15 minutes, then create one code and use it.",
       });
+    const previous = await this.#kv.get(`link:codeby:${creator}`);
+    if (previous) await this.#kv.del(`link:code:${previous}`);
+    const { code, hash, expiresAt } = await this.#store({ kind: "offer", creator });
+    await this.#kv.set(`link:codeby:${creator}`, hash, { ttlMs: LINK_CODE_TTL_MS });
+    this.#audit({ action: "identity.link_code_created", actor: creator });
+    return { code, expiresAt };
+  }
+
+  /** A fresh random code stored (as its digest) with `record`; the code as shown. */
+  async #store(
+    record:
+      | { kind: "offer"; creator: string }
+      | { kind: "finish"; creator: string; joiner: string },
+  ): Promise<{ code: string; hash: string; expiresAt: number }> {
     let code = "";
     for (let i = 0; i < CODE_CHARS; i++) code += ALPHABET[randomInt(ALPHABET.length)];
     const expiresAt = this.#now() + LINK_CODE_TTL_MS;
     const hash = digest(code);
-    const previous = await this.#kv.get(`link:codeby:${creator}`);
-    if (previous) await this.#kv.del(`link:code:${previous}`);
-    await this.#kv.set(`link:code:${hash}`, JSON.stringify({ creator, expiresAt }), {
+    await this.#kv.set(`link:code:${hash}`, JSON.stringify({ ...record, hash, expiresAt }), {
       ttlMs: LINK_CODE_TTL_MS,
     });
-    await this.#kv.set(`link:codeby:${creator}`, hash, { ttlMs: LINK_CODE_TTL_MS });
-    this.#audit({ action: "identity.link_code_created", actor: creator });
-    return { code: display(code), expiresAt };
+    return { code: display(code), hash, expiresAt };
   }
 
   /**
-   * Link `confirmer` (proven by the caller) into the account of the code's
-   * creator. The code is consumed by the first attempt that names it, good
-   * or refused, so it can never be used twice. Refused when the confirmer is
-   * linked already (unlink it first: nothing is moved silently), is the
-   * creator, or the account is full.
+   * `confirmer` (proven by the caller) enters a code. An offer code hands out
+   * a finishing code for the offer's creator and links nothing; a finishing
+   * code, entered by that creator, links the identity that entered the offer
+   * into the creator's account. Every code is consumed by the first attempt
+   * that names it, good or refused, so it can never be used twice. Refused
+   * when the joiner is linked already (unlink it first: nothing is moved
+   * silently), is in the creator's account, or the account is full.
    */
-  async confirm(confirmer: string, input: string): Promise<LinkedAccount> {
+  async confirm(confirmer: string, input: string): Promise<ConfirmResult> {
     await this.#checkAttempts(confirmer);
-    const code = normalizeLinkCode(input);
-    const raw =
-      code.length === CODE_CHARS && [...code].every((ch) => ALPHABET.includes(ch))
-        ? await this.#kv.take(`link:code:${digest(code)}`)
-        : null;
-    const parsed = raw === null ? undefined : LinkCode.safeParse(parseJson(raw));
-    if (!parsed?.success || parsed.data.expiresAt <= this.#now()) {
-      await this.#failed(confirmer);
+    const record = await this.#take(input);
+    if (!record) {
+      await this.#failed(confirmer, "unknown");
       throw invalidCode();
     }
-    const { creator } = parsed.data;
-    await this.#kv.del(`link:codeby:${creator}`);
-    return this.#join(confirmer, creator, { codeBy: creator });
+    if (record.kind === "offer") {
+      const { creator } = record;
+      await this.#kv.del(`link:codeby:${creator}`);
+      // Refuse now what the last step would refuse, rather than hand out a useless code.
+      await this.#checkJoinable(confirmer, await this.accountOf(creator));
+      const finish = await this.#store({ kind: "finish", creator, joiner: confirmer });
+      this.#audit({
+        action: "identity.link_pending",
+        actor: confirmer,
+        details: { account: await this.accountOf(creator), codeBy: creator },
+      });
+      return { step: "pending", code: finish.code, expiresAt: finish.expiresAt };
+    }
+    // Only the offer's creator finishes: anyone else holding this code is
+    // the one who entered the offer, or someone it was passed on to.
+    if (!sameKey(confirmer, record.creator)) {
+      await this.#failed(confirmer, "wrong_account");
+      throw invalidCode();
+    }
+    const linked = await this.#join(record.joiner, record.creator, {
+      codeBy: record.creator,
+      approvedBy: confirmer,
+    });
+    return { step: "linked", joined: record.joiner, linked };
+  }
+
+  /** The live record of a code, taken (so consumed) from the store; undefined when unknown or expired. */
+  async #take(input: string): Promise<LinkCode | undefined> {
+    const code = normalizeLinkCode(input);
+    if (code.length !== CODE_CHARS || ![...code].every((ch) => ALPHABET.includes(ch)))
+      return undefined;
+    const hash = digest(code);
+    const raw = await this.#kv.take(`link:code:${hash}`);
+    const parsed = raw === null ? undefined : LinkCode.safeParse(parseJson(raw));
+    if (!parsed?.success || parsed.data.expiresAt <= this.#now()) return undefined;
+    // The store found it by digest; the record names its digest too, checked
+    // in constant time so a tampered or misfiled record cannot stand in.
+    const stored = (parseJson(raw ?? "") as { hash?: unknown }).hash;
+    if (typeof stored !== "string" || !sameKey(stored, hash)) return undefined;
+    return parsed.data;
   }
 
   /**
@@ -205,26 +287,10 @@ export class Accounts {
     details: Record<string, unknown>,
   ): Promise<LinkedAccount> {
     const account = await this.accountOf(into);
-    const refuse = (why: string, message: string, hint: string) => {
-      this.#audit({
-        action: "identity.link_refused",
-        actor: joiner,
-        details: { account, reason: why },
-      });
-      return refused(message, hint);
-    };
-    if ((await this.accountOf(joiner)) === account)
-      throw refuse("same", "these identities are linked already", "Nothing to do.");
-    const elsewhere = () =>
-      refuse(
-        "linked_elsewhere",
-        `${joiner} is linked to other identities already`,
-        "Unlink it on its settings page first, then link again.",
-      );
-    if ((await this.#members(joiner)).length) throw elsewhere();
+    await this.#checkJoinable(joiner, account);
     // The claim: of two links made at once for one identity, one wins.
     if (!(await this.#kv.set(`link:of:${joiner}`, account, { ifNotExists: true })))
-      throw elsewhere();
+      throw this.#elsewhere(joiner, account);
     let full = false;
     await this.#kv.update(`link:members:${account}`, (current) => {
       const members = current === null ? [] : this.#decodeMembers(current);
@@ -239,12 +305,20 @@ export class Accounts {
         JSON.stringify(this.#decodeMembers(current ?? "[]").filter((m) => m !== joiner)),
       );
       throw full
-        ? refuse(
+        ? this.#refuse(
+            joiner,
+            account,
             "full",
             `an account holds at most ${MAX_IDENTITIES} identities`,
             "Unlink one you no longer use first.",
           )
-        : refuse("changed", "the account changed while linking", "Try again.");
+        : this.#refuse(
+            joiner,
+            account,
+            "changed",
+            "the account changed while linking",
+            "Try again.",
+          );
     }
     this.#audit({
       action: "identity.linked",
@@ -301,6 +375,39 @@ export class Accounts {
     };
   }
 
+  /** Throws the refusal when `joiner` may not join `account` (the same one, or linked elsewhere). */
+  async #checkJoinable(joiner: string, account: string): Promise<void> {
+    if ((await this.accountOf(joiner)) === account)
+      throw this.#refuse(
+        joiner,
+        account,
+        "same",
+        "these identities are linked already",
+        "Nothing to do.",
+      );
+    if ((await this.accountOf(joiner)) !== joiner || (await this.#members(joiner)).length)
+      throw this.#elsewhere(joiner, account);
+  }
+
+  #elsewhere(joiner: string, account: string): LobuError {
+    return this.#refuse(
+      joiner,
+      account,
+      "linked_elsewhere",
+      `${joiner} is linked to other identities already`,
+      "Unlink it on its settings page first, then link again.",
+    );
+  }
+
+  #refuse(joiner: string, account: string, why: string, message: string, hint: string): LobuError {
+    this.#audit({
+      action: "identity.link_refused",
+      actor: joiner,
+      details: { account, reason: why },
+    });
+    return refused(message, hint);
+  }
+
   async #members(account: string): Promise<string[]> {
     const raw = await this.#kv.get(`link:members:${account}`);
     return raw === null ? [] : this.#decodeMembers(raw);
@@ -326,9 +433,9 @@ export class Accounts {
       });
   }
 
-  async #failed(confirmer: string): Promise<void> {
+  async #failed(confirmer: string, reason: "unknown" | "wrong_account"): Promise<void> {
     await this.#kv.incr(`link:fail:${confirmer}`, 1, { ttlMs: FAILURE_WINDOW_MS });
     await this.#kv.incr("link:fail:*installation", 1, { ttlMs: FAILURE_WINDOW_MS });
-    this.#audit({ action: "identity.link_failed", actor: confirmer });
+    this.#audit({ action: "identity.link_failed", actor: confirmer, details: { reason } });
   }
 }

@@ -5,6 +5,7 @@ import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { KeyValue } from "../store/port.ts";
 import { scanKeys } from "../store/scan.ts";
+import { ReadMemo } from "../util/read-memo.ts";
 import { readRecord } from "../util/stored-record.ts";
 
 /**
@@ -30,11 +31,19 @@ const empty = (): UserAgentSettings => UserAgentSettings.parse({});
 
 const key = (agentId: string, userKey: string) => `usettings:${agentId}:${userKey}`;
 
+/** Settings handed to several readers: a change must go through `update`, never in place. */
+function frozen(s: UserAgentSettings): UserAgentSettings {
+  for (const v of Object.values(s)) if (typeof v === "object" && v !== null) Object.freeze(v);
+  return Object.freeze(s);
+}
+
 export class UserSettingsStore {
   private readonly kv: KeyValue;
   private readonly log: Logger;
   /** Identity → account: linked identities share their settings (docs/identity.md). */
   private readonly accountOf: AccountOf;
+  /** Decoded settings by their stored text (see ReadMemo); shared, so frozen. */
+  readonly #read = new ReadMemo<UserAgentSettings>(4096);
 
   constructor(kv: KeyValue, log: Logger, accountOf: AccountOf = ownAccount) {
     this.kv = kv;
@@ -48,8 +57,14 @@ export class UserSettingsStore {
    */
   async get(agentId: string, identity: string): Promise<UserAgentSettings> {
     const userKey = await this.accountOf(identity);
-    const raw = await this.kv.get(key(agentId, userKey));
-    return raw === null ? empty() : this.#decode(agentId, userKey, raw, "none are used");
+    const k = key(agentId, userKey);
+    const raw = await this.kv.get(k);
+    if (raw === null) return empty();
+    // Read on every request the egress proxy forwards during a turn: the read stays
+    // (a grant removed anywhere stops working at once), the parse is memoized.
+    return this.#read.get(k, raw, (r) =>
+      frozen(this.#decode(agentId, userKey, r, "none are used")),
+    );
   }
 
   /**

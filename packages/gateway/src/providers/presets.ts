@@ -4,7 +4,9 @@ import type { ProviderType } from "./registry.ts";
  * The built-in providers: where each one is, which environment variables
  * configure it, and where its models are described in pi's model catalogue.
  * Every OpenAI-compatible service is a row here, not code: the relay speaks
- * the `openai` wire format (Chat Completions, Bearer key) to all of them.
+ * the `openai` wire format (Chat Completions, Bearer key) to all of them; the
+ * other wire formats (wire/<type>.ts) are rows of their own type (Gemini), or
+ * configured in lobu.toml only (Vertex AI, Bedrock, Azure: registry.ts DEFAULTS).
  */
 export interface ProviderPreset {
   id: string;
@@ -59,6 +61,17 @@ export const PRESETS: readonly ProviderPreset[] = [
     defaultModel: "gpt-4.1-mini",
     catalog: "openai",
     keyUrl: "https://platform.openai.com/api-keys",
+  },
+  {
+    id: "gemini",
+    name: "Google Gemini",
+    type: "gemini",
+    baseUrl: "https://generativelanguage.googleapis.com",
+    keyEnv: "GEMINI_API_KEY",
+    baseEnv: "GEMINI_BASE_URL",
+    defaultModel: "gemini-2.5-flash",
+    catalog: "google",
+    keyUrl: "https://aistudio.google.com/apikey",
   },
   {
     id: "openrouter",

@@ -1,5 +1,6 @@
 import { presetOf } from "./presets.ts";
 import { KEYLESS, type ProviderInfo } from "./registry.ts";
+import { type UpstreamRequest, WIRES } from "./wire/index.ts";
 
 /** What one cheap call to a provider (its model listing) says about its setup. */
 export interface ProviderProbe {
@@ -13,7 +14,8 @@ export interface ProviderProbe {
 
 /**
  * Check a provider with the cheapest call that proves the key: listing its
- * models (`GET /v1/models`, `GET /models`), which costs no tokens. A listing
+ * models (the wire's `listing`: `GET /v1/models`, `GET /models`, Gemini's
+ * `GET /v1beta/models`), which costs no tokens. A listing
  * that lacks the provider's default model is a warning (a local server
  * without it pulled, a typo in `default_model`).
  */
@@ -32,18 +34,24 @@ export async function probeProvider(
       fix: `set ${keyVar}, or add a key per agent or person in the settings page`,
     };
   }
-  const url = p.type === "anthropic" ? `${p.baseUrl}/v1/models` : `${p.baseUrl}/models`;
-  const headers: Record<string, string> = {};
-  if (key !== KEYLESS) {
-    if (p.type === "anthropic") {
-      headers["x-api-key"] = key;
-      headers["anthropic-version"] = "2023-06-01";
-    } else headers.authorization = `Bearer ${key}`;
+  const wire = WIRES[p.type];
+  if (!wire.listing) {
+    // Signed and token-minted wires (Vertex AI, Bedrock, Azure): the relay checks them on their first call.
+    return { provider: p.id, level: "ok", result: `key set, not contacted (${p.type})` };
   }
+  const request: UpstreamRequest = {
+    method: "GET",
+    url: new URL(`${p.baseUrl}${wire.listing.path}`),
+    headers: new Headers(wire.listing.headers),
+    body: undefined,
+  };
+  const url = request.url.href;
   let res: Response;
   try {
-    res = await (opts.fetch ?? fetch)(url, {
-      headers,
+    // The wire's own authentication, as the relay adds it; none for a keyless local server.
+    if (key !== KEYLESS) await wire.authenticate(request, key, p);
+    res = await (opts.fetch ?? fetch)(request.url, {
+      headers: request.headers,
       signal: AbortSignal.timeout(opts.timeoutMs ?? 8000),
     });
   } catch (err) {
@@ -57,7 +65,7 @@ export async function probeProvider(
         : `check the network, or set ${baseVar} for a proxy or compatible endpoint`,
     };
   }
-  if (res.status === 401 || res.status === 403) {
+  if (res.status === 401 || res.status === 403 || wire.listing.rejects?.includes(res.status)) {
     await res.body?.cancel();
     return {
       provider: p.id,
@@ -78,11 +86,10 @@ export async function probeProvider(
           : "the provider may be down or rate limiting; try again later",
     };
   }
+  const listing = wire.listing;
   const ids = await res
     .json()
-    .then((body) =>
-      ((body as { data?: { id?: unknown }[] }).data ?? []).map((m) => String(m.id ?? "")),
-    )
+    .then((body) => listing.ids(body))
     .catch(() => [] as string[]);
   if (ids.length > 0 && !ids.includes(p.defaultModel)) {
     return {

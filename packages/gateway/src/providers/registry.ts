@@ -1,7 +1,8 @@
-import { type LobuConfig, LobuError, type ModelInfoSection } from "@lobu/core";
+import { type LobuConfig, LobuError, type ModelInfoSection, type ModelSpec } from "@lobu/core";
 import { PRESETS, presetOf } from "./presets.ts";
+import { WIRES, type WireType } from "./wire/index.ts";
 
-export type ProviderType = "anthropic" | "openai";
+export type ProviderType = WireType;
 
 export interface ProviderInfo {
   id: string;
@@ -23,14 +24,62 @@ export interface ProviderInfo {
   modelInfo: Record<string, ModelInfoSection>;
   /** pi's request settings for the service behind the relay (presets.ts). */
   compat?: Record<string, unknown>;
+  /** AWS region (Bedrock) or Google Cloud location (Vertex AI). */
+  region?: string;
+  /** Google Cloud project (Vertex AI). */
+  project?: string;
   /** Where the definition came from. */
   source: "builtin" | "config";
 }
 
-export const API_OF: Record<ProviderType, "anthropic-messages" | "openai-completions"> = {
-  anthropic: "anthropic-messages",
-  openai: "openai-completions",
-};
+/**
+ * Defaults of a provider configured in lobu.toml (`[providers.<id>] type = …`)
+ * under an id that is not a built-in one of that type (presets.ts). `catalog`:
+ * pi's catalogue provider for the type's service, where the type names one
+ * service (a custom `anthropic` or `openai` endpoint may serve anything).
+ */
+const DEFAULTS: Record<ProviderType, { baseUrl?: string; defaultModel: string; catalog?: string }> =
+  {
+    anthropic: { baseUrl: "https://api.anthropic.com", defaultModel: "claude-sonnet-4-5" },
+    openai: { baseUrl: "https://api.openai.com/v1", defaultModel: "gpt-4.1-mini" },
+    "openai-responses": {
+      baseUrl: "https://api.openai.com/v1",
+      defaultModel: "gpt-5-mini",
+      catalog: "openai",
+    },
+    gemini: {
+      baseUrl: "https://generativelanguage.googleapis.com",
+      defaultModel: "gemini-2.5-flash",
+      catalog: "google",
+    },
+    // Region-specific: derived from `region` below.
+    vertex: { defaultModel: "gemini-2.5-flash", catalog: "google-vertex" },
+    bedrock: {
+      defaultModel: "anthropic.claude-sonnet-4-5-20250929-v1:0",
+      catalog: "amazon-bedrock",
+    },
+    // Per resource: base_url is required. Models are deployments, often named after the model.
+    azure: { defaultModel: "gpt-4.1-mini", catalog: "azure-openai-responses" },
+  };
+
+/** The base URL of a provider that has none configured, or a clear error. */
+function defaultBaseUrl(id: string, type: ProviderType, region: string | undefined): string {
+  const fixed = DEFAULTS[type].baseUrl;
+  if (fixed) return fixed;
+  if (type === "vertex") {
+    return !region || region === "global"
+      ? "https://aiplatform.googleapis.com"
+      : `https://${region}-aiplatform.googleapis.com`;
+  }
+  if (type === "bedrock") return `https://bedrock-runtime.${region ?? "us-east-1"}.amazonaws.com`;
+  throw new LobuError("config_invalid", `[providers.${id}] needs base_url`, {
+    hint: 'For Azure OpenAI: base_url = "https://<resource>.openai.azure.com" (see docs/providers.md).',
+  });
+}
+
+export const API_OF = Object.fromEntries(
+  Object.entries(WIRES).map(([type, wire]) => [type, wire.api]),
+) as Record<ProviderType, ModelSpec["api"]>;
 
 /** Name of the secret that holds a provider's key (at installation, agent or user scope). */
 export function providerSecretName(providerId: string): string {
@@ -45,8 +94,9 @@ export const KEYLESS = "lobu-keyless-provider";
 
 /**
  * Providers the gateway can relay to: the built-in ones (presets.ts; base URLs
- * overridable with `<NAME>_BASE_URL`) plus [providers.*] from lobu.toml. Keys
- * are not held here; see the secret store.
+ * overridable with `<NAME>_BASE_URL`) plus [providers.*] from lobu.toml (Vertex
+ * AI, Bedrock, Azure OpenAI, the Responses API and more of every type;
+ * docs/providers.md). Keys are not held here; see the secret store.
  */
 export class ProviderRegistry {
   private readonly providers = new Map<string, ProviderInfo>();
@@ -75,28 +125,36 @@ export class ProviderRegistry {
       const type = p.type ?? preset?.type;
       if (!type) {
         throw new LobuError("config_invalid", `[providers.${id}] needs a type`, {
-          hint: `Set type = "openai" (OpenAI-compatible) or type = "anthropic"; built-in ids that need none: ${PRESETS.map((b) => b.id).join(", ")}.`,
+          hint: `Set type = "openai" (OpenAI-compatible), "anthropic", "openai-responses", "gemini", "vertex", "bedrock" or "azure"; built-in ids that need none: ${PRESETS.map((b) => b.id).join(", ")}.`,
         });
       }
       // A built-in id keeps its preset (catalogue, key variable) when the wire format is its own.
       const same = preset && preset.type === type ? preset : undefined;
       const known = this.providers.get(id);
-      const fallback = PRESETS.find((b) => b.id === type)!;
       this.providers.set(id, {
         id,
         name: same?.name ?? id,
         type,
-        baseUrl: (p.base_url ?? known?.baseUrl ?? same?.baseUrl ?? fallback.baseUrl).replace(
-          /\/+$/,
-          "",
-        ),
+        baseUrl: (
+          p.base_url ??
+          (known?.type === type ? known.baseUrl : undefined) ??
+          same?.baseUrl ??
+          defaultBaseUrl(id, type, p.region)
+        ).replace(/\/+$/, ""),
         keyEnv: p.api_key_env ?? same?.keyEnv,
-        defaultModel: p.default_model ?? known?.defaultModel ?? fallback.defaultModel,
-        ...(same?.catalog ? { catalog: same.catalog } : {}),
+        defaultModel:
+          p.default_model ??
+          (known?.type === type ? known.defaultModel : undefined) ??
+          DEFAULTS[type].defaultModel,
+        ...((same?.catalog ?? DEFAULTS[type].catalog)
+          ? { catalog: same?.catalog ?? DEFAULTS[type].catalog }
+          : {}),
         ...(same?.compat ? { compat: same.compat } : {}),
         keyOptional: same?.local === true,
         models: [...p.models],
         modelInfo: { ...p.model_info },
+        ...(p.region ? { region: p.region } : {}),
+        ...(p.project ? { project: p.project } : {}),
         source: "config",
       });
     }

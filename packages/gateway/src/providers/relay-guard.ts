@@ -1,5 +1,5 @@
 import { modelMatches } from "./model-access.ts";
-import type { ProviderType } from "./registry.ts";
+import type { ProviderWire } from "./wire/index.ts";
 
 /**
  * What the LLM relay lets one model call ask for. The worker lives in the
@@ -18,17 +18,30 @@ export type GuardResult =
   | { ok: true; body: Buffer | undefined; model: string }
   | { ok: false; status: number; kind: string; message: string };
 
-/** Fields that bound a call's output, per API. */
-const OUTPUT_FIELDS: Record<ProviderType, string[]> = {
-  anthropic: ["max_tokens"],
-  openai: ["max_tokens", "max_completion_tokens"],
-};
+/** A field at a dot path (`generationConfig.maxOutputTokens`), if present. */
+function getPath(obj: Record<string, unknown>, path: string): { found: boolean; value: unknown } {
+  let at: unknown = obj;
+  for (const part of path.split(".")) {
+    if (at === null || typeof at !== "object" || Array.isArray(at) || !(part in at))
+      return { found: false, value: undefined };
+    at = (at as Record<string, unknown>)[part];
+  }
+  return { found: true, value: at };
+}
 
-/** The generating endpoint per API, and the field that bounds it when a call leaves it out. */
-const GENERATING: Record<ProviderType, { path: string; field: string }> = {
-  anthropic: { path: "/v1/messages", field: "max_tokens" },
-  openai: { path: "/chat/completions", field: "max_completion_tokens" },
-};
+/** Sets a field at a dot path, making the objects on the way; false if one is not an object. */
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): boolean {
+  const parts = path.split(".");
+  let at = obj;
+  for (const part of parts.slice(0, -1)) {
+    const next = at[part] ?? {};
+    if (next === null || typeof next !== "object" || Array.isArray(next)) return false;
+    at[part] = next;
+    at = next as Record<string, unknown>;
+  }
+  at[parts.at(-1)!] = value;
+  return true;
+}
 
 function refuse(status: number, kind: string, message: string): GuardResult {
   return { ok: false, status, kind, message };
@@ -43,14 +56,16 @@ function refuse(status: number, kind: string, message: string): GuardResult {
  * stop early without the agent knowing why.
  */
 export function guardModelCall(opts: {
-  type: ProviderType;
+  wire: ProviderWire;
   agentId: string;
   /** The relayed path (`/v1/messages`, `/chat/completions`, ...). */
   path: string;
+  /** The call makes the model generate: an output bound is added when it gives none. */
+  generates: boolean;
   body: Buffer | undefined;
   grant: RelayGrant;
 }): GuardResult {
-  const { type, agentId, grant } = opts;
+  const { wire, agentId, grant } = opts;
   const where = `[agents.${agentId}] in lobu.toml`;
   if (opts.body === undefined) return { ok: true, body: undefined, model: "" };
   let parsed: unknown;
@@ -63,7 +78,8 @@ export function guardModelCall(opts: {
     return refuse(400, "invalid_request_error", "Lobu: the request body must be a JSON object.");
   }
   const call = parsed as Record<string, unknown>;
-  const model = call.model;
+  // The model is named in the body or, for Gemini and Bedrock, in the path.
+  const model = wire.modelOf(opts.path, call);
   if (typeof model !== "string" || !grant.models.some((m) => modelMatches(m, model))) {
     return refuse(
       403,
@@ -74,9 +90,9 @@ export function guardModelCall(opts: {
     );
   }
   let bounded = false;
-  for (const field of OUTPUT_FIELDS[type]) {
-    if (!(field in call)) continue;
-    const value = call[field];
+  for (const field of wire.outputFields) {
+    const { found, value } = getPath(call, field);
+    if (!found) continue;
     if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
       return refuse(
         400,
@@ -94,14 +110,20 @@ export function guardModelCall(opts: {
     bounded = true;
   }
   // More than one choice multiplies the output of one call.
-  if (type === "openai" && "n" in call && call.n !== 1) {
+  const choices = wire.choicesField ? getPath(call, wire.choicesField) : undefined;
+  if (choices?.found && choices.value !== 1) {
     return refuse(
       400,
       "invalid_request_error",
-      "Lobu: the relay allows one choice per call (n = 1).",
+      `Lobu: the relay allows one answer per call (${wire.choicesField} = 1).`,
     );
   }
-  const generates = GENERATING[type];
-  if (!bounded && opts.path === generates.path) call[generates.field] = grant.maxOutputTokens;
+  if (!bounded && opts.generates && !setPath(call, wire.outputFields[0]!, grant.maxOutputTokens)) {
+    return refuse(
+      400,
+      "invalid_request_error",
+      `Lobu: ${wire.outputFields[0]} cannot be set: a field on its path is not an object.`,
+    );
+  }
   return { ok: true, body: Buffer.from(JSON.stringify(call)), model };
 }

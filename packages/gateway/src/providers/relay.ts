@@ -12,43 +12,37 @@ import {
   providerSecretName,
 } from "./registry.ts";
 import { guardModelCall, type RelayGrant } from "./relay-guard.ts";
-import { type TokenUsage, UsageMeter } from "./usage.ts";
+import type { TokenUsage } from "./usage.ts";
+import { type ProviderWire, type UpstreamRequest, WIRES } from "./wire/index.ts";
 
 export const RELAY_PREFIX = "/__lobu/llm/";
 const MAX_BODY = 32 * 1024 * 1024;
-/** Not copied to or from the provider: hop-by-hop headers, and the credentials the relay replaces. */
+/**
+ * Not copied to or from the provider: hop-by-hop headers, and the turn's trace
+ * context (it is the gateway's; the provider is not told it).
+ */
 const HOP_BY_HOP = new Set([
   ...PROXY_HOP_BY_HOP,
   "host",
   "content-length",
-  "x-api-key",
-  "authorization",
+  "traceparent",
+  "tracestate",
 ]);
+/** Not copied to the provider: any credential or signature header of any wire the worker sent. */
+const CREDENTIAL_HEADERS = new Set(Object.values(WIRES).flatMap((w) => w.credentialHeaders));
 
 /**
- * What the relay forwards, per API: model calls (metered) and model listings.
- * Everything else a provider key can do (files, batches, fine-tuning, images,
- * admin...) is refused: a sandbox could otherwise spend the installation's key
- * on work nobody meters.
+ * What the relay forwards, per wire (wire/<type>.ts `routes`): model calls
+ * (metered) and model listings. Everything else a provider key can do (files,
+ * batches, fine-tuning, images, admin...) is refused: a sandbox could otherwise
+ * spend the installation's key on work nobody meters.
  */
-const RELAYED: Record<ProviderType, { method: string; path: RegExp; label: string }[]> = {
-  anthropic: [
-    { method: "POST", path: /^\/v1\/messages$/, label: "POST /v1/messages" },
-    {
-      method: "POST",
-      path: /^\/v1\/messages\/count_tokens$/,
-      label: "POST /v1/messages/count_tokens",
-    },
-    { method: "GET", path: /^\/v1\/models(\/[A-Za-z0-9._:-]+)?$/, label: "GET /v1/models" },
-  ],
-  openai: [
-    { method: "POST", path: /^\/chat\/completions$/, label: "POST /chat/completions" },
-    { method: "GET", path: /^\/models(\/[A-Za-z0-9._:/-]+)?$/, label: "GET /models" },
-  ],
-};
+function routeOf(type: ProviderType, method: string, path: string) {
+  return WIRES[type].routes.find((r) => r.method === method && r.path.test(path));
+}
 
 export function isRelayed(type: ProviderType, method: string, path: string): boolean {
-  return RELAYED[type].some((r) => r.method === method && r.path.test(path));
+  return routeOf(type, method, path) !== undefined;
 }
 
 /**
@@ -112,12 +106,6 @@ export interface RelayRefusal {
   resetsAt: number;
 }
 
-/** Calls that make the model generate (and cost tokens), as opposed to listings and counts. */
-const GENERATES: Record<ProviderType, RegExp> = {
-  anthropic: /^\/v1\/messages$/,
-  openai: /^\/chat\/completions$/,
-};
-
 /** Where a model call goes instead when its provider fails (the agent's `fallback`). */
 export interface FailoverTarget {
   provider: ProviderInfo;
@@ -145,6 +133,13 @@ export interface FailoverEvent {
  */
 export const FAILOVER_STATUSES = new Set([429, 500, 502, 503, 504, 529]);
 
+/** A credential the relay could not turn into the provider's authentication. */
+class Unauthenticated extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+  }
+}
+
 export interface RelayDeps {
   providers: ProviderRegistry;
   /** The real key for a placeholder, if it is bound to this sandbox and provider. */
@@ -171,10 +166,9 @@ export interface RelayDeps {
   onFailover?(event: FailoverEvent): void;
 }
 
-function providerError(type: ProviderType, kind: string, message: string): string {
-  return type === "anthropic"
-    ? JSON.stringify({ type: "error", error: { type: kind, message } })
-    : JSON.stringify({ error: { message, type: kind, code: kind } });
+/** The relay's own error, in the shape of the provider's (so the worker's SDK reports it). */
+function providerError(type: ProviderType, kind: string, message: string, status = 400): string {
+  return WIRES[type].errorBody(status, kind, message);
 }
 
 function send(
@@ -198,10 +192,8 @@ function sendRefusal(res: ServerResponse, type: ProviderType, refusal: RelayRefu
     res,
     429,
     type === "anthropic"
-      ? providerError(type, "rate_limit_error", message)
-      : JSON.stringify({
-          error: { message, type: "insufficient_quota", code: "insufficient_quota" },
-        }),
+      ? providerError(type, "rate_limit_error", message, 429)
+      : providerError(type, "insufficient_quota", message, 429),
     {
       "retry-after": String(Math.max(1, Math.ceil((refusal.resetsAt - Date.now()) / 1000))),
       "x-should-retry": "false",
@@ -220,9 +212,9 @@ async function readBody(req: IncomingMessage): Promise<Buffer | null> {
   return Buffer.concat(chunks);
 }
 
-function placeholderOf(req: IncomingMessage): string | undefined {
-  const candidates = [req.headers["x-api-key"], req.headers.authorization]
-    .flat()
+function placeholderOf(req: IncomingMessage, wire: ProviderWire): string | undefined {
+  const candidates = wire.placeholderHeaders
+    .flatMap((name) => req.headers[name])
     .filter(Boolean) as string[];
   for (const c of candidates) {
     const m = c.match(PLACEHOLDER_PATTERN);
@@ -231,16 +223,13 @@ function placeholderOf(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-function upstreamHeaders(req: IncomingMessage, provider: ProviderInfo, key: string): Headers {
+/** The worker's headers minus hop-by-hop ones and every credential or signature it sent. */
+function forwardedHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_HEADERS.has(name)) continue;
     headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
-  // A local server set up without a key gets none (registry.ts, KEYLESS).
-  if (key === KEYLESS) return headers;
-  if (provider.type === "anthropic") headers.set("x-api-key", key);
-  else headers.set("authorization", `Bearer ${key}`);
   return headers;
 }
 
@@ -279,6 +268,7 @@ export function createProviderRelay(deps: RelayDeps) {
       return;
     }
     const method = req.method ?? "GET";
+    const wire = WIRES[provider.type];
     if (!isRelayed(provider.type, method, path)) {
       deps.log.warn(
         { sandboxId: ctx.sandboxId, provider: providerId, method, path: path.slice(0, 200) },
@@ -290,14 +280,15 @@ export function createProviderRelay(deps: RelayDeps) {
         providerError(
           provider.type,
           "permission_error",
-          `Lobu relays only model calls to ${providerId} (${RELAYED[provider.type]
+          `Lobu relays only model calls to ${providerId} (${wire.routes
             .map((r) => r.label)
             .join(", ")}); ${method} ${path.slice(0, 200) || "/"} is not one of them.`,
+          403,
         ),
       );
       return;
     }
-    const placeholder = placeholderOf(req);
+    const placeholder = placeholderOf(req, wire);
     const credential = placeholder
       ? await deps.credentialFor(ctx.sandboxId, providerId, placeholder)
       : null;
@@ -313,6 +304,7 @@ export function createProviderRelay(deps: RelayDeps) {
           provider.type,
           "authentication_error",
           "Lobu: this sandbox has no credential for this provider (relay credentials work only during the turn they were issued for). Ask an admin to configure the provider key, or add your own key in the agent's settings page.",
+          401,
         ),
       );
       return;
@@ -331,6 +323,7 @@ export function createProviderRelay(deps: RelayDeps) {
           provider.type,
           "rate_limit_error",
           `Lobu: this sandbox already has ${running} model calls in flight, the limit (max_parallel_model_calls under [agents.${credential.agentId}] in lobu.toml). Wait for one to finish.`,
+          429,
         ),
       );
       return;
@@ -355,15 +348,22 @@ export function createProviderRelay(deps: RelayDeps) {
     credential: RelayCredential,
   ): Promise<void> {
     const providerId = provider.id;
+    const wire = WIRES[provider.type];
+    const generates = routeOf(provider.type, req.method ?? "GET", path)?.generates === true;
     const raw = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
     if (raw === null) {
-      send(res, 413, providerError(provider.type, "request_too_large", "request body too large"));
+      send(
+        res,
+        413,
+        providerError(provider.type, "request_too_large", "request body too large", 413),
+      );
       return;
     }
     const checked = guardModelCall({
-      type: provider.type,
+      wire,
       agentId: credential.agentId,
       path,
+      generates,
       body: raw,
       grant: credential.grant,
     });
@@ -372,11 +372,15 @@ export function createProviderRelay(deps: RelayDeps) {
         { sandboxId: ctx.sandboxId, provider: providerId, status: checked.status },
         `relay refused: ${checked.message}`,
       );
-      send(res, checked.status, providerError(provider.type, checked.kind, checked.message));
+      send(
+        res,
+        checked.status,
+        providerError(provider.type, checked.kind, checked.message, checked.status),
+      );
       return;
     }
     const { body, model } = checked;
-    if (deps.admit && GENERATES[provider.type].test(path)) {
+    if (deps.admit && generates) {
       const refusal = await deps.admit({
         sandboxId: ctx.sandboxId,
         agentId: credential.agentId,
@@ -395,19 +399,70 @@ export function createProviderRelay(deps: RelayDeps) {
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    const call = (target: { provider: ProviderInfo; key: string }, payload?: Buffer) =>
-      doFetch(`${target.provider.baseUrl}${path}${url.search}`, {
-        method: req.method,
-        headers: upstreamHeaders(req, target.provider, target.key),
-        body: payload ? new Uint8Array(payload) : undefined,
+    /**
+     * The request for one attempt, to `target` with its key (the primary, or a
+     * fallback after a failover), authenticated as its wire requires. A
+     * credential that cannot be used (a malformed key, no token) rejects with
+     * an `Unauthenticated`.
+     */
+    const prepare = async (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      callPath: string,
+    ): Promise<UpstreamRequest> => {
+      try {
+        const upstreamPath = wire.upstreamPath?.(callPath, target.provider, target.key) ?? callPath;
+        const request: UpstreamRequest = {
+          method: req.method ?? "GET",
+          url: new URL(`${target.provider.baseUrl}${upstreamPath}${url.search}`),
+          headers: forwardedHeaders(req),
+          body: payload,
+        };
+        // A local server set up without a key gets none (registry.ts, KEYLESS).
+        // The provider's own authentication, added last: a signature covers the exact body sent.
+        if (target.key !== KEYLESS) await wire.authenticate(request, target.key, target.provider);
+        return request;
+      } catch (err) {
+        throw new Unauthenticated(err as Error);
+      }
+    };
+    const call = async (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      callPath: string,
+    ): Promise<Response> => {
+      const request = await prepare(target, payload, callPath);
+      return doFetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
         redirect: "manual",
         signal: abort.signal,
       });
+    };
     let upstream: Response | undefined;
     let failure: Error | undefined;
     try {
-      upstream = await call({ provider, key: credential.value }, body);
+      upstream = await call(
+        { provider, key: credential.value },
+        body ? new Uint8Array(body) : undefined,
+        path,
+      );
     } catch (err) {
+      if (err instanceof Unauthenticated) {
+        deps.log.error({ err: err.cause, provider: providerId }, "provider credential unusable");
+        send(
+          res,
+          502,
+          providerError(
+            provider.type,
+            "api_error",
+            `Lobu could not authenticate to the ${providerId} provider: ${err.message}. Check the provider key (docs/providers.md).`,
+            502,
+          ),
+        );
+        return;
+      }
       failure = err as Error;
       deps.log.error({ err, provider: providerId }, "provider unreachable");
     }
@@ -417,13 +472,13 @@ export function createProviderRelay(deps: RelayDeps) {
       (failure || (upstream && FAILOVER_STATUSES.has(upstream.status))) &&
       deps.failoverTargets &&
       body &&
-      GENERATES[provider.type].test(path) &&
+      generates &&
       !abort.signal.aborted
     ) {
       const moved = await failover(
         ctx,
         credential,
-        { provider, model, body, signal: abort.signal },
+        { provider, model, body, path, signal: abort.signal },
         { upstream, failure },
         call,
       );
@@ -440,6 +495,7 @@ export function createProviderRelay(deps: RelayDeps) {
           provider.type,
           "api_error",
           `Lobu could not reach the ${providerId} provider: ${failure?.message ?? "no answer"}`,
+          502,
         ),
       );
       return;
@@ -449,9 +505,8 @@ export function createProviderRelay(deps: RelayDeps) {
       if (!HOP_BY_HOP.has(name) && name !== "content-encoding") headers[name] = value;
     });
     res.writeHead(upstream.status, headers);
-    const meter = new UsageMeter(provider.type, upstream.headers.get("content-type") ?? "");
+    const meter = wire.usage(upstream.headers.get("content-type") ?? "");
     const answer = upstream;
-    const decoder = new TextDecoder();
     let recorded = false;
     const record = () => {
       const usage = meter.finish();
@@ -480,7 +535,7 @@ export function createProviderRelay(deps: RelayDeps) {
     try {
       if (upstream.body) {
         for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
-          meter.push(chunk, decoder);
+          meter.push(chunk);
           // Count the call before the worker sees its end (not when the connection
           // closes): the turn, and the budget check of the next call, come after it.
           if (meter.ended && !recorded) {
@@ -510,9 +565,19 @@ export function createProviderRelay(deps: RelayDeps) {
   async function failover(
     ctx: { sandboxId: string },
     credential: RelayCredential,
-    primary: { provider: ProviderInfo; model: string; body: Buffer; signal: AbortSignal },
+    primary: {
+      provider: ProviderInfo;
+      model: string;
+      body: Buffer;
+      path: string;
+      signal: AbortSignal;
+    },
     first: { upstream: Response | undefined; failure: Error | undefined },
-    call: (target: { provider: ProviderInfo; key: string }, payload?: Buffer) => Promise<Response>,
+    call: (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      path: string,
+    ) => Promise<Response>,
   ): Promise<
     | {
         upstream: Response | undefined;
@@ -559,11 +624,14 @@ export function createProviderRelay(deps: RelayDeps) {
         status,
         reason,
       });
+      // The same wire (failover.ts): only the model changes, where the call names it.
+      const wire = WIRES[target.provider.type];
       const call2 = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
-      call2.model = target.model;
+      if (!wire.pathWithModel || typeof call2.model === "string") call2.model = target.model;
+      const path2 = wire.pathWithModel?.(primary.path, target.model) ?? primary.path;
       try {
         last = {
-          upstream: await call(target, Buffer.from(JSON.stringify(call2))),
+          upstream: await call(target, new TextEncoder().encode(JSON.stringify(call2)), path2),
           failure: undefined,
         };
       } catch (err) {

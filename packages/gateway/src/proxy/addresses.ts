@@ -197,6 +197,23 @@ export function checkAddress(
   address: string | IpAddress,
   allowPrivateRanges: readonly string[],
 ): AddressCheck {
+  if (typeof address !== "string") return checkParsed(address, allowPrivateRanges);
+  // Requests in a tunnel re-check its addresses each time: same inputs, same verdict.
+  const key = `${address}|${allowPrivateRanges.join(",")}`;
+  const hit = checked.get(key);
+  if (hit) return hit;
+  const check = checkParsed(address, allowPrivateRanges);
+  if (checked.size >= VETTED_MAX) checked.delete(checked.keys().next().value!);
+  checked.set(key, check);
+  return check;
+}
+
+const checked = new Map<string, AddressCheck>();
+
+function checkParsed(
+  address: string | IpAddress,
+  allowPrivateRanges: readonly string[],
+): AddressCheck {
   let ip: IpAddress;
   try {
     ip = typeof address === "string" ? ipaddr.parse(address) : address;
@@ -274,20 +291,49 @@ export async function vetHost(host: string, opts: VetOptions): Promise<VetResult
         reason: `cannot resolve ${host}${code ? ` (${code})` : `: ${(err as Error).message}`}`,
       };
     }
-    answers = [];
-    for (const r of resolved) {
-      try {
-        answers.push(ipaddr.parse(r.address));
-      } catch {
-        return { ok: false, host, status: 403, reason: `${host} resolved to an invalid address` };
-      }
-    }
-    if (answers.length === 0) {
-      return { ok: false, host, status: 502, reason: `${host} has no addresses` };
+    // The same answer vetted for the same ranges gives the same verdict: skip parsing it again.
+    const memoKey = `${host}|${resolved.map((r) => r.address).join(",")}|${opts.allowPrivateRanges.join(",")}`;
+    const memo = vetted.get(memoKey);
+    if (memo) return memo;
+    const result = vetAnswers(host, resolved, opts.allowPrivateRanges);
+    if (vetted.size >= VETTED_MAX) vetted.delete(vetted.keys().next().value!);
+    vetted.set(memoKey, result);
+    return result;
+  }
+  return vetParsed(host, answers, literal !== null, opts.allowPrivateRanges);
+}
+
+/** Verdicts on resolved answers, by host, addresses and ranges (all in the key). */
+const vetted = new Map<string, VetResult>();
+const VETTED_MAX = 4096;
+
+function vetAnswers(
+  host: string,
+  resolved: readonly ResolvedAddress[],
+  allowPrivateRanges: readonly string[],
+): VetResult {
+  const answers: IpAddress[] = [];
+  for (const r of resolved) {
+    try {
+      answers.push(ipaddr.parse(r.address));
+    } catch {
+      return { ok: false, host, status: 403, reason: `${host} resolved to an invalid address` };
     }
   }
+  if (answers.length === 0) {
+    return { ok: false, host, status: 502, reason: `${host} has no addresses` };
+  }
+  return vetParsed(host, answers, false, allowPrivateRanges);
+}
+
+function vetParsed(
+  host: string,
+  answers: readonly IpAddress[],
+  literal: boolean,
+  allowPrivateRanges: readonly string[],
+): VetResult {
   for (const ip of answers) {
-    const check = checkAddress(ip, opts.allowPrivateRanges);
+    const check = checkAddress(ip, allowPrivateRanges);
     if (!check.ok) {
       const subject = literal ? check.reason : `${host} resolves to ${check.reason}`;
       return { ok: false, host, status: 403, reason: subject };
@@ -299,7 +345,8 @@ export async function vetHost(host: string, opts: VetOptions): Promise<VetResult
     const address = ip.toString();
     if (seen.has(address)) continue;
     seen.add(address);
-    addresses.push({ address, family: ip.kind() === "ipv4" ? 4 : 6 });
+    addresses.push(Object.freeze({ address, family: ip.kind() === "ipv4" ? 4 : 6 }));
   }
-  return { ok: true, host, addresses };
+  // Frozen: a verdict may be handed to many requests (see vetted).
+  return { ok: true, host, addresses: Object.freeze(addresses) as ResolvedAddress[] };
 }

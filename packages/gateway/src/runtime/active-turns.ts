@@ -30,6 +30,8 @@ export interface RunningTurn {
   origin: Origin;
   /** The model the turn was given; the relay forwards calls for it (and the agent's `models`). */
   model: { provider: string; id: string };
+  /** The W3C trace context spans made on the turn's behalf go under (relay, egress, gateway tools). */
+  traceparent?: string;
 }
 
 /** The read side (egress gate, policy, relay). */

@@ -4,6 +4,7 @@ import { QueuedTurn } from "../domain/turns.ts";
 import type { MessageQueue, QueueClaim } from "../store/port.ts";
 import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
 import { type MessageAttempts, retryAllowed } from "./attempts.ts";
+import type { SandboxPlacement } from "./placement.ts";
 import type { TurnResult } from "./turn-runner.ts";
 
 export interface DispatcherOptions {
@@ -21,6 +22,12 @@ export interface DispatcherOptions {
    * reading it again would not make it readable.
    */
   attempts: Pick<MessageAttempts, "mayRetry" | "policy">;
+  /**
+   * Several gateways: a message is claimed only when its sandbox runs here or
+   * nowhere, and the sandbox is held here while its turn runs. Losing the
+   * hold ends the turn as a lost lease does (another gateway runs it again).
+   */
+  placement?: Pick<SandboxPlacement, "lockPrefix" | "acquire" | "release">;
   /** Told about such a message, so its sender gets an answer (an error) after all. */
   onDeadLetter?(claim: QueueClaim, reason: string): Promise<void>;
   log: Logger;
@@ -70,12 +77,14 @@ export class Dispatcher {
       let claimed = false;
       if (this.inFlight.size < this.opts.maxConcurrent) {
         try {
+          const placement = this.opts.placement;
           const claim = await this.opts.queue.claim(this.opts.owner, this.leaseMs, {
             skip: [...this.inFlight.keys()],
+            ...(placement ? { placement: placement.lockPrefix } : {}),
           });
           if (claim) {
             claimed = true;
-            this.launch(claim);
+            await this.place(claim);
           }
         } catch (err) {
           this.opts.log.error({ err }, "queue claim failed");
@@ -94,8 +103,33 @@ export class Dispatcher {
     }
   }
 
-  private launch(claim: QueueClaim): void {
+  /** Take the claimed message's sandbox for this gateway, then run it (without placement: run it). */
+  private async place(claim: QueueClaim): Promise<void> {
+    const placement = this.opts.placement;
+    if (!placement) return this.launch(claim);
+    let placed: Awaited<ReturnType<typeof placement.acquire>>;
+    try {
+      placed = await placement.acquire(claim.partition);
+    } catch (err) {
+      this.opts.log.error({ err, sandboxId: claim.partition }, "placement failed");
+      placed = null;
+    }
+    if (!placed) {
+      // Another gateway took the sandbox between the claim and now: it runs the message.
+      await this.opts.queue.release(claim);
+      return;
+    }
+    this.launch(claim, placed.lost, () => placement.release(claim.partition));
+  }
+
+  private launch(
+    claim: QueueClaim,
+    placementLost?: AbortSignal,
+    unplace?: () => Promise<void>,
+  ): void {
     const lease = new AbortController();
+    placementLost?.addEventListener("abort", () => lease.abort(), { once: true });
+    if (placementLost?.aborted) lease.abort();
     const keepAlive = setInterval(() => {
       this.opts.queue.extend(claim, this.leaseMs).then(
         (ok) => {
@@ -138,6 +172,8 @@ export class Dispatcher {
       else await this.opts.queue.release(claim, { delayMs: 500 });
     })()
       .catch((err) => this.opts.log.error({ err }, "finishing a message failed"))
+      .then(() => unplace?.())
+      .catch((err) => this.opts.log.warn({ err }, "placement not given back"))
       .finally(() => {
         this.inFlight.delete(claim.partition);
         this.poke();

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { digest, type LobuConfig, LobuError } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
@@ -6,6 +7,7 @@ import type { DriverProbe, SandboxDriver } from "../sandbox/driver.ts";
 import { type DriverName, driverPlugin, SANDBOX_DRIVERS } from "../sandbox/drivers.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { PackageMounts } from "../sandbox/process/packages.ts";
+import { directoryVolumes, S3Volumes, type VolumeBackend } from "../sandbox/volume-backends.ts";
 import { skillViewsRoot } from "../skills/views.ts";
 
 export interface SelectedDriver {
@@ -29,11 +31,54 @@ export interface DriverSelection {
   packages?: PackageMounts;
 }
 
+/**
+ * Where sandbox volumes live: under the data dir, or (`cluster.volumes =
+ * "shared"`) under the directory every gateway mounts, so whichever gateway
+ * runs a conversation finds its workspace and transcript.
+ */
+export function volumesRoot(config: Pick<LobuConfig, "cluster">, dataDir: string): string {
+  const { volumes, volumes_path } = config.cluster;
+  return volumes === "shared" && volumes_path
+    ? join(volumes_path, "volumes")
+    : join(dataDir, "volumes");
+}
+
+/** Where volumes live between runs: `[cluster] volumes` (docs/deploy/multi-gateway.md). */
+export function volumeBackend(
+  config: Pick<LobuConfig, "cluster">,
+  dataDir: string,
+  log: Logger,
+): VolumeBackend {
+  const { volumes, s3 } = config.cluster;
+  if (volumes !== "s3" || !s3) return directoryVolumes(volumes === "shared" ? "shared" : "local");
+  return new S3Volumes({
+    // Credentials: the AWS SDK's usual chain (environment, profile, instance role).
+    client: new S3Client({
+      region: s3.region,
+      forcePathStyle: s3.force_path_style,
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+    }),
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    stateDir: join(dataDir, "sandbox-state", "s3"),
+    log: log.child({ component: "volumes" }),
+  });
+}
+
+/** Where volume snapshots live: next to the volumes. */
+export function snapshotsRoot(config: Pick<LobuConfig, "cluster">, dataDir: string): string {
+  const { volumes, volumes_path } = config.cluster;
+  return volumes === "shared" && volumes_path
+    ? join(volumes_path, "snapshots")
+    : join(dataDir, "snapshots");
+}
+
 /** Create the driver `name` without starting anything (used by `lobu doctor` too). */
 export function createDriver(name: DriverName, sel: DriverSelection): SandboxDriver {
   return driverPlugin(name).create({
     stateDir: join(sel.dataDir, "sandbox-state"),
-    volumesRoot: join(sel.dataDir, "volumes"),
+    volumesRoot: volumesRoot(sel.config, sel.dataDir),
+    sharedVolumes: sel.config.cluster.volumes !== "local",
     poolSize: sel.config.sandbox.pool_size,
     logger: sel.log,
     launcher: sel.worker,

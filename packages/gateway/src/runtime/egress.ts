@@ -36,6 +36,9 @@ import type { PlaceholderRegistry } from "../secrets/placeholders.ts";
 import type { SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { Store } from "../store/port.ts";
+import { gatewayMetrics } from "../telemetry/metrics.ts";
+import { inSpan, pastSpan, SpanKind, turnParent } from "../telemetry/otel.ts";
+import { estimateCost } from "../usage/prices.ts";
 import type { TurnRegistry } from "./active-turns.ts";
 import { agentFailoverTargets } from "./failover.ts";
 import { turnRelayCredentials } from "./relay-credentials.ts";
@@ -250,6 +253,20 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
         cacheWriteTokens: usage.cacheWriteTokens,
         status: usage.status,
       });
+      const m = gatewayMetrics();
+      const by = {
+        "lobu.agent": usage.agentId,
+        "lobu.provider": usage.provider,
+        "lobu.model": usage.model,
+      };
+      m.tokens.add(usage.inputTokens, { ...by, "lobu.token.type": "input" });
+      m.tokens.add(usage.outputTokens, { ...by, "lobu.token.type": "output" });
+      if (usage.cacheReadTokens)
+        m.tokens.add(usage.cacheReadTokens, { ...by, "lobu.token.type": "cache_read" });
+      if (usage.cacheWriteTokens)
+        m.tokens.add(usage.cacheWriteTokens, { ...by, "lobu.token.type": "cache_write" });
+      const cost = estimateCost(config.prices, usage.provider, usage.model, usage);
+      if (cost) m.cost.add(cost, by);
       deps.onUsage?.(usage.sandboxId, usage);
     },
   });
@@ -280,11 +297,45 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
         ...(hooks?.upstreamCa ? { upstreamCa: hooks.upstreamCa } : {}),
         logger: log,
         internal: async (req, res, ctx) => {
-          if ((req.url ?? "").startsWith(RELAY_PREFIX)) return relay(req, res, ctx);
+          if ((req.url ?? "").startsWith(RELAY_PREFIX)) {
+            // Under the turn's worker span (or the worker's own, when it names the turn's trace).
+            const claimed = req.headers.traceparent;
+            const parent = turnParent(
+              deps.turns.current(ctx.sandboxId)?.traceparent,
+              typeof claimed === "string" ? claimed : undefined,
+            );
+            return inSpan(
+              "lobu.relay",
+              { "lobu.sandbox": ctx.sandboxId, "http.request.method": req.method ?? "" },
+              async (span) => {
+                await relay(req, res, ctx);
+                span.setAttribute("http.response.status_code", res.statusCode);
+              },
+              { parent, kind: SpanKind.SERVER },
+            );
+          }
           res.writeHead(404, { "content-type": "text/plain" });
           res.end(`Lobu: no internal endpoint ${req.url}\n`);
         },
-        audit: (record) =>
+        audit: (record) => {
+          // The decision, as a metric and as a span under the sandbox's running turn.
+          gatewayMetrics().egress.add(1, { "lobu.decision": record.decision });
+          const turn = record.sandboxId ? deps.turns.current(record.sandboxId) : null;
+          // Internal requests (the relay) have their own span.
+          if (turn?.traceparent && record.decision !== "internal")
+            pastSpan(
+              "lobu.egress",
+              record.at,
+              {
+                "lobu.sandbox": record.sandboxId ?? "",
+                "lobu.decision": record.decision,
+                "server.address": record.host,
+                "server.port": record.port,
+                "http.request.method": record.method,
+              },
+              turnParent(turn.traceparent, undefined),
+              SpanKind.SERVER,
+            );
           deps.audit.record({
             action: `egress.${record.decision}`,
             actor: record.sandboxId ? `sandbox:${record.sandboxId}` : "unknown",
@@ -300,7 +351,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
               unswapped: record.unswapped,
               notes: record.notes,
             },
-          }),
+          });
+        },
       }),
   });
 

@@ -22,6 +22,7 @@ import { approvalEvent, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import type { WorkerConnection } from "../sandbox/driver.ts";
+import { inSpan, turnParent } from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { TurnStream } from "./turn-stream.ts";
 
@@ -299,7 +300,17 @@ export class GatewayToolHost {
         ? run
         : undefined;
     const outcome = current
-      ? await this.#run(current, msg)
+      ? await inSpan(
+          "lobu.gateway_tool",
+          { "lobu.sandbox": msg.sandboxId, "lobu.tool": msg.tool.slice(0, 64) },
+          async (span) => {
+            const o = await this.#run(current, msg);
+            span.setAttribute("lobu.outcome", o.ok ? "ran" : o.code);
+            return o;
+          },
+          // Under the turn's worker span (or the worker's, when it names the turn's trace).
+          { parent: turnParent(current.running?.traceparent, msg.traceparent) },
+        )
       : ({
           ok: false,
           code: "not_in_turn",

@@ -14,7 +14,10 @@ import type {
 } from "../sandbox/driver.ts";
 import { KeyedQueue } from "../sandbox/keyed-queue.ts";
 import { VolumeSnapshots } from "../sandbox/snapshots.ts";
+import type { VolumeBackend } from "../sandbox/volume-backends.ts";
 import type { KeyValue } from "../store/port.ts";
+import type { Placed, SandboxPlacement } from "./placement.ts";
+import type { SandboxCommand, SandboxControl } from "./sandbox-control.ts";
 import {
   afterExit,
   afterStartFailure,
@@ -59,6 +62,23 @@ export interface SandboxManagerOptions {
   egress: EgressBinder;
   kv: KeyValue;
   dataDir: string;
+  /** Parent of the volumes (default `<dataDir>/volumes`; a shared directory for several gateways). */
+  volumesRoot?: string;
+  /** Parent of the snapshots (default `<dataDir>/snapshots`). */
+  snapshotsRoot?: string;
+  /**
+   * Several gateways: the sandbox runs only on the gateway holding its
+   * placement (runtime/placement.ts); absent on a single gateway.
+   */
+  placement?: SandboxPlacement;
+  /** Several gateways: stop, reset and erase go to the gateway running the sandbox. */
+  control?: SandboxControl;
+  /**
+   * Where volumes live between runs (sandbox/volume-backends.ts); default: the
+   * volume directory itself. With object storage a volume is fetched before
+   * it starts and saved once it stopped, before another gateway may take it.
+   */
+  volumes?: VolumeBackend;
   limits: SandboxLimits;
   idleTimeoutMs: number;
   env: Record<string, string>;
@@ -93,6 +113,8 @@ export class SandboxManager {
   /** Per-sandbox serialization of wake, repair, reset and snapshot. */
   private readonly lifecycle = new KeyedQueue();
   private readonly snapshotting = new Map<string, Promise<unknown>>();
+  /** Volumes being saved after their sandbox stopped (waited for by close). */
+  private readonly saving = new Set<Promise<void>>();
   private readonly records: SandboxRecords;
   private readonly disk: StoppedDisk;
   private readonly snapshots: VolumeSnapshots;
@@ -103,8 +125,14 @@ export class SandboxManager {
     this.records = new SandboxRecords(opts.kv, opts.driver.name, opts.log);
     this.disk = new StoppedDisk((id) => this.volumeDir(id));
     this.snapshots = new VolumeSnapshots({
-      root: join(opts.dataDir, "snapshots"),
+      root: opts.snapshotsRoot ?? join(opts.dataDir, "snapshots"),
       logger: opts.log,
+    });
+    // Another gateway may run it now: it must not run here too.
+    opts.placement?.onLost((id) => {
+      void this.stop(id, "placement lost").catch(
+        bestEffort(opts.log, "sandbox whose placement was lost not stopped", { sandboxId: id }),
+      );
     });
   }
 
@@ -113,7 +141,7 @@ export class SandboxManager {
   }
 
   volumeDir(id: string): string {
-    return join(this.opts.dataDir, "volumes", id);
+    return join(this.opts.volumesRoot ?? join(this.opts.dataDir, "volumes"), id);
   }
 
   /** The running sandbox, unless it must go through ensure() first (repair, snapshot in progress). */
@@ -159,12 +187,48 @@ export class SandboxManager {
 
   private async start(id: string, key: ConversationKey): Promise<SandboxInstance> {
     if (this.closed) throw new Error("gateway is shutting down");
+    const placed = await this.place(id);
+    try {
+      return await this.startPlaced(id, key, placed?.epoch);
+    } catch (err) {
+      await this.unplace(id);
+      throw err;
+    }
+  }
+
+  /**
+   * Hold the sandbox on this gateway while it runs here (several gateways):
+   * refused when it runs on another one.
+   */
+  private async place(id: string): Promise<Placed | undefined> {
+    const placement = this.opts.placement;
+    if (!placement) return undefined;
+    const placed = await placement.acquire(id);
+    if (placed) return placed;
+    const holder = await placement.holder(id);
+    throw new LobuError("sandbox_elsewhere", `sandbox ${id} runs on another gateway`, {
+      status: 409,
+      hint: `It runs on ${holder ?? "another gateway"}; that gateway serves it until it stops.`,
+    });
+  }
+
+  private async unplace(id: string): Promise<void> {
+    await this.opts.placement?.release(id);
+  }
+
+  private async startPlaced(
+    id: string,
+    key: ConversationKey,
+    epoch: number | undefined,
+  ): Promise<SandboxInstance> {
     const volumeDir = this.volumeDir(id);
+    await this.opts.volumes?.fetch(id, volumeDir);
     mkdirSync(volumeDir, { recursive: true });
     const record = await this.records.update(id, key, (r) => ({
       ...r,
       lastStartedAt: Date.now(),
       starts: r.starts + 1,
+      ...(epoch === undefined ? {} : { placement: { gateway: this.opts.owner, epoch } }),
     }));
     this.opts.log.info(
       { sandboxId: id, key: record.label, driver: this.opts.driver.name },
@@ -264,6 +328,7 @@ export class SandboxManager {
     }
     this.disk.forget(id);
     this.opts.log.info({ sandboxId: id, exit }, "sandbox stopped");
+    this.saveAndLetGo(id);
     void this.records
       .patch(id, (r) => {
         const now = Date.now();
@@ -273,6 +338,37 @@ export class SandboxManager {
         return health ? { ...next, health } : next;
       })
       .catch(bestEffort(this.opts.log, "sandbox exit not recorded", { sandboxId: id, exit }));
+  }
+
+  /**
+   * A sandbox stopped here: save its volume where the next gateway finds it
+   * (object storage), then let the sandbox go. In the lifecycle queue, so a
+   * start here meanwhile is not overwritten and a reset is saved as reset.
+   */
+  private saveAndLetGo(id: string): void {
+    const save = this.lifecycle
+      .run(id, () => (this.live.has(id) ? Promise.resolve() : this.save(id)))
+      .finally(() => this.unplace(id))
+      .catch(bestEffort(this.opts.log, "sandbox not let go", { sandboxId: id }));
+    this.saving.add(save);
+    void save.finally(() => this.saving.delete(save));
+  }
+
+  /** Save the stopped sandbox's volume (object storage; a failure is logged by the backend). */
+  private async save(id: string): Promise<void> {
+    const volumes = this.opts.volumes;
+    if (volumes?.name !== "s3") return;
+    // Fenced: a gateway that lost the sandbox (its lease lapsed) must not overwrite what the
+    // gateway running it now saves.
+    const placement = this.opts.placement;
+    if (placement && !placement.holds(id)) {
+      this.opts.log.warn(
+        { sandboxId: id },
+        "volume not saved: the sandbox moved to another gateway",
+      );
+      return;
+    }
+    await volumes.persist(id, this.volumeDir(id)).catch(() => {});
   }
 
   /** Stop the sandbox if it runs, then repair its volume (see repairVolume). */
@@ -295,18 +391,71 @@ export class SandboxManager {
   async reset(id: string, opts: { wipe?: boolean; by?: string } = {}): Promise<ResetResult | null> {
     const record = await this.record(id);
     if (!record) return null;
-    return this.lifecycle.run(id, async () => {
-      const live = this.live.get(id);
-      if (live) await this.stopLive(id, live, "reset");
-      const snapshot = await resetVolume(this.restoreDeps(), id, opts);
-      this.disk.forget(id);
-      return {
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      return (await this.ask(elsewhere, {
+        op: "reset",
         id,
-        stopped: live !== undefined,
-        wiped: Boolean(opts.wipe),
-        ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
-      };
-    });
+        wipe: Boolean(opts.wipe),
+        ...(opts.by ? { by: opts.by } : {}),
+      })) as ResetResult | null;
+    return this.whilePlaced(id, () =>
+      this.lifecycle.run(id, async () => {
+        const live = this.live.get(id);
+        if (live) await this.stopLive(id, live, "reset");
+        else await this.opts.volumes?.fetch(id, this.volumeDir(id));
+        const snapshot = await resetVolume(this.restoreDeps(), id, opts);
+        this.disk.forget(id);
+        await this.save(id);
+        return {
+          id,
+          stopped: live !== undefined,
+          wiped: Boolean(opts.wipe),
+          ...(snapshot ? { snapshot: { name: snapshot.name, at: snapshot.at } } : {}),
+        };
+      }),
+    );
+  }
+
+  /** The other gateway running the sandbox, when one does (several gateways). */
+  private async runsElsewhere(id: string): Promise<string | undefined> {
+    const placement = this.opts.placement;
+    if (!placement || !this.opts.control || this.live.has(id)) return undefined;
+    const holder = await placement.holder(id);
+    return holder && holder !== this.opts.owner ? holder : undefined;
+  }
+
+  private ask(gateway: string, command: SandboxCommand): Promise<unknown> {
+    if (!this.opts.control) throw new Error("no sandbox control");
+    return this.opts.control.ask(gateway, command);
+  }
+
+  /**
+   * Run `fn` holding the sandbox here (several gateways), so no other gateway
+   * starts it meanwhile; refused (sandbox_elsewhere) when another runs it.
+   */
+  private async whilePlaced<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    await this.place(id);
+    try {
+      return await fn();
+    } finally {
+      await this.unplace(id);
+    }
+  }
+
+  /** Carry out another gateway's command for a sandbox running here. */
+  serveControl(): Promise<void> {
+    return (
+      this.opts.control?.serve(async (command) => {
+        if (command.op === "stop") return this.stop(command.id, command.reason);
+        if (command.op === "reset")
+          return this.reset(command.id, {
+            wipe: command.wipe,
+            ...(command.by ? { by: command.by } : {}),
+          });
+        return this.destroy(command.id);
+      }) ?? Promise.resolve()
+    );
   }
 
   /**
@@ -317,17 +466,23 @@ export class SandboxManager {
   async destroy(id: string): Promise<{ stopped: boolean } | null> {
     const record = await this.record(id);
     if (!record && !existsSync(this.volumeDir(id))) return null;
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      return (await this.ask(elsewhere, { op: "destroy", id })) as { stopped: boolean } | null;
     // Outside the lifecycle queue: a snapshot queued there must not wait for us.
     await this.snapshotting.get(id);
-    return this.lifecycle.run(id, async () => {
-      const live = this.live.get(id);
-      if (live) await this.stopLive(id, live, "erased");
-      await this.snapshots.destroy(id, this.volumeDir(id));
-      this.opts.removeSkillsDir?.(id);
-      await this.records.delete(id);
-      this.disk.forget(id);
-      return { stopped: live !== undefined };
-    });
+    return this.whilePlaced(id, () =>
+      this.lifecycle.run(id, async () => {
+        const live = this.live.get(id);
+        if (live) await this.stopLive(id, live, "erased");
+        await this.snapshots.destroy(id, this.volumeDir(id));
+        await this.opts.volumes?.remove(id);
+        this.opts.removeSkillsDir?.(id);
+        await this.records.delete(id);
+        this.disk.forget(id);
+        return { stopped: live !== undefined };
+      }),
+    );
   }
 
   /**
@@ -342,9 +497,19 @@ export class SandboxManager {
     if (this.live.has(id) || this.starting.has(id)) return undefined;
     return this.lifecycle.run(id, async () => {
       if (this.live.has(id) || this.closed) return undefined;
-      const out = await fn(this.volumeDir(id), this.snapshots);
-      this.disk.forget(id);
-      return out;
+      // Several gateways: held here meanwhile, so no other gateway starts it; skipped when one runs it.
+      const placement = this.opts.placement;
+      if (placement && !(await placement.acquire(id))) return undefined;
+      try {
+        // Object storage: the copy here may be older than the saved volume.
+        await this.opts.volumes?.fetch(id, this.volumeDir(id));
+        const out = await fn(this.volumeDir(id), this.snapshots);
+        this.disk.forget(id);
+        await this.save(id);
+        return out;
+      } finally {
+        await this.unplace(id);
+      }
     });
   }
 
@@ -354,6 +519,12 @@ export class SandboxManager {
     command: ExecCommand,
     opts: { timeoutMs?: number } = {},
   ): Promise<ExecResult> {
+    const elsewhere = await this.runsElsewhere(id);
+    if (elsewhere)
+      throw new LobuError("sandbox_elsewhere", `sandbox ${id} runs on another gateway`, {
+        status: 409,
+        hint: `Run the command on the gateway running it: ${elsewhere}.`,
+      });
     const { driver } = this.opts;
     if (!driver.exec)
       throw new LobuError(
@@ -448,7 +619,10 @@ export class SandboxManager {
   async stop(id: string, reason = "stopped"): Promise<boolean> {
     await this.snapshotting.get(id);
     const live = this.live.get(id);
-    if (!live) return false;
+    if (!live) {
+      const elsewhere = await this.runsElsewhere(id);
+      return elsewhere ? Boolean(await this.ask(elsewhere, { op: "stop", id, reason })) : false;
+    }
     await this.stopLive(id, live, reason);
     return true;
   }
@@ -478,24 +652,52 @@ export class SandboxManager {
     return out;
   }
 
-  private toStatus(record: SandboxRecord): Promise<SandboxStatus> {
+  private async toStatus(record: SandboxRecord): Promise<SandboxStatus> {
     const live = this.live.get(record.id);
-    return statusOf(
+    const status = await statusOf(
       record,
       { live, starting: this.starting.has(record.id) },
       { snapshots: this.snapshots, disk: this.disk, owner: this.opts.owner },
     );
+    // Several gateways: one held by another gateway runs there.
+    if (live || !this.opts.placement) return status;
+    const holder = await this.opts.placement.holder(record.id);
+    return holder && holder !== this.opts.owner
+      ? { ...status, state: "running", owner: holder }
+      : status;
   }
 
   get runningCount(): number {
     return this.live.size;
   }
 
+  /**
+   * Sandboxes by state for the `lobu.sandboxes` metric: this gateway's live
+   * ones (busy with a turn, idle, broken) and starting ones from memory;
+   * `stopped` are the recorded sandboxes not live here.
+   */
+  async countsByState(): Promise<Record<string, number>> {
+    const counts = { busy: 0, idle: 0, broken: 0, starting: this.starting.size, stopped: 0 };
+    for (const live of this.live.values()) {
+      if (live.broken) counts.broken++;
+      else if (live.busy > 0) counts.busy++;
+      else counts.idle++;
+    }
+    counts.stopped = Math.max(0, (await this.records.list()).length - this.live.size);
+    return counts;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    await this.opts.control?.close();
     for (const live of this.live.values()) clearTimeout(live.idleTimer);
     await Promise.all([...this.snapshotting.values()].map(settled));
+    const exits = [...this.live.values()].map((l) => settled(l.instance.exited));
     await this.opts.driver.close();
+    // Stopped sandboxes' volumes are saved before their placement goes (their exit handlers,
+    // registered first, have queued the saves once the exits are seen here).
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await Promise.all([...this.saving].map(settled));
     this.live.clear();
   }
 }

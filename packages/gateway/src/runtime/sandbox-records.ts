@@ -22,6 +22,8 @@ export const SandboxRecord = z.object({
   /** Told to the user at the start of the next turn (repairs, resets). */
   pendingNotice: z.string().optional(),
   lastSnapshotAt: z.number().optional(),
+  /** Several gateways: the gateway it last started on and the placement epoch (runtime/placement.ts). */
+  placement: z.object({ gateway: z.string(), epoch: z.number() }).optional(),
   lastRepair: z
     .object({
       at: z.number(),

@@ -14,7 +14,16 @@ import type { ReplySurface } from "../domain/messages.ts";
 import { fromWorker, type RequestEvent } from "../domain/requests.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { ExitInfo, SandboxInstance, WorkerConnection } from "../sandbox/driver.ts";
-import { inSpan } from "../telemetry/otel.ts";
+import { gatewayMetrics } from "../telemetry/metrics.ts";
+import {
+  contextOf,
+  failSpan,
+  inSpan,
+  pastSpan,
+  SpanKind,
+  traceparentOfSpan,
+  tracer,
+} from "../telemetry/otel.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { MessageAttempts } from "./attempts.ts";
 import type { FilesIn } from "./files-in.ts";
@@ -106,20 +115,36 @@ export class TurnRunner {
   }
 
   run(turn: QueuedTurn, attempt: number, lease: AbortSignal): Promise<TurnResult> {
+    const attributes = {
+      "lobu.agent": turn.key.agentId,
+      "lobu.platform": turn.origin.platform,
+      "lobu.sandbox": turn.conversationId,
+      "lobu.message": turn.messageId,
+      "lobu.attempt": attempt,
+    };
+    const metric = { "lobu.agent": turn.key.agentId, "lobu.platform": turn.origin.platform };
+    const m = gatewayMetrics();
+    const claimed = Date.now();
+    // The trace the message began in (the inbound span), through its time in the queue.
+    const queued = pastSpan(
+      "lobu.queue",
+      turn.receivedAt,
+      attributes,
+      contextOf(turn.traceparent),
+      SpanKind.CONSUMER,
+    );
+    if (attempt === 1) m.queueWait.record((claimed - turn.receivedAt) / 1000, metric);
     return inSpan(
       "lobu.turn",
-      {
-        "lobu.agent": turn.key.agentId,
-        "lobu.platform": turn.origin.platform,
-        "lobu.sandbox": turn.conversationId,
-        "lobu.message": turn.messageId,
-        "lobu.attempt": attempt,
-      },
+      attributes,
       async (span) => {
         const result = await this.runTurn(turn, attempt, lease);
         span.setAttribute("lobu.result", result);
+        m.turns.add(1, { ...metric, "lobu.result": result });
+        m.turnDuration.record((Date.now() - claimed) / 1000, { ...metric, "lobu.result": result });
         return result;
       },
+      { parent: contextOf(traceparentOfSpan(queued)) },
     );
   }
 
@@ -243,12 +268,16 @@ export class TurnRunner {
     const { sandboxes, log } = this.deps;
     const id = turn.conversationId;
     try {
-      return (
-        sandboxes.get(id) ??
-        (await inSpan("lobu.sandbox.wake", { "lobu.sandbox": id }, () =>
-          sandboxes.ensure(id, turn.key),
-        ))
+      const running = sandboxes.get(id);
+      if (running) return running;
+      const started = Date.now();
+      const woken = await inSpan("lobu.sandbox.wake", { "lobu.sandbox": id }, () =>
+        sandboxes.ensure(id, turn.key),
       );
+      gatewayMetrics().wake.record((Date.now() - started) / 1000, {
+        "lobu.agent": turn.key.agentId,
+      });
+      return woken;
     } catch (err) {
       log.error({ err, sandboxId: id }, "sandbox failed to start");
       const reason = `its sandbox failed to start (${errorMessage(err)})`;
@@ -300,13 +329,44 @@ export class TurnRunner {
     lease: AbortSignal,
     input: TurnInput,
   ): Promise<WorkerEnd> {
+    const { sandboxId, turnId } = stream;
+    // The worker's side of the turn, as the gateway sees it: what the worker,
+    // the relay, the egress proxy and gateway tools do for the turn hangs under it.
+    const span = tracer.startSpan("lobu.worker", {
+      kind: SpanKind.CLIENT,
+      attributes: { "lobu.sandbox": sandboxId, "lobu.turn": turnId },
+    });
+    try {
+      const end = await this.exchangeIn(stream, instance, context, lease, input, span);
+      span.setAttribute("lobu.worker.end", end.kind === "turn_end" ? end.msg.status : end.kind);
+      if (end.kind === "turn_end" && end.msg.error)
+        span.setAttribute("error.type", end.msg.error.code);
+      return end;
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async exchangeIn(
+    stream: TurnStream,
+    instance: SandboxInstance,
+    context: TurnContext,
+    lease: AbortSignal,
+    input: TurnInput,
+    span: ReturnType<typeof tracer.startSpan>,
+  ): Promise<WorkerEnd> {
     const { connection } = instance;
     const { sandboxId, turnId, turn } = stream;
+    const traceparent = traceparentOfSpan(span);
     this.deps.gatewayTools?.serve(connection, this.deps.turns);
     await stream.begin({
       model: { provider: context.model.provider, id: context.model.id },
       connection,
       requestTimeoutMs: context.requestTimeoutSec * 1000,
+      ...(traceparent ? { traceparent } : {}),
     });
     // A stop that came while the turn was being prepared.
     const stoppedBy = await this.deps.stops?.requested(turn.messageId);
@@ -367,6 +427,7 @@ export class TurnRunner {
         text: input.text,
         context,
         ...(input.images.length ? { images: input.images } : {}),
+        ...(traceparent ? { traceparent } : {}),
       });
       // After the turn is sent: the worker refuses a cancel for a turn it does not know.
       if (stream.stopSignal.aborted) onStop();
@@ -452,6 +513,17 @@ export class TurnRunner {
     lease: AbortSignal,
   ): Promise<TurnResult> {
     await stream.end();
+    const code =
+      verdict.kind === "fail" || verdict.kind === "stopped"
+        ? verdict.error.code
+        : verdict.kind === "retry"
+          ? "retry"
+          : undefined;
+    if (code)
+      gatewayMetrics().errors.add(1, {
+        "lobu.agent": stream.turn.key.agentId,
+        "error.type": code,
+      });
     switch (verdict.kind) {
       case "answer":
         await this.finish(stream, { text: verdict.text });

@@ -35,6 +35,8 @@ export interface TurnStart {
   connection: WorkerConnection;
   /** How long a request waits for a person (the agent's policy.request_timeout). */
   requestTimeoutMs: number;
+  /** The trace context of the turn's worker span (spans made for the sandbox go under it). */
+  traceparent?: string;
 }
 
 /** Called with the person's answer, or null when the request expired or the turn ended first. */
@@ -202,6 +204,7 @@ export class TurnStream {
       userKey: userKeyOf(turn.origin),
       origin: turn.origin,
       model: start.model,
+      ...(start.traceparent ? { traceparent: start.traceparent } : {}),
     };
     this.#phase = "running";
     await this.#deps.turns.begin(this.sandboxId, this.#running, this);

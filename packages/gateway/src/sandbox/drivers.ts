@@ -15,8 +15,15 @@ export type DriverName = Exclude<LobuConfig["sandbox"]["driver"], "auto">;
 export interface DriverSetup {
   /** The driver's own state (uids, pool state), under the data dir. */
   stateDir: string;
-  /** Where volume images live. */
+  /** Where volumes (and their images) live. */
   volumesRoot: string;
+  /**
+   * Volumes move between gateways (`cluster.volumes = "shared"` or `"s3"`):
+   * each is a plain directory, never a loop-mounted image, since a mount would
+   * stay on the host of a gateway that died, a second host mounting the same
+   * ext4 image corrupts it, and a fetched volume is written as files.
+   */
+  sharedVolumes?: boolean;
   /** `sandbox.pool_size`: virtual sandboxes per pool process. */
   poolSize: number;
   logger: Logger;
@@ -63,6 +70,7 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         logger: s.logger,
         launcher: s.launcher,
         ...s.confinement,
+        ...(s.sharedVolumes ? { quota: "watch" as const } : {}),
         ...(s.packages ? { packages: s.packages } : {}),
       }),
   },
@@ -78,7 +86,7 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
         poolSize: s.poolSize,
         logger: s.logger,
         launcher: s.launcher,
-        process: s.confinement,
+        process: { ...s.confinement, ...(s.sharedVolumes ? { quota: "watch" as const } : {}) },
         ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
       }),
   },

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { normalizePattern } from "../domain/host-patterns.ts";
 import type { KeyValue } from "../store/port.ts";
 import { scanKeys } from "../store/scan.ts";
+import { ReadMemo } from "../util/read-memo.ts";
 import { readRecord } from "../util/stored-record.ts";
 import { SecretRef, secretKey } from "./store.ts";
 
@@ -122,6 +123,11 @@ export class PlaceholderRegistry implements PlaceholderLookup {
   readonly #kv: KeyValue;
   readonly #now: () => number;
   readonly #log: Logger;
+  /**
+   * Decoded bindings by their stored text (see ReadMemo): the proxy looks one up
+   * per request, and a revoked one reads as absent at once since the key is read.
+   */
+  readonly #decoded = new ReadMemo<PlaceholderBinding | null>(4096);
 
   /** `log`: where unreadable bindings are reported (default: a logger of its own). */
   constructor(kv: KeyValue, opts: { now?: () => number; log?: Logger } = {}) {
@@ -187,6 +193,15 @@ export class PlaceholderRegistry implements PlaceholderLookup {
 
   /** The binding stored as `raw` for `placeholder`; undefined (logged) when it is unreadable. */
   #decode(placeholder: string, raw: string): PlaceholderBinding | undefined {
+    const binding = this.#decoded.get(
+      placeholder,
+      raw,
+      (r) => this.#decodeNow(placeholder, r) ?? null,
+    );
+    return binding ?? undefined;
+  }
+
+  #decodeNow(placeholder: string, raw: string): PlaceholderBinding | undefined {
     const source = { record: "placeholder binding", key: `${BINDING}${placeholder}` };
     const binding = readRecord(PlaceholderBinding, raw, source, this.#log, "never swapped");
     if (binding && binding.placeholder !== placeholder) {

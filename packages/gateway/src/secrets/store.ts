@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { KeyValue } from "../store/port.ts";
+import { ReadMemo } from "../util/read-memo.ts";
 import { decodeRecord, logUnreadable, readRecord } from "../util/stored-record.ts";
 import { DecryptError, open, type SealKey, seal, toKeyObject } from "./crypto.ts";
 
@@ -197,6 +198,8 @@ export class SecretStore {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #accountOf: AccountOf;
+  /** Decrypted records by their stored text (see ReadMemo): the proxy reads a secret per request. */
+  readonly #opened = new ReadMemo<ResolvedSecret>(1024);
 
   constructor(kv: KeyValue, masterKey: Uint8Array, opts: SecretStoreOptions = {}) {
     if (masterKey.length !== 32) throw new Error("the master key must be 32 bytes");
@@ -464,11 +467,18 @@ export class SecretStore {
     }
     await this.#kv.set(KEYCHECK_KEY, seal(newK, "ok", KEYCHECK_AAD));
     this.#key = newK;
+    this.#opened.clear();
     return { reencrypted, alreadyCurrent };
   }
 
   #decrypt(ref: SecretRef, raw: string): ResolvedSecret {
     const key = secretKey(ref);
+    // The memo is keyed by the store key, which names the ref (scope and name) the AAD binds.
+    const opened = this.#opened.get(key, raw, () => this.#decryptNow(ref, key, raw));
+    return { ...opened, ref };
+  }
+
+  #decryptNow(ref: SecretRef, key: string, raw: string): ResolvedSecret {
     const decoded = decodeRecord(StoredSecret, raw);
     if (!decoded.ok) {
       logUnreadable(this.#log, { record: "secret", key }, decoded.reason, "its value is refused");

@@ -117,7 +117,17 @@ async function launchFragment(c: Context): Promise<string> {
   return "";
 }
 
-/** Query string the page opens with after a claim: the request to answer, if any. */
+/**
+ * Query string the page opens with after a claim: the request to answer, if
+ * any, and a named Telegram bot's id (its Mini App's initData is signed with
+ * that bot's token, so the page must say which bot to check it against).
+ */
 function landingQuery(claim: Claim): string {
-  return claim.requestId ? `?${new URLSearchParams({ request: claim.requestId })}` : "";
+  const params = new URLSearchParams({
+    ...(claim.requestId ? { request: claim.requestId } : {}),
+    ...(claim.origin.platform === "telegram" && claim.origin.workspace
+      ? { bot: claim.origin.workspace }
+      : {}),
+  });
+  return params.size ? `?${params}` : "";
 }

@@ -20,8 +20,10 @@ const ConfirmBody = z.strictObject({ code: z.string().min(1).max(32) });
 
 /**
  * `/links`: the person's linked identities (docs/identity.md). The session
- * proves its identity on both sides: a code created here is bound to it, and
- * a code entered here links it into the account of the code's creator. Any
+ * proves its identity on both sides of the two-code handshake: an offer code
+ * created here is bound to it; an offer entered here hands out a finishing
+ * code (nothing linked yet); a finishing code entered here, by the offer's
+ * creator, links the identity that entered the offer. Any
  * identity of the account may unlink any other (a lost phone, a stranger who
  * got a code); an identity outside the account is never named here.
  */
@@ -35,8 +37,12 @@ export function linkSettingsRoutes(d: LinkSettingsDeps): Hono<SettingsEnv> {
   });
   r.post("/links/confirm", async (c) => {
     const { code } = await jsonBody(c, ConfirmBody);
-    await d.accounts.confirm(c.get("session").userKey, code);
-    return linksView(d, c);
+    const done = await d.accounts.confirm(c.get("session").userKey, code);
+    if (done.step === "pending")
+      return linksView(d, c, {
+        pending: { code: done.code, expiresAt: new Date(done.expiresAt).toISOString() },
+      });
+    return linksView(d, c, { joined: done.joined });
   });
   // OpenID Connect: started here (session + CSRF), finished by the provider's
   // redirect in the same session (the Lax cookie comes along on that navigation).
@@ -63,7 +69,16 @@ export function linkSettingsRoutes(d: LinkSettingsDeps): Hono<SettingsEnv> {
   return r;
 }
 
-async function linksView(d: LinkSettingsDeps, c: SettingsContext): Promise<Response> {
+/**
+ * The account as this session sees it; `extra` is what entering a code did
+ * (`pending`: the finishing code to enter on the other account; `joined`: the
+ * identity that joined).
+ */
+async function linksView(
+  d: LinkSettingsDeps,
+  c: SettingsContext,
+  extra: Record<string, unknown> = {},
+): Promise<Response> {
   const { userKey } = c.get("session");
   const { account, identities } = await d.accounts.linked(userKey);
   return c.json({
@@ -71,6 +86,7 @@ async function linksView(d: LinkSettingsDeps, c: SettingsContext): Promise<Respo
     account,
     identities,
     ...(d.oidc ? { oidc: { name: d.oidc.name } } : {}),
+    ...extra,
   });
 }
 

@@ -36,8 +36,8 @@ function signInWith(d: SignInRouteDeps, site: SettingsSite, signIn: SettingsSign
   return async (c: Context) => {
     if (!originAllowed(c, site.publicUrl))
       throw forbidden("cross-site request refused", `Open the settings from ${signIn.label}.`);
-    const { userKey, userName } = await signIn.verify(c);
-    const agentId = await d.settingsLinks.defaultAgentFor(signIn.platform);
+    const { userKey, userName, workspace } = await signIn.verify(c);
+    const agentId = await d.settingsLinks.defaultAgentFor(signIn.platform, workspace);
     const { id, session } = await openSettingsSession(d, c, site, {
       userKey,
       agentId,

@@ -111,6 +111,19 @@ export interface EnqueueOptions {
   delayMs?: number;
 }
 
+export interface ClaimOptions {
+  /** Partitions not to claim. */
+  skip?: string[];
+  /** Claim from this partition only. */
+  partition?: string;
+  /**
+   * A lock-name prefix (see `Locks`): a partition whose lock `<placement><partition>`
+   * is held by another owner is not claimed, in the same atomic step. This is how
+   * several gateways leave a sandbox's messages to the one gateway it runs on.
+   */
+  placement?: string;
+}
+
 export interface QueuedMessage {
   id: string;
   /** Messages of one partition are delivered one at a time, in enqueue order. */
@@ -145,11 +158,7 @@ export interface MessageQueue {
    * lease. Partitions in `skip` are ignored (e.g. sandboxes the caller cannot
    * serve right now). Returns null when nothing is deliverable.
    */
-  claim(
-    owner: string,
-    leaseMs: number,
-    opts?: { skip?: string[]; partition?: string },
-  ): Promise<QueueClaim | null>;
+  claim(owner: string, leaseMs: number, opts?: ClaimOptions): Promise<QueueClaim | null>;
   /** Extend the lease; false when it was lost (expired and claimed by someone else). */
   extend(claim: QueueClaim, leaseMs: number): Promise<boolean>;
   /** Remove the message and release the partition. False when the lease was lost. */

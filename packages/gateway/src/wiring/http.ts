@@ -1,4 +1,4 @@
-import type { ServerOptions } from "node:http";
+import type { Server, ServerOptions } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { errorBody, type LobuConfig, LobuError } from "@lobu/core";
@@ -7,10 +7,12 @@ import type { Logger } from "pino";
 import { adminRoutes } from "../admin/routes.ts";
 import { apiRoutes } from "../api/routes.ts";
 import { errorResponse } from "../http/errors.ts";
+import { lingerAfterAnswer } from "../http/linger.ts";
 import { listenError } from "../http/port.ts";
 import type { PublicUrl } from "../http/public-url.ts";
 import type { SettingsSignIn } from "../http/sign-in.ts";
 import { settingsRoutes } from "../settings/routes.ts";
+import { httpSpans } from "../telemetry/http-spans.ts";
 import type { Domain } from "./domain.ts";
 import { buildPersonData } from "./person-data.ts";
 import type { Runtime } from "./runtime.ts";
@@ -51,6 +53,7 @@ export function buildApp(opts: {
     accounts: domain.accounts,
   });
   const app = new Hono();
+  app.use(httpSpans());
   app.onError((err, c) => errorResponse(err, c, log));
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404),
@@ -187,9 +190,19 @@ export async function listen(
 ): Promise<{ server: ServerType; url: string; port: number }> {
   const { host, port } = opts;
   const server: ServerType = await new Promise((resolveServer, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions: opts.limits }, () =>
-      resolveServer(s),
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port,
+        hostname: host,
+        serverOptions: opts.limits,
+        // Unread bodies are discarded by lingerAfterAnswer, with a budget that
+        // outlasts a loaded client (Hono's own gives up after 500 ms).
+        autoCleanupIncoming: false,
+      },
+      () => resolveServer(s),
     );
+    lingerAfterAnswer(s as Server);
     s.once("error", (err) => reject(listenError(err, host, port)));
   });
   const actualPort = (server.address() as AddressInfo).port;

@@ -9,19 +9,28 @@ import { StdioMcpTools } from "../mcp/stdio.ts";
 import { ActiveTurns } from "../runtime/active-turns.ts";
 import { MessageAttempts } from "../runtime/attempts.ts";
 import { Dispatcher } from "../runtime/dispatcher.ts";
-import { type SelectedDriver, selectDriver } from "../runtime/drivers.ts";
+import {
+  type SelectedDriver,
+  selectDriver,
+  snapshotsRoot,
+  volumeBackend,
+  volumesRoot,
+} from "../runtime/drivers.ts";
 import { type Egress, startEgress } from "../runtime/egress.ts";
 import { FilesIn } from "../runtime/files-in.ts";
 import { historyTool } from "../runtime/history-tool.ts";
 import { linkCommandReply } from "../runtime/link-command.ts";
 import { deliverAfterPackages } from "../runtime/package-grants.ts";
+import { SandboxPlacement } from "../runtime/placement.ts";
 import { RetentionSweeper } from "../runtime/retention.ts";
+import { SandboxControl } from "../runtime/sandbox-control.ts";
 import { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { sendFileTool } from "../runtime/send-file.ts";
 import { TurnStops } from "../runtime/stops.ts";
 import { TurnRunner } from "../runtime/turn-runner.ts";
 import type { WorkerLaunchConfig } from "../sandbox/launcher.ts";
 import type { SkillViews } from "../skills/views.ts";
+import { observeGauges } from "../telemetry/metrics.ts";
 import { budgetError } from "../usage/budgets.ts";
 import type { Domain } from "./domain.ts";
 import type { Startup } from "./startup.ts";
@@ -32,8 +41,12 @@ export interface Runtime {
   egress: Egress;
   driver: SelectedDriver;
   sandboxes: SandboxManager;
+  /** Which gateway runs each sandbox (on Redis; absent on SQLite, where one gateway runs all). */
+  placement: SandboxPlacement | undefined;
   runner: TurnRunner;
   dispatcher: Dispatcher;
+  /** Stops reading the queue and sandbox gauges (before the store closes). */
+  stopGauges: () => void;
   /** Stopping turns from any surface, on whichever gateway runs them. */
   stops: TurnStops;
   /** Stops the scheduled garbage collection of Nix packages. */
@@ -147,11 +160,38 @@ export async function startRuntime(opts: {
   });
   startup.onFailure(() => driver.driver.close());
   domain.sandboxTier.settle(driver.driver.name);
+  // Several gateways may share a Redis store: each sandbox runs on one of them at a time.
+  const placement =
+    store.kind === "redis"
+      ? new SandboxPlacement({
+          locks: store.locks,
+          kv: store.kv,
+          owner: instanceId,
+          leaseMs: config.cluster.lease,
+          log: log.child({ component: "placement" }),
+        })
+      : undefined;
+  placement?.start();
+  startup.onFailure(() => placement?.close());
+  const volumes = volumeBackend(config, dataDir, log);
   const sandboxes = new SandboxManager({
+    volumes,
     driver: driver.driver,
     egress: egress.binder,
     kv: store.kv,
     dataDir,
+    volumesRoot: volumesRoot(config, dataDir),
+    snapshotsRoot: snapshotsRoot(config, dataDir),
+    ...(placement
+      ? {
+          placement,
+          control: new SandboxControl({
+            pubsub: store.pubsub,
+            owner: instanceId,
+            log: log.child({ component: "sandbox-control" }),
+          }),
+        }
+      : {}),
     limits: {
       memoryMb: config.sandbox.memory_mb,
       cpus: config.sandbox.cpus,
@@ -166,6 +206,8 @@ export async function startRuntime(opts: {
     skillsDirFor: (id) => opts.skillViews.ensure(id),
     removeSkillsDir: (id) => opts.skillViews.remove(id),
   });
+  // Several gateways: operators' stop/reset/erase of a sandbox running here, asked on another gateway.
+  await sandboxes.serveControl();
   // stdio MCP servers: listed and run by the worker inside the person's sandbox (mcp/stdio.ts).
   if (Object.values(config.mcp).some((s) => s.command !== undefined)) {
     const stdio = new StdioMcpTools({
@@ -255,6 +297,8 @@ export async function startRuntime(opts: {
     queue: store.queue,
     owner: instanceId,
     maxConcurrent: config.sandbox.max_concurrent,
+    leaseMs: config.cluster.lease,
+    ...(placement ? { placement } : {}),
     run: (turn, attempt, lease) => runner.run(turn, attempt, lease),
     attempts,
     onDeadLetter: async (claim, reason) => {
@@ -289,5 +333,25 @@ export async function startRuntime(opts: {
     owner: instanceId,
     ...(opts.retentionClock ? { now: opts.retentionClock } : {}),
   });
-  return { egress, driver, sandboxes, runner, dispatcher, stops, stopPackageGc, retention };
+  // Read at each metrics collection (a no-op without telemetry).
+  const stopGauges = observeGauges(
+    {
+      queueDepth: () => store.queue.depth(),
+      sandboxesByState: () => sandboxes.countsByState(),
+    },
+    (err) => log.debug({ err }, "a metrics gauge could not be read"),
+  );
+  startup.onFailure(stopGauges);
+  return {
+    egress,
+    driver,
+    sandboxes,
+    placement,
+    runner,
+    dispatcher,
+    stops,
+    stopPackageGc,
+    retention,
+    stopGauges,
+  };
 }

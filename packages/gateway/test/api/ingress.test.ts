@@ -106,3 +106,40 @@ describe("bodies of callers let in are bounded while read", () => {
     expect(login.status).toBe(200);
   });
 });
+
+describe("a refused client gets its answer even when it reads late", () => {
+  it("keeps the connection while discarding the rest, so a stalled client still reads its refusal", async () => {
+    const { connect } = await import("node:net");
+    const target = new URL(gw.url);
+    const socket = connect(Number(target.port), target.hostname);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve).once("error", reject);
+    });
+    // 8 MiB chunked, well past the 1 MiB bound, written at once; then the client
+    // stalls for longer than a short linger would wait before it reads anything.
+    socket.pause();
+    socket.write(
+      `POST /api/v1/agents/default/messages HTTP/1.1\r\nHost: ${target.host}\r\n` +
+        "Authorization: Bearer nope\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    const chunk = Buffer.alloc(64 * 1024, "a");
+    for (let i = 0; i < 128; i++) {
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      socket.write("\r\n");
+    }
+    await new Promise((r) => setTimeout(r, 1_500));
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      socket.on("data", (b: Buffer) => {
+        text += b.toString();
+        if (text.includes("\r\n\r\n")) resolve(text);
+      });
+      socket.once("error", reject);
+      socket.once("close", () => reject(new Error(`closed with no answer read: ${text}`)));
+      socket.resume();
+    });
+    socket.destroy();
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+  });
+});

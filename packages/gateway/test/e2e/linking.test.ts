@@ -16,11 +16,13 @@ import { apiSettingsLink, openSettings, type SettingsSession } from "../settings
 /**
  * One person across platforms, end to end: a real `lobu run` with the Slack
  * and Telegram emulators (driven by @slack/web-api and grammY), the REST API
- * and the mock LLM. Slack alice shows a link code, Telegram alice confirms
- * it; the key and the model alice sets on her Slack settings page are used by
- * her Telegram turns, and what the agent remembers on Slack it recalls on
- * Telegram. Mallory, with a used code or a guessed one, gets nowhere. Alice
- * unlinks from the settings page and Telegram is on its own again.
+ * and the mock LLM. Slack alice shows a link code, Telegram alice enters it
+ * and is shown a finishing code, which Slack alice enters back (proof on both
+ * sides); the key and the model alice sets on her Slack settings page are
+ * used by her Telegram turns, and what the agent remembers on Slack it
+ * recalls on Telegram. Mallory, with a forwarded, reused or guessed code, or
+ * a finishing code that is not hers to enter, gets nowhere. Alice unlinks
+ * from the settings page and Telegram is on its own again.
  */
 
 const GATEWAY_KEY = "sk-ant-gateway-key-0123456789abcdef";
@@ -30,6 +32,7 @@ const SLACK_TOKEN = "xoxb-7777-8888-linking";
 const TG_TOKEN = "7000000022:AAlinking-token";
 const TG_ALICE = { id: 4242, first_name: "Alice", username: "alice" };
 const TG_MALLORY = { id: 6666, first_name: "Mallory", username: "mallory" };
+const TG_EVE = { id: 7777, first_name: "Eve", username: "eve" };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -144,13 +147,46 @@ afterAll(async () => {
 describe("one person across Slack, Telegram and REST", () => {
   let settings: SettingsSession;
 
-  it("links Slack alice and Telegram alice with a code shown on one and sent from the other", async () => {
+  it("a forwarded code links nobody: Mallory gets a finishing code she cannot use", async () => {
+    const code = codeIn(await slackDm("link", /code is/))!;
+    // Mallory has alice's code (forwarded, read over her shoulder) and enters it.
+    const taken = await tgSend(TG_MALLORY, `link ${code}`, /finishing code is/);
+    expect(taken).toMatch(/^Almost there: nothing is linked yet/);
+    const finish = codeIn(taken.replace("finishing code is", "code is"))!;
+    // Finishing it herself (or passing it to another account of hers) is refused.
+    expect(await tgSend(TG_MALLORY, `link ${finish}`, /unknown, used or expired/)).toBeTruthy();
+    // Refused for good: alice's own offer and the finishing code are both used up.
+    expect(await slackDm(`link ${finish}`, /unknown, used or expired/)).toBeTruthy();
+    expect(await tgSend(TG_MALLORY, `link ${code}`, /unknown, used or expired/)).toBeTruthy();
+    const res = await gw.api("/api/v1/admin/links");
+    expect(((await res.json()) as { accounts: unknown[] }).accounts).toEqual([]);
+    const audit = JSON.stringify(
+      await (await gw.api("/api/v1/audit?action=identity.link_failed")).json(),
+    );
+    expect(audit).toContain("wrong_account");
+  });
+
+  it("guessing is locked out: after 5 wrong codes even the right one is refused", async () => {
+    for (let i = 0; i < 5; i++)
+      await tgSend(TG_EVE, `link ${String(i).repeat(5)}-ZZZZZ`, /unknown, used or expired/);
+    const code = codeIn(await slackDm("link", /code is/))!;
+    expect(await tgSend(TG_EVE, `link ${code}`, /too many wrong link codes/)).toMatch(
+      /Wait 15 minutes/,
+    );
+  });
+
+  it("links Slack alice and Telegram alice: a code shown on one, entered on the other, finished on the first", async () => {
     const code = codeIn(await slackDm("link", /code is/))!;
     expect(code).toBeDefined();
     // No agent turn for a link command: the gateway answers it itself.
     expect(llm.requests.filter((r) => r.lastUserText.includes("link"))).toEqual([]);
-    expect(await tgSend(TG_ALICE, `link ${code}`, /^Linked/)).toMatch(/1 other account/);
-    // Reused, by Mallory: refused, and Mallory stays on her own.
+    const taken = await tgSend(TG_ALICE, `link ${code}`, /finishing code is/);
+    const finish = codeIn(taken.replace("finishing code is", "code is"))!;
+    expect(await slackDm(`link ${finish}`, /^Linked/)).toMatch(
+      /^Linked: telegram::4242 now shares .* \(1 other account linked in all\)/,
+    );
+    // Replayed, by alice or by Mallory, either code: refused, and Mallory stays on her own.
+    expect(await slackDm(`link ${finish}`, /unknown, used or expired/)).toBeTruthy();
     expect(await tgSend(TG_MALLORY, `/link ${code}`, /unknown, used or expired/)).toMatch(
       /Create a new code/,
     );
@@ -205,9 +241,12 @@ describe("one person across Slack, Telegram and REST", () => {
   it("links a REST user with a code from Telegram; admins see the account", async () => {
     const code = codeIn(await tgSend(TG_ALICE, "link", /code is/))!;
     const events = await rest("alice", `link ${code}`);
-    expect(events.find((e) => e.type === "done")).toMatchObject({
-      text: expect.stringMatching(/^Linked: .* 2 other accounts/),
-    });
+    const taken = events.find((e) => e.type === "done") as { text?: string } | undefined;
+    expect(taken?.text).toMatch(/^Almost there/);
+    const finish = codeIn((taken?.text ?? "").replace("finishing code is", "code is"))!;
+    expect(await tgSend(TG_ALICE, `link ${finish}`, /^Linked/)).toMatch(
+      /^Linked: api::alice now shares .* \(2 other accounts linked in all\)/,
+    );
     const res = await gw.api("/api/v1/admin/links");
     expect(res.status).toBe(200);
     const { accounts } = (await res.json()) as {
@@ -233,9 +272,8 @@ describe("one person across Slack, Telegram and REST", () => {
     const bob = await openSettings(gw, await apiSettingsLink(gw, "bob-second"));
     const res = await bob.call("POST", "/links/confirm", { code });
     expect(res.status).toBe(200);
-    const view = (await res.json()) as { identity: string; identities: string[] };
-    expect(view.identity).toBe("api::bob-second");
-    expect(view.identities).toContain("telegram::4242");
+    const pending = (await res.json()) as { identities: string[]; pending: { code: string } };
+    expect(pending.identities).toEqual(["api::bob-second"]);
     // The same code again, from another session: used.
     const carol = await openSettings(gw, await apiSettingsLink(gw, "carol"));
     const again = await carol.call("POST", "/links/confirm", { code });
@@ -243,6 +281,26 @@ describe("one person across Slack, Telegram and REST", () => {
     expect(((await again.json()) as { error: { code: string } }).error.code).toBe(
       "link_code_invalid",
     );
+    // Bob's finishing code, approved by someone other than the code's creator: refused and used up.
+    expect(
+      (await carol.call("POST", "/links/confirm", { code: pending.pending.code })).status,
+    ).toBe(400);
+    expect(
+      (await settings.call("POST", "/links/confirm", { code: pending.pending.code })).status,
+    ).toBe(400);
+    // A fresh handshake, finished on the creator's page: Bob joins.
+    const offer = (await (await settings.call("POST", "/links/code")).json()) as { code: string };
+    const second = (await (
+      await bob.call("POST", "/links/confirm", { code: offer.code })
+    ).json()) as {
+      pending: { code: string };
+    };
+    const done = await settings.call("POST", "/links/confirm", { code: second.pending.code });
+    expect(done.status).toBe(200);
+    const view = (await done.json()) as { joined: string; identities: string[] };
+    expect(view.joined).toBe("api::bob-second");
+    expect(view.identities).toContain("telegram::4242");
+    expect(view.identities).toContain("api::bob-second");
     // Bob unlinks himself from his own page.
     const gone = await bob.call("DELETE", `/links/${encodeURIComponent("api::bob-second")}`);
     expect(((await gone.json()) as { identities: string[] }).identities).toEqual([

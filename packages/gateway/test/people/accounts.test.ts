@@ -54,40 +54,118 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** The full handshake: `creator` offers, `joiner` enters it, `creator` enters the finishing code. */
+async function link(joiner: string, creator: string) {
+  const offer = await accounts.createCode(creator);
+  const pending = await accounts.confirm(joiner, offer.code);
+  if (pending.step !== "pending") throw new Error("an offer linked at once");
+  const done = await accounts.confirm(creator, pending.code);
+  if (done.step !== "linked") throw new Error("a finishing code did not link");
+  return done.linked;
+}
+
+/** `joiner` enters `creator`'s offer: the finishing code it is shown. */
+async function offerTaken(joiner: string, creator: string): Promise<string> {
+  const pending = await accounts.confirm(joiner, (await accounts.createCode(creator)).code);
+  if (pending.step !== "pending") throw new Error("an offer linked at once");
+  return pending.code;
+}
+
 describe("link codes", () => {
-  it("link the confirming identity into the creator's account, once", async () => {
+  it("take both sides: an offer entered links nothing; the creator's finishing code links, once", async () => {
     const { code, expiresAt } = await accounts.createCode(ALICE_SLACK);
     expect(code).toMatch(/^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$/);
     expect(expiresAt).toBe(clock + LINK_CODE_TTL_MS);
-    const linked = await accounts.confirm(ALICE_TG, code.toLowerCase().replace("-", " "));
-    expect(linked).toEqual({ account: ALICE_SLACK, identities: [ALICE_SLACK, ALICE_TG] });
+    const pending = await accounts.confirm(ALICE_TG, code.toLowerCase().replace("-", " "));
+    expect(pending).toMatchObject({ step: "pending", expiresAt: clock + LINK_CODE_TTL_MS });
+    if (pending.step !== "pending") throw new Error("unreachable");
+    expect(pending.code).not.toBe(code);
+    expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_TG);
+    const done = await accounts.confirm(ALICE_SLACK, pending.code);
+    expect(done).toEqual({
+      step: "linked",
+      joined: ALICE_TG,
+      linked: { account: ALICE_SLACK, identities: [ALICE_SLACK, ALICE_TG] },
+    });
     expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_SLACK);
     expect(await accounts.accountOf(ALICE_SLACK)).toBe(ALICE_SLACK);
-    // Reused: by anyone, the same identity included.
-    await expect(accounts.confirm(MALLORY, code)).rejects.toMatchObject({
-      code: "link_code_invalid",
-    });
-    await expect(accounts.confirm(ALICE_API, code)).rejects.toMatchObject({
-      code: "link_code_invalid",
-    });
+    // Reused: either code, by anyone, the same identities included.
+    for (const [who, c] of [
+      [MALLORY, code],
+      [ALICE_API, code],
+      [ALICE_SLACK, pending.code],
+      [MALLORY, pending.code],
+    ] as const)
+      await expect(accounts.confirm(who, c)).rejects.toMatchObject({ code: "link_code_invalid" });
     expect(await accounts.accountOf(MALLORY)).toBe(MALLORY);
     expect(audit.map((a) => a.action)).toEqual([
       "identity.link_code_created",
+      "identity.link_pending",
       "identity.linked",
       "identity.link_failed",
       "identity.link_failed",
+      "identity.link_failed",
+      "identity.link_failed",
     ]);
-    // Stored as a digest only: the code itself is nowhere in the store.
-    const all = await store.kv.list("link:");
-    expect(JSON.stringify(all)).not.toContain(code.replace("-", ""));
+    expect(audit.find((a) => a.action === "identity.linked")).toEqual({
+      action: "identity.linked",
+      actor: ALICE_TG,
+      details: {
+        account: ALICE_SLACK,
+        identity: ALICE_TG,
+        codeBy: ALICE_SLACK,
+        approvedBy: ALICE_SLACK,
+      },
+    });
+    // Stored as digests only: neither code is anywhere in the store.
+    const all = JSON.stringify(await store.kv.list("link:"));
+    expect(all).not.toContain(code.replace("-", ""));
+    expect(all).not.toContain(pending.code.replace("-", ""));
   });
 
-  it("expire after ten minutes", async () => {
+  it("a forwarded offer never links: the finishing code works for the offer's creator only", async () => {
+    // Mallory reads alice's offer (forwarded, over a shoulder) and enters it.
+    const finish = await offerTaken(MALLORY, ALICE_SLACK);
+    expect(await accounts.accountOf(MALLORY)).toBe(MALLORY);
+    // Mallory cannot finish it herself, from the account that entered it or any other of hers.
+    await expect(accounts.confirm(MALLORY, finish)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    const again = await offerTaken(MALLORY, ALICE_SLACK);
+    await expect(accounts.confirm(MALLORY_2, again)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    // Nor can alice's other identity (not the offer's creator) approve it for her.
+    await link(ALICE_TG, ALICE_SLACK);
+    const third = await offerTaken(MALLORY, ALICE_SLACK);
+    await expect(accounts.confirm(ALICE_TG, third)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    // The refused attempt consumed it: the creator cannot be talked into it afterwards either.
+    await expect(accounts.confirm(ALICE_SLACK, third)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    expect(await accounts.accountOf(MALLORY)).toBe(MALLORY);
+    expect(await accounts.accountOf(MALLORY_2)).toBe(MALLORY_2);
+    expect(audit.filter((a) => a.action === "identity.link_failed").map((a) => a.details)).toEqual([
+      { reason: "wrong_account" },
+      { reason: "wrong_account" },
+      { reason: "wrong_account" },
+      { reason: "unknown" },
+    ]);
+  });
+
+  it("expire after ten minutes, on both steps", async () => {
     const { code } = await accounts.createCode(ALICE_SLACK);
     clock += LINK_CODE_TTL_MS + 1;
     await expect(accounts.confirm(ALICE_TG, code)).rejects.toMatchObject({
       code: "link_code_invalid",
       status: 400,
+    });
+    const finish = await offerTaken(ALICE_TG, ALICE_SLACK);
+    clock += LINK_CODE_TTL_MS;
+    await expect(accounts.confirm(ALICE_SLACK, finish)).rejects.toMatchObject({
+      code: "link_code_invalid",
     });
     expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_TG);
   });
@@ -98,22 +176,20 @@ describe("link codes", () => {
     await expect(accounts.confirm(ALICE_TG, first.code)).rejects.toMatchObject({
       code: "link_code_invalid",
     });
-    expect((await accounts.confirm(ALICE_TG, second.code)).account).toBe(ALICE_SLACK);
+    const pending = await accounts.confirm(ALICE_TG, second.code);
+    expect(pending.step).toBe("pending");
   });
 
-  it("never pull the creator into the confirmer's account: a forwarded code can only add the reader to the creator's", async () => {
-    // Mallory creates a code and talks alice into... nothing: alice's identity
-    // moves only when alice herself sends a code, so Mallory's code is useless
-    // against her unless alice enters it.
-    const bait = await accounts.createCode(MALLORY);
-    await accounts.confirm(MALLORY_2, bait.code);
-    expect(await accounts.accountOf(ALICE_SLACK)).toBe(ALICE_SLACK);
-    // alice's code, read by Mallory: Mallory can join alice's account (the
-    // code is a password; it is shown only in direct messages, and alice sees
-    // and removes the stranger), but alice's identities stay where they are.
+  it("never pull the creator into the confirmer's account", async () => {
+    // Mallory's offer, entered by alice (talked into it): alice is handed a
+    // finishing code, and only Mallory can finish. Even then alice joins
+    // Mallory's account only because alice entered the offer herself and
+    // passed the code on; Mallory's own identities never reach alice's.
+    await link(MALLORY_2, MALLORY);
+    // alice's offer, entered by Mallory (linked elsewhere): refused at once, no finishing code.
     const leaked = await accounts.createCode(ALICE_SLACK);
     await expect(accounts.confirm(MALLORY, leaked.code)).rejects.toMatchObject({
-      code: "link_refused", // Mallory is linked elsewhere already
+      code: "link_refused",
     });
     expect(await accounts.accountOf(ALICE_SLACK)).toBe(ALICE_SLACK);
     // The attempt consumed the code: alice's real second identity needs a new one.
@@ -137,7 +213,12 @@ describe("link codes", () => {
     });
     expect(await other.accountOf(ALICE_TG)).toBe(ALICE_TG);
     // And the code is still good where it was made (the failed try elsewhere did not consume it).
-    expect((await accounts.confirm(ALICE_TG, code)).account).toBe(ALICE_SLACK);
+    const pending = await accounts.confirm(ALICE_TG, code);
+    if (pending.step !== "pending") throw new Error("unreachable");
+    await expect(other.confirm(ALICE_SLACK, pending.code)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    expect((await accounts.confirm(ALICE_SLACK, pending.code)).step).toBe("linked");
   });
 
   it("cannot be guessed: wrong codes lock the identity out, the right one included", async () => {
@@ -157,7 +238,19 @@ describe("link codes", () => {
       code: "link_code_invalid",
     });
     // Others are not locked out by Mallory.
-    expect((await accounts.confirm(ALICE_TG, code)).account).toBe(ALICE_SLACK);
+    expect((await accounts.confirm(ALICE_TG, code)).step).toBe("pending");
+  });
+
+  it("lock out guessing of finishing codes too, by the creator as by anyone", async () => {
+    const finish = await offerTaken(ALICE_TG, ALICE_SLACK);
+    for (let i = 0; i < 5; i++)
+      await expect(accounts.confirm(ALICE_SLACK, "ZZZZZ-ZZZZZ")).rejects.toMatchObject({
+        code: "link_code_invalid",
+      });
+    await expect(accounts.confirm(ALICE_SLACK, finish)).rejects.toMatchObject({
+      code: "link_rate_limited",
+    });
+    expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_TG);
   });
 
   it("are limited per identity", async () => {
@@ -166,11 +259,25 @@ describe("link codes", () => {
       code: "link_rate_limited",
     });
   });
+
+  it("refuse a tampered record whose digest does not match the key it is filed under", async () => {
+    const finish = await offerTaken(MALLORY, ALICE_SLACK);
+    // A record copied under another code's key (store access, a bug): refused.
+    const [finishRow] = await store.kv.list("link:code:");
+    const { code: forged } = await accounts.createCode(MALLORY_2);
+    const forgedRow = (await store.kv.list("link:code:")).find((r) => r.key !== finishRow!.key)!;
+    await store.kv.set(forgedRow.key, finishRow!.value);
+    await expect(accounts.confirm(ALICE_SLACK, forged)).rejects.toMatchObject({
+      code: "link_code_invalid",
+    });
+    expect(await accounts.accountOf(MALLORY)).toBe(MALLORY);
+    expect(finish).toBeDefined();
+  });
 });
 
 describe("accounts", () => {
   it("refuse an identity linked elsewhere, cycles and self-links; stay one level deep", async () => {
-    await accounts.confirm(ALICE_TG, (await accounts.createCode(ALICE_SLACK)).code);
+    await link(ALICE_TG, ALICE_SLACK);
     // Self and same-account links.
     await expect(
       accounts.confirm(ALICE_SLACK, (await accounts.createCode(ALICE_SLACK)).code),
@@ -188,7 +295,7 @@ describe("accounts", () => {
       accounts.confirm(ALICE_SLACK, (await accounts.createCode(MALLORY)).code),
     ).rejects.toMatchObject({ code: "link_refused" });
     // A code made by a member links into the primary's account.
-    await accounts.confirm(ALICE_API, (await accounts.createCode(ALICE_TG)).code);
+    await link(ALICE_API, ALICE_TG);
     expect(await accounts.linked(ALICE_API)).toEqual({
       account: ALICE_SLACK,
       identities: [ALICE_SLACK, ALICE_TG, ALICE_API],
@@ -199,8 +306,8 @@ describe("accounts", () => {
   });
 
   it("unlink a member, or dissolve when the primary leaves", async () => {
-    await accounts.confirm(ALICE_TG, (await accounts.createCode(ALICE_SLACK)).code);
-    await accounts.confirm(ALICE_API, (await accounts.createCode(ALICE_SLACK)).code);
+    await link(ALICE_TG, ALICE_SLACK);
+    await link(ALICE_API, ALICE_SLACK);
     expect(await accounts.unlink(ALICE_TG, ALICE_SLACK)).toBe(true);
     expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_TG);
     expect((await accounts.linked(ALICE_SLACK)).identities).toEqual([ALICE_SLACK, ALICE_API]);
@@ -212,7 +319,7 @@ describe("accounts", () => {
   });
 
   it("are exported and erased as person data (erasing an identity unlinks it)", async () => {
-    await accounts.confirm(ALICE_TG, (await accounts.createCode(ALICE_SLACK)).code);
+    await link(ALICE_TG, ALICE_SLACK);
     const kind = accounts.personData();
     const tg = { userKey: ALICE_TG, platform: "telegram", workspace: "", userId: "1001" };
     expect(await kind.export(tg)).toEqual({
@@ -243,7 +350,7 @@ describe("what linked identities share", () => {
         scope: { kind: "user", agentId: "default", userKey },
       }) as const;
     await settings.update("default", ALICE_TG, (s) => ({ ...s, model: "own-before-link" }));
-    await accounts.confirm(ALICE_TG, (await accounts.createCode(ALICE_SLACK)).code);
+    await link(ALICE_TG, ALICE_SLACK);
 
     await settings.update("default", ALICE_SLACK, (s) => ({ ...s, model: "claude-shared" }));
     await secrets.set(userSecret(ALICE_TG), "sk-ant-shared-0123456789");
@@ -297,7 +404,23 @@ describe("the link command", () => {
       text: `/link@lobu_bot ${code}`,
       origin: origin("telegram", "1001"),
     });
-    expect(reply).toMatch(/^Linked/);
+    expect(reply).toMatch(/^Almost there: nothing is linked yet/);
+    expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_TG);
+    const finish = /finishing code is ([0-9A-Z]{5}-[0-9A-Z]{5})/.exec(reply ?? "")![1]!;
+    // Sent back from the Telegram side (the one that entered the offer): refused.
+    expect(
+      await linkCommandReply(deps, { text: `link ${finish}`, origin: origin("telegram", "1001") }),
+    ).toMatch(/unknown, used or expired/);
+    // From the offer's creator, with a fresh handshake: linked, and the joiner is named.
+    const offer = await linkCommandReply(deps, { text: "link", origin: origin("slack", "UALICE") });
+    const taken = await linkCommandReply(deps, {
+      text: `link ${/code is ([0-9A-Z-]{11})/.exec(offer ?? "")![1]}`,
+      origin: origin("telegram", "1001"),
+    });
+    const last = /finishing code is ([0-9A-Z-]{11})/.exec(taken ?? "")![1]!;
+    expect(
+      await linkCommandReply(deps, { text: `link ${last}`, origin: origin("slack", "UALICE") }),
+    ).toMatch(/^Linked: telegram::1001 now shares/);
     expect(await accounts.accountOf(ALICE_TG)).toBe(ALICE_SLACK);
     expect(
       await linkCommandReply(deps, { text: `link ${code}`, origin: origin("api", "x") }),

@@ -1,5 +1,6 @@
 import { isLobuError } from "@lobu/core";
 import { describe, expect, it } from "vitest";
+import { discordSettings } from "../../src/platforms/discord/config.ts";
 import { slackSettings } from "../../src/platforms/slack/config.ts";
 import { telegramSettings } from "../../src/platforms/telegram/config.ts";
 
@@ -109,5 +110,97 @@ describe("Telegram settings", () => {
     expect(() =>
       telegramSettings({ mode: "carrier-pigeon" }, { TELEGRAM_BOT_TOKEN: TG_TOKEN }, webhook),
     ).toThrow(/platforms\.telegram\.mode/);
+  });
+});
+
+describe("several bots in one gateway", () => {
+  const KEY_A = "a".repeat(64);
+  const KEY_B = "b".repeat(64);
+  const support = { agent: "support", bot_token_env: "SUPPORT_TOKEN" };
+
+  it("reads a named Telegram bot next to the TELEGRAM_BOT_TOKEN one, or alone", () => {
+    const both = telegramSettings(
+      { bots: { support: { ...support, webhook_secret_env: "SUPPORT_SECRET" } } },
+      { TELEGRAM_BOT_TOKEN: TG_TOKEN, SUPPORT_TOKEN: "654321:AAsupport", SUPPORT_SECRET: "s-1" },
+      webhook,
+    );
+    expect(both?.bots.map((b) => [b.id, b.agentId, b.token, b.webhookSecret])).toEqual([
+      ["", undefined, TG_TOKEN, undefined],
+      ["support", "support", "654321:AAsupport", "s-1"],
+    ]);
+    const alone = telegramSettings(
+      { bots: { support } },
+      { SUPPORT_TOKEN: "654321:AAsupport" },
+      webhook,
+    );
+    expect(alone?.bots.map((b) => b.id)).toEqual(["support"]);
+  });
+
+  it.each([
+    ["a bot whose token variable is unset", { bots: { support } }, {}, /SUPPORT_TOKEN/],
+    [
+      "two bots with one token",
+      { bots: { support } },
+      { TELEGRAM_BOT_TOKEN: TG_TOKEN, SUPPORT_TOKEN: TG_TOKEN },
+      /are the same bot/,
+    ],
+    [
+      "two bots with one webhook secret",
+      { bots: { support: { ...support, webhook_secret_env: "SHARED" } } },
+      {
+        TELEGRAM_BOT_TOKEN: TG_TOKEN,
+        TELEGRAM_WEBHOOK_SECRET: "same",
+        SUPPORT_TOKEN: "654321:AAsupport",
+        SHARED: "same",
+      },
+      /share a webhook secret/,
+    ],
+    [
+      "a bot id that cannot be a path",
+      { bots: { "Support Bot": support } },
+      { SUPPORT_TOKEN: "654321:AAsupport" },
+      /platforms\.telegram\.bots/,
+    ],
+    [
+      "a token written in place of a variable name",
+      { bots: { support: { ...support, bot_token_env: "654321:AAsupport" } } },
+      {},
+      /bot_token_env/,
+    ],
+  ])("refuses %s (Telegram)", (_name, section, env, message) => {
+    expect(() => telegramSettings(section, env, webhook)).toThrow(message);
+  });
+
+  it("reads named Discord bots and refuses two with one application", () => {
+    const bots = { support: { ...support, public_key_env: "SUPPORT_KEY" } };
+    const both = discordSettings(
+      { bots },
+      {
+        DISCORD_BOT_TOKEN: "tok-a",
+        DISCORD_PUBLIC_KEY: KEY_A,
+        SUPPORT_TOKEN: "tok-b",
+        SUPPORT_KEY: KEY_B,
+      },
+    );
+    expect(both?.bots.map((b) => [b.id, b.agentId, b.publicKey])).toEqual([
+      ["", undefined, KEY_A],
+      ["support", "support", KEY_B],
+    ]);
+    expect(
+      refusal(() =>
+        discordSettings(
+          { bots },
+          {
+            DISCORD_BOT_TOKEN: "tok-a",
+            DISCORD_PUBLIC_KEY: KEY_A,
+            SUPPORT_TOKEN: "tok-b",
+            SUPPORT_KEY: KEY_A,
+          },
+        ),
+      ),
+    ).toMatch(/same application/);
+    expect(refusal(() => discordSettings({ bots }, { SUPPORT_TOKEN: "tok-b" }))).toMatch(
+      /SUPPORT_KEY is not set/,
+    );
   });
 });

@@ -221,11 +221,14 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     const [gus, hal] = [person(20, "Gus"), person(21, "Hal")];
     const answer = "This reply runs to the end although someone else clicked Stop. ".repeat(3);
     llm.when((r) => r.lastUserText === "talk a while", slowText(answer.trim(), 20, 150));
-    await gc.userSends(gus, room, "talk a while", { mention: true });
+    const sent = await gc.userSends(gus, room, "talk a while", { mention: true });
+    // In this turn's thread: an earlier test's reply may still be shedding its Stop buttons.
     const live = await gc.waitFor(
       () =>
-        appMessages(room).find((m) =>
-          buttonsOf(m.cardsV2).some((b) => b.onClick?.action?.function === "lobu.stop"),
+        appMessages(room).find(
+          (m) =>
+            m.thread === sent.message.thread &&
+            buttonsOf(m.cardsV2).some((b) => b.onClick?.action?.function === "lobu.stop"),
         ),
       { ...WAIT, description: "the streaming reply with its Stop buttons" },
     );

@@ -21,6 +21,8 @@ import { llmEnv, PROVIDER_KEY, slowText, WAIT } from "./helpers.ts";
 const SIGNING_SECRET = "slack-signing-secret-agent-surface";
 const BOT_TOKEN = "xoxb-9999-0000-agent";
 const CHANNEL = "C0AGENT001";
+/** A channel bound to an agent with its own name and picture. */
+const PERSONA_CHANNEL = "C0PERSONA1";
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -57,6 +59,7 @@ beforeAll(async () => {
     subscriptions: ["app_mention", "message.im", "message.channels", "assistant_thread_started"],
   });
   slack.addChannel({ id: CHANNEL, name: "agents" });
+  slack.addChannel({ id: PERSONA_CHANNEL, name: "helpdesk" });
   gw = await startGatewayProcess({
     toml: [
       "[sandbox]",
@@ -66,6 +69,12 @@ beforeAll(async () => {
       'stream_interval = "200ms"',
       "native_streaming = true",
       'suggested_prompts = [{ title = "Plan my day", message = "Plan my day, please." }]',
+      "",
+      "[agents.helper]",
+      'persona = { name = "Helper Bot", icon_url = "https://example.com/helper.png" }',
+      "",
+      `[channels."slack:${slack.teamId}:${PERSONA_CHANNEL}"]`,
+      'agent = "helper"',
     ].join("\n"),
     env: {
       ...llmEnv(llm),
@@ -155,5 +164,25 @@ describe("native streaming", () => {
     });
     const reply = await streamed(CHANNEL, sent.ts, /⏹️ Stopped by/);
     expect(reply.text).toMatch(/^word/);
+  });
+
+  it("streams as the channel's agent: its name and picture on the stream and its Stop buttons", async () => {
+    const answer = "Answered by the helper, streamed under its own name.";
+    llm.when((r) => r.lastUserText === "persona stream", slowText(answer, 6, 150));
+    const sent = await slack.mention({
+      user: "USTREAM003",
+      channel: PERSONA_CHANNEL,
+      text: "persona stream",
+    });
+    const reply = await streamed(PERSONA_CHANNEL, sent.ts, /Answered by the helper/);
+    expect(reply).toMatchObject({
+      username: "Helper Bot",
+      iconUrl: "https://example.com/helper.png",
+    });
+    const controls = slack
+      .messages(PERSONA_CHANNEL, { threadTs: sent.ts, includeDeleted: true })
+      .filter((m) => m.text === "Working…");
+    expect(controls.length).toBeGreaterThan(0);
+    for (const m of controls) expect(m.username).toBe("Helper Bot");
   });
 });

@@ -1,3 +1,5 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { isLobuError } from "@lobu/core";
 import { startTeamsEmulator, type TeamsEmulator } from "@lobu/testkit";
 import { SignJWT } from "jose";
@@ -6,6 +8,7 @@ import { RetryLater } from "../../src/platforms/shared/pacing.ts";
 import { ConnectorClient, ConnectorToken, teamsCall } from "../../src/platforms/teams/client.ts";
 import { serviceUrlAllowed, teamsSettings } from "../../src/platforms/teams/config.ts";
 import { toTeams } from "../../src/platforms/teams/format.ts";
+import { GraphFiles, shareIdOf } from "../../src/platforms/teams/graph-files.ts";
 import {
   Activity,
   classify,
@@ -176,6 +179,36 @@ describe("Teams: activities", () => {
     });
   });
 
+  it("reads a channel file as a Graph reference, with the tenant and the sender's Entra id", () => {
+    const a = Activity.parse({
+      ...base,
+      from: { id: "29:1a", name: "Ada", aadObjectId: "00000000-0000-0000-0000-0000000000ad" },
+      attachments: [
+        {
+          contentType: "reference",
+          name: "plan.docx",
+          contentUrl: "https://contoso.sharepoint.com/sites/x/Shared%20Documents/plan.docx",
+        },
+      ],
+    });
+    const [file] =
+      classify(a).kind === "message" ? (classify(a) as { files: unknown[] }).files : [];
+    expect(file).toEqual({
+      name: "plan.docx",
+      ref: `graph:${JSON.stringify({
+        url: "https://contoso.sharepoint.com/sites/x/Shared%20Documents/plan.docx",
+        tenant: "t1",
+        sender: "00000000-0000-0000-0000-0000000000ad",
+      })}`,
+    });
+    // Graph's share id: `u!` and the URL in unpadded base64url.
+    expect(
+      shareIdOf("https://onedrive.live.com/redir?resid=1231244193912!12&authKey=1201919!12921!1"),
+    ).toBe(
+      "u!aHR0cHM6Ly9vbmVkcml2ZS5saXZlLmNvbS9yZWRpcj9yZXNpZD0xMjMxMjQ0MTkzOTEyITEyJmF1dGhLZXk9MTIwMTkxOSExMjkyMSEx",
+    );
+  });
+
   it("reads a Stop action (Action.Execute or Action.Submit) and nothing that only looks like one", () => {
     const data = { lobu: "stop", action: "lobu-stop:msg_1" };
     const invoke = Activity.parse({
@@ -283,5 +316,92 @@ describe("Teams: the Connector client", () => {
       client.send(tm.serviceUrl, "a:1x", { type: "message", text: "x" }),
     ).rejects.toThrow(/service_hosts/);
     expect(tm.calls.length).toBe(calls);
+  });
+});
+
+describe("Teams: files through Microsoft Graph", () => {
+  const TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+  const SENDER = "00000000-0000-0000-0000-00000000005e";
+  let graph: Server;
+  let elsewhere: Server;
+  const seenElsewhere: (string | undefined)[] = [];
+  let graphUrl = "";
+  let redirectTo = "";
+
+  const serve = (handler: Parameters<typeof createServer>[1]) =>
+    new Promise<Server>((resolve) => {
+      const server = createServer(handler);
+      server.listen(0, "127.0.0.1", () => resolve(server));
+    });
+
+  beforeAll(async () => {
+    elsewhere = await serve((req, res) => {
+      seenElsewhere.push(req.headers.authorization ?? "none");
+      res.end("stolen");
+    });
+    // A Graph that answers like the real one, but redirects the content wherever the test says.
+    graph = await serve((req, res) => {
+      if (req.method === "POST") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ access_token: "graph-token", expires_in: 3599 }));
+      } else if (req.url?.includes("/driveItem/content")) {
+        res.writeHead(302, { location: redirectTo });
+        res.end();
+      } else {
+        res.setHeader("content-type", "application/json");
+        res.end(
+          JSON.stringify({ id: "1", size: 6, file: {}, createdBy: { user: { id: SENDER } } }),
+        );
+      }
+    });
+    graphUrl = `http://127.0.0.1:${(graph.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((r) => graph.close(r));
+    await new Promise((r) => elsewhere.close(r));
+  });
+
+  const files = () =>
+    new GraphFiles(
+      {
+        appId: TEAMS_APP_ID,
+        appPassword: TEAMS_APP_PASSWORD,
+        tokenUrl: `${graphUrl}/botframework.com/oauth2/v2.0/token`,
+        graphUrl: `${graphUrl}/v1.0`,
+      },
+      ["*.sharepoint.com", "127.0.0.1"],
+    );
+
+  it("refuses a file off SharePoint, an unknown tenant or sender, without asking Graph", async () => {
+    const opts = { maxBytes: 1000 };
+    const good = { url: `${graphUrl}/sites/a/b.txt`, tenant: TENANT, sender: SENDER };
+    for (const ref of [
+      { ...good, url: "https://evil.example/b.txt" },
+      { ...good, url: "http://contoso.sharepoint.com/b.txt" },
+      { ...good, tenant: "botframework.com" },
+      { ...good, sender: "" },
+    ])
+      await expect(files().open(ref, opts)).rejects.toMatchObject({ name: "FileRefused" });
+    // Another sender than the file's creator: refused after the metadata.
+    await expect(
+      files().open({ ...good, sender: "00000000-0000-0000-0000-0000000000ff" }, opts),
+    ).rejects.toThrow(/only files you uploaded yourself/);
+    // Larger than allowed: refused before the content.
+    await expect(files().open(good, { maxBytes: 3 })).rejects.toMatchObject({
+      name: "FileTooLarge",
+    });
+  });
+
+  it("follows Graph's redirect only to SharePoint hosts, and never with the token", async () => {
+    const ref = { url: `${graphUrl}/sites/a/b.txt`, tenant: TENANT, sender: SENDER };
+    // localhost is the same machine, but not a listed host.
+    redirectTo = `http://localhost:${(elsewhere.address() as AddressInfo).port}/steal`;
+    await expect(files().open(ref, { maxBytes: 1000 })).rejects.toThrow(/not SharePoint/);
+    expect(seenElsewhere).toEqual([]);
+    redirectTo = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/file`;
+    const res = await files().open(ref, { maxBytes: 1000 });
+    expect(await res.text()).toBe("stolen");
+    expect(seenElsewhere).toEqual(["none"]);
   });
 });

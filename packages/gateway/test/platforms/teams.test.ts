@@ -61,7 +61,8 @@ beforeAll(async () => {
   tm = await startTeamsEmulator({ appId: TEAMS_APP_ID, appPassword: TEAMS_APP_PASSWORD });
   const setup = teamsSetup(tm);
   gw = await startGatewayProcess({
-    toml: [...ASK_BASH_TOML, ...setup.toml].join("\n"),
+    // The last table of setup.toml is [platforms.teams]: this line joins it.
+    toml: [...ASK_BASH_TOML, ...setup.toml, "upload_channel_files = true"].join("\n"),
     env: { ...llmEnv(llm), ...setup.env },
   });
   tm.setMessagingEndpoint(`${gw.url}/teams/messages`);
@@ -156,8 +157,15 @@ describe("Teams: conversations", () => {
     expect(tm.invokeNotes.slice(notes)).toEqual([
       expect.objectContaining({ userId: bob.id, text: expect.stringMatching(/^⚠️/) }),
     ]);
-    const done = await waitForText(group.id, answer.trim());
-    expect(done.actions).toEqual([]);
+    // The final update removes the Stop actions (it may land just after the whole text shows).
+    await waitForText(group.id, answer.trim());
+    await tm.waitFor(
+      () =>
+        tm
+          .messagesIn(group.id)
+          .find((m) => m.text.includes(answer.trim()) && m.actions.length === 0),
+      { ...WAIT, description: "the final update without Stop actions" },
+    );
   });
 
   it("splits a long reply into several messages", async () => {
@@ -389,6 +397,147 @@ describe("Teams: files", () => {
       description: "the reply about the picture",
     });
     expect(tm.fileFetches.at(-1)?.withToken).toBe(true);
+  });
+
+  it("reads a file shared in a channel through Microsoft Graph with the bot's app token", async () => {
+    const fay: TeamsPerson = { id: "29:1fay-teams-files", name: "Fay" };
+    const thread = tm.thread(tm.channel("Shared files"), "1700000000077");
+    const pathIn = (text: string) =>
+      /\/workspace\/inbox\/\S+\/report\.txt/.exec(text)?.[0] ?? "none";
+    llm.when(
+      (r) => r.lastUserText.startsWith("read the shared report"),
+      (r) => ({ toolCalls: [{ name: "read", input: { path: pathIn(r.lastUserText) } }] }),
+      (r) => ({ text: `Shared says: ${r.toolResults[0]?.content ?? "nothing"}` }),
+    );
+    const before = tm.calls.length;
+    await tm.userSharesFile(fay, thread, "read the shared report", {
+      name: "report.txt",
+      data: Buffer.from("quarterly-shared-figures"),
+      mimeType: "text/plain",
+    });
+    await tm.waitFor(() => tm.messagesIn(thread.id).find((m) => m.text.includes("Shared says: ")), {
+      ...WAIT,
+      description: "the reply reading the shared file",
+    });
+    expect(tm.messagesIn(thread.id).at(-1)?.text).toContain("quarterly-shared-figures");
+    // A Graph token from the activity's tenant, then the item's metadata, then
+    // its content: a redirect, followed without the token.
+    const routes = tm.calls.slice(before).map((c) => `${c.route} ${c.status}`);
+    expect(routes).toEqual(
+      expect.arrayContaining([
+        "POST graph token 200",
+        "GET driveItem 200",
+        "GET driveItem content 302",
+      ]),
+    );
+    expect(tm.fileFetches.at(-1)?.withToken).toBe(false);
+  });
+
+  it("refuses a shared file the sender did not upload (a crafted reference to someone else's file)", async () => {
+    const gil: TeamsPerson = { id: "29:1gil-teams-files", name: "Gil" };
+    const boss: TeamsPerson = { id: "29:1boss-teams-files", name: "Boss" };
+    const group = tm.groupChat("Graph refusals");
+    llm.when(
+      (r) => r.lastUserText.startsWith("open the boss file"),
+      (r) => ({
+        text: r.lastUserText.includes("only files you uploaded yourself")
+          ? "Refused the boss file."
+          : "Opened it.",
+      }),
+    );
+    const fetches = tm.fileFetches.length;
+    const before = tm.calls.length;
+    await tm.userSharesFile(
+      gil,
+      group,
+      "open the boss file",
+      { name: "salaries.xlsx", data: Buffer.from("secret-salaries"), mimeType: "text/plain" },
+      { createdBy: boss },
+    );
+    await tm.waitFor(
+      () => tm.messagesIn(group.id).find((m) => m.text.includes("Refused the boss file.")),
+      { ...WAIT, description: "the reply after the refusal" },
+    );
+    // The metadata was read; the content never was.
+    const routes = tm.calls.slice(before).map((c) => c.route);
+    expect(routes).toContain("GET driveItem");
+    expect(routes).not.toContain("GET driveItem content");
+    expect(tm.fileFetches.length).toBe(fetches);
+  });
+
+  it("the emulator's Graph takes only a Graph token for its tenant (as Graph does)", async () => {
+    const share = `${tm.graphUrl}/shares/u!${Buffer.from("https://x.sharepoint.com/a").toString("base64url")}/driveItem`;
+    const token = async (tenant: string, scope: string) => {
+      const res = await fetch(`${tm.url}/${tenant}/oauth2/v2.0/token`, {
+        method: "POST",
+        body: new URLSearchParams({
+          grant_type: "client_credentials",
+          client_id: TEAMS_APP_ID,
+          client_secret: TEAMS_APP_PASSWORD,
+          scope,
+        }),
+      });
+      return {
+        status: res.status,
+        token: ((await res.json()) as { access_token?: string }).access_token,
+      };
+    };
+    expect((await fetch(share)).status).toBe(401);
+    const connector = await token("botframework.com", "https://api.botframework.com/.default");
+    expect(
+      (await fetch(share, { headers: { authorization: `Bearer ${connector.token}` } })).status,
+    ).toBe(401);
+    expect((await token("botframework.com", "https://graph.microsoft.com/.default")).status).toBe(
+      400,
+    );
+    const graph = await token(tm.tenantId, "https://graph.microsoft.com/.default");
+    expect(
+      (await fetch(share, { headers: { authorization: `Bearer ${graph.token}` } })).status,
+    ).toBe(404);
+  });
+
+  it("sends a file in a channel into the channel's files through Graph; a link when Graph refuses", async () => {
+    const hal: TeamsPerson = { id: "29:1hal-teams-files", name: "Hal" };
+    const thread = tm.thread(tm.channel("Uploads"), "1700000000088");
+    const script = (prompt: string, name: string) =>
+      llm.when(
+        (r) => r.lastUserText.startsWith(prompt),
+        { toolCalls: [{ name: "write", input: { path: `out/${name}`, content: `${prompt}!` } }] },
+        { toolCalls: [{ name: "send_file", input: { path: `out/${name}` } }] },
+        { text: `${prompt}: sent.` },
+      );
+    script("write the minutes", "minutes.txt");
+    await tm.userSends(hal, thread, "write the minutes");
+    const card = await tm.waitFor(
+      () =>
+        tm.messagesIn(thread.id).find((m) => m.actions.some((a) => a.title === "Open minutes.txt")),
+      { ...WAIT, description: "the card opening the uploaded file" },
+    );
+    const saved = tm.channelFiles.find((f) => f.name === "minutes.txt");
+    expect(saved?.data.toString()).toBe("write the minutes!");
+    expect(saved?.channel).toBe(tm.channel("Uploads").id);
+    // The card opens the file in SharePoint (the team's members only), not a gateway link.
+    expect(card.actions.find((a) => a.title === "Open minutes.txt")?.url).toBe(saved?.webUrl);
+    expect(JSON.stringify(card.activity)).not.toContain("/teams/files/");
+
+    // Without the permission Graph refuses the upload: the hour-long link instead.
+    tm.denyGraphWrites();
+    try {
+      script("write the agenda", "agenda.txt");
+      await tm.userSends(hal, thread, "write the agenda");
+      const fallback = await tm.waitFor(
+        () =>
+          tm
+            .messagesIn(thread.id)
+            .find((m) => m.actions.some((a) => a.title === "Download agenda.txt")),
+        { ...WAIT, description: "the download link card" },
+      );
+      const url = fallback.actions.find((a) => a.title === "Download agenda.txt")?.url ?? "";
+      expect(url).toMatch(/\/teams\/files\/[A-Za-z0-9_-]{43}\/agenda\.txt$/);
+      expect(tm.channelFiles.some((f) => f.name === "agenda.txt")).toBe(false);
+    } finally {
+      tm.denyGraphWrites(false);
+    }
   });
 
   it("never sends the bot's token to an attachment URL off the service hosts", async () => {

@@ -25,6 +25,7 @@ describe("provider presets", () => {
     expect(r.list().map((p) => p.id)).toEqual([
       "anthropic",
       "openai",
+      "gemini",
       "openrouter",
       "mistral",
       "groq",
@@ -44,6 +45,49 @@ describe("provider presets", () => {
     const catalog = new ModelCatalog();
     for (const p of r.list()) expect(catalog.has(p, p.defaultModel), p.id).toBe(true);
     expect(PRESETS.filter((p) => p.local).map((p) => p.id)).toEqual(["ollama", "vllm"]);
+  });
+
+  it("describes each wire type's service from pi's catalogue: Gemini built in, Vertex AI, Bedrock, Azure and Responses from lobu.toml", () => {
+    const r = registry(
+      [
+        '[providers.vx]\ntype = "vertex"\nregion = "europe-west4"\nproject = "acme"',
+        '[providers.aws]\ntype = "bedrock"\nregion = "eu-west-1"',
+        '[providers.az]\ntype = "azure"\nbase_url = "https://acme.openai.azure.com"',
+        '[providers.resp]\ntype = "openai-responses"',
+        '[providers.gem2]\ntype = "gemini"\napi_key_env = "GEMINI_KEY_2"',
+        '[providers.corp]\ntype = "openai"\nbase_url = "https://llm.corp.example/v1"',
+      ].join("\n"),
+    );
+    expect(r.get("gemini")).toMatchObject({
+      name: "Google Gemini",
+      type: "gemini",
+      keyEnv: "GEMINI_API_KEY",
+      catalog: "google",
+      source: "builtin",
+    });
+    expect(r.get("vx")).toMatchObject({
+      catalog: "google-vertex",
+      baseUrl: "https://europe-west4-aiplatform.googleapis.com",
+      region: "europe-west4",
+      project: "acme",
+    });
+    expect(r.get("aws")).toMatchObject({
+      catalog: "amazon-bedrock",
+      baseUrl: "https://bedrock-runtime.eu-west-1.amazonaws.com",
+    });
+    expect(r.get("az")).toMatchObject({ catalog: "azure-openai-responses" });
+    expect(r.get("resp")).toMatchObject({ catalog: "openai" });
+    expect(r.get("gem2")).toMatchObject({ catalog: "google", keyEnv: "GEMINI_KEY_2" });
+    // A custom endpoint of a general wire may serve anything: no catalogue.
+    expect(r.get("corp")?.catalog).toBeUndefined();
+    const catalog = new ModelCatalog();
+    for (const id of ["gemini", "vx", "aws", "az", "resp", "gem2"]) {
+      const p = r.get(id)!;
+      expect(catalog.has(p, p.defaultModel), id).toBe(true);
+      expect(catalog.info(p, p.defaultModel).price, id).not.toBeNull();
+    }
+    // Chat Completions settings (compat) are only for the openai wire.
+    expect(catalog.info(r.get("resp")!, "gpt-5-mini").compat).toBeUndefined();
   });
 
   it("offers Ollama and vLLM once their base URL is set or lobu.toml names them, key optional", () => {

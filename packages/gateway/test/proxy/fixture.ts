@@ -34,6 +34,8 @@ export interface World {
   dir: string;
   store: Store;
   secrets: SecretStore;
+  /** The secrets' master key (a second SecretStore on `store` is another gateway). */
+  masterKey: Buffer;
   placeholders: PlaceholderRegistry;
   ca: CertificateAuthority;
   bundlePath: string;
@@ -64,7 +66,8 @@ export const STRICT = "sb_strict";
 export async function createWorld(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), "lobu-egress-"));
   const store = await createStore({ driver: "sqlite", path: join(dir, "lobu.db") });
-  const secrets = new SecretStore(store.kv, randomBytes(32));
+  const masterKey = randomBytes(32);
+  const secrets = new SecretStore(store.kv, masterKey);
   const placeholders = new PlaceholderRegistry(store.kv);
   const ca = await loadOrCreateCa(join(dir, "data"));
   const bundlePath = await caBundle(join(dir, "data"));
@@ -141,6 +144,7 @@ export async function createWorld(): Promise<World> {
     dir,
     store,
     secrets,
+    masterKey,
     placeholders,
     ca,
     bundlePath,

@@ -473,6 +473,34 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         expect((await queue.claim("w", 60_000))?.payload).toBe("a");
       });
 
+      it("leaves a partition placed on another owner to that owner", async () => {
+        const { queue, locks } = (await fresh()).store;
+        await queue.enqueue("sbx-a", "a");
+        await queue.enqueue("sbx-b", "b");
+        const held = await locks.acquire("place:sbx-a", "gw-1", 60_000);
+        expect(held).not.toBeNull();
+        const placement = "place:";
+        // gw-2 passes over sbx-a (placed on gw-1), by name too; without placement it would not.
+        expect(await queue.claim("gw-2", 60_000, { placement, partition: "sbx-a" })).toBeNull();
+        const b = await queue.claim("gw-2", 60_000, { placement });
+        expect(b?.payload).toBe("b");
+        expect(await queue.claim("gw-2", 60_000, { placement })).toBeNull();
+        // Its own placement does not stop gw-1; once released, anyone may claim.
+        const a = await queue.claim("gw-1", 60_000, { placement });
+        expect(a?.payload).toBe("a");
+        await queue.release(a!);
+        await locks.release("place:sbx-a", held!);
+        expect((await queue.claim("gw-2", 60_000, { placement }))?.payload).toBe("a");
+      });
+
+      it("claims a partition whose placement lock has expired", async () => {
+        const { queue, locks } = (await fresh()).store;
+        await queue.enqueue("sbx-a", "a");
+        expect(await locks.acquire("place:sbx-a", "gw-dead", 50)).not.toBeNull();
+        await sleep(120);
+        expect((await queue.claim("gw-2", 60_000, { placement: "place:" }))?.payload).toBe("a");
+      });
+
       it("skips past many leased and skipped partitions", async () => {
         const { queue } = (await fresh()).store;
         const skip: string[] = [];

@@ -61,8 +61,7 @@ describe("prices", () => {
 
 describe("usage meter", () => {
   const feed = (meter: UsageMeter, text: string) => {
-    const decoder = new TextDecoder();
-    meter.push(new TextEncoder().encode(text), decoder);
+    meter.push(new TextEncoder().encode(text));
     return meter.finish();
   };
 

@@ -28,6 +28,24 @@ import { attachmentId, EPHEMERAL, guildCreate, snowflake, wireMessage } from "./
 
 const Intents = { GuildMessages: 1 << 9, DirectMessages: 1 << 12, MessageContent: 1 << 15 };
 
+/** One application with its bot user: the emulator hosts the options' one and any added (addBot). */
+interface DiscordApp {
+  token: string;
+  bot: DiscordUser;
+  applicationId: string;
+  keys: InteractionKeys;
+  interactionsUrl: string | undefined;
+  commands: { name: string; description?: string }[];
+}
+
+/** Another bot in the same Discord (its own application, token and interaction key). */
+export interface DiscordBotApp {
+  bot: DiscordUser;
+  applicationId: string;
+  /** Its application's public key (hex). */
+  publicKey: string;
+}
+
 export async function startDiscordEmulator(
   options: DiscordEmulatorOptions,
 ): Promise<DiscordEmulator> {
@@ -48,30 +66,33 @@ export class DiscordEmulator {
   /** Global application commands as the bot registered them. */
   commands: { name: string; description?: string }[] = [];
 
-  readonly #options: DiscordEmulatorOptions;
-  readonly #keys: InteractionKeys = interactionKeys();
+  readonly #primary: DiscordApp;
+  /** Every bot by token, the primary one first. */
+  readonly #apps = new Map<string, DiscordApp>();
   readonly #signal = new ChangeSignal();
   readonly #failures = new FailureQueue<{ status: number; body: unknown; retryAfter?: number }>();
   readonly #messages: DiscordMessage[] = [];
   readonly #gateway: DiscordGateway;
   #server?: HttpServer;
-  #interactionsUrl: string | undefined;
 
   constructor(options: DiscordEmulatorOptions) {
-    this.#options = options;
-    this.applicationId = options.applicationId ?? snowflake();
-    this.bot = { id: this.applicationId, username: options.botUsername ?? "lobu", bot: true };
+    this.#primary = this.#newApp(options);
+    this.applicationId = this.#primary.applicationId;
+    this.bot = this.#primary.bot;
     this.#gateway = new DiscordGateway({
-      token: options.botToken,
-      ready: (sessionId, resumeUrl) => ({
-        v: 10,
-        user: { ...this.bot, discriminator: "0", global_name: null, avatar: null, flags: 0 },
-        guilds: [...this.guilds.keys()].map((id) => ({ id, unavailable: true })),
-        session_id: sessionId,
-        resume_gateway_url: resumeUrl,
-        shard: [0, 1],
-        application: { id: this.applicationId, flags: 0 },
-      }),
+      knows: (token) => this.#apps.has(token),
+      ready: (sessionId, resumeUrl, token) => {
+        const app = this.#apps.get(token) ?? this.#primary;
+        return {
+          v: 10,
+          user: { ...app.bot, discriminator: "0", global_name: null, avatar: null, flags: 0 },
+          guilds: [...this.guilds.keys()].map((id) => ({ id, unavailable: true })),
+          session_id: sessionId,
+          resume_gateway_url: resumeUrl,
+          shard: [0, 1],
+          application: { id: app.applicationId, flags: 0 },
+        };
+      },
       guilds: () => [...this.guilds.values()].map((g) => this.#guildCreate(g.id)),
       onChange: () => this.#signal.notify(),
     });
@@ -93,7 +114,48 @@ export class DiscordEmulator {
 
   /** The application's public key (developer portal → General Information), hex. */
   get publicKey(): string {
-    return this.#keys.publicKeyHex;
+    return this.#primary.keys.publicKeyHex;
+  }
+
+  /**
+   * Another bot in this Discord, with its own application, token, key and
+   * interactions endpoint: it gets the messages of the servers it shares
+   * with the others over its own Gateway session, and posts as itself.
+   */
+  addBot(options: {
+    botToken: string;
+    botUsername?: string;
+    applicationId?: string;
+  }): DiscordBotApp {
+    if (this.#apps.has(options.botToken)) throw new Error("a bot with this token exists already");
+    const app = this.#newApp(options);
+    return { bot: app.bot, applicationId: app.applicationId, publicKey: app.keys.publicKeyHex };
+  }
+
+  /** Global application commands a bot registered (default: the primary bot's). */
+  commandsOf(botId?: string): { name: string; description?: string }[] {
+    return this.#app(botId).commands;
+  }
+
+  #newApp(options: { botToken: string; botUsername?: string; applicationId?: string }): DiscordApp {
+    const applicationId = options.applicationId ?? snowflake();
+    const app: DiscordApp = {
+      token: options.botToken,
+      bot: { id: applicationId, username: options.botUsername ?? "lobu", bot: true },
+      applicationId,
+      keys: interactionKeys(),
+      interactionsUrl: undefined,
+      commands: [],
+    };
+    this.#apps.set(app.token, app);
+    return app;
+  }
+
+  /** A bot's application by its user id (default: the primary one). */
+  #app(botId?: string): DiscordApp {
+    if (botId === undefined) return this.#primary;
+    for (const app of this.#apps.values()) if (app.bot.id === botId) return app;
+    throw new Error(`no emulated bot ${botId}`);
   }
 
   get gateway(): DiscordGateway {
@@ -133,12 +195,13 @@ export class DiscordEmulator {
     return id;
   }
 
-  /** The DM channel between the bot and `user` (made on first use, as Discord does). */
-  dmChannel(user: DiscordUser): string {
+  /** The DM channel between a bot (default: the primary one) and `user` (made on first use, as Discord does). */
+  dmChannel(user: DiscordUser, botId = this.bot.id): string {
     for (const c of this.channels.values())
-      if (c.type === 1 && c.recipient?.id === user.id) return c.id;
+      if (c.type === 1 && c.recipient?.id === user.id && (c.botId ?? this.bot.id) === botId)
+        return c.id;
     const id = snowflake();
-    this.channels.set(id, { id, type: 1, recipient: user });
+    this.channels.set(id, { id, type: 1, recipient: user, botId });
     return id;
   }
 
@@ -178,15 +241,17 @@ export class DiscordEmulator {
 
   /** A person clicks a button (by label) or picks a select option (by label) on a bot message. */
   click(user: DiscordUser, message: DiscordMessage, label: string): Promise<DiscordInteraction> {
+    // The click goes to the application whose bot posted the message.
+    const app = this.#app(message.author.id);
     for (const component of message.components.flatMap((row) => row.components ?? [])) {
       if (component.type === 2 && component.label === label && component.custom_id)
-        return this.#interact(3, user, message.channel_id, {
+        return this.#interact(app, 3, user, message.channel_id, {
           message: this.#wire(message),
           data: { custom_id: component.custom_id, component_type: 2 },
         });
       const option = component.options?.find((o) => o.label === label);
       if (component.type === 3 && option && component.custom_id)
-        return this.#interact(3, user, message.channel_id, {
+        return this.#interact(app, 3, user, message.channel_id, {
           message: this.#wire(message),
           data: { custom_id: component.custom_id, component_type: 3, values: [option.value] },
         });
@@ -194,11 +259,17 @@ export class DiscordEmulator {
     throw new Error(`no button or option "${label}" on message ${message.id}`);
   }
 
-  /** A person runs a slash command (`/lobu`) in a channel. */
-  slashCommand(user: DiscordUser, channelId: string, name: string): Promise<DiscordInteraction> {
-    const command = this.commands.find((c) => c.name === name);
+  /** A person runs a slash command (`/lobu`) in a channel, of the primary bot or of bot `botId`. */
+  slashCommand(
+    user: DiscordUser,
+    channelId: string,
+    name: string,
+    botId?: string,
+  ): Promise<DiscordInteraction> {
+    const app = this.#app(botId);
+    const command = app.commands.find((c) => c.name === name);
     if (!command) throw new Error(`the bot registered no /${name}`);
-    return this.#interact(2, user, channelId, { data: { id: snowflake(), name, type: 1 } });
+    return this.#interact(app, 2, user, channelId, { data: { id: snowflake(), name, type: 1 } });
   }
 
   /**
@@ -206,36 +277,44 @@ export class DiscordEmulator {
    * sends a signed PING (expecting PONG) and a PING with a bad signature
    * (expecting 401), and refuses the URL otherwise.
    */
-  async setInteractionsEndpoint(url: string): Promise<{ ok: boolean; reason?: string }> {
+  async setInteractionsEndpoint(
+    url: string,
+    botId?: string,
+  ): Promise<{ ok: boolean; reason?: string }> {
+    const app = this.#app(botId);
     const body = JSON.stringify({
       id: snowflake(),
-      application_id: this.applicationId,
+      application_id: app.applicationId,
       type: 1,
       token: "ping",
       version: 1,
     });
-    const good = await this.post(url, body);
+    const bot = app.bot.id;
+    const good = await this.post(url, body, { bot });
     if (good.status !== 200 || JSON.parse(good.body || "{}").type !== 1)
       return { ok: false, reason: `a signed PING got ${good.status}` };
-    const bad = await this.post(url, body, { forge: true });
+    const bad = await this.post(url, body, { forge: true, bot });
     if (bad.status !== 401) return { ok: false, reason: `a forged PING got ${bad.status}` };
-    this.#interactionsUrl = url;
+    app.interactionsUrl = url;
     return { ok: true };
   }
 
   /** X-Signature-Ed25519 for `body` at `timestamp`, with the application's key (what a captured request carries). */
   sign(timestamp: string, body: string): string {
-    return signInteraction(this.#keys.privateKey, timestamp, body);
+    return signInteraction(this.#primary.keys.privateKey, timestamp, body);
   }
 
-  /** POST a body to the interactions endpoint, signed (or forged, or with a chosen timestamp). */
+  /**
+   * POST a body to an interactions endpoint, signed with the primary
+   * application's key or bot `bot`'s (or forged, or with a chosen timestamp).
+   */
   post(
     url: string,
     body: string,
-    opts: { forge?: boolean; timestamp?: string; signature?: string } = {},
+    opts: { forge?: boolean; timestamp?: string; signature?: string; bot?: string } = {},
   ): ReturnType<typeof postTo> {
     const timestamp = opts.timestamp ?? String(Math.floor(Date.now() / 1000));
-    const key = opts.forge ? strangerKey() : this.#keys.privateKey;
+    const key = opts.forge ? strangerKey() : this.#app(opts.bot).keys.privateKey;
     const signature = opts.signature ?? signInteraction(key, timestamp, body);
     return postTo(
       url,
@@ -302,31 +381,38 @@ export class DiscordEmulator {
   #dispatchMessage(message: DiscordMessage): void {
     const wire = this.#wire(message);
     const isDm = !message.guild_id;
-    const mentioned = (wire.mentions as DiscordUser[]).some((u) => u.id === this.bot.id);
     const d = {
       ...wire,
       ...(message.guild_id ? { member: { roles: [], joined_at: message.timestamp } } : {}),
     };
-    // Without the MESSAGE_CONTENT intent a guild message arrives with empty content, unless it mentions the bot.
-    for (const withContent of [true, false]) {
-      const intent = isDm ? Intents.DirectMessages : Intents.GuildMessages;
-      const needs = isDm || mentioned ? 0 : Intents.MessageContent;
-      this.#gateway.dispatch(
-        "MESSAGE_CREATE",
-        withContent ? d : { ...d, content: "", components: [] },
-        withContent ? intent | needs : intent,
-      );
-      if (needs === 0) break;
+    for (const app of this.#apps.values()) {
+      // A DM is between one bot and one person: only that bot gets it.
+      const channel = this.channels.get(message.channel_id);
+      if (isDm && channel?.botId !== undefined && channel.botId !== app.bot.id) continue;
+      const mentioned = (wire.mentions as DiscordUser[]).some((u) => u.id === app.bot.id);
+      // Without the MESSAGE_CONTENT intent a guild message arrives with empty content, unless it mentions the bot.
+      for (const withContent of [true, false]) {
+        const intent = isDm ? Intents.DirectMessages : Intents.GuildMessages;
+        const needs = isDm || mentioned ? 0 : Intents.MessageContent;
+        this.#gateway.dispatch(
+          "MESSAGE_CREATE",
+          withContent ? d : { ...d, content: "", components: [] },
+          withContent ? intent | needs : intent,
+          app.token,
+        );
+        if (needs === 0) break;
+      }
     }
   }
 
   async #interact(
+    app: DiscordApp,
     type: number,
     user: DiscordUser,
     channelId: string,
     extra: Record<string, unknown>,
   ): Promise<DiscordInteraction> {
-    const url = this.#interactionsUrl;
+    const url = app.interactionsUrl;
     if (!url) throw new Error("no interactions endpoint: call setInteractionsEndpoint");
     const channel = this.#channel(channelId);
     const id = snowflake();
@@ -339,7 +425,7 @@ export class DiscordEmulator {
       : { user };
     const body = JSON.stringify({
       id,
-      application_id: this.applicationId,
+      application_id: app.applicationId,
       type,
       token,
       version: 1,
@@ -350,7 +436,7 @@ export class DiscordEmulator {
       ...who,
       ...extra,
     });
-    const res = await this.post(url, body);
+    const res = await this.post(url, body, { bot: app.bot.id });
     let response: DiscordInteraction["response"];
     try {
       response = res.body ? JSON.parse(res.body) : undefined;
@@ -359,13 +445,14 @@ export class DiscordEmulator {
     }
     const interaction: DiscordInteraction = { id, token, type, status: res.status, response };
     this.interactions.push(interaction);
-    if (res.status === 200 && response) this.#applyResponse(response, user, channelId, extra);
+    if (res.status === 200 && response) this.#applyResponse(app, response, user, channelId, extra);
     this.#signal.notify();
     return interaction;
   }
 
   /** What an interaction response does: a (maybe ephemeral) message, or an update of the clicked one. */
   #applyResponse(
+    app: DiscordApp,
     response: NonNullable<DiscordInteraction["response"]>,
     user: DiscordUser,
     channelId: string,
@@ -377,7 +464,7 @@ export class DiscordEmulator {
       this.#messages.push({
         id: snowflake(),
         channel_id: channelId,
-        author: this.bot,
+        author: app.bot,
         content: String(data.content ?? ""),
         components: (data.components as DiscordComponent[]) ?? [],
         edits: [],
@@ -435,8 +522,8 @@ export class DiscordEmulator {
     if (!url.pathname.startsWith("/api/v10/"))
       return answer(404, { message: "404: Not Found", code: 0 });
     const isWebhook = path.startsWith("/webhooks/") || path.startsWith("/interactions/");
-    if (!isWebhook && req.headers.authorization !== `Bot ${this.#options.botToken}`)
-      return answer(401, { message: "401: Unauthorized", code: 0 });
+    const app = this.#apps.get((req.headers.authorization ?? "").replace(/^Bot /, ""));
+    if (!isWebhook && !app) return answer(401, { message: "401: Unauthorized", code: 0 });
     const failure = this.#failures.take(route);
     if (failure) {
       const after = String(failure.retryAfter ?? 1);
@@ -449,7 +536,7 @@ export class DiscordEmulator {
         "x-ratelimit-scope": "user",
       });
     }
-    for (const [pattern, handler] of restRoutes(this.#restWorld())) {
+    for (const [pattern, handler] of restRoutes(this.#restWorld(app ?? this.#primary))) {
       const m = `${method} ${path}`.match(pattern);
       if (m) {
         const [status, out] = handler(m, body);
@@ -487,16 +574,17 @@ export class DiscordEmulator {
   }
 
   /** What the REST routes may see and change (rest.ts). */
-  #restWorld(): RestWorld {
+  #restWorld(app: DiscordApp): RestWorld {
     return {
-      bot: this.bot,
-      applicationId: this.applicationId,
+      bot: app.bot,
+      applicationId: app.applicationId,
       gatewayUrl: () => this.#gateway.url,
       channels: this.channels,
       setCommands: (list) => {
-        this.commands = list;
+        app.commands = list;
+        if (app === this.#primary) this.commands = list;
       },
-      dmChannel: (user) => this.dmChannel(user),
+      dmChannel: (user) => this.dmChannel(user, app.bot.id),
       message: (id) => this.message(id),
       add: (m) => {
         this.#messages.push(m);

@@ -27,6 +27,8 @@ const Close = { AuthenticationFailed: 4004, NotAuthenticated: 4003, DecodeError:
 
 interface Session {
   id: string;
+  /** The token it identified with: which bot (application) it is. */
+  token: string;
   seq: number;
   intents: number;
   socket: WebSocket | undefined;
@@ -35,9 +37,10 @@ interface Session {
 }
 
 export interface GatewayHooks {
-  token: string;
-  /** READY's data (user, application, guilds as unavailable). */
-  ready(sessionId: string, resumeUrl: string): Record<string, unknown>;
+  /** Whether `token` is a bot's (one emulator may host several). */
+  knows(token: string): boolean;
+  /** READY's data for the bot of `token` (user, application, guilds as unavailable). */
+  ready(sessionId: string, resumeUrl: string, token: string): Record<string, unknown>;
   /** GUILD_CREATE payloads sent after READY. */
   guilds(): Record<string, unknown>[];
   onChange(): void;
@@ -70,10 +73,14 @@ export class DiscordGateway {
     return [...this.#sessions.values()].filter((s) => s.socket).length;
   }
 
-  /** Send a dispatch to every identified session whose intents include `intent` (0: always). */
-  dispatch(t: string, d: unknown, intent = 0): void {
+  /**
+   * Send a dispatch to every identified session whose intents include
+   * `intent` (0: always), of the bot with token `to` when given.
+   */
+  dispatch(t: string, d: unknown, intent = 0, to?: string): void {
     for (const session of this.#sessions.values()) {
       if (intent && (session.intents & intent) === 0) continue;
+      if (to !== undefined && session.token !== to) continue;
       session.seq++;
       const payload = { op: Op.Dispatch, s: session.seq, t, d };
       session.sent.push({ s: session.seq, t, d });
@@ -125,12 +132,19 @@ export class DiscordGateway {
           return;
         case Op.Identify: {
           const d = (msg.d ?? {}) as { token?: string; intents?: number; shard?: unknown };
-          if (d.token !== this.#hooks.token) {
+          if (!d.token || !this.#hooks.knows(d.token)) {
             ws.close(Close.AuthenticationFailed, "Authentication failed.");
             return;
           }
           this.identifies.push({ intents: d.intents ?? 0, shard: d.shard });
-          session = { id: randomUUID(), seq: 0, intents: d.intents ?? 0, socket: ws, sent: [] };
+          session = {
+            id: randomUUID(),
+            token: d.token,
+            seq: 0,
+            intents: d.intents ?? 0,
+            socket: ws,
+            sent: [],
+          };
           this.#sessions.set(session.id, session);
           this.#readyOn(session);
           return;
@@ -138,7 +152,7 @@ export class DiscordGateway {
         case Op.Resume: {
           const d = (msg.d ?? {}) as { token?: string; session_id?: string; seq?: number };
           const known = d.session_id ? this.#sessions.get(d.session_id) : undefined;
-          if (d.token !== this.#hooks.token || !known) {
+          if (!known || d.token !== known.token) {
             ws.send(JSON.stringify({ op: Op.InvalidSession, d: false, s: null, t: null }));
             return;
           }
@@ -168,7 +182,7 @@ export class DiscordGateway {
       session.sent.push({ s: session.seq, t, d });
       session.socket?.send(JSON.stringify({ op: Op.Dispatch, s: session.seq, t, d }));
     };
-    send("READY", this.#hooks.ready(session.id, this.#url));
+    send("READY", this.#hooks.ready(session.id, this.#url, session.token));
     for (const guild of this.#hooks.guilds()) send("GUILD_CREATE", guild);
     this.#hooks.onChange();
   }

@@ -14,6 +14,8 @@ export interface DiscordChannel {
   name?: string;
   /** A DM's other person. */
   recipient?: DiscordUser;
+  /** A DM's bot (one emulator may host several). */
+  botId?: string;
 }
 
 /** A component as the bot sent it (action rows of buttons or one select menu). */

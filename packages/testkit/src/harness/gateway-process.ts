@@ -18,6 +18,8 @@ export interface GatewayProcessOptions {
   port?: number;
   /** How long to wait for "listening" (ms). */
   startTimeoutMs?: number;
+  /** Extra arguments for node itself, before the script (benchmarks: `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 export interface GatewayProcess {
@@ -94,7 +96,17 @@ export async function startGatewayProcess(
     url = "";
     child = spawn(
       process.execPath,
-      [LOBU_BIN, "run", "--config", configPath, "--data-dir", dataDir, "--port", String(port)],
+      [
+        ...(opts.nodeArgs ?? []),
+        LOBU_BIN,
+        "run",
+        "--config",
+        configPath,
+        "--data-dir",
+        dataDir,
+        "--port",
+        String(port),
+      ],
       {
         cwd: dataDir,
         env: { ...process.env, LOBU_LOG_LEVEL: process.env.LOBU_LOG_LEVEL ?? "warn", ...opts.env },

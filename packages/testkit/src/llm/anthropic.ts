@@ -151,7 +151,7 @@ export const anthropicWire: Wire = {
   },
 
   streamReply: async (res, reply, body) => {
-    const sse = anthropicWire.openStream(res);
+    const sse = anthropicWire.openStream(res) as SseStream;
     const pace = pacer(reply.delayMs);
     sse.send(
       { type: "message_start", message: message(reply, String(body.model), [], null) },

@@ -136,7 +136,7 @@ export const openaiWire: Wire = {
   },
 
   streamReply: async (res, reply, body) => {
-    const sse = openaiWire.openStream(res);
+    const sse = openaiWire.openStream(res) as SseStream;
     const pace = pacer(reply.delayMs);
     const base = header(body.model, "chat.completion.chunk");
     const includeUsage =

@@ -28,7 +28,15 @@ export interface PlannedToolCall {
   fragments: string[];
 }
 
-const TOOL_ID_PREFIX: Record<MockLlmApi, string> = { anthropic: "toolu_01", openai: "call_" };
+const TOOL_ID_PREFIX: Record<MockLlmApi, string> = {
+  anthropic: "toolu_01",
+  openai: "call_",
+  responses: "call_",
+  azure: "call_",
+  gemini: "call_",
+  vertex: "call_",
+  bedrock: "tooluse_",
+};
 
 export function planReply(
   turn: MockTextTurn | MockToolTurn,
@@ -61,7 +69,17 @@ export function planReply(
 
 /** Roughly what a tokenizer would count: ~4 characters per token over the prompt-bearing fields. */
 export function estimateInputTokens(body: Record<string, unknown>): number {
-  const prompt = JSON.stringify([body.system, body.messages, body.tools]);
+  const prompt = JSON.stringify([
+    body.system,
+    body.messages,
+    body.tools,
+    // Gemini, the Responses API
+    body.systemInstruction,
+    body.contents,
+    body.instructions,
+    body.input,
+    body.toolConfig,
+  ]);
   return Math.max(1, Math.ceil(prompt.length / 4));
 }
 
@@ -143,7 +161,7 @@ const TO_ANTHROPIC: Record<string, string> = {
 
 export function stopReasonFor(api: MockLlmApi, reply: Reply): string {
   const scripted = reply.stopReason;
-  if (api === "anthropic") {
+  if (api === "anthropic" || api === "bedrock") {
     if (scripted) return TO_ANTHROPIC[scripted] ?? scripted;
     return reply.toolCalls.length > 0 ? "tool_use" : "end_turn";
   }

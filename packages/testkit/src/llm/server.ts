@@ -6,9 +6,13 @@ import {
 } from "node:http";
 import type { AddressInfo } from "node:net";
 import { anthropicWire } from "./anthropic.ts";
+import { bedrockWire, type MockAwsCredentials } from "./bedrock.ts";
+import { geminiWire } from "./gemini.ts";
+import { GoogleTokenEndpoint, vertexWire } from "./google-auth.ts";
 import { closed, readBody, sleep } from "./http.ts";
 import { openaiWire } from "./openai.ts";
 import { planReply, resolveTurn } from "./reply.ts";
+import { azureWire, responsesWire } from "./responses.ts";
 import { ScriptBook } from "./scripts.ts";
 import type { MockTurn, RecordedRequest } from "./types.ts";
 import { isRecord, type Wire } from "./wire.ts";
@@ -28,6 +32,8 @@ export interface MockLlmOptions {
   models?: string[];
   /** Called for every request as it arrives (before the reply), e.g. to log it. */
   onRequest?: (req: RecordedRequest) => void;
+  /** AWS credentials Bedrock routes accept (SigV4-signed requests only). */
+  aws?: MockAwsCredentials[];
 }
 
 export interface MockLlm {
@@ -43,6 +49,14 @@ export interface MockLlm {
   when(match: (req: RecordedRequest) => boolean, ...turns: MockTurn[]): void;
   /** Resolves with all requests so far once at least `n` were received. Default timeout 10 s. */
   waitForRequests(n: number, options?: { timeoutMs?: number }): Promise<RecordedRequest[]>;
+  /**
+   * A new Google service account's JSON key whose `token_uri` is this mock's
+   * token endpoint (`POST /token`); Vertex AI routes take its access tokens
+   * for `projectId` (default "lobu-test").
+   */
+  googleServiceAccount(opts?: { email?: string; projectId?: string }): string;
+  /** Access tokens the token endpoint has issued. */
+  readonly googleTokensIssued: number;
   /** Drop all scripts and recorded requests. */
   reset(): void;
   close(): Promise<void>;
@@ -50,20 +64,55 @@ export interface MockLlm {
 
 export const DEFAULT_MOCK_MODELS = ["mock-model", "mock-model-small"];
 
-type Route = "messages" | "chat" | "models" | "unknown";
+type Route =
+  | "messages"
+  | "chat"
+  | "models"
+  | "gemini"
+  | "vertex"
+  | "bedrock"
+  | "responses"
+  | "azure"
+  | "token"
+  | "unknown";
 
 function routeOf(method: string, pathname: string): Route {
+  if (method === "POST" && pathname === "/token") return "token";
+  // Provider paths with the model in them, at the root as the real services have them.
+  if (method === "POST" && /^\/model\/[^/]+\/converse(-stream)?$/.test(pathname)) return "bedrock";
+  const generate = /\/models\/[^/:]+:(streamGenerateContent|generateContent)$/;
+  if (
+    method === "POST" &&
+    /^\/v1(beta1)?\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\//.test(pathname) &&
+    generate.test(pathname)
+  )
+    return "vertex";
+  if (method === "POST" && /^\/v1(beta)?\//.test(pathname) && generate.test(pathname))
+    return "gemini";
+  if (method === "POST" && /^\/openai(\/v1)?\/responses$/.test(pathname)) return "azure";
   // Any prefix is allowed before the API path (base URLs like http://host/anthropic).
+  if (method === "POST" && /\/responses$/.test(pathname)) return "responses";
   if (method === "POST" && /\/v1\/messages$/.test(pathname)) return "messages";
   if (method === "POST" && /\/chat\/completions$/.test(pathname)) return "chat";
   if (method === "GET" && /\/models$/.test(pathname)) return "models";
   return "unknown";
 }
 
-/** For endpoints both APIs share: Anthropic clients always send anthropic-version or x-api-key. */
-function wireFor(route: Route, pathname: string, headers: IncomingHttpHeaders): Wire {
+/** For endpoints several APIs share: Anthropic clients always send anthropic-version or x-api-key. */
+function wireFor(
+  route: Route,
+  pathname: string,
+  headers: IncomingHttpHeaders,
+  wires: { vertex: Wire; bedrock: Wire },
+): Wire {
   if (route === "messages") return anthropicWire;
   if (route === "chat") return openaiWire;
+  if (route === "gemini") return geminiWire;
+  if (route === "vertex" || route === "token") return wires.vertex;
+  if (route === "bedrock") return wires.bedrock;
+  if (route === "responses") return responsesWire;
+  if (route === "azure") return azureWire;
+  if (/^\/v1beta\//.test(pathname) || headers["x-goog-api-key"] !== undefined) return geminiWire;
   if (headers["anthropic-version"] !== undefined || headers["x-api-key"] !== undefined) {
     return anthropicWire;
   }
@@ -94,6 +143,8 @@ function displayHost(host: string): string {
 
 export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLlm> {
   const book = new ScriptBook();
+  const googleTokens = new GoogleTokenEndpoint();
+  const wires = { vertex: vertexWire(googleTokens), bedrock: bedrockWire(options.aws ?? []) };
   const requests: RecordedRequest[] = [];
   const waiters = new Set<() => void>();
   const models = options.models ?? DEFAULT_MOCK_MODELS;
@@ -129,7 +180,9 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       }
     }
 
-    const apiKey = wire.apiKey(req.headers);
+    if (route === "token") return googleTokens.handle(raw, res);
+    const url = new URL(path, "http://mock");
+    const apiKey = wire.apiKey(req.headers, url);
     const rec: RecordedRequest = {
       api: wire.api,
       method,
@@ -137,7 +190,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       headers: flatHeaders(req.headers),
       body,
       apiKey,
-      model: typeof body.model === "string" ? body.model : undefined,
+      model: wire.modelOf?.(url) ?? (typeof body.model === "string" ? body.model : undefined),
       ...wire.inspect(body),
       at: Date.now(),
       aborted: false,
@@ -154,7 +207,13 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       });
     }
     const unkeyedOk = options.keyless === true && !apiKey;
-    if (!unkeyedOk && (!apiKey || (options.apiKey !== undefined && apiKey !== options.apiKey))) {
+    if (wire.verify) {
+      const denied = await wire.verify(req, raw, url);
+      if (denied) return wire.sendError(res, denied);
+    } else if (
+      !unkeyedOk &&
+      (!apiKey || (options.apiKey !== undefined && apiKey !== options.apiKey))
+    ) {
       return wire.sendError(res, wire.authError(apiKey || undefined));
     }
     if (route === "models") return wire.sendModels(res, models);
@@ -164,25 +223,26 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
         message: "The request body is not a JSON object.",
       });
     }
-    const invalid = wire.validate(req.headers, body);
+    const invalid = wire.validate(req.headers, body, url);
     if (invalid) return wire.sendError(res, { status: 400, message: invalid });
 
     const turn = await resolveTurn(book.take(rec) ?? defaultReply(rec), rec);
     if ("error" in turn) return wire.sendError(res, turn.error);
+    const streams = wire.streams ? wire.streams(url, body) : body.stream === true;
     if ("hang" in turn) {
-      if (body.stream === true) wire.openStream(res);
+      if (streams) wire.openStream(res);
       return closed(res);
     }
     const reply = planReply(turn, wire.api, body);
-    if (body.stream === true) return wire.streamReply(res, reply, body);
+    if (streams) return wire.streamReply(res, reply, body, url);
     if (reply.delayMs > 0) await sleep(reply.delayMs);
-    wire.sendReply(res, reply, body);
+    wire.sendReply(res, reply, body, url);
   }
 
   const server = createServer((req, res) => {
     const pathname = pathnameOf(req.url ?? "/");
     const route = routeOf(req.method ?? "GET", pathname);
-    const wire = wireFor(route, pathname, req.headers);
+    const wire = wireFor(route, pathname, req.headers, wires);
     handle(req, res, route, pathname, wire).catch((error: unknown) => {
       if (res.headersSent) {
         res.destroy();
@@ -233,6 +293,10 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
       };
       waiters.add(wake);
       return promise;
+    },
+    googleServiceAccount: (opts) => googleTokens.createKey(`${url}/token`, opts),
+    get googleTokensIssued() {
+      return googleTokens.issued;
     },
     reset: () => {
       book.reset();

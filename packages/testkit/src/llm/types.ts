@@ -1,6 +1,14 @@
 /** Public types of the mock LLM provider. */
 
-export type MockLlmApi = "anthropic" | "openai";
+/** The wire formats the mock speaks: each provider's own routes, auth, streaming and errors. */
+export type MockLlmApi =
+  | "anthropic"
+  | "openai"
+  | "responses"
+  | "azure"
+  | "gemini"
+  | "vertex"
+  | "bedrock";
 
 /** A tool result the client sent back (Anthropic `tool_result` block or OpenAI `tool` message). */
 export interface RecordedToolResult {

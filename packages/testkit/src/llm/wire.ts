@@ -1,5 +1,4 @@
-import type { IncomingHttpHeaders, ServerResponse } from "node:http";
-import type { SseStream } from "./http.ts";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Reply } from "./reply.ts";
 import type { MockErrorTurn, MockLlmApi, RecordedToolResult } from "./types.ts";
 
@@ -14,17 +13,37 @@ export interface Inspection {
 /** One provider's wire protocol: how it authenticates, validates, and renders replies and errors. */
 export interface Wire {
   readonly api: MockLlmApi;
-  apiKey(headers: IncomingHttpHeaders): string | undefined;
+  /** The credential presented (a key, an access token, an AWS access key id). */
+  apiKey(headers: IncomingHttpHeaders, url: URL): string | undefined;
   authError(presentedKey: string | undefined): MockError;
+  /**
+   * Checks a credential that is more than a key (a SigV4 signature, a minted
+   * access token) against the exact request; an error when it does not hold.
+   */
+  verify?(req: IncomingMessage, raw: string, url: URL): Promise<MockError | undefined>;
+  /** The model a request names, when it is in the path (Gemini, Bedrock). */
+  modelOf?(url: URL): string | undefined;
+  /** The answer streams (default: `stream: true` in the body). */
+  streams?(url: URL, body: Record<string, unknown>): boolean;
   inspect(body: Record<string, unknown>): Inspection;
   /** A 400 message if the request would be rejected by the real API, else undefined. */
-  validate(headers: IncomingHttpHeaders, body: Record<string, unknown>): string | undefined;
+  validate(
+    headers: IncomingHttpHeaders,
+    body: Record<string, unknown>,
+    url: URL,
+  ): string | undefined;
   sendError(res: ServerResponse, error: MockError): void;
   sendModels(res: ServerResponse, modelIds: readonly string[]): void;
-  sendReply(res: ServerResponse, reply: Reply, body: Record<string, unknown>): void;
-  streamReply(res: ServerResponse, reply: Reply, body: Record<string, unknown>): Promise<void>;
+  /** `url`: the request's, for wires that name the model or the stream format in it. */
+  sendReply(res: ServerResponse, reply: Reply, body: Record<string, unknown>, url: URL): void;
+  streamReply(
+    res: ServerResponse,
+    reply: Reply,
+    body: Record<string, unknown>,
+    url: URL,
+  ): Promise<void>;
   /** Start a stream (status and headers only), for turns that never produce content. */
-  openStream(res: ServerResponse): SseStream;
+  openStream(res: ServerResponse): unknown;
 }
 
 /** The `retry-after` header of a scripted error, when it asks for one. */

@@ -26,6 +26,8 @@ export interface McpServerEmulator {
   readonly calls: { account: string; tool: string }[];
   /** Every bearer token presented (valid or not). */
   readonly presentedTokens: string[];
+  /** Every W3C `traceparent` header received, in order (trace context propagation tests). */
+  readonly traceparents: string[];
   /** `wait` calls running now, and those the client cancelled (`notifications/cancelled`). */
   readonly waits: { running: number; cancelled: number };
   notes(account: string): string[];
@@ -51,6 +53,7 @@ interface Session {
 export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpServerEmulator> {
   const calls: { account: string; tool: string }[] = [];
   const presentedTokens: string[] = [];
+  const traceparents: string[] = [];
   const notes = new Map<string, string[]>();
   const waits = { running: 0, cancelled: 0 };
   const sessions = new Map<string, Session>();
@@ -85,6 +88,8 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", origin).pathname;
+    const traceparent = req.headers.traceparent;
+    if (typeof traceparent === "string") traceparents.push(traceparent);
     if (path.startsWith("/.well-known/oauth-protected-resource")) {
       if (!opts.auth) return send(res, 404, {});
       return send(res, 200, {
@@ -153,6 +158,7 @@ export async function startMcpServer(opts: McpServerOptions = {}): Promise<McpSe
     url,
     calls,
     presentedTokens,
+    traceparents,
     waits,
     notes: (a) => notes.get(a) ?? [],
     setAuthorizationServer: (u) => {

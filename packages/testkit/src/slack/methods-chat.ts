@@ -220,6 +220,7 @@ export const CHAT_METHODS: Record<string, MethodSpec> = {
         text: streamText(args),
         threadTs,
         streaming: "in_progress",
+        ...customIdentity(install, args),
         postedVia: "chat.startStream",
       });
       return { ok: true, channel: channel.id, ts: message.ts };

@@ -6,8 +6,11 @@
  * metadata's JWKS and endorsed for "msteams"). The bot side: the OpenID
  * metadata and JWKS, an Entra token endpoint (client credentials), and the
  * Bot Connector REST routes a bot calls (create a conversation, send, reply,
- * update and delete activities), with 429 + Retry-After on demand. Records
- * what the bot sent.
+ * update and delete activities), with 429 + Retry-After on demand; and the
+ * Microsoft Graph routes a bot reads files shared in channels and group chats
+ * with (`/v1.0/shares/{shareId}/driveItem` and `…/content`, which redirects
+ * to a pre-authenticated download URL), accepting only a Graph token issued
+ * to the bot for this tenant. Records what the bot sent.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -30,6 +33,7 @@ import type {
 
 const ISSUER = "https://api.botframework.com";
 const SCOPE = "https://api.botframework.com/.default";
+const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
 const CARD = "application/vnd.microsoft.card.adaptive";
 const FILE_DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info";
 
@@ -95,6 +99,22 @@ export class TeamsEmulator {
   readonly #opened = new Map<string, Buffer>();
   readonly #failures = new FailureQueue<number>();
   readonly #tokens = new Set<string>();
+  /** Graph tokens, apart from the Connector's: neither works on the other API. */
+  readonly #graphTokens = new Set<string>();
+  /** Shared files by their SharePoint URL: the file's id and who created it (Entra object id). */
+  readonly #shared = new Map<string, { id: string; createdBy: string; name: string }>();
+  readonly #aad = new Map<string, string>();
+  #graphWrites = true;
+  /** Files the bot uploaded into a channel's files through Graph. */
+  readonly channelFiles: {
+    channel: string;
+    name: string;
+    data: Buffer;
+    mimeType: string;
+    webUrl: string;
+  }[] = [];
+  /** The team every channel here belongs to (its Microsoft 365 group id, as Graph names it). */
+  readonly teamGroupId = randomUUID();
   #server?: HttpServer;
   #key!: Key;
   #foreign!: Key;
@@ -130,6 +150,10 @@ export class TeamsEmulator {
   /** The serviceUrl activities name (Teams': https://smba.trafficmanager.net/amer/). */
   get serviceUrl(): string {
     return `${this.url}/amer/`;
+  }
+  /** Stands in for https://graph.microsoft.com/v1.0. */
+  get graphUrl(): string {
+    return `${this.url}/v1.0`;
   }
   get tenantId(): string {
     return this.#options.tenantId ?? "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -192,7 +216,7 @@ export class TeamsEmulator {
       localTimestamp: new Date().toISOString(),
       channelId: "msteams",
       serviceUrl: this.serviceUrl,
-      from: { id: person.id, name: person.name, aadObjectId: person.aadObjectId ?? randomUUID() },
+      from: { id: person.id, name: person.name, aadObjectId: this.aadObjectId(person) },
       conversation: {
         id: conversation.id,
         conversationType: conversation.type,
@@ -200,9 +224,33 @@ export class TeamsEmulator {
         ...(conversation.type !== "personal" ? { isGroup: true } : {}),
       },
       recipient: this.bot,
-      channelData: { tenant: { id: this.tenantId } },
+      channelData: {
+        tenant: { id: this.tenantId },
+        ...(conversation.type === "channel"
+          ? {
+              team: { id: "19:team@thread.tacv2", aadGroupId: this.teamGroupId },
+              channel: { id: conversation.id.split(";")[0] },
+            }
+          : {}),
+      },
       ...fields,
     };
+  }
+
+  /** Graph refuses uploads (403), as without the Files.ReadWrite.All permission; `false` allows them again. */
+  denyGraphWrites(deny = true): void {
+    this.#graphWrites = !deny;
+  }
+
+  /** A person's Entra object id: theirs, or one made up once and kept. */
+  aadObjectId(person: TeamsPerson): string {
+    if (person.aadObjectId) return person.aadObjectId;
+    let id = this.#aad.get(person.id);
+    if (!id) {
+      id = randomUUID();
+      this.#aad.set(person.id, id);
+    }
+    return id;
   }
 
   /** A JWT like the connector's for this bot (or a forged one). */
@@ -304,6 +352,43 @@ export class TeamsEmulator {
         text,
         textFormat: "plain",
         attachments: [attachment, { contentType: "text/html", content: `<p>${text}</p>` }],
+      }),
+    );
+  }
+
+  /**
+   * `person` sends a file in a channel or group chat (mentioning the bot):
+   * Teams uploads it to the team's SharePoint site (or the sender's
+   * OneDrive) and sends a `reference` attachment with its URL, which only
+   * Graph opens. `createdBy` is who uploaded it (default: the sender), as a
+   * crafted message could name someone else's file.
+   */
+  userSharesFile(
+    person: TeamsPerson,
+    conversation: TeamsConversation,
+    text: string,
+    file: { name: string; data: Buffer; mimeType: string },
+    opts: { createdBy?: TeamsPerson } = {},
+  ): Promise<TeamsDelivery> {
+    const id = randomUUID();
+    const tempauth = randomBytes(24).toString("base64url");
+    this.#files.set(id, { data: file.data, mimeType: file.mimeType, tempauth });
+    const url = `${this.url}/sites/team/Shared%20Documents/General/${id}/${encodeURIComponent(file.name)}`;
+    this.#shared.set(url, {
+      id,
+      name: file.name,
+      createdBy: this.aadObjectId(opts.createdBy ?? person),
+    });
+    const mention = `<at>${this.bot.name}</at>`;
+    return this.send(
+      this.activity(person, conversation, {
+        text: `${mention} ${text}`,
+        textFormat: "plain",
+        entities: [{ type: "mention", text: mention, mentioned: this.bot }],
+        attachments: [
+          { contentType: "reference", contentUrl: url, name: file.name },
+          { contentType: "text/html", content: `<p>${mention} ${text}</p>` },
+        ],
       }),
     );
   }
@@ -423,6 +508,25 @@ export class TeamsEmulator {
       res.end(file.data);
       return;
     }
+    const folder = /^\/v1\.0\/teams\/([^/]+)\/channels\/([^/]+)\/filesFolder$/.exec(path);
+    if (req.method === "GET" && folder)
+      return this.#filesFolderRoute(
+        req,
+        res,
+        decodeURIComponent(folder[1] ?? ""),
+        decodeURIComponent(folder[2] ?? ""),
+      );
+    const upload = /^\/v1\.0\/drives\/([^/]+)\/items\/([^/]+):\/([^/]+):\/content$/.exec(path);
+    if (req.method === "PUT" && upload)
+      return this.#uploadRoute(
+        req,
+        res,
+        decodeURIComponent(upload[2] ?? ""),
+        decodeURIComponent(upload[3] ?? ""),
+      );
+    const graph = /^\/v1\.0\/shares\/([^/]+)\/driveItem(\/content)?$/.exec(path);
+    if (req.method === "GET" && graph)
+      return this.#graphRoute(req, res, graph[1] ?? "", !!graph[2]);
     const inline = /^\/amer\/v3\/attachments\/([0-9a-f-]{36})\/views\/original$/.exec(path);
     if (req.method === "GET" && inline) {
       const file = this.#files.get(inline[1] ?? "");
@@ -443,8 +547,9 @@ export class TeamsEmulator {
       return;
     }
     const body = parseBody(await readRaw(req), req.headers["content-type"]);
-    if (req.method === "POST" && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
-      return this.#tokenRoute(body.fields, res);
+    const tokenPath = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path);
+    if (req.method === "POST" && tokenPath)
+      return this.#tokenRoute(decodeURIComponent(tokenPath[1] ?? ""), body.fields, res);
     const m = /^\/amer\/v3\/conversations(?:\/([^/]+)\/activities(?:\/([^/]+))?)?\/?$/.exec(path);
     if (!m) return sendJson(res, 404, { error: { code: "NotFound", message: `no route ${path}` } });
     const auth = req.headers.authorization ?? "";
@@ -523,27 +628,150 @@ export class TeamsEmulator {
     return sendJson(res, 200, { id: message.id });
   }
 
-  #tokenRoute(form: Record<string, string>, res: ServerResponse): void {
-    const ok =
+  /**
+   * Entra's client-credentials grant: a Connector token (any tenant path, as
+   * multi-tenant bots use `botframework.com`), or a Graph token, issued only
+   * by this tenant's endpoint (Graph tokens come from the tenant whose data
+   * they read).
+   */
+  #tokenRoute(tenant: string, form: Record<string, string>, res: ServerResponse): void {
+    const client =
       form.grant_type === "client_credentials" &&
       form.client_id === this.#options.appId &&
-      form.client_secret === this.#options.appPassword &&
-      form.scope === SCOPE;
-    this.calls.push({ method: "POST", route: "POST token", status: ok ? 200 : 401 });
+      form.client_secret === this.#options.appPassword;
+    const graph = form.scope === GRAPH_SCOPE;
+    const ok = client && (form.scope === SCOPE || (graph && tenant === this.tenantId));
+    this.calls.push({
+      method: "POST",
+      route: graph ? "POST graph token" : "POST token",
+      status: ok ? 200 : 401,
+    });
     if (!ok) {
-      sendJson(res, 401, {
-        error: "invalid_client",
-        error_description: "AADSTS7000215: Invalid client secret provided.",
+      sendJson(res, client ? 400 : 401, {
+        error: client ? "invalid_request" : "invalid_client",
+        error_description: client
+          ? `AADSTS90002: Tenant '${tenant}' not found, or the scope is not one this app may ask for.`
+          : "AADSTS7000215: Invalid client secret provided.",
       });
       return;
     }
     const token = randomBytes(32).toString("base64url");
-    this.#tokens.add(token);
+    (graph ? this.#graphTokens : this.#tokens).add(token);
     sendJson(res, 200, {
       token_type: "Bearer",
       expires_in: 3599,
       ext_expires_in: 3599,
       access_token: token,
+    });
+  }
+
+  /** Whether a request carries a Graph token; answers 401 when not. */
+  #graphAuthorized(req: IncomingMessage, res: ServerResponse, route: string): boolean {
+    if (this.#graphTokens.has((req.headers.authorization ?? "").replace(/^Bearer /, "")))
+      return true;
+    this.calls.push({ method: req.method ?? "", route, status: 401 });
+    sendJson(res, 401, {
+      error: { code: "InvalidAuthenticationToken", message: "Access token validation failure." },
+    });
+    return false;
+  }
+
+  /** Graph's `GET /teams/{team}/channels/{channel}/filesFolder`: the channel's folder in the team's drive. */
+  #filesFolderRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    team: string,
+    channel: string,
+  ): void {
+    const route = "GET filesFolder";
+    if (!this.#graphAuthorized(req, res, route)) return;
+    const known = team === this.teamGroupId && channel.endsWith("@thread.tacv2");
+    this.calls.push({ method: "GET", route, status: known ? 200 : 404 });
+    if (!known) {
+      sendJson(res, 404, { error: { code: "NotFound", message: "No team found with Group Id" } });
+      return;
+    }
+    sendJson(res, 200, {
+      id: `folder-${Buffer.from(channel).toString("hex")}`,
+      name: "General",
+      parentReference: { driveId: `b!${Buffer.from(team).toString("base64url")}` },
+    });
+  }
+
+  /** Graph's simple upload, `PUT /drives/{drive}/items/{parent}:/{name}:/content`, into a channel's folder. */
+  async #uploadRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parent: string,
+    name: string,
+  ): Promise<void> {
+    const route = "PUT upload";
+    const data = await readRaw(req);
+    if (!this.#graphAuthorized(req, res, route)) return;
+    if (!this.#graphWrites) {
+      this.calls.push({ method: "PUT", route, status: 403 });
+      sendJson(res, 403, { error: { code: "accessDenied", message: "Access denied" } });
+      return;
+    }
+    const channel = Buffer.from(parent.replace(/^folder-/, ""), "hex").toString();
+    const taken = this.channelFiles.filter((f) => f.channel === channel && f.name === name).length;
+    const stored = taken ? name.replace(/(\.[^.]*)?$/, ` ${taken}$1`) : name;
+    const webUrl = `${this.url}/sites/team/Shared%20Documents/General/${encodeURIComponent(stored)}`;
+    this.channelFiles.push({
+      channel,
+      name: stored,
+      data,
+      mimeType: req.headers["content-type"] ?? "application/octet-stream",
+      webUrl,
+    });
+    this.calls.push({ method: "PUT", route, status: 201 });
+    this.#signal.notify();
+    sendJson(res, 201, { id: randomUUID(), name: stored, size: data.length, webUrl });
+  }
+
+  /** Graph's `GET /shares/{id}/driveItem` (metadata) and `…/content` (a redirect to the file). */
+  #graphRoute(req: IncomingMessage, res: ServerResponse, shareId: string, content: boolean): void {
+    const route = content ? "GET driveItem content" : "GET driveItem";
+    const auth = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      this.calls.push({ method: "GET", route, status });
+      this.#signal.notify();
+      if (status === 302) {
+        res.writeHead(302, headers);
+        res.end();
+        return;
+      }
+      sendJson(res, status, body, headers);
+    };
+    if (!this.#graphTokens.has(auth)) {
+      answer(401, {
+        error: { code: "InvalidAuthenticationToken", message: "Access token validation failure." },
+      });
+      return;
+    }
+    const url = shareId.startsWith("u!")
+      ? Buffer.from(shareId.slice(2), "base64url").toString()
+      : "";
+    const file = this.#shared.get(url);
+    const stored = file && this.#files.get(file.id);
+    if (!file || !stored) {
+      answer(404, {
+        error: { code: "itemNotFound", message: "The resource could not be found." },
+      });
+      return;
+    }
+    if (content) {
+      answer(302, undefined, {
+        location: `${this.url}/download/${file.id}?tempauth=${stored.tempauth}`,
+      });
+      return;
+    }
+    answer(200, {
+      id: file.id,
+      name: file.name,
+      size: stored.data.length,
+      file: { mimeType: stored.mimeType },
+      createdBy: { user: { id: file.createdBy, displayName: "" } },
     });
   }
 

@@ -6,9 +6,10 @@ import type { SettingsView } from "./types.ts";
 
 /**
  * "Linked accounts" (docs/identity.md): the person's identities on other
- * platforms that share these settings, keys, skills and memory. A code made
- * here is entered on the other account (or sent there as `link <code>`); a
- * code made there is entered here. Any identity of the account can be unlinked.
+ * platforms that share these settings, keys, skills and memory. Linking is a
+ * two-code handshake: a code made on one account is entered on the other,
+ * which answers with a finishing code to enter back on the first. Any
+ * identity of the account can be unlinked.
  */
 
 interface LinksView {
@@ -17,6 +18,10 @@ interface LinksView {
   identities: string[];
   /** Set when the team's OpenID Connect provider is configured. */
   oidc?: { name: string };
+  /** After entering a first code: the finishing code to enter on the account that made it. */
+  pending?: { code: string; expiresAt: string };
+  /** After entering a finishing code: the identity that joined. */
+  joined?: string;
 }
 
 export function LinksSection({ client, act, busy }: { client: Client; act: Act; busy: boolean }) {
@@ -117,7 +122,22 @@ export function LinksSection({ client, act, busy }: { client: Client; act: Act; 
         <p>
           Your code is <code>{code.code}</code>, valid for 10 minutes and once. On the other
           account, send <code>link {code.code}</code> to the bot, or enter it on that account's
-          settings page. Never give it to anyone else.
+          settings page; it answers with a finishing code to enter here. Never give it to anyone
+          else.
+        </p>
+      ) : null}
+      {view?.pending ? (
+        <p>
+          Nothing is linked yet. Your finishing code is <code>{view.pending.code}</code>, valid for
+          10 minutes and once: enter it on the account where you got the first code (or send{" "}
+          <code>link {view.pending.code}</code> there). If someone else gave you the first code,
+          stop here.
+        </p>
+      ) : null}
+      {view?.joined ? (
+        <p>
+          <span className="mono">{view.joined}</span> joined this account. If that was not you,
+          unlink it above.
         </p>
       ) : null}
       <InlineForm
@@ -130,7 +150,8 @@ export function LinksSection({ client, act, busy }: { client: Client; act: Act; 
         hint="This account then uses the other account's settings, keys and memory; unlinking gives it back its own."
         onChange={setTyped}
         onSubmit={async () => {
-          if (await change("Linked.", "POST", "/links/confirm", { code: typed })) setTyped("");
+          if (await change("Code accepted.", "POST", "/links/confirm", { code: typed }))
+            setTyped("");
         }}
       />
     </Section>

@@ -45,12 +45,17 @@ export function SettingsApp() {
     let cancelled = false;
     (async () => {
       const initData = telegramInitData();
+      const bot = params.get("bot");
       try {
         if (initData) {
           telegramReady();
           // One session per launch: a reload keeps the one this initData opened.
           const s = await telegramSession(initData, () =>
-            client.send<TelegramSession>("POST", "/session/telegram", { initData }),
+            client.send<TelegramSession>("POST", "/session/telegram", {
+              initData,
+              // A named bot's Mini App: its initData is checked against that bot's token.
+              ...(bot ? { bot } : {}),
+            }),
           );
           client.setSession(s.token);
           client.setCsrf(s.csrf);
@@ -72,7 +77,7 @@ export function SettingsApp() {
     return () => {
       cancelled = true;
     };
-  }, [client]);
+  }, [client, params]);
 
   const act: Act = useCallback(async (done, change) => {
     setBusy(true);

@@ -33,6 +33,7 @@ export class GatewayCalls {
     tool: string,
     input: unknown,
     signal?: AbortSignal,
+    traceparent?: string,
   ): Promise<GatewayToolOutcome> {
     const callId = newId("gtc");
     return new Promise((resolve) => {
@@ -46,7 +47,15 @@ export class GatewayCalls {
       if (signal?.aborted) return onAbort();
       this.#pending.set(callId, { sandboxId, settle });
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#send({ t: "gateway_tool_call", sandboxId, turnId, callId, tool, input });
+      this.#send({
+        t: "gateway_tool_call",
+        sandboxId,
+        turnId,
+        callId,
+        tool,
+        input,
+        ...(traceparent ? { traceparent } : {}),
+      });
     });
   }
 

@@ -3,7 +3,7 @@ import { REST } from "@discordjs/rest";
 import { WebSocketManager } from "@discordjs/ws";
 import type { Logger } from "pino";
 import type { AckPolicy } from "../shared/ack.ts";
-import type { DiscordSettings } from "./config.ts";
+import type { DiscordBotSettings, DiscordSettings } from "./config.ts";
 
 /**
  * Messages come over the Gateway (a WebSocket the adapter opens with
@@ -32,7 +32,7 @@ export interface DiscordConnection {
 }
 
 /** The REST client: rate limits are rejected (RetryLater), not queued (client.ts). */
-export function restClient(settings: Pick<DiscordSettings, "apiRoot" | "token">): REST {
+export function restClient(settings: { apiRoot: string; token: string }): REST {
   return new REST({ api: settings.apiRoot, version: "10", rejectOnRateLimit: () => true }).setToken(
     settings.token,
   );
@@ -43,7 +43,9 @@ export function restClient(settings: Pick<DiscordSettings, "apiRoot" | "token">)
  * an unreachable Discord stops the start with what to fix.
  */
 export async function connectGateway(
-  settings: Pick<DiscordSettings, "apiRoot" | "token">,
+  settings: Pick<DiscordSettings, "apiRoot"> &
+    Pick<DiscordBotSettings, "token"> &
+    Partial<Pick<DiscordBotSettings, "tokenVar">>,
   rest: REST,
   log: Logger,
   onMessage: (data: unknown) => void,
@@ -71,7 +73,7 @@ export async function connectGateway(
     const message = (err as Error).message;
     throw new Error(
       /401|Unauthorized|Authentication/i.test(message)
-        ? `Discord rejected DISCORD_BOT_TOKEN (${message}); copy the token from the Developer Portal (Bot → Reset Token)`
+        ? `Discord rejected ${settings.tokenVar ?? "DISCORD_BOT_TOKEN"} (${message}); copy the token from the Developer Portal (Bot → Reset Token)`
         : `could not connect to the Discord Gateway at ${settings.apiRoot} (${message}); check the network${settings.apiRoot === "https://discord.com/api" ? "" : " and DISCORD_API_ROOT"}`,
     );
   } finally {

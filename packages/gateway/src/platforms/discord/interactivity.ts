@@ -20,6 +20,8 @@ const ephemeral = (content: string, components?: unknown[]): InteractionResponse
 });
 
 export interface InteractivityDeps {
+  /** The bot's id in lobu.toml ("" for DISCORD_BOT_TOKEN's): the workspace of its people. */
+  botId: string;
   ctx: Pick<AdapterContext, "answer" | "state" | "settingsLink" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   log: Logger;
@@ -38,7 +40,12 @@ export async function handleComponent(
   const actor = actorOf(interaction);
   const data = interaction.data;
   if (!actor || !data?.custom_id) return ephemeral("⚠️ This button is not one of mine.");
-  const who = { platform: "discord", userId: actor.id, userName: displayName(actor) };
+  const who = {
+    platform: "discord",
+    ...(deps.botId ? { workspace: deps.botId } : {}),
+    userId: actor.id,
+    userName: displayName(actor),
+  };
   // A Stop button: the reply's next edit says it stopped; a refusal (or what left the queue) is the clicker's alone.
   let stopResponse: InteractionResponse = { type: 6 };
   const stopped = await stopClick(deps.ctx, data.custom_id, who, async (text) => {
@@ -83,13 +90,14 @@ function labelOf(interaction: Interaction, customId: string, choice: string): st
 
 /** `/lobu`: the person's settings link, as a button only they see (ephemeral). */
 export async function handleCommand(
-  deps: Pick<InteractivityDeps, "ctx">,
+  deps: Pick<InteractivityDeps, "ctx" | "botId">,
   interaction: Interaction,
 ): Promise<InteractionResponse> {
   const actor = actorOf(interaction);
   if (!actor || interaction.data?.name !== "lobu") return ephemeral("⚠️ Unknown command.");
   const origin: Origin = {
     platform: "discord",
+    ...(deps.botId ? { workspace: deps.botId } : {}),
     channelId: interaction.channel_id ?? "",
     userId: actor.id,
     userName: displayName(actor),

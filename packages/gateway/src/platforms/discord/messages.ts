@@ -6,6 +6,8 @@ import { classifyMessage, filesOf, GatewayMessage, originOf } from "./webhook/pa
 
 export interface DiscordMessagesDeps {
   botId: string;
+  /** The bot's id in lobu.toml ("" for DISCORD_BOT_TOKEN's): the workspace of its origins. */
+  configId: string;
   agentId: string | undefined;
   ctx: Pick<AdapterContext, "once">;
   /** How a message is stored (its ack policy, how a refusal is explained). */
@@ -33,15 +35,17 @@ export async function handleGatewayMessage(
     deps.log.debug({ reason: m.reason }, "ignoring Discord message");
     return;
   }
-  const marker = { key: `message:${msg.id}`, ttlMs: REDELIVERY_MEMORY_MS };
+  // Two bots in one server both get the message: each takes it once, as its own.
+  const scope = deps.configId ? `${deps.configId}:` : "";
+  const marker = { key: `message:${scope}${msg.id}`, ttlMs: REDELIVERY_MEMORY_MS };
   await handleOnce(
     { once: deps.ctx.once, log: deps.log, marker },
     async () => {
       const message = inboundMessage({
-        origin: originOf(msg),
+        origin: originOf(msg, deps.configId),
         text: m.text,
         files: filesOf(msg),
-        eventId: `discord:${msg.id}`,
+        eventId: `discord:${scope}${msg.id}`,
         agentId: deps.agentId,
       });
       if (message) await submitInbound(deps.inbound, message);

@@ -41,14 +41,23 @@ export class NativeStream {
     this.shown = shown;
   }
 
-  /** Start a stream in the origin's thread with `markdown` (more is appended). */
-  static async start(client: WebClient, origin: Origin, markdown: string): Promise<NativeStream> {
+  /**
+   * Start a stream in the origin's thread with `markdown` (more is appended),
+   * posted as `as` (the agent's name and picture, with chat:write.customize).
+   */
+  static async start(
+    client: WebClient,
+    origin: Origin,
+    markdown: string,
+    as: { username?: string; icon_url?: string } = {},
+  ): Promise<NativeStream> {
     const [first = "", ...rest] = chunks(markdown);
     const res = await slackCall(() =>
       client.chat.startStream({
         channel: origin.channelId,
         thread_ts: origin.threadId as string,
         markdown_text: first,
+        ...as,
         // Slack needs the person the stream is for outside a DM.
         ...(origin.workspace ? { recipient_team_id: origin.workspace } : {}),
         recipient_user_id: origin.userId,

@@ -134,7 +134,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   ): Promise<SlackLive> {
     const markdown = streamMarkdown(parts) || "…";
     if (!handle?.stream) {
-      const stream = await NativeStream.start(this.#client, this.#origin, markdown);
+      const stream = await NativeStream.start(this.#client, this.#origin, markdown, this.#as);
       return { channel: stream.channel, ts: stream.ts, stream };
     }
     const { stream } = handle;
@@ -252,6 +252,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
       this.#client.chat.postMessage({
         channel: this.#origin.channelId,
         ...this.#thread,
+        ...this.#as,
         text: "Working…",
         blocks: [context("_Working…_"), ...this.#stopBlocks(false)],
       }),

@@ -11,8 +11,9 @@ import { ConnectorClient, ConnectorToken, teamsCall } from "./client.ts";
 import { sendPrivately, sendRequestLink } from "./commands.ts";
 import type { TeamsSettings } from "./config.ts";
 import { Conversations } from "./conversations.ts";
-import { TeamsFiles } from "./files.ts";
+import { DOWNLOAD_HOSTS, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
+import { GraphFiles } from "./graph-files.ts";
 import {
   handleExecute,
   handleStop,
@@ -21,7 +22,7 @@ import {
 } from "./interactivity.ts";
 import { handleMessage } from "./messages.ts";
 import { TeamsSurface, type TmCard, type TmLive } from "./surface.ts";
-import { type Activity, classify, originOf, tenantOf } from "./webhook/parse.ts";
+import { type Activity, classify, graphChannelOf, originOf, tenantOf } from "./webhook/parse.ts";
 import { MESSAGES_PATH, messagesReceiver, TEAMS_ACK } from "./webhook/receiver.ts";
 import { BotFrameworkKeys } from "./webhook/verify.ts";
 
@@ -54,7 +55,10 @@ export class TeamsAdapter implements PlatformAdapter {
     this.files = new TeamsFiles({
       client: this.#client,
       serviceHosts: settings.serviceHosts,
+      graph: new GraphFiles(settings, [...DOWNLOAD_HOSTS, ...settings.serviceHosts]),
+      uploadChannelFiles: settings.uploadChannelFiles,
       deps: () => ({
+        log: this.#log,
         state: this.#ctx.state,
         publicUrl: this.#ctx.publicUrl,
         conversations: this.#conversations,
@@ -98,6 +102,7 @@ export class TeamsAdapter implements PlatformAdapter {
         serviceUrl: activity.serviceUrl,
         botId: activity.recipient?.id ?? `28:${settings.appId}`,
         ...(tenantOf(activity) ? { tenantId: tenantOf(activity) } : {}),
+        ...(graphChannelOf(activity) ? { graphChannel: graphChannelOf(activity) } : {}),
       };
       await this.#conversations.remember(origin.channelId, ref);
       if (item.kind === "execute") return handleExecute(clicks, origin, item.answer);

@@ -35,14 +35,22 @@ const TokenResponse = z.object({
 /** A token is renewed this long before it expires. */
 const RENEW_EARLY_MS = 5 * 60_000;
 
-/** The bot's Connector token, from the Entra token endpoint, renewed before it expires. */
+/**
+ * The bot's token for one API (the Connector by default; Microsoft Graph with
+ * GRAPH_SCOPE), from the Entra token endpoint, renewed before it expires.
+ */
 export class ConnectorToken {
   readonly #settings: Pick<TeamsSettings, "appId" | "appPassword" | "tokenUrl">;
+  readonly #scope: string;
   #token: { value: string; until: number } | undefined;
   #pending: Promise<string> | undefined;
 
-  constructor(settings: Pick<TeamsSettings, "appId" | "appPassword" | "tokenUrl">) {
+  constructor(
+    settings: Pick<TeamsSettings, "appId" | "appPassword" | "tokenUrl">,
+    scope = CONNECTOR_SCOPE,
+  ) {
     this.#settings = settings;
+    this.#scope = scope;
   }
 
   async get(): Promise<string> {
@@ -61,7 +69,7 @@ export class ConnectorToken {
         grant_type: "client_credentials",
         client_id: this.#settings.appId,
         client_secret: this.#settings.appPassword,
-        scope: CONNECTOR_SCOPE,
+        scope: this.#scope,
       }),
       redirect: "error",
       signal: AbortSignal.timeout(15_000),

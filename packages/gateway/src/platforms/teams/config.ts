@@ -9,6 +9,10 @@ export const BOT_FRAMEWORK_OPENID =
 export const BOT_FRAMEWORK_ISSUER = "https://api.botframework.com";
 /** The scope a bot asks for to call the Bot Connector API. */
 export const CONNECTOR_SCOPE = "https://api.botframework.com/.default";
+/** The scope a bot asks for to call Microsoft Graph with its own (application) permissions. */
+export const GRAPH_SCOPE = "https://graph.microsoft.com/.default";
+/** Microsoft Graph, where files shared in channels and group chats are read. */
+const GRAPH_URL = "https://graph.microsoft.com/v1.0";
 
 /** Hosts Teams' service URLs live on; the bot sends its token to no other. */
 const DEFAULT_SERVICE_HOSTS = ["smba.trafficmanager.net", "*.botframework.com"];
@@ -35,6 +39,12 @@ export const TeamsSection = z.strictObject({
     .optional(),
   /** Hosts of the service URLs the bot may post to (`*.` for a domain and its subdomains). */
   service_hosts: z.array(Host).min(1).max(32).default(DEFAULT_SERVICE_HOSTS),
+  /**
+   * Files the agent sends in a channel are uploaded to the channel's files
+   * (SharePoint, through Microsoft Graph; needs Files.ReadWrite.All) instead
+   * of an hour-long gateway link.
+   */
+  upload_channel_files: z.boolean().default(false),
 });
 
 export interface TeamsSettings {
@@ -47,8 +57,11 @@ export interface TeamsSettings {
   openIdMetadataUrl: string;
   /** Entra token endpoint for client credentials. */
   tokenUrl: string;
+  /** Microsoft Graph's base URL (an emulator's in tests). */
+  graphUrl: string;
   streamIntervalMs: number;
   serviceHosts: string[];
+  uploadChannelFiles: boolean;
 }
 
 /** Teams settings from lobu.toml and the environment, or undefined when Teams is not set up. */
@@ -76,6 +89,9 @@ export function teamsSettings(
   const tokenUrl = env.TEAMS_TOKEN_URL
     ? apiBaseUrl("teams", "TEAMS_TOKEN_URL", env.TEAMS_TOKEN_URL)
     : `https://login.microsoftonline.com/${tenant}/oauth2/v2.0/token`;
+  const graphUrl = env.TEAMS_GRAPH_URL
+    ? apiBaseUrl("teams", "TEAMS_GRAPH_URL", env.TEAMS_GRAPH_URL)
+    : GRAPH_URL;
   const openIdMetadataUrl = env.TEAMS_OPENID_METADATA_URL
     ? apiBaseUrl("teams", "TEAMS_OPENID_METADATA_URL", env.TEAMS_OPENID_METADATA_URL)
     : BOT_FRAMEWORK_OPENID;
@@ -84,10 +100,23 @@ export function teamsSettings(
     appPassword,
     openIdMetadataUrl,
     tokenUrl,
+    graphUrl: graphUrl.replace(/\/+$/, ""),
     streamIntervalMs: cfg.stream_interval,
     serviceHosts: cfg.service_hosts.map((h) => h.toLowerCase()),
+    uploadChannelFiles: cfg.upload_channel_files,
     ...(cfg.agent ? { agentId: cfg.agent } : {}),
   };
+}
+
+/**
+ * The token endpoint of `tenant`: Graph tokens come from the tenant whose
+ * files they read (the one the activity came from), not the bot's own.
+ */
+export function tenantTokenUrl(tokenUrl: string, tenant: string): string {
+  return tokenUrl.replace(
+    /\/[^/]+\/oauth2\/v2\.0\/token$/,
+    `/${encodeURIComponent(tenant)}/oauth2/v2.0/token`,
+  );
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);

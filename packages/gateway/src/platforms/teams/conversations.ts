@@ -12,6 +12,8 @@ export const ConversationRef = z.object({
   serviceUrl: z.string().min(1).max(2048),
   tenantId: z.string().max(64).optional(),
   botId: z.string().min(1).max(512),
+  /** A channel's team (group id) and channel id, where its files live in Graph. */
+  graphChannel: z.object({ team: z.string().max(64), channel: z.string().max(512) }).optional(),
 });
 export type ConversationRef = z.infer<typeof ConversationRef>;
 

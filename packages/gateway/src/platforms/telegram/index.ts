@@ -19,7 +19,10 @@ export const telegram: PlatformPlugin = {
       settings = undefined;
     }
     return telegramSignIn(
-      settings && { token: settings.token, initDataMaxAgeSec: settings.initDataMaxAgeSec },
+      settings && {
+        bots: settings.bots.map((b) => ({ id: b.id, token: b.token })),
+        initDataMaxAgeSec: settings.initDataMaxAgeSec,
+      },
       deps,
     );
   },

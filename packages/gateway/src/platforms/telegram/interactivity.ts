@@ -8,6 +8,8 @@ import { displayNameOf } from "./webhook/parse.ts";
 
 export interface InteractivityDeps {
   api: Api;
+  /** The bot's id in lobu.toml ("" for TELEGRAM_BOT_TOKEN's): the clicker's workspace. */
+  botId: string;
   ctx: Pick<AdapterContext, "answer" | "state" | "stop">;
   views: { hasOpenCard(requestId: string): boolean };
   log: Logger;
@@ -32,6 +34,7 @@ export async function handleCallbackQuery(deps: InteractivityDeps, c: Context): 
   try {
     const who = {
       platform: "telegram",
+      ...(deps.botId ? { workspace: deps.botId } : {}),
       userId: String(query.from.id),
       userName: displayNameOf(query.from),
     };

@@ -5,13 +5,14 @@ import { parseBindCommand, runBindCommand } from "../shared/bind.ts";
 import { inboundMessage, type SubmitInboundDeps, submitInbound } from "../shared/inbound.ts";
 import type { TelegramChatLog } from "./chat-log.ts";
 import type { TelegramCommands } from "./commands.ts";
-import type { TelegramSettings } from "./config.ts";
 import type { TelegramDirectory } from "./directory.ts";
 import { classifyMessage, filesOfMessage, originOf, type TgMessage } from "./webhook/parse.ts";
 
 export interface TelegramMessagesDeps {
   me: { id: number; username: string };
-  settings: Pick<TelegramSettings, "agentId">;
+  /** The bot's id in lobu.toml ("" for TELEGRAM_BOT_TOKEN's): the workspace of its origins. */
+  botId: string;
+  settings: { agentId?: string | undefined };
   commands: Pick<TelegramCommands, "handle">;
   /** What the access check may ask about a sender (bots, group admins). */
   directory: TelegramDirectory;
@@ -39,7 +40,7 @@ export async function handleMessage(deps: TelegramMessagesDeps, c: Context): Pro
     deps.log.debug({ reason: m.reason }, "ignoring Telegram message");
     return;
   }
-  const origin = originOf({ ...msg, from: msg.from }, m);
+  const origin = originOf({ ...msg, from: msg.from }, m, deps.botId);
   const bind =
     m.command?.name === "bind" || m.command?.name === "unbind"
       ? parseBindCommand(`${m.command.name} ${m.command.args}`)

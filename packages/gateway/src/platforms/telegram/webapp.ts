@@ -9,17 +9,23 @@ import { verifyInitData } from "./init-data.ts";
 const VERIFY_MAX_BODY_BYTES = 16 * 1024;
 
 /**
- * POST /telegram/webapp/verify: who opened a Mini App, checked statelessly.
+ * POST /telegram/webapp/verify (a named bot's: /telegram/<id>/webapp/verify):
+ * who opened that bot's Mini App, checked statelessly against its token.
+ * initData another bot signed is refused.
  * It opens no session and hands out nothing, so the same initData may be
  * checked again. The settings page signs in through
  * /settings/api/session/telegram instead (single-use, sign-in.ts).
  */
 export function webAppRoutes(
   routes: PlatformRoutes,
-  settings: Pick<TelegramSettings, "token" | "initDataMaxAgeSec">,
+  settings: Pick<TelegramSettings, "initDataMaxAgeSec"> & {
+    path: string;
+    botId: string;
+    token: string;
+  },
 ): void {
   routes.post(
-    "/telegram/webapp/verify",
+    settings.path,
     async (c) => {
       const initData = await initDataOf(c);
       if (!initData) {
@@ -35,7 +41,11 @@ export function webAppRoutes(
         maxAgeSec: settings.initDataMaxAgeSec,
       });
       if (!result.ok) return c.json(errorBody("invalid_init_data", result.reason), 401);
-      const userKey = userKeyOf({ platform: "telegram", userId: String(result.user.id) });
+      const userKey = userKeyOf({
+        platform: "telegram",
+        ...(settings.botId ? { workspace: settings.botId } : {}),
+        userId: String(result.user.id),
+      });
       const { ok: _ok, ...verified } = result;
       return c.json({ ok: true, userKey, ...verified });
     },

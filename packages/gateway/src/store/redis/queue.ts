@@ -32,7 +32,13 @@
  */
 import { randomToken } from "@lobu/core";
 import type { Redis } from "ioredis";
-import type { EnqueueOptions, MessageQueue, QueueClaim, QueuedMessage } from "../port.ts";
+import type {
+  ClaimOptions,
+  EnqueueOptions,
+  MessageQueue,
+  QueueClaim,
+  QueuedMessage,
+} from "../port.ts";
 import {
   AVAILABILITY_POLL_MS,
   AvailabilitySignal,
@@ -128,24 +134,36 @@ const SCRIPTS = {
     end
     return {id, 0, 0}`,
 
-  // ARGV[3..]: owner, leaseMs, token, hasPartition, partition, skip...
+  // ARGV[3..]: owner, leaseMs, token, hasPartition, partition, placement, skip...
   // Returns {moved} or {moved, id, partition, payload, enqueuedAt, attempts}.
+  // A placement lock (locks.ts: \`P l:<name>\` = "<token> <owner>") held by
+  // another owner makes its partition unclaimable here.
   claim: `
     local now = now_ms()
     local moved = promote(now)
     if moved > 0 then signal() end
     local skip = {}
-    for i = 8, #ARGV do skip[ARGV[i]] = true end
+    for i = 9, #ARGV do skip[ARGV[i]] = true end
+    local placement, me = ARGV[8], ARGV[3]
+    local function elsewhere(p)
+      if placement == '' then return false end
+      local v = redis.call('GET', P .. 'l:' .. placement .. p)
+      if not v then return false end
+      local space = string.find(v, ' ', 1, true)
+      return not space or string.sub(v, space + 1) ~= me
+    end
     local chosen = nil
     if ARGV[6] == '1' then
-      if not skip[ARGV[7]] and redis.call('ZSCORE', READY, ARGV[7]) then chosen = ARGV[7] end
+      if not skip[ARGV[7]] and redis.call('ZSCORE', READY, ARGV[7]) and not elsewhere(ARGV[7]) then
+        chosen = ARGV[7]
+      end
     else
       local start = 0
       while not chosen do
         local batch = redis.call('ZRANGE', READY, start, start + 99)
         if #batch == 0 then break end
         for _, p in ipairs(batch) do
-          if not skip[p] then
+          if not skip[p] and not elsewhere(p) then
             chosen = p
             break
           end
@@ -317,11 +335,7 @@ export class RedisQueue implements MessageQueue {
     return { id: resultId, duplicate: duplicate === 1 };
   }
 
-  async claim(
-    owner: string,
-    leaseMs: number,
-    opts: { skip?: string[]; partition?: string } = {},
-  ): Promise<QueueClaim | null> {
+  async claim(owner: string, leaseMs: number, opts: ClaimOptions = {}): Promise<QueueClaim | null> {
     const lease = positiveMs(leaseMs, "leaseMs");
     const leaseToken = randomToken(18);
     const reply = (await this.#run(
@@ -331,6 +345,7 @@ export class RedisQueue implements MessageQueue {
       leaseToken,
       opts.partition === undefined ? "0" : "1",
       opts.partition ?? "",
+      opts.placement ?? "",
       ...(opts.skip ?? []),
     )) as [number, string?, string?, string?, string?, number?];
     const [moved, id, ...fields] = reply;

@@ -9,7 +9,13 @@
  * the row until someone else claims, so its holder may still ack or extend.
  */
 import { randomToken } from "@lobu/core";
-import type { EnqueueOptions, MessageQueue, QueueClaim, QueuedMessage } from "../port.ts";
+import type {
+  ClaimOptions,
+  EnqueueOptions,
+  MessageQueue,
+  QueueClaim,
+  QueuedMessage,
+} from "../port.ts";
 import {
   AVAILABILITY_POLL_MS,
   AvailabilitySignal,
@@ -23,6 +29,10 @@ import { type Db, num, numOrNull, str } from "./db.ts";
 
 const CLAIMABLE = "ready_at <= :now AND (lease_token IS NULL OR lease_expires <= :now)";
 const NOT_SKIPPED = "name NOT IN (SELECT value FROM json_each(:skip))";
+/** Not placed on another owner: its placement lock (locks.ts), when asked, is free or ours. */
+const NOT_PLACED = `(:placement = '' OR NOT EXISTS (SELECT 1 FROM locks
+  WHERE locks.name = :placement || queue_partitions.name AND locks.owner != :owner
+    AND locks.expires_at > :now))`;
 const MESSAGE_COLUMNS = "id, partition, payload, enqueued_at, attempts";
 
 function toMessage(row: Record<string, unknown>): QueuedMessage {
@@ -98,31 +108,29 @@ export class SqliteQueue implements MessageQueue {
     return { id: result.id, duplicate: result.duplicate };
   }
 
-  async claim(
-    owner: string,
-    leaseMs: number,
-    opts: { skip?: string[]; partition?: string } = {},
-  ): Promise<QueueClaim | null> {
+  async claim(owner: string, leaseMs: number, opts: ClaimOptions = {}): Promise<QueueClaim | null> {
     const lease = positiveMs(leaseMs, "leaseMs");
     const leaseToken = randomToken(18);
     const db = this.#db();
     const claim = db.tx(() => {
       const now = Date.now();
       const skip = JSON.stringify(opts.skip ?? []);
+      const placed = { placement: opts.placement ?? "", owner };
       const head =
         opts.partition === undefined
           ? db
               .stmt(
-                `SELECT name, head_seq FROM queue_partitions WHERE ${CLAIMABLE} AND ${NOT_SKIPPED}
+                `SELECT name, head_seq FROM queue_partitions
+                 WHERE ${CLAIMABLE} AND ${NOT_SKIPPED} AND ${NOT_PLACED}
                  ORDER BY head_seq LIMIT 1`,
               )
-              .get({ now, skip })
+              .get({ now, skip, ...placed })
           : db
               .stmt(
                 `SELECT name, head_seq FROM queue_partitions
-                 WHERE name = :name AND ${CLAIMABLE} AND ${NOT_SKIPPED}`,
+                 WHERE name = :name AND ${CLAIMABLE} AND ${NOT_SKIPPED} AND ${NOT_PLACED}`,
               )
-              .get({ name: opts.partition, now, skip });
+              .get({ name: opts.partition, now, skip, ...placed });
       if (!head) return null;
       const row = db
         .stmt(

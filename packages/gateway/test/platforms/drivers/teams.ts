@@ -35,6 +35,7 @@ export function teamsSetup(emulator: TeamsEmulator) {
       TEAMS_APP_PASSWORD,
       TEAMS_OPENID_METADATA_URL: emulator.openIdMetadataUrl,
       TEAMS_TOKEN_URL: emulator.tokenUrl,
+      TEAMS_GRAPH_URL: emulator.graphUrl,
     },
   };
 }

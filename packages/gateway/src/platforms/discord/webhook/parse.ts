@@ -111,9 +111,11 @@ export function displayName(user: DiscordUser): string {
  * channel id). A Discord user id is the same person in every server, so
  * people are not scoped by server (`discord::<user id>`).
  */
-export function originOf(msg: GatewayMessage): Origin {
+export function originOf(msg: GatewayMessage, botId = ""): Origin {
   return {
     platform: "discord",
+    // A named bot ([platforms.discord.bots.<id>]): its people and conversations are its own.
+    ...(botId ? { workspace: botId } : {}),
     channelId: msg.channel_id,
     userId: msg.author.id,
     userName: displayName(msg.author),

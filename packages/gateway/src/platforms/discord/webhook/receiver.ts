@@ -25,6 +25,9 @@ export const DISCORD_INTERACTIONS_ACK: AckPolicy = {
 };
 
 export interface InteractionsDeps {
+  /** /discord/interactions, or /discord/<id>/interactions for a named bot. */
+  path: string;
+  /** The bot's application key: an interaction another application signed is refused here. */
   publicKey: string;
   ctx: Pick<AdapterContext, "once" | "audit">;
   log: Logger;
@@ -42,7 +45,7 @@ export function interactionsReceiver(routes: PlatformRoutes, deps: InteractionsD
   const { log } = deps;
   const key = publicKeyOf(deps.publicKey);
   routes.post(
-    INTERACTIONS_PATH,
+    deps.path,
     async (c) => {
       const headers = {
         signature: c.req.header("x-signature-ed25519"),

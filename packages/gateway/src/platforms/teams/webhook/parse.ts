@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { InboundFile } from "../../../domain/messages.ts";
 import type { Origin } from "../../../domain/origin.ts";
+import type { SharedFileRef } from "../graph-files.ts";
 
 /**
  * Bot Framework activities as Teams posts them, validated with zod and read
@@ -46,7 +47,18 @@ export const Activity = z.object({
     .max(50)
     .default([]),
   channelData: z
-    .object({ tenant: z.object({ id: z.string().max(64) }).optional() })
+    .object({
+      tenant: z.object({ id: z.string().max(64) }).optional(),
+      /** In a channel: the team (its Microsoft 365 group id names it in Graph) and the channel. */
+      team: z
+        .object({ aadGroupId: z.string().max(64).optional() })
+        .loose()
+        .optional(),
+      channel: z
+        .object({ id: z.string().max(512) })
+        .loose()
+        .optional(),
+    })
     .loose()
     .optional(),
 });
@@ -124,10 +136,11 @@ const DownloadInfo = z.object({ downloadUrl: z.string().max(4000) });
  * The files of a message, with a `ref` teams/files.ts understands:
  * `download:<url>` (a 1:1 file's pre-authenticated download URL, fetched
  * without the bot's token) or `bot:<url>` (an inline image on the Bot
- * Connector, fetched with it). Other attachments with a name (channel files,
- * which live in SharePoint behind Graph permissions) come without a ref:
- * they are refused with a message. Cards and the HTML copy of the text are
- * not files.
+ * Connector, fetched with it) or `graph:<json>` (a file shared in a channel
+ * or group chat: a `reference` to SharePoint/OneDrive, read through Graph,
+ * with the tenant and the sender's Entra id it is checked against). Other
+ * attachments with a name come without a ref: they are refused with a
+ * message. Cards and the HTML copy of the text are not files.
  */
 export function filesOf(activity: Activity): InboundFile[] {
   return activity.attachments.flatMap((a, n): InboundFile[] => {
@@ -150,6 +163,18 @@ export function filesOf(activity: Activity): InboundFile[] {
           ref: `bot:${url}`,
         },
       ];
+    if (a.contentType === "reference" && url) {
+      const tenant = tenantOf(activity);
+      const sender = activity.from.aadObjectId;
+      return [
+        {
+          name: a.name ?? `file-${n + 1}`,
+          ...(tenant && sender
+            ? { ref: `graph:${JSON.stringify({ url, tenant, sender } satisfies SharedFileRef)}` }
+            : {}),
+        },
+      ];
+    }
     if (a.contentType === "text/html" || a.contentType.startsWith("application/vnd.microsoft.card"))
       return [];
     return a.name ? [{ name: a.name }] : [];
@@ -172,6 +197,15 @@ export function plainText(text: string): string {
     .replace(/&amp;/g, "&")
     .replace(/[ \t]+/g, " ")
     .trim();
+}
+
+/** The team (group id) and channel of a channel activity, as Graph names them; undefined elsewhere. */
+export function graphChannelOf(activity: Activity): { team: string; channel: string } | undefined {
+  const team = activity.channelData?.team?.aadGroupId;
+  const channel = activity.channelData?.channel?.id;
+  return activity.conversation.conversationType === "channel" && team && channel
+    ? { team, channel }
+    : undefined;
 }
 
 /** The tenant an activity comes from (conversation or channel data). */

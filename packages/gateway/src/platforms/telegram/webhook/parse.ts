@@ -167,9 +167,12 @@ export function displayNameOf(from: NonNullable<TgMessage["from"]>): string {
 export function originOf(
   msg: TgMessage & { from: NonNullable<TgMessage["from"]> },
   m: Extract<TgClassified, { kind: "message" }>,
+  /** A named bot (`[platforms.telegram.bots.<id>]`): its conversations and people are its own. */
+  botId = "",
 ): Origin {
   return {
     platform: "telegram",
+    ...(botId ? { workspace: botId } : {}),
     channelId: String(msg.chat.id),
     userId: String(msg.from.id),
     userName: displayNameOf(msg.from),

@@ -5,7 +5,7 @@ import { type AckPolicy, withinDeadline } from "../../shared/ack.ts";
 import type { AdapterContext } from "../../shared/adapter.ts";
 import type { Background } from "../../shared/background.ts";
 import type { PlatformRoutes } from "../../shared/routes.ts";
-import type { TelegramSettings } from "../config.ts";
+import type { TelegramBotSettings } from "../config.ts";
 import { parseUpdate } from "./parse.ts";
 import { secretTokenMatches } from "./verify.ts";
 
@@ -38,7 +38,11 @@ export const TELEGRAM_POLLING_ACK: AckPolicy = {
 
 export interface WebhookDeps {
   bot: Bot;
-  settings: Pick<TelegramSettings, "webhookSecret" | "webhookUrl">;
+  /** /telegram/webhook, or /telegram/<id>/webhook for a named bot. */
+  path: string;
+  /** Where a generated secret is kept (one per bot). */
+  secretName: string;
+  settings: Pick<TelegramBotSettings, "webhookSecret" | "webhookUrl">;
   ctx: Pick<AdapterContext, "secrets" | "publicUrl">;
   background: Background;
   log: Logger;
@@ -46,14 +50,15 @@ export interface WebhookDeps {
 }
 
 /**
- * POST /telegram/webhook, and setWebhook once the gateway listens (so
+ * POST /telegram/webhook (a named bot's: /telegram/<id>/webhook, each with
+ * its own secret token, so one bot's secret opens no other's route), and setWebhook once the gateway listens (so
  * Telegram's first delivery finds the route). A call without the secret
  * token is refused before its body is read.
  */
 export async function startWebhook(routes: PlatformRoutes, deps: WebhookDeps): Promise<void> {
   const { bot, log } = deps;
   const secret = await webhookSecret(deps);
-  routes.post("/telegram/webhook", async (c) => {
+  routes.post(deps.path, async (c) => {
     if (!secretTokenMatches(c.req.header("x-telegram-bot-api-secret-token"), secret)) {
       log.warn("refused a Telegram webhook call without the right secret token");
       return c.json(errorBody("bad_secret", "X-Telegram-Bot-Api-Secret-Token does not match"), 401);
@@ -78,7 +83,7 @@ export async function startWebhook(routes: PlatformRoutes, deps: WebhookDeps): P
   deps.background.run(async () => {
     // Set once the gateway listens (even with webhook_url), so Telegram's first delivery finds the route.
     const listening = await publicUrl(deps);
-    const url = deps.settings.webhookUrl ?? `${listening}/telegram/webhook`;
+    const url = deps.settings.webhookUrl ?? `${listening}${deps.path}`;
     await bot.api.setWebhook(url, { secret_token: secret, allowed_updates: [...ALLOWED_UPDATES] });
     log.info({ url }, "Telegram webhook set");
   }, "could not set the Telegram webhook (is the public URL reachable over HTTPS?)");
@@ -93,13 +98,13 @@ export function startPolling(deps: Pick<WebhookDeps, "bot" | "log" | "stopped">)
     });
 }
 
-/** TELEGRAM_WEBHOOK_SECRET, or one generated once and kept in the secret store. */
+/** The bot's secret from the environment, or one generated once and kept in the secret store. */
 async function webhookSecret(deps: WebhookDeps): Promise<string> {
   if (deps.settings.webhookSecret) return deps.settings.webhookSecret;
-  const stored = await deps.ctx.secrets.get("webhook_secret");
+  const stored = await deps.ctx.secrets.get(deps.secretName);
   if (stored) return stored;
   const secret = randomToken(32);
-  await deps.ctx.secrets.set("webhook_secret", secret);
+  await deps.ctx.secrets.set(deps.secretName, secret);
   return secret;
 }
 
