@@ -114,6 +114,10 @@ export const ERROR_CODES = {
   },
   message_empty: { status: 400, meaning: "the message has no text" },
   message_too_large: { status: 413, meaning: "the message is longer than the agent accepts" },
+  model_not_allowed: {
+    status: 403,
+    meaning: "the operator does not allow this model for the agent (`models` in lobu.toml)",
+  },
   no_provider: { status: 503, meaning: "no model provider is configured for the agent" },
   no_provider_key: { status: 503, meaning: "the agent's provider has no API key" },
   no_snapshot: { status: 409, meaning: "the sandbox has no snapshot to restore" },

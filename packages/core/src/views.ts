@@ -33,10 +33,30 @@ export interface SettingsView {
     model?: string;
     agentProvider?: string;
     agentModel?: string;
+    /**
+     * The models the person may pick: allowed by the operator (lobu.toml
+     * `models`) and of a provider with a key (theirs or the team's), with what
+     * the model catalogue says of each.
+     */
+    choices: {
+      provider: string;
+      model: string;
+      name: string;
+      contextWindow: number;
+      maxOutputTokens: number;
+      images: boolean;
+      reasoning: boolean;
+      /** USD per million tokens; null when the catalogue has no price. */
+      price: { input: number; output: number } | null;
+    }[];
     providers: {
       id: string;
+      /** Display name (`OpenRouter`). */
+      name: string;
       type: string;
       defaultModel: string;
+      /** The operator allows some model of it for this agent (a key for it can be used). */
+      allowed: boolean;
       /** The person's own key (masked), if they added one. */
       userKey: { hint: string; updatedAt: number } | null;
       /** Whether the team already provides a key (installation or agent). */

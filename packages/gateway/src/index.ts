@@ -14,7 +14,8 @@ export { checkNix, type NixCheck } from "./nix/doctor.ts";
 export { PLATFORMS } from "./platforms/index.ts";
 export type { AdapterContext, PlatformAdapter } from "./platforms/shared/adapter.ts";
 export type { PlatformPlugin, PlatformSetup } from "./platforms/shared/plugin.ts";
-export { ProviderRegistry } from "./providers/registry.ts";
+export { type ProviderProbe, probeProvider } from "./providers/probe.ts";
+export { KEYLESS, ProviderRegistry, providerSecretName } from "./providers/registry.ts";
 export { createDriver, resolveAutoDriver } from "./runtime/drivers.ts";
 export type {
   GatewayToolContext,

@@ -4,7 +4,10 @@ import type { ModelSpec } from "@lobu/core";
 export type PiModel = NonNullable<ReturnType<ModelRuntime["getModel"]>>;
 
 export interface ModelRegistration
-  extends Pick<ModelSpec, "api" | "id" | "apiKey" | "contextWindow" | "maxTokens" | "images"> {
+  extends Pick<
+    ModelSpec,
+    "api" | "id" | "apiKey" | "contextWindow" | "maxTokens" | "images" | "compat"
+  > {
   /** pi provider id to register the model under. */
   providerId: string;
   /** Where pi sends the model's requests. */
@@ -46,6 +49,8 @@ export function registerModel(runtime: ModelRuntime, m: ModelRegistration): PiMo
         cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
         contextWindow: m.contextWindow,
         maxTokens: m.maxTokens,
+        // What the provider behind the relay accepts (pi cannot tell from the relay's URL).
+        ...(m.compat ? { compat: m.compat as PiModel["compat"] } : {}),
       },
     ],
   });

@@ -17,11 +17,18 @@ import {
   createStore,
   type DataDirLock,
   describeHolder,
+  KEYLESS,
   lockDataDirShared,
   lockHolder,
+  MASTER_KEY_FILE,
+  type ProviderProbe,
   ProviderRegistry,
+  probeProvider,
+  providerSecretName,
   redactUrl,
   resolveAutoDriver,
+  resolveMasterKey,
+  SecretStore,
   SkillCatalog,
   unmetNeeds,
 } from "@lobu/gateway";
@@ -42,65 +49,118 @@ function onPath(names: string[]): string | undefined {
   return undefined;
 }
 
-async function providerCheck(config: LobuConfig, offline: boolean): Promise<Check[]> {
-  const providers = new ProviderRegistry(config);
-  const out: Check[] = [];
-  for (const p of providers.list()) {
-    const key = p.keyEnv ? process.env[p.keyEnv] : undefined;
-    if (!key) continue;
-    if (offline) {
-      out.push({
-        level: "ok",
-        title: `provider ${p.id}: key set (${p.keyEnv})`,
-        detail: `${p.baseUrl} (not contacted: --offline)`,
-      });
-      continue;
-    }
-    if (p.type !== "anthropic" && p.type !== "openai") {
-      // Signed and token-minted providers are checked by the relay on their first call.
-      out.push({
-        level: "ok",
-        title: `provider ${p.id}: key set (${p.keyEnv})`,
-        detail: `${p.baseUrl} (${p.type}: not contacted)`,
-      });
-      continue;
-    }
-    const url = p.type === "anthropic" ? `${p.baseUrl}/v1/models` : `${p.baseUrl}/models`;
-    const headers: Record<string, string> =
-      p.type === "anthropic"
-        ? { "x-api-key": key, "anthropic-version": "2023-06-01" }
-        : { authorization: `Bearer ${key}` };
+/** Fixed-width columns (the provider table). */
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/**
+ * The installation's provider keys as the gateway holds them: the environment
+ * first (what `lobu run` copies into the secret store), else the secret store
+ * itself when this data dir has one and its master key is at hand.
+ */
+async function storedProviderKeys(
+  config: LobuConfig,
+  dataDir: string,
+  ids: string[],
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (config.store.driver !== "sqlite" || !existsSync(join(dataDir, "lobu.db"))) return found;
+  // Never make a master key here (resolveMasterKey would): the stored secrets are under another.
+  if (!process.env.LOBU_MASTER_KEY && !existsSync(join(dataDir, MASTER_KEY_FILE))) return found;
+  try {
+    const master = resolveMasterKey({ dataDir, env: process.env });
+    const store = await createStore({ driver: "sqlite", path: join(dataDir, "lobu.db") });
     try {
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(8000) });
-      if (res.ok)
-        out.push({
-          level: "ok",
-          title: `provider ${p.id}: reachable, key accepted`,
-          detail: p.baseUrl,
+      const secrets = new SecretStore(store.kv, master.key);
+      for (const id of ids) {
+        const value = await secrets.get({
+          scope: { kind: "installation" },
+          name: providerSecretName(id),
         });
-      else if (res.status === 401 || res.status === 403) {
-        out.push({
-          level: "fail",
-          title: `provider ${p.id}: key rejected (HTTP ${res.status})`,
-          detail: `check ${p.keyEnv}`,
-        });
-      } else out.push({ level: "warn", title: `provider ${p.id}: HTTP ${res.status} from ${url}` });
-    } catch (err) {
-      out.push({
-        level: "fail",
-        title: `provider ${p.id}: unreachable`,
-        detail: `${url}: ${errorMessage(err)}${p.source === "builtin" ? ` (set ${p.type === "anthropic" ? "ANTHROPIC_BASE_URL" : "OPENAI_BASE_URL"} for a proxy or compatible endpoint)` : ""}`,
-      });
+        if (value) found.set(id, value);
+      }
+    } finally {
+      await store.close();
     }
+  } catch {
+    // No master key here (or another one): the environment is all doctor can check.
   }
-  if (out.length === 0) {
+  return found;
+}
+
+/**
+ * Each configured provider checked with a cheap call (its model listing, no
+ * tokens) with the key the gateway would use, as a table with a fix per row.
+ * Providers nobody set up (no key, not in lobu.toml) are named on one line.
+ */
+async function providerCheck(
+  config: LobuConfig,
+  dataDir: string | undefined,
+  offline: boolean,
+): Promise<Check[]> {
+  const providers = new ProviderRegistry(config);
+  const stored = dataDir
+    ? await storedProviderKeys(
+        config,
+        dataDir,
+        providers.list().map((p) => p.id),
+      )
+    : new Map<string, string>();
+  const rows: string[][] = [["provider", "key", "endpoint", "result"]];
+  const fixes: string[] = [];
+  const unset: string[] = [];
+  let level: Level = "ok";
+  for (const p of providers.list()) {
+    const fromEnv = p.keyEnv ? process.env[p.keyEnv] : undefined;
+    const key = fromEnv || stored.get(p.id) || (p.keyOptional ? KEYLESS : undefined);
+    const source = fromEnv
+      ? p.keyEnv!
+      : stored.has(p.id)
+        ? stored.get(p.id) === KEYLESS
+          ? "none needed"
+          : "secret store"
+        : key === KEYLESS
+          ? "none needed"
+          : "—";
+    if (!key && p.source === "builtin") {
+      unset.push(`${p.id} (${p.keyEnv})`);
+      continue;
+    }
+    const probe: ProviderProbe = offline
+      ? { provider: p.id, level: "ok", result: "not contacted (--offline)" }
+      : await probeProvider(p, key);
+    rows.push([`${MARK[probe.level]} ${p.id}`, source, p.baseUrl, probe.result]);
+    if (probe.fix) fixes.push(`${p.id}: ${probe.fix}`);
+    if (probe.level === "fail" || (probe.level === "warn" && level === "ok")) level = probe.level;
+  }
+  const out: Check[] = [];
+  if (rows.length > 1) {
+    out.push({
+      level,
+      title: `providers: ${rows.length - 1} configured`,
+      detail: [table(rows), ...(fixes.length ? ["fix:", ...fixes.map((f) => `  ${f}`)] : [])].join(
+        "\n",
+      ),
+    });
+  } else {
     out.push({
       level: "warn",
       title: "no provider key in the environment",
       detail:
-        "set ANTHROPIC_API_KEY or OPENAI_API_KEY (or add keys per agent/user in the settings page)",
+        "set ANTHROPIC_API_KEY or OPENAI_API_KEY (or another provider's, docs/providers.md), or add keys per agent/user in the settings page",
     });
   }
+  if (unset.length && rows.length > 1)
+    out.push({ level: "ok", title: `providers without a key: ${unset.join(", ")}` });
   return out;
 }
 
@@ -327,7 +387,7 @@ export async function doctorCommand(opts: {
     }
     checks.push(...clusterCheck(config));
 
-    checks.push(...(await providerCheck(config, Boolean(opts.offline))));
+    checks.push(...(await providerCheck(config, dataDir, Boolean(opts.offline))));
     checks.push(...skillsCheck(config, configPath));
 
     // The trial sandbox runs in the data dir only while doctor holds it: a running

@@ -236,6 +236,22 @@ export const PersonaSection = z.strictObject({
 });
 export type PersonaSection = z.infer<typeof PersonaSection>;
 
+/** `"<provider>/<model>"`. */
+const ProviderModel = z
+  .string()
+  .max(300)
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}\/\S+$/,
+    'expected "<provider>/<model>", e.g. "openai/gpt-4.1-mini"',
+  );
+
+/**
+ * A model an agent may use: `"<provider>/<model>"`, `"<provider>/*"` (every
+ * model of the provider), a trailing `*` for a prefix, or a bare model id
+ * (that model on any provider).
+ */
+const ModelPattern = z.string().min(1).max(200);
+
 export const AgentSection = z.strictObject({
   name: z.string().min(1).max(80).optional(),
   description: z.string().max(500).default(""),
@@ -243,10 +259,18 @@ export const AgentSection = z.strictObject({
   provider: z.string().optional(),
   model: z.string().optional(),
   /**
-   * Other models the agent may call through the LLM relay, besides the turn's own
-   * (`model`, or the one the person chose). The relay refuses every other model.
+   * Models the agent may use besides its own `model`: what people may pick on
+   * the settings page, and what the LLM relay forwards (every other model is
+   * refused). Empty here and in `[providers.*] models`: people pick from the
+   * catalogue of every provider with a key.
    */
-  models: z.array(z.string().min(1).max(200)).max(100).default([]),
+  models: z.array(ModelPattern).max(100).default([]),
+  /**
+   * Models a turn switches to, in order, when its provider is rate limited
+   * (429), overloaded (529, 503) or down (5xx, unreachable): `"<provider>/<model>"`
+   * of the same wire format (docs/providers.md, Failover).
+   */
+  fallback: z.array(ProviderModel).max(10).default([]),
   /** Largest output (`max_tokens`, `max_completion_tokens`) one model call may ask for. */
   max_output_tokens: z.number().int().min(1).max(1_000_000).default(8192),
   /** Model calls one sandbox may have in flight at once; more are refused with 429. */
@@ -277,9 +301,21 @@ export const AgentSection = z.strictObject({
 });
 export type AgentSection = z.infer<typeof AgentSection>;
 
+/** What the catalogue cannot know about a model (a local or custom one), or corrects. */
+export const ModelInfoSection = z.strictObject({
+  context_window: z.number().int().min(1_000).max(100_000_000).optional(),
+  max_output_tokens: z.number().int().min(1).max(10_000_000).optional(),
+  /** The model takes images. */
+  images: z.boolean().optional(),
+  reasoning: z.boolean().optional(),
+});
+export type ModelInfoSection = z.infer<typeof ModelInfoSection>;
+
 export const ProviderSection = z.strictObject({
-  /** The wire format and authentication (docs/providers.md). */
-  type: z.enum(["anthropic", "openai", "openai-responses", "gemini", "vertex", "bedrock", "azure"]),
+  /** Wire format and authentication (docs/providers.md); may be left out for a built-in provider's id (`[providers.groq]`). */
+  type: z
+    .enum(["anthropic", "openai", "openai-responses", "gemini", "vertex", "bedrock", "azure"])
+    .optional(),
   base_url: z.url().optional(),
   /** AWS region (`bedrock`) or Google Cloud location (`vertex`). */
   region: z
@@ -294,6 +330,13 @@ export const ProviderSection = z.strictObject({
   /** Environment variable holding the key (never the key itself). */
   api_key_env: z.string().optional(),
   default_model: z.string().optional(),
+  /**
+   * Models people may pick of this provider (`"gpt-4.1*"` takes a prefix, `"*"`
+   * every model); merged with the agent's `models` (docs/providers.md).
+   */
+  models: z.array(z.string().min(1).max(200)).max(200).default([]),
+  /** Per model: context window, output limit, images (local and custom models). */
+  model_info: z.record(z.string().min(1).max(200), ModelInfoSection).default({}),
 });
 export type ProviderSection = z.infer<typeof ProviderSection>;
 

@@ -44,6 +44,12 @@ export const ModelSpec = z.object({
   maxTokens: z.number().int().positive().default(8192),
   /** The model takes pictures as image content (the turn's `images`, the read tool's images). */
   images: z.boolean().optional(),
+  /**
+   * pi's request compatibility settings for the provider behind the relay
+   * (`maxTokensField`, `supportsStore`, ...): pi detects them from the base URL,
+   * which is the relay's here, so the gateway says them (providers/presets.ts).
+   */
+  compat: z.record(z.string(), z.unknown()).optional(),
 });
 export type ModelSpec = z.infer<typeof ModelSpec>;
 

@@ -2,6 +2,8 @@ import { LobuError, type ToolPolicy, type TurnContext, UNTRUSTED_CONTENT_RULE } 
 import { userKeyOf } from "../domain/origin.ts";
 import type { QueuedTurn } from "../domain/turns.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
+import type { ModelCatalog } from "../providers/catalog.ts";
+import type { ModelAccess } from "../providers/model-access.ts";
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "../providers/model-limits.ts";
 import {
   API_OF,
@@ -88,8 +90,12 @@ export class TurnContextBuilder {
     modelLimits?: (agentId: string) => ModelLimits;
     /** Nix packages: the sandbox shows the sender's profile; the agent is told what it has. */
     packages?: Pick<AgentPackages, "forTurn">;
-    /** Pictures reach the model as images (`[files] images_to_model`). */
+    /** Pictures reach the model as images (`[files] images_to_model`), if the model takes them. */
     modelImages?: boolean;
+    /** What each model can do (context window, output limit, images): pi's catalogue. */
+    catalog?: Pick<ModelCatalog, "info">;
+    /** Which models the operator allows: a person's choice outside them is not used. */
+    access?: Pick<ModelAccess, "allowsModel" | "allowsProvider">;
   };
 
   constructor(deps: TurnContextBuilder["deps"]) {
@@ -118,6 +124,23 @@ export class TurnContextBuilder {
     return withKey.sort((a, b) => rank(a.id) - rank(b.id))[0]!;
   }
 
+  /**
+   * The turn's model: the person's choice while the operator allows it, else
+   * the agent's (its `model` on its own provider), else the provider's default.
+   */
+  modelFor(agent: AgentDefinition, provider: ProviderInfo, chosen: string | undefined): string {
+    const own =
+      agent.model && (!agent.provider || agent.provider === provider.id) ? agent.model : undefined;
+    const fallback = own ?? provider.defaultModel;
+    if (!chosen || chosen === fallback) return fallback;
+    const agentOwn = { provider: agent.provider ?? provider.id, model: fallback };
+    const access = this.deps.access;
+    return !access ||
+      access.allowsModel(agent.id, { provider: provider.id, model: chosen }, agentOwn)
+      ? chosen
+      : fallback;
+  }
+
   /** `turnId`: the attempt being run (`<messageId>.<attempt>`), which turn-bound placeholders belong to. */
   async build(turn: QueuedTurn, turnId: string): Promise<TurnContext> {
     const { agents, secrets, placeholders, userSettings, skills } = this.deps;
@@ -128,7 +151,13 @@ export class TurnContextBuilder {
     await this.deps.budgets?.checkTurn({ agentId: agent.id, userKey });
     const thisTurn: TurnBinding = { turnId, userKey };
     const settings = await userSettings.get(agent.id, userKey);
-    const provider = await this.chooseProvider(agent, userKey, settings.provider);
+    // A choice the operator no longer allows (lobu.toml changed since) is not used.
+    const chosenProvider =
+      settings.provider &&
+      (this.deps.access?.allowsProvider(agent.id, settings.provider, agent.provider) ?? true)
+        ? settings.provider
+        : undefined;
+    const provider = await this.chooseProvider(agent, userKey, chosenProvider);
     const secret = await secrets.resolve(providerSecretName(provider.id), {
       agentId: agent.id,
       userKey,
@@ -173,18 +202,22 @@ export class TurnContextBuilder {
         ...(found.ref.scope.kind === "user" ? { turn: thisTurn } : {}),
       });
     }
+    const modelId = this.modelFor(agent, provider, settings.model);
+    const info = this.deps.catalog?.info(provider, modelId);
+    // What the relay allows one call to ask for (max_output_tokens), and no more than the model can.
+    const allowed = (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens;
     return {
       agentId: agent.id,
       model: {
         provider: provider.id,
         api: API_OF[provider.type],
-        id: settings.model ?? agent.model ?? provider.defaultModel,
+        id: modelId,
         endpoint: RELAY_ENDPOINT(provider.id),
         apiKey,
-        contextWindow: 200_000,
-        // What the relay allows one call to ask for (max_output_tokens).
-        maxTokens: (this.deps.modelLimits?.(agent.id) ?? DEFAULT_MODEL_LIMITS).maxOutputTokens,
-        images: this.deps.modelImages ?? false,
+        contextWindow: info?.contextWindow ?? 200_000,
+        maxTokens: Math.min(allowed, info?.maxOutputTokens ?? allowed),
+        images: (this.deps.modelImages ?? false) && (info?.images ?? true),
+        ...(info?.compat ? { compat: info.compat } : {}),
       },
       // Every agent gets the rule on untrusted content, whatever its own prompt says.
       systemPrompt: [

@@ -10,11 +10,24 @@ import {
 
 /** What an agent names that must exist elsewhere: its provider and its skills. */
 export function agentReferenceProblems(
-  agent: { provider?: string; skills?: string[] },
+  agent: { provider?: string; skills?: string[]; fallback?: string[] },
   providers: ProviderRegistry,
   skills: SkillCatalog,
 ): string[] {
   const problems: string[] = [];
+  const primary = agent.provider ? providers.get(agent.provider) : undefined;
+  for (const entry of agent.fallback ?? []) {
+    const id = entry.slice(0, entry.indexOf("/"));
+    const fallback = providers.get(id);
+    if (!fallback) {
+      problems.push(`fallback "${entry}": provider "${id}" is not defined`);
+    } else if (primary && fallback.type !== primary.type) {
+      // The relay forwards the worker's request as it is: only the same API can take it.
+      problems.push(
+        `fallback "${entry}": ${id} speaks the ${fallback.type} API and ${primary.id} the ${primary.type} one; a fallback must speak the agent's (docs/providers.md#failover)`,
+      );
+    }
+  }
   if (agent.provider && !providers.get(agent.provider)) {
     problems.push(
       `provider "${agent.provider}" is not defined (known: ${providers

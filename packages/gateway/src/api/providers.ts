@@ -22,6 +22,7 @@ function listProviders(d: ProviderRouteDeps) {
     const providers = await Promise.all(
       d.providers.list().map(async (p) => ({
         id: p.id,
+        name: p.name,
         type: p.type,
         baseUrl: p.baseUrl,
         defaultModel: p.defaultModel,

@@ -1,3 +1,4 @@
+import { modelMatches } from "./model-access.ts";
 import type { ProviderWire } from "./wire/index.ts";
 
 /**
@@ -7,7 +8,7 @@ import type { ProviderWire } from "./wire/index.ts";
  * and how many calls run at once.
  */
 export interface RelayGrant {
-  /** Models the call may name: the turn's own, then the agent's `models`. */
+  /** Models the call may name: the turn's own, then the agent's `models` (a trailing `*`: a prefix). */
   models: string[];
   maxOutputTokens: number;
   maxParallelCalls: number;
@@ -79,7 +80,7 @@ export function guardModelCall(opts: {
   const call = parsed as Record<string, unknown>;
   // The model is named in the body or, for Gemini and Bedrock, in the path.
   const model = wire.modelOf(opts.path, call);
-  if (typeof model !== "string" || !grant.models.includes(model)) {
+  if (typeof model !== "string" || !grant.models.some((m) => modelMatches(m, model))) {
     return refuse(
       403,
       "permission_error",

@@ -5,6 +5,7 @@ import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
 import type { SecretSource } from "../proxy/swap.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import {
+  KEYLESS,
   type ProviderInfo,
   type ProviderRegistry,
   type ProviderType,
@@ -105,6 +106,40 @@ export interface RelayRefusal {
   resetsAt: number;
 }
 
+/** Where a model call goes instead when its provider fails (the agent's `fallback`). */
+export interface FailoverTarget {
+  provider: ProviderInfo;
+  model: string;
+  /** The key for it, resolved for the turn's agent and sender. */
+  key: string;
+}
+
+/** A model call moved to a fallback: for the turn (a notice) and the audit log. */
+export interface FailoverEvent {
+  sandboxId: string;
+  agentId: string;
+  userKey?: string;
+  from: { provider: string; model: string };
+  to: { provider: string; model: string };
+  /** The primary's HTTP status, or 0 when it could not be reached. */
+  status: number;
+  reason: string;
+}
+
+/**
+ * Answers that mean "this provider, not this request": rate limited (429),
+ * overloaded (529, 503) or failing (500, 502, 504). A 4xx about the request
+ * itself would fail the same way anywhere, so it is passed on.
+ */
+export const FAILOVER_STATUSES = new Set([429, 500, 502, 503, 504, 529]);
+
+/** A credential the relay could not turn into the provider's authentication. */
+class Unauthenticated extends Error {
+  constructor(cause: Error) {
+    super(cause.message, { cause });
+  }
+}
+
 export interface RelayDeps {
   providers: ProviderRegistry;
   /** The real key for a placeholder, if it is bound to this sandbox and provider. */
@@ -122,6 +157,13 @@ export interface RelayDeps {
   log: Logger;
   /** Fetch used for upstream calls (tests and benchmarks may pass an instrumented one). */
   fetch?: typeof fetch;
+  /**
+   * The fallbacks of a generating call, in order: same wire format only (the
+   * relay forwards the worker's request as it is, with another model and key).
+   */
+  failoverTargets?(call: ModelCall, type: ProviderType): Promise<FailoverTarget[]>;
+  /** A call moved to a fallback (notice in the turn, audit record). */
+  onFailover?(event: FailoverEvent): void;
 }
 
 /** The relay's own error, in the shape of the provider's (so the worker's SDK reports it). */
@@ -357,49 +399,102 @@ export function createProviderRelay(deps: RelayDeps) {
     res.on("close", () => {
       if (!res.writableFinished) abort.abort();
     });
-    let upstream: Response;
-    try {
-      let request: UpstreamRequest;
+    /**
+     * The request for one attempt, to `target` with its key (the primary, or a
+     * fallback after a failover), authenticated as its wire requires. A
+     * credential that cannot be used (a malformed key, no token) rejects with
+     * an `Unauthenticated`.
+     */
+    const prepare = async (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      callPath: string,
+    ): Promise<UpstreamRequest> => {
       try {
-        const upstreamPath = wire.upstreamPath?.(path, provider, credential.value) ?? path;
-        request = {
+        const upstreamPath = wire.upstreamPath?.(callPath, target.provider, target.key) ?? callPath;
+        const request: UpstreamRequest = {
           method: req.method ?? "GET",
-          url: new URL(`${provider.baseUrl}${upstreamPath}${url.search}`),
+          url: new URL(`${target.provider.baseUrl}${upstreamPath}${url.search}`),
           headers: forwardedHeaders(req),
-          body: body ? new Uint8Array(body) : undefined,
+          body: payload,
         };
+        // A local server set up without a key gets none (registry.ts, KEYLESS).
         // The provider's own authentication, added last: a signature covers the exact body sent.
-        await wire.authenticate(request, credential.value, provider);
+        if (target.key !== KEYLESS) await wire.authenticate(request, target.key, target.provider);
+        return request;
       } catch (err) {
-        deps.log.error({ err, provider: providerId }, "provider credential unusable");
-        send(
-          res,
-          502,
-          providerError(
-            provider.type,
-            "api_error",
-            `Lobu could not authenticate to the ${providerId} provider: ${(err as Error).message}. Check the provider key (docs/providers.md).`,
-            502,
-          ),
-        );
-        return;
+        throw new Unauthenticated(err as Error);
       }
-      upstream = await doFetch(request.url, {
+    };
+    const call = async (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      callPath: string,
+    ): Promise<Response> => {
+      const request = await prepare(target, payload, callPath);
+      return doFetch(request.url, {
         method: request.method,
         headers: request.headers,
         body: request.body,
         redirect: "manual",
         signal: abort.signal,
       });
+    };
+    let upstream: Response | undefined;
+    let failure: Error | undefined;
+    try {
+      upstream = await call(
+        { provider, key: credential.value },
+        body ? new Uint8Array(body) : undefined,
+        path,
+      );
     } catch (err) {
+      if (err instanceof Unauthenticated) {
+        deps.log.error({ err: err.cause, provider: providerId }, "provider credential unusable");
+        send(
+          res,
+          502,
+          providerError(
+            provider.type,
+            "api_error",
+            `Lobu could not authenticate to the ${providerId} provider: ${err.message}. Check the provider key (docs/providers.md).`,
+            502,
+          ),
+        );
+        return;
+      }
+      failure = err as Error;
       deps.log.error({ err, provider: providerId }, "provider unreachable");
+    }
+    // The answered provider and model: the primary's, or a fallback's after a failover.
+    let answered = { provider, model };
+    if (
+      (failure || (upstream && FAILOVER_STATUSES.has(upstream.status))) &&
+      deps.failoverTargets &&
+      body &&
+      generates &&
+      !abort.signal.aborted
+    ) {
+      const moved = await failover(
+        ctx,
+        credential,
+        { provider, model, body, path, signal: abort.signal },
+        { upstream, failure },
+        call,
+      );
+      if (moved) {
+        ({ upstream, failure } = moved);
+        answered = moved.answered;
+      }
+    }
+    if (!upstream) {
       send(
         res,
         502,
         providerError(
           provider.type,
           "api_error",
-          `Lobu could not reach the ${providerId} provider: ${(err as Error).message}`,
+          `Lobu could not reach the ${providerId} provider: ${failure?.message ?? "no answer"}`,
           502,
         ),
       );
@@ -411,6 +506,7 @@ export function createProviderRelay(deps: RelayDeps) {
     });
     res.writeHead(upstream.status, headers);
     const meter = wire.usage(upstream.headers.get("content-type") ?? "");
+    const answer = upstream;
     let recorded = false;
     const record = () => {
       const usage = meter.finish();
@@ -419,17 +515,17 @@ export function createProviderRelay(deps: RelayDeps) {
         sandboxId: ctx.sandboxId,
         agentId: credential.agentId,
         userKey: credential.userKey,
-        provider: providerId,
-        model,
-        status: upstream.status,
+        provider: answered.provider.id,
+        model: answered.model,
+        status: answer.status,
         durationMs: Date.now() - started,
       });
       deps.log.debug(
         {
           sandboxId: ctx.sandboxId,
           provider: providerId,
-          model,
-          status: upstream.status,
+          model: answered.model,
+          status: answer.status,
           inputTokens: usage.inputTokens,
           outputTokens: usage.outputTokens,
         },
@@ -457,5 +553,94 @@ export function createProviderRelay(deps: RelayDeps) {
     } finally {
       if (!recorded) record();
     }
+  }
+
+  /**
+   * Try the agent's fallbacks in order after the primary failed: the same
+   * request with the fallback's model, to the fallback's provider with its
+   * key. The first answer that is not itself a provider failure is streamed
+   * to the worker, which never sees the primary's error (nothing of it was
+   * sent yet). Undefined when there is no fallback to try.
+   */
+  async function failover(
+    ctx: { sandboxId: string },
+    credential: RelayCredential,
+    primary: {
+      provider: ProviderInfo;
+      model: string;
+      body: Buffer;
+      path: string;
+      signal: AbortSignal;
+    },
+    first: { upstream: Response | undefined; failure: Error | undefined },
+    call: (
+      target: { provider: ProviderInfo; key: string },
+      payload: Uint8Array | undefined,
+      path: string,
+    ) => Promise<Response>,
+  ): Promise<
+    | {
+        upstream: Response | undefined;
+        failure: Error | undefined;
+        answered: { provider: ProviderInfo; model: string };
+      }
+    | undefined
+  > {
+    const { model, body } = primary;
+    const targets = await deps.failoverTargets!(
+      {
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        userKey: credential.userKey,
+        provider: primary.provider.id,
+        model,
+      },
+      primary.provider.type,
+    );
+    if (targets.length === 0) return undefined;
+    let from = { provider: primary.provider.id, model };
+    let last: { upstream: Response | undefined; failure: Error | undefined } = first;
+    let answered = { provider: primary.provider, model };
+    for (const target of targets) {
+      // The worker went away (a stopped turn): nobody to answer.
+      if (primary.signal.aborted) break;
+      const status = last.upstream?.status ?? 0;
+      const reason = last.failure
+        ? `unreachable (${last.failure.message})`
+        : `HTTP ${status}${status === 429 ? " (rate limited)" : status === 529 || status === 503 ? " (overloaded)" : ""}`;
+      // The failed answer is not read: release its connection.
+      await last.upstream?.body?.cancel().catch(() => {});
+      const to = { provider: target.provider.id, model: target.model };
+      deps.log.warn(
+        { sandboxId: ctx.sandboxId, from, to, status },
+        "relay failover: provider failed, trying the next fallback",
+      );
+      deps.onFailover?.({
+        sandboxId: ctx.sandboxId,
+        agentId: credential.agentId,
+        ...(credential.userKey ? { userKey: credential.userKey } : {}),
+        from,
+        to,
+        status,
+        reason,
+      });
+      // The same wire (failover.ts): only the model changes, where the call names it.
+      const wire = WIRES[target.provider.type];
+      const call2 = JSON.parse(body.toString("utf8")) as Record<string, unknown>;
+      if (!wire.pathWithModel || typeof call2.model === "string") call2.model = target.model;
+      const path2 = wire.pathWithModel?.(primary.path, target.model) ?? primary.path;
+      try {
+        last = {
+          upstream: await call(target, new TextEncoder().encode(JSON.stringify(call2)), path2),
+          failure: undefined,
+        };
+      } catch (err) {
+        last = { upstream: undefined, failure: err as Error };
+      }
+      answered = { provider: target.provider, model: target.model };
+      from = to;
+      if (last.upstream && !FAILOVER_STATUSES.has(last.upstream.status)) break;
+    }
+    return { ...last, answered };
   }
 }

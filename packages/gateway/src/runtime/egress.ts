@@ -8,10 +8,12 @@ import type { AuditLog } from "../audit/log.ts";
 import type { Conversations } from "../conversations/records.ts";
 import type { UserSettingsStore } from "../people/user-settings.ts";
 import { userDomain } from "../people/validate.ts";
+import type { ModelAccess } from "../providers/model-access.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import {
   createProviderRelay,
+  type FailoverEvent,
   RELAY_PREFIX,
   type RelayDeps,
   type UsageRecord,
@@ -38,6 +40,7 @@ import { gatewayMetrics } from "../telemetry/metrics.ts";
 import { inSpan, pastSpan, SpanKind, turnParent } from "../telemetry/otel.ts";
 import { estimateCost } from "../usage/prices.ts";
 import type { TurnRegistry } from "./active-turns.ts";
+import { agentFailoverTargets } from "./failover.ts";
 import { turnRelayCredentials } from "./relay-credentials.ts";
 import { turnGatedPlaceholders } from "./turn-gate.ts";
 
@@ -59,6 +62,10 @@ export interface EgressDeps {
   onUsage?: (sandboxId: string, usage: UsageRecord) => void;
   /** Admits each model call the relay is about to make (usage budgets). */
   admit?: RelayDeps["admit"];
+  /** Which models each agent may call (lobu.toml `models`); absent: the agent's `models` as written. */
+  modelAccess?: Pick<ModelAccess, "relayModels">;
+  /** A model call moved to a fallback provider (it is audited here; the turn is told there). */
+  onFailover?: (event: FailoverEvent) => void;
   /** Read for the test-only hooks (see proxy/test-mode.ts). Default: process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -132,9 +139,11 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     if (!conversation) return null;
     const agent = await deps.agents.get(conversation.key.agentId);
     if (!agent) return null;
+    // Not a local server's (Ollama, vLLM): it takes calls without a key, so a
+    // sandbox reaching it directly would skip the relay's limits and metering.
     const providerHosts = deps.providers
       .list()
-      .filter((p) => !agent.provider || p.id === agent.provider)
+      .filter((p) => (!agent.provider || p.id === agent.provider) && !p.keyOptional)
       .map((p) => new URL(p.baseUrl).hostname);
     return {
       agent,
@@ -206,7 +215,31 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
       secrets: deps.secrets,
       turns: deps.turns,
       limits: (agentId) => modelLimitsFor(config, agentId),
+      ...(deps.modelAccess
+        ? { relayModels: deps.modelAccess.relayModels.bind(deps.modelAccess) }
+        : {}),
     }),
+    failoverTargets: agentFailoverTargets({
+      config,
+      providers: deps.providers,
+      secrets: deps.secrets,
+    }),
+    onFailover(event) {
+      deps.audit.record({
+        action: "model.failover",
+        actor: `sandbox:${event.sandboxId}`,
+        agentId: event.agentId,
+        sandboxId: event.sandboxId,
+        details: {
+          userKey: event.userKey,
+          from: `${event.from.provider}/${event.from.model}`,
+          to: `${event.to.provider}/${event.to.model}`,
+          status: event.status,
+          reason: event.reason,
+        },
+      });
+      deps.onFailover?.(event);
+    },
     recordUsage(usage) {
       deps.audit.usage({
         at: Date.now(),

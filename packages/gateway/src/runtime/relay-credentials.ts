@@ -16,6 +16,8 @@ export function turnRelayCredentials(deps: {
   secrets: SecretSource;
   turns: TurnRegistry;
   limits: (agentId: string) => ModelLimits;
+  /** The agent's allowed models through one provider (ModelAccess.relayModels); default: `limits.models`. */
+  relayModels?: (agentId: string, providerId: string) => string[];
 }): RelayDeps["credentialFor"] {
   const gated = {
     placeholders: turnGatedPlaceholders(deps.placeholders, deps.turns),
@@ -32,7 +34,12 @@ export function turnRelayCredentials(deps: {
       // Charged to the sender of the running turn, not to whoever spoke last.
       userKey: running.userKey,
       grant: {
-        models: [...new Set([running.model.id, ...limits.models])],
+        models: [
+          ...new Set([
+            running.model.id,
+            ...(deps.relayModels?.(running.agentId, providerId) ?? limits.models),
+          ]),
+        ],
         maxOutputTokens: limits.maxOutputTokens,
         maxParallelCalls: limits.maxParallelCalls,
       },

@@ -1,9 +1,12 @@
+import { LobuError } from "@lobu/core";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { AgentDefinition } from "../agents/registry.ts";
 import { jsonBody } from "../http/errors.ts";
 import { notFound } from "../http/refusals.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import {
+  agentOf,
   auditChange,
   ownSecret,
   type PersonDeps,
@@ -34,7 +37,8 @@ export function modelRoutes(d: PersonDeps): Hono<SettingsEnv> {
 function chooseModel(d: PersonDeps): SettingsHandler {
   return async (c) => {
     const body = await jsonBody(c, ModelChoice);
-    if (body.provider) d.providers.require(body.provider);
+    const agent = await agentOf(d, c);
+    refuseDisallowed(d, agent, body.provider, body.model?.trim() || null);
     await updateSettings(d, c, (cur) => {
       const { provider: _p, model: _m, ...rest } = cur;
       return {
@@ -66,4 +70,45 @@ function deleteProviderKey(d: PersonDeps): SettingsHandler {
     auditChange(d, c, "provider_key_deleted", { provider: provider.id });
     return viewOf(d, c);
   };
+}
+
+/**
+ * Only what the operator allows (lobu.toml `models`): the page offers no
+ * more, and a request that asks for more is refused here, not trimmed.
+ */
+function refuseDisallowed(
+  d: PersonDeps,
+  agent: AgentDefinition,
+  providerId: string | null,
+  model: string | null,
+): void {
+  const where = `[agents.${agent.id}] models in lobu.toml`;
+  const provider = providerId ? d.providers.require(providerId) : undefined;
+  if (provider && !d.modelAccess.allowsProvider(agent.id, provider.id, agent.provider)) {
+    throw new LobuError("model_not_allowed", `${provider.id} is not allowed for this agent`, {
+      status: 403,
+      hint: `Pick one of the models the page offers; an operator can allow more with ${where}.`,
+    });
+  }
+  if (!model) return;
+  const onProvider = provider ?? (agent.provider ? d.providers.get(agent.provider) : undefined);
+  const candidates = onProvider ? [onProvider] : d.providers.list();
+  const allowed = candidates.some((p) => {
+    const own = agent.model ?? p.defaultModel;
+    return d.modelAccess.allowsModel(
+      agent.id,
+      { provider: p.id, model },
+      { provider: agent.provider ?? p.id, model: own },
+    );
+  });
+  if (!allowed) {
+    throw new LobuError(
+      "model_not_allowed",
+      `${onProvider ? `${onProvider.id}/` : ""}${model.slice(0, 200)} is not allowed for this agent`,
+      {
+        status: 403,
+        hint: `Pick one of the models the page offers; an operator can allow more with ${where}.`,
+      },
+    );
+  }
 }

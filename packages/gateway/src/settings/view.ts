@@ -8,6 +8,7 @@ import type { AgentDefinition } from "../agents/registry.ts";
 import { approvalEvent, type PendingRequest } from "../domain/requests.ts";
 import type { McpService } from "../mcp/service.ts";
 import type { UserAgentSettings, UserSettingsStore } from "../people/user-settings.ts";
+import type { ModelAccess } from "../providers/model-access.ts";
 import type { ProviderRegistry } from "../providers/registry.ts";
 import { providerSecretName } from "../providers/registry.ts";
 import type { GatewayToolHost } from "../runtime/gateway-tools.ts";
@@ -20,6 +21,8 @@ export type { SettingsView };
 export interface SettingsViewDeps {
   config: LobuConfig;
   providers: ProviderRegistry;
+  /** Which models the operator allows each agent (the picker's choices). */
+  modelAccess: Pick<ModelAccess, "choices" | "allowsProvider" | "allowsModel">;
   secrets: SecretStore;
   skills: SkillCatalog;
   userSettings: UserSettingsStore;
@@ -59,6 +62,7 @@ export async function buildView(
       ...(settings.model ? { model: settings.model } : {}),
       ...(agent.provider ? { agentProvider: agent.provider } : {}),
       ...(agent.model ? { agentModel: agent.model } : {}),
+      choices: modelChoices(s, agent, providers),
       providers,
     },
     skills: {
@@ -148,13 +152,40 @@ function providerRows(
         (await s.secrets.meta({ scope: { kind: "installation" }, name }));
       return {
         id: p.id,
+        name: p.name,
         type: p.type,
         defaultModel: p.defaultModel,
+        allowed: s.modelAccess.allowsProvider(agent.id, p.id, agent.provider),
         userKey: own ? { hint: own.hint, updatedAt: own.updatedAt } : null,
         sharedKey: shared !== null,
       };
     }),
   );
+}
+
+/** What the picker offers: allowed models of the providers the person can use (a key is there). */
+function modelChoices(
+  s: SettingsViewDeps,
+  agent: AgentDefinition,
+  providers: SettingsView["model"]["providers"],
+): SettingsView["model"]["choices"] {
+  const usable = providers.filter((p) => p.allowed && (p.userKey || p.sharedKey)).map((p) => p.id);
+  const own = agent.provider
+    ? {
+        provider: agent.provider,
+        model: agent.model ?? s.providers.get(agent.provider)?.defaultModel ?? "",
+      }
+    : undefined;
+  return s.modelAccess.choices(agent.id, usable, own).map((m) => ({
+    provider: m.provider,
+    model: m.id,
+    name: m.name,
+    contextWindow: m.contextWindow,
+    maxOutputTokens: m.maxOutputTokens,
+    images: m.images,
+    reasoning: m.reasoning,
+    price: m.price ? { input: m.price.input, output: m.price.output } : null,
+  }));
 }
 
 /** The agent's tools that are not simply allowed: what the agent says, and what the person chose. */

@@ -43,13 +43,18 @@ export function costUsd(price: PriceSection, counts: PricedCounts): number {
   return micro / 1_000_000;
 }
 
-/** Estimated cost of `counts` of `provider/model`, or null when the model has no price. */
+/**
+ * Estimated cost of `counts` of `provider/model`, or null when the model has no
+ * price: `[prices]` first (the operator's contract), else `fallback` (the model
+ * catalogue's list price).
+ */
 export function estimateCost(
   prices: Record<string, PriceSection>,
   provider: string,
   model: string,
   counts: PricedCounts,
+  fallback?: (provider: string, model: string) => PriceSection | undefined,
 ): number | null {
-  const price = priceFor(prices, provider, model);
+  const price = priceFor(prices, provider, model) ?? fallback?.(provider, model);
   return price ? costUsd(price, counts) : null;
 }

@@ -9,20 +9,26 @@ export interface UsageReportDeps {
   agentIds(): Promise<string[]>;
   budgets: Budgets;
   prices: Record<string, PriceSection>;
+  /** The model catalogue's price, for models `[prices]` does not name. */
+  catalogPrice?: (provider: string, model: string) => PriceSection | undefined;
 }
 
-function withCost(prices: Record<string, PriceSection>, row: Omit<UsageRow, "costUsd">): UsageRow {
-  return { ...row, costUsd: estimateCost(prices, row.provider, row.model, row) };
+function withCost(deps: UsageReportDeps, row: Omit<UsageRow, "costUsd">): UsageRow {
+  return {
+    ...row,
+    costUsd: estimateCost(deps.prices, row.provider, row.model, row, deps.catalogPrice),
+  };
 }
 
 /**
  * The usage report: the relay's counters per day, agent, person, provider and
- * model, summed over the period, priced from `[prices]`, and the budgets that
+ * model, summed over the period, priced from `[prices]` (else the model
+ * catalogue), and the budgets that
  * apply right now.
  */
 export async function usageReport(deps: UsageReportDeps, since?: string): Promise<UsageSummary> {
   const rows = await deps.usageTotals(since);
-  const daily = rows.map((r) => withCost(deps.prices, r) as UsageRow & { day: string });
+  const daily = rows.map((r) => withCost(deps, r) as UsageRow & { day: string });
   const sums = new Map<string, Omit<UsageRow, "costUsd">>();
   for (const r of rows) {
     const id = `${r.agentId}|${r.userKey}|${r.provider}|${r.model}`;
@@ -45,7 +51,7 @@ export async function usageReport(deps: UsageReportDeps, since?: string): Promis
     sums.set(id, t);
   }
   const totals = [...sums.values()]
-    .map((t) => withCost(deps.prices, t))
+    .map((t) => withCost(deps, t))
     .sort(
       (a, b) =>
         (b.costUsd ?? -1) - (a.costUsd ?? -1) ||

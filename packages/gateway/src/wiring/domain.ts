@@ -20,8 +20,10 @@ import { Accounts } from "../people/accounts.ts";
 import { MemoryStore } from "../people/memory.ts";
 import { OidcSignIn } from "../people/oidc.ts";
 import { UserSettingsStore } from "../people/user-settings.ts";
+import { ModelCatalog } from "../providers/catalog.ts";
+import { ModelAccess } from "../providers/model-access.ts";
 import { modelLimitsFor } from "../providers/model-limits.ts";
-import { type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
+import { KEYLESS, type ProviderRegistry, providerSecretName } from "../providers/registry.ts";
 import { type AnswerRequest, answerRequest } from "../runtime/answers.ts";
 import { GatewayToolHost } from "../runtime/gateway-tools.ts";
 import { registerMemoryTools } from "../runtime/memory-tools.ts";
@@ -40,6 +42,10 @@ import type { Storage } from "./storage.ts";
 /** Phase 2: the records and rules of the gateway, on top of storage. Nothing runs yet. */
 export interface Domain {
   providers: ProviderRegistry;
+  /** What each model can do and costs (pi's catalogue, with lobu.toml's `model_info`). */
+  catalog: ModelCatalog;
+  /** Which models each agent may use (lobu.toml `models`). */
+  modelAccess: ModelAccess;
   skills: SkillCatalog;
   /** Providers with a key at installation scope (from the environment or stored). */
   configuredProviders: string[];
@@ -97,6 +103,8 @@ export async function buildDomain(opts: {
   const { config, env, log, providers, skills, skillViews, publicUrl } = opts;
   const { store, secrets, placeholders } = opts.storage;
   const configuredProviders = await syncEnvProviderKeys(secrets, providers, env);
+  const catalog = new ModelCatalog();
+  const modelAccess = new ModelAccess(config, providers, catalog);
   const agents = new AgentRegistry(store.kv, config, log);
   const userSettings = new UserSettingsStore(store.kv, log, opts.storage.accountOf);
   const conversations = new Conversations(store, log);
@@ -178,6 +186,8 @@ export async function buildDomain(opts: {
   };
   return {
     providers,
+    catalog,
+    modelAccess,
     skills,
     configuredProviders,
     agents,
@@ -193,6 +203,10 @@ export async function buildDomain(opts: {
       agentIds: async () => (await agents.list()).map((a) => a.id),
       budgets,
       prices: config.prices,
+      catalogPrice: (provider, model) => {
+        const p = providers.get(provider);
+        return p ? (catalog.info(p, model).price ?? undefined) : undefined;
+      },
     },
     tokens: new TokenStore(store.kv, log, env.LOBU_ADMIN_TOKEN),
     sessions,
@@ -213,6 +227,8 @@ export async function buildDomain(opts: {
       modelLimits: (agentId) => modelLimitsFor(config, agentId),
       packages,
       modelImages: config.files.images_to_model,
+      catalog,
+      access: modelAccess,
     }),
     packages,
     sandboxTier,
@@ -315,7 +331,8 @@ async function syncEnvProviderKeys(
   const configured: string[] = [];
   for (const p of providers.list()) {
     const ref = { scope: { kind: "installation" as const }, name: providerSecretName(p.id) };
-    const value = p.keyEnv ? env[p.keyEnv] : undefined;
+    // A local server configured without a key works without one (registry.ts, KEYLESS).
+    const value = (p.keyEnv ? env[p.keyEnv] : undefined) || (p.keyOptional ? KEYLESS : undefined);
     if (value) {
       if ((await secrets.get(ref)) !== value) await secrets.set(ref, value);
       configured.push(p.id);

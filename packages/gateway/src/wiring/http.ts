@@ -121,6 +121,7 @@ export function buildApp(opts: {
       requests: domain.requests,
       answer: domain.answer,
       providers: domain.providers,
+      modelAccess: domain.modelAccess,
       secrets,
       skills: domain.skills,
       userSettings: domain.userSettings,

@@ -77,6 +77,7 @@ export async function startRuntime(opts: {
     | "accounts"
     | "agents"
     | "userSettings"
+    | "modelAccess"
     | "conversations"
     | "fileBlobs"
     | "audit"
@@ -131,6 +132,14 @@ export async function startRuntime(opts: {
         outputTokens: usage.outputTokens,
       });
     },
+    modelAccess: domain.modelAccess,
+    // The switch is said in the turn, where the person reads the answer.
+    onFailover: (event) =>
+      turns.stream(event.sandboxId)?.emit({
+        type: "notice",
+        level: "warn",
+        text: `${event.from.provider}/${event.from.model} failed (${event.reason}); answering with ${event.to.provider}/${event.to.model}.`,
+      }),
     // A model call over budget is refused, and that refusal becomes the turn's error.
     admit: async (call) => {
       const refusal = await budgets.admit(call);

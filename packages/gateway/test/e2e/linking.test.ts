@@ -205,7 +205,7 @@ describe("one person across Slack, Telegram and REST", () => {
       (
         await settings.call("PUT", "/model", {
           provider: "anthropic",
-          model: "claude-linked-model",
+          model: "claude-haiku-4-5",
         })
       ).status,
     ).toBe(200);
@@ -213,7 +213,7 @@ describe("one person across Slack, Telegram and REST", () => {
     await tgSend(TG_ALICE, "tg first question", "tg-answer-one");
     const call = llm.requests.filter((r) => r.lastUserText.endsWith("tg first question")).at(-1)!;
     expect(call.apiKey).toBe(ALICE_KEY);
-    expect((call.body as { model?: string }).model).toBe("claude-linked-model");
+    expect((call.body as { model?: string }).model).toBe("claude-haiku-4-5");
     // Mallory, not linked, runs on the gateway's key and default model.
     llm.when((r) => r.lastUserText.endsWith("mallory question"), { text: "mallory-answer" });
     await tgSend(TG_MALLORY, "mallory question", "mallory-answer");

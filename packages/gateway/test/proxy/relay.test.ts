@@ -2,7 +2,7 @@ import { parseConfig } from "@lobu/core";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ModelLimits } from "../../src/providers/model-limits.ts";
-import { ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
+import { KEYLESS, ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
 import {
   createProviderRelay,
   type ModelCall,
@@ -32,6 +32,7 @@ const anthropic: SecretRef = {
   scope: { kind: "installation" },
 };
 const openai: SecretRef = { name: providerSecretName("openai"), scope: { kind: "installation" } };
+const ollama: SecretRef = { name: providerSecretName("ollama"), scope: { kind: "installation" } };
 
 let w: World;
 let provider: Upstream;
@@ -55,7 +56,7 @@ const TURN: RunningTurn = {
 };
 /** The helper agent's relay limits (lobu.toml `models`, `max_output_tokens`, `max_parallel_model_calls`). */
 const LIMITS: ModelLimits = {
-  models: ["gpt-test", "m"],
+  models: ["gpt-test", "m", "family-*"],
   maxOutputTokens: 100,
   maxParallelCalls: 2,
 };
@@ -84,10 +85,13 @@ beforeAll(async () => {
   const providers = new ProviderRegistry(parseConfig(""), {
     ANTHROPIC_BASE_URL: `http://127.0.0.1:${provider.port}`,
     OPENAI_BASE_URL: `http://127.0.0.1:${provider.port}/v1`,
+    // A local server set up without a key (registry.ts, KEYLESS).
+    OLLAMA_BASE_URL: `http://127.0.0.1:${provider.port}/ollama/v1`,
   });
   for (const [id, ref, key] of [
     ["anthropic", anthropic, ANTHROPIC_KEY],
     ["openai", openai, OPENAI_KEY],
+    ["ollama", ollama, KEYLESS],
   ] as const) {
     await w.secrets.set(ref, key);
     relay[id] = await issueRelay(TRUSTING, ref, TURN);
@@ -425,6 +429,50 @@ describe("LLM relay: only during the turn", () => {
   });
 });
 
+describe("LLM relay: presets", () => {
+  it("sends a keyless local server no credential at all, not the placeholder nor the marker", async () => {
+    relay.ollama = await issueRelay(TRUSTING, ollama, TURN);
+    provider.routes.push((req, res) => {
+      if (req.url !== "/ollama/v1/chat/completions") return false;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ usage: { prompt_tokens: 2, completion_tokens: 1 } }));
+      return true;
+    });
+    const res = await call(
+      "/ollama/chat/completions",
+      { authorization: `Bearer ${relay.ollama}` },
+      { model: "gpt-test" },
+    );
+    expect(res.status).toBe(200);
+    expect(provider.received[0]!.headers.authorization).toBeUndefined();
+    expect(provider.seen()).not.toContain(KEYLESS);
+    expect(provider.seen()).not.toContain(relay.ollama!);
+    expect(usage).toEqual([expect.objectContaining({ provider: "ollama", inputTokens: 2 })]);
+  });
+
+  it("allows a model named by a prefix pattern of the agent's models, and no other", async () => {
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/chat/completions") return false;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end("{}");
+      return true;
+    });
+    const ok = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "family-large" },
+    );
+    expect(ok.status).toBe(200);
+    const refused = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "family" },
+    );
+    expect(refused.status).toBe(403);
+    expect(provider.received).toHaveLength(1);
+  });
+});
+
 describe("LLM relay: what a model call may ask for", () => {
   const anthropicCall = (body: unknown) =>
     call("/anthropic/v1/messages", { "x-api-key": relay.anthropic! }, body);
@@ -441,7 +489,9 @@ describe("LLM relay: what a model call may ask for", () => {
         type: "error",
         error: { type: "permission_error" },
       });
-      expect(res.body).toContain('may call \\"claude-test\\", \\"gpt-test\\", \\"m\\" only');
+      expect(res.body).toContain(
+        'may call \\"claude-test\\", \\"gpt-test\\", \\"m\\", \\"family-*\\" only',
+      );
       expect(res.body).toContain("models = [...] under [agents.helper]");
     }
     const counted = await call(

@@ -24,6 +24,8 @@ export interface MockLlmOptions {
   host?: string;
   /** When set, requests presenting any other key get 401. Otherwise any non-empty key is accepted. */
   apiKey?: string;
+  /** Accept requests without a key, as a local server (Ollama, vLLM without --api-key) does. */
+  keyless?: boolean;
   /** Reply when no script applies. Default: `{ text: "echo: <last user text>" }`. */
   defaultReply?: (req: RecordedRequest) => MockTurn;
   /** Ids listed by `GET /v1/models`. Any model id is accepted in completions regardless. */
@@ -204,10 +206,14 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
         message: `Unknown endpoint ${method} ${pathname}. The mock LLM serves POST <base>/v1/messages, POST <base>/v1/chat/completions and GET <base>/v1/models.`,
       });
     }
+    const unkeyedOk = options.keyless === true && !apiKey;
     if (wire.verify) {
       const denied = await wire.verify(req, raw, url);
       if (denied) return wire.sendError(res, denied);
-    } else if (!apiKey || (options.apiKey !== undefined && apiKey !== options.apiKey)) {
+    } else if (
+      !unkeyedOk &&
+      (!apiKey || (options.apiKey !== undefined && apiKey !== options.apiKey))
+    ) {
       return wire.sendError(res, wire.authError(apiKey || undefined));
     }
     if (route === "models") return wire.sendModels(res, models);

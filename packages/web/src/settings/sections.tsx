@@ -13,51 +13,75 @@ interface Props {
 
 const enc = encodeURIComponent;
 
-/** Provider and model choice, and the person's own API keys (write-only). */
+/** `provider/model` as one select value (model ids may hold slashes: split at the first). */
+const choiceKey = (provider: string, model: string) => `${provider}/${model}`;
+
+function tokens(n: number): string {
+  return n >= 1_000_000 ? `${+(n / 1_000_000).toFixed(1)}M` : `${Math.round(n / 1000)}k`;
+}
+
+/**
+ * Provider and model choice from what the operator allows and a key exists
+ * for, and the person's own API keys (write-only) for the providers allowed.
+ */
 export function ModelSection({ view, client, act, busy }: Props) {
   const m = view.model;
-  const [provider, setProvider] = useState(m.provider ?? "");
-  const [model, setModel] = useState(m.model ?? "");
-  const providerId = useId();
+  const current = m.provider && m.model ? choiceKey(m.provider, m.model) : "";
+  const [choice, setChoice] = useState(current);
   const modelId = useId();
-  const chosen = m.providers.find((p) => p.id === (provider || m.agentProvider));
+  const byProvider = new Map<string, SettingsView["model"]["choices"]>();
+  for (const c of m.choices) byProvider.set(c.provider, [...(byProvider.get(c.provider) ?? []), c]);
+  const picked = m.choices.find((c) => choiceKey(c.provider, c.model) === choice);
+  const nameOf = (id: string) => m.providers.find((p) => p.id === id)?.name ?? id;
+  const agentDefault = [m.agentProvider, m.agentModel].filter(Boolean).join("/");
   return (
     <Section
       title="Model"
-      description="Which model provider your agent uses, and your own API key if you want to use it instead of the team's."
+      description="Which model your agent uses, from those your team allows, and your own API key if you want to use it instead of the team's."
     >
       <form
         className="grid-form"
         onSubmit={(e) => {
           e.preventDefault();
           void act("Model saved.", () =>
-            client.send("PUT", "/model", {
-              provider: provider || null,
-              model: model.trim() || null,
-            }),
+            client.send(
+              "PUT",
+              "/model",
+              picked
+                ? { provider: picked.provider, model: picked.model }
+                : { provider: null, model: null },
+            ),
           );
         }}
       >
         <div className="field">
-          <label htmlFor={providerId}>Provider</label>
-          <select id={providerId} value={provider} onChange={(e) => setProvider(e.target.value)}>
-            <option value="">Agent default{m.agentProvider ? ` (${m.agentProvider})` : ""}</option>
-            {m.providers.map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.id}
-              </option>
+          <label htmlFor={modelId}>Model</label>
+          <select id={modelId} value={choice} onChange={(e) => setChoice(e.target.value)}>
+            <option value="">Agent default{agentDefault ? ` (${agentDefault})` : ""}</option>
+            {[...byProvider].map(([provider, models]) => (
+              <optgroup key={provider} label={nameOf(provider)}>
+                {models.map((c) => (
+                  <option key={c.model} value={choiceKey(c.provider, c.model)}>
+                    {c.name === c.model ? c.model : `${c.name} (${c.model})`}
+                  </option>
+                ))}
+              </optgroup>
             ))}
           </select>
-        </div>
-        <div className="field">
-          <label htmlFor={modelId}>Model</label>
-          <input
-            id={modelId}
-            value={model}
-            spellCheck={false}
-            placeholder={m.agentModel ?? chosen?.defaultModel ?? "default"}
-            onChange={(e) => setModel(e.target.value)}
-          />
+          {picked ? (
+            <p className="hint" data-testid="model-facts">
+              {tokens(picked.contextWindow)} context · {tokens(picked.maxOutputTokens)} output
+              {picked.images ? " · images" : ""}
+              {picked.reasoning ? " · reasoning" : ""}
+              {picked.price
+                ? ` · $${picked.price.input} in / $${picked.price.output} out per million tokens`
+                : ""}
+            </p>
+          ) : m.choices.length === 0 ? (
+            <p className="hint">
+              No model can be picked yet: add an API key below, or ask an admin to allow one.
+            </p>
+          ) : null}
         </div>
         <div className="field end">
           <button type="submit" disabled={busy}>
@@ -67,9 +91,11 @@ export function ModelSection({ view, client, act, busy }: Props) {
       </form>
       <h3>API keys</h3>
       <ul className="list">
-        {m.providers.map((p) => (
-          <ProviderKey key={p.id} provider={p} client={client} act={act} busy={busy} />
-        ))}
+        {m.providers
+          .filter((p) => p.allowed)
+          .map((p) => (
+            <ProviderKey key={p.id} provider={p} client={client} act={act} busy={busy} />
+          ))}
       </ul>
     </Section>
   );

@@ -1,5 +1,5 @@
 import { count, EventUsage } from "./readers.ts";
-import type { ProviderWire } from "./types.ts";
+import { dataIds, type ProviderWire } from "./types.ts";
 
 /** Anthropic Messages (`x-api-key`). */
 export const anthropicWire: ProviderWire = {
@@ -17,6 +17,7 @@ export const anthropicWire: ProviderWire = {
   credentialHeaders: ["x-api-key", "authorization"],
   modelOf: (_path, body) => (typeof body.model === "string" ? body.model : undefined),
   outputFields: ["max_tokens"],
+  listing: { path: "/v1/models", headers: { "anthropic-version": "2023-06-01" }, ids: dataIds },
   async authenticate(req, key) {
     req.headers.set("x-api-key", key);
   },

@@ -110,6 +110,11 @@ export const bedrockWire: ProviderWire = {
     }
   },
   outputFields: ["inferenceConfig.maxTokens"],
+  pathWithModel: (path, model) =>
+    path.replace(
+      CALL,
+      (_m, _old, method: string) => `/model/${encodeURIComponent(model)}/${method}`,
+    ),
   async authenticate(req, key, provider) {
     const signer = new SignatureV4({
       service: "bedrock",

@@ -20,6 +20,14 @@ export function geminiRoutes(prefix: string, label: string): WireRoute[] {
   ];
 }
 
+/** A Gemini path (`…/models/<model>:<method>`) naming another model (failover). */
+export function geminiPathWithModel(path: string, model: string): string {
+  return path.replace(
+    new RegExp(`/models/${MODEL}(:[A-Za-z]+)$`),
+    (_m, method: string) => `/models/${encodeURIComponent(model)}${method}`,
+  );
+}
+
 /** The model named in a Gemini path (`…/models/<model>:<method>`). */
 export function geminiModelOf(path: string): string | undefined {
   return new RegExp(`/models/(${MODEL}):[A-Za-z]+$`).exec(path)?.[1];
@@ -76,6 +84,18 @@ export const geminiWire: ProviderWire = {
     geminiModelOf(path) ?? (typeof body.model === "string" ? body.model : undefined),
   outputFields: ["generationConfig.maxOutputTokens"],
   choicesField: "generationConfig.candidateCount",
+  pathWithModel: geminiPathWithModel,
+  listing: {
+    path: "/v1beta/models",
+    rejects: [400],
+    // `{ models: [{ name: "models/gemini-2.5-flash" }] }`
+    ids: (body) => {
+      const models = (body as { models?: unknown } | null)?.models;
+      return Array.isArray(models)
+        ? models.map((m) => String((m as { name?: unknown })?.name ?? "").replace(/^models\//, ""))
+        : [];
+    },
+  },
   async authenticate(req, key) {
     // A key in the query would go upstream beside the real one: only the header counts.
     req.url.searchParams.delete("key");

@@ -11,6 +11,7 @@ export type {
   ProviderWire,
   UpstreamRequest,
   UsageReader,
+  WireListing,
   WireProvider,
   WireRoute,
 } from "./types.ts";

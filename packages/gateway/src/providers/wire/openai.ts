@@ -1,5 +1,5 @@
 import { count, EventUsage } from "./readers.ts";
-import type { ProviderWire } from "./types.ts";
+import { dataIds, type ProviderWire } from "./types.ts";
 
 /** OpenAI(-compatible) Chat Completions (`Authorization: Bearer`). */
 export const openaiWire: ProviderWire = {
@@ -18,6 +18,7 @@ export const openaiWire: ProviderWire = {
   modelOf: (_path, body) => (typeof body.model === "string" ? body.model : undefined),
   outputFields: ["max_completion_tokens", "max_tokens"],
   choicesField: "n",
+  listing: { path: "/models", ids: dataIds },
   async authenticate(req, key) {
     req.headers.set("authorization", `Bearer ${key}`);
   },

@@ -1,5 +1,5 @@
 import { count, EventUsage, isRecord } from "./readers.ts";
-import type { ProviderWire, UsageReader } from "./types.ts";
+import { dataIds, type ProviderWire, type UsageReader } from "./types.ts";
 
 /**
  * The OpenAI Responses API (`POST /responses`), which newer OpenAI models
@@ -35,6 +35,7 @@ export const responsesWire: ProviderWire = {
   credentialHeaders: ["authorization", "x-api-key"],
   modelOf: (_path, body) => (typeof body.model === "string" ? body.model : undefined),
   outputFields: ["max_output_tokens"],
+  listing: { path: "/models", ids: dataIds },
   async authenticate(req, key) {
     req.headers.set("authorization", `Bearer ${key}`);
   },

@@ -25,6 +25,22 @@ export interface UpstreamRequest {
   body: Uint8Array | undefined;
 }
 
+/** A provider's model listing: where it is, and the model ids in its answer. */
+export interface WireListing {
+  path: string;
+  /** Headers the listing needs besides the credential. */
+  headers?: Record<string, string>;
+  /** Statuses that mean "key rejected" besides 401 and 403 (Gemini: 400 "API key not valid"). */
+  rejects?: readonly number[];
+  ids(body: unknown): string[];
+}
+
+/** The ids of an OpenAI- or Anthropic-style listing (`{ data: [{ id }] }`). */
+export function dataIds(body: unknown): string[] {
+  const data = (body as { data?: unknown } | null)?.data;
+  return Array.isArray(data) ? data.map((m) => String((m as { id?: unknown })?.id ?? "")) : [];
+}
+
 /** What a provider entry in the registry tells its wire (see registry.ts). */
 export interface WireProvider {
   id: string;
@@ -54,6 +70,18 @@ export interface ProviderWire {
   readonly outputFields: readonly string[];
   /** Dot path of a "how many answers" field that must be 1 when present. */
   readonly choicesField?: string;
+  /**
+   * The same call's path for another model, where the path names it (Gemini,
+   * Vertex AI, Bedrock): failover to a fallback of the same wire. Without it,
+   * the body's `model` is replaced.
+   */
+  pathWithModel?(path: string, model: string): string;
+  /**
+   * The cheapest call that proves a key (`lobu doctor`): the model listing,
+   * no tokens. Absent where a check would need more than a listing (signed or
+   * token-minted wires): doctor says the key is set, not contacted.
+   */
+  readonly listing?: WireListing;
   /** The upstream path for a relayed one (Vertex AI puts project and location in it). */
   upstreamPath?(path: string, provider: WireProvider, key: string): string;
   /** Adds the real credential (a header, a minted token, a signature). */

@@ -1,5 +1,11 @@
 import { JWT } from "google-auth-library";
-import { geminiModelOf, geminiRoutes, geminiUsage, googleErrorBody } from "./gemini.ts";
+import {
+  geminiModelOf,
+  geminiPathWithModel,
+  geminiRoutes,
+  geminiUsage,
+  googleErrorBody,
+} from "./gemini.ts";
 import type { ProviderWire, WireProvider } from "./types.ts";
 
 /** The token endpoint google-auth-library calls; a key's own `token_uri` replaces it. */
@@ -89,6 +95,7 @@ export const vertexWire: ProviderWire = {
   modelOf: (path) => geminiModelOf(path),
   outputFields: ["generationConfig.maxOutputTokens"],
   choicesField: "generationConfig.candidateCount",
+  pathWithModel: geminiPathWithModel,
   upstreamPath(path, provider, key) {
     const m = /^\/(v1|v1beta1)\/publishers\/(.*)$/.exec(path);
     if (!m) return path;
