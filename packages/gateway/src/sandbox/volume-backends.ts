@@ -98,7 +98,10 @@ export class S3Volumes implements VolumeBackend {
     try {
       etag = (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag;
     } catch (err) {
-      if ((err as { name?: string }).name === "NotFound") return; // never saved: a new volume
+      if ((err as { name?: string }).name !== "NotFound") throw err;
+      // Never saved (or erased): a new volume, whose first save must create the object.
+      await rm(this.#copyFile(id), { force: true });
+      return;
       throw err;
     }
     if (etag && etag === (await this.#etagOfCopy(id))) return; // this copy is the saved one
