@@ -102,7 +102,6 @@ export class S3Volumes implements VolumeBackend {
       // Never saved (or erased): a new volume, whose first save must create the object.
       await rm(this.#copyFile(id), { force: true });
       return;
-      throw err;
     }
     if (etag && etag === (await this.#etagOfCopy(id))) return; // this copy is the saved one
     const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
