@@ -25,6 +25,8 @@ export const PendingRequest = z.object({
   answer: RequestAnswer.optional(),
   createdAt: z.number(),
   answeredAt: z.number().optional(),
+  /** The turn (`<messageId>.<attempt>`) that asked; absent on records older than this field. */
+  turnId: z.string().optional(),
 });
 export type PendingRequest = z.infer<typeof PendingRequest>;
 

@@ -10,6 +10,8 @@ import type { KeyValue, Locks } from "../store/port.ts";
  */
 export const PLACEMENT_LOCKS = "sandbox-placement:";
 
+const epochKey = (id: string) => `placement-epoch:${id}`;
+
 /** This gateway's hold on one sandbox. */
 export interface Placed {
   /**
@@ -93,7 +95,7 @@ export class SandboxPlacement {
       const { locks, kv, owner, leaseMs } = this.#opts;
       const token = await locks.acquire(this.lockPrefix + id, owner, leaseMs);
       if (!token) return null;
-      const epoch = await kv.incr(`placement-epoch:${id}`);
+      const epoch = await kv.incr(epochKey(id));
       const hold: Hold = {
         token,
         epoch,
@@ -117,6 +119,16 @@ export class SandboxPlacement {
         this.#opts.log.warn({ err: errorMessage(err), sandboxId: id }, "placement not released"),
       );
     });
+  }
+
+  /**
+   * Whether this gateway's hold is still the newest take of the sandbox (the fencing
+   * check before writing where the next holder reads): false once another gateway took it.
+   */
+  async current(id: string): Promise<boolean> {
+    const epoch = this.#held.get(id)?.epoch;
+    if (epoch === undefined) return false;
+    return (await this.#opts.kv.get(epochKey(id))) === String(epoch);
   }
 
   /** This gateway holds the sandbox. */

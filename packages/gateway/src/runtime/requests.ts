@@ -9,6 +9,12 @@ import { decodeRecord, readRecord } from "../util/stored-record.ts";
 const CHANNEL = "answers";
 export const requestKey = (id: string) => `req:${id}`;
 const key = requestKey;
+/**
+ * The approval asked for one tool input in one message (`<message id>:<input digest>`), so a
+ * re-run of the message (its gateway died) finds the approval still waiting on the person.
+ */
+const approvalKey = (messageId: string, inputDigest: string) =>
+  `req-approval:${messageId}:${inputDigest}`;
 
 /** What travels over pub/sub to the gateway whose worker waits for an answer. */
 const AnswerMessage = z.object({
@@ -75,7 +81,40 @@ export class RequestRegistry {
     await this.store.kv.set(key(rec.requestId), JSON.stringify(full), {
       ttlMs: ttlMs + 86_400_000,
     });
+    if (rec.event.type === "approval_request" && rec.event.inputDigest)
+      await this.store.kv.set(approvalKey(rec.messageId, rec.event.inputDigest), rec.requestId, {
+        ttlMs: ttlMs + 86_400_000,
+      });
     return full;
+  }
+
+  /**
+   * The approval an earlier attempt of this message asked for exactly this tool and input,
+   * still waiting for the person (its gateway died mid-turn, so nobody expired it): the re-run
+   * asks through it instead of asking again, so the card the person already has — answered
+   * on any gateway — resolves the re-run. Null when there is none (a new request is asked).
+   */
+  async reusableApproval(
+    messageId: string,
+    turnId: string,
+    tool: string,
+    inputDigest: string,
+  ): Promise<PendingRequest | null> {
+    const requestId = await this.store.kv.get(approvalKey(messageId, inputDigest));
+    if (!requestId) return null;
+    const request = await this.get(requestId);
+    if (
+      request?.status !== "pending" ||
+      request.messageId !== messageId ||
+      // Only an earlier attempt's: two identical calls of one turn are asked apart.
+      request.turnId === undefined ||
+      request.turnId === turnId ||
+      request.event.type !== "approval_request" ||
+      request.event.tool !== tool ||
+      request.event.inputDigest !== inputDigest
+    )
+      return null;
+    return request;
   }
 
   async get(requestId: string): Promise<PendingRequest | null> {

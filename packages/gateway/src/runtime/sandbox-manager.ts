@@ -54,6 +54,8 @@ interface Live {
   succeeded: boolean;
   /** Must not run another turn: repair first. */
   broken: boolean;
+  /** The volume's save after the last turn (object storage), waiting for the sandbox to stay quiet. */
+  saveTimer?: NodeJS.Timeout;
   off: () => void;
 }
 
@@ -92,6 +94,13 @@ export interface SandboxManagerOptions {
   removeSkillsDir?: (id: string) => void;
 }
 
+/**
+ * Object storage: the volume is saved this long after a turn ends, unless another turn
+ * starts first (a burst of turns is saved once), so a gateway that dies loses at most
+ * the turn in flight (which its turn journal rewinds).
+ */
+const TURN_SAVE_DELAY_MS = 500;
+
 /** At most one snapshot per sandbox this often, taken after a successful turn. */
 const SNAPSHOT_INTERVAL_MS = 60_000;
 
@@ -113,6 +122,8 @@ export class SandboxManager {
   /** Per-sandbox serialization of wake, repair, reset and snapshot. */
   private readonly lifecycle = new KeyedQueue();
   private readonly snapshotting = new Map<string, Promise<unknown>>();
+  /** Volumes being saved between turns (object storage): a turn waits for the save. */
+  private readonly turnSaves = new Map<string, Promise<unknown>>();
   /** Volumes being saved after their sandbox stopped (waited for by close). */
   private readonly saving = new Set<Promise<void>>();
   private readonly records: SandboxRecords;
@@ -147,13 +158,15 @@ export class SandboxManager {
   /** The running sandbox, unless it must go through ensure() first (repair, snapshot in progress). */
   get(id: string): SandboxInstance | undefined {
     const live = this.live.get(id);
-    if (!live || live.broken || this.snapshotting.has(id)) return undefined;
+    if (!live || live.broken || this.snapshotting.has(id) || this.turnSaves.has(id))
+      return undefined;
     return live.instance;
   }
 
   /** The running sandbox for `id`, started (and repaired first, if broken) when needed. */
   async ensure(id: string, key: ConversationKey): Promise<SandboxInstance> {
     await this.snapshotting.get(id);
+    await this.turnSaves.get(id);
     const running = this.live.get(id);
     if (running && !running.broken) return running.instance;
     const pending = this.starting.get(id);
@@ -322,6 +335,8 @@ export class SandboxManager {
 
   private onExited(id: string, live: Live, exit: ExitInfo): void {
     live.off();
+    // Saved as it stops (below) instead.
+    clearTimeout(live.saveTimer);
     if (this.live.get(id) === live) {
       clearTimeout(live.idleTimer);
       this.live.delete(id);
@@ -354,14 +369,18 @@ export class SandboxManager {
     void save.finally(() => this.saving.delete(save));
   }
 
-  /** Save the stopped sandbox's volume (object storage; a failure is logged by the backend). */
+  /**
+   * Save the sandbox's volume, stopped or quiet between turns (object storage; a failure
+   * is logged by the backend).
+   */
   private async save(id: string): Promise<void> {
     const volumes = this.opts.volumes;
     if (volumes?.name !== "s3") return;
-    // Fenced: a gateway that lost the sandbox (its lease lapsed) must not overwrite what the
-    // gateway running it now saves.
+    // Fenced: a gateway that lost the sandbox (its lease lapsed, a later epoch took it) must
+    // not overwrite what the gateway running it now saves; the backend's conditional write
+    // closes the window between this check and the write.
     const placement = this.opts.placement;
-    if (placement && !placement.holds(id)) {
+    if (placement && !(await placement.current(id).catch(() => false))) {
       this.opts.log.warn(
         { sandboxId: id },
         "volume not saved: the sandbox moved to another gateway",
@@ -553,6 +572,9 @@ export class SandboxManager {
     live.busy++;
     clearTimeout(live.idleTimer);
     live.idleTimer = undefined;
+    // Saved after this turn instead.
+    clearTimeout(live.saveTimer);
+    live.saveTimer = undefined;
     void this.records
       .patch(id, (r) => ({ ...r, lastActiveAt: Date.now() }))
       .catch(
@@ -579,8 +601,32 @@ export class SandboxManager {
         return;
       }
       this.maybeSnapshot(id, live);
+      this.scheduleTurnSave(id, live);
       this.armIdle(id, live);
     };
+  }
+
+  /**
+   * Object storage: save the volume once the sandbox stayed quiet for a moment after a
+   * turn, so the transcript survives this gateway being killed. Turns wait while it is
+   * saved (a consistent archive); the save is fenced like the one at stop.
+   */
+  private scheduleTurnSave(id: string, live: Live): void {
+    if (this.opts.volumes?.name !== "s3") return;
+    clearTimeout(live.saveTimer);
+    live.saveTimer = setTimeout(() => {
+      live.saveTimer = undefined;
+      if (this.live.get(id) !== live || live.busy > 0 || this.turnSaves.has(id)) return;
+      const run = this.lifecycle
+        .run(id, async () => {
+          if (this.live.get(id) !== live || live.busy > 0 || live.broken || this.closed) return;
+          await this.save(id);
+        })
+        .catch(bestEffort(this.opts.log, "volume not saved after a turn", { sandboxId: id }))
+        .finally(() => this.turnSaves.delete(id));
+      this.turnSaves.set(id, run);
+    }, TURN_SAVE_DELAY_MS);
+    live.saveTimer.unref();
   }
 
   private maybeSnapshot(id: string, live: Live): void {
@@ -693,8 +739,11 @@ export class SandboxManager {
   async close(): Promise<void> {
     this.closed = true;
     await this.opts.control?.close();
-    for (const live of this.live.values()) clearTimeout(live.idleTimer);
-    await Promise.all([...this.snapshotting.values()].map(settled));
+    for (const live of this.live.values()) {
+      clearTimeout(live.idleTimer);
+      clearTimeout(live.saveTimer);
+    }
+    await Promise.all([...this.snapshotting.values(), ...this.turnSaves.values()].map(settled));
     const exits = [...this.live.values()].map((l) => settled(l.instance.exited));
     await this.opts.driver.close();
     // Stopped sandboxes' volumes are saved before their placement goes (their exit handlers,

@@ -22,7 +22,8 @@ export interface TurnStreamDeps {
   /** Where the platform renders the turn, if its adapter runs on this gateway. */
   surface: ReplySurface | undefined;
   /** Requests are recorded here, so an answer given on any gateway finds them. */
-  requests: Pick<RequestRegistry, "register" | "expire">;
+  requests: Pick<RequestRegistry, "register" | "expire"> &
+    Partial<Pick<RequestRegistry, "reusableApproval" | "get">>;
   /** The turn registry: which turn runs on each sandbox. */
   turns: Pick<ActiveTurns, "begin" | "end">;
   log: Logger;
@@ -216,21 +217,27 @@ export class TurnStream {
    * expires (`onAnswer(null)`); so does every request still open when the turn
    * ends. A request asked after the end is recorded as expired and not shown.
    */
-  async ask(event: RequestEvent, onAnswer: OnAnswer): Promise<void> {
+  async ask(asked: RequestEvent, onAnswer: OnAnswer): Promise<void> {
     const { turn } = this;
-    const requestId = event.requestId;
     const timeoutMs = this.#start?.requestTimeoutMs ?? 0;
-    await this.#deps.requests.register(
-      {
-        requestId,
-        messageId: turn.messageId,
-        sandboxId: this.sandboxId,
-        agentId: turn.key.agentId,
-        origin: turn.origin,
-        event,
-      },
-      Math.max(MIN_REQUEST_TTL_MS, timeoutMs),
-    );
+    // The same approval still waiting from an earlier attempt (its gateway died): asked
+    // through that one, so the person's card resolves this turn.
+    const earlier = await this.#earlierApproval(asked);
+    const event = earlier ?? asked;
+    const requestId = event.requestId;
+    if (!earlier)
+      await this.#deps.requests.register(
+        {
+          requestId,
+          messageId: turn.messageId,
+          sandboxId: this.sandboxId,
+          agentId: turn.key.agentId,
+          origin: turn.origin,
+          event,
+          turnId: this.turnId,
+        },
+        Math.max(MIN_REQUEST_TTL_MS, timeoutMs),
+      );
     if (this.#phase !== "running") {
       await this.#expire(requestId);
       onAnswer(null);
@@ -240,6 +247,35 @@ export class TurnStream {
     timer.unref();
     this.#pending.set(requestId, { onAnswer, timer });
     this.emit(event);
+    if (earlier) await this.#answeredMeanwhile(requestId);
+  }
+
+  /**
+   * An earlier attempt's approval answered between being found pending and being waited on
+   * here: its answer went out before anyone listened for it, so it is taken from the record.
+   */
+  async #answeredMeanwhile(requestId: string): Promise<void> {
+    const record = await this.#deps.requests.get?.(requestId).catch(() => null);
+    if (record?.status === "answered" && record.answer) this.answer(requestId, record.answer);
+  }
+
+  async #earlierApproval(event: RequestEvent): Promise<RequestEvent | undefined> {
+    const find = this.#deps.requests.reusableApproval;
+    if (event.type !== "approval_request" || !event.inputDigest || !find) return undefined;
+    if (this.#phase !== "running") return undefined;
+    const earlier = await find
+      .call(this.#deps.requests, this.turn.messageId, this.turnId, event.tool, event.inputDigest)
+      .catch((err) => {
+        this.#deps.log.warn({ err, messageId: this.turn.messageId }, "earlier approval not read");
+        return null;
+      });
+    // Asked already in this turn (two identical calls at once): the second is its own.
+    if (!earlier || this.#pending.has(earlier.requestId)) return undefined;
+    this.#deps.log.info(
+      { messageId: this.turn.messageId, requestId: earlier.requestId, turnId: this.turnId },
+      "re-run turn waits on the approval its earlier attempt asked",
+    );
+    return earlier.event;
   }
 
   /** An answer to one of this turn's open requests; false when it is not one (any more). */

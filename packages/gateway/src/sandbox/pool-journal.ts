@@ -1,3 +1,5 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
@@ -73,8 +75,37 @@ export async function blameFromJournal(file: string, instance: string): Promise<
   return { sandboxes: new Set(main), stalled: doc.stalled !== undefined };
 }
 
-/** Remove journals left by pools of an earlier gateway run. */
-export async function clearPoolJournals(volumesRoot: string): Promise<void> {
+/**
+ * This gateway's journal scope: a random name kept in its own state dir, the same across
+ * its restarts and different from every other gateway's, even on a volumes directory they
+ * share. Pool instances are named `<scope>-<uuid>`, so a gateway clears only its own.
+ */
+export function poolJournalScope(stateDir: string): string {
+  const file = join(stateDir, "pool-journal-scope");
+  try {
+    const scope = readFileSync(file, "utf8").trim();
+    if (SCOPE.test(scope)) return scope;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const scope = randomBytes(6).toString("hex");
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${scope}\n`, { mode: 0o600 });
+  return scope;
+}
+
+const SCOPE = /^[0-9a-f]{12}$/;
+
+/** A new pool process's instance name, in this gateway's scope. */
+export function poolInstance(scope: string): string {
+  return `${scope}-${randomUUID()}`;
+}
+
+/**
+ * Remove journals left by pools of an earlier run of this gateway (its scope): other
+ * gateways' on a shared volumes directory are theirs, alive or not.
+ */
+export async function clearPoolJournals(volumesRoot: string, scope: string): Promise<void> {
   const dir = join(volumesRoot, JOURNAL_DIR);
   let names: string[];
   try {
@@ -82,5 +113,6 @@ export async function clearPoolJournals(volumesRoot: string): Promise<void> {
   } catch {
     return;
   }
-  await Promise.all(names.map((name) => rm(join(dir, name), { force: true })));
+  const mine = names.filter((name) => name.includes(`.${scope}-`) && name.endsWith(".json"));
+  await Promise.all(mine.map((name) => rm(join(dir, name), { force: true })));
 }

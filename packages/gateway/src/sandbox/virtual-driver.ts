@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
@@ -21,7 +21,13 @@ import { checkSandboxId } from "./env.ts";
 import { readVolumeMeta } from "./identity.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { startPlainWorker } from "./plain-worker.ts";
-import { blameFromJournal, clearPoolJournals, poolJournalPath } from "./pool-journal.ts";
+import {
+  blameFromJournal,
+  clearPoolJournals,
+  poolInstance,
+  poolJournalPath,
+  poolJournalScope,
+} from "./pool-journal.ts";
 import { ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
 import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
 
@@ -153,6 +159,7 @@ export class VirtualDriver implements SandboxDriver {
   readonly #process: ProcessDriver;
   #mode?: Promise<{ mode: "bwrap" | "none"; detail: string }>;
   #journalsCleared?: Promise<void>;
+  #journalScope?: string;
   #closed = false;
 
   constructor(opts: VirtualDriverOptions) {
@@ -398,8 +405,10 @@ export class VirtualDriver implements SandboxDriver {
 
   async #startPool(pool: Pool, spec: SandboxSpec, egress: EgressBinder): Promise<PoolProcess> {
     const { mode } = await this.isolation();
-    // Journals a killed gateway's pools left behind are of no use to anyone.
-    this.#journalsCleared ??= clearPoolJournals(this.#volumesRoot);
+    // Journals this gateway's pools left behind when it was killed are of no use to anyone
+    // (other gateways' on a shared volumes directory are left alone: their scope differs).
+    this.#journalScope ??= poolJournalScope(this.#opts.stateDir);
+    this.#journalsCleared ??= clearPoolJournals(this.#volumesRoot, this.#journalScope);
     await this.#journalsCleared;
     const limits: SandboxLimits = {
       memoryMb: Math.max(2048, spec.limits.memoryMb * 2),
@@ -409,7 +418,7 @@ export class VirtualDriver implements SandboxDriver {
       ...this.#opts.poolLimits,
     };
     // (LOBU_SANDBOX_ID becomes the pool's id: workerEnv sets it from the spec.)
-    const instance = randomUUID();
+    const instance = poolInstance(this.#journalScope);
     const env = {
       ...spec.env,
       ...this.#opts.poolEnv,

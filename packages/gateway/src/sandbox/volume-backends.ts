@@ -19,15 +19,19 @@ import { checkSandboxId } from "./env.ts";
  * - `shared`: the volume directory on a filesystem every gateway mounts;
  *   nothing to move either (placement keeps one gateway on it at a time).
  * - `s3`: each gateway keeps a working copy under its data dir; when the
- *   sandbox stops the copy is saved as one object, and a gateway starting the
- *   sandbox fetches it first unless its copy is that object already. A gateway
- *   that dies cannot save: the survivor continues from the last saved state.
+ *   sandbox stops, and after each turn while it runs, the copy is saved as one
+ *   object (a conditional write on the object the copy was made from), and a
+ *   gateway starting the sandbox fetches it first unless its copy is that object
+ *   already. A gateway that dies loses at most its turn in flight.
  */
 export interface VolumeBackend {
   readonly name: "local" | "shared" | "s3";
   /** Bring the volume at `volumeDir` up to date before the sandbox starts here. */
   fetch(id: string, volumeDir: string): Promise<void>;
-  /** Save the volume where every gateway finds it, once the sandbox stopped here. */
+  /**
+   * Save the volume where every gateway finds it (the sandbox stopped here, or is
+   * quiet between turns). Throws VolumeSaveFenced when another gateway saved since.
+   */
   persist(id: string, volumeDir: string): Promise<void>;
   /** Forget the saved volume (the sandbox is erased). */
   remove(id: string): Promise<void>;
@@ -46,6 +50,19 @@ export interface S3VolumesOptions {
   /** This gateway's own directory for archives in transit and what its copies are. */
   stateDir: string;
   log: Logger;
+}
+
+/** A save refused because another gateway saved the volume since this copy was made. */
+export class VolumeSaveFenced extends Error {
+  constructor(id: string) {
+    super(`volume ${id} was saved by another gateway since this copy was made`);
+    this.name = "VolumeSaveFenced";
+  }
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412;
 }
 
 /** Top-level volume entries never saved: scratch space and filesystem bookkeeping. */
@@ -81,8 +98,10 @@ export class S3Volumes implements VolumeBackend {
     try {
       etag = (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ETag;
     } catch (err) {
-      if ((err as { name?: string }).name === "NotFound") return; // never saved: a new volume
-      throw err;
+      if ((err as { name?: string }).name !== "NotFound") throw err;
+      // Never saved (or erased): a new volume, whose first save must create the object.
+      await rm(this.#copyFile(id), { force: true });
+      return;
     }
     if (etag && etag === (await this.#etagOfCopy(id))) return; // this copy is the saved one
     const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -115,12 +134,28 @@ export class S3Volumes implements VolumeBackend {
         { timeoutMs: 600_000 },
       );
       const body = await readFile(archive);
+      // Fenced by a conditional write: it replaces only the object this copy was made from
+      // (or creates it when there was none), so a gateway that lost the sandbox, saving late,
+      // cannot overwrite what the gateway running it now saved.
+      const base = await this.#etagOfCopy(id);
       const put = await client.send(
-        new PutObjectCommand({ Bucket: bucket, Key: this.#key(id), Body: body }),
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: this.#key(id),
+          Body: body,
+          ...(base ? { IfMatch: base } : { IfNoneMatch: "*" }),
+        }),
       );
       await writeFile(this.#copyFile(id), put.ETag ?? "", { mode: 0o600 });
       this.#opts.log.debug({ sandboxId: id, bytes: body.length }, "volume saved to S3");
     } catch (err) {
+      if (isPreconditionFailed(err)) {
+        this.#opts.log.warn(
+          { sandboxId: id },
+          "volume not saved: another gateway saved it since this copy was made",
+        );
+        throw new VolumeSaveFenced(id);
+      }
       // Its next start elsewhere continues from the previous saved state.
       this.#opts.log.error({ sandboxId: id, err: errorMessage(err) }, "volume not saved to S3");
       throw err;

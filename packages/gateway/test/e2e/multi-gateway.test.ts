@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   collectEvents,
   type GatewayProcess,
@@ -33,6 +33,14 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = `lobu-test:${randomBytes(6).toString("hex")}:`;
 const ADMIN = `admin-${randomBytes(12).toString("hex")}`;
 const CONVERSATIONS = 4;
+/** A pool call journal of a gateway not in this test (its scope is not theirs). */
+const FOREIGN_JOURNAL = (root: string) =>
+  join(
+    root,
+    "volumes",
+    ".lobu-pool",
+    "pool-0.0123456789ab-5e3c8a1e-0000-4000-8000-000000000000.json",
+  );
 
 /** The conversation's message tokens (`c1-m2`) in the user turns the model was sent, oldest first. */
 function userTokens(req: RecordedRequest): string[] {
@@ -69,10 +77,10 @@ async function dropKeys(): Promise<void> {
 }
 
 /** The gateway instance holding a sandbox's placement lock (`<token> <owner>`), if any. */
-async function placementHolder(sandboxId: string): Promise<string | undefined> {
+async function placementHolder(sandboxId: string, prefix = PREFIX): Promise<string | undefined> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   try {
-    const v = await redis.get(`${PREFIX}l:sandbox-placement:${sandboxId}`);
+    const v = await redis.get(`${prefix}l:sandbox-placement:${sandboxId}`);
     return v ? v.slice(v.indexOf(" ") + 1) : undefined;
   } finally {
     redis.disconnect();
@@ -99,6 +107,9 @@ beforeAll(async () => {
     },
   });
   shared = mkdtempSync(join(tmpdir(), "lobu-shared-volumes-"));
+  // Another gateway's pool call journal on the shared directory: no gateway here may clear it.
+  mkdirSync(dirname(FOREIGN_JOURNAL(shared)), { recursive: true });
+  writeFileSync(FOREIGN_JOURNAL(shared), "{}");
   const toml = [
     "[store]",
     'driver = "redis"',
@@ -219,6 +230,9 @@ describe("three gateways on one Redis", () => {
 
     // One workspace per conversation, on the shared volume directory (none in the data dirs).
     for (const gw of gateways) expect(existsSync(join(gw.dataDir, "volumes"))).toBe(false);
+
+    // Every gateway started pools and cleared its own old pool journals, not another's.
+    expect(existsSync(FOREIGN_JOURNAL(shared))).toBe(true);
   }, 240_000);
 });
 
@@ -348,6 +362,55 @@ describe("operators' sandbox commands on two gateways", () => {
     );
     expect(rest.at(-1)).toMatchObject({ type: "done", text: "ran: approved-here" });
   }, 120_000);
+  it("resolve a pending approval from its original card after the gateway asking it is SIGKILLed", async () => {
+    llm.when(
+      (r) => r.lastUserText === "c6-m1 run it",
+      // Asked by the first attempt, then by the re-run on the survivor.
+      { toolCalls: [{ name: "bash", input: { command: "echo survived" } }] },
+      { toolCalls: [{ name: "bash", input: { command: "echo survived" } }] },
+      (r) => ({ text: `ran: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    const res = await api(pair[0]!, "/api/v1/agents/default/messages", {
+      method: "POST",
+      headers: { accept: "text/event-stream" },
+      body: JSON.stringify({ user: "ops6", channel: "ops", text: "c6-m1 run it" }),
+    });
+    const messageId = res.headers.get("x-lobu-message-id")!;
+    const sandboxId = res.headers.get("x-lobu-conversation-id")!;
+    const card = await eventReader(res).until("approval_request");
+    // The gateway running the turn dies while the approval waits for the person.
+    const holder = await placementHolder(sandboxId, prefix);
+    const victim = pair.find((g) => holder?.includes(`:${g.child.pid}:`));
+    expect(victim, "the gateway running the turn").toBeDefined();
+    await victim!.kill("SIGKILL");
+    const survivor = pair.find((g) => g !== victim)!;
+
+    // The survivor re-runs the turn: it waits on the same approval instead of asking anew...
+    const stream = eventReader(
+      await api(survivor, `/api/v1/messages/${messageId}/events`, {
+        headers: { accept: "text/event-stream" },
+      }),
+    );
+    await stream.until("approval_request"); // the dead gateway's, from the message's log
+    const again = await stream.until("approval_request");
+    expect(again.requestId).toBe(card.requestId);
+    // ...so the person's click on the card they have resolves the re-run turn.
+    const answered = await api(survivor, `/api/v1/requests/${card.requestId}/answer`, {
+      method: "POST",
+      body: JSON.stringify({ choice: "approve" }),
+    });
+    expect(answered.status).toBe(200);
+    const rest = await stream.rest();
+    expect(rest).toContainEqual(
+      expect.objectContaining({ type: "request_resolved", requestId: card.requestId }),
+    );
+    expect(rest.at(-1)).toMatchObject({ type: "done", text: "ran: survived" });
+    // No other request was asked for it.
+    const asked = new Set(
+      rest.filter((e) => e.type === "approval_request").map((e) => e.requestId),
+    );
+    expect([...asked]).toEqual([card.requestId]);
+  }, 120_000);
 });
 
 describe("volumes in S3-compatible object storage", () => {
@@ -355,6 +418,7 @@ describe("volumes in S3-compatible object storage", () => {
   const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
   const creds = { accessKeyId: "AKIALOBUE2E", secretAccessKey: "lobu-e2e-s3-secret" };
   let s3: S3Emulator;
+  let start: () => Promise<GatewayProcess>;
 
   beforeAll(async () => {
     s3 = await startS3Emulator({ ...creds, buckets: ["lobu-volumes"] });
@@ -385,7 +449,8 @@ describe("volumes in S3-compatible object storage", () => {
       AWS_ACCESS_KEY_ID: creds.accessKeyId,
       AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
     };
-    for (let i = 0; i < 2; i++) pair.push(await startGatewayProcess({ toml, env }));
+    start = () => startGatewayProcess({ toml, env });
+    for (let i = 0; i < 2; i++) pair.push(await start());
   }, 120_000);
 
   afterAll(async () => {
@@ -424,5 +489,41 @@ describe("volumes in S3-compatible object storage", () => {
     // The survivor fetches it: the agent remembers.
     expect(await chat(survivor, "c7-m2")).toBe("answer to c7-m2; earlier: c7-m1");
     expect(s3.refused).toBe(0);
+  }, 120_000);
+
+  it("a SIGKILLed gateway's conversation continues with every completed turn (saved after each)", async () => {
+    // A second gateway again (the test above stopped one).
+    pair.push(await start());
+    const alive = pair.filter((g) => g.child.exitCode === null && g.child.signalCode === null);
+    expect(alive).toHaveLength(2);
+    const say = async (gw: GatewayProcess, text: string) => {
+      const res = await api(gw, "/api/v1/agents/default/messages", {
+        method: "POST",
+        headers: { accept: "text/event-stream" },
+        body: JSON.stringify({ user: "s3kill", channel: "s3", text }),
+      });
+      const sandboxId = res.headers.get("x-lobu-conversation-id")!;
+      return { sandboxId, text: replyText(await collectEvents(res)) };
+    };
+    expect((await say(alive[0]!, "c5-m1")).text).toBe("answer to c5-m1; earlier: none");
+    const { sandboxId, text } = await say(alive[1]!, "c5-m2");
+    expect(text).toBe("answer to c5-m2; earlier: c5-m1");
+    // Saved after the turn while the sandbox still runs (idle_timeout is 10 minutes).
+    const saved = () =>
+      s3.objects.get("lobu-volumes")?.get(`e2e/volumes/${sandboxId}.tar`)?.body.toString("latin1");
+    await waitFor(
+      async () => saved()?.includes("answer to c5-m2") ?? false,
+      "the volume saved after the second turn",
+      30_000,
+    );
+    const holder = await placementHolder(sandboxId, prefix);
+    const runner = alive.find((g) => holder?.includes(`:${g.child.pid}:`));
+    expect(runner, "the gateway running the sandbox").toBeDefined();
+    await runner!.kill("SIGKILL");
+    const survivor = alive.find((g) => g !== runner)!;
+    // The survivor fetches the volume saved after the last completed turn: nothing is forgotten.
+    expect((await say(survivor, "c5-m3")).text).toBe("answer to c5-m3; earlier: c5-m1|c5-m2");
+    expect(s3.refused).toBe(0);
+    expect(s3.conditionsRefused).toBe(0);
   }, 120_000);
 });

@@ -1,6 +1,6 @@
 import type { AgentEvent, RequestAnswer } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RequestEvent } from "../../src/domain/requests.ts";
+import { approvalEvent, type RequestEvent } from "../../src/domain/requests.ts";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { TurnStream } from "../../src/runtime/turn-stream.ts";
 import { LinkedWorker } from "./linked-worker.ts";
@@ -147,5 +147,64 @@ describe("TurnStream", () => {
       requestTimeoutMs: 1000,
     });
     expect(kit.turns.current(turn.conversationId)).toBeNull();
+  });
+
+  it("a re-run waits on the approval its earlier attempt left pending, and on nothing else", async () => {
+    const ls = (id: string, command = "ls") => approvalEvent(id, "bash", { command });
+    // Attempt 1 asks, then its gateway dies: the request stays pending (nobody ends the turn).
+    const first = streamOf(1);
+    await first.begin();
+    await first.stream.ask(ls("rq_first"), answers().onAnswer);
+    await first.stream.ask(ls("rq_first_denied", "pwd"), answers().onAnswer);
+    await kit.domain.requests.answer(
+      "rq_first_denied",
+      { choice: "deny" },
+      { admin: true, label: "admin" },
+    );
+
+    const second = streamOf(2);
+    await second.begin();
+    const same = answers();
+    await second.stream.ask(ls("rq_second"), same.onAnswer);
+    // Two identical calls in one turn are asked apart; another input is its own request.
+    await second.stream.ask(ls("rq_twice"), answers().onAnswer);
+    await second.stream.ask(ls("rq_other", "rm -rf /"), answers().onAnswer);
+    // Answered (denied) on the earlier attempt: asked anew, never reused.
+    await second.stream.ask(ls("rq_again", "pwd"), answers().onAnswer);
+    const asked = (kit.surface.events.get(turn.messageId) ?? [])
+      .filter((e) => e.type === "approval_request")
+      .map((e) => (e as { requestId: string }).requestId);
+    expect(asked).toEqual([
+      "rq_first",
+      "rq_first_denied",
+      "rq_first",
+      "rq_twice",
+      "rq_other",
+      "rq_again",
+    ]);
+    expect(await kit.domain.requests.get("rq_second")).toBeNull();
+
+    // The person's click on the first card resolves the re-run.
+    const answer = { choice: "approve", by: "ada" } as RequestAnswer;
+    expect(second.stream.answer("rq_first", answer)).toBe(true);
+    expect(same.got).toEqual([answer]);
+
+    // Another message with the same input asks its own.
+    const other = (await kit.submit("ada", "again")).turn;
+    const third = new TurnStream(other, `${other.messageId}.2`, {
+      conversations: kit.domain.conversations,
+      surface: kit.surface,
+      requests: kit.domain.requests,
+      turns: kit.turns,
+      log: kit.log,
+    });
+    await third.begin({
+      model: { provider: "anthropic", id: "claude-test" },
+      connection: new LinkedWorker(other.conversationId).connection,
+      requestTimeoutMs: 60_000,
+    });
+    await third.ask(ls("rq_elsewhere"), answers().onAnswer);
+    expect(await kit.domain.requests.get("rq_elsewhere")).toMatchObject({ status: "pending" });
+    for (const s of [first.stream, second.stream, third]) await s.close({ final: false });
   });
 });

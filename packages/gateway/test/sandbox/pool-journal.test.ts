@@ -1,10 +1,12 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   blameFromJournal,
   clearPoolJournals,
+  poolInstance,
   poolJournalPath,
+  poolJournalScope,
 } from "../../src/sandbox/pool-journal.ts";
 import { scratch } from "./helpers.ts";
 
@@ -79,9 +81,23 @@ describe("pool call journal", () => {
     await expect(blameFromJournal(big, "i5")).rejects.toThrow(/larger than expected/);
   });
 
-  it("clears journals left by an earlier run", async () => {
-    const file = journal("i6", "{}");
-    await clearPoolJournals(dir);
-    expect(existsSync(file)).toBe(false);
+  it("clears journals left by an earlier run of this gateway, never another gateway's", async () => {
+    const mine = poolJournalScope(join(dir, "state-a"));
+    // The same scope across restarts (read back from the state dir), another for another gateway.
+    expect(poolJournalScope(join(dir, "state-a"))).toBe(mine);
+    const theirs = poolJournalScope(join(dir, "state-b"));
+    expect(theirs).not.toBe(mine);
+    const left = journal(poolInstance(mine), "{}");
+    const other = journal(poolInstance(theirs), "{}");
+    await clearPoolJournals(dir, mine);
+    expect(existsSync(left)).toBe(false);
+    expect(existsSync(other)).toBe(true);
+  });
+
+  it("replaces a scope file that was tampered with", () => {
+    const state = join(dir, "state-c");
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, "pool-journal-scope"), "../../etc\n");
+    expect(poolJournalScope(state)).toMatch(/^[0-9a-f]{12}$/);
   });
 });

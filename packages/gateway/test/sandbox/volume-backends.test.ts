@@ -14,13 +14,14 @@ import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { createLogger } from "@lobu/core";
 import { type S3Emulator, startS3Emulator } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { S3Volumes } from "../../src/sandbox/volume-backends.ts";
+import { S3Volumes, VolumeSaveFenced } from "../../src/sandbox/volume-backends.ts";
 
 /**
  * Volumes saved to S3-compatible object storage (sandbox/volume-backends.ts),
  * with the official client against the testkit's S3 emulator (SigV4 checked):
  * a volume saved by one gateway is what another fetches, a current copy is
- * not fetched again, and a client with the wrong secret is refused.
+ * not fetched again, a stale copy never overwrites a newer save, and a client
+ * with the wrong secret is refused.
  */
 
 const CREDS = { accessKeyId: "AKIATESTLOBU", secretAccessKey: "s3cr3t-lobu-test-key" };
@@ -99,6 +100,43 @@ describe("S3 volumes", () => {
 
     await a.remove("sbx_1");
     expect(s3.objects.get("lobu")?.size).toBe(0);
+  });
+
+  it("never lets a gateway that lost the sandbox overwrite a newer save (conditional writes)", async () => {
+    const a = gateway("fa");
+    const b = gateway("fb");
+    const onA = join(root, "fa", "volumes", "sbx_3");
+    const onB = join(root, "fb", "volumes", "sbx_3");
+    mkdirSync(onA, { recursive: true });
+    writeFileSync(join(onA, "turn"), "1 on a");
+    await a.persist("sbx_3", onA);
+    // B takes the sandbox over (A stalled past its lease), continues and saves.
+    await b.fetch("sbx_3", onB);
+    writeFileSync(join(onB, "turn"), "2 on b");
+    await b.persist("sbx_3", onB);
+    // A wakes up and saves its stale copy: refused by the store, B's save stands.
+    const refusedBefore = s3.conditionsRefused;
+    writeFileSync(join(onA, "turn"), "2 on a (stale)");
+    await expect(a.persist("sbx_3", onA)).rejects.toBeInstanceOf(VolumeSaveFenced);
+    expect(s3.conditionsRefused).toBe(refusedBefore + 1);
+    // A gateway that never saw the volume cannot create it over an existing one either.
+    const c = gateway("fc");
+    const onC = join(root, "fc", "volumes", "sbx_3");
+    mkdirSync(onC, { recursive: true });
+    await expect(c.persist("sbx_3", onC)).rejects.toBeInstanceOf(VolumeSaveFenced);
+    await a.fetch("sbx_3", onA);
+    expect(readFileSync(join(onA, "turn"), "utf8")).toBe("2 on b");
+    // After fetching the newest, A may save again.
+    writeFileSync(join(onA, "turn"), "3 on a");
+    await a.persist("sbx_3", onA);
+    await b.fetch("sbx_3", onB);
+    expect(readFileSync(join(onB, "turn"), "utf8")).toBe("3 on a");
+    // Erased on A: B starts it anew (its record of the old object is dropped) and saves it.
+    await a.remove("sbx_3");
+    await b.fetch("sbx_3", onB);
+    await b.persist("sbx_3", onB);
+    expect(s3.objects.get("lobu")?.has("team/volumes/sbx_3.tar")).toBe(true);
+    await b.remove("sbx_3");
   });
 
   it("refuses a sandbox id that is not one", async () => {

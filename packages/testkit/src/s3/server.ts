@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 
 /**
  * An S3-compatible object store for tests: path-style requests
- * (`/<bucket>/<key>`), PutObject, GetObject, HeadObject, DeleteObject and
+ * (`/<bucket>/<key>`), PutObject (with S3's conditional writes), GetObject, HeadObject, DeleteObject and
  * ListObjectsV2, each checked against AWS Signature Version 4 as S3 checks it
  * (the signed headers, the payload hash the client signed, the date scope), so
  * the official `@aws-sdk/client-s3` talks to it as to a real bucket. Objects
@@ -32,6 +32,8 @@ export interface S3Emulator {
   readonly objects: Map<string, Map<string, S3Object>>;
   /** Requests refused for their signature (forged, wrong key, tampered). */
   readonly refused: number;
+  /** Conditional writes refused (If-Match / If-None-Match not met). */
+  readonly conditionsRefused: number;
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function startS3Emulator(opts: S3EmulatorOptions): Promise<S3Emulat
     opts.buckets.map((b) => [b, new Map<string, S3Object>()]),
   );
   let refused = 0;
+  let conditionsRefused = 0;
   const server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -145,6 +148,17 @@ export async function startS3Emulator(opts: S3EmulatorOptions): Promise<S3Emulat
     }
     if (!key) return error(res, 400, "InvalidRequest", "an object key is required");
     if (req.method === "PUT") {
+      // Conditional writes, as S3 has them (If-None-Match: *, If-Match: <etag>): 412 when unmet.
+      const ifMatch = req.headers["if-match"];
+      const ifNoneMatch = req.headers["if-none-match"];
+      const current = bucket.get(key);
+      if (
+        (ifNoneMatch === "*" && current) ||
+        (typeof ifMatch === "string" && ifMatch !== current?.etag)
+      ) {
+        conditionsRefused++;
+        return error(res, 412, "PreconditionFailed", "At least one of the preconditions failed");
+      }
       const etag = `"${createHash("md5").update(body).digest("hex")}"`;
       bucket.set(key, { body, etag, lastModified: new Date() });
       res.writeHead(200, { etag });
@@ -181,6 +195,9 @@ export async function startS3Emulator(opts: S3EmulatorOptions): Promise<S3Emulat
     objects,
     get refused() {
       return refused;
+    },
+    get conditionsRefused() {
+      return conditionsRefused;
     },
     close: () =>
       new Promise<void>((r) => {
