@@ -217,7 +217,7 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
     if (driver === "process") expect((await exec({ command: "true" })).status).toBe(409);
     const json = JSON.parse((await w.cli(["sandboxes", "list", "--json"])).stdout) as SandboxView[];
     expect(json.find((x) => x.id === s.id)?.state).toBe("stopped");
-  });
+  }, 180_000); // a dozen CLI processes: slow on a loaded machine, not a timing check
 
   it("keeps every sandbox's volume under the data dir, one directory each", () => {
     const names = readdirSync(join(w.gw.dataDir, "volumes"));
