@@ -171,6 +171,26 @@ describe("lobu CLI", () => {
     expect(down.stdout).toMatch(/✗ store: redis unreachable/);
   });
 
+  it("doctor fails on a lobu.toml that `lobu run` would refuse, naming what is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-refs-"));
+    writeFileSync(
+      join(dir, "lobu.toml"),
+      `${HOST_DRIVER}[agents.helper]\nprovider = "nope"\nskills = ["ghost"]\n`,
+    );
+    const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toMatch(/^✗ config .*lobu\.toml: `lobu run` refuses it$/m);
+    expect(r.stdout).toMatch(/agents\.helper: provider "nope" is not defined/);
+    expect(r.stdout).toMatch(/agents\.helper: skill "ghost" is not defined/);
+    // A schema error carries its hint too.
+    writeFileSync(join(dir, "lobu.toml"), '[agents.helper]\nprovder = "x"\n');
+    const typo = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(typo.code).toBe(1);
+    expect(typo.stdout).toMatch(
+      /✗ config invalid\n.*unknown key "provder".*\n.*docs\/configuration\.md/,
+    );
+  });
+
   it("doctor reports on the machine and exits 0 when everything works", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-"));
     const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });

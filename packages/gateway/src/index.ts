@@ -1,3 +1,4 @@
+export { checkConfigReferences } from "./agents/references.ts";
 export type { AgentDefinition } from "./agents/registry.ts";
 export {
   type DataDirLock,

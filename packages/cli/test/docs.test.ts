@@ -1,0 +1,70 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "@lobu/core";
+import { describe, expect, it } from "vitest";
+import { referenceProblems } from "../src/commands/doctor.ts";
+
+const ROOT = join(import.meta.dirname, "../../..");
+
+/** README.md and every Markdown file under docs/, as paths relative to the repository. */
+function markdownFiles(): string[] {
+  const docs = readdirSync(join(ROOT, "docs"), { recursive: true, encoding: "utf8" })
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => join("docs", f));
+  return ["README.md", ...docs].sort();
+}
+
+/**
+ * A snippet that shows only part of a file (say, one key of a table declared
+ * elsewhere) says so with `<!-- toml: partial -->` on the line before its fence.
+ * Keep such snippets rare: a reader copies what the docs show.
+ */
+const PARTIAL = "<!-- toml: partial -->";
+
+interface Snippet {
+  file: string;
+  line: number;
+  text: string;
+  partial: boolean;
+}
+
+function tomlSnippets(file: string): Snippet[] {
+  const lines = readFileSync(join(ROOT, file), "utf8").split("\n");
+  const out: Snippet[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^(\s*)(`{3,}|~{3,})toml\b/.exec(lines[i]!);
+    if (!open) continue;
+    const [, indent, fence] = open;
+    const body: string[] = [];
+    let j = i + 1;
+    for (; j < lines.length && !lines[j]!.trimStart().startsWith(fence!); j++)
+      body.push(lines[j]!.slice(indent!.length));
+    const before = lines
+      .slice(0, i)
+      .reverse()
+      .find((l) => l.trim() !== "");
+    out.push({ file, line: i + 1, text: body.join("\n"), partial: before?.trim() === PARTIAL });
+    i = j;
+  }
+  return out;
+}
+
+const snippets = markdownFiles().flatMap(tomlSnippets);
+
+describe("lobu.toml snippets in the docs", () => {
+  it("are found, and hardly any is marked partial", () => {
+    expect(snippets.length).toBeGreaterThan(20);
+    expect(snippets.filter((s) => s.partial).length).toBeLessThanOrEqual(3);
+  });
+
+  // An empty project folder: no skills folder of this repository's is picked up.
+  const project = mkdtempSync(join(tmpdir(), "lobu-docs-"));
+  for (const s of snippets.filter((s) => !s.partial)) {
+    it(`${s.file}:${s.line} is a lobu.toml that \`lobu run\` accepts`, () => {
+      const config = parseConfig(s.text, `${s.file}:${s.line}`);
+      const where = `${s.file}:${s.line}`;
+      expect(referenceProblems(config, join(project, "lobu.toml")), where).toBeUndefined();
+    });
+  }
+});
