@@ -6,6 +6,7 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
 import { peopleCommands } from "./commands/people.ts";
 import { runCommand } from "./commands/run.ts";
+import { secretsCommands } from "./commands/secrets.ts";
 import { skillsCommands } from "./commands/skills.ts";
 
 /** Wraps a command's action: its result is the process's exit code. */
@@ -137,6 +138,7 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
 
   adminCommands(program, run);
   peopleCommands(program, run);
+  secretsCommands(program, run);
   skillsCommands(program, run);
   deployCommands(program, run);
   markRequired(program);

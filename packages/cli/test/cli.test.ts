@@ -12,14 +12,15 @@ import { allCommands, buildProgram } from "../src/program.ts";
 
 function lobu(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+  opts: { cwd?: string; env?: Record<string, string | undefined>; input?: string } = {},
 ) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [LOBU_BIN, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    child.stdin?.end(opts.input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -438,6 +439,48 @@ describe("lobu people", () => {
       const bad = await lobu(["people", "export", "../../etc/passwd", ...conn]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(/is not a user key/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe("lobu secrets", () => {
+  it("sets a secret from stdin (never an argument), lists it masked, and deletes it", async () => {
+    const gw = await startGatewayProcess({
+      toml: `${HOST_DRIVER}[agents.ops]\n`,
+      env: { ANTHROPIC_API_KEY: "sk-ant-secrets-test-0123456789", OPENAI_API_KEY: undefined },
+    });
+    const conn = ["--gateway", gw.url, "--token", gw.token];
+    const value = "ghp_secretvalue0123456789abcdef";
+    try {
+      const set = await lobu(["secrets", "set", "DOCS_TOKEN", ...conn], { input: `${value}\n` });
+      expect(set.stderr).toBe("");
+      expect(set.code).toBe(0);
+      expect(set.stdout).toMatch(/^stored DOCS_TOKEN \(version 1, /);
+      const agent = await lobu(["secrets", "set", "github", "--agent", "ops", ...conn], {
+        input: value,
+      });
+      expect(agent.code, agent.stderr).toBe(0);
+
+      const list = await lobu(["secrets", "list", ...conn]);
+      expect(list.code).toBe(0);
+      expect(list.stdout).toMatch(/^DOCS_TOKEN +1 /m);
+      expect(list.stdout).not.toContain(value);
+      const agentList = await lobu(["secrets", "list", "--agent", "ops", "--json", ...conn]);
+      expect(JSON.parse(agentList.stdout)).toEqual([expect.objectContaining({ name: "github" })]);
+      expect(agentList.stdout).not.toContain(value);
+
+      const empty = await lobu(["secrets", "set", "EMPTY", ...conn], { input: "" });
+      expect(empty.code).not.toBe(0);
+      expect(empty.stderr).toMatch(/no value on stdin/);
+
+      expect((await lobu(["secrets", "delete", "DOCS_TOKEN", ...conn])).code).toBe(0);
+      expect((await lobu(["secrets", "list", "--json", ...conn])).stdout).not.toContain(
+        "DOCS_TOKEN",
+      );
+      const gone = await lobu(["secrets", "delete", "DOCS_TOKEN", ...conn]);
+      expect(gone.code).not.toBe(0);
     } finally {
       await gw.stop();
     }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
 import { describe, expect, it } from "vitest";
 import { referenceProblems } from "../src/commands/doctor.ts";
+import { buildProgram } from "../src/program.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
 
@@ -67,4 +68,15 @@ describe("lobu.toml snippets in the docs", () => {
       expect(referenceProblems(config, join(project, "lobu.toml")), where).toBeUndefined();
     });
   }
+});
+
+describe("the README", () => {
+  it("names every lobu command, so a new user finds each one", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const program = buildProgram(() => async () => {});
+    const missing = program.commands
+      .map((c) => c.name())
+      .filter((name) => name !== "help" && !readme.includes(`lobu ${name}`));
+    expect(missing).toEqual([]);
+  });
 });
