@@ -2,6 +2,8 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "@lobu/core";
+import { ProviderRegistry } from "@lobu/gateway";
+import { MOCK_CLI_MODELS } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { referenceProblems } from "../src/commands/doctor.ts";
 import { buildProgram } from "../src/program.ts";
@@ -78,5 +80,12 @@ describe("the README", () => {
       .map((c) => c.name())
       .filter((name) => name !== "help" && !readme.includes(`lobu ${name}`));
     expect(missing).toEqual([]);
+  });
+
+  it("has a mock provider (lobu-mock-llm) that lists the models its providers' turns use", () => {
+    // `lobu doctor` warns about a default model the provider does not list.
+    const providers = new ProviderRegistry(parseConfig(""), {});
+    for (const id of ["anthropic", "openai"])
+      expect(MOCK_CLI_MODELS).toContain(providers.get(id)?.defaultModel);
   });
 });
