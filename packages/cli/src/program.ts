@@ -107,7 +107,7 @@ does the same from another terminal.`,
   program
     .command("doctor")
     .description(
-      "check this machine and configuration: Node, data dir, store, providers, sandboxing",
+      "check this machine and configuration: Node, config, data dir, store, providers, platforms, skills, sandboxing",
     )
     .option("-c, --config <file>", "config file (default: ./lobu.toml when present)")
     .option("-d, --data-dir <dir>", "data dir (default .lobu)")

@@ -18,9 +18,10 @@ function lobu(
     const child = spawn(process.execPath, [LOBU_BIN, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
-      stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
-    child.stdin?.end(opts.input);
+    // Without input, stdin is at its end at once (as with </dev/null).
+    child.stdin.end(opts.input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

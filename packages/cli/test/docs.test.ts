@@ -1,8 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "@lobu/core";
-import { ProviderRegistry } from "@lobu/gateway";
+import { type LobuConfig, parseConfig } from "@lobu/core";
+import { PLATFORMS, ProviderRegistry, platformsSetUp } from "@lobu/gateway";
 import { MOCK_CLI_MODELS } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { referenceProblems } from "../src/commands/doctor.ts";
@@ -55,6 +55,48 @@ function tomlSnippets(file: string): Snippet[] {
 
 const snippets = markdownFiles().flatMap(tomlSnippets);
 
+/**
+ * The environment a reader of the page would have: every variable it names, and
+ * for a [platforms.<id>] section every variable docs/platforms/<id>.md names
+ * (TELEGRAM_BOT_TOKEN, SUPPORT_BOT_TOKEN, …), each with a distinct stand-in of
+ * the shape the platform checks, so that its section is checked past "not set".
+ */
+function envOf(file: string, config: LobuConfig): NodeJS.ProcessEnv {
+  const pages = [file, ...Object.keys(config.platforms).map((id) => `docs/platforms/${id}.md`)];
+  const names = new Set(
+    pages.flatMap((p) =>
+      existsSync(join(ROOT, p))
+        ? (readFileSync(join(ROOT, p), "utf8").match(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g) ?? [])
+        : [],
+    ),
+  );
+  return Object.fromEntries(
+    [...names]
+      .filter((n) => !n.endsWith("_FILE")) // files to read: their inline variables stand in
+      .map((n, i) => [
+        n,
+        STAND_INS.find(([pattern]) => pattern.test(n))?.[1](i) ?? `stand-in-${i}-0123456789`,
+      ]),
+  );
+}
+
+/** Values of the shape each platform checks, by the variable's name; `i` keeps them distinct. */
+const STAND_INS: [RegExp, (i: number) => string][] = [
+  [/(_URL|_API_ROOT)$/, () => "https://stand-in.example/"],
+  [/PUBLIC_KEY$/, (i) => i.toString(16).padStart(64, "a")],
+  [/(APP|TENANT|CLIENT)_ID$/, (i) => `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`],
+  [/PHONE_NUMBER_ID$/, (i) => String(123456789012345 + i)],
+  [
+    /SERVICE_ACCOUNT_KEY$/,
+    () =>
+      JSON.stringify({
+        client_email: "chat@stand-in.iam.gserviceaccount.com",
+        private_key: "-----BEGIN PRIVATE KEY-----\nstand-in\n-----END PRIVATE KEY-----\n",
+      }),
+  ],
+  [/(TELEGRAM_BOT|SUPPORT_BOT|TELEGRAM)_TOKEN$/, (i) => `${100000000 + i}:${"A".repeat(35)}`],
+];
+
 describe("lobu.toml snippets in the docs", () => {
   it("are found, and hardly any is marked partial", () => {
     expect(snippets.length).toBeGreaterThan(20);
@@ -68,6 +110,8 @@ describe("lobu.toml snippets in the docs", () => {
       const config = parseConfig(s.text, `${s.file}:${s.line}`);
       const where = `${s.file}:${s.line}`;
       expect(referenceProblems(config, join(project, "lobu.toml")), where).toBeUndefined();
+      // [platforms.*] sections are each platform's to check (its strict schema).
+      expect(() => platformsSetUp(PLATFORMS, config, envOf(s.file, config)), where).not.toThrow();
     });
   }
 });

@@ -35,3 +35,4 @@ export {
 export * from "./skills/index.ts";
 export { createStore } from "./store/index.ts";
 export { redactUrl } from "./store/redis/connection.ts";
+export { platformsSetUp } from "./wiring/platforms.ts";

@@ -22,8 +22,10 @@ import {
   lockDataDirShared,
   lockHolder,
   MASTER_KEY_FILE,
+  PLATFORMS,
   type ProviderProbe,
   ProviderRegistry,
+  platformsSetUp,
   probeProvider,
   providerSecretName,
   redactUrl,
@@ -214,6 +216,24 @@ export function referenceProblems(
     return undefined;
   } catch (err) {
     return withHint(err);
+  }
+}
+
+/** The chat platforms lobu.toml and the environment set up, refused as `lobu run` would. */
+export function platformsCheck(config: LobuConfig): Check[] {
+  try {
+    const names = platformsSetUp(PLATFORMS, config, process.env);
+    return [
+      {
+        level: "ok",
+        title: `platforms: ${names.length ? names.join(", ") : "none, REST API only"}`,
+        ...(names.length ? {} : { detail: "set a platform's token to add it (docs/platforms/)" }),
+      },
+    ];
+  } catch (err) {
+    return [
+      { level: "fail", title: "platforms: `lobu run` refuses the setup", detail: withHint(err) },
+    ];
   }
 }
 
@@ -424,6 +444,7 @@ export async function doctorCommand(opts: {
     checks.push(...clusterCheck(config));
 
     checks.push(...(await providerCheck(config, dataDir, Boolean(opts.offline))));
+    checks.push(...platformsCheck(config));
     checks.push(...skillsCheck(config, configPath));
 
     // The trial sandbox runs in the data dir only while doctor holds it: a running
