@@ -8,6 +8,7 @@ import { parseConfig } from "@lobu/core";
 import { createLocalPackageSet, LOBU_BIN, startGatewayProcess } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { type Check, verdict } from "../src/commands/doctor.ts";
+import { npxLobu } from "../src/commands/init.ts";
 import { allCommands, buildProgram } from "../src/program.ts";
 
 function lobu(
@@ -100,6 +101,13 @@ describe("lobu CLI", () => {
     expect((await lobu(["init", dir, "--force"])).code).toBe(0);
   });
 
+  it("says `npx lobu` only where npx finds this lobu, and names the installation elsewhere", () => {
+    expect(npxLobu("/srv/app", "/srv/app")).toBe("npx lobu");
+    expect(npxLobu("/srv/app/bots/one", "/srv/app")).toBe("npx lobu");
+    expect(npxLobu("/srv/application", "/srv/app")).toBe("npx --prefix /srv/app lobu");
+    expect(npxLobu("/home/me/bot", "/opt/my lobu")).toBe('npx --prefix "/opt/my lobu" lobu');
+  });
+
   it("init creates a missing directory and says how to go on with npx", async () => {
     const parent = mkdtempSync(join(tmpdir(), "lobu-init-"));
     const r = await lobu(["init", "new/project"], { cwd: parent });
@@ -109,8 +117,10 @@ describe("lobu CLI", () => {
       parseConfig(readFileSync(join(parent, "new/project/lobu.toml"), "utf8")),
     ).not.toThrow();
     expect(r.stdout).toContain("put a provider key in new/project/.env");
-    expect(r.stdout).toContain("`cd new/project && npx lobu run`");
-    expect(r.stdout).toContain("`npx lobu chat`");
+    // A folder outside the checkout: a bare `npx lobu` there would fetch "lobu" from the registry.
+    const checkout = join(import.meta.dirname, "../../..");
+    expect(r.stdout).toContain(`\`cd new/project && npx --prefix ${checkout} lobu run\``);
+    expect(r.stdout).toContain(`\`npx --prefix ${checkout} lobu chat\``);
     writeFileSync(join(parent, "file"), "");
     const notDir = await lobu(["init", "file"], { cwd: parent });
     expect(notDir.code).toBe(2);
