@@ -6,6 +6,7 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
 import { peopleCommands } from "./commands/people.ts";
 import { runCommand } from "./commands/run.ts";
+import { secretsCommands } from "./commands/secrets.ts";
 import { skillsCommands } from "./commands/skills.ts";
 
 /** Wraps a command's action: its result is the process's exit code. */
@@ -106,7 +107,7 @@ does the same from another terminal.`,
   program
     .command("doctor")
     .description(
-      "check this machine and configuration: Node, data dir, store, providers, sandboxing",
+      "check this machine and configuration: Node, config, data dir, store, providers, platforms, skills, sandboxing",
     )
     .option("-c, --config <file>", "config file (default: ./lobu.toml when present)")
     .option("-d, --data-dir <dir>", "data dir (default .lobu)")
@@ -137,6 +138,7 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
 
   adminCommands(program, run);
   peopleCommands(program, run);
+  secretsCommands(program, run);
   skillsCommands(program, run);
   deployCommands(program, run);
   markRequired(program);

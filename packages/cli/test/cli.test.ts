@@ -8,18 +8,21 @@ import { parseConfig } from "@lobu/core";
 import { createLocalPackageSet, LOBU_BIN, startGatewayProcess } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { type Check, verdict } from "../src/commands/doctor.ts";
+import { npxLobu } from "../src/commands/init.ts";
 import { allCommands, buildProgram } from "../src/program.ts";
 
 function lobu(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+  opts: { cwd?: string; env?: Record<string, string | undefined>; input?: string } = {},
 ) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [LOBU_BIN, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    // Without input, stdin is at its end at once (as with </dev/null).
+    child.stdin.end(opts.input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -98,6 +101,13 @@ describe("lobu CLI", () => {
     expect((await lobu(["init", dir, "--force"])).code).toBe(0);
   });
 
+  it("says `npx lobu` only where npx finds this lobu, and names the installation elsewhere", () => {
+    expect(npxLobu("/srv/app", "/srv/app")).toBe("npx lobu");
+    expect(npxLobu("/srv/app/bots/one", "/srv/app")).toBe("npx lobu");
+    expect(npxLobu("/srv/application", "/srv/app")).toBe("npx --prefix /srv/app lobu");
+    expect(npxLobu("/home/me/bot", "/opt/my lobu")).toBe('npx --prefix "/opt/my lobu" lobu');
+  });
+
   it("init creates a missing directory and says how to go on with npx", async () => {
     const parent = mkdtempSync(join(tmpdir(), "lobu-init-"));
     const r = await lobu(["init", "new/project"], { cwd: parent });
@@ -107,8 +117,10 @@ describe("lobu CLI", () => {
       parseConfig(readFileSync(join(parent, "new/project/lobu.toml"), "utf8")),
     ).not.toThrow();
     expect(r.stdout).toContain("put a provider key in new/project/.env");
-    expect(r.stdout).toContain("`cd new/project && npx lobu run`");
-    expect(r.stdout).toContain("`npx lobu chat`");
+    // A folder outside the checkout: a bare `npx lobu` there would fetch "lobu" from the registry.
+    const checkout = join(import.meta.dirname, "../../..");
+    expect(r.stdout).toContain(`\`cd new/project && npx --prefix ${checkout} lobu run\``);
+    expect(r.stdout).toContain(`\`npx --prefix ${checkout} lobu chat\``);
     writeFileSync(join(parent, "file"), "");
     const notDir = await lobu(["init", "file"], { cwd: parent });
     expect(notDir.code).toBe(2);
@@ -169,6 +181,26 @@ describe("lobu CLI", () => {
     const down = await lobu(["doctor", "--offline", "--data-dir", join(bad, "data")], { cwd: bad });
     expect(down.code).toBe(1);
     expect(down.stdout).toMatch(/✗ store: redis unreachable/);
+  });
+
+  it("doctor fails on a lobu.toml that `lobu run` would refuse, naming what is missing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lobu-doctor-refs-"));
+    writeFileSync(
+      join(dir, "lobu.toml"),
+      `${HOST_DRIVER}[agents.helper]\nprovider = "nope"\nskills = ["ghost"]\n`,
+    );
+    const r = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toMatch(/^✗ config .*lobu\.toml: `lobu run` refuses it$/m);
+    expect(r.stdout).toMatch(/agents\.helper: provider "nope" is not defined/);
+    expect(r.stdout).toMatch(/agents\.helper: skill "ghost" is not defined/);
+    // A schema error carries its hint too.
+    writeFileSync(join(dir, "lobu.toml"), '[agents.helper]\nprovder = "x"\n');
+    const typo = await lobu(["doctor", "--offline", "--data-dir", join(dir, "data")], { cwd: dir });
+    expect(typo.code).toBe(1);
+    expect(typo.stdout).toMatch(
+      /✗ config invalid\n.*unknown key "provder".*\n.*docs\/configuration\.md/,
+    );
   });
 
   it("doctor reports on the machine and exits 0 when everything works", async () => {
@@ -418,6 +450,48 @@ describe("lobu people", () => {
       const bad = await lobu(["people", "export", "../../etc/passwd", ...conn]);
       expect(bad.code).not.toBe(0);
       expect(bad.stderr).toMatch(/is not a user key/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe("lobu secrets", () => {
+  it("sets a secret from stdin (never an argument), lists it masked, and deletes it", async () => {
+    const gw = await startGatewayProcess({
+      toml: `${HOST_DRIVER}[agents.ops]\n`,
+      env: { ANTHROPIC_API_KEY: "sk-ant-secrets-test-0123456789", OPENAI_API_KEY: undefined },
+    });
+    const conn = ["--gateway", gw.url, "--token", gw.token];
+    const value = "ghp_secretvalue0123456789abcdef";
+    try {
+      const set = await lobu(["secrets", "set", "DOCS_TOKEN", ...conn], { input: `${value}\n` });
+      expect(set.stderr).toBe("");
+      expect(set.code).toBe(0);
+      expect(set.stdout).toMatch(/^stored DOCS_TOKEN \(version 1, /);
+      const agent = await lobu(["secrets", "set", "github", "--agent", "ops", ...conn], {
+        input: value,
+      });
+      expect(agent.code, agent.stderr).toBe(0);
+
+      const list = await lobu(["secrets", "list", ...conn]);
+      expect(list.code).toBe(0);
+      expect(list.stdout).toMatch(/^DOCS_TOKEN +1 /m);
+      expect(list.stdout).not.toContain(value);
+      const agentList = await lobu(["secrets", "list", "--agent", "ops", "--json", ...conn]);
+      expect(JSON.parse(agentList.stdout)).toEqual([expect.objectContaining({ name: "github" })]);
+      expect(agentList.stdout).not.toContain(value);
+
+      const empty = await lobu(["secrets", "set", "EMPTY", ...conn], { input: "" });
+      expect(empty.code).not.toBe(0);
+      expect(empty.stderr).toMatch(/no value on stdin/);
+
+      expect((await lobu(["secrets", "delete", "DOCS_TOKEN", ...conn])).code).toBe(0);
+      expect((await lobu(["secrets", "list", "--json", ...conn])).stdout).not.toContain(
+        "DOCS_TOKEN",
+      );
+      const gone = await lobu(["secrets", "delete", "DOCS_TOKEN", ...conn]);
+      expect(gone.code).not.toBe(0);
     } finally {
       await gw.stop();
     }

@@ -1,3 +1,4 @@
+export { checkConfigReferences } from "./agents/references.ts";
 export type { AgentDefinition } from "./agents/registry.ts";
 export {
   type DataDirLock,
@@ -34,3 +35,4 @@ export {
 export * from "./skills/index.ts";
 export { createStore } from "./store/index.ts";
 export { redactUrl } from "./store/redis/connection.ts";
+export { platformsSetUp } from "./wiring/platforms.ts";

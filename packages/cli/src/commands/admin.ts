@@ -35,7 +35,7 @@ export function withConn(cmd: Command): Command {
     .option("--json", "print JSON");
 }
 
-function table(rows: Record<string, unknown>[], cols: string[]): void {
+export function table(rows: Record<string, unknown>[], cols: string[]): void {
   const cells = rows.map((r) => cols.map((c) => String(r[c] ?? "")));
   const widths = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   console.log(cols.map((c, i) => c.toUpperCase().padEnd(widths[i]!)).join("  "));
@@ -149,7 +149,7 @@ export function adminCommands(program: Command, run: Runner): void {
     sandboxes
       .command("exec")
       .description(
-        "run a program inside a running sandbox as its agent user, and exit with its exit code (process driver)",
+        "run a program inside a running sandbox as its agent user, and exit with its exit code (process and docker drivers)",
       )
       .argument("<id>", "sandbox id (see `lobu sandboxes list`)")
       .argument(

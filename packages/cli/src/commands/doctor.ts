@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { createLogger, errorMessage, isLobuError, type LobuConfig, loadConfig } from "@lobu/core";
 import {
+  checkConfigReferences,
   checkNix,
   createDriver,
   createStore,
@@ -21,8 +22,10 @@ import {
   lockDataDirShared,
   lockHolder,
   MASTER_KEY_FILE,
+  PLATFORMS,
   type ProviderProbe,
   ProviderRegistry,
+  platformsSetUp,
   probeProvider,
   providerSecretName,
   redactUrl,
@@ -187,6 +190,53 @@ async function packagesCheck(
   return checks;
 }
 
+function withHint(err: unknown): string {
+  return `${errorMessage(err)}${isLobuError(err) && err.hint ? `\n${err.hint}` : ""}`;
+}
+
+/**
+ * What `lobu run` refuses beyond the schema: agents naming a provider or skill
+ * that is not defined, skills naming undeclared MCP servers, domain patterns
+ * that are public suffixes. Skills that fail to load are skillsCheck's to report.
+ */
+export function referenceProblems(
+  config: LobuConfig,
+  configPath: string | undefined,
+): string | undefined {
+  let catalog: SkillCatalog;
+  try {
+    catalog = new SkillCatalog(config, configPath, {
+      projectDir: configPath ? dirname(configPath) : process.cwd(),
+    });
+  } catch {
+    return undefined;
+  }
+  try {
+    checkConfigReferences(config, new ProviderRegistry(config), catalog, configPath);
+    return undefined;
+  } catch (err) {
+    return withHint(err);
+  }
+}
+
+/** The chat platforms lobu.toml and the environment set up, refused as `lobu run` would. */
+export function platformsCheck(config: LobuConfig): Check[] {
+  try {
+    const names = platformsSetUp(PLATFORMS, config, process.env);
+    return [
+      {
+        level: "ok",
+        title: `platforms: ${names.length ? names.join(", ") : "none, REST API only"}`,
+        ...(names.length ? {} : { detail: "set a platform's token to add it (docs/platforms/)" }),
+      },
+    ];
+  } catch (err) {
+    return [
+      { level: "fail", title: "platforms: `lobu run` refuses the setup", detail: withHint(err) },
+    ];
+  }
+}
+
 /**
  * The project's skills: they load, and what they need is declared. An unmet
  * domain need stops `lobu run` (a problem); an undeclared MCP server or an
@@ -199,10 +249,7 @@ export function skillsCheck(config: LobuConfig, configPath: string | undefined):
       projectDir: configPath ? dirname(configPath) : process.cwd(),
     });
   } catch (err) {
-    const hint = isLobuError(err) && err.hint ? `\n${err.hint}` : "";
-    return [
-      { level: "fail", title: "skills cannot be loaded", detail: `${errorMessage(err)}${hint}` },
-    ];
+    return [{ level: "fail", title: "skills cannot be loaded", detail: withHint(err) }];
   }
   const skills = catalog.list();
   const checks: Check[] = [
@@ -304,9 +351,18 @@ export async function doctorCommand(opts: {
     const loaded = loadConfig(opts.config);
     config = loaded.config;
     configPath = loaded.path;
-    checks.push({ level: "ok", title: `config ${loaded.path ?? "(defaults; no lobu.toml)"}` });
+    const refused = referenceProblems(loaded.config, loaded.path);
+    checks.push(
+      refused
+        ? {
+            level: "fail",
+            title: `config ${loaded.path}: \`lobu run\` refuses it`,
+            detail: refused,
+          }
+        : { level: "ok", title: `config ${loaded.path ?? "(defaults; no lobu.toml)"}` },
+    );
   } catch (err) {
-    checks.push({ level: "fail", title: "config invalid", detail: errorMessage(err) });
+    checks.push({ level: "fail", title: "config invalid", detail: withHint(err) });
   }
 
   if (config) {
@@ -388,6 +444,7 @@ export async function doctorCommand(opts: {
     checks.push(...clusterCheck(config));
 
     checks.push(...(await providerCheck(config, dataDir, Boolean(opts.offline))));
+    checks.push(...platformsCheck(config));
     checks.push(...skillsCheck(config, configPath));
 
     // The trial sandbox runs in the data dir only while doctor holds it: a running

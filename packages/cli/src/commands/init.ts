@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { CliError } from "../client.ts";
 
 const TOML = `# lobu.toml: Lobu gateway configuration. Every key is optional; see docs/configuration.md.
@@ -101,6 +101,25 @@ const ENV = `# Environment for \`lobu run\` (loaded from .env in the working dir
 # DISCORD_PUBLIC_KEY=
 `;
 
+/** The folder whose node_modules/.bin holds this `lobu` (the checkout or project that installed it). */
+function installedIn(from = import.meta.dirname): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "node_modules", ".bin", "lobu"))) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * How to run `lobu` in `root`: `npx lobu` finds it only in or below the folder
+ * that installed it; elsewhere npx would fetch a package named "lobu" from the
+ * registry instead, so the command names the installation.
+ */
+export function npxLobu(root: string, installed = installedIn()): string {
+  if (!installed || root === installed || root.startsWith(`${installed}${sep}`)) return "npx lobu";
+  const prefix = /^[\w./-]+$/.test(installed) ? installed : JSON.stringify(installed);
+  return `npx --prefix ${prefix} lobu`;
+}
+
 export function initCommand(dir: string, opts: { force?: boolean }): number {
   const root = resolve(dir);
   if (existsSync(root) && !statSync(root).isDirectory())
@@ -126,7 +145,7 @@ export function initCommand(dir: string, opts: { force?: boolean }): number {
   const rel = fromHere.startsWith("..") ? root : fromHere;
   const cd = rel ? `cd ${/^[\w./-]+$/.test(rel) ? rel : JSON.stringify(rel)} && ` : "";
   console.log(
-    `\nNext: put a provider key in ${rel ? join(rel, ".env") : ".env"}, then \`${cd}npx lobu run\` and, in another terminal there, \`npx lobu chat\`.`,
+    `\nNext: put a provider key in ${rel ? join(rel, ".env") : ".env"}, then \`${cd}${npxLobu(root)} run\` and, in another terminal there, \`${npxLobu(root)} chat\`.`,
   );
   return 0;
 }

@@ -5,7 +5,7 @@ import type { Runner } from "../program.ts";
 import { type Conn, connect, withConn } from "./admin.ts";
 
 const KEY_HELP =
-  "the person's user key, platform:workspace:user (slack:T0123:U0456, telegram::12345, api:myapp:alice)";
+  "the person's user key, platform:workspace:user (slack:T0123:U0456, telegram::12345, api:myapp:alice; api::alice for `lobu chat --user alice` and admin tokens)";
 
 const personPath = (userKey: string) => `/api/v1/admin/people/${encodeURIComponent(userKey)}`;
 

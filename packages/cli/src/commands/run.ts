@@ -18,12 +18,20 @@ export interface RunOptions {
  * an orphan with its sandboxes running and their volumes mounted. Under npm, the
  * gateway therefore stops when its parent goes away.
  */
-function onLauncherExit(stop: () => void): void {
-  if (!process.env.npm_execpath) return;
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) stop();
-  }, 500).unref();
+export function onLauncherExit(
+  stop: () => void,
+  readParent: () => number = () => process.ppid,
+  everyMs = 500,
+): void {
+  const parent = readParent();
+  const timer = setInterval(() => {
+    if (readParent() === parent) return;
+    // Once: a second stop() is the "second signal" that exits at once, cutting
+    // the clean shutdown (sandboxes, mounted volumes) short.
+    clearInterval(timer);
+    stop();
+  }, everyMs);
+  timer.unref();
 }
 
 export async function runCommand(opts: RunOptions): Promise<number> {
@@ -69,7 +77,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
-  onLauncherExit(() => stop("npm exited"));
+  if (process.env.npm_execpath) onLauncherExit(() => stop("npm exited"));
 
   try {
     gateway = await startGateway({

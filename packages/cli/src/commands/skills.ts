@@ -211,7 +211,9 @@ project itself uses is refused.`;
 export function skillsCommands(program: Command, run: Runner): void {
   const skills = program
     .command("skills")
-    .description("the project's skills: add (path, git URL, npm package, starter), list, remove")
+    .description(
+      "the project's skills: add (path, git URL, npm package, starter), list, remove, restore",
+    )
     .addHelpText("after", SKILLS_HELP);
   const config = "config file (default: ./lobu.toml when present); its folder is the project";
   skills

@@ -554,7 +554,7 @@ export class SandboxManager {
         `the ${driver.name} sandbox driver cannot run commands in a sandbox`,
         {
           status: 501,
-          hint: 'Only process sandboxes (sandbox.driver = "process") have a shell to run commands in.',
+          hint: 'Only process and docker sandboxes (sandbox.driver = "process" or "docker") have a shell to run commands in.',
         },
       );
     if (!this.live.has(id))

@@ -82,6 +82,21 @@ export class Platforms {
   }
 }
 
+const UNSTARTED: FailureLog = { debug() {}, warn() {}, error() {} };
+
+/**
+ * The platforms lobu.toml and the environment set up, checked as `lobu run`
+ * checks them (unknown sections, each platform's strict schema, its tokens)
+ * without starting any: for `lobu doctor`. Throws what `lobu run` would.
+ */
+export function platformsSetUp(
+  plugins: readonly PlatformPlugin[],
+  config: LobuConfig,
+  env: NodeJS.ProcessEnv,
+): string[] {
+  return Platforms.create(plugins, config, env, UNSTARTED).names;
+}
+
 /** The platforms' own ways into the settings page (Telegram's Mini App), from their plugins. */
 export function settingsSignIns(
   plugins: readonly PlatformPlugin[],

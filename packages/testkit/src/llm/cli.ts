@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** Run the mock LLM as a standalone provider: `lobu-mock-llm --port 9999 [--api-key k]`. */
 import { parseArgs } from "node:util";
-import { startMockLlm } from "./server.ts";
+import { MOCK_CLI_MODELS, startMockLlm } from "./server.ts";
 
 const USAGE = `Usage: lobu-mock-llm [--port 9999] [--host 127.0.0.1] [--api-key KEY]
 
@@ -40,6 +40,7 @@ try {
     port,
     host,
     apiKey: args["api-key"],
+    models: MOCK_CLI_MODELS,
     onRequest: (req) => {
       const said = req.lastUserText ? ` "${req.lastUserText.slice(0, 60)}"` : "";
       console.log(

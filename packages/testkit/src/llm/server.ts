@@ -63,6 +63,13 @@ export interface MockLlm {
 }
 
 export const DEFAULT_MOCK_MODELS = ["mock-model", "mock-model-small"];
+/**
+ * What `lobu-mock-llm` lists: its own ids and the default models of the two
+ * providers the README points at it (anthropic, openai), so that `lobu doctor`
+ * finds the model a turn will use. packages/cli/test/docs.test.ts checks them
+ * against the gateway's presets.
+ */
+export const MOCK_CLI_MODELS = [...DEFAULT_MOCK_MODELS, "claude-sonnet-4-5", "gpt-4.1-mini"];
 
 type Route =
   | "messages"
