@@ -345,13 +345,20 @@ for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpi
             pass
 relay = os.environ["HTTP_PROXY"] + "/__lobu/llm/anthropic"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-def call(method, path, key, body=None):
+import http.client
+def call(method, path, key, body=None, tries=3):
     req = urllib.request.Request(relay + path, method=method, data=body, headers={"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
     try:
         r = opener.open(req, timeout=30)
         return r.status, r.read().decode()[:300]
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()[:300]
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        # A connection dropped before its answer (seen only on a heavily loaded
+        # machine): ask again; the answer itself is what the attack checks.
+        if tries <= 1:
+            raise
+        return call(method, path, key, body, tries - 1)
 key = next((k for k in sorted(found - known) if call("GET", "/v1/models", k)[0] == 200), None)
 ${body}
 `;
