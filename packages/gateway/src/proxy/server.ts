@@ -12,7 +12,6 @@ import { clientErrorHandler } from "./client-errors.ts";
 import { handleConnect } from "./connect.ts";
 import { OpenSockets, type TunnelContext, TunnelSlots } from "./connections.ts";
 import type { EgressContext } from "./context.ts";
-import { createUpstreamAgents } from "./forward.ts";
 import type { PlaintextSwap } from "./forwarding.ts";
 import { handleInterceptedRequest } from "./intercepted.ts";
 import type { InternalHandler } from "./internal-endpoint.ts";
@@ -22,6 +21,7 @@ import type { EgressPolicy } from "./policy.ts";
 import type { SecretSource } from "./swap.ts";
 import type { UpstreamTrust } from "./tunnel.ts";
 import { handleUpgrade } from "./upgrade.ts";
+import { UpstreamPools } from "./upstream-pools.ts";
 
 /**
  * The egress endpoint a sandbox reaches through its Unix socket. It is an HTTP
@@ -82,8 +82,11 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     noDelay: true,
   };
   const server = http.createServer(serverOptions) as EgressServer;
-  const agents = createUpstreamAgents();
-  const ctx = egressContext(opts, limits, agents, http.createServer(serverOptions));
+  const pools = new UpstreamPools({
+    connectTimeoutMs: limits.upstreamConnectTimeoutMs,
+    ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
+  });
+  const ctx = egressContext(opts, limits, pools, http.createServer(serverOptions));
   const { innerServer } = ctx;
   const onClientError = clientErrorHandler(ctx);
 
@@ -114,8 +117,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       server.closeAllConnections();
       innerServer.closeAllConnections();
       ctx.sockets.destroyAll();
-      agents.httpAgent.destroy();
-      agents.httpsAgent.destroy();
+      void pools.destroy();
     });
   return server;
 }
@@ -124,7 +126,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
 function egressContext(
   opts: EgressServerOptions,
   limits: EgressLimits,
-  agents: ReturnType<typeof createUpstreamAgents>,
+  pools: UpstreamPools,
   innerServer: http.Server,
 ): EgressContext {
   const { placeholders, secrets, upstreamCa } = opts;
@@ -143,7 +145,7 @@ function egressContext(
       placeholders,
       secrets,
       bound: new BoundSecrets({ placeholders, secrets }),
-      ...agents,
+      pools,
       ...(upstreamCa ? { upstreamCa } : {}),
       limits,
       plaintextSwap: opts.plaintextSwap ?? "private-only",
