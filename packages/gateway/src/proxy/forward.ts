@@ -123,12 +123,14 @@ function sendUpstream(
   /** The answer was refused (answerHead): what undici reports after the abort is ours. */
   let dropped = false;
   const armIdle = () => {
-    timer?.refresh() ??
-      (timer = setTimeout(
+    if (timer) timer.refresh();
+    else {
+      timer = setTimeout(
         () =>
           controller?.abort(new UpstreamTimeout(`no data from ${target.host} for ${idleMs} ms`)),
         idleMs,
-      ));
+      );
+    }
   };
   const finish = () => {
     done = true;
@@ -183,7 +185,8 @@ function sendUpstream(
   try {
     pool = deps.pools.poolFor(target.protocol, target.host, addr, target.port);
   } catch (err) {
-    return cb.failed(err as Error);
+    cb.failed(err as Error);
+    return;
   }
   if (out.body !== null && !Buffer.isBuffer(out.body)) {
     out.body.on("error", (err) => controller?.abort(err));
