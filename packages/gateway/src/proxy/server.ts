@@ -3,6 +3,7 @@ import type net from "node:net";
 import type { Logger } from "@lobu/core";
 import type { EgressIdentity } from "../sandbox/driver.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
+import { readSnapshot } from "../store/read-cache.ts";
 import type { Resolver } from "./addresses.ts";
 import type { AuditSink } from "./audit.ts";
 import { createAuditRecorder } from "./audit-records.ts";
@@ -30,7 +31,8 @@ import { UpstreamPools } from "./upstream-pools.ts";
  * and hands `/__lobu/*` to the gateway's internal API. This module wires the
  * servers to the handlers: identity.ts and policy.ts decide, plain-http.ts,
  * connect.ts, intercepted.ts and upgrade.ts handle each kind of request,
- * refusals.ts and audit-records.ts answer and record.
+ * refusals.ts and audit-records.ts answer and record. Each request's store reads
+ * share one generation check (store/read-cache.ts `readSnapshot`).
  */
 
 export type { InternalContext, InternalHandler } from "./internal-endpoint.ts";
@@ -92,17 +94,19 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
 
   server.on("connection", (socket: net.Socket) => ctx.sockets.track(socket));
   server.on("request", (req, res) =>
-    handlePlainRequest(ctx, req, res).catch(crashed(ctx, "request", res)),
+    readSnapshot(() => handlePlainRequest(ctx, req, res)).catch(crashed(ctx, "request", res)),
   );
   server.on("connect", (req, socket: net.Socket, head) =>
-    handleConnect(ctx, req, socket, head).catch(crashed(ctx, "CONNECT", undefined, socket)),
+    readSnapshot(() => handleConnect(ctx, req, socket, head)).catch(
+      crashed(ctx, "CONNECT", undefined, socket),
+    ),
   );
   server.on("upgrade", (req, socket: net.Socket, head) =>
     handleUpgrade(ctx, req, socket, head).catch(crashed(ctx, "upgrade", undefined, socket)),
   );
   server.on("clientError", onClientError);
   innerServer.on("request", (req, res) =>
-    handleInterceptedRequest(ctx, req, res).catch(crashed(ctx, "request", res)),
+    readSnapshot(() => handleInterceptedRequest(ctx, req, res)).catch(crashed(ctx, "request", res)),
   );
   innerServer.on("upgrade", (req, socket: net.Socket, head) => {
     const tunnel: TunnelContext | undefined = ctx.intercepted.get(req.socket);
