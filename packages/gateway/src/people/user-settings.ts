@@ -4,6 +4,7 @@ import { z } from "zod";
 import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { scanKeys } from "../store/scan.ts";
 import { ReadMemo } from "../util/read-memo.ts";
 import { readRecord } from "../util/stored-record.ts";
@@ -30,6 +31,8 @@ export type UserAgentSettings = z.infer<typeof UserAgentSettings>;
 const empty = (): UserAgentSettings => UserAgentSettings.parse({});
 
 const key = (agentId: string, userKey: string) => `usettings:${agentId}:${userKey}`;
+// A person's grants are read on every request of their turn: cached until the next write.
+cacheReads("usettings:");
 
 /** Settings handed to several readers: a change must go through `update`, never in place. */
 function frozen(s: UserAgentSettings): UserAgentSettings {

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from "node:http";
 import zlib from "node:zlib";
 import { forwardableHeaders, setHeader } from "./headers.ts";
 import type { LiteralRedactor } from "./rewrite.ts";
@@ -21,9 +20,17 @@ export type AnswerHead =
   /** The body is encoded in a way the redactor cannot see through. */
   | { ok: false; reason: string };
 
+/** The head of an upstream answer, as the forwarder's client delivers it. */
+export interface UpstreamHead {
+  statusCode: number;
+  statusMessage: string | undefined;
+  /** Name, value, name, value… as received (casing and duplicates kept). */
+  rawHeaders: string[];
+}
+
 /** `method`: the request's, to know whether the answer has a body to decode. */
 export function answerHead(
-  upRes: IncomingMessage,
+  upRes: UpstreamHead,
   method: string | undefined,
   redactor: LiteralRedactor | null,
   host: string,
@@ -76,7 +83,7 @@ function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliD
  * chunked, which the client would not even see). Every Content-Encoding header
  * counts, not only the first: a second one is how a body would slip past.
  */
-function codingOf(upRes: IncomingMessage): string | null {
+function codingOf(upRes: UpstreamHead): string | null {
   const codings: string[] = [];
   for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
     const name = upRes.rawHeaders[i]!.toLowerCase();
@@ -92,11 +99,14 @@ function codingOf(upRes: IncomingMessage): string | null {
   return codings.length === 1 && KNOWN_CODINGS.has(codings[0]!) ? codings[0]! : null;
 }
 
-function describeCodings(upRes: IncomingMessage): string {
+function describeCodings(upRes: UpstreamHead): string {
   const parts: string[] = [];
   for (const name of ["content-encoding", "transfer-encoding"]) {
-    const v = upRes.headers[name];
-    if (v) parts.push(`${name}: ${Array.isArray(v) ? v.join(", ") : v}`);
+    const values: string[] = [];
+    for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
+      if (upRes.rawHeaders[i]!.toLowerCase() === name) values.push(upRes.rawHeaders[i + 1]!);
+    }
+    if (values.length) parts.push(`${name}: ${values.join(", ")}`);
   }
   return parts.join("; ");
 }

@@ -1,12 +1,12 @@
-import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
-import { answerHead } from "./answer-redaction.ts";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Writable } from "node:stream";
+import type { Dispatcher } from "undici";
+import { answerHead, type UpstreamHead } from "./answer-redaction.ts";
 import { wantsJson } from "./explain.ts";
 import type { ForwardDeps, ForwardOutcome, ForwardTarget } from "./forwarding.ts";
 import { authority } from "./headers.ts";
 import { type OutgoingRequest, prepareOutgoing } from "./outgoing-request.ts";
 import { upstreamError, writeRefusal } from "./refusals.ts";
-import { upstreamTlsOptions } from "./tunnel.ts";
 
 /**
  * One proxied HTTP request: swap bound placeholders, send it to the vetted address
@@ -16,6 +16,9 @@ import { upstreamTlsOptions } from "./tunnel.ts";
  */
 
 class UpstreamTimeout extends Error {}
+
+/** What the request to undici must not carry: it frames the body itself, and Node's server answered any 100-continue. */
+const UNSENDABLE = new Set(["transfer-encoding", "expect"]);
 
 export async function forward(
   req: IncomingMessage,
@@ -39,34 +42,29 @@ export async function forward(
         notes: out.swapper.notes,
       });
     };
-    const upReq = sendUpstream(target, out, req.method, deps);
-    upReq.on("error", (err) => {
+    const failed = (err: Error) => {
       if (settled) return void res.destroy();
-      const status = err instanceof UpstreamTimeout ? 504 : 502;
+      const status = err instanceof UpstreamTimeout || isTimeout(err) ? 504 : 502;
       const code = (err as NodeJS.ErrnoException).code;
       const reason = `${target.host} (${target.addresses[0]!.address}:${target.port}) failed: ${code ?? err.message}`;
       const r = upstreamError(target.host, reason, status);
       writeRefusal(res, r, wantsJson(req.headers), { Connection: "close" });
       settle("error", status, reason);
-    });
-    // The sandbox went away: stop the upstream request too.
-    res.on("close", () => {
-      if (!res.writableFinished) upReq.destroy();
-    });
-    upReq.on("response", (upRes) => {
-      const head = answerHead(upRes, req.method, out.redactor, target.host);
-      if (!head.ok) {
-        upRes.destroy();
-        writeRefusal(res, upstreamError(target.host, head.reason), wantsJson(req.headers));
-        return settle("error", 502, head.reason);
+    };
+    const answered = (head: UpstreamHead): Writable | null => {
+      const answer = answerHead(head, req.method, out.redactor, target.host);
+      if (!answer.ok) {
+        writeRefusal(res, upstreamError(target.host, answer.reason), wantsJson(req.headers));
+        settle("error", 502, answer.reason);
+        return null;
       }
-      const status = upRes.statusCode ?? 502;
-      res.writeHead(status, head.statusMessage, head.headers);
+      const status = head.statusCode;
+      res.writeHead(status, answer.statusMessage, answer.headers);
       // A streamed answer (SSE, chunked) gets its headers now rather than with the
       // first chunk; a sized one sends them with its body (one write fewer).
       if (
-        upRes.headers["content-length"] === undefined ||
-        /event-stream/i.test(upRes.headers["content-type"] ?? "")
+        headerValue(head.rawHeaders, "content-length") === undefined ||
+        /event-stream/i.test(headerValue(head.rawHeaders, "content-type") ?? "")
       ) {
         res.flushHeaders();
       }
@@ -76,87 +74,163 @@ export async function forward(
         status,
         `${req.method} ${to} → ${status}`,
       );
-      pipeAnswer(upRes, head.stages, res);
-    });
-    sendBody(upReq, out.body);
+      return answerSink(answer.stages, res);
+    };
+    sendUpstream(target, out, req, res, deps, { answered, failed });
   });
 }
 
-/** Open the upstream request to the first vetted address, with its timeouts. */
-function sendUpstream(
-  target: ForwardTarget,
-  out: OutgoingRequest,
-  method: string | undefined,
-  deps: ForwardDeps,
-): http.ClientRequest {
-  const isHttps = target.protocol === "https:";
-  const addr = target.addresses[0]!;
-  const options: https.RequestOptions = {
-    host: addr.address,
-    family: addr.family,
-    port: target.port,
-    method,
-    path: out.path,
-    headers: out.headers,
-    setHost: false,
-    agent: isHttps ? deps.httpsAgent : deps.httpAgent,
-    ...(isHttps ? upstreamTlsOptions(target.host, deps.upstreamCa) : {}),
-  };
-  const upReq = (isHttps ? https : http).request(options);
-  upReq.on("socket", (socket) => {
-    if (!socket.connecting) return;
-    const timer = setTimeout(
-      () => upReq.destroy(new UpstreamTimeout(`connecting to ${addr.address} timed out`)),
-      deps.limits.upstreamConnectTimeoutMs,
-    );
-    socket.once("connect", () => clearTimeout(timer));
-    socket.once("close", () => clearTimeout(timer));
-  });
-  const idleMs = deps.limits.idleTimeoutMs;
-  upReq.setTimeout(idleMs, () =>
-    upReq.destroy(new UpstreamTimeout(`no data from ${target.host} for ${idleMs} ms`)),
-  );
-  return upReq;
+function isTimeout(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT";
 }
 
-function sendBody(upReq: http.ClientRequest, body: OutgoingRequest["body"]): void {
-  if (body === null) upReq.end();
-  else if (Buffer.isBuffer(body)) upReq.end(body);
-  else {
-    body.on("error", (err) => upReq.destroy(err));
-    body.pipe(upReq);
-  }
+function headerValue(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
+}
+
+interface AnswerCallbacks {
+  /** The answer's head arrived: where its body goes, or null to drop it (refused). */
+  answered(head: UpstreamHead): Writable | null;
+  failed(err: Error): void;
 }
 
 /**
- * Stream the answer's body through `stages` to the sandbox. Plain pipes
- * (stream.pipeline costs an AbortController per response); any failure along the
- * way cuts the sandbox's response short.
+ * Send the request to the first vetted address and stream the answer into what
+ * `answered` returns, with backpressure: the upstream read pauses while the
+ * sandbox is not reading. No data from upstream for the idle timeout cuts it.
  */
-function pipeAnswer(
-  upRes: IncomingMessage,
-  stages: readonly NodeJS.ReadWriteStream[],
+function sendUpstream(
+  target: ForwardTarget,
+  out: OutgoingRequest,
+  req: IncomingMessage,
   res: ServerResponse,
+  deps: ForwardDeps,
+  cb: AnswerCallbacks,
 ): void {
-  const fail = () => {
-    res.destroy();
-    upRes.destroy();
+  const addr = target.addresses[0]!;
+  const headers: string[] = [];
+  for (let i = 0; i < out.headers.length; i += 2) {
+    if (!UNSENDABLE.has(out.headers[i]!.toLowerCase()))
+      headers.push(out.headers[i]!, out.headers[i + 1]!);
+  }
+  const idleMs = deps.limits.idleTimeoutMs;
+  let sink: Writable | null = null;
+  let controller: Dispatcher.DispatchController | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  let done = false;
+  /** The answer was refused (answerHead): what undici reports after the abort is ours. */
+  let dropped = false;
+  const armIdle = () => {
+    if (timer) timer.refresh();
+    else {
+      timer = setTimeout(
+        () =>
+          controller?.abort(new UpstreamTimeout(`no data from ${target.host} for ${idleMs} ms`)),
+        idleMs,
+      );
+    }
   };
-  let src: NodeJS.ReadableStream = upRes;
-  upRes.on("error", fail);
-  for (const stage of stages) {
+  const finish = () => {
+    done = true;
+    clearTimeout(timer);
+  };
+  // The sandbox went away: stop the upstream request too.
+  res.on("close", () => {
+    if (!done && !res.writableFinished)
+      controller?.abort(new Error("the sandbox closed the connection"));
+  });
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+      armIdle();
+    },
+    onResponseStart(c, statusCode, _headers, statusMessage) {
+      // 1xx informational answers are not passed on (Node's server sent its own 100).
+      if (statusCode < 200) return;
+      armIdle();
+      const rawHeaders = rawPairs(c.rawHeaders);
+      sink = cb.answered({ statusCode, statusMessage: statusMessage ?? "", rawHeaders });
+      if (!sink) {
+        finish();
+        dropped = true;
+        return c.abort(new Error("answer refused"));
+      }
+      sink.on("drain", () => c.resume());
+      sink.on("error", () => c.abort(new Error("the answer could not be delivered")));
+    },
+    onResponseData(c, chunk) {
+      armIdle();
+      if (sink && !sink.write(chunk)) c.pause();
+    },
+    onResponseEnd() {
+      finish();
+      sink?.end();
+    },
+    onBodySent() {
+      armIdle();
+    },
+    onResponseError(_c, err) {
+      finish();
+      if (dropped) return;
+      if (sink) {
+        // Cut the sandbox's answer short (a stage destroyed alone would leave it open).
+        res.destroy();
+        if (sink !== res) sink.destroy();
+      } else cb.failed(err);
+    },
+  };
+  let pool: Dispatcher;
+  try {
+    pool = deps.pools.poolFor(target.protocol, target.host, addr, target.port);
+  } catch (err) {
+    cb.failed(err as Error);
+    return;
+  }
+  if (out.body !== null && !Buffer.isBuffer(out.body)) {
+    out.body.on("error", (err) => controller?.abort(err));
+  }
+  pool.dispatch(
+    {
+      method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+      path: out.path,
+      headers,
+      body: out.body,
+      // The forwarder's own idle timer covers headers and body.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    },
+    handler,
+  );
+}
+
+/** undici's raw header list as latin1 string pairs (what Node's rawHeaders would be). */
+function rawPairs(raw: Dispatcher.DispatchController["rawHeaders"]): string[] {
+  const out: string[] = [];
+  if (Array.isArray(raw)) {
+    for (const v of raw) out.push(typeof v === "string" ? v : v.toString("latin1"));
+  } else if (raw) {
+    for (const [k, v] of Object.entries(raw)) {
+      for (const one of Array.isArray(v) ? v : [v]) out.push(k, String(one));
+    }
+  }
+  return out;
+}
+
+/**
+ * Where the answer's body is written: through `stages` (decoding, redaction)
+ * to the sandbox. Any failure along the way cuts the sandbox's response short.
+ */
+function answerSink(stages: readonly NodeJS.ReadWriteStream[], res: ServerResponse): Writable {
+  if (stages.length === 0) return res;
+  const fail = () => res.destroy();
+  let src = stages[0]!;
+  src.on("error", fail);
+  for (const stage of stages.slice(1)) {
     stage.on("error", fail);
     src = src.pipe(stage);
   }
   src.pipe(res);
-}
-
-export function createUpstreamAgents(): { httpAgent: http.Agent; httpsAgent: https.Agent } {
-  const opts = {
-    keepAlive: true,
-    maxSockets: 256,
-    maxFreeSockets: 64,
-    scheduling: "lifo" as const,
-  };
-  return { httpAgent: new http.Agent(opts), httpsAgent: new https.Agent(opts) };
+  return stages[0] as unknown as Writable;
 }

@@ -1,10 +1,9 @@
-import type http from "node:http";
-import type https from "node:https";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import type { ResolvedAddress } from "./addresses.ts";
 import type { BoundSecrets } from "./bound.ts";
 import type { SecretSource } from "./swap.ts";
 import type { UpstreamTrust } from "./tunnel.ts";
+import type { UpstreamPools } from "./upstream-pools.ts";
 
 /** What the forwarder (forward.ts) is given and what it reports, for one request. */
 
@@ -37,8 +36,8 @@ export interface ForwardDeps {
   secrets: SecretSource;
   /** Secrets bound to a host, for redacting every response from it. */
   bound: BoundSecrets;
-  httpAgent: http.Agent;
-  httpsAgent: https.Agent;
+  /** Upstream connections, per vetted address and TLS name. */
+  pools: UpstreamPools;
   /** CAs trusted for upstream TLS; undefined = Node's default store. */
   upstreamCa?: UpstreamTrust;
   limits: ForwardLimits;

@@ -3,6 +3,7 @@ import type net from "node:net";
 import type { Logger } from "@lobu/core";
 import type { EgressIdentity } from "../sandbox/driver.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
+import { readSnapshot } from "../store/read-cache.ts";
 import type { Resolver } from "./addresses.ts";
 import type { AuditSink } from "./audit.ts";
 import { createAuditRecorder } from "./audit-records.ts";
@@ -12,7 +13,6 @@ import { clientErrorHandler } from "./client-errors.ts";
 import { handleConnect } from "./connect.ts";
 import { OpenSockets, type TunnelContext, TunnelSlots } from "./connections.ts";
 import type { EgressContext } from "./context.ts";
-import { createUpstreamAgents } from "./forward.ts";
 import type { PlaintextSwap } from "./forwarding.ts";
 import { handleInterceptedRequest } from "./intercepted.ts";
 import type { InternalHandler } from "./internal-endpoint.ts";
@@ -22,6 +22,7 @@ import type { EgressPolicy } from "./policy.ts";
 import type { SecretSource } from "./swap.ts";
 import type { UpstreamTrust } from "./tunnel.ts";
 import { handleUpgrade } from "./upgrade.ts";
+import { UpstreamPools } from "./upstream-pools.ts";
 
 /**
  * The egress endpoint a sandbox reaches through its Unix socket. It is an HTTP
@@ -30,7 +31,8 @@ import { handleUpgrade } from "./upgrade.ts";
  * and hands `/__lobu/*` to the gateway's internal API. This module wires the
  * servers to the handlers: identity.ts and policy.ts decide, plain-http.ts,
  * connect.ts, intercepted.ts and upgrade.ts handle each kind of request,
- * refusals.ts and audit-records.ts answer and record.
+ * refusals.ts and audit-records.ts answer and record. Each request's store reads
+ * share one generation check (store/read-cache.ts `readSnapshot`).
  */
 
 export type { InternalContext, InternalHandler } from "./internal-endpoint.ts";
@@ -82,24 +84,29 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
     noDelay: true,
   };
   const server = http.createServer(serverOptions) as EgressServer;
-  const agents = createUpstreamAgents();
-  const ctx = egressContext(opts, limits, agents, http.createServer(serverOptions));
+  const pools = new UpstreamPools({
+    connectTimeoutMs: limits.upstreamConnectTimeoutMs,
+    ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
+  });
+  const ctx = egressContext(opts, limits, pools, http.createServer(serverOptions));
   const { innerServer } = ctx;
   const onClientError = clientErrorHandler(ctx);
 
   server.on("connection", (socket: net.Socket) => ctx.sockets.track(socket));
   server.on("request", (req, res) =>
-    handlePlainRequest(ctx, req, res).catch(crashed(ctx, "request", res)),
+    readSnapshot(() => handlePlainRequest(ctx, req, res)).catch(crashed(ctx, "request", res)),
   );
   server.on("connect", (req, socket: net.Socket, head) =>
-    handleConnect(ctx, req, socket, head).catch(crashed(ctx, "CONNECT", undefined, socket)),
+    readSnapshot(() => handleConnect(ctx, req, socket, head)).catch(
+      crashed(ctx, "CONNECT", undefined, socket),
+    ),
   );
   server.on("upgrade", (req, socket: net.Socket, head) =>
     handleUpgrade(ctx, req, socket, head).catch(crashed(ctx, "upgrade", undefined, socket)),
   );
   server.on("clientError", onClientError);
   innerServer.on("request", (req, res) =>
-    handleInterceptedRequest(ctx, req, res).catch(crashed(ctx, "request", res)),
+    readSnapshot(() => handleInterceptedRequest(ctx, req, res)).catch(crashed(ctx, "request", res)),
   );
   innerServer.on("upgrade", (req, socket: net.Socket, head) => {
     const tunnel: TunnelContext | undefined = ctx.intercepted.get(req.socket);
@@ -114,8 +121,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
       server.closeAllConnections();
       innerServer.closeAllConnections();
       ctx.sockets.destroyAll();
-      agents.httpAgent.destroy();
-      agents.httpsAgent.destroy();
+      void pools.destroy();
     });
   return server;
 }
@@ -124,7 +130,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
 function egressContext(
   opts: EgressServerOptions,
   limits: EgressLimits,
-  agents: ReturnType<typeof createUpstreamAgents>,
+  pools: UpstreamPools,
   innerServer: http.Server,
 ): EgressContext {
   const { placeholders, secrets, upstreamCa } = opts;
@@ -143,7 +149,7 @@ function egressContext(
       placeholders,
       secrets,
       bound: new BoundSecrets({ placeholders, secrets }),
-      ...agents,
+      pools,
       ...(upstreamCa ? { upstreamCa } : {}),
       limits,
       plaintextSwap: opts.plaintextSwap ?? "private-only",

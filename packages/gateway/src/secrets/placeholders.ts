@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { normalizePattern } from "../domain/host-patterns.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { scanKeys } from "../store/scan.ts";
 import { ReadMemo } from "../util/read-memo.ts";
 import { readRecord } from "../util/stored-record.ts";
@@ -89,6 +90,9 @@ export interface PlaceholderLookup {
 
 const BINDING = "ph:";
 const BY_SANDBOX = "phs:";
+// Read on every proxied request: cached until the next write (store/read-cache.ts).
+cacheReads(BINDING);
+cacheReads(BY_SANDBOX);
 
 function sandboxPrefix(sandboxId: string): string {
   if (!sandboxId) throw new Error("sandboxId is required");

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { type AccountOf, ownAccount } from "../domain/accounts.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { ReadMemo } from "../util/read-memo.ts";
 import { decodeRecord, logUnreadable, readRecord } from "../util/stored-record.ts";
 import { DecryptError, open, type SealKey, seal, toKeyObject } from "./crypto.ts";
@@ -63,6 +64,8 @@ const StoredSecret = SecretMeta.extend({
 type StoredSecret = z.infer<typeof StoredSecret>;
 
 const PREFIX = "secret:";
+// Read on every request that swaps a secret: cached until the next write (store/read-cache.ts).
+cacheReads(PREFIX);
 const KEYCHECK_KEY = "secret-keycheck";
 const KEYCHECK_AAD = "lobu-master-key-check/v1";
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;

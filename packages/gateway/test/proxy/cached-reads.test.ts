@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import tls from "node:tls";
 import { createLogger } from "@lobu/core";
@@ -5,6 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { UserSettingsStore } from "../../src/people/user-settings.ts";
 import { PlaceholderRegistry } from "../../src/secrets/placeholders.ts";
 import { type SecretRef, SecretStore, secretKey } from "../../src/secrets/store.ts";
+import { createStore, type KeyValue, type Store } from "../../src/store/index.ts";
+import { GENERATION_KEY, ReadCachingKv, readSnapshot } from "../../src/store/read-cache.ts";
 import { ReadMemo } from "../../src/util/read-memo.ts";
 import { connect, createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } from "./fixture.ts";
 
@@ -15,6 +18,10 @@ import { connect, createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } f
  * a deleted or rotated secret, or a narrowed binding takes effect on the very
  * next request, also when the change is made by another gateway (another
  * registry and store over the same storage, with memos of their own).
+ *
+ * Reads of bindings, secrets and grants are also cached (store/read-cache.ts)
+ * until the next write: the same cases must hold with the cache warm, within
+ * one gateway on SQLite and across two gateways on one Redis.
  */
 
 let w: World;
@@ -225,5 +232,242 @@ describe("ReadMemo", () => {
     expect(() => memo.get("k", "x", decode)).toThrow("bad");
     fail = false;
     expect(memo.get("k", "x", decode)).toBe("x");
+  });
+});
+
+/**
+ * Whether the proxy let granted.test through the domain policy. It resolves to
+ * loopback, which a person's grant never opens (only operator ranges do), so
+ * the request is refused either way; the refusal says which check stopped it.
+ */
+async function grantedTo(port: number): Promise<boolean> {
+  const res = await viaProxy(port, `http://granted.test:${w.http.port}/x`);
+  expect(res.status).toBe(403);
+  const reason = w.audit.at(-1)!.reason;
+  return !/not (in the )?allow/i.test(reason) && /private|loopback|address/i.test(reason);
+}
+
+describe("cached reads (store/read-cache.ts) on the proxy's path", () => {
+  it("a warm cache on SQLite: revocation, rotation, deletion and narrowing apply to the next request", async () => {
+    await w.secrets.set(ref, FIRST);
+    const p = await w.placeholders.issue({
+      sandboxId: TRUSTING,
+      secret: ref,
+      hosts: ["api.allowed.test"],
+    });
+    // Warm: the same reads served from memory several times.
+    for (let i = 0; i < 3; i++) expect(await plainSwap(p)).toBe(`Bearer ${FIRST}`);
+    await w.secrets.rotate(ref, SECOND);
+    expect(await plainSwap(p)).toBe(`Bearer ${SECOND}`);
+    expect(await tlsSwap(p)).toBe(`Bearer ${SECOND}`);
+    await w.placeholders.issue({ sandboxId: TRUSTING, secret: ref, hosts: ["elsewhere.test"] });
+    expect(await plainSwap(p)).toBe(`Bearer ${p}`);
+    await w.placeholders.issue({ sandboxId: TRUSTING, secret: ref, hosts: ["api.allowed.test"] });
+    expect(await tlsSwap(p)).toBe(`Bearer ${SECOND}`);
+    await w.secrets.delete(ref);
+    expect(await tlsSwap(p)).toBe(`Bearer ${p}`);
+    await w.secrets.set(ref, FIRST);
+    expect(await plainSwap(p)).toBe(`Bearer ${FIRST}`);
+    // A write straight to the storage through the store's kv is a write too.
+    await w.store.kv.del(`ph:${p}`);
+    expect(await plainSwap(p)).toBe(`Bearer ${p}`);
+  });
+
+  it("a person's grant removed is refused on the next request (policy read from cached settings)", async () => {
+    const log = createLogger("test", { level: "silent" });
+    const settings = new UserSettingsStore(w.store.kv, log);
+    await settings.update("helper", "slack:T1:U9", (s) => ({ ...s, domains: ["granted.test"] }));
+    w.dns.set("granted.test", [{ address: "127.0.0.1", family: 4 }]);
+    const proxy = await w.startProxy({
+      identity: { kind: "sandbox", sandboxId: "sb_granted" },
+      policyFor: async (id) =>
+        id === "sb_granted"
+          ? {
+              agentId: "helper",
+              allow: [],
+              deny: [],
+              allowPrivateRanges: ["127.0.0.1/32"],
+              userAllow: [...(await settings.get("helper", "slack:T1:U9")).domains],
+            }
+          : null,
+    });
+    for (let i = 0; i < 3; i++) expect(await grantedTo(proxy.port)).toBe(true);
+    await settings.update("helper", "slack:T1:U9", (s) => ({ ...s, domains: [] }));
+    expect(await grantedTo(proxy.port)).toBe(false);
+    await proxy.server.shutdown();
+  });
+});
+
+describe("two gateways on one Redis: changes by one apply to the other's next request", () => {
+  const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  let one: Store;
+  let two: Store;
+  beforeAll(async () => {
+    const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+    one = await createStore({ driver: "redis", url, prefix });
+    two = await createStore({ driver: "redis", url, prefix });
+  });
+  afterAll(async () => {
+    for (const key of ["ph:", "phs:", "secret:", "usettings:", GENERATION_KEY]) {
+      for (const e of await one.kv.list(key, { limit: 10_000 })) await one.kv.del(e.key);
+    }
+    await one.close();
+    await two.close();
+  });
+
+  it("revocation, rotation, deletion and a removed grant, each made on the other gateway", async () => {
+    const log = createLogger("test", { level: "silent" });
+    // Gateway one makes the changes; gateway two serves the sandbox's requests.
+    const admin = {
+      secrets: new SecretStore(one.kv, w.masterKey),
+      placeholders: new PlaceholderRegistry(one.kv),
+      settings: new UserSettingsStore(one.kv, log),
+    };
+    const settings = new UserSettingsStore(two.kv, log);
+    w.dns.set("granted.test", [{ address: "127.0.0.1", family: 4 }]);
+    const proxy = await w.startProxy({
+      placeholders: new PlaceholderRegistry(two.kv),
+      secrets: new SecretStore(two.kv, w.masterKey),
+      policyFor: async (id) =>
+        id === TRUSTING
+          ? {
+              agentId: "helper",
+              allow: ["*.allowed.test"],
+              deny: [],
+              allowPrivateRanges: ["127.0.0.1/32"],
+              userAllow: [...(await settings.get("helper", "slack:T1:U1")).domains],
+            }
+          : null,
+    });
+    const swap = async (placeholder: string) => {
+      w.http.received.length = 0;
+      const res = await viaProxy(proxy.port, `http://api.allowed.test:${w.http.port}/x`, {
+        headers: { authorization: `Bearer ${placeholder}` },
+      });
+      expect(res.status).toBe(200);
+      return w.http.received[0]!.headers.authorization;
+    };
+    await admin.secrets.set(ref, FIRST);
+    const p = await admin.placeholders.issue({
+      sandboxId: TRUSTING,
+      secret: ref,
+      hosts: ["api.allowed.test"],
+    });
+    for (let i = 0; i < 3; i++) expect(await swap(p)).toBe(`Bearer ${FIRST}`);
+    await admin.secrets.rotate(ref, SECOND);
+    expect(await swap(p)).toBe(`Bearer ${SECOND}`);
+    await admin.secrets.delete(ref);
+    expect(await swap(p)).toBe(`Bearer ${p}`);
+    await admin.secrets.set(ref, FIRST);
+    expect(await swap(p)).toBe(`Bearer ${FIRST}`);
+    expect(await admin.placeholders.revoke(p)).toBe(true);
+    expect(await swap(p)).toBe(`Bearer ${p}`);
+
+    await admin.settings.update("helper", "slack:T1:U1", (s) => ({
+      ...s,
+      domains: ["granted.test"],
+    }));
+    for (let i = 0; i < 2; i++) expect(await grantedTo(proxy.port)).toBe(true);
+    await admin.settings.update("helper", "slack:T1:U1", (s) => ({ ...s, domains: [] }));
+    expect(await grantedTo(proxy.port)).toBe(false);
+    await proxy.server.shutdown();
+  });
+});
+
+describe("ReadCachingKv", () => {
+  /** The real store's kv, counting reads that reach it. */
+  function counting(inner: KeyValue): { kv: KeyValue; reads: string[] } {
+    const reads: string[] = [];
+    const kv = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop === "get" && typeof v === "function") {
+          return (key: string) => {
+            reads.push(key);
+            return v.call(target, key);
+          };
+        }
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    return { kv, reads };
+  }
+
+  it("serves a watched key from memory until a write, and never caches a key written with a TTL", async () => {
+    const { kv: inner, reads } = counting(w.store.kv);
+    const kv = new ReadCachingKv(inner, { shared: false });
+    kv.watch("rc:");
+    await kv.set("rc:a", "1");
+    expect(await kv.get("rc:a")).toBe("1");
+    expect(await kv.get("rc:a")).toBe("1");
+    expect(reads.filter((k) => k === "rc:a")).toHaveLength(1);
+    await kv.set("rc:a", "2");
+    expect(await kv.get("rc:a")).toBe("2");
+    await kv.del("rc:a");
+    expect(await kv.get("rc:a")).toBeNull();
+    await kv.set("rc:t", "x", { ttlMs: 60_000 });
+    await kv.get("rc:t");
+    await kv.get("rc:t");
+    expect(reads.filter((k) => k === "rc:t")).toHaveLength(2);
+    // Unwatched keys are never cached.
+    await kv.get("other:k");
+    await kv.get("other:k");
+    expect(reads.filter((k) => k === "other:k")).toHaveLength(2);
+  });
+
+  it("a read that began before a write does not put its older value in the cache", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow: KeyValue = new Proxy(w.store.kv, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop === "get") {
+          return async (key: string) => {
+            const value = await target.get(key);
+            if (key === "rc:race") await gate;
+            return value;
+          };
+        }
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const kv = new ReadCachingKv(slow, { shared: false });
+    kv.watch("rc:");
+    await kv.set("rc:race", "old");
+    const pending = kv.get("rc:race");
+    await new Promise((r) => setTimeout(r, 10));
+    await kv.set("rc:race", "new");
+    release();
+    expect(await pending).toBe("old");
+    expect(await kv.get("rc:race")).toBe("new");
+  });
+
+  it("on Redis, one request's reads share one generation GET, and another gateway's write is seen", async () => {
+    const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+    const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    const a = await createStore({ driver: "redis", url, prefix });
+    const b = await createStore({ driver: "redis", url, prefix });
+    try {
+      const { kv: inner, reads } = counting((b as unknown as { rawKv: KeyValue }).rawKv);
+      const kv = new ReadCachingKv(inner, { shared: true });
+      kv.watch("rc:");
+      (a.kv as ReadCachingKv).watch("rc:");
+      await a.kv.set("rc:x", "1");
+      await a.kv.set("rc:y", "2");
+      await readSnapshot(async () => {
+        expect(await kv.get("rc:x")).toBe("1");
+        expect(await kv.get("rc:y")).toBe("2");
+        expect(await kv.get("rc:x")).toBe("1");
+      });
+      expect(reads.filter((k) => k === GENERATION_KEY)).toHaveLength(1);
+      await a.kv.set("rc:x", "changed");
+      expect(await kv.get("rc:x")).toBe("changed");
+      for (const k of ["rc:x", "rc:y", GENERATION_KEY]) await a.kv.del(k);
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

@@ -87,7 +87,7 @@ describe("redis store specifics", () => {
     await store.kv.set("gone", "v", { ttlMs: 10 });
     await store.kv.set("kept", "v");
     await sleep(40);
-    while (!(await store.kv.sweep(10))) {}
+    while (!(await store.rawKv.sweep(10))) {}
     expect(await admin.zrange(`${p}kvi`, 0, "-1")).toEqual(["kept"]);
     await store.close();
   });

@@ -1,6 +1,7 @@
 import { LobuError } from "@lobu/core";
 import type { Redis } from "ioredis";
 import type { Store, StoreIssue } from "../port.ts";
+import { ReadCachingKv } from "../read-cache.ts";
 import { log } from "../shared.ts";
 import { connectRedis, quit, redactUrl } from "./connection.ts";
 import { diagnoseRedis } from "./diagnose.ts";
@@ -28,7 +29,9 @@ export interface RedisStoreOptions {
  */
 export class RedisStore implements Store {
   readonly kind = "redis" as const;
-  readonly kv: RedisKeyValue;
+  /** Reads of watched keys are cached (read-cache.ts); `rawKv` is the adapter itself. */
+  readonly kv: ReadCachingKv;
+  readonly rawKv: RedisKeyValue;
   readonly queue: RedisQueue;
   readonly streams: RedisStreams;
   readonly locks: RedisLocks;
@@ -60,7 +63,8 @@ export class RedisStore implements Store {
     this.#redis = redis;
     this.#subscriber = subscriber;
     this.prefix = prefix;
-    this.kv = new RedisKeyValue(redis, prefix);
+    this.rawKv = new RedisKeyValue(redis, prefix);
+    this.kv = new ReadCachingKv(this.rawKv, { shared: true });
     this.pubsub = new RedisPubSub(redis, subscriber, prefix);
     this.queue = new RedisQueue(redis, prefix, this.pubsub);
     this.streams = new RedisStreams(redis, prefix, url);
@@ -84,7 +88,7 @@ export class RedisStore implements Store {
   /** Drop index entries of expired kv keys (one slice); Redis expires the keys themselves. */
   async sweep(): Promise<void> {
     try {
-      await this.kv.sweep();
+      await this.rawKv.sweep();
     } catch (err) {
       log.warn({ err }, "redis store sweep failed");
     }

@@ -1,4 +1,5 @@
 import type { Store, StoreIssue } from "../port.ts";
+import { ReadCachingKv } from "../read-cache.ts";
 import { closedError, log } from "../shared.ts";
 import { Db, type SqliteOptions } from "./db.ts";
 import { SqliteKeyValue } from "./kv.ts";
@@ -16,7 +17,9 @@ const SWEEP_INTERVAL_MS = 60_000;
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
-  readonly kv: SqliteKeyValue;
+  /** Reads of watched keys are cached (read-cache.ts); `rawKv` is the adapter itself. */
+  readonly kv: ReadCachingKv;
+  readonly rawKv: SqliteKeyValue;
   readonly queue: SqliteQueue;
   readonly streams: SqliteStreams;
   readonly locks: SqliteLocks;
@@ -30,7 +33,8 @@ export class SqliteStore implements Store {
       if (!this.#db) throw closedError("sqlite");
       return this.#db;
     };
-    this.kv = new SqliteKeyValue(db);
+    this.rawKv = new SqliteKeyValue(db);
+    this.kv = new ReadCachingKv(this.rawKv, { shared: false });
     this.queue = new SqliteQueue(db);
     this.streams = new SqliteStreams(db);
     this.locks = new SqliteLocks(db);
@@ -72,7 +76,10 @@ export class SqliteStore implements Store {
     if (!this.#db) return 0;
     try {
       return (
-        this.kv.sweep(now) + this.queue.sweep(now) + this.streams.sweep(now) + this.locks.sweep(now)
+        this.rawKv.sweep(now) +
+        this.queue.sweep(now) +
+        this.streams.sweep(now) +
+        this.locks.sweep(now)
       );
     } catch (err) {
       log.warn({ err }, "sqlite store sweep failed");
