@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { InMemoryCredentialStore } from "@earendil-works/pi-ai";
 import {
   type AgentSession,
   createAgentSession,
@@ -147,7 +148,8 @@ export class SandboxSession {
   private async build(ctx: TurnContext, manager: SessionManager): Promise<AgentSession> {
     const { stateDir, workspace, gatewayUrl, sandboxId } = this.opts;
     const modelRuntime = await ModelRuntime.create({
-      authPath: join(stateDir, "pi-auth.json"),
+      // The key comes with each turn (registerModel): nothing to read from or lock on disk.
+      credentials: new InMemoryCredentialStore(),
       modelsPath: null,
     });
     const registration = {
