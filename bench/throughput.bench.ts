@@ -8,7 +8,21 @@
  * (`throughput-virtual-sweep`): every user sends MESSAGES_IN_SWEEP messages one
  * after another, all users at once; a message is lost when it was accepted and
  * its turn did not end `done` (a refusal, e.g. a 429, is counted apart). LOBU_BENCH_SWEEP=8,100,1000 overrides the sizes.
+ * `throughput-virtual-redis` runs the same sweep on two gateways sharing a Redis store
+ * (REDIS_URL, default 127.0.0.1:6379), users split between them. LOBU_BENCH_SKIP_REDIS=1
+ * leaves it out; LOBU_BENCH_SKIP_SINGLE=1 leaves out everything else.
  */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  collectEvents,
+  type GatewayProcess,
+  startGatewayProcess,
+  startMockLlm,
+} from "@lobu/testkit";
+import { Redis } from "ioredis";
 import {
   type BenchResult,
   type BenchRow,
@@ -19,6 +33,9 @@ import {
   scaled,
 } from "./lib.ts";
 import { inParallel, startBenchGateway } from "./sandbox-kit.ts";
+
+const KEY = "sk-ant-bench-key-0123456789abcdef";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 const USERS = 8;
 const MESSAGES_PER_USER = scaled(12, 4);
@@ -79,83 +96,168 @@ interface SweepPoint {
   errors: Record<string, number>;
 }
 
+/** Turn-run options of the sweep: every user holds an event stream while its message runs. */
+const SWEEP_TOML =
+  `max_concurrent = ${SWEEP_CONCURRENCY}\nidle_timeout = "2h"\npool_size = 2\n` +
+  // (one token and one address here stand for many clients: lift the per-client caps)
+  "[gateway]\nmax_streams_per_token = 4096\nmax_streams_per_address = 4096\n";
+
 /** The virtual tier with more and more distinct users, on one gateway. */
 async function sweep(): Promise<BenchResult> {
-  const bench = await startBenchGateway(
-    "virtual",
-    // Every user holds an event stream while its message runs: lift the per-client caps
-    // (one token and one address here stand for many clients).
-    `max_concurrent = ${SWEEP_CONCURRENCY}\nidle_timeout = "2h"\npool_size = 2\n` +
-      "[gateway]\nmax_streams_per_token = 4096\nmax_streams_per_address = 4096\n",
-  );
-  const points: SweepPoint[] = [];
+  const bench = await startBenchGateway("virtual", SWEEP_TOML);
   try {
-    let warmed = 0;
-    const name = (i: number) => `sweep-${i}`;
-    for (const n of SWEEP) {
-      // Warm the new users (cold wakes are measured elsewhere).
-      const fresh = Array.from({ length: Math.max(0, n - warmed) }, (_, i) => name(warmed + i));
-      await inParallel(fresh, SWEEP_CONCURRENCY, (u) => bench.chat(u, "warm up"));
-      warmed = Math.max(warmed, n);
-      const latencies: number[] = [];
-      let lost = 0;
-      let refused = 0;
-      const errors = new Map<string, number>();
-      const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: n }, async (_, i) => {
-          for (let m = 0; m < MESSAGES_IN_SWEEP; m++) {
-            const start = performance.now();
-            try {
-              await bench.chat(name(i), `sweep ${n} message ${m}`);
-              latencies.push(performance.now() - start);
-            } catch (err) {
-              const why = String((err as Error).message).slice(0, 200);
-              if (why.startsWith("message refused")) refused++;
-              else lost++;
-              errors.set(why, (errors.get(why) ?? 0) + 1);
-            }
-          }
-        }),
-      );
-      const seconds = (performance.now() - t0) / 1000;
-      points.push({
-        users: n,
-        messages: n * MESSAGES_IN_SWEEP,
-        perSecond: round((n * MESSAGES_IN_SWEEP) / seconds),
-        p50: round(median(latencies)),
-        p99: round(percentile(latencies, 99)),
-        lost,
-        refused,
-        errors: Object.fromEntries(errors),
-      });
-    }
+    return await sweepOver([bench.chat], "throughput-virtual-sweep", "virtual");
   } finally {
     await bench.close();
   }
+}
+
+/**
+ * The same sweep on two gateways sharing one Redis store and one volumes folder
+ * (`[cluster] volumes = "shared"`), each user sending to one of them: what a
+ * horizontally scaled installation does with the same load.
+ */
+async function sweepRedis(): Promise<BenchResult> {
+  const llm = await startMockLlm({ apiKey: KEY });
+  const prefix = `lobu-bench:${randomBytes(6).toString("hex")}:`;
+  const shared = mkdtempSync(join(tmpdir(), "lobu-bench-shared-"));
+  const admin = `admin-${randomBytes(12).toString("hex")}`;
+  const toml = [
+    "[store]",
+    'driver = "redis"',
+    `redis_url = "${REDIS_URL}"`,
+    `key_prefix = "${prefix}"`,
+    "[cluster]",
+    'volumes = "shared"',
+    `volumes_path = "${shared}"`,
+    "[sandbox]",
+    'driver = "virtual"',
+    SWEEP_TOML,
+  ].join("\n");
+  const env = {
+    ANTHROPIC_API_KEY: KEY,
+    ANTHROPIC_BASE_URL: llm.url,
+    OPENAI_API_KEY: undefined,
+    LOBU_LOG_LEVEL: "error",
+    LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
+    LOBU_ADMIN_TOKEN: admin,
+  };
+  const gateways: GatewayProcess[] = [];
+  try {
+    for (let i = 0; i < 2; i++)
+      gateways.push(await startGatewayProcess({ toml, env, startTimeoutMs: 120_000 }));
+    const chats = gateways.map((gw) => async (user: string, text: string) => {
+      const res = await gw.api("/api/v1/agents/default/messages", {
+        method: "POST",
+        headers: { accept: "text/event-stream", authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ user, channel: "bench", text }),
+      });
+      if (!res.ok) throw new Error(`message refused: ${res.status} ${await res.text()}`);
+      const last = (await collectEvents(res)).at(-1);
+      if (last?.type !== "done") throw new Error(`turn failed: ${JSON.stringify(last)}`);
+      return last.text;
+    });
+    return await sweepOver(chats, "throughput-virtual-redis", "virtual, 2 gateways on Redis");
+  } finally {
+    for (const gw of gateways) await gw.stop().catch(() => {});
+    await llm.close();
+    await dropKeys(prefix);
+    rmSync(shared, { recursive: true, force: true });
+  }
+}
+
+async function dropKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+  redis.disconnect();
+}
+
+/** Runs the sweep; user i sends through `chats[i % chats.length]`. */
+async function sweepOver(
+  chats: Array<(user: string, text: string) => Promise<string>>,
+  name: string,
+  label: string,
+): Promise<BenchResult> {
+  const points: SweepPoint[] = [];
+  const userName = (i: number) => `sweep-${i}`;
+  const chatOf = (i: number) => chats[i % chats.length]!;
+  let warmed = 0;
+  for (const n of SWEEP) {
+    // Warm the new users (cold wakes are measured elsewhere).
+    const fresh = Array.from({ length: Math.max(0, n - warmed) }, (_, i) => warmed + i);
+    await inParallel(fresh, SWEEP_CONCURRENCY, (i) => chatOf(i)(userName(i), "warm up"));
+    warmed = Math.max(warmed, n);
+    const latencies: number[] = [];
+    let lost = 0;
+    let refused = 0;
+    const errors = new Map<string, number>();
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        for (let m = 0; m < MESSAGES_IN_SWEEP; m++) {
+          const start = performance.now();
+          try {
+            await chatOf(i)(userName(i), `sweep ${n} message ${m}`);
+            latencies.push(performance.now() - start);
+          } catch (err) {
+            const why = String((err as Error).message).slice(0, 200);
+            if (why.startsWith("message refused")) refused++;
+            else lost++;
+            errors.set(why, (errors.get(why) ?? 0) + 1);
+          }
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    points.push({
+      users: n,
+      messages: n * MESSAGES_IN_SWEEP,
+      perSecond: round((n * MESSAGES_IN_SWEEP) / seconds),
+      p50: round(median(latencies)),
+      p99: round(percentile(latencies, 99)),
+      lost,
+      refused,
+      errors: Object.fromEntries(errors),
+    });
+  }
   const rows: BenchRow[] = points.flatMap((p) => [
     {
-      metric: `virtual, ${p.users} users: messages per second`,
+      metric: `${label}, ${p.users} users: messages per second`,
       value: p.perSecond,
       unit: "msg/s",
-      note: `${p.messages} messages, ${SWEEP_CONCURRENCY} turns at a time`,
+      note: `${p.messages} messages, ${SWEEP_CONCURRENCY} turns at a time per gateway`,
     },
-    { metric: `virtual, ${p.users} users: send → done p50`, value: p.p50, unit: "ms" },
-    { metric: `virtual, ${p.users} users: send → done p99`, value: p.p99, unit: "ms" },
-    { metric: `virtual, ${p.users} users: lost`, value: p.lost, unit: "messages" },
-    { metric: `virtual, ${p.users} users: refused`, value: p.refused, unit: "messages" },
+    { metric: `${label}, ${p.users} users: send → done p50`, value: p.p50, unit: "ms" },
+    { metric: `${label}, ${p.users} users: send → done p99`, value: p.p99, unit: "ms" },
+    { metric: `${label}, ${p.users} users: lost`, value: p.lost, unit: "messages" },
+    { metric: `${label}, ${p.users} users: refused`, value: p.refused, unit: "messages" },
   ]);
   return {
-    name: "throughput-virtual-sweep",
+    name,
     rows,
-    meta: { points, messagesPerUser: MESSAGES_IN_SWEEP, maxConcurrent: SWEEP_CONCURRENCY },
+    meta: {
+      points,
+      gateways: chats.length,
+      messagesPerUser: MESSAGES_IN_SWEEP,
+      maxConcurrent: SWEEP_CONCURRENCY,
+    },
   };
 }
 
 export default async function run(): Promise<BenchResult[]> {
-  const rows = [...(await measure("process")), ...(await measure("virtual"))];
-  return [
-    { name: "throughput", rows, meta: { users: USERS, messagesPerUser: MESSAGES_PER_USER } },
-    await sweep(),
-  ];
+  const results: BenchResult[] = [];
+  if (!process.env.LOBU_BENCH_SKIP_SINGLE) {
+    const rows = [...(await measure("process")), ...(await measure("virtual"))];
+    results.push(
+      { name: "throughput", rows, meta: { users: USERS, messagesPerUser: MESSAGES_PER_USER } },
+      await sweep(),
+    );
+  }
+  if (!process.env.LOBU_BENCH_SKIP_REDIS) results.push(await sweepRedis());
+  return results;
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
 
@@ -24,13 +24,24 @@ export type JournalReport = (line: string) => void;
 
 const toStderr: JournalReport = (line) => process.stderr.write(`lobu-worker: ${line}\n`);
 
+/**
+ * The file is a snapshot line (a JSON object of turns) followed by one appended line per
+ * change (`[messageId, record]`): a turn costs one append, not a rewrite and a rename
+ * (which was most of a pool's own time per turn). It is compacted back to one snapshot
+ * line, written then renamed so a crash never leaves a torn snapshot, once the
+ * appended lines outnumber the turns kept. A torn last line (a crash mid-append) is
+ * reported and skipped like any unreadable entry.
+ */
 export class TurnJournal {
   private readonly file: string;
   private turns: Record<string, TurnRecord>;
+  private appended: number;
 
   constructor(file: string, report: JournalReport = toStderr) {
     this.file = file;
-    this.turns = readJournal(file, report);
+    const { turns, appended } = readJournal(file, report);
+    this.turns = turns;
+    this.appended = appended;
   }
 
   get(messageId: string): TurnRecord | undefined {
@@ -39,6 +50,11 @@ export class TurnJournal {
 
   set(messageId: string, record: TurnRecord): void {
     this.turns[messageId] = record;
+    if (this.appended >= 0 && this.appended < KEEP) {
+      appendFileSync(this.file, `${JSON.stringify([messageId, record])}\n`);
+      this.appended++;
+      return;
+    }
     const ids = Object.keys(this.turns);
     if (ids.length > KEEP) {
       const oldest = ids
@@ -46,11 +62,12 @@ export class TurnJournal {
         .slice(0, ids.length - KEEP);
       for (const id of oldest) delete this.turns[id];
     }
-    // Write-then-rename: a crash never leaves a torn journal.
+    // Write-then-rename: a crash never leaves a torn snapshot.
     mkdirSync(dirname(this.file), { recursive: true });
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.turns));
+    writeFileSync(tmp, `${JSON.stringify(this.turns)}\n`);
     renameSync(tmp, this.file);
+    this.appended = 0;
   }
 }
 
@@ -59,7 +76,12 @@ export class TurnJournal {
  * taken for a turn: a message whose entry is lost runs again as a new one
  * (the safe side; a wrong "done" would replay a reply that was never given).
  */
-function readJournal(file: string, report: JournalReport): Record<string, TurnRecord> {
+function readJournal(
+  file: string,
+  report: JournalReport,
+): { turns: Record<string, TurnRecord>; appended: number } {
+  // appended = -1: no usable snapshot line, so the next change writes one.
+  const none = { turns: {}, appended: -1 };
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -67,28 +89,47 @@ function readJournal(file: string, report: JournalReport): Record<string, TurnRe
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
       report(`the turn journal ${file} cannot be read (${(err as Error).message}); starting empty`);
     }
-    return {};
+    return none;
   }
   const lost = "its turns are forgotten (a message delivered again runs as new)";
+  const [first = "", ...rest] = text.split("\n");
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(first);
   } catch {
     report(`the turn journal ${file} is not valid JSON; ${lost}`);
-    return {};
+    return none;
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     report(`the turn journal ${file} is not an object of turns; ${lost}`);
-    return {};
+    return none;
   }
   const turns: Record<string, TurnRecord> = {};
-  for (const [messageId, value] of Object.entries(doc)) {
+  const take = (messageId: string, value: unknown) => {
     const parsed = TurnRecord.safeParse(value);
     if (parsed.success) turns[messageId] = parsed.data;
     else {
       const reason = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
       report(`turn journal entry ${messageId} in ${file} is unreadable (${reason}); skipped`);
     }
+  };
+  for (const [messageId, value] of Object.entries(doc)) take(messageId, value);
+  let appended = 0;
+  for (const line of rest) {
+    if (!line) continue;
+    appended++;
+    let entry: unknown;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      report(`a turn journal line in ${file} is not valid JSON (cut off by a crash?); skipped`);
+      continue;
+    }
+    if (Array.isArray(entry) && entry.length === 2 && typeof entry[0] === "string")
+      take(entry[0], entry[1]);
+    else report(`a turn journal line in ${file} is not a turn; skipped`);
   }
-  return turns;
+  // Without a final newline (a torn append, or the older one-object format) the next
+  // append would run on from that line: write a fresh snapshot first.
+  return { turns, appended: text.endsWith("\n") ? appended : -1 };
 }

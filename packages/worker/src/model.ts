@@ -13,6 +13,11 @@ export interface ModelRegistration
   /** Where pi sends the model's requests. */
   baseUrl: string;
   headers?: Record<string, string>;
+  /**
+   * Headers of the model entry: pi reads these anew for every request, so a caller
+   * may change the object's contents between turns without registering again.
+   */
+  modelHeaders?: Record<string, string>;
 }
 
 /**
@@ -49,6 +54,7 @@ export function registerModel(runtime: ModelRuntime, m: ModelRegistration): PiMo
         cost: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
         contextWindow: m.contextWindow,
         maxTokens: m.maxTokens,
+        ...(m.modelHeaders ? { headers: m.modelHeaders } : {}),
         // What the provider behind the relay accepts (pi cannot tell from the relay's URL).
         ...(m.compat ? { compat: m.compat as PiModel["compat"] } : {}),
       },

@@ -1,5 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { InMemoryCredentialStore } from "@earendil-works/pi-ai";
 import {
   type AgentSession,
   createAgentSession,
@@ -84,7 +85,7 @@ export function systemPromptFor(ctx: TurnContext, skillsDir?: string): string {
 /**
  * What forces a new pi session object (the transcript itself always continues).
  * Not the model's key: the gateway issues a new relay placeholder every turn, and
- * a session only needs it re-registered (see `rekey`).
+ * a session only needs it handed over (see `rekey`).
  */
 function signatureOf(ctx: TurnContext, skillsDir?: string): string {
   const { apiKey: _perTurn, ...model } = ctx.model;
@@ -107,8 +108,8 @@ export class SandboxSession {
   private readonly journal: TurnJournal;
   private session: AgentSession | undefined;
   private signature = "";
-  /** Re-registers the session's model with this turn's key. */
-  private rekey: ((apiKey: string) => void) | undefined;
+  /** Gives the session's model this turn's key and trace context. */
+  private rekey: ((apiKey: string) => Promise<void>) | undefined;
   private current: TurnContext | undefined;
   private currentTurn: string | undefined;
   /** The running turn's W3C trace context: sent on its model calls and gateway tool calls. */
@@ -146,25 +147,28 @@ export class SandboxSession {
 
   private async build(ctx: TurnContext, manager: SessionManager): Promise<AgentSession> {
     const { stateDir, workspace, gatewayUrl, sandboxId } = this.opts;
-    const modelRuntime = await ModelRuntime.create({
-      authPath: join(stateDir, "pi-auth.json"),
-      modelsPath: null,
-    });
-    const registration = {
+    // The key comes with each turn: pi keeps it in this in-memory store, so there is no
+    // auth file to read, lock or write.
+    const credentials = new InMemoryCredentialStore();
+    const modelRuntime = await ModelRuntime.create({ credentials, modelsPath: null });
+    const providerId = `lobu-${ctx.model.provider}`;
+    // The turn's trace context goes to the relay with each model call (the gateway strips
+    // it). pi reads the model entry's headers and the stored key per request, so a new
+    // turn changes them in place: registering again would refresh every provider pi knows.
+    const perTurn: Record<string, string> = {};
+    const model = registerModel(modelRuntime, {
       ...ctx.model,
-      providerId: `lobu-${ctx.model.provider}`,
+      providerId,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
       headers: { "x-lobu-sandbox": sandboxId },
-    };
-    // The turn's trace context goes to the relay with each model call (the gateway strips it).
-    const withTrace = () => ({
-      ...registration.headers,
-      ...(this.currentTrace ? { traceparent: this.currentTrace } : {}),
+      modelHeaders: perTurn,
     });
-    const model = registerModel(modelRuntime, { ...registration, headers: withTrace() });
-    // pi reads the provider's key and headers per request: re-registering swaps them in place.
-    this.rekey = (apiKey) =>
-      registerModel(modelRuntime, { ...registration, apiKey, headers: withTrace() });
+    this.rekey = async (apiKey) => {
+      await credentials.modify(providerId, async () => ({ type: "api_key", key: apiKey }));
+      if (this.currentTrace) perTurn.traceparent = this.currentTrace;
+      else delete perTurn.traceparent;
+    };
+    await this.rekey(ctx.model.apiKey);
 
     const policy = {
       policyFor: (tool: string) => this.policyFor(tool),
@@ -256,7 +260,7 @@ export class SandboxSession {
       this.session = await this.build(ctx, manager);
       this.signature = signature;
     } else {
-      this.rekey?.(ctx.model.apiKey);
+      await this.rekey?.(ctx.model.apiKey);
     }
     const session = this.session;
     this.record(messageId, {

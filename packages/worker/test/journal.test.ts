@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TurnJournal } from "../src/journal.ts";
@@ -55,5 +55,60 @@ describe("turn journal", () => {
     );
     expect(journal.get("m1")).toBeUndefined();
     expect(reports).toEqual([]);
+  });
+});
+
+describe("turn journal on disk", () => {
+  it("appends a line per change and reads every change back", async () => {
+    const file = join(await tempDir("lobu-journal-"), "turns.json");
+    const journal = new TurnJournal(file);
+    journal.set("m1", { status: "started", leafBefore: null, at: 1 });
+    journal.set("m1", { status: "done", leafBefore: null, text: "one", at: 2 });
+    journal.set("m2", { status: "started", leafBefore: "leaf", at: 3 });
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    expect(lines).toHaveLength(3); // a snapshot, then one line per later change
+    const again = new TurnJournal(file);
+    expect(again.get("m1")).toEqual({ status: "done", leafBefore: null, text: "one", at: 2 });
+    expect(again.get("m2")?.leafBefore).toBe("leaf");
+  });
+
+  it("skips a line torn by a crash, and the next change does not run on from it", async () => {
+    const file = join(await tempDir("lobu-journal-"), "turns.json");
+    const journal = new TurnJournal(file);
+    journal.set("m1", { status: "done", leafBefore: null, text: "one", at: 1 });
+    journal.set("m2", { status: "done", leafBefore: null, text: "two", at: 2 });
+    appendFileSync(file, '["m3",{"status":"sta');
+    const reports: string[] = [];
+    const reopened = new TurnJournal(file, (l) => reports.push(l));
+    expect(reopened.get("m3")).toBeUndefined();
+    expect(reports).toEqual([expect.stringMatching(/not valid JSON \(cut off by a crash\?\)/)]);
+    reopened.set("m4", { status: "started", leafBefore: null, at: 4 });
+    const last = new TurnJournal(file, (l) => reports.push(l));
+    expect(last.get("m2")?.text).toBe("two");
+    expect(last.get("m4")?.status).toBe("started");
+    expect(reports).toHaveLength(1);
+  });
+
+  it("compacts to the newest turns once the appended lines outnumber the turns kept", async () => {
+    const file = join(await tempDir("lobu-journal-"), "turns.json");
+    const journal = new TurnJournal(file);
+    for (let i = 0; i < 450; i++)
+      journal.set(`m${i}`, { status: "started", leafBefore: null, at: i });
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    expect(lines.length).toBeLessThanOrEqual(201);
+    const again = new TurnJournal(file);
+    expect(again.get("m449")?.at).toBe(449);
+    expect(again.get("m0")).toBeUndefined();
+  });
+
+  it("reads a journal in the older one-object format", async () => {
+    const { journal } = await journalWith(
+      JSON.stringify({ m1: { status: "done", leafBefore: null, text: "hi", at: 1 } }),
+    );
+    journal.set("m2", { status: "started", leafBefore: null, at: 2 });
+    const file = (journal as unknown as { file: string }).file;
+    const again = new TurnJournal(file);
+    expect(again.get("m1")?.text).toBe("hi");
+    expect(again.get("m2")?.status).toBe("started");
   });
 });

@@ -62,17 +62,24 @@ async function pool() {
   });
   let n = 0;
   const turnIds: string[] = [];
-  const turn = async (sandboxId: string, text: string) => {
+  const turn = async (
+    sandboxId: string,
+    text: string,
+    opts: { apiKey?: string; traceparent?: string } = {},
+  ) => {
     const turnId = `t${++n}`;
     turnIds.push(turnId);
     mkdirSync(join(root, sandboxId), { recursive: true });
+    const ctx = context();
+    if (opts.apiKey) ctx.model.apiKey = opts.apiKey;
     host.handle({
       t: "turn",
       sandboxId,
       turnId,
       messageId: `m-${turnId}`,
       text,
-      context: context(),
+      context: ctx,
+      ...(opts.traceparent ? { traceparent: opts.traceparent } : {}),
     });
     for (;;) {
       const end = sent.find((m) => m.t === "turn_end" && m.turnId === turnId);
@@ -100,6 +107,26 @@ describe("pool mode", () => {
     // The sandbox is named on every model call by the pool's code.
     expect(llm.requests.every((r) => r.headers["x-lobu-sandbox"] === "sb_a")).toBe(true);
     expect(p.host.size).toBe(1);
+  });
+
+  it("sends each turn's own key and trace context on a session kept between turns", async () => {
+    const p = await pool();
+    const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    expect((await p.turn("sb_k", "one", { apiKey: "lobu_key_turn_1" })).status).toBe("done");
+    expect(
+      (await p.turn("sb_k", "two", { apiKey: "lobu_key_turn_2", traceparent: trace })).status,
+    ).toBe("done");
+    expect((await p.turn("sb_k", "three", { apiKey: "lobu_key_turn_3" })).status).toBe("done");
+    expect(llm.requests.map((r) => r.apiKey)).toEqual([
+      "lobu_key_turn_1",
+      "lobu_key_turn_2",
+      "lobu_key_turn_3",
+    ]);
+    expect(llm.requests.map((r) => r.headers.traceparent)).toEqual([undefined, trace, undefined]);
+    expect(llm.requests.every((r) => r.headers["x-lobu-sandbox"] === "sb_k")).toBe(true);
+    // One session all along: the history of the first turns reaches the third.
+    expect(llm.requests.at(-1)!.lastUserText).toBe("three");
+    expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("two");
   });
 
   it("unloads idle sessions, says so, and reloads the conversation from disk", async () => {

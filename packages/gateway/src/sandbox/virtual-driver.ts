@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { errorMessage, LobuError, type Logger, type WorkerToGateway } from "@lobu/core";
@@ -160,6 +160,13 @@ export class VirtualDriver implements SandboxDriver {
   #mode?: Promise<{ mode: "bwrap" | "none"; detail: string }>;
   #journalsCleared?: Promise<void>;
   #journalScope?: string;
+  /**
+   * Volumes whose files were given to the pools' uid, by volume folder: which folder
+   * (device, inode, birth time) and which uid. A restore or a new volume is a new
+   * folder, so it is adopted again; the gateway's own writes into a volume give
+   * their files to the uid as they write them (volume-files.ts).
+   */
+  readonly #adopted = new Map<string, string>();
   #closed = false;
 
   constructor(opts: VirtualDriverOptions) {
@@ -298,7 +305,15 @@ export class VirtualDriver implements SandboxDriver {
   async #adopt(volumeDir: string): Promise<void> {
     if (!isRoot() || (await this.isolation()).mode !== "bwrap") return;
     const meta = await readVolumeMeta(this.#volumesRoot);
-    if (meta) await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
+    if (!meta) return;
+    // Once per volume, not per wake: the walk and the `find` process cost several ms.
+    const folder = await stat(volumeDir, { bigint: true }).catch(() => undefined);
+    const record = folder
+      ? `${folder.dev}:${folder.ino}:${folder.birthtimeNs}:${meta.uid}:${meta.gid}`
+      : undefined;
+    if (record && this.#adopted.get(volumeDir) === record) return;
+    await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
+    if (record) this.#adopted.set(volumeDir, record);
   }
 
   #join(pool: Pool, proc: PoolProcess, spec: SandboxSpec): SandboxInstance {
