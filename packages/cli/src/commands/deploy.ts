@@ -84,7 +84,7 @@ export function deployCommands(program: Command, run: Runner): void {
     .description(
       "render a Compose file, Kubernetes manifests or a Helm chart (gateway + Redis) from lobu.toml",
     )
-    .requiredOption("-t, --target <target>", "compose | kubernetes | helm")
+    .requiredOption("--target <target>", "compose | kubernetes | helm")
     .option("-c, --config <file>", "config file (default ./lobu.toml)")
     .option("-o, --out <path>", "file to write (default stdout); for helm, the chart's folder")
     .option("--image <ref>", `gateway image (default ${DEFAULTS.image})`)
