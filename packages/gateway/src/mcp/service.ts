@@ -7,7 +7,6 @@ import {
   type RequestAnswer,
   type ToolPolicy,
 } from "@lobu/core";
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/log.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
@@ -18,6 +17,7 @@ import type { McpClients } from "./clients.ts";
 import { NeedsAuthorization } from "./clients.ts";
 import type { ConnectFlows } from "./connect-flows.ts";
 import type { McpCredentials } from "./credentials.ts";
+import type { ListedTool } from "./listed-tools.ts";
 import { connectToolName, mcpToolName } from "./names.ts";
 import { revokeTokens } from "./oauth.ts";
 import { guardedFetch } from "./outbound.ts";
@@ -206,7 +206,7 @@ export class McpService {
     return this.#d.credentials.client(userKey, serverId);
   }
 
-  #tool(serverId: string, tool: Tool): McpTool {
+  #tool(serverId: string, tool: ListedTool): McpTool {
     const server = this.#d.config.mcp[serverId]!;
     const title = tool.title ?? tool.annotations?.title;
     return {
@@ -249,7 +249,7 @@ export class McpService {
     };
   }
 
-  async #listOrConnect(serverId: string, ctx: McpCallContext): Promise<Tool[] | string> {
+  async #listOrConnect(serverId: string, ctx: McpCallContext): Promise<ListedTool[] | string> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         return await this.#d.clients.tools(serverId, ctx.userKey);
