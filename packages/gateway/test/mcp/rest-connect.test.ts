@@ -272,9 +272,18 @@ describe("MCP on the REST channel and the settings page", () => {
     const { url } = (await (await settings.call("POST", "/mcp/notes/connect")).json()) as {
       url: string;
     };
-    expect((await new Browser().open(url, { account: "ada-acct" })).status).toBe(200);
+    const browser = new Browser();
+    expect((await browser.open(url, { account: "ada-acct" })).status).toBe(200);
     const again = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
     expect(again.mcp.servers.find((s) => s.id === "notes")?.status).toBe("connected");
+    // The callback replayed — same browser, same state and code — completes nothing again.
+    const callback = browser.visited.find((v) => v.startsWith(`GET ${gw.url}/mcp/callback?`));
+    expect(callback).toBeDefined();
+    const issued = auth.issuedTokens.length;
+    const replayed = await browser.fetch(callback!.slice(4));
+    expect(replayed.status).toBe(400);
+    expect(await replayed.text()).toContain("unknown or has expired");
+    expect(auth.issuedTokens.length).toBe(issued);
   });
 
   it("erasing the person revokes their connection at the server and leaves no token behind", async () => {
