@@ -239,8 +239,18 @@ export class McpService {
       // Asking the person to connect is itself the question.
       defaultPolicy: "allow",
       execute: async (_input, ctx) => {
-        const listed = await this.#listOrConnect(serverId, ctx);
-        if (typeof listed === "string") return listed;
+        let listed: ListedTool[] | string;
+        try {
+          listed = await this.#listOrConnect(serverId, ctx);
+        } catch (err) {
+          this.#audit(ctx, serverId, "connect", ctx.signal.aborted ? "cancelled" : "failed");
+          throw err;
+        }
+        if (typeof listed === "string") {
+          // Declined, or no answer in time: audited like a call that still needs the person.
+          this.#audit(ctx, serverId, "connect", "needs_authorization");
+          return listed;
+        }
         this.#audit(ctx, serverId, "connect", "connected");
         return `Connected to ${serverId}. Its tools are available from the user's next message: ${listed
           .map((t) => mcpToolName(serverId, t.name))

@@ -286,6 +286,30 @@ describe("MCP on the REST channel and the settings page", () => {
     expect(auth.issuedTokens.length).toBe(issued);
   });
 
+  it("audits each remote call and connection: who, server, tool, outcome; never input, result or token", async () => {
+    const res = await api("/api/v1/audit?limit=500");
+    const { records } = (await res.json()) as {
+      records: { action: string; actor: string; details?: Record<string, unknown> }[];
+    };
+    const calls = records
+      .filter((r) => r.action === "mcp.call")
+      .map((r) => `${r.actor} ${r.details?.server} ${r.details?.tool} ${r.details?.outcome}`);
+    expect(calls).toEqual(
+      expect.arrayContaining([
+        "api::ada notes connect connected",
+        "api::ada notes add_note ok",
+        "api::fa notes connect needs_authorization",
+      ]),
+    );
+    expect(records.some((r) => r.action === "mcp.connected" && r.actor === "api::ada")).toBe(true);
+    for (const r of records.filter((r) => r.action.startsWith("mcp."))) {
+      const text = JSON.stringify(r);
+      expect(text).not.toContain("buy bread");
+      expect(text).not.toContain("saved note");
+      for (const t of auth.issuedTokens) expect(text).not.toContain(t);
+    }
+  });
+
   it("erasing the person revokes their connection at the server and leaves no token behind", async () => {
     const revocations = auth.revocations;
     const userKey = "api::ada";
