@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import {
   createLocalPackageSet,
   type GatewayProcess,
+  LOBU_BIN,
   type LocalPackageSet,
   type MockLlm,
   startGatewayProcess,
@@ -20,7 +22,7 @@ import { apiSettingsLink, eventReader, openSettings } from "../settings/helpers.
  * The issue's "done when", in one story on a gateway process with real
  * process sandboxes, real Nix (a local package set, no downloads), a real
  * OAuth authorization server (oidc-provider) and an MCP server of the
- * official SDK: a person installs a skill from their settings page that
+ * official SDK, and `lobu chat` as the person's client: a person installs a skill from their settings page that
  * brings an MCP server and a package; from the conversation they connect
  * their own account; the agent then uses the server's tool (with that
  * person's account) and runs the package in the same turn.
@@ -109,20 +111,44 @@ describe("equipping an agent from the settings page and the thread", () => {
       )
       .toBe("ready");
 
-    // The agent asks to connect; the REST stream carries the link; the browser signs in.
+    // The agent asks to connect; `lobu chat` prints the link (the REST stream's event); the browser signs in.
     llm.when(
       (r) => r.lastUserText === "connect my notes",
       { toolCalls: [{ name: "mcp__notes__connect", input: {} }] },
       (r) => ({ text: `RESULT: ${r.toolResults[0]?.content.slice(0, 200)}` }),
     );
-    const events = eventReader(await send("nora", "connect my notes"));
-    const prompt = await events.until("capability_request");
-    expect(prompt).toMatchObject({ kind: "mcp", value: "notes" });
-    const page = await new Browser().open(String(prompt.url), { account: "nora-acct" });
-    expect(page.status).toBe(200);
-    expect((await events.rest()).at(-1)).toMatchObject({
-      text: expect.stringContaining("RESULT: Connected to notes"),
+    const child = spawn(
+      process.execPath,
+      [
+        LOBU_BIN,
+        "chat",
+        "--gateway",
+        gw.url,
+        "--token",
+        gw.token,
+        "--user",
+        "nora",
+        "--message",
+        "connect my notes",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    const link = await new Promise<string>((resolve) => {
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        const found = /connect \(open in your browser\): (\S+\/mcp\/connect\/\S+)/.exec(stderr);
+        if (found) resolve(found[1]!);
+      });
     });
+    expect(stderr).toContain('The agent asks for mcp "notes"');
+    const page = await new Browser().open(link, { account: "nora-acct" });
+    expect(page.status).toBe(200);
+    expect(await exited).toBe(0);
+    expect(stdout).toContain("RESULT: Connected to notes");
 
     // The next message: the server's tool as the person's own account, and the package, in one turn.
     llm.when(
