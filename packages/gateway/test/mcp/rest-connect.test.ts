@@ -276,6 +276,14 @@ describe("MCP on the REST channel and the settings page", () => {
     expect((await browser.open(url, { account: "ada-acct" })).status).toBe(200);
     const again = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
     expect(again.mcp.servers.find((s) => s.id === "notes")?.status).toBe("connected");
+    // The authorization request: PKCE S256 and the resource indicator (RFC 8707) naming the server.
+    const authorize = new URL(
+      browser.visited.find((v) => v.startsWith(`GET ${auth.issuer}/auth?`))!.slice(4),
+    );
+    expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+    expect(authorize.searchParams.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(authorize.searchParams.get("resource")).toBe(notes.url);
+    expect(authorize.searchParams.get("redirect_uri")).toBe(`${gw.url}/mcp/callback`);
     // The callback replayed — same browser, same state and code — completes nothing again.
     const callback = browser.visited.find((v) => v.startsWith(`GET ${gw.url}/mcp/callback?`));
     expect(callback).toBeDefined();
