@@ -58,6 +58,12 @@ beforeAll(async () => {
           tools: { "add_*": "ask", whoami: "deny" },
         },
         evil: { url: evil.url },
+        // The same server through a client registered ahead of time (no RFC 7591).
+        preset: {
+          url: notes.url,
+          policy: "allow",
+          oauth: { client_id: "lobu-preset", client_secret: "PRESET_CLIENT_SECRET" },
+        },
         legacy: { url: legacy.url, policy: "allow" },
         team: {
           url: team.url,
@@ -73,6 +79,15 @@ beforeAll(async () => {
     log: createLogger("test", { level: "silent" }),
   });
   token = readFileSync(gw.summary.adminTokenFile, "utf8").trim();
+  await auth.registerClient({
+    clientId: "lobu-preset",
+    clientSecret: "preset-secret-0123456789abcdef",
+    redirectUri: `${gw.url}/mcp/callback`,
+  });
+  await api("/api/v1/secrets/PRESET_CLIENT_SECRET", {
+    method: "PUT",
+    body: JSON.stringify({ value: "preset-secret-0123456789abcdef" }),
+  });
   await api("/api/v1/secrets/TEAM_NOTES_KEY", {
     method: "PUT",
     body: JSON.stringify({ value: TEAM_KEY }),
@@ -292,6 +307,23 @@ describe("MCP on the REST channel and the settings page", () => {
     expect(replayed.status).toBe(400);
     expect(await replayed.text()).toContain("unknown or has expired");
     expect(auth.issuedTokens.length).toBe(issued);
+  });
+
+  it("a client id and secret from config are used instead of dynamic registration", async () => {
+    const settings = await settingsOf("gus");
+    // Viewing the page asks each server as gus (registering the gateway for the unconfigured ones).
+    await settings.call("GET", "/state");
+    const registrations = auth.registrations;
+    // The other servers' clients came from dynamic registration (RFC 7591).
+    expect(registrations).toBeGreaterThan(0);
+    const { url } = (await (await settings.call("POST", "/mcp/preset/connect")).json()) as {
+      url: string;
+    };
+    expect((await new Browser().open(url, { account: "gus-acct" })).status).toBe(200);
+    const view = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
+    expect(view.mcp.servers.find((s) => s.id === "preset")?.status).toBe("connected");
+    expect(auth.registrations).toBe(registrations);
+    expect(auth.tokenClients.at(-1)).toBe("lobu-preset");
   });
 
   it("audits each remote call and connection: who, server, tool, outcome; never input, result or token", async () => {
