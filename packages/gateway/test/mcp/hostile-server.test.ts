@@ -205,4 +205,38 @@ describe("a hostile remote MCP server", () => {
     const names = (await host.specsFor(turn())).map((s) => s.name);
     expect(names).toEqual(["mcp__first__own", "mcp__second__own"]);
   });
+
+  it("cannot make the gateway read an unbounded answer", async () => {
+    // Answers every request with a JSON body that goes on (up to 200 MB here, so
+    // the test ends either way): the gateway must stop reading long before.
+    let sent = 0;
+    const flood = createServer((req, res) => {
+      req.resume();
+      // Only streamable HTTP: the legacy fallback's GET is refused at once.
+      if (req.method !== "POST") return void res.writeHead(405).end();
+      res.writeHead(200, { "content-type": "application/json" });
+      const chunk = Buffer.alloc(1 << 20, 0x20);
+      const pump = () => {
+        while (sent < 200 * (1 << 20)) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      res.on("close", () => res.destroy());
+      pump();
+    });
+    await new Promise<void>((r) => flood.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(flood.address() as AddressInfo).port}/mcp`;
+    const { clients } = service({ flood: url });
+    try {
+      await expect(clients.tools("flood", "api::ada")).rejects.toThrow();
+      // The cap (32 MiB) and what sockets buffer beyond it; unbounded, all 200 MiB went.
+      expect(sent).toBeLessThan(48 * (1 << 20));
+    } finally {
+      await clients.close();
+      flood.closeAllConnections();
+      await new Promise<void>((r) => flood.close(() => r()));
+    }
+  });
 });
