@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import type { SecretStore } from "../secrets/store.ts";
 import { inSpan, SpanKind, traceparentOf } from "../telemetry/otel.ts";
 import type { McpCredentials } from "./credentials.ts";
+import { boundedTools, type ListedTool, MAX_TOOLS } from "./listed-tools.ts";
 import { PersonOAuthProvider } from "./oauth.ts";
 import { guardedFetch } from "./outbound.ts";
 
@@ -54,13 +55,13 @@ const MAX_CLIENTS = 256;
  * before it starts, and a server that does not answer must not hold it long.
  */
 const LIST_TIMEOUT_MS = 15_000;
-/** Tools one server may offer; more are left out (with a warning). */
-const MAX_TOOLS = 200;
+/** Pages of a tool listing read at most: a server that always has a next page does not hold the turn. */
+const MAX_PAGES = 20;
 
 interface Entry {
   client: Client;
   provider: PersonOAuthProvider | undefined;
-  tools: Tool[] | undefined;
+  tools: ListedTool[] | undefined;
 }
 
 /** The SDK's progress callback: what a call reports while it runs. */
@@ -84,7 +85,7 @@ export class McpClients {
   }
 
   /** The server's tools, as this person's connection lists them. Throws NeedsAuthorization. */
-  async tools(serverId: string, userKey: string): Promise<Tool[]> {
+  async tools(serverId: string, userKey: string): Promise<ListedTool[]> {
     return this.#use(serverId, userKey, async (entry) => {
       entry.tools ??= await listTools(entry.client, serverId, this.#d.log);
       return entry.tools;
@@ -292,17 +293,16 @@ function authError(
   return undefined;
 }
 
-async function listTools(client: Client, serverId: string, log: Logger): Promise<Tool[]> {
+async function listTools(client: Client, serverId: string, log: Logger): Promise<ListedTool[]> {
   const tools: Tool[] = [];
   let cursor: string | undefined;
+  let pages = 0;
   do {
     const page = await client.listTools(cursor ? { cursor } : {}, { timeout: LIST_TIMEOUT_MS });
     tools.push(...page.tools);
     cursor = page.nextCursor;
-  } while (cursor && tools.length < MAX_TOOLS);
-  if (tools.length > MAX_TOOLS)
-    log.warn({ serverId, tools: tools.length }, `MCP server offers more than ${MAX_TOOLS} tools`);
-  return tools.slice(0, MAX_TOOLS);
+  } while (cursor && tools.length <= MAX_TOOLS && ++pages < MAX_PAGES);
+  return boundedTools(serverId, tools, log);
 }
 
 /**

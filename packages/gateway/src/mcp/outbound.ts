@@ -27,7 +27,20 @@ export class RefusedUrl extends Error {
   }
 }
 
+/**
+ * Most the gateway reads of one answer (a listing, a result, metadata, or one
+ * event stream over its life): a server that never stops sending must not
+ * fill the gateway's memory. Results are cut to 50,000 characters for the
+ * model anyway; this only stops a flood.
+ */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
 export function guardedFetch(opts: OutboundOptions): FetchLike {
+  const guarded = urlGuard(opts);
+  return async (input, init) => bounded(await guarded(input, init), MAX_RESPONSE_BYTES);
+}
+
+function urlGuard(opts: OutboundOptions): FetchLike {
   const trusted = new URL(opts.serverUrl).hostname;
   const base = opts.fetch ?? fetch;
   return async (input, init) => {
@@ -44,4 +57,25 @@ export function guardedFetch(opts: OutboundOptions): FetchLike {
     if (!vetted.ok) throw new RefusedUrl(`refused ${url.origin}: ${vetted.reason}`);
     return base(input, { ...init, redirect: "manual" });
   };
+}
+
+/** The same response, whose body errors once more than `limit` bytes came. */
+function bounded(res: Response, limit: number): Response {
+  if (!res.body) return res;
+  let seen = 0;
+  const cap = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      seen += chunk.byteLength;
+      if (seen > limit)
+        controller.error(
+          new RefusedUrl(`the MCP server's answer is larger than ${limit / 1024 / 1024} MiB`),
+        );
+      else controller.enqueue(chunk);
+    },
+  });
+  return new Response(res.body.pipeThrough(cap), {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
 }

@@ -7,7 +7,6 @@ import {
   type RequestAnswer,
   type ToolPolicy,
 } from "@lobu/core";
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
 import type { AuditLog } from "../audit/log.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
@@ -18,6 +17,7 @@ import type { McpClients } from "./clients.ts";
 import { NeedsAuthorization } from "./clients.ts";
 import type { ConnectFlows } from "./connect-flows.ts";
 import type { McpCredentials } from "./credentials.ts";
+import type { ListedTool } from "./listed-tools.ts";
 import { connectToolName, mcpToolName } from "./names.ts";
 import { revokeTokens } from "./oauth.ts";
 import { guardedFetch } from "./outbound.ts";
@@ -206,7 +206,7 @@ export class McpService {
     return this.#d.credentials.client(userKey, serverId);
   }
 
-  #tool(serverId: string, tool: Tool): McpTool {
+  #tool(serverId: string, tool: ListedTool): McpTool {
     const server = this.#d.config.mcp[serverId]!;
     const title = tool.title ?? tool.annotations?.title;
     return {
@@ -239,8 +239,18 @@ export class McpService {
       // Asking the person to connect is itself the question.
       defaultPolicy: "allow",
       execute: async (_input, ctx) => {
-        const listed = await this.#listOrConnect(serverId, ctx);
-        if (typeof listed === "string") return listed;
+        let listed: ListedTool[] | string;
+        try {
+          listed = await this.#listOrConnect(serverId, ctx);
+        } catch (err) {
+          this.#audit(ctx, serverId, "connect", ctx.signal.aborted ? "cancelled" : "failed");
+          throw err;
+        }
+        if (typeof listed === "string") {
+          // Declined, or no answer in time: audited like a call that still needs the person.
+          this.#audit(ctx, serverId, "connect", "needs_authorization");
+          return listed;
+        }
         this.#audit(ctx, serverId, "connect", "connected");
         return `Connected to ${serverId}. Its tools are available from the user's next message: ${listed
           .map((t) => mcpToolName(serverId, t.name))
@@ -249,7 +259,7 @@ export class McpService {
     };
   }
 
-  async #listOrConnect(serverId: string, ctx: McpCallContext): Promise<Tool[] | string> {
+  async #listOrConnect(serverId: string, ctx: McpCallContext): Promise<ListedTool[] | string> {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         return await this.#d.clients.tools(serverId, ctx.userKey);

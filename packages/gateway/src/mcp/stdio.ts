@@ -9,10 +9,10 @@ import {
 } from "@lobu/core";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "pino";
-import { z } from "zod";
 import type { AuditLog } from "../audit/log.ts";
 import type { WorkerConnection } from "../sandbox/driver.ts";
 import { recordMcpCall } from "./audit.ts";
+import { boundedTools, type ListedTool } from "./listed-tools.ts";
 import { mcpToolName } from "./names.ts";
 import { serverToolPolicy } from "./policy.ts";
 import { resultText } from "./results.ts";
@@ -58,19 +58,6 @@ const LIST_TIMEOUT_MS = 100_000;
 /** What the worker gets beyond a call's own timeout to answer. */
 const CALL_GRACE_MS = 5_000;
 const MAX_RESULT_CHARS = Math.min(MAX_GATEWAY_TOOL_OUTPUT, 50_000);
-/** Largest JSON Schema of one tool's input a worker may report. */
-const MAX_SCHEMA_CHARS = 20_000;
-
-/** A tool as a worker reports it: checked and bounded here, whatever the server said. */
-const ReportedTool = z.object({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
-  title: z.string().optional(),
-  description: z.string().optional(),
-  inputSchema: z
-    .looseObject({ type: z.literal("object") })
-    .refine((s) => JSON.stringify(s).length <= MAX_SCHEMA_CHARS, "input schema too large"),
-});
-type ReportedTool = z.infer<typeof ReportedTool>;
 
 export class StdioMcpTools {
   readonly #d: StdioMcpDeps;
@@ -105,7 +92,9 @@ export class StdioMcpTools {
       const entry = reported.find((r) => r.id === id);
       if (!entry?.tools)
         return [this.#unavailable(id, entry?.error ?? "no answer from the sandbox")];
-      return this.#validTools(id, entry.tools).map((tool) => this.#tool(id, sandboxId, tool));
+      return boundedTools(id, entry.tools, this.#d.log).map((tool) =>
+        this.#tool(id, sandboxId, tool),
+      );
     });
   }
 
@@ -114,25 +103,7 @@ export class StdioMcpTools {
     return { id, command: server.command!, args: server.args };
   }
 
-  #validTools(serverId: string, raw: unknown[]): ReportedTool[] {
-    const seen = new Set<string>();
-    const out: ReportedTool[] = [];
-    let dropped = 0;
-    for (const item of raw) {
-      const parsed = ReportedTool.safeParse(item);
-      if (!parsed.success || seen.has(parsed.data.name)) {
-        dropped++;
-        continue;
-      }
-      seen.add(parsed.data.name);
-      out.push(parsed.data);
-    }
-    if (dropped)
-      this.#d.log.warn({ serverId, dropped }, "stdio MCP server reported invalid tools: left out");
-    return out;
-  }
-
-  #tool(serverId: string, sandboxId: string, tool: ReportedTool): McpTool {
+  #tool(serverId: string, sandboxId: string, tool: ListedTool): McpTool {
     const server = this.#d.config.mcp[serverId]!;
     const title = tool.title?.slice(0, 200);
     return {

@@ -1,13 +1,14 @@
 import { readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Logger } from "pino";
+import { policyRefusal } from "../domain/package-policy.ts";
 import { type BuildState, PackageBuilds, type Settled } from "./builds.ts";
 import { NixCli } from "./cli.ts";
 import { writeExpressions } from "./expressions.ts";
 import { SandboxLinks } from "./links.ts";
 import { type ProfileOwner, Profiles, profileId } from "./profiles.ts";
 import { PackageResolver } from "./resolver.ts";
-import { type NixSettings, policyRefusal } from "./settings.ts";
+import type { NixSettings } from "./settings.ts";
 
 /** A package name as people and skills may give it (the settings page checks the same). */
 const ATTR = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,99}$/;

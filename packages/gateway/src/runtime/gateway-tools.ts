@@ -248,7 +248,7 @@ export class GatewayToolHost {
     return specs;
   }
 
-  /** The providers' tools of a turn: asked once per turn, names taken first come first served. */
+  /** The providers' tools of a turn: asked once per turn; a name offered twice is offered for neither. */
   async #toolsOfTurn(
     turn: QueuedTurn,
     agent: AgentDefinition,
@@ -256,6 +256,8 @@ export class GatewayToolHost {
     const known = this.#turnTools.get(turn);
     if (known) return known;
     const tools = new Map<string, TurnGatewayTool>();
+    /** Names two tools offered: neither gets them, so no tool takes the calls meant for another. */
+    const clashed = new Set<string>();
     const userKey = userKeyOf(turn.origin);
     for (const provider of this.#providers) {
       let offered: TurnGatewayTool[] = [];
@@ -266,8 +268,14 @@ export class GatewayToolHost {
       }
       for (const tool of offered) {
         const name = tool.spec.name;
-        if (RESERVED.has(name) || this.#tools.has(name) || tools.has(name)) continue;
+        if (RESERVED.has(name) || this.#tools.has(name) || clashed.has(name)) continue;
         if (!GatewayToolSpec.safeParse(tool.spec).success) continue;
+        if (tools.has(name)) {
+          tools.delete(name);
+          clashed.add(name);
+          this.#deps.log.warn({ tool: name }, "two gateway tools share a name: neither is offered");
+          continue;
+        }
         tools.set(name, tool);
       }
     }

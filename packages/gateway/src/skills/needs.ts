@@ -1,5 +1,6 @@
 import type { LobuConfig } from "@lobu/core";
 import { canonicalPattern, firstDenied } from "../domain/host-patterns.ts";
+import { policyRefusal } from "../domain/package-policy.ts";
 import { publicSuffixProblem } from "../domain/public-suffixes.ts";
 import type { Skill } from "./catalog.ts";
 
@@ -84,6 +85,28 @@ function domainCheck(pattern: string, config: LobuConfig, agents: string[]): Nee
     : { kind: "domains", value: pattern, ok: true };
 }
 
+/** A package is provided only where [packages] is on and its allow/deny lists let it through. */
+function packageCheck(name: string, config: LobuConfig): NeedCheck {
+  if (!config.packages.enabled)
+    return {
+      kind: "packages",
+      value: name,
+      ok: false,
+      problem: `packages are off on this gateway, so ${name} is not provided`,
+      fix: "[packages] enabled = true in lobu.toml (docs/packages.md; needs Nix on the gateway host)",
+    };
+  const refused = policyRefusal(name, config.packages);
+  if (refused)
+    return {
+      kind: "packages",
+      value: name,
+      ok: false,
+      problem: refused,
+      fix: `change [packages] allow/deny in lobu.toml if ${name} should be provided`,
+    };
+  return { kind: "packages", value: name, ok: true, note: "provided through Nix" };
+}
+
 function secretCheck(name: string, config: LobuConfig, agents: string[]): NeedCheck {
   const binds = (id: string) => Boolean(config.agents[id]?.secrets[name]);
   const where = agents.length ? agents : Object.keys(config.agents);
@@ -110,9 +133,7 @@ export function checkNeeds(
   const agents = agentsUsing(skill, config);
   return [
     ...skill.mcp.map((id) => mcpCheck(id, config)),
-    ...skill.packages.map(
-      (p): NeedCheck => ({ kind: "packages", value: p, ok: true, note: "provided through Nix" }),
-    ),
+    ...skill.packages.map((p) => packageCheck(p, config)),
     ...skill.domains.map((d) => domainCheck(d, config, agents)),
     ...skill.secrets.map((s) => secretCheck(s, config, agents)),
   ];

@@ -53,6 +53,8 @@ export function classifySource(spec: string, cwd = process.cwd()): SourceKind {
   const bare = spec.split("#")[0]!;
   if (/\.git\/?$/.test(bare) || GIT_HOSTS.test(bare)) return "git";
   if (/\.(tgz|tar\.gz)$/.test(bare)) return "npm";
+  // git's own spelling of a local repository (a bare one often has no .git suffix).
+  if (bare.startsWith("file://")) return "git";
   if (/^(\.{1,2}|~)?\//.test(spec)) return "path";
   // A bare name: a starter skill shipped with Lobu, a folder here, else an npm package.
   if (starterSkillDir(spec)) return "starter";
@@ -69,10 +71,24 @@ function tempDir(prefix: string): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** stderr's last meaningful line, for messages. */
+/**
+ * Why a command failed, for messages: `npm --json`'s error summary (its
+ * stderr ends with where its log went, which says nothing), else stderr's
+ * last meaningful line.
+ */
 function reason(err: unknown): string {
-  const e = err as { stderr?: string; message?: string };
-  const lines = (e.stderr || e.message || String(err)).trim().split("\n").filter(Boolean);
+  const e = err as { stdout?: string; stderr?: string; message?: string };
+  try {
+    const summary = (JSON.parse(e.stdout ?? "") as { error?: { summary?: unknown } }).error
+      ?.summary;
+    if (typeof summary === "string" && summary) return summary.split("\n")[0]!;
+  } catch {
+    // Not npm's JSON: read stderr.
+  }
+  const lines = (e.stderr || e.message || String(err))
+    .trim()
+    .split("\n")
+    .filter((line) => line.trim() && !/A complete log of this run/.test(line));
   return lines.at(-1)?.replace(/^(fatal|error|npm error):\s*/i, "") ?? "failed";
 }
 

@@ -58,6 +58,12 @@ beforeAll(async () => {
           tools: { "add_*": "ask", whoami: "deny" },
         },
         evil: { url: evil.url },
+        // The same server through a client registered ahead of time (no RFC 7591).
+        preset: {
+          url: notes.url,
+          policy: "allow",
+          oauth: { client_id: "lobu-preset", client_secret: "PRESET_CLIENT_SECRET" },
+        },
         legacy: { url: legacy.url, policy: "allow" },
         team: {
           url: team.url,
@@ -73,6 +79,15 @@ beforeAll(async () => {
     log: createLogger("test", { level: "silent" }),
   });
   token = readFileSync(gw.summary.adminTokenFile, "utf8").trim();
+  await auth.registerClient({
+    clientId: "lobu-preset",
+    clientSecret: "preset-secret-0123456789abcdef",
+    redirectUri: `${gw.url}/mcp/callback`,
+  });
+  await api("/api/v1/secrets/PRESET_CLIENT_SECRET", {
+    method: "PUT",
+    body: JSON.stringify({ value: "preset-secret-0123456789abcdef" }),
+  });
   await api("/api/v1/secrets/TEAM_NOTES_KEY", {
     method: "PUT",
     body: JSON.stringify({ value: TEAM_KEY }),
@@ -272,9 +287,67 @@ describe("MCP on the REST channel and the settings page", () => {
     const { url } = (await (await settings.call("POST", "/mcp/notes/connect")).json()) as {
       url: string;
     };
-    expect((await new Browser().open(url, { account: "ada-acct" })).status).toBe(200);
+    const browser = new Browser();
+    expect((await browser.open(url, { account: "ada-acct" })).status).toBe(200);
     const again = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
     expect(again.mcp.servers.find((s) => s.id === "notes")?.status).toBe("connected");
+    // The authorization request: PKCE S256 and the resource indicator (RFC 8707) naming the server.
+    const authorize = new URL(
+      browser.visited.find((v) => v.startsWith(`GET ${auth.issuer}/auth?`))!.slice(4),
+    );
+    expect(authorize.searchParams.get("code_challenge_method")).toBe("S256");
+    expect(authorize.searchParams.get("code_challenge")).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(authorize.searchParams.get("resource")).toBe(notes.url);
+    expect(authorize.searchParams.get("redirect_uri")).toBe(`${gw.url}/mcp/callback`);
+    // The callback replayed — same browser, same state and code — completes nothing again.
+    const callback = browser.visited.find((v) => v.startsWith(`GET ${gw.url}/mcp/callback?`));
+    expect(callback).toBeDefined();
+    const issued = auth.issuedTokens.length;
+    const replayed = await browser.fetch(callback!.slice(4));
+    expect(replayed.status).toBe(400);
+    expect(await replayed.text()).toContain("unknown or has expired");
+    expect(auth.issuedTokens.length).toBe(issued);
+  });
+
+  it("a client id and secret from config are used instead of dynamic registration", async () => {
+    const settings = await settingsOf("gus");
+    // Viewing the page asks each server as gus (registering the gateway for the unconfigured ones).
+    await settings.call("GET", "/state");
+    const registrations = auth.registrations;
+    // The other servers' clients came from dynamic registration (RFC 7591).
+    expect(registrations).toBeGreaterThan(0);
+    const { url } = (await (await settings.call("POST", "/mcp/preset/connect")).json()) as {
+      url: string;
+    };
+    expect((await new Browser().open(url, { account: "gus-acct" })).status).toBe(200);
+    const view = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
+    expect(view.mcp.servers.find((s) => s.id === "preset")?.status).toBe("connected");
+    expect(auth.registrations).toBe(registrations);
+    expect(auth.tokenClients.at(-1)).toBe("lobu-preset");
+  });
+
+  it("audits each remote call and connection: who, server, tool, outcome; never input, result or token", async () => {
+    const res = await api("/api/v1/audit?limit=500");
+    const { records } = (await res.json()) as {
+      records: { action: string; actor: string; details?: Record<string, unknown> }[];
+    };
+    const calls = records
+      .filter((r) => r.action === "mcp.call")
+      .map((r) => `${r.actor} ${r.details?.server} ${r.details?.tool} ${r.details?.outcome}`);
+    expect(calls).toEqual(
+      expect.arrayContaining([
+        "api::ada notes connect connected",
+        "api::ada notes add_note ok",
+        "api::fa notes connect needs_authorization",
+      ]),
+    );
+    expect(records.some((r) => r.action === "mcp.connected" && r.actor === "api::ada")).toBe(true);
+    for (const r of records.filter((r) => r.action.startsWith("mcp."))) {
+      const text = JSON.stringify(r);
+      expect(text).not.toContain("buy bread");
+      expect(text).not.toContain("saved note");
+      for (const t of auth.issuedTokens) expect(text).not.toContain(t);
+    }
   });
 
   it("erasing the person revokes their connection at the server and leaves no token behind", async () => {

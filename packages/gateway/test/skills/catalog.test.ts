@@ -8,6 +8,7 @@ import { ProviderRegistry } from "../../src/providers/registry.ts";
 import { SkillCatalog } from "../../src/skills/catalog.ts";
 import { skillDigest } from "../../src/skills/files.ts";
 import { writeLock } from "../../src/skills/lock.ts";
+import { checkNeeds } from "../../src/skills/needs.ts";
 import { parseSkillMd } from "../../src/skills/skill-md.ts";
 import { tempDirs, writeSkill } from "./fixtures.ts";
 
@@ -268,5 +269,26 @@ describe("a skill's needs at startup", () => {
     ).toEqual([
       `${join(optedIn.dir, "skills", "pages", "SKILL.md")}: metadata.lobu.domains: "*.github.io" would allow every site under github.io, a public suffix where anyone can register a name (opted in by [network] allow_public_suffixes)`,
     ]);
+  });
+
+  it("a skill's package is checked against [packages]: off, denied or not allowed is said, with the fix", () => {
+    const skill = { name: "pdf", mcp: [], packages: ["poppler_utils"], domains: [], secrets: [] };
+    const off = parseConfig("", "/p/lobu.toml");
+    expect(checkNeeds(skill, off)).toEqual([
+      {
+        kind: "packages",
+        value: "poppler_utils",
+        ok: false,
+        problem: "packages are off on this gateway, so poppler_utils is not provided",
+        fix: "[packages] enabled = true in lobu.toml (docs/packages.md; needs Nix on the gateway host)",
+      },
+    ]);
+    const denied = parseConfig('[packages]\nenabled = true\ndeny = ["poppler*"]\n', "/p/lobu.toml");
+    expect(checkNeeds(skill, denied)[0]).toMatchObject({
+      ok: false,
+      problem: 'poppler_utils is not provided on this gateway (packages.deny has "poppler*")',
+    });
+    const allowed = parseConfig("[packages]\nenabled = true\n", "/p/lobu.toml");
+    expect(checkNeeds(skill, allowed)[0]).toMatchObject({ ok: true, note: "provided through Nix" });
   });
 });

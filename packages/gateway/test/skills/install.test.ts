@@ -68,6 +68,10 @@ describe("lobu skills add", () => {
     expect(classifySource("git+file:///srv/skills#main:pdf", cwd)).toBe("git");
     expect(classifySource("git@github.com:org/skills.git", cwd)).toBe("git");
     expect(classifySource("./pkg-1.0.0.tgz", cwd)).toBe("npm");
+    // A file:// URL is a (local, often bare) repository, as git names one; a tarball stays npm's.
+    expect(classifySource("file:///srv/skills", cwd)).toBe("git");
+    expect(classifySource("file:///srv/skills#main:pdf", cwd)).toBe("git");
+    expect(classifySource("file:///srv/pkg-1.0.0.tgz", cwd)).toBe("npm");
     expect(classifySource("@org/pdf-skill@^1", cwd)).toBe("npm");
   });
 
@@ -218,6 +222,29 @@ describe("lobu skills add", () => {
     expect(new SkillCatalog(p.config, p.path).get("pdf-tools")?.packages).toEqual([
       "poppler_utils",
     ]);
+    // A package npm cannot fetch says why (npm's own summary, not where its log went).
+    const missing = join(packs, "no-such-skill-1.0.0.tgz");
+    const failed = await rejection(addSkill({ spec: missing, projectDir: p.dir }));
+    expect(failed.code).toBe("skill_fetch_failed");
+    expect(failed.message).toContain("no such file or directory");
+    expect(failed.message).not.toContain("complete log");
+  });
+
+  it("clones a bare repository named by a file:// URL, as an outsider types it", async () => {
+    const repo = gitRepo();
+    const bare = join(temp("lobu-skill-bare-"), "skills");
+    execFileSync("git", ["clone", "--quiet", "--bare", repo.dir, bare]);
+    const p = project();
+    const added = await addSkill({
+      spec: `file://${bare}#main:skills/tides`,
+      projectDir: p.dir,
+      config: p.config,
+    });
+    expect(added).toMatchObject({ name: "tides", status: "installed" });
+    expect(readLock(p.dir).skills.tides?.source).toMatchObject({
+      kind: "git",
+      commit: repo.commit(),
+    });
   });
 
   it("installs a starter skill by name", async () => {

@@ -23,6 +23,14 @@ export interface AuthServer {
   readonly issuedTokens: string[];
   /** Clients registered (RFC 7591) so far. */
   readonly registrations: number;
+  /** The client each access token was issued to, in order. */
+  readonly tokenClients: string[];
+  /** A client registered ahead of time, as an operator does at a provider without RFC 7591. */
+  registerClient(client: {
+    clientId: string;
+    clientSecret: string;
+    redirectUri: string;
+  }): Promise<void>;
   /** Token revocations (RFC 7009) received. */
   readonly revocations: number;
   /** Make every access token expire (a refresh token still works). */
@@ -82,6 +90,7 @@ class MemoryStore {
 export async function startAuthServer(opts: { resource: () => string }): Promise<AuthServer> {
   const store = new MemoryStore();
   const issuedTokens: string[] = [];
+  const tokenClients: string[] = [];
   let registrations = 0;
   let revocations = 0;
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -139,6 +148,7 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
   });
   provider.on("access_token.saved", (token) => {
     issuedTokens.push(token.jti);
+    tokenClients.push(token.clientId ?? "");
   });
   const callback = provider.callback();
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -158,6 +168,17 @@ export async function startAuthServer(opts: { resource: () => string }): Promise
     issuer,
     introspection: { url: `${issuer}/token/introspection`, ...rs },
     issuedTokens,
+    tokenClients,
+    async registerClient({ clientId, clientSecret, redirectUri }) {
+      await store.adapter("Client").upsert(clientId, {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: [redirectUri],
+        grant_types: ["authorization_code", "refresh_token"],
+        response_types: ["code"],
+        token_endpoint_auth_method: "client_secret_basic",
+      });
+    },
     get registrations() {
       return registrations;
     },
