@@ -432,7 +432,7 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     expect(i.response).toMatchObject({ type: 4, data: { flags: 64 } });
     const own = dc.messages(server.channelId, gus.id).find((m) => m.ephemeralTo === gus.id);
     const url = own?.components[0]?.components?.[0]?.url ?? "";
-    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/\w+/);
+    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/[\w-]+/);
     expect(dc.messages(server.channelId).some((m) => m.ephemeralTo === gus.id)).toBe(false);
     expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
   });
