@@ -1,5 +1,6 @@
 import { readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { settled } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import { type BuildState, PackageBuilds, type Settled } from "./builds.ts";
 import { NixCli } from "./cli.ts";
@@ -210,7 +211,8 @@ export class NixPackages {
 
   #exclusive<T>(job: () => Promise<T>): Promise<T> {
     const run = this.#serial.then(job, job);
-    this.#serial = run.catch(() => {});
+    // The chain's tail: a failed job's error went to its own caller.
+    this.#serial = settled(run);
     return run;
   }
 
@@ -286,7 +288,9 @@ export class NixPackages {
     let sets: string[] = [];
     try {
       sets = readdirSync(parent);
-    } catch {}
+    } catch {
+      // No results folder yet: no other set to drop.
+    }
     for (const set of sets)
       if (join(parent, set) !== this.#builds.resultsDir)
         rmSync(join(parent, set), { recursive: true, force: true });
