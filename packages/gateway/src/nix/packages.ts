@@ -69,7 +69,7 @@ export class NixPackages {
     this.#log = log;
     const expr = writeExpressions(join(settings.root, "expr"), settings.source);
     this.#resolver = new PackageResolver(cli, expr);
-    this.#profiles = new Profiles(cli, settings.root);
+    this.#profiles = new Profiles(cli, settings.root, log);
     this.#links = new SandboxLinks(settings.root);
     this.#builds = new PackageBuilds({
       cli,
