@@ -1,5 +1,6 @@
 import type { API } from "@discordjs/core";
 import { type AgentEvent, registerSecret } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
@@ -128,7 +129,9 @@ export class DiscordBotRunner {
 
   async stop(): Promise<void> {
     this.#stopped.abort();
-    await Promise.resolve(this.#connection?.gateway.destroy()).catch(() => undefined);
+    await Promise.resolve(this.#connection?.gateway.destroy()).catch(
+      bestEffort(this.#log, "Discord Gateway connection not closed at stop"),
+    );
     await this.#background?.settle();
     this.#views.clear();
   }
