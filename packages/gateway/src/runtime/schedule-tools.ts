@@ -74,16 +74,13 @@ export function scheduleTools(d: ScheduleToolDeps) {
         throw new Error(
           `the text is too long for a message on this gateway (at most ${d.limits.maxMessageBytes - RUN_TEXT_OVERHEAD_BYTES} bytes); keep the instruction short`,
         );
+      const plan = await withHint(() => planSchedule(input, d.limits, Date.now()));
       const created = await withHint(() =>
-        d.schedules.create({
-          agentId: ctx.agentId,
-          origin: ctx.origin,
-          text: input.text,
-          plan: planSchedule(input, d.limits, Date.now()),
-        }),
+        d.schedules.create({ agentId: ctx.agentId, origin: ctx.origin, text: input.text, plan }),
       );
       d.scheduler.wake();
-      return `Scheduled ${created.id}: ${describe(created)}.`;
+      const note = plan.kind === "once" && plan.note ? `; ${plan.note}` : "";
+      return `Scheduled ${created.id}: ${describe(created)}${note}.`;
     },
   };
 

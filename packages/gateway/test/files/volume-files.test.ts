@@ -80,6 +80,15 @@ describe("file names from people", () => {
     expect(name.endsWith(".csv")).toBe(true);
   });
 
+  it("cuts long names between characters, never inside one", () => {
+    // Emoji are two UTF-16 units each: a cut between them would leave half of one.
+    const name = safeFileName(`a${"😀".repeat(80)}.png`);
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200);
+    expect(name.endsWith(".png")).toBe(true);
+    expect(name.isWellFormed()).toBe(true);
+    expect(name).toBe(`a${"😀".repeat(48)}.png`);
+  });
+
   it("never overwrites: colliding names get a number", async () => {
     const a = await write("report.csv", "one");
     const b = await write("report.csv", "two");
