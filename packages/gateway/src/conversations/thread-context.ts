@@ -49,9 +49,19 @@ export class ThreadContext {
   }
 
   async textFor(turn: QueuedTurn): Promise<string> {
+    return (await this.contextFor(turn)).text;
+  }
+
+  /**
+   * The turn's text, and whether it carries words of someone other than the
+   * sender (`othersWrote`: a thread message by another person or a bot). Tools
+   * whose effect outlives the turn ask the sender first then (gateway-tools.ts).
+   */
+  async contextFor(turn: QueuedTurn): Promise<{ text: string; othersWrote: boolean }> {
     const { budget, log } = this.#deps;
+    const alone = { text: turn.text, othersWrote: false };
     const history = this.#deps.historyFor(turn.origin.platform);
-    if (!history || budget.maxMessages === 0 || budget.maxChars === 0) return turn.text;
+    if (!history || budget.maxMessages === 0 || budget.maxChars === 0) return alone;
     const sender = turn.origin.userName ?? turn.origin.userId;
     const after = await this.#after(turn);
     let recent: Awaited<ReturnType<ConversationHistory["recent"]>>;
@@ -67,11 +77,14 @@ export class ThreadContext {
       );
       // A platform's refusal is said as it is; anything else only as a failure (no internals).
       const why = err instanceof HistoryUnavailable ? err.message : "the platform did not answer";
-      return `(The earlier messages of this thread could not be read: ${why}.)\n\n${turn.text}`;
+      return {
+        text: `(The earlier messages of this thread could not be read: ${why}.)\n\n${turn.text}`,
+        othersWrote: false,
+      };
     }
     await this.#remember(turn, after);
     const { kept, dropped } = fitBudget(recent.messages, budget);
-    return withThreadHistory(
+    const text = withThreadHistory(
       { text: turn.text, sender },
       {
         messages: kept,
@@ -80,6 +93,11 @@ export class ThreadContext {
         platform: turn.origin.platform,
       },
     );
+    // Shown only when something new came (withThreadHistory); the agent's own replies are not others'.
+    const othersWrote =
+      text !== turn.text &&
+      kept.some((m) => !m.fromAssistant && (m.fromBot || m.authorId !== turn.origin.userId));
+    return { text, othersWrote };
   }
 
   /** Where this conversation's view of the thread starts: after its last turn's message there. */

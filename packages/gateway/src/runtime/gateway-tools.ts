@@ -92,6 +92,16 @@ export interface GatewayToolDefinition<S extends z.ZodType = z.ZodType> {
    * applies when it is stricter.
    */
   defaultPolicy?: ToolPolicy;
+  /**
+   * Its effect outlives the turn with the person's authority (a schedule runs
+   * later as their own message; a memory is read in all their
+   * conversations): when other people's words are in the turn's context
+   * (TurnStream.othersInContext), its default becomes "ask", so an
+   * instruction planted in someone else's message cannot make it act without
+   * the sender's click. The agent's own policy for it, and the person's
+   * "Always allow", still apply.
+   */
+  askWhenOthersWrote?: boolean;
   /** Run the call; the text goes back to the model. Throw to report a failure. */
   execute(input: z.output<S>, ctx: GatewayToolContext): Promise<string>;
 }
@@ -363,7 +373,12 @@ export class GatewayToolHost {
       // What runs is exactly what was parsed and shown; nothing can change it in between.
       const input = deepFreeze(structuredClone(parsed.data));
       const agent = await this.#deps.agents.forTurn(run.turn.key.agentId, run.turn.origin);
-      const policy = await this.policyFor(agent, userKeyOf(run.turn.origin), tool.def.name);
+      const policy = await this.policyFor(
+        agent,
+        userKeyOf(run.turn.origin),
+        tool.def.name,
+        tool.def.askWhenOthersWrote && run.othersInContext ? "ask" : undefined,
+      );
       if (policy === "deny")
         return {
           ok: false,

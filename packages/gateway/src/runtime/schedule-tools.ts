@@ -69,6 +69,8 @@ export function scheduleTools(d: ScheduleToolDeps) {
       "Schedule a turn in this conversation later: a one-time reminder (`at` or `in`) or a recurring task (`cron`). At that time you get a message starting with [scheduled: ...] and do what `text` says; your answer is posted in this thread. Give exactly one of at, in, cron.",
     input: ScheduleInput,
     defaultPolicy: "allow",
+    // A run is the person's own message later: others' words in the context may not set one unasked.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       if (Buffer.byteLength(input.text) + RUN_TEXT_OVERHEAD_BYTES > d.limits.maxMessageBytes)
         throw new Error(

@@ -3,12 +3,7 @@ import { z } from "zod";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
 import { typeFromName } from "../domain/file-types.ts";
 import type { PlatformFiles } from "../domain/files.ts";
-import {
-  mib,
-  readFromVolume,
-  resolveInVolume,
-  safeFileName,
-} from "../sandbox/volume-files.ts";
+import { mib, readFromVolume, resolveInVolume, safeFileName } from "../sandbox/volume-files.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { GatewayToolDefinition } from "./gateway-tools.ts";
 
