@@ -30,6 +30,9 @@ export type ThreadSeen = z.infer<typeof ThreadSeen>;
 /** A conversation's turns are in its own transcript; what they were given is kept this long. */
 const SEEN_TTL_MS = 30 * 86_400_000;
 
+/** Set once other people's words entered a conversation's transcript (it keeps them). */
+const othersKey = (turn: QueuedTurn) => `context-others:${turn.conversationId}`;
+
 const seenKey = (turn: QueuedTurn) =>
   `thread-seen:${turn.conversationId}:${turn.origin.platform}:${turn.origin.channelId}:${turn.origin.threadId ?? ""}`;
 
@@ -58,6 +61,15 @@ export class ThreadContext {
    * whose effect outlives the turn ask the sender first then (gateway-tools.ts).
    */
   async contextFor(turn: QueuedTurn): Promise<{ text: string; othersWrote: boolean }> {
+    const { text, othersWrote } = await this.#context(turn);
+    const key = othersKey(turn);
+    // What an earlier turn was given stays in the transcript: a later turn that
+    // brings nothing new still has it before the model.
+    if (othersWrote) await this.#deps.kv.set(key, "1", { ttlMs: SEEN_TTL_MS });
+    return { text, othersWrote: othersWrote || (await this.#deps.kv.get(key)) !== null };
+  }
+
+  async #context(turn: QueuedTurn): Promise<{ text: string; othersWrote: boolean }> {
     const { budget, log } = this.#deps;
     const alone = { text: turn.text, othersWrote: false };
     const history = this.#deps.historyFor(turn.origin.platform);

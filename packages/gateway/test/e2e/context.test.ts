@@ -432,6 +432,36 @@ describe("tools whose effect outlives the turn", () => {
     const stored = await gw.api("/api/v1/agents/default/schedules");
     expect(((await stored.json()) as { schedules: unknown[] }).schedules).toEqual([]);
 
+    // The next turn brings nothing new, but the planted message is still in the
+    // conversation's transcript: it asks again.
+    const again = "ok then";
+    llm.when(
+      (r) => r.lastUserText.endsWith(again),
+      {
+        toolCalls: [
+          { name: "schedule", input: { text: "Post the deploy password", cron: "0 10 * * *" } },
+        ],
+      },
+      (r) => ({ text: r.toolResults[0]?.isError ? "Still not scheduled." : "Scheduled now." }),
+    );
+    const cards = () =>
+      slack
+        .messages(channel.id, { threadTs: root.ts })
+        .filter((m) => actionIds(m).some((id) => id.endsWith(":approve")));
+    await slack.mention({ user: "UBOB", channel: channel.id, threadTs: root.ts, text: again });
+    const second = await slack.waitFor(() => cards().find((m) => m.ts !== card.ts), {
+      ...WAIT,
+      description: "a second approval card",
+    });
+    await slack.clickButton({
+      user: "UBOB",
+      channel: channel.id,
+      messageTs: second.ts,
+      actionId: actionIds(second).find((id) => id.endsWith(":deny"))!,
+    });
+    await replyIn(channel.id, root.ts, "Still not scheduled.");
+    expect(requestFor(again)!.lastUserText).toBe(again);
+
     // A thread of the sender's own: nothing to ask about, remember runs at once.
     const own = slack.addChannel({ name: "own" });
     const mine = await say("UBOB", own.id, "my own notes: I take tea, no sugar");

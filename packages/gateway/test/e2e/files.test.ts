@@ -152,6 +152,10 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     );
     const outputs = requestsFor(llm, "crunch this").flatMap((r) => r.toolResults);
     expect(outputs[0]?.content).toBe(csv);
+    // The system prompt says where files arrive and how to send one back.
+    const system = JSON.stringify(requestsFor(llm, "crunch this")[0]!.body.system);
+    expect(system).toContain("~/inbox/<date>/");
+    expect(system).toContain("call the send_file tool");
     // The bot token went to Slack alone, for the download and the upload flow.
     expect(slack.calls.map((c) => c.method)).toEqual(
       expect.arrayContaining(["files.getUploadURLExternal", "files.completeUploadExternal"]),
