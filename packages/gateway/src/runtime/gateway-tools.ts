@@ -45,6 +45,8 @@ export interface GatewayToolContext {
   userKey: string;
   origin: Origin;
   messageId: string;
+  /** The schedule whose run this turn is, when it is one. */
+  scheduleId?: string;
   /** Aborted when the turn ends. */
   signal: AbortSignal;
   /**
@@ -474,6 +476,7 @@ export class GatewayToolHost {
       userKey: userKeyOf(run.turn.origin),
       origin: run.turn.origin,
       messageId: run.turn.messageId,
+      ...(run.turn.scheduleId ? { scheduleId: run.turn.scheduleId } : {}),
       signal: run.signal,
       ask: (event) => this.#request(run, event),
       progress: (text) => {

@@ -1,3 +1,4 @@
+import { formatDuration } from "@lobu/core";
 import { z } from "zod";
 import type { Schedule, ScheduleStore } from "../schedules/records.ts";
 import type { Scheduler } from "../schedules/scheduler.ts";
@@ -76,7 +77,13 @@ export function scheduleTools(d: ScheduleToolDeps) {
         throw new Error(
           `the text is too long for a message on this gateway (at most ${d.limits.maxMessageBytes - RUN_TEXT_OVERHEAD_BYTES} bytes); keep the instruction short`,
         );
-      const plan = await withHint(() => planSchedule(input, d.limits, Date.now()));
+      const now = Date.now();
+      const plan = await withHint(() => planSchedule(input, d.limits, now));
+      // A run setting its next one "in 1s" would repeat faster than a cron may.
+      if (ctx.scheduleId && plan.kind === "once" && plan.nextRunAt - now < d.limits.minIntervalMs)
+        throw new Error(
+          `this turn is a run of schedule ${ctx.scheduleId}; a schedule set from it must be at least ${formatDuration(d.limits.minIntervalMs)} ahead (schedules.min_interval), so schedules cannot repeat faster than recurring ones may. For a repeating task, use cron`,
+        );
       const created = await withHint(() =>
         d.schedules.create({ agentId: ctx.agentId, origin: ctx.origin, text: input.text, plan }),
       );

@@ -239,9 +239,14 @@ describe("firing", () => {
     for (const g of gateways) await g.scheduler.stop();
     const pending = await stores[0]!.queue.pending();
     expect(pending).toHaveLength(1);
-    const turn = JSON.parse(pending[0]!.payload) as { origin: Origin; text: string };
-    // The same conversation and thread, from the same person.
+    const turn = JSON.parse(pending[0]!.payload) as {
+      origin: Origin;
+      text: string;
+      scheduleId?: string;
+    };
+    // The same conversation and thread, from the same person; the turn knows it is this run.
     expect(turn.origin).toEqual(alice);
+    expect(turn.scheduleId).toBe(created.id);
     expect(turn.text).toBe(
       `[scheduled: reminder ${created.id}, set by this person] remind alice to stretch`,
     );
@@ -350,6 +355,39 @@ describe("firing", () => {
     expect(await schedules.listAll()).toEqual([]);
     await expect(schedule.execute({ text: "short", in: "1h" }, ctx)).resolves.toMatch(
       /^Scheduled sch_\w+: once at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$/,
+    );
+  });
+
+  it("keeps a run from setting the next one sooner than a recurring schedule may run", async () => {
+    // A reminder that sets itself again "in 1s" at each run would repeat faster
+    // than min_interval allows a cron to.
+    const store = await sqliteStore();
+    const schedules = new ScheduleStore({ kv: store.kv, log, maxPerPerson: 3 });
+    const { schedule } = scheduleTools({
+      schedules,
+      scheduler: { wake: () => {} },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
+    });
+    const run = {
+      agentId: "default",
+      userKey: "slack:T1:UALICE",
+      origin: alice,
+      scheduleId: "sch_previous",
+    } as never;
+    await expect(schedule.execute({ text: "again", in: "1s" }, run)).rejects.toThrow(
+      /this turn is a run of schedule sch_previous; a schedule set from it must be at least 1h ahead/,
+    );
+    await expect(
+      schedule.execute({ text: "again", at: new Date(Date.now() + 60_000).toISOString() }, run),
+    ).rejects.toThrow(/at least 1h ahead/);
+    expect(await schedules.listAll()).toEqual([]);
+    await expect(schedule.execute({ text: "later", in: "2h" }, run)).resolves.toMatch(
+      /^Scheduled sch_/,
+    );
+    // A person's own turn sets a reminder in a minute as before.
+    const own = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
+    await expect(schedule.execute({ text: "soon", in: "1m" }, own)).resolves.toMatch(
+      /^Scheduled sch_/,
     );
   });
 
