@@ -97,7 +97,8 @@ export interface GatewayToolDefinition<S extends z.ZodType = z.ZodType> {
   /**
    * Its effect outlives the turn with the person's authority (a schedule runs
    * later as their own message; a memory is read in all their
-   * conversations): when other people's words are in the turn's context
+   * conversations), or deletes what is theirs (forget, cancel_schedule):
+   * when other people's words are in the turn's context
    * (TurnStream.othersInContext), its default becomes "ask", so an
    * instruction planted in someone else's message cannot make it act without
    * the sender's click. The agent's own policy for it, and the person's

@@ -73,6 +73,8 @@ export function memoryTools(d: MemoryToolDeps) {
     description: "Delete one memory by id (when the person asks, or it is no longer true).",
     input: ForgetInput,
     defaultPolicy: "allow",
+    // Deletes the person's own data: not at the word of someone else's message.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       if (!(await d.memory.remove(ctx.agentId, ctx.userKey, input.id)))
         throw new Error(`there is no memory ${input.id}; recall shows them`);

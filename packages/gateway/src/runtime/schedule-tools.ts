@@ -115,6 +115,8 @@ export function scheduleTools(d: ScheduleToolDeps) {
     description: "Cancel one of the person's schedules by id.",
     input: CancelInput,
     defaultPolicy: "allow",
+    // Cancels the person's own reminder: not at the word of someone else's message.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       const gone = await d.schedules.cancel(ctx.agentId, ctx.userKey, input.id);
       if (!gone) throw new Error(`there is no schedule ${input.id}; list_schedules shows them`);

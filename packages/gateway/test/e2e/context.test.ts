@@ -462,6 +462,27 @@ describe("tools whose effect outlives the turn", () => {
     await replyIn(channel.id, root.ts, "Still not scheduled.");
     expect(requestFor(again)!.lastUserText).toBe(again);
 
+    // Deleting the person's memories is asked about too.
+    const wipe = "tidy up";
+    llm.when(
+      (r) => r.lastUserText.endsWith(wipe),
+      { toolCalls: [{ name: "forget", input: { id: "mem_0000000000000000" } }] },
+      (r) => ({ text: r.toolResults[0]?.isError ? "Nothing forgotten." : "Forgot it." }),
+    );
+    await slack.mention({ user: "UBOB", channel: channel.id, threadTs: root.ts, text: wipe });
+    const third = await slack.waitFor(
+      () => cards().find((m) => m.ts !== card.ts && m.ts !== second.ts),
+      { ...WAIT, description: "the approval card for forget" },
+    );
+    await slack.clickButton({
+      user: "UBOB",
+      channel: channel.id,
+      messageTs: third.ts,
+      actionId: actionIds(third).find((id) => id.endsWith(":deny"))!,
+    });
+    await replyIn(channel.id, root.ts, "Nothing forgotten.");
+    expect(toolResultFor(wipe)!.content).toContain("The user denied this action.");
+
     // A thread of the sender's own: nothing to ask about, remember runs at once.
     const own = slack.addChannel({ name: "own" });
     const mine = await say("UBOB", own.id, "my own notes: I take tea, no sugar");

@@ -384,6 +384,17 @@ describe("firing", () => {
     await expect(schedule.execute({ text: "later", in: "2h" }, run)).resolves.toMatch(
       /^Scheduled sch_/,
     );
+    // Setting and cancelling ask the sender first when others' words are in the context.
+    const tools = scheduleTools({
+      schedules,
+      scheduler: { wake: () => {} },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
+    });
+    expect([tools.schedule, tools.cancel, tools.list].map((t) => t.askWhenOthersWrote)).toEqual([
+      true,
+      true,
+      undefined,
+    ]);
     // A person's own turn sets a reminder in a minute as before.
     const own = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
     await expect(schedule.execute({ text: "soon", in: "1m" }, own)).resolves.toMatch(
