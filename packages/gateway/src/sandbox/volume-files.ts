@@ -54,10 +54,11 @@ export function safeFileName(name: string): string {
     .replace(/^[.\s]+/, "")
     .replace(/[.\s]+$/, "");
   if (Buffer.byteLength(clean) > MAX_NAME_BYTES) {
-    const ext = extname(clean).slice(0, 16);
-    let stem = clean.slice(0, clean.length - ext.length);
-    while (Buffer.byteLength(stem + ext) > MAX_NAME_BYTES) stem = stem.slice(0, -1);
-    clean = stem + ext;
+    const ext = [...extname(clean)].slice(0, 16).join("");
+    // By code points: a cut between the halves of an emoji would leave half of one.
+    const stem = [...clean.slice(0, clean.length - extname(clean).length)];
+    while (stem.length > 0 && Buffer.byteLength(stem.join("") + ext) > MAX_NAME_BYTES) stem.pop();
+    clean = stem.join("") + ext;
   }
   return clean || "file";
 }

@@ -539,7 +539,7 @@ export class DiscordEmulator {
     for (const [pattern, handler] of restRoutes(this.#restWorld(app ?? this.#primary))) {
       const m = `${method} ${path}`.match(pattern);
       if (m) {
-        const [status, out] = handler(m, body);
+        const [status, out] = handler(m, body, url.searchParams);
         return answer(
           status,
           out,
@@ -586,6 +586,7 @@ export class DiscordEmulator {
       },
       dmChannel: (user) => this.dmChannel(user, app.bot.id),
       message: (id) => this.message(id),
+      all: () => this.#messages,
       add: (m) => {
         this.#messages.push(m);
       },

@@ -19,6 +19,7 @@ import {
   type DiscordConnection,
   restClient,
 } from "./gateway.ts";
+import { DiscordHistory } from "./history.ts";
 import { handleCommand, handleComponent } from "./interactivity.ts";
 import { handleGatewayMessage } from "./messages.ts";
 import { type DcCard, type DcLive, DiscordSurface } from "./surface.ts";
@@ -45,6 +46,8 @@ export function interactionsPath(botId: string): string {
 export class DiscordBotRunner {
   /** Attachments in, files out. */
   readonly files: DiscordFiles;
+  /** Earlier messages of its channels and threads, read with its token. */
+  readonly history: DiscordHistory;
   readonly #bot: DiscordBotSettings;
   readonly #settings: DiscordSettings;
   readonly #views = new TurnViews<DcLive, DcCard>();
@@ -60,6 +63,10 @@ export class DiscordBotRunner {
     this.#bot = bot;
     this.#settings = settings;
     this.files = new DiscordFiles(() => this.#api, settings.apiRoot);
+    this.history = new DiscordHistory(
+      () => this.#api,
+      () => this.#connection?.botId ?? "",
+    );
   }
 
   async start(platformCtx: AdapterContext): Promise<void> {
