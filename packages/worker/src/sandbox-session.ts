@@ -10,7 +10,6 @@ import {
 import type { AgentEvent, ToolPolicy, TurnContext, TurnImage, WorkerToGateway } from "@lobu/core";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
-import { registerModel } from "./model.ts";
 import { freshModelRuntimes, type ModelRuntimeSource } from "./model-runtimes.ts";
 import { RequestBroker } from "./requests.ts";
 import { staticResourceLoader } from "./resources.ts";
@@ -150,25 +149,30 @@ export class SandboxSession {
     const { stateDir, workspace, gatewayUrl, sandboxId } = this.opts;
     // The key comes with each turn: pi keeps it in the runtime's own in-memory store, so
     // there is no auth file to read, lock or write.
-    const { runtime: modelRuntime, credentials } = await (
-      this.opts.modelRuntimes ?? freshModelRuntimes
-    ).take();
     const providerId = `lobu-${ctx.model.provider}`;
-    // The turn's trace context goes to the relay with each model call (the gateway strips
-    // it). pi reads the model entry's headers and the stored key per request, so a new
-    // turn changes them in place: registering again would refresh every provider pi knows.
-    const perTurn: Record<string, string> = {};
-    const model = registerModel(modelRuntime, {
-      ...ctx.model,
+    const {
+      runtime: modelRuntime,
+      model,
+      credentials,
+      headers,
+    } = await (this.opts.modelRuntimes ?? freshModelRuntimes).take({
       providerId,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
-      headers: { "x-lobu-sandbox": sandboxId },
-      modelHeaders: perTurn,
+      api: ctx.model.api,
+      id: ctx.model.id,
+      contextWindow: ctx.model.contextWindow,
+      maxTokens: ctx.model.maxTokens,
+      ...(ctx.model.images !== undefined ? { images: ctx.model.images } : {}),
+      ...(ctx.model.compat !== undefined ? { compat: ctx.model.compat } : {}),
     });
+    // The model entry's headers are read by pi per request: the sandbox's name, and the
+    // turn's trace context (the gateway strips it), changed in place each turn, since
+    // registering again would refresh every provider pi knows.
+    headers["x-lobu-sandbox"] = sandboxId;
     this.rekey = async (apiKey) => {
       await credentials.modify(providerId, async () => ({ type: "api_key", key: apiKey }));
-      if (this.currentTrace) perTurn.traceparent = this.currentTrace;
-      else delete perTurn.traceparent;
+      if (this.currentTrace) headers.traceparent = this.currentTrace;
+      else delete headers.traceparent;
     };
     await this.rekey(ctx.model.apiKey);
 
