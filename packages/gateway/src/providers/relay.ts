@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PLACEHOLDER_PATTERN } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
 import { LiteralRedactor } from "../proxy/rewrite.ts";
@@ -648,7 +649,11 @@ export function createProviderRelay(deps: RelayDeps) {
         ? `unreachable (${last.failure.message})`
         : `HTTP ${status}${status === 429 ? " (rate limited)" : status === 529 || status === 503 ? " (overloaded)" : ""}`;
       // The failed answer is not read: release its connection.
-      await last.upstream?.body?.cancel().catch(() => {});
+      await last.upstream?.body?.cancel().catch(
+        bestEffort(deps.log, "connection of a failed model answer not released", {
+          sandboxId: ctx.sandboxId,
+        }),
+      );
       const to = { provider: target.provider.id, model: target.model };
       deps.log.warn(
         { sandboxId: ctx.sandboxId, from, to, status },

@@ -583,7 +583,7 @@ export class DiscordEmulator {
     for (const [pattern, handler] of restRoutes(this.#restWorld(app ?? this.#primary))) {
       const m = `${method} ${path}`.match(pattern);
       if (m) {
-        const [status, out] = handler(m, body);
+        const [status, out] = handler(m, body, url.searchParams);
         return answer(
           status,
           out,
@@ -644,6 +644,7 @@ export class DiscordEmulator {
       },
       dmChannel: (user) => this.dmChannel(user, app.bot.id),
       message: (id) => this.message(id),
+      all: () => this.#messages,
       add: (m) => {
         this.#messages.push(m);
       },

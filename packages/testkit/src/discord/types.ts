@@ -16,6 +16,8 @@ export interface DiscordChannel {
   recipient?: DiscordUser;
   /** A DM's bot (one emulator may host several). */
   botId?: string;
+  /** false: the bot lacks Read Message History here (reading it answers 403). */
+  readHistory?: boolean;
 }
 
 /** A component as the bot sent it (action rows of buttons or one select menu). */
