@@ -1,4 +1,4 @@
-import { registerSecret } from "@lobu/core";
+import { holdSecrets, releaseSecrets } from "@lobu/core";
 import {
   type OAuthClientInformationMixed,
   type OAuthTokens,
@@ -14,7 +14,8 @@ import type { SecretRef, SecretStore } from "../secrets/store.ts";
  * encrypted secret store (sealed under the master key, its AAD naming the
  * person and the item, re-encrypted by `lobu master-key rotate`). That scope
  * is never resolved for a sandbox: nothing here reaches a worker, the model
- * or a log (reads register the values for log redaction).
+ * or a log (the current tokens of each connection are held for log
+ * redaction, replaced on refresh and dropped when forgotten).
  */
 export type CredentialItem = "tokens" | "client" | "verifier";
 
@@ -40,12 +41,12 @@ export class McpCredentials {
     if (!stored.success) return undefined;
     const tokens = OAuthTokensSchema.safeParse(stored.data.tokens);
     if (!tokens.success) return undefined;
-    redact(tokens.data);
+    redact(userKey, serverId, tokens.data);
     return { tokens: tokens.data, savedAt: stored.data.savedAt };
   }
 
   async saveTokens(userKey: string, serverId: string, tokens: OAuthTokens): Promise<void> {
-    redact(tokens);
+    redact(userKey, serverId, tokens);
     await this.#set(userKey, serverId, "tokens", JSON.stringify({ tokens, savedAt: Date.now() }));
   }
 
@@ -74,6 +75,7 @@ export class McpCredentials {
   }
 
   async forget(userKey: string, serverId: string, items: readonly CredentialItem[]): Promise<void> {
+    if (items.includes("tokens")) releaseSecrets(redactionOwner(userKey, serverId));
     for (const item of items) await this.#secrets.delete(ref(userKey, serverId, item));
   }
 
@@ -95,10 +97,18 @@ function ref(userKey: string, serverId: string, item: CredentialItem): SecretRef
   return { scope: { kind: "person", userKey }, name: `mcp.${serverId}.${item}` };
 }
 
-/** Log lines never show a token, even if one reached an error message. */
-function redact(tokens: OAuthTokens): void {
-  registerSecret(tokens.access_token);
-  if (tokens.refresh_token) registerSecret(tokens.refresh_token);
+/**
+ * Log lines never show a token, even if one reached an error message. The
+ * connection's current pair replaces its previous one in the redaction
+ * registry (a refresh), and forgetting the tokens drops it: the registry holds
+ * one pair per connection, not every token ever read.
+ */
+function redact(userKey: string, serverId: string, tokens: OAuthTokens): void {
+  holdSecrets(redactionOwner(userKey, serverId), [tokens.access_token, tokens.refresh_token]);
+}
+
+function redactionOwner(userKey: string, serverId: string): string {
+  return `mcp-tokens\0${userKey}\0${serverId}`;
 }
 
 function parseJson(raw: string | undefined): unknown {

@@ -2,7 +2,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, GatewayToolSpec, McpSection } from "@lobu/core";
+import {
+  createLogger,
+  GatewayToolSpec,
+  McpSection,
+  redactSecrets,
+  registeredSecretCount,
+} from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConnectFlows } from "../../src/mcp/connect-flows.ts";
 import { McpCredentials } from "../../src/mcp/credentials.ts";
@@ -166,6 +172,29 @@ describe("a person's connection is theirs", () => {
       expect(value).not.toContain("AT-alice");
       expect(value).not.toContain("RT-alice");
     }
+  });
+
+  it("refreshing keeps the redaction registry the same size, the current token redacted", async () => {
+    const user = "slack:T1:UREFRESH";
+    const pair = (i: number) => ({
+      access_token: `AT-refresh-${i}-0123456789abcdef`,
+      token_type: "Bearer",
+      refresh_token: `RT-refresh-${i}-0123456789abcdef`,
+    });
+    // What the SDK does on a refresh: save the new pair; each use reads it back.
+    await credentials.saveTokens(user, "notes", pair(0));
+    await credentials.tokens(user, "notes");
+    const size = registeredSecretCount();
+    for (let i = 1; i <= 50; i++) {
+      await credentials.saveTokens(user, "notes", pair(i));
+      await credentials.tokens(user, "notes");
+    }
+    expect(registeredSecretCount()).toBe(size);
+    const line = `calling with Bearer ${pair(50).access_token} refresh=${pair(50).refresh_token}`;
+    expect(redactSecrets(line)).toBe("calling with Bearer [REDACTED] refresh=[REDACTED]");
+    // Disconnecting drops the pair (and the stored record's value) from the registry.
+    await credentials.forget(user, "notes", ["tokens"]);
+    expect(registeredSecretCount()).toBeLessThan(size);
   });
 
   it("a ciphertext copied to another person's key does not decrypt for them", async () => {
