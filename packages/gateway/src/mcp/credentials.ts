@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { holdSecrets, releaseSecrets } from "@lobu/core";
 import {
   type OAuthClientInformationMixed,
@@ -9,8 +10,8 @@ import type { SecretRef, SecretStore } from "../secrets/store.ts";
 
 /**
  * What the gateway holds for one person's connection to one MCP server: the
- * OAuth tokens, the client it registered (RFC 7591) and the PKCE verifier of
- * a flow in progress. Each is a secret of the person's `person` scope in the
+ * OAuth tokens and the client they were issued to (`verifier` is only
+ * forgotten: flows keep theirs in the flow record, see connect-flows.ts). Each is a secret of the person's `person` scope in the
  * encrypted secret store (sealed under the master key, its AAD naming the
  * person and the item, re-encrypted by `lobu master-key rotate`). That scope
  * is never resolved for a sandbox: nothing here reaches a worker, the model
@@ -66,12 +67,38 @@ export class McpCredentials {
     await this.#set(userKey, serverId, "client", JSON.stringify(info));
   }
 
-  async verifier(userKey: string, serverId: string): Promise<string | undefined> {
-    return this.#get(userKey, serverId, "verifier");
+  /**
+   * The gateway's registration (RFC 7591) at a server's authorization server
+   * for this redirect URI, shared by everyone who connects: a client is the
+   * gateway, not a person (each person's grant is their own either way). The
+   * SDK stamps it with the authorization server it was registered at and
+   * registers again when the server names another one.
+   */
+  async sharedClient(
+    serverId: string,
+    redirectUrl: string,
+  ): Promise<OAuthClientInformationMixed | undefined> {
+    let raw: string | null;
+    try {
+      raw = await this.#secrets.get(sharedRef(serverId, redirectUrl));
+    } catch {
+      // Undecryptable: as good as none; the next connect registers again.
+      return undefined;
+    }
+    const parsed = StoredClient.safeParse(parseJson(raw ?? undefined));
+    return parsed.success ? (parsed.data as OAuthClientInformationMixed) : undefined;
   }
 
-  async saveVerifier(userKey: string, serverId: string, verifier: string): Promise<void> {
-    await this.#set(userKey, serverId, "verifier", verifier);
+  async saveSharedClient(
+    serverId: string,
+    redirectUrl: string,
+    info: OAuthClientInformationMixed,
+  ): Promise<void> {
+    await this.#secrets.set(sharedRef(serverId, redirectUrl), JSON.stringify(info));
+  }
+
+  async forgetSharedClient(serverId: string, redirectUrl: string): Promise<void> {
+    await this.#secrets.delete(sharedRef(serverId, redirectUrl));
   }
 
   async forget(userKey: string, serverId: string, items: readonly CredentialItem[]): Promise<void> {
@@ -91,6 +118,12 @@ export class McpCredentials {
   async #set(userKey: string, serverId: string, item: CredentialItem, value: string) {
     await this.#secrets.set(ref(userKey, serverId, item), value);
   }
+}
+
+/** An installation secret named after the server and (a digest of) the redirect URI. */
+function sharedRef(serverId: string, redirectUrl: string): SecretRef {
+  const redirect = createHash("sha256").update(redirectUrl).digest("hex").slice(0, 16);
+  return { scope: { kind: "installation" }, name: `lobu.mcp-client.${serverId}.${redirect}` };
 }
 
 function ref(userKey: string, serverId: string, item: CredentialItem): SecretRef {

@@ -10,7 +10,7 @@ import {
   registeredSecretCount,
 } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConnectFlows } from "../../src/mcp/connect-flows.ts";
+import { ConnectFlows, flowCookieName } from "../../src/mcp/connect-flows.ts";
 import { McpCredentials } from "../../src/mcp/credentials.ts";
 import { connectToolName, mcpToolName } from "../../src/mcp/names.ts";
 import { guardedFetch } from "../../src/mcp/outbound.ts";
@@ -220,19 +220,54 @@ describe("a person's connection is theirs", () => {
   });
 
   it("a connect link works once; a flow only for the browser that started it", async () => {
-    const flows = new ConnectFlows(store.kv, createLogger("t", { level: "silent" }));
+    const flows = new ConnectFlows(store.kv, secrets, createLogger("t", { level: "silent" }));
     const binding = { userKey: "slack:T1:UALICE", agentId: "default", serverId: "notes" };
+    const started = { verifier: "verifier-0123456789abcdef", client: { client_id: "c1" } };
     const code = await flows.link(binding);
     expect(await flows.peekLink(code)).toEqual(binding);
     expect(await flows.takeLink(code)).toEqual(binding);
     expect(await flows.takeLink(code)).toBeUndefined();
     expect(await flows.takeLink("made-up")).toBeUndefined();
-    const state = await flows.start({ ...binding, browser: "cookie-a" });
+    const state = flows.newState();
+    await flows.start(state, { ...binding, browser: "cookie-a" }, started);
     expect(await flows.take(state, "cookie-b")).toBe("wrong_browser");
     // A state that leaked is worth one try: the right browser is now refused too.
     expect(await flows.take(state, "cookie-a")).toBeUndefined();
-    const next = await flows.start({ ...binding, browser: "cookie-a" });
-    expect(await flows.take(next, "cookie-a")).toMatchObject(binding);
+    const next = flows.newState();
+    await flows.start(next, { ...binding, browser: "cookie-a" }, started);
+    // The verifier is sealed in the record, not stored in the clear.
+    for (const { value } of await store.kv.list("mcpflow:", { limit: 10 }))
+      expect(value).not.toContain(started.verifier);
+    expect(await flows.take(next, "cookie-a")).toMatchObject({ ...binding, secrets: started });
+  });
+
+  it("flows started at once each keep their own verifier and cookie", async () => {
+    const flows = new ConnectFlows(store.kv, secrets, createLogger("t", { level: "silent" }));
+    const binding = { userKey: "slack:T1:UALICE", agentId: "default", serverId: "notes" };
+    const [a, b] = [flows.newState(), flows.newState()];
+    await flows.start(
+      a,
+      { ...binding, browser: "cookie-a" },
+      {
+        verifier: "verifier-a-0123456789",
+        client: { client_id: "c1" },
+      },
+    );
+    await flows.start(
+      b,
+      { ...binding, browser: "cookie-b" },
+      {
+        verifier: "verifier-b-0123456789",
+        client: { client_id: "c1" },
+      },
+    );
+    expect(flowCookieName(a)).not.toBe(flowCookieName(b));
+    expect(await flows.take(a, "cookie-a")).toMatchObject({
+      secrets: { verifier: "verifier-a-0123456789" },
+    });
+    expect(await flows.take(b, "cookie-b")).toMatchObject({
+      secrets: { verifier: "verifier-b-0123456789" },
+    });
   });
 });
 
