@@ -2,13 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  createLogger,
-  GatewayToolSpec,
-  McpSection,
-  redactSecrets,
-  registeredSecretCount,
-} from "@lobu/core";
+import { createLogger, GatewayToolSpec, McpSection, registeredSecretCount } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ConnectFlows, flowCookieName } from "../../src/mcp/connect-flows.ts";
 import { McpCredentials } from "../../src/mcp/credentials.ts";
@@ -190,8 +184,12 @@ describe("a person's connection is theirs", () => {
       await credentials.tokens(user, "notes");
     }
     expect(registeredSecretCount()).toBe(size);
-    const line = `calling with Bearer ${pair(50).access_token} refresh=${pair(50).refresh_token}`;
-    expect(redactSecrets(line)).toBe("calling with Bearer [REDACTED] refresh=[REDACTED]");
+    // A log line with the current pair shows neither.
+    const lines: string[] = [];
+    const log = createLogger("t", { destination: { write: (l: string) => lines.push(l) } });
+    log.warn({ detail: `Bearer ${pair(50).access_token} refresh=${pair(50).refresh_token}` }, "x");
+    expect(lines.join("")).toContain("Bearer [REDACTED] refresh=[REDACTED]");
+    expect(lines.join("")).not.toContain("refresh-50");
     // Disconnecting drops the pair (and the stored record's value) from the registry.
     await credentials.forget(user, "notes", ["tokens"]);
     expect(registeredSecretCount()).toBeLessThan(size);
