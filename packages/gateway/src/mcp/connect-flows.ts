@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
+import { open, type SealKey, seal, toKeyObject } from "../secrets/crypto.ts";
+import type { SecretRef, SecretStore } from "../secrets/store.ts";
 import type { KeyValue } from "../store/port.ts";
 import { readRecord } from "../util/stored-record.ts";
 
@@ -16,6 +18,13 @@ import { readRecord } from "../util/stored-record.ts";
  *    from anyone else's browser — another person who got hold of the URL, a
  *    forged callback — completes nothing.
  *
+ * Each flow is its own record, cookie and PKCE verifier, all keyed by its
+ * `state`: two flows at once (two tabs, the same server twice) each complete.
+ * What the callback needs from the start of the flow — the PKCE verifier, the
+ * client the authorization request named, the discovery (authorization server
+ * metadata, for the RFC 9207 `iss` check) — is sealed in the flow record under
+ * the installation's flow key (an installation secret), and expires with it.
+ *
  * Only SHA-256 digests of codes are stored.
  */
 export const ConnectBinding = z.object({
@@ -29,9 +38,28 @@ export type ConnectBinding = z.infer<typeof ConnectBinding>;
 
 const Flow = ConnectBinding.extend({
   browser: z.string(),
-  resourceMetadataUrl: z.string().optional(),
+  /** The sealed FlowSecrets. */
+  sealed: z.string(),
 });
-export type Flow = z.infer<typeof Flow>;
+type StoredFlow = z.infer<typeof Flow>;
+
+/** What the start of a flow leaves for its callback (sealed). */
+export const FlowSecrets = z.object({
+  verifier: z.string().min(1),
+  /** The client the authorization request named: the code is exchanged as that client. */
+  client: z.looseObject({ client_id: z.string().min(1) }),
+  /** The SDK's discovery state (resource and authorization server metadata). */
+  discovery: z.looseObject({ authorizationServerUrl: z.string() }).optional(),
+});
+export type FlowSecrets = z.infer<typeof FlowSecrets>;
+
+export type Flow = ConnectBinding & { browser: string; secrets: FlowSecrets };
+
+/** The key flows are sealed under: made once per installation, kept in the secret store. */
+export const FLOW_KEY_SECRET: SecretRef = {
+  scope: { kind: "installation" },
+  name: "lobu.mcp-flow-key",
+};
 
 export const LINK_TTL_MS = 15 * 60_000;
 export const FLOW_TTL_MS = 15 * 60_000;
@@ -41,10 +69,13 @@ const token = () => randomBytes(32).toString("base64url");
 
 export class ConnectFlows {
   readonly #kv: KeyValue;
+  readonly #secrets: Pick<SecretStore, "ensure">;
   readonly #log: Logger;
+  #key: Promise<SealKey> | undefined;
 
-  constructor(kv: KeyValue, log: Logger) {
+  constructor(kv: KeyValue, secrets: Pick<SecretStore, "ensure">, log: Logger) {
     this.#kv = kv;
+    this.#secrets = secrets;
     this.#log = log;
   }
 
@@ -85,12 +116,24 @@ export class ConnectFlows {
     );
   }
 
-  /** Start a flow for the browser holding `browser` (a cookie value); returns the OAuth state. */
-  async start(flow: Flow): Promise<string> {
-    const state = token();
-    const record: Flow = { ...flow, browser: digest(flow.browser) };
-    await this.#kv.set(`mcpflow:${digest(state)}`, JSON.stringify(record), { ttlMs: FLOW_TTL_MS });
-    return state;
+  /** A new flow's OAuth state (the flow is stored by `start` once its authorization is ready). */
+  newState(): string {
+    return token();
+  }
+
+  /** Store the flow of `state` for the browser holding `flow.browser` (a cookie value). */
+  async start(
+    state: string,
+    flow: ConnectBinding & { browser: string },
+    secrets: FlowSecrets,
+  ): Promise<void> {
+    const key = `mcpflow:${digest(state)}`;
+    const record: StoredFlow = {
+      ...flow,
+      browser: digest(flow.browser),
+      sealed: seal(await this.#sealKey(), JSON.stringify(secrets), key),
+    };
+    await this.#kv.set(key, JSON.stringify(record), { ttlMs: FLOW_TTL_MS });
   }
 
   /**
@@ -115,8 +158,38 @@ export class ConnectFlows {
     );
     if (!flow) return undefined;
     if (!browser || digest(browser) !== flow.browser) return "wrong_browser";
-    return flow;
+    let secrets: FlowSecrets;
+    try {
+      secrets = FlowSecrets.parse(JSON.parse(open(await this.#sealKey(), flow.sealed, key)));
+    } catch (err) {
+      this.#log.warn(
+        { key, err: (err as Error).message },
+        "mcp authorization flow unreadable: refused",
+      );
+      return undefined;
+    }
+    const { sealed: _s, ...binding } = flow;
+    return { ...binding, secrets };
   }
+
+  #sealKey(): Promise<SealKey> {
+    this.#key ??= this.#secrets
+      .ensure(FLOW_KEY_SECRET, () => randomBytes(32).toString("base64"))
+      .then((value) => toKeyObject(Buffer.from(value, "base64")))
+      .catch((err: unknown) => {
+        this.#key = undefined;
+        throw err;
+      });
+    return this.#key;
+  }
+}
+
+/**
+ * The cookie binding one flow to its browser: named after the flow's state,
+ * so a second flow in the same browser does not replace the first one's.
+ */
+export function flowCookieName(state: string): string {
+  return `lobu_mcp_flow_${digest(state).slice(0, 16)}`;
 }
 
 export const newBrowserNonce = token;

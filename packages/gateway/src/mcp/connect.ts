@@ -1,11 +1,12 @@
 import type { LobuConfig } from "@lobu/core";
 import { auth, extractResourceMetadataUrl } from "@modelcontextprotocol/sdk/client/auth.js";
+import type { OAuthClientInformationMixed } from "@modelcontextprotocol/sdk/shared/auth.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { SecretStore } from "../secrets/store.ts";
 import type { McpClients } from "./clients.ts";
-import type { ConnectBinding, ConnectFlows } from "./connect-flows.ts";
+import type { ConnectBinding, ConnectFlows, FlowSecrets } from "./connect-flows.ts";
 import type { McpCredentials } from "./credentials.ts";
-import { PersonOAuthProvider } from "./oauth.ts";
+import { type OAuthMode, PersonOAuthProvider } from "./oauth.ts";
 import { guardedFetch } from "./outbound.ts";
 
 /**
@@ -28,12 +29,12 @@ export interface ConnectDeps {
 
 export type ConnectFailure = { ok: false; status: 400 | 403 | 404 | 410 | 502; message: string };
 
-/** Open a connect link: where to send the browser, or why not. */
+/** Open a connect link: where to send the browser (and the flow's state, which names its cookie), or why not. */
 export async function beginConnect(
   d: ConnectDeps,
   code: string,
   browser: string,
-): Promise<{ ok: true; location: string } | ConnectFailure> {
+): Promise<{ ok: true; location: string; state: string } | ConnectFailure> {
   const binding = await d.flows.takeLink(code);
   if (!binding)
     return {
@@ -51,11 +52,7 @@ export async function beginConnect(
     ...(d.fetch ? { fetch: d.fetch } : {}),
   });
   const resourceMetadataUrl = await probe(server.url, fetchFn);
-  const state = await d.flows.start({
-    ...binding,
-    browser,
-    ...(resourceMetadataUrl ? { resourceMetadataUrl: resourceMetadataUrl.href } : {}),
-  });
+  const state = d.flows.newState();
   let location: URL | undefined;
   const provider = await providerFor(d, binding, {
     kind: "connect",
@@ -77,15 +74,26 @@ export async function beginConnect(
       message: `Could not start the sign-in: ${(err as Error).message}`,
     };
   }
-  if (!location)
+  const { verifier, client, discovery } = provider.started;
+  if (!location || !verifier || !client)
     return { ok: false, status: 502, message: "The server did not ask for a sign-in." };
-  return { ok: true, location: location.href };
+  // Stored only now, with what its callback needs: a flow that never started leaves nothing.
+  await d.flows.start(
+    state,
+    { ...binding, browser },
+    {
+      verifier,
+      client,
+      ...(discovery ? { discovery } : {}),
+    },
+  );
+  return { ok: true, location: location.href, state };
 }
 
 /** The OAuth callback: the binding that is now connected, or why not. */
 export async function completeConnect(
   d: ConnectDeps,
-  params: { code?: string; state?: string; error?: string },
+  params: { code?: string; state?: string; error?: string; iss?: string },
   browser: string | undefined,
 ): Promise<{ ok: true; binding: ConnectBinding } | ConnectFailure> {
   const flow = await d.flows.take(params.state ?? "", browser);
@@ -103,6 +111,14 @@ export async function completeConnect(
       message:
         "This sign-in was started in another browser. Open the connect link again in this one.",
     };
+  // RFC 9207: the answer must come from the authorization server the flow went to (mix-up attacks).
+  if (!issuerMatches(flow.secrets.discovery, params.iss))
+    return {
+      ok: false,
+      status: 400,
+      message:
+        "This sign-in answer names another authorization server than the one the sign-in started at. Nothing was connected.",
+    };
   if (params.error || !params.code)
     return {
       ok: false,
@@ -112,7 +128,7 @@ export async function completeConnect(
   const server = d.config.mcp[flow.serverId];
   if (!server?.url)
     return { ok: false, status: 404, message: "This MCP server is no longer configured." };
-  const provider = await providerFor(d, flow, { kind: "connect", state: "", onRedirect: () => {} });
+  const provider = await providerFor(d, flow, { kind: "callback", secrets: flow.secrets });
   try {
     const result = await auth(provider, {
       serverUrl: server.url,
@@ -122,9 +138,6 @@ export async function completeConnect(
         allowPrivateRanges: d.config.network.allow_private_ranges,
         ...(d.fetch ? { fetch: d.fetch } : {}),
       }),
-      ...(flow.resourceMetadataUrl
-        ? { resourceMetadataUrl: new URL(flow.resourceMetadataUrl) }
-        : {}),
     });
     if (result !== "AUTHORIZED") throw new Error("the server did not issue tokens");
   } catch (err) {
@@ -133,19 +146,41 @@ export async function completeConnect(
       status: 502,
       message: `The sign-in could not be completed: ${(err as Error).message}`,
     };
-  } finally {
-    await d.credentials.forget(flow.userKey, flow.serverId, ["verifier"]);
   }
+  // The person's tokens belong to the flow's client: refresh and revocation use that one.
+  if (server.oauth) await d.credentials.forget(flow.userKey, flow.serverId, ["client"]);
+  else
+    await d.credentials.saveClient(
+      flow.userKey,
+      flow.serverId,
+      flow.secrets.client as OAuthClientInformationMixed,
+    );
+  await d.credentials.forget(flow.userKey, flow.serverId, ["verifier"]);
   // A connection made with older tokens (or none) must not outlive them.
   await d.clients.forget(flow.serverId, flow.userKey);
-  const { browser: _b, resourceMetadataUrl: _r, ...binding } = flow;
+  const { browser: _b, secrets: _s, ...binding } = flow;
   return { ok: true, binding };
+}
+
+/**
+ * RFC 9207: an `iss` on the callback must be the issuer of the authorization
+ * server the flow started with, and one that advertises
+ * `authorization_response_iss_parameter_supported` must send it.
+ */
+function issuerMatches(discovery: FlowSecrets["discovery"], iss: string | undefined): boolean {
+  const metadata = discovery?.authorizationServerMetadata as
+    | { issuer?: unknown; authorization_response_iss_parameter_supported?: unknown }
+    | undefined;
+  const expected =
+    typeof metadata?.issuer === "string" ? metadata.issuer : discovery?.authorizationServerUrl;
+  if (iss !== undefined) return iss === expected;
+  return metadata?.authorization_response_iss_parameter_supported !== true;
 }
 
 async function providerFor(
   d: ConnectDeps,
   binding: ConnectBinding,
-  mode: ConstructorParameters<typeof PersonOAuthProvider>[0]["mode"],
+  mode: OAuthMode,
 ): Promise<PersonOAuthProvider> {
   const server = d.config.mcp[binding.serverId]!;
   const secretName = server.oauth?.client_secret;

@@ -3,6 +3,8 @@ import type { McpSection } from "@lobu/core";
 import {
   discoverOAuthServerInfo,
   type OAuthClientProvider,
+  type OAuthDiscoveryState,
+  UnauthorizedError,
 } from "@modelcontextprotocol/sdk/client/auth.js";
 import type {
   OAuthClientInformationMixed,
@@ -10,6 +12,7 @@ import type {
   OAuthTokens,
 } from "@modelcontextprotocol/sdk/shared/auth.js";
 import type { FetchLike } from "@modelcontextprotocol/sdk/shared/transport.js";
+import type { FlowSecrets } from "./connect-flows.ts";
 import type { McpCredentials } from "./credentials.ts";
 
 /**
@@ -19,14 +22,25 @@ import type { McpCredentials } from "./credentials.ts";
  * 7591 registration, PKCE S256, RFC 8707 `resource`, refresh); this decides
  * where its state lives and what "redirect the user" means:
  *
- * - `call` mode (a tool call, a tool listing): the person is not at a
- *   browser, so a needed authorization is only noted (`needsAuthorization`)
- *   and the caller shows a connect prompt; no PKCE verifier is kept.
- * - `connect` mode (the person opened a connect link, or the callback):
- *   existing tokens are ignored so a new authorization starts, the verifier
- *   is kept for the callback, and the authorization URL is handed to
- *   `onRedirect` (the route answers with a redirect to it).
+ * - `call` mode (a tool call, a tool listing, the settings page's status):
+ *   the person is not at a browser, so a needed authorization is only noted
+ *   (`needsAuthorization`) and the caller shows a connect prompt. It uses the
+ *   client the person's tokens were issued to and never registers one: with
+ *   none, the person needs to connect.
+ * - `connect` mode (the person opened a connect link): existing tokens are
+ *   ignored so a new authorization starts; the client is the server's shared
+ *   registration (one per server, authorization server and redirect URI, for
+ *   everyone), registered now if there is none; the verifier, the client and
+ *   the discovery are collected in `started` for the flow record, and the
+ *   authorization URL is handed to `onRedirect`.
+ * - `callback` mode: the code is exchanged with what the flow's start left
+ *   (its verifier, its client, its discovery).
  */
+export type OAuthMode =
+  | { kind: "call" }
+  | { kind: "connect"; state: string; onRedirect(url: URL): void }
+  | { kind: "callback"; secrets: FlowSecrets };
+
 export interface PersonOAuthOptions {
   credentials: McpCredentials;
   userKey: string;
@@ -36,12 +50,14 @@ export interface PersonOAuthOptions {
   redirectUrl: string;
   /** The configured client's secret (an installation secret), when [mcp.<id>] oauth names one. */
   clientSecret?: string;
-  mode: { kind: "call" } | { kind: "connect"; state: string; onRedirect(url: URL): void };
+  mode: OAuthMode;
 }
 
 export class PersonOAuthProvider implements OAuthClientProvider {
   readonly #o: PersonOAuthOptions;
   needsAuthorization = false;
+  /** What a `connect` flow's start collected, for its callback. */
+  readonly started: Partial<FlowSecrets> = {};
 
   constructor(opts: PersonOAuthOptions) {
     this.#o = opts;
@@ -69,24 +85,42 @@ export class PersonOAuthProvider implements OAuthClientProvider {
   }
 
   async clientInformation(): Promise<OAuthClientInformationMixed | undefined> {
-    const configured = this.#o.server.oauth;
-    if (configured) {
-      return {
-        client_id: configured.client_id,
+    const { mode, server, credentials, userKey, serverId, redirectUrl } = this.#o;
+    if (server.oauth) {
+      const configured = {
+        client_id: server.oauth.client_id,
         ...(this.#o.clientSecret ? { client_secret: this.#o.clientSecret } : {}),
       };
+      if (mode.kind === "connect") this.started.client = configured;
+      return configured;
     }
-    return this.#o.credentials.client(this.#o.userKey, this.#o.serverId);
+    if (mode.kind === "callback") return mode.secrets.client as OAuthClientInformationMixed;
+    if (mode.kind === "connect") {
+      const shared = await credentials.sharedClient(serverId, redirectUrl);
+      if (shared) this.started.client = shared;
+      return shared;
+    }
+    const own = await credentials.client(userKey, serverId);
+    if (!own) {
+      // Registering is for a flow the person starts, not for a listing or a page view.
+      this.needsAuthorization = true;
+      throw new NotConnected(serverId);
+    }
+    return own;
   }
 
   async saveClientInformation(info: OAuthClientInformationMixed): Promise<void> {
-    if (this.#o.server.oauth) return;
-    await this.#o.credentials.saveClient(this.#o.userKey, this.#o.serverId, info);
+    const { mode, server, credentials, userKey, serverId, redirectUrl } = this.#o;
+    if (server.oauth || mode.kind === "callback") return;
+    if (mode.kind === "connect") {
+      this.started.client = info;
+      await credentials.saveSharedClient(serverId, redirectUrl, info);
+    } else await credentials.saveClient(userKey, serverId, info);
   }
 
   async tokens(): Promise<OAuthTokens | undefined> {
     // A new connection starts from scratch; the old tokens stay usable until it completes.
-    if (this.#o.mode.kind === "connect") return undefined;
+    if (this.#o.mode.kind !== "call") return undefined;
     return (await this.#o.credentials.tokens(this.#o.userKey, this.#o.serverId))?.tokens;
   }
 
@@ -99,26 +133,52 @@ export class PersonOAuthProvider implements OAuthClientProvider {
     if (this.#o.mode.kind === "connect") this.#o.mode.onRedirect(url);
   }
 
-  async saveCodeVerifier(verifier: string): Promise<void> {
-    // Only a flow the person is in keeps one: a tool call must not replace theirs.
-    if (this.#o.mode.kind !== "connect") return;
-    await this.#o.credentials.saveVerifier(this.#o.userKey, this.#o.serverId, verifier);
+  saveCodeVerifier(verifier: string): void {
+    // Only a flow the person is in keeps one, in its own record.
+    if (this.#o.mode.kind === "connect") this.started.verifier = verifier;
   }
 
-  async codeVerifier(): Promise<string> {
-    const verifier = await this.#o.credentials.verifier(this.#o.userKey, this.#o.serverId);
-    if (!verifier) throw new Error("no authorization is in progress for this connection");
-    return verifier;
+  codeVerifier(): string {
+    if (this.#o.mode.kind !== "callback")
+      throw new Error("no authorization is in progress for this connection");
+    return this.#o.mode.secrets.verifier;
+  }
+
+  discoveryState(): OAuthDiscoveryState | undefined {
+    return this.#o.mode.kind === "callback"
+      ? (this.#o.mode.secrets.discovery as OAuthDiscoveryState | undefined)
+      : undefined;
+  }
+
+  saveDiscoveryState(state: OAuthDiscoveryState): void {
+    if (this.#o.mode.kind === "connect")
+      this.started.discovery = JSON.parse(JSON.stringify(state)) as FlowSecrets["discovery"];
   }
 
   async invalidateCredentials(
     scope: "all" | "client" | "tokens" | "verifier" | "discovery",
   ): Promise<void> {
-    const { credentials, userKey, serverId } = this.#o;
-    if (scope === "all")
-      await credentials.forget(userKey, serverId, ["tokens", "client", "verifier"]);
-    else if (scope === "tokens" || scope === "client" || scope === "verifier")
-      await credentials.forget(userKey, serverId, [scope]);
+    const { credentials, userKey, serverId, redirectUrl, mode, server } = this.#o;
+    // The person's tokens are a call's to drop: a new flow leaves them usable until it completes.
+    if (mode.kind === "call" && (scope === "all" || scope === "tokens"))
+      await credentials.forget(userKey, serverId, ["tokens"]);
+    if ((scope === "all" || scope === "client") && !server.oauth) {
+      // The authorization server refused the client: the one this mode uses is gone.
+      if (mode.kind === "call") await credentials.forget(userKey, serverId, ["client"]);
+      else if (mode.kind === "connect") await credentials.forgetSharedClient(serverId, redirectUrl);
+    }
+  }
+}
+
+/**
+ * A call-mode provider found no client: the person has not connected (and
+ * nothing is registered). The SDK's UnauthorizedError, so every caller reads
+ * it as "needs authorization".
+ */
+export class NotConnected extends UnauthorizedError {
+  constructor(serverId: string) {
+    super(`connect your account to ${serverId} first`);
+    this.name = "NotConnected";
   }
 }
 

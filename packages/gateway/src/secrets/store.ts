@@ -1,4 +1,4 @@
-import { createLogger, isLobuError, LobuError, registerSecret } from "@lobu/core";
+import { createLogger, holdSecrets, isLobuError, LobuError, releaseSecrets } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { type AccountOf, ownAccount } from "../domain/accounts.ts";
@@ -263,8 +263,8 @@ export class SecretStore {
     validateRef(ref);
     if (typeof value !== "string" || value.length === 0)
       throw invalid("a secret value is required");
-    registerSecret(value);
     const key = secretKey(ref);
+    redactAs(key, value);
     let meta!: SecretMeta;
     try {
       await this.#kv.update(key, (raw) => {
@@ -313,7 +313,7 @@ export class SecretStore {
     const raw = await this.#kv.update(key, (current) => {
       if (current !== null) return undefined;
       const value = make();
-      registerSecret(value);
+      redactAs(key, value);
       const now = this.#now();
       const rec: StoredSecret = {
         name: ref.name,
@@ -349,7 +349,9 @@ export class SecretStore {
 
   async delete(ref: SecretRef): Promise<boolean> {
     validateRef(ref);
-    return this.#kv.del(secretKey(await this.#ref(ref)));
+    const key = secretKey(await this.#ref(ref));
+    releaseSecrets(redactionOwner(key));
+    return this.#kv.del(key);
   }
 
   /**
@@ -393,7 +395,11 @@ export class SecretStore {
   /** Delete stored secrets by key (an erasure, after `ofPerson`). */
   async deleteKeys(keys: string[]): Promise<number> {
     let n = 0;
-    for (const key of keys) if (key.startsWith(PREFIX) && (await this.#kv.del(key))) n++;
+    for (const key of keys) {
+      if (!key.startsWith(PREFIX)) continue;
+      releaseSecrets(redactionOwner(key));
+      if (await this.#kv.del(key)) n++;
+    }
     return n;
   }
 
@@ -478,6 +484,8 @@ export class SecretStore {
     const key = secretKey(ref);
     // The memo is keyed by the store key, which names the ref (scope and name) the AAD binds.
     const opened = this.#opened.get(key, raw, () => this.#decryptNow(ref, key, raw));
+    // Every read: a memoized value is still the one to redact (a failed write may have held another).
+    redactAs(key, opened.value);
     return { ...opened, ref };
   }
 
@@ -494,7 +502,6 @@ export class SecretStore {
     } catch (err) {
       throw undecryptable(ref, err);
     }
-    registerSecret(value);
     return { ref, value, meta: metaOf(rec) };
   }
 
@@ -512,4 +519,18 @@ export class SecretStore {
       after = page[page.length - 1]!.key;
     }
   }
+}
+
+/**
+ * A stored secret's value is redacted from logs while it is the stored value:
+ * replacing it (a rotation, a refreshed OAuth token) drops the old value from
+ * the redaction registry and deleting drops it, so the registry stays the size
+ * of the store's live secrets rather than of every value ever written.
+ */
+function redactionOwner(key: string): string {
+  return `secret-store\0${key}`;
+}
+
+function redactAs(key: string, value: string): void {
+  holdSecrets(redactionOwner(key), [value]);
 }

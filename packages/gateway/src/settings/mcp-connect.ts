@@ -1,10 +1,10 @@
 import { type Context, Hono } from "hono";
-import { getCookie, setCookie } from "hono/cookie";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { AuditLog } from "../audit/log.ts";
 import { boundedBody } from "../http/body-limit.ts";
 import { escapeHtml, messagePage, newNonce, originAllowed, setPageHeaders } from "../http/web.ts";
 import { beginConnect, type ConnectDeps, completeConnect } from "../mcp/connect.ts";
-import { FLOW_TTL_MS, newBrowserNonce } from "../mcp/connect-flows.ts";
+import { FLOW_TTL_MS, flowCookieName, newBrowserNonce } from "../mcp/connect-flows.ts";
 import type { AnswerRequest } from "../runtime/answers.ts";
 import type { SettingsSite } from "./site.ts";
 
@@ -15,8 +15,12 @@ export interface McpConnectDeps {
   audit: Pick<AuditLog, "record">;
 }
 
-/** The browser's proof that it opened the connect link (checked by the callback). */
-const FLOW_COOKIE = "lobu_mcp_flow";
+/**
+ * The browser's proof that it opened the connect link (checked by the
+ * callback): one cookie per flow, named after its state, so flows started
+ * at once (two tabs, the same server twice) each complete.
+ */
+const FLOW_COOKIE_PATH = "/mcp/callback";
 /** The connect form carries nothing; the callback is a GET. */
 const MAX_BODY_BYTES = 4 * 1024;
 
@@ -81,8 +85,8 @@ function openLink(d: McpConnectDeps, site: SettingsSite) {
     const browser = newBrowserNonce();
     const started = await beginConnect(d.mcpConnect, c.req.param("code") ?? "", browser);
     if (!started.ok) return page(c, site, "Could not connect", started.message, started.status);
-    setCookie(c, FLOW_COOKIE, browser, {
-      path: "/mcp",
+    setCookie(c, flowCookieName(started.state), browser, {
+      path: FLOW_COOKIE_PATH,
       httpOnly: true,
       secure: site.https,
       // Lax: the authorization server's redirect back is a top-level GET.
@@ -99,11 +103,20 @@ function callback(d: McpConnectDeps, site: SettingsSite) {
     const code = q("code");
     const state = q("state");
     const error = q("error");
+    const iss = q("iss");
+    const cookie = state ? flowCookieName(state) : undefined;
     const done = await completeConnect(
       d.mcpConnect,
-      { ...(code ? { code } : {}), ...(state ? { state } : {}), ...(error ? { error } : {}) },
-      getCookie(c, FLOW_COOKIE),
+      {
+        ...(code ? { code } : {}),
+        ...(state ? { state } : {}),
+        ...(error ? { error } : {}),
+        ...(iss !== undefined ? { iss } : {}),
+      },
+      cookie ? getCookie(c, cookie) : undefined,
     );
+    // The flow is used up whatever the outcome: so is its cookie.
+    if (cookie) deleteCookie(c, cookie, { path: FLOW_COOKIE_PATH, secure: site.https });
     if (!done.ok) return page(c, site, "Not connected", done.message, done.status);
     const { userKey, agentId, serverId, requestId } = done.binding;
     d.audit.record({

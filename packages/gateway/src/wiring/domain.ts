@@ -253,7 +253,7 @@ function buildMcp(opts: {
   const { config, secrets, publicUrl } = opts;
   const log = opts.log.child({ component: "mcp" });
   const credentials = new McpCredentials(secrets);
-  const flows = new ConnectFlows(opts.kv, log);
+  const flows = new ConnectFlows(opts.kv, secrets, log);
   const redirectUrl = () => `${publicUrl.value}/mcp/callback`;
   const clients = new McpClients({ config, credentials, secrets, redirectUrl, log });
   const service = new McpService({

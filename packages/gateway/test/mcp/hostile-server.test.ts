@@ -137,7 +137,7 @@ function service(servers: Record<string, string>) {
     config,
     clients,
     credentials,
-    flows: new ConnectFlows(store.kv, log),
+    flows: new ConnectFlows(store.kv, secrets, log),
     userSettings: {
       get: async () => ({ skills: [], mcp: Object.keys(servers) }) as never,
     },

@@ -147,6 +147,16 @@ async function settingsOf(user: string) {
   return openSettings(asProcess, await apiSettingsLink(asProcess, user));
 }
 
+/** Connect `user`'s notes account from their settings page, in a new browser. */
+async function connectFromSettings(user: string) {
+  const settings = await settingsOf(user);
+  const { url } = (await (await settings.call("POST", "/mcp/notes/connect")).json()) as {
+    url: string;
+  };
+  const done = await new Browser().open(url, { account: `${user}-acct` });
+  expect(done.status).toBe(200);
+}
+
 type McpView = { servers: { id: string; status: string }[]; connected: string[] };
 
 describe("MCP on the REST channel and the settings page", () => {
@@ -311,11 +321,8 @@ describe("MCP on the REST channel and the settings page", () => {
 
   it("a client id and secret from config are used instead of dynamic registration", async () => {
     const settings = await settingsOf("gus");
-    // Viewing the page asks each server as gus (registering the gateway for the unconfigured ones).
     await settings.call("GET", "/state");
     const registrations = auth.registrations;
-    // The other servers' clients came from dynamic registration (RFC 7591).
-    expect(registrations).toBeGreaterThan(0);
     const { url } = (await (await settings.call("POST", "/mcp/preset/connect")).json()) as {
       url: string;
     };
@@ -324,6 +331,73 @@ describe("MCP on the REST channel and the settings page", () => {
     expect(view.mcp.servers.find((s) => s.id === "preset")?.status).toBe("connected");
     expect(auth.registrations).toBe(registrations);
     expect(auth.tokenClients.at(-1)).toBe("lobu-preset");
+  });
+
+  it("viewing the settings page and running a turn register nothing; one client serves everyone", async () => {
+    const before = auth.registrations;
+    const settings = await settingsOf("reg-a");
+    await settings.call("POST", "/mcp/notes");
+    await settings.call("GET", "/state");
+    llm.when((r) => r.lastUserText === "just chatting", { text: "ok" });
+    await (await send("reg-a", "just chatting")).rest();
+    expect(offered("just chatting")).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^mcp__notes__connect/)]),
+    );
+    expect(auth.registrations).toBe(before);
+    // Connecting registers the gateway once at most (none if an earlier connect did)...
+    await connectFromSettings("reg-a");
+    const registered = auth.registrations;
+    expect(registered).toBeLessThanOrEqual(before + 1);
+    // ...and another person's connect reuses that client.
+    await connectFromSettings("reg-b");
+    expect(auth.registrations).toBe(registered);
+    expect(auth.tokenClients.at(-1)).toBe(auth.tokenClients.at(-2));
+  });
+
+  it("two connect flows at once in one browser each complete", async () => {
+    const settings = await settingsOf("tabs");
+    await settings.call("POST", "/mcp/notes");
+    const link = async () =>
+      ((await (await settings.call("POST", "/mcp/notes/connect")).json()) as { url: string }).url;
+    const browser = new Browser();
+    // Both tabs are sent to the provider before either comes back.
+    const first = await browser.fetch(await link(), "POST");
+    const second = await browser.fetch(await link(), "POST");
+    expect([first.status, second.status]).toEqual([303, 303]);
+    for (const start of [first, second]) {
+      const done = await browser.open(start.headers.get("location")!, { account: "tabs-acct" });
+      expect(done.status).toBe(200);
+      expect(await done.text()).toContain("Connected to notes");
+    }
+  });
+
+  it("a callback naming another authorization server (RFC 9207 iss) connects nothing", async () => {
+    const settings = await settingsOf("mixup");
+    await settings.call("POST", "/mcp/notes");
+    const issued = auth.issuedTokens.length;
+    for (const tamper of [
+      (u: URL) => u.searchParams.set("iss", "https://attacker.example"),
+      // The server advertises authorization_response_iss_parameter_supported: iss is required.
+      (u: URL) => u.searchParams.delete("iss"),
+    ]) {
+      const { url } = (await (await settings.call("POST", "/mcp/notes/connect")).json()) as {
+        url: string;
+      };
+      const browser = new Browser();
+      const back = await browser.open(url, {
+        account: "mixup-acct",
+        stopBefore: `${gw.url}/mcp/callback`,
+      });
+      const callback = new URL(back.headers.get("location")!);
+      expect(callback.searchParams.get("iss")).toBe(auth.issuer);
+      tamper(callback);
+      const refused = await browser.fetch(callback.href);
+      expect(refused.status).toBe(400);
+      expect(await refused.text()).toContain("another authorization server");
+    }
+    expect(auth.issuedTokens.length).toBe(issued);
+    const view = (await (await settings.call("GET", "/state")).json()) as { mcp: McpView };
+    expect(view.mcp.servers.find((s) => s.id === "notes")?.status).toBe("needs_authorization");
   });
 
   it("audits each remote call and connection: who, server, tool, outcome; never input, result or token", async () => {

@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLogger, GatewayToolSpec, McpSection } from "@lobu/core";
+import { createLogger, GatewayToolSpec, McpSection, registeredSecretCount } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ConnectFlows } from "../../src/mcp/connect-flows.ts";
+import { ConnectFlows, flowCookieName } from "../../src/mcp/connect-flows.ts";
 import { McpCredentials } from "../../src/mcp/credentials.ts";
 import { connectToolName, mcpToolName } from "../../src/mcp/names.ts";
 import { guardedFetch } from "../../src/mcp/outbound.ts";
@@ -168,6 +168,33 @@ describe("a person's connection is theirs", () => {
     }
   });
 
+  it("refreshing keeps the redaction registry the same size, the current token redacted", async () => {
+    const user = "slack:T1:UREFRESH";
+    const pair = (i: number) => ({
+      access_token: `AT-refresh-${i}-0123456789abcdef`,
+      token_type: "Bearer",
+      refresh_token: `RT-refresh-${i}-0123456789abcdef`,
+    });
+    // What the SDK does on a refresh: save the new pair; each use reads it back.
+    await credentials.saveTokens(user, "notes", pair(0));
+    await credentials.tokens(user, "notes");
+    const size = registeredSecretCount();
+    for (let i = 1; i <= 50; i++) {
+      await credentials.saveTokens(user, "notes", pair(i));
+      await credentials.tokens(user, "notes");
+    }
+    expect(registeredSecretCount()).toBe(size);
+    // A log line with the current pair shows neither.
+    const lines: string[] = [];
+    const log = createLogger("t", { destination: { write: (l: string) => lines.push(l) } });
+    log.warn({ detail: `Bearer ${pair(50).access_token} refresh=${pair(50).refresh_token}` }, "x");
+    expect(lines.join("")).toContain("Bearer [REDACTED] refresh=[REDACTED]");
+    expect(lines.join("")).not.toContain("refresh-50");
+    // Disconnecting drops the pair (and the stored record's value) from the registry.
+    await credentials.forget(user, "notes", ["tokens"]);
+    expect(registeredSecretCount()).toBeLessThan(size);
+  });
+
   it("a ciphertext copied to another person's key does not decrypt for them", async () => {
     await credentials.saveTokens("slack:T1:UALICE", "notes", tokens);
     const aliceKey = "secret:person:slack%3AT1%3AUALICE:mcp.notes.tokens";
@@ -191,19 +218,54 @@ describe("a person's connection is theirs", () => {
   });
 
   it("a connect link works once; a flow only for the browser that started it", async () => {
-    const flows = new ConnectFlows(store.kv, createLogger("t", { level: "silent" }));
+    const flows = new ConnectFlows(store.kv, secrets, createLogger("t", { level: "silent" }));
     const binding = { userKey: "slack:T1:UALICE", agentId: "default", serverId: "notes" };
+    const started = { verifier: "verifier-0123456789abcdef", client: { client_id: "c1" } };
     const code = await flows.link(binding);
     expect(await flows.peekLink(code)).toEqual(binding);
     expect(await flows.takeLink(code)).toEqual(binding);
     expect(await flows.takeLink(code)).toBeUndefined();
     expect(await flows.takeLink("made-up")).toBeUndefined();
-    const state = await flows.start({ ...binding, browser: "cookie-a" });
+    const state = flows.newState();
+    await flows.start(state, { ...binding, browser: "cookie-a" }, started);
     expect(await flows.take(state, "cookie-b")).toBe("wrong_browser");
     // A state that leaked is worth one try: the right browser is now refused too.
     expect(await flows.take(state, "cookie-a")).toBeUndefined();
-    const next = await flows.start({ ...binding, browser: "cookie-a" });
-    expect(await flows.take(next, "cookie-a")).toMatchObject(binding);
+    const next = flows.newState();
+    await flows.start(next, { ...binding, browser: "cookie-a" }, started);
+    // The verifier is sealed in the record, not stored in the clear.
+    for (const { value } of await store.kv.list("mcpflow:", { limit: 10 }))
+      expect(value).not.toContain(started.verifier);
+    expect(await flows.take(next, "cookie-a")).toMatchObject({ ...binding, secrets: started });
+  });
+
+  it("flows started at once each keep their own verifier and cookie", async () => {
+    const flows = new ConnectFlows(store.kv, secrets, createLogger("t", { level: "silent" }));
+    const binding = { userKey: "slack:T1:UALICE", agentId: "default", serverId: "notes" };
+    const [a, b] = [flows.newState(), flows.newState()];
+    await flows.start(
+      a,
+      { ...binding, browser: "cookie-a" },
+      {
+        verifier: "verifier-a-0123456789",
+        client: { client_id: "c1" },
+      },
+    );
+    await flows.start(
+      b,
+      { ...binding, browser: "cookie-b" },
+      {
+        verifier: "verifier-b-0123456789",
+        client: { client_id: "c1" },
+      },
+    );
+    expect(flowCookieName(a)).not.toBe(flowCookieName(b));
+    expect(await flows.take(a, "cookie-a")).toMatchObject({
+      secrets: { verifier: "verifier-a-0123456789" },
+    });
+    expect(await flows.take(b, "cookie-b")).toMatchObject({
+      secrets: { verifier: "verifier-b-0123456789" },
+    });
   });
 });
 

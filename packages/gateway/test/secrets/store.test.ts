@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { forgetSecret, redactSecrets } from "@lobu/core";
+import { forgetSecret, redactSecrets, registeredSecretCount } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { maskSecret, type SecretRef, SecretStore, secretKey } from "../../src/secrets/store.ts";
 import { createStore } from "../../src/store/index.ts";
@@ -164,6 +164,20 @@ describe("SecretStore", () => {
     await secrets.verifyMasterKey();
     const wrong = new SecretStore(store.kv, randomBytes(32));
     await expect(wrong.verifyMasterKey()).rejects.toMatchObject({ code: "master_key_mismatch" });
+  });
+
+  it("redacts a secret's stored value only: a replaced or deleted value leaves the registry", async () => {
+    const before = registeredSecretCount();
+    for (let i = 0; i < 20; i++) {
+      await secrets.set(inst("rotating"), `rotating-value-${i}-${randomBytes(4).toString("hex")}`);
+      await secrets.get(inst("rotating"));
+    }
+    const current = `rotating-value-last-${randomBytes(4).toString("hex")}`;
+    await secrets.set(inst("rotating"), current);
+    expect(registeredSecretCount()).toBeLessThanOrEqual(before + 1);
+    expect(redactSecrets(`token=${current}`)).toBe("token=[REDACTED]");
+    await secrets.delete(inst("rotating"));
+    expect(redactSecrets(`token=${current}`)).toBe(`token=${current}`);
   });
 
   it("registers every value it stores or decrypts for log redaction", async () => {

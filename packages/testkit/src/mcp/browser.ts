@@ -9,15 +9,24 @@ export class Browser {
   /** Every URL visited, in order. */
   readonly visited: string[] = [];
 
-  /** Open `url` and go where it leads; the last page's response (its body unread). */
-  async open(url: string, opts: { account?: string; maxSteps?: number } = {}): Promise<Response> {
+  /**
+   * Open `url` and go where it leads; the last page's response (its body
+   * unread). With `stopBefore`, a redirect to a URL starting with it is
+   * returned instead of followed (a test can then tamper with it).
+   */
+  async open(
+    url: string,
+    opts: { account?: string; maxSteps?: number; stopBefore?: string } = {},
+  ): Promise<Response> {
     let next: { url: string; method: string; body?: URLSearchParams } = { url, method: "GET" };
     for (let step = 0; step < (opts.maxSteps ?? 30); step++) {
       const res = await this.fetch(next.url, next.method, next.body);
       const location = res.headers.get("location");
       if (res.status >= 300 && res.status < 400 && location) {
+        const target = new URL(location, next.url).href;
+        if (opts.stopBefore && target.startsWith(opts.stopBefore)) return res;
         await res.body?.cancel();
-        next = { url: new URL(location, next.url).href, method: "GET" };
+        next = { url: target, method: "GET" };
         continue;
       }
       const type = res.headers.get("content-type") ?? "";
