@@ -433,10 +433,7 @@ describe("Teams: files", () => {
     expect(tm.calls.some((c) => c.route === "POST graph token" && c.status === 200)).toBe(true);
     const routes = tm.calls.slice(before).map((c) => `${c.route} ${c.status}`);
     expect(routes).toEqual(
-      expect.arrayContaining([
-        "GET driveItem 200",
-        "GET driveItem content 302",
-      ]),
+      expect.arrayContaining(["GET driveItem 200", "GET driveItem content 302"]),
     );
     expect(tm.fileFetches.at(-1)?.withToken).toBe(false);
   });
