@@ -11,6 +11,7 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
   conversationsOf,
@@ -429,15 +430,60 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     });
   });
 
-  it("/lobu answers with a settings link only the person sees", async () => {
+  it("/lobu answers with no link over HTTP; the link arrives in the ephemeral answer and opens the settings page", async () => {
     const gus = person(8, "Gus");
     const i = await dc.slashCommand(gus, server.channelId, "lobu");
-    expect(i.response).toMatchObject({ type: 4, data: { flags: 64 } });
-    const own = dc.messages(server.channelId, gus.id).find((m) => m.ephemeralTo === gus.id);
-    const url = own?.components[0]?.components?.[0]?.url ?? "";
+    // The HTTP answer goes back to whoever posted the signed request: a deferred ephemeral one, no link.
+    expect(i.response).toEqual({ type: 5, data: { flags: 64 } });
+    expect(JSON.stringify(i.response)).not.toMatch(/claim|settings|https?:/);
+    // The link comes through the interaction's webhook, editing the answer only Gus sees.
+    const own = await dc.waitFor(
+      () =>
+        dc
+          .messages(server.channelId, gus.id)
+          .find((m) => m.ephemeralTo === gus.id && !m.deferred && m.components.length),
+      { ...WAIT, description: "Gus's settings link" },
+    );
+    expect(
+      dc.calls.some(
+        (c) => c.route === "PATCH /webhooks/:id/:token/messages/@original" && c.status === 200,
+      ),
+    ).toBe(true);
+    const url = own.components[0]?.components?.[0]?.url ?? "";
     expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/[\w-]+/);
     expect(dc.messages(server.channelId).some((m) => m.ephemeralTo === gus.id)).toBe(false);
+    const settings = await openSettings(gw, url);
+    const session = (await (await settings.call("GET", "/session")).json()) as { userKey: string };
+    expect(session.userKey).toContain(gus.id);
     expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
+  });
+
+  it("a replayed /lobu is refused (409) and mints no second link", async () => {
+    const kay = person(17, "Kay");
+    const channel = dc.dmChannel(kay);
+    const body = JSON.stringify({
+      id: "5550016",
+      application_id: dc.applicationId,
+      type: 2,
+      token: "captured-lobu-token",
+      version: 1,
+      channel_id: channel,
+      user: kay,
+      data: { id: "5550017", name: "lobu", type: 1 },
+    });
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const first = await dc.post(endpoint, body, { timestamp });
+    expect(first.status).toBe(200);
+    expect(first.body).not.toMatch(/claim|settings|https?:/);
+    const copy = await dc.post(endpoint, body, { timestamp });
+    expect(copy.status).toBe(409);
+    expect(copy.body).not.toMatch(/\/settings\/claim\//);
+    // The one accepted request tried to edit its answer through the webhook (unknown to Discord: a hand-made token).
+    await dc.waitFor(
+      () => dc.calls.find((c) => c.path.includes("/captured-lobu-token/messages/@original")),
+      { ...WAIT, description: "the webhook edit" },
+    );
+    expect(dc.calls.filter((c) => c.path.includes("/captured-lobu-token/"))).toHaveLength(1);
   });
 
   it("splits a long reply into messages of at most 2000 characters", async () => {

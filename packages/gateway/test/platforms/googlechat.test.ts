@@ -10,6 +10,7 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
   conversationsOf,
@@ -340,20 +341,36 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     await waitForText(space, "Long: long-gchat-approved");
   });
 
-  it("/lobu in a space answers with a settings link only the person sees", async () => {
+  it("/lobu in a space answers with no link over HTTP; the link comes privately through the Chat API", async () => {
     const gus = person(7, "Gus");
     const answer = await gc.slashCommand(gus, room, LOBU_COMMAND_ID);
-    expect(JSON.parse(answer.body)).toMatchObject({
-      privateMessageViewer: { name: `users/${gus.id}` },
-    });
+    // The HTTP answer goes back to whoever posted the signed request: nothing in it.
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({});
     const own = appMessages(room, gus.id).find((m) => m.privateViewer === `users/${gus.id}`);
     const url = buttonsOf(own?.cardsV2 ?? [])[0]?.onClick?.openLink?.url ?? "";
     expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/[\w-]+/);
+    expect(
+      gc.calls.some(
+        (c) =>
+          c.route === "POST messages" &&
+          c.status === 200 &&
+          JSON.stringify(c.body).includes(`"privateMessageViewer":{"name":"users/${gus.id}"}`),
+      ),
+    ).toBe(true);
     expect(appMessages(room).some((m) => m.privateViewer)).toBe(false);
+    const settings = await openSettings(gw, url);
+    const session = (await (await settings.call("GET", "/session")).json()) as { userKey: string };
+    expect(session.userKey).toContain(gus.id);
     expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
+    // A captured copy of the request is refused and sends no second link.
+    const copy = await gc.post(answer.event, answer.token);
+    expect(copy.status).toBe(409);
+    expect(copy.body).not.toMatch(/\/settings\/claim\//);
+    expect(appMessages(room, gus.id).filter((m) => m.privateViewer)).toHaveLength(1);
   });
 
-  it("takes /lobu in the newer APP_COMMAND form too, and names an unknown command", async () => {
+  it("takes /lobu in the newer APP_COMMAND form too (in a DM, a plain message there), and names an unknown command", async () => {
     const kit = person(12, "Kit");
     const space = gc.dmSpace(kit);
     const event = (appCommandId: number) => ({
@@ -362,10 +379,14 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
       space: { name: space, spaceType: "DIRECT_MESSAGE", singleUserBotDm: true },
       appCommandMetadata: { appCommandId, appCommandType: "SLASH_COMMAND" },
     });
-    const answer = JSON.parse((await gc.deliver(event(LOBU_COMMAND_ID))).body);
-    // A DM is private already: no privateMessageViewer (Chat refuses one there).
-    expect(answer.privateMessageViewer).toBeUndefined();
-    expect(JSON.stringify(answer.cardsV2)).toMatch(/\/settings\/claim\//);
+    const answer = await gc.deliver(event(LOBU_COMMAND_ID));
+    expect(JSON.parse(answer.body)).toEqual({});
+    // A DM is private already: a plain message in it (Chat refuses privateMessageViewer there).
+    const sent = appMessages(space, kit.id).find((m) =>
+      JSON.stringify(m.cardsV2).includes("/settings/claim/"),
+    );
+    expect(sent).toBeDefined();
+    expect(sent?.privateViewer).toBeUndefined();
     expect(JSON.parse((await gc.deliver(event(99))).body).text).toMatch(/Unknown command/);
     expect(await conversationsOf(gw, kit.id)).toHaveLength(0);
   });

@@ -52,6 +52,10 @@ export interface DiscordMessage {
   attachments: { filename: string; contentType: string; data: Buffer; url?: string }[];
   /** An ephemeral interaction reply: only this user sees it. */
   ephemeralTo?: string;
+  /** A deferred answer (type 5): Discord shows "thinking…" until the app edits it in. */
+  deferred?: boolean;
+  /** The interaction whose answer or follow-up it is (its webhook may edit it). */
+  interactionToken?: string;
   timestamp: string;
 }
 

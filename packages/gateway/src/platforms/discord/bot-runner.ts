@@ -6,6 +6,7 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { withRetryLater } from "../shared/pacing.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
@@ -92,7 +93,26 @@ export class DiscordBotRunner {
       ctx,
       log,
       component: (i) => handleComponent({ botId: configId, ctx, views: this.#views, log }, i),
-      command: (i) => handleCommand({ botId: configId, ctx }, i),
+      command: async (i) =>
+        handleCommand(
+          {
+            botId: configId,
+            ctx,
+            background,
+            editReply: async (interaction, message) => {
+              await withRetryLater(() =>
+                dcCall(() =>
+                  this.#api.interactions.editReply(
+                    interaction.application_id,
+                    interaction.token,
+                    message,
+                  ),
+                ),
+              );
+            },
+          },
+          i,
+        ),
     });
     const connectWith = { apiRoot: settings.apiRoot, token: this.#bot.token };
     let botId = "";
