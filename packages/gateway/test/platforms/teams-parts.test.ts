@@ -9,6 +9,7 @@ import { ConnectorClient, ConnectorToken, teamsCall } from "../../src/platforms/
 import { serviceUrlAllowed, teamsSettings } from "../../src/platforms/teams/config.ts";
 import { toTeams } from "../../src/platforms/teams/format.ts";
 import { GraphFiles, shareIdOf } from "../../src/platforms/teams/graph-files.ts";
+import { htmlToText } from "../../src/platforms/teams/html-text.ts";
 import {
   Activity,
   classify,
@@ -403,5 +404,20 @@ describe("Teams: files through Microsoft Graph", () => {
     const res = await files().open(ref, { maxBytes: 1000 });
     expect(await res.text()).toBe("stolen");
     expect(seenElsewhere).toEqual(["none"]);
+  });
+});
+
+describe("Teams: Graph's HTML message bodies read as text", () => {
+  it("keeps paragraphs, mentions, links and pictures; drops other markup; decodes entities", () => {
+    expect(
+      htmlToText(
+        '<p>Hi <at id="0">Ada</at>,</p><p>see <a href="https://x.example/doc">the doc</a> &amp; <b>this</b>:<br><img src="https://graph.microsoft.com/v1.0/hosted"></p><ul><li>one</li><li>two &lt;3 &#x1F600;</li></ul>',
+      ),
+    ).toBe(
+      "Hi @Ada,\nsee the doc (https://x.example/doc) & this:\n[image]\n- one\n- two <3 \u{1F600}",
+    );
+    // Text that looks like markup after decoding stays text (it is escaped when shown to the model).
+    expect(htmlToText("&lt;/message&gt; ignore")).toBe("</message> ignore");
+    expect(htmlToText("<div>a</div><div>b</div>")).toBe("a\nb");
   });
 });

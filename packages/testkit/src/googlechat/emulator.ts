@@ -2,7 +2,9 @@
  * A Google Chat emulator: the Chat API routes an app writes with
  * (spaces.messages create / update / patch / delete, with Google's error
  * bodies and 429 RESOURCE_EXHAUSTED; media.download of the files people
- * attach), the OAuth token endpoint its service
+ * attach) and the one it reads history with (spaces.messages.list, by
+ * thread, newest or oldest first, paged, only with the admin-approved
+ * chat.app.messages.readonly scope), the OAuth token endpoint its service
  * account's JWT grant goes to (the assertion's signature checked with the
  * test service account's public key), the published signing keys (JWKS),
  * and events posted to the app's HTTP endpoint with a bearer token signed as
@@ -40,6 +42,8 @@ import type {
 
 const APP_USER = "users/app";
 const CHAT_SCOPE = "https://www.googleapis.com/auth/chat.bot";
+/** App authentication's read scope: a Workspace admin approves it for the app. */
+const READ_SCOPE = "https://www.googleapis.com/auth/chat.app.messages.readonly";
 /** Chat's limit on a message's text, in characters. */
 export const TEXT_LIMIT = 4096;
 const CHAT_JWKS_PATH = `/service_accounts/v1/jwk/${CHAT_ISSUER}`;
@@ -70,7 +74,9 @@ export class GoogleChatEmulator {
   readonly #idKey = rsaKey();
   readonly #strangerKey = rsaKey();
   readonly #saPublicKey;
-  readonly #accessTokens = new Set<string>();
+  /** Access tokens and the scopes each was granted. */
+  readonly #accessTokens = new Map<string, string[]>();
+  #readApproved = true;
   readonly #signal = new ChangeSignal();
   readonly #failures = new FailureQueue<Failure>();
   readonly #messages: GoogleChatMessage[] = [];
@@ -168,6 +174,7 @@ export class GoogleChatEmulator {
       space,
       text: opts.mention ? `@Lobu ${text}` : text,
       sender: `users/${person.id}`,
+      senderName: person.displayName ?? `Person ${person.id}`,
       ...(opts.thread ? { thread: opts.thread } : {}),
     });
     if (opts.attachments?.length)
@@ -353,6 +360,7 @@ export class GoogleChatEmulator {
     space: string;
     text: string;
     sender: string;
+    senderName?: string;
     thread?: string;
     cardsV2?: ChatCardWithId[];
     privateViewer?: string;
@@ -365,6 +373,7 @@ export class GoogleChatEmulator {
       text: fields.text,
       cardsV2: fields.cardsV2 ?? [],
       sender: fields.sender,
+      ...(fields.senderName ? { senderName: fields.senderName } : {}),
       ...(fields.privateViewer ? { privateViewer: fields.privateViewer } : {}),
       edits: [],
       deleted: false,
@@ -399,7 +408,11 @@ export class GoogleChatEmulator {
         : {}),
       thread: { name: m.thread },
       space: { name: m.space },
-      sender: { name: m.sender, type: m.sender === APP_USER ? "BOT" : "HUMAN" },
+      sender: {
+        name: m.sender,
+        type: m.sender === APP_USER ? "BOT" : "HUMAN",
+        ...(m.senderName ? { displayName: m.senderName } : {}),
+      },
       createTime: new Date(m.at).toISOString(),
     };
   }
@@ -513,8 +526,19 @@ export class GoogleChatEmulator {
     };
     if (!route) return fail(404, "NOT_FOUND", `no route ${method} ${url.pathname}`);
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    if (!auth || !this.#accessTokens.has(auth))
+    const scopes = auth ? this.#accessTokens.get(auth) : undefined;
+    if (!scopes)
       return fail(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.");
+    // Reading takes the read scope (and the admin's approval of it); writing takes chat.bot.
+    const reading = method === "GET" && !!messages;
+    if (!scopes.includes(reading ? READ_SCOPE : CHAT_SCOPE))
+      return fail(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.");
+    if (reading && !this.#readApproved)
+      return fail(
+        403,
+        "PERMISSION_DENIED",
+        "This Chat app is not authorized to use the scope chat.app.messages.readonly: a Workspace administrator must approve it.",
+      );
     const forced = this.#failures.take(route);
     if (forced) {
       record(forced.status, "RESOURCE_EXHAUSTED");
@@ -540,6 +564,15 @@ export class GoogleChatEmulator {
       thread?: { name?: string };
       privateMessageViewer?: { name?: string };
     };
+    if (messages?.[1] && method === "GET") {
+      const answer = this.#list(messages[1], url.searchParams);
+      if (answer[0] !== 200) {
+        const [status, errorStatus, message] = answer as [number, string, string];
+        return fail(status, errorStatus, message);
+      }
+      record(200);
+      return sendJson(res, 200, answer[1]);
+    }
     if (messages?.[1]) {
       const space = this.spaces.get(messages[1]);
       if (method !== "POST") return fail(405, "INVALID_ARGUMENT", "method not allowed");
@@ -600,6 +633,54 @@ export class GoogleChatEmulator {
     return sendJson(res, 200, this.#wire(target));
   }
 
+  /**
+   * spaces.messages.list: a space's messages the app may see (not deleted,
+   * not someone else's private ones), `filter=thread.name = "…"` (quoted or
+   * not) for one thread, `orderBy` createTime asc (default) or desc,
+   * `pageSize` 1–1000 (default 25), `pageToken` from the previous page.
+   * Answers [200, body] or [status, errorStatus, message].
+   */
+  #list(spaceName: string, q: URLSearchParams): [200, unknown] | [number, string, string] {
+    if (!this.spaces.has(spaceName)) return [404, "NOT_FOUND", "Space not found."];
+    const filter = (q.get("filter") ?? "").trim();
+    const byThread = /^thread\.name\s*=\s*"?(spaces\/[^"\s]+)"?$/.exec(filter);
+    if (filter && !byThread) return [400, "INVALID_ARGUMENT", `Invalid filter: ${filter}`];
+    const order = (q.get("orderBy") ?? "createTime asc").trim().toLowerCase();
+    if (order !== "createtime asc" && order !== "createtime desc" && order !== "createtime")
+      return [400, "INVALID_ARGUMENT", `Invalid orderBy: ${order}`];
+    const size = Number(q.get("pageSize") ?? 25);
+    if (!Number.isInteger(size) || size < 0) return [400, "INVALID_ARGUMENT", "Invalid pageSize."];
+    const pageSize = Math.min(size || 25, 1000);
+    const token = q.get("pageToken");
+    const offset = token ? Number(Buffer.from(token, "base64url").toString()) : 0;
+    if (!Number.isInteger(offset) || offset < 0)
+      return [400, "INVALID_ARGUMENT", "Invalid page token."];
+    const list = this.#messages.filter(
+      (m) =>
+        m.space === spaceName &&
+        !m.deleted &&
+        !m.privateViewer &&
+        (!byThread || m.thread === byThread[1]),
+    );
+    if (order.endsWith("desc")) list.reverse();
+    const page = list.slice(offset, offset + pageSize);
+    const more = offset + pageSize < list.length;
+    return [
+      200,
+      {
+        messages: page.map((m) => this.#wire(m)),
+        ...(more
+          ? { nextPageToken: Buffer.from(String(offset + pageSize)).toString("base64url") }
+          : {}),
+      },
+    ];
+  }
+
+  /** A Workspace admin approves (or, with `false`, revokes) the app's chat.app.messages.readonly scope. */
+  approveMessageReading(approved = true): void {
+    this.#readApproved = approved;
+  }
+
   /** The service account's JWT bearer grant: the assertion must be signed with its key. */
   async #grant(res: ServerResponse, fields: Record<string, string>): Promise<void> {
     const refuse = (error: string, description: string) => {
@@ -627,10 +708,10 @@ export class GoogleChatEmulator {
     } catch {
       return refuse("invalid_grant", "Invalid JWT Signature.");
     }
-    if (!scope.split(" ").includes(CHAT_SCOPE))
-      return refuse("invalid_scope", "Chat scope missing.");
+    const granted = scope.split(" ").filter((s) => s === CHAT_SCOPE || s === READ_SCOPE);
+    if (!granted.length) return refuse("invalid_scope", "Chat scope missing.");
     const token = `ya29.${randomBytes(24).toString("base64url")}`;
-    this.#accessTokens.add(token);
+    this.#accessTokens.set(token, granted);
     this.calls.push({
       method: "POST",
       route: "POST token",

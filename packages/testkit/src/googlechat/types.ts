@@ -40,6 +40,8 @@ export interface GoogleChatMessage {
   cardsV2: ChatCardWithId[];
   /** `users/<id>` of a person, or `users/app` for the app. */
   sender: string;
+  /** The sender's display name, as Chat shows it. */
+  senderName?: string;
   /** Only this user (`users/<id>`) sees it (a private message). */
   privateViewer?: string;
   /** Files a person attached (uploaded content), each downloadable at its resource name. */

@@ -9,7 +9,8 @@
  * update and delete activities), with 429 + Retry-After on demand; and the
  * Microsoft Graph routes a bot reads files shared in channels and group chats
  * with (`/v1.0/shares/{shareId}/driveItem` and `…/content`, which redirects
- * to a pre-authenticated download URL), accepting only a Graph token issued
+ * to a pre-authenticated download URL) and reads channel and group chat
+ * messages with (graph-messages.ts), accepting only a Graph token issued
  * to the bot for this tenant. Records what the bot sent.
  */
 import { randomBytes, randomUUID } from "node:crypto";
@@ -20,6 +21,7 @@ import { postTo } from "../platform-kit/deliver.ts";
 import { type HttpServer, listen, readRaw, sendJson } from "../platform-kit/http.ts";
 import { FailureQueue } from "../platform-kit/rate-limit.ts";
 import { ChangeSignal, type WaitOptions } from "../platform-kit/signal.ts";
+import { type GraphMessage, GraphMessageLog } from "./graph-messages.ts";
 import type {
   ForgeOptions,
   TeamsAction,
@@ -105,6 +107,8 @@ export class TeamsEmulator {
   readonly #shared = new Map<string, { id: string; createdBy: string; name: string }>();
   readonly #aad = new Map<string, string>();
   #graphWrites = true;
+  /** Every message posted in channels and chats, as Graph reads them. */
+  readonly #graph = new GraphMessageLog();
   /** Files the bot uploaded into a channel's files through Graph. */
   readonly channelFiles: {
     channel: string;
@@ -211,7 +215,7 @@ export class TeamsEmulator {
   ): Record<string, unknown> {
     return {
       type: "message",
-      id: String(Date.now() * 1000 + Math.floor(Math.random() * 1000)),
+      id: this.#graph.nextId(),
       timestamp: new Date().toISOString(),
       localTimestamp: new Date().toISOString(),
       channelId: "msteams",
@@ -235,6 +239,42 @@ export class TeamsEmulator {
       },
       ...fields,
     };
+  }
+
+  /**
+   * The team or group chat withdraws the bot's consent to read its messages
+   * (`ChannelMessage.Read.Group` / `ChatMessage.Read.Chat`): Graph answers 403
+   * there. `false` grants it again.
+   */
+  denyHistory(conversation: TeamsConversation, deny = true): void {
+    this.#graph.deny(conversation.id.split(";")[0] ?? conversation.id, deny);
+  }
+
+  /**
+   * `person` posts `text` (and shares files, listed by name) without
+   * mentioning the bot: Teams does not send it to the bot, but Graph has it.
+   * Answers the message's id (a thread's post: `thread(channel, id)`).
+   */
+  userPosts(
+    person: TeamsPerson,
+    conversation: TeamsConversation,
+    text: string,
+    opts: { files?: string[] } = {},
+  ): string {
+    const id = this.#graph.nextId();
+    this.#graph.add(
+      conversation.id,
+      id,
+      { user: { id: this.aadObjectId(person), displayName: person.name } },
+      `<p>${escapeHtml(text)}</p>`,
+      (opts.files ?? []).map((name) => ({
+        id: randomUUID(),
+        contentType: "reference",
+        name,
+        contentUrl: `${this.url}/sites/team/Shared%20Documents/General/${encodeURIComponent(name)}`,
+      })),
+    );
+    return id;
   }
 
   /** Graph refuses uploads (403), as without the Files.ReadWrite.All permission; `false` allows them again. */
@@ -287,6 +327,7 @@ export class TeamsEmulator {
 
   /** Sign and send an activity, as the connector does. */
   async send(activity: Record<string, unknown>, forge?: ForgeOptions): Promise<TeamsDelivery> {
+    this.#recordSent(activity);
     return this.post(JSON.stringify(activity), await this.token(forge));
   }
 
@@ -524,6 +565,17 @@ export class TeamsEmulator {
         decodeURIComponent(upload[2] ?? ""),
         decodeURIComponent(upload[3] ?? ""),
       );
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "GET" && /^\/v1\.0\/(teams|chats)\/[^/]+\/.*messages/.test(path)) {
+      const route = "GET messages";
+      if (!this.#graphAuthorized(req, res, route)) return;
+      const answer = this.#graph.route(path, url.searchParams, this.teamGroupId, this.graphUrl);
+      if (answer) {
+        this.calls.push({ method: "GET", route, status: answer[0] });
+        this.#signal.notify();
+        return sendJson(res, answer[0], answer[1]);
+      }
+    }
     const graph = /^\/v1\.0\/shares\/([^/]+)\/driveItem(\/content)?$/.exec(path);
     if (req.method === "GET" && graph)
       return this.#graphRoute(req, res, graph[1] ?? "", !!graph[2]);
@@ -599,7 +651,7 @@ export class TeamsEmulator {
         call(200);
         return sendJson(res, 200, {});
       }
-      const id = `1${Date.now()}${randomBytes(3).toString("hex")}`;
+      const id = this.#graph.nextId();
       const replyTo = activityId ?? (json.replyToId as string | undefined);
       this.messages.push({
         id,
@@ -612,6 +664,13 @@ export class TeamsEmulator {
         activity: json,
       });
       this.#show(this.messages.at(-1) as TeamsMessage, json, false);
+      this.#graph.add(
+        conversationId,
+        id,
+        { application: { id: this.#options.appId, displayName: this.bot.name } },
+        botHtml(this.messages.at(-1) as TeamsMessage),
+        cardOf(json).text.length ? [{ id: randomUUID(), contentType: CARD }] : [],
+      );
       call(201);
       return sendJson(res, 201, { id });
     }
@@ -622,8 +681,13 @@ export class TeamsEmulator {
         error: { code: "ActivityNotFoundInConversation", message: "no such activity" },
       });
     }
-    if (req.method === "PUT") this.#show(message, json);
-    else if (req.method === "DELETE") message.deleted = true;
+    if (req.method === "PUT") {
+      this.#show(message, json);
+      this.#graph.edit(message.id, botHtml(message));
+    } else if (req.method === "DELETE") {
+      message.deleted = true;
+      this.#graph.remove(message.id);
+    }
     call(200);
     return sendJson(res, 200, { id: message.id });
   }
@@ -775,6 +839,32 @@ export class TeamsEmulator {
     });
   }
 
+  /** A person's message activity is a message in Graph too (a click or an invoke is not). */
+  #recordSent(activity: Record<string, unknown>): void {
+    const conversation = activity.conversation as { id?: string; conversationType?: string };
+    const from = activity.from as { id: string; name?: string; aadObjectId?: string };
+    if (activity.type !== "message" || activity.value !== undefined || !conversation?.id) return;
+    if (conversation.conversationType === "personal") return;
+    const mention = `<at>${this.bot.name}</at>`;
+    const text = typeof activity.text === "string" ? activity.text : "";
+    const html = `<p>${escapeHtml(text).replaceAll(escapeHtml(mention), `<at id="0">${escapeHtml(this.bot.name)}</at>`)}</p>`;
+    const attachments = ((activity.attachments ?? []) as Record<string, unknown>[])
+      .filter((a) => a.contentType === "reference")
+      .map((a) => ({
+        id: randomUUID(),
+        contentType: "reference",
+        name: String(a.name ?? ""),
+        contentUrl: String(a.contentUrl ?? ""),
+      }));
+    this.#graph.add(
+      conversation.id,
+      String(activity.id),
+      { user: { id: from.aadObjectId ?? from.id, displayName: from.name ?? "" } },
+      html,
+      attachments,
+    );
+  }
+
   #show(message: TeamsMessage, activity: Record<string, unknown>, edit = true): void {
     if (edit) message.edits.push({ text: message.text, actions: message.actions });
     const card = cardOf(activity);
@@ -783,4 +873,16 @@ export class TeamsEmulator {
     message.actions = card.actions;
     message.activity = activity;
   }
+}
+
+function escapeHtml(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+/** The HTML body Graph shows for a message the bot sent (its text as Teams shows it). */
+function botHtml(message: TeamsMessage): GraphMessage["body"]["content"] {
+  return message.text
+    .split("\n")
+    .map((line) => `<p>${escapeHtml(line)}</p>`)
+    .join("");
 }

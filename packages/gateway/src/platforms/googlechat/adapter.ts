@@ -1,5 +1,6 @@
 import type { AgentEvent } from "@lobu/core";
 import type { Logger } from "pino";
+import type { ConversationHistory } from "../../domain/history.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
@@ -8,10 +9,11 @@ import { fileLinkRoute } from "../shared/file-links.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { linkCard } from "./cards.ts";
-import { type ChatApi, chatClient, gcCall } from "./client.ts";
+import { CHAT_READ_SCOPE, type ChatApi, chatClient, gcCall } from "./client.ts";
 import type { GoogleChatSettings } from "./config.ts";
 import { GoogleChatFiles } from "./files.ts";
 import { toChat } from "./format.ts";
+import { GoogleChatHistory } from "./history.ts";
 import { type ChatResponse, handleClick, handleSettingsCommand, welcome } from "./interactivity.ts";
 import { handleChatMessage } from "./messages.ts";
 import { type PrivateTarget, sendPrivately } from "./private-message.ts";
@@ -24,13 +26,16 @@ import { chatTokenVerifier } from "./webhook/verify.ts";
  * Google Chat: events on an HTTP endpoint, each with a Google-signed bearer
  * token; replies sent asynchronously through the Chat API (@googleapis/chat)
  * as the app's service account, streamed by editing, in the person's thread;
- * Cards v2 buttons for requests and `/lobu` for the settings link. This
- * class only wires the parts.
+ * Cards v2 buttons for requests and `/lobu` for the settings link; a
+ * thread's earlier messages as context (history.ts). This class only wires
+ * the parts.
  */
 export class GoogleChatAdapter implements PlatformAdapter {
   readonly platform = "googlechat";
   /** Attachments in (media.download), files out (a download link). */
   readonly files: GoogleChatFiles;
+  /** A thread's earlier messages (spaces.messages.list, an admin-approved read scope). */
+  readonly history: ConversationHistory;
   readonly #settings: GoogleChatSettings;
   readonly #views = new TurnViews<GcLive, GcCard>();
   readonly #stopped = new AbortController();
@@ -42,6 +47,7 @@ export class GoogleChatAdapter implements PlatformAdapter {
   constructor(settings: GoogleChatSettings) {
     this.#settings = settings;
     this.#api = chatClient(settings);
+    this.history = new GoogleChatHistory(chatClient(settings, CHAT_READ_SCOPE));
     this.files = new GoogleChatFiles(this.#api, () => ({
       state: this.#ctx.state,
       publicUrl: this.#ctx.publicUrl,

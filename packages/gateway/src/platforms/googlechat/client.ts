@@ -7,20 +7,27 @@ export type ChatApi = chat_v1.Chat;
 
 /** The scope a Chat app writes messages with (app authentication). */
 const CHAT_BOT_SCOPE = "https://www.googleapis.com/auth/chat.bot";
+/**
+ * The scope an app reads a space's messages with (app authentication): a
+ * Workspace admin approves it for the app, or Chat refuses the reads (403).
+ */
+export const CHAT_READ_SCOPE = "https://www.googleapis.com/auth/chat.app.messages.readonly";
 /** The token endpoint google-auth-library posts its JWT grant to (the assertion's audience). */
 const GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token";
 
 /**
  * The Chat API client (@googleapis/chat), authenticated as the app's service
- * account (a JWT bearer grant). Requests are not retried by the client: a
- * rate limit becomes RetryLater (shared pacing) instead.
+ * account (a JWT bearer grant) with `scope` (chat.bot: what the app posts;
+ * CHAT_READ_SCOPE: the history it reads, a token of its own). Requests are
+ * not retried by the client: a rate limit becomes RetryLater (shared pacing)
+ * instead.
  */
-export function chatClient(settings: GoogleChatSettings): ChatApi {
+export function chatClient(settings: GoogleChatSettings, scope = CHAT_BOT_SCOPE): ChatApi {
   registerSecret(settings.serviceAccount.private_key);
   const jwt = new auth.JWT({
     email: settings.serviceAccount.client_email,
     key: settings.serviceAccount.private_key,
-    scopes: [CHAT_BOT_SCOPE],
+    scopes: [scope],
   });
   // google-auth-library posts to Google's token endpoint; another one (an emulator) is reached by rewriting that URL only.
   if (settings.tokenUrl !== GOOGLE_TOKEN_URL)

@@ -1,5 +1,6 @@
 import { type AgentEvent, registerSecret } from "@lobu/core";
 import type { Logger } from "pino";
+import type { ConversationHistory } from "../../domain/history.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
@@ -14,6 +15,8 @@ import { Conversations } from "./conversations.ts";
 import { DOWNLOAD_HOSTS, TeamsFiles } from "./files.ts";
 import { toTeams } from "./format.ts";
 import { GraphFiles } from "./graph-files.ts";
+import { GraphTokens } from "./graph-tokens.ts";
+import { TeamsHistory } from "./history.ts";
 import {
   handleExecute,
   handleStop,
@@ -31,12 +34,16 @@ import { BotFrameworkKeys } from "./webhook/verify.ts";
  * /teams/messages with the connector's JWT, replies through the Bot
  * Connector REST API (streamed by updating the message), Adaptive Cards
  * with Action.Execute (card refresh) or Action.Submit for requests, and
- * settings links in the person's 1:1 chat. This class only wires the parts.
+ * settings links in the person's 1:1 chat, a thread's or group chat's
+ * earlier messages as context through Microsoft Graph (history.ts). This
+ * class only wires the parts.
  */
 export class TeamsAdapter implements PlatformAdapter {
   readonly platform = "teams";
   /** Attachments in, files out. */
   readonly files: TeamsFiles;
+  /** A channel thread's or group chat's earlier messages, read through Graph. */
+  readonly history: ConversationHistory;
   readonly #settings: TeamsSettings;
   readonly #client: ConnectorClient;
   readonly #views = new TurnViews<TmLive, TmCard>();
@@ -52,10 +59,18 @@ export class TeamsAdapter implements PlatformAdapter {
     registerSecret(settings.appPassword);
     this.#settings = settings;
     this.#client = new ConnectorClient(new ConnectorToken(settings), settings.serviceHosts);
+    // One token per tenant, for files and history alike.
+    const graphTokens = new GraphTokens(settings);
+    this.history = new TeamsHistory({
+      tokens: graphTokens,
+      graphUrl: settings.graphUrl,
+      appId: settings.appId,
+      conversations: () => this.#conversations,
+    });
     this.files = new TeamsFiles({
       client: this.#client,
       serviceHosts: settings.serviceHosts,
-      graph: new GraphFiles(settings, [...DOWNLOAD_HOSTS, ...settings.serviceHosts]),
+      graph: new GraphFiles(settings, [...DOWNLOAD_HOSTS, ...settings.serviceHosts], graphTokens),
       uploadChannelFiles: settings.uploadChannelFiles,
       deps: () => ({
         log: this.#log,

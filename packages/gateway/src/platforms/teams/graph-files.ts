@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { type DownloadOptions, FileRefused, FileTooLarge } from "../../domain/files.ts";
-import { ConnectorToken } from "./client.ts";
-import { GRAPH_SCOPE, serviceUrlAllowed, type TeamsSettings, tenantTokenUrl } from "./config.ts";
+import { serviceUrlAllowed, type TeamsSettings } from "./config.ts";
+import { GraphTokens } from "./graph-tokens.ts";
 
 /**
  * Files shared in Teams channels and group chats: the activity carries a
@@ -42,8 +42,6 @@ const DriveItem = z.object({
     .optional(),
 });
 
-const TENANT = /^[0-9a-f-]{36}$/i;
-
 const Folder = z.object({
   id: z.string().min(1).max(512),
   parentReference: z.object({ driveId: z.string().min(1).max(512) }).loose(),
@@ -59,24 +57,26 @@ const NO_PERMISSION =
   "the bot may not read files in this team or chat (a Teams admin grants its app the Microsoft Graph application permission Files.Read.All); send it in your 1:1 chat with the bot instead";
 
 export class GraphFiles {
-  readonly #settings: Pick<TeamsSettings, "appId" | "appPassword" | "tokenUrl" | "graphUrl">;
+  readonly #settings: Pick<TeamsSettings, "graphUrl">;
   /** Where the file itself may be (SharePoint, OneDrive) and Graph's redirect may point. */
   readonly #hosts: readonly string[];
-  readonly #tokens = new Map<string, ConnectorToken>();
+  readonly #tokens: GraphTokens;
 
   constructor(
     settings: Pick<TeamsSettings, "appId" | "appPassword" | "tokenUrl" | "graphUrl">,
     hosts: readonly string[],
+    tokens: GraphTokens = new GraphTokens(settings),
   ) {
     this.#settings = settings;
     this.#hosts = hosts;
+    this.#tokens = tokens;
   }
 
   /** The file's content (a response with a body), after the checks above. */
   async open(ref: SharedFileRef, opts: DownloadOptions): Promise<Response> {
     if (!serviceUrlAllowed(ref.url, this.#hosts))
       throw new FileRefused("its link is not on SharePoint/OneDrive");
-    if (!TENANT.test(ref.tenant) || !ref.sender)
+    if (!GraphTokens.valid(ref.tenant) || !ref.sender)
       throw new FileRefused("Teams did not say which tenant and person it came from");
     const share = `${this.#settings.graphUrl}/shares/${shareIdOf(ref.url)}/driveItem`;
     const signal = opts.signal ? { signal: opts.signal } : {};
@@ -133,7 +133,7 @@ export class GraphFiles {
     where: { team: string; channel: string },
     file: { name: string; mimeType: string; data: Buffer },
   ): Promise<string> {
-    if (!TENANT.test(tenant)) throw new Error("the channel's tenant is unknown");
+    if (!GraphTokens.valid(tenant)) throw new Error("the channel's tenant is unknown");
     const auth = { authorization: `Bearer ${await this.#token(tenant)}` };
     const graph = this.#settings.graphUrl;
     const folderRes = await fetch(
@@ -161,17 +161,7 @@ export class GraphFiles {
   }
 
   async #token(tenant: string): Promise<string> {
-    let token = this.#tokens.get(tenant);
-    if (!token) {
-      // Tenants come from signed activities; still, the cache stays bounded.
-      if (this.#tokens.size >= 1000) this.#tokens.clear();
-      token = new ConnectorToken(
-        { ...this.#settings, tokenUrl: tenantTokenUrl(this.#settings.tokenUrl, tenant) },
-        GRAPH_SCOPE,
-      );
-      this.#tokens.set(tenant, token);
-    }
-    return token.get().catch(() => {
+    return this.#tokens.get(tenant).catch(() => {
       throw new FileRefused(NO_PERMISSION);
     });
   }
