@@ -249,8 +249,15 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
     const refused = await dc.click(eve, live, "⏹ Stop");
     expect(refused.response).toMatchObject({ type: 4, data: { flags: 64 } });
     expect(String(refused.response?.data?.content)).toMatch(/^⚠️/);
-    const done = await waitForText(server.channelId, answer.trim());
-    expect(done.components).toEqual([]);
+    // The final text and the removal of the Stop buttons may arrive as two edits.
+    const done = await dc.waitFor(
+      () =>
+        botMessages(server.channelId).find(
+          (m) => m.id === live.id && m.content === answer.trim() && !m.components?.length,
+        ),
+      { ...WAIT, description: "the finished reply without its Stop buttons" },
+    );
+    expect(done.components ?? []).toEqual([]);
   });
 
   it("attaches an approval's input too long for a message as a file, and lets it be approved", async () => {

@@ -253,9 +253,15 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
       privateMessageViewer: { name: `users/${hal.id}` },
     });
     expect(JSON.parse(refused.body).text).toMatch(/^⚠️/);
-    const done = await waitForText(room, answer.trim());
-    expect(done.name).toBe(live.name);
-    expect(done.cardsV2).toEqual([]);
+    // The final text and the removal of the Stop buttons may arrive as two updates.
+    const done = await gc.waitFor(
+      () =>
+        appMessages(room).find(
+          (m) => m.name === live.name && m.text === answer.trim() && !m.cardsV2?.length,
+        ),
+      { ...WAIT, description: "the finished reply without its Stop buttons" },
+    );
+    expect(done.cardsV2 ?? []).toEqual([]);
   });
 
   it("downloads only what Chat names: a crafted attachment reference and a Drive file are refused with a note", async () => {
