@@ -128,7 +128,10 @@ export class Dispatcher {
     unplace?: () => Promise<void>,
   ): void {
     const lease = new AbortController();
-    placementLost?.addEventListener("abort", () => lease.abort(), { once: true });
+    // The placement's signal lives as long as the sandbox runs here (many turns):
+    // the listener goes when this turn ends, or each turn would stay reachable from it.
+    const onPlacementLost = () => lease.abort();
+    placementLost?.addEventListener("abort", onPlacementLost, { once: true });
     if (placementLost?.aborted) lease.abort();
     const keepAlive = setInterval(() => {
       this.opts.queue.extend(claim, this.leaseMs).then(
@@ -166,6 +169,7 @@ export class Dispatcher {
         if (result === "dead") await deadLetter(errorMessage(err));
       } finally {
         clearInterval(keepAlive);
+        placementLost?.removeEventListener("abort", onPlacementLost);
       }
       if (lease.signal.aborted) return;
       if (result === "done" || result === "dead") await this.opts.queue.ack(claim);

@@ -18,7 +18,7 @@ import type {
   WorkerConnection,
 } from "./driver.ts";
 import { checkSandboxId } from "./env.ts";
-import { readVolumeMeta } from "./identity.ts";
+import { readVolumeMeta, type VolumeMeta } from "./identity.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { startPlainWorker } from "./plain-worker.ts";
 import {
@@ -167,6 +167,13 @@ export class VirtualDriver implements SandboxDriver {
    * their files to the uid as they write them (volume-files.ts).
    */
   readonly #adopted = new Map<string, string>();
+  /**
+   * The pools' uid record (`<volumes root>.sandbox.json`), read once per pool
+   * process: it is written only when a pool process starts (its uid is allocated
+   * then), so a wake need not read the file again (an async read costs 0.2 ms, and
+   * several ms when the thread pool is busy with other files).
+   */
+  readonly #poolMeta = new WeakMap<PoolProcess, Promise<VolumeMeta | undefined>>();
   #closed = false;
 
   constructor(opts: VirtualDriverOptions) {
@@ -284,7 +291,7 @@ export class VirtualDriver implements SandboxDriver {
     const pool = this.#pools[placeSandbox(spec.id, this.#pools.length)]!;
     clearTimeout(pool.idleTimer);
     const proc = await this.#ensurePool(pool, spec, egress);
-    await this.#adopt(spec.volumeDir);
+    await this.#adopt(spec.volumeDir, proc);
     if (this.#members.has(spec.id))
       throw new LobuError("sandbox_running", `sandbox ${spec.id} is already running`, {
         status: 409,
@@ -302,9 +309,9 @@ export class VirtualDriver implements SandboxDriver {
   }
 
   /** Root gateways run pools as their own uid: the sandbox's files must belong to it. */
-  async #adopt(volumeDir: string): Promise<void> {
+  async #adopt(volumeDir: string, proc: PoolProcess): Promise<void> {
     if (!isRoot() || (await this.isolation()).mode !== "bwrap") return;
-    const meta = await readVolumeMeta(this.#volumesRoot);
+    const meta = await this.#metaFor(proc);
     if (!meta) return;
     // Once per volume, not per wake: the walk and the `find` process cost several ms.
     const folder = await stat(volumeDir, { bigint: true }).catch(() => undefined);
@@ -314,6 +321,17 @@ export class VirtualDriver implements SandboxDriver {
     if (record && this.#adopted.get(volumeDir) === record) return;
     await adoptVolumeFiles(volumeDir, meta.uid, meta.gid);
     if (record) this.#adopted.set(volumeDir, record);
+  }
+
+  #metaFor(proc: PoolProcess): Promise<VolumeMeta | undefined> {
+    let meta = this.#poolMeta.get(proc);
+    if (!meta) {
+      meta = readVolumeMeta(this.#volumesRoot);
+      this.#poolMeta.set(proc, meta);
+      // A failed read is not kept: the next wake reads again.
+      meta.catch(() => this.#poolMeta.delete(proc));
+    }
+    return meta;
   }
 
   #join(pool: Pool, proc: PoolProcess, spec: SandboxSpec): SandboxInstance {

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -122,6 +123,50 @@ describe("dispatcher", () => {
         reason: expect.stringContaining("key"),
       }),
     );
+    await store.close();
+  });
+
+  it("leaves no listener of its turns on a placement that outlives them (a sandbox running many turns)", async () => {
+    const store = await createStore({
+      driver: "sqlite",
+      path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
+    });
+    // The sandbox's own hold keeps the placement (and its signal) while turns come and go.
+    const lost = new AbortController();
+    const ran: string[] = [];
+    let finished!: () => void;
+    const allRan = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const dispatcher = new Dispatcher({
+      queue: store.queue,
+      owner: "test",
+      maxConcurrent: 2,
+      attempts: new MessageAttempts(new Conversations(store, log), {
+        maxAttempts: 3,
+        maxDeliveries: 10,
+      }),
+      placement: {
+        lockPrefix: "sandbox-placement:",
+        acquire: async () => ({ epoch: 1, lost: lost.signal }),
+        release: async () => {},
+      },
+      run: async (turn: QueuedTurn, _attempt: number, lease: AbortSignal) => {
+        ran.push(turn.messageId);
+        expect(lease.aborted).toBe(false);
+        if (ran.length === 5) finished();
+        return "done";
+      },
+      log,
+    });
+    dispatcher.start();
+    for (let i = 1; i <= 5; i++)
+      await store.queue.enqueue("sb_1", JSON.stringify(queuedTurn(`m${i}`)), { id: `m${i}` });
+    await allRan;
+    while ((await store.queue.depth()) > 0) await new Promise((r) => setTimeout(r, 20));
+    await dispatcher.stop(1000);
+    expect(ran).toEqual(["m1", "m2", "m3", "m4", "m5"]);
+    expect(getEventListeners(lost.signal, "abort")).toHaveLength(0);
     await store.close();
   });
 });
