@@ -102,12 +102,19 @@ describe.skipIf(process.platform !== "linux")("pooled process tier", () => {
         `python3 -c "import socket; socket.create_connection(('${hostIp ?? "10.255.255.1"}', ${port}), 3)" 2>&1 | tail -1`,
         "ip -o link 2>/dev/null || ls /sys/class/net",
         'test -S "$LOBU_EGRESS_SOCKET" && echo egress-socket-present',
+        // (A proxy request: the absolute URL as the request target.)
+        'curl -s --max-time 5 --unix-socket "$LOBU_EGRESS_SOCKET" --request-target http://example.com/ http://example.com/; echo',
       ].join("; "),
     ]);
     expect(out).not.toContain("host listener");
     expect(out).toMatch(/Network is unreachable|Connection refused|timed out|Errno/);
     expect(out).not.toMatch(/eth|ens|enp|wlan/);
     expect(out).toContain("egress-socket-present");
+    // Through its socket the proxy sees this conversation (not the pool) and applies its policy.
+    expect(out).toMatch(/Lobu egress proxy refused/);
+    const carol = await w.sandboxOf("carol");
+    const denied = await w.audit("egress.denied", carol.id);
+    expect(denied.some((r) => r.details?.host === "example.com")).toBe(true);
   });
 
   it("keeps its files across a stop and a cold wake", async () => {
