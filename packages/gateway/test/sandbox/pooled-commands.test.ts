@@ -1,9 +1,31 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { SandboxInstance, SandboxSpec } from "../../src/sandbox/driver.ts";
 import { createVirtualDriver, type VirtualDriver } from "../../src/sandbox/index.ts";
-import { FIXTURE, probe, scratch, TestEgress, testLogger } from "./helpers.ts";
+import { eventually, FIXTURE, probe, scratch, TestEgress, testLogger } from "./helpers.ts";
+
+/** The command cgroups of sandbox `id` on this host (v1: one per hierarchy; v2: one). */
+function commandCgroups(id: string): string[] {
+  const found: string[] = [];
+  const walk = (path: string, depth: number) => {
+    if (depth > 3) return;
+    let entries: string[];
+    try {
+      entries = readdirSync(path, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      if (name.endsWith(`-cmd-${id}`)) found.push(join(path, name));
+      else walk(join(path, name), depth + 1);
+    }
+  };
+  walk("/sys/fs/cgroup", 0);
+  return found;
+}
 
 /**
  * The gateway side of the pooled process tier: what a pool may ask of the
@@ -86,6 +108,8 @@ describe.skipIf(process.platform !== "linux")("pooled process tier: command sand
     expect(Number(/PIDS=(\d+)/.exec(report.stdout ?? "")?.[1] ?? 99)).toBeLessThan(10);
     expect(/^(\d+)$/m.exec(report.stdout ?? "")?.[1]).not.toBe("0");
     expect(readFileSync(join(dir, "volumes-1", "cmd-a", "made.txt"), "utf8")).toBe("from-a\n");
+    // Between commands the conversation holds nothing: its command cgroup is gone.
+    await eventually(async () => (commandCgroups("cmd-a").length === 0 ? true : undefined));
   });
 
   it("refuses commands for a pool member without a running turn, and for sandboxes not on the pool", async () => {

@@ -58,7 +58,7 @@ export interface ToolCommandResult {
   error?: string;
 }
 
-/** What a conversation holds while its agent is loaded: egress socket and cgroup, made at its first command. */
+/** What a conversation holds while a command of its runs: egress socket and cgroup. */
 interface Held {
   binding: EgressBinding;
   cgroup?: SandboxCgroup;
@@ -69,6 +69,8 @@ interface Held {
 interface Conversation {
   held: Promise<Held>;
   running: Map<string, ChildProcess>;
+  /** Commands between their start and their result (released when it drops to 0). */
+  active: number;
 }
 
 /** Names the pool may not set for a command: the sandbox's own and the loader's. */
@@ -80,6 +82,8 @@ const RUN_SCRIPT = 'cd -- "$1" 2>/dev/null || cd /workspace || exit 1; eval "$2"
 export class ToolSandboxes {
   readonly #d: ToolSandboxDeps;
   readonly #conversations = new Map<string, Conversation>();
+  /** Releases under way: the next hold of the same conversation waits for its cgroup to go. */
+  readonly #releasing = new Map<string, Promise<void>>();
 
   constructor(deps: ToolSandboxDeps) {
     this.#d = deps;
@@ -89,13 +93,14 @@ export class ToolSandboxes {
   async run(spec: SandboxSpec, egress: EgressBinder, cmd: ToolCommand): Promise<ToolCommandResult> {
     let conv = this.#conversations.get(spec.id);
     if (!conv) {
-      conv = { held: this.#hold(spec, egress), running: new Map() };
+      conv = { held: this.#hold(spec, egress), running: new Map(), active: 0 };
       this.#conversations.set(spec.id, conv);
       const made = conv;
       made.held.catch(() => {
         if (this.#conversations.get(spec.id) === made) this.#conversations.delete(spec.id);
       });
     }
+    conv.active++;
     try {
       const setup = await this.#d.setup();
       const held = await conv.held;
@@ -122,10 +127,15 @@ export class ToolSandboxes {
     } catch (err) {
       this.#d.log.warn({ sandboxId: spec.id, err: errorMessage(err) }, "tool command not started");
       return { exitCode: null, stdout: "", stderr: "", error: errorMessage(err).slice(0, 2000) };
+    } finally {
+      // Between commands a conversation holds nothing: no cgroup, no egress socket.
+      if (--conv.active === 0 && this.#conversations.get(spec.id) === conv)
+        void this.release(spec.id);
     }
   }
 
   async #hold(spec: SandboxSpec, egress: EgressBinder): Promise<Held> {
+    await this.#releasing.get(spec.id);
     const setup = await this.#d.setup();
     const meta = await readVolumeMeta(this.#d.volumesRoot);
     if (!meta) throw new Error("the pooled volumes have no owner yet (no pool has started)");
@@ -158,6 +168,8 @@ export class ToolSandboxes {
       detached: true,
     });
     conv.running.set(cmd.callId, child);
+    // A sandbox killed early leaves its end of these socket pairs unread: that is no error here.
+    for (const stream of child.stdio) stream?.on("error", () => {});
     data.forEach((content, i) => {
       (child.stdio[FDS.firstData + i] as Writable | null)?.end(content);
     });
@@ -210,19 +222,27 @@ export class ToolSandboxes {
     if (child) killGroup(child);
   }
 
-  /** The conversation's agent left the pool: stop its commands, give back its socket and cgroup. */
+  /**
+   * Stop the conversation's commands and give back its socket and cgroup (its
+   * last command ended, or its agent left the pool).
+   */
   async release(id: string): Promise<void> {
     const conv = this.#conversations.get(id);
-    if (!conv) return;
+    if (!conv) return this.#releasing.get(id);
     this.#conversations.delete(id);
     for (const child of conv.running.values()) killGroup(child);
-    const held = await conv.held.catch(() => undefined);
-    if (!held) return;
-    await settled(held.cgroup?.destroy());
-    await settled(held.binding.close());
+    const releasing = (async () => {
+      const held = await conv.held.catch(() => undefined);
+      if (!held) return;
+      await settled(held.cgroup?.destroy());
+      await settled(held.binding.close());
+    })();
+    this.#releasing.set(id, releasing);
+    await releasing;
+    if (this.#releasing.get(id) === releasing) this.#releasing.delete(id);
   }
 
-  /** Conversations holding a command sandbox's resources now (for tests and operators). */
+  /** Conversations with a command running now (for tests and operators). */
   held(): string[] {
     return [...this.#conversations.keys()];
   }
