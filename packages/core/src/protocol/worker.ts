@@ -144,8 +144,13 @@ export const GatewayToolErrorCode = z.enum([
 ]);
 export type GatewayToolErrorCode = z.infer<typeof GatewayToolErrorCode>;
 
-/** Longest stdout (and stderr) of one pooled tool command sent back to a pool. */
-export const MAX_TOOL_EXEC_OUTPUT = 2_000_000;
+/**
+ * Longest stdout (and stderr), in characters, of one pooled tool command sent
+ * back to a pool: both escaped at 6 bytes a character (binary output) still fit
+ * one control-channel line (MAX_LINE_BYTES), so no command can break its pool's
+ * channel. pi shows the model far less anyway.
+ */
+export const MAX_TOOL_EXEC_OUTPUT = 512_000;
 
 /** Largest picture (decoded bytes) a turn hands the model as image content. */
 export const MAX_TURN_IMAGE_BYTES = 3_750_000;

@@ -117,6 +117,15 @@ describe.skipIf(process.platform !== "linux")("pooled process tier", () => {
     expect(denied.some((r) => r.details?.host === "example.com")).toBe(true);
   });
 
+  it("survives a command flooding binary output (its pool's channel stays whole)", async () => {
+    const out = await run("dave", "flood", [
+      // NULs: escaped as \u0000 in JSON, six bytes each on the control channel.
+      "head -c 4000000 /dev/zero; head -c 4000000 /dev/zero >&2",
+      "echo still-here",
+    ]);
+    expect(out).toContain("still-here");
+  });
+
   it("keeps its files across a stop and a cold wake", async () => {
     const alice = await w.sandboxOf("alice");
     const stop = await w.cli(["sandboxes", "stop", alice.id]);

@@ -175,12 +175,13 @@ export class ToolSandboxes {
     });
     (child.stdio[FDS.info] as Readable | null)?.resume();
     const out = { stdout: "", stderr: "" };
-    const collect = (key: "stdout" | "stderr") => (chunk: Buffer) => {
+    const collect = (key: "stdout" | "stderr") => (chunk: string) => {
       if (out[key].length < MAX_TOOL_EXEC_OUTPUT)
-        out[key] += chunk.toString().slice(0, MAX_TOOL_EXEC_OUTPUT - out[key].length);
+        out[key] += chunk.slice(0, MAX_TOOL_EXEC_OUTPUT - out[key].length);
     };
-    child.stdout?.on("data", collect("stdout"));
-    child.stderr?.on("data", collect("stderr"));
+    // (Decoded as a stream: a character split between two reads stays whole.)
+    child.stdout?.setEncoding("utf8").on("data", collect("stdout"));
+    child.stderr?.setEncoding("utf8").on("data", collect("stderr"));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
