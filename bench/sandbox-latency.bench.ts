@@ -9,14 +9,20 @@
  * "pooled"`, whose cold wake is the virtual one). warm: the sandbox is running and idle. The very first
  * message of a gateway also starts the virtual pool process: reported apart.
  *
- * `npm run bench -- sandbox-latency`
+ * `npm run bench -- sandbox-latency`; `LOBU_BENCH_DRIVERS=virtual` (or `pooled`) measures one tier
+ * only (during development: the process tier's cold wakes take a minute).
  */
 import type { RecordedRequest } from "@lobu/testkit";
-import { type BenchResult, type BenchRow, median, percentile, round } from "./lib.ts";
+import { type BenchResult, type BenchRow, median, percentile, round, scaled } from "./lib.ts";
 import { type BenchGateway, sleep, startBenchGateway } from "./sandbox-kit.ts";
 
-const COLD = 30;
-const WARM = 40;
+const COLD = scaled(30, 15);
+const WARM = scaled(40, 15);
+const DRIVERS = (process.env.LOBU_BENCH_DRIVERS?.split(",") ?? [
+  "process",
+  "virtual",
+  "pooled",
+]) as Tier[];
 
 async function timeToModel(b: BenchGateway, user: string, text: string): Promise<number> {
   const before = b.llm.requests.length;
@@ -117,11 +123,8 @@ async function measure(driver: Tier): Promise<BenchRow[]> {
 }
 
 export default async function bench(): Promise<BenchResult> {
-  const rows = [
-    ...(await measure("process")),
-    ...(await measure("virtual")),
-    ...(await measure("pooled")),
-  ];
+  const rows: BenchRow[] = [];
+  for (const driver of DRIVERS) rows.push(...(await measure(driver)));
   return {
     name: "sandbox-latency",
     rows,

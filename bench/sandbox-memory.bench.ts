@@ -11,7 +11,11 @@
  * processes are split between them), so summing it does not double count.
  *
  * `npm run bench -- sandbox-memory`; LOBU_BENCH_PROCESS_SANDBOXES=<n> to change
- * the process count.
+ * the process count, LOBU_BENCH_DRIVERS=virtual (or pooled) to measure one tier only.
+ *
+ * Idle means idle for longer than the pool keeps a session's pi state
+ * (LOBU_SESSION_RELEASE_MS, 10 s, swept every 5 s): the virtual points are
+ * taken after IDLE_MS without a turn.
  */
 import type { RecordedRequest } from "@lobu/testkit";
 import { type BenchResult, type BenchRow, round } from "./lib.ts";
@@ -26,6 +30,8 @@ import {
 
 const REFERENCE_MB = 50;
 const WARM = 10;
+const IDLE_MS = 16_000;
+const DRIVERS = process.env.LOBU_BENCH_DRIVERS?.split(",") ?? ["virtual", "pooled", "process"];
 
 /** One bash call touching the workspace, then a reply: every session is fully loaded once. */
 const touch = (req: RecordedRequest) =>
@@ -82,7 +88,7 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
       await inParallel(users(held, n), 32, (u) => b.chat(u, "hello"));
       const ms = performance.now() - t0;
       held = n;
-      await sleep(5000);
+      await sleep(IDLE_MS);
       const list = await b.sandboxes();
       const running = list.filter((s) => s.state === "running").length;
       if (running !== n) throw new Error(`expected ${n} sandboxes loaded, found ${running}`);
@@ -218,5 +224,9 @@ async function processMemory(): Promise<BenchResult> {
 }
 
 export default async function bench(): Promise<BenchResult[]> {
-  return [await virtualMemory(), await virtualMemory("pooled"), await processMemory()];
+  const results: BenchResult[] = [];
+  if (DRIVERS.includes("virtual")) results.push(await virtualMemory());
+  if (DRIVERS.includes("pooled")) results.push(await virtualMemory("pooled"));
+  if (DRIVERS.includes("process")) results.push(await processMemory());
+  return results;
 }

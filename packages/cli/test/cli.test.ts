@@ -337,7 +337,9 @@ describe("lobu run", () => {
       await closed;
       const lines = out.split("\n");
       const first = lines.findIndex((l) => l.startsWith("Lobu gateway listening on"));
-      const last = lines.findIndex((l) => l.startsWith("Try: npx lobu chat"));
+      // The folder is outside the checkout: the hint names the installation (a bare `npx lobu` there would fetch "lobu" from the registry).
+      const checkout = join(import.meta.dirname, "../../..");
+      const last = lines.findIndex((l) => l.startsWith(`Try: npx --prefix ${checkout} lobu chat`));
       expect(first, out).toBeGreaterThan(-1);
       expect(last - first, out).toBeGreaterThan(5);
       for (const line of lines.slice(first + 1, last)) expect(line, out).toMatch(/^ {2}[a-z]/);

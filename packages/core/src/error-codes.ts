@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /**
  * Every error code Lobu reports, defined once: the HTTP status a LobuError with
  * that code gets when it does not name one, and what the code means. Programs
@@ -241,3 +243,8 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type LobuErrorCode = keyof typeof ERROR_CODES;
+
+/** The codes as a zod enum, for what carries one across a process boundary (an `error` event). */
+export const LobuErrorCode = z.enum(
+  Object.keys(ERROR_CODES) as [LobuErrorCode, ...LobuErrorCode[]],
+);

@@ -86,14 +86,14 @@ const ESCAPES: Record<number, string> = {
 /**
  * What visibleText looks at; everything else is copied as it is. Groups: a run
  * of spaces, a run of tabs, a run of line breaks, a run of visible combining
- * marks, one hidden character. Hidden: controls (C0, DEL, C1), format
+ * marks, a run of one hidden character. Hidden: controls (C0, DEL, C1), format
  * characters (bidi controls, zero-width, tags), private-use, unassigned and
  * surrogate code points, line and paragraph separators, every space but
  * U+0020, whatever Unicode says is ignorable by default (variation selectors,
  * fillers), and a literal `⟦`.
  */
 const SPECIAL =
-  /( +)|(\t+)|(\n{3,})|([\p{M}--\p{Default_Ignorable_Code_Point}]+)|([[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Zs}\p{Default_Ignorable_Code_Point}\u27e6]--[ \n]])/gv;
+  /( +)|(\t+)|(\n{3,})|([\p{M}--\p{Default_Ignorable_Code_Point}]+)|(([[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Cs}\p{Zl}\p{Zp}\p{Zs}\p{Default_Ignorable_Code_Point}\u27e6]--[ \n]])\6*)/gv;
 
 function hex(cp: number): string {
   return cp.toString(16).toUpperCase().padStart(4, "0");
@@ -103,14 +103,18 @@ function mark(body: string): string {
   return `${MARK_OPEN}${body}${MARK_CLOSE}`;
 }
 
-/** The mark for one hidden code point (`⟦\t⟧`, `⟦ESC⟧`, `⟦U+202E RLO⟧`, `⟦\x07⟧`). */
-function codePointMark(cp: number): string {
+/**
+ * The mark for a run of `count` of one hidden code point (`⟦\t⟧`, `⟦ESC⟧`,
+ * `⟦U+202E RLO⟧`, `⟦\x07⟧`; a run: `⟦U+00A0 NBSP×300⟧`).
+ */
+function codePointMark(cp: number, count: number): string {
+  const times = count > 1 ? `×${count}` : "";
   const short = ESCAPES[cp];
-  if (short) return mark(short);
+  if (short) return mark(`${short}${times}`);
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-    return mark(`\\x${cp.toString(16).padStart(2, "0")}`);
+    return mark(`\\x${cp.toString(16).padStart(2, "0")}${times}`);
   const name = NAMES[cp];
-  return mark(name ? `U+${hex(cp)} ${name}` : `U+${hex(cp)}`);
+  return mark(`${name ? `U+${hex(cp)} ${name}` : `U+${hex(cp)}`}${times}`);
 }
 
 /**
@@ -122,6 +126,8 @@ function codePointMark(cp: number): string {
  *   sequences) `⟦ESC⟧`, other controls `⟦\x07⟧`;
  * - bidi controls, zero-width characters, unusual spaces, tag characters,
  *   variation selectors and other invisible code points: `⟦U+202E RLO⟧`;
+ *   a run of one of them (or of one control character) with its length,
+ *   `⟦U+00A0 NBSP×300⟧`, so it cannot push what follows out of sight;
  * - LINE_BREAK_RUN_MARK or more line breaks in a row: `⟦↵×N⟧` on a line of its own;
  * - a character with more than MAX_COMBINING combining marks: its marks one by one;
  * - a literal `⟦`: `⟦U+27E6⟧`.
@@ -138,7 +144,8 @@ export function visibleText(text: string): string {
       tabs: string | undefined,
       breaks: string | undefined,
       combining: string | undefined,
-      _hidden: string | undefined,
+      hidden: string | undefined,
+      _one: string | undefined,
       offset: number,
     ) => {
       if (spaces) {
@@ -157,7 +164,7 @@ export function visibleText(text: string): string {
           ? marks.map((c) => mark(`U+${hex(c.codePointAt(0)!)}`)).join("")
           : combining;
       }
-      return codePointMark(match.codePointAt(0)!);
+      return codePointMark(match.codePointAt(0)!, Array.from(hidden ?? match).length);
     },
   );
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   GatewayToWorker,
   isPlaceholder,
+  MAX_LINE_BYTES,
   newId,
   newPlaceholder,
   PLACEHOLDER_PATTERN,
@@ -74,6 +75,25 @@ describe("NDJSON framing", () => {
     await new Promise((r) => setImmediate(r));
     expect(values).toEqual([{ a: 1 }, { b: 2 }, { c: 3 }, { d: "x\ny" }]);
     expect(errors).toHaveLength(1);
+  });
+
+  it("drops a line over the limit whole, its tail too, and reads on after it", async () => {
+    const stream = new PassThrough();
+    const values: unknown[] = [];
+    const errors: Error[] = [];
+    readNdjson(
+      stream,
+      (v) => values.push(v),
+      (e) => errors.push(e),
+    );
+    // An untrusted worker's oversized line whose tail is itself a well-formed message.
+    const filler = "x".repeat(64 * 1024);
+    stream.write('{"pad":"');
+    for (let sent = 0; sent <= MAX_LINE_BYTES; sent += filler.length) stream.write(filler);
+    stream.write('"}{"t":"smuggled"}\n{"t":"next"}\n');
+    await new Promise((r) => setImmediate(r));
+    expect(values).toEqual([{ t: "next" }]);
+    expect(errors.map((e) => e.message)).toEqual(["NDJSON line exceeds the maximum size"]);
   });
 
   it("validates control messages", () => {

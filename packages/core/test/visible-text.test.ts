@@ -41,6 +41,20 @@ describe("visibleText", () => {
     expect(visibleText("   ")).toBe("⟦␠×3⟧");
   });
 
+  it("shows a run of any other invisible character with its length, like spaces", () => {
+    // A run of NBSP or ideographic spaces must not push a trailing command out of sight either.
+    expect(visibleText(`echo hi${"\u00a0".repeat(300)}; rm -rf ~/x`)).toBe(
+      "echo hi⟦U+00A0 NBSP×300⟧; rm -rf ~/x",
+    );
+    expect(visibleText(`a${"\u3000".repeat(2)}b`)).toBe("a⟦U+3000 IDEOGRAPHIC SPACE×2⟧b");
+    expect(visibleText("\u200b".repeat(50))).toBe("⟦U+200B ZWSP×50⟧");
+    expect(visibleText("\r\r\rx")).toBe("⟦\\r×3⟧x");
+    expect(visibleText("\u{E0041}\u{E0041}")).toBe("⟦U+E0041×2⟧");
+    // Different characters stay apart; one stays a single mark.
+    expect(visibleText("\u200b\u200c")).toBe("⟦U+200B ZWSP⟧⟦U+200C ZWNJ⟧");
+    expect(visibleText("a\u00a0b")).toBe("a⟦U+00A0 NBSP⟧b");
+  });
+
   it("shows tabs", () => {
     expect(visibleText("a\tb")).toBe("a⟦\\t⟧b");
     expect(visibleText("a\t\t\tb")).toBe("a⟦\\t×3⟧b");

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  AgentEvent,
   ApprovalChoice,
   CapabilityChoice,
   choiceIn,
@@ -93,6 +94,13 @@ describe("turn error codes", () => {
   it("are each explained in docs/protocol.md, and nothing else is", () => {
     const documented = tableAfter("protocol.md", "### Turn errors");
     expect([...documented.keys()].sort()).toEqual([...TurnErrorCode.options].sort());
+  });
+
+  it("a failed turn's error event carries one of them, a gateway code, or how it ended; nothing else", () => {
+    const event = (code: string) => AgentEvent.safeParse({ type: "error", code, message: "m" });
+    for (const code of [...TurnErrorCode.options, "budget_exceeded", "internal", "cancelled"])
+      expect(event(code).success, code).toBe(true);
+    for (const code of ["done", "x", ""]) expect(event(code).success, code).toBe(false);
   });
 });
 

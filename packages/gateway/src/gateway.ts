@@ -189,7 +189,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const signIns = settingsSignIns(plugins, config, env, (platform) => ({
     // A sign-in's proof opens one session: its digest is remembered while it is valid.
     once: new OnceMarkers(store.kv, `settings-sign-in:${platform}`),
-    audit: (entry) => domain.audit.record(entry),
+    // Sign-ins record only refusals, which strangers can repeat: paced.
+    audit: (entry) => domain.audit.recordRefusal(entry),
   }));
   const app = buildApp({
     config,

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import type { GatewayToWorker, StdioServerTools, TurnErrorCode, WorkerToGateway } from "@lobu/core";
 import { StdioServers } from "./mcp-stdio.ts";
+import { type ModelRuntimeSource, SpareModelRuntimes } from "./model-runtimes.ts";
 import { SandboxSession, SessionStateError, type TurnOutcome } from "./sandbox-session.ts";
 import { GatewayCalls } from "./tools/gateway-tools.ts";
 import type { Workspace } from "./workspace.ts";
@@ -12,6 +13,12 @@ export interface SessionHostOptions {
    * even if the gateway never asks. The gateway's idle timeout normally comes first.
    */
   idleUnloadMs?: number;
+  /**
+   * Pool mode: let go of a session's pi state (model runtime, tools, the transcript
+   * in memory) once it has been idle this long; the session stays loaded and its
+   * next turn rebuilds that state from disk. 0 = keep it until the session unloads.
+   */
+  releaseIdleMs?: number;
   /** In single mode, the only sandbox this process may serve. */
   sandboxId?: string;
   volumeOf(sandboxId: string): string;
@@ -36,18 +43,38 @@ export class SessionHost {
   private readonly opts: SessionHostOptions;
   private readonly sessions = new Map<string, SandboxSession>();
   private readonly sweeper: NodeJS.Timeout | undefined;
+  private readonly releaser: NodeJS.Timeout | undefined;
   private readonly gatewayCalls: GatewayCalls;
   /** Each sandbox's stdio MCP servers (single mode: they run as children inside the sandbox). */
   private readonly stdio = new Map<string, StdioServers>();
+  /** Pool mode: a pi model runtime made ahead for the next session to wake. */
+  private readonly modelRuntimes: ModelRuntimeSource | undefined;
 
   constructor(opts: SessionHostOptions) {
     this.opts = opts;
     this.gatewayCalls = new GatewayCalls((msg) => opts.send(msg));
+    if (opts.mode === "pool") this.modelRuntimes = new SpareModelRuntimes();
     const idle = opts.mode === "pool" ? (opts.idleUnloadMs ?? 0) : 0;
     if (idle > 0) {
       this.sweeper = setInterval(() => this.unloadIdle(idle), Math.min(idle, 60_000));
       this.sweeper.unref();
     }
+    const release = opts.mode === "pool" ? (opts.releaseIdleMs ?? 0) : 0;
+    if (release > 0) {
+      this.releaser = setInterval(
+        () => this.releaseIdle(release),
+        Math.max(1000, Math.min(release / 2, 30_000)),
+      );
+      this.releaser.unref();
+    }
+  }
+
+  /** Let go of the pi state of sessions idle for `idleMs` (rebuilt from disk on their next turn). */
+  releaseIdle(idleMs: number): number {
+    const cutoff = Date.now() - idleMs;
+    let released = 0;
+    for (const s of this.sessions.values()) if (s.lastActive <= cutoff && s.release()) released++;
+    return released;
   }
 
   /** Drop sessions nobody used for `idleMs`; their state stays on disk for the next turn. */
@@ -77,6 +104,7 @@ export class SessionHost {
         emit: (turnId, event) => this.opts.send({ t: "event", sandboxId, turnId, event }),
         callGateway: (turnId, tool, input, signal, traceparent) =>
           this.gatewayCalls.call(sandboxId, turnId, tool, input, signal, traceparent),
+        ...(this.modelRuntimes ? { modelRuntimes: this.modelRuntimes } : {}),
       });
       this.sessions.set(sandboxId, s);
     }
@@ -219,6 +247,8 @@ export class SessionHost {
 
   shutdown(): void {
     clearInterval(this.sweeper);
+    clearInterval(this.releaser);
+    this.modelRuntimes?.dispose();
     for (const servers of this.stdio.values()) void servers.close();
     this.stdio.clear();
     for (const s of this.sessions.values()) s.dispose();

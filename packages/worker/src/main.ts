@@ -109,6 +109,8 @@ const host = new SessionHost({
   gatewayUrl,
   baseEnv,
   idleUnloadMs: positive("LOBU_SESSION_IDLE_MS", 30 * 60_000),
+  // Rebuilding pi's state costs a few ms of the next turn; holding it, ~160 KB per session.
+  releaseIdleMs: positive("LOBU_SESSION_RELEASE_MS", 10_000),
   send: (msg) => control.send(msg),
 });
 

@@ -1,4 +1,5 @@
 import type { StdioServerSpec, StdioServerTools } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
@@ -111,7 +112,9 @@ export class StdioServers {
     let r = this.#servers.get(spec.id);
     if (r && r.key !== key) {
       // The operator changed the server's command: the old one goes.
-      await r.client?.close().catch(() => {});
+      await r.client
+        ?.close()
+        .catch(bestEffort(console, "replaced MCP server not closed", { server: spec.id }));
       r = undefined;
     }
     if (!r) {
@@ -154,7 +157,11 @@ export class StdioServers {
     } catch (err) {
       entry.failures++;
       entry.lastError = errorText(err);
-      await client.close().catch(() => {});
+      await client
+        .close()
+        .catch(
+          bestEffort(console, "MCP server that did not start not closed", { server: spec.id }),
+        );
       throw new Error(`the ${spec.id} server did not start: ${entry.lastError}`);
     }
     up = true;

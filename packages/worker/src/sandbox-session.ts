@@ -1,10 +1,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { InMemoryCredentialStore } from "@earendil-works/pi-ai";
 import {
   type AgentSession,
   createAgentSession,
-  ModelRuntime,
   SessionManager,
   SettingsManager,
   type ToolDefinition,
@@ -12,7 +10,7 @@ import {
 import type { AgentEvent, ToolPolicy, TurnContext, TurnImage, WorkerToGateway } from "@lobu/core";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
-import { registerModel } from "./model.ts";
+import { freshModelRuntimes, type ModelRuntimeSource } from "./model-runtimes.ts";
 import { RequestBroker } from "./requests.ts";
 import { staticResourceLoader } from "./resources.ts";
 import { askUserTool } from "./tools/ask-user.ts";
@@ -45,6 +43,8 @@ export interface SandboxSessionOptions {
     signal?: AbortSignal,
     traceparent?: string,
   ) => Promise<GatewayToolOutcome>;
+  /** Where a session's pi model runtime comes from (default: made when the session is built). */
+  modelRuntimes?: ModelRuntimeSource;
 }
 
 /** The sandbox's own state (transcript, journal) cannot be used: the gateway restores a snapshot. */
@@ -147,26 +147,32 @@ export class SandboxSession {
 
   private async build(ctx: TurnContext, manager: SessionManager): Promise<AgentSession> {
     const { stateDir, workspace, gatewayUrl, sandboxId } = this.opts;
-    // The key comes with each turn: pi keeps it in this in-memory store, so there is no
-    // auth file to read, lock or write.
-    const credentials = new InMemoryCredentialStore();
-    const modelRuntime = await ModelRuntime.create({ credentials, modelsPath: null });
+    // The key comes with each turn: pi keeps it in the runtime's own in-memory store, so
+    // there is no auth file to read, lock or write.
     const providerId = `lobu-${ctx.model.provider}`;
-    // The turn's trace context goes to the relay with each model call (the gateway strips
-    // it). pi reads the model entry's headers and the stored key per request, so a new
-    // turn changes them in place: registering again would refresh every provider pi knows.
-    const perTurn: Record<string, string> = {};
-    const model = registerModel(modelRuntime, {
-      ...ctx.model,
+    const {
+      runtime: modelRuntime,
+      model,
+      credentials,
+      headers,
+    } = await (this.opts.modelRuntimes ?? freshModelRuntimes).take({
       providerId,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
-      headers: { "x-lobu-sandbox": sandboxId },
-      modelHeaders: perTurn,
+      api: ctx.model.api,
+      id: ctx.model.id,
+      contextWindow: ctx.model.contextWindow,
+      maxTokens: ctx.model.maxTokens,
+      ...(ctx.model.images !== undefined ? { images: ctx.model.images } : {}),
+      ...(ctx.model.compat !== undefined ? { compat: ctx.model.compat } : {}),
     });
+    // The model entry's headers are read by pi per request: the sandbox's name, and the
+    // turn's trace context (the gateway strips it), changed in place each turn, since
+    // registering again would refresh every provider pi knows.
+    headers["x-lobu-sandbox"] = sandboxId;
     this.rekey = async (apiKey) => {
       await credentials.modify(providerId, async () => ({ type: "api_key", key: apiKey }));
-      if (this.currentTrace) perTurn.traceparent = this.currentTrace;
-      else delete perTurn.traceparent;
+      if (this.currentTrace) headers.traceparent = this.currentTrace;
+      else delete headers.traceparent;
     };
     await this.rekey(ctx.model.apiKey);
 
@@ -352,6 +358,21 @@ export class SandboxSession {
     }
     this.broker.cancelAll();
     await this.session?.abort();
+  }
+
+  /**
+   * Let go of pi's session (its model runtime, tools and the transcript in memory)
+   * while no turn runs: the transcript and journal stay on disk, and the next turn
+   * builds the session again from them, as after a wake. What an idle sandbox
+   * costs in the pool is then this object, its journal and its workspace.
+   */
+  release(): boolean {
+    if (this.busy || !this.session) return false;
+    this.session.dispose();
+    this.session = undefined;
+    this.rekey = undefined;
+    this.signature = "";
+    return true;
   }
 
   dispose(): void {

@@ -139,6 +139,62 @@ describe("pool mode", () => {
     expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("remember kiwi");
   });
 
+  it("lets go of an idle session's pi state and rebuilds it from disk on its next turn", async () => {
+    const p = await pool();
+    expect((await p.turn("sb_r", "remember plum", { apiKey: "lobu_key_r1" })).status).toBe("done");
+    expect(p.host.releaseIdle(0)).toBe(1);
+    // Still loaded: the gateway is not told anything, the sandbox keeps running.
+    expect(p.host.size).toBe(1);
+    expect(p.sent.some((m) => m.t === "closed")).toBe(false);
+    expect(p.host.releaseIdle(0)).toBe(0);
+    expect((await p.turn("sb_r", "which fruit?", { apiKey: "lobu_key_r2" })).status).toBe("done");
+    const last = llm.requests.at(-1)!;
+    expect(JSON.stringify(last.body.messages)).toContain("remember plum");
+    expect(last.apiKey).toBe("lobu_key_r2");
+    expect(last.headers["x-lobu-sandbox"]).toBe("sb_r");
+  });
+
+  it("never lets go of a session while its turn runs", async () => {
+    const p = await pool();
+    let finish = () => {};
+    const held = new Promise<void>((r) => {
+      finish = r;
+    });
+    llm.when(
+      (r) => r.lastUserText === "hold on",
+      async () => {
+        await held;
+        return { text: "held" };
+      },
+    );
+    const running = p.turn("sb_h", "hold on");
+    await llm.waitForRequests(1, { timeoutMs: 30_000 });
+    expect(p.host.releaseIdle(0)).toBe(0);
+    finish();
+    expect(await running).toMatchObject({ status: "done", text: "held" });
+  });
+
+  it("gives every rebuilt session its own model runtime: keys and names never cross", async () => {
+    const p = await pool();
+    // Sessions built at the same time take runtimes made ahead (or their own); each must
+    // carry only its own key, however their builds and requests interleave.
+    for (let round = 1; round <= 3; round++) {
+      const ends = await Promise.all(
+        ["sb_x", "sb_y", "sb_z"].map((sb) =>
+          p.turn(sb, `${sb} round ${round}`, { apiKey: `lobu_${sb}_${round}` }),
+        ),
+      );
+      expect(ends.map((e) => e.status)).toEqual(["done", "done", "done"]);
+      p.host.releaseIdle(0);
+    }
+    expect(llm.requests).toHaveLength(9);
+    for (const r of llm.requests) {
+      const [sb, , round] = r.lastUserText.split(" ");
+      expect(r.apiKey).toBe(`lobu_${sb}_${round}`);
+      expect(r.headers["x-lobu-sandbox"]).toBe(sb);
+    }
+  });
+
   it("closes one sandbox on request and keeps the others", async () => {
     const p = await pool();
     await p.turn("sb_c", "one");

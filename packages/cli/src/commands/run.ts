@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { createLogger, loadConfig } from "@lobu/core";
 import { type Gateway, startGateway } from "@lobu/gateway";
 import { ConsoleLogSink, logFormat } from "../log-sink.ts";
+import { npxLobu } from "./init.ts";
 
 export interface RunOptions {
   config?: string;
@@ -118,7 +119,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   if (s.telemetry)
     print(`  telemetry     ${s.telemetry.replace(/\/v1\/traces$/, "")} (OTLP traces and metrics)`);
   const dataFlag = s.dataDir === resolve(".lobu") ? "" : ` --data-dir ${s.dataDir}`;
-  print(`Try: npx lobu chat --gateway ${gateway.url}${dataFlag} --message "hello"`);
+  // Outside the folder that installed lobu, a bare `npx lobu` would fetch a registry package.
+  print(
+    `Try: ${npxLobu(process.cwd())} chat --gateway ${gateway.url}${dataFlag} --message "hello"`,
+  );
   // The banner is out: the log lines of the startup follow it, then live ones.
   logs.release();
 

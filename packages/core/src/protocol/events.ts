@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LobuErrorCode } from "../error-codes.ts";
 
 /**
  * What a turn produces, in order. The worker emits these, the gateway stores and
@@ -13,6 +14,41 @@ export type ChoiceOption = z.infer<typeof ChoiceOption>;
 
 export const CapabilityKind = z.enum(["skill", "domain", "package", "mcp", "secret"]);
 export type CapabilityKind = z.infer<typeof CapabilityKind>;
+
+/**
+ * Why a worker ended a turn with status `error` (`turn_end.error.code`). The
+ * gateway decides from the code alone whether to retry the message and what
+ * the failure says about the sandbox's health (runtime/turn-outcome.ts);
+ * docs/protocol.md lists them.
+ */
+export const TurnErrorCode = z.enum([
+  /** Another turn is running in the sandbox. */
+  "busy",
+  /** The sandbox's saved state (transcript, turn journal) cannot be used. */
+  "state_corrupt",
+  /** The worker failed outside the agent's run. */
+  "worker_error",
+  /** The agent's run failed. */
+  "agent_error",
+  /** The model request failed (after the runtime's own retries). */
+  "model_error",
+]);
+export type TurnErrorCode = z.infer<typeof TurnErrorCode>;
+
+export const TurnEndStatus = z.enum(["done", "error", "cancelled"]);
+export type TurnEndStatus = z.infer<typeof TurnEndStatus>;
+
+/**
+ * The code of a failed turn's `error` event: one of the gateway's error codes
+ * (docs/api.md), the worker's own (TurnErrorCode), or how the turn ended when
+ * the worker gave no code. Defined once, so every reader's switch is checked.
+ */
+export const TurnFailureCode = z.union([
+  LobuErrorCode,
+  TurnErrorCode,
+  TurnEndStatus.exclude(["done"]),
+]);
+export type TurnFailureCode = z.infer<typeof TurnFailureCode>;
 
 export const AgentEvent = z.discriminatedUnion("type", [
   z.object({ type: z.literal("turn_started"), turnId: z.string(), messageId: z.string() }),
@@ -86,7 +122,8 @@ export const AgentEvent = z.discriminatedUnion("type", [
     inputTokens: z.number().int().nonnegative(),
     outputTokens: z.number().int().nonnegative(),
   }),
-  z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
+  /** The turn failed, and why (TurnFailureCode). */
+  z.object({ type: z.literal("error"), code: TurnFailureCode, message: z.string() }),
   z.object({ type: z.literal("done"), text: z.string() }),
   /**
    * The agent sent a file (`send_file`). Chat platforms got it natively; a

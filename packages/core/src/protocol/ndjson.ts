@@ -12,25 +12,34 @@ export function readNdjson(
   onValue: (value: unknown) => void,
   onError: (err: Error) => void = () => {},
 ): void {
+  // The unfinished line so far. Only each new chunk is searched for a line
+  // break (never the whole buffer again), so a long line costs linear time.
   let buffered = "";
+  // Inside a line that passed the limit: everything up to its end is dropped.
+  let skipping = false;
   input.setEncoding("utf8");
   input.on("data", (chunk: string) => {
-    buffered += chunk;
-    let nl = buffered.indexOf("\n");
+    let start = 0;
+    let nl = chunk.indexOf("\n");
     while (nl !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.trim()) {
+      const line = buffered + chunk.slice(start, nl);
+      buffered = "";
+      start = nl + 1;
+      if (skipping) skipping = false;
+      else if (line.trim()) {
         try {
           onValue(JSON.parse(line));
         } catch (err) {
           onError(new Error(`bad NDJSON line: ${(err as Error).message}`));
         }
       }
-      nl = buffered.indexOf("\n");
+      nl = chunk.indexOf("\n", start);
     }
+    if (skipping) return;
+    buffered += chunk.slice(start);
     if (buffered.length > MAX_LINE_BYTES) {
       buffered = "";
+      skipping = true;
       onError(new Error("NDJSON line exceeds the maximum size"));
     }
   });

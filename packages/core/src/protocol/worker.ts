@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AgentEvent, RequestAnswer } from "./events.ts";
+import { AgentEvent, RequestAnswer, TurnEndStatus, TurnErrorCode } from "./events.ts";
 
 /**
  * Gateway ↔ worker control protocol, version 1.
@@ -103,29 +103,6 @@ export const TurnContext = z.object({
   gatewayTools: z.array(GatewayToolSpec).max(128).optional(),
 });
 export type TurnContext = z.infer<typeof TurnContext>;
-
-/**
- * Why a worker ended a turn with status `error` (`turn_end.error.code`). The
- * gateway decides from the code alone whether to retry the message and what
- * the failure says about the sandbox's health (runtime/turn-outcome.ts);
- * docs/protocol.md lists them.
- */
-export const TurnErrorCode = z.enum([
-  /** Another turn is running in the sandbox. */
-  "busy",
-  /** The sandbox's saved state (transcript, turn journal) cannot be used. */
-  "state_corrupt",
-  /** The worker failed outside the agent's run. */
-  "worker_error",
-  /** The agent's run failed. */
-  "agent_error",
-  /** The model request failed (after the runtime's own retries). */
-  "model_error",
-]);
-export type TurnErrorCode = z.infer<typeof TurnErrorCode>;
-
-export const TurnEndStatus = z.enum(["done", "error", "cancelled"]);
-export type TurnEndStatus = z.infer<typeof TurnEndStatus>;
 
 /** Why the gateway did not run a gateway-side tool (`gateway_tool_result.error.code`). */
 export const GatewayToolErrorCode = z.enum([

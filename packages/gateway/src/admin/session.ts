@@ -28,7 +28,7 @@ export interface AdminSessionDeps {
   readonly publicUrl: string;
   sessions: Pick<WebSessions, "create" | "delete">;
   tokens: Pick<TokenStore, "verify">;
-  audit: Pick<AuditLog, "record">;
+  audit: Pick<AuditLog, "record" | "recordRefusal">;
 }
 
 /**
@@ -61,7 +61,8 @@ function login(d: AdminSessionDeps, cookie: () => CookieSpec) {
 async function adminToken(d: AdminSessionDeps, secret: string) {
   const found = await d.tokens.verify(secret);
   if (!found) {
-    d.audit.record({
+    // Anyone can send a wrong token over and over: paced, so the log keeps its genuine records.
+    d.audit.recordRefusal({
       action: "admin.login_refused",
       actor: "unknown",
       details: { reason: "invalid token" },
@@ -72,7 +73,7 @@ async function adminToken(d: AdminSessionDeps, secret: string) {
     });
   }
   if (found.role !== "admin") {
-    d.audit.record({
+    d.audit.recordRefusal({
       action: "admin.login_refused",
       actor: tokenActor(found),
       details: { reason: "not admin" },

@@ -64,6 +64,26 @@ export interface AuditLogOptions {
   log?: FailureLog;
   /** Waits between attempts of a refused write (default WRITE_RETRY_DELAYS_MS). */
   retryDelaysMs?: readonly number[];
+  /** The clock refusals are paced by (tests). */
+  now?: () => number;
+}
+
+/**
+ * Refusals of requests nobody vouched for (a wrong admin token, forged
+ * initData, a replayed platform request) are recorded at most this many at
+ * once per action, then one per REFUSAL_INTERVAL_MS: otherwise a stranger
+ * could push every genuine record out of the capped log (AUDIT_MAX) by
+ * repeating one refused request.
+ */
+export const REFUSAL_BURST = 20;
+export const REFUSAL_INTERVAL_MS = 10_000;
+
+interface RefusalPace {
+  /** Records that may be written now (refills one per REFUSAL_INTERVAL_MS, up to the burst). */
+  allowance: number;
+  at: number;
+  /** Refusals left out since the last one recorded. */
+  suppressed: number;
 }
 
 /** Records given up on since this process started (shown by `GET /readyz`). */
@@ -94,11 +114,48 @@ export class AuditLog {
   readonly #failures: WriteFailures = { audit: 0, usage: 0 };
   /** Writes not yet landed or given up on: `flush` waits for them. */
   readonly #pending = new Set<Promise<void>>();
+  readonly #now: () => number;
+  /** Pace of refusal records, per action (this process). */
+  readonly #refusals = new Map<string, RefusalPace>();
 
   constructor(store: Store, opts: AuditLogOptions = {}) {
     this.store = store;
     this.#log = opts.log ?? createLogger("audit");
     this.#retryDelaysMs = opts.retryDelaysMs ?? WRITE_RETRY_DELAYS_MS;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Record the refusal of a request a stranger can repeat at will, paced per
+   * action (REFUSAL_BURST, then one per REFUSAL_INTERVAL_MS). The refusals left
+   * out are not lost silently: the next one recorded says how many
+   * (`details.suppressed`).
+   */
+  recordRefusal(entry: Omit<AuditRecord, "at">): void {
+    const now = this.#now();
+    const pace = this.#refusals.get(entry.action) ?? {
+      allowance: REFUSAL_BURST,
+      at: now,
+      suppressed: 0,
+    };
+    pace.allowance = Math.min(
+      REFUSAL_BURST,
+      pace.allowance + Math.max(0, now - pace.at) / REFUSAL_INTERVAL_MS,
+    );
+    pace.at = now;
+    this.#refusals.set(entry.action, pace);
+    if (pace.allowance < 1) {
+      pace.suppressed++;
+      return;
+    }
+    pace.allowance -= 1;
+    const suppressed = pace.suppressed;
+    pace.suppressed = 0;
+    this.record({
+      ...entry,
+      at: now,
+      ...(suppressed ? { details: { ...entry.details, suppressed } } : {}),
+    });
   }
 
   record(entry: Omit<AuditRecord, "at"> & { at?: number }): void {

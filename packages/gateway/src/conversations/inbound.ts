@@ -173,6 +173,7 @@ export class Inbound {
       ...(files.length ? { files } : {}),
       ...(persona ? { persona } : {}),
       ...(traceparent ? { traceparent } : {}),
+      ...(message.scheduleId ? { scheduleId: message.scheduleId } : {}),
     };
     // Record first: a message that is queued always has a record to report on, and
     // its conversation exists before a turn can start (the egress policy needs it).

@@ -1,4 +1,4 @@
-import { AgentEvent, ConversationKey } from "@lobu/core";
+import { AgentEvent, ConversationKey, TurnFailureCode } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { Origin } from "../domain/origin.ts";
@@ -17,7 +17,7 @@ export const MessageRecord = z.object({
   text: z.string(),
   status: MessageStatus,
   reply: z.string().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z.object({ code: TurnFailureCode, message: z.string() }).optional(),
   createdAt: z.number(),
   startedAt: z.number().optional(),
   completedAt: z.number().optional(),

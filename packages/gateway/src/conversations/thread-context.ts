@@ -30,6 +30,9 @@ export type ThreadSeen = z.infer<typeof ThreadSeen>;
 /** A conversation's turns are in its own transcript; what they were given is kept this long. */
 const SEEN_TTL_MS = 30 * 86_400_000;
 
+/** Set once other people's words entered a conversation's transcript (it keeps them). */
+const othersKey = (turn: QueuedTurn) => `context-others:${turn.conversationId}`;
+
 const seenKey = (turn: QueuedTurn) =>
   `thread-seen:${turn.conversationId}:${turn.origin.platform}:${turn.origin.channelId}:${turn.origin.threadId ?? ""}`;
 
@@ -49,9 +52,28 @@ export class ThreadContext {
   }
 
   async textFor(turn: QueuedTurn): Promise<string> {
+    return (await this.contextFor(turn)).text;
+  }
+
+  /**
+   * The turn's text, and whether it carries words of someone other than the
+   * sender (`othersWrote`: a thread message by another person or a bot). Tools
+   * whose effect outlives the turn ask the sender first then (gateway-tools.ts).
+   */
+  async contextFor(turn: QueuedTurn): Promise<{ text: string; othersWrote: boolean }> {
+    const { text, othersWrote } = await this.#context(turn);
+    const key = othersKey(turn);
+    // What an earlier turn was given stays in the transcript: a later turn that
+    // brings nothing new still has it before the model.
+    if (othersWrote) await this.#deps.kv.set(key, "1", { ttlMs: SEEN_TTL_MS });
+    return { text, othersWrote: othersWrote || (await this.#deps.kv.get(key)) !== null };
+  }
+
+  async #context(turn: QueuedTurn): Promise<{ text: string; othersWrote: boolean }> {
     const { budget, log } = this.#deps;
+    const alone = { text: turn.text, othersWrote: false };
     const history = this.#deps.historyFor(turn.origin.platform);
-    if (!history || budget.maxMessages === 0 || budget.maxChars === 0) return turn.text;
+    if (!history || budget.maxMessages === 0 || budget.maxChars === 0) return alone;
     const sender = turn.origin.userName ?? turn.origin.userId;
     const after = await this.#after(turn);
     let recent: Awaited<ReturnType<ConversationHistory["recent"]>>;
@@ -67,11 +89,14 @@ export class ThreadContext {
       );
       // A platform's refusal is said as it is; anything else only as a failure (no internals).
       const why = err instanceof HistoryUnavailable ? err.message : "the platform did not answer";
-      return `(The earlier messages of this thread could not be read: ${why}.)\n\n${turn.text}`;
+      return {
+        text: `(The earlier messages of this thread could not be read: ${why}.)\n\n${turn.text}`,
+        othersWrote: false,
+      };
     }
     await this.#remember(turn, after);
     const { kept, dropped } = fitBudget(recent.messages, budget);
-    return withThreadHistory(
+    const text = withThreadHistory(
       { text: turn.text, sender },
       {
         messages: kept,
@@ -80,6 +105,11 @@ export class ThreadContext {
         platform: turn.origin.platform,
       },
     );
+    // Shown only when something new came (withThreadHistory); the agent's own replies are not others'.
+    const othersWrote =
+      text !== turn.text &&
+      kept.some((m) => !m.fromAssistant && (m.fromBot || m.authorId !== turn.origin.userId));
+    return { text, othersWrote };
   }
 
   /** Where this conversation's view of the thread starts: after its last turn's message there. */

@@ -22,6 +22,8 @@ export interface InboundMessage {
    * where the channel's ambient mode says so, and refused silently otherwise.
    */
   ambient?: boolean;
+  /** The schedule whose run this message is (schedules/scheduler.ts); none for people's messages. */
+  scheduleId?: string;
 }
 
 /** A message taken in: queued (or found queued already, when a platform delivered it twice). */

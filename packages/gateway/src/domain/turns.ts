@@ -17,6 +17,8 @@ export const QueuedTurn = z.object({
   persona: z.object({ name: z.string().optional(), iconUrl: z.string().optional() }).optional(),
   /** The W3C trace context of the span that queued it: the turn continues that trace. */
   traceparent: z.string().max(64).optional(),
+  /** The schedule whose run this turn is (what it may schedule is bounded, schedule-tools.ts). */
+  scheduleId: z.string().max(64).optional(),
 });
 export type QueuedTurn = z.infer<typeof QueuedTurn>;
 

@@ -33,6 +33,9 @@ export interface SignedIn {
 export interface SignInDeps {
   /** Single-use markers shared by every gateway on the store (a proof opens one session). */
   once: { claim(key: string, ttlMs: number): Promise<boolean> };
-  /** Record an audit entry (refusals are security events). */
+  /**
+   * Record a refused sign-in (a security event). Paced per action, since
+   * anyone can repeat a refused request (AuditLog.recordRefusal).
+   */
   audit(entry: { action: string; actor: string; details?: Record<string, unknown> }): void;
 }

@@ -1,4 +1,5 @@
 import { LobuError } from "@lobu/core";
+import ipaddr from "ipaddr.js";
 
 /** How long a refused client should wait before trying again (streams end with their turn). */
 export const STREAM_RETRY_AFTER_SEC = 5;
@@ -87,10 +88,17 @@ function tooMany(message: string, key: string): LobuError {
 
 /**
  * The client's address as the socket sees it (behind a reverse proxy, the
- * proxy's). IPv4-mapped IPv6 (`::ffff:10.0.0.1`) counts as the IPv4 address.
+ * proxy's), as the per-address cap counts it. IPv4-mapped IPv6
+ * (`::ffff:10.0.0.1`) counts as the IPv4 address. Any other IPv6 address
+ * counts as its /64: one host is routinely given a whole /64 and can send from
+ * any address in it, so counting single addresses would be no cap at all.
  */
 export function clientAddress(c: { env: unknown }): string {
   const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
   const address = env?.incoming?.socket?.remoteAddress ?? "unknown";
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
+  const bare = address.split("%")[0]!;
+  if (!address.includes(":") || !ipaddr.IPv6.isValid(bare)) return address;
+  const parts = ipaddr.IPv6.parse(bare).parts.slice(0, 4);
+  return `${parts.map((p) => p.toString(16)).join(":")}::/64`;
 }

@@ -1,4 +1,5 @@
 import type { LobuConfig, McpSection } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
@@ -140,13 +141,21 @@ export class McpClients {
     const key = this.#key(serverId, userKey);
     const entry = this.#entries.get(key);
     this.#entries.delete(key);
-    await entry?.then((e) => e.client.close()).catch(() => undefined);
+    await entry
+      ?.then((e) => e.client.close())
+      .catch(bestEffort(this.#d.log, "MCP client not closed", { serverId }, { level: "debug" }));
   }
 
   async close(): Promise<void> {
     const all = [...this.#entries.values()];
     this.#entries.clear();
-    await Promise.all(all.map((p) => p.then((e) => e.client.close()).catch(() => undefined)));
+    await Promise.all(
+      all.map((p) =>
+        p
+          .then((e) => e.client.close())
+          .catch(bestEffort(this.#d.log, "MCP client not closed", {}, { level: "debug" })),
+      ),
+    );
   }
 
   async #use<T>(serverId: string, userKey: string, fn: (entry: Entry) => Promise<T>): Promise<T> {
@@ -174,7 +183,11 @@ export class McpClients {
       const auth = authError(err, serverId, entry.provider);
       if (auth) {
         if (this.#entries.get(key) === pending) this.#entries.delete(key);
-        await entry.client.close().catch(() => undefined);
+        await entry.client
+          .close()
+          .catch(
+            bestEffort(this.#d.log, "MCP client not closed", { serverId }, { level: "debug" }),
+          );
         throw auth;
       }
       throw err;
@@ -228,7 +241,11 @@ export class McpClients {
         return entry;
       } catch (err) {
         last = err;
-        await client.close().catch(() => undefined);
+        await client
+          .close()
+          .catch(
+            bestEffort(this.#d.log, "MCP client not closed", { serverId }, { level: "debug" }),
+          );
         // Authorization is not a transport problem: the fallback would only ask again.
         if (authError(err, serverId, provider)) throw err;
       }

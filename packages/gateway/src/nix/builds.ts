@@ -2,10 +2,21 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { digest } from "@lobu/core";
 import type { Logger } from "pino";
+import { z } from "zod";
+import { readRecord } from "../util/stored-record.ts";
 import { errorLine, type NixCli } from "./cli.ts";
 import type { Expressions } from "./expressions.ts";
 import type { PackageResolver } from "./resolver.ts";
 import type { NixSettings } from "./settings.ts";
+
+/** A built package's `info.json` (what makes it ready again after a restart), checked when read back. */
+const ReadyInfo = z.object({
+  name: z.string(),
+  version: z.string(),
+  paths: z.array(z.string()),
+  closureBytes: z.number().int().nonnegative(),
+});
+type ReadyInfo = z.infer<typeof ReadyInfo>;
 
 /** Where one package stands on this gateway. */
 export type BuildState =
@@ -113,18 +124,25 @@ export class PackageBuilds {
   }
 
   #fromDisk(attr: string): BuildState | undefined {
+    const file = join(this.#dirOf(attr), "info.json");
+    let text: string;
     try {
-      const info = JSON.parse(readFileSync(join(this.#dirOf(attr), "info.json"), "utf8")) as Omit<
-        Extract<BuildState, { state: "ready" }>,
-        "state"
-      >;
-      if (!info.paths.every((p) => existsSync(p))) return undefined;
-      const state: BuildState = { state: "ready", ...info };
-      this.#states.set(attr, state);
-      return state;
+      text = readFileSync(file, "utf8");
     } catch {
+      // Not built on this machine yet.
       return undefined;
     }
+    const info = readRecord(
+      ReadyInfo,
+      text,
+      { record: "nix build info", key: file },
+      this.#deps.log,
+      "built again",
+    );
+    if (!info?.paths.every((p) => existsSync(p))) return undefined;
+    const state: BuildState = { state: "ready", ...info };
+    this.#states.set(attr, state);
+    return state;
   }
 
   async #queued<T>(job: () => Promise<T>): Promise<T> {
@@ -201,7 +219,7 @@ export class PackageBuilds {
         `${attr} needs ${formatBytes(closureBytes)} with everything it depends on; this gateway accepts at most ${formatBytes(settings.maxClosureBytes)} (packages.max_closure_mb)`,
       );
     }
-    const info = { name: found.name, version: found.version, paths, closureBytes };
+    const info: ReadyInfo = { name: found.name, version: found.version, paths, closureBytes };
     writeFileSync(join(dir, "info.json"), JSON.stringify(info));
     const ready: Settled = { state: "ready", ...info };
     this.#set(attr, ready);

@@ -43,7 +43,9 @@ export function findOnPath(name: string, path = process.env.PATH ?? ""): string 
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
-    } catch {}
+    } catch {
+      // Not there, or not executable: look in the next folder.
+    }
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
 import { readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { settled } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import { policyRefusal } from "../domain/package-policy.ts";
 import { type BuildState, PackageBuilds, type Settled } from "./builds.ts";
@@ -69,7 +70,7 @@ export class NixPackages {
     this.#log = log;
     const expr = writeExpressions(join(settings.root, "expr"), settings.source);
     this.#resolver = new PackageResolver(cli, expr);
-    this.#profiles = new Profiles(cli, settings.root);
+    this.#profiles = new Profiles(cli, settings.root, log);
     this.#links = new SandboxLinks(settings.root);
     this.#builds = new PackageBuilds({
       cli,
@@ -211,7 +212,8 @@ export class NixPackages {
 
   #exclusive<T>(job: () => Promise<T>): Promise<T> {
     const run = this.#serial.then(job, job);
-    this.#serial = run.catch(() => {});
+    // The chain's tail: a failed job's error went to its own caller.
+    this.#serial = settled(run);
     return run;
   }
 
@@ -287,7 +289,9 @@ export class NixPackages {
     let sets: string[] = [];
     try {
       sets = readdirSync(parent);
-    } catch {}
+    } catch {
+      // No results folder yet: no other set to drop.
+    }
     for (const set of sets)
       if (join(parent, set) !== this.#builds.resultsDir)
         rmSync(join(parent, set), { recursive: true, force: true });

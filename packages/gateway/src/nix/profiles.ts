@@ -1,6 +1,8 @@
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { digest } from "@lobu/core";
+import { z } from "zod";
+import { type RecordLog, readRecord } from "../util/stored-record.ts";
 import { errorLine, type NixCli } from "./cli.ts";
 
 /** Whose profile it is: one per agent and person. */
@@ -9,14 +11,17 @@ export interface ProfileOwner {
   userKey: string;
 }
 
-/** What a profile holds now. */
-export interface ProfileRecord extends ProfileOwner {
+/** What a profile holds now (`<id>.json`), checked when read back. */
+const ProfileRecord = z.object({
+  agentId: z.string(),
+  userKey: z.string(),
   /** Package name → its store paths, as installed in the current generation. */
-  packages: Record<string, string[]>;
+  packages: z.record(z.string(), z.array(z.string())),
   /** The generation's store path (a user environment: bin/, share/, ...). */
-  storePath: string;
-  updatedAt: number;
-}
+  storePath: z.string(),
+  updatedAt: z.number(),
+});
+export type ProfileRecord = z.infer<typeof ProfileRecord>;
 
 /**
  * A profile's id: a digest, so the profile's file names (which Nix's indirect
@@ -35,19 +40,32 @@ export function profileId(owner: ProfileOwner): string {
 export class Profiles {
   readonly dir: string;
   readonly #cli: NixCli;
+  readonly #log: RecordLog;
 
-  constructor(cli: NixCli, root: string) {
+  constructor(cli: NixCli, root: string, log: RecordLog) {
     this.#cli = cli;
+    this.#log = log;
     this.dir = join(root, "profiles");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   get(id: string): ProfileRecord | undefined {
+    const file = join(this.dir, `${id}.json`);
+    let text: string;
     try {
-      return JSON.parse(readFileSync(join(this.dir, `${id}.json`), "utf8")) as ProfileRecord;
+      text = readFileSync(file, "utf8");
     } catch {
+      // No profile yet.
       return undefined;
     }
+    // An unreadable record counts as no profile: the next switch writes a sound one.
+    return readRecord(
+      ProfileRecord,
+      text,
+      { record: "nix profile", key: file },
+      this.#log,
+      "made again",
+    );
   }
 
   ids(): string[] {

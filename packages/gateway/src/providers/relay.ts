@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { PLACEHOLDER_PATTERN } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
+import { LiteralRedactor } from "../proxy/rewrite.ts";
 import type { SecretSource } from "../proxy/swap.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import {
@@ -30,6 +32,26 @@ const HOP_BY_HOP = new Set([
 ]);
 /** Not copied to the provider: any credential or signature header of any wire the worker sent. */
 const CREDENTIAL_HEADERS = new Set(Object.values(WIRES).flatMap((w) => w.credentialHeaders));
+/** Headers whose whole value is a secret when the relay's authentication sets them. */
+const SECRET_VALUE_HEADERS = ["x-api-key", "x-goog-api-key", "api-key", "x-amz-security-token"];
+/** Shorter values are not redacted from answers: they would match ordinary text. */
+const MIN_REDACTED_LENGTH = 8;
+
+/**
+ * The secrets the relay's authentication put into `request` (the key, a
+ * minted access token, an AWS session token), so the answer can be redacted
+ * for them: a provider, or a proxy in front of it, may echo what it received.
+ */
+function addedSecrets(request: UpstreamRequest, key: string): string[] {
+  const out = [key];
+  for (const name of SECRET_VALUE_HEADERS) {
+    const value = request.headers.get(name);
+    if (value) out.push(value);
+  }
+  const bearer = /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "");
+  if (bearer) out.push(bearer[1]!);
+  return out.filter((v) => v.length >= MIN_REDACTED_LENGTH);
+}
 
 /**
  * What the relay forwards, per wire (wire/<type>.ts `routes`): model calls
@@ -330,7 +352,7 @@ export function createProviderRelay(deps: RelayDeps) {
     }
     inFlight.set(ctx.sandboxId, running + 1);
     try {
-      await forward(req, res, ctx, url, provider, path, credential);
+      await forward(req, res, ctx, url, provider, path, credential, placeholder as string);
     } finally {
       const left = (inFlight.get(ctx.sandboxId) ?? 1) - 1;
       if (left > 0) inFlight.set(ctx.sandboxId, left);
@@ -346,8 +368,11 @@ export function createProviderRelay(deps: RelayDeps) {
     provider: ProviderInfo,
     path: string,
     credential: RelayCredential,
+    placeholder: string,
   ): Promise<void> {
     const providerId = provider.id;
+    /** Every secret the relay sent on this call (the primary's and fallbacks'), redacted from the answer. */
+    const sent = new Set<string>();
     const wire = WIRES[provider.type];
     const generates = routeOf(provider.type, req.method ?? "GET", path)?.generates === true;
     const raw = req.method === "GET" || req.method === "HEAD" ? undefined : await readBody(req);
@@ -420,7 +445,10 @@ export function createProviderRelay(deps: RelayDeps) {
         };
         // A local server set up without a key gets none (registry.ts, KEYLESS).
         // The provider's own authentication, added last: a signature covers the exact body sent.
-        if (target.key !== KEYLESS) await wire.authenticate(request, target.key, target.provider);
+        if (target.key !== KEYLESS) {
+          await wire.authenticate(request, target.key, target.provider);
+          for (const value of addedSecrets(request, target.key)) sent.add(value);
+        }
         return request;
       } catch (err) {
         throw new Unauthenticated(err as Error);
@@ -500,9 +528,14 @@ export function createProviderRelay(deps: RelayDeps) {
       );
       return;
     }
+    // The sandbox gets its placeholder back wherever the answer echoes a secret the relay sent.
+    const redactor = sent.size
+      ? new LiteralRedactor([...sent].map((value): [string, string] => [value, placeholder]))
+      : null;
     const headers: Record<string, string> = {};
     upstream.headers.forEach((value, name) => {
-      if (!HOP_BY_HOP.has(name) && name !== "content-encoding") headers[name] = value;
+      if (!HOP_BY_HOP.has(name) && name !== "content-encoding")
+        headers[name] = redactor ? redactor.redact(value) : value;
     });
     res.writeHead(upstream.status, headers);
     const meter = wire.usage(upstream.headers.get("content-type") ?? "");
@@ -533,6 +566,7 @@ export function createProviderRelay(deps: RelayDeps) {
       );
     };
     try {
+      let carry = "";
       if (upstream.body) {
         for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
           meter.push(chunk);
@@ -542,10 +576,16 @@ export function createProviderRelay(deps: RelayDeps) {
             recorded = true;
             record();
           }
-          res.write(chunk);
+          if (!redactor) {
+            res.write(chunk);
+            continue;
+          }
+          const [emit, rest] = redactor.step(carry + Buffer.from(chunk).toString("latin1"));
+          carry = rest;
+          if (emit) res.write(Buffer.from(emit, "latin1"));
         }
       }
-      res.end();
+      res.end(carry ? Buffer.from(carry, "latin1") : undefined);
     } catch (err) {
       if (!abort.signal.aborted)
         deps.log.warn({ err, provider: providerId }, "provider stream broke");
@@ -609,7 +649,11 @@ export function createProviderRelay(deps: RelayDeps) {
         ? `unreachable (${last.failure.message})`
         : `HTTP ${status}${status === 429 ? " (rate limited)" : status === 529 || status === 503 ? " (overloaded)" : ""}`;
       // The failed answer is not read: release its connection.
-      await last.upstream?.body?.cancel().catch(() => {});
+      await last.upstream?.body?.cancel().catch(
+        bestEffort(deps.log, "connection of a failed model answer not released", {
+          sandboxId: ctx.sandboxId,
+        }),
+      );
       const to = { provider: target.provider.id, model: target.model };
       deps.log.warn(
         { sandboxId: ctx.sandboxId, from, to, status },

@@ -86,6 +86,7 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
   const server = http.createServer(serverOptions) as EgressServer;
   const pools = new UpstreamPools({
     connectTimeoutMs: limits.upstreamConnectTimeoutMs,
+    ...(opts.logger ? { log: opts.logger } : {}),
     ...(opts.upstreamCa ? { upstreamCa: opts.upstreamCa } : {}),
   });
   const ctx = egressContext(opts, limits, pools, http.createServer(serverOptions));

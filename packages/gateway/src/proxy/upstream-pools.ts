@@ -1,3 +1,4 @@
+import { bestEffort, type FailureLog } from "@lobu/core/best-effort";
 import { Pool } from "undici";
 import type { ResolvedAddress } from "./addresses.ts";
 import { type UpstreamTrust, upstreamTlsOptions } from "./tunnel.ts";
@@ -23,6 +24,8 @@ export interface UpstreamPoolOptions {
   connectTimeoutMs: number;
   /** CAs trusted for upstream TLS; undefined = Node's default store. */
   upstreamCa?: UpstreamTrust;
+  /** Where a pool that did not close is reported (the egress server's logger). */
+  log?: FailureLog;
 }
 
 export class UpstreamPools {
@@ -32,6 +35,10 @@ export class UpstreamPools {
 
   constructor(opts: UpstreamPoolOptions) {
     this.#opts = opts;
+  }
+
+  get #log(): FailureLog {
+    return this.#opts.log ?? console;
   }
 
   /** The pool for `host` at the vetted `addr`; `host` names the TLS server (SNI and certificate). */
@@ -73,7 +80,7 @@ export class UpstreamPools {
   #evict(): void {
     const [key, pool] = this.#pools.entries().next().value!;
     this.#pools.delete(key);
-    pool.close().catch(() => {});
+    pool.close().catch(bestEffort(this.#log, "idle upstream pool not closed", { pool: key }));
   }
 
   /** Cut every upstream connection now. */
@@ -81,6 +88,8 @@ export class UpstreamPools {
     this.#closed = true;
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
+    await Promise.all(
+      pools.map((p) => p.destroy().catch(bestEffort(this.#log, "upstream pool not destroyed"))),
+    );
   }
 }

@@ -113,6 +113,7 @@ export class FilesIn {
           name: file.name,
           body: await this.#body(turn, file, maxBytes),
           maxBytes,
+          log: this.#deps.log,
         });
         used += written.size;
         saved.push({ ...written, mimeType, original: shown });

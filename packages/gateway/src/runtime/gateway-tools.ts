@@ -45,6 +45,8 @@ export interface GatewayToolContext {
   userKey: string;
   origin: Origin;
   messageId: string;
+  /** The schedule whose run this turn is, when it is one. */
+  scheduleId?: string;
   /** Aborted when the turn ends. */
   signal: AbortSignal;
   /**
@@ -92,6 +94,17 @@ export interface GatewayToolDefinition<S extends z.ZodType = z.ZodType> {
    * applies when it is stricter.
    */
   defaultPolicy?: ToolPolicy;
+  /**
+   * Its effect outlives the turn with the person's authority (a schedule runs
+   * later as their own message; a memory is read in all their
+   * conversations), or deletes what is theirs (forget, cancel_schedule):
+   * when other people's words are in the turn's context
+   * (TurnStream.othersInContext), its default becomes "ask", so an
+   * instruction planted in someone else's message cannot make it act without
+   * the sender's click. The agent's own policy for it, and the person's
+   * "Always allow", still apply.
+   */
+  askWhenOthersWrote?: boolean;
   /** Run the call; the text goes back to the model. Throw to report a failure. */
   execute(input: z.output<S>, ctx: GatewayToolContext): Promise<string>;
 }
@@ -371,7 +384,12 @@ export class GatewayToolHost {
       // What runs is exactly what was parsed and shown; nothing can change it in between.
       const input = deepFreeze(structuredClone(parsed.data));
       const agent = await this.#deps.agents.forTurn(run.turn.key.agentId, run.turn.origin);
-      const policy = await this.policyFor(agent, userKeyOf(run.turn.origin), tool.def.name);
+      const policy = await this.policyFor(
+        agent,
+        userKeyOf(run.turn.origin),
+        tool.def.name,
+        tool.def.askWhenOthersWrote && run.othersInContext ? "ask" : undefined,
+      );
       if (policy === "deny")
         return {
           ok: false,
@@ -467,6 +485,7 @@ export class GatewayToolHost {
       userKey: userKeyOf(run.turn.origin),
       origin: run.turn.origin,
       messageId: run.turn.messageId,
+      ...(run.turn.scheduleId ? { scheduleId: run.turn.scheduleId } : {}),
       signal: run.signal,
       ask: (event) => this.#request(run, event),
       progress: (text) => {

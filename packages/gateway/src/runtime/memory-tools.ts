@@ -32,6 +32,8 @@ export function memoryTools(d: MemoryToolDeps) {
       "Save a lasting fact or preference about the person (their name, role, time zone, how they like answers). It is kept across all their conversations with you; do not save secrets or passwords.",
     input: RememberInput,
     defaultPolicy: "allow",
+    // Read in all the person's conversations: others' words in the context may not plant one unasked.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       const entry = await withHint(() =>
         d.memory.add(ctx.agentId, ctx.userKey, input.text, {
@@ -71,6 +73,8 @@ export function memoryTools(d: MemoryToolDeps) {
     description: "Delete one memory by id (when the person asks, or it is no longer true).",
     input: ForgetInput,
     defaultPolicy: "allow",
+    // Deletes the person's own data: not at the word of someone else's message.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       if (!(await d.memory.remove(ctx.agentId, ctx.userKey, input.id)))
         throw new Error(`there is no memory ${input.id}; recall shows them`);

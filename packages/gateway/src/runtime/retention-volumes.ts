@@ -84,6 +84,7 @@ async function pruneTree(
         continue;
       }
       if (await pruneTree(root, path, cutoffs, out)) {
+        // A folder something was written into meanwhile is not empty: it stays, as it should.
         await rmdir(join(root, path)).catch(() => undefined);
         left--;
       }

@@ -1,4 +1,4 @@
-import { errorMessage, LobuError, newId } from "@lobu/core";
+import { errorMessage, LobuError, LobuErrorCode, newId } from "@lobu/core";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { PubSub } from "../store/port.ts";
@@ -29,7 +29,7 @@ const Envelope = z.object({ replyTo: z.string().min(1).max(200), command: Sandbo
 const Reply = z.object({
   ok: z.boolean(),
   result: z.unknown().optional(),
-  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  error: z.object({ code: LobuErrorCode, message: z.string() }).optional(),
 });
 
 const channelOf = (gateway: string) => `sandbox-control:${gateway}`;

@@ -387,7 +387,8 @@ export class SandboxManager {
       );
       return;
     }
-    await volumes.persist(id, this.volumeDir(id)).catch(() => {});
+    // The backend logs a failed save at error (what was lost, and why); the stop goes on.
+    await settled(volumes.persist(id, this.volumeDir(id)));
   }
 
   /** Stop the sandbox if it runs, then repair its volume (see repairVolume). */

@@ -1,3 +1,4 @@
+import { formatDuration } from "@lobu/core";
 import { z } from "zod";
 import type { Schedule, ScheduleStore } from "../schedules/records.ts";
 import type { Scheduler } from "../schedules/scheduler.ts";
@@ -69,21 +70,26 @@ export function scheduleTools(d: ScheduleToolDeps) {
       "Schedule a turn in this conversation later: a one-time reminder (`at` or `in`) or a recurring task (`cron`). At that time you get a message starting with [scheduled: ...] and do what `text` says; your answer is posted in this thread. Give exactly one of at, in, cron.",
     input: ScheduleInput,
     defaultPolicy: "allow",
+    // A run is the person's own message later: others' words in the context may not set one unasked.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       if (Buffer.byteLength(input.text) + RUN_TEXT_OVERHEAD_BYTES > d.limits.maxMessageBytes)
         throw new Error(
           `the text is too long for a message on this gateway (at most ${d.limits.maxMessageBytes - RUN_TEXT_OVERHEAD_BYTES} bytes); keep the instruction short`,
         );
+      const now = Date.now();
+      const plan = await withHint(() => planSchedule(input, d.limits, now));
+      // A run setting its next one "in 1s" would repeat faster than a cron may.
+      if (ctx.scheduleId && plan.kind === "once" && plan.nextRunAt - now < d.limits.minIntervalMs)
+        throw new Error(
+          `this turn is a run of schedule ${ctx.scheduleId}; a schedule set from it must be at least ${formatDuration(d.limits.minIntervalMs)} ahead (schedules.min_interval), so schedules cannot repeat faster than recurring ones may. For a repeating task, use cron`,
+        );
       const created = await withHint(() =>
-        d.schedules.create({
-          agentId: ctx.agentId,
-          origin: ctx.origin,
-          text: input.text,
-          plan: planSchedule(input, d.limits, Date.now()),
-        }),
+        d.schedules.create({ agentId: ctx.agentId, origin: ctx.origin, text: input.text, plan }),
       );
       d.scheduler.wake();
-      return `Scheduled ${created.id}: ${describe(created)}.`;
+      const note = plan.kind === "once" && plan.note ? `; ${plan.note}` : "";
+      return `Scheduled ${created.id}: ${describe(created)}${note}.`;
     },
   };
 
@@ -109,6 +115,8 @@ export function scheduleTools(d: ScheduleToolDeps) {
     description: "Cancel one of the person's schedules by id.",
     input: CancelInput,
     defaultPolicy: "allow",
+    // Cancels the person's own reminder: not at the word of someone else's message.
+    askWhenOthersWrote: true,
     async execute(input, ctx) {
       const gone = await d.schedules.cancel(ctx.agentId, ctx.userKey, input.id);
       if (!gone) throw new Error(`there is no schedule ${input.id}; list_schedules shows them`);

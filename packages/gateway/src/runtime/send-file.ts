@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { FileBlobs } from "../conversations/file-blobs.ts";
 import { typeFromName } from "../domain/file-types.ts";
 import type { PlatformFiles } from "../domain/files.ts";
-import { mib, readFromVolume, resolveInVolume } from "../sandbox/volume-files.ts";
+import { mib, readFromVolume, resolveInVolume, safeFileName } from "../sandbox/volume-files.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { GatewayToolDefinition } from "./gateway-tools.ts";
 
@@ -51,7 +51,10 @@ export function sendFileTool(deps: SendFileDeps): GatewayToolDefinition<typeof S
       const maxBytes = deps.limits.max_send_mb * 1024 * 1024;
       const parts = await resolveInVolume(volumeDir, input.path);
       const data = await readFromVolume(volumeDir, parts, maxBytes);
-      const name = parts.at(-1)!;
+      // Shown to people as the agent named it, cleaned as names coming in are: a bidi
+      // override ("invoice\u202efdp.exe" reads as "invoiceexe.pdf"), control characters
+      // or a leading dot cannot make a file look like something else.
+      const name = safeFileName(parts.at(-1)!);
       const mimeType = typeFromName(name);
       const caption = input.caption?.trim() || undefined;
       const platform = deps.filesFor(ctx.origin.platform);

@@ -1,4 +1,4 @@
-import type { LobuErrorCode, TurnEndStatus, TurnErrorCode, WorkerToGateway } from "@lobu/core";
+import type { TurnEndStatus, TurnErrorCode, TurnFailureCode, WorkerToGateway } from "@lobu/core";
 
 /**
  * What a worker's `turn_end` means, decided in one place: the turn runner
@@ -19,12 +19,6 @@ export type TurnHealth =
    */
   | { kind: "failed"; breaks?: string; counts: boolean; detail: string };
 
-/**
- * The code of a turn's `error` event: the gateway's own (a LobuErrorCode such
- * as `budget_exceeded` or `agent_failed`), the worker's, or how the turn ended
- * when the worker gave no code.
- */
-export type TurnFailureCode = LobuErrorCode | TurnErrorCode | Exclude<TurnEndStatus, "done">;
 export interface TurnFailure {
   code: TurnFailureCode;
   message: string;

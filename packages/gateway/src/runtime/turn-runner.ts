@@ -3,6 +3,7 @@ import {
   errorMessage,
   isLobuError,
   newId,
+  SHARED_USER,
   type TurnContext,
   type TurnImage,
 } from "@lobu/core";
@@ -68,7 +69,7 @@ export interface TurnRunnerDeps {
   /** Tools that run in the gateway; offered to each turn and called over its worker's connection. */
   gatewayTools?: Pick<GatewayToolHost, "specsFor" | "serve">;
   /** The text the worker gets: the message, after its thread's earlier messages (as data). */
-  threadContext?: Pick<ThreadContext, "textFor">;
+  threadContext?: Pick<ThreadContext, "contextFor">;
   /** Attachments into the sandbox (runtime/files-in.ts); without it they are refused. */
   filesIn?: Pick<FilesIn, "receive">;
   /** The gateway's own answer to a command (`link`), given instead of a turn of the agent. */
@@ -169,7 +170,12 @@ export class TurnRunner {
       if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
       const woken = await this.wakeSandbox(turn);
       if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
-      const text = (await this.deps.threadContext?.textFor(turn)) ?? turn.text;
+      const thread = (await this.deps.threadContext?.contextFor(turn)) ?? {
+        text: turn.text,
+        othersWrote: false,
+      };
+      stream.othersInContext = thread.othersWrote || turn.key.userId === SHARED_USER;
+      const text = thread.text;
       release = this.deps.sandboxes.acquire(turn.conversationId);
       const input = await this.receiveFiles(stream, context, text);
       const end = await this.exchange(stream, woken, context, lease, input);

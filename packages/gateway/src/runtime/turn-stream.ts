@@ -75,6 +75,14 @@ export class TurnStream {
   readonly turn: QueuedTurn;
   /** `<messageId>.<attempt>`: every delivery of a message is its own turn. */
   readonly turnId: string;
+  /**
+   * Other people's words are in this turn's context (a thread's messages by
+   * others, a sandbox the channel shares): a planted instruction could be
+   * among them, so tools whose effect outlives the turn ask the sender first
+   * (`askWhenOthersWrote`, gateway-tools.ts). Set by the runner before the
+   * exchange starts.
+   */
+  othersInContext = false;
   readonly #deps: TurnStreamDeps;
   #phase: Phase = "new";
   #start: TurnStart | undefined;

@@ -2,7 +2,7 @@ import { chmod, chown, mkdir, realpath, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PassThrough } from "node:stream";
 import { digest, errorMessage, LobuError, type Logger } from "@lobu/core";
-import { settled } from "@lobu/core/best-effort";
+import { bestEffort, settled } from "@lobu/core/best-effort";
 import Docker from "dockerode";
 import type {
   DriverProbe,
@@ -256,7 +256,7 @@ export class DockerDriver implements SandboxDriver {
       );
       await endpoint.close();
       await new Promise<void>((r) => relay.close(() => r()));
-      await binding.close().catch(() => {});
+      await binding.close().catch(bestEffort(log, "egress socket of a stopped sandbox not closed"));
       await rm(runDir, { recursive: true, force: true });
     };
     const output = new OutputCapture({ logger: this.#logger, bindings: { sandboxId: spec.id } });
@@ -459,7 +459,9 @@ export class DockerDriver implements SandboxDriver {
       if (gone) return;
     }
     // Docker's stop: SIGTERM, then SIGKILL after `t` seconds.
-    await rec.container.stop({ t: 2 }).catch(() => {});
+    await rec.container
+      .stop({ t: 2 })
+      .catch(bestEffort(this.#logger, "sandbox container not stopped", { sandboxId: id }));
     await rec.instance.exited;
   }
 

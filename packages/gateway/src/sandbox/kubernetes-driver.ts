@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { digest, errorMessage, LobuError, type Logger, parseGatewayAddress } from "@lobu/core";
-import { settled } from "@lobu/core/best-effort";
+import { bestEffort, settled } from "@lobu/core/best-effort";
 import type {
   DriverProbe,
   EgressBinder,
@@ -223,9 +223,13 @@ export class KubernetesDriver implements SandboxDriver {
         unwatch();
         connection.close();
         revoke();
-        await binding.close().catch(() => {});
-        await this.#deletePod(name, 0).catch(() => {});
-        await this.#deleteSecret(name).catch(() => {});
+        await binding.close().catch(bestEffort(log, "egress socket of an ended pod not closed"));
+        await this.#deletePod(name, 0).catch(
+          bestEffort(log, "ended sandbox pod not deleted", { pod: name }),
+        );
+        await this.#deleteSecret(name).catch(
+          bestEffort(log, "ended sandbox pod's secret not deleted", { secret: name }),
+        );
         this.#running.delete(spec.id);
         const info: ExitInfo = {
           code,
@@ -249,9 +253,14 @@ export class KubernetesDriver implements SandboxDriver {
       return rec.instance;
     } catch (err) {
       unwatch();
-      await this.#deletePod(name, 0).catch(() => {});
-      await this.#deleteSecret(name).catch(() => {});
-      await binding.close().catch(() => {});
+      // Cleanup after a failed start: the start's own error is what the caller gets.
+      await this.#deletePod(name, 0).catch(
+        bestEffort(log, "pod of a failed sandbox start not deleted", { pod: name }),
+      );
+      await this.#deleteSecret(name).catch(
+        bestEffort(log, "secret of a failed sandbox start not deleted", { secret: name }),
+      );
+      await binding.close().catch(bestEffort(log, "egress socket of a failed start not closed"));
       throw err;
     }
   }

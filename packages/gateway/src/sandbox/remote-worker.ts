@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import { LobuError, type Logger, PROTOCOL_VERSION } from "@lobu/core";
+import { settled } from "@lobu/core/best-effort";
 import { ChannelConnection } from "./connection.ts";
 import type { ReadyMessage } from "./launcher.ts";
 import type { OutputCapture } from "./output.ts";
@@ -61,7 +62,7 @@ export async function awaitRemoteWorker(opts: {
       throw fail(`exited before it was ready (${how})`);
     });
     // Once ready, a later end is the supervisor's business, not a failed start.
-    died.catch(() => {});
+    void settled(died);
     const socket = await Promise.race([dialed, timeout, died]);
     const conn = new ChannelConnection(socket, {
       pid: undefined,

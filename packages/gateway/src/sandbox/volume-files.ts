@@ -13,6 +13,7 @@ import {
 } from "node:fs/promises";
 import { dirname, extname, join, posix } from "node:path";
 import { LobuError } from "@lobu/core";
+import { bestEffort, type FailureLog, ignoreGone } from "@lobu/core/best-effort";
 import { FileTooLarge } from "../domain/files.ts";
 import { SANDBOX_WORKSPACE } from "./bwrap.ts";
 import { readVolumeMeta } from "./identity.ts";
@@ -53,10 +54,11 @@ export function safeFileName(name: string): string {
     .replace(/^[.\s]+/, "")
     .replace(/[.\s]+$/, "");
   if (Buffer.byteLength(clean) > MAX_NAME_BYTES) {
-    const ext = extname(clean).slice(0, 16);
-    let stem = clean.slice(0, clean.length - ext.length);
-    while (Buffer.byteLength(stem + ext) > MAX_NAME_BYTES) stem = stem.slice(0, -1);
-    clean = stem + ext;
+    const ext = [...extname(clean)].slice(0, 16).join("");
+    // By code points: a cut between the halves of an emoji would leave half of one.
+    const stem = [...clean.slice(0, clean.length - extname(clean).length)];
+    while (stem.length > 0 && Buffer.byteLength(stem.join("") + ext) > MAX_NAME_BYTES) stem.pop();
+    clean = stem.join("") + ext;
   }
   return clean || "file";
 }
@@ -125,7 +127,13 @@ async function walk(
 }
 
 async function closeAll(handles: FileHandle[]): Promise<void> {
-  for (const h of handles.reverse()) await h.close().catch(() => {});
+  for (const h of handles.reverse()) {
+    try {
+      await h.close();
+    } catch {
+      // close(2) releases the descriptor even when it reports an error: nothing stays open.
+    }
+  }
 }
 
 /**
@@ -161,6 +169,8 @@ export async function writeIntoVolume(opts: {
   name: string;
   body: AsyncIterable<Uint8Array>;
   maxBytes: number;
+  /** Where a temporary file left behind is reported (the gateway's logger). */
+  log?: FailureLog;
 }): Promise<WrittenFile> {
   const owner = await ownerOf(opts.volumeDir);
   const handles = await walk(opts.volumeDir, opts.dirs, { create: true, owner });
@@ -200,8 +210,14 @@ export async function writeIntoVolume(opts: {
     }
     throw pathRefused(`too many files named ${name} in ~/${opts.dirs.join("/")}`);
   } finally {
-    await file?.close().catch(() => {});
-    await unlink(at(dir, tmp)).catch(() => {});
+    if (file) await closeAll([file]);
+    await unlink(at(dir, tmp))
+      .catch(ignoreGone)
+      .catch(
+        bestEffort(opts.log ?? console, "temporary file left in the workspace", {
+          path: [...opts.dirs, tmp].join("/"),
+        }),
+      );
     await closeAll(handles);
   }
 }

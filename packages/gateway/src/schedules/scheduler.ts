@@ -107,6 +107,7 @@ export class Scheduler {
         text: runText(claimed, this.#now()),
         eventId: `schedule:${claimed.id}:${runAt}`,
         agentId: claimed.agentId,
+        scheduleId: claimed.id,
       });
     } catch (err) {
       // A refusal (the agent is gone, the text is over the message limit) will not

@@ -26,7 +26,13 @@ export interface TimingLimits {
 }
 
 export type Plan =
-  | { kind: "once"; timezone: string; nextRunAt: number }
+  | {
+      kind: "once";
+      timezone: string;
+      nextRunAt: number;
+      /** Said to the person: the wall-clock time asked for does not exist (a daylight-saving gap). */
+      note?: string;
+    }
   | { kind: "cron"; cron: string; timezone: string; nextRunAt: number };
 
 /** Runs of a cron pattern checked against the minimum interval when it is set. */
@@ -55,6 +61,7 @@ export function planSchedule(when: When, limits: TimingLimits, now: number): Pla
     );
   if (when.cron !== undefined) return planCron(when.cron, timezone, limits, now);
   const runAt = when.at !== undefined ? parseAt(when.at, timezone) : now + parseDelay(when.in!);
+  const note = when.at !== undefined ? skippedNote(when.at.trim(), timezone, runAt) : undefined;
   if (runAt <= now)
     throw invalidSchedule(
       `${when.at} is in the past (it is now ${localTime(now, timezone)} in ${timezone})`,
@@ -65,7 +72,20 @@ export function planSchedule(when: When, limits: TimingLimits, now: number): Pla
       `that is more than ${span(limits.maxHorizonMs)} ahead, the furthest a schedule may be set`,
       "Pick an earlier time.",
     );
-  return { kind: "once", timezone, nextRunAt: runAt };
+  return { kind: "once", timezone, nextRunAt: runAt, ...(note ? { note } : {}) };
+}
+
+/**
+ * When a wall-clock `at` falls in a daylight-saving gap (02:30 on the night
+ * the clocks jump from 02:00 to 03:00), croner moves it past the gap; the
+ * person is told rather than finding out at the time.
+ */
+function skippedNote(at: string, timezone: string, runAt: number): string | undefined {
+  if (/(Z|[+-]\d{2}:\d{2})$/.test(at)) return undefined;
+  const asked = at.slice(0, 16).replace("T", " ");
+  const runs = localTime(runAt, timezone);
+  if (runs === asked) return undefined;
+  return `${asked} does not exist in ${timezone} (the clocks skip it), so it runs at ${runs.slice(runs.startsWith(asked.slice(0, 10)) ? 11 : 0)}`;
 }
 
 /** The first run of `cron` strictly after `after` (null: it never runs again). */
@@ -125,7 +145,11 @@ function parseAt(at: string, timezone: string): number {
       `"${text.slice(0, 64)}" is not a date and time`,
       "Use ISO 8601, e.g. 2026-12-24T09:00 (in the schedule's time zone) or 2026-12-24T08:00Z.",
     );
-  if (!ISO.test(text) || Number.isNaN(Date.parse(text.replace(/(Z|[+-]\d{2}:\d{2})?$/, "Z"))))
+  if (
+    !ISO.test(text) ||
+    !isCalendarDate(text) ||
+    Number.isNaN(Date.parse(text.replace(/(Z|[+-]\d{2}:\d{2})?$/, "Z")))
+  )
     throw invalid();
   if (/(Z|[+-]\d{2}:\d{2})$/.test(text)) return Date.parse(text);
   try {
@@ -136,6 +160,13 @@ function parseAt(at: string, timezone: string): number {
   } catch {
     throw invalid();
   }
+}
+
+/** Whether the date of `YYYY-MM-DDT…` exists: Date would roll 2027-02-30 over into March. */
+function isCalendarDate(text: string): boolean {
+  const [y, m, d] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(y, m - 1, d));
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
 }
 
 function parseDelay(delay: string): number {

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { requireSession } from "../access/session-auth.ts";
 import type { WebSessions } from "../access/web-sessions.ts";
 import { boundedBody } from "../http/body-limit.ts";
+import { parseQuery } from "../http/query.ts";
 import { apiHeaders, WebBundle, webDistDir } from "../http/web.ts";
 import { capabilityRoutes } from "./capabilities.ts";
 import { type ClaimDeps, claimRoutes } from "./claims.ts";
@@ -22,6 +23,12 @@ import { toolRoutes } from "./tools.ts";
 
 /** The settings API takes small JSON bodies. */
 const API_MAX_BODY_BYTES = 64 * 1024;
+/**
+ * The one settings API route that takes query parameters: the OpenID
+ * provider's redirect back (`code`, `state`, `iss`, `error`…), checked by the
+ * OpenID client itself (people/oidc.ts).
+ */
+const OIDC_CALLBACK = "/settings/api/links/oidc/callback";
 
 /** What the settings page and its API use: what their parts use. */
 export type SettingsDeps = {
@@ -68,6 +75,11 @@ function settingsApi(d: SettingsDeps, site: SettingsSite): Hono<SettingsEnv> {
     apiHeaders(() => site.https),
   );
   api.use("*", boundedBody(API_MAX_BODY_BYTES));
+  // Query parameters are validated one way (http/query.ts): these routes take none.
+  api.use("*", (c, next) => {
+    if (c.req.path !== OIDC_CALLBACK) parseQuery(c, {});
+    return next();
+  });
   api.route("/", signInRoutes(d, site));
 
   const signIns = new Set(d.signIns.map((signIn) => `/settings/api${signInPath(signIn)}`));

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { settled } from "@lobu/core/best-effort";
 import type { Skill } from "./catalog.ts";
 import { copySkillTree } from "./files.ts";
 
@@ -54,7 +55,8 @@ export class SkillViews {
   /** Make the sandbox's folder hold exactly the files of `skills` (those that ship files). */
   sync(sandboxId: string, skills: readonly Skill[]): Promise<void> {
     const previous = this.chains.get(sandboxId) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(() => this.apply(sandboxId, skills));
+    // The previous sync's failure went to its own caller.
+    const next = settled(previous).then(() => this.apply(sandboxId, skills));
     this.chains.set(sandboxId, next);
     // (Both ways: a failed sync is the caller's to handle, not an unhandled rejection here.)
     const forget = () => {

@@ -131,11 +131,17 @@ export class ReadCachingKv implements KeyValue {
   async getMany(keys: string[]): Promise<(string | null)[]> {
     if (!keys.some((k) => this.#watched(k))) return this.#inner.getMany(keys);
     const gen = await this.#begin();
-    const missing = keys.filter((k) => !this.#watched(k) || !this.#cache.has(k));
+    // Taken from the cache now: another read may empty it while the rest is read.
+    const cached = new Map<string, string | null>();
+    const missing: string[] = [];
+    for (const k of keys) {
+      if (this.#watched(k) && this.#cache.has(k)) cached.set(k, this.#cache.get(k)!);
+      else missing.push(k);
+    }
     const read = missing.length ? await this.#inner.getMany(missing) : [];
     const fresh = new Map(missing.map((k, i) => [k, read[i]!]));
     for (const [k, v] of fresh) if (this.#watched(k)) this.#remember(this.#cache, gen, k, v);
-    return keys.map((k) => (fresh.has(k) ? fresh.get(k)! : this.#cache.get(k)!));
+    return keys.map((k) => (fresh.has(k) ? fresh.get(k)! : cached.get(k)!));
   }
 
   async list(

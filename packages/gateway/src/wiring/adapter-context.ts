@@ -32,7 +32,7 @@ export interface AdapterContextDeps {
   /** `[admin] users` may stop anyone's turn. */
   config: Pick<LobuConfig, "admin">;
   settingsLinks: Pick<SettingsLinks, "create">;
-  audit: Pick<AuditLog, "record">;
+  audit: Pick<AuditLog, "record" | "recordRefusal">;
   secrets: Pick<SecretStore, "get" | "set" | "delete">;
   agents: Pick<AgentRegistry, "bindChannel">;
 }
@@ -122,8 +122,9 @@ export function adapterContext(
       claim: (key, ttlMs) => once.claim(key, ttlMs),
       release: (key) => once.release(key),
     },
+    // A refused request (`*_refused`: a replayed or stale copy) can be repeated at will: paced.
     audit: (action, details = {}) =>
-      deps.audit.record({
+      deps.audit[action.endsWith("_refused") ? "recordRefusal" : "record"]({
         action: `platform.${action}`,
         actor: "unknown",
         details: { platform, ...details },

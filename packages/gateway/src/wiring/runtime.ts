@@ -302,7 +302,10 @@ export async function startRuntime(opts: {
     run: (turn, attempt, lease) => runner.run(turn, attempt, lease),
     attempts,
     onDeadLetter: async (claim, reason) => {
-      const error = { code: "internal", message: `Lobu could not process this message: ${reason}` };
+      const error = {
+        code: "internal" as const,
+        message: `Lobu could not process this message: ${reason}`,
+      };
       await conversations.appendEvent(claim.id, { type: "error", ...error });
       const message = await conversations.updateMessage(claim.id, {
         status: "error",

@@ -175,3 +175,42 @@ describe("query parameters of the admin UI's API", () => {
     }
   });
 });
+
+describe("query parameters of the settings page's API", () => {
+  let cookie: string;
+  beforeAll(async () => {
+    const link = await api.call(api.adminToken, "POST", "/api/v1/settings-links", {
+      user: "alice",
+    });
+    const { url } = (await link.json()) as { url: string };
+    const claim = await fetch(url, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "fragment=",
+    });
+    cookie = claim.headers
+      .getSetCookie()
+      .find((c) => c.startsWith("lobu_settings="))!
+      .split(";")[0]!;
+  });
+  const get = (path: string) => fetch(`${api.url}/settings/api${path}`, { headers: { cookie } });
+
+  it("refuses any query parameter: its routes take none", async () => {
+    for (const [path, parameter] of [
+      ["/state?limit=-1", "limit"],
+      ["/session?after=abc", "after"],
+      ["/memory?limit=99999999999", "limit"],
+      ["/links?x=1", "x"],
+    ] as const) {
+      const res = await get(path);
+      expect(res.status, path).toBe(400);
+      const error = await errorOf(res);
+      expect(error.code, path).toBe("invalid_query");
+      expect(error.details.parameter, path).toBe(parameter);
+    }
+    expect((await get("/state")).status).toBe(200);
+    // A refusal comes before the session check: nothing about the route is told.
+    expect((await fetch(`${api.url}/settings/api/state?limit=-1`)).status).toBe(400);
+  });
+});

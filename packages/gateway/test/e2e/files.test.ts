@@ -152,6 +152,10 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     );
     const outputs = requestsFor(llm, "crunch this").flatMap((r) => r.toolResults);
     expect(outputs[0]?.content).toBe(csv);
+    // The system prompt says where files arrive and how to send one back.
+    const system = JSON.stringify(requestsFor(llm, "crunch this")[0]!.body.system);
+    expect(system).toContain("~/inbox/<date>/");
+    expect(system).toContain("call the send_file tool");
     // The bot token went to Slack alone, for the download and the upload flow.
     expect(slack.calls.map((c) => c.method)).toEqual(
       expect.arrayContaining(["files.getUploadURLExternal", "files.completeUploadExternal"]),
@@ -266,7 +270,7 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     }
   });
 
-  it("Telegram: a document is read and a result document comes back, in forum topics too; photos and voice land", async () => {
+  it("Telegram: a document is read and a result document comes back, in forum topics too; photos, videos and voice land", async () => {
     const ada = { id: 4242, first_name: "Ada", username: "ada" };
     const chat = { id: ada.id, type: "private" as const };
     scriptReadAndSend(llm, "tally this", "scores.csv");
@@ -338,6 +342,16 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
       { toolCalls: [{ name: "bash", input: { command: "ls -R ~/inbox" } }] },
       (r) => ({ text: `Inbox: ${r.toolResults[0]?.content.replace(/\s+/g, " ")}` }),
     );
+    tg.userSends({
+      chat,
+      from: ada,
+      text: "watch",
+      video: { name: "clip.mp4", content: "mp4-video-bytes" },
+    });
+    await tg.waitFor(
+      () => tg.messages(ada.id).find((m) => m.fromBot && (m.text ?? "").includes("echo: watch")),
+      { ...WAIT, description: "the reply to the video" },
+    );
     tg.userSends({ chat, from: ada, text: "listen", voice: { content: "OggS-voice" } });
     const listed = await tg.waitFor(
       () => tg.messages(ada.id).find((m) => m.fromBot && (m.text ?? "").includes("Inbox:")),
@@ -345,6 +359,8 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
     );
     expect(listed.text).toMatch(/voice-\d+\.ogg/);
     expect(listed.text).toMatch(/photo-\d+\.jpg/);
+    expect(listed.text).toMatch(/clip\.mp4/);
+    expect(requestsFor(llm, "watch")[0]!.lastUserText).toMatch(/type: video\/mp4/);
     expect(requestsFor(llm, "listen")[0]!.lastUserText).toMatch(/type: audio\/ogg/);
   });
 });

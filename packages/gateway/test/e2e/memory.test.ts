@@ -39,11 +39,32 @@ async function turn(
   channel: string,
   text: string,
   call: { name: string; input: unknown },
+  /** The sender approves the call on its card first (others' words are in the context). */
+  approveAs?: string,
 ): Promise<RecordedRequest["toolResults"]> {
   const done = `done: ${text}`;
   llm.when((r) => r.lastUserText.includes(text), { toolCalls: [call] });
   llm.when((r) => r.lastUserText.includes(text), { text: done });
+  const before = slack.messages(channel).length;
   await send();
+  if (approveAs) {
+    const approveId = (m: { blocks?: unknown[] }) =>
+      JSON.stringify(m.blocks ?? []).match(/"action_id":"([^"]+:approve)"/)?.[1];
+    const card = await slack.waitFor(
+      () =>
+        slack
+          .messages(channel)
+          .slice(before)
+          .find((m) => approveId(m)),
+      { timeoutMs: 60_000, description: `the approval card for "${text}"` },
+    );
+    await slack.clickButton({
+      user: approveAs,
+      channel,
+      messageTs: card.ts,
+      actionId: approveId(card)!,
+    });
+  }
   await slack.waitFor(() => slack.messages(channel).find((m) => m.text.includes(done)), {
     timeoutMs: 60_000,
     description: `the answer to "${text}"`,
@@ -114,6 +135,8 @@ describe("a person's memory", () => {
       channel.id,
       "note my tea",
       { name: "remember", input: { text: "Alice drinks green tea, no sugar" } },
+      // The channel shares one sandbox: others' words are in it, so remember asks her first.
+      "UALICE",
     );
     expect(saved).toMatchObject({
       isError: false,

@@ -138,8 +138,12 @@ describe("a reminder set in a Slack thread", () => {
     await gw.restart();
 
     const fired = (m: { text: string }) => m.text.includes(`[scheduled: reminder ${scheduleId}`);
+    // The whole reply: while it streams, its first edits hold only the start.
     const reply = await slack.waitFor(
-      () => slack.messages(channel.id, { threadTs: parent.ts }).find(fired),
+      () =>
+        slack
+          .messages(channel.id, { threadTs: parent.ts })
+          .find((m) => fired(m) && m.text.includes("Remind them to stretch")),
       { timeoutMs: 60_000, description: "the reminder's turn in the thread" },
     );
     // Posted in the original thread, by a turn of alice's that carried the reminder's text.

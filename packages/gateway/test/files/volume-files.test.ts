@@ -11,8 +11,11 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLogger } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FileBlobs } from "../../src/conversations/file-blobs.ts";
 import { FileTooLarge } from "../../src/domain/files.ts";
+import { sendFileTool } from "../../src/runtime/send-file.ts";
 import {
   bytesUnder,
   readFromVolume,
@@ -20,6 +23,7 @@ import {
   safeFileName,
   writeIntoVolume,
 } from "../../src/sandbox/volume-files.ts";
+import { createStore } from "../../src/store/index.ts";
 
 /**
  * The gateway's writes into and reads from a sandbox volume, attacked the way
@@ -78,6 +82,15 @@ describe("file names from people", () => {
     const name = safeFileName(`${"é".repeat(300)}.csv`);
     expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200);
     expect(name.endsWith(".csv")).toBe(true);
+  });
+
+  it("cuts long names between characters, never inside one", () => {
+    // Emoji are two UTF-16 units each: a cut between them would leave half of one.
+    const name = safeFileName(`a${"😀".repeat(80)}.png`);
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(200);
+    expect(name.endsWith(".png")).toBe(true);
+    expect(name.isWellFormed()).toBe(true);
+    expect(name).toBe(`a${"😀".repeat(48)}.png`);
   });
 
   it("never overwrites: colliding names get a number", async () => {
@@ -206,5 +219,40 @@ describe("files the agent sends (send_file paths)", () => {
     await expect(read("zero")).rejects.toMatchObject({ code: "file_path_refused" });
     await expect(read("out/result.csv", 4)).rejects.toMatchObject({ code: "file_too_large" });
     expect(existsSync(join(volume, "pipe"))).toBe(true);
+  });
+});
+
+describe("send_file names", () => {
+  it("sends a file under a clean name: no bidi override, control characters or leading dot", async () => {
+    // An agent (or what steers it) names a file to look like something else:
+    // "invoice<RLO>fdp.exe" shows as "invoiceexe.pdf".
+    const given = "\u202einvoice\u202efdp.exe\n";
+    writeFileSync(join(volume, given), "MZ");
+    writeFileSync(join(volume, ".hidden report.txt"), "text");
+    const store = await createStore({ driver: "sqlite", path: join(root, "lobu.db") });
+    try {
+      const blobs = new FileBlobs({
+        kv: store.kv,
+        log: createLogger("test", { destination: { write: () => {} } }),
+      });
+      const tool = sendFileTool({
+        limits: { max_send_mb: 1, download_ttl: 60_000 },
+        volumeDir: () => volume,
+        filesFor: () => undefined,
+        blobs,
+        turns: { stream: () => undefined },
+      });
+      const ctx = {
+        sandboxId: "sbx_1",
+        messageId: "msg_1",
+        origin: { platform: "api", channelId: "c", userId: "u", isDirect: true },
+      } as never;
+      expect(await tool.execute({ path: given }, ctx)).toMatch(/^Sent invoicefdp\.exe \(/);
+      expect(await tool.execute({ path: ".hidden report.txt" }, ctx)).toMatch(
+        /^Sent hidden report\.txt \(text\/plain, 4 bytes\)/,
+      );
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -1,7 +1,10 @@
 import { generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { API } from "@discordjs/core";
 import { isLobuError, redactSecrets } from "@lobu/core";
 import { type DiscordEmulator, startDiscordEmulator } from "@lobu/testkit";
 import pino from "pino";
@@ -258,5 +261,75 @@ describe("Discord: attachment URLs", () => {
       await expect(files.download(origin, { name: "x.txt", ref: url }, opts), url).rejects.toThrow(
         /not on Discord's CDN/,
       );
+  });
+});
+
+describe("the emulator's interaction webhook (as Discord answers it)", () => {
+  /** An interactions endpoint that verifies like the gateway and defers every command, ephemerally. */
+  async function deferringEndpoint(): Promise<{ url: string; close(): Promise<void> }> {
+    const appKey = publicKeyOf(dc.publicKey);
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const raw = Buffer.concat(chunks);
+        const headers = {
+          signature: req.headers["x-signature-ed25519"] as string | undefined,
+          timestamp: req.headers["x-signature-timestamp"] as string | undefined,
+        };
+        if (!verifyInteraction(appKey, headers, raw).ok) {
+          res.writeHead(401).end();
+          return;
+        }
+        const type = (JSON.parse(raw.toString()) as { type: number }).type;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(type === 1 ? { type: 1 } : { type: 5, data: { flags: 64 } }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/interactions`,
+      close: () => new Promise((r) => server.close(() => r())),
+    };
+  }
+
+  it("shows a deferred answer as thinking, edits it in by token, takes ephemeral follow-ups, and refuses a stranger's or an old token", async () => {
+    const endpoint = await deferringEndpoint();
+    try {
+      expect((await dc.setInteractionsEndpoint(endpoint.url)).ok).toBe(true);
+      const api = new API(restClient({ apiRoot: dc.apiUrl, token: "right-token" }));
+      await api.applicationCommands.bulkOverwriteGlobalCommands(dc.applicationId, [
+        { name: "lobu", description: "settings" },
+      ]);
+      const { channelId } = dc.addGuild("Webhooks");
+      const ann = { id: "810000000000000001", username: "ann" };
+      const i = await dc.slashCommand(ann, channelId, "lobu");
+      const thinking = dc.messages(channelId, ann.id).find((m) => m.interactionToken === i.token);
+      expect(thinking).toMatchObject({ deferred: true, content: "", ephemeralTo: ann.id });
+      const edited = await api.interactions.editReply(dc.applicationId, i.token, {
+        content: "the answer",
+      });
+      expect(edited.flags).toBe(64);
+      expect(dc.message(edited.id)).toMatchObject({ content: "the answer", deferred: undefined });
+      const follow = await api.interactions.followUp(dc.applicationId, i.token, {
+        content: "and more",
+        flags: 64,
+      });
+      expect(dc.message(follow.id)?.ephemeralTo).toBe(ann.id);
+      // Nobody else sees either.
+      expect(dc.messages(channelId).some((m) => m.interactionToken === i.token)).toBe(false);
+      const stranger = await api.interactions
+        .editReply("810000000000000009", i.token, { content: "x" })
+        .catch((e: { status?: number; code?: number }) => e);
+      expect(stranger).toMatchObject({ status: 404, code: 10015 });
+      dc.ageInteraction(i.token, 15 * 60_000 + 1);
+      const late = await api.interactions
+        .editReply(dc.applicationId, i.token, { content: "late" })
+        .catch((e: { status?: number; code?: number }) => e);
+      expect(late).toMatchObject({ status: 401, code: 50027 });
+    } finally {
+      await endpoint.close();
+    }
   });
 });

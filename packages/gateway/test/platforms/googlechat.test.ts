@@ -10,6 +10,7 @@ import {
   startMockLlm,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
   conversationsOf,
@@ -144,6 +145,14 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     const copy = await gc.post(sent.event, sent.token);
     expect(copy.status).toBe(409);
     expect(JSON.parse(copy.body).error.code).toBe("replayed_request");
+    // The same token spelled differently: the last base64url character of an RS256
+    // signature carries 4 unused bits, so 15 other spellings decode to the same signature.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(sent.token.at(-1)!);
+    for (let bits = 1; bits < 16; bits++) {
+      const respelled = `${sent.token.slice(0, -1)}${alphabet[last ^ bits]}`;
+      expect((await gc.post(sent.event, respelled)).status).toBe(409);
+    }
     await waitForText(space, "Once only.");
     const [conv] = await conversationsOf(gw, bo.id);
     expect(conv).toBeDefined();
@@ -152,13 +161,16 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
 
   it("refuses an unsigned request before reading its body, and bounds a signed one", async () => {
     const total = 8 * 1024 * 1024;
+    // More than the gateway discards after refusing (http/linger.ts: 64 MiB): a refused
+    // sender is cut off before the end. (8 MB could all be discarded, so proves nothing.)
+    const huge = 300 * 1024 * 1024;
     const unsigned = await sendFiller(endpoint, {
-      totalBytes: total,
+      totalBytes: huge,
       sized: false,
       headers: { "content-type": "application/json" },
     });
     expect(unsigned.status).toBe(401);
-    expect(unsigned.sent).toBeLessThan(total);
+    expect(unsigned.sent).toBeLessThan(huge);
     const big = await sendFiller(endpoint, {
       totalBytes: total,
       sized: true,
@@ -326,20 +338,36 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
     await waitForText(space, "Long: long-gchat-approved");
   });
 
-  it("/lobu in a space answers with a settings link only the person sees", async () => {
+  it("/lobu in a space answers with no link over HTTP; the link comes privately through the Chat API", async () => {
     const gus = person(7, "Gus");
     const answer = await gc.slashCommand(gus, room, LOBU_COMMAND_ID);
-    expect(JSON.parse(answer.body)).toMatchObject({
-      privateMessageViewer: { name: `users/${gus.id}` },
-    });
+    // The HTTP answer goes back to whoever posted the signed request: nothing in it.
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({});
     const own = appMessages(room, gus.id).find((m) => m.privateViewer === `users/${gus.id}`);
     const url = buttonsOf(own?.cardsV2 ?? [])[0]?.onClick?.openLink?.url ?? "";
-    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/\w+/);
+    expect(new URL(url).pathname).toMatch(/^\/settings\/claim\/[\w-]+/);
+    expect(
+      gc.calls.some(
+        (c) =>
+          c.route === "POST messages" &&
+          c.status === 200 &&
+          JSON.stringify(c.body).includes(`"privateMessageViewer":{"name":"users/${gus.id}"}`),
+      ),
+    ).toBe(true);
     expect(appMessages(room).some((m) => m.privateViewer)).toBe(false);
+    const settings = await openSettings(gw, url);
+    const session = (await (await settings.call("GET", "/session")).json()) as { userKey: string };
+    expect(session.userKey).toContain(gus.id);
     expect(await conversationsOf(gw, gus.id)).toHaveLength(0);
+    // A captured copy of the request is refused and sends no second link.
+    const copy = await gc.post(answer.event, answer.token);
+    expect(copy.status).toBe(409);
+    expect(copy.body).not.toMatch(/\/settings\/claim\//);
+    expect(appMessages(room, gus.id).filter((m) => m.privateViewer)).toHaveLength(1);
   });
 
-  it("takes /lobu in the newer APP_COMMAND form too, and names an unknown command", async () => {
+  it("takes /lobu in the newer APP_COMMAND form too (in a DM, a plain message there), and names an unknown command", async () => {
     const kit = person(12, "Kit");
     const space = gc.dmSpace(kit);
     const event = (appCommandId: number) => ({
@@ -348,10 +376,14 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
       space: { name: space, spaceType: "DIRECT_MESSAGE", singleUserBotDm: true },
       appCommandMetadata: { appCommandId, appCommandType: "SLASH_COMMAND" },
     });
-    const answer = JSON.parse((await gc.deliver(event(LOBU_COMMAND_ID))).body);
-    // A DM is private already: no privateMessageViewer (Chat refuses one there).
-    expect(answer.privateMessageViewer).toBeUndefined();
-    expect(JSON.stringify(answer.cardsV2)).toMatch(/\/settings\/claim\//);
+    const answer = await gc.deliver(event(LOBU_COMMAND_ID));
+    expect(JSON.parse(answer.body)).toEqual({});
+    // A DM is private already: a plain message in it (Chat refuses privateMessageViewer there).
+    const sent = appMessages(space, kit.id).find((m) =>
+      JSON.stringify(m.cardsV2).includes("/settings/claim/"),
+    );
+    expect(sent).toBeDefined();
+    expect(sent?.privateViewer).toBeUndefined();
     expect(JSON.parse((await gc.deliver(event(99))).body).text).toMatch(/Unknown command/);
     expect(await conversationsOf(gw, kit.id)).toHaveLength(0);
   });

@@ -47,7 +47,7 @@ function chatLog(maxMessages = 50) {
       config: { admin: { users: [] } },
       answer: notUsed,
       settingsLinks: { create: notUsed },
-      audit: { record: notUsed },
+      audit: { record: notUsed, recordRefusal: notUsed },
       secrets: { get: notUsed, set: notUsed, delete: notUsed },
     },
     "telegram",

@@ -132,7 +132,7 @@ describe("TurnView", () => {
     await play(new TurnViews(), surface, [
       started(),
       question,
-      { type: "error", code: "x", message: "it broke" },
+      { type: "error", code: "agent_failed", message: "it broke" },
     ]);
     expect(surface.visible()).toEqual([
       "card:rq_1 → ⌛ _No longer waiting for an answer._",

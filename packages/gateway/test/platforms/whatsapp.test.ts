@@ -392,7 +392,7 @@ describe("WhatsApp: conversations", () => {
     await wa.userSends(jan, "need a domain");
     const card = await waitForCard(jan.waId);
     expect(card.text).toContain("api.example.com");
-    expect(card.text).toMatch(/Open your settings: http:\/\/\S+\/settings\/claim\/\w+/);
+    expect(card.text).toMatch(/Open your settings: http:\/\/\S+\/settings\/claim\/[\w-]+/);
     expect(card.buttons.map((b) => b.title)).toEqual(["Grant", "Deny"]);
     await wa.userTaps(jan, card, "Deny");
     await wa.waitFor(() => wa.messages(jan.waId).find((m) => m.text.startsWith("Answered")), {

@@ -444,6 +444,46 @@ describe("ReadCachingKv", () => {
     expect(await kv.get("rc:race")).toBe("new");
   });
 
+  it("a batch read keeps the values it had from the cache when a write empties the cache meanwhile", async () => {
+    // Under load (a secret resolved for a new person while other turns write bindings):
+    // the cached installation key must not read as missing because the cache moved on.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
+    const slow: KeyValue = new Proxy(w.store.kv, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop === "getMany") {
+          return async (keys: string[]) => {
+            const values = await target.getMany(keys);
+            if (keys.includes("rc:batch-miss")) {
+              entered();
+              await gate;
+            }
+            return values;
+          };
+        }
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const kv = new ReadCachingKv(slow, { shared: false });
+    kv.watch("rc:");
+    await kv.set("rc:batch-hit", "cached");
+    expect(await kv.get("rc:batch-hit")).toBe("cached");
+    const pending = kv.getMany(["rc:batch-miss", "rc:batch-hit"]);
+    await inside;
+    // Another writer moves the generation on, and another reader empties the cache.
+    await kv.set("rc:batch-other", "x");
+    expect(await kv.get("rc:batch-other")).toBe("x");
+    release();
+    expect(await pending).toEqual([null, "cached"]);
+  });
+
   it("on Redis, one request's reads share one generation GET, and another gateway's write is seen", async () => {
     const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
     const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";

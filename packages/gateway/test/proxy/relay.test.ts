@@ -599,6 +599,37 @@ describe("LLM relay: what a model call may ask for", () => {
   });
 });
 
+describe("LLM relay: what comes back", () => {
+  it("never hands the sandbox the key it added, whatever the provider echoes", async () => {
+    const basic = Buffer.from(`x:${OPENAI_KEY}`).toString("base64");
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/chat/completions") return false;
+      // A provider (or a proxy in front of it) that echoes what it received.
+      res.writeHead(401, "Bad credentials " + String(req.headers.authorization), {
+        "content-type": "application/json",
+        "x-echo": String(req.headers.authorization),
+      });
+      const half = Math.floor(OPENAI_KEY.length / 2);
+      res.write(`{"error":{"message":"Incorrect API key: ${OPENAI_KEY.slice(0, half)}`);
+      res.end(`${OPENAI_KEY.slice(half)} (basic ${basic})"}}`);
+      return true;
+    });
+    const res = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "gpt-test", max_tokens: 5 },
+    );
+    expect(provider.received[0]!.headers.authorization).toBe(`Bearer ${OPENAI_KEY}`);
+    expect(res.status).toBe(401);
+    const seen = JSON.stringify({ body: res.body, headers: res.headers });
+    expect(seen).not.toContain(OPENAI_KEY);
+    expect(seen).not.toContain(basic.slice(4, -4));
+    // The sandbox sees its own placeholder where the key was.
+    expect(res.body).toContain(relay.openai!);
+    expect(res.headers["x-echo"]).toBe(`Bearer ${relay.openai}`);
+  });
+});
+
 /** Wait for a condition the test itself causes (no timing assumption; the suite's timeout bounds it). */
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((r) => setTimeout(r, 5));

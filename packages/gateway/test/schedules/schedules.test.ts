@@ -128,6 +128,42 @@ describe("when a schedule runs", () => {
     ).toBe("2026-03-29T07:00:00.000Z");
   });
 
+  it("moves a wall-clock time the clocks skip to the hour after, and says so", async () => {
+    const year = { ...LIMITS, maxHorizonMs: 366 * 86_400_000 };
+    // 02:30 on 28 March 2027 does not exist in Berlin (02:00 CET becomes 03:00 CEST).
+    const gap = planSchedule({ at: "2027-03-28T02:30", timezone: "Europe/Berlin" }, year, NOW);
+    expect(new Date(gap.nextRunAt).toISOString()).toBe("2027-03-28T01:30:00.000Z");
+    expect(gap).toMatchObject({
+      kind: "once",
+      note: "2027-03-28 02:30 does not exist in Europe/Berlin (the clocks skip it), so it runs at 03:30",
+    });
+    // 02:30 on 31 October 2027 happens twice: the first one, and no note.
+    const twice = planSchedule({ at: "2027-10-31T02:30", timezone: "Europe/Berlin" }, year, NOW);
+    expect(new Date(twice.nextRunAt).toISOString()).toBe("2027-10-31T00:30:00.000Z");
+    expect(twice).not.toHaveProperty("note");
+    // A cron time in the gap runs once that day, when the clocks reach it (03:00 CEST).
+    const after = Date.parse("2027-03-27T12:00:00Z");
+    expect(new Date(nextCronRun("30 2 * * *", "Europe/Berlin", after)!).toISOString()).toBe(
+      "2027-03-28T01:00:00.000Z",
+    );
+    // The person hears it from the tool.
+    const store = await sqliteStore();
+    const { schedule } = scheduleTools({
+      schedules: new ScheduleStore({ kv: store.kv, log, maxPerPerson: 3 }),
+      scheduler: { wake: () => {} },
+      limits: { ...year, maxTextChars: 2_000, maxMessageBytes: 32_768 },
+    });
+    const ctx = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
+    await expect(
+      schedule.execute(
+        { text: "call Bob", at: "2027-03-28T02:30", timezone: "Europe/Berlin" },
+        ctx,
+      ),
+    ).resolves.toMatch(
+      /^Scheduled sch_\w+: once at 2027-03-28 03:30 Europe\/Berlin; 2027-03-28 02:30 does not exist in Europe\/Berlin \(the clocks skip it\), so it runs at 03:30\.$/,
+    );
+  });
+
   const refusals: [string, Parameters<typeof planSchedule>[0], RegExp][] = [
     ["a time in the past", { at: "2026-12-01T09:00" }, /is in the past \(it is now 2026-12-06/],
     [
@@ -145,6 +181,14 @@ describe("when a schedule runs", () => {
     ["garbage as a cron", { cron: "every morning" }, /is not a cron pattern/],
     ["garbage as a time", { at: "tomorrow at 9" }, /is not a date and time/],
     ["an impossible date", { at: "2026-13-45T09:00" }, /is not a date and time/],
+    // Not rolled over into March (the platform's Date would make it 2 March).
+    ["a day the month does not have", { at: "2027-02-30T09:00" }, /is not a date and time/],
+    [
+      "a day the month does not have, with an offset",
+      { at: "2027-02-29T09:00Z" },
+      /is not a date and time/,
+    ],
+    ["an hour that does not exist", { at: "2026-12-24T24:30" }, /is not a date and time/],
     ["garbage as a delay", { in: "soon" }, /is not a delay/],
     ["a time beyond the horizon", { in: "31d" }, /more than 30d ahead/],
     ["two ways at once", { in: "1h", cron: "0 9 * * *" }, /only one of at, in and cron/],
@@ -195,9 +239,14 @@ describe("firing", () => {
     for (const g of gateways) await g.scheduler.stop();
     const pending = await stores[0]!.queue.pending();
     expect(pending).toHaveLength(1);
-    const turn = JSON.parse(pending[0]!.payload) as { origin: Origin; text: string };
-    // The same conversation and thread, from the same person.
+    const turn = JSON.parse(pending[0]!.payload) as {
+      origin: Origin;
+      text: string;
+      scheduleId?: string;
+    };
+    // The same conversation and thread, from the same person; the turn knows it is this run.
     expect(turn.origin).toEqual(alice);
+    expect(turn.scheduleId).toBe(created.id);
     expect(turn.text).toBe(
       `[scheduled: reminder ${created.id}, set by this person] remind alice to stretch`,
     );
@@ -306,6 +355,50 @@ describe("firing", () => {
     expect(await schedules.listAll()).toEqual([]);
     await expect(schedule.execute({ text: "short", in: "1h" }, ctx)).resolves.toMatch(
       /^Scheduled sch_\w+: once at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$/,
+    );
+  });
+
+  it("keeps a run from setting the next one sooner than a recurring schedule may run", async () => {
+    // A reminder that sets itself again "in 1s" at each run would repeat faster
+    // than min_interval allows a cron to.
+    const store = await sqliteStore();
+    const schedules = new ScheduleStore({ kv: store.kv, log, maxPerPerson: 3 });
+    const { schedule } = scheduleTools({
+      schedules,
+      scheduler: { wake: () => {} },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
+    });
+    const run = {
+      agentId: "default",
+      userKey: "slack:T1:UALICE",
+      origin: alice,
+      scheduleId: "sch_previous",
+    } as never;
+    await expect(schedule.execute({ text: "again", in: "1s" }, run)).rejects.toThrow(
+      /this turn is a run of schedule sch_previous; a schedule set from it must be at least 1h ahead/,
+    );
+    await expect(
+      schedule.execute({ text: "again", at: new Date(Date.now() + 60_000).toISOString() }, run),
+    ).rejects.toThrow(/at least 1h ahead/);
+    expect(await schedules.listAll()).toEqual([]);
+    await expect(schedule.execute({ text: "later", in: "2h" }, run)).resolves.toMatch(
+      /^Scheduled sch_/,
+    );
+    // Setting and cancelling ask the sender first when others' words are in the context.
+    const tools = scheduleTools({
+      schedules,
+      scheduler: { wake: () => {} },
+      limits: { ...LIMITS, maxTextChars: 2_000, maxMessageBytes: 32_768 },
+    });
+    expect([tools.schedule, tools.cancel, tools.list].map((t) => t.askWhenOthersWrote)).toEqual([
+      true,
+      true,
+      undefined,
+    ]);
+    // A person's own turn sets a reminder in a minute as before.
+    const own = { agentId: "default", userKey: "slack:T1:UALICE", origin: alice } as never;
+    await expect(schedule.execute({ text: "soon", in: "1m" }, own)).resolves.toMatch(
+      /^Scheduled sch_/,
     );
   });
 

@@ -24,6 +24,7 @@ import type {
   DiscordMessage,
   DiscordUser,
 } from "./types.ts";
+import { type InteractionHook, type WebhookWorld, webhookRoute } from "./webhooks.ts";
 import { attachmentId, EPHEMERAL, guildCreate, snowflake, wireMessage } from "./wire.ts";
 
 const Intents = { GuildMessages: 1 << 9, DirectMessages: 1 << 12, MessageContent: 1 << 15 };
@@ -72,6 +73,8 @@ export class DiscordEmulator {
   readonly #signal = new ChangeSignal();
   readonly #failures = new FailureQueue<{ status: number; body: unknown; retryAfter?: number }>();
   readonly #messages: DiscordMessage[] = [];
+  /** Interactions sent, by token: what their webhook may do. */
+  readonly #hooks = new Map<string, InteractionHook>();
   readonly #gateway: DiscordGateway;
   #server?: HttpServer;
 
@@ -436,47 +439,83 @@ export class DiscordEmulator {
       ...who,
       ...extra,
     });
-    const res = await this.post(url, body, { bot: app.bot.id });
-    let response: DiscordInteraction["response"];
+    let answered = () => {};
+    const hook: InteractionHook = {
+      applicationId: app.applicationId,
+      token,
+      user,
+      channelId,
+      ...(channel.guild_id ? { guildId: channel.guild_id } : {}),
+      bot: app.bot,
+      at: Date.now(),
+      answered: new Promise<void>((resolve) => {
+        answered = resolve;
+      }),
+    };
+    this.#hooks.set(token, hook);
     try {
-      response = res.body ? JSON.parse(res.body) : undefined;
-    } catch {
-      response = undefined;
+      const res = await this.post(url, body, { bot: app.bot.id });
+      let response: DiscordInteraction["response"];
+      try {
+        response = res.body ? JSON.parse(res.body) : undefined;
+      } catch {
+        response = undefined;
+      }
+      const interaction: DiscordInteraction = { id, token, type, status: res.status, response };
+      this.interactions.push(interaction);
+      if (res.status === 200 && response)
+        hook.originalId = this.#applyResponse(app, response, user, channelId, extra, token);
+      this.#signal.notify();
+      return interaction;
+    } finally {
+      answered();
     }
-    const interaction: DiscordInteraction = { id, token, type, status: res.status, response };
-    this.interactions.push(interaction);
-    if (res.status === 200 && response) this.#applyResponse(app, response, user, channelId, extra);
-    this.#signal.notify();
-    return interaction;
   }
 
-  /** What an interaction response does: a (maybe ephemeral) message, or an update of the clicked one. */
+  /** Interaction `token` was sent `ms` ago (its webhook refuses calls after 15 minutes). */
+  ageInteraction(token: string, ms: number): void {
+    const hook = this.#hooks.get(token);
+    if (!hook) throw new Error(`no interaction with token ${token}`);
+    hook.at -= ms;
+  }
+
+  /**
+   * What an interaction response does: a (maybe ephemeral) message (4), a
+   * "thinking…" placeholder the app edits later through the webhook (5), or
+   * an update of the clicked message (7). Returns the message it made.
+   */
   #applyResponse(
     app: DiscordApp,
     response: NonNullable<DiscordInteraction["response"]>,
     user: DiscordUser,
     channelId: string,
     extra: Record<string, unknown>,
-  ): void {
+    token: string,
+  ): string | undefined {
     const data = response.data ?? {};
-    if (response.type === 4) {
+    if (response.type === 4 || response.type === 5) {
       const flags = typeof data.flags === "number" ? data.flags : 0;
-      this.#messages.push({
+      const message: DiscordMessage = {
         id: snowflake(),
         channel_id: channelId,
         author: app.bot,
-        content: String(data.content ?? ""),
-        components: (data.components as DiscordComponent[]) ?? [],
+        content: response.type === 4 ? String(data.content ?? "") : "",
+        components: response.type === 4 ? ((data.components as DiscordComponent[]) ?? []) : [],
         edits: [],
         deleted: false,
         attachments: [],
         ...(flags & EPHEMERAL ? { ephemeralTo: user.id } : {}),
+        ...(response.type === 5 ? { deferred: true } : {}),
+        interactionToken: token,
         timestamp: new Date().toISOString(),
-      });
+      };
+      this.#messages.push(message);
+      return message.id;
     }
     const clicked = (extra.message as { id?: string } | undefined)?.id;
     const target = clicked ? this.message(clicked) : undefined;
     if (response.type === 7 && target) this.#edit(target, data);
+    return undefined;
   }
 
   #edit(target: DiscordMessage, data: Record<string, unknown>): void {
@@ -492,7 +531,8 @@ export class DiscordEmulator {
     // The CDN: attachments need no token (their URLs are signed), as on cdn.discordapp.com.
     const cdn = /^\/attachments\/(\d+)\/(\d+)\/[^/]+$/.exec(url.pathname);
     if (method === "GET" && cdn) return this.#serveAttachment(cdn[1] ?? "", cdn[2] ?? "", res);
-    const path = url.pathname.replace(/^\/api\/v10/, "");
+    // @discordjs/rest sends `@original` (and `@me`) percent-encoded; Discord reads both spellings.
+    const path = url.pathname.replace(/^\/api\/v10/, "").replace(/%40/gi, "@");
     const route = `${method} ${path.replace(/\/\d{5,}/g, "/:id").replace(/\/webhooks\/:id\/[^/]+/, "/webhooks/:id/:token")}`;
     // JSON, or multipart with payload_json and files[n] (messages with attachments).
     const parsed = parseBody(raw, req.headers["content-type"]);
@@ -536,10 +576,14 @@ export class DiscordEmulator {
         "x-ratelimit-scope": "user",
       });
     }
+    if (isWebhook) {
+      const hit = await webhookRoute(this.#webhookWorld(), method, path, body);
+      return hit ? answer(...hit) : answer(404, { message: "404: Not Found", code: 0 });
+    }
     for (const [pattern, handler] of restRoutes(this.#restWorld(app ?? this.#primary))) {
       const m = `${method} ${path}`.match(pattern);
       if (m) {
-        const [status, out] = handler(m, body);
+        const [status, out] = handler(m, body, url.searchParams);
         return answer(
           status,
           out,
@@ -573,6 +617,20 @@ export class DiscordEmulator {
     res.end("This content is no longer available.");
   }
 
+  /** What the interaction webhook routes may see and change (webhooks.ts). */
+  #webhookWorld(): WebhookWorld {
+    return {
+      hook: (token) => this.#hooks.get(token),
+      message: (id) => this.message(id),
+      add: (m) => {
+        this.#messages.push(m);
+      },
+      edit: (target, data) => this.#edit(target, data),
+      wire: (m) => this.#wire(m),
+      now: () => Date.now(),
+    };
+  }
+
   /** What the REST routes may see and change (rest.ts). */
   #restWorld(app: DiscordApp): RestWorld {
     return {
@@ -586,6 +644,7 @@ export class DiscordEmulator {
       },
       dmChannel: (user) => this.dmChannel(user, app.bot.id),
       message: (id) => this.message(id),
+      all: () => this.#messages,
       add: (m) => {
         this.#messages.push(m);
       },

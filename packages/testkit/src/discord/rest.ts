@@ -1,15 +1,20 @@
 /**
  * The REST routes a bot calls under /api/v10 (what @discordjs/rest and
  * @discordjs/ws use): gateway/bot, users/@me, application commands, DM
- * channels, typing, and creating, editing and deleting messages, with
+ * channels, typing, reading a channel's messages, and creating, editing
+ * and deleting messages, with
  * Discord's limits and error bodies.
  */
 import { checkMessageBody } from "./limits.ts";
 import type { DiscordChannel, DiscordComponent, DiscordMessage, DiscordUser } from "./types.ts";
 import { snowflake } from "./wire.ts";
 
-/** A route: its match and the (JSON or multipart) body; answers [status, body]. */
-export type Route = (m: RegExpMatchArray, body: Record<string, unknown>) => [number, unknown];
+/** A route: its match, the (JSON or multipart) body and the query; answers [status, body]. */
+export type Route = (
+  m: RegExpMatchArray,
+  body: Record<string, unknown>,
+  query: URLSearchParams,
+) => [number, unknown];
 
 /** The emulator's model as the routes see it. */
 export interface RestWorld {
@@ -20,6 +25,8 @@ export interface RestWorld {
   setCommands(list: { name: string; description?: string }[]): void;
   dmChannel(user: DiscordUser): string;
   message(id: string): DiscordMessage | undefined;
+  /** Every message, in the order they were made (ids ascending). */
+  all(): readonly DiscordMessage[];
   add(message: DiscordMessage): void;
   edit(target: DiscordMessage, data: Record<string, unknown>): void;
   wire(message: DiscordMessage): Record<string, unknown>;
@@ -71,6 +78,7 @@ export function restRoutes(w: RestWorld): [RegExp, Route][] {
           ? [204, undefined]
           : [404, { message: "Unknown Channel", code: 10003 }],
     ],
+    [/^GET \/channels\/(\d+)\/messages$/, (m, _body, query) => listMessages(w, m[1] ?? "", query)],
     [/^POST \/channels\/(\d+)\/messages$/, (m, body) => createMessage(w, m[1] ?? "", body)],
     [
       /^PATCH \/channels\/(\d+)\/messages\/(\d+)$/,
@@ -87,6 +95,33 @@ export function restRoutes(w: RestWorld): [RegExp, Route][] {
       },
     ],
   ];
+}
+
+/**
+ * `GET /channels/{id}/messages`: newest first, at most `limit` (1–100,
+ * default 50), before or after a message id. A DM is readable only by its
+ * bot; a server channel whose history the bot may not read (no Read Message
+ * History permission, `readHistory: false`) answers 403 50013 as Discord does.
+ */
+function listMessages(w: RestWorld, channelId: string, query: URLSearchParams): [number, unknown] {
+  const channel = w.channels.get(channelId);
+  if (!channel) return [404, { message: "Unknown Channel", code: 10003 }];
+  if (channel.type === 1 && (channel.botId ?? w.bot.id) !== w.bot.id)
+    return [403, { message: "Missing Access", code: 50001 }];
+  if (channel.readHistory === false) return [403, { message: "Missing Permissions", code: 50013 }];
+  const limit = Number(query.get("limit") ?? 50);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+    return [400, { message: "Invalid Form Body", code: 50035 }];
+  const before = query.get("before");
+  const after = query.get("after");
+  let list = w
+    .all()
+    .filter((m) => m.channel_id === channelId && !m.deleted && !m.ephemeralTo)
+    .filter((m) => (before ? BigInt(m.id) < BigInt(before) : true))
+    .filter((m) => (after ? BigInt(m.id) > BigInt(after) : true));
+  // `after` reads the oldest ones after it; otherwise the newest.
+  list = after && !before ? list.slice(0, limit) : list.slice(-limit);
+  return [200, list.reverse().map((m) => w.wire(m))];
 }
 
 function createMessage(

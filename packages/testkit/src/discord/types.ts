@@ -16,6 +16,8 @@ export interface DiscordChannel {
   recipient?: DiscordUser;
   /** A DM's bot (one emulator may host several). */
   botId?: string;
+  /** false: the bot lacks Read Message History here (reading it answers 403). */
+  readHistory?: boolean;
 }
 
 /** A component as the bot sent it (action rows of buttons or one select menu). */
@@ -50,6 +52,10 @@ export interface DiscordMessage {
   attachments: { filename: string; contentType: string; data: Buffer; url?: string }[];
   /** An ephemeral interaction reply: only this user sees it. */
   ephemeralTo?: string;
+  /** A deferred answer (type 5): Discord shows "thinking…" until the app edits it in. */
+  deferred?: boolean;
+  /** The interaction whose answer or follow-up it is (its webhook may edit it). */
+  interactionToken?: string;
   timestamp: string;
 }
 

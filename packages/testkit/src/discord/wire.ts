@@ -63,7 +63,8 @@ export function wireMessage(
     type: m.replyTo ? 19 : 0,
     timestamp: m.timestamp,
     edited_timestamp: m.edits.length ? new Date().toISOString() : null,
-    ...(m.ephemeralTo ? { flags: EPHEMERAL } : { flags: 0 }),
+    // LOADING (128): a deferred answer still "thinking…".
+    flags: (m.ephemeralTo ? EPHEMERAL : 0) | (m.deferred ? 128 : 0),
     ...(m.replyTo
       ? {
           message_reference: { message_id: m.replyTo, channel_id: m.channel_id },

@@ -1,3 +1,4 @@
+import { bestEffort } from "@lobu/core/best-effort";
 import { type ReactNode, useEffect, useId, useState } from "react";
 import type { Client } from "../api.ts";
 import { Badge, InlineForm, relativeTime, Section } from "../ui.tsx";
@@ -491,7 +492,13 @@ export function PackagesSection({
   // While something installs, the page follows it until every package is ready or failed.
   useEffect(() => {
     if (!pending || !refresh) return;
-    const timer = setInterval(() => void refresh().catch(() => {}), PACKAGE_POLL_MS);
+    const timer = setInterval(
+      () =>
+        void refresh().catch(
+          bestEffort(console, "package status not refreshed", {}, { level: "debug" }),
+        ),
+      PACKAGE_POLL_MS,
+    );
     return () => clearInterval(timer);
   }, [pending, refresh]);
   return (

@@ -5,6 +5,7 @@ import type {
   OutboundFile,
   PlatformFiles,
 } from "../../domain/files.ts";
+import type { ConversationHistory, HistoryPlace } from "../../domain/history.ts";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext, PlatformAdapter } from "../shared/adapter.ts";
 import { DiscordBotRunner } from "./bot-runner.ts";
@@ -14,7 +15,8 @@ import type { DiscordSettings } from "./config.ts";
  * Discord: messages over the Gateway (@discordjs/ws and @discordjs/core),
  * servers, threads and DMs, replies streamed by editing, buttons and select
  * menus for requests, and `/lobu` for the settings link, with interactions
- * over HTTP signed with Ed25519. One gateway runs one bot per agent if asked
+ * over HTTP signed with Ed25519. A mention's channel or thread gives its
+ * earlier messages as context (history.ts). One gateway runs one bot per agent if asked
  * (`[platforms.discord.bots.<id>]`): each is a DiscordBotRunner
  * (bot-runner.ts), and everything going out picks the bot its origin names
  * (`workspace`).
@@ -23,6 +25,8 @@ export class DiscordAdapter implements PlatformAdapter {
   readonly platform = "discord";
   /** Attachments in, files out, each through the bot of its conversation. */
   readonly files: PlatformFiles;
+  /** A thread's (or channel's) earlier messages, read through the bot of its conversation. */
+  readonly history: ConversationHistory;
   readonly #bots: Map<string, DiscordBotRunner>;
 
   constructor(settings: DiscordSettings) {
@@ -32,6 +36,10 @@ export class DiscordAdapter implements PlatformAdapter {
         this.#botOf(origin).files.download(origin, file, opts),
       upload: (origin: Origin, file: OutboundFile) =>
         this.#botOf(origin).files.upload(origin, file),
+    };
+    this.history = {
+      recent: (place: HistoryPlace, opts) => this.#botOf(place.origin).history.recent(place, opts),
+      page: (place: HistoryPlace, req) => this.#botOf(place.origin).history.page(place, req),
     };
   }
 

@@ -1,10 +1,12 @@
 import type { API } from "@discordjs/core";
 import { type AgentEvent, registerSecret } from "@lobu/core";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { Background } from "../shared/background.ts";
 import { deliverTurn } from "../shared/deliver.ts";
+import { withRetryLater } from "../shared/pacing.ts";
 import type { CapabilityRequest } from "../shared/private-links.ts";
 import { TurnViews } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
@@ -18,6 +20,7 @@ import {
   type DiscordConnection,
   restClient,
 } from "./gateway.ts";
+import { DiscordHistory } from "./history.ts";
 import { handleCommand, handleComponent } from "./interactivity.ts";
 import { handleGatewayMessage } from "./messages.ts";
 import { type DcCard, type DcLive, DiscordSurface } from "./surface.ts";
@@ -44,6 +47,8 @@ export function interactionsPath(botId: string): string {
 export class DiscordBotRunner {
   /** Attachments in, files out. */
   readonly files: DiscordFiles;
+  /** Earlier messages of its channels and threads, read with its token. */
+  readonly history: DiscordHistory;
   readonly #bot: DiscordBotSettings;
   readonly #settings: DiscordSettings;
   readonly #views = new TurnViews<DcLive, DcCard>();
@@ -59,6 +64,10 @@ export class DiscordBotRunner {
     this.#bot = bot;
     this.#settings = settings;
     this.files = new DiscordFiles(() => this.#api, settings.apiRoot);
+    this.history = new DiscordHistory(
+      () => this.#api,
+      () => this.#connection?.botId ?? "",
+    );
   }
 
   async start(platformCtx: AdapterContext): Promise<void> {
@@ -84,7 +93,26 @@ export class DiscordBotRunner {
       ctx,
       log,
       component: (i) => handleComponent({ botId: configId, ctx, views: this.#views, log }, i),
-      command: (i) => handleCommand({ botId: configId, ctx }, i),
+      command: async (i) =>
+        handleCommand(
+          {
+            botId: configId,
+            ctx,
+            background,
+            editReply: async (interaction, message) => {
+              await withRetryLater(() =>
+                dcCall(() =>
+                  this.#api.interactions.editReply(
+                    interaction.application_id,
+                    interaction.token,
+                    message,
+                  ),
+                ),
+              );
+            },
+          },
+          i,
+        ),
     });
     const connectWith = { apiRoot: settings.apiRoot, token: this.#bot.token };
     let botId = "";
@@ -128,7 +156,9 @@ export class DiscordBotRunner {
 
   async stop(): Promise<void> {
     this.#stopped.abort();
-    await Promise.resolve(this.#connection?.gateway.destroy()).catch(() => undefined);
+    await Promise.resolve(this.#connection?.gateway.destroy()).catch(
+      bestEffort(this.#log, "Discord Gateway connection not closed at stop"),
+    );
     await this.#background?.settle();
     this.#views.clear();
   }

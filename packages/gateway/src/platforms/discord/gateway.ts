@@ -1,6 +1,7 @@
 import { Client, GatewayDispatchEvents, GatewayIntentBits } from "@discordjs/core";
 import { REST } from "@discordjs/rest";
 import { WebSocketManager } from "@discordjs/ws";
+import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import type { AckPolicy } from "../shared/ack.ts";
 import type { DiscordBotSettings, DiscordSettings } from "./config.ts";
@@ -69,7 +70,10 @@ export async function connectGateway(
     ]);
     return { client, gateway, ...who };
   } catch (err) {
-    await Promise.resolve(gateway.destroy()).catch(() => undefined);
+    // The connect's own error is what the caller gets.
+    await Promise.resolve(gateway.destroy()).catch(
+      bestEffort(log, "Discord Gateway connection of a failed connect not closed"),
+    );
     const message = (err as Error).message;
     throw new Error(
       /401|Unauthorized|Authentication/i.test(message)

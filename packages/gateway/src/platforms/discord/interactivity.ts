@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
+import type { Background } from "../shared/background.ts";
 import { answerClick, stopClick } from "../shared/interactivity.ts";
-import { linkRow, parseCustomId } from "./components.ts";
+import { type ActionRow, linkRow, parseCustomId } from "./components.ts";
 import { toDiscord } from "./format.ts";
 import { actorOf, displayName, type Interaction } from "./webhook/parse.ts";
 
@@ -10,6 +11,8 @@ import { actorOf, displayName, type Interaction } from "./webhook/parse.ts";
 export type InteractionResponse =
   | { type: 1 }
   | { type: 4; data: { content: string; flags?: number; components?: unknown[] } }
+  /** Deferred: Discord shows "thinking…" until the app edits the answer in through the interaction's webhook. */
+  | { type: 5; data: { flags: number } }
   | { type: 6 }
   | { type: 7; data: { content: string; components: unknown[] } };
 
@@ -88,11 +91,32 @@ function labelOf(interaction: Interaction, customId: string, choice: string): st
   return undefined;
 }
 
-/** `/lobu`: the person's settings link, as a button only they see (ephemeral). */
-export async function handleCommand(
-  deps: Pick<InteractivityDeps, "ctx" | "botId">,
-  interaction: Interaction,
-): Promise<InteractionResponse> {
+/** What an interaction's deferred answer is edited to (the interaction webhook's `@original`). */
+export interface ReplyEdit {
+  content: string;
+  components?: ActionRow[];
+}
+
+export interface CommandDeps {
+  botId: string;
+  ctx: Pick<AdapterContext, "settingsLink">;
+  background: Pick<Background, "run">;
+  /** Edit the interaction's deferred answer: PATCH /webhooks/{application}/{token}/messages/@original. */
+  editReply(interaction: Interaction, message: ReplyEdit): Promise<void>;
+}
+
+const SETTINGS_TEXT =
+  "Your personal settings for this agent (API keys, connected accounts, approvals). Only you see this; the link works once.";
+
+/**
+ * `/lobu`: the person's settings link, as a button only they see. The HTTP
+ * answer is a deferred ephemeral one (type 5, flags 64) carrying no link:
+ * that body goes back to whoever posted the signed request, and a link
+ * there would be a claim code for anyone who captured or replays it. The
+ * link goes to the person through the interaction's webhook (an edit of
+ * the ephemeral answer), which only Discord and the app can reach.
+ */
+export function handleCommand(deps: CommandDeps, interaction: Interaction): InteractionResponse {
   const actor = actorOf(interaction);
   if (!actor || interaction.data?.name !== "lobu") return ephemeral("⚠️ Unknown command.");
   const origin: Origin = {
@@ -103,9 +127,21 @@ export async function handleCommand(
     userName: displayName(actor),
     isDirect: interaction.guild_id === undefined,
   };
-  const url = await deps.ctx.settingsLink(origin);
-  return ephemeral(
-    "Your personal settings for this agent (API keys, connected accounts, approvals). Only you see this; the link works once.",
-    [linkRow("Open settings", url)],
-  );
+  deps.background.run(async () => {
+    let url: string;
+    try {
+      url = await deps.ctx.settingsLink(origin);
+    } catch (err) {
+      // The person would otherwise watch "thinking…" until Discord gives up.
+      await deps.editReply(interaction, {
+        content: "⚠️ Could not make your settings link. Try `/lobu` again.",
+      });
+      throw err;
+    }
+    await deps.editReply(interaction, {
+      content: SETTINGS_TEXT,
+      components: [linkRow("Open settings", url)],
+    });
+  }, "could not send the /lobu settings link");
+  return { type: 5, data: { flags: EPHEMERAL } };
 }

@@ -14,6 +14,7 @@ import { GoogleChatFiles } from "./files.ts";
 import { toChat } from "./format.ts";
 import { type ChatResponse, handleClick, handleSettingsCommand, welcome } from "./interactivity.ts";
 import { handleChatMessage } from "./messages.ts";
+import { type PrivateTarget, sendPrivately } from "./private-message.ts";
 import { type GcCard, type GcLive, GoogleChatSurface } from "./surface.ts";
 import { type ChatEvent, type ChatMessageEvent, commandIdOf } from "./webhook/parse.ts";
 import { EVENTS_PATH, eventsReceiver, GOOGLE_CHAT_ACK } from "./webhook/receiver.ts";
@@ -74,6 +75,12 @@ export class GoogleChatAdapter implements PlatformAdapter {
       await handleChatMessage(messages, { ...event, message, space, user } as ChatMessageEvent);
     };
     const interactivity = { ctx, views: this.#views, log };
+    const settingsCommand = {
+      ctx,
+      log,
+      sendPrivately: (to: PrivateTarget, body: Parameters<typeof sendPrivately>[2]) =>
+        sendPrivately(this.#api, to, body),
+    };
     fileLinkRoute(ctx, this.platform);
     eventsReceiver(ctx.routes, {
       verify: chatTokenVerifier(settings.audience, settings.certsUrl),
@@ -82,7 +89,7 @@ export class GoogleChatAdapter implements PlatformAdapter {
       handle: async (event): Promise<ChatResponse> => {
         if (commandIdOf(event) !== undefined)
           return commandIdOf(event) === settings.lobuCommandId
-            ? handleSettingsCommand(interactivity, event)
+            ? handleSettingsCommand(settingsCommand, event)
             : { text: "⚠️ Unknown command. `/lobu` opens your settings." };
         switch (event.type) {
           case "MESSAGE":
@@ -150,17 +157,18 @@ export class GoogleChatAdapter implements PlatformAdapter {
   /** A private message in the space (privateMessageViewer): only the person asked sees the link. */
   async #requestLink(origin: Origin, request: CapabilityRequest): Promise<void> {
     const url = request.url ?? (await this.#ctx.settingsLink(origin));
-    await gcCall(() =>
-      this.#api.spaces.messages.create({
-        parent: origin.channelId,
-        ...(origin.threadId ? { messageReplyOption: "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD" } : {}),
-        requestBody: {
-          text: `The agent asks for ${request.value}. Answer in your settings:`,
-          cardsV2: linkCard("lobu-request-link", "Open settings", url),
-          privateMessageViewer: { name: `users/${origin.userId}` },
-          ...(origin.threadId ? { thread: { name: origin.threadId } } : {}),
-        },
-      }),
+    await sendPrivately(
+      this.#api,
+      {
+        space: origin.channelId,
+        user: `users/${origin.userId}`,
+        isDirect: origin.isDirect,
+        ...(origin.threadId ? { thread: origin.threadId } : {}),
+      },
+      {
+        text: `The agent asks for ${request.value}. Answer in your settings:`,
+        cardsV2: linkCard("lobu-request-link", "Open settings", url),
+      },
     );
   }
 }

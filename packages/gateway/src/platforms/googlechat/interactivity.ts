@@ -14,6 +14,7 @@ import {
   textDialog,
 } from "./cards.ts";
 import { MESSAGE_LIMIT, toChat } from "./format.ts";
+import type { PrivateTarget } from "./private-message.ts";
 import {
   type ChatEvent,
   type ChatUser,
@@ -140,25 +141,48 @@ function notice(event: ChatEvent, user: ChatUser | undefined, text: string): Cha
   return user ? privately(event, user, message) : message;
 }
 
-/** `/lobu`: the person's settings link, in a message only they see. */
+export interface SettingsCommandDeps {
+  ctx: Pick<AdapterContext, "settingsLink">;
+  log: Logger;
+  /** A message only the person sees, through the Chat API (private-message.ts). */
+  sendPrivately(to: PrivateTarget, body: Pick<ChatResponse, "text" | "cardsV2">): Promise<void>;
+}
+
+/**
+ * `/lobu`: the person's settings link, in a message only they see, sent
+ * through the Chat API. The HTTP answer carries no link (it is `{}`): that
+ * body goes back to whoever posted the signed request, and a link there
+ * would be a claim code for anyone who captured or replays it.
+ */
 export async function handleSettingsCommand(
-  deps: Pick<InteractivityDeps, "ctx">,
+  deps: SettingsCommandDeps,
   event: ChatEvent,
 ): Promise<ChatResponse> {
   const { user, space } = event;
   if (!user || !space) return {};
+  const isDirect = isDirectSpace(space);
   const origin: Origin = {
     platform: "googlechat",
     channelId: space.name,
     userId: userIdOf(user),
     ...(user.displayName ? { userName: user.displayName } : {}),
-    isDirect: isDirectSpace(space),
+    isDirect,
   };
-  const url = await deps.ctx.settingsLink(origin);
-  return privately(event, user, {
-    text: "Your personal settings for this agent (API keys, connected accounts, approvals). Only you see this; the link works once.",
-    cardsV2: linkCard("lobu-settings", "Open settings", url),
-  });
+  const thread = event.message?.thread?.name;
+  try {
+    const url = await deps.ctx.settingsLink(origin);
+    await deps.sendPrivately(
+      { space: space.name, user: user.name, isDirect, ...(thread ? { thread } : {}) },
+      {
+        text: "Your personal settings for this agent (API keys, connected accounts, approvals). Only you see this; the link works once.",
+        cardsV2: linkCard("lobu-settings", "Open settings", url),
+      },
+    );
+  } catch (err) {
+    deps.log.warn({ err }, "could not send the /lobu settings link");
+    return notice(event, user, "⚠️ Could not send your settings link. Try `/lobu` again.");
+  }
+  return {};
 }
 
 /** ADDED_TO_SPACE: how to talk to the app. */

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { randomToken } from "@lobu/core";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -12,7 +13,38 @@ import type { Workspaces } from "./workspaces.ts";
 
 const STATE_TTL_MS = 10 * 60_000;
 const COOKIE = "lobu_slack_oauth";
-const stateKey = (state: string) => `oauth:${state}`;
+/** Marks a state whose install went through, so it is used once. */
+const usedKey = (state: string) => `oauth-used:${state}`;
+/** Slack's `error` values are short codes (`access_denied`); anything else is not shown. */
+const SLACK_ERROR = /^[a-z0-9_]{1,64}$/;
+/** `<issued ms>.<random>.<hex HMAC>`, as issueState makes it. */
+const STATE_FORM = /^(\d{13})\.([A-Za-z0-9_-]{16,64})\.([0-9a-f]{64})$/;
+
+function stateMac(clientSecret: string, issued: string, nonce: string): string {
+  return createHmac("sha256", clientSecret)
+    .update(`lobu slack oauth state\n${issued}.${nonce}`)
+    .digest("hex");
+}
+
+/**
+ * An install's state, signed with the app's client secret: /slack/install is
+ * open to anyone, so it stores nothing (a flood of installs would otherwise
+ * fill the store); the callback checks the signature and the age instead.
+ */
+export function issueState(clientSecret: string, now = Date.now()): string {
+  const issued = String(now);
+  const nonce = randomToken(24);
+  return `${issued}.${nonce}.${stateMac(clientSecret, issued, nonce)}`;
+}
+
+/** Did issueState make `state` for this app, less than STATE_TTL_MS ago? */
+export function stateIsValid(clientSecret: string, state: string, now = Date.now()): boolean {
+  const m = STATE_FORM.exec(state);
+  if (!m) return false;
+  const [, issued, nonce, mac] = m as unknown as [string, string, string, string];
+  const age = now - Number(issued);
+  return age >= 0 && age <= STATE_TTL_MS && safeEqual(mac, stateMac(clientSecret, issued, nonce));
+}
 
 /** The gateway's own message page (strict CSP, no framing) with plain-text `body`. */
 function page(
@@ -29,9 +61,11 @@ function page(
 
 /**
  * "Add to Slack" for several workspaces: /slack/install sends the browser to
- * Slack with a single-use state (stored, and bound to the browser by a
- * cookie); /slack/oauth/callback exchanges the code with oauth.v2.access and
- * stores the workspace's bot token encrypted, keyed by team id.
+ * Slack with a signed state bound to the browser by a cookie (nothing is
+ * stored for it); /slack/oauth/callback exchanges the code with
+ * oauth.v2.access, stores the workspace's bot token encrypted, keyed by team
+ * id, and only then marks the state used. Nothing is written to the store
+ * before Slack has vouched for the request.
  */
 export function oauthRoutes(
   app: PlatformRoutes,
@@ -52,8 +86,7 @@ export function oauthRoutes(
         "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway to install the app into workspaces.",
       );
     }
-    const state = randomToken(24);
-    await ctx.state.set(stateKey(state), String(Date.now()), STATE_TTL_MS);
+    const state = issueState(oauth.clientSecret);
     setCookie(c, COOKIE, state, {
       path: "/slack",
       httpOnly: true,
@@ -79,13 +112,14 @@ export function oauthRoutes(
         "Set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET on the gateway.",
       );
     const error = c.req.query("error");
-    if (error)
+    if (error !== undefined)
       return page(
         c,
         https(),
         400,
         "Installation cancelled",
-        `Slack reported: ${error}. Start again from /slack/install.`,
+        // Shown only when it is one of Slack's codes: the link is anyone's to craft.
+        `Slack reported: ${SLACK_ERROR.test(error) ? error : "an error"}. Start again from /slack/install.`,
       );
     const code = c.req.query("code");
     const state = c.req.query("state");
@@ -99,9 +133,12 @@ export function oauthRoutes(
         "Installation failed",
         "The link is missing its code or state. Start again from /slack/install.",
       );
-    // Only in the browser that started the install, and only once.
+    // Only in the browser that started the install, within its time, and only once.
     const issued =
-      cookie && safeEqual(cookie, state) ? await ctx.state.take(stateKey(state)) : null;
+      cookie !== undefined &&
+      safeEqual(cookie, state) &&
+      stateIsValid(oauth.clientSecret, state) &&
+      (await ctx.state.get(usedKey(state))) === null;
     if (!issued) {
       return page(
         c,
@@ -160,6 +197,8 @@ export function oauthRoutes(
       },
       token,
     );
+    // Slack accepts a code once; the state is refused again from here on as well.
+    await ctx.state.set(usedKey(state), "1", STATE_TTL_MS);
     log.info({ teamId, team: access.team?.name }, "Slack workspace installed");
     return page(
       c,

@@ -39,7 +39,9 @@ export interface InteractionsDeps {
  * POST /discord/interactions (the Interactions Endpoint URL): refused
  * unless signed with the application's key (headers first, then Ed25519
  * over timestamp + raw body), each signed request accepted once; PING gets
- * PONG, commands and clicks their answer in the HTTP response.
+ * PONG, commands and clicks their answer in the HTTP response (never a
+ * settings link: `/lobu` defers, and its link follows through the
+ * interaction's webhook).
  */
 export function interactionsReceiver(routes: PlatformRoutes, deps: InteractionsDeps): void {
   const { log } = deps;

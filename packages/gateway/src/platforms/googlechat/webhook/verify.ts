@@ -88,8 +88,13 @@ function reasonOf(err: unknown): string {
 
 /**
  * What a captured request cannot be sent again under: its token and body
- * together (a redelivered event comes with a token of its own).
+ * together (a redelivered event comes with a token of its own). The token's
+ * signature counts by its bytes, not its spelling: base64url's last character
+ * carries unused bits the verifier ignores, so one signature has several
+ * spellings, and each would otherwise be a "new" request.
  */
 export function requestDigest(token: string, body: Uint8Array): string {
-  return createHash("sha256").update(token).update("\n").update(body).digest("hex");
+  const [header = "", payload = "", signature = ""] = token.split(".");
+  const canonical = `${header}.${payload}.${Buffer.from(signature, "base64url").toString("base64url")}`;
+  return createHash("sha256").update(canonical).update("\n").update(body).digest("hex");
 }
