@@ -42,6 +42,11 @@ function value(name: string, metric: string): number | undefined {
   return results.get(name)?.rows.find((r) => r.metric === metric)?.value;
 }
 
+/** The value of the first row of `name` whose metric matches `pattern`. */
+function matching(name: string, pattern: RegExp): number | undefined {
+  return results.get(name)?.rows.find((r) => pattern.test(r.metric))?.value;
+}
+
 function table(r: Result): string {
   const m = r.machine;
   const head = `### ${r.name}\n\n${r.at ? `Run ${r.at.slice(0, 10)}` : ""}${
@@ -104,6 +109,11 @@ const charts: Record<string, string> = {
       ["process tier, cold p99", value("sandbox-latency", "process: cold wake p99")],
       ["virtual tier, cold p50", value("sandbox-latency", "virtual: cold wake p50")],
       ["virtual tier, cold p99", value("sandbox-latency", "virtual: cold wake p99")],
+      ["process tier pooled, cold p50", value("sandbox-latency", "pooled: cold wake p50")],
+      [
+        "process tier pooled, cold + first command p50",
+        value("sandbox-latency", "pooled: cold wake + first bash command p50"),
+      ],
       ["virtual session, wake + pi turn p50", value("virtual-sessions-1000", "wake + pi turn p50")],
       ["virtual session, wake + pi turn p99", value("virtual-sessions-1000", "wake + pi turn p99")],
       ["warm (either tier) p50", value("sandbox-latency", "virtual: warm p50")],
@@ -120,9 +130,11 @@ const charts: Record<string, string> = {
         value("gateway-heap", "gateway live heap per idle sandbox"),
       ],
       [
-        "process tier, 100 held (PSS)",
-        (value("sandbox-memory-process", "process: 100 idle sandboxes, memory per sandbox (PSS)") ??
-          Number.NaN) * 1024,
+        "process tier, held (PSS)",
+        (matching(
+          "sandbox-memory-process",
+          /^process: \d+ idle sandboxes, memory per sandbox \(PSS\)$/,
+        ) ?? Number.NaN) * 1024,
       ],
     ]),
     true,
@@ -165,14 +177,17 @@ function sweepPoints(): [string, number][] {
 
 /** Pool and gateway memory per session at each size the memory benchmark held. */
 function memoryPoints(): [string, number | undefined][] {
-  const points = (results.get("sandbox-memory-virtual")?.meta?.points ?? {}) as Record<
-    string,
-    { pss: number; gw: number }
-  >;
-  return Object.entries(points).flatMap(([n, p]): [string, number][] => [
-    [`virtual, ${n} held: pool (PSS)`, p.pss / Number(n) / 1024],
-    [`virtual, ${n} held: gateway (RSS)`, p.gw / Number(n) / 1024],
-  ]);
+  return (["virtual", "pooled"] as const).flatMap((tier) => {
+    const points = (results.get(`sandbox-memory-${tier}`)?.meta?.points ?? {}) as Record<
+      string,
+      { pss: number; gw: number }
+    >;
+    const label = tier === "virtual" ? "virtual" : "process tier pooled";
+    return Object.entries(points).flatMap(([n, p]): [string, number][] => [
+      [`${label}, ${n} held: pool (PSS)`, p.pss / Number(n) / 1024],
+      [`${label}, ${n} held: gateway (RSS)`, p.gw / Number(n) / 1024],
+    ]);
+  });
 }
 
 for (const [file, svg] of Object.entries(charts)) writeFileSync(join(images, file), svg);

@@ -3,13 +3,15 @@
  * product: a real `lobu run`, one conversation per user, every one having run a
  * full turn (a bash tool call in its workspace, then a reply) and then left idle.
  *
- * `virtual`: 100 and 1000 sessions on one pool process. `process`: up to 100
+ * `virtual`, and `process` with `process_mode = "pooled"` (the same pools, bash
+ * in a per-command bwrap sandbox): 100 and 1000 sessions on one pool process,
+ * where an idle session holds no process of its own. `process`: up to 100
  * sandboxes (fewer if the machine runs low on memory; then the figure per
  * sandbox is what scales). Memory is PSS from /proc (pages shared between
  * processes are split between them), so summing it does not double count.
  *
  * `npm run bench -- sandbox-memory`; LOBU_BENCH_PROCESS_SANDBOXES=<n> to change
- * the process count, LOBU_BENCH_DRIVERS=virtual to measure one tier only.
+ * the process count, LOBU_BENCH_DRIVERS=virtual (or pooled) to measure one tier only.
  *
  * Idle means idle for longer than the pool keeps a session's pi state
  * (LOBU_SESSION_RELEASE_MS, 10 s, swept every 5 s): the virtual points are
@@ -29,7 +31,7 @@ import {
 const REFERENCE_MB = 50;
 const WARM = 10;
 const IDLE_MS = 16_000;
-const DRIVERS = process.env.LOBU_BENCH_DRIVERS?.split(",") ?? ["virtual", "process"];
+const DRIVERS = process.env.LOBU_BENCH_DRIVERS?.split(",") ?? ["virtual", "pooled", "process"];
 
 /** One bash call touching the workspace, then a reply: every session is fully loaded once. */
 const touch = (req: RecordedRequest) =>
@@ -47,10 +49,21 @@ const touch = (req: RecordedRequest) =>
 const users = (from: number, to: number) =>
   Array.from({ length: to - from }, (_, i) => `user-${from + i}`);
 
-async function virtualMemory(): Promise<BenchResult> {
+/** The tiers whose sessions live in pool processes: `virtual`, and `process` in `pooled` mode. */
+const POOLED_TIERS = {
+  virtual: { driver: "virtual", toml: "", name: "sandbox-memory-virtual" },
+  pooled: {
+    driver: "process",
+    toml: `process_mode = "pooled"\n`,
+    name: "sandbox-memory-pooled",
+  },
+} as const;
+
+async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promise<BenchResult> {
+  const { driver, toml, name } = POOLED_TIERS[tier];
   const b = await startBenchGateway(
-    "virtual",
-    `pool_size = 1\nidle_timeout = "2h"\nmax_concurrent = 32\n`,
+    driver,
+    `${toml}pool_size = 1\nidle_timeout = "2h"\nmax_concurrent = 32\n`,
     touch,
   );
   try {
@@ -84,18 +97,24 @@ async function virtualMemory(): Promise<BenchResult> {
       points[n] = { pss: m.pss, rss: m.rss, gw: gw.pss, ms };
       rows.push(
         {
-          metric: `virtual: ${n} idle sessions, memory per session (PSS)`,
+          metric: `${tier}: ${n} idle sessions, memory per session (PSS)`,
           value: round((m.pss - base.pss) / (n - WARM) / 1024, 1),
           unit: "KB",
           note: `pool PSS ${round(m.pss / MiB)} MB in total; reference ${REFERENCE_MB} MB per virtual-bash instance`,
         },
         {
-          metric: `virtual: ${n} idle sessions, pool RSS`,
+          metric: `${tier}: ${n} idle sessions, all-in pool PSS per session`,
+          value: round(m.pss / n / 1024, 1),
+          unit: "KB",
+          note: "the pool process's whole PSS divided by the sessions it holds",
+        },
+        {
+          metric: `${tier}: ${n} idle sessions, pool RSS`,
           value: round(m.rss / MiB, 1),
           unit: "MB",
         },
         {
-          metric: `virtual: ${n} sessions, gateway memory per sandbox`,
+          metric: `${tier}: ${n} sessions, gateway memory per sandbox`,
           value: round((gw.pss - gwBase.pss) / (n - WARM) / 1024, 1),
           unit: "KB",
           note: "records, egress policy cache, … (the gateway side of a sandbox)",
@@ -105,24 +124,24 @@ async function virtualMemory(): Promise<BenchResult> {
     const marginal = (points[1000]!.pss - points[100]!.pss) / 900;
     rows.push(
       {
-        metric: "virtual: marginal memory per idle session (100 → 1000)",
+        metric: `${tier}: marginal memory per idle session (100 → 1000)`,
         value: round(marginal / 1024, 1),
         unit: "KB",
       },
       {
-        metric: "virtual: idle sessions per GB of RAM (marginal)",
+        metric: `${tier}: idle sessions per GB of RAM (marginal)`,
         value: Math.floor((1024 * MiB) / marginal),
         unit: "sessions",
         note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
       },
       {
-        metric: "virtual: 900 new sessions, create + first turn",
+        metric: `${tier}: 900 new sessions, create + first turn`,
         value: round(points[1000]!.ms / 900, 1),
         unit: "ms/session",
         note: "32 conversations at a time, wall clock",
       },
     );
-    return { name: "sandbox-memory-virtual", rows, meta: { points, warm: WARM } };
+    return { name, rows, meta: { points, warm: WARM } };
   } finally {
     await b.close();
   }
@@ -207,6 +226,7 @@ async function processMemory(): Promise<BenchResult> {
 export default async function bench(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   if (DRIVERS.includes("virtual")) results.push(await virtualMemory());
+  if (DRIVERS.includes("pooled")) results.push(await virtualMemory("pooled"));
   if (DRIVERS.includes("process")) results.push(await processMemory());
   return results;
 }

@@ -38,6 +38,7 @@ let baseEnv: Record<string, string>;
 let volumeOf: (sandboxId: string) => string;
 let workspaceFor: (sandboxId: string, volumeDir: string) => Workspace;
 let closePool = () => {};
+let pooledCommands: import("./pooled-tools.ts").PooledCommands | undefined;
 
 if (mode === "pool") {
   // Virtual sandboxes: agents run in the just-bash virtual shell, never as host
@@ -58,6 +59,11 @@ if (mode === "pool") {
   } catch {
     ca = undefined; // Node's own CA store then
   }
+  // The pooled process tier: bash runs in a per-conversation sandbox the gateway starts.
+  if (process.env.LOBU_POOL_COMMANDS === "sandbox") {
+    const { PooledCommands } = await import("./pooled-tools.ts");
+    pooledCommands = new PooledCommands((msg) => control.send(msg));
+  }
   const diskMb = positive("LOBU_DISK_MB", 256);
   // Fair shell threads, the crash journal and the stall watchdog (see pool-guards.ts).
   const guards = startPoolGuards(process.env, volumesRoot);
@@ -76,6 +82,7 @@ if (mode === "pool") {
       shellPool: guards.shellPool,
       onCall: guards.onCall(sandboxId),
       ...(skillsRoot ? { skillsDir: join(skillsRoot, sandboxId) } : {}),
+      ...(pooledCommands ? { runCommand: pooledCommands.runnerFor(sandboxId) } : {}),
     });
 } else {
   // Over TCP (a pod) every egress connection opens with the sandbox's token; a
@@ -107,7 +114,10 @@ const host = new SessionHost({
   send: (msg) => control.send(msg),
 });
 
-control.onMessage((msg) => host.handle(msg));
+control.onMessage((msg) => {
+  if (msg.t === "tool_exec_result") pooledCommands?.result(msg);
+  else host.handle(msg);
+});
 control.onClose(() => {
   host.shutdown();
   closePool();

@@ -1,5 +1,6 @@
 import type { ToolDefinition } from "@earendil-works/pi-coding-agent";
 import {
+  type CommandRunner,
   createVirtualWorkspace,
   type ShellPool,
   SKILLS_DIR,
@@ -22,6 +23,8 @@ export interface VirtualWorkspaceAdapterOptions {
   onCall?: (call: ToolCallInfo) => () => void;
   /** Host directory of the sandbox's skill files (shown to the agent read-only at /skills). */
   skillsDir?: string;
+  /** Where bash commands run instead of the virtual shell (the pooled process tier). */
+  runCommand?: CommandRunner;
 }
 
 const isVirtualTool = (name: string): name is VirtualToolName =>
@@ -40,6 +43,7 @@ export function virtualWorkspace(opts: VirtualWorkspaceAdapterOptions): Workspac
     shellPool: opts.shellPool,
     onCall: opts.onCall,
     ...(opts.skillsDir ? { skillsDir: opts.skillsDir } : {}),
+    ...(opts.runCommand ? { runCommand: opts.runCommand } : {}),
   });
   return {
     cwd: WORKSPACE_DIR,

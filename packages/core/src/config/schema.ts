@@ -522,6 +522,14 @@ export const SandboxSection = z.strictObject({
   driver: z.enum(["auto", "process", "virtual", "host", "docker", "kubernetes"]).default("auto"),
   /** Stop a sandbox after this long without messages. */
   idle_timeout: Duration.default(600_000),
+  /**
+   * How the `process` driver runs agents: `own` (a sandbox with its own agent
+   * runtime per conversation) or `pooled` (agent loops share the pool
+   * processes; each conversation's bash commands run in a bubblewrap sandbox
+   * of its own over its volume, started per command). docs/sandboxing.md.
+   */
+  process_mode: z.enum(["own", "pooled"]).default("own"),
+
   /** Turns running at once across all sandboxes; more wait in the queue. */
   max_concurrent: z.number().int().positive().max(10_000).default(16),
   memory_mb: z.number().int().min(64).default(1024),

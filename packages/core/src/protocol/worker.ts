@@ -121,6 +121,14 @@ export const GatewayToolErrorCode = z.enum([
 ]);
 export type GatewayToolErrorCode = z.infer<typeof GatewayToolErrorCode>;
 
+/**
+ * Longest stdout (and stderr), in characters, of one pooled tool command sent
+ * back to a pool: both escaped at 6 bytes a character (binary output) still fit
+ * one control-channel line (MAX_LINE_BYTES), so no command can break its pool's
+ * channel. pi shows the model far less anyway.
+ */
+export const MAX_TOOL_EXEC_OUTPUT = 512_000;
+
 /** Largest picture (decoded bytes) a turn hands the model as image content. */
 export const MAX_TURN_IMAGE_BYTES = 3_750_000;
 /** Most picture bytes one turn carries: the turn is one control-channel line (MAX_LINE_BYTES). */
@@ -217,6 +225,20 @@ export const GatewayToWorker = z.discriminatedUnion("t", [
   }),
   /** The turn ended (or the call timed out): cancel the call at the server. */
   z.object({ t: z.literal("mcp_stdio_cancel"), sandboxId: z.string(), callId: z.string() }),
+  /**
+   * The outcome of `tool_exec` (pooled process tier): the command's output and
+   * exit code (null when it was stopped), or why it could not run.
+   */
+  z.object({
+    t: z.literal("tool_exec_result"),
+    sandboxId: z.string(),
+    callId: z.string().max(100),
+    exitCode: z.number().int().nullable(),
+    stdout: z.string().max(MAX_TOOL_EXEC_OUTPUT),
+    stderr: z.string().max(MAX_TOOL_EXEC_OUTPUT),
+    timedOut: z.boolean().optional(),
+    error: z.string().max(2000).optional(),
+  }),
   /** Unload the sandbox's session (pool workers keep serving others). */
   z.object({ t: z.literal("close"), sandboxId: z.string() }),
   z.object({ t: z.literal("shutdown") }),
@@ -272,6 +294,24 @@ export const WorkerToGateway = z.discriminatedUnion("t", [
     result: z.unknown().optional(),
     error: z.string().max(2000).optional(),
   }),
+  /**
+   * Pooled process tier: run a bash command line in the sandbox's own tool
+   * sandbox (bwrap over its volume, started by the gateway) while a turn of
+   * that sandbox runs; answered by `tool_exec_result` (same `callId`).
+   */
+  z.object({
+    t: z.literal("tool_exec"),
+    sandboxId: z.string(),
+    callId: z.string().min(1).max(100),
+    command: z.string().max(1_000_000),
+    /** Working directory inside the tool sandbox (under /workspace). */
+    cwd: z.string().max(4096),
+    /** Extra environment: the turn's placeholders, never real secrets. */
+    env: z.record(z.string(), z.string()).default({}),
+    timeoutMs: z.number().int().positive(),
+  }),
+  /** Stop a running `tool_exec` (the turn was cancelled). */
+  z.object({ t: z.literal("tool_exec_cancel"), sandboxId: z.string(), callId: z.string() }),
   z.object({ t: z.literal("closed"), sandboxId: z.string() }),
   z.object({
     t: z.literal("log"),

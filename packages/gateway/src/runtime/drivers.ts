@@ -80,6 +80,7 @@ export function createDriver(name: DriverName, sel: DriverSelection): SandboxDri
     volumesRoot: volumesRoot(sel.config, sel.dataDir),
     sharedVolumes: sel.config.cluster.volumes !== "local",
     poolSize: sel.config.sandbox.pool_size,
+    processMode: sel.config.sandbox.process_mode,
     logger: sel.log,
     launcher: sel.worker,
     confinement: {

@@ -28,6 +28,8 @@ export interface DriverSetup {
   sharedVolumes?: boolean;
   /** `sandbox.pool_size`: virtual sandboxes per pool process. */
   poolSize: number;
+  /** `sandbox.process_mode`: `pooled` runs the process tier on the virtual driver's pools. */
+  processMode?: LobuConfig["sandbox"]["process_mode"];
   logger: Logger;
   /** How workers are started (default: the `@lobu/worker` package). */
   launcher: WorkerLaunchConfig | undefined;
@@ -69,14 +71,16 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
     name: "process",
     auto: { why: "namespaces and bubblewrap work here" },
     create: (s) =>
-      createProcessDriver({
-        stateDir: s.stateDir,
-        logger: s.logger,
-        launcher: s.launcher,
-        ...s.confinement,
-        ...(s.sharedVolumes ? { quota: "watch" as const } : {}),
-        ...(s.packages ? { packages: s.packages } : {}),
-      }),
+      s.processMode === "pooled"
+        ? createPooledProcessDriver(s)
+        : createProcessDriver({
+            stateDir: s.stateDir,
+            logger: s.logger,
+            launcher: s.launcher,
+            ...s.confinement,
+            ...(s.sharedVolumes ? { quota: "watch" as const } : {}),
+            ...(s.packages ? { packages: s.packages } : {}),
+          }),
   },
   {
     name: "virtual",
@@ -142,6 +146,25 @@ export const SANDBOX_DRIVERS: readonly SandboxDriverPlugin[] = [
     create: (s) => createHostDriver({ logger: s.logger, launcher: s.launcher }),
   },
 ];
+
+/**
+ * `process_mode = "pooled"`: agent loops in the virtual driver's shared pools,
+ * each conversation's bash commands in a bubblewrap sandbox of its own
+ * (process/tool-sandbox.ts). Its sandboxes report the `virtual` driver.
+ */
+function createPooledProcessDriver(s: DriverSetup): SandboxDriver {
+  return createVirtualDriver({
+    stateDir: s.stateDir,
+    volumesRoot: s.volumesRoot,
+    poolSize: s.poolSize,
+    logger: s.logger,
+    launcher: s.launcher,
+    isolation: "bwrap",
+    process: { ...s.confinement, quota: "watch" },
+    ...(s.skillsRoot ? { skillsRoot: s.skillsRoot } : {}),
+    commandSandboxes: s.packages ? { packages: s.packages } : {},
+  });
+}
 
 /** The registered driver `name`. */
 export function driverPlugin(name: DriverName): SandboxDriverPlugin {

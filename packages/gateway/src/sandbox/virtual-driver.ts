@@ -3,7 +3,13 @@ import { mkdirSync } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { errorMessage, LobuError, type Logger, type WorkerToGateway } from "@lobu/core";
+import {
+  errorMessage,
+  type GatewayToWorker,
+  LobuError,
+  type Logger,
+  type WorkerToGateway,
+} from "@lobu/core";
 import { bestEffort, settled } from "@lobu/core/best-effort";
 import { isRoot } from "./commands.ts";
 import type {
@@ -28,6 +34,8 @@ import {
   poolJournalPath,
   poolJournalScope,
 } from "./pool-journal.ts";
+import type { PackageMounts } from "./process/packages.ts";
+import { type ToolCommand, ToolSandboxes } from "./process/tool-sandbox.ts";
 import { ProcessDriver, type ProcessDriverOptions } from "./process-driver.ts";
 import { adoptVolumeFiles, volumeUsage } from "./volume.ts";
 
@@ -72,6 +80,13 @@ export interface VirtualDriverOptions {
    * read-only to the pools; each sandbox sees its own at /skills.
    */
   skillsRoot?: string;
+  /**
+   * The pooled process tier (`process_mode = "pooled"`): bash commands run in a
+   * bubblewrap sandbox of the conversation's own, started by the gateway per
+   * command (process/tool-sandbox.ts), instead of the virtual shell. Needs
+   * bwrap for the pools too.
+   */
+  commandSandboxes?: { packages?: PackageMounts };
 }
 
 /** A running pool process, whichever way it was started. */
@@ -93,6 +108,9 @@ interface Member {
   closing?: string;
   ended: boolean;
   diskCache: Cache<number | undefined>;
+  /** What it was started with (its command sandboxes are made from them). */
+  spec: SandboxSpec;
+  egress: EgressBinder;
 }
 
 interface Cache<T> {
@@ -175,6 +193,8 @@ export class VirtualDriver implements SandboxDriver {
    */
   readonly #poolMeta = new WeakMap<PoolProcess, Promise<VolumeMeta | undefined>>();
   #closed = false;
+  /** The pooled process tier's command sandboxes (commandSandboxes). */
+  readonly #tools?: ToolSandboxes;
 
   constructor(opts: VirtualDriverOptions) {
     this.#opts = opts;
@@ -196,6 +216,24 @@ export class VirtualDriver implements SandboxDriver {
       launcher: this.launcher,
       logger: this.#logger,
     });
+    if (opts.commandSandboxes) {
+      const stateKey = createHash("sha256").update(opts.stateDir).digest("hex").slice(0, 8);
+      this.#tools = new ToolSandboxes({
+        setup: async () => {
+          const { setup, error } = await this.#process.detectForProbe();
+          if (!setup) throw new Error(`cannot sandbox commands: ${error}`);
+          return setup;
+        },
+        launcher: this.launcher,
+        opts: {
+          ...this.#process.options,
+          ...(opts.commandSandboxes.packages ? { packages: opts.commandSandboxes.packages } : {}),
+        },
+        volumesRoot: this.#volumesRoot,
+        cgroupName: (id) => `${stateKey}-cmd-${id}`,
+        log: this.#logger,
+      });
+    }
   }
 
   /** Number of pool processes this driver may run. */
@@ -224,7 +262,8 @@ export class VirtualDriver implements SandboxDriver {
   }
 
   async #decide(): Promise<{ mode: "bwrap" | "none"; detail: string }> {
-    const wanted = this.#opts.isolation ?? "auto";
+    // Command sandboxes need bwrap, and pools that hand work to them must be sandboxed too.
+    const wanted = this.#tools ? "bwrap" : (this.#opts.isolation ?? "auto");
     if (wanted === "none")
       return { mode: "none", detail: "pool processes are not sandboxed (isolation = none)" };
     const { setup, error } = await this.#process.detectForProbe();
@@ -247,7 +286,9 @@ export class VirtualDriver implements SandboxDriver {
 
   async probe(): Promise<DriverProbe> {
     const details = [
-      "agents run in a virtual shell (just-bash): no host processes, files only in their own volume, network only through the egress proxy",
+      this.#tools
+        ? "pooled process tier: agent loops share pool processes; each conversation's bash commands run in a bubblewrap sandbox of its own over its volume, network only through its egress identity"
+        : "agents run in a virtual shell (just-bash): no host processes, files only in their own volume, network only through the egress proxy",
       `${this.#pools.length} pool process(es), sandboxes placed by id`,
     ];
     try {
@@ -256,7 +297,7 @@ export class VirtualDriver implements SandboxDriver {
       if (mode === "bwrap") {
         const failure = await this.#process.trial();
         if (failure) {
-          if ((this.#opts.isolation ?? "auto") === "bwrap") {
+          if (this.#tools || (this.#opts.isolation ?? "auto") === "bwrap") {
             details.push(`trial pool sandbox failed: ${failure.slice(0, 800)}`);
             return { driver: "virtual", isolated: true, ok: false, details };
           }
@@ -305,7 +346,7 @@ export class VirtualDriver implements SandboxDriver {
           hint: "Try again; the pool is restarted on demand.",
         },
       );
-    return this.#join(pool, proc, spec);
+    return this.#join(pool, proc, spec, egress);
   }
 
   /** Root gateways run pools as their own uid: the sandbox's files must belong to it. */
@@ -334,7 +375,7 @@ export class VirtualDriver implements SandboxDriver {
     return meta;
   }
 
-  #join(pool: Pool, proc: PoolProcess, spec: SandboxSpec): SandboxInstance {
+  #join(pool: Pool, proc: PoolProcess, spec: SandboxSpec, egress: EgressBinder): SandboxInstance {
     const listeners = new Set<(msg: WorkerToGateway) => void>();
     let resolveExit: (info: ExitInfo) => void = () => {};
     const exited = new Promise<ExitInfo>((r) => {
@@ -348,6 +389,8 @@ export class VirtualDriver implements SandboxDriver {
       resolveExit,
       ended: false,
       diskCache: {},
+      spec,
+      egress,
       instance: undefined as unknown as SandboxInstance,
     };
     const connection: WorkerConnection = {
@@ -409,6 +452,7 @@ export class VirtualDriver implements SandboxDriver {
     if (pool.members.get(member.id) === member) pool.members.delete(member.id);
     if (this.#members.get(member.id) === member) this.#members.delete(member.id);
     member.resolveExit(info);
+    void this.#tools?.release(member.id);
     if (pool.members.size === 0) this.#armPoolIdle(pool);
   }
 
@@ -459,6 +503,7 @@ export class VirtualDriver implements SandboxDriver {
       // The pool's call journal and the share of memory its shell threads may use.
       LOBU_POOL_INSTANCE: instance,
       LOBU_POOL_MEMORY_MB: String(limits.memoryMb),
+      ...(this.#tools ? { LOBU_POOL_COMMANDS: "sandbox" } : {}),
     };
     const skillsRoot = this.#opts.skillsRoot;
     if (skillsRoot) mkdirSync(skillsRoot, { recursive: true });
@@ -533,6 +578,10 @@ export class VirtualDriver implements SandboxDriver {
     if (!("sandboxId" in msg)) return;
     const member = pool.members.get(msg.sandboxId);
     if (!member) return;
+    if (msg.t === "tool_exec" || msg.t === "tool_exec_cancel") {
+      this.#toolExec(pool, member, msg);
+      return;
+    }
     if (msg.t === "turn_end" && msg.turnId === member.turn) member.turn = undefined;
     for (const listener of [...member.listeners]) {
       try {
@@ -546,6 +595,55 @@ export class VirtualDriver implements SandboxDriver {
     }
     if (msg.t === "closed")
       this.#end(member, { code: 0, signal: null, reason: member.closing ?? "evicted" });
+  }
+
+  /**
+   * A pool asks to run a bash command for one of its members: only in the pooled
+   * process tier, only while that member has a turn running, and always in the
+   * member's own command sandbox (the pool names the member; membership was checked).
+   */
+  #toolExec(
+    pool: Pool,
+    member: Member,
+    msg: Extract<WorkerToGateway, { t: "tool_exec" | "tool_exec_cancel" }>,
+  ): void {
+    const tools = this.#tools;
+    if (msg.t === "tool_exec_cancel") {
+      tools?.cancel(member.id, msg.callId);
+      return;
+    }
+    const proc = pool.proc;
+    const reply = (
+      result: Omit<
+        Extract<GatewayToWorker, { t: "tool_exec_result" }>,
+        "t" | "sandboxId" | "callId"
+      >,
+    ) => {
+      if (member.ended || pool.proc !== proc) return;
+      proc?.connection.send({
+        t: "tool_exec_result",
+        sandboxId: member.id,
+        callId: msg.callId,
+        ...result,
+      });
+    };
+    const refuse = (error: string) => reply({ exitCode: null, stdout: "", stderr: "", error });
+    if (!tools) {
+      refuse("this gateway runs no commands for virtual sandboxes");
+      return;
+    }
+    if (!member.turn) {
+      refuse("no turn of this sandbox is running");
+      return;
+    }
+    const cmd: ToolCommand = {
+      callId: msg.callId,
+      command: msg.command,
+      cwd: msg.cwd,
+      env: msg.env,
+      timeoutMs: Math.min(msg.timeoutMs, 3_600_000),
+    };
+    void tools.run(member.spec, member.egress, cmd).then(reply);
   }
 
   async #poolExited(
@@ -642,6 +740,7 @@ export class VirtualDriver implements SandboxDriver {
         );
       }),
     );
+    await this.#tools?.close();
     await this.#process.close();
   }
 }

@@ -25,6 +25,7 @@ export { virtualSessionOptions } from "./session.ts";
 export { ShellPool, type ShellPoolOptions, sharedShellPool } from "./shell-pool.ts";
 export { type AnyToolDefinition, VIRTUAL_TOOL_NAMES, type VirtualToolName } from "./tools.ts";
 export {
+  type CommandRunner,
   createVirtualWorkspace,
   DEFAULT_VIRTUAL_LIMITS,
   type ToolCallInfo,

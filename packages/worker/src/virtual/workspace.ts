@@ -7,6 +7,7 @@ import { createVirtualFetch, type VirtualNetworkOptions } from "./network.ts";
 import { confinePath, TMP_DIR, VOLUME_TMP_DIR, WORKSPACE_DIR } from "./paths.ts";
 import { QuotaFs, VolumeUsage } from "./quota-fs.ts";
 import type { SearchRequest } from "./search-tools.ts";
+import type { ShellResult } from "./shell.ts";
 import { type ShellPool, sharedShellPool } from "./shell-pool.ts";
 import type { SearchOutcome } from "./shell-protocol.ts";
 import { skillsMount } from "./skills-fs.ts";
@@ -67,7 +68,18 @@ export interface VirtualWorkspaceOptions {
   onCall?: (call: ToolCallInfo) => () => void;
   /** Host directory of the sandbox's skill files, shown read-only at /skills. */
   skillsDir?: string;
+  /**
+   * Run bash commands somewhere else than the virtual shell (the pooled process
+   * tier: a real sandbox over the same volume, see ../pooled-tools.ts).
+   */
+  runCommand?: CommandRunner;
 }
+
+/** Runs one bash command line for the bash tool, with the environment and limits given. */
+export type CommandRunner = (
+  command: string,
+  options: { cwd: string; env: Record<string, string>; timeoutMs: number; signal: AbortSignal },
+) => Promise<ShellResult>;
 
 export interface VirtualExecOptions {
   /** Virtual directory to start in (default /workspace). */
@@ -149,6 +161,7 @@ class Workspace implements VirtualWorkspace {
   readonly #running = new Set<AbortController>();
   readonly #onCall: ((call: ToolCallInfo) => () => void) | undefined;
   readonly #skillsDir: string | undefined;
+  readonly #runCommand: CommandRunner | undefined;
   /** Main-thread tool calls of this session run one after another. */
   #mainThreadTail: Promise<unknown> = Promise.resolve();
   #disposed = false;
@@ -164,6 +177,7 @@ class Workspace implements VirtualWorkspace {
     this.#shells = options.shellPool;
     this.#onCall = options.onCall;
     this.#skillsDir = options.skillsDir;
+    this.#runCommand = options.runCommand;
     this.#backend = {
       fs: async () => (await this.#mount()).fs,
       run: (command, options) => this.#tracked("bash", () => this.#run(command, options)),
@@ -320,6 +334,7 @@ class Workspace implements VirtualWorkspace {
     options: { cwd: string; env: Record<string, string>; signal?: AbortSignal; timeoutMs?: number },
   ) {
     const timeoutMs = Math.min(options.timeoutMs ?? Infinity, this.limits.maxCommandMs);
+    if (this.#runCommand) return this.#runElsewhere(this.#runCommand, command, options, timeoutMs);
     const { usage, tmpRoot } = await this.#mount();
     const controller = new AbortController();
     const onAbort = () => controller.abort(options.signal?.reason);
@@ -345,6 +360,30 @@ class Workspace implements VirtualWorkspace {
         { session: this.volumeDir, usage, fetch: this.#fetch },
         controller.signal,
       );
+      return { ...result, timeoutMs };
+    } finally {
+      this.#running.delete(controller);
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The bash command runs outside the virtual shell (runCommand), under the same limits. */
+  async #runElsewhere(
+    runner: CommandRunner,
+    command: string,
+    options: { cwd: string; env: Record<string, string>; signal?: AbortSignal },
+    timeoutMs: number,
+  ) {
+    this.#assertLive();
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted) controller.abort(options.signal.reason);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.#running.add(controller);
+    try {
+      const env = { ...this.#env, ...options.env, ...baseEnv(options.cwd) };
+      const cwd = options.cwd;
+      const result = await runner(command, { cwd, env, timeoutMs, signal: controller.signal });
       return { ...result, timeoutMs };
     } finally {
       this.#running.delete(controller);

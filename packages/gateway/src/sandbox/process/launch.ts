@@ -65,7 +65,7 @@ export interface LaunchedSandbox extends SandboxResources {
 }
 
 /** Descriptors of the launched shell: bwrap's --info-fd, then its data fds (seccomp, /etc files). */
-const FDS = { info: 4, firstData: 5 };
+export const FDS = { info: 4, firstData: 5 };
 
 /** Where bwrap reads each source from (see stagingFor). */
 interface Staging {
@@ -111,6 +111,42 @@ export async function launchSandbox(
   deps: LaunchDeps,
   req: LaunchRequest,
 ): Promise<LaunchedSandbox> {
+  const { setup, launcher } = deps;
+  const { spec, resources } = req;
+  const started = sandboxArgv(deps, req);
+  let resolveInit: (pid: number | undefined) => void = () => {};
+  const initPid = new Promise<number | undefined>((r) => {
+    resolveInit = r;
+  });
+  const worker = await launcher.launch({
+    sandboxId: spec.id,
+    command: setup.shell,
+    args: started.args,
+    env: HELPER_ENV,
+    cwd: "/",
+    extraFds: ["pipe", ...started.data.map(() => "pipe" as const)],
+    onSpawn: (child) => {
+      started.data.forEach((content, i) => {
+        const pipe = child.stdio[FDS.firstData + i] as NodeJS.WritableStream | null;
+        // (Binary for the seccomp program, text for the /etc files.)
+        pipe?.end(content);
+      });
+      readInfo(child.stdio[FDS.info] as Readable | null, resolveInit);
+    },
+  });
+  const pid = await initPid;
+  return { ...resources, spec, worker, initPid: pid, initStart: pid ? startTicks(pid) : undefined };
+}
+
+/**
+ * The arguments for `setup.shell` that start `req` in its sandbox (as its uid,
+ * in its cgroup, with the seccomp filter), and the data to write to its data
+ * descriptors (FDS.firstData on). `req.workerArgv` runs instead of the worker.
+ */
+export function sandboxArgv(
+  deps: LaunchDeps,
+  req: LaunchRequest,
+): { args: string[]; data: Array<string | Buffer> } {
   const { setup, launcher, opts } = deps;
   const { spec, resources } = req;
   const { roBinds, hide } = bindsFor(deps, req);
@@ -127,32 +163,11 @@ export async function launchSandbox(
     "--",
     ...inner,
   ]);
-  let resolveInit: (pid: number | undefined) => void = () => {};
-  const initPid = new Promise<number | undefined>((r) => {
-    resolveInit = r;
-  });
-  const worker = await launcher.launch({
-    sandboxId: spec.id,
-    command: setup.shell,
-    args: wrapperArgv(
-      FDS.firstData + layout.data.length - 1,
-      resources.cgroup?.procsFiles ?? [],
-      command,
-    ),
-    env: HELPER_ENV,
-    cwd: "/",
-    extraFds: ["pipe", ...layout.data.map(() => "pipe" as const)],
-    onSpawn: (child) => {
-      layout.data.forEach((content, i) => {
-        const pipe = child.stdio[FDS.firstData + i] as NodeJS.WritableStream | null;
-        // (Binary for the seccomp program, text for the /etc files.)
-        pipe?.end(content);
-      });
-      readInfo(child.stdio[FDS.info] as Readable | null, resolveInit);
-    },
-  });
-  const pid = await initPid;
-  return { ...resources, spec, worker, initPid: pid, initStart: pid ? startTicks(pid) : undefined };
+  const keepFd = FDS.firstData + layout.data.length - 1;
+  return {
+    args: wrapperArgv(keepFd, resources.cgroup?.procsFiles ?? [], command),
+    data: layout.data,
+  };
 }
 
 /** The runtime shown read-only, and the paths under it to cover (state and data dirs). */
