@@ -204,6 +204,8 @@ describe("kubernetes", () => {
       "networkpolicies",
       "persistentvolumeclaims",
       "pods",
+      "pods",
+      "pods/exec",
       "pods/log",
     ]);
     expect(JSON.stringify(role)).not.toContain("secrets");

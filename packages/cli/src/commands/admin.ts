@@ -149,7 +149,7 @@ export function adminCommands(program: Command, run: Runner): void {
     sandboxes
       .command("exec")
       .description(
-        "run a program inside a running sandbox as its agent user, and exit with its exit code (process and docker drivers)",
+        "run a program inside a running sandbox as its agent user, and exit with its exit code (process, docker and kubernetes drivers)",
       )
       .argument("<id>", "sandbox id (see `lobu sandboxes list`)")
       .argument(

@@ -190,6 +190,11 @@ export function renderKubernetes(d: DeployConfig, o: RenderOptions): Obj[] {
           verbs: ["get", "list", "watch", "create", "delete", "patch"],
         },
         { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+        // Copying workspaces and skills in and out, and operators' `lobu sandboxes exec`
+        // (a WebSocket: `get` on older API servers, `create` since Kubernetes 1.31).
+        { apiGroups: [""], resources: ["pods/exec"], verbs: ["get", "create"] },
+        // Memory of the sandboxes (metrics-server), for `lobu sandboxes`.
+        { apiGroups: ["metrics.k8s.io"], resources: ["pods"], verbs: ["get", "list"] },
         {
           apiGroups: ["networking.k8s.io"],
           resources: ["networkpolicies"],

@@ -55,6 +55,8 @@ export interface ReceivedFiles {
   images: TurnImage[];
   /** One line per refused file, for the person (shown in the thread). */
   refusals: string[];
+  /** The files written, relative to the volume (pushed into sandboxes that do not mount it). */
+  paths?: string[];
 }
 
 const MiB = 1024 * 1024;
@@ -132,7 +134,7 @@ export class FilesIn {
     }
     const images =
       limits.images_to_model && model.images ? await this.#images(volumeDir, saved) : [];
-    return { note: noteFor(saved, refusals), images, refusals };
+    return { note: noteFor(saved, refusals), images, refusals, paths: saved.map((f) => f.rel) };
   }
 
   async #body(

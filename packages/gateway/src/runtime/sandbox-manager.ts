@@ -555,7 +555,7 @@ export class SandboxManager {
         `the ${driver.name} sandbox driver cannot run commands in a sandbox`,
         {
           status: 501,
-          hint: 'Only process and docker sandboxes (sandbox.driver = "process" or "docker") have a shell to run commands in.',
+          hint: 'Only process, docker and kubernetes sandboxes (sandbox.driver = "process", "docker" or "kubernetes") have a shell to run commands in.',
         },
       );
     if (!this.live.has(id))
@@ -613,7 +613,8 @@ export class SandboxManager {
    * saved (a consistent archive); the save is fenced like the one at stop.
    */
   private scheduleTurnSave(id: string, live: Live): void {
-    if (this.opts.volumes?.name !== "s3") return;
+    // A pod's workspace is copied back to the host folder after each turn too (driver.workspace).
+    if (this.opts.volumes?.name !== "s3" && !this.opts.driver.workspace) return;
     clearTimeout(live.saveTimer);
     live.saveTimer = setTimeout(() => {
       live.saveTimer = undefined;
@@ -621,6 +622,7 @@ export class SandboxManager {
       const run = this.lifecycle
         .run(id, async () => {
           if (this.live.get(id) !== live || live.busy > 0 || live.broken || this.closed) return;
+          await this.opts.driver.workspace?.pull(id);
           await this.save(id);
         })
         .catch(bestEffort(this.opts.log, "volume not saved after a turn", { sandboxId: id }))
@@ -639,6 +641,7 @@ export class SandboxManager {
         if (this.live.get(id) !== live || live.busy > 0) return;
         const last = (await this.record(id))?.lastSnapshotAt ?? 0;
         if (Date.now() - last < SNAPSHOT_INTERVAL_MS) return;
+        await this.opts.driver.workspace?.pull(id);
         const info = await snapshots.take(id, this.volumeDir(id));
         await this.records.patch(id, (r) => ({ ...r, lastSnapshotAt: info.at }));
         this.opts.log.debug(
@@ -675,6 +678,18 @@ export class SandboxManager {
     }
     await this.stopLive(id, live, reason);
     return true;
+  }
+
+  /**
+   * Drivers whose workspace is not the host folder (driver.workspace): push the
+   * files written on the host at `paths` and, with `skills`, the skills folder
+   * into the running sandbox. A no-op for the drivers that mount the folder.
+   */
+  async pushToSandbox(id: string, opts: { paths: string[]; skills: boolean }): Promise<void> {
+    const sync = this.opts.driver.workspace;
+    if (!sync || !this.live.has(id)) return;
+    if (opts.paths.length > 0) await sync.push(id, opts.paths);
+    if (opts.skills && this.opts.skillsDirFor) await sync.pushSkills(id);
   }
 
   private async stopLive(id: string, live: Live, reason: string): Promise<void> {

@@ -45,7 +45,10 @@ const MAX_REPLY_CHARS = 200_000;
 const STOP_GRACE_MS = 10_000;
 
 export interface TurnRunnerDeps {
-  sandboxes: Pick<SandboxManager, "get" | "ensure" | "acquire" | "takeNotice" | "stop">;
+  sandboxes: Pick<
+    SandboxManager,
+    "get" | "ensure" | "acquire" | "takeNotice" | "stop" | "pushToSandbox"
+  >;
   conversations: Pick<
     Conversations,
     "appendEvent" | "appendHistory" | "updateMessage" | "getMessage"
@@ -302,7 +305,11 @@ export class TurnRunner {
     text: string,
   ): Promise<TurnInput> {
     const { turn } = stream;
-    if (!turn.files?.length) return { text, images: [] };
+    // A sandbox that does not mount its host folder (a pod) gets the skill files and attachments pushed in.
+    if (!turn.files?.length) {
+      await this.pushIn(stream, []);
+      return { text, images: [] };
+    }
     let received: Awaited<ReturnType<FilesIn["receive"]>>;
     try {
       if (!this.deps.filesIn) throw new Error("files are not taken in on this gateway");
@@ -312,6 +319,7 @@ export class TurnRunner {
       const refusal = "the attached files could not be saved into the sandbox";
       received = { note: `[${refusal}]`, images: [], refusals: [refusal] };
     }
+    await this.pushIn(stream, received.paths ?? []);
     if (received.refusals.length)
       stream.emit({
         type: "notice",
@@ -319,6 +327,22 @@ export class TurnRunner {
         text: `Some attachments were not passed to the agent:\n${received.refusals.map((r) => `• ${r}`).join("\n")}`,
       });
     return { text: [text, received.note].filter(Boolean).join("\n\n"), images: received.images };
+  }
+
+  private async pushIn(stream: TurnStream, paths: string[]): Promise<void> {
+    try {
+      await this.deps.sandboxes.pushToSandbox(stream.sandboxId, { paths, skills: true });
+    } catch (err) {
+      this.deps.log.error(
+        { err, sandboxId: stream.sandboxId },
+        "files not pushed into the sandbox",
+      );
+      stream.emit({
+        type: "notice",
+        level: "warn",
+        text: "The skills' files or the attachments could not be copied into the sandbox.",
+      });
+    }
   }
 
   /**

@@ -116,12 +116,28 @@ export interface ExecResult {
  */
 export type ExecCommand = string | readonly string[];
 
+/**
+ * A driver whose sandboxes' workspace is not the host folder `volumeDir` (a
+ * pod's PVC) keeps the two in step, so the gateway's side of a volume works
+ * as with the drivers that mount the folder: attachments and skill files are
+ * written on the host then pushed in, and snapshots, saves to shared storage
+ * and person-data exports read the host copy after a pull.
+ */
+export interface WorkspaceSync {
+  /** Host folder → the running sandbox's workspace: the files at `paths` (relative to it). */
+  push(id: string, paths: string[]): Promise<void>;
+  /** The running sandbox's workspace → its host folder, replacing the host copy. */
+  pull(id: string): Promise<void>;
+  /** The sandbox's skills folder (SandboxSpec.skillsDir) → its `/skills`, replacing what was there. */
+  pushSkills(id: string): Promise<void>;
+}
+
 export interface SandboxDriver {
   readonly name: "process" | "virtual" | "host" | "docker" | "kubernetes";
   probe(): Promise<DriverProbe>;
   start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance>;
   stop(id: string, opts?: { graceMs?: number; reason?: string }): Promise<void>;
-  /** Run an operator command inside a running sandbox (the process and docker drivers can). */
+  /** Run an operator command inside a running sandbox (the process, docker and kubernetes drivers can). */
   exec?(
     id: string,
     command: ExecCommand,
@@ -133,6 +149,8 @@ export interface SandboxDriver {
    * sandbox is erased or reset with wipe.
    */
   erase?(id: string): Promise<void>;
+  /** Set by drivers whose workspace is not the host folder (the `kubernetes` driver). */
+  readonly workspace?: WorkspaceSync;
   /** Stop everything (gateway shutdown). */
   close(): Promise<void>;
 }

@@ -1,23 +1,40 @@
-import { readFile } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { isIP } from "node:net";
+import { dirname } from "node:path";
+import type { Readable } from "node:stream";
 import * as k8s from "@kubernetes/client-node";
 import { digest, errorMessage, LobuError, type Logger, parseGatewayAddress } from "@lobu/core";
 import { bestEffort, settled } from "@lobu/core/best-effort";
 import type {
   DriverProbe,
   EgressBinder,
+  ExecCommand,
+  ExecResult,
   ExitInfo,
   SandboxDriver,
   SandboxInstance,
   SandboxSpec,
+  SandboxUsage,
+  WorkspaceSync,
 } from "./driver.ts";
 import { checkSandboxId, workerEnv } from "./env.ts";
+import { podExec } from "./kubernetes-exec.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { OutputCapture } from "./output.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
 import { WorkerEndpoint } from "./worker-endpoint.ts";
 
 const WORKSPACE = "/workspace";
+const SKILLS = "/skills";
+const CONTAINER = "worker";
+/**
+ * The worker starts once this file exists: the gateway first copies the host
+ * folder (and the skills) into the pod, so the worker never sees a workspace
+ * older than the gateway's copy.
+ */
+const SEEDED = "/tmp/.lobu-seeded";
 /** Uid and gid of the worker in every pod (the image needs no user entry for it). */
 const SANDBOX_UID = 10_001;
 
@@ -78,6 +95,12 @@ export class KubernetesDriver implements SandboxDriver {
   readonly #starting = new Map<string, Promise<unknown>>();
   #endpoint?: Promise<WorkerEndpoint>;
   #closed = false;
+  /** The host folder and the pod's workspace kept in step (driver.ts WorkspaceSync). */
+  readonly workspace: WorkspaceSync = {
+    push: (id, paths) => this.#push(this.#rec(id), paths),
+    pull: (id) => this.#pull(this.#rec(id)),
+    pushSkills: (id) => this.#pushSkills(this.#rec(id)),
+  };
 
   constructor(opts: KubernetesDriverOptions) {
     this.#opts = opts;
@@ -209,7 +232,14 @@ export class KubernetesDriver implements SandboxDriver {
             namespace,
             body: this.#pod(spec, name, ca !== undefined),
           });
-          return { ended: watched.ended.then((e) => `${e.reason}, exit code ${e.code}`) };
+          const ended = watched.ended.then((e) => `${e.reason}, exit code ${e.code}`);
+          // The container runs (the worker waits for SEEDED): copy the host folder and skills in.
+          const up = await Promise.race([
+            watched.running.then(() => true),
+            ended.then(() => false),
+          ]);
+          if (up) await this.#seed({ spec, pod: name });
+          return { ended };
         },
       });
       const rec: Running = {
@@ -246,7 +276,7 @@ export class KubernetesDriver implements SandboxDriver {
         startedAt: Date.now(),
         connection,
         exited,
-        usage: async () => ({}),
+        usage: () => this.#usage(rec),
       };
       this.#running.set(spec.id, rec);
       log.info({ pod: name, namespace, runtimeClass: this.#opts.runtimeClass }, "sandbox started");
@@ -343,6 +373,7 @@ export class KubernetesDriver implements SandboxDriver {
         LOBU_EGRESS_SOCKET: this.#opts.gatewayAddress,
         LOBU_VOLUME: WORKSPACE,
         ...(withCa ? { LOBU_CA_BUNDLE: "/etc/lobu/ca.pem" } : {}),
+        ...(spec.skillsDir ? { LOBU_SKILLS_DIR: SKILLS } : {}),
       },
     );
     const memory = `${spec.limits.memoryMb}Mi`;
@@ -368,10 +399,16 @@ export class KubernetesDriver implements SandboxDriver {
         },
         containers: [
           {
-            name: "worker",
+            name: CONTAINER,
             image: this.#opts.image,
             imagePullPolicy: "IfNotPresent",
-            command: this.#opts.command,
+            command: [
+              "/bin/sh",
+              "-c",
+              `until [ -e ${SEEDED} ]; do sleep 0.1; done; exec "$@"`,
+              "sh",
+              ...this.#opts.command,
+            ],
             workingDir: WORKSPACE,
             env: [
               ...Object.entries(env).map(([k, v]) => ({ name: k, value: v })),
@@ -393,6 +430,7 @@ export class KubernetesDriver implements SandboxDriver {
             volumeMounts: [
               { name: "workspace", mountPath: WORKSPACE },
               { name: "tmp", mountPath: "/tmp" },
+              ...(spec.skillsDir ? [{ name: "skills", mountPath: SKILLS }] : []),
               ...(withCa ? [{ name: "ca", mountPath: "/etc/lobu", readOnly: true }] : []),
             ],
           },
@@ -400,6 +438,7 @@ export class KubernetesDriver implements SandboxDriver {
         volumes: [
           { name: "workspace", persistentVolumeClaim: { claimName: name } },
           { name: "tmp", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } },
+          ...(spec.skillsDir ? [{ name: "skills", emptyDir: { sizeLimit: "256Mi" } }] : []),
           ...(withCa
             ? [
                 {
@@ -414,12 +453,18 @@ export class KubernetesDriver implements SandboxDriver {
   }
 
   /** Watch pod `name` until it ends (Succeeded, Failed or deleted). */
-  async #watchPod(
-    name: string,
-  ): Promise<{ ended: Promise<{ code: number | null; reason: string }>; stop: () => void }> {
+  async #watchPod(name: string): Promise<{
+    ended: Promise<{ code: number | null; reason: string }>;
+    running: Promise<void>;
+    stop: () => void;
+  }> {
     let finish!: (e: { code: number | null; reason: string }) => void;
     const ended = new Promise<{ code: number | null; reason: string }>((r) => {
       finish = r;
+    });
+    let up!: () => void;
+    const running = new Promise<void>((r) => {
+      up = r;
     });
     const watch = new k8s.Watch(this.#kc);
     const req = await watch.watch(
@@ -431,13 +476,14 @@ export class KubernetesDriver implements SandboxDriver {
           finish({ code: terminated?.exitCode ?? null, reason: terminated?.reason ?? "Deleted" });
         else if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed")
           finish({ code: terminated?.exitCode ?? null, reason: terminated?.reason ?? "Ended" });
+        else if (pod.status?.containerStatuses?.[0]?.state?.running) up();
       },
       (err) => {
         // A watch that breaks does not end the pod; the stop path deletes it anyway.
         if (err) this.#logger.debug({ pod: name, err: errorMessage(err) }, "pod watch ended");
       },
     );
-    return { ended, stop: () => req.abort() };
+    return { ended, running, stop: () => req.abort() };
   }
 
   /** Create unless it exists (409): PVCs and policies outlive their pods. */
@@ -476,6 +522,14 @@ export class KubernetesDriver implements SandboxDriver {
     if (!rec) return;
     rec.stopReason ??= opts.reason ?? "stopped";
     const graceMs = opts.graceMs ?? this.#opts.stopGraceMs ?? 5000;
+    // The host copy is what a snapshot, another gateway or the next start sees.
+    if (rec.stopReason !== "erased")
+      await this.#pull(rec).catch((err) =>
+        this.#logger.warn(
+          { sandboxId: id, err: errorMessage(err) },
+          "workspace not copied back from the pod before it stopped",
+        ),
+      );
     rec.instance.connection.send({ t: "shutdown" });
     const gone = await Promise.race([
       rec.instance.exited.then(() => true),
@@ -499,6 +553,161 @@ export class KubernetesDriver implements SandboxDriver {
       });
   }
 
+  #rec(id: string): Running {
+    const rec = this.#running.get(id);
+    if (!rec)
+      throw new LobuError("sandbox_not_running", `sandbox ${id} is not running`, {
+        status: 404,
+        hint: "Start it (send it a message) and try again.",
+      });
+    return rec;
+  }
+
+  /** Run `command` in the pod; fails unless it exits 0. */
+  async #run(
+    pod: string,
+    command: string[],
+    what: string,
+    io: { stdin?: Readable; onStdout?: (c: Buffer) => void } = {},
+  ): Promise<void> {
+    let err = "";
+    const res = await podExec(this.#kc, {
+      namespace: this.#opts.namespace,
+      pod,
+      container: CONTAINER,
+      command,
+      ...(io.stdin ? { stdin: io.stdin as Readable } : {}),
+      ...(io.onStdout ? { onStdout: io.onStdout } : {}),
+      onStderr: (c) => {
+        err = (err + c.toString()).slice(-2000);
+      },
+      timeoutMs: SYNC_TIMEOUT_MS,
+    });
+    if (res.exitCode !== 0)
+      throw new Error(
+        `${what} failed in pod ${pod}: ${res.timedOut ? "timed out" : `exit ${res.exitCode}`} ${res.message ?? err}`.trim(),
+      );
+  }
+
+  /** Copy `dir`'s entries `paths` (all: ".") into `target` in the pod, replacing it first when `replace`. */
+  async #copyIn(pod: string, dir: string, paths: string[], target: string, replace: boolean) {
+    const tar = spawn("tar", ["-c", "-C", dir, "--", ...paths], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const tarDone = exitOf(tar);
+    const extract = `tar -x --no-same-owner -m -C ${target} -f -`;
+    const script = replace ? `find ${target} -mindepth 1 -delete && ${extract}` : extract;
+    await this.#run(pod, ["/bin/sh", "-c", script], `copying into ${target}`, {
+      stdin: tar.stdout,
+    });
+    const code = await tarDone;
+    if (code !== 0) throw new Error(`tar of ${dir} exited ${code}`);
+  }
+
+  /** Start of a pod: the host folder (all of it) and the skills, then let the worker start. */
+  async #seed(rec: Pick<Running, "spec" | "pod">): Promise<void> {
+    await this.#copyIn(rec.pod, rec.spec.volumeDir, ["."], WORKSPACE, true);
+    await this.#pushSkills(rec);
+    await this.#run(rec.pod, ["/bin/sh", "-c", `: > ${SEEDED}`], "starting the worker");
+  }
+
+  async #push(rec: Running, paths: string[]): Promise<void> {
+    const safe = paths.filter((p) => p && !p.startsWith("/") && !p.split("/").includes(".."));
+    if (safe.length > 0) await this.#copyIn(rec.pod, rec.spec.volumeDir, safe, WORKSPACE, false);
+  }
+
+  async #pushSkills(rec: Pick<Running, "spec" | "pod">): Promise<void> {
+    if (rec.spec.skillsDir) await this.#copyIn(rec.pod, rec.spec.skillsDir, ["."], SKILLS, true);
+  }
+
+  /**
+   * The pod's workspace replaces the host folder: unpacked beside it, then
+   * swapped in by renames, so a reader never sees half of it.
+   */
+  async #pull(rec: Running): Promise<void> {
+    const host = rec.spec.volumeDir;
+    const tag = randomBytes(4).toString("hex");
+    const fresh = `${host}.pull-${tag}`;
+    const old = `${host}.old-${tag}`;
+    await mkdir(fresh, { recursive: true });
+    try {
+      const tar = spawn("tar", ["-x", "-m", "-C", fresh, "-f", "-"], {
+        stdio: ["pipe", "ignore", "pipe"],
+      });
+      const tarDone = exitOf(tar);
+      // GNU tar exits 1 when a file changed while it was read (the agent wrote meanwhile).
+      await this.#run(
+        rec.pod,
+        ["/bin/sh", "-c", `tar -c -C ${WORKSPACE} . ; s=$?; [ $s -le 1 ]`],
+        "copying the workspace out",
+        { onStdout: (c) => tar.stdin.write(c) },
+      );
+      tar.stdin.end();
+      const code = await tarDone;
+      if (code !== 0) throw new Error(`unpacking the workspace exited ${code}`);
+      await mkdir(dirname(host), { recursive: true });
+      await rename(host, old).catch((err) => {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      });
+      await rename(fresh, host);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+      await rm(old, { recursive: true, force: true });
+    }
+  }
+
+  /** Memory from the metrics API (metrics-server), disk as `du` in the pod measures the workspace. */
+  async #usage(rec: Running): Promise<SandboxUsage> {
+    const out: SandboxUsage = {};
+    try {
+      const list = await new k8s.Metrics(this.#kc).getPodMetrics(this.#opts.namespace);
+      const pod = list.items.find((i) => i.metadata.name === rec.pod);
+      const memory = pod?.containers.find((c) => c.name === CONTAINER)?.usage.memory;
+      if (memory !== undefined) out.memoryBytes = quantityBytes(memory);
+    } catch (err) {
+      this.#logger.debug({ pod: rec.pod, err: errorMessage(err) }, "no pod metrics");
+    }
+    try {
+      let du = "";
+      await this.#run(rec.pod, ["du", "-sk", WORKSPACE], "measuring the workspace", {
+        onStdout: (c) => {
+          du += c.toString();
+        },
+      });
+      const kib = Number(/^(\d+)/.exec(du)?.[1]);
+      if (Number.isFinite(kib)) out.diskBytes = kib * 1024;
+    } catch (err) {
+      this.#logger.debug({ pod: rec.pod, err: errorMessage(err) }, "workspace not measured");
+    }
+    return out;
+  }
+
+  /** An operator's command in the pod (`lobu sandboxes exec`), through `pods/exec`. */
+  async exec(
+    id: string,
+    command: ExecCommand,
+    opts: { timeoutMs?: number; onData?: (chunk: string) => void } = {},
+  ): Promise<ExecResult> {
+    const rec = this.#rec(id);
+    let output = "";
+    const on = (c: Buffer) => {
+      const text = c.toString("utf8");
+      output += text;
+      opts.onData?.(text);
+    };
+    const res = await podExec(this.#kc, {
+      namespace: this.#opts.namespace,
+      pod: rec.pod,
+      container: CONTAINER,
+      command: typeof command === "string" ? ["/bin/sh", "-c", command] : [...command],
+      onStdout: on,
+      onStderr: on,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
+    if (res.message) output += `${output && !output.endsWith("\n") ? "\n" : ""}${res.message}\n`;
+    return { exitCode: res.exitCode, output, ...(res.timedOut ? { timedOut: true } : {}) };
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#starting.values()].map(settled));
@@ -508,6 +717,30 @@ export class KubernetesDriver implements SandboxDriver {
     const endpoint = await this.#endpoint?.catch(() => undefined);
     await endpoint?.close();
   }
+}
+
+/** A copy in or out of a pod gives up after this long. */
+const SYNC_TIMEOUT_MS = 120_000;
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.on("error", () => resolve(null));
+    child.on("close", (code) => resolve(code));
+  });
+}
+
+/** Bytes of a Kubernetes memory quantity (`123456Ki`, `12Mi`, `1G`, plain bytes). */
+export function quantityBytes(q: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMGTPE]i?|k|m)?$/.exec(q.trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  const unit = m[2] ?? "";
+  const bin: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
+  const dec: Record<string, number> = { k: 1, K: 1, M: 2, G: 3, T: 4, P: 5, E: 6 };
+  if (unit === "m") return n / 1000;
+  if (unit in bin) return n * 1024 ** (bin[unit] as number);
+  if (unit in dec) return n * 1000 ** (dec[unit] as number);
+  return n;
 }
 
 function loadKubeConfig(path: string | undefined): k8s.KubeConfig {

@@ -2,7 +2,7 @@ import type { AgentEvent } from "@lobu/core";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { RequestEvent } from "../../src/platforms/shared/requests.ts";
-import type { Part, ReplySurface } from "../../src/platforms/shared/turn-view.ts";
+import type { LiveMemory, Part, ReplySurface } from "../../src/platforms/shared/turn-view.ts";
 import { TurnView, TurnViews } from "../../src/platforms/shared/turn-view.ts";
 import { AsyncQueue } from "../../src/runtime/async-queue.ts";
 
@@ -48,6 +48,11 @@ class ScreenSurface implements ReplySurface<number, number> {
 
   working(): void {}
 
+  readonly keep = {
+    ref: (handle: number): unknown => handle,
+    revive: (ref: unknown): number | undefined => (typeof ref === "number" ? ref : undefined),
+  };
+
   visible(): string[] {
     return this.screen.filter((s) => !s.deleted).map((s) => s.text);
   }
@@ -72,6 +77,7 @@ async function play(
   surface: ScreenSurface,
   events: AgentEvent[],
   messageId = "msg_1",
+  memory?: LiveMemory,
 ): Promise<void> {
   const queue = new AsyncQueue<AgentEvent>();
   for (const e of events) queue.push(e);
@@ -79,7 +85,13 @@ async function play(
   await views.deliver(
     messageId,
     queue,
-    () => new TurnView(surface, { platform: "test", intervalMs: 10_000, log }),
+    () =>
+      new TurnView(surface, {
+        platform: "test",
+        intervalMs: 10_000,
+        log,
+        ...(memory ? { memory } : {}),
+      }),
   );
 }
 
@@ -155,6 +167,61 @@ describe("TurnView", () => {
     expect(live.map((s) => s.text)).toEqual(["[⚠️ picking the message up again]|The whole answer."]);
     expect(surface.visible()).toContain("card:rq_1 → ⌛ _No longer waiting for an answer._");
     expect(views.hasOpenCard("rq_1")).toBe(false);
+  });
+
+  it("takes over the messages a dead gateway's attempt left, through the shared memory", async () => {
+    const surface = new ScreenSurface();
+    surface.placeholder = true;
+    // The store both gateways share: what each save wrote, in order.
+    const saves: unknown[][] = [];
+    const memory: LiveMemory = {
+      load: async () => saves.at(-1),
+      save: async (refs) => {
+        saves.push(refs);
+      },
+    };
+    const question2: AgentEvent = { ...question, requestId: "rq_2" };
+    // Gateway 1: a placeholder, text sealed above a card, more text above a second card; then it dies.
+    await play(
+      new TurnViews(),
+      surface,
+      [
+        started(1),
+        { type: "text_delta", text: "half an ans" },
+        question,
+        { type: "text_delta", text: "after the card" },
+        question2,
+      ],
+      "msg_1",
+      memory,
+    );
+    expect(saves.at(-1)).toEqual([1, 3]);
+    // Gateway 2 (its own TurnViews, nothing in memory) re-runs the turn.
+    await play(
+      new TurnViews(),
+      surface,
+      [started(2), { type: "done", text: "The whole answer." }],
+      "msg_1",
+      memory,
+    );
+    const live = surface.screen.filter((s) => s.kind === "live" && !s.deleted);
+    // One reply: the first message, edited; the second removed; no new message posted.
+    expect(live).toEqual([{ id: 1, kind: "live", text: "The whole answer." }]);
+    expect(surface.screen).toHaveLength(4);
+    expect(saves.at(-1)).toEqual([1]);
+  });
+
+  it("posts anew when the kept reference is not one this surface understands", async () => {
+    const surface = new ScreenSurface();
+    const memory: LiveMemory = { load: async () => ["not-a-handle"], save: async () => {} };
+    await play(
+      new TurnViews(),
+      surface,
+      [started(), { type: "done", text: "Fresh." }],
+      "m",
+      memory,
+    );
+    expect(surface.visible()).toEqual(["Fresh."]);
   });
 
   it("posts the final text even when nothing streamed (a replayed answer)", async () => {

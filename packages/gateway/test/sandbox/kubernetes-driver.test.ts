@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -209,6 +209,84 @@ describe("kubernetes driver (fake API server)", () => {
       expect(api.get(kind, "lobu-sandboxes", name), kind).toBeUndefined();
     // Erasing what is already gone is not an error.
     await driver.erase("k8s-e");
+  });
+
+  it("copies the host folder into the PVC before the worker starts, and skills to /skills", async () => {
+    const spec = makeSpec(dir, "k8s-s");
+    writeFileSync(join(spec.volumeDir, "restored.txt"), "from a snapshot");
+    const skills = join(dir, "skills-s");
+    mkdirSync(join(skills, "pdf"), { recursive: true });
+    writeFileSync(join(skills, "pdf", "SKILL.md"), "# pdf");
+    const name = driver.objectName("k8s-s");
+    // What the PVC held from an earlier life and the host copy no longer has is gone.
+    writeFileSync(join(api.volumeDir("lobu-sandboxes", name), "stale.txt"), "old");
+    const s = await driver.start({ ...spec, skillsDir: skills }, egress);
+    const pod = api.get("pods", "lobu-sandboxes", name)!;
+    expect(pod.spec.containers[0].env).toContainEqual({
+      name: "LOBU_SKILLS_DIR",
+      value: "/skills",
+    });
+    const pvc = api.volumeDir("lobu-sandboxes", name);
+    const seen = await probe<{ ok: boolean; data: string }>(s, {
+      op: "read",
+      path: join(pvc, "restored.txt"),
+    });
+    expect(seen).toMatchObject({ ok: true, data: "from a snapshot" });
+    expect(existsSync(join(pvc, "stale.txt"))).toBe(false);
+    const who = await probe<{ env: Record<string, string> }>(s, { op: "whoami" });
+    const skill = await probe<{ ok: boolean; data: string }>(s, {
+      op: "read",
+      path: join(who.env.LOBU_SKILLS_DIR!, "pdf", "SKILL.md"),
+    });
+    expect(skill).toMatchObject({ ok: true, data: "# pdf" });
+
+    // An attachment written on the host mid-life is pushed in; a changed skill too.
+    mkdirSync(join(spec.volumeDir, "inbox", "2026-12-06"), { recursive: true });
+    writeFileSync(join(spec.volumeDir, "inbox", "2026-12-06", "a.txt"), "attached");
+    await driver.workspace.push("k8s-s", ["inbox/2026-12-06/a.txt", "../escape"]);
+    expect(readFileSync(join(pvc, "inbox", "2026-12-06", "a.txt"), "utf8")).toBe("attached");
+    writeFileSync(join(skills, "pdf", "SKILL.md"), "# pdf v2");
+    await driver.workspace.pushSkills("k8s-s");
+    expect(readFileSync(join(who.env.LOBU_SKILLS_DIR!, "pdf", "SKILL.md"), "utf8")).toBe(
+      "# pdf v2",
+    );
+
+    // What the agent writes reaches the host copy on a pull (snapshots, saves) and at stop.
+    await probe(s, { op: "write", path: join(pvc, "made.txt"), bytes: 5 });
+    await driver.workspace.pull("k8s-s");
+    expect(readFileSync(join(spec.volumeDir, "made.txt")).length).toBe(5);
+    expect(existsSync(join(spec.volumeDir, "restored.txt"))).toBe(true);
+    await probe(s, { op: "write", path: join(pvc, "late.txt"), bytes: 7 });
+    await driver.stop("k8s-s");
+    expect(readFileSync(join(spec.volumeDir, "late.txt")).length).toBe(7);
+  });
+
+  it("runs an operator's command in the pod through pods/exec, with its exit code and output", async () => {
+    const res = await driver.exec("k8s-a", "echo out; echo err >&2; exit 3");
+    expect(res).toEqual({ exitCode: 3, output: expect.stringMatching(/out\n[\s\S]*err\n/) });
+    const chunks: string[] = [];
+    const ok = await driver.exec("k8s-a", ["echo", "a b"], { onData: (c) => chunks.push(c) });
+    expect(ok).toEqual({ exitCode: 0, output: "a b\n" });
+    expect(chunks.join("")).toBe("a b\n");
+    const slow = await driver.exec("k8s-a", "sleep 5", { timeoutMs: 300 });
+    expect(slow).toMatchObject({ exitCode: null, timedOut: true });
+    const asked = api.execs.filter((e) => e.pod === driver.objectName("k8s-a"));
+    expect(asked.map((e) => e.command)).toContainEqual([
+      "/bin/sh",
+      "-c",
+      "echo out; echo err >&2; exit 3",
+    ]);
+    await expect(driver.exec("nope", "true")).rejects.toMatchObject({
+      code: "sandbox_not_running",
+    });
+  });
+
+  it("reports memory from the metrics API and the workspace's disk use", async () => {
+    const name = driver.objectName("k8s-a");
+    writeFileSync(join(api.volumeDir("lobu-sandboxes", name), "big.bin"), Buffer.alloc(300_000));
+    const usage = await a.usage();
+    expect(usage.memoryBytes).toBeGreaterThan(1024 * 1024);
+    expect(usage.diskBytes).toBeGreaterThanOrEqual(300_000);
   });
 
   it("reports a crash when the pod's worker exits", async () => {

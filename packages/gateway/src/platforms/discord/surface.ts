@@ -10,7 +10,7 @@ import {
 } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
-import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
 import { dcCall } from "./client.ts";
 import { type ActionRow, cardComponents, stopRow } from "./components.ts";
 import { discordMarkdown, MESSAGE_LIMIT, replyChunks, toDiscord } from "./format.ts";
@@ -40,6 +40,8 @@ const TYPING_EVERY_MS = 8_000;
  * a select menu. In a server the first message replies to the person's.
  */
 export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
+  /** Its messages are taken over by the gateway re-running a dead gateway's turn (turn-view.ts). */
+  readonly keep = keepPlainLive<DcLive>("ids", "string");
   readonly #api: API;
   readonly #origin: Origin;
   readonly #state: AdapterContext["state"];

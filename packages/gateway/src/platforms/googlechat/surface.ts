@@ -4,7 +4,7 @@ import type { AdapterContext } from "../shared/adapter.ts";
 import { approvalNotes, approvalView, canApprove } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
-import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
 import { type CardV2, dialogInputKey, requestCard, stopCard } from "./cards.ts";
 import { type ChatApi, gcCall } from "./client.ts";
 import { chatMarkdown, MESSAGE_LIMIT, replyChunks, toChat } from "./format.ts";
@@ -36,6 +36,8 @@ const DIALOG_INPUT_TTL_MS = 2 * 86_400_000;
  * the person's thread. Chat shows apps no typing indicator.
  */
 export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
+  /** Its messages are taken over by the gateway re-running a dead gateway's turn (turn-view.ts). */
+  readonly keep = keepPlainLive<GcLive>("names", "string");
   readonly #api: ChatApi;
   readonly #origin: Origin;
   readonly #settingsUrl: () => Promise<string | undefined>;

@@ -4,14 +4,14 @@ import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "./adapter.ts";
 import type { Background } from "./background.ts";
 import { type CapabilityRequest, withoutPublicLinks } from "./private-links.ts";
-import type { ReplySurface, TurnViews } from "./turn-view.ts";
+import type { LiveMemory, ReplySurface, TurnViews } from "./turn-view.ts";
 
 export interface DeliverTurnOptions<L, C> {
   views: TurnViews<L, C>;
   platform: string;
   log: Logger;
   background: Background;
-  ctx: Pick<AdapterContext, "settingsLink">;
+  ctx: Pick<AdapterContext, "settingsLink" | "state">;
   /** Shortest time between two edits of the streaming reply in this conversation. */
   intervalMs: number;
   /**
@@ -59,7 +59,38 @@ export function deliverTurn<L, C>(
   };
   return opts.views.show(
     { messageId: turn.messageId, events },
-    { platform: opts.platform, intervalMs: opts.intervalMs, log },
+    {
+      platform: opts.platform,
+      intervalMs: opts.intervalMs,
+      log,
+      memory: liveMemory(opts.ctx.state, turn.messageId),
+    },
     () => opts.surface(settingsUrl, turn.messageId),
   );
+}
+
+/**
+ * How long a turn's reply messages are remembered: a message is re-run by
+ * another gateway within its queue lease, and a re-run after a long outage
+ * (the retry budget) still finds them.
+ */
+const LIVE_MEMORY_MS = 24 * 3_600_000;
+
+/**
+ * A turn's live message references in the adapter's state (the shared store),
+ * so the gateway that re-runs a dead gateway's turn edits the same messages.
+ * Kept after the turn ends: a gateway may die between the final edit and the
+ * message's acknowledgement, and the re-run must still find them.
+ */
+export function liveMemory(state: AdapterContext["state"], messageId: string): LiveMemory {
+  const key = `live:${messageId}`;
+  return {
+    async load() {
+      const raw = await state.get(key);
+      if (raw === null) return undefined;
+      const refs = JSON.parse(raw) as unknown;
+      return Array.isArray(refs) ? refs : undefined;
+    },
+    save: (refs) => state.set(key, JSON.stringify(refs), LIVE_MEMORY_MS),
+  };
 }

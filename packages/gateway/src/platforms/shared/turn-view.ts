@@ -15,7 +15,10 @@ import {
  * that streams the reply (text and compact tool lines), request cards with
  * buttons, and the final answer. Text after a card goes to a new live message
  * below it, so the thread reads in order. A new attempt of the same turn
- * (turn_started again) redraws the same live message.
+ * (turn_started again) redraws the same live message — on another gateway
+ * too: the live messages' references are kept in the store (`LiveMemory`) as
+ * they change, so a survivor re-running a dead gateway's turn takes over the
+ * message that was cut instead of posting a second reply.
  */
 
 /** A piece of the live message: reply text, or a compact line (tool call, notice). Both Markdown. */
@@ -33,12 +36,48 @@ export interface ReplySurface<L, C> {
   closeCard(card: C, event: RequestEvent, line: string): Promise<void>;
   /** Working (typing hint on) or waiting for a person / finished (off). */
   working(on: boolean): void;
+  /**
+   * A live message as plain JSON data (`ref`) and back (`revive`; undefined
+   * when the data is not one), so another gateway can edit it. Without it a
+   * surface's messages are not taken over.
+   */
+  keep?: { ref(handle: L): unknown; revive(ref: unknown): L | undefined };
+}
+
+/**
+ * `keep` for a surface whose live handle is already plain data: message ids
+ * under `idsKey` and what each shows (`shown`, for comparing before an edit).
+ */
+export function keepPlainLive<L extends { shown: string[] }>(
+  idsKey: keyof L & string,
+  idType: "string" | "number",
+): NonNullable<ReplySurface<L, unknown>["keep"]> {
+  return {
+    ref: (handle) => ({ [idsKey]: handle[idsKey], shown: handle.shown }),
+    revive(ref) {
+      const r = ref as Record<string, unknown> | null;
+      const ids = r?.[idsKey];
+      const shown = r?.shown;
+      if (!Array.isArray(ids) || !ids.every((i) => typeof i === idType)) return undefined;
+      if (!Array.isArray(shown) || !shown.every((t) => typeof t === "string")) return undefined;
+      if (ids.length !== shown.length) return undefined;
+      return { [idsKey]: ids, shown } as unknown as L;
+    },
+  };
+}
+
+/** Where a turn's live message references are kept for whichever gateway renders the turn next. */
+export interface LiveMemory {
+  load(): Promise<unknown[] | undefined>;
+  save(refs: unknown[]): Promise<void>;
 }
 
 export interface TurnViewOptions {
   platform: string;
   intervalMs: number;
   log: Logger;
+  /** The turn's live messages, kept across gateways (needs the surface's `keep`). */
+  memory?: LiveMemory;
 }
 
 export class TurnView<L, C> {
@@ -54,6 +93,8 @@ export class TurnView<L, C> {
   #liveStale = false;
   #began = false;
   #finished = false;
+  /** The references last saved to the memory (JSON), so unchanged ones are not written again. */
+  #saved = "[]";
 
   constructor(surface: ReplySurface<L, C>, opts: TurnViewOptions) {
     this.#surface = surface;
@@ -135,6 +176,62 @@ export class TurnView<L, C> {
     else this.#lives = this.#lives.map((l) => (l === before ? after : l));
     this.#live = after;
     this.#liveStale = false;
+    await this.#remember();
+  }
+
+  /** The messages another gateway's earlier attempt of this turn left (none without memory). */
+  async #recall(): Promise<L[]> {
+    const { memory } = this.#opts;
+    const keep = this.#surface.keep;
+    if (!memory || !keep) return [];
+    try {
+      const refs = (await memory.load()) ?? [];
+      this.#saved = JSON.stringify(refs);
+      return refs.map((r) => keep.revive(r)).filter((l): l is L => l !== undefined);
+    } catch (err) {
+      this.#opts.log.warn({ err }, "could not read the reply messages of an earlier attempt");
+      return [];
+    }
+  }
+
+  /**
+   * Save the live messages' references when they changed (awaited: a message
+   * posted is known to the store before the turn goes on). Best effort: the
+   * reply does not fail because the store did.
+   */
+  async #remember(): Promise<void> {
+    const { memory } = this.#opts;
+    const keep = this.#surface.keep;
+    if (!memory || !keep) return;
+    const refs = this.#lives.map((l) => keep.ref(l));
+    const json = JSON.stringify(refs);
+    if (json === this.#saved) return;
+    try {
+      await memory.save(refs);
+      this.#saved = json;
+    } catch (err) {
+      this.#opts.log.warn({ err }, "could not keep the reply messages' references");
+    }
+  }
+
+  /**
+   * A new attempt: its output replaces the previous attempt's (this gateway's
+   * or a dead one's), starting in its first message; the others are removed.
+   */
+  async #restart(lives: L[]): Promise<void> {
+    const [first, ...rest] = lives;
+    for (const handle of rest) {
+      await this.#surface
+        .discard(handle)
+        .catch((err) =>
+          this.#opts.log.debug({ err }, "could not remove a message of the previous attempt"),
+        );
+    }
+    this.#lives = first === undefined ? [] : [first];
+    this.#live = first;
+    this.#liveStale = first !== undefined;
+    this.#parts = [];
+    await this.#remember();
   }
 
   async #start(): Promise<void> {
@@ -142,30 +239,26 @@ export class TurnView<L, C> {
       // A new attempt: its output replaces the previous attempt's, starting in its first message.
       await this.#coalescer.pause();
       await this.#expireOpenCards();
-      const [first, ...rest] = this.#lives;
-      for (const handle of rest) {
-        await this.#surface
-          .discard(handle)
-          .catch((err) =>
-            this.#opts.log.debug({ err }, "could not remove a message of the previous attempt"),
-          );
-      }
-      this.#lives = first === undefined ? [] : [first];
-      this.#live = first;
-      this.#liveStale = first !== undefined;
-      this.#parts = [];
+      await this.#restart(this.#lives);
       this.#coalescer.resume();
       this.#surface.working(true);
       return;
     }
     this.#began = true;
     this.#surface.working(true);
+    // A gateway that died mid-turn left its messages: this attempt takes them over.
+    const earlier = await this.#recall();
+    if (earlier.length > 0) {
+      await this.#restart(earlier);
+      return;
+    }
     try {
       this.#live = await this.#surface.begin();
       this.#liveStale = this.#live !== undefined;
       if (this.#live !== undefined) {
         this.#lives.push(this.#live);
         this.#coalescer.touched();
+        await this.#remember();
       }
     } catch (err) {
       this.#opts.log.warn({ err }, "could not show that the agent is working");
@@ -186,6 +279,7 @@ export class TurnView<L, C> {
       } else if (this.#live !== undefined && this.#liveStale) {
         await this.#surface.discard(this.#live);
         this.#lives = this.#lives.filter((l) => l !== this.#live);
+        await this.#remember();
       }
     } catch (err) {
       this.#opts.log.warn({ err }, "could not finish the reply before a card");
@@ -297,7 +391,9 @@ export class TurnView<L, C> {
           this.#surface.render(handle, [{ kind: "text", text: piece }], true),
         );
         if (handle === undefined) this.#lives.push(posted);
+        else this.#lives = this.#lives.map((l) => (l === handle ? posted : l));
         this.#live = posted;
+        await this.#remember();
       } catch (err) {
         if (!(err instanceof MessageTooLong) || limit <= SPLIT_MIN) throw err;
         await this.#postInParts(piece, Math.floor(limit / 2), handle !== undefined);

@@ -28,7 +28,31 @@ export interface SlackLive {
   uploaded?: boolean;
   /** A native streaming message still open (stream.ts); edits take over once it ends. */
   stream?: NativeStream;
+  /** A native stream another gateway opened and did not end (it died): end it before editing. */
+  orphanStream?: boolean;
 }
+
+/** A live message as kept in the store (turn-view.ts `keep`), for the gateway that re-runs the turn. */
+export const keepSlackLive = {
+  ref(handle: SlackLive): unknown {
+    return {
+      channel: handle.channel,
+      ts: handle.ts,
+      ...(handle.uploaded ? { uploaded: true } : {}),
+      ...(handle.stream || handle.orphanStream ? { stream: true } : {}),
+    };
+  },
+  revive(ref: unknown): SlackLive | undefined {
+    const r = ref as { channel?: unknown; ts?: unknown; uploaded?: unknown; stream?: unknown };
+    if (typeof r?.channel !== "string" || typeof r.ts !== "string") return undefined;
+    return {
+      channel: r.channel,
+      ts: r.ts,
+      ...(r.uploaded === true ? { uploaded: true } : {}),
+      ...(r.stream === true ? { orphanStream: true } : {}),
+    };
+  },
+};
 
 export interface SlackCard {
   channel: string;
@@ -61,6 +85,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   readonly #attachedInputs = new Set<string>();
   /** Who a new message is posted as; Slack keeps it through edits (chat.update takes none). */
   readonly #as: { username?: string; icon_url?: string };
+  readonly keep = keepSlackLive;
 
   constructor(
     client: WebClient,
@@ -121,6 +146,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   }
 
   async render(handle: SlackLive | undefined, parts: Part[], final: boolean): Promise<SlackLive> {
+    if (handle?.orphanStream) handle = await this.#endOrphan(handle);
     if (handle?.stream || (handle === undefined && this.#native && !final))
       return this.#renderStream(handle, parts, final);
     return this.#renderEdited(handle, parts, final);
@@ -191,6 +217,19 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
     return live;
   }
 
+  /**
+   * A stream left open by a gateway that died: end it as it is, then edit it
+   * as the surface does its own ended streams (best effort: Slack may have
+   * ended it already).
+   */
+  async #endOrphan(handle: SlackLive): Promise<SlackLive> {
+    const at = { channel: handle.channel, ts: handle.ts };
+    await slackCall(() => this.#client.chat.stopStream(at)).catch((err) =>
+      this.#log.debug({ err }, "could not end the stream of an earlier attempt"),
+    );
+    return { ...at, ...(handle.uploaded ? { uploaded: true } : {}) };
+  }
+
   /** Post `content` as a file in the thread. */
   async #uploadFile(content: string, filename: string, title: string): Promise<void> {
     const file = { filename, title, content };
@@ -239,6 +278,7 @@ export class SlackSurface implements ReplySurface<SlackLive, SlackCard> {
   }
 
   async discard(handle: SlackLive): Promise<void> {
+    if (handle.orphanStream) handle = await this.#endOrphan(handle);
     await handle.stream
       ?.stop()
       .catch((err) => this.#log.debug({ err }, "could not end a discarded stream"));

@@ -8,7 +8,7 @@ import {
 } from "../shared/approval-view.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
-import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
 import type { CardStore } from "./card-store.ts";
 import { attachmentOf, closedCard, requestCard, stopCard, textBlock } from "./cards.ts";
 import { type ActivityOut, type ConnectorClient, teamsCall } from "./client.ts";
@@ -42,6 +42,8 @@ const TYPING_EVERY_MS = 3_000;
  * person's activity, so in a channel it stays in the thread.
  */
 export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
+  /** Its messages are taken over by the gateway re-running a dead gateway's turn (turn-view.ts). */
+  readonly keep = keepPlainLive<TmLive>("ids", "string");
   readonly #client: ConnectorClient;
   readonly #ref: ConversationRef;
   readonly #origin: Origin;

@@ -13,7 +13,7 @@ import {
 import { packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
-import type { Part, ReplySurface } from "../shared/turn-view.ts";
+import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
 import { tgCall } from "./client.ts";
 import { escapeHtml, MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
 import { cardKeyboard, stopKeyboard } from "./keyboard.ts";
@@ -73,6 +73,8 @@ export function replyChunks(parts: Part[]): string[] {
  * keyboards. HTML that Telegram refuses is sent again as plain text.
  */
 export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
+  /** Its messages are taken over by the gateway re-running a dead gateway's turn (turn-view.ts). */
+  readonly keep = keepPlainLive<TgLive>("ids", "number");
   readonly #api: Api;
   readonly #chatId: number;
   readonly #threadId: number | undefined;
