@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
@@ -273,8 +273,15 @@ export class FakeKubernetes {
     const paths = [...mounts].sort((x, y) => y.path.length - x.path.length);
     const any = paths.map((m) => escapeRegExp(m.path)).join("|");
     const out = value.replace(
-      new RegExp(`(?<![\\w./-])(${any})(?=/|$|[\\s;'"&|)\\]])`, "g"),
-      (path) => paths.find((m) => m.path === path)?.dir ?? path,
+      new RegExp(`(?<![\\w./-])(${any})((?:/[^\\s;'"&|)\\]]*)?)(?=$|[\\s;'"&|)\\]])`, "g"),
+      (whole, path: string, rest: string) => {
+        const dir = paths.find((m) => m.path === path)?.dir;
+        if (!dir) return whole;
+        // The fake's image is the host: a file the host has under a mount path (the
+        // worker's runtime in a checkout under /tmp) and the volume does not is the image's.
+        if (rest && !existsSync(dir + rest) && existsSync(whole)) return whole;
+        return dir + rest;
+      },
     );
     return out === value ? undefined : out;
   }
