@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
-import { workerProxyEnv } from "@lobu/core";
+// Light modules only (not the package index): this starts before every pooled command.
+import { workerProxyEnv } from "@lobu/core/proxy-env";
 import { startForwarder } from "./forwarder.ts";
 
 /**
