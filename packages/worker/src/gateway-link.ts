@@ -1,5 +1,6 @@
 import { connect, type Socket } from "node:net";
-import { parseGatewayAddress, type WorkerStreamKind, workerPreamble } from "@lobu/core";
+// The light module, not the package index: a pooled command's forwarder starts with every command.
+import { parseGatewayAddress, type WorkerStreamKind, workerPreamble } from "@lobu/core/transport";
 
 /**
  * A worker in a container or pod dials the gateway instead of inheriting fd 3

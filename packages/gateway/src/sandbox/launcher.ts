@@ -21,6 +21,14 @@ export function workerEntry(): string {
   return fileURLToPath(import.meta.resolve("@lobu/worker/main"));
 }
 
+/**
+ * What a pooled command sandbox runs first (the worker package's `./command-proxy`):
+ * an HTTP proxy forwarder on its loopback, then the command with the proxy variables.
+ */
+export function commandProxyEntry(): string {
+  return realpathOr(fileURLToPath(import.meta.resolve("@lobu/worker/command-proxy")));
+}
+
 export interface WorkerLaunchConfig {
   /** Node binary for workers (default: the gateway's own, process.execPath). */
   nodePath?: string;

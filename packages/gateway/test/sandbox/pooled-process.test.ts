@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
@@ -33,17 +34,38 @@ describe.skipIf(process.platform !== "linux")("pooled process tier", () => {
   let w: World;
   let server: Server;
   let port = 0;
+  /** An allowed host's server (api.allowed.test, resolved to 127.0.0.1 in test mode). */
+  let upstream: HttpServer;
+  let upPort = 0;
 
   beforeAll(async () => {
     server = createServer((c) => c.end("host listener")).listen(0, "0.0.0.0");
     await new Promise((r) => server.once("listening", r));
     port = (server.address() as { port: number }).port;
-    w = await startWorld({ driver: "process", toml: 'process_mode = "pooled"\n' });
+    upstream = createHttpServer((req, res) => res.end(`upstream saw ${req.url}`)).listen(
+      0,
+      "127.0.0.1",
+    );
+    await new Promise((r) => upstream.once("listening", r));
+    upPort = (upstream.address() as { port: number }).port;
+    w = await startWorld({
+      driver: "process",
+      toml: [
+        'process_mode = "pooled"',
+        "[network]",
+        'allow = ["api.allowed.test"]',
+        "[agents.default.network]",
+        'allow_private_ranges = ["127.0.0.1/32"]',
+        "",
+      ].join("\n"),
+      env: { LOBU_TEST_MODE: "1", LOBU_TEST_RESOLVE: "api.allowed.test=127.0.0.1" },
+    });
   }, 120_000);
 
   afterAll(async () => {
     await w?.close();
     server?.close();
+    upstream?.close();
   });
 
   /** The bash output the model got back for `text` (all calls, in order). */
@@ -115,6 +137,43 @@ describe.skipIf(process.platform !== "linux")("pooled process tier", () => {
     const carol = await w.sandboxOf("carol");
     const denied = await w.audit("egress.denied", carol.id);
     expect(denied.some((r) => r.details?.host === "example.com")).toBe(true);
+  });
+
+  it("reaches allowed hosts with plain tools, through the proxy, as itself (like own mode)", async () => {
+    const out = await run("erin", "fetch things", [
+      [
+        // No flags: HTTP_PROXY and the CA bundle come from the sandbox, as in own mode.
+        `curl -s --max-time 10 http://api.allowed.test:${upPort}/hello; echo`,
+        "curl -s --max-time 10 http://example.com/; echo",
+        'echo "proxy=$HTTPS_PROXY ca=$CURL_CA_BUNDLE"',
+      ].join("; "),
+    ]);
+    expect(out).toContain("upstream saw /hello");
+    expect(out).toMatch(/Lobu egress proxy refused/);
+    expect(out).toMatch(/proxy=http:\/\/127\.0\.0\.1:\d+ ca=\/\S+/);
+    const erin = await w.sandboxOf("erin");
+    const allowed = await w.audit("egress.allowed", erin.id);
+    expect(allowed.some((r) => r.details?.host === "api.allowed.test")).toBe(true);
+    const denied = await w.audit("egress.denied", erin.id);
+    expect(denied.some((r) => r.details?.host === "example.com")).toBe(true);
+  });
+
+  it("passes exit codes through, and nothing listens once its command ended", async () => {
+    const out = await run("erin", "fail on purpose", [
+      "echo before-exit; exit 7",
+      "kill -TERM $$",
+      "echo fine",
+    ]);
+    expect(out).toContain("before-exit");
+    expect(out).toContain("exited with code 7");
+    // Killed by SIGTERM: 128 + 15, as from a shell.
+    expect(out).toContain("exited with code 143");
+    expect(out).toContain("fine");
+    // The forwarder lived in the command's sandbox: no process of it is left anywhere.
+    const left = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes("command-proxy"));
+    expect(left).toEqual([]);
   });
 
   it("survives a command flooding binary output (its pool's channel stays whole)", async () => {

@@ -8,7 +8,7 @@ import type { SandboxCgroup } from "../cgroups.ts";
 import { HELPER_ENV } from "../commands.ts";
 import type { EgressBinder, EgressBinding, SandboxSpec } from "../driver.ts";
 import { readVolumeMeta, type VolumeMeta } from "../identity.ts";
-import type { WorkerLauncher } from "../launcher.ts";
+import { commandProxyEntry, type WorkerLauncher } from "../launcher.ts";
 import type { Setup } from "./detect.ts";
 import { FDS, type LaunchOptions, rlimitArgs, sandboxArgv } from "./launch.ts";
 
@@ -79,6 +79,9 @@ const RESERVED_ENV = /^(PATH|HOME|LOBU_\w*|LD_\w+|PI_OFFLINE)$/;
 /** The command line, run by bash in its directory (argv: cwd, command). */
 const RUN_SCRIPT = 'cd -- "$1" 2>/dev/null || cd /workspace || exit 1; eval "$2"';
 
+/** The forwarder entry (in the worker package, which every sandbox sees read-only). */
+const COMMAND_PROXY = commandProxyEntry();
+
 export class ToolSandboxes {
   readonly #d: ToolSandboxDeps;
   readonly #conversations = new Map<string, Conversation>();
@@ -114,6 +117,9 @@ export class ToolSandboxes {
           resources: { ...held, quota: "watch", pool: false },
           workerArgv: [
             ...rlimitArgs(setup, spec.limits, this.#d.opts.maxOpenFiles),
+            // Node first: the own mode's forwarder and proxy variables, for curl, git, pip…
+            this.#d.launcher.nodePath,
+            COMMAND_PROXY,
             "/bin/bash",
             "-c",
             RUN_SCRIPT,
