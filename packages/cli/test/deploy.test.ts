@@ -207,8 +207,15 @@ describe("kubernetes", () => {
       "pods",
       "pods/exec",
       "pods/log",
+      "secrets",
     ]);
-    expect(JSON.stringify(role)).not.toContain("secrets");
+    // Secrets only made and removed (the sandbox's token and CA), never read.
+    const secretRules = role.rules.filter((r: { resources: string[] }) =>
+      r.resources.includes("secrets"),
+    );
+    expect(secretRules).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create", "delete"] },
+    ]);
     // Redis takes connections from the gateway pods only.
     const redisPolicy = byKind("NetworkPolicy", "lobu-redis");
     expect(redisPolicy.spec.podSelector.matchLabels).toEqual(

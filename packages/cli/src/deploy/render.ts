@@ -179,7 +179,7 @@ export function renderKubernetes(d: DeployConfig, o: RenderOptions): Obj[] {
       metadata: meta("lobu-gateway", o, "gateway"),
     },
     {
-      // What the kubernetes sandbox driver does: a pod, a PVC and a NetworkPolicy per sandbox.
+      // What the kubernetes sandbox driver does: a pod, a PVC, a Secret and a NetworkPolicy per sandbox.
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "Role",
       metadata: meta("lobu-sandboxes", o, "gateway"),
@@ -190,6 +190,9 @@ export function renderKubernetes(d: DeployConfig, o: RenderOptions): Obj[] {
           verbs: ["get", "list", "watch", "create", "delete", "patch"],
         },
         { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
+        // Each sandbox's Secret (its worker token and the proxy CA): made and removed, never
+        // read back, so the role cannot read other Secrets of the namespace.
+        { apiGroups: [""], resources: ["secrets"], verbs: ["create", "delete"] },
         // Copying workspaces and skills in and out, and operators' `lobu sandboxes exec`
         // (a WebSocket: `get` on older API servers, `create` since Kubernetes 1.31).
         { apiGroups: [""], resources: ["pods/exec"], verbs: ["get", "create"] },

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
+  BEYOND_DISCARD,
   conversationsOf,
   drainedQueue,
   FILES_TOML,
@@ -164,9 +165,7 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
 
   it("refuses an unsigned request before reading its body, and bounds a signed one", async () => {
     const total = 8 * 1024 * 1024;
-    // More than the gateway discards after refusing (http/linger.ts: 64 MiB): a refused
-    // sender is cut off before the end. (8 MB could all be discarded, so proves nothing.)
-    const huge = 300 * 1024 * 1024;
+    const huge = BEYOND_DISCARD;
     const unsigned = await sendFiller(endpoint, {
       totalBytes: huge,
       sized: false,

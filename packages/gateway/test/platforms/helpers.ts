@@ -109,6 +109,13 @@ export interface FillerAnswer {
 }
 
 /**
+ * More than the gateway reads and discards after refusing a body (http/linger.ts:
+ * 64 MiB): a refused sender of this much is cut off before the end, which a
+ * smaller body (all of it discarded on a fast machine) cannot show.
+ */
+export const BEYOND_DISCARD = 300 * 1024 * 1024;
+
+/**
  * Send `totalBytes` of filler to `url` without holding it in memory: 64 KiB
  * pieces of one buffer, written as the connection drains, with a
  * Content-Length (`sized`) or chunked. Resolves with the first answer; a
