@@ -72,3 +72,52 @@ export class HistoryUnavailable extends Error {
     this.name = "HistoryUnavailable";
   }
 }
+
+/** What `newestBefore` read: the messages kept (oldest first) and why it stopped. */
+export interface NewestBefore<T> {
+  kept: T[];
+  /** Messages older than those kept may exist (the limit was reached, or pages were left unread). */
+  earlier: boolean;
+  /** Every page was read, and neither the limit nor `since` stopped the reading. */
+  exhausted: boolean;
+}
+
+/**
+ * The newest messages before the one a turn answers, from pages a platform
+ * gives newest first: at most `limit`, and none from `since` back (the last
+ * turn's message). Shared by the platforms whose history comes in pages.
+ */
+export async function newestBefore<T>(opts: {
+  /** One page, newest first, and the cursor of the next (none on the last). */
+  read: (cursor: string | undefined) => Promise<{ messages: T[]; next?: string | undefined }>;
+  /** Messages to pass over (the origin's own and anything newer). */
+  skip: (m: T) => boolean;
+  /** The message that ends the reading (`since`), not kept. */
+  reached: (m: T) => boolean;
+  limit: number;
+  maxPages: number;
+}): Promise<NewestBefore<T>> {
+  const kept: T[] = [];
+  let cursor: string | undefined;
+  let stopped = false;
+  let more = false;
+  for (let pages = 0; !stopped && pages < opts.maxPages; pages++) {
+    const page = await opts.read(cursor);
+    for (const m of page.messages) {
+      if (opts.skip(m)) continue;
+      if (opts.reached(m)) {
+        stopped = true;
+        break;
+      }
+      if (kept.length === opts.limit) {
+        stopped = more = true;
+        break;
+      }
+      kept.push(m);
+    }
+    cursor = page.next;
+    if (!cursor) break;
+  }
+  if (cursor && !stopped) more = true;
+  return { kept: kept.reverse(), earlier: more, exhausted: !cursor && !stopped };
+}

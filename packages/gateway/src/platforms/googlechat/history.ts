@@ -6,6 +6,7 @@ import {
   type HistoryPlace,
   type HistoryScope,
   HistoryUnavailable,
+  newestBefore,
   type RecentMessages,
 } from "../../domain/history.ts";
 import { type ChatApi, gcCall } from "./client.ts";
@@ -49,39 +50,27 @@ export class GoogleChatHistory implements ConversationHistory {
     const { origin } = place;
     const none = { messages: [], earlier: false };
     if (origin.isDirect || !origin.messageRef || !origin.threadId) return none;
+    const thread = origin.threadId;
     const limit = Math.max(1, opts.limit);
-    const kept: chat_v1.Schema$Message[] = [];
-    // Newest first: what is newer than the message (or the message itself) is skipped.
+    // Newest first: the message itself and what is newer than it are passed over.
     let seen = false;
-    let more = false;
-    let done = false;
-    let token: string | undefined;
-    for (let pages = 0; !done && pages < MAX_CONTEXT_PAGES; pages++) {
-      const page = await this.#list(origin.channelId, {
-        thread: origin.threadId,
-        pageSize: Math.min(limit + 1, MAX_PAGE),
-        ...(token ? { pageToken: token } : {}),
-      });
-      for (const m of page.messages) {
-        if (!seen) {
-          seen = m.name === origin.messageRef;
-          continue;
-        }
-        if (opts.after && m.name === opts.after) {
-          done = true;
-          break;
-        }
-        if (kept.length === limit) {
-          more = done = true;
-          break;
-        }
-        kept.push(m);
-      }
-      token = page.next;
-      if (!token) break;
-    }
-    if (token && !done) more = true;
-    return { messages: kept.reverse().map(convert), earlier: more };
+    const { kept, earlier } = await newestBefore<chat_v1.Schema$Message>({
+      read: (token) =>
+        this.#list(origin.channelId, {
+          thread,
+          pageSize: Math.min(limit + 1, MAX_PAGE),
+          ...(token ? { pageToken: token } : {}),
+        }),
+      skip: (m) => {
+        if (seen) return false;
+        seen = m.name === origin.messageRef;
+        return true;
+      },
+      reached: (m) => opts.after !== undefined && m.name === opts.after,
+      limit,
+      maxPages: MAX_CONTEXT_PAGES,
+    });
+    return { messages: kept.map(convert), earlier };
   }
 
   async page(

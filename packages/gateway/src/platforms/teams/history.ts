@@ -6,6 +6,7 @@ import {
   type HistoryPlace,
   type HistoryScope,
   HistoryUnavailable,
+  newestBefore,
   type RecentMessages,
 } from "../../domain/history.ts";
 import type { ConversationRef, Conversations } from "./conversations.ts";
@@ -111,37 +112,31 @@ export class TeamsHistory implements ConversationHistory {
     if (where.kind === "channel" && (!root || root === before)) return none;
     const limit = Math.max(1, opts.limit);
     const since = opts.after;
-    const kept: ChatMessage[] = [];
-    let url: string | undefined = this.#firstUrl(where, "thread", root, limit);
-    let more = false;
-    let done = false;
     // Newest first: read until `limit` messages before the origin's, or `since`.
-    for (let pages = 0; url && !done && pages < MAX_CONTEXT_PAGES; pages++) {
-      const page = await this.#get(url, where.tenant);
-      url = page.next;
-      for (const m of newestFirst(page.messages)) {
-        if (!older(m.id, before)) continue;
-        if (since && !older(since, m.id)) {
-          done = true;
-          break;
-        }
-        if (kept.length === limit) {
-          more = done = true;
-          break;
-        }
-        kept.push(m);
-      }
-    }
-    if (url && !done) more = true;
-    // The thread's root is not among its replies: it comes last (oldest).
-    if (!url && !done && where.kind === "channel" && root && (!since || older(since, root))) {
-      if (kept.length === limit) more = true;
+    const read = await newestBefore<ChatMessage>({
+      read: async (next) => {
+        const page = await this.#get(
+          next ?? this.#firstUrl(where, "thread", root, limit),
+          where.tenant,
+        );
+        return { messages: newestFirst(page.messages), next: page.next };
+      },
+      skip: (m) => !older(m.id, before),
+      reached: (m) => since !== undefined && !older(since, m.id),
+      limit,
+      maxPages: MAX_CONTEXT_PAGES,
+    });
+    const kept = read.kept;
+    let earlier = read.earlier;
+    // The thread's root is not among its replies: it comes first (oldest).
+    if (read.exhausted && where.kind === "channel" && root && (!since || older(since, root))) {
+      if (kept.length === limit) earlier = true;
       else {
         const first = await this.#rootOf(where, root);
-        if (first) kept.push(first);
+        if (first) kept.unshift(first);
       }
     }
-    return { messages: this.#convert(kept.reverse()), earlier: more };
+    return { messages: this.#convert(kept), earlier };
   }
 
   async page(
