@@ -35,6 +35,12 @@ const RUN = "/run/lobu";
 const WORKSPACE = "/workspace";
 const SKILLS = "/skills";
 const CA_BUNDLE = "/etc/ssl/certs/lobu-ca.pem";
+/**
+ * Host pids a gVisor sandbox needs besides the agent's own: its Sentry (the
+ * user-space kernel), gofer and ptrace stubs are host threads in the
+ * container's pids cgroup, and the Sentry panics when a clone fails there.
+ */
+const GVISOR_HOST_PIDS = 512;
 
 export interface DockerDriverOptions {
   /** The driver's own state (uids, sockets), under the data dir. */
@@ -93,6 +99,8 @@ export class DockerDriver implements SandboxDriver {
   #swept?: Promise<void>;
   /** Whether volumes are loop images of `disk_mb` (root with e2fsprogs), checked once. */
   #loop?: Promise<boolean>;
+  /** Whether the OCI runtime is gVisor's runsc (by its registered path), asked once. */
+  #gvisor?: Promise<boolean>;
 
   constructor(opts: DockerDriverOptions) {
     this.#opts = opts;
@@ -187,6 +195,20 @@ export class DockerDriver implements SandboxDriver {
     return this.#loop;
   }
 
+  #isGvisor(): Promise<boolean> {
+    const runtime = this.#opts.runtime ?? "runc";
+    this.#gvisor ??= this.#docker
+      .info()
+      .then((info: { Runtimes?: Record<string, { path?: string }> }) =>
+        /(^|\/)runsc[^/]*$/.test(info.Runtimes?.[runtime]?.path ?? runtime),
+      )
+      .catch((err) => {
+        this.#gvisor = undefined;
+        throw err;
+      });
+    return this.#gvisor;
+  }
+
   /**
    * A gateway that died left its containers (their workers exit when the
    * control socket goes, so they are stopped, not running): remove every
@@ -271,7 +293,7 @@ export class DockerDriver implements SandboxDriver {
         output,
         run: async (token) => {
           container = await this.#docker.createContainer(
-            this.#containerSpec(spec, name, meta, runDir, token),
+            this.#containerSpec(spec, name, meta, runDir, token, await this.#isGvisor()),
           );
           const stream = await container.attach({ stream: true, stdout: true, stderr: true });
           const out = new PassThrough();
@@ -348,6 +370,7 @@ export class DockerDriver implements SandboxDriver {
     meta: { uid: number; gid: number },
     runDir: string,
     token: string,
+    gvisor: boolean,
   ): Docker.ContainerCreateOptions {
     const launcher = this.launcher;
     const env = workerEnv(
@@ -396,7 +419,10 @@ export class DockerDriver implements SandboxDriver {
         Memory: memory,
         MemorySwap: memory,
         NanoCpus: Math.round(spec.limits.cpus * 1e9),
-        PidsLimit: spec.limits.pids,
+        // RLIMIT_NPROC (per uid, and each sandbox has its own) holds the agent to `pids` under
+        // every runtime; the pids cgroup also counts gVisor's own host threads (see GVISOR_HOST_PIDS).
+        Ulimits: [{ Name: "nproc", Soft: spec.limits.pids, Hard: spec.limits.pids }],
+        PidsLimit: spec.limits.pids + (gvisor ? GVISOR_HOST_PIDS : 0),
         IpcMode: "private",
         Init: true,
         ...(this.#opts.runtime ? { Runtime: this.#opts.runtime } : {}),
