@@ -146,6 +146,11 @@ if (!isMainThread && workerData?.role) {
     upstreamCa?: string;
   };
   const ready = role === "upstream" ? await runUpstream(dir) : await runProxy(dir, upstreamCa!);
+  // CPU time of this thread on request: what a round of proxied requests cost the
+  // proxy itself, whatever share of the cores the scheduler gave it.
+  parentPort!.on("message", (m) => {
+    if (m === "cpu") parentPort!.postMessage(process.threadCpuUsage());
+  });
   parentPort!.postMessage(ready);
 }
 
@@ -208,19 +213,35 @@ async function rps(t: Target, requests: number): Promise<number> {
 async function rpsPair(
   direct: Target,
   proxied: Target,
-): Promise<{ direct: number; proxied: number; ratio: number }> {
+  proxyThread: Worker,
+): Promise<{ direct: number; proxied: number; ratio: number; cpuUs: number }> {
   const per = Math.ceil(RPS_REQUESTS / RPS_ROUNDS);
   await rps(direct, per);
   await rps(proxied, per);
   const d: number[] = [];
   const p: number[] = [];
   const ratios: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < RPS_ROUNDS; i++) {
     d.push(await rps(direct, per));
+    const before = await threadCpu(proxyThread);
     p.push(await rps(proxied, per));
+    cpu.push((await threadCpu(proxyThread)) - before);
     ratios.push(p.at(-1)! / d.at(-1)!);
   }
-  return { direct: median(d), proxied: median(p), ratio: median(ratios) };
+  return {
+    direct: median(d),
+    proxied: median(p),
+    ratio: median(ratios),
+    cpuUs: median(cpu) / per,
+  };
+}
+
+/** The proxy thread's CPU time so far (user + system), in microseconds. */
+async function threadCpu(worker: Worker): Promise<number> {
+  worker.postMessage("cpu");
+  const [usage] = (await once(worker, "message")) as [NodeJS.CpuUsage];
+  return usage.user + usage.system;
 }
 
 /** Latency samples of both targets, one request of each in turn (same noise for both). */
@@ -378,7 +399,7 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       ["http", plainDirect, plainProxy],
       ["https+swap", tlsDirect, tlsProxy],
     ] as const) {
-      const r = await rpsPair(direct, proxied);
+      const r = await rpsPair(direct, proxied, px.worker);
       rpsRows.push(
         { metric: `${what}: rps direct`, value: r.direct, unit: "req/s", note: "median of rounds" },
         {
@@ -392,6 +413,12 @@ export default async function proxyBench(): Promise<BenchResult[]> {
           value: r.ratio * 100,
           unit: "%",
           note: `median of ${RPS_ROUNDS} alternating rounds`,
+        },
+        {
+          metric: `${what}: proxy thread CPU per request`,
+          value: r.cpuUs,
+          unit: "µs",
+          note: "median of rounds; independent of the share of cores it got",
         },
       );
     }

@@ -16,6 +16,12 @@ export type AnswerHead =
       statusMessage: string | undefined;
       headers: string[];
       stages: NodeJS.ReadWriteStream[];
+      /**
+       * Set when the caller asked for a whole answer and one is possible (no
+       * decoding needed): redacts the complete body, and `stages` is empty. The
+       * caller then sets Content-Length to what it returns.
+       */
+      whole: ((body: Buffer) => Buffer) | null;
     }
   /** The body is encoded in a way the redactor cannot see through. */
   | { ok: false; reason: string };
@@ -28,15 +34,25 @@ export interface UpstreamHead {
   rawHeaders: string[];
 }
 
-/** `method`: the request's, to know whether the answer has a body to decode. */
+const unchanged = (body: Buffer): Buffer => body;
+
+/**
+ * `method`: the request's, to know whether the answer has a body to decode.
+ * `wantWhole`: the caller will collect the body and send it in one piece (a
+ * small sized answer), so no streaming stage is built when none is needed.
+ */
 export function answerHead(
   upRes: UpstreamHead,
   method: string | undefined,
   redactor: LiteralRedactor | null,
   host: string,
+  wantWhole = false,
 ): AnswerHead {
   const headers = forwardableHeaders(upRes.rawHeaders);
-  if (!redactor) return { ok: true, statusMessage: upRes.statusMessage, headers, stages: [] };
+  if (!redactor) {
+    const whole = wantWhole ? unchanged : null;
+    return { ok: true, statusMessage: upRes.statusMessage, headers, stages: [], whole };
+  }
   const coding = codingOf(upRes);
   if (coding === null) {
     const reason = `${host} answered with content in an encoding (${describeCodings(upRes)}) that cannot be checked for leaked secrets`;
@@ -49,15 +65,16 @@ export function answerHead(
     // A bodiless answer (HEAD, 204, 304) has nothing to decode.
     if (hasBody(method, upRes.statusCode)) stages.push(decoderFor(coding)!);
   }
-  // Redaction changes the length; the client gets chunked encoding instead.
+  // Redaction changes the length: a whole answer gets the redacted one, a streamed
+  // one chunked encoding instead.
   rh = setHeader(rh, "Content-Length", undefined);
+  const statusMessage = redactor.redact(upRes.statusMessage ?? "");
+  if (wantWhole && stages.length === 0) {
+    const whole = (body: Buffer) => redactor.redactBytes(body);
+    return { ok: true, statusMessage, headers: rh, stages, whole };
+  }
   stages.push(redactor.stream());
-  return {
-    ok: true,
-    statusMessage: redactor.redact(upRes.statusMessage ?? ""),
-    headers: rh,
-    stages,
-  };
+  return { ok: true, statusMessage, headers: rh, stages, whole: null };
 }
 
 const KNOWN_CODINGS: ReadonlySet<string> = new Set(["gzip", "x-gzip", "deflate", "br"]);
@@ -112,7 +129,7 @@ function describeCodings(upRes: UpstreamHead): string {
 }
 
 /** Whether an answer to `method` with `status` carries a body (RFC 9110 §6.4.1). */
-function hasBody(method: string | undefined, status: number | undefined): boolean {
+export function hasBody(method: string | undefined, status: number | undefined): boolean {
   if (method === "HEAD") return false;
   return !(status === 204 || status === 304 || (status !== undefined && status < 200));
 }

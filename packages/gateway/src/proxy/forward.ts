@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Writable } from "node:stream";
 import type { Dispatcher } from "undici";
-import { answerHead, type UpstreamHead } from "./answer-redaction.ts";
+import { answerHead, hasBody, type UpstreamHead } from "./answer-redaction.ts";
 import { wantsJson } from "./explain.ts";
 import type { ForwardDeps, ForwardOutcome, ForwardTarget } from "./forwarding.ts";
-import { authority } from "./headers.ts";
+import { authority, setHeader } from "./headers.ts";
 import { type OutgoingRequest, prepareOutgoing } from "./outgoing-request.ts";
 import { upstreamError, writeRefusal } from "./refusals.ts";
 
@@ -51,14 +51,24 @@ export async function forward(
       writeRefusal(res, r, wantsJson(req.headers), { Connection: "close" });
       settle("error", status, reason);
     };
-    const answered = (head: UpstreamHead): Writable | null => {
-      const answer = answerHead(head, req.method, out.redactor, target.host);
+    const answered = (head: UpstreamHead): BodySink | null => {
+      const whole = wholeAnswer(req.method, head);
+      const answer = answerHead(head, req.method, out.redactor, target.host, whole);
       if (!answer.ok) {
         writeRefusal(res, upstreamError(target.host, answer.reason), wantsJson(req.headers));
         settle("error", 502, answer.reason);
         return null;
       }
       const status = head.statusCode;
+      const to = `${target.protocol}//${authority(target.host, target.port, target.protocol)}`;
+      settle(
+        out.swapper.swapped.size > 0 ? "swapped" : "allowed",
+        status,
+        `${req.method} ${to} → ${status}`,
+      );
+      if (answer.whole) {
+        return new WholeAnswer(res, status, answer.statusMessage, answer.headers, answer.whole);
+      }
       res.writeHead(status, answer.statusMessage, answer.headers);
       // A streamed answer (SSE, chunked) gets its headers now rather than with the
       // first chunk; a sized one sends them with its body (one write fewer).
@@ -68,12 +78,6 @@ export async function forward(
       ) {
         res.flushHeaders();
       }
-      const to = `${target.protocol}//${authority(target.host, target.port, target.protocol)}`;
-      settle(
-        out.swapper.swapped.size > 0 ? "swapped" : "allowed",
-        status,
-        `${req.method} ${to} → ${status}`,
-      );
       return answerSink(answer.stages, res);
     };
     sendUpstream(target, out, req, res, deps, { answered, failed });
@@ -85,14 +89,86 @@ function isTimeout(err: Error): boolean {
   return code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT";
 }
 
+/** Answers up to this size with a Content-Length are collected and sent in one write. */
+const WHOLE_ANSWER_BYTES = 64 * 1024;
+
+/**
+ * Whether to send this answer whole: it has a body of a known, small length and
+ * is not an event stream. The sandbox then gets head and body in one write
+ * (one syscall, one TLS record) instead of a head, chunks and a chunked end.
+ */
+function wholeAnswer(method: string | undefined, head: UpstreamHead): boolean {
+  if (!hasBody(method, head.statusCode)) return false;
+  const length = headerValue(head.rawHeaders, "content-length");
+  if (length === undefined || !/^\d{1,6}$/.test(length) || Number(length) > WHOLE_ANSWER_BYTES) {
+    return false;
+  }
+  return !/event-stream/i.test(headerValue(head.rawHeaders, "content-type") ?? "");
+}
+
+/** A small sized answer: its body collected, redacted whole, and sent with its head at the end. */
+class WholeAnswer implements BodySink {
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  readonly res: ServerResponse;
+  readonly status: number;
+  readonly statusMessage: string | undefined;
+  readonly headers: string[];
+  readonly redact: (body: Buffer) => Buffer;
+
+  constructor(
+    res: ServerResponse,
+    status: number,
+    statusMessage: string | undefined,
+    headers: string[],
+    redact: (body: Buffer) => Buffer,
+  ) {
+    this.res = res;
+    this.status = status;
+    this.statusMessage = statusMessage;
+    this.headers = headers;
+    this.redact = redact;
+  }
+
+  write(chunk: Buffer): boolean {
+    this.#size += chunk.length;
+    // Longer than it may be (undici refuses a wrong length too): cut the sandbox's
+    // response, which aborts the upstream request.
+    if (this.#size > WHOLE_ANSWER_BYTES) this.res.destroy();
+    else this.#chunks.push(chunk);
+    return true;
+  }
+
+  end(): void {
+    const body = this.redact(Buffer.concat(this.#chunks, this.#size));
+    const headers = setHeader(this.headers, "Content-Length", String(body.length));
+    this.res.writeHead(this.status, this.statusMessage, headers);
+    this.res.end(body);
+  }
+
+  on(): void {}
+
+  destroy(): void {
+    this.res.destroy();
+  }
+}
+
 function headerValue(raw: readonly string[], name: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) return raw[i + 1];
   return undefined;
 }
 
+/** Where an answer's body goes: the sandbox's response (through stages) or a WholeAnswer. */
+interface BodySink {
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  on(event: "drain" | "error", fn: () => void): unknown;
+}
+
 interface AnswerCallbacks {
   /** The answer's head arrived: where its body goes, or null to drop it (refused). */
-  answered(head: UpstreamHead): Writable | null;
+  answered(head: UpstreamHead): BodySink | null;
   failed(err: Error): void;
 }
 
@@ -116,7 +192,7 @@ function sendUpstream(
       headers.push(out.headers[i]!, out.headers[i + 1]!);
   }
   const idleMs = deps.limits.idleTimeoutMs;
-  let sink: Writable | null = null;
+  let sink: BodySink | null = null;
   let controller: Dispatcher.DispatchController | null = null;
   let timer: NodeJS.Timeout | undefined;
   let done = false;

@@ -22,13 +22,19 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 /** Drop hop-by-hop headers, those named in Connection, and any in `drop`. */
 export function forwardableHeaders(raw: readonly string[], drop: readonly string[] = []): string[] {
-  const dropped = new Set([...HOP_BY_HOP, ...drop]);
+  // The shared set serves the usual request (`Connection: keep-alive` or none):
+  // copied only when a name outside it is to be dropped too.
+  let dropped: ReadonlySet<string> = HOP_BY_HOP;
+  const extra = (names: readonly string[]) => {
+    if (names.every((n) => !n || dropped.has(n))) return;
+    const more = new Set(dropped);
+    for (const n of names) if (n) more.add(n);
+    dropped = more;
+  };
+  if (drop.length) extra(drop);
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === "connection") {
-      for (const token of raw[i + 1]!.split(",")) {
-        const name = token.trim().toLowerCase();
-        if (name) dropped.add(name);
-      }
+      extra(raw[i + 1]!.split(",").map((t) => t.trim().toLowerCase()));
     }
   }
   const out: string[] = [];

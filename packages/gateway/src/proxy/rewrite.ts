@@ -119,6 +119,14 @@ export class LiteralRedactor {
       : text.replace(this.#pattern, (m) => this.#replacement.get(m) ?? m);
   }
 
+  /** Redact a complete body (latin1, so binary parts survive); the same buffer when nothing matched. */
+  redactBytes(body: Buffer): Buffer {
+    if (this.#needles.length === 0) return body;
+    const text = body.toString("latin1");
+    const out = this.redact(text);
+    return out === text ? body : Buffer.from(out, "latin1");
+  }
+
   /** Where, at or after `from`, the tail of `s` could still grow into a needle (length when nowhere). */
   #pendingFrom(s: string, from: number): number {
     for (let i = Math.max(from, s.length - this.#maxLength + 1); i < s.length; i++) {
@@ -153,7 +161,9 @@ export class LiteralRedactor {
         carry = rest;
         done(null, emit ? Buffer.from(emit, "latin1") : undefined);
       },
-      flush: (done) => done(null, carry ? Buffer.from(carry, "latin1") : undefined),
+      // The stream ended: a held-back tail that is itself a whole needle (one
+      // secret's form a prefix of another's) is redacted, not let through.
+      flush: (done) => done(null, carry ? Buffer.from(this.redact(carry), "latin1") : undefined),
     });
   }
 }

@@ -183,6 +183,44 @@ describe("encodings of the secret in the body", () => {
   });
 });
 
+describe("small sized answers sent whole", () => {
+  /** Echoes x-token `times` times in a body with a Content-Length. */
+  function sized(path: string, times: number) {
+    w.http.routes.push((req, res) => {
+      if (req.url !== path) return false;
+      const body = `${`echo ${req.headers["x-token"]}\n`.repeat(times)}end`;
+      res.writeHead(200, {
+        "content-type": "text/plain",
+        "content-length": Buffer.byteLength(body),
+      });
+      res.end(body);
+      return true;
+    });
+  }
+
+  it("redacts a small answer whole and gives it the redacted length, not chunked framing", async () => {
+    sized("/small", 3);
+    const res = await viaProxy(w.proxyPort, `http://api.allowed.test:${w.http.port}/small`, {
+      headers: { "x-token": placeholder },
+    });
+    expect(w.http.received[0]!.headers["x-token"]).toBe(SECRET);
+    expect(res.body).toBe(`${`echo ${placeholder}\n`.repeat(3)}end`);
+    expect(res.headers["content-length"]).toBe(String(Buffer.byteLength(res.body)));
+    expect(res.headers["transfer-encoding"]).toBeUndefined();
+    expect(leaks(res.body)).toBe(false);
+  });
+
+  it("streams a larger sized answer (chunked) and still redacts all of it", async () => {
+    sized("/large", 4000); // ≈ 160 KB: above the whole-answer limit
+    const res = await viaProxy(w.proxyPort, `http://api.allowed.test:${w.http.port}/large`, {
+      headers: { "x-token": placeholder },
+    });
+    expect(res.headers["transfer-encoding"]).toBe("chunked");
+    expect(res.body).toBe(`${`echo ${placeholder}\n`.repeat(4000)}end`);
+    expect(res.body.includes(SECRET)).toBe(false);
+  });
+});
+
 describe("compressed and oddly framed answers", () => {
   for (const [name, compress] of [
     ["gzip", zlib.gzipSync],

@@ -127,6 +127,18 @@ describe("secret redaction", () => {
     }
   });
 
+  it("redacts a whole secret held back at the end of a stream (one secret a prefix of another)", async () => {
+    const r = new LiteralRedactor([
+      [secret, P],
+      [`${secret}-longer`, Q],
+    ]);
+    // The tail could still grow into the longer secret, so it is held back; the
+    // stream then ends, and what was held back is a secret of its own.
+    const { out } = await run(r.stream(), [Buffer.from(`a ${secret}`)]);
+    expect(out.toString()).toBe(`a ${P}`);
+    expect(r.redactBytes(Buffer.from(`a ${secret}`)).toString()).toBe(`a ${P}`);
+  });
+
   it("holds back only a possible prefix", () => {
     const r = new LiteralRedactor([[secret, P]]);
     expect(r.step("data: x\n\n")).toEqual(["data: x\n\n", ""]);
