@@ -82,15 +82,29 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The default bridge's address on the host: containers on any bridge network reach it. */
+/**
+ * The default bridge's address on the host (docker0's): containers on any bridge
+ * network reach it. Read with `ip`: Node lists only interfaces with a carrier,
+ * and docker0 has none while no container is on it.
+ */
 function hostAddress(): string {
-  const res = spawnSync(
+  const bridge = spawnSync(
     "docker",
-    ["network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],
+    [
+      "network",
+      "inspect",
+      "bridge",
+      "--format",
+      '{{index .Options "com.docker.network.bridge.name"}}',
+    ],
     { encoding: "utf8" },
   );
-  if (res.status !== 0) throw new Error(`docker network inspect bridge: ${res.stderr}`);
-  return res.stdout.trim();
+  if (bridge.status !== 0) throw new Error(`docker network inspect bridge: ${bridge.stderr}`);
+  const name = bridge.stdout.trim() || "docker0";
+  const ip = spawnSync("ip", ["-4", "-o", "addr", "show", "dev", name], { encoding: "utf8" });
+  const address = /\binet (\d+\.\d+\.\d+\.\d+)\//.exec(ip.stdout)?.[1];
+  if (!address) throw new Error(`the default bridge ${name} has no IPv4 address: ${ip.stderr}`);
+  return address;
 }
 
 describe.skipIf(!engine.ok)("docker compose up (gateway + Redis)", () => {
