@@ -102,6 +102,29 @@ elif [ "$daemon_json_changed" = 1 ]; then
     echo "dockerd did not take the new runsc: restart it (systemctl restart docker)" >&2
 fi
 
+# The Compose deployment's test (packages/cli/test/compose-up.test.ts): `docker compose`
+# (Compose v2) and debootstrap for its local base images. Bookworm packages only Compose v1;
+# trixie's docker-compose 2.26 is a static Go binary needing only libc6 >= 2.34, so it runs
+# here. Pinned by version and sha256.
+COMPOSE_DEB=docker-compose_2.26.1-4_amd64.deb
+COMPOSE_SHA256=47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea
+if ! dpkg -s debootstrap >/dev/null 2>&1; then
+  need_root
+  echo "==> installing debootstrap"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || echo "apt-get update failed; trying with the cached package lists" >&2
+  apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+if ! docker compose version >/dev/null 2>&1 && [ "$(dpkg --print-architecture)" = amd64 ]; then
+  need_root
+  echo "==> installing Docker Compose v2 ($COMPOSE_DEB, from Debian trixie)"
+  deb="$(mktemp --suffix=.deb)"
+  curl -fsSL -o "$deb" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}/pool/main/d/docker-compose/$COMPOSE_DEB"
+  echo "$COMPOSE_SHA256  $deb" | sha256sum -c --quiet
+  dpkg -i "$deb" >/dev/null
+  rm -f "$deb"
+fi
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "==> starting redis on 127.0.0.1:6379"
   mkdir -p /var/lib/redis /var/log/redis

@@ -98,7 +98,9 @@ export function renderCompose(d: DeployConfig, o: RenderOptions): Obj {
     // Provider keys, LOBU_MASTER_KEY, LOBU_ADMIN_TOKEN, platform tokens.
     env_file: [".env"],
     environment: gatewayEnv("redis://redis:6379"),
-    ports: [`${GATEWAY_PORT}:${GATEWAY_PORT}`],
+    // Where the host publishes it: LOBU_HOST_PORT in .env (e.g. "127.0.0.1:8080"
+    // behind a proxy on the same host), else every address on 8080.
+    ports: [`\${LOBU_HOST_PORT:-${GATEWAY_PORT}}:${GATEWAY_PORT}`],
     volumes: [`./lobu.toml:${PATHS.config}:ro`, `lobu-data:${PATHS.data}`],
     command: ["run", "--config", PATHS.config],
   };
@@ -106,9 +108,16 @@ export function renderCompose(d: DeployConfig, o: RenderOptions): Obj {
     // The docker driver starts sandbox containers on this host's engine.
     (gateway.volumes as string[]).push("/var/run/docker.sock:/var/run/docker.sock");
   } else if (d.sandboxDriver !== "virtual" && d.sandboxDriver !== "host") {
-    // process (and auto): namespaces, bubblewrap and cgroups inside the container.
-    gateway.security_opt = ["seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"];
-    gateway.cap_add = ["SYS_ADMIN"];
+    // process (and auto): bubblewrap makes user, mount and pid namespaces inside the
+    // container. Docker's seccomp profile refuses them, AppArmor's refuses the mounts
+    // and the masked /proc paths refuse bwrap's /proc: without these `auto` picks
+    // "virtual". No capability is added (the gateway's user 10001 could not use one).
+    gateway.security_opt = [
+      "seccomp=unconfined",
+      "apparmor=unconfined",
+      "systempaths=unconfined",
+      "no-new-privileges:true",
+    ];
   }
   return {
     name: "lobu",
