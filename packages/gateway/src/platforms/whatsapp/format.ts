@@ -1,4 +1,11 @@
-import { type MarkdownDialect, packUnits, renderMarkdown, safeHref } from "../shared/markdown.ts";
+import {
+  type MarkdownDialect,
+  markdownMessages,
+  partMessages,
+  quoteLines,
+  safeHref,
+  wrapIn,
+} from "../shared/markdown.ts";
 import type { Part } from "../shared/turn-view.ts";
 import { TEXT_LIMIT } from "./payloads.ts";
 
@@ -9,19 +16,15 @@ import { TEXT_LIMIT } from "./payloads.ts";
  */
 export const whatsappText: MarkdownDialect = {
   text: (s) => s,
-  strong: (inner) => (inner ? `*${inner}*` : ""),
-  em: (inner) => (inner ? `_${inner}_` : ""),
-  del: (inner) => (inner ? `~${inner}~` : ""),
+  strong: wrapIn("*"),
+  em: wrapIn("_"),
+  del: wrapIn("~"),
   code: (s) => (s ? `\`${s}\`` : ""),
   link: (href, inner) =>
     !inner || inner === href || !safeHref(href) ? href : `${inner} (${href})`,
   codeBlock: (code) => `\`\`\`\n${code || " "}\n\`\`\``,
   heading: (inner) => `*${inner}*`,
-  quote: (inner) =>
-    inner
-      .split("\n")
-      .map((line) => `> ${line}`)
-      .join("\n"),
+  quote: quoteLines,
   rule: () => "──────────",
   toPlain: (markup) => markup,
   fromPlain: (plain) => plain,
@@ -29,11 +32,10 @@ export const whatsappText: MarkdownDialect = {
 
 /** Markdown as WhatsApp text messages, each within `limit` characters. */
 export function toWhatsAppText(markdown: string, limit = TEXT_LIMIT): string[] {
-  return packUnits(renderMarkdown(markdown, whatsappText), limit, (s) => s.length, whatsappText);
+  return markdownMessages(markdown, whatsappText, limit);
 }
 
 /** A reply's parts as WhatsApp text messages of at most 4096 characters. */
 export function replyChunks(parts: Part[]): string[] {
-  const units = parts.flatMap((p) => renderMarkdown(p.text, whatsappText));
-  return packUnits(units, TEXT_LIMIT, (s) => s.length, whatsappText);
+  return partMessages(parts, whatsappText, TEXT_LIMIT);
 }
