@@ -16,12 +16,12 @@ import type {
   SandboxUsage,
 } from "./driver.ts";
 import { workerEnv } from "./env.ts";
-import { guardedStart } from "./starts.ts";
 import { UidAllocator, writeVolumeMeta } from "./identity.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { OutputCapture } from "./output.ts";
 import { exitInfo } from "./process/supervise.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
+import { guardedStart } from "./starts.ts";
 import {
   adoptVolumeFiles,
   loopQuotaSupport,

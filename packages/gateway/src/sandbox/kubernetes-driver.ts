@@ -20,11 +20,11 @@ import type {
   WorkspaceSync,
 } from "./driver.ts";
 import { workerEnv } from "./env.ts";
-import { guardedStart } from "./starts.ts";
 import { podExec } from "./kubernetes-exec.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { OutputCapture } from "./output.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
+import { guardedStart } from "./starts.ts";
 import { WorkerEndpoint } from "./worker-endpoint.ts";
 
 const WORKSPACE = "/workspace";

@@ -10,7 +10,6 @@ import type {
   SandboxInstance,
   SandboxSpec,
 } from "./driver.ts";
-import { guardedStart } from "./starts.ts";
 import { UidAllocator } from "./identity.ts";
 import { launcherFrom, type WorkerLauncher } from "./launcher.ts";
 import { detectSetup, type Setup } from "./process/detect.ts";
@@ -26,6 +25,7 @@ import {
   stopSandbox,
   superviseSandbox,
 } from "./process/supervise.ts";
+import { guardedStart } from "./starts.ts";
 import type { QuotaMode } from "./volume.ts";
 
 export type { ProcessDriverOptions } from "./process/options.ts";
