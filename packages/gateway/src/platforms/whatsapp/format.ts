@@ -1,11 +1,4 @@
-import {
-  type MarkdownDialect,
-  markdownMessages,
-  partMessages,
-  quoteLines,
-  safeHref,
-  wrapIn,
-} from "../shared/markdown.ts";
+import { type MarkdownDialect, packUnits, renderMarkdown, safeHref } from "../shared/markdown.ts";
 import type { Part } from "../shared/turn-view.ts";
 import { TEXT_LIMIT } from "./payloads.ts";
 
@@ -16,15 +9,19 @@ import { TEXT_LIMIT } from "./payloads.ts";
  */
 export const whatsappText: MarkdownDialect = {
   text: (s) => s,
-  strong: wrapIn("*"),
-  em: wrapIn("_"),
-  del: wrapIn("~"),
+  strong: (inner) => (inner ? `*${inner}*` : ""),
+  em: (inner) => (inner ? `_${inner}_` : ""),
+  del: (inner) => (inner ? `~${inner}~` : ""),
   code: (s) => (s ? `\`${s}\`` : ""),
   link: (href, inner) =>
     !inner || inner === href || !safeHref(href) ? href : `${inner} (${href})`,
   codeBlock: (code) => `\`\`\`\n${code || " "}\n\`\`\``,
   heading: (inner) => `*${inner}*`,
-  quote: quoteLines,
+  quote: (inner) =>
+    inner
+      .split("\n")
+      .map((line) => `> ${line}`)
+      .join("\n"),
   rule: () => "──────────",
   toPlain: (markup) => markup,
   fromPlain: (plain) => plain,
@@ -32,10 +29,11 @@ export const whatsappText: MarkdownDialect = {
 
 /** Markdown as WhatsApp text messages, each within `limit` characters. */
 export function toWhatsAppText(markdown: string, limit = TEXT_LIMIT): string[] {
-  return markdownMessages(markdown, whatsappText, limit);
+  return packUnits(renderMarkdown(markdown, whatsappText), limit, (s) => s.length, whatsappText);
 }
 
 /** A reply's parts as WhatsApp text messages of at most 4096 characters. */
 export function replyChunks(parts: Part[]): string[] {
-  return partMessages(parts, whatsappText, TEXT_LIMIT);
+  const units = parts.flatMap((p) => renderMarkdown(p.text, whatsappText));
+  return packUnits(units, TEXT_LIMIT, (s) => s.length, whatsappText);
 }

@@ -7,10 +7,9 @@ import {
   approvalView,
   canApprove,
 } from "../shared/approval-view.ts";
-import { sendInputOnce } from "../shared/live-messages.ts";
+import { RetryLater } from "../shared/pacing.ts";
 import { cardButtons, cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
-import { TypingHint } from "../shared/typing.ts";
 import { type GraphClient, waCall } from "./client.ts";
 import { replyChunks, toWhatsAppText, whatsappText } from "./format.ts";
 import {
@@ -57,7 +56,7 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
   readonly #state: AdapterContext["state"];
   readonly #settingsUrl: () => Promise<string | undefined>;
   readonly #log: Logger;
-  readonly #typing: TypingHint;
+  #typing: NodeJS.Timeout | undefined;
   /** Approval inputs already sent, by file name, and how (a retried card sends none twice). */
   readonly #attached = new Map<string, "message" | "file">();
   /** A live message whose first render failed part-way: the next render goes on from it. */
@@ -77,12 +76,6 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
     this.#state = opts.state;
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
-    this.#typing = new TypingHint({
-      everyMs: TYPING_EVERY_MS,
-      send: () => this.#graph.markRead(this.#origin.messageRef ?? "", true),
-      log: this.#log,
-      failure: "WhatsApp typing indicator failed",
-    });
   }
 
   async begin(): Promise<undefined> {
@@ -145,22 +138,35 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
    * be sent; the card then offers Deny only.
    */
   async #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
-    return sendInputOnce(this.#attached, view.fileName, this.#log, async () => {
-      const to = this.#origin.userId;
-      const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(view.full)}`;
-      if (text.length <= TEXT_LIMIT)
-        return (await this.#sender.send(textMessage(to, text))).sent ? "message" : "none";
-      const mediaId = await waCall(() =>
-        this.#graph.uploadMedia({
-          data: Buffer.from(view.full, "utf8"),
-          filename: view.fileName,
-          mimeType: "text/plain",
-        }),
-      );
-      const caption = `Full input of the ${tool} call waiting for your approval`;
-      const sent = await this.#sender.send(documentMessage(to, mediaId, view.fileName, caption));
-      return sent.sent ? "file" : "none";
-    });
+    const already = this.#attached.get(view.fileName);
+    if (already) return already;
+    const to = this.#origin.userId;
+    const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(view.full)}`;
+    let how: "message" | "file";
+    try {
+      if (text.length <= TEXT_LIMIT) {
+        if (!(await this.#sender.send(textMessage(to, text))).sent) return "none";
+        how = "message";
+      } else {
+        const mediaId = await waCall(() =>
+          this.#graph.uploadMedia({
+            data: Buffer.from(view.full, "utf8"),
+            filename: view.fileName,
+            mimeType: "text/plain",
+          }),
+        );
+        const caption = `Full input of the ${tool} call waiting for your approval`;
+        const sent = await this.#sender.send(documentMessage(to, mediaId, view.fileName, caption));
+        if (!sent.sent) return "none";
+        how = "file";
+      }
+    } catch (err) {
+      if (err instanceof RetryLater) throw err;
+      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
+      return "none";
+    }
+    this.#attached.set(view.fileName, how);
+    return how;
   }
 
   async closeCard(card: WaCard, _event: RequestEvent, line: string): Promise<void> {
@@ -169,8 +175,20 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
   }
 
   working(on: boolean): void {
-    // The hint rides on marking the person's message read: without one there is none.
-    if (on && !this.#origin.messageRef) return;
-    this.#typing.set(on);
+    if (!on) {
+      if (this.#typing) clearInterval(this.#typing);
+      this.#typing = undefined;
+      return;
+    }
+    const messageId = this.#origin.messageRef;
+    if (this.#typing || !messageId) return;
+    const typing = () => {
+      this.#graph
+        .markRead(messageId, true)
+        .catch((err) => this.#log.debug({ err }, "WhatsApp typing indicator failed"));
+    };
+    typing();
+    this.#typing = setInterval(typing, TYPING_EVERY_MS);
+    this.#typing.unref();
   }
 }
