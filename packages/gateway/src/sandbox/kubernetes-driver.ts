@@ -19,11 +19,12 @@ import type {
   SandboxUsage,
   WorkspaceSync,
 } from "./driver.ts";
-import { checkSandboxId, workerEnv } from "./env.ts";
+import { workerEnv } from "./env.ts";
 import { podExec } from "./kubernetes-exec.ts";
 import { launcherFrom, type WorkerLaunchConfig, type WorkerLauncher } from "./launcher.ts";
 import { OutputCapture } from "./output.ts";
 import { awaitRemoteWorker } from "./remote-worker.ts";
+import { guardedStart } from "./starts.ts";
 import { WorkerEndpoint } from "./worker-endpoint.ts";
 
 const WORKSPACE = "/workspace";
@@ -163,24 +164,11 @@ export class KubernetesDriver implements SandboxDriver {
   }
 
   async start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {
-    checkSandboxId(spec.id);
-    if (this.#closed)
-      throw new LobuError("sandbox_driver_closed", "the gateway is shutting down", {
-        status: 503,
-        hint: "Send the message again once the gateway is back.",
-      });
-    if (this.#running.has(spec.id) || this.#starting.has(spec.id))
-      throw new LobuError("sandbox_running", `sandbox ${spec.id} is already running`, {
-        status: 409,
-        hint: "Stop it first.",
-      });
-    const starting = this.#start(spec, egress);
-    this.#starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.#starting.delete(spec.id);
-    }
+    return guardedStart(
+      spec.id,
+      { closed: this.#closed, running: this.#running.has(spec.id), starting: this.#starting },
+      () => this.#start(spec, egress),
+    );
   }
 
   async #start(spec: SandboxSpec, egress: EgressBinder): Promise<SandboxInstance> {

@@ -10,7 +10,6 @@ import type {
   SandboxInstance,
   SandboxSpec,
 } from "./driver.ts";
-import { checkSandboxId } from "./env.ts";
 import { UidAllocator } from "./identity.ts";
 import { launcherFrom, type WorkerLauncher } from "./launcher.ts";
 import { detectSetup, type Setup } from "./process/detect.ts";
@@ -26,6 +25,7 @@ import {
   stopSandbox,
   superviseSandbox,
 } from "./process/supervise.ts";
+import { guardedStart } from "./starts.ts";
 import type { QuotaMode } from "./volume.ts";
 
 export type { ProcessDriverOptions } from "./process/options.ts";
@@ -112,25 +112,16 @@ export class ProcessDriver implements SandboxDriver {
     egress: EgressBinder,
     pool: boolean,
   ): Promise<SandboxInstance> {
-    checkSandboxId(spec.id);
-    if (this.#closed)
-      throw new LobuError("sandbox_driver_closed", "the gateway is shutting down", {
-        status: 503,
-        hint: "Send the message again once the gateway is back.",
-      });
-    if (this.#running.has(spec.id) || this.#starting.has(spec.id))
-      throw new LobuError(
-        "sandbox_running",
-        `${pool ? "pool" : "sandbox"} ${spec.id} is already running`,
-        { status: 409, hint: "Stop it first." },
-      );
-    const starting = this.#start(spec, egress, pool);
-    this.#starting.set(spec.id, starting);
-    try {
-      return await starting;
-    } finally {
-      this.#starting.delete(spec.id);
-    }
+    return guardedStart(
+      spec.id,
+      {
+        closed: this.#closed,
+        running: this.#running.has(spec.id),
+        starting: this.#starting,
+        kind: pool ? "pool" : "sandbox",
+      },
+      () => this.#start(spec, egress, pool),
+    );
   }
 
   /** Acquire the sandbox's resources, launch it and supervise it; undo everything if that fails. */

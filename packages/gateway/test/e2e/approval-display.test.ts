@@ -6,15 +6,20 @@ import {
   type MockLlm,
   type SlackEmulator,
   type SlackMessage,
-  startGatewayProcess,
   startMockLlm,
-  startSlackEmulator,
   startTelegramEmulator,
   type TelegramEmulator,
   type TelegramMessage,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ASK_BASH_TOML, llmEnv, PROVIDER_KEY, WAIT } from "../platforms/helpers.ts";
+import {
+  ASK_BASH_TOML,
+  PROVIDER_KEY,
+  startSlackApp,
+  startSlackGateway,
+  telegramEnv,
+  WAIT,
+} from "../platforms/helpers.ts";
 import { eventReader } from "../settings/helpers.ts";
 
 /**
@@ -152,18 +157,15 @@ async function tgDeny(id: number, name: string, card: TelegramMessage): Promise<
 
 beforeAll(async () => {
   llm = await startMockLlm({ apiKey: PROVIDER_KEY });
-  slack = await startSlackEmulator({
-    signingSecret: SLACK_SECRET,
-    botToken: SLACK_TOKEN,
-    botName: "lobu",
-    subscriptions: ["app_mention", "message.im"],
-  });
+  slack = await startSlackApp({ signingSecret: SLACK_SECRET, botToken: SLACK_TOKEN });
   tg = await startTelegramEmulator({
     botToken: TG_TOKEN,
     botUsername: "lobu_display_bot",
     rateLimits: false,
   });
-  gw = await startGatewayProcess({
+  gw = await startSlackGateway({
+    slack,
+    llm,
     toml: [
       ...ASK_BASH_TOML,
       "[platforms.slack]",
@@ -173,15 +175,9 @@ beforeAll(async () => {
       'stream_interval = "200ms"',
     ].join("\n"),
     env: {
-      ...llmEnv(llm),
-      SLACK_BOT_TOKEN: SLACK_TOKEN,
-      SLACK_SIGNING_SECRET: SLACK_SECRET,
-      SLACK_API_URL: slack.apiUrl,
-      TELEGRAM_BOT_TOKEN: TG_TOKEN,
-      TELEGRAM_API_ROOT: tg.url,
+      ...telegramEnv(tg, TG_TOKEN),
     },
   });
-  slack.eventsUrl = `${gw.url}/slack/events`;
 });
 
 afterAll(async () => {

@@ -13,7 +13,15 @@ import {
   type TelegramEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FILES_TOML, llmEnv, PROVIDER_KEY, sendFiller, WAIT } from "../platforms/helpers.ts";
+import {
+  FILES_TOML,
+  llmEnv,
+  PROVIDER_KEY,
+  sendFiller,
+  startSlackGateway,
+  telegramEnv,
+  WAIT,
+} from "../platforms/helpers.ts";
 
 /**
  * Files end to end on a real `lobu run`: attachments from Slack, Telegram and
@@ -91,7 +99,9 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
       botUsername: "lobu_files_bot",
       rateLimits: false,
     });
-    gw = await startGatewayProcess({
+    gw = await startSlackGateway({
+      slack,
+      llm,
       toml: [
         "[sandbox]",
         'driver = "process"',
@@ -106,16 +116,10 @@ describe("files on Slack and Telegram (process sandboxes)", () => {
         'stream_interval = "200ms"',
       ].join("\n"),
       env: {
-        ...llmEnv(llm),
-        SLACK_BOT_TOKEN: SLACK_TOKEN,
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        SLACK_API_URL: slack.apiUrl,
-        TELEGRAM_BOT_TOKEN: TG_TOKEN,
-        TELEGRAM_API_ROOT: tg.url,
+        ...telegramEnv(tg, TG_TOKEN),
         TELEGRAM_WEBHOOK_SECRET: TG_SECRET,
       },
     });
-    slack.eventsUrl = `${gw.url}/slack/events`;
     await tg.waitFor(() => tg.webhook, { ...WAIT, description: "setWebhook" });
   });
 

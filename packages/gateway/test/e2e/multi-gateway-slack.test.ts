@@ -13,7 +13,7 @@ import {
 } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { llmEnv, PROVIDER_KEY, slowText, WAIT } from "../platforms/helpers.ts";
+import { llmEnv, PROVIDER_KEY, slackEnv, slowText, WAIT } from "../platforms/helpers.ts";
 
 /**
  * A reply a gateway was streaming into Slack when it was SIGKILLed: the
@@ -86,9 +86,7 @@ beforeAll(async () => {
     ...llmEnv(llm),
     LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
     LOBU_ADMIN_TOKEN: ADMIN,
-    SLACK_BOT_TOKEN: BOT_TOKEN,
-    SLACK_SIGNING_SECRET: SIGNING_SECRET,
-    SLACK_API_URL: slack.apiUrl,
+    ...slackEnv(slack),
   };
   for (let i = 0; i < 2; i++) gateways.push(await startGatewayProcess({ toml, env }));
   // The load balancer sends Slack's deliveries to the first gateway.

@@ -15,6 +15,7 @@ import {
 } from "@lobu/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llmEnv } from "../platforms/helpers.ts";
 import { eventReader } from "../settings/helpers.ts";
 import { waitFor } from "../store/contract.ts";
 
@@ -65,11 +66,11 @@ let onModelCall: ((token: string) => void) | undefined;
 let shared: string;
 const gateways: GatewayProcess[] = [];
 
-async function dropKeys(): Promise<void> {
+async function dropKeys(prefix = PREFIX): Promise<void> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   let cursor = "0";
   do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${PREFIX}*`, "COUNT", 1000);
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
     cursor = next;
     if (keys.length) await redis.del(...keys);
   } while (cursor !== "0");
@@ -110,14 +111,7 @@ beforeAll(async () => {
   // Another gateway's pool call journal on the shared directory: no gateway here may clear it.
   mkdirSync(dirname(FOREIGN_JOURNAL(shared)), { recursive: true });
   writeFileSync(FOREIGN_JOURNAL(shared), "{}");
-  const toml = [
-    "[store]",
-    'driver = "redis"',
-    `redis_url = "${REDIS_URL}"`,
-    `key_prefix = "${PREFIX}"`,
-    "[sandbox]",
-    'driver = "virtual"',
-    "pool_size = 1",
+  const toml = clusterToml(PREFIX, [
     "max_concurrent = 2",
     // Sandboxes stop between turns, so a conversation moves between gateways too.
     'idle_timeout = "1s"',
@@ -125,14 +119,8 @@ beforeAll(async () => {
     'lease = "3s"',
     'volumes = "shared"',
     `volumes_path = "${shared}"`,
-  ].join("\n");
-  const env = {
-    ANTHROPIC_API_KEY: KEY,
-    ANTHROPIC_BASE_URL: llm.url,
-    OPENAI_API_KEY: undefined,
-    LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
-    LOBU_ADMIN_TOKEN: ADMIN,
-  };
+  ]);
+  const env = clusterEnv();
   for (let i = 0; i < 3; i++) gateways.push(await startGatewayProcess({ toml, env }));
 }, 180_000);
 
@@ -142,6 +130,30 @@ afterAll(async () => {
   await dropKeys();
   if (shared && !process.env.LOBU_KEEP_TEST_DATA) rmSync(shared, { recursive: true, force: true });
 });
+
+/** lobu.toml of gateways sharing Redis under `prefix` and pools of one virtual sandbox, with `lines` added. */
+function clusterToml(prefix: string, lines: string[]): string {
+  return [
+    "[store]",
+    'driver = "redis"',
+    `redis_url = "${REDIS_URL}"`,
+    `key_prefix = "${prefix}"`,
+    "[sandbox]",
+    'driver = "virtual"',
+    "pool_size = 1",
+    ...lines,
+  ].join("\n");
+}
+
+/** What every gateway of a cluster shares: the mock LLM as provider, one master key, the admin token. */
+function clusterEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return {
+    ...llmEnv(llm, KEY),
+    LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
+    LOBU_ADMIN_TOKEN: ADMIN,
+    ...extra,
+  };
+}
 
 const api = (gw: GatewayProcess, path: string, init: RequestInit = {}) =>
   gw.api(path, {
@@ -243,14 +255,7 @@ describe("operators' sandbox commands on two gateways", () => {
 
   beforeAll(async () => {
     volumes = mkdtempSync(join(tmpdir(), "lobu-shared-volumes-"));
-    const toml = [
-      "[store]",
-      'driver = "redis"',
-      `redis_url = "${REDIS_URL}"`,
-      `key_prefix = "${prefix}"`,
-      "[sandbox]",
-      'driver = "virtual"',
-      "pool_size = 1",
+    const toml = clusterToml(prefix, [
       'idle_timeout = "10m"',
       "[agents.default.policy]",
       'tools = { bash = "ask" }',
@@ -258,23 +263,14 @@ describe("operators' sandbox commands on two gateways", () => {
       'lease = "3s"',
       'volumes = "shared"',
       `volumes_path = "${volumes}"`,
-    ].join("\n");
-    const env = {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
-      LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
-      LOBU_ADMIN_TOKEN: ADMIN,
-    };
+    ]);
+    const env = clusterEnv();
     for (let i = 0; i < 2; i++) pair.push(await startGatewayProcess({ toml, env }));
   }, 120_000);
 
   afterAll(async () => {
     for (const gw of pair) await gw.stop().catch(() => {});
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropKeys(prefix);
     if (volumes) rmSync(volumes, { recursive: true, force: true });
   });
 
@@ -422,14 +418,7 @@ describe("volumes in S3-compatible object storage", () => {
 
   beforeAll(async () => {
     s3 = await startS3Emulator({ ...creds, buckets: ["lobu-volumes"] });
-    const toml = [
-      "[store]",
-      'driver = "redis"',
-      `redis_url = "${REDIS_URL}"`,
-      `key_prefix = "${prefix}"`,
-      "[sandbox]",
-      'driver = "virtual"',
-      "pool_size = 1",
+    const toml = clusterToml(prefix, [
       'idle_timeout = "10m"',
       "[cluster]",
       'lease = "3s"',
@@ -439,16 +428,11 @@ describe("volumes in S3-compatible object storage", () => {
       'prefix = "e2e/"',
       `endpoint = "${s3.url}"`,
       "force_path_style = true",
-    ].join("\n");
-    const env = {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      OPENAI_API_KEY: undefined,
-      LOBU_MASTER_KEY: randomBytes(32).toString("base64"),
-      LOBU_ADMIN_TOKEN: ADMIN,
+    ]);
+    const env = clusterEnv({
       AWS_ACCESS_KEY_ID: creds.accessKeyId,
       AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-    };
+    });
     start = () => startGatewayProcess({ toml, env });
     for (let i = 0; i < 2; i++) pair.push(await start());
   }, 120_000);
@@ -456,10 +440,7 @@ describe("volumes in S3-compatible object storage", () => {
   afterAll(async () => {
     for (const gw of pair) await gw.stop().catch(() => {});
     await s3?.close();
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await dropKeys(prefix);
   });
 
   async function chat(gw: GatewayProcess, text: string) {

@@ -6,12 +6,11 @@ import {
   type MockLlm,
   type SlackEmulator,
   type SlackMessage,
-  startGatewayProcess,
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { llmEnv, PROVIDER_KEY, WAIT } from "../platforms/helpers.ts";
+import { PROVIDER_KEY, startSlackGateway, WAIT } from "../platforms/helpers.ts";
 import { eventReader } from "../settings/helpers.ts";
 
 /**
@@ -129,7 +128,9 @@ beforeAll(async () => {
   });
   slack.addUser({ id: ADMIN, name: "admin" });
   slack.addChannel({ id: SHARED, name: "team" });
-  gw = await startGatewayProcess({
+  gw = await startSlackGateway({
+    slack,
+    llm,
     toml: [
       "[sandbox]",
       // Real processes: the test checks that the stopped tool's process is gone. The
@@ -147,14 +148,7 @@ beforeAll(async () => {
       "[platforms.slack]",
       'stream_interval = "200ms"',
     ].join("\n"),
-    env: {
-      ...llmEnv(llm),
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
-    },
   });
-  slack.eventsUrl = `${gw.url}/slack/events`;
 });
 
 afterAll(async () => {

@@ -10,14 +10,10 @@ import {
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
-import {
-  type AuthServer,
-  Browser,
-  type McpServerEmulator,
-  startAuthServer,
-  startMcpServer,
-} from "@lobu/testkit/mcp";
+import { type AuthServer, Browser, type McpServerEmulator } from "@lobu/testkit/mcp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llmEnv, slackEnv } from "../platforms/helpers.ts";
+import { startOAuthMcp, WAIT } from "./rig.ts";
 
 /**
  * The cross-person token reuse of other MCP gateways, tried by a worker that
@@ -31,7 +27,6 @@ const KEY = "sk-ant-mcp-hostile-0123456789abcdef";
 const SIGNING_SECRET = "slack-signing-secret-mcp-hostile";
 const BOT_TOKEN = "xoxb-3333-4444-hostile";
 const RAW_WORKER = resolve(import.meta.dirname, "../runtime/fixtures/raw-worker.ts");
-const WAIT = { timeoutMs: 60_000 };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -49,10 +44,7 @@ beforeAll(async () => {
     botName: "lobu",
     subscriptions: ["app_mention"],
   });
-  let url = "";
-  auth = await startAuthServer({ resource: () => url });
-  mcp = await startMcpServer({ auth });
-  url = mcp.url;
+  ({ auth, mcp } = await startOAuthMcp());
   dataDir = mkdtempSync(join(tmpdir(), "lobu-mcp-hostile-"));
   gw = await startGateway({
     config: LobuConfig.parse({
@@ -71,11 +63,8 @@ beforeAll(async () => {
     dataDir,
     port: 0,
     env: {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
+      ...llmEnv(llm, KEY),
+      ...slackEnv(slack),
     },
     log: createLogger("test", { level: "silent" }),
     worker: { entry: RAW_WORKER },

@@ -11,14 +11,10 @@ import {
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
-import {
-  type AuthServer,
-  Browser,
-  type McpServerEmulator,
-  startAuthServer,
-  startMcpServer,
-} from "@lobu/testkit/mcp";
+import { type AuthServer, Browser, type McpServerEmulator } from "@lobu/testkit/mcp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llmEnv, slackEnv } from "../platforms/helpers.ts";
+import { startOAuthMcp, WAIT } from "./rig.ts";
 
 /**
  * The MCP gateway end to end, through the Slack emulator: a real OAuth
@@ -33,7 +29,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const KEY = "sk-ant-mcp-oauth-0123456789abcdef";
 const SIGNING_SECRET = "slack-signing-secret-mcp";
 const BOT_TOKEN = "xoxb-1111-2222-mcp";
-const WAIT = { timeoutMs: 60_000 };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -52,10 +47,7 @@ beforeAll(async () => {
     botName: "lobu",
     subscriptions: ["app_mention", "message.im", "message.channels"],
   });
-  let mcpUrl = "";
-  auth = await startAuthServer({ resource: () => mcpUrl });
-  mcp = await startMcpServer({ auth });
-  mcpUrl = mcp.url;
+  ({ auth, mcp } = await startOAuthMcp());
   dataDir = mkdtempSync(join(tmpdir(), "lobu-mcp-oauth-"));
   const logs = new Writable({
     write(chunk, _enc, done) {
@@ -80,11 +72,8 @@ beforeAll(async () => {
     dataDir,
     port: 0,
     env: {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
+      ...llmEnv(llm, KEY),
+      ...slackEnv(slack),
     },
     log: createLogger("test", { level: "debug", destination: logs }),
   });

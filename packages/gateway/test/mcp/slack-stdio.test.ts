@@ -11,7 +11,9 @@ import {
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llmEnv, slackEnv } from "../platforms/helpers.ts";
 import { writeSkill } from "../skills/fixtures.ts";
+import { WAIT } from "./rig.ts";
 import { PROBE_SERVER } from "./stdio-fixtures.ts";
 
 /**
@@ -24,7 +26,6 @@ import { PROBE_SERVER } from "./stdio-fixtures.ts";
 const KEY = "sk-ant-mcp-stdio-slack-0123456789abcdef";
 const SIGNING_SECRET = "slack-signing-secret-mcp-stdio";
 const BOT_TOKEN = "xoxb-5555-6666-stdio";
-const WAIT = { timeoutMs: 60_000 };
 
 let llm: MockLlm;
 let slack: SlackEmulator;
@@ -62,11 +63,8 @@ beforeAll(async () => {
     dataDir,
     port: 0,
     env: {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
+      ...llmEnv(llm, KEY),
+      ...slackEnv(slack),
     },
     log: createLogger("test", { level: "silent" }),
   });

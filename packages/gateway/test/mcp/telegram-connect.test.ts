@@ -10,14 +10,10 @@ import {
   startTelegramEmulator,
   type TelegramEmulator,
 } from "@lobu/testkit";
-import {
-  type AuthServer,
-  Browser,
-  type McpServerEmulator,
-  startAuthServer,
-  startMcpServer,
-} from "@lobu/testkit/mcp";
+import { type AuthServer, Browser, type McpServerEmulator } from "@lobu/testkit/mcp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { llmEnv } from "../platforms/helpers.ts";
+import { startOAuthMcp, WAIT } from "./rig.ts";
 
 /**
  * The connect prompt on Telegram: in the person's private chat the card
@@ -27,7 +23,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const KEY = "sk-ant-mcp-telegram-0123456789abcdef";
 const TG_TOKEN = "123456:telegram-mcp-token";
-const WAIT = { timeoutMs: 60_000 };
 const ADA = { id: 4242, first_name: "Ada", username: "ada" };
 
 let llm: MockLlm;
@@ -44,10 +39,7 @@ beforeAll(async () => {
     botUsername: "lobu_mcp_bot",
     rateLimits: false,
   });
-  let url = "";
-  auth = await startAuthServer({ resource: () => url });
-  mcp = await startMcpServer({ auth });
-  url = mcp.url;
+  ({ auth, mcp } = await startOAuthMcp());
   dataDir = mkdtempSync(join(tmpdir(), "lobu-mcp-tg-"));
   gw = await startGateway({
     config: LobuConfig.parse({
@@ -60,8 +52,7 @@ beforeAll(async () => {
     dataDir,
     port: 0,
     env: {
-      ANTHROPIC_API_KEY: KEY,
-      ANTHROPIC_BASE_URL: llm.url,
+      ...llmEnv(llm, KEY),
       TELEGRAM_BOT_TOKEN: TG_TOKEN,
       TELEGRAM_API_ROOT: tg.url,
     },

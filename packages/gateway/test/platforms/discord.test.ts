@@ -14,13 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
-  BEYOND_DISCARD,
   conversationsOf,
   drainedQueue,
+  expectBodiesBounded,
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
-  sendFiller,
+  scriptCountLines,
   slowText,
   WAIT,
 } from "./helpers.ts";
@@ -145,25 +145,10 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
   });
 
   it("refuses an unsigned interaction before reading its body, and bounds a signed one", async () => {
-    const total = 8 * 1024 * 1024;
-    const huge = BEYOND_DISCARD;
-    const unsigned = await sendFiller(endpoint, {
-      totalBytes: huge,
-      sized: false,
-      headers: { "content-type": "application/json" },
-    });
-    expect(unsigned.status).toBe(401);
-    expect(unsigned.sent).toBeLessThan(huge);
-    const big = await sendFiller(endpoint, {
-      totalBytes: total,
-      sized: true,
-      headers: {
-        "content-type": "application/json",
-        "x-signature-timestamp": String(Math.floor(Date.now() / 1000)),
-        "x-signature-ed25519": "ab".repeat(64),
-      },
-    });
-    expect(big.status).toBe(413);
+    await expectBodiesBounded(endpoint, () => ({
+      "x-signature-timestamp": String(Math.floor(Date.now() / 1000)),
+      "x-signature-ed25519": "ab".repeat(64),
+    }));
   });
 
   it("answers a server message that mentions it, in the channel, replying to it", async () => {
@@ -282,23 +267,7 @@ describe("Discord: the Gateway and the interactions endpoint", () => {
 
   it("saves an attachment into the sandbox, where bash reads it, and sends the result file back", async () => {
     const kim = person(12, "Kim");
-    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
-    llm.when(
-      (r) => r.lastUserText.includes("count the lines"),
-      (r) => ({
-        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
-      }),
-      (r) => ({
-        toolCalls: [
-          {
-            name: "write",
-            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
-          },
-        ],
-      }),
-      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
-      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
-    );
+    scriptCountLines(llm, (r) => r.lastUserText.includes("count the lines"));
     const channel = dc.dmChannel(kim);
     const sent = dc.userSends(kim, channel, "count the lines", {
       attachments: [

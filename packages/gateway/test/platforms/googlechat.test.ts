@@ -13,14 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSettings } from "../settings/helpers.ts";
 import {
   ASK_BASH_TOML,
-  BEYOND_DISCARD,
   conversationsOf,
   drainedQueue,
+  expectBodiesBounded,
   FILES_TOML,
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
-  sendFiller,
   slowText,
   WAIT,
 } from "./helpers.ts";
@@ -164,21 +163,9 @@ describe("Google Chat: the HTTP endpoint and the Chat API", () => {
   });
 
   it("refuses an unsigned request before reading its body, and bounds a signed one", async () => {
-    const total = 8 * 1024 * 1024;
-    const huge = BEYOND_DISCARD;
-    const unsigned = await sendFiller(endpoint, {
-      totalBytes: huge,
-      sized: false,
-      headers: { "content-type": "application/json" },
-    });
-    expect(unsigned.status).toBe(401);
-    expect(unsigned.sent).toBeLessThan(huge);
-    const big = await sendFiller(endpoint, {
-      totalBytes: total,
-      sized: true,
-      headers: { "content-type": "application/json", authorization: `Bearer ${await gc.token()}` },
-    });
-    expect(big.status).toBe(413);
+    await expectBodiesBounded(endpoint, async () => ({
+      authorization: `Bearer ${await gc.token()}`,
+    }));
   });
 
   it("answers a mention in a space inside the person's thread, streamed by edits", async () => {

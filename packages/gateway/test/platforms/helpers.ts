@@ -1,6 +1,16 @@
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import type { GatewayProcess, MockLlm } from "@lobu/testkit";
+import {
+  type GatewayProcess,
+  type MockLlm,
+  type RecordedRequest,
+  type SlackEmulator,
+  type SlackEmulatorOptions,
+  startGatewayProcess,
+  startSlackEmulator,
+  type TelegramEmulator,
+} from "@lobu/testkit";
+import { expect } from "vitest";
 
 /** A real provider key the gateway holds; workers only ever see a placeholder. */
 export const PROVIDER_KEY = "sk-ant-platform-tests-0123456789abcdef";
@@ -8,13 +18,55 @@ export const PROVIDER_KEY = "sk-ant-platform-tests-0123456789abcdef";
 /** How long to wait for the gateway to react (a safety net, not an assertion). */
 export const WAIT = { timeoutMs: 30_000 };
 
-/** Gateway environment that points the default provider at the mock LLM. */
-export function llmEnv(llm: MockLlm): Record<string, string | undefined> {
+/** Gateway environment that points the default provider at the mock LLM (the gateway holds `key`). */
+export function llmEnv(llm: MockLlm, key = PROVIDER_KEY): Record<string, string | undefined> {
   return {
-    ANTHROPIC_API_KEY: PROVIDER_KEY,
+    ANTHROPIC_API_KEY: key,
     ANTHROPIC_BASE_URL: llm.url,
     OPENAI_API_KEY: undefined,
   };
+}
+
+/** The Slack app end-to-end tests talk to: the bot "lobu", told of mentions and DMs unless `opts` say otherwise. */
+export function startSlackApp(opts: SlackEmulatorOptions): Promise<SlackEmulator> {
+  return startSlackEmulator({
+    botName: "lobu",
+    subscriptions: ["app_mention", "message.im"],
+    ...opts,
+  });
+}
+
+/** Gateway environment of the Slack adapter, pointed at the emulator. */
+export function slackEnv(slack: SlackEmulator): Record<string, string> {
+  return {
+    SLACK_BOT_TOKEN: slack.botToken,
+    SLACK_SIGNING_SECRET: slack.signingSecret,
+    SLACK_API_URL: slack.apiUrl,
+  };
+}
+
+/**
+ * A `lobu run` gateway on `toml` for the Slack emulator (whose events go to
+ * it), the default provider on the mock LLM (the gateway holds `key`).
+ */
+export async function startSlackGateway(opts: {
+  slack: SlackEmulator;
+  llm: MockLlm;
+  toml: string;
+  key?: string;
+  env?: Record<string, string | undefined>;
+}): Promise<GatewayProcess> {
+  const gw = await startGatewayProcess({
+    toml: opts.toml,
+    env: { ...llmEnv(opts.llm, opts.key), ...slackEnv(opts.slack), ...opts.env },
+  });
+  opts.slack.eventsUrl = `${gw.url}/slack/events`;
+  return gw;
+}
+
+/** Gateway environment of the Telegram adapter, pointed at the emulator. */
+export function telegramEnv(tg: TelegramEmulator, botToken: string): Record<string, string> {
+  return { TELEGRAM_BOT_TOKEN: botToken, TELEGRAM_API_ROOT: tg.url };
 }
 
 /** lobu.toml lines the main platform gateways share: warm sandboxes, and bash asks first. */
@@ -170,6 +222,55 @@ export function sendFiller(
     };
     pump();
   });
+}
+
+/**
+ * An unsigned body is refused (401) before all of it is read; a signed one
+ * over the gateway's limit is refused (413). `signed` gives the headers that
+ * pass the platform's check, made just before the signed body is sent.
+ */
+export async function expectBodiesBounded(
+  url: string,
+  signed: () => Record<string, string> | Promise<Record<string, string>>,
+): Promise<void> {
+  const unsigned = await sendFiller(url, {
+    totalBytes: BEYOND_DISCARD,
+    sized: false,
+    headers: { "content-type": "application/json" },
+  });
+  expect(unsigned.status).toBe(401);
+  expect(unsigned.sent).toBeLessThan(BEYOND_DISCARD);
+  const big = await sendFiller(url, {
+    totalBytes: 8 * 1024 * 1024,
+    sized: true,
+    headers: { "content-type": "application/json", ...(await signed()) },
+  });
+  expect(big.status).toBe(413);
+}
+
+/**
+ * The model's side of a turn that reads an attached text file and sends a
+ * result file back: bash `cat` of the inbox path named in the message, write
+ * `out/lines.txt`, send_file it with the caption "Counted", then say what came back.
+ */
+export function scriptCountLines(llm: MockLlm, matches: (r: RecordedRequest) => boolean): void {
+  const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
+  llm.when(
+    matches,
+    (r) => ({
+      toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
+    }),
+    (r) => ({
+      toolCalls: [
+        {
+          name: "write",
+          input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
+        },
+      ],
+    }),
+    { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
+    (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
+  );
 }
 
 /** Resident memory of a process in bytes (Linux /proc). */

@@ -5,7 +5,6 @@ import {
   type SlackDelivery,
   type SlackEmulator,
   type SlackMessage,
-  startGatewayProcess,
   startMockLlm,
   startSlackEmulator,
   startTelegramEmulator,
@@ -17,11 +16,12 @@ import {
   conversationsOf,
   drainedQueue,
   historyOf,
-  llmEnv,
   PROVIDER_KEY,
   queueDepth,
   rssGrowthDuring,
   sendFiller,
+  startSlackGateway,
+  telegramEnv,
   WAIT,
   waitForHistory,
 } from "./helpers.ts";
@@ -86,7 +86,9 @@ beforeAll(async () => {
     botUsername: "lobu_ingress_bot",
     rateLimits: false,
   });
-  gw = await startGatewayProcess({
+  gw = await startSlackGateway({
+    slack,
+    llm,
     toml: [
       "[gateway]",
       'headers_timeout = "2s"',
@@ -100,16 +102,10 @@ beforeAll(async () => {
       'init_data_max_age = "1h"',
     ].join("\n"),
     env: {
-      ...llmEnv(llm),
-      SLACK_BOT_TOKEN: SLACK_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
-      TELEGRAM_BOT_TOKEN: TG_TOKEN,
-      TELEGRAM_API_ROOT: tg.url,
+      ...telegramEnv(tg, TG_TOKEN),
       TELEGRAM_WEBHOOK_SECRET: WEBHOOK_SECRET,
     },
   });
-  slack.eventsUrl = `${gw.url}/slack/events`;
   await tg.waitFor(() => tg.webhook, { ...WAIT, description: "setWebhook" });
 });
 

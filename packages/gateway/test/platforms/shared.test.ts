@@ -10,6 +10,7 @@ import { type AckPolicy, withinDeadline } from "../../src/platforms/shared/ack.t
 import { Background } from "../../src/platforms/shared/background.ts";
 import { inboundMessage, submitInbound } from "../../src/platforms/shared/inbound.ts";
 import { answerClick } from "../../src/platforms/shared/interactivity.ts";
+import { renderMessages, sendInputOnce } from "../../src/platforms/shared/live-messages.ts";
 import { handleOnce } from "../../src/platforms/shared/once.ts";
 import { RetryLater, rateLimitedCalls } from "../../src/platforms/shared/pacing.ts";
 import { createStore, type Store } from "../../src/store/index.ts";
@@ -316,5 +317,69 @@ describe("rateLimitedCalls", () => {
     await expect(bare(() => Promise.reject(new Error("429")))).rejects.toMatchObject({
       afterMs: 1000,
     });
+  });
+});
+
+describe("renderMessages (a streamed reply's messages)", () => {
+  /** A chat that records what is sent, edited and deleted. */
+  function chat() {
+    const calls: string[] = [];
+    let next = 0;
+    const io = {
+      send: async (content: string, stop: string | undefined) => {
+        calls.push(`send ${content}${stop ? ` +${stop}` : ""}`);
+        return next++;
+      },
+      edit: async (id: number, content: string, stop: string | undefined) => {
+        calls.push(`edit ${id} ${content}${stop ? ` +${stop}` : ""}`);
+      },
+      remove: async (id: number) => {
+        calls.push(`delete ${id}`);
+      },
+    };
+    return { calls, io };
+  }
+
+  it("sends new messages, edits only changed ones, moves Stop to the last, deletes surplus ones", async () => {
+    const { calls, io } = chat();
+    const first = await renderMessages(undefined, ["a", "b"], "stop", io);
+    expect(first.ids).toEqual([0, 1]);
+    const second = await renderMessages(first, ["a", "b2", "c"], "stop", io);
+    const last = await renderMessages(second, ["a"], undefined, io);
+    expect(calls).toEqual([
+      "send a",
+      "send b +stop",
+      "edit 1 b2",
+      "send c +stop",
+      "delete 1",
+      "delete 2",
+    ]);
+    expect(last).toEqual({ ids: [0], shown: ["a"] });
+    // The handle passed in is not changed: a failed render leaves the last good one.
+    expect(second.ids).toEqual([0, 1, 2]);
+  });
+});
+
+describe("sendInputOnce (an approval's full input before its card)", () => {
+  it("sends once per file, does not remember a refusal, and turns a failure into none", async () => {
+    const { log, warnings } = recordingLog();
+    const sent = new Map<string, "file">();
+    let calls = 0;
+    const file = async () => {
+      calls++;
+      return "file" as const;
+    };
+    expect(await sendInputOnce(sent, "a.txt", log, file)).toBe("file");
+    expect(await sendInputOnce(sent, "a.txt", log, file)).toBe("file");
+    expect(calls).toBe(1);
+    expect(await sendInputOnce(sent, "b.txt", log, async () => "none")).toBe("none");
+    expect(await sendInputOnce(sent, "b.txt", log, file)).toBe("file");
+    const failed = await sendInputOnce(sent, "c.txt", log, () => Promise.reject(new Error("x")));
+    expect(failed).toBe("none");
+    expect(warnings()).toEqual(["could not send an approval's full input: only Deny is offered"]);
+    const limited = new RetryLater(1000, "slow down");
+    await expect(sendInputOnce(sent, "d.txt", log, () => Promise.reject(limited))).rejects.toBe(
+      limited,
+    );
   });
 });

@@ -4,12 +4,11 @@ import {
   type MockLlm,
   type SlackEmulator,
   type SlackMessage,
-  startGatewayProcess,
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { drainedQueue, llmEnv, PROVIDER_KEY, queueDepth, WAIT } from "./helpers.ts";
+import { drainedQueue, PROVIDER_KEY, queueDepth, startSlackGateway, WAIT } from "./helpers.ts";
 
 /**
  * Who may use an agent, per-channel agents and ambient mode, end to end: the
@@ -138,16 +137,11 @@ beforeAll(async () => {
   slack.addUser({ id: "UGONE00001", email: "hal@example.com", deleted: true });
   slack.addUser({ id: "UOUTSIDE01", email: "ida@example.com", teamId: OTHER_ORG });
   slack.addUserGroup({ id: "S0BLOCKED1", handle: "blocked", users: ["UBLOCKED01"] });
-  gw = await startGatewayProcess({
+  gw = await startSlackGateway({
+    slack,
+    llm,
     toml: TOML,
-    env: {
-      ...llmEnv(llm),
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
-    },
   });
-  slack.eventsUrl = `${gw.url}/slack/events`;
 });
 
 afterAll(async () => {

@@ -3,12 +3,11 @@ import {
   type MockLlm,
   type SlackEmulator,
   type SlackMessage,
-  startGatewayProcess,
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { llmEnv, PROVIDER_KEY, slowText, WAIT } from "./helpers.ts";
+import { PROVIDER_KEY, slowText, startSlackGateway, WAIT } from "./helpers.ts";
 
 /**
  * Slack's agent surface end to end, through the Slack emulator: the
@@ -60,7 +59,9 @@ beforeAll(async () => {
   });
   slack.addChannel({ id: CHANNEL, name: "agents" });
   slack.addChannel({ id: PERSONA_CHANNEL, name: "helpdesk" });
-  gw = await startGatewayProcess({
+  gw = await startSlackGateway({
+    slack,
+    llm,
     toml: [
       "[sandbox]",
       'idle_timeout = "10m"',
@@ -76,14 +77,7 @@ beforeAll(async () => {
       `[channels."slack:${slack.teamId}:${PERSONA_CHANNEL}"]`,
       'agent = "helper"',
     ].join("\n"),
-    env: {
-      ...llmEnv(llm),
-      SLACK_BOT_TOKEN: BOT_TOKEN,
-      SLACK_SIGNING_SECRET: SIGNING_SECRET,
-      SLACK_API_URL: slack.apiUrl,
-    },
   });
-  slack.eventsUrl = `${gw.url}/slack/events`;
 });
 
 afterAll(async () => {

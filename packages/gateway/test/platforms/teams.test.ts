@@ -20,6 +20,7 @@ import {
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
+  scriptCountLines,
   slowText,
   WAIT,
 } from "./helpers.ts";
@@ -327,23 +328,7 @@ describe("Teams: files", () => {
 
   it("saves a 1:1 file into the sandbox, where bash reads it, and sends the result as a download link", async () => {
     const chat = tm.personal(cy);
-    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
-    llm.when(
-      (r) => r.lastUserText.includes("count the lines"),
-      (r) => ({
-        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
-      }),
-      (r) => ({
-        toolCalls: [
-          {
-            name: "write",
-            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
-          },
-        ],
-      }),
-      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
-      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
-    );
+    scriptCountLines(llm, (r) => r.lastUserText.includes("count the lines"));
     const sent = await tm.userSendsFile(cy, chat, "count the lines", {
       name: "notes.txt",
       data: Buffer.from("alpha-line\nbeta-line\n"),

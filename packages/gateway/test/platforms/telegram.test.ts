@@ -18,6 +18,7 @@ import {
   PROVIDER_KEY,
   queueDepth,
   slowText,
+  telegramEnv,
   WAIT,
   waitForHistory,
 } from "./helpers.ts";
@@ -97,8 +98,7 @@ beforeAll(async () => {
     ].join("\n"),
     env: {
       ...llmEnv(llm),
-      TELEGRAM_BOT_TOKEN: BOT_TOKEN,
-      TELEGRAM_API_ROOT: tg.url,
+      ...telegramEnv(tg, BOT_TOKEN),
       TELEGRAM_WEBHOOK_SECRET: WEBHOOK_SECRET,
     },
   });

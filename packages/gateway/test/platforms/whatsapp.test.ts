@@ -13,14 +13,14 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ASK_BASH_TOML,
-  BEYOND_DISCARD,
   conversationsOf,
   drainedQueue,
+  expectBodiesBounded,
   historyOf,
   llmEnv,
   PROVIDER_KEY,
   queueDepth,
-  sendFiller,
+  scriptCountLines,
   slowText,
   WAIT,
   waitForHistory,
@@ -145,24 +145,9 @@ describe("WhatsApp: the webhook", () => {
   });
 
   it("refuses an unsigned delivery before reading its body, and bounds a signed one", async () => {
-    const total = 8 * 1024 * 1024;
-    const huge = BEYOND_DISCARD;
-    const unsigned = await sendFiller(webhook, {
-      totalBytes: huge,
-      sized: false,
-      headers: { "content-type": "application/json" },
-    });
-    expect(unsigned.status).toBe(401);
-    expect(unsigned.sent).toBeLessThan(huge);
-    const big = await sendFiller(webhook, {
-      totalBytes: total,
-      sized: true,
-      headers: {
-        "content-type": "application/json",
-        "x-hub-signature-256": `sha256=${"a".repeat(64)}`,
-      },
-    });
-    expect(big.status).toBe(413);
+    await expectBodiesBounded(webhook, () => ({
+      "x-hub-signature-256": `sha256=${"a".repeat(64)}`,
+    }));
   });
 
   it("handles a message once: Meta's redelivery and a replayed copy queue nothing more", async () => {
@@ -216,23 +201,7 @@ describe("WhatsApp: conversations", () => {
 
   it("saves a document into the sandbox, where bash reads it, and sends the result file back", async () => {
     const flo = person(12, "Flo");
-    const pathIn = (text: string) => /\/workspace\/inbox\/\S+\.txt/.exec(text)?.[0] ?? "none";
-    llm.when(
-      (r) => r.lastUserText.startsWith("count the lines"),
-      (r) => ({
-        toolCalls: [{ name: "bash", input: { command: `cat ${pathIn(r.lastUserText)}` } }],
-      }),
-      (r) => ({
-        toolCalls: [
-          {
-            name: "write",
-            input: { path: "out/lines.txt", content: `seen: ${r.toolResults[0]?.content}` },
-          },
-        ],
-      }),
-      { toolCalls: [{ name: "send_file", input: { path: "out/lines.txt", caption: "Counted" } }] },
-      (r) => ({ text: `Done. ${r.toolResults[0]?.content ?? ""}` }),
-    );
+    scriptCountLines(llm, (r) => r.lastUserText.startsWith("count the lines"));
     const sent = await wa.userSendsFile(flo, {
       data: Buffer.from("alpha-line\nbeta-line\n"),
       mimeType: "text/plain",

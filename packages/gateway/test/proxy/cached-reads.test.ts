@@ -45,9 +45,10 @@ beforeEach(() => {
   w.https.received.length = 0;
 });
 
-async function plainSwap(placeholder: string): Promise<string | undefined> {
+/** The authorization header the upstream got for `Bearer placeholder` sent through the proxy at `port`. */
+async function plainSwap(placeholder: string, port = w.proxyPort): Promise<string | undefined> {
   w.http.received.length = 0;
-  const res = await viaProxy(w.proxyPort, `http://api.allowed.test:${w.http.port}/x`, {
+  const res = await viaProxy(port, `http://api.allowed.test:${w.http.port}/x`, {
     headers: { authorization: `Bearer ${placeholder}` },
   });
   expect(res.status).toBe(200);
@@ -339,14 +340,7 @@ describe("two gateways on one Redis: changes by one apply to the other's next re
             }
           : null,
     });
-    const swap = async (placeholder: string) => {
-      w.http.received.length = 0;
-      const res = await viaProxy(proxy.port, `http://api.allowed.test:${w.http.port}/x`, {
-        headers: { authorization: `Bearer ${placeholder}` },
-      });
-      expect(res.status).toBe(200);
-      return w.http.received[0]!.headers.authorization;
-    };
+    const swap = (placeholder: string) => plainSwap(placeholder, proxy.port);
     await admin.secrets.set(ref, FIRST);
     const p = await admin.placeholders.issue({
       sandboxId: TRUSTING,

@@ -7,19 +7,13 @@ import { ModelRuntime } from "@earendil-works/pi-coding-agent";
 import { type ModelSpec, parseConfig } from "@lobu/core";
 import { type MockLlm, startMockLlm } from "@lobu/testkit";
 import { registerModel } from "@lobu/worker";
-import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
-import {
-  createProviderRelay,
-  type FailoverEvent,
-  type UsageRecord,
-} from "../../src/providers/relay.ts";
-import { ActiveTurns, type RunningTurn } from "../../src/runtime/active-turns.ts";
+import { ProviderRegistry } from "../../src/providers/registry.ts";
+import type { FailoverEvent, UsageRecord } from "../../src/providers/relay.ts";
+import type { RunningTurn } from "../../src/runtime/active-turns.ts";
 import { agentFailoverTargets } from "../../src/runtime/failover.ts";
-import { turnRelayCredentials } from "../../src/runtime/relay-credentials.ts";
-import type { SecretRef } from "../../src/secrets/store.ts";
-import { createWorld, TRUSTING, type World } from "./fixture.ts";
+import { createWorld, type World } from "./fixture.ts";
+import { relayPlaceholders, turnRelay } from "./relay-fixture.ts";
 
 /**
  * Failover on the wires that name the model in the path (Gemini, Bedrock):
@@ -87,33 +81,11 @@ fallback = ["aws-b/${BEDROCK_B}", "gem-b/gemini-2.5-pro"]
     "aws-a": `${AWS_A.accessKeyId}:${AWS_A.secretAccessKey}`,
     "aws-b": `${AWS_B.accessKeyId}:${AWS_B.secretAccessKey}`,
   };
-  for (const [id, value] of Object.entries(secret)) {
-    const ref: SecretRef = { name: providerSecretName(id), scope: { kind: "installation" } };
-    await w.secrets.set(ref, value);
-    placeholder[id] = await w.placeholders.issue({
-      sandboxId: TRUSTING,
-      secret: ref,
-      hosts: ["127.0.0.1"],
-      locations: ["header"],
-      purpose: "relay",
-      turn: { turnId: TURN.turnId, userKey: TURN.userKey },
-    });
-  }
-  const turns = new ActiveTurns({ revoker: w.placeholders });
-  await turns.begin(TRUSTING, TURN);
-  const handler = createProviderRelay({
+  Object.assign(placeholder, await relayPlaceholders(w, secret, TURN));
+  const handler = await turnRelay(w, {
     providers,
-    log: pino({ level: "silent" }),
-    credentialFor: turnRelayCredentials({
-      placeholders: w.placeholders,
-      secrets: w.secrets,
-      turns,
-      limits: () => ({
-        models: ["gemini-2.5-flash", BEDROCK_A],
-        maxOutputTokens: 1000,
-        maxParallelCalls: 4,
-      }),
-    }),
+    turn: TURN,
+    models: ["gemini-2.5-flash", BEDROCK_A],
     recordUsage: (u) => usage.push(u),
     failoverTargets: agentFailoverTargets({ config, providers, secrets: w.secrets }),
     onFailover: (e) => failovers.push(e),

@@ -7,14 +7,13 @@ import { ModelRuntime } from "@earendil-works/pi-coding-agent";
 import { type ModelSpec, parseConfig } from "@lobu/core";
 import { type MockLlm, startMockLlm } from "@lobu/testkit";
 import { registerModel } from "@lobu/worker";
-import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
-import { createProviderRelay, type UsageRecord } from "../../src/providers/relay.ts";
-import { ActiveTurns, type RunningTurn } from "../../src/runtime/active-turns.ts";
-import { turnRelayCredentials } from "../../src/runtime/relay-credentials.ts";
+import type { UsageRecord } from "../../src/providers/relay.ts";
+import type { RunningTurn } from "../../src/runtime/active-turns.ts";
 import type { SecretRef } from "../../src/secrets/store.ts";
-import { createWorld, TRUSTING, viaProxy, type World } from "./fixture.ts";
+import { createWorld, viaProxy, type World } from "./fixture.ts";
+import { relayPlaceholders, turnRelay } from "./relay-fixture.ts";
 
 /**
  * The relay for the providers with their own wire formats and authentication
@@ -93,29 +92,11 @@ base_url = "${llm.url}/v1"
     azure: REAL_KEY,
     responses: REAL_KEY,
   };
-  for (const id of Object.keys(MODELS) as Id[]) {
-    const ref: SecretRef = { name: providerSecretName(id), scope: { kind: "installation" } };
-    await w.secrets.set(ref, secret[id]);
-    placeholder[id] = await w.placeholders.issue({
-      sandboxId: TRUSTING,
-      secret: ref,
-      hosts: ["127.0.0.1"],
-      locations: ["header"],
-      purpose: "relay",
-      turn: { turnId: TURN.turnId, userKey: TURN.userKey },
-    });
-  }
-  const turns = new ActiveTurns({ revoker: w.placeholders });
-  await turns.begin(TRUSTING, TURN);
-  const handler = createProviderRelay({
+  Object.assign(placeholder, await relayPlaceholders(w, secret, TURN));
+  const handler = await turnRelay(w, {
     providers,
-    log: pino({ level: "silent" }),
-    credentialFor: turnRelayCredentials({
-      placeholders: w.placeholders,
-      secrets: w.secrets,
-      turns,
-      limits: () => ({ models: Object.values(MODELS), maxOutputTokens: 1000, maxParallelCalls: 4 }),
-    }),
+    turn: TURN,
+    models: Object.values(MODELS),
     recordUsage: (u) => usage.push(u),
   });
   ({ port } = await w.startProxy({ internal: handler }));

@@ -7,9 +7,9 @@ import { describe, expect, it } from "vitest";
 import { Conversations } from "../../src/conversations/records.ts";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { MessageAttempts } from "../../src/runtime/attempts.ts";
-import { Dispatcher } from "../../src/runtime/dispatcher.ts";
+import { Dispatcher, type DispatcherOptions } from "../../src/runtime/dispatcher.ts";
 import { createStore } from "../../src/store/index.ts";
-import type { QueueClaim } from "../../src/store/port.ts";
+import type { QueueClaim, Store } from "../../src/store/port.ts";
 
 const log = createLogger("test", { level: "silent" });
 
@@ -25,26 +25,41 @@ function queuedTurn(messageId: string): QueuedTurn {
   };
 }
 
+/** A fresh SQLite store in a temporary folder. */
+function tempStore(): Promise<Store> {
+  return createStore({
+    driver: "sqlite",
+    path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
+  });
+}
+
+/** A dispatcher of the store's queue (two turns at once, three attempts), with `opts` on top. */
+function dispatcherOn(
+  store: Store,
+  opts: Pick<DispatcherOptions, "run" | "log"> & Partial<DispatcherOptions>,
+): Dispatcher {
+  return new Dispatcher({
+    queue: store.queue,
+    owner: "test",
+    maxConcurrent: 2,
+    attempts: new MessageAttempts(new Conversations(store, log), {
+      maxAttempts: 3,
+      maxDeliveries: 10,
+    }),
+    ...opts,
+  });
+}
+
 describe("dispatcher", () => {
   it("takes a message whose turn keeps crashing off the queue and reports it, instead of retrying forever", async () => {
-    const store = await createStore({
-      driver: "sqlite",
-      path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
-    });
+    const store = await tempStore();
     const attempts: number[] = [];
     let dead: { claim: QueueClaim; reason: string } | undefined;
     let reported!: () => void;
     const done = new Promise<void>((resolve) => {
       reported = resolve;
     });
-    const dispatcher = new Dispatcher({
-      queue: store.queue,
-      owner: "test",
-      maxConcurrent: 2,
-      attempts: new MessageAttempts(new Conversations(store, log), {
-        maxAttempts: 3,
-        maxDeliveries: 10,
-      }),
+    const dispatcher = dispatcherOn(store, {
       run: async (_turn: QueuedTurn, attempt: number) => {
         attempts.push(attempt);
         throw new Error("boom");
@@ -71,22 +86,12 @@ describe("dispatcher", () => {
   });
 
   it("dead-letters a message whose payload is not a QueuedTurn at once, without running it", async () => {
-    const store = await createStore({
-      driver: "sqlite",
-      path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
-    });
+    const store = await tempStore();
     const lines: string[] = [];
     const captured = createLogger("test", { destination: { write: (l) => lines.push(l) } });
     const ran: string[] = [];
     const dead: { id: string; reason: string }[] = [];
-    const dispatcher = new Dispatcher({
-      queue: store.queue,
-      owner: "test",
-      maxConcurrent: 2,
-      attempts: new MessageAttempts(new Conversations(store, log), {
-        maxAttempts: 3,
-        maxDeliveries: 10,
-      }),
+    const dispatcher = dispatcherOn(store, {
       run: async (turn: QueuedTurn) => {
         ran.push(turn.messageId);
         return "done";
@@ -127,10 +132,7 @@ describe("dispatcher", () => {
   });
 
   it("leaves no listener of its turns on a placement that outlives them (a sandbox running many turns)", async () => {
-    const store = await createStore({
-      driver: "sqlite",
-      path: join(mkdtempSync(join(tmpdir(), "lobu-disp-")), "db"),
-    });
+    const store = await tempStore();
     // The sandbox's own hold keeps the placement (and its signal) while turns come and go.
     const lost = new AbortController();
     const ran: string[] = [];
@@ -138,14 +140,7 @@ describe("dispatcher", () => {
     const allRan = new Promise<void>((resolve) => {
       finished = resolve;
     });
-    const dispatcher = new Dispatcher({
-      queue: store.queue,
-      owner: "test",
-      maxConcurrent: 2,
-      attempts: new MessageAttempts(new Conversations(store, log), {
-        maxAttempts: 3,
-        maxDeliveries: 10,
-      }),
+    const dispatcher = dispatcherOn(store, {
       placement: {
         lockPrefix: "sandbox-placement:",
         acquire: async () => ({ epoch: 1, lost: lost.signal }),

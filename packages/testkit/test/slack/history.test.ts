@@ -1,13 +1,7 @@
-import {
-  ErrorCode,
-  type Logger,
-  LogLevel,
-  type WebAPIPlatformError,
-  type WebAPIRateLimitedError,
-  WebClient,
-} from "@slack/web-api";
+import { ErrorCode, type WebAPIRateLimitedError } from "@slack/web-api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type SlackEmulator, startSlackEmulator } from "../../src/platforms.ts";
+import { emulatorClient, platformError } from "./web-client.ts";
 
 /**
  * conversations.history and conversations.replies as the emulator serves them
@@ -18,32 +12,8 @@ import { type SlackEmulator, startSlackEmulator } from "../../src/platforms.ts";
 const TOKEN = "xoxb-history-token";
 let emu: SlackEmulator;
 
-const quiet: Logger = {
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  setLevel: () => {},
-  getLevel: () => LogLevel.ERROR,
-  setName: () => {},
-};
-
-function client(extra: ConstructorParameters<typeof WebClient>[1] = {}) {
-  return new WebClient(TOKEN, {
-    slackApiUrl: emu.apiUrl,
-    retryConfig: { retries: 0 },
-    logger: quiet,
-    ...extra,
-  });
-}
-
-async function failure(promise: Promise<unknown>): Promise<WebAPIPlatformError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as WebAPIPlatformError;
-  }
-  throw new Error("expected the call to fail");
+function client(extra: Parameters<typeof emulatorClient>[2] = {}) {
+  return emulatorClient(emu, TOKEN, extra);
 }
 
 beforeAll(async () => {
@@ -106,12 +76,12 @@ describe("history pages", () => {
     await emu.userMessage({ user: "U1", channel: "C2", text: "x" }, { deliver: false });
     const page = await client().conversations.history({ channel: "C1", limit: 1 });
     const cursor = page.response_metadata?.next_cursor as string;
-    const other = await failure(client().conversations.history({ channel: "C2", cursor }));
+    const other = await platformError(client().conversations.history({ channel: "C2", cursor }));
     expect(other.data.error).toBe("invalid_cursor");
     const ts = await thread("C1", 3);
     const replies = await client().conversations.replies({ channel: "C1", ts, limit: 1 });
     const threadCursor = replies.response_metadata?.next_cursor as string;
-    const fromThread = await failure(
+    const fromThread = await platformError(
       client().conversations.history({ channel: "C1", cursor: threadCursor }),
     );
     expect(fromThread.data.error).toBe("invalid_cursor");
@@ -124,7 +94,7 @@ describe("history access", () => {
     const before = install.scopes;
     install.scopes = before.filter((s) => s !== "channels:history");
     try {
-      const err = await failure(client().conversations.history({ channel: "C1" }));
+      const err = await platformError(client().conversations.history({ channel: "C1" }));
       expect(err.data.error).toBe("missing_scope");
       expect(err.data).toMatchObject({ needed: "channels:history" });
     } finally {
@@ -134,7 +104,7 @@ describe("history access", () => {
 
   it("refuses a channel the bot is not in", async () => {
     emu.addChannel({ id: "C3", name: "secret", isMember: false });
-    const err = await failure(client().conversations.history({ channel: "C3" }));
+    const err = await platformError(client().conversations.history({ channel: "C3" }));
     expect(err.data.error).toBe("not_in_channel");
   });
 

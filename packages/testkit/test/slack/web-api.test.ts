@@ -1,48 +1,21 @@
 import {
   ErrorCode,
-  type Logger,
-  LogLevel,
-  type WebAPIPlatformError,
   type WebAPIRateLimitedError,
-  WebClient,
+  type WebClient,
   WebClientEvent,
 } from "@slack/web-api";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type SlackEmulator, startSlackEmulator } from "../../src/platforms.ts";
 import { startReceiver } from "./receiver.ts";
+import { emulatorClient, platformError } from "./web-client.ts";
 
 const TOKEN = "xoxb-test-token";
 let emu: SlackEmulator;
 let client: WebClient;
 let app: Awaited<ReturnType<typeof startReceiver>>;
 
-/** WebClient logs every platform error; the tests provoke plenty on purpose. */
-const quiet: Logger = {
-  debug: () => {},
-  info: () => {},
-  warn: () => {},
-  error: () => {},
-  setLevel: () => {},
-  getLevel: () => LogLevel.ERROR,
-  setName: () => {},
-};
-
-function webClient(token = TOKEN, extra: ConstructorParameters<typeof WebClient>[1] = {}) {
-  return new WebClient(token, {
-    slackApiUrl: emu.apiUrl,
-    retryConfig: { retries: 0 },
-    logger: quiet,
-    ...extra,
-  });
-}
-
-async function platformError(promise: Promise<unknown>): Promise<WebAPIPlatformError> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as WebAPIPlatformError;
-  }
-  throw new Error("expected the call to fail");
+function webClient(token = TOKEN, extra: Parameters<typeof emulatorClient>[2] = {}) {
+  return emulatorClient(emu, token, extra);
 }
 
 beforeAll(async () => {
@@ -243,11 +216,7 @@ describe("Slack Web API through WebClient", () => {
       rateLimits: { "users.info": { limit: 2, windowMs: 60_000 } },
     });
     try {
-      const c = new WebClient(TOKEN, {
-        slackApiUrl: limited.apiUrl,
-        rejectRateLimitedCalls: true,
-        logger: quiet,
-      });
+      const c = emulatorClient(limited, TOKEN, { rejectRateLimitedCalls: true });
       await c.users.info({ user: limited.botUserId });
       await c.users.info({ user: limited.botUserId });
       await expect(c.users.info({ user: limited.botUserId })).rejects.toMatchObject({

@@ -1,4 +1,11 @@
-import { type MarkdownDialect, packUnits, renderMarkdown } from "../shared/markdown.ts";
+import {
+  fencedCode,
+  type MarkdownDialect,
+  markdownMessages,
+  partMessages,
+  quoteLines,
+  wrapIn,
+} from "../shared/markdown.ts";
 import type { Part } from "../shared/turn-view.ts";
 
 /** Discord counts at most 2,000 characters per message. */
@@ -11,22 +18,15 @@ const unescapeMarkup = (s: string) => s.replace(/\\([\\*_~`|>#-])/g, "$1");
 /** Agent Markdown in Discord's Markdown (it renders most of it; tables become code blocks). */
 export const discordMarkdown: MarkdownDialect = {
   text: (s) => escapeMarkup(s).replace(/@(everyone|here)/g, "@\u200b$1"),
-  strong: (inner) => (inner ? `**${inner}**` : ""),
-  em: (inner) => (inner ? `*${inner}*` : ""),
-  del: (inner) => (inner ? `~~${inner}~~` : ""),
+  strong: wrapIn("**"),
+  em: wrapIn("*"),
+  del: wrapIn("~~"),
   code: (s) => (s ? `\`${s.replace(/`/g, "ˋ")}\`` : ""),
   link: (href, inner) =>
     inner && inner !== escapeMarkup(href) ? `[${inner}](<${href}>)` : `<${href}>`,
-  codeBlock: (code, lang) => {
-    const language = lang && /^[A-Za-z0-9_+#.-]{1,32}$/.test(lang) ? lang : "";
-    return `\`\`\`${language}\n${(code || " ").replace(/```/g, "ˋˋˋ")}\n\`\`\``;
-  },
+  codeBlock: fencedCode,
   heading: (inner, depth) => (depth <= 3 ? `${"#".repeat(depth)} ${inner}` : `**${inner}**`),
-  quote: (inner) =>
-    inner
-      .split("\n")
-      .map((line) => `> ${line}`)
-      .join("\n"),
+  quote: quoteLines,
   rule: () => "──────────",
   toPlain: unescapeMarkup,
   fromPlain: escapeMarkup,
@@ -34,15 +34,9 @@ export const discordMarkdown: MarkdownDialect = {
 
 /** Markdown as Discord messages, each within 2,000 characters. */
 export function toDiscord(markdown: string, limit = MESSAGE_LIMIT): string[] {
-  return packUnits(
-    renderMarkdown(markdown, discordMarkdown),
-    limit,
-    (s) => s.length,
-    discordMarkdown,
-  );
+  return markdownMessages(markdown, discordMarkdown, limit);
 }
 
 export function replyChunks(parts: Part[]): string[] {
-  const units = parts.flatMap((p) => renderMarkdown(p.text, discordMarkdown));
-  return packUnits(units, MESSAGE_LIMIT, (s) => s.length, discordMarkdown);
+  return partMessages(parts, discordMarkdown, MESSAGE_LIMIT);
 }

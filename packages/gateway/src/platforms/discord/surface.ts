@@ -8,20 +8,15 @@ import {
   approvalView,
   canApprove,
 } from "../shared/approval-view.ts";
-import { RetryLater } from "../shared/pacing.ts";
+import { type LiveMessages, renderMessages, sendInputOnce } from "../shared/live-messages.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
+import { TypingHint } from "../shared/typing.ts";
 import { dcCall } from "./client.ts";
 import { type ActionRow, cardComponents, stopRow } from "./components.ts";
 import { discordMarkdown, MESSAGE_LIMIT, replyChunks, toDiscord } from "./format.ts";
 
-export interface DcLive {
-  ids: string[];
-  /** What each message shows, for comparing: its content, and whether it carries the Stop buttons. */
-  shown: string[];
-}
-
-const shownAs = (content: string, stop: boolean) => (stop ? `${content}\u0000stop` : content);
+export type DcLive = LiveMessages<string>;
 
 export interface DcCard {
   messageId: string;
@@ -49,7 +44,7 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
   readonly #log: Logger;
   /** The turn's message: the streaming reply's Stop buttons name it. */
   readonly #messageId: string | undefined;
-  #typing: NodeJS.Timeout | undefined;
+  readonly #typing: TypingHint;
   #replied = false;
   /** Approval inputs already sent, by file name, and how (a retried card sends none twice). */
   readonly #attached = new Map<string, "message" | "file">();
@@ -71,6 +66,12 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
     this.#messageId = opts.messageId;
+    this.#typing = new TypingHint({
+      everyMs: TYPING_EVERY_MS,
+      send: () => this.#api.channels.showTyping(this.#origin.channelId),
+      log: this.#log,
+      failure: "Discord typing indicator failed",
+    });
   }
 
   async begin(): Promise<undefined> {
@@ -78,32 +79,20 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
   }
 
   async render(handle: DcLive | undefined, parts: Part[], final: boolean): Promise<DcLive> {
-    const chunks = replyChunks(parts);
-    const live: DcLive = handle
-      ? { ids: [...handle.ids], shown: [...handle.shown] }
-      : { ids: [], shown: [] };
     // While the reply streams, its last message carries the Stop buttons; the final edit drops them.
     const stop = !final && this.#messageId ? [stopRow(this.#messageId)] : undefined;
-    for (const [i, content] of chunks.entries()) {
-      const id = live.ids[i];
-      const components = i === chunks.length - 1 ? stop : undefined;
-      const shown = shownAs(content, components !== undefined);
-      if (id === undefined) {
-        live.ids.push(await this.#send(content, components));
-        live.shown.push(shown);
-      } else if (live.shown[i] !== shown) {
+    return renderMessages(handle, replyChunks(parts), stop, {
+      send: (content, components) => this.#send(content, components),
+      edit: async (id, content, components) => {
         await dcCall(() =>
           this.#api.channels.editMessage(this.#origin.channelId, id, {
             content,
             components: components ?? [],
           }),
         );
-        live.shown[i] = shown;
-      }
-    }
-    for (const id of live.ids.splice(chunks.length)) await this.#delete(id);
-    live.shown.length = live.ids.length;
-    return live;
+      },
+      remove: (id) => this.#delete(id),
+    });
   }
 
   async discard(handle: DcLive): Promise<void> {
@@ -140,35 +129,17 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
    * it; the card then offers Deny only.
    */
   async #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
-    const already = this.#attached.get(view.fileName);
-    if (already) return already;
-    const inline = `Full input waiting for your approval:\n${discordMarkdown.codeBlock(view.full)}`;
-    let how: "message" | "file";
-    try {
+    return sendInputOnce(this.#attached, view.fileName, this.#log, async () => {
+      const inline = `Full input waiting for your approval:\n${discordMarkdown.codeBlock(view.full)}`;
       if (inline.length <= MESSAGE_LIMIT) {
         await this.#send(inline);
-        how = "message";
-      } else {
-        await this.#send(
-          `Full input of the \`${tool}\` call waiting for your approval:`,
-          undefined,
-          [
-            {
-              name: view.fileName,
-              data: Buffer.from(view.full, "utf8"),
-              contentType: "text/plain",
-            },
-          ],
-        );
-        how = "file";
+        return "message";
       }
-    } catch (err) {
-      if (err instanceof RetryLater) throw err;
-      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
-      return "none";
-    }
-    this.#attached.set(view.fileName, how);
-    return how;
+      await this.#send(`Full input of the \`${tool}\` call waiting for your approval:`, undefined, [
+        { name: view.fileName, data: Buffer.from(view.full, "utf8"), contentType: "text/plain" },
+      ]);
+      return "file";
+    });
   }
 
   async closeCard(card: DcCard, _event: RequestEvent, line: string): Promise<void> {
@@ -182,20 +153,7 @@ export class DiscordSurface implements ReplySurface<DcLive, DcCard> {
   }
 
   working(on: boolean): void {
-    if (!on) {
-      if (this.#typing) clearInterval(this.#typing);
-      this.#typing = undefined;
-      return;
-    }
-    if (this.#typing) return;
-    const typing = () => {
-      this.#api.channels
-        .showTyping(this.#origin.channelId)
-        .catch((err) => this.#log.debug({ err }, "Discord typing indicator failed"));
-    };
-    typing();
-    this.#typing = setInterval(typing, TYPING_EVERY_MS);
-    this.#typing.unref();
+    this.#typing.set(on);
   }
 
   async #send(

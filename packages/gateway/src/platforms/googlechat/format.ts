@@ -1,4 +1,11 @@
-import { type MarkdownDialect, packUnits, renderMarkdown } from "../shared/markdown.ts";
+import {
+  fencedCode,
+  type MarkdownDialect,
+  markdownMessages,
+  partMessages,
+  quoteLines,
+  wrapIn,
+} from "../shared/markdown.ts";
 import type { Part } from "../shared/turn-view.ts";
 
 /** Google Chat takes at most 4,096 characters of text per message. */
@@ -14,22 +21,18 @@ const plain = (s: string) => s.replace(/</g, "‹");
 
 export const chatMarkdown: MarkdownDialect = {
   text: plain,
-  strong: (inner) => (inner ? `*${inner}*` : ""),
-  em: (inner) => (inner ? `_${inner}_` : ""),
-  del: (inner) => (inner ? `~${inner}~` : ""),
+  strong: wrapIn("*"),
+  em: wrapIn("_"),
+  del: wrapIn("~"),
   code: (s) => (s ? `\`${s.replace(/`/g, "ˋ")}\`` : ""),
   link: (href, inner) => {
     const url = href.replace(/[|>]/g, encodeURIComponent);
     const label = inner.replace(/[|>]/g, "∣");
     return label && label !== plain(href) ? `<${url}|${label}>` : url;
   },
-  codeBlock: (code) => `\`\`\`\n${(code || " ").replace(/```/g, "ˋˋˋ")}\n\`\`\``,
+  codeBlock: (code) => fencedCode(code),
   heading: (inner) => `*${inner}*`,
-  quote: (inner) =>
-    inner
-      .split("\n")
-      .map((line) => `> ${line}`)
-      .join("\n"),
+  quote: quoteLines,
   rule: () => "──────────",
   toPlain: (markup) => markup,
   fromPlain: (text) => text,
@@ -37,10 +40,9 @@ export const chatMarkdown: MarkdownDialect = {
 
 /** Markdown as Google Chat messages, each within 4,096 characters. */
 export function toChat(markdown: string, limit = MESSAGE_LIMIT): string[] {
-  return packUnits(renderMarkdown(markdown, chatMarkdown), limit, (s) => s.length, chatMarkdown);
+  return markdownMessages(markdown, chatMarkdown, limit);
 }
 
 export function replyChunks(parts: Part[]): string[] {
-  const units = parts.flatMap((p) => renderMarkdown(p.text, chatMarkdown));
-  return packUnits(units, MESSAGE_LIMIT, (s) => s.length, chatMarkdown);
+  return partMessages(parts, chatMarkdown, MESSAGE_LIMIT);
 }

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Origin } from "../../domain/origin.ts";
 import type { AdapterContext } from "../shared/adapter.ts";
 import { approvalNotes, approvalView, canApprove } from "../shared/approval-view.ts";
+import { renderMessages } from "../shared/live-messages.ts";
 import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
@@ -14,8 +15,6 @@ export interface GcLive {
   /** What each message shows, for comparing: its text, and whether it carries the Stop buttons. */
   shown: string[];
 }
-
-const shownAs = (text: string, stop: boolean) => (stop ? `${text}\u0000stop` : text);
 
 export interface GcCard {
   name: string;
@@ -72,20 +71,13 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
   }
 
   async render(handle: GcLive | undefined, parts: Part[], final: boolean): Promise<GcLive> {
-    const chunks = replyChunks(parts);
-    const live: GcLive = handle
-      ? { names: [...handle.names], shown: [...handle.shown] }
-      : { names: [], shown: [] };
     // While the reply streams, its last message carries the Stop buttons; the final update drops them.
     const stop = !final && this.#messageId ? stopCard(this.#messageId) : undefined;
-    for (const [i, text] of chunks.entries()) {
-      const name = live.names[i];
-      const cardsV2 = i === chunks.length - 1 ? stop : undefined;
-      const shown = shownAs(text, cardsV2 !== undefined);
-      if (name === undefined) {
-        live.names.push(await this.#send(text, cardsV2));
-        live.shown.push(shown);
-      } else if (live.shown[i] !== shown) {
+    // Chat's message ids are resource names: kept as `names`, which other gateways read.
+    const before = handle && { ids: handle.names, shown: handle.shown };
+    const live = await renderMessages(before, replyChunks(parts), stop, {
+      send: (text, cardsV2) => this.#send(text, cardsV2),
+      edit: async (name, text, cardsV2) => {
         await gcCall(() =>
           this.#api.spaces.messages.update({
             name,
@@ -93,12 +85,10 @@ export class GoogleChatSurface implements ReplySurface<GcLive, GcCard> {
             requestBody: { text, cardsV2: cardsV2 ?? [] },
           }),
         );
-        live.shown[i] = shown;
-      }
-    }
-    for (const name of live.names.splice(chunks.length)) await this.#delete(name);
-    live.shown.length = live.names.length;
-    return live;
+      },
+      remove: (name) => this.#delete(name),
+    });
+    return { names: live.ids, shown: live.shown };
   }
 
   async discard(handle: GcLive): Promise<void> {

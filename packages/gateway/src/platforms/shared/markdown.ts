@@ -28,6 +28,22 @@ export interface MarkdownDialect {
   fromPlain(plain: string): string;
 }
 
+/** `strong`, `em` and `del` of a dialect that marks them by `mark` on both sides (nothing when empty). */
+export const wrapIn = (mark: string) => (inner: string) => (inner ? `${mark}${inner}${mark}` : "");
+
+/** `quote` of a dialect that quotes with "> " at each line's start. */
+export const quoteLines = (inner: string) =>
+  inner
+    .split("\n")
+    .map((line) => `> ${line}`)
+    .join("\n");
+
+/** A ``` fence with an optional language tag; ``` inside the code is shown as ˋˋˋ so it cannot close it. */
+export function fencedCode(code: string, lang?: string): string {
+  const language = lang && /^[A-Za-z0-9_+#.-]{1,32}$/.test(lang) ? lang : "";
+  return `\`\`\`${language}\n${(code || " ").replace(/```/g, "ˋˋˋ")}\n\`\`\``;
+}
+
 export interface MarkdownUnit {
   /** Rendered markup, balanced on its own. */
   text: string;
@@ -341,4 +357,19 @@ export function clip(text: string, max: number): string {
   const chars = Array.from(text.slice(0, Math.max(0, max - 1)));
   if (chars.join("").length > max - 1) chars.pop();
   return `${chars.join("")}…`;
+}
+
+/** Markdown as messages of a dialect whose length is its characters, each within `limit`. */
+export function markdownMessages(markdown: string, d: MarkdownDialect, limit: number): string[] {
+  return packUnits(renderMarkdown(markdown, d), limit, (s) => s.length, d);
+}
+
+/** A reply's parts (Markdown each) as such messages. */
+export function partMessages(
+  parts: { text: string }[],
+  d: MarkdownDialect,
+  limit: number,
+): string[] {
+  const units = parts.flatMap((p) => renderMarkdown(p.text, d));
+  return packUnits(units, limit, (s) => s.length, d);
 }

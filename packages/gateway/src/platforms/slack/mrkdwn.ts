@@ -1,4 +1,4 @@
-import { type MarkdownDialect, packUnits, renderMarkdown } from "../shared/markdown.ts";
+import { type MarkdownDialect, markdownMessages, quoteLines, wrapIn } from "../shared/markdown.ts";
 
 /** Slack needs only &, < and > escaped in mrkdwn; everything else is literal. */
 export function escapeMrkdwn(s: string): string {
@@ -8,9 +8,9 @@ export function escapeMrkdwn(s: string): string {
 /** Agent Markdown in Slack's mrkdwn (Slack has no Markdown headings, lists or tables). */
 export const mrkdwn: MarkdownDialect = {
   text: escapeMrkdwn,
-  strong: (inner) => (inner ? `*${inner}*` : ""),
-  em: (inner) => (inner ? `_${inner}_` : ""),
-  del: (inner) => (inner ? `~${inner}~` : ""),
+  strong: wrapIn("*"),
+  em: wrapIn("_"),
+  del: wrapIn("~"),
   code: (s) => (s ? `\`${escapeMrkdwn(s).replace(/`/g, "ˋ")}\`` : ""),
   link: (href, inner) => {
     const url = escapeMrkdwn(href).replace(/\|/g, "%7C");
@@ -19,11 +19,7 @@ export const mrkdwn: MarkdownDialect = {
   },
   codeBlock: (code) => `\`\`\`\n${escapeMrkdwn(code).replace(/```/g, "ˋˋˋ")}\n\`\`\``,
   heading: (inner) => `*${inner}*`,
-  quote: (inner) =>
-    inner
-      .split("\n")
-      .map((line) => `> ${line}`)
-      .join("\n"),
+  quote: quoteLines,
   rule: () => "──────────",
   toPlain: (markup) => markup,
   fromPlain: (plain) => plain,
@@ -34,5 +30,5 @@ export const SECTION_LIMIT = 3000;
 
 /** Markdown as mrkdwn texts, each fitting one section block. */
 export function toMrkdwnSections(markdown: string, limit = SECTION_LIMIT): string[] {
-  return packUnits(renderMarkdown(markdown, mrkdwn), limit, (s) => s.length, mrkdwn);
+  return markdownMessages(markdown, mrkdwn, limit);
 }

@@ -1,4 +1,12 @@
-import { type MarkdownDialect, packUnits, renderMarkdown } from "../shared/markdown.ts";
+import {
+  fencedCode,
+  type MarkdownDialect,
+  markdownMessages,
+  partMessages,
+  quoteLines,
+  renderMarkdown,
+  wrapIn,
+} from "../shared/markdown.ts";
 import type { Part } from "../shared/turn-view.ts";
 
 /**
@@ -25,22 +33,15 @@ const unescapeMarkup = (s: string) =>
 /** Agent Markdown in the Markdown Teams renders (textFormat "markdown"). */
 export const teamsMarkdown: MarkdownDialect = {
   text: escapeMarkup,
-  strong: (inner) => (inner ? `**${inner}**` : ""),
-  em: (inner) => (inner ? `*${inner}*` : ""),
-  del: (inner) => (inner ? `~~${inner}~~` : ""),
+  strong: wrapIn("**"),
+  em: wrapIn("*"),
+  del: wrapIn("~~"),
   code: (s) => (s ? `\`${s.replace(/`/g, "ˋ")}\`` : ""),
   link: (href, inner) =>
     `[${inner || escapeMarkup(href)}](${href.replace(/[()\s]/g, encodeURIComponent)})`,
-  codeBlock: (code, lang) => {
-    const language = lang && /^[A-Za-z0-9_+#.-]{1,32}$/.test(lang) ? lang : "";
-    return `\`\`\`${language}\n${(code || " ").replace(/```/g, "ˋˋˋ")}\n\`\`\``;
-  },
+  codeBlock: fencedCode,
   heading: (inner, depth) => (depth <= 3 ? `${"#".repeat(depth)} ${inner}` : `**${inner}**`),
-  quote: (inner) =>
-    inner
-      .split("\n")
-      .map((line) => `> ${line}`)
-      .join("\n"),
+  quote: quoteLines,
   rule: () => "---",
   toPlain: unescapeMarkup,
   fromPlain: escapeMarkup,
@@ -48,12 +49,11 @@ export const teamsMarkdown: MarkdownDialect = {
 
 /** Markdown as Teams messages, each within the limit. */
 export function toTeams(markdown: string, limit = MESSAGE_LIMIT): string[] {
-  return packUnits(renderMarkdown(markdown, teamsMarkdown), limit, (s) => s.length, teamsMarkdown);
+  return markdownMessages(markdown, teamsMarkdown, limit);
 }
 
 export function replyChunks(parts: Part[]): string[] {
-  const units = parts.flatMap((p) => renderMarkdown(p.text, teamsMarkdown));
-  return packUnits(units, MESSAGE_LIMIT, (s) => s.length, teamsMarkdown);
+  return partMessages(parts, teamsMarkdown, MESSAGE_LIMIT);
 }
 
 /** Markdown as the plain text of an Adaptive Card TextBlock (which renders little Markdown). */

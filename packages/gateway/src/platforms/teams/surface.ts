@@ -6,22 +6,17 @@ import {
   approvalView,
   canApprove,
 } from "../shared/approval-view.ts";
-import { RetryLater } from "../shared/pacing.ts";
+import { type LiveMessages, renderMessages, sendInputOnce } from "../shared/live-messages.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
+import { TypingHint } from "../shared/typing.ts";
 import type { CardStore } from "./card-store.ts";
 import { attachmentOf, closedCard, requestCard, stopCard, textBlock } from "./cards.ts";
 import { type ActivityOut, type ConnectorClient, teamsCall } from "./client.ts";
 import type { ConversationRef } from "./conversations.ts";
 import { cardText, MESSAGE_LIMIT, replyChunks, teamsMarkdown } from "./format.ts";
 
-export interface TmLive {
-  ids: string[];
-  /** What each message shows, for comparing: its text, and whether it carries the Stop actions. */
-  shown: string[];
-}
-
-const shownAs = (text: string, stop: boolean) => (stop ? `${text}\u0000stop` : text);
+export type TmLive = LiveMessages<string>;
 
 export interface TmCard {
   activityId: string;
@@ -52,8 +47,8 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
   readonly #log: Logger;
   /** The turn's message: the streaming reply's Stop actions name it. */
   readonly #messageId: string | undefined;
-  #typing: NodeJS.Timeout | undefined;
-  readonly #attached = new Set<string>();
+  readonly #typing: TypingHint;
+  readonly #attached = new Map<string, "message">();
 
   constructor(opts: {
     client: ConnectorClient;
@@ -72,6 +67,13 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
     this.#messageId = opts.messageId;
+    this.#typing = new TypingHint({
+      everyMs: TYPING_EVERY_MS,
+      send: () =>
+        this.#client.send(this.#ref.serviceUrl, this.#origin.channelId, { type: "typing" }),
+      log: this.#log,
+      failure: "Teams typing indicator failed",
+    });
   }
 
   async begin(): Promise<undefined> {
@@ -79,33 +81,19 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
   }
 
   async render(handle: TmLive | undefined, parts: Part[], final: boolean): Promise<TmLive> {
-    const chunks = replyChunks(parts);
-    const live: TmLive = handle
-      ? { ids: [...handle.ids], shown: [...handle.shown] }
-      : { ids: [], shown: [] };
     // While the reply streams, its last message carries the Stop actions; the final update drops them.
     const stop = !final && this.#messageId ? [attachmentOf(stopCard(this.#messageId))] : undefined;
-    for (const [i, text] of chunks.entries()) {
-      const id = live.ids[i];
-      const attachments = i === chunks.length - 1 ? stop : undefined;
-      const shown = shownAs(text, attachments !== undefined);
-      const activity: ActivityOut = {
-        type: "message",
-        text,
-        textFormat: "markdown",
-        ...(attachments ? { attachments } : {}),
-      };
-      if (id === undefined) {
-        live.ids.push(await this.#send(activity));
-        live.shown.push(shown);
-      } else if (live.shown[i] !== shown) {
-        await this.#update(id, activity);
-        live.shown[i] = shown;
-      }
-    }
-    for (const id of live.ids.splice(chunks.length)) await this.#delete(id);
-    live.shown.length = live.ids.length;
-    return live;
+    const activity = (text: string, attachments: ActivityOut["attachments"]): ActivityOut => ({
+      type: "message",
+      text,
+      textFormat: "markdown",
+      ...(attachments ? { attachments } : {}),
+    });
+    return renderMessages(handle, replyChunks(parts), stop, {
+      send: (text, attachments) => this.#send(activity(text, attachments)),
+      edit: (id, text, attachments) => this.#update(id, activity(text, attachments)),
+      remove: (id) => this.#delete(id),
+    });
   }
 
   async discard(handle: TmLive): Promise<void> {
@@ -138,28 +126,23 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
 
   /** An approval's whole input, in messages before its card; false when it could not be sent. */
   async #sendFullInput(view: ApprovalView): Promise<boolean> {
-    if (this.#attached.has(view.fileName)) return true;
-    const chunks = replyChunks([
-      {
-        kind: "text",
-        text: `Full input waiting for your approval:\n\n${teamsMarkdown.codeBlock(view.full)}`,
-      },
-    ]);
-    if (chunks.length > FULL_INPUT_MESSAGES) return false;
-    try {
+    const how = await sendInputOnce(this.#attached, view.fileName, this.#log, async () => {
+      const chunks = replyChunks([
+        {
+          kind: "text",
+          text: `Full input waiting for your approval:\n\n${teamsMarkdown.codeBlock(view.full)}`,
+        },
+      ]);
+      if (chunks.length > FULL_INPUT_MESSAGES) return "none";
       for (const text of chunks)
         await this.#send({
           type: "message",
           text: text.slice(0, MESSAGE_LIMIT),
           textFormat: "markdown",
         });
-    } catch (err) {
-      if (err instanceof RetryLater) throw err;
-      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
-      return false;
-    }
-    this.#attached.add(view.fileName);
-    return true;
+      return "message" as const;
+    });
+    return how !== "none";
   }
 
   async closeCard(card: TmCard, _event: RequestEvent, line: string): Promise<void> {
@@ -170,20 +153,7 @@ export class TeamsSurface implements ReplySurface<TmLive, TmCard> {
   }
 
   working(on: boolean): void {
-    if (!on) {
-      if (this.#typing) clearInterval(this.#typing);
-      this.#typing = undefined;
-      return;
-    }
-    if (this.#typing) return;
-    const typing = () => {
-      this.#client
-        .send(this.#ref.serviceUrl, this.#origin.channelId, { type: "typing" })
-        .catch((err) => this.#log.debug({ err }, "Teams typing indicator failed"));
-    };
-    typing();
-    this.#typing = setInterval(typing, TYPING_EVERY_MS);
-    this.#typing.unref();
+    this.#typing.set(on);
   }
 
   #send(activity: ActivityOut): Promise<string> {

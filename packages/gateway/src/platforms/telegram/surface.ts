@@ -10,25 +10,16 @@ import {
   approvalView,
   canApprove,
 } from "../shared/approval-view.ts";
+import { type LiveMessages, renderMessages, sendInputOnce } from "../shared/live-messages.ts";
 import { packUnits, renderMarkdown, stripMarkup } from "../shared/markdown.ts";
-import { RetryLater } from "../shared/pacing.ts";
 import { cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import { keepPlainLive, type Part, type ReplySurface } from "../shared/turn-view.ts";
+import { TypingHint } from "../shared/typing.ts";
 import { tgCall } from "./client.ts";
 import { escapeHtml, MESSAGE_LIMIT, telegramHtml, toTelegramHtml, visibleLength } from "./html.ts";
 import { cardKeyboard, stopKeyboard } from "./keyboard.ts";
 
-export interface TgLive {
-  /**
-   * The reply's messages (a long reply spans several) and what each shows:
-   * its HTML, and whether it carries the Stop buttons.
-   */
-  ids: number[];
-  shown: string[];
-}
-
-/** What a message of the reply shows, for comparing: its HTML, and the Stop buttons (last one). */
-const shownAs = (html: string, stop: boolean) => (stop ? `${html}\u0000stop` : html);
+export type TgLive = LiveMessages<number>;
 
 export interface TgCard {
   messageId: number;
@@ -84,9 +75,9 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   readonly #log: Logger;
   /** The turn's message: the streaming reply's Stop buttons name it. */
   readonly #messageId: string | undefined;
-  #typing: NodeJS.Timeout | undefined;
+  readonly #typing: TypingHint;
   /** Approval inputs already sent as documents, by file name. */
-  readonly #attachedInputs = new Set<string>();
+  readonly #attachedInputs = new Map<string, "file">();
   #replied = false;
 
   constructor(
@@ -109,6 +100,17 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
     this.#settingsUrl = opts.settingsUrl;
     this.#log = opts.log;
     this.#messageId = opts.messageId;
+    this.#typing = new TypingHint({
+      everyMs: TYPING_EVERY_MS,
+      send: () =>
+        this.#api.sendChatAction(
+          this.#chatId,
+          "typing",
+          this.#threadId !== undefined ? { message_thread_id: this.#threadId } : {},
+        ),
+      log: this.#log,
+      failure: "sendChatAction failed",
+    });
   }
 
   async begin(): Promise<undefined> {
@@ -116,32 +118,17 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   }
 
   async render(handle: TgLive | undefined, parts: Part[], final: boolean): Promise<TgLive> {
-    const chunks = replyChunks(parts);
-    const live: TgLive = handle
-      ? { ids: [...handle.ids], shown: [...handle.shown] }
-      : { ids: [], shown: [] };
     // While the reply streams, its last message carries the Stop buttons; the final edit drops them.
     const stop = !final && this.#messageId ? stopKeyboard(this.#messageId) : undefined;
-    for (const [i, html] of chunks.entries()) {
-      const id = live.ids[i];
-      const keyboard = i === chunks.length - 1 ? stop : undefined;
-      const shown = shownAs(html, keyboard !== undefined);
-      if (id === undefined) {
-        live.ids.push(await this.#send(html, keyboard));
-        live.shown.push(shown);
-      } else if (live.shown[i] !== shown) {
-        await this.#edit(id, html, keyboard);
-        live.shown[i] = shown;
-      }
-    }
-    // A redrawn attempt can be shorter than the one before.
-    for (const id of live.ids.splice(chunks.length)) {
-      await tgCall(() => this.#api.deleteMessage(this.#chatId, id)).catch((err) =>
-        this.#log.debug({ err }, "could not delete a message"),
-      );
-    }
-    live.shown.length = live.ids.length;
-    return live;
+    return renderMessages(handle, replyChunks(parts), stop, {
+      send: (html, keyboard) => this.#send(html, keyboard),
+      edit: (id, html, keyboard) => this.#edit(id, html, keyboard),
+      remove: (id) =>
+        tgCall(() => this.#api.deleteMessage(this.#chatId, id)).then(
+          () => undefined,
+          (err) => this.#log.debug({ err }, "could not delete a message"),
+        ),
+    });
   }
 
   async discard(handle: TgLive): Promise<void> {
@@ -173,8 +160,7 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
 
   /** Send an approval's full input as a document (once); false when Telegram refused it. */
   async #attachInput(view: ApprovalView, tool: string): Promise<boolean> {
-    if (this.#attachedInputs.has(view.fileName)) return true;
-    try {
+    const how = await sendInputOnce(this.#attachedInputs, view.fileName, this.#log, async () => {
       await tgCall(() =>
         this.#api.sendDocument(
           this.#chatId,
@@ -185,13 +171,9 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
           },
         ),
       );
-    } catch (err) {
-      if (err instanceof RetryLater) throw err;
-      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
-      return false;
-    }
-    this.#attachedInputs.add(view.fileName);
-    return true;
+      return "file" as const;
+    });
+    return how !== "none";
   }
 
   async closeCard(card: TgCard, _event: RequestEvent, line: string): Promise<void> {
@@ -200,24 +182,7 @@ export class TelegramSurface implements ReplySurface<TgLive, TgCard> {
   }
 
   working(on: boolean): void {
-    if (!on) {
-      if (this.#typing) clearInterval(this.#typing);
-      this.#typing = undefined;
-      return;
-    }
-    if (this.#typing) return;
-    const typing = () => {
-      this.#api
-        .sendChatAction(
-          this.#chatId,
-          "typing",
-          this.#threadId !== undefined ? { message_thread_id: this.#threadId } : {},
-        )
-        .catch((err) => this.#log.debug({ err }, "sendChatAction failed"));
-    };
-    typing();
-    this.#typing = setInterval(typing, TYPING_EVERY_MS);
-    this.#typing.unref();
+    this.#typing.set(on);
   }
 
   async #send(html: string, keyboard?: InlineKeyboardMarkup): Promise<number> {
