@@ -136,6 +136,11 @@ export async function memoryOf(
   };
 }
 
+/** One process alone (not its children: a gateway's children are its pool processes). */
+export function ownMemory(pid: number): { pss: number; rss: number } {
+  return { pss: rollup(pid, "Pss"), rss: rollup(pid, "Rss") };
+}
+
 /** MemAvailable from /proc/meminfo, in bytes. */
 export function memAvailable(): number {
   const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"));

@@ -202,6 +202,41 @@ describe("a turn's one owner", () => {
     expect(two.worker.received.map((m) => m.t)).toEqual(["turn", "turn"]);
   });
 
+  it("leaves nothing of its finished turns waiting on the sandbox's exit", async () => {
+    const first = await kit.submit("ada", "first");
+    const one = await start(first.turn, 1);
+    one.worker.answer(one.sent, "ok");
+    await one.result;
+    // An idle sandbox runs for hours: whatever waits on its exit is kept that long.
+    const exited = one.worker.instance.exited;
+    const then = exited.then.bind(exited);
+    let waits = 0;
+    exited.then = ((...args: Parameters<typeof then>) => {
+      waits++;
+      return then(...args);
+    }) as typeof exited.then;
+    for (const text of ["second", "third", "fourth"]) {
+      const next = await kit.submit("ada", text);
+      const run = await start(next.turn, 1);
+      expect(run.worker).toBe(one.worker);
+      run.worker.answer(run.sent, "ok");
+      expect(await run.result).toBe("done");
+    }
+    // Without the shared watch: one waiter, and all its turn held, per turn.
+    expect(waits).toBe(0);
+  });
+
+  it("a turn whose sandbox exits is ended by the exit", async () => {
+    const first = await kit.submit("ada", "first");
+    const one = await start(first.turn, 1);
+    one.worker.answer(one.sent, "ok");
+    await one.result;
+    const second = await kit.submit("ada", "second");
+    const two = await start(second.turn, 1);
+    two.worker.exit("crashed");
+    expect(await two.result).toBe("retry");
+  });
+
   it("a refused context fails the turn without waking a sandbox", async () => {
     const { turn, claim } = await kit.submit("ada", "hi", "unkeyed");
     expect(await kit.runner.run(turn, claim.attempts, live())).toBe("done");
