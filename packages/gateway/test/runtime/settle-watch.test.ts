@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { whenFulfilled } from "../../src/util/settle-watch.ts";
+import { countReactions } from "./linked-worker.ts";
 
-/** A promise that counts the reactions put on it. */
+/** A promise to settle by hand, and the reactions put on it. */
 function counted<T>() {
   let resolve!: (v: T) => void;
   let reject!: (e: unknown) => void;
@@ -9,13 +10,7 @@ function counted<T>() {
     resolve = res;
     reject = rej;
   });
-  const then = promise.then.bind(promise);
-  const seen = { reactions: 0 };
-  promise.then = ((...args: Parameters<typeof then>) => {
-    seen.reactions++;
-    return then(...args);
-  }) as typeof promise.then;
-  return { promise, resolve, reject, seen };
+  return { promise, resolve, reject, seen: countReactions(promise) };
 }
 
 describe("whenFulfilled", () => {
@@ -24,7 +19,7 @@ describe("whenFulfilled", () => {
     const called: string[] = [];
     for (let i = 0; i < 50; i++) whenFulfilled(p.promise, () => called.push(`gone ${i}`))();
     whenFulfilled(p.promise, (v) => called.push(`kept ${v}`));
-    expect(p.seen.reactions).toBe(1);
+    expect(p.seen.count).toBe(1);
     p.resolve("x");
     await p.promise;
     await Promise.resolve();

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
-import type { LinkedWorker } from "./linked-worker.ts";
+import { countReactions, type LinkedWorker } from "./linked-worker.ts";
 import { type RuntimeKit, startRuntimeKit } from "./runtime-kit.ts";
 
 /**
@@ -208,13 +208,7 @@ describe("a turn's one owner", () => {
     one.worker.answer(one.sent, "ok");
     await one.result;
     // An idle sandbox runs for hours: whatever waits on its exit is kept that long.
-    const exited = one.worker.instance.exited;
-    const then = exited.then.bind(exited);
-    let waits = 0;
-    exited.then = ((...args: Parameters<typeof then>) => {
-      waits++;
-      return then(...args);
-    }) as typeof exited.then;
+    const waits = countReactions(one.worker.instance.exited);
     for (const text of ["second", "third", "fourth"]) {
       const next = await kit.submit("ada", text);
       const run = await start(next.turn, 1);
@@ -223,7 +217,7 @@ describe("a turn's one owner", () => {
       expect(await run.result).toBe("done");
     }
     // Without the shared watch: one waiter, and all its turn held, per turn.
-    expect(waits).toBe(0);
+    expect(waits.count).toBe(0);
   });
 
   it("a turn whose sandbox exits is ended by the exit", async () => {
