@@ -20,7 +20,7 @@
  * taken after IDLE_MS without a turn.
  */
 import type { RecordedRequest } from "@lobu/testkit";
-import { type BenchResult, type BenchRow, round } from "./lib.ts";
+import { type BenchResult, type BenchRow, round, writeResult } from "./lib.ts";
 import {
   inParallel,
   MiB,
@@ -62,6 +62,51 @@ const POOLED_TIERS = {
   },
 } as const;
 
+type Points = Record<
+  number,
+  { pss: number; rss: number; gw: number; gwRss: number; all: number; ms: number }
+>;
+
+/** Per session between the last two points taken. */
+function marginalRows(tier: string, points: Points): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const [a, z] = Object.keys(points).map(Number).slice(-2) as [number, number];
+  const span = `${a} → ${z}`;
+  const marginal = (points[z]!.pss - points[a]!.pss) / (z - a);
+  const gwMarginal = (points[z]!.gw - points[a]!.gw) / (z - a);
+  rows.push(
+    {
+      metric: `${tier}: marginal memory per idle session (${span})`,
+      value: round(marginal / 1024, 1),
+      unit: "KB",
+    },
+    {
+      metric: `${tier}: gateway marginal memory per sandbox (${span}, PSS)`,
+      value: round(gwMarginal / 1024, 1),
+      unit: "KB",
+    },
+    {
+      metric: `${tier}: all-in marginal memory per idle session (${span}, gateway + pool PSS)`,
+      value: round((points[z]!.all - points[a]!.all) / (z - a) / 1024, 1),
+      unit: "KB",
+      note: "target ≤ 250 KB",
+    },
+    {
+      metric: `${tier}: idle sessions per GB of RAM (marginal)`,
+      value: Math.floor((1024 * MiB) / marginal),
+      unit: "sessions",
+      note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
+    },
+    {
+      metric: `${tier}: ${z - a} new sessions, create + first turn`,
+      value: round(points[z]!.ms / (z - a), 1),
+      unit: "ms/session",
+      note: "32 conversations at a time, wall clock",
+    },
+  );
+  return rows;
+}
+
 async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promise<BenchResult> {
   const { driver, toml, name } = POOLED_TIERS[tier];
   const b = await startBenchGateway(
@@ -85,10 +130,7 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
         note: "node + pi + just-bash + shell threads, bwrap included",
       },
     ];
-    const points: Record<
-      number,
-      { pss: number; rss: number; gw: number; gwRss: number; all: number; ms: number }
-    > = {};
+    const points: Points = {};
     let held = WARM;
     for (const n of SIZES) {
       const t0 = performance.now();
@@ -109,8 +151,14 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
         all: all.pss,
         ms,
       };
-      // A long run (LOBU_BENCH_SESSIONS up to 20,000) shows each point as it is taken.
+      // A long run (LOBU_BENCH_SESSIONS up to 20,000) keeps each point as it is taken.
       console.error(`${tier}: ${JSON.stringify({ n, ...points[n] })}`);
+      if (n !== SIZES.at(-1) && Object.keys(points).length >= 2)
+        writeResult({
+          name,
+          rows: [...rows, ...marginalRows(tier, points)],
+          meta: { points, warm: WARM, partial: `stopped at ${n} of ${SIZES.join(", ")}` },
+        });
       rows.push(
         {
           metric: `${tier}: ${n} idle sessions, memory per session (PSS)`,
@@ -143,41 +191,7 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
         },
       );
     }
-    const [a, z] = SIZES.slice(-2) as [number, number];
-    const span = `${a} → ${z}`;
-    const marginal = (points[z]!.pss - points[a]!.pss) / (z - a);
-    const gwMarginal = (points[z]!.gw - points[a]!.gw) / (z - a);
-    rows.push(
-      {
-        metric: `${tier}: marginal memory per idle session (${span})`,
-        value: round(marginal / 1024, 1),
-        unit: "KB",
-      },
-      {
-        metric: `${tier}: gateway marginal memory per sandbox (${span}, PSS)`,
-        value: round(gwMarginal / 1024, 1),
-        unit: "KB",
-      },
-      {
-        metric: `${tier}: all-in marginal memory per idle session (${span}, gateway + pool PSS)`,
-        value: round((points[z]!.all - points[a]!.all) / (z - a) / 1024, 1),
-        unit: "KB",
-        note: "target ≤ 250 KB",
-      },
-      {
-        metric: `${tier}: idle sessions per GB of RAM (marginal)`,
-        value: Math.floor((1024 * MiB) / marginal),
-        unit: "sessions",
-        note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
-      },
-      {
-        metric: `${tier}: ${z - a} new sessions, create + first turn`,
-        value: round(points[z]!.ms / (z - a), 1),
-        unit: "ms/session",
-        note: "32 conversations at a time, wall clock",
-      },
-    );
-    return { name, rows, meta: { points, warm: WARM } };
+    return { name, rows: [...rows, ...marginalRows(tier, points)], meta: { points, warm: WARM } };
   } finally {
     await b.close();
   }
