@@ -70,7 +70,9 @@ type Points = Record<
 /** Per session between the last two points taken. */
 function marginalRows(tier: string, points: Points): BenchRow[] {
   const rows: BenchRow[] = [];
-  const [a, z] = Object.keys(points).map(Number).slice(-2) as [number, number];
+  const taken = Object.keys(points).map(Number);
+  if (taken.length < 2) return rows;
+  const [a, z] = taken.slice(-2) as [number, number];
   const span = `${a} → ${z}`;
   const marginal = (points[z]!.pss - points[a]!.pss) / (z - a);
   const gwMarginal = (points[z]!.gw - points[a]!.gw) / (z - a);
@@ -153,12 +155,6 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
       };
       // A long run (LOBU_BENCH_SESSIONS up to 20,000) keeps each point as it is taken.
       console.error(`${tier}: ${JSON.stringify({ n, ...points[n] })}`);
-      if (n !== SIZES.at(-1) && Object.keys(points).length >= 2)
-        writeResult({
-          name,
-          rows: [...rows, ...marginalRows(tier, points)],
-          meta: { points, warm: WARM, partial: `stopped at ${n} of ${SIZES.join(", ")}` },
-        });
       rows.push(
         {
           metric: `${tier}: ${n} idle sessions, memory per session (PSS)`,
@@ -190,6 +186,12 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
           note: `from ${WARM} sessions; all-in PSS ${round(all.pss / MiB)} MB`,
         },
       );
+      if (n !== SIZES.at(-1))
+        writeResult({
+          name,
+          rows: [...rows, ...marginalRows(tier, points)],
+          meta: { points, warm: WARM, partial: `stopped at ${n} of ${SIZES.join(", ")}` },
+        });
     }
     return { name, rows: [...rows, ...marginalRows(tier, points)], meta: { points, warm: WARM } };
   } finally {

@@ -6,33 +6,42 @@
  * gets one reaction, however many waiters come and go, and a waiter that
  * unsubscribes is let go at once.
  */
-const waiters = new WeakMap<Promise<unknown>, Set<(value: unknown) => void>>();
+type Waiter = (value: unknown) => void;
+const waiters = new WeakMap<Promise<unknown>, Set<Waiter>>();
+
+/**
+ * The waiters of `promise`, with its one reaction. A function of its own: a
+ * closure made in `whenFulfilled` would share its scope, and so keep the first
+ * waiter alive for as long as the promise is pending.
+ */
+function waitersOf(promise: Promise<unknown>): Set<Waiter> {
+  const existing = waiters.get(promise);
+  if (existing) return existing;
+  const set = new Set<Waiter>();
+  waiters.set(promise, set);
+  // Once settled, a later waiter gets a reaction of its own (which runs at once).
+  const done = () => {
+    if (waiters.get(promise) === set) waiters.delete(promise);
+  };
+  promise.then(
+    (value) => {
+      done();
+      for (const waiter of [...set]) waiter(value);
+      set.clear();
+    },
+    // Whoever owns the promise handles its failure; a waiter only waits for the value.
+    () => {
+      done();
+      set.clear();
+    },
+  );
+  return set;
+}
 
 /** Call `fn` when `promise` fulfils (never on rejection); returns the unsubscribe. */
 export function whenFulfilled<T>(promise: Promise<T>, fn: (value: T) => void): () => void {
-  let set = waiters.get(promise);
-  if (!set) {
-    const fresh = new Set<(value: unknown) => void>();
-    waiters.set(promise, fresh);
-    // Once settled, a later waiter gets a reaction of its own (which runs at once).
-    const done = () => {
-      if (waiters.get(promise) === fresh) waiters.delete(promise);
-    };
-    promise.then(
-      (value) => {
-        done();
-        for (const waiter of [...fresh]) waiter(value);
-        fresh.clear();
-      },
-      // Whoever owns the promise handles its failure; a waiter only waits for the value.
-      () => {
-        done();
-        fresh.clear();
-      },
-    );
-    set = fresh;
-  }
-  const waiter = fn as (value: unknown) => void;
+  const set = waitersOf(promise);
+  const waiter = fn as Waiter;
   set.add(waiter);
   return () => {
     set.delete(waiter);

@@ -1,3 +1,5 @@
+import v8 from "node:v8";
+import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { whenFulfilled } from "../../src/util/settle-watch.ts";
 import { countReactions } from "./linked-worker.ts";
@@ -13,7 +15,28 @@ function counted<T>() {
   return { promise, resolve, reject, seen: countReactions(promise) };
 }
 
+/** A full collection (V8's own, exposed for this test). */
+function collect(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+}
+
 describe("whenFulfilled", () => {
+  it("keeps no waiter alive once it unsubscribed, the first one included", async () => {
+    const p = counted<number>();
+    const refs: WeakRef<object>[] = [];
+    for (let i = 0; i < 3; i++) {
+      const held = { turn: i };
+      refs.push(new WeakRef(held));
+      whenFulfilled(p.promise, () => held.turn)();
+    }
+    // WeakRefs hold their targets until the job that made them ends.
+    await new Promise((r) => setTimeout(r, 0));
+    collect();
+    expect(refs.map((r) => r.deref())).toEqual([undefined, undefined, undefined]);
+    p.resolve(1);
+  });
+
   it("puts one reaction on the promise however many waiters come and go", async () => {
     const p = counted<string>();
     const called: string[] = [];
