@@ -5,15 +5,20 @@
  * added sandbox by constructor. Its RSS at the same points is reported too: the
  * gap between the two is heap headroom and garbage, not state.
  *
- * `npm run bench -- gateway-heap` (quick: 30 → 130 sandboxes; full: 100 → 1000).
+ * `npm run bench -- gateway-heap` (quick: 30 → 130 sandboxes; full: 100 → 1000;
+ * LOBU_BENCH_SANDBOXES=1000,10000 for other points). LOBU_BENCH_HEAP_DIR=<dir> keeps
+ * the snapshots there (to read their retainers in Chrome DevTools).
  */
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type BenchResult, type BenchRow, round, scaled } from "./lib.ts";
-import { inParallel, memoryOf, sleep, startBenchGateway } from "./sandbox-kit.ts";
+import { inParallel, ownMemory, sleep, startBenchGateway } from "./sandbox-kit.ts";
 
-const FROM = scaled(100, 30);
-const TO = scaled(1000, 130);
+const [FROM, TO] = (process.env.LOBU_BENCH_SANDBOXES?.split(",").map(Number) ?? [
+  scaled(100, 30),
+  scaled(1000, 130),
+]) as [number, number];
+const KEEP = process.env.LOBU_BENCH_HEAP_DIR;
 
 interface HeapSummary {
   total: number;
@@ -80,8 +85,10 @@ export default async function gatewayHeap(): Promise<BenchResult> {
     await sleep(2000);
     const file = await snapshot(pid, b.gw.dataDir);
     const heap = summarize(file);
+    if (KEEP) copyFileSync(file, join(KEEP, `gateway-${Date.now()}.heapsnapshot`));
     rmSync(file);
-    return { heap, rss: (await memoryOf([pid])).rss };
+    // The gateway process alone: its tree also holds the pool process.
+    return { heap, rss: ownMemory(pid).rss };
   };
   try {
     await inParallel(users(0, FROM), 16, (u) => b.chat(u, "hello"));
@@ -101,7 +108,7 @@ export default async function gatewayHeap(): Promise<BenchResult> {
         metric: "gateway RSS per idle sandbox",
         value: round(perSandbox(small.rss, large.rss), 1),
         unit: "KB",
-        note: "same points; the difference from the heap is headroom and garbage",
+        note: "the gateway process alone, same points; the difference from the heap is headroom and garbage",
       },
     ];
     const top = [...large.heap.byKind]

@@ -180,13 +180,23 @@ function memoryPoints(): [string, number | undefined][] {
   return (["virtual", "pooled"] as const).flatMap((tier) => {
     const points = (results.get(`sandbox-memory-${tier}`)?.meta?.points ?? {}) as Record<
       string,
-      { pss: number; gw: number }
+      { pss: number; gw: number; all?: number }
     >;
     const label = tier === "virtual" ? "virtual" : "process tier pooled";
-    return Object.entries(points).flatMap(([n, p]): [string, number][] => [
-      [`${label}, ${n} held: pool (PSS)`, p.pss / Number(n) / 1024],
-      [`${label}, ${n} held: gateway (RSS)`, p.gw / Number(n) / 1024],
-    ]);
+    const per = (bytes: number, n: string) => bytes / Number(n) / 1024;
+    return Object.entries(points).flatMap(([n, p]): [string, number][] =>
+      // Older results have no `all`: their `gw` was the gateway's whole tree (pools included).
+      p.all === undefined
+        ? [
+            [`${label}, ${n} held: pool (PSS)`, per(p.pss, n)],
+            [`${label}, ${n} held: gateway + pool (PSS)`, per(p.gw, n)],
+          ]
+        : [
+            [`${label}, ${n} held: pool (PSS)`, per(p.pss, n)],
+            [`${label}, ${n} held: gateway alone (PSS)`, per(p.gw, n)],
+            [`${label}, ${n} held: all-in (PSS)`, per(p.all, n)],
+          ],
+    );
   });
 }
 

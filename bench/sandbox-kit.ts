@@ -79,10 +79,18 @@ export async function startBenchGateway(
       return { messageId, sentAt, acceptedAt };
     },
     async chat(user, text) {
-      const res = await api("/api/v1/agents/default/messages", {
-        method: "POST",
-        headers: { accept: "text/event-stream" },
-        body: JSON.stringify({ user, channel: "bench", text }),
+      const send = () =>
+        api("/api/v1/agents/default/messages", {
+          method: "POST",
+          headers: { accept: "text/event-stream" },
+          body: JSON.stringify({ user, channel: "bench", text }),
+        });
+      // A kept-alive connection the gateway closed just as the request went out resets, and
+      // fetch never retries a POST: on a loaded machine that ended hour-long runs. Sent again
+      // (at worst a person's message twice; a bench counts sessions, not messages).
+      const res = await send().catch(async (err) => {
+        if ((err as { cause?: { code?: string } }).cause?.code !== "ECONNRESET") throw err;
+        return send();
       });
       if (!res.ok) throw new Error(`message refused: ${res.status} ${await res.text()}`);
       const events = await collectEvents(res);
@@ -134,6 +142,11 @@ export async function memoryOf(
     rss: pids.reduce((n, p) => n + rollup(p, "Rss"), 0),
     processes: pids.length,
   };
+}
+
+/** One process alone (not its children: a gateway's children are its pool processes). */
+export function ownMemory(pid: number): { pss: number; rss: number } {
+  return { pss: rollup(pid, "Pss"), rss: rollup(pid, "Rss") };
 }
 
 /** MemAvailable from /proc/meminfo, in bytes. */

@@ -4,6 +4,7 @@
  * (it has left the gateway's relay). The mock runs in this process, so both
  * times come from one clock.
  *
+ * new conversation: the first message of a new person (its sandbox and volume are made).
  * cold: the sandbox was stopped (process: no worker; virtual: session unloaded,
  * pool process running; pooled: the `process` driver with `process_mode =
  * "pooled"`, whose cold wake is the virtual one). warm: the sandbox is running and idle. The very first
@@ -83,6 +84,9 @@ async function measure(driver: Tier): Promise<BenchRow[]> {
       cold.push(await timeToModel(b, "first", `cold ${i}`));
     }
     for (let i = 0; i < WARM; i++) warm.push(await timeToModel(b, "first", `warm ${i}`));
+    // A new person: the sandbox and its volume are made on this wake.
+    const fresh: number[] = [];
+    for (let i = 0; i < COLD; i++) fresh.push(await timeToModel(b, `new-${i}`, `hello ${i}`));
     // Cold wake, then one bash command: in the pooled tier its sandbox starts here.
     const coldCommand: number[] = [];
     for (let i = 0; i < COLD; i++) {
@@ -107,6 +111,12 @@ async function measure(driver: Tier): Promise<BenchRow[]> {
             : "to the model request carrying the result",
       },
       { metric: `${driver}: cold wake p99`, value: round(percentile(cold, 99)), unit: "ms" },
+      {
+        metric: `${driver}: new conversation p50`,
+        value: round(median(fresh)),
+        unit: "ms",
+        note: "first message of a new person: sandbox record and volume made on this wake",
+      },
       { metric: `${driver}: warm p50`, value: round(median(warm)), unit: "ms" },
       { metric: `${driver}: warm p99`, value: round(percentile(warm, 99)), unit: "ms" },
     ];

@@ -11,14 +11,16 @@
  * processes are split between them), so summing it does not double count.
  *
  * `npm run bench -- sandbox-memory`; LOBU_BENCH_PROCESS_SANDBOXES=<n> to change
- * the process count, LOBU_BENCH_DRIVERS=virtual (or pooled) to measure one tier only.
+ * the process count, LOBU_BENCH_DRIVERS=virtual (or pooled) to measure one tier only,
+ * LOBU_BENCH_SESSIONS=100,1000,20000 for the points of the pooled tiers (default 100,1000;
+ * the marginal figure is taken between the last two).
  *
  * Idle means idle for longer than the pool keeps a session's pi state
  * (LOBU_SESSION_RELEASE_MS, 10 s, swept every 5 s): the virtual points are
  * taken after IDLE_MS without a turn.
  */
 import type { RecordedRequest } from "@lobu/testkit";
-import { type BenchResult, type BenchRow, round } from "./lib.ts";
+import { type BenchResult, type BenchRow, round, writeResult } from "./lib.ts";
 import {
   inParallel,
   MiB,
@@ -32,6 +34,7 @@ const REFERENCE_MB = 50;
 const WARM = 10;
 const IDLE_MS = 16_000;
 const DRIVERS = process.env.LOBU_BENCH_DRIVERS?.split(",") ?? ["virtual", "pooled", "process"];
+const SIZES = (process.env.LOBU_BENCH_SESSIONS ?? "100,1000").split(",").map(Number);
 
 /** One bash call touching the workspace, then a reply: every session is fully loaded once. */
 const touch = (req: RecordedRequest) =>
@@ -59,6 +62,53 @@ const POOLED_TIERS = {
   },
 } as const;
 
+type Points = Record<
+  number,
+  { pss: number; rss: number; gw: number; gwRss: number; all: number; ms: number }
+>;
+
+/** Per session between the last two points taken. */
+function marginalRows(tier: string, points: Points): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const taken = Object.keys(points).map(Number);
+  if (taken.length < 2) return rows;
+  const [a, z] = taken.slice(-2) as [number, number];
+  const span = `${a} → ${z}`;
+  const marginal = (points[z]!.pss - points[a]!.pss) / (z - a);
+  const gwMarginal = (points[z]!.gw - points[a]!.gw) / (z - a);
+  rows.push(
+    {
+      metric: `${tier}: marginal memory per idle session (${span})`,
+      value: round(marginal / 1024, 1),
+      unit: "KB",
+    },
+    {
+      metric: `${tier}: gateway marginal memory per sandbox (${span}, PSS)`,
+      value: round(gwMarginal / 1024, 1),
+      unit: "KB",
+    },
+    {
+      metric: `${tier}: all-in marginal memory per idle session (${span}, gateway + pool PSS)`,
+      value: round((points[z]!.all - points[a]!.all) / (z - a) / 1024, 1),
+      unit: "KB",
+      note: "target ≤ 250 KB",
+    },
+    {
+      metric: `${tier}: idle sessions per GB of RAM (marginal)`,
+      value: Math.floor((1024 * MiB) / marginal),
+      unit: "sessions",
+      note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
+    },
+    {
+      metric: `${tier}: ${z - a} new sessions, create + first turn`,
+      value: round(points[z]!.ms / (z - a), 1),
+      unit: "ms/session",
+      note: "32 conversations at a time, wall clock",
+    },
+  );
+  return rows;
+}
+
 async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promise<BenchResult> {
   const { driver, toml, name } = POOLED_TIERS[tier];
   const b = await startBenchGateway(
@@ -72,7 +122,8 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
     const poolPid = (await b.sandboxes())[0]!.pid!;
     const gwPid = b.gw.child.pid!;
     const base = await memoryOf([poolPid]);
-    const gwBase = await memoryOf([gwPid]);
+    // The gateway's tree holds its pool processes: the gateway alone is the tree minus the pool.
+    const allBase = await memoryOf([gwPid]);
     const rows: BenchRow[] = [
       {
         metric: "pool process with 10 sessions (PSS)",
@@ -81,9 +132,9 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
         note: "node + pi + just-bash + shell threads, bwrap included",
       },
     ];
-    const points: Record<number, { pss: number; rss: number; gw: number; ms: number }> = {};
+    const points: Points = {};
     let held = WARM;
-    for (const n of [100, 1000]) {
+    for (const n of SIZES) {
       const t0 = performance.now();
       await inParallel(users(held, n), 32, (u) => b.chat(u, "hello"));
       const ms = performance.now() - t0;
@@ -93,8 +144,17 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
       const running = list.filter((s) => s.state === "running").length;
       if (running !== n) throw new Error(`expected ${n} sandboxes loaded, found ${running}`);
       const m = await memoryOf([poolPid]);
-      const gw = await memoryOf([gwPid]);
-      points[n] = { pss: m.pss, rss: m.rss, gw: gw.pss, ms };
+      const all = await memoryOf([gwPid]);
+      points[n] = {
+        pss: m.pss,
+        rss: m.rss,
+        gw: all.pss - m.pss,
+        gwRss: all.rss - m.rss,
+        all: all.pss,
+        ms,
+      };
+      // A long run (LOBU_BENCH_SESSIONS up to 20,000) keeps each point as it is taken.
+      console.error(`${tier}: ${JSON.stringify({ n, ...points[n] })}`);
       rows.push(
         {
           metric: `${tier}: ${n} idle sessions, memory per session (PSS)`,
@@ -115,33 +175,25 @@ async function virtualMemory(tier: keyof typeof POOLED_TIERS = "virtual"): Promi
         },
         {
           metric: `${tier}: ${n} sessions, gateway memory per sandbox`,
-          value: round((gw.pss - gwBase.pss) / (n - WARM) / 1024, 1),
+          value: round((all.pss - m.pss - (allBase.pss - base.pss)) / (n - WARM) / 1024, 1),
           unit: "KB",
-          note: "records, egress policy cache, … (the gateway side of a sandbox)",
+          note: `gateway process alone (PSS ${round((all.pss - m.pss) / MiB)} MB; its tree minus the pool)`,
+        },
+        {
+          metric: `${tier}: ${n} sessions, all-in memory per session (gateway + pool PSS)`,
+          value: round((all.pss - allBase.pss) / (n - WARM) / 1024, 1),
+          unit: "KB",
+          note: `from ${WARM} sessions; all-in PSS ${round(all.pss / MiB)} MB`,
         },
       );
+      if (n !== SIZES.at(-1))
+        writeResult({
+          name,
+          rows: [...rows, ...marginalRows(tier, points)],
+          meta: { points, warm: WARM, partial: `stopped at ${n} of ${SIZES.join(", ")}` },
+        });
     }
-    const marginal = (points[1000]!.pss - points[100]!.pss) / 900;
-    rows.push(
-      {
-        metric: `${tier}: marginal memory per idle session (100 → 1000)`,
-        value: round(marginal / 1024, 1),
-        unit: "KB",
-      },
-      {
-        metric: `${tier}: idle sessions per GB of RAM (marginal)`,
-        value: Math.floor((1024 * MiB) / marginal),
-        unit: "sessions",
-        note: `${REFERENCE_MB} MB per instance would be ${Math.floor(1024 / REFERENCE_MB)}`,
-      },
-      {
-        metric: `${tier}: 900 new sessions, create + first turn`,
-        value: round(points[1000]!.ms / 900, 1),
-        unit: "ms/session",
-        note: "32 conversations at a time, wall clock",
-      },
-    );
-    return { name, rows, meta: { points, warm: WARM } };
+    return { name, rows: [...rows, ...marginalRows(tier, points)], meta: { points, warm: WARM } };
   } finally {
     await b.close();
   }

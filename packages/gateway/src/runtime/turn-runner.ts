@@ -25,6 +25,7 @@ import {
   traceparentOfSpan,
   tracer,
 } from "../telemetry/otel.ts";
+import { whenFulfilled } from "../util/settle-watch.ts";
 import type { ActiveTurns } from "./active-turns.ts";
 import type { MessageAttempts } from "./attempts.ts";
 import type { FilesIn } from "./files-in.ts";
@@ -409,6 +410,7 @@ export class TurnRunner {
         if (settled) return;
         settled = true;
         off();
+        offExit();
         clearTimeout(grace);
         lease.removeEventListener("abort", onLease);
         stream.stopSignal.removeEventListener("abort", onStop);
@@ -448,7 +450,8 @@ export class TurnRunner {
           void events.then(() => settle({ kind: "turn_end", msg }));
         }
       });
-      instance.exited.then((exit) => settle({ kind: "exit", exit }));
+      // Not `exited.then(…)`: that would keep this turn's state until the sandbox stops.
+      const offExit = whenFulfilled(instance.exited, (exit) => settle({ kind: "exit", exit }));
       connection.send({
         t: "turn",
         sandboxId,

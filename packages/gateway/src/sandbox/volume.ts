@@ -1,5 +1,15 @@
 import { constants } from "node:fs";
-import { mkdir, open, readdir, realpath, rm, rmdir, statfs, unlink } from "node:fs/promises";
+import {
+  lchown,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rm,
+  rmdir,
+  statfs,
+  unlink,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { digest, LobuError, type Logger } from "@lobu/core";
 import { bestEffort, ignoreGone } from "@lobu/core/best-effort";
@@ -251,6 +261,12 @@ export async function volumeUsage(volumeDir: string, mode: QuotaMode): Promise<n
 
 /** Give the sandbox's uid everything in its volume the host wrote meanwhile (root only). */
 export async function adoptVolumeFiles(volumeDir: string, uid: number, gid: number): Promise<void> {
+  // A new conversation's volume is an empty folder: no walk and no `find` process
+  // (a process start is several ms of its first wake, more on a loaded machine).
+  if ((await readdir(volumeDir).catch(() => undefined))?.length === 0) {
+    await lchown(volumeDir, uid, gid);
+    return;
+  }
   await runOk("find", [
     volumeDir,
     "-xdev",

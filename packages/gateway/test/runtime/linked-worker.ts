@@ -162,3 +162,17 @@ export class LinkedDriver implements SandboxDriver {
     for (const worker of this.#running.values()) worker.exit("stopped");
   }
 }
+
+/** Count the reactions (`then` calls) put on `promise` from now on. */
+export function countReactions(promise: Promise<unknown>): { readonly count: number } {
+  const then = promise.then.bind(promise);
+  const seen = { count: 0 };
+  // biome-ignore lint/suspicious/noThenProperty: it stays the promise's own `then`, counted
+  Object.defineProperty(promise, "then", {
+    value: (...args: Parameters<typeof then>) => {
+      seen.count++;
+      return then(...args);
+    },
+  });
+  return seen;
+}

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
-import type { LinkedWorker } from "./linked-worker.ts";
+import { countReactions, type LinkedWorker } from "./linked-worker.ts";
 import { type RuntimeKit, startRuntimeKit } from "./runtime-kit.ts";
 
 /**
@@ -200,6 +200,35 @@ describe("a turn's one owner", () => {
     expect(notices(third.turn.messageId)).toEqual([]);
     // The notice is the gateway's: nothing about it crosses the worker's connection.
     expect(two.worker.received.map((m) => m.t)).toEqual(["turn", "turn"]);
+  });
+
+  it("leaves nothing of its finished turns waiting on the sandbox's exit", async () => {
+    const first = await kit.submit("ada", "first");
+    const one = await start(first.turn, 1);
+    one.worker.answer(one.sent, "ok");
+    await one.result;
+    // An idle sandbox runs for hours: whatever waits on its exit is kept that long.
+    const waits = countReactions(one.worker.instance.exited);
+    for (const text of ["second", "third", "fourth"]) {
+      const next = await kit.submit("ada", text);
+      const run = await start(next.turn, 1);
+      expect(run.worker).toBe(one.worker);
+      run.worker.answer(run.sent, "ok");
+      expect(await run.result).toBe("done");
+    }
+    // Without the shared watch: one waiter, and all its turn held, per turn.
+    expect(waits.count).toBe(0);
+  });
+
+  it("a turn whose sandbox exits is ended by the exit", async () => {
+    const first = await kit.submit("ada", "first");
+    const one = await start(first.turn, 1);
+    one.worker.answer(one.sent, "ok");
+    await one.result;
+    const second = await kit.submit("ada", "second");
+    const two = await start(second.turn, 1);
+    two.worker.exit("crashed");
+    expect(await two.result).toBe("retry");
   });
 
   it("a refused context fails the turn without waking a sandbox", async () => {

@@ -147,6 +147,26 @@ describe.each(modes)("virtual driver with pools isolated by %s", (isolation) => 
     }
   });
 
+  it.skipIf(!root || isolation !== "bwrap")(
+    "gives a new (empty) volume to the pool's uid, and a used one with all its files",
+    async () => {
+      const d = driverWith(isolation, 1);
+      const fresh = spec(d, "vd-fresh");
+      const sb = await d.start(fresh, egress);
+      const poolUid = statSync(`/proc/${sb.connection.pid}`).uid;
+      expect(poolUid).not.toBe(0);
+      expect(statSync(fresh.volumeDir).uid).toBe(poolUid);
+      await d.stop("vd-fresh");
+      // The host wrote into it meanwhile (a restore writes a new folder: walked again).
+      const used = spec(d, "vd-used");
+      mkdirSync(join(used.volumeDir, "sub"), { recursive: true });
+      writeFileSync(join(used.volumeDir, "sub", "f.txt"), "x");
+      await d.start(used, egress);
+      for (const path of [used.volumeDir, join(used.volumeDir, "sub", "f.txt")])
+        expect(statSync(path).uid).toBe(poolUid);
+    },
+  );
+
   it("ends every sandbox of a pool that dies, and restarts the pool on demand", async () => {
     const d = driverWith(isolation, 1);
     const members = await Promise.all(
