@@ -188,10 +188,17 @@ async function sweepOver(
   const userName = (i: number) => `sweep-${i}`;
   const chatOf = (i: number) => chats[i % chats.length]!;
   let warmed = 0;
+  let warmupFailures = 0;
   for (const n of SWEEP) {
     // Warm the new users (cold wakes are measured elsewhere).
     const fresh = Array.from({ length: Math.max(0, n - warmed) }, (_, i) => warmed + i);
-    await inParallel(fresh, SWEEP_CONCURRENCY, (i) => chatOf(i)(userName(i), "warm up"));
+    // (A failed warm-up is tried once more and counted: it only wakes the sandbox.)
+    await inParallel(fresh, SWEEP_CONCURRENCY, (i) =>
+      chatOf(i)(userName(i), "warm up").catch(() => {
+        warmupFailures++;
+        return chatOf(i)(userName(i), "warm up again");
+      }),
+    );
     warmed = Math.max(warmed, n);
     const latencies: number[] = [];
     let lost = 0;
@@ -252,6 +259,7 @@ async function sweepOver(
       gateways: chats.length,
       messagesPerUser: MESSAGES_IN_SWEEP,
       maxConcurrent: SWEEP_CONCURRENCY,
+      warmupFailures,
     },
   };
 }

@@ -44,6 +44,10 @@ export class SqliteStreams implements EventStreams {
     this.#appended.setMaxListeners(0);
   }
 
+  /**
+   * Appends of one event-loop turn share one commit (`Db.grouped`): a turn writes
+   * several events, the relay a usage and an audit record per model call.
+   */
   async append(
     stream: string,
     data: string,
@@ -52,42 +56,45 @@ export class SqliteStreams implements EventStreams {
     const maxLen = limitOf(opts.maxLen, "maxLen");
     const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
-    const id = this.#forgettingOnError(stream, () =>
-      db.tx(() => {
-        const now = Date.now();
-        let last: StreamId | undefined;
-        const meta = db
-          .stmt("SELECT last_ms, last_seq, expires_at FROM streams WHERE name = :stream")
-          .get({ stream });
-        if (meta) {
-          const exp = numOrNull(meta.expires_at);
-          if (exp !== null && exp <= now) this.#remove(db, stream);
-          else last = { ms: num(meta.last_ms), seq: num(meta.last_seq) };
-        }
-        const next: StreamId =
-          last && last.ms >= now ? { ms: last.ms, seq: last.seq + 1 } : { ms: now, seq: 0 };
-        db.stmt(
-          "INSERT INTO stream_entries (stream, ms, seq, data) VALUES (:stream, :ms, :seq, :data)",
-        ).run({ stream, ms: next.ms, seq: next.seq, data });
-        // Without ttlMs an existing expiry is kept (Redis XADD leaves the TTL alone).
-        db.stmt(
-          `INSERT INTO streams (name, last_ms, last_seq, expires_at) VALUES (:stream, :ms, :seq, :exp)
-         ON CONFLICT (name) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq,
-           expires_at = coalesce(excluded.expires_at, streams.expires_at)`,
-        ).run({
-          stream,
-          ms: next.ms,
-          seq: next.seq,
-          exp: ttlMs === undefined ? null : now + ttlMs,
-        });
-        const length = this.#lengths.get(stream);
-        if (length !== undefined) this.#lengths.set(stream, length + 1);
-        if (maxLen !== undefined) this.#trim(db, stream, maxLen);
-        return formatStreamId(next);
-      }),
+    const id = await this.#forgettingOnError(stream, () =>
+      db.grouped(() => this.#appendIn(db, stream, data, maxLen, ttlMs)),
     );
     this.#appended.emit(stream);
     return id;
+  }
+
+  #appendIn(
+    db: Db,
+    stream: string,
+    data: string,
+    maxLen: number | undefined,
+    ttlMs: number | undefined,
+  ): string {
+    const now = Date.now();
+    let last: StreamId | undefined;
+    const meta = db
+      .stmt("SELECT last_ms, last_seq, expires_at FROM streams WHERE name = :stream")
+      .get({ stream });
+    if (meta) {
+      const exp = numOrNull(meta.expires_at);
+      if (exp !== null && exp <= now) this.#remove(db, stream);
+      else last = { ms: num(meta.last_ms), seq: num(meta.last_seq) };
+    }
+    const next: StreamId =
+      last && last.ms >= now ? { ms: last.ms, seq: last.seq + 1 } : { ms: now, seq: 0 };
+    db.stmt(
+      "INSERT INTO stream_entries (stream, ms, seq, data) VALUES (:stream, :ms, :seq, :data)",
+    ).run({ stream, ms: next.ms, seq: next.seq, data });
+    // Without ttlMs an existing expiry is kept (Redis XADD leaves the TTL alone).
+    db.stmt(
+      `INSERT INTO streams (name, last_ms, last_seq, expires_at) VALUES (:stream, :ms, :seq, :exp)
+       ON CONFLICT (name) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq,
+         expires_at = coalesce(excluded.expires_at, streams.expires_at)`,
+    ).run({ stream, ms: next.ms, seq: next.seq, exp: ttlMs === undefined ? null : now + ttlMs });
+    const length = this.#lengths.get(stream);
+    if (length !== undefined) this.#lengths.set(stream, length + 1);
+    if (maxLen !== undefined) this.#trim(db, stream, maxLen);
+    return formatStreamId(next);
   }
 
   async range(
@@ -209,9 +216,9 @@ export class SqliteStreams implements EventStreams {
   }
 
   /** A rolled-back write leaves the tracked length wrong: count that stream again next time. */
-  #forgettingOnError<T>(stream: string, write: () => T): T {
+  async #forgettingOnError<T>(stream: string, write: () => T | Promise<T>): Promise<T> {
     try {
-      return write();
+      return await write();
     } catch (err) {
       this.#lengths.delete(stream);
       throw err;
