@@ -82,7 +82,12 @@ describe("sqlite store durability", () => {
       db.grouped(insert("b"), { durable: true }),
     ]);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
-    expect(db.stmt("SELECT v FROM t").all().map((r) => r.v)).toEqual(["a", "b"]);
+    expect(
+      db
+        .stmt("SELECT v FROM t")
+        .all()
+        .map((r) => r.v),
+    ).toEqual(["a", "b"]);
     db.close();
   });
 
