@@ -3,7 +3,7 @@
  * process (so its receipt times and our clock agree), and memory of process trees
  * measured from /proc (PSS: shared pages split between the processes sharing them).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import {
   collectEvents,
   type GatewayProcess,
@@ -107,6 +107,9 @@ export async function startBenchGateway(
     async close() {
       await gw.stop();
       await llm.close();
+      // e.g. LOBU_BENCH_GATEWAY_LOG=/tmp/gw.log to read why a turn failed.
+      const logTo = process.env.LOBU_BENCH_GATEWAY_LOG;
+      if (logTo) writeFileSync(logTo, gw.output());
     },
   };
 }

@@ -261,6 +261,17 @@ function forwardedHeaders(req: IncomingMessage): Headers {
  * swaps in the real key, forwards to the provider's base URL and streams the
  * answer back unbuffered while metering tokens.
  */
+/**
+ * Whether a failed fetch is a connection the far side closed (or reset) before
+ * answering anything: what a kept-alive connection closed by the provider's idle
+ * timeout just as it is reused looks like. Other failures (refused, timed out,
+ * DNS) are not retried here.
+ */
+function closedUnanswered(err: unknown): boolean {
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code === "UND_ERR_SOCKET" || code === "ECONNRESET";
+}
+
 export function createProviderRelay(deps: RelayDeps) {
   const doFetch = deps.fetch ?? fetch;
   /** Model calls in flight per sandbox (bounded by the grant's maxParallelCalls). */
@@ -460,13 +471,27 @@ export function createProviderRelay(deps: RelayDeps) {
       callPath: string,
     ): Promise<Response> => {
       const request = await prepare(target, payload, callPath);
-      return doFetch(request.url, {
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        redirect: "manual",
-        signal: abort.signal,
-      });
+      const send = () =>
+        doFetch(request.url, {
+          method: request.method,
+          headers: request.headers,
+          body: request.body,
+          redirect: "manual",
+          signal: abort.signal,
+        });
+      try {
+        return await send();
+      } catch (err) {
+        if (abort.signal.aborted || !closedUnanswered(err)) throw err;
+        // A kept-alive connection the provider closed as the call went out (its idle
+        // timeout and our reuse crossing; under load, many turns failed this way):
+        // nothing was answered, so the call goes once more, on a new connection.
+        deps.log.debug(
+          { provider: target.provider.id },
+          "provider closed the connection unanswered; calling again",
+        );
+        return await send();
+      }
     };
     let upstream: Response | undefined;
     let failure: Error | undefined;

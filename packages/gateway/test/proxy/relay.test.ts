@@ -202,6 +202,46 @@ describe("LLM relay", () => {
     expect(usage).toEqual([expect.objectContaining({ inputTokens: 4, outputTokens: 2 })]);
   });
 
+  it("calls again, once, when the provider closes the connection without answering", async () => {
+    // What a kept-alive connection closed by the provider's idle timeout as it is reused looks like.
+    let closed = 0;
+    provider.routes.push((req) => {
+      if (req.url !== "/v1/messages" || closed >= 1) return false;
+      closed++;
+      req.socket.destroy();
+      return true;
+    });
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/messages") return false;
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ usage: { input_tokens: 2, output_tokens: 1 } }));
+      return true;
+    });
+    const res = await call(
+      "/anthropic/v1/messages",
+      { "x-api-key": relay.anthropic!, "anthropic-version": "2023-06-01" },
+      { model: "claude-test", max_tokens: 5 },
+    );
+    expect(res.status).toBe(200);
+    expect(provider.received.filter((r) => r.url === "/v1/messages")).toHaveLength(2);
+    expect(usage).toEqual([expect.objectContaining({ inputTokens: 2, outputTokens: 1 })]);
+    // Closed every time: the second failure is the answer (a 502), not a third call.
+    provider.routes.length = 0;
+    provider.received.length = 0;
+    provider.routes.push((req) => {
+      if (req.url !== "/v1/messages") return false;
+      req.socket.destroy();
+      return true;
+    });
+    const failed = await call(
+      "/anthropic/v1/messages",
+      { "x-api-key": relay.anthropic!, "anthropic-version": "2023-06-01" },
+      { model: "claude-test", max_tokens: 5 },
+    );
+    expect(failed.status).toBe(502);
+    expect(provider.received.filter((r) => r.url === "/v1/messages")).toHaveLength(2);
+  });
+
   it("forwards OpenAI-compatible calls with a Bearer key and meters a JSON answer", async () => {
     provider.routes.push((req, res) => {
       if (req.url !== "/v1/chat/completions") return false;

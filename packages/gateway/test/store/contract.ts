@@ -894,6 +894,25 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         expect(cmpId(ids[5]!, next)).toBeLessThan(0);
       });
 
+      it("trims a long stream exactly, across removals, deletes and maxLen changes", async () => {
+        // Long enough for the SQLite store to track the length instead of counting.
+        const { streams } = (await fresh()).store;
+        const data = (from: number, to: number) =>
+          Array.from({ length: to - from }, (_, i) => `e${from + i}`);
+        for (let i = 0; i < 400; i++) await streams.append("s", `e${i}`, { maxLen: 300 });
+        expect(await streams.length("s")).toBe(300);
+        expect((await streams.range("s")).map((e) => e.data)).toEqual(data(100, 400));
+        const [oldest] = await streams.range("s", { limit: 1 });
+        expect(await streams.remove("s", [oldest!.id])).toBe(1);
+        await streams.append("s", "e400", { maxLen: 300 });
+        expect((await streams.range("s")).map((e) => e.data)).toEqual(data(101, 401));
+        await streams.append("s", "e401", { maxLen: 280 });
+        expect((await streams.range("s")).map((e) => e.data)).toEqual(data(122, 402));
+        await streams.delete("s");
+        for (let i = 0; i < 5; i++) await streams.append("s", `n${i}`, { maxLen: 300 });
+        expect(await streams.length("s")).toBe(5);
+      });
+
       it("expires a stream after its ttl", async () => {
         const { streams } = (await fresh()).store;
         await streams.append("s", "a", { ttlMs: 30 });

@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { createStore } from "../../src/store/index.ts";
+import { Db } from "../../src/store/sqlite/db.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { sleep, storeContract } from "./contract.ts";
 
@@ -48,6 +49,46 @@ describe("sqlite store durability", () => {
       await second.queue.claim("gw-new", 60_000, { partition: inFlight!.partition }),
     ).toMatchObject({ id: inFlight!.id, attempts: 2 });
     await second.close();
+  });
+
+  it("commits the writes still waiting for their group commit when it closes (shutdown)", async () => {
+    const path = join(dir, "grouped-close.db");
+    const first = await createStore({ driver: "sqlite", path });
+    // Not awaited: closing right after, as a gateway does on SIGTERM once its callers returned.
+    const writes = [
+      first.streams.append("audit", "a1", { maxLen: 100 }),
+      first.streams.append("usage", "u1", { maxLen: 100 }),
+      first.queue.enqueue("p", "m1"),
+    ];
+    await first.close();
+    await Promise.all(writes);
+    const second = await createStore({ driver: "sqlite", path });
+    expect((await second.streams.range("audit")).map((e) => e.data)).toEqual(["a1"]);
+    expect((await second.streams.range("usage")).map((e) => e.data)).toEqual(["u1"]);
+    expect(await second.queue.depth()).toBe(1);
+    await second.close();
+  });
+
+  it("fails one write of a group commit alone, and commits the others", async () => {
+    const db = new Db(join(dir, "grouped-failure.db"));
+    db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");
+    const insert = (v: string | null) => () => db.stmt("INSERT INTO t (v) VALUES (?)").run(v);
+    const results = await Promise.allSettled([
+      db.grouped(insert("a")),
+      db.grouped(() => {
+        insert("half")();
+        insert(null)(); // NOT NULL: this write and its first row are rolled back
+      }),
+      db.grouped(insert("b"), { durable: true }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(
+      db
+        .stmt("SELECT v FROM t")
+        .all()
+        .map((r) => r.v),
+    ).toEqual(["a", "b"]);
+    db.close();
   });
 
   it("keeps every acknowledged enqueue when the owning process is SIGKILLed mid-write", async () => {

@@ -76,7 +76,8 @@ export class SqliteKeyValue implements KeyValue {
     const step = incrementOf(by);
     const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
-    return db.tx(() => {
+    // In the next group commit (`Db.grouped`): the relay counts every model call on several counters.
+    return db.grouped(() => {
       const now = Date.now();
       const row = db
         .stmt(`SELECT value, expires_at FROM kv WHERE key = :key AND ${LIVE}`)

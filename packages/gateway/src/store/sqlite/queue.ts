@@ -49,8 +49,6 @@ interface PendingEnqueue {
   partition: string;
   payload: string;
   options: ReturnType<typeof enqueueOptions>;
-  resolve(result: { id: string; duplicate: boolean }): void;
-  reject(err: unknown): void;
 }
 
 interface EnqueueOutcome {
@@ -77,66 +75,23 @@ export class SqliteQueue implements MessageQueue {
     });
   }
 
-  /** Enqueues waiting for the next group commit (see `enqueue`). */
-  #pending: PendingEnqueue[] = [];
-
   /**
-   * Group commit: the enqueues of one event-loop turn are written in one transaction
-   * with one fsync, and each resolves only after that commit is durable (a 202 is
-   * still sent only once its message is on disk). One fsync per accepted message
-   * was the gateway's main cost under load.
+   * The enqueues of one event-loop turn are written in one transaction with one
+   * fsync (`Db.grouped`), and each resolves only after that commit is durable (a
+   * 202 is still sent only once its message is on disk). One fsync per accepted
+   * message was the gateway's main cost under load.
    */
-  enqueue(
+  async enqueue(
     partition: string,
     payload: string,
     opts: EnqueueOptions = {},
   ): Promise<{ id: string; duplicate: boolean }> {
-    return new Promise((resolve, reject) => {
-      const options = enqueueOptions(opts);
-      this.#pending.push({ partition, payload, options, resolve, reject });
-      if (this.#pending.length === 1) setImmediate(() => this.#commitPending());
-    });
-  }
-
-  #commitPending(): void {
-    const batch = this.#pending;
-    this.#pending = [];
-    const outcomes: Array<EnqueueOutcome | { error: unknown }> = [];
-    try {
-      const db = this.#db();
-      db.durableTx(() => {
-        for (const item of batch) {
-          // Each in its own savepoint: one bad message fails alone, not its batch.
-          db.raw.exec("SAVEPOINT lobu_enqueue");
-          try {
-            outcomes.push(this.#insert(db, item));
-            db.raw.exec("RELEASE lobu_enqueue");
-          } catch (error) {
-            db.raw.exec("ROLLBACK TO lobu_enqueue");
-            db.raw.exec("RELEASE lobu_enqueue");
-            outcomes.push({ error });
-          }
-        }
-      });
-    } catch (error) {
-      // The commit itself failed: nothing of the batch is durable.
-      for (const item of batch) item.reject(error);
-      return;
-    }
-    let ready = false;
-    let delayed = false;
-    batch.forEach((item, i) => {
-      const outcome = outcomes[i]!;
-      if ("error" in outcome) {
-        item.reject(outcome.error);
-        return;
-      }
-      if (outcome.ready) ready = true;
-      else if (!outcome.duplicate && item.options.delay > 0) delayed = true;
-      item.resolve({ id: outcome.id, duplicate: outcome.duplicate });
-    });
-    if (ready) this.#signal.fire();
-    if (delayed) this.#ticker.poke();
+    const item = { partition, payload, options: enqueueOptions(opts) };
+    const db = this.#db();
+    const outcome = await db.grouped(() => this.#insert(db, item), { durable: true });
+    if (outcome.ready) this.#signal.fire();
+    else if (!outcome.duplicate && item.options.delay > 0) this.#ticker.poke();
+    return { id: outcome.id, duplicate: outcome.duplicate };
   }
 
   #insert(db: Db, item: PendingEnqueue): EnqueueOutcome {
