@@ -261,6 +261,8 @@ export interface SandboxesView {
   driver: string;
   running: number;
   limits: { memoryMb: number; diskMb: number; cpus: number };
+  /** Sandboxes recorded in all (`sandboxes` holds at most the 200 most recently active). */
+  total: number;
   sandboxes: SandboxRow[];
 }
 

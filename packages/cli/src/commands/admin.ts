@@ -56,6 +56,27 @@ const ago = (ms: unknown) => {
         : `${Math.round(s / 86400)}d`;
 };
 
+type Listed = Record<string, unknown>;
+
+/** Every sandbox, a page at a time (the gateway measures each one it lists). */
+async function allSandboxes(client: GatewayClient): Promise<Listed[]> {
+  const all: Listed[] = [];
+  let cursor: string | undefined;
+  let pages = 0;
+  do {
+    const query = new URLSearchParams({ limit: "500", ...(cursor ? { cursor } : {}) });
+    const page = await client.json<{ sandboxes: Listed[]; next?: string }>(
+      `/api/v1/sandboxes?${query}`,
+    );
+    all.push(...page.sandboxes);
+    pages++;
+    cursor = page.next;
+    if (cursor) process.stderr.write(`\rlisted ${all.length} sandboxes…`);
+  } while (cursor);
+  if (pages > 1) process.stderr.write("\n"); // ends the progress line
+  return all;
+}
+
 /** Operator commands that talk to a running gateway over the REST API. */
 export function adminCommands(program: Command, run: Runner): void {
   const sandboxes = program
@@ -65,9 +86,7 @@ export function adminCommands(program: Command, run: Runner): void {
     sandboxes.command("list").description("list sandboxes with state, age, memory and disk"),
   ).action((o: Conn) =>
     run(async () => {
-      const { sandboxes: list } = await connect(o).json<{ sandboxes: Record<string, unknown>[] }>(
-        "/api/v1/sandboxes",
-      );
+      const list = await allSandboxes(connect(o));
       if (o.json) console.log(JSON.stringify(list, null, 2));
       else {
         table(

@@ -9,11 +9,14 @@ import { type AdminEnv, adminRoute } from "./env.ts";
 /** What the admin UI's sandbox view uses. */
 export interface AdminSandboxDeps {
   config: LobuConfig;
-  sandboxes: Pick<SandboxManager, "list" | "driverName" | "runningCount" | "record" | "stop">;
+  sandboxes: Pick<SandboxManager, "recent" | "driverName" | "runningCount" | "record" | "stop">;
   audit: Pick<AuditLog, "record">;
 }
 
-/** `/sandboxes`: every sandbox, most recently active first, and stopping one (the UI's one write). */
+/** At most this many rows: the view is polled every 2 s, and each row measures its sandbox. */
+export const ADMIN_SANDBOX_ROWS = 200;
+
+/** `/sandboxes`: the most recently active sandboxes first, and stopping one (the UI's one write). */
 export function sandboxRoutes(d: AdminSandboxDeps): Hono<AdminEnv> {
   const r = new Hono<AdminEnv>();
   r.get("/sandboxes", listSandboxes(d));
@@ -23,8 +26,7 @@ export function sandboxRoutes(d: AdminSandboxDeps): Hono<AdminEnv> {
 
 function listSandboxes(d: AdminSandboxDeps) {
   return adminRoute({}, async (c) => {
-    const list = await d.sandboxes.list();
-    list.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+    const { sandboxes, total } = await d.sandboxes.recent(ADMIN_SANDBOX_ROWS);
     const view: SandboxesView = {
       driver: d.sandboxes.driverName,
       running: d.sandboxes.runningCount,
@@ -33,7 +35,8 @@ function listSandboxes(d: AdminSandboxDeps) {
         diskMb: d.config.sandbox.disk_mb,
         cpus: d.config.sandbox.cpus,
       },
-      sandboxes: list,
+      total,
+      sandboxes,
     };
     return c.json(view);
   });

@@ -5,6 +5,7 @@ import type { ApiEnv } from "../access/auth.ts";
 import { endpoint } from "../access/endpoint.ts";
 import type { AuditLog } from "../audit/log.ts";
 import { jsonBody } from "../http/errors.ts";
+import { limitParam, pageCursorParam } from "../http/query.ts";
 import { notFound } from "../http/refusals.ts";
 import type { SandboxManager } from "../runtime/sandbox-manager.ts";
 import { snapshotTime } from "../sandbox/snapshots.ts";
@@ -58,8 +59,16 @@ export function sandboxRoutes(d: SandboxRouteDeps): Hono<ApiEnv> {
 const noSuchSandbox = () => notFound("no such sandbox");
 
 function listSandboxes(d: SandboxRouteDeps) {
-  return endpoint("sandboxes.manage", {}, async (c) =>
-    c.json({ sandboxes: await d.sandboxes.list() }),
+  return endpoint(
+    "sandboxes.manage",
+    { cursor: pageCursorParam(), limit: limitParam(200) },
+    async (c, { query }) =>
+      c.json(
+        await d.sandboxes.page({
+          ...(query.cursor !== undefined ? { after: query.cursor } : {}),
+          limit: query.limit,
+        }),
+      ),
   );
 }
 

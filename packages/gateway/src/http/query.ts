@@ -118,6 +118,13 @@ export const cursorParam = (): QueryParam<string | undefined> => ({
   fallback: undefined,
 });
 
+/** A page cursor that names the last item of the previous page (its `next`). */
+export const pageCursorParam = (): QueryParam<string | undefined> => ({
+  expected: "the `next` value of the previous page",
+  parse: (raw) => (/^[A-Za-z0-9_-]{1,128}$/.test(raw) ? raw : undefined),
+  fallback: undefined,
+});
+
 /** Free text of at most `maxLength` characters, without control characters. */
 export const textParam = (maxLength = 200): QueryParam<string | undefined> => ({
   expected: `text of at most ${maxLength} characters`,

@@ -708,8 +708,31 @@ export class SandboxManager {
     return this.toStatus(record);
   }
 
-  async list(): Promise<SandboxStatus[]> {
+  /**
+   * One page of sandboxes in id order: at most `limit` after the id `after`, and
+   * the cursor of the next page when there is one. Paged because a status
+   * measures the sandbox (disk, memory, snapshots): all of thousands at once
+   * would keep a caller waiting for minutes.
+   */
+  async page(opts: {
+    after?: string;
+    limit: number;
+  }): Promise<{ sandboxes: SandboxStatus[]; next?: string }> {
+    const records = await this.records.page({ ...opts, limit: opts.limit + 1 });
+    const more = records.length > opts.limit;
+    const shown = records.slice(0, opts.limit);
+    const sandboxes = await this.statuses(shown);
+    return more ? { sandboxes, next: shown.at(-1)!.id } : { sandboxes };
+  }
+
+  /** The `limit` most recently active sandboxes, and how many are recorded in all. */
+  async recent(limit: number): Promise<{ sandboxes: SandboxStatus[]; total: number }> {
     const records = await this.records.list();
+    records.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+    return { sandboxes: await this.statuses(records.slice(0, limit)), total: records.length };
+  }
+
+  private async statuses(records: SandboxRecord[]): Promise<SandboxStatus[]> {
     const out: SandboxStatus[] = [];
     // A few at a time: stopped sandboxes are measured on disk.
     for (let i = 0; i < records.length; i += 8)

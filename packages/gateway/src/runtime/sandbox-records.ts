@@ -68,9 +68,17 @@ export class SandboxRecords {
   }
 
   async list(): Promise<SandboxRecord[]> {
-    return (await this.#kv.list("sandbox:")).flatMap(
-      (e) => this.#decode(e.key.slice("sandbox:".length), e.value) ?? [],
-    );
+    return this.#decodeAll(await this.#kv.list("sandbox:"));
+  }
+
+  /** At most `limit` records in id order, after the id `after`. */
+  async page(opts: { after?: string; limit: number }): Promise<SandboxRecord[]> {
+    const after = opts.after === undefined ? {} : { after: recordKey(opts.after) };
+    return this.#decodeAll(await this.#kv.list("sandbox:", { limit: opts.limit, ...after }));
+  }
+
+  #decodeAll(rows: { key: string; value: string }[]): SandboxRecord[] {
+    return rows.flatMap((e) => this.#decode(e.key.slice("sandbox:".length), e.value) ?? []);
   }
 
   /** Forget the sandbox (its data is gone): after the changes queued before this call. */

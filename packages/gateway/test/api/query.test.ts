@@ -22,6 +22,7 @@ const spec = parse(
 const BAD: Record<string, string[]> = {
   limit: ["-1", "0", "abc", "1e3", "2.5", "+5", " 5", "1001", "99999999999999999999"],
   after: ["abc", "-1", "1-2-3", "12345678901234567", "1.5"],
+  cursor: ["a b", "../x", "x".repeat(129), "sb_1;2"],
   since: ["yesterday", "2025-02-31", "2025-1-1", "20250101"],
   stream: ["yes", "TRUE", "2"],
   user: ["x".repeat(201), "a\nb"],
@@ -31,6 +32,7 @@ const BAD: Record<string, string[]> = {
 const GOOD: Record<string, string> = {
   limit: "1000",
   after: "0",
+  cursor: "sb_0",
   since: "2024-02-29",
   stream: "false",
   user: "alice",

@@ -219,6 +219,27 @@ describe.each(["process", "virtual"] as const)("%s sandboxes", (driver) => {
     expect(json.find((x) => x.id === s.id)?.state).toBe("stopped");
   }, 180_000); // a dozen CLI processes: slow on a loaded machine, not a timing check
 
+  it("lists sandboxes a page at a time: limit and cursor walk every sandbox once, in id order", async () => {
+    const all = (await w.sandboxes()).map((s) => s.id);
+    expect(all.length).toBeGreaterThan(2);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const query = new URLSearchParams({ limit: "2", ...(cursor ? { cursor } : {}) });
+      const res = await w.gw.api(`/api/v1/sandboxes?${query}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { sandboxes: { id: string }[]; next?: string };
+      expect(page.sandboxes.length).toBeLessThanOrEqual(2);
+      seen.push(...page.sandboxes.map((s) => s.id));
+      cursor = page.next;
+    } while (cursor);
+    expect(seen).toEqual(all);
+    expect(seen).toEqual([...seen].sort());
+    // Past the last sandbox: an empty last page.
+    const past = await w.gw.api(`/api/v1/sandboxes?cursor=${all.at(-1)}`);
+    expect(await past.json()).toEqual({ sandboxes: [] });
+  });
+
   it("keeps every sandbox's volume under the data dir, one directory each", () => {
     const names = readdirSync(join(w.gw.dataDir, "volumes"));
     expect(names.length).toBeGreaterThanOrEqual(4);

@@ -455,6 +455,11 @@ describe("admin access", () => {
     const jar = cookie.split(";")[0]!;
     const sandboxes = await fetch(`${gw.url}/admin/api/sandboxes`, { headers: { cookie: jar } });
     expect(sandboxes.status).toBe(200);
+    // The most recently active (at most 200) and how many there are in all.
+    expect(await sandboxes.json()).toMatchObject({
+      total: expect.any(Number),
+      sandboxes: expect.any(Array),
+    });
     for (const path of ["/users", "/usage", "/agents", "/audit?action=settings."]) {
       expect(
         (await fetch(`${gw.url}/admin/api${path}`, { headers: { cookie: jar } })).status,

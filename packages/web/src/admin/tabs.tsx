@@ -176,8 +176,14 @@ export function SandboxesTab({ client }: { client: Client }) {
         <p>
           {data ? (
             <>
-              <strong>{data.running}</strong> running of {data.sandboxes.length} ·{" "}
+              <strong>{data.running}</strong> running of {data.total} ·{" "}
               <span className="muted">driver {data.driver}</span>
+              {data.total > data.sandboxes.length ? (
+                <span className="muted">
+                  {" "}
+                  · showing the {data.sandboxes.length} most recently active
+                </span>
+              ) : null}
             </>
           ) : null}
         </p>
