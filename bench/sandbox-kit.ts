@@ -16,6 +16,14 @@ import { descendants, processTable } from "../packages/gateway/src/sandbox/proc.
 
 const KEY = "sk-ant-bench-key-0123456789abcdef";
 
+export interface ListedSandbox {
+  id: string;
+  key: { userId: string };
+  pid?: number;
+  state: string;
+  usage?: { memoryBytes?: number };
+}
+
 export interface BenchGateway {
   gw: GatewayProcess;
   llm: MockLlm;
@@ -26,15 +34,7 @@ export interface BenchGateway {
   ): Promise<{ messageId: string; sentAt: number; acceptedAt: number }>;
   /** Send and wait for the end of the reply. */
   chat(user: string, text: string): Promise<string>;
-  sandboxes(): Promise<
-    Array<{
-      id: string;
-      key: { userId: string };
-      pid?: number;
-      state: string;
-      usage?: { memoryBytes?: number };
-    }>
-  >;
+  sandboxes(): Promise<ListedSandbox[]>;
   stop(sandboxId: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -99,7 +99,19 @@ export async function startBenchGateway(
       return last.text;
     },
     async sandboxes() {
-      return ((await (await api("/api/v1/sandboxes")).json()) as { sandboxes: [] }).sandboxes;
+      // Every page (the API lists at most 1,000 at a time).
+      const all: ListedSandbox[] = [];
+      let cursor: string | undefined;
+      do {
+        const query = new URLSearchParams({ limit: "1000", ...(cursor ? { cursor } : {}) });
+        const page = (await (await api(`/api/v1/sandboxes?${query}`)).json()) as {
+          sandboxes: ListedSandbox[];
+          next?: string;
+        };
+        all.push(...page.sandboxes);
+        cursor = page.next;
+      } while (cursor);
+      return all;
     },
     async stop(id) {
       await api(`/api/v1/sandboxes/${id}/stop`, { method: "POST" });
