@@ -2,12 +2,10 @@ import { Command, type Help } from "commander";
 import { adminCommands } from "./commands/admin.ts";
 import { chatCommand } from "./commands/chat.ts";
 import { deployCommands } from "./commands/deploy.ts";
-import { doctorCommand } from "./commands/doctor.ts";
 import { initCommand } from "./commands/init.ts";
 import { peopleCommands } from "./commands/people.ts";
-import { runCommand } from "./commands/run.ts";
 import { secretsCommands } from "./commands/secrets.ts";
-import { skillsCommands } from "./commands/skills.ts";
+import { skillsCommands } from "./commands/skills-commands.ts";
 
 /** Wraps a command's action: its result is the process's exit code. */
 export type Runner = (fn: () => number | Promise<number>) => () => Promise<void>;
@@ -35,6 +33,11 @@ function markRequired(program: Command): void {
         opt.description = `${opt.description} (required)`;
 }
 
+/**
+ * `run`, `doctor`, `master-key` and `skills` load their code (and with it the
+ * gateway) when they run: `--help` and the commands that only talk to a
+ * gateway over HTTP start in a fraction of the time.
+ */
 export function buildProgram(run: Runner): Command {
   const program = new Command();
   const defaultHelp = program.createHelp();
@@ -72,7 +75,7 @@ volumes unmounted); a second signal exits at once.
 Logs go to stderr: readable lines on a terminal, JSON lines otherwise
 (LOBU_LOG_FORMAT=json|pretty to choose), after the startup summary.`,
     )
-    .action((o) => run(() => runCommand(o))());
+    .action((o) => run(async () => (await import("./commands/run.ts")).runCommand(o))());
 
   program
     .command("chat")
@@ -119,11 +122,8 @@ does the same from another terminal.`,
 Each line is ✓ (fine), ! (a warning: Lobu runs, but read it) or ✗ (a problem).
 Exit code: 0 when there is no problem (warnings included), 1 when there is one.`,
     )
-    .action((o) => run(() => doctorCommand(o))());
+    .action((o) => run(async () => (await import("./commands/doctor.ts")).doctorCommand(o))());
 
-  const rotateMasterKey = async (
-    ...a: Parameters<typeof import("./commands/master-key.ts").rotateMasterKeyCommand>
-  ) => (await import("./commands/master-key.ts")).rotateMasterKeyCommand(...a);
   program
     .command("master-key")
     .description("manage the key that encrypts stored secrets")
@@ -134,7 +134,9 @@ Exit code: 0 when there is no problem (warnings included), 1 when there is one.`
     .option("-c, --config <file>", "config file (default: ./lobu.toml when present)")
     .option("-d, --data-dir <dir>", "data dir (default .lobu)")
     .option("--env-file <file>", "environment file to load (default ./.env when present)")
-    .action((o) => run(() => rotateMasterKey(o))());
+    .action((o) =>
+      run(async () => (await import("./commands/master-key.ts")).rotateMasterKeyCommand(o))(),
+    );
 
   adminCommands(program, run);
   peopleCommands(program, run);
