@@ -256,12 +256,6 @@ function forwardedHeaders(req: IncomingMessage): Headers {
 }
 
 /**
- * The LLM relay: workers call `<gateway>/__lobu/llm/<provider>/...` with a
- * placeholder key; the gateway checks the placeholder belongs to this sandbox,
- * swaps in the real key, forwards to the provider's base URL and streams the
- * answer back unbuffered while metering tokens.
- */
-/**
  * Whether a failed fetch is a connection the far side closed (or reset) before
  * answering anything: what a kept-alive connection closed by the provider's idle
  * timeout just as it is reused looks like. Other failures (refused, timed out,
@@ -272,6 +266,12 @@ function closedUnanswered(err: unknown): boolean {
   return code === "UND_ERR_SOCKET" || code === "ECONNRESET";
 }
 
+/**
+ * The LLM relay: workers call `<gateway>/__lobu/llm/<provider>/...` with a
+ * placeholder key; the gateway checks the placeholder belongs to this sandbox,
+ * swaps in the real key, forwards to the provider's base URL and streams the
+ * answer back unbuffered while metering tokens.
+ */
 export function createProviderRelay(deps: RelayDeps) {
   const doFetch = deps.fetch ?? fetch;
   /** Model calls in flight per sandbox (bounded by the grant's maxParallelCalls). */
