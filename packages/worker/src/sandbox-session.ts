@@ -8,6 +8,7 @@ import {
   type ToolDefinition,
 } from "@earendil-works/pi-coding-agent";
 import type { AgentEvent, ToolPolicy, TurnContext, TurnImage, WorkerToGateway } from "@lobu/core";
+import { skipUnobservedContextCopy } from "./context-copy.ts";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
 import { freshModelRuntimes, type ModelRuntimeSource } from "./model-runtimes.ts";
@@ -219,6 +220,7 @@ export class SandboxSession {
         retry: { enabled: true, maxRetries: 2 },
       }),
     });
+    skipUnobservedContextCopy(session);
     return session;
   }
 

@@ -6,6 +6,7 @@ import {
   SessionManager,
   SettingsManager,
 } from "@earendil-works/pi-coding-agent";
+import { skipUnobservedContextCopy } from "../../src/context-copy.ts";
 import { type PiModel, registerModel } from "../../src/model.ts";
 import { type VirtualWorkspace, virtualSessionOptions } from "../../src/virtual/index.ts";
 
@@ -16,8 +17,15 @@ import { type VirtualWorkspace, virtualSessionOptions } from "../../src/virtual/
 export interface VirtualPi {
   modelRuntime: ModelRuntime;
   model: PiModel;
-  /** A fresh in-memory pi session over `ws`. */
-  session(ws: VirtualWorkspace, agentDir: string): Promise<AgentSession>;
+  /**
+   * A fresh in-memory pi session over `ws`, tuned as the worker tunes its own
+   * (`piCopy`: keep pi's per-call copy of the conversation, to compare against).
+   */
+  session(
+    ws: VirtualWorkspace,
+    agentDir: string,
+    opts?: { piCopy?: boolean },
+  ): Promise<AgentSession>;
 }
 
 export async function virtualPi(runtimeDir: string, baseUrl: string): Promise<VirtualPi> {
@@ -37,7 +45,7 @@ export async function virtualPi(runtimeDir: string, baseUrl: string): Promise<Vi
   return {
     modelRuntime,
     model,
-    async session(ws, agentDir) {
+    async session(ws, agentDir, opts = {}) {
       const options = virtualSessionOptions(ws, { systemPrompt: "You are a helpful agent." });
       const { session } = await createAgentSession({
         ...options,
@@ -48,6 +56,7 @@ export async function virtualPi(runtimeDir: string, baseUrl: string): Promise<Vi
         sessionManager: SessionManager.inMemory(options.cwd),
         settingsManager: SettingsManager.inMemory({ compaction: { enabled: false } }),
       });
+      if (!opts.piCopy) skipUnobservedContextCopy(session);
       return session;
     },
   };
