@@ -110,11 +110,14 @@ export class TurnContextBuilder {
   ): Promise<ProviderInfo> {
     const explicit = userChoice ?? agent.provider;
     if (explicit) return this.deps.providers.require(explicit);
-    const withKey: ProviderInfo[] = [];
-    for (const p of this.deps.providers.list()) {
-      if (await this.deps.secrets.resolve(providerSecretName(p.id), { agentId: agent.id, userKey }))
-        withKey.push(p);
-    }
+    // Every provider's key is looked up at once (each is a store read).
+    const providers = this.deps.providers.list();
+    const keys = await Promise.all(
+      providers.map((p) =>
+        this.deps.secrets.resolve(providerSecretName(p.id), { agentId: agent.id, userKey }),
+      ),
+    );
+    const withKey = providers.filter((_, i) => keys[i]);
     if (withKey.length === 0) {
       throw new LobuError("no_provider", "no model provider is configured for this agent", {
         status: 503,
@@ -148,9 +151,12 @@ export class TurnContextBuilder {
     // The sender of this message, not the conversation's owner: in a shared
     // channel sandbox, Bob's turn resolves Bob's secrets and settings.
     const userKey = userKeyOf(turn.origin);
-    await this.deps.budgets?.checkTurn({ agentId: agent.id, userKey });
     const thisTurn: TurnBinding = { turnId, userKey };
-    const settings = await userSettings.get(agent.id, userKey);
+    // Independent reads run together; a refusal (budget) still fails the turn.
+    const [, settings] = await Promise.all([
+      this.deps.budgets?.checkTurn({ agentId: agent.id, userKey }),
+      userSettings.get(agent.id, userKey),
+    ]);
     // A choice the operator no longer allows (lobu.toml changed since) is not used.
     const chosenProvider =
       settings.provider &&
@@ -168,31 +174,15 @@ export class TurnContextBuilder {
         hint: `Set ${provider.keyEnv ?? "the provider key"} on the gateway, or add your own key in the agent's settings page.`,
       });
     }
-    const apiKey = await placeholders.issue({
-      sandboxId: turn.conversationId,
-      secret: secret.ref,
-      hosts: [new URL(provider.baseUrl).hostname],
-      // Provider keys only ever travel in a header; never swap them into bodies.
-      locations: ["header"],
-      // Only the LLM relay swaps it (metered); the proxy never sends it anywhere.
-      purpose: "relay",
-      // A model call is worth something only inside the turn it was issued for.
-      turn: thisTurn,
-    });
     const installed = skills.pick([...agent.skills, ...settings.skills]);
-    const packagesNote = await this.deps.packages?.forTurn(
-      turn.conversationId,
-      { agentId: agent.id, userKey },
-      wantedPackages(agent, settings, skills),
-    );
-    // The sender's skills' files, in place before the sandbox runs the turn.
-    await this.deps.skillViews?.sync(turn.conversationId, installed);
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
-    const env: Record<string, string> = {};
-    for (const [name, binding] of Object.entries(agent.secrets)) {
+    const shellCredential = async ([name, binding]: [
+      string,
+      AgentDefinition["secrets"][string],
+    ]) => {
       const found = await secrets.resolve(binding.secret, { agentId: agent.id, userKey });
-      if (!found) continue;
-      env[name] = await placeholders.issue({
+      if (!found) return undefined;
+      const placeholder = await placeholders.issue({
         sandboxId: turn.conversationId,
         secret: found.ref,
         hosts: binding.hosts,
@@ -201,7 +191,33 @@ export class TurnContextBuilder {
         // installation's stay bound to the sandbox (and act only while a turn runs).
         ...(found.ref.scope.kind === "user" ? { turn: thisTurn } : {}),
       });
-    }
+      return [name, placeholder] as const;
+    };
+    // The steps below do not depend on each other: their store reads and writes go together.
+    const [apiKey, packagesNote, credentials] = await Promise.all([
+      placeholders.issue({
+        sandboxId: turn.conversationId,
+        secret: secret.ref,
+        hosts: [new URL(provider.baseUrl).hostname],
+        // Provider keys only ever travel in a header; never swap them into bodies.
+        locations: ["header"],
+        // Only the LLM relay swaps it (metered); the proxy never sends it anywhere.
+        purpose: "relay",
+        // A model call is worth something only inside the turn it was issued for.
+        turn: thisTurn,
+      }),
+      this.deps.packages?.forTurn(
+        turn.conversationId,
+        { agentId: agent.id, userKey },
+        wantedPackages(agent, settings, skills),
+      ),
+      Promise.all(Object.entries(agent.secrets).map(shellCredential)),
+      // The sender's skills' files, in place before the sandbox runs the turn.
+      this.deps.skillViews?.sync(turn.conversationId, installed),
+    ]);
+    const env: Record<string, string> = Object.fromEntries(
+      credentials.filter((c) => c !== undefined),
+    );
     const modelId = this.modelFor(agent, provider, settings.model);
     const info = this.deps.catalog?.info(provider, modelId);
     // What the relay allows one call to ask for (max_output_tokens), and no more than the model can.

@@ -227,20 +227,23 @@ export class TurnRunner {
       log,
     });
     try {
-      await conversations.updateMessage(turn.messageId, {
-        status: "running",
-        startedAt: Date.now(),
-        attempts: attempt,
-      });
-      if (attempt === 1 && history) {
-        await conversations.appendHistory(turn.conversationId, {
-          role: "user",
-          text: turn.text,
-          messageId: turn.messageId,
-          at: turn.receivedAt,
-          user: turn.origin.userName ?? turn.origin.userId,
-        });
-      }
+      // Two records, written together (one commit of the store's group).
+      await Promise.all([
+        conversations.updateMessage(turn.messageId, {
+          status: "running",
+          startedAt: Date.now(),
+          attempts: attempt,
+        }),
+        attempt === 1 && history
+          ? conversations.appendHistory(turn.conversationId, {
+              role: "user",
+              text: turn.text,
+              messageId: turn.messageId,
+              at: turn.receivedAt,
+              user: turn.origin.userName ?? turn.origin.userId,
+            })
+          : undefined,
+      ]);
     } catch (err) {
       await stream.close({ final: false });
       throw err;
