@@ -1,4 +1,5 @@
 export * from "./docker/sandbox-image.ts";
+export * from "./harness/collect.ts";
 export * from "./harness/gateway-process.ts";
 export * from "./harness/leaks.ts";
 export * from "./harness/mounts.ts";

@@ -372,6 +372,9 @@ export class SandboxSession {
     if (this.busy || !this.session) return false;
     this.session.dispose();
     this.session = undefined;
+    // The last turn's context (system prompt, tool specs, placeholders) comes with
+    // the next turn again: an idle session in a pool of thousands keeps none of it.
+    this.current = undefined;
     this.rekey = undefined;
     this.signature = "";
     return true;

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TurnContext, WorkerToGateway } from "@lobu/core";
-import { type MockLlm, startMockLlm } from "@lobu/testkit";
+import { type MockLlm, startMockLlm, stillReachable } from "@lobu/testkit";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SessionHost } from "../src/host.ts";
 import { ShellPool } from "../src/virtual/index.ts";
@@ -62,6 +62,8 @@ async function pool() {
   });
   let n = 0;
   const turnIds: string[] = [];
+  /** Each turn's context, weakly: what the pool still holds of it. */
+  const contexts: WeakRef<TurnContext>[] = [];
   const turn = async (
     sandboxId: string,
     text: string,
@@ -72,6 +74,7 @@ async function pool() {
     mkdirSync(join(root, sandboxId), { recursive: true });
     const ctx = context();
     if (opts.apiKey) ctx.model.apiKey = opts.apiKey;
+    contexts.push(new WeakRef(ctx));
     host.handle({
       t: "turn",
       sandboxId,
@@ -87,7 +90,7 @@ async function pool() {
       await new Promise<void>((r) => waiters.push(r));
     }
   };
-  return { root, host, sent, turn, turnIds };
+  return { root, host, sent, turn, turnIds, contexts };
 }
 
 describe("pool mode", () => {
@@ -152,6 +155,18 @@ describe("pool mode", () => {
     expect(JSON.stringify(last.body.messages)).toContain("remember plum");
     expect(last.apiKey).toBe("lobu_key_r2");
     expect(last.headers["x-lobu-sandbox"]).toBe("sb_r");
+  });
+
+  it("keeps nothing of a released session's last turn context (prompt, tool specs, keys)", async () => {
+    const p = await pool();
+    expect((await p.turn("sb_m", "one")).status).toBe("done");
+    expect((await p.turn("sb_m", "two")).status).toBe("done");
+    expect(await stillReachable(p.contexts)).toHaveLength(1);
+    expect(p.host.releaseIdle(0)).toBe(1);
+    expect(await stillReachable(p.contexts)).toEqual([]);
+    // The next turn brings its own and runs as before.
+    expect((await p.turn("sb_m", "three")).status).toBe("done");
+    expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("two");
   });
 
   it("never lets go of a session while its turn runs", async () => {

@@ -1,5 +1,4 @@
-import v8 from "node:v8";
-import vm from "node:vm";
+import { stillReachable } from "@lobu/testkit";
 import { describe, expect, it } from "vitest";
 import { whenFulfilled } from "../../src/util/settle-watch.ts";
 import { countReactions } from "./linked-worker.ts";
@@ -15,12 +14,6 @@ function counted<T>() {
   return { promise, resolve, reject, seen: countReactions(promise) };
 }
 
-/** A full collection (V8's own, exposed for this test). */
-function collect(): void {
-  v8.setFlagsFromString("--expose-gc");
-  (vm.runInNewContext("gc") as () => void)();
-}
-
 describe("whenFulfilled", () => {
   it("keeps no waiter alive once it unsubscribed, the first one included", async () => {
     const p = counted<number>();
@@ -30,10 +23,7 @@ describe("whenFulfilled", () => {
       refs.push(new WeakRef(held));
       whenFulfilled(p.promise, () => held.turn)();
     }
-    // WeakRefs hold their targets until the job that made them ends.
-    await new Promise((r) => setTimeout(r, 0));
-    collect();
-    expect(refs.map((r) => r.deref())).toEqual([undefined, undefined, undefined]);
+    expect(await stillReachable(refs)).toEqual([]);
     p.resolve(1);
   });
 
