@@ -12,7 +12,7 @@ import {
   providerSecretName,
 } from "../providers/registry.ts";
 import type { TurnBinding } from "../secrets/placeholders.ts";
-import type { SecretRef, SecretStore } from "../secrets/store.ts";
+import type { ResolvedSecret, SecretRef, SecretStore } from "../secrets/store.ts";
 import type { SkillCatalog } from "../skills/catalog.ts";
 import type { SkillViews } from "../skills/views.ts";
 import { FILES_PROMPT } from "./files-prompt.ts";
@@ -108,23 +108,35 @@ export class TurnContextBuilder {
     userKey: string,
     userChoice?: string,
   ): Promise<ProviderInfo> {
+    return (await this.#providerAndKey(agent, userKey, userChoice)).provider;
+  }
+
+  /** chooseProvider, with the key it found for this user (none: an explicit choice without one). */
+  async #providerAndKey(
+    agent: AgentDefinition,
+    userKey: string,
+    userChoice?: string,
+  ): Promise<{ provider: ProviderInfo; key: ResolvedSecret | null }> {
+    const lookup = (p: ProviderInfo) =>
+      this.deps.secrets.resolve(providerSecretName(p.id), { agentId: agent.id, userKey });
     const explicit = userChoice ?? agent.provider;
-    if (explicit) return this.deps.providers.require(explicit);
+    if (explicit) {
+      const provider = this.deps.providers.require(explicit);
+      return { provider, key: await lookup(provider) };
+    }
     // Every provider's key is looked up at once (each is a store read).
     const providers = this.deps.providers.list();
-    const keys = await Promise.all(
-      providers.map((p) =>
-        this.deps.secrets.resolve(providerSecretName(p.id), { agentId: agent.id, userKey }),
-      ),
-    );
-    const withKey = providers.filter((_, i) => keys[i]);
+    const keys = await Promise.all(providers.map(lookup));
+    const withKey = providers
+      .map((provider, i) => ({ provider, key: keys[i] ?? null }))
+      .filter((c) => c.key);
     if (withKey.length === 0) {
       throw new LobuError("no_provider", "no model provider is configured for this agent", {
         status: 503,
         hint: "Set ANTHROPIC_API_KEY or OPENAI_API_KEY on the gateway, add your own key in the agent's settings page, or PUT /api/v1/agents/<id>/secrets/provider.anthropic.",
       });
     }
-    return withKey.sort((a, b) => rank(a.id) - rank(b.id))[0]!;
+    return withKey.sort((a, b) => rank(a.provider.id) - rank(b.provider.id))[0]!;
   }
 
   /**
@@ -163,11 +175,7 @@ export class TurnContextBuilder {
       (this.deps.access?.allowsProvider(agent.id, settings.provider, agent.provider) ?? true)
         ? settings.provider
         : undefined;
-    const provider = await this.chooseProvider(agent, userKey, chosenProvider);
-    const secret = await secrets.resolve(providerSecretName(provider.id), {
-      agentId: agent.id,
-      userKey,
-    });
+    const { provider, key: secret } = await this.#providerAndKey(agent, userKey, chosenProvider);
     if (!secret) {
       throw new LobuError("no_provider_key", `no API key for provider "${provider.id}"`, {
         status: 503,

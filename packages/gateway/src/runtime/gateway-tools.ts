@@ -233,6 +233,16 @@ export class GatewayToolHost {
     preferred?: ToolPolicy,
   ): Promise<ToolPolicy> {
     const settings = await this.#deps.userSettings.get(agent.id, userKey);
+    return this.#policyWith(agent, settings.toolPolicy, name, preferred);
+  }
+
+  /** policyFor with the person's answers already read. */
+  #policyWith(
+    agent: AgentDefinition,
+    answers: Parameters<typeof effectivePolicy>[1],
+    name: string,
+    preferred?: ToolPolicy,
+  ): ToolPolicy {
     const withBase: AgentDefinition = {
       ...agent,
       policy: {
@@ -240,7 +250,7 @@ export class GatewayToolHost {
         tools: { ...agent.policy.tools, [name]: this.basePolicy(agent, name, preferred) },
       },
     };
-    return effectivePolicy(withBase, settings.toolPolicy)[name] ?? "ask";
+    return effectivePolicy(withBase, answers)[name] ?? "ask";
   }
 
   /** The gateway tools a turn may see (those its policy does not deny). */
@@ -248,15 +258,18 @@ export class GatewayToolHost {
     if (this.#tools.size === 0 && this.#providers.length === 0) return [];
     const agent = await this.#deps.agents.forTurn(turn.key.agentId, turn.origin);
     const userKey = userKeyOf(turn.origin);
+    // The person's answers are read once for all the tools (a store read each, otherwise).
+    const [settings, own] = await Promise.all([
+      this.#deps.userSettings.get(agent.id, userKey),
+      this.#toolsOfTurn(turn, agent),
+    ]);
+    const visible = (name: string, preferred?: ToolPolicy) =>
+      this.#policyWith(agent, settings.toolPolicy, name, preferred) !== "deny";
     const specs: GatewayToolSpec[] = [];
-    for (const [name, { spec }] of this.#tools) {
-      if ((await this.policyFor(agent, userKey, name)) !== "deny") specs.push(spec);
-    }
-    const own = await this.#toolsOfTurn(turn, agent);
+    for (const [name, { spec }] of this.#tools) if (visible(name)) specs.push(spec);
     for (const [name, tool] of own) {
       if (specs.length >= MAX_TURN_TOOLS) break;
-      if ((await this.policyFor(agent, userKey, name, tool.defaultPolicy)) !== "deny")
-        specs.push(tool.spec);
+      if (visible(name, tool.defaultPolicy)) specs.push(tool.spec);
     }
     return specs;
   }
