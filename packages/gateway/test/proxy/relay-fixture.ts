@@ -1,4 +1,5 @@
 import pino from "pino";
+import type { ModelLimits } from "../../src/providers/model-limits.ts";
 import { type ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
 import { createProviderRelay } from "../../src/providers/relay.ts";
 import { ActiveTurns, type RunningTurn } from "../../src/runtime/active-turns.ts";
@@ -34,22 +35,31 @@ export async function relayPlaceholders(
 
 /**
  * The provider relay as the gateway wires it, with `turn` running in the
- * trusting sandbox and allowed `models` (1000 output tokens, 4 calls at once).
+ * trusting sandbox (begun on `turns`, a fresh registry by default) and the
+ * agent's `limits` (default: `models`, 1000 output tokens, 4 calls at once).
  */
 export async function turnRelay(
   w: World,
   opts: {
     providers: ProviderRegistry;
     turn: RunningTurn;
-    models: string[];
-  } & Pick<
-    Parameters<typeof createProviderRelay>[0],
-    "recordUsage" | "failoverTargets" | "onFailover"
-  >,
+    turns?: ActiveTurns;
+  } & ({ models: string[] } | { limits: ModelLimits }) &
+    Pick<
+      Parameters<typeof createProviderRelay>[0],
+      "recordUsage" | "failoverTargets" | "onFailover" | "admit"
+    >,
 ): Promise<ReturnType<typeof createProviderRelay>> {
-  const turns = new ActiveTurns({ revoker: w.placeholders });
-  await turns.begin(TRUSTING, opts.turn);
-  const { providers, turn: _turn, models, ...rest } = opts;
+  // Past the fixture's own fields, the rest are createProviderRelay options, passed through.
+  const {
+    providers,
+    turn,
+    turns = new ActiveTurns({ revoker: w.placeholders }),
+    models,
+    limits = { models: models ?? [], maxOutputTokens: 1000, maxParallelCalls: 4 },
+    ...relayOpts
+  } = opts as typeof opts & { models?: string[]; limits?: ModelLimits };
+  await turns.begin(TRUSTING, turn);
   return createProviderRelay({
     providers,
     log: pino({ level: "silent" }),
@@ -57,8 +67,8 @@ export async function turnRelay(
       placeholders: w.placeholders,
       secrets: w.secrets,
       turns,
-      limits: () => ({ models, maxOutputTokens: 1000, maxParallelCalls: 4 }),
+      limits: () => limits,
     }),
-    ...rest,
+    ...relayOpts,
   });
 }

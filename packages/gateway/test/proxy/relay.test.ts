@@ -1,19 +1,13 @@
 import { parseConfig } from "@lobu/core";
-import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ModelLimits } from "../../src/providers/model-limits.ts";
 import { KEYLESS, ProviderRegistry, providerSecretName } from "../../src/providers/registry.ts";
-import {
-  createProviderRelay,
-  type ModelCall,
-  type RelayRefusal,
-  type UsageRecord,
-} from "../../src/providers/relay.ts";
+import type { ModelCall, RelayRefusal, UsageRecord } from "../../src/providers/relay.ts";
 import { ActiveTurns, type RunningTurn } from "../../src/runtime/active-turns.ts";
-import { turnRelayCredentials } from "../../src/runtime/relay-credentials.ts";
 import type { TurnBinding } from "../../src/secrets/placeholders.ts";
 import type { SecretRef } from "../../src/secrets/store.ts";
 import { createWorld, TRUSTING, viaProxy, type World } from "./fixture.ts";
+import { turnRelay } from "./relay-fixture.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
 /**
@@ -97,16 +91,11 @@ beforeAll(async () => {
     relay[id] = await issueRelay(TRUSTING, ref, TURN);
   }
   turns = new ActiveTurns({ revoker: w.placeholders });
-  await turns.begin(TRUSTING, TURN);
-  const handler = createProviderRelay({
+  const handler = await turnRelay(w, {
     providers,
-    log: pino({ level: "silent" }),
-    credentialFor: turnRelayCredentials({
-      placeholders: w.placeholders,
-      secrets: w.secrets,
-      turns,
-      limits: () => LIMITS,
-    }),
+    turn: TURN,
+    turns,
+    limits: LIMITS,
     recordUsage: (u) => {
       usage.push(u);
       onRecorded?.();
