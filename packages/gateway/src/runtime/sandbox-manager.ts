@@ -32,7 +32,7 @@ import {
   repairVolume,
   resetVolume,
 } from "./sandbox-restore.ts";
-import { type SandboxStatus, StoppedDisk, statusOf } from "./sandbox-status.ts";
+import { SandboxListing, type SandboxStatus, StoppedDisk } from "./sandbox-status.ts";
 import { classifyTurnEnd } from "./turn-outcome.ts";
 
 export interface ResetResult {
@@ -129,6 +129,7 @@ export class SandboxManager {
   private readonly records: SandboxRecords;
   private readonly disk: StoppedDisk;
   private readonly snapshots: VolumeSnapshots;
+  private readonly listing: SandboxListing;
   private closed = false;
 
   constructor(opts: SandboxManagerOptions) {
@@ -138,6 +139,12 @@ export class SandboxManager {
     this.snapshots = new VolumeSnapshots({
       root: opts.snapshotsRoot ?? join(opts.dataDir, "snapshots"),
       logger: opts.log,
+    });
+    this.listing = new SandboxListing({
+      records: this.records,
+      now: (id) => ({ live: this.live.get(id), starting: this.starting.has(id) }),
+      deps: { snapshots: this.snapshots, disk: this.disk, owner: opts.owner },
+      ...(opts.placement ? { placement: opts.placement } : {}),
     });
     // Another gateway may run it now: it must not run here too.
     opts.placement?.onLost((id) => {
@@ -702,57 +709,21 @@ export class SandboxManager {
     return this.records.get(id);
   }
 
-  async status(id: string): Promise<SandboxStatus | null> {
-    const record = await this.record(id);
-    if (!record) return null;
-    return this.toStatus(record);
+  status(id: string): Promise<SandboxStatus | null> {
+    return this.listing.status(id);
   }
 
-  /**
-   * One page of sandboxes in id order: at most `limit` after the id `after`, and
-   * the cursor of the next page when there is one. Paged because a status
-   * measures the sandbox (disk, memory, snapshots): all of thousands at once
-   * would keep a caller waiting for minutes.
-   */
-  async page(opts: {
-    after?: string;
-    limit: number;
-  }): Promise<{ sandboxes: SandboxStatus[]; next?: string }> {
-    const records = await this.records.page({ ...opts, limit: opts.limit + 1 });
-    const more = records.length > opts.limit;
-    const shown = records.slice(0, opts.limit);
-    const sandboxes = await this.statuses(shown);
-    return more ? { sandboxes, next: shown.at(-1)!.id } : { sandboxes };
+  /** One page of sandboxes in id order (SandboxListing.page). */
+  page(opts: { after?: string; limit: number }): Promise<{
+    sandboxes: SandboxStatus[];
+    next?: string;
+  }> {
+    return this.listing.page(opts);
   }
 
   /** The `limit` most recently active sandboxes, and how many are recorded in all. */
-  async recent(limit: number): Promise<{ sandboxes: SandboxStatus[]; total: number }> {
-    const records = await this.records.list();
-    records.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
-    return { sandboxes: await this.statuses(records.slice(0, limit)), total: records.length };
-  }
-
-  private async statuses(records: SandboxRecord[]): Promise<SandboxStatus[]> {
-    const out: SandboxStatus[] = [];
-    // A few at a time: stopped sandboxes are measured on disk.
-    for (let i = 0; i < records.length; i += 8)
-      out.push(...(await Promise.all(records.slice(i, i + 8).map((r) => this.toStatus(r)))));
-    return out;
-  }
-
-  private async toStatus(record: SandboxRecord): Promise<SandboxStatus> {
-    const live = this.live.get(record.id);
-    const status = await statusOf(
-      record,
-      { live, starting: this.starting.has(record.id) },
-      { snapshots: this.snapshots, disk: this.disk, owner: this.opts.owner },
-    );
-    // Several gateways: one held by another gateway runs there.
-    if (live || !this.opts.placement) return status;
-    const holder = await this.opts.placement.holder(record.id);
-    return holder && holder !== this.opts.owner
-      ? { ...status, state: "running", owner: holder }
-      : status;
+  recent(limit: number): Promise<{ sandboxes: SandboxStatus[]; total: number }> {
+    return this.listing.recent(limit);
   }
 
   get runningCount(): number {

@@ -3,7 +3,8 @@ import type { SandboxInstance, SandboxUsage } from "../sandbox/driver.ts";
 import { volumeImagePath } from "../sandbox/identity.ts";
 import type { VolumeSnapshots } from "../sandbox/snapshots.ts";
 import { volumeUsage } from "../sandbox/volume.ts";
-import type { SandboxRecord } from "./sandbox-records.ts";
+import type { SandboxPlacement } from "./placement.ts";
+import type { SandboxRecord, SandboxRecords } from "./sandbox-records.ts";
 
 export type SandboxState = "starting" | "running" | "stopped";
 
@@ -85,5 +86,76 @@ export class StoppedDisk {
   /** Its volume changed (started, stopped, reset): measure again next time. */
   forget(id: string): void {
     this.#cache.delete(id);
+  }
+}
+
+/**
+ * Sandboxes as operators list them: their records with what each is doing
+ * now, measured a few at a time (a stopped one is measured on disk).
+ */
+export class SandboxListing {
+  readonly #records: SandboxRecords;
+  readonly #now: (id: string) => SandboxNow;
+  readonly #deps: StatusDeps;
+  readonly #placement: Pick<SandboxPlacement, "holder"> | undefined;
+
+  constructor(opts: {
+    records: SandboxRecords;
+    now: (id: string) => SandboxNow;
+    deps: StatusDeps;
+    /** Several gateways: a sandbox held by another gateway runs there. */
+    placement?: Pick<SandboxPlacement, "holder">;
+  }) {
+    this.#records = opts.records;
+    this.#now = opts.now;
+    this.#deps = opts.deps;
+    this.#placement = opts.placement;
+  }
+
+  async status(id: string): Promise<SandboxStatus | null> {
+    const record = await this.#records.get(id);
+    return record ? this.#statusOf(record) : null;
+  }
+
+  /**
+   * One page of sandboxes in id order: at most `limit` after the id `after`, and
+   * the cursor of the next page when there is one. Paged because a status
+   * measures the sandbox (disk, memory, snapshots): all of thousands at once
+   * would keep a caller waiting for minutes.
+   */
+  async page(opts: {
+    after?: string;
+    limit: number;
+  }): Promise<{ sandboxes: SandboxStatus[]; next?: string }> {
+    const records = await this.#records.page({ ...opts, limit: opts.limit + 1 });
+    const more = records.length > opts.limit;
+    const shown = records.slice(0, opts.limit);
+    const sandboxes = await this.#statuses(shown);
+    return more ? { sandboxes, next: shown.at(-1)!.id } : { sandboxes };
+  }
+
+  /** The `limit` most recently active sandboxes, and how many are recorded in all. */
+  async recent(limit: number): Promise<{ sandboxes: SandboxStatus[]; total: number }> {
+    const records = await this.#records.list();
+    records.sort((a, b) => b.lastActiveAt - a.lastActiveAt);
+    return { sandboxes: await this.#statuses(records.slice(0, limit)), total: records.length };
+  }
+
+  async #statuses(records: SandboxRecord[]): Promise<SandboxStatus[]> {
+    const out: SandboxStatus[] = [];
+    // A few at a time: stopped sandboxes are measured on disk.
+    for (let i = 0; i < records.length; i += 8)
+      out.push(...(await Promise.all(records.slice(i, i + 8).map((r) => this.#statusOf(r)))));
+    return out;
+  }
+
+  async #statusOf(record: SandboxRecord): Promise<SandboxStatus> {
+    const now = this.#now(record.id);
+    const status = await statusOf(record, now, this.#deps);
+    if (now.live || !this.#placement) return status;
+    const holder = await this.#placement.holder(record.id);
+    return holder && holder !== this.#deps.owner
+      ? { ...status, state: "running", owner: holder }
+      : status;
   }
 }
