@@ -346,6 +346,31 @@ describe("WhatsApp: conversations", () => {
     await waitForText(ian.waId, "Long: long-input-approved");
   });
 
+  it("sends an approval's input that fits in a message as a message first, which the card points to", async () => {
+    const una = person(21, "Una");
+    const filler = "y".repeat(1_500);
+    const command = `printf '%s' '${filler}' > /dev/null; echo mid-input-approved`;
+    llm.when(
+      (r) => r.lastUserText === "run the middle one",
+      { toolCalls: [{ name: "bash", input: { command } }] },
+      (r) => ({ text: `Mid: ${r.toolResults[0]?.content.trim()}` }),
+    );
+    await wa.userSends(una, "run the middle one");
+    const card = await waitForCard(una.waId);
+    const sent = wa.messages(una.waId);
+    const full = sent.find((m) => m.text.startsWith("Full input waiting for your approval"));
+    expect(full?.text).toContain(command);
+    expect(sent.indexOf(full as WhatsAppSent)).toBeLessThan(sent.indexOf(card));
+    expect(sent.some((m) => m.type === "document")).toBe(false);
+    expect(card.text).toContain("in the message above");
+    await wa.userTaps(una, card, "Approve");
+    await waitForText(una.waId, "Mid: mid-input-approved");
+    // Sent once: the approved card's input went out a single time.
+    expect(
+      wa.messages(una.waId).filter((m) => m.text.startsWith("Full input waiting")),
+    ).toHaveLength(1);
+  });
+
   it("asks for a capability with the person's settings link on the card", async () => {
     const jan = person(14, "Jan");
     llm.when(

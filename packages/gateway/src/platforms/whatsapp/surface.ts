@@ -7,7 +7,7 @@ import {
   approvalView,
   canApprove,
 } from "../shared/approval-view.ts";
-import { RetryLater } from "../shared/pacing.ts";
+import { sendInputOnce } from "../shared/live-messages.ts";
 import { cardButtons, cardMarkdown, type RequestEvent } from "../shared/requests.ts";
 import type { Part, ReplySurface } from "../shared/turn-view.ts";
 import { type GraphClient, waCall } from "./client.ts";
@@ -137,36 +137,24 @@ export class WhatsAppSurface implements ReplySurface<WaLive, WaCard> {
    * in one (readable in the chat), else a document. "none" when it could not
    * be sent; the card then offers Deny only.
    */
-  async #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
-    const already = this.#attached.get(view.fileName);
-    if (already) return already;
-    const to = this.#origin.userId;
-    const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(view.full)}`;
-    let how: "message" | "file";
-    try {
+  #sendFullInput(view: ApprovalView, tool: string): Promise<"message" | "file" | "none"> {
+    return sendInputOnce(this.#attached, view.fileName, this.#log, async () => {
+      const to = this.#origin.userId;
+      const text = `Full input waiting for your approval:\n\n${whatsappText.codeBlock(view.full)}`;
       if (text.length <= TEXT_LIMIT) {
-        if (!(await this.#sender.send(textMessage(to, text))).sent) return "none";
-        how = "message";
-      } else {
-        const mediaId = await waCall(() =>
-          this.#graph.uploadMedia({
-            data: Buffer.from(view.full, "utf8"),
-            filename: view.fileName,
-            mimeType: "text/plain",
-          }),
-        );
-        const caption = `Full input of the ${tool} call waiting for your approval`;
-        const sent = await this.#sender.send(documentMessage(to, mediaId, view.fileName, caption));
-        if (!sent.sent) return "none";
-        how = "file";
+        return (await this.#sender.send(textMessage(to, text))).sent ? "message" : "none";
       }
-    } catch (err) {
-      if (err instanceof RetryLater) throw err;
-      this.#log.warn({ err }, "could not send an approval's full input: only Deny is offered");
-      return "none";
-    }
-    this.#attached.set(view.fileName, how);
-    return how;
+      const mediaId = await waCall(() =>
+        this.#graph.uploadMedia({
+          data: Buffer.from(view.full, "utf8"),
+          filename: view.fileName,
+          mimeType: "text/plain",
+        }),
+      );
+      const caption = `Full input of the ${tool} call waiting for your approval`;
+      const sent = await this.#sender.send(documentMessage(to, mediaId, view.fileName, caption));
+      return sent.sent ? "file" : "none";
+    });
   }
 
   async closeCard(card: WaCard, _event: RequestEvent, line: string): Promise<void> {
