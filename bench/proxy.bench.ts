@@ -9,6 +9,10 @@
  * in, or inflated by, sharing one event loop. Clients are Node's own agents with
  * `proxyEnv`, what a worker with NODE_USE_ENV_PROXY uses. Secrets live in a real
  * SQLite store. DNS is a fixed answer, so resolution cost is not included.
+ *
+ * The LLM relay (`/__lobu/llm/<provider>/…` on the same endpoint) is measured the
+ * same way: an Anthropic streaming model call sent straight to the upstream with
+ * the key, and sent to the relay with the turn's relay placeholder.
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -51,6 +55,42 @@ interface ProxyReady {
   port: number;
   caPem: string;
   placeholder: string;
+  /** The running turn's relay placeholder for the Anthropic key. */
+  relayPlaceholder: string;
+}
+
+/** The model call both ways: a small streamed Anthropic request. */
+const MODEL = "claude-bench";
+const MODEL_CALL = JSON.stringify({
+  model: MODEL,
+  max_tokens: 64,
+  stream: true,
+  messages: [{ role: "user", content: "hello" }],
+});
+
+/** An Anthropic stream: start (input usage), a few deltas, the end (output usage). */
+function anthropicStream(res: http.ServerResponse): void {
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  const event = (type: string, data: object) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  res.write(
+    event("message_start", {
+      message: {
+        id: "msg_1",
+        role: "assistant",
+        model: MODEL,
+        usage: { input_tokens: 5, output_tokens: 1 },
+      },
+    }),
+  );
+  for (let i = 0; i < 5; i++)
+    res.write(
+      event("content_block_delta", { index: 0, delta: { type: "text_delta", text: `t${i}` } }),
+    );
+  res.write(
+    event("message_delta", { delta: { stop_reason: "end_turn" }, usage: { output_tokens: 6 } }),
+  );
+  res.end(event("message_stop", {}));
 }
 
 async function runUpstream(dir: string): Promise<UpstreamReady> {
@@ -67,6 +107,7 @@ async function runUpstream(dir: string): Promise<UpstreamReady> {
         res.writeHead(401).end();
         return;
       }
+      if (req.url === "/v1/messages") return anthropicStream(res);
       if (req.url === "/sse") {
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.write('event: message_start\ndata: {"type":"message_start"}\n\n');
@@ -97,19 +138,31 @@ async function runUpstream(dir: string): Promise<UpstreamReady> {
   };
 }
 
-async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
+async function runProxy(dir: string, upstreamCa: string, httpPort: number): Promise<ProxyReady> {
   const [
     { createStore },
     { SecretStore },
     { PlaceholderRegistry },
     { loadOrCreateCa },
     { createEgressServer },
+    { parseConfig },
+    { ProviderRegistry, providerSecretName },
+    { createProviderRelay },
+    { ActiveTurns },
+    { turnRelayCredentials },
+    { default: pino },
   ] = await Promise.all([
     import("../packages/gateway/src/store/index.ts"),
     import("../packages/gateway/src/secrets/store.ts"),
     import("../packages/gateway/src/secrets/placeholders.ts"),
     import("../packages/gateway/src/proxy/ca.ts"),
     import("../packages/gateway/src/proxy/server.ts"),
+    import("@lobu/core"),
+    import("../packages/gateway/src/providers/registry.ts"),
+    import("../packages/gateway/src/providers/relay.ts"),
+    import("../packages/gateway/src/runtime/active-turns.ts"),
+    import("../packages/gateway/src/runtime/relay-credentials.ts"),
+    import("pino"),
   ]);
   const store = await createStore({ driver: "sqlite", path: join(dir, "lobu.db") });
   const secrets = new SecretStore(store.kv, randomBytes(32));
@@ -117,6 +170,44 @@ async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
   const ref = { name: "bench", scope: { kind: "installation" as const } };
   await secrets.set(ref, SECRET);
   const placeholder = await placeholders.issue({ sandboxId: SANDBOX, secret: ref, hosts: [HOST] });
+  // The relay as the gateway wires it: the installation's Anthropic key, a turn
+  // running in the sandbox, and the relay placeholder that turn's worker holds.
+  const providerKey = {
+    name: providerSecretName("anthropic"),
+    scope: { kind: "installation" as const },
+  };
+  await secrets.set(providerKey, SECRET);
+  const turns = new ActiveTurns({ revoker: placeholders });
+  const turn = {
+    turnId: "msg_bench.1",
+    messageId: "msg_bench",
+    agentId: "bench",
+    userKey: "api::bench",
+    origin: { platform: "api", workspace: "", channelId: "c", userId: "bench", isDirect: true },
+    model: { provider: "anthropic", id: MODEL },
+  };
+  await turns.begin(SANDBOX, turn);
+  const relayPlaceholder = await placeholders.issue({
+    sandboxId: SANDBOX,
+    secret: providerKey,
+    hosts: ["127.0.0.1"],
+    locations: ["header"],
+    purpose: "relay",
+    turn: { turnId: turn.turnId, userKey: turn.userKey },
+  });
+  const relay = createProviderRelay({
+    providers: new ProviderRegistry(parseConfig(""), {
+      ANTHROPIC_BASE_URL: `http://127.0.0.1:${httpPort}`,
+    }),
+    log: pino({ level: "silent" }),
+    credentialFor: turnRelayCredentials({
+      placeholders,
+      secrets,
+      turns,
+      limits: () => ({ models: [MODEL], maxOutputTokens: 1000, maxParallelCalls: CONCURRENCY }),
+    }),
+    recordUsage: () => {},
+  });
   const ca = await loadOrCreateCa(join(dir, "data"));
   const policy = {
     agentId: "bench",
@@ -133,19 +224,27 @@ async function runProxy(dir: string, upstreamCa: string): Promise<ProxyReady> {
     resolver: async () => [{ address: "127.0.0.1", family: 4 }],
     upstreamCa,
     audit: () => {},
+    internal: (req, res, ctx) => relay(req, res, ctx),
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  return { port: (server.address() as AddressInfo).port, caPem: ca.certPem, placeholder };
+  return {
+    port: (server.address() as AddressInfo).port,
+    caPem: ca.certPem,
+    placeholder,
+    relayPlaceholder,
+  };
 }
 
 if (!isMainThread && workerData?.role) {
-  const { role, dir, upstreamCa } = workerData as {
+  const { role, dir, upstreamCa, httpPort } = workerData as {
     role: string;
     dir: string;
     upstreamCa?: string;
+    httpPort?: number;
   };
-  const ready = role === "upstream" ? await runUpstream(dir) : await runProxy(dir, upstreamCa!);
+  const ready =
+    role === "upstream" ? await runUpstream(dir) : await runProxy(dir, upstreamCa!, httpPort!);
   // CPU time of this thread on request: what a round of proxied requests cost the
   // proxy itself, whatever share of the cores the scheduler gave it.
   parentPort!.on("message", (m) => {
@@ -165,6 +264,8 @@ interface Target {
   url: string;
   servername?: string;
   headers?: Record<string, string>;
+  /** Sent as a POST when set. */
+  body?: string;
 }
 
 function request(t: Target, opts: { firstByte?: boolean } = {}): Promise<number> {
@@ -178,6 +279,7 @@ function request(t: Target, opts: { firstByte?: boolean } = {}): Promise<number>
       port: u.port,
       path: `${u.pathname}${u.search}`,
       headers: t.headers,
+      ...(t.body !== undefined ? { method: "POST" } : {}),
       ...(t.servername ? { servername: t.servername } : {}),
     });
     req.on("response", (res) => {
@@ -191,7 +293,7 @@ function request(t: Target, opts: { firstByte?: boolean } = {}): Promise<number>
       res.on("error", reject);
     });
     req.on("error", reject);
-    req.end();
+    req.end(t.body);
   });
 }
 
@@ -300,7 +402,12 @@ export default async function proxyBench(): Promise<BenchResult[]> {
   try {
     const up = await startRole<UpstreamReady>({ role: "upstream", dir });
     workers.push(up.worker);
-    const px = await startRole<ProxyReady>({ role: "proxy", dir, upstreamCa: up.ready.caPem });
+    const px = await startRole<ProxyReady>({
+      role: "proxy",
+      dir,
+      upstreamCa: up.ready.caPem,
+      httpPort: up.ready.httpPort,
+    });
     workers.push(px.worker);
     const { httpPort, httpsPort } = up.ready;
     const proxyUrl = `http://127.0.0.1:${px.ready.port}`;
@@ -334,6 +441,20 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       headers: { "x-api-key": px.ready.placeholder },
     };
     const sse = (t: Target): Target => ({ ...t, url: t.url.replace("/v1/x", "/sse") });
+    // A model call as a worker makes it: to the provider with the key, or to the relay with its placeholder.
+    const modelHeaders = { "content-type": "application/json", "anthropic-version": "2023-06-01" };
+    const relayDirect: Target = {
+      agent: agents.directHttp,
+      url: `http://127.0.0.1:${httpPort}/v1/messages`,
+      headers: { ...modelHeaders, "x-api-key": SECRET },
+      body: MODEL_CALL,
+    };
+    const relayed: Target = {
+      agent: agents.directHttp,
+      url: `${proxyUrl}/__lobu/llm/anthropic/v1/messages`,
+      headers: { ...modelHeaders, "x-api-key": px.ready.relayPlaceholder },
+      body: MODEL_CALL,
+    };
 
     const latencyRows: BenchRow[] = [];
     compare(latencyRows, "http", ...(await latencyPair(plainDirect, plainProxy)));
@@ -394,10 +515,18 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       ...(await latencyPair(sse(tlsDirect), sse(tlsProxy), SSE_SAMPLES, true)),
     );
 
+    const relayRows: BenchRow[] = [];
+    compare(
+      relayRows,
+      "llm relay, streamed model call",
+      ...(await latencyPair(relayDirect, relayed)),
+    );
+
     const rpsRows: BenchRow[] = [];
     for (const [what, direct, proxied] of [
       ["http", plainDirect, plainProxy],
       ["https+swap", tlsDirect, tlsProxy],
+      ["llm relay", relayDirect, relayed],
     ] as const) {
       const r = await rpsPair(direct, proxied, px.worker);
       rpsRows.push(
@@ -438,6 +567,7 @@ export default async function proxyBench(): Promise<BenchResult[]> {
       { name: "proxy-latency", rows: latencyRows, meta },
       { name: "proxy-sse", rows: sseRows, meta },
       { name: "proxy-throughput", rows: rpsRows, meta },
+      { name: "proxy-relay", rows: relayRows, meta },
     ];
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

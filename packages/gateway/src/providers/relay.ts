@@ -3,7 +3,7 @@ import { PLACEHOLDER_PATTERN } from "@lobu/core";
 import { bestEffort } from "@lobu/core/best-effort";
 import type { Logger } from "pino";
 import { HOP_BY_HOP as PROXY_HOP_BY_HOP } from "../proxy/headers.ts";
-import { LiteralRedactor } from "../proxy/rewrite.ts";
+import { literalRedactor } from "../proxy/rewrite.ts";
 import type { SecretSource } from "../proxy/swap.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import {
@@ -14,6 +14,12 @@ import {
   providerSecretName,
 } from "./registry.ts";
 import { guardModelCall, type RelayGrant } from "./relay-guard.ts";
+import {
+  closedUnanswered,
+  type UpstreamAnswer,
+  type UpstreamCall,
+  upstreamCall,
+} from "./upstream-call.ts";
 import type { TokenUsage } from "./usage.ts";
 import { type ProviderWire, type UpstreamRequest, WIRES } from "./wire/index.ts";
 
@@ -177,8 +183,8 @@ export interface RelayDeps {
    */
   admit?(call: ModelCall): Promise<RelayRefusal | null>;
   log: Logger;
-  /** Fetch used for upstream calls (tests and benchmarks may pass an instrumented one). */
-  fetch?: typeof fetch;
+  /** Sends model calls to providers (default: undici on a shared pool of kept-alive connections). */
+  upstream?: UpstreamCall;
   /**
    * The fallbacks of a generating call, in order: same wire format only (the
    * relay forwards the worker's request as it is, with another model and key).
@@ -245,25 +251,19 @@ function placeholderOf(req: IncomingMessage, wire: ProviderWire): string | undef
   return undefined;
 }
 
-/** The worker's headers minus hop-by-hop ones and every credential or signature it sent. */
+/**
+ * The worker's headers minus hop-by-hop ones and every credential or signature
+ * it sent. The answer is asked for uncompressed: the relay reads it (usage,
+ * redaction), and a model's stream is not compressed anyway.
+ */
 function forwardedHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || CREDENTIAL_HEADERS.has(name)) continue;
     headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
+  headers.set("accept-encoding", "identity");
   return headers;
-}
-
-/**
- * Whether a failed fetch is a connection the far side closed (or reset) before
- * answering anything: what a kept-alive connection closed by the provider's idle
- * timeout just as it is reused looks like. Other failures (refused, timed out,
- * DNS) are not retried here.
- */
-function closedUnanswered(err: unknown): boolean {
-  const code = (err as { cause?: { code?: string } }).cause?.code;
-  return code === "UND_ERR_SOCKET" || code === "ECONNRESET";
 }
 
 /**
@@ -273,7 +273,7 @@ function closedUnanswered(err: unknown): boolean {
  * answer back unbuffered while metering tokens.
  */
 export function createProviderRelay(deps: RelayDeps) {
-  const doFetch = deps.fetch ?? fetch;
+  const callProvider = deps.upstream ?? upstreamCall();
   /** Model calls in flight per sandbox (bounded by the grant's maxParallelCalls). */
   const inFlight = new Map<string, number>();
   return async function relay(
@@ -469,18 +469,10 @@ export function createProviderRelay(deps: RelayDeps) {
       target: { provider: ProviderInfo; key: string },
       payload: Uint8Array | undefined,
       callPath: string,
-    ): Promise<Response> => {
+    ): Promise<UpstreamAnswer> => {
       const request = await prepare(target, payload, callPath);
-      const send = () =>
-        doFetch(request.url, {
-          method: request.method,
-          headers: request.headers,
-          body: request.body,
-          redirect: "manual",
-          signal: abort.signal,
-        });
       try {
-        return await send();
+        return await callProvider(request, abort.signal);
       } catch (err) {
         if (abort.signal.aborted || !closedUnanswered(err)) throw err;
         // A kept-alive connection the provider closed as the call went out (its idle
@@ -490,10 +482,10 @@ export function createProviderRelay(deps: RelayDeps) {
           { provider: target.provider.id },
           "provider closed the connection unanswered; calling again",
         );
-        return await send();
+        return await callProvider(request, abort.signal);
       }
     };
-    let upstream: Response | undefined;
+    let upstream: UpstreamAnswer | undefined;
     let failure: Error | undefined;
     try {
       upstream = await call(
@@ -553,17 +545,35 @@ export function createProviderRelay(deps: RelayDeps) {
       );
       return;
     }
+    if (upstream.coding === "opaque") {
+      // Redaction cannot see into it: a key echoed inside would reach the worker.
+      await upstream.discard().catch(() => {});
+      const coding = String(upstream.headers["content-encoding"]);
+      send(
+        res,
+        502,
+        providerError(
+          provider.type,
+          "api_error",
+          `Lobu cannot pass on the ${providerId} provider's answer: it is encoded as "${coding.slice(0, 100)}", which the relay cannot decode to check it`,
+          502,
+        ),
+      );
+      return;
+    }
     // The sandbox gets its placeholder back wherever the answer echoes a secret the relay sent.
     const redactor = sent.size
-      ? new LiteralRedactor([...sent].map((value): [string, string] => [value, placeholder]))
+      ? literalRedactor([...sent].map((value): [string, string] => [value, placeholder]))
       : null;
-    const headers: Record<string, string> = {};
-    upstream.headers.forEach((value, name) => {
-      if (!HOP_BY_HOP.has(name) && name !== "content-encoding")
-        headers[name] = redactor ? redactor.redact(value) : value;
-    });
+    const redact = (v: string) => (redactor ? redactor.redact(v) : v);
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(upstream.headers)) {
+      if (HOP_BY_HOP.has(name) || (upstream.coding === "decoded" && name === "content-encoding"))
+        continue;
+      headers[name] = Array.isArray(value) ? value.map(redact) : redact(value);
+    }
     res.writeHead(upstream.status, headers);
-    const meter = wire.usage(upstream.headers.get("content-type") ?? "");
+    const meter = wire.usage(String(upstream.headers["content-type"] ?? ""));
     const answer = upstream;
     let recorded = false;
     const record = () => {
@@ -592,23 +602,21 @@ export function createProviderRelay(deps: RelayDeps) {
     };
     try {
       let carry = "";
-      if (upstream.body) {
-        for await (const chunk of upstream.body as unknown as AsyncIterable<Uint8Array>) {
-          meter.push(chunk);
-          // Count the call before the worker sees its end (not when the connection
-          // closes): the turn, and the budget check of the next call, come after it.
-          if (meter.ended && !recorded) {
-            recorded = true;
-            record();
-          }
-          if (!redactor) {
-            res.write(chunk);
-            continue;
-          }
-          const [emit, rest] = redactor.step(carry + Buffer.from(chunk).toString("latin1"));
-          carry = rest;
-          if (emit) res.write(Buffer.from(emit, "latin1"));
+      for await (const chunk of upstream.body) {
+        meter.push(chunk);
+        // Count the call before the worker sees its end (not when the connection
+        // closes): the turn, and the budget check of the next call, come after it.
+        if (meter.ended && !recorded) {
+          recorded = true;
+          record();
         }
+        if (!redactor) {
+          res.write(chunk);
+          continue;
+        }
+        const [emit, rest] = redactor.step(carry + chunk.toString("latin1"));
+        carry = rest;
+        if (emit) res.write(Buffer.from(emit, "latin1"));
       }
       res.end(carry ? Buffer.from(carry, "latin1") : undefined);
     } catch (err) {
@@ -637,15 +645,15 @@ export function createProviderRelay(deps: RelayDeps) {
       path: string;
       signal: AbortSignal;
     },
-    first: { upstream: Response | undefined; failure: Error | undefined },
+    first: { upstream: UpstreamAnswer | undefined; failure: Error | undefined },
     call: (
       target: { provider: ProviderInfo; key: string },
       payload: Uint8Array | undefined,
       path: string,
-    ) => Promise<Response>,
+    ) => Promise<UpstreamAnswer>,
   ): Promise<
     | {
-        upstream: Response | undefined;
+        upstream: UpstreamAnswer | undefined;
         failure: Error | undefined;
         answered: { provider: ProviderInfo; model: string };
       }
@@ -664,7 +672,7 @@ export function createProviderRelay(deps: RelayDeps) {
     );
     if (targets.length === 0) return undefined;
     let from = { provider: primary.provider.id, model };
-    let last: { upstream: Response | undefined; failure: Error | undefined } = first;
+    let last: { upstream: UpstreamAnswer | undefined; failure: Error | undefined } = first;
     let answered = { provider: primary.provider, model };
     for (const target of targets) {
       // The worker went away (a stopped turn): nobody to answer.
@@ -674,7 +682,7 @@ export function createProviderRelay(deps: RelayDeps) {
         ? `unreachable (${last.failure.message})`
         : `HTTP ${status}${status === 429 ? " (rate limited)" : status === 529 || status === 503 ? " (overloaded)" : ""}`;
       // The failed answer is not read: release its connection.
-      await last.upstream?.body?.cancel().catch(
+      await last.upstream?.discard().catch(
         bestEffort(deps.log, "connection of a failed model answer not released", {
           sandboxId: ctx.sandboxId,
         }),

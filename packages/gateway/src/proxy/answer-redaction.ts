@@ -79,7 +79,9 @@ export function answerHead(
 
 const KNOWN_CODINGS: ReadonlySet<string> = new Set(["gzip", "x-gzip", "deflate", "br"]);
 
-function decoderFor(encoding: string): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null {
+export function decoderFor(
+  encoding: string,
+): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | null {
   switch (encoding.trim().toLowerCase()) {
     case "gzip":
     case "x-gzip":

@@ -5,7 +5,7 @@ import {
   type SwapLocation,
   swappableByProxy,
 } from "../secrets/placeholders.ts";
-import { LiteralRedactor } from "./rewrite.ts";
+import { type LiteralRedactor, literalRedactor } from "./rewrite.ts";
 import type { SecretSource } from "./swap.ts";
 
 /**
@@ -105,7 +105,7 @@ export class BoundSecrets {
     }
     const values = new Map(secrets.map((s) => [s.value, s.placeholder]));
     const set: BoundSet = secrets.length
-      ? { secrets, redactor: new LiteralRedactor(values), values }
+      ? { secrets, redactor: literalRedactor(values), values }
       : EMPTY;
     if (entry.hosts.size < 1000) entry.hosts.set(host, set);
     return set;

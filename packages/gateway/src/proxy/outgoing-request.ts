@@ -7,8 +7,9 @@ import type { BoundSet } from "./bound.ts";
 import type { ForwardDeps, ForwardTarget } from "./forwarding.ts";
 import { authority, forwardableHeaders, parseBasic, setHeader } from "./headers.ts";
 import {
-  LiteralRedactor,
+  type LiteralRedactor,
   latin1Replace,
+  literalRedactor,
   PlaceholderSwapStream,
   type Replace,
   replacePlaceholders,
@@ -146,7 +147,7 @@ function answerRedactor(bound: BoundSet, swapper: RequestSwapper): LiteralRedact
     ...swapper.produced,
   ];
   if (extra.length === 0) return bound.redactor;
-  return new LiteralRedactor([...bound.values, ...extra]);
+  return literalRedactor([...bound.values, ...extra]);
 }
 
 function readBody(req: IncomingMessage, length: number): Promise<Buffer> {

@@ -167,3 +167,27 @@ export class LiteralRedactor {
     });
   }
 }
+
+/** Redactors kept, by their exact pairs; the oldest goes first. */
+const REDACTORS_KEPT = 256;
+const redactors = new Map<string, LiteralRedactor>();
+
+/**
+ * The redactor for `pairs`, built once for the same pairs in the same order.
+ * Building one derives every echo form of every value, their prefixes and a
+ * regular expression; the relay needed one per model call (its key → the
+ * turn's placeholder), for a result that only changes with the secrets. A
+ * redactor holds no state between calls (each stream keeps its own tail), so
+ * requests in flight share it. Kept in memory only, as the decrypted values
+ * it is made of already are (read-memo.ts).
+ */
+export function literalRedactor(pairs: Iterable<[string, string]>): LiteralRedactor {
+  const list = [...pairs];
+  const key = list.map(([value, back]) => `${value}\0${back}`).join("\u0001");
+  const hit = redactors.get(key);
+  if (hit) return hit;
+  const built = new LiteralRedactor(list);
+  if (redactors.size >= REDACTORS_KEPT) redactors.delete(redactors.keys().next().value!);
+  redactors.set(key, built);
+  return built;
+}

@@ -18,6 +18,7 @@ import {
   type RelayDeps,
   type UsageRecord,
 } from "../providers/relay.ts";
+import { providerAgent, upstreamCall } from "../providers/upstream-call.ts";
 import {
   caBundle,
   cachingResolver,
@@ -206,8 +207,11 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     };
   }
 
+  // Model calls' connections to providers: closed with the egress endpoints.
+  const providerConnections = providerAgent();
   const relay = createProviderRelay({
     providers: deps.providers,
+    upstream: upstreamCall(providerConnections),
     log,
     ...(deps.admit ? { admit: deps.admit } : {}),
     credentialFor: turnRelayCredentials({
@@ -362,6 +366,7 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
     policyFor,
     async close() {
       cache.clear();
+      await providerConnections.close();
     },
   };
 }

@@ -1,3 +1,4 @@
+import { gzipSync } from "node:zlib";
 import { parseConfig } from "@lobu/core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ModelLimits } from "../../src/providers/model-limits.ts";
@@ -656,6 +657,65 @@ describe("LLM relay: what comes back", () => {
     // The sandbox sees its own placeholder where the key was.
     expect(res.body).toContain(relay.openai!);
     expect(res.headers["x-echo"]).toBe(`Bearer ${relay.openai}`);
+  });
+
+  it("asks for an uncompressed answer, and decodes one compressed anyway: metered, the worker gets text", async () => {
+    const answer = {
+      choices: [{ message: { content: "hi" } }],
+      usage: { prompt_tokens: 7, completion_tokens: 2 },
+    };
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/chat/completions") return false;
+      res.writeHead(200, { "content-type": "application/json", "content-encoding": "gzip" });
+      res.end(gzipSync(JSON.stringify(answer)));
+      return true;
+    });
+    const res = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}`, "accept-encoding": "gzip, br" },
+      { model: "gpt-test" },
+    );
+    expect(provider.received[0]!.headers["accept-encoding"]).toBe("identity");
+    expect(res.status).toBe(200);
+    expect(res.headers["content-encoding"]).toBeUndefined();
+    expect(JSON.parse(res.body)).toEqual(answer);
+    expect(usage).toEqual([expect.objectContaining({ inputTokens: 7, outputTokens: 2 })]);
+  });
+
+  it("passes a provider's redirect to the worker instead of following it", async () => {
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/chat/completions") return false;
+      res.writeHead(307, { location: `http://127.0.0.1:${provider.port}/v1/elsewhere` });
+      res.end();
+      return true;
+    });
+    const res = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "gpt-test" },
+    );
+    expect(res.status).toBe(307);
+    expect(provider.received.map((r) => r.url)).toEqual(["/v1/chat/completions"]);
+  });
+
+  it("refuses an answer in a coding it cannot undo: nothing in it could be redacted", async () => {
+    for (const coding of ["x-unknown", "gzip, br"]) {
+      provider.routes.push((req, res) => {
+        if (req.url !== "/v1/chat/completions") return false;
+        res.writeHead(200, { "content-type": "application/json", "content-encoding": coding });
+        res.end(`echo ${OPENAI_KEY}`);
+        return true;
+      });
+      const res = await call(
+        "/openai/chat/completions",
+        { authorization: `Bearer ${relay.openai}` },
+        { model: "gpt-test" },
+      );
+      expect(res.status).toBe(502);
+      expect(res.body).toContain("cannot decode");
+      expect(JSON.stringify(res)).not.toContain(OPENAI_KEY);
+      provider.routes.length = 0;
+    }
   });
 });
 

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import {
   LiteralRedactor,
+  literalRedactor,
   PlaceholderSwapStream,
   replacePlaceholders,
 } from "../../src/proxy/rewrite.ts";
@@ -144,5 +145,34 @@ describe("secret redaction", () => {
     expect(r.step("data: x\n\n")).toEqual(["data: x\n\n", ""]);
     expect(r.step("abc sk-li")).toEqual(["abc ", "sk-li"]);
     expect(r.step("abc sk-lix")).toEqual(["abc sk-lix", ""]);
+  });
+
+  it("is built once for the same pairs, and anew when a value or its replacement changes", () => {
+    const a = literalRedactor([[secret, P]]);
+    expect(literalRedactor([[secret, P]])).toBe(a);
+    // A rotated secret, or the same one bound to another placeholder, is another redactor.
+    const rotated = literalRedactor([[`${secret}X`, P]]);
+    const rebound = literalRedactor([[secret, Q]]);
+    expect(rotated).not.toBe(a);
+    expect(rebound).not.toBe(a);
+    expect(rotated.redact(`${secret}X`)).toBe(P);
+    expect(rebound.redact(secret)).toBe(Q);
+  });
+
+  it("serves interleaved streams sharing one redactor, each with its own held-back tail", async () => {
+    const shared = literalRedactor([[secret, P]]);
+    const [a, b] = [shared.stream(), shared.stream()];
+    const outA: Buffer[] = [];
+    const outB: Buffer[] = [];
+    a.on("data", (c: Buffer) => outA.push(c));
+    b.on("data", (c: Buffer) => outB.push(c));
+    const half = secret.length / 2;
+    a.write(Buffer.from(`a:${secret.slice(0, half)}`));
+    b.write(Buffer.from(`b:${secret.slice(0, 3)}`));
+    a.end(Buffer.from(`${secret.slice(half)};`));
+    b.end(Buffer.from("zz;"));
+    await Promise.all([once(a, "end"), once(b, "end")]);
+    expect(Buffer.concat(outA).toString()).toBe(`a:${P};`);
+    expect(Buffer.concat(outB).toString()).toBe(`b:${secret.slice(0, 3)}zz;`);
   });
 });
