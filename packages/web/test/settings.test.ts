@@ -172,9 +172,10 @@ describe("settings page", () => {
     await page.goto(await linkFor("alice"));
     // The confirmation page continues by itself to the settings page.
     await page.waitForURL(`${gw.url}/settings`);
-    await expect
-      .poll(() => page.getByRole("heading", { level: 1 }).textContent())
-      .toBe("Research assistant");
+    // Waited for as the page's other content is (expect.poll gives up after a second).
+    await page
+      .getByRole("heading", { level: 1, name: "Research assistant", exact: true })
+      .waitFor();
     const cookies = await context.cookies();
     expect(cookies.find((c) => c.name === "lobu_settings")).toMatchObject({
       httpOnly: true,

@@ -32,14 +32,63 @@ export const POOL_GATEWAY_URL = "http://lobu-egress.invalid";
  * Send every `fetch` of this process over the egress socket (pi's model calls
  * go to `${POOL_GATEWAY_URL}/__lobu/llm/...` and carry the sandbox header pi was
  * configured with). npm undici's fetch is installed with its dispatcher, as pi's
- * own CLI does, so fetch and dispatcher come from one implementation.
+ * own CLI does, so fetch and dispatcher come from one implementation; the model
+ * calls themselves take the shorter path of `gatewayFetch`.
  */
 export function routeFetchThroughEgress(socketPath: string): void {
-  undici.setGlobalDispatcher(
-    new undici.Agent({ connect: { socketPath }, bodyTimeout: 600_000, headersTimeout: 600_000 }),
-  );
+  const egress = new undici.Agent({
+    connect: { socketPath },
+    bodyTimeout: 600_000,
+    headersTimeout: 600_000,
+  });
+  undici.setGlobalDispatcher(egress);
   undici.install();
+  globalThis.fetch = gatewayFetch(egress, globalThis.fetch);
   routeNodeHttpThroughEgress(socketPath);
+}
+
+/**
+ * `fetch` for the calls every turn makes to the gateway (pi's model calls to
+ * `POOL_GATEWAY_URL`) on undici's request API: the WHATWG fetch steps around
+ * it cost a model call about 1 ms here (docs/performance.md). Only what such a
+ * call is: a URL on the gateway, a text or byte body, redirects not asked to be
+ * handled otherwise (none is followed: the gateway's relay answers itself).
+ * Anything else goes to `fallback`, the installed fetch. Failures look like
+ * fetch's: a `TypeError("fetch failed")` with the cause, an abort as the
+ * signal's reason.
+ */
+export function gatewayFetch(dispatcher: undici.Dispatcher, fallback: typeof fetch): typeof fetch {
+  const origin = `${new URL(POOL_GATEWAY_URL).origin}/`;
+  return (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const href = typeof input === "string" ? input : input instanceof URL ? input.href : "";
+    const body = init.body;
+    const simple =
+      body === undefined || body === null || typeof body === "string" || body instanceof Uint8Array;
+    if (!href.startsWith(origin) || !simple || (init.redirect && init.redirect !== "follow"))
+      return fallback(input, init);
+    const method = (init.method ?? "GET").toUpperCase();
+    const headers: string[] = [];
+    for (const [name, value] of headerPairs(init.headers)) headers.push(name, value);
+    const signal = init.signal ?? undefined;
+    let answer: undici.Dispatcher.ResponseData;
+    try {
+      answer = await undici.request(href, {
+        dispatcher,
+        method: method as undici.Dispatcher.HttpMethod,
+        headers,
+        body: body ?? null,
+        signal,
+      });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      throw new TypeError("fetch failed", { cause: err });
+    }
+    const pairs: Array<[string, string]> = [];
+    for (const [name, value] of Object.entries(answer.headers)) {
+      for (const one of [value ?? []].flat()) pairs.push([name, one]);
+    }
+    return toResponse(answer.statusCode, "", pairs, answer.body, method);
+  }) as typeof fetch;
 }
 
 /**
@@ -100,26 +149,45 @@ function bodyBytes(body: BodyLike): Buffer | undefined {
 
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
-function toResponse(res: IncomingMessage, method: string): Response {
+/** The pairs of a Node answer's raw header list. */
+function rawPairs(res: IncomingMessage): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < res.rawHeaders.length; i += 2)
+    out.push([res.rawHeaders[i]!, res.rawHeaders[i + 1]!]);
+  return out;
+}
+
+/** A WHATWG Response over an answer whose body is a Node stream (drained when it has none). */
+function toResponse(
+  status: number,
+  statusText: string,
+  pairs: Iterable<[string, string]>,
+  stream: Readable,
+  method: string,
+): Response {
   const headers = new Headers();
-  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+  for (const [name, value] of pairs) {
     try {
-      headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+      headers.append(name, value);
     } catch {
       // a header value fetch cannot represent: leave it out
     }
   }
-  const status = res.statusCode ?? 502;
   const body =
     NULL_BODY.has(status) || method === "HEAD"
       ? null
-      : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-  if (!body) res.resume();
+      : (Readable.toWeb(stream) as ReadableStream<Uint8Array>);
+  if (!body) stream.resume();
   return new Response(body, {
     status: status < 200 || status > 599 ? 502 : status,
-    statusText: res.statusMessage ?? "",
+    statusText,
     headers,
   });
+}
+
+/** `toResponse` for node:http's answers. */
+function nodeResponse(res: IncomingMessage, method: string): Response {
+  return toResponse(res.statusCode ?? 502, res.statusMessage ?? "", rawPairs(res), res, method);
 }
 
 function waitFor(req: ClientRequest, signal: AbortSignal | undefined): Promise<IncomingMessage> {
@@ -181,7 +249,7 @@ function openTunnel(
     });
     req.once("response", (res) => {
       done();
-      resolve(toResponse(res, "GET"));
+      resolve(nodeResponse(res, "GET"));
     });
     req.once("error", (err) => {
       done();
@@ -215,7 +283,7 @@ export function createEgressFetch(opts: EgressFetchOptions): typeof fetch {
       });
       const response = waitFor(req, signal);
       req.end(body);
-      return toResponse(await response, method);
+      return nodeResponse(await response, method);
     }
     if (url.protocol !== "https:") throw new Error(`unsupported URL scheme ${url.protocol}`);
 
@@ -242,6 +310,6 @@ export function createEgressFetch(opts: EgressFetchOptions): typeof fetch {
     req.end(body);
     const res = await response;
     res.once("close", () => tls.destroy());
-    return toResponse(res, method);
+    return nodeResponse(res, method);
   }) as typeof fetch;
 }

@@ -547,7 +547,11 @@ export function createProviderRelay(deps: RelayDeps) {
     }
     if (upstream.coding === "opaque") {
       // Redaction cannot see into it: a key echoed inside would reach the worker.
-      await upstream.discard().catch(() => {});
+      await upstream.discard().catch(
+        bestEffort(deps.log, "connection of a refused model answer not released", {
+          sandboxId: ctx.sandboxId,
+        }),
+      );
       const coding = String(upstream.headers["content-encoding"]);
       send(
         res,

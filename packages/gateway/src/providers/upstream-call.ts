@@ -70,7 +70,8 @@ export function upstreamCall(dispatcher: Dispatcher = sharedAgent()): UpstreamCa
     return {
       status: answer.statusCode,
       headers,
-      body: decoder ? pipeline(raw, decoder, () => {}) : raw,
+      // A failure on either side ends the decoder's iteration with it: the relay sees it there.
+      body: decoder ? pipeline(raw, decoder, () => undefined) : raw,
       coding: codings.length === 0 ? "identity" : decoder ? "decoded" : "opaque",
       discard: () => raw.dump().then(() => undefined),
     };
