@@ -209,6 +209,11 @@ function send(
   res.end(body);
 }
 
+/** The relay could not get a usable answer from the provider: a 502 in the provider's shape. */
+function providerFailure(res: ServerResponse, type: ProviderType, message: string): void {
+  send(res, 502, providerError(type, "api_error", message, 502));
+}
+
 /**
  * A budget refusal as the provider's own 429. `x-should-retry: false` stops the
  * SDK's retries, and "quota exceeded" in the message is what agent runtimes
@@ -496,15 +501,10 @@ export function createProviderRelay(deps: RelayDeps) {
     } catch (err) {
       if (err instanceof Unauthenticated) {
         deps.log.error({ err: err.cause, provider: providerId }, "provider credential unusable");
-        send(
+        providerFailure(
           res,
-          502,
-          providerError(
-            provider.type,
-            "api_error",
-            `Lobu could not authenticate to the ${providerId} provider: ${err.message}. Check the provider key (docs/providers.md).`,
-            502,
-          ),
+          provider.type,
+          `Lobu could not authenticate to the ${providerId} provider: ${err.message}. Check the provider key (docs/providers.md).`,
         );
         return;
       }
@@ -533,15 +533,10 @@ export function createProviderRelay(deps: RelayDeps) {
       }
     }
     if (!upstream) {
-      send(
+      providerFailure(
         res,
-        502,
-        providerError(
-          provider.type,
-          "api_error",
-          `Lobu could not reach the ${providerId} provider: ${failure?.message ?? "no answer"}`,
-          502,
-        ),
+        provider.type,
+        `Lobu could not reach the ${providerId} provider: ${failure?.message ?? "no answer"}`,
       );
       return;
     }
@@ -553,15 +548,10 @@ export function createProviderRelay(deps: RelayDeps) {
         }),
       );
       const coding = String(upstream.headers["content-encoding"]);
-      send(
+      providerFailure(
         res,
-        502,
-        providerError(
-          provider.type,
-          "api_error",
-          `Lobu cannot pass on the ${providerId} provider's answer: it is encoded as "${coding.slice(0, 100)}", which the relay cannot decode to check it`,
-          502,
-        ),
+        provider.type,
+        `Lobu cannot pass on the ${providerId} provider's answer: it is encoded as "${coding.slice(0, 100)}", which the relay cannot decode to check it`,
       );
       return;
     }
