@@ -1,6 +1,6 @@
 import { pipeline } from "node:stream";
 import { Agent, type Dispatcher, request } from "undici";
-import { decoderFor } from "../proxy/answer-redaction.ts";
+import { decoderFor, hasBody } from "../proxy/answer-redaction.ts";
 import type { UpstreamRequest } from "./wire/index.ts";
 
 /**
@@ -61,7 +61,11 @@ export function upstreamCall(dispatcher: Dispatcher = sharedAgent()): UpstreamCa
     const raw = answer.body;
     // The relay asks for identity; a provider that compresses anyway is decoded
     // so usage metering and redaction read text.
-    const codings = [headers["content-encoding"] ?? []]
+    // A bodiless answer (HEAD, 204, 304) has nothing to decode, whatever it is labelled.
+    const labelled = hasBody(req.method, answer.statusCode)
+      ? headers["content-encoding"]
+      : undefined;
+    const codings = [labelled ?? []]
       .flat()
       .flatMap((v) => v.split(","))
       .map((c) => c.trim().toLowerCase())

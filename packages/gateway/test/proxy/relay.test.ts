@@ -698,6 +698,22 @@ describe("LLM relay: what comes back", () => {
     expect(provider.received.map((r) => r.url)).toEqual(["/v1/chat/completions"]);
   });
 
+  it("passes on a bodiless answer labelled with a coding, with nothing to decode", async () => {
+    provider.routes.push((req, res) => {
+      if (req.url !== "/v1/chat/completions") return false;
+      res.writeHead(204, { "content-encoding": "gzip" });
+      res.end();
+      return true;
+    });
+    const res = await call(
+      "/openai/chat/completions",
+      { authorization: `Bearer ${relay.openai}` },
+      { model: "gpt-test" },
+    );
+    expect(res.status).toBe(204);
+    expect(res.body).toBe("");
+  });
+
   it("refuses an answer in a coding it cannot undo: nothing in it could be redacted", async () => {
     for (const coding of ["x-unknown", "gzip, br"]) {
       provider.routes.push((req, res) => {
