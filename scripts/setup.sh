@@ -14,8 +14,9 @@ need_root() {
 }
 
 # nix-bin: Nix for agents' packages (tests build a local package set in a store of their own;
-# as root without nix-setup-systemd, Lobu builds without build users).
-PACKAGES=(bubblewrap ripgrep fd-find chromium e2fsprogs util-linux curl git redis-server nix-bin)
+# as root without nix-setup-systemd, Lobu builds without build users). strace: the SQLite
+# store's durability test reads the order of the gateway's writes and fsyncs.
+PACKAGES=(bubblewrap ripgrep fd-find chromium e2fsprogs util-linux curl git redis-server nix-bin strace)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Persona } from "../domain/messages.ts";
 import type { Origin } from "../domain/origin.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { readRecord } from "../util/stored-record.ts";
 import { channelKeyOf } from "./access.ts";
 import type { AgentDefinition } from "./registry.ts";
@@ -18,6 +19,8 @@ export const StoredBinding = z.object({
 export type StoredBinding = z.infer<typeof StoredBinding>;
 
 const bindingKey = (channel: string) => `channel-agent:${channel}`;
+// Read for every message: cached until the next write (store/read-cache.ts).
+cacheReads("channel-agent:");
 
 /**
  * Per-channel agents (lobu.toml `[channels."<platform>:<workspace>:<channel>"]`):

@@ -11,9 +11,13 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import type { Origin } from "../domain/origin.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { decodeRecord, logUnreadable } from "../util/stored-record.ts";
 import { AccessPolicy, accessFromSection } from "./access.ts";
 import { ChannelBindings, inChannel, personaOf } from "./channels.ts";
+
+// Read several times for every message: cached until the next write (store/read-cache.ts).
+cacheReads("agent:");
 
 /** An agent as the gateway uses it (camelCase; from lobu.toml or the API, stored as `agent:<id>`). */
 export const AgentDefinition = z.object({

@@ -5,6 +5,7 @@ import type { AuditRecord } from "../audit/log.ts";
 import type { AccountOf } from "../domain/accounts.ts";
 import type { PersonDataKind } from "../domain/person-data.ts";
 import type { KeyValue } from "../store/port.ts";
+import { cacheReads } from "../store/read-cache.ts";
 import { scanKeys } from "../store/scan.ts";
 
 /**
@@ -38,6 +39,10 @@ const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /** 10 symbols = 50 bits: with the attempt limits below, guessing is hopeless. */
 const CODE_CHARS = 10;
 export const LINK_CODE_TTL_MS = 10 * 60_000;
+
+// Every secret a turn resolves asks which account a person is (`accountResolver`):
+// cached until the next write (store/read-cache.ts). Codes have a TTL and stay uncached.
+cacheReads("link:of:");
 /** Failed confirmations one identity may make per window, and the installation as a whole. */
 const MAX_FAILURES_PER_IDENTITY = 5;
 const MAX_FAILURES_PER_INSTALLATION = 100;

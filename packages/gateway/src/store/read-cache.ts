@@ -3,32 +3,40 @@ import type { KeyValue, SetOptions, UpdateOptions } from "./port.ts";
 
 /**
  * Reads of hot, rarely written keys (placeholder bindings, secrets, people's
- * grants: what the egress proxy reads on every request) answered from memory,
- * without ever serving a value older than the last completed write:
+ * grants and settings, agents and account links: what the egress proxy and a
+ * turn's context read again and again) answered from memory, without ever
+ * serving a value older than the last completed write:
  *
- * - Every write to a watched key through this wrapper bumps a generation after
- *   the write (in this process at once; with a shared store, also a counter
- *   key every gateway reads). A cached value belongs to the generation it was
- *   read under and is dropped as soon as the generation moves.
+ * - Each watched prefix is a partition with its own generation. Every write to
+ *   a watched key through this wrapper bumps the generation of every partition
+ *   the key is under, after the write (in this process at once; with a shared
+ *   store, also a counter key per partition that every gateway reads). A cached
+ *   value belongs to the generation it was read under and is dropped as soon as
+ *   its partition's generation moves. Partitions keep a turn's placeholder
+ *   writes (several per turn) from emptying the cache of secrets, settings or
+ *   agents, which change only when a person or an operator changes them.
  * - On SQLite (one gateway process per file, see port.ts) every write goes
  *   through this process: checking the generation costs nothing. On Redis it
- *   is one GET of the counter, and `readSnapshot` lets a whole request share
- *   that one GET (it happens inside the request, so a change completed before
- *   the request began is always seen).
+ *   is one GET of the partition's counter, and `readSnapshot` lets a whole
+ *   request share one read of every counter (it happens inside the request,
+ *   so a change completed before the request began is always seen).
  *
  * Writers bump after writing and readers read the generation before the value,
  * so a reader either sees the new generation (and reads the new value) or reads
  * under the old one, whose entries the next read discards. Watched keys must not
- * be written with a TTL (an expiry is not a write; such keys are never cached).
- * A write made with another client, around this wrapper, is not seen.
+ * be written with a TTL (an expiry is not a write; such keys are never cached,
+ * and lists in their partition are not either). A write made with another
+ * client, around this wrapper, is not seen.
  */
 
-/** The shared counter (Redis): one key, bumped by every gateway's writes to watched keys. */
-export const GENERATION_KEY = "gen:cached-reads";
+/** The shared counter (Redis) of one partition, bumped by every gateway's writes under `prefix`. */
+export const generationKey = (prefix: string) => `gen:cached-reads:${prefix}`;
+/** Entries kept per partition. */
 const MAX_ENTRIES = 20_000;
 
 interface Snapshot {
-  shared: Map<ReadCachingKv, Promise<string>>;
+  /** Per store: its partitions' shared counters, read once for the request. */
+  shared: Map<ReadCachingKv, Promise<Map<string, string>>>;
 }
 const snapshots = new AsyncLocalStorage<Snapshot>();
 
@@ -48,17 +56,27 @@ export function readSnapshot<T>(fn: () => T): T {
   return snapshots.run({ shared: new Map() }, fn);
 }
 
+/** The cache of one watched prefix. */
+interface Partition {
+  readonly prefix: string;
+  /** Writes under the prefix made through this process. */
+  local: number;
+  /** The generation `values` and `lists` were read under. */
+  gen: string;
+  readonly values: Map<string, string | null>;
+  readonly lists: Map<string, { key: string; value: string }[]>;
+  /** A key under the prefix was written with a TTL: its lists are never cached. */
+  volatile: boolean;
+}
+
 export class ReadCachingKv implements KeyValue {
   readonly #inner: KeyValue;
-  /** Shared store (several gateways): the generation includes the counter key. */
+  /** Shared store (several gateways): the generation includes the counter keys. */
   readonly #shared: boolean;
   readonly #prefixes = new Set<string>();
+  readonly #partitions = new Map<string, Partition>();
   /** Written with a TTL at some point: never cached (an expiry bumps nothing). */
   readonly #volatile = new Set<string>();
-  #local = 0;
-  #cacheGen = "";
-  readonly #cache = new Map<string, string | null>();
-  readonly #lists = new Map<string, { key: string; value: string }[]>();
 
   constructor(inner: KeyValue, opts: { shared: boolean }) {
     this.#inner = inner;
@@ -70,77 +88,121 @@ export class ReadCachingKv implements KeyValue {
     this.#prefixes.add(prefix);
   }
 
-  #watched(key: string): boolean {
-    return !this.#volatile.has(key) && this.#watchedPrefix(key);
+  /** Every watched prefix `key` is under (nested prefixes: several). */
+  *#prefixesOf(key: string): Iterable<string> {
+    for (const p of WATCHED) if (key.startsWith(p)) yield p;
+    for (const p of this.#prefixes) if (key.startsWith(p) && !WATCHED.has(p)) yield p;
   }
 
-  async #generation(): Promise<string> {
-    if (!this.#shared) return String(this.#local);
-    const snap = snapshots.getStore();
-    let shared = snap?.shared.get(this);
-    if (!shared) {
-      shared = this.#inner.get(GENERATION_KEY).then((v) => v ?? "0");
-      snap?.shared.set(this, shared);
-      // A failed read must not stick to the snapshot.
-      shared.catch(() => snap?.shared.delete(this));
+  /** The partition that caches reads of `key`: its longest watched prefix. */
+  #partitionOf(key: string): Partition | undefined {
+    let prefix: string | undefined;
+    for (const p of this.#prefixesOf(key))
+      if (prefix === undefined || p.length > prefix.length) prefix = p;
+    return prefix === undefined ? undefined : this.#partition(prefix);
+  }
+
+  #partition(prefix: string): Partition {
+    let part = this.#partitions.get(prefix);
+    if (!part) {
+      part = { prefix, local: 0, gen: "", values: new Map(), lists: new Map(), volatile: false };
+      this.#partitions.set(prefix, part);
     }
-    return `${this.#local}:${await shared}`;
+    return part;
   }
 
-  /** The generation for a read now; a different one than the cache's empties it. */
-  async #begin(): Promise<string> {
-    const gen = await this.#generation();
-    if (gen !== this.#cacheGen) {
-      this.#cache.clear();
-      this.#lists.clear();
-      this.#cacheGen = gen;
+  #cachedPartitionOf(key: string): Partition | undefined {
+    return this.#volatile.has(key) ? undefined : this.#partitionOf(key);
+  }
+
+  /** The shared counters of every partition, one read (per request inside a snapshot). */
+  #sharedCounters(prefix: string): Promise<Map<string, string>> {
+    const snap = snapshots.getStore();
+    let counters = snap?.shared.get(this);
+    if (!counters) {
+      const prefixes = snap ? [...new Set([...this.#partitions.keys(), prefix])] : [prefix];
+      counters = this.#inner
+        .getMany(prefixes.map(generationKey))
+        .then((values) => new Map(prefixes.map((p, i) => [p, values[i] ?? "0"])));
+      if (snap) {
+        snap.shared.set(this, counters);
+        // A failed read must not stick to the snapshot.
+        counters.catch(() => snap.shared.delete(this));
+      }
+    }
+    return counters;
+  }
+
+  async #generation(part: Partition): Promise<string> {
+    if (!this.#shared) return String(part.local);
+    const counters = await this.#sharedCounters(part.prefix);
+    // (A partition first seen after the snapshot's read: read its own counter.)
+    const shared =
+      counters.get(part.prefix) ?? (await this.#inner.get(generationKey(part.prefix))) ?? "0";
+    return `${part.local}:${shared}`;
+  }
+
+  /** The generation for a read now; a different one than the partition's empties it. */
+  async #begin(part: Partition): Promise<string> {
+    const gen = await this.#generation(part);
+    if (gen !== part.gen) {
+      part.values.clear();
+      part.lists.clear();
+      part.gen = gen;
     }
     return gen;
   }
 
-  #remember<V>(map: Map<string, V>, gen: string, key: string, value: V): void {
+  #remember<V>(part: Partition, map: Map<string, V>, gen: string, key: string, value: V): void {
     // A read that began under an older generation may hold an older value.
-    if (gen !== this.#cacheGen) return;
+    if (gen !== part.gen) return;
     if (map.size >= MAX_ENTRIES) map.delete(map.keys().next().value!);
     map.set(key, value);
   }
 
-  /** After a write to `key` (or keys under it): move the generation on. */
+  /** After a write to `key`: move on the generation of every partition it is under. */
   async #wrote(key: string, ttlMs?: number): Promise<void> {
-    if (!this.#watchedPrefix(key)) return;
+    const prefixes = [...this.#prefixesOf(key)];
+    if (prefixes.length === 0) return;
     if (ttlMs !== undefined) this.#volatile.add(key);
-    this.#local++;
-    if (this.#shared) await this.#inner.incr(GENERATION_KEY);
-  }
-
-  #watchedPrefix(key: string): boolean {
-    for (const p of WATCHED) if (key.startsWith(p)) return true;
-    for (const p of this.#prefixes) if (key.startsWith(p)) return true;
-    return false;
+    for (const prefix of prefixes) {
+      const part = this.#partition(prefix);
+      if (ttlMs !== undefined) part.volatile = true;
+      part.local++;
+    }
+    if (this.#shared) await Promise.all(prefixes.map((p) => this.#inner.incr(generationKey(p))));
   }
 
   async get(key: string): Promise<string | null> {
-    if (!this.#watched(key)) return this.#inner.get(key);
-    const gen = await this.#begin();
-    if (this.#cache.has(key)) return this.#cache.get(key)!;
+    const part = this.#cachedPartitionOf(key);
+    if (!part) return this.#inner.get(key);
+    const gen = await this.#begin(part);
+    if (part.values.has(key)) return part.values.get(key)!;
     const value = await this.#inner.get(key);
-    this.#remember(this.#cache, gen, key, value);
+    this.#remember(part, part.values, gen, key, value);
     return value;
   }
 
   async getMany(keys: string[]): Promise<(string | null)[]> {
-    if (!keys.some((k) => this.#watched(k))) return this.#inner.getMany(keys);
-    const gen = await this.#begin();
+    const parts = keys.map((k) => this.#cachedPartitionOf(k));
+    if (!parts.some(Boolean)) return this.#inner.getMany(keys);
+    const gens = new Map<Partition, string>();
+    for (const part of new Set(parts)) if (part) gens.set(part, await this.#begin(part));
     // Taken from the cache now: another read may empty it while the rest is read.
     const cached = new Map<string, string | null>();
     const missing: string[] = [];
-    for (const k of keys) {
-      if (this.#watched(k) && this.#cache.has(k)) cached.set(k, this.#cache.get(k)!);
+    keys.forEach((k, i) => {
+      const part = parts[i];
+      if (part?.values.has(k)) cached.set(k, part.values.get(k)!);
       else missing.push(k);
-    }
+    });
     const read = missing.length ? await this.#inner.getMany(missing) : [];
     const fresh = new Map(missing.map((k, i) => [k, read[i]!]));
-    for (const [k, v] of fresh) if (this.#watched(k)) this.#remember(this.#cache, gen, k, v);
+    keys.forEach((k, i) => {
+      const part = parts[i];
+      if (part && fresh.has(k))
+        this.#remember(part, part.values, gens.get(part)!, k, fresh.get(k)!);
+    });
     return keys.map((k) => (fresh.has(k) ? fresh.get(k)! : cached.get(k)!));
   }
 
@@ -148,15 +210,15 @@ export class ReadCachingKv implements KeyValue {
     prefix: string,
     opts?: { limit?: number; after?: string },
   ): Promise<{ key: string; value: string }[]> {
-    if (!this.#watchedPrefix(prefix) || this.#volatile.size > 0) {
-      return this.#inner.list(prefix, opts);
-    }
-    const gen = await this.#begin();
+    // Cached when one partition holds every key the list can return.
+    const part = this.#partitionOf(prefix);
+    if (!part || part.volatile) return this.#inner.list(prefix, opts);
+    const gen = await this.#begin(part);
     const id = `${prefix}\0${opts?.limit ?? ""}\0${opts?.after ?? ""}`;
-    const hit = this.#lists.get(id);
+    const hit = part.lists.get(id);
     if (hit) return hit.map((e) => ({ ...e }));
     const rows = await this.#inner.list(prefix, opts);
-    this.#remember(this.#lists, gen, id, rows);
+    this.#remember(part, part.lists, gen, id, rows);
     return rows.map((e) => ({ ...e }));
   }
 

@@ -7,7 +7,7 @@ import { UserSettingsStore } from "../../src/people/user-settings.ts";
 import { PlaceholderRegistry } from "../../src/secrets/placeholders.ts";
 import { type SecretRef, SecretStore, secretKey } from "../../src/secrets/store.ts";
 import { createStore, type KeyValue, type Store } from "../../src/store/index.ts";
-import { GENERATION_KEY, ReadCachingKv, readSnapshot } from "../../src/store/read-cache.ts";
+import { generationKey, ReadCachingKv, readSnapshot } from "../../src/store/read-cache.ts";
 import { ReadMemo } from "../../src/util/read-memo.ts";
 import { connect, createWorld, httpsViaProxy, TRUSTING, viaProxy, type World } from "./fixture.ts";
 
@@ -309,7 +309,7 @@ describe("two gateways on one Redis: changes by one apply to the other's next re
     two = await createStore({ driver: "redis", url, prefix });
   });
   afterAll(async () => {
-    for (const key of ["ph:", "phs:", "secret:", "usettings:", GENERATION_KEY]) {
+    for (const key of ["ph:", "phs:", "secret:", "usettings:", "gen:cached-reads:"]) {
       for (const e of await one.kv.list(key, { limit: 10_000 })) await one.kv.del(e.key);
     }
     await one.close();
@@ -369,22 +369,31 @@ describe("two gateways on one Redis: changes by one apply to the other's next re
 });
 
 describe("ReadCachingKv", () => {
-  /** The real store's kv, counting reads that reach it. */
-  function counting(inner: KeyValue): { kv: KeyValue; reads: string[] } {
+  /** The real store's kv, counting reads that reach it (`calls`: one per get, getMany or list). */
+  function counting(inner: KeyValue): { kv: KeyValue; reads: string[]; calls: string[][] } {
     const reads: string[] = [];
+    const calls: string[][] = [];
     const kv = new Proxy(inner, {
       get(target, prop, receiver) {
         const v = Reflect.get(target, prop, receiver);
-        if (prop === "get" && typeof v === "function") {
-          return (key: string) => {
+        if ((prop === "get" || prop === "list") && typeof v === "function") {
+          return (key: string, ...rest: unknown[]) => {
             reads.push(key);
-            return v.call(target, key);
+            calls.push([key]);
+            return v.call(target, key, ...rest);
+          };
+        }
+        if (prop === "getMany" && typeof v === "function") {
+          return (keys: string[]) => {
+            reads.push(...keys);
+            calls.push(keys);
+            return v.call(target, keys);
           };
         }
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
-    return { kv, reads };
+    return { kv, reads, calls };
   }
 
   it("serves a watched key from memory until a write, and never caches a key written with a TTL", async () => {
@@ -478,6 +487,109 @@ describe("ReadCachingKv", () => {
     expect(await pending).toEqual([null, "cached"]);
   });
 
+  it("a write under one watched prefix leaves the other prefixes' cached reads in place", async () => {
+    // A turn writes placeholder bindings several times; that must not send every
+    // secret, setting and agent read back to the store.
+    const { kv: inner, reads } = counting(w.store.kv);
+    const kv = new ReadCachingKv(inner, { shared: false });
+    kv.watch("rp1:");
+    kv.watch("rp2:");
+    await kv.set("rp1:a", "1");
+    expect(await kv.get("rp1:a")).toBe("1");
+    expect(await kv.list("rp1:")).toEqual([{ key: "rp1:a", value: "1" }]);
+    await kv.set("rp2:b", "2");
+    await kv.del("rp2:b");
+    expect(await kv.get("rp1:a")).toBe("1");
+    expect(await kv.list("rp1:")).toEqual([{ key: "rp1:a", value: "1" }]);
+    expect(reads.filter((k) => k.startsWith("rp1:"))).toEqual(["rp1:a", "rp1:"]);
+    // A write under its own prefix is seen by the very next read and list.
+    await kv.set("rp1:c", "3");
+    expect(await kv.get("rp1:a")).toBe("1");
+    expect(await kv.get("rp1:c")).toBe("3");
+    expect(await kv.list("rp1:")).toEqual([
+      { key: "rp1:a", value: "1" },
+      { key: "rp1:c", value: "3" },
+    ]);
+    expect(await kv.getMany(["rp1:a", "rp1:c", "rp2:b", "other:z"])).toEqual([
+      "1",
+      "3",
+      null,
+      null,
+    ]);
+    for (const k of ["rp1:a", "rp1:c"]) await kv.del(k);
+    expect(await kv.getMany(["rp1:a", "rp1:c"])).toEqual([null, null]);
+    expect(await kv.list("rp1:")).toEqual([]);
+  });
+
+  it("nested prefixes: a write under the inner one is seen by reads and lists of the outer", async () => {
+    const kv = new ReadCachingKv(w.store.kv, { shared: false });
+    kv.watch("rn:");
+    kv.watch("rn:in:");
+    await kv.set("rn:a", "1");
+    expect(await kv.list("rn:")).toEqual([{ key: "rn:a", value: "1" }]);
+    expect(await kv.get("rn:in:x")).toBeNull();
+    await kv.set("rn:in:x", "2");
+    expect(await kv.get("rn:in:x")).toBe("2");
+    expect(await kv.list("rn:")).toEqual([
+      { key: "rn:a", value: "1" },
+      { key: "rn:in:x", value: "2" },
+    ]);
+    await kv.del("rn:a");
+    expect(await kv.list("rn:in:")).toEqual([{ key: "rn:in:x", value: "2" }]);
+    expect(await kv.list("rn:")).toEqual([{ key: "rn:in:x", value: "2" }]);
+    await kv.del("rn:in:x");
+  });
+
+  it("a key written with a TTL keeps its own prefix's lists uncached, not the others'", async () => {
+    const { kv: inner, reads } = counting(w.store.kv);
+    const kv = new ReadCachingKv(inner, { shared: false });
+    kv.watch("rv1:");
+    kv.watch("rv2:");
+    await kv.set("rv1:t", "x", { ttlMs: 60_000 });
+    await kv.set("rv2:k", "y");
+    for (let i = 0; i < 2; i++) {
+      expect(await kv.list("rv1:")).toEqual([{ key: "rv1:t", value: "x" }]);
+      expect(await kv.list("rv2:")).toEqual([{ key: "rv2:k", value: "y" }]);
+    }
+    expect(reads.filter((k) => k === "rv1:")).toHaveLength(2);
+    expect(reads.filter((k) => k === "rv2:")).toHaveLength(1);
+    for (const k of ["rv1:t", "rv2:k"]) await kv.del(k);
+  });
+
+  it("on Redis, a request reads every prefix's counter at once, and a write on another gateway invalidates only its prefix", async () => {
+    const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
+    const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    const a = await createStore({ driver: "redis", url, prefix });
+    const b = await createStore({ driver: "redis", url, prefix });
+    try {
+      const { kv: inner, reads, calls } = counting((b as unknown as { rawKv: KeyValue }).rawKv);
+      const kv = new ReadCachingKv(inner, { shared: true });
+      for (const p of ["rq1:", "rq2:"]) {
+        kv.watch(p);
+        (a.kv as ReadCachingKv).watch(p);
+      }
+      await a.kv.set("rq1:x", "1");
+      await a.kv.set("rq2:y", "2");
+      const both = () => readSnapshot(async () => [await kv.get("rq1:x"), await kv.get("rq2:y")]);
+      expect(await both()).toEqual(["1", "2"]);
+      calls.length = 0;
+      reads.length = 0;
+      expect(await both()).toEqual(["1", "2"]);
+      // One read of both counters, no value read.
+      expect(calls).toEqual([[generationKey("rq1:"), generationKey("rq2:")]]);
+      await a.kv.set("rq1:x", "changed");
+      reads.length = 0;
+      expect(await both()).toEqual(["changed", "2"]);
+      expect(reads.filter((k) => k.startsWith("rq"))).toEqual(["rq1:x"]);
+      for (const k of ["rq1:x", "rq2:y", generationKey("rq1:"), generationKey("rq2:")]) {
+        await a.kv.del(k);
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("on Redis, one request's reads share one generation GET, and another gateway's write is seen", async () => {
     const prefix = `lobu-test:${randomBytes(6).toString("hex")}:`;
     const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -495,10 +607,10 @@ describe("ReadCachingKv", () => {
         expect(await kv.get("rc:y")).toBe("2");
         expect(await kv.get("rc:x")).toBe("1");
       });
-      expect(reads.filter((k) => k === GENERATION_KEY)).toHaveLength(1);
+      expect(reads.filter((k) => k === generationKey("rc:"))).toHaveLength(1);
       await a.kv.set("rc:x", "changed");
       expect(await kv.get("rc:x")).toBe("changed");
-      for (const k of ["rc:x", "rc:y", GENERATION_KEY]) await a.kv.del(k);
+      for (const k of ["rc:x", "rc:y", generationKey("rc:")]) await a.kv.del(k);
     } finally {
       await a.close();
       await b.close();

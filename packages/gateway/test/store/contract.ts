@@ -856,6 +856,107 @@ export function storeContract(name: string, makeStore: MakeStore, opts: Contract
         for (const r of await Promise.all(readers)) expect(r.map((e) => e.data)).toEqual(["hello"]);
       });
 
+      it("a reader following a stream gets every entry once and in order, however the appends are batched", async () => {
+        const { store, other } = await fresh();
+        const writer = await other();
+        let cursor = await store.streams.append("follow", "start");
+        const seen: string[] = [];
+        const following = (async () => {
+          while (seen.length < 9) {
+            for (const e of await store.streams.read("follow", cursor, { blockMs: 30_000 })) {
+              seen.push(e.data);
+              cursor = e.id;
+            }
+          }
+        })();
+        await sleep(20);
+        // Three in one event-loop turn (one commit on SQLite), three one by one, three mixed.
+        await Promise.all([0, 1, 2].map((i) => writer.streams.append("follow", `a${i}`)));
+        for (let i = 0; i < 3; i++) {
+          await writer.streams.append("follow", `b${i}`);
+          await sleep(5);
+        }
+        await writer.streams.append("follow", "c0");
+        await Promise.all([
+          store.streams.append("follow", "c1"),
+          writer.streams.append("follow", "c2"),
+        ]);
+        await following;
+        expect(seen).toEqual(["a0", "a1", "a2", "b0", "b1", "b2", "c0", "c1", "c2"]);
+      });
+
+      it("readers at different cursors each get what follows their own cursor", async () => {
+        const { store, other } = await fresh();
+        const writer = await other();
+        const first = await store.streams.append("two", "e0");
+        const second = await store.streams.append("two", "e1");
+        // Caught up, so it waits; the other is one entry behind and gets it at once.
+        const atTail = store.streams.read("two", second, { blockMs: 30_000 });
+        expect(
+          (await store.streams.read("two", first, { blockMs: 30_000 })).map((e) => e.data),
+        ).toEqual(["e1"]);
+        const behind = store.streams.read("two", second, { blockMs: 30_000 });
+        await sleep(20);
+        await writer.streams.append("two", "e2");
+        expect((await atTail).map((e) => e.data)).toEqual(["e2"]);
+        expect((await behind).map((e) => e.data)).toEqual(["e2"]);
+        // A cursor behind the tail after the append: the rest, not only the newest.
+        expect(
+          (await store.streams.read("two", first, { blockMs: 30_000 })).map((e) => e.data),
+        ).toEqual(["e1", "e2"]);
+      });
+
+      it("a reader waiting on a deleted stream gets the entries of the stream written again", async () => {
+        const { store, other } = await fresh();
+        const writer = await other();
+        const last = await store.streams.append("gone", "old");
+        expect(await store.streams.read("gone", last, { blockMs: 10 })).toEqual([]);
+        const waiting = store.streams.read("gone", last, { blockMs: 30_000 });
+        await sleep(20);
+        await writer.streams.delete("gone");
+        await sleep(5);
+        const id = await writer.streams.append("gone", "new");
+        expect(await waiting).toEqual([{ id, data: "new" }]);
+        // And a reader caught up with the old stream is not told the new one is empty.
+        expect((await store.streams.read("gone", last, { blockMs: 0 })).map((e) => e.data)).toEqual(
+          ["new"],
+        );
+      });
+
+      it("a reader behind the tail gets only the entries still there after a trim or a removal", async () => {
+        const { streams } = (await fresh()).store;
+        const e0 = await streams.append("pruned", "e0");
+        // Caught up at e0: from here on the stream is followed.
+        expect(await streams.read("pruned", e0, { blockMs: 10 })).toEqual([]);
+        await streams.append("pruned", "e1");
+        await streams.append("pruned", "e2");
+        await streams.append("pruned", "e3", { maxLen: 2 });
+        expect((await streams.read("pruned", e0, { blockMs: 0 })).map((e) => e.data)).toEqual([
+          "e2",
+          "e3",
+        ]);
+        const [, e3] = (await streams.range("pruned")).map((e) => e.id);
+        const e4 = await streams.append("pruned", "e4");
+        await streams.remove("pruned", [e3!]);
+        expect((await streams.read("pruned", e0, { blockMs: 0 })).map((e) => e.data)).toEqual([
+          "e2",
+          "e4",
+        ]);
+        expect(await streams.read("pruned", e4, { blockMs: 10 })).toEqual([]);
+      });
+
+      it("a followed stream that expired reads as empty", async () => {
+        const { streams } = (await fresh()).store;
+        const first = await streams.append("brief", "a", { ttlMs: 150 });
+        expect(await streams.read("brief", first, { blockMs: 10 })).toEqual([]);
+        await streams.append("brief", "b");
+        expect((await streams.read("brief", first, { blockMs: 0 })).map((e) => e.data)).toEqual([
+          "b",
+        ]);
+        await sleep(250);
+        expect(await streams.read("brief", first, { blockMs: 0 })).toEqual([]);
+      });
+
       it("read returns [] on timeout", async () => {
         const { streams } = (await fresh()).store;
         const last = await streams.append("s", "x");

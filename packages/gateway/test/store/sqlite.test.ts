@@ -69,6 +69,39 @@ describe("sqlite store durability", () => {
     await second.close();
   });
 
+  it("resolves durable writes made while the log's sync is in flight, and across a close", async () => {
+    const path = join(dir, "grouped-sync.db");
+    const db = new Db(path);
+    db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");
+    const insert = (v: string) => () => db.stmt("INSERT INTO t (v) VALUES (?)").run(v);
+    // One group per event-loop turn: the second and third commit while the first one's sync runs.
+    const first = db.grouped(insert("a"), { durable: true });
+    await new Promise((r) => setImmediate(r));
+    const second = db.grouped(insert("b"), { durable: true });
+    await new Promise((r) => setImmediate(r));
+    const third = db.grouped(insert("c"), { durable: true });
+    const plain = db.grouped(insert("d"));
+    await Promise.all([first, second]);
+    db.close();
+    await Promise.all([third, plain]);
+    const again = new Db(path);
+    expect(
+      again.raw
+        .prepare("SELECT v FROM t ORDER BY v")
+        .all()
+        .map((r) => r.v),
+    ).toEqual(["a", "b", "c", "d"]);
+    again.close();
+  });
+
+  it("resolves durable writes on a database without a log to sync (in memory)", async () => {
+    const db = new Db(":memory:");
+    db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");
+    await db.grouped(() => db.stmt("INSERT INTO t (v) VALUES ('x')").run(), { durable: true });
+    expect(db.raw.prepare("SELECT count(*) AS n FROM t").get()?.n).toBe(1);
+    db.close();
+  });
+
   it("fails one write of a group commit alone, and commits the others", async () => {
     const db = new Db(join(dir, "grouped-failure.db"));
     db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");

@@ -2,7 +2,7 @@
  * Opening the embedded database: pragmas, versioned schema and the transaction
  * helper every multi-statement operation goes through.
  */
-import { mkdirSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { LobuError } from "@lobu/core";
@@ -99,6 +99,12 @@ interface GroupedWrite {
   reject: (err: unknown) => void;
 }
 
+/** A commit waiting for the write-ahead log's fsync. */
+interface SyncWaiter {
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 /** A database handle plus a cache of prepared statements. */
 export class Db {
   readonly raw: DatabaseSync;
@@ -107,6 +113,15 @@ export class Db {
   #syncAlways: boolean;
   /** Writes for the next group commit (see `grouped`). */
   #group: GroupedWrite[] = [];
+  /** Durable commits waiting for the next fsync of the log (see `#afterLogSync`). */
+  #syncWaiters: SyncWaiter[] = [];
+  /** The commits the fsync in flight is for (undefined: none in flight). */
+  #syncingFor: SyncWaiter[] | undefined;
+  #closed = false;
+  /** The write-ahead log, opened for its fsyncs. */
+  #logFd: number | undefined;
+  /** The database is in WAL mode, on a file (not in memory or on a file system refusing WAL). */
+  #logged = false;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
@@ -122,7 +137,8 @@ export class Db {
       });
     }
     try {
-      this.raw.exec("PRAGMA journal_mode = WAL");
+      const mode = this.raw.prepare("PRAGMA journal_mode = WAL").get();
+      this.#logged = path !== ":memory:" && mode?.journal_mode === "wal";
       this.raw.exec(`PRAGMA synchronous = ${this.#syncAlways ? "FULL" : "NORMAL"}`);
       this.#migrate();
     } catch (err) {
@@ -159,8 +175,10 @@ export class Db {
   }
 
   /**
-   * A transaction whose commit is fsynced even in `normal` mode. In WAL mode
-   * that sync also covers every earlier commit, which only appended to the log.
+   * A transaction whose commit is fsynced even in `normal` mode, inline: the
+   * event loop waits for the disk. In WAL mode that sync also covers every
+   * earlier commit, which only appended to the log. (Group commits sync off
+   * the loop instead, see `grouped`.)
    */
   durableTx<T>(fn: () => T): T {
     if (this.#syncAlways) return this.tx(fn);
@@ -178,8 +196,17 @@ export class Db {
    * once that transaction committed. A commit costs far more than the few rows of
    * a write (the WAL append, and an fsync when durable), and a busy gateway makes
    * dozens of small writes per turn of its loop (enqueues, turn events, audit and
-   * usage records). `durable`: the commit is fsynced (as `durableTx`); the others
-   * of its group ride along. Pending writes are committed by `close` first.
+   * usage records). `durable`: the write resolves only once the log holding its
+   * commit is fsynced; the others of its group ride along. Pending writes are
+   * committed by `close` first.
+   *
+   * That fsync runs on libuv's thread pool, not in the commit: the commit appends
+   * the transaction's frames to the write-ahead log (`synchronous = NORMAL`), then
+   * an `fdatasync` of the log that starts after the commit puts them on disk, and
+   * WAL recovery replays them after a power loss. Frames leave the log only through
+   * a checkpoint, which syncs the log before copying and the database after. One
+   * fsync serves every commit made before it started. Inline, a sync blocked the
+   * gateway's event loop for 2 ms per group commit under load (measured).
    */
   grouped<T>(write: () => T, opts: { durable?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -198,8 +225,12 @@ export class Db {
     if (group.length === 0) return;
     this.#group = [];
     const outcomes: Array<{ value: unknown } | { error: unknown }> = [];
+    // Without a write-ahead log to sync afterwards, a durable group is fsynced in its commit.
+    const commit =
+      !this.#logged && group.some((w) => w.durable)
+        ? this.durableTx.bind(this)
+        : this.tx.bind(this);
     try {
-      const commit = group.some((w) => w.durable) ? this.durableTx.bind(this) : this.tx.bind(this);
       commit(() => {
         for (const item of group) {
           this.raw.exec("SAVEPOINT lobu_grouped");
@@ -218,15 +249,77 @@ export class Db {
       for (const item of group) item.reject(error);
       return;
     }
-    group.forEach((item, i) => {
+    const settle = (item: GroupedWrite, i: number) => {
       const outcome = outcomes[i]!;
       if ("error" in outcome) item.reject(outcome.error);
       else item.resolve(outcome.value);
+    };
+    const durable: Array<[GroupedWrite, number]> = [];
+    group.forEach((item, i) => {
+      if (item.durable && !("error" in outcomes[i]!)) durable.push([item, i]);
+      else settle(item, i);
     });
+    if (durable.length === 0) return;
+    // Committed, so a failed sync fails only the writes that had to be on disk.
+    this.#afterLogSync().then(
+      () => {
+        for (const [item, i] of durable) settle(item, i);
+      },
+      (error) => {
+        for (const [item] of durable) item.reject(error);
+      },
+    );
+  }
+
+  /** Resolves once an fsync of the log that started after this call has returned. */
+  #afterLogSync(): Promise<void> {
+    if (this.#syncAlways || !this.#logged) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#syncWaiters.push({ resolve, reject });
+      if (this.#syncingFor === undefined) this.#syncNext();
+    });
+  }
+
+  /** One fsync for every commit waiting when it starts; then the next, for those who came meanwhile. */
+  #syncNext(): void {
+    const waiting = this.#syncWaiters.splice(0);
+    this.#syncingFor = undefined;
+    if (waiting.length === 0 || this.#closed) return;
+    let fd: number;
+    try {
+      fd = this.#logFd ??= openSync(`${this.path}-wal`, "r+");
+    } catch (err) {
+      for (const w of waiting) w.reject(err);
+      return;
+    }
+    this.#syncingFor = waiting;
+    fdatasync(fd, (err) => {
+      for (const w of waiting) err ? w.reject(err) : w.resolve();
+      // Closed meanwhile: the descriptor was kept open for this call (see close).
+      if (this.#closed) this.#closeLog();
+      else this.#syncNext();
+    });
+  }
+
+  #closeLog(): void {
+    if (this.#logFd === undefined) return;
+    closeSync(this.#logFd);
+    this.#logFd = undefined;
   }
 
   close(): void {
     if (this.raw.isOpen) this.#commitGroup();
+    this.#closed = true;
+    // Every commit still waiting for a sync, in flight or not, gets one now.
+    const waiting = [...(this.#syncingFor ?? []), ...this.#syncWaiters.splice(0)];
+    try {
+      if (waiting.length > 0 && this.#logFd !== undefined) fdatasyncSync(this.#logFd);
+      for (const w of waiting) w.resolve();
+    } catch (err) {
+      for (const w of waiting) w.reject(err);
+    }
+    // A sync in flight still uses the descriptor: its callback closes it.
+    if (this.#syncingFor === undefined) this.#closeLog();
     this.#statements.clear();
     if (this.raw.isOpen) this.raw.close();
   }

@@ -15,10 +15,19 @@ import {
   type StreamId,
 } from "../shared.ts";
 import { type Db, num, numOrNull, str } from "./db.ts";
+import { StreamTails } from "./stream-tails.ts";
 
 const LIVE = "(expires_at IS NULL OR expires_at > :now)";
 /** Streams at least this long have their length tracked in memory (SqliteStreams.#lengths). */
 const COUNTED_FROM = 256;
+
+/** An append as the followed streams' tails take it. */
+interface Appended {
+  entry: StreamEntry;
+  /** The stream's last id before it. */
+  previous: string | undefined;
+  expiresAt: number | null;
+}
 
 function toEntry(row: Record<string, unknown>): StreamEntry {
   return { id: formatStreamId({ ms: num(row.ms), seq: num(row.seq) }), data: str(row.data) };
@@ -36,6 +45,8 @@ export class SqliteStreams implements EventStreams {
    * as cheap as that walk was, so the map holds only long ones.
    */
   #lengths = new Map<string, number>();
+  /** The newest entries of followed streams: reads that need no query (stream-tails.ts). */
+  #tails = new StreamTails();
   /** Wakes every blocked read on close. */
   #closing = new AbortController();
 
@@ -56,11 +67,12 @@ export class SqliteStreams implements EventStreams {
     const maxLen = limitOf(opts.maxLen, "maxLen");
     const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
-    const id = await this.#forgettingOnError(stream, () =>
+    const appended = await this.#forgettingOnError(stream, () =>
       db.grouped(() => this.#appendIn(db, stream, data, maxLen, ttlMs)),
     );
+    this.#tails.appended(stream, appended.entry, appended.previous, appended.expiresAt);
     this.#appended.emit(stream);
-    return id;
+    return appended.entry.id;
   }
 
   #appendIn(
@@ -69,16 +81,20 @@ export class SqliteStreams implements EventStreams {
     data: string,
     maxLen: number | undefined,
     ttlMs: number | undefined,
-  ): string {
+  ): Appended {
     const now = Date.now();
     let last: StreamId | undefined;
+    let expiresAt: number | null = null;
     const meta = db
       .stmt("SELECT last_ms, last_seq, expires_at FROM streams WHERE name = :stream")
       .get({ stream });
     if (meta) {
       const exp = numOrNull(meta.expires_at);
       if (exp !== null && exp <= now) this.#remove(db, stream);
-      else last = { ms: num(meta.last_ms), seq: num(meta.last_seq) };
+      else {
+        last = { ms: num(meta.last_ms), seq: num(meta.last_seq) };
+        expiresAt = exp;
+      }
     }
     const next: StreamId =
       last && last.ms >= now ? { ms: last.ms, seq: last.seq + 1 } : { ms: now, seq: 0 };
@@ -91,10 +107,15 @@ export class SqliteStreams implements EventStreams {
        ON CONFLICT (name) DO UPDATE SET last_ms = excluded.last_ms, last_seq = excluded.last_seq,
          expires_at = coalesce(excluded.expires_at, streams.expires_at)`,
     ).run({ stream, ms: next.ms, seq: next.seq, exp: ttlMs === undefined ? null : now + ttlMs });
+    if (ttlMs !== undefined) expiresAt = now + ttlMs;
     const length = this.#lengths.get(stream);
     if (length !== undefined) this.#lengths.set(stream, length + 1);
     if (maxLen !== undefined) this.#trim(db, stream, maxLen);
-    return formatStreamId(next);
+    return {
+      entry: { id: formatStreamId(next), data },
+      previous: last && formatStreamId(last),
+      expiresAt,
+    };
   }
 
   async range(
@@ -136,13 +157,19 @@ export class SqliteStreams implements EventStreams {
     const deadline = Date.now() + blockMsOf(opts.blockMs);
     const signals = [this.#closing.signal, ...(opts.signal ? [opts.signal] : [])];
     const aborted = () => signals.some((s) => s.aborted);
-    let entries = this.#range(stream, cursor, limit);
+    // A followed stream's newest entries are in memory (#tails); the rest is read.
+    const at = after === undefined ? undefined : formatStreamId(cursor);
+    const entriesNow = () =>
+      (at === undefined ? undefined : this.#tails.after(stream, at, limit)) ??
+      this.#range(stream, cursor, limit);
+    let entries = entriesNow();
+    if (entries.length === 0 && at !== undefined) this.#tails.caughtUp(stream, at);
     while (entries.length === 0) {
       const wait = deadline - Date.now();
       if (wait <= 0 || aborted()) return [];
       await this.#waitForAppend(stream, wait, signals);
       if (aborted()) return [];
-      entries = this.#range(stream, cursor, limit);
+      entries = entriesNow();
     }
     return entries;
   }
@@ -168,6 +195,7 @@ export class SqliteStreams implements EventStreams {
         for (const { ms, seq } of parsed) removed += Number(del.run({ stream, ms, seq }).changes);
         const length = this.#lengths.get(stream);
         if (length !== undefined) this.#lengths.set(stream, length - removed);
+        if (removed > 0) this.#tails.forget(stream);
         return removed;
       }),
     );
@@ -243,6 +271,7 @@ export class SqliteStreams implements EventStreams {
         )
         .run({ stream, excess: length - maxLen });
       length -= Number(changes);
+      if (changes > 0) this.#tails.forget(stream);
     }
     if (length >= COUNTED_FROM) this.#lengths.set(stream, length);
     else this.#lengths.delete(stream);
@@ -250,6 +279,7 @@ export class SqliteStreams implements EventStreams {
 
   #remove(db: Db, stream: string): void {
     this.#lengths.delete(stream);
+    this.#tails.forget(stream);
     db.stmt("DELETE FROM stream_entries WHERE stream = :stream").run({ stream });
     db.stmt("DELETE FROM streams WHERE name = :stream").run({ stream });
   }

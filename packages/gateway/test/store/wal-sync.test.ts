@@ -1,0 +1,134 @@
+/**
+ * "202 means on disk": a durable write of the SQLite store resolves only after
+ * an fdatasync of the write-ahead log that began after the transaction's frames
+ * were written to it, and that sync runs off the event loop. Read from the
+ * system calls themselves (strace) of a real process writing through the store.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+
+const hasStrace = spawnSync("strace", ["-V"]).status === 0;
+const dir = mkdtempSync(join(tmpdir(), "lobu-wal-sync-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const dbModule = pathToFileURL(
+  fileURLToPath(new URL("../../src/store/sqlite/db.ts", import.meta.url)),
+).href;
+
+/** Writes `count` durable rows, one group commit each, printing `ACK i` as each resolves. */
+const WRITER = `
+import { writeSync } from "node:fs";
+import { Db } from ${JSON.stringify(dbModule)};
+const db = new Db(process.argv[2]);
+db.raw.exec("CREATE TABLE IF NOT EXISTS t (v TEXT NOT NULL)");
+writeSync(1, "START\\n");
+const count = Number(process.argv[3]);
+// Some alone, some several to a commit.
+for (let i = 0; i < count; i += 1 + (i % 3)) {
+  const batch = Array.from({ length: 1 + (i % 3) }, (_, k) => i + k).filter((n) => n < count);
+  await Promise.all(batch.map((n) =>
+    db.grouped(() => db.stmt("INSERT INTO t (v) VALUES (?)").run("row-" + n), { durable: true })
+      .then(() => writeSync(1, "ACK " + n + "\\n"))));
+}
+db.close();
+`;
+
+interface Call {
+  line: number;
+  tid: number;
+  name: string;
+  fd: number;
+  /** Line where the call returned (the same line unless another thread interleaved). */
+  done: number;
+  text: string;
+}
+
+/** The calls strace -f recorded, with unfinished/resumed pairs joined. */
+function parse(trace: string): Call[] {
+  const calls: Call[] = [];
+  const open = new Map<string, Call>();
+  trace.split("\n").forEach((raw, line) => {
+    const resumed = /^(\d+)\s+<\.\.\. (\w+) resumed>/.exec(raw);
+    if (resumed) {
+      const call = open.get(`${resumed[1]}:${resumed[2]}`);
+      if (call) call.done = line;
+      return;
+    }
+    const m = /^(\d+)\s+(\w+)\((\d+|AT_FDCWD)?/.exec(raw);
+    if (!m) return;
+    const call: Call = {
+      line,
+      tid: Number(m[1]),
+      name: m[2]!,
+      fd: Number(m[3] ?? -1),
+      done: line,
+      text: raw,
+    };
+    if (raw.includes("<unfinished ...>")) open.set(`${call.tid}:${call.name}`, call);
+    calls.push(call);
+  });
+  return calls;
+}
+
+describe.skipIf(!hasStrace)("SQLite store: durable writes and the log's fsync", () => {
+  it("acknowledges a durable write only after an fdatasync of the log that followed its frames, made off the event loop", () => {
+    const script = join(dir, "writer.ts");
+    writeFileSync(script, WRITER);
+    const out = join(dir, "trace.txt");
+    const db = join(dir, "durable.db");
+    const count = 12;
+    const run = spawnSync(
+      "strace",
+      [
+        "-f",
+        "-e",
+        "trace=openat,pwrite64,write,fsync,fdatasync",
+        "-o",
+        out,
+        process.execPath,
+        script,
+        db,
+        String(count),
+      ],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const calls = parse(readFileSync(out, "utf8"));
+    const start = calls.find((c) => c.name === "write" && c.text.includes('"START\\n"'))!;
+    expect(start).toBeDefined();
+    const main = start.tid;
+    const after = calls.filter((c) => c.line > start.line);
+    // Every descriptor the log was opened on (SQLite's own, and the store's for its syncs).
+    const logFds = new Set(
+      calls
+        .filter((c) => c.name === "openat" && c.text.includes(`${db}-wal"`))
+        .map((c) => Number(/= (\d+)$/.exec(c.text)?.[1])),
+    );
+    expect(logFds.size).toBeGreaterThan(0);
+    const acks = after.filter((c) => c.name === "write" && c.fd === 1 && c.text.includes('"ACK '));
+    expect(acks).toHaveLength(count);
+    for (const ack of acks) {
+      const lastFrame = after
+        .filter((c) => c.name === "pwrite64" && logFds.has(c.fd) && c.line < ack.line)
+        .at(-1)!;
+      expect(lastFrame, ack.text).toBeDefined();
+      const synced = after.some(
+        (c) =>
+          (c.name === "fdatasync" || c.name === "fsync") &&
+          logFds.has(c.fd) &&
+          c.line > lastFrame.line &&
+          c.done < ack.line,
+      );
+      expect(synced, `no sync of the log between its last frame and ${ack.text}`).toBe(true);
+    }
+    // The syncs ran on the thread pool: the event loop's thread never waited for one.
+    const syncs = after.filter((c) => c.name === "fdatasync" || c.name === "fsync");
+    expect(syncs.length).toBeGreaterThan(0);
+    expect(syncs.filter((c) => c.tid === main && c.line < acks.at(-1)!.line)).toEqual([]);
+    expect(readFileSync(db).subarray(0, 15).toString()).toBe("SQLite format 3");
+  });
+});
