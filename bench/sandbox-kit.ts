@@ -164,6 +164,42 @@ export function ownMemory(pid: number): { pss: number; rss: number } {
   return { pss: rollup(pid, "Pss"), rss: rollup(pid, "Rss") };
 }
 
+/** Linux's clock tick for /proc times (USER_HZ: 100 on every mainstream build). */
+const TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system, ms) a process has used so far; 0 when it cannot be read. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU used so far (ms) by gateways (their own processes), by their pools (every descendant), and by this process. */
+export interface CpuUse {
+  gateway: number;
+  pools: number;
+  bench: number;
+}
+
+export async function cpuUse(gatewayPids: number[]): Promise<CpuUse> {
+  const table = await processTable();
+  const children = gatewayPids.flatMap((root) =>
+    descendants(table, root)
+      .map((e) => e.pid)
+      .filter((pid) => pid !== root),
+  );
+  const own = process.cpuUsage();
+  return {
+    gateway: gatewayPids.reduce((n, pid) => n + cpuMsOf(pid), 0),
+    pools: [...new Set(children)].reduce((n, pid) => n + cpuMsOf(pid), 0),
+    bench: (own.user + own.system) / 1000,
+  };
+}
+
 /** MemAvailable from /proc/meminfo, in bytes. */
 export function memAvailable(): number {
   const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync("/proc/meminfo", "utf8"));

@@ -33,7 +33,7 @@ import {
   round,
   scaled,
 } from "./lib.ts";
-import { inParallel, startBenchGateway } from "./sandbox-kit.ts";
+import { type CpuUse, cpuUse, inParallel, startBenchGateway } from "./sandbox-kit.ts";
 
 const KEY = "sk-ant-bench-key-0123456789abcdef";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -95,6 +95,11 @@ interface SweepPoint {
   refused: number;
   /** Why messages were lost: error → count. */
   errors: Record<string, number>;
+  /**
+   * CPU per message (ms) over the measured part, from /proc: the gateways' own
+   * processes, their pools, and this process (the client and the mock LLM).
+   */
+  cpuPerMessage?: CpuUse;
 }
 
 /** Turn-run options of the sweep: every user holds an event stream while its message runs. */
@@ -107,7 +112,9 @@ const SWEEP_TOML =
 async function sweep(): Promise<BenchResult> {
   const bench = await startBenchGateway("virtual", SWEEP_TOML);
   try {
-    return await sweepOver([bench.chat], "throughput-virtual-sweep", "virtual");
+    return await sweepOver([bench.chat], "throughput-virtual-sweep", "virtual", [
+      bench.gw.child.pid!,
+    ]);
   } finally {
     await bench.close();
   }
@@ -158,7 +165,12 @@ async function sweepRedis(): Promise<BenchResult> {
       if (last?.type !== "done") throw new Error(`turn failed: ${JSON.stringify(last)}`);
       return last.text;
     });
-    return await sweepOver(chats, "throughput-virtual-redis", "virtual, 2 gateways on Redis");
+    return await sweepOver(
+      chats,
+      "throughput-virtual-redis",
+      "virtual, 2 gateways on Redis",
+      gateways.map((gw) => gw.child.pid!),
+    );
   } finally {
     for (const gw of gateways) await gw.stop().catch(() => {});
     await llm.close();
@@ -183,6 +195,7 @@ async function sweepOver(
   chats: Array<(user: string, text: string) => Promise<string>>,
   name: string,
   label: string,
+  gatewayPids: number[],
 ): Promise<BenchResult> {
   const points: SweepPoint[] = [];
   const userName = (i: number) => `sweep-${i}`;
@@ -204,6 +217,7 @@ async function sweepOver(
     let lost = 0;
     let refused = 0;
     const errors = new Map<string, number>();
+    const cpuBefore = await cpuUse(gatewayPids);
     const t0 = performance.now();
     await Promise.all(
       Array.from({ length: n }, async (_, i) => {
@@ -228,15 +242,25 @@ async function sweepOver(
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
+    const cpuAfter = await cpuUse(gatewayPids);
+    const messages = n * MESSAGES_IN_SWEEP;
+    const perMessage = (k: keyof CpuUse) => round((cpuAfter[k] - cpuBefore[k]) / messages);
     points.push({
       users: n,
-      messages: n * MESSAGES_IN_SWEEP,
-      perSecond: round((n * MESSAGES_IN_SWEEP) / seconds),
+      messages,
+      perSecond: round(messages / seconds),
       p50: round(median(latencies)),
       p99: round(percentile(latencies, 99)),
       lost,
       refused,
       errors: Object.fromEntries(errors),
+      ...(cpuAfter.gateway > 0 && {
+        cpuPerMessage: {
+          gateway: perMessage("gateway"),
+          pools: perMessage("pools"),
+          bench: perMessage("bench"),
+        },
+      }),
     });
   }
   const rows: BenchRow[] = points.flatMap((p) => [
@@ -250,6 +274,26 @@ async function sweepOver(
     { metric: `${label}, ${p.users} users: send → done p99`, value: p.p99, unit: "ms" },
     { metric: `${label}, ${p.users} users: lost`, value: p.lost, unit: "messages" },
     { metric: `${label}, ${p.users} users: refused`, value: p.refused, unit: "messages" },
+    ...(p.cpuPerMessage
+      ? [
+          {
+            metric: `${label}, ${p.users} users: gateway CPU per message`,
+            value: p.cpuPerMessage.gateway,
+            unit: "ms",
+            note: "the gateways' own processes (/proc)",
+          },
+          {
+            metric: `${label}, ${p.users} users: pools' CPU per message`,
+            value: p.cpuPerMessage.pools,
+            unit: "ms",
+          },
+          {
+            metric: `${label}, ${p.users} users: client and mock LLM CPU per message`,
+            value: p.cpuPerMessage.bench,
+            unit: "ms",
+          },
+        ]
+      : []),
   ]);
   return {
     name,
