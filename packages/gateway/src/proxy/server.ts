@@ -1,6 +1,7 @@
 import http, { type ServerResponse } from "node:http";
 import type net from "node:net";
 import type { Logger } from "@lobu/core";
+import { lingerAfterAnswer } from "../http/linger.ts";
 import type { EgressIdentity } from "../sandbox/driver.ts";
 import type { PlaceholderLookup } from "../secrets/placeholders.ts";
 import { readSnapshot } from "../store/read-cache.ts";
@@ -94,6 +95,10 @@ export function createEgressServer(opts: EgressServerOptions): EgressServer {
   const onClientError = clientErrorHandler(ctx);
 
   server.on("connection", (socket: net.Socket) => ctx.sockets.track(socket));
+  // A refusal answered before the body was read (a sandbox's upload to a host it
+  // may not reach, a relay call without a credential) must reach the client.
+  lingerAfterAnswer(server);
+  lingerAfterAnswer(innerServer);
   server.on("request", (req, res) =>
     readSnapshot(() => handlePlainRequest(ctx, req, res)).catch(crashed(ctx, "request", res)),
   );

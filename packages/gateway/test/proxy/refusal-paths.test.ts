@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import net from "node:net";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { connect, createWorld, TRUSTING, viaProxy, type World } from "./fixture.ts";
 
 /**
@@ -88,4 +88,40 @@ describe("refusal paths", () => {
       { sandboxId: TRUSTING, method: "", host: "", port: 0, decision: "denied", status: 400 },
     ]);
   });
+
+  it.each([
+    ["a host off the allow list", () => httpUrl("evil.test"), 403],
+    ["the internal API", () => "/__lobu/llm/anthropic/v1/messages", 404],
+  ])(
+    "answers %s before a Connection: close body arrives, and reads that body instead of resetting",
+    async (_, url, status) => {
+      const { port } = await w.startProxy({ internal: undefined });
+      const socket = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+      let text = "";
+      let error: Error | undefined;
+      socket.on("data", (c: Buffer) => {
+        text += c.toString("utf8");
+      });
+      socket.on("error", (err) => {
+        error ??= err;
+      });
+      // Python's urllib: `Connection: close`, the body in a write of its own.
+      socket.write(
+        `POST ${url()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n`,
+      );
+      await vi.waitFor(() => expect(text).toContain("\r\n\r\n"), { timeout: 10_000 });
+      socket.write("hello");
+      await new Promise((r) => setTimeout(r, 100));
+      socket.write("world");
+      await new Promise((r) => setTimeout(r, 100));
+      socket.end();
+      const closed = await new Promise<boolean>((resolve) => {
+        socket.once("close", () => resolve(true));
+        setTimeout(() => resolve(false), 5_000);
+      });
+      socket.destroy();
+      expect({ closed, error }).toEqual({ closed: true, error: undefined });
+      expect(text.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
+    },
+  );
 });
