@@ -39,6 +39,11 @@ export interface BenchGateway {
   close(): Promise<void>;
 }
 
+/** e.g. LOBU_BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateways. */
+export function benchGatewayNodeArgs(): string[] {
+  return process.env.LOBU_BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+}
+
 export async function startBenchGateway(
   driver: "process" | "virtual",
   toml: string,
@@ -57,11 +62,7 @@ export async function startBenchGateway(
       LOBU_LOG_LEVEL: "error",
     },
     startTimeoutMs: 120_000,
-    // e.g. LOBU_BENCH_GATEWAY_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway.
-    nodeArgs: [
-      ...nodeArgs,
-      ...(process.env.LOBU_BENCH_GATEWAY_NODE_ARGS?.split(" ").filter(Boolean) ?? []),
-    ],
+    nodeArgs: [...nodeArgs, ...benchGatewayNodeArgs()],
   });
   const api = (path: string, init?: RequestInit) => gw.api(path, init);
   return {

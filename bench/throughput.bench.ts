@@ -9,7 +9,8 @@
  * after another, all users at once; a message is lost when it was accepted and
  * its turn did not end `done` (a refusal, e.g. a 429, is counted apart). LOBU_BENCH_SWEEP=8,100,1000 overrides the sizes.
  * `throughput-virtual-redis` runs the same sweep on two gateways sharing a Redis store
- * (REDIS_URL, default 127.0.0.1:6379), users split between them. LOBU_BENCH_SKIP_REDIS=1
+ * (REDIS_URL, default 127.0.0.1:6379), users split between them (LOBU_BENCH_REDIS_GATEWAYS=1
+ * runs one, to tell the store's cost from the second gateway's). LOBU_BENCH_SKIP_REDIS=1
  * leaves it out; LOBU_BENCH_SKIP_SINGLE=1 leaves out everything else, LOBU_BENCH_SKIP_FIXED=1
  * only the 8-user `throughput` (e.g. to alternate sweeps of two checkouts quickly).
  */
@@ -33,7 +34,13 @@ import {
   round,
   scaled,
 } from "./lib.ts";
-import { type CpuUse, cpuUse, inParallel, startBenchGateway } from "./sandbox-kit.ts";
+import {
+  benchGatewayNodeArgs,
+  type CpuUse,
+  cpuUse,
+  inParallel,
+  startBenchGateway,
+} from "./sandbox-kit.ts";
 
 const KEY = "sk-ant-bench-key-0123456789abcdef";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -46,6 +53,8 @@ const SWEEP = (process.env.LOBU_BENCH_SWEEP ?? (quick ? "8,50" : "8,100,1000"))
 const MESSAGES_IN_SWEEP = 3;
 /** Turns the gateway runs at once in the sweep (`max_concurrent`). */
 const SWEEP_CONCURRENCY = 64;
+/** Gateways sharing the Redis store in `throughput-virtual-redis`. */
+const REDIS_GATEWAYS = Number(process.env.LOBU_BENCH_REDIS_GATEWAYS ?? 2);
 
 async function measure(driver: "process" | "virtual"): Promise<BenchRow[]> {
   const bench = await startBenchGateway(
@@ -152,8 +161,15 @@ async function sweepRedis(): Promise<BenchResult> {
   };
   const gateways: GatewayProcess[] = [];
   try {
-    for (let i = 0; i < 2; i++)
-      gateways.push(await startGatewayProcess({ toml, env, startTimeoutMs: 120_000 }));
+    for (let i = 0; i < REDIS_GATEWAYS; i++)
+      gateways.push(
+        await startGatewayProcess({
+          toml,
+          env,
+          startTimeoutMs: 120_000,
+          nodeArgs: benchGatewayNodeArgs(),
+        }),
+      );
     const chats = gateways.map((gw) => async (user: string, text: string) => {
       const res = await gw.api("/api/v1/agents/default/messages", {
         method: "POST",
@@ -168,7 +184,7 @@ async function sweepRedis(): Promise<BenchResult> {
     return await sweepOver(
       chats,
       "throughput-virtual-redis",
-      "virtual, 2 gateways on Redis",
+      `virtual, ${REDIS_GATEWAYS} gateway${REDIS_GATEWAYS === 1 ? "" : "s"} on Redis`,
       gateways.map((gw) => gw.child.pid!),
     );
   } finally {
