@@ -11,7 +11,11 @@ import type { AgentEvent, ToolPolicy, TurnContext, TurnImage, WorkerToGateway } 
 import { skipUnobservedContextCopy } from "./context-copy.ts";
 import { toAgentEvent } from "./events.ts";
 import { TurnJournal } from "./journal.ts";
-import { freshModelRuntimes, type ModelRuntimeSource } from "./model-runtimes.ts";
+import {
+  freshModelRuntimes,
+  type ModelRuntimeSource,
+  type SessionModel,
+} from "./model-runtimes.ts";
 import { RequestBroker } from "./requests.ts";
 import { staticResourceLoader } from "./resources.ts";
 import { askUserTool } from "./tools/ask-user.ts";
@@ -108,6 +112,8 @@ export class SandboxSession {
   private readonly opts: SandboxSessionOptions;
   private readonly journal: TurnJournal;
   private session: AgentSession | undefined;
+  /** The pi model runtime the session runs on: given back when pi's state goes. */
+  private model: SessionModel | undefined;
   private signature = "";
   /** Gives the session's model this turn's key and trace context. */
   private rekey: ((apiKey: string) => Promise<void>) | undefined;
@@ -151,12 +157,7 @@ export class SandboxSession {
     // The key comes with each turn: pi keeps it in the runtime's own in-memory store, so
     // there is no auth file to read, lock or write.
     const providerId = `lobu-${ctx.model.provider}`;
-    const {
-      runtime: modelRuntime,
-      model,
-      credentials,
-      headers,
-    } = await (this.opts.modelRuntimes ?? freshModelRuntimes).take({
+    const taken = await this.runtimes.take({
       providerId,
       baseUrl: `${gatewayUrl}${ctx.model.endpoint}`,
       api: ctx.model.api,
@@ -166,6 +167,8 @@ export class SandboxSession {
       ...(ctx.model.images !== undefined ? { images: ctx.model.images } : {}),
       ...(ctx.model.compat !== undefined ? { compat: ctx.model.compat } : {}),
     });
+    this.model = taken;
+    const { runtime: modelRuntime, model, credentials, headers } = taken;
     // The model entry's headers are read by pi per request: the sandbox's name, and the
     // turn's trace context (the gateway strips it), changed in place each turn, since
     // registering again would refresh every provider pi knows.
@@ -224,6 +227,21 @@ export class SandboxSession {
     return session;
   }
 
+  private get runtimes(): ModelRuntimeSource {
+    return this.opts.modelRuntimes ?? freshModelRuntimes;
+  }
+
+  /**
+   * Let go of pi's session, and give its model runtime back for another session —
+   * never one a running turn may still call the model with (an unload mid-turn).
+   */
+  private drop(): void {
+    this.session?.dispose();
+    this.session = undefined;
+    if (this.model && !this.busy) this.runtimes.give(this.model);
+    this.model = undefined;
+  }
+
   private openManager(): SessionManager {
     try {
       return SessionManager.continueRecent(
@@ -256,8 +274,7 @@ export class SandboxSession {
     const signature = signatureOf(ctx, this.opts.workspace.skillsDir);
     if (!this.session || signature !== this.signature || previous?.status === "started") {
       const manager = this.session ? this.session.sessionManager : this.openManager();
-      this.session?.dispose();
-      this.session = undefined;
+      this.drop();
       if (previous?.status === "started") {
         // A delivery of this message died mid-turn: rewind so it is not recorded twice.
         // pi writes nothing until a session's first assistant message, so a missing
@@ -370,8 +387,7 @@ export class SandboxSession {
    */
   release(): boolean {
     if (this.busy || !this.session) return false;
-    this.session.dispose();
-    this.session = undefined;
+    this.drop();
     // The last turn's context (system prompt, tool specs, placeholders) comes with
     // the next turn again: an idle session in a pool of thousands keeps none of it.
     this.current = undefined;
@@ -382,8 +398,7 @@ export class SandboxSession {
 
   dispose(): void {
     this.broker.cancelAll();
-    this.session?.dispose();
-    this.session = undefined;
+    this.drop();
     this.opts.workspace.dispose();
   }
 }

@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type AgentEvent, inputDigest, type TurnContext, type WorkerToGateway } from "@lobu/core";
-import { type MockLlm, startMockLlm } from "@lobu/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MockLlm } from "@lobu/testkit";
+import { beforeEach, describe, expect, it } from "vitest";
 import { SessionHost } from "../src/host.ts";
-import { ShellPool } from "../src/virtual/index.ts";
 import { virtualWorkspace } from "../src/virtual-workspace.ts";
+import { agentFixtures, turnContext } from "./agent-fixtures.ts";
 import { tempDir } from "./virtual/helpers.ts";
 
 /**
@@ -17,34 +17,14 @@ import { tempDir } from "./virtual/helpers.ts";
  * gateway's seat on the control channel.
  */
 
+const fixtures = agentFixtures();
+const shells = fixtures.shells;
 let llm: MockLlm;
-const shells = new ShellPool({ threads: 1 });
-beforeAll(async () => {
-  llm = await startMockLlm();
-});
-afterAll(async () => {
-  await llm.close();
-  await shells.close();
+beforeEach(() => {
+  llm = fixtures.llm;
 });
 
-const context: TurnContext = {
-  agentId: "a",
-  model: {
-    provider: "mock",
-    api: "anthropic-messages",
-    id: "m",
-    endpoint: "/gate",
-    apiKey: "lobu_secret_placeholder",
-    contextWindow: 200_000,
-    maxTokens: 1000,
-  },
-  systemPrompt: "You are a test agent.",
-  tools: ["bash"],
-  toolPolicy: { bash: "ask" },
-  skills: [],
-  env: {},
-  requestTimeoutSec: 60,
-};
+const context: TurnContext = turnContext({ tools: ["bash"], toolPolicy: { bash: "ask" } }, "/gate");
 
 /**
  * One turn whose bash call asks; `decide` answers the approval request the

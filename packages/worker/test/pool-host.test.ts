@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TurnContext, WorkerToGateway } from "@lobu/core";
-import { type MockLlm, startMockLlm, stillReachable } from "@lobu/testkit";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type MockLlm, stillReachable } from "@lobu/testkit";
+import { beforeEach, describe, expect, it } from "vitest";
 import { SessionHost } from "../src/host.ts";
-import { ShellPool } from "../src/virtual/index.ts";
 import { virtualWorkspace } from "../src/virtual-workspace.ts";
+import { agentFixtures, turnContext } from "./agent-fixtures.ts";
 import { tempDir } from "./virtual/helpers.ts";
 
 /**
@@ -14,36 +14,14 @@ import { tempDir } from "./virtual/helpers.ts";
  * The model is the mock LLM over HTTP; nothing of the worker is faked.
  */
 
+const fixtures = agentFixtures();
+const shells = fixtures.shells;
 let llm: MockLlm;
-const shells = new ShellPool({ threads: 1 });
-beforeAll(async () => {
-  llm = await startMockLlm();
+beforeEach(() => {
+  llm = fixtures.llm;
 });
-afterAll(async () => {
-  await llm.close();
-  await shells.close();
-});
-beforeEach(() => llm.reset());
 
-const context = (): TurnContext => ({
-  agentId: "a",
-  model: {
-    provider: "mock",
-    api: "anthropic-messages",
-    id: "m",
-    // The mock answers any path ending in /v1/messages.
-    endpoint: "/pool",
-    apiKey: "lobu_secret_placeholder",
-    contextWindow: 200_000,
-    maxTokens: 1000,
-  },
-  systemPrompt: "You are a test agent.",
-  tools: ["bash", "read", "write"],
-  toolPolicy: {},
-  skills: [],
-  env: { GREETING: "hi-from-env" },
-  requestTimeoutSec: 60,
-});
+const context = (): TurnContext => turnContext({ env: { GREETING: "hi-from-env" } });
 
 async function pool() {
   const root = await tempDir("lobu-pool-");
