@@ -134,10 +134,11 @@ export class SpareModelRuntimes implements ModelRuntimeSource {
   expire(olderThanMs = FREE_RUNTIME_MS): void {
     const cutoff = Date.now() - olderThanMs;
     for (const [key, list] of this.#free) {
-      const kept = list.filter((entry) => entry.givenAt > cutoff);
-      this.#freeCount -= list.length - kept.length;
-      if (kept.length) this.#free.set(key, kept);
-      else this.#free.delete(key);
+      // In place: a failed deletion takes its entry out of this same array (give).
+      const before = list.length;
+      for (let i = list.length - 1; i >= 0; i--) if (list[i]!.givenAt <= cutoff) list.splice(i, 1);
+      this.#freeCount -= before - list.length;
+      if (!list.length) this.#free.delete(key);
     }
     if (this.#freeCount === 0) {
       clearInterval(this.#expiry);
@@ -227,6 +228,8 @@ export class SpareModelRuntimes implements ModelRuntimeSource {
     this.#disposed = true;
     clearTimeout(this.#timer);
     this.#spare = undefined;
+    // Emptied, not only dropped: a deletion failing later then finds nothing to count.
+    for (const list of this.#free.values()) list.length = 0;
     this.#free.clear();
     this.#freeCount = 0;
     clearInterval(this.#expiry);

@@ -100,6 +100,39 @@ describe("SpareModelRuntimes", () => {
       fresh.dispose();
     }
   });
+
+  it("keeps its count right when a key's deletion fails after an expiry or a dispose", async () => {
+    /** Makes the runtime's key deletion fail when the test says so. */
+    function failingDelete(model: SessionModel): () => void {
+      let fail: (e: Error) => void = () => {};
+      model.credentials.delete = () =>
+        new Promise<void>((_, reject) => {
+          fail = reject;
+        });
+      return () => fail(new Error("credential store unavailable"));
+    }
+    const runtimes = new SpareModelRuntimes();
+    try {
+      const a = await runtimes.take(registration());
+      const failA = failingDelete(a);
+      runtimes.give(a);
+      runtimes.expire(60_000); // keeps it (given just now)
+      failA();
+      await new Promise((r) => setImmediate(r));
+      expect(runtimes.free).toBe(0);
+      expect(await runtimes.take(registration())).not.toBe(a);
+      expect(runtimes.free).toBe(0);
+      const b = await runtimes.take(registration());
+      const failB = failingDelete(b);
+      runtimes.give(b);
+      runtimes.dispose();
+      failB();
+      await new Promise((r) => setImmediate(r));
+      expect(runtimes.free).toBe(0);
+    } finally {
+      runtimes.dispose();
+    }
+  });
 });
 
 describe("a session's runtime", () => {
