@@ -16,8 +16,8 @@
  * the marginal figure is taken from the first point to the last: between two close points
  * it is mostly when V8 last collected the pool's garbage, over the whole range it is not).
  *
- * Idle means idle for longer than the pool keeps a session's pi state
- * (LOBU_SESSION_RELEASE_MS, 10 s, swept every 5 s) and then the model runtimes
+ * Idle means idle for longer than the pool keeps any session's pi state
+ * (LOBU_SESSION_HOLD_MAX_MS, 60 s, swept every 5 s) and then the model runtimes
  * given back at the release (10 s, swept every 5 s): the virtual points are
  * taken after IDLE_MS without a turn.
  */
@@ -34,7 +34,7 @@ import {
 
 const REFERENCE_MB = 50;
 const WARM = 10;
-const IDLE_MS = 32_000;
+const IDLE_MS = 80_000;
 const DRIVERS = process.env.LOBU_BENCH_DRIVERS?.split(",") ?? ["virtual", "pooled", "process"];
 const SIZES = (process.env.LOBU_BENCH_SESSIONS ?? "100,1000").split(",").map(Number);
 

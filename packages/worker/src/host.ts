@@ -15,10 +15,18 @@ export interface SessionHostOptions {
   idleUnloadMs?: number;
   /**
    * Pool mode: let go of a session's pi state (model runtime, tools, the transcript
-   * in memory) once it has been idle this long; the session stays loaded and its
-   * next turn rebuilds that state from disk. 0 = keep it until the session unloads.
+   * in memory) once it has been idle this long and the pool holds more than
+   * `heldStates` of them; the session stays loaded and its next turn rebuilds that
+   * state from disk. 0 = keep it until the session unloads.
    */
   releaseIdleMs?: number;
+  /**
+   * Pool mode: how many sessions may keep their pi state past `releaseIdleMs` (the
+   * most recently active; ~160 KB each). Default 0: every idle one lets go.
+   */
+  heldStates?: number;
+  /** Pool mode: idle this long, a session lets go of its pi state whatever the count. */
+  holdMaxMs?: number;
   /** In single mode, the only sandbox this process may serve. */
   sandboxId?: string;
   volumeOf(sandboxId: string): string;
@@ -62,7 +70,7 @@ export class SessionHost {
     const release = opts.mode === "pool" ? (opts.releaseIdleMs ?? 0) : 0;
     if (release > 0) {
       this.releaser = setInterval(
-        () => this.releaseIdle(release),
+        () => this.releaseOverBudget(),
         Math.max(1000, Math.min(release / 2, 30_000)),
       );
       this.releaser.unref();
@@ -74,6 +82,30 @@ export class SessionHost {
     const cutoff = Date.now() - idleMs;
     let released = 0;
     for (const s of this.sessions.values()) if (s.lastActive <= cutoff && s.release()) released++;
+    return released;
+  }
+
+  /**
+   * The pool's periodic release: sessions idle `releaseIdleMs` let go of their pi
+   * state, least recently active first, until at most `heldStates` hold one; those
+   * idle `holdMaxMs` let go in any case. People who write again within a minute or so
+   * (most of a conversation) then find their state held, while the memory it takes
+   * stays bounded and an idle pool holds none.
+   */
+  releaseOverBudget(now = Date.now()): number {
+    const { releaseIdleMs = 0, heldStates = 0, holdMaxMs = Number.POSITIVE_INFINITY } = this.opts;
+    const holding = [...this.sessions.values()].filter((s) => s.holdsState);
+    let over = holding.length - heldStates;
+    let released = 0;
+    for (const s of holding.sort((a, b) => a.lastActive - b.lastActive)) {
+      const idle = now - s.lastActive;
+      // Sorted: every session after this one was active more recently still.
+      if (idle < releaseIdleMs || (over <= 0 && idle < holdMaxMs)) break;
+      if (s.release()) {
+        released++;
+        over--;
+      }
+    }
     return released;
   }
 
@@ -113,6 +145,11 @@ export class SessionHost {
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** Whether a loaded sandbox's session holds pi's state now (see releaseOverBudget). */
+  holdsState(sandboxId: string): boolean {
+    return this.sessions.get(sandboxId)?.holdsState ?? false;
   }
 
   handle(msg: GatewayToWorker): void {

@@ -28,6 +28,15 @@ const positive = (name: string, fallback: number): number => {
   return Number.isFinite(n) && n > 0 ? n : fallback;
 };
 
+/** A count where 0 means none: unset or not a whole number, `fallback`. */
+const count = (name: string, fallback: number): number => {
+  const n = Number(process.env[name] || Number.NaN);
+  return Number.isInteger(n) && n >= 0 ? n : fallback;
+};
+
+/** What a session's pi state takes when held (runtime, tools, transcript in memory). */
+const HELD_STATE_KB = 160;
+
 process.env.PI_OFFLINE = "1";
 const mode = process.env.LOBU_WORKER_MODE === "pool" ? "pool" : "single";
 const egressSocket = required("LOBU_EGRESS_SOCKET");
@@ -109,8 +118,14 @@ const host = new SessionHost({
   gatewayUrl,
   baseEnv,
   idleUnloadMs: positive("LOBU_SESSION_IDLE_MS", 30 * 60_000),
-  // Rebuilding pi's state costs a few ms of the next turn; holding it, ~160 KB per session.
+  // Rebuilding pi's state costs a few ms of CPU on the next turn; holding it, ~160 KB per
+  // session: the most recently active keep it, up to a tenth of the pool's memory limit.
   releaseIdleMs: positive("LOBU_SESSION_RELEASE_MS", 10_000),
+  heldStates: count(
+    "LOBU_SESSION_HELD",
+    Math.floor((positive("LOBU_POOL_MEMORY_MB", 2048) * 1024 * 0.1) / HELD_STATE_KB),
+  ),
+  holdMaxMs: positive("LOBU_SESSION_HOLD_MAX_MS", 60_000),
   send: (msg) => control.send(msg),
 });
 

@@ -146,6 +146,11 @@ export class SandboxSession {
     return this.currentTurn !== undefined;
   }
 
+  /** Whether pi's state (runtime, tools, transcript in memory) is held (see release). */
+  get holdsState(): boolean {
+    return this.session !== undefined;
+  }
+
   private policyFor(tool: string): ToolPolicy {
     if (this.alwaysAllowed.has(tool)) return "allow";
     const policy = this.current?.toolPolicy ?? {};

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TurnContext, WorkerToGateway } from "@lobu/core";
 import { type MockLlm, stillReachable } from "@lobu/testkit";
 import { beforeEach, describe, expect, it } from "vitest";
-import { SessionHost } from "../src/host.ts";
+import { SessionHost, type SessionHostOptions } from "../src/host.ts";
 import { virtualWorkspace } from "../src/virtual-workspace.ts";
 import { agentFixtures, turnContext } from "./agent-fixtures.ts";
 import { tempDir } from "./virtual/helpers.ts";
@@ -23,11 +23,12 @@ beforeEach(() => {
 
 const context = (): TurnContext => turnContext({ env: { GREETING: "hi-from-env" } });
 
-async function pool() {
+async function pool(release: Pick<SessionHostOptions, "heldStates" | "holdMaxMs"> = {}) {
   const root = await tempDir("lobu-pool-");
   const sent: WorkerToGateway[] = [];
   const waiters: Array<() => void> = [];
   const host = new SessionHost({
+    ...release,
     mode: "pool",
     volumeOf: (id) => join(root, id),
     workspaceFor: (_id, volumeDir) => virtualWorkspace({ volumeDir, shellPool: shells }),
@@ -145,6 +146,48 @@ describe("pool mode", () => {
     // The next turn brings its own and runs as before.
     expect((await p.turn("sb_m", "three")).status).toBe("done");
     expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("two");
+  });
+
+  it("keeps the pi state of the most recently active sessions, up to its budget and for a while", async () => {
+    // releaseIdleMs 0 (the sweep is called by hand here): only the budget and holdMaxMs decide.
+    const p = await pool({ heldStates: 2, holdMaxMs: 60_000 });
+    for (const sb of ["sb_1", "sb_2", "sb_3"]) expect((await p.turn(sb, sb)).status).toBe("done");
+    const now = Date.now();
+    // Three held, two allowed: the least recently active lets go.
+    expect(p.host.releaseOverBudget(now)).toBe(1);
+    expect(p.host.releaseOverBudget(now)).toBe(0);
+    const holding = () => ["sb_1", "sb_2", "sb_3"].filter((sb) => p.host.holdsState(sb));
+    expect(holding()).toEqual(["sb_2", "sb_3"]);
+    // Its next turn rebuilds it from disk; then sb_2 is the oldest and lets go.
+    expect((await p.turn("sb_1", "again")).status).toBe("done");
+    expect(JSON.stringify(llm.requests.at(-1)!.body.messages)).toContain("sb_1");
+    expect(p.host.releaseOverBudget(Date.now())).toBe(1);
+    expect(holding()).toEqual(["sb_1", "sb_3"]);
+    // Within the budget, idle past holdMaxMs: every one lets go.
+    expect(p.host.releaseOverBudget(Date.now() + 60_000)).toBe(2);
+    expect(holding()).toEqual([]);
+  });
+
+  it("counts a running turn's session in its budget but never lets go of it", async () => {
+    const p = await pool({ heldStates: 0, holdMaxMs: 60_000 });
+    let finish = () => {};
+    const held = new Promise<void>((r) => {
+      finish = r;
+    });
+    llm.when(
+      (r) => r.lastUserText === "hold on",
+      async () => {
+        await held;
+        return { text: "held" };
+      },
+    );
+    expect((await p.turn("sb_i", "idle one")).status).toBe("done");
+    const running = p.turn("sb_b", "hold on");
+    await llm.waitForRequests(2, { timeoutMs: 30_000 });
+    expect(p.host.releaseOverBudget(Date.now() + 120_000)).toBe(1);
+    expect(p.host.holdsState("sb_b")).toBe(true);
+    finish();
+    expect(await running).toMatchObject({ status: "done", text: "held" });
   });
 
   it("never lets go of a session while its turn runs", async () => {
