@@ -8,7 +8,9 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStore } from "../../src/store/index.ts";
 import { issuesFromInfo, parseInfo } from "../../src/store/redis/diagnose.ts";
+import { RedisPubSub } from "../../src/store/redis/pubsub.ts";
 import type { RedisStore } from "../../src/store/redis/store.ts";
+import { RedisStreams } from "../../src/store/redis/streams.ts";
 import { sleep, storeContract, waitFor } from "./contract.ts";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -158,6 +160,74 @@ async function privateRedis(args: string[]): Promise<PrivateRedis> {
     },
   };
 }
+
+describe("redis stream readers", () => {
+  /** Streams on connections of the test's own, so that one can be cut. */
+  async function streamsOn() {
+    const scope = `${prefix}readers-${randomBytes(3).toString("hex")}:`;
+    const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+    const sub = new Redis(url);
+    const pubsub = new RedisPubSub(redis, sub, scope);
+    const streams = new RedisStreams(redis, scope, pubsub, sub);
+    const close = () => {
+      streams.close();
+      redis.disconnect();
+      sub.disconnect();
+    };
+    return { streams, sub, key: (s: string) => `${scope}s:${s}`, close };
+  }
+
+  it("hold no connection of their own, however many are blocked", async () => {
+    const s = await streamsOn();
+    try {
+      const names = async () => String(await admin.call("CLIENT", "LIST")).split("\n").length;
+      const before = await names();
+      const reads = Array.from({ length: 50 }, (_, i) =>
+        s.streams.read(`many-${i}`, undefined, { blockMs: 30_000 }),
+      );
+      await sleep(100);
+      expect(await names()).toBeLessThan(before + 10);
+      for (let i = 0; i < 50; i++) await s.streams.append(`many-${i}`, `entry ${i}`);
+      const got = await Promise.all(reads);
+      expect(got.map((r) => r.map((e) => e.data))).toEqual(
+        Array.from({ length: 50 }, (_, i) => [`entry ${i}`]),
+      );
+    } finally {
+      s.close();
+    }
+  });
+
+  it("find an entry whose notice was lost: at the end of their wait, and when the subscriber reconnects", async () => {
+    const s = await streamsOn();
+    try {
+      // Written behind the store's back: no message on the channel.
+      const quiet = s.streams.read("quiet", undefined, { blockMs: 300 });
+      await sleep(50);
+      await admin.xadd(s.key("quiet"), "*", "d", "unannounced");
+      expect((await quiet).map((e) => e.data)).toEqual(["unannounced"]);
+      // A long wait: the subscriber's reconnect makes every reader look again.
+      const long = s.streams.read("long", undefined, { blockMs: 60_000 });
+      await sleep(50);
+      await admin.xadd(s.key("long"), "*", "d", "while away");
+      s.sub.disconnect(true);
+      expect((await long).map((e) => e.data)).toEqual(["while away"]);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("end on abort and on close without an entry", async () => {
+    const s = await streamsOn();
+    const stop = new AbortController();
+    const aborted = s.streams.read("a", undefined, { blockMs: 60_000, signal: stop.signal });
+    const closed = s.streams.read("b", undefined, { blockMs: 60_000 });
+    await sleep(50);
+    stop.abort();
+    expect(await aborted).toEqual([]);
+    s.close();
+    expect(await closed).toEqual([]);
+  });
+});
 
 describe("redis setup checks", () => {
   it("warns about an evicting policy and AOF off, and is clean once both are fixed", async () => {

@@ -24,8 +24,9 @@ export interface RedisStoreOptions {
 }
 
 /**
- * The shared store for several gateways. Connections: one shared for commands,
- * one subscriber, and a small pool for blocking stream reads.
+ * The shared store for several gateways. Connections: one shared for commands
+ * (auto-pipelined) and one subscriber; blocked stream reads wait on the subscriber
+ * (streams.ts), not on connections of their own.
  */
 export class RedisStore implements Store {
   readonly kind = "redis" as const;
@@ -60,10 +61,10 @@ export class RedisStore implements Store {
       redis.disconnect();
       throw err;
     }
-    return new RedisStore(redis, subscriber, opts.url, opts.prefix ?? "lobu:");
+    return new RedisStore(redis, subscriber, opts.prefix ?? "lobu:");
   }
 
-  private constructor(redis: Redis, subscriber: Redis, url: string, prefix: string) {
+  private constructor(redis: Redis, subscriber: Redis, prefix: string) {
     this.#redis = redis;
     this.#subscriber = subscriber;
     this.prefix = prefix;
@@ -71,7 +72,7 @@ export class RedisStore implements Store {
     this.kv = new ReadCachingKv(this.rawKv, { shared: true });
     this.pubsub = new RedisPubSub(redis, subscriber, prefix);
     this.queue = new RedisQueue(redis, prefix, this.pubsub);
-    this.streams = new RedisStreams(redis, prefix, url);
+    this.streams = new RedisStreams(redis, prefix, this.pubsub, subscriber);
     this.locks = new RedisLocks(redis, prefix);
     this.#sweeper = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.#sweeper.unref();

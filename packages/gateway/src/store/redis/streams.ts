@@ -1,8 +1,14 @@
 /**
  * Streams on Redis Streams: `P s:<stream>`, one field `d` per entry, ids made
- * by Redis (`<ms>-<seq>`). Blocking reads run XREAD BLOCK on connections from a
- * small pool, never on the shared connection; an abort unblocks the reader with
- * CLIENT UNBLOCK (or drops that connection when the unblock missed).
+ * by Redis (`<ms>-<seq>`).
+ *
+ * Blocking reads hold no connection: every append also publishes the stream's
+ * key on one channel (in the same MULTI, so the entry is there before anyone
+ * hears of it), each gateway listens on its subscriber connection, and a
+ * blocked reader reads its range again when its stream is named. An XREAD BLOCK
+ * per reader needed a connection of its own per client following a turn (a
+ * thousand at once on a busy gateway, each a write and a wake-up per read),
+ * while these ranges share the store's auto-pipelined connection.
  */
 import type { Redis } from "ioredis";
 import type { EventStreams, StreamEntry } from "../port.ts";
@@ -11,14 +17,19 @@ import {
   closedError,
   formatStreamId,
   limitOf,
-  log,
   optionalMs,
   parseStreamId,
 } from "../shared.ts";
-import { connectRedis } from "./connection.ts";
+import type { RedisPubSub } from "./pubsub.ts";
 
-/** Idle blocking connections kept for reuse; busier moments open more. */
-const MAX_IDLE_READERS = 4;
+/** Waiting readers hear of appends on this channel (the stream's full key as message). */
+const APPENDED = "s-appended";
+
+interface Waiter {
+  /** Set when the stream was appended to since the reader last looked. */
+  appended: boolean;
+  wake: () => void;
+}
 
 type RawEntry = [string, string[]];
 
@@ -30,88 +41,30 @@ function toEntries(raw: unknown): StreamEntry[] {
   });
 }
 
-/** XREAD replies `[[key, entries]]` (RESP2 shape) or `[key, entries]` (flattened map). */
-function xreadEntries(reply: unknown): StreamEntry[] {
-  if (!Array.isArray(reply) || reply.length === 0) return [];
-  const first = reply[0] as unknown;
-  return toEntries(typeof first === "string" ? reply[1] : (first as unknown[])[1]);
-}
-
 function cursor(id: string): string {
   return formatStreamId(parseStreamId(id));
-}
-
-/** Connections dedicated to XREAD BLOCK, with their server-side client ids. */
-class ReaderPool {
-  #url: string;
-  #idle: Redis[] = [];
-  #all = new Set<Redis>();
-  #clientIds = new WeakMap<Redis, number>();
-  #closed = false;
-
-  constructor(url: string) {
-    this.#url = url;
-  }
-
-  async acquire(): Promise<Redis> {
-    if (this.#closed) throw closedError("redis");
-    const idle = this.#idle.pop();
-    if (idle) return idle;
-    const conn = await connectRedis(this.#url, "stream-reader");
-    this.#all.add(conn);
-    if (this.#closed) {
-      this.discard(conn);
-      throw closedError("redis");
-    }
-    const learnId = () =>
-      conn.call("CLIENT", "ID").then(
-        (id) => this.#clientIds.set(conn, Number(id)),
-        () => this.#clientIds.delete(conn),
-      );
-    await learnId();
-    // A reconnect gets a new id; until it is known, aborts fall back to dropping the connection.
-    conn.on("reconnecting", () => this.#clientIds.delete(conn));
-    conn.on("ready", () => void learnId());
-    return conn;
-  }
-
-  clientId(conn: Redis): number | undefined {
-    return this.#clientIds.get(conn);
-  }
-
-  release(conn: Redis): void {
-    if (this.#closed || conn.status !== "ready" || this.#idle.length >= MAX_IDLE_READERS) {
-      this.discard(conn);
-    } else {
-      this.#idle.push(conn);
-    }
-  }
-
-  discard(conn: Redis): void {
-    if (!this.#all.delete(conn)) return;
-    this.#idle = this.#idle.filter((c) => c !== conn);
-    conn.disconnect();
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  close(): void {
-    this.#closed = true;
-    for (const conn of [...this.#all]) this.discard(conn);
-  }
 }
 
 export class RedisStreams implements EventStreams {
   #redis: Redis;
   #prefix: string;
-  #readers: ReaderPool;
+  #pubsub: RedisPubSub;
+  #channel: string;
+  /** Blocked readers by stream key. */
+  #waiters = new Map<string, Set<Waiter>>();
+  /** The subscription to APPENDED, made on the first blocking read. */
+  #listening: Promise<unknown> | undefined;
+  #closed = false;
 
-  constructor(redis: Redis, prefix: string, url: string) {
+  constructor(redis: Redis, prefix: string, pubsub: RedisPubSub, subscriber: Redis) {
     this.#redis = redis;
     this.#prefix = `${prefix}s:`;
-    this.#readers = new ReaderPool(url);
+    this.#pubsub = pubsub;
+    this.#channel = `${prefix}${APPENDED}`;
+    // Appends published while the subscriber was reconnecting were not heard: look again.
+    subscriber.on("ready", () => {
+      for (const set of this.#waiters.values()) for (const w of set) this.#notify(w);
+    });
   }
 
   async append(
@@ -127,9 +80,22 @@ export class RedisStreams implements EventStreams {
     if (maxLen === undefined) tx.xadd(key, "*", "d", data);
     else tx.xadd(key, "MAXLEN", maxLen, "*", "d", data);
     if (ttlMs !== undefined) tx.pexpire(key, ttlMs);
+    tx.publish(this.#channel, key);
     const replies = (await tx.exec()) ?? [];
     for (const [err] of replies) if (err) throw err;
+    // Readers here need not wait for the message to come back.
+    this.#appended(key);
     return String(replies[0]?.[1]);
+  }
+
+  #appended(key: string): void {
+    const set = this.#waiters.get(key);
+    if (set) for (const w of set) this.#notify(w);
+  }
+
+  #notify(w: Waiter): void {
+    w.appended = true;
+    w.wake();
   }
 
   async range(
@@ -170,51 +136,69 @@ export class RedisStreams implements EventStreams {
     const block = blockMsOf(opts.blockMs);
     const { signal } = opts;
     if (block === 0 || signal?.aborted) return this.range(stream, { after: from, limit });
-    const key = this.#prefix + stream;
-    if (this.#readers.closed) throw closedError("redis");
-    let conn: Redis;
+    if (this.#closed) throw closedError("redis");
     try {
-      conn = await this.#readers.acquire();
+      return await this.#blockingRead(stream, from, limit, block, signal);
     } catch (err) {
-      // Closed while the reader connected: end like any other blocked read.
-      if (this.#readers.closed) return [];
+      // Closing the store ends reads quietly, one still starting included.
+      if (this.#closed) return [];
       throw err;
     }
-    if (signal?.aborted) {
-      this.#readers.release(conn);
-      return [];
+  }
+
+  async #blockingRead(
+    stream: string,
+    from: string,
+    limit: number | undefined,
+    block: number,
+    signal: AbortSignal | undefined,
+  ): Promise<StreamEntry[]> {
+    this.#listening ??= this.#pubsub
+      .subscribeRaw(this.#channel, (key) => this.#appended(key))
+      .catch((err: unknown) => {
+        this.#listening = undefined;
+        throw err;
+      });
+    await this.#listening;
+    const key = this.#prefix + stream;
+    const waiter: Waiter = { appended: false, wake: () => {} };
+    // Registered before the first range: an append after it is heard, whichever
+    // of the range's reply and the published message comes back first.
+    let set = this.#waiters.get(key);
+    if (!set) {
+      set = new Set();
+      this.#waiters.set(key, set);
     }
-    // XREAD from a cursor returns at once when entries exist, else blocks: no gap to race.
-    const pending =
-      limit === undefined
-        ? conn.xread("BLOCK", block, "STREAMS", key, from)
-        : conn.xread("COUNT", limit, "BLOCK", block, "STREAMS", key, from);
-    return new Promise<StreamEntry[]>((resolve, reject) => {
-      let settled = false;
-      const settle = (fn: () => void) => {
-        if (settled) return;
-        settled = true;
-        signal?.removeEventListener("abort", onAbort);
-        fn();
-      };
-      const onAbort = () => {
-        settle(() => resolve([]));
-        void this.#unblock(conn);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      pending.then(
-        (reply) => {
-          this.#readers.release(conn);
-          settle(() => resolve(xreadEntries(reply)));
-        },
-        (err: unknown) => {
-          this.#readers.discard(conn);
-          // Closing the store (or an abort that dropped the connection) ends reads quietly.
-          if (this.#readers.closed) settle(() => resolve([]));
-          else settle(() => reject(err));
-        },
-      );
-    });
+    set.add(waiter);
+    const deadline = Date.now() + block;
+    try {
+      for (;;) {
+        waiter.appended = false;
+        const entries = await this.range(stream, { after: from, limit });
+        if (entries.length || this.#closed || signal?.aborted) return entries;
+        if (!waiter.appended) {
+          const left = deadline - Date.now();
+          if (left <= 0) return [];
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, left);
+            const done = () => {
+              clearTimeout(timer);
+              signal?.removeEventListener("abort", done);
+              resolve();
+            };
+            waiter.wake = done;
+            signal?.addEventListener("abort", done, { once: true });
+          });
+          waiter.wake = () => {};
+          if (this.#closed || signal?.aborted) return [];
+          // Timed out: one last look (an append whose message was lost is still found).
+          if (!waiter.appended) return this.range(stream, { after: from, limit });
+        }
+      }
+    } finally {
+      set.delete(waiter);
+      if (set.size === 0 && this.#waiters.get(key) === set) this.#waiters.delete(key);
+    }
   }
 
   async length(stream: string): Promise<number> {
@@ -230,19 +214,9 @@ export class RedisStreams implements EventStreams {
     await this.#redis.del(this.#prefix + stream);
   }
 
-  /** End blocked reads (they return []) and close the reader connections. */
+  /** End blocked reads: they return []. */
   close(): void {
-    this.#readers.close();
-  }
-
-  async #unblock(conn: Redis): Promise<void> {
-    const id = this.#readers.clientId(conn);
-    try {
-      if (id !== undefined && (await this.#redis.call("CLIENT", "UNBLOCK", id)) === 1) return;
-    } catch (err) {
-      log.debug({ err }, "CLIENT UNBLOCK failed");
-    }
-    // Not blocked yet (or id unknown): dropping the connection ends the XREAD for sure.
-    this.#readers.discard(conn);
+    this.#closed = true;
+    for (const set of this.#waiters.values()) for (const w of set) w.wake();
   }
 }
