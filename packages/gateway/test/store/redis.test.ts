@@ -97,10 +97,14 @@ describe("redis store specifics", () => {
   it("keeps working after the server forgets its scripts", async () => {
     const store = await createStore({ driver: "redis", url, prefix: `${prefix}flush:` });
     await store.queue.enqueue("p", "m");
+    await store.streams.append("s", "before");
     await admin.script("FLUSH");
     const c = await store.queue.claim("w", 60_000);
     expect(await store.queue.ack(c!)).toBe(true);
     expect(await store.kv.incr("n")).toBe(1);
+    // Several in one tick: the auto-pipeline's EVALSHAs fall back together.
+    await Promise.all(["a", "b", "c"].map((d) => store.streams.append("s", d, { ttlMs: 60_000 })));
+    expect((await store.streams.range("s")).map((e) => e.data)).toEqual(["before", "a", "b", "c"]);
     await store.close();
   });
 });

@@ -3,7 +3,7 @@
  * by Redis (`<ms>-<seq>`).
  *
  * Blocking reads hold no connection: every append also publishes the stream's
- * key on one channel (in the same MULTI, so the entry is there before anyone
+ * key on one channel (in the same script, so the entry is there before anyone
  * hears of it), each gateway listens on its subscriber connection, and a
  * blocked reader reads its range again when its stream is named. An XREAD BLOCK
  * per reader needed a connection of its own per client following a turn (a
@@ -20,7 +20,30 @@ import {
   optionalMs,
   parseStreamId,
 } from "../shared.ts";
+import { defineScripts, type Script } from "./connection.ts";
 import type { RedisPubSub } from "./pubsub.ts";
+
+const SCRIPTS = {
+  /**
+   * XADD (exact MAXLEN, so both stores keep exactly the newest maxLen entries),
+   * its TTL and the notice to blocked readers, atomically. A script, not MULTI:
+   * it joins the connection's auto-pipeline instead of a write of its own (a
+   * turn appends a dozen events). ARGV: data, maxLen or "", ttlMs or "", channel.
+   */
+  append: {
+    keys: 1,
+    lua: `
+      local id
+      if ARGV[2] == '' then
+        id = redis.call('XADD', KEYS[1], '*', 'd', ARGV[1])
+      else
+        id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'd', ARGV[1])
+      end
+      if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+      redis.call('PUBLISH', ARGV[4], KEYS[1])
+      return id`,
+  },
+};
 
 /** Waiting readers hear of appends on this channel (the stream's full key as message). */
 const APPENDED = "s-appended";
@@ -55,9 +78,11 @@ export class RedisStreams implements EventStreams {
   /** The subscription to APPENDED, made on the first blocking read. */
   #listening: Promise<unknown> | undefined;
   #closed = false;
+  #scripts: Record<keyof typeof SCRIPTS, Script>;
 
   constructor(redis: Redis, prefix: string, pubsub: RedisPubSub, subscriber: Redis) {
     this.#redis = redis;
+    this.#scripts = defineScripts(redis, "streams", SCRIPTS);
     this.#prefix = `${prefix}s:`;
     this.#pubsub = pubsub;
     this.#channel = `${prefix}${APPENDED}`;
@@ -75,17 +100,10 @@ export class RedisStreams implements EventStreams {
     const maxLen = limitOf(opts.maxLen, "maxLen");
     const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const key = this.#prefix + stream;
-    const tx = this.#redis.multi();
-    // Exact MAXLEN (not `~`) so both stores keep exactly the newest maxLen entries.
-    if (maxLen === undefined) tx.xadd(key, "*", "d", data);
-    else tx.xadd(key, "MAXLEN", maxLen, "*", "d", data);
-    if (ttlMs !== undefined) tx.pexpire(key, ttlMs);
-    tx.publish(this.#channel, key);
-    const replies = (await tx.exec()) ?? [];
-    for (const [err] of replies) if (err) throw err;
+    const id = await this.#scripts.append(key, data, maxLen ?? "", ttlMs ?? "", this.#channel);
     // Readers here need not wait for the message to come back.
     this.#appended(key);
-    return String(replies[0]?.[1]);
+    return String(id);
   }
 
   #appended(key: string): void {
