@@ -67,10 +67,18 @@ export class SkillViews {
   }
 
   private apply(sandboxId: string, skills: readonly Skill[]): void {
-    const dir = this.ensure(sandboxId);
     const wanted = new Map(skills.flatMap((s) => (s.dir && s.digest ? [[s.name, s]] : [])));
+    const known = this.held.get(sandboxId);
+    // Already exactly these, made so by this process (only it writes the folder, and
+    // `remove` forgets it): no file system calls on the turn's path.
+    if (
+      known?.size === wanted.size &&
+      [...wanted].every(([name, skill]) => known.get(name) === skill.digest)
+    )
+      return;
+    const dir = this.ensure(sandboxId);
     // A new process knows nothing of what an earlier one left: everything is copied once.
-    const held = this.held.get(sandboxId) ?? new Map<string, string>();
+    const held = known ?? new Map<string, string>();
     this.held.set(sandboxId, held);
     for (const name of readdirSync(dir)) {
       if (!wanted.has(name)) {

@@ -50,6 +50,18 @@ describe("a sandbox's skill files", () => {
     expect(readdirSync(join(views.root, ".staging"))).toEqual([]);
   });
 
+  it("makes the folder again after the sandbox's erasure, even for the same skills", async () => {
+    const views = new SkillViews(join(temp(), "skill-views"));
+    const catalog = catalogWith(temp());
+    await views.sync("sbx-3", catalog.pick(["alpha"]));
+    // Unchanged: nothing to do (the folder is this process's own to write).
+    await views.sync("sbx-3", catalog.pick(["alpha"]));
+    views.remove("sbx-3");
+    expect(existsSync(join(views.root, "sbx-3"))).toBe(false);
+    await views.sync("sbx-3", catalog.pick(["alpha"]));
+    expect(readFileSync(join(views.root, "sbx-3", "alpha", "ref", "a.md"), "utf8")).toBe("A1");
+  });
+
   it("refuses a sandbox id that could leave its folder", () => {
     const views = new SkillViews(join(temp(), "skill-views"));
     expect(() => views.ensure("../x")).toThrow(/invalid sandbox id/);
