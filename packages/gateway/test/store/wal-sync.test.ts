@@ -37,6 +37,22 @@ for (let i = 0; i < count; i += 1 + (i % 3)) {
 db.close();
 `;
 
+/** Many commits, enough log for several checkpoints, then `CLOSING` and a close. */
+const CHECKPOINTS = `
+import { writeSync } from "node:fs";
+import { Db } from ${JSON.stringify(dbModule)};
+const db = new Db(process.argv[2]);
+db.raw.exec("CREATE TABLE IF NOT EXISTS t (v TEXT NOT NULL)");
+writeSync(1, "START\\n");
+const row = "x".repeat(3000);
+for (let round = 0; round < 16; round++) {
+  for (let i = 0; i < 250; i++) db.tx(() => db.stmt("INSERT INTO t (v) VALUES (?)").run(row + i));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+}
+writeSync(1, "CLOSING\\n");
+db.close();
+`;
+
 interface Call {
   line: number;
   tid: number;
@@ -130,5 +146,47 @@ describe.skipIf(!hasStrace)("SQLite store: durable writes and the log's fsync", 
     expect(syncs.length).toBeGreaterThan(0);
     expect(syncs.filter((c) => c.tid === main && c.line < acks.at(-1)!.line)).toEqual([]);
     expect(readFileSync(db).subarray(0, 15).toString()).toBe("SQLite format 3");
+  });
+
+  it("copies the log into the database on a thread of its own, never in a commit on the event loop", () => {
+    const script = join(dir, "checkpoints.ts");
+    writeFileSync(script, CHECKPOINTS);
+    const out = join(dir, "checkpoints.txt");
+    const db = join(dir, "checkpoints.db");
+    const run = spawnSync(
+      "strace",
+      [
+        "-f",
+        "-e",
+        "trace=openat,pwrite64,write,fsync,fdatasync",
+        "-o",
+        out,
+        process.execPath,
+        script,
+        db,
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    const calls = parse(readFileSync(out, "utf8"));
+    const marker = (text: string) =>
+      calls.find((c) => c.name === "write" && c.text.includes(`"${text}\\n"`))!;
+    const [start, closing] = [marker("START"), marker("CLOSING")];
+    expect(start && closing).toBeTruthy();
+    const main = start.tid;
+    // The database file itself (not its -wal or -shm): written and synced only by checkpoints.
+    const dbFds = new Set(
+      calls
+        .filter((c) => c.name === "openat" && c.text.includes(`${db}"`))
+        .map((c) => Number(/= (\d+)$/.exec(c.text)?.[1])),
+    );
+    const during = calls.filter(
+      (c) => c.line > start.line && c.line < closing.line && dbFds.has(c.fd),
+    );
+    const copies = during.filter((c) => c.name === "pwrite64");
+    // About 4,000 commits and 12 MB of log: several checkpoints' worth, all elsewhere.
+    expect(copies.length).toBeGreaterThan(100);
+    expect(copies.filter((c) => c.tid === main)).toEqual([]);
+    expect(during.filter((c) => c.tid === main && /sync/.test(c.name))).toEqual([]);
   });
 });

@@ -6,6 +6,8 @@ import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from "node:f
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { LobuError } from "@lobu/core";
+import { log } from "../shared.ts";
+import { type Checkpointer, startCheckpointer } from "./checkpointer.ts";
 
 /**
  * Schema migrations: entry `i` takes the database from version `i` to `i + 1`.
@@ -78,6 +80,9 @@ const MIGRATIONS: string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/** Log size (pages) at which this connection checkpoints by itself: 40 MB at 4 KB pages. */
+const INLINE_CHECKPOINT_PAGES = 10_000;
+
 export interface SqliteOptions {
   /**
    * When commits are fsynced. `normal` (default): queue enqueues are fsynced
@@ -122,6 +127,7 @@ export class Db {
   #logFd: number | undefined;
   /** The database is in WAL mode, on a file (not in memory or on a file system refusing WAL). */
   #logged = false;
+  #checkpointer: Checkpointer | undefined;
 
   constructor(path: string, opts: SqliteOptions = {}) {
     this.path = path;
@@ -141,10 +147,31 @@ export class Db {
       this.#logged = path !== ":memory:" && mode?.journal_mode === "wal";
       this.raw.exec(`PRAGMA synchronous = ${this.#syncAlways ? "FULL" : "NORMAL"}`);
       this.#migrate();
+      if (this.#logged) this.#checkpointElsewhere(opts.busyTimeoutMs ?? 5000);
     } catch (err) {
       this.raw.close();
       throw err;
     }
+  }
+
+  /**
+   * Checkpoints (the log's frames copied into the database, with a sync of each)
+   * happen on a thread of their own: inline, SQLite ran one in the commit that
+   * crossed 1,000 pages of log, blocking the event loop for up to tens of ms, about
+   * 0.4 ms per message at 150 messages a second (measured). This connection still
+   * checkpoints if the log reaches INLINE_CHECKPOINT_PAGES (the thread fell behind),
+   * and as before if the thread fails.
+   */
+  #checkpointElsewhere(busyTimeoutMs: number): void {
+    this.raw.exec(`PRAGMA wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+    this.#checkpointer = startCheckpointer(this.path, {
+      synchronous: this.#syncAlways ? "FULL" : "NORMAL",
+      busyTimeoutMs,
+      onFailed: (err) => {
+        log.warn({ err, path: this.path }, "SQLite checkpoint thread failed; checkpointing inline");
+        if (this.raw.isOpen) this.raw.exec("PRAGMA wal_autocheckpoint = 1000");
+      },
+    });
   }
 
   /** Prepared statement for `sql`, compiled once per handle. */
@@ -321,6 +348,7 @@ export class Db {
     // A sync in flight still uses the descriptor: its callback closes it.
     if (this.#syncingFor === undefined) this.#closeLog();
     this.#statements.clear();
+    this.#checkpointer?.close();
     if (this.raw.isOpen) this.raw.close();
   }
 
