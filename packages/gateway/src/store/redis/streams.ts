@@ -198,12 +198,12 @@ export class RedisStreams implements EventStreams {
           const left = deadline - Date.now();
           if (left <= 0) return [];
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, left);
             const done = () => {
               clearTimeout(timer);
               signal?.removeEventListener("abort", done);
               resolve();
             };
+            const timer = setTimeout(done, left);
             waiter.wake = done;
             signal?.addEventListener("abort", done, { once: true });
           });
