@@ -106,7 +106,8 @@ export class SqliteKeyValue implements KeyValue {
   ): Promise<boolean> {
     const ttlMs = optionalMs(opts.ttlMs, "ttlMs");
     const db = this.#db();
-    return db.tx(() => {
+    // In the next group commit, like incr: a turn updates several records this way.
+    return db.grouped(() => {
       const now = Date.now();
       const row = db.stmt(`SELECT value FROM kv WHERE key = :key AND ${LIVE}`).get({ key, now });
       const current = row ? str(row.value) : null;

@@ -186,7 +186,8 @@ export class SqliteQueue implements MessageQueue {
 
   async ack(claim: QueueClaim): Promise<boolean> {
     const db = this.#db();
-    const result = db.tx(() => {
+    // In the next group commit (with the turn's last records), not a commit of its own.
+    const result = await db.grouped(() => {
       if (!this.#holds(db, claim)) return { ok: false, ready: false };
       db.stmt("DELETE FROM queue_messages WHERE id = :id").run({ id: claim.id });
       return { ok: true, ready: this.#reschedule(db, claim.partition, Date.now()) };
@@ -198,7 +199,7 @@ export class SqliteQueue implements MessageQueue {
   async release(claim: QueueClaim, opts: { delayMs?: number } = {}): Promise<boolean> {
     const delay = delayMs(opts.delayMs);
     const db = this.#db();
-    const result = db.tx(() => {
+    const result = await db.grouped(() => {
       if (!this.#holds(db, claim)) return { ok: false, ready: false };
       const now = Date.now();
       if (delay > 0) {
