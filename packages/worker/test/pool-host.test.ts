@@ -23,6 +23,22 @@ beforeEach(() => {
 
 const context = (): TurnContext => turnContext({ env: { GREETING: "hi-from-env" } });
 
+/** The model's answer to `text` waits until the returned function is called, then is "held". */
+function holdTheModelOn(text: string): () => void {
+  let finish = () => {};
+  const held = new Promise<void>((r) => {
+    finish = r;
+  });
+  llm.when(
+    (r) => r.lastUserText === text,
+    async () => {
+      await held;
+      return { text: "held" };
+    },
+  );
+  return () => finish();
+}
+
 async function pool(release: Pick<SessionHostOptions, "heldStates" | "holdMaxMs"> = {}) {
   const root = await tempDir("lobu-pool-");
   const sent: WorkerToGateway[] = [];
@@ -170,17 +186,7 @@ describe("pool mode", () => {
 
   it("counts a running turn's session in its budget but never lets go of it", async () => {
     const p = await pool({ heldStates: 0, holdMaxMs: 60_000 });
-    let finish = () => {};
-    const held = new Promise<void>((r) => {
-      finish = r;
-    });
-    llm.when(
-      (r) => r.lastUserText === "hold on",
-      async () => {
-        await held;
-        return { text: "held" };
-      },
-    );
+    const finish = holdTheModelOn("hold on");
     expect((await p.turn("sb_i", "idle one")).status).toBe("done");
     const running = p.turn("sb_b", "hold on");
     await llm.waitForRequests(2, { timeoutMs: 30_000 });
@@ -192,17 +198,7 @@ describe("pool mode", () => {
 
   it("never lets go of a session while its turn runs", async () => {
     const p = await pool();
-    let finish = () => {};
-    const held = new Promise<void>((r) => {
-      finish = r;
-    });
-    llm.when(
-      (r) => r.lastUserText === "hold on",
-      async () => {
-        await held;
-        return { text: "held" };
-      },
-    );
+    const finish = holdTheModelOn("hold on");
     const running = p.turn("sb_h", "hold on");
     await llm.waitForRequests(1, { timeoutMs: 30_000 });
     expect(p.host.releaseIdle(0)).toBe(0);

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -82,7 +82,7 @@ describe("sqlite store durability", () => {
     const third = db.grouped(insert("c"), { durable: true });
     const plain = db.grouped(insert("d"));
     await Promise.all([first, second]);
-    db.close();
+    await db.close();
     await Promise.all([third, plain]);
     const again = new Db(path);
     expect(
@@ -91,7 +91,23 @@ describe("sqlite store durability", () => {
         .all()
         .map((r) => r.v),
     ).toEqual(["a", "b", "c", "d"]);
-    again.close();
+    await again.close();
+  });
+
+  it("touches none of its files once closed, its checkpoint thread's connection closed too", async () => {
+    // Closed while the thread starts, and once it has checkpointed (its connection open).
+    for (const ranFor of [0, 700]) {
+      const own = mkdtempSync(join(dir, "closed-"));
+      const db = new Db(join(own, "quick.db"));
+      db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");
+      await db.grouped(() => db.stmt("INSERT INTO t (v) VALUES ('x')").run(), { durable: true });
+      await sleep(ranFor);
+      await db.close();
+      // The last connection to close removes the log and shared memory; nothing comes back.
+      expect(readdirSync(own)).toEqual(["quick.db"]);
+      await sleep(100);
+      expect(readdirSync(own)).toEqual(["quick.db"]);
+    }
   });
 
   it("resolves durable writes on a database without a log to sync (in memory)", async () => {
@@ -99,7 +115,7 @@ describe("sqlite store durability", () => {
     db.raw.exec("CREATE TABLE t (v TEXT NOT NULL)");
     await db.grouped(() => db.stmt("INSERT INTO t (v) VALUES ('x')").run(), { durable: true });
     expect(db.raw.prepare("SELECT count(*) AS n FROM t").get()?.n).toBe(1);
-    db.close();
+    await db.close();
   });
 
   it("fails one write of a group commit alone, and commits the others", async () => {
@@ -121,7 +137,7 @@ describe("sqlite store durability", () => {
         .all()
         .map((r) => r.v),
     ).toEqual(["a", "b"]);
-    db.close();
+    await db.close();
   });
 
   it("keeps every acknowledged enqueue when the owning process is SIGKILLed mid-write", async () => {

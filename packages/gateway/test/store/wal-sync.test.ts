@@ -34,7 +34,7 @@ for (let i = 0; i < count; i += 1 + (i % 3)) {
     db.grouped(() => db.stmt("INSERT INTO t (v) VALUES (?)").run("row-" + n), { durable: true })
       .then(() => writeSync(1, "ACK " + n + "\\n"))));
 }
-db.close();
+await db.close();
 `;
 
 /** Many commits, enough log for several checkpoints, then `CLOSING` and a close. */
@@ -58,7 +58,7 @@ while (statSync(process.argv[2]).size < 5_000_000 && Date.now() < until) {
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 writeSync(1, "CLOSING\\n");
-db.close();
+await db.close();
 `;
 
 interface Call {
@@ -102,40 +102,54 @@ function parse(trace: string): Call[] {
   return calls;
 }
 
+/** Runs `source` as a script under `strace -f` with `args`; the calls it made, parsed. */
+function traced(name: string, source: string, args: string[], timeout: number): Call[] {
+  const script = join(dir, `${name}.ts`);
+  writeFileSync(script, source);
+  const out = join(dir, `${name}.trace`);
+  const run = spawnSync(
+    "strace",
+    [
+      "-f",
+      "-e",
+      "trace=openat,pwrite64,write,fsync,fdatasync",
+      "-o",
+      out,
+      process.execPath,
+      script,
+      ...args,
+    ],
+    { encoding: "utf8", timeout },
+  );
+  expect(run.status, run.stderr).toBe(0);
+  return parse(readFileSync(out, "utf8"));
+}
+
+/** The script's own `text` line on its standard output. */
+function marker(calls: Call[], text: string): Call {
+  return calls.find((c) => c.name === "write" && c.text.includes(`"${text}\\n"`))!;
+}
+
+/** The descriptors `file` (exactly: not its -wal or -shm beside it) was opened on. */
+function openedOn(calls: Call[], file: string): Set<number> {
+  return new Set(
+    calls
+      .filter((c) => c.name === "openat" && c.text.includes(`${file}"`))
+      .map((c) => Number(/= (\d+)$/.exec(c.text)?.[1])),
+  );
+}
+
 describe.skipIf(!hasStrace)("SQLite store: durable writes and the log's fsync", () => {
   it("acknowledges a durable write only after an fdatasync of the log that followed its frames, made off the event loop", () => {
-    const script = join(dir, "writer.ts");
-    writeFileSync(script, WRITER);
-    const out = join(dir, "trace.txt");
     const db = join(dir, "durable.db");
     const count = 12;
-    const run = spawnSync(
-      "strace",
-      [
-        "-f",
-        "-e",
-        "trace=openat,pwrite64,write,fsync,fdatasync",
-        "-o",
-        out,
-        process.execPath,
-        script,
-        db,
-        String(count),
-      ],
-      { encoding: "utf8", timeout: 60_000 },
-    );
-    expect(run.status, run.stderr).toBe(0);
-    const calls = parse(readFileSync(out, "utf8"));
-    const start = calls.find((c) => c.name === "write" && c.text.includes('"START\\n"'))!;
+    const calls = traced("writer", WRITER, [db, String(count)], 60_000);
+    const start = marker(calls, "START");
     expect(start).toBeDefined();
     const main = start.tid;
     const after = calls.filter((c) => c.line > start.line);
     // Every descriptor the log was opened on (SQLite's own, and the store's for its syncs).
-    const logFds = new Set(
-      calls
-        .filter((c) => c.name === "openat" && c.text.includes(`${db}-wal"`))
-        .map((c) => Number(/= (\d+)$/.exec(c.text)?.[1])),
-    );
+    const logFds = openedOn(calls, `${db}-wal`);
     expect(logFds.size).toBeGreaterThan(0);
     const acks = after.filter((c) => c.name === "write" && c.fd === 1 && c.text.includes('"ACK '));
     expect(acks).toHaveLength(count);
@@ -161,37 +175,13 @@ describe.skipIf(!hasStrace)("SQLite store: durable writes and the log's fsync", 
   });
 
   it("copies the log into the database on a thread of its own, never in a commit on the event loop", () => {
-    const script = join(dir, "checkpoints.ts");
-    writeFileSync(script, CHECKPOINTS);
-    const out = join(dir, "checkpoints.txt");
     const db = join(dir, "checkpoints.db");
-    const run = spawnSync(
-      "strace",
-      [
-        "-f",
-        "-e",
-        "trace=openat,pwrite64,write,fsync,fdatasync",
-        "-o",
-        out,
-        process.execPath,
-        script,
-        db,
-      ],
-      { encoding: "utf8", timeout: 150_000 },
-    );
-    expect(run.status, run.stderr).toBe(0);
-    const calls = parse(readFileSync(out, "utf8"));
-    const marker = (text: string) =>
-      calls.find((c) => c.name === "write" && c.text.includes(`"${text}\\n"`))!;
-    const [start, closing] = [marker("START"), marker("CLOSING")];
+    const calls = traced("checkpoints", CHECKPOINTS, [db], 150_000);
+    const [start, closing] = [marker(calls, "START"), marker(calls, "CLOSING")];
     expect(start && closing).toBeTruthy();
     const main = start.tid;
     // The database file itself (not its -wal or -shm): written and synced only by checkpoints.
-    const dbFds = new Set(
-      calls
-        .filter((c) => c.name === "openat" && c.text.includes(`${db}"`))
-        .map((c) => Number(/= (\d+)$/.exec(c.text)?.[1])),
-    );
+    const dbFds = openedOn(calls, db);
     const during = calls.filter(
       (c) => c.line > start.line && c.line < closing.line && dbFds.has(c.fd),
     );

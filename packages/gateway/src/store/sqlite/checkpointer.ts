@@ -4,8 +4,11 @@ import { Worker } from "node:worker_threads";
 const CHECKPOINT_EVERY_MS = 500;
 
 export interface Checkpointer {
-  /** Ask the thread to stop (it closes its connection first); does not wait. */
-  close(): void;
+  /**
+   * Stops the thread: resolves once it closed its connection and ended, so no file of
+   * the database (its log, its shared memory) is opened or removed after that.
+   */
+  close(): Promise<void>;
 }
 
 /**
@@ -34,5 +37,14 @@ export function startCheckpointer(
   // Never what keeps the gateway running.
   worker.unref();
   worker.on("error", opts.onFailed);
-  return { close: () => worker.postMessage("close") };
+  const ended = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  return {
+    close: () => {
+      // A thread still starting handles the message once its connection is open. Held
+      // until it ends, so whoever awaits this is not cut short by an empty event loop.
+      worker.ref();
+      worker.postMessage("close");
+      return ended;
+    },
+  };
 }

@@ -334,7 +334,11 @@ export class Db {
     this.#logFd = undefined;
   }
 
-  close(): void {
+  /**
+   * Commits what waits, closes this connection at once, and resolves when the
+   * checkpoint thread closed its own (a thread still starting opens the files anew).
+   */
+  close(): Promise<void> {
     if (this.raw.isOpen) this.#commitGroup();
     this.#closed = true;
     // Every commit still waiting for a sync, in flight or not, gets one now.
@@ -348,8 +352,10 @@ export class Db {
     // A sync in flight still uses the descriptor: its callback closes it.
     if (this.#syncingFor === undefined) this.#closeLog();
     this.#statements.clear();
-    this.#checkpointer?.close();
     if (this.raw.isOpen) this.raw.close();
+    const checkpointer = this.#checkpointer;
+    this.#checkpointer = undefined;
+    return checkpointer ? checkpointer.close() : Promise.resolve();
   }
 
   #migrate(): void {

@@ -95,6 +95,6 @@ export class SqliteStore implements Store {
     this.pubsub.close();
     const db = this.#db;
     this.#db = undefined;
-    db.close();
+    await db.close();
   }
 }
