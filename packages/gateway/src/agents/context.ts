@@ -156,18 +156,28 @@ export class TurnContextBuilder {
       : fallback;
   }
 
-  /** `turnId`: the attempt being run (`<messageId>.<attempt>`), which turn-bound placeholders belong to. */
-  async build(turn: QueuedTurn, turnId: string): Promise<TurnContext> {
+  /**
+   * `turnId`: the attempt being run (`<messageId>.<attempt>`), which turn-bound
+   * placeholders belong to. `admitted` is called once the turn may run (agent,
+   * budget and key found), before the rest is written: the turn's sandbox can wake
+   * meanwhile.
+   */
+  async build(
+    turn: QueuedTurn,
+    turnId: string,
+    opts: { admitted?: () => void } = {},
+  ): Promise<TurnContext> {
     const { agents, secrets, placeholders, userSettings, skills } = this.deps;
-    const agent = await agents.forTurn(turn.key.agentId, turn.origin);
+    const agentId = turn.key.agentId;
     // The sender of this message, not the conversation's owner: in a shared
     // channel sandbox, Bob's turn resolves Bob's secrets and settings.
     const userKey = userKeyOf(turn.origin);
     const thisTurn: TurnBinding = { turnId, userKey };
-    // Independent reads run together; a refusal (budget) still fails the turn.
-    const [, settings] = await Promise.all([
-      this.deps.budgets?.checkTurn({ agentId: agent.id, userKey }),
-      userSettings.get(agent.id, userKey),
+    // Independent reads run together; an unknown agent or a refusal (budget) fails the turn.
+    const [agent, , settings] = await Promise.all([
+      agents.forTurn(agentId, turn.origin),
+      this.deps.budgets?.checkTurn({ agentId, userKey }),
+      userSettings.get(agentId, userKey),
     ]);
     // A choice the operator no longer allows (lobu.toml changed since) is not used.
     const chosenProvider =
@@ -182,6 +192,7 @@ export class TurnContextBuilder {
         hint: `Set ${provider.keyEnv ?? "the provider key"} on the gateway, or add your own key in the agent's settings page.`,
       });
     }
+    opts.admitted?.();
     const installed = skills.pick([...agent.skills, ...settings.skills]);
     // Credentials for the shell: placeholders only, bound to this sandbox and their hosts.
     const shellCredential = async ([name, binding]: [

@@ -81,6 +81,9 @@ export interface TurnRunnerDeps {
   log: Logger;
 }
 
+/** The message's text with its thread's earlier messages (ThreadContext.contextFor). */
+type ThreadText = Awaited<ReturnType<ThreadContext["contextFor"]>>;
+
 /** What the worker is sent for the person's message. */
 interface TurnInput {
   text: string;
@@ -170,14 +173,29 @@ export class TurnRunner {
         await this.finish(stream, { text: reply }, "error", false);
         return "done";
       }
-      const context = await this.prepareContext(stream);
-      if ("kind" in context) return await this.conclude(stream, context, attempt, lease);
-      const woken = await this.wakeSandbox(turn);
-      if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
-      const thread = (await this.deps.threadContext?.contextFor(turn)) ?? {
-        text: turn.text,
-        othersWrote: false,
+      // Once the context builder admits the turn (agent, budget, key), the sandbox wakes
+      // and the thread's earlier messages are read (a platform call) while the rest of the
+      // context (placeholders, packages, skill files) is written. A refused turn does
+      // neither. Neither promise rejects: wakeSandbox answers every failure with a
+      // verdict, and the thread's error is thrown where its text is needed.
+      let wake: Promise<SandboxInstance | Verdict> | undefined;
+      let threadRead: Promise<PromiseSettledResult<ThreadText | undefined>> | undefined;
+      const admitted = () => {
+        wake ??= this.wakeSandbox(turn);
+        threadRead ??= Promise.allSettled([this.deps.threadContext?.contextFor(turn)]).then(
+          ([read]) => read!,
+        );
       };
+      const context = await this.prepareContext(stream, admitted);
+      if ("kind" in context) {
+        await Promise.all([wake, threadRead]);
+        return await this.conclude(stream, context, attempt, lease);
+      }
+      admitted();
+      const [woken, read] = await Promise.all([wake!, threadRead!]);
+      if ("kind" in woken) return await this.conclude(stream, woken, attempt, lease);
+      if (read.status === "rejected") throw read.reason;
+      const thread = read.value ?? { text: turn.text, othersWrote: false };
       stream.othersInContext = thread.othersWrote || turn.key.userId === SHARED_USER;
       const text = thread.text;
       release = this.deps.sandboxes.acquire(turn.conversationId);
@@ -199,8 +217,12 @@ export class TurnRunner {
    */
   private async skipStopped(turn: QueuedTurn): Promise<boolean> {
     const { conversations } = this.deps;
-    const record = await conversations.getMessage(turn.messageId);
-    const by = record?.status === "stopped" ? "" : await this.deps.stops?.requested(turn.messageId);
+    // Both read at once: one store round trip before every turn, not two.
+    const [record, marker] = await Promise.all([
+      conversations.getMessage(turn.messageId),
+      this.deps.stops?.requested(turn.messageId),
+    ]);
+    const by = record?.status === "stopped" ? "" : marker;
     if (record?.status !== "stopped" && !by) return false;
     const error = record?.error ?? {
       code: "turn_stopped",
@@ -261,9 +283,10 @@ export class TurnRunner {
   /** The model, tools and credentials for this turn; a refusal (budget, no key) fails the turn. */
   private async prepareContext(
     stream: TurnStream,
+    admitted: () => void,
   ): Promise<TurnContext | { kind: "fail"; error: TurnFailure }> {
     try {
-      const context = await this.deps.contexts.build(stream.turn, stream.turnId);
+      const context = await this.deps.contexts.build(stream.turn, stream.turnId, { admitted });
       const tools = this.deps.gatewayTools;
       return tools ? { ...context, gatewayTools: await tools.specsFor(stream.turn) } : context;
     } catch (err) {
@@ -396,14 +419,18 @@ export class TurnRunner {
     const { sandboxId, turnId, turn } = stream;
     const traceparent = traceparentOfSpan(span);
     this.deps.gatewayTools?.serve(connection, this.deps.turns);
-    await stream.begin({
-      model: { provider: context.model.provider, id: context.model.id },
-      connection,
-      requestTimeoutMs: context.requestTimeoutSec * 1000,
-      ...(traceparent ? { traceparent } : {}),
-    });
-    // A stop that came while the turn was being prepared.
-    const stoppedBy = await this.deps.stops?.requested(turn.messageId);
+    // A stop that came while the turn was being prepared: read once the turn is
+    // registered (begin does that before its first await), while begin revokes
+    // earlier turns' leftovers. A later stop finds the registered turn.
+    const [, stoppedBy] = await Promise.all([
+      stream.begin({
+        model: { provider: context.model.provider, id: context.model.id },
+        connection,
+        requestTimeoutMs: context.requestTimeoutSec * 1000,
+        ...(traceparent ? { traceparent } : {}),
+      }),
+      this.deps.stops?.requested(turn.messageId),
+    ]);
     if (stoppedBy) stream.stop(stoppedBy);
     return new Promise((resolve) => {
       let settled = false;

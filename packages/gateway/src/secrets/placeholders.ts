@@ -157,26 +157,34 @@ export class PlaceholderRegistry implements PlaceholderLookup {
     const purpose = opts.purpose ?? "proxy";
     const index = indexKey(opts.sandboxId, opts.secret, purpose, opts.turn);
 
+    const bindingFor = (placeholder: string, issuedAt: number): PlaceholderBinding => ({
+      placeholder,
+      sandboxId: opts.sandboxId,
+      secret: opts.secret,
+      hosts,
+      locations,
+      issuedAt,
+      ...(purpose === "relay" ? { purpose } : {}),
+      ...(opts.turn ? { turn: { turnId: opts.turn.turnId, userKey: opts.turn.userKey } } : {}),
+    });
     for (;;) {
-      let placeholder = await this.#kv.get(index);
+      const placeholder = await this.#kv.get(index);
       if (placeholder === null) {
+        // A new one (every turn-bound placeholder is): its binding and its index entry are
+        // written in one round. ifNotExists on the index: of two concurrent issues, one
+        // placeholder wins; the other's binding, never handed out, is deleted.
         const fresh = newPlaceholder();
-        // ifNotExists: two concurrent issues agree on one placeholder.
-        if (!(await this.#kv.set(index, fresh, { ifNotExists: true }))) continue;
-        placeholder = fresh;
+        const [won] = await Promise.all([
+          this.#kv.set(index, fresh, { ifNotExists: true }),
+          this.#kv.set(`${BINDING}${fresh}`, JSON.stringify(bindingFor(fresh, this.#now()))),
+        ]);
+        if (won) return fresh;
+        await this.#kv.del(`${BINDING}${fresh}`);
+        continue;
       }
       const existing = await this.lookup(placeholder);
       if (existing && sameBinding(existing, hosts, locations)) return placeholder;
-      const binding: PlaceholderBinding = {
-        placeholder,
-        sandboxId: opts.sandboxId,
-        secret: opts.secret,
-        hosts,
-        locations,
-        issuedAt: existing?.issuedAt ?? this.#now(),
-        ...(purpose === "relay" ? { purpose } : {}),
-        ...(opts.turn ? { turn: { turnId: opts.turn.turnId, userKey: opts.turn.userKey } } : {}),
-      };
+      const binding = bindingFor(placeholder, existing?.issuedAt ?? this.#now());
       await this.#kv.set(`${BINDING}${placeholder}`, JSON.stringify(binding));
       return placeholder;
     }

@@ -1,5 +1,5 @@
 import { type AgentEvent, newId } from "@lobu/core";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
@@ -229,6 +229,23 @@ describe("a turn's one owner", () => {
     const two = await start(second.turn, 1);
     two.worker.exit("crashed");
     expect(await two.result).toBe("retry");
+  });
+
+  it("wakes the sandbox of an admitted turn while the rest of its context is written", async () => {
+    const { turn, claim } = await kit.submit("ada", "hi");
+    const build = kit.domain.contexts.build.bind(kit.domain.contexts);
+    // The context is handed over only once the sandbox has started: it must not wait for it.
+    const spy = vi.spyOn(kit.domain.contexts, "build").mockImplementation(async (...args) => {
+      const context = await build(...args);
+      await vi.waitFor(() => expect(kit.driver.started).toHaveLength(1), { timeout: 10_000 });
+      return context;
+    });
+    const result = kit.runner.run(turn, claim.attempts, live());
+    const worker = await kit.driver.worker(turn.conversationId);
+    worker.answer(await worker.turn(), "hello");
+    expect(await result).toBe("done");
+    expect(spy).toHaveBeenCalledTimes(1);
+    spy.mockRestore();
   });
 
   it("a refused context fails the turn without waking a sandbox", async () => {

@@ -63,6 +63,10 @@ describe("PlaceholderRegistry", () => {
       ),
     );
     expect(new Set(all).size).toBe(1);
+    // The losers' bindings, written alongside their index attempt, are gone.
+    const bindings = await store.kv.list("ph:", { limit: 100 });
+    expect(bindings.map((b) => b.key)).toEqual([`ph:${all[0]}`]);
+    expect(await registry.forSandbox("sb_a")).toHaveLength(1);
   });
 
   it("normalizes host patterns and updates them on re-issue", async () => {
