@@ -51,6 +51,8 @@ export class RecordingSurface implements ReplySurface {
 }
 
 export interface RuntimeKit {
+  /** The gateway's data directory (store, skill views, volumes). */
+  dataDir: string;
   storage: Storage;
   domain: Domain;
   turns: ActiveTurns;
@@ -145,6 +147,7 @@ export async function startRuntimeKit(
   /** The kit's current claim per partition: a new message there needs the last one acknowledged. */
   const claims = new Map<string, QueueClaim>();
   return {
+    dataDir,
     storage,
     domain,
     turns,

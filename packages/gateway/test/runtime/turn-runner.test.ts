@@ -1,8 +1,11 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type AgentEvent, newId } from "@lobu/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { z } from "zod";
 import type { QueuedTurn } from "../../src/domain/turns.ts";
 import { Dispatcher } from "../../src/runtime/dispatcher.ts";
+import { skillViewsRoot } from "../../src/skills/views.ts";
 import { countReactions, type LinkedWorker } from "./linked-worker.ts";
 import { type RuntimeKit, startRuntimeKit } from "./runtime-kit.ts";
 
@@ -246,6 +249,24 @@ describe("a turn's one owner", () => {
     expect(await result).toBe("done");
     expect(spy).toHaveBeenCalledTimes(1);
     spy.mockRestore();
+  });
+
+  it("a context that fails after the turn was admitted fails the turn once its sandbox's wake settled", async () => {
+    const { turn, claim } = await kit.submit("ada", "hi");
+    // A file where the sandbox's skills folder goes: writing the skill files (after the
+    // turn was admitted and the wake began) fails.
+    const views = skillViewsRoot(kit.dataDir);
+    mkdirSync(views, { recursive: true });
+    writeFileSync(join(views, turn.conversationId), "in the way");
+    expect(await kit.runner.run(turn, claim.attempts, live())).toBe("done");
+    expect((await kit.logged(turn.messageId)).at(-1)).toMatchObject({
+      type: "error",
+      code: "internal",
+    });
+    // Woken, not running the turn: it idles out like any other.
+    expect(kit.driver.started).toHaveLength(1);
+    expect(kit.sandboxes.get(turn.conversationId)).toBeDefined();
+    await expectClosedOnce(turn, 1);
   });
 
   it("a refused context fails the turn without waking a sandbox", async () => {
