@@ -11,7 +11,7 @@ import {
   startMockLlm,
   startSlackEmulator,
 } from "@lobu/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 /**
  * Usage budgets end to end: a real `lobu run`, real sandboxed workers (pi), the
@@ -105,6 +105,20 @@ function scriptTool(text: string) {
 /** Model calls the relay refused over a budget (each one the agent made, retries included). */
 const relayRefusals = () => gw.output().split("relay refused: budget").length - 1;
 
+/**
+ * relayRefusals once the gateway's log has caught up with a turn that saw at least
+ * `atLeast`: the lines are written (synchronously, to a pipe) before the turn's last
+ * event, but reach this process through another pipe than the answer, so they can
+ * be read after it. A retry's line would be in the same pipe before the turn ended.
+ */
+async function relayRefusalsOnceLogged(atLeast: number): Promise<number> {
+  await vi.waitFor(() => expect(relayRefusals()).toBeGreaterThanOrEqual(atLeast), {
+    timeout: 10_000,
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return relayRefusals();
+}
+
 async function sandboxCount(): Promise<number> {
   const res = await gw.api("/api/v1/sandboxes");
   return ((await res.json()) as { sandboxes: unknown[] }).sandboxes.length;
@@ -128,7 +142,7 @@ describe("token budgets", () => {
     expect(events.some((e) => e.type === "tool_result")).toBe(true);
     expect(callsFor("use a tool")).toHaveLength(1);
     // Refused once: the agent did not retry a call the budget refuses.
-    expect(relayRefusals()).toBe(1);
+    expect(await relayRefusalsOnceLogged(1)).toBe(1);
     const last = events.at(-1) as Extract<AgentEvent, { type: "error" }>;
     expect(last.type).toBe("error");
     expect(last.code).toBe("budget_exceeded");
@@ -208,7 +222,7 @@ describe("requests per minute", () => {
     scriptTool("chatty tool");
     const events = await send("chatty", "carl", "chatty tool");
     expect(callsFor("chatty tool")).toHaveLength(1);
-    const refusals = relayRefusals();
+    const refusals = await relayRefusalsOnceLogged(2);
     expect(events.at(-1)).toMatchObject({
       type: "error",
       code: "budget_exceeded",
