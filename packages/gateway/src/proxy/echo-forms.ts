@@ -61,10 +61,17 @@ export function echoForms(value: string): Map<EchoKind, string> {
  * the replacement's run at the same offset), so the text keeps its shape.
  */
 export function echoPairs(value: string, replacement: string): Map<string, string> {
+  return value ? echoPairsOf(echoForms(value), replacement) : new Map();
+}
+
+/** echoPairs with the value's forms (echoForms) already derived. */
+export function echoPairsOf(
+  forms: Map<EchoKind, string>,
+  replacement: string,
+): Map<string, string> {
   const out = new Map<string, string>();
-  if (!value) return out;
   const back = echoForms(replacement);
-  for (const [kind, form] of echoForms(value)) {
+  for (const [kind, form] of forms) {
     if (out.has(form)) continue;
     const plain = kind.endsWith("-url") ? back.get(kind.slice(0, -4) as EchoKind) : undefined;
     out.set(form, back.get(kind) ?? (plain ? encodeURIComponent(plain) : replacement));

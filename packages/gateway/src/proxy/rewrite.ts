@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
 import { PLACEHOLDER_PATTERN, PLACEHOLDER_PREFIX } from "@lobu/core";
-import { echoPairs } from "./echo-forms.ts";
+import { type EchoKind, echoForms, echoPairsOf } from "./echo-forms.ts";
 
 /**
  * Text rewriting for the egress proxy: placeholders → secrets in requests, secrets
@@ -83,45 +83,83 @@ function escapeRegex(s: string): string {
 }
 
 /**
+ * What finding some values takes, whatever they are replaced with: every echo
+ * form of each (the needles, longest first), one regular expression, and the
+ * needles' proper prefixes (a stream tail that may still become one).
+ */
+class Needles {
+  /** Per value, in order: its echo forms. */
+  readonly forms: Map<EchoKind, string>[];
+  readonly list: string[];
+  readonly pattern: RegExp;
+  readonly firstChars: Set<number>;
+  readonly prefixes = new Set<string>();
+  readonly maxLength: number;
+
+  constructor(values: string[]) {
+    this.forms = values.map((v) => (v ? echoForms(v) : new Map()));
+    const all = new Set<string>();
+    for (const forms of this.forms) for (const form of forms.values()) all.add(utf8ToLatin1(form));
+    this.list = [...all].sort((a, b) => b.length - a.length);
+    this.pattern = new RegExp(this.list.map(escapeRegex).join("|") || "(?!)", "g");
+    this.firstChars = new Set(this.list.map((n) => n.charCodeAt(0)));
+    for (const n of this.list) for (let i = 1; i < n.length; i++) this.prefixes.add(n.slice(0, i));
+    this.maxLength = Math.max(0, ...this.list.map((n) => n.length));
+  }
+}
+
+/** Needles kept, by their exact values; the oldest goes first. */
+const NEEDLES_KEPT = 256;
+const needleSets = new Map<string, Needles>();
+
+/**
+ * The needles of `values`, derived once for the same values in the same order:
+ * the relay redacts the same provider key on every model call, back to a
+ * placeholder that is new each turn, so only the replacements differ. Kept in
+ * memory only, as the decrypted values they are made of already are (read-memo.ts).
+ */
+function needlesOf(values: string[]): Needles {
+  const key = values.join("\0");
+  const hit = needleSets.get(key);
+  if (hit) return hit;
+  const built = new Needles(values);
+  if (needleSets.size >= NEEDLES_KEPT) needleSets.delete(needleSets.keys().next().value!);
+  needleSets.set(key, built);
+  return built;
+}
+
+/**
  * Replaces fixed strings (real secret values in every form they may be echoed
  * in, see echo-forms.ts) with the same form of their replacement (the
  * placeholder the agent sent), across chunk boundaries.
  */
 export class LiteralRedactor {
-  readonly #pattern: RegExp;
+  readonly #needles: Needles;
   readonly #replacement = new Map<string, string>();
-  readonly #needles: string[];
-  readonly #firstChars: Set<number>;
-  /** Every proper prefix of a needle: a stream tail that may still become one. */
-  readonly #prefixes = new Set<string>();
-  readonly #maxLength: number;
 
   /** `pairs`: [value, replacement]; values are UTF-8 text. */
   constructor(pairs: Iterable<[string, string]>) {
-    for (const [value, replacement] of pairs) {
-      for (const [form, back] of echoPairs(value, replacement)) {
+    const list = [...pairs];
+    this.#needles = needlesOf(list.map(([value]) => value));
+    list.forEach(([value, replacement], i) => {
+      if (!value) return;
+      for (const [form, back] of echoPairsOf(this.#needles.forms[i]!, replacement)) {
         const needle = utf8ToLatin1(form);
         if (!this.#replacement.has(needle)) this.#replacement.set(needle, utf8ToLatin1(back));
       }
-    }
-    this.#needles = [...this.#replacement.keys()].sort((a, b) => b.length - a.length);
-    this.#pattern = new RegExp(this.#needles.map(escapeRegex).join("|") || "(?!)", "g");
-    this.#firstChars = new Set(this.#needles.map((n) => n.charCodeAt(0)));
-    for (const n of this.#needles)
-      for (let i = 1; i < n.length; i++) this.#prefixes.add(n.slice(0, i));
-    this.#maxLength = Math.max(0, ...this.#needles.map((n) => n.length));
+    });
   }
 
   /** Redact a complete latin1/ASCII string (header values). */
   redact(text: string): string {
-    return this.#needles.length === 0
+    return this.#needles.list.length === 0
       ? text
-      : text.replace(this.#pattern, (m) => this.#replacement.get(m) ?? m);
+      : text.replace(this.#needles.pattern, (m) => this.#replacement.get(m) ?? m);
   }
 
   /** Redact a complete body (latin1, so binary parts survive); the same buffer when nothing matched. */
   redactBytes(body: Buffer): Buffer {
-    if (this.#needles.length === 0) return body;
+    if (this.#needles.list.length === 0) return body;
     const text = body.toString("latin1");
     const out = this.redact(text);
     return out === text ? body : Buffer.from(out, "latin1");
@@ -129,8 +167,9 @@ export class LiteralRedactor {
 
   /** Where, at or after `from`, the tail of `s` could still grow into a needle (length when nowhere). */
   #pendingFrom(s: string, from: number): number {
-    for (let i = Math.max(from, s.length - this.#maxLength + 1); i < s.length; i++) {
-      if (this.#firstChars.has(s.charCodeAt(i)) && this.#prefixes.has(s.slice(i))) return i;
+    const { maxLength, firstChars, prefixes } = this.#needles;
+    for (let i = Math.max(from, s.length - maxLength + 1); i < s.length; i++) {
+      if (firstChars.has(s.charCodeAt(i)) && prefixes.has(s.slice(i))) return i;
     }
     return s.length;
   }
@@ -144,8 +183,10 @@ export class LiteralRedactor {
     let out = "";
     let last = 0;
     let pending = this.#pendingFrom(s, 0);
-    this.#pattern.lastIndex = 0;
-    for (let m = this.#pattern.exec(s); m && m.index < pending; m = this.#pattern.exec(s)) {
+    // Shared by every redactor of these values: used from lastIndex 0 to the end, without an await.
+    const { pattern } = this.#needles;
+    pattern.lastIndex = 0;
+    for (let m = pattern.exec(s); m && m.index < pending; m = pattern.exec(s)) {
       out += s.slice(last, m.index) + (this.#replacement.get(m[0]) ?? m[0]);
       last = m.index + m[0].length;
       if (pending < last) pending = this.#pendingFrom(s, last);

@@ -159,6 +159,31 @@ describe("secret redaction", () => {
     expect(rebound.redact(secret)).toBe(Q);
   });
 
+  it("redacts the same value back to each redactor's own replacement, in every echo form, streams interleaved", async () => {
+    // The relay: one provider key, a new placeholder each turn.
+    const [forP, forQ] = [literalRedactor([[secret, P]]), literalRedactor([[secret, Q]])];
+    const b64 = Buffer.from(secret).toString("base64");
+    const echoed = `${secret} ${encodeURIComponent(secret)} ${b64}`;
+    const back = (r: string) =>
+      `${r} ${encodeURIComponent(r)} ${Buffer.from(r).toString("base64")}`;
+    expect(forP.redact(echoed)).toBe(back(P));
+    expect(forQ.redact(echoed)).toBe(back(Q));
+    const [a, b] = [forP.stream(), forQ.stream()];
+    const outA: Buffer[] = [];
+    const outB: Buffer[] = [];
+    a.on("data", (c: Buffer) => outA.push(c));
+    b.on("data", (c: Buffer) => outB.push(c));
+    for (let i = 0; i < echoed.length; i += 5) {
+      a.write(Buffer.from(echoed.slice(i, i + 5)));
+      b.write(Buffer.from(echoed.slice(i, i + 5)));
+    }
+    a.end();
+    b.end();
+    await Promise.all([once(a, "end"), once(b, "end")]);
+    expect(Buffer.concat(outA).toString()).toBe(back(P));
+    expect(Buffer.concat(outB).toString()).toBe(back(Q));
+  });
+
   it("serves interleaved streams sharing one redactor, each with its own held-back tail", async () => {
     const shared = literalRedactor([[secret, P]]);
     const [a, b] = [shared.stream(), shared.stream()];
