@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RecordAudit } from "./audit-records.ts";
 import { wantsJson } from "./explain.ts";
-import { loadPolicy, type PolicySource } from "./policy.ts";
+import { loadAgent, type PolicySource } from "./policy.ts";
 import { badRequest, refuse, writeRefusal } from "./refusals.ts";
 
 /**
@@ -34,9 +34,10 @@ export async function handleInternal(
   res: ServerResponse,
   sandboxId: string,
 ): Promise<void> {
-  const loaded = await loadPolicy(ctx, sandboxId, "");
+  // Only who is calling: the relay and the MCP proxy apply their own rules.
+  const loaded = await loadAgent(ctx, sandboxId, "");
   if (!loaded.ok) return refuse(ctx.audit, req, res, loaded.refusal, { sandboxId, port: 0 });
-  const { agentId } = loaded.policy;
+  const { agentId } = loaded;
   ctx.audit({
     sandboxId,
     agentId,

@@ -37,6 +37,11 @@ export interface EgressPolicy {
 export interface PolicySource {
   /** The network policy of a sandbox; null = unknown sandbox (refused). */
   policyFor(sandboxId: string): Promise<EgressPolicy | null>;
+  /**
+   * The agent of a sandbox only (null = unknown sandbox), for requests that need
+   * its identity but no host decision (the internal API). Default: policyFor's.
+   */
+  agentOf?(sandboxId: string): Promise<string | null>;
   logger?: Logger;
   /** DNS resolver for the address guard. Default: the system's. */
   resolver?: Resolver;
@@ -63,23 +68,48 @@ function privateRangesFor(policy: EgressPolicy, host: string): string[] {
     : [];
 }
 
+/** `lookup`'s answer for a sandbox, or a refusal about `host` (unknown sandbox, or the lookup failed). */
+async function loadFor<T>(
+  source: PolicySource,
+  sandboxId: string,
+  host: string,
+  lookup: () => Promise<T | null>,
+): Promise<{ ok: true; value: T } | Refused> {
+  let value: T | null;
+  try {
+    value = await lookup();
+  } catch (err) {
+    source.logger?.error({ err, sandboxId }, "egress policy lookup failed");
+    return refused(upstreamError(host, "the gateway could not load this sandbox's network policy"));
+  }
+  if (value === null) {
+    return refused({ status: 403, kind: "identity", host, reason: `unknown sandbox ${sandboxId}` });
+  }
+  return { ok: true, value };
+}
+
 /** The sandbox's policy, or a refusal about `host` (unknown sandbox, or the lookup failed). */
 export async function loadPolicy(
   source: PolicySource,
   sandboxId: string,
   host: string,
 ): Promise<PolicyLoaded> {
-  let policy: EgressPolicy | null;
-  try {
-    policy = await source.policyFor(sandboxId);
-  } catch (err) {
-    source.logger?.error({ err, sandboxId }, "egress policy lookup failed");
-    return refused(upstreamError(host, "the gateway could not load this sandbox's network policy"));
-  }
-  if (!policy) {
-    return refused({ status: 403, kind: "identity", host, reason: `unknown sandbox ${sandboxId}` });
-  }
-  return { ok: true, policy };
+  const loaded = await loadFor(source, sandboxId, host, () => source.policyFor(sandboxId));
+  return loaded.ok ? { ok: true, policy: loaded.value } : loaded;
+}
+
+/** The sandbox's agent, refused like loadPolicy; without its allow lists and the person's grants. */
+export async function loadAgent(
+  source: PolicySource,
+  sandboxId: string,
+  host: string,
+): Promise<{ ok: true; agentId: string } | Refused> {
+  const loaded = await loadFor(source, sandboxId, host, async () =>
+    source.agentOf
+      ? source.agentOf(sandboxId)
+      : ((await source.policyFor(sandboxId))?.agentId ?? null),
+  );
+  return loaded.ok ? { ok: true, agentId: loaded.value } : loaded;
 }
 
 /** May `sandboxId` reach `rawHost`? Its policy, then decideHost. */

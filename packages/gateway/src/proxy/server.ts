@@ -50,6 +50,8 @@ export interface EgressServerOptions {
   poolMember?(poolId: string, sandboxId: string): boolean;
   /** The network policy of a sandbox; null = unknown sandbox (refused). */
   policyFor(sandboxId: string): Promise<EgressPolicy | null>;
+  /** The agent of a sandbox, null = unknown (the internal API's identity). Default: policyFor's. */
+  agentOf?(sandboxId: string): Promise<string | null>;
   placeholders: PlaceholderLookup;
   secrets: SecretSource;
   /** The installation CA (loadOrCreateCa), for hosts where placeholders are swapped over TLS. */
@@ -144,6 +146,7 @@ function egressContext(
     identity: opts.identity,
     ...(opts.poolMember ? { poolMember: opts.poolMember } : {}),
     policyFor: opts.policyFor,
+    ...(opts.agentOf ? { agentOf: opts.agentOf } : {}),
     ...(opts.logger ? { logger: opts.logger } : {}),
     ...(opts.resolver ? { resolver: opts.resolver } : {}),
     ...(upstreamCa ? { upstreamCa } : {}),

@@ -289,6 +289,8 @@ export async function startEgress(deps: EgressDeps): Promise<Egress> {
           poolId === poolIdFor(sandboxId, config.sandbox.pool_size),
         identity,
         policyFor,
+        // The internal API needs the caller's agent only: the cached base, no settings read.
+        agentOf: async (sandboxId) => (await baseFor(sandboxId))?.agent.id ?? null,
         placeholders:
           identity.kind === "sandbox"
             ? turnGatedPlaceholders(deps.placeholders, deps.turns, {

@@ -5,6 +5,7 @@ import {
   authorizeHost,
   decideHost,
   type EgressPolicy,
+  loadAgent,
   loadPolicy,
   refuseInTunnel,
 } from "../../src/proxy/policy.ts";
@@ -126,6 +127,37 @@ describe("loadPolicy", () => {
       },
     });
     expect(lines.join("")).toContain("egress policy lookup failed");
+  });
+
+  it("loadAgent reads only the identity when the source has one, refused like loadPolicy", async () => {
+    const noPolicy = async (): Promise<never> => {
+      throw new Error("the whole policy is not needed for an identity");
+    };
+    expect(
+      await loadAgent({ policyFor: noPolicy, agentOf: async () => "support" }, "sb_x", ""),
+    ).toEqual({ ok: true, agentId: "support" });
+    // Without one, the policy's agent.
+    expect(await loadAgent({ policyFor: async () => policy }, "sb_x", "")).toEqual({
+      ok: true,
+      agentId: policy.agentId,
+    });
+    expect(await loadAgent({ policyFor: noPolicy, agentOf: async () => null }, "sb_x", "")).toEqual(
+      {
+        ok: false,
+        refusal: { status: 403, kind: "identity", host: "", reason: "unknown sandbox sb_x" },
+      },
+    );
+    const failed = await loadAgent(
+      {
+        policyFor: noPolicy,
+        agentOf: async () => {
+          throw new Error("store down");
+        },
+      },
+      "sb_x",
+      "",
+    );
+    expect(failed).toMatchObject({ ok: false, refusal: { status: 502, kind: "upstream" } });
   });
 
   it("authorizeHost hands back the policy with the decision", async () => {
