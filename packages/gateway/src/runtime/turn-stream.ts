@@ -92,7 +92,8 @@ export class TurnStream {
   #writes: Promise<void> = Promise.resolve();
   readonly #delivery = new AsyncQueue<AgentEvent>();
   readonly #delivered: Promise<void>;
-  readonly #abort = new AbortController();
+  /** Made when first asked for (few turns call gateway tools): ending a turn aborts it, if any. */
+  #abort: AbortController | undefined;
   /** Aborted when a person stops the turn (stop()); the runner then cancels the worker. */
   readonly #stop = new AbortController();
   #stoppedBy: string | undefined;
@@ -137,6 +138,10 @@ export class TurnStream {
 
   /** Aborted when the turn ends. */
   get signal(): AbortSignal {
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      if (this.ended) this.#abort.abort();
+    }
     return this.#abort.signal;
   }
 
@@ -318,7 +323,7 @@ export class TurnStream {
   async #end(): Promise<void> {
     // Everything up to the first await runs synchronously in end()'s caller.
     this.#phase = "ended";
-    this.#abort.abort();
+    this.#abort?.abort();
     const open = [...this.#pending];
     this.#pending.clear();
     for (const [, { onAnswer, timer }] of open) {

@@ -96,9 +96,11 @@ export class ReadCachingKv implements KeyValue {
 
   /** The partition that caches reads of `key`: its longest watched prefix. */
   #partitionOf(key: string): Partition | undefined {
+    // Every read asks this: plain loops, not #prefixesOf's generator.
     let prefix: string | undefined;
-    for (const p of this.#prefixesOf(key))
-      if (prefix === undefined || p.length > prefix.length) prefix = p;
+    for (const watched of [WATCHED, this.#prefixes])
+      for (const p of watched)
+        if (key.startsWith(p) && (prefix === undefined || p.length > prefix.length)) prefix = p;
     return prefix === undefined ? undefined : this.#partition(prefix);
   }
 

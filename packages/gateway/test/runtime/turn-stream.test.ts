@@ -47,6 +47,18 @@ function answers() {
 }
 
 describe("TurnStream", () => {
+  it("aborts the signal a gateway tool took while the turn ran, when the turn ends", async () => {
+    const { stream, begin } = streamOf();
+    await begin();
+    const taken = stream.signal;
+    expect(taken.aborted).toBe(false);
+    expect(stream.signal).toBe(taken);
+    const ending = stream.end();
+    expect(taken.aborted).toBe(true);
+    await ending;
+    await stream.close({ final: false });
+  });
+
   it("ends once however often and from wherever end() is called: registry, tools, requests, credentials", async () => {
     const { stream, begin } = streamOf();
     await begin();

@@ -47,8 +47,8 @@ export class SqliteStreams implements EventStreams {
   #lengths = new Map<string, number>();
   /** The newest entries of followed streams: reads that need no query (stream-tails.ts). */
   #tails = new StreamTails();
-  /** Wakes every blocked read on close. */
-  #closing = new AbortController();
+  /** Set on close: blocked reads wake (every stream's waiters are called) and return []. */
+  #closed = false;
 
   constructor(db: () => Db) {
     this.#db = db;
@@ -155,8 +155,8 @@ export class SqliteStreams implements EventStreams {
     const cursor = after === undefined ? { ms: -1, seq: -1 } : parseStreamId(after);
     const limit = limitOf(opts.limit) ?? -1;
     const deadline = Date.now() + blockMsOf(opts.blockMs);
-    const signals = [this.#closing.signal, ...(opts.signal ? [opts.signal] : [])];
-    const aborted = () => signals.some((s) => s.aborted);
+    const { signal } = opts;
+    const aborted = () => this.#closed || signal?.aborted === true;
     // A followed stream's newest entries are in memory (#tails); the rest is read.
     const at = after === undefined ? undefined : formatStreamId(cursor);
     const entriesNow = () =>
@@ -167,7 +167,7 @@ export class SqliteStreams implements EventStreams {
     while (entries.length === 0) {
       const wait = deadline - Date.now();
       if (wait <= 0 || aborted()) return [];
-      await this.#waitForAppend(stream, wait, signals);
+      await this.#waitForAppend(stream, wait, signal);
       if (aborted()) return [];
       entries = entriesNow();
     }
@@ -208,7 +208,8 @@ export class SqliteStreams implements EventStreams {
 
   /** Wake blocked readers (they return []) ahead of closing the database. */
   close(): void {
-    this.#closing.abort();
+    this.#closed = true;
+    for (const stream of this.#appended.eventNames()) this.#appended.emit(stream);
   }
 
   /** Delete expired streams; returns how many. */
@@ -284,17 +285,18 @@ export class SqliteStreams implements EventStreams {
     db.stmt("DELETE FROM streams WHERE name = :stream").run({ stream });
   }
 
-  #waitForAppend(stream: string, ms: number, signals: AbortSignal[]): Promise<void> {
+  /** Until `stream` is appended to (or the store closes), `ms` passes or `signal` aborts. */
+  #waitForAppend(stream: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.#appended.off(stream, done);
-        for (const s of signals) s.removeEventListener("abort", done);
+        signal?.removeEventListener("abort", done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       this.#appended.on(stream, done);
-      for (const s of signals) s.addEventListener("abort", done, { once: true });
+      signal?.addEventListener("abort", done, { once: true });
     });
   }
 }
