@@ -8,6 +8,8 @@ import { ignoreGone } from "@lobu/core/best-effort";
 /** Repository root (testkit lives at packages/testkit/src/harness). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
 export const LOBU_BIN = join(REPO_ROOT, "packages/cli/bin/lobu.js");
+/** How long an exited gateway's output pipes are waited for (see `exited`). */
+const DRAIN_MS = 2_000;
 
 export interface GatewayProcessOptions {
   /** lobu.toml contents. */
@@ -85,11 +87,26 @@ export async function startGatewayProcess(
   let out = "";
   let url = "";
 
-  const exited = () =>
-    new Promise<void>((r) => {
+  /** Its output pipes closed: everything it wrote is in `out`. */
+  let drained: Promise<void> = Promise.resolve();
+  /**
+   * Exited, and what it wrote read (a test reads `output()` right after): its
+   * output arrives through pipes that can lag behind the exit. At most
+   * DRAIN_MS for them, since a process it left behind may hold them open.
+   */
+  const exited = async () => {
+    await new Promise<void>((r) => {
       if (child.exitCode !== null || child.signalCode !== null) r();
       else child.once("exit", () => r());
     });
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, DRAIN_MS);
+      void drained.then(() => {
+        clearTimeout(timer);
+        r();
+      });
+    });
+  };
 
   const launch = async () => {
     out = "";
@@ -113,6 +130,7 @@ export async function startGatewayProcess(
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
+    drained = new Promise((r) => child.once("close", () => r()));
     const started = new Promise<void>((resolveStart, reject) => {
       const timer = setTimeout(
         () =>
