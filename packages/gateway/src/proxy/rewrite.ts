@@ -119,7 +119,8 @@ const needleSets = new Map<string, Needles>();
  * memory only, as the decrypted values they are made of already are (read-memo.ts).
  */
 function needlesOf(values: string[]): Needles {
-  const key = values.join("\0");
+  // JSON: no two lists of values share a key, whatever characters they hold.
+  const key = JSON.stringify(values);
   const hit = needleSets.get(key);
   if (hit) return hit;
   const built = new Needles(values);
@@ -224,7 +225,7 @@ const redactors = new Map<string, LiteralRedactor>();
  */
 export function literalRedactor(pairs: Iterable<[string, string]>): LiteralRedactor {
   const list = [...pairs];
-  const key = list.map(([value, back]) => `${value}\0${back}`).join("\u0001");
+  const key = JSON.stringify(list);
   const hit = redactors.get(key);
   if (hit) return hit;
   const built = new LiteralRedactor(list);

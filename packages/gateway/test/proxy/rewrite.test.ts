@@ -184,6 +184,24 @@ describe("secret redaction", () => {
     expect(Buffer.concat(outB).toString()).toBe(back(Q));
   });
 
+  it("never takes one list of values for another, whatever characters the values hold", () => {
+    const [a, b] = ["sk-first-0123456789", "sk-second-0123456789"];
+    const two = literalRedactor([
+      [a, P],
+      [b, Q],
+    ]);
+    // Joined with a separator, these two lists would read the same.
+    const one = literalRedactor([[`${a}\0${b}`, P]]);
+    const oneMore = literalRedactor([
+      [`${a}\0`, P],
+      [b, Q],
+    ]);
+    expect(two.redact(`${a} ${b}`)).toBe(`${P} ${Q}`);
+    expect(one.redact(`${a}\0${b}`)).toBe(P);
+    expect(one.redact(a)).toBe(a);
+    expect(oneMore.redact(`${a}\0 ${b}`)).toBe(`${P} ${Q}`);
+  });
+
   it("serves interleaved streams sharing one redactor, each with its own held-back tail", async () => {
     const shared = literalRedactor([[secret, P]]);
     const [a, b] = [shared.stream(), shared.stream()];
