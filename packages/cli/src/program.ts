@@ -71,7 +71,8 @@ export function buildProgram(run: Runner): Command {
       `
 One gateway per data dir: a second \`lobu run\` on the same data dir is refused
 (naming the first). SIGTERM or SIGINT stops it cleanly (sandboxes stopped,
-volumes unmounted); a second signal exits at once.
+volumes unmounted); a second signal, 2 s or more after the first, exits at once
+(one that also reaches it through npm, sent to the whole process group, is the same request).
 Logs go to stderr: readable lines on a terminal, JSON lines otherwise
 (LOBU_LOG_FORMAT=json|pretty to choose), after the startup summary.`,
     )

@@ -1,5 +1,5 @@
 import { afterEach, expect, it, vi } from "vitest";
-import { onLauncherExit } from "../src/commands/run.ts";
+import { onLauncherExit, stopRequests } from "../src/commands/run.ts";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -18,4 +18,17 @@ it("stops the gateway once when npm goes away, so the clean shutdown is not cut 
   // A second call would be taken as a second signal ("forced exit") mid-shutdown.
   vi.advanceTimersByTime(10_000);
   expect(stop).toHaveBeenCalledTimes(1);
+});
+
+it("takes a stop request repeated within the window as the same one, and a later one as forcing", () => {
+  let now = 1_000;
+  const request = stopRequests(2_000, () => now);
+  expect(request()).toBe("stop");
+  now += 5; // the process group's signal, then npm's forward of it
+  expect(request()).toBe("repeat");
+  now += 1_990;
+  expect(request()).toBe("repeat");
+  now += 5; // a person pressing Ctrl-C again
+  expect(request()).toBe("force");
+  expect(request()).toBe("force");
 });

@@ -35,6 +35,30 @@ export function onLauncherExit(
   timer.unref();
 }
 
+/** A signal this soon after the first is the same stop request, delivered twice (see stopRequests). */
+export const REPEAT_SIGNAL_MS = 2_000;
+
+/**
+ * How each stop request (signal, launcher gone) is taken: the first stops the
+ * gateway; one within `repeatMs` of it is that request delivered again — a
+ * signal sent to the whole process group (systemd's default, `kill -- -pgid`,
+ * `pkill`) reaches the gateway directly and once more through npm, which
+ * forwards it — and is ignored; a later one exits at once.
+ */
+export function stopRequests(
+  repeatMs = REPEAT_SIGNAL_MS,
+  now: () => number = Date.now,
+): () => "stop" | "repeat" | "force" {
+  let first: number | undefined;
+  return () => {
+    if (first === undefined) {
+      first = now();
+      return "stop";
+    }
+    return now() - first < repeatMs ? "repeat" : "force";
+  };
+}
+
 export async function runCommand(opts: RunOptions): Promise<number> {
   const envFile = resolve(opts.envFile ?? ".env");
   if (existsSync(envFile)) process.loadEnvFile(envFile);
@@ -50,16 +74,19 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const print = (line: string) => process.stdout.write(`${line}\n`);
 
   // Signals are handled from the first moment: one during startup abandons the
-  // start (closing what it opened); one after stops the gateway; a second one exits at once.
+  // start (closing what it opened); one after stops the gateway; a second one
+  // (not the first delivered twice) exits at once.
   const aborter = new AbortController();
+  const request = stopRequests();
   let gateway: Gateway | undefined;
-  let stopping: Promise<void> | undefined;
   let stopped = () => {};
   const done = new Promise<void>((r) => {
     stopped = r;
   });
   const stop = (why: string) => {
-    if (stopping || aborter.signal.aborted) {
+    const kind = request();
+    if (kind === "repeat") return;
+    if (kind === "force") {
       process.stderr.write("forced exit\n");
       process.exit(130);
     }
@@ -71,7 +98,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.stderr.write(
       `\n${why}: stopping (messages in flight stay queued and resume on the next start)…\n`,
     );
-    stopping = gateway.close().then(stopped, (err: Error) => {
+    void gateway.close().then(stopped, (err: Error) => {
       process.stderr.write(`shutdown error: ${err.message}\n`);
       stopped();
     });

@@ -72,6 +72,19 @@ describe.skipIf(process.getuid?.() !== 0)(
       },
     );
 
+    it("a stop signal delivered twice (to the process group, and forwarded by npm) stops it cleanly, not forced", async () => {
+      const w = await world();
+      expect(replyOf(await w.chat("twice", "hello"))).toBe("echo: hello");
+      w.gw.child.kill("SIGTERM");
+      // The same request again, well inside the repeat window, while it is stopping.
+      await new Promise((r) => setTimeout(r, 200));
+      await w.gw.kill("SIGTERM");
+      expect(w.gw.output()).not.toContain("forced exit");
+      expect(w.gw.child.exitCode).toBe(0);
+      released(w.gw.dataDir);
+      lockFree(w.gw.dataDir);
+    });
+
     it("after SIGKILL, the next start releases what the killed gateway left, and nothing of another gateway's", async () => {
       const [a, b] = await Promise.all([world(), world()]);
       expect(replyOf(await a.chat("ka", "one"))).toBe("echo: one");
